@@ -1,0 +1,45 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Errors of the core. The kernel maps them to errnos (see [`Error::errno`]).
+
+/// Why a core operation failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Error {
+    /// A buffer was too small to encode into or decode from.
+    Truncated,
+    /// A record's checksum does not match its contents.
+    BadChecksum,
+    /// A magic number is wrong: not zvpool metadata.
+    BadMagic,
+    /// A field holds a value outside its valid range.
+    BadField(&'static str),
+    /// The format version or an incompatible feature flag is not supported.
+    Unsupported(&'static str),
+    /// No space left (pool full, or out of caller-provided pages).
+    NoSpace,
+    /// An argument from the caller is invalid.
+    Invalid(&'static str),
+    /// The object is busy (e.g. open zone limit reached, live volume).
+    Busy,
+    /// The named object does not exist.
+    NotFound,
+    /// Metadata is inconsistent (found by recovery or the verifier).
+    Corrupt(&'static str),
+}
+
+/// Result type of the core.
+pub type Result<T> = core::result::Result<T, Error>;
+
+impl Error {
+    /// The (positive) Linux errno that best describes this error.
+    pub const fn errno(self) -> i32 {
+        match self {
+            Error::Truncated | Error::BadChecksum | Error::BadMagic | Error::BadField(_) => 117, // EUCLEAN
+            Error::Corrupt(_) => 117,
+            Error::Unsupported(_) => 95, // EOPNOTSUPP
+            Error::NoSpace => 28,        // ENOSPC
+            Error::Invalid(_) => 22,     // EINVAL
+            Error::Busy => 16,           // EBUSY
+            Error::NotFound => 2,        // ENOENT
+        }
+    }
+}

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# Install what zvpool's build and tests need: Debian packages (bookworm) and a
+# pinned bindgen-cli in $ZVPOOL_CACHE/tools. Idempotent: does nothing when all
+# is present.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+# Kernel + Rust toolchain, QEMU, and the guest userland copied into the initramfs.
+PKGS=(
+	rustc-web rust-web-src clang-19 lld-19 llvm-19 libclang-19-dev
+	bison flex libelf-dev libssl-dev bc cpio kmod dwarves python3 xz-utils binutils make gcc
+	qemu-system-x86 busybox-static
+	fio util-linux e2fsprogs dmsetup
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	log "installing Debian packages: ${missing[*]}"
+	SUDO=""
+	[ "$(id -u)" = 0 ] || SUDO=sudo
+	$SUDO apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+[ -x "$ZV_RUSTC" ] || die "$ZV_RUSTC missing after installing rustc-web"
+[ -d "$(zv_rust_lib_src)" ] || die "Rust library source $(zv_rust_lib_src) missing (package rust-web-src)"
+
+if ! [ -x "$ZV_BINDGEN" ] || ! "$ZV_BINDGEN" --version 2>/dev/null | grep -q " $ZV_BINDGEN_VERSION\$"; then
+	log "installing bindgen-cli $ZV_BINDGEN_VERSION into $ZVPOOL_CACHE/tools (about a minute)"
+	mkdir -p "$ZVPOOL_CACHE/tools"
+	cargo install -q bindgen-cli --version "=$ZV_BINDGEN_VERSION" --locked --root "$ZVPOOL_CACHE/tools"
+fi
+log "toolchain: $($ZV_RUSTC --version), $("$ZV_BINDGEN" --version), $(clang-19 --version | head -1)"
