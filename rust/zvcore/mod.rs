@@ -11,3 +11,4 @@
 
 pub mod codec;
 pub mod error;
+pub mod geom;
