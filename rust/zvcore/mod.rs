@@ -12,3 +12,4 @@
 pub mod codec;
 pub mod error;
 pub mod geom;
+pub mod alloc;
