@@ -13,3 +13,4 @@ pub mod codec;
 pub mod error;
 pub mod geom;
 pub mod alloc;
+pub mod map;

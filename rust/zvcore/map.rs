@@ -1,0 +1,1068 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Per-volume block tables: volume block (lba) -> pool address.
+//!
+//! A table is a fixed-height radix tree of 4 KiB nodes of 512 `u64` entries
+//! (9 address bits per level, like a page table or Parallax's block maps).
+//! The height is the smallest that covers the volume size: 1 level maps
+//! 2 MiB, 2 levels 1 GiB, 3 levels 512 GiB, 4 levels 256 TiB. Nodes come
+//! from a caller-provided [`NodeStore`] (kernel pages in the module, a `Vec`
+//! in tests), shared by all tables of a pool.
+//!
+//! Entry format (both levels): bit 63 [`PRESENT`]; bit 62 [`SHARED`]
+//! (reserved for copy-on-write snapshots, always 0 today); bits 48..62
+//! reserved (0); interior entries hold the child [`NodeId`] in bits 0..32,
+//! leaf entries the pool address in bits 0..48. An all-zero entry is
+//! unmapped / no child, so a freshly zeroed node is empty.
+//!
+//! Memory: a fully mapped leaf describes 512 blocks in 4 KiB, i.e. 8 bytes per
+//! mapped 4 KiB block plus 1/512 of that per level above. Worst case (one
+//! mapped block per leaf) a block costs a whole 4 KiB leaf; see
+//! `Documentation/design-space.md` for the extent-leaf idea that bounds it.
+
+use super::codec::{Reader, Writer};
+use super::error::{Error, Result};
+use super::geom::MAX_POOL_BLOCKS;
+
+/// Entries per node.
+pub const FANOUT: usize = 512;
+/// Address bits resolved per level.
+pub const FANOUT_BITS: u32 = 9;
+/// Most levels of a table.
+pub const MAX_HEIGHT: u8 = 6;
+/// Largest volume (blocks): `512^6 = 2^54` (64 EiB).
+pub const MAX_VOLUME_BLOCKS: u64 = 1 << (FANOUT_BITS * MAX_HEIGHT as u32);
+
+/// Entry bit: the entry maps a block / points to a child node.
+pub const PRESENT: u64 = 1 << 63;
+/// Entry bit reserved for copy-on-write sharing (see the design document).
+pub const SHARED: u64 = 1 << 62;
+/// Address bits of a leaf entry.
+pub const ADDR_MASK: u64 = MAX_POOL_BLOCKS - 1;
+/// Node-id bits of an interior entry.
+pub const ID_MASK: u64 = u32::MAX as u64;
+
+/// One 4 KiB node.
+pub type Node = [u64; FANOUT];
+/// Identifier of a node in a [`NodeStore`].
+pub type NodeId = u32;
+
+/// Where table nodes live (shared by all tables of a pool).
+pub trait NodeStore {
+    /// A new node, all entries zero; `None` when out of memory.
+    fn alloc(&mut self) -> Option<NodeId>;
+    /// Returns a node (it is never referenced again).
+    fn free(&mut self, id: NodeId);
+    /// The node `id`.
+    fn get(&self, id: NodeId) -> Option<&Node>;
+    /// The node `id`, mutable.
+    fn get_mut(&mut self, id: NodeId) -> Option<&mut Node>;
+}
+
+/// A run of mapped blocks: `[lba, lba+len)` of volume `vol` at pool
+/// addresses `[addr, addr+len)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MapExtent {
+    /// Volume id.
+    pub vol: u32,
+    /// First volume block.
+    pub lba: u64,
+    /// Blocks (>= 1).
+    pub len: u64,
+    /// Pool address of `lba`.
+    pub addr: u64,
+}
+
+/// Encoded size of one [`MapExtent`] record.
+pub const EXTENT_RECORD_BYTES: usize = 24;
+
+impl MapExtent {
+    /// Encodes `vol: u32, lba: u64, len: u32, addr: u64` (`len` must fit a u32).
+    pub fn encode(&self, w: &mut Writer<'_>) -> Result<()> {
+        let len = u32::try_from(self.len).map_err(|_| Error::Invalid("extent too long"))?;
+        if w.remaining() < EXTENT_RECORD_BYTES {
+            return Err(Error::Truncated);
+        }
+        w.put_u32(self.vol)?;
+        w.put_u64(self.lba)?;
+        w.put_u32(len)?;
+        w.put_u64(self.addr)
+    }
+
+    /// Decodes and range-checks one record.
+    pub fn decode(r: &mut Reader<'_>) -> Result<MapExtent> {
+        let vol = r.get_u32()?;
+        let lba = r.get_u64()?;
+        let len = u64::from(r.get_u32()?);
+        let addr = r.get_u64()?;
+        if len == 0 {
+            return Err(Error::BadField("extent length"));
+        }
+        if lba.checked_add(len).map(|e| e > MAX_VOLUME_BLOCKS) != Some(false) {
+            return Err(Error::BadField("extent lba"));
+        }
+        if addr.checked_add(len).map(|e| e > MAX_POOL_BLOCKS) != Some(false) {
+            return Err(Error::BadField("extent address"));
+        }
+        Ok(MapExtent {
+            vol,
+            lba,
+            len,
+            addr,
+        })
+    }
+}
+
+/// Decodes one chunk written by [`BlockTable::encode_chunk`] (a `u32` count
+/// then that many records), handing each extent to `f`. Returns the count.
+pub fn decode_chunk(r: &mut Reader<'_>, mut f: impl FnMut(MapExtent) -> Result<()>) -> Result<u32> {
+    let count = r.get_u32()?;
+    let bytes = (count as usize).checked_mul(EXTENT_RECORD_BYTES);
+    if bytes.map(|b| b > r.remaining()) != Some(false) {
+        return Err(Error::Truncated);
+    }
+    for _ in 0..count {
+        f(MapExtent::decode(r)?)?;
+    }
+    Ok(count)
+}
+
+/// Blocks covered by one entry of a node at `level` (1 = leaf).
+const fn span(level: u8) -> u64 {
+    1u64 << (FANOUT_BITS * (level as u32 - 1))
+}
+
+/// Index of `lba` in its node at `level`.
+const fn index(lba: u64, level: u8) -> usize {
+    ((lba >> (FANOUT_BITS * (level as u32 - 1))) & (FANOUT as u64 - 1)) as usize
+}
+
+/// Smallest height covering `size` blocks.
+fn height_for(size: u64) -> u8 {
+    let mut h = 1u8;
+    while h < MAX_HEIGHT && span(h + 1) < size {
+        h += 1;
+    }
+    h
+}
+
+fn child(e: u64) -> Option<NodeId> {
+    (e & PRESENT != 0).then_some((e & ID_MASK) as NodeId)
+}
+
+/// Where a walk toward a leaf ended.
+enum Walk {
+    /// The leaf holding the lba, and the path of node ids from the root
+    /// (`path[0]` = root, `path[h-1]` = leaf).
+    Leaf([NodeId; MAX_HEIGHT as usize]),
+    /// No node there: everything from the lba up to (excluding) `end` is
+    /// unmapped; `path[..depth]` are the nodes found on the way.
+    Hole {
+        end: u64,
+        path: [NodeId; MAX_HEIGHT as usize],
+        depth: usize,
+    },
+}
+
+/// The block table of one volume. Small and `Copy`: the nodes live in the
+/// [`NodeStore`], which every operation takes as an argument.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockTable {
+    vol: u32,
+    root: Option<NodeId>,
+    height: u8,
+    size: u64,
+    mapped: u64,
+}
+
+impl BlockTable {
+    /// An empty table for volume `vol` of `size` blocks (no node allocated).
+    pub fn new(vol: u32, size: u64) -> Result<BlockTable> {
+        if size > MAX_VOLUME_BLOCKS {
+            return Err(Error::Invalid("volume too large"));
+        }
+        Ok(BlockTable {
+            vol,
+            root: None,
+            height: height_for(size),
+            size,
+            mapped: 0,
+        })
+    }
+
+    /// Volume id.
+    pub fn vol(&self) -> u32 {
+        self.vol
+    }
+
+    /// Volume size in blocks.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Tree height (levels).
+    pub fn height(&self) -> u8 {
+        self.height
+    }
+
+    /// Mapped blocks.
+    pub fn mapped(&self) -> u64 {
+        self.mapped
+    }
+
+    /// Root node, if any.
+    pub fn root(&self) -> Option<NodeId> {
+        self.root
+    }
+
+    fn walk<S: NodeStore>(&self, store: &S, lba: u64) -> Walk {
+        let h = self.height;
+        let mut path = [0 as NodeId; MAX_HEIGHT as usize];
+        let hole_end = |level: u8| {
+            let s = span(level.saturating_add(1)).min(MAX_VOLUME_BLOCKS);
+            (lba / s).saturating_add(1).saturating_mul(s)
+        };
+        let Some(mut id) = self.root else {
+            return Walk::Hole {
+                end: hole_end(h).max(self.size),
+                path,
+                depth: 0,
+            };
+        };
+        let mut level = h;
+        let mut depth = 0usize;
+        loop {
+            if let Some(p) = path.get_mut(depth) {
+                *p = id;
+            }
+            if level == 1 {
+                return Walk::Leaf(path);
+            }
+            let e = store
+                .get(id)
+                .and_then(|n| n.get(index(lba, level)).copied())
+                .unwrap_or(0);
+            match child(e) {
+                Some(c) => id = c,
+                None => {
+                    return Walk::Hole {
+                        end: hole_end(level - 1),
+                        path,
+                        depth: depth + 1,
+                    }
+                }
+            }
+            level -= 1;
+            depth += 1;
+        }
+    }
+
+    fn leaf_id(&self, path: &[NodeId; MAX_HEIGHT as usize]) -> NodeId {
+        path.get(usize::from(self.height) - 1).copied().unwrap_or(0)
+    }
+
+    /// The pool address of `lba`, if mapped.
+    pub fn lookup<S: NodeStore>(&self, store: &S, lba: u64) -> Option<u64> {
+        if lba >= self.size {
+            return None;
+        }
+        match self.walk(store, lba) {
+            Walk::Hole { .. } => None,
+            Walk::Leaf(p) => {
+                let e = store.get(self.leaf_id(&p))?.get(index(lba, 1)).copied()?;
+                (e & PRESENT != 0).then_some(e & ADDR_MASK)
+            }
+        }
+    }
+
+    /// The mapping of `lba` and how many blocks from `lba` on (at most `max`,
+    /// never past the volume end) share it: either all unmapped, or mapped to
+    /// consecutive pool addresses. `(None, 0)` for `lba >= size` or `max == 0`.
+    pub fn lookup_run<S: NodeStore>(&self, store: &S, lba: u64, max: u64) -> (Option<u64>, u64) {
+        if lba >= self.size || max == 0 {
+            return (None, 0);
+        }
+        let limit = max.min(self.size - lba);
+        let first = self.lookup(store, lba);
+        let mut n = 0u64;
+        while n < limit {
+            let cur = lba + n;
+            match self.walk(store, cur) {
+                Walk::Hole { end, .. } => {
+                    if first.is_some() {
+                        break;
+                    }
+                    n = n.saturating_add(end.saturating_sub(cur).max(1));
+                }
+                Walk::Leaf(p) => {
+                    let Some(node) = store.get(self.leaf_id(&p)) else {
+                        break;
+                    };
+                    let mut i = index(cur, 1);
+                    let mut stop = false;
+                    while i < FANOUT && n < limit {
+                        let e = node.get(i).copied().unwrap_or(0);
+                        let ok = match first {
+                            None => e & PRESENT == 0,
+                            Some(a) => e & PRESENT != 0 && e & ADDR_MASK == a.wrapping_add(n),
+                        };
+                        if !ok {
+                            stop = true;
+                            break;
+                        }
+                        n += 1;
+                        i += 1;
+                    }
+                    if stop {
+                        break;
+                    }
+                }
+            }
+        }
+        (first, n.min(limit))
+    }
+
+    fn check_range(&self, lba: u64, len: u64) -> Result<u64> {
+        let end = lba.checked_add(len).ok_or(Error::Invalid("range"))?;
+        if len == 0 || end > self.size {
+            return Err(Error::Invalid("range outside volume"));
+        }
+        Ok(end)
+    }
+
+    /// Makes sure the leaf holding `lba` exists (allocating nodes on the way).
+    fn ensure_leaf<S: NodeStore>(&mut self, store: &mut S, lba: u64) -> Result<()> {
+        let mut id = match self.root {
+            Some(r) => r,
+            None => {
+                let r = store.alloc().ok_or(Error::NoSpace)?;
+                self.root = Some(r);
+                r
+            }
+        };
+        let mut level = self.height;
+        while level > 1 {
+            let i = index(lba, level);
+            let e = store
+                .get(id)
+                .and_then(|n| n.get(i).copied())
+                .ok_or(Error::Corrupt("map: bad node id"))?;
+            id = match child(e) {
+                Some(c) => c,
+                None => {
+                    let c = store.alloc().ok_or(Error::NoSpace)?;
+                    if let Some(slot) = store.get_mut(id).and_then(|n| n.get_mut(i)) {
+                        *slot = PRESENT | u64::from(c);
+                    }
+                    c
+                }
+            };
+            level -= 1;
+        }
+        Ok(())
+    }
+
+    /// Maps `[lba, lba+len)` to pool addresses `[addr, addr+len)`. Every
+    /// previous mapping replaced is reported as `on_old(lba, old_addr, len)`
+    /// (runs merged), so the caller can invalidate it in the allocator.
+    ///
+    /// [`Error::NoSpace`] when the store runs out of nodes: the mapping is
+    /// unchanged (nodes allocated on the way are freed again).
+    pub fn map_range<S: NodeStore>(
+        &mut self,
+        store: &mut S,
+        lba: u64,
+        len: u64,
+        addr: u64,
+        mut on_old: impl FnMut(u64, u64, u64),
+    ) -> Result<()> {
+        let end = self.check_range(lba, len)?;
+        if addr.checked_add(len).map(|e| e > MAX_POOL_BLOCKS) != Some(false) {
+            return Err(Error::Invalid("address outside the pool"));
+        }
+        // Pass 1: every leaf exists.
+        let mut l = lba;
+        while l < end {
+            if let Err(e) = self.ensure_leaf(store, l) {
+                self.prune(store, lba, l.saturating_add(1).min(end));
+                return Err(e);
+            }
+            l = (l / span(2) + 1) * span(2);
+        }
+        // Pass 2: write the entries.
+        let mut run: Option<(u64, u64, u64)> = None;
+        let mut l = lba;
+        while l < end {
+            let Walk::Leaf(p) = self.walk(store, l) else {
+                return Err(Error::Corrupt("map: missing leaf"));
+            };
+            let leaf = self.leaf_id(&p);
+            let node = store
+                .get_mut(leaf)
+                .ok_or(Error::Corrupt("map: bad node id"))?;
+            let mut i = index(l, 1);
+            while i < FANOUT && l < end {
+                if let Some(slot) = node.get_mut(i) {
+                    let old = *slot;
+                    *slot = PRESENT | (addr + (l - lba));
+                    if old & PRESENT != 0 {
+                        let oa = old & ADDR_MASK;
+                        run = match run {
+                            Some((rl, ra, rn)) if rl + rn == l && ra.wrapping_add(rn) == oa => {
+                                Some((rl, ra, rn + 1))
+                            }
+                            Some(r) => {
+                                on_old(r.0, r.1, r.2);
+                                Some((l, oa, 1))
+                            }
+                            None => Some((l, oa, 1)),
+                        };
+                    } else {
+                        self.mapped += 1;
+                    }
+                }
+                i += 1;
+                l += 1;
+            }
+        }
+        if let Some(r) = run {
+            on_old(r.0, r.1, r.2);
+        }
+        Ok(())
+    }
+
+    /// Unmaps `[lba, lba+len)` (trim / discard / write zeroes), reporting the
+    /// old mappings like [`Self::map_range`], and frees nodes left empty.
+    pub fn unmap_range<S: NodeStore>(
+        &mut self,
+        store: &mut S,
+        lba: u64,
+        len: u64,
+        mut on_old: impl FnMut(u64, u64, u64),
+    ) -> Result<()> {
+        let end = self.check_range(lba, len)?;
+        let mut run: Option<(u64, u64, u64)> = None;
+        let mut l = lba;
+        while l < end {
+            match self.walk(store, l) {
+                Walk::Hole { end, .. } => l = end.max(l + 1),
+                Walk::Leaf(p) => {
+                    let leaf = self.leaf_id(&p);
+                    let Some(node) = store.get_mut(leaf) else {
+                        return Err(Error::Corrupt("map: bad node id"));
+                    };
+                    let mut i = index(l, 1);
+                    while i < FANOUT && l < end {
+                        if let Some(slot) = node.get_mut(i) {
+                            let old = *slot;
+                            if old & PRESENT != 0 {
+                                *slot = 0;
+                                self.mapped = self.mapped.saturating_sub(1);
+                                let oa = old & ADDR_MASK;
+                                run = match run {
+                                    Some((rl, ra, rn))
+                                        if rl + rn == l && ra.wrapping_add(rn) == oa =>
+                                    {
+                                        Some((rl, ra, rn + 1))
+                                    }
+                                    Some(r) => {
+                                        on_old(r.0, r.1, r.2);
+                                        Some((l, oa, 1))
+                                    }
+                                    None => Some((l, oa, 1)),
+                                };
+                            }
+                        }
+                        i += 1;
+                        l += 1;
+                    }
+                }
+            }
+        }
+        if let Some(r) = run {
+            on_old(r.0, r.1, r.2);
+        }
+        self.prune(store, lba, end);
+        Ok(())
+    }
+
+    /// Frees empty nodes whose range intersects `[lba, end)`.
+    fn prune<S: NodeStore>(&mut self, store: &mut S, lba: u64, end: u64) {
+        let mut l = lba;
+        while l < end {
+            let (p, found, next) = match self.walk(store, l) {
+                Walk::Leaf(p) => (p, usize::from(self.height), (l / span(2) + 1) * span(2)),
+                Walk::Hole { end, path, depth } => (path, depth, end.max(l + 1)),
+            };
+            // From the deepest node found up: free a node while it is all zero.
+            let mut depth = found;
+            while depth > 0 {
+                depth -= 1;
+                let id = p.get(depth).copied().unwrap_or(0);
+                let empty = store
+                    .get(id)
+                    .map(|n| n.iter().all(|&e| e == 0))
+                    .unwrap_or(false);
+                if !empty {
+                    break;
+                }
+                store.free(id);
+                if depth == 0 {
+                    self.root = None;
+                    break;
+                }
+                let parent = p.get(depth - 1).copied().unwrap_or(0);
+                let level = self.height - (depth as u8 - 1);
+                if let Some(slot) = store
+                    .get_mut(parent)
+                    .and_then(|n| n.get_mut(index(l, level)))
+                {
+                    *slot = 0;
+                }
+            }
+            l = next;
+        }
+    }
+
+    /// The first mapped extent at or after `from` (maximal run of blocks
+    /// mapped to consecutive addresses), if any.
+    pub fn next_extent<S: NodeStore>(&self, store: &S, from: u64) -> Option<MapExtent> {
+        let mut l = from;
+        while l < self.size {
+            match self.walk(store, l) {
+                Walk::Hole { end, .. } => l = end.max(l + 1),
+                Walk::Leaf(p) => {
+                    let node = store.get(self.leaf_id(&p))?;
+                    let mut i = index(l, 1);
+                    while i < FANOUT && l < self.size {
+                        if node.get(i).map(|e| e & PRESENT != 0) == Some(true) {
+                            let (addr, len) = self.lookup_run(store, l, u64::MAX);
+                            return addr.map(|addr| MapExtent {
+                                vol: self.vol,
+                                lba: l,
+                                len,
+                                addr,
+                            });
+                        }
+                        i += 1;
+                        l += 1;
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// Iterator over the mapped extents in lba order.
+    pub fn extents<'a, S: NodeStore>(&'a self, store: &'a S) -> Extents<'a, S> {
+        Extents {
+            table: self,
+            store,
+            next: 0,
+        }
+    }
+
+    /// Changes the volume size. Shrinking unmaps everything beyond the new
+    /// end (reported through `on_old`) and lowers the tree; growing may add
+    /// levels above the root ([`Error::NoSpace`] leaves the table unchanged).
+    pub fn resize<S: NodeStore>(
+        &mut self,
+        store: &mut S,
+        new_size: u64,
+        on_old: impl FnMut(u64, u64, u64),
+    ) -> Result<()> {
+        if new_size > MAX_VOLUME_BLOCKS {
+            return Err(Error::Invalid("volume too large"));
+        }
+        let new_h = height_for(new_size);
+        if new_size < self.size {
+            self.unmap_range(store, new_size, self.size - new_size, on_old)?;
+            while self.height > new_h {
+                if let Some(r) = self.root {
+                    let first = store.get(r).and_then(|n| n.first().copied()).unwrap_or(0);
+                    store.free(r);
+                    self.root = child(first);
+                }
+                self.height -= 1;
+            }
+        } else if new_h > self.height {
+            if let Some(r) = self.root {
+                let mut ids = [0 as NodeId; MAX_HEIGHT as usize];
+                let extra = usize::from(new_h - self.height);
+                for k in 0..extra {
+                    match store.alloc() {
+                        Some(id) => {
+                            if let Some(s) = ids.get_mut(k) {
+                                *s = id;
+                            }
+                        }
+                        None => {
+                            for &id in ids.iter().take(k) {
+                                store.free(id);
+                            }
+                            return Err(Error::NoSpace);
+                        }
+                    }
+                }
+                // ids[0] is the new root; each points to the next; the last to the old root.
+                let mut below = r;
+                for k in (0..extra).rev() {
+                    let id = ids.get(k).copied().unwrap_or(0);
+                    if let Some(slot) = store.get_mut(id).and_then(|n| n.first_mut()) {
+                        *slot = PRESENT | u64::from(below);
+                    }
+                    below = id;
+                }
+                self.root = Some(below);
+            }
+            self.height = new_h;
+        }
+        self.size = new_size;
+        Ok(())
+    }
+
+    /// Unmaps everything and frees all nodes (volume deletion).
+    pub fn destroy<S: NodeStore>(
+        &mut self,
+        store: &mut S,
+        on_old: impl FnMut(u64, u64, u64),
+    ) -> Result<()> {
+        if self.size > 0 {
+            self.unmap_range(store, 0, self.size, on_old)?;
+        }
+        if let Some(r) = self.root.take() {
+            store.free(r);
+        }
+        Ok(())
+    }
+
+    /// Encodes mapped extents from `*cursor` (an lba) on into `w` as one chunk:
+    /// a `u32` count then records of [`EXTENT_RECORD_BYTES`]; advances
+    /// `*cursor`. Returns `Ok(true)` when the table is fully encoded.
+    /// [`Error::Truncated`] (nothing written) if `w` cannot hold the count and
+    /// one record.
+    pub fn encode_chunk<S: NodeStore>(
+        &self,
+        store: &S,
+        cursor: &mut u64,
+        w: &mut Writer<'_>,
+    ) -> Result<bool> {
+        if w.remaining() < 4 + EXTENT_RECORD_BYTES {
+            return match self.next_extent(store, *cursor) {
+                None => Ok(true),
+                Some(_) => Err(Error::Truncated),
+            };
+        }
+        let at = w.pos();
+        w.put_u32(0)?;
+        let mut count = 0u32;
+        loop {
+            let Some(mut e) = self.next_extent(store, *cursor) else {
+                *cursor = self.size;
+                w.patch_u32(at, count)?;
+                return Ok(true);
+            };
+            if w.remaining() < EXTENT_RECORD_BYTES {
+                w.patch_u32(at, count)?;
+                return Ok(false);
+            }
+            e.len = e.len.min(u64::from(u32::MAX));
+            e.encode(w)?;
+            count += 1;
+            *cursor = e.lba + e.len;
+        }
+    }
+
+    /// Replays one decoded extent into this table (checkpoint load): it must
+    /// belong to this volume, lie inside it and not overlap anything mapped.
+    pub fn replay<S: NodeStore>(&mut self, store: &mut S, e: &MapExtent) -> Result<()> {
+        if e.vol != self.vol {
+            return Err(Error::Corrupt("map: extent of another volume"));
+        }
+        self.check_range(e.lba, e.len)
+            .map_err(|_| Error::Corrupt("map: extent beyond volume end"))?;
+        let (a, n) = self.lookup_run(store, e.lba, e.len);
+        if a.is_some() || n < e.len {
+            return Err(Error::Corrupt("map: overlapping extents"));
+        }
+        self.map_range(store, e.lba, e.len, e.addr, |_, _, _| {})
+    }
+}
+
+/// Iterator over a table's mapped extents (see [`BlockTable::extents`]).
+pub struct Extents<'a, S> {
+    table: &'a BlockTable,
+    store: &'a S,
+    next: u64,
+}
+
+impl<S: NodeStore> Iterator for Extents<'_, S> {
+    type Item = MapExtent;
+
+    fn next(&mut self) -> Option<MapExtent> {
+        let e = self.table.next_extent(self.store, self.next)?;
+        self.next = e.lba.saturating_add(e.len);
+        Some(e)
+    }
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+    use std::vec;
+    use std::vec::Vec;
+
+    /// A `Vec`-backed node store with an optional node limit.
+    pub struct VecStore {
+        pub nodes: Vec<Option<std::boxed::Box<Node>>>,
+        pub free_ids: Vec<NodeId>,
+        pub limit: usize,
+        pub live: usize,
+    }
+
+    impl VecStore {
+        pub fn new(limit: usize) -> Self {
+            VecStore {
+                nodes: Vec::new(),
+                free_ids: Vec::new(),
+                limit,
+                live: 0,
+            }
+        }
+    }
+
+    impl NodeStore for VecStore {
+        fn alloc(&mut self) -> Option<NodeId> {
+            if self.live >= self.limit {
+                return None;
+            }
+            self.live += 1;
+            let n = std::boxed::Box::new([0u64; FANOUT]);
+            if let Some(id) = self.free_ids.pop() {
+                self.nodes[id as usize] = Some(n);
+                Some(id)
+            } else {
+                self.nodes.push(Some(n));
+                Some((self.nodes.len() - 1) as NodeId)
+            }
+        }
+        fn free(&mut self, id: NodeId) {
+            assert!(self.nodes[id as usize].take().is_some(), "double free");
+            self.live -= 1;
+            self.free_ids.push(id);
+        }
+        fn get(&self, id: NodeId) -> Option<&Node> {
+            self.nodes.get(id as usize)?.as_deref()
+        }
+        fn get_mut(&mut self, id: NodeId) -> Option<&mut Node> {
+            self.nodes.get_mut(id as usize)?.as_deref_mut()
+        }
+    }
+
+    pub struct Rng(pub u64);
+    impl Rng {
+        pub fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        pub fn below(&mut self, n: u64) -> u64 {
+            self.next() % n.max(1)
+        }
+    }
+
+    /// Extents of the reference model, maximal runs.
+    fn model_extents(m: &[Option<u64>]) -> Vec<(u64, u64, u64)> {
+        let mut v: Vec<(u64, u64, u64)> = Vec::new();
+        for (i, e) in m.iter().enumerate() {
+            if let Some(a) = *e {
+                if let Some(last) = v.last_mut() {
+                    if last.0 + last.2 == i as u64 && last.1 + last.2 == a {
+                        last.2 += 1;
+                        continue;
+                    }
+                }
+                v.push((i as u64, a, 1));
+            }
+        }
+        v
+    }
+
+    fn check_against(t: &BlockTable, s: &VecStore, m: &[Option<u64>]) {
+        assert_eq!(t.mapped(), m.iter().filter(|e| e.is_some()).count() as u64);
+        let ext: Vec<(u64, u64, u64)> = t.extents(s).map(|e| (e.lba, e.addr, e.len)).collect();
+        assert_eq!(ext, model_extents(m));
+        if t.mapped() == 0 {
+            assert_eq!(s.live, 0, "empty table keeps nodes");
+        }
+    }
+
+    #[test]
+    fn heights() {
+        assert_eq!(height_for(0), 1);
+        assert_eq!(height_for(512), 1);
+        assert_eq!(height_for(513), 2);
+        assert_eq!(height_for(512 * 512), 2);
+        assert_eq!(height_for(512 * 512 + 1), 3);
+        assert_eq!(height_for(MAX_VOLUME_BLOCKS), 6);
+        assert!(BlockTable::new(0, MAX_VOLUME_BLOCKS + 1).is_err());
+    }
+
+    #[test]
+    fn basic_map_unmap() {
+        let mut s = VecStore::new(100);
+        let mut t = BlockTable::new(7, 2000).unwrap();
+        assert_eq!(t.lookup(&s, 5), None);
+        assert_eq!(t.lookup_run(&s, 0, 5000), (None, 2000));
+        t.map_range(&mut s, 500, 20, 1000, |_, _, _| panic!())
+            .unwrap();
+        assert_eq!(s.live, 3); // root + 2 leaves
+        assert_eq!(t.lookup(&s, 511), Some(1011));
+        assert_eq!(t.lookup(&s, 512), Some(1012));
+        assert_eq!(t.lookup_run(&s, 505, 100), (Some(1005), 15));
+        assert_eq!(t.lookup_run(&s, 0, 1000), (None, 500));
+        assert_eq!(t.lookup_run(&s, 520, 10000), (None, 1480));
+        let mut old = Vec::new();
+        t.map_range(&mut s, 510, 4, 50, |l, a, n| old.push((l, a, n)))
+            .unwrap();
+        assert_eq!(old, vec![(510, 1010, 4)]);
+        assert_eq!(t.mapped(), 20);
+        old.clear();
+        t.unmap_range(&mut s, 0, 2000, |l, a, n| old.push((l, a, n)))
+            .unwrap();
+        assert_eq!(old, vec![(500, 1000, 10), (510, 50, 4), (514, 1014, 6)]);
+        assert_eq!(s.live, 0);
+        assert_eq!(t.root(), None);
+        assert!(t.map_range(&mut s, 1990, 11, 0, |_, _, _| {}).is_err());
+        assert!(t.map_range(&mut s, 0, 0, 0, |_, _, _| {}).is_err());
+        assert!(t
+            .map_range(&mut s, 0, 2, MAX_POOL_BLOCKS - 1, |_, _, _| {})
+            .is_err());
+        assert!(t.unmap_range(&mut s, u64::MAX, 2, |_, _, _| {}).is_err());
+    }
+
+    #[test]
+    fn out_of_nodes_leaves_table_unchanged() {
+        let mut s = VecStore::new(3);
+        let mut t = BlockTable::new(1, 512 * 512 * 4).unwrap(); // height 3
+        t.map_range(&mut s, 0, 1, 9, |_, _, _| {}).unwrap();
+        assert_eq!(s.live, 3);
+        // Needs a new leaf (and an interior node).
+        let before = s.live;
+        assert_eq!(
+            t.map_range(&mut s, 100, 1000, 5, |_, _, _| {}),
+            Err(Error::NoSpace)
+        );
+        assert_eq!(s.live, before);
+        assert_eq!(t.lookup(&s, 0), Some(9));
+        assert_eq!(t.lookup(&s, 100), None);
+        assert_eq!(t.mapped(), 1);
+        let mut s2 = VecStore::new(4);
+        let mut t2 = BlockTable::new(1, 512 * 512 * 4).unwrap();
+        assert_eq!(
+            t2.map_range(&mut s2, 0, 512 * 3, 5, |_, _, _| {}),
+            Err(Error::NoSpace)
+        );
+        assert_eq!(s2.live, 0);
+        assert_eq!(t2.root(), None);
+        let mut s3 = VecStore::new(0);
+        assert_eq!(
+            t2.map_range(&mut s3, 0, 1, 5, |_, _, _| {}),
+            Err(Error::NoSpace)
+        );
+    }
+
+    #[test]
+    fn random_against_model() {
+        for seed in 1..6u64 {
+            let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+            let size = 512 * 512 + 700 + rng.below(5000);
+            let mut s = VecStore::new(usize::MAX);
+            let mut t = BlockTable::new(3, size).unwrap();
+            let mut m: Vec<Option<u64>> = vec![None; size as usize];
+            let mut next_addr = 0u64;
+            for step in 0..1500 {
+                let hot = rng.below(4) == 0;
+                let lba = if hot {
+                    rng.below(2000)
+                } else {
+                    rng.below(size)
+                };
+                let big = rng.below(10) == 0;
+                let len = 1 + rng.below(if big { 3000 } else { 40 }).min(size - lba - 1);
+                match rng.below(10) {
+                    0..=5 => {
+                        let addr = next_addr;
+                        next_addr += len + rng.below(3);
+                        let mut old = Vec::new();
+                        t.map_range(&mut s, lba, len, addr, |l, a, n| old.push((l, a, n)))
+                            .unwrap();
+                        let mut exp = Vec::new();
+                        for i in 0..len {
+                            if let Some(a) = m[(lba + i) as usize] {
+                                exp.push((lba + i, a));
+                            }
+                            m[(lba + i) as usize] = Some(addr + i);
+                        }
+                        let got: Vec<(u64, u64)> = old
+                            .iter()
+                            .flat_map(|&(l, a, n)| (0..n).map(move |k| (l + k, a + k)))
+                            .collect();
+                        assert_eq!(got, exp);
+                    }
+                    6..=8 => {
+                        let mut old = Vec::new();
+                        t.unmap_range(&mut s, lba, len, |l, a, n| old.push((l, a, n)))
+                            .unwrap();
+                        let mut exp = 0;
+                        for i in 0..len {
+                            exp += m[(lba + i) as usize].take().is_some() as u64;
+                        }
+                        assert_eq!(old.iter().map(|o| o.2).sum::<u64>(), exp);
+                    }
+                    _ => {
+                        let max = 1 + rng.below(5000);
+                        let (a, n) = t.lookup_run(&s, lba, max);
+                        assert_eq!(a, m[lba as usize]);
+                        let lim = max.min(size - lba);
+                        assert!(n >= 1 && n <= lim);
+                        for k in 0..n {
+                            assert_eq!(m[(lba + k) as usize], a.map(|a| a + k));
+                        }
+                        if n < lim {
+                            assert_ne!(m[(lba + n) as usize], a.map(|a| a + n));
+                        }
+                    }
+                }
+                if step % 100 == 0 {
+                    check_against(&t, &s, &m);
+                }
+            }
+            check_against(&t, &s, &m);
+            // Resize down and up.
+            let new = size / 3;
+            let mut gone = 0;
+            t.resize(&mut s, new, |_, _, n| gone += n).unwrap();
+            let exp: u64 = m[new as usize..].iter().filter(|e| e.is_some()).count() as u64;
+            assert_eq!(gone, exp);
+            m.truncate(new as usize);
+            assert_eq!(t.height(), height_for(new));
+            check_against(&t, &s, &m);
+            t.resize(&mut s, size * 600, |_, _, _| panic!()).unwrap();
+            assert_eq!(t.height(), 4);
+            m.resize((size * 600) as usize / 512, None);
+            let ext: Vec<_> = t.extents(&s).map(|e| (e.lba, e.addr, e.len)).collect();
+            assert_eq!(ext, model_extents(&m));
+            for (i, e) in m.iter().enumerate().step_by(97) {
+                assert_eq!(t.lookup(&s, i as u64), *e);
+            }
+            t.map_range(&mut s, size * 600 - 1, 1, 77, |_, _, _| {})
+                .unwrap();
+            t.destroy(&mut s, |_, _, _| {}).unwrap();
+            assert_eq!(s.live, 0);
+        }
+    }
+
+    #[test]
+    fn resize_grow_out_of_nodes() {
+        let mut s = VecStore::new(1);
+        let mut t = BlockTable::new(0, 100).unwrap();
+        t.map_range(&mut s, 3, 1, 3, |_, _, _| {}).unwrap();
+        let before = t;
+        assert_eq!(t.resize(&mut s, 1 << 30, |_, _, _| {}), Err(Error::NoSpace));
+        assert_eq!(t, before);
+        assert_eq!(s.live, 1);
+        // Growing an empty table needs no node.
+        let mut e = BlockTable::new(0, 10).unwrap();
+        e.resize(&mut s, 1 << 30, |_, _, _| {}).unwrap();
+        assert_eq!(e.height(), 4);
+    }
+
+    #[test]
+    fn encode_decode_chunks() {
+        let mut s = VecStore::new(usize::MAX);
+        let mut t = BlockTable::new(9, 1 << 20).unwrap();
+        let mut rng = Rng(42);
+        for _ in 0..300 {
+            let lba = rng.below((1 << 20) - 100);
+            t.map_range(
+                &mut s,
+                lba,
+                1 + rng.below(60),
+                rng.below(1 << 40),
+                |_, _, _| {},
+            )
+            .unwrap();
+        }
+        let mut chunks = Vec::new();
+        let mut cur = 0u64;
+        loop {
+            let mut b = [0u8; 4096];
+            let mut w = Writer::new(&mut b);
+            let done = t.encode_chunk(&s, &mut cur, &mut w).unwrap();
+            chunks.push(w.written().to_vec());
+            if done {
+                break;
+            }
+        }
+        assert!(chunks.len() > 1);
+        let mut s2 = VecStore::new(usize::MAX);
+        let mut t2 = BlockTable::new(9, 1 << 20).unwrap();
+        for c in &chunks {
+            decode_chunk(&mut Reader::new(c), |e| t2.replay(&mut s2, &e)).unwrap();
+        }
+        let a: Vec<_> = t.extents(&s).collect();
+        let b: Vec<_> = t2.extents(&s2).collect();
+        assert_eq!(a, b);
+        assert_eq!(t.mapped(), t2.mapped());
+        // Replaying twice overlaps.
+        let mut r = Reader::new(&chunks[0]);
+        assert_eq!(
+            decode_chunk(&mut r, |e| t2.replay(&mut s2, &e)),
+            Err(Error::Corrupt("map: overlapping extents"))
+        );
+        // Truncation and corruption: errors, never panics.
+        let c = &chunks[0];
+        for cut in 0..c.len().min(200) {
+            let mut s3 = VecStore::new(usize::MAX);
+            let mut t3 = BlockTable::new(9, 1 << 20).unwrap();
+            assert!(decode_chunk(&mut Reader::new(&c[..cut]), |e| t3.replay(&mut s3, &e)).is_err());
+        }
+        for _ in 0..500 {
+            let mut bad = c.clone();
+            let i = rng.below(bad.len() as u64) as usize;
+            bad[i] ^= 1 << rng.below(8);
+            let mut s3 = VecStore::new(usize::MAX);
+            let mut t3 = BlockTable::new(9, 1 << 20).unwrap();
+            let _ = decode_chunk(&mut Reader::new(&bad), |e| t3.replay(&mut s3, &e));
+        }
+        // Buffer too small for one record.
+        let mut small = [0u8; 27];
+        let mut cur = 0;
+        assert_eq!(
+            t.encode_chunk(&s, &mut cur, &mut Writer::new(&mut small)),
+            Err(Error::Truncated)
+        );
+        // Empty table: one empty chunk.
+        let e = BlockTable::new(1, 10).unwrap();
+        let mut cur = 0;
+        let mut b = [0u8; 64];
+        assert_eq!(
+            e.encode_chunk(&s, &mut cur, &mut Writer::new(&mut b)),
+            Ok(true)
+        );
+        // Long extents split at u32::MAX blocks.
+        let mut big = BlockTable::new(2, 1 << 33).unwrap();
+        let mut sb = VecStore::new(usize::MAX);
+        big.map_range(&mut sb, 0, 1 << 14, 0, |_, _, _| {}).unwrap();
+        assert_eq!(big.next_extent(&sb, 0).unwrap().len, 1 << 14);
+        assert!(MapExtent {
+            vol: 0,
+            lba: 0,
+            len: 1 << 32,
+            addr: 0
+        }
+        .encode(&mut Writer::new(&mut b))
+        .is_err());
+    }
+}
