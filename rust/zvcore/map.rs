@@ -620,6 +620,90 @@ impl BlockTable {
         Ok(())
     }
 
+    /// GC relocation of `ext` (a live extent found by the relocation plan,
+    /// `ext.addr` = old address): for each block of `[ext.lba, ext.lba +
+    /// ext.len)` still mapped to `ext.addr + i`, maps it to `new_addr + i`. Blocks changed meanwhile
+    /// (overwritten or trimmed by the user while GC copied them) are left
+    /// alone. Reports runs: `on_moved(old_addr, n)` (caller invalidates the
+    /// old copies) and `on_skipped(new_addr, n)` (caller invalidates the
+    /// unused new copies). Never allocates nodes. Returns the blocks moved.
+    pub fn relocate<S: NodeStore>(
+        &mut self,
+        store: &mut S,
+        ext: &MapExtent,
+        new_addr: u64,
+        mut on_moved: impl FnMut(u64, u64),
+        mut on_skipped: impl FnMut(u64, u64),
+    ) -> Result<u64> {
+        let (lba, len, old_addr) = (ext.lba, ext.len, ext.addr);
+        if ext.vol != self.vol {
+            return Err(Error::Invalid("extent of another volume"));
+        }
+        let end = self.check_range(lba, len)?;
+        if old_addr.checked_add(len).map(|e| e > MAX_POOL_BLOCKS) != Some(false)
+            || new_addr.checked_add(len).map(|e| e > MAX_POOL_BLOCKS) != Some(false)
+        {
+            return Err(Error::Invalid("address outside the pool"));
+        }
+        // Runs of (moved?, first offset, length).
+        let mut run: Option<(bool, u64, u64)> = None;
+        let mut flush = |r: (bool, u64, u64)| {
+            if r.0 {
+                on_moved(old_addr + r.1, r.2);
+            } else {
+                on_skipped(new_addr + r.1, r.2);
+            }
+        };
+        let mut moved = 0u64;
+        let mut l = lba;
+        while l < end {
+            let mut step = |off: u64, ok: bool, run: &mut Option<(bool, u64, u64)>| {
+                *run = match *run {
+                    Some((m, o, n)) if m == ok && o + n == off => Some((m, o, n + 1)),
+                    Some(r) => {
+                        flush(r);
+                        Some((ok, off, 1))
+                    }
+                    None => Some((ok, off, 1)),
+                };
+            };
+            match self.walk(store, l) {
+                Walk::Hole { end: h, .. } => {
+                    let stop = h.min(end).max(l + 1);
+                    while l < stop {
+                        step(l - lba, false, &mut run);
+                        l += 1;
+                    }
+                }
+                Walk::Leaf(p) => {
+                    let leaf = self.leaf_id(&p);
+                    let node = store
+                        .get_mut(leaf)
+                        .ok_or(Error::Corrupt("map: bad node id"))?;
+                    let mut i = index(l, 1);
+                    while i < FANOUT && l < end {
+                        let off = l - lba;
+                        let ok = match node.get_mut(i) {
+                            Some(slot) if *slot == PRESENT | (old_addr + off) => {
+                                *slot = PRESENT | (new_addr + off);
+                                true
+                            }
+                            _ => false,
+                        };
+                        moved += u64::from(ok);
+                        step(off, ok, &mut run);
+                        i += 1;
+                        l += 1;
+                    }
+                }
+            }
+        }
+        if let Some(r) = run {
+            flush(r);
+        }
+        Ok(moved)
+    }
+
     /// Unmaps everything and frees all nodes (volume deletion).
     pub fn destroy<S: NodeStore>(
         &mut self,
@@ -961,6 +1045,62 @@ pub(super) mod tests {
             t.destroy(&mut s, |_, _, _| {}).unwrap();
             assert_eq!(s.live, 0);
         }
+    }
+
+    fn ext(vol: u32, lba: u64, len: u64, addr: u64) -> MapExtent {
+        MapExtent {
+            vol,
+            lba,
+            len,
+            addr,
+        }
+    }
+
+    #[test]
+    fn relocate_skips_changed_blocks() {
+        let mut s = VecStore::new(100);
+        let mut t = BlockTable::new(1, 4096).unwrap();
+        t.map_range(&mut s, 500, 30, 1000, |_, _, _| {}).unwrap();
+        // User overwrote 505..508 and trimmed 520..530 (a whole leaf tail).
+        t.map_range(&mut s, 505, 3, 7000, |_, _, _| {}).unwrap();
+        t.unmap_range(&mut s, 520, 10, |_, _, _| {}).unwrap();
+        let (mut moved, mut skipped) = (Vec::new(), Vec::new());
+        let n = t
+            .relocate(
+                &mut s,
+                &ext(1, 500, 30, 1000),
+                2000,
+                |a, n| moved.push((a, n)),
+                |a, n| skipped.push((a, n)),
+            )
+            .unwrap();
+        assert_eq!(n, 17);
+        assert_eq!(moved, vec![(1000, 5), (1008, 12)]);
+        assert_eq!(skipped, vec![(2005, 3), (2020, 10)]);
+        assert_eq!(t.lookup(&s, 500), Some(2000));
+        assert_eq!(t.lookup(&s, 506), Some(7001));
+        assert_eq!(t.lookup(&s, 519), Some(2019));
+        assert_eq!(t.lookup(&s, 525), None);
+        assert_eq!(t.mapped(), 20);
+        // Entirely unmapped range.
+        let mut sk = 0;
+        assert_eq!(
+            t.relocate(
+                &mut s,
+                &ext(1, 3000, 600, 0),
+                0,
+                |_, _| panic!(),
+                |_, n| sk += n
+            ),
+            Ok(0)
+        );
+        assert_eq!(sk, 600);
+        assert!(t
+            .relocate(&mut s, &ext(1, 4000, 100, 0), 0, |_, _| {}, |_, _| {})
+            .is_err());
+        assert!(t
+            .relocate(&mut s, &ext(2, 500, 1, 1000), 0, |_, _| {}, |_, _| {})
+            .is_err());
     }
 
     #[test]
