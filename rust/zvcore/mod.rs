@@ -10,7 +10,9 @@
 //!   arithmetic on values read from disk.
 
 pub mod codec;
+pub mod crc32c;
 pub mod error;
+pub mod format;
 pub mod geom;
 pub mod alloc;
 pub mod map;

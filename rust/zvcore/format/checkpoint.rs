@@ -1,0 +1,1248 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Checkpoint framing: a full image of the pool's metadata state, written as
+//! a sequence of 4 KiB blocks into one of two checkpoint sets (A/B).
+//!
+//! Checkpoint generation `g` (>= 1) is written to set `g % 2` (0 = A, 1 = B),
+//! so consecutive checkpoints alternate and the previous complete one stays
+//! untouched while the next is written. A checkpoint is:
+//!
+//! 1. a **header block** (index 0): pool UUID, generation, the last journal
+//!    sequence number the image covers, the set;
+//! 2. **payload blocks** (indices 1..n-1), each belonging to one *section*
+//!    (an opaque typed byte stream, e.g. the volume table or one volume's
+//!    block table, produced by the allocator / map encoders): generation,
+//!    index, section number, section kind, payload length, CRC;
+//! 3. a **commit block** (index n-1): the section table (kind, first block,
+//!    block count, byte count, CRC32C of each section's bytes), the block
+//!    count, the header's CRC and a CRC over the CRCs of the header and every
+//!    payload block in order.
+//!
+//! A checkpoint without a valid commit block is torn and ignored. The section
+//! table is at the end (not in the header) so the writer can stream sections
+//! whose size it does not know in advance, with one block of memory.
+//!
+//! Header block: `magic[8] crc[4] version u32 | pool_uuid[16] | generation u64
+//! | journal_seq u64 | set u8, reserved[7] | zero...`.
+//!
+//! Payload block: `magic[8] crc[4] kind u32 | generation u64 | index u32
+//! | section u16 | len u16 | data[len] | zero...` (32-byte header,
+//! `1 <= len <= 4064`).
+//!
+//! Commit block: `magic[8] crc[4] nr_sections u16 reserved u16 | pool_uuid[16]
+//! | generation u64 | journal_seq u64 | nr_blocks u32 | header_crc u32
+//! | chain_crc u32 | set u8 reserved[3] | sections[nr_sections] | zero...`,
+//! section entry (32 bytes): `kind u32, first_block u32, nr_blocks u32,
+//! reserved u32, nr_bytes u64, crc u32, reserved u32`.
+
+use core::ops::DerefMut;
+
+use super::super::codec::{Reader, Writer};
+use super::super::crc32c::Crc32c;
+use super::super::error::{Error, Result};
+use super::{
+    all_zero, check_block, peek_magic, seal_block, Uuid, BLOCK_SIZE, CKPT_COMMIT_MAGIC,
+    CKPT_DATA_MAGIC, CKPT_HEADER_MAGIC, FORMAT_VERSION,
+};
+
+/// Bytes of a payload block's header.
+pub const CKPT_DATA_HEADER_LEN: usize = 32;
+/// Most payload bytes in one payload block.
+pub const CKPT_DATA_MAX: usize = BLOCK_SIZE - CKPT_DATA_HEADER_LEN;
+/// Most sections in one checkpoint.
+pub const MAX_SECTIONS: usize = 32;
+/// Bytes of the commit block's fixed part (the section table follows).
+pub const CKPT_COMMIT_HEADER_LEN: usize = 64;
+/// Bytes of one section table entry.
+pub const SECTION_ENTRY_LEN: usize = 32;
+/// Section kind bit: a reader that does not know the kind may ignore the
+/// section's contents (otherwise it must refuse the checkpoint).
+pub const SECTION_COMPAT: u32 = 1 << 31;
+
+const _: () = {
+    if CKPT_COMMIT_HEADER_LEN + MAX_SECTIONS * SECTION_ENTRY_LEN > BLOCK_SIZE {
+        panic!("section table does not fit");
+    }
+};
+
+/// Suggested section kinds (the encoders of each section own their payload
+/// format; these numbers only have to be distinct).
+pub mod section {
+    /// Volume table.
+    pub const VOLUMES: u32 = 1;
+    /// Zone / allocator state.
+    pub const ZONES: u32 = 2;
+    /// One volume's block table.
+    pub const BLOCK_TABLE: u32 = 3;
+    /// Reference counts of shared blocks (snapshots / clones).
+    pub const REFCOUNTS: u32 = 4;
+}
+
+/// The checkpoint set of generation `generation`: `generation % 2`.
+pub const fn set_of(generation: u64) -> u8 {
+    (generation & 1) as u8
+}
+
+/// Identity of a checkpoint (its header block).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CheckpointHeader {
+    /// Pool the checkpoint belongs to.
+    pub pool_uuid: Uuid,
+    /// Checkpoint generation (>= 1, +1 per checkpoint).
+    pub generation: u64,
+    /// Last journal sequence number covered: replay resumes at
+    /// `journal_seq + 1` (0 = nothing journalled yet).
+    pub journal_seq: u64,
+}
+
+impl CheckpointHeader {
+    /// The set this checkpoint is written to.
+    pub const fn set(&self) -> u8 {
+        set_of(self.generation)
+    }
+
+    /// Encodes the header block into `buf` ([`BLOCK_SIZE`] bytes).
+    pub fn encode(&self, buf: &mut [u8]) -> Result<()> {
+        if buf.len() != BLOCK_SIZE {
+            return Err(Error::Invalid("checkpoint: buffer size"));
+        }
+        if self.generation == 0 {
+            return Err(Error::Invalid("checkpoint: generation 0"));
+        }
+        buf.fill(0);
+        let mut w = Writer::new(buf);
+        w.put_u64(CKPT_HEADER_MAGIC)?;
+        w.put_u32(0)?;
+        w.put_u32(FORMAT_VERSION)?;
+        w.put_bytes(&self.pool_uuid)?;
+        w.put_u64(self.generation)?;
+        w.put_u64(self.journal_seq)?;
+        w.put_u8(self.set())?;
+        seal_block(buf)
+    }
+
+    /// Decodes and validates a header block; also returns its CRC (the first
+    /// link of the commit block's chain).
+    pub fn decode(buf: &[u8]) -> Result<(Self, u32)> {
+        let (blk, crc) = check_block(buf, CKPT_HEADER_MAGIC)?;
+        let mut r = Reader::new(blk);
+        r.skip(12)?;
+        if r.get_u32()? != FORMAT_VERSION {
+            return Err(Error::Unsupported("checkpoint: format version"));
+        }
+        let pool_uuid = r.get_array::<16>()?;
+        let generation = r.get_u64()?;
+        let journal_seq = r.get_u64()?;
+        let set = r.get_u8()?;
+        if generation == 0 {
+            return Err(Error::BadField("checkpoint: generation"));
+        }
+        if set != set_of(generation) {
+            return Err(Error::BadField("checkpoint: set"));
+        }
+        if !all_zero(r.get_bytes(r.remaining())?) {
+            return Err(Error::BadField("checkpoint: header reserved"));
+        }
+        Ok((
+            CheckpointHeader {
+                pool_uuid,
+                generation,
+                journal_seq,
+            },
+            crc,
+        ))
+    }
+}
+
+/// One section of a checkpoint, as listed in the commit block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct SectionInfo {
+    /// Kind (see [`section`], [`SECTION_COMPAT`]).
+    pub kind: u32,
+    /// Index of its first payload block (where it would start if empty).
+    pub first_block: u32,
+    /// Number of payload blocks.
+    pub nr_blocks: u32,
+    /// Number of payload bytes.
+    pub nr_bytes: u64,
+    /// CRC32C of the section's bytes (concatenated payloads).
+    pub crc: u32,
+}
+
+/// The decoded commit block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CheckpointCommit {
+    /// Identity (must equal the header's).
+    pub header: CheckpointHeader,
+    /// Total blocks including header and commit block (>= 2).
+    pub nr_blocks: u32,
+    /// CRC of the header block.
+    pub header_crc: u32,
+    /// CRC32C over the CRCs (LE) of the header and every payload block.
+    pub chain_crc: u32,
+    /// Number of valid entries in `sections`.
+    pub nr_sections: u16,
+    /// Section table; entries `nr_sections..` are default.
+    pub sections: [SectionInfo; MAX_SECTIONS],
+}
+
+impl CheckpointCommit {
+    /// The valid section entries.
+    pub fn sections(&self) -> &[SectionInfo] {
+        self.sections
+            .get(..usize::from(self.nr_sections))
+            .unwrap_or(&[])
+    }
+
+    fn encode(&self, buf: &mut [u8]) -> Result<()> {
+        buf.fill(0);
+        let mut w = Writer::new(buf);
+        w.put_u64(CKPT_COMMIT_MAGIC)?;
+        w.put_u32(0)?;
+        w.put_u16(self.nr_sections)?;
+        w.put_u16(0)?;
+        w.put_bytes(&self.header.pool_uuid)?;
+        w.put_u64(self.header.generation)?;
+        w.put_u64(self.header.journal_seq)?;
+        w.put_u32(self.nr_blocks)?;
+        w.put_u32(self.header_crc)?;
+        w.put_u32(self.chain_crc)?;
+        w.put_u8(self.header.set())?;
+        w.put_zeros(3)?;
+        for s in self.sections() {
+            w.put_u32(s.kind)?;
+            w.put_u32(s.first_block)?;
+            w.put_u32(s.nr_blocks)?;
+            w.put_u32(0)?;
+            w.put_u64(s.nr_bytes)?;
+            w.put_u32(s.crc)?;
+            w.put_u32(0)?;
+        }
+        seal_block(buf)
+    }
+
+    /// Decodes and validates a commit block on its own (structure, section
+    /// table contiguity and sizes). Recovery can read the block just below
+    /// a checkpoint zone's write pointer with this to see whether the set
+    /// holds a complete checkpoint before streaming it through a
+    /// [`CheckpointReader`] (which re-checks everything).
+    pub fn decode(buf: &[u8]) -> Result<Self> {
+        let (blk, _) = check_block(buf, CKPT_COMMIT_MAGIC)?;
+        let mut r = Reader::new(blk);
+        r.skip(12)?;
+        let nr_sections = r.get_u16()?;
+        if r.get_u16()? != 0 {
+            return Err(Error::BadField("checkpoint commit: reserved"));
+        }
+        let pool_uuid = r.get_array::<16>()?;
+        let generation = r.get_u64()?;
+        let journal_seq = r.get_u64()?;
+        let nr_blocks = r.get_u32()?;
+        let header_crc = r.get_u32()?;
+        let chain_crc = r.get_u32()?;
+        let set = r.get_u8()?;
+        if !all_zero(r.get_bytes(3)?) {
+            return Err(Error::BadField("checkpoint commit: reserved"));
+        }
+        if generation == 0 {
+            return Err(Error::BadField("checkpoint commit: generation"));
+        }
+        if set != set_of(generation) {
+            return Err(Error::BadField("checkpoint commit: set"));
+        }
+        if nr_blocks < 2 {
+            return Err(Error::BadField("checkpoint commit: block count"));
+        }
+        let n = usize::from(nr_sections);
+        if n > MAX_SECTIONS {
+            return Err(Error::BadField("checkpoint commit: section count"));
+        }
+        let mut sections = [SectionInfo::default(); MAX_SECTIONS];
+        let mut next = 1u32;
+        for s in sections.iter_mut().take(n) {
+            let kind = r.get_u32()?;
+            let first_block = r.get_u32()?;
+            let nr = r.get_u32()?;
+            let res1 = r.get_u32()?;
+            let nr_bytes = r.get_u64()?;
+            let crc = r.get_u32()?;
+            let res2 = r.get_u32()?;
+            if res1 != 0 || res2 != 0 {
+                return Err(Error::BadField("checkpoint commit: section reserved"));
+            }
+            if first_block != next {
+                return Err(Error::BadField("checkpoint commit: section placement"));
+            }
+            let max_bytes = u64::from(nr).saturating_mul(CKPT_DATA_MAX as u64);
+            if nr_bytes < u64::from(nr) || nr_bytes > max_bytes || (nr == 0 && crc != 0) {
+                return Err(Error::BadField("checkpoint commit: section size"));
+            }
+            next = next
+                .checked_add(nr)
+                .ok_or(Error::BadField("checkpoint commit: section placement"))?;
+            *s = SectionInfo {
+                kind,
+                first_block,
+                nr_blocks: nr,
+                nr_bytes,
+                crc,
+            };
+        }
+        if next.checked_add(1) != Some(nr_blocks) {
+            return Err(Error::BadField("checkpoint commit: block count"));
+        }
+        if !all_zero(r.get_bytes(r.remaining())?) {
+            return Err(Error::BadField("checkpoint commit: tail not zero"));
+        }
+        Ok(CheckpointCommit {
+            header: CheckpointHeader {
+                pool_uuid,
+                generation,
+                journal_seq,
+            },
+            nr_blocks,
+            header_crc,
+            chain_crc,
+            nr_sections,
+            sections,
+        })
+    }
+}
+
+/// Streams a checkpoint into 4 KiB blocks using one caller-provided block
+/// buffer `S` (`Vec<u8>`, `KVec<u8>`, `&mut [u8]`... of [`BLOCK_SIZE`] bytes).
+///
+/// Every finished block is handed to `sink(index, block)`; the caller writes
+/// it at position `index` of the checkpoint set (see
+/// `layout::checkpoint_block_addr`). Blocks come in index order, starting
+/// with the header (index 0), and the commit block last: once the sink has
+/// durably written the commit block (and the device was flushed), the
+/// checkpoint is committed.
+///
+/// ```text
+/// let mut w = CheckpointWriter::new(buf, hdr, set_capacity)?;
+/// w.begin_section(section::VOLUMES, &mut sink)?;
+/// w.append_record(&vol_bytes, &mut sink)?;   // never split across blocks
+/// w.begin_section(section::BLOCK_TABLE, &mut sink)?;
+/// w.append(&table_bytes, &mut sink)?;        // plain byte stream
+/// let commit = w.finish(&mut sink)?;
+/// ```
+///
+/// After any error (including one returned by the sink) the writer is
+/// poisoned and every further call fails: restart the checkpoint.
+pub struct CheckpointWriter<S> {
+    blk: S,
+    hdr: CheckpointHeader,
+    max_blocks: u32,
+    /// Index of the next block to emit.
+    next: u32,
+    header_crc: u32,
+    chain: Crc32c,
+    /// Payload bytes in the open payload block.
+    fill: usize,
+    sections: [SectionInfo; MAX_SECTIONS],
+    nr_sections: usize,
+    sec_crc: Crc32c,
+    failed: bool,
+}
+
+impl<S: DerefMut<Target = [u8]>> CheckpointWriter<S> {
+    /// A writer for checkpoint `hdr` that may use at most `max_blocks` blocks
+    /// (the set's capacity, at least 2).
+    pub fn new(blk: S, hdr: CheckpointHeader, max_blocks: u32) -> Result<Self> {
+        if blk.len() != BLOCK_SIZE {
+            return Err(Error::Invalid("checkpoint: buffer size"));
+        }
+        if hdr.generation == 0 {
+            return Err(Error::Invalid("checkpoint: generation 0"));
+        }
+        if max_blocks < 2 {
+            return Err(Error::Invalid("checkpoint: capacity"));
+        }
+        Ok(CheckpointWriter {
+            blk,
+            hdr,
+            max_blocks,
+            next: 0,
+            header_crc: 0,
+            chain: Crc32c::new(),
+            fill: 0,
+            sections: [SectionInfo::default(); MAX_SECTIONS],
+            nr_sections: 0,
+            sec_crc: Crc32c::new(),
+            failed: false,
+        })
+    }
+
+    /// Blocks emitted so far.
+    pub fn blocks_written(&self) -> u32 {
+        self.next
+    }
+
+    /// Runs `f`, poisoning the writer on error.
+    fn guard<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        if self.failed {
+            return Err(Error::Invalid("checkpoint writer failed earlier"));
+        }
+        let r = f(self);
+        if r.is_err() {
+            self.failed = true;
+        }
+        r
+    }
+
+    fn emit<F: FnMut(u32, &[u8]) -> Result<()>>(&mut self, sink: &mut F) -> Result<()> {
+        let idx = self.next;
+        self.next = idx.checked_add(1).ok_or(Error::NoSpace)?;
+        sink(idx, &self.blk)
+    }
+
+    fn start<F: FnMut(u32, &[u8]) -> Result<()>>(&mut self, sink: &mut F) -> Result<()> {
+        if self.next != 0 {
+            return Ok(());
+        }
+        self.hdr.encode(&mut self.blk)?;
+        let (_, crc) = CheckpointHeader::decode(&self.blk)?;
+        self.header_crc = crc;
+        self.chain = Crc32c::new().update_u32(crc);
+        self.emit(sink)?;
+        self.blk.fill(0);
+        Ok(())
+    }
+
+    /// Emits the open payload block, if any.
+    fn flush<F: FnMut(u32, &[u8]) -> Result<()>>(&mut self, sink: &mut F) -> Result<()> {
+        if self.fill == 0 {
+            return Ok(());
+        }
+        // Keep one block for the commit.
+        if self.next.saturating_add(1) >= self.max_blocks {
+            return Err(Error::NoSpace);
+        }
+        let si = self
+            .nr_sections
+            .checked_sub(1)
+            .ok_or(Error::Invalid("no section"))?;
+        let sec = self
+            .sections
+            .get_mut(si)
+            .ok_or(Error::Invalid("no section"))?;
+        sec.nr_blocks = sec.nr_blocks.checked_add(1).ok_or(Error::NoSpace)?;
+        sec.nr_bytes = sec.nr_bytes.saturating_add(self.fill as u64);
+        let kind = sec.kind;
+        let hdr = self
+            .blk
+            .get_mut(..CKPT_DATA_HEADER_LEN)
+            .ok_or(Error::Truncated)?;
+        let mut w = Writer::new(hdr);
+        w.put_u64(CKPT_DATA_MAGIC)?;
+        w.put_u32(0)?;
+        w.put_u32(kind)?;
+        w.put_u64(self.hdr.generation)?;
+        w.put_u32(self.next)?;
+        w.put_u16(si as u16)?;
+        w.put_u16(self.fill as u16)?;
+        seal_block(&mut self.blk)?;
+        let (_, crc) = check_block(&self.blk, CKPT_DATA_MAGIC)?;
+        self.chain = self.chain.update_u32(crc);
+        self.emit(sink)?;
+        self.blk.fill(0);
+        self.fill = 0;
+        Ok(())
+    }
+
+    fn close_section(&mut self) {
+        if let Some(s) = self
+            .nr_sections
+            .checked_sub(1)
+            .and_then(|i| self.sections.get_mut(i))
+        {
+            s.crc = self.sec_crc.finish();
+        }
+    }
+
+    /// Ends the current section (emitting its last block) and starts a new one
+    /// of `kind`. Sections may be empty.
+    pub fn begin_section<F: FnMut(u32, &[u8]) -> Result<()>>(
+        &mut self,
+        kind: u32,
+        sink: &mut F,
+    ) -> Result<()> {
+        self.guard(|w| {
+            w.start(sink)?;
+            w.flush(sink)?;
+            w.close_section();
+            let slot = w
+                .sections
+                .get_mut(w.nr_sections)
+                .ok_or(Error::Invalid("checkpoint: too many sections"))?;
+            *slot = SectionInfo {
+                kind,
+                first_block: w.next,
+                ..SectionInfo::default()
+            };
+            w.nr_sections += 1;
+            w.sec_crc = Crc32c::new();
+            Ok(())
+        })
+    }
+
+    /// Appends bytes to the current section (split across blocks as needed).
+    pub fn append<F: FnMut(u32, &[u8]) -> Result<()>>(
+        &mut self,
+        data: &[u8],
+        sink: &mut F,
+    ) -> Result<()> {
+        self.guard(|w| w.append_inner(data, sink))
+    }
+
+    fn append_inner<F: FnMut(u32, &[u8]) -> Result<()>>(
+        &mut self,
+        mut data: &[u8],
+        sink: &mut F,
+    ) -> Result<()> {
+        if self.nr_sections == 0 {
+            return Err(Error::Invalid("checkpoint: no section"));
+        }
+        while !data.is_empty() {
+            let room = CKPT_DATA_MAX.saturating_sub(self.fill);
+            let n = room.min(data.len());
+            let (now, rest) = data.split_at(n);
+            let at = CKPT_DATA_HEADER_LEN.saturating_add(self.fill);
+            let dst = self
+                .blk
+                .get_mut(at..at.saturating_add(n))
+                .ok_or(Error::Truncated)?;
+            dst.copy_from_slice(now);
+            self.sec_crc = self.sec_crc.update(now);
+            self.fill = self.fill.saturating_add(n);
+            data = rest;
+            if self.fill >= CKPT_DATA_MAX {
+                self.flush(sink)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends `rec` so that it lies entirely within one payload block
+    /// (starting a new block if it does not fit in the open one). Decoders
+    /// can then parse each payload block on its own. `rec` must be at most
+    /// [`CKPT_DATA_MAX`] bytes.
+    pub fn append_record<F: FnMut(u32, &[u8]) -> Result<()>>(
+        &mut self,
+        rec: &[u8],
+        sink: &mut F,
+    ) -> Result<()> {
+        self.guard(|w| {
+            if rec.len() > CKPT_DATA_MAX {
+                return Err(Error::Invalid("checkpoint: record too large"));
+            }
+            if w.fill.saturating_add(rec.len()) > CKPT_DATA_MAX {
+                w.flush(sink)?;
+            }
+            w.append_inner(rec, sink)
+        })
+    }
+
+    /// Ends the open payload block and section: the next data starts a new
+    /// block (useful to align a record group to a block).
+    pub fn end_block<F: FnMut(u32, &[u8]) -> Result<()>>(&mut self, sink: &mut F) -> Result<()> {
+        self.guard(|w| {
+            w.start(sink)?;
+            w.flush(sink)
+        })
+    }
+
+    /// Emits the last payload block and the commit block; returns the
+    /// commit's contents.
+    pub fn finish<F: FnMut(u32, &[u8]) -> Result<()>>(
+        mut self,
+        sink: &mut F,
+    ) -> Result<CheckpointCommit> {
+        self.guard(|w| {
+            w.start(sink)?;
+            w.flush(sink)?;
+            w.close_section();
+            if w.next >= w.max_blocks {
+                return Err(Error::NoSpace);
+            }
+            let commit = CheckpointCommit {
+                header: w.hdr,
+                nr_blocks: w.next.checked_add(1).ok_or(Error::NoSpace)?,
+                header_crc: w.header_crc,
+                chain_crc: w.chain.finish(),
+                nr_sections: w.nr_sections as u16,
+                sections: w.sections,
+            };
+            commit.encode(&mut w.blk)?;
+            w.emit(sink)?;
+            Ok(commit)
+        })
+    }
+}
+
+/// What a payload or commit block fed to a [`CheckpointReader`] contained.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CheckpointItem<'b> {
+    /// Payload bytes of section number `section` (of kind `kind`). Several
+    /// consecutive items of the same section form its byte stream.
+    Data {
+        /// Section number (position in the section table).
+        section: u16,
+        /// Section kind.
+        kind: u32,
+        /// The bytes (exactly what one `append*` group put in this block).
+        data: &'b [u8],
+    },
+    /// The commit block: everything fed so far is verified complete. Only
+    /// now may state built from the data items be used. The decoded commit
+    /// block is available from [`CheckpointReader::commit`].
+    Commit,
+}
+
+/// Validates a checkpoint streamed block by block, in index order, and hands
+/// the payload of each section back. No allocation: it keeps running
+/// checksums and per-section counters only.
+///
+/// ```text
+/// let mut r = CheckpointReader::new(&block0)?;   // header
+/// loop {
+///     match r.feed(&next_block)? {
+///         CheckpointItem::Data { kind, data, .. } => decode(kind, data)?,
+///         CheckpointItem::Commit => break,        // valid and complete
+///     }
+/// }
+/// ```
+///
+/// Anything but a `Commit` at the end (an error, or running out of written
+/// blocks) means the checkpoint is torn or corrupt: discard what was decoded
+/// and fall back to the other set. After an error the reader is poisoned.
+pub struct CheckpointReader {
+    hdr: CheckpointHeader,
+    header_crc: u32,
+    next: u32,
+    chain: Crc32c,
+    sections: [SectionInfo; MAX_SECTIONS],
+    /// Number of sections seen (the last one is open).
+    nr_seen: usize,
+    sec_crc: Crc32c,
+    state: ReaderState,
+    commit: Option<CheckpointCommit>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ReaderState {
+    Reading,
+    Committed,
+    Failed,
+}
+
+impl CheckpointReader {
+    /// Starts reading with the header block (index 0).
+    pub fn new(header_block: &[u8]) -> Result<Self> {
+        let (hdr, crc) = CheckpointHeader::decode(header_block)?;
+        Ok(CheckpointReader {
+            hdr,
+            header_crc: crc,
+            next: 1,
+            chain: Crc32c::new().update_u32(crc),
+            sections: [SectionInfo::default(); MAX_SECTIONS],
+            nr_seen: 0,
+            sec_crc: Crc32c::new(),
+            state: ReaderState::Reading,
+            commit: None,
+        })
+    }
+
+    /// The checkpoint's identity.
+    pub fn header(&self) -> &CheckpointHeader {
+        &self.hdr
+    }
+
+    /// Index of the block expected next.
+    pub fn next_index(&self) -> u32 {
+        self.next
+    }
+
+    /// Whether the commit block was accepted.
+    pub fn is_committed(&self) -> bool {
+        self.state == ReaderState::Committed
+    }
+
+    /// The accepted commit block (after [`CheckpointItem::Commit`]).
+    pub fn commit(&self) -> Option<&CheckpointCommit> {
+        self.commit.as_ref()
+    }
+
+    /// Feeds block `next_index()`.
+    pub fn feed<'b>(&mut self, block: &'b [u8]) -> Result<CheckpointItem<'b>> {
+        match self.state {
+            ReaderState::Reading => {}
+            ReaderState::Committed => return Err(Error::Invalid("checkpoint: already committed")),
+            ReaderState::Failed => return Err(Error::Invalid("checkpoint reader failed earlier")),
+        }
+        let r = match peek_magic(block) {
+            Some(CKPT_COMMIT_MAGIC) => self.check_commit(block).map(|c| {
+                self.commit = Some(c);
+                CheckpointItem::Commit
+            }),
+            _ => self.data(block),
+        };
+        self.state = match &r {
+            Ok(CheckpointItem::Commit) => ReaderState::Committed,
+            Ok(_) => ReaderState::Reading,
+            Err(_) => ReaderState::Failed,
+        };
+        r
+    }
+
+    fn data<'b>(&mut self, block: &'b [u8]) -> Result<CheckpointItem<'b>> {
+        let (blk, crc) = check_block(block, CKPT_DATA_MAGIC)?;
+        let mut r = Reader::new(blk);
+        r.skip(12)?;
+        let kind = r.get_u32()?;
+        let generation = r.get_u64()?;
+        let index = r.get_u32()?;
+        let section = r.get_u16()?;
+        let len = usize::from(r.get_u16()?);
+        if generation != self.hdr.generation {
+            return Err(Error::BadField("checkpoint: stale block (generation)"));
+        }
+        if index != self.next {
+            return Err(Error::BadField("checkpoint: block index"));
+        }
+        if len == 0 || len > CKPT_DATA_MAX {
+            return Err(Error::BadField("checkpoint: payload length"));
+        }
+        let data = r.get_bytes(len)?;
+        if !all_zero(r.get_bytes(r.remaining())?) {
+            return Err(Error::BadField("checkpoint: payload tail not zero"));
+        }
+        let si = usize::from(section);
+        let cur = self.nr_seen.checked_sub(1);
+        if Some(si) != cur {
+            // A new section starts: numbers only grow (skipped numbers are
+            // empty sections).
+            if si >= MAX_SECTIONS || cur.is_some_and(|c| si < c) {
+                return Err(Error::BadField("checkpoint: section order"));
+            }
+            self.close_section();
+            for (i, s) in self
+                .sections
+                .iter_mut()
+                .enumerate()
+                .take(si + 1)
+                .skip(self.nr_seen)
+            {
+                *s = SectionInfo {
+                    kind: if i == si { kind } else { 0 },
+                    first_block: index,
+                    ..SectionInfo::default()
+                };
+            }
+            self.nr_seen = si + 1;
+            self.sec_crc = Crc32c::new();
+        }
+        let s = self
+            .sections
+            .get_mut(si)
+            .ok_or(Error::BadField("checkpoint: section order"))?;
+        if s.kind != kind {
+            return Err(Error::BadField("checkpoint: section kind"));
+        }
+        s.nr_blocks = s.nr_blocks.saturating_add(1);
+        s.nr_bytes = s.nr_bytes.saturating_add(len as u64);
+        self.sec_crc = self.sec_crc.update(data);
+        self.chain = self.chain.update_u32(crc);
+        self.next = self
+            .next
+            .checked_add(1)
+            .ok_or(Error::BadField("checkpoint: block index"))?;
+        Ok(CheckpointItem::Data {
+            section,
+            kind,
+            data,
+        })
+    }
+
+    fn close_section(&mut self) {
+        if let Some(s) = self
+            .nr_seen
+            .checked_sub(1)
+            .and_then(|i| self.sections.get_mut(i))
+        {
+            s.crc = self.sec_crc.finish();
+        }
+    }
+
+    fn check_commit(&mut self, block: &[u8]) -> Result<CheckpointCommit> {
+        let c = CheckpointCommit::decode(block)?;
+        if c.header != self.hdr {
+            return Err(Error::BadField("checkpoint: commit of another checkpoint"));
+        }
+        if c.nr_blocks != self.next.saturating_add(1) {
+            return Err(Error::BadField("checkpoint: commit block count"));
+        }
+        if c.header_crc != self.header_crc || c.chain_crc != self.chain.finish() {
+            return Err(Error::Corrupt("checkpoint: block chain mismatch"));
+        }
+        self.close_section();
+        if self.nr_seen > usize::from(c.nr_sections) {
+            return Err(Error::BadField("checkpoint: section not in table"));
+        }
+        for (i, t) in c.sections().iter().enumerate() {
+            let seen = self.sections.get(i).copied().unwrap_or_default();
+            let ok = if i < self.nr_seen && seen.nr_blocks > 0 {
+                *t == seen
+            } else {
+                t.nr_blocks == 0
+            };
+            if !ok {
+                return Err(Error::Corrupt("checkpoint: section table mismatch"));
+            }
+        }
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::{mutate, reseal, Rng};
+    use super::*;
+    use std::vec;
+    use std::vec::Vec;
+
+    const U: Uuid = [0x33; 16];
+
+    fn hdr(g: u64) -> CheckpointHeader {
+        CheckpointHeader {
+            pool_uuid: U,
+            generation: g,
+            journal_seq: 1000 + g,
+        }
+    }
+
+    /// Test sections: (kind, data, as_records).
+    fn sample_sections() -> Vec<(u32, Vec<u8>, bool)> {
+        let big: Vec<u8> = (0..20_000u32).map(|i| (i * 31 % 251) as u8).collect();
+        vec![
+            (section::VOLUMES, b"volume table".to_vec(), true),
+            (section::ZONES, Vec::new(), false),
+            (section::BLOCK_TABLE, big, false),
+            (section::BLOCK_TABLE | SECTION_COMPAT, vec![7u8; 5000], true),
+        ]
+    }
+
+    fn write(
+        g: u64,
+        secs: &[(u32, Vec<u8>, bool)],
+        cap: u32,
+    ) -> Result<(Vec<Vec<u8>>, CheckpointCommit)> {
+        let mut blocks: Vec<Vec<u8>> = Vec::new();
+        let mut sink = |i: u32, b: &[u8]| {
+            assert_eq!(i as usize, blocks.len());
+            assert_eq!(b.len(), BLOCK_SIZE);
+            blocks.push(b.to_vec());
+            Ok(())
+        };
+        let mut w = CheckpointWriter::new(vec![0u8; BLOCK_SIZE], hdr(g), cap)?;
+        for (kind, data, rec) in secs {
+            w.begin_section(*kind, &mut sink)?;
+            if *rec {
+                for chunk in data.chunks(1000) {
+                    w.append_record(chunk, &mut sink)?;
+                }
+            } else {
+                for chunk in data.chunks(777) {
+                    w.append(chunk, &mut sink)?;
+                }
+            }
+        }
+        let c = w.finish(&mut sink)?;
+        Ok((blocks, c))
+    }
+
+    /// (section number, kind, bytes) of each non-empty section.
+    type Sections = Vec<(u16, u32, Vec<u8>)>;
+
+    /// Reads blocks; returns the per-section byte streams and the commit.
+    fn read(blocks: &[Vec<u8>]) -> Result<(Sections, CheckpointCommit)> {
+        let mut r = CheckpointReader::new(blocks.first().ok_or(Error::Truncated)?)?;
+        let mut out: Sections = Vec::new();
+        for b in &blocks[1..] {
+            match r.feed(b)? {
+                CheckpointItem::Data {
+                    section,
+                    kind,
+                    data,
+                } => {
+                    assert!(!data.is_empty());
+                    match out.last_mut() {
+                        Some(l) if l.0 == section => l.2.extend_from_slice(data),
+                        _ => out.push((section, kind, data.to_vec())),
+                    }
+                }
+                CheckpointItem::Commit => {
+                    assert!(r.is_committed());
+                    return Ok((out, *r.commit().unwrap()));
+                }
+            }
+        }
+        Err(Error::Corrupt("torn: no commit"))
+    }
+
+    #[test]
+    fn round_trip() {
+        let secs = sample_sections();
+        let (blocks, c) = write(7, &secs, 1000).unwrap();
+        assert_eq!(c.nr_blocks as usize, blocks.len());
+        assert_eq!(c.header.set(), 1);
+        let (got, rc) = read(&blocks).unwrap();
+        assert_eq!(rc, c);
+        assert_eq!(CheckpointCommit::decode(blocks.last().unwrap()).unwrap(), c);
+        // Non-empty sections come back in order with their kinds and bytes.
+        let want: Sections = secs
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| !s.1.is_empty())
+            .map(|(i, s)| (i as u16, s.0, s.1.clone()))
+            .collect();
+        assert_eq!(got, want);
+        assert_eq!(c.sections()[1].nr_blocks, 0);
+        assert_eq!(c.sections()[1].first_block, 2);
+        assert_eq!(c.sections()[2].nr_bytes, 20_000);
+        assert_eq!(
+            c.sections()[2].crc,
+            super::super::super::crc32c::crc32c(&secs[2].1)
+        );
+        // Records never straddle blocks: 5 x 1000 bytes = 2 blocks (4 + 1).
+        assert_eq!(c.sections()[3].nr_blocks, 2);
+
+        // Empty checkpoint: header + commit.
+        let (blocks, c) = write(2, &[], 2).unwrap();
+        assert_eq!(blocks.len(), 2);
+        assert_eq!(c.header.set(), 0);
+        assert_eq!(read(&blocks).unwrap().0.len(), 0);
+        // Only empty sections.
+        let (blocks, c) = write(2, &[(1, vec![], false), (2, vec![], true)], 2).unwrap();
+        assert_eq!(c.nr_sections, 2);
+        read(&blocks).unwrap();
+    }
+
+    #[test]
+    fn writer_limits() {
+        let secs = sample_sections();
+        let (blocks, _) = write(3, &secs, 1000).unwrap();
+        let need = blocks.len() as u32;
+        assert!(write(3, &secs, need).is_ok());
+        assert_eq!(write(3, &secs, need - 1).err(), Some(Error::NoSpace));
+        assert!(CheckpointWriter::new(vec![0u8; 10], hdr(1), 10).is_err());
+        assert!(CheckpointWriter::new(vec![0u8; BLOCK_SIZE], hdr(0), 10).is_err());
+        assert!(CheckpointWriter::new(vec![0u8; BLOCK_SIZE], hdr(1), 1).is_err());
+        let mut sink = |_: u32, _: &[u8]| Ok(());
+        let mut w = CheckpointWriter::new(vec![0u8; BLOCK_SIZE], hdr(1), 100).unwrap();
+        assert!(w.append(b"x", &mut sink).is_err()); // no section
+        assert!(w.begin_section(1, &mut sink).is_err()); // poisoned
+        let mut w = CheckpointWriter::new(vec![0u8; BLOCK_SIZE], hdr(1), 100).unwrap();
+        for k in 0..MAX_SECTIONS as u32 {
+            w.begin_section(k, &mut sink).unwrap();
+        }
+        assert!(w.begin_section(99, &mut sink).is_err());
+        let mut w = CheckpointWriter::new(vec![0u8; BLOCK_SIZE], hdr(1), 100).unwrap();
+        w.begin_section(1, &mut sink).unwrap();
+        assert!(w.append_record(&[0; CKPT_DATA_MAX + 1], &mut sink).is_err());
+        // A failing sink poisons the writer.
+        let mut bad = |i: u32, _: &[u8]| if i == 2 { Err(Error::Busy) } else { Ok(()) };
+        let mut w = CheckpointWriter::new(vec![0u8; BLOCK_SIZE], hdr(1), 100).unwrap();
+        w.begin_section(1, &mut bad).unwrap();
+        w.append(&[1; CKPT_DATA_MAX], &mut bad).unwrap();
+        assert_eq!(w.append(&[1; CKPT_DATA_MAX], &mut bad), Err(Error::Busy));
+        assert!(w.finish(&mut bad).is_err());
+        // end_block splits blocks.
+        let mut n = 0;
+        let mut count = |_: u32, _: &[u8]| {
+            n += 1;
+            Ok(())
+        };
+        let mut w = CheckpointWriter::new(vec![0u8; BLOCK_SIZE], hdr(1), 100).unwrap();
+        w.begin_section(1, &mut count).unwrap();
+        w.append(b"a", &mut count).unwrap();
+        w.end_block(&mut count).unwrap();
+        w.append(b"b", &mut count).unwrap();
+        assert_eq!(w.blocks_written(), 2);
+        let c = w.finish(&mut count).unwrap();
+        assert_eq!(c.nr_blocks, 4);
+        assert_eq!(n, 4);
+    }
+
+    /// Rewrites block `i` with `f` applied and a fresh CRC.
+    fn patched(blocks: &[Vec<u8>], i: usize, f: impl Fn(&mut [u8])) -> Vec<Vec<u8>> {
+        let mut b = blocks.to_vec();
+        f(&mut b[i]);
+        reseal(&mut b[i]);
+        b
+    }
+
+    #[test]
+    fn validation_errors() {
+        let (blocks, _) = write(5, &sample_sections(), 1000).unwrap();
+        let last = blocks.len() - 1;
+        let bf = |s| Err(Error::BadField(s));
+        let rd = |b: &[Vec<u8>]| read(b).map(|_| ());
+        // Header.
+        assert_eq!(
+            rd(&patched(&blocks, 0, |b| b[12] = 9)),
+            Err(Error::Unsupported("checkpoint: format version"))
+        );
+        assert_eq!(
+            rd(&patched(&blocks, 0, |b| b[32..40].fill(0))),
+            bf("checkpoint: generation")
+        );
+        assert_eq!(
+            rd(&patched(&blocks, 0, |b| b[48] = 0)),
+            bf("checkpoint: set")
+        );
+        assert_eq!(
+            rd(&patched(&blocks, 0, |b| b[49] = 1)),
+            bf("checkpoint: header reserved")
+        );
+        assert_eq!(
+            rd(&patched(&blocks, 0, |b| b[40] ^= 1)),
+            bf("checkpoint: commit of another checkpoint")
+        );
+        // Payload block.
+        assert_eq!(
+            rd(&patched(&blocks, 1, |b| b[16] ^= 1)),
+            bf("checkpoint: stale block (generation)")
+        );
+        assert_eq!(
+            rd(&patched(&blocks, 1, |b| b[24] = 2)),
+            bf("checkpoint: block index")
+        );
+        assert_eq!(
+            rd(&patched(&blocks, 1, |b| b[30..32].fill(0))),
+            bf("checkpoint: payload length")
+        );
+        assert_eq!(
+            rd(&patched(&blocks, 3, |b| b[30..32]
+                .copy_from_slice(&4065u16.to_le_bytes()))),
+            bf("checkpoint: payload length")
+        );
+        assert_eq!(
+            rd(&patched(&blocks, 1, |b| b[4095] = 1)),
+            bf("checkpoint: payload tail not zero")
+        );
+        assert_eq!(
+            rd(&patched(&blocks, 3, |b| b[12] ^= 1)),
+            bf("checkpoint: section kind")
+        );
+        assert_eq!(
+            rd(&patched(&blocks, 3, |b| b[28] = 0)),
+            bf("checkpoint: section order")
+        );
+        assert_eq!(
+            rd(&patched(&blocks, 2, |b| {
+                b[28] = 40;
+            })),
+            bf("checkpoint: section order")
+        );
+        // A payload byte changed and re-sealed: the chain catches it.
+        assert_eq!(
+            rd(&patched(&blocks, 2, |b| b[100] ^= 1)),
+            Err(Error::Corrupt("checkpoint: block chain mismatch"))
+        );
+        // Commit block.
+        assert_eq!(
+            rd(&patched(&blocks, last, |b| b[14] = 1)),
+            bf("checkpoint commit: reserved")
+        );
+        assert_eq!(
+            rd(&patched(&blocks, last, |b| b[61] = 1)),
+            bf("checkpoint commit: reserved")
+        );
+        assert_eq!(
+            rd(&patched(&blocks, last, |b| b[32..40].fill(0))),
+            bf("checkpoint commit: generation")
+        );
+        assert_eq!(
+            rd(&patched(&blocks, last, |b| b[60] ^= 1)),
+            bf("checkpoint commit: set")
+        );
+        assert_eq!(
+            rd(&patched(&blocks, last, |b| b[48..52].fill(0))),
+            bf("checkpoint commit: block count")
+        );
+        assert_eq!(
+            rd(&patched(&blocks, last, |b| b[48] += 1)),
+            bf("checkpoint commit: block count")
+        );
+        assert_eq!(
+            rd(&patched(&blocks, last, |b| b[12] = 33)),
+            bf("checkpoint commit: section count")
+        );
+        assert_eq!(
+            rd(&patched(&blocks, last, |b| b[12] = 3)),
+            bf("checkpoint commit: block count")
+        );
+        let s = |i: usize, off: usize| CKPT_COMMIT_HEADER_LEN + i * SECTION_ENTRY_LEN + off;
+        assert_eq!(
+            rd(&patched(&blocks, last, |b| b[s(1, 12)] = 1)),
+            bf("checkpoint commit: section reserved")
+        );
+        assert_eq!(
+            rd(&patched(&blocks, last, |b| b[s(1, 28)] = 1)),
+            bf("checkpoint commit: section reserved")
+        );
+        assert_eq!(
+            rd(&patched(&blocks, last, |b| b[s(1, 4)] += 1)),
+            bf("checkpoint commit: section placement")
+        );
+        assert_eq!(
+            rd(&patched(&blocks, last, |b| b[s(1, 24)] = 1)),
+            bf("checkpoint commit: section size")
+        );
+        assert_eq!(
+            rd(&patched(&blocks, last, |b| b[s(0, 16)..s(0, 24)].fill(0))),
+            bf("checkpoint commit: section size")
+        );
+        assert_eq!(
+            rd(&patched(&blocks, last, |b| b[s(0, 16)..s(0, 24)].fill(0xff))),
+            bf("checkpoint commit: section size")
+        );
+        assert_eq!(
+            rd(&patched(&blocks, last, |b| b[s(4, 0)] = 1)),
+            bf("checkpoint commit: tail not zero")
+        );
+        assert_eq!(
+            rd(&patched(&blocks, last, |b| b[52] ^= 1)),
+            Err(Error::Corrupt("checkpoint: block chain mismatch"))
+        );
+        assert_eq!(
+            rd(&patched(&blocks, last, |b| b[56] ^= 1)),
+            Err(Error::Corrupt("checkpoint: block chain mismatch"))
+        );
+        assert_eq!(
+            rd(&patched(&blocks, last, |b| b[s(0, 0)] ^= 1)),
+            Err(Error::Corrupt("checkpoint: section table mismatch"))
+        );
+        assert_eq!(
+            rd(&patched(&blocks, last, |b| b[s(2, 24)] ^= 1)),
+            Err(Error::Corrupt("checkpoint: section table mismatch"))
+        );
+        assert_eq!(
+            rd(&patched(&blocks, last, |b| b[s(2, 16)] ^= 1)),
+            Err(Error::Corrupt("checkpoint: section table mismatch"))
+        );
+        // Table says an empty section 1 has blocks: move blocks from 2 to 1.
+        assert!(rd(&patched(&blocks, last, |b| {
+            b[s(1, 8)] = 1;
+            b[s(1, 16)] = 1;
+            b[s(2, 4)] += 1;
+            b[s(2, 8)] -= 1;
+        }))
+        .is_err());
+        // Fewer sections in the table than seen.
+        let (b2, _) = write(5, &[(1, vec![1; 10], false), (2, vec![2; 10], false)], 100).unwrap();
+        assert!(rd(&patched(&b2, 3, |b| {
+            b[12] = 1;
+            b[s(1, 0)..s(2, 0)].fill(0);
+            b[48] = 3;
+        }))
+        .is_err());
+    }
+
+    #[test]
+    fn torn_and_stale() {
+        let (blocks, _) = write(9, &sample_sections(), 1000).unwrap();
+        // Torn: any prefix without the commit block is not a checkpoint.
+        for n in 1..blocks.len() {
+            assert!(read(&blocks[..n]).is_err());
+        }
+        // A block missing in the middle.
+        let mut gap = blocks.clone();
+        gap.remove(3);
+        assert_eq!(
+            read(&gap).err(),
+            Some(Error::BadField("checkpoint: block index"))
+        );
+        // Stale blocks of an older checkpoint in the same set (conventional
+        // device, not reset): generation mismatch.
+        let (old, _) = write(7, &sample_sections(), 1000).unwrap();
+        let mut mix = blocks.clone();
+        mix[4] = old[4].clone();
+        assert_eq!(
+            read(&mix).err(),
+            Some(Error::BadField("checkpoint: stale block (generation)"))
+        );
+        let mut mix = blocks.clone();
+        *mix.last_mut().unwrap() = old.last().unwrap().clone();
+        assert_eq!(
+            read(&mix).err(),
+            Some(Error::BadField("checkpoint: commit of another checkpoint"))
+        );
+        // Bit flips anywhere are caught.
+        for i in 0..blocks.len() {
+            let mut f = blocks.clone();
+            f[i][(i * 997) % BLOCK_SIZE] ^= 0x10;
+            assert!(read(&f).is_err());
+        }
+        // Truncated block.
+        let mut t = blocks.clone();
+        t[2].truncate(100);
+        assert_eq!(read(&t).err(), Some(Error::Truncated));
+        // Feeding after commit or after an error.
+        let mut r = CheckpointReader::new(&blocks[0]).unwrap();
+        assert!(r.feed(&blocks[2]).is_err());
+        assert!(r.feed(&blocks[1]).is_err()); // poisoned
+        let (b2, _) = write(1, &[], 2).unwrap();
+        let mut r = CheckpointReader::new(&b2[0]).unwrap();
+        assert_eq!(r.next_index(), 1);
+        assert!(r.commit().is_none());
+        assert!(matches!(r.feed(&b2[1]), Ok(CheckpointItem::Commit)));
+        assert_eq!(r.commit().unwrap().nr_blocks, 2);
+        assert!(r.feed(&b2[1]).is_err());
+        assert_eq!(r.header().generation, 1);
+        assert_eq!(CheckpointReader::new(&b2[1]).err(), Some(Error::BadMagic));
+    }
+
+    #[test]
+    fn fuzz() {
+        let mut rng = Rng::new(0xc0ffee);
+        let secs = vec![
+            (section::VOLUMES, b"vols".to_vec(), true),
+            (section::ZONES, vec![], false),
+            (
+                section::BLOCK_TABLE,
+                (0..9000u32).map(|i| i as u8).collect(),
+                false,
+            ),
+        ];
+        let (blocks, _) = write(4, &secs, 100).unwrap();
+        let mut accepted = 0;
+        for i in 0..24_000 {
+            let mut b = blocks.clone();
+            let which = rng.below(b.len() as u64) as usize;
+            for _ in 0..1 + rng.below(3) {
+                mutate(&mut rng, &mut b[which]);
+            }
+            if i % 3 != 0 {
+                reseal(&mut b[which]);
+            }
+            if rng.below(10) == 0 {
+                // Also drop or duplicate a block.
+                let j = rng.below(b.len() as u64) as usize;
+                if rng.below(2) == 0 {
+                    b.remove(j);
+                } else {
+                    let d = b[j].clone();
+                    b.insert(j, d);
+                }
+            }
+            let _ = CheckpointHeader::decode(&b[0]);
+            let _ = CheckpointCommit::decode(&b[b.len() - 1]);
+            if read(&b).is_ok() {
+                accepted += 1;
+            }
+        }
+        assert!(accepted < 24_000);
+    }
+}
