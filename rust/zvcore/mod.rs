@@ -16,3 +16,4 @@ pub mod format;
 pub mod geom;
 pub mod alloc;
 pub mod map;
+pub mod gc;

@@ -1,0 +1,567 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Garbage-collection policy: when to collect, which zone to collect, which
+//! blocks of it are still live, and how much extra writing GC costs.
+//!
+//! The mechanism (reading live blocks, writing them to [`Stream::Gc`],
+//! [`super::map::BlockTable::relocate`], invalidating, resetting the zone)
+//! belongs to the pool engine; this module only decides. A GC pass:
+//! 1. `pick_victim` (Full/Closed data zones, no open stream's zone, nothing
+//!    in flight; zones without valid blocks first: they only need a reset);
+//! 2. [`RelocPlan`] over every table's extents gives the live extents of the
+//!    victim in resumable chunks;
+//! 3. for each: read, `alloc(Stream::Gc)`, write, `relocate` (skips blocks the
+//!    user changed meanwhile), invalidate moved old copies and skipped new ones;
+//! 4. when the victim's valid count is 0: reset the zone.
+
+use super::alloc::{Allocator, ZoneInfo, ZoneState};
+use super::geom::{DeviceGeometry, Stream};
+use super::map::MapExtent;
+use core::ops::{Deref, DerefMut};
+
+/// Stream that receives relocated (surviving, hence cold) blocks.
+pub const RELOCATION_STREAM: Stream = Stream::Gc;
+
+/// Stream of a user write: overwrites and ordinary writes are hot; writes
+/// the caller knows to be cold (hint) go to their own stream.
+pub const fn user_stream(cold_hint: bool) -> Stream {
+    if cold_hint {
+        Stream::UserCold
+    } else {
+        Stream::UserHot
+    }
+}
+
+/// Victim selection policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Policy {
+    /// Fewest valid blocks (cheapest now; best when overwrites are uniform).
+    Greedy,
+    /// LFS cost-benefit: maximise `(1 - u) * age / (1 + u)` (lets cold,
+    /// moderately full zones be cleaned before hot ones that are still
+    /// emptying themselves).
+    CostBenefit,
+}
+
+/// How hard GC must work.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Urgency {
+    /// Enough free zones: no GC (except opportunistic resets of dead zones).
+    Idle,
+    /// Collect in the background at low priority.
+    Background,
+    /// Collect now; foreground writes are throttled.
+    Urgent,
+}
+
+/// Utilisation in per-mille (`valid / cap`), clamped to 1000.
+fn util_permille(valid: u64, cap: u64) -> u64 {
+    if cap == 0 {
+        return 1000;
+    }
+    (valid.min(cap).saturating_mul(1000) / cap).min(1000)
+}
+
+/// Age is clamped to 2^40 clock ticks so `1000 * age` cannot overflow.
+const AGE_CLAMP: u64 = 1 << 40;
+
+/// Score of a candidate zone (higher = better victim); `None` if the zone is
+/// not a candidate: not Full/Closed, something in flight, or nothing to gain.
+pub fn victim_score(zi: &ZoneInfo, cap: u64, now: u64, policy: Policy) -> Option<u64> {
+    if !matches!(zi.state(), ZoneState::Full | ZoneState::Closed) || zi.inflight() != 0 {
+        return None;
+    }
+    let valid = zi.valid();
+    if valid >= cap {
+        return None;
+    }
+    if valid == 0 {
+        return Some(u64::MAX); // only a reset needed
+    }
+    match policy {
+        Policy::Greedy => Some(cap - valid),
+        Policy::CostBenefit => {
+            let u = util_permille(valid, cap);
+            let age = now
+                .saturating_sub(zi.seq())
+                .saturating_add(1)
+                .min(AGE_CLAMP);
+            Some((1000 - u) * age / (1000 + u))
+        }
+    }
+}
+
+/// Best victim zone under `policy` (ties: lowest zone id), skipping zones
+/// for which `skip(zone)` is true (e.g. the victim being collected).
+pub fn pick_victim<G, Z>(
+    a: &Allocator<G, Z>,
+    policy: Policy,
+    skip: impl Fn(u32) -> bool,
+) -> Option<u32>
+where
+    G: Deref<Target = [DeviceGeometry]>,
+    Z: DerefMut<Target = [ZoneInfo]>,
+{
+    let now = a.clock();
+    let mut best: Option<(u64, u32)> = None;
+    for (i, zi) in a.zones().iter().enumerate() {
+        let z = i as u32;
+        if skip(z) {
+            continue;
+        }
+        let Some(cap) = a.geom().zone_cap(z) else {
+            continue;
+        };
+        let Some(score) = victim_score(zi, cap, now, policy) else {
+            continue;
+        };
+        if best.map(|b| score > b.0).unwrap_or(true) {
+            best = Some((score, z));
+        }
+    }
+    best.map(|b| b.1)
+}
+
+/// Free-zone level at or below which GC is [`Urgency::Urgent`]:
+/// `reserve + max(1, total / 50)`.
+pub fn urgent_level(total: u32, reserve: u32) -> u32 {
+    reserve.saturating_add((total / 50).max(1))
+}
+
+/// Free-zone level at or below which GC runs in the background:
+/// `reserve + max(2, total / 8)`.
+pub fn background_level(total: u32, reserve: u32) -> u32 {
+    reserve.saturating_add((total / 8).max(2))
+}
+
+/// How urgent GC is with `free_zones` empty zones out of `total` data zones
+/// and `reserve` GC-reserve zones.
+pub fn gc_urgency(free_zones: u32, total: u32, reserve: u32) -> Urgency {
+    if free_zones <= urgent_level(total, reserve) {
+        Urgency::Urgent
+    } else if free_zones <= background_level(total, reserve) {
+        Urgency::Background
+    } else {
+        Urgency::Idle
+    }
+}
+
+/// Foreground throttle in per-mille: 0 above the background level, 1000 at
+/// (or below) the reserve, growing quadratically in between (gentle at
+/// first, steep near the reserve). The engine applies it as the share of
+/// foreground write bandwidth held back for GC (e.g. GC blocks to relocate
+/// per user block, or a delay per write).
+pub fn throttle_permille(free_zones: u32, total: u32, reserve: u32) -> u32 {
+    let hi = background_level(total, reserve);
+    if free_zones >= hi {
+        return 0;
+    }
+    if free_zones <= reserve {
+        return 1000;
+    }
+    let span = u64::from(hi - reserve);
+    let x = u64::from(hi - free_zones) * 1000 / span; // 0..1000
+    (x * x / 1000) as u32
+}
+
+/// Resumable computation of a victim's live extents.
+///
+/// Feed it an iterator over the mapped extents of every block table (any
+/// order; for instance each volume's [`super::map::BlockTable::extents`]
+/// chained); it writes the parts that lie in the victim's written range
+/// into caller buffers, one chunk at a time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RelocPlan {
+    start: u64,
+    end: u64,
+    pending: Option<MapExtent>,
+    live: u64,
+}
+
+impl RelocPlan {
+    /// A plan for the zone whose written blocks are `[start, end)`.
+    pub fn new(start: u64, end: u64) -> RelocPlan {
+        RelocPlan {
+            start,
+            end,
+            pending: None,
+            live: 0,
+        }
+    }
+
+    /// A plan for zone `zone` of allocator `a` (its range up to the write
+    /// pointer). `None` for an unknown zone.
+    pub fn for_zone<G, Z>(a: &Allocator<G, Z>, zone: u32) -> Option<RelocPlan>
+    where
+        G: Deref<Target = [DeviceGeometry]>,
+        Z: DerefMut<Target = [ZoneInfo]>,
+    {
+        let start = a.geom().zone_start(zone)?;
+        let wp = a.zone(zone)?.wp();
+        Some(RelocPlan::new(start, start.checked_add(wp)?))
+    }
+
+    /// The part of `e` inside the victim, if any.
+    fn clip(&self, e: &MapExtent) -> Option<MapExtent> {
+        let lo = e.addr.max(self.start);
+        let hi = e.addr.saturating_add(e.len).min(self.end);
+        (lo < hi).then(|| MapExtent {
+            vol: e.vol,
+            lba: e.lba.saturating_add(lo - e.addr),
+            len: hi - lo,
+            addr: lo,
+        })
+    }
+
+    /// Writes up to `out.len()` live extents of the victim into `out`,
+    /// pulling from `it`; returns how many. 0 means done (or `out` empty).
+    /// Call again with the same iterator to continue.
+    pub fn fill<I: Iterator<Item = MapExtent>>(
+        &mut self,
+        it: &mut I,
+        out: &mut [MapExtent],
+    ) -> usize {
+        let mut n = 0;
+        for slot in out.iter_mut() {
+            let next = match self.pending.take() {
+                Some(p) => Some(p),
+                None => it.by_ref().find_map(|e| self.clip(&e)),
+            };
+            let Some(e) = next else { break };
+            *slot = e;
+            self.live = self.live.saturating_add(e.len);
+            n += 1;
+        }
+        n
+    }
+
+    /// Live blocks found so far (equals the zone's valid count when the
+    /// plan is complete and nothing is in flight).
+    pub fn live_blocks(&self) -> u64 {
+        self.live
+    }
+}
+
+/// Write-amplification accounting.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WaStats {
+    /// Blocks written on behalf of users.
+    pub user_blocks: u64,
+    /// Blocks written by GC relocation.
+    pub gc_blocks: u64,
+}
+
+impl WaStats {
+    /// Counts `n` user blocks.
+    pub fn record_user(&mut self, n: u64) {
+        self.user_blocks = self.user_blocks.saturating_add(n);
+    }
+
+    /// Counts `n` relocated blocks.
+    pub fn record_gc(&mut self, n: u64) {
+        self.gc_blocks = self.gc_blocks.saturating_add(n);
+    }
+
+    /// From an allocator's per-stream counters (user = hot + cold).
+    pub fn from_alloc<G, Z>(a: &Allocator<G, Z>) -> WaStats
+    where
+        G: Deref<Target = [DeviceGeometry]>,
+        Z: DerefMut<Target = [ZoneInfo]>,
+    {
+        WaStats {
+            user_blocks: a
+                .written(Stream::UserHot)
+                .saturating_add(a.written(Stream::UserCold)),
+            gc_blocks: a.written(Stream::Gc),
+        }
+    }
+
+    /// Write amplification `(user + gc) / user`, times 1000 (1000 = none).
+    /// 1000 when nothing was written by users.
+    pub fn wa_x1000(&self) -> u64 {
+        if self.user_blocks == 0 {
+            return 1000;
+        }
+        let extra = match self.gc_blocks.checked_mul(1000) {
+            Some(g) => g / self.user_blocks,
+            None => (self.gc_blocks / self.user_blocks).saturating_mul(1000),
+        };
+        1000u64.saturating_add(extra)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::alloc::AllocConfig;
+    use super::super::geom::tests::zns;
+    use super::super::geom::PoolGeometry;
+    use super::super::map::tests::{Rng, VecStore};
+    use super::super::map::BlockTable;
+    use super::*;
+    use std::vec;
+    use std::vec::Vec;
+
+    type A = Allocator<Vec<DeviceGeometry>, Vec<ZoneInfo>>;
+
+    fn mk() -> A {
+        mk_n(16)
+    }
+
+    fn mk_n(zones: u32) -> A {
+        let g = PoolGeometry::new(vec![zns(zones, 16, 16)]).unwrap();
+        let n = g.nr_zones() as usize;
+        Allocator::new(
+            g,
+            vec![ZoneInfo::default(); n],
+            AllocConfig { gc_reserve: 2 },
+        )
+        .unwrap()
+    }
+
+    fn fill_zone(a: &mut A, s: Stream) -> (u32, u64) {
+        let e = a.alloc(s, 16).unwrap();
+        assert_eq!(e.len, 16);
+        a.complete_write(e.addr, 16).unwrap();
+        (e.zone, e.addr)
+    }
+
+    #[test]
+    fn victim_choice() {
+        let mut a = mk();
+        let (z1, a1) = fill_zone(&mut a, Stream::UserHot); // old
+        let (z2, a2) = fill_zone(&mut a, Stream::UserHot);
+        let (z3, a3) = fill_zone(&mut a, Stream::UserHot);
+        for _ in 0..50 {
+            let e = a.alloc(Stream::UserCold, 16).unwrap(); // time passes
+            a.complete_write(e.addr, e.len).unwrap();
+            let _ = a.invalidate(e.addr, e.len);
+            let _ = a.finish(e.zone);
+            let _ = a.reset(e.zone);
+        }
+        let open = a.alloc(Stream::UserHot, 4).unwrap(); // open zone, 0 valid after invalidate
+        a.complete_write(open.addr, 4).unwrap();
+        a.invalidate(open.addr, 4).unwrap();
+        // z1: 6 valid (old), z2: 12 invalid... set up: z1 u=10/16 old, z3 u=6/16 young.
+        a.invalidate(a1, 6).unwrap();
+        a.invalidate(a2, 1).unwrap();
+        a.invalidate(a3, 10).unwrap();
+        assert_eq!(pick_victim(&a, Policy::Greedy, |_| false), Some(z3));
+        // Cost-benefit: z1 is much older; (1-.625)*age/(1.625) vs (1-.375)*age'/1.375.
+        let now = a.clock();
+        let s1 = victim_score(a.zone(z1).unwrap(), 16, now, Policy::CostBenefit).unwrap();
+        let s3 = victim_score(a.zone(z3).unwrap(), 16, now, Policy::CostBenefit).unwrap();
+        assert!(s1 > 0 && s3 > 0);
+        let exp = if s1 > s3 { z1 } else { z3 };
+        assert_eq!(pick_victim(&a, Policy::CostBenefit, |_| false), Some(exp));
+        // Open zones are never picked, even with 0 valid.
+        assert_ne!(pick_victim(&a, Policy::Greedy, |_| false), Some(open.zone));
+        // Dead zones first.
+        a.invalidate(a2 + 1, 15).unwrap();
+        assert_eq!(pick_victim(&a, Policy::CostBenefit, |_| false), Some(z2));
+        assert_eq!(pick_victim(&a, Policy::Greedy, |z| z == z2), Some(z3));
+        // Fully valid zones are not candidates.
+        assert!(pick_victim(&a, Policy::Greedy, |z| z == z1 || z == z2 || z == z3).is_none());
+        // In-flight blocks exclude a zone.
+        let e = a.alloc(Stream::Gc, 16).unwrap();
+        a.invalidate(e.addr, 8).unwrap();
+        assert!(victim_score(a.zone(e.zone).unwrap(), 16, a.clock(), Policy::Greedy).is_none());
+        a.complete_write(e.addr, 16).unwrap();
+        assert!(victim_score(a.zone(e.zone).unwrap(), 16, a.clock(), Policy::Greedy).is_some());
+    }
+
+    #[test]
+    fn cost_benefit_math() {
+        // u = 0.5, age 1000 -> 500 * 1000 / 1500 = 333.
+        let mut a = mk();
+        let (z, addr) = fill_zone(&mut a, Stream::UserHot);
+        a.invalidate(addr, 8).unwrap();
+        let zi = *a.zone(z).unwrap();
+        let seq = zi.seq();
+        assert_eq!(
+            victim_score(&zi, 16, seq + 999, Policy::CostBenefit),
+            Some(333)
+        );
+        assert_eq!(victim_score(&zi, 16, seq + 999, Policy::Greedy), Some(8));
+        assert_eq!(
+            victim_score(&zi, 16, u64::MAX, Policy::CostBenefit),
+            Some(500 * AGE_CLAMP / 1500)
+        );
+    }
+
+    #[test]
+    fn urgency_and_throttle() {
+        assert_eq!(gc_urgency(100, 100, 2), Urgency::Idle);
+        assert_eq!(background_level(100, 2), 14);
+        assert_eq!(urgent_level(100, 2), 4);
+        assert_eq!(gc_urgency(15, 100, 2), Urgency::Idle);
+        assert_eq!(gc_urgency(14, 100, 2), Urgency::Background);
+        assert_eq!(gc_urgency(5, 100, 2), Urgency::Background);
+        assert_eq!(gc_urgency(4, 100, 2), Urgency::Urgent);
+        assert_eq!(gc_urgency(0, 100, 2), Urgency::Urgent);
+        assert_eq!(gc_urgency(0, 0, 0), Urgency::Urgent);
+        let mut last = 0;
+        for free in (0..=20).rev() {
+            let t = throttle_permille(free, 100, 2);
+            assert!(t >= last && t <= 1000);
+            last = t;
+        }
+        assert_eq!(throttle_permille(14, 100, 2), 0);
+        assert_eq!(throttle_permille(2, 100, 2), 1000);
+        assert_eq!(throttle_permille(8, 100, 2), 250);
+        assert_eq!(throttle_permille(u32::MAX, u32::MAX, u32::MAX), 0);
+    }
+
+    #[test]
+    fn relocation_plan() {
+        let mut a = mk_n(40);
+        let mut s = VecStore::new(usize::MAX);
+        let mut tabs = [
+            BlockTable::new(0, 4096).unwrap(),
+            BlockTable::new(1, 4096).unwrap(),
+        ];
+        let mut rng = Rng(77);
+        // Random user writes to two volumes, invalidating overwritten blocks.
+        for _ in 0..400 {
+            let v = rng.below(2) as usize;
+            let lba = rng.below(150);
+            let mut n = 1 + rng.below(20);
+            let mut l = lba;
+            while n > 0 {
+                let e = a
+                    .alloc(Stream::UserHot, n)
+                    .unwrap_or_else(|_| panic!("full"));
+                a.complete_write(e.addr, e.len).unwrap();
+                let mut old = Vec::new();
+                tabs[v]
+                    .map_range(&mut s, l, e.len, e.addr, |_, oa, on| old.push((oa, on)))
+                    .unwrap();
+                for (oa, on) in old {
+                    a.invalidate(oa, on).unwrap();
+                }
+                l += e.len;
+                n -= e.len;
+            }
+            // Keep space: reset dead zones.
+            while let Some(z) = pick_victim(&a, Policy::Greedy, |_| false) {
+                if a.zone(z).unwrap().valid() != 0 {
+                    break;
+                }
+                a.reset(z).unwrap();
+            }
+            while a.free_zones() <= 4 {
+                // Collect one victim completely.
+                let v = pick_victim(&a, Policy::CostBenefit, |_| false).unwrap();
+                let mut plan = RelocPlan::for_zone(&a, v).unwrap();
+                let (t0, t1) = (tabs[0], tabs[1]);
+                let mut it = t0.extents(&s).chain(t1.extents(&s));
+                let mut all = Vec::new();
+                let mut buf = [MapExtent {
+                    vol: 0,
+                    lba: 0,
+                    len: 0,
+                    addr: 0,
+                }; 3];
+                loop {
+                    let k = plan.fill(&mut it, &mut buf);
+                    if k == 0 {
+                        break;
+                    }
+                    all.extend_from_slice(&buf[..k]);
+                }
+                assert_eq!(plan.live_blocks(), a.zone(v).unwrap().valid());
+                let start = a.geom().zone_start(v).unwrap();
+                for x in &all {
+                    assert!(x.addr >= start && x.addr + x.len <= start + 16);
+                    assert_eq!(
+                        tabs[x.vol as usize].lookup_run(&s, x.lba, x.len),
+                        (Some(x.addr), x.len)
+                    );
+                }
+                for x in all {
+                    let mut left = x.len;
+                    let mut off = 0;
+                    while left > 0 {
+                        let e = a.alloc(RELOCATION_STREAM, left).unwrap();
+                        a.complete_write(e.addr, e.len).unwrap();
+                        let part = MapExtent {
+                            vol: x.vol,
+                            lba: x.lba + off,
+                            len: e.len,
+                            addr: x.addr + off,
+                        };
+                        let (mut inv, mut inv2) = (Vec::new(), Vec::new());
+                        tabs[x.vol as usize]
+                            .relocate(
+                                &mut s,
+                                &part,
+                                e.addr,
+                                |oa, n| inv.push((oa, n)),
+                                |na, n| inv2.push((na, n)),
+                            )
+                            .unwrap();
+                        for (ia, n) in inv.into_iter().chain(inv2) {
+                            a.invalidate(ia, n).unwrap();
+                        }
+                        left -= e.len;
+                        off += e.len;
+                    }
+                }
+                assert_eq!(a.zone(v).unwrap().valid(), 0);
+                a.reset(v).unwrap();
+            }
+        }
+        let wa = WaStats::from_alloc(&a);
+        assert!(wa.gc_blocks > 0, "GC never ran");
+        assert!(wa.wa_x1000() > 1000);
+        // Total valid equals mapped blocks.
+        assert_eq!(a.used_blocks(), tabs[0].mapped() + tabs[1].mapped());
+    }
+
+    #[test]
+    fn plan_clipping_and_chunks() {
+        let mut p = RelocPlan::new(100, 116);
+        let ext = |vol, lba, len, addr| MapExtent {
+            vol,
+            lba,
+            len,
+            addr,
+        };
+        let input = vec![
+            ext(0, 0, 10, 95),
+            ext(1, 50, 3, 200),
+            ext(2, 7, 30, 110),
+            ext(3, 0, 1, 116),
+            ext(4, 9, 2, 99),
+        ];
+        let mut it = input.into_iter();
+        let mut out = [ext(0, 0, 0, 0); 1];
+        let mut got = Vec::new();
+        while p.fill(&mut it, &mut out) == 1 {
+            got.push(out[0]);
+        }
+        assert_eq!(
+            got,
+            vec![ext(0, 5, 5, 100), ext(2, 7, 6, 110), ext(4, 10, 1, 100)]
+        );
+        assert_eq!(p.live_blocks(), 12);
+        assert_eq!(p.fill(&mut core::iter::empty(), &mut []), 0);
+    }
+
+    #[test]
+    fn wa_math() {
+        let mut w = WaStats::default();
+        assert_eq!(w.wa_x1000(), 1000);
+        w.record_user(1000);
+        assert_eq!(w.wa_x1000(), 1000);
+        w.record_gc(500);
+        assert_eq!(w.wa_x1000(), 1500);
+        w.record_gc(u64::MAX);
+        assert!(w.wa_x1000() > 1000);
+        let w = WaStats {
+            user_blocks: 3,
+            gc_blocks: 1,
+        };
+        assert_eq!(w.wa_x1000(), 1333);
+        assert_eq!(user_stream(false), Stream::UserHot);
+        assert_eq!(user_stream(true), Stream::UserCold);
+    }
+}
