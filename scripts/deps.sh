@@ -8,7 +8,7 @@ set -euo pipefail
 
 # Kernel + Rust toolchain, QEMU, and the guest userland copied into the initramfs.
 PKGS=(
-	rustc-web rust-web-src clang-19 lld-19 llvm-19 libclang-19-dev
+	rustc-web rust-web-src rust-web-clippy clang-19 lld-19 llvm-19 libclang-19-dev
 	bison flex libelf-dev libssl-dev bc cpio kmod dwarves python3 xz-utils binutils make gcc
 	qemu-system-x86 busybox-static
 	fio util-linux e2fsprogs dmsetup
@@ -22,8 +22,17 @@ if [ ${#missing[@]} -gt 0 ]; then
 	log "installing Debian packages: ${missing[*]}"
 	SUDO=""
 	[ "$(id -u)" = 0 ] || SUDO=sudo
+	export DEBIAN_FRONTEND=noninteractive
 	$SUDO apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	apt_install() { $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >"$ZVPOOL_CACHE/apt-install.log" 2>&1; }
+	mkdir -p "$ZVPOOL_CACHE"
+	# A package whose configuration failed (seen once with a fresh machine's
+	# triggers) is retried after finishing dpkg's pending configuration.
+	if ! apt_install; then
+		log "apt-get install failed once; retrying after dpkg --configure -a"
+		$SUDO dpkg --configure -a >>"$ZVPOOL_CACHE/apt-install.log" 2>&1 || true
+		apt_install || { tail -n 30 "$ZVPOOL_CACHE/apt-install.log" >&2; die "could not install: ${missing[*]}"; }
+	fi
 fi
 
 [ -x "$ZV_RUSTC" ] || die "$ZV_RUSTC missing after installing rustc-web"

@@ -16,8 +16,11 @@ debug) frags+=("$ZVPOOL_TOP/scripts/kernel/debug.config") ;;
 *) die "ZVPOOL_KERNEL must be 'test' or 'debug', not '$ZV_KFLAVOUR'" ;;
 esac
 
+# Bump when the way the kernel is configured or built changes.
+RECIPE=1
 key=$({
-	cat "$ZVPOOL_CACHE/src/VERSION" "${frags[@]}" "$0"
+	echo "recipe $RECIPE"
+	cat "$ZVPOOL_CACHE/src/VERSION" "${frags[@]}"
 	$ZV_RUSTC --version; "$ZV_BINDGEN" --version; clang$ZV_LLVM_SUFFIX --version | head -1
 } | sha256sum | cut -c1-12)
 KBUILD=$ZVPOOL_CACHE/kbuild/$ZV_KFLAVOUR-$key
@@ -77,7 +80,7 @@ done
 
 log "building kernel ($ZV_KFLAVOUR) with $(nproc) jobs; this takes several minutes the first time"
 start=$SECONDS
-kmake -j"$(nproc)" bzImage modules 2>&1 | grep -vE '^\s*$' >&2 || die "kernel build failed"
+kmake -j"$(nproc)" bzImage modules >&2 || die "kernel build failed"
 [ -f "$KBUILD/arch/x86/boot/bzImage" ] || die "kernel build produced no bzImage"
 echo "$(cat "$ZVPOOL_CACHE/src/VERSION") $ZV_KFLAVOUR" >"$KBUILD/.zv-complete"
 log "kernel built in $((SECONDS - start)) s"

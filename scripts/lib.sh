@@ -33,5 +33,5 @@ zv_rust_lib_src() {
 }
 zv_kmake_vars() {
 	printf '%s\n' "LLVM=$ZV_LLVM_SUFFIX" "RUSTC=$ZV_RUSTC" "HOSTRUSTC=$ZV_RUSTC" \
-		"RUSTDOC=$ZV_RUSTDOC" "BINDGEN=$ZV_BINDGEN" "RUST_LIB_SRC=$(zv_rust_lib_src)"
+		"RUSTDOC=$ZV_RUSTDOC" "CLIPPY_DRIVER=/usr/bin/clippy-driver" "BINDGEN=$ZV_BINDGEN" "RUST_LIB_SRC=$(zv_rust_lib_src)"
 }

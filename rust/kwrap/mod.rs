@@ -1,0 +1,7 @@
+// SPDX-License-Identifier: GPL-2.0
+//! zvpool's kernel wrappers: the only place in the module where `unsafe` code
+//! lives. Each wrapper is shaped like the upstream Rust block-layer API that is
+//! still in flight, so it can be swapped for upstream later.
+
+pub(crate) mod ffi;
+pub(crate) mod uts;

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# `make check`: the project's whole test command, from a fresh machine.
+#   1. toolchain and packages (deps.sh)       4. host tests (cargo test)
+#   2. test kernel, cached (kernel-build.sh)   5. initramfs + VM selftests (KTAP)
+#   3. zvpool.ko (build-module.sh)             6. totals
+# Ends with "N passed, N failed, N skipped"; exits non-zero on any failure.
+# --demo:  build everything, then boot the VM running the demo (`make demo`).
+# --shell: build everything, then boot the VM with an interactive shell.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+mode=check
+case "${1:-}" in
+--shell) mode=shell ;;
+--demo) mode=demo ;;
+"") ;;
+*) die "check.sh: unknown argument $1" ;;
+esac
+B=$ZVPOOL_TOP/build
+mkdir -p "$B"
+t0=$SECONDS
+step() { log "== $* (t+$((SECONDS - t0))s)"; }
+
+step "dependencies"
+"$ZVPOOL_TOP/scripts/deps.sh"
+step "test kernel ($ZV_KFLAVOUR)"
+KBUILD=$("$ZVPOOL_TOP/scripts/kernel-build.sh")
+step "zvpool.ko"
+KO=$("$ZVPOOL_TOP/scripts/build-module.sh" --kdir "$KBUILD" --werror --clippy)
+
+host_pass=0 host_fail=0 host_skip=0 host_rc=0
+if [ $mode = check ]; then
+	step "host tests (cargo test --workspace)"
+	set +e
+	(cd "$ZVPOOL_TOP" && cargo test --workspace --color never 2>&1) | tee "$B/host-tests.log"
+	host_rc=${PIPESTATUS[0]}
+	set -e
+	read -r host_pass host_fail host_skip < <(awk '/^test result:/ {
+		for (i = 1; i <= NF; i++) {
+			if ($(i) ~ /^passed/) p += $(i - 1); if ($(i) ~ /^failed/) f += $(i - 1); if ($(i) ~ /^ignored/) s += $(i - 1)
+		} } END { print p + 0, f + 0, s + 0 }' "$B/host-tests.log")
+	if [ "$host_rc" != 0 ] && [ "$host_fail" = 0 ]; then
+		host_fail=1 # did not build, or a test binary crashed
+	fi
+fi
+
+step "userspace tools"
+if [ -d "$ZVPOOL_TOP/tools" ]; then
+	(cd "$ZVPOOL_TOP" && cargo build --release --workspace --bins -q)
+fi
+
+step "initramfs"
+"$ZVPOOL_TOP/scripts/initramfs.sh" "$KBUILD" "$KO" "$B/initramfs.cpio"
+
+step "VM ($mode)"
+vm_rc=0
+"$ZVPOOL_TOP/scripts/vm.sh" --kernel "$KBUILD/arch/x86/boot/bzImage" --initrd "$B/initramfs.cpio" \
+	--mode $mode --log "$B/vm" --timeout "${ZVPOOL_VM_TIMEOUT:-1200}" || vm_rc=$?
+if [ $mode = demo ]; then
+	echo "---- the guest's view ----"
+	tr -d '\r' <"$B/vm/results.log" | grep -v '^ZVPOOL-GUEST-DONE'
+	echo "--------------------------"
+	[ "$vm_rc" = 0 ] && log "demo finished in $((SECONDS - t0)) s" || log "demo failed (see $B/vm/console.log)"
+fi
+[ $mode = check ] || exit $vm_rc
+
+tr -d '\r' <"$B/vm/results.log" >"$B/vm/ktap.log"
+echo "---- VM selftests (KTAP) ----"
+grep -v '^ZVPOOL-GUEST-DONE' "$B/vm/ktap.log" || true
+echo "-----------------------------"
+# Count leaf test cases (nested one level); a program that failed without a
+# failing case of its own (crash, timeout) counts as one failure.
+read -r vm_pass vm_fail vm_skip < <(awk '
+	/^    (not )?ok [0-9]+/ {
+		if ($0 ~ /# SKIP/) s++; else if ($1 == "not") { f++; pf++ } else p++
+		next
+	}
+	/^not ok [0-9]+/ { if (pf == 0) f++; pf = 0; next }
+	/^ok [0-9]+/ { pf = 0 }
+	END { print p + 0, f + 0, s + 0 }' "$B/vm/ktap.log")
+if [ "$vm_rc" != 0 ] && [ "$vm_fail" = 0 ]; then
+	vm_fail=1 # oops/WARN/timeout outside any test case
+fi
+
+echo "== zvpool check summary (total $((SECONDS - t0)) s) =="
+echo "kernel: $(cat "$KBUILD/.zv-complete") ($(basename "$KBUILD"))"
+echo "host tests (cargo test): $host_pass passed, $host_fail failed, $host_skip ignored"
+echo "VM selftests (KTAP): $vm_pass passed, $vm_fail failed, $vm_skip skipped"
+[ "$vm_rc" = 0 ] || echo "VM run failed (see $B/vm/console.log)"
+echo "$((host_pass + vm_pass)) passed, $((host_fail + vm_fail)) failed, $((host_skip + vm_skip)) skipped"
+[ $((host_fail + vm_fail)) = 0 ] && [ "$host_rc" = 0 ] && [ "$vm_rc" = 0 ]

@@ -1,0 +1,96 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+# Minimal KTAP helpers for zvpool's selftests (POSIX sh / busybox ash),
+# modelled on tools/testing/selftests/kselftest/ktap_helpers.sh.
+# Exit codes follow kselftest: 0 pass, 1 fail, 4 skip.
+
+KSFT_PASS=0
+KSFT_FAIL=1
+KSFT_SKIP=4
+
+KTAP_TESTNO=1
+KTAP_CNT_PASS=0
+KTAP_CNT_FAIL=0
+KTAP_CNT_SKIP=0
+
+ktap_print_header() {
+	echo "KTAP version 1"
+}
+
+ktap_set_plan() {
+	echo "1..$1"
+}
+
+ktap_print_msg() {
+	echo "# $*"
+}
+
+ktap_test_pass() {
+	echo "ok $KTAP_TESTNO $1"
+	KTAP_TESTNO=$((KTAP_TESTNO + 1))
+	KTAP_CNT_PASS=$((KTAP_CNT_PASS + 1))
+}
+
+ktap_test_fail() {
+	echo "not ok $KTAP_TESTNO $1"
+	KTAP_TESTNO=$((KTAP_TESTNO + 1))
+	KTAP_CNT_FAIL=$((KTAP_CNT_FAIL + 1))
+}
+
+# ktap_test_skip NAME REASON
+ktap_test_skip() {
+	echo "ok $KTAP_TESTNO $1 # SKIP $2"
+	KTAP_TESTNO=$((KTAP_TESTNO + 1))
+	KTAP_CNT_SKIP=$((KTAP_CNT_SKIP + 1))
+}
+
+# ktap_test_result NAME CMD...: runs CMD; pass if it exits 0.
+ktap_test_result() {
+	_name=$1
+	shift
+	if "$@"; then ktap_test_pass "$_name"; else ktap_test_fail "$_name"; fi
+}
+
+# ktap_expect_eq NAME EXPECTED ACTUAL
+ktap_expect_eq() {
+	if [ "$2" = "$3" ]; then
+		ktap_test_pass "$1"
+	else
+		ktap_print_msg "$1: expected '$2', got '$3'"
+		ktap_test_fail "$1"
+	fi
+}
+
+ktap_finished() {
+	ktap_print_msg "Totals: pass:$KTAP_CNT_PASS fail:$KTAP_CNT_FAIL xfail:0 xpass:0 skip:$KTAP_CNT_SKIP error:0"
+	if [ "$KTAP_CNT_FAIL" -gt 0 ]; then
+		exit $KSFT_FAIL
+	elif [ "$KTAP_CNT_PASS" -eq 0 ] && [ "$KTAP_CNT_SKIP" -gt 0 ]; then
+		exit $KSFT_SKIP
+	fi
+	exit $KSFT_PASS
+}
+
+# Kernel log lines that must never appear during a test.
+dmesg_bad_pattern='WARNING:|BUG:|Oops|general protection|Kernel panic|KASAN|UBSAN|possible circular locking|possible recursive locking|INFO: task .* blocked|sleeping function called from invalid context|kmemleak|Call Trace:'
+
+# dmesg_mark: remember where the kernel log is now.
+dmesg_mark() {
+	DMESG_MARK=$(dmesg | wc -l)
+}
+
+# dmesg_since_mark: kernel log lines since dmesg_mark.
+dmesg_since_mark() {
+	dmesg | tail -n +"$((DMESG_MARK + 1))"
+}
+
+# dmesg_clean_since_mark NAME: a test case that fails on a WARN/oops/... since the mark.
+dmesg_clean_since_mark() {
+	_bad=$(dmesg_since_mark | grep -E "$dmesg_bad_pattern")
+	if [ -n "$_bad" ]; then
+		echo "$_bad" | sed 's/^/# dmesg: /'
+		ktap_test_fail "$1"
+	else
+		ktap_test_pass "$1"
+	fi
+}

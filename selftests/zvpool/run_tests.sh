@@ -1,0 +1,33 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+# Runs zvpool selftests and prints one KTAP document: each program's own KTAP
+# output nested (indented four spaces) under one top-level result line, like
+# the kselftest runner. Exit status: 0 when no program failed.
+DIR=$(cd "$(dirname "$0")" && pwd)
+[ $# -gt 0 ] || set -- $(sed -n 's/^TEST_PROGS := //p' "$DIR/Makefile")
+timeout_s=$(sed -n 's/^timeout=//p' "$DIR/settings")
+
+echo "KTAP version 1"
+echo "1..$#"
+n=0
+rc_all=0
+for t in "$@"; do
+	n=$((n + 1))
+	out=/tmp/ktap.$n
+	if command -v timeout >/dev/null 2>&1; then
+		timeout "${timeout_s:-300}" sh "$DIR/$t" >"$out" 2>"$out.err"
+	else
+		sh "$DIR/$t" >"$out" 2>"$out.err"
+	fi
+	rc=$?
+	sed 's/^/    /' "$out"
+	# stderr becomes KTAP diagnostics, so it cannot be mistaken for results.
+	sed 's/^/    # stderr: /' "$out.err"
+	case $rc in
+	0) echo "ok $n selftests: zvpool: $t" ;;
+	4) echo "ok $n selftests: zvpool: $t # SKIP" ;;
+	124 | 143) echo "not ok $n selftests: zvpool: $t # TIMEOUT ${timeout_s}s"; rc_all=1 ;;
+	*) echo "not ok $n selftests: zvpool: $t # exit=$rc"; rc_all=1 ;;
+	esac
+done
+exit $rc_all
