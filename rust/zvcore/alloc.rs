@@ -2,7 +2,7 @@
 //! The aggregated-space allocator: zone states, write pointers, valid-block
 //! counts, open/active zone accounting and placement of writes across members.
 //!
-//! Storage for the per-zone table ([`ZoneInfo`], 32 bytes per zone) is handed
+//! Storage for the per-zone table ([`ZoneInfo`], 24 bytes per zone) is handed
 //! in by the caller; everything else is a fixed-size part of [`Allocator`].
 //!
 //! Accounting rules (see `Documentation/design-space.md`):
@@ -1317,5 +1317,10 @@ mod tests {
         a.set_offline(7).unwrap();
         assert_eq!(a.free_zones(), 0);
         check(&mut a);
+    }
+
+    #[test]
+    fn zone_info_is_small() {
+        assert!(core::mem::size_of::<ZoneInfo>() <= 24);
     }
 }
