@@ -108,6 +108,36 @@ pub fn peek_magic(block: &[u8]) -> Option<u64> {
     Some(u64::from_le_bytes(b))
 }
 
+/// Type of a metadata block, by magic only (nothing else is checked).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BlockKind {
+    /// [`SUPERBLOCK_MAGIC`].
+    Superblock,
+    /// [`JOURNAL_MAGIC`].
+    Journal,
+    /// [`CKPT_HEADER_MAGIC`].
+    CheckpointHeader,
+    /// [`CKPT_DATA_MAGIC`].
+    CheckpointData,
+    /// [`CKPT_COMMIT_MAGIC`].
+    CheckpointCommit,
+    /// Anything else (never written, zeroed, foreign data).
+    Unknown,
+}
+
+/// Classifies a block by its magic, e.g. while scanning a log zone (which
+/// holds superblocks and journal blocks).
+pub fn block_kind(block: &[u8]) -> BlockKind {
+    match peek_magic(block) {
+        Some(SUPERBLOCK_MAGIC) => BlockKind::Superblock,
+        Some(JOURNAL_MAGIC) => BlockKind::Journal,
+        Some(CKPT_HEADER_MAGIC) => BlockKind::CheckpointHeader,
+        Some(CKPT_DATA_MAGIC) => BlockKind::CheckpointData,
+        Some(CKPT_COMMIT_MAGIC) => BlockKind::CheckpointCommit,
+        _ => BlockKind::Unknown,
+    }
+}
+
 /// CRC32C of a block with its CRC field (bytes 8..12) skipped.
 pub fn block_crc(block: &[u8]) -> u32 {
     let head = block.get(..CRC_OFFSET).unwrap_or(block);
@@ -201,6 +231,17 @@ mod tests {
             Err(Error::Invalid("block buffer size"))
         );
         assert_eq!(peek_magic(&blk[..7]), None);
+        assert_eq!(block_kind(&blk), BlockKind::Journal);
+        assert_eq!(block_kind(&blk[..7]), BlockKind::Unknown);
+        for (m, k) in [
+            (SUPERBLOCK_MAGIC, BlockKind::Superblock),
+            (CKPT_HEADER_MAGIC, BlockKind::CheckpointHeader),
+            (CKPT_DATA_MAGIC, BlockKind::CheckpointData),
+            (CKPT_COMMIT_MAGIC, BlockKind::CheckpointCommit),
+            (0, BlockKind::Unknown),
+        ] {
+            assert_eq!(block_kind(&m.to_le_bytes()), k);
+        }
         assert!(all_zero(&[0, 0]) && !all_zero(&[0, 1]));
         assert_eq!(to_invalid(Error::BadField("x")), Error::Invalid("x"));
         assert_eq!(to_invalid(Error::Truncated), Error::Truncated);

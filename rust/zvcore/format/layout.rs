@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
-//! Use of the reserved metadata zones (the first [`META_ZONES_PER_DEV`] = 4
+//! Use of the reserved metadata zones (the first `geom::META_ZONES_PER_DEV` = 4
 //! sequential zones of every member, see `geom::DeviceGeometry::first_meta_zone`).
 //!
 //! | meta zone | role                                                      |
@@ -30,18 +30,12 @@
 
 use core::ops::Deref;
 
-use super::super::geom::{DeviceGeometry, PoolGeometry, META_ZONES_PER_DEV};
+use super::super::geom::{DeviceGeometry, PoolGeometry};
 
 /// Number of log zones per member (meta zones `0..LOG_ZONES`).
 pub const LOG_ZONES: u32 = 2;
 /// Number of checkpoint sets.
 pub const CHECKPOINT_SETS: u8 = 2;
-
-const _: () = {
-    if LOG_ZONES + CHECKPOINT_SETS as u32 != META_ZONES_PER_DEV {
-        panic!("metadata zone layout does not match META_ZONES_PER_DEV");
-    }
-};
 
 /// What a reserved metadata zone is used for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -132,11 +126,12 @@ pub fn checkpoint_block_addr<S: Deref<Target = [DeviceGeometry]>>(
 #[cfg(test)]
 mod tests {
     use super::super::super::geom::tests::zns;
-    use super::super::super::geom::DevKind;
+    use super::super::super::geom::{DevKind, META_ZONES_PER_DEV};
     use super::*;
 
     #[test]
     fn roles_and_addresses() {
+        assert_eq!(LOG_ZONES + u32::from(CHECKPOINT_SETS), META_ZONES_PER_DEV);
         assert_eq!(meta_role(0), Some(MetaRole::Log(0)));
         assert_eq!(meta_role(1), Some(MetaRole::Log(1)));
         assert_eq!(meta_role(2), Some(MetaRole::Checkpoint(0)));

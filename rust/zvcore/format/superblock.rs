@@ -66,13 +66,6 @@ pub const MEMBER_FLAGS_KNOWN: u8 = MEMBER_FLAG_ZONE_APPEND;
 /// Default checkpoint interval (journal blocks between checkpoints).
 pub const DEFAULT_CHECKPOINT_INTERVAL: u32 = 1024;
 
-const _: () = {
-    // The member table must fit in the block.
-    if MEMBERS_OFFSET + MAX_DEVICES * MEMBER_ENTRY_LEN > BLOCK_SIZE {
-        panic!("member table does not fit");
-    }
-};
-
 /// One member of the pool, as recorded in the superblock.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MemberInfo {
@@ -186,23 +179,32 @@ impl Superblock {
     /// contiguously. The result describes member 0; use
     /// [`Superblock::for_member`] to get each device's copy.
     pub fn new(pool_uuid: Uuid, members: &[(Uuid, DeviceGeometry)]) -> Result<Self> {
+        let mut sb = Superblock::EMPTY;
+        sb.init(pool_uuid, members)?;
+        Ok(sb)
+    }
+
+    /// [`Self::new`] in place (for heap storage in the kernel). Sets every
+    /// field; on error `*self` is unspecified.
+    pub fn init(&mut self, pool_uuid: Uuid, members: &[(Uuid, DeviceGeometry)]) -> Result<()> {
         if members.is_empty() || members.len() > MAX_DEVICES {
             return Err(Error::Invalid("superblock: member count"));
         }
-        let mut sb = Superblock {
-            compat: 0,
-            ro_compat: 0,
-            incompat: 0,
-            pool_uuid,
-            dev_uuid: members.first().map(|m| m.0).unwrap_or([0; 16]),
-            generation: 1,
-            member_index: 0,
-            checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
-            nr_members: members.len() as u16,
-            members: [MemberInfo::EMPTY; MAX_DEVICES],
-        };
+        self.compat = 0;
+        self.ro_compat = 0;
+        self.incompat = 0;
+        self.pool_uuid = pool_uuid;
+        self.dev_uuid = members.first().map(|m| m.0).unwrap_or([0; 16]);
+        self.generation = 1;
+        self.member_index = 0;
+        self.checkpoint_interval = DEFAULT_CHECKPOINT_INTERVAL;
+        self.nr_members = members.len() as u16;
         let mut base = 0u64;
-        for (slot, (uuid, geom)) in sb.members.iter_mut().zip(members.iter()) {
+        for (i, slot) in self.members.iter_mut().enumerate() {
+            let Some((uuid, geom)) = members.get(i) else {
+                *slot = MemberInfo::EMPTY;
+                continue;
+            };
             *slot = MemberInfo {
                 dev_uuid: *uuid,
                 base,
@@ -215,8 +217,7 @@ impl Superblock {
                 .checked_add(size)
                 .ok_or(Error::Invalid("superblock: pool size"))?;
         }
-        sb.validate().map_err(to_invalid)?;
-        Ok(sb)
+        self.validate().map_err(to_invalid)
     }
 
     /// The copy of this superblock written on member `index`.
@@ -391,58 +392,83 @@ impl Superblock {
     /// [`Error::BadChecksum`], [`Error::Unsupported`] (version, block size,
     /// metadata zone count, unknown incompat feature), [`Error::BadField`].
     pub fn decode(buf: &[u8]) -> Result<Self> {
+        let mut sb = Superblock::EMPTY;
+        sb.decode_into(buf)?;
+        Ok(sb)
+    }
+
+    /// An all-zero superblock (not valid; storage for [`Self::decode_into`]).
+    pub const EMPTY: Superblock = Superblock {
+        compat: 0,
+        ro_compat: 0,
+        incompat: 0,
+        pool_uuid: [0; 16],
+        dev_uuid: [0; 16],
+        generation: 0,
+        member_index: 0,
+        checkpoint_interval: 0,
+        nr_members: 0,
+        members: [MemberInfo::EMPTY; MAX_DEVICES],
+    };
+
+    /// Like [`Self::decode`], but into existing storage (the kernel keeps
+    /// superblocks in heap memory: the struct is too large to move around
+    /// on a kernel stack). On error `*self` holds unspecified (but memory-
+    /// safe) contents and must not be used.
+    pub fn decode_into(&mut self, buf: &[u8]) -> Result<()> {
         let (blk, _) = check_block(buf, SUPERBLOCK_MAGIC)?;
         let mut r = Reader::new(blk);
         r.skip(12)?;
         if r.get_u32()? != FORMAT_VERSION {
             return Err(Error::Unsupported("superblock: format version"));
         }
-        let compat = r.get_u64()?;
-        let ro_compat = r.get_u64()?;
-        let incompat = r.get_u64()?;
-        if incompat & !INCOMPAT_KNOWN != 0 {
+        self.compat = r.get_u64()?;
+        self.ro_compat = r.get_u64()?;
+        self.incompat = r.get_u64()?;
+        if self.incompat & !INCOMPAT_KNOWN != 0 {
             return Err(Error::Unsupported("superblock: unknown incompat feature"));
         }
-        let pool_uuid = r.get_array::<16>()?;
-        let dev_uuid = r.get_array::<16>()?;
-        let generation = r.get_u64()?;
-        let member_index = r.get_u16()?;
-        let nr_members = r.get_u16()?;
+        self.pool_uuid = r.get_array::<16>()?;
+        self.dev_uuid = r.get_array::<16>()?;
+        self.generation = r.get_u64()?;
+        self.member_index = r.get_u16()?;
+        self.nr_members = r.get_u16()?;
         if r.get_u32()? != BLOCK_SIZE_U32 {
             return Err(Error::Unsupported("superblock: block size"));
         }
         if r.get_u32()? != META_ZONES_PER_DEV {
             return Err(Error::Unsupported("superblock: metadata zones per device"));
         }
-        let checkpoint_interval = r.get_u32()?;
+        self.checkpoint_interval = r.get_u32()?;
         if !all_zero(r.get_bytes(MEMBERS_OFFSET - 96)?) {
             return Err(Error::BadField("superblock: reserved"));
         }
-        let n = usize::from(nr_members);
+        let n = usize::from(self.nr_members);
         if n == 0 || n > MAX_DEVICES {
             return Err(Error::BadField("superblock: member count"));
         }
-        let mut members = [MemberInfo::EMPTY; MAX_DEVICES];
-        for slot in members.iter_mut().take(n) {
-            *slot = MemberInfo::decode(&mut r)?;
+        for (i, slot) in self.members.iter_mut().enumerate() {
+            *slot = if i < n {
+                MemberInfo::decode(&mut r)?
+            } else {
+                MemberInfo::EMPTY
+            };
         }
         if !all_zero(r.get_bytes(r.remaining())?) {
             return Err(Error::BadField("superblock: reserved tail"));
         }
-        let sb = Superblock {
-            compat,
-            ro_compat,
-            incompat,
-            pool_uuid,
-            dev_uuid,
-            generation,
-            member_index,
-            checkpoint_interval,
-            nr_members,
-            members,
-        };
-        sb.validate()?;
-        Ok(sb)
+        self.validate()
+    }
+
+    /// Makes this the copy written on member `index` (in place; see
+    /// [`Self::for_member`]).
+    pub fn set_member(&mut self, index: u16) -> Result<()> {
+        let m = self
+            .member(index)
+            .ok_or(Error::Invalid("superblock: member index"))?;
+        self.dev_uuid = m.dev_uuid;
+        self.member_index = index;
+        Ok(())
     }
 
     /// Whether the compat word has bits this version does not know (harmless;
@@ -655,6 +681,25 @@ mod tests {
             sb.encode(&mut b),
             Err(Error::Unsupported("superblock: unknown incompat feature"))
         );
+    }
+
+    #[test]
+    #[allow(clippy::assertions_on_constants)]
+    fn member_table_fits_and_decode_into() {
+        assert!(MEMBERS_OFFSET + MAX_DEVICES * MEMBER_ENTRY_LEN <= BLOCK_SIZE);
+        let mut sb = Superblock::EMPTY;
+        let src = sample().for_member(2).unwrap();
+        sb.decode_into(&enc(&src)).unwrap();
+        assert_eq!(sb, src);
+        // Decoding a smaller pool into used storage clears the old slots.
+        let small = Superblock::new(uuid(5), &[(uuid(9), zns(8, 16, 16))]).unwrap();
+        sb.decode_into(&enc(&small)).unwrap();
+        assert_eq!(sb, small);
+        assert!(sb.decode_into(&[0u8; BLOCK_SIZE]).is_err());
+        let mut m = sample();
+        m.set_member(1).unwrap();
+        assert_eq!(m, sample().for_member(1).unwrap());
+        assert!(m.set_member(3).is_err());
     }
 
     #[test]
