@@ -89,6 +89,9 @@ pub struct ZoneInfo {
     state: ZoneState,
     /// Meta zone currently open (counts toward the device's open limit).
     meta_open: bool,
+    /// The last reservation was for a zone append (in-flight writes of one
+    /// zone are all of one mode).
+    append: bool,
     wp: u32,
     valid: u32,
     inflight: u32,
@@ -376,10 +379,22 @@ where
             let d = (start + i) % n;
             let free = u64::from(self.dev.get(d).map(|s| s.free).unwrap_or(0));
             let cand = match self.open_zone(stream, d as u16) {
-                Some(z) if !append || self.geom.zone(z).map(|g| g.append) == Some(true) => {
-                    Some((free + 1, d, z, false))
+                Some(z) => {
+                    // Appends only where supported; no mixing of write modes
+                    // while writes of the other mode are in flight.
+                    let zi = self.zones.get(z as usize).copied().unwrap_or_default();
+                    let can = !append || self.geom.zone(z).map(|g| g.append) == Some(true);
+                    if can && zi.inflight != 0 && zi.append != append {
+                        limited = true; // busy until those writes complete
+                    }
+                    (can && (zi.inflight == 0 || zi.append == append)).then_some((
+                        free + 1,
+                        d,
+                        z,
+                        false,
+                    ))
                 }
-                _ => {
+                None => {
                     if !global_ok || free == 0 {
                         None
                     } else if !self.may_open_on(d, stream != Stream::Meta) {
@@ -438,6 +453,7 @@ where
         zi.valid = zi.valid.saturating_add(len as u32);
         zi.inflight = zi.inflight.saturating_add(len as u32);
         zi.seq = clock;
+        zi.append = append;
         zi.state = if u64::from(zi.wp) >= zg.cap {
             ZoneState::Full
         } else {
@@ -478,7 +494,8 @@ where
     /// Errors (nothing changed): [`Error::NoSpace`] when no zone is available
     /// to the stream (user streams may not take the GC reserve),
     /// [`Error::Busy`] when free zones exist only on members at their
-    /// open/active limits, [`Error::Invalid`] for `n == 0`.
+    /// open/active limits, or the stream's open zone has writes of the other
+    /// mode (append / regular) in flight; [`Error::Invalid`] for `n == 0`.
     pub fn alloc(&mut self, stream: Stream, n: u64) -> Result<Extent> {
         self.take(stream, n, false)
     }
@@ -966,6 +983,7 @@ fn check_zone(
     Ok(ZoneInfo {
         state,
         meta_open: false,
+        append: false,
         wp: wp as u32,
         valid: valid as u32,
         inflight: 0,
@@ -1175,6 +1193,22 @@ mod tests {
             only.reserve_append(Stream::UserHot, 1),
             Err(Error::Unsupported("zone append"))
         );
+        check(&mut a);
+    }
+
+    #[test]
+    fn write_modes_do_not_mix_in_flight() {
+        let mut a = mk(&[zns(8, 16, 16)], 1);
+        let e = a.alloc(Stream::UserHot, 2).unwrap();
+        assert_eq!(a.reserve_append(Stream::UserHot, 2), Err(Error::Busy));
+        a.complete_write(e.addr, 2).unwrap();
+        let (z, l) = a.reserve_append(Stream::UserHot, 2).unwrap();
+        assert_eq!((z, l), (e.zone, 2));
+        assert_eq!(a.alloc(Stream::UserHot, 1), Err(Error::Busy));
+        // Another stream is independent.
+        assert!(a.alloc(Stream::UserCold, 1).is_ok());
+        a.complete_append(z, e.addr + 2, 2).unwrap();
+        assert_eq!(a.alloc(Stream::UserHot, 1).unwrap().addr, e.addr + 4);
         check(&mut a);
     }
 
