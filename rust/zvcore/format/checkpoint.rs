@@ -1204,6 +1204,41 @@ mod tests {
         assert_eq!(CheckpointReader::new(&b2[1]).err(), Some(Error::BadMagic));
     }
 
+    /// Random section layouts (sizes around block boundaries, records and
+    /// streams, empty sections) round-trip exactly.
+    #[test]
+    fn random_layouts_round_trip() {
+        let mut rng = Rng::new(7);
+        for round in 0..200 {
+            let nsec = rng.below(MAX_SECTIONS as u64 + 1) as usize;
+            let secs: Vec<(u32, Vec<u8>, bool)> = (0..nsec)
+                .map(|k| {
+                    let len = match rng.below(4) {
+                        0 => 0,
+                        1 => CKPT_DATA_MAX * (1 + rng.below(3) as usize),
+                        2 => rng.below(100) as usize,
+                        _ => rng.below(3 * CKPT_DATA_MAX as u64) as usize,
+                    };
+                    let mut d = vec![0u8; len];
+                    rng.fill(&mut d);
+                    (k as u32 * 3 + 1, d, rng.below(2) == 0)
+                })
+                .collect();
+            let g = 1 + round as u64;
+            let (blocks, c) = write(g, &secs, 10_000).unwrap();
+            let (got, rc) = read(&blocks).unwrap();
+            assert_eq!(rc, c);
+            assert_eq!(c.nr_sections as usize, nsec);
+            let want: Sections = secs
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| !s.1.is_empty())
+                .map(|(i, s)| (i as u16, s.0, s.1.clone()))
+                .collect();
+            assert_eq!(got, want);
+        }
+    }
+
     #[test]
     fn fuzz() {
         let mut rng = Rng::new(0xc0ffee);
