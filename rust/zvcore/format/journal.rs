@@ -1156,7 +1156,7 @@ mod tests {
                     i += 1;
                 }
                 if rng.below(4) == 0 {
-                    let _ = b.push_raw(0x8000 | rng.below(0x7000) as u16 + 100, &[1, 2, 3]);
+                    let _ = b.push_raw(0x8000 | (rng.below(0x7000) as u16 + 100), &[1, 2, 3]);
                 }
                 b.finish().unwrap();
                 blocks.push(buf);
