@@ -36,7 +36,8 @@ pub use checkpoint::{
     SectionInfo,
 };
 pub use journal::{
-    decode_journal_block, JournalBuilder, JournalHeader, Record, RecordIter, VolName,
+    decode_journal_block, JournalBlockIter, JournalBuilder, JournalHeader, LogBlock, Record,
+    RecordIter, VolName,
 };
 pub use superblock::{MemberInfo, Superblock};
 

@@ -716,6 +716,73 @@ pub fn decode_journal_block(buf: &[u8]) -> Result<(JournalHeader, RecordIter<'_>
     Ok((hdr, iter))
 }
 
+/// One block found while scanning a log zone with [`JournalBlockIter`].
+#[derive(Clone, Debug)]
+pub enum LogBlock<'a> {
+    /// A superblock copy (decode it with `Superblock::decode`).
+    Superblock(&'a [u8]),
+    /// A journal block that decoded and validated.
+    Journal(JournalHeader, RecordIter<'a>),
+    /// A block with the journal magic that failed to decode (torn or
+    /// corrupt): for the replay it is a gap.
+    Bad(Error),
+}
+
+/// Scans a contiguous buffer of log-zone blocks (e.g. a log zone read up to
+/// its write pointer) block by block. Yields `(block index, LogBlock)` and
+/// stops at the first block that is neither a superblock nor a journal block
+/// (never-written space on a conventional device) or at the end of the
+/// buffer (a trailing partial block is ignored). Blocks are not ordered or
+/// filtered by pool: the caller sorts journal blocks by sequence number and
+/// checks `pool_uuid`.
+#[derive(Clone, Debug)]
+pub struct JournalBlockIter<'a> {
+    buf: &'a [u8],
+    index: usize,
+    done: bool,
+}
+
+impl<'a> JournalBlockIter<'a> {
+    /// A scan of `buf` (a multiple of [`BLOCK_SIZE`] bytes).
+    pub fn new(buf: &'a [u8]) -> Self {
+        JournalBlockIter {
+            buf,
+            index: 0,
+            done: false,
+        }
+    }
+}
+
+impl<'a> Iterator for JournalBlockIter<'a> {
+    type Item = (usize, LogBlock<'a>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let start = self.index.checked_mul(BLOCK_SIZE)?;
+        let end = start.checked_add(BLOCK_SIZE)?;
+        let Some(blk) = self.buf.get(start..end) else {
+            self.done = true;
+            return None;
+        };
+        let item = match super::block_kind(blk) {
+            super::BlockKind::Superblock => LogBlock::Superblock(blk),
+            super::BlockKind::Journal => match decode_journal_block(blk) {
+                Ok((h, it)) => LogBlock::Journal(h, it),
+                Err(e) => LogBlock::Bad(e),
+            },
+            _ => {
+                self.done = true;
+                return None;
+            }
+        };
+        let i = self.index;
+        self.index = i.saturating_add(1);
+        Some((i, item))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::testutil::{mutate, reseal, Rng};
@@ -1172,6 +1239,40 @@ mod tests {
             }
             assert_eq!(got, recs);
         }
+    }
+
+    #[test]
+    fn scan_log_zone() {
+        let sb = {
+            let mut b = vec![0u8; BLOCK_SIZE];
+            b[..8].copy_from_slice(&super::super::SUPERBLOCK_MAGIC.to_le_bytes());
+            b
+        };
+        let mut zone = Vec::new();
+        zone.extend_from_slice(&sb);
+        zone.extend_from_slice(&block(&all_kinds(), 1));
+        zone.extend_from_slice(&block(&[Record::ZoneReset { zone: 3 }], 2));
+        let mut torn = block(&[], 3);
+        torn[70] = 1;
+        zone.extend_from_slice(&torn);
+        zone.extend_from_slice(&block(&[], 4));
+        zone.extend_from_slice(&[0u8; BLOCK_SIZE]); // end of the log
+        zone.extend_from_slice(&block(&[], 5)); // not reached
+        let items: Vec<(usize, LogBlock<'_>)> = JournalBlockIter::new(&zone).collect();
+        assert_eq!(items.len(), 5);
+        assert!(matches!(items[0], (0, LogBlock::Superblock(_))));
+        match &items[1] {
+            (1, LogBlock::Journal(h, it)) => {
+                assert_eq!(h.seq, 1);
+                assert_eq!(it.clone().count(), all_kinds().len());
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(items[3], (3, LogBlock::Bad(Error::BadChecksum))));
+        assert!(matches!(&items[4], (4, LogBlock::Journal(h, _)) if h.seq == 4));
+        // A trailing partial block is ignored; an empty buffer yields nothing.
+        assert_eq!(JournalBlockIter::new(&zone[..BLOCK_SIZE + 10]).count(), 1);
+        assert_eq!(JournalBlockIter::new(&[]).count(), 0);
     }
 
     #[test]
