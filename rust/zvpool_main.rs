@@ -35,7 +35,7 @@ struct ZvpoolModule {
 impl kernel::InPlaceModule for ZvpoolModule {
     fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
         pr_info!(
-            "zvpool: loading (on-disk format v{}, kernel {})\n",
+            "loading (on-disk format v{}, kernel {})\n",
             config::FORMAT_VERSION,
             kwrap::uts::kernel_release()
         );
@@ -48,6 +48,6 @@ impl kernel::InPlaceModule for ZvpoolModule {
 #[pinned_drop]
 impl PinnedDrop for ZvpoolModule {
     fn drop(self: Pin<&mut Self>) {
-        pr_info!("zvpool: unloaded\n");
+        pr_info!("unloaded\n");
     }
 }

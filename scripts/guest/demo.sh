@@ -10,10 +10,11 @@ uname -a
 
 say "block devices"
 printf '%-10s %-13s %8s %10s %8s %9s %10s\n' DEVICE ZONED SIZE_MiB ZONE_MiB ZONES MAX_OPEN MAX_ACTIVE
+attr() { cat "$1" 2>/dev/null || echo -; }
 for d in /sys/block/nvme*; do
 	q=$d/queue
 	printf '%-10s %-13s %8s %10s %8s %9s %10s\n' "${d##*/}" "$(cat $q/zoned)" "$(($(cat $d/size) / 2048))" \
-		"$(($(cat $q/chunk_sectors) / 2048))" "$(cat $q/nr_zones)" "$(cat $q/max_open_zones)" "$(cat $q/max_active_zones)"
+		"$(($(cat $q/chunk_sectors) / 2048))" "$(attr $q/nr_zones)" "$(attr $q/max_open_zones)" "$(attr $q/max_active_zones)"
 done
 
 for d in /sys/block/nvme*; do
