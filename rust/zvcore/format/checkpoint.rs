@@ -588,7 +588,12 @@ pub enum CheckpointItem<'b> {
         section: u16,
         /// Section kind.
         kind: u32,
-        /// The bytes (exactly what one `append*` group put in this block).
+        /// The block's payload bytes. If the writer used only
+        /// [`CheckpointWriter::append_record`], these are one or more whole
+        /// records (e.g. chunks from `map::BlockTable::encode_chunk` of at
+        /// most [`CKPT_DATA_MAX`] bytes): decode with a `codec::Reader` until
+        /// it is empty. Records added with [`CheckpointWriter::append`] may
+        /// continue in the next item of the same section.
         data: &'b [u8],
     },
     /// The commit block: everything fed so far is verified complete. Only
