@@ -32,7 +32,9 @@
 
 use super::super::codec::{Reader, Writer};
 use super::super::error::{Error, Result};
-use super::super::geom::MAX_POOL_BLOCKS;
+use core::ops::Deref;
+
+use super::super::geom::{DeviceGeometry, PoolGeometry, MAX_POOL_BLOCKS};
 use super::{
     all_zero, check_block, seal_block, Uuid, BLOCK_SIZE, INCOMPAT_SHARED_BLOCKS, JOURNAL_MAGIC,
     RO_COMPAT_RESERVATION,
@@ -303,6 +305,27 @@ impl Record {
             | Record::VolumeDelete { .. }
             | Record::VolumeResize { .. }
             | Record::VolumeReserve { .. } => Ok(()),
+        }
+    }
+
+    /// Checks the record against the pool geometry (what replay must also
+    /// enforce, beyond [`Self::validate`]): a `MapExtent` lies within the
+    /// writable capacity of a single data (non-metadata) zone, and a zone
+    /// record names an existing data zone. Errors are [`Error::Corrupt`].
+    pub fn check_geometry<S: Deref<Target = [DeviceGeometry]>>(
+        &self,
+        geo: &PoolGeometry<S>,
+    ) -> Result<()> {
+        match *self {
+            Record::MapExtent { len, addr, .. } => match geo.range_zone(addr, u64::from(len)) {
+                Some(z) if !geo.zone_is_meta(z) => Ok(()),
+                _ => Err(Error::Corrupt("map extent outside a data zone")),
+            },
+            Record::ZoneReset { zone } | Record::ZoneFinish { zone } => match geo.zone(zone) {
+                Some(z) if !z.meta => Ok(()),
+                _ => Err(Error::Corrupt("zone record: not a data zone")),
+            },
+            _ => Ok(()),
         }
     }
 
@@ -1239,6 +1262,34 @@ mod tests {
             }
             assert_eq!(got, recs);
         }
+    }
+
+    #[test]
+    fn geometry_checks() {
+        use super::super::super::geom::tests::zns;
+        let devs = [zns(8, 16, 12), zns(6, 32, 32)];
+        let p = PoolGeometry::new(&devs[..]).unwrap();
+        let me = |addr, len| {
+            Record::MapExtent {
+                vol: 1,
+                lba: 0,
+                len,
+                addr,
+            }
+            .check_geometry(&p)
+        };
+        assert!(me(4 * 16, 12).is_ok());
+        assert!(me(4 * 16 + 11, 1).is_ok());
+        assert!(me(4 * 16 + 11, 2).is_err()); // beyond capacity
+        assert!(me(0, 1).is_err()); // metadata zone
+        assert!(me(128 + 4 * 32, 32).is_ok());
+        assert!(me(128 + 3 * 32, 1).is_err()); // member 1's metadata zone
+        assert!(me(128 + 6 * 32, 1).is_err()); // beyond the pool
+        assert!(Record::ZoneReset { zone: 4 }.check_geometry(&p).is_ok());
+        assert!(Record::ZoneFinish { zone: 13 }.check_geometry(&p).is_ok());
+        assert!(Record::ZoneReset { zone: 3 }.check_geometry(&p).is_err());
+        assert!(Record::ZoneReset { zone: 14 }.check_geometry(&p).is_err());
+        assert!(Record::VolumeDelete { vol: 1 }.check_geometry(&p).is_ok());
     }
 
     #[test]
