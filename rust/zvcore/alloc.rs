@@ -636,6 +636,31 @@ where
         Ok(())
     }
 
+    /// Blocks `[addr, addr+len)` gained a reference because a block-table
+    /// leaf shared with a snapshot or clone was copied (the `on_ref`
+    /// callback of `BlockTable::map_range_shared`). Like [`Self::validate`]
+    /// but without the `valid <= wp` bound: with sharing, `valid` counts leaf
+    /// entries and a block may be referenced from several leaves.
+    pub fn add_refs(&mut self, addr: u64, len: u64) -> Result<()> {
+        self.split(addr, len, |z, n| match self.zones.get(z as usize) {
+            Some(zi) if zi.valid().saturating_add(n) <= u64::from(u32::MAX) => Ok(()),
+            _ => Err(Error::Invalid("alloc: too many references")),
+        })?;
+        let mut a = addr;
+        let end = addr + len;
+        while a < end {
+            let Some(l) = self.geom.locate(a) else { break };
+            let size = self.geom.zone(l.zone).map(|z| z.size).unwrap_or(0);
+            let n = (end - a).min(size.saturating_sub(l.offset));
+            if let Some(zi) = self.zones.get_mut(l.zone as usize) {
+                zi.valid = zi.valid.saturating_add(n as u32);
+            }
+            self.valid_total = self.valid_total.saturating_add(n);
+            a += n.max(1);
+        }
+        Ok(())
+    }
+
     /// Sets every valid count to zero (before rebuilding them with
     /// [`Self::validate`] from the block tables). Fails if writes are in flight.
     pub fn clear_valid(&mut self) -> Result<()> {
@@ -1247,6 +1272,9 @@ mod tests {
         assert!(a.validate(e1.addr + 8, 17).is_err());
         a.validate(e1.addr + 8, 16).unwrap();
         assert_eq!(a.used_blocks(), 32);
+        a.add_refs(e1.addr, 16).unwrap(); // shared blocks: above wp is fine
+        assert_eq!(a.zone(e1.zone).unwrap().valid(), 32);
+        assert!(a.add_refs(0, 1).is_err());
         a.clear_valid().unwrap();
         assert_eq!(a.used_blocks(), 0);
         // Resetting an open, unwritten-valid zone.

@@ -56,6 +56,40 @@ pub trait NodeStore {
     fn get(&self, id: NodeId) -> Option<&Node>;
     /// The node `id`, mutable.
     fn get_mut(&mut self, id: NodeId) -> Option<&mut Node>;
+    /// Number of tables / parent entries referencing node `id` (snapshots
+    /// and clones share nodes). Stores without sharing support keep the
+    /// default: always 1.
+    fn refs(&self, _id: NodeId) -> u32 {
+        1
+    }
+    /// Sets the reference count of node `id` (a freshly allocated node has
+    /// 1). The default, for stores without sharing support, refuses.
+    fn set_refs(&mut self, _id: NodeId, _refs: u32) -> Result<()> {
+        Err(Error::Unsupported("node sharing"))
+    }
+}
+
+/// Callback type for blocks that gained a reference when a shared leaf was
+/// copied: `(addr, len)`.
+type RefFn<'f> = &'f mut dyn FnMut(u64, u64);
+/// Callback type for mappings removed: `(lba, addr, len)`.
+type OldFn<'f> = &'f mut dyn FnMut(u64, u64, u64);
+
+/// Merges per-block `(lba, addr)` reports into runs for `on_old`.
+fn push_run(
+    run: &mut Option<(u64, u64, u64)>,
+    l: u64,
+    a: u64,
+    on_old: &mut dyn FnMut(u64, u64, u64),
+) {
+    *run = match *run {
+        Some((rl, ra, rn)) if rl + rn == l && ra.wrapping_add(rn) == a => Some((rl, ra, rn + 1)),
+        Some(r) => {
+            on_old(r.0, r.1, r.2);
+            Some((l, a, 1))
+        }
+        None => Some((l, a, 1)),
+    };
 }
 
 /// A run of mapped blocks: `[lba, lba+len)` of volume `vol` at pool
@@ -170,6 +204,9 @@ pub struct BlockTable {
     vol: u32,
     root: Option<NodeId>,
     height: u8,
+    /// The tree may contain nodes shared with other tables (set by
+    /// [`BlockTable::clone_root`]); modifications copy shared nodes first.
+    cow: bool,
     size: u64,
     mapped: u64,
 }
@@ -184,6 +221,7 @@ impl BlockTable {
             vol,
             root: None,
             height: height_for(size),
+            cow: false,
             size,
             mapped: 0,
         })
@@ -212,6 +250,153 @@ impl BlockTable {
     /// Root node, if any.
     pub fn root(&self) -> Option<NodeId> {
         self.root
+    }
+
+    /// Whether this table may share nodes with another (after
+    /// [`Self::clone_root`]); such a table must be modified with the
+    /// `*_shared` methods.
+    pub fn is_shared(&self) -> bool {
+        self.cow
+    }
+
+    /// O(1) snapshot / clone: a new table for volume `vol` sharing this
+    /// table's whole tree (the root's reference count grows by one). Both
+    /// tables are then modified copy-on-write through the `*_shared`
+    /// methods. Needs a store with reference counts
+    /// ([`NodeStore::set_refs`]).
+    pub fn clone_root<S: NodeStore>(&mut self, store: &mut S, vol: u32) -> Result<BlockTable> {
+        if let Some(r) = self.root {
+            let n = store
+                .refs(r)
+                .checked_add(1)
+                .ok_or(Error::Invalid("too many references"))?;
+            store.set_refs(r, n)?;
+            self.cow = true;
+        }
+        Ok(BlockTable { vol, ..*self })
+    }
+
+    fn not_shared(&self) -> Result<()> {
+        if self.cow {
+            return Err(Error::Invalid("shared table: use the *_shared methods"));
+        }
+        Ok(())
+    }
+
+    /// Copies shared node `id` (at `level`) into a new exclusive node:
+    /// children gain a reference, a leaf's blocks are reported to `on_ref`;
+    /// the original loses one reference. Returns the copy.
+    fn copy_node<S: NodeStore>(
+        store: &mut S,
+        id: NodeId,
+        level: u8,
+        on_ref: RefFn<'_>,
+    ) -> Result<NodeId> {
+        let refs = store.refs(id);
+        let copy = store.alloc().ok_or(Error::NoSpace)?;
+        let mut run: Option<(u64, u64, u64)> = None;
+        let mut report = |_l: u64, a: u64, n: u64| on_ref(a, n);
+        for i in 0..FANOUT {
+            let e = store.get(id).and_then(|n| n.get(i).copied()).unwrap_or(0);
+            if let Some(slot) = store.get_mut(copy).and_then(|n| n.get_mut(i)) {
+                *slot = e;
+            }
+            if e & PRESENT == 0 {
+                continue;
+            }
+            if level > 1 {
+                let c = (e & ID_MASK) as NodeId;
+                let cr = store
+                    .refs(c)
+                    .checked_add(1)
+                    .ok_or(Error::Invalid("too many references"))?;
+                store.set_refs(c, cr)?;
+            } else {
+                push_run(&mut run, i as u64, e & ADDR_MASK, &mut report);
+            }
+        }
+        if let Some(r) = run {
+            report(r.0, r.1, r.2);
+        }
+        store.set_refs(id, refs.saturating_sub(1))?;
+        Ok(copy)
+    }
+
+    /// Makes every existing node on the path to `lba` exclusive to this
+    /// table, copying shared ones (no-op unless the table shares nodes).
+    fn unshare<S: NodeStore>(&mut self, store: &mut S, lba: u64, on_ref: RefFn<'_>) -> Result<()> {
+        if !self.cow {
+            return Ok(());
+        }
+        let Some(mut id) = self.root else {
+            return Ok(());
+        };
+        let mut parent: Option<(NodeId, usize)> = None;
+        let mut level = self.height;
+        loop {
+            if store.refs(id) > 1 {
+                let copy = Self::copy_node(store, id, level, on_ref)?;
+                match parent {
+                    None => self.root = Some(copy),
+                    Some((p, i)) => {
+                        if let Some(slot) = store.get_mut(p).and_then(|n| n.get_mut(i)) {
+                            *slot = PRESENT | u64::from(copy);
+                        }
+                    }
+                }
+                id = copy;
+            }
+            if level == 1 {
+                return Ok(());
+            }
+            let i = index(lba, level);
+            let e = store.get(id).and_then(|n| n.get(i).copied()).unwrap_or(0);
+            match child(e) {
+                Some(c) => {
+                    parent = Some((id, i));
+                    id = c;
+                }
+                None => return Ok(()),
+            }
+            level -= 1;
+        }
+    }
+
+    /// Drops one reference to the subtree at `id` (`level`, first lba
+    /// `base`), freeing nodes no longer referenced and reporting their
+    /// mappings to `on_old`.
+    fn release<S: NodeStore>(
+        store: &mut S,
+        id: NodeId,
+        level: u8,
+        base: u64,
+        on_old: OldFn<'_>,
+    ) -> u64 {
+        let refs = store.refs(id);
+        if refs > 1 {
+            let _ = store.set_refs(id, refs - 1);
+            return 0;
+        }
+        let mut dropped = 0u64;
+        let mut run: Option<(u64, u64, u64)> = None;
+        for i in 0..FANOUT {
+            let e = store.get(id).and_then(|n| n.get(i).copied()).unwrap_or(0);
+            if e & PRESENT == 0 {
+                continue;
+            }
+            let lba = base + i as u64 * span(level);
+            if level > 1 {
+                dropped += Self::release(store, (e & ID_MASK) as NodeId, level - 1, lba, on_old);
+            } else {
+                dropped += 1;
+                push_run(&mut run, lba, e & ADDR_MASK, on_old);
+            }
+        }
+        if let Some(r) = run {
+            on_old(r.0, r.1, r.2);
+        }
+        store.free(id);
+        dropped
     }
 
     fn walk<S: NodeStore>(&self, store: &S, lba: u64) -> Walk {
@@ -367,6 +552,7 @@ impl BlockTable {
     ///
     /// [`Error::NoSpace`] when the store runs out of nodes: the mapping is
     /// unchanged (nodes allocated on the way are freed again).
+    /// [`Error::Invalid`] on a shared table (use [`Self::map_range_shared`]).
     pub fn map_range<S: NodeStore>(
         &mut self,
         store: &mut S,
@@ -375,14 +561,48 @@ impl BlockTable {
         addr: u64,
         mut on_old: impl FnMut(u64, u64, u64),
     ) -> Result<()> {
+        self.not_shared()?;
+        self.map_impl(store, lba, len, addr, &mut on_old, &mut |_, _| {})
+    }
+
+    /// [`Self::map_range`] for tables that may share nodes: shared nodes on
+    /// the way are copied first, and the blocks of every copied leaf are
+    /// reported to `on_ref(addr, len)` (one more reference each: the caller
+    /// adds them with `Allocator::add_refs`). On [`Error::NoSpace`] the
+    /// mapping is unchanged (copies already made are equivalent).
+    pub fn map_range_shared<S: NodeStore>(
+        &mut self,
+        store: &mut S,
+        lba: u64,
+        len: u64,
+        addr: u64,
+        mut on_old: impl FnMut(u64, u64, u64),
+        mut on_ref: impl FnMut(u64, u64),
+    ) -> Result<()> {
+        self.map_impl(store, lba, len, addr, &mut on_old, &mut on_ref)
+    }
+
+    fn map_impl<S: NodeStore>(
+        &mut self,
+        store: &mut S,
+        lba: u64,
+        len: u64,
+        addr: u64,
+        on_old: OldFn<'_>,
+        on_ref: RefFn<'_>,
+    ) -> Result<()> {
         let end = self.check_range(lba, len)?;
         if addr.checked_add(len).map(|e| e > MAX_POOL_BLOCKS) != Some(false) {
             return Err(Error::Invalid("address outside the pool"));
         }
-        // Pass 1: every leaf exists.
+        // Pass 1: every leaf exists and is exclusive to this table.
         let mut l = lba;
         while l < end {
-            if let Err(e) = self.ensure_leaf(store, l) {
+            let r = match self.unshare(store, l, on_ref) {
+                Ok(()) => self.ensure_leaf(store, l),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = r {
                 self.prune(store, lba, l.saturating_add(1).min(end));
                 return Err(e);
             }
@@ -405,17 +625,7 @@ impl BlockTable {
                     let old = *slot;
                     *slot = PRESENT | (addr + (l - lba));
                     if old & PRESENT != 0 {
-                        let oa = old & ADDR_MASK;
-                        run = match run {
-                            Some((rl, ra, rn)) if rl + rn == l && ra.wrapping_add(rn) == oa => {
-                                Some((rl, ra, rn + 1))
-                            }
-                            Some(r) => {
-                                on_old(r.0, r.1, r.2);
-                                Some((l, oa, 1))
-                            }
-                            None => Some((l, oa, 1)),
-                        };
+                        push_run(&mut run, l, old & ADDR_MASK, on_old);
                     } else {
                         self.mapped += 1;
                     }
@@ -432,12 +642,41 @@ impl BlockTable {
 
     /// Unmaps `[lba, lba+len)` (trim / discard / write zeroes), reporting the
     /// old mappings like [`Self::map_range`], and frees nodes left empty.
+    /// Never allocates. [`Error::Invalid`] on a shared table (use
+    /// [`Self::unmap_range_shared`]).
     pub fn unmap_range<S: NodeStore>(
         &mut self,
         store: &mut S,
         lba: u64,
         len: u64,
         mut on_old: impl FnMut(u64, u64, u64),
+    ) -> Result<()> {
+        self.not_shared()?;
+        self.unmap_impl(store, lba, len, &mut on_old, &mut |_, _| {})
+    }
+
+    /// [`Self::unmap_range`] for tables that may share nodes (shared leaves
+    /// are copied before being changed, see [`Self::map_range_shared`]).
+    /// May fail with [`Error::NoSpace`] when a copy is needed: the range is
+    /// then partly unmapped, exactly as reported through `on_old`.
+    pub fn unmap_range_shared<S: NodeStore>(
+        &mut self,
+        store: &mut S,
+        lba: u64,
+        len: u64,
+        mut on_old: impl FnMut(u64, u64, u64),
+        mut on_ref: impl FnMut(u64, u64),
+    ) -> Result<()> {
+        self.unmap_impl(store, lba, len, &mut on_old, &mut on_ref)
+    }
+
+    fn unmap_impl<S: NodeStore>(
+        &mut self,
+        store: &mut S,
+        lba: u64,
+        len: u64,
+        on_old: OldFn<'_>,
+        on_ref: RefFn<'_>,
     ) -> Result<()> {
         let end = self.check_range(lba, len)?;
         let mut run: Option<(u64, u64, u64)> = None;
@@ -446,7 +685,37 @@ impl BlockTable {
             match self.walk(store, l) {
                 Walk::Hole { end, .. } => l = end.max(l + 1),
                 Walk::Leaf(p) => {
-                    let leaf = self.leaf_id(&p);
+                    let mut leaf = self.leaf_id(&p);
+                    if self.cow
+                        && p.iter()
+                            .take(usize::from(self.height))
+                            .any(|&id| store.refs(id) > 1)
+                    {
+                        let stop = end.min((l / span(2) + 1) * span(2));
+                        let any = store
+                            .get(leaf)
+                            .map(|n| {
+                                (l..stop).any(|x| {
+                                    n.get(index(x, 1)).map(|e| e & PRESENT != 0) == Some(true)
+                                })
+                            })
+                            .unwrap_or(false);
+                        if !any {
+                            l = stop;
+                            continue;
+                        }
+                        if let Err(e) = self.unshare(store, l, on_ref) {
+                            if let Some(r) = run {
+                                on_old(r.0, r.1, r.2);
+                            }
+                            self.prune(store, lba, l.max(lba + 1));
+                            return Err(e);
+                        }
+                        let Walk::Leaf(p2) = self.walk(store, l) else {
+                            return Err(Error::Corrupt("map: missing leaf"));
+                        };
+                        leaf = self.leaf_id(&p2);
+                    }
                     let Some(node) = store.get_mut(leaf) else {
                         return Err(Error::Corrupt("map: bad node id"));
                     };
@@ -457,19 +726,7 @@ impl BlockTable {
                             if old & PRESENT != 0 {
                                 *slot = 0;
                                 self.mapped = self.mapped.saturating_sub(1);
-                                let oa = old & ADDR_MASK;
-                                run = match run {
-                                    Some((rl, ra, rn))
-                                        if rl + rn == l && ra.wrapping_add(rn) == oa =>
-                                    {
-                                        Some((rl, ra, rn + 1))
-                                    }
-                                    Some(r) => {
-                                        on_old(r.0, r.1, r.2);
-                                        Some((l, oa, 1))
-                                    }
-                                    None => Some((l, oa, 1)),
-                                };
+                                push_run(&mut run, l, old & ADDR_MASK, on_old);
                             }
                         }
                         i += 1;
@@ -502,7 +759,7 @@ impl BlockTable {
                     .get(id)
                     .map(|n| n.iter().all(|&e| e == 0))
                     .unwrap_or(false);
-                if !empty {
+                if !empty || store.refs(id) > 1 {
                     break;
                 }
                 store.free(id);
@@ -564,23 +821,62 @@ impl BlockTable {
     /// Changes the volume size. Shrinking unmaps everything beyond the new
     /// end (reported through `on_old`) and lowers the tree; growing may add
     /// levels above the root ([`Error::NoSpace`] leaves the table unchanged).
+    /// [`Error::Invalid`] on a shared table (use [`Self::resize_shared`]).
     pub fn resize<S: NodeStore>(
         &mut self,
         store: &mut S,
         new_size: u64,
-        on_old: impl FnMut(u64, u64, u64),
+        mut on_old: impl FnMut(u64, u64, u64),
+    ) -> Result<()> {
+        self.not_shared()?;
+        self.resize_impl(store, new_size, &mut on_old, &mut |_, _| {})
+    }
+
+    /// [`Self::resize`] for tables that may share nodes (see
+    /// [`Self::unmap_range_shared`] for shrinking).
+    pub fn resize_shared<S: NodeStore>(
+        &mut self,
+        store: &mut S,
+        new_size: u64,
+        mut on_old: impl FnMut(u64, u64, u64),
+        mut on_ref: impl FnMut(u64, u64),
+    ) -> Result<()> {
+        self.resize_impl(store, new_size, &mut on_old, &mut on_ref)
+    }
+
+    fn resize_impl<S: NodeStore>(
+        &mut self,
+        store: &mut S,
+        new_size: u64,
+        on_old: OldFn<'_>,
+        on_ref: RefFn<'_>,
     ) -> Result<()> {
         if new_size > MAX_VOLUME_BLOCKS {
             return Err(Error::Invalid("volume too large"));
         }
         let new_h = height_for(new_size);
         if new_size < self.size {
-            self.unmap_range(store, new_size, self.size - new_size, on_old)?;
+            self.unmap_impl(store, new_size, self.size - new_size, on_old, on_ref)?;
             while self.height > new_h {
                 if let Some(r) = self.root {
                     let first = store.get(r).and_then(|n| n.first().copied()).unwrap_or(0);
-                    store.free(r);
-                    self.root = child(first);
+                    let c = child(first);
+                    let refs = store.refs(r);
+                    if refs > 1 {
+                        // The old root stays in the other tables; its child
+                        // gains our reference.
+                        if let Some(c) = c {
+                            let cr = store
+                                .refs(c)
+                                .checked_add(1)
+                                .ok_or(Error::Invalid("too many references"))?;
+                            store.set_refs(c, cr)?;
+                        }
+                        store.set_refs(r, refs - 1)?;
+                    } else {
+                        store.free(r);
+                    }
+                    self.root = c;
                 }
                 self.height -= 1;
             }
@@ -704,12 +1000,22 @@ impl BlockTable {
         Ok(moved)
     }
 
-    /// Unmaps everything and frees all nodes (volume deletion).
+    /// Unmaps everything and frees all nodes no other table references
+    /// (volume or snapshot deletion). Mappings of freed leaves are reported
+    /// through `on_old`; shared subtrees only lose a reference. Never
+    /// allocates.
     pub fn destroy<S: NodeStore>(
         &mut self,
         store: &mut S,
-        on_old: impl FnMut(u64, u64, u64),
+        mut on_old: impl FnMut(u64, u64, u64),
     ) -> Result<()> {
+        if self.cow {
+            if let Some(r) = self.root.take() {
+                Self::release(store, r, self.height, 0, &mut on_old);
+            }
+            self.mapped = 0;
+            return Ok(());
+        }
         if self.size > 0 {
             self.unmap_range(store, 0, self.size, on_old)?;
         }
@@ -801,6 +1107,9 @@ pub(super) mod tests {
         pub free_ids: Vec<NodeId>,
         pub limit: usize,
         pub live: usize,
+        /// Reference counts (only used when `sharing`).
+        pub refs: Vec<u32>,
+        pub sharing: bool,
     }
 
     impl VecStore {
@@ -810,6 +1119,15 @@ pub(super) mod tests {
                 free_ids: Vec::new(),
                 limit,
                 live: 0,
+                refs: Vec::new(),
+                sharing: false,
+            }
+        }
+
+        pub fn with_sharing(limit: usize) -> Self {
+            VecStore {
+                sharing: true,
+                ..VecStore::new(limit)
             }
         }
     }
@@ -823,14 +1141,17 @@ pub(super) mod tests {
             let n = std::boxed::Box::new([0u64; FANOUT]);
             if let Some(id) = self.free_ids.pop() {
                 self.nodes[id as usize] = Some(n);
+                self.refs[id as usize] = 1;
                 Some(id)
             } else {
                 self.nodes.push(Some(n));
+                self.refs.push(1);
                 Some((self.nodes.len() - 1) as NodeId)
             }
         }
         fn free(&mut self, id: NodeId) {
             assert!(self.nodes[id as usize].take().is_some(), "double free");
+            assert_eq!(self.refs[id as usize], 1, "freeing a shared node");
             self.live -= 1;
             self.free_ids.push(id);
         }
@@ -839,6 +1160,17 @@ pub(super) mod tests {
         }
         fn get_mut(&mut self, id: NodeId) -> Option<&mut Node> {
             self.nodes.get_mut(id as usize)?.as_deref_mut()
+        }
+        fn refs(&self, id: NodeId) -> u32 {
+            self.refs.get(id as usize).copied().unwrap_or(1)
+        }
+        fn set_refs(&mut self, id: NodeId, refs: u32) -> Result<()> {
+            if !self.sharing {
+                return Err(Error::Unsupported("node sharing"));
+            }
+            assert!(refs >= 1 && self.nodes[id as usize].is_some());
+            self.refs[id as usize] = refs;
+            Ok(())
         }
     }
 
@@ -1101,6 +1433,255 @@ pub(super) mod tests {
         assert!(t
             .relocate(&mut s, &ext(2, 500, 1, 1000), 0, |_, _| {}, |_, _| {})
             .is_err());
+    }
+
+    #[test]
+    fn clone_needs_refcounting_store() {
+        let mut s = VecStore::new(100);
+        let mut t = BlockTable::new(1, 1000).unwrap();
+        // An empty table clones without sharing anything.
+        let c = t.clone_root(&mut s, 2).unwrap();
+        assert!(!c.is_shared() && !t.is_shared());
+        t.map_range(&mut s, 0, 10, 100, |_, _, _| {}).unwrap();
+        assert_eq!(
+            t.clone_root(&mut s, 2),
+            Err(Error::Unsupported("node sharing"))
+        );
+        assert!(!t.is_shared());
+        let mut s = VecStore::with_sharing(100);
+        let mut t = BlockTable::new(1, 1000).unwrap();
+        t.map_range(&mut s, 0, 10, 100, |_, _, _| {}).unwrap();
+        let mut c = t.clone_root(&mut s, 2).unwrap();
+        assert!(c.is_shared() && t.is_shared());
+        assert_eq!(c.vol(), 2);
+        assert_eq!(c.lookup(&s, 3), Some(103));
+        assert!(t.map_range(&mut s, 0, 1, 5, |_, _, _| {}).is_err());
+        assert!(c.unmap_range(&mut s, 0, 1, |_, _, _| {}).is_err());
+        assert!(c.resize(&mut s, 10, |_, _, _| {}).is_err());
+        // Writing the clone copies the shared path; the original is unchanged.
+        let mut refs = Vec::new();
+        let mut old = Vec::new();
+        c.map_range_shared(
+            &mut s,
+            2,
+            2,
+            7000,
+            |l, a, n| old.push((l, a, n)),
+            |a, n| refs.push((a, n)),
+        )
+        .unwrap();
+        // The copy took a reference on every block, then dropped two.
+        assert_eq!(old, vec![(2, 102, 2)]);
+        assert_eq!(refs, vec![(100, 10)]);
+        assert_eq!(t.lookup(&s, 2), Some(102));
+        assert_eq!(c.lookup(&s, 2), Some(7000));
+        // Now both leaves are exclusive: overwrites report old blocks.
+        old.clear();
+        c.map_range_shared(
+            &mut s,
+            4,
+            1,
+            8000,
+            |l, a, n| old.push((l, a, n)),
+            |_, _| panic!(),
+        )
+        .unwrap();
+        assert_eq!(old, vec![(4, 104, 1)]);
+        let mut gone = Vec::new();
+        t.destroy(&mut s, |l, a, n| gone.push((l, a, n))).unwrap();
+        assert_eq!(gone, vec![(0, 100, 10)]);
+        gone.clear();
+        c.destroy(&mut s, |l, a, n| gone.push((l, a, n))).unwrap();
+        assert_eq!(
+            gone,
+            vec![(0, 100, 2), (2, 7000, 2), (4, 8000, 1), (5, 105, 5)]
+        );
+        assert_eq!(s.live, 0);
+    }
+
+    #[test]
+    fn snapshots_random_against_model() {
+        use std::collections::HashMap;
+        for seed in 1..5u64 {
+            let mut rng = Rng(seed.wrapping_mul(0x2545_f491_4f6c_dd1d) | 1);
+            let size = 3000 + rng.below(300_000);
+            let mut s = VecStore::with_sharing(usize::MAX);
+            // Content id per pool address (relocation copies content).
+            let mut content: HashMap<u64, u64> = HashMap::new();
+            // References per pool address (what the allocator's valid counts track).
+            let mut refs: HashMap<u64, i64> = HashMap::new();
+            let mut tabs: Vec<(BlockTable, HashMap<u64, u64>)> =
+                vec![(BlockTable::new(0, size).unwrap(), HashMap::new())];
+            let mut next_addr = 1u64;
+            let mut next_content = 1u64;
+            for _step in 0..800 {
+                let ti = rng.below(tabs.len() as u64) as usize;
+                let lba = rng.below(size);
+                let big = rng.below(8) == 0;
+                let len = (1 + rng.below(if big { 1500 } else { 30 })).min(size - lba);
+                let old_fn = |_l: u64, a: u64, n: u64, refs: &mut HashMap<u64, i64>| {
+                    for k in 0..n {
+                        let r = refs.get_mut(&(a + k)).expect("unknown block");
+                        *r -= 1;
+                        assert!(*r >= 0, "reference count below zero");
+                    }
+                };
+                match rng.below(12) {
+                    0..=5 => {
+                        let addr = next_addr;
+                        next_addr += len + 1;
+                        let (t, m) = &mut tabs[ti];
+                        for k in 0..len {
+                            content.insert(addr + k, next_content);
+                            m.insert(lba + k, next_content);
+                            next_content += 1;
+                            refs.insert(addr + k, 1);
+                        }
+                        let mut olds = Vec::new();
+                        let mut adds = Vec::new();
+                        t.map_range_shared(
+                            &mut s,
+                            lba,
+                            len,
+                            addr,
+                            |l, a, n| olds.push((l, a, n)),
+                            |a, n| adds.push((a, n)),
+                        )
+                        .unwrap();
+                        for (a, n) in adds {
+                            for k in 0..n {
+                                *refs.get_mut(&(a + k)).unwrap() += 1;
+                            }
+                        }
+                        for (l, a, n) in olds {
+                            old_fn(l, a, n, &mut refs);
+                        }
+                    }
+                    6..=7 => {
+                        let (t, m) = &mut tabs[ti];
+                        for k in 0..len {
+                            m.remove(&(lba + k));
+                        }
+                        let mut olds = Vec::new();
+                        let mut adds = Vec::new();
+                        t.unmap_range_shared(
+                            &mut s,
+                            lba,
+                            len,
+                            |l, a, n| olds.push((l, a, n)),
+                            |a, n| adds.push((a, n)),
+                        )
+                        .unwrap();
+                        for (a, n) in adds {
+                            for k in 0..n {
+                                *refs.get_mut(&(a + k)).unwrap() += 1;
+                            }
+                        }
+                        for (l, a, n) in olds {
+                            old_fn(l, a, n, &mut refs);
+                        }
+                    }
+                    8 if tabs.len() < 6 => {
+                        let vol = tabs.len() as u32;
+                        let c = tabs[ti].0.clone_root(&mut s, vol).unwrap();
+                        let m = tabs[ti].1.clone();
+                        tabs.push((c, m));
+                    }
+                    9 if tabs.len() > 1 => {
+                        let (mut t, _) = tabs.swap_remove(ti);
+                        let mut olds = Vec::new();
+                        t.destroy(&mut s, |l, a, n| olds.push((l, a, n))).unwrap();
+                        for (l, a, n) in olds {
+                            old_fn(l, a, n, &mut refs);
+                        }
+                    }
+                    10 => {
+                        // GC-style relocation of one extent of a table.
+                        let (t, _) = &mut tabs[ti];
+                        if let Some(e) = t.next_extent(&s, lba) {
+                            let new = next_addr;
+                            next_addr += e.len + 1;
+                            for k in 0..e.len {
+                                content.insert(new + k, content[&(e.addr + k)]);
+                                refs.insert(new + k, 1);
+                            }
+                            let (mut moved, mut skipped) = (Vec::new(), Vec::new());
+                            let n = t
+                                .relocate(
+                                    &mut s,
+                                    &e,
+                                    new,
+                                    |a, n| moved.push((a, n)),
+                                    |a, n| skipped.push((a, n)),
+                                )
+                                .unwrap();
+                            assert_eq!(n, e.len);
+                            assert!(skipped.is_empty());
+                            for (a, n) in moved {
+                                old_fn(0, a, n, &mut refs);
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+                // Every table reads its own model.
+                for (t, m) in &tabs {
+                    assert_eq!(t.mapped(), m.len() as u64);
+                    for _ in 0..20 {
+                        let l = rng.below(size);
+                        assert_eq!(t.lookup(&s, l).map(|a| content[&a]), m.get(&l).copied());
+                    }
+                    for e in t.extents(&s).take(50) {
+                        for k in 0..e.len.min(40) {
+                            assert_eq!(Some(content[&(e.addr + k)]), m.get(&(e.lba + k)).copied());
+                            assert!(refs[&(e.addr + k)] >= 1);
+                        }
+                    }
+                }
+            }
+            // Shrink one shared table.
+            if let Some((t, m)) = tabs.first_mut() {
+                let new = size / 2;
+                let mut olds = Vec::new();
+                let mut adds = Vec::new();
+                t.resize_shared(
+                    &mut s,
+                    new,
+                    |l, a, n| olds.push((l, a, n)),
+                    |a, n| adds.push((a, n)),
+                )
+                .unwrap();
+                for (a, n) in adds {
+                    for k in 0..n {
+                        *refs.get_mut(&(a + k)).unwrap() += 1;
+                    }
+                }
+                for (_, a, n) in olds {
+                    for k in 0..n {
+                        *refs.get_mut(&(a + k)).unwrap() -= 1;
+                    }
+                }
+                m.retain(|l, _| *l < new);
+                assert_eq!(t.mapped(), m.len() as u64);
+                for (l, c) in m.iter() {
+                    assert_eq!(t.lookup(&s, *l).map(|a| content[&a]), Some(*c));
+                }
+            }
+            // Dropping every table releases every node and reference.
+            for (mut t, _) in tabs {
+                let mut olds = Vec::new();
+                t.destroy(&mut s, |l, a, n| olds.push((l, a, n))).unwrap();
+                for (_, a, n) in olds {
+                    for k in 0..n {
+                        let r = refs.get_mut(&(a + k)).unwrap();
+                        *r -= 1;
+                        assert!(*r >= 0);
+                    }
+                }
+            }
+            assert_eq!(s.live, 0);
+            assert!(refs.values().all(|&r| r == 0), "leaked block references");
+        }
     }
 
     #[test]
