@@ -541,7 +541,7 @@ impl<S: DerefMut<Target = [u8]>> CheckpointWriter<S> {
         })
     }
 
-    /// Ends the open payload block and section: the next data starts a new
+    /// Ends the open payload block (the section continues): the next data starts a new
     /// block (useful to align a record group to a block).
     pub fn end_block<F: FnMut(u32, &[u8]) -> Result<()>>(&mut self, sink: &mut F) -> Result<()> {
         self.guard(|w| {
