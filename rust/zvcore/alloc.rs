@@ -373,49 +373,69 @@ where
         let floor = if user { self.cfg.gc_reserve } else { 0 };
         let global_ok = self.free_zones > floor;
         let start = usize::from(self.rr.get(si).copied().unwrap_or(0));
-        let mut best: Option<(u64, usize, u32, bool)> = None;
         let mut limited = false;
-        for i in 0..n {
-            let d = (start + i) % n;
-            let free = u64::from(self.dev.get(d).map(|s| s.free).unwrap_or(0));
-            let cand = match self.open_zone(stream, d as u16) {
-                Some(z) => {
-                    // Appends only where supported; no mixing of write modes
-                    // while writes of the other mode are in flight.
-                    let zi = self.zones.get(z as usize).copied().unwrap_or_default();
-                    let can = !append || self.geom.zone(z).map(|g| g.append) == Some(true);
-                    if can && zi.inflight != 0 && zi.append != append {
-                        limited = true; // busy until those writes complete
-                    }
-                    (can && (zi.inflight == 0 || zi.append == append)).then_some((
-                        free + 1,
-                        d,
-                        z,
-                        false,
-                    ))
+        // Members found unable to open a suitable zone (bit per member).
+        let mut excluded = 0u64;
+        // Each round either succeeds or excludes one member: at most n + 1.
+        for _round in 0..=n {
+            let mut best: Option<(u64, usize, u32, bool)> = None;
+            for i in 0..n {
+                let d = (start + i) % n;
+                if excluded & (1u64 << d) != 0 {
+                    continue;
                 }
-                None => {
-                    if !global_ok || free == 0 {
-                        None
-                    } else if !self.may_open_on(d, stream != Stream::Meta) {
-                        limited = true;
-                        None
-                    } else {
-                        self.find_empty(d, append).map(|z| (free, d, z, true))
+                let free = u64::from(self.dev.get(d).map(|s| s.free).unwrap_or(0));
+                let cand = match self.open_zone(stream, d as u16) {
+                    Some(z) => {
+                        // Appends only where supported; no mixing of write
+                        // modes while writes of the other mode are in flight.
+                        let zi = self.zones.get(z as usize).copied().unwrap_or_default();
+                        let can = !append || self.geom.zone(z).map(|g| g.append) == Some(true);
+                        if can && zi.inflight != 0 && zi.append != append {
+                            limited = true; // busy until those writes complete
+                        }
+                        (can && (zi.inflight == 0 || zi.append == append)).then_some((
+                            free + 1,
+                            d,
+                            z,
+                            false,
+                        ))
                     }
-                }
-            };
-            if let Some(c) = cand {
-                if best.map(|b| c.0 > b.0).unwrap_or(true) {
-                    best = Some(c);
+                    None => {
+                        let dev_append = self
+                            .geom
+                            .devices()
+                            .get(d)
+                            .map(|g| g.zone_append)
+                            .unwrap_or(false);
+                        if !global_ok || free == 0 || (append && !dev_append) {
+                            None
+                        } else if !self.may_open_on(d, stream != Stream::Meta) {
+                            limited = true;
+                            None
+                        } else {
+                            // The zone is searched only for the chosen member.
+                            Some((free, d, NO_ZONE, true))
+                        }
+                    }
+                };
+                if let Some(c) = cand {
+                    if best.map(|b| c.0 > b.0).unwrap_or(true) {
+                        best = Some(c);
+                    }
                 }
             }
+            match best {
+                Some((_, d, z, false)) => return Ok((d, z, false)),
+                Some((_, d, _, true)) => match self.find_empty(d, append) {
+                    Some(z) => return Ok((d, z, true)),
+                    None => excluded |= 1u64 << d,
+                },
+                None if limited => return Err(Error::Busy),
+                None => return Err(Error::NoSpace),
+            }
         }
-        match best {
-            Some((_, d, z, new)) => Ok((d, z, new)),
-            None if limited => Err(Error::Busy),
-            None => Err(Error::NoSpace),
-        }
+        Err(Error::NoSpace)
     }
 
     fn take(&mut self, stream: Stream, n: u64, append: bool) -> Result<Extent> {
@@ -1234,6 +1254,26 @@ mod tests {
         assert!(a.alloc(Stream::UserCold, 1).is_ok());
         a.complete_append(z, e.addr + 2, 2).unwrap();
         assert_eq!(a.alloc(Stream::UserHot, 1).unwrap().addr, e.addr + 4);
+        check(&mut a);
+    }
+
+    #[test]
+    fn append_skips_conventional_zones() {
+        let mut smr = zns(10, 16, 16);
+        smr.kind = DevKind::Smr;
+        smr.nr_conv_zones = 5; // zones 0..5 conventional, 5..9 meta, 9 data
+        smr.max_open = 0;
+        smr.max_active = 0;
+        let mut a = mk(&[smr, zns(6, 16, 16)], 1);
+        // The SMR member has the most free zones, but only zone 9 can append.
+        let (z, l) = a.reserve_append(Stream::Gc, 16).unwrap();
+        assert_eq!((z, l), (9, 16));
+        let (z, _) = a.reserve_append(Stream::Gc, 1).unwrap();
+        assert_eq!(a.geom().zone(z).unwrap().dev, 1);
+        // Regular writes use the conventional zones.
+        let e = a.alloc(Stream::UserHot, 1).unwrap();
+        assert!(a.geom().zone(e.zone).unwrap().conventional);
+        assert!(!e.append);
         check(&mut a);
     }
 
