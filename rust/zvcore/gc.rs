@@ -291,7 +291,8 @@ impl WaStats {
 
 #[cfg(test)]
 mod tests {
-    use super::super::alloc::AllocConfig;
+    use super::super::alloc::{AllocConfig, Extent};
+    use super::super::error::Error;
     use super::super::geom::tests::zns;
     use super::super::geom::PoolGeometry;
     use super::super::map::tests::{Rng, VecStore};
@@ -515,6 +516,215 @@ mod tests {
         // Total valid equals mapped blocks.
         assert_eq!(a.used_blocks(), tabs[0].mapped() + tabs[1].mapped());
     }
+
+    /// Collects one victim completely (synchronous writes). Returns false
+    /// if there is no victim.
+    fn gc_one<Gs, Zs>(a: &mut Allocator<Gs, Zs>, s: &mut VecStore, t: &mut BlockTable) -> bool
+    where
+        Gs: Deref<Target = [DeviceGeometry]>,
+        Zs: DerefMut<Target = [ZoneInfo]>,
+    {
+        let Some(v) = pick_victim(a, Policy::Greedy, |_| false) else {
+            return false;
+        };
+        let mut plan = RelocPlan::for_zone(a, v).unwrap();
+        let snapshot = *t;
+        let mut it = snapshot.extents(s);
+        let mut live = Vec::new();
+        let mut buf = [MapExtent {
+            vol: 0,
+            lba: 0,
+            len: 0,
+            addr: 0,
+        }; 4];
+        loop {
+            let k = plan.fill(&mut it, &mut buf);
+            if k == 0 {
+                break;
+            }
+            live.extend_from_slice(&buf[..k]);
+        }
+        assert_eq!(plan.live_blocks(), a.zone(v).unwrap().valid());
+        for x in live {
+            let mut off = 0;
+            while off < x.len {
+                let e = a
+                    .alloc(RELOCATION_STREAM, x.len - off)
+                    .expect("GC must always find space");
+                a.complete_write(e.addr, e.len).unwrap();
+                let part = MapExtent {
+                    vol: x.vol,
+                    lba: x.lba + off,
+                    len: e.len,
+                    addr: x.addr + off,
+                };
+                let (mut inv, mut inv2) = (Vec::new(), Vec::new());
+                t.relocate(
+                    s,
+                    &part,
+                    e.addr,
+                    |oa, n| inv.push((oa, n)),
+                    |na, n| inv2.push((na, n)),
+                )
+                .unwrap();
+                for (ia, n) in inv.into_iter().chain(inv2) {
+                    a.invalidate(ia, n).unwrap();
+                }
+                off += e.len;
+            }
+        }
+        a.reset(v).unwrap();
+        true
+    }
+
+    #[test]
+    fn steady_state_multi_device_out_of_order() {
+        let mut conv = zns(20, 16, 16);
+        conv.kind = super::super::geom::DevKind::Conventional;
+        conv.zone_append = false;
+        conv.max_open = 0;
+        conv.max_active = 0;
+        let mut small = zns(20, 16, 12);
+        small.max_open = 5;
+        small.max_active = 6;
+        let devs = vec![small, zns(24, 16, 16), conv];
+        let g = PoolGeometry::new(devs).unwrap();
+        let n = g.nr_zones() as usize;
+        let cap = g.data_capacity_blocks();
+        let mut a =
+            Allocator::new(g, vec![ZoneInfo::default(); n], AllocConfig::default_for(3)).unwrap();
+        let mut s = VecStore::new(usize::MAX);
+        let size = cap * 2 / 5;
+        let mut t = BlockTable::new(0, size).unwrap();
+        let mut rng = Rng(0xfeed_beef);
+        // In-flight writes: (extent, lba, append).
+        let mut pending: Vec<(Extent, u64, bool)> = Vec::new();
+        // Device write pointer per zone for appends landing in completion order.
+        let mut dwp: std::collections::HashMap<u32, u64> = std::collections::HashMap::new();
+        let complete = |a: &mut A2,
+                        s: &mut VecStore,
+                        t: &mut BlockTable,
+                        p: (Extent, u64, bool),
+                        dwp: &mut std::collections::HashMap<u32, u64>| {
+            let (e, lba, append) = p;
+            let addr = if append {
+                let w = dwp.entry(e.zone).or_insert(0);
+                let at = a.geom().zone_start(e.zone).unwrap() + *w;
+                *w += e.len;
+                a.complete_append(e.zone, at, e.len).unwrap();
+                at
+            } else {
+                a.complete_write(e.addr, e.len).unwrap();
+                e.addr
+            };
+            let mut old = Vec::new();
+            t.map_range(s, lba, e.len, addr, |_, oa, n| old.push((oa, n)))
+                .unwrap();
+            for (oa, n) in old {
+                a.invalidate(oa, n).unwrap();
+            }
+        };
+        let mut nospace = 0;
+        for step in 0..6000 {
+            // Complete some in-flight writes in random order.
+            while !pending.is_empty() && (pending.len() > 12 || rng.below(3) == 0) {
+                let i = rng.below(pending.len() as u64) as usize;
+                let p = pending.swap_remove(i);
+                complete(&mut a, &mut s, &mut t, p, &mut dwp);
+            }
+            while gc_urgency(a.free_zones(), a.data_zones(), a.config().gc_reserve)
+                == Urgency::Urgent
+            {
+                if !gc_one(&mut a, &mut s, &mut t) {
+                    break;
+                }
+            }
+            let lba = if rng.below(5) == 0 {
+                rng.below(64)
+            } else {
+                rng.below(size - 32)
+            };
+            let mut left = 1 + rng.below(31);
+            let mut l = lba;
+            let cold = rng.below(4) == 0;
+            while left > 0 {
+                let append = rng.below(2) == 0;
+                let before = (a.free_zones(), a.free_blocks(), a.used_blocks());
+                let r = if append {
+                    a.reserve_append(user_stream(cold), left).map(|(z, len)| {
+                        let start = a.geom().zone_start(z).unwrap();
+                        Extent {
+                            zone: z,
+                            addr: start,
+                            len,
+                            append: true,
+                        }
+                    })
+                } else {
+                    a.alloc(user_stream(cold), left)
+                };
+                match r {
+                    Ok(e) => {
+                        if append {
+                            let zi = a.zone(e.zone).unwrap();
+                            if zi.inflight() == e.len {
+                                // Nothing else in flight: the device's write
+                                // pointer is where this reservation starts.
+                                dwp.insert(e.zone, zi.wp() - e.len);
+                            }
+                        }
+                        pending.push((e, l, append));
+                        l += e.len;
+                        left -= e.len;
+                    }
+                    Err(err) => {
+                        assert!(matches!(err, Error::NoSpace | Error::Busy), "{err:?}");
+                        assert_eq!(before, (a.free_zones(), a.free_blocks(), a.used_blocks()));
+                        nospace += 1;
+                        // Drain and collect, then retry.
+                        while let Some(p) = pending.pop() {
+                            complete(&mut a, &mut s, &mut t, p, &mut dwp);
+                        }
+                        if !gc_one(&mut a, &mut s, &mut t) {
+                            panic!("no victim at step {step}: free {}", a.free_zones());
+                        }
+                    }
+                }
+            }
+            // A zone reset forgets its device write pointer.
+            dwp.retain(|z, _| a.zone(*z).unwrap().state() != ZoneState::Empty);
+        }
+        while let Some(p) = pending.pop() {
+            complete(&mut a, &mut s, &mut t, p, &mut dwp);
+        }
+        // Valid counts equal what the table maps, zone by zone.
+        let mut per_zone = std::collections::HashMap::new();
+        for e in t.extents(&s) {
+            for k in 0..e.len {
+                *per_zone
+                    .entry(a.geom().zone_of(e.addr + k).unwrap())
+                    .or_insert(0u64) += 1;
+            }
+        }
+        for (z, zi) in a.zones().iter().enumerate() {
+            assert_eq!(
+                zi.valid(),
+                per_zone.get(&(z as u32)).copied().unwrap_or(0),
+                "zone {z}"
+            );
+            assert_eq!(zi.inflight(), 0);
+        }
+        assert_eq!(a.used_blocks(), t.mapped());
+        let wa = WaStats::from_alloc(&a);
+        assert!(wa.gc_blocks > 0 && wa.wa_x1000() < 10_000, "{wa:?}");
+        // Every member was used.
+        for d in 0..3u16 {
+            assert!(a.dev_free_zones(d) < a.geom().device(d).unwrap().nr_data_zones());
+        }
+        assert!(nospace < 1000);
+    }
+
+    type A2 = Allocator<Vec<DeviceGeometry>, Vec<ZoneInfo>>;
 
     #[test]
     fn plan_clipping_and_chunks() {
