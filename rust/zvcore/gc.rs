@@ -724,6 +724,58 @@ mod tests {
         assert!(nospace < 1000);
     }
 
+    #[test]
+    fn full_pool_gc_makes_progress_with_reserve() {
+        // 2 members x 12 data zones of 16 blocks; reserve 2 zones.
+        let g = PoolGeometry::new(vec![zns(16, 16, 16), zns(16, 16, 16)]).unwrap();
+        let n = g.nr_zones() as usize;
+        let mut a = Allocator::new(
+            g,
+            vec![ZoneInfo::default(); n],
+            AllocConfig { gc_reserve: 2 },
+        )
+        .unwrap();
+        let mut s = VecStore::new(usize::MAX);
+        let mut t = BlockTable::new(0, 1000).unwrap();
+        // Fill until ENOSPC.
+        let mut lba = 0;
+        loop {
+            match a.alloc(Stream::UserHot, 7) {
+                Ok(e) => {
+                    a.complete_write(e.addr, e.len).unwrap();
+                    t.map_range(&mut s, lba, e.len, e.addr, |_, _, _| panic!())
+                        .unwrap();
+                    lba += e.len;
+                }
+                Err(e) => {
+                    assert_eq!(e, Error::NoSpace);
+                    break;
+                }
+            }
+        }
+        assert_eq!(a.free_zones(), 2);
+        assert_eq!(lba, 22 * 16);
+        // Nothing is reclaimable yet: every zone is full of live data.
+        assert_eq!(pick_victim(&a, Policy::Greedy, |_| false), None);
+        // The user trims every other block: no zone becomes empty.
+        for l in (0..lba).step_by(2) {
+            let mut old = Vec::new();
+            t.unmap_range(&mut s, l, 1, |_, oa, n| old.push((oa, n)))
+                .unwrap();
+            for (oa, n) in old {
+                a.invalidate(oa, n).unwrap();
+            }
+        }
+        assert_eq!(a.alloc(Stream::UserHot, 1), Err(Error::NoSpace));
+        // GC works from the reserve and frees more than it uses.
+        for _ in 0..6 {
+            assert!(gc_one(&mut a, &mut s, &mut t));
+        }
+        assert!(a.free_zones() > 2);
+        assert!(a.alloc(Stream::UserHot, 1).is_ok());
+        assert_eq!(a.used_blocks(), t.mapped() + 1);
+    }
+
     type A2 = Allocator<Vec<DeviceGeometry>, Vec<ZoneInfo>>;
 
     #[test]
