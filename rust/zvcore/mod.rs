@@ -17,3 +17,6 @@ pub mod geom;
 pub mod alloc;
 pub mod map;
 pub mod gc;
+pub mod pool;
+pub mod recovery;
+pub mod verify;

@@ -1,0 +1,1508 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The pool engine: every action of the kernel module goes through it.
+//!
+//! The engine never does I/O. Operations return *what to do to the media*
+//! (write plans, read plans, ordered metadata operations [`MetaOp`]) and take
+//! back *what happened* (`*_end` calls). State:
+//! - the allocator (member geometries, zone states, valid counts);
+//! - the volume table (id, name, flags, block table per volume);
+//! - the queue of journal records not yet committed;
+//! - the journal / checkpoint position.
+//!
+//! Crash semantics (see `Documentation/design-recovery.md`): a write changes
+//! the block table when it *completes* ([`Pool::write_end`]) and its record is
+//! queued; [`Pool::flush`] is the commit point: once its operations are done
+//! and [`Pool::flush_end`] is called with success, every write completed
+//! before the flush is recoverable. Records queued after `flush` go to the
+//! next commit. A checkpoint ([`Pool::checkpoint`]) is also a commit: it
+//! contains every queued record.
+
+use core::ops::{Deref, DerefMut};
+
+use super::alloc::{AllocConfig, Allocator, Extent, ZoneInfo, ZoneState};
+use super::codec::{Reader, Writer};
+use super::error::{Error, Result};
+use super::format::checkpoint::{section, set_of, CKPT_DATA_MAX};
+use super::format::journal::JOURNAL_PAYLOAD_MAX;
+use super::format::layout::{checkpoint_block_addr, checkpoint_capacity, checkpoint_zone, log_zone};
+use super::format::{
+    CheckpointHeader, CheckpointWriter, JournalBuilder, Record, Superblock, Uuid, VolName,
+    BLOCK_SIZE,
+};
+use super::gc::{gc_urgency, pick_victim, Policy, Urgency, RELOCATION_STREAM};
+use super::geom::{DeviceGeometry, PoolGeometry, Stream, NR_STREAMS};
+use super::map::{BlockTable, MapExtent, NodeStore};
+
+/// Most extents in one [`WritePlan`] (a longer write is planned partly: the
+/// caller plans the rest after).
+pub const MAX_PLAN_EXTENTS: usize = 4;
+
+/// Longest GC relocation item (blocks).
+pub const MAX_GC_ITEM: u64 = 64;
+
+/// Bytes of one volume record in the checkpoint's volume section:
+/// `id u32, flags u32, size u64, name_len u8, name[32]`.
+pub const VOL_RECORD_BYTES: usize = 49;
+
+/// An ordered operation on the media, emitted by [`Pool::flush`],
+/// [`Pool::checkpoint`], [`Pool::maintenance`] and the format. The caller
+/// performs them in the order given; each must complete before the next one
+/// starts (a `Write` of consecutive blocks may be merged).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetaOp<'a> {
+    /// Flush the volatile write cache of every member.
+    Flush,
+    /// Reset zone (global id).
+    Reset(u32),
+    /// Finish zone (global id).
+    Finish(u32),
+    /// Write one 4 KiB block at a pool address.
+    Write(u64, &'a [u8]),
+}
+
+/// One volume slot of the volume table (caller storage).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VolEntry {
+    /// Volume id.
+    pub id: u32,
+    /// `VOL_FLAG_*` bits.
+    pub flags: u32,
+    /// Name.
+    pub name: VolName,
+    /// Block table; `None` = free slot.
+    pub table: Option<BlockTable>,
+}
+
+/// One extent of a [`WritePlan`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PlanExtent {
+    /// Global zone id.
+    pub zone: u32,
+    /// Pool address to write at; for a zone append, the zone start.
+    pub addr: u64,
+    /// Blocks.
+    pub len: u64,
+    /// Use zone append (the device picks the address in `zone`).
+    pub append: bool,
+    /// Offset of the extent's first block in the planned volume range.
+    pub off: u64,
+}
+
+/// Where to write a (part of a) volume write.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WritePlan {
+    /// Volume id.
+    pub vol: u32,
+    /// First volume block.
+    pub lba: u64,
+    /// Blocks planned (may be less than asked: plan the rest afterwards).
+    pub nblocks: u64,
+    /// Number of extents used.
+    pub nr: usize,
+    /// The extents, in lba order.
+    pub ext: [PlanExtent; MAX_PLAN_EXTENTS],
+}
+
+impl WritePlan {
+    /// The used extents.
+    pub fn extents(&self) -> &[PlanExtent] {
+        self.ext.get(..self.nr).unwrap_or(&[])
+    }
+}
+
+/// A run of a read plan: `len` volume blocks from `lba`, at pool addresses
+/// from `addr` or unmapped (zeros).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReadRun {
+    /// First volume block.
+    pub lba: u64,
+    /// Blocks.
+    pub len: u64,
+    /// Pool address of `lba`, or `None`: read zeros.
+    pub addr: Option<u64>,
+}
+
+/// One GC relocation: copy `src.len` blocks from `src.addr` to `dst`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RelocItem {
+    /// The live extent found in the victim (volume, lba, old address).
+    pub src: MapExtent,
+    /// Where to write the copy (`dst.append`: zone append into `dst.zone`).
+    pub dst: Extent,
+}
+
+impl Default for RelocItem {
+    fn default() -> Self {
+        RelocItem {
+            src: MapExtent {
+                vol: 0,
+                lba: 0,
+                len: 0,
+                addr: 0,
+            },
+            dst: Extent {
+                zone: 0,
+                addr: 0,
+                len: 0,
+                append: false,
+            },
+        }
+    }
+}
+
+/// Engine counters (status).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    /// User blocks written (completed).
+    pub user_blocks: u64,
+    /// Blocks relocated by GC (completed and remapped).
+    pub gc_blocks: u64,
+    /// Data zones reset.
+    pub zones_reset: u64,
+    /// Journal blocks written.
+    pub journal_blocks: u64,
+    /// Checkpoints committed.
+    pub checkpoints: u64,
+    /// Commits (flushes with records, and checkpoints).
+    pub commits: u64,
+}
+
+/// Caller-provided storage of a pool.
+pub struct PoolStorage<Z, E, V, R, N> {
+    /// Allocator zone table: one entry per zone.
+    pub zones: Z,
+    /// Per zone: the commit epoch that covers its last invalidation (one per zone).
+    pub zone_epochs: E,
+    /// Volume table (its length is the most volumes).
+    pub vols: V,
+    /// Queue of uncommitted journal records (its length bounds how much can
+    /// be written between two commits).
+    pub records: R,
+    /// Block-table nodes.
+    pub nodes: N,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Commit {
+    None,
+    Journal {
+        nrec: usize,
+        epoch: u64,
+        nblocks: u64,
+        last_seq: u64,
+        log: u8,
+    },
+    Checkpoint {
+        nrec: usize,
+        epoch: u64,
+        gen: u64,
+        seq: u64,
+    },
+}
+
+/// Engine configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolConfig {
+    /// Use zone append where members support it.
+    pub use_append: bool,
+    /// GC victim policy.
+    pub policy: Policy,
+    /// Allocator configuration.
+    pub alloc: AllocConfig,
+}
+
+impl PoolConfig {
+    /// Defaults for a pool of `nr_devices` members.
+    pub fn default_for(nr_devices: u16) -> Self {
+        PoolConfig {
+            use_append: true,
+            policy: Policy::CostBenefit,
+            alloc: AllocConfig::default_for(nr_devices),
+        }
+    }
+}
+
+/// The pool engine.
+pub struct Pool<G, Z, E, V, R, N> {
+    pub(super) alloc: Allocator<G, Z>,
+    pub(super) zepoch: E,
+    pub(super) vols: V,
+    pub(super) recs: R,
+    pub(super) nodes: N,
+    pub(super) sb: Superblock,
+    pub(super) cfg: PoolConfig,
+    /// Records queued: `recs[..npend]`.
+    pub(super) npend: usize,
+    /// Record slots promised to plans in flight.
+    pub(super) reserved: usize,
+    commit: Commit,
+    /// Epoch of the commit that will carry the records queued now.
+    pub(super) cur_epoch: u64,
+    /// Newest epoch known durable.
+    pub(super) committed_epoch: u64,
+    /// Journal member.
+    pub(super) jdev: u16,
+    /// Current log zone index (0/1) on the journal member, if open.
+    pub(super) jlog: Option<u8>,
+    /// Next free block offset in the current log zone.
+    pub(super) jwp: u64,
+    /// Next journal sequence number.
+    pub(super) jseq: u64,
+    /// Highest journal sequence number in each log zone of the journal member.
+    pub(super) log_max_seq: [u64; 2],
+    /// Newest committed checkpoint and the last journal sequence it covers.
+    pub(super) ckpt_gen: u64,
+    pub(super) ckpt_seq: u64,
+    pub(super) jblocks_since_ckpt: u64,
+    /// A checkpoint must be written before the next journal block.
+    pub(super) need_ckpt: bool,
+    /// A metadata write failed: only re-assembly can continue.
+    pub(super) failed: bool,
+    /// Zone being collected and whether a batch is in flight.
+    gc_victim: Option<u32>,
+    gc_busy: bool,
+    pub(super) stats: PoolStats,
+}
+
+/// Number of journal blocks needed for `recs`.
+fn journal_blocks_for(recs: &[Record]) -> u64 {
+    let mut blocks = 0u64;
+    let mut used = JOURNAL_PAYLOAD_MAX;
+    for r in recs {
+        let l = r.encoded_len();
+        if used + l > JOURNAL_PAYLOAD_MAX {
+            blocks += 1;
+            used = 0;
+        }
+        used += l;
+    }
+    blocks
+}
+
+impl<G, Z, E, V, R, N> Pool<G, Z, E, V, R, N>
+where
+    G: Deref<Target = [DeviceGeometry]>,
+    Z: DerefMut<Target = [ZoneInfo]>,
+    E: DerefMut<Target = [u64]>,
+    V: DerefMut<Target = [VolEntry]>,
+    R: DerefMut<Target = [Record]>,
+    N: NodeStore,
+{
+    /// Builds an engine around a fresh allocator (no volumes, nothing
+    /// journalled). Used by format and recovery.
+    pub(super) fn assemble(
+        geom: PoolGeometry<G>,
+        sb: Superblock,
+        cfg: PoolConfig,
+        st: PoolStorage<Z, E, V, R, N>,
+    ) -> Result<Self> {
+        let nz = geom.nr_zones() as usize;
+        let mut zepoch = st.zone_epochs;
+        if zepoch.len() != nz {
+            return Err(Error::Invalid("pool: zone epoch table size"));
+        }
+        zepoch.fill(0);
+        let mut vols = st.vols;
+        if vols.is_empty() {
+            return Err(Error::Invalid("pool: volume table"));
+        }
+        vols.fill(VolEntry::default());
+        if st.records.len() < 16 {
+            return Err(Error::Invalid("pool: record queue too small"));
+        }
+        let alloc = Allocator::new(geom, st.zones, cfg.alloc)?;
+        Ok(Pool {
+            alloc,
+            zepoch,
+            vols,
+            recs: st.records,
+            nodes: st.nodes,
+            sb,
+            cfg,
+            npend: 0,
+            reserved: 0,
+            commit: Commit::None,
+            cur_epoch: 1,
+            committed_epoch: 0,
+            jdev: 0,
+            jlog: None,
+            jwp: 0,
+            jseq: 1,
+            log_max_seq: [0; 2],
+            ckpt_gen: 0,
+            ckpt_seq: 0,
+            jblocks_since_ckpt: 0,
+            need_ckpt: false,
+            failed: false,
+            gc_victim: None,
+            gc_busy: false,
+            stats: PoolStats::default(),
+        })
+    }
+
+    /// Creates a new pool on members with geometries `devs` (member order)
+    /// and device UUIDs `dev_uuids`. Emits the superblocks (block 0 of both
+    /// log zones of every member) and an empty checkpoint (generation 1),
+    /// ending with a `Flush`; the pool is usable once they are done.
+    /// `scratch` is two blocks (8 KiB).
+    pub fn format<F: FnMut(MetaOp<'_>) -> Result<()>>(
+        devs: G,
+        pool_uuid: Uuid,
+        dev_uuids: &[Uuid],
+        cfg: PoolConfig,
+        st: PoolStorage<Z, E, V, R, N>,
+        scratch: &mut [u8],
+        sink: &mut F,
+    ) -> Result<Self> {
+        let geom = PoolGeometry::new(devs)?;
+        let n = geom.devices().len();
+        if dev_uuids.len() != n {
+            return Err(Error::Invalid("format: one uuid per member"));
+        }
+        let mut members = [([0u8; 16], geom.devices().first().copied().ok_or(Error::Invalid("no member"))?); super::geom::MAX_DEVICES];
+        for (i, m) in members.iter_mut().enumerate().take(n) {
+            let g = geom.devices().get(i).copied().ok_or(Error::Invalid("member"))?;
+            let u = dev_uuids.get(i).copied().ok_or(Error::Invalid("member"))?;
+            *m = (u, g);
+        }
+        let sb = Superblock::new(pool_uuid, members.get(..n).ok_or(Error::Invalid("member"))?)?;
+        let mut pool = Self::assemble(geom, sb, cfg, st)?;
+        let blk = scratch.get_mut(..BLOCK_SIZE).ok_or(Error::Invalid("scratch"))?;
+        for d in 0..n as u16 {
+            pool.encode_sb_for(d, blk)?;
+            for i in 0..2u32 {
+                let z = log_zone(pool.alloc.geom(), d, i).ok_or(Error::Invalid("log zone"))?;
+                let start = pool.alloc.geom().zone_start(z).ok_or(Error::Invalid("log zone"))?;
+                if !pool.zone_conv(z) {
+                    sink(MetaOp::Reset(z))?;
+                }
+                sink(MetaOp::Write(start, blk))?;
+            }
+        }
+        // Every log zone but the journal's is finished (only the journal
+        // zone stays active on the device).
+        for d in 0..n as u16 {
+            for i in 0..2u32 {
+                if d == 0 && i == 0 {
+                    continue;
+                }
+                let z = log_zone(pool.alloc.geom(), d, i).ok_or(Error::Invalid("log zone"))?;
+                if !pool.zone_conv(z) {
+                    sink(MetaOp::Finish(z))?;
+                }
+            }
+        }
+        let z0 = log_zone(pool.alloc.geom(), 0, 0).ok_or(Error::Invalid("log zone"))?;
+        pool.alloc.meta_open(z0, true)?;
+        pool.jlog = Some(0);
+        pool.jwp = 1;
+        // Initial checkpoint: generation 1 (set B).
+        pool.write_checkpoint(1, scratch, sink)?;
+        pool.checkpoint_end(true)?;
+        Ok(pool)
+    }
+
+    // ---- accessors --------------------------------------------------------
+
+    /// The allocator.
+    pub fn alloc(&self) -> &Allocator<G, Z> {
+        &self.alloc
+    }
+
+    /// The pool geometry.
+    pub fn geom(&self) -> &PoolGeometry<G> {
+        self.alloc.geom()
+    }
+
+    /// The volume table (free slots have `table == None`).
+    pub fn volumes(&self) -> &[VolEntry] {
+        &self.vols
+    }
+
+    /// The node store of the block tables.
+    pub fn nodes(&self) -> &N {
+        &self.nodes
+    }
+
+    /// The superblock (member 0's copy).
+    pub fn superblock(&self) -> &Superblock {
+        &self.sb
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> PoolStats {
+        self.stats
+    }
+
+    /// Free (empty) data zones.
+    pub fn free_zones(&self) -> u32 {
+        self.alloc.free_zones()
+    }
+
+    /// Queued (uncommitted) records.
+    pub fn pending_records(&self) -> usize {
+        self.npend
+    }
+
+    /// Newest committed checkpoint generation.
+    pub fn checkpoint_generation(&self) -> u64 {
+        self.ckpt_gen
+    }
+
+    /// Next journal sequence number.
+    pub fn journal_seq(&self) -> u64 {
+        self.jseq
+    }
+
+    /// Whether a metadata write failed (the pool must be re-assembled).
+    pub fn is_failed(&self) -> bool {
+        self.failed
+    }
+
+    /// How urgently GC should run.
+    pub fn gc_urgency(&self) -> Urgency {
+        gc_urgency(
+            self.alloc.free_zones(),
+            self.alloc.data_zones(),
+            self.cfg.alloc.gc_reserve,
+        )
+    }
+
+    /// Encodes member `d`'s copy of the superblock into `blk` (in place: the
+    /// superblock is too large for a kernel stack copy).
+    pub(super) fn encode_sb_for(&mut self, d: u16, blk: &mut [u8]) -> Result<()> {
+        let uuid = self.sb.member(d).map(|m| m.dev_uuid).ok_or(Error::Invalid("member"))?;
+        let (oi, ou) = (self.sb.member_index, self.sb.dev_uuid);
+        self.sb.member_index = d;
+        self.sb.dev_uuid = uuid;
+        let r = self.sb.encode(blk);
+        self.sb.member_index = oi;
+        self.sb.dev_uuid = ou;
+        r
+    }
+
+    fn zone_conv(&self, z: u32) -> bool {
+        self.alloc.geom().zone(z).map(|g| g.conventional).unwrap_or(false)
+    }
+
+    fn live(&self) -> Result<()> {
+        if self.failed {
+            Err(Error::Invalid("pool failed: re-assemble"))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn vol_index(&self, id: u32) -> Result<usize> {
+        self.vols
+            .iter()
+            .position(|v| v.table.is_some() && v.id == id)
+            .ok_or(Error::NotFound)
+    }
+
+    /// The block table of volume `id`.
+    pub fn volume(&self, id: u32) -> Option<&VolEntry> {
+        self.vols.iter().find(|v| v.table.is_some() && v.id == id)
+    }
+
+    // ---- record queue -----------------------------------------------------
+
+    fn free_slots(&self) -> usize {
+        self.recs
+            .len()
+            .saturating_sub(self.npend)
+            .saturating_sub(self.reserved)
+    }
+
+    fn reserve(&mut self, n: usize) -> Result<()> {
+        if self.free_slots() < n {
+            return Err(Error::Busy);
+        }
+        self.reserved += n;
+        Ok(())
+    }
+
+    fn unreserve(&mut self, n: usize) {
+        self.reserved = self.reserved.saturating_sub(n);
+    }
+
+    /// Queues a record using a reserved slot.
+    fn push_reserved(&mut self, rec: Record) {
+        self.unreserve(1);
+        self.push(rec);
+    }
+
+    fn push(&mut self, rec: Record) {
+        if let Some(slot) = self.recs.get_mut(self.npend) {
+            *slot = rec;
+            self.npend += 1;
+        } else {
+            // Cannot happen with reservations; losing the record would break
+            // durability, so stop the pool instead.
+            self.failed = true;
+        }
+    }
+
+    // ---- volumes ------------------------------------------------------------
+
+    /// Creates volume `id` (empty, `size` blocks).
+    pub fn vol_create(&mut self, id: u32, name: &[u8], size: u64, flags: u32) -> Result<()> {
+        self.live()?;
+        if self.vol_index(id).is_ok() {
+            return Err(Error::Busy);
+        }
+        let name = VolName::new(name)?;
+        let rec = Record::VolumeCreate {
+            vol: id,
+            size_blocks: size,
+            flags,
+            name,
+        };
+        rec.validate().map_err(|_| Error::Invalid("volume parameters"))?;
+        let table = BlockTable::new(id, size)?;
+        let slot = self
+            .vols
+            .iter()
+            .position(|v| v.table.is_none())
+            .ok_or(Error::NoSpace)?;
+        self.reserve(1)?;
+        if let Some(v) = self.vols.get_mut(slot) {
+            *v = VolEntry {
+                id,
+                flags,
+                name,
+                table: Some(table),
+            };
+        }
+        self.push_reserved(rec);
+        Ok(())
+    }
+
+    /// Deletes volume `id` and all its mappings.
+    pub fn vol_delete(&mut self, id: u32) -> Result<()> {
+        self.live()?;
+        let i = self.vol_index(id)?;
+        self.reserve(1)?;
+        let mut t = self.vols.get(i).and_then(|v| v.table).ok_or(Error::NotFound)?;
+        let ep = self.cur_epoch;
+        let r = t.destroy(&mut self.nodes, |_, a, n| {
+            inval(&mut self.alloc, &mut self.zepoch, ep, &mut self.failed, a, n)
+        });
+        if let Err(e) = r {
+            self.unreserve(1);
+            self.failed = true;
+            return Err(e);
+        }
+        if let Some(v) = self.vols.get_mut(i) {
+            *v = VolEntry::default();
+        }
+        self.push_reserved(Record::VolumeDelete { vol: id });
+        Ok(())
+    }
+
+    /// Resizes volume `id` (shrinking drops the mappings beyond the end).
+    pub fn vol_resize(&mut self, id: u32, size: u64) -> Result<()> {
+        self.live()?;
+        let i = self.vol_index(id)?;
+        let rec = Record::VolumeResize {
+            vol: id,
+            size_blocks: size,
+        };
+        rec.validate().map_err(|_| Error::Invalid("volume size"))?;
+        self.reserve(1)?;
+        let mut t = self.vols.get(i).and_then(|v| v.table).ok_or(Error::NotFound)?;
+        let ep = self.cur_epoch;
+        let r = t.resize(&mut self.nodes, size, |_, a, n| {
+            inval(&mut self.alloc, &mut self.zepoch, ep, &mut self.failed, a, n)
+        });
+        if let Some(v) = self.vols.get_mut(i) {
+            v.table = Some(t);
+        }
+        match r {
+            Ok(()) => {
+                self.push_reserved(rec);
+                Ok(())
+            }
+            Err(e) => {
+                self.unreserve(1);
+                Err(e)
+            }
+        }
+    }
+
+    fn apply_olds(&mut self, olds: &OldList) {
+        let ep = self.cur_epoch;
+        for &(a, n) in olds.runs() {
+            inval(&mut self.alloc, &mut self.zepoch, ep, &mut self.failed, a, n);
+        }
+        if olds.overflow {
+            self.failed = true;
+        }
+    }
+
+    // ---- writes ---------------------------------------------------------
+
+    /// Plans a write of `nblocks` volume blocks from `lba` into `stream`.
+    /// The plan may cover fewer blocks (at most [`MAX_PLAN_EXTENTS`]
+    /// extents): write them, call [`Self::write_end`], plan the rest.
+    /// Errors: `NoSpace` (pool full), `Busy` (record queue full: flush first;
+    /// or zone limits), `Invalid`/`NotFound` for bad arguments.
+    pub fn write_begin(&mut self, vol: u32, lba: u64, nblocks: u64, stream: Stream) -> Result<WritePlan> {
+        self.live()?;
+        if nblocks == 0 || matches!(stream, Stream::Gc | Stream::Meta) {
+            return Err(Error::Invalid("write: length or stream"));
+        }
+        let i = self.vol_index(vol)?;
+        let size = self.vols.get(i).and_then(|v| v.table).map(|t| t.size()).unwrap_or(0);
+        let end = lba.checked_add(nblocks).ok_or(Error::Invalid("write: range"))?;
+        if end > size {
+            return Err(Error::Invalid("write: beyond volume end"));
+        }
+        if self.free_slots() < MAX_PLAN_EXTENTS {
+            return Err(Error::Busy);
+        }
+        let mut plan = WritePlan {
+            vol,
+            lba,
+            ..WritePlan::default()
+        };
+        let mut off = 0u64;
+        let mut err = Ok(());
+        while off < nblocks && plan.nr < MAX_PLAN_EXTENTS {
+            match self.take(stream, nblocks - off) {
+                Ok(e) => {
+                    if let Some(slot) = plan.ext.get_mut(plan.nr) {
+                        *slot = PlanExtent {
+                            zone: e.zone,
+                            addr: e.addr,
+                            len: e.len,
+                            append: e.append,
+                            off,
+                        };
+                    }
+                    plan.nr += 1;
+                    off += e.len;
+                }
+                Err(e) => {
+                    err = Err(e);
+                    break;
+                }
+            }
+        }
+        if plan.nr == 0 {
+            err?;
+            return Err(Error::NoSpace);
+        }
+        plan.nblocks = off;
+        self.reserved += plan.nr;
+        Ok(plan)
+    }
+
+    /// Takes space: zone append where configured and possible, else a
+    /// regular allocation.
+    fn take(&mut self, stream: Stream, n: u64) -> Result<Extent> {
+        if self.cfg.use_append {
+            match self.alloc.reserve_append(stream, n) {
+                Ok((zone, len)) => {
+                    let start = self.alloc.geom().zone_start(zone).ok_or(Error::Corrupt("zone"))?;
+                    return Ok(Extent {
+                        zone,
+                        addr: start,
+                        len,
+                        append: true,
+                    });
+                }
+                Err(Error::Unsupported(_)) | Err(Error::NoSpace) | Err(Error::Busy) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let mut e = self.alloc.alloc(stream, n)?;
+        e.append = false;
+        Ok(e)
+    }
+
+    /// The write of `plan` completed: `addrs[i]` is where extent `i` landed
+    /// (`None`: that extent failed; its blocks keep their old mapping).
+    /// Updates the block table, invalidates the old locations and queues the
+    /// journal records. Returns the blocks mapped.
+    pub fn write_end(&mut self, plan: &WritePlan, addrs: &[Option<u64>]) -> Result<u64> {
+        let mut done = 0u64;
+        let mut first_err = None;
+        for (k, ext) in plan.extents().iter().enumerate() {
+            let at = addrs.get(k).copied().flatten();
+            match at {
+                Some(a) => match self.map_extent(plan.vol, plan.lba + ext.off, ext, a) {
+                    Ok(()) => {
+                        done += ext.len;
+                        self.stats.user_blocks += ext.len;
+                    }
+                    Err(e) => {
+                        first_err.get_or_insert(e);
+                    }
+                },
+                None => {
+                    let _ = self.alloc.abort(ext.zone, ext.len);
+                    self.unreserve(1);
+                }
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(done),
+        }
+    }
+
+    /// A planned write failed entirely: nothing is mapped.
+    pub fn write_failed(&mut self, plan: &WritePlan) {
+        for ext in plan.extents() {
+            let _ = self.alloc.abort(ext.zone, ext.len);
+            self.unreserve(1);
+        }
+    }
+
+    fn map_extent(&mut self, vol: u32, lba: u64, ext: &PlanExtent, addr: u64) -> Result<()> {
+        let ok_addr = if ext.append {
+            self.alloc.geom().range_zone(addr, ext.len) == Some(ext.zone)
+        } else {
+            addr == ext.addr
+        };
+        let i = self.vol_index(vol);
+        let (Ok(i), true) = (i, ok_addr) else {
+            let _ = self.alloc.abort(ext.zone, ext.len);
+            self.unreserve(1);
+            return Err(if ok_addr { Error::NotFound } else { Error::Invalid("write: completion address") });
+        };
+        let Some(mut t) = self.vols.get(i).and_then(|v| v.table) else {
+            return Err(Error::NotFound);
+        };
+        // Complete first: the old locations may be in the same zone, and the
+        // new blocks must not count as in flight when they are invalidated.
+        let c = if ext.append {
+            self.alloc.complete_append(ext.zone, addr, ext.len)
+        } else {
+            self.alloc.complete_write(addr, ext.len)
+        };
+        if c.is_err() {
+            self.failed = true;
+        }
+        let ep = self.cur_epoch;
+        let r = t.map_range(&mut self.nodes, lba, ext.len, addr, |_, a, n| {
+            inval(&mut self.alloc, &mut self.zepoch, ep, &mut self.failed, a, n)
+        });
+        if let Err(e) = r {
+            // Not mapped: the new blocks are garbage.
+            inval(&mut self.alloc, &mut self.zepoch, ep, &mut self.failed, addr, ext.len);
+            self.unreserve(1);
+            return Err(e);
+        }
+        if let Some(v) = self.vols.get_mut(i) {
+            v.table = Some(t);
+        }
+        self.push_reserved(Record::MapExtent {
+            vol,
+            lba,
+            len: ext.len as u32,
+            addr,
+        });
+        Ok(())
+    }
+
+    // ---- reads and discards ---------------------------------------------------
+
+    /// Resolves `nblocks` volume blocks from `lba` into runs (split at mapping
+    /// boundaries) in `out`; returns how many runs were filled. If they cover
+    /// fewer blocks than asked, call again for the rest.
+    pub fn read_plan(&self, vol: u32, lba: u64, nblocks: u64, out: &mut [ReadRun]) -> Result<usize> {
+        let v = self.volume(vol).ok_or(Error::NotFound)?;
+        let t = v.table.ok_or(Error::NotFound)?;
+        let end = lba.checked_add(nblocks).ok_or(Error::Invalid("read: range"))?;
+        if end > t.size() {
+            return Err(Error::Invalid("read: beyond volume end"));
+        }
+        let mut n = 0usize;
+        let mut l = lba;
+        for slot in out.iter_mut() {
+            if l >= end {
+                break;
+            }
+            let (addr, len) = t.lookup_run(&self.nodes, l, end - l);
+            if len == 0 {
+                return Err(Error::Corrupt("read: empty run"));
+            }
+            *slot = ReadRun { lba: l, len, addr };
+            n += 1;
+            l += len;
+        }
+        Ok(n)
+    }
+
+    /// Discards (unmaps) `nblocks` volume blocks from `lba`.
+    pub fn discard(&mut self, vol: u32, lba: u64, nblocks: u64) -> Result<()> {
+        self.live()?;
+        let i = self.vol_index(vol)?;
+        let mut t = self.vols.get(i).and_then(|v| v.table).ok_or(Error::NotFound)?;
+        let end = lba.checked_add(nblocks).ok_or(Error::Invalid("discard: range"))?;
+        if nblocks == 0 || end > t.size() {
+            return Err(Error::Invalid("discard: range"));
+        }
+        let step = u64::from(u32::MAX);
+        let nrec = nblocks.div_ceil(step) as usize;
+        self.reserve(nrec)?;
+        let ep = self.cur_epoch;
+        let r = t.unmap_range(&mut self.nodes, lba, nblocks, |_, a, k| {
+            inval(&mut self.alloc, &mut self.zepoch, ep, &mut self.failed, a, k)
+        });
+        if let Some(v) = self.vols.get_mut(i) {
+            v.table = Some(t);
+        }
+        if let Err(e) = r {
+            self.unreserve(nrec);
+            self.failed = true;
+            return Err(e);
+        }
+        let mut l = lba;
+        while l < end {
+            let n = (end - l).min(step);
+            self.push_reserved(Record::Unmap {
+                vol,
+                lba: l,
+                len: n as u32,
+            });
+            l += n;
+        }
+        Ok(())
+    }
+
+    // ---- commit: journal ------------------------------------------------------
+
+    /// Whether the next commit must be a checkpoint (log zones full, journal
+    /// interval reached, or after recovery).
+    pub fn needs_checkpoint(&self) -> bool {
+        if self.need_ckpt {
+            return true;
+        }
+        if self.jblocks_since_ckpt >= u64::from(self.sb.checkpoint_interval) {
+            return true;
+        }
+        // Current log zone more than half full and the other one not yet
+        // covered by a checkpoint: checkpoint now, so that switching is
+        // possible when the current one fills.
+        let Some(cur) = self.jlog else {
+            return self.log_max_seq.iter().any(|&s| s > self.ckpt_seq);
+        };
+        let other = 1 - cur;
+        let cap = log_zone(self.alloc.geom(), self.jdev, u32::from(cur))
+            .and_then(|z| self.alloc.geom().zone_cap(z))
+            .unwrap_or(0);
+        self.jwp.saturating_mul(2) >= cap && self.log_max_seq.get(usize::from(other)).copied().unwrap_or(0) > self.ckpt_seq
+    }
+
+    /// FLUSH: commits every record queued so far. Emits `Flush` (data
+    /// durable), the log-zone switch if needed, the journal blocks and a
+    /// final `Flush`; then call [`Self::flush_end`]. Returns the number of
+    /// journal blocks (0: nothing to commit, no operation emitted).
+    /// `Busy` if a commit is in flight or a checkpoint is needed first.
+    /// `scratch` is one block.
+    pub fn flush<F: FnMut(MetaOp<'_>) -> Result<()>>(&mut self, scratch: &mut [u8], sink: &mut F) -> Result<u64> {
+        self.live()?;
+        if self.commit != Commit::None {
+            return Err(Error::Busy);
+        }
+        if self.npend == 0 {
+            return Ok(0);
+        }
+        if self.need_ckpt {
+            return Err(Error::Busy);
+        }
+        let nrec = self.npend;
+        let nblocks = journal_blocks_for(self.recs.get(..nrec).unwrap_or(&[]));
+        let geo_cap = |p: &Self, i: u8| {
+            log_zone(p.alloc.geom(), p.jdev, u32::from(i))
+                .and_then(|z| p.alloc.geom().zone_cap(z).map(|c| (z, c)))
+        };
+        let fits = match self.jlog.and_then(|i| geo_cap(self, i)) {
+            Some((_, cap)) => self.jwp.saturating_add(nblocks) <= cap,
+            None => false,
+        };
+        let blk = scratch.get_mut(..BLOCK_SIZE).ok_or(Error::Invalid("scratch"))?;
+        let mut switch: Option<(u8, u32, Option<u32>)> = None;
+        if !fits {
+            let next = match self.jlog {
+                Some(c) => 1 - c,
+                None => 0,
+            };
+            let covered = |p: &Self, i: u8| p.log_max_seq.get(usize::from(i)).copied().unwrap_or(0) <= p.ckpt_seq;
+            let next = if covered(self, next) {
+                next
+            } else if self.jlog.is_none() && covered(self, 1) {
+                1
+            } else {
+                return Err(Error::Busy);
+            };
+            let (z, cap) = geo_cap(self, next).ok_or(Error::Corrupt("log zone"))?;
+            if nblocks.saturating_add(1) > cap {
+                return Err(Error::NoSpace);
+            }
+            let old = self.jlog.and_then(|c| log_zone(self.alloc.geom(), self.jdev, u32::from(c)));
+            switch = Some((next, z, old));
+        }
+        let r = self.emit_journal(nrec, nblocks, switch, blk, sink);
+        if r.is_err() {
+            self.failed = true;
+        }
+        r
+    }
+
+    fn emit_journal<F: FnMut(MetaOp<'_>) -> Result<()>>(
+        &mut self,
+        nrec: usize,
+        nblocks: u64,
+        switch: Option<(u8, u32, Option<u32>)>,
+        blk: &mut [u8],
+        sink: &mut F,
+    ) -> Result<u64> {
+        sink(MetaOp::Flush)?;
+        if let Some((next, z, old)) = switch {
+            if let Some(o) = old {
+                let _ = self.alloc.meta_open(o, false);
+                let full = self.alloc.geom().zone_cap(o).map(|c| self.jwp >= c).unwrap_or(true);
+                if !full && !self.zone_conv(o) {
+                    sink(MetaOp::Finish(o))?;
+                }
+            }
+            if !self.zone_conv(z) {
+                sink(MetaOp::Reset(z))?;
+            }
+            if let Some(m) = self.log_max_seq.get_mut(usize::from(next)) {
+                *m = 0;
+            }
+            self.encode_sb_for(self.jdev, blk)?;
+            let start = self.alloc.geom().zone_start(z).ok_or(Error::Corrupt("log zone"))?;
+            sink(MetaOp::Write(start, blk))?;
+            self.alloc.meta_open(z, true)?;
+            self.jlog = Some(next);
+            self.jwp = 1;
+        }
+        let log = self.jlog.ok_or(Error::Corrupt("no log zone"))?;
+        let z = log_zone(self.alloc.geom(), self.jdev, u32::from(log)).ok_or(Error::Corrupt("log zone"))?;
+        let start = self.alloc.geom().zone_start(z).ok_or(Error::Corrupt("log zone"))?;
+        let mut seq = self.jseq;
+        let mut i = 0usize;
+        let mut written = 0u64;
+        while i < nrec {
+            let mut b = JournalBuilder::new(blk, self.sb.pool_uuid, seq, self.ckpt_gen)?;
+            while i < nrec {
+                let rec = *self.recs.get(i).ok_or(Error::Corrupt("record queue"))?;
+                if !b.fits(&rec) {
+                    break;
+                }
+                b.push(&rec)?;
+                i += 1;
+            }
+            if b.is_empty() {
+                return Err(Error::Corrupt("journal record does not fit"));
+            }
+            b.finish()?;
+            sink(MetaOp::Write(start + self.jwp + written, blk))?;
+            written += 1;
+            seq += 1;
+        }
+        if written != nblocks {
+            return Err(Error::Corrupt("journal block count"));
+        }
+        sink(MetaOp::Flush)?;
+        self.commit = Commit::Journal {
+            nrec,
+            epoch: self.cur_epoch,
+            nblocks,
+            last_seq: seq - 1,
+            log,
+        };
+        self.cur_epoch += 1;
+        Ok(nblocks)
+    }
+
+    /// The operations of the last [`Self::flush`] completed (`ok`) or one of
+    /// them failed. After a failure the pool stops accepting changes (the
+    /// journal position is unknown): re-assemble it.
+    pub fn flush_end(&mut self, ok: bool) -> Result<()> {
+        let Commit::Journal {
+            nrec,
+            epoch,
+            nblocks,
+            last_seq,
+            log,
+        } = self.commit
+        else {
+            return Err(Error::Invalid("no flush in flight"));
+        };
+        self.commit = Commit::None;
+        if !ok {
+            self.failed = true;
+            return Err(Error::Invalid("flush failed"));
+        }
+        self.drop_records(nrec);
+        self.committed_epoch = epoch;
+        self.jseq = last_seq + 1;
+        self.jwp += nblocks;
+        self.jblocks_since_ckpt += nblocks;
+        if let Some(m) = self.log_max_seq.get_mut(usize::from(log & 1)) {
+            *m = last_seq;
+        }
+        self.stats.journal_blocks += nblocks;
+        self.stats.commits += 1;
+        // A full log zone is no longer active on the device.
+        if let Some(z) = log_zone(self.alloc.geom(), self.jdev, u32::from(log)) {
+            if self.alloc.geom().zone_cap(z).map(|c| self.jwp >= c) == Some(true) {
+                let _ = self.alloc.meta_open(z, false);
+            }
+        }
+        Ok(())
+    }
+
+    fn drop_records(&mut self, nrec: usize) {
+        let n = nrec.min(self.npend);
+        self.recs.copy_within(n..self.npend, 0);
+        self.npend -= n;
+    }
+
+    // ---- commit: checkpoint -------------------------------------------------
+
+    /// Writes a full checkpoint (generation + 1, into the other set) that
+    /// also commits every queued record. Emits the resets of the set's
+    /// zones, the checkpoint blocks (with a `Flush` before the commit
+    /// block, and one after), then finishes of the set's zones; call
+    /// [`Self::checkpoint_end`] once they are done. `scratch` is 2 blocks.
+    pub fn checkpoint<F: FnMut(MetaOp<'_>) -> Result<()>>(&mut self, scratch: &mut [u8], sink: &mut F) -> Result<()> {
+        self.live()?;
+        if self.commit != Commit::None {
+            return Err(Error::Busy);
+        }
+        let gen = self.ckpt_gen.checked_add(1).ok_or(Error::NoSpace)?;
+        let r = self.write_checkpoint(gen, scratch, sink);
+        if r.is_err() {
+            self.commit = Commit::None;
+            self.failed = true;
+        }
+        r
+    }
+
+    fn write_checkpoint<F: FnMut(MetaOp<'_>) -> Result<()>>(&mut self, gen: u64, scratch: &mut [u8], sink: &mut F) -> Result<()> {
+        let set = set_of(gen);
+        let n = self.alloc.geom().nr_devices();
+        for d in 0..n {
+            let z = checkpoint_zone(self.alloc.geom(), set, d).ok_or(Error::Corrupt("checkpoint zone"))?;
+            if !self.zone_conv(z) {
+                sink(MetaOp::Reset(z))?;
+            }
+        }
+        let cap = checkpoint_capacity(self.alloc.geom(), set);
+        let (blk, rest) = scratch.split_at_mut(BLOCK_SIZE.min(scratch.len()));
+        let chunk = rest.get_mut(..CKPT_DATA_MAX).ok_or(Error::Invalid("scratch: 2 blocks"))?;
+        let hdr = CheckpointHeader {
+            pool_uuid: self.sb.pool_uuid,
+            generation: gen,
+            journal_seq: self.jseq - 1,
+        };
+        let mut w = CheckpointWriter::new(blk, hdr, cap)?;
+        // The sink of the writer: translate indexes to addresses, open the
+        // set's zones as they are entered, flush before the commit block.
+        let mut cur_zone: Option<u32> = None;
+        let mut opened = [false; super::geom::MAX_DEVICES];
+        let mut err: Result<()> = Ok(());
+        {
+            let geom_alloc = &mut self.alloc;
+            let mut wsink = |idx: u32, b: &[u8]| -> Result<()> {
+                let addr = checkpoint_block_addr(geom_alloc.geom(), set, idx).ok_or(Error::NoSpace)?;
+                let z = geom_alloc.geom().zone_of(addr).ok_or(Error::NoSpace)?;
+                if cur_zone != Some(z) {
+                    cur_zone = Some(z);
+                    let d = geom_alloc.geom().zone(z).map(|g| g.dev).unwrap_or(0);
+                    if geom_alloc.meta_open(z, true).is_err() {
+                        // Make room: finish one open data zone of the member.
+                        let mut freed = false;
+                        for s in Stream::ALL.iter().take(NR_STREAMS) {
+                            if let Some(oz) = geom_alloc.open_zone(*s, d) {
+                                let infl = geom_alloc.zone(oz).map(|zi| zi.inflight()).unwrap_or(1);
+                                if infl == 0 && geom_alloc.finish(oz).is_ok() {
+                                    sink(MetaOp::Finish(oz))?;
+                                    freed = true;
+                                    break;
+                                }
+                            }
+                        }
+                        if !freed {
+                            return Err(Error::Busy);
+                        }
+                        geom_alloc.meta_open(z, true)?;
+                    }
+                    if let Some(o) = opened.get_mut(usize::from(d)) {
+                        *o = true;
+                    }
+                }
+                if peek_commit(b) {
+                    sink(MetaOp::Flush)?;
+                }
+                sink(MetaOp::Write(addr, b))
+            };
+            // Volumes.
+            let r = (|| -> Result<()> {
+                w.begin_section(section::VOLUMES, &mut wsink)?;
+                for v in self.vols.iter() {
+                    let Some(t) = v.table else { continue };
+                    let mut rec = [0u8; VOL_RECORD_BYTES];
+                    let mut wr = Writer::new(&mut rec);
+                    wr.put_u32(v.id)?;
+                    wr.put_u32(v.flags)?;
+                    wr.put_u64(t.size())?;
+                    let nb = v.name.as_bytes();
+                    wr.put_u8(nb.len() as u8)?;
+                    wr.put_bytes(nb)?;
+                    w.append_record(&rec, &mut wsink)?;
+                }
+                w.begin_section(section::BLOCK_TABLE, &mut wsink)?;
+                for v in self.vols.iter() {
+                    let Some(t) = v.table else { continue };
+                    let mut cursor = 0u64;
+                    loop {
+                        let mut cw = Writer::new(chunk);
+                        let done = t.encode_chunk(&self.nodes, &mut cursor, &mut cw)?;
+                        let len = cw.pos();
+                        if len > 4 {
+                            w.append_record(chunk.get(..len).unwrap_or(&[]), &mut wsink)?;
+                        }
+                        if done {
+                            break;
+                        }
+                    }
+                }
+                w.finish(&mut wsink).map(|_| ())
+            })();
+            if let Err(e) = r {
+                err = Err(e);
+            }
+        }
+        err?;
+        sink(MetaOp::Flush)?;
+        // The set's zones are no longer written: finish them (not active).
+        for d in 0..n {
+            let z = checkpoint_zone(self.alloc.geom(), set, d).ok_or(Error::Corrupt("checkpoint zone"))?;
+            if opened.get(usize::from(d)).copied().unwrap_or(false) {
+                let _ = self.alloc.meta_open(z, false);
+            }
+            if !self.zone_conv(z) {
+                sink(MetaOp::Finish(z))?;
+            }
+        }
+        self.commit = Commit::Checkpoint {
+            nrec: self.npend,
+            epoch: self.cur_epoch,
+            gen,
+            seq: self.jseq - 1,
+        };
+        self.cur_epoch += 1;
+        Ok(())
+    }
+
+    /// The operations of the last [`Self::checkpoint`] completed (`ok`) or
+    /// failed (the pool then stops accepting changes: re-assemble it).
+    pub fn checkpoint_end(&mut self, ok: bool) -> Result<()> {
+        let Commit::Checkpoint { nrec, epoch, gen, seq } = self.commit else {
+            return Err(Error::Invalid("no checkpoint in flight"));
+        };
+        self.commit = Commit::None;
+        if !ok {
+            self.failed = true;
+            return Err(Error::Invalid("checkpoint failed"));
+        }
+        self.drop_records(nrec);
+        self.committed_epoch = epoch;
+        self.ckpt_gen = gen;
+        self.ckpt_seq = seq;
+        self.jblocks_since_ckpt = 0;
+        self.need_ckpt = false;
+        self.stats.checkpoints += 1;
+        self.stats.commits += 1;
+        Ok(())
+    }
+
+    // ---- maintenance: zone resets -----------------------------------------------
+
+    /// Emits `Reset` for every data zone that holds no valid block and whose
+    /// invalidations are committed (sequential zones; conventional ones are
+    /// just marked empty). The zones are free for allocation at once: the
+    /// caller must complete the resets before issuing new writes. Returns
+    /// the number of zones reclaimed.
+    pub fn maintenance<F: FnMut(MetaOp<'_>) -> Result<()>>(&mut self, sink: &mut F) -> Result<u32> {
+        self.live()?;
+        let mut n = 0u32;
+        for z in 0..self.alloc.geom().nr_zones() {
+            let Some(zi) = self.alloc.zone(z).copied() else { continue };
+            if !matches!(zi.state(), ZoneState::Full | ZoneState::Closed) || zi.valid() != 0 || zi.inflight() != 0 {
+                continue;
+            }
+            if self.gc_busy && self.gc_victim == Some(z) {
+                continue;
+            }
+            if self.zepoch.get(z as usize).copied().unwrap_or(u64::MAX) > self.committed_epoch {
+                continue;
+            }
+            if !self.zone_conv(z) {
+                sink(MetaOp::Reset(z))?;
+            }
+            self.alloc.reset(z)?;
+            if self.gc_victim == Some(z) {
+                self.gc_victim = None;
+            }
+            self.stats.zones_reset += 1;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    // ---- GC ----------------------------------------------------------------------
+
+    /// Plans one GC batch into `out`: picks a victim zone if none is being
+    /// collected, finds up to `out.len()` of its live extents and allocates
+    /// their new place in the GC stream. Returns the number of items (0: no
+    /// victim, or the victim has no live block left; it is reset by
+    /// [`Self::maintenance`] once committed). Read each `src` and write it at
+    /// `dst`, then call [`Self::gc_end`].
+    pub fn gc_begin(&mut self, out: &mut [RelocItem]) -> Result<usize> {
+        self.live()?;
+        if self.gc_busy {
+            return Err(Error::Busy);
+        }
+        // The victim: the current one while it has live blocks, else the
+        // best zone with live blocks (zones without any only need a reset,
+        // done by `maintenance` once committed).
+        let victim = loop {
+            if let Some(v) = self.gc_victim {
+                if self.alloc.zone(v).map(|zi| zi.valid()).unwrap_or(0) > 0 {
+                    break v;
+                }
+                self.gc_victim = None;
+            }
+            let a = &self.alloc;
+            let skip = |z: u32| a.zone(z).map(|zi| zi.valid() == 0).unwrap_or(true);
+            match pick_victim(a, self.cfg.policy, skip) {
+                Some(v) => self.gc_victim = Some(v),
+                None => return Ok(0),
+            }
+        };
+        let zi = self.alloc.zone(victim).copied().ok_or(Error::Corrupt("zone"))?;
+        let start = self.alloc.geom().zone_start(victim).ok_or(Error::Corrupt("zone"))?;
+        let end = start + zi.wp();
+        let mut n = 0usize;
+        let mut err = Ok(());
+        'outer: for vi in 0..self.vols.len() {
+            let Some(t) = self.vols.get(vi).and_then(|v| v.table) else { continue };
+            let mut cursor = 0u64;
+            while let Some(e) = t.next_extent(&self.nodes, cursor) {
+                cursor = e.lba + e.len;
+                let lo = e.addr.max(start);
+                let hi = (e.addr + e.len).min(end);
+                if lo >= hi {
+                    continue;
+                }
+                let mut a = lo;
+                while a < hi {
+                    if n >= out.len() {
+                        break 'outer;
+                    }
+                    let want = (hi - a).min(MAX_GC_ITEM);
+                    let need = (want as usize).div_ceil(2) + 1;
+                    if self.free_slots() < need {
+                        err = Err(Error::Busy);
+                        break 'outer;
+                    }
+                    let dst = match self.take(RELOCATION_STREAM, want) {
+                        Ok(d) => d,
+                        Err(x) => {
+                            err = Err(x);
+                            break 'outer;
+                        }
+                    };
+                    let len = dst.len;
+                    if let Some(slot) = out.get_mut(n) {
+                        *slot = RelocItem {
+                            src: MapExtent {
+                                vol: e.vol,
+                                lba: e.lba + (a - e.addr),
+                                len,
+                                addr: a,
+                            },
+                            dst,
+                        };
+                    }
+                    self.reserved += (len as usize).div_ceil(2) + 1;
+                    n += 1;
+                    a += len;
+                }
+            }
+        }
+        if n == 0 {
+            err?;
+        }
+        if n > 0 {
+            self.gc_busy = true;
+        }
+        Ok(n)
+    }
+
+    /// The copies of a GC batch completed: `addrs[i]` is where item `i`'s
+    /// copy landed (`None`: failed, the block stays where it was). Each
+    /// block still mapped to its old address moves to the copy (a user
+    /// write that happened meanwhile wins); records are queued.
+    pub fn gc_end(&mut self, items: &[RelocItem], addrs: &[Option<u64>]) -> Result<u64> {
+        if !self.gc_busy {
+            return Err(Error::Invalid("no GC batch in flight"));
+        }
+        self.gc_busy = false;
+        let mut moved_total = 0u64;
+        for (k, it) in items.iter().enumerate() {
+            let slots = (it.dst.len as usize).div_ceil(2) + 1;
+            let Some(new) = addrs.get(k).copied().flatten() else {
+                let _ = self.alloc.abort(it.dst.zone, it.dst.len);
+                self.unreserve(slots);
+                continue;
+            };
+            let ok = if it.dst.append {
+                self.alloc.geom().range_zone(new, it.dst.len) == Some(it.dst.zone)
+            } else {
+                new == it.dst.addr
+            };
+            let vi = self.vol_index(it.src.vol);
+            let (true, Ok(vi)) = (ok, vi) else {
+                let _ = self.alloc.abort(it.dst.zone, it.dst.len);
+                self.unreserve(slots);
+                continue;
+            };
+            let c = if it.dst.append {
+                self.alloc.complete_append(it.dst.zone, new, it.dst.len)
+            } else {
+                self.alloc.complete_write(new, it.dst.len)
+            };
+            if c.is_err() {
+                self.failed = true;
+            }
+            let Some(mut t) = self.vols.get(vi).and_then(|v| v.table) else { continue };
+            let mut moved = OldList::new();
+            let mut skipped = OldList::new();
+            let src = MapExtent { len: it.dst.len.min(it.src.len), ..it.src };
+            let r = t.relocate(&mut self.nodes, &src, new, |a, n| moved.add(a, n), |a, n| skipped.add(a, n));
+            if let Some(v) = self.vols.get_mut(vi) {
+                v.table = Some(t);
+            }
+            if r.is_err() || moved.overflow || skipped.overflow {
+                self.failed = true;
+                self.unreserve(slots);
+                continue;
+            }
+            self.apply_olds(&moved);
+            self.apply_olds(&skipped);
+            let mut used = 0usize;
+            for &(old, n) in moved.runs() {
+                let off = old - src.addr;
+                self.push(Record::MapExtent {
+                    vol: src.vol,
+                    lba: src.lba + off,
+                    len: n as u32,
+                    addr: new + off,
+                });
+                used += 1;
+                moved_total += n;
+            }
+            self.unreserve(slots.max(used));
+            if used > slots {
+                self.failed = true;
+            }
+        }
+        self.stats.gc_blocks += moved_total;
+        Ok(moved_total)
+    }
+
+    /// Whether a GC batch is in flight.
+    pub fn gc_in_flight(&self) -> bool {
+        self.gc_busy
+    }
+
+    /// The zone being collected.
+    pub fn gc_victim(&self) -> Option<u32> {
+        self.gc_victim
+    }
+}
+
+/// Invalidates `[addr, addr+len)` in the allocator and stamps the zones with
+/// the epoch of the commit that will carry the change (free function so that
+/// block-table callbacks can use it while the node store is borrowed).
+fn inval<G, Z>(alloc: &mut Allocator<G, Z>, zepoch: &mut [u64], epoch: u64, failed: &mut bool, addr: u64, len: u64)
+where
+    G: Deref<Target = [DeviceGeometry]>,
+    Z: DerefMut<Target = [ZoneInfo]>,
+{
+    if alloc.invalidate(addr, len).is_err() {
+        *failed = true;
+        return;
+    }
+    let mut a = addr;
+    let end = addr.saturating_add(len);
+    while a < end {
+        let Some(l) = alloc.geom().locate(a) else { break };
+        let size = alloc.geom().zone(l.zone).map(|z| z.size).unwrap_or(1);
+        if let Some(e) = zepoch.get_mut(l.zone as usize) {
+            *e = epoch;
+        }
+        a = a.saturating_add(size.saturating_sub(l.offset).max(1));
+    }
+}
+
+fn peek_commit(b: &[u8]) -> bool {
+    super::format::peek_magic(b) == Some(super::format::CKPT_COMMIT_MAGIC)
+}
+
+/// Runs reported by a GC relocation (bounded: an item has at most
+/// [`MAX_GC_ITEM`] blocks, so at most `MAX_GC_ITEM / 2 + 1` runs of a kind).
+pub(super) struct OldList {
+    runs: [(u64, u64); OldList::CAP],
+    n: usize,
+    pub(super) overflow: bool,
+}
+
+impl OldList {
+    const CAP: usize = 64;
+
+    pub(super) fn new() -> Self {
+        OldList {
+            runs: [(0, 0); OldList::CAP],
+            n: 0,
+            overflow: false,
+        }
+    }
+
+    pub(super) fn add(&mut self, a: u64, n: u64) {
+        match self.runs.get_mut(self.n) {
+            Some(s) => {
+                *s = (a, n);
+                self.n += 1;
+            }
+            None => self.overflow = true,
+        }
+    }
+
+    pub(super) fn runs(&self) -> &[(u64, u64)] {
+        self.runs.get(..self.n).unwrap_or(&[])
+    }
+}
+
+/// Decodes one volume record of the checkpoint's volume section.
+pub(super) fn decode_vol_record(r: &mut Reader<'_>) -> Result<(u32, u32, u64, VolName)> {
+    let id = r.get_u32()?;
+    let flags = r.get_u32()?;
+    let size = r.get_u64()?;
+    let nl = usize::from(r.get_u8()?);
+    let name = r.get_bytes(32)?;
+    let name = VolName::new(name.get(..nl).ok_or(Error::BadField("volume name length"))?)
+        .map_err(|_| Error::BadField("volume name"))?;
+    Ok((id, flags, size, name))
+}
