@@ -1,12 +1,24 @@
 // SPDX-License-Identifier: GPL-2.0
 //! The configfs interface: `/sys/kernel/config/zvpool/`.
 //!
-//! See `Documentation/configfs-abi.md` for the ABI.
+//! See `Documentation/configfs-abi.md` for the ABI. Every refusal returns an
+//! errno and logs one line saying why.
 
-use kernel::{configfs, configfs_attrs, fmt::Write as _, page::PAGE_SIZE, prelude::*};
+use crate::kwrap::bdev;
+use crate::pool::ActivePool;
+use crate::zvcore::geom::MAX_DEVICES;
+use kernel::{
+    configfs, configfs_attrs,
+    fmt::Write as _,
+    new_mutex,
+    page::PAGE_SIZE,
+    prelude::*,
+    str::{CString, Formatter},
+    sync::Mutex,
+};
 
 /// On-disk format version this module reads and writes.
-pub(crate) const FORMAT_VERSION: u32 = 1;
+pub(crate) const FORMAT_VERSION: u32 = crate::zvcore::format::FORMAT_VERSION;
 
 /// Features this build supports, one word each, as listed in `features`.
 const FEATURES: &[&str] = &["zoned-members", "thin-volumes"];
@@ -20,11 +32,18 @@ pub(crate) fn subsystem() -> impl PinInit<configfs::Subsystem<Root>, Error> {
     let item_type = configfs_attrs! {
         container: configfs::Subsystem<Root>,
         data: Root,
+        child: PoolDir,
         attributes: [
             features: 0,
         ],
     };
     configfs::Subsystem::new(c"zvpool", item_type, try_pin_init!(Root {}))
+}
+
+/// Text of a store, without the trailing newline `echo` adds.
+fn input(page: &[u8]) -> Result<&str> {
+    let s = core::str::from_utf8(page).map_err(|_| EINVAL)?;
+    Ok(s.strip_suffix('\n').unwrap_or(s))
 }
 
 /// `features` (read-only): the on-disk format version and feature words.
@@ -33,13 +52,274 @@ impl configfs::AttributeOperations<0> for Root {
     type Data = Root;
 
     fn show(_this: &Root, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
-        let mut w = kernel::str::Formatter::new(page);
+        let mut w = Formatter::new(page);
         w.write_fmt(fmt!("format_version {}\n", FORMAT_VERSION))?;
         w.write_str("features")?;
         for f in FEATURES {
             w.write_fmt(fmt!(" {}", f))?;
         }
         w.write_str("\n")?;
+        Ok(w.bytes_written())
+    }
+}
+
+fn valid_name(name: &[u8]) -> bool {
+    !name.is_empty()
+        && name.len() < 32
+        && name.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+}
+
+#[vtable]
+impl configfs::GroupOperations for Root {
+    type Child = PoolDir;
+
+    fn make_group(&self, name: &CStr) -> Result<impl PinInit<configfs::Group<PoolDir>, Error>> {
+        if !valid_name(name.to_bytes()) {
+            pr_err!("pool name '{}' invalid: 1-31 characters of [A-Za-z0-9_.-]\n", name);
+            return Err(EINVAL);
+        }
+        let item_type = configfs_attrs! {
+            container: configfs::Group<PoolDir>,
+            data: PoolDir,
+            attributes: [
+                devices: 0,
+                format: 1,
+                enable: 2,
+                status: 3,
+                members: 4,
+                volumes: 5,
+            ],
+        };
+        Ok(configfs::Group::new(
+            name.try_into()?,
+            item_type,
+            try_pin_init!(PoolDir {
+                name: name.try_into()?,
+                inner <- new_mutex!(PoolInner {
+                    paths: KVec::new(),
+                    format: 0,
+                    active: None,
+                }),
+            }),
+        ))
+    }
+}
+
+/// A pool directory, `/sys/kernel/config/zvpool/POOL/`.
+#[pin_data]
+pub(crate) struct PoolDir {
+    name: CString,
+    #[pin]
+    inner: Mutex<PoolInner>,
+}
+
+struct PoolInner {
+    /// Member paths, in member order.
+    paths: KVec<CString>,
+    /// 0 assemble, 1 format if blank, 2 format always.
+    format: u8,
+    active: Option<Pin<KBox<ActivePool>>>,
+}
+
+impl PoolInner {
+    /// Commits the pool's metadata and closes its members.
+    fn stop(&mut self, name: &CStr) -> Result {
+        if let Some(p) = self.active.take() {
+            let r = {
+                let mut st = p.state.lock();
+                p.commit(&mut st)
+            };
+            if let Err(e) = r {
+                pr_err!("{}: final metadata commit failed: {:?}\n", name, e);
+            }
+            drop(p);
+            pr_info!("{}: stopped\n", name);
+            return r;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for PoolInner {
+    fn drop(&mut self) {
+        // `rmdir` of an active pool: stop it cleanly.
+        let _ = self.stop(c"(removed pool)");
+    }
+}
+
+/// `devices`: add a member by path; read the member list.
+#[vtable]
+impl configfs::AttributeOperations<0> for PoolDir {
+    type Data = PoolDir;
+
+    fn show(this: &PoolDir, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
+        let mut w = Formatter::new(page);
+        for (i, p) in this.inner.lock().paths.iter().enumerate() {
+            w.write_fmt(fmt!("{} {}\n", i, &**p))?;
+        }
+        Ok(w.bytes_written())
+    }
+
+    fn store(this: &PoolDir, page: &[u8]) -> Result {
+        let path = input(page)?.trim();
+        let name = &*this.name;
+        let mut g = this.inner.lock();
+        if g.active.is_some() {
+            pr_err!("{}: cannot add {} to an active pool (stop it first)\n", name, path);
+            return Err(EBUSY);
+        }
+        if path.is_empty() {
+            pr_err!("{}: empty device path\n", name);
+            return Err(EINVAL);
+        }
+        let cpath = CString::try_from_fmt(fmt!("{}", path))?;
+        let devt = bdev::lookup(&cpath).inspect_err(|e| {
+            pr_err!("{}: {} is not a block device: {:?}\n", name, path, e);
+        })?;
+        for p in g.paths.iter() {
+            if bdev::lookup(p).ok() == Some(devt) {
+                pr_err!("{}: {} is already a member (as {})\n", name, path, &**p);
+                return Err(EEXIST);
+            }
+        }
+        if g.paths.len() >= MAX_DEVICES {
+            pr_err!("{}: at most {} members\n", name, MAX_DEVICES);
+            return Err(ENOSPC);
+        }
+        g.paths.push(cpath, GFP_KERNEL)?;
+        Ok(())
+    }
+}
+
+/// `format`: 0 assemble, 1 format blank members, 2 format even if not blank.
+#[vtable]
+impl configfs::AttributeOperations<1> for PoolDir {
+    type Data = PoolDir;
+
+    fn show(this: &PoolDir, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
+        let mut w = Formatter::new(page);
+        w.write_fmt(fmt!("{}\n", this.inner.lock().format))?;
+        Ok(w.bytes_written())
+    }
+
+    fn store(this: &PoolDir, page: &[u8]) -> Result {
+        let v = match input(page)?.trim() {
+            "0" => 0,
+            "1" => 1,
+            "2" => 2,
+            other => {
+                pr_err!("{}: format must be 0, 1 or 2, not '{}'\n", &*this.name, other);
+                return Err(EINVAL);
+            }
+        };
+        let mut g = this.inner.lock();
+        if g.active.is_some() {
+            pr_err!("{}: pool is active; format applies when enabling\n", &*this.name);
+            return Err(EBUSY);
+        }
+        g.format = v;
+        Ok(())
+    }
+}
+
+/// `enable`: 1 assembles (or formats) the pool, 0 stops it.
+#[vtable]
+impl configfs::AttributeOperations<2> for PoolDir {
+    type Data = PoolDir;
+
+    fn show(this: &PoolDir, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
+        let mut w = Formatter::new(page);
+        w.write_str(if this.inner.lock().active.is_some() { "1\n" } else { "0\n" })?;
+        Ok(w.bytes_written())
+    }
+
+    fn store(this: &PoolDir, page: &[u8]) -> Result {
+        let name = &*this.name;
+        let on = match input(page)?.trim() {
+            "1" => true,
+            "0" => false,
+            other => {
+                pr_err!("{}: enable must be 0 or 1, not '{}'\n", name, other);
+                return Err(EINVAL);
+            }
+        };
+        let mut g = this.inner.lock();
+        match (on, g.active.is_some()) {
+            (true, true) => {
+                pr_err!("{}: already enabled\n", name);
+                Err(EBUSY)
+            }
+            (false, false) => {
+                pr_err!("{}: not enabled\n", name);
+                Err(EBUSY)
+            }
+            (true, false) => {
+                if g.format == 0 {
+                    pr_err!("{}: assembling an existing pool is not implemented yet; set format=1 to create one\n", name);
+                    return Err(EOPNOTSUPP);
+                }
+                let holder = core::ptr::from_ref(this).cast();
+                let pool = ActivePool::create(name, &g.paths, holder, g.format)?;
+                g.active = Some(pool);
+                g.format = 0;
+                Ok(())
+            }
+            (false, true) => g.stop(name),
+        }
+    }
+}
+
+/// Shows the text an active pool produces, or `state inactive`.
+fn show_active(
+    this: &PoolDir,
+    page: &mut [u8; PAGE_SIZE],
+    f: impl FnOnce(&ActivePool, &mut Formatter<'_>) -> core::fmt::Result,
+) -> Result<usize> {
+    let mut w = Formatter::new(page);
+    let g = this.inner.lock();
+    match &g.active {
+        Some(p) => f(p, &mut w)?,
+        None => w.write_str("state inactive\n")?,
+    }
+    Ok(w.bytes_written())
+}
+
+/// `status` (read-only).
+#[vtable]
+impl configfs::AttributeOperations<3> for PoolDir {
+    type Data = PoolDir;
+
+    fn show(this: &PoolDir, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
+        show_active(this, page, |p, w| p.status(w))
+    }
+}
+
+/// `members` (read-only).
+#[vtable]
+impl configfs::AttributeOperations<4> for PoolDir {
+    type Data = PoolDir;
+
+    fn show(this: &PoolDir, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
+        let mut w = Formatter::new(page);
+        let g = this.inner.lock();
+        if let Some(p) = &g.active {
+            p.members_text(&mut w)?;
+        }
+        Ok(w.bytes_written())
+    }
+}
+
+/// `volumes` (read-only).
+#[vtable]
+impl configfs::AttributeOperations<5> for PoolDir {
+    type Data = PoolDir;
+
+    fn show(this: &PoolDir, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
+        let mut w = Formatter::new(page);
+        let g = this.inner.lock();
+        if let Some(p) = &g.active {
+            p.volumes_text(&mut w)?;
+        }
         Ok(w.bytes_written())
     }
 }

@@ -11,6 +11,8 @@
 
 mod config;
 mod kwrap;
+mod nodes;
+mod pool;
 // The core is shared with the host crate, where its items are public API; the
 // module does not use all of them (yet).
 #[allow(dead_code, unreachable_pub, unused_imports)]

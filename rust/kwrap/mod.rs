@@ -3,5 +3,10 @@
 //! lives. Each wrapper is shaped like the upstream Rust block-layer API that is
 //! still in flight, so it can be swapped for upstream later.
 
+pub(crate) mod bdev;
 pub(crate) mod ffi;
+pub(crate) mod metaio;
+pub(crate) mod noio;
+pub(crate) mod random;
 pub(crate) mod uts;
+pub(crate) mod zone;

@@ -1,0 +1,90 @@
+// SPDX-License-Identifier: GPL-2.0
+//! A lower block device, opened exclusively by path (like dm and md members).
+
+use super::ffi::{self, BdevGeom};
+use core::ptr::NonNull;
+use kernel::{bindings, error::from_err_ptr, ffi::c_void, prelude::*, str::CStr};
+
+/// An exclusively opened block device.
+///
+/// # Invariants
+///
+/// `file` is a block-device file returned by `bdev_file_open_by_path` with
+/// `BLK_OPEN_EXCL`; it is released (with `bdev_fput`) only in `Drop`, so the
+/// `block_device` behind it stays valid and claimed while `self` lives.
+pub(crate) struct LowerDev {
+    file: NonNull<bindings::file>,
+}
+
+// SAFETY: a bdev file may be used and released from any thread; `LowerDev` has
+// no thread-affine state.
+unsafe impl Send for LowerDev {}
+// SAFETY: all methods taking `&self` only read immutable state or call block
+// layer functions that do their own locking.
+unsafe impl Sync for LowerDev {}
+
+impl LowerDev {
+    /// Opens `path` for reading and writing, exclusively for `holder`.
+    ///
+    /// `holder` identifies the owner to the block layer (a second exclusive
+    /// open with another holder fails with `EBUSY`); it is never dereferenced
+    /// because no holder operations are registered.
+    pub(crate) fn open(path: &CStr, holder: *const c_void) -> Result<Self> {
+        if holder.is_null() {
+            return Err(EINVAL);
+        }
+        // SAFETY: no preconditions.
+        let mode = unsafe { ffi::zvpool_blk_open_mode_rw_excl() };
+        // SAFETY: `path` is NUL-terminated and outlives the call; a non-null
+        // holder with NULL holder ops is allowed and only compared by address.
+        let file = from_err_ptr(unsafe {
+            bindings::bdev_file_open_by_path(
+                path.as_char_ptr(),
+                mode,
+                holder.cast_mut(),
+                core::ptr::null(),
+            )
+        })?;
+        let file = NonNull::new(file).ok_or(ENODEV)?;
+        // INVARIANT: `file` was just opened exclusively and is owned by us.
+        Ok(Self { file })
+    }
+
+    /// The `block_device` of this file.
+    pub(crate) fn bdev(&self) -> *mut bindings::block_device {
+        // SAFETY: by the type invariant `file` is an open bdev file.
+        unsafe { bindings::file_bdev(self.file.as_ptr()) }
+    }
+
+    /// Geometry and capabilities, as the block layer reports them now.
+    pub(crate) fn geometry(&self) -> BdevGeom {
+        let mut g = BdevGeom::default();
+        // SAFETY: `bdev()` is open (type invariant); `g` is a valid
+        // `struct zvpool_bdev_geom` mirror on our stack.
+        unsafe { ffi::zvpool_bdev_geometry(self.bdev(), &mut g) };
+        g
+    }
+
+    /// The device number (`major:minor`) of the device.
+    pub(crate) fn devt(&self) -> (u32, u32) {
+        // SAFETY: `bdev()` is open (type invariant), `bd_dev` is immutable.
+        let dev = unsafe { (*self.bdev()).bd_dev };
+        (dev >> 20, dev & ((1 << 20) - 1))
+    }
+}
+
+impl Drop for LowerDev {
+    fn drop(&mut self) {
+        // SAFETY: by the type invariant `file` is an exclusively opened bdev
+        // file that nobody else releases; after this it is not used again.
+        unsafe { bindings::bdev_fput(self.file.as_ptr()) };
+    }
+}
+
+/// Checks that `path` names a block device; returns its `(major, minor)`.
+pub(crate) fn lookup(path: &CStr) -> Result<(u32, u32)> {
+    let mut dev: bindings::dev_t = 0;
+    // SAFETY: `path` is NUL-terminated; `dev` is valid for writes.
+    kernel::error::to_result(unsafe { bindings::lookup_bdev(path.as_char_ptr(), &mut dev) })?;
+    Ok((dev >> 20, dev & ((1 << 20) - 1)))
+}
