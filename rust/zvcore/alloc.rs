@@ -935,6 +935,88 @@ where
         self.clock = clock;
     }
 
+    /// Verifies the allocator without changing it (for the verifier and
+    /// tests): per-zone invariants (metadata state exactly on metadata
+    /// zones, empty zones unwritten, `wp <= capacity`, `inflight <= wp`,
+    /// `valid <= wp` unless `shared` (snapshots: see [`Self::add_refs`]),
+    /// open zones below capacity and registered as their stream's open zone
+    /// on their member) and every derived counter against a recomputation.
+    pub fn check(&self, shared: bool) -> Result<()> {
+        let mut dev = [DevState::default(); MAX_DEVICES];
+        let (mut free, mut valid) = (0u32, 0u64);
+        for z in 0..self.geom.nr_zones() {
+            let zg = self
+                .geom
+                .zone(z)
+                .ok_or(Error::Corrupt("alloc: zone geometry"))?;
+            let zi = self
+                .zones
+                .get(z as usize)
+                .ok_or(Error::Corrupt("alloc: zone table"))?;
+            if zg.meta != (zi.state == ZoneState::Meta) {
+                return Err(Error::Corrupt("alloc: meta state mismatch"));
+            }
+            if zi.meta_open && zi.state != ZoneState::Meta {
+                return Err(Error::Corrupt("alloc: open flag on a data zone"));
+            }
+            if zi.wp() > zg.cap || zi.inflight > zi.wp || (!shared && zi.valid > zi.wp) {
+                return Err(Error::Corrupt("alloc: write pointer / valid / in-flight"));
+            }
+            if matches!(zi.state, ZoneState::Empty | ZoneState::Meta)
+                && (zi.wp != 0 || zi.valid != 0 || zi.inflight != 0)
+            {
+                return Err(Error::Corrupt("alloc: empty zone with data"));
+            }
+            if let ZoneState::Open(st) = zi.state {
+                if zi.wp() >= zg.cap || self.open_zone(st, zg.dev) != Some(z) {
+                    return Err(Error::Corrupt("alloc: open zone not registered"));
+                }
+            }
+            valid = valid.saturating_add(zi.valid());
+            let s = dev
+                .get_mut(usize::from(zg.dev))
+                .ok_or(Error::Corrupt("alloc: member"))?;
+            match zi.state {
+                ZoneState::Empty => {
+                    s.free += 1;
+                    free += 1;
+                }
+                ZoneState::Open(_) if !zg.conventional => {
+                    s.open += 1;
+                    s.active += 1;
+                }
+                ZoneState::Closed if !zg.conventional => s.active += 1,
+                ZoneState::Meta if zi.meta_open => {
+                    s.meta_open += 1;
+                    s.open += 1;
+                    s.active += 1;
+                }
+                _ => {}
+            }
+        }
+        for (d, (a, b)) in dev.iter().zip(self.dev.iter()).enumerate() {
+            if (a.free, a.open, a.active, a.meta_open) != (b.free, b.open, b.active, b.meta_open) {
+                return Err(Error::Corrupt("alloc: member counters"));
+            }
+            for (si, row) in self.open.iter().enumerate() {
+                let z = row.get(d).copied().unwrap_or(NO_ZONE);
+                if z == NO_ZONE {
+                    continue;
+                }
+                let ok = self.geom.zone(z).map(|g| usize::from(g.dev)) == Some(d)
+                    && self.zone(z).map(|zi| zi.state)
+                        == Stream::from_index(si).map(ZoneState::Open);
+                if !ok {
+                    return Err(Error::Corrupt("alloc: open-zone table"));
+                }
+            }
+        }
+        if free != self.free_zones || valid != self.valid_total {
+            return Err(Error::Corrupt("alloc: totals"));
+        }
+        Ok(())
+    }
+
     /// Size of one encoded zone record.
     pub const ZONE_RECORD_BYTES: usize = 18;
 
@@ -1061,6 +1143,7 @@ mod tests {
 
     /// Every counter agrees with a recomputation from the zone table.
     fn check(a: &mut A) {
+        a.check(false).unwrap();
         let dev = a.dev;
         let open = a.open;
         let (free, valid, clock) = (a.free_zones, a.valid_total, a.clock);
@@ -1418,6 +1501,16 @@ mod tests {
         assert_eq!(a.used_blocks(), 9);
         a.set_offline(7).unwrap();
         assert_eq!(a.free_zones(), 0);
+        a.check(false).unwrap();
+        // Changes without rebuild() are caught by check().
+        a.set_zone(7, ZoneState::Full, 4, 4).unwrap();
+        assert!(a.check(false).is_err());
+        a.rebuild();
+        a.check(false).unwrap();
+        a.add_refs(a.geom().zone_start(7).unwrap(), 4).unwrap();
+        assert!(a.check(false).is_err());
+        a.check(true).unwrap();
+        a.invalidate(a.geom().zone_start(7).unwrap(), 4).unwrap();
         check(&mut a);
     }
 

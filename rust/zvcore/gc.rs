@@ -715,6 +715,7 @@ mod tests {
             assert_eq!(zi.inflight(), 0);
         }
         assert_eq!(a.used_blocks(), t.mapped());
+        a.check(false).unwrap();
         let wa = WaStats::from_alloc(&a);
         assert!(wa.gc_blocks > 0 && wa.wa_x1000() < 10_000, "{wa:?}");
         // Every member was used.
