@@ -1025,6 +1025,64 @@ impl BlockTable {
         Ok(())
     }
 
+    /// Verifies the tree (for the verifier): height matches the size, every
+    /// node id resolves, reserved entry bits are zero, leaf addresses lie in
+    /// the pool, nothing is mapped at or beyond the volume size, no
+    /// reachable node is empty (empty nodes are always freed), shared nodes
+    /// only in shared tables, and the mapped count is right.
+    pub fn check<S: NodeStore>(&self, store: &S) -> Result<TableStats> {
+        if self.height != height_for(self.size) {
+            return Err(Error::Corrupt("map: height does not match size"));
+        }
+        let mut st = TableStats::default();
+        if let Some(r) = self.root {
+            self.check_node(store, r, self.height, 0, &mut st)?;
+        }
+        if st.mapped != self.mapped {
+            return Err(Error::Corrupt("map: mapped count"));
+        }
+        Ok(st)
+    }
+
+    fn check_node<S: NodeStore>(
+        &self,
+        store: &S,
+        id: NodeId,
+        level: u8,
+        base: u64,
+        st: &mut TableStats,
+    ) -> Result<()> {
+        let node = store.get(id).ok_or(Error::Corrupt("map: bad node id"))?;
+        if !self.cow && store.refs(id) != 1 {
+            return Err(Error::Corrupt("map: shared node in an unshared table"));
+        }
+        st.nodes += 1;
+        let mut any = false;
+        for (i, &e) in node.iter().enumerate() {
+            if e == 0 {
+                continue;
+            }
+            any = true;
+            let lba = base.saturating_add((i as u64).saturating_mul(span(level)));
+            if e & PRESENT == 0 || e & !(PRESENT | if level > 1 { ID_MASK } else { ADDR_MASK }) != 0
+            {
+                return Err(Error::Corrupt("map: reserved entry bits"));
+            }
+            if lba >= self.size {
+                return Err(Error::Corrupt("map: entry beyond the volume end"));
+            }
+            if level > 1 {
+                self.check_node(store, (e & ID_MASK) as NodeId, level - 1, lba, st)?;
+            } else {
+                st.mapped += 1;
+            }
+        }
+        if !any {
+            return Err(Error::Corrupt("map: empty node"));
+        }
+        Ok(())
+    }
+
     /// Encodes mapped extents from `*cursor` (an lba) on into `w` as one chunk:
     /// a `u32` count then records of [`EXTENT_RECORD_BYTES`]; advances
     /// `*cursor`. Returns `Ok(true)` when the table is fully encoded.
@@ -1076,6 +1134,15 @@ impl BlockTable {
         }
         self.map_range(store, e.lba, e.len, e.addr, |_, _, _| {})
     }
+}
+
+/// What [`BlockTable::check`] counted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TableStats {
+    /// Nodes reachable from the root (shared nodes counted once per path).
+    pub nodes: u64,
+    /// Mapped blocks.
+    pub mapped: u64,
 }
 
 /// Iterator over a table's mapped extents (see [`BlockTable::extents`]).
@@ -1205,6 +1272,8 @@ pub(super) mod tests {
     }
 
     fn check_against(t: &BlockTable, s: &VecStore, m: &[Option<u64>]) {
+        let st = t.check(s).unwrap();
+        assert_eq!(st.nodes, s.live as u64);
         assert_eq!(t.mapped(), m.iter().filter(|e| e.is_some()).count() as u64);
         let ext: Vec<(u64, u64, u64)> = t.extents(s).map(|e| (e.lba, e.addr, e.len)).collect();
         assert_eq!(ext, model_extents(m));
@@ -1238,6 +1307,23 @@ pub(super) mod tests {
         assert_eq!(t.lookup_run(&s, 505, 100), (Some(1005), 15));
         assert_eq!(t.lookup_run(&s, 0, 1000), (None, 500));
         assert_eq!(t.lookup_run(&s, 520, 10000), (None, 1480));
+        assert_eq!(
+            t.check(&s),
+            Ok(TableStats {
+                nodes: 3,
+                mapped: 20
+            })
+        );
+        // Corruptions are found.
+        let root = t.root().unwrap();
+        let leaf = (s.get(root).unwrap()[0] & ID_MASK) as NodeId;
+        s.get_mut(leaf).unwrap()[500] |= 1 << 50;
+        assert!(t.check(&s).is_err());
+        s.get_mut(leaf).unwrap()[500] &= !(1 << 50);
+        s.get_mut(root).unwrap()[3] = PRESENT | 999;
+        assert!(t.check(&s).is_err());
+        s.get_mut(root).unwrap()[3] = 0;
+        t.check(&s).unwrap();
         let mut old = Vec::new();
         t.map_range(&mut s, 510, 4, 50, |l, a, n| old.push((l, a, n)))
             .unwrap();
@@ -1627,6 +1713,7 @@ pub(super) mod tests {
                 // Every table reads its own model.
                 for (t, m) in &tabs {
                     assert_eq!(t.mapped(), m.len() as u64);
+                    t.check(&s).unwrap();
                     for _ in 0..20 {
                         let l = rng.below(size);
                         assert_eq!(t.lookup(&s, l).map(|a| content[&a]), m.get(&l).copied());
