@@ -24,7 +24,9 @@ use super::codec::{Reader, Writer};
 use super::error::{Error, Result};
 use super::format::checkpoint::{section, set_of, CKPT_DATA_MAX};
 use super::format::journal::JOURNAL_PAYLOAD_MAX;
-use super::format::layout::{checkpoint_block_addr, checkpoint_capacity, checkpoint_zone, log_zone};
+use super::format::layout::{
+    checkpoint_block_addr, checkpoint_capacity, checkpoint_zone, log_zone,
+};
 use super::format::{
     CheckpointHeader, CheckpointWriter, JournalBuilder, Record, Superblock, Uuid, VolName,
     BLOCK_SIZE,
@@ -261,6 +263,10 @@ pub struct Pool<G, Z, E, V, R, N> {
     /// Zone being collected and whether a batch is in flight.
     gc_victim: Option<u32>,
     gc_busy: bool,
+    /// Zones whose write failed: finished in the allocator, to be finished
+    /// on the device by the next [`Pool::maintenance`].
+    finish_q: [u32; 16],
+    nfinish: usize,
     pub(super) stats: PoolStats,
 }
 
@@ -336,6 +342,8 @@ where
             failed: false,
             gc_victim: None,
             gc_busy: false,
+            finish_q: [0; 16],
+            nfinish: 0,
             stats: PoolStats::default(),
         })
     }
@@ -359,20 +367,36 @@ where
         if dev_uuids.len() != n {
             return Err(Error::Invalid("format: one uuid per member"));
         }
-        let mut members = [([0u8; 16], geom.devices().first().copied().ok_or(Error::Invalid("no member"))?); super::geom::MAX_DEVICES];
+        let mut members = [(
+            [0u8; 16],
+            geom.devices()
+                .first()
+                .copied()
+                .ok_or(Error::Invalid("no member"))?,
+        ); super::geom::MAX_DEVICES];
         for (i, m) in members.iter_mut().enumerate().take(n) {
-            let g = geom.devices().get(i).copied().ok_or(Error::Invalid("member"))?;
+            let g = geom
+                .devices()
+                .get(i)
+                .copied()
+                .ok_or(Error::Invalid("member"))?;
             let u = dev_uuids.get(i).copied().ok_or(Error::Invalid("member"))?;
             *m = (u, g);
         }
         let sb = Superblock::new(pool_uuid, members.get(..n).ok_or(Error::Invalid("member"))?)?;
         let mut pool = Self::assemble(geom, sb, cfg, st)?;
-        let blk = scratch.get_mut(..BLOCK_SIZE).ok_or(Error::Invalid("scratch"))?;
+        let blk = scratch
+            .get_mut(..BLOCK_SIZE)
+            .ok_or(Error::Invalid("scratch"))?;
         for d in 0..n as u16 {
             pool.encode_sb_for(d, blk)?;
             for i in 0..2u32 {
                 let z = log_zone(pool.alloc.geom(), d, i).ok_or(Error::Invalid("log zone"))?;
-                let start = pool.alloc.geom().zone_start(z).ok_or(Error::Invalid("log zone"))?;
+                let start = pool
+                    .alloc
+                    .geom()
+                    .zone_start(z)
+                    .ok_or(Error::Invalid("log zone"))?;
                 if !pool.zone_conv(z) {
                     sink(MetaOp::Reset(z))?;
                 }
@@ -471,7 +495,11 @@ where
     /// Encodes member `d`'s copy of the superblock into `blk` (in place: the
     /// superblock is too large for a kernel stack copy).
     pub(super) fn encode_sb_for(&mut self, d: u16, blk: &mut [u8]) -> Result<()> {
-        let uuid = self.sb.member(d).map(|m| m.dev_uuid).ok_or(Error::Invalid("member"))?;
+        let uuid = self
+            .sb
+            .member(d)
+            .map(|m| m.dev_uuid)
+            .ok_or(Error::Invalid("member"))?;
         let (oi, ou) = (self.sb.member_index, self.sb.dev_uuid);
         self.sb.member_index = d;
         self.sb.dev_uuid = uuid;
@@ -482,7 +510,11 @@ where
     }
 
     fn zone_conv(&self, z: u32) -> bool {
-        self.alloc.geom().zone(z).map(|g| g.conventional).unwrap_or(false)
+        self.alloc
+            .geom()
+            .zone(z)
+            .map(|g| g.conventional)
+            .unwrap_or(false)
     }
 
     fn live(&self) -> Result<()> {
@@ -558,7 +590,8 @@ where
             flags,
             name,
         };
-        rec.validate().map_err(|_| Error::Invalid("volume parameters"))?;
+        rec.validate()
+            .map_err(|_| Error::Invalid("volume parameters"))?;
         let table = BlockTable::new(id, size)?;
         let slot = self
             .vols
@@ -583,10 +616,21 @@ where
         self.live()?;
         let i = self.vol_index(id)?;
         self.reserve(1)?;
-        let mut t = self.vols.get(i).and_then(|v| v.table).ok_or(Error::NotFound)?;
+        let mut t = self
+            .vols
+            .get(i)
+            .and_then(|v| v.table)
+            .ok_or(Error::NotFound)?;
         let ep = self.cur_epoch;
         let r = t.destroy(&mut self.nodes, |_, a, n| {
-            inval(&mut self.alloc, &mut self.zepoch, ep, &mut self.failed, a, n)
+            inval(
+                &mut self.alloc,
+                &mut self.zepoch,
+                ep,
+                &mut self.failed,
+                a,
+                n,
+            )
         });
         if let Err(e) = r {
             self.unreserve(1);
@@ -610,10 +654,21 @@ where
         };
         rec.validate().map_err(|_| Error::Invalid("volume size"))?;
         self.reserve(1)?;
-        let mut t = self.vols.get(i).and_then(|v| v.table).ok_or(Error::NotFound)?;
+        let mut t = self
+            .vols
+            .get(i)
+            .and_then(|v| v.table)
+            .ok_or(Error::NotFound)?;
         let ep = self.cur_epoch;
         let r = t.resize(&mut self.nodes, size, |_, a, n| {
-            inval(&mut self.alloc, &mut self.zepoch, ep, &mut self.failed, a, n)
+            inval(
+                &mut self.alloc,
+                &mut self.zepoch,
+                ep,
+                &mut self.failed,
+                a,
+                n,
+            )
         });
         if let Some(v) = self.vols.get_mut(i) {
             v.table = Some(t);
@@ -633,7 +688,14 @@ where
     fn apply_olds(&mut self, olds: &OldList) {
         let ep = self.cur_epoch;
         for &(a, n) in olds.runs() {
-            inval(&mut self.alloc, &mut self.zepoch, ep, &mut self.failed, a, n);
+            inval(
+                &mut self.alloc,
+                &mut self.zepoch,
+                ep,
+                &mut self.failed,
+                a,
+                n,
+            );
         }
         if olds.overflow {
             self.failed = true;
@@ -647,14 +709,27 @@ where
     /// extents): write them, call [`Self::write_end`], plan the rest.
     /// Errors: `NoSpace` (pool full), `Busy` (record queue full: flush first;
     /// or zone limits), `Invalid`/`NotFound` for bad arguments.
-    pub fn write_begin(&mut self, vol: u32, lba: u64, nblocks: u64, stream: Stream) -> Result<WritePlan> {
+    pub fn write_begin(
+        &mut self,
+        vol: u32,
+        lba: u64,
+        nblocks: u64,
+        stream: Stream,
+    ) -> Result<WritePlan> {
         self.live()?;
         if nblocks == 0 || matches!(stream, Stream::Gc | Stream::Meta) {
             return Err(Error::Invalid("write: length or stream"));
         }
         let i = self.vol_index(vol)?;
-        let size = self.vols.get(i).and_then(|v| v.table).map(|t| t.size()).unwrap_or(0);
-        let end = lba.checked_add(nblocks).ok_or(Error::Invalid("write: range"))?;
+        let size = self
+            .vols
+            .get(i)
+            .and_then(|v| v.table)
+            .map(|t| t.size())
+            .unwrap_or(0);
+        let end = lba
+            .checked_add(nblocks)
+            .ok_or(Error::Invalid("write: range"))?;
         if end > size {
             return Err(Error::Invalid("write: beyond volume end"));
         }
@@ -704,7 +779,11 @@ where
         if self.cfg.use_append {
             match self.alloc.reserve_append(stream, n) {
                 Ok((zone, len)) => {
-                    let start = self.alloc.geom().zone_start(zone).ok_or(Error::Corrupt("zone"))?;
+                    let start = self
+                        .alloc
+                        .geom()
+                        .zone_start(zone)
+                        .ok_or(Error::Corrupt("zone"))?;
                     return Ok(Extent {
                         zone,
                         addr: start,
@@ -741,7 +820,7 @@ where
                     }
                 },
                 None => {
-                    let _ = self.alloc.abort(ext.zone, ext.len);
+                    self.extent_failed(ext.zone, ext.len);
                     self.unreserve(1);
                 }
             }
@@ -755,8 +834,35 @@ where
     /// A planned write failed entirely: nothing is mapped.
     pub fn write_failed(&mut self, plan: &WritePlan) {
         for ext in plan.extents() {
-            let _ = self.alloc.abort(ext.zone, ext.len);
+            self.extent_failed(ext.zone, ext.len);
             self.unreserve(1);
+        }
+    }
+
+    /// A write into `zone` failed: the device's write pointer is now unknown
+    /// (regular write) or behind the allocator's (append), so the zone is
+    /// closed for writing: finished in the allocator now, on the device by
+    /// the next [`Self::maintenance`].
+    fn extent_failed(&mut self, zone: u32, len: u64) {
+        let _ = self.alloc.abort(zone, len);
+        if self.alloc.finish(zone).is_err() {
+            return;
+        }
+        if self.zone_conv(zone)
+            || self
+                .finish_q
+                .get(..self.nfinish)
+                .unwrap_or(&[])
+                .contains(&zone)
+        {
+            return;
+        }
+        match self.finish_q.get_mut(self.nfinish) {
+            Some(s) => {
+                *s = zone;
+                self.nfinish += 1;
+            }
+            None => self.failed = true,
         }
     }
 
@@ -770,7 +876,11 @@ where
         let (Ok(i), true) = (i, ok_addr) else {
             let _ = self.alloc.abort(ext.zone, ext.len);
             self.unreserve(1);
-            return Err(if ok_addr { Error::NotFound } else { Error::Invalid("write: completion address") });
+            return Err(if ok_addr {
+                Error::NotFound
+            } else {
+                Error::Invalid("write: completion address")
+            });
         };
         let Some(mut t) = self.vols.get(i).and_then(|v| v.table) else {
             return Err(Error::NotFound);
@@ -787,11 +897,25 @@ where
         }
         let ep = self.cur_epoch;
         let r = t.map_range(&mut self.nodes, lba, ext.len, addr, |_, a, n| {
-            inval(&mut self.alloc, &mut self.zepoch, ep, &mut self.failed, a, n)
+            inval(
+                &mut self.alloc,
+                &mut self.zepoch,
+                ep,
+                &mut self.failed,
+                a,
+                n,
+            )
         });
         if let Err(e) = r {
             // Not mapped: the new blocks are garbage.
-            inval(&mut self.alloc, &mut self.zepoch, ep, &mut self.failed, addr, ext.len);
+            inval(
+                &mut self.alloc,
+                &mut self.zepoch,
+                ep,
+                &mut self.failed,
+                addr,
+                ext.len,
+            );
             self.unreserve(1);
             return Err(e);
         }
@@ -812,10 +936,18 @@ where
     /// Resolves `nblocks` volume blocks from `lba` into runs (split at mapping
     /// boundaries) in `out`; returns how many runs were filled. If they cover
     /// fewer blocks than asked, call again for the rest.
-    pub fn read_plan(&self, vol: u32, lba: u64, nblocks: u64, out: &mut [ReadRun]) -> Result<usize> {
+    pub fn read_plan(
+        &self,
+        vol: u32,
+        lba: u64,
+        nblocks: u64,
+        out: &mut [ReadRun],
+    ) -> Result<usize> {
         let v = self.volume(vol).ok_or(Error::NotFound)?;
         let t = v.table.ok_or(Error::NotFound)?;
-        let end = lba.checked_add(nblocks).ok_or(Error::Invalid("read: range"))?;
+        let end = lba
+            .checked_add(nblocks)
+            .ok_or(Error::Invalid("read: range"))?;
         if end > t.size() {
             return Err(Error::Invalid("read: beyond volume end"));
         }
@@ -840,8 +972,14 @@ where
     pub fn discard(&mut self, vol: u32, lba: u64, nblocks: u64) -> Result<()> {
         self.live()?;
         let i = self.vol_index(vol)?;
-        let mut t = self.vols.get(i).and_then(|v| v.table).ok_or(Error::NotFound)?;
-        let end = lba.checked_add(nblocks).ok_or(Error::Invalid("discard: range"))?;
+        let mut t = self
+            .vols
+            .get(i)
+            .and_then(|v| v.table)
+            .ok_or(Error::NotFound)?;
+        let end = lba
+            .checked_add(nblocks)
+            .ok_or(Error::Invalid("discard: range"))?;
         if nblocks == 0 || end > t.size() {
             return Err(Error::Invalid("discard: range"));
         }
@@ -850,7 +988,14 @@ where
         self.reserve(nrec)?;
         let ep = self.cur_epoch;
         let r = t.unmap_range(&mut self.nodes, lba, nblocks, |_, a, k| {
-            inval(&mut self.alloc, &mut self.zepoch, ep, &mut self.failed, a, k)
+            inval(
+                &mut self.alloc,
+                &mut self.zepoch,
+                ep,
+                &mut self.failed,
+                a,
+                k,
+            )
         });
         if let Some(v) = self.vols.get_mut(i) {
             v.table = Some(t);
@@ -894,7 +1039,13 @@ where
         let cap = log_zone(self.alloc.geom(), self.jdev, u32::from(cur))
             .and_then(|z| self.alloc.geom().zone_cap(z))
             .unwrap_or(0);
-        self.jwp.saturating_mul(2) >= cap && self.log_max_seq.get(usize::from(other)).copied().unwrap_or(0) > self.ckpt_seq
+        self.jwp.saturating_mul(2) >= cap
+            && self
+                .log_max_seq
+                .get(usize::from(other))
+                .copied()
+                .unwrap_or(0)
+                > self.ckpt_seq
     }
 
     /// FLUSH: commits every record queued so far. Emits `Flush` (data
@@ -903,7 +1054,11 @@ where
     /// journal blocks (0: nothing to commit, no operation emitted).
     /// `Busy` if a commit is in flight or a checkpoint is needed first.
     /// `scratch` is one block.
-    pub fn flush<F: FnMut(MetaOp<'_>) -> Result<()>>(&mut self, scratch: &mut [u8], sink: &mut F) -> Result<u64> {
+    pub fn flush<F: FnMut(MetaOp<'_>) -> Result<()>>(
+        &mut self,
+        scratch: &mut [u8],
+        sink: &mut F,
+    ) -> Result<u64> {
         self.live()?;
         if self.commit != Commit::None {
             return Err(Error::Busy);
@@ -924,14 +1079,18 @@ where
             Some((_, cap)) => self.jwp.saturating_add(nblocks) <= cap,
             None => false,
         };
-        let blk = scratch.get_mut(..BLOCK_SIZE).ok_or(Error::Invalid("scratch"))?;
+        let blk = scratch
+            .get_mut(..BLOCK_SIZE)
+            .ok_or(Error::Invalid("scratch"))?;
         let mut switch: Option<(u8, u32, Option<u32>)> = None;
         if !fits {
             let next = match self.jlog {
                 Some(c) => 1 - c,
                 None => 0,
             };
-            let covered = |p: &Self, i: u8| p.log_max_seq.get(usize::from(i)).copied().unwrap_or(0) <= p.ckpt_seq;
+            let covered = |p: &Self, i: u8| {
+                p.log_max_seq.get(usize::from(i)).copied().unwrap_or(0) <= p.ckpt_seq
+            };
             let next = if covered(self, next) {
                 next
             } else if self.jlog.is_none() && covered(self, 1) {
@@ -943,7 +1102,9 @@ where
             if nblocks.saturating_add(1) > cap {
                 return Err(Error::NoSpace);
             }
-            let old = self.jlog.and_then(|c| log_zone(self.alloc.geom(), self.jdev, u32::from(c)));
+            let old = self
+                .jlog
+                .and_then(|c| log_zone(self.alloc.geom(), self.jdev, u32::from(c)));
             switch = Some((next, z, old));
         }
         let r = self.emit_journal(nrec, nblocks, switch, blk, sink);
@@ -965,7 +1126,12 @@ where
         if let Some((next, z, old)) = switch {
             if let Some(o) = old {
                 let _ = self.alloc.meta_open(o, false);
-                let full = self.alloc.geom().zone_cap(o).map(|c| self.jwp >= c).unwrap_or(true);
+                let full = self
+                    .alloc
+                    .geom()
+                    .zone_cap(o)
+                    .map(|c| self.jwp >= c)
+                    .unwrap_or(true);
                 if !full && !self.zone_conv(o) {
                     sink(MetaOp::Finish(o))?;
                 }
@@ -977,15 +1143,24 @@ where
                 *m = 0;
             }
             self.encode_sb_for(self.jdev, blk)?;
-            let start = self.alloc.geom().zone_start(z).ok_or(Error::Corrupt("log zone"))?;
+            let start = self
+                .alloc
+                .geom()
+                .zone_start(z)
+                .ok_or(Error::Corrupt("log zone"))?;
             sink(MetaOp::Write(start, blk))?;
             self.alloc.meta_open(z, true)?;
             self.jlog = Some(next);
             self.jwp = 1;
         }
         let log = self.jlog.ok_or(Error::Corrupt("no log zone"))?;
-        let z = log_zone(self.alloc.geom(), self.jdev, u32::from(log)).ok_or(Error::Corrupt("log zone"))?;
-        let start = self.alloc.geom().zone_start(z).ok_or(Error::Corrupt("log zone"))?;
+        let z = log_zone(self.alloc.geom(), self.jdev, u32::from(log))
+            .ok_or(Error::Corrupt("log zone"))?;
+        let start = self
+            .alloc
+            .geom()
+            .zone_start(z)
+            .ok_or(Error::Corrupt("log zone"))?;
         let mut seq = self.jseq;
         let mut i = 0usize;
         let mut written = 0u64;
@@ -1073,7 +1248,11 @@ where
     /// zones, the checkpoint blocks (with a `Flush` before the commit
     /// block, and one after), then finishes of the set's zones; call
     /// [`Self::checkpoint_end`] once they are done. `scratch` is 2 blocks.
-    pub fn checkpoint<F: FnMut(MetaOp<'_>) -> Result<()>>(&mut self, scratch: &mut [u8], sink: &mut F) -> Result<()> {
+    pub fn checkpoint<F: FnMut(MetaOp<'_>) -> Result<()>>(
+        &mut self,
+        scratch: &mut [u8],
+        sink: &mut F,
+    ) -> Result<()> {
         self.live()?;
         if self.commit != Commit::None {
             return Err(Error::Busy);
@@ -1087,18 +1266,26 @@ where
         r
     }
 
-    fn write_checkpoint<F: FnMut(MetaOp<'_>) -> Result<()>>(&mut self, gen: u64, scratch: &mut [u8], sink: &mut F) -> Result<()> {
+    fn write_checkpoint<F: FnMut(MetaOp<'_>) -> Result<()>>(
+        &mut self,
+        gen: u64,
+        scratch: &mut [u8],
+        sink: &mut F,
+    ) -> Result<()> {
         let set = set_of(gen);
         let n = self.alloc.geom().nr_devices();
         for d in 0..n {
-            let z = checkpoint_zone(self.alloc.geom(), set, d).ok_or(Error::Corrupt("checkpoint zone"))?;
+            let z = checkpoint_zone(self.alloc.geom(), set, d)
+                .ok_or(Error::Corrupt("checkpoint zone"))?;
             if !self.zone_conv(z) {
                 sink(MetaOp::Reset(z))?;
             }
         }
         let cap = checkpoint_capacity(self.alloc.geom(), set);
         let (blk, rest) = scratch.split_at_mut(BLOCK_SIZE.min(scratch.len()));
-        let chunk = rest.get_mut(..CKPT_DATA_MAX).ok_or(Error::Invalid("scratch: 2 blocks"))?;
+        let chunk = rest
+            .get_mut(..CKPT_DATA_MAX)
+            .ok_or(Error::Invalid("scratch: 2 blocks"))?;
         let hdr = CheckpointHeader {
             pool_uuid: self.sb.pool_uuid,
             generation: gen,
@@ -1113,7 +1300,8 @@ where
         {
             let geom_alloc = &mut self.alloc;
             let mut wsink = |idx: u32, b: &[u8]| -> Result<()> {
-                let addr = checkpoint_block_addr(geom_alloc.geom(), set, idx).ok_or(Error::NoSpace)?;
+                let addr =
+                    checkpoint_block_addr(geom_alloc.geom(), set, idx).ok_or(Error::NoSpace)?;
                 let z = geom_alloc.geom().zone_of(addr).ok_or(Error::NoSpace)?;
                 if cur_zone != Some(z) {
                     cur_zone = Some(z);
@@ -1186,7 +1374,8 @@ where
         sink(MetaOp::Flush)?;
         // The set's zones are no longer written: finish them (not active).
         for d in 0..n {
-            let z = checkpoint_zone(self.alloc.geom(), set, d).ok_or(Error::Corrupt("checkpoint zone"))?;
+            let z = checkpoint_zone(self.alloc.geom(), set, d)
+                .ok_or(Error::Corrupt("checkpoint zone"))?;
             if opened.get(usize::from(d)).copied().unwrap_or(false) {
                 let _ = self.alloc.meta_open(z, false);
             }
@@ -1207,7 +1396,13 @@ where
     /// The operations of the last [`Self::checkpoint`] completed (`ok`) or
     /// failed (the pool then stops accepting changes: re-assemble it).
     pub fn checkpoint_end(&mut self, ok: bool) -> Result<()> {
-        let Commit::Checkpoint { nrec, epoch, gen, seq } = self.commit else {
+        let Commit::Checkpoint {
+            nrec,
+            epoch,
+            gen,
+            seq,
+        } = self.commit
+        else {
             return Err(Error::Invalid("no checkpoint in flight"));
         };
         self.commit = Commit::None;
@@ -1228,17 +1423,29 @@ where
 
     // ---- maintenance: zone resets -----------------------------------------------
 
-    /// Emits `Reset` for every data zone that holds no valid block and whose
+    /// Emits `Finish` for zones whose writes failed, then `Reset` for every
+    /// data zone that holds no valid block and whose
     /// invalidations are committed (sequential zones; conventional ones are
     /// just marked empty). The zones are free for allocation at once: the
     /// caller must complete the resets before issuing new writes. Returns
     /// the number of zones reclaimed.
     pub fn maintenance<F: FnMut(MetaOp<'_>) -> Result<()>>(&mut self, sink: &mut F) -> Result<u32> {
         self.live()?;
+        for k in 0..self.nfinish {
+            if let Some(&z) = self.finish_q.get(k) {
+                sink(MetaOp::Finish(z))?;
+            }
+        }
+        self.nfinish = 0;
         let mut n = 0u32;
         for z in 0..self.alloc.geom().nr_zones() {
-            let Some(zi) = self.alloc.zone(z).copied() else { continue };
-            if !matches!(zi.state(), ZoneState::Full | ZoneState::Closed) || zi.valid() != 0 || zi.inflight() != 0 {
+            let Some(zi) = self.alloc.zone(z).copied() else {
+                continue;
+            };
+            if !matches!(zi.state(), ZoneState::Full | ZoneState::Closed)
+                || zi.valid() != 0
+                || zi.inflight() != 0
+            {
                 continue;
             }
             if self.gc_busy && self.gc_victim == Some(z) {
@@ -1290,13 +1497,23 @@ where
                 None => return Ok(0),
             }
         };
-        let zi = self.alloc.zone(victim).copied().ok_or(Error::Corrupt("zone"))?;
-        let start = self.alloc.geom().zone_start(victim).ok_or(Error::Corrupt("zone"))?;
+        let zi = self
+            .alloc
+            .zone(victim)
+            .copied()
+            .ok_or(Error::Corrupt("zone"))?;
+        let start = self
+            .alloc
+            .geom()
+            .zone_start(victim)
+            .ok_or(Error::Corrupt("zone"))?;
         let end = start + zi.wp();
         let mut n = 0usize;
         let mut err = Ok(());
         'outer: for vi in 0..self.vols.len() {
-            let Some(t) = self.vols.get(vi).and_then(|v| v.table) else { continue };
+            let Some(t) = self.vols.get(vi).and_then(|v| v.table) else {
+                continue;
+            };
             let mut cursor = 0u64;
             while let Some(e) = t.next_extent(&self.nodes, cursor) {
                 cursor = e.lba + e.len;
@@ -1363,7 +1580,7 @@ where
         for (k, it) in items.iter().enumerate() {
             let slots = (it.dst.len as usize).div_ceil(2) + 1;
             let Some(new) = addrs.get(k).copied().flatten() else {
-                let _ = self.alloc.abort(it.dst.zone, it.dst.len);
+                self.extent_failed(it.dst.zone, it.dst.len);
                 self.unreserve(slots);
                 continue;
             };
@@ -1386,11 +1603,22 @@ where
             if c.is_err() {
                 self.failed = true;
             }
-            let Some(mut t) = self.vols.get(vi).and_then(|v| v.table) else { continue };
+            let Some(mut t) = self.vols.get(vi).and_then(|v| v.table) else {
+                continue;
+            };
             let mut moved = OldList::new();
             let mut skipped = OldList::new();
-            let src = MapExtent { len: it.dst.len.min(it.src.len), ..it.src };
-            let r = t.relocate(&mut self.nodes, &src, new, |a, n| moved.add(a, n), |a, n| skipped.add(a, n));
+            let src = MapExtent {
+                len: it.dst.len.min(it.src.len),
+                ..it.src
+            };
+            let r = t.relocate(
+                &mut self.nodes,
+                &src,
+                new,
+                |a, n| moved.add(a, n),
+                |a, n| skipped.add(a, n),
+            );
             if let Some(v) = self.vols.get_mut(vi) {
                 v.table = Some(t);
             }
@@ -1436,8 +1664,14 @@ where
 /// Invalidates `[addr, addr+len)` in the allocator and stamps the zones with
 /// the epoch of the commit that will carry the change (free function so that
 /// block-table callbacks can use it while the node store is borrowed).
-fn inval<G, Z>(alloc: &mut Allocator<G, Z>, zepoch: &mut [u64], epoch: u64, failed: &mut bool, addr: u64, len: u64)
-where
+fn inval<G, Z>(
+    alloc: &mut Allocator<G, Z>,
+    zepoch: &mut [u64],
+    epoch: u64,
+    failed: &mut bool,
+    addr: u64,
+    len: u64,
+) where
     G: Deref<Target = [DeviceGeometry]>,
     Z: DerefMut<Target = [ZoneInfo]>,
 {
@@ -1448,7 +1682,9 @@ where
     let mut a = addr;
     let end = addr.saturating_add(len);
     while a < end {
-        let Some(l) = alloc.geom().locate(a) else { break };
+        let Some(l) = alloc.geom().locate(a) else {
+            break;
+        };
         let size = alloc.geom().zone(l.zone).map(|z| z.size).unwrap_or(1);
         if let Some(e) = zepoch.get_mut(l.zone as usize) {
             *e = epoch;
@@ -1502,7 +1738,10 @@ pub(super) fn decode_vol_record(r: &mut Reader<'_>) -> Result<(u32, u32, u64, Vo
     let size = r.get_u64()?;
     let nl = usize::from(r.get_u8()?);
     let name = r.get_bytes(32)?;
-    let name = VolName::new(name.get(..nl).ok_or(Error::BadField("volume name length"))?)
-        .map_err(|_| Error::BadField("volume name"))?;
+    let name = VolName::new(
+        name.get(..nl)
+            .ok_or(Error::BadField("volume name length"))?,
+    )
+    .map_err(|_| Error::BadField("volume name"))?;
     Ok((id, flags, size, name))
 }

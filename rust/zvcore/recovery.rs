@@ -81,8 +81,12 @@ fn read_pool<G: Deref<Target = [DeviceGeometry]>, M: MetaReader>(
     addr: u64,
     buf: &mut [u8],
 ) -> Result<()> {
-    let l = geo.locate(addr).ok_or(Error::Corrupt("address outside the pool"))?;
-    let dev = *perm.get(usize::from(l.dev)).ok_or(Error::Corrupt("member"))?;
+    let l = geo
+        .locate(addr)
+        .ok_or(Error::Corrupt("address outside the pool"))?;
+    let dev = *perm
+        .get(usize::from(l.dev))
+        .ok_or(Error::Corrupt("member"))?;
     rd.read_block(dev, l.dev_offset, buf)
 }
 
@@ -111,7 +115,9 @@ where
     M: MetaReader,
     F: FnMut(u32),
 {
-    let buf = scratch.get_mut(..BLOCK_SIZE).ok_or(Error::Invalid("scratch"))?;
+    let buf = scratch
+        .get_mut(..BLOCK_SIZE)
+        .ok_or(Error::Invalid("scratch"))?;
     let ndev = devs.len();
     if ndev == 0 || ndev > MAX_DEVICES {
         return Err(Error::Invalid("recover: device count"));
@@ -122,11 +128,15 @@ where
     for (j, g) in devs.iter().enumerate() {
         for i in 0..LOG_ZONES {
             let local = g.first_meta_zone().saturating_add(i);
-            let Some(block) = u64::from(local).checked_mul(g.zone_blocks) else { continue };
+            let Some(block) = u64::from(local).checked_mul(g.zone_blocks) else {
+                continue;
+            };
             if rd.read_block(j as u16, block, buf).is_err() {
                 continue;
             }
-            let Ok(sb) = Superblock::decode(buf) else { continue };
+            let Ok(sb) = Superblock::decode(buf) else {
+                continue;
+            };
             if let Some(slot) = dev_ids.get_mut(j) {
                 let newer = slot.map(|s| sb.generation > s.2).unwrap_or(true);
                 if newer {
@@ -146,7 +156,11 @@ where
     let read_only = sb.check_features(INCOMPAT_SUPPORTED, RO_COMPAT_SUPPORTED)?;
     let n = usize::from(sb.nr_members);
     if n != ndev {
-        return Err(if n > ndev { Error::NotFound } else { Error::Invalid("recover: device is not a member") });
+        return Err(if n > ndev {
+            Error::NotFound
+        } else {
+            Error::Invalid("recover: device is not a member")
+        });
     }
     let mut perm = [0u16; MAX_DEVICES];
     let mut used = [false; MAX_DEVICES];
@@ -177,7 +191,9 @@ where
     // 2. Checkpoints: the valid headers, newest first.
     let mut heads: [Option<CheckpointHeader>; 2] = [None, None];
     for (set, h) in heads.iter_mut().enumerate() {
-        let Some(a) = checkpoint_block_addr(pool.alloc.geom(), set as u8, 0) else { continue };
+        let Some(a) = checkpoint_block_addr(pool.alloc.geom(), set as u8, 0) else {
+            continue;
+        };
         if read_pool(pool.alloc.geom(), &perm, rd, a, buf).is_err() {
             continue;
         }
@@ -218,8 +234,12 @@ where
     let mut lim = [0u64; 2 * MAX_DEVICES];
     for d in 0..nm {
         for i in 0..LOG_ZONES {
-            let Some(z) = log_zone(pool.alloc.geom(), d, i) else { continue };
-            let Some(zg) = pool.alloc.geom().zone(z) else { continue };
+            let Some(z) = log_zone(pool.alloc.geom(), d, i) else {
+                continue;
+            };
+            let Some(zg) = pool.alloc.geom().zone(z) else {
+                continue;
+            };
             let w = if zg.conventional {
                 zg.cap
             } else {
@@ -235,10 +255,15 @@ where
     let mut max_seen = ckpt.journal_seq;
     for d in 0..nm {
         for i in 0..LOG_ZONES {
-            let Some(start) = log_zone(pool.alloc.geom(), d, i).and_then(|z| pool.alloc.geom().zone_start(z)) else {
+            let Some(start) =
+                log_zone(pool.alloc.geom(), d, i).and_then(|z| pool.alloc.geom().zone_start(z))
+            else {
                 continue;
             };
-            let l = lim.get(usize::from(d) * 2 + i as usize).copied().unwrap_or(0);
+            let l = lim
+                .get(usize::from(d) * 2 + i as usize)
+                .copied()
+                .unwrap_or(0);
             for off in 1..l {
                 if read_pool(pool.alloc.geom(), &perm, rd, start + off, buf).is_err() {
                     continue;
@@ -251,7 +276,10 @@ where
             }
         }
     }
-    let mut next = ckpt.journal_seq.checked_add(1).ok_or(Error::Corrupt("journal sequence"))?;
+    let mut next = ckpt
+        .journal_seq
+        .checked_add(1)
+        .ok_or(Error::Corrupt("journal sequence"))?;
     let mut hint: Option<(u16, u32, u64)> = None;
     let mut replayed = 0u64;
     loop {
@@ -260,7 +288,9 @@ where
         }
         let found = find_journal_block(&pool, &perm, rd, &lim, uuid, next, hint, buf);
         let Some(pos) = found else { break };
-        let Ok((h, recs)) = decode_journal_block(buf) else { break };
+        let Ok((h, recs)) = decode_journal_block(buf) else {
+            break;
+        };
         if h.ckpt_gen > ckpt.generation {
             break;
         }
@@ -269,7 +299,9 @@ where
         }
         replayed += 1;
         hint = Some(pos);
-        next = next.checked_add(1).ok_or(Error::Corrupt("journal sequence"))?;
+        next = next
+            .checked_add(1)
+            .ok_or(Error::Corrupt("journal sequence"))?;
     }
     let last_seq = next - 1;
 
@@ -280,7 +312,9 @@ where
     let top = max_seen.max(last_seq);
     pool.ckpt_gen = ckpt.generation;
     pool.ckpt_seq = ckpt.journal_seq;
-    pool.jseq = top.checked_add(1).ok_or(Error::Corrupt("journal sequence"))?;
+    pool.jseq = top
+        .checked_add(1)
+        .ok_or(Error::Corrupt("journal sequence"))?;
     pool.log_max_seq = [top; 2];
     pool.jlog = None;
     pool.jwp = 0;
@@ -306,7 +340,9 @@ where
     N: NodeStore,
 {
     for i in 0..pool.vols.len() {
-        let Some(mut t) = pool.vols.get(i).and_then(|v| v.table) else { continue };
+        let Some(mut t) = pool.vols.get(i).and_then(|v| v.table) else {
+            continue;
+        };
         let _ = t.destroy(&mut pool.nodes, |_, _, _| {});
         if let Some(v) = pool.vols.get_mut(i) {
             *v = VolEntry::default();
@@ -334,7 +370,8 @@ where
     M: MetaReader,
 {
     let set = h.set();
-    let a0 = checkpoint_block_addr(pool.alloc.geom(), set, 0).ok_or(Error::Corrupt("checkpoint"))?;
+    let a0 =
+        checkpoint_block_addr(pool.alloc.geom(), set, 0).ok_or(Error::Corrupt("checkpoint"))?;
     read_pool(pool.alloc.geom(), perm, rd, a0, buf)?;
     let mut cr = CheckpointReader::new(buf)?;
     if cr.header() != h {
@@ -346,7 +383,8 @@ where
         if idx >= cap {
             return Err(Error::Corrupt("checkpoint: no commit block"));
         }
-        let a = checkpoint_block_addr(pool.alloc.geom(), set, idx).ok_or(Error::Corrupt("checkpoint"))?;
+        let a = checkpoint_block_addr(pool.alloc.geom(), set, idx)
+            .ok_or(Error::Corrupt("checkpoint"))?;
         read_pool(pool.alloc.geom(), perm, rd, a, buf)?;
         match cr.feed(buf)? {
             CheckpointItem::Commit => return Ok(()),
@@ -359,7 +397,8 @@ where
                             if vol_slot(&pool.vols, id).is_some() {
                                 return Err(Error::Corrupt("checkpoint: duplicate volume"));
                             }
-                            let t = BlockTable::new(id, size).map_err(|_| Error::BadField("volume size"))?;
+                            let t = BlockTable::new(id, size)
+                                .map_err(|_| Error::BadField("volume size"))?;
                             let slot = pool
                                 .vols
                                 .iter()
@@ -380,8 +419,13 @@ where
                             let vols = &mut pool.vols;
                             let nodes = &mut pool.nodes;
                             decode_chunk(&mut r, |e| {
-                                let i = vol_slot(vols, e.vol).ok_or(Error::Corrupt("checkpoint: extent of unknown volume"))?;
-                                let mut t = vols.get(i).and_then(|v| v.table).ok_or(Error::Corrupt("volume"))?;
+                                let i = vol_slot(vols, e.vol).ok_or(Error::Corrupt(
+                                    "checkpoint: extent of unknown volume",
+                                ))?;
+                                let mut t = vols
+                                    .get(i)
+                                    .and_then(|v| v.table)
+                                    .ok_or(Error::Corrupt("volume"))?;
                                 let res = t.replay(nodes, &e);
                                 if let Some(v) = vols.get_mut(i) {
                                     v.table = Some(t);
@@ -418,8 +462,16 @@ where
 {
     let geo = pool.alloc.geom();
     let mut probe = |d: u16, i: u32, off: u64, buf: &mut [u8]| -> bool {
-        let Some(start) = log_zone(geo, d, i).and_then(|z| geo.zone_start(z)) else { return false };
-        if off == 0 || off >= lim.get(usize::from(d) * 2 + i as usize).copied().unwrap_or(0) {
+        let Some(start) = log_zone(geo, d, i).and_then(|z| geo.zone_start(z)) else {
+            return false;
+        };
+        if off == 0
+            || off
+                >= lim
+                    .get(usize::from(d) * 2 + i as usize)
+                    .copied()
+                    .unwrap_or(0)
+        {
             return false;
         }
         if read_pool(geo, perm, rd, start + off, buf).is_err() {
@@ -434,7 +486,10 @@ where
     }
     for d in 0..geo.nr_devices() {
         for i in 0..LOG_ZONES {
-            let l = lim.get(usize::from(d) * 2 + i as usize).copied().unwrap_or(0);
+            let l = lim
+                .get(usize::from(d) * 2 + i as usize)
+                .copied()
+                .unwrap_or(0);
             for off in 1..l {
                 if probe(d, i, off, buf) {
                     return Some((d, i, off));
@@ -454,11 +509,20 @@ where
     let bad = |_| Error::Corrupt("journal: record does not apply");
     let table = |pool: &Pool<G, Z, E, V, R, N>, vol: u32| -> Result<(usize, BlockTable)> {
         let i = vol_slot(&pool.vols, vol).ok_or(Error::Corrupt("journal: unknown volume"))?;
-        let t = pool.vols.get(i).and_then(|v| v.table).ok_or(Error::Corrupt("volume"))?;
+        let t = pool
+            .vols
+            .get(i)
+            .and_then(|v| v.table)
+            .ok_or(Error::Corrupt("volume"))?;
         Ok((i, t))
     };
     match *rec {
-        Record::MapExtent { vol, lba, len, addr } => {
+        Record::MapExtent {
+            vol,
+            lba,
+            len,
+            addr,
+        } => {
             let (i, mut t) = table(pool, vol)?;
             let r = t.map_range(&mut pool.nodes, lba, u64::from(len), addr, |_, _, _| {});
             if let Some(v) = pool.vols.get_mut(i) {
@@ -474,12 +538,21 @@ where
             }
             r.map_err(bad)
         }
-        Record::VolumeCreate { vol, size_blocks, flags, name } => {
+        Record::VolumeCreate {
+            vol,
+            size_blocks,
+            flags,
+            name,
+        } => {
             if vol_slot(&pool.vols, vol).is_some() {
                 return Err(Error::Corrupt("journal: volume exists"));
             }
             let t = BlockTable::new(vol, size_blocks).map_err(bad)?;
-            let slot = pool.vols.iter().position(|v| v.table.is_none()).ok_or(Error::NoSpace)?;
+            let slot = pool
+                .vols
+                .iter()
+                .position(|v| v.table.is_none())
+                .ok_or(Error::NoSpace)?;
             if let Some(v) = pool.vols.get_mut(slot) {
                 *v = VolEntry {
                     id: vol,
@@ -506,10 +579,12 @@ where
             }
             r.map_err(|e| if e == Error::NoSpace { e } else { bad(e) })
         }
-        Record::ZoneReset { .. } | Record::ZoneFinish { .. } | Record::CheckpointDone { .. } => Ok(()),
-        Record::VolumeReserve { .. } | Record::Snapshot { .. } => {
-            Err(Error::Unsupported("journal: record of an unsupported feature"))
+        Record::ZoneReset { .. } | Record::ZoneFinish { .. } | Record::CheckpointDone { .. } => {
+            Ok(())
         }
+        Record::VolumeReserve { .. } | Record::Snapshot { .. } => Err(Error::Unsupported(
+            "journal: record of an unsupported feature",
+        )),
     }
 }
 
@@ -545,22 +620,42 @@ where
             }
             continue;
         }
-        let wp = if zg.conventional { 0 } else { rd.zone_wp(dev, zg.local)? };
+        let wp = if zg.conventional {
+            0
+        } else {
+            rd.zone_wp(dev, zg.local)?
+        };
         if wp > zg.cap {
             return Err(Error::Corrupt("zone write pointer beyond capacity"));
         }
-        let state = if wp == 0 { ZoneState::Empty } else { ZoneState::Closed };
-        pool.alloc.set_zone(z, state, wp, 0).map_err(|_| Error::Corrupt("zone state"))?;
+        let state = if wp == 0 {
+            ZoneState::Empty
+        } else {
+            ZoneState::Closed
+        };
+        pool.alloc
+            .set_zone(z, state, wp, 0)
+            .map_err(|_| Error::Corrupt("zone state"))?;
     }
     // Conventional zones: filled up to the last mapped block.
     for vi in 0..pool.vols.len() {
-        let Some(t) = pool.vols.get(vi).and_then(|v| v.table) else { continue };
+        let Some(t) = pool.vols.get(vi).and_then(|v| v.table) else {
+            continue;
+        };
         for e in t.extents(&pool.nodes) {
             let mut a = e.addr;
             let end = e.addr.checked_add(e.len).ok_or(Error::Corrupt("extent"))?;
             while a < end {
-                let l = pool.alloc.geom().locate(a).ok_or(Error::Corrupt("mapping outside the pool"))?;
-                let zg = pool.alloc.geom().zone(l.zone).ok_or(Error::Corrupt("zone"))?;
+                let l = pool
+                    .alloc
+                    .geom()
+                    .locate(a)
+                    .ok_or(Error::Corrupt("mapping outside the pool"))?;
+                let zg = pool
+                    .alloc
+                    .geom()
+                    .zone(l.zone)
+                    .ok_or(Error::Corrupt("zone"))?;
                 let n = (end - a).min(zg.size.saturating_sub(l.offset)).max(1);
                 if zg.conventional && !zg.meta {
                     let top = l.offset.saturating_add(n);
@@ -580,7 +675,9 @@ where
     }
     // Valid counts from the mappings (each must be below its write pointer).
     for vi in 0..pool.vols.len() {
-        let Some(t) = pool.vols.get(vi).and_then(|v| v.table) else { continue };
+        let Some(t) = pool.vols.get(vi).and_then(|v| v.table) else {
+            continue;
+        };
         let mut cursor = 0u64;
         while let Some(e) = t.next_extent(&pool.nodes, cursor) {
             cursor = e.lba.saturating_add(e.len);
@@ -591,7 +688,9 @@ where
     }
     // Every partly written zone is finished.
     for z in 0..nz {
-        let Some(zi) = pool.alloc.zone(z).copied() else { continue };
+        let Some(zi) = pool.alloc.zone(z).copied() else {
+            continue;
+        };
         if zi.state() != ZoneState::Closed {
             continue;
         }
@@ -599,7 +698,9 @@ where
         if !zg.conventional && zi.wp() < zg.cap {
             on_finish(z);
         }
-        pool.alloc.finish(z).map_err(|_| Error::Corrupt("zone finish"))?;
+        pool.alloc
+            .finish(z)
+            .map_err(|_| Error::Corrupt("zone finish"))?;
     }
     pool.alloc.rebuild();
     Ok(())

@@ -32,11 +32,26 @@ pub enum Problem {
     /// A mapping points outside the pool.
     OutsidePool { vol: u32, lba: u64, addr: u64 },
     /// A mapping points into a metadata, empty or offline zone.
-    NotDataZone { vol: u32, lba: u64, addr: u64, zone: u32 },
+    NotDataZone {
+        vol: u32,
+        lba: u64,
+        addr: u64,
+        zone: u32,
+    },
     /// A mapping points at or beyond its zone's write pointer.
-    BeyondWritePointer { vol: u32, lba: u64, addr: u64, zone: u32 },
+    BeyondWritePointer {
+        vol: u32,
+        lba: u64,
+        addr: u64,
+        zone: u32,
+    },
     /// A mapping points beyond its zone's capacity.
-    BeyondCapacity { vol: u32, lba: u64, addr: u64, zone: u32 },
+    BeyondCapacity {
+        vol: u32,
+        lba: u64,
+        addr: u64,
+        zone: u32,
+    },
     /// A mapping beyond the volume's size.
     BeyondVolume { vol: u32, lba: u64 },
     /// A pool block is mapped twice.
@@ -44,7 +59,11 @@ pub enum Problem {
     /// Two volumes share an id.
     DuplicateVolume { vol: u32 },
     /// A zone's valid count differs from its mapped + in-flight blocks.
-    ValidCount { zone: u32, counted: u64, recorded: u64 },
+    ValidCount {
+        zone: u32,
+        counted: u64,
+        recorded: u64,
+    },
     /// The allocator's free-zone counter is wrong.
     FreeZones { counted: u32, recorded: u32 },
     /// The allocator's used-block counter is wrong.
@@ -77,9 +96,13 @@ where
     let alloc = pool.alloc();
     let total = geo.total_blocks();
     let nz = geo.nr_zones() as usize;
-    let bits = bitmap.get_mut(..bitmap_words(total)).ok_or(Error::Invalid("verify: bitmap"))?;
+    let bits = bitmap
+        .get_mut(..bitmap_words(total))
+        .ok_or(Error::Invalid("verify: bitmap"))?;
     bits.fill(0);
-    let counts = counts.get_mut(..nz).ok_or(Error::Invalid("verify: counts"))?;
+    let counts = counts
+        .get_mut(..nz)
+        .ok_or(Error::Invalid("verify: counts"))?;
     counts.fill(0);
     let mut problems = 0u64;
     let mut rep = |p: Problem| {
@@ -89,28 +112,54 @@ where
     let vols = pool.volumes();
     for (i, v) in vols.iter().enumerate() {
         let Some(t) = v.table else { continue };
-        if vols.iter().skip(i + 1).any(|w| w.table.is_some() && w.id == v.id) {
+        if vols
+            .iter()
+            .skip(i + 1)
+            .any(|w| w.table.is_some() && w.id == v.id)
+        {
             rep(Problem::DuplicateVolume { vol: v.id });
         }
         for e in t.extents(pool.nodes()) {
             if e.lba.saturating_add(e.len) > t.size() {
-                rep(Problem::BeyondVolume { vol: v.id, lba: e.lba });
+                rep(Problem::BeyondVolume {
+                    vol: v.id,
+                    lba: e.lba,
+                });
             }
             for k in 0..e.len {
                 let (lba, addr) = (e.lba + k, e.addr.saturating_add(k));
                 let Some(l) = geo.locate(addr) else {
-                    rep(Problem::OutsidePool { vol: v.id, lba, addr });
+                    rep(Problem::OutsidePool {
+                        vol: v.id,
+                        lba,
+                        addr,
+                    });
                     continue;
                 };
                 let zone = l.zone;
                 let zi = alloc.zone(zone).copied().unwrap_or_default();
                 let cap = geo.zone_cap(zone).unwrap_or(0);
                 if geo.zone_is_meta(zone) || !zi.state().is_data() {
-                    rep(Problem::NotDataZone { vol: v.id, lba, addr, zone });
+                    rep(Problem::NotDataZone {
+                        vol: v.id,
+                        lba,
+                        addr,
+                        zone,
+                    });
                 } else if l.offset >= cap {
-                    rep(Problem::BeyondCapacity { vol: v.id, lba, addr, zone });
+                    rep(Problem::BeyondCapacity {
+                        vol: v.id,
+                        lba,
+                        addr,
+                        zone,
+                    });
                 } else if l.offset >= zi.wp() {
-                    rep(Problem::BeyondWritePointer { vol: v.id, lba, addr, zone });
+                    rep(Problem::BeyondWritePointer {
+                        vol: v.id,
+                        lba,
+                        addr,
+                        zone,
+                    });
                 }
                 if let Some(c) = counts.get_mut(zone as usize) {
                     *c += 1;
@@ -119,7 +168,11 @@ where
                 let bit = 1u64 << (addr % 64);
                 if let Some(word) = bits.get_mut(w) {
                     if *word & bit != 0 {
-                        rep(Problem::MappedTwice { vol: v.id, lba, addr });
+                        rep(Problem::MappedTwice {
+                            vol: v.id,
+                            lba,
+                            addr,
+                        });
                     }
                     *word |= bit;
                 }

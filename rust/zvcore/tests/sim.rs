@@ -125,7 +125,11 @@ pub enum Cond {
 pub enum SimErr {
     OutOfRange,
     /// Write not at the write pointer of a sequential zone.
-    NotAtWp { zone: u32, wp: u64, addr: u64 },
+    NotAtWp {
+        zone: u32,
+        wp: u64,
+        addr: u64,
+    },
     /// Write past the zone capacity, or into a full zone.
     ZoneFull(u32),
     /// Opening the zone would exceed max_active (or max_open with only
@@ -133,7 +137,10 @@ pub enum SimErr {
     TooManyActive(u32),
     TooManyOpen(u32),
     /// Read of a sequential zone block at or past its write pointer.
-    ReadPastWp { zone: u32, addr: u64 },
+    ReadPastWp {
+        zone: u32,
+        addr: u64,
+    },
     /// Zone command on a conventional zone.
     Conventional(u32),
     /// Zone append on a device without it.
@@ -142,6 +149,9 @@ pub enum SimErr {
     /// Injected I/O error.
     Injected,
 }
+
+/// A cached write: (block address, data).
+type Cached = (u64, Box<[u8; BS]>);
 
 #[derive(Clone, Debug)]
 struct Zone {
@@ -191,7 +201,11 @@ impl SimDev {
         assert!(g.zone_cap <= g.zone_blocks && g.zone_cap > 0);
         let zones = (0..g.nr_zones)
             .map(|z| Zone {
-                cond: if Self::conv_of(&g, z) { Cond::NotWp } else { Cond::Empty },
+                cond: if Self::conv_of(&g, z) {
+                    Cond::NotWp
+                } else {
+                    Cond::Empty
+                },
                 wp: 0,
                 dwp: 0,
             })
@@ -271,7 +285,11 @@ impl SimDev {
                 None => return Err(SimErr::TooManyOpen(zone)),
             }
         }
-        self.zones[zone as usize].cond = if explicit { Cond::ExplOpen } else { Cond::ImplOpen };
+        self.zones[zone as usize].cond = if explicit {
+            Cond::ExplOpen
+        } else {
+            Cond::ImplOpen
+        };
         Ok(())
     }
 
@@ -284,7 +302,7 @@ impl SimDev {
 
     /// Writes whole blocks at `addr` (device block address).
     pub fn write(&mut self, addr: u64, data: &[u8]) -> Result<(), SimErr> {
-        if data.is_empty() || data.len() % BS != 0 {
+        if data.is_empty() || !data.len().is_multiple_of(BS) {
             return Err(SimErr::BadLength);
         }
         let n = (data.len() / BS) as u64;
@@ -307,7 +325,11 @@ impl SimDev {
                 return Err(SimErr::ZoneFull(zone));
             }
             if off != z.wp {
-                return Err(SimErr::NotAtWp { zone, wp: self.zone_start(zone) + z.wp, addr });
+                return Err(SimErr::NotAtWp {
+                    zone,
+                    wp: self.zone_start(zone) + z.wp,
+                    addr,
+                });
             }
             self.open_for_write(zone, false)?;
         }
@@ -348,11 +370,11 @@ impl SimDev {
     /// zeros; reading a sequential zone at or past its write pointer is an
     /// error (a correct engine never does it).
     pub fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), SimErr> {
-        if buf.len() % BS != 0 {
+        if !buf.len().is_multiple_of(BS) {
             return Err(SimErr::BadLength);
         }
         let n = (buf.len() / BS) as u64;
-        if addr.checked_add(n).map_or(true, |e| e > self.nr_blocks()) {
+        if addr.checked_add(n).is_none_or(|e| e > self.nr_blocks()) {
             return Err(SimErr::OutOfRange);
         }
         for (i, c) in buf.chunks_mut(BS).enumerate() {
@@ -472,7 +494,7 @@ impl SimDev {
         let zb = self.g.zone_blocks;
         let cache = std::mem::take(&mut self.cache);
         // Group by zone, keeping order.
-        let mut per_zone: HashMap<u32, Vec<(u64, Box<[u8; BS]>)>> = HashMap::new();
+        let mut per_zone: HashMap<u32, Vec<Cached>> = HashMap::new();
         for (a, b) in cache {
             per_zone.entry((a / zb) as u32).or_default().push((a, b));
         }
@@ -579,7 +601,10 @@ mod tests {
         assert!(d.write(32, &blk(1)).is_ok());
         assert!(d.write(48, &blk(1)).is_ok());
         assert_eq!(d.nr_open(), 2);
-        assert!(matches!(d.write(64, &blk(1)), Err(SimErr::TooManyActive(4))));
+        assert!(matches!(
+            d.write(64, &blk(1)),
+            Err(SimErr::TooManyActive(4))
+        ));
         assert!(d.finish(1).is_ok());
         assert!(d.write(64, &blk(1)).is_ok());
         assert!(d.reset(0).is_ok());
