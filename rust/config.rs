@@ -254,12 +254,12 @@ impl configfs::AttributeOperations<2> for PoolDir {
                 Err(EBUSY)
             }
             (true, false) => {
-                if g.format == 0 {
-                    pr_err!("{}: assembling an existing pool is not implemented yet; set format=1 to create one\n", name);
-                    return Err(EOPNOTSUPP);
-                }
                 let holder = core::ptr::from_ref(this).cast();
-                let pool = ActivePool::create(name, &g.paths, holder, g.format)?;
+                let pool = if g.format == 0 {
+                    ActivePool::assemble(name, &g.paths, holder)?
+                } else {
+                    ActivePool::create(name, &g.paths, holder, g.format)?
+                };
                 g.active = Some(pool);
                 g.format = 0;
                 Ok(())

@@ -9,7 +9,8 @@
 
 use crate::kwrap::{
     bdev::LowerDev,
-    metaio::{self, MetaBuf},
+    metaio::{self, Bounce, MetaBuf},
+    noio::NoIo,
     random,
     zone::{self, ZoneCond, ZoneOp, ZoneReport, ZoneType},
 };
@@ -215,10 +216,61 @@ fn op_name(op: &MetaOp<'_>) -> &'static str {
     }
 }
 
+/// Size of the data bounce buffer (one per pool; data I/O is serialized by
+/// the pool lock in this first version of the data path).
+const BOUNCE_BYTES: usize = 128 * 1024;
+/// Read runs planned at a time.
+const READ_RUNS: usize = 16;
+
+/// Reads metadata for recovery from the opened devices (caller's order).
+struct Reader<'a> {
+    devs: &'a [Option<(CString, LowerDev, DeviceGeometry)>],
+    buf: MetaBuf,
+}
+
+impl crate::zvcore::recovery::MetaReader for Reader<'_> {
+    fn read_block(&mut self, dev: u16, block: u64, buf: &mut [u8]) -> zvcore::error::Result<()> {
+        let io = zvcore::error::Error::Corrupt("metadata read failed");
+        let (_, d, _) = self.devs.get(usize::from(dev)).and_then(|o| o.as_ref()).ok_or(io)?;
+        metaio::read_block(d, block * SPB, &mut self.buf).map_err(|_| io)?;
+        let dst = buf.get_mut(..BLOCK_SIZE).ok_or(io)?;
+        dst.copy_from_slice(self.buf.bytes());
+        Ok(())
+    }
+
+    fn zone_wp(&mut self, dev: u16, zone: u32) -> zvcore::error::Result<u64> {
+        let io = zvcore::error::Error::Corrupt("zone report failed");
+        let (_, d, g) = self.devs.get(usize::from(dev)).and_then(|o| o.as_ref()).ok_or(io)?;
+        let start = u64::from(zone) * g.zone_blocks * SPB;
+        let mut wp = None;
+        zone::report_zones(d, start, 1, &mut |_i, z: &ZoneReport| {
+            wp = Some(match z.cond {
+                ZoneCond::Full => z.capacity,
+                _ => z.wp.saturating_sub(z.start),
+            });
+            Ok(())
+        })
+        .map_err(|_| io)?;
+        wp.map(|w| w / SPB).ok_or(io)
+    }
+}
+
 /// Engine state behind the pool lock.
 pub(crate) struct EngineState {
     pub(crate) engine: KBox<Engine>,
     scratch: KVec<u8>,
+    bounce: Bounce,
+}
+
+/// How a volume request moves its data: the byte range of the request that
+/// a lower I/O covers is copied between the bounce buffer and the request.
+pub(crate) trait DataIo {
+    /// Copies `dst.len()` bytes of the request from byte `at` into `dst` (writes).
+    fn copy_out(&self, at: usize, dst: &mut [u8]) -> Result;
+    /// Copies `src` into the request at byte `at` (reads).
+    fn copy_in(&self, at: usize, src: &[u8]) -> Result;
+    /// Zero-fills `n` bytes of the request at byte `at` (reads of unmapped blocks).
+    fn zero(&self, at: usize, n: usize) -> Result;
 }
 
 /// A running pool.
@@ -287,7 +339,12 @@ impl ActivePool {
         let st = storage(&geoms)?;
         let mut engine_geoms = KVec::with_capacity(geoms.len(), GFP_KERNEL)?;
         engine_geoms.extend_from_slice(&geoms, GFP_KERNEL)?;
-        let cfg = PoolConfig::default_for(u16::try_from(paths.len()).map_err(|_| EINVAL)?);
+        // Regular writes at the write pointer for now (the data path is
+        // synchronous and serialized); zone append comes with the async path.
+        let cfg = PoolConfig {
+            use_append: false,
+            ..PoolConfig::default_for(u16::try_from(paths.len()).map_err(|_| EINVAL)?)
+        };
         let engine = {
             let mut sink = MetaSink::new(name, &members, &geoms)?;
             let r = Engine::format(engine_geoms, uuid, &dev_uuids, cfg, st, &mut scratch, &mut |op| {
@@ -299,6 +356,7 @@ impl ActivePool {
             })?
         };
         let engine = KBox::new(engine, GFP_KERNEL)?;
+        let bounce = Bounce::new(BOUNCE_BYTES)?;
         pr_info!("{}: formatted {} member(s)\n", name, members.len());
         KBox::pin_init(
             try_pin_init!(Self {
@@ -306,16 +364,112 @@ impl ActivePool {
                 uuid,
                 members,
                 geoms,
-                state <- kernel::new_mutex!(EngineState { engine, scratch }),
+                state <- kernel::new_mutex!(EngineState { engine, scratch, bounce }),
             }),
             GFP_KERNEL,
         )
     }
 
+    /// Opens `paths` exclusively for `holder` and assembles the pool they
+    /// hold: superblocks, the newest valid checkpoint, then the journal.
+    pub(crate) fn assemble(
+        name: &CStr,
+        paths: &[CString],
+        holder: *const kernel::ffi::c_void,
+    ) -> Result<Pin<KBox<Self>>> {
+        if paths.is_empty() {
+            pr_err!("{}: no member devices (write paths to `devices` first)\n", name);
+            return Err(EINVAL);
+        }
+        let mut opened = KVec::with_capacity(paths.len(), GFP_KERNEL)?;
+        let mut geoms = KVec::with_capacity(paths.len(), GFP_KERNEL)?;
+        for p in paths {
+            let dev = LowerDev::open(p, holder).inspect_err(|e| {
+                pr_err!("{}: cannot open {} exclusively: {:?}\n", name, &**p, e);
+            })?;
+            let geom = probe_geometry(name, p, &dev)?;
+            geoms.push(geom, GFP_KERNEL)?;
+            opened.push(Some((CString::try_from_fmt(fmt!("{}", &**p))?, dev, geom)), GFP_KERNEL)?;
+        }
+        let mut scratch = KVec::from_elem(0u8, 2 * BLOCK_SIZE, GFP_KERNEL)?;
+        let st = storage(&geoms)?;
+        let mut engine_geoms = KVec::with_capacity(geoms.len(), GFP_KERNEL)?;
+        engine_geoms.extend_from_slice(&geoms, GFP_KERNEL)?;
+        let cfg = PoolConfig {
+            use_append: false,
+            ..PoolConfig::default_for(u16::try_from(paths.len()).map_err(|_| EINVAL)?)
+        };
+        let mut finish = KVec::<u32>::new();
+        let mut finish_err = false;
+        let (engine, asm) = {
+            let mut rd = Reader {
+                devs: &opened,
+                buf: MetaBuf::new()?,
+            };
+            let r = crate::zvcore::recovery::recover(engine_geoms, &mut rd, cfg, st, &mut scratch, &mut |z| {
+                finish_err |= finish.push(z, GFP_KERNEL).is_err();
+            });
+            r.map_err(|e| {
+                pr_err!("{}: cannot assemble: {:?}\n", name, e);
+                core_err(e)
+            })?
+        };
+        if finish_err {
+            return Err(ENOMEM);
+        }
+        // Members in the pool's order.
+        let mut members = KVec::with_capacity(opened.len(), GFP_KERNEL)?;
+        let mut mgeoms = KVec::with_capacity(opened.len(), GFP_KERNEL)?;
+        for m in 0..usize::from(asm.nr_members) {
+            let j = usize::from(*asm.dev_of_member.get(m).ok_or(EINVAL)?);
+            let (path, dev, geom) = opened.get_mut(j).and_then(|o| o.take()).ok_or(EINVAL)?;
+            mgeoms.push(geom, GFP_KERNEL)?;
+            members.push(Member { path, dev, geom }, GFP_KERNEL)?;
+        }
+        if members.len() != paths.len() {
+            pr_err!("{}: {} device(s) given, the pool has {} member(s)\n", name, paths.len(), members.len());
+            return Err(EINVAL);
+        }
+        {
+            let mut sink = MetaSink::new(name, &members, &mgeoms)?;
+            for z in finish.iter() {
+                sink.run(MetaOp::Finish(*z))?;
+            }
+        }
+        let mut uuid: Uuid = [0; 16];
+        uuid.copy_from_slice(&engine.superblock().pool_uuid);
+        pr_info!(
+            "{}: assembled {} member(s): checkpoint {}{}, {} journal block(s) replayed\n",
+            name,
+            members.len(),
+            asm.checkpoint_generation,
+            if asm.fell_back { " (newest was unusable)" } else { "" },
+            asm.replayed_blocks
+        );
+        let engine = KBox::new(engine, GFP_KERNEL)?;
+        let bounce = Bounce::new(BOUNCE_BYTES)?;
+        let pool = KBox::pin_init(
+            try_pin_init!(Self {
+                name: CString::try_from_fmt(fmt!("{}", name))?,
+                uuid,
+                members,
+                geoms: mgeoms,
+                state <- kernel::new_mutex!(EngineState { engine, scratch, bounce }),
+            }),
+            GFP_KERNEL,
+        )?;
+        // Recovery may leave records (e.g. after a torn journal tail): commit.
+        {
+            let mut st = pool.state.lock();
+            pool.commit(&mut st)?;
+        }
+        Ok(pool)
+    }
+
     /// Commits everything queued (a flush of the pool's metadata).
     pub(crate) fn commit(&self, st: &mut EngineState) -> Result {
         let mut sink = MetaSink::new(&self.name, &self.members, &self.geoms)?;
-        let EngineState { engine, scratch } = st;
+        let EngineState { engine, scratch, .. } = st;
         let r = engine.flush(scratch, &mut |op| sink.apply(op));
         let ok = r.is_ok();
         let end = engine.flush_end(ok);
@@ -413,4 +567,180 @@ impl ActivePool {
 }
 
 /// The stream a user write goes to.
-pub(crate) const USER_STREAM: Stream = Stream::UserHot;
+const USER_STREAM: Stream = Stream::UserHot;
+
+impl ActivePool {
+    /// The member and device sector of pool address `addr`.
+    fn locate(&self, e: &Engine, addr: u64) -> Result<(&Member, u64)> {
+        let loc = e.geom().locate(addr).ok_or(EIO)?;
+        let m = self.members.get(usize::from(loc.dev)).ok_or(EIO)?;
+        Ok((m, loc.dev_offset * SPB))
+    }
+
+    /// Volume `id`'s size in blocks, if it exists.
+    pub(crate) fn vol_blocks(&self, id: u32) -> Option<u64> {
+        let st = self.state.lock();
+        st.engine.volume(id).and_then(|v| v.table).map(|t| t.size())
+    }
+
+    /// The id of the volume named `name`, if the metadata has one.
+    pub(crate) fn find_volume(&self, name: &[u8]) -> Option<u32> {
+        let st = self.state.lock();
+        st.engine
+            .volumes()
+            .iter()
+            .find(|v| v.table.is_some() && v.name.as_bytes() == name)
+            .map(|v| v.id)
+    }
+
+    /// Creates a volume of `blocks` blocks and commits it; returns its id.
+    pub(crate) fn vol_create(&self, name: &[u8], blocks: u64) -> Result<u32> {
+        let mut st = self.state.lock();
+        let id = st
+            .engine
+            .volumes()
+            .iter()
+            .filter(|v| v.table.is_some())
+            .map(|v| v.id + 1)
+            .max()
+            .unwrap_or(1);
+        st.engine.vol_create(id, name, blocks, 0).map_err(core_err)?;
+        self.commit(&mut st)?;
+        Ok(id)
+    }
+
+    /// Deletes volume `id` (its blocks return to the pool) and commits.
+    pub(crate) fn vol_delete(&self, id: u32) -> Result {
+        let mut st = self.state.lock();
+        st.engine.vol_delete(id).map_err(core_err)?;
+        self.commit(&mut st)
+    }
+
+    /// Mapped blocks of volume `id`.
+    pub(crate) fn vol_mapped(&self, id: u32) -> u64 {
+        let st = self.state.lock();
+        st.engine.volume(id).and_then(|v| v.table).map(|t| t.mapped()).unwrap_or(0)
+    }
+
+    /// Reads `bytes` at byte `offset` of volume `vol` into `io`: mapped runs
+    /// from the members, unmapped runs as zeros.
+    pub(crate) fn read(&self, vol: u32, offset: u64, bytes: u64, io: &impl DataIo) -> Result {
+        let _noio = NoIo::enter();
+        let bs = BLOCK_SIZE as u64;
+        let (lba, n) = (offset / bs, bytes / bs);
+        let mut st = self.state.lock();
+        let mut runs = [crate::zvcore::pool::ReadRun::default(); READ_RUNS];
+        let mut done = 0u64;
+        while done < n {
+            let cnt = st.engine.read_plan(vol, lba + done, n - done, &mut runs).map_err(core_err)?;
+            if cnt == 0 {
+                return Err(EIO);
+            }
+            for run in runs.iter().take(cnt) {
+                let at = ((run.lba - lba) * bs) as usize;
+                match run.addr {
+                    None => io.zero(at, (run.len * bs) as usize)?,
+                    Some(addr) => {
+                        let mut k = 0u64;
+                        while k < run.len {
+                            let len = (run.len - k).min((st.bounce.len() / BLOCK_SIZE) as u64);
+                            let (m, sector) = self.locate(&st.engine, addr + k)?;
+                            let nb = (len * bs) as usize;
+                            st.bounce.read(&m.dev, sector, nb).inspect_err(|e| {
+                                pr_err!("{}: read error on {}: {:?}\n", &*self.name, m.path.to_str().unwrap_or("?"), e);
+                            })?;
+                            io.copy_in(at + (k * bs) as usize, st.bounce.get(nb)?)?;
+                            k += len;
+                        }
+                    }
+                }
+                done += run.len;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes `bytes` from `io` at byte `offset` of volume `vol`
+    /// (log-structured: new locations, block table updated on completion).
+    pub(crate) fn write(&self, vol: u32, offset: u64, bytes: u64, fua: bool, io: &impl DataIo) -> Result {
+        let _noio = NoIo::enter();
+        let bs = BLOCK_SIZE as u64;
+        let (lba, n) = (offset / bs, bytes / bs);
+        let mut st = self.state.lock();
+        let mut done = 0u64;
+        while done < n {
+            let plan = match st.engine.write_begin(vol, lba + done, n - done, USER_STREAM) {
+                Ok(p) => p,
+                Err(crate::zvcore::error::Error::Busy) => {
+                    // The journal record queue is full: commit, then retry.
+                    self.commit(&mut st)?;
+                    st.engine.write_begin(vol, lba + done, n - done, USER_STREAM).map_err(core_err)?
+                }
+                Err(crate::zvcore::error::Error::NoSpace) => {
+                    pr_err!("{}: out of space (volume {} write of {} blocks)\n", &*self.name, vol, n - done);
+                    return Err(ENOSPC);
+                }
+                Err(e) => return Err(core_err(e)),
+            };
+            let mut addrs = [None; crate::zvcore::pool::MAX_PLAN_EXTENTS];
+            let mut failed = None;
+            for (slot, ext) in addrs.iter_mut().zip(plan.extents()) {
+                let r = self.write_extent(&mut st, done + ext.off, ext.addr, ext.len, io);
+                match r {
+                    Ok(()) => *slot = Some(ext.addr),
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+            }
+            if let Some(e) = failed {
+                st.engine.write_failed(&plan);
+                return Err(e);
+            }
+            st.engine.write_end(&plan, &addrs).map_err(core_err)?;
+            done += plan.nblocks;
+        }
+        if fua {
+            self.commit(&mut st)?;
+        }
+        Ok(())
+    }
+
+    fn write_extent(&self, st: &mut EngineState, req_block: u64, addr: u64, len: u64, io: &impl DataIo) -> Result {
+        let bs = BLOCK_SIZE as u64;
+        let mut k = 0u64;
+        while k < len {
+            let chunk = (len - k).min((st.bounce.len() / BLOCK_SIZE) as u64);
+            let nb = (chunk * bs) as usize;
+            io.copy_out(((req_block + k) * bs) as usize, st.bounce.get_mut(nb)?)?;
+            let (m, sector) = self.locate(&st.engine, addr + k)?;
+            st.bounce.write(&m.dev, sector, nb).inspect_err(|e| {
+                pr_err!("{}: write error on {}: {:?}\n", &*self.name, m.path.to_str().unwrap_or("?"), e);
+            })?;
+            k += chunk;
+        }
+        Ok(())
+    }
+
+    /// Commits: every write completed before is durable afterwards.
+    pub(crate) fn flush(&self) -> Result {
+        let _noio = NoIo::enter();
+        let mut st = self.state.lock();
+        self.commit(&mut st)
+    }
+
+    /// Unmaps `bytes` at byte `offset` of volume `vol` (discard, write zeroes).
+    pub(crate) fn discard(&self, vol: u32, offset: u64, bytes: u64) -> Result {
+        let _noio = NoIo::enter();
+        let bs = BLOCK_SIZE as u64;
+        let mut st = self.state.lock();
+        match st.engine.discard(vol, offset / bs, bytes / bs) {
+            Err(crate::zvcore::error::Error::Busy) => {
+                self.commit(&mut st)?;
+                st.engine.discard(vol, offset / bs, bytes / bs).map_err(core_err)
+            }
+            r => r.map_err(core_err),
+        }
+    }
+}

@@ -46,3 +46,48 @@ pub(crate) fn read_block(dev: &LowerDev, sector: u64, buf: &mut MetaBuf) -> Resu
 pub(crate) fn write_block(dev: &LowerDev, sector: u64, buf: &mut MetaBuf) -> Result {
     rw(dev, sector, buf, bindings::req_op_REQ_OP_WRITE)
 }
+
+/// A kmalloc'ed bounce buffer for synchronous data I/O on a lower device.
+pub(crate) struct Bounce(KVec<u8>);
+
+impl Bounce {
+    /// A zeroed buffer of `len` bytes (a multiple of 4096).
+    pub(crate) fn new(len: usize) -> Result<Self> {
+        Ok(Self(KVec::from_elem(0u8, len, GFP_KERNEL)?))
+    }
+
+    /// Capacity in bytes.
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// The first `n` bytes.
+    pub(crate) fn get(&self, n: usize) -> Result<&[u8]> {
+        self.0.get(..n).ok_or(EINVAL)
+    }
+
+    /// The first `n` bytes, writable.
+    pub(crate) fn get_mut(&mut self, n: usize) -> Result<&mut [u8]> {
+        self.0.get_mut(..n).ok_or(EINVAL)
+    }
+
+    fn rw(&mut self, dev: &LowerDev, sector: u64, n: usize, op: bindings::req_op) -> Result {
+        if n == 0 || n > self.0.len() || n % META_BLOCK != 0 {
+            return Err(EINVAL);
+        }
+        let data = self.0.as_mut_ptr();
+        // SAFETY: `dev.bdev()` is open; `data` is a kmalloc'ed buffer of at
+        // least `n` bytes, exclusively borrowed for the synchronous call.
+        to_result(unsafe { bindings::bdev_rw_virt(dev.bdev(), sector, data.cast(), n, op) })
+    }
+
+    /// Reads `n` bytes at `sector` into the start of the buffer. Process context.
+    pub(crate) fn read(&mut self, dev: &LowerDev, sector: u64, n: usize) -> Result {
+        self.rw(dev, sector, n, bindings::req_op_REQ_OP_READ)
+    }
+
+    /// Writes the first `n` bytes at `sector`. Process context.
+    pub(crate) fn write(&mut self, dev: &LowerDev, sector: u64, n: usize) -> Result {
+        self.rw(dev, sector, n, bindings::req_op_REQ_OP_WRITE)
+    }
+}

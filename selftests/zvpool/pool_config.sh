@@ -54,7 +54,7 @@ expect_fail() {
 	fi
 }
 
-ktap_set_plan 27
+ktap_set_plan 30
 dmesg_mark
 DMESG_START=$DMESG_MARK
 insmod "$KO"
@@ -71,7 +71,7 @@ expect_fail "member added twice refused" "already a member" "echo $ZNS0 > $P/dev
 ktap_test_result "add second member" sh -c "echo $ZNS1 > $P/devices"
 ktap_expect_eq "devices lists both" "0 $ZNS0,1 $ZNS1" "$(paste -sd, $P/devices)"
 expect_fail "format value checked" "format must be" "echo 7 > $P/format"
-expect_fail "assembling a blank set refused" "not implemented" "echo 1 > $P/enable"
+expect_fail "assembling a blank set refused" "cannot assemble" "echo 1 > $P/enable"
 echo 1 >$P/format
 ktap_test_result "format and enable" sh -c "echo 1 > $P/enable"
 ktap_expect_eq "enable reads 1" "1" "$(cat $P/enable)"
@@ -94,6 +94,9 @@ echo 1 >$P/format
 expect_fail "formatting non-blank members refused" "not blank" "echo 1 > $P/enable"
 echo 2 >$P/format
 ktap_test_result "forced format of used members" sh -c "echo 1 > $P/enable && echo 0 > $P/enable"
+ktap_test_result "assemble the stopped pool" sh -c "echo 1 > $P/enable"
+ktap_expect_eq "assembled pool: same capacity" "capacity_bytes $cap" "$(grep '^capacity_bytes' $P/status)"
+ktap_test_result "stop the assembled pool" sh -c "echo 0 > $P/enable"
 ktap_test_result "rmdir pool and unload" sh -c "rmdir $P && rmmod zvpool"
 DMESG_MARK=$DMESG_START
 dmesg_clean_since_mark "no WARN/oops"
