@@ -11,8 +11,11 @@
 
 mod config;
 mod kwrap;
+mod membackend;
 mod nodes;
 mod pool;
+mod volcfg;
+mod volume;
 // The core is shared with the host crate, where its items are public API; the
 // module does not use all of them (yet).
 #[allow(dead_code, unreachable_pub, unused_imports)]

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 //! Declarations of the functions in `helpers.c` (linked into the same module).
 
-use kernel::{bindings, ffi::c_char};
+use kernel::bindings;
+use kernel::ffi::{c_char, c_int, c_uint, c_void};
 
 /// Mirror of `struct zvpool_bdev_geom` in `helpers.c`.
 #[repr(C)]
@@ -22,8 +23,9 @@ pub(crate) struct BdevGeom {
     pub(crate) read_only: u8,
 }
 
-// `struct block_device` contains zero-sized C structs (lock_class_key, ...),
-// which trip `improper_ctypes`; the kernel's own `bindings` crate allows it too.
+// `struct request`, `struct page` and `struct block_device` contain zero-sized C structs
+// (`lock_class_key`, ...), which trip `improper_ctypes`; the kernel's own
+// `bindings` crate allows this lint as well.
 #[allow(improper_ctypes)]
 unsafe extern "C" {
     /// Returns the running kernel's release string (`init_utsname()->release`).
@@ -33,6 +35,141 @@ unsafe extern "C" {
     /// No preconditions; the returned pointer is a NUL-terminated string that
     /// lives as long as the kernel.
     pub(crate) fn zvpool_kernel_release() -> *const c_char;
+
+    /// `req_op(rq)`.
+    ///
+    /// # Safety
+    ///
+    /// `rq` points to a valid request.
+    pub(crate) fn zvpool_rq_op(rq: *mut bindings::request) -> c_uint;
+
+    /// `blk_rq_pos(rq)`: the first sector (512 bytes) of the request.
+    ///
+    /// # Safety
+    ///
+    /// `rq` points to a valid request.
+    pub(crate) fn zvpool_rq_pos(rq: *mut bindings::request) -> u64;
+
+    /// `blk_rq_bytes(rq)`: bytes left in the request.
+    ///
+    /// # Safety
+    ///
+    /// `rq` points to a valid request.
+    pub(crate) fn zvpool_rq_bytes(rq: *mut bindings::request) -> c_uint;
+
+    /// `rq->cmd_flags & REQ_FUA`.
+    ///
+    /// # Safety
+    ///
+    /// `rq` points to a valid request.
+    pub(crate) fn zvpool_rq_is_fua(rq: *mut bindings::request) -> bool;
+
+    /// `rq->cmd_flags & REQ_PREFLUSH`.
+    ///
+    /// # Safety
+    ///
+    /// `rq` points to a valid request.
+    pub(crate) fn zvpool_rq_is_preflush(rq: *mut bindings::request) -> bool;
+
+    /// `rq_for_each_segment`: calls `f(ctx, page, offset, len)` for every
+    /// single-page segment; returns the first non-zero value `f` returned.
+    ///
+    /// # Safety
+    ///
+    /// `rq` points to a started request with a data payload, owned by the
+    /// caller; `f` may be called with `ctx` as its first argument.
+    pub(crate) fn zvpool_rq_for_each_segment(
+        rq: *mut bindings::request,
+        f: unsafe extern "C" fn(*mut c_void, *mut bindings::page, c_uint, c_uint) -> c_int,
+        ctx: *mut c_void,
+    ) -> c_int;
+
+    /// `memcpy_to_page(page, off, from, len)`.
+    ///
+    /// # Safety
+    ///
+    /// `page` is a valid page, `off + len <= PAGE_SIZE`, `from` is valid for
+    /// reading `len` bytes.
+    pub(crate) fn zvpool_memcpy_to_page(
+        page: *mut bindings::page,
+        off: usize,
+        from: *const c_char,
+        len: usize,
+    );
+
+    /// `memcpy_from_page(to, page, off, len)`.
+    ///
+    /// # Safety
+    ///
+    /// `page` is a valid page, `off + len <= PAGE_SIZE`, `to` is valid for
+    /// writing `len` bytes.
+    pub(crate) fn zvpool_memcpy_from_page(
+        to: *mut c_char,
+        page: *mut bindings::page,
+        off: usize,
+        len: usize,
+    );
+
+    /// `memzero_page(page, off, len)`.
+    ///
+    /// # Safety
+    ///
+    /// `page` is a valid page, `off + len <= PAGE_SIZE`.
+    pub(crate) fn zvpool_memzero_page(page: *mut bindings::page, off: usize, len: usize);
+
+    /// `BLK_FEAT_WRITE_CACHE`.
+    ///
+    /// # Safety
+    ///
+    /// No preconditions.
+    pub(crate) fn zvpool_blk_feat_write_cache() -> bindings::blk_features_t;
+
+    /// `BLK_FEAT_FUA`.
+    ///
+    /// # Safety
+    ///
+    /// No preconditions.
+    pub(crate) fn zvpool_blk_feat_fua() -> bindings::blk_features_t;
+
+    /// `nr_cpu_ids`.
+    ///
+    /// # Safety
+    ///
+    /// No preconditions.
+    pub(crate) fn zvpool_nr_cpu_ids() -> c_uint;
+
+    /// The `block_device_operations` of every zvpool disk (owner
+    /// `THIS_MODULE`; `open` fails once the disk is claimed).
+    ///
+    /// # Safety
+    ///
+    /// No preconditions; the table lives as long as the module.
+    pub(crate) fn zvpool_bdev_fops() -> *const bindings::block_device_operations;
+
+    /// Claims `disk` for removal: `-EBUSY` if it is open, else 0 and every
+    /// later open fails with `-ENXIO`. Uses `disk->private_data`. Sleeps.
+    ///
+    /// # Safety
+    ///
+    /// `disk` points to a valid gendisk whose `fops` is `zvpool_bdev_fops()`.
+    pub(crate) fn zvpool_disk_claim(disk: *mut bindings::gendisk) -> c_int;
+
+    /// `memalloc_noio_save()`: starts an implicit `GFP_NOIO` scope.
+    ///
+    /// # Safety
+    ///
+    /// Must be paired with `zvpool_memalloc_noio_restore` with the returned
+    /// value, in the same task, in LIFO order.
+    pub(crate) fn zvpool_memalloc_noio_save() -> c_uint;
+
+    /// `memalloc_noio_restore(flags)`: ends the scope started by the
+    /// matching `zvpool_memalloc_noio_save`.
+    ///
+    /// # Safety
+    ///
+    /// `flags` is the value of the matching `zvpool_memalloc_noio_save` in
+    /// this task, and inner scopes are ended already.
+    pub(crate) fn zvpool_memalloc_noio_restore(flags: c_uint);
 
     /// `BLK_OPEN_READ | BLK_OPEN_WRITE | BLK_OPEN_EXCL`.
     ///
@@ -47,20 +184,4 @@ unsafe extern "C" {
     ///
     /// `bdev` must be an open block device and `g` valid for writes.
     pub(crate) fn zvpool_bdev_geometry(bdev: *mut bindings::block_device, g: *mut BdevGeom);
-
-    /// `memalloc_noio_save()`: enters a no-I/O allocation scope.
-    ///
-    /// # Safety
-    ///
-    /// Must be paired with [`zvpool_memalloc_noio_restore`] on the same task,
-    /// with the returned value, in LIFO order.
-    pub(crate) fn zvpool_memalloc_noio_save() -> u32;
-
-    /// `memalloc_noio_restore()`: leaves the scope entered by the matching save.
-    ///
-    /// # Safety
-    ///
-    /// `flags` must come from the matching [`zvpool_memalloc_noio_save`] on
-    /// this task.
-    pub(crate) fn zvpool_memalloc_noio_restore(flags: u32);
 }

@@ -1,14 +1,186 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * C half of zvpool.ko: thin, side-effect-free wrappers around kernel
- * `static inline` functions and cast macros that Rust's `kernel::bindings`
- * cannot see. Each is declared in rust/kwrap/ffi.rs; keep the two in sync
- * (struct zvpool_bdev_geom mirrors ffi::BdevGeom field for field).
+ * `static inline` functions and macros that Rust's `kernel::bindings` cannot
+ * see. Each is declared in rust/kwrap/ffi.rs; keep the two in sync.
  */
+#include <linux/blk-mq.h>
 #include <linux/blkdev.h>
+#include <linux/cpumask.h>
+#include <linux/highmem.h>
 #include <linux/module.h>
 #include <linux/sched/mm.h>
 #include <linux/utsname.h>
+
+const char *zvpool_kernel_release(void);
+
+/* The running kernel's release string, reported in configfs `features`. */
+const char *zvpool_kernel_release(void)
+{
+	return init_utsname()->release;
+}
+
+/* ---- requests (rust/kwrap/request.rs) ---- */
+
+unsigned int zvpool_rq_op(struct request *rq);
+u64 zvpool_rq_pos(struct request *rq);
+unsigned int zvpool_rq_bytes(struct request *rq);
+bool zvpool_rq_is_fua(struct request *rq);
+bool zvpool_rq_is_preflush(struct request *rq);
+int zvpool_rq_for_each_segment(struct request *rq,
+			       int (*fn)(void *ctx, struct page *page,
+					 unsigned int off, unsigned int len),
+			       void *ctx);
+void zvpool_memcpy_to_page(struct page *page, size_t off, const char *from,
+			   size_t len);
+void zvpool_memcpy_from_page(char *to, struct page *page, size_t off,
+			     size_t len);
+void zvpool_memzero_page(struct page *page, size_t off, size_t len);
+
+unsigned int zvpool_rq_op(struct request *rq)
+{
+	return req_op(rq);
+}
+
+u64 zvpool_rq_pos(struct request *rq)
+{
+	return blk_rq_pos(rq);
+}
+
+unsigned int zvpool_rq_bytes(struct request *rq)
+{
+	return blk_rq_bytes(rq);
+}
+
+bool zvpool_rq_is_fua(struct request *rq)
+{
+	return rq->cmd_flags & REQ_FUA;
+}
+
+bool zvpool_rq_is_preflush(struct request *rq)
+{
+	return rq->cmd_flags & REQ_PREFLUSH;
+}
+
+/*
+ * Calls fn for every single-page segment of rq's data, in order; stops at
+ * and returns the first non-zero return value of fn.
+ */
+int zvpool_rq_for_each_segment(struct request *rq,
+			       int (*fn)(void *ctx, struct page *page,
+					 unsigned int off, unsigned int len),
+			       void *ctx)
+{
+	struct req_iterator iter;
+	struct bio_vec bv;
+	int ret;
+
+	rq_for_each_segment(bv, rq, iter) {
+		ret = fn(ctx, bv.bv_page, bv.bv_offset, bv.bv_len);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+void zvpool_memcpy_to_page(struct page *page, size_t off, const char *from,
+			   size_t len)
+{
+	memcpy_to_page(page, off, from, len);
+}
+
+void zvpool_memcpy_from_page(char *to, struct page *page, size_t off,
+			     size_t len)
+{
+	memcpy_from_page(to, page, off, len);
+}
+
+void zvpool_memzero_page(struct page *page, size_t off, size_t len)
+{
+	memzero_page(page, off, len);
+}
+
+/* ---- disks (rust/kwrap/disk.rs) ---- */
+
+blk_features_t zvpool_blk_feat_write_cache(void);
+blk_features_t zvpool_blk_feat_fua(void);
+unsigned int zvpool_nr_cpu_ids(void);
+const struct block_device_operations *zvpool_bdev_fops(void);
+int zvpool_disk_claim(struct gendisk *disk);
+
+blk_features_t zvpool_blk_feat_write_cache(void)
+{
+	return BLK_FEAT_WRITE_CACHE;
+}
+
+blk_features_t zvpool_blk_feat_fua(void)
+{
+	return BLK_FEAT_FUA;
+}
+
+unsigned int zvpool_nr_cpu_ids(void)
+{
+	return nr_cpu_ids;
+}
+
+/*
+ * disk->private_data is owned by this file: NULL while the disk may be
+ * opened, non-NULL once zvpool_disk_claim() reserved it for removal.
+ * ->open runs with disk->open_mutex held, as does the claim, so an open
+ * either completes before the claim (which then sees the opener and fails)
+ * or fails after it.
+ */
+static int zvpool_bdev_open(struct gendisk *disk, blk_mode_t mode)
+{
+	if (disk->private_data)
+		return -ENXIO;
+	return 0;
+}
+
+static const struct block_device_operations zvpool_fops = {
+	.owner = THIS_MODULE,
+	.open = zvpool_bdev_open,
+};
+
+/* The block_device_operations of every zvpool disk. */
+const struct block_device_operations *zvpool_bdev_fops(void)
+{
+	return &zvpool_fops;
+}
+
+/*
+ * Reserves disk for removal: -EBUSY if anyone has it open, else 0 and
+ * every later open fails with -ENXIO. Sleeps (disk->open_mutex).
+ */
+int zvpool_disk_claim(struct gendisk *disk)
+{
+	int ret = 0;
+
+	mutex_lock(&disk->open_mutex);
+	if (disk_openers(disk))
+		ret = -EBUSY;
+	else
+		disk->private_data = disk;
+	mutex_unlock(&disk->open_mutex);
+	return ret;
+}
+
+/* ---- allocation scope (rust/kwrap/noio.rs) ---- */
+
+unsigned int zvpool_memalloc_noio_save(void);
+void zvpool_memalloc_noio_restore(unsigned int flags);
+
+unsigned int zvpool_memalloc_noio_save(void)
+{
+	return memalloc_noio_save();
+}
+
+void zvpool_memalloc_noio_restore(unsigned int flags)
+{
+	memalloc_noio_restore(flags);
+}
+
+/* ---- lower devices (rust/kwrap/bdev.rs) ---- */
 
 /* Geometry and capabilities of a block device, in 512-byte sectors. */
 struct zvpool_bdev_geom {
@@ -27,15 +199,8 @@ struct zvpool_bdev_geom {
 	u8 read_only;
 };
 
-const char *zvpool_kernel_release(void);
 u32 zvpool_blk_open_mode_rw_excl(void);
 void zvpool_bdev_geometry(struct block_device *bdev, struct zvpool_bdev_geom *g);
-
-/* The running kernel's release string, reported in configfs `features`. */
-const char *zvpool_kernel_release(void)
-{
-	return init_utsname()->release;
-}
 
 /* BLK_OPEN_READ | BLK_OPEN_WRITE | BLK_OPEN_EXCL (cast macros, invisible to bindgen). */
 u32 zvpool_blk_open_mode_rw_excl(void)
@@ -58,19 +223,4 @@ void zvpool_bdev_geometry(struct block_device *bdev, struct zvpool_bdev_geom *g)
 	g->write_cache = bdev_write_cache(bdev);
 	g->fua = bdev_fua(bdev);
 	g->read_only = bdev_read_only(bdev);
-}
-
-unsigned int zvpool_memalloc_noio_save(void);
-void zvpool_memalloc_noio_restore(unsigned int flags);
-
-/* Scoped GFP_NOIO (include/linux/sched/mm.h): allocations made by this task
- * until the matching restore do not start I/O to reclaim memory. */
-unsigned int zvpool_memalloc_noio_save(void)
-{
-	return memalloc_noio_save();
-}
-
-void zvpool_memalloc_noio_restore(unsigned int flags)
-{
-	memalloc_noio_restore(flags);
 }

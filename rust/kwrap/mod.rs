@@ -4,9 +4,13 @@
 //! still in flight, so it can be swapped for upstream later.
 
 pub(crate) mod bdev;
+pub(crate) mod disk;
 pub(crate) mod ffi;
 pub(crate) mod metaio;
 pub(crate) mod noio;
 pub(crate) mod random;
+pub(crate) mod request;
+pub(crate) mod segment;
+pub(crate) mod tagset;
 pub(crate) mod uts;
 pub(crate) mod zone;

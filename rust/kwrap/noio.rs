@@ -36,3 +36,9 @@ impl Drop for NoIo {
         unsafe { ffi::zvpool_memalloc_noio_restore(self.flags) };
     }
 }
+
+/// Runs `f` in an implicit `GFP_NOIO` allocation scope (process context).
+pub(crate) fn noio<R>(f: impl FnOnce() -> R) -> R {
+    let _scope = NoIo::enter();
+    f()
+}

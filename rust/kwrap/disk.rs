@@ -1,0 +1,280 @@
+// SPDX-License-Identifier: GPL-2.0
+//! A zvpool block device: a blk-mq tag set plus a gendisk whose requests are
+//! served by a [`VolumeOps`] implementation.
+//!
+//! # Why not `kernel::block::mq`
+//!
+//! Linux 7.3's `kernel::block::mq` cannot express what a disk a filesystem
+//! relies on needs: `GenDiskBuilder` sets no write cache, FUA, discard or
+//! write-zeroes limits (so the block layer silently drops every flush and
+//! rejects discard), `Request` has no sector/op accessors and can only be
+//! ended with success, and the per-request PDU is its own refcount, leaving
+//! no room for driver state. Ending its `ARef<Request>` through a raw
+//! `blk_mq_end_request` would bypass that refcount. So this layer is an
+//! independent minimal tag set + gendisk wrapper over raw `kernel::bindings`
+//! (`tagset.rs`, `request.rs`, `segment.rs`, this file), with its own
+//! ownership model (one owned [`Request`] per started request, ended exactly
+//! once) and its own PDU. Its API is shaped like the in-flight upstream
+//! work (`Request::sector()`, ending with a status, gendisk with write cache,
+//! FUA, discard and write zeroes) so it can be swapped for upstream later.
+//!
+//! Contexts: [`Disk::new`], [`Disk::claim`], [`Disk::set_capacity`] and
+//! dropping a `Disk` sleep (process context only). `VolumeOps::queue_rq`
+//! runs in process context and may sleep; requests may be ended from any
+//! context (see `request.rs`).
+
+use super::{ffi, request::Request, request::Status, tagset::TagSet};
+use core::ptr::NonNull;
+use kernel::{
+    bindings,
+    error::{from_err_ptr, to_result},
+    ffi::{c_char, c_void},
+    fmt,
+    prelude::*,
+    str::{CStr, CStrExt, CString},
+    sync::Arc,
+};
+
+/// The driver side of a disk: serves its requests.
+pub(crate) trait VolumeOps: Send + Sync + Sized + 'static {
+    /// Per-request driver state, kept in the request's PDU (initialised
+    /// once per tag, reused across requests).
+    type RequestData: Default + Send + Sync;
+
+    /// Serves a started request. Process context, may sleep
+    /// (`BLK_MQ_F_BLOCKING`), in a `GFP_NOIO` scope (`kwrap/noio.rs`). Either keep `rq` and
+    /// end it later (from any context, see [`Request::end`] and
+    /// [`Request::complete`]), or hand it back with a status in
+    /// [`Rejected`]: [`Status::Resource`] requeues it, any other status ends
+    /// it with that error.
+    fn queue_rq(
+        &self,
+        rq: Request<Self::RequestData>,
+        is_last: bool,
+    ) -> Result<(), Rejected<Self::RequestData>>;
+}
+
+/// A request `queue_rq` hands back to the block layer.
+pub(crate) struct Rejected<D> {
+    /// The request.
+    pub(crate) rq: Request<D>,
+    /// Why (`BLK_STS_*` returned from `queue_rq`).
+    pub(crate) status: Status,
+}
+
+/// Queue limits and tag-set shape of a disk.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct DiskParams {
+    /// Capacity in 512-byte sectors.
+    pub(crate) capacity_sectors: u64,
+    /// Logical (addressable) block size in bytes.
+    pub(crate) logical_block_size: u32,
+    /// Physical (atomic write) block size in bytes.
+    pub(crate) physical_block_size: u32,
+    /// Largest read/write request, in sectors.
+    pub(crate) max_hw_sectors: u32,
+    /// Largest discard, in sectors; 0: no discard.
+    pub(crate) max_hw_discard_sectors: u32,
+    /// Largest write zeroes, in sectors; 0: no write zeroes.
+    pub(crate) max_write_zeroes_sectors: u32,
+    /// Volatile write cache: flushes are sent to the driver.
+    pub(crate) write_cache: bool,
+    /// FUA writes are sent to the driver (needs `write_cache`).
+    pub(crate) fua: bool,
+    /// Hardware queues; 0: one per possible CPU (`nr_cpu_ids`).
+    pub(crate) nr_hw_queues: u32,
+    /// Tags per hardware queue.
+    pub(crate) queue_depth: u32,
+}
+
+impl DiskParams {
+    /// A 4 KiB-block disk with write cache, FUA, discard and write zeroes,
+    /// one hardware queue per CPU and 128 tags each.
+    pub(crate) fn new(capacity_sectors: u64) -> Self {
+        Self {
+            capacity_sectors,
+            logical_block_size: 4096,
+            physical_block_size: 4096,
+            max_hw_sectors: 2048,
+            max_hw_discard_sectors: 1 << 23,
+            max_write_zeroes_sectors: 1 << 23,
+            write_cache: true,
+            fua: true,
+            nr_hw_queues: 0,
+            queue_depth: 128,
+        }
+    }
+}
+
+/// A block device added to the system (`/dev/<name>`).
+///
+/// # Invariants
+///
+/// `gendisk` was returned by `blk_mq_alloc_disk` on `tagset`'s tag set with
+/// `queuedata` `Arc::as_ptr(&ops)` and `fops` `zvpool_bdev_fops()`, was added
+/// with `device_add_disk`, and is deleted and put only by `Drop`.
+pub(crate) struct Disk<T: VolumeOps> {
+    gendisk: NonNull<bindings::gendisk>,
+    // Dropped after `Drop::drop` released the gendisk: the tag set first,
+    // then the `T` that `queue_rq` used.
+    _tagset: TagSet<T>,
+    ops: Arc<T>,
+}
+
+// SAFETY: the gendisk is only used through the block layer's own locking
+// (`set_capacity_and_notify`, `del_gendisk`); `T` is `Send + Sync`.
+unsafe impl<T: VolumeOps> Send for Disk<T> {}
+// SAFETY: as above; `&Disk` methods are safe to call concurrently.
+unsafe impl<T: VolumeOps> Sync for Disk<T> {}
+
+impl<T: VolumeOps> Disk<T> {
+    /// Creates the disk `name` (at most 31 bytes) served by `ops` and adds it
+    /// to the system: `/dev/<name>` exists when this returns. Sleeps.
+    pub(crate) fn new(name: fmt::Arguments<'_>, p: &DiskParams, ops: Arc<T>) -> Result<Self> {
+        let name = CString::try_from_fmt(name)?;
+        let nr_hw_queues = match p.nr_hw_queues {
+            // SAFETY: no preconditions.
+            0 => unsafe { ffi::zvpool_nr_cpu_ids() },
+            n => n,
+        };
+        let tagset = TagSet::<T>::new(nr_hw_queues, p.queue_depth)?;
+
+        let mut lim: bindings::queue_limits = pin_init::zeroed();
+        lim.logical_block_size = p.logical_block_size;
+        lim.physical_block_size = p.physical_block_size;
+        lim.max_hw_sectors = p.max_hw_sectors;
+        lim.max_hw_discard_sectors = p.max_hw_discard_sectors;
+        if p.max_hw_discard_sectors != 0 {
+            lim.discard_granularity = p.logical_block_size;
+        }
+        lim.max_write_zeroes_sectors = p.max_write_zeroes_sectors;
+        if p.write_cache {
+            // SAFETY: no preconditions.
+            lim.features |= unsafe { ffi::zvpool_blk_feat_write_cache() };
+            if p.fua {
+                // SAFETY: no preconditions.
+                lim.features |= unsafe { ffi::zvpool_blk_feat_fua() };
+            }
+        }
+
+        // SAFETY: the tag set is allocated (type invariant of `TagSet`) and
+        // outlives the disk (field order, `Drop`); `lim` is valid for the
+        // call; `queuedata` is the `T` kept alive by `ops` in the result.
+        let gendisk = from_err_ptr(unsafe {
+            bindings::__blk_mq_alloc_disk(
+                tagset.as_ptr(),
+                &mut lim,
+                Arc::as_ptr(&ops).cast_mut().cast::<c_void>(),
+                kernel::static_lock_class!().as_ptr(),
+            )
+        })
+        .inspect_err(|e| {
+            pr_err!(
+                "{}: cannot allocate the disk ({:?})\n",
+                name.to_str().unwrap_or("?"),
+                e
+            )
+        })?;
+        let Some(gendisk) = NonNull::new(gendisk) else {
+            return Err(ENOMEM);
+        };
+        let g = gendisk.as_ptr();
+
+        // SAFETY: `g` is a new gendisk nobody else uses until `device_add_disk`.
+        let dst = unsafe { &mut (*g).disk_name };
+        let bytes = name.to_bytes_with_nul();
+        if bytes.len() > dst.len() {
+            pr_err!("disk name too long\n");
+            // SAFETY: allocated above, never added.
+            unsafe { bindings::put_disk(g) };
+            return Err(EINVAL);
+        }
+        for (d, s) in dst.iter_mut().zip(bytes) {
+            *d = c_char::from_ne_bytes([*s]);
+        }
+        // SAFETY: as above; the fops table lives as long as the module, and
+        // the disk cannot outlive the module (`fops.owner`, configfs).
+        unsafe {
+            (*g).fops = ffi::zvpool_bdev_fops();
+            bindings::set_capacity(g, p.capacity_sectors);
+        }
+        // SAFETY: `g` is a fully set up gendisk not yet added.
+        let ret = to_result(unsafe {
+            bindings::device_add_disk(core::ptr::null_mut(), g, core::ptr::null_mut())
+        });
+        if let Err(e) = ret {
+            pr_err!(
+                "{}: cannot add the disk ({:?})\n",
+                name.to_str().unwrap_or("?"),
+                e
+            );
+            // SAFETY: allocated above, not added.
+            unsafe { bindings::put_disk(g) };
+            return Err(e);
+        }
+        // INVARIANT: allocated on `tagset` with `queuedata` from `ops`, fops
+        // set, added above.
+        Ok(Self {
+            gendisk,
+            _tagset: tagset,
+            ops,
+        })
+    }
+
+    fn raw(&self) -> *mut bindings::gendisk {
+        self.gendisk.as_ptr()
+    }
+
+    /// The driver side serving this disk.
+    pub(crate) fn ops(&self) -> &Arc<T> {
+        &self.ops
+    }
+
+    /// The disk's name (`zvpool0`).
+    pub(crate) fn name(&self) -> &CStr {
+        // SAFETY: by the type invariant the gendisk is valid; `disk_name` is
+        // NUL-terminated (written by `new`) and not changed afterwards.
+        unsafe { CStr::from_char_ptr((*self.raw()).disk_name.as_ptr()) }
+    }
+
+    /// Major and minor number of the whole-disk device.
+    pub(crate) fn devt(&self) -> (u32, u32) {
+        // SAFETY: by the type invariant the gendisk is valid and added;
+        // `major` and `first_minor` are set by `device_add_disk` and then
+        // constant.
+        unsafe { ((*self.raw()).major as u32, (*self.raw()).first_minor as u32) }
+    }
+
+    /// Changes the capacity (in sectors) and notifies user space (a
+    /// `RESIZE=1` uevent). Sleeps.
+    #[allow(dead_code, reason = "online resize comes with the resize work")]
+    pub(crate) fn set_capacity(&self, sectors: u64) {
+        // SAFETY: by the type invariant the gendisk is valid and added.
+        unsafe { bindings::set_capacity_and_notify(self.raw(), sectors) };
+    }
+
+    /// Reserves the disk for removal: `EBUSY` if it is open; once it
+    /// succeeded every open fails with `ENXIO`, and the caller should drop
+    /// the disk. Sleeps.
+    pub(crate) fn claim(&self) -> Result {
+        // SAFETY: by the type invariant the gendisk is valid and its fops are
+        // `zvpool_bdev_fops()`.
+        to_result(unsafe { ffi::zvpool_disk_claim(self.raw()) })
+    }
+}
+
+impl<T: VolumeOps> Drop for Disk<T> {
+    /// Removes the disk: `del_gendisk` stops new I/O and waits for every
+    /// `queue_rq` and in-flight request (so requests a backend still holds
+    /// must complete for this to return), then the last reference is put;
+    /// only afterwards the tag set and `T` are freed (field drop order).
+    /// Sleeps. If the disk is still open, removal works too (later I/O
+    /// fails), but callers should [`Disk::claim`] first.
+    fn drop(&mut self) {
+        // SAFETY: by the type invariant the gendisk was added and not yet
+        // deleted.
+        unsafe { bindings::del_gendisk(self.raw()) };
+        // SAFETY: the reference from `blk_mq_alloc_disk`, put once here.
+        unsafe { bindings::put_disk(self.raw()) };
+    }
+}

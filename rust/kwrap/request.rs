@@ -1,0 +1,366 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Block-layer requests of a zvpool disk: an owned handle to a started
+//! `struct request` with the accessors the driver needs (operation, sector,
+//! length, FUA/PREFLUSH, data segments) and completion with a status.
+//!
+//! Shaped like the in-flight upstream Rust block-layer API (`Request::sector()`,
+//! ending with a status), but independent of `kernel::block::mq`: see
+//! `disk.rs` for why.
+//!
+//! Ownership: the tag set's `queue_rq` starts the request and hands the
+//! driver a [`Request`]; the driver owns it until it calls [`Request::end`]
+//! or [`Request::complete`] (both consume it), from whatever context its
+//! completion arrives in. A `Request` dropped without either is ended with
+//! `BLK_STS_IOERR` (and a warning), so a request can never hang forever.
+//!
+//! Each request carries a PDU ([`Pdu`]): the completion status for
+//! [`Request::complete`] plus the driver's own per-request data `D`.
+
+use super::{ffi, segment::Segment};
+use core::{
+    marker::PhantomData,
+    mem::ManuallyDrop,
+    ptr::NonNull,
+    sync::atomic::{AtomicU8, Ordering},
+};
+use kernel::{
+    bindings,
+    ffi::{c_int, c_uint, c_void},
+    prelude::*,
+};
+
+/// Sector size of the block layer's addressing (`SECTOR_SHIFT`).
+pub(crate) const SECTOR_SHIFT: u32 = 9;
+
+/// Operation of a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Op {
+    /// `REQ_OP_READ`.
+    Read,
+    /// `REQ_OP_WRITE` (see [`Request::is_fua`]).
+    Write,
+    /// `REQ_OP_FLUSH`: make every completed write durable.
+    Flush,
+    /// `REQ_OP_DISCARD`: the range's contents are no longer needed.
+    Discard,
+    /// `REQ_OP_WRITE_ZEROES`: the range must read back as zeroes.
+    WriteZeroes,
+}
+
+/// Completion status of a request (`blk_status_t`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Status {
+    /// `BLK_STS_OK`.
+    Ok,
+    /// `BLK_STS_NOTSUPP` (`EOPNOTSUPP`).
+    NotSupp,
+    /// `BLK_STS_TIMEOUT` (`ETIMEDOUT`).
+    Timeout,
+    /// `BLK_STS_NOSPC` (`ENOSPC`): the pool is out of space.
+    NoSpc,
+    /// `BLK_STS_MEDIUM` (`ENODATA`): unreadable data.
+    Medium,
+    /// `BLK_STS_PROTECTION` (`EILSEQ`): checksum/integrity error.
+    Protection,
+    /// `BLK_STS_RESOURCE` (`ENOMEM`). Returned from `queue_rq` (see
+    /// `disk::Rejected`) it means "requeue later", not failure.
+    Resource,
+    /// `BLK_STS_AGAIN` (`EAGAIN`).
+    Again,
+    /// `BLK_STS_IOERR` (`EIO` and every errno without a closer match).
+    IoErr,
+}
+
+impl Status {
+    /// The errno this status stands for; `None` for [`Status::Ok`].
+    pub(crate) fn to_error(self) -> Option<Error> {
+        Some(match self {
+            Status::Ok => return None,
+            Status::NotSupp => EOPNOTSUPP,
+            Status::Timeout => ETIMEDOUT,
+            Status::NoSpc => ENOSPC,
+            Status::Medium => ENODATA,
+            Status::Protection => EILSEQ,
+            Status::Resource => ENOMEM,
+            Status::Again => EAGAIN,
+            Status::IoErr => EIO,
+        })
+    }
+
+    /// The C `blk_status_t`.
+    pub(crate) fn to_raw(self) -> bindings::blk_status_t {
+        match self.to_error() {
+            None => bindings::BLK_STS_OK as bindings::blk_status_t,
+            // SAFETY: `errno_to_blk_status` only looks its argument up in a
+            // table; any value is allowed.
+            Some(e) => unsafe { bindings::errno_to_blk_status(e.to_errno()) },
+        }
+    }
+}
+
+impl From<Error> for Status {
+    fn from(e: Error) -> Self {
+        const MAP: [(Error, Status); 8] = [
+            (EOPNOTSUPP, Status::NotSupp),
+            (ETIMEDOUT, Status::Timeout),
+            (ENOSPC, Status::NoSpc),
+            (ENODATA, Status::Medium),
+            (EILSEQ, Status::Protection),
+            (ENOMEM, Status::Resource),
+            (EAGAIN, Status::Again),
+            (EIO, Status::IoErr),
+        ];
+        MAP.iter()
+            .find(|(err, _)| *err == e)
+            .map_or(Status::IoErr, |(_, s)| *s)
+    }
+}
+
+impl From<Result> for Status {
+    fn from(r: Result) -> Self {
+        match r {
+            Ok(()) => Status::Ok,
+            Err(e) => e.into(),
+        }
+    }
+}
+
+/// Per-request driver data (the tag set's `cmd_size` bytes after each
+/// `struct request`), initialised by `init_request` and dropped by
+/// `exit_request` (see `tagset.rs`).
+pub(super) struct Pdu<D> {
+    /// Status for `Request::complete`, read back by the `complete` callback.
+    status: AtomicU8,
+    /// The driver's own per-request state.
+    data: D,
+}
+
+impl<D: Default> Pdu<D> {
+    /// Initialises the PDU of `rq`.
+    ///
+    /// # Safety
+    ///
+    /// `rq` is a request of a tag set whose `cmd_size` is `size_of::<Pdu<D>>()`
+    /// and whose PDU is not initialised.
+    pub(super) unsafe fn init(rq: *mut bindings::request) {
+        const { assert!(core::mem::align_of::<Pdu<D>>() <= core::mem::align_of::<usize>()) };
+        // SAFETY: by the caller's guarantee the PDU is `size_of::<Pdu<D>>()`
+        // bytes right after `*rq`, which is pointer-aligned (checked above
+        // to be enough), and uninitialised.
+        unsafe {
+            bindings::blk_mq_rq_to_pdu(rq).cast::<Pdu<D>>().write(Pdu {
+                status: AtomicU8::new(0),
+                data: D::default(),
+            })
+        };
+    }
+}
+
+impl<D> Pdu<D> {
+    /// Drops the PDU of `rq`.
+    ///
+    /// # Safety
+    ///
+    /// The PDU of `rq` was initialised with [`Pdu::init`], no reference to it
+    /// is alive, and it is not used again until initialised again.
+    pub(super) unsafe fn drop_in_place(rq: *mut bindings::request) {
+        // SAFETY: guaranteed by the caller.
+        unsafe { core::ptr::drop_in_place(bindings::blk_mq_rq_to_pdu(rq).cast::<Pdu<D>>()) };
+    }
+
+    /// The PDU of `rq`.
+    ///
+    /// # Safety
+    ///
+    /// The PDU of `rq` was initialised with [`Pdu::init`] and is not dropped
+    /// while the returned reference lives.
+    pub(super) unsafe fn get<'a>(rq: *mut bindings::request) -> &'a Self {
+        // SAFETY: guaranteed by the caller.
+        unsafe { &*bindings::blk_mq_rq_to_pdu(rq).cast::<Pdu<D>>() }
+    }
+
+    /// The status stored by [`Request::complete`].
+    pub(super) fn status(&self) -> bindings::blk_status_t {
+        self.status.load(Ordering::Acquire)
+    }
+}
+
+/// A started block-layer request owned by the driver, with PDU data `D`.
+///
+/// # Invariants
+///
+/// `ptr` points to a request of a zvpool tag set whose PDU is a [`Pdu<D>`]
+/// initialised by `init_request`; `blk_mq_start_request` was called on it and
+/// it has been neither ended nor completed; this `Request` is its only owner.
+pub(crate) struct Request<D> {
+    ptr: NonNull<bindings::request>,
+    _p: PhantomData<D>,
+}
+
+// SAFETY: a started request may be ended or completed from any thread and any
+// context (`blk_mq_end_request` and `blk_mq_complete_request` are IRQ-safe);
+// the PDU data is shared only as `&D`, hence `D: Sync`.
+unsafe impl<D: Send + Sync> Send for Request<D> {}
+
+// SAFETY: `&Request` only reads fields of the request that do not change while
+// the driver owns it, and gives out `&D` (`D: Sync`).
+unsafe impl<D: Sync> Sync for Request<D> {}
+
+/// Calls the closure behind `ctx` for one segment (trampoline for
+/// `zvpool_rq_for_each_segment`).
+///
+/// # Safety
+///
+/// `ctx` points to an `F`, `page` is a valid page of a request the caller owns
+/// and `off + len <= PAGE_SIZE`.
+unsafe extern "C" fn segment_trampoline<F: FnMut(&Segment<'_>) -> Result>(
+    ctx: *mut c_void,
+    page: *mut bindings::page,
+    off: c_uint,
+    len: c_uint,
+) -> c_int {
+    // SAFETY: `ctx` is the `&mut F` passed by `for_each_segment`, exclusively
+    // borrowed for the whole iteration.
+    let f = unsafe { &mut *ctx.cast::<F>() };
+    // SAFETY: `page`, `off` and `len` describe one segment of the request,
+    // valid while the iteration runs (the caller owns the request).
+    let seg = unsafe { Segment::from_raw(page, off, len) };
+    match f(&seg) {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
+}
+
+impl<D> Request<D> {
+    /// Takes ownership of a started request.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` satisfies the type invariant and no other `Request` owns it.
+    pub(super) unsafe fn from_raw(ptr: NonNull<bindings::request>) -> Self {
+        // INVARIANT: guaranteed by the caller.
+        Self {
+            ptr,
+            _p: PhantomData,
+        }
+    }
+
+    /// Gives up ownership without ending the request (`queue_rq` returns an
+    /// error status for it; the block layer then ends or requeues it).
+    pub(super) fn into_raw(self) -> *mut bindings::request {
+        ManuallyDrop::new(self).ptr.as_ptr()
+    }
+
+    fn raw(&self) -> *mut bindings::request {
+        self.ptr.as_ptr()
+    }
+
+    /// The operation, or `EOPNOTSUPP` for one zvpool does not handle.
+    pub(crate) fn op(&self) -> Result<Op> {
+        // SAFETY: by the type invariant `self.ptr` is a valid request.
+        let op = unsafe { ffi::zvpool_rq_op(self.raw()) };
+        Ok(match op {
+            bindings::req_op_REQ_OP_READ => Op::Read,
+            bindings::req_op_REQ_OP_WRITE => Op::Write,
+            bindings::req_op_REQ_OP_FLUSH => Op::Flush,
+            bindings::req_op_REQ_OP_DISCARD => Op::Discard,
+            bindings::req_op_REQ_OP_WRITE_ZEROES => Op::WriteZeroes,
+            _ => return Err(EOPNOTSUPP),
+        })
+    }
+
+    /// First sector (512 bytes) of the request (`blk_rq_pos`).
+    pub(crate) fn sector(&self) -> u64 {
+        // SAFETY: by the type invariant `self.ptr` is a valid request.
+        unsafe { ffi::zvpool_rq_pos(self.raw()) }
+    }
+
+    /// Length of the request in bytes (`blk_rq_bytes`); 0 for a flush.
+    pub(crate) fn bytes(&self) -> u32 {
+        // SAFETY: by the type invariant `self.ptr` is a valid request.
+        unsafe { ffi::zvpool_rq_bytes(self.raw()) }
+    }
+
+    /// `REQ_FUA`: the write must be durable when it completes.
+    #[allow(dead_code, reason = "API for the pool backend")]
+    pub(crate) fn is_fua(&self) -> bool {
+        // SAFETY: by the type invariant `self.ptr` is a valid request.
+        unsafe { ffi::zvpool_rq_is_fua(self.raw()) }
+    }
+
+    /// `REQ_PREFLUSH`. With a write cache advertised, the block layer turns
+    /// preflushes into separate [`Op::Flush`] requests, so a driver normally
+    /// never sees it set; exposed for completeness.
+    #[allow(dead_code, reason = "API for the pool backend")]
+    pub(crate) fn is_preflush(&self) -> bool {
+        // SAFETY: by the type invariant `self.ptr` is a valid request.
+        unsafe { ffi::zvpool_rq_is_preflush(self.raw()) }
+    }
+
+    /// The driver's per-request data.
+    #[allow(dead_code, reason = "API for the pool backend")]
+    pub(crate) fn data(&self) -> &D {
+        // SAFETY: by the type invariant the PDU is initialised; it is only
+        // dropped by `exit_request`, never while the request is owned.
+        &unsafe { Pdu::<D>::get(self.raw()) }.data
+    }
+
+    /// Calls `f` for every single-page data segment, in order (only for
+    /// [`Op::Read`] and [`Op::Write`], which carry data); stops at and returns
+    /// the first error. Any context.
+    pub(crate) fn for_each_segment<F: FnMut(&Segment<'_>) -> Result>(&self, mut f: F) -> Result {
+        // SAFETY: by the type invariant the request is started and owned by
+        // `self`, borrowed for the whole call; `ctx` points to `f`, which
+        // outlives the call and matches the trampoline's `F`.
+        let ret = unsafe {
+            ffi::zvpool_rq_for_each_segment(
+                self.raw(),
+                segment_trampoline::<F>,
+                core::ptr::from_mut(&mut f).cast(),
+            )
+        };
+        match ret {
+            0 => Ok(()),
+            e => Err(Error::from_errno(e)),
+        }
+    }
+
+    /// Ends the request with `status` right here (`blk_mq_end_request`): the
+    /// upper layer's completion runs in the caller's context. Any context,
+    /// including hard IRQ; never sleeps.
+    pub(crate) fn end(self, status: Status) {
+        let rq = self.into_raw();
+        // SAFETY: `rq` was a started, owned, not yet ended request (type
+        // invariant); ownership ends here.
+        unsafe { bindings::blk_mq_end_request(rq, status.to_raw()) };
+    }
+
+    /// Completes the request with `status` through `blk_mq_complete_request`:
+    /// the block layer ends it on the submitting CPU (softirq or IPI), so the
+    /// upper layer's completion does not run in the caller's context. Meant
+    /// for completions from hard IRQ (a lower bio's `end_io`). Any context;
+    /// never sleeps.
+    pub(crate) fn complete(self, status: Status) {
+        // SAFETY: by the type invariant the PDU is initialised.
+        let pdu = unsafe { Pdu::<D>::get(self.raw()) };
+        // Release pairs with the Acquire in `Pdu::status`, read by the
+        // `complete` callback, possibly on another CPU.
+        pdu.status.store(status.to_raw(), Ordering::Release);
+        let rq = self.into_raw();
+        // SAFETY: `rq` was a started, owned request; the tag set's `complete`
+        // callback ends it with the status stored above.
+        unsafe { bindings::blk_mq_complete_request(rq) };
+    }
+}
+
+impl<D> Drop for Request<D> {
+    fn drop(&mut self) {
+        pr_warn!(
+            "request at sector {} dropped without completion; ending it with an I/O error\n",
+            self.sector()
+        );
+        // SAFETY: by the type invariant the request is started, owned and not
+        // yet ended; `self` is going away, so it is not used again.
+        unsafe { bindings::blk_mq_end_request(self.raw(), Status::IoErr.to_raw()) };
+    }
+}

@@ -1,0 +1,237 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Volumes: the block device `/dev/zvpoolN` of a volume, and the
+//! [`VolumeBackend`] interface through which it reaches its data.
+//!
+//! A [`VolumeDev`] owns the disk (`kwrap::disk::Disk`) and its index `N`;
+//! [`Volume`] is the disk's `VolumeOps`: it decodes each request and hands
+//! it, as an [`Io`], to the backend's method for its operation. The pool
+//! implements [`VolumeBackend`] (reads through the block table, log-structured
+//! writes, ...); until then `membackend::MemBackend`, a RAM test backend,
+//! does.
+
+use crate::kwrap::{
+    disk::{Disk, DiskParams, Rejected, VolumeOps},
+    request::{Op, Request, Status, SECTOR_SHIFT},
+    segment::Segment,
+};
+use core::sync::atomic::{AtomicBool, Ordering};
+use kernel::{prelude::*, str::CStr, sync::Arc};
+
+/// Block size of every volume: the logical and physical block size of its
+/// disk, and the unit of sizes in the configfs ABI.
+pub(crate) const BLOCK_SIZE: u64 = 4096;
+
+/// Largest volume size in bytes (configfs ABI: at most 2^50).
+pub(crate) const MAX_VOLUME_BYTES: u64 = 1 << 50;
+
+/// The data side of a volume. Every method receives one request of a
+/// volume and must complete it exactly once, with [`Io::end`] or
+/// [`Io::complete`] (dropping an `Io` ends it with an I/O error). The methods
+/// are called in process context and may sleep (they run in a `GFP_NOIO` scope, see `kwrap/noio.rs`);
+/// completion may happen later from any context, including hard IRQ (a
+/// lower bio's `end_io`).
+///
+/// Ranges are within the volume's capacity (checked by the block layer) and
+/// aligned to [`BLOCK_SIZE`].
+pub(crate) trait VolumeBackend: Send + Sync + Sized + 'static {
+    /// Per-request state for asynchronous completion (e.g. a count of
+    /// outstanding lower bios), reused across requests.
+    type RequestData: Default + Send + Sync;
+
+    /// Fill the request's segments with the data at `io.offset()`;
+    /// unmapped space reads as zeroes.
+    fn read(&self, io: Io<Self>);
+    /// Store the request's segments at `io.offset()`; durable on completion
+    /// if `io.is_fua()`.
+    fn write(&self, io: Io<Self>);
+    /// Make every write completed so far durable.
+    fn flush(&self, io: Io<Self>);
+    /// The range is no longer needed: unmap it (reads return zeroes after).
+    fn discard(&self, io: Io<Self>);
+    /// The range must read back as zeroes.
+    fn write_zeroes(&self, io: Io<Self>);
+}
+
+/// One request of a volume, handed to its [`VolumeBackend`].
+pub(crate) struct Io<B: VolumeBackend> {
+    rq: Request<B::RequestData>,
+}
+
+impl<B: VolumeBackend> Io<B> {
+    /// Byte offset in the volume.
+    pub(crate) fn offset(&self) -> u64 {
+        self.rq.sector() << SECTOR_SHIFT
+    }
+
+    /// First sector (512 bytes) in the volume.
+    #[allow(dead_code, reason = "API for the pool backend")]
+    pub(crate) fn sector(&self) -> u64 {
+        self.rq.sector()
+    }
+
+    /// Length in bytes (0 for a flush).
+    pub(crate) fn len(&self) -> u64 {
+        u64::from(self.rq.bytes())
+    }
+
+    /// A write that must be durable when it completes.
+    #[allow(dead_code, reason = "API for the pool backend")]
+    pub(crate) fn is_fua(&self) -> bool {
+        self.rq.is_fua()
+    }
+
+    /// The backend's per-request state.
+    #[allow(dead_code, reason = "API for the pool backend")]
+    pub(crate) fn data(&self) -> &B::RequestData {
+        self.rq.data()
+    }
+
+    /// Calls `f` for every single-page data segment in order (read and
+    /// write only); stops at the first error.
+    pub(crate) fn for_each_segment(&self, f: impl FnMut(&Segment<'_>) -> Result) -> Result {
+        self.rq.for_each_segment(f)
+    }
+
+    /// Completes the request with `result` in the caller's context. Any
+    /// context; never sleeps.
+    pub(crate) fn end(self, result: Result) {
+        self.rq.end(Status::from(result));
+    }
+
+    /// Completes the request with `result`, deferring the upper layer's
+    /// completion to the submitting CPU (for completions in hard IRQ). Any
+    /// context; never sleeps.
+    pub(crate) fn complete(self, result: Result) {
+        self.rq.complete(Status::from(result));
+    }
+}
+
+/// The `VolumeOps` of a volume's disk: dispatches requests to `B`.
+pub(crate) struct Volume<B: VolumeBackend> {
+    backend: Arc<B>,
+}
+
+impl<B: VolumeBackend> VolumeOps for Volume<B> {
+    type RequestData = B::RequestData;
+
+    fn queue_rq(
+        &self,
+        rq: Request<B::RequestData>,
+        _is_last: bool,
+    ) -> Result<(), Rejected<B::RequestData>> {
+        let op = match rq.op() {
+            Ok(op) => op,
+            Err(_) => {
+                return Err(Rejected {
+                    rq,
+                    status: Status::NotSupp,
+                })
+            }
+        };
+        let io = Io { rq };
+        let b = &*self.backend;
+        match op {
+            Op::Read => b.read(io),
+            Op::Write => b.write(io),
+            Op::Flush => b.flush(io),
+            Op::Discard => b.discard(io),
+            Op::WriteZeroes => b.write_zeroes(io),
+        }
+        Ok(())
+    }
+}
+
+/// Most volume disks that can exist at once (`zvpool0` .. `zvpool255`).
+const MAX_DISKS: usize = 256;
+
+/// Which disk indexes `N` of `/dev/zvpoolN` are in use.
+static INDEX_USED: [AtomicBool; MAX_DISKS] = [const { AtomicBool::new(false) }; MAX_DISKS];
+
+/// A claimed disk index, released on drop.
+struct DiskIndex(usize);
+
+impl DiskIndex {
+    /// The lowest free index, or `ENOSPC`.
+    fn alloc() -> Result<Self> {
+        for (i, used) in INDEX_USED.iter().enumerate() {
+            if used
+                .compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            {
+                return Ok(Self(i));
+            }
+        }
+        Err(ENOSPC)
+    }
+}
+
+impl Drop for DiskIndex {
+    fn drop(&mut self) {
+        if let Some(used) = INDEX_USED.get(self.0) {
+            used.store(false, Ordering::Release);
+        }
+    }
+}
+
+/// The block device `/dev/zvpoolN` of a volume, served by `B`.
+pub(crate) struct VolumeDev<B: VolumeBackend> {
+    // Dropped first: the disk is gone before its index is reused.
+    disk: Disk<Volume<B>>,
+    _index: DiskIndex,
+}
+
+impl<B: VolumeBackend> VolumeDev<B> {
+    /// Creates `/dev/zvpoolN` (the lowest free `N`) of `size` bytes, served
+    /// by `backend`. `size` must be a non-zero multiple of [`BLOCK_SIZE`].
+    /// `what` names the volume in error messages. Sleeps.
+    pub(crate) fn new(what: &CStr, size: u64, backend: Arc<B>) -> Result<Self> {
+        let index = DiskIndex::alloc().inspect_err(|_| {
+            pr_err!(
+                "{}: all {} volume disks are in use\n",
+                what.to_str().unwrap_or("?"),
+                MAX_DISKS
+            )
+        })?;
+        let params = DiskParams::new(size >> SECTOR_SHIFT);
+        let ops = Arc::new(Volume { backend }, GFP_KERNEL)?;
+        let disk = Disk::new(fmt!("zvpool{}", index.0), &params, ops)?;
+        Ok(Self {
+            disk,
+            _index: index,
+        })
+    }
+
+    /// The disk's name (`zvpool0`).
+    pub(crate) fn name(&self) -> &CStr {
+        self.disk.name()
+    }
+
+    /// Major and minor number of the disk.
+    pub(crate) fn devt(&self) -> (u32, u32) {
+        self.disk.devt()
+    }
+
+    /// The backend serving the disk.
+    #[allow(dead_code, reason = "API for the pool backend")]
+    pub(crate) fn backend(&self) -> &Arc<B> {
+        &self.disk.ops().backend
+    }
+
+    /// Changes the size (online resize; `size` as for [`VolumeDev::new`]).
+    #[allow(dead_code, reason = "online resize comes with the resize work")]
+    pub(crate) fn resize(&self, size: u64) {
+        self.disk.set_capacity(size >> SECTOR_SHIFT);
+    }
+
+    /// Removes the disk, or hands it back with `EBUSY` if it is open.
+    /// Sleeps until in-flight I/O has completed.
+    pub(crate) fn remove(self) -> Result<(), (Self, Error)> {
+        match self.disk.claim() {
+            Ok(()) => {
+                drop(self);
+                Ok(())
+            }
+            Err(e) => Err((self, e)),
+        }
+    }
+}

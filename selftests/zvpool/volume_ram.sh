@@ -1,0 +1,194 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+# Volume block devices on the RAM test backend (temporary configfs group
+# /sys/kernel/config/zvpool/_ramdisk/VOLUME/, per-volume attributes as in the
+# ABI): limits and queue features of /dev/zvpoolN, data integrity (fio
+# verify), discard and write zeroes, ext4 on top, refusals with their errno
+# and log line, and a clean kernel log.
+DIR=$(dirname "$0")
+. "$DIR/ktap_helpers.sh"
+
+KO=${ZVPOOL_KO:-/lib/modules/zvpool/zvpool.ko}
+CFS=/sys/kernel/config/zvpool
+RD=$CFS/_ramdisk
+V=$RD/vol0
+SIZE=268435456 # 256 MiB
+MIB=1048576
+
+ktap_print_header
+if [ ! -f "$KO" ]; then
+	ktap_set_plan 1
+	ktap_test_skip "volume_ram" "no zvpool.ko at $KO"
+	ktap_finished
+fi
+if lsmod 2>/dev/null | grep -q '^zvpool '; then
+	rmmod zvpool 2>/dev/null
+fi
+ktap_set_plan 45
+LOG0=$(dmesg | wc -l)
+
+# refused NAME VALUE FILE ERRNO-TEXT LOG-PATTERN: writing VALUE to FILE fails
+# with ERRNO-TEXT and logs one "zvpool: ...LOG-PATTERN" line.
+refused() {
+	dmesg_mark
+	if _out=$( (echo "$2" >"$3") 2>&1); then
+		ktap_print_msg "$1: write of '$2' succeeded"
+		ktap_test_fail "$1"
+		return
+	fi
+	if ! echo "$_out" | grep -qi "$4"; then
+		ktap_print_msg "$1: expected '$4', got '$_out'"
+		ktap_test_fail "$1"
+		return
+	fi
+	_n=$(dmesg_since_mark | grep -c "zvpool: .*$5")
+	if [ "$_n" = 1 ]; then
+		ktap_test_pass "$1"
+	else
+		ktap_print_msg "$1: $_n log lines matching '$5':"
+		dmesg_since_mark | sed 's/^/# /'
+		ktap_test_fail "$1"
+	fi
+}
+
+# is_zero DEV OFFSET-MIB LEN-MIB: the range reads back as zeroes (O_DIRECT).
+is_zero() {
+	_nz=$(dd if="$1" bs=$MIB skip="$2" count="$3" iflag=direct 2>/dev/null | tr -d '\000' | wc -c)
+	[ "$_nz" = 0 ]
+}
+
+# nonzero DEV OFFSET-MIB LEN-MIB: the range holds some non-zero bytes.
+nonzero() {
+	! is_zero "$@"
+}
+
+usage_key() {
+	sed -n "s/^$1 //p" "$V/usage"
+}
+
+ktap_test_result "insmod succeeds" insmod "$KO"
+ktap_test_result "mkdir _ramdisk (temporary RAM volume group)" mkdir "$RD"
+if (mkdir "$CFS/pool0") 2>/dev/null; then
+	rmdir "$CFS/pool0"
+	ktap_test_fail "mkdir of another pool directory is refused until pools exist"
+else
+	ktap_test_pass "mkdir of another pool directory is refused until pools exist"
+fi
+ktap_test_result "mkdir _ramdisk/vol0" mkdir "$V"
+ktap_expect_eq "attributes as in the ABI" "dev enable size usage" "$(ls "$V" | sort | tr '\n' ' ' | sed 's/ $//')"
+ktap_expect_eq "new volume: size 0" "0" "$(cat "$V/size")"
+ktap_expect_eq "new volume: disabled, dev empty" "0:" "$(cat "$V/enable"):$(cat "$V/dev")"
+
+refused "enable without a size: EINVAL" 1 "$V/enable" "invalid argument" "size is not set"
+refused "size 0: EINVAL" 0 "$V/size" "invalid argument" "is not a multiple of 4096"
+refused "size not a multiple of 4096: EINVAL" 1000 "$V/size" "invalid argument" "is not a multiple of 4096"
+refused "size above 2^50: EINVAL" 1125899906846720 "$V/size" "invalid argument" "is not a multiple of 4096"
+refused "size not a number: EINVAL" 12ab "$V/size" "invalid argument" "not a decimal number"
+refused "disable while disabled: EBUSY" 0 "$V/enable" "resource busy" "already disabled"
+
+ktap_test_result "size 2^50 accepted (thin)" sh -c "echo 1125899906842624 >$V/size"
+ktap_test_result "size 256 MiB accepted" sh -c "echo $SIZE >$V/size"
+ktap_expect_eq "size reads back" "$SIZE" "$(cat "$V/size")"
+ktap_test_result "enable" sh -c "echo 1 >$V/enable"
+dev=$(cut -d' ' -f1 "$V/dev")
+B=/dev/$dev
+Q=/sys/block/$dev/queue
+ktap_print_msg "dev: $(cat "$V/dev")"
+ktap_test_result "dev names a zvpoolN block device with major:minor" \
+	sh -c "grep -qE '^zvpool[0-9]+ [0-9]+:[0-9]+\$' $V/dev && test -b $B && test \"\$(cat /sys/block/$dev/dev)\" = \"\$(cut -d' ' -f2 $V/dev)\""
+ktap_expect_eq "capacity is the volume size" "$SIZE" "$(($(cat /sys/block/"$dev"/size) * 512))"
+ktap_expect_eq "logical/physical block size 4096" "4096 4096" "$(cat $Q/logical_block_size) $(cat $Q/physical_block_size)"
+ktap_expect_eq "queue/write_cache: write back" "write back" "$(cat $Q/write_cache)"
+ktap_expect_eq "queue/fua: 1" "1" "$(cat $Q/fua)"
+ktap_test_result "discard_max_bytes and write_zeroes_max_bytes > 0" \
+	sh -c "[ \$(cat $Q/discard_max_bytes) -gt 0 ] && [ \$(cat $Q/write_zeroes_max_bytes) -gt 0 ]"
+ktap_print_msg "hardware queues: $(ls /sys/block/"$dev"/mq | wc -l), nr_requests $(cat $Q/nr_requests)"
+fresh_zero() {
+	is_zero "$B" 0 8 && is_zero "$B" 248 8
+}
+ktap_test_result "fresh volume reads zeroes (first and last 8 MiB)" fresh_zero
+ktap_expect_eq "usage: nothing mapped yet" "0 $SIZE" "$(usage_key mapped_bytes) $(usage_key size_bytes)"
+
+# Data integrity under concurrency: 2 jobs x 32 MiB random 4k..64k writes
+# through libaio, then verified (crc32c).
+if fio --name=verify --filename="$B" --direct=1 --ioengine=libaio --iodepth=16 \
+	--rw=randwrite --bsrange=4k-64k --size=32M --numjobs=2 --offset_increment=64M \
+	--verify=crc32c --do_verify=1 --verify_fatal=1 --group_reporting \
+	--output=/tmp/fio.out >/dev/null 2>/tmp/fio.err; then
+	ktap_test_pass "fio libaio randwrite + crc32c verify (2 jobs)"
+else
+	sed 's/^/# fio: /' /tmp/fio.err /tmp/fio.out | tail -n 20
+	ktap_test_fail "fio libaio randwrite + crc32c verify (2 jobs)"
+fi
+if fio --name=seq --filename="$B" --direct=1 --ioengine=psync --rw=write --bs=1M \
+	--offset=128M --size=32M --verify=crc32c --do_verify=1 --verify_fatal=1 \
+	--output=/tmp/fio.out >/dev/null 2>/tmp/fio.err; then
+	ktap_test_pass "fio psync 1 MiB sequential write + crc32c verify"
+else
+	sed 's/^/# fio: /' /tmp/fio.err /tmp/fio.out | tail -n 20
+	ktap_test_fail "fio psync 1 MiB sequential write + crc32c verify"
+fi
+ktap_test_result "usage: mapped_bytes > 0 after writes" sh -c "[ \$(sed -n 's/^mapped_bytes //p' $V/usage) -gt 0 ]"
+
+# Discard and write zeroes read back as zeroes and free blocks.
+m0=$(usage_key mapped_blocks)
+ktap_test_result "written range is non-zero before discard" nonzero "$B" 128 4
+ktap_test_result "blkdiscard 4 MiB" blkdiscard -o $((128 * MIB)) -l $((4 * MIB)) "$B"
+ktap_test_result "discarded range reads zeroes" is_zero "$B" 128 4
+m1=$(usage_key mapped_blocks)
+ktap_expect_eq "discard freed 1024 blocks" "$((m0 - 1024))" "$m1"
+ktap_test_result "blkdiscard -z (write zeroes) 4 MiB" blkdiscard -z -o $((136 * MIB)) -l $((4 * MIB)) "$B"
+ktap_test_result "zeroed range reads zeroes" is_zero "$B" 136 4
+ktap_test_result "neighbouring data intact" nonzero "$B" 132 4
+
+# A filesystem: flushes and FUA (journal) go through the driver.
+ok=0
+if mkfs.ext4 -q -F "$B" >/tmp/mkfs.out 2>&1 && mount -t ext4 "$B" /mnt; then
+	dd if=/dev/urandom of=/mnt/a bs=64k count=128 2>/dev/null &&
+		mkdir -p /mnt/d && for i in 1 2 3 4 5 6 7 8; do cp /mnt/a /mnt/d/$i; done &&
+		sync && sum=$(md5sum </mnt/a) && umount /mnt && ok=1
+fi
+[ $ok = 1 ] || sed 's/^/# /' /tmp/mkfs.out
+ktap_test_result "mkfs.ext4, mount, write files, sync, umount" [ $ok = 1 ]
+ktap_test_result "e2fsck -fn clean" sh -c "e2fsck -fn $B >/tmp/fsck.out 2>&1 || { sed 's/^/# /' /tmp/fsck.out; false; }"
+
+refused "size while enabled: EBUSY" $((2 * SIZE)) "$V/size" "resource busy" "cannot change size while enabled"
+refused "enable twice: EBUSY" 1 "$V/enable" "resource busy" "already enabled"
+exec 3<"$B"
+refused "disable while open: EBUSY" 0 "$V/enable" "resource busy" "is open"
+exec 3<&-
+ktap_test_result "still enabled after refused disable" test -b "$B"
+ktap_test_result "disable" sh -c "echo 0 >$V/enable"
+ktap_expect_eq "disabled: device gone, dev empty" "gone:" "$(test -e "$B" || echo gone):$(cat "$V/dev")"
+
+# Data survives disable/enable (the volume keeps its blocks).
+ktap_test_result "enable again" sh -c "echo 1 >$V/enable"
+dev=$(cut -d' ' -f1 "$V/dev")
+B=/dev/$dev
+ok=0
+if e2fsck -fn "$B" >/tmp/fsck.out 2>&1 && mount -t ext4 -o ro "$B" /mnt; then
+	[ "$(md5sum </mnt/d/8)" = "$sum" ] && ok=1
+	umount /mnt
+fi
+ktap_test_result "after re-enable: fsck clean, file contents intact" [ $ok = 1 ]
+ktap_test_result "disable again" sh -c "echo 0 >$V/enable"
+
+# A second, fresh volume reads zeroes; removing directories and the module.
+mkdir "$RD/vol1" && echo $((64 * MIB)) >"$RD/vol1/size" && echo 1 >"$RD/vol1/enable"
+d1=$(cut -d' ' -f1 "$RD/vol1/dev")
+second_zero() {
+	[ -n "$d1" ] && test -b "/dev/$d1" && is_zero "/dev/$d1" 0 64
+}
+ktap_test_result "second volume enabled and reads zeroes" second_zero
+echo 0 >"$RD/vol1/enable"
+ktap_test_result "rmdir volumes and _ramdisk" sh -c "rmdir $RD/vol1 $V $RD"
+ktap_test_result "rmmod" rmmod zvpool
+
+_bad=$(dmesg | tail -n +"$((LOG0 + 1))" | grep -E "$dmesg_bad_pattern")
+if [ -n "$_bad" ]; then
+	echo "$_bad" | sed 's/^/# dmesg: /'
+	ktap_test_fail "no WARN/oops in the kernel log"
+else
+	ktap_test_pass "no WARN/oops in the kernel log"
+fi
+ktap_finished
