@@ -739,6 +739,45 @@ where
         Ok(())
     }
 
+    /// Makes a closed zone the open zone of `stream` on its member again, so
+    /// writing continues at its write pointer instead of wasting the rest of
+    /// the zone (e.g. after recovery, where every partly written zone comes
+    /// back closed). [`Error::Busy`] if the stream already has an open zone
+    /// there or the member is at its open limit; [`Error::Invalid`] unless
+    /// the zone is closed with room left. Nothing changes on error.
+    pub fn reopen(&mut self, zone: u32, stream: Stream) -> Result<()> {
+        let zi = *self.zone(zone).ok_or(Error::Invalid("zone id"))?;
+        let zg = self.geom.zone(zone).ok_or(Error::Invalid("zone id"))?;
+        if zi.state != ZoneState::Closed || zi.wp() >= zg.cap {
+            return Err(Error::Invalid("reopen: not a closed zone with room"));
+        }
+        let d = usize::from(zg.dev);
+        if self.open_zone(stream, zg.dev).is_some() {
+            return Err(Error::Busy);
+        }
+        if !zg.conventional {
+            let g = self.geom.devices().get(d).ok_or(Error::Invalid("member"))?;
+            let s = self.dev.get(d).ok_or(Error::Invalid("member"))?;
+            let keep = u32::from(stream != Stream::Meta && s.meta_open == 0);
+            let lim = g.open_limit();
+            if lim != 0 && s.open.saturating_add(1).saturating_add(keep) > lim {
+                return Err(Error::Busy);
+            }
+        }
+        if let Some(s) = self.dev.get_mut(d) {
+            if !zg.conventional {
+                s.open = s.open.saturating_add(1);
+            }
+        }
+        if let Some(slot) = self.open.get_mut(stream.index()).and_then(|r| r.get_mut(d)) {
+            *slot = zone;
+        }
+        if let Some(z) = self.zones.get_mut(zone as usize) {
+            z.state = ZoneState::Open(stream);
+        }
+        Ok(())
+    }
+
     /// Marks a data zone full (the caller issues the device's zone finish):
     /// open, closed or empty zones become [`ZoneState::Full`] with the write
     /// pointer at capacity. Full zones: no-op.
@@ -1269,6 +1308,39 @@ mod tests {
         a.finish(z).unwrap();
         assert_eq!(a.dev_open_active(0), (1, 2));
         a.alloc(Stream::UserHot, 1).unwrap();
+        check(&mut a);
+    }
+
+    #[test]
+    fn reopen_closed_zone() {
+        let mut g = zns(10, 16, 16);
+        g.max_open = 3;
+        g.max_active = 6;
+        let mut a = mk(&[g], 1);
+        let e = a.alloc(Stream::UserHot, 5).unwrap();
+        a.complete_write(e.addr, 5).unwrap();
+        a.close(e.zone).unwrap();
+        assert_eq!(a.dev_open_active(0), (0, 1));
+        let e2 = a.alloc(Stream::UserHot, 1).unwrap();
+        // The stream has an open zone again.
+        assert_eq!(a.reopen(e.zone, Stream::UserHot), Err(Error::Busy));
+        a.reopen(e.zone, Stream::UserCold).unwrap();
+        assert_eq!(a.dev_open_active(0), (2, 2));
+        let x = a.alloc(Stream::UserCold, 100).unwrap();
+        assert_eq!((x.zone, x.addr, x.len), (e.zone, e.addr + 5, 11));
+        assert_eq!(a.zone(e.zone).unwrap().state(), ZoneState::Full);
+        // Open limit (3, one kept for meta): a second closed zone cannot reopen.
+        a.complete_write(e2.addr, 1).unwrap();
+        a.close(e2.zone).unwrap();
+        let e3 = a.alloc(Stream::Gc, 1).unwrap();
+        let e4 = a.alloc(Stream::UserHot, 1).unwrap();
+        a.complete_write(e3.addr, 1).unwrap();
+        a.complete_write(e4.addr, 1).unwrap();
+        assert_eq!(a.reopen(e2.zone, Stream::UserCold), Err(Error::Busy));
+        a.close(e4.zone).unwrap();
+        a.reopen(e2.zone, Stream::UserCold).unwrap();
+        assert!(a.reopen(e.zone, Stream::Meta).is_err()); // full
+        assert!(a.reopen(0, Stream::Meta).is_err()); // meta zone
         check(&mut a);
     }
 
