@@ -6,6 +6,7 @@
 
 use crate::kwrap::bdev;
 use crate::pool::ActivePool;
+use crate::volcfg::{self, VolumeConfig};
 use crate::zvcore::geom::MAX_DEVICES;
 use kernel::{
     configfs, configfs_attrs,
@@ -14,7 +15,7 @@ use kernel::{
     page::PAGE_SIZE,
     prelude::*,
     str::{CString, Formatter},
-    sync::Mutex,
+    sync::{Arc, Mutex},
 };
 
 /// On-disk format version this module reads and writes.
@@ -63,24 +64,19 @@ impl configfs::AttributeOperations<0> for Root {
     }
 }
 
-fn valid_name(name: &[u8]) -> bool {
-    !name.is_empty()
-        && name.len() < 32
-        && name.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
-}
-
 #[vtable]
 impl configfs::GroupOperations for Root {
     type Child = PoolDir;
 
     fn make_group(&self, name: &CStr) -> Result<impl PinInit<configfs::Group<PoolDir>, Error>> {
-        if !valid_name(name.to_bytes()) {
+        if !volcfg::valid_name(name.to_bytes()) {
             pr_err!("pool name '{}' invalid: 1-31 characters of [A-Za-z0-9_.-]\n", name);
             return Err(EINVAL);
         }
         let item_type = configfs_attrs! {
             container: configfs::Group<PoolDir>,
             data: PoolDir,
+            child: VolumeConfig,
             attributes: [
                 devices: 0,
                 format: 1,
@@ -88,6 +84,7 @@ impl configfs::GroupOperations for Root {
                 status: 3,
                 members: 4,
                 volumes: 5,
+                delete_volume: 6,
             ],
         };
         Ok(configfs::Group::new(
@@ -118,12 +115,19 @@ struct PoolInner {
     paths: KVec<CString>,
     /// 0 assemble, 1 format if blank, 2 format always.
     format: u8,
-    active: Option<Pin<KBox<ActivePool>>>,
+    active: Option<Arc<ActivePool>>,
 }
 
 impl PoolInner {
     /// Commits the pool's metadata and closes its members.
     fn stop(&mut self, name: &CStr) -> Result {
+        if let Some(p) = &self.active {
+            let n = p.bound();
+            if n > 0 {
+                pr_err!("{}: {} volume(s) still bound; remove their directories first\n", name, n);
+                return Err(EBUSY);
+            }
+        }
         if let Some(p) = self.active.take() {
             let r = {
                 let mut st = p.state.lock();
@@ -321,5 +325,56 @@ impl configfs::AttributeOperations<5> for PoolDir {
             p.volumes_text(&mut w)?;
         }
         Ok(w.bytes_written())
+    }
+}
+
+/// `delete_volume` (write-only): deletes the named volume from the pool's
+/// metadata; its blocks return to the pool. The volume must not be bound.
+#[vtable]
+impl configfs::AttributeOperations<6> for PoolDir {
+    type Data = PoolDir;
+
+    fn show(_this: &PoolDir, _page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
+        Ok(0)
+    }
+
+    fn store(this: &PoolDir, page: &[u8]) -> Result {
+        let vol = input(page)?.trim();
+        let name = &*this.name;
+        let g = this.inner.lock();
+        let Some(p) = &g.active else {
+            pr_err!("{}: pool is not active\n", name);
+            return Err(EBUSY);
+        };
+        let Some(id) = p.find_volume(vol.as_bytes()) else {
+            pr_err!("{}: no volume named '{}'\n", name, vol);
+            return Err(ENOENT);
+        };
+        if p.is_bound(vol.as_bytes()) {
+            pr_err!("{}: volume '{}' is bound; remove its directory first\n", name, vol);
+            return Err(EBUSY);
+        }
+        p.vol_delete(id).inspect_err(|e| pr_err!("{}: cannot delete volume '{}': {:?}\n", name, vol, e))?;
+        pr_info!("{}: deleted volume '{}'\n", name, vol);
+        Ok(())
+    }
+}
+
+#[vtable]
+impl configfs::GroupOperations for PoolDir {
+    type Child = VolumeConfig;
+
+    fn make_group(&self, name: &CStr) -> Result<impl PinInit<configfs::Group<VolumeConfig>, Error>> {
+        let pool = &*self.name;
+        if !volcfg::valid_name(name.to_bytes()) {
+            pr_err!("{}: volume name '{}' invalid: 1-31 characters of [A-Za-z0-9_.-]\n", pool, name);
+            return Err(EINVAL);
+        }
+        let g = self.inner.lock();
+        let Some(p) = &g.active else {
+            pr_err!("{}: cannot add volume '{}': pool is not active\n", pool, name);
+            return Err(EBUSY);
+        };
+        volcfg::new_group(p, name)
     }
 }

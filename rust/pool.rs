@@ -22,7 +22,11 @@ use crate::zvcore::{
     geom::{DevKind, DeviceGeometry, PoolGeometry, Stream},
     pool::{MetaOp, Pool, PoolConfig, PoolStorage, VolEntry},
 };
-use kernel::{prelude::*, str::CString, sync::Mutex};
+use kernel::{
+    prelude::*,
+    str::CString,
+    sync::{Arc, Mutex},
+};
 
 /// The engine with the kernel's storage types.
 pub(crate) type Engine =
@@ -219,6 +223,8 @@ fn op_name(op: &MetaOp<'_>) -> &'static str {
 /// Size of the data bounce buffer (one per pool; data I/O is serialized by
 /// the pool lock in this first version of the data path).
 const BOUNCE_BYTES: usize = 128 * 1024;
+/// Largest pool (in blocks, 4 TiB) verified at assembly (bitmap of 32 MiB).
+const VERIFY_MAX_BLOCKS: u64 = 1 << 30;
 /// Read runs planned at a time.
 const READ_RUNS: usize = 16;
 
@@ -282,6 +288,24 @@ pub(crate) struct ActivePool {
     geoms: KVec<DeviceGeometry>,
     #[pin]
     pub(crate) state: Mutex<EngineState>,
+    /// Names of the volumes bound to a configfs directory.
+    #[pin]
+    binds: Mutex<KVec<CString>>,
+}
+
+/// A volume name bound to a configfs directory; unbinds on drop.
+pub(crate) struct Binding {
+    pool: Arc<ActivePool>,
+    name: CString,
+}
+
+impl Drop for Binding {
+    fn drop(&mut self) {
+        let mut b = self.pool.binds.lock();
+        if let Some(i) = b.iter().position(|n| n.to_bytes() == self.name.to_bytes()) {
+            let _ = b.remove(i);
+        }
+    }
 }
 
 fn storage(geoms: &[DeviceGeometry]) -> Result<PoolStorage<KVec<ZoneInfo>, KVec<u64>, KVec<VolEntry>, KVec<Record>, KNodes>> {
@@ -303,7 +327,7 @@ impl ActivePool {
         paths: &[CString],
         holder: *const kernel::ffi::c_void,
         format: u8,
-    ) -> Result<Pin<KBox<Self>>> {
+    ) -> Result<Arc<Self>> {
         if paths.is_empty() {
             pr_err!("{}: no member devices (write paths to `devices` first)\n", name);
             return Err(EINVAL);
@@ -358,13 +382,14 @@ impl ActivePool {
         let engine = KBox::new(engine, GFP_KERNEL)?;
         let bounce = Bounce::new(BOUNCE_BYTES)?;
         pr_info!("{}: formatted {} member(s)\n", name, members.len());
-        KBox::pin_init(
+        Arc::pin_init(
             try_pin_init!(Self {
                 name: CString::try_from_fmt(fmt!("{}", name))?,
                 uuid,
                 members,
                 geoms,
                 state <- kernel::new_mutex!(EngineState { engine, scratch, bounce }),
+                binds <- kernel::new_mutex!(KVec::new()),
             }),
             GFP_KERNEL,
         )
@@ -376,7 +401,7 @@ impl ActivePool {
         name: &CStr,
         paths: &[CString],
         holder: *const kernel::ffi::c_void,
-    ) -> Result<Pin<KBox<Self>>> {
+    ) -> Result<Arc<Self>> {
         if paths.is_empty() {
             pr_err!("{}: no member devices (write paths to `devices` first)\n", name);
             return Err(EINVAL);
@@ -406,9 +431,33 @@ impl ActivePool {
                 devs: &opened,
                 buf: MetaBuf::new()?,
             };
-            let r = crate::zvcore::recovery::recover(engine_geoms, &mut rd, cfg, st, &mut scratch, &mut |z| {
-                finish_err |= finish.push(z, GFP_KERNEL).is_err();
-            });
+            // The verifier runs on the assembled state when its bitmap (one
+            // bit per pool block) is affordable.
+            let blocks: u64 = geoms.iter().map(|g| u64::from(g.nr_zones) * g.zone_blocks).sum();
+            let nz: usize = geoms.iter().map(|g| g.nr_zones as usize).sum();
+            let verify = blocks <= VERIFY_MAX_BLOCKS;
+            let mut bitmap = KVVec::from_elem(0u64, if verify { (blocks / 64 + 1) as usize } else { 0 }, GFP_KERNEL)?;
+            let mut counts = KVVec::from_elem(0u64, if verify { nz } else { 0 }, GFP_KERNEL)?;
+            let check = if verify {
+                Some(crate::zvcore::recovery::Check {
+                    bitmap: &mut bitmap,
+                    counts: &mut counts,
+                })
+            } else {
+                pr_info!("{}: pool too large to verify at assembly\n", name);
+                None
+            };
+            let r = crate::zvcore::recovery::recover(
+                engine_geoms,
+                &mut rd,
+                cfg,
+                st,
+                &mut scratch,
+                &mut |z| {
+                    finish_err |= finish.push(z, GFP_KERNEL).is_err();
+                },
+                check,
+            );
             r.map_err(|e| {
                 pr_err!("{}: cannot assemble: {:?}\n", name, e);
                 core_err(e)
@@ -448,13 +497,14 @@ impl ActivePool {
         );
         let engine = KBox::new(engine, GFP_KERNEL)?;
         let bounce = Bounce::new(BOUNCE_BYTES)?;
-        let pool = KBox::pin_init(
+        let pool = Arc::pin_init(
             try_pin_init!(Self {
                 name: CString::try_from_fmt(fmt!("{}", name))?,
                 uuid,
                 members,
                 geoms: mgeoms,
                 state <- kernel::new_mutex!(EngineState { engine, scratch, bounce }),
+                binds <- kernel::new_mutex!(KVec::new()),
             }),
             GFP_KERNEL,
         )?;
@@ -575,6 +625,34 @@ impl ActivePool {
         let loc = e.geom().locate(addr).ok_or(EIO)?;
         let m = self.members.get(usize::from(loc.dev)).ok_or(EIO)?;
         Ok((m, loc.dev_offset * SPB))
+    }
+
+    /// Binds volume name `name` to a configfs directory.
+    pub(crate) fn bind(self: &Arc<Self>, name: &CStr) -> Result<Binding> {
+        let name = CString::try_from_fmt(fmt!("{}", name))?;
+        let copy = CString::try_from_fmt(fmt!("{}", &*name))?;
+        self.binds.lock().push(copy, GFP_KERNEL)?;
+        Ok(Binding {
+            pool: self.clone(),
+            name,
+        })
+    }
+
+    /// Number of volumes bound to configfs directories.
+    pub(crate) fn bound(&self) -> usize {
+        self.binds.lock().len()
+    }
+
+    /// Whether volume name `name` is bound to a directory.
+    pub(crate) fn is_bound(&self, name: &[u8]) -> bool {
+        self.binds.lock().iter().any(|n| n.to_bytes() == name)
+    }
+
+    /// Resizes volume `id` to `blocks` blocks (a shrink unmaps the tail) and commits.
+    pub(crate) fn vol_resize(&self, id: u32, blocks: u64) -> Result {
+        let mut st = self.state.lock();
+        st.engine.vol_resize(id, blocks).map_err(core_err)?;
+        self.commit(&mut st)
     }
 
     /// Volume `id`'s size in blocks, if it exists.

@@ -2,13 +2,15 @@
 //! configfs: a volume directory, `.../VOLUME/` with `size`, `enable`, `dev`
 //! and `usage` exactly as in `Documentation/configfs-abi.md`.
 //!
-//! For now volumes live under the temporary `_ramdisk` group (see
-//! `config.rs`) and store their data in the RAM test backend
-//! (`membackend.rs`); when pools exist this group type moves under the pool
-//! directory unchanged, with the pool as its backend.
+//! A volume directory lives under an active pool's directory and binds a
+//! volume of the pool's metadata by name: an existing one (its size is read
+//! back) or a new one, created in the metadata when `size` is first written.
+//! Removing the directory only unbinds; deleting a volume is the pool's
+//! `delete_volume` attribute.
 
 use crate::{
-    membackend::MemBackend,
+    pool::{ActivePool, Binding},
+    poolvol::PoolVolume,
     volume::{VolumeDev, BLOCK_SIZE, MAX_VOLUME_BYTES},
 };
 use kernel::{
@@ -25,21 +27,24 @@ use kernel::{
 struct VolumeState {
     /// Size in bytes; 0 until written.
     size: u64,
-    /// The volume's data (kept while disabled).
-    backend: Arc<MemBackend>,
+    /// Id in the pool's metadata, once the volume exists there.
+    id: Option<u32>,
     /// The block device while enabled.
-    dev: Option<VolumeDev<MemBackend>>,
+    dev: Option<VolumeDev<PoolVolume>>,
 }
 
 /// A volume directory.
 #[pin_data]
 pub(crate) struct VolumeConfig {
-    /// `<group>/<volume>`, for log messages.
+    /// `<pool>/<volume>`, for log messages.
     path: CString,
-    /// Volume id (`usage`).
-    id: u32,
+    /// The volume's name in the pool's metadata.
+    name: CString,
+    pool: Arc<ActivePool>,
     #[pin]
     state: Mutex<VolumeState>,
+    /// Marks the name bound while the directory exists (dropped last).
+    _binding: Binding,
 }
 
 /// Whether `name` is a valid pool or volume name: 1-31 characters
@@ -51,12 +56,10 @@ pub(crate) fn valid_name(name: &[u8]) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
 }
 
-/// The initializer of the configfs group of volume `name` with id `id`
-/// under group `parent`.
+/// The initializer of the configfs group of volume `name` of `pool`.
 pub(crate) fn new_group(
-    parent: &str,
+    pool: &Arc<ActivePool>,
     name: &CStr,
-    id: u32,
 ) -> Result<impl PinInit<configfs::Group<VolumeConfig>, Error>> {
     let item_type = configfs_attrs! {
         container: configfs::Group<VolumeConfig>,
@@ -68,19 +71,24 @@ pub(crate) fn new_group(
             usage: 3,
         ],
     };
-    let path = CString::try_from_fmt(fmt!("{}/{}", parent, name.to_str()?))?;
-    let backend = MemBackend::new()?;
+    let path = CString::try_from_fmt(fmt!("{}/{}", pool.name.to_str()?, name.to_str()?))?;
+    let vname: CString = name.try_into()?;
+    let pool = pool.clone();
+    let binding = pool.bind(name)?;
+    let id = pool.find_volume(name.to_bytes());
+    let size = id.and_then(|id| pool.vol_blocks(id)).unwrap_or(0) * BLOCK_SIZE;
+    if let Some(id) = id {
+        pr_info!("volume {}: bound to volume {} ({} bytes)\n", path.to_str()?, id, size);
+    }
     Ok(configfs::Group::new(
         name.try_into()?,
         item_type,
         try_pin_init!(VolumeConfig {
             path,
-            id,
-            state <- new_mutex!(VolumeState {
-                size: 0,
-                backend,
-                dev: None,
-            }),
+            name: vname,
+            pool,
+            state <- new_mutex!(VolumeState { size, id, dev: None }),
+            _binding: binding,
         }),
     ))
 }
@@ -134,8 +142,18 @@ impl configfs::AttributeOperations<0> for VolumeConfig {
             pr_err!("volume {}: cannot change size while enabled\n", this.what());
             return Err(EBUSY);
         }
-        if size < st.size {
-            st.backend.truncate(size);
+        let blocks = size / BLOCK_SIZE;
+        match st.id {
+            None => {
+                let id = this.pool.vol_create(this.name.to_bytes(), blocks).inspect_err(|e| {
+                    pr_err!("volume {}: cannot create: {:?}\n", this.what(), e);
+                })?;
+                pr_info!("volume {}: created as volume {} ({} bytes)\n", this.what(), id, size);
+                st.id = Some(id);
+            }
+            Some(id) => this.pool.vol_resize(id, blocks).inspect_err(|e| {
+                pr_err!("volume {}: cannot resize: {:?}\n", this.what(), e);
+            })?,
         }
         st.size = size;
         Ok(())
@@ -169,11 +187,18 @@ impl configfs::AttributeOperations<1> for VolumeConfig {
             return Err(EBUSY);
         }
         if on {
-            if st.size == 0 {
+            let Some(id) = st.id.filter(|_| st.size != 0) else {
                 pr_err!("volume {}: cannot enable: size is not set\n", this.what());
                 return Err(EINVAL);
-            }
-            let dev = VolumeDev::new(&this.path, st.size, st.backend.clone())?;
+            };
+            let backend = Arc::new(
+                PoolVolume {
+                    pool: this.pool.clone(),
+                    id,
+                },
+                GFP_KERNEL,
+            )?;
+            let dev = VolumeDev::new(&this.path, st.size, backend)?;
             pr_info!(
                 "volume {}: enabled as /dev/{}\n",
                 this.what(),
@@ -217,14 +242,15 @@ impl configfs::AttributeOperations<3> for VolumeConfig {
     type Data = VolumeConfig;
 
     fn show(this: &VolumeConfig, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
-        let (size, blocks) = {
+        let (size, id) = {
             let st = this.state.lock();
-            (st.size, st.backend.mapped_blocks())
+            (st.size, st.id)
         };
+        let blocks = id.map(|id| this.pool.vol_mapped(id)).unwrap_or(0);
         let mut w = kernel::str::Formatter::new(page);
         w.write_fmt(fmt!(
             "id {}\nsize_bytes {}\nmapped_bytes {}\nmapped_blocks {}\n",
-            this.id,
+            id.unwrap_or(0),
             size,
             blocks * BLOCK_SIZE,
             blocks

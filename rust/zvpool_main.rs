@@ -11,9 +11,9 @@
 
 mod config;
 mod kwrap;
-mod membackend;
 mod nodes;
 mod pool;
+mod poolvol;
 mod volcfg;
 mod volume;
 // The core is shared with the host crate, where its items are public API; the

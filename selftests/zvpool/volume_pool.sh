@@ -1,30 +1,39 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
-# Volume block devices on the RAM test backend (temporary configfs group
-# /sys/kernel/config/zvpool/_ramdisk/VOLUME/, per-volume attributes as in the
-# ABI): limits and queue features of /dev/zvpoolN, data integrity (fio
-# verify), discard and write zeroes, ext4 on top, refusals with their errno
-# and log line, and a clean kernel log.
+# Thin volumes of a pool on the emulated ZNS namespaces
+# (/sys/kernel/config/zvpool/POOL/VOLUME/ as in the ABI): limits and queue
+# features of /dev/zvpoolN, data integrity (fio verify), discard and write
+# zeroes, ext4 on top, refusals with their errno and log line, persistence
+# across pool stop/assemble and module reload, and a clean kernel log.
 DIR=$(dirname "$0")
 . "$DIR/ktap_helpers.sh"
 
 KO=${ZVPOOL_KO:-/lib/modules/zvpool/zvpool.ko}
 CFS=/sys/kernel/config/zvpool
-RD=$CFS/_ramdisk
+VMENV=${ZVPOOL_VM_ENV:-/etc/zvpool/vm.env}
+RD=$CFS/tp
 V=$RD/vol0
 SIZE=268435456 # 256 MiB
 MIB=1048576
 
 ktap_print_header
-if [ ! -f "$KO" ]; then
+if [ ! -f "$KO" ] || [ ! -f "$VMENV" ]; then
 	ktap_set_plan 1
-	ktap_test_skip "volume_ram" "no zvpool.ko at $KO"
+	ktap_test_skip "volume_pool" "needs zvpool.ko and the test VM's devices"
 	ktap_finished
 fi
+. "$VMENV"
+dev_for() {
+	for n in /sys/block/nvme*; do
+		[ "$(cat "$n/nsid" 2>/dev/null)" = "$1" ] && { echo "/dev/${n##*/}"; return; }
+	done
+}
+set -- $ZV_ZNS
+MEMBERS="$(dev_for "$(echo "$1" | cut -d: -f2)") $(dev_for "$(echo "$2" | cut -d: -f2)")"
 if lsmod 2>/dev/null | grep -q '^zvpool '; then
 	rmmod zvpool 2>/dev/null
 fi
-ktap_set_plan 45
+ktap_set_plan 54
 LOG0=$(dmesg | wc -l)
 
 # refused NAME VALUE FILE ERRNO-TEXT LOG-PATTERN: writing VALUE to FILE fails
@@ -67,14 +76,21 @@ usage_key() {
 }
 
 ktap_test_result "insmod succeeds" insmod "$KO"
-ktap_test_result "mkdir _ramdisk (temporary RAM volume group)" mkdir "$RD"
-if (mkdir "$CFS/pool0") 2>/dev/null; then
-	rmdir "$CFS/pool0"
-	ktap_test_fail "mkdir of another pool directory is refused until pools exist"
+# make_pool FORMAT: define pool tp on the ZNS namespaces and enable it.
+make_pool() {
+	mkdir "$RD" && for m in $MEMBERS; do echo "$m" >"$RD/devices" || return 1; done &&
+		echo "$1" >"$RD/format" && echo 1 >"$RD/enable"
+}
+ktap_test_result "pool on the ZNS namespaces (formatted)" make_pool 2
+mkdir "$CFS/idle"
+dmesg_mark
+if mkdir "$CFS/idle/v" 2>/dev/null; then
+	ktap_test_fail "volume under an inactive pool: refused"
 else
-	ktap_test_pass "mkdir of another pool directory is refused until pools exist"
+	ktap_test_result "volume under an inactive pool: refused" sh -c "dmesg | tail -n +$((DMESG_MARK + 1)) | grep -q 'pool is not active'"
 fi
-ktap_test_result "mkdir _ramdisk/vol0" mkdir "$V"
+rmdir "$CFS/idle"
+ktap_test_result "mkdir tp/vol0" mkdir "$V"
 ktap_expect_eq "attributes as in the ABI" "dev enable size usage" "$(ls "$V" | sort | tr '\n' ' ' | sed 's/ $//')"
 ktap_expect_eq "new volume: size 0" "0" "$(cat "$V/size")"
 ktap_expect_eq "new volume: disabled, dev empty" "0:" "$(cat "$V/enable"):$(cat "$V/dev")"
@@ -173,7 +189,7 @@ fi
 ktap_test_result "after re-enable: fsck clean, file contents intact" [ $ok = 1 ]
 ktap_test_result "disable again" sh -c "echo 0 >$V/enable"
 
-# A second, fresh volume reads zeroes; removing directories and the module.
+# A second, fresh volume reads zeroes: never another volume's data.
 mkdir "$RD/vol1" && echo $((64 * MIB)) >"$RD/vol1/size" && echo 1 >"$RD/vol1/enable"
 d1=$(cut -d' ' -f1 "$RD/vol1/dev")
 second_zero() {
@@ -181,8 +197,35 @@ second_zero() {
 }
 ktap_test_result "second volume enabled and reads zeroes" second_zero
 echo 0 >"$RD/vol1/enable"
-ktap_test_result "rmdir volumes and _ramdisk" sh -c "rmdir $RD/vol1 $V $RD"
-ktap_test_result "rmmod" rmmod zvpool
+ktap_expect_eq "pool lists both volumes" "vol0 vol1" "$(awk '{print $2}' "$RD/volumes" | sort | paste -sd' ')"
+refused "stop with bound volumes: EBUSY" 0 "$RD/enable" "resource busy" "still bound"
+refused "delete a bound volume: EBUSY" vol1 "$RD/delete_volume" "resource busy" "is bound"
+ktap_test_result "unbind vol1 (rmdir) and delete it" sh -c "rmdir $RD/vol1 && echo vol1 > $RD/delete_volume"
+ktap_expect_eq "pool lists vol0 only" "vol0" "$(awk '{print $2}' "$RD/volumes" | paste -sd' ')"
+
+# Persistence: stop the pool, unload and reload the module, assemble, and
+# find vol0 with its filesystem and data.
+used=$(sed -n 's/^used_bytes //p' "$RD/status")
+ktap_test_result "unbind vol0, stop the pool, remove it, rmmod" sh -c "rmdir $V && echo 0 > $RD/enable && rmdir $RD && rmmod zvpool"
+reload() {
+	insmod "$KO" && make_pool 0
+}
+ktap_test_result "insmod and assemble (format=0)" reload
+ktap_expect_eq "assembled pool: same used bytes" "$used" "$(sed -n 's/^used_bytes //p' "$RD/status")"
+ktap_test_result "mkdir vol0 binds the existing volume" sh -c "mkdir $V && [ \$(cat $V/size) = $SIZE ]"
+ok=0
+if echo 1 >"$V/enable"; then
+	B=/dev/$(cut -d' ' -f1 "$V/dev")
+	if e2fsck -fn "$B" >/tmp/fsck.out 2>&1 && mount -t ext4 -o ro "$B" /mnt; then
+		[ "$(md5sum </mnt/d/8)" = "$sum" ] && ok=1
+		umount /mnt
+	else
+		sed 's/^/# /' /tmp/fsck.out | tail -n 20
+	fi
+	echo 0 >"$V/enable"
+fi
+ktap_test_result "after reload: fsck clean, file contents intact" [ $ok = 1 ]
+ktap_test_result "rmdir volume and pool, rmmod" sh -c "rmdir $V && echo 0 > $RD/enable && rmdir $RD && rmmod zvpool"
 
 _bad=$(dmesg | tail -n +"$((LOG0 + 1))" | grep -E "$dmesg_bad_pattern")
 if [ -n "$_bad" ]; then
