@@ -31,18 +31,27 @@ KO=$("$ZVPOOL_TOP/scripts/build-module.sh" --kdir "$KBUILD" --werror --clippy)
 
 host_pass=0 host_fail=0 host_skip=0 host_rc=0
 if [ $mode = check ]; then
+	step "module stack frames (limit 3 KiB)"
+	if "$ZVPOOL_TOP/scripts/stack-frames.sh" "$KO" 3072; then
+		echo "ok: no stack frame above 3 KiB in zvpool.ko"
+		host_pass=$((host_pass + 1))
+	else
+		echo "not ok: stack frames above 3 KiB (the kernel stack is 16 KiB)"
+		host_fail=$((host_fail + 1))
+	fi
 	step "host tests (cargo test --workspace)"
 	set +e
 	(cd "$ZVPOOL_TOP" && cargo test --workspace --color never 2>&1) | tee "$B/host-tests.log"
 	host_rc=${PIPESTATUS[0]}
 	set -e
-	read -r host_pass host_fail host_skip < <(awk '/^test result:/ {
+	read -r cargo_pass cargo_fail cargo_skip < <(awk '/^test result:/ {
 		for (i = 1; i <= NF; i++) {
 			if ($(i) ~ /^passed/) p += $(i - 1); if ($(i) ~ /^failed/) f += $(i - 1); if ($(i) ~ /^ignored/) s += $(i - 1)
 		} } END { print p + 0, f + 0, s + 0 }' "$B/host-tests.log")
-	if [ "$host_rc" != 0 ] && [ "$host_fail" = 0 ]; then
-		host_fail=1 # did not build, or a test binary crashed
+	if [ "$host_rc" != 0 ] && [ "$cargo_fail" = 0 ]; then
+		cargo_fail=1 # did not build, or a test binary crashed
 	fi
+	host_pass=$((host_pass + cargo_pass)) host_fail=$((host_fail + cargo_fail)) host_skip=$((host_skip + cargo_skip))
 fi
 
 step "userspace tools"
@@ -85,7 +94,7 @@ fi
 
 echo "== zvpool check summary (total $((SECONDS - t0)) s) =="
 echo "kernel: $(cat "$KBUILD/.zv-complete") ($(basename "$KBUILD"))"
-echo "host tests (cargo test): $host_pass passed, $host_fail failed, $host_skip ignored"
+echo "host tests (cargo test + module checks): $host_pass passed, $host_fail failed, $host_skip ignored"
 echo "VM selftests (KTAP): $vm_pass passed, $vm_fail failed, $vm_skip skipped"
 [ "$vm_rc" = 0 ] || echo "VM run failed (see $B/vm/console.log)"
 echo "$((host_pass + vm_pass)) passed, $((host_fail + vm_fail)) failed, $((host_skip + vm_skip)) skipped"
