@@ -524,10 +524,14 @@ impl ActivePool {
         let ok = r.is_ok();
         let end = engine.flush_end(ok);
         match (r, end) {
-            (Err(e), _) => Err(sink.error(e)),
-            (Ok(_), Err(e)) => Err(core_err(e)),
-            (Ok(_), Ok(())) => Ok(()),
+            (Err(e), _) => return Err(sink.error(e)),
+            (Ok(_), Err(e)) => return Err(core_err(e)),
+            (Ok(_), Ok(())) => {}
         }
+        // Zones whose blocks are all invalid, with the invalidations now
+        // committed, go back to the free list (reset on the device).
+        engine.maintenance(&mut |op| sink.apply(op)).map_err(|e| sink.error(e))?;
+        Ok(())
     }
 
     /// Writes the `status` attribute.
