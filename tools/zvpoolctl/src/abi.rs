@@ -1,0 +1,215 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Parsing of the read-only attributes of the configfs ABI
+//! (Documentation/configfs-abi.md). Unknown keys and words are ignored, as the
+//! ABI requires; malformed values of known keys are errors (never panics).
+
+/// `key value` lines (`status`, `usage`).
+#[derive(Debug, Default, Clone)]
+pub struct KeyValues(Vec<(String, String)>);
+
+impl KeyValues {
+    pub fn parse(text: &str) -> Self {
+        KeyValues(
+            text.lines()
+                .filter_map(|l| {
+                    let l = l.trim();
+                    if l.is_empty() {
+                        return None;
+                    }
+                    let (k, v) = l.split_once(char::is_whitespace).unwrap_or((l, ""));
+                    Some((k.to_string(), v.trim().to_string()))
+                })
+                .collect(),
+        )
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// A decimal integer value; `Ok(None)` if the key is absent.
+    pub fn u64(&self, key: &str) -> Result<Option<u64>, String> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(v) => v
+                .parse()
+                .map(Some)
+                .map_err(|_| format!("malformed value {v:?} for {key}")),
+        }
+    }
+}
+
+/// One line of a pool's `members`.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Member {
+    pub index: u64,
+    pub path: String,
+    pub kind: String,
+    pub zones: Option<u64>,
+    pub zone_bytes: Option<u64>,
+    pub cap_bytes: Option<u64>,
+    pub max_open: Option<u64>,
+    pub max_active: Option<u64>,
+    pub free_zones: Option<u64>,
+    pub read_errors: Option<u64>,
+    pub write_errors: Option<u64>,
+    pub state: String,
+}
+
+/// `<index> <path> <kind> key=value ...`
+pub fn parse_members(text: &str) -> Result<Vec<Member>, String> {
+    let mut out = Vec::new();
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let bad = || format!("malformed members line {line:?}");
+        let mut words = line.split_whitespace();
+        let index = words.next().and_then(|w| w.parse().ok()).ok_or_else(bad)?;
+        let path = words.next().ok_or_else(bad)?.to_string();
+        let kind = words.next().unwrap_or("").to_string();
+        let mut m = Member {
+            index,
+            path,
+            kind,
+            ..Member::default()
+        };
+        for w in words {
+            let Some((k, v)) = w.split_once('=') else {
+                continue;
+            };
+            let num = || v.parse::<u64>().map(Some).map_err(|_| bad());
+            match k {
+                "zones" => m.zones = num()?,
+                "zone_bytes" => m.zone_bytes = num()?,
+                "cap_bytes" => m.cap_bytes = num()?,
+                "max_open" => m.max_open = num()?,
+                "max_active" => m.max_active = num()?,
+                "free_zones" => m.free_zones = num()?,
+                "read_errors" => m.read_errors = num()?,
+                "write_errors" => m.write_errors = num()?,
+                "state" => m.state = v.to_string(),
+                _ => {}
+            }
+        }
+        out.push(m);
+    }
+    Ok(out)
+}
+
+/// One line of a pool's `volumes`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VolumeEntry {
+    pub id: u64,
+    pub name: String,
+    pub size: Option<u64>,
+    pub mapped: Option<u64>,
+}
+
+/// `<id> <name> size_bytes=<n> mapped_bytes=<n>`
+pub fn parse_volumes(text: &str) -> Result<Vec<VolumeEntry>, String> {
+    let mut out = Vec::new();
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let bad = || format!("malformed volumes line {line:?}");
+        let mut words = line.split_whitespace();
+        let id = words.next().and_then(|w| w.parse().ok()).ok_or_else(bad)?;
+        let name = words.next().ok_or_else(bad)?.to_string();
+        let mut v = VolumeEntry {
+            id,
+            name,
+            size: None,
+            mapped: None,
+        };
+        for w in words {
+            let Some((k, val)) = w.split_once('=') else {
+                continue;
+            };
+            let num = || val.parse::<u64>().map(Some).map_err(|_| bad());
+            match k {
+                "size_bytes" => v.size = num()?,
+                "mapped_bytes" => v.mapped = num()?,
+                _ => {}
+            }
+        }
+        out.push(v);
+    }
+    Ok(out)
+}
+
+/// `<index> <path>` lines of `devices`.
+pub fn parse_devices(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| l.trim().split_once(char::is_whitespace))
+        .map(|(_, p)| p.trim().to_string())
+        .collect()
+}
+
+/// A volume's `dev`: `<name> <major>:<minor>`, or empty when disabled.
+pub fn parse_dev(text: &str) -> Option<(String, String)> {
+    let mut w = text.split_whitespace();
+    let name = w.next()?.to_string();
+    let devt = w.next().unwrap_or("").to_string();
+    Some((name, devt))
+}
+
+/// `enable` is `1` or `0`.
+pub fn parse_bool(text: &str) -> bool {
+    text.trim() == "1"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_values() {
+        let kv = KeyValues::parse(
+            "state active\nused_bytes 4096\nnew_key some words\n\nwrite_amplification 1.250\n",
+        );
+        assert_eq!(kv.get("state"), Some("active"));
+        assert_eq!(kv.u64("used_bytes"), Ok(Some(4096)));
+        assert_eq!(kv.u64("absent"), Ok(None));
+        assert_eq!(kv.get("new_key"), Some("some words"));
+        assert!(kv.u64("state").is_err());
+    }
+
+    #[test]
+    fn members() {
+        let m = parse_members(
+            "0 /dev/nvme0n1 zns zones=64 zone_bytes=67108864 cap_bytes=65011712 max_open=14 \
+             max_active=28 free_zones=60 read_errors=0 write_errors=2 state=ok future=7\n\
+             1 /dev/sdb smr state=missing\n",
+        )
+        .unwrap();
+        assert_eq!(m.len(), 2);
+        assert_eq!(m[0].path, "/dev/nvme0n1");
+        assert_eq!(m[0].zones, Some(64));
+        assert_eq!(m[0].write_errors, Some(2));
+        assert_eq!(m[1].kind, "smr");
+        assert_eq!(m[1].state, "missing");
+        assert_eq!(m[1].zones, None);
+        assert!(parse_members("x /dev/a zns").is_err());
+        assert!(parse_members("0 /dev/a zns zones=lots").is_err());
+    }
+
+    #[test]
+    fn volumes_devices_dev() {
+        let v =
+            parse_volumes("1 vm1 size_bytes=4096 mapped_bytes=0\n2 vm2 size_bytes=8192\n").unwrap();
+        assert_eq!(v[1].name, "vm2");
+        assert_eq!(v[1].size, Some(8192));
+        assert_eq!(v[1].mapped, None);
+        assert!(parse_volumes("one vm1").is_err());
+        assert_eq!(
+            parse_devices("0 /dev/a\n1 /dev/b\n"),
+            vec!["/dev/a", "/dev/b"]
+        );
+        assert_eq!(
+            parse_dev("zvpool0 252:0\n"),
+            Some(("zvpool0".to_string(), "252:0".to_string()))
+        );
+        assert_eq!(parse_dev("\n"), None);
+        assert!(parse_bool("1\n"));
+        assert!(!parse_bool("0\n"));
+    }
+}

@@ -1,0 +1,77 @@
+// SPDX-License-Identifier: GPL-2.0
+//! `FsBackend`: the configfs backend (std::fs on `/sys/kernel/config/zvpool`).
+
+use super::{Backend, Obj};
+use std::fs;
+use std::io::{self, Write};
+use std::path::PathBuf;
+
+pub struct FsBackend {
+    root: PathBuf,
+}
+
+impl FsBackend {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        FsBackend { root: root.into() }
+    }
+
+    fn path(&self, obj: &Obj) -> PathBuf {
+        let mut p = self.root.clone();
+        for c in obj.components() {
+            p.push(c);
+        }
+        p
+    }
+}
+
+impl Backend for FsBackend {
+    fn location(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    fn exists(&self, obj: &Obj) -> bool {
+        self.path(obj).is_dir()
+    }
+
+    fn children(&self, obj: &Obj) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in fs::read_dir(self.path(obj))? {
+            let entry = entry?;
+            if entry.file_type()?.is_dir() {
+                names.push(entry.file_name().to_string_lossy().into_owned());
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    fn create(&self, obj: &Obj) -> io::Result<()> {
+        fs::create_dir(self.path(obj))
+    }
+
+    fn remove(&self, obj: &Obj) -> io::Result<()> {
+        fs::remove_dir(self.path(obj))
+    }
+
+    fn read_attr(&self, obj: &Obj, attr: &str) -> io::Result<String> {
+        let bytes = fs::read(self.path(obj).join(attr))?;
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    /// configfs passes each `write(2)` to the attribute's store method as a
+    /// whole, so the value goes out in exactly one call, without a newline.
+    fn write_attr(&self, obj: &Obj, attr: &str, value: &str) -> io::Result<()> {
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(self.path(obj).join(attr))?;
+        let n = f.write(value.as_bytes())?;
+        if n != value.len() {
+            return Err(io::Error::other(format!(
+                "short write ({n} of {} bytes)",
+                value.len()
+            )));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,71 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The backend layer: the operations zvpoolctl performs on the driver, named
+//! by configfs object and attribute. `FsBackend` performs them on configfs; a
+//! future backend may route some of them through a control device (ioctls)
+//! where configfs is awkward, without changing the commands.
+
+mod fs;
+
+pub use fs::FsBackend;
+
+use std::fmt;
+use std::io;
+
+/// The default configfs directory of zvpool.
+pub const DEFAULT_ROOT: &str = "/sys/kernel/config/zvpool";
+
+/// A configfs object: the zvpool root, a pool or a volume of a pool.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Obj {
+    Root,
+    Pool(String),
+    Volume(String, String),
+}
+
+impl Obj {
+    pub fn pool(name: &str) -> Self {
+        Obj::Pool(name.to_string())
+    }
+
+    pub fn volume(pool: &str, vol: &str) -> Self {
+        Obj::Volume(pool.to_string(), vol.to_string())
+    }
+
+    /// Path components below the root.
+    pub fn components(&self) -> Vec<&str> {
+        match self {
+            Obj::Root => vec![],
+            Obj::Pool(p) => vec![p],
+            Obj::Volume(p, v) => vec![p, v],
+        }
+    }
+}
+
+impl fmt::Display for Obj {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Obj::Root => write!(f, "zvpool"),
+            Obj::Pool(p) => write!(f, "{p}"),
+            Obj::Volume(p, v) => write!(f, "{p}/{v}"),
+        }
+    }
+}
+
+/// What zvpoolctl needs from the driver. Errors carry the errno of the
+/// failed system call (`io::Error::raw_os_error`).
+pub trait Backend {
+    /// Where the backend talks to, for messages (`/sys/kernel/config/zvpool`).
+    fn location(&self) -> String;
+    /// Whether the object exists (the root: whether the driver is reachable).
+    fn exists(&self, obj: &Obj) -> bool;
+    /// Names of the child objects (pools of the root, volumes of a pool), sorted.
+    fn children(&self, obj: &Obj) -> io::Result<Vec<String>>;
+    /// Creates the object (configfs `mkdir`).
+    fn create(&self, obj: &Obj) -> io::Result<()>;
+    /// Removes the object (configfs `rmdir`).
+    fn remove(&self, obj: &Obj) -> io::Result<()>;
+    /// Reads an attribute.
+    fn read_attr(&self, obj: &Obj, attr: &str) -> io::Result<String>;
+    /// Writes an attribute (one `write(2)`).
+    fn write_attr(&self, obj: &Obj, attr: &str, value: &str) -> io::Result<()>;
+}

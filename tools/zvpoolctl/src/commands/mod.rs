@@ -1,0 +1,224 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The command table and what the commands share: the context (backend,
+//! kernel log, output), checked backend calls that fetch the kernel's reason
+//! on failure, rollback of multi-step operations, and name checks.
+//!
+//! New nouns (`snapshot`, `clone`, `migrate`) are a module with a `NOUN`
+//! entry added to `NOUNS`; the parser, help and docs follow the table.
+
+pub mod pool;
+pub mod volume;
+
+use crate::abi::{self, KeyValues};
+use crate::backend::{Backend, Obj};
+use crate::cli::{OptSpec, Parsed};
+use crate::error::{Error, Failure, OsFail};
+use crate::klog::KernelLog;
+use crate::output::{self, Doc, OutputOpts};
+use std::io::Write;
+
+/// A subcommand: `pool create`, `volume list`, ...
+#[derive(Debug)]
+pub struct Verb {
+    pub name: &'static str,
+    /// Arguments after the verb, for usage lines (`[-f] NAME DEV...`).
+    pub usage: &'static str,
+    /// One line for the command lists.
+    pub summary: &'static str,
+    /// The description shown by `--help`.
+    pub help: &'static str,
+    pub options: &'static [OptSpec],
+    pub min_args: usize,
+    pub max_args: Option<usize>,
+    /// Output columns (name, meaning) for `-o`, listed in `--help`.
+    pub columns: &'static [(&'static str, &'static str)],
+    pub run: fn(&mut Ctx<'_>, &Parsed) -> Result<(), Error>,
+}
+
+/// A command noun and its verbs.
+#[derive(Debug)]
+pub struct Noun {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub verbs: &'static [Verb],
+}
+
+/// All commands.
+pub static NOUNS: &[Noun] = &[pool::NOUN, volume::NOUN];
+
+/// What a command runs with.
+pub struct Ctx<'a> {
+    pub backend: &'a dyn Backend,
+    pub klog: &'a mut dyn KernelLog,
+    pub out: &'a mut dyn Write,
+    pub err: &'a mut dyn Write,
+}
+
+impl Ctx<'_> {
+    /// Fails unless the driver's configfs directory is there.
+    pub fn require_driver(&self) -> Result<(), Failure> {
+        if self.backend.exists(&Obj::Root) {
+            Ok(())
+        } else {
+            Err(Failure::new(
+                self.backend.location(),
+                "zvpool is not available (is the zvpool module loaded and configfs mounted?)",
+            ))
+        }
+    }
+
+    /// Fails unless the pool is defined.
+    pub fn require_pool(&self, pool: &str) -> Result<Obj, Failure> {
+        self.require_driver()?;
+        let o = Obj::pool(pool);
+        if self.backend.exists(&o) {
+            Ok(o)
+        } else {
+            Err(Failure::new(
+                format!("pool {pool}"),
+                "no such pool (see 'zvpoolctl pool list')",
+            ))
+        }
+    }
+
+    fn checked(
+        &mut self,
+        f: impl FnOnce(&dyn Backend) -> std::io::Result<()>,
+    ) -> Result<(), OsFail> {
+        self.klog.mark();
+        f(self.backend).map_err(|e| OsFail::new(&e, self.klog.since_mark()))
+    }
+
+    /// `mkdir`, with the kernel's reason on failure.
+    pub fn mkdir(&mut self, obj: &Obj) -> Result<(), OsFail> {
+        self.checked(|b| b.create(obj))
+    }
+
+    /// `rmdir`, with the kernel's reason on failure.
+    pub fn rmdir(&mut self, obj: &Obj) -> Result<(), OsFail> {
+        self.checked(|b| b.remove(obj))
+    }
+
+    /// Attribute write, with the kernel's reason on failure.
+    pub fn write(&mut self, obj: &Obj, attr: &str, value: &str) -> Result<(), OsFail> {
+        self.checked(|b| b.write_attr(obj, attr, value))
+    }
+
+    /// Attribute read; the failure names the attribute.
+    pub fn read(&self, obj: &Obj, attr: &str) -> Result<String, Failure> {
+        self.backend
+            .read_attr(obj, attr)
+            .map_err(|e| OsFail::new(&e, Vec::new()).fail(format!("read {obj}/{attr}")))
+    }
+
+    pub fn children(&self, obj: &Obj) -> Result<Vec<String>, Failure> {
+        self.backend
+            .children(obj)
+            .map_err(|e| OsFail::new(&e, Vec::new()).fail(format!("list {obj}")))
+    }
+
+    /// A pool's `status`.
+    pub fn status(&self, pool: &Obj) -> Result<KeyValues, Failure> {
+        Ok(KeyValues::parse(&self.read(pool, "status")?))
+    }
+
+    /// Whether the pool is active (`state active` in `status`).
+    pub fn pool_active(&self, pool: &Obj) -> Result<bool, Failure> {
+        Ok(self.status(pool)?.get("state") == Some("active"))
+    }
+
+    /// The volumes in the pool's metadata.
+    pub fn meta_volumes(&self, pool: &Obj) -> Result<Vec<abi::VolumeEntry>, Failure> {
+        abi::parse_volumes(&self.read(pool, "volumes")?)
+            .map_err(|e| Failure::new(format!("read {pool}/volumes"), e))
+    }
+
+    /// Prints a line on stdout (output errors such as EPIPE are ignored).
+    pub fn say(&mut self, line: &str) {
+        let _ = writeln!(self.out, "{line}");
+    }
+
+    pub fn print(&mut self, doc: &Doc, opts: &OutputOpts, cmd: &str) -> Result<(), Error> {
+        let text = output::render(doc, opts).map_err(|m| Error::usage(m, cmd))?;
+        let _ = self.out.write_all(text.as_bytes());
+        Ok(())
+    }
+}
+
+/// One undo step of a multi-step operation.
+#[derive(Debug, Clone)]
+pub enum UndoStep {
+    Rmdir(Obj),
+    Write(Obj, &'static str, String),
+}
+
+/// Undo log: on failure the steps run in reverse order; each outcome becomes a
+/// note of the failure (`rolled back: ...` or `rollback failed: ...`).
+#[derive(Debug, Default)]
+pub struct Undo {
+    steps: Vec<(UndoStep, String)>,
+}
+
+impl Undo {
+    pub fn new() -> Self {
+        Undo::default()
+    }
+
+    /// Records how to undo a step; `done` describes the undo (`removed pool tank`).
+    pub fn push(&mut self, step: UndoStep, done: impl Into<String>) {
+        self.steps.push((step, done.into()));
+    }
+
+    /// Runs the undo steps and attaches their outcome to the failure.
+    pub fn rollback(self, ctx: &mut Ctx<'_>, f: Failure) -> Error {
+        let mut notes = Vec::new();
+        for (step, done) in self.steps.into_iter().rev() {
+            let r = match &step {
+                UndoStep::Rmdir(o) => ctx.rmdir(o),
+                UndoStep::Write(o, a, v) => ctx.write(o, a, v),
+            };
+            notes.push(match r {
+                Ok(()) => format!("rolled back: {done}"),
+                Err(e) => format!("rollback failed: {done}: {}", e.reason()),
+            });
+        }
+        Error::Failed(f.notes(notes))
+    }
+}
+
+/// The ABI's name rule for pools (1-31 characters `[A-Za-z0-9_.-]`); volumes
+/// follow it too, and may not take the name of a pool attribute.
+pub fn check_name(kind: &str, name: &str, cmd: &str) -> Result<(), Error> {
+    let ok_chars = name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if name.is_empty() || name.len() > 31 || !ok_chars || name == "." || name == ".." {
+        return Err(Error::usage(
+            format!("invalid {kind} name {name:?}: 1-31 characters A-Z a-z 0-9 _ . -"),
+            cmd,
+        ));
+    }
+    if name.starts_with('-') {
+        return Err(Error::usage(
+            format!("invalid {kind} name {name:?}: starts with '-'"),
+            cmd,
+        ));
+    }
+    if kind == "volume" && pool::ATTRS.contains(&name) {
+        return Err(Error::usage(
+            format!("invalid volume name {name:?}: reserved (a pool attribute)"),
+            cmd,
+        ));
+    }
+    Ok(())
+}
+
+/// `POOL/VOL`, both names checked.
+pub fn split_volume<'s>(spec: &'s str, cmd: &str) -> Result<(&'s str, &'s str), Error> {
+    let (p, v) = spec
+        .split_once('/')
+        .ok_or_else(|| Error::usage(format!("expected POOL/VOLUME, got {spec:?}"), cmd))?;
+    check_name("pool", p, cmd)?;
+    check_name("volume", v, cmd)?;
+    Ok((p, v))
+}

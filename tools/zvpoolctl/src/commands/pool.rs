@@ -1,0 +1,643 @@
+// SPDX-License-Identifier: GPL-2.0
+//! `zvpoolctl pool ...`: create, assemble, add, stop, list, status.
+
+use super::volume;
+use super::{check_name, Ctx, Noun, Undo, UndoStep, Verb};
+use crate::abi::{self, KeyValues};
+use crate::backend::Obj;
+use crate::cli::{OptSpec, Parsed, OPT_COLUMNS, OPT_JSON, OPT_PARSABLE, OPT_SCRIPTED};
+use crate::error::{Error, Failure, EBUSY, EEXIST};
+use crate::output::{Layout, Section, Table, Value};
+
+/// Attribute names of a pool directory.
+pub const ATTRS: &[&str] = &[
+    "devices", "format", "enable", "status", "members", "volumes",
+];
+
+const OPT_FORCE: OptSpec = OptSpec {
+    long: "force",
+    short: Some('f'),
+    value: None,
+    help: "format devices even if they hold data (DESTROYS the data; format=2)",
+};
+const OPT_NO_VOLUMES: OptSpec = OptSpec {
+    long: "no-volumes",
+    short: None,
+    value: None,
+    help: "do not bind and enable the pool's volumes",
+};
+
+pub const NOUN: Noun = Noun {
+    name: "pool",
+    help: "Pools: sets of zoned devices (members) whose space the volumes share.",
+    verbs: &[
+        Verb {
+            name: "create",
+            usage: "create [-f] NAME DEV...",
+            summary: "format blank devices as a new pool and activate it",
+            help: "Defines pool NAME with the devices DEV... as members, formats them and\n\
+                   activates the pool. Every device must be blank (all sequential zones\n\
+                   empty, no zvpool superblock) unless --force is given, which formats\n\
+                   devices holding data and DESTROYS that data.\n\
+                   configfs: mkdir NAME; NAME/devices <- DEV (each); NAME/format <- 1\n\
+                   (2 with --force); NAME/enable <- 1. If a step fails, the pool\n\
+                   directory is removed again.",
+            options: &[OPT_FORCE],
+            min_args: 2,
+            max_args: None,
+            columns: &[],
+            run: create,
+        },
+        Verb {
+            name: "assemble",
+            usage: "assemble [--no-volumes] NAME DEV...",
+            summary: "activate an existing pool (after a reboot) and its volumes",
+            help: "Activates the existing pool NAME from the metadata on its members DEV...\n\
+                   (all of them), then binds and enables every volume the pool holds,\n\
+                   creating /dev/zvpoolN for each (unless --no-volumes).\n\
+                   configfs: mkdir NAME; NAME/devices <- DEV (each); NAME/format <- 0;\n\
+                   NAME/enable <- 1; for each volume of NAME/volumes: mkdir NAME/VOL,\n\
+                   NAME/VOL/enable <- 1. If a step fails, the volumes enabled so far are\n\
+                   disabled, the pool is stopped and its directories removed (no data\n\
+                   is deleted).",
+            options: &[OPT_NO_VOLUMES],
+            min_args: 2,
+            max_args: None,
+            columns: &[],
+            run: assemble,
+        },
+        Verb {
+            name: "add",
+            usage: "add NAME DEV",
+            summary: "add a device to a pool",
+            help: "Adds the device DEV as a member of pool NAME.\n\
+                   configfs: NAME/devices <- DEV. The current kernel adds members to\n\
+                   inactive pools only and refuses an active pool with EBUSY (growing\n\
+                   online comes later); zvpoolctl then says so.",
+            options: &[],
+            min_args: 2,
+            max_args: Some(2),
+            columns: &[],
+            run: add,
+        },
+        Verb {
+            name: "stop",
+            usage: "stop NAME",
+            summary: "deactivate a pool and forget its definition until assembled again",
+            help: "Disables every volume of pool NAME (removing /dev/zvpoolN), stops the\n\
+                   pool (its metadata is committed and the members are closed) and\n\
+                   removes its configfs directories. Data is kept: 'zvpoolctl pool\n\
+                   assemble' brings the pool back. Fails without changing anything if a\n\
+                   volume is open (in use).\n\
+                   configfs: VOL/enable <- 0 (each enabled volume); NAME/enable <- 0;\n\
+                   rmdir NAME/VOL (each; the pool is inactive, so this only unbinds);\n\
+                   rmdir NAME. On an inactive pool only the rmdirs are done.",
+            options: &[],
+            min_args: 1,
+            max_args: Some(1),
+            columns: &[],
+            run: stop,
+        },
+        Verb {
+            name: "list",
+            usage: "list [-Hpj] [-o COL,...] [NAME...]",
+            summary: "list pools with state, health and space",
+            help: "Lists the pools (or the named ones), one line each.\n\
+                   configfs: the directories under the root; NAME/status, NAME/members.",
+            options: &[OPT_SCRIPTED, OPT_PARSABLE, OPT_COLUMNS, OPT_JSON],
+            min_args: 0,
+            max_args: None,
+            columns: LIST_COLUMNS_HELP,
+            run: list,
+        },
+        Verb {
+            name: "status",
+            usage: "status [-Hpj] NAME",
+            summary: "show a pool in detail: members, zones, errors, GC, volumes",
+            help: "Shows pool NAME: state, health, space, zones, garbage collection and\n\
+                   write amplification counters; then one line per member (zone usage,\n\
+                   read and write errors, state); then its volumes. With -H the three\n\
+                   sections are separated by an empty line. JSON: an object with the\n\
+                   keys \"pool\", \"members\" and \"volumes\".\n\
+                   configfs: NAME/status, NAME/members, NAME/volumes and each volume's\n\
+                   enable, dev, usage.",
+            options: &[OPT_SCRIPTED, OPT_PARSABLE, OPT_JSON],
+            min_args: 1,
+            max_args: Some(1),
+            columns: &[],
+            run: status,
+        },
+    ],
+};
+
+const LIST_COLUMNS: &[&str] = &[
+    "name",
+    "state",
+    "health",
+    "size",
+    "used",
+    "free",
+    "cap",
+    "members",
+    "volumes",
+    "wa",
+    "uuid",
+    "zones",
+    "zones_free",
+];
+const LIST_DEFAULTS: &[&str] = &[
+    "name", "state", "health", "size", "used", "free", "cap", "members", "volumes",
+];
+const LIST_COLUMNS_HELP: &[(&str, &str)] = &[
+    ("name", "pool name"),
+    ("state", "active or inactive"),
+    (
+        "health",
+        "ok, degraded (a member failed or is missing), failed (all), - (inactive)",
+    ),
+    (
+        "size",
+        "data capacity (zone capacity of all members minus metadata zones)",
+    ),
+    ("used", "live data"),
+    ("free", "free space"),
+    ("cap", "used / size in percent"),
+    ("members", "number of member devices"),
+    ("volumes", "number of volumes"),
+    (
+        "wa",
+        "write amplification ((user + GC writes) / user writes)",
+    ),
+    ("uuid", "pool UUID"),
+    ("zones", "zones in total"),
+    ("zones_free", "free (empty) zones"),
+];
+
+const STATUS_COLUMNS: &[&str] = &[
+    "name",
+    "state",
+    "health",
+    "uuid",
+    "members",
+    "size",
+    "used",
+    "free",
+    "cap",
+    "zones_total",
+    "zones_free",
+    "zones_gc_reserve",
+    "volumes",
+    "user_blocks_written",
+    "gc_blocks_written",
+    "write_amplification",
+    "zones_reset",
+    "gc_runs",
+    "throttled_ms",
+];
+
+const MEMBER_COLUMNS: &[&str] = &[
+    "index",
+    "path",
+    "kind",
+    "state",
+    "zones",
+    "free_zones",
+    "use",
+    "zone_size",
+    "zone_cap",
+    "max_open",
+    "max_active",
+    "read_errors",
+    "write_errors",
+];
+
+/// Checks DEV arguments: non-empty, no duplicates.
+fn check_devices<'a>(devs: &'a [String], cmd: &str) -> Result<&'a [String], Error> {
+    for (i, d) in devs.iter().enumerate() {
+        if d.is_empty() || d.contains('\n') {
+            return Err(Error::usage(format!("invalid device path {d:?}"), cmd));
+        }
+        if devs[..i].contains(d) {
+            return Err(Error::usage(format!("device {d} given twice"), cmd));
+        }
+    }
+    Ok(devs)
+}
+
+/// mkdir POOL and write its members; the undo log gets the rmdir.
+fn define(
+    ctx: &mut Ctx<'_>,
+    name: &str,
+    devs: &[String],
+    undo: &mut Undo,
+    what: &str,
+) -> Result<Obj, Error> {
+    ctx.require_driver()?;
+    let pool = Obj::pool(name);
+    if ctx.backend.exists(&pool) {
+        return Err(Failure::new(
+            format!("{what} pool {name}"),
+            "a pool of that name is already defined (see 'zvpoolctl pool list')",
+        )
+        .into());
+    }
+    ctx.mkdir(&pool).map_err(|e| {
+        if e.is(EEXIST) {
+            e.fail_because(
+                format!("{what} pool {name}"),
+                "a pool of that name is already defined",
+            )
+        } else {
+            e.fail(format!("{what} pool {name}"))
+        }
+    })?;
+    undo.push(
+        UndoStep::Rmdir(pool.clone()),
+        format!("removed pool directory {name}"),
+    );
+    for d in devs {
+        ctx.write(&pool, "devices", d)
+            .map_err(|e| e.fail(format!("add device {d} to pool {name}")))?;
+    }
+    Ok(pool)
+}
+
+fn create(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
+    let cmd = "pool create";
+    let name = &p.args[0];
+    check_name("pool", name, cmd)?;
+    let devs = check_devices(&p.args[1..], cmd)?;
+    let force = p.flag("force");
+    let mut undo = Undo::new();
+    let r = (|| -> Result<Obj, Error> {
+        let pool = define(ctx, name, devs, &mut undo, "create")?;
+        ctx.write(&pool, "format", if force { "2" } else { "1" })
+            .map_err(|e| e.fail(format!("set format of pool {name}")))?;
+        ctx.write(&pool, "enable", "1").map_err(|e| {
+            let f = e.fail(format!("format and enable pool {name}"));
+            if e.is(EBUSY) && !force {
+                f.note(
+                    "hint: every device must be blank and not in use; --force formats devices \
+                     that hold data (destroying it)",
+                )
+            } else {
+                f
+            }
+        })?;
+        Ok(pool)
+    })();
+    let pool = match r {
+        Ok(p) => p,
+        Err(Error::Failed(f)) => return Err(undo.rollback(ctx, f)),
+        Err(e) => return Err(e),
+    };
+    let cap = ctx
+        .status(&pool)
+        .ok()
+        .and_then(|s| s.u64("capacity_bytes").ok().flatten());
+    let cap = cap
+        .map(|c| format!(", {} capacity", crate::size::human(c)))
+        .unwrap_or_default();
+    ctx.say(&format!(
+        "created pool {name}: {} member{}{cap}",
+        devs.len(),
+        if devs.len() == 1 { "" } else { "s" }
+    ));
+    Ok(())
+}
+
+fn assemble(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
+    let cmd = "pool assemble";
+    let name = &p.args[0];
+    check_name("pool", name, cmd)?;
+    let devs = check_devices(&p.args[1..], cmd)?;
+    let mut undo = Undo::new();
+    let r = (|| -> Result<Obj, Error> {
+        let pool = define(ctx, name, devs, &mut undo, "assemble")?;
+        ctx.write(&pool, "format", "0")
+            .map_err(|e| e.fail(format!("set format of pool {name}")))?;
+        ctx.write(&pool, "enable", "1")
+            .map_err(|e| e.fail(format!("assemble pool {name}")))?;
+        Ok(pool)
+    })();
+    let pool = match r {
+        Ok(p) => p,
+        Err(Error::Failed(f)) => return Err(undo.rollback(ctx, f)),
+        Err(e) => return Err(e),
+    };
+    let mut bound: Vec<String> = Vec::new();
+    let mut enabled: Vec<String> = Vec::new();
+    if !p.flag("no-volumes") {
+        let r = (|| -> Result<(), Failure> {
+            for v in ctx.meta_volumes(&pool)? {
+                let vol = Obj::volume(name, &v.name);
+                ctx.mkdir(&vol)
+                    .map_err(|e| e.fail(format!("bind volume {vol}")))?;
+                bound.push(v.name.clone());
+                ctx.write(&vol, "enable", "1")
+                    .map_err(|e| e.fail(format!("enable volume {vol}")))?;
+                enabled.push(v.name);
+            }
+            Ok(())
+        })();
+        if let Err(f) = r {
+            let notes = teardown(ctx, name, &enabled, &bound);
+            return Err(f.notes(notes).into());
+        }
+    }
+    ctx.say(&format!(
+        "assembled pool {name}: {} member{}, {} volume{} enabled",
+        devs.len(),
+        if devs.len() == 1 { "" } else { "s" },
+        enabled.len(),
+        if enabled.len() == 1 { "" } else { "s" }
+    ));
+    for v in &enabled {
+        let dev = volume::device_node(ctx, &Obj::volume(name, v)).unwrap_or_else(|| "-".into());
+        ctx.say(&format!("  {name}/{v}  {dev}"));
+    }
+    Ok(())
+}
+
+/// Rollback of assemble: disable the volumes enabled, stop the pool, then
+/// (only once the pool is inactive, so nothing is deleted) remove the
+/// volume directories and the pool directory.
+fn teardown(ctx: &mut Ctx<'_>, name: &str, enabled: &[String], bound: &[String]) -> Vec<String> {
+    let pool = Obj::pool(name);
+    let mut notes = Vec::new();
+    let mut note = |r: Result<(), crate::error::OsFail>, done: String| match r {
+        Ok(()) => {
+            notes.push(format!("rolled back: {done}"));
+            true
+        }
+        Err(e) => {
+            notes.push(format!("rollback failed: {done}: {}", e.reason()));
+            false
+        }
+    };
+    for v in enabled.iter().rev() {
+        let vol = Obj::volume(name, v);
+        let r = ctx.write(&vol, "enable", "0");
+        note(r, format!("disabled volume {vol}"));
+    }
+    let r = ctx.write(&pool, "enable", "0");
+    let stopped = note(r, format!("stopped pool {name}"));
+    if !stopped || ctx.pool_active(&pool).unwrap_or(true) {
+        notes.push(format!(
+            "pool {name} is left active with its volumes bound; run 'zvpoolctl pool stop {name}'"
+        ));
+        return notes;
+    }
+    for v in bound.iter().rev() {
+        let vol = Obj::volume(name, v);
+        let r = ctx.rmdir(&vol);
+        note(r, format!("unbound volume {vol}"));
+    }
+    let r = ctx.rmdir(&pool);
+    note(r, format!("removed pool directory {name}"));
+    notes
+}
+
+fn add(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
+    let (name, dev) = (&p.args[0], &p.args[1]);
+    check_name("pool", name, "pool add")?;
+    check_devices(&p.args[1..], "pool add")?;
+    let pool = ctx.require_pool(name)?;
+    ctx.write(&pool, "devices", dev).map_err(|e| {
+        let what = format!("add device {dev} to pool {name}");
+        if e.is(EBUSY) {
+            e.fail_because(
+                what,
+                "the pool is active and this kernel cannot add members to an active pool yet",
+            )
+        } else {
+            e.fail(what)
+        }
+    })?;
+    ctx.say(&format!("added {dev} to pool {name}"));
+    Ok(())
+}
+
+fn stop(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
+    let name = &p.args[0];
+    check_name("pool", name, "pool stop")?;
+    let pool = ctx.require_pool(name)?;
+    let vols = ctx.children(&pool)?;
+    if ctx.pool_active(&pool)? {
+        let mut undo = Undo::new();
+        for v in &vols {
+            let vol = Obj::volume(name, v);
+            if !abi::parse_bool(&ctx.read(&vol, "enable")?) {
+                continue;
+            }
+            if let Err(e) = ctx.write(&vol, "enable", "0") {
+                let f = if e.is(EBUSY) {
+                    e.fail_because(
+                        format!("stop pool {name}"),
+                        &format!("volume {vol} is in use"),
+                    )
+                } else {
+                    e.fail(format!("disable volume {vol}"))
+                };
+                return Err(undo.rollback(ctx, f));
+            }
+            undo.push(
+                UndoStep::Write(vol.clone(), "enable", "1".into()),
+                format!("re-enabled volume {vol}"),
+            );
+        }
+        if let Err(e) = ctx.write(&pool, "enable", "0") {
+            return Err(undo.rollback(ctx, e.fail(format!("stop pool {name}"))));
+        }
+        // Removing a volume directory of an active pool deletes the volume:
+        // make sure the pool is inactive before unbinding.
+        if ctx.pool_active(&pool)? {
+            return Err(Failure::new(
+                format!("stop pool {name}"),
+                "the pool still reports state active; volume directories were left in place",
+            )
+            .into());
+        }
+    }
+    let mut notes = Vec::new();
+    for v in &vols {
+        let vol = Obj::volume(name, v);
+        if let Err(e) = ctx.rmdir(&vol) {
+            notes.push(format!("unbind volume {vol}: {}", e.reason()));
+        }
+    }
+    if let Err(e) = ctx.rmdir(&pool) {
+        let mut f = e.fail(format!("remove pool directory {name}"));
+        f.notes = notes;
+        return Err(f
+            .note("the pool is stopped; run 'zvpoolctl pool stop' again to retry")
+            .into());
+    }
+    if let Some(first) = notes.first().cloned() {
+        return Err(Failure::new(format!("stop pool {name}"), first)
+            .notes(notes[1..].to_vec())
+            .into());
+    }
+    ctx.say(&format!("stopped pool {name}"));
+    Ok(())
+}
+
+fn health(state: &str, members: &[abi::Member]) -> Value {
+    if state != "active" || members.is_empty() {
+        return Value::Null;
+    }
+    let bad = members.iter().filter(|m| m.state != "ok").count();
+    Value::text(if bad == 0 {
+        "ok"
+    } else if bad == members.len() {
+        "failed"
+    } else {
+        "degraded"
+    })
+}
+
+fn percent(used: Option<u64>, total: Option<u64>) -> Value {
+    match (used, total) {
+        (Some(u), Some(t)) if t > 0 => Value::Percent((u128::from(u) * 100 / u128::from(t)) as u64),
+        _ => Value::Null,
+    }
+}
+
+/// Status values with the pool's name in the failure.
+fn status_u64(st: &KeyValues, key: &str, pool: &str) -> Result<Option<u64>, Failure> {
+    st.u64(key)
+        .map_err(|e| Failure::new(format!("read {pool}/status"), e))
+}
+
+fn members(ctx: &Ctx<'_>, pool: &Obj) -> Result<Vec<abi::Member>, Failure> {
+    abi::parse_members(&ctx.read(pool, "members")?)
+        .map_err(|e| Failure::new(format!("read {pool}/members"), e))
+}
+
+fn list(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
+    let opts = p.output("pool list")?;
+    ctx.require_driver()?;
+    let names = if p.args.is_empty() {
+        ctx.children(&Obj::Root)?
+    } else {
+        for n in &p.args {
+            check_name("pool", n, "pool list")?;
+            ctx.require_pool(n)?;
+        }
+        p.args.clone()
+    };
+    let mut t = Table::new(LIST_COLUMNS, LIST_DEFAULTS);
+    for name in &names {
+        let pool = Obj::pool(name);
+        let st = ctx.status(&pool)?;
+        let state = st.get("state").unwrap_or("unknown").to_string();
+        let mem = members(ctx, &pool)?;
+        let n = |k| status_u64(&st, k, name);
+        let (size, used) = (n("capacity_bytes")?, n("used_bytes")?);
+        t.push(vec![
+            Value::text(name.as_str()),
+            Value::text(state.as_str()),
+            health(&state, &mem),
+            Value::opt_bytes(size),
+            Value::opt_bytes(used),
+            Value::opt_bytes(n("free_bytes")?),
+            percent(used, size),
+            Value::opt_count(n("members")?.or(Some(mem.len() as u64))),
+            Value::opt_count(n("volumes")?),
+            st.get("write_amplification")
+                .map_or(Value::Null, |w| Value::Number(w.into())),
+            st.get("uuid").map_or(Value::Null, Value::text),
+            Value::opt_count(n("zones_total")?),
+            Value::opt_count(n("zones_free")?),
+        ]);
+    }
+    let doc = vec![Section {
+        key: "pools",
+        title: None,
+        layout: Layout::Rows,
+        table: t,
+    }];
+    ctx.print(&doc, &opts, "pool list")
+}
+
+fn status(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
+    let opts = p.output("pool status")?;
+    let name = &p.args[0];
+    check_name("pool", name, "pool status")?;
+    let pool = ctx.require_pool(name)?;
+    let st = ctx.status(&pool)?;
+    let mem = members(ctx, &pool)?;
+    let state = st.get("state").unwrap_or("unknown").to_string();
+    let n = |k| status_u64(&st, k, name);
+    let (size, used) = (n("capacity_bytes")?, n("used_bytes")?);
+    let mut rec = Table::new(STATUS_COLUMNS, STATUS_COLUMNS);
+    rec.push(vec![
+        Value::text(name.as_str()),
+        Value::text(state.as_str()),
+        health(&state, &mem),
+        st.get("uuid").map_or(Value::Null, Value::text),
+        Value::opt_count(n("members")?.or(Some(mem.len() as u64))),
+        Value::opt_bytes(size),
+        Value::opt_bytes(used),
+        Value::opt_bytes(n("free_bytes")?),
+        percent(used, size),
+        Value::opt_count(n("zones_total")?),
+        Value::opt_count(n("zones_free")?),
+        Value::opt_count(n("zones_gc_reserve")?),
+        Value::opt_count(n("volumes")?),
+        Value::opt_count(n("user_blocks_written")?),
+        Value::opt_count(n("gc_blocks_written")?),
+        st.get("write_amplification")
+            .map_or(Value::Null, |w| Value::Number(w.into())),
+        Value::opt_count(n("zones_reset")?),
+        Value::opt_count(n("gc_runs")?),
+        Value::opt_count(n("throttled_ms")?),
+    ]);
+    let mut mt = Table::new(MEMBER_COLUMNS, MEMBER_COLUMNS);
+    for m in &mem {
+        let used_zones = match (m.zones, m.free_zones) {
+            (Some(z), Some(f)) => Some(z.saturating_sub(f)),
+            _ => None,
+        };
+        mt.push(vec![
+            Value::Count(m.index),
+            Value::text(m.path.as_str()),
+            Value::text(m.kind.as_str()),
+            if m.state.is_empty() {
+                Value::Null
+            } else {
+                Value::text(m.state.as_str())
+            },
+            Value::opt_count(m.zones),
+            Value::opt_count(m.free_zones),
+            percent(used_zones, m.zones),
+            Value::opt_bytes(m.zone_bytes),
+            Value::opt_bytes(m.cap_bytes),
+            Value::opt_count(m.max_open),
+            Value::opt_count(m.max_active),
+            Value::opt_count(m.read_errors),
+            Value::opt_count(m.write_errors),
+        ]);
+    }
+    let doc = vec![
+        Section {
+            key: "pool",
+            title: Some("pool"),
+            layout: Layout::Record,
+            table: rec,
+        },
+        Section {
+            key: "members",
+            title: Some("members"),
+            layout: Layout::Rows,
+            table: mt,
+        },
+        Section {
+            key: "volumes",
+            title: Some("volumes"),
+            layout: Layout::Rows,
+            table: volume::table(ctx, std::slice::from_ref(name))?,
+        },
+    ];
+    ctx.print(&doc, &opts, "pool status")
+}

@@ -1,0 +1,98 @@
+// SPDX-License-Identifier: GPL-2.0
+//! zvpoolctl: the administrator's tool of zvpool (pools of zoned devices and
+//! thin volumes), driving the kernel through configfs.
+//!
+//! Layout: `cli` (argument parsing and help), `commands` (the command table;
+//! `pool`, `volume`), `backend` (configfs access behind a trait), `abi`
+//! (parsing of attributes), `klog` (the kernel's reasons), `output` (tables,
+//! JSON), `size` (size parsing and formatting), `error` (errors, exit codes).
+
+pub mod abi;
+pub mod backend;
+pub mod cli;
+pub mod commands;
+pub mod error;
+pub mod klog;
+pub mod output;
+pub mod size;
+
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod testutil;
+
+use backend::{Backend, FsBackend, DEFAULT_ROOT};
+use cli::Invocation;
+use commands::Ctx;
+use error::{Error, EXIT_OK};
+use klog::{AutoLog, KernelLog, KmsgLog};
+use std::io::Write;
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Runs one command line (without the program name) and returns the exit
+/// code. `env_root` is `$ZVPOOLCTL_CONFIGFS`; `backend` replaces the configfs
+/// backend (tests).
+pub fn run(
+    argv: &[String],
+    env_root: Option<String>,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+    backend: Option<&dyn Backend>,
+) -> i32 {
+    let inv = match cli::parse(argv) {
+        Ok(i) => i,
+        Err(e) => return report(&e, err),
+    };
+    let (globals, verb, parsed) = match inv {
+        Invocation::Help(text) => {
+            let _ = out.write_all(text.as_bytes());
+            return EXIT_OK;
+        }
+        Invocation::Version => {
+            let _ = writeln!(out, "zvpoolctl {VERSION}");
+            return EXIT_OK;
+        }
+        Invocation::Run {
+            globals,
+            verb,
+            parsed,
+            ..
+        } => (globals, verb, parsed),
+    };
+    let root = globals
+        .configfs_root
+        .or(env_root.filter(|r| !r.is_empty()))
+        .unwrap_or_else(|| DEFAULT_ROOT.to_string());
+    let fs = FsBackend::new(root);
+    let backend = backend.unwrap_or(&fs);
+    let mut klog: Box<dyn KernelLog> = match globals.kmsg {
+        Some(path) => Box::new(KmsgLog::new(path)),
+        None => Box::new(AutoLog::new()),
+    };
+    let mut ctx = Ctx {
+        backend,
+        klog: klog.as_mut(),
+        out,
+        err,
+    };
+    match (verb.run)(&mut ctx, &parsed) {
+        Ok(()) => EXIT_OK,
+        Err(e) => report(&e, ctx.err),
+    }
+}
+
+/// Prints an error to stderr and returns its exit code.
+fn report(e: &Error, err: &mut dyn Write) -> i32 {
+    let _ = match e {
+        Error::Usage { msg, cmd } => writeln!(err, "zvpoolctl: {msg}\n{}", cli::usage_for(cmd)),
+        Error::Failed(f) => {
+            let mut s = format!("zvpoolctl: {}: {}\n", f.what, f.reason);
+            for n in &f.notes {
+                s.push_str(&format!("zvpoolctl: {n}\n"));
+            }
+            err.write_all(s.as_bytes())
+        }
+    };
+    e.exit_code()
+}

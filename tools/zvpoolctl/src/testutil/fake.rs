@@ -1,0 +1,671 @@
+// SPDX-License-Identifier: GPL-2.0
+//! `FakeKernel`: a backend that emulates the zvpool configfs ABI on a real
+//! directory tree in a temporary directory. mkdir creates the attribute files
+//! a kernel would show, writes are checked as the ABI says (EBUSY, EINVAL,
+//! ...), refusals log `zvpool: <object>: <reason>` to a kmsg-format file, and
+//! failures can be injected at the N-th mutating step or on a given operation.
+//! Reads go through `FsBackend` on the rendered files.
+
+use super::{run_with, snapshot, Run, TempDir};
+use crate::backend::{Backend, FsBackend, Obj};
+use crate::error::{EACCES, EBUSY, EEXIST, EINVAL, ENODEV, ENOENT, ENOSPC, ENOTEMPTY};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+pub const DISK_ZONES: u64 = 256;
+pub const ZONE: u64 = 64 << 20;
+
+#[derive(Clone, Default)]
+struct Disk {
+    data: bool,
+    pool: Option<String>,
+    busy: bool,
+}
+
+#[derive(Clone)]
+struct MetaVol {
+    id: u64,
+    name: String,
+    size: u64,
+    mapped: u64,
+}
+
+#[derive(Clone, Default)]
+struct Meta {
+    volumes: Vec<MetaVol>,
+    next_id: u64,
+}
+
+#[derive(Default)]
+struct VolRt {
+    enabled: bool,
+    minor: Option<u32>,
+    size: u64,
+}
+
+#[derive(Default)]
+struct PoolRt {
+    active: bool,
+    devices: Vec<String>,
+    format: u8,
+    vols: BTreeMap<String, VolRt>,
+}
+
+struct Fault {
+    step: Option<usize>,
+    op: Option<&'static str>,
+    target: Option<String>,
+    errno: i32,
+    msg: String,
+}
+
+#[derive(Default)]
+struct State {
+    ops: usize,
+    faults: Vec<Fault>,
+    disks: BTreeMap<String, Disk>,
+    metas: BTreeMap<String, Meta>,
+    pools: BTreeMap<String, PoolRt>,
+    open: BTreeSet<String>,
+    next_minor: u32,
+    seq: u64,
+}
+
+pub struct FakeKernel {
+    _dir: TempDir,
+    root: PathBuf,
+    kmsg: PathBuf,
+    fs: FsBackend,
+    st: RefCell<State>,
+}
+
+fn err(errno: i32) -> io::Error {
+    io::Error::from_raw_os_error(errno)
+}
+
+impl FakeKernel {
+    pub fn new() -> Self {
+        let dir = TempDir::new("fake");
+        let root = dir.path().join("zvpool");
+        fs::create_dir(&root).unwrap();
+        fs::write(
+            root.join("features"),
+            "format_version 1\nfeatures zoned-members thin-volumes\n",
+        )
+        .unwrap();
+        let kmsg = dir.path().join("kmsg");
+        fs::write(
+            &kmsg,
+            "6,1,100,-;zvpool: old: a stale reason that must not be shown\n",
+        )
+        .unwrap();
+        FakeKernel {
+            fs: FsBackend::new(&root),
+            root,
+            kmsg,
+            _dir: dir,
+            st: RefCell::new(State {
+                seq: 2,
+                ..State::default()
+            }),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// A block device the fake knows: blank or holding foreign data.
+    pub fn add_disk(&self, path: &str, data: bool) {
+        self.st.borrow_mut().disks.insert(
+            path.to_string(),
+            Disk {
+                data,
+                ..Disk::default()
+            },
+        );
+    }
+
+    /// The device is opened exclusively by someone else.
+    pub fn set_disk_busy(&self, path: &str) {
+        if let Some(d) = self.st.borrow_mut().disks.get_mut(path) {
+            d.busy = true;
+        }
+    }
+
+    /// Someone holds the volume's block device open.
+    pub fn set_open(&self, vol: &str, open: bool) {
+        let mut st = self.st.borrow_mut();
+        if open {
+            st.open.insert(vol.to_string());
+        } else {
+            st.open.remove(vol);
+        }
+    }
+
+    /// Sets a volume's mapped bytes in the metadata.
+    pub fn set_mapped(&self, pool: &str, vol: &str, bytes: u64) {
+        let mut st = self.st.borrow_mut();
+        if let Some(v) = st
+            .metas
+            .get_mut(pool)
+            .and_then(|m| m.volumes.iter_mut().find(|v| v.name == vol))
+        {
+            v.mapped = bytes;
+        }
+        self.sync(&st);
+    }
+
+    /// The N-th mutating operation from now fails with `errno` and logs `msg`.
+    pub fn fail_at(&self, step: usize, errno: i32, msg: &str) {
+        let mut st = self.st.borrow_mut();
+        let step = st.ops + step;
+        st.faults.push(Fault {
+            step: Some(step),
+            op: None,
+            target: None,
+            errno,
+            msg: msg.to_string(),
+        });
+    }
+
+    /// The next `op` (`mkdir`, `rmdir`, `write`) on `target` (`tank`,
+    /// `tank/vm1`, `tank/vm1/enable`, `tank/enable=0`) fails with `errno` and logs `msg`.
+    pub fn fail_on(&self, op: &'static str, target: &str, errno: i32, msg: &str) {
+        self.st.borrow_mut().faults.push(Fault {
+            step: None,
+            op: Some(op),
+            target: Some(target.to_string()),
+            errno,
+            msg: msg.to_string(),
+        });
+    }
+
+    /// Mutating operations performed so far.
+    pub fn ops(&self) -> usize {
+        self.st.borrow().ops
+    }
+
+    pub fn snapshot(&self) -> BTreeMap<String, Option<String>> {
+        snapshot(&self.root)
+    }
+
+    /// Runs zvpoolctl against this fake (with `--kmsg` on its log).
+    pub fn run(&self, args: &[&str]) -> Run {
+        let kmsg = self.kmsg.display().to_string();
+        let mut all = vec!["--kmsg", kmsg.as_str()];
+        all.extend_from_slice(args);
+        run_with(Some(self), &all)
+    }
+
+    fn log(&self, st: &mut State, line: &str) {
+        st.seq += 1;
+        let mut f = fs::OpenOptions::new()
+            .append(true)
+            .open(&self.kmsg)
+            .unwrap();
+        writeln!(f, "3,{},{},-;{line}", st.seq, st.seq * 1000).unwrap();
+    }
+
+    fn refuse(&self, st: &mut State, errno: i32, obj: &str, reason: &str) -> io::Error {
+        self.log(st, &format!("zvpool: {obj}: {reason}"));
+        err(errno)
+    }
+
+    /// Counts a mutating step and fires a matching fault. A write's target
+    /// matches as `tank/enable` or with its value, `tank/enable=0`.
+    fn step(&self, st: &mut State, op: &str, target: &str, value: Option<&str>) -> io::Result<()> {
+        st.ops += 1;
+        let n = st.ops;
+        let with_value = value.map(|v| format!("{target}={v}"));
+        let hit = st.faults.iter().position(|f| {
+            f.step.is_none_or(|s| s == n)
+                && f.op.is_none_or(|o| o == op)
+                && f.target
+                    .as_deref()
+                    .is_none_or(|t| t == target || Some(t) == with_value.as_deref())
+        });
+        if let Some(i) = hit {
+            let f = st.faults.remove(i);
+            self.log(st, &f.msg);
+            return Err(err(f.errno));
+        }
+        Ok(())
+    }
+
+    fn path(&self, obj: &Obj) -> PathBuf {
+        let mut p = self.root.clone();
+        for c in obj.components() {
+            p.push(c);
+        }
+        p
+    }
+
+    /// Renders every attribute file from the state.
+    fn sync(&self, st: &State) {
+        for (name, p) in &st.pools {
+            let dir = self.path(&Obj::pool(name));
+            let w = |f: &str, s: String| fs::write(dir.join(f), s).unwrap();
+            let devices: String = p
+                .devices
+                .iter()
+                .enumerate()
+                .map(|(i, d)| format!("{i} {d}\n"))
+                .collect();
+            w("devices", devices);
+            w("format", format!("{}\n", p.format));
+            w("enable", format!("{}\n", u8::from(p.active)));
+            let meta = st.metas.get(name).filter(|_| p.active);
+            let vols = meta.map(|m| m.volumes.clone()).unwrap_or_default();
+            let n = p.devices.len() as u64;
+            if p.active {
+                let cap = n * DISK_ZONES * ZONE - n * ZONE;
+                let used: u64 = vols.iter().map(|v| v.mapped).sum();
+                w(
+                    "status",
+                    format!(
+                        "state active\nuuid 0000-{name}\nmembers {n}\ncapacity_bytes {cap}\nused_bytes {used}\n\
+                         free_bytes {}\nzones_total {}\nzones_free {}\nzones_gc_reserve 2\nvolumes {}\n\
+                         user_blocks_written 1000\ngc_blocks_written 250\nwrite_amplification 1.250\n\
+                         zones_reset 3\ngc_runs 1\nthrottled_ms 0\nfuture_key 7\n",
+                        cap.saturating_sub(used),
+                        n * DISK_ZONES,
+                        n * DISK_ZONES - 2,
+                        vols.len()
+                    ),
+                );
+            } else {
+                w("status", format!("state inactive\nmembers {n}\n"));
+            }
+            let members: String = p
+                .devices
+                .iter()
+                .enumerate()
+                .map(|(i, d)| {
+                    format!(
+                        "{i} {d} zns zones={DISK_ZONES} zone_bytes={ZONE} cap_bytes={ZONE} max_open=14 \
+                         max_active=28 free_zones={} read_errors=0 write_errors={i} state=ok\n",
+                        DISK_ZONES - 1
+                    )
+                })
+                .collect();
+            w("members", members);
+            let vl: String = vols
+                .iter()
+                .map(|v| {
+                    format!(
+                        "{} {} size_bytes={} mapped_bytes={}\n",
+                        v.id, v.name, v.size, v.mapped
+                    )
+                })
+                .collect();
+            w("volumes", vl);
+            for (vn, v) in &p.vols {
+                let vdir = dir.join(vn);
+                let m = vols.iter().find(|m| &m.name == vn);
+                let vw = |f: &str, s: String| fs::write(vdir.join(f), s).unwrap();
+                vw("size", format!("{}\n", v.size));
+                vw("enable", format!("{}\n", u8::from(v.enabled)));
+                vw(
+                    "dev",
+                    match (v.enabled, v.minor) {
+                        (true, Some(mi)) => format!("zvpool{mi} 252:{mi}\n"),
+                        _ => String::new(),
+                    },
+                );
+                let mapped = m.map_or(0, |m| m.mapped);
+                vw(
+                    "usage",
+                    format!(
+                        "id {}\nsize_bytes {}\nmapped_bytes {mapped}\nmapped_blocks {}\n",
+                        m.map_or(0, |m| m.id),
+                        v.size,
+                        mapped / 4096
+                    ),
+                );
+            }
+        }
+    }
+
+    fn remove_files(dir: &Path) {
+        for e in fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_file() {
+                fs::remove_file(p).unwrap();
+            }
+        }
+    }
+
+    fn write_pool(&self, st: &mut State, name: &str, attr: &str, value: &str) -> io::Result<()> {
+        let Some(p) = st.pools.get(name) else {
+            return Err(err(ENOENT));
+        };
+        let active = p.active;
+        match attr {
+            "devices" => {
+                if active {
+                    return Err(self.refuse(
+                        st,
+                        EBUSY,
+                        name,
+                        "cannot add members to an active pool",
+                    ));
+                }
+                if !st.disks.contains_key(value) {
+                    return Err(self.refuse(
+                        st,
+                        ENODEV,
+                        name,
+                        &format!("{value} is not a block device"),
+                    ));
+                }
+                let p = &st.pools[name];
+                if p.devices.iter().any(|d| d == value) {
+                    return Err(self.refuse(
+                        st,
+                        EEXIST,
+                        name,
+                        &format!("{value} is already a member"),
+                    ));
+                }
+                if p.devices.len() >= 64 {
+                    return Err(self.refuse(st, ENOSPC, name, "too many members"));
+                }
+                if let Some(p) = st.pools.get_mut(name) {
+                    p.devices.push(value.to_string());
+                }
+            }
+            "format" => {
+                let f = match value.trim() {
+                    "0" => 0,
+                    "1" => 1,
+                    "2" => 2,
+                    _ => return Err(self.refuse(st, EINVAL, name, "format must be 0, 1 or 2")),
+                };
+                if active {
+                    return Err(self.refuse(st, EBUSY, name, "pool is active"));
+                }
+                if let Some(p) = st.pools.get_mut(name) {
+                    p.format = f;
+                }
+            }
+            "enable" => match value.trim() {
+                "1" => {
+                    if active {
+                        return Err(self.refuse(st, EBUSY, name, "already enabled"));
+                    }
+                    let p = &st.pools[name];
+                    let (devs, format) = (p.devices.clone(), p.format);
+                    if devs.is_empty() {
+                        return Err(self.refuse(st, EINVAL, name, "no members"));
+                    }
+                    for d in &devs {
+                        let disk = st.disks[d].clone();
+                        if disk.busy {
+                            return Err(self.refuse(
+                                st,
+                                EBUSY,
+                                name,
+                                &format!("{d} is opened by someone else"),
+                            ));
+                        }
+                        let blank = !disk.data && disk.pool.is_none();
+                        if format == 1 && !blank {
+                            return Err(self.refuse(st, EBUSY, name, &format!("{d} is not blank")));
+                        }
+                        if format == 0 && disk.pool.as_deref() != Some(name) {
+                            return Err(self.refuse(
+                                st,
+                                EINVAL,
+                                name,
+                                &format!("{d} carries no metadata of pool {name}"),
+                            ));
+                        }
+                    }
+                    if format != 0 {
+                        for d in &devs {
+                            if let Some(disk) = st.disks.get_mut(d) {
+                                disk.data = true;
+                                disk.pool = Some(name.to_string());
+                            }
+                        }
+                        st.metas.insert(
+                            name.to_string(),
+                            Meta {
+                                volumes: Vec::new(),
+                                next_id: 1,
+                            },
+                        );
+                    }
+                    if let Some(p) = st.pools.get_mut(name) {
+                        p.active = true;
+                        p.format = 0;
+                    }
+                }
+                "0" => {
+                    if !active {
+                        return Err(self.refuse(st, EBUSY, name, "not enabled"));
+                    }
+                    if let Some(v) = st.pools[name]
+                        .vols
+                        .iter()
+                        .find(|(_, v)| v.enabled)
+                        .map(|(n, _)| n.clone())
+                    {
+                        return Err(self.refuse(
+                            st,
+                            EBUSY,
+                            name,
+                            &format!("volume {v} is enabled"),
+                        ));
+                    }
+                    if let Some(p) = st.pools.get_mut(name) {
+                        p.active = false;
+                    }
+                }
+                _ => return Err(self.refuse(st, EINVAL, name, "enable must be 0 or 1")),
+            },
+            _ => return Err(err(EACCES)),
+        }
+        Ok(())
+    }
+
+    fn write_volume(
+        &self,
+        st: &mut State,
+        pool: &str,
+        vol: &str,
+        attr: &str,
+        value: &str,
+    ) -> io::Result<()> {
+        let obj = format!("{pool}/{vol}");
+        let Some(v) = st.pools.get(pool).and_then(|p| p.vols.get(vol)) else {
+            return Err(err(ENOENT));
+        };
+        let (enabled, size) = (v.enabled, v.size);
+        match attr {
+            "size" => {
+                if enabled {
+                    return Err(self.refuse(st, EBUSY, &obj, "cannot resize an enabled volume"));
+                }
+                let Ok(n) = value.trim().parse::<u64>() else {
+                    return Err(self.refuse(st, EINVAL, &obj, "size is not a number"));
+                };
+                if n == 0 || n % 4096 != 0 || n > 1 << 50 {
+                    return Err(self.refuse(st, EINVAL, &obj, "bad size"));
+                }
+                let meta = st.metas.entry(pool.to_string()).or_default();
+                match meta.volumes.iter_mut().find(|m| m.name == vol) {
+                    Some(m) => {
+                        m.size = n;
+                        m.mapped = m.mapped.min(n);
+                    }
+                    None => {
+                        meta.next_id += 1;
+                        let id = meta.next_id;
+                        meta.volumes.push(MetaVol {
+                            id,
+                            name: vol.to_string(),
+                            size: n,
+                            mapped: 0,
+                        });
+                    }
+                }
+                if let Some(v) = st.pools.get_mut(pool).and_then(|p| p.vols.get_mut(vol)) {
+                    v.size = n;
+                }
+            }
+            "enable" => match value.trim() {
+                "1" => {
+                    if enabled {
+                        return Err(self.refuse(st, EBUSY, &obj, "already enabled"));
+                    }
+                    if size == 0 {
+                        return Err(self.refuse(st, EINVAL, &obj, "size is 0"));
+                    }
+                    let minor = st.next_minor;
+                    st.next_minor += 1;
+                    if let Some(v) = st.pools.get_mut(pool).and_then(|p| p.vols.get_mut(vol)) {
+                        v.enabled = true;
+                        v.minor = Some(minor);
+                    }
+                }
+                "0" => {
+                    if !enabled {
+                        return Err(self.refuse(st, EBUSY, &obj, "not enabled"));
+                    }
+                    if st.open.contains(&obj) {
+                        return Err(self.refuse(st, EBUSY, &obj, "device is open"));
+                    }
+                    if let Some(v) = st.pools.get_mut(pool).and_then(|p| p.vols.get_mut(vol)) {
+                        v.enabled = false;
+                        v.minor = None;
+                    }
+                }
+                _ => return Err(self.refuse(st, EINVAL, &obj, "enable must be 0 or 1")),
+            },
+            _ => return Err(err(EACCES)),
+        }
+        Ok(())
+    }
+}
+
+impl Backend for FakeKernel {
+    fn location(&self) -> String {
+        self.fs.location()
+    }
+
+    fn exists(&self, obj: &Obj) -> bool {
+        self.fs.exists(obj)
+    }
+
+    fn children(&self, obj: &Obj) -> io::Result<Vec<String>> {
+        self.fs.children(obj)
+    }
+
+    fn read_attr(&self, obj: &Obj, attr: &str) -> io::Result<String> {
+        self.fs.read_attr(obj, attr)
+    }
+
+    fn create(&self, obj: &Obj) -> io::Result<()> {
+        let st = &mut *self.st.borrow_mut();
+        self.step(st, "mkdir", &obj.to_string(), None)?;
+        match obj {
+            Obj::Root => return Err(err(EEXIST)),
+            Obj::Pool(name) => {
+                if st.pools.contains_key(name) {
+                    return Err(err(EEXIST));
+                }
+                fs::create_dir(self.path(obj))?;
+                st.pools.insert(name.clone(), PoolRt::default());
+            }
+            Obj::Volume(pool, vol) => {
+                let Some(p) = st.pools.get(pool) else {
+                    return Err(err(ENOENT));
+                };
+                if !p.active {
+                    return Err(self.refuse(st, EBUSY, pool, "pool is not active"));
+                }
+                if p.vols.contains_key(vol) {
+                    return Err(err(EEXIST));
+                }
+                let size = st
+                    .metas
+                    .get(pool)
+                    .and_then(|m| m.volumes.iter().find(|v| &v.name == vol))
+                    .map_or(0, |v| v.size);
+                fs::create_dir(self.path(obj))?;
+                if let Some(p) = st.pools.get_mut(pool) {
+                    p.vols.insert(
+                        vol.clone(),
+                        VolRt {
+                            size,
+                            ..VolRt::default()
+                        },
+                    );
+                }
+            }
+        }
+        self.sync(st);
+        Ok(())
+    }
+
+    fn remove(&self, obj: &Obj) -> io::Result<()> {
+        let st = &mut *self.st.borrow_mut();
+        self.step(st, "rmdir", &obj.to_string(), None)?;
+        match obj {
+            Obj::Root => return Err(err(EBUSY)),
+            Obj::Pool(name) => {
+                let Some(p) = st.pools.get(name) else {
+                    return Err(err(ENOENT));
+                };
+                if !p.vols.is_empty() {
+                    return Err(err(ENOTEMPTY));
+                }
+                if p.active {
+                    return Err(self.refuse(st, EBUSY, name, "pool is active"));
+                }
+                st.pools.remove(name);
+            }
+            Obj::Volume(pool, vol) => {
+                let Some(p) = st.pools.get(pool) else {
+                    return Err(err(ENOENT));
+                };
+                let Some(v) = p.vols.get(vol) else {
+                    return Err(err(ENOENT));
+                };
+                if v.enabled {
+                    return Err(self.refuse(st, EBUSY, &obj.to_string(), "volume is enabled"));
+                }
+                if p.active {
+                    if let Some(m) = st.metas.get_mut(pool) {
+                        m.volumes.retain(|v| &v.name != vol);
+                    }
+                }
+                if let Some(p) = st.pools.get_mut(pool) {
+                    p.vols.remove(vol);
+                }
+            }
+        }
+        let dir = self.path(obj);
+        Self::remove_files(&dir);
+        fs::remove_dir(&dir)?;
+        self.sync(st);
+        Ok(())
+    }
+
+    fn write_attr(&self, obj: &Obj, attr: &str, value: &str) -> io::Result<()> {
+        let st = &mut *self.st.borrow_mut();
+        self.step(st, "write", &format!("{obj}/{attr}"), Some(value))?;
+        match obj {
+            Obj::Root => return Err(err(EACCES)),
+            Obj::Pool(p) => self.write_pool(st, p, attr, value)?,
+            Obj::Volume(p, v) => self.write_volume(st, p, v, attr, value)?,
+        }
+        self.sync(st);
+        Ok(())
+    }
+}
