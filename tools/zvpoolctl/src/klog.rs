@@ -85,11 +85,18 @@ impl KernelLog for KmsgLog {
     }
 }
 
-/// Messages of `/dev/kmsg` records that start with `zvpool:`.
+/// Messages of `/dev/kmsg` records that start with `zvpool:` and have a
+/// level of warning or more severe (refusals are logged as errors; the
+/// driver's informational lines, e.g. "stopped", are not reasons).
 pub fn parse_kmsg(text: &str) -> Vec<String> {
     text.lines()
         .filter(|l| !l.starts_with(' '))
-        .filter_map(|l| l.split_once(';').map(|(_, msg)| msg.trim_end()))
+        .filter_map(|l| l.split_once(';'))
+        .filter(|(head, _)| {
+            let prio = head.split(',').next().and_then(|p| p.parse::<u32>().ok());
+            prio.is_none_or(|p| p & 7 <= 4)
+        })
+        .map(|(_, msg)| msg.trim_end())
         .filter(|m| m.starts_with(PREFIX))
         .map(str::to_string)
         .collect()
@@ -214,13 +221,16 @@ mod tests {
 
     #[test]
     fn kmsg_records() {
-        let text = "6,100,5000,-;zvpool: tank: member /dev/x is busy\n SUBSYSTEM=block\n\
+        let text = "3,100,5000,-;zvpool: tank: member /dev/x is busy\n SUBSYSTEM=block\n\
                     4,101,5001,-;nvme nvme0: something\n\
+                    6,102,5001,-;zvpool: tank: stopped\n\
+                    12,103,5001,-;zvpool: tank: a warning (facility 1)\n\
                     3,102,5002,c;zvpool: tank/vm1: size is not a multiple of 4096\n";
         assert_eq!(
             parse_kmsg(text),
             vec![
                 "zvpool: tank: member /dev/x is busy".to_string(),
+                "zvpool: tank: a warning (facility 1)".to_string(),
                 "zvpool: tank/vm1: size is not a multiple of 4096".to_string()
             ]
         );
@@ -230,12 +240,12 @@ mod tests {
     fn kmsg_file_since_mark() {
         let dir = TempDir::new("klog");
         let path = dir.path().join("kmsg");
-        std::fs::write(&path, "6,1,1,-;zvpool: old: stale reason\n").unwrap();
+        std::fs::write(&path, "3,1,1,-;zvpool: old: stale reason\n").unwrap();
         let mut log = KmsgLog::new(&path);
         log.mark();
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
         for i in 0..5 {
-            writeln!(f, "6,{},2,-;zvpool: tank: reason {i}", i + 2).unwrap();
+            writeln!(f, "3,{},2,-;zvpool: tank: reason {i}", i + 2).unwrap();
         }
         writeln!(f, "6,9,3,-;other: not ours").unwrap();
         let got = log.since_mark();

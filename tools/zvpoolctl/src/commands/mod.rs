@@ -148,8 +148,12 @@ impl Ctx<'_> {
 /// One undo step of a multi-step operation.
 #[derive(Debug, Clone)]
 pub enum UndoStep {
+    Mkdir(Obj),
     Rmdir(Obj),
     Write(Obj, &'static str, String),
+    /// Unbind (rmdir) a volume, then delete it from the pool's metadata
+    /// (`delete_volume`, which refuses bound volumes).
+    DeleteVolume(String, String),
 }
 
 /// Undo log: on failure the steps run in reverse order; each outcome becomes a
@@ -169,13 +173,30 @@ impl Undo {
         self.steps.push((step, done.into()));
     }
 
+    /// Replaces the undo of the last step (a later step changed what undoing
+    /// means, e.g. writing `size` put a new volume into the metadata).
+    pub fn replace_last(&mut self, step: UndoStep, done: impl Into<String>) {
+        self.steps.pop();
+        self.push(step, done);
+    }
+
     /// Runs the undo steps and attaches their outcome to the failure.
     pub fn rollback(self, ctx: &mut Ctx<'_>, f: Failure) -> Error {
         let mut notes = Vec::new();
         for (step, done) in self.steps.into_iter().rev() {
             let r = match &step {
+                UndoStep::Mkdir(o) => ctx.mkdir(o),
                 UndoStep::Rmdir(o) => ctx.rmdir(o),
                 UndoStep::Write(o, a, v) => ctx.write(o, a, v),
+                UndoStep::DeleteVolume(p, v) => {
+                    let vol = Obj::volume(p, v);
+                    let r = if ctx.backend.exists(&vol) {
+                        ctx.rmdir(&vol)
+                    } else {
+                        Ok(())
+                    };
+                    r.and_then(|()| ctx.write(&Obj::pool(p), "delete_volume", v))
+                }
             };
             notes.push(match r {
                 Ok(()) => format!("rolled back: {done}"),

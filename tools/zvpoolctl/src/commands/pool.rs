@@ -6,12 +6,18 @@ use super::{check_name, Ctx, Noun, Undo, UndoStep, Verb};
 use crate::abi::{self, KeyValues};
 use crate::backend::Obj;
 use crate::cli::{OptSpec, Parsed, OPT_COLUMNS, OPT_JSON, OPT_PARSABLE, OPT_SCRIPTED};
-use crate::error::{Error, Failure, EBUSY, EEXIST};
+use crate::error::{Error, Failure, OsFail, EBUSY, EEXIST};
 use crate::output::{Layout, Section, Table, Value};
 
 /// Attribute names of a pool directory.
 pub const ATTRS: &[&str] = &[
-    "devices", "format", "enable", "status", "members", "volumes",
+    "devices",
+    "format",
+    "enable",
+    "status",
+    "members",
+    "volumes",
+    "delete_volume",
 ];
 
 const OPT_FORCE: OptSpec = OptSpec {
@@ -58,8 +64,8 @@ pub const NOUN: Noun = Noun {
                    configfs: mkdir NAME; NAME/devices <- DEV (each); NAME/format <- 0;\n\
                    NAME/enable <- 1; for each volume of NAME/volumes: mkdir NAME/VOL,\n\
                    NAME/VOL/enable <- 1. If a step fails, the volumes enabled so far are\n\
-                   disabled, the pool is stopped and its directories removed (no data\n\
-                   is deleted).",
+                   disabled and unbound, the pool is stopped and its directory removed\n\
+                   (no data is deleted).",
             options: &[OPT_NO_VOLUMES],
             min_args: 2,
             max_args: None,
@@ -89,9 +95,10 @@ pub const NOUN: Noun = Noun {
                    removes its configfs directories. Data is kept: 'zvpoolctl pool\n\
                    assemble' brings the pool back. Fails without changing anything if a\n\
                    volume is open (in use).\n\
-                   configfs: VOL/enable <- 0 (each enabled volume); NAME/enable <- 0;\n\
-                   rmdir NAME/VOL (each; the pool is inactive, so this only unbinds);\n\
-                   rmdir NAME. On an inactive pool only the rmdirs are done.",
+                   configfs: NAME/VOL/enable <- 0 (each enabled volume); rmdir NAME/VOL\n\
+                   (each; this only unbinds); NAME/enable <- 0 (if active); rmdir NAME.\n\
+                   If a step before the pool is stopped fails, the volumes are bound and\n\
+                   enabled again.",
             options: &[],
             min_args: 1,
             max_args: Some(1),
@@ -193,6 +200,9 @@ const STATUS_COLUMNS: &[&str] = &[
     "zones_reset",
     "gc_runs",
     "throttled_ms",
+    "journal_blocks",
+    "checkpoints",
+    "table_nodes",
 ];
 
 const MEMBER_COLUMNS: &[&str] = &[
@@ -359,42 +369,65 @@ fn assemble(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
     Ok(())
 }
 
-/// Rollback of assemble: disable the volumes enabled, stop the pool, then
-/// (only once the pool is inactive, so nothing is deleted) remove the
-/// volume directories and the pool directory.
+/// Rollback of assemble: disable the volumes enabled, unbind the volumes
+/// bound (rmdir only unbinds), stop the pool and remove its directory. If a
+/// volume cannot be disabled (its new device was opened meanwhile), nothing
+/// more is undone: removing its directory would pull the device from under
+/// its user.
 fn teardown(ctx: &mut Ctx<'_>, name: &str, enabled: &[String], bound: &[String]) -> Vec<String> {
     let pool = Obj::pool(name);
     let mut notes = Vec::new();
-    let mut note = |r: Result<(), crate::error::OsFail>, done: String| match r {
-        Ok(()) => {
-            notes.push(format!("rolled back: {done}"));
-            true
+    let mut ok = true;
+    let mut step = |ctx: &mut Ctx<'_>,
+                    r: fn(&mut Ctx<'_>, &Obj) -> Result<(), OsFail>,
+                    o: Obj,
+                    done: String| {
+        if !ok {
+            return;
         }
-        Err(e) => {
-            notes.push(format!("rollback failed: {done}: {}", e.reason()));
-            false
+        match r(ctx, &o) {
+            Ok(()) => notes.push(format!("rolled back: {done}")),
+            Err(e) => {
+                notes.push(format!("rollback failed: {done}: {}", e.reason()));
+                ok = false;
+            }
         }
     };
     for v in enabled.iter().rev() {
         let vol = Obj::volume(name, v);
-        let r = ctx.write(&vol, "enable", "0");
-        note(r, format!("disabled volume {vol}"));
-    }
-    let r = ctx.write(&pool, "enable", "0");
-    let stopped = note(r, format!("stopped pool {name}"));
-    if !stopped || ctx.pool_active(&pool).unwrap_or(true) {
-        notes.push(format!(
-            "pool {name} is left active with its volumes bound; run 'zvpoolctl pool stop {name}'"
-        ));
-        return notes;
+        step(
+            ctx,
+            |c, o| c.write(o, "enable", "0"),
+            vol.clone(),
+            format!("disabled volume {vol}"),
+        );
     }
     for v in bound.iter().rev() {
         let vol = Obj::volume(name, v);
-        let r = ctx.rmdir(&vol);
-        note(r, format!("unbound volume {vol}"));
+        step(
+            ctx,
+            |c, o| c.rmdir(o),
+            vol.clone(),
+            format!("unbound volume {vol}"),
+        );
     }
-    let r = ctx.rmdir(&pool);
-    note(r, format!("removed pool directory {name}"));
+    step(
+        ctx,
+        |c, o| c.write(o, "enable", "0"),
+        pool.clone(),
+        format!("stopped pool {name}"),
+    );
+    step(
+        ctx,
+        |c, o| c.rmdir(o),
+        pool,
+        format!("removed pool directory {name}"),
+    );
+    if !ok {
+        notes.push(format!(
+            "pool {name} is left assembled; see 'zvpoolctl pool status {name}', then 'zvpoolctl pool stop {name}'"
+        ));
+    }
     notes
 }
 
@@ -423,60 +456,58 @@ fn stop(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
     check_name("pool", name, "pool stop")?;
     let pool = ctx.require_pool(name)?;
     let vols = ctx.children(&pool)?;
-    if ctx.pool_active(&pool)? {
-        let mut undo = Undo::new();
-        for v in &vols {
-            let vol = Obj::volume(name, v);
-            if !abi::parse_bool(&ctx.read(&vol, "enable")?) {
-                continue;
-            }
-            if let Err(e) = ctx.write(&vol, "enable", "0") {
-                let f = if e.is(EBUSY) {
-                    e.fail_because(
-                        format!("stop pool {name}"),
-                        &format!("volume {vol} is in use"),
-                    )
-                } else {
-                    e.fail(format!("disable volume {vol}"))
-                };
-                return Err(undo.rollback(ctx, f));
-            }
-            undo.push(
-                UndoStep::Write(vol.clone(), "enable", "1".into()),
-                format!("re-enabled volume {vol}"),
-            );
+    let active = ctx.pool_active(&pool)?;
+    let mut undo = Undo::new();
+    // Disable first: removing the directory of an enabled volume would remove
+    // its block device even while open; enable=0 refuses that (EBUSY).
+    for v in &vols {
+        let vol = Obj::volume(name, v);
+        if !abi::parse_bool(&ctx.read(&vol, "enable")?) {
+            continue;
         }
-        if let Err(e) = ctx.write(&pool, "enable", "0") {
-            return Err(undo.rollback(ctx, e.fail(format!("stop pool {name}"))));
+        if let Err(e) = ctx.write(&vol, "enable", "0") {
+            let f = if e.is(EBUSY) {
+                e.fail_because(
+                    format!("stop pool {name}"),
+                    &format!("volume {vol} is in use"),
+                )
+            } else {
+                e.fail(format!("disable volume {vol}"))
+            };
+            return Err(undo.rollback(ctx, f));
         }
-        // Removing a volume directory of an active pool deletes the volume:
-        // make sure the pool is inactive before unbinding.
-        if ctx.pool_active(&pool)? {
-            return Err(Failure::new(
-                format!("stop pool {name}"),
-                "the pool still reports state active; volume directories were left in place",
-            )
-            .into());
-        }
+        undo.push(
+            UndoStep::Write(vol.clone(), "enable", "1".into()),
+            format!("re-enabled volume {vol}"),
+        );
     }
-    let mut notes = Vec::new();
+    // Unbind (the volumes and their data stay in the pool's metadata).
     for v in &vols {
         let vol = Obj::volume(name, v);
         if let Err(e) = ctx.rmdir(&vol) {
-            notes.push(format!("unbind volume {vol}: {}", e.reason()));
+            return Err(undo.rollback(ctx, e.fail(format!("unbind volume {vol}"))));
+        }
+        undo.push(
+            UndoStep::Mkdir(vol.clone()),
+            format!("re-bound volume {vol}"),
+        );
+    }
+    if active {
+        if let Err(e) = ctx.write(&pool, "enable", "0") {
+            return Err(undo.rollback(ctx, e.fail(format!("stop pool {name}"))));
         }
     }
     if let Err(e) = ctx.rmdir(&pool) {
-        let mut f = e.fail(format!("remove pool directory {name}"));
-        f.notes = notes;
-        return Err(f
-            .note("the pool is stopped; run 'zvpoolctl pool stop' again to retry")
-            .into());
-    }
-    if let Some(first) = notes.first().cloned() {
-        return Err(Failure::new(format!("stop pool {name}"), first)
-            .notes(notes[1..].to_vec())
-            .into());
+        let f = e.fail(format!("remove pool directory {name}"));
+        let f = if active {
+            f.note(format!(
+                "the pool is stopped (data committed); to use it again: 'zvpoolctl pool stop {name}' \
+                 then 'zvpoolctl pool assemble {name} DEV...'"
+            ))
+        } else {
+            f
+        };
+        return Err(f.into());
     }
     ctx.say(&format!("stopped pool {name}"));
     Ok(())
@@ -509,9 +540,23 @@ fn status_u64(st: &KeyValues, key: &str, pool: &str) -> Result<Option<u64>, Fail
         .map_err(|e| Failure::new(format!("read {pool}/status"), e))
 }
 
+/// The members with geometry and health (`members`); for an inactive pool,
+/// which shows none, the paths from `devices`.
 fn members(ctx: &Ctx<'_>, pool: &Obj) -> Result<Vec<abi::Member>, Failure> {
-    abi::parse_members(&ctx.read(pool, "members")?)
-        .map_err(|e| Failure::new(format!("read {pool}/members"), e))
+    let m = abi::parse_members(&ctx.read(pool, "members")?)
+        .map_err(|e| Failure::new(format!("read {pool}/members"), e))?;
+    if !m.is_empty() {
+        return Ok(m);
+    }
+    Ok(abi::parse_devices(&ctx.read(pool, "devices")?)
+        .into_iter()
+        .enumerate()
+        .map(|(i, path)| abi::Member {
+            index: i as u64,
+            path,
+            ..abi::Member::default()
+        })
+        .collect())
 }
 
 fn list(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
@@ -592,6 +637,9 @@ fn status(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
         Value::opt_count(n("zones_reset")?),
         Value::opt_count(n("gc_runs")?),
         Value::opt_count(n("throttled_ms")?),
+        Value::opt_count(n("journal_blocks")?),
+        Value::opt_count(n("checkpoints")?),
+        Value::opt_count(n("table_nodes")?),
     ]);
     let mut mt = Table::new(MEMBER_COLUMNS, MEMBER_COLUMNS);
     for m in &mem {
@@ -602,7 +650,11 @@ fn status(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
         mt.push(vec![
             Value::Count(m.index),
             Value::text(m.path.as_str()),
-            Value::text(m.kind.as_str()),
+            if m.kind.is_empty() {
+                Value::Null
+            } else {
+                Value::text(m.kind.as_str())
+            },
             if m.state.is_empty() {
                 Value::Null
             } else {

@@ -39,8 +39,9 @@ pub const NOUN: Noun = Noun {
             help: "Creates volume VOL in the active pool POOL with the given size and\n\
                    enables it: the block device /dev/zvpoolN appears. Space is allocated\n\
                    on write (thin provisioning).\n\
-                   configfs: mkdir POOL/VOL; POOL/VOL/size <- SIZE; POOL/VOL/enable <- 1.\n\
-                   If a step fails, the new volume is removed again.",
+                   configfs: mkdir POOL/VOL; POOL/VOL/size <- SIZE (creates the volume in\n\
+                   the pool's metadata); POOL/VOL/enable <- 1. If a step fails, the new\n\
+                   volume is removed again (rmdir POOL/VOL; POOL/delete_volume <- VOL).",
             options: &[OPT_SIZE],
             min_args: 1,
             max_args: Some(1),
@@ -54,9 +55,9 @@ pub const NOUN: Noun = Noun {
             help: "Deletes volume VOL of the active pool POOL: its block device is removed\n\
                    and ALL ITS DATA IS DESTROYED (its blocks return to the pool). There is\n\
                    no confirmation question. Fails if the device is open.\n\
-                   configfs: POOL/VOL/enable <- 0 (if enabled); rmdir POOL/VOL (which on an\n\
-                   active pool deletes the volume). A volume not bound in configfs (after\n\
-                   'pool assemble --no-volumes') is bound first (mkdir POOL/VOL).",
+                   configfs: POOL/VOL/enable <- 0 (if enabled); rmdir POOL/VOL (if bound;\n\
+                   this only unbinds); POOL/delete_volume <- VOL (this deletes). If the\n\
+                   last step fails, the volume is bound and enabled again.",
             options: &[],
             min_args: 1,
             max_args: Some(1),
@@ -73,7 +74,8 @@ pub const NOUN: Noun = Noun {
                    volumes only (EBUSY otherwise): without --offline zvpoolctl then stops\n\
                    with \"online resize not supported yet; disable the volume first\"; with\n\
                    --offline it does POOL/VOL/enable <- 0, size <- SIZE, enable <- 1 (the\n\
-                   device must not be open), restoring the old state if a step fails.",
+                   device must not be open), restoring the old state if a step fails.\n\
+                   A volume that is not bound is bound for the resize and unbound after.",
             options: &[OPT_SIZE, OPT_OFFLINE, OPT_SHRINK],
             min_args: 1,
             max_args: Some(1),
@@ -246,17 +248,17 @@ fn active_pool(ctx: &Ctx<'_>, pool: &str, what: &str) -> Result<Obj, Failure> {
 }
 
 /// Makes sure the volume is bound (mkdir binds a volume of the metadata);
-/// fails if the pool has no such volume.
+/// fails if the pool has no such volume. Returns whether it bound it.
 fn bind_existing(
     ctx: &mut Ctx<'_>,
     p: &Obj,
     pool: &str,
     name: &str,
     what: &str,
-) -> Result<Obj, Failure> {
+) -> Result<(Obj, bool), Failure> {
     let vol = Obj::volume(pool, name);
     if ctx.backend.exists(&vol) {
-        return Ok(vol);
+        return Ok((vol, false));
     }
     if !ctx.meta_volumes(p)?.iter().any(|m| m.name == name) {
         return Err(Failure::new(
@@ -266,7 +268,7 @@ fn bind_existing(
     }
     ctx.mkdir(&vol)
         .map_err(|e| e.fail(format!("bind volume {vol}")))?;
-    Ok(vol)
+    Ok((vol, true))
 }
 
 fn create(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
@@ -289,17 +291,18 @@ fn create(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
     let mut undo = Undo::new();
     undo.push(
         UndoStep::Rmdir(vol.clone()),
+        format!("removed the new volume directory {vol}"),
+    );
+    if let Err(e) = ctx.write(&vol, "size", &bytes.to_string()) {
+        return Err(undo.rollback(ctx, e.fail(format!("set size of {vol} to {bytes}"))));
+    }
+    // The first size write created the volume in the pool's metadata.
+    undo.replace_last(
+        UndoStep::DeleteVolume(pool.to_string(), name.to_string()),
         format!("deleted the new volume {vol}"),
     );
-    let r = ctx
-        .write(&vol, "size", &bytes.to_string())
-        .map_err(|e| e.fail(format!("set size of {vol} to {bytes}")))
-        .and_then(|()| {
-            ctx.write(&vol, "enable", "1")
-                .map_err(|e| e.fail(format!("enable volume {vol}")))
-        });
-    if let Err(f) = r {
-        return Err(undo.rollback(ctx, f));
+    if let Err(e) = ctx.write(&vol, "enable", "1") {
+        return Err(undo.rollback(ctx, e.fail(format!("enable volume {vol}"))));
     }
     let dev = device_node(ctx, &vol).unwrap_or_else(|| "-".into());
     ctx.say(&format!("created volume {vol}: {}, {dev}", human(bytes)));
@@ -310,23 +313,45 @@ fn delete(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
     let (pool, name) = split_volume(&p.args[0], "volume delete")?;
     let what = format!("delete volume {pool}/{name}");
     let po = active_pool(ctx, pool, &what)?;
-    let vol = bind_existing(ctx, &po, pool, name, &what)?;
+    let vol = Obj::volume(pool, name);
+    let bound = ctx.backend.exists(&vol);
+    let listed = ctx.meta_volumes(&po)?.iter().any(|m| m.name == name);
+    if !bound && !listed {
+        return Err(Failure::new(
+            what,
+            format!("no such volume (see 'zvpoolctl volume list {pool}')"),
+        )
+        .into());
+    }
     let mut undo = Undo::new();
-    if abi::parse_bool(&ctx.read(&vol, "enable")?) {
-        ctx.write(&vol, "enable", "0").map_err(|e| {
-            if e.is(EBUSY) {
-                e.fail_because(what.clone(), "the volume is in use (its device is open)")
-            } else {
-                e.fail(format!("disable volume {vol}"))
-            }
-        })?;
+    if bound {
+        if abi::parse_bool(&ctx.read(&vol, "enable")?) {
+            ctx.write(&vol, "enable", "0").map_err(|e| {
+                if e.is(EBUSY) {
+                    e.fail_because(what.clone(), "the volume is in use (its device is open)")
+                } else {
+                    e.fail(format!("disable volume {vol}"))
+                }
+            })?;
+            undo.push(
+                UndoStep::Write(vol.clone(), "enable", "1".into()),
+                format!("re-enabled volume {vol}"),
+            );
+        }
+        if let Err(e) = ctx.rmdir(&vol) {
+            return Err(undo.rollback(ctx, e.fail(format!("unbind volume {vol}"))));
+        }
         undo.push(
-            UndoStep::Write(vol.clone(), "enable", "1".into()),
-            format!("re-enabled volume {vol}"),
+            UndoStep::Mkdir(vol.clone()),
+            format!("re-bound volume {vol}"),
         );
     }
-    if let Err(e) = ctx.rmdir(&vol) {
-        return Err(undo.rollback(ctx, e.fail(what)));
+    // A bound volume whose size was never written is not in the metadata:
+    // unbinding it was all there was to delete.
+    if listed {
+        if let Err(e) = ctx.write(&po, "delete_volume", name) {
+            return Err(undo.rollback(ctx, e.fail(what)));
+        }
     }
     ctx.say(&format!("deleted volume {vol}"));
     Ok(())
@@ -338,7 +363,32 @@ fn resize(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
     let bytes = size_arg(p, cmd)?;
     let what = format!("resize volume {pool}/{name}");
     let po = active_pool(ctx, pool, &what)?;
-    let vol = bind_existing(ctx, &po, pool, name, &what)?;
+    let (vol, bound_now) = bind_existing(ctx, &po, pool, name, &what)?;
+    let r = resize_bound(ctx, p, &vol, bytes, &what);
+    if bound_now {
+        // Leave it unbound, as it was.
+        if let Err(e) = ctx.rmdir(&vol) {
+            let note = format!("could not unbind {vol} again: {}", e.reason());
+            return match r {
+                Ok(()) => Err(Failure::new(format!("unbind volume {vol}"), e.reason()).into()),
+                Err(Error::Failed(f)) => Err(f.note(note).into()),
+                Err(u) => Err(u),
+            };
+        }
+    }
+    r
+}
+
+/// Resizes a bound volume (offline if allowed and needed).
+fn resize_bound(
+    ctx: &mut Ctx<'_>,
+    p: &Parsed,
+    vol: &Obj,
+    bytes: u64,
+    what: &str,
+) -> Result<(), Error> {
+    let vol = vol.clone();
+    let what = what.to_string();
     let old_text = ctx.read(&vol, "size")?;
     let old: u64 = old_text.trim().parse().map_err(|_| {
         Failure::new(

@@ -31,7 +31,8 @@ fn kernel_tree() -> TempDir {
         "state active\nuuid 6f1c2d3e-aaaa-bbbb-cccc-1234567890ab\nmembers 2\ncapacity_bytes 6442450944\n\
          used_bytes 1073741824\nfree_bytes 5368709120\nzones_total 96\nzones_free 80\nzones_gc_reserve 4\n\
          volumes 3\nuser_blocks_written 262144\ngc_blocks_written 13107\nwrite_amplification 1.050\n\
-         zones_reset 12\ngc_runs 3\nthrottled_ms 0\nsome_new_counter 99\n",
+         zones_reset 12\ngc_runs 0\nthrottled_ms 0\njournal_blocks 77\ncheckpoints 5\n\
+         table_nodes 31\nsome_new_counter 99\n",
     );
     write(
         r,
@@ -66,8 +67,9 @@ fn kernel_tree() -> TempDir {
         "fast/db/usage",
         "id 2\nsize_bytes 4294967296\nmapped_bytes 536870912\nmapped_blocks 131072\n",
     );
-    write(r, "slow/status", "state inactive\nmembers 1\n");
-    write(r, "slow/members", "0 /dev/sdb smr state=ok\n");
+    // An inactive pool shows its paths in devices only.
+    write(r, "slow/status", "state inactive\n");
+    write(r, "slow/members", "");
     write(r, "slow/devices", "0 /dev/sdb\n");
     write(r, "slow/volumes", "");
     write(r, "slow/enable", "0\n");
@@ -153,6 +155,7 @@ fn pool_status_from_files() {
     assert_eq!(r.code, 0, "{r:?}");
     for want in [
         "health               degraded\n",
+        "journal_blocks       77\ncheckpoints          5\ntable_nodes          31\n",
         "    1  /dev/nvme0n2  zns   failed     64          30  53%      32.0M     32.0M         8          12            5             1\n",
         "fast/db     4.00G  512M  disabled  -\nfast/\"odd\"  4.00K    0B  unbound   -\n",
     ] {
@@ -168,7 +171,7 @@ fn pool_status_from_files() {
     );
     assert!(
         r.out
-            .contains("\"kind\": \"smr\",\n      \"state\": \"ok\",\n      \"zones\": null,"),
+            .contains("\"path\": \"/dev/sdb\",\n      \"kind\": null,\n      \"state\": null,"),
         "{}",
         r.out
     );

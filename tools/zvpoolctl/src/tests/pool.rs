@@ -249,7 +249,7 @@ fn assemble_rolls_back_at_every_step() {
 }
 
 #[test]
-fn assemble_rollback_keeps_volumes_when_pool_cannot_stop() {
+fn assemble_rollback_reports_a_pool_that_cannot_stop() {
     let fk = setup_with_volumes();
     assert_eq!(fk.run(&["pool", "stop", "tank"]).code, 0);
     fk.fail_on("mkdir", "tank/vm2", EINVAL, "zvpool: tank/vm2: injected");
@@ -267,14 +267,17 @@ fn assemble_rollback_keeps_volumes_when_pool_cannot_stop() {
         r.err
     );
     assert!(
-        r.err.contains("run 'zvpoolctl pool stop tank'"),
+        r.err.contains("pool tank is left assembled; see 'zvpoolctl pool status tank', then 'zvpoolctl pool stop tank'"),
         "{}",
         r.err
     );
-    // Nothing was deleted: vm1 is still bound (disabled).
-    assert!(fk.root().join("tank/vm1").is_dir());
+    // Nothing was deleted; the pool is active with both volumes unbound.
+    assert!(!r.err.contains("removed pool directory"), "{}", r.err);
     let r = fk.run(&["volume", "list", "-H", "-o", "name,state"]);
-    assert_eq!(r.out, "tank/vm1\tdisabled\ntank/vm2\tunbound\n");
+    assert_eq!(r.out, "tank/vm1\tunbound\ntank/vm2\tunbound\n");
+    let r = fk.run(&["pool", "stop", "tank"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(fk.snapshot().len(), 1);
 }
 
 #[test]

@@ -99,7 +99,7 @@ impl FakeKernel {
         let kmsg = dir.path().join("kmsg");
         fs::write(
             &kmsg,
-            "6,1,100,-;zvpool: old: a stale reason that must not be shown\n",
+            "3,1,100,-;zvpool: old: a stale reason that must not be shown\n",
         )
         .unwrap();
         FakeKernel {
@@ -201,13 +201,18 @@ impl FakeKernel {
         run_with(Some(self), &all)
     }
 
+    /// Logs an error-level line (a refusal's reason).
     fn log(&self, st: &mut State, line: &str) {
+        self.log_level(st, 3, line);
+    }
+
+    fn log_level(&self, st: &mut State, level: u32, line: &str) {
         st.seq += 1;
         let mut f = fs::OpenOptions::new()
             .append(true)
             .open(&self.kmsg)
             .unwrap();
-        writeln!(f, "3,{},{},-;{line}", st.seq, st.seq * 1000).unwrap();
+        writeln!(f, "{level},{},{},-;{line}", st.seq, st.seq * 1000).unwrap();
     }
 
     fn refuse(&self, st: &mut State, errno: i32, obj: &str, reason: &str) -> io::Error {
@@ -270,7 +275,8 @@ impl FakeKernel {
                         "state active\nuuid 0000-{name}\nmembers {n}\ncapacity_bytes {cap}\nused_bytes {used}\n\
                          free_bytes {}\nzones_total {}\nzones_free {}\nzones_gc_reserve 2\nvolumes {}\n\
                          user_blocks_written 1000\ngc_blocks_written 250\nwrite_amplification 1.250\n\
-                         zones_reset 3\ngc_runs 1\nthrottled_ms 0\nfuture_key 7\n",
+                         zones_reset 3\ngc_runs 0\nthrottled_ms 0\njournal_blocks 40\n\
+                         checkpoints 2\ntable_nodes 9\nfuture_key 7\n",
                         cap.saturating_sub(used),
                         n * DISK_ZONES,
                         n * DISK_ZONES - 2,
@@ -278,12 +284,13 @@ impl FakeKernel {
                     ),
                 );
             } else {
-                w("status", format!("state inactive\nmembers {n}\n"));
+                w("status", "state inactive\n".to_string());
             }
             let members: String = p
                 .devices
                 .iter()
                 .enumerate()
+                .filter(|_| p.active)
                 .map(|(i, d)| {
                     format!(
                         "{i} {d} zns zones={DISK_ZONES} zone_bytes={ZONE} cap_bytes={ZONE} max_open=14 \
@@ -449,25 +456,41 @@ impl FakeKernel {
                     if !active {
                         return Err(self.refuse(st, EBUSY, name, "not enabled"));
                     }
-                    if let Some(v) = st.pools[name]
-                        .vols
-                        .iter()
-                        .find(|(_, v)| v.enabled)
-                        .map(|(n, _)| n.clone())
-                    {
-                        return Err(self.refuse(
-                            st,
-                            EBUSY,
-                            name,
-                            &format!("volume {v} is enabled"),
-                        ));
+                    let bound = st.pools[name].vols.len();
+                    if bound > 0 {
+                        let why = format!(
+                            "{bound} volume(s) still bound; remove their directories first"
+                        );
+                        return Err(self.refuse(st, EBUSY, name, &why));
                     }
                     if let Some(p) = st.pools.get_mut(name) {
                         p.active = false;
                     }
+                    self.log_level(st, 6, &format!("zvpool: {name}: stopped"));
                 }
                 _ => return Err(self.refuse(st, EINVAL, name, "enable must be 0 or 1")),
             },
+            "delete_volume" => {
+                let vol = value.trim();
+                if !active {
+                    return Err(self.refuse(st, EBUSY, name, "pool is not active"));
+                }
+                let found = st
+                    .metas
+                    .get(name)
+                    .is_some_and(|m| m.volumes.iter().any(|v| v.name == vol));
+                if !found {
+                    let why = format!("no volume named '{vol}'");
+                    return Err(self.refuse(st, ENOENT, name, &why));
+                }
+                if st.pools[name].vols.contains_key(vol) {
+                    let why = format!("volume '{vol}' is bound; remove its directory first");
+                    return Err(self.refuse(st, EBUSY, name, &why));
+                }
+                if let Some(m) = st.metas.get_mut(name) {
+                    m.volumes.retain(|v| v.name != vol);
+                }
+            }
             _ => return Err(err(EACCES)),
         }
         Ok(())
@@ -622,11 +645,10 @@ impl Backend for FakeKernel {
                 let Some(p) = st.pools.get(name) else {
                     return Err(err(ENOENT));
                 };
+                // configfs refuses rmdir of a group with children; an
+                // active pool is stopped first.
                 if !p.vols.is_empty() {
                     return Err(err(ENOTEMPTY));
-                }
-                if p.active {
-                    return Err(self.refuse(st, EBUSY, name, "pool is active"));
                 }
                 st.pools.remove(name);
             }
@@ -634,16 +656,10 @@ impl Backend for FakeKernel {
                 let Some(p) = st.pools.get(pool) else {
                     return Err(err(ENOENT));
                 };
-                let Some(v) = p.vols.get(vol) else {
+                // Only unbinds; an enabled volume loses its block device
+                // (configfs gives drivers no veto on rmdir).
+                if !p.vols.contains_key(vol) {
                     return Err(err(ENOENT));
-                };
-                if v.enabled {
-                    return Err(self.refuse(st, EBUSY, &obj.to_string(), "volume is enabled"));
-                }
-                if p.active {
-                    if let Some(m) = st.metas.get_mut(pool) {
-                        m.volumes.retain(|v| &v.name != vol);
-                    }
                 }
                 if let Some(p) = st.pools.get_mut(pool) {
                     p.vols.remove(vol);
