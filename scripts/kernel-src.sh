@@ -34,7 +34,7 @@ deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] ${mirror%/} t
 EOS
 APT=(apt-get -q -o "Dir::Etc::sourcelist=$APTDIR/sources.list" -o Dir::Etc::sourceparts=-
 	-o "Dir::State::Lists=$APTDIR/lists" -o "Dir::Cache=$APTDIR/cache"
-	-o Dir::State::status=/dev/null -o APT::Get::List-Cleanup=0)
+	-o Dir::State::status=/dev/null -o APT::Get::List-Cleanup=0 -o APT::Sandbox::User=root)
 log "fetching $ZV_KERNEL_SUITE package lists (private apt config in $APTDIR)"
 "${APT[@]}" update >"$APTDIR/update.log" 2>&1 || { cat "$APTDIR/update.log" >&2; die "apt update for $ZV_KERNEL_SUITE failed"; }
 v=$(apt-cache -o "Dir::Etc::sourcelist=$APTDIR/sources.list" -o Dir::Etc::sourceparts=- \
