@@ -1,0 +1,98 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+# zvpoolctl against the real driver, in the test VM (guest side). Runs the
+# whole workflow and the refusals, prints every command with its output and
+# exit code, and ends with "zvpoolctl-vmtest: N passed, N failed".
+# Needs /usr/bin/zvpoolctl, zvpool.ko and the ZNS namespaces of
+# scripts/vm-devices.sh (/etc/zvpool/vm.env).
+set -u
+. /etc/zvpool/vm.env
+pass=0 fail=0
+dev_for() {
+	for n in /sys/block/nvme*; do
+		[ "$(cat "$n/nsid" 2>/dev/null)" = "$1" ] && { echo "/dev/${n##*/}"; return; }
+	done
+}
+set -- $ZV_ZNS
+Z0=$(dev_for "$(echo "$1" | cut -d: -f2)")
+Z1=$(dev_for "$(echo "$2" | cut -d: -f2)")
+
+# t WANT_RC DESCRIPTION CMD...: runs CMD, shows it, checks the exit code.
+t() {
+	want=$1 what=$2
+	shift 2
+	printf '\n$ %s\n' "$*"
+	"$@" >/tmp/out 2>/tmp/err
+	rc=$?
+	cat /tmp/out /tmp/err
+	if [ "$rc" = "$want" ]; then
+		pass=$((pass + 1))
+		echo "ok - $what (exit $rc)"
+	else
+		fail=$((fail + 1))
+		echo "not ok - $what (exit $rc, expected $want)"
+	fi
+}
+# has TEXT DESCRIPTION: the last command's stdout+stderr contains TEXT.
+has() {
+	if cat /tmp/out /tmp/err | grep -qF -- "$1"; then
+		pass=$((pass + 1))
+		echo "ok - $2"
+	else
+		fail=$((fail + 1))
+		echo "not ok - $2 (no \"$1\")"
+	fi
+}
+
+insmod /lib/modules/zvpool/zvpool.ko || exit 1
+t 0 "version" zvpoolctl --version
+t 0 "empty pool list" zvpoolctl pool list
+t 2 "ambiguous unit" zvpoolctl volume create tank/x --size 1GB
+t 0 "create pool" zvpoolctl pool create tank "$Z0" "$Z1"
+t 1 "create again: already defined" zvpoolctl pool create tank "$Z0"
+t 1 "create on members of tank: refused, rolled back" zvpoolctl pool create other "$Z0"
+has "kernel: zvpool:" "kernel reason shown"
+has "rolled back: removed pool directory other" "rollback reported"
+t 0 "volume create vm1" zvpoolctl volume create tank/vm1 --size 1G
+has "/dev/zvpool" "device node shown"
+t 0 "volume create vm2" zvpoolctl volume create tank/vm2 --size 256M
+t 1 "volume create vm1 again" zvpoolctl volume create tank/vm1 --size 1G
+DEV=$(zvpoolctl volume show -H -o device tank/vm1 | cut -f2)
+t 0 "write 8 MiB to $DEV" dd if=/dev/urandom of="$DEV" bs=1M count=8 conv=fsync
+t 0 "volume show" zvpoolctl volume show tank/vm1
+has "enabled" "vm1 enabled"
+t 0 "volume list -p" zvpoolctl volume list -p
+t 0 "pool list" zvpoolctl pool list
+t 0 "pool status" zvpoolctl pool status tank
+t 0 "pool status -j" zvpoolctl pool status -j tank
+t 1 "pool add while active: EBUSY" zvpoolctl pool add tank /dev/null
+has "cannot add members to an active pool yet" "pool add message"
+t 1 "online resize refused" zvpoolctl volume resize tank/vm2 --size 512M
+has "online resize not supported yet" "online resize message"
+t 0 "offline resize" zvpoolctl volume resize tank/vm2 --size 512M --offline
+t 1 "shrink without --shrink" zvpoolctl volume resize tank/vm2 --size 256M --offline
+exec 3<"$DEV"
+t 1 "stop refused while vm1 is open" zvpoolctl pool stop tank
+has "is in use" "in-use message"
+t 1 "delete refused while vm1 is open" zvpoolctl volume delete tank/vm1
+exec 3<&-
+SUM1=$(dd if="$DEV" bs=1M count=8 2>/dev/null | md5sum)
+t 0 "pool stop" zvpoolctl pool stop tank
+t 0 "pool list after stop" zvpoolctl pool list -H
+t 0 "assemble (members in the other order)" zvpoolctl pool assemble tank "$Z1" "$Z0"
+has "2 volumes enabled" "volumes re-enabled"
+DEV=$(zvpoolctl volume show -H -o device tank/vm1 | cut -f2)
+SUM2=$(dd if="$DEV" bs=1M count=8 2>/dev/null | md5sum)
+t 0 "data intact after stop/assemble" test "$SUM1" = "$SUM2"
+t 0 "volume delete vm2" zvpoolctl volume delete tank/vm2
+t 0 "volume list after delete" zvpoolctl volume list -H -o name
+t 0 "stop" zvpoolctl pool stop tank
+t 0 "assemble --no-volumes" zvpoolctl pool assemble --no-volumes tank "$Z0" "$Z1"
+t 0 "volume list: unbound" zvpoolctl volume list
+has "unbound" "vm1 unbound"
+t 0 "resize an unbound volume" zvpoolctl volume resize tank/vm1 --size 2G
+t 0 "final stop" zvpoolctl pool stop tank
+t 0 "rmmod" rmmod zvpool
+echo
+echo "zvpoolctl-vmtest: $pass passed, $fail failed"
+[ "$fail" = 0 ]
