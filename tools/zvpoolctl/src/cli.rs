@@ -32,7 +32,7 @@ pub const OPT_COLUMNS: OptSpec = OptSpec {
     long: "columns",
     short: Some('o'),
     value: Some("COL,..."),
-    help: "show these columns, in this order (see OUTPUT COLUMNS)",
+    help: "show these columns, in this order (listed below)",
 };
 pub const OPT_JSON: OptSpec = OptSpec {
     long: "json",
@@ -344,19 +344,12 @@ pub fn top_help() -> String {
          to the zvpool driver through configfs (/sys/kernel/config/zvpool); the\n\
          kernel is the only source of truth (no daemon, no state files).\n\nCommands:\n",
     );
-    let w = NOUNS
-        .iter()
-        .flat_map(|n| {
-            n.verbs
-                .iter()
-                .map(move |v| n.name.len() + v.usage.len() + 1)
-        })
-        .max()
-        .unwrap_or(0);
     for n in NOUNS {
         for v in n.verbs {
-            let u = format!("{} {}", n.name, v.usage);
-            s.push_str(&format!("  {u:<w$}  {}\n", v.summary));
+            s.push_str(&format!(
+                "  {} {}\n        {}\n",
+                n.name, v.usage, v.summary
+            ));
         }
     }
     s.push_str(
@@ -416,8 +409,9 @@ pub fn verb_help(n: &Noun, v: &Verb) -> String {
     }
     if !v.columns.is_empty() {
         s.push_str("\nOutput columns (-o):\n");
+        let w = v.columns.iter().map(|(c, _)| c.len()).max().unwrap_or(0);
         for (c, h) in v.columns {
-            s.push_str(&format!("  {c:<14}{h}\n"));
+            s.push_str(&format!("  {c:<w$}  {h}\n"));
         }
     }
     s
