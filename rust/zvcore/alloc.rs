@@ -21,7 +21,7 @@
 
 use super::codec::{Reader, Writer};
 use super::error::{Error, Result};
-use super::geom::{DeviceGeometry, PoolGeometry, Stream, MAX_DEVICES, NR_STREAMS};
+use super::geom::{DeviceGeometry, PoolGeometry, Stream, ZoneGeom, MAX_DEVICES, NR_STREAMS};
 use core::ops::{Deref, DerefMut};
 
 /// No zone (in the open-zone table).
@@ -155,8 +155,10 @@ impl AllocConfig {
     }
 }
 
-#[derive(Clone, Copy, Debug, Default)]
-struct DevState {
+/// The allocator's state of one member (caller storage: one per member,
+/// see [`Allocator::with_devs`]; contents are the allocator's own).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DevState {
     /// Empty data zones.
     free: u32,
     /// Open zones counted against the open limit (sequential zones only).
@@ -167,16 +169,78 @@ struct DevState {
     meta_open: u32,
     /// Where the next empty-zone search starts (device-local).
     cursor: u32,
+    /// `zone[stream]` = the stream's open zone on this member.
+    zone: [u32; NR_STREAMS],
 }
 
-/// The allocator of a pool. `G` holds the member geometries, `Z` the zone table.
-pub struct Allocator<G, Z> {
+impl DevState {
+    /// Initial contents of a storage slot.
+    pub const EMPTY: DevState = DevState {
+        free: 0,
+        open: 0,
+        active: 0,
+        meta_open: 0,
+        cursor: 0,
+        zone: [NO_ZONE; NR_STREAMS],
+    };
+
+    /// Counts zone `zi` (geometry `zg`) in this member's counters; returns
+    /// whether it is empty (free).
+    fn tally(&mut self, zg: &ZoneGeom, zi: &ZoneInfo) -> bool {
+        match zi.state {
+            ZoneState::Empty => {
+                self.free += 1;
+                return true;
+            }
+            ZoneState::Open(_) if !zg.conventional => {
+                self.open += 1;
+                self.active += 1;
+            }
+            ZoneState::Closed if !zg.conventional => self.active += 1,
+            ZoneState::Meta if zi.meta_open => {
+                self.meta_open += 1;
+                self.open += 1;
+                self.active += 1;
+            }
+            _ => {}
+        }
+        false
+    }
+}
+
+impl Default for DevState {
+    fn default() -> Self {
+        DevState::EMPTY
+    }
+}
+
+/// Inline member-state storage for every possible member (about 2.3 KiB):
+/// the default of [`Allocator::new`] for host code. The kernel passes heap
+/// storage to [`Allocator::with_devs`] instead.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DevTable(pub [DevState; MAX_DEVICES]);
+
+impl Deref for DevTable {
+    type Target = [DevState];
+    fn deref(&self) -> &[DevState] {
+        &self.0
+    }
+}
+
+impl DerefMut for DevTable {
+    fn deref_mut(&mut self) -> &mut [DevState] {
+        &mut self.0
+    }
+}
+
+/// The allocator of a pool. `G` holds the member geometries, `Z` the zone
+/// table, `D` the per-member state (at least one entry per member). Small
+/// itself (no per-member or per-zone array inline).
+pub struct Allocator<G, Z, D = DevTable> {
     geom: PoolGeometry<G>,
     zones: Z,
     cfg: AllocConfig,
-    dev: [DevState; MAX_DEVICES],
-    /// `open[stream][dev]` = the stream's open zone on that member.
-    open: [[u32; MAX_DEVICES]; NR_STREAMS],
+    dev: D,
     /// Next member to try first, per stream (round robin among equals).
     rr: [u16; NR_STREAMS],
     free_zones: u32,
@@ -185,17 +249,34 @@ pub struct Allocator<G, Z> {
     written: [u64; NR_STREAMS],
 }
 
-impl<G, Z> Allocator<G, Z>
+impl<G, Z> Allocator<G, Z, DevTable>
 where
     G: Deref<Target = [DeviceGeometry]>,
     Z: DerefMut<Target = [ZoneInfo]>,
 {
+    /// [`Self::with_devs`] with inline member storage (host code; the value
+    /// is about 2.5 KiB).
+    pub fn new(geom: PoolGeometry<G>, zones: Z, cfg: AllocConfig) -> Result<Self> {
+        Self::with_devs(geom, zones, DevTable([DevState::EMPTY; MAX_DEVICES]), cfg)
+    }
+}
+
+impl<G, Z, D> Allocator<G, Z, D>
+where
+    G: Deref<Target = [DeviceGeometry]>,
+    Z: DerefMut<Target = [ZoneInfo]>,
+    D: DerefMut<Target = [DevState]>,
+{
     /// An allocator over a freshly formatted pool: every data zone empty, the
     /// reserved metadata zones in state [`ZoneState::Meta`]. `zones` must have
-    /// exactly `geom.nr_zones()` entries (its contents are overwritten).
-    pub fn new(geom: PoolGeometry<G>, zones: Z, cfg: AllocConfig) -> Result<Self> {
+    /// exactly `geom.nr_zones()` entries, `devs` at least one per member
+    /// (their contents are overwritten).
+    pub fn with_devs(geom: PoolGeometry<G>, zones: Z, devs: D, cfg: AllocConfig) -> Result<Self> {
         if zones.len() != geom.nr_zones() as usize {
             return Err(Error::Invalid("alloc: zone table size"));
+        }
+        if devs.len() < geom.devices().len() {
+            return Err(Error::Invalid("alloc: member state table size"));
         }
         let data: u64 = geom
             .devices()
@@ -209,8 +290,7 @@ where
             geom,
             zones,
             cfg,
-            dev: [DevState::default(); MAX_DEVICES],
-            open: [[NO_ZONE; MAX_DEVICES]; NR_STREAMS],
+            dev: devs,
             rr: [0; NR_STREAMS],
             free_zones: 0,
             valid_total: 0,
@@ -288,8 +368,8 @@ where
             let free = self.dev.get(d).map(|s| s.free).unwrap_or(0);
             f = f.saturating_add(u64::from(free).saturating_mul(g.zone_cap_blocks));
         }
-        for row in self.open.iter() {
-            for &z in row.iter().take(self.geom.devices().len()) {
+        for s in self.dev.iter().take(self.geom.devices().len()) {
+            for &z in s.zone.iter() {
                 if z != NO_ZONE {
                     f = f.saturating_add(self.room(z));
                 }
@@ -315,7 +395,7 @@ where
 
     /// The open zone of stream `s` on member `d`, if any.
     pub fn open_zone(&self, s: Stream, d: u16) -> Option<u32> {
-        let z = *self.open.get(s.index())?.get(usize::from(d))?;
+        let z = *self.dev.get(usize::from(d))?.zone.get(s.index())?;
         (z != NO_ZONE).then_some(z)
     }
 
@@ -456,7 +536,7 @@ where
                 s.cursor = zg.local.saturating_add(1);
             }
             self.free_zones = self.free_zones.saturating_sub(1);
-            if let Some(slot) = self.open.get_mut(si).and_then(|r| r.get_mut(d)) {
+            if let Some(slot) = self.dev.get_mut(d).and_then(|s| s.zone.get_mut(si)) {
                 *slot = z;
             }
         }
@@ -481,7 +561,7 @@ where
         };
         let full = zi.state == ZoneState::Full;
         if full {
-            if let Some(slot) = self.open.get_mut(si).and_then(|r| r.get_mut(d)) {
+            if let Some(slot) = self.dev.get_mut(d).and_then(|s| s.zone.get_mut(si)) {
                 *slot = NO_ZONE;
             }
             if limited {
@@ -695,8 +775,8 @@ where
     }
 
     fn detach_open(&mut self, zone: u32) {
-        for row in self.open.iter_mut() {
-            for slot in row.iter_mut() {
+        for s in self.dev.iter_mut() {
+            for slot in s.zone.iter_mut() {
                 if *slot == zone {
                     *slot = NO_ZONE;
                 }
@@ -769,7 +849,11 @@ where
                 s.open = s.open.saturating_add(1);
             }
         }
-        if let Some(slot) = self.open.get_mut(stream.index()).and_then(|r| r.get_mut(d)) {
+        if let Some(slot) = self
+            .dev
+            .get_mut(d)
+            .and_then(|s| s.zone.get_mut(stream.index()))
+        {
             *slot = zone;
         }
         if let Some(z) = self.zones.get_mut(zone as usize) {
@@ -921,8 +1005,9 @@ where
     /// whose stream already has one on that member becomes closed; an open
     /// zone at capacity becomes full. In-flight counts are kept.
     pub fn rebuild(&mut self) {
-        self.dev = [DevState::default(); MAX_DEVICES];
-        self.open = [[NO_ZONE; MAX_DEVICES]; NR_STREAMS];
+        for s in self.dev.iter_mut() {
+            *s = DevState::EMPTY;
+        }
         self.free_zones = 0;
         self.valid_total = 0;
         let mut clock = self.clock;
@@ -935,9 +1020,9 @@ where
             };
             if let ZoneState::Open(s) = zi.state {
                 let slot = self
-                    .open
-                    .get_mut(s.index())
-                    .and_then(|r| r.get_mut(usize::from(zg.dev)));
+                    .dev
+                    .get_mut(usize::from(zg.dev))
+                    .and_then(|d| d.zone.get_mut(s.index()));
                 if u64::from(zi.wp) >= zg.cap {
                     zi.state = ZoneState::Full;
                 } else if let Some(slot) = slot {
@@ -953,22 +1038,8 @@ where
             let Some(s) = self.dev.get_mut(usize::from(zg.dev)) else {
                 continue;
             };
-            match zi.state {
-                ZoneState::Empty => {
-                    s.free += 1;
-                    self.free_zones += 1;
-                }
-                ZoneState::Open(_) if !zg.conventional => {
-                    s.open += 1;
-                    s.active += 1;
-                }
-                ZoneState::Closed if !zg.conventional => s.active += 1,
-                ZoneState::Meta if zi.meta_open => {
-                    s.meta_open += 1;
-                    s.open += 1;
-                    s.active += 1;
-                }
-                _ => {}
+            if s.tally(&zg, zi) {
+                self.free_zones += 1;
             }
         }
         self.clock = clock;
@@ -981,7 +1052,6 @@ where
     /// open zones below capacity and registered as their stream's open zone
     /// on their member) and every derived counter against a recomputation.
     pub fn check(&self, shared: bool) -> Result<()> {
-        let mut dev = [DevState::default(); MAX_DEVICES];
         let (mut free, mut valid) = (0u32, 0u64);
         for z in 0..self.geom.nr_zones() {
             let zg = self
@@ -1012,33 +1082,33 @@ where
                 }
             }
             valid = valid.saturating_add(zi.valid());
-            let s = dev
-                .get_mut(usize::from(zg.dev))
-                .ok_or(Error::Corrupt("alloc: member"))?;
-            match zi.state {
-                ZoneState::Empty => {
-                    s.free += 1;
-                    free += 1;
-                }
-                ZoneState::Open(_) if !zg.conventional => {
-                    s.open += 1;
-                    s.active += 1;
-                }
-                ZoneState::Closed if !zg.conventional => s.active += 1,
-                ZoneState::Meta if zi.meta_open => {
-                    s.meta_open += 1;
-                    s.open += 1;
-                    s.active += 1;
-                }
-                _ => {}
+            if zi.state == ZoneState::Empty {
+                free += 1;
             }
         }
-        for (d, (a, b)) in dev.iter().zip(self.dev.iter()).enumerate() {
+        // Member counters, one member at a time (its zones are contiguous).
+        for (d, b) in self.dev.iter().enumerate() {
+            let mut a = DevState::EMPTY;
+            if let (Some(g), Some(first)) = (
+                self.geom.device(d as u16),
+                self.geom.dev_first_zone(d as u16),
+            ) {
+                for z in first..first.saturating_add(g.nr_zones) {
+                    let zg = self
+                        .geom
+                        .zone(z)
+                        .ok_or(Error::Corrupt("alloc: zone geometry"))?;
+                    let zi = self
+                        .zones
+                        .get(z as usize)
+                        .ok_or(Error::Corrupt("alloc: zone table"))?;
+                    a.tally(&zg, zi);
+                }
+            }
             if (a.free, a.open, a.active, a.meta_open) != (b.free, b.open, b.active, b.meta_open) {
                 return Err(Error::Corrupt("alloc: member counters"));
             }
-            for (si, row) in self.open.iter().enumerate() {
-                let z = row.get(d).copied().unwrap_or(NO_ZONE);
+            for (si, &z) in b.zone.iter().enumerate() {
                 if z == NO_ZONE {
                     continue;
                 }
@@ -1184,16 +1254,14 @@ mod tests {
     fn check(a: &mut A) {
         a.check(false).unwrap();
         let dev = a.dev;
-        let open = a.open;
         let (free, valid, clock) = (a.free_zones, a.valid_total, a.clock);
         a.rebuild();
         for (x, y) in dev.iter().zip(a.dev.iter()) {
             assert_eq!(
-                (x.free, x.open, x.active, x.meta_open),
-                (y.free, y.open, y.active, y.meta_open)
+                (x.free, x.open, x.active, x.meta_open, x.zone),
+                (y.free, y.open, y.active, y.meta_open, y.zone)
             );
         }
-        assert_eq!(open, a.open);
         assert_eq!((free, valid, clock), (a.free_zones, a.valid_total, a.clock));
         for (i, zi) in a.zones().iter().enumerate() {
             assert!(zi.valid <= zi.wp && u64::from(zi.wp) <= a.cap(i as u32));
@@ -1522,7 +1590,11 @@ mod tests {
         assert_eq!(a.free_blocks(), b.free_blocks());
         assert_eq!(a.used_blocks(), b.used_blocks());
         assert!(a.clock() >= b.clock());
-        assert_eq!(a.open, b.open);
+        assert!(a
+            .dev
+            .iter()
+            .zip(b.dev.iter())
+            .all(|(x, y)| x.zone == y.zone));
         // Too small a buffer.
         let mut tiny = [0u8; 20];
         let mut cur = 0;

@@ -13,7 +13,7 @@
 //!    user changed meanwhile), invalidate moved old copies and skipped new ones;
 //! 4. when the victim's valid count is 0: reset the zone.
 
-use super::alloc::{Allocator, ZoneInfo, ZoneState};
+use super::alloc::{Allocator, DevState, ZoneInfo, ZoneState};
 use super::geom::{DeviceGeometry, Stream};
 use super::map::MapExtent;
 use core::ops::{Deref, DerefMut};
@@ -92,14 +92,15 @@ pub fn victim_score(zi: &ZoneInfo, cap: u64, now: u64, policy: Policy) -> Option
 
 /// Best victim zone under `policy` (ties: lowest zone id), skipping zones
 /// for which `skip(zone)` is true (e.g. the victim being collected).
-pub fn pick_victim<G, Z>(
-    a: &Allocator<G, Z>,
+pub fn pick_victim<G, Z, D>(
+    a: &Allocator<G, Z, D>,
     policy: Policy,
     skip: impl Fn(u32) -> bool,
 ) -> Option<u32>
 where
     G: Deref<Target = [DeviceGeometry]>,
     Z: DerefMut<Target = [ZoneInfo]>,
+    D: DerefMut<Target = [DevState]>,
 {
     let now = a.clock();
     let mut best: Option<(u64, u32)> = None;
@@ -190,10 +191,11 @@ impl RelocPlan {
 
     /// A plan for zone `zone` of allocator `a` (its range up to the write
     /// pointer). `None` for an unknown zone.
-    pub fn for_zone<G, Z>(a: &Allocator<G, Z>, zone: u32) -> Option<RelocPlan>
+    pub fn for_zone<G, Z, D>(a: &Allocator<G, Z, D>, zone: u32) -> Option<RelocPlan>
     where
         G: Deref<Target = [DeviceGeometry]>,
         Z: DerefMut<Target = [ZoneInfo]>,
+        D: DerefMut<Target = [DevState]>,
     {
         let start = a.geom().zone_start(zone)?;
         let wp = a.zone(zone)?.wp();
@@ -262,10 +264,11 @@ impl WaStats {
     }
 
     /// From an allocator's per-stream counters (user = hot + cold).
-    pub fn from_alloc<G, Z>(a: &Allocator<G, Z>) -> WaStats
+    pub fn from_alloc<G, Z, D>(a: &Allocator<G, Z, D>) -> WaStats
     where
         G: Deref<Target = [DeviceGeometry]>,
         Z: DerefMut<Target = [ZoneInfo]>,
+        D: DerefMut<Target = [DevState]>,
     {
         WaStats {
             user_blocks: a

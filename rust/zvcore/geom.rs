@@ -265,15 +265,17 @@ pub struct ZoneGeom {
 }
 
 /// Validated geometry of a whole pool: the member geometries (in storage `S`
-/// handed in by the caller, e.g. `Vec`, `KVec` or a slice) plus precomputed
-/// device bases and first zone ids (about 800 bytes, no allocation).
+/// handed in by the caller, e.g. `Vec`, `KVec` or a slice) plus the totals.
+/// Small (no per-member table: it lives on kernel stacks and inside the
+/// engine): device bases and first zone ids are found by a walk over the
+/// members, O(members) per lookup.
 #[derive(Clone, Debug)]
 pub struct PoolGeometry<S> {
     devs: S,
-    /// `bases[d]` = first pool address of device `d`; `bases[n]` = total blocks.
-    bases: [u64; MAX_DEVICES + 1],
-    /// `zstart[d]` = global id of device `d`'s zone 0; `zstart[n]` = total zones.
-    zstart: [u32; MAX_DEVICES + 1],
+    /// Total blocks (sum of member sizes).
+    total: u64,
+    /// Total zones.
+    zones: u32,
 }
 
 impl<S: Deref<Target = [DeviceGeometry]>> PoolGeometry<S> {
@@ -284,18 +286,10 @@ impl<S: Deref<Target = [DeviceGeometry]>> PoolGeometry<S> {
         if n == 0 || n > MAX_DEVICES {
             return Err(Error::Invalid("pool: member count"));
         }
-        let mut bases = [0u64; MAX_DEVICES + 1];
-        let mut zstart = [0u32; MAX_DEVICES + 1];
         let mut base = 0u64;
         let mut zone = 0u32;
-        for (i, g) in devs.iter().enumerate() {
+        for g in devs.iter() {
             g.validate()?;
-            if let Some(b) = bases.get_mut(i) {
-                *b = base;
-            }
-            if let Some(z) = zstart.get_mut(i) {
-                *z = zone;
-            }
             let size = g.size_blocks().ok_or(Error::Invalid("pool: too large"))?;
             base = base
                 .checked_add(size)
@@ -305,17 +299,25 @@ impl<S: Deref<Target = [DeviceGeometry]>> PoolGeometry<S> {
                 .checked_add(g.nr_zones)
                 .ok_or(Error::Invalid("pool: too many zones"))?;
         }
-        if let Some(b) = bases.get_mut(n) {
-            *b = base;
-        }
-        if let Some(z) = zstart.get_mut(n) {
-            *z = zone;
-        }
         Ok(PoolGeometry {
             devs,
-            bases,
-            zstart,
+            total: base,
+            zones: zone,
         })
+    }
+
+    /// Base address and first zone id of every member, in order (sizes were
+    /// validated by `new`: the sums cannot overflow).
+    fn spans(&self) -> impl Iterator<Item = (usize, &DeviceGeometry, u64, u32)> + '_ {
+        self.devs
+            .iter()
+            .enumerate()
+            .scan((0u64, 0u32), |acc, (d, g)| {
+                let (base, zone) = *acc;
+                acc.0 = base.saturating_add(g.size_blocks().unwrap_or(0));
+                acc.1 = zone.saturating_add(g.nr_zones);
+                Some((d, g, base, zone))
+            })
     }
 
     /// The member geometries.
@@ -336,28 +338,22 @@ impl<S: Deref<Target = [DeviceGeometry]>> PoolGeometry<S> {
 
     /// First pool address of member `d`.
     pub fn dev_base(&self, d: u16) -> Option<u64> {
-        if usize::from(d) >= self.devs.len() {
-            return None;
-        }
-        self.bases.get(usize::from(d)).copied()
+        self.spans().nth(usize::from(d)).map(|s| s.2)
     }
 
     /// Global zone id of member `d`'s zone 0.
     pub fn dev_first_zone(&self, d: u16) -> Option<u32> {
-        if usize::from(d) >= self.devs.len() {
-            return None;
-        }
-        self.zstart.get(usize::from(d)).copied()
+        self.spans().nth(usize::from(d)).map(|s| s.3)
     }
 
     /// Size of the aggregated address space (sum of device sizes).
     pub fn total_blocks(&self) -> u64 {
-        self.bases.get(self.devs.len()).copied().unwrap_or(0)
+        self.total
     }
 
     /// Total number of zones (all members).
     pub fn nr_zones(&self) -> u32 {
-        self.zstart.get(self.devs.len()).copied().unwrap_or(0)
+        self.zones
     }
 
     /// Writable data capacity: sum of zone capacities of all non-metadata zones.
@@ -372,19 +368,21 @@ impl<S: Deref<Target = [DeviceGeometry]>> PoolGeometry<S> {
         if zone >= self.nr_zones() {
             return None;
         }
-        let n = self.devs.len();
-        // Last device whose first zone is <= zone (binary search on zstart[..n]).
-        let starts = self.zstart.get(..n)?;
-        let d = starts.partition_point(|&s| s <= zone).checked_sub(1)?;
-        let local = zone.checked_sub(*starts.get(d)?)?;
-        Some((d as u16, local))
+        let (d, _, _, first) = self
+            .spans()
+            .find(|&(_, g, _, first)| zone < first.saturating_add(g.nr_zones))?;
+        Some((d as u16, zone.checked_sub(first)?))
     }
 
     /// Everything about global zone `zone`.
     pub fn zone(&self, zone: u32) -> Option<ZoneGeom> {
-        let (dev, local) = self.zone_dev(zone)?;
-        let g = self.devs.get(usize::from(dev))?;
-        let base = *self.bases.get(usize::from(dev))?;
+        if zone >= self.nr_zones() {
+            return None;
+        }
+        let (d, g, base, first) = self
+            .spans()
+            .find(|&(_, g, _, first)| zone < first.saturating_add(g.nr_zones))?;
+        let (dev, local) = (d as u16, zone.checked_sub(first)?);
         let start = base.checked_add(u64::from(local).checked_mul(g.zone_blocks)?)?;
         Some(ZoneGeom {
             dev,
@@ -444,21 +442,20 @@ impl<S: Deref<Target = [DeviceGeometry]>> PoolGeometry<S> {
 
     /// Resolves a pool address to its member, zone and offsets.
     pub fn locate(&self, addr: u64) -> Option<Loc> {
-        let n = self.devs.len();
         if addr >= self.total_blocks() {
             return None;
         }
-        let bases = self.bases.get(..n)?;
-        let d = bases.partition_point(|&b| b <= addr).checked_sub(1)?;
-        let g = self.devs.get(d)?;
-        let dev_offset = addr.checked_sub(*bases.get(d)?)?;
+        let (d, g, base, first) = self
+            .spans()
+            .find(|&(_, g, base, _)| addr < base.saturating_add(g.size_blocks().unwrap_or(0)))?;
+        let dev_offset = addr.checked_sub(base)?;
         let local64 = dev_offset.checked_div(g.zone_blocks)?;
         let local = u32::try_from(local64).ok()?;
         if local >= g.nr_zones {
             return None;
         }
         let offset = dev_offset.checked_rem(g.zone_blocks)?;
-        let zone = self.zstart.get(d)?.checked_add(local)?;
+        let zone = first.checked_add(local)?;
         Some(Loc {
             dev: d as u16,
             zone,

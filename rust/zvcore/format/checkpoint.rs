@@ -166,6 +166,17 @@ pub struct SectionInfo {
     pub crc: u32,
 }
 
+impl SectionInfo {
+    /// An unused table entry (= `default()`, usable in constants).
+    pub const EMPTY: SectionInfo = SectionInfo {
+        kind: 0,
+        first_block: 0,
+        nr_blocks: 0,
+        nr_bytes: 0,
+        crc: 0,
+    };
+}
+
 /// The decoded commit block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CheckpointCommit {
@@ -346,6 +357,7 @@ pub struct CheckpointWriter<S> {
 impl<S: DerefMut<Target = [u8]>> CheckpointWriter<S> {
     /// A writer for checkpoint `hdr` that may use at most `max_blocks` blocks
     /// (the set's capacity, at least 2).
+    #[inline(always)]
     pub fn new(blk: S, hdr: CheckpointHeader, max_blocks: u32) -> Result<Self> {
         if blk.len() != BLOCK_SIZE {
             return Err(Error::Invalid("checkpoint: buffer size"));
@@ -551,12 +563,16 @@ impl<S: DerefMut<Target = [u8]>> CheckpointWriter<S> {
     }
 
     /// Emits the last payload block and the commit block; returns the
-    /// commit's contents.
+    /// commit's contents. The writer is done afterwards (every further
+    /// call fails).
+    // By reference and out of line: keeps the writer and the commit table
+    // (about 400 bytes each) off the caller's stack frame.
+    #[inline(never)]
     pub fn finish<F: FnMut(u32, &[u8]) -> Result<()>>(
-        mut self,
+        &mut self,
         sink: &mut F,
     ) -> Result<CheckpointCommit> {
-        self.guard(|w| {
+        let r = self.guard(|w| {
             w.start(sink)?;
             w.flush(sink)?;
             w.close_section();
@@ -574,7 +590,9 @@ impl<S: DerefMut<Target = [u8]>> CheckpointWriter<S> {
             commit.encode(&mut w.blk)?;
             w.emit(sink)?;
             Ok(commit)
-        })
+        });
+        self.failed = true;
+        r
     }
 }
 
@@ -642,18 +660,45 @@ enum ReaderState {
 impl CheckpointReader {
     /// Starts reading with the header block (index 0).
     pub fn new(header_block: &[u8]) -> Result<Self> {
+        let mut r = Self::IDLE;
+        r.start(header_block)?;
+        Ok(r)
+    }
+
+    /// A reader that has read nothing and refuses every block: storage for
+    /// [`Self::start`] (the reader is about 900 bytes; the kernel avoids
+    /// moving it around its stack).
+    pub const IDLE: CheckpointReader = CheckpointReader {
+        hdr: CheckpointHeader {
+            pool_uuid: [0; 16],
+            generation: 0,
+            journal_seq: 0,
+        },
+        header_crc: 0,
+        next: 0,
+        chain: Crc32c::new(),
+        sections: [SectionInfo::EMPTY; MAX_SECTIONS],
+        nr_seen: 0,
+        sec_crc: Crc32c::new(),
+        state: ReaderState::Failed,
+        commit: None,
+    };
+
+    /// [`Self::new`] in place: (re)starts reading a checkpoint with its
+    /// header block (index 0). On error the reader refuses every block.
+    pub fn start(&mut self, header_block: &[u8]) -> Result<()> {
+        self.state = ReaderState::Failed;
         let (hdr, crc) = CheckpointHeader::decode(header_block)?;
-        Ok(CheckpointReader {
-            hdr,
-            header_crc: crc,
-            next: 1,
-            chain: Crc32c::new().update_u32(crc),
-            sections: [SectionInfo::default(); MAX_SECTIONS],
-            nr_seen: 0,
-            sec_crc: Crc32c::new(),
-            state: ReaderState::Reading,
-            commit: None,
-        })
+        self.hdr = hdr;
+        self.header_crc = crc;
+        self.next = 1;
+        self.chain = Crc32c::new().update_u32(crc);
+        self.sections = [SectionInfo::EMPTY; MAX_SECTIONS];
+        self.nr_seen = 0;
+        self.sec_crc = Crc32c::new();
+        self.commit = None;
+        self.state = ReaderState::Reading;
+        Ok(())
     }
 
     /// The checkpoint's identity.
@@ -677,6 +722,9 @@ impl CheckpointReader {
     }
 
     /// Feeds block `next_index()`.
+    // Out of line: keeps the commit table (about 400 bytes) off the
+    // caller's stack frame.
+    #[inline(never)]
     pub fn feed<'b>(&mut self, block: &'b [u8]) -> Result<CheckpointItem<'b>> {
         match self.state {
             ReaderState::Reading => {}

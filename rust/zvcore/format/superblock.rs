@@ -187,28 +187,53 @@ impl Superblock {
     /// [`Self::new`] in place (for heap storage in the kernel). Sets every
     /// field; on error `*self` is unspecified.
     pub fn init(&mut self, pool_uuid: Uuid, members: &[(Uuid, DeviceGeometry)]) -> Result<()> {
-        if members.is_empty() || members.len() > MAX_DEVICES {
+        self.init_with(pool_uuid, members.len(), |i| members.get(i).copied())
+    }
+
+    /// [`Self::init`] from separate slices: `dev_uuids[i]` and `geoms[i]`
+    /// describe member `i` (same lengths). In place, no temporary table.
+    pub fn init_parts(
+        &mut self,
+        pool_uuid: Uuid,
+        dev_uuids: &[Uuid],
+        geoms: &[DeviceGeometry],
+    ) -> Result<()> {
+        if dev_uuids.len() != geoms.len() {
+            return Err(Error::Invalid("superblock: one uuid per member"));
+        }
+        self.init_with(pool_uuid, geoms.len(), |i| {
+            Some((*dev_uuids.get(i)?, *geoms.get(i)?))
+        })
+    }
+
+    fn init_with(
+        &mut self,
+        pool_uuid: Uuid,
+        n: usize,
+        member: impl Fn(usize) -> Option<(Uuid, DeviceGeometry)>,
+    ) -> Result<()> {
+        if n == 0 || n > MAX_DEVICES {
             return Err(Error::Invalid("superblock: member count"));
         }
         self.compat = 0;
         self.ro_compat = 0;
         self.incompat = 0;
         self.pool_uuid = pool_uuid;
-        self.dev_uuid = members.first().map(|m| m.0).unwrap_or([0; 16]);
+        self.dev_uuid = member(0).map(|m| m.0).unwrap_or([0; 16]);
         self.generation = 1;
         self.member_index = 0;
         self.checkpoint_interval = DEFAULT_CHECKPOINT_INTERVAL;
-        self.nr_members = members.len() as u16;
+        self.nr_members = n as u16;
         let mut base = 0u64;
         for (i, slot) in self.members.iter_mut().enumerate() {
-            let Some((uuid, geom)) = members.get(i) else {
+            let Some((uuid, geom)) = member(i).filter(|_| i < n) else {
                 *slot = MemberInfo::EMPTY;
                 continue;
             };
             *slot = MemberInfo {
-                dev_uuid: *uuid,
+                dev_uuid: uuid,
                 base,
-                geom: *geom,
+                geom,
             };
             let size = geom
                 .size_blocks()
@@ -460,6 +485,33 @@ impl Superblock {
         self.validate()
     }
 
+    /// Pool UUID, device UUID and generation of an encoded superblock, after
+    /// checking only its magic and CRC: for telling apart blocks that
+    /// [`Self::decode_into`] already accepted, without decoding them again.
+    pub fn peek_ids(buf: &[u8]) -> Result<(Uuid, Uuid, u64)> {
+        let (blk, _) = check_block(buf, SUPERBLOCK_MAGIC)?;
+        let mut r = Reader::new(blk);
+        r.skip(40)?;
+        let pool_uuid = r.get_array::<16>()?;
+        let dev_uuid = r.get_array::<16>()?;
+        Ok((pool_uuid, dev_uuid, r.get_u64()?))
+    }
+
+    /// Copies `other` into `self` in place (no temporary on the stack,
+    /// unlike `clone`).
+    pub fn copy_from(&mut self, other: &Superblock) {
+        self.compat = other.compat;
+        self.ro_compat = other.ro_compat;
+        self.incompat = other.incompat;
+        self.pool_uuid = other.pool_uuid;
+        self.dev_uuid = other.dev_uuid;
+        self.generation = other.generation;
+        self.member_index = other.member_index;
+        self.checkpoint_interval = other.checkpoint_interval;
+        self.nr_members = other.nr_members;
+        self.members.copy_from_slice(&other.members);
+    }
+
     /// Makes this the copy written on member `index` (in place; see
     /// [`Self::for_member`]).
     pub fn set_member(&mut self, index: u16) -> Result<()> {
@@ -696,6 +748,26 @@ mod tests {
         sb.decode_into(&enc(&small)).unwrap();
         assert_eq!(sb, small);
         assert!(sb.decode_into(&[0u8; BLOCK_SIZE]).is_err());
+        // From separate slices, and the raw ids.
+        let mut p = Superblock::EMPTY;
+        p.init_parts(
+            uuid(0xAA),
+            &[uuid(1), uuid(2), uuid(3)],
+            &[zns(8, 16, 12), smr(), zns(6, 32, 32)],
+        )
+        .unwrap();
+        assert_eq!(p, sample());
+        assert!(p
+            .init_parts(uuid(0xAA), &[uuid(1)], &[smr(), smr()])
+            .is_err());
+        assert!(p.init_parts(uuid(0xAA), &[], &[]).is_err());
+        assert_eq!(
+            Superblock::peek_ids(&enc(&src)),
+            Ok((uuid(0xAA), uuid(3), 1))
+        );
+        let mut c = Superblock::EMPTY;
+        c.copy_from(&src);
+        assert_eq!(c, src);
         let mut m = sample();
         m.set_member(1).unwrap();
         assert_eq!(m, sample().for_member(1).unwrap());
