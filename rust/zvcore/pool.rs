@@ -19,7 +19,7 @@
 
 use core::ops::{Deref, DerefMut};
 
-use super::alloc::{AllocConfig, Allocator, Extent, ZoneInfo, ZoneState};
+use super::alloc::{AllocConfig, Allocator, DevState, Extent, ZoneInfo, ZoneState};
 use super::codec::{Reader, Writer};
 use super::error::{Error, Result};
 use super::format::checkpoint::{section, set_of, CKPT_DATA_MAX};
@@ -169,8 +169,10 @@ pub struct PoolStats {
     pub commits: u64,
 }
 
-/// Caller-provided storage of a pool.
-pub struct PoolStorage<Z, E, V, R, N> {
+/// Caller-provided storage of a pool. Everything large lives here (the
+/// kernel allocates it on the heap): the engine itself is small (well under
+/// 1 KiB), so returning a [`Pool`] by value is cheap.
+pub struct PoolStorage<Z, E, V, R, N, D, S> {
     /// Allocator zone table: one entry per zone.
     pub zones: Z,
     /// Per zone: the commit epoch that covers its last invalidation (one per zone).
@@ -182,6 +184,12 @@ pub struct PoolStorage<Z, E, V, R, N> {
     pub records: R,
     /// Block-table nodes.
     pub nodes: N,
+    /// Allocator state per member (at least one entry per member; contents
+    /// are overwritten), e.g. `vec![DevState::EMPTY; n]`.
+    pub devs: D,
+    /// The superblock (about 4 KiB; contents are overwritten by format and
+    /// recovery), e.g. `Box::new(Superblock::EMPTY)`.
+    pub sb: S,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -225,13 +233,13 @@ impl PoolConfig {
 }
 
 /// The pool engine.
-pub struct Pool<G, Z, E, V, R, N> {
-    pub(super) alloc: Allocator<G, Z>,
+pub struct Pool<G, Z, E, V, R, N, D, S> {
+    pub(super) alloc: Allocator<G, Z, D>,
     pub(super) zepoch: E,
     pub(super) vols: V,
     pub(super) recs: R,
     pub(super) nodes: N,
-    pub(super) sb: Superblock,
+    pub(super) sb: S,
     pub(super) cfg: PoolConfig,
     /// Records queued: `recs[..npend]`.
     pub(super) npend: usize,
@@ -252,6 +260,9 @@ pub struct Pool<G, Z, E, V, R, N> {
     pub(super) jseq: u64,
     /// Highest journal sequence number in each log zone of the journal member.
     pub(super) log_max_seq: [u64; 2],
+    /// Whether each log zone of the journal member holds a durable
+    /// superblock (a log zone is reset only if the other one does).
+    pub(super) log_sb_ok: [bool; 2],
     /// Newest committed checkpoint and the last journal sequence it covers.
     pub(super) ckpt_gen: u64,
     pub(super) ckpt_seq: u64,
@@ -285,7 +296,7 @@ fn journal_blocks_for(recs: &[Record]) -> u64 {
     blocks
 }
 
-impl<G, Z, E, V, R, N> Pool<G, Z, E, V, R, N>
+impl<G, Z, E, V, R, N, D, S> Pool<G, Z, E, V, R, N, D, S>
 where
     G: Deref<Target = [DeviceGeometry]>,
     Z: DerefMut<Target = [ZoneInfo]>,
@@ -293,14 +304,17 @@ where
     V: DerefMut<Target = [VolEntry]>,
     R: DerefMut<Target = [Record]>,
     N: NodeStore,
+    D: DerefMut<Target = [DevState]>,
+    S: DerefMut<Target = Superblock>,
 {
     /// Builds an engine around a fresh allocator (no volumes, nothing
-    /// journalled). Used by format and recovery.
+    /// journalled) and the superblock already in `st.sb`. Used by format
+    /// and recovery.
+    #[inline(always)]
     pub(super) fn assemble(
         geom: PoolGeometry<G>,
-        sb: Superblock,
         cfg: PoolConfig,
-        st: PoolStorage<Z, E, V, R, N>,
+        st: PoolStorage<Z, E, V, R, N, D, S>,
     ) -> Result<Self> {
         let nz = geom.nr_zones() as usize;
         let mut zepoch = st.zone_epochs;
@@ -316,14 +330,14 @@ where
         if st.records.len() < 16 {
             return Err(Error::Invalid("pool: record queue too small"));
         }
-        let alloc = Allocator::new(geom, st.zones, cfg.alloc)?;
+        let alloc = Allocator::with_devs(geom, st.zones, st.devs, cfg.alloc)?;
         Ok(Pool {
             alloc,
             zepoch,
             vols,
             recs: st.records,
             nodes: st.nodes,
-            sb,
+            sb: st.sb,
             cfg,
             npend: 0,
             reserved: 0,
@@ -335,6 +349,7 @@ where
             jwp: 0,
             jseq: 1,
             log_max_seq: [0; 2],
+            log_sb_ok: [true; 2],
             ckpt_gen: 0,
             ckpt_seq: 0,
             jblocks_since_ckpt: 0,
@@ -353,38 +368,24 @@ where
     /// log zones of every member) and an empty checkpoint (generation 1),
     /// ending with a `Flush`; the pool is usable once they are done.
     /// `scratch` is two blocks (8 KiB).
+    // Out of line, like `recovery::recover`: bounds the callers' stack frames.
+    #[inline(never)]
     pub fn format<F: FnMut(MetaOp<'_>) -> Result<()>>(
         devs: G,
         pool_uuid: Uuid,
         dev_uuids: &[Uuid],
         cfg: PoolConfig,
-        st: PoolStorage<Z, E, V, R, N>,
+        mut st: PoolStorage<Z, E, V, R, N, D, S>,
         scratch: &mut [u8],
         sink: &mut F,
     ) -> Result<Self> {
         let geom = PoolGeometry::new(devs)?;
-        let n = geom.devices().len();
-        if dev_uuids.len() != n {
+        if dev_uuids.len() != geom.devices().len() {
             return Err(Error::Invalid("format: one uuid per member"));
         }
-        let mut members = [(
-            [0u8; 16],
-            geom.devices()
-                .first()
-                .copied()
-                .ok_or(Error::Invalid("no member"))?,
-        ); super::geom::MAX_DEVICES];
-        for (i, m) in members.iter_mut().enumerate().take(n) {
-            let g = geom
-                .devices()
-                .get(i)
-                .copied()
-                .ok_or(Error::Invalid("member"))?;
-            let u = dev_uuids.get(i).copied().ok_or(Error::Invalid("member"))?;
-            *m = (u, g);
-        }
-        let sb = Superblock::new(pool_uuid, members.get(..n).ok_or(Error::Invalid("member"))?)?;
-        let mut pool = Self::assemble(geom, sb, cfg, st)?;
+        let n = geom.devices().len();
+        st.sb.init_parts(pool_uuid, dev_uuids, geom.devices())?;
+        let mut pool = Self::assemble(geom, cfg, st)?;
         let blk = scratch
             .get_mut(..BLOCK_SIZE)
             .ok_or(Error::Invalid("scratch"))?;
@@ -429,7 +430,7 @@ where
     // ---- accessors --------------------------------------------------------
 
     /// The allocator.
-    pub fn alloc(&self) -> &Allocator<G, Z> {
+    pub fn alloc(&self) -> &Allocator<G, Z, D> {
         &self.alloc
     }
 
@@ -1048,12 +1049,17 @@ where
                 > self.ckpt_seq
     }
 
-    /// FLUSH: commits every record queued so far. Emits `Flush` (data
-    /// durable), the log-zone switch if needed, the journal blocks and a
-    /// final `Flush`; then call [`Self::flush_end`]. Returns the number of
-    /// journal blocks (0: nothing to commit, no operation emitted).
-    /// `Busy` if a commit is in flight or a checkpoint is needed first.
-    /// `scratch` is one block.
+    /// FLUSH: commits every record queued so far; then call
+    /// [`Self::flush_end`]. Normally emits `Flush` (data durable), the
+    /// log-zone switch if needed, the journal blocks and a final `Flush`,
+    /// and returns the number of journal blocks. When a checkpoint is due
+    /// ([`Self::needs_checkpoint`], e.g. always after recovery) or the
+    /// blocks cannot be placed in a log zone, it writes a checkpoint instead
+    /// (see [`Self::checkpoint`]; returns 0) — a checkpoint commits too.
+    /// Returns 0 without emitting anything when nothing is queued.
+    /// `Busy` if a commit is in flight (or, rarely, a checkpoint zone cannot
+    /// be opened while writes are in flight: retry after they complete).
+    /// `scratch` is two blocks (one is enough when no checkpoint is needed).
     pub fn flush<F: FnMut(MetaOp<'_>) -> Result<()>>(
         &mut self,
         scratch: &mut [u8],
@@ -1066,6 +1072,25 @@ where
         if self.npend == 0 {
             return Ok(0);
         }
+        if !self.needs_checkpoint() {
+            match self.flush_journal(scratch, sink) {
+                Err(Error::Busy) => {}
+                r => return r,
+            }
+        }
+        if scratch.len() < 2 * BLOCK_SIZE {
+            return Err(Error::Busy);
+        }
+        self.checkpoint(scratch, sink).map(|()| 0)
+    }
+
+    /// The journal part of [`Self::flush`]: `Busy` (nothing emitted) when a
+    /// checkpoint is needed first.
+    fn flush_journal<F: FnMut(MetaOp<'_>) -> Result<()>>(
+        &mut self,
+        scratch: &mut [u8],
+        sink: &mut F,
+    ) -> Result<u64> {
         if self.need_ckpt {
             return Err(Error::Busy);
         }
@@ -1091,16 +1116,23 @@ where
             let covered = |p: &Self, i: u8| {
                 p.log_max_seq.get(usize::from(i)).copied().unwrap_or(0) <= p.ckpt_seq
             };
-            let next = if covered(self, next) {
+            // The zone to reset must be covered by the checkpoint, and the
+            // other log zone must hold a superblock (so that a crash right
+            // after the reset leaves the member a copy); after recovery
+            // (no current zone) either may do.
+            let sb_ok = |p: &Self, i: u8| p.log_sb_ok.get(usize::from(i)).copied().unwrap_or(false);
+            let usable = |p: &Self, i: u8| covered(p, i) && (sb_ok(p, 1 - i) || !sb_ok(p, i));
+            let next = if usable(self, next) {
                 next
-            } else if self.jlog.is_none() && covered(self, 1) {
+            } else if self.jlog.is_none() && usable(self, 1) {
                 1
             } else {
                 return Err(Error::Busy);
             };
             let (z, cap) = geo_cap(self, next).ok_or(Error::Corrupt("log zone"))?;
             if nblocks.saturating_add(1) > cap {
-                return Err(Error::NoSpace);
+                // More than a log zone holds: commit with a checkpoint.
+                return Err(Error::Busy);
             }
             let old = self
                 .jlog
@@ -1141,6 +1173,9 @@ where
             }
             if let Some(m) = self.log_max_seq.get_mut(usize::from(next)) {
                 *m = 0;
+            }
+            if let Some(o) = self.log_sb_ok.get_mut(usize::from(next)) {
+                *o = false;
             }
             self.encode_sb_for(self.jdev, blk)?;
             let start = self
@@ -1198,9 +1233,13 @@ where
     }
 
     /// The operations of the last [`Self::flush`] completed (`ok`) or one of
-    /// them failed. After a failure the pool stops accepting changes (the
+    /// them failed (this also ends a checkpoint that `flush` wrote). After a
+    /// failure the pool stops accepting changes (the
     /// journal position is unknown): re-assemble it.
     pub fn flush_end(&mut self, ok: bool) -> Result<()> {
+        if let Commit::Checkpoint { .. } = self.commit {
+            return self.checkpoint_end(ok);
+        }
         let Commit::Journal {
             nrec,
             epoch,
@@ -1223,6 +1262,10 @@ where
         self.jblocks_since_ckpt += nblocks;
         if let Some(m) = self.log_max_seq.get_mut(usize::from(log & 1)) {
             *m = last_seq;
+        }
+        // The superblock written at the switch is durable now too.
+        if let Some(o) = self.log_sb_ok.get_mut(usize::from(log & 1)) {
+            *o = true;
         }
         self.stats.journal_blocks += nblocks;
         self.stats.commits += 1;
@@ -1258,12 +1301,40 @@ where
             return Err(Error::Busy);
         }
         let gen = self.ckpt_gen.checked_add(1).ok_or(Error::NoSpace)?;
+        // Every member must be able to open its checkpoint zone (directly,
+        // or after finishing an open data zone with nothing in flight);
+        // otherwise retry once writes have completed. Nothing emitted yet.
+        for d in 0..self.alloc.geom().nr_devices() {
+            if !self.ckpt_slot_ok(d) {
+                return Err(Error::Busy);
+            }
+        }
         let r = self.write_checkpoint(gen, scratch, sink);
         if r.is_err() {
             self.commit = Commit::None;
             self.failed = true;
         }
         r
+    }
+
+    /// Whether member `d` can open one more (metadata) zone, possibly after
+    /// finishing an open data zone that has nothing in flight.
+    fn ckpt_slot_ok(&self, d: u16) -> bool {
+        let Some(g) = self.alloc.geom().device(d) else {
+            return false;
+        };
+        let (open, active) = self.alloc.dev_open_active(d);
+        let ok = |cur: u32, lim: u32| lim == 0 || cur.saturating_add(1) <= lim;
+        if ok(open, g.open_limit()) && ok(active, g.max_active) {
+            return true;
+        }
+        Stream::ALL.iter().any(|s| {
+            self.alloc
+                .open_zone(*s, d)
+                .and_then(|z| self.alloc.zone(z))
+                .map(|zi| zi.inflight() == 0)
+                .unwrap_or(false)
+        })
     }
 
     fn write_checkpoint<F: FnMut(MetaOp<'_>) -> Result<()>>(
@@ -1608,8 +1679,27 @@ where
             };
             let mut moved = OldList::new();
             let mut skipped = OldList::new();
+            // The volume may have shrunk meanwhile: the copy of blocks now
+            // beyond its end is garbage.
+            let len = it.dst.len.min(it.src.len);
+            let keep = len.min(t.size().saturating_sub(it.src.lba));
+            if keep < len {
+                let ep = self.cur_epoch;
+                inval(
+                    &mut self.alloc,
+                    &mut self.zepoch,
+                    ep,
+                    &mut self.failed,
+                    new + keep,
+                    len - keep,
+                );
+            }
+            if keep == 0 {
+                self.unreserve(slots);
+                continue;
+            }
             let src = MapExtent {
-                len: it.dst.len.min(it.src.len),
+                len: keep,
                 ..it.src
             };
             let r = t.relocate(
@@ -1664,8 +1754,8 @@ where
 /// Invalidates `[addr, addr+len)` in the allocator and stamps the zones with
 /// the epoch of the commit that will carry the change (free function so that
 /// block-table callbacks can use it while the node store is borrowed).
-fn inval<G, Z>(
-    alloc: &mut Allocator<G, Z>,
+fn inval<G, Z, D>(
+    alloc: &mut Allocator<G, Z, D>,
     zepoch: &mut [u64],
     epoch: u64,
     failed: &mut bool,
@@ -1674,6 +1764,7 @@ fn inval<G, Z>(
 ) where
     G: Deref<Target = [DeviceGeometry]>,
     Z: DerefMut<Target = [ZoneInfo]>,
+    D: DerefMut<Target = [DevState]>,
 {
     if alloc.invalidate(addr, len).is_err() {
         *failed = true;

@@ -23,15 +23,24 @@
 
 use core::ops::{Deref, DerefMut};
 
-use super::alloc::{ZoneInfo, ZoneState};
+use super::alloc::{DevState, ZoneInfo, ZoneState};
 use super::codec::Reader;
 use super::error::{Error, Result};
 use super::format::checkpoint::{section, CheckpointItem, CheckpointReader, SECTION_COMPAT};
-use super::format::layout::{checkpoint_block_addr, checkpoint_capacity, log_zone, LOG_ZONES};
-use super::format::{decode_journal_block, CheckpointHeader, Record, Superblock, BLOCK_SIZE};
+use super::format::layout::{
+    checkpoint_block_addr, checkpoint_capacity, log_zone, superblock_addr, LOG_ZONES,
+};
+use super::format::{
+    check_block, decode_journal_block, CheckpointHeader, Record, Superblock, BLOCK_SIZE,
+    SUPERBLOCK_MAGIC,
+};
 use super::geom::{DeviceGeometry, PoolGeometry, MAX_DEVICES};
 use super::map::{decode_chunk, BlockTable, NodeStore};
 use super::pool::{decode_vol_record, Pool, PoolConfig, PoolStorage, VolEntry};
+use super::verify::verify;
+
+/// Offset of the pool UUID in a superblock block (see `format/superblock.rs`).
+const SB_POOL_UUID_OFFSET: usize = 40;
 
 /// Incompat features this engine supports (none yet).
 pub const INCOMPAT_SUPPORTED: u64 = 0;
@@ -48,6 +57,15 @@ pub trait MetaReader {
     /// written from the zone start (0 = empty). Never asked for
     /// conventional zones.
     fn zone_wp(&mut self, dev: u16, zone: u32) -> Result<u64>;
+}
+
+/// Storage for the verifier run by [`recover`] (see
+/// [`super::verify::bitmap_words`]).
+pub struct Check<'a> {
+    /// One bit per pool block.
+    pub bitmap: &'a mut [u64],
+    /// One counter per zone.
+    pub counts: &'a mut [u64],
 }
 
 /// What assembly found.
@@ -90,28 +108,50 @@ fn read_pool<G: Deref<Target = [DeviceGeometry]>, M: MetaReader>(
     rd.read_block(dev, l.dev_offset, buf)
 }
 
+/// Reads superblock copy `i` (block 0 of log zone `i`) of device `j`.
+fn read_sb_copy<M: MetaReader>(
+    rd: &mut M,
+    j: usize,
+    g: &DeviceGeometry,
+    i: u32,
+    buf: &mut [u8],
+) -> Result<()> {
+    let local = g.first_meta_zone().saturating_add(i);
+    let block = u64::from(local)
+        .checked_mul(g.zone_blocks)
+        .ok_or(Error::Corrupt("superblock address"))?;
+    rd.read_block(j as u16, block, buf)
+}
+
 /// Assembles a pool. `devs` holds the geometries of the devices in the
 /// caller's order (as reported by the devices); on success it holds them in
 /// member order (and the returned [`Assembly`] maps members to the caller's
 /// indexes). `on_finish(zone)` is called for every sequential zone (global
 /// id, member order) the caller must finish on its device before writing.
-/// `scratch` is one block.
+/// `scratch` is one block. With `check`, the assembled state is also run
+/// through the verifier ([`super::verify::verify`]) and any problem makes
+/// assembly fail: this catches what per-block checksums cannot (e.g. a
+/// pool block mapped twice by well-formed but wrong records).
 #[allow(clippy::type_complexity)]
-pub fn recover<G, Z, E, V, R, N, M, F>(
+#[inline(never)]
+pub fn recover<G, Z, E, V, R, N, D, S, M, F>(
     mut devs: G,
     rd: &mut M,
     cfg: PoolConfig,
-    st: PoolStorage<Z, E, V, R, N>,
+    mut st: PoolStorage<Z, E, V, R, N, D, S>,
     scratch: &mut [u8],
     on_finish: &mut F,
-) -> Result<(Pool<G, Z, E, V, R, N>, Assembly)>
+    check: Option<Check<'_>>,
+) -> Result<(Pool<G, Z, E, V, R, N, D, S>, Assembly)>
 where
     G: DerefMut<Target = [DeviceGeometry]>,
     Z: DerefMut<Target = [ZoneInfo]>,
+    D: DerefMut<Target = [DevState]>,
     E: DerefMut<Target = [u64]>,
     V: DerefMut<Target = [VolEntry]>,
     R: DerefMut<Target = [Record]>,
     N: NodeStore,
+    S: DerefMut<Target = Superblock>,
     M: MetaReader,
     F: FnMut(u32),
 {
@@ -122,38 +162,101 @@ where
     if ndev == 0 || ndev > MAX_DEVICES {
         return Err(Error::Invalid("recover: device count"));
     }
-    // 1. Superblocks.
-    let mut best: Option<Superblock> = None;
-    let mut dev_ids = [None::<([u8; 16], [u8; 16], u64)>; MAX_DEVICES];
+    let mut asm = Assembly {
+        dev_of_member: [0; MAX_DEVICES],
+        nr_members: 0,
+        sb_generation: 0,
+        checkpoint_generation: 0,
+        fell_back: false,
+        replayed_blocks: 0,
+        last_seq: 0,
+        max_seq_seen: 0,
+        read_only: false,
+    };
+    asm.read_only = find_members(&devs, rd, &mut st.sb, buf, &mut asm.dev_of_member)?;
+    st.sb.geometries(&mut devs)?;
+    let pool = build(devs, cfg, st, rd, buf, on_finish, check, &mut asm)?;
+    Ok((pool, asm))
+}
+
+/// The engine of [`recover`] once the members are known: assembles it and
+/// runs steps 2 to 5. Out of line (the engine is built in this frame, not
+/// in `recover`'s, which also holds the result).
+#[inline(never)]
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
+fn build<G, Z, E, V, R, N, D, S, M, F>(
+    devs: G,
+    cfg: PoolConfig,
+    st: PoolStorage<Z, E, V, R, N, D, S>,
+    rd: &mut M,
+    buf: &mut [u8],
+    on_finish: &mut F,
+    check: Option<Check<'_>>,
+    asm: &mut Assembly,
+) -> Result<Pool<G, Z, E, V, R, N, D, S>>
+where
+    G: DerefMut<Target = [DeviceGeometry]>,
+    Z: DerefMut<Target = [ZoneInfo]>,
+    D: DerefMut<Target = [DevState]>,
+    E: DerefMut<Target = [u64]>,
+    V: DerefMut<Target = [VolEntry]>,
+    R: DerefMut<Target = [Record]>,
+    N: NodeStore,
+    S: DerefMut<Target = Superblock>,
+    M: MetaReader,
+    F: FnMut(u32),
+{
+    let geom = PoolGeometry::new(devs).map_err(|_| Error::Corrupt("recover: geometry"))?;
+    let mut pool = Pool::assemble(geom, cfg, st)?;
+    load_and_replay(&mut pool, rd, buf, on_finish, check, asm)?;
+    Ok(pool)
+}
+
+/// Step 1 of [`recover`]: decodes the newest valid superblock into `sb_store`
+/// and finds each member's device (`perm[member]` = device index; entries
+/// past the member count are 0). Returns whether the pool must be mounted
+/// read-only. Out of line: its temporaries stay off `recover`'s frame.
+#[inline(never)]
+fn find_members<M: MetaReader>(
+    devs: &[DeviceGeometry],
+    rd: &mut M,
+    sb_store: &mut Superblock,
+    buf: &mut [u8],
+    perm: &mut [u16; MAX_DEVICES],
+) -> Result<bool> {
+    // 1. Superblocks, decoded in place into `sb_store`: the newest valid copy
+    // overall and, per device, the log zone of its own newest valid copy.
+    let mut best: Option<(usize, u32, u64)> = None;
+    const NO_COPY: u8 = u8::MAX;
+    let mut newest = [NO_COPY; MAX_DEVICES];
     for (j, g) in devs.iter().enumerate() {
+        let mut own: Option<u64> = None;
         for i in 0..LOG_ZONES {
-            let local = g.first_meta_zone().saturating_add(i);
-            let Some(block) = u64::from(local).checked_mul(g.zone_blocks) else {
-                continue;
-            };
-            if rd.read_block(j as u16, block, buf).is_err() {
+            if read_sb_copy(rd, j, g, i, buf).is_err() || sb_store.decode_into(buf).is_err() {
                 continue;
             }
-            let Ok(sb) = Superblock::decode(buf) else {
-                continue;
-            };
-            if let Some(slot) = dev_ids.get_mut(j) {
-                let newer = slot.map(|s| sb.generation > s.2).unwrap_or(true);
-                if newer {
-                    *slot = Some((sb.pool_uuid, sb.dev_uuid, sb.generation));
+            let gen = sb_store.generation;
+            if own.map(|o| gen > o).unwrap_or(true) {
+                own = Some(gen);
+                if let Some(s) = newest.get_mut(j) {
+                    *s = i as u8;
                 }
             }
-            let better = match &best {
-                None => true,
-                Some(b) => sb.generation > b.generation,
-            };
-            if better {
-                best = Some(sb);
+            if best.map(|b| gen > b.2).unwrap_or(true) {
+                best = Some((j, i, gen));
             }
         }
     }
-    let sb = best.ok_or(Error::NotFound)?;
+    let (bj, bi, bgen) = best.ok_or(Error::NotFound)?;
+    let bg = devs.get(bj).copied().ok_or(Error::NotFound)?;
+    read_sb_copy(rd, bj, &bg, bi, buf)?;
+    sb_store.decode_into(buf)?;
+    if sb_store.generation != bgen {
+        return Err(Error::Corrupt("recover: superblock changed"));
+    }
+    let sb = &*sb_store;
     let read_only = sb.check_features(INCOMPAT_SUPPORTED, RO_COMPAT_SUPPORTED)?;
+    let ndev = devs.len();
     let n = usize::from(sb.nr_members);
     if n != ndev {
         return Err(if n > ndev {
@@ -162,30 +265,71 @@ where
             Error::Invalid("recover: device is not a member")
         });
     }
-    let mut perm = [0u16; MAX_DEVICES];
-    let mut used = [false; MAX_DEVICES];
-    for (m, info) in sb.members().iter().enumerate() {
-        let j = dev_ids
-            .iter()
-            .take(ndev)
-            .position(|d| matches!(d, Some((p, u, _)) if *p == sb.pool_uuid && *u == info.dev_uuid))
-            .ok_or(Error::NotFound)?;
-        if used.get(j).copied().unwrap_or(true) {
-            return Err(Error::Corrupt("recover: duplicate member"));
+    // Each device whose newest copy belongs to this pool is the member its
+    // device UUID names (the first such device if several claim it).
+    const NO_DEV: u16 = u16::MAX;
+    perm.fill(NO_DEV);
+    for (j, g) in devs.iter().enumerate() {
+        let Some(i) = newest.get(j).copied().filter(|i| *i != NO_COPY) else {
+            continue;
+        };
+        if read_sb_copy(rd, j, g, u32::from(i), buf).is_err() {
+            continue;
         }
-        if let Some(u) = used.get_mut(j) {
-            *u = true;
+        let Ok((p, u, _)) = Superblock::peek_ids(buf) else {
+            continue;
+        };
+        if p != sb.pool_uuid {
+            continue;
         }
-        if devs.get(j) != Some(&info.geom) {
-            return Err(Error::Corrupt("recover: member geometry mismatch"));
-        }
-        if let Some(p) = perm.get_mut(m) {
-            *p = j as u16;
+        let Some(m) = sb.find_member(&u) else {
+            continue;
+        };
+        if let Some(slot) = perm.get_mut(usize::from(m)).filter(|s| **s == NO_DEV) {
+            *slot = j as u16;
         }
     }
-    sb.geometries(&mut devs)?;
-    let geom = PoolGeometry::new(devs).map_err(|_| Error::Corrupt("recover: geometry"))?;
-    let mut pool = Pool::assemble(geom, sb, cfg, st)?;
+    for (m, info) in sb.members().iter().enumerate() {
+        let j = perm
+            .get(m)
+            .copied()
+            .filter(|j| *j != NO_DEV)
+            .ok_or(Error::NotFound)?;
+        if devs.get(usize::from(j)) != Some(&info.geom) {
+            return Err(Error::Corrupt("recover: member geometry mismatch"));
+        }
+    }
+    for p in perm.iter_mut().skip(n) {
+        *p = 0;
+    }
+    Ok(read_only)
+}
+
+/// Steps 2 to 5 of [`recover`] on the assembled engine; fills `asm` (whose
+/// `dev_of_member` is already set). Out of line: its temporaries stay off
+/// `recover`'s frame.
+#[inline(never)]
+fn load_and_replay<G, Z, E, V, R, N, D, S, M, F>(
+    pool: &mut Pool<G, Z, E, V, R, N, D, S>,
+    rd: &mut M,
+    buf: &mut [u8],
+    on_finish: &mut F,
+    check: Option<Check<'_>>,
+    asm: &mut Assembly,
+) -> Result<()>
+where
+    G: Deref<Target = [DeviceGeometry]>,
+    Z: DerefMut<Target = [ZoneInfo]>,
+    D: DerefMut<Target = [DevState]>,
+    E: DerefMut<Target = [u64]>,
+    V: DerefMut<Target = [VolEntry]>,
+    R: DerefMut<Target = [Record]>,
+    N: NodeStore,
+    S: DerefMut<Target = Superblock>,
+    M: MetaReader,
+    F: FnMut(u32),
+{
+    let perm = &asm.dev_of_member.clone();
     let uuid = pool.sb.pool_uuid;
 
     // 2. Checkpoints: the valid headers, newest first.
@@ -194,7 +338,7 @@ where
         let Some(a) = checkpoint_block_addr(pool.alloc.geom(), set as u8, 0) else {
             continue;
         };
-        if read_pool(pool.alloc.geom(), &perm, rd, a, buf).is_err() {
+        if read_pool(pool.alloc.geom(), perm, rd, a, buf).is_err() {
             continue;
         }
         if let Ok((hdr, _)) = CheckpointHeader::decode(buf) {
@@ -214,8 +358,8 @@ where
     let mut chosen = None;
     for (k, h) in order.iter().enumerate() {
         let Some(h) = h else { continue };
-        clear_volumes(&mut pool);
-        match load_checkpoint(&mut pool, &perm, rd, h, buf) {
+        clear_volumes(pool);
+        match load_checkpoint(pool, perm, rd, h, buf) {
             Ok(()) => {
                 chosen = Some((*h, k > 0));
                 break;
@@ -225,32 +369,12 @@ where
         }
     }
     let Some((ckpt, fell_back)) = chosen else {
-        clear_volumes(&mut pool);
+        clear_volumes(pool);
         return Err(Error::Corrupt("recover: no valid checkpoint"));
     };
 
-    // 3. Journal. Write pointers of every log zone first.
+    // 3. Journal.
     let nm = pool.alloc.geom().nr_devices();
-    let mut lim = [0u64; 2 * MAX_DEVICES];
-    for d in 0..nm {
-        for i in 0..LOG_ZONES {
-            let Some(z) = log_zone(pool.alloc.geom(), d, i) else {
-                continue;
-            };
-            let Some(zg) = pool.alloc.geom().zone(z) else {
-                continue;
-            };
-            let w = if zg.conventional {
-                zg.cap
-            } else {
-                let dev = perm.get(usize::from(d)).copied().unwrap_or(0);
-                rd.zone_wp(dev, zg.local).unwrap_or(0).min(zg.cap)
-            };
-            if let Some(s) = lim.get_mut(usize::from(d) * 2 + i as usize) {
-                *s = w;
-            }
-        }
-    }
     // Highest sequence number anywhere (a full scan).
     let mut max_seen = ckpt.journal_seq;
     for d in 0..nm {
@@ -260,12 +384,9 @@ where
             else {
                 continue;
             };
-            let l = lim
-                .get(usize::from(d) * 2 + i as usize)
-                .copied()
-                .unwrap_or(0);
+            let l = log_limit(pool.alloc.geom(), perm, rd, d, i);
             for off in 1..l {
-                if read_pool(pool.alloc.geom(), &perm, rd, start + off, buf).is_err() {
+                if read_pool(pool.alloc.geom(), perm, rd, start + off, buf).is_err() {
                     continue;
                 }
                 if let Ok((h, _)) = decode_journal_block(buf) {
@@ -286,7 +407,7 @@ where
         if next > max_seen {
             break;
         }
-        let found = find_journal_block(&pool, &perm, rd, &lim, uuid, next, hint, buf);
+        let found = find_journal_block(pool.alloc.geom(), perm, rd, uuid, next, hint, buf);
         let Some(pos) = found else { break };
         let Ok((h, recs)) = decode_journal_block(buf) else {
             break;
@@ -295,7 +416,7 @@ where
             break;
         }
         for rec in recs {
-            apply_record(&mut pool, &rec?)?;
+            apply_record(pool, &rec?)?;
         }
         replayed += 1;
         hint = Some(pos);
@@ -306,7 +427,15 @@ where
     let last_seq = next - 1;
 
     // 4. Zones.
-    rebuild_zones(&mut pool, &perm, rd, on_finish)?;
+    rebuild_zones(pool, perm, rd, on_finish)?;
+
+    if let Some(c) = check {
+        let n = verify(pool, c.bitmap, c.counts, &mut |_| {})?;
+        if n != 0 {
+            clear_volumes(pool);
+            return Err(Error::Corrupt("recover: verifier found problems"));
+        }
+    }
 
     // 5. Engine state.
     let top = max_seen.max(last_seq);
@@ -319,22 +448,31 @@ where
     pool.jlog = None;
     pool.jwp = 0;
     pool.need_ckpt = true;
-    let asm = Assembly {
-        dev_of_member: perm,
-        nr_members: nm,
-        sb_generation: pool.sb.generation,
-        checkpoint_generation: ckpt.generation,
-        fell_back,
-        replayed_blocks: replayed,
-        last_seq,
-        max_seq_seen: max_seen,
-        read_only,
-    };
-    Ok((pool, asm))
+    // Which log zones of the journal member still hold a superblock: the
+    // engine never resets one unless the other does (a crash between the
+    // reset and the superblock rewrite must leave the member a copy).
+    for i in 0..LOG_ZONES {
+        let ok = superblock_addr(pool.alloc.geom(), pool.jdev, i)
+            .map(|a| read_pool(pool.alloc.geom(), perm, rd, a, buf).is_ok())
+            .unwrap_or(false)
+            && check_block(buf, SUPERBLOCK_MAGIC).is_ok()
+            && buf.get(SB_POOL_UUID_OFFSET..SB_POOL_UUID_OFFSET + 16) == Some(&uuid[..]);
+        if let Some(s) = pool.log_sb_ok.get_mut(i as usize) {
+            *s = ok;
+        }
+    }
+    asm.nr_members = nm;
+    asm.sb_generation = pool.sb.generation;
+    asm.checkpoint_generation = ckpt.generation;
+    asm.fell_back = fell_back;
+    asm.replayed_blocks = replayed;
+    asm.last_seq = last_seq;
+    asm.max_seq_seen = max_seen;
+    Ok(())
 }
 
 /// Frees every volume (used before retrying with another checkpoint).
-fn clear_volumes<G, Z, E, V, R, N>(pool: &mut Pool<G, Z, E, V, R, N>)
+fn clear_volumes<G, Z, E, V, R, N, D, S>(pool: &mut Pool<G, Z, E, V, R, N, D, S>)
 where
     V: DerefMut<Target = [VolEntry]>,
     N: NodeStore,
@@ -355,8 +493,9 @@ fn vol_slot<V: DerefMut<Target = [VolEntry]>>(vols: &V, id: u32) -> Option<usize
 }
 
 /// Loads checkpoint `h` into the (empty) volume table.
-fn load_checkpoint<G, Z, E, V, R, N, M>(
-    pool: &mut Pool<G, Z, E, V, R, N>,
+#[inline(never)]
+fn load_checkpoint<G, Z, E, V, R, N, D, S, M>(
+    pool: &mut Pool<G, Z, E, V, R, N, D, S>,
     perm: &[u16; MAX_DEVICES],
     rd: &mut M,
     h: &CheckpointHeader,
@@ -365,6 +504,7 @@ fn load_checkpoint<G, Z, E, V, R, N, M>(
 where
     G: Deref<Target = [DeviceGeometry]>,
     Z: DerefMut<Target = [ZoneInfo]>,
+    D: DerefMut<Target = [DevState]>,
     V: DerefMut<Target = [VolEntry]>,
     N: NodeStore,
     M: MetaReader,
@@ -373,7 +513,9 @@ where
     let a0 =
         checkpoint_block_addr(pool.alloc.geom(), set, 0).ok_or(Error::Corrupt("checkpoint"))?;
     read_pool(pool.alloc.geom(), perm, rd, a0, buf)?;
-    let mut cr = CheckpointReader::new(buf)?;
+    // In place: the reader is about 900 bytes.
+    let mut cr = CheckpointReader::IDLE;
+    cr.start(buf)?;
     if cr.header() != h {
         return Err(Error::Corrupt("checkpoint header changed"));
     }
@@ -442,14 +584,38 @@ where
     }
 }
 
+/// Blocks written in log zone `i` of member `d` (its device's write pointer,
+/// a conventional zone's capacity): where its journal blocks end. Asked of
+/// the device each time (no per-member table on the stack).
+fn log_limit<G, M>(
+    geo: &PoolGeometry<G>,
+    perm: &[u16; MAX_DEVICES],
+    rd: &mut M,
+    d: u16,
+    i: u32,
+) -> u64
+where
+    G: Deref<Target = [DeviceGeometry]>,
+    M: MetaReader,
+{
+    let Some(zg) = log_zone(geo, d, i).and_then(|z| geo.zone(z)) else {
+        return 0;
+    };
+    if zg.conventional {
+        return zg.cap;
+    }
+    let dev = perm.get(usize::from(d)).copied().unwrap_or(0);
+    rd.zone_wp(dev, zg.local).unwrap_or(0).min(zg.cap)
+}
+
 /// Finds the journal block with sequence `seq` (leaves it in `buf`):
 /// first right after `hint`, else anywhere in a log zone.
 #[allow(clippy::too_many_arguments)]
-fn find_journal_block<G, Z, E, V, R, N, M>(
-    pool: &Pool<G, Z, E, V, R, N>,
+#[inline(never)]
+fn find_journal_block<G, M>(
+    geo: &PoolGeometry<G>,
     perm: &[u16; MAX_DEVICES],
     rd: &mut M,
-    lim: &[u64; 2 * MAX_DEVICES],
     uuid: [u8; 16],
     seq: u64,
     hint: Option<(u16, u32, u64)>,
@@ -457,21 +623,13 @@ fn find_journal_block<G, Z, E, V, R, N, M>(
 ) -> Option<(u16, u32, u64)>
 where
     G: Deref<Target = [DeviceGeometry]>,
-    Z: DerefMut<Target = [ZoneInfo]>,
     M: MetaReader,
 {
-    let geo = pool.alloc.geom();
-    let mut probe = |d: u16, i: u32, off: u64, buf: &mut [u8]| -> bool {
+    let probe = |rd: &mut M, d: u16, i: u32, off: u64, l: u64, buf: &mut [u8]| -> bool {
         let Some(start) = log_zone(geo, d, i).and_then(|z| geo.zone_start(z)) else {
             return false;
         };
-        if off == 0
-            || off
-                >= lim
-                    .get(usize::from(d) * 2 + i as usize)
-                    .copied()
-                    .unwrap_or(0)
-        {
+        if off == 0 || off >= l {
             return false;
         }
         if read_pool(geo, perm, rd, start + off, buf).is_err() {
@@ -480,18 +638,16 @@ where
         matches!(decode_journal_block(buf), Ok((h, _)) if h.pool_uuid == uuid && h.seq == seq)
     };
     if let Some((d, i, off)) = hint {
-        if probe(d, i, off + 1, buf) {
+        let l = log_limit(geo, perm, rd, d, i);
+        if probe(rd, d, i, off + 1, l, buf) {
             return Some((d, i, off + 1));
         }
     }
     for d in 0..geo.nr_devices() {
         for i in 0..LOG_ZONES {
-            let l = lim
-                .get(usize::from(d) * 2 + i as usize)
-                .copied()
-                .unwrap_or(0);
+            let l = log_limit(geo, perm, rd, d, i);
             for off in 1..l {
-                if probe(d, i, off, buf) {
+                if probe(rd, d, i, off, l, buf) {
                     return Some((d, i, off));
                 }
             }
@@ -501,13 +657,17 @@ where
 }
 
 /// Applies one replayed record to the block tables.
-fn apply_record<G, Z, E, V, R, N>(pool: &mut Pool<G, Z, E, V, R, N>, rec: &Record) -> Result<()>
+#[inline(never)]
+fn apply_record<G, Z, E, V, R, N, D, S>(
+    pool: &mut Pool<G, Z, E, V, R, N, D, S>,
+    rec: &Record,
+) -> Result<()>
 where
     V: DerefMut<Target = [VolEntry]>,
     N: NodeStore,
 {
     let bad = |_| Error::Corrupt("journal: record does not apply");
-    let table = |pool: &Pool<G, Z, E, V, R, N>, vol: u32| -> Result<(usize, BlockTable)> {
+    let table = |pool: &Pool<G, Z, E, V, R, N, D, S>, vol: u32| -> Result<(usize, BlockTable)> {
         let i = vol_slot(&pool.vols, vol).ok_or(Error::Corrupt("journal: unknown volume"))?;
         let t = pool
             .vols
@@ -590,8 +750,9 @@ where
 
 /// Rebuilds the allocator's zone table from the devices' write pointers and
 /// the block tables.
-fn rebuild_zones<G, Z, E, V, R, N, M, F>(
-    pool: &mut Pool<G, Z, E, V, R, N>,
+#[inline(never)]
+fn rebuild_zones<G, Z, E, V, R, N, D, S, M, F>(
+    pool: &mut Pool<G, Z, E, V, R, N, D, S>,
     perm: &[u16; MAX_DEVICES],
     rd: &mut M,
     on_finish: &mut F,
@@ -599,6 +760,7 @@ fn rebuild_zones<G, Z, E, V, R, N, M, F>(
 where
     G: Deref<Target = [DeviceGeometry]>,
     Z: DerefMut<Target = [ZoneInfo]>,
+    D: DerefMut<Target = [DevState]>,
     V: DerefMut<Target = [VolEntry]>,
     N: NodeStore,
     M: MetaReader,

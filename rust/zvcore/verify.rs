@@ -19,9 +19,9 @@
 
 use core::ops::{Deref, DerefMut};
 
-use super::alloc::{ZoneInfo, ZoneState};
+use super::alloc::{DevState, ZoneInfo, ZoneState};
 use super::error::{Error, Result};
-use super::format::Record;
+use super::format::{Record, Superblock};
 use super::geom::DeviceGeometry;
 use super::map::NodeStore;
 use super::pool::{Pool, VolEntry};
@@ -78,8 +78,8 @@ pub const fn bitmap_words(total_blocks: u64) -> usize {
 /// Verifies `pool`. `bitmap` needs [`bitmap_words`]`(total blocks)` words,
 /// `counts` one entry per zone (both are overwritten). Returns the number
 /// of problems, each also passed to `report`.
-pub fn verify<G, Z, E, V, R, N>(
-    pool: &Pool<G, Z, E, V, R, N>,
+pub fn verify<G, Z, E, V, R, N, D, S>(
+    pool: &Pool<G, Z, E, V, R, N, D, S>,
     bitmap: &mut [u64],
     counts: &mut [u64],
     report: &mut impl FnMut(Problem),
@@ -91,6 +91,8 @@ where
     V: DerefMut<Target = [VolEntry]>,
     R: DerefMut<Target = [Record]>,
     N: NodeStore,
+    D: DerefMut<Target = [DevState]>,
+    S: DerefMut<Target = Superblock>,
 {
     let geo = pool.geom();
     let alloc = pool.alloc();

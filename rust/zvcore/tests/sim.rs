@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
+use std::rc::Rc;
 
 /// Block size of the simulator (same as the core's block).
 pub const BS: usize = 4096;
@@ -151,7 +152,10 @@ pub enum SimErr {
 }
 
 /// A cached write: (block address, data).
-type Cached = (u64, Box<[u8; BS]>);
+type Cached = (u64, Blk);
+
+/// A stored block (shared: cloning a device is cheap).
+type Blk = Rc<[u8; BS]>;
 
 #[derive(Clone, Debug)]
 struct Zone {
@@ -170,15 +174,16 @@ struct Zone {
 /// zones), possibly tearing the last kept block, and forgets the rest. Zone
 /// resets and finishes are durable when they complete (the harsher choice for
 /// the host: they can never be undone by a crash).
+#[derive(Clone)]
 pub struct SimDev {
     pub g: SimGeom,
     zones: Vec<Zone>,
     /// Durable contents.
-    durable: HashMap<u64, Box<[u8; BS]>>,
+    durable: HashMap<u64, Blk>,
     /// Cached (not yet durable) writes in order: (block address, data).
-    cache: Vec<(u64, Box<[u8; BS]>)>,
+    cache: Vec<Cached>,
     /// Latest contents as seen by reads (durable overlaid by cache).
-    current: HashMap<u64, Box<[u8; BS]>>,
+    current: HashMap<u64, Blk>,
     /// Fail the next N write commands (error injection).
     pub fail_writes: u32,
     pub stats: SimStats,
@@ -294,8 +299,9 @@ impl SimDev {
     }
 
     fn put(&mut self, addr: u64, data: &[u8]) {
-        let mut b = Box::new([0u8; BS]);
-        b.copy_from_slice(data);
+        let mut a = [0u8; BS];
+        a.copy_from_slice(data);
+        let b = Rc::new(a);
         self.current.insert(addr, b.clone());
         self.cache.push((addr, b));
     }
@@ -475,6 +481,46 @@ impl SimDev {
         Ok(())
     }
 
+    /// Overwrites a written block in place, ignoring every rule (corruption
+    /// tests: what the media returns from now on).
+    pub fn poke(&mut self, addr: u64, data: &[u8]) {
+        let mut a = [0u8; BS];
+        let n = data.len().min(BS);
+        a[..n].copy_from_slice(&data[..n]);
+        let b = Rc::new(a);
+        self.current.insert(addr, b.clone());
+        self.durable.insert(addr, b);
+    }
+
+    /// Loses the tail of a sequential zone: its write pointer moves back to
+    /// offset `wp` (corruption tests).
+    pub fn truncate_zone(&mut self, zone: u32, wp: u64) {
+        if self.is_conv(zone) || zone >= self.g.nr_zones {
+            return;
+        }
+        let start = self.zone_start(zone);
+        let cur = self.zones[zone as usize].wp;
+        if wp >= cur {
+            return;
+        }
+        self.drop_cached_in_zone(zone);
+        for a in start + wp..start + cur {
+            self.current.remove(&a);
+            self.durable.remove(&a);
+        }
+        let z = &mut self.zones[zone as usize];
+        z.wp = wp;
+        z.dwp = wp;
+        z.cond = if wp == 0 { Cond::Empty } else { Cond::Closed };
+    }
+
+    /// Addresses of every block holding data (sorted).
+    pub fn written(&self) -> Vec<u64> {
+        let mut v: Vec<u64> = self.current.keys().copied().collect();
+        v.sort_unstable();
+        v
+    }
+
     /// Cache flush: everything written so far becomes durable.
     pub fn flush(&mut self) {
         for (a, b) in self.cache.drain(..) {
@@ -522,15 +568,16 @@ impl SimDev {
                     _ => rng.below(n as u64 + 1) as usize,
                 };
                 let tear = keep > 0 && rng.pct(25);
-                for (i, (a, mut b)) in list.into_iter().enumerate().take(keep) {
+                for (i, (a, b)) in list.into_iter().enumerate().take(keep) {
+                    let mut b = b;
                     if tear && i + 1 == keep {
                         // Torn block: a random-length prefix of new data,
                         // then what was there (zeros) or garbage.
                         let cut = rng.below(BS as u64) as usize;
                         if rng.pct(50) {
-                            b[cut..].fill(0);
+                            Rc::make_mut(&mut b)[cut..].fill(0);
                         } else {
-                            rng.fill(&mut b[cut..]);
+                            rng.fill(&mut Rc::make_mut(&mut b)[cut..]);
                         }
                         self.stats.torn += 1;
                     }

@@ -1,0 +1,1120 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Test harness shared by the model and corruption tests: a world of
+//! simulated devices, the engine, and a reference model of the volumes.
+#![allow(dead_code)]
+
+use crate::sim::*;
+use std::collections::HashSet;
+use zvcore::alloc::{DevState, ZoneInfo};
+use zvcore::error::Error;
+use zvcore::format::{Record, Superblock};
+use zvcore::geom::{DevKind, DeviceGeometry, PoolGeometry, Stream};
+use zvcore::map::{Node, NodeId, NodeStore, FANOUT};
+use zvcore::pool::{
+    MetaOp, Pool, PoolConfig, PoolStorage, ReadRun, RelocItem, VolEntry, WritePlan,
+};
+use zvcore::recovery::{recover, MetaReader};
+use zvcore::verify::{bitmap_words, verify, Problem};
+
+// ---- node store ------------------------------------------------------------
+
+pub struct Store {
+    pub nodes: Vec<Option<Box<Node>>>,
+    pub free: Vec<NodeId>,
+    pub limit: usize,
+    pub live: usize,
+}
+
+impl Store {
+    pub fn new(limit: usize) -> Self {
+        Store {
+            nodes: Vec::new(),
+            free: Vec::new(),
+            limit,
+            live: 0,
+        }
+    }
+}
+
+impl NodeStore for Store {
+    fn alloc(&mut self) -> Option<NodeId> {
+        if self.live >= self.limit {
+            return None;
+        }
+        self.live += 1;
+        let n = Box::new([0u64; FANOUT]);
+        if let Some(id) = self.free.pop() {
+            self.nodes[id as usize] = Some(n);
+            return Some(id);
+        }
+        self.nodes.push(Some(n));
+        Some((self.nodes.len() - 1) as NodeId)
+    }
+    fn free(&mut self, id: NodeId) {
+        if let Some(slot) = self.nodes.get_mut(id as usize) {
+            if slot.take().is_some() {
+                self.live -= 1;
+                self.free.push(id);
+            }
+        }
+    }
+    fn get(&self, id: NodeId) -> Option<&Node> {
+        self.nodes.get(id as usize)?.as_deref()
+    }
+    fn get_mut(&mut self, id: NodeId) -> Option<&mut Node> {
+        self.nodes.get_mut(id as usize)?.as_deref_mut()
+    }
+}
+
+/// The engine's storage in tests.
+pub type St = PoolStorage<
+    Vec<ZoneInfo>,
+    Vec<u64>,
+    Vec<VolEntry>,
+    Vec<Record>,
+    Store,
+    Vec<DevState>,
+    Box<Superblock>,
+>;
+
+pub type P = Pool<
+    Vec<DeviceGeometry>,
+    Vec<ZoneInfo>,
+    Vec<u64>,
+    Vec<VolEntry>,
+    Vec<Record>,
+    Store,
+    Vec<DevState>,
+    Box<Superblock>,
+>;
+
+// ---- data tags ---------------------------------------------------------------
+
+pub const TAG: u64 = u64::from_le_bytes(*b"ZVTESTDB");
+
+pub fn fill_block(b: &mut [u8], vol: u32, lba: u64, ver: u64) {
+    let seed = ver.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ lba.rotate_left(17) ^ u64::from(vol);
+    for (i, c) in b.chunks_mut(8).enumerate() {
+        c.copy_from_slice(
+            &(seed
+                .wrapping_add(i as u64)
+                .wrapping_mul(0xff51_afd7_ed55_8ccd))
+            .to_le_bytes(),
+        );
+    }
+    b[0..8].copy_from_slice(&TAG.to_le_bytes());
+    b[8..12].copy_from_slice(&vol.to_le_bytes());
+    b[12..20].copy_from_slice(&lba.to_le_bytes());
+    b[20..28].copy_from_slice(&ver.to_le_bytes());
+}
+
+/// The version a block holds (0 = zeros); Err if it is not a valid block of
+/// (vol, lba).
+pub fn block_version(b: &[u8], vol: u32, lba: u64) -> Result<u64, String> {
+    if b.iter().all(|&x| x == 0) {
+        return Ok(0);
+    }
+    let tag = u64::from_le_bytes(b[0..8].try_into().unwrap());
+    let v = u32::from_le_bytes(b[8..12].try_into().unwrap());
+    let l = u64::from_le_bytes(b[12..20].try_into().unwrap());
+    let ver = u64::from_le_bytes(b[20..28].try_into().unwrap());
+    if tag != TAG || v != vol || l != lba {
+        return Err(format!(
+            "block of vol {vol} lba {lba} holds tag {tag:#x} vol {v} lba {l} ver {ver}"
+        ));
+    }
+    let mut want = vec![0u8; BS];
+    fill_block(&mut want, vol, lba, ver);
+    if want != b {
+        return Err(format!(
+            "block of vol {vol} lba {lba} ver {ver}: torn or corrupt contents"
+        ));
+    }
+    Ok(ver)
+}
+
+// ---- reference model -----------------------------------------------------------
+
+#[derive(Clone, Default)]
+pub struct BlockModel {
+    /// Last completed version (0 = zeros).
+    pub cur: u64,
+    /// Version known durable (committed).
+    pub durable: u64,
+    /// Completions since `durable`: (completion index, version).
+    pub hist: Vec<(u64, u64)>,
+}
+
+pub struct VolModel {
+    pub id: u32,
+    pub blocks: Vec<BlockModel>,
+}
+
+// ---- the world -------------------------------------------------------------------
+
+pub struct OwnedOp {
+    pub kind: u8, // 0 flush, 1 reset, 2 finish, 3 write
+    pub zone: u32,
+    pub addr: u64,
+    pub data: Vec<u8>,
+}
+
+pub fn own(op: MetaOp<'_>) -> OwnedOp {
+    match op {
+        MetaOp::Flush => OwnedOp {
+            kind: 0,
+            zone: 0,
+            addr: 0,
+            data: Vec::new(),
+        },
+        MetaOp::Reset(z) => OwnedOp {
+            kind: 1,
+            zone: z,
+            addr: 0,
+            data: Vec::new(),
+        },
+        MetaOp::Finish(z) => OwnedOp {
+            kind: 2,
+            zone: z,
+            addr: 0,
+            data: Vec::new(),
+        },
+        MetaOp::Write(a, b) => OwnedOp {
+            kind: 3,
+            zone: 0,
+            addr: a,
+            data: b.to_vec(),
+        },
+    }
+}
+
+pub struct InFlight {
+    pub plan: WritePlan,
+    pub addrs: Vec<Option<u64>>,
+    pub vers: Vec<u64>,
+}
+
+pub struct Stats {
+    pub ckpt_busy: u64,
+    pub ops: u64,
+    pub writes: u64,
+    pub reads: u64,
+    pub discards: u64,
+    pub flushes: u64,
+    pub checkpoints: u64,
+    pub gc_batches: u64,
+    pub gc_races: u64,
+    pub crashes: u64,
+    pub crash_mid_meta: u64,
+    pub vol_ops: u64,
+    pub write_failures: u64,
+    pub enospc: u64,
+    pub fallbacks: u64,
+    pub replayed: u64,
+}
+
+pub struct World {
+    pub fill_pct: u64,
+    pub seed: u64,
+    pub rng: Rng,
+    pub geoms: Vec<DeviceGeometry>,
+    pub devs: Vec<SimDev>,
+    pub bases: Vec<u64>,
+    pub zone_first: Vec<u32>,
+    pub pool: Option<P>,
+    pub vols: Vec<VolModel>,
+    pub next_vol: u32,
+    pub ver: u64,
+    pub completions: u64,
+    pub dirty: HashSet<(u32, u64)>,
+    pub inflight: Vec<InFlight>,
+    pub scratch: Vec<u8>,
+    pub st: Stats,
+    pub uuid: [u8; 16],
+}
+
+pub fn sim_geom(g: &DeviceGeometry) -> SimGeom {
+    SimGeom {
+        kind: match g.kind {
+            DevKind::Zns => SimKind::Zns,
+            DevKind::Smr => SimKind::Smr,
+            DevKind::Conventional => SimKind::Conventional,
+        },
+        nr_zones: g.nr_zones,
+        zone_blocks: g.zone_blocks,
+        zone_cap: g.zone_cap_blocks,
+        nr_conv: g.nr_conv_zones,
+        max_open: g.max_open,
+        max_active: g.max_active,
+        zone_append: g.zone_append,
+    }
+}
+
+pub fn geometries(rng: &mut Rng) -> Vec<DeviceGeometry> {
+    let zns = DeviceGeometry {
+        kind: DevKind::Zns,
+        nr_zones: 22 + rng.below(6) as u32,
+        zone_blocks: 64,
+        zone_cap_blocks: 40 + rng.below(17),
+        nr_conv_zones: 0,
+        max_open: 4,
+        max_active: 5 + rng.below(3) as u32,
+        zone_append: true,
+    };
+    let smr = DeviceGeometry {
+        kind: DevKind::Smr,
+        nr_zones: 22 + rng.below(6) as u32,
+        zone_blocks: 64,
+        zone_cap_blocks: 64,
+        nr_conv_zones: 1 + rng.below(3) as u32,
+        max_open: 0,
+        max_active: 0,
+        zone_append: false,
+    };
+    let conv = DeviceGeometry {
+        kind: DevKind::Conventional,
+        nr_zones: 20 + rng.below(8) as u32,
+        zone_blocks: 32,
+        zone_cap_blocks: 32,
+        nr_conv_zones: 0,
+        max_open: 0,
+        max_active: 0,
+        zone_append: false,
+    };
+    match rng.below(3) {
+        0 => vec![zns, smr, conv],
+        1 => vec![smr, zns],
+        _ => vec![zns, conv, smr],
+    }
+}
+
+pub fn storage(geo: &[DeviceGeometry]) -> St {
+    let nz: u32 = geo.iter().map(|g| g.nr_zones).sum();
+    PoolStorage {
+        zones: vec![ZoneInfo::default(); nz as usize],
+        zone_epochs: vec![0; nz as usize],
+        vols: vec![VolEntry::default(); 8],
+        records: vec![
+            Record::Unmap {
+                vol: 0,
+                lba: 0,
+                len: 1
+            };
+            256
+        ],
+        nodes: Store::new(4096),
+        devs: vec![DevState::EMPTY; geo.len()],
+        sb: Box::new(Superblock::EMPTY),
+    }
+}
+
+pub struct Reader<'a> {
+    pub devs: &'a [SimDev],
+    pub order: &'a [usize],
+}
+
+impl MetaReader for Reader<'_> {
+    fn read_block(&mut self, dev: u16, block: u64, buf: &mut [u8]) -> zvcore::error::Result<()> {
+        let d = &self.devs[*self.order.get(dev as usize).ok_or(Error::NotFound)?];
+        d.read(block, &mut buf[..BS]).map_err(|_| Error::Truncated)
+    }
+    fn zone_wp(&mut self, dev: u16, zone: u32) -> zvcore::error::Result<u64> {
+        let d = &self.devs[*self.order.get(dev as usize).ok_or(Error::NotFound)?];
+        let (_, wp) = d.report(zone).ok_or(Error::NotFound)?;
+        Ok(wp - d.zone_start(zone))
+    }
+}
+
+impl World {
+    pub fn new(seed: u64) -> World {
+        let mut rng = Rng::new(seed);
+        let geoms = geometries(&mut rng);
+        let devs = geoms.iter().map(|g| SimDev::new(sim_geom(g))).collect();
+        let mut bases = Vec::new();
+        let mut zone_first = Vec::new();
+        let (mut b, mut z) = (0u64, 0u32);
+        for g in &geoms {
+            bases.push(b);
+            zone_first.push(z);
+            b += g.nr_zones as u64 * g.zone_blocks;
+            z += g.nr_zones;
+        }
+        let mut uuid = [0u8; 16];
+        rng.fill(&mut uuid);
+        uuid[0] |= 1;
+        World {
+            fill_pct: 45,
+            seed,
+            rng,
+            geoms,
+            devs,
+            bases,
+            zone_first,
+            pool: None,
+            vols: Vec::new(),
+            next_vol: 1,
+            ver: 0,
+            completions: 0,
+            dirty: HashSet::new(),
+            inflight: Vec::new(),
+            scratch: vec![0u8; 2 * BS],
+            st: Stats {
+                ckpt_busy: 0,
+                ops: 0,
+                writes: 0,
+                reads: 0,
+                discards: 0,
+                flushes: 0,
+                checkpoints: 0,
+                gc_batches: 0,
+                gc_races: 0,
+                crashes: 0,
+                crash_mid_meta: 0,
+                vol_ops: 0,
+                write_failures: 0,
+                enospc: 0,
+                fallbacks: 0,
+                replayed: 0,
+            },
+            uuid,
+        }
+    }
+
+    pub fn pool(&mut self) -> &mut P {
+        self.pool.as_mut().expect("pool")
+    }
+
+    pub fn loc(&self, addr: u64) -> (usize, u64) {
+        let d = self.bases.iter().rposition(|&b| b <= addr).unwrap();
+        (d, addr - self.bases[d])
+    }
+
+    pub fn zone_loc(&self, zone: u32) -> (usize, u32) {
+        let d = self.zone_first.iter().rposition(|&f| f <= zone).unwrap();
+        (d, zone - self.zone_first[d])
+    }
+
+    pub fn data_capacity(&self) -> u64 {
+        PoolGeometry::new(self.geoms.clone())
+            .unwrap()
+            .data_capacity_blocks()
+    }
+
+    /// Executes metadata operations; with `crash_at = Some(k)` stops before
+    /// operation k (returns false).
+    pub fn exec(&mut self, ops: &[OwnedOp], crash_at: Option<usize>) -> bool {
+        for (i, op) in ops.iter().enumerate() {
+            if crash_at == Some(i) {
+                return false;
+            }
+            match op.kind {
+                0 => self.devs.iter_mut().for_each(|d| d.flush()),
+                1 | 2 => {
+                    let (d, local) = self.zone_loc(op.zone);
+                    let r = if op.kind == 1 {
+                        self.devs[d].reset(local)
+                    } else {
+                        self.devs[d].finish(local)
+                    };
+                    r.unwrap_or_else(|e| panic!("zone op {} on zone {}: {e:?}", op.kind, op.zone));
+                }
+                _ => {
+                    let (d, off) = self.loc(op.addr);
+                    self.devs[d]
+                        .write(off, &op.data)
+                        .unwrap_or_else(|e| panic!("meta write at {}: {e:?}", op.addr));
+                }
+            }
+        }
+        true
+    }
+
+    pub fn format(&mut self) {
+        let mut ops = Vec::new();
+        let n = self.geoms.len();
+        let uuids: Vec<[u8; 16]> = (0..n).map(|i| [i as u8 + 1; 16]).collect();
+        let mut cfg = PoolConfig::default_for(n as u16);
+        cfg.use_append = self.rng.pct(70);
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let pool = Pool::format(
+            self.geoms.clone(),
+            self.uuid,
+            &uuids,
+            cfg,
+            storage(&self.geoms),
+            &mut scratch,
+            &mut |op| {
+                ops.push(own(op));
+                Ok(())
+            },
+        )
+        .expect("format");
+        self.scratch = scratch;
+        assert!(self.exec(&ops, None));
+        self.pool = Some(pool);
+    }
+
+    // ---- model commit helpers --------------------------------------------
+
+    pub fn complete(&mut self, vol: u32, lba: u64, ver: u64) {
+        self.completions += 1;
+        let c = self.completions;
+        if let Some(v) = self.vols.iter_mut().find(|v| v.id == vol) {
+            if let Some(b) = v.blocks.get_mut(lba as usize) {
+                b.cur = ver;
+                b.hist.push((c, ver));
+                self.dirty.insert((vol, lba));
+            }
+        }
+    }
+
+    /// Everything completed up to completion index `upto` is committed.
+    pub fn committed(&mut self, upto: u64) {
+        let dirty: Vec<(u32, u64)> = self.dirty.iter().copied().collect();
+        for (vol, lba) in dirty {
+            let Some(v) = self.vols.iter_mut().find(|v| v.id == vol) else {
+                self.dirty.remove(&(vol, lba));
+                continue;
+            };
+            let Some(b) = v.blocks.get_mut(lba as usize) else {
+                self.dirty.remove(&(vol, lba));
+                continue;
+            };
+            if let Some(&(_, ver)) = b.hist.iter().rev().find(|(i, _)| *i <= upto) {
+                b.durable = ver;
+            }
+            b.hist.retain(|(i, _)| *i > upto);
+            if b.hist.is_empty() {
+                self.dirty.remove(&(vol, lba));
+            }
+        }
+    }
+
+    // ---- operations ---------------------------------------------------------
+
+    pub fn pick_vol(&mut self) -> Option<(u32, u64)> {
+        if self.vols.is_empty() {
+            return None;
+        }
+        let v = &self.vols[self.rng.below(self.vols.len() as u64) as usize];
+        Some((v.id, v.blocks.len() as u64))
+    }
+
+    pub fn do_write(&mut self) {
+        let Some((vol, size)) = self.pick_vol() else {
+            return;
+        };
+        if size == 0 {
+            return;
+        }
+        let n = self.rng.range(1, 8.min(size));
+        let lba = self.rng.below(size - n + 1);
+        let stream = if self.rng.pct(20) {
+            Stream::UserCold
+        } else {
+            Stream::UserHot
+        };
+        let mut plan = None;
+        for attempt in 0..4 {
+            match self.pool().write_begin(vol, lba, n, stream) {
+                Ok(p) => {
+                    plan = Some(p);
+                    break;
+                }
+                Err(Error::Busy) => {
+                    self.complete_all();
+                    self.commit(false);
+                }
+                Err(Error::NoSpace) => {
+                    self.complete_all();
+                    self.gc_until_free(attempt);
+                }
+                Err(e) => panic!("write_begin: {e:?}"),
+            }
+        }
+        let Some(plan) = plan else {
+            self.st.enospc += 1;
+            return;
+        };
+        self.st.writes += 1;
+        let mut addrs = Vec::new();
+        let mut vers = Vec::new();
+        let mut failed = false;
+        for ext in plan.extents() {
+            let mut data = vec![0u8; BS * ext.len as usize];
+            for k in 0..ext.len {
+                self.ver += 1;
+                vers.push(self.ver);
+                fill_block(
+                    &mut data[k as usize * BS..(k as usize + 1) * BS],
+                    vol,
+                    lba + ext.off + k,
+                    self.ver,
+                );
+            }
+            let (d, off) = self.loc(ext.addr);
+            let inject = self.rng.below(400) == 0;
+            if inject {
+                self.devs[d].fail_writes = 1;
+            }
+            let r = if ext.append {
+                let (_, local) = self.zone_loc(ext.zone);
+                self.devs[d].append(local, &data).map(|a| a + self.bases[d])
+            } else {
+                self.devs[d].write(off, &data).map(|_| ext.addr)
+            };
+            match r {
+                Ok(a) => addrs.push(Some(a)),
+                Err(SimErr::Injected) => {
+                    failed = true;
+                    addrs.push(None);
+                }
+                Err(e) => panic!("data write of extent {ext:?}: {e:?}"),
+            }
+        }
+        if failed {
+            // Complete at once: the zone is closed for writing before anything
+            // else is allocated in it.
+            self.st.write_failures += 1;
+            let r = self.pool().write_end(&plan, &addrs);
+            assert!(r.is_ok(), "write_end after failure: {r:?}");
+            self.record_completion(&plan, &addrs, &vers);
+            self.maintenance();
+            return;
+        }
+        self.inflight.push(InFlight { plan, addrs, vers });
+        if self.inflight.len() > 6 || self.rng.pct(60) {
+            self.complete_some();
+        }
+    }
+
+    pub fn record_completion(&mut self, plan: &WritePlan, addrs: &[Option<u64>], vers: &[u64]) {
+        let mut k = 0usize;
+        for (i, ext) in plan.extents().iter().enumerate() {
+            for j in 0..ext.len {
+                if addrs[i].is_some() {
+                    self.complete(plan.vol, plan.lba + ext.off + j, vers[k]);
+                }
+                k += 1;
+            }
+        }
+    }
+
+    pub fn complete_one(&mut self, i: usize) {
+        let w = self.inflight.swap_remove(i);
+        let r = self.pool().write_end(&w.plan, &w.addrs);
+        assert!(r.is_ok(), "write_end: {r:?}");
+        self.record_completion(&w.plan, &w.addrs, &w.vers);
+    }
+
+    pub fn complete_some(&mut self) {
+        let n = self.rng.range(1, self.inflight.len().max(1) as u64);
+        for _ in 0..n {
+            if self.inflight.is_empty() {
+                break;
+            }
+            let i = self.rng.below(self.inflight.len() as u64) as usize;
+            self.complete_one(i);
+        }
+    }
+
+    pub fn complete_all(&mut self) {
+        while !self.inflight.is_empty() {
+            let i = self.rng.below(self.inflight.len() as u64) as usize;
+            self.complete_one(i);
+        }
+    }
+
+    pub fn read_check(&mut self) {
+        let Some((vol, size)) = self.pick_vol() else {
+            return;
+        };
+        if size == 0 {
+            return;
+        }
+        let n = self.rng.range(1, 16.min(size));
+        let lba = self.rng.below(size - n + 1);
+        self.st.reads += 1;
+        let got = self
+            .read_range(vol, lba, n)
+            .unwrap_or_else(|e| panic!("read: {e}"));
+        let v = self.vols.iter().find(|v| v.id == vol).unwrap();
+        for (k, ver) in got.iter().enumerate() {
+            let want = v.blocks[lba as usize + k].cur;
+            assert_eq!(
+                *ver,
+                want,
+                "vol {vol} lba {}: read version {ver}, expected {want}",
+                lba + k as u64
+            );
+        }
+    }
+
+    /// Reads through the engine; returns the version of each block.
+    pub fn read_range(&mut self, vol: u32, lba: u64, n: u64) -> Result<Vec<u64>, String> {
+        let mut out = Vec::new();
+        let mut runs = [ReadRun::default(); 4];
+        let mut l = lba;
+        let mut buf = vec![0u8; BS];
+        while l < lba + n {
+            let k = self
+                .pool
+                .as_ref()
+                .unwrap()
+                .read_plan(vol, l, lba + n - l, &mut runs)
+                .map_err(|e| format!("read_plan: {e:?}"))?;
+            for r in &runs[..k] {
+                for j in 0..r.len {
+                    match r.addr {
+                        None => out.push(0),
+                        Some(a) => {
+                            let (d, off) = self.loc(a + j);
+                            self.devs[d].read(off, &mut buf).map_err(|e| {
+                                format!(
+                                    "vol {vol} lba {}: device read at {}: {e:?}",
+                                    r.lba + j,
+                                    a + j
+                                )
+                            })?;
+                            out.push(block_version(&buf, vol, r.lba + j)?);
+                        }
+                    }
+                }
+                l += r.len;
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn do_discard(&mut self) {
+        let Some((vol, size)) = self.pick_vol() else {
+            return;
+        };
+        if size == 0 {
+            return;
+        }
+        let n = self.rng.range(1, 32.min(size));
+        let lba = self.rng.below(size - n + 1);
+        match self.pool().discard(vol, lba, n) {
+            Ok(()) => {}
+            Err(Error::Busy) => return,
+            Err(e) => panic!("discard: {e:?}"),
+        }
+        self.st.discards += 1;
+        for k in 0..n {
+            self.complete(vol, lba + k, 0);
+        }
+    }
+
+    /// Flush (or checkpoint when needed / forced). With `may_crash`, a crash
+    /// may hit in the middle of the metadata operations.
+    pub fn commit(&mut self, may_crash: bool) -> bool {
+        let upto = self.completions;
+        // Mostly the kernel's way (flush, which writes a checkpoint itself
+        // when one is due), sometimes an explicit checkpoint.
+        let explicit = self.rng.pct(3);
+        let ckpt_before = self.pool().stats().checkpoints;
+        let mut ops = Vec::new();
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let r = if explicit {
+            self.pool().checkpoint(&mut scratch, &mut |op| {
+                ops.push(own(op));
+                Ok(())
+            })
+        } else {
+            self.pool()
+                .flush(&mut scratch, &mut |op| {
+                    ops.push(own(op));
+                    Ok(())
+                })
+                .map(|_| ())
+        };
+        self.scratch = scratch;
+        if r == Err(Error::Busy) && !self.inflight.is_empty() {
+            // No zone slot for the checkpoint while writes are in flight.
+            self.st.ckpt_busy += 1;
+            self.complete_all();
+            return self.commit(may_crash);
+        }
+        r.unwrap_or_else(|e| panic!("commit: {e:?}"));
+        if may_crash && !ops.is_empty() && self.rng.pct(4) {
+            let at = self.rng.below(ops.len() as u64) as usize;
+            self.exec(&ops, Some(at));
+            self.st.crash_mid_meta += 1;
+            self.crash_and_recover();
+            return false;
+        }
+        assert!(self.exec(&ops, None));
+        if explicit {
+            self.pool().checkpoint_end(true).expect("checkpoint_end");
+        } else if !ops.is_empty() {
+            self.pool().flush_end(true).expect("flush_end");
+        }
+        if self.pool().stats().checkpoints > ckpt_before {
+            self.st.checkpoints += 1;
+        } else if !ops.is_empty() {
+            self.st.flushes += 1;
+        }
+        self.committed(upto);
+        true
+    }
+
+    pub fn maintenance(&mut self) {
+        let mut ops = Vec::new();
+        self.pool()
+            .maintenance(&mut |op| {
+                ops.push(own(op));
+                Ok(())
+            })
+            .expect("maintenance");
+        assert!(self.exec(&ops, None));
+    }
+
+    /// One GC batch; user writes may race with it.
+    pub fn gc_batch(&mut self) -> usize {
+        let mut items = [RelocItem::default(); 8];
+        let n = match self.pool().gc_begin(&mut items) {
+            Ok(n) => n,
+            Err(Error::Busy) | Err(Error::NoSpace) => return 0,
+            Err(e) => panic!("gc_begin: {e:?}"),
+        };
+        if n == 0 {
+            return 0;
+        }
+        self.st.gc_batches += 1;
+        let mut addrs = Vec::new();
+        let mut buf = vec![0u8; BS];
+        for it in &items[..n] {
+            let mut data = Vec::with_capacity(it.src.len as usize * BS);
+            for k in 0..it.src.len {
+                let (d, off) = self.loc(it.src.addr + k);
+                self.devs[d]
+                    .read(off, &mut buf)
+                    .unwrap_or_else(|e| panic!("gc read {it:?}: {e:?}"));
+                data.extend_from_slice(&buf);
+            }
+            let (d, off) = self.loc(it.dst.addr);
+            let r = if it.dst.append {
+                let (_, local) = self.zone_loc(it.dst.zone);
+                self.devs[d].append(local, &data).map(|a| a + self.bases[d])
+            } else {
+                self.devs[d].write(off, &data).map(|_| it.dst.addr)
+            };
+            addrs.push(Some(r.unwrap_or_else(|e| panic!("gc write {it:?}: {e:?}"))));
+        }
+        // Race: user overwrites of relocated blocks before the GC completes.
+        if self.rng.pct(30) {
+            let it = items[self.rng.below(n as u64) as usize];
+            self.st.gc_races += 1;
+            self.write_exact(it.src.vol, it.src.lba, it.src.len.min(4));
+        }
+        self.pool().gc_end(&items[..n], &addrs).expect("gc_end");
+        n
+    }
+
+    /// A user write of exactly this range, completed at once.
+    pub fn write_exact(&mut self, vol: u32, lba: u64, n: u64) {
+        let Ok(plan) = self.pool().write_begin(vol, lba, n, Stream::UserHot) else {
+            return;
+        };
+        let mut addrs = Vec::new();
+        let mut vers = Vec::new();
+        for ext in plan.extents() {
+            let mut data = vec![0u8; BS * ext.len as usize];
+            for k in 0..ext.len {
+                self.ver += 1;
+                vers.push(self.ver);
+                fill_block(
+                    &mut data[k as usize * BS..(k as usize + 1) * BS],
+                    vol,
+                    lba + ext.off + k,
+                    self.ver,
+                );
+            }
+            let (d, off) = self.loc(ext.addr);
+            let r = if ext.append {
+                let (_, local) = self.zone_loc(ext.zone);
+                self.devs[d].append(local, &data).map(|a| a + self.bases[d])
+            } else {
+                self.devs[d].write(off, &data).map(|_| ext.addr)
+            };
+            addrs.push(Some(r.unwrap_or_else(|e| panic!("write: {e:?}"))));
+        }
+        self.pool().write_end(&plan, &addrs).expect("write_end");
+        self.record_completion(&plan, &addrs, &vers);
+    }
+
+    pub fn gc_until_free(&mut self, attempt: usize) {
+        for _ in 0..20 + attempt * 20 {
+            self.commit(false);
+            self.maintenance();
+            if self.pool().free_zones() > 6 {
+                return;
+            }
+            self.gc_batch();
+        }
+    }
+
+    pub fn vol_op(&mut self) {
+        self.complete_all();
+        self.st.vol_ops += 1;
+        let cap = self.data_capacity();
+        let total: u64 = self.vols.iter().map(|v| v.blocks.len() as u64).sum();
+        let budget = cap * self.fill_pct / 100;
+        let choice = self.rng.below(3);
+        if choice == 0 && self.vols.len() < 6 {
+            let size = self.rng.range(0, 400).min(budget.saturating_sub(total));
+            let id = self.next_vol;
+            self.next_vol += 1;
+            let name = format!("vol{id}");
+            if self
+                .pool()
+                .vol_create(id, name.as_bytes(), size, 0)
+                .is_err()
+            {
+                return;
+            }
+            self.vols.push(VolModel {
+                id,
+                blocks: vec![BlockModel::default(); size as usize],
+            });
+        } else if choice == 1 && self.vols.len() > 1 {
+            let i = self.rng.below(self.vols.len() as u64) as usize;
+            let id = self.vols[i].id;
+            if self.pool().vol_delete(id).is_err() {
+                return;
+            }
+            self.vols.remove(i);
+            self.dirty.retain(|(v, _)| *v != id);
+        } else if !self.vols.is_empty() {
+            let i = self.rng.below(self.vols.len() as u64) as usize;
+            let id = self.vols[i].id;
+            let old = self.vols[i].blocks.len() as u64;
+            let size = self
+                .rng
+                .range(0, (old + 200).min(old + budget.saturating_sub(total)));
+            if self.pool().vol_resize(id, size).is_err() {
+                return;
+            }
+            let v = &mut self.vols[i];
+            v.blocks.truncate(size as usize);
+            v.blocks.resize(size as usize, BlockModel::default());
+            self.dirty.retain(|(vv, l)| *vv != id || *l < size);
+        }
+        // Volume operations are committed at once.
+        while !self.commit(false) {}
+    }
+
+    pub fn crash_and_recover(&mut self) {
+        self.st.crashes += 1;
+        self.inflight.clear();
+        self.pool = None;
+        let mut rng = self.rng.clone();
+        for d in self.devs.iter_mut() {
+            d.crash(&mut rng);
+        }
+        self.rng = rng;
+        self.recover_pool();
+    }
+
+    pub fn recover_pool(&mut self) {
+        // Present the devices in a random order.
+        let n = self.devs.len();
+        let mut order: Vec<usize> = (0..n).collect();
+        for i in (1..n).rev() {
+            let j = self.rng.below(i as u64 + 1) as usize;
+            order.swap(i, j);
+        }
+        let geoms: Vec<DeviceGeometry> = order.iter().map(|&i| self.geoms[i]).collect();
+        let mut cfg = PoolConfig::default_for(n as u16);
+        cfg.use_append = self.rng.pct(70);
+        let mut to_finish = Vec::new();
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let r = {
+            let mut rd = Reader {
+                devs: &self.devs,
+                order: &order,
+            };
+            recover(
+                geoms,
+                &mut rd,
+                cfg,
+                storage(&self.geoms),
+                &mut scratch,
+                &mut |z| to_finish.push(z),
+                None,
+            )
+        };
+        self.scratch = scratch;
+        let (pool, asm) = r.unwrap_or_else(|e| panic!("recovery failed: {e:?}"));
+        for m in 0..n {
+            assert_eq!(order[asm.dev_of_member[m] as usize], m, "member mapping");
+        }
+        self.st.replayed += asm.replayed_blocks;
+        if asm.fell_back {
+            self.st.fallbacks += 1;
+        }
+        for z in to_finish {
+            let (d, local) = self.zone_loc(z);
+            self.devs[d]
+                .finish(local)
+                .unwrap_or_else(|e| panic!("finish after recovery {z}: {e:?}"));
+        }
+        self.pool = Some(pool);
+        self.run_verify("after recovery");
+        // Check every block against the model.
+        let ids: Vec<(u32, u64)> = self
+            .vols
+            .iter()
+            .map(|v| (v.id, v.blocks.len() as u64))
+            .collect();
+        for (id, size) in ids {
+            let got = self
+                .read_range(id, 0, size)
+                .unwrap_or_else(|e| panic!("after recovery: {e}"));
+            let v = self.vols.iter_mut().find(|v| v.id == id).unwrap();
+            for (lba, ver) in got.into_iter().enumerate() {
+                let b = &mut v.blocks[lba];
+                let ok = ver == b.durable || b.hist.iter().any(|(_, h)| *h == ver);
+                assert!(
+                    ok,
+                    "after recovery vol {id} lba {lba}: read version {ver}, durable {} candidates {:?}",
+                    b.durable,
+                    b.hist.iter().map(|h| h.1).collect::<Vec<_>>()
+                );
+                *b = BlockModel {
+                    cur: ver,
+                    durable: ver,
+                    hist: Vec::new(),
+                };
+            }
+        }
+        // Volumes the pool has but the model does not (or vice versa) would
+        // be a bug: volume operations are committed at once.
+        let pv: Vec<u32> = self
+            .pool()
+            .volumes()
+            .iter()
+            .filter(|v| v.table.is_some())
+            .map(|v| v.id)
+            .collect();
+        assert_eq!(pv.len(), self.vols.len(), "volume set after recovery");
+        self.dirty.clear();
+        // The engine needs a checkpoint before journalling again.
+        while !self.commit(true) {}
+    }
+
+    pub fn run_verify(&mut self, when: &str) {
+        let pool = self.pool.as_ref().unwrap();
+        let mut bm = vec![0u64; bitmap_words(pool.geom().total_blocks())];
+        let mut counts = vec![0u64; pool.geom().nr_zones() as usize];
+        let mut probs: Vec<Problem> = Vec::new();
+        let n = verify(pool, &mut bm, &mut counts, &mut |p| probs.push(p)).expect("verify");
+        assert_eq!(n, 0, "verifier {when}: {:?}", &probs[..probs.len().min(10)]);
+    }
+
+    /// A formatted world with three volumes (~40% of the space), after
+    /// `ops` random steps, everything completed and committed.
+    pub fn populated(seed: u64, ops: u64) -> World {
+        let mut w = World::new(seed);
+        w.format();
+        let cap = w.data_capacity();
+        // Space used by volumes: 30-75% of the data capacity (GC pressure).
+        w.fill_pct = w.rng.range(30, 75);
+        let f = w.fill_pct;
+        let sizes = [cap * f * 3 / 800, cap * f * 2 / 800, cap * f * 3 / 800];
+        for s in sizes {
+            let id = w.next_vol;
+            w.next_vol += 1;
+            w.pool().vol_create(id, b"v", s, 0).expect("vol_create");
+            w.vols.push(VolModel {
+                id,
+                blocks: vec![BlockModel::default(); s as usize],
+            });
+        }
+        while !w.commit(false) {}
+        for _ in 0..ops {
+            w.step();
+        }
+        w.complete_all();
+        while !w.commit(false) {}
+        w
+    }
+
+    /// Takes over a pool assembled from unknown (e.g. corrupted) metadata:
+    /// the model gets its volumes with unknown contents. Writes the
+    /// post-recovery checkpoint.
+    pub fn adopt(&mut self, pool: P) {
+        self.inflight.clear();
+        self.dirty.clear();
+        self.vols = pool
+            .volumes()
+            .iter()
+            .filter_map(|v| {
+                v.table.map(|t| VolModel {
+                    id: v.id,
+                    blocks: vec![BlockModel::default(); t.size().min(1 << 20) as usize],
+                })
+            })
+            .collect();
+        self.next_vol = self
+            .vols
+            .iter()
+            .map(|v| v.id)
+            .max()
+            .unwrap_or(0)
+            .saturating_add(1);
+        self.pool = Some(pool);
+        while !self.commit(false) {}
+    }
+
+    /// A random step that does not check contents (no reads, no crashes).
+    pub fn step_blind(&mut self) {
+        self.st.ops += 1;
+        match self.rng.below(100) {
+            0..=49 => self.do_write(),
+            50..=59 => self.complete_some(),
+            60..=69 => self.do_discard(),
+            70..=84 => {
+                self.complete_some();
+                self.commit(false);
+            }
+            85..=94 => {
+                self.gc_batch();
+            }
+            _ => self.maintenance(),
+        }
+    }
+
+    pub fn step(&mut self) {
+        self.st.ops += 1;
+        let r = self.rng.below(1000);
+        match r {
+            0..=449 => self.do_write(),
+            450..=549 => self.complete_some(),
+            550..=699 => self.read_check(),
+            700..=759 => self.do_discard(),
+            760..=849 => {
+                self.complete_some();
+                self.commit(true);
+            }
+            850..=929 => {
+                if self.pool().gc_urgency() != zvcore::gc::Urgency::Idle || self.rng.pct(20) {
+                    self.gc_batch();
+                }
+            }
+            930..=979 => self.maintenance(),
+            980..=993 => self.vol_op(),
+            _ => {
+                if self.rng.pct(60) {
+                    // Flush first sometimes, so that crashes hit committed state too.
+                    self.complete_some();
+                }
+                self.crash_and_recover();
+            }
+        }
+        if self.st.ops.is_multiple_of(997) {
+            self.run_verify("periodic");
+        }
+    }
+}
