@@ -1836,3 +1836,241 @@ pub(super) fn decode_vol_record(r: &mut Reader<'_>) -> Result<(u32, u32, u64, Vo
     .map_err(|_| Error::BadField("volume name"))?;
     Ok((id, flags, size, name))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::alloc::DevState;
+    use super::super::geom::tests::zns;
+    use super::super::map::tests::VecStore;
+    use super::*;
+    use std::boxed::Box;
+    use std::vec;
+    use std::vec::Vec;
+
+    type TestPool = Pool<
+        Vec<DeviceGeometry>,
+        Vec<ZoneInfo>,
+        Vec<u64>,
+        Vec<VolEntry>,
+        Vec<Record>,
+        VecStore,
+        Vec<DevState>,
+        Box<Superblock>,
+    >;
+
+    #[derive(Debug, PartialEq, Eq)]
+    enum Op {
+        Flush,
+        Reset(u32),
+        Finish(u32),
+        Write(u64),
+    }
+
+    fn rec(ops: &mut Vec<Op>) -> impl FnMut(MetaOp<'_>) -> Result<()> + '_ {
+        |op| {
+            ops.push(match op {
+                MetaOp::Flush => Op::Flush,
+                MetaOp::Reset(z) => Op::Reset(z),
+                MetaOp::Finish(z) => Op::Finish(z),
+                MetaOp::Write(a, b) => {
+                    assert_eq!(b.len(), BLOCK_SIZE);
+                    Op::Write(a)
+                }
+            });
+            Ok(())
+        }
+    }
+
+    fn new_pool(ops: &mut Vec<Op>) -> TestPool {
+        let devs = vec![zns(16, 32, 32), zns(16, 32, 24)];
+        let nz = 32;
+        let st = PoolStorage {
+            zones: vec![ZoneInfo::default(); nz],
+            zone_epochs: vec![0; nz],
+            vols: vec![VolEntry::default(); 4],
+            records: vec![Record::ZoneReset { zone: 0 }; 64],
+            nodes: VecStore::new(64),
+            devs: vec![DevState::EMPTY; 2],
+            sb: Box::new(Superblock::EMPTY),
+        };
+        let mut cfg = PoolConfig::default_for(2);
+        cfg.use_append = false;
+        let mut scratch = vec![0u8; 2 * BLOCK_SIZE];
+        Pool::format(
+            devs,
+            [7; 16],
+            &[[1; 16], [2; 16]],
+            cfg,
+            st,
+            &mut scratch,
+            &mut rec(ops),
+        )
+        .unwrap()
+    }
+
+    fn write(p: &mut TestPool, vol: u32, lba: u64, n: u64) -> WritePlan {
+        let plan = p.write_begin(vol, lba, n, Stream::UserHot).unwrap();
+        let addrs: Vec<Option<u64>> = plan.extents().iter().map(|e| Some(e.addr)).collect();
+        assert_eq!(p.write_end(&plan, &addrs).unwrap(), plan.nblocks);
+        plan
+    }
+
+    fn lookup(p: &TestPool, vol: u32, lba: u64) -> Option<u64> {
+        let mut runs = [ReadRun::default(); 1];
+        assert_eq!(p.read_plan(vol, lba, 1, &mut runs).unwrap(), 1);
+        runs[0].addr
+    }
+
+    #[test]
+    fn format_emits_superblocks_and_a_checkpoint() {
+        let mut ops = Vec::new();
+        let p = new_pool(&mut ops);
+        // Superblocks at block 0 of both log zones of both members.
+        for a in [0, 32, 16 * 32, 17 * 32] {
+            assert!(ops.contains(&Op::Write(a)), "superblock at {a}");
+        }
+        assert_eq!(ops.last(), Some(&Op::Finish(16 + 3)));
+        assert!(ops.contains(&Op::Flush));
+        assert_eq!(p.checkpoint_generation(), 1);
+        assert_eq!(p.pending_records(), 0);
+    }
+
+    #[test]
+    fn flush_orders_data_before_journal() {
+        let mut ops = Vec::new();
+        let mut p = new_pool(&mut ops);
+        p.vol_create(1, b"a", 100, 0).unwrap();
+        write(&mut p, 1, 0, 10);
+        assert_eq!(p.pending_records(), 2);
+        let mut ops = Vec::new();
+        let mut scratch = vec![0u8; 2 * BLOCK_SIZE];
+        assert_eq!(p.flush(&mut scratch, &mut rec(&mut ops)).unwrap(), 1);
+        // Data durable first, then the journal block (after the superblock
+        // of log zone 0), then durable.
+        assert_eq!(ops, vec![Op::Flush, Op::Write(1), Op::Flush]);
+        // A second commit may not start before the first ends.
+        assert_eq!(p.flush(&mut scratch, &mut rec(&mut ops)), Err(Error::Busy));
+        p.flush_end(true).unwrap();
+        assert_eq!(p.pending_records(), 0);
+        assert_eq!(p.journal_seq(), 2);
+        // Nothing queued: nothing to do.
+        let mut ops = Vec::new();
+        assert_eq!(p.flush(&mut scratch, &mut rec(&mut ops)).unwrap(), 0);
+        assert!(ops.is_empty());
+    }
+
+    #[test]
+    fn records_queued_during_a_flush_go_to_the_next_commit() {
+        let mut ops = Vec::new();
+        let mut p = new_pool(&mut ops);
+        p.vol_create(1, b"a", 100, 0).unwrap();
+        let plan = p.write_begin(1, 0, 4, Stream::UserHot).unwrap();
+        let mut scratch = vec![0u8; 2 * BLOCK_SIZE];
+        let mut ops = Vec::new();
+        p.flush(&mut scratch, &mut rec(&mut ops)).unwrap();
+        // The write completes while the flush is in flight.
+        let addrs: Vec<Option<u64>> = plan.extents().iter().map(|e| Some(e.addr)).collect();
+        p.write_end(&plan, &addrs).unwrap();
+        p.flush_end(true).unwrap();
+        assert_eq!(p.pending_records(), 1);
+    }
+
+    #[test]
+    fn zone_reset_waits_for_the_commit_of_its_invalidation() {
+        let mut ops = Vec::new();
+        let mut p = new_pool(&mut ops);
+        p.vol_create(1, b"a", 200, 0).unwrap();
+        let mut scratch = vec![0u8; 2 * BLOCK_SIZE];
+        // Fill whole zones, commit, then overwrite everything.
+        for l in (0..128).step_by(8) {
+            write(&mut p, 1, l, 8);
+        }
+        p.flush(&mut scratch, &mut rec(&mut ops)).unwrap();
+        p.flush_end(true).unwrap();
+        let full_before = p
+            .alloc()
+            .zones()
+            .iter()
+            .filter(|z| z.state() == ZoneState::Full)
+            .count();
+        assert!(full_before >= 2);
+        for l in (0..128).step_by(8) {
+            write(&mut p, 1, l, 8);
+        }
+        // Invalidated but not committed: no reset.
+        let mut ops = Vec::new();
+        assert_eq!(p.maintenance(&mut rec(&mut ops)).unwrap(), 0);
+        assert!(ops.is_empty());
+        p.flush(&mut scratch, &mut rec(&mut ops)).unwrap();
+        p.flush_end(true).unwrap();
+        let mut ops = Vec::new();
+        let n = p.maintenance(&mut rec(&mut ops)).unwrap();
+        assert!(n >= 2, "{n} zones reset");
+        assert!(ops.iter().all(|o| matches!(o, Op::Reset(_))));
+        assert_eq!(p.stats().zones_reset, u64::from(n));
+    }
+
+    #[test]
+    fn failed_write_keeps_the_old_mapping_and_finishes_the_zone() {
+        let mut ops = Vec::new();
+        let mut p = new_pool(&mut ops);
+        p.vol_create(1, b"a", 100, 0).unwrap();
+        let first = write(&mut p, 1, 5, 1);
+        let plan = p.write_begin(1, 5, 1, Stream::UserHot).unwrap();
+        p.write_end(&plan, &[None]).unwrap();
+        assert_eq!(lookup(&p, 1, 5), Some(first.ext[0].addr));
+        let mut ops = Vec::new();
+        p.maintenance(&mut rec(&mut ops)).unwrap();
+        assert_eq!(ops.first(), Some(&Op::Finish(plan.ext[0].zone)));
+        // The next write goes elsewhere.
+        let next = write(&mut p, 1, 6, 1);
+        assert_ne!(next.ext[0].zone, plan.ext[0].zone);
+    }
+
+    #[test]
+    fn gc_moves_live_blocks_unless_overwritten() {
+        let mut ops = Vec::new();
+        let mut p = new_pool(&mut ops);
+        p.vol_create(1, b"a", 400, 0).unwrap();
+        let mut scratch = vec![0u8; 2 * BLOCK_SIZE];
+        for l in (0..96).step_by(8) {
+            write(&mut p, 1, l, 8);
+        }
+        // Half of the blocks overwritten: their first zones become victims.
+        for l in (0..96).step_by(16) {
+            write(&mut p, 1, l, 8);
+        }
+        let mut items = [RelocItem::default(); 4];
+        let n = p.gc_begin(&mut items).unwrap();
+        assert!(n > 0);
+        let victim = p.gc_victim().unwrap();
+        // The user overwrites the first relocated extent meanwhile.
+        let raced = items[0].src;
+        let w = write(&mut p, 1, raced.lba, raced.len);
+        let addrs: Vec<Option<u64>> = items[..n].iter().map(|i| Some(i.dst.addr)).collect();
+        let moved = p.gc_end(&items[..n], &addrs).unwrap();
+        let total: u64 = items[..n].iter().map(|i| i.src.len).sum();
+        assert_eq!(moved, total - raced.len);
+        assert_eq!(lookup(&p, 1, raced.lba), Some(w.ext[0].addr));
+        let it = items[1.min(n - 1)];
+        if n > 1 {
+            assert_eq!(lookup(&p, 1, it.src.lba), Some(it.dst.addr));
+        }
+        // Collect the rest, commit, reset.
+        while p.gc_victim() == Some(victim) {
+            let n = p.gc_begin(&mut items).unwrap();
+            if n == 0 {
+                break;
+            }
+            let addrs: Vec<Option<u64>> = items[..n].iter().map(|i| Some(i.dst.addr)).collect();
+            p.gc_end(&items[..n], &addrs).unwrap();
+        }
+        assert_eq!(p.alloc().zone(victim).unwrap().valid(), 0);
+        let mut ops = Vec::new();
+        p.flush(&mut scratch, &mut rec(&mut ops)).unwrap();
+        p.flush_end(true).unwrap();
+        let mut ops = Vec::new();
+        p.maintenance(&mut rec(&mut ops)).unwrap();
+        assert!(ops.contains(&Op::Reset(victim)));
+    }
+}
