@@ -17,8 +17,8 @@ use crate::kwrap::{
 use crate::nodes::KNodes;
 use crate::zvcore::{
     self,
-    alloc::ZoneInfo,
-    format::{Record, Uuid, BLOCK_SIZE},
+    alloc::{DevState, ZoneInfo},
+    format::{MemberInfo, Record, Superblock, Uuid, BLOCK_SIZE},
     geom::{DevKind, DeviceGeometry, PoolGeometry, Stream},
     pool::{MetaOp, Pool, PoolConfig, PoolStorage, VolEntry},
 };
@@ -29,8 +29,19 @@ use kernel::{
 };
 
 /// The engine with the kernel's storage types.
-pub(crate) type Engine =
-    Pool<KVec<DeviceGeometry>, KVec<ZoneInfo>, KVec<u64>, KVec<VolEntry>, KVec<Record>, KNodes>;
+pub(crate) type Engine = Pool<
+    KVec<DeviceGeometry>,
+    KVec<ZoneInfo>,
+    KVec<u64>,
+    KVec<VolEntry>,
+    KVec<Record>,
+    KNodes,
+    KVec<DevState>,
+    KBox<Superblock>,
+>;
+
+/// The engine's caller storage.
+type Storage = PoolStorage<KVec<ZoneInfo>, KVec<u64>, KVec<VolEntry>, KVec<Record>, KNodes, KVec<DevState>, KBox<Superblock>>;
 
 /// Most volumes per pool.
 pub(crate) const MAX_VOLUMES: usize = 256;
@@ -308,7 +319,35 @@ impl Drop for Binding {
     }
 }
 
-fn storage(geoms: &[DeviceGeometry]) -> Result<PoolStorage<KVec<ZoneInfo>, KVec<u64>, KVec<VolEntry>, KVec<Record>, KNodes>> {
+/// Moves an engine just built by the core to the heap. Out of line, and
+/// taking the core's `Result` as it is: every move of the engine (about 500
+/// bytes) through a caller's frame would be one more copy on its stack.
+#[inline(never)]
+fn boxed<T>(r: zvcore::error::Result<T>) -> Result<zvcore::error::Result<KBox<T>>> {
+    Ok(match r {
+        Ok(v) => Ok(KBox::new(v, GFP_KERNEL)?),
+        Err(e) => Err(e),
+    })
+}
+
+/// Runs `f` in a stack frame of its own.
+#[inline(never)]
+fn out_of_line<T>(f: impl FnOnce() -> T) -> T {
+    f()
+}
+
+/// [`boxed`] for the first of a pair (the engine and what came with it).
+#[inline(never)]
+fn boxed_first<T, U>(r: zvcore::error::Result<(T, U)>) -> Result<zvcore::error::Result<(KBox<T>, U)>> {
+    Ok(match r {
+        Ok((v, u)) => Ok((KBox::new(v, GFP_KERNEL)?, u)),
+        Err(e) => Err(e),
+    })
+}
+
+/// Heap storage for the engine. The superblock (4 KiB) is initialised in
+/// place, field by field: built as a value it would sit on the stack.
+fn storage(geoms: &[DeviceGeometry]) -> Result<Storage> {
     let nz: usize = geoms.iter().map(|g| g.nr_zones as usize).sum();
     Ok(PoolStorage {
         zones: KVec::from_elem(ZoneInfo::default(), nz, GFP_KERNEL)?,
@@ -316,12 +355,31 @@ fn storage(geoms: &[DeviceGeometry]) -> Result<PoolStorage<KVec<ZoneInfo>, KVec<
         vols: KVec::from_elem(VolEntry::default(), MAX_VOLUMES, GFP_KERNEL)?,
         records: KVec::from_elem(Record::VolumeDelete { vol: 0 }, RECORD_QUEUE, GFP_KERNEL)?,
         nodes: KNodes::new(),
+        devs: KVec::from_elem(DevState::EMPTY, geoms.len(), GFP_KERNEL)?,
+        sb: KBox::init(
+            init!(Superblock {
+                compat: 0,
+                ro_compat: 0,
+                incompat: 0,
+                pool_uuid: [0; 16],
+                dev_uuid: [0; 16],
+                generation: 0,
+                member_index: 0,
+                checkpoint_interval: 0,
+                nr_members: 0,
+                members <- pin_init::init_array_from_fn(|_| MemberInfo::EMPTY),
+            }),
+            GFP_KERNEL,
+        )?,
     })
 }
 
 impl ActivePool {
     /// Opens `paths` exclusively for `holder`, and formats them as a new pool
     /// (`format` = 1 only if blank, 2 = even if not).
+    // Out of line: keeps the engine's temporaries off the configfs
+    // callers' stack frames.
+    #[inline(never)]
     pub(crate) fn create(
         name: &CStr,
         paths: &[CString],
@@ -374,12 +432,11 @@ impl ActivePool {
             let r = Engine::format(engine_geoms, uuid, &dev_uuids, cfg, st, &mut scratch, &mut |op| {
                 sink.apply(op)
             });
-            r.map_err(|e| {
+            boxed(r)?.map_err(|e| {
                 pr_err!("{}: format failed: {:?}\n", name, e);
                 sink.error(e)
             })?
         };
-        let engine = KBox::new(engine, GFP_KERNEL)?;
         let bounce = Bounce::new(BOUNCE_BYTES)?;
         pr_info!("{}: formatted {} member(s)\n", name, members.len());
         Arc::pin_init(
@@ -397,6 +454,9 @@ impl ActivePool {
 
     /// Opens `paths` exclusively for `holder` and assembles the pool they
     /// hold: superblocks, the newest valid checkpoint, then the journal.
+    // Out of line: keeps the engine's temporaries off the configfs
+    // callers' stack frames.
+    #[inline(never)]
     pub(crate) fn assemble(
         name: &CStr,
         paths: &[CString],
@@ -426,7 +486,8 @@ impl ActivePool {
         };
         let mut finish = KVec::<u32>::new();
         let mut finish_err = false;
-        let (engine, asm) = {
+        // Out of line: the recovery's temporaries get their own frame.
+        let (engine, asm) = out_of_line(|| -> Result<_> {
             let mut rd = Reader {
                 devs: &opened,
                 buf: MetaBuf::new()?,
@@ -458,11 +519,11 @@ impl ActivePool {
                 },
                 check,
             );
-            r.map_err(|e| {
+            boxed_first(r)?.map_err(|e| {
                 pr_err!("{}: cannot assemble: {:?}\n", name, e);
                 core_err(e)
-            })?
-        };
+            })
+        })?;
         if finish_err {
             return Err(ENOMEM);
         }
@@ -495,7 +556,6 @@ impl ActivePool {
             if asm.fell_back { " (newest was unusable)" } else { "" },
             asm.replayed_blocks
         );
-        let engine = KBox::new(engine, GFP_KERNEL)?;
         let bounce = Bounce::new(BOUNCE_BYTES)?;
         let pool = Arc::pin_init(
             try_pin_init!(Self {
