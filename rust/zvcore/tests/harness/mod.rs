@@ -281,9 +281,16 @@ pub fn geometries(rng: &mut Rng) -> Vec<DeviceGeometry> {
         max_active: 0,
         zone_append: false,
     };
-    match rng.below(3) {
+    let mut zns2 = zns;
+    zns2.zone_cap_blocks = 32 + rng.below(33);
+    zns2.max_open = 3;
+    zns2.max_active = 4;
+    // Member 0 holds the journal: every kind gets that role.
+    match rng.below(5) {
         0 => vec![zns, smr, conv],
         1 => vec![smr, zns],
+        2 => vec![conv, zns, smr],
+        3 => vec![zns, zns2],
         _ => vec![zns, conv, smr],
     }
 }
