@@ -958,9 +958,25 @@ where
             if l >= end {
                 break;
             }
-            let (addr, len) = t.lookup_run(&self.nodes, l, end - l);
+            let (addr, mut len) = t.lookup_run(&self.nodes, l, end - l);
             if len == 0 {
                 return Err(Error::Corrupt("read: empty run"));
+            }
+            // A run never crosses a zone (hence never a member) boundary:
+            // consecutive pool addresses may lie on two devices.
+            if let Some(a) = addr {
+                let loc = self
+                    .alloc
+                    .geom()
+                    .locate(a)
+                    .ok_or(Error::Corrupt("read: address"))?;
+                let size = self
+                    .alloc
+                    .geom()
+                    .zone(loc.zone)
+                    .map(|z| z.size)
+                    .unwrap_or(1);
+                len = len.min(size.saturating_sub(loc.offset)).max(1);
             }
             *slot = ReadRun { lba: l, len, addr };
             n += 1;

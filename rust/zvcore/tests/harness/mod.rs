@@ -671,19 +671,23 @@ impl World {
                 .read_plan(vol, l, lba + n - l, &mut runs)
                 .map_err(|e| format!("read_plan: {e:?}"))?;
             for r in &runs[..k] {
-                for j in 0..r.len {
-                    match r.addr {
-                        None => out.push(0),
-                        Some(a) => {
-                            let (d, off) = self.loc(a + j);
-                            self.devs[d].read(off, &mut buf).map_err(|e| {
-                                format!(
-                                    "vol {vol} lba {}: device read at {}: {e:?}",
-                                    r.lba + j,
-                                    a + j
-                                )
-                            })?;
-                            out.push(block_version(&buf, vol, r.lba + j)?);
+                match r.addr {
+                    None => out.extend(std::iter::repeat_n(0, r.len as usize)),
+                    Some(a) => {
+                        // One device read per run, as the kernel does: a
+                        // run must stay inside one zone of one member.
+                        let (d, off) = self.loc(a);
+                        let zb = self.geoms[d].zone_blocks;
+                        if off / zb != (off + r.len - 1) / zb {
+                            return Err(format!("read run {r:?} crosses a zone boundary"));
+                        }
+                        buf.resize(r.len as usize * BS, 0);
+                        self.devs[d].read(off, &mut buf).map_err(|e| {
+                            format!("vol {vol} lba {}: device read of {r:?}: {e:?}", r.lba)
+                        })?;
+                        for j in 0..r.len {
+                            let b = &buf[j as usize * BS..(j as usize + 1) * BS];
+                            out.push(block_version(b, vol, r.lba + j)?);
                         }
                     }
                 }
