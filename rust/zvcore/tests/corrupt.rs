@@ -7,7 +7,7 @@
 //! keeps working (checkpoint, writes, GC, flushes).
 //!
 //! `ZVCORE_SEED` replays a run, `ZVCORE_OPS` scales it (number of mutated
-//! blocks fed to the decoders; recovery runs are a 25th of that).
+//! blocks fed to the decoders; recovery runs are a twentieth of that).
 
 mod harness;
 mod sim;
@@ -149,7 +149,7 @@ fn corrupt_metadata_never_panics() {
     let t_dec = t0.elapsed();
 
     // 2. Recovery.
-    let runs = total / 25;
+    let runs = total / 20;
     let mut outcomes: BTreeMap<String, u64> = BTreeMap::new();
     let mut mutated_blocks = 0u64;
     for _ in 0..runs {

@@ -28,7 +28,7 @@ pub fn run(seed: u64, ops: u64) -> Stats {
 #[test]
 fn model_random_ops_with_crashes() {
     let seed = seed_from_env("model");
-    let total = ops_from_env(200_000);
+    let total = ops_from_env(400_000);
     let t0 = std::time::Instant::now();
     // Several worlds (different geometries) from the one seed.
     let worlds = 4u64;
