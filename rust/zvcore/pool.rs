@@ -777,6 +777,28 @@ where
     /// Takes space: zone append where configured and possible, else a
     /// regular allocation.
     fn take(&mut self, stream: Stream, n: u64) -> Result<Extent> {
+        match self.take_in(stream, n) {
+            Err(Error::Busy) => {}
+            r => return r,
+        }
+        // Free zones exist only on members at their open/active limits:
+        // borrow the open zone of another data stream rather than stall
+        // (mixing lifetimes costs some GC efficiency, stalling costs the
+        // write; the zone limits of small devices make it necessary).
+        let mut err = Error::Busy;
+        for other in [Stream::UserHot, Stream::UserCold, Stream::Gc] {
+            if other == stream {
+                continue;
+            }
+            match self.take_in(other, n) {
+                Ok(e) => return Ok(e),
+                Err(e) => err = e,
+            }
+        }
+        Err(err)
+    }
+
+    fn take_in(&mut self, stream: Stream, n: u64) -> Result<Extent> {
         if self.cfg.use_append {
             match self.alloc.reserve_append(stream, n) {
                 Ok((zone, len)) => {
@@ -1086,6 +1108,7 @@ where
             return Err(Error::Busy);
         }
         if self.npend == 0 {
+            self.all_committed();
             return Ok(0);
         }
         if !self.needs_checkpoint() {
@@ -1292,6 +1315,17 @@ where
             }
         }
         Ok(())
+    }
+
+    /// Nothing is queued and no commit is in flight: every record ever
+    /// queued is durable, so every invalidation stamped so far is covered
+    /// (invalidations without a record — unused GC copies, blocks of failed
+    /// mappings — never needed a commit).
+    fn all_committed(&mut self) {
+        if self.npend == 0 && self.commit == Commit::None {
+            self.committed_epoch = self.cur_epoch;
+            self.cur_epoch += 1;
+        }
     }
 
     fn drop_records(&mut self, nrec: usize) {
@@ -1524,6 +1558,7 @@ where
             }
         }
         self.nfinish = 0;
+        self.all_committed();
         let mut n = 0u32;
         for z in 0..self.alloc.geom().nr_zones() {
             let Some(zi) = self.alloc.zone(z).copied() else {

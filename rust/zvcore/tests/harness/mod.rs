@@ -528,11 +528,10 @@ impl World {
                     plan = Some(p);
                     break;
                 }
-                Err(Error::Busy) => {
-                    self.complete_all();
-                    self.commit(false);
-                }
-                Err(Error::NoSpace) => {
+                // Busy: record queue full, or free zones only on members
+                // at their open/active limits; NoSpace: no free zone.
+                // Either way: commit, reset what is reclaimable, collect.
+                Err(Error::Busy) | Err(Error::NoSpace) => {
                     self.complete_all();
                     self.gc_until_free(attempt);
                 }
@@ -856,10 +855,12 @@ impl World {
     }
 
     pub fn gc_until_free(&mut self, attempt: usize) {
-        for _ in 0..20 + attempt * 20 {
+        for i in 0..20 + attempt * 20 {
             self.commit(false);
             self.maintenance();
-            if self.pool().free_zones() > 6 {
+            // Free zones may all be on members at their zone limits: collect
+            // a little anyway.
+            if i >= 2 * attempt && self.pool().free_zones() > 6 {
                 return;
             }
             self.gc_batch();
