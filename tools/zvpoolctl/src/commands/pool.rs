@@ -378,57 +378,58 @@ fn teardown(ctx: &mut Ctx<'_>, name: &str, enabled: &[String], bound: &[String])
     let pool = Obj::pool(name);
     let mut notes = Vec::new();
     let mut ok = true;
-    let mut step = |ctx: &mut Ctx<'_>,
-                    r: fn(&mut Ctx<'_>, &Obj) -> Result<(), OsFail>,
-                    o: Obj,
-                    done: String| {
-        if !ok {
-            return;
-        }
-        match r(ctx, &o) {
-            Ok(()) => notes.push(format!("rolled back: {done}")),
-            Err(e) => {
-                notes.push(format!("rollback failed: {done}: {}", e.reason()));
-                ok = false;
-            }
+    let mut record = |r: Result<(), OsFail>, done: String, ok: &mut bool| match r {
+        Ok(()) => notes.push(format!("rolled back: {done}")),
+        Err(e) => {
+            notes.push(format!("rollback failed: {done}: {}", e.reason()));
+            *ok = false;
         }
     };
     for v in enabled.iter().rev() {
         let vol = Obj::volume(name, v);
-        step(
-            ctx,
-            |c, o| c.write(o, "enable", "0"),
-            vol.clone(),
-            format!("disabled volume {vol}"),
-        );
+        if ok {
+            let r = ctx.write(&vol, "enable", "0");
+            record(r, format!("disabled volume {vol}"), &mut ok);
+        }
     }
     for v in bound.iter().rev() {
         let vol = Obj::volume(name, v);
-        step(
-            ctx,
-            |c, o| c.rmdir(o),
-            vol.clone(),
-            format!("unbound volume {vol}"),
-        );
+        if ok {
+            let r = ctx.rmdir(&vol);
+            record(r, format!("unbound volume {vol}"), &mut ok);
+        }
     }
-    step(
-        ctx,
-        |c, o| c.write(o, "enable", "0"),
-        pool.clone(),
-        format!("stopped pool {name}"),
-    );
-    step(
-        ctx,
-        |c, o| c.rmdir(o),
-        pool,
-        format!("removed pool directory {name}"),
-    );
+    if ok {
+        let r = stop_pool(ctx, &pool);
+        record(r, format!("stopped pool {name}"), &mut ok);
+    }
+    if ok {
+        let r = ctx.rmdir(&pool);
+        record(r, format!("removed pool directory {name}"), &mut ok);
+    }
     if !ok {
         notes.push(format!(
             "pool {name} is left assembled; see 'zvpoolctl pool status {name}', then 'zvpoolctl pool stop {name}'"
         ));
     }
     notes
+}
+
+/// `enable=0`. A failure after which the pool is inactive anyway (the kernel
+/// stops the pool and then reports, e.g., a failed final commit) is reported
+/// but counts as stopped.
+fn stop_pool(ctx: &mut Ctx<'_>, pool: &Obj) -> Result<(), OsFail> {
+    match ctx.write(pool, "enable", "0") {
+        Err(e) if ctx.pool_active(pool).ok() == Some(false) => {
+            let _ = writeln!(
+                ctx.err,
+                "zvpoolctl: warning: pool {pool} stopped, but the kernel reported an error: {}",
+                e.reason()
+            );
+            Ok(())
+        }
+        r => r,
+    }
 }
 
 fn add(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
@@ -493,7 +494,7 @@ fn stop(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
         );
     }
     if active {
-        if let Err(e) = ctx.write(&pool, "enable", "0") {
+        if let Err(e) = stop_pool(ctx, &pool) {
             return Err(undo.rollback(ctx, e.fail(format!("stop pool {name}"))));
         }
     }

@@ -424,3 +424,57 @@ fn create_with_busy_device_shows_kernel_reason() {
     assert_fails(&r, 1, "zvpoolctl: format and enable pool tank: Device or resource busy (EBUSY); kernel: zvpool: tank: /dev/zns0 is opened by someone else");
     assert_eq!(fk.snapshot(), before);
 }
+
+#[test]
+fn stop_when_the_kernel_stops_the_pool_but_reports_an_error() {
+    let fk = setup_with_volumes();
+    fk.fail_on_after(
+        "write",
+        "tank/enable=0",
+        EINVAL,
+        "zvpool: tank: final metadata commit failed: Error(22)",
+    );
+    let r = fk.run(&["pool", "stop", "tank"]);
+    assert_eq!(
+        (r.code, r.out.as_str()),
+        (0, "stopped pool tank\n"),
+        "{r:?}"
+    );
+    assert_eq!(
+        r.err,
+        "zvpoolctl: warning: pool tank stopped, but the kernel reported an error: \
+         Invalid argument (EINVAL); kernel: zvpool: tank: final metadata commit failed: Error(22)\n"
+    );
+    assert_eq!(fk.snapshot().len(), 1);
+}
+
+#[test]
+fn stop_rolls_back_when_the_pool_refuses_to_stop() {
+    let fk = setup_with_volumes();
+    let before = fk.snapshot();
+    fk.fail_on("write", "tank/enable=0", EIO, "zvpool: tank: injected");
+    let r = fk.run(&["pool", "stop", "tank"]);
+    assert_fails(
+        &r,
+        1,
+        "zvpoolctl: stop pool tank: Input/output error (EIO); kernel: zvpool: tank: injected",
+    );
+    for done in [
+        "re-bound volume tank/vm2",
+        "re-bound volume tank/vm1",
+        "re-enabled volume tank/vm2",
+        "re-enabled volume tank/vm1",
+    ] {
+        assert!(
+            r.err.contains(&format!("zvpoolctl: rolled back: {done}\n")),
+            "{}",
+            r.err
+        );
+    }
+    let after = fk.snapshot();
+    assert_eq!(
+        after.keys().collect::<Vec<_>>(),
+        before.keys().collect::<Vec<_>>()
+    );
+    assert_eq!(after.get("tank/vm1/enable"), before.get("tank/vm1/enable"));
+}

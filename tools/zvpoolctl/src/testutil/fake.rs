@@ -55,6 +55,9 @@ struct PoolRt {
 }
 
 struct Fault {
+    /// The operation is carried out, then fails (e.g. a pool that stops but
+    /// reports a failed final commit).
+    after: bool,
     step: Option<usize>,
     op: Option<&'static str>,
     target: Option<String>,
@@ -66,6 +69,7 @@ struct Fault {
 struct State {
     ops: usize,
     faults: Vec<Fault>,
+    pending: Option<Fault>,
     disks: BTreeMap<String, Disk>,
     metas: BTreeMap<String, Meta>,
     pools: BTreeMap<String, PoolRt>,
@@ -164,6 +168,7 @@ impl FakeKernel {
         let mut st = self.st.borrow_mut();
         let step = st.ops + step;
         st.faults.push(Fault {
+            after: false,
             step: Some(step),
             op: None,
             target: None,
@@ -176,12 +181,37 @@ impl FakeKernel {
     /// `tank/vm1`, `tank/vm1/enable`, `tank/enable=0`) fails with `errno` and logs `msg`.
     pub fn fail_on(&self, op: &'static str, target: &str, errno: i32, msg: &str) {
         self.st.borrow_mut().faults.push(Fault {
+            after: false,
             step: None,
             op: Some(op),
             target: Some(target.to_string()),
             errno,
             msg: msg.to_string(),
         });
+    }
+
+    /// Like `fail_on`, but the operation takes effect before failing.
+    pub fn fail_on_after(&self, op: &'static str, target: &str, errno: i32, msg: &str) {
+        self.st.borrow_mut().faults.push(Fault {
+            after: true,
+            step: None,
+            op: Some(op),
+            target: Some(target.to_string()),
+            errno,
+            msg: msg.to_string(),
+        });
+    }
+
+    /// A pending after-fault fires once the operation succeeded.
+    fn finish(&self, st: &mut State) -> io::Result<()> {
+        self.sync(st);
+        match st.pending.take() {
+            Some(f) => {
+                self.log(st, &f.msg);
+                Err(err(f.errno))
+            }
+            None => Ok(()),
+        }
     }
 
     /// Mutating operations performed so far.
@@ -224,6 +254,7 @@ impl FakeKernel {
     /// matches as `tank/enable` or with its value, `tank/enable=0`.
     fn step(&self, st: &mut State, op: &str, target: &str, value: Option<&str>) -> io::Result<()> {
         st.ops += 1;
+        st.pending = None;
         let n = st.ops;
         let with_value = value.map(|v| format!("{target}={v}"));
         let hit = st.faults.iter().position(|f| {
@@ -235,6 +266,10 @@ impl FakeKernel {
         });
         if let Some(i) = hit {
             let f = st.faults.remove(i);
+            if f.after {
+                st.pending = Some(f);
+                return Ok(());
+            }
             self.log(st, &f.msg);
             return Err(err(f.errno));
         }
@@ -632,8 +667,7 @@ impl Backend for FakeKernel {
                 }
             }
         }
-        self.sync(st);
-        Ok(())
+        self.finish(st)
     }
 
     fn remove(&self, obj: &Obj) -> io::Result<()> {
@@ -669,8 +703,7 @@ impl Backend for FakeKernel {
         let dir = self.path(obj);
         Self::remove_files(&dir);
         fs::remove_dir(&dir)?;
-        self.sync(st);
-        Ok(())
+        self.finish(st)
     }
 
     fn write_attr(&self, obj: &Obj, attr: &str, value: &str) -> io::Result<()> {
@@ -681,7 +714,6 @@ impl Backend for FakeKernel {
             Obj::Pool(p) => self.write_pool(st, p, attr, value)?,
             Obj::Volume(p, v) => self.write_volume(st, p, v, attr, value)?,
         }
-        self.sync(st);
-        Ok(())
+        self.finish(st)
     }
 }
