@@ -347,14 +347,12 @@ where
             }
         }
     }
-    let mut order = [heads[0], heads[1]];
-    if let [Some(a), Some(b)] = order {
-        if b.generation > a.generation {
-            order = [Some(b), Some(a)];
-        }
-    } else if order[0].is_none() {
-        order = [order[1], None];
-    }
+    // Newest first; a missing header goes last.
+    let order = match heads {
+        [Some(a), Some(b)] if b.generation > a.generation => [Some(b), Some(a)],
+        [None, b] => [b, None],
+        other => other,
+    };
     let mut chosen = None;
     for (k, h) in order.iter().enumerate() {
         let Some(h) = h else { continue };
