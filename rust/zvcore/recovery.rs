@@ -34,7 +34,7 @@ use super::format::{
     check_block, decode_journal_block, CheckpointHeader, Record, Superblock, BLOCK_SIZE,
     SUPERBLOCK_MAGIC,
 };
-use super::geom::{DeviceGeometry, PoolGeometry, MAX_DEVICES};
+use super::geom::{DeviceGeometry, PoolGeometry, Stream, MAX_DEVICES};
 use super::map::{decode_chunk, BlockTable, NodeStore};
 use super::pool::{decode_vol_record, Pool, PoolConfig, PoolStorage, VolEntry};
 use super::verify::verify;
@@ -846,7 +846,11 @@ where
                 .map_err(|_| Error::Corrupt("mapping outside written data"))?;
         }
     }
-    // Every partly written zone is finished.
+    // Partly written zones: writing continues in one per data stream and
+    // member (at the write pointer: what lies past the last committed
+    // mapping is garbage anyway); the others are finished, so that no more
+    // zones stay active than the streams use.
+    pool.alloc.rebuild();
     for z in 0..nz {
         let Some(zi) = pool.alloc.zone(z).copied() else {
             continue;
@@ -855,6 +859,13 @@ where
             continue;
         }
         let zg = pool.alloc.geom().zone(z).ok_or(Error::Corrupt("zone"))?;
+        let reopened = zi.wp() < zg.cap
+            && [Stream::UserHot, Stream::UserCold, Stream::Gc]
+                .iter()
+                .any(|s| pool.alloc.reopen(z, *s).is_ok());
+        if reopened {
+            continue;
+        }
         if !zg.conventional && zi.wp() < zg.cap {
             on_finish(z);
         }
