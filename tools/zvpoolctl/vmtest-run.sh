@@ -6,6 +6,7 @@
 # (the initramfs base must exist: run `make check` or `make demo` once).
 # Usage: tools/zvpoolctl/vmtest-run.sh [--no-data] [ZVPOOL_KO] [WORKDIR]
 #   --no-data: no I/O through /dev/zvpoolN (the configfs flow only).
+# $ZVPOOLCTL_VMTEST_SCRIPT: another guest script instead of vmtest.sh.
 set -euo pipefail
 nodata=0
 if [ "${1:-}" = --no-data ]; then
@@ -27,7 +28,7 @@ rm -rf "$O"
 mkdir -p "$O/lib/modules/zvpool" "$O/usr/share/zvpool" "$O/etc/zvpool" "$O/usr/bin"
 cp "$ZVPOOL_TOP/scripts/guest/init" "$O/init"
 cp "$W/zvpool.ko" "$O/lib/modules/zvpool/zvpool.ko"
-cp "$ZVPOOL_TOP/tools/zvpoolctl/vmtest.sh" "$O/usr/share/zvpool/demo.sh"
+cp "${ZVPOOLCTL_VMTEST_SCRIPT:-$ZVPOOL_TOP/tools/zvpoolctl/vmtest.sh}" "$O/usr/share/zvpool/demo.sh"
 cp "$ZVPOOL_TOP/target/release/zvpoolctl" "$O/usr/bin/"
 printf 'ZV_ZNS="%s"\nZV_CONV="%s"\n' "$ZV_ZNS" "$ZV_CONV" >"$O/etc/zvpool/vm.env"
 [ $nodata = 0 ] || : >"$O/etc/zvpool/vmtest-nodata"
