@@ -102,6 +102,7 @@ fn probe_geometry(pool: &CStr, path: &CStr, dev: &LowerDev) -> Result<DeviceGeom
         match z.kind {
             ZoneType::Conventional if !seen_seq => nr_conv += 1,
             ZoneType::Conventional => bad = true, // conventional zones after sequential ones
+            _ if z.len != g.zone_sectors => bad = true,
             _ => {
                 seen_seq = true;
                 if cap == 0 {
@@ -580,13 +581,16 @@ impl ActivePool {
     pub(crate) fn commit(&self, st: &mut EngineState) -> Result {
         let mut sink = MetaSink::new(&self.name, &self.members, &self.geoms)?;
         let EngineState { engine, scratch, .. } = st;
-        let r = engine.flush(scratch, &mut |op| sink.apply(op));
-        let ok = r.is_ok();
-        let end = engine.flush_end(ok);
-        match (r, end) {
-            (Err(e), _) => return Err(sink.error(e)),
-            (Ok(_), Err(e)) => return Err(core_err(e)),
-            (Ok(_), Ok(())) => {}
+        // Nothing queued and no checkpoint due: every completed write is
+        // already committed (each commit ends with a flush of the members).
+        if engine.pending_records() > 0 || engine.needs_checkpoint() {
+            let r = engine.flush(scratch, &mut |op| sink.apply(op));
+            let end = engine.flush_end(r.is_ok());
+            match (r, end) {
+                (Err(e), _) => return Err(sink.error(e)),
+                (Ok(_), Err(e)) => return Err(core_err(e)),
+                (Ok(_), Ok(())) => {}
+            }
         }
         // Zones whose blocks are all invalid, with the invalidations now
         // committed, go back to the free list (reset on the device).
@@ -621,7 +625,10 @@ impl ActivePool {
         writeln!(w, "volumes {}", e.volumes().iter().filter(|v| v.table.is_some()).count())?;
         writeln!(w, "user_blocks_written {}", s.user_blocks)?;
         writeln!(w, "gc_blocks_written {}", s.gc_blocks)?;
-        let wa = if s.user_blocks == 0 { 1000 } else { (s.user_blocks + s.gc_blocks) * 1000 / s.user_blocks };
+        let wa = (s.user_blocks.saturating_add(s.gc_blocks))
+            .saturating_mul(1000)
+            .checked_div(s.user_blocks)
+            .unwrap_or(1000);
         writeln!(w, "write_amplification {}.{:03}", wa / 1000, wa % 1000)?;
         writeln!(w, "zones_reset {}", s.zones_reset)?;
         writeln!(w, "gc_runs 0")?;

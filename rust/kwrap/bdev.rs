@@ -64,13 +64,6 @@ impl LowerDev {
         unsafe { ffi::zvpool_bdev_geometry(self.bdev(), &mut g) };
         g
     }
-
-    /// The device number (`major:minor`) of the device.
-    pub(crate) fn devt(&self) -> (u32, u32) {
-        // SAFETY: `bdev()` is open (type invariant), `bd_dev` is immutable.
-        let dev = unsafe { (*self.bdev()).bd_dev };
-        (dev >> 20, dev & ((1 << 20) - 1))
-    }
 }
 
 impl Drop for LowerDev {

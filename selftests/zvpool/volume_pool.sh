@@ -127,7 +127,7 @@ ktap_expect_eq "usage: nothing mapped yet" "0 $SIZE" "$(usage_key mapped_bytes) 
 
 # Data integrity under concurrency: 2 jobs x 32 MiB random 4k..64k writes
 # through libaio, then verified (crc32c).
-if fio --name=verify --filename="$B" --direct=1 --ioengine=libaio --iodepth=16 \
+if fio --thread --name=verify --filename="$B" --direct=1 --ioengine=libaio --iodepth=16 \
 	--rw=randwrite --bsrange=4k-64k --size=32M --numjobs=2 --offset_increment=64M \
 	--verify=crc32c --do_verify=1 --verify_fatal=1 --group_reporting \
 	--output=/tmp/fio.out >/dev/null 2>/tmp/fio.err; then
@@ -136,7 +136,7 @@ else
 	sed 's/^/# fio: /' /tmp/fio.err /tmp/fio.out | tail -n 20
 	ktap_test_fail "fio libaio randwrite + crc32c verify (2 jobs)"
 fi
-if fio --name=seq --filename="$B" --direct=1 --ioengine=psync --rw=write --bs=1M \
+if fio --thread --name=seq --filename="$B" --direct=1 --ioengine=psync --rw=write --bs=1M \
 	--offset=128M --size=32M --verify=crc32c --do_verify=1 --verify_fatal=1 \
 	--output=/tmp/fio.out >/dev/null 2>/tmp/fio.err; then
 	ktap_test_pass "fio psync 1 MiB sequential write + crc32c verify"
