@@ -12,6 +12,12 @@
 //!   caller's context); never sleeps.
 //! - `init_request` / `exit_request`: process context, when the tag set's
 //!   requests are allocated and freed.
+//!
+//! There is no `timeout` callback on purpose: when a request exceeds the
+//! block layer's timeout (30 s), `blk_mq_rq_timed_out` then only re-arms the
+//! timer, so a request is never completed behind the back of the driver that
+//! owns it (`Request` stays the only way to end it). A backend that can
+//! cancel lower I/O would add a `timeout` here.
 
 use super::{
     disk::{Rejected, VolumeOps},
