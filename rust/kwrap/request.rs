@@ -340,9 +340,10 @@ impl<D> Request<D> {
     /// upper layer's completion does not run in the caller's context. Meant
     /// for completions from hard IRQ (a lower bio's `end_io`). Any context;
     /// never sleeps.
-    // Not called yet: the asynchronous data path (lower bio completions in
-    // IRQ context) will use it.
-    #[allow(dead_code)]
+    #[allow(
+        dead_code,
+        reason = "async completion from a lower bio's end_io; the pool engine completes synchronously for now"
+    )]
     pub(crate) fn complete(self, status: Status) {
         // SAFETY: by the type invariant the PDU is initialised.
         let pdu = unsafe { Pdu::<D>::get(self.raw()) };
