@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 //! A pool volume as the data side of its block device: the pool's
-//! [`VolumeBackend`]. Requests run in process context (the disk's tag set is
-//! `BLK_MQ_F_BLOCKING`) inside a `GFP_NOIO` scope, and go through the pool
+//! [`VolumeBackend`]. Requests run in process context (the disk's workqueue,
+//! see `kwrap/tagset.rs`) inside a `GFP_NOIO` scope, and go through the pool
 //! engine (block-table lookups, log-structured writes, commits).
 
 use crate::kwrap::segment::Segment;

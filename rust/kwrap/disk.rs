@@ -41,9 +41,9 @@ pub(crate) trait VolumeOps: Send + Sync + Sized + 'static {
     /// once per tag, reused across requests).
     type RequestData: Default + Send + Sync;
 
-    /// Serves a started request. Process context, may sleep
-    /// (`BLK_MQ_F_BLOCKING`), in a `GFP_NOIO` scope (`kwrap/noio.rs`). Either keep `rq` and
-    /// end it later (from any context, see [`Request::end`] and
+    /// Serves a started request. Runs on the disk's workqueue (`tagset.rs`):
+    /// process context, may sleep and may submit and wait for lower I/O, in
+    /// a `GFP_NOIO` scope (`kwrap/noio.rs`). Either keep `rq` and end it later (from any context, see [`Request::end`] and
     /// [`Request::complete`]), or hand it back with a status in
     /// [`Rejected`]: [`Status::Resource`] requeues it, any other status ends
     /// it with that error.

@@ -184,4 +184,33 @@ unsafe extern "C" {
     ///
     /// `bdev` must be an open block device and `g` valid for writes.
     pub(crate) fn zvpool_bdev_geometry(bdev: *mut bindings::block_device, g: *mut BdevGeom);
+
+    /// `alloc_workqueue("zvpool_io", WQ_MEM_RECLAIM | WQ_HIGHPRI, 0)`; NULL
+    /// on failure.
+    ///
+    /// # Safety
+    ///
+    /// Process context; the result is freed with `destroy_workqueue`.
+    pub(crate) fn zvpool_alloc_io_workqueue() -> *mut bindings::workqueue_struct;
+
+    /// `INIT_WORK(work, f)`.
+    ///
+    /// # Safety
+    ///
+    /// `work` is valid for writes and not queued.
+    pub(crate) fn zvpool_init_work(
+        work: *mut bindings::work_struct,
+        f: unsafe extern "C" fn(*mut bindings::work_struct),
+    );
+
+    /// `queue_work(wq, work)`: false if it was already pending.
+    ///
+    /// # Safety
+    ///
+    /// `wq` is a live workqueue and `work` an initialised work item that
+    /// stays valid until its function has run.
+    pub(crate) fn zvpool_queue_work(
+        wq: *mut bindings::workqueue_struct,
+        work: *mut bindings::work_struct,
+    ) -> bool;
 }

@@ -11,6 +11,7 @@
 #include <linux/module.h>
 #include <linux/sched/mm.h>
 #include <linux/utsname.h>
+#include <linux/workqueue.h>
 
 const char *zvpool_kernel_release(void);
 
@@ -223,4 +224,30 @@ void zvpool_bdev_geometry(struct block_device *bdev, struct zvpool_bdev_geom *g)
 	g->write_cache = bdev_write_cache(bdev);
 	g->fua = bdev_fua(bdev);
 	g->read_only = bdev_read_only(bdev);
+}
+
+/* ---- request work items (rust/kwrap/tagset.rs) ---- */
+
+struct workqueue_struct *zvpool_alloc_io_workqueue(void);
+void zvpool_init_work(struct work_struct *work, work_func_t fn);
+bool zvpool_queue_work(struct workqueue_struct *wq, struct work_struct *work);
+
+/*
+ * The workqueue a disk serves its requests on: WQ_MEM_RECLAIM because it is
+ * on the writeback path (it has a rescuer, so it makes progress under
+ * memory pressure), WQ_HIGHPRI for I/O latency.
+ */
+struct workqueue_struct *zvpool_alloc_io_workqueue(void)
+{
+	return alloc_workqueue("zvpool_io", WQ_MEM_RECLAIM | WQ_HIGHPRI, 0);
+}
+
+void zvpool_init_work(struct work_struct *work, work_func_t fn)
+{
+	INIT_WORK(work, fn);
+}
+
+bool zvpool_queue_work(struct workqueue_struct *wq, struct work_struct *work)
+{
+	return queue_work(wq, work);
 }

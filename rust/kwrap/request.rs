@@ -27,6 +27,7 @@ use kernel::{
     bindings,
     ffi::{c_int, c_uint, c_void},
     prelude::*,
+    types::Opaque,
 };
 
 /// Sector size of the block layer's addressing (`SECTOR_SHIFT`).
@@ -128,7 +129,11 @@ impl From<Result> for Status {
 /// Per-request driver data (the tag set's `cmd_size` bytes after each
 /// `struct request`), initialised by `init_request` and dropped by
 /// `exit_request` (see `tagset.rs`).
+#[repr(C)]
 pub(super) struct Pdu<D> {
+    /// The work item that serves the request on the disk's workqueue
+    /// (first field: `Pdu::from_work` relies on it).
+    work: Opaque<bindings::work_struct>,
     /// Status for `Request::complete`, read back by the `complete` callback.
     status: AtomicU8,
     /// The driver's own per-request state.
@@ -141,18 +146,27 @@ impl<D: Default> Pdu<D> {
     /// # Safety
     ///
     /// `rq` is a request of a tag set whose `cmd_size` is `size_of::<Pdu<D>>()`
-    /// and whose PDU is not initialised.
-    pub(super) unsafe fn init(rq: *mut bindings::request) {
+    /// and whose PDU is not initialised; `work_fn` may be called with the
+    /// PDU's work item once it is queued.
+    pub(super) unsafe fn init(
+        rq: *mut bindings::request,
+        work_fn: unsafe extern "C" fn(*mut bindings::work_struct),
+    ) {
         const { assert!(core::mem::align_of::<Pdu<D>>() <= core::mem::align_of::<usize>()) };
-        // SAFETY: by the caller's guarantee the PDU is `size_of::<Pdu<D>>()`
-        // bytes right after `*rq`, which is pointer-aligned (checked above
-        // to be enough), and uninitialised.
+        // SAFETY: `rq` is a valid request (caller); its PDU is
+        // `size_of::<Pdu<D>>()` bytes right after `*rq`, pointer-aligned
+        // (checked above to be enough), and uninitialised.
+        let pdu = unsafe { bindings::blk_mq_rq_to_pdu(rq).cast::<Pdu<D>>() };
+        // SAFETY: as above, `pdu` is valid for writes.
         unsafe {
-            bindings::blk_mq_rq_to_pdu(rq).cast::<Pdu<D>>().write(Pdu {
+            pdu.write(Pdu {
+                work: Opaque::uninit(),
                 status: AtomicU8::new(0),
                 data: D::default(),
             })
         };
+        // SAFETY: the work item was just written and is not queued.
+        unsafe { ffi::zvpool_init_work((*pdu).work.get(), work_fn) };
     }
 }
 
@@ -177,6 +191,25 @@ impl<D> Pdu<D> {
     pub(super) unsafe fn get<'a>(rq: *mut bindings::request) -> &'a Self {
         // SAFETY: guaranteed by the caller.
         unsafe { &*bindings::blk_mq_rq_to_pdu(rq).cast::<Pdu<D>>() }
+    }
+
+    /// The PDU's work item.
+    pub(super) fn work(&self) -> *mut bindings::work_struct {
+        self.work.get()
+    }
+
+    /// The request whose PDU holds the work item `work`.
+    ///
+    /// # Safety
+    ///
+    /// `work` is the work item of a `Pdu<D>` initialised by [`Pdu::init`].
+    pub(super) unsafe fn request_of_work(
+        work: *mut bindings::work_struct,
+    ) -> *mut bindings::request {
+        // SAFETY: `work` is the first field of a `#[repr(C)]` `Pdu<D>` (and
+        // `Opaque` is `repr(transparent)`), so it points to the PDU, which
+        // `blk_mq_rq_from_pdu` maps back to its request.
+        unsafe { bindings::blk_mq_rq_from_pdu(work.cast()) }
     }
 
     /// The status stored by [`Request::complete`].

@@ -4,9 +4,13 @@
 //! implementation. Used by [`super::disk::Disk`], which owns one per disk.
 //!
 //! Callback contexts:
-//! - `queue_rq`: process context, may sleep (`BLK_MQ_F_BLOCKING`), so the
-//!   driver can allocate and take mutexes there; it runs in a `GFP_NOIO`
-//!   scope (`noio.rs`), so `GFP_KERNEL` allocations there act as `GFP_NOIO`.
+//! - `queue_rq` (the C callback): any dispatch context, never sleeps; it only
+//!   starts the request and queues its work item (in the PDU) on the tag
+//!   set's workqueue (`WQ_MEM_RECLAIM`).
+//! - `serve` (the work function) calls `VolumeOps::queue_rq`: process
+//!   context, may sleep, may submit and wait for lower I/O; it runs in a
+//!   `GFP_NOIO` scope (`noio.rs`), so `GFP_KERNEL` allocations act as
+//!   `GFP_NOIO`.
 //! - `complete`: the block layer's completion context for
 //!   `blk_mq_complete_request` (softirq or IPI on the submitting CPU, or the
 //!   caller's context); never sleeps.
@@ -21,6 +25,7 @@
 
 use super::{
     disk::{Rejected, VolumeOps},
+    ffi,
     noio::noio,
     request::{Pdu, Request, Status},
 };
@@ -44,43 +49,74 @@ impl<T: VolumeOps> OpsTable<T> {
         ..pin_init::zeroed()
     };
 
-    /// `blk_mq_ops.queue_rq`: starts the request and hands it to `T`.
+    /// `blk_mq_ops.queue_rq`: starts the request and queues its work item
+    /// on the tag set's workqueue, where [`Self::serve`] hands it to `T`.
+    ///
+    /// `T::queue_rq` never runs here: this callback may run in the context
+    /// of a task inside `submit_bio` (direct issue, or a queue run while
+    /// `current->bio_list` is set), where a bio the backend submitted to a
+    /// lower device would only be queued on that list, so waiting for it
+    /// (`submit_bio_wait`) would never return. On the workqueue the backend
+    /// may submit and wait for lower I/O freely (like the loop driver).
     ///
     /// # Safety
     ///
-    /// Called by the block layer with a valid `hctx` of a queue created by
-    /// `Disk<T>` (whose `queuedata` is a live `T`) and a valid `bd` whose
-    /// request is not started.
+    /// Called by the block layer with a valid `hctx` of a queue of this tag
+    /// set and a valid `bd` whose request is not started.
     unsafe extern "C" fn queue_rq(
         hctx: *mut bindings::blk_mq_hw_ctx,
         bd: *const bindings::blk_mq_queue_data,
     ) -> bindings::blk_status_t {
-        // SAFETY: `hctx` and `bd` are valid for the call (block layer).
-        let (rq, last, queue) = unsafe { ((*bd).rq, (*bd).last, (*hctx).queue) };
-        // SAFETY: the queue was created by `Disk::new` with `queuedata` the
-        // `Arc<T>` that `Disk` holds until after `del_gendisk`, which waits
-        // for every `queue_rq` to return.
-        let ops = unsafe { &*(*queue).queuedata.cast::<T>() };
-        let Some(rq) = NonNull::new(rq) else {
-            return Status::IoErr.to_raw();
-        };
+        // SAFETY: `hctx` and `bd` are valid for the call (block layer); the
+        // queue's tag set is this tag set, whose `driver_data` is its
+        // workqueue (`TagSet::new`), alive until the tag set is freed.
+        let (rq, wq) = unsafe { ((*bd).rq, (*(*(*hctx).queue).tag_set).driver_data) };
         // SAFETY: `rq` is a valid request handed to this driver, not started.
-        unsafe { bindings::blk_mq_start_request(rq.as_ptr()) };
-        // SAFETY: `rq` belongs to this tag set (PDU `Pdu<T::RequestData>`
-        // initialised by `init_request`), is started, and this is its only
-        // owner.
+        unsafe { bindings::blk_mq_start_request(rq) };
+        // SAFETY: the PDU was initialised by `init_request`.
+        let work = unsafe { Pdu::<T::RequestData>::get(rq) }.work();
+        // SAFETY: `wq` is live (above) and `work` is the request's work item,
+        // which stays valid while the request exists; it is not pending (a
+        // request is dispatched once at a time, and its work item is queued
+        // only here).
+        unsafe { ffi::zvpool_queue_work(wq.cast(), work) };
+        bindings::BLK_STS_OK as bindings::blk_status_t
+    }
+
+    /// Work function of a request's work item: hands the request to `T` in
+    /// process context, in a `GFP_NOIO` scope.
+    ///
+    /// # Safety
+    ///
+    /// Called by the workqueue for the work item of a request of this tag set
+    /// queued by [`Self::queue_rq`], whose queue's `queuedata` is a live `T`.
+    unsafe extern "C" fn serve(work: *mut bindings::work_struct) {
+        // SAFETY: `work` belongs to a PDU initialised by `init_request`.
+        let rq = unsafe { Pdu::<T::RequestData>::request_of_work(work) };
+        let Some(rq) = NonNull::new(rq) else {
+            return;
+        };
+        // SAFETY: the request is started and owned by the driver; its queue
+        // was created by `Disk::new` with `queuedata` the `Arc<T>` that `Disk`
+        // holds until after `del_gendisk` (which waits for every request) and
+        // the destruction of this workqueue (which waits for this function).
+        let ops = unsafe { &*(*(*rq.as_ptr()).q).queuedata.cast::<T>() };
+        // SAFETY: `rq` belongs to this tag set (PDU `Pdu<T::RequestData>`),
+        // is started, and its ownership passed from `queue_rq` to this work
+        // item; this is its only owner.
         let rq = unsafe { Request::<T::RequestData>::from_raw(rq) };
         // The driver may allocate while serving the request: NOIO, so reclaim
         // cannot issue I/O that waits on this queue.
-        match noio(|| ops.queue_rq(rq, last)) {
-            Ok(()) => bindings::BLK_STS_OK as bindings::blk_status_t,
-            Err(Rejected { rq, status }) => {
-                // The block layer ends (or, for `Resource`, requeues) it.
-                rq.into_raw();
-                match status {
-                    Status::Ok => Status::IoErr.to_raw(),
-                    s => s.to_raw(),
+        if let Err(Rejected { rq, status }) = noio(|| ops.queue_rq(rq, true)) {
+            match status {
+                Status::Resource => {
+                    let rq = rq.into_raw();
+                    // SAFETY: `rq` is a started request owned by the driver;
+                    // the block layer takes it back and dispatches it again.
+                    unsafe { bindings::blk_mq_requeue_request(rq, true) };
                 }
+                Status::Ok => rq.end(Status::IoErr),
+                s => rq.end(s),
             }
         }
     }
@@ -114,8 +150,9 @@ impl<T: VolumeOps> OpsTable<T> {
         _numa_node: c_int,
     ) -> c_int {
         // SAFETY: the tag set's `cmd_size` is `size_of::<Pdu<T::RequestData>>()`
-        // (`TagSet::new`) and the PDU is not initialised yet.
-        unsafe { Pdu::<T::RequestData>::init(rq) };
+        // (`TagSet::new`) and the PDU is not initialised yet; `serve` expects
+        // the work items of this tag set's PDUs.
+        unsafe { Pdu::<T::RequestData>::init(rq, Self::serve) };
         0
     }
 
@@ -140,10 +177,13 @@ impl<T: VolumeOps> OpsTable<T> {
 /// # Invariants
 ///
 /// `inner` was initialised by a successful `blk_mq_alloc_tag_set` with the
-/// ops of `OpsTable<T>` and `cmd_size` `size_of::<Pdu<T::RequestData>>()`, and
-/// is freed only by `Drop`. It is heap-allocated and never moved.
+/// ops of `OpsTable<T>`, `cmd_size` `size_of::<Pdu<T::RequestData>>()` and
+/// `driver_data` `wq`, and is freed only by `Drop`. It is heap-allocated and
+/// never moved. `wq` is a workqueue from `zvpool_alloc_io_workqueue`,
+/// destroyed only by `Drop`.
 pub(crate) struct TagSet<T: VolumeOps> {
     inner: Pin<KBox<Opaque<bindings::blk_mq_tag_set>>>,
+    wq: NonNull<bindings::workqueue_struct>,
     _p: PhantomData<T>,
 }
 
@@ -155,10 +195,17 @@ unsafe impl<T: VolumeOps> Sync for TagSet<T> {}
 
 impl<T: VolumeOps> TagSet<T> {
     /// Allocates a tag set with `nr_hw_queues` hardware queues of
-    /// `queue_depth` tags each, with a blocking `queue_rq`. Sleeps.
+    /// `queue_depth` tags each, and the workqueue its requests are served on.
+    /// Sleeps.
     pub(crate) fn new(nr_hw_queues: u32, queue_depth: u32) -> Result<Self> {
         let cmd_size = u32::try_from(core::mem::size_of::<Pdu<T::RequestData>>())?;
         let inner = KBox::pin(Opaque::<bindings::blk_mq_tag_set>::zeroed(), GFP_KERNEL)?;
+        // SAFETY: process context; destroyed on the error path below or by
+        // `Drop`.
+        let Some(wq) = NonNull::new(unsafe { ffi::zvpool_alloc_io_workqueue() }) else {
+            pr_err!("cannot allocate an I/O workqueue\n");
+            return Err(ENOMEM);
+        };
         let set = inner.get();
         // SAFETY: `set` points to a zeroed tag set that nobody else knows of;
         // `blk_mq_alloc_tag_set` only needs the fields set here (the rest zero).
@@ -169,17 +216,22 @@ impl<T: VolumeOps> TagSet<T> {
             (*set).queue_depth = queue_depth;
             (*set).numa_node = bindings::NUMA_NO_NODE;
             (*set).cmd_size = cmd_size;
-            (*set).flags = bindings::BLK_MQ_F_BLOCKING;
+            (*set).flags = 0;
+            (*set).driver_data = wq.as_ptr().cast();
             bindings::blk_mq_alloc_tag_set(set)
         };
         if ret != 0 {
+            // SAFETY: allocated above, never used.
+            unsafe { bindings::destroy_workqueue(wq.as_ptr()) };
             let e = Error::from_errno(ret);
             pr_err!("cannot allocate a tag set ({:?})\n", e);
             return Err(e);
         }
-        // INVARIANT: allocated above with the ops and `cmd_size` of `T`.
+        // INVARIANT: allocated above with the ops and `cmd_size` of `T`, and
+        // `wq` as `driver_data`.
         Ok(Self {
             inner,
+            wq,
             _p: PhantomData,
         })
     }
@@ -192,9 +244,13 @@ impl<T: VolumeOps> TagSet<T> {
 
 impl<T: VolumeOps> Drop for TagSet<T> {
     fn drop(&mut self) {
+        // SAFETY: by the type invariant `wq` is live. Its disk (if any) was
+        // deleted first (`Disk` drops its gendisk before its tag set), so every
+        // request has completed and nothing queues work any more; destroying
+        // drains the work functions still returning.
+        unsafe { bindings::destroy_workqueue(self.wq.as_ptr()) };
         // SAFETY: by the type invariant the tag set was allocated and not yet
-        // freed; its disk (if any) was released first (`Disk` drops its
-        // gendisk before its tag set).
+        // freed; its disk was released and its work items have finished.
         unsafe { bindings::blk_mq_free_tag_set(self.inner.get()) };
     }
 }
