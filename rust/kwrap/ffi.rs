@@ -185,7 +185,7 @@ unsafe extern "C" {
     /// `bdev` must be an open block device and `g` valid for writes.
     pub(crate) fn zvpool_bdev_geometry(bdev: *mut bindings::block_device, g: *mut BdevGeom);
 
-    /// `alloc_workqueue("zvpool_io", WQ_MEM_RECLAIM | WQ_HIGHPRI, 0)`; NULL
+    /// `alloc_workqueue("zvpool_io", WQ_UNBOUND | WQ_MEM_RECLAIM | WQ_HIGHPRI, 0)`; NULL
     /// on failure.
     ///
     /// # Safety

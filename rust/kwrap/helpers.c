@@ -233,13 +233,14 @@ void zvpool_init_work(struct work_struct *work, work_func_t fn);
 bool zvpool_queue_work(struct workqueue_struct *wq, struct work_struct *work);
 
 /*
- * The workqueue a disk serves its requests on: WQ_MEM_RECLAIM because it is
- * on the writeback path (it has a rescuer, so it makes progress under
- * memory pressure), WQ_HIGHPRI for I/O latency.
+ * The workqueue a disk serves its requests on: unbound (work items block on
+ * lower I/O), WQ_MEM_RECLAIM because it is on the writeback path (it has a
+ * rescuer, so it makes progress under memory pressure), WQ_HIGHPRI for I/O
+ * latency.
  */
 struct workqueue_struct *zvpool_alloc_io_workqueue(void)
 {
-	return alloc_workqueue("zvpool_io", WQ_MEM_RECLAIM | WQ_HIGHPRI, 0);
+	return alloc_workqueue("zvpool_io", WQ_UNBOUND | WQ_MEM_RECLAIM | WQ_HIGHPRI, 0);
 }
 
 void zvpool_init_work(struct work_struct *work, work_func_t fn)

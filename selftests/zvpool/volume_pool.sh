@@ -36,7 +36,7 @@ MEMBERS="$(dev_for "$(echo "$1" | cut -d: -f2)") $(dev_for "$(echo "$2" | cut -d
 if lsmod 2>/dev/null | grep -q '^zvpool '; then
 	rmmod zvpool 2>/dev/null
 fi
-ktap_set_plan 56
+ktap_set_plan 61
 LOG0=$(dmesg | wc -l)
 
 # refused NAME VALUE FILE ERRNO-TEXT LOG-PATTERN: writing VALUE to FILE fails
