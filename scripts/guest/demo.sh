@@ -1,12 +1,12 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
 # The guest side of `make demo`: a pool on the emulated ZNS namespaces, two
-# thin volumes, ext4 on one of them, and the pool's status.
+# thin volumes, ext4 on one of them, and the pool's status, all through
+# zvpoolctl.
 set -u
 . /etc/zvpool/vm.env
 say() { printf '\n### %s\n' "$*"; }
 run() { printf '$ %s\n' "$*"; sh -c "$*"; }
-CFS=/sys/kernel/config/zvpool
 
 say "kernel"
 uname -a
@@ -31,24 +31,16 @@ Z1=$(dev_for "$(echo "$2" | cut -d: -f2)")
 
 say "load zvpool.ko"
 insmod /lib/modules/zvpool/zvpool.ko || exit 1
-cat $CFS/features
+cat /sys/kernel/config/zvpool/features
 
 say "create pool 'demo' on $Z0 and $Z1"
-run "mkdir $CFS/demo"
-run "echo $Z0 > $CFS/demo/devices"
-run "echo $Z1 > $CFS/demo/devices"
-run "echo 1 > $CFS/demo/format"
-run "echo 1 > $CFS/demo/enable" || exit 1
-run "cat $CFS/demo/members"
+run "zvpoolctl pool create demo $Z0 $Z1" || exit 1
 
-say "two thin volumes: vm1 (8 GiB) and vm2 (2 GiB): together more than the pool holds (thin)"
-for v in vm1:8589934592 vm2:2147483648; do
-	n=${v%%:*} s=${v#*:}
-	run "mkdir $CFS/demo/$n && echo $s > $CFS/demo/$n/size && echo 1 > $CFS/demo/$n/enable" || exit 1
-	echo "$n -> /dev/$(cat $CFS/demo/$n/dev)"
-done
+say "two thin volumes: vm1 (8 GiB) and vm2 (2 GiB), together more than the pool holds"
+run "zvpoolctl volume create demo/vm1 --size 8G" || exit 1
+run "zvpoolctl volume create demo/vm2 --size 2G" || exit 1
+B=$(zvpoolctl volume show -H -o device demo/vm1 | cut -f2)
 
-B=/dev/$(cut -d' ' -f1 $CFS/demo/vm1/dev)
 say "ext4 on vm1 ($B)"
 run "mkfs.ext4 -q $B" || exit 1
 run "mount -t ext4 $B /mnt" || exit 1
@@ -59,17 +51,15 @@ run "ls -l /mnt"
 run "umount /mnt && e2fsck -fn $B | tail -n1"
 
 say "pool status"
-cat $CFS/demo/status
-say "volumes"
-cat $CFS/demo/volumes
-for v in vm1 vm2; do echo "$v: $(tr '\n' ' ' <$CFS/demo/$v/usage)"; done
+run "zvpoolctl pool status demo"
+run "zvpoolctl volume list"
+run "zvpoolctl pool list -j"
 
-say "stop and reassemble the pool: the data is on the zones"
-for v in vm1 vm2; do echo 0 > $CFS/demo/$v/enable; rmdir $CFS/demo/$v; done
-run "echo 0 > $CFS/demo/enable && echo 1 > $CFS/demo/enable"
-run "mkdir $CFS/demo/vm1 && echo 1 > $CFS/demo/vm1/enable"
-B=/dev/$(cut -d' ' -f1 $CFS/demo/vm1/dev)
+say "stop and reassemble the pool (members in the other order): the data is on the zones"
+run "zvpoolctl pool stop demo"
+run "zvpoolctl pool assemble demo $Z1 $Z0" || exit 1
+B=$(zvpoolctl volume show -H -o device demo/vm1 | cut -f2)
 run "mount -t ext4 -o ro $B /mnt && ls -l /mnt && umount /mnt"
-echo 0 > $CFS/demo/vm1/enable; rmdir $CFS/demo/vm1
-echo 0 > $CFS/demo/enable; rmdir $CFS/demo
+run "zvpoolctl volume show demo/vm1"
+run "zvpoolctl pool stop demo"
 rmmod zvpool && echo "unloaded"

@@ -1,16 +1,22 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
-# zvpoolctl against the real driver, in the test VM (guest side). Runs the
-# whole workflow and the refusals, prints every command with its output and
-# exit code, and ends with "zvpoolctl-vmtest: N passed, N failed".
-# Needs /usr/bin/zvpoolctl, zvpool.ko and the ZNS namespaces of
-# scripts/vm-devices.sh (/etc/zvpool/vm.env).
-set -u
-. /etc/zvpool/vm.env
-pass=0 fail=0
-# vmtest-run.sh --no-data: no I/O through /dev/zvpoolN (configfs flow only).
+# zvpoolctl against the real driver: the whole workflow (create, volumes,
+# data, status in table and JSON, stop, assemble in another member order,
+# delete, resize) and the refusals with their exit codes and messages.
+# Every command is shown with its output as KTAP diagnostics.
+DIR=$(dirname "$0")
+. "$DIR/ktap_helpers.sh"
+
+KO=${ZVPOOL_KO:-/lib/modules/zvpool/zvpool.ko}
+VMENV=${ZVPOOL_VM_ENV:-/etc/zvpool/vm.env}
+ktap_print_header
+if ! command -v zvpoolctl >/dev/null || [ ! -f "$KO" ] || [ ! -f "$VMENV" ]; then
+	ktap_set_plan 1
+	ktap_test_skip "zvpoolctl" "needs zvpoolctl, zvpool.ko and the test VM's devices"
+	ktap_finished
+fi
+. "$VMENV"
 data=1
-[ -f /etc/zvpool/vmtest-nodata ] && data=0
 dev_for() {
 	for n in /sys/block/nvme*; do
 		[ "$(cat "$n/nsid" 2>/dev/null)" = "$1" ] && { echo "/dev/${n##*/}"; return; }
@@ -24,30 +30,27 @@ Z1=$(dev_for "$(echo "$2" | cut -d: -f2)")
 t() {
 	want=$1 what=$2
 	shift 2
-	printf '\n$ %s\n' "$*"
+	ktap_print_msg "\$ $*"
 	"$@" >/tmp/out 2>/tmp/err
 	rc=$?
-	cat /tmp/out /tmp/err
+	sed 's/^/# /' /tmp/out /tmp/err
 	if [ "$rc" = "$want" ]; then
-		pass=$((pass + 1))
-		echo "ok - $what (exit $rc)"
+		ktap_test_pass "$what (exit $rc)"
 	else
-		fail=$((fail + 1))
-		echo "not ok - $what (exit $rc, expected $want)"
+		ktap_test_fail "$what (exit $rc, expected $want)"
 	fi
 }
 # has TEXT DESCRIPTION: the last command's stdout+stderr contains TEXT.
 has() {
 	if cat /tmp/out /tmp/err | grep -qF -- "$1"; then
-		pass=$((pass + 1))
-		echo "ok - $2"
+		ktap_test_pass "$2"
 	else
-		fail=$((fail + 1))
-		echo "not ok - $2 (no \"$1\")"
+		ktap_print_msg "no \"$1\" in the output"
+		ktap_test_fail "$2"
 	fi
 }
 
-insmod /lib/modules/zvpool/zvpool.ko || exit 1
+insmod "$KO" || { ktap_test_fail "insmod"; ktap_set_plan 1; ktap_finished; }
 t 0 "version" zvpoolctl --version
 t 0 "empty pool list" zvpoolctl pool list
 t 2 "ambiguous unit" zvpoolctl volume create tank/x --size 1GB
@@ -98,6 +101,5 @@ has "unbound" "vm1 unbound"
 t 0 "resize an unbound volume" zvpoolctl volume resize tank/vm1 --size 2G
 t 0 "final stop" zvpoolctl pool stop tank
 t 0 "rmmod" rmmod zvpool
-echo
-echo "zvpoolctl-vmtest: $pass passed, $fail failed"
-[ "$fail" = 0 ]
+ktap_set_plan $((KTAP_TESTNO - 1))
+ktap_finished
