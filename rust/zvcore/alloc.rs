@@ -577,7 +577,11 @@ where
             *w = w.saturating_add(len);
         }
         if let Some(r) = self.rr.get_mut(si) {
-            *r = ((d + 1) % self.geom.devices().len()) as u16;
+            let next = usize::from(d)
+                .saturating_add(1)
+                .checked_rem(self.geom.devices().len())
+                .unwrap_or(0);
+            *r = u16::try_from(next).unwrap_or(0);
         }
         Ok(Extent {
             zone: z,
