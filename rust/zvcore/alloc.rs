@@ -577,7 +577,7 @@ where
             *w = w.saturating_add(len);
         }
         if let Some(r) = self.rr.get_mut(si) {
-            let next = usize::from(d)
+            let next = d
                 .saturating_add(1)
                 .checked_rem(self.geom.devices().len())
                 .unwrap_or(0);
