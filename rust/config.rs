@@ -260,9 +260,11 @@ impl configfs::AttributeOperations<2> for PoolDir {
             (true, false) => {
                 let holder = core::ptr::from_ref(this).cast();
                 let pool = if g.format == 0 {
-                    ActivePool::assemble(name, &g.paths, holder)?
+                    ActivePool::assemble(name, &g.paths, holder)
+                        .inspect_err(|e| pr_err!("{}: assembly failed: {:?}\n", name, e))?
                 } else {
-                    ActivePool::create(name, &g.paths, holder, g.format)?
+                    ActivePool::create(name, &g.paths, holder, g.format)
+                        .inspect_err(|e| pr_err!("{}: format failed: {:?}\n", name, e))?
                 };
                 g.active = Some(pool);
                 g.format = 0;

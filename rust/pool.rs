@@ -581,9 +581,10 @@ impl ActivePool {
     pub(crate) fn commit(&self, st: &mut EngineState) -> Result {
         let mut sink = MetaSink::new(&self.name, &self.members, &self.geoms)?;
         let EngineState { engine, scratch, .. } = st;
-        // Nothing queued and no checkpoint due: every completed write is
-        // already committed (each commit ends with a flush of the members).
-        if engine.pending_records() > 0 || engine.needs_checkpoint() {
+        // Nothing queued: every completed write is already committed (each
+        // commit ends with a flush of the members). A due checkpoint is
+        // written by the engine's flush with the next records.
+        if engine.pending_records() > 0 {
             let r = engine.flush(scratch, &mut |op| sink.apply(op));
             let end = engine.flush_end(r.is_ok());
             match (r, end) {

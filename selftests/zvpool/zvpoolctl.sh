@@ -16,6 +16,7 @@ if ! command -v zvpoolctl >/dev/null || [ ! -f "$KO" ] || [ ! -f "$VMENV" ]; the
 	ktap_finished
 fi
 . "$VMENV"
+lsmod | grep -q '^zvpool ' && rmmod zvpool
 data=1
 dev_for() {
 	for n in /sys/block/nvme*; do
@@ -54,7 +55,9 @@ insmod "$KO" || { ktap_test_fail "insmod"; ktap_set_plan 1; ktap_finished; }
 t 0 "version" zvpoolctl --version
 t 0 "empty pool list" zvpoolctl pool list
 t 2 "ambiguous unit" zvpoolctl volume create tank/x --size 1GB
-t 0 "create pool" zvpoolctl pool create tank "$Z0" "$Z1"
+# Earlier tests used these namespaces: --force formats them anyway.
+t 1 "create on used members without --force: refused" zvpoolctl pool create tank "$Z0" "$Z1"
+t 0 "create pool (--force)" zvpoolctl pool create -f tank "$Z0" "$Z1"
 t 1 "create again: already defined" zvpoolctl pool create tank "$Z0"
 t 1 "create on members of tank: refused, rolled back" zvpoolctl pool create other "$Z0"
 has "kernel: zvpool:" "kernel reason shown"
