@@ -242,15 +242,15 @@ const READ_RUNS: usize = 16;
 
 /// Reads metadata for recovery from the opened devices (caller's order).
 struct Reader<'a> {
-    devs: &'a [Option<(CString, LowerDev, DeviceGeometry)>],
+    devs: &'a [Option<Member>],
     buf: MetaBuf,
 }
 
 impl crate::zvcore::recovery::MetaReader for Reader<'_> {
     fn read_block(&mut self, dev: u16, block: u64, buf: &mut [u8]) -> zvcore::error::Result<()> {
         let io = zvcore::error::Error::Corrupt("metadata read failed");
-        let (_, d, _) = self.devs.get(usize::from(dev)).and_then(|o| o.as_ref()).ok_or(io)?;
-        metaio::read_block(d, block * SPB, &mut self.buf).map_err(|_| io)?;
+        let m = self.devs.get(usize::from(dev)).and_then(|o| o.as_ref()).ok_or(io)?;
+        metaio::read_block(&m.dev, block * SPB, &mut self.buf).map_err(|_| io)?;
         let dst = buf.get_mut(..BLOCK_SIZE).ok_or(io)?;
         dst.copy_from_slice(self.buf.bytes());
         Ok(())
@@ -258,10 +258,10 @@ impl crate::zvcore::recovery::MetaReader for Reader<'_> {
 
     fn zone_wp(&mut self, dev: u16, zone: u32) -> zvcore::error::Result<u64> {
         let io = zvcore::error::Error::Corrupt("zone report failed");
-        let (_, d, g) = self.devs.get(usize::from(dev)).and_then(|o| o.as_ref()).ok_or(io)?;
-        let start = u64::from(zone) * g.zone_blocks * SPB;
+        let m = self.devs.get(usize::from(dev)).and_then(|o| o.as_ref()).ok_or(io)?;
+        let start = u64::from(zone) * m.geom.zone_blocks * SPB;
         let mut wp = None;
-        zone::report_zones(d, start, 1, &mut |_i, z: &ZoneReport| {
+        zone::report_zones(&m.dev, start, 1, &mut |_i, z: &ZoneReport| {
             wp = Some(match z.cond {
                 ZoneCond::Full => z.capacity,
                 _ => z.wp.saturating_sub(z.start),
@@ -375,6 +375,53 @@ fn storage(geoms: &[DeviceGeometry]) -> Result<Storage> {
     })
 }
 
+/// Opens every member exclusively for `holder` and reads its geometry;
+/// with `blank`, refuses members that hold data.
+fn open_members(
+    name: &CStr,
+    paths: &[CString],
+    holder: *const kernel::ffi::c_void,
+    blank: bool,
+) -> Result<(KVec<Member>, KVec<DeviceGeometry>)> {
+    if paths.is_empty() {
+        pr_err!("{}: no member devices (write paths to `devices` first)\n", name);
+        return Err(EINVAL);
+    }
+    let mut members = KVec::with_capacity(paths.len(), GFP_KERNEL)?;
+    let mut geoms = KVec::with_capacity(paths.len(), GFP_KERNEL)?;
+    for p in paths {
+        let dev = LowerDev::open(p, holder).inspect_err(|e| {
+            pr_err!("{}: cannot open {} exclusively: {:?}\n", name, &**p, e);
+        })?;
+        let geom = probe_geometry(name, p, &dev)?;
+        if blank && !is_blank(&dev, &geom)? {
+            pr_err!("{}: {} is not blank (holds data or another pool); format=2 overwrites it\n", name, &**p);
+            return Err(EBUSY);
+        }
+        geoms.push(geom, GFP_KERNEL)?;
+        let path = CString::try_from_fmt(fmt!("{}", &**p))?;
+        members.push(Member { path, dev, geom }, GFP_KERNEL)?;
+    }
+    Ok((members, geoms))
+}
+
+/// What the engine is built from: its copy of the geometries, its storage,
+/// its configuration and a two-block scratch buffer.
+type EngineParts = (KVec<DeviceGeometry>, Storage, PoolConfig, KVec<u8>);
+
+fn engine_parts(geoms: &[DeviceGeometry]) -> Result<EngineParts> {
+    let mut engine_geoms = KVec::with_capacity(geoms.len(), GFP_KERNEL)?;
+    engine_geoms.extend_from_slice(geoms, GFP_KERNEL)?;
+    // Regular writes at the write pointer for now (the data path is
+    // synchronous and serialized); zone append comes with the async path.
+    let cfg = PoolConfig {
+        use_append: false,
+        ..PoolConfig::default_for(u16::try_from(geoms.len()).map_err(|_| EINVAL)?)
+    };
+    let scratch = KVec::from_elem(0u8, 2 * BLOCK_SIZE, GFP_KERNEL)?;
+    Ok((engine_geoms, storage(geoms)?, cfg, scratch))
+}
+
 impl ActivePool {
     /// Opens `paths` exclusively for `holder`, and formats them as a new pool
     /// (`format` = 1 only if blank, 2 = even if not).
@@ -387,47 +434,14 @@ impl ActivePool {
         holder: *const kernel::ffi::c_void,
         format: u8,
     ) -> Result<Arc<Self>> {
-        if paths.is_empty() {
-            pr_err!("{}: no member devices (write paths to `devices` first)\n", name);
-            return Err(EINVAL);
-        }
-        let mut members = KVec::with_capacity(paths.len(), GFP_KERNEL)?;
-        let mut geoms = KVec::with_capacity(paths.len(), GFP_KERNEL)?;
-        for p in paths {
-            let dev = LowerDev::open(p, holder).inspect_err(|e| {
-                pr_err!("{}: cannot open {} exclusively: {:?}\n", name, &**p, e);
-            })?;
-            let geom = probe_geometry(name, p, &dev)?;
-            if format == 1 && !is_blank(&dev, &geom)? {
-                pr_err!("{}: {} is not blank (holds data or another pool); format=2 overwrites it\n", name, &**p);
-                return Err(EBUSY);
-            }
-            geoms.push(geom, GFP_KERNEL)?;
-            members.push(
-                Member {
-                    path: CString::try_from_fmt(fmt!("{}", &**p))?,
-                    dev,
-                    geom,
-                },
-                GFP_KERNEL,
-            )?;
-        }
+        let (members, geoms) = open_members(name, paths, holder, format == 1)?;
         let mut uuid: Uuid = [0; 16];
         random::fill(&mut uuid);
         let mut dev_uuids = KVec::from_elem([0u8; 16], paths.len(), GFP_KERNEL)?;
         for u in dev_uuids.iter_mut() {
             random::fill(u);
         }
-        let mut scratch = KVec::from_elem(0u8, 2 * BLOCK_SIZE, GFP_KERNEL)?;
-        let st = storage(&geoms)?;
-        let mut engine_geoms = KVec::with_capacity(geoms.len(), GFP_KERNEL)?;
-        engine_geoms.extend_from_slice(&geoms, GFP_KERNEL)?;
-        // Regular writes at the write pointer for now (the data path is
-        // synchronous and serialized); zone append comes with the async path.
-        let cfg = PoolConfig {
-            use_append: false,
-            ..PoolConfig::default_for(u16::try_from(paths.len()).map_err(|_| EINVAL)?)
-        };
+        let (engine_geoms, st, cfg, mut scratch) = engine_parts(&geoms)?;
         let engine = {
             let mut sink = MetaSink::new(name, &members, &geoms)?;
             let r = Engine::format(engine_geoms, uuid, &dev_uuids, cfg, st, &mut scratch, &mut |op| {
@@ -438,8 +452,19 @@ impl ActivePool {
                 sink.error(e)
             })?
         };
-        let bounce = Bounce::new(BOUNCE_BYTES)?;
         pr_info!("{}: formatted {} member(s)\n", name, members.len());
+        Self::new(name, uuid, members, geoms, engine, scratch)
+    }
+
+    fn new(
+        name: &CStr,
+        uuid: Uuid,
+        members: KVec<Member>,
+        geoms: KVec<DeviceGeometry>,
+        engine: KBox<Engine>,
+        scratch: KVec<u8>,
+    ) -> Result<Arc<Self>> {
+        let bounce = Bounce::new(BOUNCE_BYTES)?;
         Arc::pin_init(
             try_pin_init!(Self {
                 name: CString::try_from_fmt(fmt!("{}", name))?,
@@ -463,28 +488,15 @@ impl ActivePool {
         paths: &[CString],
         holder: *const kernel::ffi::c_void,
     ) -> Result<Arc<Self>> {
-        if paths.is_empty() {
-            pr_err!("{}: no member devices (write paths to `devices` first)\n", name);
-            return Err(EINVAL);
-        }
-        let mut opened = KVec::with_capacity(paths.len(), GFP_KERNEL)?;
-        let mut geoms = KVec::with_capacity(paths.len(), GFP_KERNEL)?;
-        for p in paths {
-            let dev = LowerDev::open(p, holder).inspect_err(|e| {
-                pr_err!("{}: cannot open {} exclusively: {:?}\n", name, &**p, e);
-            })?;
-            let geom = probe_geometry(name, p, &dev)?;
-            geoms.push(geom, GFP_KERNEL)?;
-            opened.push(Some((CString::try_from_fmt(fmt!("{}", &**p))?, dev, geom)), GFP_KERNEL)?;
-        }
-        let mut scratch = KVec::from_elem(0u8, 2 * BLOCK_SIZE, GFP_KERNEL)?;
-        let st = storage(&geoms)?;
-        let mut engine_geoms = KVec::with_capacity(geoms.len(), GFP_KERNEL)?;
-        engine_geoms.extend_from_slice(&geoms, GFP_KERNEL)?;
-        let cfg = PoolConfig {
-            use_append: false,
-            ..PoolConfig::default_for(u16::try_from(paths.len()).map_err(|_| EINVAL)?)
+        let (opened, geoms) = open_members(name, paths, holder, false)?;
+        let mut opened = {
+            let mut v = KVec::with_capacity(opened.len(), GFP_KERNEL)?;
+            for m in opened {
+                v.push(Some(m), GFP_KERNEL)?;
+            }
+            v
         };
+        let (engine_geoms, st, cfg, mut scratch) = engine_parts(&geoms)?;
         let mut finish = KVec::<u32>::new();
         let mut finish_err = false;
         // Out of line: the recovery's temporaries get their own frame.
@@ -533,9 +545,9 @@ impl ActivePool {
         let mut mgeoms = KVec::with_capacity(opened.len(), GFP_KERNEL)?;
         for m in 0..usize::from(asm.nr_members) {
             let j = usize::from(*asm.dev_of_member.get(m).ok_or(EINVAL)?);
-            let (path, dev, geom) = opened.get_mut(j).and_then(|o| o.take()).ok_or(EINVAL)?;
-            mgeoms.push(geom, GFP_KERNEL)?;
-            members.push(Member { path, dev, geom }, GFP_KERNEL)?;
+            let m = opened.get_mut(j).and_then(|o| o.take()).ok_or(EINVAL)?;
+            mgeoms.push(m.geom, GFP_KERNEL)?;
+            members.push(m, GFP_KERNEL)?;
         }
         if members.len() != paths.len() {
             pr_err!("{}: {} device(s) given, the pool has {} member(s)\n", name, paths.len(), members.len());
@@ -557,18 +569,7 @@ impl ActivePool {
             if asm.fell_back { " (newest was unusable)" } else { "" },
             asm.replayed_blocks
         );
-        let bounce = Bounce::new(BOUNCE_BYTES)?;
-        let pool = Arc::pin_init(
-            try_pin_init!(Self {
-                name: CString::try_from_fmt(fmt!("{}", name))?,
-                uuid,
-                members,
-                geoms: mgeoms,
-                state <- kernel::new_mutex!(EngineState { engine, scratch, bounce }),
-                binds <- kernel::new_mutex!(KVec::new()),
-            }),
-            GFP_KERNEL,
-        )?;
+        let pool = Self::new(name, uuid, members, mgeoms, engine, scratch)?;
         // Recovery may leave records (e.g. after a torn journal tail): commit.
         {
             let mut st = pool.state.lock();

@@ -20,14 +20,9 @@ for d in /sys/block/nvme*; do
 		"$(($(cat $q/chunk_sectors) / 2048))" "$(attr $q/nr_zones)" "$(attr $q/max_open_zones)" "$(attr $q/max_active_zones)"
 done
 
-dev_for() {
-	for n in /sys/block/nvme*; do
-		[ "$(cat "$n/nsid" 2>/dev/null)" = "$1" ] && { echo "/dev/${n##*/}"; return; }
-	done
-}
-set -- $ZV_ZNS
-Z0=$(dev_for "$(echo "$1" | cut -d: -f2)")
-Z1=$(dev_for "$(echo "$2" | cut -d: -f2)")
+. /usr/share/zvpool/selftests/vm_devices.sh
+Z0=$(zns_dev 0)
+Z1=$(zns_dev 1)
 
 say "load zvpool.ko"
 insmod /lib/modules/zvpool/zvpool.ko || exit 1
@@ -53,6 +48,7 @@ run "umount /mnt && e2fsck -fn $B | tail -n1"
 say "pool status"
 run "zvpoolctl pool status demo"
 run "zvpoolctl volume list"
+run "zvpoolctl volume list -j"
 run "zvpoolctl pool list -j"
 
 say "stop and reassemble the pool (members in the other order): the data is on the zones"

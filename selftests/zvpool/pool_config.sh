@@ -17,11 +17,7 @@ if [ ! -f "$KO" ] || [ ! -f "$VMENV" ]; then
 fi
 . "$VMENV"
 
-dev_for() {
-	for n in /sys/block/nvme*; do
-		[ "$(cat "$n/nsid" 2>/dev/null)" = "$1" ] && { echo "/dev/${n##*/}"; return; }
-	done
-}
+. "$DIR/vm_devices.sh"
 # Geometry of the ZNS namespaces from vm.env: name:nsid:size:zone:cap:mo:ma (MiB).
 set -- $ZV_ZNS
 IFS=: read -r _ ns0 size0 zone0 cap0 _ _ <<EOS

@@ -26,13 +26,8 @@ if [ ! -f "$KO" ] || [ ! -f "$VMENV" ]; then
 	ktap_finished
 fi
 . "$VMENV"
-dev_for() {
-	for n in /sys/block/nvme*; do
-		[ "$(cat "$n/nsid" 2>/dev/null)" = "$1" ] && { echo "/dev/${n##*/}"; return; }
-	done
-}
-set -- $ZV_ZNS
-MEMBERS="$(dev_for "$(echo "$1" | cut -d: -f2)") $(dev_for "$(echo "$2" | cut -d: -f2)")"
+. "$DIR/vm_devices.sh"
+MEMBERS="$(zns_dev 0) $(zns_dev 1)"
 if lsmod 2>/dev/null | grep -q '^zvpool '; then
 	rmmod zvpool 2>/dev/null
 fi

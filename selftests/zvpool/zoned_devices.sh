@@ -19,12 +19,7 @@ nzns=$(echo $ZV_ZNS | wc -w)
 nconv=$(echo $ZV_CONV | wc -w)
 ktap_set_plan $((nzns * 6 + nconv * 2 + 6))
 
-# dev_for NSID: the /dev node of the NVMe namespace with that nsid.
-dev_for() {
-	for n in /sys/block/nvme*; do
-		[ "$(cat "$n/nsid" 2>/dev/null)" = "$1" ] && { echo "/dev/${n##*/}"; return; }
-	done
-}
+. "$DIR/vm_devices.sh"
 
 for spec in $ZV_ZNS; do
 	IFS=: read -r name nsid size_mib zone_mib cap_mib max_open max_active <<EOS

@@ -18,14 +18,9 @@ fi
 . "$VMENV"
 lsmod | grep -q '^zvpool ' && rmmod zvpool
 data=1
-dev_for() {
-	for n in /sys/block/nvme*; do
-		[ "$(cat "$n/nsid" 2>/dev/null)" = "$1" ] && { echo "/dev/${n##*/}"; return; }
-	done
-}
-set -- $ZV_ZNS
-Z0=$(dev_for "$(echo "$1" | cut -d: -f2)")
-Z1=$(dev_for "$(echo "$2" | cut -d: -f2)")
+. "$DIR/vm_devices.sh"
+Z0=$(zns_dev 0)
+Z1=$(zns_dev 1)
 
 # t WANT_RC DESCRIPTION CMD...: runs CMD, shows it, checks the exit code.
 t() {
