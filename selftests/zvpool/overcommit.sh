@@ -1,0 +1,62 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+# Thin provisioning at its limit, on a pool over a memory-backed zoned
+# null_blk: a volume larger than the pool is filled until writes fail with
+# ENOSPC; data written before is intact; discarding returns the space (zones
+# are reset once the unmapping is committed) and writes succeed again.
+DIR=$(dirname "$0")
+. "$DIR/ktap_helpers.sh"
+
+KO=${ZVPOOL_KO:-/lib/modules/zvpool/zvpool.ko}
+NB=/sys/kernel/config/nullb/zvovc
+MIB=1048576
+ktap_print_header
+if ! command -v zvpoolctl >/dev/null || [ ! -f "$KO" ] || [ ! -f /lib/modules/null_blk.ko ]; then
+	ktap_set_plan 1
+	ktap_test_skip "overcommit" "needs zvpoolctl, zvpool.ko and null_blk.ko"
+	ktap_finished
+fi
+lsmod | grep -q '^zvpool ' && rmmod zvpool
+ktap_set_plan 13
+dmesg_mark
+DMESG_START=$DMESG_MARK
+
+# 16 zones of 8 MiB: 4 hold metadata, 2 are the GC reserve, so about 80 MiB
+# can hold user data.
+lsmod | grep -q '^null_blk ' || insmod /lib/modules/null_blk.ko nr_devices=0
+mkdir $NB && echo 1 >$NB/zoned && echo 8 >$NB/zone_size && echo 128 >$NB/size &&
+	echo 4096 >$NB/blocksize && echo 1 >$NB/memory_backed && echo 1 >$NB/power
+NBDEV=/dev/${NB##*/}
+insmod "$KO"
+quiet() { "$@" >/tmp/out 2>&1 || { sed 's/^/# /' /tmp/out; return 1; }; }
+ktap_test_result "pool on a zoned null_blk" quiet zvpoolctl pool create -f ovc "$NBDEV"
+ktap_test_result "256 MiB volume on a ~96 MiB pool (thin)" quiet zvpoolctl volume create ovc/big --size 256M
+B=$(zvpoolctl volume show -H -o device ovc/big | cut -f2)
+
+dd if=/dev/urandom of=/tmp/first bs=$MIB count=16 2>/dev/null
+ktap_test_result "write the first 16 MiB" dd if=/tmp/first of="$B" bs=$MIB oflag=direct conv=fsync status=none
+sum_first() { dd if="$B" bs=$MIB count=16 iflag=direct status=none | md5sum; }
+want=$(md5sum </tmp/first)
+
+dmesg_mark
+if dd if=/dev/zero of="$B" bs=$MIB seek=16 count=200 oflag=direct status=none 2>/tmp/dd.err; then
+	ktap_test_fail "writing past the pool's capacity fails"
+else
+	ktap_print_msg "dd: $(tail -n1 /tmp/dd.err)"
+	ktap_test_pass "writing past the pool's capacity fails"
+fi
+ktap_test_result "the failure is logged as out of space" sh -c "dmesg | tail -n +$((DMESG_MARK + 1)) | grep -q 'zvpool: ovc: out of space'"
+ktap_expect_eq "data written before is intact" "$want" "$(sum_first)"
+free0=$(sed -n 's/^zones_free //p' /sys/kernel/config/zvpool/ovc/status)
+ktap_test_result "discard everything after the first 16 MiB" blkdiscard -o $((16 * MIB)) -l $((240 * MIB)) "$B"
+# The unmapping becomes durable with the next flush; then empty zones reset.
+ktap_test_result "flush (fsync of the device)" dd if=/dev/null of="$B" conv=fsync status=none
+free1=$(sed -n 's/^zones_free //p' /sys/kernel/config/zvpool/ovc/status)
+ktap_print_msg "free zones: $free0 when full, $free1 after discard and flush"
+ktap_test_result "discard returned zones to the pool" [ "$free1" -gt "$free0" ]
+ktap_test_result "writes succeed again (40 MiB)" dd if=/dev/zero of="$B" bs=$MIB seek=16 count=40 oflag=direct conv=fsync status=none
+ktap_expect_eq "first 16 MiB still intact" "$want" "$(sum_first)"
+ktap_test_result "cleanup" sh -c "zvpoolctl pool stop ovc >/dev/null && rmmod zvpool && echo 0 > $NB/power && rmdir $NB && rmmod null_blk"
+DMESG_MARK=$DMESG_START
+dmesg_clean_since_mark "no WARN/oops"
+ktap_finished
