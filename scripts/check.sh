@@ -74,20 +74,42 @@ if [ $mode = demo ]; then
 fi
 [ $mode = check ] || exit $vm_rc
 
-tr -d '\r' <"$B/vm/results.log" >"$B/vm/ktap.log"
-echo "---- VM selftests (KTAP) ----"
-grep -v '^ZVPOOL-GUEST-DONE' "$B/vm/ktap.log" || true
-echo "-----------------------------"
+# Tests that span two boots with persistent images (a reboot).
+reboot_tests=$(sed -n 's/^TEST_PROGS_REBOOT := //p' "$ZVPOOL_TOP/selftests/zvpool/Makefile")
+rm -rf "$B/vm/reboot-images"
+reboot_logs=()
+for t in $reboot_tests; do
+	for phase in 1 2; do
+		step "VM reboot test $t, boot $phase"
+		log_dir=$B/vm/reboot-${t%.sh}-$phase
+		"$ZVPOOL_TOP/scripts/vm.sh" --kernel "$KBUILD/arch/x86/boot/bzImage" --initrd "$B/initramfs.cpio" \
+			--mode "check:$t" --append "zvpool.phase=$phase" --images "$B/vm/reboot-images" \
+			--log "$log_dir" --timeout "${ZVPOOL_VM_TIMEOUT:-1200}" || vm_rc=1
+		reboot_logs+=("$log_dir/results.log")
+	done
+done
+
 # Count leaf test cases (nested one level); a program that failed without a
 # failing case of its own (crash, timeout) counts as one failure.
-read -r vm_pass vm_fail vm_skip < <(awk '
+count_ktap() {
+	awk '
 	/^    (not )?ok [0-9]+/ {
 		if ($0 ~ /# SKIP/) s++; else if ($1 == "not") { f++; pf++ } else p++
 		next
 	}
 	/^not ok [0-9]+/ { if (pf == 0) f++; pf = 0; next }
 	/^ok [0-9]+/ { pf = 0 }
-	END { print p + 0, f + 0, s + 0 }' "$B/vm/ktap.log")
+	END { print p + 0, f + 0, s + 0 }' "$1"
+}
+vm_pass=0 vm_fail=0 vm_skip=0
+echo "---- VM selftests (KTAP) ----"
+for r in "$B/vm/results.log" "${reboot_logs[@]}"; do
+	tr -d '\r' <"$r" >"${r%results.log}ktap.log"
+	grep -v '^ZVPOOL-GUEST-DONE' "${r%results.log}ktap.log" || true
+	read -r p f s < <(count_ktap "${r%results.log}ktap.log")
+	vm_pass=$((vm_pass + p)) vm_fail=$((vm_fail + f)) vm_skip=$((vm_skip + s))
+done
+echo "-----------------------------"
 if [ "$vm_rc" != 0 ] && [ "$vm_fail" = 0 ]; then
 	vm_fail=1 # oops/WARN/timeout outside any test case
 fi

@@ -3,7 +3,7 @@
 # Boot the zvpool test VM: the test kernel, an initramfs, one NVMe controller with
 # the ZNS and conventional namespaces of vm-devices.sh (file-backed images).
 # Usage: vm.sh --kernel BZIMAGE --initrd CPIO --mode check|demo|shell
-#              [--images DIR] [--timeout SECONDS] [--log DIR]
+#              [--images DIR] [--timeout SECONDS] [--log DIR] [--append ARGS]
 #   --images DIR  keep the namespace images in DIR (they persist across boots);
 #                 default: fresh images in the log dir, deleted afterwards.
 #   ZVPOOL_ACCEL=tcg|kvm (default tcg: KVM needs real virtualization).
@@ -13,7 +13,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$ZVPOOL_TOP/scripts/vm-devices.sh"
 
-kernel="" initrd="" mode=check images="" tmo=600 logdir=$ZVPOOL_TOP/build/vm
+kernel="" initrd="" mode=check images="" tmo=600 logdir=$ZVPOOL_TOP/build/vm extra=""
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--kernel) kernel=$2; shift 2 ;;
@@ -22,6 +22,7 @@ while [ $# -gt 0 ]; do
 	--images) images=$2; shift 2 ;;
 	--timeout) tmo=$2; shift 2 ;;
 	--log) logdir=$2; shift 2 ;;
+	--append) extra=$2; shift 2 ;;
 	*) die "vm.sh: unknown argument $1" ;;
 	esac
 done
@@ -55,13 +56,14 @@ kvm) accel=(-accel kvm -cpu host) ;;
 *) die "ZVPOOL_ACCEL must be tcg or kvm" ;;
 esac
 
-append="console=ttyS0 panic=-1 oops=panic loglevel=5 tsc=reliable zvpool.run=$mode"
+append="console=ttyS0 panic=-1 oops=panic loglevel=5 tsc=reliable zvpool.run=$mode $extra"
 console=$logdir/console.log results=$logdir/results.log
 : >"$results"
 qemu=(qemu-system-x86_64 "${accel[@]}" -M pc -smp 2 -m 2048 -no-reboot -display none -vga none -net none
 	-kernel "$kernel" -initrd "$initrd" -append "$append" "${devargs[@]}")
 start=$SECONDS
 if [ "$mode" = shell ]; then
+	# Interactive: the console is this terminal.
 	"${qemu[@]}" -serial mon:stdio -serial "file:$results"
 	exit 0
 fi

@@ -1,0 +1,89 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+# Persistence across a VM reboot with persistent NVMe images. Run by the
+# runner in two boots (kernel argument zvpool.phase=1, then 2):
+#  1. create a pool, an ext4 volume with files and a raw volume with a known
+#     pattern; flush (umount, fsync) and power off without stopping the pool;
+#  2. assemble the pool (members in the other order) and find everything.
+# The members are zloop zoned devices (one with conventional zones, like an
+# SMR drive) whose zone files live on ext4 on the conventional NVMe
+# namespace: QEMU 7.2 keeps the write pointers of its emulated ZNS
+# namespaces in memory only, so after a QEMU restart every ZNS zone would
+# look empty, unlike a real drive; zloop's write pointers are its zone files'
+# sizes and persist with the image.
+DIR=$(dirname "$0")
+. "$DIR/ktap_helpers.sh"
+
+KO=${ZVPOOL_KO:-/lib/modules/zvpool/zvpool.ko}
+VMENV=${ZVPOOL_VM_ENV:-/etc/zvpool/vm.env}
+MIB=1048576
+ktap_print_header
+if [ -z "${ZVPOOL_PHASE:-}" ] || ! command -v zvpoolctl >/dev/null || [ ! -f "$VMENV" ] ||
+	[ ! -f /lib/modules/zloop.ko ]; then
+	ktap_set_plan 1
+	ktap_test_skip "reboot" "runs across two boots of the test VM (zvpool.phase=1/2, see scripts/check.sh) with zloop.ko"
+	ktap_finished
+fi
+. "$VMENV"
+. "$DIR/vm_devices.sh"
+set -- $ZV_CONV
+CONV=$(dev_for "$(echo "$1" | cut -d: -f2)")
+quiet() { "$@" >/tmp/out 2>&1 || { sed 's/^/# /' /tmp/out; return 1; }; }
+pattern() { yes "zvpool reboot pattern $1" | head -c $((16 * MIB)); }
+# zloop_up: the zone files' file system, then the two zloop devices (created
+# in boot 1, restored from their zone files in boot 2).
+zloop_up() {
+	mkdir -p /zl && mount -t ext4 "$CONV" /zl && mkdir -p /zl/0 /zl/1 &&
+		insmod /lib/modules/zloop.ko &&
+		echo "add id=0,capacity_mb=512,zone_size_mb=32,conv_zones=2,base_dir=/zl" >/dev/zloop-control &&
+		echo "add id=1,capacity_mb=256,zone_size_mb=16,conv_zones=0,base_dir=/zl" >/dev/zloop-control
+}
+Z0=/dev/zloop0
+Z1=/dev/zloop1
+dmesg_mark
+insmod "$KO"
+
+case "$ZVPOOL_PHASE" in
+1)
+	ktap_set_plan 8
+	zloop_first() { mkfs.ext4 -q -F "$CONV" && zloop_up; }
+	ktap_test_result "zloop devices on ext4 on the conventional namespace" quiet zloop_first
+	ktap_test_result "create pool" quiet zvpoolctl pool create -f rb "$Z0" "$Z1"
+	ktap_test_result "create volumes" quiet sh -c "zvpoolctl volume create rb/fs --size 512M && zvpoolctl volume create rb/raw --size 64M"
+	FS=$(zvpoolctl volume show -H -o device rb/fs | cut -f2)
+	RAW=$(zvpoolctl volume show -H -o device rb/raw | cut -f2)
+	ktap_test_result "mkfs.ext4 and mount" quiet sh -c "mkfs.ext4 -q $FS && mount -t ext4 $FS /mnt"
+	ok=0
+	dd if=/dev/urandom of=/mnt/image bs=$MIB count=8 2>/dev/null && mkdir -p /mnt/dir &&
+		for i in 1 2 3 4; do cp /mnt/image /mnt/dir/copy$i; done &&
+		md5sum /mnt/image /mnt/dir/* >/mnt/MD5SUMS && ok=1
+	ktap_test_result "write files" [ $ok = 1 ]
+	ktap_test_result "umount (flushes)" umount /mnt
+	write_raw() { pattern raw | dd of="$RAW" bs=$MIB iflag=fullblock oflag=direct conv=fsync status=none; }
+	ktap_test_result "raw volume: 16 MiB pattern, fsync" write_raw
+	sync
+	dmesg_clean_since_mark "no WARN/oops (phase 1)"
+	# No pool stop: the next boot must find everything that was flushed.
+	;;
+2)
+	ktap_set_plan 9
+	ktap_test_result "zloop devices restored from their zone files" quiet zloop_up
+	ktap_test_result "assemble (members in the other order)" quiet zvpoolctl pool assemble rb "$Z1" "$Z0"
+	FS=$(zvpoolctl volume show -H -o device rb/fs | cut -f2)
+	RAW=$(zvpoolctl volume show -H -o device rb/raw | cut -f2)
+	ktap_test_result "e2fsck -fn clean after reboot" quiet e2fsck -fn "$FS"
+	ktap_test_result "mount read-only" mount -t ext4 -o ro "$FS" /mnt
+	ktap_test_result "file checksums intact" quiet sh -c "cd /mnt && md5sum -c MD5SUMS"
+	umount /mnt
+	ktap_expect_eq "raw pattern intact" "$(pattern raw | md5sum)" "$(dd if=$RAW bs=$MIB count=16 iflag=direct status=none | md5sum)"
+	ktap_expect_eq "raw volume: unwritten part reads zeros" "$(head -c $((48 * MIB)) /dev/zero | md5sum)" \
+		"$(dd if=$RAW bs=$MIB skip=16 count=48 iflag=direct status=none | md5sum)"
+	ktap_test_result "stop the pool, rmmod" quiet sh -c "zvpoolctl pool stop rb && rmmod zvpool"
+	dmesg_clean_since_mark "no WARN/oops (phase 2)"
+	;;
+*)
+	ktap_set_plan 1
+	ktap_test_fail "unknown phase $ZVPOOL_PHASE"
+	;;
+esac
+ktap_finished
