@@ -75,10 +75,10 @@ impl<T: VolumeOps> OpsTable<T> {
         unsafe { bindings::blk_mq_start_request(rq) };
         // SAFETY: the PDU was initialised by `init_request`.
         let work = unsafe { Pdu::<T::RequestData>::get(rq) }.work();
-        // SAFETY: `wq` is live (above) and `work` is the request's work item,
-        // which stays valid while the request exists; it is not pending (a
-        // request is dispatched once at a time, and its work item is queued
-        // only here).
+        // A request is dispatched once at a time and its work item is queued
+        // only here, so the item is not pending.
+        // SAFETY: `wq` is live (above); `work` is the request's work item,
+        // valid while the request exists, and not pending.
         unsafe { ffi::zvpool_queue_work(wq.cast(), work) };
         bindings::BLK_STS_OK as bindings::blk_status_t
     }
@@ -96,10 +96,11 @@ impl<T: VolumeOps> OpsTable<T> {
         let Some(rq) = NonNull::new(rq) else {
             return;
         };
-        // SAFETY: the request is started and owned by the driver; its queue
-        // was created by `Disk::new` with `queuedata` the `Arc<T>` that `Disk`
-        // holds until after `del_gendisk` (which waits for every request) and
-        // the destruction of this workqueue (which waits for this function).
+        // `Disk::new` set `queuedata` to the `Arc<T>` that `Disk` holds until
+        // after `del_gendisk` (which waits for every request) and the
+        // destruction of this workqueue (which waits for this function).
+        // SAFETY: the request is started and owned by the driver, and its
+        // queue's `queuedata` is a live `T` (above).
         let ops = unsafe { &*(*(*rq.as_ptr()).q).queuedata.cast::<T>() };
         // SAFETY: `rq` belongs to this tag set (PDU `Pdu<T::RequestData>`),
         // is started, and its ownership passed from `queue_rq` to this work
@@ -244,10 +245,10 @@ impl<T: VolumeOps> TagSet<T> {
 
 impl<T: VolumeOps> Drop for TagSet<T> {
     fn drop(&mut self) {
-        // SAFETY: by the type invariant `wq` is live. Its disk (if any) was
-        // deleted first (`Disk` drops its gendisk before its tag set), so every
-        // request has completed and nothing queues work any more; destroying
-        // drains the work functions still returning.
+        // The disk (if any) was deleted first (`Disk` drops its gendisk before
+        // its tag set): every request has completed, nothing queues work.
+        // SAFETY: by the type invariant `wq` is live; destroying it drains
+        // the work functions still returning.
         unsafe { bindings::destroy_workqueue(self.wq.as_ptr()) };
         // SAFETY: by the type invariant the tag set was allocated and not yet
         // freed; its disk was released and its work items have finished.
