@@ -17,7 +17,7 @@ if ! command -v zvpoolctl >/dev/null || [ ! -f "$KO" ] || [ ! -f /lib/modules/nu
 	ktap_finished
 fi
 lsmod | grep -q '^zvpool ' && rmmod zvpool
-ktap_set_plan 13
+ktap_set_plan 14
 dmesg_mark
 DMESG_START=$DMESG_MARK
 
@@ -56,6 +56,16 @@ ktap_print_msg "free zones: $free0 when full, $free1 after discard and flush"
 ktap_test_result "discard returned zones to the pool" [ "$free1" -gt "$free0" ]
 ktap_test_result "writes succeed again (40 MiB)" dd if=/dev/zero of="$B" bs=$MIB seek=16 count=40 oflag=direct conv=fsync status=none
 ktap_expect_eq "first 16 MiB still intact" "$want" "$(sum_first)"
+# A new volume that reuses the space of a deleted one reads zeros.
+reuse() {
+	zvpoolctl volume delete ovc/big >/dev/null && zvpoolctl volume create ovc/new --size 256M >/dev/null &&
+		N=$(zvpoolctl volume show -H -o device ovc/new | cut -f2) &&
+		[ "$(dd if="$N" bs=$MIB count=16 iflag=direct status=none | tr -d '\000' | wc -c)" = 0 ] &&
+		dd if=/dev/urandom of=/tmp/new bs=$MIB count=64 status=none &&
+		dd if=/tmp/new of="$N" bs=$MIB oflag=direct conv=fsync status=none &&
+		[ "$(dd if="$N" bs=$MIB count=64 iflag=direct status=none | md5sum)" = "$(md5sum </tmp/new)" ]
+}
+ktap_test_result "delete; a new volume reads zeros, then fills the freed space and reads back" reuse
 ktap_test_result "cleanup" sh -c "zvpoolctl pool stop ovc >/dev/null && rmmod zvpool && echo 0 > $NB/power && rmdir $NB && rmmod null_blk"
 DMESG_MARK=$DMESG_START
 dmesg_clean_since_mark "no WARN/oops"
