@@ -83,7 +83,9 @@ fn push_run(
     on_old: &mut dyn FnMut(u64, u64, u64),
 ) {
     *run = match *run {
-        Some((rl, ra, rn)) if rl + rn == l && ra.wrapping_add(rn) == a => Some((rl, ra, rn + 1)),
+        Some((rl, ra, rn)) if rl.checked_add(rn) == Some(l) && ra.wrapping_add(rn) == a => {
+            Some((rl, ra, rn.saturating_add(1)))
+        }
         Some(r) => {
             on_old(r.0, r.1, r.2);
             Some((l, a, 1))
@@ -162,12 +164,19 @@ pub fn decode_chunk(r: &mut Reader<'_>, mut f: impl FnMut(MapExtent) -> Result<(
 
 /// Blocks covered by one entry of a node at `level` (1 = leaf).
 const fn span(level: u8) -> u64 {
-    1u64 << (FANOUT_BITS * (level as u32 - 1))
+    match 1u64.checked_shl(FANOUT_BITS * (level as u32).saturating_sub(1)) {
+        Some(s) => s,
+        None => u64::MAX,
+    }
 }
 
 /// Index of `lba` in its node at `level`.
 const fn index(lba: u64, level: u8) -> usize {
-    ((lba >> (FANOUT_BITS * (level as u32 - 1))) & (FANOUT as u64 - 1)) as usize
+    let shifted = match lba.checked_shr(FANOUT_BITS * (level as u32).saturating_sub(1)) {
+        Some(v) => v,
+        None => 0,
+    };
+    (shifted & (FANOUT as u64 - 1)) as usize
 }
 
 /// Smallest height covering `size` blocks.
@@ -374,7 +383,7 @@ impl BlockTable {
     ) -> u64 {
         let refs = store.refs(id);
         if refs > 1 {
-            let _ = store.set_refs(id, refs - 1);
+            let _ = store.set_refs(id, refs.saturating_sub(1));
             return 0;
         }
         let mut dropped = 0u64;
@@ -384,11 +393,12 @@ impl BlockTable {
             if e & PRESENT == 0 {
                 continue;
             }
-            let lba = base + i as u64 * span(level);
+            let lba = base.saturating_add((i as u64).saturating_mul(span(level)));
             if level > 1 {
-                dropped += Self::release(store, (e & ID_MASK) as NodeId, level - 1, lba, on_old);
+                let sub = Self::release(store, (e & ID_MASK) as NodeId, level - 1, lba, on_old);
+                dropped = dropped.saturating_add(sub);
             } else {
-                dropped += 1;
+                dropped = dropped.saturating_add(1);
                 push_run(&mut run, lba, e & ADDR_MASK, on_old);
             }
         }
@@ -419,7 +429,7 @@ impl BlockTable {
             if let Some(p) = path.get_mut(depth) {
                 *p = id;
             }
-            if level == 1 {
+            if level <= 1 {
                 return Walk::Leaf(path);
             }
             let e = store
@@ -430,19 +440,21 @@ impl BlockTable {
                 Some(c) => id = c,
                 None => {
                     return Walk::Hole {
-                        end: hole_end(level - 1),
+                        end: hole_end(level.saturating_sub(1)),
                         path,
-                        depth: depth + 1,
+                        depth: depth.saturating_add(1),
                     }
                 }
             }
-            level -= 1;
-            depth += 1;
+            level = level.saturating_sub(1);
+            depth = depth.saturating_add(1);
         }
     }
 
     fn leaf_id(&self, path: &[NodeId; MAX_HEIGHT as usize]) -> NodeId {
-        path.get(usize::from(self.height) - 1).copied().unwrap_or(0)
+        path.get(usize::from(self.height).wrapping_sub(1))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// The pool address of `lba`, if mapped.
@@ -466,11 +478,11 @@ impl BlockTable {
         if lba >= self.size || max == 0 {
             return (None, 0);
         }
-        let limit = max.min(self.size - lba);
+        let limit = max.min(self.size.saturating_sub(lba));
         let first = self.lookup(store, lba);
         let mut n = 0u64;
         while n < limit {
-            let cur = lba + n;
+            let cur = lba.saturating_add(n);
             match self.walk(store, cur) {
                 Walk::Hole { end, .. } => {
                     if first.is_some() {
@@ -494,8 +506,8 @@ impl BlockTable {
                             stop = true;
                             break;
                         }
-                        n += 1;
-                        i += 1;
+                        n = n.saturating_add(1);
+                        i = i.saturating_add(1);
                     }
                     if stop {
                         break;
@@ -606,7 +618,7 @@ impl BlockTable {
                 self.prune(store, lba, l.saturating_add(1).min(end));
                 return Err(e);
             }
-            l = (l / span(2) + 1) * span(2);
+            l = (l / span(2)).saturating_add(1).saturating_mul(span(2));
         }
         // Pass 2: write the entries.
         let mut run: Option<(u64, u64, u64)> = None;
@@ -623,11 +635,11 @@ impl BlockTable {
             while i < FANOUT && l < end {
                 if let Some(slot) = node.get_mut(i) {
                     let old = *slot;
-                    *slot = PRESENT | (addr + (l - lba));
+                    *slot = PRESENT | addr.saturating_add(l.saturating_sub(lba));
                     if old & PRESENT != 0 {
                         push_run(&mut run, l, old & ADDR_MASK, on_old);
                     } else {
-                        self.mapped += 1;
+                        self.mapped = self.mapped.saturating_add(1);
                     }
                 }
                 i += 1;
@@ -683,7 +695,7 @@ impl BlockTable {
         let mut l = lba;
         while l < end {
             match self.walk(store, l) {
-                Walk::Hole { end, .. } => l = end.max(l + 1),
+                Walk::Hole { end, .. } => l = end.max(l.saturating_add(1)),
                 Walk::Leaf(p) => {
                     let mut leaf = self.leaf_id(&p);
                     if self.cow
@@ -691,7 +703,7 @@ impl BlockTable {
                             .take(usize::from(self.height))
                             .any(|&id| store.refs(id) > 1)
                     {
-                        let stop = end.min((l / span(2) + 1) * span(2));
+                        let stop = end.min((l / span(2)).saturating_add(1).saturating_mul(span(2)));
                         let any = store
                             .get(leaf)
                             .map(|n| {
@@ -708,7 +720,7 @@ impl BlockTable {
                             if let Some(r) = run {
                                 on_old(r.0, r.1, r.2);
                             }
-                            self.prune(store, lba, l.max(lba + 1));
+                            self.prune(store, lba, l.max(lba.saturating_add(1)));
                             return Err(e);
                         }
                         let Walk::Leaf(p2) = self.walk(store, l) else {
@@ -747,13 +759,17 @@ impl BlockTable {
         let mut l = lba;
         while l < end {
             let (p, found, next) = match self.walk(store, l) {
-                Walk::Leaf(p) => (p, usize::from(self.height), (l / span(2) + 1) * span(2)),
-                Walk::Hole { end, path, depth } => (path, depth, end.max(l + 1)),
+                Walk::Leaf(p) => (
+                    p,
+                    usize::from(self.height),
+                    (l / span(2)).saturating_add(1).saturating_mul(span(2)),
+                ),
+                Walk::Hole { end, path, depth } => (path, depth, end.max(l.saturating_add(1))),
             };
             // From the deepest node found up: free a node while it is all zero.
             let mut depth = found;
             while depth > 0 {
-                depth -= 1;
+                depth = depth.saturating_sub(1);
                 let id = p.get(depth).copied().unwrap_or(0);
                 let empty = store
                     .get(id)
@@ -767,8 +783,8 @@ impl BlockTable {
                     self.root = None;
                     break;
                 }
-                let parent = p.get(depth - 1).copied().unwrap_or(0);
-                let level = self.height - (depth as u8 - 1);
+                let parent = p.get(depth.wrapping_sub(1)).copied().unwrap_or(0);
+                let level = self.height.saturating_sub((depth as u8).saturating_sub(1));
                 if let Some(slot) = store
                     .get_mut(parent)
                     .and_then(|n| n.get_mut(index(l, level)))
@@ -786,7 +802,7 @@ impl BlockTable {
         let mut l = from;
         while l < self.size {
             match self.walk(store, l) {
-                Walk::Hole { end, .. } => l = end.max(l + 1),
+                Walk::Hole { end, .. } => l = end.max(l.saturating_add(1)),
                 Walk::Leaf(p) => {
                     let node = store.get(self.leaf_id(&p))?;
                     let mut i = index(l, 1);
@@ -1115,8 +1131,8 @@ impl BlockTable {
             }
             e.len = e.len.min(u64::from(u32::MAX));
             e.encode(w)?;
-            count += 1;
-            *cursor = e.lba + e.len;
+            count = count.saturating_add(1);
+            *cursor = e.lba.saturating_add(e.len);
         }
     }
 

@@ -384,7 +384,7 @@ where
             };
             let l = log_limit(pool.alloc.geom(), perm, rd, d, i);
             for off in 1..l {
-                if read_pool(pool.alloc.geom(), perm, rd, start + off, buf).is_err() {
+                if read_pool(pool.alloc.geom(), perm, rd, start.saturating_add(off), buf).is_err() {
                     continue;
                 }
                 if let Ok((h, _)) = decode_journal_block(buf) {
@@ -416,13 +416,13 @@ where
         for rec in recs {
             apply_record(pool, &rec?)?;
         }
-        replayed += 1;
+        replayed = replayed.saturating_add(1);
         hint = Some(pos);
         next = next
             .checked_add(1)
             .ok_or(Error::Corrupt("journal sequence"))?;
     }
-    let last_seq = next - 1;
+    let last_seq = next.saturating_sub(1);
 
     // 4. Zones.
     rebuild_zones(pool, perm, rd, on_finish)?;
@@ -630,15 +630,16 @@ where
         if off == 0 || off >= l {
             return false;
         }
-        if read_pool(geo, perm, rd, start + off, buf).is_err() {
+        if read_pool(geo, perm, rd, start.saturating_add(off), buf).is_err() {
             return false;
         }
         matches!(decode_journal_block(buf), Ok((h, _)) if h.pool_uuid == uuid && h.seq == seq)
     };
     if let Some((d, i, off)) = hint {
         let l = log_limit(geo, perm, rd, d, i);
-        if probe(rd, d, i, off + 1, l, buf) {
-            return Some((d, i, off + 1));
+        let next = off.saturating_add(1);
+        if probe(rd, d, i, next, l, buf) {
+            return Some((d, i, next));
         }
     }
     for d in 0..geo.nr_devices() {
@@ -816,7 +817,10 @@ where
                     .geom()
                     .zone(l.zone)
                     .ok_or(Error::Corrupt("zone"))?;
-                let n = (end - a).min(zg.size.saturating_sub(l.offset)).max(1);
+                let n = end
+                    .saturating_sub(a)
+                    .min(zg.size.saturating_sub(l.offset))
+                    .max(1);
                 if zg.conventional && !zg.meta {
                     let top = l.offset.saturating_add(n);
                     if top > zg.cap {
@@ -829,7 +833,7 @@ where
                             .map_err(|_| Error::Corrupt("zone state"))?;
                     }
                 }
-                a += n;
+                a = a.saturating_add(n);
             }
         }
     }

@@ -108,7 +108,7 @@ where
     counts.fill(0);
     let mut problems = 0u64;
     let mut rep = |p: Problem| {
-        problems += 1;
+        problems = problems.saturating_add(1);
         report(p);
     };
     let vols = pool.volumes();
@@ -116,7 +116,7 @@ where
         let Some(t) = v.table else { continue };
         if vols
             .iter()
-            .skip(i + 1)
+            .skip(i.saturating_add(1))
             .any(|w| w.table.is_some() && w.id == v.id)
         {
             rep(Problem::DuplicateVolume { vol: v.id });
@@ -129,7 +129,7 @@ where
                 });
             }
             for k in 0..e.len {
-                let (lba, addr) = (e.lba + k, e.addr.saturating_add(k));
+                let (lba, addr) = (e.lba.saturating_add(k), e.addr.saturating_add(k));
                 let Some(l) = geo.locate(addr) else {
                     rep(Problem::OutsidePool {
                         vol: v.id,
@@ -164,7 +164,7 @@ where
                     });
                 }
                 if let Some(c) = counts.get_mut(zone as usize) {
-                    *c += 1;
+                    *c = c.saturating_add(1);
                 }
                 let w = (addr / 64) as usize;
                 let bit = 1u64 << (addr % 64);
@@ -186,10 +186,10 @@ where
     for (z, c) in counts.iter().enumerate() {
         let zi = alloc.zone(z as u32).copied().unwrap_or_default();
         if zi.state() == ZoneState::Empty {
-            free += 1;
+            free = free.saturating_add(1);
         }
-        used += zi.valid();
-        let expect = c + zi.inflight();
+        used = used.saturating_add(zi.valid());
+        let expect = c.saturating_add(zi.inflight());
         if zi.valid() != expect {
             rep(Problem::ValidCount {
                 zone: z as u32,
