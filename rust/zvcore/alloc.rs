@@ -189,18 +189,18 @@ impl DevState {
     fn tally(&mut self, zg: &ZoneGeom, zi: &ZoneInfo) -> bool {
         match zi.state {
             ZoneState::Empty => {
-                self.free += 1;
+                self.free = self.free.saturating_add(1);
                 return true;
             }
             ZoneState::Open(_) if !zg.conventional => {
-                self.open += 1;
-                self.active += 1;
+                self.open = self.open.saturating_add(1);
+                self.active = self.active.saturating_add(1);
             }
-            ZoneState::Closed if !zg.conventional => self.active += 1,
+            ZoneState::Closed if !zg.conventional => self.active = self.active.saturating_add(1),
             ZoneState::Meta if zi.meta_open => {
-                self.meta_open += 1;
-                self.open += 1;
-                self.active += 1;
+                self.meta_open = self.meta_open.saturating_add(1);
+                self.open = self.open.saturating_add(1);
+                self.active = self.active.saturating_add(1);
             }
             _ => {}
         }
@@ -460,8 +460,8 @@ where
         for _round in 0..=n {
             let mut best: Option<(u64, usize, u32, bool)> = None;
             for i in 0..n {
-                let d = (start + i) % n;
-                if excluded & (1u64 << d) != 0 {
+                let d = start.wrapping_add(i) % n;
+                if excluded & dev_bit(d) != 0 {
                     continue;
                 }
                 let free = u64::from(self.dev.get(d).map(|s| s.free).unwrap_or(0));
@@ -475,7 +475,7 @@ where
                             limited = true; // busy until those writes complete
                         }
                         (can && (zi.inflight == 0 || zi.append == append)).then_some((
-                            free + 1,
+                            free.saturating_add(1),
                             d,
                             z,
                             false,
@@ -509,7 +509,7 @@ where
                 Some((_, d, z, false)) => return Ok((d, z, false)),
                 Some((_, d, _, true)) => match self.find_empty(d, append) {
                     Some(z) => return Ok((d, z, true)),
-                    None => excluded |= 1u64 << d,
+                    None => excluded |= dev_bit(d),
                 },
                 None if limited => return Err(Error::Busy),
                 None => return Err(Error::NoSpace),
@@ -660,8 +660,8 @@ where
         if len == 0 || zi.inflight() < len || zi.valid() < len {
             return Err(Error::Invalid("abort without reservation"));
         }
-        zi.inflight -= len as u32;
-        zi.valid -= len as u32;
+        zi.inflight = zi.inflight.saturating_sub(len as u32);
+        zi.valid = zi.valid.saturating_sub(len as u32);
         self.valid_total = self.valid_total.saturating_sub(len);
         Ok(())
     }
@@ -683,12 +683,12 @@ where
                 return Err(Error::Invalid("address not in a data zone"));
             }
             let size = self.geom.zone(l.zone).map(|z| z.size).unwrap_or(0);
-            let n = (end - a).min(size.saturating_sub(l.offset));
+            let n = end.saturating_sub(a).min(size.saturating_sub(l.offset));
             if n == 0 || l.offset.saturating_add(n) > zi.wp() {
                 return Err(Error::Invalid("address beyond write pointer"));
             }
             f(l.zone, n)?;
-            a += n;
+            a = a.saturating_add(n);
         }
         Ok(())
     }
@@ -704,16 +704,16 @@ where
             }
         })?;
         let mut a = addr;
-        let end = addr + len;
+        let end = addr.saturating_add(len);
         while a < end {
             let Some(l) = self.geom.locate(a) else { break };
             let size = self.geom.zone(l.zone).map(|z| z.size).unwrap_or(0);
-            let n = (end - a).min(size.saturating_sub(l.offset));
+            let n = end.saturating_sub(a).min(size.saturating_sub(l.offset));
             if let Some(zi) = self.zones.get_mut(l.zone as usize) {
                 zi.valid = zi.valid.saturating_sub(n as u32);
             }
             self.valid_total = self.valid_total.saturating_sub(n);
-            a += n.max(1);
+            a = a.saturating_add(n.max(1));
         }
         Ok(())
     }
@@ -726,16 +726,16 @@ where
             _ => Err(Error::Corrupt("alloc: valid count above write pointer")),
         })?;
         let mut a = addr;
-        let end = addr + len;
+        let end = addr.saturating_add(len);
         while a < end {
             let Some(l) = self.geom.locate(a) else { break };
             let size = self.geom.zone(l.zone).map(|z| z.size).unwrap_or(0);
-            let n = (end - a).min(size.saturating_sub(l.offset));
+            let n = end.saturating_sub(a).min(size.saturating_sub(l.offset));
             if let Some(zi) = self.zones.get_mut(l.zone as usize) {
                 zi.valid = zi.valid.saturating_add(n as u32);
             }
             self.valid_total = self.valid_total.saturating_add(n);
-            a += n.max(1);
+            a = a.saturating_add(n.max(1));
         }
         Ok(())
     }
@@ -751,16 +751,16 @@ where
             _ => Err(Error::Invalid("alloc: too many references")),
         })?;
         let mut a = addr;
-        let end = addr + len;
+        let end = addr.saturating_add(len);
         while a < end {
             let Some(l) = self.geom.locate(a) else { break };
             let size = self.geom.zone(l.zone).map(|z| z.size).unwrap_or(0);
-            let n = (end - a).min(size.saturating_sub(l.offset));
+            let n = end.saturating_sub(a).min(size.saturating_sub(l.offset));
             if let Some(zi) = self.zones.get_mut(l.zone as usize) {
                 zi.valid = zi.valid.saturating_add(n as u32);
             }
             self.valid_total = self.valid_total.saturating_add(n);
-            a += n.max(1);
+            a = a.saturating_add(n.max(1));
         }
         Ok(())
     }
@@ -960,9 +960,9 @@ where
         }
         if let Some(s) = self.dev.get_mut(d) {
             if open {
-                s.meta_open += 1;
-                s.open += 1;
-                s.active += 1;
+                s.meta_open = s.meta_open.saturating_add(1);
+                s.open = s.open.saturating_add(1);
+                s.active = s.active.saturating_add(1);
             } else {
                 s.meta_open = s.meta_open.saturating_sub(1);
                 s.open = s.open.saturating_sub(1);
@@ -1043,7 +1043,7 @@ where
                 continue;
             };
             if s.tally(&zg, zi) {
-                self.free_zones += 1;
+                self.free_zones = self.free_zones.saturating_add(1);
             }
         }
         self.clock = clock;
@@ -1087,7 +1087,7 @@ where
             }
             valid = valid.saturating_add(zi.valid());
             if zi.state == ZoneState::Empty {
-                free += 1;
+                free = free.saturating_add(1);
             }
         }
         // Member counters, one member at a time (its zones are contiguous).
@@ -1148,10 +1148,12 @@ where
         if fit == 0 {
             return Err(Error::Truncated);
         }
-        let count = (nr - *cursor).min(u32::try_from(fit).unwrap_or(u32::MAX));
+        let count = nr
+            .saturating_sub(*cursor)
+            .min(u32::try_from(fit).unwrap_or(u32::MAX));
         w.put_u32(*cursor)?;
         w.put_u32(count)?;
-        for z in *cursor..*cursor + count {
+        for z in *cursor..cursor.saturating_add(count) {
             let zi = self.zone(z).copied().unwrap_or_default();
             w.put_u8(zi.state.code())?;
             w.put_u8(u8::from(zi.meta_open))?;
@@ -1159,7 +1161,7 @@ where
             w.put_u32(zi.valid)?;
             w.put_u64(zi.seq)?;
         }
-        *cursor += count;
+        *cursor = cursor.saturating_add(count);
         Ok(*cursor >= nr)
     }
 
@@ -1229,6 +1231,14 @@ fn check_zone(
         inflight: 0,
         seq,
     })
+}
+
+/// Bit of member `d` in a 64-bit member set (none beyond bit 63).
+fn dev_bit(d: usize) -> u64 {
+    u32::try_from(d)
+        .ok()
+        .and_then(|d| 1u64.checked_shl(d))
+        .unwrap_or(0)
 }
 
 #[cfg(test)]

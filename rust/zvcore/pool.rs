@@ -287,11 +287,11 @@ fn journal_blocks_for(recs: &[Record]) -> u64 {
     let mut used = JOURNAL_PAYLOAD_MAX;
     for r in recs {
         let l = r.encoded_len();
-        if used + l > JOURNAL_PAYLOAD_MAX {
-            blocks += 1;
+        if used.saturating_add(l) > JOURNAL_PAYLOAD_MAX {
+            blocks = blocks.saturating_add(1);
             used = 0;
         }
-        used += l;
+        used = used.saturating_add(l);
     }
     blocks
 }
@@ -551,7 +551,7 @@ where
         if self.free_slots() < n {
             return Err(Error::Busy);
         }
-        self.reserved += n;
+        self.reserved = self.reserved.saturating_add(n);
         Ok(())
     }
 
@@ -568,7 +568,7 @@ where
     fn push(&mut self, rec: Record) {
         if let Some(slot) = self.recs.get_mut(self.npend) {
             *slot = rec;
-            self.npend += 1;
+            self.npend = self.npend.saturating_add(1);
         } else {
             // Cannot happen with reservations; losing the record would break
             // durability, so stop the pool instead.
@@ -756,8 +756,8 @@ where
                             off,
                         };
                     }
-                    plan.nr += 1;
-                    off += e.len;
+                    plan.nr = plan.nr.saturating_add(1);
+                    off = off.saturating_add(e.len);
                 }
                 Err(e) => {
                     err = Err(e);
@@ -770,7 +770,7 @@ where
             return Err(Error::NoSpace);
         }
         plan.nblocks = off;
-        self.reserved += plan.nr;
+        self.reserved = self.reserved.saturating_add(plan.nr);
         Ok(plan)
     }
 
@@ -835,8 +835,8 @@ where
             match at {
                 Some(a) => match self.map_extent(plan.vol, plan.lba + ext.off, ext, a) {
                     Ok(()) => {
-                        done += ext.len;
-                        self.stats.user_blocks += ext.len;
+                        done = done.saturating_add(ext.len);
+                        self.stats.user_blocks = self.stats.user_blocks.saturating_add(ext.len);
                     }
                     Err(e) => {
                         first_err.get_or_insert(e);
@@ -883,7 +883,7 @@ where
         match self.finish_q.get_mut(self.nfinish) {
             Some(s) => {
                 *s = zone;
-                self.nfinish += 1;
+                self.nfinish = self.nfinish.saturating_add(1);
             }
             None => self.failed = true,
         }
@@ -980,7 +980,7 @@ where
             if l >= end {
                 break;
             }
-            let (addr, mut len) = t.lookup_run(&self.nodes, l, end - l);
+            let (addr, mut len) = t.lookup_run(&self.nodes, l, end.saturating_sub(l));
             if len == 0 {
                 return Err(Error::Corrupt("read: empty run"));
             }
@@ -1001,8 +1001,8 @@ where
                 len = len.min(size.saturating_sub(loc.offset)).max(1);
             }
             *slot = ReadRun { lba: l, len, addr };
-            n += 1;
-            l += len;
+            n = n.saturating_add(1);
+            l = l.saturating_add(len);
         }
         Ok(n)
     }
@@ -1046,13 +1046,13 @@ where
         }
         let mut l = lba;
         while l < end {
-            let n = (end - l).min(step);
+            let n = end.saturating_sub(l).min(step);
             self.push_reserved(Record::Unmap {
                 vol,
                 lba: l,
                 len: n as u32,
             });
-            l += n;
+            l = l.saturating_add(n);
         }
         Ok(())
     }
@@ -1246,15 +1246,18 @@ where
                     break;
                 }
                 b.push(&rec)?;
-                i += 1;
+                i = i.saturating_add(1);
             }
             if b.is_empty() {
                 return Err(Error::Corrupt("journal record does not fit"));
             }
             b.finish()?;
-            sink(MetaOp::Write(start + self.jwp + written, blk))?;
-            written += 1;
-            seq += 1;
+            sink(MetaOp::Write(
+                start.saturating_add(self.jwp).saturating_add(written),
+                blk,
+            ))?;
+            written = written.saturating_add(1);
+            seq = seq.saturating_add(1);
         }
         if written != nblocks {
             return Err(Error::Corrupt("journal block count"));
@@ -1264,10 +1267,10 @@ where
             nrec,
             epoch: self.cur_epoch,
             nblocks,
-            last_seq: seq - 1,
+            last_seq: seq.saturating_sub(1),
             log,
         };
-        self.cur_epoch += 1;
+        self.cur_epoch = self.cur_epoch.saturating_add(1);
         Ok(nblocks)
     }
 
@@ -1296,9 +1299,9 @@ where
         }
         self.drop_records(nrec);
         self.committed_epoch = epoch;
-        self.jseq = last_seq + 1;
-        self.jwp += nblocks;
-        self.jblocks_since_ckpt += nblocks;
+        self.jseq = last_seq.saturating_add(1);
+        self.jwp = self.jwp.saturating_add(nblocks);
+        self.jblocks_since_ckpt = self.jblocks_since_ckpt.saturating_add(nblocks);
         if let Some(m) = self.log_max_seq.get_mut(usize::from(log & 1)) {
             *m = last_seq;
         }
@@ -1306,8 +1309,8 @@ where
         if let Some(o) = self.log_sb_ok.get_mut(usize::from(log & 1)) {
             *o = true;
         }
-        self.stats.journal_blocks += nblocks;
-        self.stats.commits += 1;
+        self.stats.journal_blocks = self.stats.journal_blocks.saturating_add(nblocks);
+        self.stats.commits = self.stats.commits.saturating_add(1);
         // A full log zone is no longer active on the device.
         if let Some(z) = log_zone(self.alloc.geom(), self.jdev, u32::from(log)) {
             if self.alloc.geom().zone_cap(z).map(|c| self.jwp >= c) == Some(true) {
@@ -1324,14 +1327,14 @@ where
     fn all_committed(&mut self) {
         if self.npend == 0 && self.commit == Commit::None {
             self.committed_epoch = self.cur_epoch;
-            self.cur_epoch += 1;
+            self.cur_epoch = self.cur_epoch.saturating_add(1);
         }
     }
 
     fn drop_records(&mut self, nrec: usize) {
         let n = nrec.min(self.npend);
         self.recs.copy_within(n..self.npend, 0);
-        self.npend -= n;
+        self.npend = self.npend.saturating_sub(n);
     }
 
     // ---- commit: checkpoint -------------------------------------------------
@@ -1410,7 +1413,7 @@ where
         let hdr = CheckpointHeader {
             pool_uuid: self.sb.pool_uuid,
             generation: gen,
-            journal_seq: self.jseq - 1,
+            journal_seq: self.jseq.saturating_sub(1),
         };
         let mut w = CheckpointWriter::new(blk, hdr, cap)?;
         // The sink of the writer: translate indexes to addresses, open the
@@ -1508,7 +1511,7 @@ where
             nrec: self.npend,
             epoch: self.cur_epoch,
             gen,
-            seq: self.jseq - 1,
+            seq: self.jseq.saturating_sub(1),
         };
         self.cur_epoch += 1;
         Ok(())
@@ -1537,8 +1540,8 @@ where
         self.ckpt_seq = seq;
         self.jblocks_since_ckpt = 0;
         self.need_ckpt = false;
-        self.stats.checkpoints += 1;
-        self.stats.commits += 1;
+        self.stats.checkpoints = self.stats.checkpoints.saturating_add(1);
+        self.stats.commits = self.stats.commits.saturating_add(1);
         Ok(())
     }
 
@@ -1583,8 +1586,8 @@ where
             if self.gc_victim == Some(z) {
                 self.gc_victim = None;
             }
-            self.stats.zones_reset += 1;
-            n += 1;
+            self.stats.zones_reset = self.stats.zones_reset.saturating_add(1);
+            n = n.saturating_add(1);
         }
         Ok(n)
     }
@@ -1629,7 +1632,7 @@ where
             .geom()
             .zone_start(victim)
             .ok_or(Error::Corrupt("zone"))?;
-        let end = start + zi.wp();
+        let end = start.saturating_add(zi.wp());
         let mut n = 0usize;
         let mut err = Ok(());
         'outer: for vi in 0..self.vols.len() {
@@ -1638,9 +1641,9 @@ where
             };
             let mut cursor = 0u64;
             while let Some(e) = t.next_extent(&self.nodes, cursor) {
-                cursor = e.lba + e.len;
+                cursor = e.lba.saturating_add(e.len);
                 let lo = e.addr.max(start);
-                let hi = (e.addr + e.len).min(end);
+                let hi = e.addr.saturating_add(e.len).min(end);
                 if lo >= hi {
                     continue;
                 }
@@ -1649,7 +1652,7 @@ where
                     if n >= out.len() {
                         break 'outer;
                     }
-                    let want = (hi - a).min(MAX_GC_ITEM);
+                    let want = hi.saturating_sub(a).min(MAX_GC_ITEM);
                     let need = (want as usize).div_ceil(2) + 1;
                     if self.free_slots() < need {
                         err = Err(Error::Busy);
@@ -1667,7 +1670,7 @@ where
                         *slot = RelocItem {
                             src: MapExtent {
                                 vol: e.vol,
-                                lba: e.lba + (a - e.addr),
+                                lba: e.lba.saturating_add(a.saturating_sub(e.addr)),
                                 len,
                                 addr: a,
                             },
@@ -1675,8 +1678,8 @@ where
                         };
                     }
                     self.reserved += (len as usize).div_ceil(2) + 1;
-                    n += 1;
-                    a += len;
+                    n = n.saturating_add(1);
+                    a = a.saturating_add(len);
                 }
             }
         }
@@ -1779,15 +1782,15 @@ where
                     len: n as u32,
                     addr: new + off,
                 });
-                used += 1;
-                moved_total += n;
+                used = used.saturating_add(1);
+                moved_total = moved_total.saturating_add(n);
             }
             self.unreserve(slots.max(used));
             if used > slots {
                 self.failed = true;
             }
         }
-        self.stats.gc_blocks += moved_total;
+        self.stats.gc_blocks = self.stats.gc_blocks.saturating_add(moved_total);
         Ok(moved_total)
     }
 
@@ -1862,7 +1865,7 @@ impl OldList {
         match self.runs.get_mut(self.n) {
             Some(s) => {
                 *s = (a, n);
-                self.n += 1;
+                self.n = self.n.saturating_add(1);
             }
             None => self.overflow = true,
         }
