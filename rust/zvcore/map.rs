@@ -355,7 +355,7 @@ impl BlockTable {
                 }
                 id = copy;
             }
-            if level == 1 {
+            if level <= 1 {
                 return Ok(());
             }
             let i = index(lba, level);

@@ -1333,7 +1333,8 @@ where
 
     fn drop_records(&mut self, nrec: usize) {
         let n = nrec.min(self.npend);
-        self.recs.copy_within(n..self.npend, 0);
+        let end = self.npend.min(self.recs.len());
+        self.recs.copy_within(n.min(end)..end, 0);
         self.npend = self.npend.saturating_sub(n);
     }
 

@@ -490,7 +490,7 @@ impl<S: DerefMut<Target = [u8]>> CheckpointWriter<S> {
                 first_block: w.next,
                 ..SectionInfo::default()
             };
-            w.nr_sections += 1;
+            w.nr_sections = w.nr_sections.saturating_add(1);
             w.sec_crc = Crc32c::new();
             Ok(())
         })
