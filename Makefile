@@ -41,7 +41,7 @@ vm-shell:
 
 fmt:
 	cargo fmt --all
-	rustfmt --edition 2021 $(TOP)/rust/zvpool_main.rs
+	@$(TOP)/scripts/rustfmt-kernel.sh
 
 clean:
 	rm -rf $(TOP)/build $(TOP)/target

@@ -70,7 +70,10 @@ impl configfs::GroupOperations for Root {
 
     fn make_group(&self, name: &CStr) -> Result<impl PinInit<configfs::Group<PoolDir>, Error>> {
         if !volcfg::valid_name(name.to_bytes()) {
-            pr_err!("pool name '{}' invalid: 1-31 characters of [A-Za-z0-9_.-]\n", name);
+            pr_err!(
+                "pool name '{}' invalid: 1-31 characters of [A-Za-z0-9_.-]\n",
+                name
+            );
             return Err(EINVAL);
         }
         let item_type = configfs_attrs! {
@@ -124,7 +127,11 @@ impl PoolInner {
         if let Some(p) = &self.active {
             let n = p.bound();
             if n > 0 {
-                pr_err!("{}: {} volume(s) still bound; remove their directories first\n", name, n);
+                pr_err!(
+                    "{}: {} volume(s) still bound; remove their directories first\n",
+                    name,
+                    n
+                );
                 return Err(EBUSY);
             }
         }
@@ -169,7 +176,11 @@ impl configfs::AttributeOperations<0> for PoolDir {
         let name = &*this.name;
         let mut g = this.inner.lock();
         if g.active.is_some() {
-            pr_err!("{}: cannot add {} to an active pool (stop it first)\n", name, path);
+            pr_err!(
+                "{}: cannot add {} to an active pool (stop it first)\n",
+                name,
+                path
+            );
             return Err(EBUSY);
         }
         if path.is_empty() {
@@ -212,13 +223,20 @@ impl configfs::AttributeOperations<1> for PoolDir {
             "1" => 1,
             "2" => 2,
             other => {
-                pr_err!("{}: format must be 0, 1 or 2, not '{}'\n", &*this.name, other);
+                pr_err!(
+                    "{}: format must be 0, 1 or 2, not '{}'\n",
+                    &*this.name,
+                    other
+                );
                 return Err(EINVAL);
             }
         };
         let mut g = this.inner.lock();
         if g.active.is_some() {
-            pr_err!("{}: pool is active; format applies when enabling\n", &*this.name);
+            pr_err!(
+                "{}: pool is active; format applies when enabling\n",
+                &*this.name
+            );
             return Err(EBUSY);
         }
         g.format = v;
@@ -233,7 +251,11 @@ impl configfs::AttributeOperations<2> for PoolDir {
 
     fn show(this: &PoolDir, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
         let mut w = Formatter::new(page);
-        w.write_str(if this.inner.lock().active.is_some() { "1\n" } else { "0\n" })?;
+        w.write_str(if this.inner.lock().active.is_some() {
+            "1\n"
+        } else {
+            "0\n"
+        })?;
         Ok(w.bytes_written())
     }
 
@@ -353,10 +375,15 @@ impl configfs::AttributeOperations<6> for PoolDir {
             return Err(ENOENT);
         };
         if p.is_bound(vol.as_bytes()) {
-            pr_err!("{}: volume '{}' is bound; remove its directory first\n", name, vol);
+            pr_err!(
+                "{}: volume '{}' is bound; remove its directory first\n",
+                name,
+                vol
+            );
             return Err(EBUSY);
         }
-        p.vol_delete(id).inspect_err(|e| pr_err!("{}: cannot delete volume '{}': {:?}\n", name, vol, e))?;
+        p.vol_delete(id)
+            .inspect_err(|e| pr_err!("{}: cannot delete volume '{}': {:?}\n", name, vol, e))?;
         pr_info!("{}: deleted volume '{}'\n", name, vol);
         Ok(())
     }
@@ -366,15 +393,26 @@ impl configfs::AttributeOperations<6> for PoolDir {
 impl configfs::GroupOperations for PoolDir {
     type Child = VolumeConfig;
 
-    fn make_group(&self, name: &CStr) -> Result<impl PinInit<configfs::Group<VolumeConfig>, Error>> {
+    fn make_group(
+        &self,
+        name: &CStr,
+    ) -> Result<impl PinInit<configfs::Group<VolumeConfig>, Error>> {
         let pool = &*self.name;
         if !volcfg::valid_name(name.to_bytes()) {
-            pr_err!("{}: volume name '{}' invalid: 1-31 characters of [A-Za-z0-9_.-]\n", pool, name);
+            pr_err!(
+                "{}: volume name '{}' invalid: 1-31 characters of [A-Za-z0-9_.-]\n",
+                pool,
+                name
+            );
             return Err(EINVAL);
         }
         let g = self.inner.lock();
         let Some(p) = &g.active else {
-            pr_err!("{}: cannot add volume '{}': pool is not active\n", pool, name);
+            pr_err!(
+                "{}: cannot add volume '{}': pool is not active\n",
+                pool,
+                name
+            );
             return Err(EBUSY);
         };
         volcfg::new_group(p, name)

@@ -41,7 +41,11 @@ impl NodeStore for KNodes {
         // Built on the heap directly (a 4 KiB array on the kernel stack is too much).
         let node = KVec::from_elem(0u64, FANOUT, GFP_KERNEL).ok()?;
         // Room in `free` for every slot, so `free()` never needs to allocate.
-        let want = self.slots.len().checked_add(1)?.checked_sub(self.free.len())?;
+        let want = self
+            .slots
+            .len()
+            .checked_add(1)?
+            .checked_sub(self.free.len())?;
         self.free.reserve(want, GFP_KERNEL).ok()?;
         let id = match self.free.pop() {
             Some(id) => {
@@ -75,11 +79,21 @@ impl NodeStore for KNodes {
     }
 
     fn get(&self, id: NodeId) -> Option<&Node> {
-        self.slots.get(id as usize)?.as_ref()?.as_slice().try_into().ok()
+        self.slots
+            .get(id as usize)?
+            .as_ref()?
+            .as_slice()
+            .try_into()
+            .ok()
     }
 
     fn get_mut(&mut self, id: NodeId) -> Option<&mut Node> {
-        self.slots.get_mut(id as usize)?.as_mut()?.as_mut_slice().try_into().ok()
+        self.slots
+            .get_mut(id as usize)?
+            .as_mut()?
+            .as_mut_slice()
+            .try_into()
+            .ok()
     }
 
     fn refs(&self, id: NodeId) -> u32 {

@@ -41,7 +41,15 @@ pub(crate) type Engine = Pool<
 >;
 
 /// The engine's caller storage.
-type Storage = PoolStorage<KVec<ZoneInfo>, KVec<u64>, KVec<VolEntry>, KVec<Record>, KNodes, KVec<DevState>, KBox<Superblock>>;
+type Storage = PoolStorage<
+    KVec<ZoneInfo>,
+    KVec<u64>,
+    KVec<VolEntry>,
+    KVec<Record>,
+    KNodes,
+    KVec<DevState>,
+    KBox<Superblock>,
+>;
 
 /// Most volumes per pool.
 pub(crate) const MAX_VOLUMES: usize = 256;
@@ -73,7 +81,12 @@ fn probe_geometry(pool: &CStr, path: &CStr, dev: &LowerDev) -> Result<DeviceGeom
         return Err(EROFS);
     }
     if g.logical_block_size == 0 || 4096 % g.logical_block_size != 0 {
-        pr_err!("{}: {}: logical block size {} does not divide 4096\n", pool, path, g.logical_block_size);
+        pr_err!(
+            "{}: {}: logical block size {} does not divide 4096\n",
+            pool,
+            path,
+            g.logical_block_size
+        );
         return Err(EINVAL);
     }
     if g.zoned == 0 {
@@ -90,7 +103,12 @@ fn probe_geometry(pool: &CStr, path: &CStr, dev: &LowerDev) -> Result<DeviceGeom
         });
     }
     if g.zone_sectors == 0 || g.zone_sectors % SPB != 0 {
-        pr_err!("{}: {}: zone size {} sectors is not a multiple of 4 KiB\n", pool, path, g.zone_sectors);
+        pr_err!(
+            "{}: {}: zone size {} sectors is not a multiple of 4 KiB\n",
+            pool,
+            path,
+            g.zone_sectors
+        );
         return Err(EINVAL);
     }
     // Conventional zones (SMR) and the zone capacity come from a report.
@@ -119,7 +137,11 @@ fn probe_geometry(pool: &CStr, path: &CStr, dev: &LowerDev) -> Result<DeviceGeom
         return Err(EINVAL);
     }
     let geom = DeviceGeometry {
-        kind: if nr_conv > 0 { DevKind::Smr } else { DevKind::Zns },
+        kind: if nr_conv > 0 {
+            DevKind::Smr
+        } else {
+            DevKind::Zns
+        },
         nr_zones: g.nr_zones,
         zone_blocks: g.zone_sectors / SPB,
         zone_cap_blocks: cap / SPB,
@@ -188,7 +210,11 @@ impl<'a> MetaSink<'a> {
                 let base = self.geom.dev_base(zg.dev).ok_or(EINVAL)?;
                 let m = self.member(zg.dev)?;
                 let sector = (zg.start - base) * SPB;
-                let op = if matches!(op, MetaOp::Reset(_)) { ZoneOp::Reset } else { ZoneOp::Finish };
+                let op = if matches!(op, MetaOp::Reset(_)) {
+                    ZoneOp::Reset
+                } else {
+                    ZoneOp::Finish
+                };
                 zone::zone_mgmt(&m.dev, op, sector, zg.size * SPB)?;
             }
             MetaOp::Write(addr, data) => {
@@ -210,7 +236,12 @@ impl<'a> MetaSink<'a> {
         match self.run(op) {
             Ok(()) => Ok(()),
             Err(e) => {
-                pr_err!("{}: metadata I/O failed ({:?}): {:?}\n", self.pool, op_name(&op), e);
+                pr_err!(
+                    "{}: metadata I/O failed ({:?}): {:?}\n",
+                    self.pool,
+                    op_name(&op),
+                    e
+                );
                 self.err = Some(e);
                 Err(zvcore::error::Error::Corrupt("metadata I/O failed"))
             }
@@ -249,7 +280,11 @@ struct Reader<'a> {
 impl crate::zvcore::recovery::MetaReader for Reader<'_> {
     fn read_block(&mut self, dev: u16, block: u64, buf: &mut [u8]) -> zvcore::error::Result<()> {
         let io = zvcore::error::Error::Corrupt("metadata read failed");
-        let m = self.devs.get(usize::from(dev)).and_then(|o| o.as_ref()).ok_or(io)?;
+        let m = self
+            .devs
+            .get(usize::from(dev))
+            .and_then(|o| o.as_ref())
+            .ok_or(io)?;
         metaio::read_block(&m.dev, block * SPB, &mut self.buf).map_err(|_| io)?;
         let dst = buf.get_mut(..BLOCK_SIZE).ok_or(io)?;
         dst.copy_from_slice(self.buf.bytes());
@@ -258,7 +293,11 @@ impl crate::zvcore::recovery::MetaReader for Reader<'_> {
 
     fn zone_wp(&mut self, dev: u16, zone: u32) -> zvcore::error::Result<u64> {
         let io = zvcore::error::Error::Corrupt("zone report failed");
-        let m = self.devs.get(usize::from(dev)).and_then(|o| o.as_ref()).ok_or(io)?;
+        let m = self
+            .devs
+            .get(usize::from(dev))
+            .and_then(|o| o.as_ref())
+            .ok_or(io)?;
         let start = u64::from(zone) * m.geom.zone_blocks * SPB;
         let mut wp = None;
         zone::report_zones(&m.dev, start, 1, &mut |_i, z: &ZoneReport| {
@@ -339,7 +378,9 @@ fn out_of_line<T>(f: impl FnOnce() -> T) -> T {
 
 /// [`boxed`] for the first of a pair (the engine and what came with it).
 #[inline(never)]
-fn boxed_first<T, U>(r: zvcore::error::Result<(T, U)>) -> Result<zvcore::error::Result<(KBox<T>, U)>> {
+fn boxed_first<T, U>(
+    r: zvcore::error::Result<(T, U)>,
+) -> Result<zvcore::error::Result<(KBox<T>, U)>> {
     Ok(match r {
         Ok((v, u)) => Ok((KBox::new(v, GFP_KERNEL)?, u)),
         Err(e) => Err(e),
@@ -384,7 +425,10 @@ fn open_members(
     blank: bool,
 ) -> Result<(KVec<Member>, KVec<DeviceGeometry>)> {
     if paths.is_empty() {
-        pr_err!("{}: no member devices (write paths to `devices` first)\n", name);
+        pr_err!(
+            "{}: no member devices (write paths to `devices` first)\n",
+            name
+        );
         return Err(EINVAL);
     }
     let mut members = KVec::with_capacity(paths.len(), GFP_KERNEL)?;
@@ -395,7 +439,11 @@ fn open_members(
         })?;
         let geom = probe_geometry(name, p, &dev)?;
         if blank && !is_blank(&dev, &geom)? {
-            pr_err!("{}: {} is not blank (holds data or another pool); format=2 overwrites it\n", name, &**p);
+            pr_err!(
+                "{}: {} is not blank (holds data or another pool); format=2 overwrites it\n",
+                name,
+                &**p
+            );
             return Err(EBUSY);
         }
         geoms.push(geom, GFP_KERNEL)?;
@@ -444,9 +492,15 @@ impl ActivePool {
         let (engine_geoms, st, cfg, mut scratch) = engine_parts(&geoms)?;
         let engine = {
             let mut sink = MetaSink::new(name, &members, &geoms)?;
-            let r = Engine::format(engine_geoms, uuid, &dev_uuids, cfg, st, &mut scratch, &mut |op| {
-                sink.apply(op)
-            });
+            let r = Engine::format(
+                engine_geoms,
+                uuid,
+                &dev_uuids,
+                cfg,
+                st,
+                &mut scratch,
+                &mut |op| sink.apply(op),
+            );
             boxed(r)?.map_err(|e| {
                 pr_err!("{}: format failed: {:?}\n", name, e);
                 sink.error(e)
@@ -507,10 +561,21 @@ impl ActivePool {
             };
             // The verifier runs on the assembled state when its bitmap (one
             // bit per pool block) is affordable.
-            let blocks: u64 = geoms.iter().map(|g| u64::from(g.nr_zones) * g.zone_blocks).sum();
+            let blocks: u64 = geoms
+                .iter()
+                .map(|g| u64::from(g.nr_zones) * g.zone_blocks)
+                .sum();
             let nz: usize = geoms.iter().map(|g| g.nr_zones as usize).sum();
             let verify = blocks <= VERIFY_MAX_BLOCKS;
-            let mut bitmap = KVVec::from_elem(0u64, if verify { (blocks / 64 + 1) as usize } else { 0 }, GFP_KERNEL)?;
+            let mut bitmap = KVVec::from_elem(
+                0u64,
+                if verify {
+                    (blocks / 64 + 1) as usize
+                } else {
+                    0
+                },
+                GFP_KERNEL,
+            )?;
             let mut counts = KVVec::from_elem(0u64, if verify { nz } else { 0 }, GFP_KERNEL)?;
             let check = if verify {
                 Some(crate::zvcore::recovery::Check {
@@ -550,7 +615,12 @@ impl ActivePool {
             members.push(m, GFP_KERNEL)?;
         }
         if members.len() != paths.len() {
-            pr_err!("{}: {} device(s) given, the pool has {} member(s)\n", name, paths.len(), members.len());
+            pr_err!(
+                "{}: {} device(s) given, the pool has {} member(s)\n",
+                name,
+                paths.len(),
+                members.len()
+            );
             return Err(EINVAL);
         }
         {
@@ -566,7 +636,11 @@ impl ActivePool {
             name,
             members.len(),
             asm.checkpoint_generation,
-            if asm.fell_back { " (newest was unusable)" } else { "" },
+            if asm.fell_back {
+                " (newest was unusable)"
+            } else {
+                ""
+            },
             asm.replayed_blocks
         );
         let pool = Self::new(name, uuid, members, mgeoms, engine, scratch)?;
@@ -581,7 +655,9 @@ impl ActivePool {
     /// Commits everything queued (a flush of the pool's metadata).
     pub(crate) fn commit(&self, st: &mut EngineState) -> Result {
         let mut sink = MetaSink::new(&self.name, &self.members, &self.geoms)?;
-        let EngineState { engine, scratch, .. } = st;
+        let EngineState {
+            engine, scratch, ..
+        } = st;
         // Nothing queued: every completed write is already committed (each
         // commit ends with a flush of the members). A due checkpoint is
         // written by the engine's flush with the next records.
@@ -596,7 +672,9 @@ impl ActivePool {
         }
         // Zones whose blocks are all invalid, with the invalidations now
         // committed, go back to the free list (reset on the device).
-        engine.maintenance(&mut |op| sink.apply(op)).map_err(|e| sink.error(e))?;
+        engine
+            .maintenance(&mut |op| sink.apply(op))
+            .map_err(|e| sink.error(e))?;
         Ok(())
     }
 
@@ -624,7 +702,11 @@ impl ActivePool {
         writeln!(w, "zones_total {}", a.data_zones())?;
         writeln!(w, "zones_free {}", a.free_zones())?;
         writeln!(w, "zones_gc_reserve {}", a.config().gc_reserve)?;
-        writeln!(w, "volumes {}", e.volumes().iter().filter(|v| v.table.is_some()).count())?;
+        writeln!(
+            w,
+            "volumes {}",
+            e.volumes().iter().filter(|v| v.table.is_some()).count()
+        )?;
         writeln!(w, "user_blocks_written {}", s.user_blocks)?;
         writeln!(w, "gc_blocks_written {}", s.gc_blocks)?;
         let wa = (s.user_blocks.saturating_add(s.gc_blocks))
@@ -755,7 +837,9 @@ impl ActivePool {
             .map(|v| v.id + 1)
             .max()
             .unwrap_or(1);
-        st.engine.vol_create(id, name, blocks, 0).map_err(core_err)?;
+        st.engine
+            .vol_create(id, name, blocks, 0)
+            .map_err(core_err)?;
         self.commit(&mut st)?;
         Ok(id)
     }
@@ -770,7 +854,11 @@ impl ActivePool {
     /// Mapped blocks of volume `id`.
     pub(crate) fn vol_mapped(&self, id: u32) -> u64 {
         let st = self.state.lock();
-        st.engine.volume(id).and_then(|v| v.table).map(|t| t.mapped()).unwrap_or(0)
+        st.engine
+            .volume(id)
+            .and_then(|v| v.table)
+            .map(|t| t.mapped())
+            .unwrap_or(0)
     }
 
     /// Reads `bytes` at byte `offset` of volume `vol` into `io`: mapped runs
@@ -783,7 +871,10 @@ impl ActivePool {
         let mut runs = [crate::zvcore::pool::ReadRun::default(); READ_RUNS];
         let mut done = 0u64;
         while done < n {
-            let cnt = st.engine.read_plan(vol, lba + done, n - done, &mut runs).map_err(core_err)?;
+            let cnt = st
+                .engine
+                .read_plan(vol, lba + done, n - done, &mut runs)
+                .map_err(core_err)?;
             if cnt == 0 {
                 return Err(EIO);
             }
@@ -798,7 +889,12 @@ impl ActivePool {
                             let (m, sector) = self.locate(&st.engine, addr + k)?;
                             let nb = (len * bs) as usize;
                             st.bounce.read(&m.dev, sector, nb).inspect_err(|e| {
-                                pr_err!("{}: read error on {}: {:?}\n", &*self.name, m.path.to_str().unwrap_or("?"), e);
+                                pr_err!(
+                                    "{}: read error on {}: {:?}\n",
+                                    &*self.name,
+                                    m.path.to_str().unwrap_or("?"),
+                                    e
+                                );
                             })?;
                             io.copy_in(at + (k * bs) as usize, st.bounce.get(nb)?)?;
                             k += len;
@@ -813,22 +909,39 @@ impl ActivePool {
 
     /// Writes `bytes` from `io` at byte `offset` of volume `vol`
     /// (log-structured: new locations, block table updated on completion).
-    pub(crate) fn write(&self, vol: u32, offset: u64, bytes: u64, fua: bool, io: &impl DataIo) -> Result {
+    pub(crate) fn write(
+        &self,
+        vol: u32,
+        offset: u64,
+        bytes: u64,
+        fua: bool,
+        io: &impl DataIo,
+    ) -> Result {
         let _noio = NoIo::enter();
         let bs = BLOCK_SIZE as u64;
         let (lba, n) = (offset / bs, bytes / bs);
         let mut st = self.state.lock();
         let mut done = 0u64;
         while done < n {
-            let plan = match st.engine.write_begin(vol, lba + done, n - done, USER_STREAM) {
+            let plan = match st
+                .engine
+                .write_begin(vol, lba + done, n - done, USER_STREAM)
+            {
                 Ok(p) => p,
                 Err(crate::zvcore::error::Error::Busy) => {
                     // The journal record queue is full: commit, then retry.
                     self.commit(&mut st)?;
-                    st.engine.write_begin(vol, lba + done, n - done, USER_STREAM).map_err(core_err)?
+                    st.engine
+                        .write_begin(vol, lba + done, n - done, USER_STREAM)
+                        .map_err(core_err)?
                 }
                 Err(crate::zvcore::error::Error::NoSpace) => {
-                    pr_err!("{}: out of space (volume {} write of {} blocks)\n", &*self.name, vol, n - done);
+                    pr_err!(
+                        "{}: out of space (volume {} write of {} blocks)\n",
+                        &*self.name,
+                        vol,
+                        n - done
+                    );
                     return Err(ENOSPC);
                 }
                 Err(e) => return Err(core_err(e)),
@@ -858,7 +971,14 @@ impl ActivePool {
         Ok(())
     }
 
-    fn write_extent(&self, st: &mut EngineState, req_block: u64, addr: u64, len: u64, io: &impl DataIo) -> Result {
+    fn write_extent(
+        &self,
+        st: &mut EngineState,
+        req_block: u64,
+        addr: u64,
+        len: u64,
+        io: &impl DataIo,
+    ) -> Result {
         let bs = BLOCK_SIZE as u64;
         let mut k = 0u64;
         while k < len {
@@ -867,7 +987,12 @@ impl ActivePool {
             io.copy_out(((req_block + k) * bs) as usize, st.bounce.get_mut(nb)?)?;
             let (m, sector) = self.locate(&st.engine, addr + k)?;
             st.bounce.write(&m.dev, sector, nb).inspect_err(|e| {
-                pr_err!("{}: write error on {}: {:?}\n", &*self.name, m.path.to_str().unwrap_or("?"), e);
+                pr_err!(
+                    "{}: write error on {}: {:?}\n",
+                    &*self.name,
+                    m.path.to_str().unwrap_or("?"),
+                    e
+                );
             })?;
             k += chunk;
         }
@@ -889,7 +1014,9 @@ impl ActivePool {
         match st.engine.discard(vol, offset / bs, bytes / bs) {
             Err(crate::zvcore::error::Error::Busy) => {
                 self.commit(&mut st)?;
-                st.engine.discard(vol, offset / bs, bytes / bs).map_err(core_err)
+                st.engine
+                    .discard(vol, offset / bs, bytes / bs)
+                    .map_err(core_err)
             }
             r => r.map_err(core_err),
         }

@@ -21,7 +21,12 @@ struct ReqData<'a>(&'a Io<PoolVolume>);
 impl ReqData<'_> {
     /// Calls `f(segment, offset in segment, offset in range, length)` for
     /// the parts of the segments that overlap bytes `at..at + n`.
-    fn each(&self, at: usize, n: usize, mut f: impl FnMut(&Segment<'_>, usize, usize, usize) -> Result) -> Result {
+    fn each(
+        &self,
+        at: usize,
+        n: usize,
+        mut f: impl FnMut(&Segment<'_>, usize, usize, usize) -> Result,
+    ) -> Result {
         let end = at.checked_add(n).ok_or(EINVAL)?;
         let mut pos = 0usize;
         self.0.for_each_segment(|seg| {
@@ -65,12 +70,16 @@ impl VolumeBackend for PoolVolume {
     type RequestData = ();
 
     fn read(&self, io: Io<Self>) {
-        let r = self.pool.read(self.id, io.offset(), io.len(), &ReqData(&io));
+        let r = self
+            .pool
+            .read(self.id, io.offset(), io.len(), &ReqData(&io));
         io.end(r);
     }
 
     fn write(&self, io: Io<Self>) {
-        let r = self.pool.write(self.id, io.offset(), io.len(), io.is_fua(), &ReqData(&io));
+        let r = self
+            .pool
+            .write(self.id, io.offset(), io.len(), io.is_fua(), &ReqData(&io));
         io.end(r);
     }
 

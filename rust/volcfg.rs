@@ -78,7 +78,12 @@ pub(crate) fn new_group(
     let id = pool.find_volume(name.to_bytes());
     let size = id.and_then(|id| pool.vol_blocks(id)).unwrap_or(0) * BLOCK_SIZE;
     if let Some(id) = id {
-        pr_info!("volume {}: bound to volume {} ({} bytes)\n", path.to_str()?, id, size);
+        pr_info!(
+            "volume {}: bound to volume {} ({} bytes)\n",
+            path.to_str()?,
+            id,
+            size
+        );
     }
     Ok(configfs::Group::new(
         name.try_into()?,
@@ -145,10 +150,18 @@ impl configfs::AttributeOperations<0> for VolumeConfig {
         let blocks = size / BLOCK_SIZE;
         match st.id {
             None => {
-                let id = this.pool.vol_create(this.name.to_bytes(), blocks).inspect_err(|e| {
-                    pr_err!("volume {}: cannot create: {:?}\n", this.what(), e);
-                })?;
-                pr_info!("volume {}: created as volume {} ({} bytes)\n", this.what(), id, size);
+                let id = this
+                    .pool
+                    .vol_create(this.name.to_bytes(), blocks)
+                    .inspect_err(|e| {
+                        pr_err!("volume {}: cannot create: {:?}\n", this.what(), e);
+                    })?;
+                pr_info!(
+                    "volume {}: created as volume {} ({} bytes)\n",
+                    this.what(),
+                    id,
+                    size
+                );
                 st.id = Some(id);
             }
             Some(id) => this.pool.vol_resize(id, blocks).inspect_err(|e| {

@@ -39,6 +39,14 @@ if [ $mode = check ]; then
 		echo "not ok: stack frames above 3 KiB (the kernel stack is 16 KiB)"
 		host_fail=$((host_fail + 1))
 	fi
+	step "formatting (rustfmt)"
+	if (cd "$ZVPOOL_TOP" && cargo fmt --all -- --check >/dev/null) && "$ZVPOOL_TOP/scripts/rustfmt-kernel.sh" --check >/dev/null; then
+		echo "ok: rustfmt clean (cargo fmt; kernel files with the kernel's .rustfmt.toml)"
+		host_pass=$((host_pass + 1))
+	else
+		echo "not ok: rustfmt would change files (run make fmt)"
+		host_fail=$((host_fail + 1))
+	fi
 	step "host tests (cargo test --workspace)"
 	set +e
 	(cd "$ZVPOOL_TOP" && cargo test --workspace --color never 2>&1) | tee "$B/host-tests.log"

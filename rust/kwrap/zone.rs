@@ -99,7 +99,11 @@ pub(crate) fn report_zones(
     /// # Safety
     ///
     /// Called by `blkdev_report_zones` only, with `data` as passed below.
-    unsafe extern "C" fn trampoline(zone: *mut bindings::blk_zone, idx: c_uint, data: *mut c_void) -> c_int {
+    unsafe extern "C" fn trampoline(
+        zone: *mut bindings::blk_zone,
+        idx: c_uint,
+        data: *mut c_void,
+    ) -> c_int {
         // SAFETY: `data` is the `&mut ReportFn` passed to
         // `blkdev_report_zones` below, alive and unaliased for the whole call;
         // `zone` is valid for the duration of this callback.

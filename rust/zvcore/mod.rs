@@ -9,14 +9,14 @@
 //! - no `unsafe`, no `unwrap`/`expect`/`panic!`, no unchecked indexing or
 //!   arithmetic on values read from disk.
 
+pub mod alloc;
 pub mod codec;
 pub mod crc32c;
 pub mod error;
 pub mod format;
-pub mod geom;
-pub mod alloc;
-pub mod map;
 pub mod gc;
+pub mod geom;
+pub mod map;
 pub mod pool;
 pub mod recovery;
 pub mod verify;
