@@ -8,9 +8,10 @@
 //! writes, the flush worker), never in completion context.
 
 use crate::kwrap::{
+    bdev::IoLimits,
     bdev::LowerDev,
-    metaio::{self, Bounce, MetaBuf},
-    noio::NoIo,
+    bio::BioSet,
+    metaio::{self, MetaBuf},
     random,
     zone::{self, ZoneCond, ZoneOp, ZoneReport, ZoneType},
 };
@@ -22,6 +23,7 @@ use crate::zvcore::{
     geom::{DevKind, DeviceGeometry, PoolGeometry, Stream},
     pool::{MetaOp, Pool, PoolConfig, PoolStorage, VolEntry},
 };
+use core::sync::atomic::{AtomicUsize, Ordering};
 use kernel::{
     prelude::*,
     str::CString,
@@ -58,7 +60,7 @@ const RECORD_QUEUE: usize = 4096;
 /// Zone size used to carve a conventional (non-zoned) member (256 MiB).
 const CONV_ZONE_SECTORS: u64 = 256 * 2048;
 /// Sectors per block.
-const SPB: u64 = (BLOCK_SIZE / 512) as u64;
+pub(crate) const SPB: u64 = (BLOCK_SIZE / 512) as u64;
 
 /// Converts a core error into an errno.
 pub(crate) fn core_err(e: zvcore::error::Error) -> Error {
@@ -181,6 +183,8 @@ struct MetaSink<'a> {
     geom: PoolGeometry<&'a [DeviceGeometry]>,
     buf: MetaBuf,
     err: Option<Error>,
+    /// Reads in flight that a zone reset must wait for.
+    reads: Option<&'a AtomicUsize>,
 }
 
 impl<'a> MetaSink<'a> {
@@ -191,7 +195,24 @@ impl<'a> MetaSink<'a> {
             geom: PoolGeometry::new(geoms).map_err(core_err)?,
             buf: MetaBuf::new()?,
             err: None,
+            reads: None,
         })
+    }
+
+    /// Zone resets first wait until no read counted in `reads` is in flight.
+    fn draining(mut self, reads: &'a AtomicUsize) -> Self {
+        self.reads = Some(reads);
+        self
+    }
+
+    /// Waits for the reads in flight. The caller holds the engine lock, so
+    /// no new read can be planned meanwhile; reads end without the lock.
+    fn drain_reads(&self) {
+        if let Some(r) = self.reads {
+            while r.load(Ordering::Acquire) > 0 {
+                kernel::time::delay::fsleep(kernel::time::Delta::from_micros(200));
+            }
+        }
     }
 
     fn member(&self, d: u16) -> Result<&'a Member> {
@@ -206,6 +227,9 @@ impl<'a> MetaSink<'a> {
                 }
             }
             MetaOp::Reset(z) | MetaOp::Finish(z) => {
+                if matches!(op, MetaOp::Reset(_)) {
+                    self.drain_reads();
+                }
                 let zg = self.geom.zone(z).ok_or(EINVAL)?;
                 let base = self.geom.dev_base(zg.dev).ok_or(EINVAL)?;
                 let m = self.member(zg.dev)?;
@@ -263,13 +287,8 @@ fn op_name(op: &MetaOp<'_>) -> &'static str {
     }
 }
 
-/// Size of the data bounce buffer (one per pool; data I/O is serialized by
-/// the pool lock in this first version of the data path).
-const BOUNCE_BYTES: usize = 128 * 1024;
 /// Largest pool (in blocks, 4 TiB) verified at assembly (bitmap of 32 MiB).
 const VERIFY_MAX_BLOCKS: u64 = 1 << 30;
-/// Read runs planned at a time.
-const READ_RUNS: usize = 16;
 
 /// Reads metadata for recovery from the opened devices (caller's order).
 struct Reader<'a> {
@@ -316,18 +335,6 @@ impl crate::zvcore::recovery::MetaReader for Reader<'_> {
 pub(crate) struct EngineState {
     pub(crate) engine: KBox<Engine>,
     scratch: KVec<u8>,
-    bounce: Bounce,
-}
-
-/// How a volume request moves its data: the byte range of the request that
-/// a lower I/O covers is copied between the bounce buffer and the request.
-pub(crate) trait DataIo {
-    /// Copies `dst.len()` bytes of the request from byte `at` into `dst` (writes).
-    fn copy_out(&self, at: usize, dst: &mut [u8]) -> Result;
-    /// Copies `src` into the request at byte `at` (reads).
-    fn copy_in(&self, at: usize, src: &[u8]) -> Result;
-    /// Zero-fills `n` bytes of the request at byte `at` (reads of unmapped blocks).
-    fn zero(&self, at: usize, n: usize) -> Result;
 }
 
 /// A running pool.
@@ -339,6 +346,13 @@ pub(crate) struct ActivePool {
     geoms: KVec<DeviceGeometry>,
     #[pin]
     pub(crate) state: Mutex<EngineState>,
+    /// Bios of the data path.
+    pub(crate) bios: BioSet,
+    /// Reads in flight outside the engine lock: zone resets wait for them
+    /// (a read planned before an overwrite may still target the old zone).
+    pub(crate) reads: AtomicUsize,
+    /// I/O-shape limits of the members, stacked.
+    pub(crate) limits: IoLimits,
     /// Names of the volumes bound to a configfs directory.
     #[pin]
     binds: Mutex<KVec<CString>>,
@@ -460,12 +474,10 @@ type EngineParts = (KVec<DeviceGeometry>, Storage, PoolConfig, KVec<u8>);
 fn engine_parts(geoms: &[DeviceGeometry]) -> Result<EngineParts> {
     let mut engine_geoms = KVec::with_capacity(geoms.len(), GFP_KERNEL)?;
     engine_geoms.extend_from_slice(geoms, GFP_KERNEL)?;
-    // Regular writes at the write pointer for now (the data path is
-    // synchronous and serialized); zone append comes with the async path.
-    let cfg = PoolConfig {
-        use_append: false,
-        ..PoolConfig::default_for(u16::try_from(geoms.len()).map_err(|_| EINVAL)?)
-    };
+    // Zone append where a member has it (the block layer emulates it for
+    // zoned devices without native support): several writes can then be in
+    // flight in one zone, and the device reports where each one landed.
+    let cfg = PoolConfig::default_for(u16::try_from(geoms.len()).map_err(|_| EINVAL)?);
     let scratch = KVec::from_elem(0u8, 2 * BLOCK_SIZE, GFP_KERNEL)?;
     Ok((engine_geoms, storage(geoms)?, cfg, scratch))
 }
@@ -518,14 +530,20 @@ impl ActivePool {
         engine: KBox<Engine>,
         scratch: KVec<u8>,
     ) -> Result<Arc<Self>> {
-        let bounce = Bounce::new(BOUNCE_BYTES)?;
+        let mut limits = IoLimits::default();
+        for m in members.iter() {
+            limits.stack(&m.dev.io_limits());
+        }
         Arc::pin_init(
             try_pin_init!(Self {
                 name: CString::try_from_fmt(fmt!("{}", name))?,
                 uuid,
                 members,
                 geoms,
-                state <- kernel::new_mutex!(EngineState { engine, scratch, bounce }),
+                state <- kernel::new_mutex!(EngineState { engine, scratch }),
+                bios: BioSet::new()?,
+                reads: AtomicUsize::new(0),
+                limits,
                 binds <- kernel::new_mutex!(KVec::new()),
             }),
             GFP_KERNEL,
@@ -654,7 +672,7 @@ impl ActivePool {
 
     /// Commits everything queued (a flush of the pool's metadata).
     pub(crate) fn commit(&self, st: &mut EngineState) -> Result {
-        let mut sink = MetaSink::new(&self.name, &self.members, &self.geoms)?;
+        let mut sink = MetaSink::new(&self.name, &self.members, &self.geoms)?.draining(&self.reads);
         let EngineState {
             engine, scratch, ..
         } = st;
@@ -772,11 +790,11 @@ impl ActivePool {
 }
 
 /// The stream a user write goes to.
-const USER_STREAM: Stream = Stream::UserHot;
+pub(crate) const USER_STREAM: Stream = Stream::UserHot;
 
 impl ActivePool {
     /// The member and device sector of pool address `addr`.
-    fn locate(&self, e: &Engine, addr: u64) -> Result<(&Member, u64)> {
+    pub(crate) fn locate(&self, e: &Engine, addr: u64) -> Result<(&Member, u64)> {
         let loc = e.geom().locate(addr).ok_or(EIO)?;
         let m = self.members.get(usize::from(loc.dev)).ok_or(EIO)?;
         Ok((m, loc.dev_offset * SPB))
@@ -859,166 +877,5 @@ impl ActivePool {
             .and_then(|v| v.table)
             .map(|t| t.mapped())
             .unwrap_or(0)
-    }
-
-    /// Reads `bytes` at byte `offset` of volume `vol` into `io`: mapped runs
-    /// from the members, unmapped runs as zeros.
-    pub(crate) fn read(&self, vol: u32, offset: u64, bytes: u64, io: &impl DataIo) -> Result {
-        let _noio = NoIo::enter();
-        let bs = BLOCK_SIZE as u64;
-        let (lba, n) = (offset / bs, bytes / bs);
-        let mut st = self.state.lock();
-        let mut runs = [crate::zvcore::pool::ReadRun::default(); READ_RUNS];
-        let mut done = 0u64;
-        while done < n {
-            let cnt = st
-                .engine
-                .read_plan(vol, lba + done, n - done, &mut runs)
-                .map_err(core_err)?;
-            if cnt == 0 {
-                return Err(EIO);
-            }
-            for run in runs.iter().take(cnt) {
-                let at = ((run.lba - lba) * bs) as usize;
-                match run.addr {
-                    None => io.zero(at, (run.len * bs) as usize)?,
-                    Some(addr) => {
-                        let mut k = 0u64;
-                        while k < run.len {
-                            let len = (run.len - k).min((st.bounce.len() / BLOCK_SIZE) as u64);
-                            let (m, sector) = self.locate(&st.engine, addr + k)?;
-                            let nb = (len * bs) as usize;
-                            st.bounce.read(&m.dev, sector, nb).inspect_err(|e| {
-                                pr_err!(
-                                    "{}: read error on {}: {:?}\n",
-                                    &*self.name,
-                                    m.path.to_str().unwrap_or("?"),
-                                    e
-                                );
-                            })?;
-                            io.copy_in(at + (k * bs) as usize, st.bounce.get(nb)?)?;
-                            k += len;
-                        }
-                    }
-                }
-                done += run.len;
-            }
-        }
-        Ok(())
-    }
-
-    /// Writes `bytes` from `io` at byte `offset` of volume `vol`
-    /// (log-structured: new locations, block table updated on completion).
-    pub(crate) fn write(
-        &self,
-        vol: u32,
-        offset: u64,
-        bytes: u64,
-        fua: bool,
-        io: &impl DataIo,
-    ) -> Result {
-        let _noio = NoIo::enter();
-        let bs = BLOCK_SIZE as u64;
-        let (lba, n) = (offset / bs, bytes / bs);
-        let mut st = self.state.lock();
-        let mut done = 0u64;
-        while done < n {
-            let plan = match st
-                .engine
-                .write_begin(vol, lba + done, n - done, USER_STREAM)
-            {
-                Ok(p) => p,
-                Err(crate::zvcore::error::Error::Busy) => {
-                    // The journal record queue is full: commit, then retry.
-                    self.commit(&mut st)?;
-                    st.engine
-                        .write_begin(vol, lba + done, n - done, USER_STREAM)
-                        .map_err(core_err)?
-                }
-                Err(crate::zvcore::error::Error::NoSpace) => {
-                    pr_err!(
-                        "{}: out of space (volume {} write of {} blocks)\n",
-                        &*self.name,
-                        vol,
-                        n - done
-                    );
-                    return Err(ENOSPC);
-                }
-                Err(e) => return Err(core_err(e)),
-            };
-            let mut addrs = [None; crate::zvcore::pool::MAX_PLAN_EXTENTS];
-            let mut failed = None;
-            for (slot, ext) in addrs.iter_mut().zip(plan.extents()) {
-                let r = self.write_extent(&mut st, done + ext.off, ext.addr, ext.len, io);
-                match r {
-                    Ok(()) => *slot = Some(ext.addr),
-                    Err(e) => {
-                        failed = Some(e);
-                        break;
-                    }
-                }
-            }
-            if let Some(e) = failed {
-                st.engine.write_failed(&plan);
-                return Err(e);
-            }
-            st.engine.write_end(&plan, &addrs).map_err(core_err)?;
-            done += plan.nblocks;
-        }
-        if fua {
-            self.commit(&mut st)?;
-        }
-        Ok(())
-    }
-
-    fn write_extent(
-        &self,
-        st: &mut EngineState,
-        req_block: u64,
-        addr: u64,
-        len: u64,
-        io: &impl DataIo,
-    ) -> Result {
-        let bs = BLOCK_SIZE as u64;
-        let mut k = 0u64;
-        while k < len {
-            let chunk = (len - k).min((st.bounce.len() / BLOCK_SIZE) as u64);
-            let nb = (chunk * bs) as usize;
-            io.copy_out(((req_block + k) * bs) as usize, st.bounce.get_mut(nb)?)?;
-            let (m, sector) = self.locate(&st.engine, addr + k)?;
-            st.bounce.write(&m.dev, sector, nb).inspect_err(|e| {
-                pr_err!(
-                    "{}: write error on {}: {:?}\n",
-                    &*self.name,
-                    m.path.to_str().unwrap_or("?"),
-                    e
-                );
-            })?;
-            k += chunk;
-        }
-        Ok(())
-    }
-
-    /// Commits: every write completed before is durable afterwards.
-    pub(crate) fn flush(&self) -> Result {
-        let _noio = NoIo::enter();
-        let mut st = self.state.lock();
-        self.commit(&mut st)
-    }
-
-    /// Unmaps `bytes` at byte `offset` of volume `vol` (discard, write zeroes).
-    pub(crate) fn discard(&self, vol: u32, offset: u64, bytes: u64) -> Result {
-        let _noio = NoIo::enter();
-        let bs = BLOCK_SIZE as u64;
-        let mut st = self.state.lock();
-        match st.engine.discard(vol, offset / bs, bytes / bs) {
-            Err(crate::zvcore::error::Error::Busy) => {
-                self.commit(&mut st)?;
-                st.engine
-                    .discard(vol, offset / bs, bytes / bs)
-                    .map_err(core_err)
-            }
-            r => r.map_err(core_err),
-        }
     }
 }

@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
 //! A pool volume as the data side of its block device: the pool's
 //! [`VolumeBackend`]. Requests run in process context (the disk's workqueue,
-//! see `kwrap/tagset.rs`) inside a `GFP_NOIO` scope, and go through the pool
-//! engine (block-table lookups, log-structured writes, commits).
+//! see `kwrap/tagset.rs`) inside a `GFP_NOIO` scope, and go through the
+//! pool's data path (`datapath.rs`).
 
-use crate::kwrap::segment::Segment;
-use crate::pool::{ActivePool, DataIo};
+use crate::datapath::ReqData;
+use crate::kwrap::{disk::DiskParams, segment::Segment};
+use crate::pool::ActivePool;
 use crate::volume::{Io, VolumeBackend};
 use kernel::{prelude::*, sync::Arc};
 
@@ -15,17 +16,15 @@ pub(crate) struct PoolVolume {
     pub(crate) id: u32,
 }
 
-/// A request's data as the byte range `0..len` for [`DataIo`].
-struct ReqData<'a>(&'a Io<PoolVolume>);
+/// A request's data as the byte range `0..len` for [`ReqData`].
+struct Data<'a>(&'a Io<PoolVolume>);
 
-impl ReqData<'_> {
-    /// Calls `f(segment, offset in segment, offset in range, length)` for
-    /// the parts of the segments that overlap bytes `at..at + n`.
-    fn each(
+impl<'r> ReqData<'r> for Data<'r> {
+    fn parts<F: FnMut(&Segment<'r>, usize, usize) -> Result>(
         &self,
         at: usize,
         n: usize,
-        mut f: impl FnMut(&Segment<'_>, usize, usize, usize) -> Result,
+        mut f: F,
     ) -> Result {
         let end = at.checked_add(n).ok_or(EINVAL)?;
         let mut pos = 0usize;
@@ -34,7 +33,7 @@ impl ReqData<'_> {
             pos = e;
             let (lo, hi) = (s.max(at), e.min(end));
             if lo < hi {
-                f(seg, lo - s, lo - at, hi - lo)?;
+                f(seg, lo - s, hi - lo)?;
             }
             Ok(())
         })?;
@@ -45,41 +44,23 @@ impl ReqData<'_> {
     }
 }
 
-impl DataIo for ReqData<'_> {
-    fn copy_out(&self, at: usize, dst: &mut [u8]) -> Result {
-        let n = dst.len();
-        self.each(at, n, |seg, so, ro, len| {
-            let d = dst.get_mut(ro..ro + len).ok_or(EINVAL)?;
-            seg.copy_to_slice(so, d)
-        })
-    }
-
-    fn copy_in(&self, at: usize, src: &[u8]) -> Result {
-        self.each(at, src.len(), |seg, so, ro, len| {
-            let s = src.get(ro..ro + len).ok_or(EINVAL)?;
-            seg.copy_from_slice(so, s)
-        })
-    }
-
-    fn zero(&self, at: usize, n: usize) -> Result {
-        self.each(at, n, |seg, so, _ro, len| seg.zero(so, len))
-    }
-}
-
 impl VolumeBackend for PoolVolume {
     type RequestData = ();
 
+    fn disk_params(&self, p: &mut DiskParams) {
+        p.io_limits = self.pool.limits;
+        p.max_hw_sectors = self.pool.max_request_sectors();
+    }
+
     fn read(&self, io: Io<Self>) {
-        let r = self
-            .pool
-            .read(self.id, io.offset(), io.len(), &ReqData(&io));
+        let r = self.pool.read(self.id, io.offset(), io.len(), &Data(&io));
         io.end(r);
     }
 
     fn write(&self, io: Io<Self>) {
         let r = self
             .pool
-            .write(self.id, io.offset(), io.len(), io.is_fua(), &ReqData(&io));
+            .write(self.id, io.offset(), io.len(), io.is_fua(), &Data(&io));
         io.end(r);
     }
 

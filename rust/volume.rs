@@ -38,6 +38,10 @@ pub(crate) trait VolumeBackend: Send + Sync + Sized + 'static {
     /// outstanding lower bios), reused across requests.
     type RequestData: Default + Send + Sync;
 
+    /// Adjusts the queue limits of the volume's disk before it is created
+    /// (e.g. to what the lower devices take in one bio).
+    fn disk_params(&self, _p: &mut DiskParams) {}
+
     /// Fill the request's segments with the data at `io.offset()`;
     /// unmapped space reads as zeroes.
     fn read(&self, io: Io<Self>);
@@ -88,7 +92,7 @@ impl<B: VolumeBackend> Io<B> {
 
     /// Calls `f` for every single-page data segment in order (read and
     /// write only); stops at the first error.
-    pub(crate) fn for_each_segment(&self, f: impl FnMut(&Segment<'_>) -> Result) -> Result {
+    pub(crate) fn for_each_segment<'r>(&'r self, f: impl FnMut(&Segment<'r>) -> Result) -> Result {
         self.rq.for_each_segment(f)
     }
 
@@ -196,7 +200,8 @@ impl<B: VolumeBackend> VolumeDev<B> {
                 MAX_DISKS
             )
         })?;
-        let params = DiskParams::new(size >> SECTOR_SHIFT);
+        let mut params = DiskParams::new(size >> SECTOR_SHIFT);
+        backend.disk_params(&mut params);
         let ops = Arc::new(Volume { backend }, GFP_KERNEL)?;
         let disk = Disk::new(fmt!("zvpool{}", index.0), &params, ops)?;
         Ok(Self {

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 //! A lower block device, opened exclusively by path (like dm and md members).
 
+pub(crate) use super::ffi::IoLimits;
 use super::ffi::{self, BdevGeom};
 use core::ptr::NonNull;
 use kernel::{bindings, error::from_err_ptr, ffi::c_void, prelude::*, str::CStr};
@@ -63,6 +64,44 @@ impl LowerDev {
         // `struct zvpool_bdev_geom` mirror on our stack.
         unsafe { ffi::zvpool_bdev_geometry(self.bdev(), &mut g) };
         g
+    }
+}
+
+impl LowerDev {
+    /// The I/O-shape limits of the device's queue (what a bio sent to it
+    /// must respect without being split, e.g. a zone append).
+    pub(crate) fn io_limits(&self) -> IoLimits {
+        let mut l = IoLimits::default();
+        // SAFETY: `bdev()` is open (type invariant); `l` is a valid
+        // `struct zvpool_io_limits` mirror on our stack.
+        unsafe { ffi::zvpool_bdev_io_limits(self.bdev(), &mut l) };
+        l
+    }
+}
+
+/// The smaller of two limits where 0 means "no limit".
+fn min_not_zero<T: Ord + Default + Copy>(a: T, b: T) -> T {
+    let zero = T::default();
+    match (a == zero, b == zero) {
+        (true, _) => b,
+        (_, true) => a,
+        _ => a.min(b),
+    }
+}
+
+impl IoLimits {
+    /// Combines `self` with the limits of one more lower device so that a
+    /// bio respecting the result respects both: sizes and counts take the
+    /// smaller non-zero value, alignment masks the larger one.
+    pub(crate) fn stack(&mut self, b: &IoLimits) {
+        self.virt_boundary_mask = self.virt_boundary_mask.max(b.virt_boundary_mask);
+        self.seg_boundary_mask = min_not_zero(self.seg_boundary_mask, b.seg_boundary_mask);
+        self.max_sectors = min_not_zero(self.max_sectors, b.max_sectors);
+        self.max_zone_append_sectors =
+            min_not_zero(self.max_zone_append_sectors, b.max_zone_append_sectors);
+        self.max_segment_size = min_not_zero(self.max_segment_size, b.max_segment_size);
+        self.dma_alignment = self.dma_alignment.max(b.dma_alignment);
+        self.max_segments = min_not_zero(self.max_segments, b.max_segments);
     }
 }
 

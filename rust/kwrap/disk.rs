@@ -23,7 +23,7 @@
 //! runs in process context and may sleep; requests may be ended from any
 //! context (see `request.rs`).
 
-use super::{ffi, request::Request, request::Status, tagset::TagSet};
+use super::{bdev::IoLimits, ffi, request::Request, request::Status, tagset::TagSet};
 use core::ptr::NonNull;
 use kernel::{
     bindings,
@@ -85,6 +85,10 @@ pub(crate) struct DiskParams {
     pub(crate) nr_hw_queues: u32,
     /// Tags per hardware queue.
     pub(crate) queue_depth: u32,
+    /// Segment limits inherited from the lower devices (zero fields: the
+    /// block layer's defaults), so that any block-aligned part of a request
+    /// can be sent to a lower device as one bio without splitting.
+    pub(crate) io_limits: IoLimits,
 }
 
 impl DiskParams {
@@ -102,6 +106,7 @@ impl DiskParams {
             fua: true,
             nr_hw_queues: 0,
             queue_depth: 128,
+            io_limits: IoLimits::default(),
         }
     }
 }
@@ -140,6 +145,8 @@ impl<T: VolumeOps> Disk<T> {
         let tagset = TagSet::<T>::new(nr_hw_queues, p.queue_depth)?;
 
         let mut lim: bindings::queue_limits = pin_init::zeroed();
+        // SAFETY: both point to valid values for the call.
+        unsafe { ffi::zvpool_apply_io_limits(&mut lim, &p.io_limits) };
         lim.logical_block_size = p.logical_block_size;
         lim.physical_block_size = p.physical_block_size;
         lim.max_hw_sectors = p.max_hw_sectors;

@@ -4,6 +4,20 @@
 use kernel::bindings;
 use kernel::ffi::{c_char, c_int, c_uint, c_void};
 
+/// Mirror of `struct zvpool_io_limits` in `helpers.c`: the I/O-shape limits
+/// of a block device's queue that a device stacked on it must not exceed.
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug)]
+pub(crate) struct IoLimits {
+    pub(crate) virt_boundary_mask: u64,
+    pub(crate) seg_boundary_mask: u64,
+    pub(crate) max_sectors: u32,
+    pub(crate) max_zone_append_sectors: u32,
+    pub(crate) max_segment_size: u32,
+    pub(crate) dma_alignment: u32,
+    pub(crate) max_segments: u16,
+}
+
 /// Mirror of `struct zvpool_bdev_geom` in `helpers.c`.
 #[repr(C)]
 #[derive(Clone, Copy, Default, Debug)]
@@ -83,32 +97,6 @@ unsafe extern "C" {
         f: unsafe extern "C" fn(*mut c_void, *mut bindings::page, c_uint, c_uint) -> c_int,
         ctx: *mut c_void,
     ) -> c_int;
-
-    /// `memcpy_to_page(page, off, from, len)`.
-    ///
-    /// # Safety
-    ///
-    /// `page` is a valid page, `off + len <= PAGE_SIZE`, `from` is valid for
-    /// reading `len` bytes.
-    pub(crate) fn zvpool_memcpy_to_page(
-        page: *mut bindings::page,
-        off: usize,
-        from: *const c_char,
-        len: usize,
-    );
-
-    /// `memcpy_from_page(to, page, off, len)`.
-    ///
-    /// # Safety
-    ///
-    /// `page` is a valid page, `off + len <= PAGE_SIZE`, `to` is valid for
-    /// writing `len` bytes.
-    pub(crate) fn zvpool_memcpy_from_page(
-        to: *mut c_char,
-        page: *mut bindings::page,
-        off: usize,
-        len: usize,
-    );
 
     /// `memzero_page(page, off, len)`.
     ///
@@ -213,4 +201,26 @@ unsafe extern "C" {
         wq: *mut bindings::workqueue_struct,
         work: *mut bindings::work_struct,
     ) -> bool;
+
+    /// Fills `l` with the I/O-shape limits of `bdev`'s queue.
+    ///
+    /// # Safety
+    ///
+    /// `bdev` must be an open block device and `l` valid for writes.
+    pub(crate) fn zvpool_bdev_io_limits(bdev: *mut bindings::block_device, l: *mut IoLimits);
+
+    /// Copies the stacked limits `l` into `lim` (zero fields keep the block
+    /// layer's defaults).
+    ///
+    /// # Safety
+    ///
+    /// `lim` is valid for writes and `l` for reads.
+    pub(crate) fn zvpool_apply_io_limits(lim: *mut bindings::queue_limits, l: *const IoLimits);
+
+    /// `GFP_NOIO`.
+    ///
+    /// # Safety
+    ///
+    /// No preconditions.
+    pub(crate) fn zvpool_gfp_noio() -> bindings::gfp_t;
 }

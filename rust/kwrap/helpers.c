@@ -32,10 +32,6 @@ int zvpool_rq_for_each_segment(struct request *rq,
 			       int (*fn)(void *ctx, struct page *page,
 					 unsigned int off, unsigned int len),
 			       void *ctx);
-void zvpool_memcpy_to_page(struct page *page, size_t off, const char *from,
-			   size_t len);
-void zvpool_memcpy_from_page(char *to, struct page *page, size_t off,
-			     size_t len);
 void zvpool_memzero_page(struct page *page, size_t off, size_t len);
 
 unsigned int zvpool_rq_op(struct request *rq)
@@ -82,18 +78,6 @@ int zvpool_rq_for_each_segment(struct request *rq,
 			return ret;
 	}
 	return 0;
-}
-
-void zvpool_memcpy_to_page(struct page *page, size_t off, const char *from,
-			   size_t len)
-{
-	memcpy_to_page(page, off, from, len);
-}
-
-void zvpool_memcpy_from_page(char *to, struct page *page, size_t off,
-			     size_t len)
-{
-	memcpy_from_page(to, page, off, len);
 }
 
 void zvpool_memzero_page(struct page *page, size_t off, size_t len)
@@ -251,4 +235,54 @@ void zvpool_init_work(struct work_struct *work, work_func_t fn)
 bool zvpool_queue_work(struct workqueue_struct *wq, struct work_struct *work)
 {
 	return queue_work(wq, work);
+}
+
+/* ---- queue limits to stack (rust/kwrap/bdev.rs, disk.rs) ---- */
+
+/* The I/O-shape limits a stacking device must not exceed. */
+struct zvpool_io_limits {
+	u64 virt_boundary_mask;
+	u64 seg_boundary_mask;
+	u32 max_sectors;
+	u32 max_zone_append_sectors;
+	u32 max_segment_size;
+	u32 dma_alignment;
+	u16 max_segments;
+};
+
+void zvpool_bdev_io_limits(struct block_device *bdev, struct zvpool_io_limits *l);
+void zvpool_apply_io_limits(struct queue_limits *lim, const struct zvpool_io_limits *l);
+
+void zvpool_bdev_io_limits(struct block_device *bdev, struct zvpool_io_limits *l)
+{
+	const struct queue_limits *b = &bdev_get_queue(bdev)->limits;
+
+	l->virt_boundary_mask = b->virt_boundary_mask;
+	l->seg_boundary_mask = b->seg_boundary_mask;
+	l->max_sectors = b->max_sectors;
+	l->max_zone_append_sectors = bdev_is_zoned(bdev) ? b->max_zone_append_sectors : 0;
+	l->max_segment_size = b->max_segment_size;
+	l->dma_alignment = b->dma_alignment;
+	l->max_segments = b->max_segments;
+}
+
+/* Copies the stacked limits l into lim (0 = leave the block layer's default). */
+void zvpool_apply_io_limits(struct queue_limits *lim, const struct zvpool_io_limits *l)
+{
+	lim->virt_boundary_mask = l->virt_boundary_mask;
+	lim->seg_boundary_mask = l->seg_boundary_mask;
+	lim->max_segment_size = l->max_segment_size;
+	lim->dma_alignment = l->dma_alignment;
+	lim->max_segments = l->max_segments;
+}
+
+
+/* ---- lower bios (rust/kwrap/bio.rs) ---- */
+
+gfp_t zvpool_gfp_noio(void);
+
+/* GFP_NOIO (a macro of casts, invisible to bindgen). */
+gfp_t zvpool_gfp_noio(void)
+{
+	return GFP_NOIO;
 }

@@ -48,8 +48,10 @@ pub(crate) fn write_block(dev: &LowerDev, sector: u64, buf: &mut MetaBuf) -> Res
 }
 
 /// A kmalloc'ed bounce buffer for synchronous data I/O on a lower device.
+#[allow(dead_code, reason = "GC relocation copies through it")]
 pub(crate) struct Bounce(KVec<u8>);
 
+#[allow(dead_code, reason = "GC relocation copies through it")]
 impl Bounce {
     /// A zeroed buffer of `len` bytes (a multiple of 4096).
     pub(crate) fn new(len: usize) -> Result<Self> {

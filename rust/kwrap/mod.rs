@@ -4,6 +4,7 @@
 //! still in flight, so it can be swapped for upstream later.
 
 pub(crate) mod bdev;
+pub(crate) mod bio;
 pub(crate) mod disk;
 pub(crate) mod ffi;
 pub(crate) mod metaio;

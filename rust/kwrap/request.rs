@@ -246,7 +246,7 @@ unsafe impl<D: Sync> Sync for Request<D> {}
 ///
 /// `ctx` points to an `F`, `page` is a valid page of a request the caller owns
 /// and `off + len <= PAGE_SIZE`.
-unsafe extern "C" fn segment_trampoline<F: FnMut(&Segment<'_>) -> Result>(
+unsafe extern "C" fn segment_trampoline<'r, F: FnMut(&Segment<'r>) -> Result>(
     ctx: *mut c_void,
     page: *mut bindings::page,
     off: c_uint,
@@ -255,9 +255,10 @@ unsafe extern "C" fn segment_trampoline<F: FnMut(&Segment<'_>) -> Result>(
     // SAFETY: `ctx` is the `&mut F` passed by `for_each_segment`, exclusively
     // borrowed for the whole iteration.
     let f = unsafe { &mut *ctx.cast::<F>() };
-    // SAFETY: `page`, `off` and `len` describe one segment of the request,
-    // valid while the iteration runs (the caller owns the request).
-    let seg = unsafe { Segment::from_raw(page, off, len) };
+    // SAFETY: `page`, `off` and `len` describe one segment of the request;
+    // the page stays valid while the request is borrowed (`'r`, see
+    // `for_each_segment`): a request's pages belong to it until it ends.
+    let seg = unsafe { Segment::<'r>::from_raw(page, off, len) };
     match f(&seg) {
         Ok(()) => 0,
         Err(e) => e.to_errno(),
@@ -340,15 +341,19 @@ impl<D> Request<D> {
 
     /// Calls `f` for every single-page data segment, in order (only for
     /// [`Op::Read`] and [`Op::Write`], which carry data); stops at and returns
-    /// the first error. Any context.
-    pub(crate) fn for_each_segment<F: FnMut(&Segment<'_>) -> Result>(&self, mut f: F) -> Result {
+    /// the first error. Any context. The segments borrow the request: their
+    /// pages stay valid (e.g. for a lower bio) until it is ended.
+    pub(crate) fn for_each_segment<'r, F: FnMut(&Segment<'r>) -> Result>(
+        &'r self,
+        mut f: F,
+    ) -> Result {
         // SAFETY: by the type invariant the request is started and owned by
         // `self`, borrowed for the whole call; `ctx` points to `f`, which
         // outlives the call and matches the trampoline's `F`.
         let ret = unsafe {
             ffi::zvpool_rq_for_each_segment(
                 self.raw(),
-                segment_trampoline::<F>,
+                segment_trampoline::<'r, F>,
                 core::ptr::from_mut(&mut f).cast(),
             )
         };

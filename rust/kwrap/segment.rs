@@ -51,23 +51,11 @@ impl Segment<'_> {
         }
     }
 
-    /// Copies `src` into the segment at byte `at` (to fill a read).
-    pub(crate) fn copy_from_slice(&self, at: usize, src: &[u8]) -> Result {
-        let off = self.page_offset(at, src.len())?;
-        // SAFETY: by the type invariant `page` is valid and `off + src.len()`
-        // is within the segment, hence within the page; `src` is readable for
-        // its length.
-        unsafe { ffi::zvpool_memcpy_to_page(self.page, off, src.as_ptr().cast(), src.len()) };
-        Ok(())
-    }
-
-    /// Copies the segment's bytes at `at` into `dst` (to consume a write).
-    pub(crate) fn copy_to_slice(&self, at: usize, dst: &mut [u8]) -> Result {
-        let off = self.page_offset(at, dst.len())?;
-        // SAFETY: by the type invariant `page` is valid and `off + dst.len()`
-        // is within the page; `dst` is writable for its length.
-        unsafe { ffi::zvpool_memcpy_from_page(dst.as_mut_ptr().cast(), self.page, off, dst.len()) };
-        Ok(())
+    /// The page and page offset of `n` bytes at byte `at` of the segment, for
+    /// a lower bio (which must not outlive `'a`, see `bio.rs`).
+    pub(super) fn part(&self, at: usize, n: usize) -> Result<(*mut bindings::page, u32)> {
+        let off = self.page_offset(at, n)?;
+        Ok((self.page, u32::try_from(off).map_err(|_| EINVAL)?))
     }
 
     /// Zeroes `n` bytes of the segment at `at` (a read of unmapped space).

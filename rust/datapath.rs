@@ -1,0 +1,452 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The data path of a pool: volume reads, writes, flushes and discards.
+//!
+//! Each request runs on its disk's workqueue (process context, `GFP_NOIO`
+//! scope), so several requests of a pool are served at once. The engine lock
+//! is held only to plan (block-table lookups, allocation) and to record what
+//! happened (block-table update at write completion, commits): never while
+//! data moves. Data moves in lower bios that carry the request's own pages
+//! (`kwrap/bio.rs`), completed in the lower driver's completion context into
+//! a batch the request's worker waits for.
+//!
+//! - READ: plan runs under the lock, count the read in flight (zone resets
+//!   wait for such reads, `pool.rs`), unlock, zero unmapped runs, read mapped
+//!   runs from the members.
+//! - WRITE: plan under the lock (zone append where members have it, else
+//!   writes at the write pointer) and submit the bios before unlocking, so
+//!   regular writes reach a sequential zone in allocation order; wait; then
+//!   update the block table (`write_end`). A failed extent is reported to
+//!   the engine, which closes its zone (finished on the device by the next
+//!   commit); the zone's state is read back from the device and logged.
+//! - FLUSH / FUA: commit (every write completed before is durable: member
+//!   flush, journal, member flush). Concurrent flushes form a group: the
+//!   first commits what everyone queued, the others find nothing pending.
+//! - DISCARD / WRITE ZEROES: unmap in the engine.
+
+use crate::kwrap::{
+    bio::{BioBatch, BioOp, MAX_SLOTS},
+    noio::NoIo,
+    segment::Segment,
+    zone::{self, ZoneReport},
+};
+use crate::pool::{core_err, ActivePool, Member, SPB, USER_STREAM};
+use crate::zvcore::{
+    error::Error as CoreError,
+    format::BLOCK_SIZE,
+    pool::{PlanExtent, ReadRun, WritePlan, MAX_PLAN_EXTENTS},
+};
+use core::sync::atomic::Ordering;
+use kernel::prelude::*;
+use pin_init::stack_pin_init;
+
+/// Bytes per block.
+const BS: u64 = BLOCK_SIZE as u64;
+
+/// Most sectors of one volume request: the block layer splits larger ones.
+const MAX_REQUEST_SECTORS: u32 = 1024;
+
+/// A volume request's data, as the byte range `0..len`: the parts of its
+/// single-page segments, borrowed for `'r` (until the request ends).
+pub(crate) trait ReqData<'r> {
+    /// Calls `f(segment, offset in segment, length)` for the parts of the
+    /// segments that cover bytes `at..at + n`, in order.
+    fn parts<F: FnMut(&Segment<'r>, usize, usize) -> Result>(
+        &self,
+        at: usize,
+        n: usize,
+        f: F,
+    ) -> Result;
+}
+
+/// Counts a read in flight until dropped.
+struct ReadGuard<'a>(&'a ActivePool);
+
+impl Drop for ReadGuard<'_> {
+    fn drop(&mut self) {
+        self.0.reads.fetch_sub(1, Ordering::Release);
+    }
+}
+
+/// Adds the request bytes `at..at + n` to bios of `batch` slot `slot` for
+/// `op` on member `m` from device sector `sector`, and submits them. Reads and
+/// regular writes continue in a new bio when one is full; a zone append must
+/// fit one bio (the disk's limits make sure it does).
+#[allow(clippy::too_many_arguments)]
+fn submit_range<'r>(
+    pool: &ActivePool,
+    batch: core::pin::Pin<&BioBatch<'r>>,
+    slot: usize,
+    m: &Member,
+    op: BioOp,
+    sector: u64,
+    at: usize,
+    n: usize,
+    io: &impl ReqData<'r>,
+) -> Result {
+    let mut parts = 0usize;
+    io.parts(at, n, |_, _, _| {
+        parts += 1;
+        Ok(())
+    })?;
+    let mut bio = Some(batch.bio(&pool.bios, &m.dev, slot, op, sector, parts)?);
+    let mut next = sector;
+    io.parts(at, n, |seg, so, len| {
+        let b = bio.as_mut().ok_or(EINVAL)?;
+        if b.add(seg, so, len)? {
+            return Ok(());
+        }
+        if op == BioOp::ZoneAppend {
+            pr_err!(
+                "{}: zone append of {} bytes does not fit one bio on {}\n",
+                &*pool.name,
+                n,
+                m.path.to_str().unwrap_or("?")
+            );
+            return Err(EIO);
+        }
+        let full = bio.take().ok_or(EINVAL)?;
+        next += (full.bytes() as u64) >> 9;
+        full.submit()?;
+        let mut b = batch.bio(&pool.bios, &m.dev, slot, op, next, parts)?;
+        if !b.add(seg, so, len)? {
+            return Err(EIO);
+        }
+        bio = Some(b);
+        Ok(())
+    })?;
+    bio.take().ok_or(EINVAL)?.submit()
+}
+
+impl ActivePool {
+    /// Largest request (sectors) the volumes accept: what every member takes
+    /// in one bio, including a zone append.
+    pub(crate) fn max_request_sectors(&self) -> u32 {
+        let l = &self.limits;
+        let mut m = MAX_REQUEST_SECTORS;
+        for v in [l.max_sectors, l.max_zone_append_sectors] {
+            if v != 0 {
+                m = m.min(v);
+            }
+        }
+        (m & !(SPB as u32 - 1)).max(SPB as u32)
+    }
+
+    /// Reads `bytes` at byte `offset` of volume `vol` into `io`: mapped runs
+    /// from the members, unmapped runs as zeros.
+    pub(crate) fn read<'r>(
+        &self,
+        vol: u32,
+        offset: u64,
+        bytes: u64,
+        io: &impl ReqData<'r>,
+    ) -> Result {
+        let _noio = NoIo::enter();
+        let (lba, n) = (offset / BS, bytes / BS);
+        let mut done = 0u64;
+        while done < n {
+            let mut runs = [ReadRun::default(); MAX_SLOTS];
+            let mut targets: [Option<(&Member, u64)>; MAX_SLOTS] = [None; MAX_SLOTS];
+            let cnt = {
+                let st = self.state.lock();
+                let cnt = st
+                    .engine
+                    .read_plan(vol, lba + done, n - done, &mut runs)
+                    .map_err(core_err)?;
+                for (run, t) in runs.iter().take(cnt).zip(targets.iter_mut()) {
+                    if let Some(a) = run.addr {
+                        *t = Some(self.locate(&st.engine, a)?);
+                    }
+                }
+                // Counted before the lock is dropped: a zone reset (under the
+                // lock) waits for this read.
+                self.reads.fetch_add(1, Ordering::AcqRel);
+                cnt
+            };
+            // Declared before the batch: dropped after it, once every bio
+            // completed.
+            let _guard = ReadGuard(self);
+            if cnt == 0 {
+                return Err(EIO);
+            }
+            stack_pin_init!(let batch = BioBatch::new());
+            let mut submitted = [false; MAX_SLOTS];
+            let mut err = Ok(());
+            {
+                for (k, run) in runs.iter().take(cnt).enumerate() {
+                    let at = ((run.lba - lba) * BS) as usize;
+                    let len = (run.len * BS) as usize;
+                    match targets.get(k).copied().flatten() {
+                        None => io.parts(at, len, |seg, so, l| seg.zero(so, l))?,
+                        Some((m, sector)) => {
+                            let r = submit_range(
+                                self,
+                                batch.as_ref(),
+                                k,
+                                m,
+                                BioOp::Read,
+                                sector,
+                                at,
+                                len,
+                                io,
+                            );
+                            match r {
+                                Ok(()) => {
+                                    if let Some(s) = submitted.get_mut(k) {
+                                        *s = true;
+                                    }
+                                }
+                                Err(e) => {
+                                    err = Err(e);
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            batch.as_mut().wait();
+            for (k, run) in runs.iter().take(cnt).enumerate() {
+                if !submitted.get(k).copied().unwrap_or(false) {
+                    continue;
+                }
+                if let Err(e) = batch.result(k) {
+                    self.io_error("read", run.addr.unwrap_or(0), run.len, e);
+                    err = Err(e);
+                }
+            }
+            err?;
+            done += runs.iter().take(cnt).map(|r| r.len).sum::<u64>();
+        }
+        Ok(())
+    }
+
+    /// Logs a failed lower I/O (one line, with the member and address).
+    fn io_error(&self, what: &str, addr: u64, blocks: u64, e: Error) {
+        let st = self.state.lock();
+        let (path, sector) = match self.locate(&st.engine, addr) {
+            Ok((m, s)) => (m.path.to_str().unwrap_or("?"), s),
+            Err(_) => ("?", 0),
+        };
+        pr_err!(
+            "{}: {} error on {} at sector {} ({} blocks): {:?}\n",
+            &*self.name,
+            what,
+            path,
+            sector,
+            blocks,
+            e
+        );
+    }
+
+    /// Plans the next part of a write, committing first when the journal
+    /// record queue is full.
+    fn plan_write(
+        &self,
+        st: &mut crate::pool::EngineState,
+        vol: u32,
+        lba: u64,
+        n: u64,
+    ) -> Result<WritePlan> {
+        match st.engine.write_begin(vol, lba, n, USER_STREAM) {
+            Ok(p) => Ok(p),
+            Err(CoreError::Busy) => {
+                self.commit(st)?;
+                st.engine
+                    .write_begin(vol, lba, n, USER_STREAM)
+                    .map_err(|e| self.write_plan_error(vol, n, e))
+            }
+            Err(e) => Err(self.write_plan_error(vol, n, e)),
+        }
+    }
+
+    fn write_plan_error(&self, vol: u32, n: u64, e: CoreError) -> Error {
+        if matches!(e, CoreError::NoSpace) {
+            pr_err!(
+                "{}: out of space (volume {} write of {} blocks)\n",
+                &*self.name,
+                vol,
+                n
+            );
+            return ENOSPC;
+        }
+        core_err(e)
+    }
+
+    /// The pool address where extent `ext` landed, from the sector its bio
+    /// completed at (a zone append's location) or its planned address.
+    fn landed(&self, e: &crate::pool::Engine, ext: &PlanExtent, done_sector: u64) -> Option<u64> {
+        if !ext.append {
+            return Some(ext.addr);
+        }
+        // The bio's sector at completion is where the append landed.
+        let dev = e.geom().zone(ext.zone)?.dev;
+        e.geom().dev_addr(dev, done_sector / SPB)
+    }
+
+    /// Writes `bytes` from `io` at byte `offset` of volume `vol`
+    /// (log-structured: new locations, block table updated on completion).
+    pub(crate) fn write<'r>(
+        &self,
+        vol: u32,
+        offset: u64,
+        bytes: u64,
+        fua: bool,
+        io: &impl ReqData<'r>,
+    ) -> Result {
+        let _noio = NoIo::enter();
+        let (lba, n) = (offset / BS, bytes / BS);
+        let mut done = 0u64;
+        while done < n {
+            stack_pin_init!(let batch = BioBatch::new());
+            let mut submitted = [false; MAX_PLAN_EXTENTS];
+            let mut err = Ok(());
+            let plan = {
+                let mut st = self.state.lock();
+                let plan = self.plan_write(&mut st, vol, lba + done, n - done)?;
+                // Submitted under the lock: regular writes must reach a
+                // sequential zone in the order the engine allocated them.
+                for (k, ext) in plan.extents().iter().enumerate() {
+                    let (m, sector) = match self.locate(&st.engine, ext.addr) {
+                        Ok(v) => v,
+                        Err(e) => {
+                            err = Err(e);
+                            break;
+                        }
+                    };
+                    let op = if ext.append {
+                        BioOp::ZoneAppend
+                    } else {
+                        BioOp::Write
+                    };
+                    let at = ((done + ext.off) * BS) as usize;
+                    let r = submit_range(
+                        self,
+                        batch.as_ref(),
+                        k,
+                        m,
+                        op,
+                        sector,
+                        at,
+                        (ext.len * BS) as usize,
+                        io,
+                    );
+                    match r {
+                        Ok(()) => {
+                            if let Some(s) = submitted.get_mut(k) {
+                                *s = true;
+                            }
+                        }
+                        Err(e) => {
+                            err = Err(e);
+                            break;
+                        }
+                    }
+                }
+                plan
+            };
+            batch.as_mut().wait();
+            let mut addrs = [None; MAX_PLAN_EXTENTS];
+            let mut failed = [false; MAX_PLAN_EXTENTS];
+            {
+                let mut st = self.state.lock();
+                for (k, ext) in plan.extents().iter().enumerate() {
+                    if !submitted.get(k).copied().unwrap_or(false) {
+                        continue;
+                    }
+                    match batch.result(k) {
+                        Ok(s) => {
+                            if let Some(a) = addrs.get_mut(k) {
+                                *a = self.landed(&st.engine, ext, s);
+                            }
+                        }
+                        Err(e) => {
+                            err = Err(e);
+                            if let Some(f) = failed.get_mut(k) {
+                                *f = true;
+                            }
+                        }
+                    }
+                }
+                let r = st.engine.write_end(&plan, &addrs);
+                if err.is_ok() {
+                    err = r.map(|_| ()).map_err(core_err);
+                }
+            }
+            for (k, ext) in plan.extents().iter().enumerate() {
+                if failed.get(k).copied().unwrap_or(false) {
+                    self.write_failed(ext, err.err().unwrap_or(EIO));
+                }
+            }
+            err?;
+            done += plan.nblocks;
+        }
+        if fua {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// A write extent failed: log it with the zone's state on the device
+    /// (its write pointer, read back with a zone report, as zonefs does).
+    /// The engine has closed the zone for writing; the next commit finishes
+    /// it on the device, and the blocks written in it before stay valid.
+    fn write_failed(&self, ext: &PlanExtent, e: Error) {
+        self.io_error("write", ext.addr, ext.len, e);
+        let st = self.state.lock();
+        let Some(zg) = st.engine.geom().zone(ext.zone) else {
+            return;
+        };
+        let Some(base) = st.engine.geom().dev_base(zg.dev) else {
+            return;
+        };
+        drop(st);
+        let Some(m) = self.members.get(usize::from(zg.dev)) else {
+            return;
+        };
+        let start = (zg.start - base) * SPB;
+        let mut seen = None;
+        let r = zone::report_zones(&m.dev, start, 1, &mut |_i, z: &ZoneReport| {
+            seen = Some((z.wp.saturating_sub(z.start), z.cond));
+            Ok(())
+        });
+        match (r, seen) {
+            (Ok(_), Some((wp, cond))) => pr_err!(
+                "{}: zone {} of {} (sector {}): device write pointer +{} sectors, {:?}; closed for writing\n",
+                &*self.name,
+                ext.zone,
+                m.path.to_str().unwrap_or("?"),
+                start,
+                wp,
+                cond
+            ),
+            _ => pr_err!(
+                "{}: zone {} of {}: cannot read its state back; closed for writing\n",
+                &*self.name,
+                ext.zone,
+                m.path.to_str().unwrap_or("?")
+            ),
+        }
+    }
+
+    /// Commits: every write completed before is durable afterwards.
+    pub(crate) fn flush(&self) -> Result {
+        let _noio = NoIo::enter();
+        let mut st = self.state.lock();
+        self.commit(&mut st)
+    }
+
+    /// Unmaps `bytes` at byte `offset` of volume `vol` (discard, write zeroes).
+    pub(crate) fn discard(&self, vol: u32, offset: u64, bytes: u64) -> Result {
+        let _noio = NoIo::enter();
+        let mut st = self.state.lock();
+        match st.engine.discard(vol, offset / BS, bytes / BS) {
+            Err(CoreError::Busy) => {
+                self.commit(&mut st)?;
+                st.engine
+                    .discard(vol, offset / BS, bytes / BS)
+                    .map_err(core_err)
+            }
+            r => r.map_err(core_err),
+        }
+    }
+}

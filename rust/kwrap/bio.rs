@@ -1,0 +1,364 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Lower-device bios for the data path.
+//!
+//! A volume request's data goes to the members in bios that carry the
+//! request's own pages (no copy): allocated from the pool's private
+//! [`BioSet`] with `GFP_NOIO`, built with [`BioBuilder`], submitted, and
+//! completed in the lower driver's completion context (often hard IRQ) into a
+//! [`BioBatch`]: the completion callback only records the status and, for a
+//! zone append, the sector the device chose, then drops a count and wakes
+//! the waiter when it reaches zero. It takes no lock and never sleeps.
+//!
+//! The worker that submitted the bios waits for the batch (in process
+//! context) and then hands the outcome to the pool engine. Dropping a batch
+//! waits for every bio submitted on it, so the pages and the batch itself
+//! (pinned, normally on the worker's stack) outlive their bios.
+//!
+//! Shaped like the in-flight upstream `Bio` work: a bio is owned until
+//! submitted; after `submit` only the completion callback touches it.
+
+use super::{bdev::LowerDev, ffi, segment::Segment};
+use core::{
+    marker::PhantomData,
+    pin::Pin,
+    ptr::NonNull,
+    sync::atomic::{AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering},
+};
+use kernel::{
+    bindings,
+    error::to_result,
+    ffi::{c_int, c_uint},
+    prelude::*,
+    sync::Completion,
+    types::Opaque,
+};
+
+/// Most separately reported parts (slots) of one [`BioBatch`].
+pub(crate) const MAX_SLOTS: usize = 16;
+
+/// Bios a fresh [`BioSet`] keeps in reserve for allocation under memory
+/// pressure (the block layer's `BIO_POOL_SIZE`).
+const POOL_BIOS: c_uint = 2;
+
+/// A private `bio_set`: a mempool of bios (with inline vectors) that
+/// guarantees forward progress of the data path under memory pressure.
+///
+/// # Invariants
+///
+/// `inner` was initialised by `bioset_init` and is exited only in `Drop`;
+/// it is pinned (the mempools point into it).
+pub(crate) struct BioSet {
+    inner: Pin<KBox<Opaque<bindings::bio_set>>>,
+}
+
+// SAFETY: a bio_set is used through mempools, which do their own locking.
+unsafe impl Send for BioSet {}
+// SAFETY: as above.
+unsafe impl Sync for BioSet {}
+
+impl BioSet {
+    /// A bio set with vectors and a reserve of a few bios. Sleeps.
+    pub(crate) fn new() -> Result<Self> {
+        let inner = KBox::pin(Opaque::<bindings::bio_set>::zeroed(), GFP_KERNEL)?;
+        // SAFETY: `inner` is a zeroed, pinned `bio_set` nobody else uses.
+        to_result(unsafe {
+            bindings::bioset_init(
+                inner.get(),
+                POOL_BIOS,
+                0,
+                bindings::BIOSET_NEED_BVECS as c_int,
+            )
+        })?;
+        // INVARIANT: initialised just now; `bioset_init` cleans up after
+        // itself when it fails, so only a successful set reaches `Drop`.
+        Ok(Self { inner })
+    }
+
+    fn as_ptr(&self) -> *mut bindings::bio_set {
+        self.inner.get()
+    }
+}
+
+impl Drop for BioSet {
+    fn drop(&mut self) {
+        // SAFETY: initialised (type invariant); every bio allocated from it
+        // was freed: bios are put by `end_io` or `BioBuilder::drop`, and each
+        // user of the set waits for its bios (`BioBatch`) before the owner of
+        // the set can drop it.
+        unsafe { bindings::bioset_exit(self.as_ptr()) };
+    }
+}
+
+/// What a bio does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BioOp {
+    /// Read into the pages.
+    Read,
+    /// Write the pages at the given sector.
+    Write,
+    /// Zone append: write the pages into the zone starting at the given
+    /// sector, at a place the device chooses (reported on completion).
+    ZoneAppend,
+}
+
+impl BioOp {
+    fn to_raw(self) -> bindings::blk_opf_t {
+        (match self {
+            BioOp::Read => bindings::req_op_REQ_OP_READ,
+            BioOp::Write => bindings::req_op_REQ_OP_WRITE,
+            BioOp::ZoneAppend => bindings::req_op_REQ_OP_ZONE_APPEND,
+        }) as bindings::blk_opf_t
+    }
+}
+
+/// The outcome of one slot of a batch: its first error status and the
+/// sector its last bio completed at.
+struct Slot {
+    /// Back pointer, set before a bio of this slot is submitted.
+    batch: AtomicPtr<BatchCore>,
+    /// First non-zero `blk_status_t` of the slot's bios.
+    status: AtomicU8,
+    /// `bi_iter.bi_sector` at completion (for a zone append: where the data
+    /// landed).
+    sector: AtomicU64,
+}
+
+/// The part of a batch that completions touch.
+#[pin_data]
+struct BatchCore {
+    #[pin]
+    done: Completion,
+    /// Bios in flight, plus one while the owner may still submit.
+    pending: AtomicUsize,
+    slots: [Slot; MAX_SLOTS],
+}
+
+impl BatchCore {
+    /// Drops one count; the last one wakes the waiter. Any context.
+    fn put(&self) {
+        // AcqRel: the slot results written before a put are visible to the
+        // waiter, which synchronises with the last put through `done`.
+        if self.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // Last access to `self` by a completion: once the waiter sees
+            // `done` it may free the batch (`complete_all` has released the
+            // completion's lock by then).
+            self.done.complete_all();
+        }
+    }
+}
+
+/// Bios submitted together whose outcomes the owner waits for, reported per
+/// slot (e.g. one slot per extent of a write plan). `'a` is the borrow of
+/// the pages the bios carry.
+///
+/// # Invariants
+///
+/// Every bio submitted on the batch holds one count of `core.pending` and
+/// points to one of `core.slots`; the owner's count is dropped exactly once
+/// (`wait`). Dropping the batch waits until every bio completed, so the
+/// pages borrowed for `'a` and the batch outlive them.
+#[pin_data(PinnedDrop)]
+pub(crate) struct BioBatch<'a> {
+    #[pin]
+    core: BatchCore,
+    waited: bool,
+    _pages: PhantomData<&'a ()>,
+}
+
+/// The completion callback of every bio submitted on a [`BioBatch`].
+///
+/// # Safety
+///
+/// Called by the block layer with a bio built by [`BioBuilder`]:
+/// `bi_private` points to a slot of a live batch whose `batch` pointer is
+/// set, and the bio holds one count of that batch.
+unsafe extern "C" fn end_io(bio: *mut bindings::bio) {
+    // SAFETY: the bio is valid during its completion; `bi_private` is the
+    // slot pointer set by `BioBuilder::submit` (function safety section).
+    let (slot, status, sector) = unsafe {
+        (
+            &*(*bio).bi_private.cast::<Slot>(),
+            (*bio).bi_status,
+            (*bio).bi_iter.bi_sector,
+        )
+    };
+    if status != 0 {
+        let _ = slot
+            .status
+            .compare_exchange(0, status, Ordering::Relaxed, Ordering::Relaxed);
+    }
+    slot.sector.store(sector, Ordering::Relaxed);
+    // SAFETY: our reference from `bio_alloc_bioset`; the bio is not used
+    // afterwards.
+    unsafe { bindings::bio_put(bio) };
+    // SAFETY: set before submission; the batch waits for this count before
+    // it can go away (type invariant of `BioBatch`).
+    let core = unsafe { &*slot.batch.load(Ordering::Relaxed) };
+    core.put();
+}
+
+impl<'a> BioBatch<'a> {
+    /// An empty batch (pin it, e.g. with `stack_pin_init!`).
+    pub(crate) fn new() -> impl PinInit<Self> {
+        pin_init!(Self {
+            core <- pin_init!(BatchCore {
+                done <- Completion::new(),
+                pending: AtomicUsize::new(1),
+                slots: [const {
+                    Slot {
+                        batch: AtomicPtr::new(core::ptr::null_mut()),
+                        status: AtomicU8::new(0),
+                        sector: AtomicU64::new(0),
+                    }
+                }; MAX_SLOTS],
+            }),
+            waited: false,
+            _pages: PhantomData,
+        })
+    }
+
+    /// Allocates a bio for `dev` that reports into `slot`: `op` at `sector`
+    /// (for a zone append: the zone's first sector), room for `nr_vecs`
+    /// page parts (at most `BIO_MAX_VECS`). May sleep (`GFP_NOIO`: never
+    /// recurses into I/O, waits for the set's reserve instead of failing).
+    pub(crate) fn bio<'b>(
+        self: Pin<&'b Self>,
+        set: &'b BioSet,
+        dev: &'b LowerDev,
+        slot: usize,
+        op: BioOp,
+        sector: u64,
+        nr_vecs: usize,
+    ) -> Result<BioBuilder<'b, 'a>> {
+        if self.waited || slot >= MAX_SLOTS {
+            return Err(EINVAL);
+        }
+        let nr = nr_vecs.clamp(1, bindings::BIO_MAX_VECS as usize) as u16;
+        // SAFETY: no preconditions.
+        let gfp = unsafe { ffi::zvpool_gfp_noio() };
+        // SAFETY: `dev` is open, `set` initialised (type invariants); `nr`
+        // is within `BIO_MAX_VECS`.
+        let bio =
+            unsafe { bindings::bio_alloc_bioset(dev.bdev(), nr, op.to_raw(), gfp, set.as_ptr()) };
+        let bio = NonNull::new(bio).ok_or(ENOMEM)?;
+        // SAFETY: `bio` is new and ours.
+        unsafe { (*bio.as_ptr()).bi_iter.bi_sector = sector };
+        Ok(BioBuilder {
+            bio: Some(bio),
+            batch: self,
+            slot,
+            bytes: 0,
+            _set: PhantomData,
+        })
+    }
+
+    /// Waits until every bio submitted so far completed. Process context;
+    /// sleeps. After this no bio can be added.
+    pub(crate) fn wait(self: Pin<&mut Self>) {
+        // SAFETY: `waited` is not structurally pinned.
+        let this = unsafe { self.get_unchecked_mut() };
+        if !this.waited {
+            this.waited = true;
+            this.core.put();
+            this.core.done.wait_for_completion();
+        }
+    }
+
+    /// The outcome of `slot` (after [`Self::wait`]): `Ok(sector)` with the
+    /// sector its last bio completed at (a zone append's location), or the
+    /// first error (`EIO`, `ENOSPC`, ... from the block status).
+    pub(crate) fn result(&self, slot: usize) -> Result<u64> {
+        let s = self.core.slots.get(slot).ok_or(EINVAL)?;
+        if !self.waited {
+            return Err(EINVAL);
+        }
+        match s.status.load(Ordering::Acquire) {
+            0 => Ok(s.sector.load(Ordering::Acquire)),
+            // SAFETY: no preconditions.
+            st => Err(Error::from_errno(unsafe {
+                bindings::blk_status_to_errno(st)
+            })),
+        }
+    }
+}
+
+#[pinned_drop]
+impl PinnedDrop for BioBatch<'_> {
+    fn drop(self: Pin<&mut Self>) {
+        // Never leave a bio pointing to a batch that is gone.
+        self.wait();
+    }
+}
+
+/// A bio being built: owned until [`Self::submit`]; put if dropped unsubmitted.
+///
+/// # Invariants
+///
+/// `bio` (while `Some`) was allocated by `bio_alloc_bioset` for `batch` and
+/// is owned by `self`; every page added to it is borrowed for `'a`.
+pub(crate) struct BioBuilder<'b, 'a> {
+    bio: Option<NonNull<bindings::bio>>,
+    batch: Pin<&'b BioBatch<'a>>,
+    slot: usize,
+    bytes: usize,
+    _set: PhantomData<&'b BioSet>,
+}
+
+impl<'a> BioBuilder<'_, 'a> {
+    /// Adds `len` bytes at byte `at` of `seg`. Returns `false` (nothing
+    /// added) if the bio is full: submit it and continue in a new one.
+    pub(crate) fn add(&mut self, seg: &Segment<'a>, at: usize, len: usize) -> Result<bool> {
+        let bio = self.bio.ok_or(EINVAL)?;
+        let (page, off) = seg.part(at, len)?;
+        let len32 = u32::try_from(len).map_err(|_| EINVAL)?;
+        // SAFETY: `bio` is ours and not submitted (type invariant); `page`,
+        // `off` and `len` describe bytes of a page that stays valid for
+        // `'a` (`Segment` invariant), which the batch outlives.
+        let added = unsafe { bindings::bio_add_page(bio.as_ptr(), page, len32, off) };
+        if added as usize == len {
+            self.bytes += len;
+            Ok(true)
+        } else {
+            Ok(false)
+        }
+    }
+
+    /// Bytes added so far.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Submits the bio; its outcome goes to the batch's slot. May sleep
+    /// (the lower queue may be full).
+    pub(crate) fn submit(mut self) -> Result {
+        let bio = self.bio.take().ok_or(EINVAL)?;
+        if self.bytes == 0 {
+            // SAFETY: ours, never submitted.
+            unsafe { bindings::bio_put(bio.as_ptr()) };
+            return Err(EINVAL);
+        }
+        let core = &self.batch.get_ref().core;
+        let slot = core.slots.get(self.slot).ok_or(EINVAL)?;
+        slot.batch
+            .store(core::ptr::from_ref(core).cast_mut(), Ordering::Relaxed);
+        core.pending.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the bio is ours; `end_io` gets a slot of a batch that waits
+        // for the count just taken before it goes away (`BioBatch`
+        // invariant); after `submit_bio` only `end_io` touches the bio.
+        unsafe {
+            (*bio.as_ptr()).bi_private = core::ptr::from_ref(slot).cast_mut().cast();
+            (*bio.as_ptr()).bi_end_io = Some(end_io);
+            bindings::submit_bio(bio.as_ptr());
+        }
+        Ok(())
+    }
+}
+
+impl Drop for BioBuilder<'_, '_> {
+    fn drop(&mut self) {
+        if let Some(bio) = self.bio.take() {
+            // SAFETY: ours and never submitted (type invariant).
+            unsafe { bindings::bio_put(bio.as_ptr()) };
+        }
+    }
+}
