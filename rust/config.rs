@@ -136,6 +136,7 @@ impl PoolInner {
             }
         }
         if let Some(p) = self.active.take() {
+            p.stop_gc();
             let r = {
                 let mut st = p.state.lock();
                 p.commit(&mut st)

@@ -24,26 +24,45 @@
 //! - DISCARD / WRITE ZEROES: unmap in the engine.
 
 use crate::kwrap::{
-    bio::{BioBatch, BioOp, MAX_SLOTS},
+    bio::{BioBatch, BioOp, Slot},
     noio::NoIo,
     segment::Segment,
     zone::{self, ZoneReport},
 };
-use crate::pool::{core_err, ActivePool, Member, SPB, USER_STREAM};
+use crate::pool::{core_err, ActivePool, Engine, EngineState, Member, SPB, USER_STREAM};
 use crate::zvcore::{
     error::Error as CoreError,
     format::BLOCK_SIZE,
     pool::{PlanExtent, ReadRun, WritePlan, MAX_PLAN_EXTENTS},
 };
 use core::sync::atomic::Ordering;
-use kernel::prelude::*;
+use kernel::{prelude::*, sync::Arc};
 use pin_init::stack_pin_init;
+
+/// Read runs planned (and bios waited for) at a time.
+const MAX_SLOTS: usize = 16;
 
 /// Bytes per block.
 const BS: u64 = BLOCK_SIZE as u64;
 
 /// Most sectors of one volume request: the block layer splits larger ones.
 const MAX_REQUEST_SECTORS: u32 = 1024;
+
+/// The pool address where a write into `zone` landed: its planned address
+/// `addr`, or for a zone append the sector its bio completed at.
+pub(crate) fn landed_addr(
+    e: &Engine,
+    zone: u32,
+    append: bool,
+    addr: u64,
+    done_sector: u64,
+) -> Option<u64> {
+    if !append {
+        return Some(addr);
+    }
+    let dev = e.geom().zone(zone)?.dev;
+    e.geom().dev_addr(dev, done_sector / SPB)
+}
 
 /// A volume request's data, as the byte range `0..len`: the parts of its
 /// single-page segments, borrowed for `'r` (until the request ends).
@@ -72,9 +91,9 @@ impl Drop for ReadGuard<'_> {
 /// regular writes continue in a new bio when one is full; a zone append must
 /// fit one bio (the disk's limits make sure it does).
 #[allow(clippy::too_many_arguments)]
-fn submit_range<'r>(
+fn submit_range<'a, 'r: 'a>(
     pool: &ActivePool,
-    batch: core::pin::Pin<&BioBatch<'r>>,
+    batch: core::pin::Pin<&BioBatch<'a>>,
     slot: usize,
     m: &Member,
     op: BioOp,
@@ -168,7 +187,8 @@ impl ActivePool {
             if cnt == 0 {
                 return Err(EIO);
             }
-            stack_pin_init!(let batch = BioBatch::new());
+            let slots = [const { Slot::new() }; MAX_SLOTS];
+            stack_pin_init!(let batch = BioBatch::new(&slots));
             let mut submitted = [false; MAX_SLOTS];
             let mut err = Ok(());
             {
@@ -221,7 +241,7 @@ impl ActivePool {
     }
 
     /// Logs a failed lower I/O (one line, with the member and address).
-    fn io_error(&self, what: &str, addr: u64, blocks: u64, e: Error) {
+    pub(crate) fn io_error(&self, what: &str, addr: u64, blocks: u64, e: Error) {
         let st = self.state.lock();
         let (path, sector) = match self.locate(&st.engine, addr) {
             Ok((m, s)) => (m.path.to_str().unwrap_or("?"), s),
@@ -238,24 +258,33 @@ impl ActivePool {
         );
     }
 
-    /// Plans the next part of a write, committing first when the journal
-    /// record queue is full.
+    /// Plans the next part of a write: commits first when the journal record
+    /// queue is full, waits for GC when the pool has no free space.
     fn plan_write(
-        &self,
-        st: &mut crate::pool::EngineState,
+        self: &Arc<Self>,
+        st: &mut kernel::sync::MutexGuard<'_, EngineState>,
         vol: u32,
         lba: u64,
         n: u64,
     ) -> Result<WritePlan> {
-        match st.engine.write_begin(vol, lba, n, USER_STREAM) {
-            Ok(p) => Ok(p),
-            Err(CoreError::Busy) => {
-                self.commit(st)?;
-                st.engine
-                    .write_begin(vol, lba, n, USER_STREAM)
-                    .map_err(|e| self.write_plan_error(vol, n, e))
+        let mut tries = 0u32;
+        loop {
+            match st.engine.write_begin(vol, lba, n, USER_STREAM) {
+                Ok(p) => return Ok(p),
+                Err(CoreError::Busy) => {
+                    self.commit(st)?;
+                    match st.engine.write_begin(vol, lba, n, USER_STREAM) {
+                        Err(CoreError::NoSpace) => {}
+                        r => return r.map_err(|e| self.write_plan_error(vol, n, e)),
+                    }
+                }
+                Err(CoreError::NoSpace) => {}
+                Err(e) => return Err(self.write_plan_error(vol, n, e)),
             }
-            Err(e) => Err(self.write_plan_error(vol, n, e)),
+            // No space: GC may free some.
+            if !self.wait_for_space(st, &mut tries) {
+                return Err(self.write_plan_error(vol, n, CoreError::NoSpace));
+            }
         }
     }
 
@@ -272,21 +301,10 @@ impl ActivePool {
         core_err(e)
     }
 
-    /// The pool address where extent `ext` landed, from the sector its bio
-    /// completed at (a zone append's location) or its planned address.
-    fn landed(&self, e: &crate::pool::Engine, ext: &PlanExtent, done_sector: u64) -> Option<u64> {
-        if !ext.append {
-            return Some(ext.addr);
-        }
-        // The bio's sector at completion is where the append landed.
-        let dev = e.geom().zone(ext.zone)?.dev;
-        e.geom().dev_addr(dev, done_sector / SPB)
-    }
-
     /// Writes `bytes` from `io` at byte `offset` of volume `vol`
     /// (log-structured: new locations, block table updated on completion).
     pub(crate) fn write<'r>(
-        &self,
+        self: &Arc<Self>,
         vol: u32,
         offset: u64,
         bytes: u64,
@@ -295,9 +313,11 @@ impl ActivePool {
     ) -> Result {
         let _noio = NoIo::enter();
         let (lba, n) = (offset / BS, bytes / BS);
+        self.throttle();
         let mut done = 0u64;
         while done < n {
-            stack_pin_init!(let batch = BioBatch::new());
+            let slots = [const { Slot::new() }; MAX_PLAN_EXTENTS];
+            stack_pin_init!(let batch = BioBatch::new(&slots));
             let mut submitted = [false; MAX_PLAN_EXTENTS];
             let mut err = Ok(());
             let plan = {
@@ -356,7 +376,7 @@ impl ActivePool {
                     match batch.result(k) {
                         Ok(s) => {
                             if let Some(a) = addrs.get_mut(k) {
-                                *a = self.landed(&st.engine, ext, s);
+                                *a = landed_addr(&st.engine, ext.zone, ext.append, ext.addr, s);
                             }
                         }
                         Err(e) => {

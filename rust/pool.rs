@@ -7,6 +7,7 @@
 //! text. Metadata I/O is synchronous and runs in process context (configfs
 //! writes, the flush worker), never in completion context.
 
+use crate::gc::Gc;
 use crate::kwrap::{
     bdev::IoLimits,
     bdev::LowerDev,
@@ -23,11 +24,12 @@ use crate::zvcore::{
     geom::{DevKind, DeviceGeometry, PoolGeometry, Stream},
     pool::{MetaOp, Pool, PoolConfig, PoolStorage, VolEntry},
 };
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use kernel::{
     prelude::*,
     str::CString,
-    sync::{Arc, Mutex},
+    sync::{Arc, CondVar, Mutex},
+    workqueue::Work,
 };
 
 /// The engine with the kernel's storage types.
@@ -353,6 +355,16 @@ pub(crate) struct ActivePool {
     pub(crate) reads: AtomicUsize,
     /// I/O-shape limits of the members, stacked.
     pub(crate) limits: IoLimits,
+    /// Background GC (`gc.rs`).
+    #[pin]
+    pub(crate) gc: Gc,
+    #[pin]
+    pub(crate) gc_work: Work<ActivePool>,
+    /// Signalled after each GC batch (writes waiting for space).
+    #[pin]
+    pub(crate) gc_cv: CondVar,
+    /// Writes waiting for GC to free space.
+    pub(crate) space_waiters: AtomicU32,
     /// Names of the volumes bound to a configfs directory.
     #[pin]
     binds: Mutex<KVec<CString>>,
@@ -471,13 +483,25 @@ fn open_members(
 /// its configuration and a two-block scratch buffer.
 type EngineParts = (KVec<DeviceGeometry>, Storage, PoolConfig, KVec<u8>);
 
-fn engine_parts(geoms: &[DeviceGeometry]) -> Result<EngineParts> {
+/// The I/O-shape limits of all members, stacked.
+fn stacked_limits(members: &[Member]) -> IoLimits {
+    let mut limits = IoLimits::default();
+    for m in members {
+        limits.stack(&m.dev.io_limits());
+    }
+    limits
+}
+
+fn engine_parts(geoms: &[DeviceGeometry], members: &[Member]) -> Result<EngineParts> {
     let mut engine_geoms = KVec::with_capacity(geoms.len(), GFP_KERNEL)?;
     engine_geoms.extend_from_slice(geoms, GFP_KERNEL)?;
     // Zone append where a member has it (the block layer emulates it for
     // zoned devices without native support): several writes can then be in
     // flight in one zone, and the device reports where each one landed.
-    let cfg = PoolConfig::default_for(u16::try_from(geoms.len()).map_err(|_| EINVAL)?);
+    let cfg = PoolConfig {
+        gc_item_max: ActivePool::gc_item_blocks(&stacked_limits(members)),
+        ..PoolConfig::default_for(u16::try_from(geoms.len()).map_err(|_| EINVAL)?)
+    };
     let scratch = KVec::from_elem(0u8, 2 * BLOCK_SIZE, GFP_KERNEL)?;
     Ok((engine_geoms, storage(geoms)?, cfg, scratch))
 }
@@ -501,7 +525,7 @@ impl ActivePool {
         for u in dev_uuids.iter_mut() {
             random::fill(u);
         }
-        let (engine_geoms, st, cfg, mut scratch) = engine_parts(&geoms)?;
+        let (engine_geoms, st, cfg, mut scratch) = engine_parts(&geoms, &members)?;
         let engine = {
             let mut sink = MetaSink::new(name, &members, &geoms)?;
             let r = Engine::format(
@@ -530,10 +554,8 @@ impl ActivePool {
         engine: KBox<Engine>,
         scratch: KVec<u8>,
     ) -> Result<Arc<Self>> {
-        let mut limits = IoLimits::default();
-        for m in members.iter() {
-            limits.stack(&m.dev.io_limits());
-        }
+        let limits = stacked_limits(&members);
+        let gc = Gc::new(name)?;
         Arc::pin_init(
             try_pin_init!(Self {
                 name: CString::try_from_fmt(fmt!("{}", name))?,
@@ -544,6 +566,10 @@ impl ActivePool {
                 bios: BioSet::new()?,
                 reads: AtomicUsize::new(0),
                 limits,
+                gc <- gc,
+                gc_work <- kernel::new_work!("zvpool::gc"),
+                gc_cv <- kernel::new_condvar!("zvpool::gc_cv"),
+                space_waiters: AtomicU32::new(0),
                 binds <- kernel::new_mutex!(KVec::new()),
             }),
             GFP_KERNEL,
@@ -561,6 +587,7 @@ impl ActivePool {
         holder: *const kernel::ffi::c_void,
     ) -> Result<Arc<Self>> {
         let (opened, geoms) = open_members(name, paths, holder, false)?;
+        let parts = engine_parts(&geoms, &opened)?;
         let mut opened = {
             let mut v = KVec::with_capacity(opened.len(), GFP_KERNEL)?;
             for m in opened {
@@ -568,7 +595,7 @@ impl ActivePool {
             }
             v
         };
-        let (engine_geoms, st, cfg, mut scratch) = engine_parts(&geoms)?;
+        let (engine_geoms, st, cfg, mut scratch) = parts;
         let mut finish = KVec::<u32>::new();
         let mut finish_err = false;
         // Out of line: the recovery's temporaries get their own frame.
@@ -733,8 +760,12 @@ impl ActivePool {
             .unwrap_or(1000);
         writeln!(w, "write_amplification {}.{:03}", wa / 1000, wa % 1000)?;
         writeln!(w, "zones_reset {}", s.zones_reset)?;
-        writeln!(w, "gc_runs 0")?;
-        writeln!(w, "throttled_ms 0")?;
+        writeln!(w, "gc_runs {}", self.gc.runs.load(Ordering::Relaxed))?;
+        writeln!(
+            w,
+            "throttled_ms {}",
+            self.gc.throttled_us.load(Ordering::Relaxed) / 1000
+        )?;
         writeln!(w, "journal_blocks {}", s.journal_blocks)?;
         writeln!(w, "checkpoints {}", s.checkpoints)?;
         writeln!(w, "table_nodes {}", e.nodes().live())

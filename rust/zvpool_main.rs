@@ -11,6 +11,7 @@
 
 mod config;
 mod datapath;
+mod gc;
 mod kwrap;
 mod nodes;
 mod pool;

@@ -17,7 +17,7 @@
 //! Shaped like the in-flight upstream `Bio` work: a bio is owned until
 //! submitted; after `submit` only the completion callback touches it.
 
-use super::{bdev::LowerDev, ffi, segment::Segment};
+use super::{bdev::LowerDev, ffi, metaio::Lent, segment::Segment};
 use core::{
     marker::PhantomData,
     pin::Pin,
@@ -32,9 +32,6 @@ use kernel::{
     sync::Completion,
     types::Opaque,
 };
-
-/// Most separately reported parts (slots) of one [`BioBatch`].
-pub(crate) const MAX_SLOTS: usize = 16;
 
 /// Bios a fresh [`BioSet`] keeps in reserve for allocation under memory
 /// pressure (the block layer's `BIO_POOL_SIZE`).
@@ -111,9 +108,9 @@ impl BioOp {
     }
 }
 
-/// The outcome of one slot of a batch: its first error status and the
-/// sector its last bio completed at.
-struct Slot {
+/// The outcome of one part of a [`BioBatch`] (the caller provides the
+/// slots): its first error status and the sector its last bio completed at.
+pub(crate) struct Slot {
     /// Back pointer, set before a bio of this slot is submitted.
     batch: AtomicPtr<BatchCore>,
     /// First non-zero `blk_status_t` of the slot's bios.
@@ -123,6 +120,23 @@ struct Slot {
     sector: AtomicU64,
 }
 
+impl Slot {
+    /// A fresh slot.
+    pub(crate) const fn new() -> Self {
+        Slot {
+            batch: AtomicPtr::new(core::ptr::null_mut()),
+            status: AtomicU8::new(0),
+            sector: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Default for Slot {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// The part of a batch that completions touch.
 #[pin_data]
 struct BatchCore {
@@ -130,7 +144,6 @@ struct BatchCore {
     done: Completion,
     /// Bios in flight, plus one while the owner may still submit.
     pending: AtomicUsize,
-    slots: [Slot; MAX_SLOTS],
 }
 
 impl BatchCore {
@@ -149,20 +162,21 @@ impl BatchCore {
 
 /// Bios submitted together whose outcomes the owner waits for, reported per
 /// slot (e.g. one slot per extent of a write plan). `'a` is the borrow of
-/// the pages the bios carry.
+/// the pages the bios carry and of the slots.
 ///
 /// # Invariants
 ///
 /// Every bio submitted on the batch holds one count of `core.pending` and
-/// points to one of `core.slots`; the owner's count is dropped exactly once
-/// (`wait`). Dropping the batch waits until every bio completed, so the
-/// pages borrowed for `'a` and the batch outlive them.
+/// points to one of `slots` (whose `batch` points to `core`); the owner's
+/// count is dropped exactly once (`wait`). Dropping the batch waits until
+/// every bio completed, so the pages and slots borrowed for `'a` and the
+/// batch itself outlive them.
 #[pin_data(PinnedDrop)]
 pub(crate) struct BioBatch<'a> {
     #[pin]
     core: BatchCore,
+    slots: &'a [Slot],
     waited: bool,
-    _pages: PhantomData<&'a ()>,
 }
 
 /// The completion callback of every bio submitted on a [`BioBatch`].
@@ -198,22 +212,20 @@ unsafe extern "C" fn end_io(bio: *mut bindings::bio) {
 }
 
 impl<'a> BioBatch<'a> {
-    /// An empty batch (pin it, e.g. with `stack_pin_init!`).
-    pub(crate) fn new() -> impl PinInit<Self> {
+    /// An empty batch reporting into `slots` (pin it, e.g. with
+    /// `stack_pin_init!`). The slots are reset.
+    pub(crate) fn new(slots: &'a [Slot]) -> impl PinInit<Self> {
+        for s in slots {
+            s.status.store(0, Ordering::Relaxed);
+            s.sector.store(0, Ordering::Relaxed);
+        }
         pin_init!(Self {
             core <- pin_init!(BatchCore {
                 done <- Completion::new(),
                 pending: AtomicUsize::new(1),
-                slots: [const {
-                    Slot {
-                        batch: AtomicPtr::new(core::ptr::null_mut()),
-                        status: AtomicU8::new(0),
-                        sector: AtomicU64::new(0),
-                    }
-                }; MAX_SLOTS],
             }),
+            slots,
             waited: false,
-            _pages: PhantomData,
         })
     }
 
@@ -230,7 +242,7 @@ impl<'a> BioBatch<'a> {
         sector: u64,
         nr_vecs: usize,
     ) -> Result<BioBuilder<'b, 'a>> {
-        if self.waited || slot >= MAX_SLOTS {
+        if self.waited || slot >= self.slots.len() {
             return Err(EINVAL);
         }
         let nr = nr_vecs.clamp(1, bindings::BIO_MAX_VECS as usize) as u16;
@@ -268,7 +280,7 @@ impl<'a> BioBatch<'a> {
     /// sector its last bio completed at (a zone append's location), or the
     /// first error (`EIO`, `ENOSPC`, ... from the block status).
     pub(crate) fn result(&self, slot: usize) -> Result<u64> {
-        let s = self.core.slots.get(slot).ok_or(EINVAL)?;
+        let s = self.slots.get(slot).ok_or(EINVAL)?;
         if !self.waited {
             return Err(EINVAL);
         }
@@ -323,6 +335,25 @@ impl<'a> BioBuilder<'_, 'a> {
         }
     }
 
+    /// Adds `len` bytes at byte `at` of the lent bounce buffer `buf` (which
+    /// is kmalloc'ed, hence directly mapped). Returns `false` if they do not
+    /// all fit (do not submit the bio then: use one with more vectors).
+    pub(crate) fn add_bounce(&mut self, buf: Lent<'a>, at: usize, len: usize) -> Result<bool> {
+        let bio = self.bio.ok_or(EINVAL)?;
+        let part = buf.region(at, len)?;
+        let len32 = u32::try_from(len).map_err(|_| EINVAL)?;
+        // SAFETY: `bio` is ours and not submitted; `part` is `len` bytes of a
+        // kmalloc'ed buffer exclusively lent for `'a` (`Lent` invariant),
+        // which the batch outlives.
+        let added = unsafe { ffi::zvpool_bio_add_kbuf(bio.as_ptr(), part.cast(), len32) };
+        if added == len32 {
+            self.bytes += len;
+            Ok(true)
+        } else {
+            Ok(false)
+        }
+    }
+
     /// Bytes added so far.
     pub(crate) fn bytes(&self) -> usize {
         self.bytes
@@ -337,8 +368,9 @@ impl<'a> BioBuilder<'_, 'a> {
             unsafe { bindings::bio_put(bio.as_ptr()) };
             return Err(EINVAL);
         }
-        let core = &self.batch.get_ref().core;
-        let slot = core.slots.get(self.slot).ok_or(EINVAL)?;
+        let batch = self.batch.get_ref();
+        let core = &batch.core;
+        let slot = batch.slots.get(self.slot).ok_or(EINVAL)?;
         slot.batch
             .store(core::ptr::from_ref(core).cast_mut(), Ordering::Relaxed);
         core.pending.fetch_add(1, Ordering::Relaxed);

@@ -223,4 +223,28 @@ unsafe extern "C" {
     ///
     /// No preconditions.
     pub(crate) fn zvpool_gfp_noio() -> bindings::gfp_t;
+
+    /// Adds `len` bytes of the directly mapped buffer `buf` to `bio`; returns
+    /// the bytes added (fewer if the bio is full).
+    ///
+    /// # Safety
+    ///
+    /// `bio` is an unsubmitted bio owned by the caller; `buf` is a kmalloc'ed
+    /// (directly mapped) buffer valid for `len` bytes for as long as the bio
+    /// is in flight.
+    pub(crate) fn zvpool_bio_add_kbuf(
+        bio: *mut bindings::bio,
+        buf: *mut c_void,
+        len: c_uint,
+    ) -> c_uint;
+
+    /// `alloc_workqueue(name, WQ_UNBOUND | WQ_MEM_RECLAIM, 1)`; NULL on failure.
+    ///
+    /// # Safety
+    ///
+    /// `name` is NUL-terminated; process context; the result is freed with
+    /// `destroy_workqueue`.
+    pub(crate) fn zvpool_alloc_reclaim_workqueue(
+        name: *const c_char,
+    ) -> *mut bindings::workqueue_struct;
 }

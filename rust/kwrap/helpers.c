@@ -286,3 +286,39 @@ gfp_t zvpool_gfp_noio(void)
 {
 	return GFP_NOIO;
 }
+
+/*
+ * Adds len bytes of the directly mapped (kmalloc'ed) buffer buf to bio,
+ * page by page; returns the bytes added (less than len if the bio is full).
+ */
+unsigned int zvpool_bio_add_kbuf(struct bio *bio, void *buf, unsigned int len);
+
+unsigned int zvpool_bio_add_kbuf(struct bio *bio, void *buf, unsigned int len)
+{
+	unsigned int done = 0;
+
+	while (done < len) {
+		void *p = buf + done;
+		unsigned int off = offset_in_page(p);
+		unsigned int n = min_t(unsigned int, len - done, PAGE_SIZE - off);
+
+		if (bio_add_page(bio, virt_to_page(p), n, off) != n)
+			break;
+		done += n;
+	}
+	return done;
+}
+
+/* ---- background work (rust/kwrap/workq.rs) ---- */
+
+struct workqueue_struct *zvpool_alloc_reclaim_workqueue(const char *name);
+
+/*
+ * A workqueue for work on the writeback path (GC): unbound, WQ_MEM_RECLAIM
+ * (its rescuer guarantees progress under memory pressure), one item at a
+ * time.
+ */
+struct workqueue_struct *zvpool_alloc_reclaim_workqueue(const char *name)
+{
+	return alloc_workqueue("%s", WQ_UNBOUND | WQ_MEM_RECLAIM, 1, name);
+}

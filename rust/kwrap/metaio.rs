@@ -3,6 +3,7 @@
 //! checkpoints): simple, and only used outside the data path.
 
 use super::bdev::LowerDev;
+use core::marker::PhantomData;
 use kernel::{bindings, error::to_result, prelude::*};
 
 /// Size of a metadata block.
@@ -47,49 +48,45 @@ pub(crate) fn write_block(dev: &LowerDev, sector: u64, buf: &mut MetaBuf) -> Res
     rw(dev, sector, buf, bindings::req_op_REQ_OP_WRITE)
 }
 
-/// A kmalloc'ed bounce buffer for synchronous data I/O on a lower device.
-#[allow(dead_code, reason = "GC relocation copies through it")]
+/// A [`Bounce`] buffer lent to lower bios for `'a` (exclusively borrowed).
+///
+/// # Invariants
+///
+/// `ptr` is the start of a kmalloc'ed (directly mapped) buffer of `len`
+/// bytes, exclusively borrowed for `'a`.
+#[derive(Clone, Copy)]
+pub(crate) struct Lent<'a> {
+    ptr: *mut u8,
+    len: usize,
+    _p: PhantomData<&'a mut [u8]>,
+}
+
+impl Lent<'_> {
+    /// Pointer to `n` bytes at `at` of the buffer.
+    pub(super) fn region(&self, at: usize, n: usize) -> Result<*mut u8> {
+        match at.checked_add(n) {
+            Some(end) if end <= self.len => Ok(self.ptr.wrapping_add(at)),
+            _ => Err(EINVAL),
+        }
+    }
+}
+
+/// A kmalloc'ed bounce buffer for data I/O on a lower device (GC copies).
 pub(crate) struct Bounce(KVec<u8>);
 
-#[allow(dead_code, reason = "GC relocation copies through it")]
 impl Bounce {
     /// A zeroed buffer of `len` bytes (a multiple of 4096).
     pub(crate) fn new(len: usize) -> Result<Self> {
         Ok(Self(KVec::from_elem(0u8, len, GFP_KERNEL)?))
     }
 
-    /// Capacity in bytes.
-    pub(crate) fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    /// The first `n` bytes.
-    pub(crate) fn get(&self, n: usize) -> Result<&[u8]> {
-        self.0.get(..n).ok_or(EINVAL)
-    }
-
-    /// The first `n` bytes, writable.
-    pub(crate) fn get_mut(&mut self, n: usize) -> Result<&mut [u8]> {
-        self.0.get_mut(..n).ok_or(EINVAL)
-    }
-
-    fn rw(&mut self, dev: &LowerDev, sector: u64, n: usize, op: bindings::req_op) -> Result {
-        if n == 0 || n > self.0.len() || n % META_BLOCK != 0 {
-            return Err(EINVAL);
+    /// Lends the whole buffer to lower bios (`bio.rs`) for `'a`: nothing
+    /// else touches it meanwhile.
+    pub(crate) fn lend(&mut self) -> Lent<'_> {
+        Lent {
+            ptr: self.0.as_mut_ptr(),
+            len: self.0.len(),
+            _p: PhantomData,
         }
-        let data = self.0.as_mut_ptr();
-        // SAFETY: `dev.bdev()` is open; `data` is a kmalloc'ed buffer of at
-        // least `n` bytes, exclusively borrowed for the synchronous call.
-        to_result(unsafe { bindings::bdev_rw_virt(dev.bdev(), sector, data.cast(), n, op) })
-    }
-
-    /// Reads `n` bytes at `sector` into the start of the buffer. Process context.
-    pub(crate) fn read(&mut self, dev: &LowerDev, sector: u64, n: usize) -> Result {
-        self.rw(dev, sector, n, bindings::req_op_REQ_OP_READ)
-    }
-
-    /// Writes the first `n` bytes at `sector`. Process context.
-    pub(crate) fn write(&mut self, dev: &LowerDev, sector: u64, n: usize) -> Result {
-        self.rw(dev, sector, n, bindings::req_op_REQ_OP_WRITE)
     }
 }

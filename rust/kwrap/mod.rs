@@ -14,4 +14,5 @@ pub(crate) mod request;
 pub(crate) mod segment;
 pub(crate) mod tagset;
 pub(crate) mod uts;
+pub(crate) mod workq;
 pub(crate) mod zone;

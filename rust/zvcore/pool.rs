@@ -219,6 +219,9 @@ pub struct PoolConfig {
     pub policy: Policy,
     /// Allocator configuration.
     pub alloc: AllocConfig,
+    /// Longest GC relocation item in blocks (1..=[`MAX_GC_ITEM`]), e.g. what
+    /// every member takes in one zone append.
+    pub gc_item_max: u64,
 }
 
 impl PoolConfig {
@@ -228,6 +231,7 @@ impl PoolConfig {
             use_append: true,
             policy: Policy::CostBenefit,
             alloc: AllocConfig::default_for(nr_devices),
+            gc_item_max: MAX_GC_ITEM,
         }
     }
 }
@@ -1602,6 +1606,12 @@ where
     /// [`Self::maintenance`] once committed). Read each `src` and write it at
     /// `dst`, then call [`Self::gc_end`].
     pub fn gc_begin(&mut self, out: &mut [RelocItem]) -> Result<usize> {
+        self.gc_begin_limited(out, u64::MAX)
+    }
+
+    /// [`Self::gc_begin`] planning at most `max_blocks` blocks in total (the
+    /// caller's copy buffer).
+    pub fn gc_begin_limited(&mut self, out: &mut [RelocItem], max_blocks: u64) -> Result<usize> {
         self.live()?;
         if self.gc_busy {
             return Err(Error::Busy);
@@ -1635,6 +1645,7 @@ where
             .ok_or(Error::Corrupt("zone"))?;
         let end = start.saturating_add(zi.wp());
         let mut n = 0usize;
+        let mut planned = 0u64;
         let mut err = Ok(());
         'outer: for vi in 0..self.vols.len() {
             let Some(t) = self.vols.get(vi).and_then(|v| v.table) else {
@@ -1653,7 +1664,13 @@ where
                     if n >= out.len() {
                         break 'outer;
                     }
-                    let want = hi.saturating_sub(a).min(MAX_GC_ITEM);
+                    let want = hi
+                        .saturating_sub(a)
+                        .min(self.cfg.gc_item_max.clamp(1, MAX_GC_ITEM))
+                        .min(max_blocks.saturating_sub(planned));
+                    if want == 0 {
+                        break 'outer;
+                    }
                     let need = (want as usize).div_ceil(2) + 1;
                     if self.free_slots() < need {
                         err = Err(Error::Busy);
@@ -1679,6 +1696,7 @@ where
                         };
                     }
                     self.reserved += (len as usize).div_ceil(2) + 1;
+                    planned = planned.saturating_add(len);
                     n = n.saturating_add(1);
                     a = a.saturating_add(len);
                 }
