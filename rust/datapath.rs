@@ -244,7 +244,15 @@ impl ActivePool {
     pub(crate) fn io_error(&self, what: &str, addr: u64, blocks: u64, e: Error) {
         let st = self.state.lock();
         let (path, sector) = match self.locate(&st.engine, addr) {
-            Ok((m, s)) => (m.path.to_str().unwrap_or("?"), s),
+            Ok((m, s)) => {
+                let c = if what.ends_with("read") {
+                    &m.read_errors
+                } else {
+                    &m.write_errors
+                };
+                c.fetch_add(1, Ordering::Relaxed);
+                (m.path.to_str().unwrap_or("?"), s)
+            }
             Err(_) => ("?", 0),
         };
         pr_err!(

@@ -24,7 +24,7 @@ use crate::zvcore::{
     geom::{DevKind, DeviceGeometry, PoolGeometry, Stream},
     pool::{MetaOp, Pool, PoolConfig, PoolStorage, VolEntry},
 };
-use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use kernel::{
     prelude::*,
     str::CString,
@@ -74,6 +74,9 @@ pub(crate) struct Member {
     pub(crate) path: CString,
     pub(crate) dev: LowerDev,
     pub(crate) geom: DeviceGeometry,
+    /// Failed data reads and writes (user I/O and GC) since assembly.
+    pub(crate) read_errors: AtomicU64,
+    pub(crate) write_errors: AtomicU64,
 }
 
 /// Reads a lower device's geometry into the core's terms. Refuses devices
@@ -474,7 +477,16 @@ fn open_members(
         }
         geoms.push(geom, GFP_KERNEL)?;
         let path = CString::try_from_fmt(fmt!("{}", &**p))?;
-        members.push(Member { path, dev, geom }, GFP_KERNEL)?;
+        members.push(
+            Member {
+                path,
+                dev,
+                geom,
+                read_errors: AtomicU64::new(0),
+                write_errors: AtomicU64::new(0),
+            },
+            GFP_KERNEL,
+        )?;
     }
     Ok((members, geoms))
 }
@@ -777,6 +789,8 @@ impl ActivePool {
         let a = st.engine.alloc();
         for (i, m) in self.members.iter().enumerate() {
             let g = &m.geom;
+            let re = m.read_errors.load(Ordering::Relaxed);
+            let we = m.write_errors.load(Ordering::Relaxed);
             let kind = match g.kind {
                 DevKind::Zns => "zns",
                 DevKind::Smr => "smr",
@@ -784,7 +798,7 @@ impl ActivePool {
             };
             writeln!(
                 w,
-                "{} {} {} zones={} zone_bytes={} cap_bytes={} max_open={} max_active={} free_zones={} read_errors=0 write_errors=0 state=ok",
+                "{} {} {} zones={} zone_bytes={} cap_bytes={} max_open={} max_active={} free_zones={} read_errors={} write_errors={} state={}",
                 i,
                 m.path.to_str().unwrap_or("?"),
                 kind,
@@ -793,7 +807,10 @@ impl ActivePool {
                 g.zone_cap_blocks * BLOCK_SIZE as u64,
                 g.max_open,
                 g.max_active,
-                a.dev_free_zones(i as u16)
+                a.dev_free_zones(i as u16),
+                re,
+                we,
+                if re + we == 0 { "ok" } else { "errors" }
             )?;
         }
         Ok(())

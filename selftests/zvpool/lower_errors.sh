@@ -1,0 +1,82 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+# Lower-device errors: write and read errors injected below zvpool with
+# null_blk's bad blocks (on every data zone of a memory-backed zoned
+# null_blk; the metadata zones stay good). Affected requests must fail with
+# EIO, the failure is logged with the zone's state read back from the device,
+# the member's error counters count it, and the volume keeps serving other
+# I/O: once the bad blocks are gone, writes succeed and data written before
+# reads back intact.
+DIR=$(dirname "$0")
+. "$DIR/ktap_helpers.sh"
+
+KO=${ZVPOOL_KO:-/lib/modules/zvpool/zvpool.ko}
+NB=/sys/kernel/config/nullb/zverr
+MIB=1048576
+ktap_print_header
+if ! command -v zvpoolctl >/dev/null || [ ! -f "$KO" ] || [ ! -f /lib/modules/null_blk.ko ]; then
+	ktap_set_plan 1
+	ktap_test_skip "lower errors" "needs zvpoolctl, zvpool.ko and null_blk.ko"
+	ktap_finished
+fi
+lsmod | grep -q '^zvpool ' && rmmod zvpool
+ktap_set_plan 15
+dmesg_mark
+DMESG_START=$DMESG_MARK
+
+# 16 zones of 8 MiB; zones 0-3 hold metadata (sectors 0-65535).
+lsmod | grep -q '^null_blk ' || insmod /lib/modules/null_blk.ko nr_devices=0
+mkdir $NB && echo 1 >$NB/zoned && echo 8 >$NB/zone_size && echo 128 >$NB/size &&
+	echo 4096 >$NB/blocksize && echo 1 >$NB/memory_backed && echo 1 >$NB/power
+NBDEV=/dev/${NB##*/}
+BAD="+65536-262143"
+insmod "$KO"
+quiet() { "$@" >/tmp/out 2>&1 || { sed 's/^/# /' /tmp/out; return 1; }; }
+ktap_test_result "pool and a volume on a zoned null_blk" \
+	quiet sh -c "zvpoolctl pool create -f err $NBDEV && zvpoolctl volume create err/v --size 64M"
+V=$(zvpoolctl volume show -H -o device err/v | cut -f2)
+member_errors() { sed -n 's/.* read_errors=\([0-9]*\) write_errors=\([0-9]*\) state=\(.*\)$/\1 \2 \3/p' \
+	/sys/kernel/config/zvpool/err/members; }
+dd if=/dev/urandom of=/tmp/a bs=$MIB count=8 2>/dev/null
+ktap_test_result "write 8 MiB, flushed" dd if=/tmp/a of="$V" bs=$MIB oflag=direct conv=fsync status=none
+want=$(md5sum </tmp/a)
+readback() { [ "$(dd if="$V" bs=$MIB count=8 iflag=direct status=none | md5sum)" = "$want" ]; }
+
+dmesg_mark
+echo "$BAD" >$NB/badblocks
+if dd if=/dev/urandom of="$V" bs=$MIB seek=16 count=4 oflag=direct status=none 2>/tmp/dd.err; then
+	ktap_test_fail "a write onto bad blocks fails"
+else
+	ktap_print_msg "dd: $(tail -n1 /tmp/dd.err)"
+	ktap_test_pass "a write onto bad blocks fails"
+fi
+log() { dmesg | tail -n +$((DMESG_MARK + 1)) | grep -q "$1"; }
+ktap_test_result "the write error is logged with the member" log "zvpool: err: write error on $NBDEV"
+ktap_test_result "the zone's state is read back and the zone closed" log "device write pointer .*; closed for writing"
+if dd if="$V" of=/dev/null bs=$MIB count=8 iflag=direct status=none 2>/dev/null; then
+	ktap_test_fail "a read of bad blocks fails"
+else
+	ktap_test_pass "a read of bad blocks fails"
+fi
+ktap_test_result "the read error is logged" log "zvpool: err: read error on $NBDEV"
+set -- $(member_errors)
+ktap_print_msg "member counters: read_errors=$1 write_errors=$2 state=$3"
+ktap_test_result "member error counters count both" sh -c "[ '$1' -gt 0 ] && [ '$2' -gt 0 ] && [ '$3' = errors ]"
+ktap_test_result "unmapped space still reads (zeros, no lower I/O)" \
+	sh -c "[ \$(dd if=$V bs=$MIB skip=40 count=1 iflag=direct status=none | tr -d '\000' | wc -c) = 0 ]"
+
+echo "-$BAD" | tr -d '+' >$NB/badblocks
+ktap_test_result "after the bad blocks are gone, data written before reads back" readback
+dd if=/dev/urandom of=/tmp/b bs=$MIB count=4 2>/dev/null
+ktap_test_result "new writes succeed (into other zones) and are flushed" \
+	dd if=/tmp/b of="$V" bs=$MIB seek=16 count=4 oflag=direct conv=fsync status=none
+ktap_expect_eq "they read back" "$(md5sum </tmp/b)" "$(dd if="$V" bs=$MIB skip=16 count=4 iflag=direct status=none | md5sum)"
+ktap_test_result "the pool survives a restart (stop, assemble, data intact)" sh -c \
+	"zvpoolctl pool stop err >/dev/null && zvpoolctl pool assemble err $NBDEV >/dev/null &&
+	 V=\$(zvpoolctl volume show -H -o device err/v | cut -f2) &&
+	 [ \"\$(dd if=\$V bs=$MIB count=8 iflag=direct status=none | md5sum)\" = \"$want\" ]"
+ktap_test_result "cleanup" sh -c "zvpoolctl pool stop err >/dev/null && rmmod zvpool && echo 0 > $NB/power && rmdir $NB && rmmod null_blk"
+DMESG_MARK=$DMESG_START
+# I/O errors are expected above; warnings and oopses are not.
+dmesg_clean_since_mark "no WARN/oops"
+ktap_finished
