@@ -5,6 +5,7 @@
 #   make KDIR=/path      build zvpool.ko against another CONFIG_RUST=y kernel build tree
 #   make check           everything: deps, kernel, module, host tests, VM selftests (the test command)
 #   make demo            boot the VM and show zvpool at work (the main command)
+#   make crash-campaign  100 power cuts in the VM (ZVPOOL_CRASH_POINTS, ZVPOOL_CRASH_SEED)
 #   make host-test       cargo test of the host-side Rust only
 #   make vm-shell        boot the VM with an interactive shell
 #   make clean
@@ -14,7 +15,7 @@
 TOP := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
 MO  ?= $(TOP)/build/module
 
-.PHONY: all module check demo host-test vm-shell clean fmt deps kernel
+.PHONY: all module check demo host-test vm-shell clean fmt deps kernel crash-campaign
 
 all: module
 
@@ -32,6 +33,9 @@ check:
 
 demo:
 	@$(TOP)/scripts/check.sh --demo
+
+crash-campaign:
+	@$(TOP)/scripts/check.sh --crash-campaign
 
 host-test:
 	cargo test --workspace

@@ -7,6 +7,10 @@
 # Ends with "N passed, N failed, N skipped"; exits non-zero on any failure.
 # --demo:  build everything, then boot the VM running the demo (`make demo`).
 # --shell: build everything, then boot the VM with an interactive shell.
+# --crash-campaign: build everything, then only the power-cut test, with
+#          ZVPOOL_CRASH_POINTS (default 100) crash points (`make crash-campaign`).
+# Power cuts: ZVPOOL_CRASH_POINTS (default 20 in make check) seeded crash
+# points; ZVPOOL_CRASH_SEED=0x... replays a campaign (printed at its start).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -14,6 +18,7 @@ mode=check
 case "${1:-}" in
 --shell) mode=shell ;;
 --demo) mode=demo ;;
+--crash-campaign) mode=campaign ;;
 "") ;;
 *) die "check.sh: unknown argument $1" ;;
 esac
@@ -70,20 +75,23 @@ fi
 step "initramfs"
 "$ZVPOOL_TOP/scripts/initramfs.sh" "$KBUILD" "$KO" "$B/initramfs.cpio"
 
-step "VM ($mode)"
 vm_rc=0
-"$ZVPOOL_TOP/scripts/vm.sh" --kernel "$KBUILD/arch/x86/boot/bzImage" --initrd "$B/initramfs.cpio" \
-	--mode $mode --log "$B/vm" --timeout "${ZVPOOL_VM_TIMEOUT:-1200}" || vm_rc=$?
+if [ $mode != campaign ]; then
+	step "VM ($mode)"
+	"$ZVPOOL_TOP/scripts/vm.sh" --kernel "$KBUILD/arch/x86/boot/bzImage" --initrd "$B/initramfs.cpio" \
+		--mode $mode --log "$B/vm" --timeout "${ZVPOOL_VM_TIMEOUT:-1200}" || vm_rc=$?
+fi
 if [ $mode = demo ]; then
 	echo "---- the guest's view ----"
 	tr -d '\r' <"$B/vm/results.log" | grep -v '^ZVPOOL-GUEST-DONE'
 	echo "--------------------------"
 	[ "$vm_rc" = 0 ] && log "demo finished in $((SECONDS - t0)) s" || log "demo failed (see $B/vm/console.log)"
 fi
-[ $mode = check ] || exit $vm_rc
+[ $mode = check ] || [ $mode = campaign ] || exit $vm_rc
 
 # Tests that span two boots with persistent images (a reboot).
 reboot_tests=$(sed -n 's/^TEST_PROGS_REBOOT := //p' "$ZVPOOL_TOP/selftests/zvpool/Makefile")
+[ $mode = check ] || reboot_tests=""
 rm -rf "$B/vm/reboot-images"
 reboot_logs=()
 for t in $reboot_tests; do
@@ -94,6 +102,38 @@ for t in $reboot_tests; do
 			--mode "check:$t" --append "zvpool.phase=$phase" --images "$B/vm/reboot-images" \
 			--log "$log_dir" --timeout "${ZVPOOL_VM_TIMEOUT:-1200}" || vm_rc=1
 		reboot_logs+=("$log_dir/results.log")
+	done
+done
+
+# Power cuts: each crash point is a boot that ends in sysrq-b while
+# zvcrash writes (seeded delay), then a boot that verifies.
+crash_tests=$(sed -n 's/^TEST_PROGS_CRASH := //p' "$ZVPOOL_TOP/selftests/zvpool/Makefile")
+points=${ZVPOOL_CRASH_POINTS:-$([ $mode = campaign ] && echo 100 || echo 20)}
+seed0=${ZVPOOL_CRASH_SEED:-$(printf '0x%x' $(((RANDOM << 30) ^ (RANDOM << 15) ^ RANDOM ^ $(date +%s))))}
+crash_logs=()
+for t in $crash_tests; do
+	step "power cuts ($t): $points crash points, ZVPOOL_CRASH_SEED=$seed0"
+	for i in $(seq 1 "$points"); do
+		seed=$(printf '0x%x' $(((seed0 * 6364136223846793005 + i * 1442695040888963407) & 0x7fffffffffffffff)))
+		delay=$((2 + (seed >> 8) % 9))
+		d=$B/vm/crash-$i
+		rm -rf "$d" && mkdir -p "$d"
+		"$ZVPOOL_TOP/scripts/vm.sh" --kernel "$KBUILD/arch/x86/boot/bzImage" --initrd "$B/initramfs.cpio" \
+			--mode "check:$t" --append "zvpool.phase=1 zvpool.crash=$seed:$delay:0" --images "$d/images" \
+			--log "$d/1" --timeout 300 --power-cut >/dev/null 2>&1 || {
+			echo "crash point $i (seed $seed): the writing boot failed, see $d/1"
+			tr -d '\r' <"$d/1/results.log" | tail -n 5
+			vm_rc=1
+			continue
+		}
+		durable=$(tr -d '\r' <"$d/1/results.log" | sed -n 's/^# zvcrash: durable \([0-9]*\)$/\1/p' | tail -n1)
+		gcinfo=$(tr -d '\r' <"$d/1/results.log" | sed -n 's/^ZVPOOL-CRASH \(gc_runs .*\)/\1/p')
+		"$ZVPOOL_TOP/scripts/vm.sh" --kernel "$KBUILD/arch/x86/boot/bzImage" --initrd "$B/initramfs.cpio" \
+			--mode "check:$t" --append "zvpool.phase=2 zvpool.crash=$seed:$delay:${durable:-0}" \
+			--images "$d/images" --log "$d/2" --timeout 300 >/dev/null 2>&1 || vm_rc=1
+		rm -rf "$d/images"
+		echo "crash point $i: seed $seed, cut after ${delay}s, ${durable:-0} rounds durable, ${gcinfo:-no status}: $(grep -c '^    ok' "$d/2/results.log") ok, $(grep -c '^    not ok' "$d/2/results.log") not ok"
+		crash_logs+=("$d/2/results.log")
 	done
 done
 
@@ -111,7 +151,9 @@ count_ktap() {
 }
 vm_pass=0 vm_fail=0 vm_skip=0
 echo "---- VM selftests (KTAP) ----"
-for r in "$B/vm/results.log" "${reboot_logs[@]}"; do
+vm_logs=("${reboot_logs[@]}" "${crash_logs[@]}")
+[ $mode = campaign ] || vm_logs=("$B/vm/results.log" "${vm_logs[@]}")
+for r in "${vm_logs[@]}"; do
 	tr -d '\r' <"$r" >"${r%results.log}ktap.log"
 	grep -v '^ZVPOOL-GUEST-DONE' "${r%results.log}ktap.log" || true
 	read -r p f s < <(count_ktap "${r%results.log}ktap.log")

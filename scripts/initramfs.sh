@@ -59,7 +59,7 @@ cp "$ZVPOOL_TOP/scripts/guest/demo.sh" "$O/usr/share/zvpool/demo.sh"
 	echo "ZV_ZNS=\"$ZV_ZNS\""
 	echo "ZV_CONV=\"$ZV_CONV\""
 } >"$O/etc/zvpool/vm.env"
-for t in "$ZVPOOL_TOP"/target/release/zvpoolctl; do
+for t in "$ZVPOOL_TOP"/target/release/zvpoolctl "$ZVPOOL_TOP"/target/release/zvcrash; do
 	[ -x "$t" ] && cp "$t" "$O/usr/bin/"
 done
 (cd "$O" && find . | LC_ALL=C sort | cpio -o -H newc --quiet --owner=0:0) >"$OUT.overlay"

@@ -4,8 +4,11 @@
 # the ZNS and conventional namespaces of vm-devices.sh (file-backed images).
 # Usage: vm.sh --kernel BZIMAGE --initrd CPIO --mode check|demo|shell
 #              [--images DIR] [--timeout SECONDS] [--log DIR] [--append ARGS]
+#              [--power-cut]
 #   --images DIR  keep the namespace images in DIR (they persist across boots);
 #                 default: fresh images in the log dir, deleted afterwards.
+#   --power-cut   the guest ends in a power cut (sysrq-b) rather than with a
+#                 completion line; a completion line then means it did not.
 #   ZVPOOL_ACCEL=tcg|kvm (default tcg: KVM needs real virtualization).
 # Exit status: the guest's test status; non-zero on timeout, panic, oops or WARN.
 # The console goes to LOG/console.log, the results port (ttyS1) to LOG/results.log.
@@ -13,7 +16,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$ZVPOOL_TOP/scripts/vm-devices.sh"
 
-kernel="" initrd="" mode=check images="" tmo=600 logdir=$ZVPOOL_TOP/build/vm extra=""
+kernel="" initrd="" mode=check images="" tmo=600 logdir=$ZVPOOL_TOP/build/vm extra="" cut=0
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--kernel) kernel=$2; shift 2 ;;
@@ -23,6 +26,7 @@ while [ $# -gt 0 ]; do
 	--timeout) tmo=$2; shift 2 ;;
 	--log) logdir=$2; shift 2 ;;
 	--append) extra=$2; shift 2 ;;
+	--power-cut) cut=1; shift ;;
 	*) die "vm.sh: unknown argument $1" ;;
 	esac
 done
@@ -87,7 +91,13 @@ if grep -qE "$bad" "$console"; then
 	fail=1
 fi
 grc=$(sed -n 's/^ZVPOOL-GUEST-DONE rc=\([0-9]*\).*/\1/p' "$results" | tr -d '\r' | tail -n1)
-if [ -z "$grc" ]; then
+if [ $cut = 1 ]; then
+	if [ -n "$grc" ] || grep -q 'ZVPOOL-CRASH-SETUP-FAILED' "$results"; then
+		log "the guest did not end in a power cut:"
+		tr -d '\r' <"$results" | tail -n 20 >&2
+		fail=1
+	fi
+elif [ -z "$grc" ]; then
 	log "the guest did not finish (no completion line); console tail:"
 	tail -n 30 "$console" >&2
 	fail=1

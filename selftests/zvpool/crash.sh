@@ -1,0 +1,87 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+# Crash consistency: one power cut per run, across two boots with
+# persistent images (scripts/check.sh runs many seeded crash points).
+#  1. (zvpool.phase=1) a small pool (one zloop member with conventional and
+#     sequential zones, like an SMR drive, on ext4 on the conventional NVMe
+#     namespace) and a volume at ~70 % of it; `zvcrash write` writes stamped
+#     blocks in rounds, each followed by a flush (the rounds overwrite, so GC
+#     runs), and reports every round whose flush completed straight to the
+#     results port; after a seeded delay the guest reboots at once with
+#     sysrq-b: no sync, no unmount, the page cache of the zone files is lost
+#     (a power cut for everything below the NVMe device).
+#  2. (zvpool.phase=2, zvpool.crash=SEED:DELAY:DURABLE) restore the zloop
+#     device, assemble the pool (recovery, then the core's verifier) and check
+#     every block with `zvcrash verify`: each holds what the newest durable
+#     round wrote (or zeros), or what a round in flight at the cut wrote;
+#     nothing else.
+DIR=$(dirname "$0")
+. "$DIR/ktap_helpers.sh"
+
+KO=${ZVPOOL_KO:-/lib/modules/zvpool/zvpool.ko}
+VMENV=${ZVPOOL_VM_ENV:-/etc/zvpool/vm.env}
+if [ -z "${ZVPOOL_PHASE:-}" ] || [ -z "${ZVPOOL_CRASH:-}" ] || ! command -v zvcrash >/dev/null ||
+	! command -v zvpoolctl >/dev/null || [ ! -f "$VMENV" ] || [ ! -f /lib/modules/zloop.ko ]; then
+	ktap_print_header
+	ktap_set_plan 1
+	ktap_test_skip "crash" "runs as power-cut pairs of boots (zvpool.phase=1/2, zvpool.crash=..., see scripts/check.sh) with zvcrash and zloop.ko"
+	ktap_finished
+fi
+. "$VMENV"
+. "$DIR/vm_devices.sh"
+set -- $ZV_CONV
+CONV=$(dev_for "$(echo "$1" | cut -d: -f2)")
+IFS=: read -r SEED DELAY DURABLE <<EOF
+$ZVPOOL_CRASH
+EOF
+PER_ROUND=256
+Z=/dev/zloop0
+zloop_up() {
+	mkdir -p /zl && mount -t ext4 "$CONV" /zl && mkdir -p /zl/0 &&
+		insmod /lib/modules/zloop.ko &&
+		echo "add id=0,capacity_mb=104,zone_size_mb=4,conv_zones=2,base_dir=/zl" >/dev/zloop-control
+}
+
+case "$ZVPOOL_PHASE" in
+1)
+	# Not KTAP: this boot ends in a power cut. Everything goes straight to
+	# the results port, which the host reads after QEMU exited.
+	R=/dev/ttyS1
+	[ -c $R ] || R=/dev/console
+	fail() { echo "ZVPOOL-CRASH-SETUP-FAILED $*" >$R; cat /tmp/out >$R 2>/dev/null; exit 1; }
+	{ mkfs.ext4 -q -F "$CONV" && zloop_up; } >/tmp/out 2>&1 || fail "zloop"
+	insmod "$KO" || fail "insmod"
+	zvpoolctl pool create -f cr "$Z" >/tmp/out 2>&1 || fail "pool create"
+	zvpoolctl volume create cr/v --size 56M >/tmp/out 2>&1 || fail "volume create"
+	V=$(zvpoolctl volume show -H -o device cr/v | cut -f2)
+	echo "ZVPOOL-CRASH writing: seed $SEED, power cut after ${DELAY}s" >$R
+	zvcrash write "$V" "$SEED" $PER_ROUND >$R 2>&1 &
+	sleep "$DELAY"
+	echo "ZVPOOL-CRASH gc_runs $(sed -n 's/^gc_runs //p' /sys/kernel/config/zvpool/cr/status) zones_reset $(sed -n 's/^zones_reset //p' /sys/kernel/config/zvpool/cr/status)" >$R
+	echo b >/proc/sysrq-trigger
+	sleep 10
+	fail "still running after sysrq-b"
+	;;
+2)
+	ktap_print_header
+	ktap_set_plan 4
+	dmesg_mark
+	quiet() { "$@" >/tmp/out 2>&1 || { sed 's/^/# /' /tmp/out; return 1; }; }
+	ktap_print_msg "seed $SEED, power cut after ${DELAY}s, $DURABLE rounds durable"
+	ktap_test_result "zloop device restored after the power cut" quiet zloop_up
+	insmod "$KO"
+	ktap_test_result "pool assembles (recovery and verifier)" quiet zvpoolctl pool assemble cr "$Z"
+	dmesg | grep 'zvpool: cr: assembled' | sed 's/^/# /'
+	V=$(zvpoolctl volume show -H -o device cr/v | cut -f2)
+	if zvcrash verify "$V" "$SEED" "$DURABLE" $PER_ROUND >/tmp/out 2>&1; then
+		sed 's/^/# /; s/^# # /# /' /tmp/out
+		ktap_test_pass "every block holds a durable or in-flight write, nothing else"
+	else
+		sed 's/^/# /; s/^# # /# /' /tmp/out
+		ktap_test_fail "every block holds a durable or in-flight write, nothing else"
+	fi
+	zvpoolctl pool stop cr >/dev/null 2>&1
+	dmesg_clean_since_mark "no WARN/oops"
+	ktap_finished
+	;;
+esac
