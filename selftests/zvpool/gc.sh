@@ -22,7 +22,7 @@ if ! command -v zvpoolctl >/dev/null || ! command -v fio >/dev/null || [ ! -f "$
 	ktap_finished
 fi
 lsmod | grep -q '^zvpool ' && rmmod zvpool
-ktap_set_plan 20
+ktap_set_plan 21
 dmesg_mark
 DMESG_START=$DMESG_MARK
 
@@ -73,6 +73,22 @@ reclaim() {
 	echo "# used $(stat_of used_bytes), free zones $(stat_of zones_free) (had $zones0)"
 	return 1
 }
+
+# Baseline: the same uniform overwrite on a nearly empty pool (a volume at
+# 20 % of the capacity: GC never needs to run), for the latency figures.
+base() {
+	zvpoolctl volume create gcp/base --size $((vol_mib / 4))M >/tmp/out 2>&1 || return 1
+	BV=$(zvpoolctl volume show -H -o device gcp/base | cut -f2)
+	runs0=$(stat_of gc_runs)
+	fio --ioengine=libaio --direct=1 --bs=4k --iodepth=16 --numjobs=4 --group_reporting \
+		--size=$((vol_mib / 16))M --offset_increment=$((vol_mib / 16))M --percentile_list=50:99:99.9 \
+		--output-format=terse --terse-version=3 --filename=$BV --name=base --rw=randwrite --loops=3 \
+		>/tmp/base.out 2>&1 || return 1
+	[ "$(stat_of gc_runs)" = "$runs0" ] || echo "# note: GC ran during the baseline"
+	zvpoolctl volume delete gcp/base >/dev/null
+}
+ktap_test_result "baseline: uniform overwrite on an empty pool (no GC)" base
+ktap_print_msg "baseline (no GC): $(lat /tmp/base.out)"
 
 dmesg_mark
 ktap_test_result "volume at 80 % of the capacity, filled" mkvol z
