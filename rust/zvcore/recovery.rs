@@ -741,7 +741,11 @@ where
         Record::ZoneReset { .. } | Record::ZoneFinish { .. } | Record::CheckpointDone { .. } => {
             Ok(())
         }
-        Record::VolumeReserve { .. } | Record::Snapshot { .. } => Err(Error::Unsupported(
+        Record::VolumeReserve { .. }
+        | Record::Snapshot { .. }
+        | Record::Rollback { .. }
+        | Record::Promote { .. }
+        | Record::Relocate { .. } => Err(Error::Unsupported(
             "journal: record of an unsupported feature",
         )),
     }
