@@ -1573,12 +1573,14 @@ pub struct Visit {
 /// No extra memory: a shared node is marked while the walk runs by setting
 /// bit 31 of its reference count (see [`MAX_REFS`]), and the marks are
 /// cleared before returning, so `visit` must not rely on
-/// [`NodeStore::refs`] ([`Visit::refs`] has the real count).
+/// [`NodeStore::refs`] ([`Visit::refs`] has the real count). `visit` may
+/// allocate and free nodes that no table reaches (e.g. of a
+/// [`super::sparse::SparseMap`]), never change the tables' nodes.
 pub fn visit_distinct<S: NodeStore>(
     store: &mut S,
     n: usize,
     table: &dyn Fn(usize) -> Option<BlockTable>,
-    visit: &mut dyn FnMut(&S, &Visit) -> bool,
+    visit: &mut dyn FnMut(&mut S, &Visit) -> bool,
 ) -> bool {
     let mut stop: Option<(usize, u64, u8)> = None;
     for ti in 0..n {
@@ -1610,7 +1612,7 @@ fn mark_walk<S: NodeStore>(
     id: NodeId,
     level: u8,
     base: u64,
-    visit: &mut dyn FnMut(&S, &Visit) -> bool,
+    visit: &mut dyn FnMut(&mut S, &Visit) -> bool,
 ) -> Option<(u64, u8)> {
     let r = store.refs(id);
     if r & MARK != 0 {

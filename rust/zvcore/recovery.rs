@@ -550,6 +550,7 @@ where
                                     flags,
                                     name,
                                     table: Some(t),
+                                    ..VolEntry::default()
                                 };
                             }
                         }
@@ -718,6 +719,7 @@ where
                     flags,
                     name,
                     table: Some(t),
+                    ..VolEntry::default()
                 };
             }
             Ok(())
