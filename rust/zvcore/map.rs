@@ -1363,12 +1363,7 @@ impl BlockTable {
     /// difference in order to a clone of `base` yields this table. Subtrees
     /// both tables share (same node) are skipped: the cost follows the
     /// differences, not the size.
-    pub fn next_diff<S: NodeStore>(
-        &self,
-        store: &S,
-        base: &BlockTable,
-        from: u64,
-    ) -> Option<Diff> {
+    pub fn next_diff<S: NodeStore>(&self, store: &S, base: &BlockTable, from: u64) -> Option<Diff> {
         let mut l = from;
         'outer: while l < self.size {
             let mut level = self.height;
@@ -2183,10 +2178,8 @@ pub(super) mod tests {
                         for k in 0..len {
                             m.remove(&(lba + k));
                         }
-                        t.unmap_range_shared(&mut s, &mut refs, lba, len, |a, n| {
-                            dead.push((a, n))
-                        })
-                        .unwrap();
+                        t.unmap_range_shared(&mut s, &mut refs, lba, len, |a, n| dead.push((a, n)))
+                            .unwrap();
                     }
                     8 if tabs.len() < 8 => {
                         let c = tabs[ti].0.clone_root(&mut s, next_vol).unwrap();
@@ -2262,8 +2255,15 @@ pub(super) mod tests {
                             match d {
                                 Diff::Map(e) => {
                                     assert!(e.lba >= at && e.len > 0);
-                                    c.map_range_shared(&mut s, &mut refs, e.lba, e.len, e.addr, |_, _| {})
-                                        .unwrap();
+                                    c.map_range_shared(
+                                        &mut s,
+                                        &mut refs,
+                                        e.lba,
+                                        e.len,
+                                        e.addr,
+                                        |_, _| {},
+                                    )
+                                    .unwrap();
                                     // The table holds these blocks too.
                                     refs.acquire(&mut s, e.addr, e.len).unwrap();
                                     at = e.lba + e.len;
@@ -2287,14 +2287,20 @@ pub(super) mod tests {
                     _ => {}
                 }
                 // Dead blocks: exactly those no table maps any more.
-                let mapped: HashSet<u64> = tabs
-                    .iter()
-                    .flat_map(|(_, m)| m.values().copied())
-                    .collect();
+                let mapped: HashSet<u64> =
+                    tabs.iter().flat_map(|(_, m)| m.values().copied()).collect();
                 for (a, n) in dead {
                     for k in 0..n {
-                        assert!(!mapped.contains(&(a + k)), "step {step}: live block {} died", a + k);
-                        assert!(live.remove(&(a + k)), "step {step}: block {} died twice", a + k);
+                        assert!(
+                            !mapped.contains(&(a + k)),
+                            "step {step}: live block {} died",
+                            a + k
+                        );
+                        assert!(
+                            live.remove(&(a + k)),
+                            "step {step}: block {} died twice",
+                            a + k
+                        );
                     }
                 }
                 assert_eq!(live, mapped, "step {step}: dead blocks not reported");
@@ -2304,7 +2310,10 @@ pub(super) mod tests {
                 for (a, c) in &occ {
                     assert_eq!(refs.extra(&s, *a), c - 1, "step {step}: refs of {a}");
                 }
-                assert_eq!(refs.shared_blocks(), occ.values().filter(|c| **c > 1).count() as u64);
+                assert_eq!(
+                    refs.shared_blocks(),
+                    occ.values().filter(|c| **c > 1).count() as u64
+                );
                 refs.check(&s).unwrap();
                 for (t, m) in &tabs {
                     assert_eq!(t.mapped(), m.len() as u64);

@@ -24,20 +24,18 @@ use super::codec::{Reader, Writer};
 use super::error::{Error, Result};
 use super::format::checkpoint::{section, set_of, CKPT_DATA_MAX};
 use super::format::journal::JOURNAL_PAYLOAD_MAX;
+use super::format::journal::VOL_FLAG_READONLY;
 use super::format::layout::{
     checkpoint_block_addr, checkpoint_capacity, checkpoint_zone, log_zone,
 };
+use super::format::sharing::{encode_base, encode_link, DiffEntry, DiffWriter, SMALL_RECORD_BYTES};
+use super::format::INCOMPAT_SHARED_BLOCKS;
 use super::format::{
     CheckpointHeader, CheckpointWriter, JournalBuilder, Record, Superblock, Uuid, VolName,
     BLOCK_SIZE,
 };
 use super::gc::{gc_urgency, pick_victim, Policy, Urgency, RELOCATION_STREAM};
 use super::geom::{DeviceGeometry, PoolGeometry, Stream, NR_STREAMS};
-use super::format::journal::VOL_FLAG_READONLY;
-use super::format::sharing::{
-    encode_base, encode_link, DiffEntry, DiffWriter, SMALL_RECORD_BYTES,
-};
-use super::format::INCOMPAT_SHARED_BLOCKS;
 use super::map::{visit_distinct, BlockTable, Diff, MapExtent, NodeStore, ADDR_MASK, PRESENT};
 use super::sparse::RefMap;
 
@@ -1270,9 +1268,14 @@ where
         }
         let ep = self.cur_epoch;
         let (alloc, zepoch, failed) = (&mut self.alloc, &mut self.zepoch, &mut self.failed);
-        let r = t.map_range_shared(&mut self.nodes, &mut self.refs, lba, ext.len, addr, |a, n| {
-            inval(alloc, zepoch, ep, failed, a, n)
-        });
+        let r = t.map_range_shared(
+            &mut self.nodes,
+            &mut self.refs,
+            lba,
+            ext.len,
+            addr,
+            |a, n| inval(alloc, zepoch, ep, failed, a, n),
+        );
         if let Err(e) = r {
             // Not mapped: the new blocks are garbage.
             inval(

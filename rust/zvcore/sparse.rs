@@ -683,7 +683,11 @@ mod tests {
             for _ in 0..3000 {
                 let base = rng.below(klim);
                 let k = (base + rng.below(40)).min(klim - 1);
-                let v = if rng.below(3) == 0 { 0 } else { 1 + rng.below(9) };
+                let v = if rng.below(3) == 0 {
+                    0
+                } else {
+                    1 + rng.below(9)
+                };
                 let old = m.set(&mut s, k, v).unwrap();
                 assert_eq!(old, model.get(&k).copied().unwrap_or(0));
                 if v == 0 {

@@ -1364,10 +1364,7 @@ mod tests {
         let vol = rng.below(8) as u32;
         let len = 1 + rng.below(1 << 20) as u32;
         match rng.below(13) {
-            9 => Record::Rollback {
-                vol,
-                snap: vol + 1,
-            },
+            9 => Record::Rollback { vol, snap: vol + 1 },
             10 => Record::Promote { vol },
             11 => {
                 let old = rng.below(1 << 40);

@@ -20,6 +20,7 @@ use zvcore::verify::{bitmap_words, verify, Problem};
 
 pub struct Store {
     pub nodes: Vec<Option<Box<Node>>>,
+    pub refs: Vec<u32>,
     pub free: Vec<NodeId>,
     pub limit: usize,
     pub live: usize,
@@ -29,6 +30,7 @@ impl Store {
     pub fn new(limit: usize) -> Self {
         Store {
             nodes: Vec::new(),
+            refs: Vec::new(),
             free: Vec::new(),
             limit,
             live: 0,
@@ -45,13 +47,16 @@ impl NodeStore for Store {
         let n = Box::new([0u64; FANOUT]);
         if let Some(id) = self.free.pop() {
             self.nodes[id as usize] = Some(n);
+            self.refs[id as usize] = 1;
             return Some(id);
         }
         self.nodes.push(Some(n));
+        self.refs.push(1);
         Some((self.nodes.len() - 1) as NodeId)
     }
     fn free(&mut self, id: NodeId) {
         if let Some(slot) = self.nodes.get_mut(id as usize) {
+            assert_eq!(self.refs[id as usize], 1, "freeing a node with references");
             if slot.take().is_some() {
                 self.live -= 1;
                 self.free.push(id);
@@ -63,6 +68,19 @@ impl NodeStore for Store {
     }
     fn get_mut(&mut self, id: NodeId) -> Option<&mut Node> {
         self.nodes.get_mut(id as usize)?.as_deref_mut()
+    }
+    fn refs(&self, id: NodeId) -> u32 {
+        self.refs.get(id as usize).copied().unwrap_or(0)
+    }
+    fn set_refs(&mut self, id: NodeId, refs: u32) -> zvcore::error::Result<()> {
+        match (self.nodes.get(id as usize), self.refs.get_mut(id as usize)) {
+            (Some(Some(_)), Some(r)) => {
+                assert!(refs >= 1, "reference count 0");
+                *r = refs;
+                Ok(())
+            }
+            _ => Err(Error::NotFound),
+        }
     }
 }
 
