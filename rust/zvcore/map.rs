@@ -602,6 +602,17 @@ impl BlockTable {
             .unwrap_or(0)
     }
 
+    /// The leaf holding `lba`, if any.
+    pub fn leaf_at<S: NodeStore>(&self, store: &S, lba: u64) -> Option<NodeId> {
+        if lba >= self.size {
+            return None;
+        }
+        match self.walk(store, lba) {
+            Walk::Hole { .. } => None,
+            Walk::Leaf(p) => Some(self.leaf_id(&p)),
+        }
+    }
+
     /// The pool address of `lba`, if mapped.
     pub fn lookup<S: NodeStore>(&self, store: &S, lba: u64) -> Option<u64> {
         if lba >= self.size {

@@ -1035,7 +1035,7 @@ impl World {
     }
 
     pub fn run_verify(&mut self, when: &str) {
-        let pool = self.pool.as_ref().unwrap();
+        let pool = self.pool.as_mut().unwrap();
         let mut bm = vec![0u64; bitmap_words(pool.geom().total_blocks())];
         let mut counts = vec![0u64; pool.geom().nr_zones() as usize];
         let mut probs: Vec<Problem> = Vec::new();
