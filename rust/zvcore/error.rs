@@ -24,6 +24,8 @@ pub enum Error {
     NotFound,
     /// Metadata is inconsistent (found by recovery or the verifier).
     Corrupt(&'static str),
+    /// The volume is read-only (a snapshot).
+    ReadOnly,
 }
 
 /// Result type of the core.
@@ -40,6 +42,7 @@ impl Error {
             Error::Invalid(_) => 22,     // EINVAL
             Error::Busy => 16,           // EBUSY
             Error::NotFound => 2,        // ENOENT
+            Error::ReadOnly => 30,       // EROFS
         }
     }
 }

@@ -26,6 +26,7 @@
 pub mod checkpoint;
 pub mod journal;
 pub mod layout;
+pub mod sharing;
 pub mod superblock;
 
 #[cfg(test)]

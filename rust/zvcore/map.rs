@@ -22,6 +22,7 @@
 use super::codec::{Reader, Writer};
 use super::error::{Error, Result};
 use super::geom::MAX_POOL_BLOCKS;
+use super::sparse::RefMap;
 
 /// Entries per node.
 pub const FANOUT: usize = 512;
@@ -69,29 +70,120 @@ pub trait NodeStore {
     }
 }
 
-/// Callback type for blocks that gained a reference when a shared leaf was
-/// copied: `(addr, len)`.
-type RefFn<'f> = &'f mut dyn FnMut(u64, u64);
-/// Callback type for mappings removed: `(lba, addr, len)`.
-type OldFn<'f> = &'f mut dyn FnMut(u64, u64, u64);
+/// Largest reference count of a node (bit 31 of the count is used as a
+/// mark by [`visit_distinct`]).
+pub const MAX_REFS: u32 = (1 << 31) - 1;
+/// Mark bit set in a node's reference count while [`visit_distinct`] runs.
+const MARK: u32 = 1 << 31;
 
-/// Merges per-block `(lba, addr)` reports into runs for `on_old`.
-fn push_run(
-    run: &mut Option<(u64, u64, u64)>,
-    l: u64,
-    a: u64,
-    on_old: &mut dyn FnMut(u64, u64, u64),
-) {
-    *run = match *run {
-        Some((rl, ra, rn)) if rl.checked_add(rn) == Some(l) && ra.wrapping_add(rn) == a => {
-            Some((rl, ra, rn.saturating_add(1)))
+/// What happens to block references when a table drops leaf entries or
+/// copies a shared leaf.
+trait Hooks<S> {
+    /// Leaf entries for `[lba, lba+n)`, mapping `[addr, addr+n)`, were
+    /// dropped (overwritten, unmapped, or their leaf was freed).
+    fn dropped(&mut self, store: &mut S, lba: u64, addr: u64, n: u64);
+    /// A copied leaf now also holds `[addr, addr+n)`. All or nothing.
+    fn copied(&mut self, store: &mut S, addr: u64, n: u64) -> Result<()>;
+    /// Undoes [`Hooks::copied`].
+    fn uncopied(&mut self, store: &mut S, addr: u64, n: u64);
+}
+
+/// Hooks of the plain (unshared) operations: every dropped mapping is
+/// reported to the callback; copies are impossible.
+struct Plain<'f>(&'f mut dyn FnMut(u64, u64, u64));
+
+impl<S> Hooks<S> for Plain<'_> {
+    fn dropped(&mut self, _store: &mut S, lba: u64, addr: u64, n: u64) {
+        (self.0)(lba, addr, n)
+    }
+    fn copied(&mut self, _store: &mut S, _addr: u64, _n: u64) -> Result<()> {
+        Err(Error::Unsupported("node sharing"))
+    }
+    fn uncopied(&mut self, _store: &mut S, _addr: u64, _n: u64) {}
+}
+
+/// Hooks of the shared operations: block references are counted in a
+/// [`RefMap`]; blocks losing their last reference go to `on_dead`.
+struct Counted<'r, 'f> {
+    refs: &'r mut RefMap,
+    on_dead: &'f mut dyn FnMut(u64, u64),
+}
+
+impl<S: NodeStore> Hooks<S> for Counted<'_, '_> {
+    fn dropped(&mut self, store: &mut S, _lba: u64, addr: u64, n: u64) {
+        self.refs.release(store, addr, n, self.on_dead)
+    }
+    fn copied(&mut self, store: &mut S, addr: u64, n: u64) -> Result<()> {
+        self.refs.acquire(store, addr, n)
+    }
+    fn uncopied(&mut self, store: &mut S, addr: u64, n: u64) {
+        self.refs.unacquire(store, addr, n)
+    }
+}
+
+/// Accumulates `(lba, addr)` pairs into runs of consecutive lbas and
+/// addresses.
+struct Run(Option<(u64, u64, u64)>);
+
+impl Run {
+    /// Adds one block; returns the run it ended, if any.
+    fn push(&mut self, l: u64, a: u64) -> Option<(u64, u64, u64)> {
+        match self.0 {
+            Some((rl, ra, rn)) if rl.checked_add(rn) == Some(l) && ra.wrapping_add(rn) == a => {
+                self.0 = Some((rl, ra, rn.saturating_add(1)));
+                None
+            }
+            prev => {
+                self.0 = Some((l, a, 1));
+                prev
+            }
         }
-        Some(r) => {
-            on_old(r.0, r.1, r.2);
-            Some((l, a, 1))
+    }
+}
+
+/// Entry `i` of node `id` (0 if missing).
+fn entry<S: NodeStore>(store: &S, id: NodeId, i: usize) -> u64 {
+    store.get(id).and_then(|n| n.get(i).copied()).unwrap_or(0)
+}
+
+/// Adds one reference to node `id`.
+fn add_ref<S: NodeStore>(store: &mut S, id: NodeId) -> Result<()> {
+    let r = store.refs(id);
+    if r >= MAX_REFS {
+        return Err(Error::Invalid("too many references"));
+    }
+    store.set_refs(id, r.saturating_add(1))
+}
+
+/// Calls `f(store, index, addr, n)` for the first `max` runs of consecutive
+/// addresses of leaf `id` (stopping at the first error). Returns the number
+/// of runs passed to `f` successfully, and the error.
+fn leaf_runs<S: NodeStore>(
+    store: &mut S,
+    id: NodeId,
+    max: usize,
+    f: &mut dyn FnMut(&mut S, u64, u64, u64) -> Result<()>,
+) -> (usize, Result<()>) {
+    let mut run = Run(None);
+    let mut done = 0usize;
+    for i in 0..=FANOUT {
+        let e = if i < FANOUT { entry(store, id, i) } else { 0 };
+        let ended = if e & PRESENT != 0 {
+            run.push(i as u64, e & ADDR_MASK)
+        } else {
+            run.0.take()
+        };
+        if let Some((l, a, n)) = ended {
+            if done >= max {
+                return (done, Ok(()));
+            }
+            if let Err(x) = f(store, l, a, n) {
+                return (done, Err(x));
+            }
+            done += 1;
         }
-        None => Some((l, a, 1)),
-    };
+    }
+    (done, Ok(()))
 }
 
 /// A run of mapped blocks: `[lba, lba+len)` of volume `vol` at pool
@@ -272,14 +364,10 @@ impl BlockTable {
     /// table's whole tree (the root's reference count grows by one). Both
     /// tables are then modified copy-on-write through the `*_shared`
     /// methods. Needs a store with reference counts
-    /// ([`NodeStore::set_refs`]).
+    /// ([`NodeStore::set_refs`]). Blocks keep their lbas in every sharer.
     pub fn clone_root<S: NodeStore>(&mut self, store: &mut S, vol: u32) -> Result<BlockTable> {
         if let Some(r) = self.root {
-            let n = store
-                .refs(r)
-                .checked_add(1)
-                .ok_or(Error::Invalid("too many references"))?;
-            store.set_refs(r, n)?;
+            add_ref(store, r)?;
             self.cow = true;
         }
         Ok(BlockTable { vol, ..*self })
@@ -293,47 +381,62 @@ impl BlockTable {
     }
 
     /// Copies shared node `id` (at `level`) into a new exclusive node:
-    /// children gain a reference, a leaf's blocks are reported to `on_ref`;
-    /// the original loses one reference. Returns the copy.
+    /// children gain a reference, a leaf's blocks gain one through
+    /// `hooks.copied`; the original loses one reference. Returns the copy.
+    /// On error nothing changed.
     fn copy_node<S: NodeStore>(
         store: &mut S,
         id: NodeId,
         level: u8,
-        on_ref: RefFn<'_>,
+        hooks: &mut dyn Hooks<S>,
     ) -> Result<NodeId> {
         let refs = store.refs(id);
+        if level > 1 {
+            for i in 0..FANOUT {
+                if let Some(c) = child(entry(store, id, i)) {
+                    if store.refs(c) >= MAX_REFS {
+                        return Err(Error::Invalid("too many references"));
+                    }
+                }
+            }
+        }
         let copy = store.alloc().ok_or(Error::NoSpace)?;
-        let mut run: Option<(u64, u64, u64)> = None;
-        let mut report = |_l: u64, a: u64, n: u64| on_ref(a, n);
+        if level == 1 {
+            let (done, r) = leaf_runs(store, id, usize::MAX, &mut |s, _, a, n| {
+                hooks.copied(s, a, n)
+            });
+            if let Err(e) = r {
+                let _ = leaf_runs(store, id, done, &mut |s, _, a, n| {
+                    hooks.uncopied(s, a, n);
+                    Ok(())
+                });
+                store.free(copy);
+                return Err(e);
+            }
+        }
         for i in 0..FANOUT {
-            let e = store.get(id).and_then(|n| n.get(i).copied()).unwrap_or(0);
+            let e = entry(store, id, i);
             if let Some(slot) = store.get_mut(copy).and_then(|n| n.get_mut(i)) {
                 *slot = e;
             }
-            if e & PRESENT == 0 {
-                continue;
-            }
             if level > 1 {
-                let c = (e & ID_MASK) as NodeId;
-                let cr = store
-                    .refs(c)
-                    .checked_add(1)
-                    .ok_or(Error::Invalid("too many references"))?;
-                store.set_refs(c, cr)?;
-            } else {
-                push_run(&mut run, i as u64, e & ADDR_MASK, &mut report);
+                if let Some(c) = child(e) {
+                    add_ref(store, c)?;
+                }
             }
         }
-        if let Some(r) = run {
-            report(r.0, r.1, r.2);
-        }
-        store.set_refs(id, refs.saturating_sub(1))?;
+        store.set_refs(id, refs.saturating_sub(1).max(1))?;
         Ok(copy)
     }
 
     /// Makes every existing node on the path to `lba` exclusive to this
     /// table, copying shared ones (no-op unless the table shares nodes).
-    fn unshare<S: NodeStore>(&mut self, store: &mut S, lba: u64, on_ref: RefFn<'_>) -> Result<()> {
+    fn unshare<S: NodeStore>(
+        &mut self,
+        store: &mut S,
+        lba: u64,
+        hooks: &mut dyn Hooks<S>,
+    ) -> Result<()> {
         if !self.cow {
             return Ok(());
         }
@@ -344,7 +447,7 @@ impl BlockTable {
         let mut level = self.height;
         loop {
             if store.refs(id) > 1 {
-                let copy = Self::copy_node(store, id, level, on_ref)?;
+                let copy = Self::copy_node(store, id, level, hooks)?;
                 match parent {
                     None => self.root = Some(copy),
                     Some((p, i)) => {
@@ -359,8 +462,7 @@ impl BlockTable {
                 return Ok(());
             }
             let i = index(lba, level);
-            let e = store.get(id).and_then(|n| n.get(i).copied()).unwrap_or(0);
-            match child(e) {
+            match child(entry(store, id, i)) {
                 Some(c) => {
                     parent = Some((id, i));
                     id = c;
@@ -372,41 +474,84 @@ impl BlockTable {
     }
 
     /// Drops one reference to the subtree at `id` (`level`, first lba
-    /// `base`), freeing nodes no longer referenced and reporting their
-    /// mappings to `on_old`.
+    /// `base`), freeing nodes no longer referenced; a freed leaf's entries
+    /// go to `hooks.dropped`.
     fn release<S: NodeStore>(
         store: &mut S,
         id: NodeId,
         level: u8,
         base: u64,
-        on_old: OldFn<'_>,
-    ) -> u64 {
+        hooks: &mut dyn Hooks<S>,
+    ) {
         let refs = store.refs(id);
         if refs > 1 {
             let _ = store.set_refs(id, refs.saturating_sub(1));
-            return 0;
+            return;
         }
-        let mut dropped = 0u64;
-        let mut run: Option<(u64, u64, u64)> = None;
-        for i in 0..FANOUT {
-            let e = store.get(id).and_then(|n| n.get(i).copied()).unwrap_or(0);
-            if e & PRESENT == 0 {
-                continue;
+        if level > 1 {
+            for i in 0..FANOUT {
+                if let Some(c) = child(entry(store, id, i)) {
+                    let lba = base.saturating_add((i as u64).saturating_mul(span(level)));
+                    Self::release(store, c, level - 1, lba, hooks);
+                }
             }
-            let lba = base.saturating_add((i as u64).saturating_mul(span(level)));
-            if level > 1 {
-                let sub = Self::release(store, (e & ID_MASK) as NodeId, level - 1, lba, on_old);
-                dropped = dropped.saturating_add(sub);
-            } else {
-                dropped = dropped.saturating_add(1);
-                push_run(&mut run, lba, e & ADDR_MASK, on_old);
-            }
-        }
-        if let Some(r) = run {
-            on_old(r.0, r.1, r.2);
+        } else {
+            let _ = leaf_runs(store, id, usize::MAX, &mut |s, i, a, n| {
+                hooks.dropped(s, base.saturating_add(i), a, n);
+                Ok(())
+            });
         }
         store.free(id);
-        dropped
+    }
+
+    /// Makes the whole table exclusive (promote / flatten): every shared
+    /// node is copied, so no other table's changes or deletion ever touch
+    /// this table's nodes; blocks stay shared (a copied leaf adds a
+    /// reference to each block in `refs`). O(nodes of the table). On
+    /// [`Error::NoSpace`] the table is partly flattened (still correct, still
+    /// shared); call again.
+    pub fn flatten<S: NodeStore>(&mut self, store: &mut S, refs: &mut RefMap) -> Result<()> {
+        if !self.cow {
+            return Ok(());
+        }
+        let mut nop = |_: u64, _: u64| {};
+        let mut hooks = Counted {
+            refs,
+            on_dead: &mut nop,
+        };
+        if let Some(mut r) = self.root {
+            if store.refs(r) > 1 {
+                r = Self::copy_node(store, r, self.height, &mut hooks)?;
+                self.root = Some(r);
+            }
+            Self::flatten_node(store, r, self.height, &mut hooks)?;
+        }
+        self.cow = false;
+        Ok(())
+    }
+
+    fn flatten_node<S: NodeStore>(
+        store: &mut S,
+        id: NodeId,
+        level: u8,
+        hooks: &mut dyn Hooks<S>,
+    ) -> Result<()> {
+        if level <= 1 {
+            return Ok(());
+        }
+        for i in 0..FANOUT {
+            let Some(mut c) = child(entry(store, id, i)) else {
+                continue;
+            };
+            if store.refs(c) > 1 {
+                c = Self::copy_node(store, c, level - 1, hooks)?;
+                if let Some(slot) = store.get_mut(id).and_then(|n| n.get_mut(i)) {
+                    *slot = PRESENT | u64::from(c);
+                }
+            }
+            Self::flatten_node(store, c, level - 1, hooks)?;
+        }
+        Ok(())
     }
 
     fn walk<S: NodeStore>(&self, store: &S, lba: u64) -> Walk {
@@ -455,6 +600,17 @@ impl BlockTable {
         path.get(usize::from(self.height).wrapping_sub(1))
             .copied()
             .unwrap_or(0)
+    }
+
+    /// The leaf holding `lba`, if any.
+    pub fn leaf_at<S: NodeStore>(&self, store: &S, lba: u64) -> Option<NodeId> {
+        if lba >= self.size {
+            return None;
+        }
+        match self.walk(store, lba) {
+            Walk::Hole { .. } => None,
+            Walk::Leaf(p) => Some(self.leaf_id(&p)),
+        }
     }
 
     /// The pool address of `lba`, if mapped.
@@ -574,24 +730,30 @@ impl BlockTable {
         mut on_old: impl FnMut(u64, u64, u64),
     ) -> Result<()> {
         self.not_shared()?;
-        self.map_impl(store, lba, len, addr, &mut on_old, &mut |_, _| {})
+        self.map_impl(store, lba, len, addr, &mut Plain(&mut on_old))
     }
 
-    /// [`Self::map_range`] for tables that may share nodes: shared nodes on
-    /// the way are copied first, and the blocks of every copied leaf are
-    /// reported to `on_ref(addr, len)` (one more reference each: the caller
-    /// adds them with `Allocator::add_refs`). On [`Error::NoSpace`] the
-    /// mapping is unchanged (copies already made are equivalent).
+    /// [`Self::map_range`] for every table of a pool with snapshots or
+    /// clones: shared nodes on the way are copied first (a copied leaf adds
+    /// a reference to each of its blocks in `refs`), and every replaced
+    /// mapping drops a reference in `refs`; blocks whose last reference goes
+    /// are reported as `on_dead(addr, len)` runs (invalidate them). On
+    /// [`Error::NoSpace`] (nodes of the table or of `refs`) the mapping is
+    /// unchanged (copies already made are equivalent).
     pub fn map_range_shared<S: NodeStore>(
         &mut self,
         store: &mut S,
+        refs: &mut RefMap,
         lba: u64,
         len: u64,
         addr: u64,
-        mut on_old: impl FnMut(u64, u64, u64),
-        mut on_ref: impl FnMut(u64, u64),
+        mut on_dead: impl FnMut(u64, u64),
     ) -> Result<()> {
-        self.map_impl(store, lba, len, addr, &mut on_old, &mut on_ref)
+        let mut h = Counted {
+            refs,
+            on_dead: &mut on_dead,
+        };
+        self.map_impl(store, lba, len, addr, &mut h)
     }
 
     fn map_impl<S: NodeStore>(
@@ -600,8 +762,7 @@ impl BlockTable {
         lba: u64,
         len: u64,
         addr: u64,
-        on_old: OldFn<'_>,
-        on_ref: RefFn<'_>,
+        hooks: &mut dyn Hooks<S>,
     ) -> Result<()> {
         let end = self.check_range(lba, len)?;
         if addr.checked_add(len).map(|e| e > MAX_POOL_BLOCKS) != Some(false) {
@@ -610,7 +771,7 @@ impl BlockTable {
         // Pass 1: every leaf exists and is exclusive to this table.
         let mut l = lba;
         while l < end {
-            let r = match self.unshare(store, l, on_ref) {
+            let r = match self.unshare(store, l, hooks) {
                 Ok(()) => self.ensure_leaf(store, l),
                 Err(e) => Err(e),
             };
@@ -620,34 +781,35 @@ impl BlockTable {
             }
             l = (l / span(2)).saturating_add(1).saturating_mul(span(2));
         }
-        // Pass 2: write the entries.
-        let mut run: Option<(u64, u64, u64)> = None;
+        // Pass 2: write the entries (no node borrow is held while the hooks
+        // run: they may use the store).
+        let mut run = Run(None);
         let mut l = lba;
         while l < end {
             let Walk::Leaf(p) = self.walk(store, l) else {
                 return Err(Error::Corrupt("map: missing leaf"));
             };
             let leaf = self.leaf_id(&p);
-            let node = store
-                .get_mut(leaf)
-                .ok_or(Error::Corrupt("map: bad node id"))?;
             let mut i = index(l, 1);
             while i < FANOUT && l < end {
-                if let Some(slot) = node.get_mut(i) {
-                    let old = *slot;
-                    *slot = PRESENT | addr.saturating_add(l.saturating_sub(lba));
-                    if old & PRESENT != 0 {
-                        push_run(&mut run, l, old & ADDR_MASK, on_old);
-                    } else {
-                        self.mapped = self.mapped.saturating_add(1);
+                let new = PRESENT | addr.saturating_add(l.saturating_sub(lba));
+                let old = match store.get_mut(leaf).and_then(|n| n.get_mut(i)) {
+                    Some(slot) => core::mem::replace(slot, new),
+                    None => return Err(Error::Corrupt("map: bad node id")),
+                };
+                if old & PRESENT != 0 {
+                    if let Some((rl, ra, rn)) = run.push(l, old & ADDR_MASK) {
+                        hooks.dropped(store, rl, ra, rn);
                     }
+                } else {
+                    self.mapped = self.mapped.saturating_add(1);
                 }
                 i += 1;
                 l += 1;
             }
         }
-        if let Some(r) = run {
-            on_old(r.0, r.1, r.2);
+        if let Some((rl, ra, rn)) = run.0 {
+            hooks.dropped(store, rl, ra, rn);
         }
         Ok(())
     }
@@ -664,22 +826,26 @@ impl BlockTable {
         mut on_old: impl FnMut(u64, u64, u64),
     ) -> Result<()> {
         self.not_shared()?;
-        self.unmap_impl(store, lba, len, &mut on_old, &mut |_, _| {})
+        self.unmap_impl(store, lba, len, &mut Plain(&mut on_old))
     }
 
-    /// [`Self::unmap_range`] for tables that may share nodes (shared leaves
-    /// are copied before being changed, see [`Self::map_range_shared`]).
-    /// May fail with [`Error::NoSpace`] when a copy is needed: the range is
-    /// then partly unmapped, exactly as reported through `on_old`.
+    /// [`Self::unmap_range`] with reference counting (see
+    /// [`Self::map_range_shared`]): shared leaves are copied before being
+    /// changed. May fail with [`Error::NoSpace`] when a copy is needed: the
+    /// range is then partly unmapped (consistently counted).
     pub fn unmap_range_shared<S: NodeStore>(
         &mut self,
         store: &mut S,
+        refs: &mut RefMap,
         lba: u64,
         len: u64,
-        mut on_old: impl FnMut(u64, u64, u64),
-        mut on_ref: impl FnMut(u64, u64),
+        mut on_dead: impl FnMut(u64, u64),
     ) -> Result<()> {
-        self.unmap_impl(store, lba, len, &mut on_old, &mut on_ref)
+        let mut h = Counted {
+            refs,
+            on_dead: &mut on_dead,
+        };
+        self.unmap_impl(store, lba, len, &mut h)
     }
 
     fn unmap_impl<S: NodeStore>(
@@ -687,11 +853,10 @@ impl BlockTable {
         store: &mut S,
         lba: u64,
         len: u64,
-        on_old: OldFn<'_>,
-        on_ref: RefFn<'_>,
+        hooks: &mut dyn Hooks<S>,
     ) -> Result<()> {
         let end = self.check_range(lba, len)?;
-        let mut run: Option<(u64, u64, u64)> = None;
+        let mut run = Run(None);
         let mut l = lba;
         while l < end {
             match self.walk(store, l) {
@@ -716,9 +881,9 @@ impl BlockTable {
                             l = stop;
                             continue;
                         }
-                        if let Err(e) = self.unshare(store, l, on_ref) {
-                            if let Some(r) = run {
-                                on_old(r.0, r.1, r.2);
+                        if let Err(e) = self.unshare(store, l, hooks) {
+                            if let Some((rl, ra, rn)) = run.0.take() {
+                                hooks.dropped(store, rl, ra, rn);
                             }
                             self.prune(store, lba, l.max(lba.saturating_add(1)));
                             return Err(e);
@@ -728,17 +893,16 @@ impl BlockTable {
                         };
                         leaf = self.leaf_id(&p2);
                     }
-                    let Some(node) = store.get_mut(leaf) else {
-                        return Err(Error::Corrupt("map: bad node id"));
-                    };
                     let mut i = index(l, 1);
                     while i < FANOUT && l < end {
-                        if let Some(slot) = node.get_mut(i) {
-                            let old = *slot;
-                            if old & PRESENT != 0 {
-                                *slot = 0;
-                                self.mapped = self.mapped.saturating_sub(1);
-                                push_run(&mut run, l, old & ADDR_MASK, on_old);
+                        let old = match store.get_mut(leaf).and_then(|n| n.get_mut(i)) {
+                            Some(slot) => core::mem::replace(slot, 0),
+                            None => return Err(Error::Corrupt("map: bad node id")),
+                        };
+                        if old & PRESENT != 0 {
+                            self.mapped = self.mapped.saturating_sub(1);
+                            if let Some((rl, ra, rn)) = run.push(l, old & ADDR_MASK) {
+                                hooks.dropped(store, rl, ra, rn);
                             }
                         }
                         i += 1;
@@ -747,8 +911,8 @@ impl BlockTable {
                 }
             }
         }
-        if let Some(r) = run {
-            on_old(r.0, r.1, r.2);
+        if let Some((rl, ra, rn)) = run.0 {
+            hooks.dropped(store, rl, ra, rn);
         }
         self.prune(store, lba, end);
         Ok(())
@@ -845,34 +1009,37 @@ impl BlockTable {
         mut on_old: impl FnMut(u64, u64, u64),
     ) -> Result<()> {
         self.not_shared()?;
-        self.resize_impl(store, new_size, &mut on_old, &mut |_, _| {})
+        self.resize_impl(store, new_size, &mut Plain(&mut on_old))
     }
 
-    /// [`Self::resize`] for tables that may share nodes (see
+    /// [`Self::resize`] with reference counting (see
     /// [`Self::unmap_range_shared`] for shrinking).
     pub fn resize_shared<S: NodeStore>(
         &mut self,
         store: &mut S,
+        refs: &mut RefMap,
         new_size: u64,
-        mut on_old: impl FnMut(u64, u64, u64),
-        mut on_ref: impl FnMut(u64, u64),
+        mut on_dead: impl FnMut(u64, u64),
     ) -> Result<()> {
-        self.resize_impl(store, new_size, &mut on_old, &mut on_ref)
+        let mut h = Counted {
+            refs,
+            on_dead: &mut on_dead,
+        };
+        self.resize_impl(store, new_size, &mut h)
     }
 
     fn resize_impl<S: NodeStore>(
         &mut self,
         store: &mut S,
         new_size: u64,
-        on_old: OldFn<'_>,
-        on_ref: RefFn<'_>,
+        hooks: &mut dyn Hooks<S>,
     ) -> Result<()> {
         if new_size > MAX_VOLUME_BLOCKS {
             return Err(Error::Invalid("volume too large"));
         }
         let new_h = height_for(new_size);
         if new_size < self.size {
-            self.unmap_impl(store, new_size, self.size - new_size, on_old, on_ref)?;
+            self.unmap_impl(store, new_size, self.size - new_size, hooks)?;
             while self.height > new_h {
                 if let Some(r) = self.root {
                     let first = store.get(r).and_then(|n| n.first().copied()).unwrap_or(0);
@@ -882,11 +1049,7 @@ impl BlockTable {
                         // The old root stays in the other tables; its child
                         // gains our reference.
                         if let Some(c) = c {
-                            let cr = store
-                                .refs(c)
-                                .checked_add(1)
-                                .ok_or(Error::Invalid("too many references"))?;
-                            store.set_refs(c, cr)?;
+                            add_ref(store, c)?;
                         }
                         store.set_refs(r, refs - 1)?;
                     } else {
@@ -1019,21 +1182,46 @@ impl BlockTable {
     /// Unmaps everything and frees all nodes no other table references
     /// (volume or snapshot deletion). Mappings of freed leaves are reported
     /// through `on_old`; shared subtrees only lose a reference. Never
-    /// allocates.
+    /// allocates. (Without reference counting of blocks: see
+    /// [`Self::destroy_shared`].)
     pub fn destroy<S: NodeStore>(
         &mut self,
         store: &mut S,
         mut on_old: impl FnMut(u64, u64, u64),
     ) -> Result<()> {
+        self.destroy_impl(store, &mut Plain(&mut on_old))
+    }
+
+    /// [`Self::destroy`] with reference counting: every block held by a
+    /// freed leaf loses a reference in `refs`; `on_dead` gets the blocks no
+    /// other leaf holds (exactly the space the deletion frees).
+    pub fn destroy_shared<S: NodeStore>(
+        &mut self,
+        store: &mut S,
+        refs: &mut RefMap,
+        mut on_dead: impl FnMut(u64, u64),
+    ) -> Result<()> {
+        let mut h = Counted {
+            refs,
+            on_dead: &mut on_dead,
+        };
+        self.destroy_impl(store, &mut h)
+    }
+
+    fn destroy_impl<S: NodeStore>(
+        &mut self,
+        store: &mut S,
+        hooks: &mut dyn Hooks<S>,
+    ) -> Result<()> {
         if self.cow {
             if let Some(r) = self.root.take() {
-                Self::release(store, r, self.height, 0, &mut on_old);
+                Self::release(store, r, self.height, 0, hooks);
             }
             self.mapped = 0;
             return Ok(());
         }
         if self.size > 0 {
-            self.unmap_range(store, 0, self.size, on_old)?;
+            self.unmap_impl(store, 0, self.size, hooks)?;
         }
         if let Some(r) = self.root.take() {
             store.free(r);
@@ -1149,6 +1337,350 @@ impl BlockTable {
             return Err(Error::Corrupt("map: overlapping extents"));
         }
         self.map_range(store, e.lba, e.len, e.addr, |_, _, _| {})
+    }
+
+    /// The node of this table at `level` covering `lba`: [`Side::Node`],
+    /// [`Side::Hole`], or (for a level above this table's height)
+    /// [`Side::Virtual`] if growing the table to that height would create
+    /// one there.
+    fn side_at<S: NodeStore>(&self, store: &S, lba: u64, level: u8) -> Side {
+        let Some(root) = self.root else {
+            return Side::Hole;
+        };
+        if lba >= span(self.height.saturating_add(1)) {
+            return Side::Hole;
+        }
+        if level > self.height {
+            return Side::Virtual;
+        }
+        let mut id = root;
+        let mut l = self.height;
+        while l > level {
+            match child(entry(store, id, index(lba, l))) {
+                Some(c) => id = c,
+                None => return Side::Hole,
+            }
+            l -= 1;
+        }
+        Side::Node(id)
+    }
+
+    /// The first difference at or after `from` between this table and
+    /// `base` as it reads once resized to this table's size (`base`'s
+    /// mappings at or beyond this size do not count): either a mapped run
+    /// of this table that `base` does not have ([`Diff::Map`]; in one leaf,
+    /// or a whole extent where `base` has no node), or a range this table
+    /// does not map but `base` may ([`Diff::Unmap`]). Applying every
+    /// difference in order to a clone of `base` yields this table. Subtrees
+    /// both tables share (same node) are skipped: the cost follows the
+    /// differences, not the size.
+    pub fn next_diff<S: NodeStore>(&self, store: &S, base: &BlockTable, from: u64) -> Option<Diff> {
+        let mut l = from;
+        'outer: while l < self.size {
+            let mut level = self.height;
+            loop {
+                let cover = span(level.saturating_add(1)).min(MAX_VOLUME_BLOCKS);
+                let stop = (l / cover)
+                    .saturating_add(1)
+                    .saturating_mul(cover)
+                    .min(self.size);
+                let t = self.side_at(store, l, level);
+                let b = base.side_at(store, l, level);
+                match (t, b) {
+                    (Side::Node(x), Side::Node(y)) if x == y => {
+                        l = stop;
+                        continue 'outer;
+                    }
+                    (Side::Hole | Side::Virtual, Side::Hole) => {
+                        l = stop;
+                        continue 'outer;
+                    }
+                    (Side::Hole | Side::Virtual, _) => {
+                        return Some(Diff::Unmap {
+                            lba: l,
+                            len: stop.saturating_sub(l),
+                        })
+                    }
+                    (Side::Node(_), Side::Hole) => match self.next_extent(store, l) {
+                        Some(mut e) if e.lba < stop => {
+                            e.len = e.len.min(stop.saturating_sub(e.lba));
+                            return Some(Diff::Map(e));
+                        }
+                        _ => {
+                            l = stop;
+                            continue 'outer;
+                        }
+                    },
+                    (Side::Node(x), b) => {
+                        if level > 1 {
+                            level -= 1;
+                            continue;
+                        }
+                        let y = match b {
+                            Side::Node(y) => Some(y),
+                            _ => None,
+                        };
+                        if let Some(d) = self.leaf_diff(store, x, y, l, stop) {
+                            return Some(d);
+                        }
+                        l = stop;
+                        continue 'outer;
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// The first difference in `[l, stop)` (one leaf) between leaf `x` of
+    /// this table and leaf `y` (or nothing) of the base.
+    fn leaf_diff<S: NodeStore>(
+        &self,
+        store: &S,
+        x: NodeId,
+        y: Option<NodeId>,
+        l: u64,
+        stop: u64,
+    ) -> Option<Diff> {
+        let te = |k: u64| entry(store, x, index(k, 1));
+        let be = |k: u64| y.map(|y| entry(store, y, index(k, 1))).unwrap_or(0);
+        let mut k = l;
+        while k < stop && te(k) == be(k) {
+            k += 1;
+        }
+        if k >= stop {
+            return None;
+        }
+        let first = te(k);
+        let mut n = 1u64;
+        if first & PRESENT != 0 {
+            let a = first & ADDR_MASK;
+            while k + n < stop {
+                let e = te(k + n);
+                if e != PRESENT | a.saturating_add(n) || e == be(k + n) {
+                    break;
+                }
+                n += 1;
+            }
+            Some(Diff::Map(MapExtent {
+                vol: self.vol,
+                lba: k,
+                len: n,
+                addr: a,
+            }))
+        } else {
+            while k + n < stop && te(k + n) & PRESENT == 0 && be(k + n) & PRESENT != 0 {
+                n += 1;
+            }
+            Some(Diff::Unmap { lba: k, len: n })
+        }
+    }
+
+    /// Space of this table: `(mapped, exclusive)` blocks, where exclusive
+    /// blocks are those only this table references (no other table reaches
+    /// their leaf, no other leaf holds them): what deleting this table
+    /// alone would free. The rest of `mapped` is shared. O(nodes).
+    pub fn space<S: NodeStore>(&self, store: &S, refs: &RefMap) -> (u64, u64) {
+        let mut st = (0u64, 0u64);
+        if let Some(r) = self.root {
+            Self::space_node(store, refs, r, self.height, true, &mut st);
+        }
+        st
+    }
+
+    fn space_node<S: NodeStore>(
+        store: &S,
+        refs: &RefMap,
+        id: NodeId,
+        level: u8,
+        excl: bool,
+        st: &mut (u64, u64),
+    ) {
+        let excl = excl && store.refs(id) <= 1;
+        if level > 1 {
+            for i in 0..FANOUT {
+                if let Some(c) = child(entry(store, id, i)) {
+                    Self::space_node(store, refs, c, level - 1, excl, st);
+                }
+            }
+            return;
+        }
+        let mut run = Run(None);
+        let count = |r: Option<(u64, u64, u64)>, st: &mut (u64, u64)| {
+            if let Some((_, a, n)) = r {
+                st.0 = st.0.saturating_add(n);
+                if excl {
+                    let shared = refs.shared_in(store, a, n);
+                    st.1 = st.1.saturating_add(n.saturating_sub(shared));
+                }
+            }
+        };
+        for i in 0..FANOUT {
+            let e = entry(store, id, i);
+            let ended = if e & PRESENT != 0 {
+                run.push(i as u64, e & ADDR_MASK)
+            } else {
+                run.0.take()
+            };
+            count(ended, st);
+        }
+        count(run.0, st);
+    }
+}
+
+/// A node position seen from one table (see [`BlockTable::next_diff`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Side {
+    /// No node.
+    Hole,
+    /// This node.
+    Node(NodeId),
+    /// A level the table would only get by growing (a new node).
+    Virtual,
+}
+
+/// One difference between a table and its base (see
+/// [`BlockTable::next_diff`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Diff {
+    /// Map this extent (overriding the base).
+    Map(MapExtent),
+    /// Unmap `[lba, lba+len)`.
+    Unmap {
+        /// First volume block.
+        lba: u64,
+        /// Blocks.
+        len: u64,
+    },
+}
+
+/// A node found by [`visit_distinct`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Visit {
+    /// The caller's index of the first table reaching the node.
+    pub table: usize,
+    /// Volume of that table.
+    pub vol: u32,
+    /// The node.
+    pub id: NodeId,
+    /// Its level (1 = leaf).
+    pub level: u8,
+    /// First lba it covers.
+    pub base: u64,
+    /// Its reference count.
+    pub refs: u32,
+}
+
+/// Visits every node reachable from the tables `table(0)..table(n-1)`
+/// exactly once (a shared node only from the first table reaching it), in
+/// table order then in lba order, parents before children. `visit` returns
+/// `false` to stop the walk. Returns whether the walk completed.
+///
+/// No extra memory: a shared node is marked while the walk runs by setting
+/// bit 31 of its reference count (see [`MAX_REFS`]), and the marks are
+/// cleared before returning, so `visit` must not rely on
+/// [`NodeStore::refs`] ([`Visit::refs`] has the real count). `visit` may
+/// allocate and free nodes that no table reaches (e.g. of a
+/// [`super::sparse::SparseMap`]), never change the tables' nodes.
+pub fn visit_distinct<S: NodeStore>(
+    store: &mut S,
+    n: usize,
+    table: &dyn Fn(usize) -> Option<BlockTable>,
+    visit: &mut dyn FnMut(&mut S, &Visit) -> bool,
+) -> bool {
+    let mut stop: Option<(usize, u64, u8)> = None;
+    for ti in 0..n {
+        let Some(t) = table(ti) else { continue };
+        let Some(root) = t.root else { continue };
+        if let Some((b, l)) = mark_walk(store, ti, t.vol, root, t.height, 0, visit) {
+            stop = Some((ti, b, l));
+            break;
+        }
+    }
+    let last = stop.map(|s| s.0).unwrap_or(n.saturating_sub(1));
+    for ti in 0..n.min(last.saturating_add(1)) {
+        let Some(t) = table(ti) else { continue };
+        let Some(root) = t.root else { continue };
+        let limit = match stop {
+            Some((st, b, l)) if st == ti => Some((b, l)),
+            _ => None,
+        };
+        unmark_walk(store, root, t.height, 0, limit);
+    }
+    stop.is_none()
+}
+
+/// Pass 1 of [`visit_distinct`]: returns where `visit` stopped it.
+fn mark_walk<S: NodeStore>(
+    store: &mut S,
+    ti: usize,
+    vol: u32,
+    id: NodeId,
+    level: u8,
+    base: u64,
+    visit: &mut dyn FnMut(&mut S, &Visit) -> bool,
+) -> Option<(u64, u8)> {
+    let r = store.refs(id);
+    if r & MARK != 0 {
+        return None;
+    }
+    if r > 1 {
+        let _ = store.set_refs(id, r | MARK);
+    }
+    let v = Visit {
+        table: ti,
+        vol,
+        id,
+        level,
+        base,
+        refs: r,
+    };
+    if !visit(store, &v) {
+        return Some((base, level));
+    }
+    if level > 1 {
+        for i in 0..FANOUT {
+            if let Some(c) = child(entry(store, id, i)) {
+                let b = base.saturating_add((i as u64).saturating_mul(span(level)));
+                if let Some(s) = mark_walk(store, ti, vol, c, level - 1, b, visit) {
+                    return Some(s);
+                }
+            }
+        }
+    }
+    None
+}
+
+/// Pass 2 of [`visit_distinct`]: clears the marks of the nodes pass 1
+/// reached (in the table where it stopped, only up to where it stopped:
+/// nodes before `limit` in pre-order, i.e. with a smaller base, or the same
+/// base and a level not below the stop node's).
+fn unmark_walk<S: NodeStore>(
+    store: &mut S,
+    id: NodeId,
+    level: u8,
+    base: u64,
+    limit: Option<(u64, u8)>,
+) {
+    if let Some((sb, sl)) = limit {
+        if base > sb || (base == sb && level < sl) {
+            return;
+        }
+    }
+    let r = store.refs(id);
+    if r & MARK != 0 {
+        let _ = store.set_refs(id, r & !MARK);
+    } else if r > 1 {
+        // Cleared already (reached before in this pass), or never marked.
+        return;
+    }
+    if level > 1 {
+        for i in 0..FANOUT {
+            if let Some(c) = child(entry(store, id, i)) {
+                let b = base.saturating_add((i as u64).saturating_mul(span(level)));
+                unmark_walk(store, c, level - 1, b, limit);
+            }
+        }
     }
 }
 
@@ -1551,6 +2083,7 @@ pub(super) mod tests {
         );
         assert!(!t.is_shared());
         let mut s = VecStore::with_sharing(100);
+        let mut refs = RefMap::new(1 << 20);
         let mut t = BlockTable::new(1, 1000).unwrap();
         t.map_range(&mut s, 0, 10, 100, |_, _, _| {}).unwrap();
         let mut c = t.clone_root(&mut s, 2).unwrap();
@@ -1561,229 +2094,303 @@ pub(super) mod tests {
         assert!(c.unmap_range(&mut s, 0, 1, |_, _, _| {}).is_err());
         assert!(c.resize(&mut s, 10, |_, _, _| {}).is_err());
         // Writing the clone copies the shared path; the original is unchanged.
-        let mut refs = Vec::new();
-        let mut old = Vec::new();
-        c.map_range_shared(
-            &mut s,
-            2,
-            2,
-            7000,
-            |l, a, n| old.push((l, a, n)),
-            |a, n| refs.push((a, n)),
-        )
-        .unwrap();
-        // The copy took a reference on every block, then dropped two.
-        assert_eq!(old, vec![(2, 102, 2)]);
-        assert_eq!(refs, vec![(100, 10)]);
+        let mut dead = Vec::new();
+        c.map_range_shared(&mut s, &mut refs, 2, 2, 7000, |a, n| dead.push((a, n)))
+            .unwrap();
+        // The copy took a reference on every block, then dropped two: none died.
+        assert!(dead.is_empty());
+        assert_eq!(refs.extra(&s, 100), 1);
+        assert_eq!(refs.extra(&s, 102), 0);
         assert_eq!(t.lookup(&s, 2), Some(102));
         assert_eq!(c.lookup(&s, 2), Some(7000));
-        // Now both leaves are exclusive: overwrites report old blocks.
-        old.clear();
-        c.map_range_shared(
-            &mut s,
-            4,
-            1,
-            8000,
-            |l, a, n| old.push((l, a, n)),
-            |_, _| panic!(),
-        )
-        .unwrap();
-        assert_eq!(old, vec![(4, 104, 1)]);
-        let mut gone = Vec::new();
-        t.destroy(&mut s, |l, a, n| gone.push((l, a, n))).unwrap();
-        assert_eq!(gone, vec![(0, 100, 10)]);
-        gone.clear();
-        c.destroy(&mut s, |l, a, n| gone.push((l, a, n))).unwrap();
-        assert_eq!(
-            gone,
-            vec![(0, 100, 2), (2, 7000, 2), (4, 8000, 1), (5, 105, 5)]
-        );
+        // Now both leaves are exclusive: overwriting an exclusive block kills it.
+        c.map_range_shared(&mut s, &mut refs, 2, 1, 8000, |a, n| dead.push((a, n)))
+            .unwrap();
+        assert_eq!(dead, vec![(7000, 1)]);
+        dead.clear();
+        t.destroy_shared(&mut s, &mut refs, |a, n| dead.push((a, n)))
+            .unwrap();
+        assert_eq!(dead, vec![(102, 2)]);
+        dead.clear();
+        c.destroy_shared(&mut s, &mut refs, |a, n| dead.push((a, n)))
+            .unwrap();
+        assert_eq!(dead, vec![(100, 2), (8000, 1), (7001, 1), (104, 6)]);
         assert_eq!(s.live, 0);
+        assert!(refs.map().is_empty());
+    }
+
+    /// Occurrences of each address in distinct leaves (through
+    /// `visit_distinct`), and the number of distinct nodes.
+    fn occurrences(
+        s: &mut VecStore,
+        tabs: &[BlockTable],
+    ) -> (std::collections::HashMap<u64, u64>, usize) {
+        let mut occ = std::collections::HashMap::new();
+        let mut nodes = 0usize;
+        let refs_before: Vec<u32> = s.refs.clone();
+        let done = visit_distinct(s, tabs.len(), &|i| tabs.get(i).copied(), &mut |st, v| {
+            nodes += 1;
+            if v.level == 1 {
+                for &e in st.get(v.id).unwrap().iter() {
+                    if e & PRESENT != 0 {
+                        *occ.entry(e & ADDR_MASK).or_insert(0) += 1;
+                    }
+                }
+            }
+            true
+        });
+        assert!(done);
+        assert_eq!(s.refs, refs_before, "marks left behind");
+        (occ, nodes)
     }
 
     #[test]
     fn snapshots_random_against_model() {
-        use std::collections::HashMap;
-        for seed in 1..5u64 {
+        use std::collections::{HashMap, HashSet};
+        for seed in 1..6u64 {
             let mut rng = Rng(seed.wrapping_mul(0x2545_f491_4f6c_dd1d) | 1);
             let size = 3000 + rng.below(300_000);
             let mut s = VecStore::with_sharing(usize::MAX);
+            let mut refs = RefMap::new(MAX_POOL_BLOCKS);
             // Content id per pool address (relocation copies content).
             let mut content: HashMap<u64, u64> = HashMap::new();
-            // References per pool address (what the allocator's valid counts track).
-            let mut refs: HashMap<u64, i64> = HashMap::new();
+            // Live addresses (some table maps them).
+            let mut live: HashSet<u64> = HashSet::new();
             let mut tabs: Vec<(BlockTable, HashMap<u64, u64>)> =
                 vec![(BlockTable::new(0, size).unwrap(), HashMap::new())];
             let mut next_addr = 1u64;
             let mut next_content = 1u64;
-            for _step in 0..800 {
+            let mut next_vol = 1u32;
+            for step in 0..600 {
                 let ti = rng.below(tabs.len() as u64) as usize;
-                let lba = rng.below(size);
+                let tsize = tabs[ti].0.size();
+                let lba = rng.below(tsize.max(1));
                 let big = rng.below(8) == 0;
-                let len = (1 + rng.below(if big { 1500 } else { 30 })).min(size - lba);
-                let old_fn = |_l: u64, a: u64, n: u64, refs: &mut HashMap<u64, i64>| {
-                    for k in 0..n {
-                        let r = refs.get_mut(&(a + k)).expect("unknown block");
-                        *r -= 1;
-                        assert!(*r >= 0, "reference count below zero");
-                    }
-                };
-                match rng.below(12) {
-                    0..=5 => {
+                let len = (1 + rng.below(if big { 1500 } else { 30 })).min(tsize - lba.min(tsize));
+                let mut dead: Vec<(u64, u64)> = Vec::new();
+                match rng.below(14) {
+                    0..=5 if len > 0 => {
                         let addr = next_addr;
                         next_addr += len + 1;
                         let (t, m) = &mut tabs[ti];
                         for k in 0..len {
                             content.insert(addr + k, next_content);
-                            m.insert(lba + k, next_content);
+                            m.insert(lba + k, addr + k);
                             next_content += 1;
-                            refs.insert(addr + k, 1);
+                            live.insert(addr + k);
                         }
-                        let mut olds = Vec::new();
-                        let mut adds = Vec::new();
-                        t.map_range_shared(
-                            &mut s,
-                            lba,
-                            len,
-                            addr,
-                            |l, a, n| olds.push((l, a, n)),
-                            |a, n| adds.push((a, n)),
-                        )
+                        t.map_range_shared(&mut s, &mut refs, lba, len, addr, |a, n| {
+                            dead.push((a, n))
+                        })
                         .unwrap();
-                        for (a, n) in adds {
-                            for k in 0..n {
-                                *refs.get_mut(&(a + k)).unwrap() += 1;
-                            }
-                        }
-                        for (l, a, n) in olds {
-                            old_fn(l, a, n, &mut refs);
-                        }
                     }
-                    6..=7 => {
+                    6..=7 if len > 0 => {
                         let (t, m) = &mut tabs[ti];
                         for k in 0..len {
                             m.remove(&(lba + k));
                         }
-                        let mut olds = Vec::new();
-                        let mut adds = Vec::new();
-                        t.unmap_range_shared(
-                            &mut s,
-                            lba,
-                            len,
-                            |l, a, n| olds.push((l, a, n)),
-                            |a, n| adds.push((a, n)),
-                        )
-                        .unwrap();
-                        for (a, n) in adds {
-                            for k in 0..n {
-                                *refs.get_mut(&(a + k)).unwrap() += 1;
-                            }
-                        }
-                        for (l, a, n) in olds {
-                            old_fn(l, a, n, &mut refs);
-                        }
+                        t.unmap_range_shared(&mut s, &mut refs, lba, len, |a, n| dead.push((a, n)))
+                            .unwrap();
                     }
-                    8 if tabs.len() < 6 => {
-                        let vol = tabs.len() as u32;
-                        let c = tabs[ti].0.clone_root(&mut s, vol).unwrap();
+                    8 if tabs.len() < 8 => {
+                        let c = tabs[ti].0.clone_root(&mut s, next_vol).unwrap();
+                        next_vol += 1;
                         let m = tabs[ti].1.clone();
                         tabs.push((c, m));
                     }
                     9 if tabs.len() > 1 => {
                         let (mut t, _) = tabs.swap_remove(ti);
-                        let mut olds = Vec::new();
-                        t.destroy(&mut s, |l, a, n| olds.push((l, a, n))).unwrap();
-                        for (l, a, n) in olds {
-                            old_fn(l, a, n, &mut refs);
-                        }
+                        t.destroy_shared(&mut s, &mut refs, |a, n| dead.push((a, n)))
+                            .unwrap();
                     }
                     10 => {
-                        // GC-style relocation of one extent of a table.
-                        let (t, _) = &mut tabs[ti];
-                        if let Some(e) = t.next_extent(&s, lba) {
+                        // GC: move one extent of a table, with every leaf
+                        // holding it (all tables).
+                        if let Some(e) = tabs[ti].0.next_extent(&s, lba) {
+                            let e = MapExtent {
+                                len: e.len.min(64),
+                                ..e
+                            };
                             let new = next_addr;
                             next_addr += e.len + 1;
                             for k in 0..e.len {
                                 content.insert(new + k, content[&(e.addr + k)]);
-                                refs.insert(new + k, 1);
                             }
-                            let (mut moved, mut skipped) = (Vec::new(), Vec::new());
-                            let n = t
-                                .relocate(
-                                    &mut s,
-                                    &e,
-                                    new,
-                                    |a, n| moved.push((a, n)),
-                                    |a, n| skipped.push((a, n)),
-                                )
-                                .unwrap();
-                            assert_eq!(n, e.len);
-                            assert!(skipped.is_empty());
-                            for (a, n) in moved {
-                                old_fn(0, a, n, &mut refs);
+                            refs.move_refs(&mut s, e.addr, new, e.len).unwrap();
+                            let mut moved = 0u64;
+                            for (t, m) in tabs.iter_mut() {
+                                if e.lba >= t.size() {
+                                    continue;
+                                }
+                                let x = MapExtent {
+                                    vol: t.vol(),
+                                    len: e.len.min(t.size() - e.lba),
+                                    ..e
+                                };
+                                t.relocate(&mut s, &x, new, |_, n| moved += n, |_, _| {})
+                                    .unwrap();
+                                for k in 0..x.len {
+                                    if m.get(&(e.lba + k)) == Some(&(e.addr + k)) {
+                                        m.insert(e.lba + k, new + k);
+                                    }
+                                }
+                            }
+                            assert!(moved >= e.len);
+                            for k in 0..e.len {
+                                live.insert(new + k);
+                                dead.push((e.addr + k, 1));
                             }
                         }
                     }
+                    11 => {
+                        // Resize (shrink or grow).
+                        let (t, m) = &mut tabs[ti];
+                        let new = rng.below(size + size / 2) + 1;
+                        t.resize_shared(&mut s, &mut refs, new, |a, n| dead.push((a, n)))
+                            .unwrap();
+                        m.retain(|l, _| *l < new);
+                    }
+                    12 => {
+                        tabs[ti].0.flatten(&mut s, &mut refs).unwrap();
+                        assert!(!tabs[ti].0.is_shared());
+                    }
+                    13 => {
+                        // Diff against another table rebuilds the table.
+                        let bi = rng.below(tabs.len() as u64) as usize;
+                        let (t, _) = tabs[ti];
+                        let mut c = tabs[bi].0.clone_root(&mut s, 999).unwrap();
+                        c.resize_shared(&mut s, &mut refs, t.size(), |_, _| panic!())
+                            .unwrap();
+                        let mut at = 0u64;
+                        while let Some(d) = t.next_diff(&s, &tabs[bi].0, at) {
+                            match d {
+                                Diff::Map(e) => {
+                                    assert!(e.lba >= at && e.len > 0);
+                                    c.map_range_shared(
+                                        &mut s,
+                                        &mut refs,
+                                        e.lba,
+                                        e.len,
+                                        e.addr,
+                                        |_, _| {},
+                                    )
+                                    .unwrap();
+                                    // The table holds these blocks too.
+                                    refs.acquire(&mut s, e.addr, e.len).unwrap();
+                                    at = e.lba + e.len;
+                                }
+                                Diff::Unmap { lba, len } => {
+                                    assert!(lba >= at && len > 0);
+                                    c.unmap_range_shared(&mut s, &mut refs, lba, len, |_, _| {})
+                                        .unwrap();
+                                    at = lba + len;
+                                }
+                            }
+                        }
+                        let a: Vec<_> = t.extents(&s).map(|e| (e.lba, e.len, e.addr)).collect();
+                        let b: Vec<_> = c.extents(&s).map(|e| (e.lba, e.len, e.addr)).collect();
+                        assert_eq!(a, b, "diff of table {ti} against {bi}");
+                        c.destroy_shared(&mut s, &mut refs, |a, n| {
+                            panic!("diff clone freed {a}+{n}")
+                        })
+                        .unwrap();
+                    }
                     _ => {}
                 }
-                // Every table reads its own model.
+                // Dead blocks: exactly those no table maps any more.
+                let mapped: HashSet<u64> =
+                    tabs.iter().flat_map(|(_, m)| m.values().copied()).collect();
+                for (a, n) in dead {
+                    for k in 0..n {
+                        assert!(
+                            !mapped.contains(&(a + k)),
+                            "step {step}: live block {} died",
+                            a + k
+                        );
+                        assert!(
+                            live.remove(&(a + k)),
+                            "step {step}: block {} died twice",
+                            a + k
+                        );
+                    }
+                }
+                assert_eq!(live, mapped, "step {step}: dead blocks not reported");
+                // Every table reads its model; reference counts are exact.
+                let tables: Vec<BlockTable> = tabs.iter().map(|t| t.0).collect();
+                let (occ, _) = occurrences(&mut s, &tables);
+                for (a, c) in &occ {
+                    assert_eq!(refs.extra(&s, *a), c - 1, "step {step}: refs of {a}");
+                }
+                assert_eq!(
+                    refs.shared_blocks(),
+                    occ.values().filter(|c| **c > 1).count() as u64
+                );
+                refs.check(&s).unwrap();
                 for (t, m) in &tabs {
                     assert_eq!(t.mapped(), m.len() as u64);
                     t.check(&s).unwrap();
                     for _ in 0..20 {
-                        let l = rng.below(size);
-                        assert_eq!(t.lookup(&s, l).map(|a| content[&a]), m.get(&l).copied());
+                        let l = rng.below(t.size().max(1));
+                        assert_eq!(t.lookup(&s, l), m.get(&l).copied());
                     }
-                    for e in t.extents(&s).take(50) {
-                        for k in 0..e.len.min(40) {
-                            assert_eq!(Some(content[&(e.addr + k)]), m.get(&(e.lba + k)).copied());
-                            assert!(refs[&(e.addr + k)] >= 1);
-                        }
+                    // Exclusive space: blocks no other table maps.
+                    let (mp, ex) = t.space(&s, &refs);
+                    assert_eq!(mp, m.len() as u64);
+                    let others: HashSet<u64> = tabs
+                        .iter()
+                        .filter(|(o, _)| o.vol() != t.vol())
+                        .flat_map(|(_, om)| om.values().copied())
+                        .collect();
+                    let excl = m.values().filter(|a| !others.contains(a)).count() as u64;
+                    assert!(ex <= excl, "exclusive {ex} > {excl}");
+                    if !t.is_shared() {
+                        assert_eq!(ex, excl);
                     }
-                }
-            }
-            // Shrink one shared table.
-            if let Some((t, m)) = tabs.first_mut() {
-                let new = size / 2;
-                let mut olds = Vec::new();
-                let mut adds = Vec::new();
-                t.resize_shared(
-                    &mut s,
-                    new,
-                    |l, a, n| olds.push((l, a, n)),
-                    |a, n| adds.push((a, n)),
-                )
-                .unwrap();
-                for (a, n) in adds {
-                    for k in 0..n {
-                        *refs.get_mut(&(a + k)).unwrap() += 1;
-                    }
-                }
-                for (_, a, n) in olds {
-                    for k in 0..n {
-                        *refs.get_mut(&(a + k)).unwrap() -= 1;
-                    }
-                }
-                m.retain(|l, _| *l < new);
-                assert_eq!(t.mapped(), m.len() as u64);
-                for (l, c) in m.iter() {
-                    assert_eq!(t.lookup(&s, *l).map(|a| content[&a]), Some(*c));
                 }
             }
             // Dropping every table releases every node and reference.
             for (mut t, _) in tabs {
-                let mut olds = Vec::new();
-                t.destroy(&mut s, |l, a, n| olds.push((l, a, n))).unwrap();
-                for (_, a, n) in olds {
+                t.destroy_shared(&mut s, &mut refs, |a, n| {
                     for k in 0..n {
-                        let r = refs.get_mut(&(a + k)).unwrap();
-                        *r -= 1;
-                        assert!(*r >= 0);
+                        assert!(live.remove(&(a + k)));
                     }
-                }
+                })
+                .unwrap();
             }
+            assert!(live.is_empty(), "leaked blocks");
+            assert!(refs.map().is_empty());
             assert_eq!(s.live, 0);
-            assert!(refs.values().all(|&r| r == 0), "leaked block references");
+        }
+    }
+
+    #[test]
+    fn visit_distinct_stops_and_restores() {
+        let mut s = VecStore::with_sharing(usize::MAX);
+        let mut refs = RefMap::new(1 << 30);
+        let mut a = BlockTable::new(0, 1 << 20).unwrap();
+        for l in (0..1 << 20).step_by(4096) {
+            a.map_range_shared(&mut s, &mut refs, l, 3, l + 1, |_, _| {})
+                .unwrap();
+        }
+        let b = a.clone_root(&mut s, 1).unwrap();
+        let mut c = b;
+        let mut c = c.clone_root(&mut s, 2).unwrap();
+        c.map_range_shared(&mut s, &mut refs, 5, 1, 1 << 29, |_, _| {})
+            .unwrap();
+        let tabs = [a, b, c];
+        let before = s.refs.clone();
+        let (_, total) = occurrences(&mut s, &tabs);
+        // a, b share everything; c copied one path (3 levels).
+        assert_eq!(total, s.live - refs.check(&s).unwrap() as usize);
+        for stop_after in [1usize, 2, 7, 100, total - 1] {
+            let mut seen = 0usize;
+            let done = visit_distinct(&mut s, 3, &|i| tabs.get(i).copied(), &mut |_, _| {
+                seen += 1;
+                seen < stop_after
+            });
+            assert!(!done);
+            assert_eq!(seen, stop_after);
+            assert_eq!(s.refs, before, "marks left after stopping at {stop_after}");
         }
     }
 

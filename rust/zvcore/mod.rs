@@ -19,4 +19,5 @@ pub mod geom;
 pub mod map;
 pub mod pool;
 pub mod recovery;
+pub mod sparse;
 pub mod verify;

@@ -24,23 +24,32 @@ use super::codec::{Reader, Writer};
 use super::error::{Error, Result};
 use super::format::checkpoint::{section, set_of, CKPT_DATA_MAX};
 use super::format::journal::JOURNAL_PAYLOAD_MAX;
+use super::format::journal::VOL_FLAG_READONLY;
 use super::format::layout::{
     checkpoint_block_addr, checkpoint_capacity, checkpoint_zone, log_zone,
 };
+use super::format::sharing::{encode_base, encode_link, DiffEntry, DiffWriter, SMALL_RECORD_BYTES};
+use super::format::INCOMPAT_SHARED_BLOCKS;
 use super::format::{
     CheckpointHeader, CheckpointWriter, JournalBuilder, Record, Superblock, Uuid, VolName,
     BLOCK_SIZE,
 };
 use super::gc::{gc_urgency, pick_victim, Policy, Urgency, RELOCATION_STREAM};
 use super::geom::{DeviceGeometry, PoolGeometry, Stream, NR_STREAMS};
-use super::map::{BlockTable, MapExtent, NodeStore};
+use super::map::{visit_distinct, BlockTable, Diff, MapExtent, NodeStore, ADDR_MASK, PRESENT};
+use super::sparse::RefMap;
 
 /// Most extents in one [`WritePlan`] (a longer write is planned partly: the
 /// caller plans the rest after).
 pub const MAX_PLAN_EXTENTS: usize = 4;
 
-/// Longest GC relocation item (blocks).
+/// Longest GC relocation item (blocks; at most 64).
 pub const MAX_GC_ITEM: u64 = 64;
+
+const FANOUT_USIZE: usize = super::map::FANOUT;
+
+/// No slot (`VolEntry::ck_base`).
+pub(super) const NO_SLOT: u32 = u32::MAX;
 
 /// Bytes of one volume record in the checkpoint's volume section:
 /// `id u32, flags u32, size u64, name_len u8, name[32]`.
@@ -67,12 +76,45 @@ pub enum MetaOp<'a> {
 pub struct VolEntry {
     /// Volume id.
     pub id: u32,
-    /// `VOL_FLAG_*` bits.
+    /// `VOL_FLAG_*` bits ([`VOL_FLAG_READONLY`]: a snapshot).
     pub flags: u32,
     /// Name.
     pub name: VolName,
     /// Block table; `None` = free slot.
     pub table: Option<BlockTable>,
+    /// What the volume was made from: for a snapshot the volume it was
+    /// taken of, for a clone the snapshot it was cloned from (cleared when
+    /// that volume is deleted, and by [`Pool::promote`]).
+    pub origin: Option<u32>,
+    /// Delta base of the checkpoint encoding (internal): the volume this
+    /// one is stored as a difference against. Snapshots of a volume form a
+    /// chain (each against the previous one), the volume and its clones
+    /// point at their newest snapshot / their snapshot. Never dangling.
+    pub parent: Option<u32>,
+    /// Slot of the delta base during a checkpoint write (internal).
+    pub(super) ck_base: u32,
+    /// Written / loaded during the current checkpoint write or load
+    /// (internal).
+    pub(super) ck_done: bool,
+}
+
+impl VolEntry {
+    /// Whether the volume is read-only (a snapshot).
+    pub fn read_only(&self) -> bool {
+        self.flags & VOL_FLAG_READONLY != 0
+    }
+}
+
+/// Space used by one volume (see [`Pool::vol_space`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VolSpace {
+    /// Mapped blocks (the volume's logical usage).
+    pub mapped: u64,
+    /// Blocks only this volume references: what deleting it would free.
+    pub exclusive: u64,
+    /// Blocks shared with other volumes (snapshots, clones):
+    /// `mapped - exclusive`.
+    pub shared: u64,
 }
 
 /// One extent of a [`WritePlan`].
@@ -201,6 +243,8 @@ enum Commit {
         nblocks: u64,
         last_seq: u64,
         log: u8,
+        /// Generation of the superblock the commit wrote (log-zone switch).
+        sb: Option<u64>,
     },
     Checkpoint {
         nrec: usize,
@@ -283,6 +327,14 @@ pub struct Pool<G, Z, E, V, R, N, D, S> {
     finish_q: [u32; 16],
     nfinish: usize,
     pub(super) stats: PoolStats,
+    /// Extra leaf references of shared blocks (nodes in `nodes`).
+    pub(super) refs: RefMap,
+    /// The in-memory superblock has changes (feature bits) not yet written:
+    /// the next journal commit switches log zones to write it.
+    pub(super) sb_dirty: bool,
+    /// Recovery is replaying: dropped blocks are not invalidated (the
+    /// allocator is rebuilt afterwards).
+    pub(super) replaying: bool,
 }
 
 /// Number of journal blocks needed for `recs`.
@@ -334,6 +386,7 @@ where
         if st.records.len() < 16 {
             return Err(Error::Invalid("pool: record queue too small"));
         }
+        let total = geom.total_blocks();
         let alloc = Allocator::with_devs(geom, st.zones, st.devs, cfg.alloc)?;
         Ok(Pool {
             alloc,
@@ -364,6 +417,9 @@ where
             finish_q: [0; 16],
             nfinish: 0,
             stats: PoolStats::default(),
+            refs: RefMap::new(total),
+            sb_dirty: false,
+            replaying: false,
         })
     }
 
@@ -582,6 +638,39 @@ where
 
     // ---- volumes ------------------------------------------------------------
 
+    /// Whether blocks may be shared between volumes (the superblock has
+    /// [`INCOMPAT_SHARED_BLOCKS`]: set by the first snapshot or clone, for
+    /// good).
+    pub fn sharing(&self) -> bool {
+        self.sb.incompat & INCOMPAT_SHARED_BLOCKS != 0
+    }
+
+    /// Sets [`INCOMPAT_SHARED_BLOCKS`] in the superblock (once): a new
+    /// superblock generation, written by the next journal commit.
+    pub(super) fn enable_sharing(&mut self) {
+        if !self.sharing() {
+            self.sb.incompat |= INCOMPAT_SHARED_BLOCKS;
+            self.sb.generation = self.sb.generation.saturating_add(1);
+            self.sb_dirty = true;
+        }
+    }
+
+    /// Whether the superblock has changes not yet on disk.
+    pub fn superblock_dirty(&self) -> bool {
+        self.sb_dirty
+    }
+
+    /// Pool blocks referenced by more than one block-table leaf (shared by
+    /// snapshots or clones, counted once in [`Allocator::used_blocks`]).
+    pub fn shared_blocks(&self) -> u64 {
+        self.refs.shared_blocks()
+    }
+
+    /// The reference map of shared blocks.
+    pub fn refs(&self) -> &RefMap {
+        &self.refs
+    }
+
     /// Creates volume `id` (empty, `size` blocks).
     pub fn vol_create(&mut self, id: u32, name: &[u8], size: u64, flags: u32) -> Result<()> {
         self.live()?;
@@ -610,101 +699,357 @@ where
                 flags,
                 name,
                 table: Some(table),
+                ..VolEntry::default()
             };
         }
         self.push_reserved(rec);
         Ok(())
     }
 
-    /// Deletes volume `id` and all its mappings.
+    /// Deletes volume `id` (a volume, snapshot or clone) and its mappings.
+    /// Blocks still referenced by other volumes (snapshots, clones) stay;
+    /// exactly the blocks nobody else references are freed. Volumes made
+    /// from it keep their data (their origin is cleared).
     pub fn vol_delete(&mut self, id: u32) -> Result<()> {
         self.live()?;
         let i = self.vol_index(id)?;
         self.reserve(1)?;
-        let mut t = self
-            .vols
-            .get(i)
-            .and_then(|v| v.table)
-            .ok_or(Error::NotFound)?;
-        let ep = self.cur_epoch;
-        let r = t.destroy(&mut self.nodes, |_, a, n| {
-            inval(
-                &mut self.alloc,
-                &mut self.zepoch,
-                ep,
-                &mut self.failed,
-                a,
-                n,
-            )
-        });
-        if let Err(e) = r {
+        if let Err(e) = self.apply_delete(i) {
             self.unreserve(1);
             self.failed = true;
             return Err(e);
-        }
-        if let Some(v) = self.vols.get_mut(i) {
-            *v = VolEntry::default();
         }
         self.push_reserved(Record::VolumeDelete { vol: id });
         Ok(())
     }
 
+    /// Deletes the volume in slot `i` (engine and replay).
+    pub(super) fn apply_delete(&mut self, i: usize) -> Result<()> {
+        let v = *self.vols.get(i).ok_or(Error::NotFound)?;
+        let mut t = v.table.ok_or(Error::NotFound)?;
+        let ep = self.cur_epoch;
+        let (alloc, zepoch, failed, rep) = (
+            &mut self.alloc,
+            &mut self.zepoch,
+            &mut self.failed,
+            self.replaying,
+        );
+        let r = t.destroy_shared(&mut self.nodes, &mut self.refs, |a, n| {
+            if !rep {
+                inval(alloc, zepoch, ep, failed, a, n)
+            }
+        });
+        if let Some(slot) = self.vols.get_mut(i) {
+            *slot = VolEntry::default();
+        }
+        for w in self.vols.iter_mut().filter(|w| w.table.is_some()) {
+            if w.origin == Some(v.id) {
+                w.origin = None;
+            }
+            if w.parent == Some(v.id) {
+                w.parent = v.parent;
+            }
+        }
+        r
+    }
+
     /// Resizes volume `id` (shrinking drops the mappings beyond the end).
+    /// Snapshots cannot be resized ([`Error::ReadOnly`]).
     pub fn vol_resize(&mut self, id: u32, size: u64) -> Result<()> {
         self.live()?;
         let i = self.vol_index(id)?;
+        if self.vols.get(i).map(|v| v.read_only()) != Some(false) {
+            return Err(Error::ReadOnly);
+        }
         let rec = Record::VolumeResize {
             vol: id,
             size_blocks: size,
         };
         rec.validate().map_err(|_| Error::Invalid("volume size"))?;
-        self.reserve(1)?;
+        let old = self
+            .vols
+            .get(i)
+            .and_then(|v| v.table)
+            .map(|t| t.size())
+            .unwrap_or(0);
+        // Shrinking a shared table may run out of nodes half way: the
+        // dropped range is then journalled as unmapped (see `discard`).
+        let step = u64::from(u32::MAX);
+        let nunmap = old.saturating_sub(size).div_ceil(step) as usize;
+        let nrec = nunmap.saturating_add(1);
+        self.reserve(nrec)?;
+        match self.apply_resize(i, size) {
+            Ok(()) => {
+                self.unreserve(nunmap);
+                self.push_reserved(rec);
+                Ok(())
+            }
+            Err(e) => {
+                self.unreserve(1);
+                let mut l = size;
+                while l < old {
+                    let n = old.saturating_sub(l).min(step);
+                    self.push_reserved(Record::Unmap {
+                        vol: id,
+                        lba: l,
+                        len: n as u32,
+                    });
+                    l = l.saturating_add(n);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Resizes the volume in slot `i` (engine and replay).
+    pub(super) fn apply_resize(&mut self, i: usize, size: u64) -> Result<()> {
         let mut t = self
             .vols
             .get(i)
             .and_then(|v| v.table)
             .ok_or(Error::NotFound)?;
         let ep = self.cur_epoch;
-        let r = t.resize(&mut self.nodes, size, |_, a, n| {
-            inval(
-                &mut self.alloc,
-                &mut self.zepoch,
-                ep,
-                &mut self.failed,
-                a,
-                n,
-            )
+        let (alloc, zepoch, failed, rep) = (
+            &mut self.alloc,
+            &mut self.zepoch,
+            &mut self.failed,
+            self.replaying,
+        );
+        let r = t.resize_shared(&mut self.nodes, &mut self.refs, size, |a, n| {
+            if !rep {
+                inval(alloc, zepoch, ep, failed, a, n)
+            }
         });
         if let Some(v) = self.vols.get_mut(i) {
             v.table = Some(t);
         }
-        match r {
-            Ok(()) => {
-                self.push_reserved(rec);
-                Ok(())
-            }
-            Err(e) => {
-                self.unreserve(1);
-                Err(e)
-            }
-        }
+        r
     }
 
-    fn apply_olds(&mut self, olds: &OldList) {
+    /// Takes a snapshot of volume `vol`: a new read-only volume `new_id`
+    /// named `name` holding exactly what `vol` holds now (every write
+    /// completed before this call, none after). O(1): the block table's root
+    /// is shared copy-on-write, nothing is copied and no block is written;
+    /// both volumes pay for the copies of the paths they change later.
+    /// Sets [`INCOMPAT_SHARED_BLOCKS`] on the first use.
+    ///
+    /// Errors: [`Error::NotFound`] (no `vol`), [`Error::Busy`] (`new_id`
+    /// exists, or the record queue is full: flush first), [`Error::NoSpace`]
+    /// (no free volume slot), [`Error::Invalid`] (`vol` is itself a
+    /// snapshot, bad name, too many references to one node).
+    pub fn snap_create(&mut self, vol: u32, new_id: u32, name: &[u8]) -> Result<()> {
+        self.live()?;
+        let i = self.vol_index(vol)?;
+        if self.vols.get(i).map(|v| v.read_only()) != Some(false) {
+            return Err(Error::Invalid("snapshot of a snapshot"));
+        }
+        self.share(i, new_id, name, VOL_FLAG_READONLY)
+    }
+
+    /// Clones snapshot `snap` into a new writable volume `new_id` named
+    /// `name`, sharing all its blocks (O(1) like [`Self::snap_create`]);
+    /// writes to the clone never change the snapshot, and the other way
+    /// round. Errors as [`Self::snap_create`]; [`Error::Invalid`] if `snap`
+    /// is not a snapshot.
+    pub fn clone_volume(&mut self, snap: u32, new_id: u32, name: &[u8]) -> Result<()> {
+        self.live()?;
+        let i = self.vol_index(snap)?;
+        if self.vols.get(i).map(|v| v.read_only()) != Some(true) {
+            return Err(Error::Invalid("clone source is not a snapshot"));
+        }
+        self.share(i, new_id, name, 0)
+    }
+
+    fn share(&mut self, i: usize, new_id: u32, name: &[u8], flags: u32) -> Result<()> {
+        if self.vol_index(new_id).is_ok() {
+            return Err(Error::Busy);
+        }
+        let src = self.vols.get(i).map(|v| v.id).ok_or(Error::NotFound)?;
+        let name = VolName::new(name)?;
+        let rec = Record::Snapshot {
+            vol: src,
+            new_vol: new_id,
+            flags,
+            name,
+        };
+        rec.validate()
+            .map_err(|_| Error::Invalid("snapshot parameters"))?;
+        if !self.vols.iter().any(|v| v.table.is_none()) {
+            return Err(Error::NoSpace);
+        }
+        self.reserve(1)?;
+        if let Err(e) = self.apply_share(i, new_id, flags, name) {
+            self.unreserve(1);
+            return Err(e);
+        }
+        self.push_reserved(rec);
+        Ok(())
+    }
+
+    /// Creates volume `new_id` sharing the table of slot `i` (engine and
+    /// replay of [`Record::Snapshot`]).
+    pub(super) fn apply_share(
+        &mut self,
+        i: usize,
+        new_id: u32,
+        flags: u32,
+        name: VolName,
+    ) -> Result<()> {
+        let src = *self.vols.get(i).ok_or(Error::NotFound)?;
+        let mut t = src.table.ok_or(Error::NotFound)?;
+        let slot = self
+            .vols
+            .iter()
+            .position(|v| v.table.is_none())
+            .ok_or(Error::NoSpace)?;
+        let c = t.clone_root(&mut self.nodes, new_id)?;
+        let snapshot = flags & VOL_FLAG_READONLY != 0;
+        if let Some(v) = self.vols.get_mut(i) {
+            v.table = Some(t);
+            if snapshot {
+                // The snapshot takes the volume's place in its delta chain.
+                v.parent = Some(new_id);
+            }
+        }
+        if let Some(v) = self.vols.get_mut(slot) {
+            *v = VolEntry {
+                id: new_id,
+                flags,
+                name,
+                table: Some(c),
+                origin: Some(src.id),
+                parent: if snapshot { src.parent } else { Some(src.id) },
+                ..VolEntry::default()
+            };
+        }
+        self.enable_sharing();
+        Ok(())
+    }
+
+    /// Rolls writable volume `vol` back to its snapshot `snap`: `vol` then
+    /// holds exactly what `snap` holds (and has its size); blocks only the
+    /// old contents referenced are freed. O(1) plus the release of the old
+    /// contents' exclusive nodes. Writes in flight to `vol` that complete
+    /// afterwards land on the rolled-back contents.
+    ///
+    /// Errors: [`Error::NotFound`], [`Error::ReadOnly`] (`vol` is a
+    /// snapshot), [`Error::Invalid`] (`snap` is not a snapshot of `vol`),
+    /// [`Error::Busy`] (record queue full).
+    pub fn rollback(&mut self, vol: u32, snap: u32) -> Result<()> {
+        self.live()?;
+        let i = self.vol_index(vol)?;
+        let j = self.vol_index(snap)?;
+        let (v, s) = match (self.vols.get(i), self.vols.get(j)) {
+            (Some(v), Some(s)) => (*v, *s),
+            _ => return Err(Error::NotFound),
+        };
+        if v.read_only() {
+            return Err(Error::ReadOnly);
+        }
+        if !s.read_only() || s.origin != Some(vol) {
+            return Err(Error::Invalid("rollback: not a snapshot of this volume"));
+        }
+        self.reserve(1)?;
+        if let Err(e) = self.apply_rollback(i, j) {
+            self.unreserve(1);
+            return Err(e);
+        }
+        self.push_reserved(Record::Rollback { vol, snap });
+        Ok(())
+    }
+
+    /// Replaces the table of slot `i` by a clone of slot `j`'s (engine and
+    /// replay).
+    pub(super) fn apply_rollback(&mut self, i: usize, j: usize) -> Result<()> {
+        let v = *self.vols.get(i).ok_or(Error::NotFound)?;
+        let mut old = v.table.ok_or(Error::NotFound)?;
+        let s = *self.vols.get(j).ok_or(Error::NotFound)?;
+        let mut st = s.table.ok_or(Error::NotFound)?;
+        let new = st.clone_root(&mut self.nodes, v.id)?;
+        if let Some(e) = self.vols.get_mut(j) {
+            e.table = Some(st);
+        }
         let ep = self.cur_epoch;
-        for &(a, n) in olds.runs() {
-            inval(
-                &mut self.alloc,
-                &mut self.zepoch,
-                ep,
-                &mut self.failed,
-                a,
-                n,
-            );
+        let (alloc, zepoch, failed, rep) = (
+            &mut self.alloc,
+            &mut self.zepoch,
+            &mut self.failed,
+            self.replaying,
+        );
+        let r = old.destroy_shared(&mut self.nodes, &mut self.refs, |a, n| {
+            if !rep {
+                inval(alloc, zepoch, ep, failed, a, n)
+            }
+        });
+        if let Some(e) = self.vols.get_mut(i) {
+            e.table = Some(new);
+            e.parent = Some(s.id);
         }
-        if olds.overflow {
-            self.failed = true;
+        self.enable_sharing();
+        r
+    }
+
+    /// Promotes (flattens) writable volume `vol`: every block-table node it
+    /// shares is copied, so it no longer depends on its origin's metadata;
+    /// its origin is cleared. Data blocks stay shared (counted once) until
+    /// one side overwrites them. O(nodes of the volume). No-op for a volume
+    /// without shared nodes or origin.
+    ///
+    /// Errors: [`Error::ReadOnly`] (a snapshot), [`Error::NoSpace`] (out of
+    /// nodes: the volume is partly flattened, still correct; retry),
+    /// [`Error::Busy`] (record queue full).
+    pub fn promote(&mut self, vol: u32) -> Result<()> {
+        self.live()?;
+        let i = self.vol_index(vol)?;
+        let v = *self.vols.get(i).ok_or(Error::NotFound)?;
+        if v.read_only() {
+            return Err(Error::ReadOnly);
         }
+        let t = v.table.ok_or(Error::NotFound)?;
+        if !t.is_shared() && v.origin.is_none() && v.parent.is_none() {
+            return Ok(());
+        }
+        self.reserve(1)?;
+        if let Err(e) = self.apply_promote(i) {
+            self.unreserve(1);
+            return Err(e);
+        }
+        self.push_reserved(Record::Promote { vol });
+        Ok(())
+    }
+
+    /// Flattens slot `i` (engine and replay).
+    pub(super) fn apply_promote(&mut self, i: usize) -> Result<()> {
+        let mut t = self
+            .vols
+            .get(i)
+            .and_then(|v| v.table)
+            .ok_or(Error::NotFound)?;
+        let r = t.flatten(&mut self.nodes, &mut self.refs);
+        if let Some(v) = self.vols.get_mut(i) {
+            v.table = Some(t);
+            if r.is_ok() {
+                v.origin = None;
+                v.parent = None;
+            }
+        }
+        r
+    }
+
+    /// Space of volume `vol`: mapped blocks, of which exclusive (only this
+    /// volume references them: freed by deleting it) and shared (with
+    /// snapshots / clones). O(nodes of the volume).
+    pub fn vol_space(&self, vol: u32) -> Result<VolSpace> {
+        let t = self
+            .volume(vol)
+            .and_then(|v| v.table)
+            .ok_or(Error::NotFound)?;
+        let (mapped, exclusive) = t.space(&self.nodes, &self.refs);
+        Ok(VolSpace {
+            mapped,
+            exclusive,
+            shared: mapped.saturating_sub(exclusive),
+        })
     }
 
     // ---- writes ---------------------------------------------------------
@@ -726,6 +1071,9 @@ where
             return Err(Error::Invalid("write: length or stream"));
         }
         let i = self.vol_index(vol)?;
+        if self.vols.get(i).map(|v| v.read_only()) != Some(false) {
+            return Err(Error::ReadOnly);
+        }
         let size = self
             .vols
             .get(i)
@@ -923,16 +1271,15 @@ where
             self.failed = true;
         }
         let ep = self.cur_epoch;
-        let r = t.map_range(&mut self.nodes, lba, ext.len, addr, |_, a, n| {
-            inval(
-                &mut self.alloc,
-                &mut self.zepoch,
-                ep,
-                &mut self.failed,
-                a,
-                n,
-            )
-        });
+        let (alloc, zepoch, failed) = (&mut self.alloc, &mut self.zepoch, &mut self.failed);
+        let r = t.map_range_shared(
+            &mut self.nodes,
+            &mut self.refs,
+            lba,
+            ext.len,
+            addr,
+            |a, n| inval(alloc, zepoch, ep, failed, a, n),
+        );
         if let Err(e) = r {
             // Not mapped: the new blocks are garbage.
             inval(
@@ -1011,10 +1358,14 @@ where
         Ok(n)
     }
 
-    /// Discards (unmaps) `nblocks` volume blocks from `lba`.
+    /// Discards (unmaps) `nblocks` volume blocks from `lba`
+    /// ([`Error::ReadOnly`] on a snapshot).
     pub fn discard(&mut self, vol: u32, lba: u64, nblocks: u64) -> Result<()> {
         self.live()?;
         let i = self.vol_index(vol)?;
+        if self.vols.get(i).map(|v| v.read_only()) != Some(false) {
+            return Err(Error::ReadOnly);
+        }
         let mut t = self
             .vols
             .get(i)
@@ -1030,23 +1381,22 @@ where
         let nrec = nblocks.div_ceil(step) as usize;
         self.reserve(nrec)?;
         let ep = self.cur_epoch;
-        let r = t.unmap_range(&mut self.nodes, lba, nblocks, |_, a, k| {
-            inval(
-                &mut self.alloc,
-                &mut self.zepoch,
-                ep,
-                &mut self.failed,
-                a,
-                k,
-            )
+        let (alloc, zepoch, failed) = (&mut self.alloc, &mut self.zepoch, &mut self.failed);
+        let r = t.unmap_range_shared(&mut self.nodes, &mut self.refs, lba, nblocks, |a, k| {
+            inval(alloc, zepoch, ep, failed, a, k)
         });
         if let Some(v) = self.vols.get_mut(i) {
             v.table = Some(t);
         }
         if let Err(e) = r {
-            self.unreserve(nrec);
-            self.failed = true;
-            return Err(e);
+            if e != Error::NoSpace {
+                self.unreserve(nrec);
+                self.failed = true;
+                return Err(e);
+            }
+            // Out of nodes for a copy-on-write: the range is partly
+            // unmapped (and its blocks maybe freed); journal all of it, so
+            // that what is durable never maps a freed block.
         }
         let mut l = lba;
         while l < end {
@@ -1058,7 +1408,7 @@ where
             });
             l = l.saturating_add(n);
         }
-        Ok(())
+        r
     }
 
     // ---- commit: journal ------------------------------------------------------
@@ -1151,7 +1501,9 @@ where
             .get_mut(..BLOCK_SIZE)
             .ok_or(Error::Invalid("scratch"))?;
         let mut switch: Option<(u8, u32, Option<u32>)> = None;
-        if !fits {
+        // A changed superblock (feature bits) is written at a log-zone
+        // switch: force one.
+        if !fits || self.sb_dirty {
             let next = match self.jlog {
                 Some(c) => 1 - c,
                 None => 0,
@@ -1273,6 +1625,7 @@ where
             nblocks,
             last_seq: seq.saturating_sub(1),
             log,
+            sb: switch.map(|_| self.sb.generation),
         };
         self.cur_epoch = self.cur_epoch.saturating_add(1);
         Ok(nblocks)
@@ -1292,6 +1645,7 @@ where
             nblocks,
             last_seq,
             log,
+            sb,
         } = self.commit
         else {
             return Err(Error::Invalid("no flush in flight"));
@@ -1312,6 +1666,9 @@ where
         // The superblock written at the switch is durable now too.
         if let Some(o) = self.log_sb_ok.get_mut(usize::from(log & 1)) {
             *o = true;
+        }
+        if sb == Some(self.sb.generation) {
+            self.sb_dirty = false;
         }
         self.stats.journal_blocks = self.stats.journal_blocks.saturating_add(nblocks);
         self.stats.commits = self.stats.commits.saturating_add(1);
@@ -1395,6 +1752,55 @@ where
         })
     }
 
+    /// Chooses how each volume is stored in the next checkpoint: in full
+    /// (`ck_base == NO_SLOT`, `ck_done`) or as differences against its
+    /// delta base (the slot in `ck_base`). A chain of bases that does not
+    /// end (impossible unless the links are corrupt) is cut.
+    fn plan_bases(&mut self) {
+        let sharing = self.sharing();
+        let n = self.vols.len();
+        for i in 0..n {
+            let Some(v) = self.vols.get(i).copied() else {
+                break;
+            };
+            let base = match (sharing, v.parent, v.table) {
+                (true, Some(p), Some(_)) => self
+                    .vols
+                    .iter()
+                    .position(|w| w.table.is_some() && w.id == p)
+                    .filter(|&j| j != i)
+                    .map(|j| j as u32)
+                    .unwrap_or(NO_SLOT),
+                _ => NO_SLOT,
+            };
+            if let Some(e) = self.vols.get_mut(i) {
+                e.ck_base = base;
+                e.ck_done = base == NO_SLOT;
+            }
+        }
+        for i in 0..n {
+            let mut j = i;
+            let mut steps = 0usize;
+            let ends = loop {
+                let b = self.vols.get(j).map(|v| v.ck_base).unwrap_or(NO_SLOT);
+                if b == NO_SLOT {
+                    break true;
+                }
+                if steps > n {
+                    break false;
+                }
+                j = b as usize;
+                steps += 1;
+            };
+            if !ends {
+                if let Some(e) = self.vols.get_mut(i) {
+                    e.ck_base = NO_SLOT;
+                    e.ck_done = true;
+                }
+            }
+        }
+    }
+
     fn write_checkpoint<F: FnMut(MetaOp<'_>) -> Result<()>>(
         &mut self,
         gen: u64,
@@ -1421,6 +1827,7 @@ where
             journal_seq: self.jseq.saturating_sub(1),
         };
         let mut w = CheckpointWriter::new(blk, hdr, cap)?;
+        self.plan_bases();
         // The sink of the writer: translate indexes to addresses, open the
         // set's zones as they are entered, flush before the commit block.
         let mut cur_zone: Option<u32> = None;
@@ -1462,10 +1869,13 @@ where
                 }
                 sink(MetaOp::Write(addr, b))
             };
+            let vols = &mut self.vols;
+            let nodes = &self.nodes;
+            let sharing = self.sb.incompat & INCOMPAT_SHARED_BLOCKS != 0;
             // Volumes.
             let r = (|| -> Result<()> {
                 w.begin_section(section::VOLUMES, &mut wsink)?;
-                for v in self.vols.iter() {
+                for v in vols.iter() {
                     let Some(t) = v.table else { continue };
                     let mut rec = [0u8; VOL_RECORD_BYTES];
                     let mut wr = Writer::new(&mut rec);
@@ -1478,12 +1888,15 @@ where
                     w.append_record(&rec, &mut wsink)?;
                 }
                 w.begin_section(section::BLOCK_TABLE, &mut wsink)?;
-                for v in self.vols.iter() {
+                for v in vols.iter() {
                     let Some(t) = v.table else { continue };
+                    if v.ck_base != NO_SLOT {
+                        continue;
+                    }
                     let mut cursor = 0u64;
                     loop {
                         let mut cw = Writer::new(chunk);
-                        let done = t.encode_chunk(&self.nodes, &mut cursor, &mut cw)?;
+                        let done = t.encode_chunk(nodes, &mut cursor, &mut cw)?;
                         let len = cw.pos();
                         if len > 4 {
                             w.append_record(chunk.get(..len).unwrap_or(&[]), &mut wsink)?;
@@ -1491,6 +1904,74 @@ where
                         if done {
                             break;
                         }
+                    }
+                }
+                if sharing {
+                    w.begin_section(section::SHARING, &mut wsink)?;
+                    for v in vols.iter() {
+                        if v.table.is_none() || (v.origin.is_none() && v.parent.is_none()) {
+                            continue;
+                        }
+                        let mut rec = [0u8; SMALL_RECORD_BYTES];
+                        encode_link(&mut Writer::new(&mut rec), v.id, v.origin, v.parent)?;
+                        w.append_record(&rec, &mut wsink)?;
+                    }
+                    // Delta volumes, each after its base.
+                    loop {
+                        let mut progress = false;
+                        for i in 0..vols.len() {
+                            let Some(v) = vols.get(i).copied() else { break };
+                            let Some(t) = v.table else { continue };
+                            if v.ck_done {
+                                continue;
+                            }
+                            let Some(b) = vols.get(v.ck_base as usize).copied() else {
+                                continue;
+                            };
+                            let Some(bt) = b.table.filter(|_| b.ck_done) else {
+                                continue;
+                            };
+                            let mut rec = [0u8; SMALL_RECORD_BYTES];
+                            encode_base(&mut Writer::new(&mut rec), v.id, b.id)?;
+                            w.append_record(&rec, &mut wsink)?;
+                            let mut at = 0u64;
+                            let mut pending = t.next_diff(nodes, &bt, at);
+                            while pending.is_some() {
+                                let mut dw = DiffWriter::new(chunk, v.id)?;
+                                while dw.has_room() {
+                                    let Some(d) = pending else { break };
+                                    let e = match d {
+                                        Diff::Map(x) => DiffEntry {
+                                            map: true,
+                                            lba: x.lba,
+                                            len: x.len.min(u64::from(u32::MAX)) as u32,
+                                            addr: x.addr,
+                                        },
+                                        Diff::Unmap { lba, len } => DiffEntry {
+                                            map: false,
+                                            lba,
+                                            len: len.min(u64::from(u32::MAX)) as u32,
+                                            addr: 0,
+                                        },
+                                    };
+                                    dw.push(&e)?;
+                                    at = e.lba.saturating_add(u64::from(e.len));
+                                    pending = t.next_diff(nodes, &bt, at);
+                                }
+                                let len = dw.finish()?;
+                                w.append_record(chunk.get(..len).unwrap_or(&[]), &mut wsink)?;
+                            }
+                            if let Some(e) = vols.get_mut(i) {
+                                e.ck_done = true;
+                            }
+                            progress = true;
+                        }
+                        if !progress {
+                            break;
+                        }
+                    }
+                    if vols.iter().any(|v| v.table.is_some() && !v.ck_done) {
+                        return Err(Error::Corrupt("checkpoint: delta base cycle"));
                     }
                 }
                 w.finish(&mut wsink).map(|_| ())
@@ -1605,6 +2086,12 @@ where
     /// victim, or the victim has no live block left; it is reset by
     /// [`Self::maintenance`] once committed). Read each `src` and write it at
     /// `dst`, then call [`Self::gc_end`].
+    ///
+    /// Live blocks are found by walking every distinct block-table node once
+    /// (nodes shared by snapshots and clones are not walked again), and a
+    /// block referenced by several leaves is planned once: [`Self::gc_end`]
+    /// moves every reference to the one copy. `src.vol` is one volume
+    /// mapping the block.
     pub fn gc_begin(&mut self, out: &mut [RelocItem]) -> Result<usize> {
         self.gc_begin_limited(out, u64::MAX)
     }
@@ -1644,77 +2131,125 @@ where
             .zone_start(victim)
             .ok_or(Error::Corrupt("zone"))?;
         let end = start.saturating_add(zi.wp());
+        // 1. The live extents of the victim (sources only).
         let mut n = 0usize;
+        let item_max = self.cfg.gc_item_max.clamp(1, MAX_GC_ITEM);
+        {
+            let vols = &self.vols;
+            let cap = out.len();
+            let out = &mut *out;
+            let n = &mut n;
+            let covered = |out: &[RelocItem], a: u64| {
+                out.iter()
+                    .any(|it| a >= it.src.addr && a < it.src.addr.saturating_add(it.src.len))
+            };
+            visit_distinct(
+                &mut self.nodes,
+                vols.len(),
+                &|i| vols.get(i).and_then(|v| v.table),
+                &mut |st, v| {
+                    if v.level != 1 {
+                        return *n < cap;
+                    }
+                    let mut run: Option<MapExtent> = None;
+                    for i in 0..=FANOUT_USIZE {
+                        let e = if i < FANOUT_USIZE {
+                            st.get(v.id).and_then(|nd| nd.get(i).copied()).unwrap_or(0)
+                        } else {
+                            0
+                        };
+                        let a = e & ADDR_MASK;
+                        let take = e & PRESENT != 0
+                            && a >= start
+                            && a < end
+                            && !covered(out.get(..*n).unwrap_or(&[]), a);
+                        let lba = v.base.saturating_add(i as u64);
+                        let extends = match run {
+                            Some(r) => {
+                                take && r.lba.saturating_add(r.len) == lba
+                                    && r.addr.saturating_add(r.len) == a
+                                    && r.len < item_max
+                            }
+                            None => false,
+                        };
+                        if extends {
+                            if let Some(r) = run.as_mut() {
+                                r.len += 1;
+                            }
+                            continue;
+                        }
+                        if let Some(r) = run.take() {
+                            if let Some(slot) = out.get_mut(*n) {
+                                slot.src = r;
+                                *n += 1;
+                            }
+                            if *n >= cap {
+                                return false;
+                            }
+                        }
+                        if take {
+                            run = Some(MapExtent {
+                                vol: v.vol,
+                                lba,
+                                len: 1,
+                                addr: a,
+                            });
+                        }
+                    }
+                    *n < cap
+                },
+            );
+        }
+        // 2. Their new place.
+        let mut k = 0usize;
         let mut planned = 0u64;
         let mut err = Ok(());
-        'outer: for vi in 0..self.vols.len() {
-            let Some(t) = self.vols.get(vi).and_then(|v| v.table) else {
-                continue;
+        while k < n {
+            let Some(src) = out.get(k).map(|it| it.src) else {
+                break;
             };
-            let mut cursor = 0u64;
-            while let Some(e) = t.next_extent(&self.nodes, cursor) {
-                cursor = e.lba.saturating_add(e.len);
-                let lo = e.addr.max(start);
-                let hi = e.addr.saturating_add(e.len).min(end);
-                if lo >= hi {
-                    continue;
-                }
-                let mut a = lo;
-                while a < hi {
-                    if n >= out.len() {
-                        break 'outer;
-                    }
-                    let want = hi
-                        .saturating_sub(a)
-                        .min(self.cfg.gc_item_max.clamp(1, MAX_GC_ITEM))
-                        .min(max_blocks.saturating_sub(planned));
-                    if want == 0 {
-                        break 'outer;
-                    }
-                    let need = (want as usize).div_ceil(2) + 1;
-                    if self.free_slots() < need {
-                        err = Err(Error::Busy);
-                        break 'outer;
-                    }
-                    let dst = match self.take(RELOCATION_STREAM, want) {
-                        Ok(d) => d,
-                        Err(x) => {
-                            err = Err(x);
-                            break 'outer;
-                        }
-                    };
-                    let len = dst.len;
-                    if let Some(slot) = out.get_mut(n) {
-                        *slot = RelocItem {
-                            src: MapExtent {
-                                vol: e.vol,
-                                lba: e.lba.saturating_add(a.saturating_sub(e.addr)),
-                                len,
-                                addr: a,
-                            },
-                            dst,
-                        };
-                    }
-                    self.reserved += (len as usize).div_ceil(2) + 1;
-                    planned = planned.saturating_add(len);
-                    n = n.saturating_add(1);
-                    a = a.saturating_add(len);
-                }
+            let want = src.len.min(max_blocks.saturating_sub(planned));
+            if want == 0 {
+                break;
             }
+            let need = (want as usize).div_ceil(2) + 1;
+            if self.free_slots() < need {
+                err = Err(Error::Busy);
+                break;
+            }
+            let dst = match self.take(RELOCATION_STREAM, want) {
+                Ok(d) => d,
+                Err(x) => {
+                    err = Err(x);
+                    break;
+                }
+            };
+            if let Some(slot) = out.get_mut(k) {
+                // A shorter allocation (zone end) moves a prefix; the rest
+                // is found by the next batch.
+                slot.src.len = dst.len.min(want);
+                slot.dst = dst;
+            }
+            self.reserved = self.reserved.saturating_add(need);
+            planned = planned.saturating_add(dst.len.min(want));
+            k += 1;
         }
-        if n == 0 {
+        if k == 0 {
             err?;
         }
-        if n > 0 {
+        if k > 0 {
             self.gc_busy = true;
         }
-        Ok(n)
+        Ok(k)
     }
 
     /// The copies of a GC batch completed: `addrs[i]` is where item `i`'s
-    /// copy landed (`None`: failed, the block stays where it was). Each
-    /// block still mapped to its old address moves to the copy (a user
-    /// write that happened meanwhile wins); records are queued.
+    /// copy landed (`None`: failed, the block stays where it was). Every
+    /// leaf of every volume still holding an old block moves to its copy
+    /// (relocation never un-shares: a shared leaf is updated in place for
+    /// all its sharers); a user write that happened meanwhile wins. Records
+    /// are queued ([`Record::Relocate`] in pools with shared blocks,
+    /// [`Record::MapExtent`] otherwise).
     pub fn gc_end(&mut self, items: &[RelocItem], addrs: &[Option<u64>]) -> Result<u64> {
         if !self.gc_busy {
             return Err(Error::Invalid("no GC batch in flight"));
@@ -1733,12 +2268,12 @@ where
             } else {
                 new == it.dst.addr
             };
-            let vi = self.vol_index(it.src.vol);
-            let (true, Ok(vi)) = (ok, vi) else {
+            let len = it.dst.len.min(it.src.len).min(MAX_GC_ITEM);
+            if !ok || len == 0 {
                 let _ = self.alloc.abort(it.dst.zone, it.dst.len);
                 self.unreserve(slots);
                 continue;
-            };
+            }
             let c = if it.dst.append {
                 self.alloc.complete_append(it.dst.zone, new, it.dst.len)
             } else {
@@ -1747,62 +2282,118 @@ where
             if c.is_err() {
                 self.failed = true;
             }
-            let Some(mut t) = self.vols.get(vi).and_then(|v| v.table) else {
-                continue;
-            };
-            let mut moved = OldList::new();
-            let mut skipped = OldList::new();
-            // The volume may have shrunk meanwhile: the copy of blocks now
-            // beyond its end is garbage.
-            let len = it.dst.len.min(it.src.len);
-            let keep = len.min(t.size().saturating_sub(it.src.lba));
-            if keep < len {
-                let ep = self.cur_epoch;
+            let ep = self.cur_epoch;
+            if it.dst.len > len {
                 inval(
                     &mut self.alloc,
                     &mut self.zepoch,
                     ep,
                     &mut self.failed,
-                    new + keep,
-                    len - keep,
+                    new.saturating_add(len),
+                    it.dst.len - len,
                 );
             }
-            if keep == 0 {
+            let src = MapExtent { len, ..it.src };
+            // Extra references move with the blocks (before any table
+            // changes: this may run out of nodes).
+            if self
+                .refs
+                .move_refs(&mut self.nodes, src.addr, new, len)
+                .is_err()
+            {
+                inval(
+                    &mut self.alloc,
+                    &mut self.zepoch,
+                    ep,
+                    &mut self.failed,
+                    new,
+                    len,
+                );
                 self.unreserve(slots);
                 continue;
             }
-            let src = MapExtent {
-                len: keep,
-                ..it.src
-            };
-            let r = t.relocate(
-                &mut self.nodes,
-                &src,
-                new,
-                |a, n| moved.add(a, n),
-                |a, n| skipped.add(a, n),
-            );
-            if let Some(v) = self.vols.get_mut(vi) {
-                v.table = Some(t);
+            // Every table: blocks still at the old address move.
+            let mut mask = 0u64;
+            for vi in 0..self.vols.len() {
+                let Some(mut t) = self.vols.get(vi).and_then(|v| v.table) else {
+                    continue;
+                };
+                if src.lba >= t.size() {
+                    continue;
+                }
+                let ext = MapExtent {
+                    vol: t.vol(),
+                    len: len.min(t.size() - src.lba),
+                    ..src
+                };
+                let r = t.relocate(
+                    &mut self.nodes,
+                    &ext,
+                    new,
+                    |a, n| {
+                        let off = a.saturating_sub(src.addr);
+                        for o in off..off.saturating_add(n).min(64) {
+                            mask |= 1u64 << o;
+                        }
+                    },
+                    |_, _| {},
+                );
+                if let Some(v) = self.vols.get_mut(vi) {
+                    v.table = Some(t);
+                }
+                if r.is_err() {
+                    self.failed = true;
+                }
             }
-            if r.is_err() || moved.overflow || skipped.overflow {
-                self.failed = true;
-                self.unreserve(slots);
-                continue;
-            }
-            self.apply_olds(&moved);
-            self.apply_olds(&skipped);
+            // Moved blocks: the old copy dies; others: the new copy is unused.
             let mut used = 0usize;
-            for &(old, n) in moved.runs() {
-                let off = old - src.addr;
-                self.push(Record::MapExtent {
-                    vol: src.vol,
-                    lba: src.lba + off,
-                    len: n as u32,
-                    addr: new + off,
-                });
-                used = used.saturating_add(1);
-                moved_total = moved_total.saturating_add(n);
+            let mut o = 0u64;
+            while o < len {
+                let moved = mask & (1u64 << o) != 0;
+                let mut n = 1u64;
+                while o + n < len && (mask & (1u64 << (o + n)) != 0) == moved {
+                    n += 1;
+                }
+                if moved {
+                    inval(
+                        &mut self.alloc,
+                        &mut self.zepoch,
+                        ep,
+                        &mut self.failed,
+                        src.addr + o,
+                        n,
+                    );
+                    self.push(if self.sharing() {
+                        Record::Relocate {
+                            lba: src.lba + o,
+                            old: src.addr + o,
+                            new: new + o,
+                            len: n as u32,
+                        }
+                    } else {
+                        Record::MapExtent {
+                            vol: src.vol,
+                            lba: src.lba + o,
+                            len: n as u32,
+                            addr: new + o,
+                        }
+                    });
+                    used = used.saturating_add(1);
+                    moved_total = moved_total.saturating_add(n);
+                } else {
+                    if self.refs.shared_in(&self.nodes, new + o, n) != 0 {
+                        self.failed = true;
+                    }
+                    inval(
+                        &mut self.alloc,
+                        &mut self.zepoch,
+                        ep,
+                        &mut self.failed,
+                        new + o,
+                        n,
+                    );
+                }
+                o += n;
             }
             self.unreserve(slots.max(used));
             if used > slots {
@@ -1859,40 +2450,6 @@ fn inval<G, Z, D>(
 
 fn peek_commit(b: &[u8]) -> bool {
     super::format::peek_magic(b) == Some(super::format::CKPT_COMMIT_MAGIC)
-}
-
-/// Runs reported by a GC relocation (bounded: an item has at most
-/// [`MAX_GC_ITEM`] blocks, so at most `MAX_GC_ITEM / 2 + 1` runs of a kind).
-pub(super) struct OldList {
-    runs: [(u64, u64); OldList::CAP],
-    n: usize,
-    pub(super) overflow: bool,
-}
-
-impl OldList {
-    const CAP: usize = 64;
-
-    pub(super) fn new() -> Self {
-        OldList {
-            runs: [(0, 0); OldList::CAP],
-            n: 0,
-            overflow: false,
-        }
-    }
-
-    pub(super) fn add(&mut self, a: u64, n: u64) {
-        match self.runs.get_mut(self.n) {
-            Some(s) => {
-                *s = (a, n);
-                self.n = self.n.saturating_add(1);
-            }
-            None => self.overflow = true,
-        }
-    }
-
-    pub(super) fn runs(&self) -> &[(u64, u64)] {
-        self.runs.get(..self.n).unwrap_or(&[])
-    }
 }
 
 /// Decodes one volume record of the checkpoint's volume section.

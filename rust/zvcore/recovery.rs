@@ -23,27 +23,32 @@
 
 use core::ops::{Deref, DerefMut};
 
-use super::alloc::{DevState, ZoneInfo, ZoneState};
+use super::alloc::{Allocator, DevState, ZoneInfo, ZoneState};
 use super::codec::Reader;
 use super::error::{Error, Result};
 use super::format::checkpoint::{section, CheckpointItem, CheckpointReader, SECTION_COMPAT};
+use super::format::journal::VOL_FLAG_READONLY;
 use super::format::layout::{
     checkpoint_block_addr, checkpoint_capacity, log_zone, superblock_addr, LOG_ZONES,
 };
+use super::format::sharing::{decode_record, ShareRecord};
 use super::format::{
     check_block, decode_journal_block, CheckpointHeader, Record, Superblock, BLOCK_SIZE,
-    SUPERBLOCK_MAGIC,
+    INCOMPAT_SHARED_BLOCKS, SUPERBLOCK_MAGIC,
 };
 use super::geom::{DeviceGeometry, PoolGeometry, Stream, MAX_DEVICES};
-use super::map::{decode_chunk, BlockTable, NodeStore};
-use super::pool::{decode_vol_record, Pool, PoolConfig, PoolStorage, VolEntry};
+use super::map::{
+    decode_chunk, visit_distinct, BlockTable, MapExtent, NodeStore, ADDR_MASK, FANOUT, PRESENT,
+};
+use super::pool::{decode_vol_record, Pool, PoolConfig, PoolStorage, VolEntry, NO_SLOT};
+use super::sparse::{AddrSet, RefMap};
 use super::verify::verify;
 
 /// Offset of the pool UUID in a superblock block (see `format/superblock.rs`).
 const SB_POOL_UUID_OFFSET: usize = 40;
 
-/// Incompat features this engine supports (none yet).
-pub const INCOMPAT_SUPPORTED: u64 = 0;
+/// Incompat features this engine supports.
+pub const INCOMPAT_SUPPORTED: u64 = INCOMPAT_SHARED_BLOCKS;
 /// Ro-compat features this engine supports (none yet).
 pub const RO_COMPAT_SUPPORTED: u64 = 0;
 
@@ -331,6 +336,10 @@ where
 {
     let perm = &asm.dev_of_member.clone();
     let uuid = pool.sb.pool_uuid;
+    // Tables are loaded and replayed without counting block references;
+    // the counts and the allocator are rebuilt from the result (step 4).
+    pool.refs = RefMap::disabled();
+    pool.replaying = true;
 
     // 2. Checkpoints: the valid headers, newest first.
     let mut heads: [Option<CheckpointHeader>; 2] = [None, None];
@@ -424,7 +433,9 @@ where
     }
     let last_seq = next.saturating_sub(1);
 
-    // 4. Zones.
+    // 4. Zones and block references.
+    pool.replaying = false;
+    pool.refs = RefMap::new(pool.alloc.geom().total_blocks());
     rebuild_zones(pool, perm, rd, on_finish)?;
 
     if let Some(c) = check {
@@ -502,9 +513,12 @@ fn load_checkpoint<G, Z, E, V, R, N, D, S, M>(
 where
     G: Deref<Target = [DeviceGeometry]>,
     Z: DerefMut<Target = [ZoneInfo]>,
+    E: DerefMut<Target = [u64]>,
     D: DerefMut<Target = [DevState]>,
     V: DerefMut<Target = [VolEntry]>,
+    R: DerefMut<Target = [Record]>,
     N: NodeStore,
+    S: DerefMut<Target = Superblock>,
     M: MetaReader,
 {
     let set = h.set();
@@ -518,6 +532,8 @@ where
         return Err(Error::Corrupt("checkpoint header changed"));
     }
     let cap = checkpoint_capacity(pool.alloc.geom(), set);
+    // The delta volume being loaded (slot).
+    let mut current: Option<usize> = None;
     loop {
         let idx = cr.next_index();
         if idx >= cap {
@@ -550,6 +566,7 @@ where
                                     flags,
                                     name,
                                     table: Some(t),
+                                    ..VolEntry::default()
                                 };
                             }
                         }
@@ -572,6 +589,11 @@ where
                                 }
                                 res
                             })?;
+                        }
+                    }
+                    section::SHARING => {
+                        while r.remaining() > 0 {
+                            load_sharing(pool, decode_record(&mut r)?, &mut current)?;
                         }
                     }
                     k if k & SECTION_COMPAT != 0 => {}
@@ -655,25 +677,124 @@ where
     None
 }
 
-/// Applies one replayed record to the block tables.
+/// Applies one record of the checkpoint's sharing section (see
+/// `format::sharing`); `current` is the delta volume being loaded.
+#[inline(never)]
+fn load_sharing<G, Z, E, V, R, N, D, S>(
+    pool: &mut Pool<G, Z, E, V, R, N, D, S>,
+    rec: ShareRecord<'_>,
+    current: &mut Option<usize>,
+) -> Result<()>
+where
+    G: Deref<Target = [DeviceGeometry]>,
+    Z: DerefMut<Target = [ZoneInfo]>,
+    E: DerefMut<Target = [u64]>,
+    V: DerefMut<Target = [VolEntry]>,
+    R: DerefMut<Target = [Record]>,
+    N: NodeStore,
+    D: DerefMut<Target = [DevState]>,
+    S: DerefMut<Target = Superblock>,
+{
+    pool.enable_sharing();
+    let unknown = Error::Corrupt("checkpoint: sharing of an unknown volume");
+    let bad = |e: Error| {
+        if e == Error::NoSpace {
+            e
+        } else {
+            Error::Corrupt("checkpoint: delta does not apply")
+        }
+    };
+    match rec {
+        ShareRecord::Link {
+            vol,
+            origin,
+            parent,
+        } => {
+            let i = vol_slot(&pool.vols, vol).ok_or(unknown)?;
+            for o in [origin, parent].into_iter().flatten() {
+                vol_slot(&pool.vols, o).ok_or(unknown)?;
+            }
+            if let Some(v) = pool.vols.get_mut(i) {
+                v.origin = origin;
+                v.parent = parent;
+            }
+            Ok(())
+        }
+        ShareRecord::Base { vol, base } => {
+            let i = vol_slot(&pool.vols, vol).ok_or(unknown)?;
+            let j = vol_slot(&pool.vols, base).ok_or(unknown)?;
+            let v = *pool.vols.get(i).ok_or(unknown)?;
+            let mut bt = pool.vols.get(j).and_then(|b| b.table).ok_or(unknown)?;
+            let t = v.table.ok_or(unknown)?;
+            // A delta volume is defined once, before any use as a base.
+            if t.root().is_some() || v.ck_done || v.ck_base == NO_SLOT {
+                return Err(Error::Corrupt("checkpoint: delta volume redefined"));
+            }
+            let mut c = bt.clone_root(&mut pool.nodes, vol).map_err(bad)?;
+            if let Some(b) = pool.vols.get_mut(j) {
+                b.table = Some(bt);
+                b.ck_base = NO_SLOT;
+            }
+            let r = c.resize_shared(&mut pool.nodes, &mut pool.refs, t.size(), |_, _| {});
+            if let Some(e) = pool.vols.get_mut(i) {
+                e.table = Some(c);
+                e.ck_done = true;
+            }
+            *current = Some(i);
+            r.map_err(bad)
+        }
+        ShareRecord::Diff { vol, entries } => {
+            let i = current
+                .filter(|&i| pool.vols.get(i).map(|v| v.id) == Some(vol))
+                .ok_or(Error::Corrupt("checkpoint: difference without base"))?;
+            for e in entries {
+                let e = e?;
+                let mut t = pool.vols.get(i).and_then(|v| v.table).ok_or(unknown)?;
+                let n = u64::from(e.len);
+                let r = if e.map {
+                    t.map_range_shared(&mut pool.nodes, &mut pool.refs, e.lba, n, e.addr, |_, _| {})
+                } else {
+                    t.unmap_range_shared(&mut pool.nodes, &mut pool.refs, e.lba, n, |_, _| {})
+                };
+                if let Some(v) = pool.vols.get_mut(i) {
+                    v.table = Some(t);
+                }
+                r.map_err(bad)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Applies one replayed record to the block tables (the engine's own
+/// operations, with block references not counted: see `load_and_replay`).
 #[inline(never)]
 fn apply_record<G, Z, E, V, R, N, D, S>(
     pool: &mut Pool<G, Z, E, V, R, N, D, S>,
     rec: &Record,
 ) -> Result<()>
 where
+    G: Deref<Target = [DeviceGeometry]>,
+    Z: DerefMut<Target = [ZoneInfo]>,
+    E: DerefMut<Target = [u64]>,
     V: DerefMut<Target = [VolEntry]>,
+    R: DerefMut<Target = [Record]>,
     N: NodeStore,
+    D: DerefMut<Target = [DevState]>,
+    S: DerefMut<Target = Superblock>,
 {
-    let bad = |_| Error::Corrupt("journal: record does not apply");
-    let table = |pool: &Pool<G, Z, E, V, R, N, D, S>, vol: u32| -> Result<(usize, BlockTable)> {
-        let i = vol_slot(&pool.vols, vol).ok_or(Error::Corrupt("journal: unknown volume"))?;
-        let t = pool
-            .vols
-            .get(i)
-            .and_then(|v| v.table)
-            .ok_or(Error::Corrupt("volume"))?;
-        Ok((i, t))
+    let bad = |e: Error| {
+        if e == Error::NoSpace {
+            e
+        } else {
+            Error::Corrupt("journal: record does not apply")
+        }
+    };
+    let unknown = Error::Corrupt("journal: unknown volume");
+    let slot = |pool: &Pool<G, Z, E, V, R, N, D, S>, vol: u32| -> Result<(usize, VolEntry)> {
+        let i = vol_slot(&pool.vols, vol).ok_or(unknown)?;
+        let v = pool.vols.get(i).copied().ok_or(unknown)?;
+        Ok((i, v))
     };
     match *rec {
         Record::MapExtent {
@@ -682,16 +803,31 @@ where
             len,
             addr,
         } => {
-            let (i, mut t) = table(pool, vol)?;
-            let r = t.map_range(&mut pool.nodes, lba, u64::from(len), addr, |_, _, _| {});
+            let (i, v) = slot(pool, vol)?;
+            let mut t = v.table.ok_or(unknown)?;
+            let r = t.map_range_shared(
+                &mut pool.nodes,
+                &mut pool.refs,
+                lba,
+                u64::from(len),
+                addr,
+                |_, _| {},
+            );
             if let Some(v) = pool.vols.get_mut(i) {
                 v.table = Some(t);
             }
-            r.map_err(|e| if e == Error::NoSpace { e } else { bad(e) })
+            r.map_err(bad)
         }
         Record::Unmap { vol, lba, len } => {
-            let (i, mut t) = table(pool, vol)?;
-            let r = t.unmap_range(&mut pool.nodes, lba, u64::from(len), |_, _, _| {});
+            let (i, v) = slot(pool, vol)?;
+            let mut t = v.table.ok_or(unknown)?;
+            let r = t.unmap_range_shared(
+                &mut pool.nodes,
+                &mut pool.refs,
+                lba,
+                u64::from(len),
+                |_, _| {},
+            );
             if let Some(v) = pool.vols.get_mut(i) {
                 v.table = Some(t);
             }
@@ -718,33 +854,109 @@ where
                     flags,
                     name,
                     table: Some(t),
+                    ..VolEntry::default()
                 };
             }
             Ok(())
         }
         Record::VolumeDelete { vol } => {
-            let (i, mut t) = table(pool, vol)?;
-            let r = t.destroy(&mut pool.nodes, |_, _, _| {});
-            if let Some(v) = pool.vols.get_mut(i) {
-                *v = VolEntry::default();
-            }
-            r.map_err(bad)
+            let (i, _) = slot(pool, vol)?;
+            pool.apply_delete(i).map_err(bad)
         }
         Record::VolumeResize { vol, size_blocks } => {
-            let (i, mut t) = table(pool, vol)?;
-            let r = t.resize(&mut pool.nodes, size_blocks, |_, _, _| {});
-            if let Some(v) = pool.vols.get_mut(i) {
-                v.table = Some(t);
+            let (i, _) = slot(pool, vol)?;
+            pool.apply_resize(i, size_blocks).map_err(bad)
+        }
+        Record::Snapshot {
+            vol,
+            new_vol,
+            flags,
+            name,
+        } => {
+            let (i, v) = slot(pool, vol)?;
+            if vol_slot(&pool.vols, new_vol).is_some() {
+                return Err(Error::Corrupt("journal: volume exists"));
             }
-            r.map_err(|e| if e == Error::NoSpace { e } else { bad(e) })
+            // A snapshot of a writable volume, or a clone of a snapshot.
+            if v.read_only() == (flags & VOL_FLAG_READONLY != 0) {
+                return Err(Error::Corrupt("journal: snapshot of the wrong kind"));
+            }
+            pool.apply_share(i, new_vol, flags, name).map_err(bad)
+        }
+        Record::Rollback { vol, snap } => {
+            let (i, v) = slot(pool, vol)?;
+            let (j, s) = slot(pool, snap)?;
+            if v.read_only() || !s.read_only() || s.origin != Some(vol) {
+                return Err(Error::Corrupt("journal: rollback to a foreign snapshot"));
+            }
+            pool.apply_rollback(i, j).map_err(bad)
+        }
+        Record::Promote { vol } => {
+            let (i, v) = slot(pool, vol)?;
+            if v.read_only() {
+                return Err(Error::Corrupt("journal: promote of a snapshot"));
+            }
+            pool.apply_promote(i).map_err(bad)
+        }
+        Record::Relocate { lba, old, new, len } => {
+            let len = u64::from(len);
+            for i in 0..pool.vols.len() {
+                let Some(mut t) = pool.vols.get(i).and_then(|v| v.table) else {
+                    continue;
+                };
+                if lba >= t.size() {
+                    continue;
+                }
+                let ext = MapExtent {
+                    vol: t.vol(),
+                    lba,
+                    len: len.min(t.size() - lba),
+                    addr: old,
+                };
+                let r = t.relocate(&mut pool.nodes, &ext, new, |_, _| {}, |_, _| {});
+                if let Some(v) = pool.vols.get_mut(i) {
+                    v.table = Some(t);
+                }
+                r.map_err(bad)?;
+            }
+            pool.enable_sharing();
+            Ok(())
         }
         Record::ZoneReset { .. } | Record::ZoneFinish { .. } | Record::CheckpointDone { .. } => {
             Ok(())
         }
-        Record::VolumeReserve { .. } | Record::Snapshot { .. } => Err(Error::Unsupported(
+        Record::VolumeReserve { .. } => Err(Error::Unsupported(
             "journal: record of an unsupported feature",
         )),
     }
+}
+
+/// Raises the write pointer of the conventional data zone holding `addr`
+/// (recovery: such zones are written up to their last mapped block).
+fn conv_extend<G, Z, D>(alloc: &mut Allocator<G, Z, D>, addr: u64) -> Result<()>
+where
+    G: Deref<Target = [DeviceGeometry]>,
+    Z: DerefMut<Target = [ZoneInfo]>,
+    D: DerefMut<Target = [DevState]>,
+{
+    let l = alloc
+        .geom()
+        .locate(addr)
+        .ok_or(Error::Corrupt("mapping outside the pool"))?;
+    let zg = alloc.geom().zone(l.zone).ok_or(Error::Corrupt("zone"))?;
+    if zg.conventional && !zg.meta {
+        let top = l.offset.saturating_add(1);
+        if top > zg.cap {
+            return Err(Error::Corrupt("mapping beyond zone capacity"));
+        }
+        let cur = alloc.zone(l.zone).map(|zi| zi.wp()).unwrap_or(0);
+        if top > cur {
+            alloc
+                .set_zone(l.zone, ZoneState::Closed, top, 0)
+                .map_err(|_| Error::Corrupt("zone state"))?;
+        }
+    }
+    Ok(())
 }
 
 /// Rebuilds the allocator's zone table from the devices' write pointers and
@@ -762,6 +974,7 @@ where
     D: DerefMut<Target = [DevState]>,
     V: DerefMut<Target = [VolEntry]>,
     N: NodeStore,
+    S: DerefMut<Target = Superblock>,
     M: MetaReader,
     F: FnMut(u32),
 {
@@ -798,56 +1011,89 @@ where
             .set_zone(z, state, wp, 0)
             .map_err(|_| Error::Corrupt("zone state"))?;
     }
-    // Conventional zones: filled up to the last mapped block.
-    for vi in 0..pool.vols.len() {
-        let Some(t) = pool.vols.get(vi).and_then(|v| v.table) else {
-            continue;
-        };
-        for e in t.extents(&pool.nodes) {
-            let mut a = e.addr;
-            let end = e.addr.checked_add(e.len).ok_or(Error::Corrupt("extent"))?;
-            while a < end {
-                let l = pool
-                    .alloc
-                    .geom()
-                    .locate(a)
-                    .ok_or(Error::Corrupt("mapping outside the pool"))?;
-                let zg = pool
-                    .alloc
-                    .geom()
-                    .zone(l.zone)
-                    .ok_or(Error::Corrupt("zone"))?;
-                let n = end
-                    .saturating_sub(a)
-                    .min(zg.size.saturating_sub(l.offset))
-                    .max(1);
-                if zg.conventional && !zg.meta {
-                    let top = l.offset.saturating_add(n);
-                    if top > zg.cap {
-                        return Err(Error::Corrupt("mapping beyond zone capacity"));
+    // Conventional zones: filled up to the last mapped block. Every
+    // distinct leaf is looked at once (snapshots share most of them).
+    let mut err: Result<()> = Ok(());
+    {
+        let vols = &pool.vols;
+        let alloc = &mut pool.alloc;
+        visit_distinct(
+            &mut pool.nodes,
+            vols.len(),
+            &|i| vols.get(i).and_then(|v| v.table),
+            &mut |st, v| {
+                if v.level != 1 {
+                    return true;
+                }
+                for i in 0..FANOUT {
+                    let e = st.get(v.id).and_then(|n| n.get(i).copied()).unwrap_or(0);
+                    if e & PRESENT == 0 {
+                        continue;
                     }
-                    let cur = pool.alloc.zone(l.zone).map(|zi| zi.wp()).unwrap_or(0);
-                    if top > cur {
-                        pool.alloc
-                            .set_zone(l.zone, ZoneState::Closed, top, 0)
-                            .map_err(|_| Error::Corrupt("zone state"))?;
+                    if let Err(x) = conv_extend(alloc, e & ADDR_MASK) {
+                        err = Err(x);
+                        return false;
                     }
                 }
-                a = a.saturating_add(n);
-            }
-        }
+                true
+            },
+        );
     }
-    // Valid counts from the mappings (each must be below its write pointer).
-    for vi in 0..pool.vols.len() {
-        let Some(t) = pool.vols.get(vi).and_then(|v| v.table) else {
-            continue;
-        };
-        let mut cursor = 0u64;
-        while let Some(e) = t.next_extent(&pool.nodes, cursor) {
-            cursor = e.lba.saturating_add(e.len);
-            pool.alloc
-                .validate(e.addr, e.len)
-                .map_err(|_| Error::Corrupt("mapping outside written data"))?;
+    err?;
+    // Valid counts from the mappings (each must be below its write
+    // pointer), each block once however many leaves hold it; with shared
+    // blocks, the reference map is rebuilt at the same time.
+    if pool.sb.incompat & INCOMPAT_SHARED_BLOCKS != 0 {
+        let mut seen = AddrSet::new(pool.alloc.geom().total_blocks());
+        {
+            let vols = &pool.vols;
+            let alloc = &mut pool.alloc;
+            let refs = &mut pool.refs;
+            let seen = &mut seen;
+            visit_distinct(
+                &mut pool.nodes,
+                vols.len(),
+                &|i| vols.get(i).and_then(|v| v.table),
+                &mut |st, v| {
+                    if v.level != 1 {
+                        return true;
+                    }
+                    for i in 0..FANOUT {
+                        let e = st.get(v.id).and_then(|n| n.get(i).copied()).unwrap_or(0);
+                        if e & PRESENT == 0 {
+                            continue;
+                        }
+                        let a = e & ADDR_MASK;
+                        let r = match seen.insert(st, a) {
+                            Ok(true) => alloc
+                                .validate(a, 1)
+                                .map_err(|_| Error::Corrupt("mapping outside written data")),
+                            Ok(false) => refs.acquire(st, a, 1),
+                            Err(x) => Err(x),
+                        };
+                        if let Err(x) = r {
+                            err = Err(x);
+                            return false;
+                        }
+                    }
+                    true
+                },
+            );
+        }
+        seen.destroy(&mut pool.nodes);
+        err?;
+    } else {
+        for vi in 0..pool.vols.len() {
+            let Some(t) = pool.vols.get(vi).and_then(|v| v.table) else {
+                continue;
+            };
+            let mut cursor = 0u64;
+            while let Some(e) = t.next_extent(&pool.nodes, cursor) {
+                cursor = e.lba.saturating_add(e.len);
+                pool.alloc
+                    .validate(e.addr, e.len)
+                    .map_err(|_| Error::Corrupt("mapping outside written data"))?;
+            }
         }
     }
     // Partly written zones: writing continues in one per data stream and

@@ -3,19 +3,30 @@
 //! tests, and on demand by the kernel's debug interface).
 //!
 //! Checks:
+//! - every table's structure ([`super::map::BlockTable::check`]: height
+//!   matches the size, node ids resolve, reserved bits zero, nothing mapped
+//!   at or beyond the volume size, no empty node, mapped count, no shared
+//!   node in a table not marked shared); no volume id twice;
 //! - every mapped address is inside the pool, in a data zone (never a
 //!   reserved metadata zone, never an empty or offline zone), below its
 //!   zone's write pointer and inside its capacity;
-//! - no mapping beyond its volume's size; no volume id twice;
-//! - no pool block mapped twice (snapshots will mark shared blocks; none
-//!   exist today);
-//! - per zone, the allocator's valid count equals the mapped blocks plus the
-//!   blocks in flight;
+//! - node references: every node's reference count equals the number of
+//!   tables and distinct parent nodes pointing at it;
+//! - block references: a pool block held by `k` distinct leaves has
+//!   `k - 1` extra references in the reference map (and the map holds
+//!   nothing else); every leaf holding a block maps it at the same lba
+//!   (otherwise the block is mapped twice);
+//! - per zone, the allocator's valid count equals the distinct live blocks
+//!   plus the blocks in flight (so used space counts a shared block once);
 //! - the allocator's free-zone and used-block counters match its zone table.
 //!
 //! Problems are reported through a callback; the return value is their
-//! number. Storage (a bitmap of pool blocks, a counter per zone) is the
-//! caller's.
+//! number. Storage: a bitmap of pool blocks and a counter per zone are the
+//! caller's; the node and block reference counts are computed in temporary
+//! sparse maps in the pool's node store (freed before returning;
+//! [`Error::NoSpace`] if the store is exhausted). Cost: one walk per table
+//! plus one walk of the distinct nodes, plus, per shared block, one lookup
+//! per table.
 
 use core::ops::{Deref, DerefMut};
 
@@ -23,8 +34,9 @@ use super::alloc::{DevState, ZoneInfo, ZoneState};
 use super::error::{Error, Result};
 use super::format::{Record, Superblock};
 use super::geom::DeviceGeometry;
-use super::map::NodeStore;
+use super::map::{visit_distinct, NodeId, NodeStore, ADDR_MASK, FANOUT, ID_MASK, PRESENT};
 use super::pool::{Pool, VolEntry};
+use super::sparse::SparseMap;
 
 /// One inconsistency.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,11 +66,12 @@ pub enum Problem {
     },
     /// A mapping beyond the volume's size.
     BeyondVolume { vol: u32, lba: u64 },
-    /// A pool block is mapped twice.
+    /// A pool block is mapped twice (at different lbas, or by leaves not
+    /// sharing it).
     MappedTwice { vol: u32, lba: u64, addr: u64 },
     /// Two volumes share an id.
     DuplicateVolume { vol: u32 },
-    /// A zone's valid count differs from its mapped + in-flight blocks.
+    /// A zone's valid count differs from its live + in-flight blocks.
     ValidCount {
         zone: u32,
         counted: u64,
@@ -68,6 +81,22 @@ pub enum Problem {
     FreeZones { counted: u32, recorded: u32 },
     /// The allocator's used-block counter is wrong.
     UsedBlocks { counted: u64, recorded: u64 },
+    /// A block table is malformed.
+    Table { vol: u32, what: &'static str },
+    /// A node's reference count differs from its tables + parents.
+    NodeRefs {
+        node: NodeId,
+        counted: u64,
+        recorded: u64,
+    },
+    /// A block's extra references differ from its leaves - 1.
+    BlockRefs {
+        addr: u64,
+        counted: u64,
+        recorded: u64,
+    },
+    /// The reference map is malformed.
+    RefMap { what: &'static str },
 }
 
 /// Bitmap words needed for a pool of `total_blocks` blocks.
@@ -77,9 +106,11 @@ pub const fn bitmap_words(total_blocks: u64) -> usize {
 
 /// Verifies `pool`. `bitmap` needs [`bitmap_words`]`(total blocks)` words,
 /// `counts` one entry per zone (both are overwritten). Returns the number
-/// of problems, each also passed to `report`.
+/// of problems, each also passed to `report`. Takes the pool mutably only
+/// for the temporary maps and the walk marks (see
+/// [`super::map::visit_distinct`]); its state is unchanged afterwards.
 pub fn verify<G, Z, E, V, R, N, D, S>(
-    pool: &Pool<G, Z, E, V, R, N, D, S>,
+    pool: &mut Pool<G, Z, E, V, R, N, D, S>,
     bitmap: &mut [u64],
     counts: &mut [u64],
     report: &mut impl FnMut(Problem),
@@ -94,10 +125,8 @@ where
     D: DerefMut<Target = [DevState]>,
     S: DerefMut<Target = Superblock>,
 {
-    let geo = pool.geom();
-    let alloc = pool.alloc();
-    let total = geo.total_blocks();
-    let nz = geo.nr_zones() as usize;
+    let total = pool.alloc.geom().total_blocks();
+    let nz = pool.alloc.geom().nr_zones() as usize;
     let bits = bitmap
         .get_mut(..bitmap_words(total))
         .ok_or(Error::Invalid("verify: bitmap"))?;
@@ -111,7 +140,9 @@ where
         problems = problems.saturating_add(1);
         report(p);
     };
-    let vols = pool.volumes();
+
+    // 1. Each table on its own.
+    let vols = &pool.vols;
     for (i, v) in vols.iter().enumerate() {
         let Some(t) = v.table else { continue };
         if vols
@@ -121,66 +152,187 @@ where
         {
             rep(Problem::DuplicateVolume { vol: v.id });
         }
-        for e in t.extents(pool.nodes()) {
-            if e.lba.saturating_add(e.len) > t.size() {
-                rep(Problem::BeyondVolume {
-                    vol: v.id,
-                    lba: e.lba,
-                });
-            }
-            for k in 0..e.len {
-                let (lba, addr) = (e.lba.saturating_add(k), e.addr.saturating_add(k));
-                let Some(l) = geo.locate(addr) else {
-                    rep(Problem::OutsidePool {
-                        vol: v.id,
-                        lba,
-                        addr,
-                    });
-                    continue;
-                };
-                let zone = l.zone;
-                let zi = alloc.zone(zone).copied().unwrap_or_default();
-                let cap = geo.zone_cap(zone).unwrap_or(0);
-                if geo.zone_is_meta(zone) || !zi.state().is_data() {
-                    rep(Problem::NotDataZone {
-                        vol: v.id,
-                        lba,
-                        addr,
-                        zone,
-                    });
-                } else if l.offset >= cap {
-                    rep(Problem::BeyondCapacity {
-                        vol: v.id,
-                        lba,
-                        addr,
-                        zone,
-                    });
-                } else if l.offset >= zi.wp() {
-                    rep(Problem::BeyondWritePointer {
-                        vol: v.id,
-                        lba,
-                        addr,
-                        zone,
-                    });
-                }
-                if let Some(c) = counts.get_mut(zone as usize) {
-                    *c = c.saturating_add(1);
-                }
-                let w = (addr / 64) as usize;
-                let bit = 1u64 << (addr % 64);
-                if let Some(word) = bits.get_mut(w) {
-                    if *word & bit != 0 {
-                        rep(Problem::MappedTwice {
-                            vol: v.id,
-                            lba,
-                            addr,
-                        });
-                    }
-                    *word |= bit;
-                }
+        if let Err(e) = t.check(&pool.nodes) {
+            let what = match e {
+                Error::Corrupt(w) => w,
+                _ => "check failed",
+            };
+            if what == "map: entry beyond the volume end" {
+                rep(Problem::BeyondVolume { vol: v.id, lba: 0 });
+            } else {
+                rep(Problem::Table { vol: v.id, what });
             }
         }
     }
+
+    // 2. Every distinct node once: node references, blocks.
+    let mut arrivals = SparseMap::for_keys(u64::from(u32::MAX) + 1);
+    let mut dups = SparseMap::for_keys(total.max(1));
+    let mut err: Result<()> = Ok(());
+    {
+        let vols = &pool.vols;
+        let alloc = &pool.alloc;
+        let geo = alloc.geom();
+        let arrivals = &mut arrivals;
+        let dups = &mut dups;
+        let rep = &mut rep;
+        let bits = &mut *bits;
+        let counts = &mut *counts;
+        let err = &mut err;
+        let mut arrive = |st: &mut N, id: NodeId| -> Result<()> {
+            let n = arrivals.get(st, u64::from(id));
+            arrivals
+                .set(st, u64::from(id), n.saturating_add(1))
+                .map(|_| ())
+        };
+        for v in vols.iter() {
+            if let Some(r) = v.table.and_then(|t| t.root()) {
+                if let Err(e) = arrive(&mut pool.nodes, r) {
+                    *err = Err(e);
+                }
+            }
+        }
+        let tables = |i: usize| vols.get(i).and_then(|v| v.table);
+        visit_distinct(
+            &mut pool.nodes,
+            vols.len(),
+            &|i| vols.get(i).and_then(|v| v.table),
+            &mut |st, nv| {
+                if err.is_err() {
+                    return false;
+                }
+                for i in 0..FANOUT {
+                    let e = st.get(nv.id).and_then(|n| n.get(i).copied()).unwrap_or(0);
+                    if e & PRESENT == 0 {
+                        continue;
+                    }
+                    if nv.level > 1 {
+                        if let Err(x) = arrive(st, (e & ID_MASK) as NodeId) {
+                            *err = Err(x);
+                            return false;
+                        }
+                        continue;
+                    }
+                    let (vol, lba, addr) =
+                        (nv.vol, nv.base.saturating_add(i as u64), e & ADDR_MASK);
+                    let Some(l) = geo.locate(addr) else {
+                        rep(Problem::OutsidePool { vol, lba, addr });
+                        continue;
+                    };
+                    let zone = l.zone;
+                    let zi = alloc.zone(zone).copied().unwrap_or_default();
+                    let cap = geo.zone_cap(zone).unwrap_or(0);
+                    if geo.zone_is_meta(zone) || !zi.state().is_data() {
+                        rep(Problem::NotDataZone {
+                            vol,
+                            lba,
+                            addr,
+                            zone,
+                        });
+                    } else if l.offset >= cap {
+                        rep(Problem::BeyondCapacity {
+                            vol,
+                            lba,
+                            addr,
+                            zone,
+                        });
+                    } else if l.offset >= zi.wp() {
+                        rep(Problem::BeyondWritePointer {
+                            vol,
+                            lba,
+                            addr,
+                            zone,
+                        });
+                    }
+                    let w = (addr / 64) as usize;
+                    let bit = 1u64 << (addr % 64);
+                    let Some(word) = bits.get_mut(w) else {
+                        continue;
+                    };
+                    if *word & bit == 0 {
+                        *word |= bit;
+                        if let Some(c) = counts.get_mut(zone as usize) {
+                            *c = c.saturating_add(1);
+                        }
+                        continue;
+                    }
+                    // Held by another leaf too: it must be the same lba.
+                    let d = dups.get(st, addr);
+                    if d == 0 {
+                        let same = (0..vols.len()).any(|j| {
+                            tables(j)
+                                .and_then(|t| t.leaf_at(st, lba).filter(|&x| x != nv.id))
+                                .and_then(|x| st.get(x))
+                                .and_then(|n| n.get(i).copied())
+                                == Some(e)
+                        });
+                        if !same {
+                            rep(Problem::MappedTwice { vol, lba, addr });
+                        }
+                    }
+                    if let Err(x) = dups.set(st, addr, d.saturating_add(1)) {
+                        *err = Err(x);
+                        return false;
+                    }
+                }
+                true
+            },
+        );
+    }
+    let r = err.and_then(|()| {
+        // Node reference counts.
+        let mut k = 0u64;
+        while let Some((id, n)) = arrivals.next(&pool.nodes, k) {
+            let recorded = u64::from(pool.nodes.refs(id as NodeId));
+            if recorded != n {
+                rep(Problem::NodeRefs {
+                    node: id as NodeId,
+                    counted: n,
+                    recorded,
+                });
+            }
+            k = id.saturating_add(1);
+        }
+        // Block reference counts, both ways.
+        if let Err(Error::Corrupt(what)) = pool.refs.check(&pool.nodes) {
+            rep(Problem::RefMap { what });
+        }
+        let mut k = 0u64;
+        while let Some((a, extra)) = pool.refs.next(&pool.nodes, k) {
+            let live = bits
+                .get((a / 64) as usize)
+                .map(|w| w & (1u64 << (a % 64)) != 0)
+                == Some(true);
+            let counted = if live { dups.get(&pool.nodes, a) } else { 0 };
+            if counted != extra {
+                rep(Problem::BlockRefs {
+                    addr: a,
+                    counted,
+                    recorded: extra,
+                });
+            }
+            k = a.saturating_add(1);
+        }
+        let mut k = 0u64;
+        while let Some((a, d)) = dups.next(&pool.nodes, k) {
+            let recorded = pool.refs.extra(&pool.nodes, a);
+            if recorded == 0 {
+                rep(Problem::BlockRefs {
+                    addr: a,
+                    counted: d,
+                    recorded,
+                });
+            }
+            k = a.saturating_add(1);
+        }
+        Ok(())
+    });
+    arrivals.destroy(&mut pool.nodes);
+    dups.destroy(&mut pool.nodes);
+    r?;
+
+    // 3. Allocator.
+    let alloc = &pool.alloc;
     let mut free = 0u32;
     let mut used = 0u64;
     for (z, c) in counts.iter().enumerate() {

@@ -71,8 +71,12 @@ pub mod section {
     pub const ZONES: u32 = 2;
     /// Block tables (all volumes; records name their volume).
     pub const BLOCK_TABLE: u32 = 3;
-    /// Reference counts of shared blocks (snapshots / clones).
+    /// Reference counts of shared blocks (reserved; not written: the
+    /// counts are rebuilt from the block tables at assembly).
     pub const REFCOUNTS: u32 = 4;
+    /// Sharing between volumes: origins, delta bases and the volumes stored
+    /// as differences against another (see `format::sharing`).
+    pub const SHARING: u32 = 5;
 }
 
 /// The checkpoint set of generation `generation`: `generation % 2`.

@@ -71,6 +71,12 @@ pub mod tag {
     pub const SNAPSHOT: u16 = 9;
     /// [`super::Record::CheckpointDone`].
     pub const CHECKPOINT_DONE: u16 = 10;
+    /// [`super::Record::Rollback`].
+    pub const ROLLBACK: u16 = 11;
+    /// [`super::Record::Promote`].
+    pub const PROMOTE: u16 = 12;
+    /// [`super::Record::Relocate`].
+    pub const RELOCATE: u16 = 13;
 }
 
 /// Longest volume name (bytes).
@@ -105,6 +111,12 @@ impl VolName {
     /// The name's bytes.
     pub fn as_bytes(&self) -> &[u8] {
         self.bytes.get(..usize::from(self.len)).unwrap_or(&[])
+    }
+
+    /// Length in range and zero padding (what decoding requires).
+    pub fn is_valid(&self) -> bool {
+        usize::from(self.len) <= VOL_NAME_MAX
+            && all_zero(self.bytes.get(usize::from(self.len)..).unwrap_or(&[]))
     }
 }
 
@@ -173,7 +185,9 @@ pub enum Record {
         /// Reserved blocks (0 = none).
         blocks: u64,
     },
-    /// `new_vol` was created as a snapshot / clone of `vol`, sharing all its
+    /// `new_vol` was created as a snapshot (`flags` has
+    /// [`VOL_FLAG_READONLY`]; `vol` is a writable volume) or a clone (no
+    /// read-only flag; `vol` is a snapshot) of `vol`, sharing all its
     /// blocks (feature [`INCOMPAT_SHARED_BLOCKS`]).
     Snapshot {
         /// Source volume.
@@ -182,6 +196,38 @@ pub enum Record {
         new_vol: u32,
         /// `VOL_FLAG_*` bits of the new volume.
         flags: u32,
+        /// Name of the new volume.
+        name: VolName,
+    },
+    /// Writable volume `vol` now holds exactly what snapshot `snap` holds
+    /// (its previous blocks are dropped; its size becomes the snapshot's).
+    /// Feature [`INCOMPAT_SHARED_BLOCKS`].
+    Rollback {
+        /// The volume rolled back.
+        vol: u32,
+        /// The snapshot it now equals (must differ from `vol`).
+        snap: u32,
+    },
+    /// Volume `vol` no longer shares block-table nodes with any other
+    /// volume and has no origin any more (promote / flatten). Feature
+    /// [`INCOMPAT_SHARED_BLOCKS`].
+    Promote {
+        /// The volume.
+        vol: u32,
+    },
+    /// GC moved pool blocks `old..old+len` to `new..new+len`: every volume
+    /// mapping `lba..lba+len` to the old blocks now maps the new ones (all
+    /// sharers at once). Feature [`INCOMPAT_SHARED_BLOCKS`] (without it,
+    /// GC writes `MapExtent` records).
+    Relocate {
+        /// First volume block (the same in every sharer).
+        lba: u64,
+        /// Old first pool address.
+        old: u64,
+        /// New first pool address.
+        new: u64,
+        /// Number of blocks (>= 1).
+        len: u32,
     },
     /// Checkpoint `generation` covering the journal up to `journal_seq` was
     /// committed in set `set` (0 = A, 1 = B).
@@ -208,6 +254,9 @@ impl Record {
             Record::VolumeResize { .. } => tag::VOLUME_RESIZE,
             Record::VolumeReserve { .. } => tag::VOLUME_RESERVE,
             Record::Snapshot { .. } => tag::SNAPSHOT,
+            Record::Rollback { .. } => tag::ROLLBACK,
+            Record::Promote { .. } => tag::PROMOTE,
+            Record::Relocate { .. } => tag::RELOCATE,
             Record::CheckpointDone { .. } => tag::CHECKPOINT_DONE,
         }
     }
@@ -219,8 +268,11 @@ impl Record {
             tag::UNMAP => 16,
             tag::ZONE_RESET | tag::ZONE_FINISH | tag::VOLUME_DELETE => 4,
             tag::VOLUME_CREATE => 56,
-            tag::VOLUME_RESIZE | tag::VOLUME_RESERVE | tag::SNAPSHOT => 16,
+            tag::VOLUME_RESIZE | tag::VOLUME_RESERVE => 16,
+            tag::SNAPSHOT => 48,
             tag::CHECKPOINT_DONE => 24,
+            tag::ROLLBACK | tag::PROMOTE => 8,
+            tag::RELOCATE => 32,
             _ => return None,
         })
     }
@@ -237,7 +289,10 @@ impl Record {
     /// record to be written.
     pub const fn required_features(&self) -> (u64, u64) {
         match self {
-            Record::Snapshot { .. } => (INCOMPAT_SHARED_BLOCKS, 0),
+            Record::Snapshot { .. }
+            | Record::Rollback { .. }
+            | Record::Promote { .. }
+            | Record::Relocate { .. } => (INCOMPAT_SHARED_BLOCKS, 0),
             Record::VolumeReserve { .. } => (0, RO_COMPAT_RESERVATION),
             _ => (0, 0),
         }
@@ -269,9 +324,7 @@ impl Record {
                 if flags & !VOL_FLAGS_KNOWN != 0 {
                     return Err(Error::BadField("volume create: flags"));
                 }
-                if usize::from(name.len) > VOL_NAME_MAX
-                    || !all_zero(name.bytes.get(usize::from(name.len)..).unwrap_or(&[]))
-                {
+                if !name.is_valid() {
                     return Err(Error::BadField("volume create: name"));
                 }
                 Ok(())
@@ -280,6 +333,7 @@ impl Record {
                 vol,
                 new_vol,
                 flags,
+                name,
             } => {
                 if vol == new_vol {
                     return Err(Error::BadField("snapshot: same volume"));
@@ -287,7 +341,30 @@ impl Record {
                 if flags & !VOL_FLAGS_KNOWN != 0 {
                     return Err(Error::BadField("snapshot: flags"));
                 }
+                if !name.is_valid() {
+                    return Err(Error::BadField("snapshot: name"));
+                }
                 Ok(())
+            }
+            Record::Rollback { vol, snap } => {
+                if vol == snap {
+                    return Err(Error::BadField("rollback: same volume"));
+                }
+                Ok(())
+            }
+            Record::Relocate { lba, old, new, len } => {
+                let n = u64::from(len);
+                if len == 0 {
+                    return Err(Error::BadField("relocate: length"));
+                }
+                lba.checked_add(n)
+                    .ok_or(Error::BadField("relocate: lba overflow"))?;
+                let oe = old.checked_add(n).filter(|e| *e <= MAX_POOL_BLOCKS);
+                let ne = new.checked_add(n).filter(|e| *e <= MAX_POOL_BLOCKS);
+                match (oe, ne) {
+                    (Some(oe), Some(ne)) if ne <= old || oe <= new => Ok(()),
+                    _ => Err(Error::BadField("relocate: address")),
+                }
             }
             Record::CheckpointDone {
                 generation, set, ..
@@ -302,6 +379,7 @@ impl Record {
             }
             Record::ZoneReset { .. }
             | Record::ZoneFinish { .. }
+            | Record::Promote { .. }
             | Record::VolumeDelete { .. }
             | Record::VolumeResize { .. }
             | Record::VolumeReserve { .. } => Ok(()),
@@ -321,6 +399,15 @@ impl Record {
                 Some(z) if !geo.zone_is_meta(z) => Ok(()),
                 _ => Err(Error::Corrupt("map extent outside a data zone")),
             },
+            Record::Relocate { old, new, len, .. } => {
+                for a in [old, new] {
+                    match geo.range_zone(a, u64::from(len)) {
+                        Some(z) if !geo.zone_is_meta(z) => {}
+                        _ => return Err(Error::Corrupt("relocate outside a data zone")),
+                    }
+                }
+                Ok(())
+            }
             Record::ZoneReset { zone } | Record::ZoneFinish { zone } => match geo.zone(zone) {
                 Some(z) if !z.meta => Ok(()),
                 _ => Err(Error::Corrupt("zone record: not a data zone")),
@@ -379,10 +466,28 @@ impl Record {
                 vol,
                 new_vol,
                 flags,
+                name,
             } => {
                 w.put_u32(vol)?;
                 w.put_u32(new_vol)?;
                 w.put_u32(flags)?;
+                w.put_u8(name.len)?;
+                w.put_zeros(3)?;
+                w.put_bytes(&name.bytes)
+            }
+            Record::Rollback { vol, snap } => {
+                w.put_u32(vol)?;
+                w.put_u32(snap)
+            }
+            Record::Promote { vol } => {
+                w.put_u32(vol)?;
+                w.put_u32(0)
+            }
+            Record::Relocate { lba, old, new, len } => {
+                w.put_u64(lba)?;
+                w.put_u64(old)?;
+                w.put_u64(new)?;
+                w.put_u32(len)?;
                 w.put_u32(0)
             }
             Record::CheckpointDone {
@@ -476,14 +581,39 @@ impl Record {
                 let vol = b.get_u32()?;
                 let new_vol = b.get_u32()?;
                 let flags = b.get_u32()?;
-                if b.get_u32()? != 0 {
+                let nlen = b.get_u8()?;
+                if !all_zero(b.get_bytes(3)?) {
                     return Err(Error::BadField("snapshot: reserved"));
                 }
+                let bytes = b.get_array::<VOL_NAME_MAX>()?;
                 Record::Snapshot {
                     vol,
                     new_vol,
                     flags,
+                    name: VolName { len: nlen, bytes },
                 }
+            }
+            tag::ROLLBACK => {
+                let vol = b.get_u32()?;
+                let snap = b.get_u32()?;
+                Record::Rollback { vol, snap }
+            }
+            tag::PROMOTE => {
+                let vol = b.get_u32()?;
+                if b.get_u32()? != 0 {
+                    return Err(Error::BadField("promote: reserved"));
+                }
+                Record::Promote { vol }
+            }
+            tag::RELOCATE => {
+                let lba = b.get_u64()?;
+                let old = b.get_u64()?;
+                let new = b.get_u64()?;
+                let len = b.get_u32()?;
+                if b.get_u32()? != 0 {
+                    return Err(Error::BadField("relocate: reserved"));
+                }
+                Record::Relocate { lba, old, new, len }
             }
             _ => {
                 // tag::CHECKPOINT_DONE (the only other known tag).
@@ -852,6 +982,15 @@ mod tests {
                 vol: 4,
                 new_vol: 5,
                 flags: VOL_FLAG_READONLY,
+                name: VolName::new(b"snap@1").unwrap(),
+            },
+            Record::Rollback { vol: 4, snap: 5 },
+            Record::Promote { vol: 6 },
+            Record::Relocate {
+                lba: 9,
+                old: 1000,
+                new: 2000,
+                len: 64,
             },
             Record::CheckpointDone {
                 generation: 9,
@@ -897,7 +1036,8 @@ mod tests {
             Record::Snapshot {
                 vol: 1,
                 new_vol: 2,
-                flags: 0
+                flags: 0,
+                name: VolName::default(),
             }
             .required_features(),
             (INCOMPAT_SHARED_BLOCKS, 0)
@@ -1001,11 +1141,38 @@ mod tests {
                 vol: 1,
                 new_vol: 1,
                 flags: 0,
+                name: VolName::default(),
             },
             Record::Snapshot {
                 vol: 1,
                 new_vol: 2,
                 flags: 4,
+                name: VolName::default(),
+            },
+            Record::Rollback { vol: 3, snap: 3 },
+            Record::Relocate {
+                lba: 0,
+                old: 10,
+                new: 12,
+                len: 4,
+            },
+            Record::Relocate {
+                lba: u64::MAX,
+                old: 10,
+                new: 100,
+                len: 4,
+            },
+            Record::Relocate {
+                lba: 0,
+                old: MAX_POOL_BLOCKS - 1,
+                new: 100,
+                len: 4,
+            },
+            Record::Relocate {
+                lba: 0,
+                old: 10,
+                new: 100,
+                len: 0,
             },
             Record::CheckpointDone {
                 generation: 0,
@@ -1121,9 +1288,30 @@ mod tests {
             vol: 1,
             new_vol: 2,
             flags: 0,
+            name: VolName::new(b"s").unwrap(),
         }];
-        assert_eq!(patched(&sn, |b| b[p + 16] = 1), bf("snapshot: reserved"));
+        assert_eq!(patched(&sn, |b| b[p + 17] = 1), bf("snapshot: reserved"));
         assert_eq!(patched(&sn, |b| b[p + 8] = 1), bf("snapshot: same volume"));
+        assert_eq!(patched(&sn, |b| b[p + 12] = 2), bf("snapshot: flags"));
+        assert_eq!(patched(&sn, |b| b[p + 16] = 0), bf("snapshot: name"));
+        assert_eq!(patched(&sn, |b| b[p + 16] = 33), bf("snapshot: name"));
+        let rb = [Record::Rollback { vol: 1, snap: 2 }];
+        assert_eq!(patched(&rb, |b| b[p + 8] = 1), bf("rollback: same volume"));
+        let pr = [Record::Promote { vol: 1 }];
+        assert_eq!(patched(&pr, |b| b[p + 8] = 1), bf("promote: reserved"));
+        let rl = [Record::Relocate {
+            lba: 5,
+            old: 100,
+            new: 200,
+            len: 8,
+        }];
+        assert_eq!(patched(&rl, |b| b[p + 32] = 1), bf("relocate: reserved"));
+        assert_eq!(patched(&rl, |b| b[p + 28] = 0), bf("relocate: length"));
+        assert_eq!(patched(&rl, |b| b[p + 20] = 101), bf("relocate: address"));
+        assert_eq!(
+            patched(&rl, |b| b[p + 4..p + 12].fill(0xff)),
+            bf("relocate: lba overflow")
+        );
         let cd = [Record::CheckpointDone {
             generation: 1,
             journal_seq: 1,
@@ -1175,7 +1363,18 @@ mod tests {
     fn random_record(rng: &mut Rng) -> Record {
         let vol = rng.below(8) as u32;
         let len = 1 + rng.below(1 << 20) as u32;
-        match rng.below(10) {
+        match rng.below(13) {
+            9 => Record::Rollback { vol, snap: vol + 1 },
+            10 => Record::Promote { vol },
+            11 => {
+                let old = rng.below(1 << 40);
+                Record::Relocate {
+                    lba: rng.below(1 << 40),
+                    old,
+                    new: old + (1 << 41),
+                    len,
+                }
+            }
             0 => Record::MapExtent {
                 vol,
                 lba: rng.below(1 << 40),
@@ -1217,6 +1416,7 @@ mod tests {
                 vol,
                 new_vol: vol + 1,
                 flags: rng.below(2) as u32,
+                name: VolName::new(b"x").unwrap(),
             },
             _ => Record::CheckpointDone {
                 generation: 1 + rng.below(1000),

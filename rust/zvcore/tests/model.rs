@@ -48,7 +48,8 @@ fn model_random_ops_with_crashes() {
     let sum = |f: fn(&Stats) -> u64| agg.iter().map(f).sum::<u64>();
     eprintln!(
         "model: {} ops in {:?}: writes {} reads {} discards {} flushes {} checkpoints {} gc batches {} (races {}) \
-         crashes {} (mid-metadata {}) vol ops {} write failures {} enospc {} fallbacks {} replayed journal blocks {} checkpoint retries {}",
+         crashes {} (mid-metadata {}) vol ops {} (snapshots {} clones {} rollbacks {} promotes {} deletes {} read-only refusals {}) \
+         write failures {} enospc {} fallbacks {} replayed journal blocks {} checkpoint retries {}",
         sum(|s| s.ops),
         t0.elapsed(),
         sum(|s| s.writes),
@@ -61,6 +62,12 @@ fn model_random_ops_with_crashes() {
         sum(|s| s.crashes),
         sum(|s| s.crash_mid_meta),
         sum(|s| s.vol_ops),
+        sum(|s| s.snapshots),
+        sum(|s| s.clones),
+        sum(|s| s.rollbacks),
+        sum(|s| s.promotes),
+        sum(|s| s.deletes),
+        sum(|s| s.ro_refused),
         sum(|s| s.write_failures),
         sum(|s| s.enospc),
         sum(|s| s.fallbacks),

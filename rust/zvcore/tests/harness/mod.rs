@@ -20,6 +20,7 @@ use zvcore::verify::{bitmap_words, verify, Problem};
 
 pub struct Store {
     pub nodes: Vec<Option<Box<Node>>>,
+    pub refs: Vec<u32>,
     pub free: Vec<NodeId>,
     pub limit: usize,
     pub live: usize,
@@ -29,6 +30,7 @@ impl Store {
     pub fn new(limit: usize) -> Self {
         Store {
             nodes: Vec::new(),
+            refs: Vec::new(),
             free: Vec::new(),
             limit,
             live: 0,
@@ -45,13 +47,16 @@ impl NodeStore for Store {
         let n = Box::new([0u64; FANOUT]);
         if let Some(id) = self.free.pop() {
             self.nodes[id as usize] = Some(n);
+            self.refs[id as usize] = 1;
             return Some(id);
         }
         self.nodes.push(Some(n));
+        self.refs.push(1);
         Some((self.nodes.len() - 1) as NodeId)
     }
     fn free(&mut self, id: NodeId) {
         if let Some(slot) = self.nodes.get_mut(id as usize) {
+            assert_eq!(self.refs[id as usize], 1, "freeing a node with references");
             if slot.take().is_some() {
                 self.live -= 1;
                 self.free.push(id);
@@ -63,6 +68,19 @@ impl NodeStore for Store {
     }
     fn get_mut(&mut self, id: NodeId) -> Option<&mut Node> {
         self.nodes.get_mut(id as usize)?.as_deref_mut()
+    }
+    fn refs(&self, id: NodeId) -> u32 {
+        self.refs.get(id as usize).copied().unwrap_or(0)
+    }
+    fn set_refs(&mut self, id: NodeId, refs: u32) -> zvcore::error::Result<()> {
+        match (self.nodes.get(id as usize), self.refs.get_mut(id as usize)) {
+            (Some(Some(_)), Some(r)) => {
+                assert!(refs >= 1, "reference count 0");
+                *r = refs;
+                Ok(())
+            }
+            _ => Err(Error::NotFound),
+        }
     }
 }
 
@@ -118,13 +136,15 @@ pub fn block_version(b: &[u8], vol: u32, lba: u64) -> Result<u64, String> {
     let v = u32::from_le_bytes(b[8..12].try_into().unwrap());
     let l = u64::from_le_bytes(b[12..20].try_into().unwrap());
     let ver = u64::from_le_bytes(b[20..28].try_into().unwrap());
-    if tag != TAG || v != vol || l != lba {
+    // Snapshots and clones read blocks written by their origin: the tag's
+    // volume may differ (versions are unique in the whole world).
+    if tag != TAG || l != lba {
         return Err(format!(
             "block of vol {vol} lba {lba} holds tag {tag:#x} vol {v} lba {l} ver {ver}"
         ));
     }
     let mut want = vec![0u8; BS];
-    fill_block(&mut want, vol, lba, ver);
+    fill_block(&mut want, v, lba, ver);
     if want != b {
         return Err(format!(
             "block of vol {vol} lba {lba} ver {ver}: torn or corrupt contents"
@@ -148,6 +168,40 @@ pub struct BlockModel {
 pub struct VolModel {
     pub id: u32,
     pub blocks: Vec<BlockModel>,
+    /// A snapshot (read-only).
+    pub ro: bool,
+    /// What it was made from (snapshot: its volume; clone: its snapshot).
+    pub origin: Option<u32>,
+}
+
+impl VolModel {
+    pub fn new(id: u32, size: u64) -> VolModel {
+        VolModel {
+            id,
+            blocks: vec![BlockModel::default(); size as usize],
+            ro: false,
+            origin: None,
+        }
+    }
+
+    /// A copy holding the current contents, all durable (snapshot, clone,
+    /// rollback: committed at once).
+    pub fn copy_as(&self, id: u32, ro: bool) -> VolModel {
+        VolModel {
+            id,
+            blocks: self
+                .blocks
+                .iter()
+                .map(|b| BlockModel {
+                    cur: b.cur,
+                    durable: b.cur,
+                    hist: Vec::new(),
+                })
+                .collect(),
+            ro,
+            origin: Some(self.id),
+        }
+    }
 }
 
 // ---- the world -------------------------------------------------------------------
@@ -204,6 +258,12 @@ pub struct Stats {
     pub checkpoints: u64,
     pub gc_batches: u64,
     pub gc_races: u64,
+    pub snapshots: u64,
+    pub clones: u64,
+    pub rollbacks: u64,
+    pub promotes: u64,
+    pub deletes: u64,
+    pub ro_refused: u64,
     pub crashes: u64,
     pub crash_mid_meta: u64,
     pub vol_ops: u64,
@@ -300,7 +360,7 @@ pub fn storage(geo: &[DeviceGeometry]) -> St {
     PoolStorage {
         zones: vec![ZoneInfo::default(); nz as usize],
         zone_epochs: vec![0; nz as usize],
-        vols: vec![VolEntry::default(); 8],
+        vols: vec![VolEntry::default(); 16],
         records: vec![
             Record::Unmap {
                 vol: 0,
@@ -375,6 +435,12 @@ impl World {
                 checkpoints: 0,
                 gc_batches: 0,
                 gc_races: 0,
+                snapshots: 0,
+                clones: 0,
+                rollbacks: 0,
+                promotes: 0,
+                deletes: 0,
+                ro_refused: 0,
                 crashes: 0,
                 crash_mid_meta: 0,
                 vol_ops: 0,
@@ -507,8 +573,38 @@ impl World {
         Some((v.id, v.blocks.len() as u64))
     }
 
+    /// A random writable volume (a snapshot now and then: the engine must
+    /// refuse to write it).
+    pub fn pick_writable(&mut self) -> Option<(u32, u64)> {
+        let (vol, size) = self.pick_vol()?;
+        let ro = self.vols.iter().any(|v| v.id == vol && v.ro);
+        if !ro {
+            return Some((vol, size));
+        }
+        if size > 0 && self.rng.pct(10) {
+            let p = self.pool();
+            assert_eq!(
+                p.write_begin(vol, 0, 1, Stream::UserHot).err(),
+                Some(Error::ReadOnly),
+                "write to snapshot {vol}"
+            );
+            assert_eq!(p.discard(vol, 0, 1).err(), Some(Error::ReadOnly));
+            self.st.ro_refused += 1;
+        }
+        let w: Vec<(u32, u64)> = self
+            .vols
+            .iter()
+            .filter(|v| !v.ro)
+            .map(|v| (v.id, v.blocks.len() as u64))
+            .collect();
+        if w.is_empty() {
+            return None;
+        }
+        Some(w[self.rng.below(w.len() as u64) as usize])
+    }
+
     pub fn do_write(&mut self) {
-        let Some((vol, size)) = self.pick_vol() else {
+        let Some((vol, size)) = self.pick_writable() else {
             return;
         };
         if size == 0 {
@@ -697,7 +793,7 @@ impl World {
     }
 
     pub fn do_discard(&mut self) {
-        let Some((vol, size)) = self.pick_vol() else {
+        let Some((vol, size)) = self.pick_writable() else {
             return;
         };
         if size == 0 {
@@ -873,45 +969,137 @@ impl World {
         let cap = self.data_capacity();
         let total: u64 = self.vols.iter().map(|v| v.blocks.len() as u64).sum();
         let budget = cap * self.fill_pct / 100;
-        let choice = self.rng.below(3);
-        if choice == 0 && self.vols.len() < 6 {
-            let size = self.rng.range(0, 400).min(budget.saturating_sub(total));
-            let id = self.next_vol;
-            self.next_vol += 1;
-            let name = format!("vol{id}");
-            if self
-                .pool()
-                .vol_create(id, name.as_bytes(), size, 0)
-                .is_err()
-            {
-                return;
+        let room = self.vols.len() < 10;
+        // Snapshots and clones: each may end up holding its full size, so
+        // they may use the pool up to 85% (volumes alone: `fill_pct`).
+        let share_budget = cap * 85 / 100;
+        let choice = match self.rng.below(10) {
+            0 => 0,     // create
+            1 => 1,     // delete
+            2..=4 => 2, // snapshot
+            5 => 3,     // clone
+            6 => 4,     // rollback
+            7 => 5,     // promote
+            _ => 6,     // resize
+        };
+        let idx = |w: &mut World, f: &dyn Fn(&VolModel) -> bool| -> Option<usize> {
+            let c: Vec<usize> = (0..w.vols.len()).filter(|&i| f(&w.vols[i])).collect();
+            (!c.is_empty()).then(|| c[w.rng.below(c.len() as u64) as usize])
+        };
+        match choice {
+            0 if room => {
+                let size = self.rng.range(0, 400).min(budget.saturating_sub(total));
+                let id = self.next_vol;
+                self.next_vol += 1;
+                let name = format!("vol{id}");
+                if self
+                    .pool()
+                    .vol_create(id, name.as_bytes(), size, 0)
+                    .is_err()
+                {
+                    return;
+                }
+                self.vols.push(VolModel::new(id, size));
             }
-            self.vols.push(VolModel {
-                id,
-                blocks: vec![BlockModel::default(); size as usize],
-            });
-        } else if choice == 1 && self.vols.len() > 1 {
-            let i = self.rng.below(self.vols.len() as u64) as usize;
-            let id = self.vols[i].id;
-            if self.pool().vol_delete(id).is_err() {
-                return;
+            1 if self.vols.len() > 1 => {
+                let i = self.rng.below(self.vols.len() as u64) as usize;
+                let id = self.vols[i].id;
+                if self.pool().vol_delete(id).is_err() {
+                    return;
+                }
+                self.st.deletes += 1;
+                self.vols.remove(i);
+                for v in self.vols.iter_mut() {
+                    if v.origin == Some(id) {
+                        v.origin = None;
+                    }
+                }
+                self.dirty.retain(|(v, _)| *v != id);
             }
-            self.vols.remove(i);
-            self.dirty.retain(|(v, _)| *v != id);
-        } else if !self.vols.is_empty() {
-            let i = self.rng.below(self.vols.len() as u64) as usize;
-            let id = self.vols[i].id;
-            let old = self.vols[i].blocks.len() as u64;
-            let size = self
-                .rng
-                .range(0, (old + 200).min(old + budget.saturating_sub(total)));
-            if self.pool().vol_resize(id, size).is_err() {
-                return;
+            2 | 3 if room => {
+                // Snapshot of a volume, or clone of a snapshot.
+                let snap = choice == 2;
+                let Some(i) = idx(self, &|v| v.ro != snap) else {
+                    return;
+                };
+                let size = self.vols[i].blocks.len() as u64;
+                if total + size > share_budget {
+                    return;
+                }
+                let src = self.vols[i].id;
+                let id = self.next_vol;
+                self.next_vol += 1;
+                let name = format!("{}{id}", if snap { "snap" } else { "clone" });
+                let r = if snap {
+                    self.pool().snap_create(src, id, name.as_bytes())
+                } else {
+                    self.pool().clone_volume(src, id, name.as_bytes())
+                };
+                r.unwrap_or_else(|e| panic!("snapshot/clone of {src}: {e:?}"));
+                let m = self.vols[i].copy_as(id, snap);
+                self.vols.push(m);
+                if snap {
+                    self.st.snapshots += 1;
+                } else {
+                    self.st.clones += 1;
+                }
             }
-            let v = &mut self.vols[i];
-            v.blocks.truncate(size as usize);
-            v.blocks.resize(size as usize, BlockModel::default());
-            self.dirty.retain(|(vv, l)| *vv != id || *l < size);
+            4 => {
+                // Rollback of a volume to one of its snapshots.
+                let Some(si) = idx(self, &|v| v.ro && v.origin.is_some()) else {
+                    return;
+                };
+                let (sid, vid) = (self.vols[si].id, self.vols[si].origin.unwrap());
+                let Some(vi) = self.vols.iter().position(|v| v.id == vid) else {
+                    return;
+                };
+                self.pool()
+                    .rollback(vid, sid)
+                    .unwrap_or_else(|e| panic!("rollback of {vid} to {sid}: {e:?}"));
+                let mut m = self.vols[si].copy_as(vid, false);
+                m.origin = self.vols[vi].origin;
+                self.vols[vi] = m;
+                self.dirty.retain(|(v, _)| *v != vid);
+                self.st.rollbacks += 1;
+            }
+            5 => {
+                // Promote (flatten) a writable volume, mostly clones.
+                let Some(i) =
+                    idx(self, &|v| !v.ro && v.origin.is_some()).or_else(|| idx(self, &|v| !v.ro))
+                else {
+                    return;
+                };
+                let id = self.vols[i].id;
+                match self.pool().promote(id) {
+                    Ok(()) => {
+                        self.vols[i].origin = None;
+                        self.st.promotes += 1;
+                    }
+                    Err(Error::NoSpace) => return,
+                    Err(e) => panic!("promote {id}: {e:?}"),
+                }
+            }
+            _ if !self.vols.is_empty() => {
+                let i = self.rng.below(self.vols.len() as u64) as usize;
+                let id = self.vols[i].id;
+                let old = self.vols[i].blocks.len() as u64;
+                let size = self
+                    .rng
+                    .range(0, (old + 200).min(old + budget.saturating_sub(total)));
+                if self.vols[i].ro {
+                    assert_eq!(self.pool().vol_resize(id, size), Err(Error::ReadOnly));
+                    self.st.ro_refused += 1;
+                    return;
+                }
+                if self.pool().vol_resize(id, size).is_err() {
+                    return;
+                }
+                let v = &mut self.vols[i];
+                v.blocks.truncate(size as usize);
+                v.blocks.resize(size as usize, BlockModel::default());
+                self.dirty.retain(|(vv, l)| *vv != id || *l < size);
+            }
+            _ => {}
         }
         // Volume operations are committed at once.
         while !self.commit(false) {}
@@ -1017,12 +1205,57 @@ impl World {
     }
 
     pub fn run_verify(&mut self, when: &str) {
-        let pool = self.pool.as_ref().unwrap();
+        let pool = self.pool.as_mut().unwrap();
         let mut bm = vec![0u64; bitmap_words(pool.geom().total_blocks())];
         let mut counts = vec![0u64; pool.geom().nr_zones() as usize];
         let mut probs: Vec<Problem> = Vec::new();
         let n = verify(pool, &mut bm, &mut counts, &mut |p| probs.push(p)).expect("verify");
         assert_eq!(n, 0, "verifier {when}: {:?}", &probs[..probs.len().min(10)]);
+        self.check_space(when);
+    }
+
+    /// Pool used space is exactly the distinct live blocks (plus writes in
+    /// flight), and each volume's exclusive / shared split matches who maps
+    /// what.
+    pub fn check_space(&mut self, when: &str) {
+        let pool = self.pool.as_ref().unwrap();
+        let mut owners: std::collections::HashMap<u64, u32> = std::collections::HashMap::new();
+        let mut mapped: Vec<(u32, Vec<u64>)> = Vec::new();
+        for v in pool.volumes().iter() {
+            let Some(t) = v.table else { continue };
+            let mut addrs = Vec::new();
+            let mut runs = [ReadRun::default(); 8];
+            let mut l = 0;
+            while l < t.size() {
+                let k = pool.read_plan(v.id, l, t.size() - l, &mut runs).unwrap();
+                for r in &runs[..k] {
+                    if let Some(a) = r.addr {
+                        for j in 0..r.len {
+                            addrs.push(a + j);
+                            *owners.entry(a + j).or_insert(0) += 1;
+                        }
+                    }
+                    l += r.len;
+                }
+            }
+            mapped.push((v.id, addrs));
+        }
+        let inflight: u64 = pool.alloc().zones().iter().map(|z| z.inflight()).sum();
+        assert_eq!(
+            pool.alloc().used_blocks(),
+            owners.len() as u64 + inflight,
+            "{when}: used space is not the distinct live blocks"
+        );
+        for (id, addrs) in mapped {
+            let sp = pool.vol_space(id).unwrap();
+            let excl = addrs.iter().filter(|a| owners[a] == 1).count() as u64;
+            assert_eq!(sp.mapped, addrs.len() as u64, "{when}: vol {id} mapped");
+            assert_eq!(
+                (sp.exclusive, sp.shared),
+                (excl, addrs.len() as u64 - excl),
+                "{when}: vol {id} exclusive/shared"
+            );
+        }
     }
 
     /// A formatted world with three volumes (~40% of the space), after
@@ -1039,10 +1272,7 @@ impl World {
             let id = w.next_vol;
             w.next_vol += 1;
             w.pool().vol_create(id, b"v", s, 0).expect("vol_create");
-            w.vols.push(VolModel {
-                id,
-                blocks: vec![BlockModel::default(); s as usize],
-            });
+            w.vols.push(VolModel::new(id, s));
         }
         while !w.commit(false) {}
         for _ in 0..ops {
@@ -1066,6 +1296,8 @@ impl World {
                 v.table.map(|t| VolModel {
                     id: v.id,
                     blocks: vec![BlockModel::default(); t.size().min(1 << 20) as usize],
+                    ro: v.read_only(),
+                    origin: v.origin,
                 })
             })
             .collect();
@@ -1115,8 +1347,8 @@ impl World {
                     self.gc_batch();
                 }
             }
-            930..=979 => self.maintenance(),
-            980..=993 => self.vol_op(),
+            930..=969 => self.maintenance(),
+            970..=993 => self.vol_op(),
             _ => {
                 if self.rng.pct(60) {
                     // Flush first sometimes, so that crashes hit committed state too.
