@@ -7,6 +7,7 @@
 #   make demo            boot the VM and show zvpool at work (the main command)
 #   make host-test       cargo test of the host-side Rust only
 #   make vm-shell        boot the VM with an interactive shell
+#   make bench           benchmarks in the VM -> Documentation/benchmarks.md (long; BENCH_QUICK=1: smoke test)
 #   make clean
 # Variables: ZVPOOL_CACHE (default ~/.cache/zvpool), ZVPOOL_KERNEL=test|debug,
 #            CLIPPY=1 (clippy on the module), ZVPOOL_ACCEL=tcg|kvm.
@@ -14,7 +15,7 @@
 TOP := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
 MO  ?= $(TOP)/build/module
 
-.PHONY: all module check demo host-test vm-shell clean fmt deps kernel
+.PHONY: all module check demo host-test vm-shell bench clean fmt deps kernel
 
 all: module
 
@@ -38,6 +39,9 @@ host-test:
 
 vm-shell:
 	@$(TOP)/scripts/check.sh --shell
+
+bench:
+	@$(TOP)/scripts/bench.sh
 
 fmt:
 	cargo fmt --all

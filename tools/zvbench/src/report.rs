@@ -496,14 +496,15 @@ is estimated at 100-130 minutes, most of it fio run time (about 180 runs of
 15-20 s plus fills and 4 x 3 minutes of sustained overwrite).
 "#;
 
-fn md_table(s: &mut String, head: &[&str], rows: &[Vec<String>]) {
+/// A Markdown table; columns from `right` on are right-aligned (numbers).
+fn md_table(s: &mut String, head: &[&str], rows: &[Vec<String>], right: usize) {
     let _ = writeln!(s, "| {} |", head.join(" | "));
     let _ = writeln!(
         s,
         "|{}",
         head.iter()
             .enumerate()
-            .map(|(i, _)| if i == 0 { "---|" } else { "---:|" })
+            .map(|(i, _)| if i < right { "---|" } else { "---:|" })
             .collect::<String>()
     );
     for r in rows {
@@ -589,7 +590,12 @@ pub fn markdown(r: &Results) -> String {
             ]
         })
         .collect();
-    md_table(&mut s, &["goal", "measured (median)", "status"], &goal_rows);
+    md_table(
+        &mut s,
+        &["goal", "measured (median)", "status"],
+        &goal_rows,
+        3,
+    );
     s.push_str(
         "Reference peer numbers measured before in this kind of VM (TCG, medians of 3):\n\n",
     );
@@ -679,6 +685,7 @@ pub fn markdown(r: &Results) -> String {
             "max_sectors_kb",
         ],
         &dev_rows,
+        3,
     );
 
     // Results.
@@ -696,7 +703,7 @@ pub fn markdown(r: &Results) -> String {
         }
         let _ = writeln!(s, "### {}\n\n`{name}`\n", title(r, tmpl));
         let cells: Vec<Vec<String>> = rs.iter().map(|x| row_cells(x, dirs.len())).collect();
-        md_table(&mut s, HEAD, &cells);
+        md_table(&mut s, HEAD, &cells, 1);
         for x in rs
             .iter()
             .filter(|x| !x.errors.is_empty() && x.dir == Some(dirs[0]))
@@ -757,6 +764,7 @@ fn overwrite_section(s: &mut String, r: &Results) {
             "zones reset",
         ],
         &rows,
+        1,
     );
     s.push_str(
         "Write amplification: (user + GC blocks written) / user blocks written over the overwrite, \
