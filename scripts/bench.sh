@@ -35,7 +35,7 @@ else
 	mode=full
 	: "${BENCH_REPS:=3}" "${BENCH_RUNTIME:=15}" "${BENCH_RAMP:=3}"
 	: "${BENCH_WS_LARGE_MIB:=1024}" "${BENCH_WS_SMALL_MIB:=64}"
-	: "${BENCH_OW_SECS:=60}" "${BENCH_NULLB_MIB:=1536}" "${BENCH_NULLB_ZONE_MIB:=64}"
+	: "${BENCH_OW_SECS:=60}" "${BENCH_NULLB_MIB:=2048}" "${BENCH_NULLB_ZONE_MIB:=16}"
 	: "${BENCH_SEQ_MAX:=300}" "${BENCH_OW_FILL_MAX:=1200}" "${BENCH_TIMEOUT:=10800}"
 	: "${BENCH_WORKLOADS:=seqwrite-128k-qd8 seqread-128k-qd8 randread-4k-qd1-large randread-4k-qd1-small randread-4k-4x32-large randread-4k-4x32-small randwrite-4k-qd1-large randwrite-4k-qd1-small randwrite-4k-4x32-large randwrite-4k-4x32-small randrw70-4k-4x32-large overwrite-4k-4x32}"
 fi
