@@ -90,11 +90,13 @@ rm -rf "$O" "$BB/overlay.cpio" "$BB/initramfs-test.cpio"
 step "VM ($mode: systems: $BENCH_SYSTEMS; $BENCH_REPS rep(s); time limit ${BENCH_TIMEOUT}s)"
 vm_t0=$SECONDS
 vm_rc=0
-# The guest's progress lines appear in build/bench/vm/results.log as it runs.
 "$ZVPOOL_TOP/scripts/vm.sh" --kernel "$KBUILD/arch/x86/boot/bzImage" --initrd "$BB/initramfs.cpio" \
-	--mode bench --images "$BB/images" --log "$BB/vm" --timeout "$BENCH_TIMEOUT" || vm_rc=$?
+	--mode bench --images "$BB/images" --log "$BB/vm" --timeout "$BENCH_TIMEOUT" &
+vm_pid=$!
+# The guest's progress lines (results port), as they come.
+tail -n +1 -F --pid=$vm_pid "$BB/vm/results.log" 2>/dev/null | grep --line-buffered '^bench:' | sed -u 's/\r$//' >&2 || true
+wait $vm_pid || vm_rc=$?
 vm_s=$((SECONDS - vm_t0))
-tr -d '\r' <"$BB/vm/results.log" | grep '^bench:' | tail -n 12 || true
 
 step "results"
 mkdir -p "$BB/results"
@@ -102,6 +104,7 @@ if ! tar -xf "$BB/images/bres.img" -C "$BB/results" 2>"$BB/tar.log"; then
 	cat "$BB/tar.log" >&2
 	die "no results archive on the results namespace (see $BB/vm/console.log)"
 fi
+[ -f "$BB/results/runs.tsv" ] || die "the guest wrote no results (see $BB/vm/console.log and results.log)"
 rm -rf "$BB/images" # up to several GiB of namespace images
 accel=${ZVPOOL_ACCEL:-tcg}
 git_desc=$(cd "$ZVPOOL_TOP" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
