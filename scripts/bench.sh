@@ -40,7 +40,8 @@ else
 	: "${BENCH_WORKLOADS:=seqwrite-128k-qd8 seqread-128k-qd8 randread-4k-qd1-large randread-4k-qd1-small randread-4k-4x32-large randread-4k-4x32-small randwrite-4k-qd1-large randwrite-4k-qd1-small randwrite-4k-4x32-large randwrite-4k-4x32-small randrw70-4k-4x32-large overwrite-4k-4x32}"
 fi
 : "${BENCH_OW_FILL_PCT:=80}"
-: "${BENCH_SYSTEMS:=raw-zns zvpool-zns dm-zoned dm-thin raw-conv raw-nullb zvpool-nullb}"
+# Peers first: a zvpool failure (oops, hang) cannot cost their numbers.
+: "${BENCH_SYSTEMS:=raw-zns raw-conv dm-thin dm-zoned raw-nullb zvpool-zns zvpool-nullb}"
 export ZVPOOL_VM_BENCH=1
 export ZVPOOL_VM_MEM=${ZVPOOL_VM_MEM:-4096}
 . "$ZVPOOL_TOP/scripts/vm-devices.sh"

@@ -1,5 +1,6 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
+# shellcheck shell=dash disable=SC2046 # busybox ash: `local` works; word splitting of fio arguments is intended
 # The guest side of `make bench` (zvpool.run=bench): fio against every system
 # of the comparison, in one boot. Results (fio JSON, fio logs, pool status
 # snapshots, device geometry) are collected in $R and written as a tar archive
@@ -62,7 +63,10 @@ geometry() { # NAME DEV
 RESDEV=$(ns_dev bres)
 save_results() {
 	dmesg >$R/dmesg.txt 2>/dev/null
-	echo "t_end=$(uptime_s)" >$R/end.env
+	{
+		echo "t_end=$(uptime_s)"
+		echo "clocksource=$(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)"
+	} >$R/end.env
 	tar -cf /tmp/results.tar -C $R . 2>/dev/null
 	sz=$(stat -c %s /tmp/results.tar 2>/dev/null || wc -c </tmp/results.tar)
 	if [ -n "$RESDEV" ] && [ "$sz" -lt "$(bytes_of "$RESDEV")" ]; then
@@ -373,7 +377,6 @@ want_phase_a() { local w; for w in $BENCH_WORKLOADS; do [ "$w" != overwrite-4k-4
 	echo "guest_cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)"
 	echo "guest_cpus=$(grep -c '^processor' /proc/cpuinfo)"
 	echo "guest_mem_kib=$(sed -n 's/^MemTotal: *\([0-9]*\).*/\1/p' /proc/meminfo)"
-	echo "clocksource=$(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)"
 	echo "fio=$($FIO --version)"
 	echo "t_start=$t_start"
 	sed 's/^/tool=/' /usr/lib/zvbench/VERSIONS

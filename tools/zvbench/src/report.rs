@@ -175,7 +175,19 @@ pub fn raw_base(system: &str, has: &dyn Fn(&str) -> bool) -> Option<&'static str
     (system != "raw-conv" && system != "raw-zns" && has("raw-conv")).then_some("raw-conv")
 }
 
-/// The systems in report order: as the guest described them, then any other.
+/// The order of the systems in the tables (the run order differs: the peers
+/// run first, so a zvpool failure cannot cost their numbers).
+pub const ORDER: &[&str] = &[
+    "zvpool-zns",
+    "raw-zns",
+    "raw-conv",
+    "dm-zoned",
+    "dm-thin",
+    "zvpool-nullb",
+    "raw-nullb",
+];
+
+/// The systems in report order: those of `ORDER`, then any other in run order.
 fn systems(r: &Results) -> Vec<String> {
     let mut v: Vec<String> = r.systems.iter().map(|s| s.name.clone()).collect();
     for run in &r.runs {
@@ -183,6 +195,8 @@ fn systems(r: &Results) -> Vec<String> {
             v.push(run.system.clone());
         }
     }
+    let rank = |s: &String| ORDER.iter().position(|o| o == s).unwrap_or(ORDER.len());
+    v.sort_by_key(rank); // stable: unknown systems keep their order
     v
 }
 
@@ -1011,14 +1025,16 @@ mod tests {
         r.runs.push(bad);
         let rows = rows(&r, wl, &[Dir::Write]);
         assert_eq!(rows.len(), 2);
-        let z = &rows[1];
+        // zvpool first in the tables, though raw-conv ran first.
+        let z = &rows[0];
         assert_eq!(z.system, "zvpool-zns");
         assert_eq!((z.reps, z.reps_ok), (4, 3));
         assert_eq!(z.iops.unwrap().median, 920.0);
         assert_eq!(z.base.as_deref(), Some("raw-conv"));
         assert!((z.ratio.unwrap() - 920.0 / 1002.0).abs() < 1e-9);
         assert_eq!(z.errors, vec!["rep 4: fio error 28 (ENOSPC)".to_string()]);
-        assert_eq!(rows[0].ratio, None); // the raw device itself
+        assert_eq!(rows[1].system, "raw-conv");
+        assert_eq!(rows[1].ratio, None); // the raw device itself
         let g = goals(&r);
         let p99 = g.iter().find(|g| g.goal.starts_with("QD1")).unwrap();
         assert_eq!(p99.status, Status::FallsShort); // 250 µs > 2 x 100 µs
