@@ -88,11 +88,34 @@ depmod -b "$O" "$kver" || die "depmod failed"
 cat "$BB/initramfs-test.cpio" "$TOOLS" "$BB/overlay.cpio" >"$BB/initramfs.cpio"
 rm -rf "$O" "$BB/overlay.cpio" "$BB/initramfs-test.cpio"
 
+# Under TCG the guest kernel often fails to calibrate the TSC against the PIT
+# (tinyconfig has no HPET or ACPI PM timer) and falls back to the jiffies
+# clocksource: fio's latencies then come in 4 ms steps. The guest's TSC runs at
+# the host's rate under TCG: give the kernel that rate.
+tsc_khz() {
+	local mhz
+	mhz=$(dmesg 2>/dev/null | sed -n 's/.*tsc: Refined TSC clocksource calibration: \([0-9.]*\) MHz.*/\1/p' | tail -n1)
+	[ -n "$mhz" ] || mhz=$(dmesg 2>/dev/null | sed -n 's/.*tsc: Detected \([0-9.]*\) MHz TSC.*/\1/p' | head -n1)
+	[ -n "$mhz" ] || mhz=$(dmesg 2>/dev/null | sed -n 's/.*tsc: Detected \([0-9.]*\) MHz processor.*/\1/p' | head -n1)
+	[ -n "$mhz" ] || mhz=$(awk -F: '/^cpu MHz/ { gsub(/ /, "", $2); print $2; exit }' /proc/cpuinfo)
+	awk -v m="${mhz:-0}" 'BEGIN { if (m > 0) printf "%d\n", m * 1000 }'
+}
+append=""
+khz=""
+if [ "${ZVPOOL_ACCEL:-tcg}" = tcg ]; then
+	khz=${BENCH_TSC_KHZ:-$(tsc_khz)}
+	if [ -n "$khz" ]; then
+		append="tsc_early_khz=$khz"
+	else
+		log "warning: host TSC rate unknown (set BENCH_TSC_KHZ): guest latencies may be coarse"
+	fi
+fi
+
 step "VM ($mode: systems: $BENCH_SYSTEMS; $BENCH_REPS rep(s); time limit ${BENCH_TIMEOUT}s)"
 vm_t0=$SECONDS
 vm_rc=0
 "$ZVPOOL_TOP/scripts/vm.sh" --kernel "$KBUILD/arch/x86/boot/bzImage" --initrd "$BB/initramfs.cpio" \
-	--mode bench --images "$BB/images" --log "$BB/vm" --timeout "$BENCH_TIMEOUT" &
+	--mode bench --images "$BB/images" --log "$BB/vm" --timeout "$BENCH_TIMEOUT" --append "$append" &
 vm_pid=$!
 # The guest's progress lines (results port), as they come.
 tail -n +1 -F --pid=$vm_pid "$BB/vm/results.log" 2>/dev/null | grep --line-buffered '^bench:' | sed -u 's/\r$//' >&2 || true
@@ -112,6 +135,7 @@ git_desc=$(cd "$ZVPOOL_TOP" && git rev-parse --short HEAD 2>/dev/null || echo un
 (cd "$ZVPOOL_TOP" && git diff --quiet HEAD -- rust scripts tools 2>/dev/null) || git_desc="$git_desc (with uncommitted changes)"
 {
 	echo "accel=$accel"
+	echo "tsc_early_khz=${khz:-none}"
 	echo "qemu=$(qemu-system-x86_64 --version | head -n1 | sed 's/^QEMU emulator version //')"
 	echo "host_cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)"
 	echo "host_cores=$(nproc)"

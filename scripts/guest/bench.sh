@@ -378,6 +378,7 @@ want_phase_a() { local w; for w in $BENCH_WORKLOADS; do [ "$w" != overwrite-4k-4
 	echo "guest_cpus=$(grep -c '^processor' /proc/cpuinfo)"
 	echo "guest_mem_kib=$(sed -n 's/^MemTotal: *\([0-9]*\).*/\1/p' /proc/meminfo)"
 	echo "fio=$($FIO --version)"
+	echo "clocksource_start=$(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)"
 	echo "t_start=$t_start"
 	sed 's/^/tool=/' /usr/lib/zvbench/VERSIONS
 	echo "zvpool_features=$(insmod /lib/modules/zvpool/zvpool.ko 2>/dev/null; tr '\n' ' ' </sys/kernel/config/zvpool/features 2>/dev/null)"

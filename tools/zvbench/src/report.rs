@@ -642,7 +642,7 @@ pub fn markdown(r: &Results) -> String {
     let _ = writeln!(s, "- guest kernel: {}", g("kernel_version"));
     let _ = writeln!(
         s,
-        "- accelerator: {} (QEMU {}), guest: {} vCPUs ({}), {} MiB, clocksource {}",
+        "- accelerator: {} (QEMU {}), guest: {} vCPU(s) ({}), {} MiB, clocksource {} (start) / {} (end), tsc_early_khz={}",
         g("accel"),
         g("qemu"),
         g("guest_cpus"),
@@ -650,8 +650,19 @@ pub fn markdown(r: &Results) -> String {
         r.get("guest_mem_kib")
             .and_then(|v| v.parse::<u64>().ok())
             .map_or("?".into(), |k| (k / 1024).to_string()),
-        g("clocksource")
+        g("clocksource_start"),
+        g("clocksource"),
+        g("tsc_early_khz")
     );
+    if [r.get("clocksource_start"), r.get("clocksource")]
+        .iter()
+        .any(|c| c.is_some_and(|c| c != "tsc" && c != "tsc-early"))
+    {
+        s.push_str(
+            "- **warning: the guest did not keep the TSC clocksource: latencies may be \
+             quantized to the jiffy (4 ms)**\n",
+        );
+    }
     let _ = writeln!(
         s,
         "- host: {} ({} cores), {}",
