@@ -324,6 +324,23 @@ enum Cmp {
     P99AtMost,
 }
 
+/// Why a goal has no number: which systems did not run the workload, or
+/// failed it (their first error).
+fn missing(rows: &[Row], systems: &[&str]) -> String {
+    let mut why = Vec::new();
+    for &sys in systems {
+        match rows.iter().find(|x| x.system == sys) {
+            None => why.push(format!("{sys}: not run")),
+            Some(x) if x.iops.is_none() => why.push(format!(
+                "{sys}: {}",
+                x.errors.first().map_or("no result", String::as_str)
+            )),
+            Some(_) => {}
+        }
+    }
+    why.join("; ")
+}
+
 /// A ratio goal: `a` / `b` against `target`.
 fn ratio_goal(
     goal: &'static str,
@@ -366,7 +383,7 @@ fn ratio_goal(
         }
         _ => Goal {
             goal,
-            measured: format!("no result for {a} and {b}"),
+            measured: missing(rows, &[a, b]),
             status: Status::NotMeasured,
         },
     }
@@ -425,7 +442,7 @@ pub fn goals(r: &Results) -> Vec<Goal> {
         goal: "no single write > 100 ms during sustained overwrite at 80 % fill",
         measured: match max {
             Some(m) => format!("max write latency {}", fmt_lat(Some(m))),
-            None => "no result for zvpool-zns".into(),
+            None => missing(&ow, &["zvpool-zns"]),
         },
         status: match max {
             Some(m) if m <= 100e6 => Status::Meets,
@@ -861,10 +878,22 @@ fn row_json(x: &Row) -> Value {
     ])
 }
 
+/// `key=value` pairs as an object; a key that repeats (`tool=`) becomes an
+/// array of its values, so that every key is unique.
+fn key_values(v: &[(String, String)]) -> Value {
+    let mut m: Vec<(String, Value)> = Vec::new();
+    for (k, x) in v {
+        match m.iter_mut().find(|(a, _)| a == k) {
+            Some((_, Value::Arr(a))) => a.push(string(x)),
+            Some((_, old)) => *old = Value::Arr(vec![old.clone(), string(x)]),
+            None => m.push((k.clone(), string(x))),
+        }
+    }
+    Value::Obj(m)
+}
+
 pub fn json(r: &Results) -> Value {
-    let kv = |v: &[(String, String)]| {
-        Value::Obj(v.iter().map(|(k, x)| (k.clone(), string(x))).collect())
-    };
+    let kv = |v: &[(String, String)]| key_values(v);
     let workloads = WORKLOADS
         .iter()
         .filter_map(|(name, tmpl, dirs)| {
@@ -1054,6 +1083,16 @@ mod tests {
             .iter()
             .filter(|g| !g.goal.starts_with("QD1"))
             .all(|g| g.status == Status::NotMeasured));
+        assert_eq!(g[0].measured, "zvpool-zns: not run; raw-conv: not run");
+        let failed = vec![Row {
+            system: "zvpool-zns".into(),
+            errors: vec!["rep 1: fio error 28 (ENOSPC)".into()],
+            ..Row::default()
+        }];
+        assert_eq!(
+            missing(&failed, &["zvpool-zns", "dm-zoned"]),
+            "zvpool-zns: rep 1: fio error 28 (ENOSPC); dm-zoned: not run"
+        );
         let md = markdown(&r);
         assert!(md.contains("### 4 KiB random write, QD1, 1 GiB working set"));
         assert!(md.contains("| zvpool-zns | 920 |"));
@@ -1062,6 +1101,21 @@ mod tests {
         let j = json(&r);
         let text = j.to_pretty();
         assert_eq!(json::parse(&text).unwrap(), j);
+    }
+
+    #[test]
+    fn repeated_keys_become_arrays() {
+        let kv = |k: &str, v: &str| (k.to_string(), v.to_string());
+        let v = key_values(&[
+            kv("tool", "fio"),
+            kv("mode", "quick"),
+            kv("tool", "dmzadm"),
+            kv("tool", "x"),
+        ]);
+        assert_eq!(
+            v.to_pretty(),
+            "{\n  \"tool\": [\n    \"fio\",\n    \"dmzadm\",\n    \"x\"\n  ],\n  \"mode\": \"quick\"\n}\n"
+        );
     }
 
     #[test]
