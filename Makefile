@@ -8,6 +8,7 @@
 #   make crash-campaign  100 power cuts in the VM (ZVPOOL_CRASH_POINTS, ZVPOOL_CRASH_SEED)
 #   make host-test       cargo test of the host-side Rust only
 #   make vm-shell        boot the VM with an interactive shell
+#   make bench           benchmarks in the VM -> Documentation/benchmarks.md (long; BENCH_QUICK=1: smoke test)
 #   make clean
 # Variables: ZVPOOL_CACHE (default ~/.cache/zvpool), ZVPOOL_KERNEL=test|debug,
 #            CLIPPY=1 (clippy on the module), ZVPOOL_ACCEL=tcg|kvm.
@@ -15,7 +16,7 @@
 TOP := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
 MO  ?= $(TOP)/build/module
 
-.PHONY: all module check demo host-test vm-shell clean fmt deps kernel crash-campaign
+.PHONY: all module check demo host-test vm-shell bench clean fmt deps kernel crash-campaign
 
 all: module
 
@@ -42,6 +43,9 @@ host-test:
 
 vm-shell:
 	@$(TOP)/scripts/check.sh --shell
+
+bench:
+	@$(TOP)/scripts/bench.sh
 
 fmt:
 	cargo fmt --all

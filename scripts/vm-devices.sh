@@ -7,3 +7,18 @@
 ZV_ZNS="zns0:1:4096:64:62:14:28 zns1:2:2048:32:32:8:12"
 # Conventional namespaces: name:nsid:size_MiB
 ZV_CONV="conv0:3:2048"
+
+# Bench-only namespaces (`make bench`; added to the VM when ZVPOOL_VM_BENCH=1,
+# the default layout above is unchanged). The results namespace `bres`
+# carries the guest's results back to the host (a tar archive).
+#  - bzns0: ZNS with capacity < size (raw ZNS, then a zvpool pool on it);
+#  - bzns1: ZNS with capacity == size and no open/active limits (dm-zoned
+#    supports neither), with bdmzc as dm-zoned's regular (cache) device;
+#  - bconv0: conventional (raw, then dm-thin data), bmeta: dm-thin metadata.
+# Both may be overridden (the quick mode uses smaller devices).
+ZV_BENCH_ZNS=${ZV_BENCH_ZNS:-"bzns0:4:4096:64:62:14:28 bzns1:5:4096:64:64:0:0"}
+ZV_BENCH_CONV=${ZV_BENCH_CONV:-"bconv0:6:4096 bdmzc:7:512 bmeta:8:128 bres:9:256"}
+if [ "${ZVPOOL_VM_BENCH:-0}" = 1 ]; then
+	ZV_ZNS="$ZV_ZNS $ZV_BENCH_ZNS"
+	ZV_CONV="$ZV_CONV $ZV_BENCH_CONV"
+fi

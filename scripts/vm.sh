@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0
 # Boot the zvpool test VM: the test kernel, an initramfs, one NVMe controller with
 # the ZNS and conventional namespaces of vm-devices.sh (file-backed images).
-# Usage: vm.sh --kernel BZIMAGE --initrd CPIO --mode check|demo|shell
+# Usage: vm.sh --kernel BZIMAGE --initrd CPIO --mode check|demo|bench|shell
 #              [--images DIR] [--timeout SECONDS] [--log DIR] [--append ARGS]
 #              [--power-cut]
 #   --images DIR  keep the namespace images in DIR (they persist across boots);
@@ -10,6 +10,8 @@
 #   --power-cut   the guest ends in a power cut (sysrq-b) rather than with a
 #                 completion line; a completion line then means it did not.
 #   ZVPOOL_ACCEL=tcg|kvm (default tcg: KVM needs real virtualization).
+#   ZVPOOL_VM_MEM=MiB guest memory (default 2048).
+#   ZVPOOL_VM_BENCH=1 adds the bench-only namespaces of vm-devices.sh.
 # Exit status: the guest's test status; non-zero on timeout, panic, oops or WARN.
 # The console goes to LOG/console.log, the results port (ttyS1) to LOG/results.log.
 set -euo pipefail
@@ -63,7 +65,7 @@ esac
 append="console=ttyS0 panic=-1 oops=panic loglevel=5 tsc=reliable zvpool.run=$mode $extra"
 console=$logdir/console.log results=$logdir/results.log
 : >"$results"
-qemu=(qemu-system-x86_64 "${accel[@]}" -M pc -smp 2 -m 2048 -no-reboot -display none -vga none -net none
+qemu=(qemu-system-x86_64 "${accel[@]}" -M pc -smp 2 -m "${ZVPOOL_VM_MEM:-2048}" -no-reboot -display none -vga none -net none
 	-kernel "$kernel" -initrd "$initrd" -append "$append" "${devargs[@]}")
 start=$SECONDS
 if [ "$mode" = shell ]; then
