@@ -24,7 +24,9 @@ ktap_set_plan 10
 dmesg_mark
 RUNTIME=${ZVPOOL_STRESS_SECONDS:-30}
 
-# 48 zones of 4 MiB; volumes of 96 + 48 MiB of data on ~170 MiB: GC works.
+# 48 zones of 4 MiB (44 for data, 176 MiB): a and b filled (128 MiB), c up
+# to 16 MiB and 4 MiB volumes coming and going leave ~6 free zones: GC runs
+# within seconds even on the (slow) debug kernel.
 lsmod | grep -q '^null_blk ' || insmod /lib/modules/null_blk.ko nr_devices=0
 mkdir $NB && echo 1 >$NB/zoned && echo 4 >$NB/zone_size && echo 192 >$NB/size &&
 	echo 4096 >$NB/blocksize && echo 1 >$NB/memory_backed && echo 2 >$NB/submit_queues &&
@@ -38,7 +40,7 @@ ktap_test_result "pool and three volumes" quiet sh -c "zvpoolctl pool create -f 
 	zvpoolctl volume create st/c --size 48M"
 A=$(dev_of a) B=$(dev_of b) C=$(dev_of c)
 ktap_test_result "fill a and b" quiet sh -c "dd if=/dev/urandom of=$A bs=1M count=64 oflag=direct status=none &&
-	dd if=/dev/urandom of=$B bs=1M count=32 oflag=direct status=none"
+	dd if=/dev/urandom of=$B bs=1M count=64 oflag=direct status=none"
 
 # Background churn: volume create/write/delete, and discard + rewrite on c.
 churn() {
