@@ -279,7 +279,7 @@ where
             },
         );
     }
-    let r = err.and_then(|()| {
+    let r = err.map(|()| {
         // Node reference counts.
         let mut k = 0u64;
         while let Some((id, n)) = arrivals.next(&pool.nodes, k) {
@@ -325,7 +325,6 @@ where
             }
             k = a.saturating_add(1);
         }
-        Ok(())
     });
     arrivals.destroy(&mut pool.nodes);
     dups.destroy(&mut pool.nodes);
