@@ -6,6 +6,7 @@
 
 use crate::kwrap::bdev;
 use crate::pool::ActivePool;
+use crate::snapshot;
 use crate::volcfg::{self, VolumeConfig};
 use crate::zvcore::geom::MAX_DEVICES;
 use kernel::{
@@ -14,7 +15,7 @@ use kernel::{
     new_mutex,
     page::PAGE_SIZE,
     prelude::*,
-    str::{CString, Formatter},
+    str::{CStr, CString, Formatter},
     sync::{Arc, Mutex},
 };
 
@@ -22,7 +23,7 @@ use kernel::{
 pub(crate) const FORMAT_VERSION: u32 = crate::zvcore::format::FORMAT_VERSION;
 
 /// Features this build supports, one word each, as listed in `features`.
-const FEATURES: &[&str] = &["zoned-members", "thin-volumes"];
+const FEATURES: &[&str] = &["zoned-members", "thin-volumes", "snapshots"];
 
 /// Data of the subsystem's root directory.
 #[pin_data]
@@ -88,6 +89,10 @@ impl configfs::GroupOperations for Root {
                 members: 4,
                 volumes: 5,
                 delete_volume: 6,
+                snapshot: 7,
+                clone: 8,
+                promote: 9,
+                rollback: 10,
             ],
         };
         Ok(configfs::Group::new(
@@ -344,12 +349,8 @@ impl configfs::AttributeOperations<5> for PoolDir {
     type Data = PoolDir;
 
     fn show(this: &PoolDir, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
-        let mut w = Formatter::new(page);
         let g = this.inner.lock();
-        if let Some(p) = &g.active {
-            p.volumes_text(&mut w)?;
-        }
-        Ok(w.bytes_written())
+        Ok(g.active.as_ref().map_or(0, |p| p.volumes_text(page)))
     }
 }
 
@@ -390,6 +391,172 @@ impl configfs::AttributeOperations<6> for PoolDir {
     }
 }
 
+impl PoolDir {
+    /// The active pool for a write to attribute `attr`, or `EBUSY`.
+    fn active_for(&self, attr: &str) -> Result<Arc<ActivePool>> {
+        self.inner.lock().active.clone().ok_or_else(|| {
+            pr_err!("{}: {}: pool is not active\n", &*self.name, attr);
+            EBUSY
+        })
+    }
+}
+
+/// Logs why a snapshot operation was refused and passes the error on.
+fn refused(pool: &CStr, what: &str, arg: &str, e: Error) -> Error {
+    let why = if e == EEXIST {
+        "the name exists"
+    } else if e == ENOENT {
+        "no such volume"
+    } else if e == EINVAL {
+        "invalid name or kind of volume"
+    } else if e == EROFS {
+        "the volume is a snapshot"
+    } else if e == ENOSPC {
+        "no room for another volume"
+    } else {
+        "error"
+    };
+    pr_err!("{}: cannot {} '{}': {} ({:?})\n", pool, what, arg, why, e);
+    e
+}
+
+/// `snapshot` (write-only): `VOLUME@SNAP` takes a snapshot of VOLUME.
+#[vtable]
+impl configfs::AttributeOperations<7> for PoolDir {
+    type Data = PoolDir;
+
+    fn show(_this: &PoolDir, _page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
+        Ok(0)
+    }
+
+    fn store(this: &PoolDir, page: &[u8]) -> Result {
+        let arg = input(page)?.trim();
+        let p = this.active_for("snapshot")?;
+        if !volcfg::valid_volume_name(arg.as_bytes())
+            || snapshot::snapshot_split(arg.as_bytes()).is_none()
+        {
+            pr_err!(
+                "{}: snapshot name '{}' invalid: VOLUME@SNAP, at most 31 characters\n",
+                &*this.name,
+                arg
+            );
+            return Err(EINVAL);
+        }
+        let id = p
+            .snap_create(arg.as_bytes())
+            .map_err(|e| refused(&this.name, "take snapshot", arg, e))?;
+        pr_info!(
+            "{}: snapshot '{}' taken (volume {})\n",
+            &*this.name,
+            arg,
+            id
+        );
+        Ok(())
+    }
+}
+
+/// `clone` (write-only): `SNAPSHOT NAME` makes writable volume NAME from
+/// SNAPSHOT.
+#[vtable]
+impl configfs::AttributeOperations<8> for PoolDir {
+    type Data = PoolDir;
+
+    fn show(_this: &PoolDir, _page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
+        Ok(0)
+    }
+
+    fn store(this: &PoolDir, page: &[u8]) -> Result {
+        let arg = input(page)?.trim();
+        let mut words = arg.split_ascii_whitespace();
+        let (Some(snap), Some(name), None) = (words.next(), words.next(), words.next()) else {
+            pr_err!("{}: clone takes 'SNAPSHOT NAME'\n", &*this.name);
+            return Err(EINVAL);
+        };
+        if !volcfg::valid_name(name.as_bytes()) || name.contains('@') {
+            pr_err!(
+                "{}: volume name '{}' invalid: 1-31 characters of [A-Za-z0-9_.-]\n",
+                &*this.name,
+                name
+            );
+            return Err(EINVAL);
+        }
+        let p = this.active_for("clone")?;
+        let id = p
+            .clone_volume(snap.as_bytes(), name.as_bytes())
+            .map_err(|e| refused(&this.name, "clone", snap, e))?;
+        pr_info!(
+            "{}: volume '{}' cloned from '{}' (volume {})\n",
+            &*this.name,
+            name,
+            snap,
+            id
+        );
+        Ok(())
+    }
+}
+
+/// `promote` (write-only): `VOLUME` stops sharing metadata with its origin.
+#[vtable]
+impl configfs::AttributeOperations<9> for PoolDir {
+    type Data = PoolDir;
+
+    fn show(_this: &PoolDir, _page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
+        Ok(0)
+    }
+
+    fn store(this: &PoolDir, page: &[u8]) -> Result {
+        let arg = input(page)?.trim();
+        let p = this.active_for("promote")?;
+        p.promote(arg.as_bytes())
+            .map_err(|e| refused(&this.name, "promote", arg, e))?;
+        pr_info!("{}: volume '{}' promoted\n", &*this.name, arg);
+        Ok(())
+    }
+}
+
+/// `rollback` (write-only): `VOLUME@SNAP` rolls VOLUME back to that
+/// snapshot; VOLUME must not be bound.
+#[vtable]
+impl configfs::AttributeOperations<10> for PoolDir {
+    type Data = PoolDir;
+
+    fn show(_this: &PoolDir, _page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
+        Ok(0)
+    }
+
+    fn store(this: &PoolDir, page: &[u8]) -> Result {
+        let arg = input(page)?.trim();
+        let Some(at) = snapshot::snapshot_split(arg.as_bytes()) else {
+            pr_err!("{}: rollback takes 'VOLUME@SNAP'\n", &*this.name);
+            return Err(EINVAL);
+        };
+        let vol = arg.get(..at).ok_or(EINVAL)?;
+        // Under the pool's lock: no directory can bind VOLUME meanwhile.
+        let g = this.inner.lock();
+        let Some(p) = &g.active else {
+            pr_err!("{}: rollback: pool is not active\n", &*this.name);
+            return Err(EBUSY);
+        };
+        if p.is_bound(vol.as_bytes()) {
+            pr_err!(
+                "{}: cannot roll back '{}': it is bound; remove its directory first\n",
+                &*this.name,
+                vol
+            );
+            return Err(EBUSY);
+        }
+        p.rollback(arg.as_bytes())
+            .map_err(|e| refused(&this.name, "roll back to", arg, e))?;
+        pr_info!(
+            "{}: volume '{}' rolled back to '{}'\n",
+            &*this.name,
+            vol,
+            arg
+        );
+        Ok(())
+    }
+}
+
 #[vtable]
 impl configfs::GroupOperations for PoolDir {
     type Child = VolumeConfig;
@@ -399,9 +566,9 @@ impl configfs::GroupOperations for PoolDir {
         name: &CStr,
     ) -> Result<impl PinInit<configfs::Group<VolumeConfig>, Error>> {
         let pool = &*self.name;
-        if !volcfg::valid_name(name.to_bytes()) {
+        if !volcfg::valid_volume_name(name.to_bytes()) {
             pr_err!(
-                "{}: volume name '{}' invalid: 1-31 characters of [A-Za-z0-9_.-]\n",
+                "{}: volume name '{}' invalid: 1-31 characters of [A-Za-z0-9_.-], snapshots VOLUME@SNAP\n",
                 pool,
                 name
             );

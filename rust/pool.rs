@@ -27,7 +27,7 @@ use crate::zvcore::{
 use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use kernel::{
     prelude::*,
-    str::CString,
+    str::{CString, Formatter},
     sync::{Arc, CondVar, Mutex},
     workqueue::Work,
 };
@@ -37,7 +37,7 @@ pub(crate) type Engine = Pool<
     KVec<DeviceGeometry>,
     KVec<ZoneInfo>,
     KVec<u64>,
-    KVec<VolEntry>,
+    KVVec<VolEntry>,
     KVec<Record>,
     KNodes,
     KVec<DevState>,
@@ -48,15 +48,17 @@ pub(crate) type Engine = Pool<
 type Storage = PoolStorage<
     KVec<ZoneInfo>,
     KVec<u64>,
-    KVec<VolEntry>,
+    KVVec<VolEntry>,
     KVec<Record>,
     KNodes,
     KVec<DevState>,
     KBox<Superblock>,
 >;
 
-/// Most volumes per pool.
-pub(crate) const MAX_VOLUMES: usize = 256;
+/// Most volumes (including snapshots and clones) per pool. Volume lookups
+/// scan the slots up to the volume's, and new volumes take the lowest free
+/// slot, so the volumes made first (usually the busy ones) are found first.
+pub(crate) const MAX_VOLUMES: usize = 4096;
 /// Journal records that can wait for one commit.
 const RECORD_QUEUE: usize = 4096;
 /// Zone size used to carve a conventional (non-zoned) member (256 MiB).
@@ -423,7 +425,7 @@ fn storage(geoms: &[DeviceGeometry]) -> Result<Storage> {
     Ok(PoolStorage {
         zones: KVec::from_elem(ZoneInfo::default(), nz, GFP_KERNEL)?,
         zone_epochs: KVec::from_elem(0u64, nz, GFP_KERNEL)?,
-        vols: KVec::from_elem(VolEntry::default(), MAX_VOLUMES, GFP_KERNEL)?,
+        vols: KVVec::from_elem(VolEntry::default(), MAX_VOLUMES, GFP_KERNEL)?,
         records: KVec::from_elem(Record::VolumeDelete { vol: 0 }, RECORD_QUEUE, GFP_KERNEL)?,
         nodes: KNodes::new(),
         devs: KVec::from_elem(DevState::EMPTY, geoms.len(), GFP_KERNEL)?,
@@ -780,7 +782,16 @@ impl ActivePool {
         )?;
         writeln!(w, "journal_blocks {}", s.journal_blocks)?;
         writeln!(w, "checkpoints {}", s.checkpoints)?;
-        writeln!(w, "table_nodes {}", e.nodes().live())
+        writeln!(w, "table_nodes {}", e.nodes().live())?;
+        writeln!(
+            w,
+            "snapshots {}",
+            e.volumes()
+                .iter()
+                .filter(|v| v.table.is_some() && v.read_only())
+                .count()
+        )?;
+        writeln!(w, "shared_bytes {}", e.shared_blocks() * BLOCK_SIZE as u64)
     }
 
     /// Writes the `members` attribute.
@@ -816,25 +827,77 @@ impl ActivePool {
         Ok(())
     }
 
-    /// Writes the `volumes` attribute.
-    pub(crate) fn volumes_text(&self, w: &mut impl core::fmt::Write) -> core::fmt::Result {
+    /// Writes the `volumes` attribute into `page`; returns its length. A
+    /// page holds a few dozen lines: the volumes that do not fit are
+    /// counted in a last `# <n> more volumes not listed` line.
+    pub(crate) fn volumes_text(&self, page: &mut [u8]) -> usize {
+        use core::fmt::Write as _;
+        /// Room kept for the last line.
+        const TRAILER: usize = 64;
         let st = self.state.lock();
-        for v in st.engine.volumes() {
-            if let Some(t) = &v.table {
-                w.write_fmt(format_args!("{} ", v.id))?;
-                for b in v.name.as_bytes() {
-                    w.write_char(char::from(*b))?;
+        let e = &*st.engine;
+        let limit = page.len().saturating_sub(TRAILER);
+        let mut pos = 0usize;
+        let mut more = 0u32;
+        for v in e.volumes().iter().filter(|v| v.table.is_some()) {
+            let mut line = [0u8; 256];
+            let mut f = Formatter::new(&mut line);
+            if volume_line(e, v, &mut f).is_err() {
+                more = more.saturating_add(1);
+                continue;
+            }
+            let n = f.bytes_written();
+            let end = pos.saturating_add(n);
+            match (page.get_mut(pos..end), line.get(..n)) {
+                (Some(dst), Some(src)) if end <= limit => {
+                    dst.copy_from_slice(src);
+                    pos = end;
                 }
-                writeln!(
-                    w,
-                    " size_bytes={} mapped_bytes={}",
-                    t.size() * BLOCK_SIZE as u64,
-                    t.mapped() * BLOCK_SIZE as u64
-                )?;
+                _ => more = more.saturating_add(1),
             }
         }
-        Ok(())
+        if more > 0 {
+            if let Some(rest) = page.get_mut(pos..) {
+                let mut f = Formatter::new(rest);
+                if writeln!(f, "# {} more volumes not listed", more).is_ok() {
+                    pos = pos.saturating_add(f.bytes_written());
+                }
+            }
+        }
+        pos
     }
+}
+
+/// One line of the `volumes` attribute.
+fn volume_line(e: &Engine, v: &VolEntry, w: &mut impl core::fmt::Write) -> core::fmt::Result {
+    let Some(info) = crate::snapshot::info_of(e, v.id) else {
+        return Err(core::fmt::Error);
+    };
+    write!(w, "{} ", v.id)?;
+    for b in v.name.as_bytes() {
+        w.write_char(char::from(*b))?;
+    }
+    write!(
+        w,
+        " size_bytes={} mapped_bytes={} kind={} origin=",
+        info.size * BLOCK_SIZE as u64,
+        info.mapped * BLOCK_SIZE as u64,
+        info.kind.word()
+    )?;
+    match info.origin.and_then(|o| e.volume(o)) {
+        Some(o) => {
+            for b in o.name.as_bytes() {
+                w.write_char(char::from(*b))?;
+            }
+        }
+        None => w.write_char('-')?,
+    }
+    writeln!(
+        w,
+        " exclusive_bytes={} shared_bytes={}",
+        info.exclusive * BLOCK_SIZE as u64,
+        info.shared() * BLOCK_SIZE as u64
+    )
 }
 
 /// The stream a user write goes to.
@@ -895,14 +958,7 @@ impl ActivePool {
     /// Creates a volume of `blocks` blocks and commits it; returns its id.
     pub(crate) fn vol_create(&self, name: &[u8], blocks: u64) -> Result<u32> {
         let mut st = self.state.lock();
-        let id = st
-            .engine
-            .volumes()
-            .iter()
-            .filter(|v| v.table.is_some())
-            .map(|v| v.id + 1)
-            .max()
-            .unwrap_or(1);
+        let id = crate::snapshot::next_id(&st.engine);
         st.engine
             .vol_create(id, name, blocks, 0)
             .map_err(core_err)?;
@@ -915,15 +971,5 @@ impl ActivePool {
         let mut st = self.state.lock();
         st.engine.vol_delete(id).map_err(core_err)?;
         self.commit(&mut st)
-    }
-
-    /// Mapped blocks of volume `id`.
-    pub(crate) fn vol_mapped(&self, id: u32) -> u64 {
-        let st = self.state.lock();
-        st.engine
-            .volume(id)
-            .and_then(|v| v.table)
-            .map(|t| t.mapped())
-            .unwrap_or(0)
     }
 }

@@ -7,6 +7,7 @@
 use crate::datapath::ReqData;
 use crate::kwrap::{disk::DiskParams, segment::Segment};
 use crate::pool::ActivePool;
+use crate::snapshot::VolKind;
 use crate::volume::{Io, VolumeBackend};
 use kernel::{prelude::*, sync::Arc};
 
@@ -50,6 +51,11 @@ impl VolumeBackend for PoolVolume {
     fn disk_params(&self, p: &mut DiskParams) {
         p.io_limits = self.pool.limits;
         p.max_hw_sectors = self.pool.max_request_sectors();
+        // Snapshots are read-only block devices.
+        p.read_only = self
+            .pool
+            .vol_info(self.id)
+            .is_some_and(|i| i.kind == VolKind::Snapshot);
     }
 
     fn read(&self, io: Io<Self>) {

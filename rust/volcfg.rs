@@ -11,6 +11,7 @@
 use crate::{
     pool::{ActivePool, Binding},
     poolvol::PoolVolume,
+    snapshot::{snapshot_split, VolKind},
     volume::{VolumeDev, BLOCK_SIZE, MAX_VOLUME_BYTES},
 };
 use kernel::{
@@ -56,6 +57,20 @@ pub(crate) fn valid_name(name: &[u8]) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
 }
 
+/// Whether `name` is a valid volume directory name: a [`valid_name`], or a
+/// snapshot name `VOLUME@SNAP` of at most 31 characters whose parts are
+/// valid names.
+pub(crate) fn valid_volume_name(name: &[u8]) -> bool {
+    match snapshot_split(name) {
+        Some(at) => {
+            name.len() <= 31
+                && name.get(..at).is_some_and(valid_name)
+                && name.get(at + 1..).is_some_and(valid_name)
+        }
+        None => valid_name(name),
+    }
+}
+
 /// The initializer of the configfs group of volume `name` of `pool`.
 pub(crate) fn new_group(
     pool: &Arc<ActivePool>,
@@ -74,8 +89,15 @@ pub(crate) fn new_group(
     let path = CString::try_from_fmt(fmt!("{}/{}", pool.name.to_str()?, name.to_str()?))?;
     let vname: CString = name.try_into()?;
     let pool = pool.clone();
-    let binding = pool.bind(name)?;
     let id = pool.find_volume(name.to_bytes());
+    if id.is_none() && snapshot_split(name.to_bytes()).is_some() {
+        pr_err!(
+            "volume {}: no such snapshot (snapshots are made by the pool's snapshot attribute)\n",
+            path.to_str()?
+        );
+        return Err(ENOENT);
+    }
+    let binding = pool.bind(name)?;
     let size = id.and_then(|id| pool.vol_blocks(id)).unwrap_or(0) * BLOCK_SIZE;
     if let Some(id) = id {
         pr_info!(
@@ -143,11 +165,29 @@ impl configfs::AttributeOperations<0> for VolumeConfig {
             return Err(EINVAL);
         }
         let mut st = this.state.lock();
-        if st.dev.is_some() {
-            pr_err!("volume {}: cannot change size while enabled\n", this.what());
-            return Err(EBUSY);
-        }
         let blocks = size / BLOCK_SIZE;
+        if let Some(id) = st.id {
+            if this.pool.vol_info(id).map(|i| i.kind) == Some(VolKind::Snapshot) {
+                pr_err!("volume {}: a snapshot cannot be resized\n", this.what());
+                return Err(EROFS);
+            }
+        }
+        if let (Some(id), Some(dev)) = (st.id, &st.dev) {
+            // Online: the disk follows (see `VolumeDev::resize`).
+            let old = st.size;
+            dev.resize(old, size, || this.pool.vol_resize(id, blocks))
+                .inspect_err(|e| {
+                    pr_err!("volume {}: cannot resize: {:?}\n", this.what(), e);
+                })?;
+            pr_info!(
+                "volume {}: resized online from {} to {} bytes\n",
+                this.what(),
+                old,
+                size
+            );
+            st.size = size;
+            return Ok(());
+        }
         match st.id {
             None => {
                 let id = this
@@ -259,14 +299,30 @@ impl configfs::AttributeOperations<3> for VolumeConfig {
             let st = this.state.lock();
             (st.size, st.id)
         };
-        let blocks = id.map(|id| this.pool.vol_mapped(id)).unwrap_or(0);
+        let info = id.and_then(|id| this.pool.vol_info(id));
+        let blocks = info.map_or(0, |i| i.mapped);
         let mut w = kernel::str::Formatter::new(page);
         w.write_fmt(fmt!(
-            "id {}\nsize_bytes {}\nmapped_bytes {}\nmapped_blocks {}\n",
+            "id {}\nsize_bytes {}\nmapped_bytes {}\nmapped_blocks {}\nkind {}\norigin ",
             id.unwrap_or(0),
             size,
             blocks * BLOCK_SIZE,
-            blocks
+            blocks,
+            info.map_or(VolKind::Volume, |i| i.kind).word()
+        ))?;
+        match info.and_then(|i| i.origin) {
+            Some(o) => this.pool.with_name(o, |n| -> Result {
+                for b in n.unwrap_or(b"-") {
+                    w.write_char(char::from(*b))?;
+                }
+                Ok(())
+            })?,
+            None => w.write_str("-")?,
+        }
+        w.write_fmt(fmt!(
+            "\nexclusive_bytes {}\nshared_bytes {}\n",
+            info.map_or(0, |i| i.exclusive) * BLOCK_SIZE,
+            info.map_or(0, |i| i.shared()) * BLOCK_SIZE
         ))?;
         Ok(w.bytes_written())
     }

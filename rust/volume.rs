@@ -226,10 +226,29 @@ impl<B: VolumeBackend> VolumeDev<B> {
         &self.disk.ops().backend
     }
 
-    /// Changes the size (online resize; `size` as for [`VolumeDev::new`]).
-    #[allow(dead_code, reason = "online resize comes with the resize work")]
-    pub(crate) fn resize(&self, size: u64) {
-        self.disk.set_capacity(size >> SECTOR_SHIFT);
+    /// Resizes the open disk from `old` to `new` bytes (multiples of
+    /// [`BLOCK_SIZE`]); `apply` resizes the backend. A grow resizes the
+    /// backend first, then the disk. A shrink first lowers the disk's
+    /// capacity (new requests past the end are refused), then drains the
+    /// requests in flight (queue frozen) before the backend drops the tail,
+    /// so no request still reaches it; the capacity is restored if `apply`
+    /// fails. User space sees a `RESIZE=1` change event either way. Sleeps;
+    /// the caller must hold no lock the data path takes.
+    pub(crate) fn resize(&self, old: u64, new: u64, apply: impl FnOnce() -> Result) -> Result {
+        if new >= old {
+            apply()?;
+            self.disk.set_capacity(new >> SECTOR_SHIFT);
+            return Ok(());
+        }
+        self.disk.set_capacity(new >> SECTOR_SHIFT);
+        let r = {
+            let _frozen = self.disk.freeze();
+            apply()
+        };
+        if r.is_err() {
+            self.disk.set_capacity(old >> SECTOR_SHIFT);
+        }
+        r
     }
 
     /// Removes the disk, or hands it back with `EBUSY` if it is open.

@@ -16,6 +16,7 @@ mod kwrap;
 mod nodes;
 mod pool;
 mod poolvol;
+mod snapshot;
 mod volcfg;
 mod volume;
 // The core is shared with the host crate, where its items are public API; the

@@ -10,7 +10,7 @@ set -euo pipefail
 KBUILD=$1 KO=$2 OUT=$3
 
 # Guest programs (Debian packages on the host; copied with their libraries).
-BINS=(/usr/sbin/blkzone /usr/sbin/blkdiscard /usr/sbin/mke2fs /usr/sbin/e2fsck /usr/sbin/dmsetup /usr/bin/fio)
+BINS=(/usr/sbin/blkzone /usr/sbin/blkdiscard /usr/sbin/mke2fs /usr/sbin/e2fsck /usr/sbin/resize2fs /usr/sbin/dmsetup /usr/bin/fio)
 KMODS=(drivers/block/null_blk/null_blk.ko drivers/block/zloop.ko)
 
 key=$({

@@ -18,12 +18,12 @@
 //! work (`Request::sector()`, ending with a status, gendisk with write cache,
 //! FUA, discard and write zeroes) so it can be swapped for upstream later.
 //!
-//! Contexts: [`Disk::new`], [`Disk::claim`], [`Disk::set_capacity`] and
-//! dropping a `Disk` sleep (process context only). `VolumeOps::queue_rq`
+//! Contexts: [`Disk::new`], [`Disk::claim`], [`Disk::set_capacity`],
+//! [`Disk::freeze`] and dropping a `Disk` sleep (process context only). `VolumeOps::queue_rq`
 //! runs in process context and may sleep; requests may be ended from any
 //! context (see `request.rs`).
 
-use super::{bdev::IoLimits, ffi, request::Request, request::Status, tagset::TagSet};
+use super::{bdev::IoLimits, ffi, noio::NoIo, request::Request, request::Status, tagset::TagSet};
 use core::ptr::NonNull;
 use kernel::{
     bindings,
@@ -81,6 +81,8 @@ pub(crate) struct DiskParams {
     pub(crate) write_cache: bool,
     /// FUA writes are sent to the driver (needs `write_cache`).
     pub(crate) fua: bool,
+    /// The disk is read-only (`set_disk_ro`): the block layer refuses writes.
+    pub(crate) read_only: bool,
     /// Hardware queues; 0: one per possible CPU (`nr_cpu_ids`).
     pub(crate) nr_hw_queues: u32,
     /// Tags per hardware queue.
@@ -104,6 +106,7 @@ impl DiskParams {
             max_write_zeroes_sectors: 1 << 23,
             write_cache: true,
             fua: true,
+            read_only: false,
             nr_hw_queues: 0,
             queue_depth: 128,
             io_limits: IoLimits::default(),
@@ -204,6 +207,7 @@ impl<T: VolumeOps> Disk<T> {
         unsafe {
             (*g).fops = ffi::zvpool_bdev_fops();
             bindings::set_capacity(g, p.capacity_sectors);
+            bindings::set_disk_ro(g, p.read_only);
         }
         // SAFETY: `g` is a fully set up gendisk not yet added.
         let ret = to_result(unsafe {
@@ -254,10 +258,27 @@ impl<T: VolumeOps> Disk<T> {
 
     /// Changes the capacity (in sectors) and notifies user space (a
     /// `RESIZE=1` uevent). Sleeps.
-    #[allow(dead_code, reason = "online resize comes with the resize work")]
     pub(crate) fn set_capacity(&self, sectors: u64) {
         // SAFETY: by the type invariant the gendisk is valid and added.
         unsafe { bindings::set_capacity_and_notify(self.raw(), sectors) };
+    }
+
+    /// Freezes the disk's queue: waits until every request in flight has
+    /// completed (so the driver must be able to complete them meanwhile:
+    /// call without locks that `queue_rq` or completions take); new requests
+    /// wait until the returned guard is dropped. Enters a `GFP_NOIO` scope
+    /// for the guard's lifetime (reclaim must not write to the frozen disk).
+    /// Sleeps.
+    pub(crate) fn freeze(&self) -> Frozen<'_, T> {
+        let noio = NoIo::enter();
+        // SAFETY: by the type invariant the gendisk is valid and added, so
+        // its queue is; paired with the unfreeze in `Frozen::drop`.
+        unsafe { bindings::blk_mq_freeze_queue_nomemsave((*self.raw()).queue) };
+        // INVARIANT: frozen just above.
+        Frozen {
+            disk: self,
+            _noio: noio,
+        }
     }
 
     /// Reserves the disk for removal: `EBUSY` if it is open; once it
@@ -267,6 +288,25 @@ impl<T: VolumeOps> Disk<T> {
         // SAFETY: by the type invariant the gendisk is valid and its fops are
         // `zvpool_bdev_fops()`.
         to_result(unsafe { ffi::zvpool_disk_claim(self.raw()) })
+    }
+}
+
+/// A frozen disk queue (see [`Disk::freeze`]), unfrozen on drop.
+///
+/// # Invariants
+///
+/// `disk`'s queue was frozen once by `Disk::freeze` for this guard.
+pub(crate) struct Frozen<'a, T: VolumeOps> {
+    disk: &'a Disk<T>,
+    // Dropped after `Drop::drop` unfroze the queue.
+    _noio: NoIo,
+}
+
+impl<T: VolumeOps> Drop for Frozen<'_, T> {
+    fn drop(&mut self) {
+        // SAFETY: the queue was frozen by this guard (type invariant) and
+        // the disk outlives the guard (lifetime).
+        unsafe { bindings::blk_mq_unfreeze_queue_nomemrestore((*self.disk.raw()).queue) };
     }
 }
 

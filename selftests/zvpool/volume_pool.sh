@@ -34,30 +34,6 @@ fi
 ktap_set_plan 61
 LOG0=$(dmesg | wc -l)
 
-# refused NAME VALUE FILE ERRNO-TEXT LOG-PATTERN: writing VALUE to FILE fails
-# with ERRNO-TEXT and logs one "zvpool: ...LOG-PATTERN" line.
-refused() {
-	dmesg_mark
-	if _out=$( (echo "$2" >"$3") 2>&1); then
-		ktap_print_msg "$1: write of '$2' succeeded"
-		ktap_test_fail "$1"
-		return
-	fi
-	if ! echo "$_out" | grep -qi "$4"; then
-		ktap_print_msg "$1: expected '$4', got '$_out'"
-		ktap_test_fail "$1"
-		return
-	fi
-	_n=$(dmesg_since_mark | grep -c "zvpool: .*$5")
-	if [ "$_n" = 1 ]; then
-		ktap_test_pass "$1"
-	else
-		ktap_print_msg "$1: $_n log lines matching '$5':"
-		dmesg_since_mark | sed 's/^/# /'
-		ktap_test_fail "$1"
-	fi
-}
-
 # is_zero DEV OFFSET-MIB LEN-MIB: the range reads back as zeroes (O_DIRECT).
 is_zero() {
 	_nz=$(dd if="$1" bs=$MIB skip="$2" count="$3" iflag=direct 2>/dev/null | tr -d '\000' | wc -c)
