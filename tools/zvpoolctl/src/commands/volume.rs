@@ -46,7 +46,9 @@ const OPT_SHRINK: OptSpec = OptSpec {
 
 pub const NOUN: Noun = Noun {
     name: "volume",
-    help: "Volumes: thin-provisioned virtual disks /dev/zvpoolN of a pool, named POOL/VOL.",
+    help: "Volumes: thin-provisioned virtual disks /dev/zvpoolN of a pool, named POOL/VOL.\n\
+           Clones (writable volumes made from snapshots) are volumes too; snapshots\n\
+           have their own commands ('zvpoolctl snapshot --help').",
     verbs: &[
         Verb {
             name: "create",

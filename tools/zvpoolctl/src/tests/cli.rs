@@ -109,3 +109,28 @@ fn unknown_column_is_a_usage_error_before_any_change() {
     assert_eq!(r.code, 2);
     assert!(r.err.starts_with("zvpoolctl: unknown column \"bogus\" for -o; valid columns: name,pool,volume,kind,origin,id,size,used,unique,shared,mapped_blocks,state,device,devt\n"), "{}", r.err);
 }
+
+#[test]
+fn documentation_follows_the_command_table() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../Documentation/zvpoolctl.md"
+    );
+    let doc = std::fs::read_to_string(path).expect("Documentation/zvpoolctl.md");
+    for n in NOUNS {
+        for v in n.verbs {
+            let row = format!("| `{} {}` |", n.name, v.usage);
+            assert!(doc.contains(&row), "synopsis lacks {row:?}");
+            let section = format!("\n### {} {}", n.name, v.name);
+            assert!(doc.contains(&section), "no section {section:?}");
+            for (c, _) in v.columns {
+                assert!(
+                    doc.contains(&format!("`{c}`")),
+                    "column {c} of {} {} undocumented",
+                    n.name,
+                    v.name
+                );
+            }
+        }
+    }
+}
