@@ -98,15 +98,39 @@ pub fn parse_members(text: &str) -> Result<Vec<Member>, String> {
 }
 
 /// One line of a pool's `volumes`.
+///
+/// The keys added with snapshots (`kind`, `origin`, `exclusive_bytes`,
+/// `shared_bytes`) are optional: a kernel without snapshots prints none of
+/// them, and then every volume is a plain `volume` without origin whose
+/// mapped blocks are all its own (`shared` 0, `exclusive` = `mapped`, as
+/// `mapped_bytes = exclusive_bytes + shared_bytes` holds).
 #[derive(Debug, Clone, PartialEq)]
 pub struct VolumeEntry {
     pub id: u64,
     pub name: String,
     pub size: Option<u64>,
     pub mapped: Option<u64>,
+    /// `volume`, `snapshot` or `clone` (or a word a newer kernel added).
+    pub kind: String,
+    /// The origin's name (the volume of a snapshot, the snapshot of a clone);
+    /// `None` for `-` or when the kernel does not say.
+    pub origin: Option<String>,
+    pub exclusive: Option<u64>,
+    pub shared: Option<u64>,
 }
 
-/// `<id> <name> size_bytes=<n> mapped_bytes=<n>`
+pub const KIND_VOLUME: &str = "volume";
+pub const KIND_SNAPSHOT: &str = "snapshot";
+pub const KIND_CLONE: &str = "clone";
+
+/// An origin value: `-` means none.
+pub fn parse_origin(v: &str) -> Option<String> {
+    let v = v.trim();
+    (!v.is_empty() && v != "-").then(|| v.to_string())
+}
+
+/// `<id> <name> size_bytes=<n> mapped_bytes=<n> [kind=<k> origin=<name|->
+/// exclusive_bytes=<n> shared_bytes=<n>]`, any order, unknown keys ignored.
 pub fn parse_volumes(text: &str) -> Result<Vec<VolumeEntry>, String> {
     let mut out = Vec::new();
     for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
@@ -119,6 +143,10 @@ pub fn parse_volumes(text: &str) -> Result<Vec<VolumeEntry>, String> {
             name,
             size: None,
             mapped: None,
+            kind: KIND_VOLUME.to_string(),
+            origin: None,
+            exclusive: None,
+            shared: None,
         };
         for w in words {
             let Some((k, val)) = w.split_once('=') else {
@@ -128,12 +156,30 @@ pub fn parse_volumes(text: &str) -> Result<Vec<VolumeEntry>, String> {
             match k {
                 "size_bytes" => v.size = num()?,
                 "mapped_bytes" => v.mapped = num()?,
+                "exclusive_bytes" => v.exclusive = num()?,
+                "shared_bytes" => v.shared = num()?,
+                "kind" if !val.is_empty() => v.kind = val.to_string(),
+                "kind" => return Err(bad()),
+                "origin" => v.origin = parse_origin(val),
                 _ => {}
             }
         }
+        v.shared = v.shared.or(Some(0));
+        let shared = v.shared.unwrap_or(0);
+        v.exclusive = v
+            .exclusive
+            .or_else(|| v.mapped.map(|m| m.saturating_sub(shared)));
         out.push(v);
     }
     Ok(out)
+}
+
+/// The root's `features`: the words of the `features` line.
+pub fn parse_features(text: &str) -> Vec<String> {
+    KeyValues::parse(text)
+        .get("features")
+        .map(|w| w.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default()
 }
 
 /// `<index> <path>` lines of `devices`.
@@ -199,6 +245,7 @@ mod tests {
         assert_eq!(v[1].name, "vm2");
         assert_eq!(v[1].size, Some(8192));
         assert_eq!(v[1].mapped, None);
+        assert_eq!(v[1].exclusive, None);
         assert!(parse_volumes("one vm1").is_err());
         assert_eq!(
             parse_devices("0 /dev/a\n1 /dev/b\n"),
@@ -211,5 +258,81 @@ mod tests {
         assert_eq!(parse_dev("\n"), None);
         assert!(parse_bool("1\n"));
         assert!(!parse_bool("0\n"));
+    }
+
+    #[test]
+    fn volumes_new_format() {
+        let v = parse_volumes(
+            "1 vm1 size_bytes=8192 mapped_bytes=8192 kind=volume origin=- exclusive_bytes=0 shared_bytes=8192\n\
+             2 vm1@s1 size_bytes=8192 mapped_bytes=8192 kind=snapshot origin=vm1 exclusive_bytes=4096 \
+             shared_bytes=4096 future=x\n\
+             3 c1 shared_bytes=4096 origin=vm1@s1 kind=clone size_bytes=4096 mapped_bytes=4096 exclusive_bytes=0\n",
+        )
+        .unwrap();
+        assert_eq!(v.len(), 3);
+        assert_eq!(
+            v[0],
+            VolumeEntry {
+                id: 1,
+                name: "vm1".into(),
+                size: Some(8192),
+                mapped: Some(8192),
+                kind: "volume".into(),
+                origin: None,
+                exclusive: Some(0),
+                shared: Some(8192),
+            }
+        );
+        assert_eq!(
+            (v[1].kind.as_str(), v[1].origin.as_deref()),
+            ("snapshot", Some("vm1"))
+        );
+        assert_eq!((v[1].exclusive, v[1].shared), (Some(4096), Some(4096)));
+        // Keys in any order.
+        assert_eq!(
+            (v[2].kind.as_str(), v[2].origin.as_deref(), v[2].size),
+            ("clone", Some("vm1@s1"), Some(4096))
+        );
+        assert!(parse_volumes("1 a kind=").is_err());
+        assert!(parse_volumes("1 a exclusive_bytes=-1").is_err());
+        assert!(parse_volumes("1 a shared_bytes=x").is_err());
+    }
+
+    #[test]
+    fn volumes_old_format_defaults() {
+        // A kernel without snapshots: plain volumes, nothing shared, all
+        // mapped blocks their own.
+        let v = parse_volumes("7 db size_bytes=4096 mapped_bytes=4096\n8 x\n").unwrap();
+        assert_eq!(
+            v[0],
+            VolumeEntry {
+                id: 7,
+                name: "db".into(),
+                size: Some(4096),
+                mapped: Some(4096),
+                kind: "volume".into(),
+                origin: None,
+                exclusive: Some(4096),
+                shared: Some(0),
+            }
+        );
+        assert_eq!(
+            (v[1].mapped, v[1].exclusive, v[1].shared),
+            (None, None, Some(0))
+        );
+        // Partial: exclusive follows from mapped - shared.
+        let v = parse_volumes("1 a mapped_bytes=12288 shared_bytes=4096").unwrap();
+        assert_eq!(v[0].exclusive, Some(8192));
+    }
+
+    #[test]
+    fn features() {
+        assert_eq!(
+            parse_features("format_version 2\nfeatures zoned-members thin-volumes snapshots\n"),
+            vec!["zoned-members", "thin-volumes", "snapshots"]
+        );
+        assert!(parse_features("format_version 1\n").is_empty());
+        assert_eq!(parse_origin(" - "), None);
+        assert_eq!(parse_origin("vm1@s1\n").as_deref(), Some("vm1@s1"));
     }
 }

@@ -340,9 +340,10 @@ pub fn top_help() -> String {
     let mut s = String::from(
         "usage: zvpoolctl [--version] [--help] <command> <subcommand> [options] [args]\n\n\
          Administers zvpool: pools of zoned devices (NVMe ZNS, host-managed SMR) and\n\
-         the thin-provisioned virtual disks /dev/zvpoolN carved from them. It talks\n\
-         to the zvpool driver through configfs (/sys/kernel/config/zvpool); the\n\
-         kernel is the only source of truth (no daemon, no state files).\n\nCommands:\n",
+         the thin-provisioned virtual disks /dev/zvpoolN carved from them, with\n\
+         their snapshots and clones. It talks to the zvpool driver through configfs\n\
+         (/sys/kernel/config/zvpool); the kernel is the only source of truth (no\n\
+         daemon, no state files).\n\nCommands:\n",
     );
     for n in NOUNS {
         for v in n.verbs {

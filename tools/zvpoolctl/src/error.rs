@@ -17,6 +17,7 @@ pub const EEXIST: i32 = 17;
 pub const ENODEV: i32 = 19;
 pub const EINVAL: i32 = 22;
 pub const ENOSPC: i32 = 28;
+pub const EROFS: i32 = 30;
 pub const ENOTEMPTY: i32 = 39;
 
 /// Name and text of the errno values zvpool and the VFS return.

@@ -3,10 +3,11 @@
 //! kernel log, output), checked backend calls that fetch the kernel's reason
 //! on failure, rollback of multi-step operations, and name checks.
 //!
-//! New nouns (`snapshot`, `clone`, `migrate`) are a module with a `NOUN`
-//! entry added to `NOUNS`; the parser, help and docs follow the table.
+//! New nouns (`migrate`, ...) are a module with a `NOUN` entry added to
+//! `NOUNS`; the parser, help and docs follow the table.
 
 pub mod pool;
+pub mod snapshot;
 pub mod volume;
 
 use crate::abi::{self, KeyValues};
@@ -44,7 +45,7 @@ pub struct Noun {
 }
 
 /// All commands.
-pub static NOUNS: &[Noun] = &[pool::NOUN, volume::NOUN];
+pub static NOUNS: &[Noun] = &[pool::NOUN, volume::NOUN, snapshot::NOUN];
 
 /// What a command runs with.
 pub struct Ctx<'a> {
@@ -125,6 +126,31 @@ impl Ctx<'_> {
     /// Whether the pool is active (`state active` in `status`).
     pub fn pool_active(&self, pool: &Obj) -> Result<bool, Failure> {
         Ok(self.status(pool)?.get("state") == Some("active"))
+    }
+
+    /// Fails if the driver says (root `features`) that it lacks `feature`; a
+    /// `features` file that cannot be read lets the operation go on (the
+    /// kernel's answer to it will say what is wrong).
+    pub fn require_feature(&self, feature: &str, what: &str) -> Result<(), Failure> {
+        let Ok(text) = self.backend.read_attr(&Obj::Root, "features") else {
+            return Ok(());
+        };
+        let words = abi::parse_features(&text);
+        if words.iter().any(|w| w == feature) {
+            return Ok(());
+        }
+        Err(Failure::new(
+            what,
+            format!(
+                "the loaded zvpool module does not support {feature} (features: {}); \
+                 load a newer zvpool module",
+                if words.is_empty() {
+                    "none".to_string()
+                } else {
+                    words.join(" ")
+                }
+            ),
+        ))
     }
 
     /// The volumes in the pool's metadata.
@@ -208,8 +234,18 @@ impl Undo {
 }
 
 /// The ABI's name rule for pools (1-31 characters `[A-Za-z0-9_.-]`); volumes
-/// follow it too, and may not take the name of a pool attribute.
+/// follow it too, and may not take the name of a pool attribute. `@` is only
+/// part of snapshot names (see `check_snapshot_name`).
 pub fn check_name(kind: &str, name: &str, cmd: &str) -> Result<(), Error> {
+    if kind == "volume" && name.contains('@') {
+        return Err(Error::usage(
+            format!(
+                "invalid volume name {name:?}: '@' only separates a volume and a snapshot \
+                 (POOL/VOL@SNAP names a snapshot)"
+            ),
+            cmd,
+        ));
+    }
     let ok_chars = name
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
@@ -234,12 +270,73 @@ pub fn check_name(kind: &str, name: &str, cmd: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// `POOL/VOL`, both names checked.
+/// A snapshot's name in its pool, `VOL@SNAP`: VOL a valid volume name, SNAP
+/// 1 or more characters `[A-Za-z0-9_.-]`, the whole at most 31 characters
+/// (it is the name of a volume of the pool and of its configfs directory).
+/// Returns (VOL, SNAP).
+pub fn check_snapshot_name<'s>(name: &'s str, cmd: &str) -> Result<(&'s str, &'s str), Error> {
+    let bad = |why: &str| Error::usage(format!("invalid snapshot name {name:?}: {why}"), cmd);
+    let (vol, snap) = name
+        .split_once('@')
+        .ok_or_else(|| bad("expected VOL@SNAP"))?;
+    if snap.contains('@') {
+        return Err(bad("more than one '@'"));
+    }
+    if vol.is_empty() || snap.is_empty() {
+        return Err(bad("expected VOL@SNAP (neither part may be empty)"));
+    }
+    check_name("volume", vol, cmd)?;
+    if !snap
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+    {
+        return Err(bad("the snapshot part may only have A-Z a-z 0-9 _ . -"));
+    }
+    if name.len() > 31 {
+        return Err(bad("longer than 31 characters (VOL@SNAP as a whole)"));
+    }
+    Ok((vol, snap))
+}
+
+/// `POOL/VOL`, both names checked. A snapshot name (`POOL/VOL@SNAP`) is
+/// refused, with a pointer to the snapshot commands.
 pub fn split_volume<'s>(spec: &'s str, cmd: &str) -> Result<(&'s str, &'s str), Error> {
     let (p, v) = spec
         .split_once('/')
         .ok_or_else(|| Error::usage(format!("expected POOL/VOLUME, got {spec:?}"), cmd))?;
     check_name("pool", p, cmd)?;
+    if v.contains('@') && check_snapshot_name(v, cmd).is_ok() {
+        return Err(Error::usage(
+            format!("{spec} is a snapshot, not a volume (see 'zvpoolctl snapshot --help')"),
+            cmd,
+        ));
+    }
     check_name("volume", v, cmd)?;
     Ok((p, v))
+}
+
+/// `POOL/VOL@SNAP`: (pool, `VOL@SNAP`, VOL).
+pub fn split_snapshot<'s>(spec: &'s str, cmd: &str) -> Result<(&'s str, &'s str, &'s str), Error> {
+    let (p, s) = spec
+        .split_once('/')
+        .ok_or_else(|| Error::usage(format!("expected POOL/VOL@SNAP, got {spec:?}"), cmd))?;
+    check_name("pool", p, cmd)?;
+    if !s.contains('@') {
+        return Err(Error::usage(
+            format!("expected POOL/VOL@SNAP, got {spec:?} (a volume, not a snapshot)"),
+            cmd,
+        ));
+    }
+    let (vol, _) = check_snapshot_name(s, cmd)?;
+    Ok((p, s, vol))
+}
+
+/// `POOL/VOL` or `POOL/VOL@SNAP`: (pool, name in the pool).
+pub fn split_volume_or_snapshot<'s>(spec: &'s str, cmd: &str) -> Result<(&'s str, &'s str), Error> {
+    if spec.contains('@') {
+        let (p, s, _) = split_snapshot(spec, cmd)?;
+        Ok((p, s))
+    } else {
+        split_volume(spec, cmd)
+    }
 }

@@ -18,6 +18,10 @@ pub const ATTRS: &[&str] = &[
     "members",
     "volumes",
     "delete_volume",
+    "snapshot",
+    "clone",
+    "promote",
+    "rollback",
 ];
 
 const OPT_FORCE: OptSpec = OptSpec {
@@ -59,10 +63,12 @@ pub const NOUN: Noun = Noun {
             usage: "assemble [--no-volumes] NAME DEV...",
             summary: "activate an existing pool (after a reboot) and its volumes",
             help: "Activates the existing pool NAME from the metadata on its members DEV...\n\
-                   (all of them), then binds and enables every volume the pool holds,\n\
-                   creating /dev/zvpoolN for each (unless --no-volumes).\n\
+                   (all of them), then binds and enables every volume and clone the pool\n\
+                   holds, creating /dev/zvpoolN for each (unless --no-volumes); snapshots\n\
+                   stay unbound.\n\
                    configfs: mkdir NAME; NAME/devices <- DEV (each); NAME/format <- 0;\n\
-                   NAME/enable <- 1; for each volume of NAME/volumes: mkdir NAME/VOL,\n\
+                   NAME/enable <- 1; for each volume of NAME/volumes that is not a\n\
+                   snapshot: mkdir NAME/VOL,\n\
                    NAME/VOL/enable <- 1. If a step fails, the volumes enabled so far are\n\
                    disabled and unbound, the pool is stopped and its directory removed\n\
                    (no data is deleted).",
@@ -121,9 +127,11 @@ pub const NOUN: Noun = Noun {
             name: "status",
             usage: "status [-Hpj] NAME",
             summary: "show a pool in detail: members, zones, errors, GC, volumes",
-            help: "Shows pool NAME: state, health, space, zones, garbage collection and\n\
-                   write amplification counters; then one line per member (zone usage,\n\
-                   read and write errors, state); then its volumes. With -H the three\n\
+            help: "Shows pool NAME: state, health, space (and the part of it shared by\n\
+                   snapshots and clones), zones, garbage collection and write\n\
+                   amplification counters; then one line per member (zone usage, read\n\
+                   and write errors, state); then its volumes and clones (as 'volume\n\
+                   list'; snapshots: 'zvpoolctl snapshot list'). With -H the three\n\
                    sections are separated by an empty line. JSON: an object with the\n\
                    keys \"pool\", \"members\" and \"volumes\".\n\
                    configfs: NAME/status, NAME/members, NAME/volumes and each volume's\n\
@@ -151,6 +159,8 @@ const LIST_COLUMNS: &[&str] = &[
     "uuid",
     "zones",
     "zones_free",
+    "snapshots",
+    "shared",
 ];
 const LIST_DEFAULTS: &[&str] = &[
     "name", "state", "health", "size", "used", "free", "cap", "members", "volumes",
@@ -178,6 +188,11 @@ const LIST_COLUMNS_HELP: &[(&str, &str)] = &[
     ("uuid", "pool UUID"),
     ("zones", "zones in total"),
     ("zones_free", "free (empty) zones"),
+    ("snapshots", "number of snapshots (counted in volumes too)"),
+    (
+        "shared",
+        "live data shared by volumes, snapshots and clones (counted once in used)",
+    ),
 ];
 
 const STATUS_COLUMNS: &[&str] = &[
@@ -190,10 +205,12 @@ const STATUS_COLUMNS: &[&str] = &[
     "used",
     "free",
     "cap",
+    "shared",
     "zones_total",
     "zones_free",
     "zones_gc_reserve",
     "volumes",
+    "snapshots",
     "user_blocks_written",
     "gc_blocks_written",
     "write_amplification",
@@ -339,7 +356,10 @@ fn assemble(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
     let mut enabled: Vec<String> = Vec::new();
     if !p.flag("no-volumes") {
         let r = (|| -> Result<(), Failure> {
-            for v in ctx.meta_volumes(&pool)? {
+            // Snapshots stay unbound: they get a (read-only) device only
+            // when asked for.
+            let vols = ctx.meta_volumes(&pool)?;
+            for v in vols.into_iter().filter(|v| v.kind != abi::KIND_SNAPSHOT) {
                 let vol = Obj::volume(name, &v.name);
                 ctx.mkdir(&vol)
                     .map_err(|e| e.fail(format!("bind volume {vol}")))?;
@@ -595,6 +615,8 @@ fn list(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
             st.get("uuid").map_or(Value::Null, Value::text),
             Value::opt_count(n("zones_total")?),
             Value::opt_count(n("zones_free")?),
+            Value::opt_count(n("snapshots")?),
+            Value::opt_bytes(n("shared_bytes")?),
         ]);
     }
     let doc = vec![Section {
@@ -627,10 +649,12 @@ fn status(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
         Value::opt_bytes(used),
         Value::opt_bytes(n("free_bytes")?),
         percent(used, size),
+        Value::opt_bytes(n("shared_bytes")?),
         Value::opt_count(n("zones_total")?),
         Value::opt_count(n("zones_free")?),
         Value::opt_count(n("zones_gc_reserve")?),
         Value::opt_count(n("volumes")?),
+        Value::opt_count(n("snapshots")?),
         Value::opt_count(n("user_blocks_written")?),
         Value::opt_count(n("gc_blocks_written")?),
         st.get("write_amplification")
@@ -689,7 +713,7 @@ fn status(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
             key: "volumes",
             title: Some("volumes"),
             layout: Layout::Rows,
-            table: volume::table(ctx, std::slice::from_ref(name))?,
+            table: volume::table(ctx, std::slice::from_ref(name), volume::Kinds::VOLUMES)?,
         },
     ];
     ctx.print(&doc, &opts, "pool status")

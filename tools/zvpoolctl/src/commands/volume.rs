@@ -1,13 +1,22 @@
 // SPDX-License-Identifier: GPL-2.0
-//! `zvpoolctl volume ...`: create, delete, resize, list, show.
+//! `zvpoolctl volume ...`: create, clone, promote, delete, resize, list,
+//! show; and what the snapshot commands share with them (the volumes of a
+//! pool with kind, origin and space, delete).
 
-use super::{check_name, split_volume, Ctx, Noun, Undo, UndoStep, Verb};
-use crate::abi::{self, KeyValues};
+use super::{
+    check_name, split_snapshot, split_volume, split_volume_or_snapshot, Ctx, Noun, Undo, UndoStep,
+    Verb,
+};
+use crate::abi::{self, KeyValues, KIND_CLONE, KIND_SNAPSHOT, KIND_VOLUME};
 use crate::backend::Obj;
 use crate::cli::{OptSpec, Parsed, OPT_COLUMNS, OPT_JSON, OPT_PARSABLE, OPT_SCRIPTED};
-use crate::error::{Error, Failure, EBUSY, EEXIST};
+use crate::error::{Error, Failure, EBUSY, EEXIST, EINVAL, ENOENT, EROFS};
 use crate::output::{Layout, Section, Table, Value};
 use crate::size::{self, human};
+
+/// The feature word of snapshots, clones, rollback, promote and online
+/// resize in the root's `features`.
+pub const FEATURE_SNAPSHOTS: &str = "snapshots";
 
 const OPT_SIZE: OptSpec = OptSpec {
     long: "size",
@@ -19,7 +28,14 @@ const OPT_OFFLINE: OptSpec = OptSpec {
     long: "offline",
     short: None,
     value: None,
-    help: "if the kernel cannot resize the enabled volume, disable it, resize, enable it",
+    help: "if the kernel cannot resize the enabled volume (kernels without online \
+           resize), disable it, resize, enable it",
+};
+const OPT_TYPE: OptSpec = OptSpec {
+    long: "type",
+    short: Some('t'),
+    value: Some("TYPE,..."),
+    help: "kinds to list: volume, clone, snapshot or all (default: volume,clone)",
 };
 const OPT_SHRINK: OptSpec = OptSpec {
     long: "shrink",
@@ -30,7 +46,9 @@ const OPT_SHRINK: OptSpec = OptSpec {
 
 pub const NOUN: Noun = Noun {
     name: "volume",
-    help: "Volumes: thin-provisioned virtual disks /dev/zvpoolN of a pool, named POOL/VOL.",
+    help: "Volumes: thin-provisioned virtual disks /dev/zvpoolN of a pool, named POOL/VOL.\n\
+           Clones (writable volumes made from snapshots) are volumes too; snapshots\n\
+           have their own commands ('zvpoolctl snapshot --help').",
     verbs: &[
         Verb {
             name: "create",
@@ -49,12 +67,49 @@ pub const NOUN: Noun = Noun {
             run: create,
         },
         Verb {
+            name: "clone",
+            usage: "clone POOL/VOL@SNAP NEWVOL",
+            summary: "create a writable volume from a snapshot",
+            help: "Creates volume NEWVOL in the pool of snapshot VOL@SNAP, holding what\n\
+                   the snapshot holds and sharing all its blocks (no data is copied;\n\
+                   writes to either never change the other), and enables it: the block\n\
+                   device /dev/zvpoolN appears. NEWVOL is a plain volume name (or\n\
+                   POOL/NEWVOL in the same pool). The clone depends on its snapshot's\n\
+                   metadata until 'zvpoolctl volume promote'.\n\
+                   configfs: POOL/clone <- \"VOL@SNAP NEWVOL\"; mkdir POOL/NEWVOL;\n\
+                   POOL/NEWVOL/enable <- 1. If a step fails, the clone is removed again\n\
+                   (rmdir POOL/NEWVOL; POOL/delete_volume <- NEWVOL).",
+            options: &[],
+            min_args: 2,
+            max_args: Some(2),
+            columns: &[],
+            run: clone,
+        },
+        Verb {
+            name: "promote",
+            usage: "promote POOL/VOL",
+            summary: "make a clone independent of its origin snapshot",
+            help: "Flattens volume VOL (a clone): its block table stops sharing metadata\n\
+                   with its origin snapshot, so the snapshot can be deleted without\n\
+                   affecting it; its kind becomes volume and its origin -. Data blocks\n\
+                   stay shared until either side overwrites them. Works while the\n\
+                   volume is enabled and in use.\n\
+                   configfs: POOL/promote <- VOL.",
+            options: &[],
+            min_args: 1,
+            max_args: Some(1),
+            columns: &[],
+            run: promote,
+        },
+        Verb {
             name: "delete",
             usage: "delete POOL/VOL",
             summary: "delete a volume and ALL ITS DATA",
             help: "Deletes volume VOL of the active pool POOL: its block device is removed\n\
-                   and ALL ITS DATA IS DESTROYED (its blocks return to the pool). There is\n\
-                   no confirmation question. Fails if the device is open.\n\
+                   and ALL ITS DATA IS DESTROYED (its blocks return to the pool; blocks\n\
+                   its snapshots or clones share stay with them). There is no\n\
+                   confirmation question. Fails if the device is open. Snapshots are\n\
+                   deleted with 'zvpoolctl snapshot delete'.\n\
                    configfs: POOL/VOL/enable <- 0 (if enabled); rmdir POOL/VOL (if bound;\n\
                    this only unbinds); POOL/delete_volume <- VOL (this deletes). If the\n\
                    last step fails, the volume is bound and enabled again.",
@@ -69,13 +124,17 @@ pub const NOUN: Noun = Noun {
             usage: "resize --size SIZE [--offline] [--shrink] POOL/VOL",
             summary: "change the size of a volume",
             help: "Sets the size of volume VOL. Growing adds unallocated space; shrinking\n\
-                   discards the data beyond the new end and needs --shrink.\n\
-                   configfs: POOL/VOL/size <- SIZE. The current kernel resizes disabled\n\
-                   volumes only (EBUSY otherwise): without --offline zvpoolctl then stops\n\
-                   with \"online resize not supported yet; disable the volume first\"; with\n\
-                   --offline it does POOL/VOL/enable <- 0, size <- SIZE, enable <- 1 (the\n\
-                   device must not be open), restoring the old state if a step fails.\n\
-                   A volume that is not bound is bound for the resize and unbound after.",
+                   discards the data beyond the new end and needs --shrink (shrink a\n\
+                   filesystem on it first). An enabled volume is resized online, even\n\
+                   while open: its /dev/zvpoolN changes capacity (grow the filesystem\n\
+                   afterwards, e.g. resize2fs). Snapshots are read-only: not resizable.\n\
+                   configfs: POOL/VOL/size <- SIZE. Kernels without online resize\n\
+                   refuse an enabled volume (EBUSY): without --offline zvpoolctl then\n\
+                   stops with \"online resize not supported yet; disable the volume\n\
+                   first\"; with --offline it does POOL/VOL/enable <- 0, size <- SIZE,\n\
+                   enable <- 1 (the device must not be open), restoring the old state if\n\
+                   a step fails. A volume that is not bound is bound for the resize and\n\
+                   unbound after.",
             options: &[OPT_SIZE, OPT_OFFLINE, OPT_SHRINK],
             min_args: 1,
             max_args: Some(1),
@@ -84,13 +143,15 @@ pub const NOUN: Noun = Noun {
         },
         Verb {
             name: "list",
-            usage: "list [-Hpj] [-o COL,...] [POOL...]",
+            usage: "list [-Hpj] [-o COL,...] [-t TYPE,...] [POOL...]",
             summary: "list volumes of all pools (or of the named pools)",
-            help: "Lists volumes, one line each: the volumes in each pool's metadata and\n\
-                   the ones bound in configfs. State: enabled (has a block device),\n\
-                   disabled (bound, no device), unbound (in the metadata only).\n\
+            help: "Lists volumes and clones (with -t snapshot or -t all also snapshots),\n\
+                   one line each: the volumes in each pool's metadata and the ones bound\n\
+                   in configfs. State: enabled (has a block device), disabled (bound, no\n\
+                   device), unbound (in the metadata only). Kind: volume, clone (made\n\
+                   from a snapshot, until promoted) or snapshot.\n\
                    configfs: POOL/volumes; POOL/VOL/enable, dev, usage.",
-            options: &[OPT_SCRIPTED, OPT_PARSABLE, OPT_COLUMNS, OPT_JSON],
+            options: &[OPT_SCRIPTED, OPT_PARSABLE, OPT_COLUMNS, OPT_JSON, OPT_TYPE],
             min_args: 0,
             max_args: None,
             columns: COLUMNS_HELP,
@@ -100,8 +161,8 @@ pub const NOUN: Noun = Noun {
             name: "show",
             usage: "show [-Hpj] [-o COL,...] POOL/VOL",
             summary: "show one volume: device node, size, space used",
-            help: "Shows volume VOL of pool POOL as name/value lines (JSON: an object under\n\
-                   the key \"volume\").\n\
+            help: "Shows volume VOL of pool POOL (or the snapshot POOL/VOL@SNAP) as\n\
+                   name/value lines (JSON: an object under the key \"volume\").\n\
                    configfs: POOL/VOL/dev, POOL/VOL/usage, POOL/VOL/enable, POOL/volumes.",
             options: &[OPT_SCRIPTED, OPT_PARSABLE, OPT_COLUMNS, OPT_JSON],
             min_args: 1,
@@ -116,9 +177,13 @@ const COLUMNS: &[&str] = &[
     "name",
     "pool",
     "volume",
+    "kind",
+    "origin",
     "id",
     "size",
     "used",
+    "unique",
+    "shared",
     "mapped_blocks",
     "state",
     "device",
@@ -129,14 +194,121 @@ const COLUMNS_HELP: &[(&str, &str)] = &[
     ("name", "POOL/VOL"),
     ("pool", "pool name"),
     ("volume", "volume name"),
+    ("kind", "volume, clone or snapshot"),
+    (
+        "origin",
+        "POOL/VOL@SNAP a clone was made from (POOL/VOL of a snapshot), or -",
+    ),
     ("id", "volume id in the pool's metadata"),
     ("size", "volume size"),
     ("used", "space mapped (written and not discarded)"),
+    (
+        "unique",
+        "mapped space only this volume references (what deleting it frees)",
+    ),
+    ("shared", "mapped space shared with snapshots or clones"),
     ("mapped_blocks", "4 KiB blocks mapped"),
     ("state", "enabled, disabled or unbound"),
     ("device", "block device node (/dev/zvpoolN) when enabled"),
     ("devt", "MAJOR:MINOR of the block device"),
 ];
+
+/// Which kinds a listing shows; kinds unknown to this tool count as volumes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Kinds {
+    pub volumes: bool,
+    pub clones: bool,
+    pub snapshots: bool,
+}
+
+impl Kinds {
+    /// `volume list` and `pool status`: volumes and clones.
+    pub const VOLUMES: Kinds = Kinds {
+        volumes: true,
+        clones: true,
+        snapshots: false,
+    };
+    pub const SNAPSHOTS: Kinds = Kinds {
+        volumes: false,
+        clones: false,
+        snapshots: true,
+    };
+
+    pub fn admits(&self, kind: &str) -> bool {
+        match kind {
+            KIND_SNAPSHOT => self.snapshots,
+            KIND_CLONE => self.clones,
+            _ => self.volumes,
+        }
+    }
+
+    /// `-t volume,clone,snapshot,all`.
+    fn parse(list: &str, cmd: &str) -> Result<Kinds, Error> {
+        let mut k = Kinds {
+            volumes: false,
+            clones: false,
+            snapshots: false,
+        };
+        for w in list.split(',').map(str::trim) {
+            match w {
+                "volume" | "volumes" => k.volumes = true,
+                "clone" | "clones" => k.clones = true,
+                "snapshot" | "snapshots" => k.snapshots = true,
+                "all" => {
+                    k = Kinds {
+                        volumes: true,
+                        clones: true,
+                        snapshots: true,
+                    }
+                }
+                _ => {
+                    return Err(Error::usage(
+                        format!(
+                            "unknown type {w:?} for -t; valid types: volume, clone, snapshot, all"
+                        ),
+                        cmd,
+                    ))
+                }
+            }
+        }
+        Ok(k)
+    }
+}
+
+/// What the kernel says about one volume (of any kind) of a pool: its line
+/// of `volumes` and, if bound, its `usage`, `enable` and `dev`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VolInfo {
+    pub pool: String,
+    pub name: String,
+    pub id: Option<u64>,
+    pub size: Option<u64>,
+    pub mapped: Option<u64>,
+    pub blocks: Option<u64>,
+    pub kind: String,
+    /// The origin's name in the pool, if any.
+    pub origin: Option<String>,
+    pub exclusive: Option<u64>,
+    pub shared: Option<u64>,
+    /// `enabled`, `disabled` or `unbound`.
+    pub state: &'static str,
+    /// `/dev/zvpoolN`.
+    pub device: Option<String>,
+    pub devt: Option<String>,
+}
+
+impl VolInfo {
+    pub fn full_name(&self) -> String {
+        format!("{}/{}", self.pool, self.name)
+    }
+
+    /// `POOL/ORIGIN`, or null.
+    pub fn origin_value(&self) -> Value {
+        self.origin
+            .as_ref()
+            .map_or(Value::Null, |o| Value::Text(format!("{}/{o}", self.pool)))
+    }
+}
 
 /// `/dev/<name>` of an enabled volume.
 pub fn device_node(ctx: &Ctx<'_>, vol: &Obj) -> Option<String> {
@@ -144,59 +316,76 @@ pub fn device_node(ctx: &Ctx<'_>, vol: &Obj) -> Option<String> {
     abi::parse_dev(&dev).map(|(n, _)| format!("/dev/{n}"))
 }
 
-/// One row of the volume table.
-fn row(
+/// The volume `name` of `pool` as its `volumes` line and (bound) its files
+/// say; the files of a bound volume win.
+fn info(
     ctx: &Ctx<'_>,
     pool: &str,
     name: &str,
     meta: Option<&abi::VolumeEntry>,
     bound: bool,
-) -> Result<Vec<Value>, Failure> {
-    let (mut id, mut size, mut mapped) = (
-        meta.map(|m| m.id),
-        meta.and_then(|m| m.size),
-        meta.and_then(|m| m.mapped),
-    );
-    let (mut blocks, mut state, mut device, mut devt) = (None, "unbound", Value::Null, Value::Null);
-    if bound {
-        let vol = Obj::volume(pool, name);
-        let usage = KeyValues::parse(&ctx.read(&vol, "usage")?);
-        let num = |k| {
-            usage
-                .u64(k)
-                .map_err(|e| Failure::new(format!("read {vol}/usage"), e))
-        };
-        id = num("id")?.or(id);
-        size = num("size_bytes")?.or(size);
-        mapped = num("mapped_bytes")?.or(mapped);
-        blocks = num("mapped_blocks")?;
-        state = "disabled";
-        if abi::parse_bool(&ctx.read(&vol, "enable")?) {
-            state = "enabled";
-            if let Some((n, d)) = abi::parse_dev(&ctx.read(&vol, "dev")?) {
-                device = Value::Text(format!("/dev/{n}"));
-                if !d.is_empty() {
-                    devt = Value::Text(d);
-                }
-            }
+) -> Result<VolInfo, Failure> {
+    let default_kind = if name.contains('@') {
+        KIND_SNAPSHOT
+    } else {
+        KIND_VOLUME
+    };
+    let mut v = VolInfo {
+        pool: pool.to_string(),
+        name: name.to_string(),
+        id: meta.map(|m| m.id),
+        size: meta.and_then(|m| m.size),
+        mapped: meta.and_then(|m| m.mapped),
+        blocks: None,
+        kind: meta.map_or(default_kind, |m| m.kind.as_str()).to_string(),
+        origin: meta.and_then(|m| m.origin.clone()),
+        exclusive: meta.and_then(|m| m.exclusive),
+        shared: meta.and_then(|m| m.shared),
+        state: "unbound",
+        device: None,
+        devt: None,
+    };
+    if !bound {
+        return Ok(v);
+    }
+    let vol = Obj::volume(pool, name);
+    let usage = KeyValues::parse(&ctx.read(&vol, "usage")?);
+    let num = |k| {
+        usage
+            .u64(k)
+            .map_err(|e| Failure::new(format!("read {vol}/usage"), e))
+    };
+    v.id = num("id")?.or(v.id);
+    v.size = num("size_bytes")?.or(v.size);
+    v.mapped = num("mapped_bytes")?.or(v.mapped);
+    v.blocks = num("mapped_blocks")?;
+    v.exclusive = num("exclusive_bytes")?.or(v.exclusive);
+    v.shared = num("shared_bytes")?.or(v.shared);
+    if let Some(k) = usage.get("kind").filter(|k| !k.is_empty()) {
+        v.kind = k.to_string();
+    }
+    if let Some(o) = usage.get("origin") {
+        v.origin = abi::parse_origin(o);
+    }
+    if meta.is_none() {
+        // Bound, not (yet) in the metadata, an old kernel: nothing shared.
+        v.shared = v.shared.or(v.mapped.map(|_| 0));
+        v.exclusive = v.exclusive.or(v.mapped);
+    }
+    v.state = "disabled";
+    if abi::parse_bool(&ctx.read(&vol, "enable")?) {
+        v.state = "enabled";
+        if let Some((n, d)) = abi::parse_dev(&ctx.read(&vol, "dev")?) {
+            v.device = Some(format!("/dev/{n}"));
+            v.devt = (!d.is_empty()).then_some(d);
         }
     }
-    Ok(vec![
-        Value::Text(format!("{pool}/{name}")),
-        Value::text(pool),
-        Value::text(name),
-        Value::opt_count(id),
-        Value::opt_bytes(size),
-        Value::opt_bytes(mapped),
-        Value::opt_count(blocks),
-        Value::text(state),
-        device,
-        devt,
-    ])
+    Ok(v)
 }
 
-/// Rows of the volumes of these pools: metadata order, then bound-only ones.
-fn rows(ctx: &Ctx<'_>, pool: &str, only: Option<&str>) -> Result<Vec<Vec<Value>>, Failure> {
+/// Every volume of the pool (all kinds): metadata order, then the bound
+/// directories not (yet) in the metadata.
+pub fn infos(ctx: &Ctx<'_>, pool: &str) -> Result<Vec<VolInfo>, Failure> {
     let p = Obj::pool(pool);
     let meta = ctx.meta_volumes(&p)?;
     let bound = ctx.children(&p)?;
@@ -206,20 +395,55 @@ fn rows(ctx: &Ctx<'_>, pool: &str, only: Option<&str>) -> Result<Vec<Vec<Value>>
             names.push(b);
         }
     }
-    let mut out = Vec::new();
-    for n in names.into_iter().filter(|n| only.is_none_or(|o| o == *n)) {
-        let m = meta.iter().find(|m| m.name == n);
-        out.push(row(ctx, pool, n, m, bound.iter().any(|b| b == n))?);
-    }
-    Ok(out)
+    names
+        .into_iter()
+        .map(|n| {
+            let m = meta.iter().find(|m| m.name == n);
+            info(ctx, pool, n, m, bound.iter().any(|b| b == n))
+        })
+        .collect()
 }
 
-/// The volume table of these pools (used by `pool status` too).
-pub fn table(ctx: &Ctx<'_>, pools: &[String]) -> Result<Table, Failure> {
+/// One volume (any kind), if the pool has it.
+pub fn find(ctx: &Ctx<'_>, pool: &str, name: &str) -> Result<Option<VolInfo>, Failure> {
+    let p = Obj::pool(pool);
+    let meta = ctx.meta_volumes(&p)?;
+    let m = meta.iter().find(|m| m.name == name);
+    let bound = ctx.backend.exists(&Obj::volume(pool, name));
+    if m.is_none() && !bound {
+        return Ok(None);
+    }
+    info(ctx, pool, name, m, bound).map(Some)
+}
+
+fn row(v: &VolInfo) -> Vec<Value> {
+    vec![
+        Value::Text(v.full_name()),
+        Value::text(v.pool.as_str()),
+        Value::text(v.name.as_str()),
+        Value::text(v.kind.as_str()),
+        v.origin_value(),
+        Value::opt_count(v.id),
+        Value::opt_bytes(v.size),
+        Value::opt_bytes(v.mapped),
+        Value::opt_bytes(v.exclusive),
+        Value::opt_bytes(v.shared),
+        Value::opt_count(v.blocks),
+        Value::text(v.state),
+        v.device.clone().map_or(Value::Null, Value::Text),
+        v.devt.clone().map_or(Value::Null, Value::Text),
+    ]
+}
+
+/// The volume table of these pools, of the given kinds (used by `pool
+/// status` too).
+pub fn table(ctx: &Ctx<'_>, pools: &[String], kinds: Kinds) -> Result<Table, Failure> {
     let mut t = Table::new(COLUMNS, DEFAULTS);
     for p in pools {
-        for r in rows(ctx, p, None)? {
-            t.push(r);
+        for v in infos(ctx, p)? {
+            if kinds.admits(&v.kind) {
+                t.push(row(&v));
+            }
         }
     }
     Ok(t)
@@ -236,7 +460,7 @@ fn size_arg(p: &Parsed, cmd: &str) -> Result<u64, Error> {
 }
 
 /// The pool of a volume command, which must be active.
-fn active_pool(ctx: &Ctx<'_>, pool: &str, what: &str) -> Result<Obj, Failure> {
+pub fn active_pool(ctx: &Ctx<'_>, pool: &str, what: &str) -> Result<Obj, Failure> {
     let p = ctx.require_pool(pool)?;
     if !ctx.pool_active(&p)? {
         return Err(Failure::new(
@@ -311,15 +535,27 @@ fn create(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
 
 fn delete(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
     let (pool, name) = split_volume(&p.args[0], "volume delete")?;
-    let what = format!("delete volume {pool}/{name}");
+    delete_one(ctx, pool, name, "volume")
+}
+
+/// Deletes a volume or snapshot (`noun`, for messages): disable if enabled,
+/// unbind if bound, `delete_volume`; re-bind and re-enable if the last step
+/// fails.
+pub fn delete_one(ctx: &mut Ctx<'_>, pool: &str, name: &str, noun: &str) -> Result<(), Error> {
+    let what = format!("delete {noun} {pool}/{name}");
     let po = active_pool(ctx, pool, &what)?;
     let vol = Obj::volume(pool, name);
     let bound = ctx.backend.exists(&vol);
     let listed = ctx.meta_volumes(&po)?.iter().any(|m| m.name == name);
     if !bound && !listed {
+        let list = if noun == "snapshot" {
+            "snapshot list"
+        } else {
+            "volume list"
+        };
         return Err(Failure::new(
             what,
-            format!("no such volume (see 'zvpoolctl volume list {pool}')"),
+            format!("no such {noun} (see 'zvpoolctl {list} {pool}')"),
         )
         .into());
     }
@@ -328,22 +564,25 @@ fn delete(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
         if abi::parse_bool(&ctx.read(&vol, "enable")?) {
             ctx.write(&vol, "enable", "0").map_err(|e| {
                 if e.is(EBUSY) {
-                    e.fail_because(what.clone(), "the volume is in use (its device is open)")
+                    e.fail_because(
+                        what.clone(),
+                        &format!("the {noun} is in use (its device is open)"),
+                    )
                 } else {
-                    e.fail(format!("disable volume {vol}"))
+                    e.fail(format!("disable {noun} {vol}"))
                 }
             })?;
             undo.push(
                 UndoStep::Write(vol.clone(), "enable", "1".into()),
-                format!("re-enabled volume {vol}"),
+                format!("re-enabled {noun} {vol}"),
             );
         }
         if let Err(e) = ctx.rmdir(&vol) {
-            return Err(undo.rollback(ctx, e.fail(format!("unbind volume {vol}"))));
+            return Err(undo.rollback(ctx, e.fail(format!("unbind {noun} {vol}"))));
         }
         undo.push(
             UndoStep::Mkdir(vol.clone()),
-            format!("re-bound volume {vol}"),
+            format!("re-bound {noun} {vol}"),
         );
     }
     // A bound volume whose size was never written is not in the metadata:
@@ -353,16 +592,131 @@ fn delete(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
             return Err(undo.rollback(ctx, e.fail(what)));
         }
     }
-    ctx.say(&format!("deleted volume {vol}"));
+    ctx.say(&format!("deleted {noun} {vol}"));
+    Ok(())
+}
+
+/// `volume clone POOL/VOL@SNAP NEWVOL`.
+fn clone(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
+    let cmd = "volume clone";
+    let (pool, snap, _) = split_snapshot(&p.args[0], cmd)?;
+    let new = match p.args[1].split_once('/') {
+        Some((np, nv)) => {
+            if np != pool {
+                return Err(Error::usage(
+                    format!(
+                        "a clone is created in the pool of its snapshot ({pool}), not in {np:?}"
+                    ),
+                    cmd,
+                ));
+            }
+            nv
+        }
+        None => p.args[1].as_str(),
+    };
+    check_name("volume", new, cmd)?;
+    let what = format!("clone {pool}/{snap} as {pool}/{new}");
+    let po = active_pool(ctx, pool, &what)?;
+    ctx.require_feature(FEATURE_SNAPSHOTS, &what)?;
+    let meta = ctx.meta_volumes(&po)?;
+    if !meta.iter().any(|m| m.name == snap) {
+        return Err(Failure::new(
+            what,
+            format!("no such snapshot {pool}/{snap} (see 'zvpoolctl snapshot list {pool}')"),
+        )
+        .into());
+    }
+    let vol = Obj::volume(pool, new);
+    if ctx.backend.exists(&vol) || meta.iter().any(|m| m.name == new) {
+        return Err(Failure::new(what, format!("a volume named {pool}/{new} exists")).into());
+    }
+    ctx.write(&po, "clone", &format!("{snap} {new}"))
+        .map_err(|e| {
+            if e.is(EEXIST) {
+                e.fail_because(what.clone(), &format!("a volume named {pool}/{new} exists"))
+            } else if e.is(EINVAL) {
+                e.fail_because(what.clone(), &format!("{pool}/{snap} cannot be cloned"))
+            } else {
+                e.fail(what.clone())
+            }
+        })?;
+    let mut undo = Undo::new();
+    // DeleteVolume unbinds first if the directory exists.
+    undo.push(
+        UndoStep::DeleteVolume(pool.to_string(), new.to_string()),
+        format!("deleted the new clone {vol}"),
+    );
+    if let Err(e) = ctx.mkdir(&vol) {
+        return Err(undo.rollback(ctx, e.fail(format!("bind clone {vol}"))));
+    }
+    if let Err(e) = ctx.write(&vol, "enable", "1") {
+        return Err(undo.rollback(ctx, e.fail(format!("enable clone {vol}"))));
+    }
+    let size = ctx
+        .read(&vol, "size")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .map_or_else(|| "-".to_string(), human);
+    let dev = device_node(ctx, &vol).unwrap_or_else(|| "-".into());
+    ctx.say(&format!(
+        "created clone {vol} of {pool}/{snap}: {size}, {dev}"
+    ));
+    Ok(())
+}
+
+/// `volume promote POOL/VOL`.
+fn promote(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
+    let (pool, name) = split_volume(&p.args[0], "volume promote")?;
+    let what = format!("promote volume {pool}/{name}");
+    let po = active_pool(ctx, pool, &what)?;
+    ctx.require_feature(FEATURE_SNAPSHOTS, &what)?;
+    let Some(v) = find(ctx, pool, name)? else {
+        return Err(Failure::new(
+            what,
+            format!("no such volume (see 'zvpoolctl volume list {pool}')"),
+        )
+        .into());
+    };
+    ctx.write(&po, "promote", name).map_err(|e| {
+        if e.is(ENOENT) {
+            e.fail_because(what.clone(), "no such volume")
+        } else if e.is(EINVAL) {
+            e.fail_because(what.clone(), "the volume cannot be promoted")
+        } else {
+            e.fail(what.clone())
+        }
+    })?;
+    match &v.origin {
+        Some(o) if v.kind == KIND_CLONE => ctx.say(&format!(
+            "promoted volume {pool}/{name}: no longer depends on {pool}/{o}"
+        )),
+        _ => ctx.say(&format!("promoted volume {pool}/{name}")),
+    }
     Ok(())
 }
 
 fn resize(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
     let cmd = "volume resize";
-    let (pool, name) = split_volume(&p.args[0], cmd)?;
+    let (pool, name) = split_volume_or_snapshot(&p.args[0], cmd)?;
     let bytes = size_arg(p, cmd)?;
     let what = format!("resize volume {pool}/{name}");
+    let read_only = |what: String| {
+        Error::from(Failure::new(
+            what,
+            "snapshots are read-only and cannot be resized (clone it: 'zvpoolctl volume clone')",
+        ))
+    };
+    if name.contains('@') {
+        return Err(read_only(format!("resize snapshot {pool}/{name}")));
+    }
     let po = active_pool(ctx, pool, &what)?;
+    if ctx
+        .meta_volumes(&po)?
+        .iter()
+        .any(|m| m.name == name && m.kind == KIND_SNAPSHOT)
+    {
+        return Err(read_only(what));
+    }
     let (vol, bound_now) = bind_existing(ctx, &po, pool, name, &what)?;
     let r = resize_bound(ctx, p, &vol, bytes, &what);
     if bound_now {
@@ -413,10 +767,15 @@ fn resize_bound(
         .into());
     }
     let value = bytes.to_string();
+    let enabled = abi::parse_bool(&ctx.read(&vol, "enable")?);
     let e = match ctx.write(&vol, "size", &value) {
         Ok(()) => {
+            let online = match device_node(ctx, &vol).filter(|_| enabled) {
+                Some(dev) => format!(" (online, {dev})"),
+                None => String::new(),
+            };
             ctx.say(&format!(
-                "resized volume {vol}: {} -> {}",
+                "resized volume {vol}: {} -> {}{online}",
                 human(old),
                 human(bytes)
             ));
@@ -424,7 +783,11 @@ fn resize_bound(
         }
         Err(e) => e,
     };
-    let enabled = abi::parse_bool(&ctx.read(&vol, "enable")?);
+    if e.is(EROFS) {
+        return Err(e
+            .fail_because(what, "the volume is read-only (a snapshot)")
+            .into());
+    }
     if !(e.is(EBUSY) && enabled) {
         return Err(e.fail(what).into());
     }
@@ -472,6 +835,10 @@ fn resize_bound(
 
 fn list(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
     let opts = p.output("volume list")?;
+    let kinds = match p.value("type") {
+        Some(t) => Kinds::parse(t, "volume list")?,
+        None => Kinds::VOLUMES,
+    };
     ctx.require_driver()?;
     let pools = if p.args.is_empty() {
         ctx.children(&Obj::Root)?
@@ -486,25 +853,29 @@ fn list(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
         key: "volumes",
         title: None,
         layout: Layout::Rows,
-        table: table(ctx, &pools)?,
+        table: table(ctx, &pools, kinds)?,
     }];
     ctx.print(&doc, &opts, "volume list")
 }
 
 fn show(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
     let opts = p.output("volume show")?;
-    let (pool, name) = split_volume(&p.args[0], "volume show")?;
+    let (pool, name) = split_volume_or_snapshot(&p.args[0], "volume show")?;
     ctx.require_pool(pool)?;
-    let mut r = rows(ctx, pool, Some(name))?;
-    let Some(row) = r.pop() else {
+    let Some(v) = find(ctx, pool, name)? else {
+        let list = if name.contains('@') {
+            "snapshot list"
+        } else {
+            "volume list"
+        };
         return Err(Failure::new(
             format!("volume {pool}/{name}"),
-            format!("no such volume (see 'zvpoolctl volume list {pool}')"),
+            format!("no such volume (see 'zvpoolctl {list} {pool}')"),
         )
         .into());
     };
     let mut t = Table::new(COLUMNS, COLUMNS);
-    t.push(row);
+    t.push(row(&v));
     let doc = vec![Section {
         key: "volume",
         title: None,

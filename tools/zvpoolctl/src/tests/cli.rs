@@ -82,7 +82,7 @@ fn version() {
 fn usage_errors_exit_2() {
     for (args, msg, usage) in [
         (&[][..], "zvpoolctl: no command given\n", "usage: zvpoolctl [--version]"),
-        (&["frobnicate"], "zvpoolctl: unknown command \"frobnicate\"; commands: pool, volume\n", "Try 'zvpoolctl --help'."),
+        (&["frobnicate"], "zvpoolctl: unknown command \"frobnicate\"; commands: pool, volume, snapshot\n", "Try 'zvpoolctl --help'."),
         (&["--bogus"], "zvpoolctl: unknown option --bogus\n", "usage:"),
         (&["pool"], "zvpoolctl: pool needs a subcommand\n", "usage: zvpoolctl pool create"),
         (&["pool", "explode"], "zvpoolctl: unknown subcommand \"pool explode\"; subcommands: create, assemble, add, stop, list, status\n", "Try 'zvpoolctl pool --help'."),
@@ -92,7 +92,7 @@ fn usage_errors_exit_2() {
         (&["pool", "list", "-o", "name,,size"], "zvpoolctl: empty column name in -o \"name,,size\"\n", "usage:"),
         (&["pool", "list", "--json=yes"], "zvpoolctl: option --json takes no value\n", "usage:"),
         (&["--configfs-root"], "zvpoolctl: option --configfs-root needs a value\n", "usage:"),
-        (&["help", "nope"], "zvpoolctl: unknown command \"nope\"; commands: pool, volume\n", "usage:"),
+        (&["help", "nope"], "zvpoolctl: unknown command \"nope\"; commands: pool, volume, snapshot\n", "usage:"),
     ] {
         let r = run_with(None, args);
         assert_eq!(r.code, 2, "{args:?}: {r:?}");
@@ -107,5 +107,30 @@ fn unknown_column_is_a_usage_error_before_any_change() {
     let fk = super::setup_with_volumes();
     let r = fk.run(&["volume", "list", "-o", "size,bogus"]);
     assert_eq!(r.code, 2);
-    assert!(r.err.starts_with("zvpoolctl: unknown column \"bogus\" for -o; valid columns: name,pool,volume,id,size,used,mapped_blocks,state,device,devt\n"), "{}", r.err);
+    assert!(r.err.starts_with("zvpoolctl: unknown column \"bogus\" for -o; valid columns: name,pool,volume,kind,origin,id,size,used,unique,shared,mapped_blocks,state,device,devt\n"), "{}", r.err);
+}
+
+#[test]
+fn documentation_follows_the_command_table() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../Documentation/zvpoolctl.md"
+    );
+    let doc = std::fs::read_to_string(path).expect("Documentation/zvpoolctl.md");
+    for n in NOUNS {
+        for v in n.verbs {
+            let row = format!("| `{} {}` |", n.name, v.usage);
+            assert!(doc.contains(&row), "synopsis lacks {row:?}");
+            let section = format!("\n### {} {}", n.name, v.name);
+            assert!(doc.contains(&section), "no section {section:?}");
+            for (c, _) in v.columns {
+                assert!(
+                    doc.contains(&format!("`{c}`")),
+                    "column {c} of {} {} undocumented",
+                    n.name,
+                    v.name
+                );
+            }
+        }
+    }
 }

@@ -260,3 +260,80 @@ fn environment_variable_selects_the_root() {
     assert_eq!(code, 0);
     assert_eq!(String::from_utf8(out).unwrap(), "fast\nslow\n");
 }
+
+#[test]
+fn snapshot_writes_are_exact_values_through_configfs_files() {
+    let t = kernel_tree();
+    let r = t.path();
+    write(
+        r,
+        "features",
+        "format_version 2\nfeatures zoned-members thin-volumes snapshots\n",
+    );
+    write(
+        r,
+        "fast/volumes",
+        "1 web size_bytes=10737418240 mapped_bytes=536870912 kind=volume origin=- exclusive_bytes=0 shared_bytes=536870912\n\
+         2 db size_bytes=4294967296 mapped_bytes=536870912\n\
+         4 arch size_bytes=8192 mapped_bytes=0 kind=volume origin=- exclusive_bytes=0 shared_bytes=0\n\
+         5 web@s0 size_bytes=10737418240 mapped_bytes=536870912 kind=snapshot origin=web exclusive_bytes=0 shared_bytes=536870912 new_key=1\n\
+         6 arch@s0 size_bytes=4096 mapped_bytes=0 kind=snapshot origin=arch exclusive_bytes=0 shared_bytes=0\n",
+    );
+    for a in ["snapshot", "clone", "promote", "rollback", "delete_volume"] {
+        write(r, &format!("fast/{a}"), "");
+    }
+    let file = |a: &str| fs::read_to_string(r.join("fast").join(a)).unwrap();
+    let ok = |args: &[&str], out: &str| {
+        let res = run(&t, args);
+        assert_eq!((res.code, res.out.as_str()), (0, out), "{args:?}: {res:?}");
+    };
+    ok(
+        &["snapshot", "create", "fast/web@s1"],
+        "created snapshot fast/web@s1\n",
+    );
+    assert_eq!(file("snapshot"), "web@s1");
+    ok(
+        &["volume", "promote", "fast/db"],
+        "promoted volume fast/db\n",
+    );
+    assert_eq!(file("promote"), "db");
+    // arch is not bound: the rollback is the one write.
+    ok(
+        &["snapshot", "rollback", "fast/arch@s0"],
+        "rolled back volume fast/arch to snapshot fast/arch@s0\n",
+    );
+    assert_eq!(file("rollback"), "arch@s0");
+    // The clone is written and bound; a real directory has no enable file, so
+    // enabling fails and the clone is removed again.
+    let res = run(&t, &["volume", "clone", "fast/web@s0", "c1"]);
+    assert_eq!(res.code, 1, "{res:?}");
+    assert_eq!(
+        res.err,
+        "zvpoolctl: enable clone fast/c1: No such file or directory (ENOENT)\n\
+         zvpoolctl: rolled back: deleted the new clone fast/c1\n"
+    );
+    assert_eq!(file("clone"), "web@s0 c1");
+    assert_eq!(file("delete_volume"), "c1");
+    assert!(!r.join("fast/c1").exists());
+    // The listings read the new keys (and the old format of db's line).
+    let res = run(&t, &["snapshot", "list", "-Hp", "fast"]);
+    assert_eq!(
+        res.out,
+        "fast/web@s0\tfast/web\t10737418240\t536870912\t0\nfast/arch@s0\tfast/arch\t4096\t0\t0\n"
+    );
+    let res = run(
+        &t,
+        &[
+            "volume",
+            "list",
+            "-H",
+            "-o",
+            "name,kind,origin,unique,shared",
+            "fast",
+        ],
+    );
+    assert_eq!(
+        res.out,
+        "fast/web\tvolume\t-\t0B\t512M\nfast/db\tvolume\t-\t512M\t0B\nfast/arch\tvolume\t-\t0B\t0B\n"
+    );
+}

@@ -6,6 +6,7 @@
 mod cli;
 mod fs_backend;
 mod pool;
+mod snapshot;
 mod volume;
 
 use crate::testutil::fake::FakeKernel;
@@ -23,7 +24,18 @@ pub fn setup(disks: &[&str]) -> FakeKernel {
 /// Pool `tank` on zns0 and zns1 with volumes vm1 (20G, 3G mapped) and vm2
 /// (1.5G), both enabled (zvpool0, zvpool1).
 pub fn setup_with_volumes() -> FakeKernel {
-    let fk = setup(&["/dev/zns0", "/dev/zns1"]);
+    with_volumes(FakeKernel::new())
+}
+
+/// `setup_with_volumes` on a kernel from before snapshots.
+pub fn setup_legacy_with_volumes() -> FakeKernel {
+    with_volumes(FakeKernel::legacy())
+}
+
+fn with_volumes(fk: FakeKernel) -> FakeKernel {
+    for d in ["/dev/zns0", "/dev/zns1"] {
+        fk.add_disk(d, false);
+    }
     for args in [
         &["pool", "create", "tank", "/dev/zns0", "/dev/zns1"][..],
         &["volume", "create", "tank/vm1", "--size", "20G"],

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 //! `volume` commands against the fake kernel.
 
-use super::{assert_fails, setup, setup_with_volumes};
+use super::{assert_fails, setup, setup_legacy_with_volumes, setup_with_volumes};
 use crate::error::{EBUSY, EINVAL, EIO, ENOSPC};
 use std::fs;
 
@@ -233,7 +233,7 @@ fn delete_unbound_volume_binds_it_first() {
 
 #[test]
 fn resize_online_refused_then_offline() {
-    let fk = setup_with_volumes();
+    let fk = setup_legacy_with_volumes();
     let before = fk.snapshot();
     let r = fk.run(&["volume", "resize", "tank/vm2", "--size", "2G"]);
     assert_fails(&r, 1, "zvpoolctl: resize volume tank/vm2: online resize not supported yet; disable the volume first (or use --offline) [Device or resource busy (EBUSY); kernel: zvpool: tank/vm2: cannot resize an enabled volume]");
@@ -258,7 +258,7 @@ fn resize_online_refused_then_offline() {
 fn resize_offline_rolls_back() {
     // The online attempt (1, EBUSY), enable=0 (2), size (3), enable=1 (4).
     for step in 2..=4 {
-        let fk = setup_with_volumes();
+        let fk = setup_legacy_with_volumes();
         fk.fail_at(step, EINVAL, "zvpool: tank/vm2: injected");
         let r = fk.run(&["volume", "resize", "tank/vm2", "--size", "2G", "--offline"]);
         assert_eq!(r.code, 1, "step {step}: {r:?}");
@@ -284,7 +284,7 @@ fn resize_offline_rolls_back() {
 
 #[test]
 fn resize_disabled_and_shrink() {
-    let fk = setup_with_volumes();
+    let fk = setup_legacy_with_volumes();
     let r = fk.run(&["volume", "resize", "tank/vm1", "--size", "10G", "--offline"]);
     assert_fails(&r, 1, "zvpoolctl: resize volume tank/vm1: shrinking from 20.0G to 10.0G discards the data beyond 10.0G; add --shrink to confirm");
     fk.set_open("tank/vm1", true);
@@ -366,8 +366,9 @@ fn list_and_show() {
     let r = fk.run(&["volume", "show", "tank/vm1"]);
     assert_eq!(
         r.out,
-        "name           tank/vm1\npool           tank\nvolume         vm1\nid             2\nsize           20.0G\n\
-         used           3.00G\nmapped_blocks  786432\nstate          enabled\ndevice         /dev/zvpool0\ndevt           252:0\n"
+        "name           tank/vm1\npool           tank\nvolume         vm1\nkind           volume\norigin         -\n\
+         id             2\nsize           20.0G\nused           3.00G\nunique         3.00G\nshared         0B\n\
+         mapped_blocks  786432\nstate          enabled\ndevice         /dev/zvpool0\ndevt           252:0\n"
     );
     let r = fk.run(&[
         "volume",

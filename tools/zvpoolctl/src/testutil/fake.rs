@@ -5,10 +5,17 @@
 //! ...), refusals log `zvpool: <object>: <reason>` to a kmsg-format file, and
 //! failures can be injected at the N-th mutating step or on a given operation.
 //! Reads go through `FsBackend` on the rendered files.
+//!
+//! By default it is a kernel with the `snapshots` feature (snapshot, clone,
+//! promote, rollback, online resize, the new `volumes`/`status`/`usage`
+//! keys); `FakeKernel::legacy()` is a kernel from before it (old formats, no
+//! such attributes, EBUSY when resizing an enabled volume). Space sharing is
+//! modelled coarsely: a snapshot or clone shares all mapped bytes of its
+//! source, and `set_usage` sets any split a test needs.
 
 use super::{run_with, snapshot, Run, TempDir};
 use crate::backend::{Backend, FsBackend, Obj};
-use crate::error::{EACCES, EBUSY, EEXIST, EINVAL, ENODEV, ENOENT, ENOSPC, ENOTEMPTY};
+use crate::error::{EACCES, EBUSY, EEXIST, EINVAL, ENODEV, ENOENT, ENOSPC, ENOTEMPTY, EROFS};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -31,6 +38,38 @@ struct MetaVol {
     name: String,
     size: u64,
     mapped: u64,
+    /// Of `mapped`, the bytes shared with other volumes.
+    shared: u64,
+    /// `volume`, `snapshot` or `clone`.
+    kind: &'static str,
+    origin: Option<String>,
+}
+
+impl MetaVol {
+    fn new(id: u64, name: &str, size: u64) -> Self {
+        MetaVol {
+            id,
+            name: name.to_string(),
+            size,
+            mapped: 0,
+            shared: 0,
+            kind: "volume",
+            origin: None,
+        }
+    }
+}
+
+/// The kernel's rule for volume names (1-31 of `[A-Za-z0-9_.-]`).
+fn plain_name(n: &str) -> bool {
+    (1..=31).contains(&n.len())
+        && n.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+/// `VOL@SNAP`: (VOL, SNAP) if well-formed.
+fn snap_name(n: &str) -> Option<(&str, &str)> {
+    let (v, s) = n.split_once('@')?;
+    (n.len() <= 31 && plain_name(v) && plain_name(s)).then_some((v, s))
 }
 
 #[derive(Clone, Default)]
@@ -67,6 +106,8 @@ struct Fault {
 
 #[derive(Default)]
 struct State {
+    /// A kernel without the `snapshots` feature.
+    legacy: bool,
     ops: usize,
     faults: Vec<Fault>,
     pending: Option<Fault>,
@@ -91,13 +132,27 @@ fn err(errno: i32) -> io::Error {
 }
 
 impl FakeKernel {
+    /// A kernel with snapshots, clones and online resize.
     pub fn new() -> Self {
+        Self::with(false)
+    }
+
+    /// A kernel from before snapshots (the ABI zvpoolctl must still serve).
+    pub fn legacy() -> Self {
+        Self::with(true)
+    }
+
+    fn with(legacy: bool) -> Self {
         let dir = TempDir::new("fake");
         let root = dir.path().join("zvpool");
         fs::create_dir(&root).unwrap();
         fs::write(
             root.join("features"),
-            "format_version 1\nfeatures zoned-members thin-volumes\n",
+            if legacy {
+                "format_version 1\nfeatures zoned-members thin-volumes\n"
+            } else {
+                "format_version 2\nfeatures zoned-members thin-volumes snapshots future-word\n"
+            },
         )
         .unwrap();
         let kmsg = dir.path().join("kmsg");
@@ -113,6 +168,7 @@ impl FakeKernel {
             _dir: dir,
             st: RefCell::new(State {
                 seq: 2,
+                legacy,
                 ..State::default()
             }),
         }
@@ -159,6 +215,21 @@ impl FakeKernel {
             .and_then(|m| m.volumes.iter_mut().find(|v| v.name == vol))
         {
             v.mapped = bytes;
+            v.shared = v.shared.min(bytes);
+        }
+        self.sync(&st);
+    }
+
+    /// Sets a volume's mapped and shared bytes in the metadata.
+    pub fn set_usage(&self, pool: &str, vol: &str, mapped: u64, shared: u64) {
+        let mut st = self.st.borrow_mut();
+        if let Some(v) = st
+            .metas
+            .get_mut(pool)
+            .and_then(|m| m.volumes.iter_mut().find(|v| v.name == vol))
+        {
+            v.mapped = mapped;
+            v.shared = shared.min(mapped);
         }
         self.sync(&st);
     }
@@ -301,9 +372,22 @@ impl FakeKernel {
             let meta = st.metas.get(name).filter(|_| p.active);
             let vols = meta.map(|m| m.volumes.clone()).unwrap_or_default();
             let n = p.devices.len() as u64;
+            let legacy = st.legacy;
             if p.active {
                 let cap = n * DISK_ZONES * ZONE - n * ZONE;
-                let used: u64 = vols.iter().map(|v| v.mapped).sum();
+                // Shared bytes count once: the snapshots' shares.
+                let shared: u64 = vols
+                    .iter()
+                    .filter(|v| v.kind == "snapshot")
+                    .map(|v| v.shared)
+                    .sum();
+                let used: u64 = vols.iter().map(|v| v.mapped - v.shared).sum::<u64>() + shared;
+                let snaps = vols.iter().filter(|v| v.kind == "snapshot").count();
+                let extra = if legacy {
+                    String::new()
+                } else {
+                    format!("snapshots {snaps}\nshared_bytes {shared}\n")
+                };
                 w(
                     "status",
                     format!(
@@ -311,7 +395,7 @@ impl FakeKernel {
                          free_bytes {}\nzones_total {}\nzones_free {}\nzones_gc_reserve 2\nvolumes {}\n\
                          user_blocks_written 1000\ngc_blocks_written 250\nwrite_amplification 1.250\n\
                          zones_reset 3\ngc_runs 0\nthrottled_ms 0\njournal_blocks 40\n\
-                         checkpoints 2\ntable_nodes 9\nfuture_key 7\n",
+                         checkpoints 2\ntable_nodes 9\n{extra}future_key 7\n",
                         cap.saturating_sub(used),
                         n * DISK_ZONES,
                         n * DISK_ZONES - 2,
@@ -338,10 +422,20 @@ impl FakeKernel {
             let vl: String = vols
                 .iter()
                 .map(|v| {
-                    format!(
-                        "{} {} size_bytes={} mapped_bytes={}\n",
+                    let mut l = format!(
+                        "{} {} size_bytes={} mapped_bytes={}",
                         v.id, v.name, v.size, v.mapped
-                    )
+                    );
+                    if !legacy {
+                        l += &format!(
+                            " kind={} origin={} exclusive_bytes={} shared_bytes={}",
+                            v.kind,
+                            v.origin.as_deref().unwrap_or("-"),
+                            v.mapped - v.shared,
+                            v.shared
+                        );
+                    }
+                    l + "\n"
                 })
                 .collect();
             w("volumes", vl);
@@ -359,15 +453,22 @@ impl FakeKernel {
                     },
                 );
                 let mapped = m.map_or(0, |m| m.mapped);
-                vw(
-                    "usage",
-                    format!(
-                        "id {}\nsize_bytes {}\nmapped_bytes {mapped}\nmapped_blocks {}\n",
-                        m.map_or(0, |m| m.id),
-                        v.size,
-                        mapped / 4096
-                    ),
+                let mut usage = format!(
+                    "id {}\nsize_bytes {}\nmapped_bytes {mapped}\nmapped_blocks {}\n",
+                    m.map_or(0, |m| m.id),
+                    v.size,
+                    mapped / 4096
                 );
+                if !legacy {
+                    let shared = m.map_or(0, |m| m.shared);
+                    usage += &format!(
+                        "kind {}\norigin {}\nexclusive_bytes {}\nshared_bytes {shared}\n",
+                        m.map_or("volume", |m| m.kind),
+                        m.and_then(|m| m.origin.as_deref()).unwrap_or("-"),
+                        mapped - shared
+                    );
+                }
+                vw("usage", usage);
             }
         }
     }
@@ -524,6 +625,148 @@ impl FakeKernel {
                 }
                 if let Some(m) = st.metas.get_mut(name) {
                     m.volumes.retain(|v| v.name != vol);
+                    for v in &mut m.volumes {
+                        if v.origin.as_deref() == Some(vol) {
+                            v.origin = None;
+                        }
+                    }
+                }
+            }
+            "snapshot" | "clone" | "promote" | "rollback" if st.legacy => {
+                // No such attribute file in an old kernel's pool directory.
+                return Err(err(ENOENT));
+            }
+            "snapshot" | "clone" | "promote" | "rollback" => {
+                if !active {
+                    return Err(self.refuse(st, EBUSY, name, "pool is not active"));
+                }
+                self.write_sharing(st, name, attr, value.trim())?;
+            }
+            _ => return Err(err(EACCES)),
+        }
+        Ok(())
+    }
+
+    /// The pool's `snapshot`, `clone`, `promote` and `rollback` attributes
+    /// (active pool).
+    fn write_sharing(&self, st: &mut State, pool: &str, attr: &str, value: &str) -> io::Result<()> {
+        let meta = st.metas.get(pool).cloned().unwrap_or_default();
+        let find = |n: &str| meta.volumes.iter().find(|v| v.name == n).cloned();
+        let new_vol = |st: &mut State, mut v: MetaVol| {
+            if let Some(m) = st.metas.get_mut(pool) {
+                m.next_id += 1;
+                v.id = m.next_id;
+                m.volumes.push(v);
+            }
+        };
+        match attr {
+            "snapshot" => {
+                let Some((vol, _)) = snap_name(value) else {
+                    let why = format!("invalid snapshot name '{value}' (VOLUME@SNAP)");
+                    return Err(self.refuse(st, EINVAL, pool, &why));
+                };
+                let Some(src) = find(vol) else {
+                    let why = format!("no volume named '{vol}'");
+                    return Err(self.refuse(st, ENOENT, pool, &why));
+                };
+                if find(value).is_some() {
+                    let why = format!("'{value}' exists");
+                    return Err(self.refuse(st, EEXIST, pool, &why));
+                }
+                self.log_level(st, 6, &format!("zvpool: {pool}: snapshot {value}"));
+                if let Some(v) = st
+                    .metas
+                    .get_mut(pool)
+                    .and_then(|m| m.volumes.iter_mut().find(|v| v.name == vol))
+                {
+                    v.shared = v.mapped;
+                }
+                new_vol(
+                    st,
+                    MetaVol {
+                        mapped: src.mapped,
+                        shared: src.mapped,
+                        kind: "snapshot",
+                        origin: Some(vol.to_string()),
+                        ..MetaVol::new(0, value, src.size)
+                    },
+                );
+            }
+            "clone" => {
+                let mut w = value.split_whitespace();
+                let (Some(snap), Some(new), None) = (w.next(), w.next(), w.next()) else {
+                    return Err(self.refuse(st, EINVAL, pool, "expected 'SNAPSHOT NAME'"));
+                };
+                let Some(src) = find(snap) else {
+                    let why = format!("no volume named '{snap}'");
+                    return Err(self.refuse(st, ENOENT, pool, &why));
+                };
+                if src.kind != "snapshot" {
+                    let why = format!("'{snap}' is not a snapshot");
+                    return Err(self.refuse(st, EINVAL, pool, &why));
+                }
+                if !plain_name(new) {
+                    let why = format!("invalid volume name '{new}'");
+                    return Err(self.refuse(st, EINVAL, pool, &why));
+                }
+                if find(new).is_some() {
+                    let why = format!("'{new}' exists");
+                    return Err(self.refuse(st, EEXIST, pool, &why));
+                }
+                new_vol(
+                    st,
+                    MetaVol {
+                        mapped: src.mapped,
+                        shared: src.mapped,
+                        kind: "clone",
+                        origin: Some(snap.to_string()),
+                        ..MetaVol::new(0, new, src.size)
+                    },
+                );
+            }
+            "promote" => {
+                let Some(v) = find(value) else {
+                    let why = format!("no volume named '{value}'");
+                    return Err(self.refuse(st, ENOENT, pool, &why));
+                };
+                if v.kind == "snapshot" {
+                    let why = format!("'{value}' is a snapshot");
+                    return Err(self.refuse(st, EINVAL, pool, &why));
+                }
+                if let Some(v) = st
+                    .metas
+                    .get_mut(pool)
+                    .and_then(|m| m.volumes.iter_mut().find(|v| v.name == value))
+                {
+                    v.kind = "volume";
+                    v.origin = None;
+                }
+            }
+            "rollback" => {
+                let Some((vol, _)) = snap_name(value) else {
+                    let why = format!("invalid snapshot name '{value}'");
+                    return Err(self.refuse(st, EINVAL, pool, &why));
+                };
+                let (Some(snap), Some(_)) = (find(value), find(vol)) else {
+                    let why = format!("no snapshot '{value}' or no volume '{vol}'");
+                    return Err(self.refuse(st, ENOENT, pool, &why));
+                };
+                if snap.kind != "snapshot" || snap.origin.as_deref() != Some(vol) {
+                    let why = format!("'{value}' is not a snapshot of '{vol}'");
+                    return Err(self.refuse(st, EINVAL, pool, &why));
+                }
+                if st.pools[pool].vols.contains_key(vol) {
+                    let why = format!("volume '{vol}' is bound; remove its directory first");
+                    return Err(self.refuse(st, EBUSY, pool, &why));
+                }
+                if let Some(v) = st
+                    .metas
+                    .get_mut(pool)
+                    .and_then(|m| m.volumes.iter_mut().find(|v| v.name == vol))
+                {
+                    v.size = snap.size;
+                    v.mapped = snap.mapped;
+                    v.shared = snap.mapped;
                 }
             }
             _ => return Err(err(EACCES)),
@@ -546,7 +789,15 @@ impl FakeKernel {
         let (enabled, size) = (v.enabled, v.size);
         match attr {
             "size" => {
-                if enabled {
+                let is_snapshot = st
+                    .metas
+                    .get(pool)
+                    .and_then(|m| m.volumes.iter().find(|m| m.name == vol))
+                    .is_some_and(|m| m.kind == "snapshot");
+                if is_snapshot {
+                    return Err(self.refuse(st, EROFS, &obj, "a snapshot cannot be resized"));
+                }
+                if enabled && st.legacy {
                     return Err(self.refuse(st, EBUSY, &obj, "cannot resize an enabled volume"));
                 }
                 let Ok(n) = value.trim().parse::<u64>() else {
@@ -560,16 +811,12 @@ impl FakeKernel {
                     Some(m) => {
                         m.size = n;
                         m.mapped = m.mapped.min(n);
+                        m.shared = m.shared.min(m.mapped);
                     }
                     None => {
                         meta.next_id += 1;
                         let id = meta.next_id;
-                        meta.volumes.push(MetaVol {
-                            id,
-                            name: vol.to_string(),
-                            size: n,
-                            mapped: 0,
-                        });
+                        meta.volumes.push(MetaVol::new(id, vol, n));
                     }
                 }
                 if let Some(v) = st.pools.get_mut(pool).and_then(|p| p.vols.get_mut(vol)) {
@@ -650,11 +897,16 @@ impl Backend for FakeKernel {
                 if p.vols.contains_key(vol) {
                     return Err(err(EEXIST));
                 }
-                let size = st
+                let m = st
                     .metas
                     .get(pool)
-                    .and_then(|m| m.volumes.iter().find(|v| &v.name == vol))
-                    .map_or(0, |v| v.size);
+                    .and_then(|m| m.volumes.iter().find(|v| &v.name == vol));
+                if vol.contains('@') && m.is_none() {
+                    let why =
+                        format!("no snapshot named '{vol}' (snapshots are made by 'snapshot')");
+                    return Err(self.refuse(st, ENOENT, pool, &why));
+                }
+                let size = m.map_or(0, |v| v.size);
                 fs::create_dir(self.path(obj))?;
                 if let Some(p) = st.pools.get_mut(pool) {
                     p.vols.insert(
