@@ -791,7 +791,11 @@ impl ActivePool {
                 .filter(|v| v.table.is_some() && v.read_only())
                 .count()
         )?;
-        writeln!(w, "shared_bytes {}", e.shared_blocks() * BLOCK_SIZE as u64)
+        writeln!(
+            w,
+            "shared_bytes {}",
+            e.shared_live_blocks() * BLOCK_SIZE as u64
+        )
     }
 
     /// Writes the `members` attribute.
@@ -840,6 +844,11 @@ impl ActivePool {
         let mut pos = 0usize;
         let mut more = 0u32;
         for v in e.volumes().iter().filter(|v| v.table.is_some()) {
+            if more > 0 {
+                // The page is full: count the rest without describing them.
+                more = more.saturating_add(1);
+                continue;
+            }
             let mut line = [0u8; 256];
             let mut f = Formatter::new(&mut line);
             if volume_line(e, v, &mut f).is_err() {

@@ -1483,9 +1483,20 @@ impl BlockTable {
     pub fn space<S: NodeStore>(&self, store: &S, refs: &RefMap) -> (u64, u64) {
         let mut st = (0u64, 0u64);
         if let Some(r) = self.root {
-            Self::space_node(store, refs, r, self.height, true, &mut st);
+            Self::space_node(store, refs, r, self.height, true, false, &mut st);
         }
         st
+    }
+
+    /// The exclusive blocks of [`Self::space`] alone, visiting only the
+    /// nodes no other table reaches: O(exclusive nodes), so summing it over
+    /// every table visits each node at most once.
+    pub fn exclusive<S: NodeStore>(&self, store: &S, refs: &RefMap) -> u64 {
+        let mut st = (0u64, 0u64);
+        if let Some(r) = self.root {
+            Self::space_node(store, refs, r, self.height, true, true, &mut st);
+        }
+        st.1
     }
 
     fn space_node<S: NodeStore>(
@@ -1494,13 +1505,17 @@ impl BlockTable {
         id: NodeId,
         level: u8,
         excl: bool,
+        prune: bool,
         st: &mut (u64, u64),
     ) {
         let excl = excl && store.refs(id) <= 1;
+        if prune && !excl {
+            return;
+        }
         if level > 1 {
             for i in 0..FANOUT {
                 if let Some(c) = child(entry(store, id, i)) {
-                    Self::space_node(store, refs, c, level - 1, excl, st);
+                    Self::space_node(store, refs, c, level - 1, excl, prune, st);
                 }
             }
             return;

@@ -666,6 +666,24 @@ where
         self.refs.shared_blocks()
     }
 
+    /// Live blocks referenced more than once (by the tables of several
+    /// volumes, snapshots or clones): the distinct live blocks minus those
+    /// exactly one table references. Unlike [`Self::shared_blocks`] it also
+    /// counts blocks of leaves shared whole (an untouched snapshot). Visits
+    /// only the nodes a single table references, each once.
+    pub fn shared_live_blocks(&self) -> u64 {
+        let inflight = self
+            .alloc
+            .zones()
+            .iter()
+            .fold(0u64, |s, z| s.saturating_add(z.inflight()));
+        let live = self.alloc.used_blocks().saturating_sub(inflight);
+        let exclusive = self.vols.iter().filter_map(|v| v.table).fold(0u64, |s, t| {
+            s.saturating_add(t.exclusive(&self.nodes, &self.refs))
+        });
+        live.saturating_sub(exclusive)
+    }
+
     /// The reference map of shared blocks.
     pub fn refs(&self) -> &RefMap {
         &self.refs

@@ -31,7 +31,7 @@ if [ ! -f "$KO" ] || [ ! -f /lib/modules/null_blk.ko ]; then
 	ktap_finished
 fi
 lsmod | grep -q '^zvpool ' && rmmod zvpool
-ktap_set_plan 67
+ktap_set_plan 68
 dmesg_mark
 DMESG_START=$DMESG_MARK
 
@@ -84,6 +84,7 @@ nodes0=$(stat_of table_nodes)
 ktap_test_result "snapshot v@s1 of the mounted volume" sh -c "echo v@s1 > $P/snapshot"
 ktap_expect_eq "taking it copied no table node" "$nodes0" "$(stat_of table_nodes)"
 ktap_expect_eq "status counts 1 snapshot" 1 "$(stat_of snapshots)"
+ktap_expect_eq "pool shared_bytes: every block of v is shared with v@s1" "$(use_of v mapped_bytes)" "$(stat_of shared_bytes)"
 grep -q "^[0-9]* v@s1 .*kind=snapshot origin=v " $P/volumes
 ktap_test_result "volumes lists v@s1 as a snapshot of v" [ $? = 0 ]
 ktap_test_result "more writes on v: a file added, one deleted" quiet sh -c "

@@ -71,10 +71,34 @@ t 0 "pool status" zvpoolctl pool status tank
 t 0 "pool status -j" zvpoolctl pool status -j tank
 t 1 "pool add while active: EBUSY" zvpoolctl pool add tank /dev/null
 has "cannot add members to an active pool yet" "pool add message"
-t 1 "online resize refused" zvpoolctl volume resize tank/vm2 --size 512M
-has "online resize not supported yet" "online resize message"
-t 0 "offline resize" zvpoolctl volume resize tank/vm2 --size 512M --offline
-t 1 "shrink without --shrink" zvpoolctl volume resize tank/vm2 --size 256M --offline
+DEV2=$(zvpoolctl volume show -H -o device tank/vm2 | cut -f2)
+t 0 "online resize (grow)" zvpoolctl volume resize tank/vm2 --size 512M
+has "online" "online resize message"
+t 0 "the block device grew" test "$(blockdev --getsize64 "$DEV2")" = 536870912
+t 1 "shrink without --shrink" zvpoolctl volume resize tank/vm2 --size 256M
+t 0 "online shrink with --shrink" zvpoolctl volume resize --shrink tank/vm2 --size 384M
+t 0 "the block device shrank" test "$(blockdev --getsize64 "$DEV2")" = 402653184
+# Snapshots and clones.
+[ $data = 1 ] && SUMV=$(dd if="$DEV" bs=1M count=8 iflag=direct 2>/dev/null | md5sum)
+t 0 "snapshot create" zvpoolctl snapshot create tank/vm1@s1
+t 0 "snapshot list" zvpoolctl snapshot list tank
+has "tank/vm1@s1" "snapshot listed"
+t 0 "snapshot list -j" zvpoolctl snapshot list -j tank
+has '"snapshots"' "snapshot list in JSON"
+t 0 "volume clone" zvpoolctl volume clone tank/vm1@s1 c1
+has "/dev/zvpool" "clone's device shown"
+CDEV=$(zvpoolctl volume show -H -o device tank/c1 | cut -f2)
+[ $data = 1 ] && t 0 "the clone holds vm1's data" test "$(dd if="$CDEV" bs=1M count=8 iflag=direct 2>/dev/null | md5sum)" = "$SUMV"
+t 0 "volume show of the clone" zvpoolctl volume show -o name,kind,origin tank/c1
+has "vm1@s1" "the clone's origin shown"
+t 0 "volume promote" zvpoolctl volume promote tank/c1
+t 0 "volume show after promote" zvpoolctl volume show -j tank/c1
+has '"kind": "volume"' "promoted clone is a plain volume"
+t 1 "rollback of an enabled volume: refused" zvpoolctl snapshot rollback tank/vm1@s1
+has "disable the volume first" "rollback refusal message"
+t 0 "volume delete c1" zvpoolctl volume delete tank/c1
+t 0 "snapshot delete" zvpoolctl snapshot delete tank/vm1@s1
+t 0 "no snapshot left" test -z "$(zvpoolctl snapshot list -H tank)"
 exec 3<"$DEV"
 t 1 "stop refused while vm1 is open" zvpoolctl pool stop tank
 has "is in use" "in-use message"

@@ -1246,6 +1246,11 @@ impl World {
             owners.len() as u64 + inflight,
             "{when}: used space is not the distinct live blocks"
         );
+        assert_eq!(
+            pool.shared_live_blocks(),
+            owners.values().filter(|&&c| c > 1).count() as u64,
+            "{when}: pool shared blocks"
+        );
         for (id, addrs) in mapped {
             let sp = pool.vol_space(id).unwrap();
             let excl = addrs.iter().filter(|a| owners[a] == 1).count() as u64;
