@@ -28,10 +28,7 @@ DMESG_START=$DMESG_MARK
 
 stat_of() { sed -n "s/^$1 //p" $ST; }
 # 64 zones of 4 MiB (256 MiB); 4 hold metadata, a few are the GC reserve.
-lsmod | grep -q '^null_blk ' || insmod /lib/modules/null_blk.ko nr_devices=0
-mkdir $NB && echo 1 >$NB/zoned && echo 4 >$NB/zone_size && echo 256 >$NB/size &&
-	echo 4096 >$NB/blocksize && echo 1 >$NB/memory_backed && echo 1024 >$NB/max_sectors &&
-	echo 1 >$NB/power
+nullb_zoned $NB 256 4 max_sectors=1024
 NBDEV=/dev/${NB##*/}
 insmod "$KO"
 quiet() { "$@" >/tmp/out 2>&1 || { sed 's/^/# /' /tmp/out; return 1; }; }

@@ -118,3 +118,18 @@ refused() {
 		ktap_test_fail "$1"
 	fi
 }
+
+# nullb_zoned DIR SIZE_MIB ZONE_MIB [ATTR=VALUE...]: a memory-backed zoned
+# null_blk device with 4 KiB blocks, configured in configfs directory DIR
+# (extra attributes as given) and powered on; loads null_blk if needed.
+nullb_zoned() {
+	_d=$1 _s=$2 _z=$3
+	shift 3
+	lsmod | grep -q '^null_blk ' || insmod /lib/modules/null_blk.ko nr_devices=0 || return 1
+	mkdir "$_d" && echo 1 >"$_d/zoned" && echo "$_z" >"$_d/zone_size" && echo "$_s" >"$_d/size" &&
+		echo 4096 >"$_d/blocksize" && echo 1 >"$_d/memory_backed" || return 1
+	for _kv in "$@"; do
+		echo "${_kv#*=}" >"$_d/${_kv%%=*}" || return 1
+	done
+	echo 1 >"$_d/power"
+}

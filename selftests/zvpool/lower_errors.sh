@@ -25,9 +25,7 @@ dmesg_mark
 DMESG_START=$DMESG_MARK
 
 # 16 zones of 8 MiB; zones 0-3 hold metadata (sectors 0-65535).
-lsmod | grep -q '^null_blk ' || insmod /lib/modules/null_blk.ko nr_devices=0
-mkdir $NB && echo 1 >$NB/zoned && echo 8 >$NB/zone_size && echo 128 >$NB/size &&
-	echo 4096 >$NB/blocksize && echo 1 >$NB/memory_backed && echo 1 >$NB/power
+nullb_zoned $NB 128 8
 NBDEV=/dev/${NB##*/}
 BAD="+65536-262143"
 insmod "$KO"

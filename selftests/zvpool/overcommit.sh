@@ -23,9 +23,7 @@ DMESG_START=$DMESG_MARK
 
 # 16 zones of 8 MiB: 4 hold metadata, 2 are the GC reserve, so about 80 MiB
 # can hold user data.
-lsmod | grep -q '^null_blk ' || insmod /lib/modules/null_blk.ko nr_devices=0
-mkdir $NB && echo 1 >$NB/zoned && echo 8 >$NB/zone_size && echo 128 >$NB/size &&
-	echo 4096 >$NB/blocksize && echo 1 >$NB/memory_backed && echo 1 >$NB/power
+nullb_zoned $NB 128 8
 NBDEV=/dev/${NB##*/}
 insmod "$KO"
 quiet() { "$@" >/tmp/out 2>&1 || { sed 's/^/# /' /tmp/out; return 1; }; }

@@ -58,9 +58,7 @@ is_zero() {
 now_cs() { tr -d . </proc/uptime | cut -d' ' -f1; }
 
 # 512 MiB in 64 zones of 8 MiB.
-lsmod | grep -q '^null_blk ' || insmod /lib/modules/null_blk.ko nr_devices=0
-mkdir $NB && echo 1 >$NB/zoned && echo 8 >$NB/zone_size && echo 512 >$NB/size &&
-	echo 4096 >$NB/blocksize && echo 1 >$NB/memory_backed && echo 1 >$NB/power
+nullb_zoned $NB 512 8
 NBDEV=/dev/${NB##*/}
 insmod "$KO"
 ktap_test_result "pool on a zoned null_blk" sh -c "mkdir $P && echo $NBDEV >$P/devices &&

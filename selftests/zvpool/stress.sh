@@ -27,10 +27,7 @@ RUNTIME=${ZVPOOL_STRESS_SECONDS:-30}
 # 48 zones of 4 MiB (44 for data, 176 MiB): a and b filled (128 MiB), c up
 # to 16 MiB and 4 MiB volumes coming and going leave ~6 free zones: GC runs
 # within seconds even on the (slow) debug kernel.
-lsmod | grep -q '^null_blk ' || insmod /lib/modules/null_blk.ko nr_devices=0
-mkdir $NB && echo 1 >$NB/zoned && echo 4 >$NB/zone_size && echo 192 >$NB/size &&
-	echo 4096 >$NB/blocksize && echo 1 >$NB/memory_backed && echo 2 >$NB/submit_queues &&
-	echo 1 >$NB/power
+nullb_zoned $NB 192 4 submit_queues=2
 NBDEV=/dev/${NB##*/}
 insmod "$KO"
 quiet() { "$@" >/tmp/out 2>&1 || { sed 's/^/# /' /tmp/out; return 1; }; }
