@@ -14,7 +14,9 @@
 #     device, assemble the pool (recovery, then the core's verifier) and check
 #     every block with `zvcrash verify`: each holds what the newest durable
 #     round wrote (or zeros), or what a round in flight at the cut wrote;
-#     nothing else.
+#     nothing else. Meanwhile zvcrash takes a snapshot after every fourth
+#     round (and deletes the one before): every snapshot that exists after
+#     the cut must hold exactly the rounds up to its own.
 DIR=$(dirname "$0")
 . "$DIR/ktap_helpers.sh"
 
@@ -55,7 +57,7 @@ case "$ZVPOOL_PHASE" in
 	zvpoolctl volume create cr/v --size 56M >/tmp/out 2>&1 || fail "volume create"
 	V=$(zvpoolctl volume show -H -o device cr/v | cut -f2)
 	echo "ZVPOOL-CRASH writing: seed $SEED, power cut after ${DELAY}s" >$R
-	zvcrash write "$V" "$SEED" $PER_ROUND >$R 2>&1 &
+	zvcrash write "$V" "$SEED" $PER_ROUND /sys/kernel/config/zvpool/cr v 4 >$R 2>&1 &
 	sleep "$DELAY"
 	echo "ZVPOOL-CRASH gc_runs $(sed -n 's/^gc_runs //p' /sys/kernel/config/zvpool/cr/status) zones_reset $(sed -n 's/^zones_reset //p' /sys/kernel/config/zvpool/cr/status)" >$R
 	echo b >/proc/sysrq-trigger
@@ -64,7 +66,7 @@ case "$ZVPOOL_PHASE" in
 	;;
 2)
 	ktap_print_header
-	ktap_set_plan 4
+	ktap_set_plan 5
 	dmesg_mark
 	quiet() { "$@" >/tmp/out 2>&1 || { sed 's/^/# /' /tmp/out; return 1; }; }
 	ktap_print_msg "seed $SEED, power cut after ${DELAY}s, $DURABLE rounds durable"
@@ -79,6 +81,28 @@ case "$ZVPOOL_PHASE" in
 	else
 		sed 's/^/# /; s/^# # /# /' /tmp/out
 		ktap_test_fail "every block holds a durable or in-flight write, nothing else"
+	fi
+	# Snapshots taken before the cut: v@rN holds rounds 1..=N exactly.
+	P=/sys/kernel/config/zvpool/cr
+	snaps=$(sed -n 's/^[0-9]* \(v@r[0-9]*\) .*/\1/p' $P/volumes)
+	nsnap=0 sbad=0
+	for sn in $snaps; do
+		n=${sn#v@r}
+		if mkdir $P/$sn && echo 1 >$P/$sn/enable &&
+			zvcrash verify "/dev/$(cut -d' ' -f1 $P/$sn/dev)" "$SEED" "$n" $PER_ROUND >/tmp/out 2>&1; then
+			sed 's/^/# /; s/^# # /# /' /tmp/out
+		else
+			sed 's/^/# /; s/^# # /# /' /tmp/out
+			sbad=$((sbad + 1))
+		fi
+		nsnap=$((nsnap + 1))
+		echo 0 >$P/$sn/enable
+		rmdir $P/$sn
+	done
+	if [ $nsnap = 0 ]; then
+		ktap_test_skip "every snapshot holds exactly the rounds before it" "no snapshot existed at the cut"
+	else
+		ktap_expect_eq "every snapshot holds exactly the rounds before it ($nsnap checked)" 0 $sbad
 	fi
 	zvpoolctl pool stop cr >/dev/null 2>&1
 	dmesg_clean_since_mark "no WARN/oops"

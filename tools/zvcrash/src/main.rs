@@ -1,9 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 //! zvcrash: crash-consistency workload for zvpool volumes (see lib.rs).
 //!
-//!   zvcrash write DEV SEED [PER_ROUND]    rounds of stamped writes, each
-//!       followed by a flush (fsync); prints "durable R" after each flush;
-//!       runs until killed (the power cut).
+//!   zvcrash write DEV SEED [PER_ROUND [POOLDIR VOL EVERY]]
+//!       rounds of stamped writes, each followed by a flush (fsync); prints
+//!       "durable R" after each flush; runs until killed (the power cut).
+//!       With POOLDIR (a pool's configfs directory), VOL and EVERY: after
+//!       every EVERY-th round's flush, takes snapshot `VOL@rR` of the
+//!       volume (it holds exactly rounds 1..=R) and deletes the previous
+//!       one, printing "snapshot R".
 //!   zvcrash verify DEV SEED DURABLE [PER_ROUND]
 //!       checks every block against what rounds 1..=DURABLE (durable) and
 //!       the next two (in flight at the cut) wrote; exit 1 on any violation.
@@ -35,7 +39,7 @@ fn main() {
         (Some(c), Some(d)) => (c.as_str(), d.as_str()),
         _ => {
             eprintln!(
-                "usage: zvcrash write DEV SEED [PER_ROUND] | verify DEV SEED DURABLE [PER_ROUND]"
+                "usage: zvcrash write DEV SEED [PER_ROUND [POOLDIR VOL EVERY]] | verify DEV SEED DURABLE [PER_ROUND]"
             );
             exit(2)
         }
@@ -67,7 +71,14 @@ fn main() {
                 .get(4)
                 .map(|_| num(args.get(4), "per-round"))
                 .unwrap_or(256);
+            let snap = match (args.get(5), args.get(6)) {
+                (Some(dir), Some(vol)) => {
+                    Some((dir.as_str(), vol.as_str(), num(args.get(7), "every").max(1)))
+                }
+                _ => None,
+            };
             let mut out = std::io::stdout();
+            let mut prev: Option<String> = None;
             for r in 1.. {
                 for b in round_blocks(seed, r, nblocks, per) {
                     if let Err(e) = f.write_at(&stamp(seed, b, r), b * BLOCK as u64) {
@@ -80,6 +91,22 @@ fn main() {
                     exit(1)
                 }
                 let _ = writeln!(out, "# zvcrash: durable {r}");
+                if let Some((dir, vol, _)) = snap.filter(|s| r % s.2 == 0) {
+                    let name = format!("{vol}@r{r}");
+                    match std::fs::write(format!("{dir}/snapshot"), &name) {
+                        Ok(()) => {
+                            let _ = writeln!(out, "# zvcrash: snapshot {r}");
+                            if let Some(p) = prev.replace(name) {
+                                if let Err(e) = std::fs::write(format!("{dir}/delete_volume"), &p) {
+                                    let _ = writeln!(out, "# zvcrash: delete of {p}: {e}");
+                                }
+                            }
+                        }
+                        Err(e) => {
+                            let _ = writeln!(out, "# zvcrash: snapshot {r}: {e}");
+                        }
+                    }
+                }
                 let _ = out.flush();
             }
         }
