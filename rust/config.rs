@@ -143,7 +143,7 @@ impl PoolInner {
         if let Some(p) = self.active.take() {
             p.stop_gc();
             let r = {
-                let mut st = p.state.lock();
+                let mut st = p.lock_engine();
                 p.commit(&mut st)
             };
             if let Err(e) = r {

@@ -13,6 +13,7 @@ use crate::kwrap::{
     bdev::LowerDev,
     bio::BioSet,
     metaio::{self, MetaBuf},
+    noio::NoIo,
     random,
     zone::{self, ZoneCond, ZoneOp, ZoneReport, ZoneType},
 };
@@ -24,11 +25,12 @@ use crate::zvcore::{
     geom::{DevKind, DeviceGeometry, PoolGeometry, Stream},
     pool::{MetaOp, Pool, PoolConfig, PoolStorage, VolEntry},
 };
+use core::ops::{Deref, DerefMut};
 use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use kernel::{
     prelude::*,
     str::{CString, Formatter},
-    sync::{Arc, CondVar, Mutex},
+    sync::{Arc, CondVar, Mutex, MutexGuard},
     workqueue::Work,
 };
 
@@ -342,6 +344,27 @@ impl crate::zvcore::recovery::MetaReader for Reader<'_> {
 pub(crate) struct EngineState {
     pub(crate) engine: KBox<Engine>,
     scratch: KVec<u8>,
+}
+
+/// The engine lock, held in a `GFP_NOIO` scope (see [`ActivePool::lock_engine`]).
+pub(crate) struct EngineLock<'a> {
+    // Dropped first: the lock is released before the scope ends.
+    guard: MutexGuard<'a, EngineState>,
+    _noio: NoIo,
+}
+
+impl Deref for EngineLock<'_> {
+    type Target = EngineState;
+
+    fn deref(&self) -> &EngineState {
+        &self.guard
+    }
+}
+
+impl DerefMut for EngineLock<'_> {
+    fn deref_mut(&mut self) -> &mut EngineState {
+        &mut self.guard
+    }
 }
 
 /// A running pool.
@@ -705,10 +728,24 @@ impl ActivePool {
         let pool = Self::new(name, uuid, members, mgeoms, engine, scratch)?;
         // Recovery may leave records (e.g. after a torn journal tail): commit.
         {
-            let mut st = pool.state.lock();
+            let mut st = pool.lock_engine();
             pool.commit(&mut st)?;
         }
         Ok(pool)
+    }
+
+    /// Takes the engine lock in a `GFP_NOIO` scope, for the configuration
+    /// paths (configfs) that change the engine and commit: allocations under
+    /// the lock (metadata buffers, table nodes) must not enter reclaim that
+    /// writes to a zvpool disk, whose requests need this lock (and whose
+    /// queue an online shrink freezes before taking it). The data path and
+    /// GC run in such a scope already.
+    pub(crate) fn lock_engine(&self) -> EngineLock<'_> {
+        let noio = NoIo::enter();
+        EngineLock {
+            guard: self.state.lock(),
+            _noio: noio,
+        }
     }
 
     /// Commits everything queued (a flush of the pool's metadata).
@@ -943,7 +980,7 @@ impl ActivePool {
 
     /// Resizes volume `id` to `blocks` blocks (a shrink unmaps the tail) and commits.
     pub(crate) fn vol_resize(&self, id: u32, blocks: u64) -> Result {
-        let mut st = self.state.lock();
+        let mut st = self.lock_engine();
         st.engine.vol_resize(id, blocks).map_err(core_err)?;
         self.commit(&mut st)
     }
@@ -966,7 +1003,7 @@ impl ActivePool {
 
     /// Creates a volume of `blocks` blocks and commits it; returns its id.
     pub(crate) fn vol_create(&self, name: &[u8], blocks: u64) -> Result<u32> {
-        let mut st = self.state.lock();
+        let mut st = self.lock_engine();
         let id = crate::snapshot::next_id(&st.engine);
         st.engine
             .vol_create(id, name, blocks, 0)
@@ -977,7 +1014,7 @@ impl ActivePool {
 
     /// Deletes volume `id` (its blocks return to the pool) and commits.
     pub(crate) fn vol_delete(&self, id: u32) -> Result {
-        let mut st = self.state.lock();
+        let mut st = self.lock_engine();
         st.engine.vol_delete(id).map_err(core_err)?;
         self.commit(&mut st)
     }

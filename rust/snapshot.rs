@@ -106,12 +106,12 @@ fn id_of(e: &Engine, name: &[u8]) -> Option<u32> {
 impl ActivePool {
     /// Description of volume `id`.
     pub(crate) fn vol_info(&self, id: u32) -> Option<VolInfo> {
-        info_of(&self.state.lock().engine, id)
+        info_of(&self.lock_engine().engine, id)
     }
 
     /// Calls `f` with the name of volume `id` (for origins in listings).
     pub(crate) fn with_name<R>(&self, id: u32, f: impl FnOnce(Option<&[u8]>) -> R) -> R {
-        let st = self.state.lock();
+        let st = self.lock_engine();
         f(st.engine.volume(id).map(|v| v.name.as_bytes()))
     }
 
@@ -121,7 +121,7 @@ impl ActivePool {
     pub(crate) fn snap_create(&self, name: &[u8]) -> Result<u32> {
         let at = snapshot_split(name).ok_or(EINVAL)?;
         let vol = name.get(..at).ok_or(EINVAL)?;
-        let mut st = self.state.lock();
+        let mut st = self.lock_engine();
         if id_of(&st.engine, name).is_some() {
             return Err(EEXIST);
         }
@@ -134,7 +134,7 @@ impl ActivePool {
 
     /// Clones snapshot `snap` into a new writable volume `name` and commits.
     pub(crate) fn clone_volume(&self, snap: &[u8], name: &[u8]) -> Result<u32> {
-        let mut st = self.state.lock();
+        let mut st = self.lock_engine();
         if id_of(&st.engine, name).is_some() {
             return Err(EEXIST);
         }
@@ -150,7 +150,7 @@ impl ActivePool {
     pub(crate) fn rollback(&self, snap: &[u8]) -> Result {
         let at = snapshot_split(snap).ok_or(EINVAL)?;
         let vol = snap.get(..at).ok_or(EINVAL)?;
-        let mut st = self.state.lock();
+        let mut st = self.lock_engine();
         let s = id_of(&st.engine, snap).ok_or(ENOENT)?;
         let v = id_of(&st.engine, vol).ok_or(ENOENT)?;
         st.engine.rollback(v, s).map_err(core_err)?;
@@ -159,7 +159,7 @@ impl ActivePool {
 
     /// Promotes (flattens) volume `name` and commits.
     pub(crate) fn promote(&self, name: &[u8]) -> Result {
-        let mut st = self.state.lock();
+        let mut st = self.lock_engine();
         let v = id_of(&st.engine, name).ok_or(ENOENT)?;
         st.engine.promote(v).map_err(core_err)?;
         self.commit(&mut st)
