@@ -993,12 +993,7 @@ impl ActivePool {
 
     /// The id of the volume named `name`, if the metadata has one.
     pub(crate) fn find_volume(&self, name: &[u8]) -> Option<u32> {
-        let st = self.state.lock();
-        st.engine
-            .volumes()
-            .iter()
-            .find(|v| v.table.is_some() && v.name.as_bytes() == name)
-            .map(|v| v.id)
+        crate::snapshot::id_of(&self.state.lock().engine, name)
     }
 
     /// Creates a volume of `blocks` blocks and commits it; returns its id.

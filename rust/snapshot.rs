@@ -96,7 +96,7 @@ pub(crate) fn info_of(e: &Engine, id: u32) -> Option<VolInfo> {
 }
 
 /// The id of the volume named `name` in `e`.
-fn id_of(e: &Engine, name: &[u8]) -> Option<u32> {
+pub(crate) fn id_of(e: &Engine, name: &[u8]) -> Option<u32> {
     e.volumes()
         .iter()
         .find(|v| v.table.is_some() && v.name.as_bytes() == name)

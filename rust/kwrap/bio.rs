@@ -78,10 +78,9 @@ impl BioSet {
 
 impl Drop for BioSet {
     fn drop(&mut self) {
-        // SAFETY: initialised (type invariant); every bio allocated from it
-        // was freed: bios are put by `end_io` or `BioBuilder::drop`, and each
-        // user of the set waits for its bios (`BioBatch`) before the owner of
-        // the set can drop it.
+        // Every bio from the set was freed: bios are put by `end_io` or
+        // `BioBuilder::drop`, and each user waits for its bios (`BioBatch`).
+        // SAFETY: initialised (type invariant), and no bio is left (above).
         unsafe { bindings::bioset_exit(self.as_ptr()) };
     }
 }

@@ -745,18 +745,7 @@ where
     pub(super) fn apply_delete(&mut self, i: usize) -> Result<()> {
         let v = *self.vols.get(i).ok_or(Error::NotFound)?;
         let mut t = v.table.ok_or(Error::NotFound)?;
-        let ep = self.cur_epoch;
-        let (alloc, zepoch, failed, rep) = (
-            &mut self.alloc,
-            &mut self.zepoch,
-            &mut self.failed,
-            self.replaying,
-        );
-        let r = t.destroy_shared(&mut self.nodes, &mut self.refs, |a, n| {
-            if !rep {
-                inval(alloc, zepoch, ep, failed, a, n)
-            }
-        });
+        let r = self.destroy_table(&mut t);
         if let Some(slot) = self.vols.get_mut(i) {
             *slot = VolEntry::default();
         }
@@ -769,6 +758,24 @@ where
             }
         }
         r
+    }
+
+    /// Releases table `t` (a volume's, or its old contents at a rollback):
+    /// its exclusive nodes are freed and every block no other table
+    /// references is invalidated (not during replay, which rebuilds counts).
+    fn destroy_table(&mut self, t: &mut BlockTable) -> Result<()> {
+        let ep = self.cur_epoch;
+        let (alloc, zepoch, failed, rep) = (
+            &mut self.alloc,
+            &mut self.zepoch,
+            &mut self.failed,
+            self.replaying,
+        );
+        t.destroy_shared(&mut self.nodes, &mut self.refs, |a, n| {
+            if !rep {
+                inval(alloc, zepoch, ep, failed, a, n)
+            }
+        })
     }
 
     /// Resizes volume `id` (shrinking drops the mappings beyond the end).
@@ -987,18 +994,7 @@ where
         if let Some(e) = self.vols.get_mut(j) {
             e.table = Some(st);
         }
-        let ep = self.cur_epoch;
-        let (alloc, zepoch, failed, rep) = (
-            &mut self.alloc,
-            &mut self.zepoch,
-            &mut self.failed,
-            self.replaying,
-        );
-        let r = old.destroy_shared(&mut self.nodes, &mut self.refs, |a, n| {
-            if !rep {
-                inval(alloc, zepoch, ep, failed, a, n)
-            }
-        });
+        let r = self.destroy_table(&mut old);
         if let Some(e) = self.vols.get_mut(i) {
             e.table = Some(new);
             e.parent = Some(s.id);
