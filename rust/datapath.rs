@@ -275,7 +275,7 @@ impl ActivePool {
         lba: u64,
         n: u64,
     ) -> Result<WritePlan> {
-        let mut tries = 0u32;
+        let mut since = None;
         loop {
             match st.engine.write_begin(vol, lba, n, USER_STREAM) {
                 Ok(p) => return Ok(p),
@@ -290,7 +290,7 @@ impl ActivePool {
                 Err(e) => return Err(self.write_plan_error(vol, n, e)),
             }
             // No space: GC may free some.
-            if !self.wait_for_space(st, &mut tries) {
+            if !self.wait_for_space(st, &mut since) {
                 return Err(self.write_plan_error(vol, n, CoreError::NoSpace));
             }
         }
@@ -321,7 +321,7 @@ impl ActivePool {
     ) -> Result {
         let _noio = NoIo::enter();
         let (lba, n) = (offset / BS, bytes / BS);
-        self.throttle();
+        self.throttle(n);
         let mut done = 0u64;
         while done < n {
             let slots = [const { Slot::new() }; MAX_PLAN_EXTENTS];

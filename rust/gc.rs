@@ -18,11 +18,17 @@
 //!    is still current (a user write meanwhile wins), journal written, and
 //!    zones left without valid blocks reset.
 //!
-//! Foreground writes are throttled smoothly as free zones approach the
-//! reserve (`zvcore::gc::throttle_permille`: a short sleep per write, growing
-//! quadratically), and a write that finds no space waits for GC batches (each
-//! frees at most one zone's worth) while they make progress; only when GC
-//! cannot free anything does it fail with `ENOSPC`.
+//! Foreground writes are paced to GC's progress: from the urgent level (one
+//! zone below GC's start) each user block written adds a debt of what GC
+//! must copy to gain one block (the victim's relocation cost,
+//! `zvcore::gc::relocation_cost_x1000`, scaled by
+//! `zvcore::gc::pace_permille`: all of it at the urgent level, up to twice
+//! it at the reserve), and each block GC relocates pays one back. A write
+//! that finds the debt above two GC batches waits for GC to pay it down, so
+//! writers run as fast as GC can make room, whatever the zone size and
+//! however full the victims are, instead of running into the reserve. A
+//! write that still finds no space waits for GC while it makes progress;
+//! only when GC cannot free anything does it fail with `ENOSPC`.
 
 use crate::datapath::landed_addr;
 use crate::kwrap::{
@@ -35,10 +41,10 @@ use crate::pool::{core_err, ActivePool, SPB};
 use crate::zvcore::{
     error::Error as CoreError,
     format::BLOCK_SIZE,
-    gc::{throttle_permille, urgent_level, Urgency},
+    gc::{gc_start_level, pace_permille},
     pool::RelocItem,
 };
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use kernel::{
     prelude::*,
     sync::{Arc, Mutex},
@@ -53,15 +59,28 @@ const GC_ITEMS: usize = 256;
 /// Copy buffer of a GC batch, in blocks (1 MiB): the batch's budget.
 const GC_BUF_BLOCKS: u64 = 256;
 
-/// Longest foreground throttle sleep per write, in microseconds (at the
-/// reserve; zero above the background level).
-const THROTTLE_MAX_US: u64 = 2000;
+/// Pacing debt writers may run ahead of GC, in thousandths of a block: two
+/// GC batches. Also the most credit GC can build up ahead of writers.
+const DEBT_MAX: i64 = 2 * GC_BUF_BLOCKS as i64 * 1000;
+
+/// Relocation cost assumed before GC has looked at a victim: one block
+/// copied per block gained.
+const COST_DEFAULT: u64 = 1000;
+
+/// How long a paced write waits for one GC batch before looking again.
+const PACE_WAIT_MS: u32 = 100;
+
+/// Longest a paced write waits for GC in all; then it goes ahead (and waits
+/// for space if there is none).
+const PACE_WAIT_MAX_MS: u64 = 10_000;
 
 /// How long a write that found no space waits for one GC batch.
 const NOSPACE_WAIT_MS: u32 = 1000;
 
-/// GC batches a write that found no space waits for before giving up.
-const NOSPACE_TRIES: u32 = 64;
+/// Longest a write that found no space waits for GC while GC makes
+/// progress: freeing a zone can take seconds (a nearly full victim on a slow
+/// member, a large zone), this is far beyond that.
+const NOSPACE_WAIT_MAX_MS: u64 = 60_000;
 
 /// GC state of a pool.
 #[pin_data]
@@ -73,6 +92,12 @@ pub(crate) struct Gc {
     pub(crate) disabled: AtomicBool,
     /// The last batch made no progress: nothing to reclaim.
     stalled: AtomicBool,
+    /// Pacing debt, in thousandths of a block: what GC still has to relocate
+    /// for the blocks users wrote while GC runs (negative: GC is ahead).
+    debt: AtomicI64,
+    /// Relocation cost of the current victim, in thousandths of a block per
+    /// block gained (`zvcore::gc::relocation_cost_x1000`).
+    cost_x1000: AtomicU64,
     /// Batches run.
     pub(crate) runs: AtomicU64,
     /// Time foreground writes spent throttled or waiting for GC (µs).
@@ -117,6 +142,8 @@ impl Gc {
             stopping: AtomicBool::new(false),
             disabled: AtomicBool::new(false),
             stalled: AtomicBool::new(false),
+            debt: AtomicI64::new(0),
+            cost_x1000: AtomicU64::new(COST_DEFAULT),
             runs: AtomicU64::new(0),
             throttled_us: AtomicU64::new(0),
             bufs <- kernel::new_mutex!(bufs),
@@ -179,15 +206,32 @@ impl ActivePool {
         self.gc_cv.notify_all();
     }
 
-    /// Whether GC should run now: free zones at the core's urgent level (or
-    /// one above). GC waits that long on purpose: the longer a zone waits,
-    /// the more of its blocks are overwritten and need no copy (premature
-    /// cleaning of hot data costs write amplification). Foreground writes are
-    /// throttled from the background level down ([`Self::throttle`]).
+    /// Whether GC should run now: free zones at the core's start level
+    /// (`zvcore::gc::gc_start_level`, one above the urgent level). GC waits
+    /// that long on purpose: the longer a zone waits, the more of its blocks
+    /// are overwritten and need no copy (premature cleaning of hot data costs
+    /// write amplification). Foreground writes are paced from the same level
+    /// down ([`Self::throttle`]).
     fn gc_needed(&self) -> bool {
         let st = self.state.lock();
         let a = st.engine.alloc();
-        a.free_zones() <= urgent_level(a.data_zones(), a.config().gc_reserve).saturating_add(1)
+        a.free_zones() <= gc_start_level(a.data_zones(), a.config().gc_reserve)
+    }
+
+    /// After a batch (engine lock held): `moved` blocks pay the writers'
+    /// debt, a zone freed without copying forgives it, and the next
+    /// victim's relocation cost is noted.
+    fn gc_paid(&self, engine: &crate::pool::Engine, moved: u64, freed: bool) {
+        let g = &self.gc;
+        g.cost_x1000
+            .store(engine.gc_cost_x1000(), Ordering::Relaxed);
+        let pay = i64::try_from(moved.saturating_mul(1000)).unwrap_or(i64::MAX);
+        let _ = g
+            .debt
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |d| {
+                let d = if freed && moved == 0 { d.min(0) } else { d };
+                Some(d.saturating_sub(pay).max(-DEBT_MAX))
+            });
     }
 
     /// Whether a write is waiting for space.
@@ -215,7 +259,9 @@ impl ActivePool {
                     // remains is committing and resetting empty zones.
                     self.commit(&mut st)?;
                     self.gc.runs.fetch_add(1, Ordering::Relaxed);
-                    return Ok(st.engine.free_zones() > free_before);
+                    let freed = st.engine.free_zones() > free_before;
+                    self.gc_paid(&st.engine, 0, freed);
+                    return Ok(freed);
                 }
                 Ok(n) => (n, free_before),
                 Err(CoreError::NoSpace) | Err(CoreError::Busy) => return Ok(false),
@@ -341,57 +387,115 @@ impl ActivePool {
             .map_err(core_err)?;
         self.commit(&mut st)?;
         self.gc.runs.fetch_add(1, Ordering::Relaxed);
-        Ok(moved > 0 || st.engine.free_zones() > free_before)
+        let freed = st.engine.free_zones() > free_before;
+        self.gc_paid(&st.engine, moved, freed);
+        Ok(moved > 0 || freed)
     }
 
-    /// Foreground throttle before a write: kicks GC when it is needed and
-    /// sleeps a little when free zones approach the reserve.
-    pub(crate) fn throttle(self: &Arc<Self>) {
-        let (permille, urgency) = {
+    /// Pacing before a write of `blocks` blocks: kicks GC from its start
+    /// level; none above the urgent level; below, the write adds its debt ([`Gc::debt`]) and,
+    /// when writers are more than [`DEBT_MAX`] ahead, waits until GC has
+    /// paid the debt down (or stops making progress, or
+    /// [`PACE_WAIT_MAX_MS`] passed). Sleeps.
+    pub(crate) fn throttle(self: &Arc<Self>, blocks: u64) {
+        let g = &self.gc;
+        let (permille, start) = {
             let st = self.state.lock();
             let a = st.engine.alloc();
+            let (free, total, reserve) = (a.free_zones(), a.data_zones(), a.config().gc_reserve);
             (
-                throttle_permille(a.free_zones(), a.data_zones(), a.config().gc_reserve),
-                st.engine.gc_urgency(),
+                pace_permille(free, total, reserve),
+                free <= gc_start_level(total, reserve),
             )
         };
-        if urgency == Urgency::Idle {
-            return;
-        }
-        if self.gc_needed() {
+        if start {
             self.kick_gc();
         }
-        if permille == 0 || self.gc.disabled.load(Ordering::Relaxed) {
+        if permille == 0 {
+            g.debt.store(0, Ordering::Relaxed);
             return;
         }
-        let us = THROTTLE_MAX_US * u64::from(permille.min(1000)) / 1000;
-        if us > 0 {
-            kernel::time::delay::fsleep(kernel::time::Delta::from_micros(us as i64));
-            self.gc.throttled_us.fetch_add(us, Ordering::Relaxed);
+        if g.disabled.load(Ordering::Relaxed) {
+            return;
         }
+        let add = blocks
+            .saturating_mul(g.cost_x1000.load(Ordering::Relaxed))
+            .saturating_mul(u64::from(permille))
+            / 1000;
+        let add = i64::try_from(add).unwrap_or(i64::MAX);
+        let debt = g.debt.fetch_add(add, Ordering::AcqRel).saturating_add(add);
+        if debt <= DEBT_MAX {
+            return;
+        }
+        let t0 = kernel::time::Instant::<kernel::time::Monotonic>::now();
+        let mut st = self.state.lock();
+        loop {
+            if g.debt.load(Ordering::Acquire) <= DEBT_MAX
+                || g.stopping.load(Ordering::Acquire)
+                || g.disabled.load(Ordering::Relaxed)
+                || g.stalled.load(Ordering::Acquire)
+            {
+                break;
+            }
+            // Space recovered meanwhile: the debt is void.
+            let a = st.engine.alloc();
+            if pace_permille(a.free_zones(), a.data_zones(), a.config().gc_reserve) == 0 {
+                g.debt.store(0, Ordering::Relaxed);
+                break;
+            }
+            let waited_ms = u64::try_from(t0.elapsed().as_millis()).unwrap_or(u64::MAX);
+            if waited_ms >= PACE_WAIT_MAX_MS {
+                break;
+            }
+            self.kick_gc();
+            let r = self
+                .gc_cv
+                .wait_interruptible_timeout(&mut st, kernel::time::msecs_to_jiffies(PACE_WAIT_MS));
+            if matches!(r, kernel::sync::CondVarTimeoutResult::Signal { .. }) {
+                break;
+            }
+        }
+        drop(st);
+        let waited = u64::try_from(t0.elapsed().as_micros_ceil()).unwrap_or(0);
+        g.throttled_us.fetch_add(waited, Ordering::Relaxed);
     }
 
     /// A write found no space: waits for GC while it makes progress. Returns
-    /// `true` to retry the write, `false` when GC cannot free anything.
-    /// Called with the engine lock held (through `guard`), which the wait
-    /// releases.
+    /// `true` to retry the write, `false` when GC cannot free anything (a
+    /// batch made no progress, GC is disabled or stopping), on a signal, or
+    /// after [`NOSPACE_WAIT_MAX_MS`] in all (`since`: when the write first
+    /// found no space). Called with the engine lock held (through `guard`),
+    /// which the wait releases.
     pub(crate) fn wait_for_space(
         self: &Arc<Self>,
         guard: &mut kernel::sync::MutexGuard<'_, crate::pool::EngineState>,
-        tries: &mut u32,
+        since: &mut Option<kernel::time::Instant<kernel::time::Monotonic>>,
     ) -> bool {
-        if self.gc.disabled.load(Ordering::Relaxed) || *tries >= NOSPACE_TRIES {
+        if self.gc.disabled.load(Ordering::Relaxed) || self.gc.stopping.load(Ordering::Acquire) {
             return false;
         }
-        if *tries > 0 && self.gc.stalled.load(Ordering::Acquire) {
-            return false;
+        match since {
+            Some(t) => {
+                if self.gc.stalled.load(Ordering::Acquire) {
+                    return false;
+                }
+                let ms = u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX);
+                if ms >= NOSPACE_WAIT_MAX_MS {
+                    pr_err!(
+                        "{}: GC freed no space for a write in {} s\n",
+                        &*self.name,
+                        ms / 1000
+                    );
+                    return false;
+                }
+            }
+            None => *since = Some(kernel::time::Instant::<kernel::time::Monotonic>::now()),
         }
-        *tries += 1;
         self.gc.stalled.store(false, Ordering::Release);
         self.space_waiters.fetch_add(1, Ordering::AcqRel);
         self.kick_gc();
         let t0 = kernel::time::Instant::<kernel::time::Monotonic>::now();
-        let _ = self
+        let r = self
             .gc_cv
             .wait_interruptible_timeout(guard, kernel::time::msecs_to_jiffies(NOSPACE_WAIT_MS));
         self.space_waiters.fetch_sub(1, Ordering::AcqRel);
@@ -400,6 +504,7 @@ impl ActivePool {
             .throttled_us
             .fetch_add(u64::try_from(waited).unwrap_or(0), Ordering::Relaxed);
         !self.gc.stopping.load(Ordering::Acquire)
+            && !matches!(r, kernel::sync::CondVarTimeoutResult::Signal { .. })
     }
 
     /// Blocks per GC item: what every member takes in one zone append.

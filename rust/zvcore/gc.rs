@@ -146,22 +146,52 @@ pub fn gc_urgency(free_zones: u32, total: u32, reserve: u32) -> Urgency {
     }
 }
 
-/// Foreground throttle in per-mille: 0 above the background level, 1000 at
-/// (or below) the reserve, growing quadratically in between (gentle at
-/// first, steep near the reserve). The engine applies it as the share of
-/// foreground write bandwidth held back for GC (e.g. GC blocks to relocate
-/// per user block, or a delay per write).
-pub fn throttle_permille(free_zones: u32, total: u32, reserve: u32) -> u32 {
-    let hi = background_level(total, reserve);
-    if free_zones >= hi {
+/// Free-zone level at or below which GC runs and user writes are paced:
+/// one above the urgent level. GC waits that long on purpose: the longer a
+/// zone waits, the more of its blocks are overwritten and need no copy.
+pub fn gc_start_level(total: u32, reserve: u32) -> u32 {
+    urgent_level(total, reserve).saturating_add(1)
+}
+
+/// Highest relocation cost [`relocation_cost_x1000`] reports: 100 blocks
+/// copied per block gained (a victim 99 % valid).
+pub const MAX_RELOCATION_COST_X1000: u64 = 100_000;
+
+/// What freeing one block costs GC when it collects a zone holding `valid`
+/// live blocks out of `cap`, in thousandths of a block: it copies `valid`
+/// blocks to gain `cap - valid`. 0 for an empty victim (only a reset), at
+/// most [`MAX_RELOCATION_COST_X1000`] (also for a victim with no invalid
+/// block: nothing to gain there).
+pub fn relocation_cost_x1000(valid: u64, cap: u64) -> u64 {
+    if valid == 0 {
         return 0;
     }
-    if free_zones <= reserve {
-        return 1000;
+    let gain = cap.saturating_sub(valid);
+    if gain == 0 {
+        return MAX_RELOCATION_COST_X1000;
     }
-    let span = u64::from(hi - reserve);
-    let x = u64::from(hi - free_zones) * 1000 / span; // 0..1000
-    (x * x / 1000) as u32
+    (valid.saturating_mul(1000) / gain).min(MAX_RELOCATION_COST_X1000)
+}
+
+/// Pacing of foreground writes in per-mille: how many thousandths of the
+/// current relocation cost GC must have paid (relocated) per block a user
+/// writes. 0 above the urgent level (GC may run from one zone above it,
+/// unpaced: writers eat into the headroom while GC catches up); 1000 at the
+/// urgent level (GC and writers in balance: free space stays where it is);
+/// growing linearly to 2000 at the reserve (GC gains ground: each user block
+/// is paid twice). Every free zone held back costs write amplification (it
+/// is space GC cannot use to let victims empty themselves), so the balance
+/// point is as low as the reserve allows.
+pub fn pace_permille(free_zones: u32, total: u32, reserve: u32) -> u32 {
+    let hi = urgent_level(total, reserve);
+    if free_zones > hi {
+        return 0;
+    }
+    if free_zones <= reserve || hi <= reserve {
+        return 2000;
+    }
+    let x = u64::from(hi - free_zones) * 1000 / u64::from(hi - reserve); // 0..1000
+    1000 + x as u32
 }
 
 /// Resumable computation of a victim's live extents.
@@ -392,7 +422,7 @@ mod tests {
     }
 
     #[test]
-    fn urgency_and_throttle() {
+    fn urgency_and_pacing() {
         assert_eq!(gc_urgency(100, 100, 2), Urgency::Idle);
         assert_eq!(background_level(100, 2), 14);
         assert_eq!(urgent_level(100, 2), 4);
@@ -402,16 +432,50 @@ mod tests {
         assert_eq!(gc_urgency(4, 100, 2), Urgency::Urgent);
         assert_eq!(gc_urgency(0, 100, 2), Urgency::Urgent);
         assert_eq!(gc_urgency(0, 0, 0), Urgency::Urgent);
+        assert_eq!(gc_start_level(100, 2), 5);
+        assert_eq!(gc_start_level(60, 2), 4);
+        // Pacing: none above the urgent level, then rising to twice the
+        // relocation cost at the reserve.
         let mut last = 0;
         for free in (0..=20).rev() {
-            let t = throttle_permille(free, 100, 2);
-            assert!(t >= last && t <= 1000);
-            last = t;
+            let p = pace_permille(free, 100, 2);
+            assert!(p >= last && p <= 2000, "free {free}: {p}");
+            last = p;
         }
-        assert_eq!(throttle_permille(14, 100, 2), 0);
-        assert_eq!(throttle_permille(2, 100, 2), 1000);
-        assert_eq!(throttle_permille(8, 100, 2), 250);
-        assert_eq!(throttle_permille(u32::MAX, u32::MAX, u32::MAX), 0);
+        assert_eq!(pace_permille(6, 100, 2), 0);
+        assert_eq!(pace_permille(5, 100, 2), 0);
+        assert_eq!(pace_permille(4, 100, 2), 1000);
+        assert_eq!(pace_permille(3, 100, 2), 1500);
+        assert_eq!(pace_permille(2, 100, 2), 2000);
+        assert_eq!(pace_permille(0, 100, 2), 2000);
+        // Small pools: the urgent level is one above the reserve.
+        assert_eq!(pace_permille(4, 60, 2), 0);
+        assert_eq!(pace_permille(3, 60, 2), 1000);
+        assert_eq!(pace_permille(2, 60, 2), 2000);
+        // Large pools: the span is wider, the ends are the same.
+        assert_eq!(urgent_level(1000, 8), 28);
+        assert_eq!(pace_permille(29, 1000, 8), 0);
+        assert_eq!(pace_permille(28, 1000, 8), 1000);
+        assert_eq!(pace_permille(18, 1000, 8), 1500);
+        assert_eq!(pace_permille(8, 1000, 8), 2000);
+        assert_eq!(pace_permille(u32::MAX, u32::MAX, u32::MAX), 2000);
+        assert_eq!(pace_permille(0, 0, 0), 2000);
+        // Relocation cost: valid / (cap - valid).
+        assert_eq!(relocation_cost_x1000(0, 100), 0);
+        assert_eq!(relocation_cost_x1000(50, 100), 1000);
+        assert_eq!(relocation_cost_x1000(80, 100), 4000);
+        assert_eq!(relocation_cost_x1000(84, 100), 5250);
+        assert_eq!(relocation_cost_x1000(99, 100), 99_000);
+        assert_eq!(relocation_cost_x1000(100, 100), MAX_RELOCATION_COST_X1000);
+        assert_eq!(relocation_cost_x1000(999, 1000), MAX_RELOCATION_COST_X1000);
+        assert_eq!(
+            relocation_cost_x1000(u64::MAX, 0),
+            MAX_RELOCATION_COST_X1000
+        );
+        assert_eq!(
+            relocation_cost_x1000(u64::MAX - 1, u64::MAX),
+            MAX_RELOCATION_COST_X1000
+        );
     }
 
     #[test]

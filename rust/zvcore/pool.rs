@@ -34,7 +34,9 @@ use super::format::{
     CheckpointHeader, CheckpointWriter, JournalBuilder, Record, Superblock, Uuid, VolName,
     BLOCK_SIZE,
 };
-use super::gc::{gc_urgency, pick_victim, Policy, Urgency, RELOCATION_STREAM};
+use super::gc::{
+    gc_urgency, pick_victim, relocation_cost_x1000, Policy, Urgency, RELOCATION_STREAM,
+};
 use super::geom::{DeviceGeometry, PoolGeometry, Stream, NR_STREAMS};
 use super::map::{visit_distinct, BlockTable, Diff, MapExtent, NodeStore, ADDR_MASK, PRESENT};
 use super::sparse::RefMap;
@@ -322,6 +324,9 @@ pub struct Pool<G, Z, E, V, R, N, D, S> {
     /// Zone being collected and whether a batch is in flight.
     gc_victim: Option<u32>,
     gc_busy: bool,
+    /// Relocation cost of `gc_victim` when it was picked (its valid count
+    /// falls as GC copies it; the cost of freeing it does not).
+    gc_victim_cost: u64,
     /// Zones whose write failed: finished in the allocator, to be finished
     /// on the device by the next [`Pool::maintenance`].
     finish_q: [u32; 16],
@@ -414,6 +419,7 @@ where
             failed: false,
             gc_victim: None,
             gc_busy: false,
+            gc_victim_cost: 0,
             finish_q: [0; 16],
             nfinish: 0,
             stats: PoolStats::default(),
@@ -551,6 +557,28 @@ where
             self.alloc.data_zones(),
             self.cfg.alloc.gc_reserve,
         )
+    }
+
+    /// What freeing one block costs GC now, in thousandths of a block
+    /// ([`relocation_cost_x1000`]): of the victim being collected, else of
+    /// the zone GC would pick next; 0 without any (nothing to copy).
+    pub fn gc_cost_x1000(&self) -> u64 {
+        let a = &self.alloc;
+        match self.gc_victim {
+            Some(v) if a.zone(v).map(|zi| zi.valid()).unwrap_or(0) > 0 => self.gc_victim_cost,
+            _ => pick_victim(a, self.cfg.policy, |_| false)
+                .map(|v| self.zone_cost_x1000(v))
+                .unwrap_or(0),
+        }
+    }
+
+    /// [`relocation_cost_x1000`] of zone `z` as it is now.
+    fn zone_cost_x1000(&self, z: u32) -> u64 {
+        let a = &self.alloc;
+        match (a.zone(z), a.geom().zone_cap(z)) {
+            (Some(zi), Some(cap)) => relocation_cost_x1000(zi.valid(), cap),
+            _ => 0,
+        }
     }
 
     /// Encodes member `d`'s copy of the superblock into `blk` (in place: the
@@ -2130,7 +2158,10 @@ where
             let a = &self.alloc;
             let skip = |z: u32| a.zone(z).map(|zi| zi.valid() == 0).unwrap_or(true);
             match pick_victim(a, self.cfg.policy, skip) {
-                Some(v) => self.gc_victim = Some(v),
+                Some(v) => {
+                    self.gc_victim = Some(v);
+                    self.gc_victim_cost = self.zone_cost_x1000(v);
+                }
                 None => return Ok(0),
             }
         };
@@ -2688,6 +2719,14 @@ mod tests {
         let n = p.gc_begin(&mut items).unwrap();
         assert!(n > 0);
         let victim = p.gc_victim().unwrap();
+        // The cost of freeing the victim: its valid / invalid blocks.
+        let (valid, cap) = (
+            p.alloc().zone(victim).unwrap().valid(),
+            p.alloc().geom().zone_cap(victim).unwrap(),
+        );
+        let cost0 = p.gc_cost_x1000();
+        assert!(cost0 > 0);
+        assert_eq!(cost0, relocation_cost_x1000(valid, cap));
         // The user overwrites the first relocated extent meanwhile.
         let raced = items[0].src;
         let w = write(&mut p, 1, raced.lba, raced.len);
@@ -2708,6 +2747,11 @@ mod tests {
             }
             let addrs: Vec<Option<u64>> = items[..n].iter().map(|i| Some(i.dst.addr)).collect();
             p.gc_end(&items[..n], &addrs).unwrap();
+            // The cost of freeing the victim stays what it was when GC
+            // picked it, however much of it is copied already.
+            if p.gc_victim() == Some(victim) && p.alloc().zone(victim).unwrap().valid() > 0 {
+                assert_eq!(p.gc_cost_x1000(), cost0);
+            }
         }
         assert_eq!(p.alloc().zone(victim).unwrap().valid(), 0);
         let mut ops = Vec::new();
