@@ -6,6 +6,13 @@
 DIR=$(cd "$(dirname "$0")" && pwd)
 [ $# -gt 0 ] || set -- $(sed -n 's/^TEST_PROGS := //p' "$DIR/Makefile")
 timeout_s=$(sed -n 's/^timeout=//p' "$DIR/settings")
+timeout_s=${timeout_s:-300}
+# A debug kernel (lockdep, KASAN, kmemleak) runs the same tests several
+# times slower: scale the per-program limit (like kselftest's
+# --override-timeout) rather than shrink the tests.
+if [ -e /proc/lockdep ]; then
+	timeout_s=$((timeout_s * ${ZVPOOL_DEBUG_TIMEOUT_FACTOR:-4}))
+fi
 
 echo "KTAP version 1"
 echo "1..$#"
@@ -15,7 +22,7 @@ for t in "$@"; do
 	n=$((n + 1))
 	out=/tmp/ktap.$n
 	if command -v timeout >/dev/null 2>&1; then
-		timeout "${timeout_s:-300}" sh "$DIR/$t" >"$out" 2>"$out.err"
+		timeout "$timeout_s" sh "$DIR/$t" >"$out" 2>"$out.err"
 	else
 		sh "$DIR/$t" >"$out" 2>"$out.err"
 	fi
