@@ -48,15 +48,6 @@ mkvol() { # NAME: a volume at 80 % of the capacity, filled sequentially
 	V=$(zvpoolctl volume show -H -o device gcp/$1 | cut -f2)
 	$FIO --name=fill --rw=write --filename=$V >/tmp/out 2>&1
 }
-# Write latency p50/p99/p99.9/max (us) from fio's terse output (last line).
-lat() {
-	tail -n 1 "$1" | awk -F';' '{ split($59, a, "="); split($60, b, "="); split($61, c, "=");
-		printf "p50 %s us, p99 %s us, p99.9 %s us, max %d us", a[2], b[2], c[2], $56 }'
-}
-wa_since() { # user0 gc0: write amplification of what was written since
-	awk -v u0="$1" -v g0="$2" -v u1="$(stat_of user_blocks_written)" -v g1="$(stat_of gc_blocks_written)" \
-		'BEGIN { u = u1 - u0; g = g1 - g0; if (u <= 0) print "0"; else printf "%.3f", (u + g) / u }'
-}
 # Deleted blocks are invalid at once; their zones are reset by the next
 # commits. The open zone of each stream (user, GC) stays open until full.
 reclaim() {
@@ -85,7 +76,7 @@ base() {
 	zvpoolctl volume delete gcp/base >/dev/null
 }
 ktap_test_result "baseline: uniform overwrite on an empty pool (no GC)" base
-ktap_print_msg "baseline (no GC): $(lat /tmp/base.out)"
+ktap_print_msg "baseline (no GC): $(fio_lat /tmp/base.out)"
 
 dmesg_mark
 ktap_test_result "volume at 80 % of the capacity, filled" mkvol z
@@ -99,8 +90,8 @@ u0=$(stat_of user_blocks_written) g0=$(stat_of gc_blocks_written)
 ktap_test_result "skewed (80/20) random overwrite, measured (2x the volume)" \
 	quiet $FIO --filename=$V --name=skew $SKEW --io_size=$((vol_mib / 2))M
 cp /tmp/out /tmp/skew.out
-wa_z=$(wa_since "$u0" "$g0")
-ktap_print_msg "skewed: write amplification $wa_z, $(lat /tmp/skew.out)"
+wa_z=$(wa_since $ST "$u0" "$g0")
+ktap_print_msg "skewed: write amplification $wa_z, $(fio_lat /tmp/skew.out)"
 ktap_test_result "GC ran and relocated blocks" sh -c "[ $(stat_of gc_runs) -gt 0 ] && [ $(stat_of gc_blocks_written) -gt 0 ]"
 ktap_test_result "delete it: all its space returns" sh -c "zvpoolctl volume delete gcp/z >/dev/null"
 ktap_test_result "every zone but the open ones is free again" reclaim
@@ -117,8 +108,8 @@ u0=$(stat_of user_blocks_written) g0=$(stat_of gc_blocks_written)
 ktap_test_result "uniform random overwrite, measured (2x the volume), verified" \
 	quiet $FIO --filename=$V --name=uniform $UNI --io_size=$((vol_mib / 2))M
 cp /tmp/out /tmp/uniform.out
-wa_u=$(wa_since "$u0" "$g0")
-ktap_print_msg "uniform: write amplification $wa_u, $(lat /tmp/uniform.out)"
+wa_u=$(wa_since $ST "$u0" "$g0")
+ktap_print_msg "uniform: write amplification $wa_u, $(fio_lat /tmp/uniform.out)"
 ktap_test_result "no write failed with out of space" sh -c "! dmesg | tail -n +$((DMESG_MARK + 1)) | grep -q 'out of space'"
 ktap_test_result "write amplification reported (> 1 under uniform overwrite)" \
 	awk -v w="$wa_u" 'BEGIN { exit !(w > 1.0) }'

@@ -70,14 +70,10 @@ ktap_test_result "4 jobs x QD32 random overwrite of 768 MiB, verified" \
 kill $SAMPLER
 wait $SAMPLER 2>/dev/null
 cp /tmp/out /tmp/ow.out
-wa=$(awk -v u0="$u0" -v g0="$g0" -v u1="$(stat_of user_blocks_written)" -v g1="$(stat_of gc_blocks_written)" \
-	'BEGIN { u = u1 - u0; g = g1 - g0; if (u <= 0) print "0"; else printf "%.3f", (u + g) / u }')
+wa=$(wa_since $ST "$u0" "$g0")
 minfree=$(sort -n /tmp/free.log | head -n 1)
-# Write latency p50/p99/p99.9/max (us) from fio's terse output (last line).
-lat=$(tail -n 1 /tmp/ow.out | awk -F';' '{ split($59, a, "="); split($60, b, "="); split($61, c, "=");
-	printf "p50 %s us, p99 %s us, p99.9 %s us, max %d us", a[2], b[2], c[2], $56 }')
 ktap_print_msg "write amplification $wa, $(stat_of zones_reset) zones reset, $(stat_of gc_runs) GC batches, fewest free zones $minfree"
-ktap_print_msg "write latency: $lat; writes paced $(($(stat_of throttled_ms) - t0)) ms in total"
+ktap_print_msg "write latency: $(fio_lat /tmp/ow.out); writes paced $(($(stat_of throttled_ms) - t0)) ms in total"
 ktap_test_result "GC ran, relocated blocks and reset zones" \
 	sh -c "[ $(stat_of gc_blocks_written) -gt $g0 ] && [ $(stat_of zones_reset) -gt 0 ]"
 no_enospc() { ! dmesg_since_mark | grep -q 'out of space'; }

@@ -133,3 +133,18 @@ nullb_zoned() {
 	done
 	echo 1 >"$_d/power"
 }
+
+# fio_lat FILE: write latency p50/p99/p99.9/max (us) from fio's terse
+# version 3 output in FILE (its last line; --percentile_list=50:99:99.9).
+fio_lat() {
+	tail -n 1 "$1" | awk -F';' '{ split($59, a, "="); split($60, b, "="); split($61, c, "=");
+		printf "p50 %s us, p99 %s us, p99.9 %s us, max %d us", a[2], b[2], c[2], $56 }'
+}
+
+# wa_since STATUS USER0 GC0: write amplification of what a pool wrote since
+# its status file (STATUS) showed USER0 user and GC0 GC blocks written.
+wa_since() {
+	awk -v u0="$2" -v g0="$3" -v u1="$(sed -n 's/^user_blocks_written //p' "$1")" \
+		-v g1="$(sed -n 's/^gc_blocks_written //p' "$1")" \
+		'BEGIN { u = u1 - u0; g = g1 - g0; if (u <= 0) print "0"; else printf "%.3f", (u + g) / u }'
+}
