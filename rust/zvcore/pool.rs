@@ -327,6 +327,11 @@ pub struct Pool<G, Z, E, V, R, N, D, S> {
     /// Relocation cost of `gc_victim` when it was picked (its valid count
     /// falls as GC copies it; the cost of freeing it does not).
     gc_victim_cost: u64,
+    /// Where the next batch's scan for the victim's live blocks starts
+    /// (table index, leaf base): each batch continues where the previous
+    /// one stopped, so collecting a victim scans the tables about once
+    /// rather than once per batch.
+    gc_cursor: (usize, u64),
     /// Zones whose write failed: finished in the allocator, to be finished
     /// on the device by the next [`Pool::maintenance`].
     finish_q: [u32; 16],
@@ -420,6 +425,7 @@ where
             gc_victim: None,
             gc_busy: false,
             gc_victim_cost: 0,
+            gc_cursor: (0, 0),
             finish_q: [0; 16],
             nfinish: 0,
             stats: PoolStats::default(),
@@ -2161,6 +2167,7 @@ where
                 Some(v) => {
                     self.gc_victim = Some(v);
                     self.gc_victim_cost = self.zone_cost_x1000(v);
+                    self.gc_cursor = (0, 0);
                 }
                 None => return Ok(0),
             }
@@ -2176,11 +2183,20 @@ where
             .zone_start(victim)
             .ok_or(Error::Corrupt("zone"))?;
         let end = start.saturating_add(zi.wp());
-        // 1. The live extents of the victim (sources only).
+        // 1. The live extents of the victim (sources only), from the cursor
+        // on. Blocks behind the cursor that still live in the victim (a
+        // leaf shared with an earlier table, a failed copy) are found by a
+        // scan from the start when the one from the cursor finds nothing:
+        // the victim is only reset once it holds no valid block.
         let mut n = 0usize;
         let item_max = self.cfg.gc_item_max.clamp(1, MAX_GC_ITEM);
-        {
+        let mut stopped = false;
+        for from in [self.gc_cursor, (0, 0)] {
+            if n > 0 {
+                break;
+            }
             let vols = &self.vols;
+            let stopped = &mut stopped;
             let cap = out.len();
             let out = &mut *out;
             let n = &mut n;
@@ -2195,6 +2211,9 @@ where
                 &mut |st, v| {
                     if v.level != 1 {
                         return *n < cap;
+                    }
+                    if (v.table, v.base) < from {
+                        return true;
                     }
                     let mut run: Option<MapExtent> = None;
                     for i in 0..=FANOUT_USIZE {
@@ -2229,6 +2248,7 @@ where
                                 *n += 1;
                             }
                             if *n >= cap {
+                                *stopped = true;
                                 return false;
                             }
                         }
@@ -2241,9 +2261,13 @@ where
                             });
                         }
                     }
-                    *n < cap
+                    *stopped = *n >= cap;
+                    !*stopped
                 },
             );
+            if from == (0, 0) {
+                break;
+            }
         }
         // 2. Their new place.
         let mut k = 0usize;
@@ -2284,6 +2308,19 @@ where
         }
         if k > 0 {
             self.gc_busy = true;
+            // The next scan starts at the leaf of the last item planned
+            // (it may have been cut at a zone end, and everything after it
+            // is still to do), or from the start once the scan got through.
+            self.gc_cursor = match out.get(k - 1) {
+                Some(it) if stopped || k < n => (
+                    self.vols
+                        .iter()
+                        .position(|v| v.table.map(|t| t.vol()) == Some(it.src.vol))
+                        .unwrap_or(0),
+                    it.src.lba & !(FANOUT_USIZE as u64 - 1),
+                ),
+                _ => (0, 0),
+            };
         }
         Ok(k)
     }
@@ -2700,6 +2737,74 @@ mod tests {
         // The next write goes elsewhere.
         let next = write(&mut p, 1, 6, 1);
         assert_ne!(next.ext[0].zone, plan.ext[0].zone);
+    }
+
+    #[test]
+    fn gc_scan_resumes_across_batches_and_retries_failed_copies() {
+        let mut ops = Vec::new();
+        let mut p = new_pool(&mut ops);
+        p.vol_create(1, b"a", 4096, 0).unwrap();
+        // One block of each of 8 leaves per round: every zone holds live
+        // blocks of every leaf.
+        let lbas: Vec<u64> = (0..24u64)
+            .flat_map(|r| (0..8u64).map(move |leaf| leaf * 512 + r))
+            .collect();
+        let commit = |p: &mut TestPool| {
+            if p.pending_records() == 0 {
+                return;
+            }
+            let mut scratch = vec![0u8; 2 * BLOCK_SIZE];
+            let mut ops = Vec::new();
+            p.flush(&mut scratch, &mut rec(&mut ops)).unwrap();
+            p.flush_end(true).unwrap();
+        };
+        for (k, &l) in lbas.iter().chain(lbas.iter().step_by(3)).enumerate() {
+            write(&mut p, 1, l, 1);
+            if k % 16 == 15 {
+                commit(&mut p);
+            }
+        }
+        commit(&mut p);
+        let mut items = [RelocItem::default(); 3];
+        let n = p.gc_begin(&mut items).unwrap();
+        assert!(n > 0);
+        let victim = p.gc_victim().unwrap();
+        let vstart = p.alloc().geom().zone_start(victim).unwrap();
+        let vcap = p.alloc().geom().zone_cap(victim).unwrap();
+        let in_victim = |a: u64| a >= vstart && a < vstart + vcap;
+        // In the first batch that spans two leaves, the copy of the first
+        // item fails: its block stays behind the cursor.
+        let mut left = None;
+        let mut n = n;
+        let mut batches = 0;
+        loop {
+            let mut addrs: Vec<Option<u64>> = items[..n].iter().map(|i| Some(i.dst.addr)).collect();
+            let leaf = |it: &RelocItem| it.src.lba / 512;
+            if left.is_none() && leaf(&items[0]) != leaf(&items[n - 1]) {
+                left = Some(items[0].src);
+                addrs[0] = None;
+            }
+            p.gc_end(&items[..n], &addrs).unwrap();
+            commit(&mut p);
+            batches += 1;
+            assert!(batches < 100);
+            if p.gc_victim() != Some(victim) || p.alloc().zone(victim).unwrap().valid() == 0 {
+                break;
+            }
+            n = p.gc_begin(&mut items).unwrap();
+            assert!(n > 0, "victim {victim} still valid but nothing found");
+        }
+        let left = left.expect("no batch spanned two leaves");
+        assert!(batches > 2, "the victim took {batches} batches");
+        assert_eq!(p.alloc().zone(victim).unwrap().valid(), 0);
+        // Everything still mapped, nothing in the victim: the failed copy
+        // was found again by a later scan.
+        for &l in &lbas {
+            let a = lookup(&p, 1, l).unwrap();
+            assert!(!in_victim(a), "lba {l} still in the victim");
+        }
+        assert!(!in_victim(lookup(&p, 1, left.lba).unwrap()));
+        assert!(in_victim(left.addr));
     }
 
     #[test]

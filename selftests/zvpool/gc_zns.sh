@@ -33,6 +33,13 @@ if [ -z "$Z" ] || [ "$(cat /sys/block/${Z#/dev/}/queue/chunk_sectors 2>/dev/null
 	ktap_test_skip "gc_zns" "needs the test VM's first ZNS namespace with 64 MiB zones"
 	ktap_finished
 fi
+if [ -e /proc/lockdep ]; then
+	# Filling 3 GiB and a verified 768 MiB overwrite take over 20 minutes
+	# under lockdep + KASAN; stress.sh covers GC pacing on the debug kernel.
+	ktap_set_plan 1
+	ktap_test_skip "gc_zns" "sized for the test kernel: over 20 min on a debug kernel (stress.sh covers GC there)"
+	ktap_finished
+fi
 lsmod | grep -q '^zvpool ' && rmmod zvpool
 ktap_set_plan 11
 dmesg_mark
@@ -73,7 +80,7 @@ cp /tmp/out /tmp/ow.out
 wa=$(wa_since $ST "$u0" "$g0")
 minfree=$(sort -n /tmp/free.log | head -n 1)
 ktap_print_msg "write amplification $wa, $(stat_of zones_reset) zones reset, $(stat_of gc_runs) GC batches, fewest free zones $minfree"
-ktap_print_msg "write latency: $(fio_lat /tmp/ow.out); writes paced $(($(stat_of throttled_ms) - t0)) ms in total"
+ktap_print_msg "writes $(tail -n 1 /tmp/ow.out | cut -d';' -f49) IOPS, latency: $(fio_lat /tmp/ow.out); writes paced $(($(stat_of throttled_ms) - t0)) ms in total"
 ktap_test_result "GC ran, relocated blocks and reset zones" \
 	sh -c "[ $(stat_of gc_blocks_written) -gt $g0 ] && [ $(stat_of zones_reset) -gt 0 ]"
 no_enospc() { ! dmesg_since_mark | grep -q 'out of space'; }
