@@ -725,6 +725,18 @@ impl ActivePool {
             },
             asm.replayed_blocks
         );
+        if asm.last_seq < asm.max_seq_seen {
+            // Replay applies the journal's unbroken prefix only. Commits
+            // are written one at a time, so valid blocks after a gap mean
+            // a block was damaged after it was written, or they belong to
+            // a newer checkpoint that was unusable: say so.
+            pr_warn!(
+                "{}: journal replay stopped after sequence {}: blocks up to {} exist but follow a missing or invalid one, not replayed\n",
+                name,
+                asm.last_seq,
+                asm.max_seq_seen
+            );
+        }
         let pool = Self::new(name, uuid, members, mgeoms, engine, scratch)?;
         // Recovery may leave records (e.g. after a torn journal tail): commit.
         {
