@@ -4,8 +4,9 @@
 //! One work item per pool on the pool's own `WQ_MEM_RECLAIM` workqueue
 //! (`kwrap/workq.rs`): GC is on the writeback path, so it must make progress
 //! under memory pressure. It is kicked by writes when free zones fall to the
-//! core's urgent level (`zvcore::gc::urgent_level`, plus one) and keeps
-//! running while they stay there or a write waits for space. One batch:
+//! core's start level (`zvcore::gc::gc_start_level`, one above the urgent
+//! level) and keeps running while they stay there or a write waits for
+//! space. One batch:
 //!
 //! 1. `gc_begin` (engine lock): the victim zone's live extents and their new
 //!    place in the GC stream (allocated from the GC-only zone reserve when

@@ -49,7 +49,7 @@ pub enum Urgency {
     Idle,
     /// Collect in the background at low priority.
     Background,
-    /// Collect now; foreground writes are throttled.
+    /// Collect now; foreground writes are paced to GC ([`pace_permille`]).
     Urgent,
 }
 
