@@ -25,6 +25,7 @@
 
 pub mod checkpoint;
 pub mod journal;
+pub mod history;
 pub mod layout;
 pub mod sharing;
 pub mod superblock;
@@ -100,9 +101,15 @@ pub const INCOMPAT_MIRROR: u64 = 1 << 1;
 /// Migration: a member is being evacuated / a volume moved; extra state
 /// records are in use.
 pub const INCOMPAT_MIGRATION: u64 = 1 << 2;
+/// Commit groups: journal blocks carry a commit sequence and the last block
+/// of each commit is flagged (`journal::JF_COMMIT`), so recovery can tell a
+/// torn tail from damage to committed metadata. A reader that ignored the
+/// fields would truncate committed state silently at any damage.
+pub const INCOMPAT_COMMIT_BLOCKS: u64 = 1 << 3;
 /// Every incompat bit this version knows (decodes). The engine may still
 /// support fewer: it checks with [`Superblock::check_features`].
-pub const INCOMPAT_KNOWN: u64 = INCOMPAT_SHARED_BLOCKS | INCOMPAT_MIRROR | INCOMPAT_MIGRATION;
+pub const INCOMPAT_KNOWN: u64 =
+    INCOMPAT_SHARED_BLOCKS | INCOMPAT_MIRROR | INCOMPAT_MIGRATION | INCOMPAT_COMMIT_BLOCKS;
 
 /// The magic of a metadata block, if it has at least 8 bytes.
 pub fn peek_magic(block: &[u8]) -> Option<u64> {

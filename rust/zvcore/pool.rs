@@ -29,7 +29,8 @@ use super::format::layout::{
     checkpoint_block_addr, checkpoint_capacity, checkpoint_zone, log_zone,
 };
 use super::format::sharing::{encode_base, encode_link, DiffEntry, DiffWriter, SMALL_RECORD_BYTES};
-use super::format::INCOMPAT_SHARED_BLOCKS;
+use super::format::history::{Rewind, HISTORY, REWIND_RECORD_BYTES};
+use super::format::{INCOMPAT_COMMIT_BLOCKS, INCOMPAT_SHARED_BLOCKS};
 use super::format::{
     CheckpointHeader, CheckpointWriter, JournalBuilder, Record, Superblock, Uuid, VolName,
     BLOCK_SIZE,
@@ -321,6 +322,19 @@ pub struct Pool<G, Z, E, V, R, N, D, S> {
     pub(super) need_ckpt: bool,
     /// A metadata write failed: only re-assembly can continue.
     pub(super) failed: bool,
+    /// Assembled read-only (damaged metadata, or asked for): nothing is
+    /// ever written to a member; every change is refused with `ReadOnly`.
+    pub(super) read_only: bool,
+    /// The newest journal sequence known committed (the last commit block
+    /// durable, or what the newest checkpoint covers): the commit sequence
+    /// written into every journal block (see `format::journal`).
+    pub(super) durable_seq: u64,
+    /// The next checkpoint's generation is at least this (after recovery
+    /// passed over a newer, unusable checkpoint: never reuse its
+    /// generation, never overwrite the set recovery loaded).
+    pub(super) ckpt_gen_min: u64,
+    /// The last explicit rewind (kept in every checkpoint's history).
+    pub(super) last_rewind: Option<Rewind>,
     /// Zone being collected and whether a batch is in flight.
     gc_victim: Option<u32>,
     gc_busy: bool,
@@ -422,6 +436,10 @@ where
             jblocks_since_ckpt: 0,
             need_ckpt: false,
             failed: false,
+            read_only: false,
+            durable_seq: 0,
+            ckpt_gen_min: 0,
+            last_rewind: None,
             gc_victim: None,
             gc_busy: false,
             gc_victim_cost: 0,
@@ -457,6 +475,8 @@ where
         }
         let n = geom.devices().len();
         st.sb.init_parts(pool_uuid, dev_uuids, geom.devices())?;
+        // New pools write commit groups (see `format::journal`).
+        st.sb.incompat |= INCOMPAT_COMMIT_BLOCKS;
         let mut pool = Self::assemble(geom, cfg, st)?;
         let blk = scratch
             .get_mut(..BLOCK_SIZE)
@@ -546,6 +566,11 @@ where
         self.ckpt_gen
     }
 
+    /// Last journal sequence the newest checkpoint covers.
+    pub fn checkpoint_journal_seq(&self) -> u64 {
+        self.ckpt_seq
+    }
+
     /// Next journal sequence number.
     pub fn journal_seq(&self) -> u64 {
         self.jseq
@@ -613,11 +638,36 @@ where
     }
 
     fn live(&self) -> Result<()> {
-        if self.failed {
+        if self.read_only {
+            Err(Error::ReadOnly)
+        } else if self.failed {
             Err(Error::Invalid("pool failed: re-assemble"))
         } else {
             Ok(())
         }
+    }
+
+    /// Whether the pool was assembled read-only.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
+    /// Makes the pool read-only: from now on every change (writes,
+    /// discards, volume operations, commits, checkpoints, zone resets, GC)
+    /// is refused with [`Error::ReadOnly`] and nothing is written to any
+    /// member; reads work. Used by read-only assembly.
+    pub fn set_read_only(&mut self) {
+        self.read_only = true;
+    }
+
+    /// The last explicit rewind recorded in the pool, if any.
+    pub fn last_rewind(&self) -> Option<Rewind> {
+        self.last_rewind
+    }
+
+    /// Whether journal blocks carry commit groups (`INCOMPAT_COMMIT_BLOCKS`).
+    pub fn commit_blocks(&self) -> bool {
+        self.sb.incompat & INCOMPAT_COMMIT_BLOCKS != 0
     }
 
     fn vol_index(&self, id: u32) -> Result<usize> {
@@ -1505,6 +1555,10 @@ where
         scratch: &mut [u8],
         sink: &mut F,
     ) -> Result<u64> {
+        if self.read_only {
+            // Nothing can be queued: every change was refused.
+            return Ok(0);
+        }
         self.live()?;
         if self.commit != Commit::None {
             return Err(Error::Busy);
@@ -1532,11 +1586,23 @@ where
         scratch: &mut [u8],
         sink: &mut F,
     ) -> Result<u64> {
+        let nrec = self.npend;
+        let nblocks = journal_blocks_for(self.recs.get(..nrec).unwrap_or(&[]));
+        self.flush_journal_blocks(nrec, nblocks, scratch, sink)
+    }
+
+    /// [`Self::flush_journal`] of the first `nrec` queued records in
+    /// `nblocks` blocks (`nrec == 0`: one empty commit block).
+    fn flush_journal_blocks<F: FnMut(MetaOp<'_>) -> Result<()>>(
+        &mut self,
+        nrec: usize,
+        nblocks: u64,
+        scratch: &mut [u8],
+        sink: &mut F,
+    ) -> Result<u64> {
         if self.need_ckpt {
             return Err(Error::Busy);
         }
-        let nrec = self.npend;
-        let nblocks = journal_blocks_for(self.recs.get(..nrec).unwrap_or(&[]));
         let geo_cap = |p: &Self, i: u8| {
             log_zone(p.alloc.geom(), p.jdev, u32::from(i))
                 .and_then(|z| p.alloc.geom().zone_cap(z).map(|c| (z, c)))
@@ -1642,7 +1708,8 @@ where
         let mut seq = self.jseq;
         let mut i = 0usize;
         let mut written = 0u64;
-        while i < nrec {
+        let groups = self.commit_blocks();
+        while i < nrec || written < nblocks.min(1) {
             let mut b = JournalBuilder::new(blk, self.sb.pool_uuid, seq, self.ckpt_gen)?;
             while i < nrec {
                 let rec = *self.recs.get(i).ok_or(Error::Corrupt("record queue"))?;
@@ -1652,8 +1719,18 @@ where
                 b.push(&rec)?;
                 i = i.saturating_add(1);
             }
-            if b.is_empty() {
+            if b.is_empty() && nrec > 0 {
                 return Err(Error::Corrupt("journal record does not fit"));
+            }
+            let last = i >= nrec;
+            if groups {
+                // The group's last block is written only once all its
+                // other blocks are durable: a commit-flagged block proves
+                // the whole group was committed.
+                b.set_commit(self.durable_seq, last)?;
+                if last && written > 0 {
+                    sink(MetaOp::Flush)?;
+                }
             }
             b.finish()?;
             sink(MetaOp::Write(
@@ -1705,6 +1782,7 @@ where
         }
         self.drop_records(nrec);
         self.committed_epoch = epoch;
+        self.durable_seq = last_seq;
         self.jseq = last_seq.saturating_add(1);
         self.jwp = self.jwp.saturating_add(nblocks);
         self.jblocks_since_ckpt = self.jblocks_since_ckpt.saturating_add(nblocks);
@@ -1727,6 +1805,38 @@ where
             }
         }
         Ok(())
+    }
+
+    /// Clean stop, after the last commit: appends an empty commit-flagged
+    /// journal block (then `Flush`) naming the last commit, so that damage
+    /// to the newest commit group is told from a torn tail at the next
+    /// assembly. Returns whether a block was emitted (nothing on a
+    /// read-only or failed pool, a pool without commit groups, with records
+    /// queued, before the first checkpoint after assembly, or with the log
+    /// zone full). The engine takes no more changes afterwards.
+    pub fn close<F: FnMut(MetaOp<'_>) -> Result<()>>(
+        &mut self,
+        scratch: &mut [u8],
+        sink: &mut F,
+    ) -> Result<bool> {
+        if self.read_only
+            || self.failed
+            || !self.commit_blocks()
+            || self.commit != Commit::None
+            || self.npend != 0
+            || self.need_ckpt
+        {
+            return Ok(false);
+        }
+        // One empty block, placed like any commit (a log-zone switch if
+        // needed); the engine takes no change afterwards.
+        let r = match self.flush_journal_blocks(0, 1, scratch, sink) {
+            Ok(_) => self.flush_end(true).map(|()| true),
+            Err(Error::Busy) => Ok(false),
+            Err(e) => Err(e),
+        };
+        self.failed = true;
+        r
     }
 
     /// Nothing is queued and no commit is in flight: every record ever
@@ -1763,7 +1873,11 @@ where
         if self.commit != Commit::None {
             return Err(Error::Busy);
         }
-        let gen = self.ckpt_gen.checked_add(1).ok_or(Error::NoSpace)?;
+        let gen = self
+            .ckpt_gen
+            .checked_add(1)
+            .ok_or(Error::NoSpace)?
+            .max(self.ckpt_gen_min);
         // Every member must be able to open its checkpoint zone (directly,
         // or after finishing an open data zone with nothing in flight);
         // otherwise retry once writes have completed. Nothing emitted yet.
@@ -1920,6 +2034,7 @@ where
             let vols = &mut self.vols;
             let nodes = &self.nodes;
             let sharing = self.sb.incompat & INCOMPAT_SHARED_BLOCKS != 0;
+            let rewind = self.last_rewind;
             // Volumes.
             let r = (|| -> Result<()> {
                 w.begin_section(section::VOLUMES, &mut wsink)?;
@@ -2022,6 +2137,12 @@ where
                         return Err(Error::Corrupt("checkpoint: delta base cycle"));
                     }
                 }
+                if let Some(rw) = rewind {
+                    w.begin_section(HISTORY, &mut wsink)?;
+                    let mut rec = [0u8; REWIND_RECORD_BYTES];
+                    rw.encode(&mut Writer::new(&mut rec))?;
+                    w.append_record(&rec, &mut wsink)?;
+                }
                 w.finish(&mut wsink).map(|_| ())
             })();
             if let Err(e) = r {
@@ -2072,6 +2193,7 @@ where
         self.committed_epoch = epoch;
         self.ckpt_gen = gen;
         self.ckpt_seq = seq;
+        self.durable_seq = seq;
         self.jblocks_since_ckpt = 0;
         self.need_ckpt = false;
         self.stats.checkpoints = self.stats.checkpoints.saturating_add(1);

@@ -9,8 +9,13 @@
 //!    two sets; if it is torn or corrupt, the other set's.
 //! 3. Journal: blocks with sequence numbers following the checkpoint's are
 //!    searched in the log zones of every member and applied one block at a
-//!    time; replay stops at the first missing sequence number (torn tail,
-//!    bad CRC) or at a block written after a newer checkpoint.
+//!    time, up to the newest block proven committed (commit groups, see
+//!    `format::journal`). A missing or invalid block up to there, or any
+//!    block written after a checkpoint newer than the one loaded, is
+//!    **damage** ([`Damage`]): the state returned is the newest consistent
+//!    one before it, and the caller refuses read-write use unless told to
+//!    rewind. Valid blocks past the committed end are a torn tail (their
+//!    commit never completed) and are dropped.
 //! 4. Zones: data-zone write pointers come from the devices' zone reports;
 //!    every mapping must lie below its zone's write pointer; valid counts
 //!    are rebuilt from the block tables; every non-empty data zone is
@@ -27,14 +32,15 @@ use super::alloc::{Allocator, DevState, ZoneInfo, ZoneState};
 use super::codec::Reader;
 use super::error::{Error, Result};
 use super::format::checkpoint::{section, CheckpointItem, CheckpointReader, SECTION_COMPAT};
+use super::format::history::{Rewind, HISTORY};
 use super::format::journal::VOL_FLAG_READONLY;
 use super::format::layout::{
     checkpoint_block_addr, checkpoint_capacity, log_zone, superblock_addr, LOG_ZONES,
 };
 use super::format::sharing::{decode_record, ShareRecord};
 use super::format::{
-    check_block, decode_journal_block, CheckpointHeader, Record, Superblock, BLOCK_SIZE,
-    INCOMPAT_SHARED_BLOCKS, SUPERBLOCK_MAGIC,
+    check_block, decode_journal_block, peek_magic, CheckpointHeader, Record, Superblock,
+    BLOCK_SIZE, INCOMPAT_COMMIT_BLOCKS, INCOMPAT_SHARED_BLOCKS, JOURNAL_MAGIC, SUPERBLOCK_MAGIC,
 };
 use super::geom::{DeviceGeometry, PoolGeometry, Stream, MAX_DEVICES};
 use super::map::{
@@ -48,7 +54,7 @@ use super::verify::verify;
 const SB_POOL_UUID_OFFSET: usize = 40;
 
 /// Incompat features this engine supports.
-pub const INCOMPAT_SUPPORTED: u64 = INCOMPAT_SHARED_BLOCKS;
+pub const INCOMPAT_SUPPORTED: u64 = INCOMPAT_SHARED_BLOCKS | INCOMPAT_COMMIT_BLOCKS;
 /// Ro-compat features this engine supports (none yet).
 pub const RO_COMPAT_SUPPORTED: u64 = 0;
 
@@ -73,6 +79,113 @@ pub struct Check<'a> {
     pub counts: &'a mut [u64],
 }
 
+/// What is damaged (see [`Damage`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DamageKind {
+    /// A journal block proven committed is missing.
+    JournalMissing,
+    /// A journal block proven committed is unreadable (checksum or fields).
+    JournalInvalid,
+    /// A checkpoint that the journal proves committed cannot be read.
+    CheckpointLost,
+}
+
+/// An invalid metadata block that carries this pool's identity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BadBlock {
+    /// Member index.
+    pub member: u16,
+    /// Zone index on the member's device.
+    pub zone: u32,
+    /// Block offset in that zone.
+    pub block: u64,
+    /// The sequence number the block claims (unverified).
+    pub claimed_seq: u64,
+}
+
+/// Most volume ids a [`Damage`] report lists.
+pub const DAMAGE_VOLUMES: usize = 8;
+
+/// Committed metadata that cannot be read: assembly found a consistent state
+/// only before it. What a rewind to that state drops is counted here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Damage {
+    /// What is damaged.
+    pub kind: DamageKind,
+    /// First journal sequence not replayed.
+    pub seq: u64,
+    /// Journal sequence proven committed (every block up to it must exist).
+    pub committed_seq: u64,
+    /// [`DamageKind::CheckpointLost`]: the lost checkpoint's generation.
+    pub lost_gen: u64,
+    /// The lost checkpoint's header block was found (its body is unreadable)
+    /// rather than missing.
+    pub lost_header_found: bool,
+    /// Where the invalid journal block claiming sequence [`Self::seq`] (or
+    /// else the first invalid one of this pool) lies.
+    pub bad: Option<BadBlock>,
+    /// Invalid journal blocks of this pool found in the log zones.
+    pub bad_blocks: u32,
+    /// Valid journal blocks after the damage, which a rewind drops.
+    pub lost_blocks: u64,
+    /// Records in them.
+    pub lost_records: u64,
+    /// Of those, blocks proven committed (the rest were a torn tail anyway).
+    pub lost_committed_blocks: u64,
+    /// Volumes those records change (ids; the first [`DAMAGE_VOLUMES`]).
+    pub volumes: [u32; DAMAGE_VOLUMES],
+    /// Entries of `volumes` in use.
+    pub nr_volumes: u8,
+    /// More volumes are affected than `volumes` lists.
+    pub more_volumes: bool,
+    /// The state before the damage maps space reclaimed since (GC reset
+    /// zones after the damaged metadata was committed): it cannot be
+    /// assembled at all, not even read-only; the engine returned holds no
+    /// volumes and must not be used.
+    pub unusable: bool,
+}
+
+impl Damage {
+    fn new(kind: DamageKind, seq: u64, committed_seq: u64) -> Self {
+        Damage {
+            kind,
+            seq,
+            committed_seq,
+            lost_gen: 0,
+            lost_header_found: false,
+            bad: None,
+            bad_blocks: 0,
+            lost_blocks: 0,
+            lost_records: 0,
+            lost_committed_blocks: 0,
+            volumes: [0; DAMAGE_VOLUMES],
+            nr_volumes: 0,
+            more_volumes: false,
+            unusable: false,
+        }
+    }
+
+    /// The affected volume ids.
+    pub fn volume_ids(&self) -> &[u32] {
+        self.volumes
+            .get(..usize::from(self.nr_volumes))
+            .unwrap_or(&[])
+    }
+
+    fn add_volume(&mut self, id: u32) {
+        if self.volume_ids().contains(&id) {
+            return;
+        }
+        match self.volumes.get_mut(usize::from(self.nr_volumes)) {
+            Some(slot) => {
+                *slot = id;
+                self.nr_volumes = self.nr_volumes.saturating_add(1);
+            }
+            None => self.more_volumes = true,
+        }
+    }
+}
+
 /// What assembly found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Assembly {
@@ -94,6 +207,22 @@ pub struct Assembly {
     pub max_seq_seen: u64,
     /// An unknown ro-compat feature is set: mount read-only.
     pub read_only: bool,
+    /// Journal blocks carry commit groups (`INCOMPAT_COMMIT_BLOCKS`): damage
+    /// is told from a torn tail. Pools without it fall back to the old rule
+    /// (replay the unbroken prefix; see [`Self::suspect_gap`]).
+    pub commit_blocks: bool,
+    /// Journal sequence proven committed.
+    pub committed_seq: u64,
+    /// Valid journal blocks past the committed end (a torn tail: their
+    /// commit never completed), dropped.
+    pub torn_blocks: u64,
+    /// Pools without commit groups: valid blocks follow a gap (damage
+    /// cannot be told from a torn tail there; the caller warns).
+    pub suspect_gap: bool,
+    /// Committed metadata is damaged: the state assembled is the newest
+    /// consistent one before it. The caller must not use the pool
+    /// read-write unless it rewinds ([`Pool::record_rewind`]).
+    pub damage: Option<Damage>,
 }
 
 /// Reads pool address `addr` of the assembled geometry.
@@ -177,6 +306,11 @@ where
         last_seq: 0,
         max_seq_seen: 0,
         read_only: false,
+        commit_blocks: false,
+        committed_seq: 0,
+        torn_blocks: 0,
+        suspect_gap: false,
+        damage: None,
     };
     asm.read_only = find_members(&devs, rd, &mut st.sb, buf, &mut asm.dev_of_member)?;
     st.sb.geometries(&mut devs)?;
@@ -234,10 +368,18 @@ fn find_members<M: MetaReader>(
     let mut best: Option<(usize, u32, u64)> = None;
     const NO_COPY: u8 = u8::MAX;
     let mut newest = [NO_COPY; MAX_DEVICES];
+    // The first reason a block with the superblock magic did not decode.
+    let mut damaged: Option<Error> = None;
     for (j, g) in devs.iter().enumerate() {
         let mut own: Option<u64> = None;
         for i in 0..LOG_ZONES {
-            if read_sb_copy(rd, j, g, i, buf).is_err() || sb_store.decode_into(buf).is_err() {
+            if read_sb_copy(rd, j, g, i, buf).is_err() {
+                continue;
+            }
+            if let Err(e) = sb_store.decode_into(buf) {
+                if peek_magic(buf) == Some(SUPERBLOCK_MAGIC) && damaged.is_none() {
+                    damaged = Some(e);
+                }
                 continue;
             }
             let gen = sb_store.generation;
@@ -252,7 +394,12 @@ fn find_members<M: MetaReader>(
             }
         }
     }
-    let (bj, bi, bgen) = best.ok_or(Error::NotFound)?;
+    let (bj, bi, bgen) = match (best, damaged) {
+        (Some(b), _) => b,
+        // No zvpool superblock at all: not a pool.
+        (None, None) => return Err(Error::NotFound),
+        (None, Some(e)) => return Err(superblock_damage(e)),
+    };
     let bg = devs.get(bj).copied().ok_or(Error::NotFound)?;
     read_sb_copy(rd, bj, &bg, bi, buf)?;
     sb_store.decode_into(buf)?;
@@ -265,9 +412,9 @@ fn find_members<M: MetaReader>(
     let n = usize::from(sb.nr_members);
     if n != ndev {
         return Err(if n > ndev {
-            Error::NotFound
+            Error::Invalid("recover: fewer devices given than the pool has members")
         } else {
-            Error::Invalid("recover: device is not a member")
+            Error::Invalid("recover: more devices given than the pool has members")
         });
     }
     // Each device whose newest copy belongs to this pool is the member its
@@ -299,7 +446,9 @@ fn find_members<M: MetaReader>(
             .get(m)
             .copied()
             .filter(|j| *j != NO_DEV)
-            .ok_or(Error::NotFound)?;
+            .ok_or(Error::Invalid(
+                "recover: a member of the pool is not among the devices given",
+            ))?;
         if devs.get(usize::from(j)) != Some(&info.geom) {
             return Err(Error::Corrupt("recover: member geometry mismatch"));
         }
@@ -308,6 +457,19 @@ fn find_members<M: MetaReader>(
         *p = 0;
     }
     Ok(read_only)
+}
+
+/// The error for superblocks that all failed to decode with `e` (the
+/// first reason seen): damage, except for a feature or version this engine
+/// does not know.
+fn superblock_damage(e: Error) -> Error {
+    match e {
+        Error::Unsupported(s) => Error::Unsupported(s),
+        Error::BadChecksum => Error::Corrupt("superblock: no valid copy (checksum mismatch)"),
+        Error::BadField(_) => Error::Corrupt("superblock: no valid copy (invalid field)"),
+        Error::Truncated => Error::Corrupt("superblock: no valid copy (truncated)"),
+        _ => Error::Corrupt("superblock: no valid copy"),
+    }
 }
 
 /// Steps 2 to 5 of [`recover`] on the assembled engine; fills `asm` (whose
@@ -363,16 +525,19 @@ where
         other => other,
     };
     let mut chosen = None;
+    // Generation of a checkpoint whose header is valid but whose body is not.
+    let mut unusable_gen = 0u64;
     for (k, h) in order.iter().enumerate() {
         let Some(h) = h else { continue };
         clear_volumes(pool);
+        pool.last_rewind = None;
         match load_checkpoint(pool, perm, rd, h, buf) {
             Ok(()) => {
                 chosen = Some((*h, k > 0));
                 break;
             }
             Err(Error::Unsupported(s)) => return Err(Error::Unsupported(s)),
-            Err(_) => continue,
+            Err(_) => unusable_gen = unusable_gen.max(h.generation),
         }
     }
     let Some((ckpt, fell_back)) = chosen else {
@@ -381,29 +546,12 @@ where
     };
 
     // 3. Journal.
-    let nm = pool.alloc.geom().nr_devices();
-    // Highest sequence number anywhere (a full scan).
-    let mut max_seen = ckpt.journal_seq;
-    for d in 0..nm {
-        for i in 0..LOG_ZONES {
-            let Some(start) =
-                log_zone(pool.alloc.geom(), d, i).and_then(|z| pool.alloc.geom().zone_start(z))
-            else {
-                continue;
-            };
-            let l = log_limit(pool.alloc.geom(), perm, rd, d, i);
-            for off in 1..l {
-                if read_pool(pool.alloc.geom(), perm, rd, start.saturating_add(off), buf).is_err() {
-                    continue;
-                }
-                if let Ok((h, _)) = decode_journal_block(buf) {
-                    if h.pool_uuid == uuid {
-                        max_seen = max_seen.max(h.seq);
-                    }
-                }
-            }
-        }
-    }
+    let strict = pool.sb.incompat & INCOMPAT_COMMIT_BLOCKS != 0;
+    let scan = scan_log(pool.alloc.geom(), perm, rd, uuid, ckpt.journal_seq, buf);
+    let max_seen = scan.max_seen;
+    // Replay up to the newest block proven committed (strict), or as far
+    // as the journal is unbroken (pools without commit groups).
+    let end = if strict { scan.committed } else { max_seen };
     let mut next = ckpt
         .journal_seq
         .checked_add(1)
@@ -411,7 +559,7 @@ where
     let mut hint: Option<(u16, u32, u64)> = None;
     let mut replayed = 0u64;
     loop {
-        if next > max_seen {
+        if next > end {
             break;
         }
         let found = find_journal_block(pool.alloc.geom(), perm, rd, uuid, next, hint, buf);
@@ -433,23 +581,103 @@ where
     }
     let last_seq = next.saturating_sub(1);
 
+    // Damage: a checkpoint the journal proves committed (blocks name it)
+    // that could not be loaded, or a committed journal block that could
+    // not be replayed.
+    let kind = if scan.max_gen > ckpt.generation {
+        Some(DamageKind::CheckpointLost)
+    } else if strict && last_seq < end {
+        Some(DamageKind::JournalMissing)
+    } else {
+        None
+    };
+    let mut damage = kind.map(|k| Damage::new(k, next, scan.committed));
+    if let Some(d) = damage.as_mut() {
+        d.bad_blocks = scan.nr_bad;
+        d.lost_gen = if d.kind == DamageKind::CheckpointLost {
+            scan.max_gen
+        } else {
+            0
+        };
+        d.lost_header_found = d.lost_gen != 0 && unusable_gen == d.lost_gen;
+        // The invalid block where the next one was expected, or one that
+        // claims the missing sequence number.
+        let at_hint = hint.and_then(|(m, i, off)| {
+            bad_block_at(pool.alloc.geom(), perm, rd, uuid, m, i, off.saturating_add(1), buf)
+        });
+        d.bad = at_hint.or(scan.first_bad.filter(|b| b.claimed_seq == next));
+        if d.kind == DamageKind::JournalMissing && d.bad.is_some() {
+            d.kind = DamageKind::JournalInvalid;
+        }
+        if d.bad.is_none() {
+            d.bad = scan.first_bad;
+        }
+    }
+    // What lies past the replayed prefix: dropped (torn tail, or what a
+    // rewind loses).
+    let mut torn = 0u64;
+    if max_seen > last_seq {
+        count_dropped(
+            pool.alloc.geom(),
+            perm,
+            rd,
+            uuid,
+            last_seq,
+            scan.committed,
+            buf,
+            &mut torn,
+            damage.as_mut(),
+        );
+    }
+
     // 4. Zones and block references.
     pool.replaying = false;
     pool.refs = RefMap::new(pool.alloc.geom().total_blocks());
-    rebuild_zones(pool, perm, rd, on_finish)?;
+    let rebuilt = rebuild_zones(pool, perm, rd, on_finish);
+    match (rebuilt, damage.as_mut()) {
+        (Err(Error::Corrupt(_)), Some(d)) => {
+            // The consistent state before the damage maps space that was
+            // reclaimed since: not even a read-only assembly can use it.
+            // Report the damage on an empty engine (never to be used).
+            d.unusable = true;
+            clear_volumes(pool);
+            rebuild_zones(pool, perm, rd, &mut |_| {})?;
+        }
+        (r, _) => r?,
+    }
 
     if let Some(c) = check {
         let n = verify(pool, c.bitmap, c.counts, &mut |_| {})?;
-        if n != 0 {
-            clear_volumes(pool);
-            return Err(Error::Corrupt("recover: verifier found problems"));
+        match damage.as_mut() {
+            // The state before the damage is inconsistent with the space
+            // (reclaimed and reused since): unusable, as above.
+            Some(d) if n != 0 => {
+                d.unusable = true;
+                clear_volumes(pool);
+                rebuild_zones(pool, perm, rd, &mut |_| {})?;
+            }
+            _ if n != 0 => {
+                clear_volumes(pool);
+                return Err(Error::Corrupt("recover: verifier found problems"));
+            }
+            _ => {}
         }
     }
 
     // 5. Engine state.
-    let top = max_seen.max(last_seq);
+    let top = max_seen.max(last_seq).max(scan.committed);
     pool.ckpt_gen = ckpt.generation;
     pool.ckpt_seq = ckpt.journal_seq;
+    pool.durable_seq = last_seq;
+    // Never reuse the generation of a checkpoint seen (even unusable), and
+    // never write into the set just loaded: the next checkpoint goes to the
+    // other set with a generation above every one seen.
+    let seen = ckpt.generation.max(scan.max_gen).max(unusable_gen);
+    let mut g = seen.saturating_add(1);
+    if g & 1 == ckpt.generation & 1 {
+        g = g.saturating_add(1);
+    }
+    pool.ckpt_gen_min = g;
     pool.jseq = top
         .checked_add(1)
         .ok_or(Error::Corrupt("journal sequence"))?;
@@ -470,14 +698,264 @@ where
             *s = ok;
         }
     }
-    asm.nr_members = nm;
+    asm.nr_members = pool.alloc.geom().nr_devices();
     asm.sb_generation = pool.sb.generation;
     asm.checkpoint_generation = ckpt.generation;
     asm.fell_back = fell_back;
     asm.replayed_blocks = replayed;
     asm.last_seq = last_seq;
     asm.max_seq_seen = max_seen;
+    asm.commit_blocks = strict;
+    asm.committed_seq = scan.committed;
+    asm.torn_blocks = torn;
+    asm.suspect_gap = !strict && damage.is_none() && last_seq < max_seen;
+    asm.damage = damage;
     Ok(())
+}
+
+/// What a scan of every log zone found (see [`scan_log`]).
+struct LogScan {
+    /// Highest valid sequence number of this pool (at least the
+    /// checkpoint's).
+    max_seen: u64,
+    /// Highest sequence proven committed (`JournalHeader::proves_committed`).
+    committed: u64,
+    /// Highest checkpoint generation a valid block names.
+    max_gen: u64,
+    /// Invalid journal blocks of this pool (above the checkpoint, by their
+    /// claimed sequence).
+    nr_bad: u32,
+    first_bad: Option<BadBlock>,
+}
+
+/// Calls `f(member, log zone index, pool address of block 1, blocks
+/// written)` for every log zone of every member.
+fn for_each_log_zone<G, M, F>(geo: &PoolGeometry<G>, perm: &[u16; MAX_DEVICES], rd: &mut M, mut f: F)
+where
+    G: Deref<Target = [DeviceGeometry]>,
+    M: MetaReader,
+    F: FnMut(&mut M, u16, u32, u64, u64),
+{
+    for d in 0..geo.nr_devices() {
+        for i in 0..LOG_ZONES {
+            let Some(start) = log_zone(geo, d, i).and_then(|z| geo.zone_start(z)) else {
+                continue;
+            };
+            let l = log_limit(geo, perm, rd, d, i);
+            f(rd, d, i, start, l);
+        }
+    }
+}
+
+/// If the block in `buf` carries this pool's journal identity but does not
+/// decode, the sequence number it claims.
+fn bad_journal_claim(buf: &[u8], uuid: &[u8; 16]) -> Option<u64> {
+    if peek_magic(buf) != Some(JOURNAL_MAGIC) || decode_journal_block(buf).is_ok() {
+        return None;
+    }
+    // Pool UUID at 24, sequence at 40 (`format::journal`).
+    if buf.get(24..40) != Some(&uuid[..]) {
+        return None;
+    }
+    let seq: [u8; 8] = buf.get(40..48)?.try_into().ok()?;
+    Some(u64::from_le_bytes(seq))
+}
+
+/// Scans every log zone once (step 3 of [`recover`]).
+fn scan_log<G, M>(
+    geo: &PoolGeometry<G>,
+    perm: &[u16; MAX_DEVICES],
+    rd: &mut M,
+    uuid: [u8; 16],
+    ckpt_seq: u64,
+    buf: &mut [u8],
+) -> LogScan
+where
+    G: Deref<Target = [DeviceGeometry]>,
+    M: MetaReader,
+{
+    let mut s = LogScan {
+        max_seen: ckpt_seq,
+        committed: 0,
+        max_gen: 0,
+        nr_bad: 0,
+        first_bad: None,
+    };
+    for_each_log_zone(geo, perm, rd, |rd, d, i, start, l| {
+        let local = log_zone(geo, d, i)
+            .and_then(|z| geo.zone(z))
+            .map(|zg| zg.local)
+            .unwrap_or(0);
+        for off in 1..l {
+            if read_pool(geo, perm, rd, start.saturating_add(off), buf).is_err() {
+                continue;
+            }
+            match decode_journal_block(buf) {
+                Ok((h, _)) if h.pool_uuid == uuid => {
+                    s.max_seen = s.max_seen.max(h.seq);
+                    s.committed = s.committed.max(h.proves_committed());
+                    s.max_gen = s.max_gen.max(h.ckpt_gen);
+                }
+                Ok(_) => {}
+                Err(_) => {
+                    let Some(claimed) = bad_journal_claim(buf, &uuid) else {
+                        continue;
+                    };
+                    if claimed <= ckpt_seq {
+                        continue;
+                    }
+                    s.nr_bad = s.nr_bad.saturating_add(1);
+                    if s.first_bad.is_none() {
+                        s.first_bad = Some(BadBlock {
+                            member: d,
+                            zone: local,
+                            block: off,
+                            claimed_seq: claimed,
+                        });
+                    }
+                }
+            }
+        }
+    });
+    s
+}
+
+/// The invalid journal block of this pool at offset `off` of log zone `i`
+/// of member `m`, if there is one.
+#[allow(clippy::too_many_arguments)]
+fn bad_block_at<G, M>(
+    geo: &PoolGeometry<G>,
+    perm: &[u16; MAX_DEVICES],
+    rd: &mut M,
+    uuid: [u8; 16],
+    m: u16,
+    i: u32,
+    off: u64,
+    buf: &mut [u8],
+) -> Option<BadBlock>
+where
+    G: Deref<Target = [DeviceGeometry]>,
+    M: MetaReader,
+{
+    let z = log_zone(geo, m, i)?;
+    let zg = geo.zone(z)?;
+    if off >= log_limit(geo, perm, rd, m, i) {
+        return None;
+    }
+    let start = geo.zone_start(z)?;
+    read_pool(geo, perm, rd, start.saturating_add(off), buf).ok()?;
+    let claimed = bad_journal_claim(buf, &uuid)?;
+    Some(BadBlock {
+        member: m,
+        zone: zg.local,
+        block: off,
+        claimed_seq: claimed,
+    })
+}
+
+/// Counts the valid journal blocks after `last_seq` (not replayed): those
+/// past `committed` are a torn tail (`torn`); with `damage`, all of them
+/// are what a rewind drops (blocks, records, volumes).
+#[allow(clippy::too_many_arguments)]
+fn count_dropped<G, M>(
+    geo: &PoolGeometry<G>,
+    perm: &[u16; MAX_DEVICES],
+    rd: &mut M,
+    uuid: [u8; 16],
+    last_seq: u64,
+    committed: u64,
+    buf: &mut [u8],
+    torn: &mut u64,
+    mut damage: Option<&mut Damage>,
+) where
+    G: Deref<Target = [DeviceGeometry]>,
+    M: MetaReader,
+{
+    for_each_log_zone(geo, perm, rd, |rd, _, _, start, l| {
+        for off in 1..l {
+            if read_pool(geo, perm, rd, start.saturating_add(off), buf).is_err() {
+                continue;
+            }
+            let Ok((h, recs)) = decode_journal_block(buf) else {
+                continue;
+            };
+            if h.pool_uuid != uuid || h.seq <= last_seq {
+                continue;
+            }
+            if h.seq > committed {
+                *torn = torn.saturating_add(1);
+            }
+            let Some(d) = damage.as_deref_mut() else {
+                continue;
+            };
+            d.lost_blocks = d.lost_blocks.saturating_add(1);
+            if h.seq <= committed {
+                d.lost_committed_blocks = d.lost_committed_blocks.saturating_add(1);
+            }
+            for rec in recs.flatten() {
+                d.lost_records = d.lost_records.saturating_add(1);
+                let (a, b) = record_volumes(&rec);
+                for v in [a, b].into_iter().flatten() {
+                    d.add_volume(v);
+                }
+            }
+        }
+    });
+}
+
+/// The volumes a journal record changes.
+fn record_volumes(rec: &Record) -> (Option<u32>, Option<u32>) {
+    match *rec {
+        Record::MapExtent { vol, .. }
+        | Record::Unmap { vol, .. }
+        | Record::VolumeCreate { vol, .. }
+        | Record::VolumeDelete { vol }
+        | Record::VolumeResize { vol, .. }
+        | Record::VolumeReserve { vol, .. }
+        | Record::Promote { vol } => (Some(vol), None),
+        Record::Snapshot { vol, new_vol, .. } => (Some(vol), Some(new_vol)),
+        Record::Rollback { vol, snap } => (Some(vol), Some(snap)),
+        Record::Relocate { .. }
+        | Record::ZoneReset { .. }
+        | Record::ZoneFinish { .. }
+        | Record::CheckpointDone { .. } => (None, None),
+    }
+}
+
+impl<G, Z, E, V, R, N, D, S> Pool<G, Z, E, V, R, N, D, S>
+where
+    G: Deref<Target = [DeviceGeometry]>,
+    Z: DerefMut<Target = [ZoneInfo]>,
+    E: DerefMut<Target = [u64]>,
+    V: DerefMut<Target = [VolEntry]>,
+    R: DerefMut<Target = [Record]>,
+    N: NodeStore,
+    D: DerefMut<Target = [DevState]>,
+    S: DerefMut<Target = Superblock>,
+{
+    /// Accepts the state [`recover`] assembled before `damage` (an explicit
+    /// rewind, like `zpool import -F`): records it in the pool's history
+    /// (written with the checkpoint that must come first) and returns the
+    /// record. The journal after the damage is never replayed again: the
+    /// first checkpoint covers every sequence number seen.
+    pub fn record_rewind(&mut self, damage: &Damage, asm: &Assembly) -> Rewind {
+        let rw = Rewind {
+            count: self
+                .last_rewind
+                .map(|r| r.count)
+                .unwrap_or(0)
+                .saturating_add(1),
+            from_seq: damage.seq,
+            to_seq: asm.max_seq_seen.max(damage.committed_seq).max(damage.seq),
+            lost_gen: damage.lost_gen,
+            blocks: damage.lost_blocks,
+            records: damage.lost_records,
+            to_gen: asm.checkpoint_generation,
+        };
+        self.last_rewind = Some(rw);
+        self.need_ckpt = true;
+        rw
+    }
 }
 
 /// Frees every volume (used before retrying with another checkpoint).
@@ -594,6 +1072,13 @@ where
                     section::SHARING => {
                         while r.remaining() > 0 {
                             load_sharing(pool, decode_record(&mut r)?, &mut current)?;
+                        }
+                    }
+                    HISTORY => {
+                        while r.remaining() > 0 {
+                            if let Some(rw) = Rewind::decode(&mut r)? {
+                                pool.last_rewind = Some(rw);
+                            }
                         }
                     }
                     k if k & SECTION_COMPAT != 0 => {}

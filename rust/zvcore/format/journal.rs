@@ -15,15 +15,26 @@
 //! | 0   | 8    | magic [`JOURNAL_MAGIC`]                                 |
 //! | 8   | 4    | CRC32C of the block (this field skipped)                |
 //! | 12  | 2    | record count                                            |
-//! | 14  | 2    | flags (zero)                                            |
+//! | 14  | 2    | flags ([`JF_COMMIT`]; other bits zero)                  |
 //! | 16  | 4    | payload length (bytes of records, <= 4032)              |
 //! | 20  | 4    | reserved, zero                                          |
 //! | 24  | 16   | pool UUID                                               |
 //! | 40  | 8    | sequence number (>= 1)                                  |
 //! | 48  | 8    | generation of the newest committed checkpoint at write  |
-//! | 56  | 8    | reserved, zero                                          |
+//! | 56  | 8    | commit sequence: last block known committed (< seq)     |
 //! | 64  | len  | records                                                 |
 //! | ... |      | zero up to the end of the block                         |
+//!
+//! Commit groups (pools with `INCOMPAT_COMMIT_BLOCKS`): the blocks of one
+//! commit are written, flushed, and the group's last block, flagged
+//! [`JF_COMMIT`], is written after that flush and flushed itself. Every
+//! block names in its commit sequence the newest block that ended a
+//! durable commit (or the journal sequence the newest checkpoint covers)
+//! when it was written. Hence every block up to the largest commit
+//! sequence or commit-flagged block found is committed: recovery treats a
+//! missing or invalid one as damage, never as a torn tail (see
+//! `Documentation/on-disk-format.md`, "Journal"). Pools without the
+//! feature write zero in both fields.
 //!
 //! Record: `tag: u16, len: u16, body[len]`. Tags with bit 15
 //! ([`TAG_COMPAT`]) set are *compat* records: a reader that does not know
@@ -42,6 +53,11 @@ use super::{
 
 /// Bytes of the journal block header.
 pub const JOURNAL_HEADER_LEN: usize = 64;
+/// Header flag: the block ends a commit group (every block of the group was
+/// durable before it was written).
+pub const JF_COMMIT: u16 = 1 << 0;
+/// Every journal header flag this version knows.
+pub const JF_KNOWN: u16 = JF_COMMIT;
 /// Most payload (record) bytes in one journal block.
 pub const JOURNAL_PAYLOAD_MAX: usize = BLOCK_SIZE - JOURNAL_HEADER_LEN;
 /// Bytes of a record's tag + length prefix.
@@ -651,6 +667,23 @@ pub struct JournalHeader {
     pub nr_records: u16,
     /// Bytes of record payload.
     pub payload_len: u32,
+    /// `JF_*` flags ([`JF_COMMIT`]: the block ends a commit group).
+    pub flags: u16,
+    /// The newest journal sequence known committed when the block was
+    /// written (0 on pools without commit groups); always `< seq`.
+    pub commit_seq: u64,
+}
+
+impl JournalHeader {
+    /// The journal sequence this block proves committed: its own if it
+    /// ends a commit group, else its commit sequence.
+    pub const fn proves_committed(&self) -> u64 {
+        if self.flags & JF_COMMIT != 0 {
+            self.seq
+        } else {
+            self.commit_seq
+        }
+    }
 }
 
 /// Fills a caller-provided 4 KiB buffer with journal records.
@@ -665,6 +698,8 @@ pub struct JournalBuilder<'a> {
     pool_uuid: Uuid,
     seq: u64,
     ckpt_gen: u64,
+    flags: u16,
+    commit_seq: u64,
     pos: usize,
     count: u16,
 }
@@ -685,9 +720,22 @@ impl<'a> JournalBuilder<'a> {
             pool_uuid,
             seq,
             ckpt_gen,
+            flags: 0,
+            commit_seq: 0,
             pos: JOURNAL_HEADER_LEN,
             count: 0,
         })
+    }
+
+    /// Sets the commit fields: `commit_seq` (must be below the block's
+    /// sequence) and whether the block ends its commit group.
+    pub fn set_commit(&mut self, commit_seq: u64, ends_group: bool) -> Result<()> {
+        if commit_seq >= self.seq {
+            return Err(Error::Invalid("journal: commit sequence"));
+        }
+        self.commit_seq = commit_seq;
+        self.flags = if ends_group { JF_COMMIT } else { 0 };
+        Ok(())
     }
 
     /// Records added so far.
@@ -759,13 +807,13 @@ impl<'a> JournalBuilder<'a> {
         w.put_u64(JOURNAL_MAGIC)?;
         w.put_u32(0)?;
         w.put_u16(self.count)?;
-        w.put_u16(0)?;
+        w.put_u16(self.flags)?;
         w.put_u32(payload_len)?;
         w.put_u32(0)?;
         w.put_bytes(&self.pool_uuid)?;
         w.put_u64(self.seq)?;
         w.put_u64(self.ckpt_gen)?;
-        w.put_u64(0)?;
+        w.put_u64(self.commit_seq)?;
         seal_block(self.buf)
     }
 }
@@ -821,7 +869,8 @@ pub fn decode_journal_block(buf: &[u8]) -> Result<(JournalHeader, RecordIter<'_>
     let mut r = Reader::new(blk);
     r.skip(12)?;
     let nr_records = r.get_u16()?;
-    if r.get_u16()? != 0 {
+    let flags = r.get_u16()?;
+    if flags & !JF_KNOWN != 0 {
         return Err(Error::BadField("journal: flags"));
     }
     let payload_len = r.get_u32()?;
@@ -831,11 +880,12 @@ pub fn decode_journal_block(buf: &[u8]) -> Result<(JournalHeader, RecordIter<'_>
     let pool_uuid = r.get_array::<16>()?;
     let seq = r.get_u64()?;
     let ckpt_gen = r.get_u64()?;
-    if r.get_u64()? != 0 {
-        return Err(Error::BadField("journal: reserved"));
-    }
+    let commit_seq = r.get_u64()?;
     if seq == 0 {
         return Err(Error::BadField("journal: sequence"));
+    }
+    if commit_seq >= seq {
+        return Err(Error::BadField("journal: commit sequence"));
     }
     let plen =
         usize::try_from(payload_len).map_err(|_| Error::BadField("journal: payload length"))?;
@@ -852,6 +902,8 @@ pub fn decode_journal_block(buf: &[u8]) -> Result<(JournalHeader, RecordIter<'_>
         ckpt_gen,
         nr_records,
         payload_len,
+        flags,
+        commit_seq,
     };
     let iter = RecordIter {
         payload,
@@ -1212,9 +1264,13 @@ mod tests {
         }];
         let bf = |s| Err(Error::BadField(s));
         let p = JOURNAL_HEADER_LEN; // first record
-        assert_eq!(patched(&r1, |b| b[14] = 1), bf("journal: flags"));
+        assert_eq!(patched(&r1, |b| b[14] = 2), bf("journal: flags"));
         assert_eq!(patched(&r1, |b| b[20] = 1), bf("journal: reserved"));
-        assert_eq!(patched(&r1, |b| b[60] = 1), bf("journal: reserved"));
+        // The commit sequence must lie below the block's own sequence.
+        assert_eq!(
+            patched(&r1, |b| b[56..64].copy_from_slice(&u64::MAX.to_le_bytes())),
+            bf("journal: commit sequence")
+        );
         assert_eq!(patched(&r1, |b| b[40..48].fill(0)), bf("journal: sequence"));
         assert_eq!(
             patched(&r1, |b| b[16..20].copy_from_slice(&4033u32.to_le_bytes())),

@@ -202,6 +202,13 @@ pub struct SimStats {
 }
 
 impl SimDev {
+    /// Whether both devices hold the same blocks and zone states (nothing
+    /// was written, reset or finished between them).
+    pub fn same_contents(&self, o: &SimDev) -> bool {
+        let wp = |d: &SimDev| d.zones.iter().map(|z| format!("{z:?}")).collect::<Vec<_>>();
+        self.current == o.current && wp(self) == wp(o)
+    }
+
     pub fn new(g: SimGeom) -> Self {
         assert!(g.zone_cap <= g.zone_blocks && g.zone_cap > 0);
         let zones = (0..g.nr_zones)

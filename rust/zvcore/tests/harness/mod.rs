@@ -271,6 +271,7 @@ pub struct Stats {
     pub enospc: u64,
     pub fallbacks: u64,
     pub replayed: u64,
+    pub torn_blocks: u64,
 }
 
 pub struct World {
@@ -448,6 +449,7 @@ impl World {
                 enospc: 0,
                 fallbacks: 0,
                 replayed: 0,
+                torn_blocks: 0,
             },
             uuid,
         }
@@ -865,6 +867,21 @@ impl World {
         true
     }
 
+    /// Clean stop: the engine's closing commit block. Returns whether one
+    /// was written.
+    pub fn close(&mut self) -> bool {
+        let mut ops = Vec::new();
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let r = self.pool().close(&mut scratch, &mut |op| {
+            ops.push(own(op));
+            Ok(())
+        });
+        self.scratch = scratch;
+        let wrote = r.expect("close");
+        assert!(self.exec(&ops, None));
+        wrote
+    }
+
     pub fn maintenance(&mut self) {
         let mut ops = Vec::new();
         self.pool()
@@ -1147,6 +1164,11 @@ impl World {
         };
         self.scratch = scratch;
         let (pool, asm) = r.unwrap_or_else(|e| panic!("recovery failed: {e:?}"));
+        // A crash (any unflushed write lost, commits torn anywhere) is never
+        // damage: only a torn tail, which assembles without refusal.
+        assert_eq!(asm.damage, None, "damage reported after a crash");
+        assert!(asm.commit_blocks, "new pools write commit groups");
+        self.st.torn_blocks += asm.torn_blocks;
         for m in 0..n {
             assert_eq!(order[asm.dev_of_member[m] as usize], m, "member mapping");
         }
@@ -1288,10 +1310,43 @@ impl World {
         w
     }
 
+    /// Like [`Self::adopt`] without any commit (a read-only or rewound
+    /// pool the caller inspects first).
+    pub fn adopt_raw(&mut self, pool: P) {
+        self.pool = Some(pool);
+        let p = self.pool.take().unwrap();
+        self.adopt_model(&p);
+        self.pool = Some(p);
+    }
+
+    /// Writes a checkpoint now.
+    pub fn checkpoint_now(&mut self) {
+        let mut ops = Vec::new();
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let r = self.pool().checkpoint(&mut scratch, &mut |op| {
+            ops.push(own(op));
+            Ok(())
+        });
+        self.scratch = scratch;
+        r.expect("checkpoint");
+        assert!(self.exec(&ops, None));
+        self.pool().checkpoint_end(true).expect("checkpoint_end");
+    }
+
+    pub fn pool_ref(&self) -> &P {
+        self.pool.as_ref().expect("pool")
+    }
+
     /// Takes over a pool assembled from unknown (e.g. corrupted) metadata:
     /// the model gets its volumes with unknown contents. Writes the
     /// post-recovery checkpoint.
     pub fn adopt(&mut self, pool: P) {
+        self.adopt_model(&pool);
+        self.pool = Some(pool);
+        while !self.commit(false) {}
+    }
+
+    fn adopt_model(&mut self, pool: &P) {
         self.inflight.clear();
         self.dirty.clear();
         self.vols = pool
@@ -1313,8 +1368,6 @@ impl World {
             .max()
             .unwrap_or(0)
             .saturating_add(1);
-        self.pool = Some(pool);
-        while !self.commit(false) {}
     }
 
     /// A random step that does not check contents (no reads, no crashes).
