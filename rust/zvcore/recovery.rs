@@ -640,8 +640,7 @@ where
             // reclaimed since: not even a read-only assembly can use it.
             // Report the damage on an empty engine (never to be used).
             d.unusable = true;
-            clear_volumes(pool);
-            rebuild_zones(pool, perm, rd, &mut |_| {})?;
+            empty_engine(pool, perm, rd)?;
         }
         (r, _) => r?,
     }
@@ -653,8 +652,7 @@ where
             // (reclaimed and reused since): unusable, as above.
             Some(d) if n != 0 => {
                 d.unusable = true;
-                clear_volumes(pool);
-                rebuild_zones(pool, perm, rd, &mut |_| {})?;
+                empty_engine(pool, perm, rd)?;
             }
             _ if n != 0 => {
                 clear_volumes(pool);
@@ -956,6 +954,30 @@ where
         self.need_ckpt = true;
         rw
     }
+}
+
+/// Leaves an engine without volumes whose space accounting is consistent
+/// (for an unusable damaged state that is only reported).
+fn empty_engine<G, Z, E, V, R, N, D, S, M>(
+    pool: &mut Pool<G, Z, E, V, R, N, D, S>,
+    perm: &[u16; MAX_DEVICES],
+    rd: &mut M,
+) -> Result<()>
+where
+    G: Deref<Target = [DeviceGeometry]>,
+    Z: DerefMut<Target = [ZoneInfo]>,
+    E: DerefMut<Target = [u64]>,
+    V: DerefMut<Target = [VolEntry]>,
+    R: DerefMut<Target = [Record]>,
+    N: NodeStore,
+    D: DerefMut<Target = [DevState]>,
+    S: DerefMut<Target = Superblock>,
+    M: MetaReader,
+{
+    clear_volumes(pool);
+    pool.refs.destroy(&mut pool.nodes);
+    pool.refs = RefMap::new(pool.alloc.geom().total_blocks());
+    rebuild_zones(pool, perm, rd, &mut |_| {})
 }
 
 /// Frees every volume (used before retrying with another checkpoint).

@@ -4,7 +4,9 @@
 //! field validation is reached, duplicated / swapped / zeroed blocks, lost
 //! zone tails), fed to the decoders and to recovery. Nothing may panic;
 //! recovery either fails or assembles a pool the verifier accepts and that
-//! keeps working (checkpoint, writes, GC, flushes).
+//! keeps working (checkpoint, writes, GC, flushes) — after an explicit
+//! rewind where it reported damage (`tests/damage.rs` checks that damage is
+//! never silent).
 //!
 //! `ZVCORE_SEED` replays a run, `ZVCORE_OPS` scales it (number of mutated
 //! blocks fed to the decoders; recovery runs are a twentieth of that).
@@ -232,9 +234,19 @@ fn try_recover(base: &World, devs: Vec<SimDev>, rng: &mut Rng) -> String {
             }),
         )
     };
-    let pool = match r {
-        Ok((p, _)) => p,
+    let (mut pool, asm) = match r {
+        Ok(x) => x,
         Err(e) => return format!("{e:?}"),
+    };
+    // Damage: the state before it is used as after an explicit rewind
+    // (unless unusable: then it is only reported).
+    let outcome = match asm.damage {
+        Some(d) if d.unusable => return format!("damage {:?} (unusable)", d.kind),
+        Some(d) => {
+            pool.record_rewind(&d, &asm);
+            format!("rewound past {:?}", d.kind)
+        }
+        None => "ok".to_string(),
     };
     // Keep using it.
     let mut w = World::new(base.seed);
@@ -254,5 +266,5 @@ fn try_recover(base: &World, devs: Vec<SimDev>, rng: &mut Rng) -> String {
     w.complete_all();
     while !w.commit(false) {}
     w.run_verify("after using a pool recovered from corrupt metadata");
-    "ok".into()
+    outcome
 }
