@@ -4,6 +4,7 @@
 //! See `Documentation/configfs-abi.md` for the ABI. Every refusal returns an
 //! errno and logs one line saying why.
 
+use crate::damage::AssembleMode;
 use crate::kwrap::bdev;
 use crate::pool::ActivePool;
 use crate::snapshot;
@@ -23,7 +24,13 @@ use kernel::{
 pub(crate) const FORMAT_VERSION: u32 = crate::zvcore::format::FORMAT_VERSION;
 
 /// Features this build supports, one word each, as listed in `features`.
-const FEATURES: &[&str] = &["zoned-members", "thin-volumes", "snapshots"];
+const FEATURES: &[&str] = &[
+    "zoned-members",
+    "thin-volumes",
+    "snapshots",
+    "read-only-assembly",
+    "rewind",
+];
 
 /// Data of the subsystem's root directory.
 #[pin_data]
@@ -40,6 +47,28 @@ pub(crate) fn subsystem() -> impl PinInit<configfs::Subsystem<Root>, Error> {
         ],
     };
     configfs::Subsystem::new(c"zvpool", item_type, try_pin_init!(Root {}))
+}
+
+/// User input quoted in a log line: at most 64 bytes (then how long it
+/// was), control and non-ASCII bytes as `?`.
+pub(crate) struct Shown<'a>(pub(crate) &'a [u8]);
+
+impl kernel::fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut kernel::fmt::Formatter<'_>) -> kernel::fmt::Result {
+        const MAX: usize = 64;
+        for &c in self.0.iter().take(MAX) {
+            let c = if c.is_ascii_graphic() || c == b' ' {
+                char::from(c)
+            } else {
+                '?'
+            };
+            f.write_char(c)?;
+        }
+        if self.0.len() > MAX {
+            write!(f, "...({} bytes)", self.0.len())?;
+        }
+        Ok(())
+    }
 }
 
 /// Text of a store, without the trailing newline `echo` adds.
@@ -73,7 +102,7 @@ impl configfs::GroupOperations for Root {
         if !volcfg::valid_name(name.to_bytes()) {
             pr_err!(
                 "pool name '{}' invalid: 1-31 characters of [A-Za-z0-9_.-]\n",
-                name
+                Shown(name.to_bytes())
             );
             return Err(EINVAL);
         }
@@ -93,6 +122,7 @@ impl configfs::GroupOperations for Root {
                 clone: 8,
                 promote: 9,
                 rollback: 10,
+                assemble_mode: 11,
             ],
         };
         Ok(configfs::Group::new(
@@ -103,6 +133,7 @@ impl configfs::GroupOperations for Root {
                 inner <- new_mutex!(PoolInner {
                     paths: KVec::new(),
                     format: 0,
+                    mode: AssembleMode::Normal,
                     active: None,
                 }),
             }),
@@ -123,6 +154,8 @@ struct PoolInner {
     paths: KVec<CString>,
     /// 0 assemble, 1 format if blank, 2 format always.
     format: u8,
+    /// How the next assembly treats damaged metadata.
+    mode: AssembleMode,
     active: Option<Arc<ActivePool>>,
 }
 
@@ -146,8 +179,16 @@ impl PoolInner {
                 let mut st = p.lock_engine();
                 p.commit(&mut st)
             };
-            if let Err(e) = r {
-                pr_err!("{}: final metadata commit failed: {:?}\n", name, e);
+            match r {
+                Err(e) => pr_err!("{}: final metadata commit failed: {:?}\n", name, e),
+                Ok(()) if !p.read_only => {
+                    // The closing commit block: damage to the newest commit
+                    // is told from a torn tail at the next assembly.
+                    if let Err(e) = p.close_metadata() {
+                        pr_warn!("{}: closing journal block not written: {:?}\n", name, e);
+                    }
+                }
+                Ok(()) => {}
             }
             drop(p);
             pr_info!("{}: stopped\n", name);
@@ -185,7 +226,7 @@ impl configfs::AttributeOperations<0> for PoolDir {
             pr_err!(
                 "{}: cannot add {} to an active pool (stop it first)\n",
                 name,
-                path
+                Shown(path.as_bytes())
             );
             return Err(EBUSY);
         }
@@ -195,11 +236,21 @@ impl configfs::AttributeOperations<0> for PoolDir {
         }
         let cpath = CString::try_from_fmt(fmt!("{}", path))?;
         let devt = bdev::lookup(&cpath).inspect_err(|e| {
-            pr_err!("{}: {} is not a block device: {:?}\n", name, path, e);
+            pr_err!(
+                "{}: {} is not a block device: {:?}\n",
+                name,
+                Shown(path.as_bytes()),
+                e
+            );
         })?;
         for p in g.paths.iter() {
             if bdev::lookup(p).ok() == Some(devt) {
-                pr_err!("{}: {} is already a member (as {})\n", name, path, &**p);
+                pr_err!(
+                    "{}: {} is already a member (as {})\n",
+                    name,
+                    Shown(path.as_bytes()),
+                    &**p
+                );
                 return Err(EEXIST);
             }
         }
@@ -232,7 +283,7 @@ impl configfs::AttributeOperations<1> for PoolDir {
                 pr_err!(
                     "{}: format must be 0, 1 or 2, not '{}'\n",
                     &*this.name,
-                    other
+                    Shown(other.as_bytes())
                 );
                 return Err(EINVAL);
             }
@@ -271,7 +322,11 @@ impl configfs::AttributeOperations<2> for PoolDir {
             "1" => true,
             "0" => false,
             other => {
-                pr_err!("{}: enable must be 0 or 1, not '{}'\n", name, other);
+                pr_err!(
+                    "{}: enable must be 0 or 1, not '{}'\n",
+                    name,
+                    Shown(other.as_bytes())
+                );
                 return Err(EINVAL);
             }
         };
@@ -288,7 +343,7 @@ impl configfs::AttributeOperations<2> for PoolDir {
             (true, false) => {
                 let holder = core::ptr::from_ref(this).cast();
                 let pool = if g.format == 0 {
-                    ActivePool::assemble(name, &g.paths, holder)
+                    ActivePool::assemble(name, &g.paths, holder, g.mode)
                         .inspect_err(|e| pr_err!("{}: assembly failed: {:?}\n", name, e))?
                 } else {
                     ActivePool::create(name, &g.paths, holder, g.format)
@@ -296,10 +351,47 @@ impl configfs::AttributeOperations<2> for PoolDir {
                 };
                 g.active = Some(pool);
                 g.format = 0;
+                g.mode = AssembleMode::Normal;
                 Ok(())
             }
             (false, true) => g.stop(name),
         }
+    }
+}
+
+/// `assemble_mode`: how the next `enable=1` assembles: `normal` (refuses
+/// damaged metadata with `EUCLEAN`), `read-only` or `rewind`. Back to
+/// `normal` after a successful enable.
+#[vtable]
+impl configfs::AttributeOperations<11> for PoolDir {
+    type Data = PoolDir;
+
+    fn show(this: &PoolDir, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
+        let mut w = Formatter::new(page);
+        w.write_fmt(fmt!("{}\n", this.inner.lock().mode.word()))?;
+        Ok(w.bytes_written())
+    }
+
+    fn store(this: &PoolDir, page: &[u8]) -> Result {
+        let text = input(page)?.trim();
+        let Some(mode) = AssembleMode::parse(text) else {
+            pr_err!(
+                "{}: assemble_mode must be normal, read-only or rewind, not '{}'\n",
+                &*this.name,
+                Shown(text.as_bytes())
+            );
+            return Err(EINVAL);
+        };
+        let mut g = this.inner.lock();
+        if g.active.is_some() {
+            pr_err!(
+                "{}: pool is active; assemble_mode applies when enabling\n",
+                &*this.name
+            );
+            return Err(EBUSY);
+        }
+        g.mode = mode;
+        Ok(())
     }
 }
 
@@ -373,19 +465,25 @@ impl configfs::AttributeOperations<6> for PoolDir {
             return Err(EBUSY);
         };
         let Some(id) = p.find_volume(vol.as_bytes()) else {
-            pr_err!("{}: no volume named '{}'\n", name, vol);
+            pr_err!("{}: no volume named '{}'\n", name, Shown(vol.as_bytes()));
             return Err(ENOENT);
         };
         if p.is_bound(vol.as_bytes()) {
             pr_err!(
                 "{}: volume '{}' is bound; remove its directory first\n",
                 name,
-                vol
+                Shown(vol.as_bytes())
             );
             return Err(EBUSY);
         }
-        p.vol_delete(id)
-            .inspect_err(|e| pr_err!("{}: cannot delete volume '{}': {:?}\n", name, vol, e))?;
+        p.vol_delete(id).inspect_err(|e| {
+            pr_err!(
+                "{}: cannot delete volume '{}': {:?}\n",
+                name,
+                Shown(vol.as_bytes()),
+                e
+            )
+        })?;
         pr_info!("{}: deleted volume '{}'\n", name, vol);
         Ok(())
     }
@@ -410,13 +508,20 @@ fn refused(pool: &CStr, what: &str, arg: &str, e: Error) -> Error {
     } else if e == EINVAL {
         "invalid name or kind of volume"
     } else if e == EROFS {
-        "the volume is a snapshot"
+        "the volume is a snapshot, or the pool is read-only"
     } else if e == ENOSPC {
         "no room for another volume"
     } else {
         "error"
     };
-    pr_err!("{}: cannot {} '{}': {} ({:?})\n", pool, what, arg, why, e);
+    pr_err!(
+        "{}: cannot {} '{}': {} ({:?})\n",
+        pool,
+        what,
+        Shown(arg.as_bytes()),
+        why,
+        e
+    );
     e
 }
 
@@ -438,7 +543,7 @@ impl configfs::AttributeOperations<7> for PoolDir {
             pr_err!(
                 "{}: snapshot name '{}' invalid: VOLUME@SNAP, at most 31 characters\n",
                 &*this.name,
-                arg
+                Shown(arg.as_bytes())
             );
             return Err(EINVAL);
         }
@@ -476,7 +581,7 @@ impl configfs::AttributeOperations<8> for PoolDir {
             pr_err!(
                 "{}: volume name '{}' invalid: 1-31 characters of [A-Za-z0-9_.-]\n",
                 &*this.name,
-                name
+                Shown(name.as_bytes())
             );
             return Err(EINVAL);
         }
@@ -541,7 +646,7 @@ impl configfs::AttributeOperations<10> for PoolDir {
             pr_err!(
                 "{}: cannot roll back '{}': it is bound; remove its directory first\n",
                 &*this.name,
-                vol
+                Shown(vol.as_bytes())
             );
             return Err(EBUSY);
         }
@@ -570,7 +675,7 @@ impl configfs::GroupOperations for PoolDir {
             pr_err!(
                 "{}: volume name '{}' invalid: 1-31 characters of [A-Za-z0-9_.-], snapshots VOLUME@SNAP\n",
                 pool,
-                name
+                Shown(name.to_bytes())
             );
             return Err(EINVAL);
         }
@@ -579,7 +684,7 @@ impl configfs::GroupOperations for PoolDir {
             pr_err!(
                 "{}: cannot add volume '{}': pool is not active\n",
                 pool,
-                name
+                Shown(name.to_bytes())
             );
             return Err(EBUSY);
         };

@@ -7,12 +7,13 @@
 //! text. Metadata I/O is synchronous and runs in process context (configfs
 //! writes, the flush worker), never in completion context.
 
+use crate::damage::{self, AssembleMode};
 use crate::gc::Gc;
 use crate::kwrap::{
     bdev::IoLimits,
     bdev::LowerDev,
     bio::BioSet,
-    metaio::{self, MetaBuf},
+    metaio::{self, MetaBuf, MetaRun},
     noio::NoIo,
     random,
     zone::{self, ZoneCond, ZoneOp, ZoneReport, ZoneType},
@@ -24,6 +25,7 @@ use crate::zvcore::{
     format::{MemberInfo, Record, Superblock, Uuid, BLOCK_SIZE},
     geom::{DevKind, DeviceGeometry, PoolGeometry, Stream},
     pool::{MetaOp, Pool, PoolConfig, PoolStorage, VolEntry},
+    recovery::Damage,
 };
 use core::ops::{Deref, DerefMut};
 use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -299,10 +301,20 @@ fn op_name(op: &MetaOp<'_>) -> &'static str {
 /// Largest pool (in blocks, 4 TiB) verified at assembly (bitmap of 32 MiB).
 const VERIFY_MAX_BLOCKS: u64 = 1 << 30;
 
-/// Reads metadata for recovery from the opened devices (caller's order).
+/// Blocks read ahead at once by assembly (128 KiB): log zones are scanned
+/// block by block, and one synchronous 4 KiB read per block made assembly
+/// of a conventional member (256 MiB log zones) take tens of seconds.
+const READ_AHEAD_BLOCKS: usize = 32;
+
+/// Reads metadata for recovery from the opened devices (caller's order),
+/// ahead within a zone (never across a zone boundary: a ZNS namespace may
+/// refuse reads across zones).
 struct Reader<'a> {
     devs: &'a [Option<Member>],
     buf: MetaBuf,
+    ahead: MetaRun,
+    /// What `ahead` holds: device, first block, number of blocks.
+    cached: Option<(u16, u64, u64)>,
 }
 
 impl crate::zvcore::recovery::MetaReader for Reader<'_> {
@@ -313,8 +325,29 @@ impl crate::zvcore::recovery::MetaReader for Reader<'_> {
             .get(usize::from(dev))
             .and_then(|o| o.as_ref())
             .ok_or(io)?;
-        metaio::read_block(&m.dev, block * SPB, &mut self.buf).map_err(|_| io)?;
         let dst = buf.get_mut(..BLOCK_SIZE).ok_or(io)?;
+        let hit = |c: Option<(u16, u64, u64)>| match c {
+            Some((d, first, n)) if d == dev && block >= first && block - first < n => {
+                Some((block - first) as usize)
+            }
+            _ => None,
+        };
+        if hit(self.cached).is_none() {
+            self.cached = None;
+            // The rest of the block's zone, at most the buffer.
+            let zb = m.geom.zone_blocks.max(1);
+            let end = (block / zb + 1).saturating_mul(zb);
+            let n = (end - block).min(self.ahead.capacity() as u64);
+            if n > 1 && self.ahead.read(&m.dev, block * SPB, n as usize).is_ok() {
+                self.cached = Some((dev, block, n));
+            }
+        }
+        if let Some(src) = hit(self.cached).and_then(|i| self.ahead.block(i)) {
+            dst.copy_from_slice(src);
+            return Ok(());
+        }
+        // One block (the last of a zone, or a read ahead that failed).
+        metaio::read_block(&m.dev, block * SPB, &mut self.buf).map_err(|_| io)?;
         dst.copy_from_slice(self.buf.bytes());
         Ok(())
     }
@@ -396,6 +429,11 @@ pub(crate) struct ActivePool {
     /// Names of the volumes bound to a configfs directory.
     #[pin]
     binds: Mutex<KVec<CString>>,
+    /// Assembled read-only: every volume is a read-only disk, GC is off,
+    /// nothing is written to any member.
+    pub(crate) read_only: bool,
+    /// The damage a read-only assembly went past (for `status`).
+    damage: Option<Damage>,
 }
 
 /// A volume name bound to a configfs directory; unbinds on drop.
@@ -580,9 +618,10 @@ impl ActivePool {
             })?
         };
         pr_info!("{}: formatted {} member(s)\n", name, members.len());
-        Self::new(name, uuid, members, geoms, engine, scratch)
+        Self::new(name, uuid, members, geoms, engine, scratch, false, None)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn new(
         name: &CStr,
         uuid: Uuid,
@@ -590,6 +629,8 @@ impl ActivePool {
         geoms: KVec<DeviceGeometry>,
         engine: KBox<Engine>,
         scratch: KVec<u8>,
+        read_only: bool,
+        damage: Option<Damage>,
     ) -> Result<Arc<Self>> {
         let limits = stacked_limits(&members);
         let gc = Gc::new(name)?;
@@ -608,9 +649,17 @@ impl ActivePool {
                 gc_cv <- kernel::new_condvar!("zvpool::gc_cv"),
                 space_waiters: AtomicU32::new(0),
                 binds <- kernel::new_mutex!(KVec::new()),
+                read_only,
+                damage,
             }),
             GFP_KERNEL,
         )
+        .inspect(|p: &Arc<Self>| {
+            if read_only {
+                // Nothing may be written: no GC.
+                p.gc.disabled.store(true, Ordering::Relaxed);
+            }
+        })
     }
 
     /// Opens `paths` exclusively for `holder` and assembles the pool they
@@ -622,6 +671,7 @@ impl ActivePool {
         name: &CStr,
         paths: &[CString],
         holder: *const kernel::ffi::c_void,
+        mode: AssembleMode,
     ) -> Result<Arc<Self>> {
         let (opened, geoms) = open_members(name, paths, holder, false)?;
         let parts = engine_parts(&geoms, &opened)?;
@@ -640,6 +690,8 @@ impl ActivePool {
             let mut rd = Reader {
                 devs: &opened,
                 buf: MetaBuf::new()?,
+                ahead: MetaRun::new(READ_AHEAD_BLOCKS)?,
+                cached: None,
             };
             // The verifier runs on the assembled state when its bitmap (one
             // bit per pool block) is affordable.
@@ -680,12 +732,20 @@ impl ActivePool {
                 check,
             );
             boxed_first(r)?.map_err(|e| {
-                pr_err!("{}: cannot assemble: {:?}\n", name, e);
+                pr_err!("{}: cannot assemble: {}\n", name, e.describe());
                 core_err(e)
             })
         })?;
         if finish_err {
             return Err(ENOMEM);
+        }
+        let mut engine = engine;
+        // Damage refuses a normal assembly; read-only writes nothing (not
+        // even the zone finishes recovery asks for).
+        let read_only = damage::decide(name, paths, &mut engine, &asm, mode)?;
+        if read_only {
+            engine.set_read_only();
+            finish.clear();
         }
         // Members in the pool's order.
         let mut members = KVec::with_capacity(opened.len(), GFP_KERNEL)?;
@@ -725,24 +785,35 @@ impl ActivePool {
             },
             asm.replayed_blocks
         );
-        if asm.last_seq < asm.max_seq_seen {
-            // Replay applies the journal's unbroken prefix only. Commits
-            // are written one at a time, so valid blocks after a gap mean
-            // a block was damaged after it was written, or they belong to
-            // a newer checkpoint that was unusable: say so.
-            pr_warn!(
-                "{}: journal replay stopped after sequence {}: blocks up to {} exist but follow a missing or invalid one, not replayed\n",
+        if asm.torn_blocks > 0 {
+            pr_info!(
+                "{}: {} journal block(s) of an unfinished commit (torn tail) dropped\n",
                 name,
-                asm.last_seq,
-                asm.max_seq_seen
+                asm.torn_blocks
             );
         }
-        let pool = Self::new(name, uuid, members, mgeoms, engine, scratch)?;
-        // Recovery may leave records (e.g. after a torn journal tail): commit.
-        {
-            let mut st = pool.lock_engine();
+        if read_only {
+            pr_info!(
+                "{}: assembled read-only: nothing is written to the members\n",
+                name
+            );
+        }
+        let damage = if read_only { asm.damage } else { None };
+        let rewound = asm.damage.is_some() && !read_only;
+        let pool = Self::new(
+            name, uuid, members, mgeoms, engine, scratch, read_only, damage,
+        )?;
+        let mut st = pool.lock_engine();
+        if rewound {
+            // The rewind is recorded by the checkpoint, which also covers
+            // every journal block seen: nothing after the damage is ever
+            // replayed again.
+            pool.checkpoint_now(&mut st)?;
+        } else {
+            // Recovery may leave records (e.g. after a torn tail): commit.
             pool.commit(&mut st)?;
         }
+        drop(st);
         Ok(pool)
     }
 
@@ -760,8 +831,42 @@ impl ActivePool {
         }
     }
 
+    /// Writes a checkpoint now (after a rewind: it records the rewind).
+    fn checkpoint_now(&self, st: &mut EngineState) -> Result {
+        let mut sink = MetaSink::new(&self.name, &self.members, &self.geoms)?.draining(&self.reads);
+        let EngineState {
+            engine, scratch, ..
+        } = st;
+        let r = engine.checkpoint(scratch, &mut |op| sink.apply(op));
+        let end = engine.checkpoint_end(r.is_ok());
+        match (r, end) {
+            (Err(e), _) => Err(sink.error(e)),
+            (Ok(()), Err(e)) => Err(core_err(e)),
+            (Ok(()), Ok(())) => Ok(()),
+        }
+    }
+
+    /// Clean stop, after the last commit: the engine's closing journal
+    /// block (it lets the next assembly tell damage to the newest commit
+    /// from a torn tail). The engine takes no change afterwards.
+    pub(crate) fn close_metadata(&self) -> Result {
+        let mut st = self.lock_engine();
+        let mut sink = MetaSink::new(&self.name, &self.members, &self.geoms)?.draining(&self.reads);
+        let EngineState {
+            engine, scratch, ..
+        } = &mut *st;
+        engine
+            .close(scratch, &mut |op| sink.apply(op))
+            .map(|_| ())
+            .map_err(|e| sink.error(e))
+    }
+
     /// Commits everything queued (a flush of the pool's metadata).
     pub(crate) fn commit(&self, st: &mut EngineState) -> Result {
+        if self.read_only {
+            // Nothing can be queued and nothing may be written.
+            return Ok(());
+        }
         let mut sink = MetaSink::new(&self.name, &self.members, &self.geoms)?.draining(&self.reads);
         let EngineState {
             engine, scratch, ..
@@ -844,7 +949,8 @@ impl ActivePool {
             w,
             "shared_bytes {}",
             e.shared_live_blocks() * BLOCK_SIZE as u64
-        )
+        )?;
+        damage::status(w, self.read_only, self.damage.as_ref(), e.last_rewind())
     }
 
     /// Writes the `members` attribute.

@@ -51,11 +51,13 @@ impl VolumeBackend for PoolVolume {
     fn disk_params(&self, p: &mut DiskParams) {
         p.io_limits = self.pool.limits;
         p.max_hw_sectors = self.pool.max_request_sectors();
-        // Snapshots are read-only block devices.
-        p.read_only = self
-            .pool
-            .vol_info(self.id)
-            .is_some_and(|i| i.kind == VolKind::Snapshot);
+        // Snapshots, and every volume of a pool assembled read-only, are
+        // read-only block devices.
+        p.read_only = self.pool.read_only
+            || self
+                .pool
+                .vol_info(self.id)
+                .is_some_and(|i| i.kind == VolKind::Snapshot);
     }
 
     fn read(&self, io: Io<Self>) {

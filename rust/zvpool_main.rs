@@ -10,6 +10,7 @@
 //! - the driver logic between them, one concern a file (`config`, ...).
 
 mod config;
+mod damage;
 mod datapath;
 mod gc;
 mod kwrap;

@@ -37,6 +37,55 @@ fn rw(dev: &LowerDev, sector: u64, buf: &mut MetaBuf, op: bindings::req_op) -> R
     to_result(unsafe { bindings::bdev_rw_virt(dev.bdev(), sector, data.cast(), META_BLOCK, op) })
 }
 
+/// A kmalloc'ed (physically contiguous) buffer of several metadata blocks,
+/// for reading metadata ahead in one I/O (assembly scans log zones).
+///
+/// # Invariants
+///
+/// The vector's storage is kmalloc'ed and never reallocated after `new`.
+pub(crate) struct MetaRun(KVec<u8>);
+
+impl MetaRun {
+    /// A zeroed buffer of `blocks` metadata blocks (kmalloc: keep it small,
+    /// e.g. 128 KiB).
+    pub(crate) fn new(blocks: usize) -> Result<Self> {
+        let len = blocks.checked_mul(META_BLOCK).ok_or(EINVAL)?;
+        Ok(Self(KVec::from_elem(0u8, len, GFP_KERNEL)?))
+    }
+
+    /// Blocks the buffer holds.
+    pub(crate) fn capacity(&self) -> usize {
+        self.0.len() / META_BLOCK
+    }
+
+    /// Reads `blocks` (at most [`Self::capacity`]) consecutive blocks from
+    /// `sector` in one synchronous I/O. Process context.
+    pub(crate) fn read(&mut self, dev: &LowerDev, sector: u64, blocks: usize) -> Result {
+        if blocks == 0 || blocks > self.capacity() {
+            return Err(EINVAL);
+        }
+        let data = self.0.as_mut_ptr();
+        // SAFETY: `dev.bdev()` is open; `data` is the start of a kmalloc'ed
+        // buffer (type invariant) of at least `blocks * META_BLOCK` bytes
+        // (checked above), exclusively borrowed for the synchronous call.
+        to_result(unsafe {
+            bindings::bdev_rw_virt(
+                dev.bdev(),
+                sector,
+                data.cast(),
+                blocks * META_BLOCK,
+                bindings::req_op_REQ_OP_READ,
+            )
+        })
+    }
+
+    /// Block `i` of the buffer.
+    pub(crate) fn block(&self, i: usize) -> Option<&[u8]> {
+        self.0
+            .get(i.checked_mul(META_BLOCK)?..i.checked_add(1)?.checked_mul(META_BLOCK)?)
+    }
+}
+
 /// Reads the 4 KiB block at `sector` into `buf`. Process context.
 pub(crate) fn read_block(dev: &LowerDev, sector: u64, buf: &mut MetaBuf) -> Result {
     rw(dev, sector, buf, bindings::req_op_REQ_OP_READ)

@@ -32,6 +32,20 @@ pub enum Error {
 pub type Result<T> = core::result::Result<T, Error>;
 
 impl Error {
+    /// What went wrong, in words for a log line.
+    pub const fn describe(self) -> &'static str {
+        match self {
+            Error::Truncated => "metadata block truncated",
+            Error::BadChecksum => "metadata checksum mismatch",
+            Error::BadMagic => "not zvpool metadata",
+            Error::BadField(s) | Error::Unsupported(s) | Error::Invalid(s) | Error::Corrupt(s) => s,
+            Error::NoSpace => "no space",
+            Error::Busy => "busy",
+            Error::NotFound => "no zvpool superblock on the devices given",
+            Error::ReadOnly => "read-only",
+        }
+    }
+
     /// The (positive) Linux errno that best describes this error.
     pub const fn errno(self) -> i32 {
         match self {

@@ -24,8 +24,8 @@
 //! See `Documentation/on-disk-format.md` for the full description.
 
 pub mod checkpoint;
-pub mod journal;
 pub mod history;
+pub mod journal;
 pub mod layout;
 pub mod sharing;
 pub mod superblock;

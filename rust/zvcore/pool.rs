@@ -23,18 +23,18 @@ use super::alloc::{AllocConfig, Allocator, DevState, Extent, ZoneInfo, ZoneState
 use super::codec::{Reader, Writer};
 use super::error::{Error, Result};
 use super::format::checkpoint::{section, set_of, CKPT_DATA_MAX};
+use super::format::history::{Rewind, HISTORY, REWIND_RECORD_BYTES};
 use super::format::journal::JOURNAL_PAYLOAD_MAX;
 use super::format::journal::VOL_FLAG_READONLY;
 use super::format::layout::{
     checkpoint_block_addr, checkpoint_capacity, checkpoint_zone, log_zone,
 };
 use super::format::sharing::{encode_base, encode_link, DiffEntry, DiffWriter, SMALL_RECORD_BYTES};
-use super::format::history::{Rewind, HISTORY, REWIND_RECORD_BYTES};
-use super::format::{INCOMPAT_COMMIT_BLOCKS, INCOMPAT_SHARED_BLOCKS};
 use super::format::{
     CheckpointHeader, CheckpointWriter, JournalBuilder, Record, Superblock, Uuid, VolName,
     BLOCK_SIZE,
 };
+use super::format::{INCOMPAT_COMMIT_BLOCKS, INCOMPAT_SHARED_BLOCKS};
 use super::gc::{
     gc_urgency, pick_victim, relocation_cost_x1000, Policy, Urgency, RELOCATION_STREAM,
 };

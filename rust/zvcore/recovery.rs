@@ -603,7 +603,16 @@ where
         // The invalid block where the next one was expected, or one that
         // claims the missing sequence number.
         let at_hint = hint.and_then(|(m, i, off)| {
-            bad_block_at(pool.alloc.geom(), perm, rd, uuid, m, i, off.saturating_add(1), buf)
+            bad_block_at(
+                pool.alloc.geom(),
+                perm,
+                rd,
+                uuid,
+                m,
+                i,
+                off.saturating_add(1),
+                buf,
+            )
         });
         d.bad = at_hint.or(scan.first_bad.filter(|b| b.claimed_seq == next));
         if d.kind == DamageKind::JournalMissing && d.bad.is_some() {
@@ -728,8 +737,12 @@ struct LogScan {
 
 /// Calls `f(member, log zone index, pool address of block 1, blocks
 /// written)` for every log zone of every member.
-fn for_each_log_zone<G, M, F>(geo: &PoolGeometry<G>, perm: &[u16; MAX_DEVICES], rd: &mut M, mut f: F)
-where
+fn for_each_log_zone<G, M, F>(
+    geo: &PoolGeometry<G>,
+    perm: &[u16; MAX_DEVICES],
+    rd: &mut M,
+    mut f: F,
+) where
     G: Deref<Target = [DeviceGeometry]>,
     M: MetaReader,
     F: FnMut(&mut M, u16, u32, u64, u64),

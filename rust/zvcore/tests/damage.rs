@@ -389,7 +389,10 @@ fn lost_checkpoint_case(seed: u64) -> bool {
         let z = g.first_meta_zone() + 2 + (gen % 2) as u32;
         if devs[d].reset(z).is_err() {
             // A conventional zone: lose its contents.
-            let (lo, hi) = (u64::from(z) * g.zone_blocks, u64::from(z + 1) * g.zone_blocks);
+            let (lo, hi) = (
+                u64::from(z) * g.zone_blocks,
+                u64::from(z + 1) * g.zone_blocks,
+            );
             for a in devs[d].written() {
                 if a >= lo && a < hi {
                     devs[d].poke(a, &vec![0u8; BLOCK_SIZE]);

@@ -19,6 +19,7 @@ pub const BLOCK: usize = 4096;
 const MAGIC: &[u8; 8] = b"ZVCRASH1";
 
 /// splitmix64: small, good enough, reproducible everywhere.
+pub mod meta;
 pub fn mix(mut x: u64) -> u64 {
     x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
     x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);

@@ -11,12 +11,22 @@
 //!   zvcrash verify DEV SEED DURABLE [PER_ROUND]
 //!       checks every block against what rounds 1..=DURABLE (durable) and
 //!       the next two (in flight at the cut) wrote; exit 1 on any violation.
+//!   zvcrash journal FILE FIRST_BLOCK COUNT
+//!       lists the journal blocks among COUNT blocks from FIRST_BLOCK (a log
+//!       zone): `BLOCK SEQ CKPT_GEN COMMIT_SEQ FLAGS RECORDS valid|invalid`,
+//!       stopping at the first block that is neither a journal block nor a
+//!       superblock.
+//!   zvcrash flip FILE BYTE
+//!       flips bit 4 of byte BYTE of FILE (damage that breaks a checksum).
+//!   zvcrash reseal FILE BLOCK OFFSET WIDTH VALUE
+//!       stores VALUE (WIDTH bytes, little-endian) at OFFSET of 4 KiB block
+//!       BLOCK of FILE and recomputes the block's CRC32C.
 
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::process::exit;
-use zvcrash::{check, decode, expectations, round_blocks, stamp, BLOCK};
+use zvcrash::{check, decode, expectations, meta, round_blocks, stamp, BLOCK};
 
 fn num(s: Option<&String>, what: &str) -> u64 {
     let Some(s) = s else {
@@ -33,8 +43,69 @@ fn num(s: Option<&String>, what: &str) -> u64 {
     })
 }
 
+/// `journal`, `flip`, `reseal` (the damage tests' tools).
+fn meta_cmd(cmd: &str, args: &[String]) -> Result<(), String> {
+    let path = args.get(2).ok_or("missing FILE")?;
+    let f = OpenOptions::new()
+        .read(true)
+        .write(cmd != "journal")
+        .open(path)
+        .map_err(|e| format!("{path}: {e}"))?;
+    let mut b = vec![0u8; meta::BLOCK];
+    let at = |blk: u64| blk * meta::BLOCK as u64;
+    match cmd {
+        "journal" => {
+            let first = num(args.get(3), "first block");
+            let count = num(args.get(4), "count");
+            for blk in first..first + count {
+                if f.read_exact_at(&mut b, at(blk)).is_err() {
+                    break;
+                }
+                match meta::journal_info(&b) {
+                    Some(j) => println!(
+                        "{blk} {} {} {} {} {} {}",
+                        j.seq,
+                        j.ckpt_gen,
+                        j.commit_seq,
+                        j.flags,
+                        j.records,
+                        if j.valid { "valid" } else { "invalid" }
+                    ),
+                    None if meta::is_superblock(&b) => {}
+                    None => break,
+                }
+            }
+        }
+        "flip" => {
+            let off = num(args.get(3), "byte offset");
+            let mut c = [0u8; 1];
+            f.read_exact_at(&mut c, off).map_err(|e| e.to_string())?;
+            c[0] ^= 0x10;
+            f.write_all_at(&c, off).map_err(|e| e.to_string())?;
+        }
+        _ => {
+            let blk = num(args.get(3), "block");
+            let off = num(args.get(4), "offset") as usize;
+            let width = num(args.get(5), "width") as usize;
+            let value = num(args.get(6), "value");
+            f.read_exact_at(&mut b, at(blk))
+                .map_err(|e| e.to_string())?;
+            meta::reseal(&mut b, off, width, value)?;
+            f.write_all_at(&b, at(blk)).map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(())
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if let Some(cmd @ ("journal" | "flip" | "reseal")) = args.get(1).map(String::as_str) {
+        if let Err(e) = meta_cmd(cmd, &args) {
+            eprintln!("zvcrash {cmd}: {e}");
+            exit(1);
+        }
+        return;
+    }
     let (cmd, dev) = match (args.get(1), args.get(2)) {
         (Some(c), Some(d)) => (c.as_str(), d.as_str()),
         _ => {
