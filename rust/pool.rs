@@ -187,6 +187,30 @@ fn is_blank(dev: &LowerDev, geom: &DeviceGeometry) -> Result<bool> {
     Ok(blank)
 }
 
+/// Resets every written sequential zone of a member about to be formatted
+/// (`format=2` over an old pool: the new pool's allocator starts with every
+/// data zone empty, so the device's must be too).
+fn reset_written_zones(dev: &LowerDev, geom: &DeviceGeometry) -> Result {
+    if geom.kind == DevKind::Conventional {
+        return Ok(());
+    }
+    let mut written = KVec::<(u64, u64)>::new();
+    let mut alloc_err = false;
+    zone::report_zones(dev, 0, geom.nr_zones, &mut |_i, z: &ZoneReport| {
+        if z.kind != ZoneType::Conventional && z.cond != ZoneCond::Empty {
+            alloc_err |= written.push((z.start, z.len), GFP_KERNEL).is_err();
+        }
+        Ok(())
+    })?;
+    if alloc_err {
+        return Err(ENOMEM);
+    }
+    for (start, len) in written.iter() {
+        zone::zone_mgmt(dev, ZoneOp::Reset, *start, *len)?;
+    }
+    Ok(())
+}
+
 /// Executes the engine's metadata operations on the members.
 struct MetaSink<'a> {
     pool: &'a CStr,
@@ -594,6 +618,11 @@ impl ActivePool {
         format: u8,
     ) -> Result<Arc<Self>> {
         let (members, geoms) = open_members(name, paths, holder, format == 1)?;
+        for m in members.iter() {
+            reset_written_zones(&m.dev, &m.geom).inspect_err(|e| {
+                pr_err!("{}: {}: cannot reset its zones: {:?}\n", name, &*m.path, e);
+            })?;
+        }
         let mut uuid: Uuid = [0; 16];
         random::fill(&mut uuid);
         let mut dev_uuids = KVec::from_elem([0u8; 16], paths.len(), GFP_KERNEL)?;
