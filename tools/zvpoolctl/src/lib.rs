@@ -9,8 +9,10 @@
 
 pub mod abi;
 pub mod backend;
+pub mod check;
 pub mod cli;
 pub mod commands;
+pub mod devio;
 pub mod error;
 pub mod klog;
 pub mod output;
