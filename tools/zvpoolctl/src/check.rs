@@ -30,7 +30,7 @@ const VERIFY_MAX_BLOCKS: u64 = 1 << 30;
 
 /// Block-table nodes on the heap, with reference counts (snapshots share).
 #[derive(Default)]
-struct Nodes {
+pub(crate) struct Nodes {
     nodes: Vec<Option<Box<Node>>>,
     refs: Vec<u32>,
     free: Vec<NodeId>,
@@ -76,7 +76,7 @@ impl NodeStore for Nodes {
     }
 }
 
-type Engine = Pool<
+pub(crate) type Engine = Pool<
     Vec<DeviceGeometry>,
     Vec<ZoneInfo>,
     Vec<u64>,
@@ -87,9 +87,8 @@ type Engine = Pool<
     Box<Superblock>,
 >;
 
-fn storage(
-    geoms: &[DeviceGeometry],
-) -> PoolStorage<
+/// The engine's storage.
+pub(crate) type Storage = PoolStorage<
     Vec<ZoneInfo>,
     Vec<u64>,
     Vec<VolEntry>,
@@ -97,7 +96,9 @@ fn storage(
     Nodes,
     Vec<DevState>,
     Box<Superblock>,
-> {
+>;
+
+pub(crate) fn storage(geoms: &[DeviceGeometry]) -> Storage {
     let nz: usize = geoms.iter().map(|g| g.nr_zones as usize).sum();
     PoolStorage {
         zones: vec![ZoneInfo::default(); nz],

@@ -163,7 +163,7 @@ pub fn geometry(q: &QueueInfo, zones: &[ZoneRep]) -> Result<DeviceGeometry, Stri
             zone_append: false,
         });
     }
-    if q.zone_sectors == 0 || q.zone_sectors % SPB != 0 {
+    if q.zone_sectors == 0 || !q.zone_sectors.is_multiple_of(SPB) {
         return Err(format!(
             "zone size {} sectors is not a multiple of 4 KiB",
             q.zone_sectors
@@ -198,7 +198,7 @@ pub fn geometry(q: &QueueInfo, zones: &[ZoneRep]) -> Result<DeviceGeometry, Stri
             q.nr_zones
         ));
     }
-    if bad || cap == 0 || cap % SPB != 0 {
+    if bad || cap == 0 || !cap.is_multiple_of(SPB) {
         return Err(
             "unsupported zone layout (mixed capacities or interleaved conventional zones)".into(),
         );

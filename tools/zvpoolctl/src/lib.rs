@@ -95,6 +95,7 @@ fn report(e: &Error, err: &mut dyn Write) -> i32 {
             }
             err.write_all(s.as_bytes())
         }
+        Error::Exit(_) => Ok(()),
     };
     e.exit_code()
 }

@@ -6,6 +6,7 @@
 //! New nouns (`migrate`, ...) are a module with a `NOUN` entry added to
 //! `NOUNS`; the parser, help and docs follow the table.
 
+pub mod check;
 pub mod pool;
 pub mod snapshot;
 pub mod volume;

@@ -142,6 +142,7 @@ pub const NOUN: Noun = Noun {
             columns: &[],
             run: status,
         },
+        super::check::VERB,
     ],
 };
 
@@ -239,7 +240,7 @@ const MEMBER_COLUMNS: &[&str] = &[
 ];
 
 /// Checks DEV arguments: non-empty, no duplicates.
-fn check_devices<'a>(devs: &'a [String], cmd: &str) -> Result<&'a [String], Error> {
+pub fn check_devices<'a>(devs: &'a [String], cmd: &str) -> Result<&'a [String], Error> {
     for (i, d) in devs.iter().enumerate() {
         if d.is_empty() || d.contains('\n') {
             return Err(Error::usage(format!("invalid device path {d:?}"), cmd));

@@ -13,8 +13,10 @@
 //! modelled coarsely: a snapshot or clone shares all mapped bytes of its
 //! source, and `set_usage` sets any split a test needs.
 
+use super::image::{MemDev, MemDevices};
 use super::{run_with, snapshot, Run, TempDir};
 use crate::backend::{Backend, FsBackend, Obj};
+use crate::devio::{DeviceSet, FileDevices, OpenError};
 use crate::error::{EACCES, EBUSY, EEXIST, EINVAL, ENODEV, ENOENT, ENOSPC, ENOTEMPTY, EROFS};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
@@ -125,6 +127,8 @@ pub struct FakeKernel {
     kmsg: PathBuf,
     fs: FsBackend,
     st: RefCell<State>,
+    /// In-memory device images the offline checker reads (by path).
+    images: RefCell<BTreeMap<String, MemDev>>,
 }
 
 fn err(errno: i32) -> io::Error {
@@ -166,6 +170,7 @@ impl FakeKernel {
             root,
             kmsg,
             _dir: dir,
+            images: RefCell::new(BTreeMap::new()),
             st: RefCell::new(State {
                 seq: 2,
                 legacy,
@@ -187,6 +192,11 @@ impl FakeKernel {
                 ..Disk::default()
             },
         );
+    }
+
+    /// The contents the offline checker reads for `path`.
+    pub fn set_image(&self, path: &str, dev: MemDev) {
+        self.images.borrow_mut().insert(path.to_string(), dev);
     }
 
     /// The device is opened exclusively by someone else.
@@ -956,6 +966,18 @@ impl Backend for FakeKernel {
         Self::remove_files(&dir);
         fs::remove_dir(&dir)?;
         self.finish(st)
+    }
+
+    fn open_devices(&self, paths: &[String]) -> Result<Box<dyn DeviceSet>, OpenError> {
+        let images = self.images.borrow();
+        let mut devs = Vec::new();
+        for p in paths {
+            match images.get(p) {
+                Some(d) => devs.push(d.clone()),
+                None => return FileDevices::open(paths).map(|d| Box::new(d) as Box<dyn DeviceSet>),
+            }
+        }
+        Ok(Box::new(MemDevices::new(paths, devs)))
     }
 
     fn write_attr(&self, obj: &Obj, attr: &str, value: &str) -> io::Result<()> {
