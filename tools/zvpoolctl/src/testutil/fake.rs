@@ -17,7 +17,9 @@ use super::image::{MemDev, MemDevices};
 use super::{run_with, snapshot, Run, TempDir};
 use crate::backend::{Backend, FsBackend, Obj};
 use crate::devio::{DeviceSet, FileDevices, OpenError};
-use crate::error::{EACCES, EBUSY, EEXIST, EINVAL, ENODEV, ENOENT, ENOSPC, ENOTEMPTY, EROFS};
+use crate::error::{
+    EACCES, EBUSY, EEXIST, EINVAL, ENODEV, ENOENT, ENOSPC, ENOTEMPTY, EROFS, EUCLEAN,
+};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -32,6 +34,8 @@ struct Disk {
     data: bool,
     pool: Option<String>,
     busy: bool,
+    /// The metadata is damaged (what the kernel would say).
+    damage: Option<String>,
 }
 
 #[derive(Clone)]
@@ -93,6 +97,12 @@ struct PoolRt {
     devices: Vec<String>,
     format: u8,
     vols: BTreeMap<String, VolRt>,
+    /// `assemble_mode` (empty = normal).
+    mode: String,
+    read_only: bool,
+    rewinds: u64,
+    last_rewind: Option<String>,
+    damage: Option<String>,
 }
 
 struct Fault {
@@ -155,7 +165,7 @@ impl FakeKernel {
             if legacy {
                 "format_version 1\nfeatures zoned-members thin-volumes\n"
             } else {
-                "format_version 2\nfeatures zoned-members thin-volumes snapshots future-word\n"
+                "format_version 2\nfeatures zoned-members thin-volumes snapshots read-only-assembly rewind future-word\n"
             },
         )
         .unwrap();
@@ -197,6 +207,20 @@ impl FakeKernel {
     /// The contents the offline checker reads for `path`.
     pub fn set_image(&self, path: &str, dev: MemDev) {
         self.images.borrow_mut().insert(path.to_string(), dev);
+    }
+
+    /// The pool metadata on the device is damaged: assembly is refused
+    /// (EUCLEAN) unless read-only or rewinding.
+    pub fn set_damaged(&self, path: &str, what: &str) {
+        if let Some(d) = self.st.borrow_mut().disks.get_mut(path) {
+            d.damage = Some(what.to_string());
+        }
+    }
+
+    /// Removes the root's `features` file (a kernel whose features cannot
+    /// be read).
+    pub fn drop_features(&self) {
+        let _ = fs::remove_file(self.root.join("features"));
     }
 
     /// The device is opened exclusively by someone else.
@@ -378,6 +402,10 @@ impl FakeKernel {
                 .collect();
             w("devices", devices);
             w("format", format!("{}\n", p.format));
+            if !st.legacy {
+                let mode = if p.mode.is_empty() { "normal" } else { &p.mode };
+                w("assemble_mode", format!("{mode}\n"));
+            }
             w("enable", format!("{}\n", u8::from(p.active)));
             let meta = st.metas.get(name).filter(|_| p.active);
             let vols = meta.map(|m| m.volumes.clone()).unwrap_or_default();
@@ -396,7 +424,18 @@ impl FakeKernel {
                 let extra = if legacy {
                     String::new()
                 } else {
-                    format!("snapshots {snaps}\nshared_bytes {shared}\n")
+                    let mut e = format!(
+                        "snapshots {snaps}\nshared_bytes {shared}\nread_only {}\nrewinds {}\n",
+                        u8::from(p.read_only),
+                        p.rewinds
+                    );
+                    if let Some(r) = &p.last_rewind {
+                        e += &format!("last_rewind {r}\n");
+                    }
+                    if let Some(d) = &p.damage {
+                        e += &format!("damage {d}\n");
+                    }
+                    e
                 };
                 w(
                     "status",
@@ -531,6 +570,20 @@ impl FakeKernel {
                     p.devices.push(value.to_string());
                 }
             }
+            "assemble_mode" if st.legacy => return Err(err(ENOENT)),
+            "assemble_mode" => {
+                let m = value.trim();
+                if !["normal", "read-only", "rewind"].contains(&m) {
+                    let why = "assemble_mode must be normal, read-only or rewind";
+                    return Err(self.refuse(st, EINVAL, name, why));
+                }
+                if active {
+                    return Err(self.refuse(st, EBUSY, name, "pool is active"));
+                }
+                if let Some(p) = st.pools.get_mut(name) {
+                    p.mode = m.to_string();
+                }
+            }
             "format" => {
                 let f = match value.trim() {
                     "0" => 0,
@@ -555,6 +608,10 @@ impl FakeKernel {
                     if devs.is_empty() {
                         return Err(self.refuse(st, EINVAL, name, "no members"));
                     }
+                    if format == 0 && devs.iter().all(|d| st.disks[d].pool.is_none()) {
+                        let why = "cannot assemble: no zvpool superblock on the devices";
+                        return Err(self.refuse(st, ENOENT, name, why));
+                    }
                     for d in &devs {
                         let disk = st.disks[d].clone();
                         if disk.busy {
@@ -577,6 +634,54 @@ impl FakeKernel {
                                 &format!("{d} carries no metadata of pool {name}"),
                             ));
                         }
+                    }
+                    let damage = devs.iter().find_map(|d| st.disks[d].damage.clone());
+                    let mode = st.pools[name].mode.clone();
+                    let (mut read_only, mut rewound) = (false, false);
+                    if let (Some(what), 0) = (&damage, format) {
+                        match mode.as_str() {
+                            "read-only" => read_only = true,
+                            "rewind" => rewound = true,
+                            _ => {
+                                let why = format!("cannot assemble: metadata damaged: {what}");
+                                let e = self.refuse(st, EUCLEAN, name, &why);
+                                self.log_level(
+                                    st,
+                                    4,
+                                    &format!(
+                                        "zvpool: {name}: hint: assemble_mode=read-only to copy data out, \
+                                         assemble_mode=rewind to drop the damaged part"
+                                    ),
+                                );
+                                return Err(e);
+                            }
+                        }
+                    } else if mode == "read-only" {
+                        read_only = true;
+                    }
+                    if rewound {
+                        for d in &devs {
+                            if let Some(disk) = st.disks.get_mut(d) {
+                                disk.damage = None;
+                            }
+                        }
+                        self.log_level(
+                            st,
+                            4,
+                            &format!("zvpool: {name}: rewound: dropped 511 journal blocks"),
+                        );
+                    }
+                    if let Some(p) = st.pools.get_mut(name) {
+                        p.read_only = read_only;
+                        p.damage = if read_only { damage.clone() } else { None };
+                        if rewound {
+                            p.rewinds += 1;
+                            p.last_rewind = Some(
+                                "from_seq=1025 to_seq=1535 blocks=511 records=9300 lost_checkpoint=0"
+                                    .into(),
+                            );
+                        }
+                        p.mode.clear();
                     }
                     if format != 0 {
                         for d in &devs {
