@@ -18,6 +18,8 @@ pub const ENODEV: i32 = 19;
 pub const EINVAL: i32 = 22;
 pub const ENOSPC: i32 = 28;
 pub const EROFS: i32 = 30;
+pub const EOPNOTSUPP: i32 = 95;
+pub const EUCLEAN: i32 = 117;
 pub const ENOTEMPTY: i32 = 39;
 
 /// Name and text of the errno values zvpool and the VFS return.
@@ -43,6 +45,7 @@ fn errno_info(n: i32) -> Option<(&'static str, &'static str)> {
         39 => ("ENOTEMPTY", "Directory not empty"),
         95 => ("EOPNOTSUPP", "Operation not supported"),
         110 => ("ETIMEDOUT", "Connection timed out"),
+        117 => ("EUCLEAN", "Structure needs cleaning"),
         _ => return None,
     })
 }
@@ -143,6 +146,8 @@ pub enum Error {
         cmd: String,
     },
     Failed(Failure),
+    /// The command printed what it had to say; exit with this code.
+    Exit(i32),
 }
 
 impl Error {
@@ -157,6 +162,7 @@ impl Error {
         match self {
             Error::Usage { .. } => EXIT_USAGE,
             Error::Failed(_) => EXIT_FAILED,
+            Error::Exit(code) => *code,
         }
     }
 }

@@ -19,8 +19,20 @@ const O_NONBLOCK: i32 = 0o4000;
 pub trait KernelLog {
     /// Remembers the current end of the log.
     fn mark(&mut self);
-    /// The newest `zvpool:` lines logged since the mark.
-    fn since_mark(&mut self) -> Vec<String>;
+    /// Every `zvpool:` line logged since the mark, with its level (`None`
+    /// when the source does not say), oldest first.
+    fn all_since_mark(&mut self) -> Vec<(Option<u32>, String)>;
+    /// The newest `zvpool:` lines of warning level or more severe logged
+    /// since the mark (refusals are logged as errors).
+    fn since_mark(&mut self) -> Vec<String> {
+        newest(
+            self.all_since_mark()
+                .into_iter()
+                .filter(|(l, _)| l.is_none_or(|p| p <= 4))
+                .map(|(_, m)| m)
+                .collect(),
+        )
+    }
 }
 
 /// No kernel log available.
@@ -28,7 +40,7 @@ pub struct NoLog;
 
 impl KernelLog for NoLog {
     fn mark(&mut self) {}
-    fn since_mark(&mut self) -> Vec<String> {
+    fn all_since_mark(&mut self) -> Vec<(Option<u32>, String)> {
         Vec::new()
     }
 }
@@ -64,7 +76,7 @@ impl KernelLog for KmsgLog {
         self.file = self.open_at_end().ok();
     }
 
-    fn since_mark(&mut self) -> Vec<String> {
+    fn all_since_mark(&mut self) -> Vec<(Option<u32>, String)> {
         let Some(mut f) = self.file.take() else {
             return Vec::new();
         };
@@ -81,7 +93,7 @@ impl KernelLog for KmsgLog {
                 Err(_) => break,
             }
         }
-        newest(parse_kmsg(&String::from_utf8_lossy(&text)))
+        parse_kmsg_all(&String::from_utf8_lossy(&text))
     }
 }
 
@@ -89,16 +101,24 @@ impl KernelLog for KmsgLog {
 /// level of warning or more severe (refusals are logged as errors; the
 /// driver's informational lines, e.g. "stopped", are not reasons).
 pub fn parse_kmsg(text: &str) -> Vec<String> {
+    parse_kmsg_all(text)
+        .into_iter()
+        .filter(|(l, _)| l.is_none_or(|p| p <= 4))
+        .map(|(_, m)| m)
+        .collect()
+}
+
+/// Every `zvpool:` message of `/dev/kmsg` records, with its level (0-7).
+pub fn parse_kmsg_all(text: &str) -> Vec<(Option<u32>, String)> {
     text.lines()
         .filter(|l| !l.starts_with(' '))
         .filter_map(|l| l.split_once(';'))
-        .filter(|(head, _)| {
+        .map(|(head, msg)| {
             let prio = head.split(',').next().and_then(|p| p.parse::<u32>().ok());
-            prio.is_none_or(|p| p & 7 <= 4)
+            (prio.map(|p| p & 7), msg.trim_end())
         })
-        .map(|(_, msg)| msg.trim_end())
-        .filter(|m| m.starts_with(PREFIX))
-        .map(str::to_string)
+        .filter(|(_, m)| m.starts_with(PREFIX))
+        .map(|(l, m)| (l, m.to_string()))
         .collect()
 }
 
@@ -150,7 +170,7 @@ impl KernelLog for DmesgLog {
         self.mark = Self::lines().and_then(|mut l| l.pop());
     }
 
-    fn since_mark(&mut self) -> Vec<String> {
+    fn all_since_mark(&mut self) -> Vec<(Option<u32>, String)> {
         let Some(lines) = Self::lines() else {
             return Vec::new();
         };
@@ -162,12 +182,10 @@ impl KernelLog for DmesgLog {
             },
             None => 0,
         };
-        newest(
-            lines[start..]
-                .iter()
-                .filter_map(|l| dmesg_message(l).map(str::to_string))
-                .collect(),
-        )
+        lines[start..]
+            .iter()
+            .filter_map(|l| dmesg_message(l).map(|m| (None, m.to_string())))
+            .collect()
     }
 }
 
@@ -205,10 +223,10 @@ impl KernelLog for AutoLog {
         }
     }
 
-    fn since_mark(&mut self) -> Vec<String> {
+    fn all_since_mark(&mut self) -> Vec<(Option<u32>, String)> {
         self.inner
             .as_mut()
-            .map(|l| l.since_mark())
+            .map(|l| l.all_since_mark())
             .unwrap_or_default()
     }
 }

@@ -9,8 +9,10 @@
 
 pub mod abi;
 pub mod backend;
+pub mod check;
 pub mod cli;
 pub mod commands;
+pub mod devio;
 pub mod error;
 pub mod klog;
 pub mod output;
@@ -93,6 +95,7 @@ fn report(e: &Error, err: &mut dyn Write) -> i32 {
             }
             err.write_all(s.as_bytes())
         }
+        Error::Exit(_) => Ok(()),
     };
     e.exit_code()
 }

@@ -8,6 +8,7 @@ mod fs;
 
 pub use fs::FsBackend;
 
+use crate::devio::{DeviceSet, FileDevices, OpenError};
 use std::fmt;
 use std::io;
 
@@ -68,4 +69,9 @@ pub trait Backend {
     fn read_attr(&self, obj: &Obj, attr: &str) -> io::Result<String>;
     /// Writes an attribute (one `write(2)`).
     fn write_attr(&self, obj: &Obj, attr: &str, value: &str) -> io::Result<()>;
+    /// Opens member devices read-only for the offline checker (not through
+    /// the driver: the devices themselves).
+    fn open_devices(&self, paths: &[String]) -> Result<Box<dyn DeviceSet>, OpenError> {
+        FileDevices::open(paths).map(|d| Box::new(d) as Box<dyn DeviceSet>)
+    }
 }

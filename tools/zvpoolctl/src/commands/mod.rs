@@ -6,6 +6,7 @@
 //! New nouns (`migrate`, ...) are a module with a `NOUN` entry added to
 //! `NOUNS`; the parser, help and docs follow the table.
 
+pub mod check;
 pub mod pool;
 pub mod snapshot;
 pub mod volume;
@@ -103,6 +104,34 @@ impl Ctx<'_> {
     /// Attribute write, with the kernel's reason on failure.
     pub fn write(&mut self, obj: &Obj, attr: &str, value: &str) -> Result<(), OsFail> {
         self.checked(|b| b.write_attr(obj, attr, value))
+    }
+
+    /// Attribute write whose failure carries every `zvpool:` line about
+    /// `pool` logged meanwhile (any level, oldest first, at most 20): a
+    /// refused assembly logs its reason, what is damaged and hints.
+    pub fn write_logged(
+        &mut self,
+        obj: &Obj,
+        attr: &str,
+        value: &str,
+        pool: &str,
+    ) -> Result<(), OsFail> {
+        self.klog.mark();
+        self.backend.write_attr(obj, attr, value).map_err(|e| {
+            let a = format!("zvpool: {pool}:");
+            let b = format!("zvpool: {pool}/");
+            let mut lines: Vec<String> = self
+                .klog
+                .all_since_mark()
+                .into_iter()
+                .map(|(_, m)| m)
+                .filter(|m| m.starts_with(&a) || m.starts_with(&b))
+                .collect();
+            if lines.len() > 20 {
+                lines.drain(..lines.len() - 20);
+            }
+            OsFail::new(&e, lines)
+        })
     }
 
     /// Attribute read; the failure names the attribute.

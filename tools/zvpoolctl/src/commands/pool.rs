@@ -5,8 +5,9 @@ use super::volume;
 use super::{check_name, Ctx, Noun, Undo, UndoStep, Verb};
 use crate::abi::{self, KeyValues};
 use crate::backend::Obj;
+use crate::check::{self, Report};
 use crate::cli::{OptSpec, Parsed, OPT_COLUMNS, OPT_JSON, OPT_PARSABLE, OPT_SCRIPTED};
-use crate::error::{Error, Failure, OsFail, EBUSY, EEXIST};
+use crate::error::{Error, Failure, OsFail, EACCES, EBUSY, EEXIST, EINVAL, ENOENT, EUCLEAN};
 use crate::output::{Layout, Section, Table, Value};
 
 /// Attribute names of a pool directory.
@@ -22,6 +23,7 @@ pub const ATTRS: &[&str] = &[
     "clone",
     "promote",
     "rollback",
+    "assemble_mode",
 ];
 
 const OPT_FORCE: OptSpec = OptSpec {
@@ -29,6 +31,20 @@ const OPT_FORCE: OptSpec = OptSpec {
     short: Some('f'),
     value: None,
     help: "format devices even if they hold data (DESTROYS the data; format=2)",
+};
+const OPT_READ_ONLY: OptSpec = OptSpec {
+    long: "read-only",
+    short: None,
+    value: None,
+    help: "assemble without writing anything to the members, every volume read-only \
+           (also a damaged pool, from the newest state that can be reconstructed)",
+};
+const OPT_REWIND: OptSpec = OptSpec {
+    long: "rewind",
+    short: None,
+    value: None,
+    help: "assemble a damaged pool read-write from its last consistent state, dropping \
+           the metadata after the damage (shown first)",
 };
 const OPT_NO_VOLUMES: OptSpec = OptSpec {
     long: "no-volumes",
@@ -60,7 +76,7 @@ pub const NOUN: Noun = Noun {
         },
         Verb {
             name: "assemble",
-            usage: "assemble [--no-volumes] NAME DEV...",
+            usage: "assemble [--no-volumes] [--read-only] [--rewind] NAME DEV...",
             summary: "activate an existing pool (after a reboot) and its volumes",
             help: "Activates the existing pool NAME from the metadata on its members DEV...\n\
                    (all of them), then binds and enables every volume and clone the pool\n\
@@ -71,8 +87,13 @@ pub const NOUN: Noun = Noun {
                    snapshot: mkdir NAME/VOL,\n\
                    NAME/VOL/enable <- 1. If a step fails, the volumes enabled so far are\n\
                    disabled and unbound, the pool is stopped and its directory removed\n\
-                   (no data is deleted).",
-            options: &[OPT_NO_VOLUMES],
+                   (no data is deleted).\n\
+                   --read-only and --rewind (one of them) write NAME/assemble_mode <- read-only or\n\
+                   rewind before enable (kernels with the features read-only-assembly\n\
+                   and rewind). --rewind first runs 'pool check' on DEV... and shows\n\
+                   what will be lost. If the kernel refuses because the metadata is\n\
+                   damaged (EUCLEAN), its reasons are shown with what to do next.",
+            options: &[OPT_NO_VOLUMES, OPT_READ_ONLY, OPT_REWIND],
             min_args: 2,
             max_args: None,
             columns: &[],
@@ -142,6 +163,7 @@ pub const NOUN: Noun = Noun {
             columns: &[],
             run: status,
         },
+        super::check::VERB,
     ],
 };
 
@@ -220,6 +242,10 @@ const STATUS_COLUMNS: &[&str] = &[
     "journal_blocks",
     "checkpoints",
     "table_nodes",
+    "read_only",
+    "rewinds",
+    "last_rewind",
+    "damage",
 ];
 
 const MEMBER_COLUMNS: &[&str] = &[
@@ -239,7 +265,7 @@ const MEMBER_COLUMNS: &[&str] = &[
 ];
 
 /// Checks DEV arguments: non-empty, no duplicates.
-fn check_devices<'a>(devs: &'a [String], cmd: &str) -> Result<&'a [String], Error> {
+pub fn check_devices<'a>(devs: &'a [String], cmd: &str) -> Result<&'a [String], Error> {
     for (i, d) in devs.iter().enumerate() {
         if d.is_empty() || d.contains('\n') {
             return Err(Error::usage(format!("invalid device path {d:?}"), cmd));
@@ -333,18 +359,158 @@ fn create(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
     Ok(())
 }
 
+/// `assemble_mode` values.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Mode {
+    Normal,
+    ReadOnly,
+    Rewind,
+}
+
+impl Mode {
+    fn word(self) -> &'static str {
+        match self {
+            Mode::Normal => "normal",
+            Mode::ReadOnly => "read-only",
+            Mode::Rewind => "rewind",
+        }
+    }
+}
+
+/// `--rewind`: the offline check's account of what will be lost.
+fn announce_rewind(ctx: &mut Ctx<'_>, name: &str, devs: &[String]) {
+    let mut set = match ctx.backend.open_devices(devs) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = writeln!(
+                ctx.err,
+                "zvpoolctl: warning: cannot check {} before the rewind ({}); the kernel's log says \
+                 what it dropped",
+                e.path, e.reason
+            );
+            return;
+        }
+    };
+    match check::check(set.as_mut()) {
+        Report::Assembled(a) => match &a.damage {
+            Some(d) => ctx.say(&format!(
+                "rewinding pool {name}: dropping {}; volumes affected: {}",
+                check::rewind_loss(&d.damage),
+                check::volume_list(d)
+            )),
+            None => ctx.say(&format!(
+                "pool {name}: the offline check found no damage; nothing to rewind"
+            )),
+        },
+        Report::Refused(r) => {
+            let _ = writeln!(
+                ctx.err,
+                "zvpoolctl: warning: offline check: {}",
+                check::refusal_text(&r, devs)
+            );
+        }
+    }
+}
+
+/// The failure of `enable=1` on assembly, by errno.
+fn assemble_failure(e: &OsFail, name: &str, devs: &[String], mode: Mode) -> Failure {
+    let what = format!("assemble pool {name}");
+    let list = devs.join(" ");
+    let kernel = |f: Failure| {
+        let notes: Vec<String> = e.kernel.iter().map(|l| format!("kernel: {l}")).collect();
+        f.notes(notes)
+    };
+    if e.is(EUCLEAN) {
+        let mut f = kernel(Failure::new(
+            what,
+            format!("the pool's metadata is damaged [{}]", e.text),
+        ));
+        f = f.note(format!(
+            "hint: see what is damaged: zvpoolctl pool check {list}"
+        ));
+        if mode != Mode::ReadOnly {
+            f = f.note(format!(
+                "hint: copy data out without writing anything: zvpoolctl pool assemble --read-only {name} {list}"
+            ));
+        }
+        if mode != Mode::Rewind {
+            f = f.note(format!(
+                "hint: drop the damaged part and use the pool again (loses the changes after it): \
+                 zvpoolctl pool assemble --rewind {name} {list}"
+            ));
+        }
+        f
+    } else if e.is(ENOENT) {
+        kernel(Failure::new(
+            what,
+            format!(
+                "no zvpool superblock on the devices given: they hold no pool (wrong devices?) [{}]",
+                e.text
+            ),
+        ))
+    } else if e.is(EINVAL) {
+        kernel(Failure::new(
+            what,
+            format!(
+                "the devices given do not match the pool's members (missing, extra or another \
+                 pool's devices; give all members) [{}]",
+                e.text
+            ),
+        ))
+    } else {
+        Failure::new(what, e.reason())
+    }
+}
+
 fn assemble(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
     let cmd = "pool assemble";
     let name = &p.args[0];
     check_name("pool", name, cmd)?;
     let devs = check_devices(&p.args[1..], cmd)?;
+    let mode = match (p.flag("read-only"), p.flag("rewind")) {
+        (true, true) => {
+            return Err(Error::usage(
+                "--read-only and --rewind exclude each other",
+                cmd,
+            ))
+        }
+        (true, false) => Mode::ReadOnly,
+        (false, true) => Mode::Rewind,
+        _ => Mode::Normal,
+    };
+    match mode {
+        Mode::ReadOnly => ctx.require_feature(
+            "read-only-assembly",
+            &format!("assemble pool {name} read-only"),
+        )?,
+        Mode::Rewind => ctx.require_feature("rewind", &format!("rewind pool {name}"))?,
+        Mode::Normal => {}
+    }
+    if mode == Mode::Rewind {
+        ctx.require_driver()?;
+        announce_rewind(ctx, name, devs);
+    }
     let mut undo = Undo::new();
     let r = (|| -> Result<Obj, Error> {
         let pool = define(ctx, name, devs, &mut undo, "assemble")?;
         ctx.write(&pool, "format", "0")
             .map_err(|e| e.fail(format!("set format of pool {name}")))?;
-        ctx.write(&pool, "enable", "1")
-            .map_err(|e| e.fail(format!("assemble pool {name}")))?;
+        if mode != Mode::Normal {
+            ctx.write(&pool, "assemble_mode", mode.word())
+                .map_err(|e| {
+                    if e.is(ENOENT) || e.is(EACCES) {
+                        e.fail_because(
+                            format!("assemble pool {name} with mode {}", mode.word()),
+                            "the loaded zvpool module has no assemble_mode attribute (it cannot \
+                         assemble read-only or rewind); load a newer zvpool module",
+                        )
+                    } else {
+                        e.fail(format!("set assemble_mode of pool {name}"))
+                    }
+                })?;
+        }
+        ctx.write_logged(&pool, "enable", "1", name)
+            .map_err(|e| assemble_failure(&e, name, devs, mode))?;
         Ok(pool)
     })();
     let pool = match r {
@@ -375,8 +541,13 @@ fn assemble(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
             return Err(f.notes(notes).into());
         }
     }
+    let how = match mode {
+        Mode::Normal => "",
+        Mode::ReadOnly => " read-only",
+        Mode::Rewind => " (rewound)",
+    };
     ctx.say(&format!(
-        "assembled pool {name}: {} member{}, {} volume{} enabled",
+        "assembled pool {name}{how}: {} member{}, {} volume{} enabled",
         devs.len(),
         if devs.len() == 1 { "" } else { "s" },
         enabled.len(),
@@ -665,6 +836,11 @@ fn status(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
         Value::opt_count(n("journal_blocks")?),
         Value::opt_count(n("checkpoints")?),
         Value::opt_count(n("table_nodes")?),
+        // Kernels with read-only assembly and rewind (absent before).
+        Value::opt_count(n("read_only")?),
+        Value::opt_count(n("rewinds")?),
+        st.get("last_rewind").map_or(Value::Null, Value::text),
+        st.get("damage").map_or(Value::Null, Value::text),
     ]);
     let mut mt = Table::new(MEMBER_COLUMNS, MEMBER_COLUMNS);
     for m in &mem {

@@ -3,6 +3,8 @@
 //! against `FsBackend` on a hand-made tree (`fs_backend`), and the whole
 //! command line (`cli`).
 
+mod assemble;
+mod check;
 mod cli;
 mod fs_backend;
 mod pool;

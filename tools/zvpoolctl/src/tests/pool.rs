@@ -287,7 +287,14 @@ fn assemble_with_wrong_devices() {
     fk.add_disk("/dev/zns9", false);
     let before = fk.snapshot();
     let r = fk.run(&["pool", "assemble", "tank", "/dev/zns0", "/dev/zns9"]);
-    assert_fails(&r, 1, "zvpoolctl: assemble pool tank: Invalid argument (EINVAL); kernel: zvpool: tank: /dev/zns9 carries no metadata of pool tank");
+    assert_fails(&r, 1, "zvpoolctl: assemble pool tank: the devices given do not match the pool's members (missing, extra or another pool's devices; give all members) [Invalid argument (EINVAL)]");
+    assert!(
+        r.err.contains(
+            "zvpoolctl: kernel: zvpool: tank: /dev/zns9 carries no metadata of pool tank\n"
+        ),
+        "{}",
+        r.err
+    );
     assert_eq!(fk.snapshot(), before);
 }
 

@@ -13,9 +13,15 @@
 //! modelled coarsely: a snapshot or clone shares all mapped bytes of its
 //! source, and `set_usage` sets any split a test needs.
 
+mod sharing;
+
+use super::image::{MemDev, MemDevices};
 use super::{run_with, snapshot, Run, TempDir};
 use crate::backend::{Backend, FsBackend, Obj};
-use crate::error::{EACCES, EBUSY, EEXIST, EINVAL, ENODEV, ENOENT, ENOSPC, ENOTEMPTY, EROFS};
+use crate::devio::{DeviceSet, FileDevices, OpenError};
+use crate::error::{
+    EACCES, EBUSY, EEXIST, EINVAL, ENODEV, ENOENT, ENOSPC, ENOTEMPTY, EROFS, EUCLEAN,
+};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -30,6 +36,8 @@ struct Disk {
     data: bool,
     pool: Option<String>,
     busy: bool,
+    /// The metadata is damaged (what the kernel would say).
+    damage: Option<String>,
 }
 
 #[derive(Clone)]
@@ -91,6 +99,12 @@ struct PoolRt {
     devices: Vec<String>,
     format: u8,
     vols: BTreeMap<String, VolRt>,
+    /// `assemble_mode` (empty = normal).
+    mode: String,
+    read_only: bool,
+    rewinds: u64,
+    last_rewind: Option<String>,
+    damage: Option<String>,
 }
 
 struct Fault {
@@ -125,6 +139,8 @@ pub struct FakeKernel {
     kmsg: PathBuf,
     fs: FsBackend,
     st: RefCell<State>,
+    /// In-memory device images the offline checker reads (by path).
+    images: RefCell<BTreeMap<String, MemDev>>,
 }
 
 fn err(errno: i32) -> io::Error {
@@ -151,7 +167,7 @@ impl FakeKernel {
             if legacy {
                 "format_version 1\nfeatures zoned-members thin-volumes\n"
             } else {
-                "format_version 2\nfeatures zoned-members thin-volumes snapshots future-word\n"
+                "format_version 2\nfeatures zoned-members thin-volumes snapshots read-only-assembly rewind future-word\n"
             },
         )
         .unwrap();
@@ -166,6 +182,7 @@ impl FakeKernel {
             root,
             kmsg,
             _dir: dir,
+            images: RefCell::new(BTreeMap::new()),
             st: RefCell::new(State {
                 seq: 2,
                 legacy,
@@ -187,6 +204,25 @@ impl FakeKernel {
                 ..Disk::default()
             },
         );
+    }
+
+    /// The contents the offline checker reads for `path`.
+    pub fn set_image(&self, path: &str, dev: MemDev) {
+        self.images.borrow_mut().insert(path.to_string(), dev);
+    }
+
+    /// The pool metadata on the device is damaged: assembly is refused
+    /// (EUCLEAN) unless read-only or rewinding.
+    pub fn set_damaged(&self, path: &str, what: &str) {
+        if let Some(d) = self.st.borrow_mut().disks.get_mut(path) {
+            d.damage = Some(what.to_string());
+        }
+    }
+
+    /// Removes the root's `features` file (a kernel whose features cannot
+    /// be read).
+    pub fn drop_features(&self) {
+        let _ = fs::remove_file(self.root.join("features"));
     }
 
     /// The device is opened exclusively by someone else.
@@ -368,6 +404,10 @@ impl FakeKernel {
                 .collect();
             w("devices", devices);
             w("format", format!("{}\n", p.format));
+            if !st.legacy {
+                let mode = if p.mode.is_empty() { "normal" } else { &p.mode };
+                w("assemble_mode", format!("{mode}\n"));
+            }
             w("enable", format!("{}\n", u8::from(p.active)));
             let meta = st.metas.get(name).filter(|_| p.active);
             let vols = meta.map(|m| m.volumes.clone()).unwrap_or_default();
@@ -386,7 +426,18 @@ impl FakeKernel {
                 let extra = if legacy {
                     String::new()
                 } else {
-                    format!("snapshots {snaps}\nshared_bytes {shared}\n")
+                    let mut e = format!(
+                        "snapshots {snaps}\nshared_bytes {shared}\nread_only {}\nrewinds {}\n",
+                        u8::from(p.read_only),
+                        p.rewinds
+                    );
+                    if let Some(r) = &p.last_rewind {
+                        e += &format!("last_rewind {r}\n");
+                    }
+                    if let Some(d) = &p.damage {
+                        e += &format!("damage {d}\n");
+                    }
+                    e
                 };
                 w(
                     "status",
@@ -521,6 +572,20 @@ impl FakeKernel {
                     p.devices.push(value.to_string());
                 }
             }
+            "assemble_mode" if st.legacy => return Err(err(ENOENT)),
+            "assemble_mode" => {
+                let m = value.trim();
+                if !["normal", "read-only", "rewind"].contains(&m) {
+                    let why = "assemble_mode must be normal, read-only or rewind";
+                    return Err(self.refuse(st, EINVAL, name, why));
+                }
+                if active {
+                    return Err(self.refuse(st, EBUSY, name, "pool is active"));
+                }
+                if let Some(p) = st.pools.get_mut(name) {
+                    p.mode = m.to_string();
+                }
+            }
             "format" => {
                 let f = match value.trim() {
                     "0" => 0,
@@ -545,6 +610,10 @@ impl FakeKernel {
                     if devs.is_empty() {
                         return Err(self.refuse(st, EINVAL, name, "no members"));
                     }
+                    if format == 0 && devs.iter().all(|d| st.disks[d].pool.is_none()) {
+                        let why = "cannot assemble: no zvpool superblock on the devices";
+                        return Err(self.refuse(st, ENOENT, name, why));
+                    }
                     for d in &devs {
                         let disk = st.disks[d].clone();
                         if disk.busy {
@@ -567,6 +636,54 @@ impl FakeKernel {
                                 &format!("{d} carries no metadata of pool {name}"),
                             ));
                         }
+                    }
+                    let damage = devs.iter().find_map(|d| st.disks[d].damage.clone());
+                    let mode = st.pools[name].mode.clone();
+                    let (mut read_only, mut rewound) = (false, false);
+                    if let (Some(what), 0) = (&damage, format) {
+                        match mode.as_str() {
+                            "read-only" => read_only = true,
+                            "rewind" => rewound = true,
+                            _ => {
+                                let why = format!("cannot assemble: metadata damaged: {what}");
+                                let e = self.refuse(st, EUCLEAN, name, &why);
+                                self.log_level(
+                                    st,
+                                    4,
+                                    &format!(
+                                        "zvpool: {name}: hint: assemble_mode=read-only to copy data out, \
+                                         assemble_mode=rewind to drop the damaged part"
+                                    ),
+                                );
+                                return Err(e);
+                            }
+                        }
+                    } else if mode == "read-only" {
+                        read_only = true;
+                    }
+                    if rewound {
+                        for d in &devs {
+                            if let Some(disk) = st.disks.get_mut(d) {
+                                disk.damage = None;
+                            }
+                        }
+                        self.log_level(
+                            st,
+                            4,
+                            &format!("zvpool: {name}: rewound: dropped 511 journal blocks"),
+                        );
+                    }
+                    if let Some(p) = st.pools.get_mut(name) {
+                        p.read_only = read_only;
+                        p.damage = if read_only { damage.clone() } else { None };
+                        if rewound {
+                            p.rewinds += 1;
+                            p.last_rewind = Some(
+                                "from_seq=1025 to_seq=1535 blocks=511 records=9300 lost_checkpoint=0"
+                                    .into(),
+                            );
+                        }
+                        p.mode.clear();
                     }
                     if format != 0 {
                         for d in &devs {
@@ -641,133 +758,6 @@ impl FakeKernel {
                     return Err(self.refuse(st, EBUSY, name, "pool is not active"));
                 }
                 self.write_sharing(st, name, attr, value.trim())?;
-            }
-            _ => return Err(err(EACCES)),
-        }
-        Ok(())
-    }
-
-    /// The pool's `snapshot`, `clone`, `promote` and `rollback` attributes
-    /// (active pool).
-    fn write_sharing(&self, st: &mut State, pool: &str, attr: &str, value: &str) -> io::Result<()> {
-        let meta = st.metas.get(pool).cloned().unwrap_or_default();
-        let find = |n: &str| meta.volumes.iter().find(|v| v.name == n).cloned();
-        let new_vol = |st: &mut State, mut v: MetaVol| {
-            if let Some(m) = st.metas.get_mut(pool) {
-                m.next_id += 1;
-                v.id = m.next_id;
-                m.volumes.push(v);
-            }
-        };
-        match attr {
-            "snapshot" => {
-                let Some((vol, _)) = snap_name(value) else {
-                    let why = format!("invalid snapshot name '{value}' (VOLUME@SNAP)");
-                    return Err(self.refuse(st, EINVAL, pool, &why));
-                };
-                let Some(src) = find(vol) else {
-                    let why = format!("no volume named '{vol}'");
-                    return Err(self.refuse(st, ENOENT, pool, &why));
-                };
-                if find(value).is_some() {
-                    let why = format!("'{value}' exists");
-                    return Err(self.refuse(st, EEXIST, pool, &why));
-                }
-                self.log_level(st, 6, &format!("zvpool: {pool}: snapshot {value}"));
-                if let Some(v) = st
-                    .metas
-                    .get_mut(pool)
-                    .and_then(|m| m.volumes.iter_mut().find(|v| v.name == vol))
-                {
-                    v.shared = v.mapped;
-                }
-                new_vol(
-                    st,
-                    MetaVol {
-                        mapped: src.mapped,
-                        shared: src.mapped,
-                        kind: "snapshot",
-                        origin: Some(vol.to_string()),
-                        ..MetaVol::new(0, value, src.size)
-                    },
-                );
-            }
-            "clone" => {
-                let mut w = value.split_whitespace();
-                let (Some(snap), Some(new), None) = (w.next(), w.next(), w.next()) else {
-                    return Err(self.refuse(st, EINVAL, pool, "expected 'SNAPSHOT NAME'"));
-                };
-                let Some(src) = find(snap) else {
-                    let why = format!("no volume named '{snap}'");
-                    return Err(self.refuse(st, ENOENT, pool, &why));
-                };
-                if src.kind != "snapshot" {
-                    let why = format!("'{snap}' is not a snapshot");
-                    return Err(self.refuse(st, EINVAL, pool, &why));
-                }
-                if !plain_name(new) {
-                    let why = format!("invalid volume name '{new}'");
-                    return Err(self.refuse(st, EINVAL, pool, &why));
-                }
-                if find(new).is_some() {
-                    let why = format!("'{new}' exists");
-                    return Err(self.refuse(st, EEXIST, pool, &why));
-                }
-                new_vol(
-                    st,
-                    MetaVol {
-                        mapped: src.mapped,
-                        shared: src.mapped,
-                        kind: "clone",
-                        origin: Some(snap.to_string()),
-                        ..MetaVol::new(0, new, src.size)
-                    },
-                );
-            }
-            "promote" => {
-                let Some(v) = find(value) else {
-                    let why = format!("no volume named '{value}'");
-                    return Err(self.refuse(st, ENOENT, pool, &why));
-                };
-                if v.kind == "snapshot" {
-                    let why = format!("'{value}' is a snapshot");
-                    return Err(self.refuse(st, EINVAL, pool, &why));
-                }
-                if let Some(v) = st
-                    .metas
-                    .get_mut(pool)
-                    .and_then(|m| m.volumes.iter_mut().find(|v| v.name == value))
-                {
-                    v.kind = "volume";
-                    v.origin = None;
-                }
-            }
-            "rollback" => {
-                let Some((vol, _)) = snap_name(value) else {
-                    let why = format!("invalid snapshot name '{value}'");
-                    return Err(self.refuse(st, EINVAL, pool, &why));
-                };
-                let (Some(snap), Some(_)) = (find(value), find(vol)) else {
-                    let why = format!("no snapshot '{value}' or no volume '{vol}'");
-                    return Err(self.refuse(st, ENOENT, pool, &why));
-                };
-                if snap.kind != "snapshot" || snap.origin.as_deref() != Some(vol) {
-                    let why = format!("'{value}' is not a snapshot of '{vol}'");
-                    return Err(self.refuse(st, EINVAL, pool, &why));
-                }
-                if st.pools[pool].vols.contains_key(vol) {
-                    let why = format!("volume '{vol}' is bound; remove its directory first");
-                    return Err(self.refuse(st, EBUSY, pool, &why));
-                }
-                if let Some(v) = st
-                    .metas
-                    .get_mut(pool)
-                    .and_then(|m| m.volumes.iter_mut().find(|v| v.name == vol))
-                {
-                    v.size = snap.size;
-                    v.mapped = snap.mapped;
-                    v.shared = snap.mapped;
-                }
             }
             _ => return Err(err(EACCES)),
         }
@@ -956,6 +946,18 @@ impl Backend for FakeKernel {
         Self::remove_files(&dir);
         fs::remove_dir(&dir)?;
         self.finish(st)
+    }
+
+    fn open_devices(&self, paths: &[String]) -> Result<Box<dyn DeviceSet>, OpenError> {
+        let images = self.images.borrow();
+        let mut devs = Vec::new();
+        for p in paths {
+            match images.get(p) {
+                Some(d) => devs.push(d.clone()),
+                None => return FileDevices::open(paths).map(|d| Box::new(d) as Box<dyn DeviceSet>),
+            }
+        }
+        Ok(Box::new(MemDevices::new(paths, devs)))
     }
 
     fn write_attr(&self, obj: &Obj, attr: &str, value: &str) -> io::Result<()> {

@@ -3,6 +3,7 @@
 //! a runner that captures stdout, stderr and the exit code.
 
 pub mod fake;
+pub mod image;
 
 use std::collections::BTreeMap;
 use std::fs;

@@ -1,0 +1,538 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Read-only access to member devices for the offline checker: the device
+//! geometry computed exactly as the kernel computes it (`probe_geometry` in
+//! rust/pool.rs) from sysfs (`queue/zoned`, `chunk_sectors`, `nr_zones`,
+//! `max_open_zones`, `max_active_zones`, `zone_append_max_bytes`,
+//! `logical_block_size`) and the zone report of util-linux `blkzone report`,
+//! and 4 KiB block reads with `O_DIRECT` (never stale page cache after the
+//! kernel wrote with bios). Nothing here ever writes.
+//!
+//! A regular file is read as an image of a conventional (non-zoned) device.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use zvcore::format::BLOCK_SIZE;
+use zvcore::geom::{DevKind, DeviceGeometry};
+
+/// `O_DIRECT` (x86_64, arm64 differ; see `open_block_device`).
+#[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
+const O_DIRECT: i32 = 0o40000;
+#[cfg(any(target_arch = "aarch64", target_arch = "arm"))]
+const O_DIRECT: i32 = 0o200000;
+#[cfg(not(any(
+    target_arch = "x86_64",
+    target_arch = "x86",
+    target_arch = "aarch64",
+    target_arch = "arm"
+)))]
+const O_DIRECT: i32 = 0;
+
+/// Zone size the kernel carves a conventional member into (256 MiB), in
+/// sectors (`CONV_ZONE_SECTORS` in rust/pool.rs).
+pub const CONV_ZONE_SECTORS: u64 = 256 * 2048;
+/// Sectors per 4 KiB block.
+const SPB: u64 = (BLOCK_SIZE / 512) as u64;
+
+/// Zone condition codes (`enum blk_zone_cond`).
+pub const ZC_FULL: u8 = 0xe;
+
+/// One zone of a `blkzone report`, in 512-byte sectors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ZoneRep {
+    pub start: u64,
+    pub len: u64,
+    /// Capacity (`len` when the report has no `cap`, util-linux < 2.37).
+    pub cap: u64,
+    /// Write pointer relative to the zone start.
+    pub wptr: u64,
+    /// Condition code (`zcond`).
+    pub cond: u8,
+    /// Type 1 (CONVENTIONAL).
+    pub conventional: bool,
+}
+
+impl ZoneRep {
+    /// Blocks written from the zone start, as the kernel's assembly reads
+    /// it: a full zone is written up to its capacity.
+    pub fn written_blocks(&self) -> u64 {
+        let s = if self.cond == ZC_FULL {
+            self.cap
+        } else {
+            self.wptr
+        };
+        s / SPB
+    }
+}
+
+fn hex(v: &str) -> Option<u64> {
+    let v = v.trim().trim_end_matches(',');
+    let h = v.strip_prefix("0x").or_else(|| v.strip_prefix("0X"))?;
+    u64::from_str_radix(h, 16).ok()
+}
+
+/// The leading decimal number of `s` (after spaces).
+fn lead_num(s: &str) -> Option<u64> {
+    let s = s.trim_start();
+    let end = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    s[..end].parse().ok()
+}
+
+/// Parses the output of `blkzone report DEV`: one line per zone,
+/// `  start: 0x000000000, len 0x020000, cap 0x01f000, wptr 0x000000
+/// reset:0 non-seq:0, zcond: 1(em) [type: 2(SEQ_WRITE_REQUIRED)]`
+/// (`cap` is absent before util-linux 2.37). Other lines are ignored.
+pub fn parse_blkzone(text: &str) -> Result<Vec<ZoneRep>, String> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let l = line.trim();
+        let Some(rest) = l.strip_prefix("start:") else {
+            continue;
+        };
+        let bad = || format!("unexpected blkzone report line {l:?}");
+        let field = |key: &str| -> Option<u64> {
+            let i = rest.find(key)?;
+            let v = rest[i + key.len()..].split_whitespace().next()?;
+            hex(v)
+        };
+        let start = hex(rest.split_whitespace().next().ok_or_else(bad)?).ok_or_else(bad)?;
+        let len = field("len ").ok_or_else(bad)?;
+        let cap = match rest.find("cap ") {
+            Some(_) => field("cap ").ok_or_else(bad)?,
+            None => len,
+        };
+        let wptr = field("wptr ").ok_or_else(bad)?;
+        let cond = rest
+            .find("zcond:")
+            .and_then(|i| lead_num(&rest[i + 6..]))
+            .and_then(|c| u8::try_from(c).ok())
+            .ok_or_else(bad)?;
+        let ztype = rest
+            .find("type:")
+            .and_then(|i| lead_num(&rest[i + 5..]))
+            .ok_or_else(bad)?;
+        out.push(ZoneRep {
+            start,
+            len,
+            cap,
+            wptr,
+            cond,
+            conventional: ztype == 1,
+        });
+    }
+    Ok(out)
+}
+
+/// What the kernel reads from a block device's queue (sectors of 512 bytes).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QueueInfo {
+    pub nr_sectors: u64,
+    pub zoned: bool,
+    pub zone_sectors: u64,
+    pub nr_zones: u32,
+    pub max_open_zones: u32,
+    pub max_active_zones: u32,
+    pub max_zone_append_sectors: u32,
+    pub logical_block_size: u32,
+}
+
+/// The device's geometry in the core's terms, computed as the kernel does
+/// (`probe_geometry`): a non-zoned device is cut into 256 MiB conventional
+/// zones; a zoned one takes its leading conventional zones (SMR), the
+/// capacity of its sequential zones (all equal) and its limits.
+pub fn geometry(q: &QueueInfo, zones: &[ZoneRep]) -> Result<DeviceGeometry, String> {
+    if q.logical_block_size == 0 || 4096 % q.logical_block_size != 0 {
+        return Err(format!(
+            "logical block size {} does not divide 4096",
+            q.logical_block_size
+        ));
+    }
+    if !q.zoned {
+        let nr_zones = u32::try_from(q.nr_sectors / CONV_ZONE_SECTORS)
+            .map_err(|_| "device too large".to_string())?;
+        return Ok(DeviceGeometry {
+            kind: DevKind::Conventional,
+            nr_zones,
+            zone_blocks: CONV_ZONE_SECTORS / SPB,
+            zone_cap_blocks: CONV_ZONE_SECTORS / SPB,
+            nr_conv_zones: 0,
+            max_open: 0,
+            max_active: 0,
+            zone_append: false,
+        });
+    }
+    if q.zone_sectors == 0 || !q.zone_sectors.is_multiple_of(SPB) {
+        return Err(format!(
+            "zone size {} sectors is not a multiple of 4 KiB",
+            q.zone_sectors
+        ));
+    }
+    let mut nr_conv = 0u32;
+    let mut seen_seq = false;
+    let mut cap = 0u64;
+    let mut bad = false;
+    for z in zones.iter().take(q.nr_zones as usize) {
+        if z.conventional {
+            if seen_seq {
+                bad = true;
+            } else {
+                nr_conv += 1;
+            }
+        } else if z.len != q.zone_sectors {
+            bad = true;
+        } else {
+            seen_seq = true;
+            if cap == 0 {
+                cap = z.cap;
+            } else if cap != z.cap {
+                bad = true;
+            }
+        }
+    }
+    if zones.len() < q.nr_zones as usize {
+        return Err(format!(
+            "the zone report lists {} zones, the device has {}",
+            zones.len(),
+            q.nr_zones
+        ));
+    }
+    if bad || cap == 0 || !cap.is_multiple_of(SPB) {
+        return Err(
+            "unsupported zone layout (mixed capacities or interleaved conventional zones)".into(),
+        );
+    }
+    let g = DeviceGeometry {
+        kind: if nr_conv > 0 {
+            DevKind::Smr
+        } else {
+            DevKind::Zns
+        },
+        nr_zones: q.nr_zones,
+        zone_blocks: q.zone_sectors / SPB,
+        zone_cap_blocks: cap / SPB,
+        nr_conv_zones: nr_conv,
+        max_open: q.max_open_zones,
+        max_active: q.max_active_zones,
+        zone_append: q.max_zone_append_sectors >= SPB as u32,
+    };
+    g.validate()
+        .map_err(|e| format!("unusable geometry: {e:?}"))?;
+    Ok(g)
+}
+
+/// Devices opened for checking, in the order given.
+pub trait DeviceSet {
+    fn paths(&self) -> &[String];
+    fn geoms(&self) -> &[DeviceGeometry];
+    /// Reads 4 KiB block `block` (from the device start) of device `dev`.
+    fn read_block(&mut self, dev: usize, block: u64, buf: &mut [u8]) -> io::Result<()>;
+    /// Blocks written in device-local zone `zone` (sequential zones).
+    fn zone_wp(&mut self, dev: usize, zone: u32) -> io::Result<u64>;
+}
+
+/// Why a device could not be opened for checking.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenError {
+    pub path: String,
+    pub reason: String,
+}
+
+/// Real devices (block devices, or image files).
+pub struct FileDevices {
+    paths: Vec<String>,
+    geoms: Vec<DeviceGeometry>,
+    files: Vec<File>,
+    zones: Vec<Vec<ZoneRep>>,
+    /// Twice a block, read through the 4096-aligned part (`O_DIRECT`).
+    buf: Vec<u8>,
+}
+
+fn sysfs_dir(rdev: u64) -> PathBuf {
+    let major = ((rdev >> 8) & 0xfff) | ((rdev >> 32) & !0xfff);
+    let minor = (rdev & 0xff) | ((rdev >> 12) & !0xff);
+    PathBuf::from(format!("/sys/dev/block/{major}:{minor}"))
+}
+
+fn read_num<T: std::str::FromStr>(dir: &Path, name: &str) -> Result<T, String> {
+    let p = dir.join(name);
+    let t = fs::read_to_string(&p).map_err(|e| format!("read {}: {e}", p.display()))?;
+    t.trim()
+        .parse()
+        .map_err(|_| format!("unexpected contents {:?} of {}", t.trim(), p.display()))
+}
+
+/// The queue attributes of the block device `rdev` from sysfs.
+fn queue_info(rdev: u64) -> Result<QueueInfo, String> {
+    let dir = sysfs_dir(rdev);
+    let dir = fs::canonicalize(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    // A partition's queue is its disk's.
+    let qdir = if dir.join("partition").exists() {
+        dir.parent().unwrap_or(&dir).join("queue")
+    } else {
+        dir.join("queue")
+    };
+    let zoned = fs::read_to_string(qdir.join("zoned"))
+        .map(|z| z.trim() != "none")
+        .unwrap_or(false);
+    let opt = |name: &str| read_num::<u64>(&qdir, name).unwrap_or(0);
+    Ok(QueueInfo {
+        nr_sectors: read_num(&dir, "size")?,
+        zoned,
+        zone_sectors: if zoned {
+            read_num(&qdir, "chunk_sectors")?
+        } else {
+            0
+        },
+        nr_zones: if zoned {
+            read_num(&qdir, "nr_zones")?
+        } else {
+            0
+        },
+        max_open_zones: opt("max_open_zones") as u32,
+        max_active_zones: opt("max_active_zones") as u32,
+        max_zone_append_sectors: if zoned {
+            (opt("zone_append_max_bytes") / 512) as u32
+        } else {
+            0
+        },
+        logical_block_size: read_num(&qdir, "logical_block_size")?,
+    })
+}
+
+/// `blkzone report DEV`, parsed.
+fn report_zones(path: &str) -> Result<Vec<ZoneRep>, String> {
+    let out = Command::new("blkzone")
+        .args(["report", path])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run 'blkzone report' (util-linux): {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "'blkzone report {path}' failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    parse_blkzone(&String::from_utf8_lossy(&out.stdout))
+}
+
+impl FileDevices {
+    /// Opens every path read-only and computes its geometry.
+    pub fn open(paths: &[String]) -> Result<FileDevices, OpenError> {
+        let mut d = FileDevices {
+            paths: paths.to_vec(),
+            geoms: Vec::new(),
+            files: Vec::new(),
+            zones: Vec::new(),
+            buf: vec![0u8; 2 * BLOCK_SIZE],
+        };
+        for p in paths {
+            let fail = |reason: String| OpenError {
+                path: p.clone(),
+                reason,
+            };
+            let md = fs::metadata(p).map_err(|e| fail(crate::error::io_text(&e)))?;
+            let (file, geom, zones) = if md.file_type().is_block_device() {
+                let f = OpenOptions::new()
+                    .read(true)
+                    .custom_flags(O_DIRECT)
+                    .open(p)
+                    .map_err(|e| fail(crate::error::io_text(&e)))?;
+                let q = queue_info(md.rdev()).map_err(fail)?;
+                let zones = if q.zoned {
+                    report_zones(p).map_err(fail)?
+                } else {
+                    Vec::new()
+                };
+                let g = geometry(&q, &zones).map_err(fail)?;
+                (f, g, zones)
+            } else if md.is_file() {
+                let f = File::open(p).map_err(|e| fail(crate::error::io_text(&e)))?;
+                let q = QueueInfo {
+                    nr_sectors: md.len() / 512,
+                    logical_block_size: 512,
+                    ..QueueInfo::default()
+                };
+                (f, geometry(&q, &[]).map_err(fail)?, Vec::new())
+            } else {
+                return Err(fail("not a block device or an image file".into()));
+            };
+            d.files.push(file);
+            d.geoms.push(geom);
+            d.zones.push(zones);
+        }
+        Ok(d)
+    }
+}
+
+impl DeviceSet for FileDevices {
+    fn paths(&self) -> &[String] {
+        &self.paths
+    }
+
+    fn geoms(&self) -> &[DeviceGeometry] {
+        &self.geoms
+    }
+
+    fn read_block(&mut self, dev: usize, block: u64, buf: &mut [u8]) -> io::Result<()> {
+        let f = self
+            .files
+            .get(dev)
+            .ok_or_else(|| io::Error::other("no such device"))?;
+        let off = self.buf.as_ptr().align_offset(BLOCK_SIZE);
+        let b = self
+            .buf
+            .get_mut(off..off + BLOCK_SIZE)
+            .ok_or_else(|| io::Error::other("buffer alignment"))?;
+        let pos = block
+            .checked_mul(BLOCK_SIZE as u64)
+            .ok_or_else(|| io::Error::other("block address"))?;
+        f.read_exact_at(b, pos)?;
+        let dst = buf
+            .get_mut(..BLOCK_SIZE)
+            .ok_or_else(|| io::Error::other("short buffer"))?;
+        dst.copy_from_slice(b);
+        Ok(())
+    }
+
+    fn zone_wp(&mut self, dev: usize, zone: u32) -> io::Result<u64> {
+        self.zones
+            .get(dev)
+            .and_then(|z| z.get(zone as usize))
+            .map(ZoneRep::written_blocks)
+            .ok_or_else(|| io::Error::other("zone not in the report"))
+    }
+}
+
+/// Adapts a device set to the core's reader (device indexes as given).
+pub struct Reader<'a>(pub &'a mut dyn DeviceSet);
+
+impl zvcore::recovery::MetaReader for Reader<'_> {
+    fn read_block(&mut self, dev: u16, block: u64, buf: &mut [u8]) -> zvcore::error::Result<()> {
+        self.0
+            .read_block(usize::from(dev), block, buf)
+            .map_err(|_| zvcore::error::Error::Corrupt("metadata read failed"))
+    }
+
+    fn zone_wp(&mut self, dev: u16, zone: u32) -> zvcore::error::Result<u64> {
+        self.0
+            .zone_wp(usize::from(dev), zone)
+            .map_err(|_| zvcore::error::Error::Corrupt("zone report failed"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REPORT: &str = "  start: 0x000000000, len 0x020000, cap 0x020000, wptr 0x000000 reset:0 non-seq:0, zcond: 0(nw) [type: 1(CONVENTIONAL)]
+  start: 0x000020000, len 0x020000, cap 0x01f000, wptr 0x000010 reset:0 non-seq:0, zcond: 2(oi) [type: 2(SEQ_WRITE_REQUIRED)]
+  start: 0x000040000, len 0x020000, cap 0x01f000, wptr 0x020000 reset:0 non-seq:0, zcond:14(fu) [type: 2(SEQ_WRITE_REQUIRED)]
+  start: 0x000060000, len 0x020000, cap 0x01f000, wptr 0x000000 reset:0 non-seq:0, zcond: 1(em) [type: 2(SEQ_WRITE_REQUIRED)]
+";
+
+    #[test]
+    fn blkzone_lines() {
+        let z = parse_blkzone(REPORT).unwrap();
+        assert_eq!(z.len(), 4);
+        assert!(z[0].conventional);
+        assert_eq!(
+            z[1],
+            ZoneRep {
+                start: 0x20000,
+                len: 0x20000,
+                cap: 0x1f000,
+                wptr: 0x10,
+                cond: 2,
+                conventional: false
+            }
+        );
+        assert_eq!(z[1].written_blocks(), 2);
+        // A full zone is written up to its capacity, whatever wptr says.
+        assert_eq!(z[2].cond, ZC_FULL);
+        assert_eq!(z[2].written_blocks(), 0x1f000 / 8);
+        assert_eq!(z[3].written_blocks(), 0);
+    }
+
+    #[test]
+    fn blkzone_old_format_and_errors() {
+        // util-linux before 2.37: no cap (= len).
+        let z = parse_blkzone(
+            "  start: 0x000000000, len 0x080000, wptr 0x000008 reset:0 non-seq:0, zcond: 2(oi) [type: 2(SEQ_WRITE_REQUIRED)]\n\nnoise\n",
+        )
+        .unwrap();
+        assert_eq!((z.len(), z[0].cap, z[0].wptr), (1, 0x80000, 8));
+        assert!(parse_blkzone("  start: 0x0, len zz, wptr 0x0 zcond: 1(em) [type: 2(X)]").is_err());
+        assert!(parse_blkzone("  start: 0x0, len 0x8, wptr 0x0 [type: 2(X)]").is_err());
+        assert_eq!(parse_blkzone("").unwrap(), vec![]);
+    }
+
+    fn zns_queue(n: u32) -> QueueInfo {
+        QueueInfo {
+            nr_sectors: u64::from(n) * 0x20000,
+            zoned: true,
+            zone_sectors: 0x20000,
+            nr_zones: n,
+            max_open_zones: 14,
+            max_active_zones: 14,
+            max_zone_append_sectors: 1024,
+            logical_block_size: 4096,
+        }
+    }
+
+    fn seq_zones(n: u64, conv: u64, cap: u64) -> Vec<ZoneRep> {
+        (0..n)
+            .map(|i| ZoneRep {
+                start: i * 0x20000,
+                len: 0x20000,
+                cap: if i < conv { 0x20000 } else { cap },
+                wptr: 0,
+                cond: if i < conv { 0 } else { 1 },
+                conventional: i < conv,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn geometry_as_the_kernel() {
+        let g = geometry(&zns_queue(8), &seq_zones(8, 0, 0x1f000)).unwrap();
+        assert_eq!(g.kind, DevKind::Zns);
+        assert_eq!(
+            (g.nr_zones, g.zone_blocks, g.zone_cap_blocks),
+            (8, 0x4000, 0x3e00)
+        );
+        assert_eq!((g.max_open, g.max_active, g.zone_append), (14, 14, true));
+        let mut q = zns_queue(10);
+        q.max_zone_append_sectors = 0;
+        let g = geometry(&q, &seq_zones(10, 2, 0x20000)).unwrap();
+        assert_eq!(
+            (g.kind, g.nr_conv_zones, g.zone_append),
+            (DevKind::Smr, 2, false)
+        );
+        // Mixed capacities, conventional zones after sequential ones.
+        let mut z = seq_zones(8, 0, 0x1f000);
+        z[5].cap = 0x1e000;
+        assert!(geometry(&zns_queue(8), &z).is_err());
+        let mut z = seq_zones(8, 0, 0x1f000);
+        z[6].conventional = true;
+        assert!(geometry(&zns_queue(8), &z).is_err());
+        assert!(geometry(&zns_queue(8), &seq_zones(4, 0, 0x1f000)).is_err());
+        // Non-zoned: 256 MiB conventional zones.
+        let q = QueueInfo {
+            nr_sectors: 5 * CONV_ZONE_SECTORS + 100,
+            logical_block_size: 512,
+            ..QueueInfo::default()
+        };
+        let g = geometry(&q, &[]).unwrap();
+        assert_eq!(
+            (g.kind, g.nr_zones, g.zone_blocks),
+            (DevKind::Conventional, 5, 65536)
+        );
+        let q = QueueInfo {
+            logical_block_size: 3000,
+            ..q
+        };
+        assert!(geometry(&q, &[]).is_err());
+    }
+}
