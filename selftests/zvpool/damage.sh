@@ -311,17 +311,17 @@ for kind in zns conv; do
 
 	# 3. The newest checkpoint's zone lost.
 	pool_down
-	dmesg_mark
 	ktap_test_result "$kind: checkpoint workload" workload 2
-	dmesg_since_mark | grep -E 'assembled|checkpoint' | sed 's/^/# /'
 	journal_list >/tmp/jl
 	G=$(awk '$7 == "valid" { if ($3 > g) g = $3 } END { print g + 0 }' /tmp/jl)
-	sed 's/^/# journal: /' /tmp/jl
 	lose_zone $((2 + G % 2))
 	refused_assembly "$kind: lost checkpoint refused" "checkpoint generation $G is missing"
 	check_case "$kind: pool check finds the lost checkpoint" "$G"
-	read_only_case "$kind: read-only assembly from the older checkpoint" 0 1
-	rewind_case "$kind: rewind to the older checkpoint" "" 0 1
+	# Region 0 was committed before the older checkpoint was written; region
+	# 1 may be partly in the journal after it (a commit can fall inside a
+	# write), which the log-zone reuse after the newest checkpoint erased.
+	read_only_case "$kind: read-only assembly from the older checkpoint" 0
+	rewind_case "$kind: rewind to the older checkpoint" "" 0
 
 	# 4. Both superblock copies damaged, four ways; then none at all.
 	sb_case() {
