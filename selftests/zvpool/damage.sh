@@ -65,7 +65,7 @@ kind_setup() {
 		blkzone reset "$DEV"
 	else
 		DEV=$CONV ZONED=0 ZB=65536
-		dd if=/dev/zero of="$DEV" bs=1M count=1100 oflag=direct status=none
+		: # format=2 overwrites; stale blocks of old pools carry another pool UUID
 	fi
 }
 
@@ -127,13 +127,15 @@ clean_assembly() {
 	pool_down
 }
 
-# journal_list: the journal blocks in both log zones:
-# "ABSBLOCK SEQ CKPT_GEN COMMIT_SEQ FLAGS RECORDS valid|invalid".
+# journal_list: the pool's journal blocks in both log zones (blocks of
+# earlier pools on the device carry another pool UUID):
+# "ABSBLOCK SEQ CKPT_GEN COMMIT_SEQ FLAGS RECORDS valid|invalid UUID".
 journal_list() {
 	blockdev --flushbufs "$DEV"
+	_uuid=$(zvcrash pool "$DEV" 0)
 	for z in 0 1; do
-		zvcrash journal "$DEV" $((z * ZB)) "$ZB" | awk -v b=$((z * ZB)) '{ $1 += 0; print }'
-	done | sort -n -k2
+		zvcrash journal "$DEV" $((z * ZB)) "$ZB"
+	done | awk -v u="$_uuid" '$8 == u' | sort -n -k2
 }
 
 # edit_begin BLOCK: EF (file to edit) and EB (block in it) for BLOCK.

@@ -13,9 +13,11 @@
 //!       the next two (in flight at the cut) wrote; exit 1 on any violation.
 //!   zvcrash journal FILE FIRST_BLOCK COUNT
 //!       lists the journal blocks among COUNT blocks from FIRST_BLOCK (a log
-//!       zone): `BLOCK SEQ CKPT_GEN COMMIT_SEQ FLAGS RECORDS valid|invalid`,
-//!       stopping at the first block that is neither a journal block nor a
-//!       superblock.
+//!       zone): `BLOCK SEQ CKPT_GEN COMMIT_SEQ FLAGS RECORDS valid|invalid
+//!       POOL_UUID`, stopping at the first block that is neither a journal
+//!       block nor a superblock.
+//!   zvcrash pool FILE BLOCK
+//!       prints the pool UUID of the superblock at BLOCK (exit 1 if none).
 //!   zvcrash flip FILE BYTE
 //!       flips bit 4 of byte BYTE of FILE (damage that breaks a checksum).
 //!   zvcrash reseal FILE BLOCK OFFSET WIDTH VALUE
@@ -48,7 +50,7 @@ fn meta_cmd(cmd: &str, args: &[String]) -> Result<(), String> {
     let path = args.get(2).ok_or("missing FILE")?;
     let f = OpenOptions::new()
         .read(true)
-        .write(cmd != "journal")
+        .write(cmd == "flip" || cmd == "reseal")
         .open(path)
         .map_err(|e| format!("{path}: {e}"))?;
     let mut b = vec![0u8; meta::BLOCK];
@@ -63,18 +65,28 @@ fn meta_cmd(cmd: &str, args: &[String]) -> Result<(), String> {
                 }
                 match meta::journal_info(&b) {
                     Some(j) => println!(
-                        "{blk} {} {} {} {} {} {}",
+                        "{blk} {} {} {} {} {} {} {}",
                         j.seq,
                         j.ckpt_gen,
                         j.commit_seq,
                         j.flags,
                         j.records,
-                        if j.valid { "valid" } else { "invalid" }
+                        if j.valid { "valid" } else { "invalid" },
+                        j.pool
                     ),
                     None if meta::is_superblock(&b) => {}
                     None => break,
                 }
             }
+        }
+        "pool" => {
+            let blk = num(args.get(3), "block");
+            f.read_exact_at(&mut b, at(blk))
+                .map_err(|e| e.to_string())?;
+            println!(
+                "{}",
+                meta::superblock_pool(&b).ok_or("no superblock there")?
+            );
         }
         "flip" => {
             let off = num(args.get(3), "byte offset");
@@ -99,7 +111,7 @@ fn meta_cmd(cmd: &str, args: &[String]) -> Result<(), String> {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    if let Some(cmd @ ("journal" | "flip" | "reseal")) = args.get(1).map(String::as_str) {
+    if let Some(cmd @ ("journal" | "pool" | "flip" | "reseal")) = args.get(1).map(String::as_str) {
         if let Err(e) = meta_cmd(cmd, &args) {
             eprintln!("zvcrash {cmd}: {e}");
             exit(1);

@@ -56,6 +56,17 @@ pub struct JournalInfo {
     pub records: u16,
     /// The stored checksum matches.
     pub valid: bool,
+    /// Pool UUID (hex).
+    pub pool: String,
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// The pool UUID of a superblock (hex), if the block is one.
+pub fn superblock_pool(b: &[u8]) -> Option<String> {
+    is_superblock(b).then(|| hex(b.get(40..56).unwrap_or(&[])))
 }
 
 /// The header of a journal block (any block with the journal magic).
@@ -70,6 +81,7 @@ pub fn journal_info(b: &[u8]) -> Option<JournalInfo> {
         flags: le(b, 14, 2) as u16,
         records: le(b, 12, 2) as u16,
         valid: le(b, 8, 4) as u32 == block_crc(b),
+        pool: hex(&b[24..40]),
     })
 }
 

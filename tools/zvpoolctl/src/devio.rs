@@ -245,9 +245,17 @@ pub struct FileDevices {
     geoms: Vec<DeviceGeometry>,
     files: Vec<File>,
     zones: Vec<Vec<ZoneRep>>,
-    /// Twice a block, read through the 4096-aligned part (`O_DIRECT`).
+    /// `AHEAD_BLOCKS` + 1 blocks, read through the 4096-aligned part
+    /// (`O_DIRECT`): blocks are read ahead within a zone, since the
+    /// recovery scans log zones block by block (a conventional member's
+    /// are 256 MiB each).
     buf: Vec<u8>,
+    /// What the aligned part holds: device, first block, blocks.
+    cached: Option<(usize, u64, u64)>,
 }
+
+/// Blocks read at once (1 MiB).
+const AHEAD_BLOCKS: usize = 256;
 
 fn sysfs_dir(rdev: u64) -> PathBuf {
     let major = ((rdev >> 8) & 0xfff) | ((rdev >> 32) & !0xfff);
@@ -325,7 +333,8 @@ impl FileDevices {
             geoms: Vec::new(),
             files: Vec::new(),
             zones: Vec::new(),
-            buf: vec![0u8; 2 * BLOCK_SIZE],
+            buf: vec![0u8; (AHEAD_BLOCKS + 1) * BLOCK_SIZE],
+            cached: None,
         };
         for p in paths {
             let fail = |reason: String| OpenError {
@@ -380,19 +389,52 @@ impl DeviceSet for FileDevices {
             .files
             .get(dev)
             .ok_or_else(|| io::Error::other("no such device"))?;
-        let off = self.buf.as_ptr().align_offset(BLOCK_SIZE);
-        let b = self
-            .buf
-            .get_mut(off..off + BLOCK_SIZE)
-            .ok_or_else(|| io::Error::other("buffer alignment"))?;
-        let pos = block
-            .checked_mul(BLOCK_SIZE as u64)
-            .ok_or_else(|| io::Error::other("block address"))?;
-        f.read_exact_at(b, pos)?;
         let dst = buf
             .get_mut(..BLOCK_SIZE)
             .ok_or_else(|| io::Error::other("short buffer"))?;
-        dst.copy_from_slice(b);
+        let off = self.buf.as_ptr().align_offset(BLOCK_SIZE);
+        let hit = |c: Option<(usize, u64, u64)>| match c {
+            Some((d, first, n)) if d == dev && block >= first && block - first < n => {
+                Some((block - first) as usize)
+            }
+            _ => None,
+        };
+        if hit(self.cached).is_none() {
+            self.cached = None;
+            // Up to the end of the block's zone and of the device: a ZNS
+            // namespace may refuse reads across zones.
+            let g = self.geoms.get(dev).copied();
+            let zb = g.map_or(1, |g| g.zone_blocks.max(1));
+            let dev_end = g.map_or(0, |g| u64::from(g.nr_zones).saturating_mul(g.zone_blocks));
+            let end = (block / zb + 1)
+                .saturating_mul(zb)
+                .min(dev_end.max(block + 1));
+            let n = (end - block).min(AHEAD_BLOCKS as u64);
+            let pos = block
+                .checked_mul(BLOCK_SIZE as u64)
+                .ok_or_else(|| io::Error::other("block address"))?;
+            let mut ok = false;
+            if n > 1 {
+                if let Some(b) = self.buf.get_mut(off..off + n as usize * BLOCK_SIZE) {
+                    ok = f.read_exact_at(b, pos).is_ok();
+                }
+            }
+            if !ok {
+                // One block (the last of a zone, or a read ahead that failed).
+                let b = self
+                    .buf
+                    .get_mut(off..off + BLOCK_SIZE)
+                    .ok_or_else(|| io::Error::other("buffer alignment"))?;
+                f.read_exact_at(b, pos)?;
+            }
+            self.cached = Some((dev, block, if ok { n } else { 1 }));
+        }
+        let i = hit(self.cached).ok_or_else(|| io::Error::other("read ahead"))?;
+        let src = self
+            .buf
+            .get(off + i * BLOCK_SIZE..off + (i + 1) * BLOCK_SIZE)
+            .ok_or_else(|| io::Error::other("buffer alignment"))?;
+        dst.copy_from_slice(src);
         Ok(())
     }
 
