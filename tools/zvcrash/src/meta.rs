@@ -47,7 +47,7 @@ fn le(b: &[u8], off: usize, n: usize) -> u64 {
 }
 
 /// A journal block's header fields.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct JournalInfo {
     pub seq: u64,
     pub ckpt_gen: u64,
