@@ -168,6 +168,14 @@ fn log_damage(
         d.lost_committed_blocks,
         d.lost_records
     );
+    if d.reclaimed_blocks > 0 {
+        pr_err!(
+            "{}: {} mapped block(s) of that state lie in {} zone(s) reclaimed after the damage: they read as zeros\n",
+            name,
+            d.reclaimed_blocks,
+            d.reclaimed_zones
+        );
+    }
     for id in d.volume_ids() {
         match engine.volume(*id) {
             Some(v) => pr_err!(
@@ -212,8 +220,14 @@ pub(crate) fn status(
         };
         writeln!(
             w,
-            "damage {} seq={} committed_seq={} lost_checkpoint={} lost_blocks={} lost_records={}",
-            kind, d.seq, d.committed_seq, d.lost_gen, d.lost_blocks, d.lost_records
+            "damage {} seq={} committed_seq={} lost_checkpoint={} lost_blocks={} lost_records={} reclaimed_blocks={}",
+            kind,
+            d.seq,
+            d.committed_seq,
+            d.lost_gen,
+            d.lost_blocks,
+            d.lost_records,
+            d.reclaimed_blocks
         )?;
     }
     Ok(())

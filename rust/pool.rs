@@ -900,23 +900,31 @@ impl ActivePool {
         let EngineState {
             engine, scratch, ..
         } = st;
-        // Nothing queued: every completed write is already committed (each
-        // commit ends with a flush of the members). A due checkpoint is
-        // written by the engine's flush with the next records.
-        if engine.pending_records() > 0 {
-            let r = engine.flush(scratch, &mut |op| sink.apply(op));
-            let end = engine.flush_end(r.is_ok());
-            match (r, end) {
-                (Err(e), _) => return Err(sink.error(e)),
-                (Ok(_), Err(e)) => return Err(core_err(e)),
-                (Ok(_), Ok(())) => {}
+        // Twice at most: zone resets are journalled (`ZoneReset`) by the
+        // first round's maintenance and done by the second's.
+        for _ in 0..2 {
+            // Nothing queued: every completed write is already committed
+            // (each commit ends with a flush of the members). A due
+            // checkpoint is written by the engine's flush with the next
+            // records.
+            if engine.pending_records() > 0 {
+                let r = engine.flush(scratch, &mut |op| sink.apply(op));
+                let end = engine.flush_end(r.is_ok());
+                match (r, end) {
+                    (Err(e), _) => return Err(sink.error(e)),
+                    (Ok(_), Err(e)) => return Err(core_err(e)),
+                    (Ok(_), Ok(())) => {}
+                }
+            }
+            // Zones whose blocks are all invalid, with the invalidations now
+            // committed, go back to the free list (reset on the device).
+            engine
+                .maintenance(&mut |op| sink.apply(op))
+                .map_err(|e| sink.error(e))?;
+            if engine.pending_records() == 0 {
+                break;
             }
         }
-        // Zones whose blocks are all invalid, with the invalidations now
-        // committed, go back to the free list (reset on the device).
-        engine
-            .maintenance(&mut |op| sink.apply(op))
-            .map_err(|e| sink.error(e))?;
         Ok(())
     }
 

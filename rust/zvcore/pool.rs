@@ -361,6 +361,10 @@ pub struct Pool<G, Z, E, V, R, N, D, S> {
     pub(super) replaying: bool,
 }
 
+/// Marks a zone whose `ZoneReset` record is queued (`zepoch`: the flag and
+/// the record's epoch); the zone is reset once that epoch is committed.
+const RESET_QUEUED: u64 = 1 << 63;
+
 /// Number of journal blocks needed for `recs`.
 fn journal_blocks_for(recs: &[Record]) -> u64 {
     let mut blocks = 0u64;
@@ -2191,6 +2195,15 @@ where
         }
         self.drop_records(nrec);
         self.committed_epoch = epoch;
+        // `ZoneReset` records the checkpoint absorbed are in no journal
+        // block: queue them again, so that the journal after this
+        // checkpoint names the zone before it is reset (if this checkpoint
+        // is ever lost, recovery from the older one must learn it).
+        for e in self.zepoch.iter_mut() {
+            if *e & RESET_QUEUED != 0 && *e & !RESET_QUEUED <= epoch {
+                *e = 0;
+            }
+        }
         self.ckpt_gen = gen;
         self.ckpt_seq = seq;
         self.durable_seq = seq;
@@ -2209,8 +2222,16 @@ where
     /// just marked empty). The zones are free for allocation at once: the
     /// caller must complete the resets before issuing new writes. Returns
     /// the number of zones reclaimed.
+    ///
+    /// On pools with commit groups a zone is reset in two steps: first a
+    /// `ZoneReset` record is queued ([`Self::pending_records`] grows:
+    /// commit, then call this again), and the zone is reset once that
+    /// record is committed. So the journal names every zone reclaimed
+    /// after any point in it, which recovery needs when it must stop
+    /// before damaged metadata.
     pub fn maintenance<F: FnMut(MetaOp<'_>) -> Result<()>>(&mut self, sink: &mut F) -> Result<u32> {
         self.live()?;
+        let journal_resets = self.commit_blocks();
         for k in 0..self.nfinish {
             if let Some(&z) = self.finish_q.get(k) {
                 sink(MetaOp::Finish(z))?;
@@ -2232,13 +2253,35 @@ where
             if self.gc_busy && self.gc_victim == Some(z) {
                 continue;
             }
-            if self.zepoch.get(z as usize).copied().unwrap_or(u64::MAX) > self.committed_epoch {
+            let ze = self.zepoch.get(z as usize).copied().unwrap_or(u64::MAX);
+            if ze & RESET_QUEUED == 0 {
+                if ze > self.committed_epoch {
+                    continue;
+                }
+                if journal_resets {
+                    // Journal the reset first, reset once that is committed:
+                    // recovery past damaged metadata then knows which zones
+                    // were reclaimed after the damage (design-recovery §8a).
+                    if self.free_slots() == 0 {
+                        continue;
+                    }
+                    let e = self.cur_epoch;
+                    self.push(Record::ZoneReset { zone: z });
+                    if let Some(x) = self.zepoch.get_mut(z as usize) {
+                        *x = RESET_QUEUED | e;
+                    }
+                    continue;
+                }
+            } else if ze & !RESET_QUEUED > self.committed_epoch {
                 continue;
             }
             if !self.zone_conv(z) {
                 sink(MetaOp::Reset(z))?;
             }
             self.alloc.reset(z)?;
+            if let Some(x) = self.zepoch.get_mut(z as usize) {
+                *x = 0;
+            }
             if self.gc_victim == Some(z) {
                 self.gc_victim = None;
             }
@@ -2837,6 +2880,14 @@ mod tests {
         assert!(ops.is_empty());
         p.flush(&mut scratch, &mut rec(&mut ops)).unwrap();
         p.flush_end(true).unwrap();
+        // Committed: the resets are journalled first (no reset yet)...
+        let mut ops = Vec::new();
+        assert_eq!(p.maintenance(&mut rec(&mut ops)).unwrap(), 0);
+        assert!(ops.is_empty());
+        assert!(p.pending_records() >= 2, "ZoneReset records queued");
+        // ... and done once those records are committed.
+        p.flush(&mut scratch, &mut rec(&mut ops)).unwrap();
+        p.flush_end(true).unwrap();
         let mut ops = Vec::new();
         let n = p.maintenance(&mut rec(&mut ops)).unwrap();
         assert!(n >= 2, "{n} zones reset");
@@ -2982,6 +3033,10 @@ mod tests {
         }
         assert_eq!(p.alloc().zone(victim).unwrap().valid(), 0);
         let mut ops = Vec::new();
+        p.flush(&mut scratch, &mut rec(&mut ops)).unwrap();
+        p.flush_end(true).unwrap();
+        let mut ops = Vec::new();
+        p.maintenance(&mut rec(&mut ops)).unwrap();
         p.flush(&mut scratch, &mut rec(&mut ops)).unwrap();
         p.flush_end(true).unwrap();
         let mut ops = Vec::new();

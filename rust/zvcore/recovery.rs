@@ -138,6 +138,12 @@ pub struct Damage {
     pub nr_volumes: u8,
     /// More volumes are affected than `volumes` lists.
     pub more_volumes: bool,
+    /// Mapped blocks of the state before the damage that lie in zones
+    /// reclaimed after it (the journal after the damage names them): their
+    /// data is gone, they are unmapped (read as zeros).
+    pub reclaimed_blocks: u64,
+    /// Zones reclaimed after the damage.
+    pub reclaimed_zones: u32,
     /// The state before the damage maps space reclaimed since (GC reset
     /// zones after the damaged metadata was committed): it cannot be
     /// assembled at all, not even read-only; the engine returned holds no
@@ -161,6 +167,8 @@ impl Damage {
             volumes: [0; DAMAGE_VOLUMES],
             nr_volumes: 0,
             more_volumes: false,
+            reclaimed_blocks: 0,
+            reclaimed_zones: 0,
             unusable: false,
         }
     }
@@ -639,6 +647,12 @@ where
         );
     }
 
+    // Zones reclaimed after the damage: what the state before it still
+    // maps there is gone (the zone was reset, maybe written again).
+    if let Some(d) = damage.as_mut() {
+        drop_reclaimed(pool, perm, rd, uuid, last_seq, buf, d)?;
+    }
+
     // 4. Zones and block references.
     pool.replaying = false;
     pool.refs = RefMap::new(pool.alloc.geom().total_blocks());
@@ -912,6 +926,116 @@ fn count_dropped<G, M>(
             }
         }
     });
+}
+
+/// Unmaps, in the state replayed up to `last_seq`, every block that lies in
+/// a zone a later journal block says was reset (`ZoneReset`, written before
+/// every reset on pools with commit groups); counts them in `d`.
+#[inline(never)]
+fn drop_reclaimed<G, Z, E, V, R, N, D, S, M>(
+    pool: &mut Pool<G, Z, E, V, R, N, D, S>,
+    perm: &[u16; MAX_DEVICES],
+    rd: &mut M,
+    uuid: [u8; 16],
+    last_seq: u64,
+    buf: &mut [u8],
+    d: &mut Damage,
+) -> Result<()>
+where
+    G: Deref<Target = [DeviceGeometry]>,
+    Z: DerefMut<Target = [ZoneInfo]>,
+    E: DerefMut<Target = [u64]>,
+    V: DerefMut<Target = [VolEntry]>,
+    R: DerefMut<Target = [Record]>,
+    N: NodeStore,
+    D: DerefMut<Target = [DevState]>,
+    S: DerefMut<Target = Superblock>,
+    M: MetaReader,
+{
+    for m in 0..pool.alloc.geom().nr_devices() {
+        for i in 0..LOG_ZONES {
+            let geo = pool.alloc.geom();
+            let Some(start) = log_zone(geo, m, i).and_then(|z| geo.zone_start(z)) else {
+                continue;
+            };
+            let l = log_limit(geo, perm, rd, m, i);
+            for off in 1..l {
+                if read_pool(pool.alloc.geom(), perm, rd, start.saturating_add(off), buf).is_err() {
+                    continue;
+                }
+                let Ok((h, recs)) = decode_journal_block(buf) else {
+                    continue;
+                };
+                if h.pool_uuid != uuid || h.seq <= last_seq {
+                    continue;
+                }
+                for rec in recs.flatten() {
+                    if let Record::ZoneReset { zone } = rec {
+                        let n = unmap_zone(pool, zone)?;
+                        d.reclaimed_zones = d.reclaimed_zones.saturating_add(1);
+                        d.reclaimed_blocks = d.reclaimed_blocks.saturating_add(n);
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Unmaps every block of every volume that lies in data zone `zone`;
+/// returns how many (a block shared by several volumes counts for each).
+fn unmap_zone<G, Z, E, V, R, N, D, S>(
+    pool: &mut Pool<G, Z, E, V, R, N, D, S>,
+    zone: u32,
+) -> Result<u64>
+where
+    G: Deref<Target = [DeviceGeometry]>,
+    Z: DerefMut<Target = [ZoneInfo]>,
+    E: DerefMut<Target = [u64]>,
+    V: DerefMut<Target = [VolEntry]>,
+    R: DerefMut<Target = [Record]>,
+    N: NodeStore,
+    D: DerefMut<Target = [DevState]>,
+    S: DerefMut<Target = Superblock>,
+{
+    let geo = pool.alloc.geom();
+    let (Some(zs), Some(zg)) = (geo.zone_start(zone), geo.zone(zone)) else {
+        return Err(Error::Corrupt("journal: reset of an unknown zone"));
+    };
+    let ze = zs.saturating_add(zg.size);
+    let mut lost = 0u64;
+    for i in 0..pool.vols.len() {
+        let Some(mut t) = pool.vols.get(i).and_then(|v| v.table) else {
+            continue;
+        };
+        let mut cursor = 0u64;
+        let mut r = Ok(());
+        while let Some(e) = t.next_extent(&pool.nodes, cursor) {
+            cursor = e.lba.saturating_add(e.len);
+            let a0 = e.addr.max(zs);
+            let a1 = e.addr.saturating_add(e.len).min(ze);
+            if a0 >= a1 {
+                continue;
+            }
+            let lba = e.lba.saturating_add(a0 - e.addr);
+            r = t.unmap_range_shared(&mut pool.nodes, &mut pool.refs, lba, a1 - a0, |_, _| {});
+            if r.is_err() {
+                break;
+            }
+            lost = lost.saturating_add(a1 - a0);
+        }
+        if let Some(v) = pool.vols.get_mut(i) {
+            v.table = Some(t);
+        }
+        r.map_err(|e| {
+            if e == Error::NoSpace {
+                e
+            } else {
+                Error::Corrupt("recover: cannot drop reclaimed blocks")
+            }
+        })?;
+    }
+    Ok(lost)
 }
 
 /// The volumes a journal record changes.

@@ -195,7 +195,8 @@ fn random_damage_is_reported_never_silent() {
     let mut outcomes: BTreeMap<String, u64> = BTreeMap::new();
     for _ in 0..runs {
         let mut devs = base.devs.clone();
-        for _ in 0..rng.range(1, 4) {
+        let nr_damaged = rng.range(1, 4);
+        for _ in 0..nr_damaged {
             let (d, a) = metas[rng.below(metas.len() as u64) as usize];
             let mut b = vec![0u8; BLOCK_SIZE];
             devs[d].read_raw(a, &mut b);
@@ -225,9 +226,22 @@ fn random_damage_is_reported_never_silent() {
         }
         let name = match recover_devs(&base, devs, false) {
             Outcome::Refused(e) => format!("refused {e}"),
-            Outcome::Damaged(_, asm) => {
+            Outcome::Damaged(mut w, asm) => {
                 let d = asm.damage.unwrap();
                 let u = if d.unusable { " (unusable)" } else { "" };
+                // After one damaged journal block, the state before it never
+                // reads another block's data: the journal after it names
+                // every zone reclaimed since. (A lost checkpoint, or a
+                // second damaged block holding such a name, can hide one:
+                // design-recovery.md §8a.)
+                if nr_damaged == 1 && d.kind != DamageKind::CheckpointLost {
+                    if let Err(e) = try_state_of(&mut w) {
+                        panic!(
+                            "seed {seed:#x}: state before {:?} reads foreign data: {e}",
+                            d.kind
+                        );
+                    }
+                }
                 format!("damage {:?}{u}", d.kind)
             }
             Outcome::Clean(mut w) => {
@@ -309,11 +323,10 @@ fn mid_journal_case(seed: u64) -> bool {
     assert!(ro.pool().is_read_only());
     let vol = expected[0].0;
     assert!(ro.pool().discard(vol, 0, 1).is_err());
-    // The journal prefix is consistent metadata, but GC may have reclaimed
-    // and reused a zone it maps since the damage (see design-recovery.md,
-    // "Damage"): such a world is not usable for the rest of this case.
-    if try_state_of(&mut ro).is_err() {
-        return false;
+    // Blocks in zones reclaimed after the damage were dropped (they read
+    // as zeros); no block may read another block's data.
+    if let Err(e) = try_state_of(&mut ro) {
+        panic!("seed {seed:#x}: read-only state reads foreign data: {e}");
     }
     for (x, y) in ro.devs.iter().zip(&devs) {
         assert!(x.same_contents(y), "read-only assembly wrote to a member");

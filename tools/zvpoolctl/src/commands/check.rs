@@ -173,6 +173,7 @@ fn assembled_json(a: &Assembled) -> Vec<(String, Json)> {
                         Json::Arr(d.volumes.iter().cloned().map(Json::Str).collect()),
                     ),
                     ("more_volumes".into(), yes_no(g.more_volumes)),
+                    ("reclaimed_blocks".into(), n(g.reclaimed_blocks)),
                     ("unusable".into(), yes_no(g.unusable)),
                 ])
             }
@@ -283,6 +284,13 @@ pub fn report_text(r: &Report, paths: &[String]) -> String {
                     check::rewind_loss(g),
                     plural(g.lost_committed_blocks, "block")
                 ));
+                if g.reclaimed_blocks > 0 {
+                    line(format!(
+                        "  {} of the state before the damage lie in {} reclaimed since: they read as zeros",
+                        plural(g.reclaimed_blocks, "mapped block"),
+                        plural(u64::from(g.reclaimed_zones), "zone")
+                    ));
+                }
                 line(format!("  volumes affected: {}", check::volume_list(d)));
             }
         }
