@@ -1,7 +1,9 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
 # The guest side of `make demo`: a pool on the emulated ZNS namespaces, two
-# thin volumes, ext4 on one of them, and the pool's status, all through
+# thin volumes, ext4 on one of them, a snapshot of it as a gold image and two
+# clones booted from it (each sees the gold files plus its own), the pool's
+# status, stop, an offline metadata check and reassembly, all through
 # zvpoolctl.
 set -u
 . /etc/zvpool/vm.env
@@ -45,17 +47,34 @@ run "df -h /mnt | tail -n1"
 run "ls -l /mnt"
 run "umount /mnt && e2fsck -fn $B | tail -n1"
 
+say "gold image: snapshot vm1, then two writable clones of it (nothing is copied)"
+run "zvpoolctl snapshot create demo/vm1@gold" || exit 1
+run "zvpoolctl volume clone demo/vm1@gold web1" || exit 1
+run "zvpoolctl volume clone demo/vm1@gold web2" || exit 1
+for c in web1 web2; do
+	C=$(zvpoolctl volume show -H -o device demo/$c | cut -f2)
+	run "mount -t ext4 $C /mnt && echo 'I am $c' > /mnt/hostname && dd if=/dev/urandom of=/mnt/$c-data bs=1M count=4 2>/dev/null && ls /mnt && umount /mnt" || exit 1
+done
+say "each clone kept the gold image's files and only its own changes; the snapshot is unchanged"
+C=$(zvpoolctl volume show -H -o device demo/web1 | cut -f2)
+run "mount -t ext4 -o ro $C /mnt && cat /mnt/hostname && ls /mnt && umount /mnt"
+run "zvpoolctl snapshot list"
+run "zvpoolctl volume list -o name,kind,origin,size,used,unique,shared"
+
 say "pool status"
 run "zvpoolctl pool status demo"
 run "zvpoolctl volume list"
 run "zvpoolctl volume list -j"
 run "zvpoolctl pool list -j"
 
-say "stop and reassemble the pool (members in the other order): the data is on the zones"
+say "stop, check the metadata offline (read-only, like thin_check), reassemble (members in the other order)"
 run "zvpoolctl pool stop demo"
+run "zvpoolctl pool check $Z0 $Z1"
 run "zvpoolctl pool assemble demo $Z1 $Z0" || exit 1
 B=$(zvpoolctl volume show -H -o device demo/vm1 | cut -f2)
 run "mount -t ext4 -o ro $B /mnt && ls -l /mnt && umount /mnt"
 run "zvpoolctl volume show demo/vm1"
+C=$(zvpoolctl volume show -H -o device demo/web2 | cut -f2)
+run "mount -t ext4 -o ro $C /mnt && cat /mnt/hostname && umount /mnt"
 run "zvpoolctl pool stop demo"
 rmmod zvpool && echo "unloaded"

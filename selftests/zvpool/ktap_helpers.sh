@@ -74,15 +74,25 @@ ktap_finished() {
 # Kernel log lines that must never appear during a test.
 dmesg_bad_pattern='WARNING:|BUG:|Oops|general protection|Kernel panic|KASAN|UBSAN|possible circular locking|possible recursive locking|INFO: task .* blocked|sleeping function called from invalid context|kmemleak|Call Trace:'
 
-# dmesg_mark: remember where the kernel log is now.
+# dmesg_mark: remember where the kernel log is now, as a unique line
+# written to it (a line count goes wrong once the log buffer wraps, which
+# it does after a few tests).
 dmesg_mark() {
-	DMESG_MARK=$(dmesg | wc -l)
+	KTAP_MARKS=$((${KTAP_MARKS:-0} + 1))
+	DMESG_MARK="ktap-mark-$$-$KTAP_MARKS"
+	echo "$DMESG_MARK" >/dev/kmsg
 }
 
-# dmesg_since_mark: kernel log lines since dmesg_mark.
+# dmesg_since_mark: kernel log lines since dmesg_mark (the whole log if the
+# mark has left the buffer: never less than what happened since).
 dmesg_since_mark() {
-	dmesg | tail -n +"$((DMESG_MARK + 1))"
+	dmesg | awk -v m="$DMESG_MARK" '{ l[NR] = $0 } index($0, m) { s = NR } END { for (i = s + 1; i <= NR; i++) print l[i] }'
 }
+
+# log_has PATTERN / log_lacks PATTERN: a kernel log line since the mark
+# matches PATTERN (grep), or none does.
+log_has() { dmesg_since_mark | grep -q "$1"; }
+log_lacks() { ! dmesg_since_mark | grep -q "$1"; }
 
 # dmesg_clean_since_mark NAME: a test case that fails on a WARN/oops/... since the mark.
 dmesg_clean_since_mark() {

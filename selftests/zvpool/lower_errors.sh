@@ -48,7 +48,7 @@ else
 	ktap_print_msg "dd: $(tail -n1 /tmp/dd.err)"
 	ktap_test_pass "a write onto bad blocks fails"
 fi
-log() { dmesg | tail -n +$((DMESG_MARK + 1)) | grep -q "$1"; }
+log() { dmesg_since_mark | grep -q "$1"; }
 ktap_test_result "the write error is logged with the member" log "zvpool: err: write error on $NBDEV"
 ktap_test_result "the zone's state is read back and the zone closed" log "device write pointer .*; closed for writing"
 if dd if="$V" of=/dev/null bs=$MIB count=8 iflag=direct status=none 2>/dev/null; then

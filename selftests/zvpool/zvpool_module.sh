@@ -38,7 +38,7 @@ fi
 
 taint_after=$(cat /proc/sys/kernel/tainted)
 ktap_expect_eq "taint after load is only out-of-tree" "$((taint_before | TAINT_OOT))" "$taint_after"
-ktap_test_result "load logged its format version" sh -c "dmesg | tail -n +$((DMESG_MARK + 1)) | grep -q 'zvpool: loading (on-disk format v1'"
+ktap_test_result "load logged its format version" log_has 'zvpool: loading (on-disk format v1'
 dmesg_clean_since_mark "no WARN/oops while loaded"
 
 dmesg_mark
