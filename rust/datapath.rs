@@ -240,10 +240,12 @@ impl ActivePool {
         Ok(())
     }
 
-    /// Logs a failed lower I/O (one line, with the member and address).
+    /// Logs a failed lower I/O (one line, with the member and address) and
+    /// counts it. Never takes the engine lock: it runs where the lock may be
+    /// held (a GC batch ending, a read racing a commit's zone reset), and
+    /// the address needs only the pool's fixed geometry.
     pub(crate) fn io_error(&self, what: &str, addr: u64, blocks: u64, e: Error) {
-        let st = self.state.lock();
-        let (path, sector) = match self.locate(&st.engine, addr) {
+        let (path, sector) = match self.locate_addr(addr) {
             Ok((m, s)) => {
                 let c = if what.ends_with("read") {
                     &m.read_errors

@@ -271,6 +271,8 @@ impl ActivePool {
         };
         let items = b.items.get(..n).ok_or(EINVAL)?;
         let bs = BLOCK_SIZE;
+        // Some blocks of the victim could not be read: give it up for now.
+        let mut unreadable = false;
         for f in Iterator::chain(b.read_ok.iter_mut(), b.submitted.iter_mut()) {
             *f = false;
         }
@@ -312,6 +314,7 @@ impl ActivePool {
                 if ok {
                     if let Err(e) = batch.result(k) {
                         self.io_error("GC read", it.src.addr, it.dst.len, e);
+                        unreadable = true;
                         if let Some(f) = b.read_ok.get_mut(k) {
                             *f = false;
                         }
@@ -386,10 +389,25 @@ impl ActivePool {
             .engine
             .gc_end(items, b.addrs.get(..n).ok_or(EINVAL)?)
             .map_err(core_err)?;
+        let skipped = if unreadable {
+            let v = st.engine.gc_victim();
+            st.engine.gc_skip_victim();
+            v
+        } else {
+            None
+        };
         self.commit(&mut st)?;
         self.gc.runs.fetch_add(1, Ordering::Relaxed);
         let freed = st.engine.free_zones() > free_before;
         self.gc_paid(&st.engine, moved, freed);
+        drop(st);
+        if let Some(z) = skipped {
+            pr_warn!(
+                "{}: GC: zone {} has blocks that cannot be read; it is skipped and retried later\n",
+                &*self.name,
+                z
+            );
+        }
         Ok(moved > 0 || freed)
     }
 

@@ -1105,9 +1105,25 @@ fn volume_line(e: &Engine, v: &VolEntry, w: &mut impl core::fmt::Write) -> core:
 pub(crate) const USER_STREAM: Stream = Stream::UserHot;
 
 impl ActivePool {
-    /// The member and device sector of pool address `addr`.
+    /// The member and device sector of pool address `addr` (the engine's
+    /// geometry: for callers holding the engine lock).
     pub(crate) fn locate(&self, e: &Engine, addr: u64) -> Result<(&Member, u64)> {
-        let loc = e.geom().locate(addr).ok_or(EIO)?;
+        self.member_sector(e.geom(), addr)
+    }
+
+    /// [`Self::locate`] from the members' fixed geometry, without the engine
+    /// (and its lock): for error paths that may run with the lock held.
+    pub(crate) fn locate_addr(&self, addr: u64) -> Result<(&Member, u64)> {
+        let geo = PoolGeometry::new(&self.geoms[..]).map_err(core_err)?;
+        self.member_sector(&geo, addr)
+    }
+
+    fn member_sector<S: Deref<Target = [DeviceGeometry]>>(
+        &self,
+        geo: &PoolGeometry<S>,
+        addr: u64,
+    ) -> Result<(&Member, u64)> {
+        let loc = geo.locate(addr).ok_or(EIO)?;
         let m = self.members.get(usize::from(loc.dev)).ok_or(EIO)?;
         Ok((m, loc.dev_offset * SPB))
     }

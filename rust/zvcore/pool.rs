@@ -341,6 +341,12 @@ pub struct Pool<G, Z, E, V, R, N, D, S> {
     /// Relocation cost of `gc_victim` when it was picked (its valid count
     /// falls as GC copies it; the cost of freeing it does not).
     gc_victim_cost: u64,
+    /// Zones GC does not pick as victims for now (some of their blocks could
+    /// not be read): forgotten after [`GC_AVOID_BATCHES`] batches that moved
+    /// blocks, so they are retried later.
+    gc_avoid: [u32; 8],
+    gc_navoid: usize,
+    gc_avoid_age: u32,
     /// Where the next batch's scan for the victim's live blocks starts
     /// (table index, leaf base): each batch continues where the previous
     /// one stopped, so collecting a victim scans the tables about once
@@ -360,6 +366,9 @@ pub struct Pool<G, Z, E, V, R, N, D, S> {
     /// allocator is rebuilt afterwards).
     pub(super) replaying: bool,
 }
+
+/// Batches that moved blocks after which GC retries the zones it avoids.
+const GC_AVOID_BATCHES: u32 = 64;
 
 /// Marks a zone whose `ZoneReset` record is queued (`zepoch`: the flag and
 /// the record's epoch); the zone is reset once that epoch is committed.
@@ -448,6 +457,9 @@ where
             gc_busy: false,
             gc_victim_cost: 0,
             gc_cursor: (0, 0),
+            gc_avoid: [0; 8],
+            gc_navoid: 0,
+            gc_avoid_age: 0,
             finish_q: [0; 16],
             nfinish: 0,
             stats: PoolStats::default(),
@@ -2327,7 +2339,9 @@ where
                 self.gc_victim = None;
             }
             let a = &self.alloc;
-            let skip = |z: u32| a.zone(z).map(|zi| zi.valid() == 0).unwrap_or(true);
+            let avoid = self.gc_avoid.get(..self.gc_navoid).unwrap_or(&[]);
+            let skip =
+                |z: u32| a.zone(z).map(|zi| zi.valid() == 0).unwrap_or(true) || avoid.contains(&z);
             match pick_victim(a, self.cfg.policy, skip) {
                 Some(v) => {
                     self.gc_victim = Some(v);
@@ -2648,10 +2662,53 @@ where
             }
         }
         self.stats.gc_blocks = self.stats.gc_blocks.saturating_add(moved_total);
+        if moved_total > 0 && self.gc_navoid > 0 {
+            self.gc_avoid_age = self.gc_avoid_age.saturating_add(1);
+            if self.gc_avoid_age >= GC_AVOID_BATCHES {
+                self.gc_navoid = 0;
+                self.gc_avoid_age = 0;
+            }
+        }
         Ok(moved_total)
     }
 
-    /// Whether a GC batch is in flight.
+    /// Gives up the current victim after a batch that could not read some
+    /// of its blocks (call after [`Self::gc_end`]): GC picks other victims
+    /// and retries this one after [`GC_AVOID_BATCHES`] batches that moved
+    /// blocks, instead of burning destination space on the same unreadable
+    /// blocks batch after batch. At most eight zones are avoided (a ninth
+    /// makes the oldest eligible again).
+    pub fn gc_skip_victim(&mut self) {
+        let Some(v) = self.gc_victim.take() else {
+            return;
+        };
+        self.gc_cursor = (0, 0);
+        self.gc_avoid_age = 0;
+        if self
+            .gc_avoid
+            .get(..self.gc_navoid)
+            .unwrap_or(&[])
+            .contains(&v)
+        {
+            return;
+        }
+        // A full list drops its oldest entry (retried first).
+        if self.gc_navoid >= self.gc_avoid.len() {
+            self.gc_avoid.copy_within(1.., 0);
+            self.gc_navoid = self.gc_avoid.len() - 1;
+        }
+        if let Some(slot) = self.gc_avoid.get_mut(self.gc_navoid) {
+            *slot = v;
+            self.gc_navoid += 1;
+        }
+    }
+
+    /// Zones GC currently avoids as victims (see [`Self::gc_skip_victim`]).
+    pub fn gc_avoided(&self) -> &[u32] {
+        self.gc_avoid.get(..self.gc_navoid).unwrap_or(&[])
+    }
+
+    /// Whether a GC batch is between [`Self::gc_begin`] and [`Self::gc_end`].
     pub fn gc_in_flight(&self) -> bool {
         self.gc_busy
     }
@@ -2910,6 +2967,61 @@ mod tests {
         // The next write goes elsewhere.
         let next = write(&mut p, 1, 6, 1);
         assert_ne!(next.ext[0].zone, plan.ext[0].zone);
+    }
+
+    #[test]
+    fn gc_skips_a_victim_it_cannot_read_and_retries_it_later() {
+        let mut ops = Vec::new();
+        let mut p = new_pool(&mut ops);
+        p.vol_create(1, b"a", 4096, 0).unwrap();
+        let mut scratch = vec![0u8; 2 * BLOCK_SIZE];
+        let mut commit = |p: &mut TestPool| {
+            let mut ops = Vec::new();
+            if p.pending_records() > 0 {
+                p.flush(&mut scratch, &mut rec(&mut ops)).unwrap();
+                p.flush_end(true).unwrap();
+            }
+        };
+        // Several zones half overwritten: several victims with live blocks.
+        for l in (0..256).step_by(8) {
+            write(&mut p, 1, l, 8);
+        }
+        for l in (0..256).step_by(16) {
+            write(&mut p, 1, l, 8);
+        }
+        commit(&mut p);
+        let mut items = [RelocItem::default(); 4];
+        let n = p.gc_begin(&mut items).unwrap();
+        assert!(n > 0);
+        let bad = p.gc_victim().unwrap();
+        let valid = p.alloc().zone(bad).unwrap().valid();
+        // Every read failed: nothing moves, the victim is given up.
+        p.gc_end(&items[..n], &vec![None; n]).unwrap();
+        p.gc_skip_victim();
+        assert_eq!(p.gc_victim(), None);
+        assert_eq!(p.gc_avoided(), &[bad]);
+        assert_eq!(p.alloc().zone(bad).unwrap().valid(), valid, "nothing moved");
+        // Later batches collect other zones, never the avoided one ...
+        let mut batches = 0u32;
+        while batches < GC_AVOID_BATCHES {
+            let n = p.gc_begin(&mut items).unwrap();
+            if n == 0 {
+                break;
+            }
+            assert_ne!(p.gc_victim(), Some(bad), "an avoided zone was picked");
+            let addrs: Vec<Option<u64>> = items[..n].iter().map(|i| Some(i.dst.addr)).collect();
+            p.gc_end(&items[..n], &addrs).unwrap();
+            commit(&mut p);
+            batches += 1;
+        }
+        assert!(batches > 0, "no other victim was collected");
+        // ... until enough batches moved blocks: then it is retried.
+        if batches == GC_AVOID_BATCHES {
+            assert!(p.gc_avoided().is_empty());
+        }
+        for l in 0..256 {
+            assert!(lookup(&p, 1, l).is_some(), "lba {l} lost its mapping");
+        }
     }
 
     #[test]
