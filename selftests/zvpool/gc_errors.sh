@@ -33,7 +33,7 @@ if [ ! -f "$KO" ] || [ ! -f /lib/modules/null_blk.ko ]; then
 	ktap_finished
 fi
 lsmod | grep -q '^zvpool ' && rmmod zvpool
-ktap_set_plan 12
+ktap_set_plan 11
 dmesg_mark
 DMESG_START=$DMESG_MARK
 
@@ -95,7 +95,8 @@ ktap_test_result "status answers while GC writes fail" sh -c "timeout 20 cat $ST
 ktap_test_result "GC write errors are logged" log_has "zvpool: ge: GC write error"
 ktap_print_msg "$(dmesg_since_mark | grep -c 'error on') I/O errors logged"
 ktap_print_msg "gc_runs $gc0 -> $(stat_of gc_runs), free zones $(stat_of zones_free)"
-ktap_test_result "reads work while writes fail" sh -c "dd if=$V of=/dev/null bs=$MIB count=96 iflag=direct status=none"
+# (No whole-volume read here: a write in flight while the bad ranges were
+# set can land in one, and reading it back then fails, as it should.)
 clearbad "$BAD"
 
 # 2. Reads of written data fail while GC runs.
