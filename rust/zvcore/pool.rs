@@ -374,6 +374,30 @@ const GC_AVOID_BATCHES: u32 = 64;
 /// the record's epoch); the zone is reset once that epoch is committed.
 const RESET_QUEUED: u64 = 1 << 63;
 
+/// Marks a zone whose reset was handed to the caller by
+/// [`Pool::maintenance_plan`] and is not done yet ([`Pool::reset_end`]): not
+/// allocatable, not planned again (`zepoch`, with [`RESET_QUEUED`]).
+const RESETTING: u64 = RESET_QUEUED | 1 << 62;
+
+/// The most of `recs` (from the first) whose journal blocks number at most
+/// `max_blocks`.
+fn records_within(recs: &[Record], max_blocks: u64) -> usize {
+    let mut blocks = 0u64;
+    let mut used = JOURNAL_PAYLOAD_MAX;
+    for (i, r) in recs.iter().enumerate() {
+        let l = r.encoded_len();
+        if used.saturating_add(l) > JOURNAL_PAYLOAD_MAX {
+            if blocks >= max_blocks {
+                return i;
+            }
+            blocks = blocks.saturating_add(1);
+            used = 0;
+        }
+        used = used.saturating_add(l);
+    }
+    recs.len()
+}
+
 /// Number of journal blocks needed for `recs`.
 fn journal_blocks_for(recs: &[Record]) -> u64 {
     let mut blocks = 0u64;
@@ -1595,6 +1619,46 @@ where
         self.checkpoint(scratch, sink).map(|()| 0)
     }
 
+    /// The first phase of a journal commit done by the caller outside its
+    /// lock: emits the operations of [`Self::flush`] for at most
+    /// `max_blocks` journal blocks of the oldest queued records (plus the
+    /// superblock block of a log-zone switch), without a checkpoint. The
+    /// caller records them, performs them later (while other changes are
+    /// queued) and calls [`Self::flush_end`]. `Ok(None)`: a checkpoint is
+    /// due, nothing emitted (call [`Self::flush`]); `Ok(Some(0))`: nothing
+    /// queued. Records queued after this call wait for the next commit.
+    pub fn flush_journal_only<F: FnMut(MetaOp<'_>) -> Result<()>>(
+        &mut self,
+        scratch: &mut [u8],
+        max_blocks: u64,
+        sink: &mut F,
+    ) -> Result<Option<u64>> {
+        if self.read_only {
+            return Ok(Some(0));
+        }
+        self.live()?;
+        if self.commit != Commit::None {
+            return Err(Error::Busy);
+        }
+        if self.npend == 0 {
+            self.all_committed();
+            return Ok(Some(0));
+        }
+        if self.needs_checkpoint() {
+            return Ok(None);
+        }
+        let queued = self.recs.get(..self.npend).unwrap_or(&[]);
+        let nrec = records_within(queued, max_blocks.max(1));
+        let nblocks = journal_blocks_for(queued.get(..nrec).unwrap_or(&[]));
+        if nrec == 0 {
+            return Ok(None);
+        }
+        match self.flush_journal_blocks(nrec, nblocks, scratch, sink) {
+            Err(Error::Busy) => Ok(None),
+            r => r.map(Some),
+        }
+    }
+
     /// The journal part of [`Self::flush`]: `Busy` (nothing emitted) when a
     /// checkpoint is needed first.
     fn flush_journal<F: FnMut(MetaOp<'_>) -> Result<()>>(
@@ -2242,6 +2306,56 @@ where
     /// after any point in it, which recovery needs when it must stop
     /// before damaged metadata.
     pub fn maintenance<F: FnMut(MetaOp<'_>) -> Result<()>>(&mut self, sink: &mut F) -> Result<u32> {
+        self.maintenance_inner(sink, u32::MAX, false)
+    }
+
+    /// [`Self::maintenance`] whose resets the caller performs later, outside
+    /// its lock: the `Reset` operations of at most `max_resets` zones are
+    /// emitted and those zones are marked resetting (neither allocatable nor
+    /// planned again) until [`Self::reset_end`]. Returns the number of
+    /// resets emitted.
+    pub fn maintenance_plan<F: FnMut(MetaOp<'_>) -> Result<()>>(
+        &mut self,
+        sink: &mut F,
+        max_resets: u32,
+    ) -> Result<u32> {
+        self.maintenance_inner(sink, max_resets, true)
+    }
+
+    /// The reset of zone `z` planned by [`Self::maintenance_plan`] is done
+    /// (`ok`: the zone is free) or failed (it is planned again later).
+    pub fn reset_end(&mut self, z: u32, ok: bool) -> Result<()> {
+        let e = self.zepoch.get_mut(z as usize).ok_or(Error::Invalid("zone"))?;
+        if *e != RESETTING {
+            return Err(Error::Invalid("no reset planned"));
+        }
+        if !ok {
+            // Committed already: the next maintenance retries it.
+            *e = RESET_QUEUED;
+            return Ok(());
+        }
+        self.reset_done(z)
+    }
+
+    /// Zone `z` was reset on the device (or needs none): free it.
+    fn reset_done(&mut self, z: u32) -> Result<()> {
+        self.alloc.reset(z)?;
+        if let Some(x) = self.zepoch.get_mut(z as usize) {
+            *x = 0;
+        }
+        if self.gc_victim == Some(z) {
+            self.gc_victim = None;
+        }
+        self.stats.zones_reset = self.stats.zones_reset.saturating_add(1);
+        Ok(())
+    }
+
+    fn maintenance_inner<F: FnMut(MetaOp<'_>) -> Result<()>>(
+        &mut self,
+        sink: &mut F,
+        max_resets: u32,
+        defer: bool,
+    ) -> Result<u32> {
         self.live()?;
         let journal_resets = self.commit_blocks();
         for k in 0..self.nfinish {
@@ -2253,6 +2367,9 @@ where
         self.all_committed();
         let mut n = 0u32;
         for z in 0..self.alloc.geom().nr_zones() {
+            if n >= max_resets {
+                break;
+            }
             let Some(zi) = self.alloc.zone(z).copied() else {
                 continue;
             };
@@ -2266,6 +2383,9 @@ where
                 continue;
             }
             let ze = self.zepoch.get(z as usize).copied().unwrap_or(u64::MAX);
+            if ze == RESETTING {
+                continue;
+            }
             if ze & RESET_QUEUED == 0 {
                 if ze > self.committed_epoch {
                     continue;
@@ -2287,18 +2407,19 @@ where
             } else if ze & !RESET_QUEUED > self.committed_epoch {
                 continue;
             }
-            if !self.zone_conv(z) {
-                sink(MetaOp::Reset(z))?;
-            }
-            self.alloc.reset(z)?;
-            if let Some(x) = self.zepoch.get_mut(z as usize) {
-                *x = 0;
-            }
-            if self.gc_victim == Some(z) {
-                self.gc_victim = None;
-            }
-            self.stats.zones_reset = self.stats.zones_reset.saturating_add(1);
             n = n.saturating_add(1);
+            if self.zone_conv(z) {
+                self.reset_done(z)?;
+                continue;
+            }
+            sink(MetaOp::Reset(z))?;
+            if defer {
+                if let Some(x) = self.zepoch.get_mut(z as usize) {
+                    *x = RESETTING;
+                }
+            } else {
+                self.reset_done(z)?;
+            }
         }
         Ok(n)
     }
@@ -2950,6 +3071,118 @@ mod tests {
         assert!(n >= 2, "{n} zones reset");
         assert!(ops.iter().all(|o| matches!(o, Op::Reset(_))));
         assert_eq!(p.stats().zones_reset, u64::from(n));
+    }
+
+    #[test]
+    fn deferred_resets_free_zones_only_when_done() {
+        let mut ops = Vec::new();
+        let mut p = new_pool(&mut ops);
+        p.vol_create(1, b"a", 200, 0).unwrap();
+        let mut scratch = vec![0u8; 2 * BLOCK_SIZE];
+        let mut commit = |p: &mut TestPool| {
+            let mut ops = Vec::new();
+            let n = p
+                .flush_journal_only(&mut scratch, 64, &mut rec(&mut ops))
+                .unwrap();
+            if n != Some(0) {
+                p.flush_end(true).unwrap();
+            }
+        };
+        for _ in 0..2 {
+            for l in (0..128).step_by(8) {
+                write(&mut p, 1, l, 8);
+            }
+            commit(&mut p);
+        }
+        // Journal the resets, commit them.
+        let mut ops = Vec::new();
+        assert_eq!(p.maintenance_plan(&mut rec(&mut ops), 100).unwrap(), 0);
+        commit(&mut p);
+        // Planned, at most 1: emitted but the zone is not free yet.
+        let free = p.free_zones();
+        let mut ops = Vec::new();
+        assert_eq!(p.maintenance_plan(&mut rec(&mut ops), 1).unwrap(), 1);
+        let Some(&Op::Reset(z)) = ops.iter().find(|o| matches!(o, Op::Reset(_))) else {
+            panic!("no reset in {ops:?}");
+        };
+        assert_eq!(p.free_zones(), free);
+        // Not planned again while in flight; the rest is.
+        let mut ops2 = Vec::new();
+        let more = p.maintenance_plan(&mut rec(&mut ops2), 100).unwrap();
+        assert!(more >= 1);
+        assert!(!ops2.contains(&Op::Reset(z)));
+        // A failed reset is planned again; a done one frees the zone.
+        p.reset_end(z, false).unwrap();
+        assert_eq!(p.reset_end(z, true), Err(Error::Invalid("no reset planned")));
+        let mut ops3 = Vec::new();
+        assert_eq!(p.maintenance_plan(&mut rec(&mut ops3), 100).unwrap(), 1);
+        assert_eq!(ops3, vec![Op::Reset(z)]);
+        p.reset_end(z, true).unwrap();
+        for o in ops2 {
+            if let Op::Reset(x) = o {
+                p.reset_end(x, true).unwrap();
+            }
+        }
+        assert_eq!(p.free_zones(), free + 1 + more);
+        assert_eq!(p.stats().zones_reset, u64::from(1 + more));
+    }
+
+    #[test]
+    fn records_within_stops_at_the_block_budget() {
+        let r = Record::MapExtent {
+            vol: 1,
+            lba: 0,
+            len: 1,
+            addr: 0,
+        };
+        let recs = vec![r; 2000];
+        let one = records_within(&recs, 1);
+        assert!(one > 10 && one < 2000);
+        assert_eq!(journal_blocks_for(&recs[..one]), 1);
+        assert_eq!(journal_blocks_for(&recs[..one + 1]), 2);
+        let three = records_within(&recs, 3);
+        assert_eq!(journal_blocks_for(&recs[..three]), 3);
+        assert_eq!(records_within(&recs, 1000), recs.len());
+        assert_eq!(records_within(&[], 1), 0);
+    }
+
+    #[test]
+    fn journal_only_commits_or_asks_for_a_checkpoint() {
+        let mut ops = Vec::new();
+        let mut p = new_pool(&mut ops);
+        p.vol_create(1, b"a", 100, 0).unwrap();
+        let mut scratch = vec![0u8; 2 * BLOCK_SIZE];
+        write(&mut p, 1, 0, 4);
+        let mut ops = Vec::new();
+        let n = p
+            .flush_journal_only(&mut scratch, 4, &mut rec(&mut ops))
+            .unwrap();
+        assert_eq!(n, Some(1));
+        assert_eq!(ops, vec![Op::Flush, Op::Write(1), Op::Flush]);
+        // In flight: no second commit; records queued now wait.
+        write(&mut p, 1, 8, 4);
+        assert_eq!(
+            p.flush_journal_only(&mut scratch, 4, &mut rec(&mut ops)),
+            Err(Error::Busy)
+        );
+        p.flush_end(true).unwrap();
+        assert_eq!(p.pending_records(), 1);
+        // A checkpoint due: nothing emitted, the caller checkpoints.
+        p.need_ckpt = true;
+        let mut ops = Vec::new();
+        assert_eq!(
+            p.flush_journal_only(&mut scratch, 4, &mut rec(&mut ops)),
+            Ok(None)
+        );
+        assert!(ops.is_empty());
+        assert_eq!(p.flush(&mut scratch, &mut rec(&mut ops)), Ok(0));
+        p.flush_end(true).unwrap();
+        assert_eq!(p.pending_records(), 0);
+        // Nothing queued.
+        assert_eq!(
+            p.flush_journal_only(&mut scratch, 4, &mut rec(&mut ops)),
+            Ok(Some(0))
+        );
     }
 
     #[test]

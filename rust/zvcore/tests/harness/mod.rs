@@ -289,6 +289,9 @@ pub struct World {
     pub completions: u64,
     pub dirty: HashSet<(u32, u64)>,
     pub inflight: Vec<InFlight>,
+    /// Zone resets planned by `maintenance_plan`, not done yet (the kernel
+    /// does them outside the engine lock while other requests run).
+    pub resets: Vec<u32>,
     pub scratch: Vec<u8>,
     pub st: Stats,
     pub uuid: [u8; 16],
@@ -425,6 +428,7 @@ impl World {
             completions: 0,
             dirty: HashSet::new(),
             inflight: Vec::new(),
+            resets: Vec::new(),
             scratch: vec![0u8; 2 * BS],
             st: Stats {
                 ckpt_busy: 0,
@@ -882,15 +886,45 @@ impl World {
         wrote
     }
 
+    /// Zone maintenance as the kernel does it: resets planned, done later
+    /// (other operations run in between: nothing may be allocated in or
+    /// read from a zone being reset), then ended.
     pub fn maintenance(&mut self) {
+        if !self.resets.is_empty() && self.rng.pct(50) {
+            self.end_resets();
+            return;
+        }
         let mut ops = Vec::new();
+        let max = if self.rng.pct(30) {
+            u32::MAX
+        } else {
+            self.rng.below(4) as u32 + 1
+        };
         self.pool()
-            .maintenance(&mut |op| {
-                ops.push(own(op));
-                Ok(())
-            })
+            .maintenance_plan(
+                &mut |op| {
+                    ops.push(own(op));
+                    Ok(())
+                },
+                max,
+            )
             .expect("maintenance");
-        assert!(self.exec(&ops, None));
+        // Finishes now, resets later.
+        let (resets, now): (Vec<OwnedOp>, Vec<OwnedOp>) =
+            ops.into_iter().partition(|o| o.kind == 1);
+        assert!(self.exec(&now, None));
+        self.resets.extend(resets.iter().map(|o| o.zone));
+    }
+
+    /// Performs the planned zone resets and ends them in the engine.
+    pub fn end_resets(&mut self) {
+        for z in std::mem::take(&mut self.resets) {
+            let (d, local) = self.zone_loc(z);
+            self.devs[d]
+                .reset(local)
+                .unwrap_or_else(|e| panic!("zone reset of {z}: {e:?}"));
+            self.pool().reset_end(z, true).expect("reset_end");
+        }
     }
 
     /// One GC batch; user writes may race with it.
@@ -1125,6 +1159,7 @@ impl World {
     pub fn crash_and_recover(&mut self) {
         self.st.crashes += 1;
         self.inflight.clear();
+        self.resets.clear();
         self.pool = None;
         let mut rng = self.rng.clone();
         for d in self.devs.iter_mut() {
@@ -1348,6 +1383,7 @@ impl World {
 
     fn adopt_model(&mut self, pool: &P) {
         self.inflight.clear();
+        self.resets.clear();
         self.dirty.clear();
         self.vols = pool
             .volumes()
