@@ -175,10 +175,7 @@ impl PoolInner {
         }
         if let Some(p) = self.active.take() {
             p.stop_gc();
-            let r = {
-                let mut st = p.lock_engine();
-                p.commit(&mut st)
-            };
+            let r = p.commit();
             match r {
                 Err(e) => pr_err!("{}: final metadata commit failed: {:?}\n", name, e),
                 Ok(()) if !p.read_only => {
@@ -490,12 +487,23 @@ impl configfs::AttributeOperations<6> for PoolDir {
 }
 
 impl PoolDir {
-    /// The active pool for a write to attribute `attr`, or `EBUSY`.
-    fn active_for(&self, attr: &str) -> Result<Arc<ActivePool>> {
-        self.inner.lock().active.clone().ok_or_else(|| {
+    /// Runs `f` on the active pool for a write to attribute `attr` (or
+    /// fails with `EBUSY`), holding the pool directory's lock: `enable=0`
+    /// waits until the operation is over, so that nothing commits after
+    /// "stopped" and a new activation never meets an old one.
+    /// The outer error is the pool's state (logged), the inner `f`'s.
+    fn with_active<R>(
+        &self,
+        attr: &str,
+        f: impl FnOnce(&ActivePool) -> Result<R>,
+    ) -> Result<Result<R>> {
+        let g = self.inner.lock();
+        let Some(p) = &g.active else {
+            drop(g);
             pr_err!("{}: {}: pool is not active\n", &*self.name, attr);
-            EBUSY
-        })
+            return Err(EBUSY);
+        };
+        Ok(f(p))
     }
 }
 
@@ -536,7 +544,6 @@ impl configfs::AttributeOperations<7> for PoolDir {
 
     fn store(this: &PoolDir, page: &[u8]) -> Result {
         let arg = input(page)?.trim();
-        let p = this.active_for("snapshot")?;
         if !volcfg::valid_volume_name(arg.as_bytes())
             || snapshot::snapshot_split(arg.as_bytes()).is_none()
         {
@@ -547,8 +554,8 @@ impl configfs::AttributeOperations<7> for PoolDir {
             );
             return Err(EINVAL);
         }
-        let id = p
-            .snap_create(arg.as_bytes())
+        let id = this
+            .with_active("snapshot", |p| p.snap_create(arg.as_bytes()))?
             .map_err(|e| refused(&this.name, "take snapshot", arg, e))?;
         pr_info!(
             "{}: snapshot '{}' taken (volume {})\n",
@@ -585,9 +592,10 @@ impl configfs::AttributeOperations<8> for PoolDir {
             );
             return Err(EINVAL);
         }
-        let p = this.active_for("clone")?;
-        let id = p
-            .clone_volume(snap.as_bytes(), name.as_bytes())
+        let id = this
+            .with_active("clone", |p| {
+                p.clone_volume(snap.as_bytes(), name.as_bytes())
+            })?
             .map_err(|e| refused(&this.name, "clone", snap, e))?;
         pr_info!(
             "{}: volume '{}' cloned from '{}' (volume {})\n",
@@ -611,8 +619,7 @@ impl configfs::AttributeOperations<9> for PoolDir {
 
     fn store(this: &PoolDir, page: &[u8]) -> Result {
         let arg = input(page)?.trim();
-        let p = this.active_for("promote")?;
-        p.promote(arg.as_bytes())
+        this.with_active("promote", |p| p.promote(arg.as_bytes()))?
             .map_err(|e| refused(&this.name, "promote", arg, e))?;
         pr_info!("{}: volume '{}' promoted\n", &*this.name, arg);
         Ok(())

@@ -9,18 +9,22 @@
 //! (`kwrap/bio.rs`), completed in the lower driver's completion context into
 //! a batch the request's worker waits for.
 //!
-//! - READ: plan runs under the lock, count the read in flight (zone resets
-//!   wait for such reads, `pool.rs`), unlock, zero unmapped runs, read mapped
-//!   runs from the members.
+//! - READ: plan runs under the lock, count the read in the zones it reads
+//!   (`zonereads.rs`: a zone reset waits for them), unlock, zero unmapped
+//!   runs, read mapped runs from the members.
 //! - WRITE: plan under the lock (zone append where members have it, else
-//!   writes at the write pointer) and submit the bios before unlocking, so
-//!   regular writes reach a sequential zone in allocation order; wait; then
-//!   update the block table (`write_end`). A failed extent is reported to
-//!   the engine, which closes its zone (finished on the device by the next
-//!   commit); the zone's state is read back from the device and logged.
-//! - FLUSH / FUA: commit (every write completed before is durable: member
-//!   flush, journal, member flush). Concurrent flushes form a group: the
-//!   first commits what everyone queued, the others find nothing pending.
+//!   writes at the write pointer), unlock, submit the bios, wait; then
+//!   update the block table (`write_end`). Regular writes into a sequential
+//!   zone must reach it in allocation order: they take the write-order lock
+//!   before the engine lock is dropped and submit under it. A failed extent
+//!   is reported to the engine, which closes its zone (finished on the
+//!   device by the next commit); the zone's state is read back from the
+//!   device and logged.
+//! - FLUSH / FUA: commit (`commit.rs`: every write completed before is
+//!   durable: member flush, journal, member flush, without the engine lock).
+//!   Concurrent flushes queue on the commit lock and form a group: the first
+//!   commits what everyone queued, the others find little or nothing
+//!   pending.
 //! - DISCARD / WRITE ZEROES: unmap in the engine.
 
 use crate::kwrap::{
@@ -29,14 +33,19 @@ use crate::kwrap::{
     segment::Segment,
     zone::{self, ZoneReport},
 };
-use crate::pool::{core_err, ActivePool, Engine, EngineState, Member, SPB, USER_STREAM};
+use crate::pool::{core_err, ActivePool, Engine, Member, SPB, USER_STREAM};
+use crate::zonereads::ZoneReads;
 use crate::zvcore::{
     error::Error as CoreError,
     format::BLOCK_SIZE,
+    geom::DevKind,
     pool::{PlanExtent, ReadRun, WritePlan, MAX_PLAN_EXTENTS},
 };
 use core::sync::atomic::Ordering;
-use kernel::{prelude::*, sync::Arc};
+use kernel::{
+    prelude::*,
+    sync::{Arc, MutexGuard},
+};
 use pin_init::stack_pin_init;
 
 /// Read runs planned (and bios waited for) at a time.
@@ -77,12 +86,43 @@ pub(crate) trait ReqData<'r> {
     ) -> Result;
 }
 
-/// Counts a read in flight until dropped.
-struct ReadGuard<'a>(&'a ActivePool);
+/// Counts a read in flight in the zones it reads from until dropped
+/// (`zonereads.rs`: a zone reset waits for them).
+struct ReadRefs<'a> {
+    reads: &'a ZoneReads,
+    /// First and last zone of each counted run.
+    zones: [(u32, u32); MAX_SLOTS],
+    n: usize,
+}
 
-impl Drop for ReadGuard<'_> {
+impl<'a> ReadRefs<'a> {
+    fn new(reads: &'a ZoneReads) -> Self {
+        Self {
+            reads,
+            zones: [(0, 0); MAX_SLOTS],
+            n: 0,
+        }
+    }
+
+    /// Counts the run of `len` blocks at pool address `addr` (engine lock
+    /// held: the address is current).
+    fn add(&mut self, e: &Engine, addr: u64, len: u64) -> Result {
+        let zone_of = |a: u64| e.geom().locate(a).map(|l| l.zone).ok_or(EIO);
+        let first = zone_of(addr)?;
+        let last = zone_of(addr + len.max(1) - 1)?;
+        let slot = self.zones.get_mut(self.n).ok_or(EINVAL)?;
+        *slot = (first, last);
+        self.reads.get(first, last);
+        self.n += 1;
+        Ok(())
+    }
+}
+
+impl Drop for ReadRefs<'_> {
     fn drop(&mut self) {
-        self.0.reads.fetch_sub(1, Ordering::Release);
+        for &(first, last) in self.zones.iter().take(self.n) {
+            self.reads.put(first, last);
+        }
     }
 }
 
@@ -165,6 +205,9 @@ impl ActivePool {
         while done < n {
             let mut runs = [ReadRun::default(); MAX_SLOTS];
             let mut targets: [Option<(&Member, u64)>; MAX_SLOTS] = [None; MAX_SLOTS];
+            // Declared before the batch: dropped after it, once every bio
+            // completed.
+            let mut refs = ReadRefs::new(&self.zone_reads);
             let cnt = {
                 let st = self.state.lock();
                 let cnt = st
@@ -174,16 +217,13 @@ impl ActivePool {
                 for (run, t) in runs.iter().take(cnt).zip(targets.iter_mut()) {
                     if let Some(a) = run.addr {
                         *t = Some(self.locate(&st.engine, a)?);
+                        // Counted before the lock is dropped: a reset of
+                        // the zone waits for this read.
+                        refs.add(&st.engine, a, run.len)?;
                     }
                 }
-                // Counted before the lock is dropped: a zone reset (under the
-                // lock) waits for this read.
-                self.reads.fetch_add(1, Ordering::AcqRel);
                 cnt
             };
-            // Declared before the batch: dropped after it, once every bio
-            // completed.
-            let _guard = ReadGuard(self);
             if cnt == 0 {
                 return Err(EIO);
             }
@@ -269,33 +309,60 @@ impl ActivePool {
     }
 
     /// Plans the next part of a write: commits first when the journal record
-    /// queue is full, waits for GC when the pool has no free space.
+    /// queue is full, waits for GC when the pool has no free space. With a
+    /// regular write into a sequential zone (a member without zone append),
+    /// also returns the write-order lock, taken before the engine lock is
+    /// dropped: such writes must reach the zone in allocation order.
     fn plan_write(
         self: &Arc<Self>,
-        st: &mut kernel::sync::MutexGuard<'_, EngineState>,
         vol: u32,
         lba: u64,
         n: u64,
-    ) -> Result<WritePlan> {
+    ) -> Result<(WritePlan, Option<MutexGuard<'_, ()>>)> {
         let mut since = None;
+        let mut st = self.state.lock();
         loop {
             match st.engine.write_begin(vol, lba, n, USER_STREAM) {
-                Ok(p) => return Ok(p),
+                Ok(p) => {
+                    self.note_levels(&st.engine);
+                    let order = self.order_for(p.extents().iter().map(|e| (e.addr, e.append)));
+                    return Ok((p, order));
+                }
                 Err(CoreError::Busy) => {
-                    self.commit(st)?;
-                    match st.engine.write_begin(vol, lba, n, USER_STREAM) {
-                        Err(CoreError::NoSpace) => {}
-                        r => return r.map_err(|e| self.write_plan_error(vol, n, e)),
-                    }
+                    // The record queue is full: commit (without the engine
+                    // lock) and plan again.
+                    drop(st);
+                    self.commit()?;
+                    st = self.state.lock();
+                    continue;
                 }
                 Err(CoreError::NoSpace) => {}
                 Err(e) => return Err(self.write_plan_error(vol, n, e)),
             }
             // No space: GC may free some.
-            if !self.wait_for_space(st, &mut since) {
+            if !self.wait_for_space(&mut st, &mut since) {
                 return Err(self.write_plan_error(vol, n, CoreError::NoSpace));
             }
         }
+    }
+
+    /// The write-order lock, if one of the extents `(address, append)` is a
+    /// regular write into a sequential zone. Called with the engine lock
+    /// held (lock order: engine, then write order). The block layer
+    /// emulates zone append for zoned devices without it, so this is the
+    /// exception (e.g. a member stacked on a target without emulation).
+    pub(crate) fn order_for(
+        &self,
+        mut exts: impl Iterator<Item = (u64, bool)>,
+    ) -> Option<MutexGuard<'_, ()>> {
+        let ordered = exts.any(|(addr, append)| {
+            !append
+                && self
+                    .locate_addr(addr)
+                    .map(|(m, _)| m.geom.kind != DevKind::Conventional)
+                    .unwrap_or(false)
+        });
+        ordered.then(|| self.write_order.lock())
     }
 
     fn write_plan_error(&self, vol: u32, n: u64, e: CoreError) -> Error {
@@ -331,12 +398,11 @@ impl ActivePool {
             let mut submitted = [false; MAX_PLAN_EXTENTS];
             let mut err = Ok(());
             let plan = {
-                let mut st = self.state.lock();
-                let plan = self.plan_write(&mut st, vol, lba + done, n - done)?;
-                // Submitted under the lock: regular writes must reach a
-                // sequential zone in the order the engine allocated them.
+                // Submitted without the engine lock (regular writes into a
+                // sequential zone under the write-order lock).
+                let (plan, _order) = self.plan_write(vol, lba + done, n - done)?;
                 for (k, ext) in plan.extents().iter().enumerate() {
-                    let (m, sector) = match self.locate(&st.engine, ext.addr) {
+                    let (m, sector) = match self.locate_addr(ext.addr) {
                         Ok(v) => v,
                         Err(e) => {
                             err = Err(e);
@@ -460,19 +526,24 @@ impl ActivePool {
 
     /// Commits: every write completed before is durable afterwards.
     pub(crate) fn flush(&self) -> Result {
-        let _noio = NoIo::enter();
-        let mut st = self.state.lock();
-        self.commit(&mut st)
+        self.commit()
     }
 
     /// Unmaps `bytes` at byte `offset` of volume `vol` (discard, write zeroes).
     pub(crate) fn discard(&self, vol: u32, offset: u64, bytes: u64) -> Result {
         let _noio = NoIo::enter();
-        let mut st = self.state.lock();
-        match st.engine.discard(vol, offset / BS, bytes / BS) {
+        let r = self
+            .state
+            .lock()
+            .engine
+            .discard(vol, offset / BS, bytes / BS);
+        match r {
             Err(CoreError::Busy) => {
-                self.commit(&mut st)?;
-                st.engine
+                // The record queue is full: commit, then unmap.
+                self.commit()?;
+                self.state
+                    .lock()
+                    .engine
                     .discard(vol, offset / BS, bytes / BS)
                     .map_err(core_err)
             }

@@ -13,11 +13,12 @@
 //!    needed, so GC progresses on a full pool);
 //! 2. read each extent into a bounce buffer (no lock: the victim cannot be
 //!    reset while its batch is in flight);
-//! 3. write the copies (zone append where the member has it), submitted under
-//!    the lock like user writes so regular writes keep zone order; wait;
-//! 4. `gc_end` + commit (lock): block tables updated where the old location
-//!    is still current (a user write meanwhile wins), journal written, and
-//!    zones left without valid blocks reset.
+//! 3. write the copies (zone append where the member has it), without the
+//!    engine lock; wait;
+//! 4. `gc_end` (lock), then a commit (`commit.rs`, its I/O without the
+//!    lock): block tables updated where the old location is still current
+//!    (a user write meanwhile wins), journal written, and zones left without
+//!    valid blocks reset.
 //!
 //! Foreground writes are paced to GC's progress: from the urgent level (one
 //! zone below GC's start) each user block written adds a debt of what GC
@@ -45,7 +46,7 @@ use crate::zvcore::{
     gc::{gc_start_level, pace_permille},
     pool::RelocItem,
 };
-use core::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
 use kernel::{
     prelude::*,
     sync::{Arc, Mutex},
@@ -99,6 +100,13 @@ pub(crate) struct Gc {
     /// Relocation cost of the current victim, in thousandths of a block per
     /// block gained (`zvcore::gc::relocation_cost_x1000`).
     cost_x1000: AtomicU64,
+    /// Free data zones, as of the last engine call that changed them
+    /// ([`ActivePool::note_levels`]): pacing reads it without the engine
+    /// lock.
+    free_zones: AtomicU32,
+    /// Data zones of the pool and the GC-only reserve (fixed).
+    data_zones: AtomicU32,
+    reserve: AtomicU32,
     /// Batches run.
     pub(crate) runs: AtomicU64,
     /// Time foreground writes spent throttled or waiting for GC (µs).
@@ -145,6 +153,9 @@ impl Gc {
             stalled: AtomicBool::new(false),
             debt: AtomicI64::new(0),
             cost_x1000: AtomicU64::new(COST_DEFAULT),
+            free_zones: AtomicU32::new(0),
+            data_zones: AtomicU32::new(0),
+            reserve: AtomicU32::new(0),
             runs: AtomicU64::new(0),
             throttled_us: AtomicU64::new(0),
             bufs <- kernel::new_mutex!(bufs),
@@ -214,9 +225,29 @@ impl ActivePool {
     /// write amplification). Foreground writes are paced from the same level
     /// down ([`Self::throttle`]).
     fn gc_needed(&self) -> bool {
-        let st = self.state.lock();
-        let a = st.engine.alloc();
-        a.free_zones() <= gc_start_level(a.data_zones(), a.config().gc_reserve)
+        let (free, total, reserve) = self.levels();
+        free <= gc_start_level(total, reserve)
+    }
+
+    /// Notes the engine's free zones for the lock-free readers (engine lock
+    /// held: after every call that can change them).
+    pub(crate) fn note_levels(&self, e: &crate::pool::Engine) {
+        let a = e.alloc();
+        self.gc.free_zones.store(a.free_zones(), Ordering::Relaxed);
+        self.gc.data_zones.store(a.data_zones(), Ordering::Relaxed);
+        self.gc
+            .reserve
+            .store(a.config().gc_reserve, Ordering::Relaxed);
+    }
+
+    /// Free zones, data zones and the GC reserve, without the engine lock.
+    pub(crate) fn levels(&self) -> (u32, u32, u32) {
+        let g = &self.gc;
+        (
+            g.free_zones.load(Ordering::Relaxed),
+            g.data_zones.load(Ordering::Relaxed),
+            g.reserve.load(Ordering::Relaxed),
+        )
     }
 
     /// After a batch (engine lock held): `moved` blocks pay the writers'
@@ -245,29 +276,33 @@ impl ActivePool {
     fn gc_batch(&self) -> Result<bool> {
         let mut guard = self.gc.bufs.lock();
         let b = &mut *guard;
-        let (n, free_before) = {
+        let begin = |b: &mut GcBufs| {
             let mut st = self.state.lock();
-            let free_before = st.engine.free_zones();
-            let mut r = st.engine.gc_begin_limited(&mut b.items, GC_BUF_BLOCKS);
-            if r == Err(CoreError::Busy) {
-                // Record queue full or a commit due: commit and retry.
-                self.commit(&mut st)?;
-                r = st.engine.gc_begin_limited(&mut b.items, GC_BUF_BLOCKS);
+            let r = st.engine.gc_begin_limited(&mut b.items, GC_BUF_BLOCKS);
+            self.note_levels(&st.engine);
+            r
+        };
+        let free_before = self.levels().0;
+        let mut r = begin(b);
+        if r == Err(CoreError::Busy) {
+            // Record queue full or a commit due: commit and retry.
+            self.commit()?;
+            r = begin(b);
+        }
+        let n = match r {
+            Ok(0) => {
+                // Nothing live left in the victim (or no victim): what
+                // remains is committing and resetting empty zones.
+                self.commit()?;
+                self.gc.runs.fetch_add(1, Ordering::Relaxed);
+                let st = self.state.lock();
+                let freed = self.levels().0 > free_before;
+                self.gc_paid(&st.engine, 0, freed);
+                return Ok(freed);
             }
-            match r {
-                Ok(0) => {
-                    // Nothing live left in the victim (or no victim): what
-                    // remains is committing and resetting empty zones.
-                    self.commit(&mut st)?;
-                    self.gc.runs.fetch_add(1, Ordering::Relaxed);
-                    let freed = st.engine.free_zones() > free_before;
-                    self.gc_paid(&st.engine, 0, freed);
-                    return Ok(freed);
-                }
-                Ok(n) => (n, free_before),
-                Err(CoreError::NoSpace) | Err(CoreError::Busy) => return Ok(false),
-                Err(e) => return Err(core_err(e)),
-            }
+            Ok(n) => n,
+            Err(CoreError::NoSpace) | Err(CoreError::Busy) => return Ok(false),
+            Err(e) => return Err(core_err(e)),
         };
         let items = b.items.get(..n).ok_or(EINVAL)?;
         let bs = BLOCK_SIZE;
@@ -282,26 +317,23 @@ impl ActivePool {
             let data = b.data.lend();
             stack_pin_init!(let batch = BioBatch::new(&b.slots));
             {
-                let st = self.state.lock();
                 let mut off = 0usize;
                 for (k, it) in items.iter().enumerate() {
                     let bytes = it.dst.len as usize * bs;
-                    let r = self
-                        .locate(&st.engine, it.src.addr)
-                        .and_then(|(m, sector)| {
-                            let mut bio = batch.as_ref().bio(
-                                &self.bios,
-                                &m.dev,
-                                k,
-                                BioOp::Read,
-                                sector,
-                                bytes / bs + 1,
-                            )?;
-                            if !bio.add_bounce(data, off, bytes)? {
-                                return Err(EIO);
-                            }
-                            bio.submit()
-                        });
+                    let r = self.locate_addr(it.src.addr).and_then(|(m, sector)| {
+                        let mut bio = batch.as_ref().bio(
+                            &self.bios,
+                            &m.dev,
+                            k,
+                            BioOp::Read,
+                            sector,
+                            bytes / bs + 1,
+                        )?;
+                        if !bio.add_bounce(data, off, bytes)? {
+                            return Err(EIO);
+                        }
+                        bio.submit()
+                    });
                     if let (Ok(()), Some(f)) = (r, b.read_ok.get_mut(k)) {
                         *f = true;
                     }
@@ -322,12 +354,15 @@ impl ActivePool {
                 }
             }
         }
-        // Write the copies, submitted under the lock like user writes.
+        // Write the copies, without the engine lock (regular writes into a
+        // sequential zone under the write-order lock, like user writes).
         {
             let data = b.data.lend();
             stack_pin_init!(let batch = BioBatch::new(&b.slots));
             {
-                let st = self.state.lock();
+                // GC zones take only GC writes, one batch at a time: no
+                // engine lock is needed to keep their order.
+                let _order = self.order_for(items.iter().map(|it| (it.dst.addr, it.dst.append)));
                 let mut off = 0usize;
                 for (k, it) in items.iter().enumerate() {
                     let bytes = it.dst.len as usize * bs;
@@ -341,22 +376,20 @@ impl ActivePool {
                     } else {
                         BioOp::Write
                     };
-                    let r = self
-                        .locate(&st.engine, it.dst.addr)
-                        .and_then(|(m, sector)| {
-                            let mut bio = batch.as_ref().bio(
-                                &self.bios,
-                                &m.dev,
-                                k,
-                                op,
-                                sector,
-                                bytes / bs + 1,
-                            )?;
-                            if !bio.add_bounce(data, at, bytes)? {
-                                return Err(EIO);
-                            }
-                            bio.submit()
-                        });
+                    let r = self.locate_addr(it.dst.addr).and_then(|(m, sector)| {
+                        let mut bio = batch.as_ref().bio(
+                            &self.bios,
+                            &m.dev,
+                            k,
+                            op,
+                            sector,
+                            bytes / bs + 1,
+                        )?;
+                        if !bio.add_bounce(data, at, bytes)? {
+                            return Err(EIO);
+                        }
+                        bio.submit()
+                    });
                     match r {
                         Ok(()) => {
                             if let Some(f) = b.submitted.get_mut(k) {
@@ -384,21 +417,26 @@ impl ActivePool {
                 }
             }
         }
-        let mut st = self.state.lock();
-        let moved = st
-            .engine
-            .gc_end(items, b.addrs.get(..n).ok_or(EINVAL)?)
-            .map_err(core_err)?;
-        let skipped = if unreadable {
-            let v = st.engine.gc_victim();
-            st.engine.gc_skip_victim();
-            v
-        } else {
-            None
+        let (moved, skipped) = {
+            let mut st = self.state.lock();
+            let moved = st
+                .engine
+                .gc_end(items, b.addrs.get(..n).ok_or(EINVAL)?)
+                .map_err(core_err)?;
+            let skipped = if unreadable {
+                let v = st.engine.gc_victim();
+                st.engine.gc_skip_victim();
+                v
+            } else {
+                None
+            };
+            self.note_levels(&st.engine);
+            (moved, skipped)
         };
-        self.commit(&mut st)?;
+        self.commit()?;
         self.gc.runs.fetch_add(1, Ordering::Relaxed);
-        let freed = st.engine.free_zones() > free_before;
+        let st = self.state.lock();
+        let freed = self.levels().0 > free_before;
         self.gc_paid(&st.engine, moved, freed);
         drop(st);
         if let Some(z) = skipped {
@@ -419,9 +457,7 @@ impl ActivePool {
     pub(crate) fn throttle(self: &Arc<Self>, blocks: u64) {
         let g = &self.gc;
         let (permille, start) = {
-            let st = self.state.lock();
-            let a = st.engine.alloc();
-            let (free, total, reserve) = (a.free_zones(), a.data_zones(), a.config().gc_reserve);
+            let (free, total, reserve) = self.levels();
             (
                 pace_permille(free, total, reserve),
                 free <= gc_start_level(total, reserve),
@@ -457,8 +493,8 @@ impl ActivePool {
                 break;
             }
             // Space recovered meanwhile: the debt is void.
-            let a = st.engine.alloc();
-            if pace_permille(a.free_zones(), a.data_zones(), a.config().gc_reserve) == 0 {
+            let (free, total, reserve) = self.levels();
+            if pace_permille(free, total, reserve) == 0 {
                 g.debt.store(0, Ordering::Relaxed);
                 break;
             }

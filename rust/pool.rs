@@ -7,6 +7,7 @@
 //! text. Metadata I/O is synchronous and runs in process context (configfs
 //! writes, the flush worker), never in completion context.
 
+use crate::commit::CommitBuf;
 use crate::damage::{self, AssembleMode};
 use crate::gc::Gc;
 use crate::kwrap::{
@@ -19,6 +20,7 @@ use crate::kwrap::{
     zone::{self, ZoneCond, ZoneOp, ZoneReport, ZoneType},
 };
 use crate::nodes::KNodes;
+use crate::zonereads::ZoneReads;
 use crate::zvcore::{
     self,
     alloc::{DevState, ZoneInfo},
@@ -28,7 +30,7 @@ use crate::zvcore::{
     recovery::Damage,
 };
 use core::ops::{Deref, DerefMut};
-use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use kernel::{
     prelude::*,
     str::{CString, Formatter},
@@ -211,43 +213,30 @@ fn reset_written_zones(dev: &LowerDev, geom: &DeviceGeometry) -> Result {
     Ok(())
 }
 
-/// Executes the engine's metadata operations on the members.
-struct MetaSink<'a> {
+/// Executes the engine's metadata operations on the members, one at a
+/// time, synchronously (format, assembly, checkpoints, the closing block;
+/// commits record them and run them without the engine lock, `commit.rs`).
+pub(crate) struct MetaSink<'a> {
     pool: &'a CStr,
     members: &'a [Member],
     geom: PoolGeometry<&'a [DeviceGeometry]>,
     buf: MetaBuf,
     err: Option<Error>,
-    /// Reads in flight that a zone reset must wait for.
-    reads: Option<&'a AtomicUsize>,
 }
 
 impl<'a> MetaSink<'a> {
-    fn new(pool: &'a CStr, members: &'a [Member], geoms: &'a [DeviceGeometry]) -> Result<Self> {
+    pub(crate) fn new(
+        pool: &'a CStr,
+        members: &'a [Member],
+        geoms: &'a [DeviceGeometry],
+    ) -> Result<Self> {
         Ok(Self {
             pool,
             members,
             geom: PoolGeometry::new(geoms).map_err(core_err)?,
             buf: MetaBuf::new()?,
             err: None,
-            reads: None,
         })
-    }
-
-    /// Zone resets first wait until no read counted in `reads` is in flight.
-    fn draining(mut self, reads: &'a AtomicUsize) -> Self {
-        self.reads = Some(reads);
-        self
-    }
-
-    /// Waits for the reads in flight. The caller holds the engine lock, so
-    /// no new read can be planned meanwhile; reads end without the lock.
-    fn drain_reads(&self) {
-        if let Some(r) = self.reads {
-            while r.load(Ordering::Acquire) > 0 {
-                kernel::time::delay::fsleep(kernel::time::Delta::from_micros(200));
-            }
-        }
     }
 
     fn member(&self, d: u16) -> Result<&'a Member> {
@@ -261,10 +250,9 @@ impl<'a> MetaSink<'a> {
                     zone::flush(&m.dev)?;
                 }
             }
+            // Metadata zones only (checkpoint sets, log zones): no user
+            // read is ever in flight in them.
             MetaOp::Reset(z) | MetaOp::Finish(z) => {
-                if matches!(op, MetaOp::Reset(_)) {
-                    self.drain_reads();
-                }
                 let zg = self.geom.zone(z).ok_or(EINVAL)?;
                 let base = self.geom.dev_base(zg.dev).ok_or(EINVAL)?;
                 let m = self.member(zg.dev)?;
@@ -291,7 +279,7 @@ impl<'a> MetaSink<'a> {
     }
 
     /// The callback the engine calls for each operation.
-    fn apply(&mut self, op: MetaOp<'_>) -> zvcore::error::Result<()> {
+    pub(crate) fn apply(&mut self, op: MetaOp<'_>) -> zvcore::error::Result<()> {
         match self.run(op) {
             Ok(()) => Ok(()),
             Err(e) => {
@@ -308,7 +296,7 @@ impl<'a> MetaSink<'a> {
     }
 
     /// The error to report for a failed engine call.
-    fn error(&self, e: zvcore::error::Error) -> Error {
+    pub(crate) fn error(&self, e: zvcore::error::Error) -> Error {
         self.err.unwrap_or_else(|| core_err(e))
     }
 }
@@ -400,7 +388,7 @@ impl crate::zvcore::recovery::MetaReader for Reader<'_> {
 /// Engine state behind the pool lock.
 pub(crate) struct EngineState {
     pub(crate) engine: KBox<Engine>,
-    scratch: KVec<u8>,
+    pub(crate) scratch: KVec<u8>,
 }
 
 /// The engine lock, held in a `GFP_NOIO` scope (see [`ActivePool::lock_engine`]).
@@ -433,11 +421,21 @@ pub(crate) struct ActivePool {
     geoms: KVec<DeviceGeometry>,
     #[pin]
     pub(crate) state: Mutex<EngineState>,
+    /// The commit lock and buffer (`commit.rs`): taken before the engine
+    /// lock, never while holding it.
+    #[pin]
+    pub(crate) committer: Mutex<CommitBuf>,
+    /// Orders the submission of regular writes into sequential zones
+    /// (members without zone append): taken under the engine lock right
+    /// after allocation and held while submitting, without the engine lock.
+    #[pin]
+    pub(crate) write_order: Mutex<()>,
     /// Bios of the data path.
     pub(crate) bios: BioSet,
-    /// Reads in flight outside the engine lock: zone resets wait for them
-    /// (a read planned before an overwrite may still target the old zone).
-    pub(crate) reads: AtomicUsize,
+    /// Reads in flight per zone: a zone reset waits for its zone's (a read
+    /// planned before an overwrite may still target the old zone).
+    #[pin]
+    pub(crate) zone_reads: ZoneReads,
     /// I/O-shape limits of the members, stacked.
     pub(crate) limits: IoLimits,
     /// Background GC (`gc.rs`).
@@ -663,6 +661,9 @@ impl ActivePool {
     ) -> Result<Arc<Self>> {
         let limits = stacked_limits(&members);
         let gc = Gc::new(name)?;
+        let committer = CommitBuf::new(members.len())?;
+        let nz: usize = geoms.iter().map(|g| g.nr_zones as usize).sum();
+        let zone_reads = ZoneReads::new(nz)?;
         Arc::pin_init(
             try_pin_init!(Self {
                 name: CString::try_from_fmt(fmt!("{}", name))?,
@@ -670,8 +671,10 @@ impl ActivePool {
                 members,
                 geoms,
                 state <- kernel::new_mutex!(EngineState { engine, scratch }),
+                committer <- kernel::new_mutex!(committer),
+                write_order <- kernel::new_mutex!(()),
                 bios: BioSet::new()?,
-                reads: AtomicUsize::new(0),
+                zone_reads <- zone_reads,
                 limits,
                 gc <- gc,
                 gc_work <- kernel::new_work!("zvpool::gc"),
@@ -684,6 +687,7 @@ impl ActivePool {
             GFP_KERNEL,
         )
         .inspect(|p: &Arc<Self>| {
+            p.note_levels(&p.state.lock().engine);
             if read_only {
                 // Nothing may be written: no GC.
                 p.gc.disabled.store(true, Ordering::Relaxed);
@@ -832,17 +836,17 @@ impl ActivePool {
         let pool = Self::new(
             name, uuid, members, mgeoms, engine, scratch, read_only, damage,
         )?;
-        let mut st = pool.lock_engine();
         if rewound {
             // The rewind is recorded by the checkpoint, which also covers
             // every journal block seen: nothing after the damage is ever
             // replayed again.
+            let _c = pool.committer.lock();
+            let mut st = pool.lock_engine();
             pool.checkpoint_now(&mut st)?;
         } else {
             // Recovery may leave records (e.g. after a torn tail): commit.
-            pool.commit(&mut st)?;
+            pool.commit()?;
         }
-        drop(st);
         Ok(pool)
     }
 
@@ -860,9 +864,15 @@ impl ActivePool {
         }
     }
 
-    /// Writes a checkpoint now (after a rewind: it records the rewind).
+    /// The members' geometries, in the pool's order.
+    pub(crate) fn geoms(&self) -> &[DeviceGeometry] {
+        &self.geoms
+    }
+
+    /// Writes a checkpoint now (after a rewind: it records the rewind),
+    /// with the commit and engine locks held.
     fn checkpoint_now(&self, st: &mut EngineState) -> Result {
-        let mut sink = MetaSink::new(&self.name, &self.members, &self.geoms)?.draining(&self.reads);
+        let mut sink = MetaSink::new(&self.name, &self.members, &self.geoms)?;
         let EngineState {
             engine, scratch, ..
         } = st;
@@ -879,8 +889,9 @@ impl ActivePool {
     /// block (it lets the next assembly tell damage to the newest commit
     /// from a torn tail). The engine takes no change afterwards.
     pub(crate) fn close_metadata(&self) -> Result {
+        let _c = self.committer.lock();
         let mut st = self.lock_engine();
-        let mut sink = MetaSink::new(&self.name, &self.members, &self.geoms)?.draining(&self.reads);
+        let mut sink = MetaSink::new(&self.name, &self.members, &self.geoms)?;
         let EngineState {
             engine, scratch, ..
         } = &mut *st;
@@ -888,44 +899,6 @@ impl ActivePool {
             .close(scratch, &mut |op| sink.apply(op))
             .map(|_| ())
             .map_err(|e| sink.error(e))
-    }
-
-    /// Commits everything queued (a flush of the pool's metadata).
-    pub(crate) fn commit(&self, st: &mut EngineState) -> Result {
-        if self.read_only {
-            // Nothing can be queued and nothing may be written.
-            return Ok(());
-        }
-        let mut sink = MetaSink::new(&self.name, &self.members, &self.geoms)?.draining(&self.reads);
-        let EngineState {
-            engine, scratch, ..
-        } = st;
-        // Twice at most: zone resets are journalled (`ZoneReset`) by the
-        // first round's maintenance and done by the second's.
-        for _ in 0..2 {
-            // Nothing queued: every completed write is already committed
-            // (each commit ends with a flush of the members). A due
-            // checkpoint is written by the engine's flush with the next
-            // records.
-            if engine.pending_records() > 0 {
-                let r = engine.flush(scratch, &mut |op| sink.apply(op));
-                let end = engine.flush_end(r.is_ok());
-                match (r, end) {
-                    (Err(e), _) => return Err(sink.error(e)),
-                    (Ok(_), Err(e)) => return Err(core_err(e)),
-                    (Ok(_), Ok(())) => {}
-                }
-            }
-            // Zones whose blocks are all invalid, with the invalidations now
-            // committed, go back to the free list (reset on the device).
-            engine
-                .maintenance(&mut |op| sink.apply(op))
-                .map_err(|e| sink.error(e))?;
-            if engine.pending_records() == 0 {
-                break;
-            }
-        }
-        Ok(())
     }
 
     /// Writes the `status` attribute.
@@ -1151,9 +1124,11 @@ impl ActivePool {
 
     /// Resizes volume `id` to `blocks` blocks (a shrink unmaps the tail) and commits.
     pub(crate) fn vol_resize(&self, id: u32, blocks: u64) -> Result {
-        let mut st = self.lock_engine();
-        st.engine.vol_resize(id, blocks).map_err(core_err)?;
-        self.commit(&mut st)
+        self.lock_engine()
+            .engine
+            .vol_resize(id, blocks)
+            .map_err(core_err)?;
+        self.commit()
     }
 
     /// Volume `id`'s size in blocks, if it exists.
@@ -1169,19 +1144,21 @@ impl ActivePool {
 
     /// Creates a volume of `blocks` blocks and commits it; returns its id.
     pub(crate) fn vol_create(&self, name: &[u8], blocks: u64) -> Result<u32> {
-        let mut st = self.lock_engine();
-        let id = crate::snapshot::next_id(&st.engine);
-        st.engine
-            .vol_create(id, name, blocks, 0)
-            .map_err(core_err)?;
-        self.commit(&mut st)?;
+        let id = {
+            let mut st = self.lock_engine();
+            let id = crate::snapshot::next_id(&st.engine);
+            st.engine
+                .vol_create(id, name, blocks, 0)
+                .map_err(core_err)?;
+            id
+        };
+        self.commit()?;
         Ok(id)
     }
 
     /// Deletes volume `id` (its blocks return to the pool) and commits.
     pub(crate) fn vol_delete(&self, id: u32) -> Result {
-        let mut st = self.lock_engine();
-        st.engine.vol_delete(id).map_err(core_err)?;
-        self.commit(&mut st)
+        self.lock_engine().engine.vol_delete(id).map_err(core_err)?;
+        self.commit()
     }
 }

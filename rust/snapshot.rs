@@ -121,27 +121,33 @@ impl ActivePool {
     pub(crate) fn snap_create(&self, name: &[u8]) -> Result<u32> {
         let at = snapshot_split(name).ok_or(EINVAL)?;
         let vol = name.get(..at).ok_or(EINVAL)?;
-        let mut st = self.lock_engine();
-        if id_of(&st.engine, name).is_some() {
-            return Err(EEXIST);
-        }
-        let src = id_of(&st.engine, vol).ok_or(ENOENT)?;
-        let id = next_id(&st.engine);
-        st.engine.snap_create(src, id, name).map_err(core_err)?;
-        self.commit(&mut st)?;
+        let id = {
+            let mut st = self.lock_engine();
+            if id_of(&st.engine, name).is_some() {
+                return Err(EEXIST);
+            }
+            let src = id_of(&st.engine, vol).ok_or(ENOENT)?;
+            let id = next_id(&st.engine);
+            st.engine.snap_create(src, id, name).map_err(core_err)?;
+            id
+        };
+        self.commit()?;
         Ok(id)
     }
 
     /// Clones snapshot `snap` into a new writable volume `name` and commits.
     pub(crate) fn clone_volume(&self, snap: &[u8], name: &[u8]) -> Result<u32> {
-        let mut st = self.lock_engine();
-        if id_of(&st.engine, name).is_some() {
-            return Err(EEXIST);
-        }
-        let src = id_of(&st.engine, snap).ok_or(ENOENT)?;
-        let id = next_id(&st.engine);
-        st.engine.clone_volume(src, id, name).map_err(core_err)?;
-        self.commit(&mut st)?;
+        let id = {
+            let mut st = self.lock_engine();
+            if id_of(&st.engine, name).is_some() {
+                return Err(EEXIST);
+            }
+            let src = id_of(&st.engine, snap).ok_or(ENOENT)?;
+            let id = next_id(&st.engine);
+            st.engine.clone_volume(src, id, name).map_err(core_err)?;
+            id
+        };
+        self.commit()?;
         Ok(id)
     }
 
@@ -150,18 +156,22 @@ impl ActivePool {
     pub(crate) fn rollback(&self, snap: &[u8]) -> Result {
         let at = snapshot_split(snap).ok_or(EINVAL)?;
         let vol = snap.get(..at).ok_or(EINVAL)?;
-        let mut st = self.lock_engine();
-        let s = id_of(&st.engine, snap).ok_or(ENOENT)?;
-        let v = id_of(&st.engine, vol).ok_or(ENOENT)?;
-        st.engine.rollback(v, s).map_err(core_err)?;
-        self.commit(&mut st)
+        {
+            let mut st = self.lock_engine();
+            let s = id_of(&st.engine, snap).ok_or(ENOENT)?;
+            let v = id_of(&st.engine, vol).ok_or(ENOENT)?;
+            st.engine.rollback(v, s).map_err(core_err)?;
+        }
+        self.commit()
     }
 
     /// Promotes (flattens) volume `name` and commits.
     pub(crate) fn promote(&self, name: &[u8]) -> Result {
-        let mut st = self.lock_engine();
-        let v = id_of(&st.engine, name).ok_or(ENOENT)?;
-        st.engine.promote(v).map_err(core_err)?;
-        self.commit(&mut st)
+        {
+            let mut st = self.lock_engine();
+            let v = id_of(&st.engine, name).ok_or(ENOENT)?;
+            st.engine.promote(v).map_err(core_err)?;
+        }
+        self.commit()
     }
 }

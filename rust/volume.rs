@@ -56,6 +56,12 @@ pub(crate) trait VolumeBackend: Send + Sync + Sized + 'static {
     fn write_zeroes(&self, io: Io<Self>);
 }
 
+/// Delay before a request that ran out of memory is dispatched again.
+const REQUEUE_DELAY_MS: u32 = 10;
+
+/// Requeues of one request in a row before it fails (30 s).
+const REQUEUE_MAX: u16 = 3000;
+
 /// One request of a volume, handed to its [`VolumeBackend`].
 pub(crate) struct Io<B: VolumeBackend> {
     rq: Request<B::RequestData>,
@@ -96,9 +102,26 @@ impl<B: VolumeBackend> Io<B> {
         self.rq.for_each_segment(f)
     }
 
-    /// Completes the request with `result` in the caller's context. Any
-    /// context; never sleeps.
+    /// Completes the request with `result` in the caller's context. A
+    /// request that failed for want of memory (`ENOMEM`) is requeued after
+    /// [`REQUEUE_DELAY_MS`] instead (memory comes back; a failed flush would
+    /// abort a filesystem), [`REQUEUE_MAX`] times in a row at most. Process
+    /// context.
     pub(crate) fn end(self, result: Result) {
+        if result == Err(ENOMEM) {
+            match self.rq.requeue(REQUEUE_DELAY_MS, REQUEUE_MAX) {
+                Ok(()) => return,
+                Err(rq) => {
+                    pr_err!(
+                        "request at sector {}: out of memory for {} s; failed\n",
+                        rq.sector(),
+                        u32::from(REQUEUE_MAX) * REQUEUE_DELAY_MS / 1000
+                    );
+                    rq.end(Status::Resource);
+                    return;
+                }
+            }
+        }
         self.rq.end(Status::from(result));
     }
 

@@ -9,6 +9,7 @@
 //!   `unsafe` code of the module lives there.
 //! - the driver logic between them, one concern a file (`config`, ...).
 
+mod commit;
 mod config;
 mod damage;
 mod datapath;
@@ -20,6 +21,7 @@ mod poolvol;
 mod snapshot;
 mod volcfg;
 mod volume;
+mod zonereads;
 // The core is shared with the host crate, where its items are public API; the
 // module does not use all of them (yet).
 #[allow(dead_code, unreachable_pub, unused_imports)]

@@ -95,6 +95,9 @@ pub(crate) enum BioOp {
     /// Zone append: write the pages into the zone starting at the given
     /// sector, at a place the device chooses (reported on completion).
     ZoneAppend,
+    /// Flush the device's volatile write cache (an empty preflush write;
+    /// no pages, the sector is ignored).
+    Flush,
 }
 
 impl BioOp {
@@ -103,6 +106,9 @@ impl BioOp {
             BioOp::Read => bindings::req_op_REQ_OP_READ,
             BioOp::Write => bindings::req_op_REQ_OP_WRITE,
             BioOp::ZoneAppend => bindings::req_op_REQ_OP_ZONE_APPEND,
+            BioOp::Flush => {
+                bindings::req_op_REQ_OP_WRITE | 1 << bindings::req_flag_bits___REQ_PREFLUSH
+            }
         }) as bindings::blk_opf_t
     }
 }
@@ -259,6 +265,7 @@ impl<'a> BioBatch<'a> {
             batch: self,
             slot,
             bytes: 0,
+            empty_ok: op == BioOp::Flush,
             _set: PhantomData,
         })
     }
@@ -312,6 +319,8 @@ pub(crate) struct BioBuilder<'b, 'a> {
     batch: Pin<&'b BioBatch<'a>>,
     slot: usize,
     bytes: usize,
+    /// A flush: submitted without pages.
+    empty_ok: bool,
     _set: PhantomData<&'b BioSet>,
 }
 
@@ -362,7 +371,7 @@ impl<'a> BioBuilder<'_, 'a> {
     /// (the lower queue may be full).
     pub(crate) fn submit(mut self) -> Result {
         let bio = self.bio.take().ok_or(EINVAL)?;
-        if self.bytes == 0 {
+        if self.bytes == 0 && !self.empty_ok {
             // SAFETY: ours, never submitted.
             unsafe { bindings::bio_put(bio.as_ptr()) };
             return Err(EINVAL);

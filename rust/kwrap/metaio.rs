@@ -79,6 +79,43 @@ impl MetaRun {
         })
     }
 
+    /// Writes blocks `first..first + blocks` of the buffer to `blocks`
+    /// consecutive blocks from `sector` in one synchronous I/O (at the write
+    /// pointer, for a sequential zone). Not durable until flushed. Process
+    /// context.
+    pub(crate) fn write(
+        &mut self,
+        dev: &LowerDev,
+        sector: u64,
+        first: usize,
+        blocks: usize,
+    ) -> Result {
+        let end = first.checked_add(blocks).ok_or(EINVAL)?;
+        if blocks == 0 || end > self.capacity() {
+            return Err(EINVAL);
+        }
+        let data = self.0.as_mut_ptr().wrapping_add(first * META_BLOCK);
+        // SAFETY: `dev.bdev()` is open; `data` points `first` blocks into a
+        // kmalloc'ed buffer (type invariant) that holds `first + blocks`
+        // blocks (checked above), exclusively borrowed for the synchronous
+        // call.
+        to_result(unsafe {
+            bindings::bdev_rw_virt(
+                dev.bdev(),
+                sector,
+                data.cast(),
+                blocks * META_BLOCK,
+                bindings::req_op_REQ_OP_WRITE,
+            )
+        })
+    }
+
+    /// Block `i` of the buffer, writable.
+    pub(crate) fn block_mut(&mut self, i: usize) -> Option<&mut [u8]> {
+        self.0
+            .get_mut(i.checked_mul(META_BLOCK)?..i.checked_add(1)?.checked_mul(META_BLOCK)?)
+    }
+
     /// Block `i` of the buffer.
     pub(crate) fn block(&self, i: usize) -> Option<&[u8]> {
         self.0

@@ -21,7 +21,7 @@ use core::{
     marker::PhantomData,
     mem::ManuallyDrop,
     ptr::NonNull,
-    sync::atomic::{AtomicU8, Ordering},
+    sync::atomic::{AtomicU16, AtomicU8, Ordering},
 };
 use kernel::{
     bindings,
@@ -136,6 +136,9 @@ pub(super) struct Pdu<D> {
     work: Opaque<bindings::work_struct>,
     /// Status for `Request::complete`, read back by the `complete` callback.
     status: AtomicU8,
+    /// Times the request was requeued in a row (`Request::requeue`); reset
+    /// when it ends.
+    requeues: AtomicU16,
     /// The driver's own per-request state.
     data: D,
 }
@@ -162,6 +165,7 @@ impl<D: Default> Pdu<D> {
             pdu.write(Pdu {
                 work: Opaque::uninit(),
                 status: AtomicU8::new(0),
+                requeues: AtomicU16::new(0),
                 data: D::default(),
             })
         };
@@ -363,10 +367,43 @@ impl<D> Request<D> {
         }
     }
 
+    /// Gives the request back to the block layer to be dispatched again
+    /// after `delay_ms` (`blk_mq_requeue_request` and
+    /// `blk_mq_delay_kick_requeue_list`, as dm-rq does for a
+    /// `DM_MAPIO_DELAY_REQUEUE`): for a transient shortage (memory), where
+    /// failing the request would fail the upper layer's I/O. Returns the
+    /// request when it was requeued `max` times in a row already. Process
+    /// context.
+    pub(crate) fn requeue(self, delay_ms: u32, max: u16) -> Result<(), Self> {
+        // SAFETY: by the type invariant the PDU is initialised.
+        let pdu = unsafe { Pdu::<D>::get(self.raw()) };
+        if pdu.requeues.load(Ordering::Relaxed) >= max {
+            pdu.requeues.store(0, Ordering::Relaxed);
+            return Err(self);
+        }
+        pdu.requeues.fetch_add(1, Ordering::Relaxed);
+        let delay = kernel::ffi::c_ulong::try_from(delay_ms).unwrap_or(1000);
+        let rq = self.into_raw();
+        // SAFETY: `rq` was a started, owned, not yet ended request (type
+        // invariant); ownership goes back to the block layer, which
+        // dispatches it again through `queue_rq`. Its queue lives as long as
+        // the request.
+        unsafe {
+            let q = (*rq).q;
+            bindings::blk_mq_requeue_request(rq, false);
+            bindings::blk_mq_delay_kick_requeue_list(q, delay);
+        }
+        Ok(())
+    }
+
     /// Ends the request with `status` right here (`blk_mq_end_request`): the
     /// upper layer's completion runs in the caller's context. Any context,
     /// including hard IRQ; never sleeps.
     pub(crate) fn end(self, status: Status) {
+        // SAFETY: by the type invariant the PDU is initialised.
+        unsafe { Pdu::<D>::get(self.raw()) }
+            .requeues
+            .store(0, Ordering::Relaxed);
         let rq = self.into_raw();
         // SAFETY: `rq` was a started, owned, not yet ended request (type
         // invariant); ownership ends here.

@@ -82,13 +82,32 @@ written() {
 setbad() { for r in $1; do echo "$r" >$NB/badblocks; done; }
 clearbad() { for r in $1; do echo "$r" | tr '+' '-' >$NB/badblocks; done; }
 
+# overwrite_any N: as overwrite, going on after failed writes (each write
+# kicks GC, which then tries to copy into the bad ranges).
+overwrite_any() {
+	i=0
+	while [ $i -lt "$1" ]; do
+		dd if=/dev/urandom of="$V" bs=$MIB seek=$(( (i * 37) % 96 )) count=1 oflag=direct status=none 2>/dev/null
+		i=$((i + 1))
+	done
+}
+# until_logged PATTERN SECONDS: waits until the kernel log has PATTERN.
+until_logged() {
+	_t=0
+	while [ $_t -lt "$2" ] && ! log_has "$1"; do
+		sleep 1
+		_t=$((_t + 1))
+	done
+}
+
 # 1. Writes fail while GC runs.
 dmesg_mark
 gc0=$(stat_of gc_runs)
-( overwrite 64 ) 2>/dev/null &
+( overwrite_any 64 ) 2>/dev/null &
 sleep 1
 BAD=$(unwritten)
 setbad "$BAD"
+until_logged "zvpool: ge: GC write error" 60
 wait
 sleep 2
 ktap_test_result "status answers while GC writes fail" sh -c "timeout 20 cat $ST >/dev/null"

@@ -137,6 +137,42 @@ pub fn check(found: &Found, last: u64, later: u8, durable: u64) -> Result<(), St
     }
 }
 
+/// What a reader racing the writer may see: per block, the newest round
+/// read so far. A read that starts after another read of the same block
+/// completed must return that round or a newer one, and a block never goes
+/// back to zeros (the workload never discards). Anything else — another
+/// block's data, garbage, an older round — is a read served from a place
+/// the block no longer lives (e.g. a zone reset or reused under the read).
+pub struct ScanState {
+    seen: Vec<u64>,
+}
+
+impl ScanState {
+    /// For a device of `nblocks` blocks.
+    pub fn new(nblocks: u64) -> Self {
+        Self {
+            seen: vec![0; nblocks as usize],
+        }
+    }
+
+    /// Records what block `lba` read as; `Err` describes a violation.
+    pub fn saw(&mut self, lba: u64, found: &Found) -> Result<(), String> {
+        let Some(prev) = self.seen.get_mut(lba as usize) else {
+            return Err(format!("block {lba} out of range"));
+        };
+        match *found {
+            Found::Zeros if *prev == 0 => Ok(()),
+            Found::Zeros => Err(format!("block {lba}: zeros after round {prev}")),
+            Found::Round(r) if r >= *prev => {
+                *prev = r;
+                Ok(())
+            }
+            Found::Round(r) => Err(format!("block {lba}: round {r} after round {prev}")),
+            Found::Garbage => Err(format!("block {lba}: data never written there")),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,5 +238,20 @@ mod tests {
             assert!(later[b as usize] & 2 != 0);
         }
         assert_eq!(last.iter().filter(|&&l| l > 3).count(), 0);
+    }
+
+    #[test]
+    fn scan_accepts_newer_rounds_only() {
+        let mut st = ScanState::new(4);
+        assert!(st.saw(1, &Found::Zeros).is_ok());
+        assert!(st.saw(1, &Found::Round(3)).is_ok());
+        assert!(st.saw(1, &Found::Round(3)).is_ok());
+        assert!(st.saw(1, &Found::Round(5)).is_ok());
+        assert!(st.saw(1, &Found::Round(4)).is_err());
+        assert!(st.saw(1, &Found::Zeros).is_err());
+        assert!(st.saw(2, &Found::Garbage).is_err());
+        assert!(st.saw(9, &Found::Zeros).is_err());
+        // Another block's stamp decodes as garbage for this one.
+        assert_eq!(decode(7, 2, &stamp(7, 3, 1)), Found::Garbage);
     }
 }

@@ -11,6 +11,12 @@
 //!   zvcrash verify DEV SEED DURABLE [PER_ROUND]
 //!       checks every block against what rounds 1..=DURABLE (durable) and
 //!       the next two (in flight at the cut) wrote; exit 1 on any violation.
+//!   zvcrash scan DEV SEED SECONDS
+//!       while `write` runs on DEV: reads random blocks with O_DIRECT for
+//!       SECONDS; every block must read as zeros (never written yet) or a
+//!       stamp of this run for this very block, never older than what an
+//!       earlier read of it returned (`ScanState`). Prints the reads done;
+//!       exit 1 on any violation.
 //!   zvcrash journal FILE FIRST_BLOCK COUNT
 //!       lists the journal blocks among COUNT blocks from FIRST_BLOCK (a log
 //!       zone): `BLOCK SEQ CKPT_GEN COMMIT_SEQ FLAGS RECORDS valid|invalid
@@ -27,8 +33,13 @@
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::os::unix::fs::FileExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::process::exit;
-use zvcrash::{check, decode, expectations, meta, round_blocks, stamp, BLOCK};
+use zvcrash::{check, decode, expectations, meta, mix, round_blocks, stamp, ScanState, BLOCK};
+
+/// `O_DIRECT` (x86-64 and most architectures Linux runs zvpool on): reads
+/// must reach the volume, not the page cache.
+const O_DIRECT: i32 = 0o40000;
 
 fn num(s: Option<&String>, what: &str) -> u64 {
     let Some(s) = s else {
@@ -131,6 +142,7 @@ fn main() {
     let f = OpenOptions::new()
         .read(true)
         .write(cmd == "write")
+        .custom_flags(if cmd == "scan" { O_DIRECT } else { 0 })
         .open(dev)
         .unwrap_or_else(|e| {
             eprintln!("zvcrash: {dev}: {e}");
@@ -222,6 +234,37 @@ fn main() {
                 "# zvcrash: seed {seed:#x}, {durable} durable rounds: {written} blocks written durably, \
                  {inflight} blocks of later rounds present, {bad} violations"
             );
+            exit(i32::from(bad > 0))
+        }
+        "scan" => {
+            let secs = num(args.get(4), "seconds");
+            // O_DIRECT wants an aligned buffer.
+            let mut raw = vec![0u8; 2 * BLOCK];
+            let off = raw.as_ptr().align_offset(BLOCK);
+            let Some(buf) = raw.get_mut(off..off + BLOCK) else {
+                eprintln!("zvcrash: no aligned buffer");
+                exit(1)
+            };
+            let mut st = ScanState::new(nblocks);
+            let t0 = std::time::Instant::now();
+            let (mut reads, mut bad) = (0u64, 0u64);
+            let mut s = mix(seed ^ 0x5ca9);
+            while t0.elapsed().as_secs() < secs {
+                s = mix(s);
+                let b = s % nblocks;
+                if let Err(e) = f.read_exact_at(buf, b * BLOCK as u64) {
+                    eprintln!("zvcrash: read of block {b}: {e}");
+                    exit(1)
+                }
+                reads += 1;
+                if let Err(why) = st.saw(b, &decode(seed, b, buf)) {
+                    bad += 1;
+                    if bad <= 10 {
+                        println!("# zvcrash: {why}");
+                    }
+                }
+            }
+            println!("# zvcrash: scan: {reads} reads, {bad} violations");
             exit(i32::from(bad > 0))
         }
         _ => {

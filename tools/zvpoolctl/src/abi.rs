@@ -131,9 +131,15 @@ pub fn parse_origin(v: &str) -> Option<String> {
 
 /// `<id> <name> size_bytes=<n> mapped_bytes=<n> [kind=<k> origin=<name|->
 /// exclusive_bytes=<n> shared_bytes=<n>]`, any order, unknown keys ignored.
+/// Lines starting with `#` are comments (the kernel's trailer when the page
+/// is full, see [`unlisted_volumes`]).
 pub fn parse_volumes(text: &str) -> Result<Vec<VolumeEntry>, String> {
     let mut out = Vec::new();
-    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+    for line in text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
         let bad = || format!("malformed volumes line {line:?}");
         let mut words = line.split_whitespace();
         let id = words.next().and_then(|w| w.parse().ok()).ok_or_else(bad)?;
@@ -172,6 +178,16 @@ pub fn parse_volumes(text: &str) -> Result<Vec<VolumeEntry>, String> {
         out.push(v);
     }
     Ok(out)
+}
+
+/// The number of volumes the `volumes` page could not hold: its trailer
+/// `# <n> more volumes not listed` (0 without one).
+pub fn unlisted_volumes(text: &str) -> u64 {
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix('#'))
+        .filter(|l| l.contains("more volumes not listed"))
+        .filter_map(|l| l.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
 }
 
 /// The root's `features`: the words of the `features` line.
@@ -294,6 +310,10 @@ mod tests {
             ("clone", Some("vm1@s1"), Some(4096))
         );
         assert!(parse_volumes("1 a kind=").is_err());
+        let full = "1 a size_bytes=4096\n# 3 more volumes not listed\n";
+        assert_eq!(parse_volumes(full).unwrap().len(), 1);
+        assert_eq!(unlisted_volumes(full), 3);
+        assert_eq!(unlisted_volumes("1 a\n"), 0);
         assert!(parse_volumes("1 a exclusive_bytes=-1").is_err());
         assert!(parse_volumes("1 a shared_bytes=x").is_err());
     }

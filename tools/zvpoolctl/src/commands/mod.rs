@@ -183,9 +183,14 @@ impl Ctx<'_> {
     }
 
     /// The volumes in the pool's metadata.
+    /// The kernel lists one page of them: the rest are reported on stderr.
     pub fn meta_volumes(&self, pool: &Obj) -> Result<Vec<abi::VolumeEntry>, Failure> {
-        abi::parse_volumes(&self.read(pool, "volumes")?)
-            .map_err(|e| Failure::new(format!("read {pool}/volumes"), e))
+        let text = self.read(pool, "volumes")?;
+        let n = abi::unlisted_volumes(&text);
+        if n > 0 {
+            eprintln!("zvpoolctl: {pool}: {n} more volumes exist than the kernel lists in one page; they are left out");
+        }
+        abi::parse_volumes(&text).map_err(|e| Failure::new(format!("read {pool}/volumes"), e))
     }
 
     /// Prints a line on stdout (output errors such as EPIPE are ignored).

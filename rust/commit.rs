@@ -1,0 +1,329 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Commits of a pool, in two phases around the engine lock.
+//!
+//! A commit makes every change queued in the engine durable (a flush of
+//! the members for the data, the journal blocks, a flush again), then resets
+//! the zones left without valid blocks. It runs in three steps:
+//!
+//! 1. **prepare** (engine lock): the engine encodes the queued records into
+//!    journal blocks and emits its metadata operations, which
+//!    [`CommitBuf`] records (operations and block copies, in a buffer
+//!    allocated once per pool; nothing is allocated on the way);
+//! 2. **I/O** (no engine lock): the recorded operations run in order:
+//!    flushes go to every member at once, consecutive journal blocks go out
+//!    in one write, a zone reset first waits for the reads in flight in its
+//!    zone (`zonereads.rs`). Reads, writes and GC go on meanwhile; what they
+//!    queue joins the next commit;
+//! 3. **end** (engine lock): the engine records the outcome
+//!    (`flush_end`, `reset_end`). A failed journal write fails the engine
+//!    (its journal position is unknown: the pool must be re-assembled); a
+//!    failed zone reset is retried by a later commit.
+//!
+//! Commits are serialised by the commit lock, which is always taken before
+//! the engine lock and never while holding it: concurrent flushes queue on
+//! it and then find their records committed by the commit before (a group
+//! commit). A checkpoint (every `checkpoint_interval` journal blocks, and
+//! after assembly) is still written under the engine lock: its image is as
+//! large as the block tables. Making it incremental is the metadata-at-scale
+//! work (Documentation/design.md, "Commits").
+
+use crate::kwrap::{
+    bio::{BioBatch, BioOp, Slot},
+    metaio::MetaRun,
+    noio::NoIo,
+    zone::{self, ZoneOp},
+};
+use crate::pool::{core_err, ActivePool, EngineState, SPB};
+use crate::zvcore::{self, geom::PoolGeometry, pool::MetaOp};
+use kernel::prelude::*;
+use pin_init::stack_pin_init;
+
+/// Journal blocks one commit writes at most (the buffer: 128 KiB). A full
+/// record queue of block mappings fits; more records commit in several
+/// rounds.
+const COMMIT_BLOCKS: usize = 32;
+
+/// Operations one commit records at most: its blocks, the flushes, a
+/// log-zone switch, and the finishes and resets of a maintenance round.
+const COMMIT_OPS: usize = 2 * COMMIT_BLOCKS + 2 * RESETS_PER_ROUND as usize + 16;
+
+/// Zone resets one maintenance round plans at most.
+const RESETS_PER_ROUND: u32 = 64;
+
+/// Journal rounds of one commit at most (each up to [`COMMIT_BLOCKS`]).
+const MAX_ROUNDS: usize = 8;
+
+/// A metadata operation recorded for the I/O step.
+#[derive(Clone, Copy)]
+enum Op {
+    Flush,
+    Reset(u32),
+    Finish(u32),
+    /// Block `slot` of the buffer to pool address `addr`.
+    Write {
+        addr: u64,
+        slot: usize,
+    },
+}
+
+/// The operations of the commit being prepared or performed, and copies of
+/// the blocks it writes. One per pool, behind the commit lock.
+pub(crate) struct CommitBuf {
+    ops: KVec<Op>,
+    data: MetaRun,
+    used: usize,
+    /// One per member: the flushes of one [`Op::Flush`].
+    slots: KVec<Slot>,
+}
+
+impl CommitBuf {
+    /// The buffer of a pool of `members` members.
+    pub(crate) fn new(members: usize) -> Result<Self> {
+        let mut slots = KVec::with_capacity(members, GFP_KERNEL)?;
+        for _ in 0..members {
+            slots.push(Slot::new(), GFP_KERNEL)?;
+        }
+        Ok(Self {
+            ops: KVec::with_capacity(COMMIT_OPS, GFP_KERNEL)?,
+            // One more block: the superblock of a log-zone switch.
+            data: MetaRun::new(COMMIT_BLOCKS + 1)?,
+            used: 0,
+            slots,
+        })
+    }
+
+    fn clear(&mut self) {
+        self.ops.clear();
+        self.used = 0;
+    }
+
+    /// The engine's callback in the prepare step: records `op` (no
+    /// allocation; the capacity covers what the engine is asked for).
+    fn record(&mut self, op: MetaOp<'_>) -> zvcore::error::Result<()> {
+        let full = zvcore::error::Error::Corrupt("commit buffer full");
+        let rec = match op {
+            MetaOp::Flush => Op::Flush,
+            MetaOp::Reset(z) => Op::Reset(z),
+            MetaOp::Finish(z) => Op::Finish(z),
+            MetaOp::Write(addr, b) => {
+                let slot = self.used;
+                let dst = self.data.block_mut(slot).ok_or(full)?;
+                if b.len() != dst.len() {
+                    return Err(zvcore::error::Error::Invalid("metadata block size"));
+                }
+                dst.copy_from_slice(b);
+                self.used += 1;
+                Op::Write { addr, slot }
+            }
+        };
+        self.ops.push_within_capacity(rec).map_err(|_| full)
+    }
+}
+
+/// What the I/O step did: the operations completed before the first
+/// failure, and the failure.
+struct Done {
+    ops: usize,
+    err: Option<Error>,
+}
+
+impl ActivePool {
+    /// Commits everything queued (a flush of the pool's metadata): every
+    /// write completed before the call is durable when it returns, and zones
+    /// left without valid blocks are reset. Sleeps; call without the engine
+    /// lock.
+    pub(crate) fn commit(&self) -> Result {
+        if self.read_only {
+            // Nothing can be queued and nothing may be written.
+            return Ok(());
+        }
+        let _noio = NoIo::enter();
+        let mut guard = self.committer.lock();
+        let cb = &mut *guard;
+        // Twice at most: zone resets are journalled (`ZoneReset`) by the
+        // first round's maintenance and done by the second's.
+        for _ in 0..2 {
+            self.commit_records(cb)?;
+            self.maintain(cb)?;
+            if self.state.lock().engine.pending_records() == 0 {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// The journal part of a commit, in rounds of at most
+    /// [`COMMIT_BLOCKS`] blocks, until nothing is queued (or
+    /// [`MAX_ROUNDS`]: writers keep queueing; what they queued after the
+    /// caller's writes completed is not the caller's to wait for).
+    fn commit_records(&self, cb: &mut CommitBuf) -> Result {
+        for _ in 0..MAX_ROUNDS {
+            cb.clear();
+            {
+                let mut st = self.lock_engine();
+                let EngineState { engine, scratch } = &mut *st;
+                let r = engine
+                    .flush_journal_only(scratch, COMMIT_BLOCKS as u64, &mut |op| cb.record(op));
+                match r {
+                    Ok(Some(0)) => return Ok(()),
+                    Ok(Some(_)) => {}
+                    Ok(None) => {
+                        // A checkpoint is due: written under the lock.
+                        self.checkpoint_locked(&mut st)?;
+                        continue;
+                    }
+                    Err(e) => {
+                        drop(st);
+                        pr_err!("{}: commit refused: {:?}\n", &*self.name, e);
+                        return Err(core_err(e));
+                    }
+                }
+            }
+            let done = self.run_ops(cb);
+            let end = self.state.lock().engine.flush_end(done.err.is_none());
+            if let Some(e) = done.err {
+                return Err(e);
+            }
+            end.map_err(core_err)?;
+        }
+        Ok(())
+    }
+
+    /// Zone maintenance: finishes of zones whose writes failed, resets of
+    /// zones without valid blocks (journalled first, see
+    /// `zvcore::pool::Pool::maintenance`), done outside the engine lock.
+    fn maintain(&self, cb: &mut CommitBuf) -> Result {
+        cb.clear();
+        self.lock_engine()
+            .engine
+            .maintenance_plan(&mut |op| cb.record(op), RESETS_PER_ROUND)
+            .map_err(core_err)?;
+        if cb.ops.is_empty() {
+            return Ok(());
+        }
+        let done = self.run_ops(cb);
+        let mut st = self.state.lock();
+        for (i, op) in cb.ops.iter().enumerate() {
+            if let Op::Reset(z) = *op {
+                // Only a reset planned by this round ends here; it cannot
+                // fail for another reason.
+                let _ = st.engine.reset_end(z, i < done.ops);
+            }
+        }
+        self.note_levels(&st.engine);
+        drop(st);
+        done.err.map_or(Ok(()), Err)
+    }
+
+    /// Writes a checkpoint with the engine lock held (`st`).
+    pub(crate) fn checkpoint_locked(&self, st: &mut EngineState) -> Result {
+        let mut sink = crate::pool::MetaSink::new(&self.name, &self.members, self.geoms())?;
+        let EngineState { engine, scratch } = st;
+        let r = engine.flush(scratch, &mut |op| sink.apply(op));
+        let end = engine.flush_end(r.is_ok());
+        match (r, end) {
+            (Err(e), _) => Err(sink.error(e)),
+            (Ok(_), Err(e)) => Err(core_err(e)),
+            (Ok(_), Ok(())) => Ok(()),
+        }
+    }
+
+    /// The I/O step: runs the recorded operations in order, stopping at the
+    /// first failure (logged).
+    fn run_ops(&self, cb: &mut CommitBuf) -> Done {
+        let mut i = 0usize;
+        while i < cb.ops.len() {
+            let (n, r) = self.run_op(cb, i);
+            if let Err(e) = r {
+                let what = match cb.ops.get(i) {
+                    Some(Op::Flush) => "flush",
+                    Some(Op::Reset(_)) => "zone reset",
+                    Some(Op::Finish(_)) => "zone finish",
+                    _ => "write",
+                };
+                pr_err!("{}: metadata I/O failed ({}): {:?}\n", &*self.name, what, e);
+                return Done {
+                    ops: i,
+                    err: Some(e),
+                };
+            }
+            i += n.max(1);
+        }
+        Done { ops: i, err: None }
+    }
+
+    /// Runs operation `i` (with the writes that directly follow it in the
+    /// same zone, as one I/O); returns how many operations it covered.
+    fn run_op(&self, cb: &mut CommitBuf, i: usize) -> (usize, Result) {
+        let Some(op) = cb.ops.get(i).copied() else {
+            return (1, Err(EINVAL));
+        };
+        let geo = match PoolGeometry::new(self.geoms()) {
+            Ok(g) => g,
+            Err(e) => return (1, Err(core_err(e))),
+        };
+        match op {
+            Op::Flush => (1, self.flush_members(&cb.slots)),
+            Op::Reset(z) | Op::Finish(z) => {
+                let zop = if matches!(op, Op::Reset(_)) {
+                    // A read planned before the zone emptied may still be
+                    // reading it.
+                    self.zone_reads.wait_idle(z);
+                    ZoneOp::Reset
+                } else {
+                    ZoneOp::Finish
+                };
+                let r = (|| {
+                    let zg = geo.zone(z).ok_or(EINVAL)?;
+                    let base = geo.dev_base(zg.dev).ok_or(EINVAL)?;
+                    let m = self.members.get(usize::from(zg.dev)).ok_or(EINVAL)?;
+                    zone::zone_mgmt(&m.dev, zop, (zg.start - base) * SPB, zg.size * SPB)
+                })();
+                (1, r)
+            }
+            Op::Write { addr, slot } => {
+                let Some(loc) = geo.locate(addr) else {
+                    return (1, Err(EINVAL));
+                };
+                // The run of writes to the next addresses of the zone.
+                let mut n = 1usize;
+                while let Some(Op::Write { addr: a, slot: s }) = cb.ops.get(i + n).copied() {
+                    let k = n as u64;
+                    let same_zone = geo.locate(a).map(|l| l.zone) == Some(loc.zone);
+                    if a != addr + k || s != slot + n || !same_zone {
+                        break;
+                    }
+                    n += 1;
+                }
+                let r = match self.members.get(usize::from(loc.dev)) {
+                    Some(m) => cb.data.write(&m.dev, loc.dev_offset * SPB, slot, n),
+                    None => Err(EINVAL),
+                };
+                (n, r)
+            }
+        }
+    }
+
+    /// Flushes every member's write cache, all at once.
+    fn flush_members(&self, slots: &[Slot]) -> Result {
+        stack_pin_init!(let batch = BioBatch::new(slots));
+        let mut err = Ok(());
+        for (k, m) in self.members.iter().enumerate() {
+            let r = batch
+                .as_ref()
+                .bio(&self.bios, &m.dev, k, BioOp::Flush, 0, 0)
+                .and_then(|b| b.submit());
+            if let Err(e) = r {
+                err = Err(e);
+                break;
+            }
+        }
+        batch.as_mut().wait();
+        for k in 0..self.members.len() {
+            if let Err(e) = batch.result(k) {
+                err = Err(e);
+            }
+        }
+        err
+    }
+}
