@@ -41,7 +41,7 @@ use super::super::crc32c::Crc32c;
 use super::super::error::{Error, Result};
 use super::{
     all_zero, check_block, peek_magic, seal_block, Uuid, BLOCK_SIZE, CKPT_COMMIT_MAGIC,
-    CKPT_DATA_MAGIC, CKPT_HEADER_MAGIC, FORMAT_VERSION,
+    CKPT_DATA_MAGIC, CKPT_HEADER_MAGIC, FORMAT_VERSION, MAX_GENERATION,
 };
 
 /// Bytes of a payload block's header.
@@ -135,7 +135,7 @@ impl CheckpointHeader {
         let generation = r.get_u64()?;
         let journal_seq = r.get_u64()?;
         let set = r.get_u8()?;
-        if generation == 0 {
+        if generation == 0 || generation > MAX_GENERATION || journal_seq > MAX_GENERATION {
             return Err(Error::BadField("checkpoint: generation"));
         }
         if set != set_of(generation) {
@@ -256,7 +256,7 @@ impl CheckpointCommit {
         if !all_zero(r.get_bytes(3)?) {
             return Err(Error::BadField("checkpoint commit: reserved"));
         }
-        if generation == 0 {
+        if generation == 0 || generation > MAX_GENERATION {
             return Err(Error::BadField("checkpoint commit: generation"));
         }
         if set != set_of(generation) {
@@ -1049,6 +1049,12 @@ mod tests {
         assert_eq!(
             rd(&patched(&blocks, 0, |b| b[12] = 9)),
             Err(Error::Unsupported("checkpoint: format version"))
+        );
+        // A generation with no room to count on (a forged or resealed
+        // block) is refused like a zero one.
+        assert_eq!(
+            rd(&patched(&blocks, 0, |b| b[32..40].copy_from_slice(&u64::MAX.to_le_bytes()))),
+            bf("checkpoint: generation")
         );
         assert_eq!(
             rd(&patched(&blocks, 0, |b| b[32..40].fill(0))),

@@ -87,7 +87,10 @@ impl Rewind {
             records: r.get_u64()?,
             to_gen: r.get_u64()?,
         };
-        if r.get_u64()? != 0 || v.count == 0 || v.to_seq < v.from_seq.saturating_sub(1) {
+        let too_big = [v.from_seq, v.to_seq, v.lost_gen, v.to_gen]
+            .iter()
+            .any(|&g| g > super::MAX_GENERATION);
+        if r.get_u64()? != 0 || too_big || v.count == 0 || v.to_seq < v.from_seq.saturating_sub(1) {
             return Err(bad);
         }
         Ok(Some(v))

@@ -48,7 +48,7 @@ use core::ops::Deref;
 use super::super::geom::{DeviceGeometry, PoolGeometry, MAX_POOL_BLOCKS};
 use super::{
     all_zero, check_block, seal_block, Uuid, BLOCK_SIZE, INCOMPAT_SHARED_BLOCKS, JOURNAL_MAGIC,
-    RO_COMPAT_RESERVATION,
+    MAX_GENERATION, RO_COMPAT_RESERVATION,
 };
 
 /// Bytes of the journal block header.
@@ -385,7 +385,7 @@ impl Record {
             Record::CheckpointDone {
                 generation, set, ..
             } => {
-                if generation == 0 {
+                if generation == 0 || generation > MAX_GENERATION {
                     return Err(Error::BadField("checkpoint done: generation"));
                 }
                 if set > 1 {
@@ -881,8 +881,11 @@ pub fn decode_journal_block(buf: &[u8]) -> Result<(JournalHeader, RecordIter<'_>
     let seq = r.get_u64()?;
     let ckpt_gen = r.get_u64()?;
     let commit_seq = r.get_u64()?;
-    if seq == 0 {
+    if seq == 0 || seq > MAX_GENERATION {
         return Err(Error::BadField("journal: sequence"));
+    }
+    if ckpt_gen > MAX_GENERATION {
+        return Err(Error::BadField("journal: checkpoint generation"));
     }
     if commit_seq >= seq {
         return Err(Error::BadField("journal: commit sequence"));

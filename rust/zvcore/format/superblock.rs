@@ -52,7 +52,7 @@ use super::super::geom::{
 };
 use super::{
     all_zero, check_block, seal_block, to_invalid, Uuid, BLOCK_SIZE, BLOCK_SIZE_U32, COMPAT_KNOWN,
-    FORMAT_VERSION, INCOMPAT_KNOWN, RO_COMPAT_KNOWN, SUPERBLOCK_MAGIC,
+    FORMAT_VERSION, INCOMPAT_KNOWN, MAX_GENERATION, RO_COMPAT_KNOWN, SUPERBLOCK_MAGIC,
 };
 
 /// Offset of the member table.
@@ -316,7 +316,7 @@ impl Superblock {
         if all_zero(&self.pool_uuid) {
             return Err(Error::BadField("superblock: pool uuid"));
         }
-        if self.generation == 0 {
+        if self.generation == 0 || self.generation > MAX_GENERATION {
             return Err(Error::BadField("superblock: generation"));
         }
         if self.checkpoint_interval == 0 {

@@ -848,7 +848,25 @@ impl World {
             self.complete_all();
             return self.commit(may_crash);
         }
-        r.unwrap_or_else(|e| panic!("commit: {e:?}"));
+        if let Err(e) = r {
+            let resets = self.resets.clone();
+            let mut scratch = vec![0u8; 2 * BS];
+            let jo = self
+                .pool()
+                .flush_journal_only(&mut scratch, 64, &mut |_| Ok(()));
+            eprintln!(
+                "journal only: {jo:?}, checkpoint generation {}",
+                self.pool().checkpoint_generation()
+            );
+            let p = self.pool();
+            panic!(
+                "commit: {e:?} (free zones {}, resets pending {:?}, records {}, checkpoint due {})",
+                p.free_zones(),
+                resets,
+                p.pending_records(),
+                p.needs_checkpoint()
+            );
+        }
         if may_crash && !ops.is_empty() && self.rng.pct(4) {
             let at = self.rng.below(ops.len() as u64) as usize;
             self.exec(&ops, Some(at));
