@@ -28,8 +28,9 @@
 //! - DISCARD / WRITE ZEROES: unmap in the engine.
 
 use crate::kwrap::{
-    bio::{BioBatch, BioOp, Slot},
+    bio::{BioBatch, BioBuilder, BioOp, Slot},
     noio::NoIo,
+    request::Request,
     segment::Segment,
     zone::{self, ZoneReport},
 };
@@ -126,31 +127,74 @@ impl Drop for ReadRefs<'_> {
     }
 }
 
-/// Adds the request bytes `at..at + n` to bios of `batch` slot `slot` for
-/// `op` on member `m` from device sector `sector`, and submits them. Reads and
-/// regular writes continue in a new bio when one is full; a zone append must
-/// fit one bio (the disk's limits make sure it does).
+/// A request's data for [`ReqData`]: its single-page segments.
+pub(crate) struct RqData<'a, D>(pub(crate) &'a Request<D>);
+
+impl<'r, D> ReqData<'r> for RqData<'r, D> {
+    fn parts<F: FnMut(&Segment<'r>, usize, usize) -> Result>(
+        &self,
+        at: usize,
+        n: usize,
+        mut f: F,
+    ) -> Result {
+        let end = at.checked_add(n).ok_or(EINVAL)?;
+        let mut pos = 0usize;
+        self.0.for_each_segment(|seg| {
+            let (s, e) = (pos, pos + seg.len());
+            pos = e;
+            let (lo, hi) = (s.max(at), e.min(end));
+            if lo < hi {
+                f(seg, lo - s, hi - lo)?;
+            }
+            Ok(())
+        })?;
+        if pos < end {
+            return Err(EINVAL);
+        }
+        Ok(())
+    }
+}
+
+/// The data of `T` from byte `.1` on (the rest of a request).
+pub(crate) struct Skip<T>(pub(crate) T, pub(crate) usize);
+
+impl<'r, T: ReqData<'r>> ReqData<'r> for Skip<T> {
+    fn parts<F: FnMut(&Segment<'r>, usize, usize) -> Result>(
+        &self,
+        at: usize,
+        n: usize,
+        f: F,
+    ) -> Result {
+        self.0.parts(at.checked_add(self.1).ok_or(EINVAL)?, n, f)
+    }
+}
+
+/// Adds the request bytes `at..at + n` to bios for `op` on member `m` from
+/// device sector `sector`, and submits them; `bio(sector, parts)` makes a
+/// bio (reporting into the caller's slot). Reads and regular writes continue
+/// in a new bio when one is full; a zone append must fit one bio (the
+/// disk's limits make sure it does). One implementation for the worker's
+/// batches and the asynchronous path.
 #[allow(clippy::too_many_arguments)]
-fn submit_range<'a, 'r: 'a>(
+pub(crate) fn submit_range<'b, 'a, 'r: 'a>(
     pool: &ActivePool,
-    batch: core::pin::Pin<&BioBatch<'a>>,
-    slot: usize,
     m: &Member,
     op: BioOp,
     sector: u64,
     at: usize,
     n: usize,
     io: &impl ReqData<'r>,
+    mut bio: impl FnMut(u64, usize) -> Result<BioBuilder<'b, 'a>>,
 ) -> Result {
     let mut parts = 0usize;
     io.parts(at, n, |_, _, _| {
         parts += 1;
         Ok(())
     })?;
-    let mut bio = Some(batch.bio(&pool.bios, &m.dev, slot, op, sector, parts)?);
+    let mut cur = Some(bio(sector, parts)?);
     let mut next = sector;
     io.parts(at, n, |seg, so, len| {
-        let b = bio.as_mut().ok_or(EINVAL)?;
+        let b = cur.as_mut().ok_or(EINVAL)?;
         if b.add(seg, so, len)? {
             return Ok(());
         }
@@ -163,17 +207,17 @@ fn submit_range<'a, 'r: 'a>(
             );
             return Err(EIO);
         }
-        let full = bio.take().ok_or(EINVAL)?;
+        let full = cur.take().ok_or(EINVAL)?;
         next += (full.bytes() as u64) >> 9;
         full.submit()?;
-        let mut b = batch.bio(&pool.bios, &m.dev, slot, op, next, parts)?;
+        let mut b = bio(next, parts)?;
         if !b.add(seg, so, len)? {
             return Err(EIO);
         }
-        bio = Some(b);
+        cur = Some(b);
         Ok(())
     })?;
-    bio.take().ok_or(EINVAL)?.submit()
+    cur.take().ok_or(EINVAL)?.submit()
 }
 
 impl ActivePool {
@@ -238,17 +282,12 @@ impl ActivePool {
                     match targets.get(k).copied().flatten() {
                         None => io.parts(at, len, |seg, so, l| seg.zero(so, l))?,
                         Some((m, sector)) => {
-                            let r = submit_range(
-                                self,
-                                batch.as_ref(),
-                                k,
-                                m,
-                                BioOp::Read,
-                                sector,
-                                at,
-                                len,
-                                io,
-                            );
+                            let r =
+                                submit_range(self, m, BioOp::Read, sector, at, len, io, |s, nr| {
+                                    batch
+                                        .as_ref()
+                                        .bio(&self.bios, &m.dev, k, BioOp::Read, s, nr)
+                                });
                             match r {
                                 Ok(()) => {
                                     if let Some(s) = submitted.get_mut(k) {
@@ -415,17 +454,10 @@ impl ActivePool {
                         BioOp::Write
                     };
                     let at = ((done + ext.off) * BS) as usize;
-                    let r = submit_range(
-                        self,
-                        batch.as_ref(),
-                        k,
-                        m,
-                        op,
-                        sector,
-                        at,
-                        (ext.len * BS) as usize,
-                        io,
-                    );
+                    let len = (ext.len * BS) as usize;
+                    let r = submit_range(self, m, op, sector, at, len, io, |s, nr| {
+                        batch.as_ref().bio(&self.bios, &m.dev, k, op, s, nr)
+                    });
                     match r {
                         Ok(()) => {
                             if let Some(s) = submitted.get_mut(k) {
@@ -486,7 +518,7 @@ impl ActivePool {
     /// (its write pointer, read back with a zone report, as zonefs does).
     /// The engine has closed the zone for writing; the next commit finishes
     /// it on the device, and the blocks written in it before stay valid.
-    fn write_failed(&self, ext: &PlanExtent, e: Error) {
+    pub(crate) fn write_failed(&self, ext: &PlanExtent, e: Error) {
         self.io_error("write", ext.addr, ext.len, e);
         let st = self.state.lock();
         let Some(zg) = st.engine.geom().zone(ext.zone) else {

@@ -181,7 +181,7 @@ impl ActivePool {
         if self.gc.stopping.load(Ordering::Acquire) || self.gc.disabled.load(Ordering::Relaxed) {
             return;
         }
-        let _ = self.gc.queue.queue().enqueue(self.clone());
+        let _ = self.gc.queue.queue().enqueue::<_, 0>(self.clone());
     }
 
     /// Stops GC for good and waits for a running batch. Sleeps.

@@ -9,6 +9,7 @@
 
 use crate::commit::CommitBuf;
 use crate::damage::{self, AssembleMode};
+use crate::fastpath::PoolReq;
 use crate::gc::Gc;
 use crate::kwrap::{
     bdev::IoLimits,
@@ -17,6 +18,8 @@ use crate::kwrap::{
     metaio::{self, MetaBuf, MetaRun},
     noio::NoIo,
     random,
+    request::ReqList,
+    workq::ReclaimQueue,
     zone::{self, ZoneCond, ZoneOp, ZoneReport, ZoneType},
 };
 use crate::nodes::KNodes;
@@ -434,7 +437,6 @@ pub(crate) struct ActivePool {
     pub(crate) bios: BioSet,
     /// Reads in flight per zone: a zone reset waits for its zone's (a read
     /// planned before an overwrite may still target the old zone).
-    #[pin]
     pub(crate) zone_reads: ZoneReads,
     /// I/O-shape limits of the members, stacked.
     pub(crate) limits: IoLimits,
@@ -446,6 +448,14 @@ pub(crate) struct ActivePool {
     /// Signalled after each GC batch (writes waiting for space).
     #[pin]
     pub(crate) gc_cv: CondVar,
+    /// Writes of the asynchronous path whose bios completed, waiting for
+    /// their block-table update (`fastpath.rs`).
+    pub(crate) done_writes: ReqList<PoolReq>,
+    /// The completion work that ends them, on its own `WQ_MEM_RECLAIM`
+    /// queue (the writeback path depends on it).
+    #[pin]
+    pub(crate) end_work: Work<ActivePool, 1>,
+    pub(crate) end_queue: ReclaimQueue,
     /// Writes waiting for GC to free space.
     pub(crate) space_waiters: AtomicU32,
     /// Names of the volumes bound to a configfs directory.
@@ -662,6 +672,7 @@ impl ActivePool {
         let limits = stacked_limits(&members);
         let gc = Gc::new(name)?;
         let committer = CommitBuf::new(members.len())?;
+        let end_queue = ReclaimQueue::new(name)?;
         let nz: usize = geoms.iter().map(|g| g.nr_zones as usize).sum();
         let zone_reads = ZoneReads::new(nz)?;
         Arc::pin_init(
@@ -674,11 +685,14 @@ impl ActivePool {
                 committer <- kernel::new_mutex!(committer),
                 write_order <- kernel::new_mutex!(()),
                 bios: BioSet::new()?,
-                zone_reads <- zone_reads,
+                zone_reads,
                 limits,
                 gc <- gc,
                 gc_work <- kernel::new_work!("zvpool::gc"),
                 gc_cv <- kernel::new_condvar!("zvpool::gc_cv"),
+                done_writes: ReqList::new(),
+                end_work <- kernel::new_work!("zvpool::end_writes"),
+                end_queue,
                 space_waiters: AtomicU32::new(0),
                 binds <- kernel::new_mutex!(KVec::new()),
                 read_only,

@@ -1,15 +1,20 @@
 // SPDX-License-Identifier: GPL-2.0
 //! A pool volume as the data side of its block device: the pool's
-//! [`VolumeBackend`]. Requests run in process context (the disk's workqueue,
-//! see `kwrap/tagset.rs`) inside a `GFP_NOIO` scope, and go through the
-//! pool's data path (`datapath.rs`).
+//! [`VolumeBackend`]. Reads and plain writes are served right in the block
+//! layer's dispatch context when they can be (`fastpath.rs`); the rest run
+//! in process context (the disk's workqueue, see `kwrap/tagset.rs`) inside
+//! a `GFP_NOIO` scope, through the pool's data path (`datapath.rs`).
 
-use crate::datapath::ReqData;
-use crate::kwrap::{disk::DiskParams, segment::Segment};
+use crate::datapath::RqData;
+use crate::fastpath::PoolReq;
+use crate::kwrap::{
+    disk::DiskParams,
+    request::{Op, Request},
+};
 use crate::pool::ActivePool;
 use crate::snapshot::VolKind;
 use crate::volume::{Io, VolumeBackend};
-use kernel::{prelude::*, sync::Arc};
+use kernel::sync::Arc;
 
 /// Volume `id` of `pool`.
 pub(crate) struct PoolVolume {
@@ -18,35 +23,12 @@ pub(crate) struct PoolVolume {
 }
 
 /// A request's data as the byte range `0..len` for [`ReqData`].
-struct Data<'a>(&'a Io<PoolVolume>);
-
-impl<'r> ReqData<'r> for Data<'r> {
-    fn parts<F: FnMut(&Segment<'r>, usize, usize) -> Result>(
-        &self,
-        at: usize,
-        n: usize,
-        mut f: F,
-    ) -> Result {
-        let end = at.checked_add(n).ok_or(EINVAL)?;
-        let mut pos = 0usize;
-        self.0.for_each_segment(|seg| {
-            let (s, e) = (pos, pos + seg.len());
-            pos = e;
-            let (lo, hi) = (s.max(at), e.min(end));
-            if lo < hi {
-                f(seg, lo - s, hi - lo)?;
-            }
-            Ok(())
-        })?;
-        if pos < end {
-            return Err(EINVAL);
-        }
-        Ok(())
-    }
+fn data(io: &Io<PoolVolume>) -> RqData<'_, PoolReq> {
+    RqData(io.request())
 }
 
 impl VolumeBackend for PoolVolume {
-    type RequestData = ();
+    type RequestData = PoolReq;
 
     fn disk_params(&self, p: &mut DiskParams) {
         p.io_limits = self.pool.limits;
@@ -61,14 +43,14 @@ impl VolumeBackend for PoolVolume {
     }
 
     fn read(&self, io: Io<Self>) {
-        let r = self.pool.read(self.id, io.offset(), io.len(), &Data(&io));
+        let r = self.pool.read(self.id, io.offset(), io.len(), &data(&io));
         io.end(r);
     }
 
     fn write(&self, io: Io<Self>) {
         let r = self
             .pool
-            .write(self.id, io.offset(), io.len(), io.is_fua(), &Data(&io));
+            .write(self.id, io.offset(), io.len(), io.is_fua(), &data(&io));
         io.end(r);
     }
 
@@ -80,6 +62,19 @@ impl VolumeBackend for PoolVolume {
     fn discard(&self, io: Io<Self>) {
         let r = self.pool.discard(self.id, io.offset(), io.len());
         io.end(r);
+    }
+
+    fn queue_fast(&self, io: Io<Self>) -> Option<Io<Self>> {
+        let back = match io.op() {
+            Some(Op::Read) => self.pool.read_fast(self.id, io.into_request()),
+            Some(Op::Write) => self.pool.write_fast(self.id, io.into_request()),
+            _ => return Some(io),
+        };
+        back.map(Io::from_request)
+    }
+
+    fn io_done(&self, rq: Request<PoolReq>) {
+        self.pool.io_done(rq);
     }
 
     fn write_zeroes(&self, io: Io<Self>) {

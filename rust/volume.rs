@@ -12,7 +12,6 @@
 use crate::kwrap::{
     disk::{Disk, DiskParams, Rejected, VolumeOps},
     request::{Op, Request, Status, SECTOR_SHIFT},
-    segment::Segment,
 };
 use core::sync::atomic::{AtomicBool, Ordering};
 use kernel::{prelude::*, str::CStr, sync::Arc};
@@ -54,6 +53,20 @@ pub(crate) trait VolumeBackend: Send + Sync + Sized + 'static {
     fn discard(&self, io: Io<Self>);
     /// The range must read back as zeroes.
     fn write_zeroes(&self, io: Io<Self>);
+
+    /// Offered every request first, in the block layer's dispatch context
+    /// (`VolumeOps::queue_rq_fast`): may take it (plan, submit lower bios
+    /// with `Request::into_async`, never wait for them; return `None`) or
+    /// hand it back for the methods above, on the disk's workqueue.
+    fn queue_fast(&self, io: Io<Self>) -> Option<Io<Self>> {
+        Some(io)
+    }
+
+    /// The lower bios of a request taken by [`Self::queue_fast`] completed
+    /// (`VolumeOps::io_done`). Any context (often hard IRQ); never sleeps.
+    fn io_done(&self, rq: Request<Self::RequestData>) {
+        rq.end(Status::IoErr);
+    }
 }
 
 /// Delay before a request that ran out of memory is dispatched again.
@@ -96,45 +109,61 @@ impl<B: VolumeBackend> Io<B> {
         self.rq.data()
     }
 
-    /// Calls `f` for every single-page data segment in order (read and
-    /// write only); stops at the first error.
-    pub(crate) fn for_each_segment<'r>(&'r self, f: impl FnMut(&Segment<'r>) -> Result) -> Result {
-        self.rq.for_each_segment(f)
+    /// Completes the request with `result` in the caller's context (see
+    /// [`end_request`]).
+    pub(crate) fn end(self, result: Result) {
+        end_request(self.rq, result);
     }
 
-    /// Completes the request with `result` in the caller's context. A
-    /// request that failed for want of memory (`ENOMEM`) is requeued after
-    /// [`REQUEUE_DELAY_MS`] instead (memory comes back; a failed flush would
-    /// abort a filesystem), [`REQUEUE_MAX`] times in a row at most. Process
-    /// context.
-    pub(crate) fn end(self, result: Result) {
-        if result == Err(ENOMEM) {
-            match self.rq.requeue(REQUEUE_DELAY_MS, REQUEUE_MAX) {
-                Ok(()) => return,
-                Err(rq) => {
-                    pr_err!(
-                        "request at sector {}: out of memory for {} s; failed\n",
-                        rq.sector(),
-                        u32::from(REQUEUE_MAX) * REQUEUE_DELAY_MS / 1000
-                    );
-                    rq.end(Status::Resource);
-                    return;
-                }
-            }
-        }
-        self.rq.end(Status::from(result));
+    /// The operation (the request was decoded before it got here).
+    pub(crate) fn op(&self) -> Option<Op> {
+        self.rq.op().ok()
+    }
+
+    /// The request itself (for asynchronous I/O: `Request::into_async`).
+    pub(crate) fn into_request(self) -> Request<B::RequestData> {
+        self.rq
+    }
+
+    /// A request handed back by the backend's fast path.
+    pub(crate) fn from_request(rq: Request<B::RequestData>) -> Self {
+        Self { rq }
+    }
+
+    /// The request (its segments, for the backend's data path).
+    pub(crate) fn request(&self) -> &Request<B::RequestData> {
+        &self.rq
     }
 
     /// Completes the request with `result`, deferring the upper layer's
     /// completion to the submitting CPU (for completions in hard IRQ). Any
     /// context; never sleeps.
-    #[allow(
-        dead_code,
-        reason = "async completion from a lower bio's end_io; the pool engine completes synchronously for now"
-    )]
+    #[allow(dead_code, reason = "API for backends; the pool completes `Request`s")]
     pub(crate) fn complete(self, result: Result) {
         self.rq.complete(Status::from(result));
     }
+}
+
+/// Ends `rq` with `result` in the caller's context. A request that failed
+/// for want of memory (`ENOMEM`) is requeued after [`REQUEUE_DELAY_MS`]
+/// instead (memory comes back; a failed flush would abort a filesystem),
+/// [`REQUEUE_MAX`] times in a row at most. Any context; never sleeps.
+pub(crate) fn end_request<D>(rq: Request<D>, result: Result) {
+    if result == Err(ENOMEM) {
+        match rq.requeue(REQUEUE_DELAY_MS, REQUEUE_MAX) {
+            Ok(()) => return,
+            Err(rq) => {
+                pr_err!(
+                    "request at sector {}: out of memory for {} s; failed\n",
+                    rq.sector(),
+                    u32::from(REQUEUE_MAX) * REQUEUE_DELAY_MS / 1000
+                );
+                rq.end(Status::Resource);
+                return;
+            }
+        }
+    }
+    rq.end(Status::from(result));
 }
 
 /// The `VolumeOps` of a volume's disk: dispatches requests to `B`.
@@ -169,6 +198,18 @@ impl<B: VolumeBackend> VolumeOps for Volume<B> {
             Op::WriteZeroes => b.write_zeroes(io),
         }
         Ok(())
+    }
+
+    fn queue_rq_fast(&self, rq: Request<B::RequestData>) -> Option<Request<B::RequestData>> {
+        if rq.op().is_err() {
+            // Refused by `queue_rq`.
+            return Some(rq);
+        }
+        self.backend.queue_fast(Io { rq }).map(|io| io.rq)
+    }
+
+    fn io_done(&self, rq: Request<B::RequestData>) {
+        self.backend.io_done(rq);
     }
 }
 

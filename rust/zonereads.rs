@@ -12,40 +12,33 @@
 //!
 //! The count is per zone (one 4-byte atomic per zone: 80 KiB for 20,000
 //! zones), so a reset waits only for the reads of its own zone, never for the
-//! pool's other traffic. Waiters sleep on one wait queue; the last read of a
-//! zone wakes them only when someone waits.
+//! pool's other traffic. A read's count is dropped by its last lower
+//! completion, in any context (hard IRQ included): the waiter sleeps with
+//! `wait_var_event` on the zone's counter, which the last read of the zone
+//! wakes (`kwrap/varwait.rs`) only when someone waits.
 
+use crate::kwrap::varwait;
 use core::sync::atomic::{AtomicU32, Ordering};
-use kernel::{
-    prelude::*,
-    sync::{CondVar, Mutex},
-};
+use kernel::prelude::*;
 
 /// Reads in flight per zone.
-#[pin_data]
 pub(crate) struct ZoneReads {
     counts: KVec<AtomicU32>,
     /// Resets waiting (the wake-up is skipped when zero).
     waiting: AtomicU32,
-    #[pin]
-    lock: Mutex<()>,
-    #[pin]
-    idle: CondVar,
 }
 
 impl ZoneReads {
     /// Counters for `nr_zones` zones.
-    pub(crate) fn new(nr_zones: usize) -> Result<impl PinInit<Self, Error>> {
+    pub(crate) fn new(nr_zones: usize) -> Result<Self> {
         let mut counts = KVec::with_capacity(nr_zones, GFP_KERNEL)?;
         for _ in 0..nr_zones {
             counts.push(AtomicU32::new(0), GFP_KERNEL)?;
         }
-        Ok(try_pin_init!(Self {
+        Ok(Self {
             counts,
             waiting: AtomicU32::new(0),
-            lock <- kernel::new_mutex!(()),
-            idle <- kernel::new_condvar!("zvpool::zone_reads"),
-        }? Error))
+        })
     }
 
     /// Counts a read in zones `first..=last` (under the engine lock, before
@@ -58,20 +51,18 @@ impl ZoneReads {
         }
     }
 
-    /// The read counted by [`Self::get`] for `first..=last` ended. Process
-    /// context (it may take the wait queue's lock).
+    /// The read counted by [`Self::get`] for `first..=last` ended. Any
+    /// context; never sleeps.
     pub(crate) fn put(&self, first: u32, last: u32) {
-        let mut idle = false;
         for z in first..=last {
-            if let Some(c) = self.counts.get(z as usize) {
-                idle |= c.fetch_sub(1, Ordering::SeqCst) == 1;
+            let Some(c) = self.counts.get(z as usize) else {
+                continue;
+            };
+            // SeqCst with `wait_idle`: either the waiter sees the count at
+            // zero, or this sees the waiter and wakes it.
+            if c.fetch_sub(1, Ordering::SeqCst) == 1 && self.waiting.load(Ordering::SeqCst) > 0 {
+                varwait::wake(c);
             }
-        }
-        // SeqCst with `wait_idle`: either the waiter sees the count at zero,
-        // or this sees the waiter and wakes it under the lock it sleeps with.
-        if idle && self.waiting.load(Ordering::SeqCst) > 0 {
-            let _g = self.lock.lock();
-            self.idle.notify_all();
         }
     }
 
@@ -84,11 +75,8 @@ impl ZoneReads {
         if c.load(Ordering::SeqCst) == 0 {
             return;
         }
-        let mut g = self.lock.lock();
         self.waiting.fetch_add(1, Ordering::SeqCst);
-        while c.load(Ordering::SeqCst) > 0 {
-            self.idle.wait(&mut g);
-        }
+        varwait::wait_zero(c);
         self.waiting.fetch_sub(1, Ordering::SeqCst);
     }
 }

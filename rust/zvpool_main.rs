@@ -13,6 +13,7 @@ mod commit;
 mod config;
 mod damage;
 mod datapath;
+mod fastpath;
 mod gc;
 mod kwrap;
 mod nodes;

@@ -136,31 +136,88 @@ impl Slot {
     }
 }
 
+impl Slot {
+    /// Clears the outcome before the slot is used again.
+    pub(super) fn reset(&self) {
+        self.status.store(0, Ordering::Relaxed);
+        self.sector.store(0, Ordering::Relaxed);
+    }
+
+    /// The outcome once every bio of the slot completed (and the caller
+    /// synchronised with the last put): `Ok(sector)` with the sector its
+    /// last bio completed at, or the first error.
+    pub(super) fn result(&self) -> Result<u64> {
+        match self.status.load(Ordering::Acquire) {
+            0 => Ok(self.sector.load(Ordering::Acquire)),
+            // SAFETY: no preconditions.
+            st => Err(Error::from_errno(unsafe {
+                bindings::blk_status_to_errno(st)
+            })),
+        }
+    }
+}
+
 impl Default for Slot {
     fn default() -> Self {
         Self::new()
     }
 }
 
-/// The part of a batch that completions touch.
-#[pin_data]
-struct BatchCore {
-    #[pin]
-    done: Completion,
-    /// Bios in flight, plus one while the owner may still submit.
+/// The part of a batch that completions touch: the count of bios in flight
+/// (plus one while the owner may still submit) and what the last `put`
+/// does. Embedded in a [`BioBatch`] (wakes the owner) or in a request's
+/// PDU (`request.rs`: ends the request's asynchronous I/O).
+///
+/// # Invariants
+///
+/// `wake` may be called once `pending` dropped to zero, with a pointer to
+/// this core derived from a pointer to its container.
+pub(crate) struct BatchCore {
     pending: AtomicUsize,
+    wake: unsafe fn(*const BatchCore),
 }
 
 impl BatchCore {
-    /// Drops one count; the last one wakes the waiter. Any context.
-    fn put(&self) {
+    /// A core whose last put calls `wake`, with no count (see [`Self::arm`]).
+    ///
+    /// # Safety
+    ///
+    /// `wake` must be sound to call from any context (hard IRQ included)
+    /// with a pointer to this core inside its container once every count
+    /// was dropped.
+    pub(crate) const unsafe fn new(wake: unsafe fn(*const BatchCore)) -> Self {
+        Self {
+            pending: AtomicUsize::new(0),
+            wake,
+        }
+    }
+
+    /// Takes the owner's count before the first bio (a fresh batch).
+    pub(super) fn arm(&self) {
+        self.pending.store(1, Ordering::Relaxed);
+    }
+
+    /// Drops one count; the last one calls `wake`. Any context.
+    ///
+    /// # Safety
+    ///
+    /// `core` points to a live core (derived from its container) on which
+    /// the caller holds a count, which it gives up.
+    pub(super) unsafe fn put(core: *const BatchCore) {
         // AcqRel: the slot results written before a put are visible to the
-        // waiter, which synchronises with the last put through `done`.
-        if self.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
-            // Last access to `self` by a completion: once the waiter sees
-            // `done` it may free the batch (`complete_all` has released the
-            // completion's lock by then).
-            self.done.complete_all();
+        // waiter, which synchronises with the last put.
+        // SAFETY: live (caller).
+        let (last, wake) = unsafe {
+            (
+                (*core).pending.fetch_sub(1, Ordering::AcqRel) == 1,
+                (*core).wake,
+            )
+        };
+        if last {
+            // Last access to the core by a completion: `wake` may end what
+            // contains it.
+            // SAFETY: every count was dropped (type invariant of `new`).
+            unsafe { wake(core) };
         }
     }
 }
@@ -175,22 +232,38 @@ impl BatchCore {
 /// points to one of `slots` (whose `batch` points to `core`); the owner's
 /// count is dropped exactly once (`wait`). Dropping the batch waits until
 /// every bio completed, so the pages and slots borrowed for `'a` and the
-/// batch itself outlive them.
+/// batch itself outlive them. `core.wake` is [`batch_wake`].
 #[pin_data(PinnedDrop)]
 pub(crate) struct BioBatch<'a> {
-    #[pin]
     core: BatchCore,
+    #[pin]
+    done: Completion,
     slots: &'a [Slot],
     waited: bool,
 }
 
-/// The completion callback of every bio submitted on a [`BioBatch`].
+/// The last put of a [`BioBatch`]'s core: wakes its owner.
+///
+/// # Safety
+///
+/// `core` is the `core` of a live `BioBatch`, pointer derived from the
+/// batch's, and every count was dropped.
+unsafe fn batch_wake(core: *const BatchCore) {
+    // SAFETY: `core` is the field `core` of a live batch (caller).
+    let batch = unsafe { kernel::container_of!(core, BioBatch<'static>, core) };
+    // Once the owner sees `done` it may free the batch (`complete_all` has
+    // released the completion's lock by then).
+    // SAFETY: live (caller).
+    unsafe { (*batch).done.complete_all() };
+}
+
+/// The completion callback of every bio submitted on a batch core.
 ///
 /// # Safety
 ///
 /// Called by the block layer with a bio built by [`BioBuilder`]:
-/// `bi_private` points to a slot of a live batch whose `batch` pointer is
-/// set, and the bio holds one count of that batch.
+/// `bi_private` points to a live slot whose `batch` pointer is set to a
+/// live core, and the bio holds one count of that core.
 unsafe extern "C" fn end_io(bio: *mut bindings::bio) {
     // SAFETY: the bio is valid during its completion; `bi_private` is the
     // slot pointer set by `BioBuilder::submit` (function safety section).
@@ -210,10 +283,46 @@ unsafe extern "C" fn end_io(bio: *mut bindings::bio) {
     // SAFETY: our reference from `bio_alloc_bioset`; the bio is not used
     // afterwards.
     unsafe { bindings::bio_put(bio) };
-    // SAFETY: set before submission; the batch waits for this count before
-    // it can go away (type invariant of `BioBatch`).
-    let core = unsafe { &*slot.batch.load(Ordering::Relaxed) };
-    core.put();
+    let core = slot.batch.load(Ordering::Relaxed);
+    // SAFETY: set before submission to a core that lives until its last
+    // count is dropped (this bio holds one).
+    unsafe { BatchCore::put(core) };
+}
+
+/// Allocates a bio for `dev` that reports into `slot` of `core`.
+///
+/// # Safety
+///
+/// `core` points to a live, armed core (derived from its container) that
+/// outlives every bio built on it (its owner waits for them or is only
+/// ended by its last put).
+pub(super) unsafe fn new_bio<'b, 'a>(
+    core: *const BatchCore,
+    slot: &'b Slot,
+    set: &'b BioSet,
+    dev: &'b LowerDev,
+    op: BioOp,
+    sector: u64,
+    nr_vecs: usize,
+) -> Result<BioBuilder<'b, 'a>> {
+    let nr = nr_vecs.clamp(1, bindings::BIO_MAX_VECS as usize) as u16;
+    // SAFETY: no preconditions.
+    let gfp = unsafe { ffi::zvpool_gfp_noio() };
+    // SAFETY: `dev` is open, `set` initialised (type invariants); `nr`
+    // is within `BIO_MAX_VECS`.
+    let bio = unsafe { bindings::bio_alloc_bioset(dev.bdev(), nr, op.to_raw(), gfp, set.as_ptr()) };
+    let bio = NonNull::new(bio).ok_or(ENOMEM)?;
+    // SAFETY: `bio` is new and ours.
+    unsafe { (*bio.as_ptr()).bi_iter.bi_sector = sector };
+    // INVARIANT: `core` outlives the bio (caller).
+    Ok(BioBuilder {
+        bio: Some(bio),
+        core,
+        slot,
+        bytes: 0,
+        empty_ok: op == BioOp::Flush,
+        _p: PhantomData,
+    })
 }
 
 impl<'a> BioBatch<'a> {
@@ -221,17 +330,25 @@ impl<'a> BioBatch<'a> {
     /// `stack_pin_init!`). The slots are reset.
     pub(crate) fn new(slots: &'a [Slot]) -> impl PinInit<Self> {
         for s in slots {
-            s.status.store(0, Ordering::Relaxed);
-            s.sector.store(0, Ordering::Relaxed);
+            s.reset();
         }
+        // SAFETY: `batch_wake` only needs the core to be a `BioBatch`'s,
+        // which it is; it is IRQ-safe (`complete_all`).
+        let core = unsafe { BatchCore::new(batch_wake) };
+        core.arm();
         pin_init!(Self {
-            core <- pin_init!(BatchCore {
-                done <- Completion::new(),
-                pending: AtomicUsize::new(1),
-            }),
+            core,
+            done <- Completion::new(),
             slots,
             waited: false,
         })
+    }
+
+    /// The core, with the provenance of the whole batch.
+    fn core_ptr(self: Pin<&Self>) -> *const BatchCore {
+        let this: *const Self = self.get_ref();
+        // SAFETY: `this` points to a live batch.
+        unsafe { &raw const (*this).core }
     }
 
     /// Allocates a bio for `dev` that reports into `slot`: `op` at `sector`
@@ -247,56 +364,40 @@ impl<'a> BioBatch<'a> {
         sector: u64,
         nr_vecs: usize,
     ) -> Result<BioBuilder<'b, 'a>> {
-        if self.waited || slot >= self.slots.len() {
+        let s = self.slots.get(slot).ok_or(EINVAL)?;
+        if self.waited {
             return Err(EINVAL);
         }
-        let nr = nr_vecs.clamp(1, bindings::BIO_MAX_VECS as usize) as u16;
-        // SAFETY: no preconditions.
-        let gfp = unsafe { ffi::zvpool_gfp_noio() };
-        // SAFETY: `dev` is open, `set` initialised (type invariants); `nr`
-        // is within `BIO_MAX_VECS`.
-        let bio =
-            unsafe { bindings::bio_alloc_bioset(dev.bdev(), nr, op.to_raw(), gfp, set.as_ptr()) };
-        let bio = NonNull::new(bio).ok_or(ENOMEM)?;
-        // SAFETY: `bio` is new and ours.
-        unsafe { (*bio.as_ptr()).bi_iter.bi_sector = sector };
-        Ok(BioBuilder {
-            bio: Some(bio),
-            batch: self,
-            slot,
-            bytes: 0,
-            empty_ok: op == BioOp::Flush,
-            _set: PhantomData,
-        })
+        // SAFETY: the batch is pinned, armed until `wait`, and waits for
+        // its bios before it goes away (type invariant).
+        unsafe { new_bio(self.core_ptr(), s, set, dev, op, sector, nr_vecs) }
     }
 
     /// Waits until every bio submitted so far completed. Process context;
     /// sleeps. After this no bio can be added.
     pub(crate) fn wait(self: Pin<&mut Self>) {
-        // SAFETY: `waited` is not structurally pinned.
-        let this = unsafe { self.get_unchecked_mut() };
-        if !this.waited {
-            this.waited = true;
-            this.core.put();
-            this.core.done.wait_for_completion();
+        if self.waited {
+            return;
         }
+        let core = self.as_ref().core_ptr();
+        // SAFETY: `waited` is not structurally pinned.
+        unsafe { self.get_unchecked_mut().waited = true };
+        // SAFETY: the owner's count, dropped once (`waited`).
+        unsafe { BatchCore::put(core) };
+        // SAFETY: `core` is this batch's; its `done` is alive.
+        let batch = unsafe { kernel::container_of!(core, BioBatch<'static>, core) };
+        // SAFETY: the batch is alive (we are its owner).
+        unsafe { (*batch).done.wait_for_completion() };
     }
 
     /// The outcome of `slot` (after [`Self::wait`]): `Ok(sector)` with the
     /// sector its last bio completed at (a zone append's location), or the
     /// first error (`EIO`, `ENOSPC`, ... from the block status).
     pub(crate) fn result(&self, slot: usize) -> Result<u64> {
-        let s = self.slots.get(slot).ok_or(EINVAL)?;
         if !self.waited {
             return Err(EINVAL);
         }
-        match s.status.load(Ordering::Acquire) {
-            0 => Ok(s.sector.load(Ordering::Acquire)),
-            // SAFETY: no preconditions.
-            st => Err(Error::from_errno(unsafe {
-                bindings::blk_status_to_errno(st)
-            })),
-        }
+        self.slots.get(slot).ok_or(EINVAL)?.result()
     }
 }
 
@@ -312,16 +413,17 @@ impl PinnedDrop for BioBatch<'_> {
 ///
 /// # Invariants
 ///
-/// `bio` (while `Some`) was allocated by `bio_alloc_bioset` for `batch` and
-/// is owned by `self`; every page added to it is borrowed for `'a`.
+/// `bio` (while `Some`) was allocated by `bio_alloc_bioset` and is owned by
+/// `self`; every page added to it is borrowed for `'a`; `core` is a live,
+/// armed batch core that outlives the bio once submitted.
 pub(crate) struct BioBuilder<'b, 'a> {
     bio: Option<NonNull<bindings::bio>>,
-    batch: Pin<&'b BioBatch<'a>>,
-    slot: usize,
+    core: *const BatchCore,
+    slot: &'b Slot,
     bytes: usize,
     /// A flush: submitted without pages.
     empty_ok: bool,
-    _set: PhantomData<&'b BioSet>,
+    _p: PhantomData<(&'b BioSet, &'a ())>,
 }
 
 impl<'a> BioBuilder<'_, 'a> {
@@ -376,15 +478,14 @@ impl<'a> BioBuilder<'_, 'a> {
             unsafe { bindings::bio_put(bio.as_ptr()) };
             return Err(EINVAL);
         }
-        let batch = self.batch.get_ref();
-        let core = &batch.core;
-        let slot = batch.slots.get(self.slot).ok_or(EINVAL)?;
-        slot.batch
-            .store(core::ptr::from_ref(core).cast_mut(), Ordering::Relaxed);
-        core.pending.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: the bio is ours; `end_io` gets a slot of a batch that waits
-        // for the count just taken before it goes away (`BioBatch`
-        // invariant); after `submit_bio` only `end_io` touches the bio.
+        let core = self.core;
+        let slot = self.slot;
+        slot.batch.store(core.cast_mut(), Ordering::Relaxed);
+        // SAFETY: live (type invariant).
+        unsafe { (*core).pending.fetch_add(1, Ordering::Relaxed) };
+        // SAFETY: the bio is ours; `end_io` gets a slot whose core lives
+        // until the count just taken is dropped (type invariant); after
+        // `submit_bio` only `end_io` touches the bio.
         unsafe {
             (*bio.as_ptr()).bi_private = core::ptr::from_ref(slot).cast_mut().cast();
             (*bio.as_ptr()).bi_end_io = Some(end_io);

@@ -52,6 +52,24 @@ pub(crate) trait VolumeOps: Send + Sync + Sized + 'static {
         rq: Request<Self::RequestData>,
         is_last: bool,
     ) -> Result<(), Rejected<Self::RequestData>>;
+
+    /// Offered every request first, in the block layer's dispatch context
+    /// (`tagset.rs`): may sleep briefly (locks, `GFP_NOIO` allocations) but
+    /// must never wait for lower I/O — it may run inside a task's
+    /// `submit_bio`, where lower bios only go out after it returns. Either
+    /// take the request (return `None`: typically
+    /// [`Request::into_async`], submit, and end it in [`Self::io_done`]),
+    /// or hand it back for [`Self::queue_rq`] on the workqueue.
+    fn queue_rq_fast(&self, rq: Request<Self::RequestData>) -> Option<Request<Self::RequestData>> {
+        Some(rq)
+    }
+
+    /// Every lower bio of a request's asynchronous I/O completed (see
+    /// [`Request::slot_result`]): end the request or pass it on. Any
+    /// context (often hard IRQ): must not sleep.
+    fn io_done(&self, rq: Request<Self::RequestData>) {
+        rq.end(Status::IoErr);
+    }
 }
 
 /// A request `queue_rq` hands back to the block layer.

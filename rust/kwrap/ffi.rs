@@ -142,6 +142,36 @@ unsafe extern "C" {
     /// `disk` points to a valid gendisk whose `fops` is `zvpool_bdev_fops()`.
     pub(crate) fn zvpool_disk_claim(disk: *mut bindings::gendisk) -> c_int;
 
+    /// Takes the current task's plug away and returns it (null if none).
+    ///
+    /// # Safety
+    ///
+    /// Must be paired with `zvpool_plug_attach` with the returned value in
+    /// the same task before it returns to whoever started the plug.
+    pub(crate) fn zvpool_plug_detach() -> *mut bindings::blk_plug;
+
+    /// Gives the current task back the plug of `zvpool_plug_detach`.
+    ///
+    /// # Safety
+    ///
+    /// `plug` is the value of the matching `zvpool_plug_detach` in this
+    /// task, and the task has no plug of its own now.
+    pub(crate) fn zvpool_plug_attach(plug: *mut bindings::blk_plug);
+
+    /// Sleeps until `*v` is zero (`wait_var_event`). Process context.
+    ///
+    /// # Safety
+    ///
+    /// `v` is a valid `atomic_t` for the whole call.
+    pub(crate) fn zvpool_wait_var_zero(v: *mut bindings::atomic_t);
+
+    /// Wakes the waiters of `v` (`wake_up_var`). Any context.
+    ///
+    /// # Safety
+    ///
+    /// None beyond `v` being an address (it is only hashed).
+    pub(crate) fn zvpool_wake_var(v: *mut bindings::atomic_t);
+
     /// `memalloc_noio_save()`: starts an implicit `GFP_NOIO` scope.
     ///
     /// # Safety

@@ -11,6 +11,7 @@
 #include <linux/module.h>
 #include <linux/sched/mm.h>
 #include <linux/utsname.h>
+#include <linux/wait_bit.h>
 #include <linux/workqueue.h>
 
 const char *zvpool_kernel_release(void);
@@ -148,6 +149,50 @@ int zvpool_disk_claim(struct gendisk *disk)
 		disk->private_data = disk;
 	mutex_unlock(&disk->open_mutex);
 	return ret;
+}
+
+/* ---- the task's plug (rust/kwrap/tagset.rs) ---- */
+
+struct blk_plug *zvpool_plug_detach(void);
+void zvpool_plug_attach(struct blk_plug *plug);
+
+/*
+ * Takes the current task's plug away (it may be the one being flushed).
+ * The plug's cached time is invalidated first: the scheduler resets it
+ * through current->plug whenever PF_BLOCK_TS is set.
+ */
+struct blk_plug *zvpool_plug_detach(void)
+{
+	struct blk_plug *plug = current->plug;
+
+	if (plug)
+		blk_plug_invalidate_ts();
+	current->plug = NULL;
+	return plug;
+}
+
+/* Gives the task back the plug `zvpool_plug_detach` took. */
+void zvpool_plug_attach(struct blk_plug *plug)
+{
+	current->plug = plug;
+}
+
+/* ---- waiting for a counter to reach zero (rust/kwrap/varwait.rs) ---- */
+
+void zvpool_wait_var_zero(atomic_t *v);
+void zvpool_wake_var(atomic_t *v);
+
+/* Sleeps (uninterruptibly) until *v is zero. */
+void zvpool_wait_var_zero(atomic_t *v)
+{
+	wait_var_event(v, !atomic_read(v));
+}
+
+/* Wakes the waiters of *v (any context; after the change, with a full
+ * barrier between the change and this call). */
+void zvpool_wake_var(atomic_t *v)
+{
+	wake_up_var(v);
 }
 
 /* ---- allocation scope (rust/kwrap/noio.rs) ---- */

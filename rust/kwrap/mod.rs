@@ -14,5 +14,6 @@ pub(crate) mod request;
 pub(crate) mod segment;
 pub(crate) mod tagset;
 pub(crate) mod uts;
+pub(crate) mod varwait;
 pub(crate) mod workq;
 pub(crate) mod zone;

@@ -16,12 +16,18 @@
 //! Each request carries a PDU ([`Pdu`]): the completion status for
 //! [`Request::complete`] plus the driver's own per-request data `D`.
 
-use super::{ffi, segment::Segment};
+use super::{
+    bdev::LowerDev,
+    bio::{new_bio, BatchCore, BioBuilder, BioOp, BioSet, Slot},
+    ffi,
+    segment::Segment,
+};
 use core::{
+    cell::UnsafeCell,
     marker::PhantomData,
     mem::ManuallyDrop,
     ptr::NonNull,
-    sync::atomic::{AtomicU16, AtomicU8, Ordering},
+    sync::atomic::{AtomicPtr, AtomicU16, AtomicU8, Ordering},
 };
 use kernel::{
     bindings,
@@ -29,6 +35,10 @@ use kernel::{
     prelude::*,
     types::Opaque,
 };
+
+/// Slots of a request's asynchronous I/O ([`AsyncIo`]): one per read run
+/// or write extent.
+pub(crate) const ASYNC_SLOTS: usize = 16;
 
 /// Sector size of the block layer's addressing (`SECTOR_SHIFT`).
 pub(crate) const SECTOR_SHIFT: u32 = 9;
@@ -139,8 +149,16 @@ pub(super) struct Pdu<D> {
     /// Times the request was requeued in a row (`Request::requeue`); reset
     /// when it ends.
     requeues: AtomicU16,
-    /// The driver's own per-request state.
-    data: D,
+    /// The request's asynchronous lower I/O ([`AsyncIo`]): its last put
+    /// calls the tag set's `io_done` trampoline.
+    aio: BatchCore,
+    /// Outcomes of the lower bios of [`AsyncIo`], per slot.
+    slots: [Slot; ASYNC_SLOTS],
+    /// Next request in a [`ReqList`].
+    next: AtomicPtr<bindings::request>,
+    /// The driver's own per-request state: only the request's owner
+    /// touches it ([`Request::data_mut`]).
+    data: UnsafeCell<D>,
 }
 
 impl<D: Default> Pdu<D> {
@@ -151,9 +169,14 @@ impl<D: Default> Pdu<D> {
     /// `rq` is a request of a tag set whose `cmd_size` is `size_of::<Pdu<D>>()`
     /// and whose PDU is not initialised; `work_fn` may be called with the
     /// PDU's work item once it is queued.
+    ///
+    /// `io_wake` is called by the last completion of the request's
+    /// asynchronous I/O, in any context, with a pointer to the PDU's `aio`:
+    /// it must be IRQ-safe and treat the request as owned.
     pub(super) unsafe fn init(
         rq: *mut bindings::request,
         work_fn: unsafe extern "C" fn(*mut bindings::work_struct),
+        io_wake: unsafe fn(*const BatchCore),
     ) {
         const { assert!(core::mem::align_of::<Pdu<D>>() <= core::mem::align_of::<usize>()) };
         // SAFETY: `rq` is a valid request (caller); its PDU is
@@ -166,7 +189,12 @@ impl<D: Default> Pdu<D> {
                 work: Opaque::uninit(),
                 status: AtomicU8::new(0),
                 requeues: AtomicU16::new(0),
-                data: D::default(),
+                // SAFETY: `io_wake` is IRQ-safe and expects this core
+                // inside a PDU (the caller's guarantee).
+                aio: BatchCore::new(io_wake),
+                slots: [const { Slot::new() }; ASYNC_SLOTS],
+                next: AtomicPtr::new(core::ptr::null_mut()),
+                data: UnsafeCell::new(D::default()),
             })
         };
         // SAFETY: the work item was just written and is not queued.
@@ -214,6 +242,19 @@ impl<D> Pdu<D> {
         // `Opaque` is `repr(transparent)`), so it points to the PDU, which
         // `blk_mq_rq_from_pdu` maps back to its request.
         unsafe { bindings::blk_mq_rq_from_pdu(work.cast()) }
+    }
+
+    /// The request whose PDU holds the asynchronous I/O core `core`.
+    ///
+    /// # Safety
+    ///
+    /// `core` is the `aio` of a `Pdu<D>` initialised by [`Pdu::init`],
+    /// pointer derived from the PDU's.
+    pub(super) unsafe fn request_of_core(core: *const BatchCore) -> *mut bindings::request {
+        // SAFETY: `core` is the field `aio` of a PDU (caller).
+        let pdu = unsafe { kernel::container_of!(core, Pdu<D>, aio) };
+        // SAFETY: the PDU sits right after its request (`blk_mq_rq_to_pdu`).
+        unsafe { bindings::blk_mq_rq_from_pdu(pdu.cast_mut().cast()) }
     }
 
     /// The status stored by [`Request::complete`].
@@ -336,11 +377,44 @@ impl<D> Request<D> {
     }
 
     /// The driver's per-request data.
-    #[allow(dead_code, reason = "API for the pool backend")]
     pub(crate) fn data(&self) -> &D {
         // SAFETY: by the type invariant the PDU is initialised; it is only
-        // dropped by `exit_request`, never while the request is owned.
-        &unsafe { Pdu::<D>::get(self.raw()) }.data
+        // dropped by `exit_request`, never while the request is owned, and
+        // only the owner touches `data` (mutably only through `&mut self`).
+        unsafe { &*Pdu::<D>::get(self.raw()).data.get() }
+    }
+
+    /// The driver's per-request data, writable.
+    pub(crate) fn data_mut(&mut self) -> &mut D {
+        // SAFETY: as in `data`; `&mut self` makes this the only access.
+        unsafe { &mut *Pdu::<D>::get(self.raw()).data.get() }
+    }
+
+    /// The outcome of slot `slot` of the request's asynchronous I/O, once
+    /// it ended (in the backend's `io_done`): `Ok(sector)` with the sector
+    /// its last bio completed at (a zone append's location), or the first
+    /// error.
+    pub(crate) fn slot_result(&self, slot: usize) -> Result<u64> {
+        // SAFETY: by the type invariant the PDU is initialised.
+        let pdu = unsafe { Pdu::<D>::get(self.raw()) };
+        pdu.slots.get(slot).ok_or(EINVAL)?.result()
+    }
+
+    /// Starts asynchronous lower I/O for the request: bios carrying its own
+    /// pages (or other buffers) are added with [`AsyncIo::bio`]; once
+    /// [`AsyncIo::go`] was called and every bio completed, the tag set hands
+    /// the request to its backend's `io_done` (in the last completion's
+    /// context, possibly hard IRQ).
+    pub(crate) fn into_async(self) -> AsyncIo<D> {
+        // SAFETY: by the type invariant the PDU is initialised.
+        let pdu = unsafe { Pdu::<D>::get(self.raw()) };
+        for s in pdu.slots.iter() {
+            s.reset();
+        }
+        pdu.aio.arm();
+        AsyncIo {
+            rq: ManuallyDrop::new(self),
+        }
     }
 
     /// Calls `f` for every single-page data segment, in order (only for
@@ -372,8 +446,8 @@ impl<D> Request<D> {
     /// `blk_mq_delay_kick_requeue_list`, as dm-rq does for a
     /// `DM_MAPIO_DELAY_REQUEUE`): for a transient shortage (memory), where
     /// failing the request would fail the upper layer's I/O. Returns the
-    /// request when it was requeued `max` times in a row already. Process
-    /// context.
+    /// request when it was requeued `max` times in a row already. Any
+    /// context (the requeue list is IRQ-safe), never sleeps.
     pub(crate) fn requeue(self, delay_ms: u32, max: u16) -> Result<(), Self> {
         // SAFETY: by the type invariant the PDU is initialised.
         let pdu = unsafe { Pdu::<D>::get(self.raw()) };
@@ -429,6 +503,174 @@ impl<D> Request<D> {
         // SAFETY: `rq` was a started, owned request; the tag set's `complete`
         // callback ends it with the status stored above.
         unsafe { bindings::blk_mq_complete_request(rq) };
+    }
+}
+
+/// A request whose asynchronous lower I/O is being set up: bios are added
+/// with [`Self::bio`], then [`Self::go`] (or dropping it) lets the last
+/// completion hand the request to the backend's `io_done`.
+///
+/// # Invariants
+///
+/// `rq` is owned, its PDU's `aio` is armed (the owner's count is held until
+/// `go`/drop) and every bio submitted on it holds one count; the request is
+/// not ended before the last count is dropped, so its pages (which the bios
+/// carry) stay valid for them.
+pub(crate) struct AsyncIo<D> {
+    rq: ManuallyDrop<Request<D>>,
+}
+
+impl<D> AsyncIo<D> {
+    /// The request (sector, length, segments, data).
+    pub(crate) fn request(&self) -> &Request<D> {
+        &self.rq
+    }
+
+    /// The driver's per-request data, writable (before [`Self::go`]).
+    pub(crate) fn data_mut(&mut self) -> &mut D {
+        self.rq.data_mut()
+    }
+
+    /// Allocates a bio for `dev` that reports into slot `slot` (at most
+    /// [`ASYNC_SLOTS`]): `op` at `sector`, room for `nr_vecs` page parts.
+    /// Pages added come from the request's segments, borrowed from
+    /// [`Self::request`]. May sleep (`GFP_NOIO`).
+    pub(crate) fn bio<'b>(
+        &'b self,
+        set: &'b BioSet,
+        dev: &'b LowerDev,
+        slot: usize,
+        op: BioOp,
+        sector: u64,
+        nr_vecs: usize,
+    ) -> Result<BioBuilder<'b, 'b>> {
+        let pdu = self.pdu();
+        // SAFETY: the PDU lives while the request does.
+        let s = unsafe { (*pdu).slots.get(slot) }.ok_or(EINVAL)?;
+        // SAFETY: `pdu` points to the initialised PDU of the owned request.
+        let core = unsafe { &raw const (*pdu).aio };
+        // SAFETY: the core is armed (type invariant) and the request is not
+        // ended before its last count is dropped, so the core and the
+        // request's pages outlive the bio.
+        unsafe { new_bio(core, s, set, dev, op, sector, nr_vecs) }
+    }
+
+    fn pdu(&self) -> *const Pdu<D> {
+        // SAFETY: the request is valid and its PDU initialised.
+        unsafe { bindings::blk_mq_rq_to_pdu(self.rq.raw()).cast::<Pdu<D>>() }
+    }
+
+    /// Lets the I/O finish: once every bio completed (maybe right here), the
+    /// request goes to the backend's `io_done`.
+    pub(crate) fn go(self) {
+        drop(self);
+    }
+}
+
+impl<D> Drop for AsyncIo<D> {
+    fn drop(&mut self) {
+        let pdu = self.pdu();
+        // SAFETY: the PDU of the owned request.
+        let core = unsafe { &raw const (*pdu).aio };
+        // SAFETY: the owner's count (type invariant), given up once: after
+        // this the request belongs to the completions.
+        unsafe { BatchCore::put(core) };
+    }
+}
+
+/// Requests handed from completion context to a worker: a lock-free stack
+/// through the PDUs' `next` (push from any context, take all at once).
+///
+/// # Invariants
+///
+/// `head` is null or the first of a chain of owned requests with PDU
+/// `Pdu<D>`, linked by `next`, that only the list owns.
+pub(crate) struct ReqList<D> {
+    head: AtomicPtr<bindings::request>,
+    _p: PhantomData<D>,
+}
+
+// SAFETY: the requests it holds may be ended from any thread (`Request`).
+unsafe impl<D: Send + Sync> Send for ReqList<D> {}
+// SAFETY: pushes and takes are atomic exchanges.
+unsafe impl<D: Send + Sync> Sync for ReqList<D> {}
+
+impl<D> ReqList<D> {
+    /// An empty list.
+    pub(crate) const fn new() -> Self {
+        Self {
+            head: AtomicPtr::new(core::ptr::null_mut()),
+            _p: PhantomData,
+        }
+    }
+
+    /// Adds `rq`; returns whether the list was empty. Any context.
+    pub(crate) fn push(&self, rq: Request<D>) -> bool {
+        // SAFETY: by the type invariant the PDU is initialised.
+        let pdu = unsafe { Pdu::<D>::get(rq.raw()) };
+        let raw = rq.into_raw();
+        let mut head = self.head.load(Ordering::Relaxed);
+        loop {
+            pdu.next.store(head, Ordering::Relaxed);
+            // Release: the link and the request's state are visible to the
+            // taker.
+            match self
+                .head
+                .compare_exchange_weak(head, raw, Ordering::Release, Ordering::Relaxed)
+            {
+                Ok(_) => return head.is_null(),
+                Err(h) => head = h,
+            }
+        }
+    }
+
+    /// Takes every request pushed so far (newest first).
+    pub(crate) fn take(&self) -> ReqIter<D> {
+        ReqIter {
+            cur: self.head.swap(core::ptr::null_mut(), Ordering::Acquire),
+            _p: PhantomData,
+        }
+    }
+}
+
+impl<D> Drop for ReqList<D> {
+    fn drop(&mut self) {
+        // Ends what is left (with an error, see `Request`'s `Drop`).
+        for rq in self.take() {
+            drop(rq);
+        }
+    }
+}
+
+/// The requests taken from a [`ReqList`].
+///
+/// # Invariants
+///
+/// `cur` is null or the first of a chain of owned requests (as in
+/// [`ReqList`]) that only this iterator owns.
+pub(crate) struct ReqIter<D> {
+    cur: *mut bindings::request,
+    _p: PhantomData<D>,
+}
+
+impl<D> Iterator for ReqIter<D> {
+    type Item = Request<D>;
+
+    fn next(&mut self) -> Option<Request<D>> {
+        let rq = NonNull::new(self.cur)?;
+        // SAFETY: an owned request of the chain (type invariant).
+        let pdu = unsafe { Pdu::<D>::get(rq.as_ptr()) };
+        self.cur = pdu.next.load(Ordering::Relaxed);
+        // SAFETY: the chain owned it; now the caller does.
+        Some(unsafe { Request::from_raw(rq) })
+    }
+}
+
+impl<D> Drop for ReqIter<D> {
+    fn drop(&mut self) {
+        for rq in self.by_ref() {
+            drop(rq);
+        }
     }
 }
 

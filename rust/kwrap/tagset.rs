@@ -4,9 +4,14 @@
 //! implementation. Used by [`super::disk::Disk`], which owns one per disk.
 //!
 //! Callback contexts:
-//! - `queue_rq` (the C callback): any dispatch context, never sleeps; it only
-//!   starts the request and queues its work item (in the PDU) on the tag
-//!   set's workqueue (`WQ_MEM_RECLAIM`).
+//! - `queue_rq` (the C callback): a dispatch context that may sleep
+//!   (`BLK_MQ_F_BLOCKING`), possibly inside a task's `submit_bio`; it starts
+//!   the request and offers it to `VolumeOps::queue_rq_fast`, which may
+//!   plan and submit its lower bios without waiting for them; otherwise
+//!   queues its work item (in the PDU) on the tag set's workqueue
+//!   (`WQ_MEM_RECLAIM`).
+//! - `io_wake`: the last lower completion of a request served that way;
+//!   calls `VolumeOps::io_done` in that context (often hard IRQ).
 //! - `serve` (the work function) calls `VolumeOps::queue_rq`: process
 //!   context, may sleep, may submit and wait for lower I/O; it runs in a
 //!   `GFP_NOIO` scope (`noio.rs`), so `GFP_KERNEL` allocations act as
@@ -24,6 +29,7 @@
 //! cancel lower I/O would add a `timeout` here.
 
 use super::{
+    bio::BatchCore,
     disk::{Rejected, VolumeOps},
     ffi,
     noio::noio,
@@ -49,15 +55,22 @@ impl<T: VolumeOps> OpsTable<T> {
         ..pin_init::zeroed()
     };
 
-    /// `blk_mq_ops.queue_rq`: starts the request and queues its work item
-    /// on the tag set's workqueue, where [`Self::serve`] hands it to `T`.
+    /// `blk_mq_ops.queue_rq`: starts the request and offers it to
+    /// `T::queue_rq_fast`, which may serve it right here without waiting
+    /// for lower I/O (plan, submit, and complete it later from the lower
+    /// bios' completion: [`Self::io_wake`]); otherwise queues its work item
+    /// on the tag set's workqueue, where [`Self::serve`] hands it to
+    /// `T::queue_rq`.
     ///
-    /// `T::queue_rq` never runs here: this callback may run in the context
-    /// of a task inside `submit_bio` (direct issue, or a queue run while
-    /// `current->bio_list` is set), where a bio the backend submitted to a
-    /// lower device would only be queued on that list, so waiting for it
-    /// (`submit_bio_wait`) would never return. On the workqueue the backend
-    /// may submit and wait for lower I/O freely (like the loop driver).
+    /// Nothing here waits for lower I/O: this callback may run in the
+    /// context of a task inside `submit_bio` (direct issue, or a queue run
+    /// while `current->bio_list` is set), where a bio submitted to a lower
+    /// device is only queued on that list until this returns, so waiting
+    /// for it (`submit_bio_wait`) would never return. Submitting and
+    /// returning is fine (dm does the same). On the workqueue the backend
+    /// may submit and wait for lower I/O freely (like the loop driver). The
+    /// tag set is `BLK_MQ_F_BLOCKING`: this may sleep (locks, `GFP_NOIO`
+    /// allocations, a lower queue out of tags), never in atomic context.
     ///
     /// # Safety
     ///
@@ -73,6 +86,30 @@ impl<T: VolumeOps> OpsTable<T> {
         let (rq, wq) = unsafe { ((*bd).rq, (*(*(*hctx).queue).tag_set).driver_data) };
         // SAFETY: `rq` is a valid request handed to this driver, not started.
         unsafe { bindings::blk_mq_start_request(rq) };
+        let Some(raw) = NonNull::new(rq) else {
+            return Status::IoErr.to_raw();
+        };
+        // `Disk::new` set `queuedata` to the `Arc<T>` that `Disk` holds until
+        // after `del_gendisk`, which waits for every request.
+        // SAFETY: the request is valid and its queue's `queuedata` a live
+        // `T` (above).
+        let ops = unsafe { &*(*(*rq).q).queuedata.cast::<T>() };
+        // SAFETY: `rq` belongs to this tag set, is started, and the driver
+        // owns it from here; this is its only owner.
+        let req = unsafe { Request::<T::RequestData>::from_raw(raw) };
+        // The task's plug may be the one being flushed right now (this runs
+        // from `blk_finish_plug` or `schedule`): bios the backend submits
+        // must not be added to it (the flush would be re-entered with a list
+        // that grew under it), so the task has no plug meanwhile.
+        // SAFETY: paired below, in this task, before returning.
+        let plug = unsafe { ffi::zvpool_plug_detach() };
+        let fast = noio(|| ops.queue_rq_fast(req));
+        // SAFETY: the plug taken above; nothing here started another.
+        unsafe { ffi::zvpool_plug_attach(plug) };
+        let Some(req) = fast else {
+            return bindings::BLK_STS_OK as bindings::blk_status_t;
+        };
+        let rq = req.into_raw();
         // SAFETY: the PDU was initialised by `init_request`.
         let work = unsafe { Pdu::<T::RequestData>::get(rq) }.work();
         // A request is dispatched once at a time and its work item is queued
@@ -81,6 +118,30 @@ impl<T: VolumeOps> OpsTable<T> {
         // valid while the request exists, and not pending.
         unsafe { ffi::zvpool_queue_work(wq.cast(), work) };
         bindings::BLK_STS_OK as bindings::blk_status_t
+    }
+
+    /// The last completion of a request's asynchronous I/O
+    /// (`Request::into_async`): hands the request to `T::io_done`. Any
+    /// context (often hard IRQ).
+    ///
+    /// # Safety
+    ///
+    /// `core` is the `aio` core of the PDU of an owned request of this tag
+    /// set (pointer derived from the PDU's), every count of which was
+    /// dropped.
+    unsafe fn io_wake(core: *const BatchCore) {
+        // SAFETY: the caller's guarantee.
+        let rq = unsafe { Pdu::<T::RequestData>::request_of_core(core) };
+        let Some(rq) = NonNull::new(rq) else {
+            return;
+        };
+        // SAFETY: the request is owned and not ended, so its queue and the
+        // `T` in its `queuedata` are alive (as in `queue_rq`).
+        let ops = unsafe { &*(*(*rq.as_ptr()).q).queuedata.cast::<T>() };
+        // SAFETY: the request's asynchronous I/O owned it; now `io_done`
+        // does.
+        let rq = unsafe { Request::<T::RequestData>::from_raw(rq) };
+        ops.io_done(rq);
     }
 
     /// Work function of a request's work item: hands the request to `T` in
@@ -152,8 +213,9 @@ impl<T: VolumeOps> OpsTable<T> {
     ) -> c_int {
         // SAFETY: the tag set's `cmd_size` is `size_of::<Pdu<T::RequestData>>()`
         // (`TagSet::new`) and the PDU is not initialised yet; `serve` expects
-        // the work items of this tag set's PDUs.
-        unsafe { Pdu::<T::RequestData>::init(rq, Self::serve) };
+        // the work items of this tag set's PDUs; `io_wake` is IRQ-safe when
+        // `T::io_done` is (its contract) and expects this tag set's PDUs.
+        unsafe { Pdu::<T::RequestData>::init(rq, Self::serve, Self::io_wake) };
         0
     }
 
@@ -217,7 +279,8 @@ impl<T: VolumeOps> TagSet<T> {
             (*set).queue_depth = queue_depth;
             (*set).numa_node = bindings::NUMA_NO_NODE;
             (*set).cmd_size = cmd_size;
-            (*set).flags = 0;
+            // `queue_rq` may sleep (see there).
+            (*set).flags = bindings::BLK_MQ_F_BLOCKING;
             (*set).driver_data = wq.as_ptr().cast();
             bindings::blk_mq_alloc_tag_set(set)
         };

@@ -49,6 +49,14 @@ use super::error::{Error, Result};
 /// Size of every metadata block, and zvpool's block size (fixed).
 pub const BLOCK_SIZE: usize = 4096;
 
+/// Upper bound (exclusive of nothing above it) of every generation and
+/// sequence number on disk: counters start at 1 and grow by one per
+/// checkpoint, commit or membership change, so they never come near it; a
+/// decoded value above it is damage (or a forgery), and accepting it would
+/// leave no room to count on (the next checkpoint generation would not
+/// exist).
+pub const MAX_GENERATION: u64 = 1 << 62;
+
 /// [`BLOCK_SIZE`] as a `u32` (as stored in the superblock).
 pub const BLOCK_SIZE_U32: u32 = 4096;
 

@@ -1053,7 +1053,8 @@ mod tests {
         // A generation with no room to count on (a forged or resealed
         // block) is refused like a zero one.
         assert_eq!(
-            rd(&patched(&blocks, 0, |b| b[32..40].copy_from_slice(&u64::MAX.to_le_bytes()))),
+            rd(&patched(&blocks, 0, |b| b[32..40]
+                .copy_from_slice(&u64::MAX.to_le_bytes()))),
             bf("checkpoint: generation")
         );
         assert_eq!(

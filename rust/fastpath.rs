@@ -1,0 +1,389 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The asynchronous data path: reads and plain writes served in the block
+//! layer's dispatch context, without a worker per request.
+//!
+//! `queue_rq` offers every request to [`ActivePool::read_fast`] /
+//! [`ActivePool::write_fast`] (through `poolvol.rs`). They plan under the
+//! engine lock (never waiting for I/O), submit the lower bios with the
+//! request's own pages (`Request::into_async`) and return; nothing waits
+//! for the bios there, which is what makes this safe inside a task's
+//! `submit_bio` (the bios then go out when it returns, as dm's do). The
+//! last lower completion (`io_done`, often hard IRQ):
+//!
+//! - READ: drops the read's per-zone counts (`zonereads.rs`) and completes
+//!   the request (`blk_mq_complete_request`: the upper layer's completion
+//!   runs on the submitting CPU);
+//! - WRITE: the block-table update needs the engine lock, so the request is
+//!   pushed on the pool's completion list (`kwrap::request::ReqList`) and
+//!   the completion work (one per pool, `WQ_MEM_RECLAIM`) ends every
+//!   request on the list under one acquisition of the lock (`write_end`),
+//!   then completes them — one wake-up serves many writes (dm-thin's
+//!   deferred list).
+//!
+//! Everything that may wait goes the slow way, on the disk's workqueue
+//! (`datapath.rs`): flushes and FUA writes (a commit), discards, writes that
+//! must be paced or find no space, reads and writes whose plan does not
+//! cover the request at once.
+
+use crate::datapath::{landed_addr, submit_range, ReqData, RqData};
+use crate::kwrap::{
+    bio::BioOp,
+    noio::NoIo,
+    request::{Request, Status, ASYNC_SLOTS},
+};
+use crate::pool::{ActivePool, SPB, USER_STREAM};
+use crate::volume::end_request;
+use crate::zvcore::{
+    format::BLOCK_SIZE,
+    gc::{gc_start_level, pace_permille},
+    pool::{ReadRun, WritePlan, MAX_PLAN_EXTENTS},
+};
+use kernel::{
+    prelude::*,
+    sync::Arc,
+    workqueue::{impl_has_work, WorkItem},
+};
+
+/// Bytes per block.
+const BS: u64 = BLOCK_SIZE as u64;
+
+/// Writes ended per acquisition of the engine lock by the completion work.
+const END_BATCH: usize = 32;
+
+/// What a request's asynchronous I/O is.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+enum Kind {
+    #[default]
+    None,
+    Read,
+    Write,
+}
+
+/// Per-request state of a pool volume's request (in its PDU, reused).
+#[derive(Default)]
+pub(crate) struct PoolReq {
+    kind: Kind,
+    vol: u32,
+    /// Read: per slot, the run's pool address and blocks (0: no bio).
+    runs: [(u64, u64); ASYNC_SLOTS],
+    /// Read: the zones counted per slot (`zonereads.rs`), `nzones` of them.
+    zones: [(u32, u32); ASYNC_SLOTS],
+    nzones: usize,
+    /// Write: the plan (its extent `k` in slot `k`).
+    plan: WritePlan,
+    /// Per slot: its bios were submitted.
+    submitted: [bool; ASYNC_SLOTS],
+    /// The first error while submitting.
+    err: Option<Error>,
+}
+
+impl PoolReq {
+    fn start(&mut self, kind: Kind, vol: u32) {
+        *self = PoolReq {
+            kind,
+            vol,
+            ..PoolReq::default()
+        };
+    }
+}
+
+impl ActivePool {
+    /// Serves read `rq` of volume `vol` asynchronously, or hands it back
+    /// (`Some`) when its plan does not fit one request's slots.
+    pub(crate) fn read_fast(&self, vol: u32, mut rq: Request<PoolReq>) -> Option<Request<PoolReq>> {
+        let _noio = NoIo::enter();
+        let (lba, n) = (rq.sector() / SPB, u64::from(rq.bytes()) / BS);
+        let mut runs = [ReadRun::default(); ASYNC_SLOTS];
+        rq.data_mut().start(Kind::Read, vol);
+        {
+            let st = self.state.lock();
+            let cnt = match st.engine.read_plan(vol, lba, n, &mut runs) {
+                Ok(c) => c,
+                Err(_) => return Some(rq),
+            };
+            let covered: u64 = runs.iter().take(cnt).map(|r| r.len).sum();
+            if cnt == 0 || covered != n {
+                return Some(rq);
+            }
+            let geo = st.engine.geom();
+            let zone_of = |a: u64| geo.locate(a).map(|l| l.zone);
+            let d = rq.data_mut();
+            for (k, run) in runs.iter().take(cnt).enumerate() {
+                let Some(a) = run.addr else {
+                    continue;
+                };
+                let (Some(first), Some(last)) = (zone_of(a), zone_of(a + run.len.max(1) - 1))
+                else {
+                    // Cannot happen for a planned run; the slow path reports it.
+                    self.put_zones(d);
+                    return Some(rq);
+                };
+                // Counted before the lock is dropped: a reset of the zone
+                // waits for this read.
+                self.zone_reads.get(first, last);
+                if let (Some(z), Some(r)) = (d.zones.get_mut(d.nzones), d.runs.get_mut(k)) {
+                    *z = (first, last);
+                    *r = (a, run.len);
+                    d.nzones += 1;
+                }
+            }
+        }
+        let mut err = None;
+        for run in runs.iter().filter(|r| r.addr.is_none() && r.len > 0) {
+            let at = ((run.lba - lba) * BS) as usize;
+            let r = RqData(&rq).parts(at, (run.len * BS) as usize, |seg, so, l| seg.zero(so, l));
+            if let Err(e) = r {
+                err = Some(e);
+                break;
+            }
+        }
+        rq.data_mut().err = err;
+        let mut aio = rq.into_async();
+        for (k, run) in runs.iter().enumerate() {
+            let Some(a) = run.addr else {
+                continue;
+            };
+            if err.is_some() || run.len == 0 {
+                break;
+            }
+            let r = self.locate_addr(a).and_then(|(m, sector)| {
+                let at = ((run.lba - lba) * BS) as usize;
+                let io = RqData(aio.request());
+                submit_range(
+                    self,
+                    m,
+                    BioOp::Read,
+                    sector,
+                    at,
+                    (run.len * BS) as usize,
+                    &io,
+                    |s, nr| aio.bio(&self.bios, &m.dev, k, BioOp::Read, s, nr),
+                )
+            });
+            match r {
+                Ok(()) => {
+                    if let Some(f) = aio.data_mut().submitted.get_mut(k) {
+                        *f = true;
+                    }
+                }
+                Err(e) => {
+                    err = Some(e);
+                    aio.data_mut().err = err;
+                }
+            }
+        }
+        aio.go();
+        None
+    }
+
+    /// Drops the zone counts of a read.
+    fn put_zones(&self, d: &mut PoolReq) {
+        for &(first, last) in d.zones.iter().take(d.nzones) {
+            self.zone_reads.put(first, last);
+        }
+        d.nzones = 0;
+    }
+
+    /// Serves write `rq` of volume `vol` asynchronously, or hands it back
+    /// (`Some`) when it needs the slow path: FUA, pacing, no space, a full
+    /// record queue.
+    pub(crate) fn write_fast(
+        self: &Arc<Self>,
+        vol: u32,
+        mut rq: Request<PoolReq>,
+    ) -> Option<Request<PoolReq>> {
+        if rq.is_fua() {
+            return Some(rq);
+        }
+        let (free, total, reserve) = self.levels();
+        if free <= gc_start_level(total, reserve) {
+            self.kick_gc();
+        }
+        if pace_permille(free, total, reserve) != 0 {
+            return Some(rq);
+        }
+        let _noio = NoIo::enter();
+        let (lba, n) = (rq.sector() / SPB, u64::from(rq.bytes()) / BS);
+        let (plan, _order) = {
+            let mut st = self.state.lock();
+            let plan = match st.engine.write_begin(vol, lba, n, USER_STREAM) {
+                Ok(p) => p,
+                // Busy (commit first), no space (wait for GC), errors.
+                Err(_) => return Some(rq),
+            };
+            self.note_levels(&st.engine);
+            let order = self.order_for(plan.extents().iter().map(|e| (e.addr, e.append)));
+            (plan, order)
+        };
+        let d = rq.data_mut();
+        d.start(Kind::Write, vol);
+        d.plan = plan;
+        let mut aio = rq.into_async();
+        for (k, ext) in plan.extents().iter().enumerate() {
+            let op = if ext.append {
+                BioOp::ZoneAppend
+            } else {
+                BioOp::Write
+            };
+            let r = self.locate_addr(ext.addr).and_then(|(m, sector)| {
+                let io = RqData(aio.request());
+                let at = (ext.off * BS) as usize;
+                submit_range(
+                    self,
+                    m,
+                    op,
+                    sector,
+                    at,
+                    (ext.len * BS) as usize,
+                    &io,
+                    |s, nr| aio.bio(&self.bios, &m.dev, k, op, s, nr),
+                )
+            });
+            match r {
+                Ok(()) => {
+                    if let Some(f) = aio.data_mut().submitted.get_mut(k) {
+                        *f = true;
+                    }
+                }
+                Err(e) => {
+                    aio.data_mut().err = Some(e);
+                    break;
+                }
+            }
+        }
+        aio.go();
+        None
+    }
+
+    /// The lower bios of a request served asynchronously completed. Any
+    /// context (often hard IRQ); never sleeps.
+    pub(crate) fn io_done(self: &Arc<Self>, mut rq: Request<PoolReq>) {
+        match rq.data().kind {
+            Kind::Read => {
+                self.put_zones(rq.data_mut());
+                let d = rq.data();
+                let mut r = d.err.map_or(Ok(()), Err);
+                for (k, &(addr, len)) in d.runs.iter().enumerate() {
+                    if !d.submitted.get(k).copied().unwrap_or(false) {
+                        continue;
+                    }
+                    if let Err(e) = rq.slot_result(k) {
+                        self.io_error("read", addr, len, e);
+                        r = Err(e);
+                    }
+                }
+                rq.complete(Status::from(r));
+            }
+            Kind::Write => {
+                if self.done_writes.push(rq) {
+                    let _ = self.end_queue.queue().enqueue::<_, 1>(self.clone());
+                }
+            }
+            Kind::None => rq.end(Status::IoErr),
+        }
+    }
+
+    /// The completion work: ends the writes on the completion list, up to
+    /// [`END_BATCH`] per acquisition of the engine lock.
+    fn end_writes(self: &Arc<Self>) {
+        let _noio = NoIo::enter();
+        let mut list = self.done_writes.take();
+        loop {
+            let mut batch: [Option<Request<PoolReq>>; END_BATCH] = [const { None }; END_BATCH];
+            let mut n = 0usize;
+            for (slot, rq) in batch.iter_mut().zip(list.by_ref()) {
+                *slot = Some(rq);
+                n += 1;
+            }
+            if n == 0 {
+                return;
+            }
+            let mut results = [Ok(()); END_BATCH];
+            let mut failed = [[false; MAX_PLAN_EXTENTS]; END_BATCH];
+            {
+                let mut st = self.state.lock();
+                for ((rq, res), fail) in batch.iter().zip(results.iter_mut()).zip(failed.iter_mut())
+                {
+                    let Some(rq) = rq else {
+                        continue;
+                    };
+                    let d = rq.data();
+                    let mut r = d.err.map_or(Ok(()), Err);
+                    let mut addrs = [None; MAX_PLAN_EXTENTS];
+                    for (k, ext) in d.plan.extents().iter().enumerate() {
+                        if !d.submitted.get(k).copied().unwrap_or(false) {
+                            continue;
+                        }
+                        match rq.slot_result(k) {
+                            Ok(s) => {
+                                if let Some(a) = addrs.get_mut(k) {
+                                    *a = landed_addr(&st.engine, ext.zone, ext.append, ext.addr, s);
+                                }
+                            }
+                            Err(e) => {
+                                r = Err(e);
+                                if let Some(f) = fail.get_mut(k) {
+                                    *f = true;
+                                }
+                            }
+                        }
+                    }
+                    let end = st.engine.write_end(&d.plan, &addrs);
+                    if r.is_ok() {
+                        r = end.map(|_| ()).map_err(crate::pool::core_err);
+                    }
+                    *res = r;
+                }
+                self.note_levels(&st.engine);
+            }
+            for ((rq, res), fail) in batch.iter_mut().zip(results).zip(failed) {
+                let Some(rq) = rq.take() else {
+                    continue;
+                };
+                let plan = rq.data().plan;
+                for (k, ext) in plan.extents().iter().enumerate() {
+                    if fail.get(k).copied().unwrap_or(false) {
+                        self.write_failed(ext, res.err().unwrap_or(EIO));
+                    }
+                }
+                let mut res = res;
+                let total = u64::from(rq.bytes()) / BS;
+                if res.is_ok() && plan.nblocks < total {
+                    // The plan covered the start: the rest the slow way
+                    // (this work may wait for I/O).
+                    let vol = rq.data().vol;
+                    let at = rq.sector() * 512 + plan.nblocks * BS;
+                    let rest = (total - plan.nblocks) * BS;
+                    res = self.write_rest(vol, at, rest, plan.nblocks * BS, &rq);
+                }
+                end_request(rq, res);
+            }
+        }
+    }
+
+    /// Writes the part of `rq` from byte `skip` (`bytes` at volume byte
+    /// `offset`) synchronously.
+    fn write_rest(
+        self: &Arc<Self>,
+        vol: u32,
+        offset: u64,
+        bytes: u64,
+        skip: u64,
+        rq: &Request<PoolReq>,
+    ) -> Result {
+        let io = crate::datapath::Skip(RqData(rq), skip as usize);
+        self.write(vol, offset, bytes, false, &io)
+    }
+}
+
+impl_has_work! {
+    impl HasWork<Self, 1> for ActivePool { self.end_work }
+}
+
+impl WorkItem<1> for ActivePool {
+    type Pointer = Arc<ActivePool>;
+
+    fn run(this: Arc<ActivePool>) {
+        this.end_writes();
+    }
+}
