@@ -15,10 +15,12 @@
 //!    reset while its batch is in flight);
 //! 3. write the copies (zone append where the member has it), without the
 //!    engine lock; wait;
-//! 4. `gc_end` (lock), then a commit (`commit.rs`, its I/O without the
-//!    lock): block tables updated where the old location is still current
-//!    (a user write meanwhile wins), journal written, and zones left without
-//!    valid blocks reset.
+//! 4. `gc_end` (lock): block tables updated where the old location is still
+//!    current (a user write meanwhile wins); then, once the victim is done
+//!    or every [`GC_COMMIT_BATCHES`] batches, a commit (`commit.rs`, its I/O
+//!    without the lock): journal written, zones left without valid blocks
+//!    reset. Until then the victim keeps its old copies, so a crash loses
+//!    nothing.
 //!
 //! Foreground writes are paced to GC's progress: from the urgent level (one
 //! zone below GC's start) each user block written adds a debt of what GC
@@ -60,6 +62,10 @@ const GC_ITEMS: usize = 256;
 
 /// Copy buffer of a GC batch, in blocks (1 MiB): the batch's budget.
 const GC_BUF_BLOCKS: u64 = 256;
+
+/// Batches whose relocations one commit covers at most (8 MiB), unless the
+/// victim is done first.
+const GC_COMMIT_BATCHES: u32 = 8;
 
 /// Pacing debt writers may run ahead of GC, in thousandths of a block: two
 /// GC batches. Also the most credit GC can build up ahead of writers.
@@ -107,6 +113,8 @@ pub(crate) struct Gc {
     /// Data zones of the pool and the GC-only reserve (fixed).
     data_zones: AtomicU32,
     reserve: AtomicU32,
+    /// Batches run since the last commit GC made.
+    uncommitted: AtomicU32,
     /// Batches run.
     pub(crate) runs: AtomicU64,
     /// Time foreground writes spent throttled or waiting for GC (µs).
@@ -156,6 +164,7 @@ impl Gc {
             free_zones: AtomicU32::new(0),
             data_zones: AtomicU32::new(0),
             reserve: AtomicU32::new(0),
+            uncommitted: AtomicU32::new(0),
             runs: AtomicU64::new(0),
             throttled_us: AtomicU64::new(0),
             bufs <- kernel::new_mutex!(bufs),
@@ -417,7 +426,7 @@ impl ActivePool {
                 }
             }
         }
-        let (moved, skipped) = {
+        let (moved, skipped, victim_done) = {
             let mut st = self.state.lock();
             let moved = st
                 .engine
@@ -431,9 +440,21 @@ impl ActivePool {
                 None
             };
             self.note_levels(&st.engine);
-            (moved, skipped)
+            let e = &st.engine;
+            let done = e
+                .gc_victim()
+                .and_then(|v| e.alloc().zone(v))
+                .is_none_or(|z| z.valid() == 0);
+            (moved, skipped, done)
         };
-        self.commit()?;
+        // Commit when the victim is done (its reset needs the commit) or
+        // every few batches: one commit per MiB of relocation made GC a
+        // commit storm (about 27 commits/s).
+        let uncommitted = self.gc.uncommitted.fetch_add(1, Ordering::Relaxed) + 1;
+        if victim_done || moved == 0 || uncommitted >= GC_COMMIT_BATCHES {
+            self.gc.uncommitted.store(0, Ordering::Relaxed);
+            self.commit()?;
+        }
         self.gc.runs.fetch_add(1, Ordering::Relaxed);
         let st = self.state.lock();
         let freed = self.levels().0 > free_before;

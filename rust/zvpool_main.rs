@@ -9,23 +9,38 @@
 //!   `unsafe` code of the module lives there.
 //! - the driver logic between them, one concern a file (`config`, ...).
 
+// Every `unsafe` block of the module lives in `kwrap`; the lint keeps it so.
+#[deny(unsafe_code)]
 mod commit;
+#[deny(unsafe_code)]
 mod config;
+#[deny(unsafe_code)]
 mod damage;
+#[deny(unsafe_code)]
 mod datapath;
+#[deny(unsafe_code)]
 mod fastpath;
+#[deny(unsafe_code)]
 mod gc;
 mod kwrap;
+#[deny(unsafe_code)]
 mod nodes;
+#[deny(unsafe_code)]
 mod pool;
+#[deny(unsafe_code)]
 mod poolvol;
+#[deny(unsafe_code)]
 mod snapshot;
+#[deny(unsafe_code)]
 mod volcfg;
+#[deny(unsafe_code)]
 mod volume;
+#[deny(unsafe_code)]
 mod zonereads;
 // The core is shared with the host crate, where its items are public API; the
 // module does not use all of them (yet).
 #[allow(dead_code, unreachable_pub, unused_imports)]
+#[deny(unsafe_code)]
 mod zvcore;
 
 use kernel::prelude::*;

@@ -279,8 +279,11 @@ impl<T: VolumeOps> TagSet<T> {
             (*set).queue_depth = queue_depth;
             (*set).numa_node = bindings::NUMA_NO_NODE;
             (*set).cmd_size = cmd_size;
-            // `queue_rq` may sleep (see there).
-            (*set).flags = bindings::BLK_MQ_F_BLOCKING;
+            // `queue_rq` may sleep (see there). No I/O scheduler by default:
+            // requests are remapped to members that schedule their own I/O
+            // (as bio-based dm has none and NVMe defaults to none); an
+            // administrator can still pick one in sysfs.
+            (*set).flags = bindings::BLK_MQ_F_BLOCKING | bindings::BLK_MQ_F_NO_SCHED_BY_DEFAULT;
             (*set).driver_data = wq.as_ptr().cast();
             bindings::blk_mq_alloc_tag_set(set)
         };
