@@ -1,0 +1,392 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Per-volume block tables: volume block (lba) -> pool address.
+//!
+//! A table is a fixed-height radix tree of 4 KiB nodes of 512 `u64` entries
+//! (9 address bits per level, like a page table or Parallax's block maps).
+//! The height is the smallest that covers the volume size: 1 level maps
+//! 2 MiB, 2 levels 1 GiB, 3 levels 512 GiB, 4 levels 256 TiB. Nodes come
+//! from a caller-provided [`NodeStore`] (kernel pages in the module, a `Vec`
+//! in tests), shared by all tables of a pool.
+//!
+//! Entry format (both levels): bit 63 [`PRESENT`]; bit 62 [`SHARED`]
+//! (reserved for copy-on-write snapshots, always 0 today); bits 48..62
+//! reserved (0); interior entries hold the child [`NodeId`] in bits 0..32,
+//! leaf entries the pool address in bits 0..48. An all-zero entry is
+//! unmapped / no child, so a freshly zeroed node is empty.
+//!
+//! Memory: a fully mapped leaf describes 512 blocks in 4 KiB, i.e. 8 bytes per
+//! mapped 4 KiB block plus 1/512 of that per level above. Worst case (one
+//! mapped block per leaf) a block costs a whole 4 KiB leaf; see
+//! `Documentation/design-space.md` for the extent-leaf idea that bounds it.
+
+use super::error::{Error, Result};
+use super::geom::MAX_POOL_BLOCKS;
+use super::sparse::RefMap;
+
+mod check;
+mod chunk;
+mod cow;
+mod diff;
+mod table;
+mod walk;
+
+pub use chunk::decode_chunk;
+pub use walk::visit_distinct;
+
+/// Entries per node.
+pub const FANOUT: usize = 512;
+/// Address bits resolved per level.
+pub const FANOUT_BITS: u32 = 9;
+/// Most levels of a table.
+pub const MAX_HEIGHT: u8 = 6;
+/// Largest volume (blocks): `512^6 = 2^54` (64 EiB).
+pub const MAX_VOLUME_BLOCKS: u64 = 1 << (FANOUT_BITS * MAX_HEIGHT as u32);
+
+/// Entry bit: the entry maps a block / points to a child node.
+pub const PRESENT: u64 = 1 << 63;
+/// Entry bit reserved for copy-on-write sharing (see the design document).
+pub const SHARED: u64 = 1 << 62;
+/// Address bits of a leaf entry.
+pub const ADDR_MASK: u64 = MAX_POOL_BLOCKS - 1;
+/// Node-id bits of an interior entry.
+pub const ID_MASK: u64 = u32::MAX as u64;
+
+/// One 4 KiB node.
+pub type Node = [u64; FANOUT];
+/// Identifier of a node in a [`NodeStore`].
+pub type NodeId = u32;
+
+/// Where table nodes live (shared by all tables of a pool).
+pub trait NodeStore {
+    /// A new node, all entries zero; `None` when out of memory.
+    fn alloc(&mut self) -> Option<NodeId>;
+    /// Returns a node (it is never referenced again).
+    fn free(&mut self, id: NodeId);
+    /// The node `id`.
+    fn get(&self, id: NodeId) -> Option<&Node>;
+    /// The node `id`, mutable.
+    fn get_mut(&mut self, id: NodeId) -> Option<&mut Node>;
+    /// Number of tables / parent entries referencing node `id` (snapshots
+    /// and clones share nodes). Stores without sharing support keep the
+    /// default: always 1.
+    fn refs(&self, _id: NodeId) -> u32 {
+        1
+    }
+    /// Sets the reference count of node `id` (a freshly allocated node has
+    /// 1). The default, for stores without sharing support, refuses.
+    fn set_refs(&mut self, _id: NodeId, _refs: u32) -> Result<()> {
+        Err(Error::Unsupported("node sharing"))
+    }
+}
+
+/// Largest reference count of a node (bit 31 of the count is used as a
+/// mark by [`visit_distinct`]).
+pub const MAX_REFS: u32 = (1 << 31) - 1;
+/// Mark bit set in a node's reference count while [`visit_distinct`] runs.
+const MARK: u32 = 1 << 31;
+
+/// What happens to block references when a table drops leaf entries or
+/// copies a shared leaf.
+trait Hooks<S> {
+    /// Leaf entries for `[lba, lba+n)`, mapping `[addr, addr+n)`, were
+    /// dropped (overwritten, unmapped, or their leaf was freed).
+    fn dropped(&mut self, store: &mut S, lba: u64, addr: u64, n: u64);
+    /// A copied leaf now also holds `[addr, addr+n)`. All or nothing.
+    fn copied(&mut self, store: &mut S, addr: u64, n: u64) -> Result<()>;
+    /// Undoes [`Hooks::copied`].
+    fn uncopied(&mut self, store: &mut S, addr: u64, n: u64);
+}
+
+/// Hooks of the plain (unshared) operations: every dropped mapping is
+/// reported to the callback; copies are impossible.
+struct Plain<'f>(&'f mut dyn FnMut(u64, u64, u64));
+
+impl<S> Hooks<S> for Plain<'_> {
+    fn dropped(&mut self, _store: &mut S, lba: u64, addr: u64, n: u64) {
+        (self.0)(lba, addr, n)
+    }
+    fn copied(&mut self, _store: &mut S, _addr: u64, _n: u64) -> Result<()> {
+        Err(Error::Unsupported("node sharing"))
+    }
+    fn uncopied(&mut self, _store: &mut S, _addr: u64, _n: u64) {}
+}
+
+/// Hooks of the shared operations: block references are counted in a
+/// [`RefMap`]; blocks losing their last reference go to `on_dead`.
+struct Counted<'r, 'f> {
+    refs: &'r mut RefMap,
+    on_dead: &'f mut dyn FnMut(u64, u64),
+}
+
+impl<S: NodeStore> Hooks<S> for Counted<'_, '_> {
+    fn dropped(&mut self, store: &mut S, _lba: u64, addr: u64, n: u64) {
+        self.refs.release(store, addr, n, self.on_dead)
+    }
+    fn copied(&mut self, store: &mut S, addr: u64, n: u64) -> Result<()> {
+        self.refs.acquire(store, addr, n)
+    }
+    fn uncopied(&mut self, store: &mut S, addr: u64, n: u64) {
+        self.refs.unacquire(store, addr, n)
+    }
+}
+
+/// Accumulates `(lba, addr)` pairs into runs of consecutive lbas and
+/// addresses.
+struct Run(Option<(u64, u64, u64)>);
+
+impl Run {
+    /// Adds one block; returns the run it ended, if any.
+    fn push(&mut self, l: u64, a: u64) -> Option<(u64, u64, u64)> {
+        match self.0 {
+            Some((rl, ra, rn)) if rl.checked_add(rn) == Some(l) && ra.wrapping_add(rn) == a => {
+                self.0 = Some((rl, ra, rn.saturating_add(1)));
+                None
+            }
+            prev => {
+                self.0 = Some((l, a, 1));
+                prev
+            }
+        }
+    }
+}
+
+/// Entry `i` of node `id` (0 if missing).
+fn entry<S: NodeStore>(store: &S, id: NodeId, i: usize) -> u64 {
+    store.get(id).and_then(|n| n.get(i).copied()).unwrap_or(0)
+}
+
+/// Adds one reference to node `id`.
+fn add_ref<S: NodeStore>(store: &mut S, id: NodeId) -> Result<()> {
+    let r = store.refs(id);
+    if r >= MAX_REFS {
+        return Err(Error::Invalid("too many references"));
+    }
+    store.set_refs(id, r.saturating_add(1))
+}
+
+/// Calls `f(store, index, addr, n)` for the first `max` runs of consecutive
+/// addresses of leaf `id` (stopping at the first error). Returns the number
+/// of runs passed to `f` successfully, and the error.
+fn leaf_runs<S: NodeStore>(
+    store: &mut S,
+    id: NodeId,
+    max: usize,
+    f: &mut dyn FnMut(&mut S, u64, u64, u64) -> Result<()>,
+) -> (usize, Result<()>) {
+    let mut run = Run(None);
+    let mut done = 0usize;
+    for i in 0..=FANOUT {
+        let e = if i < FANOUT { entry(store, id, i) } else { 0 };
+        let ended = if e & PRESENT != 0 {
+            run.push(i as u64, e & ADDR_MASK)
+        } else {
+            run.0.take()
+        };
+        if let Some((l, a, n)) = ended {
+            if done >= max {
+                return (done, Ok(()));
+            }
+            if let Err(x) = f(store, l, a, n) {
+                return (done, Err(x));
+            }
+            done += 1;
+        }
+    }
+    (done, Ok(()))
+}
+
+/// A run of mapped blocks: `[lba, lba+len)` of volume `vol` at pool
+/// addresses `[addr, addr+len)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MapExtent {
+    /// Volume id.
+    pub vol: u32,
+    /// First volume block.
+    pub lba: u64,
+    /// Blocks (>= 1).
+    pub len: u64,
+    /// Pool address of `lba`.
+    pub addr: u64,
+}
+
+/// Encoded size of one [`MapExtent`] record.
+pub const EXTENT_RECORD_BYTES: usize = 24;
+
+/// Blocks covered by one entry of a node at `level` (1 = leaf).
+const fn span(level: u8) -> u64 {
+    match 1u64.checked_shl(FANOUT_BITS * (level as u32).saturating_sub(1)) {
+        Some(s) => s,
+        None => u64::MAX,
+    }
+}
+
+/// Index of `lba` in its node at `level`.
+const fn index(lba: u64, level: u8) -> usize {
+    let shifted = match lba.checked_shr(FANOUT_BITS * (level as u32).saturating_sub(1)) {
+        Some(v) => v,
+        None => 0,
+    };
+    (shifted & (FANOUT as u64 - 1)) as usize
+}
+
+/// Smallest height covering `size` blocks.
+fn height_for(size: u64) -> u8 {
+    let mut h = 1u8;
+    while h < MAX_HEIGHT && span(h + 1) < size {
+        h += 1;
+    }
+    h
+}
+
+fn child(e: u64) -> Option<NodeId> {
+    (e & PRESENT != 0).then_some((e & ID_MASK) as NodeId)
+}
+
+/// Where a walk toward a leaf ended.
+enum Walk {
+    /// The leaf holding the lba, and the path of node ids from the root
+    /// (`path[0]` = root, `path[h-1]` = leaf).
+    Leaf([NodeId; MAX_HEIGHT as usize]),
+    /// No node there: everything from the lba up to (excluding) `end` is
+    /// unmapped; `path[..depth]` are the nodes found on the way.
+    Hole {
+        end: u64,
+        path: [NodeId; MAX_HEIGHT as usize],
+        depth: usize,
+    },
+}
+
+/// The block table of one volume. Small and `Copy`: the nodes live in the
+/// [`NodeStore`], which every operation takes as an argument.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockTable {
+    vol: u32,
+    root: Option<NodeId>,
+    height: u8,
+    /// The tree may contain nodes shared with other tables (set by
+    /// [`BlockTable::clone_root`]); modifications copy shared nodes first.
+    cow: bool,
+    size: u64,
+    mapped: u64,
+}
+
+impl BlockTable {
+    /// An empty table for volume `vol` of `size` blocks (no node allocated).
+    pub fn new(vol: u32, size: u64) -> Result<BlockTable> {
+        if size > MAX_VOLUME_BLOCKS {
+            return Err(Error::Invalid("volume too large"));
+        }
+        Ok(BlockTable {
+            vol,
+            root: None,
+            height: height_for(size),
+            cow: false,
+            size,
+            mapped: 0,
+        })
+    }
+
+    /// Volume id.
+    pub fn vol(&self) -> u32 {
+        self.vol
+    }
+
+    /// Volume size in blocks.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Tree height (levels).
+    pub fn height(&self) -> u8 {
+        self.height
+    }
+
+    /// Mapped blocks.
+    pub fn mapped(&self) -> u64 {
+        self.mapped
+    }
+
+    /// Root node, if any.
+    pub fn root(&self) -> Option<NodeId> {
+        self.root
+    }
+
+    /// Whether this table may share nodes with another (after
+    /// [`Self::clone_root`]); such a table must be modified with the
+    /// `*_shared` methods.
+    pub fn is_shared(&self) -> bool {
+        self.cow
+    }
+}
+
+/// A node position seen from one table (see [`BlockTable::next_diff`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Side {
+    /// No node.
+    Hole,
+    /// This node.
+    Node(NodeId),
+    /// A level the table would only get by growing (a new node).
+    Virtual,
+}
+
+/// One difference between a table and its base (see
+/// [`BlockTable::next_diff`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Diff {
+    /// Map this extent (overriding the base).
+    Map(MapExtent),
+    /// Unmap `[lba, lba+len)`.
+    Unmap {
+        /// First volume block.
+        lba: u64,
+        /// Blocks.
+        len: u64,
+    },
+}
+
+/// A node found by [`visit_distinct`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Visit {
+    /// The caller's index of the first table reaching the node.
+    pub table: usize,
+    /// Volume of that table.
+    pub vol: u32,
+    /// The node.
+    pub id: NodeId,
+    /// Its level (1 = leaf).
+    pub level: u8,
+    /// First lba it covers.
+    pub base: u64,
+    /// Its reference count.
+    pub refs: u32,
+}
+
+/// What [`BlockTable::check`] counted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TableStats {
+    /// Nodes reachable from the root (shared nodes counted once per path).
+    pub nodes: u64,
+    /// Mapped blocks.
+    pub mapped: u64,
+}
+
+/// Iterator over a table's mapped extents (see [`BlockTable::extents`]).
+pub struct Extents<'a, S> {
+    table: &'a BlockTable,
+    store: &'a S,
+    next: u64,
+}
+
+impl<S: NodeStore> Iterator for Extents<'_, S> {
+    type Item = MapExtent;
+
+    fn next(&mut self) -> Option<MapExtent> {
+        let e = self.table.next_extent(self.store, self.next)?;
+        self.next = e.lba.saturating_add(e.len);
+        Some(e)
+    }
+}
+
+#[cfg(test)]
+pub(super) mod tests;

@@ -1,0 +1,448 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Garbage collection: victim choice, planning the relocation of a victim's
+//! live blocks, remapping every table to the copies, and avoiding zones
+//! that could not be read.
+
+use core::ops::{Deref, DerefMut};
+
+use super::super::alloc::{DevState, ZoneInfo};
+use super::super::error::{Error, Result};
+use super::super::format::{Record, Superblock};
+use super::super::gc::{pick_victim, RELOCATION_STREAM};
+use super::super::geom::DeviceGeometry;
+use super::super::map::{visit_distinct, MapExtent, NodeStore, ADDR_MASK, PRESENT};
+use super::{inval, Pool, RelocItem, VolEntry, FANOUT_USIZE, GC_AVOID_BATCHES, MAX_GC_ITEM};
+
+impl<G, Z, E, V, R, N, D, S> Pool<G, Z, E, V, R, N, D, S>
+where
+    G: Deref<Target = [DeviceGeometry]>,
+    Z: DerefMut<Target = [ZoneInfo]>,
+    E: DerefMut<Target = [u64]>,
+    V: DerefMut<Target = [VolEntry]>,
+    R: DerefMut<Target = [Record]>,
+    N: NodeStore,
+    D: DerefMut<Target = [DevState]>,
+    S: DerefMut<Target = Superblock>,
+{
+    // ---- GC ----------------------------------------------------------------------
+
+    /// Plans one GC batch into `out`: picks a victim zone if none is being
+    /// collected, finds up to `out.len()` of its live extents and allocates
+    /// their new place in the GC stream. Returns the number of items (0: no
+    /// victim, or the victim has no live block left; it is reset by
+    /// [`Self::maintenance`] once committed). Read each `src` and write it at
+    /// `dst`, then call [`Self::gc_end`].
+    ///
+    /// Live blocks are found by walking every distinct block-table node once
+    /// (nodes shared by snapshots and clones are not walked again), and a
+    /// block referenced by several leaves is planned once: [`Self::gc_end`]
+    /// moves every reference to the one copy. `src.vol` is one volume
+    /// mapping the block.
+    pub fn gc_begin(&mut self, out: &mut [RelocItem]) -> Result<usize> {
+        self.gc_begin_limited(out, u64::MAX)
+    }
+
+    /// [`Self::gc_begin`] planning at most `max_blocks` blocks in total (the
+    /// caller's copy buffer).
+    pub fn gc_begin_limited(&mut self, out: &mut [RelocItem], max_blocks: u64) -> Result<usize> {
+        self.live()?;
+        if self.gc_busy {
+            return Err(Error::Busy);
+        }
+        // The victim: the current one while it has live blocks, else the
+        // best zone with live blocks (zones without any only need a reset,
+        // done by `maintenance` once committed).
+        let victim = loop {
+            if let Some(v) = self.gc_victim {
+                if self.alloc.zone(v).map(|zi| zi.valid()).unwrap_or(0) > 0 {
+                    break v;
+                }
+                self.gc_victim = None;
+            }
+            let a = &self.alloc;
+            let avoid = self.gc_avoid.get(..self.gc_navoid).unwrap_or(&[]);
+            let skip =
+                |z: u32| a.zone(z).map(|zi| zi.valid() == 0).unwrap_or(true) || avoid.contains(&z);
+            match pick_victim(a, self.cfg.policy, skip) {
+                Some(v) => {
+                    self.gc_victim = Some(v);
+                    self.gc_victim_cost = self.zone_cost_x1000(v);
+                    self.gc_cursor = (0, 0);
+                }
+                // Only avoided zones are left: retry them now (their blocks
+                // may be readable again) rather than leave writers without
+                // space.
+                None if self.gc_navoid > 0 => {
+                    self.gc_navoid = 0;
+                    self.gc_avoid_age = 0;
+                }
+                None => return Ok(0),
+            }
+        };
+        let zi = self
+            .alloc
+            .zone(victim)
+            .copied()
+            .ok_or(Error::Corrupt("zone"))?;
+        let start = self
+            .alloc
+            .geom()
+            .zone_start(victim)
+            .ok_or(Error::Corrupt("zone"))?;
+        let end = start.saturating_add(zi.wp());
+        // 1. The live extents of the victim (sources only), from the cursor
+        // on. Blocks behind the cursor that still live in the victim (a
+        // leaf shared with an earlier table, a failed copy) are found by a
+        // scan from the start when the one from the cursor finds nothing:
+        // the victim is only reset once it holds no valid block.
+        let mut n = 0usize;
+        let item_max = self.cfg.gc_item_max.clamp(1, MAX_GC_ITEM);
+        let mut stopped = false;
+        for from in [self.gc_cursor, (0, 0)] {
+            if n > 0 {
+                break;
+            }
+            let vols = &self.vols;
+            let stopped = &mut stopped;
+            let cap = out.len();
+            let out = &mut *out;
+            let n = &mut n;
+            let covered = |out: &[RelocItem], a: u64| {
+                out.iter()
+                    .any(|it| a >= it.src.addr && a < it.src.addr.saturating_add(it.src.len))
+            };
+            visit_distinct(
+                &mut self.nodes,
+                vols.len(),
+                &|i| vols.get(i).and_then(|v| v.table),
+                &mut |st, v| {
+                    if v.level != 1 {
+                        return *n < cap;
+                    }
+                    if (v.table, v.base) < from {
+                        return true;
+                    }
+                    let mut run: Option<MapExtent> = None;
+                    for i in 0..=FANOUT_USIZE {
+                        let e = if i < FANOUT_USIZE {
+                            st.get(v.id).and_then(|nd| nd.get(i).copied()).unwrap_or(0)
+                        } else {
+                            0
+                        };
+                        let a = e & ADDR_MASK;
+                        let take = e & PRESENT != 0
+                            && a >= start
+                            && a < end
+                            && !covered(out.get(..*n).unwrap_or(&[]), a);
+                        let lba = v.base.saturating_add(i as u64);
+                        let extends = match run {
+                            Some(r) => {
+                                take && r.lba.saturating_add(r.len) == lba
+                                    && r.addr.saturating_add(r.len) == a
+                                    && r.len < item_max
+                            }
+                            None => false,
+                        };
+                        if extends {
+                            if let Some(r) = run.as_mut() {
+                                r.len += 1;
+                            }
+                            continue;
+                        }
+                        if let Some(r) = run.take() {
+                            if let Some(slot) = out.get_mut(*n) {
+                                slot.src = r;
+                                *n += 1;
+                            }
+                            if *n >= cap {
+                                *stopped = true;
+                                return false;
+                            }
+                        }
+                        if take {
+                            run = Some(MapExtent {
+                                vol: v.vol,
+                                lba,
+                                len: 1,
+                                addr: a,
+                            });
+                        }
+                    }
+                    *stopped = *n >= cap;
+                    !*stopped
+                },
+            );
+            if from == (0, 0) {
+                break;
+            }
+        }
+        // 2. Their new place.
+        let mut k = 0usize;
+        let mut planned = 0u64;
+        let mut err = Ok(());
+        while k < n {
+            let Some(src) = out.get(k).map(|it| it.src) else {
+                break;
+            };
+            let want = src.len.min(max_blocks.saturating_sub(planned));
+            if want == 0 {
+                break;
+            }
+            let need = (want as usize).div_ceil(2) + 1;
+            if self.free_slots() < need {
+                err = Err(Error::Busy);
+                break;
+            }
+            let dst = match self.take(RELOCATION_STREAM, want) {
+                Ok(d) => d,
+                Err(x) => {
+                    err = Err(x);
+                    break;
+                }
+            };
+            if let Some(slot) = out.get_mut(k) {
+                // A shorter allocation (zone end) moves a prefix; the rest
+                // is found by the next batch.
+                slot.src.len = dst.len.min(want);
+                slot.dst = dst;
+            }
+            self.reserved = self.reserved.saturating_add(need);
+            planned = planned.saturating_add(dst.len.min(want));
+            k += 1;
+        }
+        if k == 0 {
+            err?;
+        }
+        if k > 0 {
+            self.gc_busy = true;
+            // The next scan starts at the leaf of the last item planned
+            // (it may have been cut at a zone end, and everything after it
+            // is still to do), or from the start once the scan got through.
+            self.gc_cursor = match out.get(k - 1) {
+                Some(it) if stopped || k < n => (
+                    self.vols
+                        .iter()
+                        .position(|v| v.table.map(|t| t.vol()) == Some(it.src.vol))
+                        .unwrap_or(0),
+                    it.src.lba & !(FANOUT_USIZE as u64 - 1),
+                ),
+                _ => (0, 0),
+            };
+        }
+        Ok(k)
+    }
+
+    /// The copies of a GC batch completed: `addrs[i]` is where item `i`'s
+    /// copy landed (`None`: failed, the block stays where it was). Every
+    /// leaf of every volume still holding an old block moves to its copy
+    /// (relocation never un-shares: a shared leaf is updated in place for
+    /// all its sharers); a user write that happened meanwhile wins. Records
+    /// are queued ([`Record::Relocate`] in pools with shared blocks,
+    /// [`Record::MapExtent`] otherwise).
+    pub fn gc_end(&mut self, items: &[RelocItem], addrs: &[Option<u64>]) -> Result<u64> {
+        if !self.gc_busy {
+            return Err(Error::Invalid("no GC batch in flight"));
+        }
+        self.gc_busy = false;
+        let mut moved_total = 0u64;
+        for (k, it) in items.iter().enumerate() {
+            let slots = (it.dst.len as usize).div_ceil(2) + 1;
+            let Some(new) = addrs.get(k).copied().flatten() else {
+                self.extent_failed(it.dst.zone, it.dst.len);
+                self.unreserve(slots);
+                continue;
+            };
+            let ok = if it.dst.append {
+                self.alloc.geom().range_zone(new, it.dst.len) == Some(it.dst.zone)
+            } else {
+                new == it.dst.addr
+            };
+            let len = it.dst.len.min(it.src.len).min(MAX_GC_ITEM);
+            if !ok || len == 0 {
+                let _ = self.alloc.abort(it.dst.zone, it.dst.len);
+                self.unreserve(slots);
+                continue;
+            }
+            let c = if it.dst.append {
+                self.alloc.complete_append(it.dst.zone, new, it.dst.len)
+            } else {
+                self.alloc.complete_write(new, it.dst.len)
+            };
+            if c.is_err() {
+                self.failed = true;
+            }
+            let ep = self.cur_epoch;
+            if it.dst.len > len {
+                inval(
+                    &mut self.alloc,
+                    &mut self.zepoch,
+                    ep,
+                    &mut self.failed,
+                    new.saturating_add(len),
+                    it.dst.len - len,
+                );
+            }
+            let src = MapExtent { len, ..it.src };
+            // Extra references move with the blocks (before any table
+            // changes: this may run out of nodes).
+            if self
+                .refs
+                .move_refs(&mut self.nodes, src.addr, new, len)
+                .is_err()
+            {
+                inval(
+                    &mut self.alloc,
+                    &mut self.zepoch,
+                    ep,
+                    &mut self.failed,
+                    new,
+                    len,
+                );
+                self.unreserve(slots);
+                continue;
+            }
+            // Every table: blocks still at the old address move.
+            let mut mask = 0u64;
+            for vi in 0..self.vols.len() {
+                let Some(mut t) = self.vols.get(vi).and_then(|v| v.table) else {
+                    continue;
+                };
+                if src.lba >= t.size() {
+                    continue;
+                }
+                let ext = MapExtent {
+                    vol: t.vol(),
+                    len: len.min(t.size() - src.lba),
+                    ..src
+                };
+                let r = t.relocate(
+                    &mut self.nodes,
+                    &ext,
+                    new,
+                    |a, n| {
+                        let off = a.saturating_sub(src.addr);
+                        for o in off..off.saturating_add(n).min(64) {
+                            mask |= 1u64 << o;
+                        }
+                    },
+                    |_, _| {},
+                );
+                if let Some(v) = self.vols.get_mut(vi) {
+                    v.table = Some(t);
+                }
+                if r.is_err() {
+                    self.failed = true;
+                }
+            }
+            // Moved blocks: the old copy dies; others: the new copy is unused.
+            let mut used = 0usize;
+            let mut o = 0u64;
+            while o < len {
+                let moved = mask & (1u64 << o) != 0;
+                let mut n = 1u64;
+                while o + n < len && (mask & (1u64 << (o + n)) != 0) == moved {
+                    n += 1;
+                }
+                if moved {
+                    inval(
+                        &mut self.alloc,
+                        &mut self.zepoch,
+                        ep,
+                        &mut self.failed,
+                        src.addr + o,
+                        n,
+                    );
+                    self.push(if self.sharing() {
+                        Record::Relocate {
+                            lba: src.lba + o,
+                            old: src.addr + o,
+                            new: new + o,
+                            len: n as u32,
+                        }
+                    } else {
+                        Record::MapExtent {
+                            vol: src.vol,
+                            lba: src.lba + o,
+                            len: n as u32,
+                            addr: new + o,
+                        }
+                    });
+                    used = used.saturating_add(1);
+                    moved_total = moved_total.saturating_add(n);
+                } else {
+                    if self.refs.shared_in(&self.nodes, new + o, n) != 0 {
+                        self.failed = true;
+                    }
+                    inval(
+                        &mut self.alloc,
+                        &mut self.zepoch,
+                        ep,
+                        &mut self.failed,
+                        new + o,
+                        n,
+                    );
+                }
+                o += n;
+            }
+            self.unreserve(slots.max(used));
+            if used > slots {
+                self.failed = true;
+            }
+        }
+        self.stats.gc_blocks = self.stats.gc_blocks.saturating_add(moved_total);
+        if moved_total > 0 && self.gc_navoid > 0 {
+            self.gc_avoid_age = self.gc_avoid_age.saturating_add(1);
+            if self.gc_avoid_age >= GC_AVOID_BATCHES {
+                self.gc_navoid = 0;
+                self.gc_avoid_age = 0;
+            }
+        }
+        Ok(moved_total)
+    }
+
+    /// Gives up the current victim after a batch that could not read some
+    /// of its blocks (call after [`Self::gc_end`]): GC picks other victims
+    /// and retries this one after [`GC_AVOID_BATCHES`] batches that moved
+    /// blocks, instead of burning destination space on the same unreadable
+    /// blocks batch after batch. At most eight zones are avoided (a ninth
+    /// makes the oldest eligible again).
+    pub fn gc_skip_victim(&mut self) {
+        let Some(v) = self.gc_victim.take() else {
+            return;
+        };
+        self.gc_cursor = (0, 0);
+        self.gc_avoid_age = 0;
+        if self
+            .gc_avoid
+            .get(..self.gc_navoid)
+            .unwrap_or(&[])
+            .contains(&v)
+        {
+            return;
+        }
+        // A full list drops its oldest entry (retried first).
+        if self.gc_navoid >= self.gc_avoid.len() {
+            self.gc_avoid.copy_within(1.., 0);
+            self.gc_navoid = self.gc_avoid.len() - 1;
+        }
+        if let Some(slot) = self.gc_avoid.get_mut(self.gc_navoid) {
+            *slot = v;
+            self.gc_navoid += 1;
+        }
+    }
+
+    /// Zones GC currently avoids as victims (see [`Self::gc_skip_victim`]).
+    pub fn gc_avoided(&self) -> &[u32] {
+        self.gc_avoid.get(..self.gc_navoid).unwrap_or(&[])
+    }
+
+    /// Whether a GC batch is between [`Self::gc_begin`] and [`Self::gc_end`].
+    pub fn gc_in_flight(&self) -> bool {
+        self.gc_busy
+    }
+
+    /// The zone being collected.
+    pub fn gc_victim(&self) -> Option<u32> {
+        self.gc_victim
+    }
+}

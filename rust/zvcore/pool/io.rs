@@ -1,0 +1,383 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The pool engine's data path: planning and completing user writes (and
+//! their failures), read plans, and discards.
+
+use core::ops::{Deref, DerefMut};
+
+use super::super::alloc::{DevState, Extent, ZoneInfo};
+use super::super::error::{Error, Result};
+use super::super::format::{Record, Superblock};
+use super::super::geom::{DeviceGeometry, Stream};
+use super::super::map::NodeStore;
+use super::{inval, PlanExtent, Pool, ReadRun, VolEntry, WritePlan, MAX_PLAN_EXTENTS};
+
+impl<G, Z, E, V, R, N, D, S> Pool<G, Z, E, V, R, N, D, S>
+where
+    G: Deref<Target = [DeviceGeometry]>,
+    Z: DerefMut<Target = [ZoneInfo]>,
+    E: DerefMut<Target = [u64]>,
+    V: DerefMut<Target = [VolEntry]>,
+    R: DerefMut<Target = [Record]>,
+    N: NodeStore,
+    D: DerefMut<Target = [DevState]>,
+    S: DerefMut<Target = Superblock>,
+{
+    // ---- writes ---------------------------------------------------------
+
+    /// Plans a write of `nblocks` volume blocks from `lba` into `stream`.
+    /// The plan may cover fewer blocks (at most [`MAX_PLAN_EXTENTS`]
+    /// extents): write them, call [`Self::write_end`], plan the rest.
+    /// Errors: `NoSpace` (pool full), `Busy` (record queue full: flush first;
+    /// or zone limits), `Invalid`/`NotFound` for bad arguments.
+    pub fn write_begin(
+        &mut self,
+        vol: u32,
+        lba: u64,
+        nblocks: u64,
+        stream: Stream,
+    ) -> Result<WritePlan> {
+        self.live()?;
+        if nblocks == 0 || matches!(stream, Stream::Gc | Stream::Meta) {
+            return Err(Error::Invalid("write: length or stream"));
+        }
+        let i = self.vol_index(vol)?;
+        if self.vols.get(i).map(|v| v.read_only()) != Some(false) {
+            return Err(Error::ReadOnly);
+        }
+        let size = self
+            .vols
+            .get(i)
+            .and_then(|v| v.table)
+            .map(|t| t.size())
+            .unwrap_or(0);
+        let end = lba
+            .checked_add(nblocks)
+            .ok_or(Error::Invalid("write: range"))?;
+        if end > size {
+            return Err(Error::Invalid("write: beyond volume end"));
+        }
+        if self.free_slots() < MAX_PLAN_EXTENTS {
+            return Err(Error::Busy);
+        }
+        let mut plan = WritePlan {
+            vol,
+            lba,
+            ..WritePlan::default()
+        };
+        let mut off = 0u64;
+        let mut err = Ok(());
+        while off < nblocks && plan.nr < MAX_PLAN_EXTENTS {
+            match self.take(stream, nblocks - off) {
+                Ok(e) => {
+                    if let Some(slot) = plan.ext.get_mut(plan.nr) {
+                        *slot = PlanExtent {
+                            zone: e.zone,
+                            addr: e.addr,
+                            len: e.len,
+                            append: e.append,
+                            off,
+                        };
+                    }
+                    plan.nr = plan.nr.saturating_add(1);
+                    off = off.saturating_add(e.len);
+                }
+                Err(e) => {
+                    err = Err(e);
+                    break;
+                }
+            }
+        }
+        if plan.nr == 0 {
+            err?;
+            return Err(Error::NoSpace);
+        }
+        plan.nblocks = off;
+        self.reserved = self.reserved.saturating_add(plan.nr);
+        Ok(plan)
+    }
+
+    /// Takes space: zone append where configured and possible, else a
+    /// regular allocation.
+    pub(super) fn take(&mut self, stream: Stream, n: u64) -> Result<Extent> {
+        match self.take_in(stream, n) {
+            Err(Error::Busy) => {}
+            r => return r,
+        }
+        // Free zones exist only on members at their open/active limits:
+        // borrow the open zone of another data stream rather than stall
+        // (mixing lifetimes costs some GC efficiency, stalling costs the
+        // write; the zone limits of small devices make it necessary).
+        let mut err = Error::Busy;
+        for other in [Stream::UserHot, Stream::UserCold, Stream::Gc] {
+            if other == stream {
+                continue;
+            }
+            match self.take_in(other, n) {
+                Ok(e) => return Ok(e),
+                Err(e) => err = e,
+            }
+        }
+        Err(err)
+    }
+
+    fn take_in(&mut self, stream: Stream, n: u64) -> Result<Extent> {
+        if self.cfg.use_append {
+            match self.alloc.reserve_append(stream, n) {
+                Ok((zone, len)) => {
+                    let start = self
+                        .alloc
+                        .geom()
+                        .zone_start(zone)
+                        .ok_or(Error::Corrupt("zone"))?;
+                    return Ok(Extent {
+                        zone,
+                        addr: start,
+                        len,
+                        append: true,
+                    });
+                }
+                Err(Error::Unsupported(_)) | Err(Error::NoSpace) | Err(Error::Busy) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let mut e = self.alloc.alloc(stream, n)?;
+        e.append = false;
+        Ok(e)
+    }
+
+    /// The write of `plan` completed: `addrs[i]` is where extent `i` landed
+    /// (`None`: that extent failed; its blocks keep their old mapping).
+    /// Updates the block table, invalidates the old locations and queues the
+    /// journal records. Returns the blocks mapped.
+    pub fn write_end(&mut self, plan: &WritePlan, addrs: &[Option<u64>]) -> Result<u64> {
+        let mut done = 0u64;
+        let mut first_err = None;
+        for (k, ext) in plan.extents().iter().enumerate() {
+            let at = addrs.get(k).copied().flatten();
+            match at {
+                Some(a) => match self.map_extent(plan.vol, plan.lba + ext.off, ext, a) {
+                    Ok(()) => {
+                        done = done.saturating_add(ext.len);
+                        self.stats.user_blocks = self.stats.user_blocks.saturating_add(ext.len);
+                    }
+                    Err(e) => {
+                        first_err.get_or_insert(e);
+                    }
+                },
+                None => {
+                    self.extent_failed(ext.zone, ext.len);
+                    self.unreserve(1);
+                }
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(done),
+        }
+    }
+
+    /// A planned write failed entirely: nothing is mapped.
+    pub fn write_failed(&mut self, plan: &WritePlan) {
+        for ext in plan.extents() {
+            self.extent_failed(ext.zone, ext.len);
+            self.unreserve(1);
+        }
+    }
+
+    /// A write into `zone` failed: the device's write pointer is now unknown
+    /// (regular write) or behind the allocator's (append), so the zone is
+    /// closed for writing: finished in the allocator now, on the device by
+    /// the next [`Self::maintenance`].
+    pub(super) fn extent_failed(&mut self, zone: u32, len: u64) {
+        let _ = self.alloc.abort(zone, len);
+        if self.alloc.finish(zone).is_err() {
+            return;
+        }
+        if self.zone_conv(zone)
+            || self
+                .finish_q
+                .get(..self.nfinish)
+                .unwrap_or(&[])
+                .contains(&zone)
+        {
+            return;
+        }
+        match self.finish_q.get_mut(self.nfinish) {
+            Some(s) => {
+                *s = zone;
+                self.nfinish = self.nfinish.saturating_add(1);
+            }
+            None => self.failed = true,
+        }
+    }
+
+    fn map_extent(&mut self, vol: u32, lba: u64, ext: &PlanExtent, addr: u64) -> Result<()> {
+        let ok_addr = if ext.append {
+            self.alloc.geom().range_zone(addr, ext.len) == Some(ext.zone)
+        } else {
+            addr == ext.addr
+        };
+        let i = self.vol_index(vol);
+        let (Ok(i), true) = (i, ok_addr) else {
+            let _ = self.alloc.abort(ext.zone, ext.len);
+            self.unreserve(1);
+            return Err(if ok_addr {
+                Error::NotFound
+            } else {
+                Error::Invalid("write: completion address")
+            });
+        };
+        let Some(mut t) = self.vols.get(i).and_then(|v| v.table) else {
+            return Err(Error::NotFound);
+        };
+        // Complete first: the old locations may be in the same zone, and the
+        // new blocks must not count as in flight when they are invalidated.
+        let c = if ext.append {
+            self.alloc.complete_append(ext.zone, addr, ext.len)
+        } else {
+            self.alloc.complete_write(addr, ext.len)
+        };
+        if c.is_err() {
+            self.failed = true;
+        }
+        let ep = self.cur_epoch;
+        let (alloc, zepoch, failed) = (&mut self.alloc, &mut self.zepoch, &mut self.failed);
+        let r = t.map_range_shared(
+            &mut self.nodes,
+            &mut self.refs,
+            lba,
+            ext.len,
+            addr,
+            |a, n| inval(alloc, zepoch, ep, failed, a, n),
+        );
+        if let Err(e) = r {
+            // Not mapped: the new blocks are garbage.
+            inval(
+                &mut self.alloc,
+                &mut self.zepoch,
+                ep,
+                &mut self.failed,
+                addr,
+                ext.len,
+            );
+            self.unreserve(1);
+            return Err(e);
+        }
+        if let Some(v) = self.vols.get_mut(i) {
+            v.table = Some(t);
+        }
+        self.push_reserved(Record::MapExtent {
+            vol,
+            lba,
+            len: ext.len as u32,
+            addr,
+        });
+        Ok(())
+    }
+
+    // ---- reads and discards ---------------------------------------------------
+
+    /// Resolves `nblocks` volume blocks from `lba` into runs (split at mapping
+    /// boundaries) in `out`; returns how many runs were filled. If they cover
+    /// fewer blocks than asked, call again for the rest.
+    pub fn read_plan(
+        &self,
+        vol: u32,
+        lba: u64,
+        nblocks: u64,
+        out: &mut [ReadRun],
+    ) -> Result<usize> {
+        let v = self.volume(vol).ok_or(Error::NotFound)?;
+        let t = v.table.ok_or(Error::NotFound)?;
+        let end = lba
+            .checked_add(nblocks)
+            .ok_or(Error::Invalid("read: range"))?;
+        if end > t.size() {
+            return Err(Error::Invalid("read: beyond volume end"));
+        }
+        let mut n = 0usize;
+        let mut l = lba;
+        for slot in out.iter_mut() {
+            if l >= end {
+                break;
+            }
+            let (addr, mut len) = t.lookup_run(&self.nodes, l, end.saturating_sub(l));
+            if len == 0 {
+                return Err(Error::Corrupt("read: empty run"));
+            }
+            // A run never crosses a zone (hence never a member) boundary:
+            // consecutive pool addresses may lie on two devices.
+            if let Some(a) = addr {
+                let loc = self
+                    .alloc
+                    .geom()
+                    .locate(a)
+                    .ok_or(Error::Corrupt("read: address"))?;
+                let size = self
+                    .alloc
+                    .geom()
+                    .zone(loc.zone)
+                    .map(|z| z.size)
+                    .unwrap_or(1);
+                len = len.min(size.saturating_sub(loc.offset)).max(1);
+            }
+            *slot = ReadRun { lba: l, len, addr };
+            n = n.saturating_add(1);
+            l = l.saturating_add(len);
+        }
+        Ok(n)
+    }
+
+    /// Discards (unmaps) `nblocks` volume blocks from `lba`
+    /// ([`Error::ReadOnly`] on a snapshot).
+    pub fn discard(&mut self, vol: u32, lba: u64, nblocks: u64) -> Result<()> {
+        self.live()?;
+        let i = self.vol_index(vol)?;
+        if self.vols.get(i).map(|v| v.read_only()) != Some(false) {
+            return Err(Error::ReadOnly);
+        }
+        let mut t = self
+            .vols
+            .get(i)
+            .and_then(|v| v.table)
+            .ok_or(Error::NotFound)?;
+        let end = lba
+            .checked_add(nblocks)
+            .ok_or(Error::Invalid("discard: range"))?;
+        if nblocks == 0 || end > t.size() {
+            return Err(Error::Invalid("discard: range"));
+        }
+        let step = u64::from(u32::MAX);
+        let nrec = nblocks.div_ceil(step) as usize;
+        self.reserve(nrec)?;
+        let ep = self.cur_epoch;
+        let (alloc, zepoch, failed) = (&mut self.alloc, &mut self.zepoch, &mut self.failed);
+        let r = t.unmap_range_shared(&mut self.nodes, &mut self.refs, lba, nblocks, |a, k| {
+            inval(alloc, zepoch, ep, failed, a, k)
+        });
+        if let Some(v) = self.vols.get_mut(i) {
+            v.table = Some(t);
+        }
+        if let Err(e) = r {
+            if e != Error::NoSpace {
+                self.unreserve(nrec);
+                self.failed = true;
+                return Err(e);
+            }
+            // Out of nodes for a copy-on-write: the range is partly
+            // unmapped (and its blocks maybe freed); journal all of it, so
+            // that what is durable never maps a freed block.
+        }
+        let mut l = lba;
+        while l < end {
+            let n = end.saturating_sub(l).min(step);
+            self.push_reserved(Record::Unmap {
+                vol,
+                lba: l,
+                len: n as u32,
+            });
+            l = l.saturating_add(n);
+        }
+        r
+    }
+}

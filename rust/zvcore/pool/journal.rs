@@ -1,0 +1,414 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Commits through the journal: [`Pool::flush`], bounded journal-only
+//! commits done outside the caller's lock, their completion, and the clean
+//! close.
+
+use core::ops::{Deref, DerefMut};
+
+use super::super::alloc::{DevState, ZoneInfo};
+use super::super::error::{Error, Result};
+use super::super::format::layout::log_zone;
+use super::super::format::{JournalBuilder, Record, Superblock, BLOCK_SIZE};
+use super::super::geom::DeviceGeometry;
+use super::super::map::NodeStore;
+use super::{journal_blocks_for, records_within, Commit, MetaOp, Pool, VolEntry};
+
+impl<G, Z, E, V, R, N, D, S> Pool<G, Z, E, V, R, N, D, S>
+where
+    G: Deref<Target = [DeviceGeometry]>,
+    Z: DerefMut<Target = [ZoneInfo]>,
+    E: DerefMut<Target = [u64]>,
+    V: DerefMut<Target = [VolEntry]>,
+    R: DerefMut<Target = [Record]>,
+    N: NodeStore,
+    D: DerefMut<Target = [DevState]>,
+    S: DerefMut<Target = Superblock>,
+{
+    // ---- commit: journal ------------------------------------------------------
+
+    /// Whether the next commit must be a checkpoint (log zones full, journal
+    /// interval reached, or after recovery).
+    pub fn needs_checkpoint(&self) -> bool {
+        if self.need_ckpt {
+            return true;
+        }
+        if self.jblocks_since_ckpt >= u64::from(self.sb.checkpoint_interval) {
+            return true;
+        }
+        // Current log zone more than half full and the other one not yet
+        // covered by a checkpoint: checkpoint now, so that switching is
+        // possible when the current one fills.
+        let Some(cur) = self.jlog else {
+            return self.log_max_seq.iter().any(|&s| s > self.ckpt_seq);
+        };
+        let other = 1 - cur;
+        let cap = log_zone(self.alloc.geom(), self.jdev, u32::from(cur))
+            .and_then(|z| self.alloc.geom().zone_cap(z))
+            .unwrap_or(0);
+        self.jwp.saturating_mul(2) >= cap
+            && self
+                .log_max_seq
+                .get(usize::from(other))
+                .copied()
+                .unwrap_or(0)
+                > self.ckpt_seq
+    }
+
+    /// FLUSH: commits every record queued so far; then call
+    /// [`Self::flush_end`]. Normally emits `Flush` (data durable), the
+    /// log-zone switch if needed, the journal blocks and a final `Flush`,
+    /// and returns the number of journal blocks. When a checkpoint is due
+    /// ([`Self::needs_checkpoint`], e.g. always after recovery) or the
+    /// blocks cannot be placed in a log zone, it writes a checkpoint instead
+    /// (see [`Self::checkpoint`]; returns 0) — a checkpoint commits too.
+    /// Returns 0 without emitting anything when nothing is queued.
+    /// `Busy` if a commit is in flight (or, rarely, a checkpoint zone cannot
+    /// be opened while writes are in flight: retry after they complete).
+    /// `scratch` is two blocks (one is enough when no checkpoint is needed).
+    pub fn flush<F: FnMut(MetaOp<'_>) -> Result<()>>(
+        &mut self,
+        scratch: &mut [u8],
+        sink: &mut F,
+    ) -> Result<u64> {
+        if self.read_only {
+            // Nothing can be queued: every change was refused.
+            return Ok(0);
+        }
+        self.live()?;
+        if self.commit != Commit::None {
+            return Err(Error::Busy);
+        }
+        if self.npend == 0 {
+            self.all_committed();
+            return Ok(0);
+        }
+        if !self.needs_checkpoint() {
+            match self.flush_journal(scratch, sink) {
+                Err(Error::Busy) => {}
+                r => return r,
+            }
+        }
+        if scratch.len() < 2 * BLOCK_SIZE {
+            return Err(Error::Busy);
+        }
+        self.checkpoint(scratch, sink).map(|()| 0)
+    }
+
+    /// The first phase of a journal commit done by the caller outside its
+    /// lock: emits the operations of [`Self::flush`] for at most
+    /// `max_blocks` journal blocks of the oldest queued records (plus the
+    /// superblock block of a log-zone switch), without a checkpoint. The
+    /// caller records them, performs them later (while other changes are
+    /// queued) and calls [`Self::flush_end`]. `Ok(None)`: a checkpoint is
+    /// due, nothing emitted (call [`Self::flush`]); `Ok(Some(0))`: nothing
+    /// queued. Records queued after this call wait for the next commit.
+    pub fn flush_journal_only<F: FnMut(MetaOp<'_>) -> Result<()>>(
+        &mut self,
+        scratch: &mut [u8],
+        max_blocks: u64,
+        sink: &mut F,
+    ) -> Result<Option<u64>> {
+        if self.read_only {
+            return Ok(Some(0));
+        }
+        self.live()?;
+        if self.commit != Commit::None {
+            return Err(Error::Busy);
+        }
+        if self.npend == 0 {
+            self.all_committed();
+            return Ok(Some(0));
+        }
+        if self.needs_checkpoint() {
+            return Ok(None);
+        }
+        let queued = self.recs.get(..self.npend).unwrap_or(&[]);
+        let nrec = records_within(queued, max_blocks.max(1));
+        let nblocks = journal_blocks_for(queued.get(..nrec).unwrap_or(&[]));
+        if nrec == 0 {
+            return Ok(None);
+        }
+        match self.flush_journal_blocks(nrec, nblocks, scratch, sink) {
+            Err(Error::Busy) => Ok(None),
+            r => r.map(Some),
+        }
+    }
+
+    /// The journal part of [`Self::flush`]: `Busy` (nothing emitted) when a
+    /// checkpoint is needed first.
+    fn flush_journal<F: FnMut(MetaOp<'_>) -> Result<()>>(
+        &mut self,
+        scratch: &mut [u8],
+        sink: &mut F,
+    ) -> Result<u64> {
+        let nrec = self.npend;
+        let nblocks = journal_blocks_for(self.recs.get(..nrec).unwrap_or(&[]));
+        self.flush_journal_blocks(nrec, nblocks, scratch, sink)
+    }
+
+    /// [`Self::flush_journal`] of the first `nrec` queued records in
+    /// `nblocks` blocks (`nrec == 0`: one empty commit block).
+    fn flush_journal_blocks<F: FnMut(MetaOp<'_>) -> Result<()>>(
+        &mut self,
+        nrec: usize,
+        nblocks: u64,
+        scratch: &mut [u8],
+        sink: &mut F,
+    ) -> Result<u64> {
+        if self.need_ckpt {
+            return Err(Error::Busy);
+        }
+        let geo_cap = |p: &Self, i: u8| {
+            log_zone(p.alloc.geom(), p.jdev, u32::from(i))
+                .and_then(|z| p.alloc.geom().zone_cap(z).map(|c| (z, c)))
+        };
+        let fits = match self.jlog.and_then(|i| geo_cap(self, i)) {
+            Some((_, cap)) => self.jwp.saturating_add(nblocks) <= cap,
+            None => false,
+        };
+        let blk = scratch
+            .get_mut(..BLOCK_SIZE)
+            .ok_or(Error::Invalid("scratch"))?;
+        let mut switch: Option<(u8, u32, Option<u32>)> = None;
+        // A changed superblock (feature bits) is written at a log-zone
+        // switch: force one.
+        if !fits || self.sb_dirty {
+            let next = match self.jlog {
+                Some(c) => 1 - c,
+                None => 0,
+            };
+            let covered = |p: &Self, i: u8| {
+                p.log_max_seq.get(usize::from(i)).copied().unwrap_or(0) <= p.ckpt_seq
+            };
+            // The zone to reset must be covered by the checkpoint, and the
+            // other log zone must hold a superblock (so that a crash right
+            // after the reset leaves the member a copy); after recovery
+            // (no current zone) either may do.
+            let sb_ok = |p: &Self, i: u8| p.log_sb_ok.get(usize::from(i)).copied().unwrap_or(false);
+            let usable = |p: &Self, i: u8| covered(p, i) && (sb_ok(p, 1 - i) || !sb_ok(p, i));
+            let next = if usable(self, next) {
+                next
+            } else if self.jlog.is_none() && usable(self, 1) {
+                1
+            } else {
+                return Err(Error::Busy);
+            };
+            let (z, cap) = geo_cap(self, next).ok_or(Error::Corrupt("log zone"))?;
+            if nblocks.saturating_add(1) > cap {
+                // More than a log zone holds: commit with a checkpoint.
+                return Err(Error::Busy);
+            }
+            let old = self
+                .jlog
+                .and_then(|c| log_zone(self.alloc.geom(), self.jdev, u32::from(c)));
+            switch = Some((next, z, old));
+        }
+        let r = self.emit_journal(nrec, nblocks, switch, blk, sink);
+        if r.is_err() {
+            self.failed = true;
+        }
+        r
+    }
+
+    fn emit_journal<F: FnMut(MetaOp<'_>) -> Result<()>>(
+        &mut self,
+        nrec: usize,
+        nblocks: u64,
+        switch: Option<(u8, u32, Option<u32>)>,
+        blk: &mut [u8],
+        sink: &mut F,
+    ) -> Result<u64> {
+        sink(MetaOp::Flush)?;
+        if let Some((next, z, old)) = switch {
+            if let Some(o) = old {
+                let _ = self.alloc.meta_open(o, false);
+                let full = self
+                    .alloc
+                    .geom()
+                    .zone_cap(o)
+                    .map(|c| self.jwp >= c)
+                    .unwrap_or(true);
+                if !full && !self.zone_conv(o) {
+                    sink(MetaOp::Finish(o))?;
+                }
+            }
+            if !self.zone_conv(z) {
+                sink(MetaOp::Reset(z))?;
+            }
+            if let Some(m) = self.log_max_seq.get_mut(usize::from(next)) {
+                *m = 0;
+            }
+            if let Some(o) = self.log_sb_ok.get_mut(usize::from(next)) {
+                *o = false;
+            }
+            self.encode_sb_for(self.jdev, blk)?;
+            let start = self
+                .alloc
+                .geom()
+                .zone_start(z)
+                .ok_or(Error::Corrupt("log zone"))?;
+            sink(MetaOp::Write(start, blk))?;
+            self.alloc.meta_open(z, true)?;
+            self.jlog = Some(next);
+            self.jwp = 1;
+        }
+        let log = self.jlog.ok_or(Error::Corrupt("no log zone"))?;
+        let z = log_zone(self.alloc.geom(), self.jdev, u32::from(log))
+            .ok_or(Error::Corrupt("log zone"))?;
+        let start = self
+            .alloc
+            .geom()
+            .zone_start(z)
+            .ok_or(Error::Corrupt("log zone"))?;
+        let mut seq = self.jseq;
+        let mut i = 0usize;
+        let mut written = 0u64;
+        let groups = self.commit_blocks();
+        while i < nrec || written < nblocks.min(1) {
+            let mut b = JournalBuilder::new(blk, self.sb.pool_uuid, seq, self.ckpt_gen)?;
+            while i < nrec {
+                let rec = *self.recs.get(i).ok_or(Error::Corrupt("record queue"))?;
+                if !b.fits(&rec) {
+                    break;
+                }
+                b.push(&rec)?;
+                i = i.saturating_add(1);
+            }
+            if b.is_empty() && nrec > 0 {
+                return Err(Error::Corrupt("journal record does not fit"));
+            }
+            let last = i >= nrec;
+            if groups {
+                // The group's last block is written only once all its
+                // other blocks are durable: a commit-flagged block proves
+                // the whole group was committed.
+                b.set_commit(self.durable_seq, last)?;
+                if last && written > 0 {
+                    sink(MetaOp::Flush)?;
+                }
+            }
+            b.finish()?;
+            sink(MetaOp::Write(
+                start.saturating_add(self.jwp).saturating_add(written),
+                blk,
+            ))?;
+            written = written.saturating_add(1);
+            seq = seq.saturating_add(1);
+        }
+        if written != nblocks {
+            return Err(Error::Corrupt("journal block count"));
+        }
+        sink(MetaOp::Flush)?;
+        self.commit = Commit::Journal {
+            nrec,
+            epoch: self.cur_epoch,
+            nblocks,
+            last_seq: seq.saturating_sub(1),
+            log,
+            sb: switch.map(|_| self.sb.generation),
+        };
+        self.cur_epoch = self.cur_epoch.saturating_add(1);
+        Ok(nblocks)
+    }
+
+    /// The operations of the last [`Self::flush`] completed (`ok`) or one of
+    /// them failed (this also ends a checkpoint that `flush` wrote). After a
+    /// failure the pool stops accepting changes (the
+    /// journal position is unknown): re-assemble it.
+    pub fn flush_end(&mut self, ok: bool) -> Result<()> {
+        if let Commit::Checkpoint { .. } = self.commit {
+            return self.checkpoint_end(ok);
+        }
+        let Commit::Journal {
+            nrec,
+            epoch,
+            nblocks,
+            last_seq,
+            log,
+            sb,
+        } = self.commit
+        else {
+            return Err(Error::Invalid("no flush in flight"));
+        };
+        self.commit = Commit::None;
+        if !ok {
+            self.failed = true;
+            return Err(Error::Invalid("flush failed"));
+        }
+        self.drop_records(nrec);
+        self.committed_epoch = epoch;
+        self.durable_seq = last_seq;
+        self.jseq = last_seq.saturating_add(1);
+        self.jwp = self.jwp.saturating_add(nblocks);
+        self.jblocks_since_ckpt = self.jblocks_since_ckpt.saturating_add(nblocks);
+        if let Some(m) = self.log_max_seq.get_mut(usize::from(log & 1)) {
+            *m = last_seq;
+        }
+        // The superblock written at the switch is durable now too.
+        if let Some(o) = self.log_sb_ok.get_mut(usize::from(log & 1)) {
+            *o = true;
+        }
+        if sb == Some(self.sb.generation) {
+            self.sb_dirty = false;
+        }
+        self.stats.journal_blocks = self.stats.journal_blocks.saturating_add(nblocks);
+        self.stats.commits = self.stats.commits.saturating_add(1);
+        // A full log zone is no longer active on the device.
+        if let Some(z) = log_zone(self.alloc.geom(), self.jdev, u32::from(log)) {
+            if self.alloc.geom().zone_cap(z).map(|c| self.jwp >= c) == Some(true) {
+                let _ = self.alloc.meta_open(z, false);
+            }
+        }
+        Ok(())
+    }
+
+    /// Clean stop, after the last commit: appends an empty commit-flagged
+    /// journal block (then `Flush`) naming the last commit, so that damage
+    /// to the newest commit group is told from a torn tail at the next
+    /// assembly. Returns whether a block was emitted (nothing on a
+    /// read-only or failed pool, a pool without commit groups, with records
+    /// queued, before the first checkpoint after assembly, or with the log
+    /// zone full). The engine takes no more changes afterwards.
+    pub fn close<F: FnMut(MetaOp<'_>) -> Result<()>>(
+        &mut self,
+        scratch: &mut [u8],
+        sink: &mut F,
+    ) -> Result<bool> {
+        if self.read_only
+            || self.failed
+            || !self.commit_blocks()
+            || self.commit != Commit::None
+            || self.npend != 0
+            || self.need_ckpt
+        {
+            return Ok(false);
+        }
+        // One empty block, placed like any commit (a log-zone switch if
+        // needed); the engine takes no change afterwards.
+        let r = match self.flush_journal_blocks(0, 1, scratch, sink) {
+            Ok(_) => self.flush_end(true).map(|()| true),
+            Err(Error::Busy) => Ok(false),
+            Err(e) => Err(e),
+        };
+        self.failed = true;
+        r
+    }
+
+    /// Nothing is queued and no commit is in flight: every record ever
+    /// queued is durable, so every invalidation stamped so far is covered
+    /// (invalidations without a record — unused GC copies, blocks of failed
+    /// mappings — never needed a commit).
+    pub(super) fn all_committed(&mut self) {
+        if self.npend == 0 && self.commit == Commit::None {
+            self.committed_epoch = self.cur_epoch;
+            self.cur_epoch = self.cur_epoch.saturating_add(1);
+        }
+    }
+
+    pub(super) fn drop_records(&mut self, nrec: usize) {
+        let n = nrec.min(self.npend);
+        let end = self.npend.min(self.recs.len());
+        self.recs.copy_within(n.min(end)..end, 0);
+        self.npend = self.npend.saturating_sub(n);
+    }
+}

@@ -1,0 +1,815 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The pool engine: every action of the kernel module goes through it.
+//!
+//! The engine never does I/O. Operations return *what to do to the media*
+//! (write plans, read plans, ordered metadata operations [`MetaOp`]) and take
+//! back *what happened* (`*_end` calls). State:
+//! - the allocator (member geometries, zone states, valid counts);
+//! - the volume table (id, name, flags, block table per volume);
+//! - the queue of journal records not yet committed;
+//! - the journal / checkpoint position.
+//!
+//! Crash semantics (see `Documentation/design-recovery.md`): a write changes
+//! the block table when it *completes* ([`Pool::write_end`]) and its record is
+//! queued; [`Pool::flush`] is the commit point: once its operations are done
+//! and [`Pool::flush_end`] is called with success, every write completed
+//! before the flush is recoverable. Records queued after `flush` go to the
+//! next commit. A checkpoint ([`Pool::checkpoint`]) is also a commit: it
+//! contains every queued record.
+
+use core::ops::{Deref, DerefMut};
+
+use super::alloc::{AllocConfig, Allocator, DevState, Extent, ZoneInfo};
+use super::codec::Reader;
+use super::error::{Error, Result};
+use super::format::history::Rewind;
+use super::format::journal::JOURNAL_PAYLOAD_MAX;
+use super::format::journal::VOL_FLAG_READONLY;
+use super::format::layout::log_zone;
+use super::format::INCOMPAT_COMMIT_BLOCKS;
+use super::format::{Record, Superblock, Uuid, VolName, BLOCK_SIZE};
+use super::gc::{gc_urgency, pick_victim, relocation_cost_x1000, Policy, Urgency};
+use super::geom::{DeviceGeometry, PoolGeometry};
+use super::map::{BlockTable, MapExtent, NodeStore};
+use super::sparse::RefMap;
+
+mod checkpoint;
+mod gc;
+mod io;
+mod journal;
+mod maintenance;
+mod volumes;
+
+/// Most extents in one [`WritePlan`] (a longer write is planned partly: the
+/// caller plans the rest after).
+pub const MAX_PLAN_EXTENTS: usize = 4;
+
+/// Longest GC relocation item (blocks; at most 64).
+pub const MAX_GC_ITEM: u64 = 64;
+
+const FANOUT_USIZE: usize = super::map::FANOUT;
+
+/// No slot (`VolEntry::ck_base`).
+pub(super) const NO_SLOT: u32 = u32::MAX;
+
+/// Bytes of one volume record in the checkpoint's volume section:
+/// `id u32, flags u32, size u64, name_len u8, name[32]`.
+pub const VOL_RECORD_BYTES: usize = 49;
+
+/// An ordered operation on the media, emitted by [`Pool::flush`],
+/// [`Pool::checkpoint`], [`Pool::maintenance`] and the format. The caller
+/// performs them in the order given; each must complete before the next one
+/// starts (a `Write` of consecutive blocks may be merged).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetaOp<'a> {
+    /// Flush the volatile write cache of every member.
+    Flush,
+    /// Reset zone (global id).
+    Reset(u32),
+    /// Finish zone (global id).
+    Finish(u32),
+    /// Write one 4 KiB block at a pool address.
+    Write(u64, &'a [u8]),
+}
+
+/// One volume slot of the volume table (caller storage).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VolEntry {
+    /// Volume id.
+    pub id: u32,
+    /// `VOL_FLAG_*` bits ([`VOL_FLAG_READONLY`]: a snapshot).
+    pub flags: u32,
+    /// Name.
+    pub name: VolName,
+    /// Block table; `None` = free slot.
+    pub table: Option<BlockTable>,
+    /// What the volume was made from: for a snapshot the volume it was
+    /// taken of, for a clone the snapshot it was cloned from (cleared when
+    /// that volume is deleted, and by [`Pool::promote`]).
+    pub origin: Option<u32>,
+    /// Delta base of the checkpoint encoding (internal): the volume this
+    /// one is stored as a difference against. Snapshots of a volume form a
+    /// chain (each against the previous one), the volume and its clones
+    /// point at their newest snapshot / their snapshot. Never dangling.
+    pub parent: Option<u32>,
+    /// Slot of the delta base during a checkpoint write (internal).
+    pub(super) ck_base: u32,
+    /// Written / loaded during the current checkpoint write or load
+    /// (internal).
+    pub(super) ck_done: bool,
+}
+
+impl VolEntry {
+    /// Whether the volume is read-only (a snapshot).
+    pub fn read_only(&self) -> bool {
+        self.flags & VOL_FLAG_READONLY != 0
+    }
+}
+
+/// Space used by one volume (see [`Pool::vol_space`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VolSpace {
+    /// Mapped blocks (the volume's logical usage).
+    pub mapped: u64,
+    /// Blocks only this volume references: what deleting it would free.
+    pub exclusive: u64,
+    /// Blocks shared with other volumes (snapshots, clones):
+    /// `mapped - exclusive`.
+    pub shared: u64,
+}
+
+/// One extent of a [`WritePlan`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PlanExtent {
+    /// Global zone id.
+    pub zone: u32,
+    /// Pool address to write at; for a zone append, the zone start.
+    pub addr: u64,
+    /// Blocks.
+    pub len: u64,
+    /// Use zone append (the device picks the address in `zone`).
+    pub append: bool,
+    /// Offset of the extent's first block in the planned volume range.
+    pub off: u64,
+}
+
+/// Where to write a (part of a) volume write.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WritePlan {
+    /// Volume id.
+    pub vol: u32,
+    /// First volume block.
+    pub lba: u64,
+    /// Blocks planned (may be less than asked: plan the rest afterwards).
+    pub nblocks: u64,
+    /// Number of extents used.
+    pub nr: usize,
+    /// The extents, in lba order.
+    pub ext: [PlanExtent; MAX_PLAN_EXTENTS],
+}
+
+impl WritePlan {
+    /// The used extents.
+    pub fn extents(&self) -> &[PlanExtent] {
+        self.ext.get(..self.nr).unwrap_or(&[])
+    }
+}
+
+/// A run of a read plan: `len` volume blocks from `lba`, at pool addresses
+/// from `addr` or unmapped (zeros).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReadRun {
+    /// First volume block.
+    pub lba: u64,
+    /// Blocks.
+    pub len: u64,
+    /// Pool address of `lba`, or `None`: read zeros.
+    pub addr: Option<u64>,
+}
+
+/// One GC relocation: copy `src.len` blocks from `src.addr` to `dst`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RelocItem {
+    /// The live extent found in the victim (volume, lba, old address).
+    pub src: MapExtent,
+    /// Where to write the copy (`dst.append`: zone append into `dst.zone`).
+    pub dst: Extent,
+}
+
+impl Default for RelocItem {
+    fn default() -> Self {
+        RelocItem {
+            src: MapExtent {
+                vol: 0,
+                lba: 0,
+                len: 0,
+                addr: 0,
+            },
+            dst: Extent {
+                zone: 0,
+                addr: 0,
+                len: 0,
+                append: false,
+            },
+        }
+    }
+}
+
+/// Engine counters (status).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    /// User blocks written (completed).
+    pub user_blocks: u64,
+    /// Blocks relocated by GC (completed and remapped).
+    pub gc_blocks: u64,
+    /// Data zones reset.
+    pub zones_reset: u64,
+    /// Journal blocks written.
+    pub journal_blocks: u64,
+    /// Checkpoints committed.
+    pub checkpoints: u64,
+    /// Commits (flushes with records, and checkpoints).
+    pub commits: u64,
+}
+
+/// Caller-provided storage of a pool. Everything large lives here (the
+/// kernel allocates it on the heap): the engine itself is small (well under
+/// 1 KiB), so returning a [`Pool`] by value is cheap.
+pub struct PoolStorage<Z, E, V, R, N, D, S> {
+    /// Allocator zone table: one entry per zone.
+    pub zones: Z,
+    /// Per zone: the commit epoch that covers its last invalidation (one per zone).
+    pub zone_epochs: E,
+    /// Volume table (its length is the most volumes).
+    pub vols: V,
+    /// Queue of uncommitted journal records (its length bounds how much can
+    /// be written between two commits).
+    pub records: R,
+    /// Block-table nodes.
+    pub nodes: N,
+    /// Allocator state per member (at least one entry per member; contents
+    /// are overwritten), e.g. `vec![DevState::EMPTY; n]`.
+    pub devs: D,
+    /// The superblock (about 4 KiB; contents are overwritten by format and
+    /// recovery), e.g. `Box::new(Superblock::EMPTY)`.
+    pub sb: S,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Commit {
+    None,
+    Journal {
+        nrec: usize,
+        epoch: u64,
+        nblocks: u64,
+        last_seq: u64,
+        log: u8,
+        /// Generation of the superblock the commit wrote (log-zone switch).
+        sb: Option<u64>,
+    },
+    Checkpoint {
+        nrec: usize,
+        epoch: u64,
+        gen: u64,
+        seq: u64,
+    },
+}
+
+/// Engine configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolConfig {
+    /// Use zone append where members support it.
+    pub use_append: bool,
+    /// GC victim policy.
+    pub policy: Policy,
+    /// Allocator configuration.
+    pub alloc: AllocConfig,
+    /// Longest GC relocation item in blocks (1..=[`MAX_GC_ITEM`]), e.g. what
+    /// every member takes in one zone append.
+    pub gc_item_max: u64,
+}
+
+impl PoolConfig {
+    /// Defaults for a pool of `nr_devices` members.
+    pub fn default_for(nr_devices: u16) -> Self {
+        PoolConfig {
+            use_append: true,
+            policy: Policy::CostBenefit,
+            alloc: AllocConfig::default_for(nr_devices),
+            gc_item_max: MAX_GC_ITEM,
+        }
+    }
+}
+
+/// The pool engine.
+pub struct Pool<G, Z, E, V, R, N, D, S> {
+    pub(super) alloc: Allocator<G, Z, D>,
+    pub(super) zepoch: E,
+    pub(super) vols: V,
+    pub(super) recs: R,
+    pub(super) nodes: N,
+    pub(super) sb: S,
+    pub(super) cfg: PoolConfig,
+    /// Records queued: `recs[..npend]`.
+    pub(super) npend: usize,
+    /// Record slots promised to plans in flight.
+    pub(super) reserved: usize,
+    commit: Commit,
+    /// Epoch of the commit that will carry the records queued now.
+    pub(super) cur_epoch: u64,
+    /// Newest epoch known durable.
+    pub(super) committed_epoch: u64,
+    /// Journal member.
+    pub(super) jdev: u16,
+    /// Current log zone index (0/1) on the journal member, if open.
+    pub(super) jlog: Option<u8>,
+    /// Next free block offset in the current log zone.
+    pub(super) jwp: u64,
+    /// Next journal sequence number.
+    pub(super) jseq: u64,
+    /// Highest journal sequence number in each log zone of the journal member.
+    pub(super) log_max_seq: [u64; 2],
+    /// Whether each log zone of the journal member holds a durable
+    /// superblock (a log zone is reset only if the other one does).
+    pub(super) log_sb_ok: [bool; 2],
+    /// Newest committed checkpoint and the last journal sequence it covers.
+    pub(super) ckpt_gen: u64,
+    pub(super) ckpt_seq: u64,
+    pub(super) jblocks_since_ckpt: u64,
+    /// A checkpoint must be written before the next journal block.
+    pub(super) need_ckpt: bool,
+    /// A metadata write failed: only re-assembly can continue.
+    pub(super) failed: bool,
+    /// Assembled read-only (damaged metadata, or asked for): nothing is
+    /// ever written to a member; every change is refused with `ReadOnly`.
+    pub(super) read_only: bool,
+    /// The newest journal sequence known committed (the last commit block
+    /// durable, or what the newest checkpoint covers): the commit sequence
+    /// written into every journal block (see `format::journal`).
+    pub(super) durable_seq: u64,
+    /// The next checkpoint's generation is at least this (after recovery
+    /// passed over a newer, unusable checkpoint: never reuse its
+    /// generation, never overwrite the set recovery loaded).
+    pub(super) ckpt_gen_min: u64,
+    /// The last explicit rewind (kept in every checkpoint's history).
+    pub(super) last_rewind: Option<Rewind>,
+    /// Zone being collected and whether a batch is in flight.
+    gc_victim: Option<u32>,
+    gc_busy: bool,
+    /// Relocation cost of `gc_victim` when it was picked (its valid count
+    /// falls as GC copies it; the cost of freeing it does not).
+    gc_victim_cost: u64,
+    /// Zones GC does not pick as victims for now (some of their blocks could
+    /// not be read): forgotten after [`GC_AVOID_BATCHES`] batches that moved
+    /// blocks, so they are retried later.
+    gc_avoid: [u32; 8],
+    gc_navoid: usize,
+    gc_avoid_age: u32,
+    /// Where the next batch's scan for the victim's live blocks starts
+    /// (table index, leaf base): each batch continues where the previous
+    /// one stopped, so collecting a victim scans the tables about once
+    /// rather than once per batch.
+    gc_cursor: (usize, u64),
+    /// Zones whose write failed: finished in the allocator, to be finished
+    /// on the device by the next [`Pool::maintenance`].
+    finish_q: [u32; 16],
+    nfinish: usize,
+    pub(super) stats: PoolStats,
+    /// Extra leaf references of shared blocks (nodes in `nodes`).
+    pub(super) refs: RefMap,
+    /// The in-memory superblock has changes (feature bits) not yet written:
+    /// the next journal commit switches log zones to write it.
+    pub(super) sb_dirty: bool,
+    /// Recovery is replaying: dropped blocks are not invalidated (the
+    /// allocator is rebuilt afterwards).
+    pub(super) replaying: bool,
+}
+
+/// Batches that moved blocks after which GC retries the zones it avoids.
+const GC_AVOID_BATCHES: u32 = 64;
+
+/// Marks a zone whose `ZoneReset` record is queued (`zepoch`: the flag and
+/// the record's epoch); the zone is reset once that epoch is committed.
+const RESET_QUEUED: u64 = 1 << 63;
+
+/// Marks a zone whose reset was handed to the caller by
+/// [`Pool::maintenance_plan`] and is not done yet ([`Pool::reset_end`]): not
+/// allocatable, not planned again (`zepoch`, with [`RESET_QUEUED`]).
+const RESETTING: u64 = RESET_QUEUED | 1 << 62;
+
+/// The most of `recs` (from the first) whose journal blocks number at most
+/// `max_blocks`.
+fn records_within(recs: &[Record], max_blocks: u64) -> usize {
+    let mut blocks = 0u64;
+    let mut used = JOURNAL_PAYLOAD_MAX;
+    for (i, r) in recs.iter().enumerate() {
+        let l = r.encoded_len();
+        if used.saturating_add(l) > JOURNAL_PAYLOAD_MAX {
+            if blocks >= max_blocks {
+                return i;
+            }
+            blocks = blocks.saturating_add(1);
+            used = 0;
+        }
+        used = used.saturating_add(l);
+    }
+    recs.len()
+}
+
+/// Number of journal blocks needed for `recs`.
+fn journal_blocks_for(recs: &[Record]) -> u64 {
+    let mut blocks = 0u64;
+    let mut used = JOURNAL_PAYLOAD_MAX;
+    for r in recs {
+        let l = r.encoded_len();
+        if used.saturating_add(l) > JOURNAL_PAYLOAD_MAX {
+            blocks = blocks.saturating_add(1);
+            used = 0;
+        }
+        used = used.saturating_add(l);
+    }
+    blocks
+}
+
+impl<G, Z, E, V, R, N, D, S> Pool<G, Z, E, V, R, N, D, S>
+where
+    G: Deref<Target = [DeviceGeometry]>,
+    Z: DerefMut<Target = [ZoneInfo]>,
+    E: DerefMut<Target = [u64]>,
+    V: DerefMut<Target = [VolEntry]>,
+    R: DerefMut<Target = [Record]>,
+    N: NodeStore,
+    D: DerefMut<Target = [DevState]>,
+    S: DerefMut<Target = Superblock>,
+{
+    /// Builds an engine around a fresh allocator (no volumes, nothing
+    /// journalled) and the superblock already in `st.sb`. Used by format
+    /// and recovery.
+    #[inline(always)]
+    pub(super) fn assemble(
+        geom: PoolGeometry<G>,
+        cfg: PoolConfig,
+        st: PoolStorage<Z, E, V, R, N, D, S>,
+    ) -> Result<Self> {
+        let nz = geom.nr_zones() as usize;
+        let mut zepoch = st.zone_epochs;
+        if zepoch.len() != nz {
+            return Err(Error::Invalid("pool: zone epoch table size"));
+        }
+        zepoch.fill(0);
+        let mut vols = st.vols;
+        if vols.is_empty() {
+            return Err(Error::Invalid("pool: volume table"));
+        }
+        vols.fill(VolEntry::default());
+        if st.records.len() < 16 {
+            return Err(Error::Invalid("pool: record queue too small"));
+        }
+        let total = geom.total_blocks();
+        let alloc = Allocator::with_devs(geom, st.zones, st.devs, cfg.alloc)?;
+        Ok(Pool {
+            alloc,
+            zepoch,
+            vols,
+            recs: st.records,
+            nodes: st.nodes,
+            sb: st.sb,
+            cfg,
+            npend: 0,
+            reserved: 0,
+            commit: Commit::None,
+            cur_epoch: 1,
+            committed_epoch: 0,
+            jdev: 0,
+            jlog: None,
+            jwp: 0,
+            jseq: 1,
+            log_max_seq: [0; 2],
+            log_sb_ok: [true; 2],
+            ckpt_gen: 0,
+            ckpt_seq: 0,
+            jblocks_since_ckpt: 0,
+            need_ckpt: false,
+            failed: false,
+            read_only: false,
+            durable_seq: 0,
+            ckpt_gen_min: 0,
+            last_rewind: None,
+            gc_victim: None,
+            gc_busy: false,
+            gc_victim_cost: 0,
+            gc_cursor: (0, 0),
+            gc_avoid: [0; 8],
+            gc_navoid: 0,
+            gc_avoid_age: 0,
+            finish_q: [0; 16],
+            nfinish: 0,
+            stats: PoolStats::default(),
+            refs: RefMap::new(total),
+            sb_dirty: false,
+            replaying: false,
+        })
+    }
+
+    /// Creates a new pool on members with geometries `devs` (member order)
+    /// and device UUIDs `dev_uuids`. Emits the superblocks (block 0 of both
+    /// log zones of every member) and an empty checkpoint (generation 1),
+    /// ending with a `Flush`; the pool is usable once they are done.
+    /// `scratch` is two blocks (8 KiB).
+    // Out of line, like `recovery::recover`: bounds the callers' stack frames.
+    #[inline(never)]
+    pub fn format<F: FnMut(MetaOp<'_>) -> Result<()>>(
+        devs: G,
+        pool_uuid: Uuid,
+        dev_uuids: &[Uuid],
+        cfg: PoolConfig,
+        mut st: PoolStorage<Z, E, V, R, N, D, S>,
+        scratch: &mut [u8],
+        sink: &mut F,
+    ) -> Result<Self> {
+        let geom = PoolGeometry::new(devs)?;
+        if dev_uuids.len() != geom.devices().len() {
+            return Err(Error::Invalid("format: one uuid per member"));
+        }
+        let n = geom.devices().len();
+        st.sb.init_parts(pool_uuid, dev_uuids, geom.devices())?;
+        // New pools write commit groups (see `format::journal`).
+        st.sb.incompat |= INCOMPAT_COMMIT_BLOCKS;
+        let mut pool = Self::assemble(geom, cfg, st)?;
+        let blk = scratch
+            .get_mut(..BLOCK_SIZE)
+            .ok_or(Error::Invalid("scratch"))?;
+        for d in 0..n as u16 {
+            pool.encode_sb_for(d, blk)?;
+            for i in 0..2u32 {
+                let z = log_zone(pool.alloc.geom(), d, i).ok_or(Error::Invalid("log zone"))?;
+                let start = pool
+                    .alloc
+                    .geom()
+                    .zone_start(z)
+                    .ok_or(Error::Invalid("log zone"))?;
+                if !pool.zone_conv(z) {
+                    sink(MetaOp::Reset(z))?;
+                }
+                sink(MetaOp::Write(start, blk))?;
+            }
+        }
+        // Every log zone but the journal's is finished (only the journal
+        // zone stays active on the device).
+        for d in 0..n as u16 {
+            for i in 0..2u32 {
+                if d == 0 && i == 0 {
+                    continue;
+                }
+                let z = log_zone(pool.alloc.geom(), d, i).ok_or(Error::Invalid("log zone"))?;
+                if !pool.zone_conv(z) {
+                    sink(MetaOp::Finish(z))?;
+                }
+            }
+        }
+        let z0 = log_zone(pool.alloc.geom(), 0, 0).ok_or(Error::Invalid("log zone"))?;
+        pool.alloc.meta_open(z0, true)?;
+        pool.jlog = Some(0);
+        pool.jwp = 1;
+        // Initial checkpoint: generation 1 (set B).
+        pool.write_checkpoint(1, scratch, sink)?;
+        pool.checkpoint_end(true)?;
+        Ok(pool)
+    }
+
+    // ---- accessors --------------------------------------------------------
+
+    /// The allocator.
+    pub fn alloc(&self) -> &Allocator<G, Z, D> {
+        &self.alloc
+    }
+
+    /// The pool geometry.
+    pub fn geom(&self) -> &PoolGeometry<G> {
+        self.alloc.geom()
+    }
+
+    /// The volume table (free slots have `table == None`).
+    pub fn volumes(&self) -> &[VolEntry] {
+        &self.vols
+    }
+
+    /// The node store of the block tables.
+    pub fn nodes(&self) -> &N {
+        &self.nodes
+    }
+
+    /// The superblock (member 0's copy).
+    pub fn superblock(&self) -> &Superblock {
+        &self.sb
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> PoolStats {
+        self.stats
+    }
+
+    /// Free (empty) data zones.
+    pub fn free_zones(&self) -> u32 {
+        self.alloc.free_zones()
+    }
+
+    /// Queued (uncommitted) records.
+    pub fn pending_records(&self) -> usize {
+        self.npend
+    }
+
+    /// Newest committed checkpoint generation.
+    pub fn checkpoint_generation(&self) -> u64 {
+        self.ckpt_gen
+    }
+
+    /// Last journal sequence the newest checkpoint covers.
+    pub fn checkpoint_journal_seq(&self) -> u64 {
+        self.ckpt_seq
+    }
+
+    /// Next journal sequence number.
+    pub fn journal_seq(&self) -> u64 {
+        self.jseq
+    }
+
+    /// Whether a metadata write failed (the pool must be re-assembled).
+    pub fn is_failed(&self) -> bool {
+        self.failed
+    }
+
+    /// How urgently GC should run.
+    pub fn gc_urgency(&self) -> Urgency {
+        gc_urgency(
+            self.alloc.free_zones(),
+            self.alloc.data_zones(),
+            self.cfg.alloc.gc_reserve,
+        )
+    }
+
+    /// What freeing one block costs GC now, in thousandths of a block
+    /// ([`relocation_cost_x1000`]): of the victim being collected, else of
+    /// the zone GC would pick next; 0 without any (nothing to copy).
+    pub fn gc_cost_x1000(&self) -> u64 {
+        let a = &self.alloc;
+        match self.gc_victim {
+            Some(v) if a.zone(v).map(|zi| zi.valid()).unwrap_or(0) > 0 => self.gc_victim_cost,
+            _ => pick_victim(a, self.cfg.policy, |_| false)
+                .map(|v| self.zone_cost_x1000(v))
+                .unwrap_or(0),
+        }
+    }
+
+    /// [`relocation_cost_x1000`] of zone `z` as it is now.
+    fn zone_cost_x1000(&self, z: u32) -> u64 {
+        let a = &self.alloc;
+        match (a.zone(z), a.geom().zone_cap(z)) {
+            (Some(zi), Some(cap)) => relocation_cost_x1000(zi.valid(), cap),
+            _ => 0,
+        }
+    }
+
+    /// Encodes member `d`'s copy of the superblock into `blk` (in place: the
+    /// superblock is too large for a kernel stack copy).
+    pub(super) fn encode_sb_for(&mut self, d: u16, blk: &mut [u8]) -> Result<()> {
+        let uuid = self
+            .sb
+            .member(d)
+            .map(|m| m.dev_uuid)
+            .ok_or(Error::Invalid("member"))?;
+        let (oi, ou) = (self.sb.member_index, self.sb.dev_uuid);
+        self.sb.member_index = d;
+        self.sb.dev_uuid = uuid;
+        let r = self.sb.encode(blk);
+        self.sb.member_index = oi;
+        self.sb.dev_uuid = ou;
+        r
+    }
+
+    fn zone_conv(&self, z: u32) -> bool {
+        self.alloc
+            .geom()
+            .zone(z)
+            .map(|g| g.conventional)
+            .unwrap_or(false)
+    }
+
+    fn live(&self) -> Result<()> {
+        if self.read_only {
+            Err(Error::ReadOnly)
+        } else if self.failed {
+            Err(Error::Invalid("pool failed: re-assemble"))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Whether the pool was assembled read-only.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
+    /// Makes the pool read-only: from now on every change (writes,
+    /// discards, volume operations, commits, checkpoints, zone resets, GC)
+    /// is refused with [`Error::ReadOnly`] and nothing is written to any
+    /// member; reads work. Used by read-only assembly.
+    pub fn set_read_only(&mut self) {
+        self.read_only = true;
+    }
+
+    /// The last explicit rewind recorded in the pool, if any.
+    pub fn last_rewind(&self) -> Option<Rewind> {
+        self.last_rewind
+    }
+
+    /// Whether journal blocks carry commit groups (`INCOMPAT_COMMIT_BLOCKS`).
+    pub fn commit_blocks(&self) -> bool {
+        self.sb.incompat & INCOMPAT_COMMIT_BLOCKS != 0
+    }
+
+    fn vol_index(&self, id: u32) -> Result<usize> {
+        self.vols
+            .iter()
+            .position(|v| v.table.is_some() && v.id == id)
+            .ok_or(Error::NotFound)
+    }
+
+    /// The block table of volume `id`.
+    pub fn volume(&self, id: u32) -> Option<&VolEntry> {
+        self.vols.iter().find(|v| v.table.is_some() && v.id == id)
+    }
+
+    // ---- record queue -----------------------------------------------------
+
+    fn free_slots(&self) -> usize {
+        self.recs
+            .len()
+            .saturating_sub(self.npend)
+            .saturating_sub(self.reserved)
+    }
+
+    fn reserve(&mut self, n: usize) -> Result<()> {
+        if self.free_slots() < n {
+            return Err(Error::Busy);
+        }
+        self.reserved = self.reserved.saturating_add(n);
+        Ok(())
+    }
+
+    fn unreserve(&mut self, n: usize) {
+        self.reserved = self.reserved.saturating_sub(n);
+    }
+
+    /// Queues a record using a reserved slot.
+    fn push_reserved(&mut self, rec: Record) {
+        self.unreserve(1);
+        self.push(rec);
+    }
+
+    fn push(&mut self, rec: Record) {
+        if let Some(slot) = self.recs.get_mut(self.npend) {
+            *slot = rec;
+            self.npend = self.npend.saturating_add(1);
+        } else {
+            // Cannot happen with reservations; losing the record would break
+            // durability, so stop the pool instead.
+            self.failed = true;
+        }
+    }
+}
+
+/// Invalidates `[addr, addr+len)` in the allocator and stamps the zones with
+/// the epoch of the commit that will carry the change (free function so that
+/// block-table callbacks can use it while the node store is borrowed).
+fn inval<G, Z, D>(
+    alloc: &mut Allocator<G, Z, D>,
+    zepoch: &mut [u64],
+    epoch: u64,
+    failed: &mut bool,
+    addr: u64,
+    len: u64,
+) where
+    G: Deref<Target = [DeviceGeometry]>,
+    Z: DerefMut<Target = [ZoneInfo]>,
+    D: DerefMut<Target = [DevState]>,
+{
+    if alloc.invalidate(addr, len).is_err() {
+        *failed = true;
+        return;
+    }
+    let mut a = addr;
+    let end = addr.saturating_add(len);
+    while a < end {
+        let Some(l) = alloc.geom().locate(a) else {
+            break;
+        };
+        let size = alloc.geom().zone(l.zone).map(|z| z.size).unwrap_or(1);
+        if let Some(e) = zepoch.get_mut(l.zone as usize) {
+            *e = epoch;
+        }
+        a = a.saturating_add(size.saturating_sub(l.offset).max(1));
+    }
+}
+
+fn peek_commit(b: &[u8]) -> bool {
+    super::format::peek_magic(b) == Some(super::format::CKPT_COMMIT_MAGIC)
+}
+
+/// Decodes one volume record of the checkpoint's volume section.
+pub(super) fn decode_vol_record(r: &mut Reader<'_>) -> Result<(u32, u32, u64, VolName)> {
+    let id = r.get_u32()?;
+    let flags = r.get_u32()?;
+    let size = r.get_u64()?;
+    let nl = usize::from(r.get_u8()?);
+    let name = r.get_bytes(32)?;
+    let name = VolName::new(
+        name.get(..nl)
+            .ok_or(Error::BadField("volume name length"))?,
+    )
+    .map_err(|_| Error::BadField("volume name"))?;
+    Ok((id, flags, size, name))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,512 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Unit tests of the pool engine.
+
+use super::super::alloc::{DevState, ZoneState};
+use super::super::geom::tests::zns;
+use super::super::geom::Stream;
+use super::super::map::tests::VecStore;
+use super::*;
+use std::boxed::Box;
+use std::vec;
+use std::vec::Vec;
+
+type TestPool = Pool<
+    Vec<DeviceGeometry>,
+    Vec<ZoneInfo>,
+    Vec<u64>,
+    Vec<VolEntry>,
+    Vec<Record>,
+    VecStore,
+    Vec<DevState>,
+    Box<Superblock>,
+>;
+
+#[derive(Debug, PartialEq, Eq)]
+enum Op {
+    Flush,
+    Reset(u32),
+    Finish(u32),
+    Write(u64),
+}
+
+fn rec(ops: &mut Vec<Op>) -> impl FnMut(MetaOp<'_>) -> Result<()> + '_ {
+    |op| {
+        ops.push(match op {
+            MetaOp::Flush => Op::Flush,
+            MetaOp::Reset(z) => Op::Reset(z),
+            MetaOp::Finish(z) => Op::Finish(z),
+            MetaOp::Write(a, b) => {
+                assert_eq!(b.len(), BLOCK_SIZE);
+                Op::Write(a)
+            }
+        });
+        Ok(())
+    }
+}
+
+fn new_pool(ops: &mut Vec<Op>) -> TestPool {
+    let devs = vec![zns(16, 32, 32), zns(16, 32, 24)];
+    let nz = 32;
+    let st = PoolStorage {
+        zones: vec![ZoneInfo::default(); nz],
+        zone_epochs: vec![0; nz],
+        vols: vec![VolEntry::default(); 4],
+        records: vec![Record::ZoneReset { zone: 0 }; 64],
+        nodes: VecStore::new(64),
+        devs: vec![DevState::EMPTY; 2],
+        sb: Box::new(Superblock::EMPTY),
+    };
+    let mut cfg = PoolConfig::default_for(2);
+    cfg.use_append = false;
+    let mut scratch = vec![0u8; 2 * BLOCK_SIZE];
+    Pool::format(
+        devs,
+        [7; 16],
+        &[[1; 16], [2; 16]],
+        cfg,
+        st,
+        &mut scratch,
+        &mut rec(ops),
+    )
+    .unwrap()
+}
+
+fn write(p: &mut TestPool, vol: u32, lba: u64, n: u64) -> WritePlan {
+    let plan = p.write_begin(vol, lba, n, Stream::UserHot).unwrap();
+    let addrs: Vec<Option<u64>> = plan.extents().iter().map(|e| Some(e.addr)).collect();
+    assert_eq!(p.write_end(&plan, &addrs).unwrap(), plan.nblocks);
+    plan
+}
+
+fn lookup(p: &TestPool, vol: u32, lba: u64) -> Option<u64> {
+    let mut runs = [ReadRun::default(); 1];
+    assert_eq!(p.read_plan(vol, lba, 1, &mut runs).unwrap(), 1);
+    runs[0].addr
+}
+
+#[test]
+fn format_emits_superblocks_and_a_checkpoint() {
+    let mut ops = Vec::new();
+    let p = new_pool(&mut ops);
+    // Superblocks at block 0 of both log zones of both members.
+    for a in [0, 32, 16 * 32, 17 * 32] {
+        assert!(ops.contains(&Op::Write(a)), "superblock at {a}");
+    }
+    assert_eq!(ops.last(), Some(&Op::Finish(16 + 3)));
+    assert!(ops.contains(&Op::Flush));
+    assert_eq!(p.checkpoint_generation(), 1);
+    assert_eq!(p.pending_records(), 0);
+}
+
+#[test]
+fn flush_orders_data_before_journal() {
+    let mut ops = Vec::new();
+    let mut p = new_pool(&mut ops);
+    p.vol_create(1, b"a", 100, 0).unwrap();
+    write(&mut p, 1, 0, 10);
+    assert_eq!(p.pending_records(), 2);
+    let mut ops = Vec::new();
+    let mut scratch = vec![0u8; 2 * BLOCK_SIZE];
+    assert_eq!(p.flush(&mut scratch, &mut rec(&mut ops)).unwrap(), 1);
+    // Data durable first, then the journal block (after the superblock
+    // of log zone 0), then durable.
+    assert_eq!(ops, vec![Op::Flush, Op::Write(1), Op::Flush]);
+    // A second commit may not start before the first ends.
+    assert_eq!(p.flush(&mut scratch, &mut rec(&mut ops)), Err(Error::Busy));
+    p.flush_end(true).unwrap();
+    assert_eq!(p.pending_records(), 0);
+    assert_eq!(p.journal_seq(), 2);
+    // Nothing queued: nothing to do.
+    let mut ops = Vec::new();
+    assert_eq!(p.flush(&mut scratch, &mut rec(&mut ops)).unwrap(), 0);
+    assert!(ops.is_empty());
+}
+
+#[test]
+fn records_queued_during_a_flush_go_to_the_next_commit() {
+    let mut ops = Vec::new();
+    let mut p = new_pool(&mut ops);
+    p.vol_create(1, b"a", 100, 0).unwrap();
+    let plan = p.write_begin(1, 0, 4, Stream::UserHot).unwrap();
+    let mut scratch = vec![0u8; 2 * BLOCK_SIZE];
+    let mut ops = Vec::new();
+    p.flush(&mut scratch, &mut rec(&mut ops)).unwrap();
+    // The write completes while the flush is in flight.
+    let addrs: Vec<Option<u64>> = plan.extents().iter().map(|e| Some(e.addr)).collect();
+    p.write_end(&plan, &addrs).unwrap();
+    p.flush_end(true).unwrap();
+    assert_eq!(p.pending_records(), 1);
+}
+
+#[test]
+fn zone_reset_waits_for_the_commit_of_its_invalidation() {
+    let mut ops = Vec::new();
+    let mut p = new_pool(&mut ops);
+    p.vol_create(1, b"a", 200, 0).unwrap();
+    let mut scratch = vec![0u8; 2 * BLOCK_SIZE];
+    // Fill whole zones, commit, then overwrite everything.
+    for l in (0..128).step_by(8) {
+        write(&mut p, 1, l, 8);
+    }
+    p.flush(&mut scratch, &mut rec(&mut ops)).unwrap();
+    p.flush_end(true).unwrap();
+    let full_before = p
+        .alloc()
+        .zones()
+        .iter()
+        .filter(|z| z.state() == ZoneState::Full)
+        .count();
+    assert!(full_before >= 2);
+    for l in (0..128).step_by(8) {
+        write(&mut p, 1, l, 8);
+    }
+    // Invalidated but not committed: no reset.
+    let mut ops = Vec::new();
+    assert_eq!(p.maintenance(&mut rec(&mut ops)).unwrap(), 0);
+    assert!(ops.is_empty());
+    p.flush(&mut scratch, &mut rec(&mut ops)).unwrap();
+    p.flush_end(true).unwrap();
+    // Committed: the resets are journalled first (no reset yet)...
+    let mut ops = Vec::new();
+    assert_eq!(p.maintenance(&mut rec(&mut ops)).unwrap(), 0);
+    assert!(ops.is_empty());
+    assert!(p.pending_records() >= 2, "ZoneReset records queued");
+    // ... and done once those records are committed.
+    p.flush(&mut scratch, &mut rec(&mut ops)).unwrap();
+    p.flush_end(true).unwrap();
+    let mut ops = Vec::new();
+    let n = p.maintenance(&mut rec(&mut ops)).unwrap();
+    assert!(n >= 2, "{n} zones reset");
+    assert!(ops.iter().all(|o| matches!(o, Op::Reset(_))));
+    assert_eq!(p.stats().zones_reset, u64::from(n));
+}
+
+#[test]
+fn deferred_resets_free_zones_only_when_done() {
+    let mut ops = Vec::new();
+    let mut p = new_pool(&mut ops);
+    p.vol_create(1, b"a", 200, 0).unwrap();
+    let mut scratch = vec![0u8; 2 * BLOCK_SIZE];
+    let mut commit = |p: &mut TestPool| {
+        let mut ops = Vec::new();
+        let n = p
+            .flush_journal_only(&mut scratch, 64, &mut rec(&mut ops))
+            .unwrap();
+        if n != Some(0) {
+            p.flush_end(true).unwrap();
+        }
+    };
+    for _ in 0..2 {
+        for l in (0..128).step_by(8) {
+            write(&mut p, 1, l, 8);
+        }
+        commit(&mut p);
+    }
+    // Journal the resets, commit them.
+    let mut ops = Vec::new();
+    assert_eq!(p.maintenance_plan(&mut rec(&mut ops), 100).unwrap(), 0);
+    commit(&mut p);
+    // Planned, at most 1: emitted but the zone is not free yet.
+    let free = p.free_zones();
+    let mut ops = Vec::new();
+    assert_eq!(p.maintenance_plan(&mut rec(&mut ops), 1).unwrap(), 1);
+    let Some(&Op::Reset(z)) = ops.iter().find(|o| matches!(o, Op::Reset(_))) else {
+        panic!("no reset in {ops:?}");
+    };
+    assert_eq!(p.free_zones(), free);
+    // Not planned again while in flight; the rest is.
+    let mut ops2 = Vec::new();
+    let more = p.maintenance_plan(&mut rec(&mut ops2), 100).unwrap();
+    assert!(more >= 1);
+    assert!(!ops2.contains(&Op::Reset(z)));
+    // A failed reset is planned again; a done one frees the zone.
+    p.reset_end(z, false).unwrap();
+    assert_eq!(
+        p.reset_end(z, true),
+        Err(Error::Invalid("no reset planned"))
+    );
+    let mut ops3 = Vec::new();
+    assert_eq!(p.maintenance_plan(&mut rec(&mut ops3), 100).unwrap(), 1);
+    assert_eq!(ops3, vec![Op::Reset(z)]);
+    p.reset_end(z, true).unwrap();
+    for o in ops2 {
+        if let Op::Reset(x) = o {
+            p.reset_end(x, true).unwrap();
+        }
+    }
+    assert_eq!(p.free_zones(), free + 1 + more);
+    assert_eq!(p.stats().zones_reset, u64::from(1 + more));
+}
+
+#[test]
+fn records_within_stops_at_the_block_budget() {
+    let r = Record::MapExtent {
+        vol: 1,
+        lba: 0,
+        len: 1,
+        addr: 0,
+    };
+    let recs = vec![r; 2000];
+    let one = records_within(&recs, 1);
+    assert!(one > 10 && one < 2000);
+    assert_eq!(journal_blocks_for(&recs[..one]), 1);
+    assert_eq!(journal_blocks_for(&recs[..one + 1]), 2);
+    let three = records_within(&recs, 3);
+    assert_eq!(journal_blocks_for(&recs[..three]), 3);
+    assert_eq!(records_within(&recs, 1000), recs.len());
+    assert_eq!(records_within(&[], 1), 0);
+}
+
+#[test]
+fn journal_only_commits_or_asks_for_a_checkpoint() {
+    let mut ops = Vec::new();
+    let mut p = new_pool(&mut ops);
+    p.vol_create(1, b"a", 100, 0).unwrap();
+    let mut scratch = vec![0u8; 2 * BLOCK_SIZE];
+    write(&mut p, 1, 0, 4);
+    let mut ops = Vec::new();
+    let n = p
+        .flush_journal_only(&mut scratch, 4, &mut rec(&mut ops))
+        .unwrap();
+    assert_eq!(n, Some(1));
+    assert_eq!(ops, vec![Op::Flush, Op::Write(1), Op::Flush]);
+    // In flight: no second commit; records queued now wait.
+    write(&mut p, 1, 8, 4);
+    assert_eq!(
+        p.flush_journal_only(&mut scratch, 4, &mut rec(&mut ops)),
+        Err(Error::Busy)
+    );
+    p.flush_end(true).unwrap();
+    assert_eq!(p.pending_records(), 1);
+    // A checkpoint due: nothing emitted, the caller checkpoints.
+    p.need_ckpt = true;
+    let mut ops = Vec::new();
+    assert_eq!(
+        p.flush_journal_only(&mut scratch, 4, &mut rec(&mut ops)),
+        Ok(None)
+    );
+    assert!(ops.is_empty());
+    assert_eq!(p.flush(&mut scratch, &mut rec(&mut ops)), Ok(0));
+    p.flush_end(true).unwrap();
+    assert_eq!(p.pending_records(), 0);
+    // Nothing queued.
+    assert_eq!(
+        p.flush_journal_only(&mut scratch, 4, &mut rec(&mut ops)),
+        Ok(Some(0))
+    );
+}
+
+#[test]
+fn failed_write_keeps_the_old_mapping_and_finishes_the_zone() {
+    let mut ops = Vec::new();
+    let mut p = new_pool(&mut ops);
+    p.vol_create(1, b"a", 100, 0).unwrap();
+    let first = write(&mut p, 1, 5, 1);
+    let plan = p.write_begin(1, 5, 1, Stream::UserHot).unwrap();
+    p.write_end(&plan, &[None]).unwrap();
+    assert_eq!(lookup(&p, 1, 5), Some(first.ext[0].addr));
+    let mut ops = Vec::new();
+    p.maintenance(&mut rec(&mut ops)).unwrap();
+    assert_eq!(ops.first(), Some(&Op::Finish(plan.ext[0].zone)));
+    // The next write goes elsewhere.
+    let next = write(&mut p, 1, 6, 1);
+    assert_ne!(next.ext[0].zone, plan.ext[0].zone);
+}
+
+#[test]
+fn gc_skips_a_victim_it_cannot_read_and_retries_it_later() {
+    let mut ops = Vec::new();
+    let mut p = new_pool(&mut ops);
+    p.vol_create(1, b"a", 4096, 0).unwrap();
+    let mut scratch = vec![0u8; 2 * BLOCK_SIZE];
+    let mut commit = |p: &mut TestPool| {
+        let mut ops = Vec::new();
+        if p.pending_records() > 0 {
+            p.flush(&mut scratch, &mut rec(&mut ops)).unwrap();
+            p.flush_end(true).unwrap();
+        }
+    };
+    // Several zones half overwritten: several victims with live blocks.
+    for l in (0..256).step_by(8) {
+        write(&mut p, 1, l, 8);
+    }
+    for l in (0..256).step_by(16) {
+        write(&mut p, 1, l, 8);
+    }
+    commit(&mut p);
+    let mut items = [RelocItem::default(); 4];
+    let n = p.gc_begin(&mut items).unwrap();
+    assert!(n > 0);
+    let bad = p.gc_victim().unwrap();
+    let valid = p.alloc().zone(bad).unwrap().valid();
+    // Every read failed: nothing moves, the victim is given up.
+    p.gc_end(&items[..n], &vec![None; n]).unwrap();
+    p.gc_skip_victim();
+    assert_eq!(p.gc_victim(), None);
+    assert_eq!(p.gc_avoided(), &[bad]);
+    assert_eq!(p.alloc().zone(bad).unwrap().valid(), valid, "nothing moved");
+    // Later batches collect other zones, the avoided one only when no
+    // other zone has live blocks ...
+    let mut batches = 0u32;
+    while batches < GC_AVOID_BATCHES {
+        let n = p.gc_begin(&mut items).unwrap();
+        if n == 0 {
+            break;
+        }
+        if p.gc_victim() == Some(bad) {
+            let a = p.alloc();
+            let skip = |z: u32| z == bad || a.zone(z).map(|zi| zi.valid() == 0).unwrap_or(true);
+            let other = pick_victim(a, p.cfg.policy, skip);
+            assert_eq!(
+                other, None,
+                "an avoided zone was picked while others were left"
+            );
+            assert!(p.gc_avoided().is_empty());
+            break;
+        }
+        let addrs: Vec<Option<u64>> = items[..n].iter().map(|i| Some(i.dst.addr)).collect();
+        p.gc_end(&items[..n], &addrs).unwrap();
+        commit(&mut p);
+        batches += 1;
+    }
+    assert!(batches > 0, "no other victim was collected");
+    // ... until enough batches moved blocks: then it is retried.
+    if batches == GC_AVOID_BATCHES {
+        assert!(p.gc_avoided().is_empty());
+    }
+    for l in 0..256 {
+        assert!(lookup(&p, 1, l).is_some(), "lba {l} lost its mapping");
+    }
+}
+
+#[test]
+fn gc_scan_resumes_across_batches_and_retries_failed_copies() {
+    let mut ops = Vec::new();
+    let mut p = new_pool(&mut ops);
+    p.vol_create(1, b"a", 4096, 0).unwrap();
+    // One block of each of 8 leaves per round: every zone holds live
+    // blocks of every leaf.
+    let lbas: Vec<u64> = (0..24u64)
+        .flat_map(|r| (0..8u64).map(move |leaf| leaf * 512 + r))
+        .collect();
+    let commit = |p: &mut TestPool| {
+        if p.pending_records() == 0 {
+            return;
+        }
+        let mut scratch = vec![0u8; 2 * BLOCK_SIZE];
+        let mut ops = Vec::new();
+        p.flush(&mut scratch, &mut rec(&mut ops)).unwrap();
+        p.flush_end(true).unwrap();
+    };
+    for (k, &l) in lbas.iter().chain(lbas.iter().step_by(3)).enumerate() {
+        write(&mut p, 1, l, 1);
+        if k % 16 == 15 {
+            commit(&mut p);
+        }
+    }
+    commit(&mut p);
+    let mut items = [RelocItem::default(); 3];
+    let n = p.gc_begin(&mut items).unwrap();
+    assert!(n > 0);
+    let victim = p.gc_victim().unwrap();
+    let vstart = p.alloc().geom().zone_start(victim).unwrap();
+    let vcap = p.alloc().geom().zone_cap(victim).unwrap();
+    let in_victim = |a: u64| a >= vstart && a < vstart + vcap;
+    // In the first batch that spans two leaves, the copy of the first
+    // item fails: its block stays behind the cursor.
+    let mut left = None;
+    let mut n = n;
+    let mut batches = 0;
+    loop {
+        let mut addrs: Vec<Option<u64>> = items[..n].iter().map(|i| Some(i.dst.addr)).collect();
+        let leaf = |it: &RelocItem| it.src.lba / 512;
+        if left.is_none() && leaf(&items[0]) != leaf(&items[n - 1]) {
+            left = Some(items[0].src);
+            addrs[0] = None;
+        }
+        p.gc_end(&items[..n], &addrs).unwrap();
+        commit(&mut p);
+        batches += 1;
+        assert!(batches < 100);
+        if p.gc_victim() != Some(victim) || p.alloc().zone(victim).unwrap().valid() == 0 {
+            break;
+        }
+        n = p.gc_begin(&mut items).unwrap();
+        assert!(n > 0, "victim {victim} still valid but nothing found");
+    }
+    let left = left.expect("no batch spanned two leaves");
+    assert!(batches > 2, "the victim took {batches} batches");
+    assert_eq!(p.alloc().zone(victim).unwrap().valid(), 0);
+    // Everything still mapped, nothing in the victim: the failed copy
+    // was found again by a later scan.
+    for &l in &lbas {
+        let a = lookup(&p, 1, l).unwrap();
+        assert!(!in_victim(a), "lba {l} still in the victim");
+    }
+    assert!(!in_victim(lookup(&p, 1, left.lba).unwrap()));
+    assert!(in_victim(left.addr));
+}
+
+#[test]
+fn gc_moves_live_blocks_unless_overwritten() {
+    let mut ops = Vec::new();
+    let mut p = new_pool(&mut ops);
+    p.vol_create(1, b"a", 400, 0).unwrap();
+    let mut scratch = vec![0u8; 2 * BLOCK_SIZE];
+    for l in (0..96).step_by(8) {
+        write(&mut p, 1, l, 8);
+    }
+    // Half of the blocks overwritten: their first zones become victims.
+    for l in (0..96).step_by(16) {
+        write(&mut p, 1, l, 8);
+    }
+    let mut items = [RelocItem::default(); 4];
+    let n = p.gc_begin(&mut items).unwrap();
+    assert!(n > 0);
+    let victim = p.gc_victim().unwrap();
+    // The cost of freeing the victim: its valid / invalid blocks.
+    let (valid, cap) = (
+        p.alloc().zone(victim).unwrap().valid(),
+        p.alloc().geom().zone_cap(victim).unwrap(),
+    );
+    let cost0 = p.gc_cost_x1000();
+    assert!(cost0 > 0);
+    assert_eq!(cost0, relocation_cost_x1000(valid, cap));
+    // The user overwrites the first relocated extent meanwhile.
+    let raced = items[0].src;
+    let w = write(&mut p, 1, raced.lba, raced.len);
+    let addrs: Vec<Option<u64>> = items[..n].iter().map(|i| Some(i.dst.addr)).collect();
+    let moved = p.gc_end(&items[..n], &addrs).unwrap();
+    let total: u64 = items[..n].iter().map(|i| i.src.len).sum();
+    assert_eq!(moved, total - raced.len);
+    assert_eq!(lookup(&p, 1, raced.lba), Some(w.ext[0].addr));
+    let it = items[1.min(n - 1)];
+    if n > 1 {
+        assert_eq!(lookup(&p, 1, it.src.lba), Some(it.dst.addr));
+    }
+    // Collect the rest, commit, reset.
+    while p.gc_victim() == Some(victim) {
+        let n = p.gc_begin(&mut items).unwrap();
+        if n == 0 {
+            break;
+        }
+        let addrs: Vec<Option<u64>> = items[..n].iter().map(|i| Some(i.dst.addr)).collect();
+        p.gc_end(&items[..n], &addrs).unwrap();
+        // The cost of freeing the victim stays what it was when GC
+        // picked it, however much of it is copied already.
+        if p.gc_victim() == Some(victim) && p.alloc().zone(victim).unwrap().valid() > 0 {
+            assert_eq!(p.gc_cost_x1000(), cost0);
+        }
+    }
+    assert_eq!(p.alloc().zone(victim).unwrap().valid(), 0);
+    let mut ops = Vec::new();
+    p.flush(&mut scratch, &mut rec(&mut ops)).unwrap();
+    p.flush_end(true).unwrap();
+    let mut ops = Vec::new();
+    p.maintenance(&mut rec(&mut ops)).unwrap();
+    p.flush(&mut scratch, &mut rec(&mut ops)).unwrap();
+    p.flush_end(true).unwrap();
+    let mut ops = Vec::new();
+    p.maintenance(&mut rec(&mut ops)).unwrap();
+    assert!(ops.contains(&Op::Reset(victim)));
+}
