@@ -127,6 +127,41 @@ impl Drop for ReadRefs<'_> {
     }
 }
 
+/// Ends write plan `plan` in the engine (engine lock held): `result(k)` is
+/// the outcome of extent `k`'s bios (`None`: not submitted), a completion
+/// sector or an error. Returns the write's result and which extents failed
+/// (to log, see [`ActivePool::write_failed`]).
+pub(crate) fn end_plan(
+    e: &mut Engine,
+    plan: &WritePlan,
+    mut result: impl FnMut(usize) -> Option<Result<u64>>,
+) -> (Result, [bool; MAX_PLAN_EXTENTS]) {
+    let mut addrs = [None; MAX_PLAN_EXTENTS];
+    let mut failed = [false; MAX_PLAN_EXTENTS];
+    let mut r = Ok(());
+    for (k, ext) in plan.extents().iter().enumerate() {
+        match result(k) {
+            None => {}
+            Some(Ok(s)) => {
+                if let Some(a) = addrs.get_mut(k) {
+                    *a = landed_addr(e, ext.zone, ext.append, ext.addr, s);
+                }
+            }
+            Some(Err(err)) => {
+                r = Err(err);
+                if let Some(f) = failed.get_mut(k) {
+                    *f = true;
+                }
+            }
+        }
+    }
+    let end = e.write_end(plan, &addrs);
+    if r.is_ok() {
+        r = end.map(|_| ()).map_err(core_err);
+    }
+    (r, failed)
+}
+
 /// A request's data for [`ReqData`]: its single-page segments.
 pub(crate) struct RqData<'a, D>(pub(crate) &'a Request<D>);
 
@@ -473,32 +508,15 @@ impl ActivePool {
                 plan
             };
             batch.as_mut().wait();
-            let mut addrs = [None; MAX_PLAN_EXTENTS];
-            let mut failed = [false; MAX_PLAN_EXTENTS];
-            {
-                let mut st = self.state.lock();
-                for (k, ext) in plan.extents().iter().enumerate() {
-                    if !submitted.get(k).copied().unwrap_or(false) {
-                        continue;
-                    }
-                    match batch.result(k) {
-                        Ok(s) => {
-                            if let Some(a) = addrs.get_mut(k) {
-                                *a = landed_addr(&st.engine, ext.zone, ext.append, ext.addr, s);
-                            }
-                        }
-                        Err(e) => {
-                            err = Err(e);
-                            if let Some(f) = failed.get_mut(k) {
-                                *f = true;
-                            }
-                        }
-                    }
-                }
-                let r = st.engine.write_end(&plan, &addrs);
-                if err.is_ok() {
-                    err = r.map(|_| ()).map_err(core_err);
-                }
+            let (r, failed) = end_plan(&mut self.state.lock().engine, &plan, |k| {
+                submitted
+                    .get(k)
+                    .copied()
+                    .unwrap_or(false)
+                    .then(|| batch.result(k))
+            });
+            if err.is_ok() {
+                err = r;
             }
             for (k, ext) in plan.extents().iter().enumerate() {
                 if failed.get(k).copied().unwrap_or(false) {

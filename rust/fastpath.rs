@@ -25,7 +25,7 @@
 //! must be paced or find no space, reads and writes whose plan does not
 //! cover the request at once.
 
-use crate::datapath::{landed_addr, submit_range, ReqData, RqData};
+use crate::datapath::{end_plan, submit_range, ReqData, RqData};
 use crate::kwrap::{
     bio::BioOp,
     noio::NoIo,
@@ -308,31 +308,15 @@ impl ActivePool {
                         continue;
                     };
                     let d = rq.data();
-                    let mut r = d.err.map_or(Ok(()), Err);
-                    let mut addrs = [None; MAX_PLAN_EXTENTS];
-                    for (k, ext) in d.plan.extents().iter().enumerate() {
-                        if !d.submitted.get(k).copied().unwrap_or(false) {
-                            continue;
-                        }
-                        match rq.slot_result(k) {
-                            Ok(s) => {
-                                if let Some(a) = addrs.get_mut(k) {
-                                    *a = landed_addr(&st.engine, ext.zone, ext.append, ext.addr, s);
-                                }
-                            }
-                            Err(e) => {
-                                r = Err(e);
-                                if let Some(f) = fail.get_mut(k) {
-                                    *f = true;
-                                }
-                            }
-                        }
-                    }
-                    let end = st.engine.write_end(&d.plan, &addrs);
-                    if r.is_ok() {
-                        r = end.map(|_| ()).map_err(crate::pool::core_err);
-                    }
-                    *res = r;
+                    let (r, f) = end_plan(&mut st.engine, &d.plan, |k| {
+                        d.submitted
+                            .get(k)
+                            .copied()
+                            .unwrap_or(false)
+                            .then(|| rq.slot_result(k))
+                    });
+                    *fail = f;
+                    *res = d.err.map_or(r, Err);
                 }
                 self.note_levels(&st.engine);
             }

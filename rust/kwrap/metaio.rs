@@ -61,22 +61,7 @@ impl MetaRun {
     /// Reads `blocks` (at most [`Self::capacity`]) consecutive blocks from
     /// `sector` in one synchronous I/O. Process context.
     pub(crate) fn read(&mut self, dev: &LowerDev, sector: u64, blocks: usize) -> Result {
-        if blocks == 0 || blocks > self.capacity() {
-            return Err(EINVAL);
-        }
-        let data = self.0.as_mut_ptr();
-        // SAFETY: `dev.bdev()` is open; `data` is the start of a kmalloc'ed
-        // buffer (type invariant) of at least `blocks * META_BLOCK` bytes
-        // (checked above), exclusively borrowed for the synchronous call.
-        to_result(unsafe {
-            bindings::bdev_rw_virt(
-                dev.bdev(),
-                sector,
-                data.cast(),
-                blocks * META_BLOCK,
-                bindings::req_op_REQ_OP_READ,
-            )
-        })
+        self.rw(dev, sector, 0, blocks, bindings::req_op_REQ_OP_READ)
     }
 
     /// Writes blocks `first..first + blocks` of the buffer to `blocks`
@@ -90,6 +75,18 @@ impl MetaRun {
         first: usize,
         blocks: usize,
     ) -> Result {
+        self.rw(dev, sector, first, blocks, bindings::req_op_REQ_OP_WRITE)
+    }
+
+    /// `op` on blocks `first..first + blocks` of the buffer, from `sector`.
+    fn rw(
+        &mut self,
+        dev: &LowerDev,
+        sector: u64,
+        first: usize,
+        blocks: usize,
+        op: bindings::req_op,
+    ) -> Result {
         let end = first.checked_add(blocks).ok_or(EINVAL)?;
         if blocks == 0 || end > self.capacity() {
             return Err(EINVAL);
@@ -100,13 +97,7 @@ impl MetaRun {
         // blocks (checked above), exclusively borrowed for the synchronous
         // call.
         to_result(unsafe {
-            bindings::bdev_rw_virt(
-                dev.bdev(),
-                sector,
-                data.cast(),
-                blocks * META_BLOCK,
-                bindings::req_op_REQ_OP_WRITE,
-            )
+            bindings::bdev_rw_virt(dev.bdev(), sector, data.cast(), blocks * META_BLOCK, op)
         })
     }
 
