@@ -65,9 +65,10 @@ impl VolumeBackend for PoolVolume {
     }
 
     fn queue_fast(&self, io: Io<Self>) -> Option<Io<Self>> {
+        let level = crate::fastpath_level();
         let back = match io.op() {
-            Some(Op::Read) => self.pool.read_fast(self.id, io.into_request()),
-            Some(Op::Write) => self.pool.write_fast(self.id, io.into_request()),
+            Some(Op::Read) if level >= 1 => self.pool.read_fast(self.id, io.into_request()),
+            Some(Op::Write) if level >= 2 => self.pool.write_fast(self.id, io.into_request()),
             _ => return Some(io),
         };
         back.map(Io::from_request)
