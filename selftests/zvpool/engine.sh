@@ -54,7 +54,10 @@ ktap_test_result "pool and a 48 MiB volume" \
 	quiet sh -c "zvpoolctl pool create -f en $D && zvpoolctl volume create en/v --size 48M"
 V=$(zvpoolctl volume show -H -o device en/v | cut -f2)
 
-# 1. Reads racing zone resets.
+# 1. Reads racing zone resets. The volume is first filled with zeros (which
+# the scan accepts for a block not yet stamped), so that the stamped
+# overwrites bring GC in early even on a slow (debug) kernel.
+dd if=/dev/zero of="$V" bs=1M count=48 oflag=direct status=none
 r0=$(stat_of zones_reset)
 g0=$(stat_of gc_runs)
 zvcrash write "$V" $SEED 256 >/tmp/zvw 2>&1 &
