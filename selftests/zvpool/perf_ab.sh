@@ -35,5 +35,5 @@ for dev in /dev/zvab $Z; do
 		rmmod zvpool
 	done
 done
-ktap_test_pass "measured"
+ktap_test_skip "perf_ab" "a measurement, not a test: the numbers are above"
 ktap_finished
