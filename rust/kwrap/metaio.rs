@@ -91,11 +91,11 @@ impl MetaRun {
         if blocks == 0 || end > self.capacity() {
             return Err(EINVAL);
         }
+        // `first` blocks into a kmalloc'ed buffer (type invariant) that holds
+        // `first + blocks` blocks (checked above).
         let data = self.0.as_mut_ptr().wrapping_add(first * META_BLOCK);
-        // SAFETY: `dev.bdev()` is open; `data` points `first` blocks into a
-        // kmalloc'ed buffer (type invariant) that holds `first + blocks`
-        // blocks (checked above), exclusively borrowed for the synchronous
-        // call.
+        // SAFETY: `dev.bdev()` is open; `data` (above) is exclusively
+        // borrowed for the synchronous call.
         to_result(unsafe {
             bindings::bdev_rw_virt(dev.bdev(), sector, data.cast(), blocks * META_BLOCK, op)
         })

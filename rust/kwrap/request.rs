@@ -457,11 +457,11 @@ impl<D> Request<D> {
         }
         pdu.requeues.fetch_add(1, Ordering::Relaxed);
         let delay = kernel::ffi::c_ulong::try_from(delay_ms).unwrap_or(1000);
+        // Ownership goes back to the block layer, which dispatches the
+        // request again through `queue_rq`; its queue lives as long as it.
         let rq = self.into_raw();
         // SAFETY: `rq` was a started, owned, not yet ended request (type
-        // invariant); ownership goes back to the block layer, which
-        // dispatches it again through `queue_rq`. Its queue lives as long as
-        // the request.
+        // invariant), and its queue is alive (above).
         unsafe {
             let q = (*rq).q;
             bindings::blk_mq_requeue_request(rq, false);

@@ -211,10 +211,10 @@ impl<T: VolumeOps> OpsTable<T> {
         _hctx_idx: c_uint,
         _numa_node: c_int,
     ) -> c_int {
-        // SAFETY: the tag set's `cmd_size` is `size_of::<Pdu<T::RequestData>>()`
-        // (`TagSet::new`) and the PDU is not initialised yet; `serve` expects
-        // the work items of this tag set's PDUs; `io_wake` is IRQ-safe when
-        // `T::io_done` is (its contract) and expects this tag set's PDUs.
+        // `serve` expects the work items of this tag set's PDUs; `io_wake` is
+        // IRQ-safe when `T::io_done` is (its contract) and expects them too.
+        // SAFETY: `cmd_size` is `size_of::<Pdu<T::RequestData>>()`
+        // (`TagSet::new`), the PDU is not initialised yet; callbacks above.
         unsafe { Pdu::<T::RequestData>::init(rq, Self::serve, Self::io_wake) };
         0
     }
