@@ -6,6 +6,7 @@
 
 use crate::damage::AssembleMode;
 use crate::kwrap::bdev;
+use crate::nodes;
 use crate::pool::ActivePool;
 use crate::snapshot;
 use crate::volcfg::{self, VolumeConfig};
@@ -123,6 +124,7 @@ impl configfs::GroupOperations for Root {
                 promote: 9,
                 rollback: 10,
                 assemble_mode: 11,
+                table_memory_limit: 12,
             ],
         };
         Ok(configfs::Group::new(
@@ -134,6 +136,7 @@ impl configfs::GroupOperations for Root {
                     paths: KVec::new(),
                     format: 0,
                     mode: AssembleMode::Normal,
+                    table_limit: 0,
                     active: None,
                 }),
             }),
@@ -156,6 +159,8 @@ struct PoolInner {
     format: u8,
     /// How the next assembly treats damaged metadata.
     mode: AssembleMode,
+    /// `table_memory_limit` as written (0: the default).
+    table_limit: u64,
     active: Option<Arc<ActivePool>>,
 }
 
@@ -346,6 +351,7 @@ impl configfs::AttributeOperations<2> for PoolDir {
                     ActivePool::create(name, &g.paths, holder, g.format)
                         .inspect_err(|e| pr_err!("{}: format failed: {:?}\n", name, e))?
                 };
+                pool.tables.set_limit(nodes::effective_limit(g.table_limit));
                 g.active = Some(pool);
                 g.format = 0;
                 g.mode = AssembleMode::Normal;
@@ -388,6 +394,41 @@ impl configfs::AttributeOperations<11> for PoolDir {
             return Err(EBUSY);
         }
         g.mode = mode;
+        Ok(())
+    }
+}
+
+/// `table_memory_limit`: bytes the pool's block tables may use in memory
+/// (0: the default, half of the machine's memory). Applies at once to an
+/// active pool; reads show the limit in force.
+#[vtable]
+impl configfs::AttributeOperations<12> for PoolDir {
+    type Data = PoolDir;
+
+    fn show(this: &PoolDir, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
+        let mut w = Formatter::new(page);
+        let g = this.inner.lock();
+        let limit = match &g.active {
+            Some(p) => p.tables.limit(),
+            None => nodes::effective_limit(g.table_limit),
+        };
+        w.write_fmt(fmt!("{}\n", limit))?;
+        Ok(w.bytes_written())
+    }
+
+    fn store(this: &PoolDir, page: &[u8]) -> Result {
+        let Some(v) = volcfg::parse_u64(page) else {
+            pr_err!(
+                "{}: table_memory_limit takes bytes (decimal; 0 for the default)\n",
+                &*this.name
+            );
+            return Err(EINVAL);
+        };
+        let mut g = this.inner.lock();
+        g.table_limit = v;
+        if let Some(p) = &g.active {
+            p.tables.set_limit(nodes::effective_limit(v));
+        }
         Ok(())
     }
 }

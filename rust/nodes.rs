@@ -1,95 +1,274 @@
 // SPDX-License-Identifier: GPL-2.0
-//! Block-table nodes in kernel memory: the kernel's [`NodeStore`].
+//! Block-table nodes in kernel memory: the kernel's [`NodeStore`], and the
+//! pool's table-memory budget.
 //!
 //! Each node is one 4 KiB kmalloc'ed buffer, indexed by a dense id so the core
-//! can refer to it by number. Freed ids are reused. Allocations happen while
-//! I/O of the pool is in flight (block-table updates at write completion),
-//! where reclaim must not recurse into the block layer: callers on the I/O
-//! path hold a [`crate::kwrap::noio::NoIo`] scope, which makes these
-//! `GFP_KERNEL` allocations behave as `GFP_KERNEL`.
+//! can refer to it by number. Ids are grouped in chunks of [`CHUNK`] slots;
+//! the directory of chunks is `kvmalloc`ed. No allocation grows with the
+//! number of nodes beyond one chunk (8 KiB) or the directory (24 bytes per
+//! chunk: 384 KiB for 16 Mi nodes, i.e. 64 GiB of tables), and nothing is
+//! ever copied when the store grows, so the store has no size cliff (the
+//! former single slot vector stopped at 131,072 nodes, the kmalloc limit).
+//!
+//! Freed ids are reused, lowest chunk last freed first, through a free list
+//! threaded through the free slots themselves: freeing never allocates.
+//!
+//! Allocations happen while I/O of the pool is in flight (block-table
+//! updates at write completion), where reclaim must not recurse into the
+//! block layer: callers on the I/O path hold a [`crate::kwrap::noio::NoIo`]
+//! scope, which makes these `GFP_KERNEL` allocations behave as `GFP_NOIO`.
 
 use crate::zvcore::map::{Node, NodeId, NodeStore, FANOUT};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use kernel::prelude::*;
+use kernel::str::CString;
+use kernel::sync::Arc;
+
+/// Slots per chunk (a power of two).
+const CHUNK_SHIFT: u32 = 8;
+/// Slots per chunk.
+pub(crate) const CHUNK: usize = 1 << CHUNK_SHIFT;
+/// End of the free list.
+const NO_ID: u32 = u32::MAX;
+/// Memory of one node: its 4 KiB and its vector header.
+const NODE_BYTES: u64 = (FANOUT * 8 + core::mem::size_of::<KVec<u64>>()) as u64;
+/// Memory of one chunk of slots.
+const CHUNK_BYTES: u64 = (CHUNK * core::mem::size_of::<Slot>()) as u64;
+
+/// One node id.
+struct Slot {
+    /// The node, while the id is in use.
+    node: Option<KVec<u64>>,
+    /// While in use: the node's reference count. While free: the next free
+    /// id ([`NO_ID`] at the end of the list).
+    refs: u32,
+}
+
+/// The table memory of one pool: what its block tables use and what they
+/// may use. Shared by the node store (under the engine lock) and readers
+/// without the lock (`status`, the configfs attribute).
+pub(crate) struct TableBudget {
+    /// Bytes the node store holds (nodes, chunks, directory).
+    used: AtomicU64,
+    /// Bytes the store may hold; `u64::MAX` while the pool assembles.
+    limit: AtomicU64,
+    /// Node allocations refused because of the limit.
+    refused: AtomicU64,
+    /// A refusal was logged and the use has not fallen well below the limit
+    /// since: one log line per episode.
+    warned: AtomicBool,
+}
+
+impl TableBudget {
+    /// A budget without a limit (assembly loads what the pool has).
+    pub(crate) fn new() -> Result<Arc<Self>> {
+        Ok(Arc::new(
+            Self {
+                used: AtomicU64::new(0),
+                limit: AtomicU64::new(u64::MAX),
+                refused: AtomicU64::new(0),
+                warned: AtomicBool::new(false),
+            },
+            GFP_KERNEL,
+        )?)
+    }
+
+    /// Bytes the block tables use.
+    pub(crate) fn used(&self) -> u64 {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    /// Bytes the block tables may use.
+    pub(crate) fn limit(&self) -> u64 {
+        self.limit.load(Ordering::Relaxed)
+    }
+
+    /// Sets the limit (applies to the next allocation; what is allocated
+    /// stays).
+    pub(crate) fn set_limit(&self, bytes: u64) {
+        self.limit.store(bytes, Ordering::Relaxed);
+        self.warned.store(false, Ordering::Relaxed);
+    }
+
+    /// Node allocations refused by the limit since the pool was assembled.
+    pub(crate) fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+
+    /// Whether `more` bytes fit; counts and logs (once an episode) a refusal.
+    fn admit(&self, pool: &CString, more: u64) -> bool {
+        let used = self.used();
+        let limit = self.limit();
+        if used.saturating_add(more) <= limit {
+            // Well below the limit again: the next refusal is news.
+            if used < limit / 10 * 9 {
+                self.warned.store(false, Ordering::Relaxed);
+            }
+            return true;
+        }
+        self.refused.fetch_add(1, Ordering::Relaxed);
+        if !self.warned.swap(true, Ordering::Relaxed) {
+            pr_err!(
+                "{}: block tables use {} MiB, their limit (table_memory_limit {} MiB): writes that need new table nodes fail with ENOSPC until mappings are freed or the limit is raised\n",
+                &**pool,
+                used >> 20,
+                limit >> 20
+            );
+        }
+        false
+    }
+}
+
+/// The table memory limit for a `table_memory_limit` of `configured` bytes:
+/// 0 means the default, half of the machine's memory (block tables are not
+/// reclaimable; the rest is left to the guests and the page cache).
+pub(crate) fn effective_limit(configured: u64) -> u64 {
+    match configured {
+        0 => crate::kwrap::uts::total_ram_bytes() / 2,
+        v => v,
+    }
+}
 
 /// Nodes of all block tables of one pool.
+///
+/// # Invariants
+/// - every id below `ids` has a slot: `chunks[id / CHUNK][id % CHUNK]`;
+/// - the free list from `free_head` visits exactly the slots below `ids`
+///   whose `node` is `None`, each once;
+/// - `live` is the number of slots whose `node` is `Some`;
+/// - `budget.used` is [`KNodes::bytes`] after every operation.
 pub(crate) struct KNodes {
-    slots: KVec<Option<KVec<u64>>>,
-    refs: KVec<u32>,
-    free: KVec<NodeId>,
+    chunks: KVVec<KVec<Slot>>,
+    free_head: u32,
+    ids: u32,
     live: usize,
+    budget: Arc<TableBudget>,
+    /// The pool's name, for the budget's log line.
+    pool: CString,
 }
 
 impl KNodes {
-    /// An empty store.
-    pub(crate) fn new() -> Self {
-        Self {
-            slots: KVec::new(),
-            refs: KVec::new(),
-            free: KVec::new(),
+    /// An empty store of pool `pool`, accounted in `budget`.
+    pub(crate) fn new(pool: &CStr, budget: Arc<TableBudget>) -> Result<Self> {
+        let s = Self {
+            chunks: KVVec::new(),
+            free_head: NO_ID,
+            ids: 0,
             live: 0,
-        }
+            budget,
+            pool: CString::try_from_fmt(fmt!("{}", pool))?,
+        };
+        s.account();
+        Ok(s)
     }
 
     /// Nodes in use (each is 4 KiB of memory).
     pub(crate) fn live(&self) -> usize {
         self.live
     }
+
+    /// Bytes this store holds: the nodes, the chunks of slots and the
+    /// directory of chunks.
+    pub(crate) fn bytes(&self) -> u64 {
+        let dir = (self.chunks.capacity() * core::mem::size_of::<KVec<Slot>>()) as u64;
+        (self.live as u64)
+            .saturating_mul(NODE_BYTES)
+            .saturating_add((self.chunks.len() as u64).saturating_mul(CHUNK_BYTES))
+            .saturating_add(dir)
+    }
+
+    fn account(&self) {
+        self.budget.used.store(self.bytes(), Ordering::Relaxed);
+    }
+
+    fn slot(&self, id: NodeId) -> Option<&Slot> {
+        let id = id as usize;
+        self.chunks.get(id >> CHUNK_SHIFT)?.get(id & (CHUNK - 1))
+    }
+
+    fn slot_mut(&mut self, id: NodeId) -> Option<&mut Slot> {
+        let id = id as usize;
+        self.chunks
+            .get_mut(id >> CHUNK_SHIFT)?
+            .get_mut(id & (CHUNK - 1))
+    }
+
+    /// A never used id, with its slot (a new chunk every [`CHUNK`] ids).
+    fn fresh_id(&mut self) -> Option<NodeId> {
+        let id = self.ids;
+        if id == NO_ID {
+            return None;
+        }
+        let c = (id as usize) >> CHUNK_SHIFT;
+        if c == self.chunks.len() {
+            let chunk = KVec::with_capacity(CHUNK, GFP_KERNEL).ok()?;
+            self.chunks.push(chunk, GFP_KERNEL).ok()?;
+        }
+        // Capacity for CHUNK slots was reserved with the chunk: no allocation.
+        self.chunks
+            .get_mut(c)?
+            .push(
+                Slot {
+                    node: None,
+                    refs: NO_ID,
+                },
+                GFP_NOWAIT,
+            )
+            .ok()?;
+        self.ids = id + 1;
+        Some(id)
+    }
 }
 
 impl NodeStore for KNodes {
     fn alloc(&mut self) -> Option<NodeId> {
+        let more = NODE_BYTES
+            + if self.free_head == NO_ID && (self.ids as usize) % CHUNK == 0 {
+                CHUNK_BYTES
+            } else {
+                0
+            };
+        if !self.budget.admit(&self.pool, more) {
+            return None;
+        }
         // Built on the heap directly (a 4 KiB array on the kernel stack is too much).
         let node = KVec::from_elem(0u64, FANOUT, GFP_KERNEL).ok()?;
-        // Room in `free` for every slot, so `free()` never needs to allocate.
-        let want = self
-            .slots
-            .len()
-            .checked_add(1)?
-            .checked_sub(self.free.len())?;
-        self.free.reserve(want, GFP_KERNEL).ok()?;
-        let id = match self.free.pop() {
-            Some(id) => {
-                let slot = self.slots.get_mut(id as usize)?;
-                *slot = Some(node);
-                *self.refs.get_mut(id as usize)? = 1;
-                id
-            }
-            None => {
-                let id = NodeId::try_from(self.slots.len()).ok()?;
-                self.refs.push(1, GFP_KERNEL).ok()?;
-                if self.slots.push(Some(node), GFP_KERNEL).is_err() {
-                    self.refs.pop();
-                    return None;
-                }
-                id
-            }
+        let id = match self.free_head {
+            NO_ID => self.fresh_id()?,
+            id => id,
         };
+        let slot = self.slot_mut(id)?;
+        let next = slot.refs;
+        slot.node = Some(node);
+        slot.refs = 1;
+        if self.free_head == id {
+            self.free_head = next;
+        }
         self.live += 1;
+        self.account();
         Some(id)
     }
 
     fn free(&mut self, id: NodeId) {
-        if let Some(slot) = self.slots.get_mut(id as usize) {
-            if slot.take().is_some() {
-                self.live -= 1;
-                // Capacity was reserved by `alloc`, so this does not allocate.
-                let _ = self.free.push(id, GFP_NOWAIT);
-            }
+        let head = self.free_head;
+        let Some(slot) = self.slot_mut(id) else {
+            return;
+        };
+        if slot.node.take().is_some() {
+            slot.refs = head;
+            self.free_head = id;
+            self.live -= 1;
+            self.account();
         }
     }
 
     fn get(&self, id: NodeId) -> Option<&Node> {
-        self.slots
-            .get(id as usize)?
-            .as_ref()?
-            .as_slice()
-            .try_into()
-            .ok()
+        self.slot(id)?.node.as_ref()?.as_slice().try_into().ok()
     }
 
     fn get_mut(&mut self, id: NodeId) -> Option<&mut Node> {
-        self.slots
-            .get_mut(id as usize)?
+        self.slot_mut(id)?
+            .node
             .as_mut()?
             .as_mut_slice()
             .try_into()
@@ -97,16 +276,19 @@ impl NodeStore for KNodes {
     }
 
     fn refs(&self, id: NodeId) -> u32 {
-        self.refs.get(id as usize).copied().unwrap_or(0)
+        match self.slot(id) {
+            Some(s) if s.node.is_some() => s.refs,
+            _ => 0,
+        }
     }
 
     fn set_refs(&mut self, id: NodeId, refs: u32) -> crate::zvcore::error::Result<()> {
-        match self.refs.get_mut(id as usize) {
-            Some(r) => {
-                *r = refs;
+        match self.slot_mut(id) {
+            Some(s) if s.node.is_some() => {
+                s.refs = refs;
                 Ok(())
             }
-            None => Err(crate::zvcore::error::Error::NotFound),
+            _ => Err(crate::zvcore::error::Error::NotFound),
         }
     }
 }

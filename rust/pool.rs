@@ -22,7 +22,7 @@ use crate::kwrap::{
     workq::ReclaimQueue,
     zone::{self, ZoneCond, ZoneOp, ZoneReport, ZoneType},
 };
-use crate::nodes::KNodes;
+use crate::nodes::{KNodes, TableBudget};
 use crate::zonereads::ZoneReads;
 use crate::zvcore::{
     self,
@@ -461,6 +461,9 @@ pub(crate) struct ActivePool {
     /// Names of the volumes bound to a configfs directory.
     #[pin]
     binds: Mutex<KVec<CString>>,
+    /// Memory of the block tables and its limit (readable without the
+    /// engine lock).
+    pub(crate) tables: Arc<TableBudget>,
     /// Assembled read-only: every volume is a read-only disk, GC is off,
     /// nothing is written to any member.
     pub(crate) read_only: bool,
@@ -513,14 +516,14 @@ fn boxed_first<T, U>(
 
 /// Heap storage for the engine. The superblock (4 KiB) is initialised in
 /// place, field by field: built as a value it would sit on the stack.
-fn storage(geoms: &[DeviceGeometry]) -> Result<Storage> {
+fn storage(name: &CStr, geoms: &[DeviceGeometry], tables: &Arc<TableBudget>) -> Result<Storage> {
     let nz: usize = geoms.iter().map(|g| g.nr_zones as usize).sum();
     Ok(PoolStorage {
         zones: KVec::from_elem(ZoneInfo::default(), nz, GFP_KERNEL)?,
         zone_epochs: KVec::from_elem(0u64, nz, GFP_KERNEL)?,
         vols: KVVec::from_elem(VolEntry::default(), MAX_VOLUMES, GFP_KERNEL)?,
         records: KVec::from_elem(Record::VolumeDelete { vol: 0 }, RECORD_QUEUE, GFP_KERNEL)?,
-        nodes: KNodes::new(),
+        nodes: KNodes::new(name, tables.clone())?,
         devs: KVec::from_elem(DevState::EMPTY, geoms.len(), GFP_KERNEL)?,
         sb: KBox::init(
             init!(Superblock {
@@ -599,7 +602,12 @@ fn stacked_limits(members: &[Member]) -> IoLimits {
     limits
 }
 
-fn engine_parts(geoms: &[DeviceGeometry], members: &[Member]) -> Result<EngineParts> {
+fn engine_parts(
+    name: &CStr,
+    geoms: &[DeviceGeometry],
+    members: &[Member],
+    tables: &Arc<TableBudget>,
+) -> Result<EngineParts> {
     let mut engine_geoms = KVec::with_capacity(geoms.len(), GFP_KERNEL)?;
     engine_geoms.extend_from_slice(geoms, GFP_KERNEL)?;
     // Zone append where a member has it (the block layer emulates it for
@@ -610,7 +618,7 @@ fn engine_parts(geoms: &[DeviceGeometry], members: &[Member]) -> Result<EnginePa
         ..PoolConfig::default_for(u16::try_from(geoms.len()).map_err(|_| EINVAL)?)
     };
     let scratch = KVec::from_elem(0u8, 2 * BLOCK_SIZE, GFP_KERNEL)?;
-    Ok((engine_geoms, storage(geoms)?, cfg, scratch))
+    Ok((engine_geoms, storage(name, geoms, tables)?, cfg, scratch))
 }
 
 impl ActivePool {
@@ -637,7 +645,8 @@ impl ActivePool {
         for u in dev_uuids.iter_mut() {
             random::fill(u);
         }
-        let (engine_geoms, st, cfg, mut scratch) = engine_parts(&geoms, &members)?;
+        let tables = TableBudget::new()?;
+        let (engine_geoms, st, cfg, mut scratch) = engine_parts(name, &geoms, &members, &tables)?;
         let engine = {
             let mut sink = MetaSink::new(name, &members, &geoms)?;
             let r = Engine::format(
@@ -655,7 +664,9 @@ impl ActivePool {
             })?
         };
         pr_info!("{}: formatted {} member(s)\n", name, members.len());
-        Self::new(name, uuid, members, geoms, engine, scratch, false, None)
+        Self::new(
+            name, uuid, members, geoms, engine, scratch, tables, false, None,
+        )
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -666,6 +677,7 @@ impl ActivePool {
         geoms: KVec<DeviceGeometry>,
         engine: KBox<Engine>,
         scratch: KVec<u8>,
+        tables: Arc<TableBudget>,
         read_only: bool,
         damage: Option<Damage>,
     ) -> Result<Arc<Self>> {
@@ -695,6 +707,7 @@ impl ActivePool {
                 end_queue,
                 space_waiters: AtomicU32::new(0),
                 binds <- kernel::new_mutex!(KVec::new()),
+                tables,
                 read_only,
                 damage,
             }),
@@ -721,7 +734,8 @@ impl ActivePool {
         mode: AssembleMode,
     ) -> Result<Arc<Self>> {
         let (opened, geoms) = open_members(name, paths, holder, false)?;
-        let parts = engine_parts(&geoms, &opened)?;
+        let tables = TableBudget::new()?;
+        let parts = engine_parts(name, &geoms, &opened, &tables)?;
         let mut opened = {
             let mut v = KVec::with_capacity(opened.len(), GFP_KERNEL)?;
             for m in opened {
@@ -848,7 +862,7 @@ impl ActivePool {
         let damage = if read_only { asm.damage } else { None };
         let rewound = asm.damage.is_some() && !read_only;
         let pool = Self::new(
-            name, uuid, members, mgeoms, engine, scratch, read_only, damage,
+            name, uuid, members, mgeoms, engine, scratch, tables, read_only, damage,
         )?;
         if rewound {
             // The rewind is recorded by the checkpoint, which also covers
@@ -961,6 +975,9 @@ impl ActivePool {
         writeln!(w, "journal_blocks {}", s.journal_blocks)?;
         writeln!(w, "checkpoints {}", s.checkpoints)?;
         writeln!(w, "table_nodes {}", e.nodes().live())?;
+        writeln!(w, "table_memory_bytes {}", self.tables.used())?;
+        writeln!(w, "table_memory_limit {}", self.tables.limit())?;
+        writeln!(w, "table_memory_refused {}", self.tables.refused())?;
         writeln!(
             w,
             "snapshots {}",

@@ -127,7 +127,7 @@ impl VolumeConfig {
 }
 
 /// Parses a decimal attribute value (one trailing newline allowed).
-fn parse_u64(page: &[u8]) -> Option<u64> {
+pub(crate) fn parse_u64(page: &[u8]) -> Option<u64> {
     let s = core::str::from_utf8(page).ok()?;
     let s = s.strip_suffix('\n').unwrap_or(s);
     if s.is_empty() || !s.bytes().all(|c| c.is_ascii_digit()) {

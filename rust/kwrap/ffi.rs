@@ -50,6 +50,11 @@ unsafe extern "C" {
     /// lives as long as the kernel.
     pub(crate) fn zvpool_kernel_release() -> *const c_char;
 
+    /// `totalram_pages() << PAGE_SHIFT`: the machine's memory in bytes.
+    ///
+    /// No preconditions.
+    pub(crate) fn zvpool_totalram_bytes() -> u64;
+
     /// `req_op(rq)`.
     ///
     /// # Safety

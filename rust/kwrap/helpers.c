@@ -8,6 +8,7 @@
 #include <linux/blkdev.h>
 #include <linux/cpumask.h>
 #include <linux/highmem.h>
+#include <linux/mm.h>
 #include <linux/module.h>
 #include <linux/sched/mm.h>
 #include <linux/utsname.h>
@@ -20,6 +21,14 @@ const char *zvpool_kernel_release(void);
 const char *zvpool_kernel_release(void)
 {
 	return init_utsname()->release;
+}
+
+u64 zvpool_totalram_bytes(void);
+
+/* The machine's memory, for defaults derived from it (table memory limit). */
+u64 zvpool_totalram_bytes(void)
+{
+	return (u64)totalram_pages() << PAGE_SHIFT;
 }
 
 /* ---- requests (rust/kwrap/request.rs) ---- */

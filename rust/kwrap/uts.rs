@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
-//! The running kernel's identity.
+//! The running kernel's identity and the machine's size.
 
 use super::ffi;
 use kernel::str::{CStr, CStrExt};
@@ -12,4 +12,12 @@ pub(crate) fn kernel_release() -> &'static CStr {
     // NUL-terminated array that is never freed and only changed by
     // `sethostname`-like calls that do not touch `release`.
     unsafe { CStr::from_char_ptr(p) }
+}
+
+/// The machine's memory in bytes (what defaults such as the table memory
+/// limit are derived from).
+pub(crate) fn total_ram_bytes() -> u64 {
+    // SAFETY: `zvpool_totalram_bytes` has no preconditions; it reads an
+    // atomic counter.
+    unsafe { ffi::zvpool_totalram_bytes() }
 }
