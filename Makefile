@@ -16,7 +16,7 @@
 TOP := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
 MO  ?= $(TOP)/build/module
 
-.PHONY: all module check demo host-test vm-shell bench clean fmt deps kernel crash-campaign
+.PHONY: all module check demo host-test vm-shell bench clean fmt deps kernel crash-campaign scale
 
 all: module
 
@@ -37,6 +37,9 @@ demo:
 
 crash-campaign:
 	@$(TOP)/scripts/check.sh --crash-campaign
+
+scale:
+	@$(TOP)/scripts/check.sh --scale
 
 host-test:
 	cargo test --workspace

@@ -9,6 +9,9 @@
 # --shell: build everything, then boot the VM with an interactive shell.
 # --crash-campaign: build everything, then only the power-cut test, with
 #          ZVPOOL_CRASH_POINTS (default 100) crash points (`make crash-campaign`).
+# --scale: build everything, then only the scale test (`make scale`): members
+#          of 5 TiB in all, sparse writes, a power cut, reassembly (two boots,
+#          6 GiB guest; ZVPOOL_SCALE_SPARSE sets the number of sparse writes).
 # Power cuts: ZVPOOL_CRASH_POINTS (default 20 in make check) seeded crash
 # points; ZVPOOL_CRASH_SEED=0x... replays a campaign (printed at its start).
 set -euo pipefail
@@ -19,6 +22,7 @@ case "${1:-}" in
 --shell) mode=shell ;;
 --demo) mode=demo ;;
 --crash-campaign) mode=campaign ;;
+--scale) mode=scale ;;
 "") ;;
 *) die "check.sh: unknown argument $1" ;;
 esac
@@ -76,7 +80,7 @@ step "initramfs"
 "$ZVPOOL_TOP/scripts/initramfs.sh" "$KBUILD" "$KO" "$B/initramfs.cpio"
 
 vm_rc=0
-if [ $mode != campaign ]; then
+if [ $mode != campaign ] && [ $mode != scale ]; then
 	step "VM ($mode)"
 	"$ZVPOOL_TOP/scripts/vm.sh" --kernel "$KBUILD/arch/x86/boot/bzImage" --initrd "$B/initramfs.cpio" \
 		--mode $mode --log "$B/vm" --timeout "${ZVPOOL_VM_TIMEOUT:-1200}" || vm_rc=$?
@@ -87,7 +91,30 @@ if [ $mode = demo ]; then
 	echo "--------------------------"
 	[ "$vm_rc" = 0 ] && log "demo finished in $((SECONDS - t0)) s" || log "demo failed (see $B/vm/console.log)"
 fi
-[ $mode = check ] || [ $mode = campaign ] || exit $vm_rc
+[ $mode = check ] || [ $mode = campaign ] || [ $mode = scale ] || exit $vm_rc
+
+# The scale test: two boots over sparse images of real drives' size.
+scale_logs=()
+if [ $mode = scale ]; then
+	d=$B/vm/scale
+	rm -rf "$d" && mkdir -p "$d"
+	for phase in 1 2; do
+		step "VM scale test, boot $phase"
+		cut=()
+		[ $phase = 1 ] && cut=(--power-cut)
+		ZVPOOL_VM_SCALE=1 ZVPOOL_VM_MEM=${ZVPOOL_VM_MEM:-6144} "$ZVPOOL_TOP/scripts/vm.sh" \
+			--kernel "$KBUILD/arch/x86/boot/bzImage" --initrd "$B/initramfs.cpio" \
+			--mode "check:scale.sh" --append "zvpool.phase=$phase zvpool.test_timeout=2000 ${ZVPOOL_SCALE_SPARSE:+zvpool.scale_sparse=$ZVPOOL_SCALE_SPARSE}" \
+			--images "$d/images" --log "$d/$phase" --timeout "${ZVPOOL_VM_TIMEOUT:-2400}" "${cut[@]}" || vm_rc=1
+		echo "---- boot $phase ----"
+		tr -d '\r' <"$d/$phase/results.log" | grep -v '^ZVPOOL-GUEST-DONE' || true
+		[ $vm_rc = 0 ] || break
+	done
+	du -sh --apparent-size "$d/images" | sed 's/^/images (apparent size): /'
+	du -sh "$d/images" | sed 's/^/images (host disk used): /'
+	rm -rf "$d/images"
+	scale_logs+=("$d/2/results.log")
+fi
 
 # Tests that span two boots with persistent images (a reboot).
 reboot_tests=$(sed -n 's/^TEST_PROGS_REBOOT := //p' "$ZVPOOL_TOP/selftests/zvpool/Makefile")
@@ -108,6 +135,7 @@ done
 # Power cuts: each crash point is a boot that ends in sysrq-b while
 # zvcrash writes (seeded delay), then a boot that verifies.
 crash_tests=$(sed -n 's/^TEST_PROGS_CRASH := //p' "$ZVPOOL_TOP/selftests/zvpool/Makefile")
+[ $mode = check ] || [ $mode = campaign ] || crash_tests=""
 points=${ZVPOOL_CRASH_POINTS:-$([ $mode = campaign ] && echo 100 || echo 20)}
 seed0=${ZVPOOL_CRASH_SEED:-$(printf '0x%x' $(((RANDOM << 30) ^ (RANDOM << 15) ^ RANDOM ^ $(date +%s))))}
 crash_logs=()
@@ -151,8 +179,8 @@ count_ktap() {
 }
 vm_pass=0 vm_fail=0 vm_skip=0
 echo "---- VM selftests (KTAP) ----"
-vm_logs=("${reboot_logs[@]}" "${crash_logs[@]}")
-[ $mode = campaign ] || vm_logs=("$B/vm/results.log" "${vm_logs[@]}")
+vm_logs=("${reboot_logs[@]}" "${crash_logs[@]}" "${scale_logs[@]}")
+[ $mode = campaign ] || [ $mode = scale ] || vm_logs=("$B/vm/results.log" "${vm_logs[@]}")
 for r in "${vm_logs[@]}"; do
 	tr -d '\r' <"$r" >"${r%results.log}ktap.log"
 	grep -v '^ZVPOOL-GUEST-DONE' "${r%results.log}ktap.log" || true

@@ -58,6 +58,7 @@ cp "$ZVPOOL_TOP/scripts/guest/demo.sh" "$O/usr/share/zvpool/demo.sh"
 {
 	echo "ZV_ZNS=\"$ZV_ZNS\""
 	echo "ZV_CONV=\"$ZV_CONV\""
+	echo "ZV_SCALE_CONV=\"$ZV_SCALE_CONV\""
 } >"$O/etc/zvpool/vm.env"
 for t in "$ZVPOOL_TOP"/target/release/zvpoolctl "$ZVPOOL_TOP"/target/release/zvcrash; do
 	[ -x "$t" ] && cp "$t" "$O/usr/bin/"

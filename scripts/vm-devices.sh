@@ -18,6 +18,13 @@ ZV_CONV="conv0:3:2048"
 # Both may be overridden (the quick mode uses smaller devices).
 ZV_BENCH_ZNS=${ZV_BENCH_ZNS:-"bzns0:4:4096:64:62:14:28 bzns1:5:4096:64:64:0:0"}
 ZV_BENCH_CONV=${ZV_BENCH_CONV:-"bconv0:6:4096 bdmzc:7:512 bmeta:8:128 bres:9:256"}
+# Scale-only namespace (`make scale`; added when ZVPOOL_VM_SCALE=1): a sparse
+# 6 TiB conventional namespace holding ext4 with the zone files of
+# selftests/zvpool/scale.sh's zloop members (costs host disk only as written).
+ZV_SCALE_CONV="sconv0:10:6291456"
+if [ "${ZVPOOL_VM_SCALE:-0}" = 1 ]; then
+	ZV_CONV="$ZV_CONV $ZV_SCALE_CONV"
+fi
 if [ "${ZVPOOL_VM_BENCH:-0}" = 1 ]; then
 	ZV_ZNS="$ZV_ZNS $ZV_BENCH_ZNS"
 	ZV_CONV="$ZV_CONV $ZV_BENCH_CONV"

@@ -6,7 +6,7 @@
 DIR=$(cd "$(dirname "$0")" && pwd)
 [ $# -gt 0 ] || set -- $(sed -n 's/^TEST_PROGS := //p' "$DIR/Makefile")
 timeout_s=$(sed -n 's/^timeout=//p' "$DIR/settings")
-timeout_s=${timeout_s:-300}
+timeout_s=${ZVPOOL_TEST_TIMEOUT:-${timeout_s:-300}}
 # A debug kernel (lockdep, KASAN, kmemleak) runs the same tests several
 # times slower: scale the per-program limit (like kselftest's
 # --override-timeout) rather than shrink the tests.
