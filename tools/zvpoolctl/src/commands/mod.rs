@@ -8,6 +8,7 @@
 
 pub mod check;
 pub mod pool;
+pub mod props;
 pub mod snapshot;
 pub mod volume;
 

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
-//! `zvpoolctl pool ...`: create, assemble, add, stop, list, status.
+//! `zvpoolctl pool ...`: create, assemble, add, stop, list, status (`set`
+//! and `get` are in `props.rs`, `check` in `check.rs`).
 
 use super::volume;
 use super::{check_name, Ctx, Noun, Undo, UndoStep, Verb};
@@ -24,6 +25,7 @@ pub const ATTRS: &[&str] = &[
     "promote",
     "rollback",
     "assemble_mode",
+    "table_memory_limit",
 ];
 
 const OPT_FORCE: OptSpec = OptSpec {
@@ -150,11 +152,14 @@ pub const NOUN: Noun = Noun {
             summary: "show a pool in detail: members, zones, errors, GC, volumes",
             help: "Shows pool NAME: state, health, space (and the part of it shared by\n\
                    snapshots and clones), zones, garbage collection and write\n\
-                   amplification counters; then one line per member (zone usage, read\n\
-                   and write errors, state); then its volumes and clones (as 'volume\n\
-                   list'; snapshots: 'zvpoolctl snapshot list'). With -H the three\n\
-                   sections are separated by an empty line. JSON: an object with the\n\
-                   keys \"pool\", \"members\" and \"volumes\".\n\
+                   amplification counters, the memory the block tables use, their\n\
+                   limit and the allocations it refused (table_memory,\n\
+                   table_memory_limit, table_memory_refused; see 'pool set'); then one\n\
+                   line per member (zone usage, read and write errors, state); then\n\
+                   its volumes and clones (as 'volume list'; snapshots: 'zvpoolctl\n\
+                   snapshot list'). With -H the three sections are separated by an\n\
+                   empty line. JSON: an object with the keys \"pool\", \"members\" and\n\
+                   \"volumes\".\n\
                    configfs: NAME/status, NAME/members, NAME/volumes and each volume's\n\
                    enable, dev, usage.",
             options: &[OPT_SCRIPTED, OPT_PARSABLE, OPT_JSON],
@@ -163,6 +168,8 @@ pub const NOUN: Noun = Noun {
             columns: &[],
             run: status,
         },
+        super::props::SET,
+        super::props::GET,
         super::check::VERB,
     ],
 };
@@ -242,6 +249,9 @@ const STATUS_COLUMNS: &[&str] = &[
     "journal_blocks",
     "checkpoints",
     "table_nodes",
+    "table_memory",
+    "table_memory_limit",
+    "table_memory_refused",
     "read_only",
     "rewinds",
     "last_rewind",
@@ -836,6 +846,10 @@ fn status(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
         Value::opt_count(n("journal_blocks")?),
         Value::opt_count(n("checkpoints")?),
         Value::opt_count(n("table_nodes")?),
+        // Kernels with the table memory limit (absent before).
+        Value::opt_bytes(n("table_memory_bytes")?),
+        Value::opt_bytes(n("table_memory_limit")?),
+        Value::opt_count(n("table_memory_refused")?),
         // Kernels with read-only assembly and rewind (absent before).
         Value::opt_count(n("read_only")?),
         Value::opt_count(n("rewinds")?),

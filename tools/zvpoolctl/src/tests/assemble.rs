@@ -74,9 +74,9 @@ fn read_only_writes_the_mode_before_enable() {
     );
     let r = fk.run(&["pool", "status", "tank"]);
     assert_eq!(r.code, 0, "{r:?}");
-    assert!(r.out.contains("read_only            1\n"), "{}", r.out);
+    assert!(r.out.contains("read_only             1\n"), "{}", r.out);
     assert!(
-        r.out.contains(&format!("damage               {WHAT}\n")),
+        r.out.contains(&format!("damage                {WHAT}\n")),
         "{}",
         r.out
     );
@@ -147,10 +147,10 @@ fn rewind_shows_the_loss_then_assembles() {
         r.out
     );
     let r = fk.run(&["pool", "status", "tank"]);
-    assert!(r.out.contains("rewinds              1\n"), "{}", r.out);
+    assert!(r.out.contains("rewinds               1\n"), "{}", r.out);
     assert!(
         r.out
-            .contains("last_rewind          from_seq=1025 to_seq=1535 blocks=511"),
+            .contains("last_rewind           from_seq=1025 to_seq=1535 blocks=511"),
         "{}",
         r.out
     );

@@ -154,8 +154,8 @@ fn pool_status_from_files() {
     let r = run(&t, &["pool", "status", "fast"]);
     assert_eq!(r.code, 0, "{r:?}");
     for want in [
-        "health               degraded\n",
-        "journal_blocks       77\ncheckpoints          5\ntable_nodes          31\n",
+        "health                degraded\n",
+        "journal_blocks        77\ncheckpoints           5\ntable_nodes           31\n",
         "    1  /dev/nvme0n2  zns   failed     64          30  53%      32.0M     32.0M         8          12            5             1\n",
         "fast/db     4.00G  512M  disabled  -\nfast/\"odd\"  4.00K    0B  unbound   -\n",
     ] {
@@ -335,5 +335,38 @@ fn snapshot_writes_are_exact_values_through_configfs_files() {
     assert_eq!(
         res.out,
         "fast/web\tvolume\t-\t0B\t512M\nfast/db\tvolume\t-\t512M\t0B\nfast/arch\tvolume\t-\t0B\t0B\n"
+    );
+}
+
+#[test]
+fn pool_set_through_configfs_files() {
+    let t = kernel_tree();
+    // This tree's module predates table_memory_limit: no such file.
+    let r = run(&t, &["pool", "set", "fast", "table_memory_limit=1G"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert_eq!(
+        r.err,
+        "zvpoolctl: set table_memory_limit of pool fast: the loaded zvpool module has no \
+         table_memory_limit attribute (it is older than the property); load a newer zvpool \
+         module [No such file or directory (ENOENT)]\n"
+    );
+    assert!(!t.path().join("fast/table_memory_limit").exists());
+    // A newer module: one write of the bytes, without a newline.
+    write(t.path(), "fast/table_memory_limit", "8589934592\n");
+    let r = run(&t, &["pool", "set", "fast", "table_memory_limit=1.5G"]);
+    assert_eq!(
+        (r.code, r.out.as_str()),
+        (0, "set table_memory_limit of pool fast: 8.00G -> 1.50G\n"),
+        "{r:?}"
+    );
+    assert_eq!(
+        fs::read_to_string(t.path().join("fast/table_memory_limit")).unwrap(),
+        "1610612736"
+    );
+    let r = run(&t, &["pool", "set", "fast", "table_memory_limit=default"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(
+        fs::read_to_string(t.path().join("fast/table_memory_limit")).unwrap(),
+        "0"
     );
 }

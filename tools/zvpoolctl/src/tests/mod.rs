@@ -8,6 +8,7 @@ mod check;
 mod cli;
 mod fs_backend;
 mod pool;
+mod props;
 mod snapshot;
 mod volume;
 

@@ -374,8 +374,8 @@ fn list_and_status() {
     let r = fk.run(&["pool", "status", "tank"]);
     assert_eq!(r.code, 0, "{r:?}");
     for want in [
-        "pool:\nname                 tank\nstate                active\nhealth               ok\n",
-        "write_amplification  1.250\n",
+        "pool:\nname                  tank\nstate                 active\nhealth                ok\n",
+        "write_amplification   1.250\n",
         "members:\nINDEX  PATH       KIND  STATE  ZONES  FREE_ZONES  USE  ZONE_SIZE",
         "    1  /dev/zns1  zns   ok       256         255   0%      64.0M     64.0M        14          28            0             1\n",
         "volumes:\nNAME       SIZE   USED  STATE    DEVICE\ntank/vm1  20.0G  3.00G  enabled  /dev/zvpool0\n",

@@ -440,8 +440,8 @@ fn pool_status_and_list_show_snapshots_and_shared() {
     let r = fk.run(&["pool", "status", "tank"]);
     assert_eq!(r.code, 0, "{r:?}");
     for want in [
-        "used                 4.00G\nfree                 27.9G\ncap                  12%\nshared               2.00G\n",
-        "volumes              3\nsnapshots            1\n",
+        "used                  4.00G\nfree                  27.9G\ncap                   12%\nshared                2.00G\n",
+        "volumes               3\nsnapshots             1\n",
         "volumes:\nNAME       SIZE   USED  STATE    DEVICE\ntank/vm1  20.0G  3.00G  enabled  /dev/zvpool0\n\
          tank/vm2  1.50G     0B  enabled  /dev/zvpool1\n",
     ] {

@@ -12,6 +12,12 @@
 //! such attributes, EBUSY when resizing an enabled volume). Space sharing is
 //! modelled coarsely: a snapshot or clone shares all mapped bytes of its
 //! source, and `set_usage` sets any split a test needs.
+//!
+//! Both have the pool attribute `table_memory_limit` and the `status` lines
+//! `table_memory_bytes/limit/refused` unless `without_table_memory()` (a
+//! module from before them; `legacy()` lacks them too). The machine has
+//! `FAKE_RAM` bytes of memory, so the default limit is half of that; a
+//! pool's table memory use and refusals are set with `set_table_memory`.
 
 mod sharing;
 
@@ -30,6 +36,11 @@ use std::path::{Path, PathBuf};
 
 pub const DISK_ZONES: u64 = 256;
 pub const ZONE: u64 = 64 << 20;
+/// The fake machine's memory: the default `table_memory_limit` is half of it.
+pub const FAKE_RAM: u64 = 16 << 30;
+/// Bytes of one block-table node in memory (`table_nodes` * this is the
+/// default `table_memory_bytes`).
+pub const NODE_BYTES: u64 = 4096;
 
 #[derive(Clone, Default)]
 struct Disk {
@@ -105,7 +116,25 @@ struct PoolRt {
     rewinds: u64,
     last_rewind: Option<String>,
     damage: Option<String>,
+    /// `table_memory_limit` as written (0: the default).
+    table_limit: u64,
+    /// `table_memory_bytes` (None: `table_nodes` * NODE_BYTES).
+    table_bytes: Option<u64>,
+    table_refused: u64,
 }
+
+impl PoolRt {
+    /// The limit in force (what `table_memory_limit` shows).
+    fn table_limit(&self) -> u64 {
+        match self.table_limit {
+            0 => FAKE_RAM / 2,
+            v => v,
+        }
+    }
+}
+
+/// `table_nodes` of every active pool in the fake.
+const TABLE_NODES: u64 = 9;
 
 struct Fault {
     /// The operation is carried out, then fails (e.g. a pool that stops but
@@ -122,6 +151,8 @@ struct Fault {
 struct State {
     /// A kernel without the `snapshots` feature.
     legacy: bool,
+    /// A module without `table_memory_limit` (and its status lines).
+    no_table_memory: bool,
     ops: usize,
     faults: Vec<Fault>,
     pending: Option<Fault>,
@@ -186,9 +217,28 @@ impl FakeKernel {
             st: RefCell::new(State {
                 seq: 2,
                 legacy,
+                no_table_memory: legacy,
                 ..State::default()
             }),
         }
+    }
+
+    /// A module from before `table_memory_limit`: pools have no such
+    /// attribute (writes fail with ENOENT) and `status` no `table_memory_*`.
+    pub fn without_table_memory(self) -> Self {
+        self.st.borrow_mut().no_table_memory = true;
+        self
+    }
+
+    /// The pool's block tables use `bytes` of memory, and `refused` node
+    /// allocations were refused by the limit.
+    pub fn set_table_memory(&self, pool: &str, bytes: u64, refused: u64) {
+        let mut st = self.st.borrow_mut();
+        if let Some(p) = st.pools.get_mut(pool) {
+            p.table_bytes = Some(bytes);
+            p.table_refused = refused;
+        }
+        self.sync(&st);
     }
 
     pub fn root(&self) -> &Path {
@@ -408,6 +458,9 @@ impl FakeKernel {
                 let mode = if p.mode.is_empty() { "normal" } else { &p.mode };
                 w("assemble_mode", format!("{mode}\n"));
             }
+            if !st.no_table_memory {
+                w("table_memory_limit", format!("{}\n", p.table_limit()));
+            }
             w("enable", format!("{}\n", u8::from(p.active)));
             let meta = st.metas.get(name).filter(|_| p.active);
             let vols = meta.map(|m| m.volumes.clone()).unwrap_or_default();
@@ -439,6 +492,16 @@ impl FakeKernel {
                     }
                     e
                 };
+                let tables = if st.no_table_memory {
+                    String::new()
+                } else {
+                    format!(
+                        "table_memory_bytes {}\ntable_memory_limit {}\ntable_memory_refused {}\n",
+                        p.table_bytes.unwrap_or(TABLE_NODES * NODE_BYTES),
+                        p.table_limit(),
+                        p.table_refused
+                    )
+                };
                 w(
                     "status",
                     format!(
@@ -446,7 +509,7 @@ impl FakeKernel {
                          free_bytes {}\nzones_total {}\nzones_free {}\nzones_gc_reserve 2\nvolumes {}\n\
                          user_blocks_written 1000\ngc_blocks_written 250\nwrite_amplification 1.250\n\
                          zones_reset 3\ngc_runs 0\nthrottled_ms 0\njournal_blocks 40\n\
-                         checkpoints 2\ntable_nodes 9\n{extra}future_key 7\n",
+                         checkpoints 2\ntable_nodes {TABLE_NODES}\n{tables}{extra}future_key 7\n",
                         cap.saturating_sub(used),
                         n * DISK_ZONES,
                         n * DISK_ZONES - 2,
@@ -573,6 +636,22 @@ impl FakeKernel {
                 }
             }
             "assemble_mode" if st.legacy => return Err(err(ENOENT)),
+            "table_memory_limit" if st.no_table_memory => return Err(err(ENOENT)),
+            "table_memory_limit" => {
+                // The kernel's parse_u64: decimal digits, one optional
+                // trailing newline; any pool state.
+                let v = value.strip_suffix('\n').unwrap_or(value);
+                let n = (!v.is_empty() && v.bytes().all(|c| c.is_ascii_digit()))
+                    .then(|| v.parse::<u64>().ok())
+                    .flatten();
+                let Some(n) = n else {
+                    let why = "table_memory_limit takes bytes (decimal; 0 for the default)";
+                    return Err(self.refuse(st, EINVAL, name, why));
+                };
+                if let Some(p) = st.pools.get_mut(name) {
+                    p.table_limit = n;
+                }
+            }
             "assemble_mode" => {
                 let m = value.trim();
                 if !["normal", "read-only", "rewind"].contains(&m) {
