@@ -206,7 +206,13 @@ where
                 slot.src.len = dst.len.min(want);
                 slot.dst = dst;
             }
-            self.reserved = self.reserved.saturating_add(need);
+            // Exactly what `gc_end` releases for this item (its slots
+            // follow `dst.len`, which a zone end may have cut below
+            // `want`): reserving `need` leaked record slots until GC got
+            // `Busy` for good (found by tests/gcsim.rs at 90 % full).
+            self.reserved = self
+                .reserved
+                .saturating_add((dst.len as usize).div_ceil(2) + 1);
             planned = planned.saturating_add(dst.len.min(want));
             k += 1;
         }
