@@ -157,9 +157,21 @@ pub(crate) fn end_plan(
     }
     let end = e.write_end(plan, &addrs);
     if r.is_ok() {
-        r = end.map(|_| ()).map_err(core_err);
+        r = end.map(|_| ()).map_err(|err| table_err(e, err));
     }
     (r, failed)
+}
+
+/// The errno of a block-table update that failed with `err`: a node
+/// allocation that failed for want of memory is `ENOMEM` (the request is
+/// requeued and retried, see [`crate::volume::end_request`]), not the
+/// `NoSpace` the core reports for it and for the table memory limit.
+/// Called under the engine lock, right after the update.
+pub(crate) fn table_err(e: &Engine, err: CoreError) -> Error {
+    if matches!(err, CoreError::NoSpace) && e.nodes().out_of_memory() {
+        return ENOMEM;
+    }
+    core_err(err)
 }
 
 /// A request's data for [`ReqData`]: its single-page segments.
@@ -582,22 +594,15 @@ impl ActivePool {
     /// Unmaps `bytes` at byte `offset` of volume `vol` (discard, write zeroes).
     pub(crate) fn discard(&self, vol: u32, offset: u64, bytes: u64) -> Result {
         let _noio = NoIo::enter();
-        let r = self
-            .state
-            .lock()
-            .engine
-            .discard(vol, offset / BS, bytes / BS);
-        match r {
-            Err(CoreError::Busy) => {
-                // The record queue is full: commit, then unmap.
-                self.commit()?;
-                self.state
-                    .lock()
-                    .engine
-                    .discard(vol, offset / BS, bytes / BS)
-                    .map_err(core_err)
-            }
-            r => r.map_err(core_err),
+        let mut st = self.state.lock();
+        let mut r = st.engine.discard(vol, offset / BS, bytes / BS);
+        if let Err(CoreError::Busy) = r {
+            // The record queue is full: commit, then unmap.
+            drop(st);
+            self.commit()?;
+            st = self.state.lock();
+            r = st.engine.discard(vol, offset / BS, bytes / BS);
         }
+        r.map_err(|e| table_err(&st.engine, e))
     }
 }

@@ -330,6 +330,17 @@ impl ActivePool {
                         self.write_failed(ext, res.err().unwrap_or(EIO));
                     }
                 }
+                if let Err(e) = res {
+                    if e != ENOMEM && !fail.iter().any(|&f| f) {
+                        pr_err!(
+                            "{}: write of volume {} at sector {}: block-table update failed: {:?}\n",
+                            &*self.name,
+                            rq.data().vol,
+                            rq.sector(),
+                            e
+                        );
+                    }
+                }
                 let mut res = res;
                 let total = u64::from(rq.bytes()) / BS;
                 if res.is_ok() && plan.nblocks < total {

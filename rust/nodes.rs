@@ -57,6 +57,12 @@ pub(crate) struct TableBudget {
     /// A refusal was logged and the use has not fallen well below the limit
     /// since: one log line per episode.
     warned: AtomicBool,
+    /// Node allocations of the active pool since assembly (for the test
+    /// hook `fail_node_alloc`).
+    allocs: AtomicU64,
+    /// Node allocations that failed for want of memory (or by the test
+    /// hook); their requests were requeued.
+    failed: AtomicU64,
 }
 
 impl TableBudget {
@@ -68,6 +74,8 @@ impl TableBudget {
                 limit: AtomicU64::new(u64::MAX),
                 refused: AtomicU64::new(0),
                 warned: AtomicBool::new(false),
+                allocs: AtomicU64::new(0),
+                failed: AtomicU64::new(0),
             },
             GFP_KERNEL,
         )?)
@@ -93,6 +101,32 @@ impl TableBudget {
     /// Node allocations refused by the limit since the pool was assembled.
     pub(crate) fn refused(&self) -> u64 {
         self.refused.load(Ordering::Relaxed)
+    }
+
+    /// Node allocations that failed for want of memory since assembly.
+    pub(crate) fn alloc_failures(&self) -> u64 {
+        self.failed.load(Ordering::Relaxed)
+    }
+
+    /// Whether the test hook `fail_node_alloc=N` (module parameter) fails
+    /// this allocation: one node allocation in N of an active pool (not
+    /// while it assembles: the limit is then `u64::MAX`), chosen by a hash
+    /// of the allocation's number, so that an update needing several nodes
+    /// is not failed at every retry the way a strict every-N-th would.
+    fn injected(&self) -> bool {
+        let every = u64::from(crate::fail_node_alloc());
+        if every == 0 || self.limit() == u64::MAX {
+            return false;
+        }
+        // splitmix64 of the allocation's number.
+        let mut z = self
+            .allocs
+            .fetch_add(1, Ordering::Relaxed)
+            .wrapping_add(1)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        (z ^ (z >> 31)) % every == 0
     }
 
     /// Whether `more` bytes fit; counts and logs (once an episode) a refusal.
@@ -142,6 +176,9 @@ pub(crate) struct KNodes {
     free_head: u32,
     ids: u32,
     live: usize,
+    /// The last allocation failed for want of memory (not by the budget):
+    /// the caller retries later (`ENOMEM`) instead of failing (`ENOSPC`).
+    oom: bool,
     budget: Arc<TableBudget>,
     /// The pool's name, for the budget's log line.
     pool: CString,
@@ -155,6 +192,7 @@ impl KNodes {
             free_head: NO_ID,
             ids: 0,
             live: 0,
+            oom: false,
             budget,
             pool: CString::try_from_fmt(fmt!("{}", pool))?,
         };
@@ -165,6 +203,12 @@ impl KNodes {
     /// Nodes in use (each is 4 KiB of memory).
     pub(crate) fn live(&self) -> usize {
         self.live
+    }
+
+    /// Whether the last allocation failed for want of memory rather than
+    /// by the table memory limit (the core reports both as `NoSpace`).
+    pub(crate) fn out_of_memory(&self) -> bool {
+        self.oom
     }
 
     /// Bytes this store holds: the nodes, the chunks of slots and the
@@ -191,6 +235,21 @@ impl KNodes {
         self.chunks
             .get_mut(id >> CHUNK_SHIFT)?
             .get_mut(id & (CHUNK - 1))
+    }
+
+    /// A zeroed node and a free id for it; `None` when out of memory (or
+    /// the test hook says so).
+    fn new_node(&mut self) -> Option<(KVec<u64>, NodeId)> {
+        if self.budget.injected() {
+            return None;
+        }
+        // Built on the heap directly (a 4 KiB array on the kernel stack is too much).
+        let node = KVec::from_elem(0u64, FANOUT, GFP_KERNEL).ok()?;
+        let id = match self.free_head {
+            NO_ID => self.fresh_id()?,
+            id => id,
+        };
+        Some((node, id))
     }
 
     /// A never used id, with its slot (a new chunk every [`CHUNK`] ids).
@@ -228,14 +287,14 @@ impl NodeStore for KNodes {
             } else {
                 0
             };
+        self.oom = false;
         if !self.budget.admit(&self.pool, more) {
             return None;
         }
-        // Built on the heap directly (a 4 KiB array on the kernel stack is too much).
-        let node = KVec::from_elem(0u64, FANOUT, GFP_KERNEL).ok()?;
-        let id = match self.free_head {
-            NO_ID => self.fresh_id()?,
-            id => id,
+        let Some((node, id)) = self.new_node() else {
+            self.oom = true;
+            self.budget.failed.fetch_add(1, Ordering::Relaxed);
+            return None;
         };
         let slot = self.slot_mut(id)?;
         let next = slot.refs;

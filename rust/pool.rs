@@ -978,6 +978,7 @@ impl ActivePool {
         writeln!(w, "table_memory_bytes {}", self.tables.used())?;
         writeln!(w, "table_memory_limit {}", self.tables.limit())?;
         writeln!(w, "table_memory_refused {}", self.tables.refused())?;
+        writeln!(w, "table_alloc_failures {}", self.tables.alloc_failures())?;
         writeln!(
             w,
             "snapshots {}",

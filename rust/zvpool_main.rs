@@ -56,6 +56,10 @@ module! {
             default: 1,
             description: "Requests served in queue_rq without a worker: 0 none, 1 reads (default), 2 reads and plain writes",
         },
+        fail_node_alloc: u32 {
+            default: 0,
+            description: "Test hook: one in N block-table node allocations of an active pool fails as if out of memory (0: never)",
+        },
     },
 }
 
@@ -66,6 +70,16 @@ module! {
 /// completion work (Documentation/benchmarks.md, "Engine rerun").
 pub(crate) fn fastpath_level() -> u32 {
     module_parameters::fastpath.value()
+}
+
+/// The test hook `fail_node_alloc` (module parameter, set at load time):
+/// one in N block-table node allocations of an active pool (chosen
+/// pseudo-randomly) fails as if the kernel were out of memory; 0 (the
+/// default) never. Used by
+/// selftests/zvpool/nomem.sh to show that such failures delay requests
+/// (requeued) and never fail them.
+pub(crate) fn fail_node_alloc() -> u32 {
+    module_parameters::fail_node_alloc.value()
 }
 
 #[pin_data(PinnedDrop)]

@@ -250,6 +250,15 @@ where
             addr,
             |a, n| inval(alloc, zepoch, ep, failed, a, n),
         );
+        // Stored even when the update failed: it may have copied shared
+        // nodes on the way (a new root; the originals lost this table's
+        // reference), and the old root would then be referenced once more
+        // than counted — written in place as exclusive, into the snapshots
+        // that still share it (found by the model test with allocation
+        // failures; in the kernel, EUCLEAN after a retried write).
+        if let Some(v) = self.vols.get_mut(i) {
+            v.table = Some(t);
+        }
         if let Err(e) = r {
             // Not mapped: the new blocks are garbage.
             inval(
@@ -262,9 +271,6 @@ where
             );
             self.unreserve(1);
             return Err(e);
-        }
-        if let Some(v) = self.vols.get_mut(i) {
-            v.table = Some(t);
         }
         self.push_reserved(Record::MapExtent {
             vol,

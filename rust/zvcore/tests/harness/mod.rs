@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 use crate::sim::*;
+use std::cell::Cell;
 use std::collections::HashSet;
 use zvcore::alloc::{DevState, ZoneInfo};
 use zvcore::error::Error;
@@ -17,6 +18,25 @@ use zvcore::recovery::{recover, MetaReader};
 use zvcore::verify::{bitmap_words, verify, Problem};
 
 // ---- node store ------------------------------------------------------------
+
+thread_local! {
+    /// Allocation-failure injection (the kernel's `fail_node_alloc`): while
+    /// non-zero, one node allocation in N fails, pseudo-randomly.
+    static FAIL_ONE_IN: Cell<u64> = const { Cell::new(0) };
+    static FAIL_STATE: Cell<u64> = const { Cell::new(0x5eed) };
+}
+
+/// Whether this allocation is failed by the injection.
+fn alloc_injected() -> bool {
+    let n = FAIL_ONE_IN.get();
+    if n == 0 {
+        return false;
+    }
+    let mut r = Rng::new(FAIL_STATE.get());
+    let v = r.next_u64();
+    FAIL_STATE.set(r.0);
+    v % n == 0
+}
 
 pub struct Store {
     pub nodes: Vec<Option<Box<Node>>>,
@@ -40,7 +60,7 @@ impl Store {
 
 impl NodeStore for Store {
     fn alloc(&mut self) -> Option<NodeId> {
-        if self.live >= self.limit {
+        if self.live >= self.limit || alloc_injected() {
             return None;
         }
         self.live += 1;
@@ -268,6 +288,8 @@ pub struct Stats {
     pub crash_mid_meta: u64,
     pub vol_ops: u64,
     pub write_failures: u64,
+    /// Table updates at write completion that failed for want of memory.
+    pub nomem: u64,
     pub enospc: u64,
     pub fallbacks: u64,
     pub replayed: u64,
@@ -276,6 +298,8 @@ pub struct Stats {
 
 pub struct World {
     pub fill_pct: u64,
+    /// One node allocation in N fails at write completion (0: none).
+    pub nomem_one_in: u64,
     pub seed: u64,
     pub rng: Rng,
     pub geoms: Vec<DeviceGeometry>,
@@ -414,6 +438,7 @@ impl World {
         rng.fill(&mut uuid);
         uuid[0] |= 1;
         World {
+            nomem_one_in: 0,
             fill_pct: 45,
             seed,
             rng,
@@ -450,6 +475,7 @@ impl World {
                 crash_mid_meta: 0,
                 vol_ops: 0,
                 write_failures: 0,
+                nomem: 0,
                 enospc: 0,
                 fallbacks: 0,
                 replayed: 0,
@@ -684,9 +710,7 @@ impl World {
             // Complete at once: the zone is closed for writing before anything
             // else is allocated in it.
             self.st.write_failures += 1;
-            let r = self.pool().write_end(&plan, &addrs);
-            assert!(r.is_ok(), "write_end after failure: {r:?}");
-            self.record_completion(&plan, &addrs, &vers);
+            self.end_write(&plan, &addrs, &vers);
             self.maintenance();
             return;
         }
@@ -710,9 +734,47 @@ impl World {
 
     pub fn complete_one(&mut self, i: usize) {
         let w = self.inflight.swap_remove(i);
-        let r = self.pool().write_end(&w.plan, &w.addrs);
-        assert!(r.is_ok(), "write_end: {r:?}");
-        self.record_completion(&w.plan, &w.addrs, &w.vers);
+        self.end_write(&w.plan, &w.addrs, &w.vers);
+    }
+
+    /// `write_end` of a completed write, with node allocations failing
+    /// (one in `nomem_one_in`) as the kernel's can. A table update that
+    /// fails for want of memory leaves each extent mapped or not (the
+    /// others are unaffected and the failed ones keep their old blocks);
+    /// the kernel then writes the request again, which the model sees as
+    /// a later write.
+    pub fn end_write(&mut self, plan: &WritePlan, addrs: &[Option<u64>], vers: &[u64]) {
+        FAIL_ONE_IN.set(self.nomem_one_in);
+        let r = self.pool().write_end(plan, addrs);
+        FAIL_ONE_IN.set(0);
+        match r {
+            Ok(_) => self.record_completion(plan, addrs, vers),
+            Err(Error::NoSpace) if self.nomem_one_in > 0 => {
+                self.st.nomem += 1;
+                let mut k = 0usize;
+                for (i, ext) in plan.extents().iter().enumerate() {
+                    let n = ext.len as usize;
+                    let lba = plan.lba + ext.off;
+                    if addrs[i].is_some() {
+                        let got = self
+                            .read_range(plan.vol, lba, ext.len)
+                            .unwrap_or_else(|e| panic!("read after a failed table update: {e}"));
+                        if got[..] == vers[k..k + n] {
+                            for j in 0..n {
+                                self.complete(plan.vol, lba + j as u64, vers[k + j]);
+                            }
+                        }
+                    }
+                    k += n;
+                }
+                // The request again (its blocks as a new write).
+                let (vol, lba, n) = (plan.vol, plan.lba, plan.nblocks);
+                if self.vols.iter().any(|v| v.id == vol && !v.ro) {
+                    self.write_exact(vol, lba, n);
+                }
+            }
+            Err(e) => panic!("write_end: {e:?}"),
+        }
     }
 
     pub fn complete_some(&mut self) {
@@ -1015,8 +1077,7 @@ impl World {
             };
             addrs.push(Some(r.unwrap_or_else(|e| panic!("write: {e:?}"))));
         }
-        self.pool().write_end(&plan, &addrs).expect("write_end");
-        self.record_completion(&plan, &addrs, &vers);
+        self.end_write(&plan, &addrs, &vers);
     }
 
     pub fn gc_until_free(&mut self, attempt: usize) {
@@ -1341,7 +1402,14 @@ impl World {
     /// A formatted world with three volumes (~40% of the space), after
     /// `ops` random steps, everything completed and committed.
     pub fn populated(seed: u64, ops: u64) -> World {
+        Self::populated_with(seed, ops, 0)
+    }
+
+    /// [`Self::populated`] with node allocations failing at write
+    /// completion, one in `nomem_one_in`.
+    pub fn populated_with(seed: u64, ops: u64, nomem_one_in: u64) -> World {
         let mut w = World::new(seed);
+        w.nomem_one_in = nomem_one_in;
         w.format();
         let cap = w.data_capacity();
         // Space used by volumes: 30-75% of the data capacity (GC pressure).
