@@ -10,3 +10,8 @@ extern crate std;
 #[path = "mod.rs"]
 mod zvcore;
 pub use zvcore::*;
+
+/// The heap-backed node store of host builds (the kernel has its own).
+#[path = "vecstore.rs"]
+pub mod vecstore;
+pub use vecstore::VecStore;

@@ -338,7 +338,6 @@ mod tests {
         encode_link(&mut w, 4, None, Some(3)).unwrap();
         encode_base(&mut w, 4, 3).unwrap();
         let at = w.pos();
-        drop(w);
         let mut d = DiffWriter::new(&mut buf[at..], 4).unwrap();
         let es = [
             DiffEntry {

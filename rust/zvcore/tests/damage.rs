@@ -107,6 +107,10 @@ fn meta_addrs(w: &World) -> Vec<(usize, u64)> {
     out
 }
 
+#[allow(
+    clippy::large_enum_variant,
+    reason = "a test helper, built a few times"
+)]
 enum Outcome {
     Refused(String),
     Damaged(World, Assembly),

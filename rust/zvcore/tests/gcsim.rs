@@ -31,57 +31,13 @@ use zvcore::error::Error;
 use zvcore::format::{Record, Superblock, BLOCK_SIZE};
 use zvcore::gc::{background_level, gc_start_level, Policy};
 use zvcore::geom::{DevKind, DeviceGeometry, Stream};
-use zvcore::map::{Node, NodeId, NodeStore, FANOUT};
 use zvcore::pool::{MetaOp, Pool, PoolConfig, PoolStorage, RelocItem, VolEntry};
 
 // ---- node store ------------------------------------------------------------
 
 /// Block-table nodes on the heap (no limit).
-#[derive(Default)]
-struct Nodes {
-    nodes: Vec<Option<Box<Node>>>,
-    refs: Vec<u32>,
-    free: Vec<NodeId>,
-}
-
-impl NodeStore for Nodes {
-    fn alloc(&mut self) -> Option<NodeId> {
-        let n = Box::new([0u64; FANOUT]);
-        if let Some(id) = self.free.pop() {
-            self.nodes[id as usize] = Some(n);
-            self.refs[id as usize] = 1;
-            return Some(id);
-        }
-        self.nodes.push(Some(n));
-        self.refs.push(1);
-        Some((self.nodes.len() - 1) as NodeId)
-    }
-    fn free(&mut self, id: NodeId) {
-        if let Some(slot) = self.nodes.get_mut(id as usize) {
-            if slot.take().is_some() {
-                self.free.push(id);
-            }
-        }
-    }
-    fn get(&self, id: NodeId) -> Option<&Node> {
-        self.nodes.get(id as usize)?.as_deref()
-    }
-    fn get_mut(&mut self, id: NodeId) -> Option<&mut Node> {
-        self.nodes.get_mut(id as usize)?.as_deref_mut()
-    }
-    fn refs(&self, id: NodeId) -> u32 {
-        self.refs.get(id as usize).copied().unwrap_or(0)
-    }
-    fn set_refs(&mut self, id: NodeId, refs: u32) -> zvcore::error::Result<()> {
-        match self.refs.get_mut(id as usize) {
-            Some(r) => {
-                *r = refs;
-                Ok(())
-            }
-            None => Err(Error::NotFound),
-        }
-    }
-}
+/// The simulator's node store.
+type Nodes = zvcore::VecStore;
 
 type SimPool = Pool<
     Vec<DeviceGeometry>,
@@ -330,7 +286,7 @@ impl Driver {
             zone_epochs: vec![0; nz],
             vols: vec![VolEntry::default(); 4],
             records: vec![Record::VolumeDelete { vol: 0 }; RECORD_QUEUE],
-            nodes: Nodes::default(),
+            nodes: Nodes::unlimited(),
             devs: vec![DevState::EMPTY; devs.len()],
             sb: Box::new(Superblock::EMPTY),
         };

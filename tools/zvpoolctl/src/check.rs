@@ -16,7 +16,6 @@ use zvcore::format::layout::LOG_ZONES;
 use zvcore::format::JOURNAL_MAGIC;
 use zvcore::format::{decode_journal_block, peek_magic, Record, Superblock, BLOCK_SIZE};
 use zvcore::geom::DeviceGeometry;
-use zvcore::map::{Node, NodeId, NodeStore, FANOUT};
 use zvcore::pool::{Pool, PoolConfig, PoolStorage, VolEntry};
 use zvcore::recovery::{recover, Check, Damage, DamageKind};
 use zvcore::verify::bitmap_words;
@@ -28,53 +27,8 @@ const RECORD_QUEUE: usize = 4096;
 /// this many blocks' worth (as in the kernel: 4 TiB pools, 128 MiB).
 const VERIFY_MAX_BLOCKS: u64 = 1 << 30;
 
-/// Block-table nodes on the heap, with reference counts (snapshots share).
-#[derive(Default)]
-pub(crate) struct Nodes {
-    nodes: Vec<Option<Box<Node>>>,
-    refs: Vec<u32>,
-    free: Vec<NodeId>,
-}
-
-impl NodeStore for Nodes {
-    fn alloc(&mut self) -> Option<NodeId> {
-        let n = Box::new([0u64; FANOUT]);
-        if let Some(id) = self.free.pop() {
-            *self.nodes.get_mut(id as usize)? = Some(n);
-            *self.refs.get_mut(id as usize)? = 1;
-            return Some(id);
-        }
-        let id = NodeId::try_from(self.nodes.len()).ok()?;
-        self.nodes.push(Some(n));
-        self.refs.push(1);
-        Some(id)
-    }
-    fn free(&mut self, id: NodeId) {
-        if let Some(slot) = self.nodes.get_mut(id as usize) {
-            if slot.take().is_some() {
-                self.free.push(id);
-            }
-        }
-    }
-    fn get(&self, id: NodeId) -> Option<&Node> {
-        self.nodes.get(id as usize)?.as_deref()
-    }
-    fn get_mut(&mut self, id: NodeId) -> Option<&mut Node> {
-        self.nodes.get_mut(id as usize)?.as_deref_mut()
-    }
-    fn refs(&self, id: NodeId) -> u32 {
-        self.refs.get(id as usize).copied().unwrap_or(0)
-    }
-    fn set_refs(&mut self, id: NodeId, refs: u32) -> zvcore::error::Result<()> {
-        match (self.nodes.get(id as usize), self.refs.get_mut(id as usize)) {
-            (Some(Some(_)), Some(r)) if refs >= 1 => {
-                *r = refs;
-                Ok(())
-            }
-            _ => Err(CoreError::NotFound),
-        }
-    }
-}
+/// Block-table nodes on the heap (the core's host store).
+pub(crate) type Nodes = zvcore::VecStore;
 
 pub(crate) type Engine = Pool<
     Vec<DeviceGeometry>,
@@ -105,7 +59,7 @@ pub(crate) fn storage(geoms: &[DeviceGeometry]) -> Storage {
         zone_epochs: vec![0; nz],
         vols: vec![VolEntry::default(); MAX_VOLUMES],
         records: vec![Record::VolumeDelete { vol: 0 }; RECORD_QUEUE],
-        nodes: Nodes::default(),
+        nodes: Nodes::unlimited(),
         devs: vec![DevState::EMPTY; geoms.len()],
         sb: Box::new(Superblock::EMPTY),
     }

@@ -10,7 +10,6 @@ use zvcore::alloc::{DevState, ZoneInfo};
 use zvcore::error::Error;
 use zvcore::format::{Record, Superblock};
 use zvcore::geom::{DevKind, DeviceGeometry, PoolGeometry, Stream};
-use zvcore::map::{Node, NodeId, NodeStore, FANOUT};
 use zvcore::pool::{
     MetaOp, Pool, PoolConfig, PoolStorage, ReadRun, RelocItem, VolEntry, WritePlan,
 };
@@ -35,73 +34,18 @@ fn alloc_injected() -> bool {
     let mut r = Rng::new(FAIL_STATE.get());
     let v = r.next_u64();
     FAIL_STATE.set(r.0);
-    v % n == 0
+    v.is_multiple_of(n)
 }
 
-pub struct Store {
-    pub nodes: Vec<Option<Box<Node>>>,
-    pub refs: Vec<u32>,
-    pub free: Vec<NodeId>,
-    pub limit: usize,
-    pub live: usize,
-}
+/// The tests' node store: the host store, with allocations failing while
+/// the injection above is on.
+pub type Store = zvcore::VecStore;
 
-impl Store {
-    pub fn new(limit: usize) -> Self {
-        Store {
-            nodes: Vec::new(),
-            refs: Vec::new(),
-            free: Vec::new(),
-            limit,
-            live: 0,
-        }
-    }
-}
-
-impl NodeStore for Store {
-    fn alloc(&mut self) -> Option<NodeId> {
-        if self.live >= self.limit || alloc_injected() {
-            return None;
-        }
-        self.live += 1;
-        let n = Box::new([0u64; FANOUT]);
-        if let Some(id) = self.free.pop() {
-            self.nodes[id as usize] = Some(n);
-            self.refs[id as usize] = 1;
-            return Some(id);
-        }
-        self.nodes.push(Some(n));
-        self.refs.push(1);
-        Some((self.nodes.len() - 1) as NodeId)
-    }
-    fn free(&mut self, id: NodeId) {
-        if let Some(slot) = self.nodes.get_mut(id as usize) {
-            assert_eq!(self.refs[id as usize], 1, "freeing a node with references");
-            if slot.take().is_some() {
-                self.live -= 1;
-                self.free.push(id);
-            }
-        }
-    }
-    fn get(&self, id: NodeId) -> Option<&Node> {
-        self.nodes.get(id as usize)?.as_deref()
-    }
-    fn get_mut(&mut self, id: NodeId) -> Option<&mut Node> {
-        self.nodes.get_mut(id as usize)?.as_deref_mut()
-    }
-    fn refs(&self, id: NodeId) -> u32 {
-        self.refs.get(id as usize).copied().unwrap_or(0)
-    }
-    fn set_refs(&mut self, id: NodeId, refs: u32) -> zvcore::error::Result<()> {
-        match (self.nodes.get(id as usize), self.refs.get_mut(id as usize)) {
-            (Some(Some(_)), Some(r)) => {
-                assert!(refs >= 1, "reference count 0");
-                *r = refs;
-                Ok(())
-            }
-            _ => Err(Error::NotFound),
-        }
-    }
+/// A store of at most `limit` nodes, failing allocations on injection.
+pub fn store(limit: usize) -> Store {
+    let mut s = Store::new(limit);
+    s.fail = Some(alloc_injected);
+    s
 }
 
 /// The engine's storage in tests.
@@ -397,7 +341,7 @@ pub fn storage(geo: &[DeviceGeometry]) -> St {
             };
             256
         ],
-        nodes: Store::new(4096),
+        nodes: store(4096),
         devs: vec![DevState::EMPTY; geo.len()],
         sb: Box::new(Superblock::EMPTY),
     }
