@@ -27,6 +27,7 @@ mod check;
 mod chunk;
 mod cow;
 mod diff;
+mod runs;
 mod table;
 mod walk;
 
@@ -46,6 +47,10 @@ pub const MAX_VOLUME_BLOCKS: u64 = 1 << (FANOUT_BITS * MAX_HEIGHT as u32);
 pub const PRESENT: u64 = 1 << 63;
 /// Entry bit reserved for copy-on-write sharing (see the design document).
 pub const SHARED: u64 = 1 << 62;
+/// Entry bit of a run entry (level-2 nodes only): the [`FANOUT`] blocks of
+/// the entry's range map to consecutive pool addresses from the address in
+/// bits 0..48, with no leaf node.
+pub const RUN: u64 = 1 << 61;
 /// Address bits of a leaf entry.
 pub const ADDR_MASK: u64 = MAX_POOL_BLOCKS - 1;
 /// Node-id bits of an interior entry.
@@ -137,13 +142,18 @@ struct Run(Option<(u64, u64, u64)>);
 impl Run {
     /// Adds one block; returns the run it ended, if any.
     fn push(&mut self, l: u64, a: u64) -> Option<(u64, u64, u64)> {
+        self.push_n(l, a, 1)
+    }
+
+    /// Adds `n` blocks; returns the run it ended, if any.
+    fn push_n(&mut self, l: u64, a: u64, n: u64) -> Option<(u64, u64, u64)> {
         match self.0 {
             Some((rl, ra, rn)) if rl.checked_add(rn) == Some(l) && ra.wrapping_add(rn) == a => {
-                self.0 = Some((rl, ra, rn.saturating_add(1)));
+                self.0 = Some((rl, ra, rn.saturating_add(n)));
                 None
             }
             prev => {
-                self.0 = Some((l, a, 1));
+                self.0 = Some((l, a, n));
                 prev
             }
         }
@@ -164,23 +174,41 @@ fn add_ref<S: NodeStore>(store: &mut S, id: NodeId) -> Result<()> {
     store.set_refs(id, r.saturating_add(1))
 }
 
-/// Calls `f(store, index, addr, n)` for the first `max` runs of consecutive
-/// addresses of leaf `id` (stopping at the first error). Returns the number
-/// of runs passed to `f` successfully, and the error.
-fn leaf_runs<S: NodeStore>(
+/// The mapping held by entry `i` of node `id` at `level`: `(offset of the
+/// first lba in the node, addr, blocks)` for a leaf entry (1 block) or a
+/// run entry of a level-2 node ([`FANOUT`] blocks); `None` otherwise.
+fn held<S: NodeStore>(store: &S, id: NodeId, level: u8, i: usize) -> Option<(u64, u64, u64)> {
+    let e = entry(store, id, i);
+    match level {
+        1 => (e & PRESENT != 0).then_some((i as u64, e & ADDR_MASK, 1)),
+        2 => run_addr(e).map(|a| ((i as u64).saturating_mul(FANOUT as u64), a, FANOUT as u64)),
+        _ => None,
+    }
+}
+
+/// Calls `f(store, offset, addr, n)` for the first `max` runs of
+/// consecutive addresses held by node `id` at `level` (leaf entries, or the
+/// run entries of a level-2 node; see [`held`]), stopping at the first
+/// error. Returns the number of runs passed to `f` successfully, and the
+/// error.
+fn node_runs<S: NodeStore>(
     store: &mut S,
     id: NodeId,
+    level: u8,
     max: usize,
     f: &mut dyn FnMut(&mut S, u64, u64, u64) -> Result<()>,
 ) -> (usize, Result<()>) {
     let mut run = Run(None);
     let mut done = 0usize;
     for i in 0..=FANOUT {
-        let e = if i < FANOUT { entry(store, id, i) } else { 0 };
-        let ended = if e & PRESENT != 0 {
-            run.push(i as u64, e & ADDR_MASK)
+        let h = if i < FANOUT {
+            held(store, id, level, i)
         } else {
-            run.0.take()
+            None
+        };
+        let ended = match h {
+            Some((l, a, n)) => run.push_n(l, a, n),
+            None => run.0.take(),
         };
         if let Some((l, a, n)) = ended {
             if done >= max {
@@ -238,8 +266,20 @@ fn height_for(size: u64) -> u8 {
     h
 }
 
+/// The child node of interior entry `e` (`None` for no child and for a run
+/// entry).
 fn child(e: u64) -> Option<NodeId> {
-    (e & PRESENT != 0).then_some((e & ID_MASK) as NodeId)
+    (e & (PRESENT | RUN) == PRESENT).then_some((e & ID_MASK) as NodeId)
+}
+
+/// The first pool address of run entry `e`, if it is one.
+fn run_addr(e: u64) -> Option<u64> {
+    (e & (PRESENT | RUN) == PRESENT | RUN).then_some(e & ADDR_MASK)
+}
+
+/// The run entry mapping a leaf range to `[addr, addr + FANOUT)`.
+fn run_entry(addr: u64) -> u64 {
+    PRESENT | RUN | (addr & ADDR_MASK)
 }
 
 /// Where a walk toward a leaf ended.
@@ -247,6 +287,13 @@ enum Walk {
     /// The leaf holding the lba, and the path of node ids from the root
     /// (`path[0]` = root, `path[h-1]` = leaf).
     Leaf([NodeId; MAX_HEIGHT as usize]),
+    /// A run entry of the level-2 node `path[h-2]` maps the leaf range
+    /// `[base, base + FANOUT)` (holding the lba) to `[addr, addr + FANOUT)`.
+    Run {
+        path: [NodeId; MAX_HEIGHT as usize],
+        base: u64,
+        addr: u64,
+    },
     /// No node there: everything from the lba up to (excluding) `end` is
     /// unmapped; `path[..depth]` are the nodes found on the way.
     Hole {
@@ -326,6 +373,8 @@ enum Side {
     Hole,
     /// This node.
     Node(NodeId),
+    /// At level 1: a run entry, mapping the leaf range from this address.
+    Run(u64),
     /// A level the table would only get by growing (a new node).
     Virtual,
 }
@@ -345,7 +394,8 @@ pub enum Diff {
     },
 }
 
-/// A node found by [`visit_distinct`].
+/// A node found by [`visit_distinct`] (the mappings it holds: see
+/// [`Visit::held`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Visit {
     /// The caller's index of the first table reaching the node.
@@ -362,6 +412,18 @@ pub struct Visit {
     pub refs: u32,
 }
 
+impl Visit {
+    /// The mapping held by entry `i` of the visited node: `(lba, addr, n)`,
+    /// i.e. `[lba, lba+n)` maps to `[addr, addr+n)`: a leaf's mapped entry
+    /// (1 block) or a run entry of a level-2 node ([`FANOUT`] blocks).
+    /// `None` for an unmapped entry, a child pointer, or `i >= FANOUT`.
+    /// Together the visited nodes hold every mapping of the tables, each
+    /// distinct holder once.
+    pub fn held<S: NodeStore>(&self, store: &S, i: usize) -> Option<(u64, u64, u64)> {
+        held(store, self.id, self.level, i).map(|(o, a, n)| (self.base.saturating_add(o), a, n))
+    }
+}
+
 /// What [`BlockTable::check`] counted.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TableStats {
@@ -369,6 +431,10 @@ pub struct TableStats {
     pub nodes: u64,
     /// Mapped blocks.
     pub mapped: u64,
+    /// Leaves among `nodes`.
+    pub leaves: u64,
+    /// Run entries (each maps [`FANOUT`] blocks without a leaf).
+    pub runs: u64,
 }
 
 /// Iterator over a table's mapped extents (see [`BlockTable::extents`]).
