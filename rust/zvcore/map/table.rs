@@ -28,7 +28,7 @@ impl BlockTable {
     /// Whether `[l, stop)` (inside one leaf range) is a whole leaf range
     /// that a run entry can map.
     fn whole_leaf(&self, l: u64, stop: u64) -> bool {
-        self.height >= 2 && l % FANOUT as u64 == 0 && stop.saturating_sub(l) == FANOUT as u64
+        self.height >= 2 && l & (FANOUT as u64 - 1) == 0 && stop.saturating_sub(l) == FANOUT as u64
     }
 
     /// Maps `[lba, lba+len)` to pool addresses `[addr, addr+len)`. Every
