@@ -455,4 +455,6 @@ impl<S: NodeStore> Iterator for Extents<'_, S> {
 }
 
 #[cfg(test)]
+mod runs_tests;
+#[cfg(test)]
 pub(super) mod tests;

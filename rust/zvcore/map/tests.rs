@@ -362,7 +362,10 @@ fn random_against_model() {
             runs_seen += runs;
             max_runs = max_runs.max(runs);
         }
-        assert!(max_runs >= 3, "seed {seed}: run entries never used ({runs_seen})");
+        assert!(
+            max_runs >= 3,
+            "seed {seed}: run entries never used ({runs_seen})"
+        );
         check_against(&t, &s, &m);
         // Resize down and up.
         let new = size / 3;
