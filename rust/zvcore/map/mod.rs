@@ -8,15 +8,30 @@
 //! from a caller-provided [`NodeStore`] (kernel pages in the module, a `Vec`
 //! in tests), shared by all tables of a pool.
 //!
-//! Entry format (both levels): bit 63 [`PRESENT`]; bit 62 [`SHARED`]
-//! (reserved for copy-on-write snapshots, always 0 today); bits 48..62
-//! reserved (0); interior entries hold the child [`NodeId`] in bits 0..32,
-//! leaf entries the pool address in bits 0..48. An all-zero entry is
-//! unmapped / no child, so a freshly zeroed node is empty.
+//! Entry format (all levels): bit 63 [`PRESENT`]; bit 62 [`SHARED`]
+//! (reserved for copy-on-write snapshots, always 0: sharing is tracked by
+//! node reference counts); bit 61 [`RUN`] (level-2 nodes only); bits 48..61
+//! otherwise reserved (0); interior entries hold the child [`NodeId`] in
+//! bits 0..32, leaf entries the pool address in bits 0..48. An all-zero
+//! entry is unmapped / no child, so a freshly zeroed node is empty.
 //!
-//! Memory: a fully mapped leaf describes 512 blocks in 4 KiB, i.e. 8 bytes per
-//! mapped 4 KiB block plus 1/512 of that per level above. Worst case (one
-//! mapped block per leaf) a block costs a whole 4 KiB leaf; see
+//! Run entries: an entry of a level-2 node (a parent of leaves) with
+//! `PRESENT | RUN` and a pool address `a` in bits 0..48 maps the entry's
+//! whole leaf range (512 blocks, inside the volume) to `[a, a + 512)`
+//! without a leaf. Every walker resolves it arithmetically; a change to
+//! part of it first splits it into a leaf (in the allocation pass, so
+//! [`Error::NoSpace`] still changes nothing), and a leaf left mapping one
+//! contiguous run by `map_range` or `relocate` collapses back into a run
+//! entry (`runs.rs`). For block reference counting a run entry is a holder
+//! of its blocks like a leaf (copied with its node, dropped when its node
+//! is freed). The extents, hence checkpoints and journal records, do not
+//! depend on the representation.
+//!
+//! Memory: a run entry maps 2 MiB in 8 bytes, so a sequentially written
+//! TiB costs about 4 MiB of nodes (1027 nodes in `runs_tests.rs`); a
+//! randomly written leaf range still costs a 4 KiB leaf, i.e. 8 bytes per
+//! mapped 4 KiB block when full, plus 1/512 of that per level above; worst
+//! case (one mapped block per leaf) a block costs a whole 4 KiB leaf; see
 //! `Documentation/design-space.md` for the extent-leaf idea that bounds it.
 
 use super::error::{Error, Result};

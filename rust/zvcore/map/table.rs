@@ -202,7 +202,9 @@ impl BlockTable {
 
     /// Unmaps `[lba, lba+len)` (trim / discard / write zeroes), reporting the
     /// old mappings like [`Self::map_range`], and frees nodes left empty.
-    /// Never allocates. [`Error::Invalid`] on a shared table (use
+    /// Allocates only to split a run entry unmapped in part:
+    /// [`Error::NoSpace`] then, with the range unmapped up to that run and
+    /// the run unchanged. [`Error::Invalid`] on a shared table (use
     /// [`Self::unmap_range_shared`]).
     pub fn unmap_range<S: NodeStore>(
         &mut self,
@@ -334,8 +336,11 @@ impl BlockTable {
     }
 
     /// Changes the volume size. Shrinking unmaps everything beyond the new
-    /// end (reported through `on_old`) and lowers the tree; growing may add
-    /// levels above the root ([`Error::NoSpace`] leaves the table unchanged).
+    /// end (reported through `on_old`) and lowers the tree (a new end inside
+    /// a run entry, or a tree lowered to one level over one, splits it: may
+    /// fail with [`Error::NoSpace`] like [`Self::unmap_range`]); growing may
+    /// add levels above the root ([`Error::NoSpace`] leaves the table
+    /// unchanged).
     /// [`Error::Invalid`] on a shared table (use [`Self::resize_shared`]).
     pub fn resize<S: NodeStore>(
         &mut self,
