@@ -43,9 +43,7 @@ use super::format::{
     BLOCK_SIZE, INCOMPAT_COMMIT_BLOCKS, INCOMPAT_SHARED_BLOCKS, SUPERBLOCK_MAGIC,
 };
 use super::geom::{DeviceGeometry, PoolGeometry, Stream, MAX_DEVICES};
-use super::map::{
-    decode_chunk, visit_distinct, BlockTable, MapExtent, NodeStore, ADDR_MASK, FANOUT, PRESENT,
-};
+use super::map::{decode_chunk, visit_distinct, BlockTable, MapExtent, NodeStore, FANOUT};
 use super::pool::{decode_vol_record, Pool, PoolConfig, PoolStorage, VolEntry, NO_SLOT};
 use super::sparse::{AddrSet, RefMap};
 use super::verify::verify;
@@ -1310,17 +1308,19 @@ where
             vols.len(),
             &|i| vols.get(i).and_then(|v| v.table),
             &mut |st, v| {
-                if v.level != 1 {
+                // Leaves and the run entries of level-2 nodes.
+                if v.level > 2 {
                     return true;
                 }
                 for i in 0..FANOUT {
-                    let e = st.get(v.id).and_then(|n| n.get(i).copied()).unwrap_or(0);
-                    if e & PRESENT == 0 {
+                    let Some((_, a, n)) = v.held(st, i) else {
                         continue;
-                    }
-                    if let Err(x) = conv_extend(alloc, e & ADDR_MASK) {
-                        err = Err(x);
-                        return false;
+                    };
+                    for k in 0..n {
+                        if let Err(x) = conv_extend(alloc, a.saturating_add(k)) {
+                            err = Err(x);
+                            return false;
+                        }
                     }
                 }
                 true
@@ -1343,25 +1343,26 @@ where
                 vols.len(),
                 &|i| vols.get(i).and_then(|v| v.table),
                 &mut |st, v| {
-                    if v.level != 1 {
+                    if v.level > 2 {
                         return true;
                     }
                     for i in 0..FANOUT {
-                        let e = st.get(v.id).and_then(|n| n.get(i).copied()).unwrap_or(0);
-                        if e & PRESENT == 0 {
+                        let Some((_, a0, n)) = v.held(st, i) else {
                             continue;
-                        }
-                        let a = e & ADDR_MASK;
-                        let r = match seen.insert(st, a) {
-                            Ok(true) => alloc
-                                .validate(a, 1)
-                                .map_err(|_| Error::Corrupt("mapping outside written data")),
-                            Ok(false) => refs.acquire(st, a, 1),
-                            Err(x) => Err(x),
                         };
-                        if let Err(x) = r {
-                            err = Err(x);
-                            return false;
+                        for k in 0..n {
+                            let a = a0.saturating_add(k);
+                            let r = match seen.insert(st, a) {
+                                Ok(true) => alloc
+                                    .validate(a, 1)
+                                    .map_err(|_| Error::Corrupt("mapping outside written data")),
+                                Ok(false) => refs.acquire(st, a, 1),
+                                Err(x) => Err(x),
+                            };
+                            if let Err(x) = r {
+                                err = Err(x);
+                                return false;
+                            }
                         }
                     }
                     true

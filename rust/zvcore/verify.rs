@@ -12,10 +12,11 @@
 //!   zone's write pointer and inside its capacity;
 //! - node references: every node's reference count equals the number of
 //!   tables and distinct parent nodes pointing at it;
-//! - block references: a pool block held by `k` distinct leaves has
-//!   `k - 1` extra references in the reference map (and the map holds
-//!   nothing else); every leaf holding a block maps it at the same lba
-//!   (otherwise the block is mapped twice);
+//! - block references: a pool block held by `k` distinct holders (leaves,
+//!   run entries of distinct level-2 nodes) has `k - 1` extra references
+//!   in the reference map (and the map holds nothing else); every holder
+//!   of a block maps it at the same lba (otherwise the block is mapped
+//!   twice);
 //! - per zone, the allocator's valid count equals the distinct live blocks
 //!   plus the blocks in flight (so used space counts a shared block once);
 //! - the allocator's free-zone and used-block counters match its zone table.
@@ -34,7 +35,7 @@ use super::alloc::{DevState, ZoneInfo, ZoneState};
 use super::error::{Error, Result};
 use super::format::{Record, Superblock};
 use super::geom::DeviceGeometry;
-use super::map::{visit_distinct, NodeId, NodeStore, ADDR_MASK, FANOUT, ID_MASK, PRESENT};
+use super::map::{visit_distinct, NodeId, NodeStore, FANOUT, ID_MASK, PRESENT, RUN};
 use super::pool::{Pool, VolEntry};
 use super::sparse::SparseMap;
 
@@ -206,73 +207,78 @@ where
                     if e & PRESENT == 0 {
                         continue;
                     }
-                    if nv.level > 1 {
+                    if nv.level > 1 && e & RUN == 0 {
                         if let Err(x) = arrive(st, (e & ID_MASK) as NodeId) {
                             *err = Err(x);
                             return false;
                         }
                         continue;
                     }
-                    let (vol, lba, addr) =
-                        (nv.vol, nv.base.saturating_add(i as u64), e & ADDR_MASK);
-                    let Some(l) = geo.locate(addr) else {
-                        rep(Problem::OutsidePool { vol, lba, addr });
+                    // A leaf entry or a run entry: each block it maps.
+                    let Some((first, a0, cnt)) = nv.held(st, i) else {
                         continue;
                     };
-                    let zone = l.zone;
-                    let zi = alloc.zone(zone).copied().unwrap_or_default();
-                    let cap = geo.zone_cap(zone).unwrap_or(0);
-                    if geo.zone_is_meta(zone) || !zi.state().is_data() {
-                        rep(Problem::NotDataZone {
-                            vol,
-                            lba,
-                            addr,
-                            zone,
-                        });
-                    } else if l.offset >= cap {
-                        rep(Problem::BeyondCapacity {
-                            vol,
-                            lba,
-                            addr,
-                            zone,
-                        });
-                    } else if l.offset >= zi.wp() {
-                        rep(Problem::BeyondWritePointer {
-                            vol,
-                            lba,
-                            addr,
-                            zone,
-                        });
-                    }
-                    let w = (addr / 64) as usize;
-                    let bit = 1u64 << (addr % 64);
-                    let Some(word) = bits.get_mut(w) else {
-                        continue;
-                    };
-                    if *word & bit == 0 {
-                        *word |= bit;
-                        if let Some(c) = counts.get_mut(zone as usize) {
-                            *c = c.saturating_add(1);
+                    for k in 0..cnt {
+                        let (vol, lba, addr) =
+                            (nv.vol, first.saturating_add(k), a0.saturating_add(k));
+                        let Some(l) = geo.locate(addr) else {
+                            rep(Problem::OutsidePool { vol, lba, addr });
+                            continue;
+                        };
+                        let zone = l.zone;
+                        let zi = alloc.zone(zone).copied().unwrap_or_default();
+                        let cap = geo.zone_cap(zone).unwrap_or(0);
+                        if geo.zone_is_meta(zone) || !zi.state().is_data() {
+                            rep(Problem::NotDataZone {
+                                vol,
+                                lba,
+                                addr,
+                                zone,
+                            });
+                        } else if l.offset >= cap {
+                            rep(Problem::BeyondCapacity {
+                                vol,
+                                lba,
+                                addr,
+                                zone,
+                            });
+                        } else if l.offset >= zi.wp() {
+                            rep(Problem::BeyondWritePointer {
+                                vol,
+                                lba,
+                                addr,
+                                zone,
+                            });
                         }
-                        continue;
-                    }
-                    // Held by another leaf too: it must be the same lba.
-                    let d = dups.get(st, addr);
-                    if d == 0 {
-                        let same = (0..vols.len()).any(|j| {
-                            tables(j)
-                                .and_then(|t| t.leaf_at(st, lba).filter(|&x| x != nv.id))
-                                .and_then(|x| st.get(x))
-                                .and_then(|n| n.get(i).copied())
-                                == Some(e)
-                        });
-                        if !same {
-                            rep(Problem::MappedTwice { vol, lba, addr });
+                        let w = (addr / 64) as usize;
+                        let bit = 1u64 << (addr % 64);
+                        let Some(word) = bits.get_mut(w) else {
+                            continue;
+                        };
+                        if *word & bit == 0 {
+                            *word |= bit;
+                            if let Some(c) = counts.get_mut(zone as usize) {
+                                *c = c.saturating_add(1);
+                            }
+                            continue;
                         }
-                    }
-                    if let Err(x) = dups.set(st, addr, d.saturating_add(1)) {
-                        *err = Err(x);
-                        return false;
+                        // Held by another holder too: it must be the same lba.
+                        let d = dups.get(st, addr);
+                        if d == 0 {
+                            let same = (0..vols.len()).any(|j| {
+                                tables(j).is_some_and(|t| {
+                                    t.holder_at(st, lba).is_some_and(|x| x != nv.id)
+                                        && t.lookup(st, lba) == Some(addr)
+                                })
+                            });
+                            if !same {
+                                rep(Problem::MappedTwice { vol, lba, addr });
+                            }
+                        }
+                        if let Err(x) = dups.set(st, addr, d.saturating_add(1)) {
+                            *err = Err(x);
+                            return false;
+                        }
                     }
                 }
                 true

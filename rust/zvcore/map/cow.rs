@@ -6,8 +6,8 @@
 use super::super::error::{Error, Result};
 use super::super::sparse::RefMap;
 use super::{
-    add_ref, child, entry, index, leaf_runs, span, BlockTable, Counted, Hooks, NodeId, NodeStore,
-    Run, ADDR_MASK, FANOUT, MAX_REFS, PRESENT,
+    add_ref, child, entry, held, index, node_runs, span, BlockTable, Counted, Hooks, NodeId,
+    NodeStore, Run, FANOUT, MAX_REFS, PRESENT,
 };
 
 impl BlockTable {
@@ -32,9 +32,10 @@ impl BlockTable {
     }
 
     /// Copies shared node `id` (at `level`) into a new exclusive node:
-    /// children gain a reference, a leaf's blocks gain one through
-    /// `hooks.copied`; the original loses one reference. Returns the copy.
-    /// On error nothing changed.
+    /// children gain a reference, the blocks of a leaf or of a level-2
+    /// node's run entries gain one through `hooks.copied` (the copy is a new
+    /// holder); the original loses one reference. Returns the copy. On
+    /// error nothing changed.
     fn copy_node<S: NodeStore>(
         store: &mut S,
         id: NodeId,
@@ -52,12 +53,12 @@ impl BlockTable {
             }
         }
         let copy = store.alloc().ok_or(Error::NoSpace)?;
-        if level == 1 {
-            let (done, r) = leaf_runs(store, id, usize::MAX, &mut |s, _, a, n| {
+        if level <= 2 {
+            let (done, r) = node_runs(store, id, level, usize::MAX, &mut |s, _, a, n| {
                 hooks.copied(s, a, n)
             });
             if let Err(e) = r {
-                let _ = leaf_runs(store, id, done, &mut |s, _, a, n| {
+                let _ = node_runs(store, id, level, done, &mut |s, _, a, n| {
                     hooks.uncopied(s, a, n);
                     Ok(())
                 });
@@ -80,12 +81,14 @@ impl BlockTable {
         Ok(copy)
     }
 
-    /// Makes every existing node on the path to `lba` exclusive to this
-    /// table, copying shared ones (no-op unless the table shares nodes).
+    /// Makes every existing node at levels `stop` and above on the path to
+    /// `lba` exclusive to this table, copying shared ones (no-op unless the
+    /// table shares nodes). A run entry ends the path.
     pub(super) fn unshare<S: NodeStore>(
         &mut self,
         store: &mut S,
         lba: u64,
+        stop: u8,
         hooks: &mut dyn Hooks<S>,
     ) -> Result<()> {
         if !self.cow {
@@ -109,7 +112,7 @@ impl BlockTable {
                 }
                 id = copy;
             }
-            if level <= 1 {
+            if level <= stop.max(1) {
                 return Ok(());
             }
             let i = index(lba, level);
@@ -125,8 +128,8 @@ impl BlockTable {
     }
 
     /// Drops one reference to the subtree at `id` (`level`, first lba
-    /// `base`), freeing nodes no longer referenced; a freed leaf's entries
-    /// go to `hooks.dropped`.
+    /// `base`), freeing nodes no longer referenced; the mappings a freed
+    /// node held (leaf entries, run entries) go to `hooks.dropped`.
     pub(super) fn release<S: NodeStore>(
         store: &mut S,
         id: NodeId,
@@ -140,14 +143,18 @@ impl BlockTable {
             return;
         }
         if level > 1 {
+            // In lba order: subtrees and run entries.
             for i in 0..FANOUT {
-                if let Some(c) = child(entry(store, id, i)) {
-                    let lba = base.saturating_add((i as u64).saturating_mul(span(level)));
+                let e = entry(store, id, i);
+                let lba = base.saturating_add((i as u64).saturating_mul(span(level)));
+                if let Some(c) = child(e) {
                     Self::release(store, c, level - 1, lba, hooks);
+                } else if let Some((_, a, n)) = held(store, id, level, i) {
+                    hooks.dropped(store, lba, a, n);
                 }
             }
         } else {
-            let _ = leaf_runs(store, id, usize::MAX, &mut |s, i, a, n| {
+            let _ = node_runs(store, id, level, usize::MAX, &mut |s, i, a, n| {
                 hooks.dropped(s, base.saturating_add(i), a, n);
                 Ok(())
             });
@@ -247,7 +254,9 @@ impl BlockTable {
                     Self::space_node(store, refs, c, level - 1, excl, prune, st);
                 }
             }
-            return;
+            if level > 2 {
+                return;
+            }
         }
         let mut run = Run(None);
         let count = |r: Option<(u64, u64, u64)>, st: &mut (u64, u64)| {
@@ -260,11 +269,9 @@ impl BlockTable {
             }
         };
         for i in 0..FANOUT {
-            let e = entry(store, id, i);
-            let ended = if e & PRESENT != 0 {
-                run.push(i as u64, e & ADDR_MASK)
-            } else {
-                run.0.take()
+            let ended = match held(store, id, level, i) {
+                Some((o, a, n)) => run.push_n(o, a, n),
+                None => run.0.take(),
             };
             count(ended, st);
         }

@@ -3,7 +3,7 @@
 //! stores snapshots and clones).
 
 use super::{
-    child, entry, index, span, BlockTable, Diff, MapExtent, NodeId, NodeStore, Side, ADDR_MASK,
+    child, entry, index, run_addr, span, BlockTable, Diff, MapExtent, NodeStore, Side, ADDR_MASK,
     MAX_VOLUME_BLOCKS, PRESENT,
 };
 
@@ -25,9 +25,15 @@ impl BlockTable {
         let mut id = root;
         let mut l = self.height;
         while l > level {
-            match child(entry(store, id, index(lba, l))) {
+            let e = entry(store, id, index(lba, l));
+            match child(e) {
                 Some(c) => id = c,
-                None => return Side::Hole,
+                None => {
+                    return match run_addr(e) {
+                        Some(a) if l == 2 && level == 1 => Side::Run(a),
+                        _ => Side::Hole,
+                    }
+                }
             }
             l -= 1;
         }
@@ -60,6 +66,10 @@ impl BlockTable {
                         l = stop;
                         continue 'outer;
                     }
+                    (Side::Run(x), Side::Run(y)) if x == y => {
+                        l = stop;
+                        continue 'outer;
+                    }
                     (Side::Hole | Side::Virtual, Side::Hole) => {
                         l = stop;
                         continue 'outer;
@@ -70,25 +80,23 @@ impl BlockTable {
                             len: stop.saturating_sub(l),
                         })
                     }
-                    (Side::Node(_), Side::Hole) => match self.next_extent(store, l) {
-                        Some(mut e) if e.lba < stop => {
-                            e.len = e.len.min(stop.saturating_sub(e.lba));
-                            return Some(Diff::Map(e));
+                    (Side::Node(_) | Side::Run(_), Side::Hole) => {
+                        match self.next_extent(store, l) {
+                            Some(mut e) if e.lba < stop => {
+                                e.len = e.len.min(stop.saturating_sub(e.lba));
+                                return Some(Diff::Map(e));
+                            }
+                            _ => {
+                                l = stop;
+                                continue 'outer;
+                            }
                         }
-                        _ => {
-                            l = stop;
-                            continue 'outer;
-                        }
-                    },
-                    (Side::Node(x), b) => {
+                    }
+                    (x @ (Side::Node(_) | Side::Run(_)), y) => {
                         if level > 1 {
                             level -= 1;
                             continue;
                         }
-                        let y = match b {
-                            Side::Node(y) => Some(y),
-                            _ => None,
-                        };
                         if let Some(d) = self.leaf_diff(store, x, y, l, stop) {
                             return Some(d);
                         }
@@ -101,18 +109,25 @@ impl BlockTable {
         None
     }
 
-    /// The first difference in `[l, stop)` (one leaf) between leaf `x` of
-    /// this table and leaf `y` (or nothing) of the base.
+    /// The first difference in `[l, stop)` (one leaf range) between this
+    /// table's leaf or run entry `x` and the base's `y` (leaf, run entry or
+    /// nothing).
     fn leaf_diff<S: NodeStore>(
         &self,
         store: &S,
-        x: NodeId,
-        y: Option<NodeId>,
+        x: Side,
+        y: Side,
         l: u64,
         stop: u64,
     ) -> Option<Diff> {
-        let te = |k: u64| entry(store, x, index(k, 1));
-        let be = |k: u64| y.map(|y| entry(store, y, index(k, 1))).unwrap_or(0);
+        // The leaf entry of `k` (a run entry reads as its leaf would).
+        let at = |s: Side, k: u64| match s {
+            Side::Node(id) => entry(store, id, index(k, 1)),
+            Side::Run(a) => PRESENT | a.saturating_add(index(k, 1) as u64),
+            Side::Hole | Side::Virtual => 0,
+        };
+        let te = |k: u64| at(x, k);
+        let be = |k: u64| at(y, k);
         let mut k = l;
         while k < stop && te(k) == be(k) {
             k += 1;

@@ -8,15 +8,30 @@
 //! from a caller-provided [`NodeStore`] (kernel pages in the module, a `Vec`
 //! in tests), shared by all tables of a pool.
 //!
-//! Entry format (both levels): bit 63 [`PRESENT`]; bit 62 [`SHARED`]
-//! (reserved for copy-on-write snapshots, always 0 today); bits 48..62
-//! reserved (0); interior entries hold the child [`NodeId`] in bits 0..32,
-//! leaf entries the pool address in bits 0..48. An all-zero entry is
-//! unmapped / no child, so a freshly zeroed node is empty.
+//! Entry format (all levels): bit 63 [`PRESENT`]; bit 62 [`SHARED`]
+//! (reserved for copy-on-write snapshots, always 0: sharing is tracked by
+//! node reference counts); bit 61 [`RUN`] (level-2 nodes only); bits 48..61
+//! otherwise reserved (0); interior entries hold the child [`NodeId`] in
+//! bits 0..32, leaf entries the pool address in bits 0..48. An all-zero
+//! entry is unmapped / no child, so a freshly zeroed node is empty.
 //!
-//! Memory: a fully mapped leaf describes 512 blocks in 4 KiB, i.e. 8 bytes per
-//! mapped 4 KiB block plus 1/512 of that per level above. Worst case (one
-//! mapped block per leaf) a block costs a whole 4 KiB leaf; see
+//! Run entries: an entry of a level-2 node (a parent of leaves) with
+//! `PRESENT | RUN` and a pool address `a` in bits 0..48 maps the entry's
+//! whole leaf range (512 blocks, inside the volume) to `[a, a + 512)`
+//! without a leaf. Every walker resolves it arithmetically; a change to
+//! part of it first splits it into a leaf (in the allocation pass, so
+//! [`Error::NoSpace`] still changes nothing), and a leaf left mapping one
+//! contiguous run by `map_range` or `relocate` collapses back into a run
+//! entry (`runs.rs`). For block reference counting a run entry is a holder
+//! of its blocks like a leaf (copied with its node, dropped when its node
+//! is freed). The extents, hence checkpoints and journal records, do not
+//! depend on the representation.
+//!
+//! Memory: a run entry maps 2 MiB in 8 bytes, so a sequentially written
+//! TiB costs about 4 MiB of nodes (1027 nodes in `runs_tests.rs`); a
+//! randomly written leaf range still costs a 4 KiB leaf, i.e. 8 bytes per
+//! mapped 4 KiB block when full, plus 1/512 of that per level above; worst
+//! case (one mapped block per leaf) a block costs a whole 4 KiB leaf; see
 //! `Documentation/design-space.md` for the extent-leaf idea that bounds it.
 
 use super::error::{Error, Result};
@@ -27,6 +42,7 @@ mod check;
 mod chunk;
 mod cow;
 mod diff;
+mod runs;
 mod table;
 mod walk;
 
@@ -46,6 +62,10 @@ pub const MAX_VOLUME_BLOCKS: u64 = 1 << (FANOUT_BITS * MAX_HEIGHT as u32);
 pub const PRESENT: u64 = 1 << 63;
 /// Entry bit reserved for copy-on-write sharing (see the design document).
 pub const SHARED: u64 = 1 << 62;
+/// Entry bit of a run entry (level-2 nodes only): the [`FANOUT`] blocks of
+/// the entry's range map to consecutive pool addresses from the address in
+/// bits 0..48, with no leaf node.
+pub const RUN: u64 = 1 << 61;
 /// Address bits of a leaf entry.
 pub const ADDR_MASK: u64 = MAX_POOL_BLOCKS - 1;
 /// Node-id bits of an interior entry.
@@ -137,13 +157,18 @@ struct Run(Option<(u64, u64, u64)>);
 impl Run {
     /// Adds one block; returns the run it ended, if any.
     fn push(&mut self, l: u64, a: u64) -> Option<(u64, u64, u64)> {
+        self.push_n(l, a, 1)
+    }
+
+    /// Adds `n` blocks; returns the run it ended, if any.
+    fn push_n(&mut self, l: u64, a: u64, n: u64) -> Option<(u64, u64, u64)> {
         match self.0 {
             Some((rl, ra, rn)) if rl.checked_add(rn) == Some(l) && ra.wrapping_add(rn) == a => {
-                self.0 = Some((rl, ra, rn.saturating_add(1)));
+                self.0 = Some((rl, ra, rn.saturating_add(n)));
                 None
             }
             prev => {
-                self.0 = Some((l, a, 1));
+                self.0 = Some((l, a, n));
                 prev
             }
         }
@@ -164,23 +189,41 @@ fn add_ref<S: NodeStore>(store: &mut S, id: NodeId) -> Result<()> {
     store.set_refs(id, r.saturating_add(1))
 }
 
-/// Calls `f(store, index, addr, n)` for the first `max` runs of consecutive
-/// addresses of leaf `id` (stopping at the first error). Returns the number
-/// of runs passed to `f` successfully, and the error.
-fn leaf_runs<S: NodeStore>(
+/// The mapping held by entry `i` of node `id` at `level`: `(offset of the
+/// first lba in the node, addr, blocks)` for a leaf entry (1 block) or a
+/// run entry of a level-2 node ([`FANOUT`] blocks); `None` otherwise.
+fn held<S: NodeStore>(store: &S, id: NodeId, level: u8, i: usize) -> Option<(u64, u64, u64)> {
+    let e = entry(store, id, i);
+    match level {
+        1 => (e & PRESENT != 0).then_some((i as u64, e & ADDR_MASK, 1)),
+        2 => run_addr(e).map(|a| ((i as u64).saturating_mul(FANOUT as u64), a, FANOUT as u64)),
+        _ => None,
+    }
+}
+
+/// Calls `f(store, offset, addr, n)` for the first `max` runs of
+/// consecutive addresses held by node `id` at `level` (leaf entries, or the
+/// run entries of a level-2 node; see [`held`]), stopping at the first
+/// error. Returns the number of runs passed to `f` successfully, and the
+/// error.
+fn node_runs<S: NodeStore>(
     store: &mut S,
     id: NodeId,
+    level: u8,
     max: usize,
     f: &mut dyn FnMut(&mut S, u64, u64, u64) -> Result<()>,
 ) -> (usize, Result<()>) {
     let mut run = Run(None);
     let mut done = 0usize;
     for i in 0..=FANOUT {
-        let e = if i < FANOUT { entry(store, id, i) } else { 0 };
-        let ended = if e & PRESENT != 0 {
-            run.push(i as u64, e & ADDR_MASK)
+        let h = if i < FANOUT {
+            held(store, id, level, i)
         } else {
-            run.0.take()
+            None
+        };
+        let ended = match h {
+            Some((l, a, n)) => run.push_n(l, a, n),
+            None => run.0.take(),
         };
         if let Some((l, a, n)) = ended {
             if done >= max {
@@ -238,8 +281,20 @@ fn height_for(size: u64) -> u8 {
     h
 }
 
+/// The child node of interior entry `e` (`None` for no child and for a run
+/// entry).
 fn child(e: u64) -> Option<NodeId> {
-    (e & PRESENT != 0).then_some((e & ID_MASK) as NodeId)
+    (e & (PRESENT | RUN) == PRESENT).then_some((e & ID_MASK) as NodeId)
+}
+
+/// The first pool address of run entry `e`, if it is one.
+fn run_addr(e: u64) -> Option<u64> {
+    (e & (PRESENT | RUN) == PRESENT | RUN).then_some(e & ADDR_MASK)
+}
+
+/// The run entry mapping a leaf range to `[addr, addr + FANOUT)`.
+fn run_entry(addr: u64) -> u64 {
+    PRESENT | RUN | (addr & ADDR_MASK)
 }
 
 /// Where a walk toward a leaf ended.
@@ -247,6 +302,13 @@ enum Walk {
     /// The leaf holding the lba, and the path of node ids from the root
     /// (`path[0]` = root, `path[h-1]` = leaf).
     Leaf([NodeId; MAX_HEIGHT as usize]),
+    /// A run entry of the level-2 node `path[h-2]` maps the leaf range
+    /// `[base, base + FANOUT)` (holding the lba) to `[addr, addr + FANOUT)`.
+    Run {
+        path: [NodeId; MAX_HEIGHT as usize],
+        base: u64,
+        addr: u64,
+    },
     /// No node there: everything from the lba up to (excluding) `end` is
     /// unmapped; `path[..depth]` are the nodes found on the way.
     Hole {
@@ -326,6 +388,8 @@ enum Side {
     Hole,
     /// This node.
     Node(NodeId),
+    /// At level 1: a run entry, mapping the leaf range from this address.
+    Run(u64),
     /// A level the table would only get by growing (a new node).
     Virtual,
 }
@@ -345,7 +409,8 @@ pub enum Diff {
     },
 }
 
-/// A node found by [`visit_distinct`].
+/// A node found by [`visit_distinct`] (the mappings it holds: see
+/// [`Visit::held`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Visit {
     /// The caller's index of the first table reaching the node.
@@ -362,6 +427,18 @@ pub struct Visit {
     pub refs: u32,
 }
 
+impl Visit {
+    /// The mapping held by entry `i` of the visited node: `(lba, addr, n)`,
+    /// i.e. `[lba, lba+n)` maps to `[addr, addr+n)`: a leaf's mapped entry
+    /// (1 block) or a run entry of a level-2 node ([`FANOUT`] blocks).
+    /// `None` for an unmapped entry, a child pointer, or `i >= FANOUT`.
+    /// Together the visited nodes hold every mapping of the tables, each
+    /// distinct holder once.
+    pub fn held<S: NodeStore>(&self, store: &S, i: usize) -> Option<(u64, u64, u64)> {
+        held(store, self.id, self.level, i).map(|(o, a, n)| (self.base.saturating_add(o), a, n))
+    }
+}
+
 /// What [`BlockTable::check`] counted.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TableStats {
@@ -369,6 +446,10 @@ pub struct TableStats {
     pub nodes: u64,
     /// Mapped blocks.
     pub mapped: u64,
+    /// Leaves among `nodes`.
+    pub leaves: u64,
+    /// Run entries (each maps [`FANOUT`] blocks without a leaf).
+    pub runs: u64,
 }
 
 /// Iterator over a table's mapped extents (see [`BlockTable::extents`]).
@@ -388,5 +469,7 @@ impl<S: NodeStore> Iterator for Extents<'_, S> {
     }
 }
 
+#[cfg(test)]
+mod runs_tests;
 #[cfg(test)]
 pub(super) mod tests;

@@ -6,9 +6,15 @@ use super::super::error::{Error, Result};
 use super::super::geom::MAX_POOL_BLOCKS;
 use super::super::sparse::RefMap;
 use super::{
-    add_ref, child, height_for, index, span, BlockTable, Counted, Hooks, MapExtent, NodeId,
-    NodeStore, Plain, Run, Walk, ADDR_MASK, FANOUT, MAX_HEIGHT, MAX_VOLUME_BLOCKS, PRESENT,
+    add_ref, child, entry, height_for, index, run_addr, run_entry, span, BlockTable, Counted,
+    Hooks, MapExtent, NodeId, NodeStore, Plain, Run, Walk, ADDR_MASK, FANOUT, MAX_HEIGHT,
+    MAX_VOLUME_BLOCKS, PRESENT,
 };
+
+/// The first lba of the leaf range after the one holding `l`.
+fn next_leaf(l: u64) -> u64 {
+    (l / span(2)).saturating_add(1).saturating_mul(span(2))
+}
 
 impl BlockTable {
     pub(super) fn check_range(&self, lba: u64, len: u64) -> Result<u64> {
@@ -19,36 +25,10 @@ impl BlockTable {
         Ok(end)
     }
 
-    /// Makes sure the leaf holding `lba` exists (allocating nodes on the way).
-    fn ensure_leaf<S: NodeStore>(&mut self, store: &mut S, lba: u64) -> Result<()> {
-        let mut id = match self.root {
-            Some(r) => r,
-            None => {
-                let r = store.alloc().ok_or(Error::NoSpace)?;
-                self.root = Some(r);
-                r
-            }
-        };
-        let mut level = self.height;
-        while level > 1 {
-            let i = index(lba, level);
-            let e = store
-                .get(id)
-                .and_then(|n| n.get(i).copied())
-                .ok_or(Error::Corrupt("map: bad node id"))?;
-            id = match child(e) {
-                Some(c) => c,
-                None => {
-                    let c = store.alloc().ok_or(Error::NoSpace)?;
-                    if let Some(slot) = store.get_mut(id).and_then(|n| n.get_mut(i)) {
-                        *slot = PRESENT | u64::from(c);
-                    }
-                    c
-                }
-            };
-            level -= 1;
-        }
-        Ok(())
+    /// Whether `[l, stop)` (inside one leaf range) is a whole leaf range
+    /// that a run entry can map.
+    fn whole_leaf(&self, l: u64, stop: u64) -> bool {
+        self.height >= 2 && l & (FANOUT as u64 - 1) == 0 && stop.saturating_sub(l) == FANOUT as u64
     }
 
     /// Maps `[lba, lba+len)` to pool addresses `[addr, addr+len)`. Every
@@ -105,24 +85,44 @@ impl BlockTable {
         if addr.checked_add(len).map(|e| e > MAX_POOL_BLOCKS) != Some(false) {
             return Err(Error::Invalid("address outside the pool"));
         }
-        // Pass 1: every leaf exists and is exclusive to this table.
+        // Pass 1: every leaf range is reachable through nodes exclusive to
+        // this table: down to the level-2 node for a whole leaf range
+        // (mapped by a run entry), else down to an existing leaf (a run
+        // entry covering part of the range is split).
         let mut l = lba;
         while l < end {
-            let r = match self.unshare(store, l, hooks) {
-                Ok(()) => self.ensure_leaf(store, l),
+            let stop = end.min(next_leaf(l));
+            let level = if self.whole_leaf(l, stop) { 2 } else { 1 };
+            let r = match self.unshare(store, l, level, hooks) {
+                Ok(()) => self.ensure_path(store, l, level).map(|_| ()),
                 Err(e) => Err(e),
             };
             if let Err(e) = r {
-                self.prune(store, lba, l.saturating_add(1).min(end));
+                self.tidy(store, lba, l.saturating_add(1).min(end));
                 return Err(e);
             }
-            l = (l / span(2)).saturating_add(1).saturating_mul(span(2));
+            l = stop;
         }
         // Pass 2: write the entries (no node borrow is held while the hooks
         // run: they may use the store).
         let mut run = Run(None);
         let mut l = lba;
         while l < end {
+            let stop = end.min(next_leaf(l));
+            if self.whole_leaf(l, stop) {
+                let node = self
+                    .node_at(store, l, 2)
+                    .ok_or(Error::Corrupt("map: missing node"))?;
+                self.drop_entry(store, node, index(l, 2), l, &mut run, hooks)?;
+                let slot = store
+                    .get_mut(node)
+                    .and_then(|n| n.get_mut(index(l, 2)))
+                    .ok_or(Error::Corrupt("map: bad node id"))?;
+                *slot = run_entry(addr.saturating_add(l - lba));
+                self.mapped = self.mapped.saturating_add(FANOUT as u64);
+                l = stop;
+                continue;
+            }
             let Walk::Leaf(p) = self.walk(store, l) else {
                 return Err(Error::Corrupt("map: missing leaf"));
             };
@@ -148,12 +148,63 @@ impl BlockTable {
         if let Some((rl, ra, rn)) = run.0 {
             hooks.dropped(store, rl, ra, rn);
         }
+        // Leaves now mapping one contiguous run become run entries.
+        self.tidy(store, lba, end);
+        Ok(())
+    }
+
+    /// Clears entry `i` of this table's exclusive level-2 node `node` (leaf
+    /// range from `l`): the mappings it held are dropped (through `run`,
+    /// in lba order) and a leaf no other parent holds is freed; a shared
+    /// leaf only loses this reference (its blocks keep their holder).
+    fn drop_entry<S: NodeStore>(
+        &mut self,
+        store: &mut S,
+        node: NodeId,
+        i: usize,
+        l: u64,
+        run: &mut Run,
+        hooks: &mut dyn Hooks<S>,
+    ) -> Result<()> {
+        let old = store
+            .get_mut(node)
+            .and_then(|n| n.get_mut(i))
+            .map(|slot| core::mem::replace(slot, 0))
+            .ok_or(Error::Corrupt("map: bad node id"))?;
+        if let Some(a) = run_addr(old) {
+            self.mapped = self.mapped.saturating_sub(FANOUT as u64);
+            if let Some((rl, ra, rn)) = run.push_n(l, a, FANOUT as u64) {
+                hooks.dropped(store, rl, ra, rn);
+            }
+        } else if let Some(c) = child(old) {
+            let refs = store.refs(c);
+            for j in 0..FANOUT {
+                let e = entry(store, c, j);
+                if e & PRESENT == 0 {
+                    continue;
+                }
+                self.mapped = self.mapped.saturating_sub(1);
+                if refs <= 1 {
+                    if let Some((rl, ra, rn)) = run.push(l.saturating_add(j as u64), e & ADDR_MASK)
+                    {
+                        hooks.dropped(store, rl, ra, rn);
+                    }
+                }
+            }
+            if refs > 1 {
+                store.set_refs(c, refs - 1)?;
+            } else {
+                store.free(c);
+            }
+        }
         Ok(())
     }
 
     /// Unmaps `[lba, lba+len)` (trim / discard / write zeroes), reporting the
     /// old mappings like [`Self::map_range`], and frees nodes left empty.
-    /// Never allocates. [`Error::Invalid`] on a shared table (use
+    /// Allocates only to split a run entry unmapped in part:
+    /// [`Error::NoSpace`] then, with the range unmapped up to that run and
+    /// the run unchanged. [`Error::Invalid`] on a shared table (use
     /// [`Self::unmap_range_shared`]).
     pub fn unmap_range<S: NodeStore>(
         &mut self,
@@ -193,19 +244,48 @@ impl BlockTable {
         hooks: &mut dyn Hooks<S>,
     ) -> Result<()> {
         let end = self.check_range(lba, len)?;
+        let h = usize::from(self.height);
         let mut run = Run(None);
         let mut l = lba;
         while l < end {
+            let stop = end.min(next_leaf(l));
             match self.walk(store, l) {
                 Walk::Hole { end, .. } => l = end.max(l.saturating_add(1)),
+                Walk::Run { path, base, .. } => {
+                    let whole = l == base && stop == base.saturating_add(FANOUT as u64);
+                    let shared = self.cow
+                        && path
+                            .iter()
+                            .take(h.saturating_sub(1))
+                            .any(|&id| store.refs(id) > 1);
+                    let mut r = if shared {
+                        self.unshare(store, l, 2, hooks)
+                    } else {
+                        Ok(())
+                    };
+                    if r.is_ok() && !whole {
+                        // Part of a run: split it into a leaf, then unmap
+                        // in the leaf (next round).
+                        r = self.ensure_path(store, l, 1).map(|_| ());
+                    }
+                    if let Err(e) = r {
+                        if let Some((rl, ra, rn)) = run.0.take() {
+                            hooks.dropped(store, rl, ra, rn);
+                        }
+                        self.tidy(store, lba, l.max(lba.saturating_add(1)));
+                        return Err(e);
+                    }
+                    if whole {
+                        let node = self
+                            .node_at(store, l, 2)
+                            .ok_or(Error::Corrupt("map: missing node"))?;
+                        self.drop_entry(store, node, index(l, 2), l, &mut run, hooks)?;
+                        l = stop;
+                    }
+                }
                 Walk::Leaf(p) => {
                     let mut leaf = self.leaf_id(&p);
-                    if self.cow
-                        && p.iter()
-                            .take(usize::from(self.height))
-                            .any(|&id| store.refs(id) > 1)
-                    {
-                        let stop = end.min((l / span(2)).saturating_add(1).saturating_mul(span(2)));
+                    if self.cow && p.iter().take(h).any(|&id| store.refs(id) > 1) {
                         let any = store
                             .get(leaf)
                             .map(|n| {
@@ -218,11 +298,11 @@ impl BlockTable {
                             l = stop;
                             continue;
                         }
-                        if let Err(e) = self.unshare(store, l, hooks) {
+                        if let Err(e) = self.unshare(store, l, 1, hooks) {
                             if let Some((rl, ra, rn)) = run.0.take() {
                                 hooks.dropped(store, rl, ra, rn);
                             }
-                            self.prune(store, lba, l.max(lba.saturating_add(1)));
+                            self.tidy(store, lba, l.max(lba.saturating_add(1)));
                             return Err(e);
                         }
                         let Walk::Leaf(p2) = self.walk(store, l) else {
@@ -251,55 +331,16 @@ impl BlockTable {
         if let Some((rl, ra, rn)) = run.0 {
             hooks.dropped(store, rl, ra, rn);
         }
-        self.prune(store, lba, end);
+        self.tidy(store, lba, end);
         Ok(())
     }
 
-    /// Frees empty nodes whose range intersects `[lba, end)`.
-    fn prune<S: NodeStore>(&mut self, store: &mut S, lba: u64, end: u64) {
-        let mut l = lba;
-        while l < end {
-            let (p, found, next) = match self.walk(store, l) {
-                Walk::Leaf(p) => (
-                    p,
-                    usize::from(self.height),
-                    (l / span(2)).saturating_add(1).saturating_mul(span(2)),
-                ),
-                Walk::Hole { end, path, depth } => (path, depth, end.max(l.saturating_add(1))),
-            };
-            // From the deepest node found up: free a node while it is all zero.
-            let mut depth = found;
-            while depth > 0 {
-                depth = depth.saturating_sub(1);
-                let id = p.get(depth).copied().unwrap_or(0);
-                let empty = store
-                    .get(id)
-                    .map(|n| n.iter().all(|&e| e == 0))
-                    .unwrap_or(false);
-                if !empty || store.refs(id) > 1 {
-                    break;
-                }
-                store.free(id);
-                if depth == 0 {
-                    self.root = None;
-                    break;
-                }
-                let parent = p.get(depth.wrapping_sub(1)).copied().unwrap_or(0);
-                let level = self.height.saturating_sub((depth as u8).saturating_sub(1));
-                if let Some(slot) = store
-                    .get_mut(parent)
-                    .and_then(|n| n.get_mut(index(l, level)))
-                {
-                    *slot = 0;
-                }
-            }
-            l = next;
-        }
-    }
-
     /// Changes the volume size. Shrinking unmaps everything beyond the new
-    /// end (reported through `on_old`) and lowers the tree; growing may add
-    /// levels above the root ([`Error::NoSpace`] leaves the table unchanged).
+    /// end (reported through `on_old`) and lowers the tree (a new end inside
+    /// a run entry, or a tree lowered to one level over one, splits it: may
+    /// fail with [`Error::NoSpace`] like [`Self::unmap_range`]); growing may
+    /// add levels above the root ([`Error::NoSpace`] leaves the table
+    /// unchanged).
     /// [`Error::Invalid`] on a shared table (use [`Self::resize_shared`]).
     pub fn resize<S: NodeStore>(
         &mut self,
@@ -338,6 +379,14 @@ impl BlockTable {
         }
         let new_h = height_for(new_size);
         if new_size < self.size {
+            if new_h == 1 && self.height >= 2 {
+                // A table of one level has no run entries: split the one
+                // that may stay (before changing anything).
+                if let Walk::Run { .. } = self.walk(store, 0) {
+                    self.unshare(store, 0, 2, hooks)?;
+                    self.ensure_path(store, 0, 1)?;
+                }
+            }
             self.unmap_impl(store, new_size, self.size - new_size, hooks)?;
             while self.height > new_h {
                 if let Some(r) = self.root {
@@ -396,11 +445,18 @@ impl BlockTable {
 
     /// GC relocation of `ext` (a live extent found by the relocation plan,
     /// `ext.addr` = old address): for each block of `[ext.lba, ext.lba +
-    /// ext.len)` still mapped to `ext.addr + i`, maps it to `new_addr + i`. Blocks changed meanwhile
-    /// (overwritten or trimmed by the user while GC copied them) are left
-    /// alone. Reports runs: `on_moved(old_addr, n)` (caller invalidates the
-    /// old copies) and `on_skipped(new_addr, n)` (caller invalidates the
-    /// unused new copies). Never allocates nodes. Returns the blocks moved.
+    /// ext.len)` still mapped to `ext.addr + i`, maps it to `new_addr + i`.
+    /// Blocks changed meanwhile (overwritten or trimmed by the user while GC
+    /// copied them) are left alone. Reports runs: `on_moved(old_addr, n)`
+    /// (caller invalidates the old copies) and `on_skipped(new_addr, n)`
+    /// (caller invalidates the unused new copies). Returns the blocks moved.
+    ///
+    /// Nodes are changed in place, shared or not (every sharer sees the
+    /// move). Moving part of a run entry splits it into a new leaf (and a
+    /// leaf left mapping one contiguous run becomes a run entry again): if
+    /// no node can be allocated for a split, the blocks of that run are
+    /// reported as skipped, the rest is done, and the result is
+    /// [`Error::NoSpace`] (the reports are complete and consistent).
     pub fn relocate<S: NodeStore>(
         &mut self,
         store: &mut S,
@@ -428,25 +484,61 @@ impl BlockTable {
                 on_skipped(new_addr + r.1, r.2);
             }
         };
+        let mut step = |off: u64, ok: bool, n: u64, run: &mut Option<(bool, u64, u64)>| {
+            *run = match *run {
+                Some((m, o, k)) if m == ok && o + k == off => Some((m, o, k + n)),
+                Some(r) => {
+                    flush(r);
+                    Some((ok, off, n))
+                }
+                None => Some((ok, off, n)),
+            };
+        };
+        let h = usize::from(self.height);
+        let mut err = Ok(());
         let mut moved = 0u64;
         let mut l = lba;
         while l < end {
-            let mut step = |off: u64, ok: bool, run: &mut Option<(bool, u64, u64)>| {
-                *run = match *run {
-                    Some((m, o, n)) if m == ok && o + n == off => Some((m, o, n + 1)),
-                    Some(r) => {
-                        flush(r);
-                        Some((ok, off, 1))
-                    }
-                    None => Some((ok, off, 1)),
-                };
-            };
             match self.walk(store, l) {
-                Walk::Hole { end: h, .. } => {
-                    let stop = h.min(end).max(l + 1);
-                    while l < stop {
-                        step(l - lba, false, &mut run);
-                        l += 1;
+                Walk::Hole { end: e, .. } => {
+                    let stop = e.min(end).max(l + 1);
+                    step(l - lba, false, stop - l, &mut run);
+                    l = stop;
+                }
+                Walk::Run { path, base, addr } => {
+                    let stop = end.min(base.saturating_add(FANOUT as u64));
+                    let node = path.get(h.wrapping_sub(2)).copied().unwrap_or(0);
+                    let i = index(l, 2);
+                    let here = addr.saturating_add(l - base);
+                    if here != old_addr + (l - lba) {
+                        step(l - lba, false, stop - l, &mut run);
+                        l = stop;
+                        continue;
+                    }
+                    let slot = store
+                        .get_mut(node)
+                        .and_then(|n| n.get_mut(i))
+                        .ok_or(Error::Corrupt("map: bad node id"))?;
+                    if l == base && stop == base.saturating_add(FANOUT as u64) {
+                        *slot = run_entry(new_addr + (l - lba));
+                        moved += FANOUT as u64;
+                        step(l - lba, true, FANOUT as u64, &mut run);
+                        l = stop;
+                        continue;
+                    }
+                    // Part of the run moves: split it (in place), then move
+                    // in the leaf (next round).
+                    match Self::split(store, addr) {
+                        Ok(leaf) => {
+                            if let Some(slot) = store.get_mut(node).and_then(|n| n.get_mut(i)) {
+                                *slot = PRESENT | u64::from(leaf);
+                            }
+                        }
+                        Err(e) => {
+                            err = Err(e);
+                            step(l - lba, false, stop - l, &mut run);
+                            l = stop;
+                        }
                     }
                 }
                 Walk::Leaf(p) => {
@@ -465,7 +557,7 @@ impl BlockTable {
                             _ => false,
                         };
                         moved += u64::from(ok);
-                        step(off, ok, &mut run);
+                        step(off, ok, 1, &mut run);
                         i += 1;
                         l += 1;
                     }
@@ -475,7 +567,9 @@ impl BlockTable {
         if let Some(r) = run {
             flush(r);
         }
-        Ok(moved)
+        // Leaves now mapping one contiguous run become run entries.
+        self.tidy(store, lba, end);
+        err.map(|()| moved)
     }
 
     /// Unmaps everything and frees all nodes no other table references

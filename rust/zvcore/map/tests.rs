@@ -113,6 +113,18 @@ fn model_extents(m: &[Option<u64>]) -> Vec<(u64, u64, u64)> {
 fn check_against(t: &BlockTable, s: &VecStore, m: &[Option<u64>]) {
     let st = t.check(s).unwrap();
     assert_eq!(st.nodes, s.live as u64);
+    // Every leaf range the model maps to one contiguous run is a run entry
+    // (map_range and relocate collapse what they complete; unmap and
+    // resize never leave one either).
+    let full = (0..m.len() / 512)
+        .filter(|&r| {
+            let a = m[r * 512];
+            a.is_some() && (0..512).all(|k| m[r * 512 + k] == a.map(|a| a + k as u64))
+        })
+        .count() as u64;
+    if t.height() >= 2 {
+        assert_eq!(st.runs, full, "leaf ranges mapping one run");
+    }
     assert_eq!(t.mapped(), m.iter().filter(|e| e.is_some()).count() as u64);
     let ext: Vec<(u64, u64, u64)> = t.extents(s).map(|e| (e.lba, e.addr, e.len)).collect();
     assert_eq!(ext, model_extents(m));
@@ -150,7 +162,9 @@ fn basic_map_unmap() {
         t.check(&s),
         Ok(TableStats {
             nodes: 3,
-            mapped: 20
+            mapped: 20,
+            leaves: 2,
+            runs: 0,
         })
     );
     // Corruptions are found.
@@ -198,10 +212,11 @@ fn out_of_nodes_leaves_table_unchanged() {
     assert_eq!(t.lookup(&s, 0), Some(9));
     assert_eq!(t.lookup(&s, 100), None);
     assert_eq!(t.mapped(), 1);
-    let mut s2 = VecStore::new(4);
+    // (Whole leaf ranges need no leaf: run entries.)
+    let mut s2 = VecStore::new(2);
     let mut t2 = BlockTable::new(1, 512 * 512 * 4).unwrap();
     assert_eq!(
-        t2.map_range(&mut s2, 0, 512 * 3, 5, |_, _, _| {}),
+        t2.map_range(&mut s2, 1, 512 * 3, 5, |_, _, _| {}),
         Err(Error::NoSpace)
     );
     assert_eq!(s2.live, 0);
@@ -222,16 +237,81 @@ fn random_against_model() {
         let mut t = BlockTable::new(3, size).unwrap();
         let mut m: Vec<Option<u64>> = vec![None; size as usize];
         let mut next_addr = 0u64;
+        let mut runs_seen = 0u64;
+        let mut max_runs = 0u64;
         for step in 0..1500 {
             let hot = rng.below(4) == 0;
-            let lba = if hot {
+            let mut lba = if hot {
                 rng.below(2000)
             } else {
                 rng.below(size)
             };
             let big = rng.below(10) == 0;
-            let len = 1 + rng.below(if big { 3000 } else { 40 }).min(size - lba - 1);
-            match rng.below(10) {
+            let mut len = 1 + rng.below(if big { 3000 } else { 40 }).min(size - lba - 1);
+            if rng.below(6) == 0 {
+                // Whole aligned 2 MiB leaf ranges (run entries), or a
+                // sequential run of small writes ending on one.
+                lba = (lba / 512) * 512;
+                len = (512 * (1 + rng.below(3))).min(size - lba);
+            }
+            let op = rng.below(12);
+            if op == 0 && rng.below(2) == 0 {
+                // Sequential small writes filling a leaf range.
+                let base = (lba / 512) * 512;
+                if base + 512 <= size {
+                    let addr = next_addr;
+                    next_addr += 512 + 1;
+                    let mut o = 0;
+                    while o < 512 {
+                        let n = (1 + rng.below(100)).min(512 - o);
+                        t.map_range(&mut s, base + o, n, addr + o, |_, _, _| {})
+                            .unwrap();
+                        o += n;
+                    }
+                    for k in 0..512 {
+                        m[(base + k) as usize] = Some(addr + k);
+                    }
+                    assert_eq!(t.leaf_at(&s, base), None, "full leaf not collapsed");
+                    assert_eq!(t.lookup_run(&s, base, 512), (Some(addr), 512));
+                    continue;
+                }
+            }
+            match op {
+                9..=10 => {
+                    // GC relocation of part of an extent (the model moves
+                    // the blocks still at their old address).
+                    if let Some(e) = t.next_extent(&s, lba) {
+                        let off = rng.below(e.len);
+                        let n = (1 + rng.below(1200)).min(e.len - off);
+                        let x = MapExtent {
+                            vol: 3,
+                            lba: e.lba + off,
+                            len: n,
+                            addr: e.addr + off,
+                        };
+                        // A block overwritten meanwhile is skipped.
+                        if rng.below(3) == 0 {
+                            let k = x.lba + rng.below(n);
+                            t.map_range(&mut s, k, 1, 1 << 40, |_, _, _| {}).unwrap();
+                            m[k as usize] = Some(1 << 40);
+                        }
+                        let new = next_addr;
+                        next_addr += n + 1;
+                        let (mut mv, mut sk) = (0, 0);
+                        let got = t
+                            .relocate(&mut s, &x, new, |_, k| mv += k, |_, k| sk += k)
+                            .unwrap();
+                        let mut exp = 0;
+                        for k in 0..n {
+                            let slot = &mut m[(x.lba + k) as usize];
+                            if *slot == Some(x.addr + k) {
+                                *slot = Some(new + k);
+                                exp += 1;
+                            }
+                        }
+                        assert_eq!((got, mv, sk), (exp, exp, n - exp));
+                    }
+                }
                 0..=5 => {
                     let addr = next_addr;
                     next_addr += len + rng.below(3);
@@ -278,7 +358,14 @@ fn random_against_model() {
             if step % 100 == 0 {
                 check_against(&t, &s, &m);
             }
+            let runs = t.check(&s).unwrap().runs;
+            runs_seen += runs;
+            max_runs = max_runs.max(runs);
         }
+        assert!(
+            max_runs >= 3,
+            "seed {seed}: run entries never used ({runs_seen})"
+        );
         check_against(&t, &s, &m);
         // Resize down and up.
         let new = size / 3;
@@ -421,10 +508,10 @@ fn occurrences(
     let refs_before: Vec<u32> = s.refs.clone();
     let done = visit_distinct(s, tabs.len(), &|i| tabs.get(i).copied(), &mut |st, v| {
         nodes += 1;
-        if v.level == 1 {
-            for &e in st.get(v.id).unwrap().iter() {
-                if e & PRESENT != 0 {
-                    *occ.entry(e & ADDR_MASK).or_insert(0) += 1;
+        for i in 0..FANOUT {
+            if let Some((_, a, n)) = v.held(st, i) {
+                for k in 0..n {
+                    *occ.entry(a + k).or_insert(0) += 1;
                 }
             }
         }
@@ -452,12 +539,19 @@ fn snapshots_random_against_model() {
         let mut next_addr = 1u64;
         let mut next_content = 1u64;
         let mut next_vol = 1u32;
+        let mut runs_seen = 0u64;
         for step in 0..600 {
             let ti = rng.below(tabs.len() as u64) as usize;
             let tsize = tabs[ti].0.size();
-            let lba = rng.below(tsize.max(1));
+            let mut lba = rng.below(tsize.max(1));
             let big = rng.below(8) == 0;
-            let len = (1 + rng.below(if big { 1500 } else { 30 })).min(tsize - lba.min(tsize));
+            let mut len = (1 + rng.below(if big { 1500 } else { 30 })).min(tsize - lba.min(tsize));
+            if rng.below(5) == 0 && tsize >= 1024 {
+                // Whole aligned leaf ranges: run entries (in nodes shared
+                // with snapshots after a clone).
+                lba = (lba / 512) * 512;
+                len = (512 * (1 + rng.below(3))).min(tsize - lba);
+            }
             let mut dead: Vec<(u64, u64)> = Vec::new();
             match rng.below(14) {
                 0..=5 if len > 0 => {
@@ -497,7 +591,7 @@ fn snapshots_random_against_model() {
                     // holding it (all tables).
                     if let Some(e) = tabs[ti].0.next_extent(&s, lba) {
                         let e = MapExtent {
-                            len: e.len.min(64),
+                            len: e.len.min(if rng.below(2) == 0 { 64 } else { 1100 }),
                             ..e
                         };
                         let new = next_addr;
@@ -614,7 +708,7 @@ fn snapshots_random_against_model() {
             refs.check(&s).unwrap();
             for (t, m) in &tabs {
                 assert_eq!(t.mapped(), m.len() as u64);
-                t.check(&s).unwrap();
+                runs_seen += t.check(&s).unwrap().runs;
                 for _ in 0..20 {
                     let l = rng.below(t.size().max(1));
                     assert_eq!(t.lookup(&s, l), m.get(&l).copied());
@@ -634,6 +728,7 @@ fn snapshots_random_against_model() {
                 }
             }
         }
+        assert!(runs_seen > 100, "seed {seed}: run entries never used");
         // Dropping every table releases every node and reference.
         for (mut t, _) in tabs {
             t.destroy_shared(&mut s, &mut refs, |a, n| {

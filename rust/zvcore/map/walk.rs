@@ -3,8 +3,8 @@
 //! [`visit_distinct`] (every node of several tables, once).
 
 use super::{
-    child, entry, index, span, BlockTable, Extents, MapExtent, NodeId, NodeStore, Visit, Walk,
-    ADDR_MASK, FANOUT, MARK, MAX_HEIGHT, MAX_VOLUME_BLOCKS, PRESENT,
+    child, entry, index, run_addr, span, BlockTable, Extents, MapExtent, NodeId, NodeStore, Visit,
+    Walk, ADDR_MASK, FANOUT, MARK, MAX_HEIGHT, MAX_VOLUME_BLOCKS, PRESENT,
 };
 
 // Only named by the links in the docs.
@@ -39,6 +39,15 @@ impl BlockTable {
                 .get(id)
                 .and_then(|n| n.get(index(lba, level)).copied())
                 .unwrap_or(0);
+            if level == 2 {
+                if let Some(addr) = run_addr(e) {
+                    return Walk::Run {
+                        path,
+                        base: lba & !(FANOUT as u64 - 1),
+                        addr,
+                    };
+                }
+            }
             match child(e) {
                 Some(c) => id = c,
                 None => {
@@ -60,14 +69,30 @@ impl BlockTable {
             .unwrap_or(0)
     }
 
-    /// The leaf holding `lba`, if any.
+    /// The leaf holding `lba`, if any (`None` where a run entry maps it).
     pub fn leaf_at<S: NodeStore>(&self, store: &S, lba: u64) -> Option<NodeId> {
         if lba >= self.size {
             return None;
         }
         match self.walk(store, lba) {
-            Walk::Hole { .. } => None,
+            Walk::Hole { .. } | Walk::Run { .. } => None,
             Walk::Leaf(p) => Some(self.leaf_id(&p)),
+        }
+    }
+
+    /// The node whose entry maps `lba`, if mapped: its leaf, or the level-2
+    /// node holding the run entry (the holder [`Visit::held`] reports).
+    pub fn holder_at<S: NodeStore>(&self, store: &S, lba: u64) -> Option<NodeId> {
+        if lba >= self.size {
+            return None;
+        }
+        match self.walk(store, lba) {
+            Walk::Hole { .. } => None,
+            Walk::Run { path, .. } => path.get(usize::from(self.height).wrapping_sub(2)).copied(),
+            Walk::Leaf(p) => {
+                let leaf = self.leaf_id(&p);
+                (entry(store, leaf, index(lba, 1)) & PRESENT != 0).then_some(leaf)
+            }
         }
     }
 
@@ -78,6 +103,7 @@ impl BlockTable {
         }
         match self.walk(store, lba) {
             Walk::Hole { .. } => None,
+            Walk::Run { base, addr, .. } => Some(addr.saturating_add(lba.saturating_sub(base))),
             Walk::Leaf(p) => {
                 let e = store.get(self.leaf_id(&p))?.get(index(lba, 1)).copied()?;
                 (e & PRESENT != 0).then_some(e & ADDR_MASK)
@@ -103,6 +129,16 @@ impl BlockTable {
                         break;
                     }
                     n = n.saturating_add(end.saturating_sub(cur).max(1));
+                }
+                Walk::Run { base, addr, .. } => {
+                    let here = addr.saturating_add(cur.saturating_sub(base));
+                    match first {
+                        Some(a) if a.wrapping_add(n) == here => {
+                            let avail = base.saturating_add(FANOUT as u64).saturating_sub(cur);
+                            n = n.saturating_add(avail.max(1));
+                        }
+                        _ => break,
+                    }
                 }
                 Walk::Leaf(p) => {
                     let Some(node) = store.get(self.leaf_id(&p)) else {
@@ -139,6 +175,15 @@ impl BlockTable {
         while l < self.size {
             match self.walk(store, l) {
                 Walk::Hole { end, .. } => l = end.max(l.saturating_add(1)),
+                Walk::Run { .. } => {
+                    let (addr, len) = self.lookup_run(store, l, u64::MAX);
+                    return addr.map(|addr| MapExtent {
+                        vol: self.vol,
+                        lba: l,
+                        len,
+                        addr,
+                    });
+                }
                 Walk::Leaf(p) => {
                     let node = store.get(self.leaf_id(&p))?;
                     let mut i = index(l, 1);

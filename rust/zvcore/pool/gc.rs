@@ -10,7 +10,7 @@ use super::super::error::{Error, Result};
 use super::super::format::{Record, Superblock};
 use super::super::gc::{pick_victim, RELOCATION_STREAM};
 use super::super::geom::DeviceGeometry;
-use super::super::map::{visit_distinct, MapExtent, NodeStore, ADDR_MASK, PRESENT};
+use super::super::map::{visit_distinct, MapExtent, NodeStore};
 use super::{inval, Pool, RelocItem, VolEntry, FANOUT_USIZE, GC_AVOID_BATCHES, MAX_GC_ITEM};
 
 impl<G, Z, E, V, R, N, D, S> Pool<G, Z, E, V, R, N, D, S>
@@ -116,7 +116,9 @@ where
                 vols.len(),
                 &|i| vols.get(i).and_then(|v| v.table),
                 &mut |st, v| {
-                    if v.level != 1 {
+                    // Mappings are held by leaves and by the run entries
+                    // of level-2 nodes.
+                    if v.level > 2 {
                         return *n < cap;
                     }
                     if (v.table, v.base) < from {
@@ -124,48 +126,53 @@ where
                     }
                     let mut run: Option<MapExtent> = None;
                     for i in 0..=FANOUT_USIZE {
-                        let e = if i < FANOUT_USIZE {
-                            st.get(v.id).and_then(|nd| nd.get(i).copied()).unwrap_or(0)
-                        } else {
-                            0
+                        // The blocks entry `i` maps (a run not in the victim
+                        // counts as one unmapped block: it ends a run).
+                        let (first, a0, cnt, present) = match v.held(st, i) {
+                            Some((l, a, c)) if a < end && a.saturating_add(c) > start => {
+                                (l, a, c, true)
+                            }
+                            _ => (0, 0, 1, false),
                         };
-                        let a = e & ADDR_MASK;
-                        let take = e & PRESENT != 0
-                            && a >= start
-                            && a < end
-                            && !covered(out.get(..*n).unwrap_or(&[]), a);
-                        let lba = v.base.saturating_add(i as u64);
-                        let extends = match run {
-                            Some(r) => {
-                                take && r.lba.saturating_add(r.len) == lba
-                                    && r.addr.saturating_add(r.len) == a
-                                    && r.len < item_max
+                        for k in 0..cnt {
+                            let a = a0.saturating_add(k);
+                            let take = present
+                                && a >= start
+                                && a < end
+                                && !covered(out.get(..*n).unwrap_or(&[]), a);
+                            let lba = first.saturating_add(k);
+                            let extends = match run {
+                                Some(r) => {
+                                    take && r.lba.saturating_add(r.len) == lba
+                                        && r.addr.saturating_add(r.len) == a
+                                        && r.len < item_max
+                                }
+                                None => false,
+                            };
+                            if extends {
+                                if let Some(r) = run.as_mut() {
+                                    r.len += 1;
+                                }
+                                continue;
                             }
-                            None => false,
-                        };
-                        if extends {
-                            if let Some(r) = run.as_mut() {
-                                r.len += 1;
+                            if let Some(r) = run.take() {
+                                if let Some(slot) = out.get_mut(*n) {
+                                    slot.src = r;
+                                    *n += 1;
+                                }
+                                if *n >= cap {
+                                    *stopped = true;
+                                    return false;
+                                }
                             }
-                            continue;
-                        }
-                        if let Some(r) = run.take() {
-                            if let Some(slot) = out.get_mut(*n) {
-                                slot.src = r;
-                                *n += 1;
+                            if take {
+                                run = Some(MapExtent {
+                                    vol: v.vol,
+                                    lba,
+                                    len: 1,
+                                    addr: a,
+                                });
                             }
-                            if *n >= cap {
-                                *stopped = true;
-                                return false;
-                            }
-                        }
-                        if take {
-                            run = Some(MapExtent {
-                                vol: v.vol,
-                                lba,
-                                len: 1,
-                                addr: a,
-                            });
                         }
                     }
                     *stopped = *n >= cap;
@@ -221,16 +228,18 @@ where
         }
         if k > 0 {
             self.gc_busy = true;
-            // The next scan starts at the leaf of the last item planned
-            // (it may have been cut at a zone end, and everything after it
-            // is still to do), or from the start once the scan got through.
+            // The next scan starts at the level-2 node of the last item
+            // planned (it may have been cut at a zone end, and everything
+            // after it is still to do; the node's run entries are scanned
+            // before its leaves), or from the start once the scan got
+            // through.
             self.gc_cursor = match out.get(k - 1) {
                 Some(it) if stopped || k < n => (
                     self.vols
                         .iter()
                         .position(|v| v.table.map(|t| t.vol()) == Some(it.src.vol))
                         .unwrap_or(0),
-                    it.src.lba & !(FANOUT_USIZE as u64 - 1),
+                    it.src.lba & !((FANOUT_USIZE * FANOUT_USIZE) as u64 - 1),
                 ),
                 _ => (0, 0),
             };
@@ -336,7 +345,9 @@ where
                 if let Some(v) = self.vols.get_mut(vi) {
                     v.table = Some(t);
                 }
-                if r.is_err() {
+                // Out of nodes to split a run entry: those blocks were
+                // skipped (reported), the batch goes on.
+                if r.is_err() && r != Err(Error::NoSpace) {
                     self.failed = true;
                 }
             }
