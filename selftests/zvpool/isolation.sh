@@ -46,7 +46,7 @@ for dev in /dev/zviso $Z; do
 	sleep 2
 	busy=$(reads "$B")
 	wait
-	ktap_print_msg "${dev##*/}: B randread QD16 alone: $alone (IOPS p99_us); with A fsync-writing: $busy; A's write IOPS $(cat /tmp/iso.a)"
+	ktap_print_msg "${dev##*/}: B randread QD16 alone: $alone (IOPS p99_us); with A fsync-writing: $busy; A's write IOPS $(cat /tmp/iso.a); checkpoints $(sed -n "s/^checkpoints //p" /sys/kernel/config/zvpool/iso/status), journal blocks $(sed -n "s/^journal_blocks //p" /sys/kernel/config/zvpool/iso/status)"
 	zvpoolctl pool stop iso >/dev/null
 	rmmod zvpool
 done

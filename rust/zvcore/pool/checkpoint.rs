@@ -378,6 +378,7 @@ where
         self.ckpt_seq = seq;
         self.durable_seq = seq;
         self.jblocks_since_ckpt = 0;
+        self.jrecords_since_ckpt = 0;
         self.need_ckpt = false;
         self.stats.checkpoints = self.stats.checkpoints.saturating_add(1);
         self.stats.commits = self.stats.commits.saturating_add(1);

@@ -13,6 +13,13 @@ use super::super::geom::DeviceGeometry;
 use super::super::map::NodeStore;
 use super::{journal_blocks_for, records_within, Commit, MetaOp, Pool, VolEntry};
 
+/// Records per journal block that count as a full block for the checkpoint
+/// interval (a block holds about 150 extent records).
+pub const FULL_BLOCK_RECORDS: u64 = 64;
+/// Sparse journal blocks (fewer records) postpone a checkpoint up to this
+/// many times the checkpoint interval.
+pub const SPARSE_BLOCKS_FACTOR: u64 = 8;
+
 impl<G, Z, E, V, R, N, D, S> Pool<G, Z, E, V, R, N, D, S>
 where
     G: Deref<Target = [DeviceGeometry]>,
@@ -32,7 +39,16 @@ where
         if self.need_ckpt {
             return true;
         }
-        if self.jblocks_since_ckpt >= u64::from(self.sb.checkpoint_interval) {
+        // The interval counts full journal blocks: commits of a few records
+        // each (an fsync per small write) fill a block each, and a checkpoint
+        // every `interval` of them rewrote the whole tables many times a
+        // second. Sparse blocks count less, up to `SPARSE_BLOCKS_FACTOR`
+        // times the interval (replay then reads at most that many blocks).
+        let iv = u64::from(self.sb.checkpoint_interval);
+        if self.jblocks_since_ckpt >= iv.saturating_mul(SPARSE_BLOCKS_FACTOR)
+            || (self.jblocks_since_ckpt >= iv
+                && self.jrecords_since_ckpt >= iv.saturating_mul(FULL_BLOCK_RECORDS))
+        {
             return true;
         }
         // Current log zone more than half full and the other one not yet
@@ -341,6 +357,7 @@ where
         self.jseq = last_seq.saturating_add(1);
         self.jwp = self.jwp.saturating_add(nblocks);
         self.jblocks_since_ckpt = self.jblocks_since_ckpt.saturating_add(nblocks);
+        self.jrecords_since_ckpt = self.jrecords_since_ckpt.saturating_add(nrec as u64);
         if let Some(m) = self.log_max_seq.get_mut(usize::from(log & 1)) {
             *m = last_seq;
         }

@@ -316,6 +316,8 @@ pub struct Pool<G, Z, E, V, R, N, D, S> {
     pub(super) ckpt_gen: u64,
     pub(super) ckpt_seq: u64,
     pub(super) jblocks_since_ckpt: u64,
+    /// Records in those journal blocks.
+    pub(super) jrecords_since_ckpt: u64,
     /// A checkpoint must be written before the next journal block.
     pub(super) need_ckpt: bool,
     /// A metadata write failed: only re-assembly can continue.
@@ -469,6 +471,7 @@ where
             ckpt_gen: 0,
             ckpt_seq: 0,
             jblocks_since_ckpt: 0,
+            jrecords_since_ckpt: 0,
             need_ckpt: false,
             failed: false,
             read_only: false,

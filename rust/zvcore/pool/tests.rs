@@ -5,6 +5,7 @@ use super::super::alloc::{DevState, ZoneState};
 use super::super::geom::tests::zns;
 use super::super::geom::Stream;
 use super::super::map::tests::VecStore;
+use super::journal::{FULL_BLOCK_RECORDS, SPARSE_BLOCKS_FACTOR};
 use super::*;
 use std::boxed::Box;
 use std::vec;
@@ -605,4 +606,27 @@ fn run_entries_through_writes_gc_and_the_verifier() {
     let mut ops = Vec::new();
     p.flush(&mut scratch, &mut rec(&mut ops)).unwrap();
     p.flush_end(true).unwrap();
+}
+
+#[test]
+fn checkpoint_interval_counts_full_journal_blocks() {
+    let mut ops = Vec::new();
+    let mut p = new_pool(&mut ops);
+    p.sb.checkpoint_interval = 4;
+    assert!(!p.needs_checkpoint());
+    // Four blocks of one record each (an fsync per small write): not yet.
+    p.jblocks_since_ckpt = 4;
+    p.jrecords_since_ckpt = 4;
+    assert!(!p.needs_checkpoint());
+    // Full blocks: due at the interval.
+    p.jrecords_since_ckpt = 4 * FULL_BLOCK_RECORDS - 1;
+    assert!(!p.needs_checkpoint());
+    p.jrecords_since_ckpt = 4 * FULL_BLOCK_RECORDS;
+    assert!(p.needs_checkpoint());
+    // Sparse blocks: due at `SPARSE_BLOCKS_FACTOR` times the interval.
+    p.jrecords_since_ckpt = 10;
+    p.jblocks_since_ckpt = 4 * SPARSE_BLOCKS_FACTOR - 1;
+    assert!(!p.needs_checkpoint());
+    p.jblocks_since_ckpt = 4 * SPARSE_BLOCKS_FACTOR;
+    assert!(p.needs_checkpoint());
 }
