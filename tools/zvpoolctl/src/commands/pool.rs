@@ -153,8 +153,9 @@ pub const NOUN: Noun = Noun {
             help: "Shows pool NAME: state, health, space (and the part of it shared by\n\
                    snapshots and clones), zones, garbage collection and write\n\
                    amplification counters, the memory the block tables use, their\n\
-                   limit and the allocations it refused (table_memory,\n\
-                   table_memory_limit, table_memory_refused; see 'pool set'); then one\n\
+                   limit, the allocations it refused and those that failed for want\n\
+                   of memory (table_memory, table_memory_limit, table_memory_refused,\n\
+                   table_alloc_failures; see 'pool set'); then one\n\
                    line per member (zone usage, read and write errors, state); then\n\
                    its volumes and clones (as 'volume list'; snapshots: 'zvpoolctl\n\
                    snapshot list'). With -H the three sections are separated by an\n\
@@ -252,6 +253,7 @@ const STATUS_COLUMNS: &[&str] = &[
     "table_memory",
     "table_memory_limit",
     "table_memory_refused",
+    "table_alloc_failures",
     "read_only",
     "rewinds",
     "last_rewind",
@@ -850,6 +852,7 @@ fn status(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
         Value::opt_bytes(n("table_memory_bytes")?),
         Value::opt_bytes(n("table_memory_limit")?),
         Value::opt_count(n("table_memory_refused")?),
+        Value::opt_count(n("table_alloc_failures")?),
         // Kernels with read-only assembly and rewind (absent before).
         Value::opt_count(n("read_only")?),
         Value::opt_count(n("rewinds")?),

@@ -47,6 +47,7 @@ fn status_shows_table_memory() {
                 table_memory          36.0K\n\
                 table_memory_limit    8.00G\n\
                 table_memory_refused  0\n\
+                table_alloc_failures  0\n\
                 read_only             0\n";
     assert!(r.out.contains(want), "missing {want:?} in\n{}", r.out);
     assert_eq!(9 * NODE_BYTES, 36 << 10);
@@ -55,14 +56,14 @@ fn status_shows_table_memory() {
     let r = fk.run(&["pool", "status", "-Hp", "tank"]);
     assert_eq!(r.code, 0, "{r:?}");
     let want = format!(
-        "table_nodes\t9\ntable_memory\t{}\ntable_memory_limit\t{DEFAULT}\ntable_memory_refused\t5\n",
+        "table_nodes\t9\ntable_memory\t{}\ntable_memory_limit\t{DEFAULT}\ntable_memory_refused\t5\ntable_alloc_failures\t0\n",
         3u64 << 30
     );
     assert!(r.out.contains(&want), "missing {want:?} in\n{}", r.out);
     let r = fk.run(&["pool", "status", "-j", "tank"]);
     let want = format!(
         "    \"table_nodes\": 9,\n    \"table_memory\": {},\n    \"table_memory_limit\": {DEFAULT},\n    \
-         \"table_memory_refused\": 5,\n",
+         \"table_memory_refused\": 5,\n    \"table_alloc_failures\": 0,\n",
         3u64 << 30
     );
     assert!(r.out.contains(&want), "missing {want:?} in\n{}", r.out);
@@ -75,11 +76,11 @@ fn status_of_a_module_without_the_limit_shows_dashes() {
     let r = fk.run(&["pool", "status", "tank"]);
     assert_eq!(r.code, 0, "{r:?}");
     let want = "table_nodes           9\ntable_memory          -\n\
-                table_memory_limit    -\ntable_memory_refused  -\n";
+                table_memory_limit    -\ntable_memory_refused  -\ntable_alloc_failures  -\n";
     assert!(r.out.contains(want), "missing {want:?} in\n{}", r.out);
     let r = fk.run(&["pool", "status", "-j", "tank"]);
     let want = "\"table_memory\": null,\n    \"table_memory_limit\": null,\n    \
-                \"table_memory_refused\": null,\n";
+                \"table_memory_refused\": null,\n    \"table_alloc_failures\": null,\n";
     assert!(r.out.contains(want), "missing {want:?} in\n{}", r.out);
 }
 

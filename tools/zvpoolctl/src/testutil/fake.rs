@@ -496,7 +496,7 @@ impl FakeKernel {
                     String::new()
                 } else {
                     format!(
-                        "table_memory_bytes {}\ntable_memory_limit {}\ntable_memory_refused {}\n",
+                        "table_memory_bytes {}\ntable_memory_limit {}\ntable_memory_refused {}\ntable_alloc_failures 0\n",
                         p.table_bytes.unwrap_or(TABLE_NODES * NODE_BYTES),
                         p.table_limit(),
                         p.table_refused
