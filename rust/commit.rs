@@ -22,10 +22,15 @@
 //! Commits are serialised by the commit lock, which is always taken before
 //! the engine lock and never while holding it: concurrent flushes queue on
 //! it and then find their records committed by the commit before (a group
-//! commit). A checkpoint (every `checkpoint_interval` journal blocks, and
-//! after assembly) is still written under the engine lock: its image is as
-//! large as the block tables. Making it incremental is the metadata-at-scale
-//! work (Documentation/design.md, "Commits").
+//! commit).
+//!
+//! A checkpoint (when the journal since the last one is long enough, and
+//! after assembly) is a full image of the block tables: it is written the
+//! same way in steps of [`STEP_BLOCKS`] blocks, each encoded under the
+//! engine lock and written without it, so reads, writes and GC go on while
+//! it is written (Documentation/design.md, "Checkpoints in steps"). Volume
+//! operations wait for it (they take the commit lock first,
+//! `ActivePool::lock_config`).
 
 use crate::kwrap::{
     bio::{BioBatch, BioOp, Slot},
@@ -49,6 +54,10 @@ const COMMIT_OPS: usize = 2 * COMMIT_BLOCKS + 2 * RESETS_PER_ROUND as usize + 16
 
 /// Zone resets one maintenance round plans at most.
 const RESETS_PER_ROUND: u32 = 64;
+
+/// Checkpoint blocks one step encodes (the engine emits at most 4 more:
+/// the commit block and the end of a payload block).
+const STEP_BLOCKS: u32 = COMMIT_BLOCKS as u32 - 4;
 
 /// Journal rounds of one commit at most (each up to [`COMMIT_BLOCKS`]).
 const MAX_ROUNDS: usize = 8;
@@ -120,6 +129,15 @@ impl CommitBuf {
     }
 }
 
+/// The test hook after each checkpoint step but the last (no engine lock
+/// held).
+fn step_delay() {
+    let ms = crate::ckpt_step_delay_ms();
+    if ms > 0 {
+        kernel::time::delay::fsleep(kernel::time::Delta::from_millis(i64::from(ms.min(60_000))));
+    }
+}
+
 /// What the I/O step did: the operations completed before the first
 /// failure, and the failure.
 struct Done {
@@ -168,8 +186,9 @@ impl ActivePool {
                     Ok(Some(0)) => return Ok(()),
                     Ok(Some(_)) => {}
                     Ok(None) => {
-                        // A checkpoint is due: written under the lock.
-                        self.checkpoint_locked(&mut st)?;
+                        // A checkpoint is due.
+                        drop(st);
+                        self.checkpoint_steps(cb)?;
                         continue;
                     }
                     Err(e) => {
@@ -215,17 +234,56 @@ impl ActivePool {
         done.err.map_or(Ok(()), Err)
     }
 
-    /// Writes a checkpoint with the engine lock held (`st`).
-    pub(crate) fn checkpoint_locked(&self, st: &mut EngineState) -> Result {
-        let mut sink = crate::pool::MetaSink::new(&self.name, &self.members, self.geoms())?;
-        let EngineState { engine, scratch } = st;
-        let r = engine.flush(scratch, &mut |op| sink.apply(op));
-        let end = engine.flush_end(r.is_ok());
-        match (r, end) {
-            (Err(e), _) => Err(sink.error(e)),
-            (Ok(_), Err(e)) => Err(core_err(e)),
-            (Ok(_), Ok(())) => Ok(()),
+    /// Writes a checkpoint in steps (the caller holds the commit lock,
+    /// `cb`): each step is planned under the engine lock and written
+    /// without it. A failed step fails the engine (as a failed journal
+    /// write: re-assemble the pool); [`EBUSY`] if a member has no zone slot
+    /// for it now (nothing written).
+    pub(crate) fn checkpoint_steps(&self, cb: &mut CommitBuf) -> Result {
+        cb.clear();
+        let r = {
+            let mut st = self.lock_engine();
+            let EngineState { engine, scratch } = &mut *st;
+            engine.checkpoint_begin(scratch, &mut |op| cb.record(op))
+        };
+        if let Err(e) = r {
+            if e != zvcore::error::Error::Busy {
+                pr_err!("{}: checkpoint refused: {:?}\n", &*self.name, e);
+            }
+            return Err(core_err(e));
         }
+        loop {
+            let done = self.run_ops(cb);
+            if let Some(e) = done.err {
+                // Logged by `run_ops`; the engine fails.
+                let _ = self.lock_engine().engine.checkpoint_end(false);
+                return Err(e);
+            }
+            step_delay();
+            let r = {
+                let mut st = self.lock_engine();
+                let EngineState { engine, scratch } = &mut *st;
+                cb.clear();
+                engine.checkpoint_step(scratch, STEP_BLOCKS, &mut |op| cb.record(op))
+            };
+            match r {
+                Ok(false) => {}
+                Ok(true) => break,
+                Err(e) => {
+                    pr_err!("{}: checkpoint failed: {:?}\n", &*self.name, e);
+                    return Err(core_err(e));
+                }
+            }
+        }
+        let done = self.run_ops(cb);
+        let mut st = self.lock_engine();
+        let end = st.engine.checkpoint_end(done.err.is_none());
+        self.note_levels(&st.engine);
+        drop(st);
+        if let Some(e) = done.err {
+            return Err(e);
+        }
+        end.map_err(core_err)
     }
 
     /// The I/O step: runs the recorded operations in order, stopping at the

@@ -415,6 +415,31 @@ impl DerefMut for EngineLock<'_> {
     }
 }
 
+/// The locks of a volume operation (create, delete, resize, snapshot,
+/// clone, rollback, promote): the commit lock, then the engine lock. A
+/// checkpoint holds the commit lock while it is written in steps (the
+/// engine lock dropped for each step's I/O), and the engine refuses volume
+/// operations meanwhile: they wait for it here instead.
+pub(crate) struct ConfigLock<'a> {
+    // Dropped first: the engine lock is released before the commit lock.
+    lock: EngineLock<'a>,
+    _commit: MutexGuard<'a, CommitBuf>,
+}
+
+impl Deref for ConfigLock<'_> {
+    type Target = EngineState;
+
+    fn deref(&self) -> &EngineState {
+        &self.lock
+    }
+}
+
+impl DerefMut for ConfigLock<'_> {
+    fn deref_mut(&mut self) -> &mut EngineState {
+        &mut self.lock
+    }
+}
+
 /// A running pool.
 #[pin_data]
 pub(crate) struct ActivePool {
@@ -868,9 +893,9 @@ impl ActivePool {
             // The rewind is recorded by the checkpoint, which also covers
             // every journal block seen: nothing after the damage is ever
             // replayed again.
-            let _c = pool.committer.lock();
-            let mut st = pool.lock_engine();
-            pool.checkpoint_now(&mut st)?;
+            let _noio = NoIo::enter();
+            let mut c = pool.committer.lock();
+            pool.checkpoint_steps(&mut c)?;
         } else {
             // Recovery may leave records (e.g. after a torn tail): commit.
             pool.commit()?;
@@ -892,25 +917,19 @@ impl ActivePool {
         }
     }
 
+    /// Takes the locks of a volume operation ([`ConfigLock`]). Call
+    /// [`Self::commit`] only after dropping them.
+    pub(crate) fn lock_config(&self) -> ConfigLock<'_> {
+        let commit = self.committer.lock();
+        ConfigLock {
+            lock: self.lock_engine(),
+            _commit: commit,
+        }
+    }
+
     /// The members' geometries, in the pool's order.
     pub(crate) fn geoms(&self) -> &[DeviceGeometry] {
         &self.geoms
-    }
-
-    /// Writes a checkpoint now (after a rewind: it records the rewind),
-    /// with the commit and engine locks held.
-    fn checkpoint_now(&self, st: &mut EngineState) -> Result {
-        let mut sink = MetaSink::new(&self.name, &self.members, &self.geoms)?;
-        let EngineState {
-            engine, scratch, ..
-        } = st;
-        let r = engine.checkpoint(scratch, &mut |op| sink.apply(op));
-        let end = engine.checkpoint_end(r.is_ok());
-        match (r, end) {
-            (Err(e), _) => Err(sink.error(e)),
-            (Ok(()), Err(e)) => Err(core_err(e)),
-            (Ok(()), Ok(())) => Ok(()),
-        }
     }
 
     /// Clean stop, after the last commit: the engine's closing journal
@@ -974,6 +993,11 @@ impl ActivePool {
         )?;
         writeln!(w, "journal_blocks {}", s.journal_blocks)?;
         writeln!(w, "checkpoints {}", s.checkpoints)?;
+        writeln!(
+            w,
+            "checkpoint_in_flight {}",
+            u8::from(e.checkpoint_in_flight())
+        )?;
         writeln!(w, "table_nodes {}", e.nodes().live())?;
         writeln!(w, "table_memory_bytes {}", self.tables.used())?;
         writeln!(w, "table_memory_limit {}", self.tables.limit())?;
@@ -1156,7 +1180,7 @@ impl ActivePool {
 
     /// Resizes volume `id` to `blocks` blocks (a shrink unmaps the tail) and commits.
     pub(crate) fn vol_resize(&self, id: u32, blocks: u64) -> Result {
-        self.lock_engine()
+        self.lock_config()
             .engine
             .vol_resize(id, blocks)
             .map_err(core_err)?;
@@ -1177,7 +1201,7 @@ impl ActivePool {
     /// Creates a volume of `blocks` blocks and commits it; returns its id.
     pub(crate) fn vol_create(&self, name: &[u8], blocks: u64) -> Result<u32> {
         let id = {
-            let mut st = self.lock_engine();
+            let mut st = self.lock_config();
             let id = crate::snapshot::next_id(&st.engine);
             st.engine
                 .vol_create(id, name, blocks, 0)
@@ -1190,7 +1214,7 @@ impl ActivePool {
 
     /// Deletes volume `id` (its blocks return to the pool) and commits.
     pub(crate) fn vol_delete(&self, id: u32) -> Result {
-        self.lock_engine().engine.vol_delete(id).map_err(core_err)?;
+        self.lock_config().engine.vol_delete(id).map_err(core_err)?;
         self.commit()
     }
 }

@@ -122,7 +122,7 @@ impl ActivePool {
         let at = snapshot_split(name).ok_or(EINVAL)?;
         let vol = name.get(..at).ok_or(EINVAL)?;
         let id = {
-            let mut st = self.lock_engine();
+            let mut st = self.lock_config();
             if id_of(&st.engine, name).is_some() {
                 return Err(EEXIST);
             }
@@ -138,7 +138,7 @@ impl ActivePool {
     /// Clones snapshot `snap` into a new writable volume `name` and commits.
     pub(crate) fn clone_volume(&self, snap: &[u8], name: &[u8]) -> Result<u32> {
         let id = {
-            let mut st = self.lock_engine();
+            let mut st = self.lock_config();
             if id_of(&st.engine, name).is_some() {
                 return Err(EEXIST);
             }
@@ -157,7 +157,7 @@ impl ActivePool {
         let at = snapshot_split(snap).ok_or(EINVAL)?;
         let vol = snap.get(..at).ok_or(EINVAL)?;
         {
-            let mut st = self.lock_engine();
+            let mut st = self.lock_config();
             let s = id_of(&st.engine, snap).ok_or(ENOENT)?;
             let v = id_of(&st.engine, vol).ok_or(ENOENT)?;
             st.engine.rollback(v, s).map_err(core_err)?;
@@ -168,7 +168,7 @@ impl ActivePool {
     /// Promotes (flattens) volume `name` and commits.
     pub(crate) fn promote(&self, name: &[u8]) -> Result {
         {
-            let mut st = self.lock_engine();
+            let mut st = self.lock_config();
             let v = id_of(&st.engine, name).ok_or(ENOENT)?;
             st.engine.promote(v).map_err(core_err)?;
         }

@@ -60,6 +60,10 @@ module! {
             default: 0,
             description: "Test hook: one in N block-table node allocations of an active pool fails as if out of memory (0: never)",
         },
+        ckpt_step_delay_ms: u32 {
+            default: 0,
+            description: "Test hook: milliseconds a checkpoint waits after each step but the last, with the engine lock free (0: none)",
+        },
     },
 }
 
@@ -80,6 +84,14 @@ pub(crate) fn fastpath_level() -> u32 {
 /// (requeued) and never fail them.
 pub(crate) fn fail_node_alloc() -> u32 {
     module_parameters::fail_node_alloc.value()
+}
+
+/// The test hook `ckpt_step_delay_ms` (module parameter, set at load
+/// time): a checkpoint written in steps waits this long after each step but
+/// the last, holding the commit lock only. selftests/zvpool/ckpt_steps.sh
+/// uses it to show that reads, writes and status go on meanwhile.
+pub(crate) fn ckpt_step_delay_ms() -> u32 {
+    module_parameters::ckpt_step_delay_ms.value()
 }
 
 #[pin_data(PinnedDrop)]

@@ -35,7 +35,7 @@ pub(super) mod testutil;
 
 pub use checkpoint::{
     CheckpointCommit, CheckpointHeader, CheckpointItem, CheckpointReader, CheckpointWriter,
-    SectionInfo,
+    SectionInfo, WriterState,
 };
 pub use journal::{
     decode_journal_block, JournalBlockIter, JournalBuilder, JournalHeader, LogBlock, Record,

@@ -344,6 +344,15 @@ impl CheckpointCommit {
 /// poisoned and every further call fails: restart the checkpoint.
 pub struct CheckpointWriter<S> {
     blk: S,
+    s: WriterState,
+}
+
+/// The state of a [`CheckpointWriter`] without its block buffer, between
+/// two parts of a checkpoint written in steps ([`CheckpointWriter::suspend`],
+/// [`CheckpointWriter::resume`]): the caller may use the buffer for
+/// something else meanwhile.
+#[derive(Clone, Copy, Debug)]
+pub struct WriterState {
     hdr: CheckpointHeader,
     max_blocks: u32,
     /// Index of the next block to emit.
@@ -374,50 +383,78 @@ impl<S: DerefMut<Target = [u8]>> CheckpointWriter<S> {
         }
         Ok(CheckpointWriter {
             blk,
-            hdr,
-            max_blocks,
-            next: 0,
-            header_crc: 0,
-            chain: Crc32c::new(),
-            fill: 0,
-            sections: [SectionInfo::default(); MAX_SECTIONS],
-            nr_sections: 0,
-            sec_crc: Crc32c::new(),
-            failed: false,
+            s: WriterState {
+                hdr,
+                max_blocks,
+                next: 0,
+                header_crc: 0,
+                chain: Crc32c::new(),
+                fill: 0,
+                sections: [SectionInfo::default(); MAX_SECTIONS],
+                nr_sections: 0,
+                sec_crc: Crc32c::new(),
+                failed: false,
+            },
         })
     }
 
     /// Blocks emitted so far.
     pub fn blocks_written(&self) -> u32 {
-        self.next
+        self.s.next
+    }
+
+    /// Ends the open payload block (as [`Self::end_block`]) and returns the
+    /// writer's state without its buffer, to go on later with
+    /// [`Self::resume`]. A checkpoint written in steps thus has a partly
+    /// filled payload block at each step's end, which readers take like any
+    /// other (records never span blocks).
+    pub fn suspend<F: FnMut(u32, &[u8]) -> Result<()>>(
+        mut self,
+        sink: &mut F,
+    ) -> Result<WriterState> {
+        self.end_block(sink)?;
+        Ok(self.s)
+    }
+
+    /// Goes on with a writer [`Self::suspend`]ed earlier, in buffer `blk`
+    /// (one block; its contents do not matter).
+    pub fn resume(mut blk: S, s: WriterState) -> Result<Self> {
+        if blk.len() != BLOCK_SIZE {
+            return Err(Error::Invalid("checkpoint: buffer size"));
+        }
+        if s.failed || s.fill != 0 {
+            return Err(Error::Invalid("checkpoint: writer not suspended"));
+        }
+        blk.fill(0);
+        Ok(CheckpointWriter { blk, s })
     }
 
     /// Runs `f`, poisoning the writer on error.
     fn guard<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
-        if self.failed {
+        if self.s.failed {
             return Err(Error::Invalid("checkpoint writer failed earlier"));
         }
         let r = f(self);
         if r.is_err() {
-            self.failed = true;
+            self.s.failed = true;
         }
         r
     }
 
     fn emit<F: FnMut(u32, &[u8]) -> Result<()>>(&mut self, sink: &mut F) -> Result<()> {
-        let idx = self.next;
-        self.next = idx.checked_add(1).ok_or(Error::NoSpace)?;
+        let idx = self.s.next;
+        self.s.next = idx.checked_add(1).ok_or(Error::NoSpace)?;
         sink(idx, &self.blk)
     }
 
     fn start<F: FnMut(u32, &[u8]) -> Result<()>>(&mut self, sink: &mut F) -> Result<()> {
-        if self.next != 0 {
+        if self.s.next != 0 {
             return Ok(());
         }
-        self.hdr.encode(&mut self.blk)?;
+        self.s.hdr.encode(&mut self.blk)?;
         let (_, crc) = CheckpointHeader::decode(&self.blk)?;
-        self.header_crc = crc;
-        self.chain = Crc32c::new().update_u32(crc);
+        self.s.header_crc = crc;
+        self.s.chain = Crc32c::new().update_u32(crc);
         self.emit(sink)?;
         self.blk.fill(0);
         Ok(())
@@ -425,23 +462,25 @@ impl<S: DerefMut<Target = [u8]>> CheckpointWriter<S> {
 
     /// Emits the open payload block, if any.
     fn flush<F: FnMut(u32, &[u8]) -> Result<()>>(&mut self, sink: &mut F) -> Result<()> {
-        if self.fill == 0 {
+        if self.s.fill == 0 {
             return Ok(());
         }
         // Keep one block for the commit.
-        if self.next.saturating_add(1) >= self.max_blocks {
+        if self.s.next.saturating_add(1) >= self.s.max_blocks {
             return Err(Error::NoSpace);
         }
         let si = self
+            .s
             .nr_sections
             .checked_sub(1)
             .ok_or(Error::Invalid("no section"))?;
         let sec = self
+            .s
             .sections
             .get_mut(si)
             .ok_or(Error::Invalid("no section"))?;
         sec.nr_blocks = sec.nr_blocks.checked_add(1).ok_or(Error::NoSpace)?;
-        sec.nr_bytes = sec.nr_bytes.saturating_add(self.fill as u64);
+        sec.nr_bytes = sec.nr_bytes.saturating_add(self.s.fill as u64);
         let kind = sec.kind;
         let hdr = self
             .blk
@@ -451,26 +490,27 @@ impl<S: DerefMut<Target = [u8]>> CheckpointWriter<S> {
         w.put_u64(CKPT_DATA_MAGIC)?;
         w.put_u32(0)?;
         w.put_u32(kind)?;
-        w.put_u64(self.hdr.generation)?;
-        w.put_u32(self.next)?;
+        w.put_u64(self.s.hdr.generation)?;
+        w.put_u32(self.s.next)?;
         w.put_u16(si as u16)?;
-        w.put_u16(self.fill as u16)?;
+        w.put_u16(self.s.fill as u16)?;
         seal_block(&mut self.blk)?;
         let (_, crc) = check_block(&self.blk, CKPT_DATA_MAGIC)?;
-        self.chain = self.chain.update_u32(crc);
+        self.s.chain = self.s.chain.update_u32(crc);
         self.emit(sink)?;
         self.blk.fill(0);
-        self.fill = 0;
+        self.s.fill = 0;
         Ok(())
     }
 
     fn close_section(&mut self) {
         if let Some(s) = self
+            .s
             .nr_sections
             .checked_sub(1)
-            .and_then(|i| self.sections.get_mut(i))
+            .and_then(|i| self.s.sections.get_mut(i))
         {
-            s.crc = self.sec_crc.finish();
+            s.crc = self.s.sec_crc.finish();
         }
     }
 
@@ -485,17 +525,17 @@ impl<S: DerefMut<Target = [u8]>> CheckpointWriter<S> {
             w.start(sink)?;
             w.flush(sink)?;
             w.close_section();
-            let slot = w
-                .sections
-                .get_mut(w.nr_sections)
-                .ok_or(Error::Invalid("checkpoint: too many sections"))?;
+            let slot =
+                w.s.sections
+                    .get_mut(w.s.nr_sections)
+                    .ok_or(Error::Invalid("checkpoint: too many sections"))?;
             *slot = SectionInfo {
                 kind,
-                first_block: w.next,
+                first_block: w.s.next,
                 ..SectionInfo::default()
             };
-            w.nr_sections = w.nr_sections.saturating_add(1);
-            w.sec_crc = Crc32c::new();
+            w.s.nr_sections = w.s.nr_sections.saturating_add(1);
+            w.s.sec_crc = Crc32c::new();
             Ok(())
         })
     }
@@ -514,23 +554,23 @@ impl<S: DerefMut<Target = [u8]>> CheckpointWriter<S> {
         mut data: &[u8],
         sink: &mut F,
     ) -> Result<()> {
-        if self.nr_sections == 0 {
+        if self.s.nr_sections == 0 {
             return Err(Error::Invalid("checkpoint: no section"));
         }
         while !data.is_empty() {
-            let room = CKPT_DATA_MAX.saturating_sub(self.fill);
+            let room = CKPT_DATA_MAX.saturating_sub(self.s.fill);
             let n = room.min(data.len());
             let (now, rest) = data.split_at(n);
-            let at = CKPT_DATA_HEADER_LEN.saturating_add(self.fill);
+            let at = CKPT_DATA_HEADER_LEN.saturating_add(self.s.fill);
             let dst = self
                 .blk
                 .get_mut(at..at.saturating_add(n))
                 .ok_or(Error::Truncated)?;
             dst.copy_from_slice(now);
-            self.sec_crc = self.sec_crc.update(now);
-            self.fill = self.fill.saturating_add(n);
+            self.s.sec_crc = self.s.sec_crc.update(now);
+            self.s.fill = self.s.fill.saturating_add(n);
             data = rest;
-            if self.fill >= CKPT_DATA_MAX {
+            if self.s.fill >= CKPT_DATA_MAX {
                 self.flush(sink)?;
             }
         }
@@ -550,7 +590,7 @@ impl<S: DerefMut<Target = [u8]>> CheckpointWriter<S> {
             if rec.len() > CKPT_DATA_MAX {
                 return Err(Error::Invalid("checkpoint: record too large"));
             }
-            if w.fill.saturating_add(rec.len()) > CKPT_DATA_MAX {
+            if w.s.fill.saturating_add(rec.len()) > CKPT_DATA_MAX {
                 w.flush(sink)?;
             }
             w.append_inner(rec, sink)
@@ -580,22 +620,22 @@ impl<S: DerefMut<Target = [u8]>> CheckpointWriter<S> {
             w.start(sink)?;
             w.flush(sink)?;
             w.close_section();
-            if w.next >= w.max_blocks {
+            if w.s.next >= w.s.max_blocks {
                 return Err(Error::NoSpace);
             }
             let commit = CheckpointCommit {
-                header: w.hdr,
-                nr_blocks: w.next.checked_add(1).ok_or(Error::NoSpace)?,
-                header_crc: w.header_crc,
-                chain_crc: w.chain.finish(),
-                nr_sections: w.nr_sections as u16,
-                sections: w.sections,
+                header: w.s.hdr,
+                nr_blocks: w.s.next.checked_add(1).ok_or(Error::NoSpace)?,
+                header_crc: w.s.header_crc,
+                chain_crc: w.s.chain.finish(),
+                nr_sections: w.s.nr_sections as u16,
+                sections: w.s.sections,
             };
             commit.encode(&mut w.blk)?;
             w.emit(sink)?;
             Ok(commit)
         });
-        self.failed = true;
+        self.s.failed = true;
         r
     }
 }
@@ -981,6 +1021,47 @@ mod tests {
         let (blocks, c) = write(2, &[(1, vec![], false), (2, vec![], true)], 2).unwrap();
         assert_eq!(c.nr_sections, 2);
         read(&blocks).unwrap();
+    }
+
+    /// A writer suspended after every record (its buffer reused for other
+    /// data in between) and resumed writes a checkpoint the reader takes,
+    /// with the same section streams as one written at once: only the
+    /// payload blocks are more, each ending where a step ended.
+    #[test]
+    fn suspend_and_resume() {
+        let secs: Vec<_> = sample_sections().into_iter().filter(|s| s.2).collect();
+        let mut blocks: Vec<Vec<u8>> = Vec::new();
+        let mut sink = |i: u32, b: &[u8]| {
+            assert_eq!(i as usize, blocks.len());
+            blocks.push(b.to_vec());
+            Ok(())
+        };
+        let mut buf = vec![0u8; BLOCK_SIZE];
+        let w = CheckpointWriter::new(&mut buf[..], hdr(3), 1000).unwrap();
+        let mut st = w.suspend(&mut sink).unwrap();
+        for (kind, data, _) in &secs {
+            let mut w = CheckpointWriter::resume(&mut buf[..], st).unwrap();
+            w.begin_section(*kind, &mut sink).unwrap();
+            st = w.suspend(&mut sink).unwrap();
+            for chunk in data.chunks(1000) {
+                buf.fill(0xa5);
+                let mut w = CheckpointWriter::resume(&mut buf[..], st).unwrap();
+                w.append_record(chunk, &mut sink).unwrap();
+                st = w.suspend(&mut sink).unwrap();
+            }
+        }
+        let mut w = CheckpointWriter::resume(&mut buf[..], st).unwrap();
+        let c = w.finish(&mut sink).unwrap();
+        assert_eq!(c.nr_blocks as usize, blocks.len());
+        let (got, _) = read(&blocks).unwrap();
+        let (once, _) = write(3, &secs, 1000).unwrap();
+        let (want, _) = read(&once).unwrap();
+        assert_eq!(got, want);
+        assert!(blocks.len() > once.len());
+        // A poisoned or unsuspended state is refused.
+        let mut bad = st;
+        bad.fill = 1;
+        assert!(CheckpointWriter::resume(&mut buf[..], bad).is_err());
     }
 
     #[test]

@@ -15,9 +15,11 @@ use super::super::format::sharing::{
     encode_base, encode_link, DiffEntry, DiffWriter, SMALL_RECORD_BYTES,
 };
 use super::super::format::INCOMPAT_SHARED_BLOCKS;
-use super::super::format::{CheckpointHeader, CheckpointWriter, Record, Superblock, BLOCK_SIZE};
-use super::super::geom::{DeviceGeometry, Stream, NR_STREAMS};
-use super::super::map::{Diff, NodeStore};
+use super::super::format::{
+    CheckpointHeader, CheckpointWriter, Record, Superblock, WriterState, BLOCK_SIZE,
+};
+use super::super::geom::{DeviceGeometry, PoolGeometry, Stream, NR_STREAMS};
+use super::super::map::{BlockTable, Diff, NodeStore};
 use super::{peek_commit, Commit, MetaOp, Pool, VolEntry, NO_SLOT, RESET_QUEUED, VOL_RECORD_BYTES};
 
 impl<G, Z, E, V, R, N, D, S> Pool<G, Z, E, V, R, N, D, S>
@@ -34,17 +36,41 @@ where
     // ---- commit: checkpoint -------------------------------------------------
 
     /// Writes a full checkpoint (generation + 1, into the other set) that
-    /// also commits every queued record. Emits the resets of the set's
-    /// zones, the checkpoint blocks (with a `Flush` before the commit
-    /// block, and one after), then finishes of the set's zones; call
-    /// [`Self::checkpoint_end`] once they are done. `scratch` is 2 blocks.
+    /// also commits every queued record, all at once: [`Self::checkpoint_begin`]
+    /// and [`Self::checkpoint_step`] until it is done. Call
+    /// [`Self::checkpoint_end`] once the emitted operations are done.
+    /// `scratch` is 2 blocks.
     pub fn checkpoint<F: FnMut(MetaOp<'_>) -> Result<()>>(
         &mut self,
         scratch: &mut [u8],
         sink: &mut F,
     ) -> Result<()> {
+        self.checkpoint_begin(scratch, sink)?;
+        while !self.checkpoint_step(scratch, u32::MAX, sink)? {}
+        Ok(())
+    }
+
+    /// Starts a checkpoint written in steps, so that the caller can do the
+    /// I/O of each step without its lock: emits the resets of the other
+    /// set's zones (and finishes of idle data zones where a member has no
+    /// zone slot left for the set's zone, which it opens now) and the
+    /// checkpoint's header block. The checkpoint commits the records queued
+    /// now; records queued later wait for the commit after it.
+    ///
+    /// Until the last step, the pool goes on taking writes, discards and GC
+    /// (the image of each table is taken when its step encodes it: what
+    /// changed before is in it or in the records replayed after it, and
+    /// replaying these over it changes nothing twice) but no volume
+    /// operation ([`Error::Busy`]: they are not idempotent).
+    /// [`Error::Busy`] (nothing emitted) also when a member has no zone slot
+    /// while its writes are in flight: retry once they completed.
+    pub fn checkpoint_begin<F: FnMut(MetaOp<'_>) -> Result<()>>(
+        &mut self,
+        scratch: &mut [u8],
+        sink: &mut F,
+    ) -> Result<()> {
         self.live()?;
-        if self.commit != Commit::None {
+        if self.commit != Commit::None || self.ckpt_run.is_some() {
             return Err(Error::Busy);
         }
         let gen = self
@@ -60,10 +86,39 @@ where
                 return Err(Error::Busy);
             }
         }
-        let r = self.write_checkpoint(gen, scratch, sink);
+        let r = self.begin_inner(gen, scratch, sink);
         if r.is_err() {
-            self.commit = Commit::None;
-            self.failed = true;
+            self.ckpt_failed();
+        }
+        r
+    }
+
+    fn ckpt_failed(&mut self) {
+        self.commit = Commit::None;
+        self.ckpt_run = None;
+        self.failed = true;
+    }
+
+    /// Goes on with the checkpoint started by [`Self::checkpoint_begin`]:
+    /// emits about `max_blocks` more blocks (at most 4 more), then ends the
+    /// step. Returns whether the checkpoint is complete (its commit block,
+    /// the flushes and the finishes of the set's zones emitted): then call
+    /// [`Self::checkpoint_end`] once the operations are done. An error
+    /// fails the pool (re-assemble it).
+    pub fn checkpoint_step<F: FnMut(MetaOp<'_>) -> Result<()>>(
+        &mut self,
+        scratch: &mut [u8],
+        max_blocks: u32,
+        sink: &mut F,
+    ) -> Result<bool> {
+        let Some(mut run) = self.ckpt_run.take() else {
+            return Err(Error::Invalid("no checkpoint in flight"));
+        };
+        let r = self.step_inner(&mut run, scratch, max_blocks, sink);
+        match r {
+            Ok(false) => self.ckpt_run = Some(run),
+            Ok(true) => {}
+            Err(_) => self.ckpt_failed(),
         }
         r
     }
@@ -137,7 +192,8 @@ where
         }
     }
 
-    pub(super) fn write_checkpoint<F: FnMut(MetaOp<'_>) -> Result<()>>(
+    /// [`Self::checkpoint_begin`] after its checks.
+    fn begin_inner<F: FnMut(MetaOp<'_>) -> Result<()>>(
         &mut self,
         gen: u64,
         scratch: &mut [u8],
@@ -152,190 +208,26 @@ where
                 sink(MetaOp::Reset(z))?;
             }
         }
+        // Open every zone of the set now: data zones opened between the
+        // steps must not take their slots.
+        for d in 0..n {
+            let z = checkpoint_zone(self.alloc.geom(), set, d)
+                .ok_or(Error::Corrupt("checkpoint zone"))?;
+            self.open_ckpt_zone(z, d, sink)?;
+        }
         let cap = checkpoint_capacity(self.alloc.geom(), set);
-        let (blk, rest) = scratch.split_at_mut(BLOCK_SIZE.min(scratch.len()));
-        let chunk = rest
-            .get_mut(..CKPT_DATA_MAX)
+        let blk = scratch
+            .get_mut(..BLOCK_SIZE)
             .ok_or(Error::Invalid("scratch: 2 blocks"))?;
         let hdr = CheckpointHeader {
             pool_uuid: self.sb.pool_uuid,
             generation: gen,
             journal_seq: self.jseq.saturating_sub(1),
         };
-        let mut w = CheckpointWriter::new(blk, hdr, cap)?;
+        let w = CheckpointWriter::new(blk, hdr, cap)?;
+        let geo = self.alloc.geom();
+        let w = w.suspend(&mut |i, b| put_block(geo, set, i, b, sink))?;
         self.plan_bases();
-        // The sink of the writer: translate indexes to addresses, open the
-        // set's zones as they are entered, flush before the commit block.
-        let mut cur_zone: Option<u32> = None;
-        let mut opened = [false; super::super::geom::MAX_DEVICES];
-        let mut err: Result<()> = Ok(());
-        {
-            let geom_alloc = &mut self.alloc;
-            let mut wsink = |idx: u32, b: &[u8]| -> Result<()> {
-                let addr =
-                    checkpoint_block_addr(geom_alloc.geom(), set, idx).ok_or(Error::NoSpace)?;
-                let z = geom_alloc.geom().zone_of(addr).ok_or(Error::NoSpace)?;
-                if cur_zone != Some(z) {
-                    cur_zone = Some(z);
-                    let d = geom_alloc.geom().zone(z).map(|g| g.dev).unwrap_or(0);
-                    if geom_alloc.meta_open(z, true).is_err() {
-                        // Make room: finish one open data zone of the member.
-                        let mut freed = false;
-                        for s in Stream::ALL.iter().take(NR_STREAMS) {
-                            if let Some(oz) = geom_alloc.open_zone(*s, d) {
-                                let infl = geom_alloc.zone(oz).map(|zi| zi.inflight()).unwrap_or(1);
-                                if infl == 0 && geom_alloc.finish(oz).is_ok() {
-                                    sink(MetaOp::Finish(oz))?;
-                                    freed = true;
-                                    break;
-                                }
-                            }
-                        }
-                        if !freed {
-                            return Err(Error::Busy);
-                        }
-                        geom_alloc.meta_open(z, true)?;
-                    }
-                    if let Some(o) = opened.get_mut(usize::from(d)) {
-                        *o = true;
-                    }
-                }
-                if peek_commit(b) {
-                    sink(MetaOp::Flush)?;
-                }
-                sink(MetaOp::Write(addr, b))
-            };
-            let vols = &mut self.vols;
-            let nodes = &self.nodes;
-            let sharing = self.sb.incompat & INCOMPAT_SHARED_BLOCKS != 0;
-            let rewind = self.last_rewind;
-            // Volumes.
-            let r = (|| -> Result<()> {
-                w.begin_section(section::VOLUMES, &mut wsink)?;
-                for v in vols.iter() {
-                    let Some(t) = v.table else { continue };
-                    let mut rec = [0u8; VOL_RECORD_BYTES];
-                    let mut wr = Writer::new(&mut rec);
-                    wr.put_u32(v.id)?;
-                    wr.put_u32(v.flags)?;
-                    wr.put_u64(t.size())?;
-                    let nb = v.name.as_bytes();
-                    wr.put_u8(nb.len() as u8)?;
-                    wr.put_bytes(nb)?;
-                    w.append_record(&rec, &mut wsink)?;
-                }
-                w.begin_section(section::BLOCK_TABLE, &mut wsink)?;
-                for v in vols.iter() {
-                    let Some(t) = v.table else { continue };
-                    if v.ck_base != NO_SLOT {
-                        continue;
-                    }
-                    let mut cursor = 0u64;
-                    loop {
-                        let mut cw = Writer::new(chunk);
-                        let done = t.encode_chunk(nodes, &mut cursor, &mut cw)?;
-                        let len = cw.pos();
-                        if len > 4 {
-                            w.append_record(chunk.get(..len).unwrap_or(&[]), &mut wsink)?;
-                        }
-                        if done {
-                            break;
-                        }
-                    }
-                }
-                if sharing {
-                    w.begin_section(section::SHARING, &mut wsink)?;
-                    for v in vols.iter() {
-                        if v.table.is_none() || (v.origin.is_none() && v.parent.is_none()) {
-                            continue;
-                        }
-                        let mut rec = [0u8; SMALL_RECORD_BYTES];
-                        encode_link(&mut Writer::new(&mut rec), v.id, v.origin, v.parent)?;
-                        w.append_record(&rec, &mut wsink)?;
-                    }
-                    // Delta volumes, each after its base.
-                    loop {
-                        let mut progress = false;
-                        for i in 0..vols.len() {
-                            let Some(v) = vols.get(i).copied() else { break };
-                            let Some(t) = v.table else { continue };
-                            if v.ck_done {
-                                continue;
-                            }
-                            let Some(b) = vols.get(v.ck_base as usize).copied() else {
-                                continue;
-                            };
-                            let Some(bt) = b.table.filter(|_| b.ck_done) else {
-                                continue;
-                            };
-                            let mut rec = [0u8; SMALL_RECORD_BYTES];
-                            encode_base(&mut Writer::new(&mut rec), v.id, b.id)?;
-                            w.append_record(&rec, &mut wsink)?;
-                            let mut at = 0u64;
-                            let mut pending = t.next_diff(nodes, &bt, at);
-                            while pending.is_some() {
-                                let mut dw = DiffWriter::new(chunk, v.id)?;
-                                while dw.has_room() {
-                                    let Some(d) = pending else { break };
-                                    let e = match d {
-                                        Diff::Map(x) => DiffEntry {
-                                            map: true,
-                                            lba: x.lba,
-                                            len: x.len.min(u64::from(u32::MAX)) as u32,
-                                            addr: x.addr,
-                                        },
-                                        Diff::Unmap { lba, len } => DiffEntry {
-                                            map: false,
-                                            lba,
-                                            len: len.min(u64::from(u32::MAX)) as u32,
-                                            addr: 0,
-                                        },
-                                    };
-                                    dw.push(&e)?;
-                                    at = e.lba.saturating_add(u64::from(e.len));
-                                    pending = t.next_diff(nodes, &bt, at);
-                                }
-                                let len = dw.finish()?;
-                                w.append_record(chunk.get(..len).unwrap_or(&[]), &mut wsink)?;
-                            }
-                            if let Some(e) = vols.get_mut(i) {
-                                e.ck_done = true;
-                            }
-                            progress = true;
-                        }
-                        if !progress {
-                            break;
-                        }
-                    }
-                    if vols.iter().any(|v| v.table.is_some() && !v.ck_done) {
-                        return Err(Error::Corrupt("checkpoint: delta base cycle"));
-                    }
-                }
-                if let Some(rw) = rewind {
-                    w.begin_section(HISTORY, &mut wsink)?;
-                    let mut rec = [0u8; REWIND_RECORD_BYTES];
-                    rw.encode(&mut Writer::new(&mut rec))?;
-                    w.append_record(&rec, &mut wsink)?;
-                }
-                w.finish(&mut wsink).map(|_| ())
-            })();
-            if let Err(e) = r {
-                err = Err(e);
-            }
-        }
-        err?;
-        sink(MetaOp::Flush)?;
-        // The set's zones are no longer written: finish them (not active).
-        for d in 0..n {
-            let z = checkpoint_zone(self.alloc.geom(), set, d)
-                .ok_or(Error::Corrupt("checkpoint zone"))?;
-            if opened.get(usize::from(d)).copied().unwrap_or(false) {
-                let _ = self.alloc.meta_open(z, false);
-            }
-            if !self.zone_conv(z) {
-                sink(MetaOp::Finish(z))?;
-            }
-        }
         self.commit = Commit::Checkpoint {
             nrec: self.npend,
             epoch: self.cur_epoch,
@@ -343,7 +235,226 @@ where
             seq: self.jseq.saturating_sub(1),
         };
         self.cur_epoch += 1;
+        self.ckpt_run = Some(CkptRun {
+            gen,
+            w,
+            phase: Phase::Volumes { next: 0 },
+        });
         Ok(())
+    }
+
+    /// Opens checkpoint zone `z` of member `d`, finishing an idle open
+    /// data zone of the member if it has no slot left.
+    fn open_ckpt_zone<F: FnMut(MetaOp<'_>) -> Result<()>>(
+        &mut self,
+        z: u32,
+        d: u16,
+        sink: &mut F,
+    ) -> Result<()> {
+        if self.alloc.meta_open(z, true).is_ok() {
+            return Ok(());
+        }
+        for s in Stream::ALL.iter().take(NR_STREAMS) {
+            if let Some(oz) = self.alloc.open_zone(*s, d) {
+                let infl = self.alloc.zone(oz).map(|zi| zi.inflight()).unwrap_or(1);
+                if infl == 0 && self.alloc.finish(oz).is_ok() {
+                    sink(MetaOp::Finish(oz))?;
+                    return self.alloc.meta_open(z, true);
+                }
+            }
+        }
+        Err(Error::Busy)
+    }
+
+    /// One step of [`Self::checkpoint_step`]: `Ok(true)` when complete.
+    fn step_inner<F: FnMut(MetaOp<'_>) -> Result<()>>(
+        &mut self,
+        run: &mut CkptRun,
+        scratch: &mut [u8],
+        max_blocks: u32,
+        sink: &mut F,
+    ) -> Result<bool> {
+        let set = set_of(run.gen);
+        let (blk, rest) = scratch.split_at_mut(BLOCK_SIZE.min(scratch.len()));
+        let chunk = rest
+            .get_mut(..CKPT_DATA_MAX)
+            .ok_or(Error::Invalid("scratch: 2 blocks"))?;
+        let mut w = CheckpointWriter::resume(blk, run.w)?;
+        let stop = w.blocks_written().saturating_add(max_blocks);
+        let geo = self.alloc.geom();
+        let mut wsink = |i: u32, b: &[u8]| put_block(geo, set, i, b, sink);
+        let vols = &mut self.vols;
+        let nodes = &self.nodes;
+        let sharing = self.sb.incompat & INCOMPAT_SHARED_BLOCKS != 0;
+        loop {
+            if w.blocks_written() >= stop {
+                run.w = w.suspend(&mut wsink)?;
+                return Ok(false);
+            }
+            run.phase = match run.phase {
+                Phase::Volumes { next } => {
+                    if next == 0 {
+                        w.begin_section(section::VOLUMES, &mut wsink)?;
+                    }
+                    match vols.get(next).copied() {
+                        None => {
+                            w.begin_section(section::BLOCK_TABLE, &mut wsink)?;
+                            Phase::Tables { vol: 0, cursor: 0 }
+                        }
+                        Some(v) => {
+                            if let Some(t) = v.table {
+                                let mut rec = [0u8; VOL_RECORD_BYTES];
+                                let mut wr = Writer::new(&mut rec);
+                                wr.put_u32(v.id)?;
+                                wr.put_u32(v.flags)?;
+                                wr.put_u64(t.size())?;
+                                let nb = v.name.as_bytes();
+                                wr.put_u8(nb.len() as u8)?;
+                                wr.put_bytes(nb)?;
+                                w.append_record(&rec, &mut wsink)?;
+                            }
+                            Phase::Volumes { next: next + 1 }
+                        }
+                    }
+                }
+                Phase::Tables { vol, mut cursor } => match vols.get(vol).copied() {
+                    None if sharing => {
+                        w.begin_section(section::SHARING, &mut wsink)?;
+                        Phase::Links { next: 0 }
+                    }
+                    None => Phase::History,
+                    Some(v) => match v.table.filter(|_| v.ck_base == NO_SLOT) {
+                        None => Phase::Tables {
+                            vol: vol + 1,
+                            cursor: 0,
+                        },
+                        Some(t) => {
+                            let mut cw = Writer::new(chunk);
+                            let done = t.encode_chunk(nodes, &mut cursor, &mut cw)?;
+                            let len = cw.pos();
+                            if len > 4 {
+                                w.append_record(chunk.get(..len).unwrap_or(&[]), &mut wsink)?;
+                            }
+                            if done {
+                                Phase::Tables {
+                                    vol: vol + 1,
+                                    cursor: 0,
+                                }
+                            } else {
+                                Phase::Tables { vol, cursor }
+                            }
+                        }
+                    },
+                },
+                Phase::Links { next } => match vols.get(next).copied() {
+                    None => Phase::Deltas {
+                        vol: 0,
+                        at: 0,
+                        open: false,
+                        progress: false,
+                    },
+                    Some(v) => {
+                        if v.table.is_some() && (v.origin.is_some() || v.parent.is_some()) {
+                            let mut rec = [0u8; SMALL_RECORD_BYTES];
+                            encode_link(&mut Writer::new(&mut rec), v.id, v.origin, v.parent)?;
+                            w.append_record(&rec, &mut wsink)?;
+                        }
+                        Phase::Links { next: next + 1 }
+                    }
+                },
+                Phase::Deltas {
+                    vol,
+                    at,
+                    open,
+                    progress,
+                } => {
+                    let Some(v) = vols.get(vol).copied() else {
+                        if progress {
+                            // Delta volumes, each after its base: another pass.
+                            run.phase = Phase::Deltas {
+                                vol: 0,
+                                at: 0,
+                                open: false,
+                                progress: false,
+                            };
+                            continue;
+                        }
+                        if vols.iter().any(|v| v.table.is_some() && !v.ck_done) {
+                            return Err(Error::Corrupt("checkpoint: delta base cycle"));
+                        }
+                        run.phase = Phase::History;
+                        continue;
+                    };
+                    let base = vols
+                        .get(v.ck_base as usize)
+                        .copied()
+                        .filter(|b| b.ck_done)
+                        .and_then(|b| b.table.map(|bt| (b.id, bt)));
+                    let next = Phase::Deltas {
+                        vol: vol + 1,
+                        at: 0,
+                        open: false,
+                        progress,
+                    };
+                    match (v.table, base) {
+                        (Some(t), Some((bid, bt))) if !v.ck_done => {
+                            if !open {
+                                let mut rec = [0u8; SMALL_RECORD_BYTES];
+                                encode_base(&mut Writer::new(&mut rec), v.id, bid)?;
+                                w.append_record(&rec, &mut wsink)?;
+                            }
+                            let (at, done) = encode_diffs(&t, &bt, nodes, v.id, at, chunk)?;
+                            if let Some(len) = done.len {
+                                w.append_record(chunk.get(..len).unwrap_or(&[]), &mut wsink)?;
+                            }
+                            if done.last {
+                                if let Some(e) = vols.get_mut(vol) {
+                                    e.ck_done = true;
+                                }
+                                Phase::Deltas {
+                                    vol: vol + 1,
+                                    at: 0,
+                                    open: false,
+                                    progress: true,
+                                }
+                            } else {
+                                Phase::Deltas {
+                                    vol,
+                                    at,
+                                    open: true,
+                                    progress,
+                                }
+                            }
+                        }
+                        _ => next,
+                    }
+                }
+                Phase::History => {
+                    if let Some(rw) = self.last_rewind {
+                        w.begin_section(HISTORY, &mut wsink)?;
+                        let mut rec = [0u8; REWIND_RECORD_BYTES];
+                        rw.encode(&mut Writer::new(&mut rec))?;
+                        w.append_record(&rec, &mut wsink)?;
+                    }
+                    Phase::Finish
+                }
+                Phase::Finish => {
+                    w.finish(&mut wsink)?;
+                    break;
+                }
+            };
+        }
+        sink(MetaOp::Flush)?;
+        // The set's zones are no longer written: finish them (not active).
+        for d in 0..self.alloc.geom().nr_devices() {
+            let z = checkpoint_zone(self.alloc.geom(), set, d)
+                .ok_or(Error::Corrupt("checkpoint zone"))?;
+            let _ = self.alloc.meta_open(z, false);
+            if !self.zone_conv(z) {
+                sink(MetaOp::Finish(z))?;
+            }
+        }
+        Ok(true)
     }
 
     /// The operations of the last [`Self::checkpoint`] completed (`ok`) or
@@ -358,6 +469,11 @@ where
         else {
             return Err(Error::Invalid("no checkpoint in flight"));
         };
+        if self.ckpt_run.is_some() {
+            // Steps left: the checkpoint is not written.
+            self.ckpt_failed();
+            return Err(Error::Invalid("checkpoint ended before its last step"));
+        }
         self.commit = Commit::None;
         if !ok {
             self.failed = true;
@@ -384,4 +500,110 @@ where
         self.stats.commits = self.stats.commits.saturating_add(1);
         Ok(())
     }
+}
+
+/// Where a checkpoint written in steps is.
+#[derive(Clone, Copy, Debug)]
+enum Phase {
+    /// Volume records, from slot `next` on.
+    Volumes { next: usize },
+    /// Tables stored in full: slot `vol`, from block `cursor` on.
+    Tables { vol: usize, cursor: u64 },
+    /// Sharing links, from slot `next` on.
+    Links { next: usize },
+    /// Delta volumes, each after its base, in passes over the slots: slot
+    /// `vol`, whose base record is written if `open` and whose differences
+    /// go on at block `at`; `progress`: this pass completed a volume.
+    Deltas {
+        vol: usize,
+        at: u64,
+        open: bool,
+        progress: bool,
+    },
+    /// The rewind history.
+    History,
+    /// The commit block.
+    Finish,
+}
+
+/// A checkpoint written in steps: its generation, writer and position.
+#[derive(Clone, Copy, Debug)]
+pub(in super::super) struct CkptRun {
+    gen: u64,
+    w: WriterState,
+    phase: Phase,
+}
+
+/// Emits checkpoint block `idx` of set `set` (a flush before the commit
+/// block: everything before it must be durable first).
+fn put_block<G, F>(geo: &PoolGeometry<G>, set: u8, idx: u32, b: &[u8], sink: &mut F) -> Result<()>
+where
+    G: Deref<Target = [DeviceGeometry]>,
+    F: FnMut(MetaOp<'_>) -> Result<()>,
+{
+    let addr = checkpoint_block_addr(geo, set, idx).ok_or(Error::NoSpace)?;
+    if peek_commit(b) {
+        sink(MetaOp::Flush)?;
+    }
+    sink(MetaOp::Write(addr, b))
+}
+
+/// What [`encode_diffs`] left in the chunk.
+struct DiffChunk {
+    /// Bytes of the record to append, if any.
+    len: Option<usize>,
+    /// The volume's last differences are encoded.
+    last: bool,
+}
+
+/// Encodes the differences of table `t` (volume `vol`) against `base` from
+/// block `at` into one record in `chunk`, as many as fit. Returns where the
+/// next record starts.
+fn encode_diffs<S: NodeStore>(
+    t: &BlockTable,
+    base: &BlockTable,
+    nodes: &S,
+    vol: u32,
+    mut at: u64,
+    chunk: &mut [u8],
+) -> Result<(u64, DiffChunk)> {
+    let mut pending = t.next_diff(nodes, base, at);
+    if pending.is_none() {
+        return Ok((
+            at,
+            DiffChunk {
+                len: None,
+                last: true,
+            },
+        ));
+    }
+    let mut dw = DiffWriter::new(chunk, vol)?;
+    while dw.has_room() {
+        let Some(d) = pending else { break };
+        let e = match d {
+            Diff::Map(x) => DiffEntry {
+                map: true,
+                lba: x.lba,
+                len: x.len.min(u64::from(u32::MAX)) as u32,
+                addr: x.addr,
+            },
+            Diff::Unmap { lba, len } => DiffEntry {
+                map: false,
+                lba,
+                len: len.min(u64::from(u32::MAX)) as u32,
+                addr: 0,
+            },
+        };
+        dw.push(&e)?;
+        at = e.lba.saturating_add(u64::from(e.len));
+        pending = t.next_diff(nodes, base, at);
+    }
+    let len = dw.finish()?;
+    Ok((
+        at,
+        DiffChunk {
+            len: Some(len),
+            last: pending.is_none(),
+        },
+    ))
 }

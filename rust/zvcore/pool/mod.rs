@@ -295,6 +295,9 @@ pub struct Pool<G, Z, E, V, R, N, D, S> {
     /// Record slots promised to plans in flight.
     pub(super) reserved: usize,
     commit: Commit,
+    /// The checkpoint being written in steps (between
+    /// [`Pool::checkpoint_begin`] and its last [`Pool::checkpoint_step`]).
+    pub(super) ckpt_run: Option<checkpoint::CkptRun>,
     /// Epoch of the commit that will carry the records queued now.
     pub(super) cur_epoch: u64,
     /// Newest epoch known durable.
@@ -478,6 +481,7 @@ where
             durable_seq: 0,
             ckpt_gen_min: 0,
             last_rewind: None,
+            ckpt_run: None,
             gc_victim: None,
             gc_busy: false,
             gc_victim_cost: 0,
@@ -555,7 +559,7 @@ where
         pool.jlog = Some(0);
         pool.jwp = 1;
         // Initial checkpoint: generation 1 (set B).
-        pool.write_checkpoint(1, scratch, sink)?;
+        pool.checkpoint(scratch, sink)?;
         pool.checkpoint_end(true)?;
         Ok(pool)
     }
@@ -686,6 +690,23 @@ where
         } else {
             Ok(())
         }
+    }
+
+    /// As [`Self::live`], for volume operations: [`Error::Busy`] while a
+    /// checkpoint is written in steps (replaying a volume operation over a
+    /// table image that already holds it would apply it twice).
+    fn vol_live(&self) -> Result<()> {
+        self.live()?;
+        if matches!(self.commit, Commit::Checkpoint { .. }) {
+            return Err(Error::Busy);
+        }
+        Ok(())
+    }
+
+    /// Whether a checkpoint is in flight (between
+    /// [`Self::checkpoint_begin`] and [`Self::checkpoint_end`]).
+    pub fn checkpoint_in_flight(&self) -> bool {
+        matches!(self.commit, Commit::Checkpoint { .. })
     }
 
     /// Whether the pool was assembled read-only.

@@ -85,7 +85,7 @@ where
 
     /// Creates volume `id` (empty, `size` blocks).
     pub fn vol_create(&mut self, id: u32, name: &[u8], size: u64, flags: u32) -> Result<()> {
-        self.live()?;
+        self.vol_live()?;
         if self.vol_index(id).is_ok() {
             return Err(Error::Busy);
         }
@@ -123,7 +123,7 @@ where
     /// exactly the blocks nobody else references are freed. Volumes made
     /// from it keep their data (their origin is cleared).
     pub fn vol_delete(&mut self, id: u32) -> Result<()> {
-        self.live()?;
+        self.vol_live()?;
         let i = self.vol_index(id)?;
         self.reserve(1)?;
         if let Err(e) = self.apply_delete(i) {
@@ -175,7 +175,7 @@ where
     /// Resizes volume `id` (shrinking drops the mappings beyond the end).
     /// Snapshots cannot be resized ([`Error::ReadOnly`]).
     pub fn vol_resize(&mut self, id: u32, size: u64) -> Result<()> {
-        self.live()?;
+        self.vol_live()?;
         let i = self.vol_index(id)?;
         if self.vols.get(i).map(|v| v.read_only()) != Some(false) {
             return Err(Error::ReadOnly);
@@ -257,7 +257,7 @@ where
     /// (no free volume slot), [`Error::Invalid`] (`vol` is itself a
     /// snapshot, bad name, too many references to one node).
     pub fn snap_create(&mut self, vol: u32, new_id: u32, name: &[u8]) -> Result<()> {
-        self.live()?;
+        self.vol_live()?;
         let i = self.vol_index(vol)?;
         if self.vols.get(i).map(|v| v.read_only()) != Some(false) {
             return Err(Error::Invalid("snapshot of a snapshot"));
@@ -271,7 +271,7 @@ where
     /// round. Errors as [`Self::snap_create`]; [`Error::Invalid`] if `snap`
     /// is not a snapshot.
     pub fn clone_volume(&mut self, snap: u32, new_id: u32, name: &[u8]) -> Result<()> {
-        self.live()?;
+        self.vol_live()?;
         let i = self.vol_index(snap)?;
         if self.vols.get(i).map(|v| v.read_only()) != Some(true) {
             return Err(Error::Invalid("clone source is not a snapshot"));
@@ -355,7 +355,7 @@ where
     /// snapshot), [`Error::Invalid`] (`snap` is not a snapshot of `vol`),
     /// [`Error::Busy`] (record queue full).
     pub fn rollback(&mut self, vol: u32, snap: u32) -> Result<()> {
-        self.live()?;
+        self.vol_live()?;
         let i = self.vol_index(vol)?;
         let j = self.vol_index(snap)?;
         let (v, s) = match (self.vols.get(i), self.vols.get(j)) {
@@ -407,7 +407,7 @@ where
     /// nodes: the volume is partly flattened, still correct; retry),
     /// [`Error::Busy`] (record queue full).
     pub fn promote(&mut self, vol: u32) -> Result<()> {
-        self.live()?;
+        self.vol_live()?;
         let i = self.vol_index(vol)?;
         let v = *self.vols.get(i).ok_or(Error::NotFound)?;
         if v.read_only() {

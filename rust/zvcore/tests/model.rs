@@ -49,7 +49,8 @@ fn model_random_ops_with_crashes() {
     eprintln!(
         "model: {} ops in {:?}: writes {} reads {} discards {} flushes {} checkpoints {} gc batches {} (races {}) \
          crashes {} (mid-metadata {}) vol ops {} (snapshots {} clones {} rollbacks {} promotes {} deletes {} read-only refusals {}) \
-         write failures {} enospc {} fallbacks {} replayed journal blocks {} checkpoint retries {}",
+         write failures {} enospc {} fallbacks {} replayed journal blocks {} checkpoint retries {} \
+         checkpoints in steps {} (operations between steps {})",
         sum(|s| s.ops),
         t0.elapsed(),
         sum(|s| s.writes),
@@ -73,6 +74,12 @@ fn model_random_ops_with_crashes() {
         sum(|s| s.fallbacks),
         sum(|s| s.replayed),
         sum(|s| s.ckpt_busy),
+        sum(|s| s.stepped),
+        sum(|s| s.between_steps),
+    );
+    assert!(
+        sum(|s| s.stepped) > 0 && sum(|s| s.between_steps) > 0,
+        "no checkpoint was written in steps with work in between"
     );
 }
 

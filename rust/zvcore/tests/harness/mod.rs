@@ -234,6 +234,9 @@ pub struct Stats {
     pub write_failures: u64,
     /// Table updates at write completion that failed for want of memory.
     pub nomem: u64,
+    /// Checkpoints written in steps, and operations run between the steps.
+    pub stepped: u64,
+    pub between_steps: u64,
     pub enospc: u64,
     pub fallbacks: u64,
     pub replayed: u64,
@@ -244,6 +247,11 @@ pub struct World {
     pub fill_pct: u64,
     /// One node allocation in N fails at write completion (0: none).
     pub nomem_one_in: u64,
+    /// Percent of checkpoints written in steps with other operations in
+    /// between (the kernel's way), the others at once.
+    pub stepped_pct: u64,
+    /// A checkpoint is being written in steps: nothing may commit.
+    pub in_ckpt: bool,
     pub seed: u64,
     pub rng: Rng,
     pub geoms: Vec<DeviceGeometry>,
@@ -383,6 +391,8 @@ impl World {
         uuid[0] |= 1;
         World {
             nomem_one_in: 0,
+            stepped_pct: 50,
+            in_ckpt: false,
             fill_pct: 45,
             seed,
             rng,
@@ -420,6 +430,8 @@ impl World {
                 vol_ops: 0,
                 write_failures: 0,
                 nomem: 0,
+                stepped: 0,
+                between_steps: 0,
                 enospc: 0,
                 fallbacks: 0,
                 replayed: 0,
@@ -603,6 +615,7 @@ impl World {
                 // Busy: record queue full, or free zones only on members
                 // at their open/active limits; NoSpace: no free zone.
                 // Either way: commit, reset what is reclaimable, collect.
+                Err(Error::Busy) | Err(Error::NoSpace) if self.in_ckpt => break,
                 Err(Error::Busy) | Err(Error::NoSpace) => {
                     self.complete_all();
                     self.gc_until_free(attempt);
@@ -655,7 +668,9 @@ impl World {
             // else is allocated in it.
             self.st.write_failures += 1;
             self.end_write(&plan, &addrs, &vers);
-            self.maintenance();
+            if !self.in_ckpt {
+                self.maintenance();
+            }
             return;
         }
         self.inflight.push(InFlight { plan, addrs, vers });
@@ -827,10 +842,14 @@ impl World {
     /// Flush (or checkpoint when needed / forced). With `may_crash`, a crash
     /// may hit in the middle of the metadata operations.
     pub fn commit(&mut self, may_crash: bool) -> bool {
+        assert!(!self.in_ckpt, "commit between the steps of a checkpoint");
         let upto = self.completions;
         // Mostly the kernel's way (flush, which writes a checkpoint itself
         // when one is due), sometimes an explicit checkpoint.
         let explicit = self.rng.pct(3);
+        if (explicit || self.pool().needs_checkpoint()) && self.rng.pct(self.stepped_pct) {
+            return self.checkpoint_stepped(may_crash);
+        }
         let ckpt_before = self.pool().stats().checkpoints;
         let mut ops = Vec::new();
         let mut scratch = std::mem::take(&mut self.scratch);
@@ -891,6 +910,92 @@ impl World {
         } else if !ops.is_empty() {
             self.st.flushes += 1;
         }
+        self.committed(upto);
+        true
+    }
+
+    /// A checkpoint written in steps of a few blocks, as the kernel writes
+    /// it (its engine lock dropped for each step's I/O): writes, their
+    /// completions, discards, GC batches and reads run between the steps,
+    /// volume operations are refused (`Busy`), and with `may_crash` a crash
+    /// may hit any step. Returns false after a crash.
+    pub fn checkpoint_stepped(&mut self, may_crash: bool) -> bool {
+        let upto = self.completions;
+        let mut ops = Vec::new();
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let r = self.pool().checkpoint_begin(&mut scratch, &mut |op| {
+            ops.push(own(op));
+            Ok(())
+        });
+        self.scratch = scratch;
+        match r {
+            Ok(()) => {}
+            Err(Error::Busy) if !self.inflight.is_empty() => {
+                self.st.ckpt_busy += 1;
+                self.complete_all();
+                return self.checkpoint_stepped(may_crash);
+            }
+            Err(e) => panic!("checkpoint_begin: {e:?}"),
+        }
+        loop {
+            if may_crash && !ops.is_empty() && self.rng.pct(3) {
+                let at = self.rng.below(ops.len() as u64 + 1) as usize;
+                self.exec(&ops, Some(at));
+                self.st.crash_mid_meta += 1;
+                self.crash_and_recover();
+                return false;
+            }
+            assert!(self.exec(&ops, None));
+            ops.clear();
+            if !self.pool().checkpoint_in_flight() {
+                unreachable!("checkpoint ended by itself");
+            }
+            // Other work between the steps.
+            self.in_ckpt = true;
+            for _ in 0..self.rng.below(6) {
+                self.st.between_steps += 1;
+                match self.rng.below(10) {
+                    0..=3 => self.do_write(),
+                    4..=5 => self.complete_some(),
+                    6 => self.do_discard(),
+                    7 => {
+                        self.gc_batch();
+                    }
+                    _ => self.read_check(),
+                }
+            }
+            if self.rng.pct(5) {
+                let id = self.next_vol;
+                let r = self.pool().vol_create(id, b"between-steps", 8, 0);
+                assert_eq!(r, Err(Error::Busy), "volume created during a checkpoint");
+            }
+            self.in_ckpt = false;
+            let budget = self.rng.range(1, 12) as u32;
+            let mut scratch = std::mem::take(&mut self.scratch);
+            let r = self
+                .pool()
+                .checkpoint_step(&mut scratch, budget, &mut |op| {
+                    ops.push(own(op));
+                    Ok(())
+                });
+            self.scratch = scratch;
+            let blocks = ops.iter().filter(|o| o.kind > 2).count() as u32;
+            assert!(blocks <= budget + 4, "step of {blocks} blocks for {budget}");
+            if r.expect("checkpoint_step") {
+                break;
+            }
+        }
+        if may_crash && self.rng.pct(3) {
+            let at = self.rng.below(ops.len() as u64 + 1) as usize;
+            self.exec(&ops, Some(at));
+            self.st.crash_mid_meta += 1;
+            self.crash_and_recover();
+            return false;
+        }
+        assert!(self.exec(&ops, None));
+        self.pool().checkpoint_end(true).expect("checkpoint_end");
+        self.st.checkpoints += 1;
+        self.st.stepped += 1;
         self.committed(upto);
         true
     }
