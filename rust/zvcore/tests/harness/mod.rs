@@ -252,6 +252,9 @@ pub struct World {
     pub stepped_pct: u64,
     /// A checkpoint is being written in steps: nothing may commit.
     pub in_ckpt: bool,
+    /// The model does not know the blocks' contents (a pool adopted from
+    /// unknown metadata): no read checks.
+    pub blind: bool,
     pub seed: u64,
     pub rng: Rng,
     pub geoms: Vec<DeviceGeometry>,
@@ -393,6 +396,7 @@ impl World {
             nomem_one_in: 0,
             stepped_pct: 50,
             in_ckpt: false,
+            blind: false,
             fill_pct: 45,
             seed,
             rng,
@@ -961,7 +965,8 @@ impl World {
                     7 => {
                         self.gc_batch();
                     }
-                    _ => self.read_check(),
+                    _ if !self.blind => self.read_check(),
+                    _ => {}
                 }
             }
             if self.rng.pct(5) {
@@ -1517,6 +1522,7 @@ impl World {
     }
 
     fn adopt_model(&mut self, pool: &P) {
+        self.blind = true;
         self.inflight.clear();
         self.resets.clear();
         self.dirty.clear();
