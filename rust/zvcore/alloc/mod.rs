@@ -1,0 +1,425 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The aggregated-space allocator: zone states, write pointers, valid-block
+//! counts, open/active zone accounting and placement of writes across members.
+//!
+//! Storage for the per-zone table ([`ZoneInfo`], 24 bytes per zone) is handed
+//! in by the caller; everything else is a fixed-size part of [`Allocator`].
+//!
+//! Accounting rules (see `Documentation/design-space.md`):
+//! - The write pointer (`wp`) advances when space is handed out ([`Allocator::alloc`]
+//!   or [`Allocator::reserve_append`]), so capacity accounting is exact even
+//!   with zone appends completing in any order.
+//! - Handed-out blocks count as *valid* at once and as *in flight* until the
+//!   caller reports completion ([`Allocator::complete_write`] /
+//!   [`Allocator::complete_append`]) or failure ([`Allocator::abort`]). Do not
+//!   [`Allocator::validate`] them again when mapping them; `validate` is for
+//!   rebuilding counts (recovery, checkpoint load).
+//! - A zone may be reset only when it has no valid and no in-flight block.
+//! - Only [`Stream::Gc`] and [`Stream::Meta`] may open one of the last
+//!   `gc_reserve` empty zones; user streams get [`Error::NoSpace`] there. A
+//!   failing call never changes any state.
+//!
+//! Submodules (each adds methods to [`Allocator`]):
+//! - `place`: choosing a member and zone, handing out space;
+//! - `accounting`: completion of in-flight writes, valid counts;
+//! - `zones`: zone state changes (close, reopen, finish, reset, ...);
+//! - `check`: rebuilding and verifying the derived counters;
+//! - `records`: the zone table as checkpoint records.
+
+use super::error::{Error, Result};
+use super::geom::{DeviceGeometry, PoolGeometry, Stream, ZoneGeom, MAX_DEVICES, NR_STREAMS};
+use core::ops::{Deref, DerefMut};
+
+mod accounting;
+mod check;
+mod place;
+mod records;
+mod zones;
+
+/// No zone (in the open-zone table).
+const NO_ZONE: u32 = u32::MAX;
+
+/// State of one zone as the allocator sees it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ZoneState {
+    /// Erased data zone, free for allocation.
+    #[default]
+    Empty,
+    /// Data zone being filled by a stream.
+    Open(Stream),
+    /// Partially written zone no longer being filled (still *active* on the device).
+    Closed,
+    /// Written to capacity (or finished).
+    Full,
+    /// Reserved metadata zone (never data; managed by the journal/checkpoint code).
+    Meta,
+    /// Zone unusable (device reported it offline / read-only).
+    Offline,
+}
+
+impl ZoneState {
+    /// On-disk code of the state.
+    pub const fn code(self) -> u8 {
+        match self {
+            ZoneState::Empty => 0,
+            ZoneState::Closed => 1,
+            ZoneState::Full => 2,
+            ZoneState::Meta => 3,
+            ZoneState::Offline => 4,
+            ZoneState::Open(s) => 0x10 + s.index() as u8,
+        }
+    }
+
+    /// State from its on-disk code.
+    pub const fn from_code(c: u8) -> Option<ZoneState> {
+        match c {
+            0 => Some(ZoneState::Empty),
+            1 => Some(ZoneState::Closed),
+            2 => Some(ZoneState::Full),
+            3 => Some(ZoneState::Meta),
+            4 => Some(ZoneState::Offline),
+            0x10..=0x13 => match Stream::from_index((c - 0x10) as usize) {
+                Some(s) => Some(ZoneState::Open(s)),
+                None => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// Whether the zone holds (or may hold) data blocks.
+    pub const fn is_data(self) -> bool {
+        matches!(
+            self,
+            ZoneState::Open(_) | ZoneState::Closed | ZoneState::Full
+        )
+    }
+}
+
+/// Per-zone allocator state (caller-provided storage, one per global zone).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ZoneInfo {
+    state: ZoneState,
+    /// Meta zone currently open (counts toward the device's open limit).
+    meta_open: bool,
+    /// The last reservation was for a zone append (in-flight writes of one
+    /// zone are all of one mode).
+    append: bool,
+    wp: u32,
+    valid: u32,
+    inflight: u32,
+    /// Write clock at the zone's last allocation (age for cost-benefit GC).
+    seq: u64,
+}
+
+impl ZoneInfo {
+    /// Zone state.
+    pub fn state(&self) -> ZoneState {
+        self.state
+    }
+    /// Blocks handed out so far (write pointer, relative to the zone start).
+    pub fn wp(&self) -> u64 {
+        u64::from(self.wp)
+    }
+    /// Valid blocks (mapped or in flight).
+    pub fn valid(&self) -> u64 {
+        u64::from(self.valid)
+    }
+    /// Blocks handed out whose write has not completed.
+    pub fn inflight(&self) -> u64 {
+        u64::from(self.inflight)
+    }
+    /// Write clock of the last allocation in this zone.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+    /// Whether this (meta) zone is marked open.
+    pub fn meta_open(&self) -> bool {
+        self.meta_open
+    }
+}
+
+/// Space handed out by [`Allocator::alloc`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Extent {
+    /// Global zone id.
+    pub zone: u32,
+    /// Pool address of the first block (write here).
+    pub addr: u64,
+    /// Blocks (`1..=n`; shorter than asked at a zone end — call again).
+    pub len: u64,
+    /// The zone supports zone append.
+    pub append: bool,
+}
+
+/// Allocator configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AllocConfig {
+    /// Empty zones only [`Stream::Gc`] / [`Stream::Meta`] may open (>= 1).
+    pub gc_reserve: u32,
+}
+
+impl AllocConfig {
+    /// Default: `max(2, members)` reserve zones.
+    pub fn default_for(nr_devices: u16) -> AllocConfig {
+        AllocConfig {
+            gc_reserve: u32::from(nr_devices).max(2),
+        }
+    }
+}
+
+/// The allocator's state of one member (caller storage: one per member,
+/// see [`Allocator::with_devs`]; contents are the allocator's own).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DevState {
+    /// Empty data zones.
+    free: u32,
+    /// Open zones counted against the open limit (sequential zones only).
+    open: u32,
+    /// Open + closed zones counted against the active limit.
+    active: u32,
+    /// Open meta zones.
+    meta_open: u32,
+    /// Where the next empty-zone search starts (device-local).
+    cursor: u32,
+    /// `zone[stream]` = the stream's open zone on this member.
+    zone: [u32; NR_STREAMS],
+}
+
+impl DevState {
+    /// Initial contents of a storage slot.
+    pub const EMPTY: DevState = DevState {
+        free: 0,
+        open: 0,
+        active: 0,
+        meta_open: 0,
+        cursor: 0,
+        zone: [NO_ZONE; NR_STREAMS],
+    };
+
+    /// Counts zone `zi` (geometry `zg`) in this member's counters; returns
+    /// whether it is empty (free).
+    fn tally(&mut self, zg: &ZoneGeom, zi: &ZoneInfo) -> bool {
+        match zi.state {
+            ZoneState::Empty => {
+                self.free = self.free.saturating_add(1);
+                return true;
+            }
+            ZoneState::Open(_) if !zg.conventional => {
+                self.open = self.open.saturating_add(1);
+                self.active = self.active.saturating_add(1);
+            }
+            ZoneState::Closed if !zg.conventional => self.active = self.active.saturating_add(1),
+            ZoneState::Meta if zi.meta_open => {
+                self.meta_open = self.meta_open.saturating_add(1);
+                self.open = self.open.saturating_add(1);
+                self.active = self.active.saturating_add(1);
+            }
+            _ => {}
+        }
+        false
+    }
+}
+
+impl Default for DevState {
+    fn default() -> Self {
+        DevState::EMPTY
+    }
+}
+
+/// Inline member-state storage for every possible member (about 2.3 KiB):
+/// the default of [`Allocator::new`] for host code. The kernel passes heap
+/// storage to [`Allocator::with_devs`] instead.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DevTable(pub [DevState; MAX_DEVICES]);
+
+impl Deref for DevTable {
+    type Target = [DevState];
+    fn deref(&self) -> &[DevState] {
+        &self.0
+    }
+}
+
+impl DerefMut for DevTable {
+    fn deref_mut(&mut self) -> &mut [DevState] {
+        &mut self.0
+    }
+}
+
+/// The allocator of a pool. `G` holds the member geometries, `Z` the zone
+/// table, `D` the per-member state (at least one entry per member). Small
+/// itself (no per-member or per-zone array inline).
+pub struct Allocator<G, Z, D = DevTable> {
+    geom: PoolGeometry<G>,
+    zones: Z,
+    cfg: AllocConfig,
+    dev: D,
+    /// Next member to try first, per stream (round robin among equals).
+    rr: [u16; NR_STREAMS],
+    free_zones: u32,
+    valid_total: u64,
+    clock: u64,
+    written: [u64; NR_STREAMS],
+}
+
+impl<G, Z> Allocator<G, Z, DevTable>
+where
+    G: Deref<Target = [DeviceGeometry]>,
+    Z: DerefMut<Target = [ZoneInfo]>,
+{
+    /// [`Self::with_devs`] with inline member storage (host code; the value
+    /// is about 2.5 KiB).
+    pub fn new(geom: PoolGeometry<G>, zones: Z, cfg: AllocConfig) -> Result<Self> {
+        Self::with_devs(geom, zones, DevTable([DevState::EMPTY; MAX_DEVICES]), cfg)
+    }
+}
+
+impl<G, Z, D> Allocator<G, Z, D>
+where
+    G: Deref<Target = [DeviceGeometry]>,
+    Z: DerefMut<Target = [ZoneInfo]>,
+    D: DerefMut<Target = [DevState]>,
+{
+    /// An allocator over a freshly formatted pool: every data zone empty, the
+    /// reserved metadata zones in state [`ZoneState::Meta`]. `zones` must have
+    /// exactly `geom.nr_zones()` entries, `devs` at least one per member
+    /// (their contents are overwritten).
+    pub fn with_devs(geom: PoolGeometry<G>, zones: Z, devs: D, cfg: AllocConfig) -> Result<Self> {
+        if zones.len() != geom.nr_zones() as usize {
+            return Err(Error::Invalid("alloc: zone table size"));
+        }
+        if devs.len() < geom.devices().len() {
+            return Err(Error::Invalid("alloc: member state table size"));
+        }
+        let data: u64 = geom
+            .devices()
+            .iter()
+            .map(|g| u64::from(g.nr_data_zones()))
+            .sum();
+        if cfg.gc_reserve == 0 || u64::from(cfg.gc_reserve) >= data {
+            return Err(Error::Invalid("alloc: gc reserve"));
+        }
+        let mut a = Allocator {
+            geom,
+            zones,
+            cfg,
+            dev: devs,
+            rr: [0; NR_STREAMS],
+            free_zones: 0,
+            valid_total: 0,
+            clock: 0,
+            written: [0; NR_STREAMS],
+        };
+        for z in 0..a.geom.nr_zones() {
+            let meta = a.geom.zone_is_meta(z);
+            if let Some(zi) = a.zones.get_mut(z as usize) {
+                *zi = ZoneInfo {
+                    state: if meta {
+                        ZoneState::Meta
+                    } else {
+                        ZoneState::Empty
+                    },
+                    ..ZoneInfo::default()
+                };
+            }
+        }
+        a.rebuild();
+        Ok(a)
+    }
+
+    /// The pool geometry.
+    pub fn geom(&self) -> &PoolGeometry<G> {
+        &self.geom
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> AllocConfig {
+        self.cfg
+    }
+
+    /// The zone table.
+    pub fn zones(&self) -> &[ZoneInfo] {
+        &self.zones
+    }
+
+    /// State of zone `zone`.
+    pub fn zone(&self, zone: u32) -> Option<&ZoneInfo> {
+        self.zones.get(zone as usize)
+    }
+
+    /// Empty data zones in the pool.
+    pub fn free_zones(&self) -> u32 {
+        self.free_zones
+    }
+
+    /// Empty data zones of member `d`.
+    pub fn dev_free_zones(&self, d: u16) -> u32 {
+        self.dev.get(usize::from(d)).map(|s| s.free).unwrap_or(0)
+    }
+
+    /// Open and active zones of member `d` (as counted against its limits).
+    pub fn dev_open_active(&self, d: u16) -> (u32, u32) {
+        self.dev
+            .get(usize::from(d))
+            .map(|s| (s.open, s.active))
+            .unwrap_or((0, 0))
+    }
+
+    /// Number of data zones (all zones but the reserved metadata ones).
+    pub fn data_zones(&self) -> u32 {
+        self.geom
+            .devices()
+            .iter()
+            .fold(0u32, |a, g| a.saturating_add(g.nr_data_zones()))
+    }
+
+    /// Blocks writable without GC: empty zones' capacity plus what is left in
+    /// open zones.
+    pub fn free_blocks(&self) -> u64 {
+        let mut f = 0u64;
+        for (d, g) in self.geom.devices().iter().enumerate() {
+            let free = self.dev.get(d).map(|s| s.free).unwrap_or(0);
+            f = f.saturating_add(u64::from(free).saturating_mul(g.zone_cap_blocks));
+        }
+        for s in self.dev.iter().take(self.geom.devices().len()) {
+            for &z in s.zone.iter() {
+                if z != NO_ZONE {
+                    f = f.saturating_add(self.room(z));
+                }
+            }
+        }
+        f
+    }
+
+    /// Valid blocks in the whole pool (used space).
+    pub fn used_blocks(&self) -> u64 {
+        self.valid_total
+    }
+
+    /// The write clock: blocks handed out since the pool was created.
+    pub fn clock(&self) -> u64 {
+        self.clock
+    }
+
+    /// Blocks handed out to stream `s` since this allocator was set up.
+    pub fn written(&self, s: Stream) -> u64 {
+        self.written.get(s.index()).copied().unwrap_or(0)
+    }
+
+    /// The open zone of stream `s` on member `d`, if any.
+    pub fn open_zone(&self, s: Stream, d: u16) -> Option<u32> {
+        let z = *self.dev.get(usize::from(d))?.zone.get(s.index())?;
+        (z != NO_ZONE).then_some(z)
+    }
+
+    fn cap(&self, zone: u32) -> u64 {
+        self.geom.zone_cap(zone).unwrap_or(0)
+    }
+
+    fn room(&self, zone: u32) -> u64 {
+        let wp = self.zones.get(zone as usize).map(|z| z.wp()).unwrap_or(0);
+        self.cap(zone).saturating_sub(wp)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,230 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Placement: choosing the member and zone for each allocation and handing
+//! out space ([`Allocator::alloc`], [`Allocator::reserve_append`]).
+
+use super::super::error::{Error, Result};
+use super::super::geom::{DeviceGeometry, Stream};
+use super::{Allocator, DevState, Extent, ZoneInfo, ZoneState, NO_ZONE};
+use core::ops::{Deref, DerefMut};
+
+impl<G, Z, D> Allocator<G, Z, D>
+where
+    G: Deref<Target = [DeviceGeometry]>,
+    Z: DerefMut<Target = [ZoneInfo]>,
+    D: DerefMut<Target = [DevState]>,
+{
+    pub(super) fn may_open_on(&self, d: usize, data: bool) -> bool {
+        let (Some(g), Some(s)) = (self.geom.devices().get(d), self.dev.get(d)) else {
+            return false;
+        };
+        // Keep one open/active slot for the journal's meta zones unless one
+        // is already open.
+        let keep = u32::from(data && s.meta_open == 0);
+        let lim_ok =
+            |cur: u32, lim: u32| lim == 0 || cur.saturating_add(1).saturating_add(keep) <= lim;
+        lim_ok(s.open, g.open_limit()) && lim_ok(s.active, g.max_active)
+    }
+
+    /// First empty data zone of member `d` (append-capable if asked).
+    fn find_empty(&self, d: usize, append: bool) -> Option<u32> {
+        let g = self.geom.devices().get(d)?;
+        let s = self.dev.get(d)?;
+        if s.free == 0 {
+            return None;
+        }
+        let first = self.geom.dev_first_zone(d as u16)?;
+        let n = g.nr_zones;
+        for i in 0..n {
+            let local = (s.cursor.wrapping_add(i)) % n;
+            if append && !g.zone_can_append(local) {
+                continue;
+            }
+            let z = first.checked_add(local)?;
+            if self.zones.get(z as usize).map(|zi| zi.state) == Some(ZoneState::Empty) {
+                return Some(z);
+            }
+        }
+        None
+    }
+
+    /// Chooses the member (and zone) for the next allocation of `stream`:
+    /// the member with the most free zones among those that can serve the
+    /// stream (an open zone of the stream counts as one more free zone),
+    /// ties broken round robin. Read-only.
+    fn pick(&self, stream: Stream, append: bool) -> Result<(usize, u32, bool)> {
+        let n = self.geom.devices().len();
+        let si = stream.index();
+        let user = matches!(stream, Stream::UserHot | Stream::UserCold);
+        let floor = if user { self.cfg.gc_reserve } else { 0 };
+        let global_ok = self.free_zones > floor;
+        let start = usize::from(self.rr.get(si).copied().unwrap_or(0));
+        let mut limited = false;
+        // Members found unable to open a suitable zone (bit per member).
+        let mut excluded = 0u64;
+        // Each round either succeeds or excludes one member: at most n + 1.
+        for _round in 0..=n {
+            let mut best: Option<(u64, usize, u32, bool)> = None;
+            for i in 0..n {
+                let d = start.wrapping_add(i) % n;
+                if excluded & dev_bit(d) != 0 {
+                    continue;
+                }
+                let free = u64::from(self.dev.get(d).map(|s| s.free).unwrap_or(0));
+                let cand = match self.open_zone(stream, d as u16) {
+                    Some(z) => {
+                        // Appends only where supported; no mixing of write
+                        // modes while writes of the other mode are in flight.
+                        let zi = self.zones.get(z as usize).copied().unwrap_or_default();
+                        let can = !append || self.geom.zone(z).map(|g| g.append) == Some(true);
+                        if can && zi.inflight != 0 && zi.append != append {
+                            limited = true; // busy until those writes complete
+                        }
+                        (can && (zi.inflight == 0 || zi.append == append)).then_some((
+                            free.saturating_add(1),
+                            d,
+                            z,
+                            false,
+                        ))
+                    }
+                    None => {
+                        let dev_append = self
+                            .geom
+                            .devices()
+                            .get(d)
+                            .map(|g| g.zone_append)
+                            .unwrap_or(false);
+                        if !global_ok || free == 0 || (append && !dev_append) {
+                            None
+                        } else if !self.may_open_on(d, stream != Stream::Meta) {
+                            limited = true;
+                            None
+                        } else {
+                            // The zone is searched only for the chosen member.
+                            Some((free, d, NO_ZONE, true))
+                        }
+                    }
+                };
+                if let Some(c) = cand {
+                    if best.map(|b| c.0 > b.0).unwrap_or(true) {
+                        best = Some(c);
+                    }
+                }
+            }
+            match best {
+                Some((_, d, z, false)) => return Ok((d, z, false)),
+                Some((_, d, _, true)) => match self.find_empty(d, append) {
+                    Some(z) => return Ok((d, z, true)),
+                    None => excluded |= dev_bit(d),
+                },
+                None if limited => return Err(Error::Busy),
+                None => return Err(Error::NoSpace),
+            }
+        }
+        Err(Error::NoSpace)
+    }
+
+    fn take(&mut self, stream: Stream, n: u64, append: bool) -> Result<Extent> {
+        if n == 0 {
+            return Err(Error::Invalid("alloc: zero length"));
+        }
+        let (d, z, new) = self.pick(stream, append)?;
+        let zg = self.geom.zone(z).ok_or(Error::Corrupt("alloc: zone"))?;
+        let si = stream.index();
+        let limited = !zg.conventional;
+        if new {
+            if let Some(s) = self.dev.get_mut(d) {
+                s.free = s.free.saturating_sub(1);
+                if limited {
+                    s.open = s.open.saturating_add(1);
+                    s.active = s.active.saturating_add(1);
+                }
+                s.cursor = zg.local.saturating_add(1);
+            }
+            self.free_zones = self.free_zones.saturating_sub(1);
+            if let Some(slot) = self.dev.get_mut(d).and_then(|s| s.zone.get_mut(si)) {
+                *slot = z;
+            }
+        }
+        let clock = self.clock;
+        let zi = self
+            .zones
+            .get_mut(z as usize)
+            .ok_or(Error::Corrupt("alloc: zone"))?;
+        let room = zg.cap.saturating_sub(u64::from(zi.wp));
+        let len = n.min(room);
+        let off = u64::from(zi.wp);
+        // len <= cap <= u32::MAX (geometry rule).
+        zi.wp = zi.wp.saturating_add(len as u32);
+        zi.valid = zi.valid.saturating_add(len as u32);
+        zi.inflight = zi.inflight.saturating_add(len as u32);
+        zi.seq = clock;
+        zi.append = append;
+        zi.state = if u64::from(zi.wp) >= zg.cap {
+            ZoneState::Full
+        } else {
+            ZoneState::Open(stream)
+        };
+        let full = zi.state == ZoneState::Full;
+        if full {
+            if let Some(slot) = self.dev.get_mut(d).and_then(|s| s.zone.get_mut(si)) {
+                *slot = NO_ZONE;
+            }
+            if limited {
+                if let Some(s) = self.dev.get_mut(d) {
+                    s.open = s.open.saturating_sub(1);
+                    s.active = s.active.saturating_sub(1);
+                }
+            }
+        }
+        self.clock = self.clock.saturating_add(len);
+        self.valid_total = self.valid_total.saturating_add(len);
+        if let Some(w) = self.written.get_mut(si) {
+            *w = w.saturating_add(len);
+        }
+        if let Some(r) = self.rr.get_mut(si) {
+            let next = d
+                .saturating_add(1)
+                .checked_rem(self.geom.devices().len())
+                .unwrap_or(0);
+            *r = u16::try_from(next).unwrap_or(0);
+        }
+        Ok(Extent {
+            zone: z,
+            addr: zg.start.saturating_add(off),
+            len,
+            append: zg.append,
+        })
+    }
+
+    /// Hands out up to `n` blocks for `stream` at a write pointer (regular
+    /// writes). The blocks count as valid and in flight; report the end of
+    /// the write with [`Self::complete_write`] (or [`Self::abort`] on failure).
+    ///
+    /// Errors (nothing changed): [`Error::NoSpace`] when no zone is available
+    /// to the stream (user streams may not take the GC reserve),
+    /// [`Error::Busy`] when free zones exist only on members at their
+    /// open/active limits, or the stream's open zone has writes of the other
+    /// mode (append / regular) in flight; [`Error::Invalid`] for `n == 0`.
+    pub fn alloc(&mut self, stream: Stream, n: u64) -> Result<Extent> {
+        self.take(stream, n, false)
+    }
+
+    /// Reserves up to `n` blocks for a zone append of `stream` (on members
+    /// supporting it). Returns the zone and the reserved length; the write
+    /// pointer advances now. Report the location the device chose with
+    /// [`Self::complete_append`]. Errors as [`Self::alloc`].
+    pub fn reserve_append(&mut self, stream: Stream, n: u64) -> Result<(u32, u64)> {
+        if !self.geom.devices().iter().any(|g| g.zone_append) {
+            return Err(Error::Unsupported("zone append"));
+        }
+        self.take(stream, n, true).map(|e| (e.zone, e.len))
+    }
+}
+
+/// Bit of member `d` in a 64-bit member set (none beyond bit 63).
+fn dev_bit(d: usize) -> u64 {
+    u32::try_from(d)
+        .ok()
+        .and_then(|d| 1u64.checked_shl(d))
+        .unwrap_or(0)
+}

@@ -1,0 +1,242 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Zone state changes: close, reopen, finish, reset, metadata zones open or
+//! closed, offline zones, and zone states set by recovery.
+
+use super::super::error::{Error, Result};
+use super::super::geom::{DeviceGeometry, Stream};
+use super::records::check_zone;
+use super::{Allocator, DevState, ZoneInfo, ZoneState, NO_ZONE};
+use core::ops::{Deref, DerefMut};
+
+impl<G, Z, D> Allocator<G, Z, D>
+where
+    G: Deref<Target = [DeviceGeometry]>,
+    Z: DerefMut<Target = [ZoneInfo]>,
+    D: DerefMut<Target = [DevState]>,
+{
+    fn detach_open(&mut self, zone: u32) {
+        for s in self.dev.iter_mut() {
+            for slot in s.zone.iter_mut() {
+                if *slot == zone {
+                    *slot = NO_ZONE;
+                }
+            }
+        }
+    }
+
+    /// Stops filling an open zone. An unwritten zone becomes empty again,
+    /// otherwise closed (still active on the device). Other states: no-op.
+    pub fn close(&mut self, zone: u32) -> Result<()> {
+        let zi = *self.zone(zone).ok_or(Error::Invalid("zone id"))?;
+        let ZoneState::Open(_) = zi.state else {
+            return Ok(());
+        };
+        let zg = self.geom.zone(zone).ok_or(Error::Invalid("zone id"))?;
+        self.detach_open(zone);
+        let d = usize::from(zg.dev);
+        let empty = zi.wp == 0;
+        if let Some(s) = self.dev.get_mut(d) {
+            if !zg.conventional {
+                s.open = s.open.saturating_sub(1);
+                if empty {
+                    s.active = s.active.saturating_sub(1);
+                }
+            }
+            if empty {
+                s.free = s.free.saturating_add(1);
+            }
+        }
+        if empty {
+            self.free_zones = self.free_zones.saturating_add(1);
+        }
+        if let Some(z) = self.zones.get_mut(zone as usize) {
+            z.state = if empty {
+                ZoneState::Empty
+            } else {
+                ZoneState::Closed
+            };
+        }
+        Ok(())
+    }
+
+    /// Makes a closed zone the open zone of `stream` on its member again, so
+    /// writing continues at its write pointer instead of wasting the rest of
+    /// the zone (e.g. after recovery, where every partly written zone comes
+    /// back closed). [`Error::Busy`] if the stream already has an open zone
+    /// there or the member is at its open limit; [`Error::Invalid`] unless
+    /// the zone is closed with room left. Nothing changes on error.
+    pub fn reopen(&mut self, zone: u32, stream: Stream) -> Result<()> {
+        let zi = *self.zone(zone).ok_or(Error::Invalid("zone id"))?;
+        let zg = self.geom.zone(zone).ok_or(Error::Invalid("zone id"))?;
+        if zi.state != ZoneState::Closed || zi.wp() >= zg.cap {
+            return Err(Error::Invalid("reopen: not a closed zone with room"));
+        }
+        let d = usize::from(zg.dev);
+        if self.open_zone(stream, zg.dev).is_some() {
+            return Err(Error::Busy);
+        }
+        if !zg.conventional {
+            let g = self.geom.devices().get(d).ok_or(Error::Invalid("member"))?;
+            let s = self.dev.get(d).ok_or(Error::Invalid("member"))?;
+            let keep = u32::from(stream != Stream::Meta && s.meta_open == 0);
+            let lim = g.open_limit();
+            if lim != 0 && s.open.saturating_add(1).saturating_add(keep) > lim {
+                return Err(Error::Busy);
+            }
+        }
+        if let Some(s) = self.dev.get_mut(d) {
+            if !zg.conventional {
+                s.open = s.open.saturating_add(1);
+            }
+        }
+        if let Some(slot) = self
+            .dev
+            .get_mut(d)
+            .and_then(|s| s.zone.get_mut(stream.index()))
+        {
+            *slot = zone;
+        }
+        if let Some(z) = self.zones.get_mut(zone as usize) {
+            z.state = ZoneState::Open(stream);
+        }
+        Ok(())
+    }
+
+    /// Marks a data zone full (the caller issues the device's zone finish):
+    /// open, closed or empty zones become [`ZoneState::Full`] with the write
+    /// pointer at capacity. Full zones: no-op.
+    pub fn finish(&mut self, zone: u32) -> Result<()> {
+        let zi = *self.zone(zone).ok_or(Error::Invalid("zone id"))?;
+        let zg = self.geom.zone(zone).ok_or(Error::Invalid("zone id"))?;
+        let d = usize::from(zg.dev);
+        match zi.state {
+            ZoneState::Full => return Ok(()),
+            ZoneState::Meta | ZoneState::Offline => {
+                return Err(Error::Invalid("finish: not a data zone"))
+            }
+            ZoneState::Open(_) => {
+                self.detach_open(zone);
+                if let Some(s) = self.dev.get_mut(d) {
+                    if !zg.conventional {
+                        s.open = s.open.saturating_sub(1);
+                        s.active = s.active.saturating_sub(1);
+                    }
+                }
+            }
+            ZoneState::Closed => {
+                if let Some(s) = self.dev.get_mut(d) {
+                    if !zg.conventional {
+                        s.active = s.active.saturating_sub(1);
+                    }
+                }
+            }
+            ZoneState::Empty => {
+                if let Some(s) = self.dev.get_mut(d) {
+                    s.free = s.free.saturating_sub(1);
+                }
+                self.free_zones = self.free_zones.saturating_sub(1);
+            }
+        }
+        if let Some(z) = self.zones.get_mut(zone as usize) {
+            z.state = ZoneState::Full;
+            z.wp = zg.cap as u32;
+        }
+        Ok(())
+    }
+
+    /// Returns a data zone to [`ZoneState::Empty`] (the caller issues the
+    /// device's zone reset first or after, as its ordering rules need).
+    /// [`Error::Busy`] while it has valid or in-flight blocks; nothing changes.
+    pub fn reset(&mut self, zone: u32) -> Result<()> {
+        let zi = *self.zone(zone).ok_or(Error::Invalid("zone id"))?;
+        if !zi.state.is_data() {
+            return match zi.state {
+                ZoneState::Empty => Ok(()),
+                _ => Err(Error::Invalid("reset: not a data zone")),
+            };
+        }
+        if zi.valid != 0 || zi.inflight != 0 {
+            return Err(Error::Busy);
+        }
+        if let ZoneState::Open(_) = zi.state {
+            self.close(zone)?;
+        }
+        let zi = *self.zone(zone).ok_or(Error::Invalid("zone id"))?;
+        let zg = self.geom.zone(zone).ok_or(Error::Invalid("zone id"))?;
+        if zi.state == ZoneState::Empty {
+            return Ok(());
+        }
+        if let Some(s) = self.dev.get_mut(usize::from(zg.dev)) {
+            if zi.state == ZoneState::Closed && !zg.conventional {
+                s.active = s.active.saturating_sub(1);
+            }
+            s.free = s.free.saturating_add(1);
+        }
+        self.free_zones = self.free_zones.saturating_add(1);
+        if let Some(z) = self.zones.get_mut(zone as usize) {
+            *z = ZoneInfo::default();
+        }
+        Ok(())
+    }
+
+    /// Marks a reserved metadata zone open or closed, so it counts against
+    /// its device's open/active limits.
+    pub fn meta_open(&mut self, zone: u32, open: bool) -> Result<()> {
+        let zi = *self.zone(zone).ok_or(Error::Invalid("zone id"))?;
+        if zi.state != ZoneState::Meta {
+            return Err(Error::Invalid("not a meta zone"));
+        }
+        if zi.meta_open == open {
+            return Ok(());
+        }
+        let zg = self.geom.zone(zone).ok_or(Error::Invalid("zone id"))?;
+        let d = usize::from(zg.dev);
+        if open && !self.may_open_on(d, false) {
+            return Err(Error::Busy);
+        }
+        if let Some(s) = self.dev.get_mut(d) {
+            if open {
+                s.meta_open = s.meta_open.saturating_add(1);
+                s.open = s.open.saturating_add(1);
+                s.active = s.active.saturating_add(1);
+            } else {
+                s.meta_open = s.meta_open.saturating_sub(1);
+                s.open = s.open.saturating_sub(1);
+                s.active = s.active.saturating_sub(1);
+            }
+        }
+        if let Some(z) = self.zones.get_mut(zone as usize) {
+            z.meta_open = open;
+        }
+        Ok(())
+    }
+
+    /// Takes a zone out of service (device reported it offline). Its valid
+    /// blocks are dropped from the counters; the caller handles data loss.
+    pub fn set_offline(&mut self, zone: u32) -> Result<()> {
+        let z = self
+            .zones
+            .get_mut(zone as usize)
+            .ok_or(Error::Invalid("zone id"))?;
+        z.state = ZoneState::Offline;
+        z.meta_open = false;
+        z.valid = 0;
+        z.inflight = 0;
+        self.rebuild();
+        Ok(())
+    }
+
+    /// Overwrites one zone's state (recovery: e.g. the write pointer the
+    /// device reports). Checked against the geometry; call [`Self::rebuild`]
+    /// after a batch of changes.
+    pub fn set_zone(&mut self, zone: u32, state: ZoneState, wp: u64, valid: u64) -> Result<()> {
+        let zg = self.geom.zone(zone).ok_or(Error::Invalid("zone id"))?;
+        let info = check_zone(&zg, state, wp, valid, 0)?;
+        let z = self
+            .zones
+            .get_mut(zone as usize)
+            .ok_or(Error::Invalid("zone id"))?;
+        *z = ZoneInfo { seq: z.seq, ..info };
+        Ok(())
+    }
+}
