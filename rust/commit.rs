@@ -175,6 +175,7 @@ impl ActivePool {
     /// [`MAX_ROUNDS`]: writers keep queueing; what they queued after the
     /// caller's writes completed is not the caller's to wait for).
     fn commit_records(&self, cb: &mut CommitBuf) -> Result {
+        let mut overflowed = false;
         for _ in 0..MAX_ROUNDS {
             cb.clear();
             {
@@ -188,7 +189,12 @@ impl ActivePool {
                     Ok(None) => {
                         // A checkpoint is due.
                         drop(st);
-                        self.checkpoint_steps(cb)?;
+                        match self.checkpoint_steps(cb) {
+                            // It did not fit (metadata full, logged): the
+                            // journal takes the records, once.
+                            Err(e) if e == ENOSPC && !overflowed => overflowed = true,
+                            r => r?,
+                        }
                         continue;
                     }
                     Err(e) => {
@@ -241,10 +247,14 @@ impl ActivePool {
     /// for it now (nothing written).
     pub(crate) fn checkpoint_steps(&self, cb: &mut CommitBuf) -> Result {
         cb.clear();
-        let r = {
+        let (r, was_full) = {
             let mut st = self.lock_engine();
             let EngineState { engine, scratch } = &mut *st;
-            engine.checkpoint_begin(scratch, &mut |op| cb.record(op))
+            let full = engine.metadata_full();
+            (
+                engine.checkpoint_begin(scratch, &mut |op| cb.record(op)),
+                full,
+            )
         };
         if let Err(e) = r {
             if e != zvcore::error::Error::Busy {
@@ -260,15 +270,29 @@ impl ActivePool {
                 return Err(e);
             }
             step_delay();
-            let r = {
+            let (r, failed) = {
                 let mut st = self.lock_engine();
                 let EngineState { engine, scratch } = &mut *st;
                 cb.clear();
-                engine.checkpoint_step(scratch, STEP_BLOCKS, &mut |op| cb.record(op))
+                let r = engine.checkpoint_step(scratch, STEP_BLOCKS, &mut |op| cb.record(op));
+                (r, engine.is_failed())
             };
             match r {
                 Ok(false) => {}
                 Ok(true) => break,
+                Err(e) if !failed => {
+                    // The image does not fit in its set: the engine
+                    // abandoned the checkpoint and goes on (metadata full);
+                    // the set's zones are finished.
+                    let done = self.run_ops(cb);
+                    let cap = self.lock_engine().engine.checkpoint_capacity_blocks();
+                    pr_err!(
+                        "{}: metadata full: the block tables do not fit in a checkpoint ({} blocks): writes are refused (ENOSPC) until volumes, snapshots or data are deleted or discarded\n",
+                        &*self.name,
+                        cap
+                    );
+                    return Err(done.err.unwrap_or_else(|| core_err(e)));
+                }
                 Err(e) => {
                     pr_err!("{}: checkpoint failed: {:?}\n", &*self.name, e);
                     return Err(core_err(e));
@@ -279,9 +303,29 @@ impl ActivePool {
         let mut st = self.lock_engine();
         let end = st.engine.checkpoint_end(done.err.is_none());
         self.note_levels(&st.engine);
+        let full = st.engine.metadata_full();
+        let (used, cap) = (
+            st.engine.stats().checkpoint_blocks,
+            st.engine.checkpoint_capacity_blocks(),
+        );
         drop(st);
         if let Some(e) = done.err {
             return Err(e);
+        }
+        if full && !was_full {
+            pr_err!(
+                "{}: metadata nearly full: the last checkpoint used {} of its {} blocks: writes are refused (ENOSPC) until volumes, snapshots or data are deleted or discarded\n",
+                &*self.name,
+                used,
+                cap
+            );
+        } else if was_full && !full && end.is_ok() {
+            pr_info!(
+                "{}: metadata space available again (checkpoint of {} of {} blocks): writes are taken\n",
+                &*self.name,
+                used,
+                cap
+            );
         }
         end.map_err(core_err)
     }

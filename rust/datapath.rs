@@ -422,6 +422,17 @@ impl ActivePool {
                     st = self.state.lock();
                     continue;
                 }
+                Err(CoreError::NoSpace) if st.engine.metadata_full() => {
+                    // GC cannot help: the block tables no longer fit in a
+                    // checkpoint (logged when it was abandoned).
+                    drop(st);
+                    pr_err!(
+                        "{}: metadata full: volume {} write refused\n",
+                        &*self.name,
+                        vol
+                    );
+                    return Err(ENOSPC);
+                }
                 Err(CoreError::NoSpace) => {}
                 Err(e) => return Err(self.write_plan_error(vol, n, e)),
             }

@@ -998,6 +998,9 @@ impl ActivePool {
             "checkpoint_in_flight {}",
             u8::from(e.checkpoint_in_flight())
         )?;
+        writeln!(w, "checkpoint_blocks {}", s.checkpoint_blocks)?;
+        writeln!(w, "checkpoint_capacity {}", e.checkpoint_capacity_blocks())?;
+        writeln!(w, "metadata_full {}", u8::from(e.metadata_full()))?;
         writeln!(w, "table_nodes {}", e.nodes().live())?;
         writeln!(w, "table_memory_bytes {}", self.tables.used())?;
         writeln!(w, "table_memory_limit {}", self.tables.limit())?;

@@ -118,9 +118,42 @@ where
         match r {
             Ok(false) => self.ckpt_run = Some(run),
             Ok(true) => {}
+            Err(Error::NoSpace) => {
+                // The image does not fit in the set: abandon this
+                // checkpoint, not the pool (the newest committed checkpoint
+                // and the journal still describe everything).
+                if self.ckpt_overflow(run.gen, sink).is_err() {
+                    self.ckpt_failed();
+                }
+            }
             Err(_) => self.ckpt_failed(),
         }
         r
+    }
+
+    /// Abandons the checkpoint in flight whose image did not fit in set
+    /// `set_of(gen)`: finishes the set's zones (the next checkpoint resets
+    /// them) and marks the metadata full. The records it was to commit stay
+    /// queued for the journal.
+    fn ckpt_overflow<F: FnMut(MetaOp<'_>) -> Result<()>>(
+        &mut self,
+        gen: u64,
+        sink: &mut F,
+    ) -> Result<()> {
+        self.commit = Commit::None;
+        self.ckpt_run = None;
+        self.meta_full = true;
+        self.ckpt_retry = false;
+        self.stats.checkpoint_overflows = self.stats.checkpoint_overflows.saturating_add(1);
+        for d in 0..self.alloc.geom().nr_devices() {
+            let z = checkpoint_zone(self.alloc.geom(), set_of(gen), d)
+                .ok_or(Error::Corrupt("checkpoint zone"))?;
+            let _ = self.alloc.meta_open(z, false);
+            if !self.zone_conv(z) {
+                sink(MetaOp::Finish(z))?;
+            }
+        }
+        Ok(())
     }
 
     /// Whether member `d` can open one more (metadata) zone, possibly after
@@ -440,6 +473,7 @@ where
                 }
                 Phase::Finish => {
                     w.finish(&mut wsink)?;
+                    self.ckpt_blocks = u64::from(w.blocks_written());
                     break;
                 }
             };
@@ -496,6 +530,12 @@ where
         self.jblocks_since_ckpt = 0;
         self.jrecords_since_ckpt = 0;
         self.need_ckpt = false;
+        self.meta_full = false;
+        self.ckpt_retry = false;
+        let cap = self.checkpoint_capacity_blocks();
+        self.meta_low = self.ckpt_blocks.saturating_mul(100)
+            > cap.saturating_mul(100 - super::META_HEADROOM_PCT);
+        self.stats.checkpoint_blocks = self.ckpt_blocks;
         self.stats.checkpoints = self.stats.checkpoints.saturating_add(1);
         self.stats.commits = self.stats.commits.saturating_add(1);
         Ok(())

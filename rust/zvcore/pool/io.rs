@@ -40,6 +40,9 @@ where
         if nblocks == 0 || matches!(stream, Stream::Gc | Stream::Meta) {
             return Err(Error::Invalid("write: length or stream"));
         }
+        if self.meta_full || self.meta_low {
+            return Err(Error::NoSpace);
+        }
         let i = self.vol_index(vol)?;
         if self.vols.get(i).map(|v| v.read_only()) != Some(false) {
             return Err(Error::ReadOnly);
@@ -338,6 +341,7 @@ where
     /// ([`Error::ReadOnly`] on a snapshot).
     pub fn discard(&mut self, vol: u32, lba: u64, nblocks: u64) -> Result<()> {
         self.live()?;
+        self.ckpt_retry |= self.meta_full || self.meta_low;
         let i = self.vol_index(vol)?;
         if self.vols.get(i).map(|v| v.read_only()) != Some(false) {
             return Err(Error::ReadOnly);

@@ -10,7 +10,7 @@ use super::super::error::{Error, Result};
 use super::super::format::layout::log_zone;
 use super::super::format::{JournalBuilder, Record, Superblock, BLOCK_SIZE};
 use super::super::geom::DeviceGeometry;
-use super::super::map::NodeStore;
+use super::super::map::{NodeStore, EXTENT_RECORD_BYTES};
 use super::{journal_blocks_for, records_within, Commit, MetaOp, Pool, VolEntry};
 
 /// Records per journal block that count as a full block for the checkpoint
@@ -36,6 +36,26 @@ where
     /// Whether the next commit must be a checkpoint (log zones full, journal
     /// interval reached, or after recovery).
     pub fn needs_checkpoint(&self) -> bool {
+        if self.meta_full && !self.ckpt_retry {
+            // It would not fit: nothing to try until the image can shrink.
+            return false;
+        }
+        if self.need_ckpt || (self.meta_low && self.ckpt_retry) {
+            return true;
+        }
+        // Checkpoint while the set's free room can still take what the
+        // records since the last one may add (each at most two extents, a
+        // split one): the image never outgrows the set between two.
+        let room = self
+            .checkpoint_capacity_blocks()
+            .saturating_sub(self.stats.checkpoint_blocks)
+            .saturating_mul(BLOCK_SIZE as u64);
+        let recs = self.jrecords_since_ckpt.saturating_add(self.npend as u64);
+        if self.stats.checkpoint_blocks > 0
+            && recs.saturating_mul(2 * EXTENT_RECORD_BYTES as u64) >= room / 2
+        {
+            return true;
+        }
         if self.need_ckpt {
             return true;
         }

@@ -208,9 +208,20 @@ pub struct PoolStats {
     pub journal_blocks: u64,
     /// Checkpoints committed.
     pub checkpoints: u64,
+    /// Blocks of the newest checkpoint written (0: none since assembly).
+    pub checkpoint_blocks: u64,
+    /// Checkpoints abandoned because the image did not fit in its set.
+    pub checkpoint_overflows: u64,
     /// Commits (flushes with records, and checkpoints).
     pub commits: u64,
 }
+
+/// Share of a checkpoint set (percent) kept free as headroom: once the
+/// newest checkpoint uses more, user writes are refused ([`Error::NoSpace`],
+/// [`Pool::metadata_full`]) while deletes, discards and GC go on, so that the
+/// tables never outgrow a checkpoint (which would leave the journal
+/// unreclaimable).
+pub const META_HEADROOM_PCT: u64 = 25;
 
 /// Caller-provided storage of a pool. Everything large lives here (the
 /// kernel allocates it on the heap): the engine itself is small (well under
@@ -323,6 +334,18 @@ pub struct Pool<G, Z, E, V, R, N, D, S> {
     pub(super) jrecords_since_ckpt: u64,
     /// A checkpoint must be written before the next journal block.
     pub(super) need_ckpt: bool,
+    /// The last checkpoint did not fit in its set (metadata full): user
+    /// writes are refused and no checkpoint is tried again until something
+    /// that can shrink the image (a delete, a discard, a shrink) sets
+    /// `ckpt_retry`.
+    pub(super) meta_full: bool,
+    pub(super) ckpt_retry: bool,
+    /// The newest checkpoint used more than [`META_HEADROOM_PCT`]'s share
+    /// of its set: user writes are refused (before a checkpoint can fail
+    /// to fit).
+    pub(super) meta_low: bool,
+    /// Blocks of the checkpoint in flight, once its last step is emitted.
+    pub(super) ckpt_blocks: u64,
     /// A metadata write failed: only re-assembly can continue.
     pub(super) failed: bool,
     /// Assembled read-only (damaged metadata, or asked for): nothing is
@@ -476,6 +499,10 @@ where
             jblocks_since_ckpt: 0,
             jrecords_since_ckpt: 0,
             need_ckpt: false,
+            meta_full: false,
+            ckpt_retry: false,
+            meta_low: false,
+            ckpt_blocks: 0,
             failed: false,
             read_only: false,
             durable_seq: 0,
@@ -707,6 +734,21 @@ where
     /// [`Self::checkpoint_begin`] and [`Self::checkpoint_end`]).
     pub fn checkpoint_in_flight(&self) -> bool {
         matches!(self.commit, Commit::Checkpoint { .. })
+    }
+
+    /// Whether the newest checkpoint did not fit in its set: user writes are
+    /// refused ([`Error::NoSpace`]) until a delete, discard or shrink lets
+    /// a checkpoint fit again.
+    pub fn metadata_full(&self) -> bool {
+        self.meta_full || self.meta_low
+    }
+
+    /// Blocks a checkpoint may use (the set's capacity).
+    pub fn checkpoint_capacity_blocks(&self) -> u64 {
+        u64::from(super::format::layout::checkpoint_capacity(
+            self.alloc.geom(),
+            0,
+        ))
     }
 
     /// Whether the pool was assembled read-only.

@@ -630,3 +630,122 @@ fn checkpoint_interval_counts_full_journal_blocks() {
     p.jblocks_since_ckpt = 4 * SPARSE_BLOCKS_FACTOR;
     assert!(p.needs_checkpoint());
 }
+
+/// The block tables never outgrow a checkpoint set silently: once the
+/// newest checkpoint uses more than 3/4 of its set, user writes are refused
+/// (`NoSpace`) while reads, deletes and commits go on; checkpoints come
+/// often enough near the limit that the image cannot outgrow the set
+/// between two. A checkpoint that does not fit anyway (here: the refusal
+/// switched off) is abandoned, not the pool. A delete brings writes back.
+#[test]
+fn metadata_headroom_and_checkpoint_overflow() {
+    let mut ops = Vec::new();
+    // One member, zones of 64 blocks: a checkpoint set of 64 blocks holds
+    // about ten thousand extents, the data zones 15,000 blocks.
+    let devs = vec![zns(240, 64, 64)];
+    let nz = 240;
+    let st = PoolStorage {
+        zones: vec![ZoneInfo::default(); nz],
+        zone_epochs: vec![0; nz],
+        vols: vec![VolEntry::default(); 4],
+        records: vec![Record::ZoneReset { zone: 0 }; 256],
+        nodes: VecStore::new(4096),
+        devs: vec![DevState::EMPTY; 1],
+        sb: Box::new(Superblock::EMPTY),
+    };
+    let mut cfg = PoolConfig::default_for(1);
+    cfg.use_append = false;
+    let mut scratch = vec![0u8; 2 * BLOCK_SIZE];
+    let mut p: TestPool = Pool::format(
+        devs,
+        [7; 16],
+        &[[1; 16]],
+        cfg,
+        st,
+        &mut scratch,
+        &mut rec(&mut ops),
+    )
+    .unwrap();
+    let cap = p.checkpoint_capacity_blocks();
+    assert_eq!(cap, 64);
+    p.vol_create(1, b"big", 30_000, 0).unwrap();
+    p.vol_create(2, b"small", 64, 0).unwrap();
+    write(&mut p, 2, 0, 8);
+    let mut commit = |p: &mut TestPool| {
+        let mut ops = Vec::new();
+        let r = p.flush(&mut scratch, &mut rec(&mut ops));
+        if r.is_ok() && !ops.is_empty() {
+            p.flush_end(true).unwrap();
+        }
+        (r, ops)
+    };
+    // Isolated blocks (one extent each) until writes are refused.
+    let mut lba = 0u64;
+    type Commit<'a> = dyn FnMut(&mut TestPool) -> (Result<u64>, Vec<Op>) + 'a;
+    let fill = |p: &mut TestPool, lba: &mut u64, commit: &mut Commit<'_>| {
+        while *lba < 30_000 {
+            let plan = match p.write_begin(1, *lba, 1, Stream::UserHot) {
+                Ok(plan) => plan,
+                Err(Error::NoSpace) => return None,
+                Err(e) => panic!("write_begin: {e:?}"),
+            };
+            let addrs: Vec<Option<u64>> = plan.extents().iter().map(|e| Some(e.addr)).collect();
+            p.write_end(&plan, &addrs).unwrap();
+            *lba += 2;
+            if p.pending_records() > 100 {
+                let (r, ops) = commit(p);
+                if r == Err(Error::NoSpace) {
+                    return Some(ops);
+                }
+                r.unwrap();
+            }
+        }
+        panic!("never refused");
+    };
+    assert!(
+        fill(&mut p, &mut lba, &mut commit).is_none(),
+        "a checkpoint overflowed"
+    );
+    let extents = lba / 2;
+    assert!(extents > 5_000, "refused after {extents} extents");
+    assert!(p.metadata_full() && !p.is_failed());
+    assert!(p.stats().checkpoint_blocks * 4 > cap * 3);
+    assert_eq!(p.stats().checkpoint_overflows, 0);
+    assert!(lookup(&p, 1, lba - 2).is_some() && lookup(&p, 2, 7).is_some());
+    // Switch the refusal off: checkpoints come more and more often, then
+    // one does not fit; it is abandoned, not the pool.
+    let ops = loop {
+        assert!(
+            p.metadata_full() && !p.meta_full,
+            "refused for another reason"
+        );
+        p.meta_low = false;
+        if let Some(ops) = fill(&mut p, &mut lba, &mut commit) {
+            break ops;
+        }
+    };
+    assert!(ops.iter().any(|o| matches!(o, Op::Finish(_))));
+    assert!(p.metadata_full() && !p.is_failed());
+    assert_eq!(p.stats().checkpoint_overflows, 1);
+    assert!(!p.needs_checkpoint(), "retried before anything was freed");
+    assert_eq!(
+        p.write_begin(2, 0, 1, Stream::UserHot).err(),
+        Some(Error::NoSpace)
+    );
+    // The records the abandoned checkpoint was to commit go to the journal.
+    assert!(p.pending_records() > 0);
+    let (r, _) = commit(&mut p);
+    r.unwrap();
+    assert_eq!(p.pending_records(), 0);
+    assert!(lookup(&p, 1, lba - 2).is_some() && lookup(&p, 2, 7).is_some());
+    // Deleting the big volume lets the next checkpoint fit.
+    p.vol_delete(1).unwrap();
+    assert!(p.needs_checkpoint());
+    let (r, _) = commit(&mut p);
+    r.unwrap();
+    assert!(!p.metadata_full());
+    assert_eq!(p.stats().checkpoint_overflows, 1);
+    assert!(p.stats().checkpoint_blocks >= 2);
+    write(&mut p, 2, 0, 1);
+    assert!(lookup(&p, 2, 7).is_some());
+}

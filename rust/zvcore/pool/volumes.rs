@@ -124,6 +124,7 @@ where
     /// from it keep their data (their origin is cleared).
     pub fn vol_delete(&mut self, id: u32) -> Result<()> {
         self.vol_live()?;
+        self.ckpt_retry |= self.meta_full || self.meta_low;
         let i = self.vol_index(id)?;
         self.reserve(1)?;
         if let Err(e) = self.apply_delete(i) {
@@ -176,6 +177,7 @@ where
     /// Snapshots cannot be resized ([`Error::ReadOnly`]).
     pub fn vol_resize(&mut self, id: u32, size: u64) -> Result<()> {
         self.vol_live()?;
+        self.ckpt_retry |= self.meta_full || self.meta_low;
         let i = self.vol_index(id)?;
         if self.vols.get(i).map(|v| v.read_only()) != Some(false) {
             return Err(Error::ReadOnly);
