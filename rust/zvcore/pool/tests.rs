@@ -72,6 +72,36 @@ fn new_pool(ops: &mut Vec<Op>) -> TestPool {
     .unwrap()
 }
 
+/// A pool of one ZNS member of `nr_zones` zones of `zone_blocks` blocks
+/// (regular writes, no zone append), with `nodes` table nodes.
+fn one_member_pool(nr_zones: u32, zone_blocks: u64, nodes: usize) -> TestPool {
+    let nz = nr_zones as usize;
+    let st = PoolStorage {
+        zones: vec![ZoneInfo::default(); nz],
+        zone_epochs: vec![0; nz],
+        vols: vec![VolEntry::default(); 4],
+        records: vec![Record::ZoneReset { zone: 0 }; 256],
+        nodes: VecStore::new(nodes),
+        devs: vec![DevState::EMPTY; 1],
+        sb: Box::new(Superblock::EMPTY),
+    };
+    let mut cfg = PoolConfig::default_for(1);
+    cfg.use_append = false;
+    let mut scratch = vec![0u8; 2 * BLOCK_SIZE];
+    let mut ops = Vec::new();
+    let devs = vec![zns(nr_zones, zone_blocks, zone_blocks)];
+    let p = Pool::format(
+        devs,
+        [7; 16],
+        &[[1; 16]],
+        cfg,
+        st,
+        &mut scratch,
+        &mut rec(&mut ops),
+    );
+    p.unwrap()
+}
+
 fn write(p: &mut TestPool, vol: u32, lba: u64, n: u64) -> WritePlan {
     let plan = p.write_begin(vol, lba, n, Stream::UserHot).unwrap();
     let addrs: Vec<Option<u64>> = plan.extents().iter().map(|e| Some(e.addr)).collect();
@@ -520,31 +550,8 @@ fn run_entries_through_writes_gc_and_the_verifier() {
     // again). One member: with several, the allocator spreads a write
     // over the members 64 blocks at a time, so no 2 MiB range of a volume
     // is contiguous in the pool.
-    let mut ops = Vec::new();
-    let devs = vec![zns(16, 4096, 4096)];
-    let nz = 16;
-    let st = PoolStorage {
-        zones: vec![ZoneInfo::default(); nz],
-        zone_epochs: vec![0; nz],
-        vols: vec![VolEntry::default(); 4],
-        records: vec![Record::ZoneReset { zone: 0 }; 256],
-        nodes: VecStore::new(256),
-        devs: vec![DevState::EMPTY; 1],
-        sb: Box::new(Superblock::EMPTY),
-    };
-    let mut cfg = PoolConfig::default_for(1);
-    cfg.use_append = false;
     let mut scratch = vec![0u8; 2 * BLOCK_SIZE];
-    let mut p: TestPool = Pool::format(
-        devs,
-        [7; 16],
-        &[[1; 16]],
-        cfg,
-        st,
-        &mut scratch,
-        &mut rec(&mut ops),
-    )
-    .unwrap();
+    let mut p = one_member_pool(16, 4096, 256);
     p.vol_create(1, b"a", 16384, 0).unwrap();
     let runs = |p: &TestPool| {
         let t = p.volume(1).unwrap().table.unwrap();
@@ -553,7 +560,7 @@ fn run_entries_through_writes_gc_and_the_verifier() {
     let verify = |p: &mut TestPool| {
         let total = p.geom().total_blocks();
         let mut bits = vec![0u64; super::super::verify::bitmap_words(total)];
-        let mut counts = vec![0u64; nz];
+        let mut counts = vec![0u64; 16];
         let mut probs = Vec::new();
         super::super::verify::verify(p, &mut bits, &mut counts, &mut |x| probs.push(x)).unwrap();
         assert!(probs.is_empty(), "{probs:?}");
@@ -639,33 +646,10 @@ fn checkpoint_interval_counts_full_journal_blocks() {
 /// switched off) is abandoned, not the pool. A delete brings writes back.
 #[test]
 fn metadata_headroom_and_checkpoint_overflow() {
-    let mut ops = Vec::new();
     // One member, zones of 64 blocks: a checkpoint set of 64 blocks holds
     // about ten thousand extents, the data zones 15,000 blocks.
-    let devs = vec![zns(240, 64, 64)];
-    let nz = 240;
-    let st = PoolStorage {
-        zones: vec![ZoneInfo::default(); nz],
-        zone_epochs: vec![0; nz],
-        vols: vec![VolEntry::default(); 4],
-        records: vec![Record::ZoneReset { zone: 0 }; 256],
-        nodes: VecStore::new(4096),
-        devs: vec![DevState::EMPTY; 1],
-        sb: Box::new(Superblock::EMPTY),
-    };
-    let mut cfg = PoolConfig::default_for(1);
-    cfg.use_append = false;
     let mut scratch = vec![0u8; 2 * BLOCK_SIZE];
-    let mut p: TestPool = Pool::format(
-        devs,
-        [7; 16],
-        &[[1; 16]],
-        cfg,
-        st,
-        &mut scratch,
-        &mut rec(&mut ops),
-    )
-    .unwrap();
+    let mut p = one_member_pool(240, 64, 4096);
     let cap = p.checkpoint_capacity_blocks();
     assert_eq!(cap, 64);
     p.vol_create(1, b"big", 30_000, 0).unwrap();

@@ -925,13 +925,8 @@ impl World {
     /// may hit any step. Returns false after a crash.
     pub fn checkpoint_stepped(&mut self, may_crash: bool) -> bool {
         let upto = self.completions;
-        let mut ops = Vec::new();
-        let mut scratch = std::mem::take(&mut self.scratch);
-        let r = self.pool().checkpoint_begin(&mut scratch, &mut |op| {
-            ops.push(own(op));
-            Ok(())
-        });
-        self.scratch = scratch;
+        let (r, mut ops) =
+            self.meta_call(|p, scratch, mut sink| p.checkpoint_begin(scratch, &mut sink));
         match r {
             Ok(()) => {}
             Err(Error::Busy) if !self.inflight.is_empty() => {
@@ -976,14 +971,9 @@ impl World {
             }
             self.in_ckpt = false;
             let budget = self.rng.range(1, 12) as u32;
-            let mut scratch = std::mem::take(&mut self.scratch);
-            let r = self
-                .pool()
-                .checkpoint_step(&mut scratch, budget, &mut |op| {
-                    ops.push(own(op));
-                    Ok(())
-                });
-            self.scratch = scratch;
+            let r;
+            (r, ops) = self
+                .meta_call(|p, scratch, mut sink| p.checkpoint_step(scratch, budget, &mut sink));
             let blocks = ops.iter().filter(|o| o.kind > 2).count() as u32;
             assert!(blocks <= budget + 4, "step of {blocks} blocks for {budget}");
             if r.expect("checkpoint_step") {
@@ -1005,16 +995,27 @@ impl World {
         true
     }
 
+    /// Calls `f` with the pool, the scratch buffer and a sink that collects
+    /// the metadata operations it emits; returns its result and them.
+    pub fn meta_call<T>(
+        &mut self,
+        f: impl FnOnce(&mut P, &mut [u8], &mut dyn FnMut(MetaOp<'_>) -> zvcore::error::Result<()>) -> T,
+    ) -> (T, Vec<OwnedOp>) {
+        let mut ops = Vec::new();
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let mut sink = |op: MetaOp<'_>| {
+            ops.push(own(op));
+            Ok(())
+        };
+        let r = f(self.pool.as_mut().expect("pool"), &mut scratch, &mut sink);
+        self.scratch = scratch;
+        (r, ops)
+    }
+
     /// Clean stop: the engine's closing commit block. Returns whether one
     /// was written.
     pub fn close(&mut self) -> bool {
-        let mut ops = Vec::new();
-        let mut scratch = std::mem::take(&mut self.scratch);
-        let r = self.pool().close(&mut scratch, &mut |op| {
-            ops.push(own(op));
-            Ok(())
-        });
-        self.scratch = scratch;
+        let (r, ops) = self.meta_call(|p, scratch, mut sink| p.close(scratch, &mut sink));
         let wrote = r.expect("close");
         assert!(self.exec(&ops, None));
         wrote
@@ -1496,13 +1497,7 @@ impl World {
 
     /// Writes a checkpoint now.
     pub fn checkpoint_now(&mut self) {
-        let mut ops = Vec::new();
-        let mut scratch = std::mem::take(&mut self.scratch);
-        let r = self.pool().checkpoint(&mut scratch, &mut |op| {
-            ops.push(own(op));
-            Ok(())
-        });
-        self.scratch = scratch;
+        let (r, ops) = self.meta_call(|p, scratch, mut sink| p.checkpoint(scratch, &mut sink));
         r.expect("checkpoint");
         assert!(self.exec(&ops, None));
         self.pool().checkpoint_end(true).expect("checkpoint_end");
