@@ -249,6 +249,9 @@ const STATUS_COLUMNS: &[&str] = &[
     "throttled_ms",
     "journal_blocks",
     "checkpoints",
+    "checkpoint_blocks",
+    "checkpoint_capacity",
+    "metadata_full",
     "table_nodes",
     "table_memory",
     "table_memory_limit",
@@ -847,6 +850,10 @@ fn status(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
         Value::opt_count(n("throttled_ms")?),
         Value::opt_count(n("journal_blocks")?),
         Value::opt_count(n("checkpoints")?),
+        // Kernels with the metadata headroom (absent before).
+        Value::opt_count(n("checkpoint_blocks")?),
+        Value::opt_count(n("checkpoint_capacity")?),
+        Value::opt_count(n("metadata_full")?),
         Value::opt_count(n("table_nodes")?),
         // Kernels with the table memory limit (absent before).
         Value::opt_bytes(n("table_memory_bytes")?),

@@ -70,6 +70,16 @@ fn status_shows_table_memory() {
 }
 
 #[test]
+fn status_shows_the_metadata_space() {
+    let fk = setup_with_volumes();
+    let r = fk.run(&["pool", "status", "-Hp", "tank"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let want =
+        "checkpoints\t2\ncheckpoint_blocks\t3\ncheckpoint_capacity\t4096\nmetadata_full\t0\n";
+    assert!(r.out.contains(want), "missing {want:?} in\n{}", r.out);
+}
+
+#[test]
 fn status_of_a_module_without_the_limit_shows_dashes() {
     let fk = with_volumes(FakeKernel::new().without_table_memory());
     assert!(!fk.root().join("tank/table_memory_limit").exists());
