@@ -22,7 +22,7 @@ if ! command -v zvpoolctl >/dev/null || ! command -v fio >/dev/null || [ ! -f "$
 	ktap_finished
 fi
 lsmod | grep -q '^zvpool ' && rmmod zvpool
-ktap_set_plan 22
+ktap_set_plan 24
 dmesg_mark
 DMESG_START=$DMESG_MARK
 
@@ -118,6 +118,14 @@ ktap_print_msg "write amplification: skewed 80/20 $wa_z, uniform $wa_u"
 # zones of cold blocks alone and finds emptier victims among the hot ones.
 ktap_test_result "skewed write amplification lower than uniform" \
 	awk -v z="$wa_z" -v u="$wa_u" 'BEGIN { exit !(z < u) }'
+# Thresholds from the GC simulator (rust/zvcore/tests/gcsim.rs,
+# gcsim_regression_small_pool: the real engine on 60 data zones at 80 %,
+# WA uniform 4.38, 80/20 3.92; its regression bounds 4.80 and 4.30). The
+# pool here has the same zone count; measured 3.69-3.75 and 3.40-3.42.
+ktap_test_result "uniform write amplification within the simulator's bound (4.80)" \
+	awk -v w="$wa_u" 'BEGIN { exit !(w <= 4.80) }'
+ktap_test_result "skewed write amplification within the simulator's bound (4.30)" \
+	awk -v w="$wa_z" 'BEGIN { exit !(w <= 4.30) }'
 ktap_test_result "the GC reserve was never used up" [ "$(stat_of zones_free)" -ge 1 ]
 ktap_test_result "one more verified uniform pass" \
 	quiet $FIO --filename=$V --name=again --rw=randwrite --verify=crc32c --do_verify=1 --verify_fatal=1
