@@ -937,11 +937,7 @@ impl World {
             Err(e) => panic!("checkpoint_begin: {e:?}"),
         }
         loop {
-            if may_crash && !ops.is_empty() && self.rng.pct(3) {
-                let at = self.rng.below(ops.len() as u64 + 1) as usize;
-                self.exec(&ops, Some(at));
-                self.st.crash_mid_meta += 1;
-                self.crash_and_recover();
+            if may_crash && !ops.is_empty() && self.crash_within(&ops) {
                 return false;
             }
             assert!(self.exec(&ops, None));
@@ -980,11 +976,7 @@ impl World {
                 break;
             }
         }
-        if may_crash && self.rng.pct(3) {
-            let at = self.rng.below(ops.len() as u64 + 1) as usize;
-            self.exec(&ops, Some(at));
-            self.st.crash_mid_meta += 1;
-            self.crash_and_recover();
+        if may_crash && self.crash_within(&ops) {
             return false;
         }
         assert!(self.exec(&ops, None));
@@ -992,6 +984,19 @@ impl World {
         self.st.checkpoints += 1;
         self.st.stepped += 1;
         self.committed(upto);
+        true
+    }
+
+    /// Sometimes (3 %) a crash before a random one of `ops` (or after all),
+    /// and recovery; returns whether it crashed.
+    fn crash_within(&mut self, ops: &[OwnedOp]) -> bool {
+        if !self.rng.pct(3) {
+            return false;
+        }
+        let at = self.rng.below(ops.len() as u64 + 1) as usize;
+        self.exec(ops, Some(at));
+        self.st.crash_mid_meta += 1;
+        self.crash_and_recover();
         true
     }
 
