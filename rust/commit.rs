@@ -242,9 +242,10 @@ impl ActivePool {
 
     /// Writes a checkpoint in steps (the caller holds the commit lock,
     /// `cb`): each step is planned under the engine lock and written
-    /// without it. A failed step fails the engine (as a failed journal
-    /// write: re-assemble the pool); [`EBUSY`] if a member has no zone slot
-    /// for it now (nothing written).
+    /// without it. A failed write fails the engine (as a failed journal
+    /// write: re-assemble the pool); [`ENOSPC`] if the image does not fit
+    /// in its set (abandoned, the engine goes on with its metadata full);
+    /// [`EBUSY`] if a member has no zone slot for it now (nothing written).
     pub(crate) fn checkpoint_steps(&self, cb: &mut CommitBuf) -> Result {
         cb.clear();
         let (r, was_full) = {
