@@ -29,7 +29,7 @@ use crate::zvcore::{
     alloc::{DevState, ZoneInfo},
     format::{MemberInfo, Record, Superblock, Uuid, BLOCK_SIZE},
     geom::{DevKind, DeviceGeometry, PoolGeometry, Stream},
-    pool::{MetaOp, Pool, PoolConfig, PoolStorage, VolEntry},
+    pool::{slots::MAX_VOLUMES, MetaOp, Pool, PoolConfig, PoolStorage, VolEntry},
     recovery::Damage,
 };
 use core::ops::{Deref, DerefMut};
@@ -64,10 +64,6 @@ type Storage = PoolStorage<
     KBox<Superblock>,
 >;
 
-/// Most volumes (including snapshots and clones) per pool. Volume lookups
-/// scan the slots up to the volume's, and new volumes take the lowest free
-/// slot, so the volumes made first (usually the busy ones) are found first.
-pub(crate) const MAX_VOLUMES: usize = 4096;
 /// Journal records that can wait for one commit.
 const RECORD_QUEUE: usize = 4096;
 /// Zone size used to carve a conventional (non-zoned) member (256 MiB).

@@ -44,7 +44,7 @@ use super::format::{
 };
 use super::geom::{DeviceGeometry, PoolGeometry, Stream, MAX_DEVICES};
 use super::map::{decode_chunk, visit_distinct, BlockTable, MapExtent, NodeStore, FANOUT};
-use super::pool::{decode_vol_record, Pool, PoolConfig, PoolStorage, VolEntry, NO_SLOT};
+use super::pool::{decode_vol_record, slots, Pool, PoolConfig, PoolStorage, VolEntry, NO_SLOT};
 use super::sparse::{AddrSet, RefMap};
 use super::verify::verify;
 
@@ -770,14 +770,13 @@ where
             continue;
         };
         let _ = t.destroy(&mut pool.nodes, |_, _, _| {});
-        if let Some(v) = pool.vols.get_mut(i) {
-            *v = VolEntry::default();
-        }
     }
+    // No tombstones either: the table starts afresh.
+    pool.vols.fill(VolEntry::default());
 }
 
 fn vol_slot<V: DerefMut<Target = [VolEntry]>>(vols: &V, id: u32) -> Option<usize> {
-    vols.iter().position(|v| v.table.is_some() && v.id == id)
+    slots::find(vols, id)
 }
 
 /// Loads checkpoint `h` into the (empty) volume table.
@@ -834,11 +833,7 @@ where
                             }
                             let t = BlockTable::new(id, size)
                                 .map_err(|_| Error::BadField("volume size"))?;
-                            let slot = pool
-                                .vols
-                                .iter()
-                                .position(|v| v.table.is_none())
-                                .ok_or(Error::NoSpace)?;
+                            let slot = slots::free_for(&pool.vols, id).ok_or(Error::NoSpace)?;
                             if let Some(v) = pool.vols.get_mut(slot) {
                                 *v = VolEntry {
                                     id,
@@ -1129,11 +1124,7 @@ where
                 return Err(Error::Corrupt("journal: volume exists"));
             }
             let t = BlockTable::new(vol, size_blocks).map_err(bad)?;
-            let slot = pool
-                .vols
-                .iter()
-                .position(|v| v.table.is_none())
-                .ok_or(Error::NoSpace)?;
+            let slot = slots::free_for(&pool.vols, vol).ok_or(Error::NoSpace)?;
             if let Some(v) = pool.vols.get_mut(slot) {
                 *v = VolEntry {
                     id: vol,

@@ -36,7 +36,7 @@ use super::error::{Error, Result};
 use super::format::{Record, Superblock};
 use super::geom::DeviceGeometry;
 use super::map::{visit_distinct, NodeId, NodeStore, FANOUT, ID_MASK, PRESENT, RUN};
-use super::pool::{Pool, VolEntry};
+use super::pool::{slots, Pool, VolEntry};
 use super::sparse::SparseMap;
 
 /// One inconsistency.
@@ -146,11 +146,8 @@ where
     let vols = &pool.vols;
     for (i, v) in vols.iter().enumerate() {
         let Some(t) = v.table else { continue };
-        if vols
-            .iter()
-            .skip(i.saturating_add(1))
-            .any(|w| w.table.is_some() && w.id == v.id)
-        {
+        // The lookup finds one slot per id: any other is a duplicate.
+        if slots::find(vols, v.id) != Some(i) {
             rep(Problem::DuplicateVolume { vol: v.id });
         }
         if let Err(e) = t.check(&pool.nodes) {

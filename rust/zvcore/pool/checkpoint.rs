@@ -20,7 +20,9 @@ use super::super::format::{
 };
 use super::super::geom::{DeviceGeometry, PoolGeometry, Stream, NR_STREAMS};
 use super::super::map::{BlockTable, Diff, NodeStore};
-use super::{peek_commit, Commit, MetaOp, Pool, VolEntry, NO_SLOT, RESET_QUEUED, VOL_RECORD_BYTES};
+use super::{
+    peek_commit, slots, Commit, MetaOp, Pool, VolEntry, NO_SLOT, RESET_QUEUED, VOL_RECORD_BYTES,
+};
 
 impl<G, Z, E, V, R, N, D, S> Pool<G, Z, E, V, R, N, D, S>
 where
@@ -188,10 +190,7 @@ where
                 break;
             };
             let base = match (sharing, v.parent, v.table) {
-                (true, Some(p), Some(_)) => self
-                    .vols
-                    .iter()
-                    .position(|w| w.table.is_some() && w.id == p)
+                (true, Some(p), Some(_)) => slots::find(&self.vols, p)
                     .filter(|&j| j != i)
                     .map(|j| j as u32)
                     .unwrap_or(NO_SLOT),

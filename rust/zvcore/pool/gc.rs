@@ -11,7 +11,7 @@ use super::super::format::{Record, Superblock};
 use super::super::gc::{pick_victim, RELOCATION_STREAM};
 use super::super::geom::DeviceGeometry;
 use super::super::map::{visit_distinct, MapExtent, NodeStore};
-use super::{inval, Pool, RelocItem, VolEntry, FANOUT_USIZE, GC_AVOID_BATCHES, MAX_GC_ITEM};
+use super::{inval, slots, Pool, RelocItem, VolEntry, FANOUT_USIZE, GC_AVOID_BATCHES, MAX_GC_ITEM};
 
 impl<G, Z, E, V, R, N, D, S> Pool<G, Z, E, V, R, N, D, S>
 where
@@ -235,10 +235,7 @@ where
             // through.
             self.gc_cursor = match out.get(k - 1) {
                 Some(it) if stopped || k < n => (
-                    self.vols
-                        .iter()
-                        .position(|v| v.table.map(|t| t.vol()) == Some(it.src.vol))
-                        .unwrap_or(0),
+                    slots::find(&self.vols, it.src.vol).unwrap_or(0),
                     it.src.lba & !((FANOUT_USIZE * FANOUT_USIZE) as u64 - 1),
                 ),
                 _ => (0, 0),

@@ -38,6 +38,7 @@ mod gc;
 mod io;
 mod journal;
 mod maintenance;
+pub mod slots;
 mod volumes;
 
 /// Most extents in one [`WritePlan`] (a longer write is planned partly: the
@@ -97,6 +98,9 @@ pub struct VolEntry {
     /// Written / loaded during the current checkpoint write or load
     /// (internal).
     pub(super) ck_done: bool,
+    /// A free slot that held a volume (see [`slots`]): lookups go on past
+    /// it (internal).
+    pub(super) tomb: bool,
 }
 
 impl VolEntry {
@@ -775,15 +779,12 @@ where
     }
 
     fn vol_index(&self, id: u32) -> Result<usize> {
-        self.vols
-            .iter()
-            .position(|v| v.table.is_some() && v.id == id)
-            .ok_or(Error::NotFound)
+        slots::find(&self.vols, id).ok_or(Error::NotFound)
     }
 
     /// The block table of volume `id`.
     pub fn volume(&self, id: u32) -> Option<&VolEntry> {
-        self.vols.iter().find(|v| v.table.is_some() && v.id == id)
+        slots::find(&self.vols, id).and_then(|i| self.vols.get(i))
     }
 
     // ---- record queue -----------------------------------------------------

@@ -13,7 +13,7 @@ use super::super::format::{Record, Superblock, VolName};
 use super::super::geom::DeviceGeometry;
 use super::super::map::{BlockTable, NodeStore};
 use super::super::sparse::RefMap;
-use super::{inval, Pool, VolEntry, VolSpace};
+use super::{inval, slots, Pool, VolEntry, VolSpace};
 
 // Only named by the links in the docs.
 #[cfg(doc)]
@@ -99,11 +99,7 @@ where
         rec.validate()
             .map_err(|_| Error::Invalid("volume parameters"))?;
         let table = BlockTable::new(id, size)?;
-        let slot = self
-            .vols
-            .iter()
-            .position(|v| v.table.is_none())
-            .ok_or(Error::NoSpace)?;
+        let slot = slots::free_for(&self.vols, id).ok_or(Error::NoSpace)?;
         self.reserve(1)?;
         if let Some(v) = self.vols.get_mut(slot) {
             *v = VolEntry {
@@ -141,9 +137,7 @@ where
         let v = *self.vols.get(i).ok_or(Error::NotFound)?;
         let mut t = v.table.ok_or(Error::NotFound)?;
         let r = self.destroy_table(&mut t);
-        if let Some(slot) = self.vols.get_mut(i) {
-            *slot = VolEntry::default();
-        }
+        slots::release(&mut self.vols, i);
         for w in self.vols.iter_mut().filter(|w| w.table.is_some()) {
             if w.origin == Some(v.id) {
                 w.origin = None;
@@ -318,11 +312,7 @@ where
     ) -> Result<()> {
         let src = *self.vols.get(i).ok_or(Error::NotFound)?;
         let mut t = src.table.ok_or(Error::NotFound)?;
-        let slot = self
-            .vols
-            .iter()
-            .position(|v| v.table.is_none())
-            .ok_or(Error::NoSpace)?;
+        let slot = slots::free_for(&self.vols, new_id).ok_or(Error::NoSpace)?;
         let c = t.clone_root(&mut self.nodes, new_id)?;
         let snapshot = flags & VOL_FLAG_READONLY != 0;
         if let Some(v) = self.vols.get_mut(i) {

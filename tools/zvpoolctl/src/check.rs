@@ -16,12 +16,13 @@ use zvcore::format::layout::LOG_ZONES;
 use zvcore::format::JOURNAL_MAGIC;
 use zvcore::format::{decode_journal_block, peek_magic, Record, Superblock, BLOCK_SIZE};
 use zvcore::geom::DeviceGeometry;
+use zvcore::pool::slots::MAX_VOLUMES;
 use zvcore::pool::{Pool, PoolConfig, PoolStorage, VolEntry};
 use zvcore::recovery::{recover, Check, Damage, DamageKind};
 use zvcore::verify::bitmap_words;
 
-/// Volume slots and queued records, as the kernel sizes them.
-const MAX_VOLUMES: usize = 4096;
+/// Queued records, as the kernel sizes them (and the volume table: the
+/// core's [`MAX_VOLUMES`]).
 const RECORD_QUEUE: usize = 4096;
 /// The verifier runs when its bitmap (one bit per pool block) is at most
 /// this many blocks' worth (as in the kernel: 4 TiB pools, 128 MiB).

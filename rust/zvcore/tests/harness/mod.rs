@@ -245,6 +245,9 @@ pub struct Stats {
 
 pub struct World {
     pub fill_pct: u64,
+    /// Volume slots and table nodes of the engine's storage.
+    pub vol_slots: usize,
+    pub nodes: usize,
     /// One node allocation in N fails at write completion (0: none).
     pub nomem_one_in: u64,
     /// Percent of checkpoints written in steps with other operations in
@@ -339,11 +342,16 @@ pub fn geometries(rng: &mut Rng) -> Vec<DeviceGeometry> {
 }
 
 pub fn storage(geo: &[DeviceGeometry]) -> St {
+    storage_with(geo, 16, 4096)
+}
+
+/// [`storage`] with `vol_slots` volume slots and `nodes` table nodes.
+pub fn storage_with(geo: &[DeviceGeometry], vol_slots: usize, nodes: usize) -> St {
     let nz: u32 = geo.iter().map(|g| g.nr_zones).sum();
     PoolStorage {
         zones: vec![ZoneInfo::default(); nz as usize],
         zone_epochs: vec![0; nz as usize],
-        vols: vec![VolEntry::default(); 16],
+        vols: vec![VolEntry::default(); vol_slots],
         records: vec![
             Record::Unmap {
                 vol: 0,
@@ -352,7 +360,7 @@ pub fn storage(geo: &[DeviceGeometry]) -> St {
             };
             256
         ],
-        nodes: store(4096),
+        nodes: store(nodes),
         devs: vec![DevState::EMPTY; geo.len()],
         sb: Box::new(Superblock::EMPTY),
     }
@@ -379,6 +387,12 @@ impl World {
     pub fn new(seed: u64) -> World {
         let mut rng = Rng::new(seed);
         let geoms = geometries(&mut rng);
+        World::with_geoms(rng, seed, geoms)
+    }
+
+    /// A world of members `geoms` (random ones: [`World::new`]).
+    pub fn with_geoms(rng: Rng, seed: u64, geoms: Vec<DeviceGeometry>) -> World {
+        let mut rng = rng;
         let devs = geoms.iter().map(|g| SimDev::new(sim_geom(g))).collect();
         let mut bases = Vec::new();
         let mut zone_first = Vec::new();
@@ -393,6 +407,8 @@ impl World {
         rng.fill(&mut uuid);
         uuid[0] |= 1;
         World {
+            vol_slots: 16,
+            nodes: 4096,
             nomem_one_in: 0,
             stepped_pct: 50,
             in_ckpt: false,
@@ -506,7 +522,7 @@ impl World {
             self.uuid,
             &uuids,
             cfg,
-            storage(&self.geoms),
+            storage_with(&self.geoms, self.vol_slots, self.nodes),
             &mut scratch,
             &mut |op| {
                 ops.push(own(op));
@@ -736,7 +752,7 @@ impl World {
                     self.write_exact(vol, lba, n);
                 }
             }
-            Err(e) => panic!("write_end: {e:?}"),
+            Err(e) => panic!("write_end of volume {}: {e:?}", plan.vol),
         }
     }
 
@@ -1330,7 +1346,7 @@ impl World {
                 geoms,
                 &mut rd,
                 cfg,
-                storage(&self.geoms),
+                storage_with(&self.geoms, self.vol_slots, self.nodes),
                 &mut scratch,
                 &mut |z| to_finish.push(z),
                 None,
