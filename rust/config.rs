@@ -8,6 +8,7 @@ use crate::damage::AssembleMode;
 use crate::kwrap::bdev;
 use crate::nodes;
 use crate::pool::ActivePool;
+use crate::registry;
 use crate::snapshot;
 use crate::volcfg::{self, VolumeConfig};
 use crate::zvcore::geom::MAX_DEVICES;
@@ -179,6 +180,7 @@ impl PoolInner {
             }
         }
         if let Some(p) = self.active.take() {
+            registry::remove_pool(&p);
             p.stop_gc();
             let r = p.commit();
             match r {
@@ -204,6 +206,9 @@ impl Drop for PoolInner {
     fn drop(&mut self) {
         // `rmdir` of an active pool: stop it cleanly.
         let _ = self.stop(c"(removed pool)");
+        if let Some(p) = &self.active {
+            registry::remove_pool(p);
+        }
     }
 }
 
@@ -352,6 +357,10 @@ impl configfs::AttributeOperations<2> for PoolDir {
                         .inspect_err(|e| pr_err!("{}: format failed: {:?}\n", name, e))?
                 };
                 pool.tables.set_limit(nodes::effective_limit(g.table_limit));
+                if let Err(e) = registry::add_pool(&pool) {
+                    // Only the control device would miss it: go on.
+                    pr_warn!("{}: not listed on the control device: {:?}\n", name, e);
+                }
                 g.active = Some(pool);
                 g.format = 0;
                 g.mode = AssembleMode::Normal;

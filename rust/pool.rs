@@ -1069,7 +1069,7 @@ impl ActivePool {
                 more = more.saturating_add(1);
                 continue;
             }
-            let mut line = [0u8; 256];
+            let mut line = [0u8; LINE_MAX];
             let mut f = Formatter::new(&mut line);
             if volume_line(e, v, &mut f).is_err() {
                 more = more.saturating_add(1);
@@ -1095,7 +1095,51 @@ impl ActivePool {
         }
         pos
     }
+
+    /// Appends every volume's `volumes` line to `out` (the control
+    /// device's listing, of any length). The engine lock is taken for
+    /// [`LIST_BATCH`] slots at a time and nothing is allocated under it: a
+    /// volume created or deleted meanwhile may or may not be listed, the
+    /// others are listed once.
+    pub(crate) fn volumes_listing(&self, out: &mut KVVec<u8>) -> Result {
+        let mut batch = KVVec::from_elem(0u8, LIST_BATCH * LINE_MAX, GFP_KERNEL)?;
+        let mut slot = 0usize;
+        loop {
+            let (n, next) = {
+                let st = self.state.lock();
+                let e = &*st.engine;
+                let vols = e.volumes();
+                let end = slot.saturating_add(LIST_BATCH).min(vols.len());
+                let mut n = 0usize;
+                for v in vols.get(slot..end).unwrap_or(&[]) {
+                    if v.table.is_none() {
+                        continue;
+                    }
+                    let Some(dst) = batch.get_mut(n..n.saturating_add(LINE_MAX)) else {
+                        break;
+                    };
+                    let mut f = Formatter::new(dst);
+                    if volume_line(e, v, &mut f).is_ok() {
+                        n = n.saturating_add(f.bytes_written());
+                    }
+                }
+                (n, (end < vols.len()).then_some(end))
+            };
+            out.extend_from_slice(batch.get(..n).unwrap_or(&[]), GFP_KERNEL)?;
+            match next {
+                Some(s) => slot = s,
+                None => return Ok(()),
+            }
+        }
+    }
 }
+
+/// Volume slots described per engine lock hold by
+/// [`ActivePool::volumes_listing`].
+const LIST_BATCH: usize = 16;
+/// Room for one `volumes` line (a 31-character name and its origin's, and
+/// seven numbers: under 256 bytes).
+const LINE_MAX: usize = 256;
 
 /// One line of the `volumes` attribute.
 fn volume_line(e: &Engine, v: &VolEntry, w: &mut impl core::fmt::Write) -> core::fmt::Result {

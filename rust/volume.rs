@@ -13,7 +13,7 @@ use crate::kwrap::{
     disk::{Disk, DiskParams, Rejected, VolumeOps},
     request::{Op, Request, Status, SECTOR_SHIFT},
 };
-use core::sync::atomic::{AtomicBool, Ordering};
+use crate::registry;
 use kernel::{prelude::*, str::CStr, sync::Arc};
 
 /// Block size of every volume: the logical and physical block size of its
@@ -213,35 +213,19 @@ impl<B: VolumeBackend> VolumeOps for Volume<B> {
     }
 }
 
-/// Most volume disks that can exist at once (`zvpool0` .. `zvpool255`).
-const MAX_DISKS: usize = 256;
-
-/// Which disk indexes `N` of `/dev/zvpoolN` are in use.
-static INDEX_USED: [AtomicBool; MAX_DISKS] = [const { AtomicBool::new(false) }; MAX_DISKS];
-
-/// A claimed disk index, released on drop.
+/// A claimed disk index `N` of `/dev/zvpoolN`, released on drop.
 struct DiskIndex(usize);
 
 impl DiskIndex {
     /// The lowest free index, or `ENOSPC`.
     fn alloc() -> Result<Self> {
-        for (i, used) in INDEX_USED.iter().enumerate() {
-            if used
-                .compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok()
-            {
-                return Ok(Self(i));
-            }
-        }
-        Err(ENOSPC)
+        registry::claim_disk_index().map(Self)
     }
 }
 
 impl Drop for DiskIndex {
     fn drop(&mut self) {
-        if let Some(used) = INDEX_USED.get(self.0) {
-            used.store(false, Ordering::Release);
-        }
+        registry::release_disk_index(self.0);
     }
 }
 
@@ -257,11 +241,12 @@ impl<B: VolumeBackend> VolumeDev<B> {
     /// by `backend`. `size` must be a non-zero multiple of [`BLOCK_SIZE`].
     /// `what` names the volume in error messages. Sleeps.
     pub(crate) fn new(what: &CStr, size: u64, backend: Arc<B>) -> Result<Self> {
-        let index = DiskIndex::alloc().inspect_err(|_| {
+        let index = DiskIndex::alloc().inspect_err(|e| {
             pr_err!(
-                "{}: all {} volume disks are in use\n",
+                "{}: no free volume disk index (at most {} disks): {:?}\n",
                 what.to_str().unwrap_or("?"),
-                MAX_DISKS
+                registry::MAX_DISKS,
+                e
             )
         })?;
         let mut params = DiskParams::new(size >> SECTOR_SHIFT);

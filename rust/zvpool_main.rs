@@ -15,6 +15,8 @@ mod commit;
 #[deny(unsafe_code)]
 mod config;
 #[deny(unsafe_code)]
+mod control;
+#[deny(unsafe_code)]
 mod damage;
 #[deny(unsafe_code)]
 mod datapath;
@@ -29,6 +31,8 @@ mod nodes;
 mod pool;
 #[deny(unsafe_code)]
 mod poolvol;
+#[deny(unsafe_code)]
+mod registry;
 #[deny(unsafe_code)]
 mod snapshot;
 #[deny(unsafe_code)]
@@ -94,10 +98,15 @@ pub(crate) fn ckpt_step_delay_ms() -> u32 {
     module_parameters::ckpt_step_delay_ms.value()
 }
 
+// Fields drop in order: the control device and configfs (which stops the
+// pools) go before the registry they use is emptied.
 #[pin_data(PinnedDrop)]
 struct ZvpoolModule {
     #[pin]
+    control: kernel::miscdevice::MiscDeviceRegistration<control::Control>,
+    #[pin]
     configfs: kernel::configfs::Subsystem<config::Root>,
+    registry: registry::Teardown,
 }
 
 impl kernel::InPlaceModule for ZvpoolModule {
@@ -107,8 +116,11 @@ impl kernel::InPlaceModule for ZvpoolModule {
             config::FORMAT_VERSION,
             kwrap::uts::kernel_release()
         );
+        kwrap::global::init_registry();
         try_pin_init!(Self {
+            control <- kernel::miscdevice::MiscDeviceRegistration::register(control::options()),
             configfs <- config::subsystem(),
+            registry: registry::Teardown,
         })
     }
 }

@@ -11,7 +11,9 @@
 #          ZVPOOL_CRASH_POINTS (default 100) crash points (`make crash-campaign`).
 # --scale: build everything, then only the scale test (`make scale`): members
 #          of 5 TiB in all, sparse writes, a power cut, reassembly (two boots,
-#          6 GiB guest; ZVPOOL_SCALE_SPARSE sets the number of sparse writes).
+#          6 GiB guest; ZVPOOL_SCALE_SPARSE sets the number of sparse writes),
+#          then a boot with ZVPOOL_MANY_VOLUMES (default 8000) volumes and as
+#          many snapshots in one pool (many_volumes.sh).
 # Power cuts: ZVPOOL_CRASH_POINTS (default 20 in make check) seeded crash
 # points; ZVPOOL_CRASH_SEED=0x... replays a campaign (printed at its start).
 set -euo pipefail
@@ -114,6 +116,16 @@ if [ $mode = scale ]; then
 	du -sh "$d/images" | sed 's/^/images (host disk used): /'
 	rm -rf "$d/images"
 	scale_logs+=("$d/2/results.log")
+	# Many volumes: 8,000 volumes and 8,000 snapshots in one pool.
+	if [ $vm_rc = 0 ]; then
+		step "VM scale test: ${ZVPOOL_MANY_VOLUMES:-8000} volumes and as many snapshots"
+		"$ZVPOOL_TOP/scripts/vm.sh" --kernel "$KBUILD/arch/x86/boot/bzImage" --initrd "$B/initramfs.cpio" \
+			--mode "check:many_volumes.sh" \
+			--append "zvpool.many_volumes=${ZVPOOL_MANY_VOLUMES:-8000} zvpool.test_timeout=2000" \
+			--log "$d/volumes" --timeout "${ZVPOOL_VM_TIMEOUT:-2400}" || vm_rc=1
+		tr -d '\r' <"$d/volumes/results.log" | grep -v '^ZVPOOL-GUEST-DONE' || true
+		scale_logs+=("$d/volumes/results.log")
+	fi
 fi
 
 # Tests that span two boots with persistent images (a reboot).

@@ -7,6 +7,7 @@ pub(crate) mod bdev;
 pub(crate) mod bio;
 pub(crate) mod disk;
 pub(crate) mod ffi;
+pub(crate) mod global;
 pub(crate) mod metaio;
 pub(crate) mod noio;
 pub(crate) mod random;

@@ -23,7 +23,7 @@ mod tests;
 #[cfg(test)]
 mod testutil;
 
-use backend::{Backend, FsBackend, DEFAULT_ROOT};
+use backend::{Backend, FsBackend, DEFAULT_CONTROL, DEFAULT_ROOT};
 use cli::Invocation;
 use commands::Ctx;
 use error::{Error, EXIT_OK};
@@ -66,7 +66,12 @@ pub fn run(
         .configfs_root
         .or(env_root.filter(|r| !r.is_empty()))
         .unwrap_or_else(|| DEFAULT_ROOT.to_string());
-    let fs = FsBackend::new(root);
+    // The control device goes with the kernel's configfs, not a test root.
+    let fs = if root == DEFAULT_ROOT {
+        FsBackend::new(root).with_control(DEFAULT_CONTROL)
+    } else {
+        FsBackend::new(root)
+    };
     let backend = backend.unwrap_or(&fs);
     let mut klog: Box<dyn KernelLog> = match globals.kmsg {
         Some(path) => Box::new(KmsgLog::new(path)),

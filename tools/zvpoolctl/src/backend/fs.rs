@@ -3,16 +3,27 @@
 
 use super::{Backend, Obj};
 use std::fs;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::PathBuf;
 
 pub struct FsBackend {
     root: PathBuf,
+    /// The control device, if used.
+    control: Option<PathBuf>,
 }
 
 impl FsBackend {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        FsBackend { root: root.into() }
+        FsBackend {
+            root: root.into(),
+            control: None,
+        }
+    }
+
+    /// Uses the control device at `path` (`/dev/zvpool-control`).
+    pub fn with_control(mut self, path: impl Into<PathBuf>) -> Self {
+        self.control = Some(path.into());
+        self
     }
 
     fn path(&self, obj: &Obj) -> PathBuf {
@@ -56,6 +67,29 @@ impl Backend for FsBackend {
     fn read_attr(&self, obj: &Obj, attr: &str) -> io::Result<String> {
         let bytes = fs::read(self.path(obj).join(attr))?;
         Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    /// One `write(2)` of the command, then the answer read to its end. A
+    /// missing device is `None` (an older module).
+    fn control(&self, cmd: &str) -> io::Result<Option<String>> {
+        let Some(path) = &self.control else {
+            return Ok(None);
+        };
+        let mut f = match fs::OpenOptions::new().read(true).write(true).open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let n = f.write(cmd.as_bytes())?;
+        if n != cmd.len() {
+            return Err(io::Error::other(format!(
+                "short write ({n} of {} bytes)",
+                cmd.len()
+            )));
+        }
+        let mut answer = Vec::new();
+        f.read_to_end(&mut answer)?;
+        Ok(Some(String::from_utf8_lossy(&answer).into_owned()))
     }
 
     /// configfs passes each `write(2)` to the attribute's store method as a

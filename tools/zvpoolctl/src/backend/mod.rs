@@ -14,6 +14,8 @@ use std::io;
 
 /// The default configfs directory of zvpool.
 pub const DEFAULT_ROOT: &str = "/sys/kernel/config/zvpool";
+/// The control device (`volumes` listings of any length).
+pub const DEFAULT_CONTROL: &str = "/dev/zvpool-control";
 
 /// A configfs object: the zvpool root, a pool or a volume of a pool.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -69,6 +71,13 @@ pub trait Backend {
     fn read_attr(&self, obj: &Obj, attr: &str) -> io::Result<String>;
     /// Writes an attribute (one `write(2)`).
     fn write_attr(&self, obj: &Obj, attr: &str, value: &str) -> io::Result<()>;
+    /// Runs a command of the control device (`volumes POOL`: the whole
+    /// volume listing, which configfs cuts at one page) and returns its
+    /// answer; `None` when there is no control device (an older module, or
+    /// a configfs root of tests).
+    fn control(&self, _cmd: &str) -> io::Result<Option<String>> {
+        Ok(None)
+    }
     /// Opens member devices read-only for the offline checker (not through
     /// the driver: the devices themselves).
     fn open_devices(&self, paths: &[String]) -> Result<Box<dyn DeviceSet>, OpenError> {

@@ -183,9 +183,18 @@ impl Ctx<'_> {
         ))
     }
 
-    /// The volumes in the pool's metadata.
-    /// The kernel lists one page of them: the rest are reported on stderr.
+    /// The volumes in the pool's metadata: all of them from the control
+    /// device; without one (an older module), the one page configfs lists,
+    /// the rest reported on stderr.
     pub fn meta_volumes(&self, pool: &Obj) -> Result<Vec<abi::VolumeEntry>, Failure> {
+        if let Obj::Pool(name) = pool {
+            // A control device error (say, the pool is not active) leaves
+            // it to configfs to answer.
+            if let Ok(Some(text)) = self.backend.control(&format!("volumes {name}")) {
+                return abi::parse_volumes(&text)
+                    .map_err(|e| Failure::new(format!("{name}: control device listing"), e));
+            }
+        }
         let text = self.read(pool, "volumes")?;
         let n = abi::unlisted_volumes(&text);
         if n > 0 {

@@ -430,3 +430,31 @@ fn delete_a_bound_volume_without_size_only_unbinds() {
     // Only the rmdir: the volume never reached the metadata.
     assert_eq!(fk.ops(), ops + 1);
 }
+
+/// A pool with 150 volumes in its metadata, unbound (more than a
+/// configfs page lists).
+fn many_unbound(fk: &super::FakeKernel) {
+    for d in ["/dev/zns0", "/dev/zns1"] {
+        fk.add_disk(d, false);
+    }
+    let r = fk.run(&["pool", "create", "tank", "/dev/zns0", "/dev/zns1"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    fk.add_meta_volumes("tank", "volume-number-", 150, 1 << 20);
+}
+#[test]
+fn list_of_more_volumes_than_a_page_uses_the_control_device() {
+    let fk = super::FakeKernel::new();
+    many_unbound(&fk);
+    let r = fk.run(&["volume", "list", "-H", "-o", "name,state"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(r.out.lines().count(), 150, "{}", r.out);
+    assert!(r.out.contains("tank/volume-number-149\tunbound\n"));
+    assert_eq!(r.err, "");
+    // A module without it: one page (the rest is reported on stderr).
+    let fk = super::FakeKernel::new().without_control();
+    many_unbound(&fk);
+    let r = fk.run(&["volume", "list", "-H", "-o", "name"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let shown = r.out.lines().count();
+    assert!((30..150).contains(&shown), "{shown} listed");
+}

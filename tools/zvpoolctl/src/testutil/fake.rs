@@ -78,6 +78,45 @@ impl MetaVol {
     }
 }
 
+/// A pool's `volumes` lines, as the kernel writes them.
+fn listing(vols: &[MetaVol], legacy: bool) -> String {
+    vols.iter()
+        .map(|v| {
+            let mut l = format!(
+                "{} {} size_bytes={} mapped_bytes={}",
+                v.id, v.name, v.size, v.mapped
+            );
+            if !legacy {
+                l += &format!(
+                    " kind={} origin={} exclusive_bytes={} shared_bytes={}",
+                    v.kind,
+                    v.origin.as_deref().unwrap_or("-"),
+                    v.mapped - v.shared,
+                    v.shared
+                );
+            }
+            l + "\n"
+        })
+        .collect()
+}
+
+/// What configfs shows of `text`: one page (the kernel keeps 64 bytes for
+/// a `# <n> more volumes not listed` trailer).
+fn one_page(text: &str) -> String {
+    let (mut out, mut more) = (String::new(), 0);
+    for line in text.split_inclusive('\n') {
+        if more == 0 && out.len() + line.len() <= 4096 - 64 {
+            out += line;
+        } else {
+            more += 1;
+        }
+    }
+    if more > 0 {
+        out += &format!("# {more} more volumes not listed\n");
+    }
+    out
+}
+
 /// The kernel's rule for volume names (1-31 of `[A-Za-z0-9_.-]`).
 fn plain_name(n: &str) -> bool {
     (1..=31).contains(&n.len())
@@ -162,6 +201,8 @@ struct State {
     open: BTreeSet<String>,
     next_minor: u32,
     seq: u64,
+    /// A module without the control device.
+    no_control: bool,
 }
 
 pub struct FakeKernel {
@@ -221,6 +262,12 @@ impl FakeKernel {
                 ..State::default()
             }),
         }
+    }
+
+    /// A module from before the control device (`/dev/zvpool-control`).
+    pub fn without_control(self) -> Self {
+        self.st.borrow_mut().no_control = true;
+        self
     }
 
     /// A module from before `table_memory_limit`: pools have no such
@@ -302,6 +349,20 @@ impl FakeKernel {
         {
             v.mapped = bytes;
             v.shared = v.shared.min(bytes);
+        }
+        self.sync(&st);
+    }
+
+    /// Adds `n` unbound volumes `<prefix><i>` of `size` bytes to the
+    /// pool's metadata (as if created by another tool).
+    pub fn add_meta_volumes(&self, pool: &str, prefix: &str, n: usize, size: u64) {
+        let mut st = self.st.borrow_mut();
+        if let Some(m) = st.metas.get_mut(pool) {
+            for i in 0..n {
+                m.next_id += 1;
+                let v = MetaVol::new(m.next_id, &format!("{prefix}{i:03}"), size);
+                m.volumes.push(v);
+            }
         }
         self.sync(&st);
     }
@@ -533,26 +594,7 @@ impl FakeKernel {
                 })
                 .collect();
             w("members", members);
-            let vl: String = vols
-                .iter()
-                .map(|v| {
-                    let mut l = format!(
-                        "{} {} size_bytes={} mapped_bytes={}",
-                        v.id, v.name, v.size, v.mapped
-                    );
-                    if !legacy {
-                        l += &format!(
-                            " kind={} origin={} exclusive_bytes={} shared_bytes={}",
-                            v.kind,
-                            v.origin.as_deref().unwrap_or("-"),
-                            v.mapped - v.shared,
-                            v.shared
-                        );
-                    }
-                    l + "\n"
-                })
-                .collect();
-            w("volumes", vl);
+            w("volumes", one_page(&listing(&vols, legacy)));
             for (vn, v) in &p.vols {
                 let vdir = dir.join(vn);
                 let m = vols.iter().find(|m| &m.name == vn);
@@ -942,6 +984,28 @@ impl Backend for FakeKernel {
 
     fn read_attr(&self, obj: &Obj, attr: &str) -> io::Result<String> {
         self.fs.read_attr(obj, attr)
+    }
+
+    /// `volumes POOL` as the kernel answers it: every volume of an active
+    /// pool, ENOENT for another pool, EINVAL for another command.
+    fn control(&self, cmd: &str) -> io::Result<Option<String>> {
+        let st = &*self.st.borrow();
+        if st.no_control {
+            return Ok(None);
+        }
+        let words: Vec<&str> = cmd.split_whitespace().collect();
+        let ["volumes", pool] = words[..] else {
+            return Err(err(EINVAL));
+        };
+        if !st.pools.get(pool).is_some_and(|p| p.active) {
+            return Err(err(ENOENT));
+        }
+        let vols = st
+            .metas
+            .get(pool)
+            .map(|m| m.volumes.clone())
+            .unwrap_or_default();
+        Ok(Some(listing(&vols, st.legacy)))
     }
 
     fn create(&self, obj: &Obj) -> io::Result<()> {
