@@ -38,6 +38,7 @@ use kernel::{
     prelude::*,
     str::{CString, Formatter},
     sync::{Arc, CondVar, Mutex, MutexGuard},
+    time::{Instant, Monotonic},
     workqueue::Work,
 };
 
@@ -326,6 +327,27 @@ struct Reader<'a> {
     ahead: MetaRun,
     /// What `ahead` holds: device, first block, number of blocks.
     cached: Option<(u16, u64, u64)>,
+    /// What the assembly cost in I/O (logged with its time).
+    cost: ReadCost,
+}
+
+/// Metadata I/O of an assembly.
+#[derive(Default)]
+struct ReadCost {
+    /// Blocks the recovery asked for.
+    blocks: u64,
+    /// Reads sent to the members, and the blocks they read.
+    reads: u64,
+    read_blocks: u64,
+    /// Zone reports.
+    reports: u64,
+    /// Time spent waiting for those reads and reports.
+    io_ms: i64,
+}
+
+/// Milliseconds since `t0`.
+fn ms_since(t0: Instant<Monotonic>) -> i64 {
+    t0.elapsed().as_millis()
 }
 
 impl crate::zvcore::recovery::MetaReader for Reader<'_> {
@@ -337,6 +359,7 @@ impl crate::zvcore::recovery::MetaReader for Reader<'_> {
             .and_then(|o| o.as_ref())
             .ok_or(io)?;
         let dst = buf.get_mut(..BLOCK_SIZE).ok_or(io)?;
+        self.cost.blocks += 1;
         let hit = |c: Option<(u16, u64, u64)>| match c {
             Some((d, first, n)) if d == dev && block >= first && block - first < n => {
                 Some((block - first) as usize)
@@ -349,8 +372,15 @@ impl crate::zvcore::recovery::MetaReader for Reader<'_> {
             let zb = m.geom.zone_blocks.max(1);
             let end = (block / zb + 1).saturating_mul(zb);
             let n = (end - block).min(self.ahead.capacity() as u64);
-            if n > 1 && self.ahead.read(&m.dev, block * SPB, n as usize).is_ok() {
-                self.cached = Some((dev, block, n));
+            if n > 1 {
+                let t0 = Instant::<Monotonic>::now();
+                let r = self.ahead.read(&m.dev, block * SPB, n as usize);
+                self.cost.io_ms += ms_since(t0);
+                self.cost.reads += 1;
+                if r.is_ok() {
+                    self.cost.read_blocks += n;
+                    self.cached = Some((dev, block, n));
+                }
             }
         }
         if let Some(src) = hit(self.cached).and_then(|i| self.ahead.block(i)) {
@@ -358,7 +388,12 @@ impl crate::zvcore::recovery::MetaReader for Reader<'_> {
             return Ok(());
         }
         // One block (the last of a zone, or a read ahead that failed).
-        metaio::read_block(&m.dev, block * SPB, &mut self.buf).map_err(|_| io)?;
+        let t0 = Instant::<Monotonic>::now();
+        let r = metaio::read_block(&m.dev, block * SPB, &mut self.buf);
+        self.cost.io_ms += ms_since(t0);
+        self.cost.reads += 1;
+        self.cost.read_blocks += 1;
+        r.map_err(|_| io)?;
         dst.copy_from_slice(self.buf.bytes());
         Ok(())
     }
@@ -372,14 +407,17 @@ impl crate::zvcore::recovery::MetaReader for Reader<'_> {
             .ok_or(io)?;
         let start = u64::from(zone) * m.geom.zone_blocks * SPB;
         let mut wp = None;
-        zone::report_zones(&m.dev, start, 1, &mut |_i, z: &ZoneReport| {
+        let t0 = Instant::<Monotonic>::now();
+        self.cost.reports += 1;
+        let r = zone::report_zones(&m.dev, start, 1, &mut |_i, z: &ZoneReport| {
             wp = Some(match z.cond {
                 ZoneCond::Full => z.capacity,
                 _ => z.wp.saturating_sub(z.start),
             });
             Ok(())
-        })
-        .map_err(|_| io)?;
+        });
+        self.cost.io_ms += ms_since(t0);
+        r.map_err(|_| io)?;
         wp.map(|w| w / SPB).ok_or(io)
     }
 }
@@ -767,6 +805,8 @@ impl ActivePool {
         let (engine_geoms, st, cfg, mut scratch) = parts;
         let mut finish = KVec::<u32>::new();
         let mut finish_err = false;
+        let t0 = Instant::<Monotonic>::now();
+        let mut cost = ReadCost::default();
         // Out of line: the recovery's temporaries get their own frame.
         let (engine, asm) = out_of_line(|| -> Result<_> {
             let mut rd = Reader {
@@ -774,6 +814,7 @@ impl ActivePool {
                 buf: MetaBuf::new()?,
                 ahead: MetaRun::new(READ_AHEAD_BLOCKS)?,
                 cached: None,
+                cost: ReadCost::default(),
             };
             // The verifier runs on the assembled state when its bitmap (one
             // bit per pool block) is affordable.
@@ -813,6 +854,7 @@ impl ActivePool {
                 },
                 check,
             );
+            cost = core::mem::take(&mut rd.cost);
             boxed_first(r)?.map_err(|e| {
                 pr_err!("{}: cannot assemble: {}\n", name, e.describe());
                 core_err(e)
@@ -866,6 +908,16 @@ impl ActivePool {
                 ""
             },
             asm.replayed_blocks
+        );
+        pr_info!(
+            "{}: assembly took {} ms: {} metadata block(s) read ({} from the members in {} read(s)), {} zone report(s), {} ms waiting for them\n",
+            name,
+            ms_since(t0),
+            cost.blocks,
+            cost.read_blocks,
+            cost.reads,
+            cost.reports,
+            cost.io_ms
         );
         if asm.torn_blocks > 0 {
             pr_info!(
