@@ -310,8 +310,14 @@ fn op_name(op: &MetaOp<'_>) -> &'static str {
     }
 }
 
-/// Largest pool (in blocks, 4 TiB) verified at assembly (bitmap of 32 MiB).
+/// Largest pool (in blocks, 4 TiB) verified at assembly: the verifier walks
+/// every table once per window of [`VERIFY_WINDOW_BLOCKS`], so its time
+/// grows with the pool; larger pools are verified offline by
+/// `zvpoolctl pool check` (any size).
 const VERIFY_MAX_BLOCKS: u64 = 1 << 30;
+/// Pool blocks the assembly verifier's bitmap covers at once (1 TiB, a
+/// 32 MiB bitmap).
+const VERIFY_WINDOW_BLOCKS: u64 = 1 << 28;
 
 /// Blocks read ahead at once by assembly (128 KiB): log zones are scanned
 /// block by block, and one synchronous 4 KiB read per block made assembly
@@ -827,7 +833,7 @@ impl ActivePool {
             let mut bitmap = KVVec::from_elem(
                 0u64,
                 if verify {
-                    (blocks / 64 + 1) as usize
+                    zvcore::verify::bitmap_words(blocks.min(VERIFY_WINDOW_BLOCKS)).max(1)
                 } else {
                     0
                 },
@@ -840,7 +846,10 @@ impl ActivePool {
                     counts: &mut counts,
                 })
             } else {
-                pr_info!("{}: pool too large to verify at assembly\n", name);
+                pr_info!(
+                    "{}: pool too large to verify at assembly (run zvpoolctl pool check)\n",
+                    name
+                );
                 None
             };
             let r = crate::zvcore::recovery::recover(

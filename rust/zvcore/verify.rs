@@ -22,12 +22,12 @@
 //! - the allocator's free-zone and used-block counters match its zone table.
 //!
 //! Problems are reported through a callback; the return value is their
-//! number. Storage: a bitmap of pool blocks and a counter per zone are the
-//! caller's; the node and block reference counts are computed in temporary
+//! number. Storage: a bitmap of pool blocks (or of a window of them: one
+//! pass per window) and a counter per zone are the caller's; the node and block reference counts are computed in temporary
 //! sparse maps in the pool's node store (freed before returning;
 //! [`Error::NoSpace`] if the store is exhausted). Cost: one walk per table
-//! plus one walk of the distinct nodes, plus, per shared block, one lookup
-//! per table.
+//! plus one walk of the distinct nodes per window, plus, per shared block,
+//! one lookup per table.
 
 use core::ops::{Deref, DerefMut};
 
@@ -105,8 +105,11 @@ pub const fn bitmap_words(total_blocks: u64) -> usize {
     total_blocks.div_ceil(64) as usize
 }
 
-/// Verifies `pool`. `bitmap` needs [`bitmap_words`]`(total blocks)` words,
-/// `counts` one entry per zone (both are overwritten). Returns the number
+/// Verifies `pool`. `bitmap` covers [`bitmap_words`]`(total blocks)` words
+/// at most (one bit per pool block); a shorter one (at least one word) is a
+/// window, and the tables are walked once per window of the pool's blocks
+/// (bounded memory at any pool size, time growing with the number of
+/// windows). `counts` needs one entry per zone. Both are overwritten. Returns the number
 /// of problems, each also passed to `report`. Takes the pool mutably only
 /// for the temporary maps and the walk marks (see
 /// [`super::map::visit_distinct`]); its state is unchanged afterwards.
@@ -128,10 +131,12 @@ where
 {
     let total = pool.alloc.geom().total_blocks();
     let nz = pool.alloc.geom().nr_zones() as usize;
+    // A bitmap shorter than the pool is used as a window: one pass over the
+    // tables per window.
     let bits = bitmap
-        .get_mut(..bitmap_words(total))
+        .get_mut(..bitmap_words(total).min(bitmap.len()))
+        .filter(|b| !b.is_empty())
         .ok_or(Error::Invalid("verify: bitmap"))?;
-    bits.fill(0);
     let counts = counts
         .get_mut(..nz)
         .ok_or(Error::Invalid("verify: counts"))?;
@@ -163,124 +168,51 @@ where
         }
     }
 
-    // 2. Every distinct node once: node references, blocks.
+    // 2. Every distinct node once per window of pool blocks the bitmap
+    //    covers: node references (first pass), blocks (those in the
+    //    window), block references (those in the window).
     let mut arrivals = SparseMap::for_keys(u64::from(u32::MAX) + 1);
     let mut dups = SparseMap::for_keys(total.max(1));
     let mut err: Result<()> = Ok(());
-    {
-        let vols = &pool.vols;
-        let alloc = &pool.alloc;
-        let geo = alloc.geom();
-        let arrivals = &mut arrivals;
-        let dups = &mut dups;
-        let rep = &mut rep;
-        let bits = &mut *bits;
-        let counts = &mut *counts;
-        let err = &mut err;
-        let mut arrive = |st: &mut N, id: NodeId| -> Result<()> {
-            let n = arrivals.get(st, u64::from(id));
-            arrivals
-                .set(st, u64::from(id), n.saturating_add(1))
-                .map(|_| ())
-        };
-        for v in vols.iter() {
-            if let Some(r) = v.table.and_then(|t| t.root()) {
-                if let Err(e) = arrive(&mut pool.nodes, r) {
-                    *err = Err(e);
-                }
-            }
-        }
-        let tables = |i: usize| vols.get(i).and_then(|v| v.table);
-        visit_distinct(
-            &mut pool.nodes,
-            vols.len(),
-            &|i| vols.get(i).and_then(|v| v.table),
-            &mut |st, nv| {
-                if err.is_err() {
-                    return false;
-                }
-                for i in 0..FANOUT {
-                    let e = st.get(nv.id).and_then(|n| n.get(i).copied()).unwrap_or(0);
-                    if e & PRESENT == 0 {
-                        continue;
-                    }
-                    if nv.level > 1 && e & RUN == 0 {
-                        if let Err(x) = arrive(st, (e & ID_MASK) as NodeId) {
-                            *err = Err(x);
-                            return false;
-                        }
-                        continue;
-                    }
-                    // A leaf entry or a run entry: each block it maps.
-                    let Some((first, a0, cnt)) = nv.held(st, i) else {
-                        continue;
-                    };
-                    for k in 0..cnt {
-                        let (vol, lba, addr) =
-                            (nv.vol, first.saturating_add(k), a0.saturating_add(k));
-                        let Some(l) = geo.locate(addr) else {
-                            rep(Problem::OutsidePool { vol, lba, addr });
-                            continue;
-                        };
-                        let zone = l.zone;
-                        let zi = alloc.zone(zone).copied().unwrap_or_default();
-                        let cap = geo.zone_cap(zone).unwrap_or(0);
-                        if geo.zone_is_meta(zone) || !zi.state().is_data() {
-                            rep(Problem::NotDataZone {
-                                vol,
-                                lba,
-                                addr,
-                                zone,
-                            });
-                        } else if l.offset >= cap {
-                            rep(Problem::BeyondCapacity {
-                                vol,
-                                lba,
-                                addr,
-                                zone,
-                            });
-                        } else if l.offset >= zi.wp() {
-                            rep(Problem::BeyondWritePointer {
-                                vol,
-                                lba,
-                                addr,
-                                zone,
-                            });
-                        }
-                        let w = (addr / 64) as usize;
-                        let bit = 1u64 << (addr % 64);
-                        let Some(word) = bits.get_mut(w) else {
-                            continue;
-                        };
-                        if *word & bit == 0 {
-                            *word |= bit;
-                            if let Some(c) = counts.get_mut(zone as usize) {
-                                *c = c.saturating_add(1);
-                            }
-                            continue;
-                        }
-                        // Held by another holder too: it must be the same lba.
-                        let d = dups.get(st, addr);
-                        if d == 0 {
-                            let same = (0..vols.len()).any(|j| {
-                                tables(j).is_some_and(|t| {
-                                    t.holder_at(st, lba).is_some_and(|x| x != nv.id)
-                                        && t.lookup(st, lba) == Some(addr)
-                                })
-                            });
-                            if !same {
-                                rep(Problem::MappedTwice { vol, lba, addr });
-                            }
-                        }
-                        if let Err(x) = dups.set(st, addr, d.saturating_add(1)) {
-                            *err = Err(x);
-                            return false;
-                        }
-                    }
-                }
-                true
-            },
+    let window = (bits.len() as u64).saturating_mul(64).max(64);
+    let passes = total.div_ceil(window).max(1);
+    for pass in 0..passes {
+        let base = pass.saturating_mul(window);
+        let end = base.saturating_add(window).min(total);
+        bits.fill(0);
+        verify_window(
+            pool,
+            (pass == 0, base, end),
+            &mut *bits,
+            &mut *counts,
+            (&mut arrivals, &mut dups),
+            &mut err,
+            &mut rep,
         );
+        if err.is_err() {
+            break;
+        }
+        // Block reference counts of the window: each recorded extra
+        // reference of a live block matches its holders.
+        let mut k = base;
+        while let Some((a, extra)) = pool.refs.next(&pool.nodes, k) {
+            if a >= end {
+                break;
+            }
+            let live = bits
+                .get(((a - base) / 64) as usize)
+                .map(|w| w & (1u64 << ((a - base) % 64)) != 0)
+                == Some(true);
+            let counted = if live { dups.get(&pool.nodes, a) } else { 0 };
+            if counted != extra {
+                rep(Problem::BlockRefs {
+                    addr: a,
+                    counted,
+                    recorded: extra,
+                });
+            }
+            k = a.saturating_add(1);
+        }
     }
     let r = err.map(|()| {
         // Node reference counts.
@@ -296,25 +228,10 @@ where
             }
             k = id.saturating_add(1);
         }
-        // Block reference counts, both ways.
+        // Block reference counts the other way: every block with holders
+        // beyond the first has extra references recorded.
         if let Err(Error::Corrupt(what)) = pool.refs.check(&pool.nodes) {
             rep(Problem::RefMap { what });
-        }
-        let mut k = 0u64;
-        while let Some((a, extra)) = pool.refs.next(&pool.nodes, k) {
-            let live = bits
-                .get((a / 64) as usize)
-                .map(|w| w & (1u64 << (a % 64)) != 0)
-                == Some(true);
-            let counted = if live { dups.get(&pool.nodes, a) } else { 0 };
-            if counted != extra {
-                rep(Problem::BlockRefs {
-                    addr: a,
-                    counted,
-                    recorded: extra,
-                });
-            }
-            k = a.saturating_add(1);
         }
         let mut k = 0u64;
         while let Some((a, d)) = dups.next(&pool.nodes, k) {
@@ -365,4 +282,151 @@ where
         });
     }
     Ok(problems)
+}
+
+/// One pass of [`verify`] over the distinct nodes: with `first`, counts node
+/// arrivals (roots and interior entries) and reports mappings outside the
+/// pool; for the blocks in `[base, end)`, checks their zone, marks them in
+/// `bits` (bit `addr - base`), counts them per zone and records blocks
+/// held more than once in `dups` (checking that every holder maps them at
+/// the same lba). Errors of the temporary maps go to `err`.
+#[allow(clippy::too_many_arguments, reason = "the verifier's state, split")]
+fn verify_window<G, Z, E, V, R, N, D, S>(
+    pool: &mut Pool<G, Z, E, V, R, N, D, S>,
+    (first, base, end): (bool, u64, u64),
+    bits: &mut [u64],
+    counts: &mut [u64],
+    (arrivals, dups): (&mut SparseMap, &mut SparseMap),
+    err: &mut Result<()>,
+    rep: &mut impl FnMut(Problem),
+) where
+    G: Deref<Target = [DeviceGeometry]>,
+    Z: DerefMut<Target = [ZoneInfo]>,
+    E: DerefMut<Target = [u64]>,
+    V: DerefMut<Target = [VolEntry]>,
+    R: DerefMut<Target = [Record]>,
+    N: NodeStore,
+    D: DerefMut<Target = [DevState]>,
+    S: DerefMut<Target = Superblock>,
+{
+    let vols = &pool.vols;
+    let alloc = &pool.alloc;
+    let geo = alloc.geom();
+    let mut arrive = |st: &mut N, id: NodeId| -> Result<()> {
+        let n = arrivals.get(st, u64::from(id));
+        arrivals
+            .set(st, u64::from(id), n.saturating_add(1))
+            .map(|_| ())
+    };
+    if first {
+        for v in vols.iter() {
+            if let Some(r) = v.table.and_then(|t| t.root()) {
+                if let Err(e) = arrive(&mut pool.nodes, r) {
+                    *err = Err(e);
+                    return;
+                }
+            }
+        }
+    }
+    let tables = |i: usize| vols.get(i).and_then(|v| v.table);
+    visit_distinct(
+        &mut pool.nodes,
+        vols.len(),
+        &|i| vols.get(i).and_then(|v| v.table),
+        &mut |st, nv| {
+            if err.is_err() {
+                return false;
+            }
+            for i in 0..FANOUT {
+                let e = st.get(nv.id).and_then(|n| n.get(i).copied()).unwrap_or(0);
+                if e & PRESENT == 0 {
+                    continue;
+                }
+                if nv.level > 1 && e & RUN == 0 {
+                    if first {
+                        if let Err(x) = arrive(st, (e & ID_MASK) as NodeId) {
+                            *err = Err(x);
+                            return false;
+                        }
+                    }
+                    continue;
+                }
+                // A leaf entry or a run entry: each block it maps.
+                let Some((lba0, a0, cnt)) = nv.held(st, i) else {
+                    continue;
+                };
+                let a1 = a0.saturating_add(cnt);
+                if !first && (a1 <= base || a0 >= end) {
+                    continue;
+                }
+                for k in 0..cnt {
+                    let (vol, lba, addr) = (nv.vol, lba0.saturating_add(k), a0.saturating_add(k));
+                    let Some(l) = geo.locate(addr) else {
+                        if first {
+                            rep(Problem::OutsidePool { vol, lba, addr });
+                        }
+                        continue;
+                    };
+                    if addr < base || addr >= end {
+                        continue;
+                    }
+                    let zone = l.zone;
+                    let zi = alloc.zone(zone).copied().unwrap_or_default();
+                    let cap = geo.zone_cap(zone).unwrap_or(0);
+                    if geo.zone_is_meta(zone) || !zi.state().is_data() {
+                        rep(Problem::NotDataZone {
+                            vol,
+                            lba,
+                            addr,
+                            zone,
+                        });
+                    } else if l.offset >= cap {
+                        rep(Problem::BeyondCapacity {
+                            vol,
+                            lba,
+                            addr,
+                            zone,
+                        });
+                    } else if l.offset >= zi.wp() {
+                        rep(Problem::BeyondWritePointer {
+                            vol,
+                            lba,
+                            addr,
+                            zone,
+                        });
+                    }
+                    let w = ((addr - base) / 64) as usize;
+                    let bit = 1u64 << ((addr - base) % 64);
+                    let Some(word) = bits.get_mut(w) else {
+                        continue;
+                    };
+                    if *word & bit == 0 {
+                        *word |= bit;
+                        if let Some(c) = counts.get_mut(zone as usize) {
+                            *c = c.saturating_add(1);
+                        }
+                        continue;
+                    }
+                    // Held by another holder too: it must be the same lba.
+                    let d = dups.get(st, addr);
+                    if d == 0 {
+                        let same = (0..vols.len()).any(|j| {
+                            tables(j).is_some_and(|t| {
+                                t.holder_at(st, lba).is_some_and(|x| x != nv.id)
+                                    && t.lookup(st, lba) == Some(addr)
+                            })
+                        });
+                        if !same {
+                            rep(Problem::MappedTwice { vol, lba, addr });
+                        }
+                    }
+                    if let Err(x) = dups.set(st, addr, d.saturating_add(1)) {
+                        *err = Err(x);
+                        return false;
+                    }
+                }
+            }
+            true
+        },
+    );
 }

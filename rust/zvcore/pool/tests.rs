@@ -733,3 +733,87 @@ fn metadata_headroom_and_checkpoint_overflow() {
     write(&mut p, 2, 0, 1);
     assert!(lookup(&p, 2, 7).is_some());
 }
+
+/// The verifier finds the same problems with a bitmap of the whole pool
+/// and with windows of it (one pass per window), including windows that
+/// split a zone: a block mapped by two volumes at different lbas (and
+/// without the reference that sharing records), a mapping beyond its
+/// zone's write pointer.
+#[test]
+fn verifier_windows_find_what_the_whole_bitmap_finds() {
+    use super::super::verify::{bitmap_words, verify, Problem};
+    let mut p = one_member_pool(16, 256, 256);
+    p.vol_create(1, b"a", 4096, 0).unwrap();
+    p.vol_create(2, b"b", 4096, 0).unwrap();
+    for l in (0..2048).step_by(100) {
+        write(&mut p, 1, l, 37);
+        write(&mut p, 2, l + 3, 20);
+    }
+    let total = p.geom().total_blocks();
+    let nz = p.geom().nr_zones() as usize;
+    let run = |p: &mut TestPool, words: usize| {
+        let mut bits = vec![0u64; words];
+        let mut counts = vec![0u64; nz];
+        let mut probs = Vec::new();
+        let n = verify(p, &mut bits, &mut counts, &mut |x| probs.push(x)).unwrap();
+        assert_eq!(n as usize, probs.len());
+        probs.sort_by_key(|x| std::format!("{x:?}"));
+        probs
+    };
+    let full = bitmap_words(total);
+    // 3 words = 192 blocks: windows split the 256-block zones.
+    for words in [full, 1, 3, full - 1] {
+        assert_eq!(run(&mut p, words), vec![], "clean pool, {words} words");
+    }
+    // Volume 2 maps volume 1's block of lba 0 at lba 4000 (no reference
+    // recorded), and lba 4001 beyond the write pointer of the block's zone.
+    let a = lookup(&p, 1, 0).unwrap();
+    // The zone of the newest write is open: past its write pointer is
+    // unwritten space.
+    let b = lookup(&p, 2, 2022).unwrap();
+    let loc = p.geom().locate(b).unwrap();
+    let wp = p.alloc.zone(loc.zone).unwrap().wp();
+    assert!(wp < p.geom().zone_cap(loc.zone).unwrap());
+    let zstart = b - loc.offset;
+    let i = slots::find(&p.vols, 2).unwrap();
+    let mut t = p.vols[i].table.unwrap();
+    t.map_range(&mut p.nodes, 4000, 1, a, |_, _, _| {}).unwrap();
+    t.map_range(&mut p.nodes, 4001, 1, zstart + wp, |_, _, _| {})
+        .unwrap();
+    p.vols[i].table = Some(t);
+    let expect = run(&mut p, full);
+    assert!(
+        expect.iter().any(|x| matches!(
+            x,
+            Problem::MappedTwice {
+                vol: 2,
+                lba: 4000,
+                ..
+            }
+        )),
+        "{expect:?}"
+    );
+    assert!(
+        expect.iter().any(|x| matches!(
+            x,
+            Problem::BeyondWritePointer {
+                vol: 2,
+                lba: 4001,
+                ..
+            }
+        )),
+        "{expect:?}"
+    );
+    assert!(
+        expect
+            .iter()
+            .any(|x| matches!(x, Problem::BlockRefs { addr, .. } if *addr == a)),
+        "{expect:?}"
+    );
+    for words in [1, 3, full - 1] {
+        assert_eq!(run(&mut p, words), expect, "{words} words");
+    }
+    // An empty bitmap is refused.
+    let mut counts = vec![0u64; nz];
+    assert!(verify(&mut p, &mut [], &mut counts, &mut |_| {}).is_err());
+}

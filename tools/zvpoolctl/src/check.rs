@@ -24,9 +24,10 @@ use zvcore::verify::bitmap_words;
 /// Queued records, as the kernel sizes them (and the volume table: the
 /// core's [`MAX_VOLUMES`]).
 const RECORD_QUEUE: usize = 4096;
-/// The verifier runs when its bitmap (one bit per pool block) is at most
-/// this many blocks' worth (as in the kernel: 4 TiB pools, 128 MiB).
-const VERIFY_MAX_BLOCKS: u64 = 1 << 30;
+/// Pool blocks the verifier's bitmap covers at once (4 TiB, 128 MiB): a
+/// larger pool is verified in windows of this size, one pass over the
+/// tables each, so the checker verifies pools of any size.
+const VERIFY_WINDOW_BLOCKS: u64 = 1 << 30;
 
 /// Block-table nodes on the heap (the core's host store).
 pub(crate) type Nodes = zvcore::VecStore;
@@ -136,6 +137,8 @@ pub struct Assembled {
     /// An unknown ro-compat feature: the kernel mounts read-only.
     pub ro_compat: bool,
     pub volumes: usize,
+    /// The block tables were verified: always, at any pool size (windows);
+    /// kept in the output for the scripts that read it.
     pub verified: bool,
     pub last_rewind: Option<Rewind>,
     pub damage: Option<DamageReport>,
@@ -258,10 +261,9 @@ pub fn check(devs: &mut dyn DeviceSet) -> Report {
         .iter()
         .map(|g| u64::from(g.nr_zones).saturating_mul(g.zone_blocks))
         .fold(0, u64::saturating_add);
-    let verify = blocks <= VERIFY_MAX_BLOCKS;
     let nz: usize = geoms.iter().map(|g| g.nr_zones as usize).sum();
-    let mut bitmap = vec![0u64; if verify { bitmap_words(blocks) } else { 0 }];
-    let mut counts = vec![0u64; if verify { nz } else { 0 }];
+    let mut bitmap = vec![0u64; bitmap_words(blocks.min(VERIFY_WINDOW_BLOCKS)).max(1)];
+    let mut counts = vec![0u64; nz];
     let mut scratch = vec![0u8; 2 * BLOCK_SIZE];
     let st = storage(&geoms);
     let mut rd = Reader(devs);
@@ -272,7 +274,7 @@ pub fn check(devs: &mut dyn DeviceSet) -> Report {
         st,
         &mut scratch,
         &mut |_| {},
-        verify.then_some(Check {
+        Some(Check {
             bitmap: &mut bitmap,
             counts: &mut counts,
         }),
@@ -316,7 +318,7 @@ pub fn check(devs: &mut dyn DeviceSet) -> Report {
         suspect_gap: asm.suspect_gap,
         ro_compat: asm.read_only,
         volumes: pool.volumes().iter().filter(|v| v.table.is_some()).count(),
-        verified: verify,
+        verified: true,
         last_rewind: pool.last_rewind(),
         damage,
     }))

@@ -1417,8 +1417,16 @@ impl World {
     }
 
     pub fn run_verify(&mut self, when: &str) {
+        let full = bitmap_words(self.pool_ref().geom().total_blocks());
+        // Half the time a window of the pool (one pass over the tables per
+        // window), as on pools too large for a whole bitmap.
+        let words = if self.rng.pct(50) {
+            full
+        } else {
+            self.rng.range(1, full as u64) as usize
+        };
         let pool = self.pool.as_mut().unwrap();
-        let mut bm = vec![0u64; bitmap_words(pool.geom().total_blocks())];
+        let mut bm = vec![0u64; words];
         let mut counts = vec![0u64; pool.geom().nr_zones() as usize];
         let mut probs: Vec<Problem> = Vec::new();
         let n = verify(pool, &mut bm, &mut counts, &mut |p| probs.push(p)).expect("verify");

@@ -245,9 +245,6 @@ pub fn report_text(r: &Report, paths: &[String]) -> String {
         if a.ro_compat {
             line("note: the pool has features this version only reads (read-only)".into());
         }
-        if !a.verified {
-            line("note: pool too large to verify the block tables (not checked)".into());
-        }
     }
     let problems = r.problems(paths);
     for p in &problems {
