@@ -79,14 +79,13 @@ impl MiscDevice for Control {
 
 /// Runs command `cmd`, writing its answer into `out`.
 fn run(cmd: &[u8], out: &mut KVVec<u8>) -> Result {
-    let mut words = cmd.split(|c| c.is_ascii_whitespace()).filter(|w| !w.is_empty());
+    let mut words = cmd
+        .split(|c| c.is_ascii_whitespace())
+        .filter(|w| !w.is_empty());
     match (words.next(), words.next(), words.next()) {
         (Some(b"volumes"), Some(pool), None) => {
             let Some(p) = registry::find_pool(pool) else {
-                pr_err!(
-                    "control: no active pool '{}'\n",
-                    crate::config::Shown(pool)
-                );
+                pr_err!("control: no active pool '{}'\n", crate::config::Shown(pool));
                 return Err(ENOENT);
             };
             p.volumes_listing(out)
