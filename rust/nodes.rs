@@ -31,7 +31,7 @@ pub(crate) const CHUNK: usize = 1 << CHUNK_SHIFT;
 /// End of the free list.
 const NO_ID: u32 = u32::MAX;
 /// Memory of one node: its 4 KiB and its vector header.
-const NODE_BYTES: u64 = (FANOUT * 8 + core::mem::size_of::<KVec<u64>>()) as u64;
+pub(crate) const NODE_BYTES: u64 = (FANOUT * 8 + core::mem::size_of::<KVec<u64>>()) as u64;
 /// Memory of one chunk of slots.
 const CHUNK_BYTES: u64 = (CHUNK * core::mem::size_of::<Slot>()) as u64;
 

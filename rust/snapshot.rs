@@ -8,6 +8,7 @@
 //! that was reported created survives a crash.
 
 use crate::pool::{core_err, ActivePool, Engine};
+use crate::zvcore::pool::VolSpace;
 use kernel::prelude::*;
 
 /// What a volume is.
@@ -43,6 +44,9 @@ pub(crate) struct VolInfo {
     /// Mapped blocks, of which exclusive (the rest is shared).
     pub(crate) mapped: u64,
     pub(crate) exclusive: u64,
+    /// Block-table nodes the volume reaches, and those only it reaches.
+    pub(crate) table_nodes: u64,
+    pub(crate) table_exclusive_nodes: u64,
 }
 
 impl VolInfo {
@@ -82,16 +86,19 @@ pub(crate) fn info_of(e: &Engine, id: u32) -> Option<VolInfo> {
     } else {
         VolKind::Volume
     };
-    let (mapped, exclusive) = match e.vol_space(id) {
-        Ok(s) => (s.mapped, s.exclusive),
-        Err(_) => (t.mapped(), t.mapped()),
-    };
+    let s = e.vol_space(id).unwrap_or(VolSpace {
+        mapped: t.mapped(),
+        exclusive: t.mapped(),
+        ..VolSpace::default()
+    });
     Some(VolInfo {
         kind,
         origin: v.origin,
         size: t.size(),
-        mapped,
-        exclusive,
+        mapped: s.mapped,
+        exclusive: s.exclusive,
+        table_nodes: s.table_nodes,
+        table_exclusive_nodes: s.table_exclusive_nodes,
     })
 }
 

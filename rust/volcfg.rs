@@ -9,6 +9,7 @@
 //! `delete_volume` attribute.
 
 use crate::{
+    nodes::NODE_BYTES,
     pool::{ActivePool, Binding},
     poolvol::PoolVolume,
     snapshot::{snapshot_split, VolKind},
@@ -320,9 +321,11 @@ impl configfs::AttributeOperations<3> for VolumeConfig {
             None => w.write_str("-")?,
         }
         w.write_fmt(fmt!(
-            "\nexclusive_bytes {}\nshared_bytes {}\n",
+            "\nexclusive_bytes {}\nshared_bytes {}\ntable_bytes {}\ntable_exclusive_bytes {}\n",
             info.map_or(0, |i| i.exclusive) * BLOCK_SIZE,
-            info.map_or(0, |i| i.shared()) * BLOCK_SIZE
+            info.map_or(0, |i| i.shared()) * BLOCK_SIZE,
+            info.map_or(0, |i| i.table_nodes) * NODE_BYTES,
+            info.map_or(0, |i| i.table_exclusive_nodes) * NODE_BYTES
         ))?;
         Ok(w.bytes_written())
     }

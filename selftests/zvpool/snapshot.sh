@@ -31,7 +31,7 @@ if [ ! -f "$KO" ] || [ ! -f /lib/modules/null_blk.ko ]; then
 	ktap_finished
 fi
 lsmod | grep -q '^zvpool ' && rmmod zvpool
-ktap_set_plan 68
+ktap_set_plan 69
 dmesg_mark
 DMESG_START=$DMESG_MARK
 
@@ -81,6 +81,8 @@ SUM_V=$(sum_of $V)
 nodes0=$(stat_of table_nodes)
 ktap_test_result "snapshot v@s1 of the mounted volume" sh -c "echo v@s1 > $P/snapshot"
 ktap_expect_eq "taking it copied no table node" "$nodes0" "$(stat_of table_nodes)"
+ktap_expect_eq "v's table nodes are all shared with the snapshot (usage)" \
+	"1 0" "$([ "$(use_of v table_bytes)" -gt 0 ] && echo 1) $(use_of v table_exclusive_bytes)"
 ktap_expect_eq "status counts 1 snapshot" 1 "$(stat_of snapshots)"
 ktap_expect_eq "pool shared_bytes: every block of v is shared with v@s1" "$(use_of v mapped_bytes)" "$(stat_of shared_bytes)"
 grep -q "^[0-9]* v@s1 .*kind=snapshot origin=v " $P/volumes

@@ -27,7 +27,7 @@ if ! command -v zvpoolctl >/dev/null || ! command -v fio >/dev/null || [ ! -f "$
 	ktap_finished
 fi
 lsmod | grep -q '^zvpool ' && rmmod zvpool
-ktap_set_plan 15
+ktap_set_plan 16
 dmesg_mark
 DMESG_START=$DMESG_MARK
 
@@ -61,6 +61,12 @@ ktap_print_msg "$WRITES writes in $((t1 - t0)) s: $nodes nodes, $((mem / MIB)) M
 ktap_test_result "more than 131072 table nodes" [ "$nodes" -gt 131072 ]
 ktap_test_result "table memory counted: at least 4 KiB a node" [ "$mem" -ge $((nodes * 4096)) ]
 ktap_test_result "table memory overhead below 2 % of the nodes" [ "$mem" -le $((nodes * 4096 / 100 * 102)) ]
+# Per volume: the only volume's usage counts its table's nodes, all its own.
+u() { sed -n "s/^$1 //p" $P/sparse/usage; }
+vt=$(u table_bytes)
+ktap_print_msg "volume usage: table_bytes $vt, table_exclusive_bytes $(u table_exclusive_bytes)"
+ktap_test_result "usage: the volume's table memory, all exclusive" sh -c \
+	"[ $vt -ge $(((nodes - nodes0) * 4096)) ] && [ $vt -le $mem ] && [ \"$(u table_exclusive_bytes)\" = $vt ]"
 # Sample reads: the blocks are mapped (null_blk returns zeros without
 # backing memory: this checks the tables answer, not the data).
 ktap_test_result "mapped regions read back" dd if="$B" of=/dev/null bs=4k count=1 skip=$((2 * 140000 * 256)) iflag=direct status=none

@@ -7,7 +7,7 @@ use super::super::error::{Error, Result};
 use super::super::sparse::RefMap;
 use super::{
     add_ref, child, entry, held, index, node_runs, span, BlockTable, Counted, Hooks, NodeId,
-    NodeStore, Run, FANOUT, MAX_REFS, PRESENT,
+    NodeStore, Run, TableSpace, FANOUT, MAX_REFS, PRESENT,
 };
 
 impl BlockTable {
@@ -215,9 +215,10 @@ impl BlockTable {
     /// Space of this table: `(mapped, exclusive)` blocks, where exclusive
     /// blocks are those only this table references (no other table reaches
     /// their leaf, no other leaf holds them): what deleting this table
-    /// alone would free. The rest of `mapped` is shared. O(nodes).
-    pub fn space<S: NodeStore>(&self, store: &S, refs: &RefMap) -> (u64, u64) {
-        let mut st = (0u64, 0u64);
+    /// alone would free. The rest of `mapped` is shared. Also the table's
+    /// nodes: all it reaches, and those only it reaches. O(nodes).
+    pub fn space<S: NodeStore>(&self, store: &S, refs: &RefMap) -> TableSpace {
+        let mut st = TableSpace::default();
         if let Some(r) = self.root {
             Self::space_node(store, refs, r, self.height, true, false, &mut st);
         }
@@ -228,11 +229,11 @@ impl BlockTable {
     /// nodes no other table reaches: O(exclusive nodes), so summing it over
     /// every table visits each node at most once.
     pub fn exclusive<S: NodeStore>(&self, store: &S, refs: &RefMap) -> u64 {
-        let mut st = (0u64, 0u64);
+        let mut st = TableSpace::default();
         if let Some(r) = self.root {
             Self::space_node(store, refs, r, self.height, true, true, &mut st);
         }
-        st.1
+        st.exclusive
     }
 
     fn space_node<S: NodeStore>(
@@ -242,11 +243,15 @@ impl BlockTable {
         level: u8,
         excl: bool,
         prune: bool,
-        st: &mut (u64, u64),
+        st: &mut TableSpace,
     ) {
         let excl = excl && store.refs(id) <= 1;
         if prune && !excl {
             return;
+        }
+        st.nodes = st.nodes.saturating_add(1);
+        if excl {
+            st.exclusive_nodes = st.exclusive_nodes.saturating_add(1);
         }
         if level > 1 {
             for i in 0..FANOUT {
@@ -259,12 +264,12 @@ impl BlockTable {
             }
         }
         let mut run = Run(None);
-        let count = |r: Option<(u64, u64, u64)>, st: &mut (u64, u64)| {
+        let count = |r: Option<(u64, u64, u64)>, st: &mut TableSpace| {
             if let Some((_, a, n)) = r {
-                st.0 = st.0.saturating_add(n);
+                st.mapped = st.mapped.saturating_add(n);
                 if excl {
                     let shared = refs.shared_in(store, a, n);
-                    st.1 = st.1.saturating_add(n.saturating_sub(shared));
+                    st.exclusive = st.exclusive.saturating_add(n.saturating_sub(shared));
                 }
             }
         };

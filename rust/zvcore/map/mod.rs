@@ -452,6 +452,19 @@ pub struct TableStats {
     pub runs: u64,
 }
 
+/// What one table uses (see [`BlockTable::space`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TableSpace {
+    /// Mapped blocks.
+    pub mapped: u64,
+    /// Of those, blocks no other table references.
+    pub exclusive: u64,
+    /// Nodes the table reaches, and of those the nodes no other table
+    /// reaches (what deleting it frees).
+    pub nodes: u64,
+    pub exclusive_nodes: u64,
+}
+
 /// Iterator over a table's mapped extents (see [`BlockTable::extents`]).
 pub struct Extents<'a, S> {
     table: &'a BlockTable,

@@ -714,7 +714,10 @@ fn snapshots_random_against_model() {
                     assert_eq!(t.lookup(&s, l), m.get(&l).copied());
                 }
                 // Exclusive space: blocks no other table maps.
-                let (mp, ex) = t.space(&s, &refs);
+                let sp = t.space(&s, &refs);
+                let (mp, ex) = (sp.mapped, sp.exclusive);
+                assert!(sp.exclusive_nodes <= sp.nodes);
+                assert_eq!(sp.nodes, t.check(&s).unwrap().nodes);
                 assert_eq!(mp, m.len() as u64);
                 let others: HashSet<u64> = tabs
                     .iter()

@@ -444,11 +444,13 @@ where
             .volume(vol)
             .and_then(|v| v.table)
             .ok_or(Error::NotFound)?;
-        let (mapped, exclusive) = t.space(&self.nodes, &self.refs);
+        let s = t.space(&self.nodes, &self.refs);
         Ok(VolSpace {
-            mapped,
-            exclusive,
-            shared: mapped.saturating_sub(exclusive),
+            mapped: s.mapped,
+            exclusive: s.exclusive,
+            shared: s.mapped.saturating_sub(s.exclusive),
+            table_nodes: s.nodes,
+            table_exclusive_nodes: s.exclusive_nodes,
         })
     }
 }
