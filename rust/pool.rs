@@ -30,7 +30,7 @@ use crate::zvcore::{
     format::{MemberInfo, Record, Superblock, Uuid, BLOCK_SIZE},
     geom::{DevKind, DeviceGeometry, PoolGeometry, Stream},
     pool::{slots::MAX_VOLUMES, MetaOp, Pool, PoolConfig, PoolStorage, VolEntry},
-    recovery::Damage,
+    recovery::{Damage, Phase},
 };
 use core::ops::{Deref, DerefMut};
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -349,6 +349,10 @@ struct ReadCost {
     reports: u64,
     /// Time spent waiting for those reads and reports.
     io_ms: i64,
+    /// When the last phase ended, and how long each phase took
+    /// ([`Phase::ALL`] order).
+    mark: Option<Instant<Monotonic>>,
+    phase_ms: [i64; 4],
 }
 
 /// Milliseconds since `t0`.
@@ -402,6 +406,16 @@ impl crate::zvcore::recovery::MetaReader for Reader<'_> {
         r.map_err(|_| io)?;
         dst.copy_from_slice(self.buf.bytes());
         Ok(())
+    }
+
+    fn phase_done(&mut self, done: Phase) {
+        let now = Instant::<Monotonic>::now();
+        let ms = self.cost.mark.map_or(0, |m| (now - m).as_millis());
+        let i = Phase::ALL.iter().position(|p| *p == done);
+        if let Some(slot) = i.and_then(|i| self.cost.phase_ms.get_mut(i)) {
+            *slot = ms;
+        }
+        self.cost.mark = Some(now);
     }
 
     fn zone_wp(&mut self, dev: u16, zone: u32) -> zvcore::error::Result<u64> {
@@ -820,7 +834,10 @@ impl ActivePool {
                 buf: MetaBuf::new()?,
                 ahead: MetaRun::new(READ_AHEAD_BLOCKS)?,
                 cached: None,
-                cost: ReadCost::default(),
+                cost: ReadCost {
+                    mark: Some(t0),
+                    ..ReadCost::default()
+                },
             };
             // The verifier runs on the assembled state when its bitmap (one
             // bit per pool block) is affordable.
@@ -918,10 +935,15 @@ impl ActivePool {
             },
             asm.replayed_blocks
         );
+        let [ckpt_ms, journal_ms, zones_ms, verify_ms] = cost.phase_ms;
         pr_info!(
-            "{}: assembly took {} ms: {} metadata block(s) read ({} from the members in {} read(s)), {} zone report(s), {} ms waiting for them\n",
+            "{}: assembly took {} ms (checkpoint {}, journal {}, zones {}, verifier {}): {} metadata block(s) read ({} from the members in {} read(s)), {} zone report(s), {} ms waiting for them\n",
             name,
             ms_since(t0),
+            ckpt_ms,
+            journal_ms,
+            zones_ms,
+            verify_ms,
             cost.blocks,
             cost.read_blocks,
             cost.reads,
@@ -946,6 +968,7 @@ impl ActivePool {
         let pool = Self::new(
             name, uuid, members, mgeoms, engine, scratch, tables, read_only, damage,
         )?;
+        let tc = Instant::<Monotonic>::now();
         if rewound {
             // The rewind is recorded by the checkpoint, which also covers
             // every journal block seen: nothing after the damage is ever
@@ -956,6 +979,15 @@ impl ActivePool {
         } else {
             // Recovery may leave records (e.g. after a torn tail): commit.
             pool.commit()?;
+        }
+        if !read_only {
+            let blocks = pool.state.lock().engine.stats().checkpoint_blocks;
+            pr_info!(
+                "{}: first checkpoint after assembly: {} block(s) in {} ms\n",
+                name,
+                blocks,
+                ms_since(tc)
+            );
         }
         Ok(pool)
     }

@@ -69,6 +69,32 @@ pub trait MetaReader {
     /// written from the zone start (0 = empty). Never asked for
     /// conventional zones.
     fn zone_wp(&mut self, dev: u16, zone: u32) -> Result<u64>;
+    /// Phase `done` of the recovery just ended (for the caller's timing of
+    /// an assembly; nothing by default).
+    fn phase_done(&mut self, _done: Phase) {}
+}
+
+/// The phases of [`recover`], in order (see [`MetaReader::phase_done`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Superblocks read and the newest usable checkpoint loaded.
+    Checkpoint,
+    /// The journal scanned and replayed.
+    Journal,
+    /// Zones and block references rebuilt.
+    Zones,
+    /// The verifier ran.
+    Verify,
+}
+
+impl Phase {
+    /// Every phase, in order.
+    pub const ALL: [Phase; 4] = [
+        Phase::Checkpoint,
+        Phase::Journal,
+        Phase::Zones,
+        Phase::Verify,
+    ];
 }
 
 /// Storage for the verifier run by [`recover`] (see
@@ -554,6 +580,8 @@ where
         return Err(Error::Corrupt("recover: no valid checkpoint"));
     };
 
+    rd.phase_done(Phase::Checkpoint);
+
     // 3. Journal.
     let strict = pool.sb.incompat & INCOMPAT_COMMIT_BLOCKS != 0;
     let scan = scan_log(pool.alloc.geom(), perm, rd, uuid, ckpt.journal_seq, buf);
@@ -654,6 +682,8 @@ where
         drop_reclaimed(pool, perm, rd, uuid, last_seq, buf, d)?;
     }
 
+    rd.phase_done(Phase::Journal);
+
     // 4. Zones and block references.
     pool.replaying = false;
     pool.refs = RefMap::new(pool.alloc.geom().total_blocks());
@@ -669,8 +699,11 @@ where
         (r, _) => r?,
     }
 
+    rd.phase_done(Phase::Zones);
+
     if let Some(c) = check {
         let n = verify(pool, c.bitmap, c.counts, &mut |_| {})?;
+        rd.phase_done(Phase::Verify);
         match damage.as_mut() {
             // The state before the damage is inconsistent with the space
             // (reclaimed and reused since): unusable, as above.
