@@ -8,7 +8,6 @@
 //! that was reported created survives a crash.
 
 use crate::pool::{core_err, ActivePool, Engine};
-use crate::zvcore::pool::VolSpace;
 use kernel::prelude::*;
 
 /// What a volume is.
@@ -44,9 +43,6 @@ pub(crate) struct VolInfo {
     /// Mapped blocks, of which exclusive (the rest is shared).
     pub(crate) mapped: u64,
     pub(crate) exclusive: u64,
-    /// Block-table nodes the volume reaches, and those only it reaches.
-    pub(crate) table_nodes: u64,
-    pub(crate) table_exclusive_nodes: u64,
 }
 
 impl VolInfo {
@@ -86,19 +82,16 @@ pub(crate) fn info_of(e: &Engine, id: u32) -> Option<VolInfo> {
     } else {
         VolKind::Volume
     };
-    let s = e.vol_space(id).unwrap_or(VolSpace {
-        mapped: t.mapped(),
-        exclusive: t.mapped(),
-        ..VolSpace::default()
-    });
+    let (mapped, exclusive) = match e.vol_space(id) {
+        Ok(s) => (s.mapped, s.exclusive),
+        Err(_) => (t.mapped(), t.mapped()),
+    };
     Some(VolInfo {
         kind,
         origin: v.origin,
         size: t.size(),
-        mapped: s.mapped,
-        exclusive: s.exclusive,
-        table_nodes: s.table_nodes,
-        table_exclusive_nodes: s.table_exclusive_nodes,
+        mapped,
+        exclusive,
     })
 }
 
@@ -114,6 +107,16 @@ impl ActivePool {
     /// Description of volume `id`.
     pub(crate) fn vol_info(&self, id: u32) -> Option<VolInfo> {
         info_of(&self.lock_engine().engine, id)
+    }
+
+    /// Block-table nodes volume `id` reaches, and those only it reaches
+    /// (`(0, 0)` if it does not exist). Walks its table under the engine
+    /// lock: for `usage`, not for listings.
+    pub(crate) fn vol_table_nodes(&self, id: u32) -> (u64, u64) {
+        self.lock_engine()
+            .engine
+            .vol_table_nodes(id)
+            .unwrap_or((0, 0))
     }
 
     /// Calls `f` with the name of volume `id` (for origins in listings).

@@ -301,6 +301,7 @@ impl configfs::AttributeOperations<3> for VolumeConfig {
             (st.size, st.id)
         };
         let info = id.and_then(|id| this.pool.vol_info(id));
+        let (nodes, excl_nodes) = id.map_or((0, 0), |id| this.pool.vol_table_nodes(id));
         let blocks = info.map_or(0, |i| i.mapped);
         let mut w = kernel::str::Formatter::new(page);
         w.write_fmt(fmt!(
@@ -324,8 +325,8 @@ impl configfs::AttributeOperations<3> for VolumeConfig {
             "\nexclusive_bytes {}\nshared_bytes {}\ntable_bytes {}\ntable_exclusive_bytes {}\n",
             info.map_or(0, |i| i.exclusive) * BLOCK_SIZE,
             info.map_or(0, |i| i.shared()) * BLOCK_SIZE,
-            info.map_or(0, |i| i.table_nodes) * NODE_BYTES,
-            info.map_or(0, |i| i.table_exclusive_nodes) * NODE_BYTES
+            nodes * NODE_BYTES,
+            excl_nodes * NODE_BYTES
         ))?;
         Ok(w.bytes_written())
     }

@@ -120,9 +120,6 @@ pub struct VolSpace {
     /// Blocks shared with other volumes (snapshots, clones):
     /// `mapped - exclusive`.
     pub shared: u64,
-    /// Table nodes the volume's table reaches, and those only it reaches.
-    pub table_nodes: u64,
-    pub table_exclusive_nodes: u64,
 }
 
 /// One extent of a [`WritePlan`].
