@@ -968,7 +968,6 @@ impl ActivePool {
         let pool = Self::new(
             name, uuid, members, mgeoms, engine, scratch, tables, read_only, damage,
         )?;
-        let tc = Instant::<Monotonic>::now();
         if rewound {
             // The rewind is recorded by the checkpoint, which also covers
             // every journal block seen: nothing after the damage is ever
@@ -979,15 +978,6 @@ impl ActivePool {
         } else {
             // Recovery may leave records (e.g. after a torn tail): commit.
             pool.commit()?;
-        }
-        if !read_only {
-            let blocks = pool.state.lock().engine.stats().checkpoint_blocks;
-            pr_info!(
-                "{}: first checkpoint after assembly: {} block(s) in {} ms\n",
-                name,
-                blocks,
-                ms_since(tc)
-            );
         }
         Ok(pool)
     }
