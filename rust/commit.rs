@@ -32,13 +32,15 @@
 //! operations wait for it (they take the commit lock first,
 //! `ActivePool::lock_config`).
 
+use crate::engine::{core_err, EngineState};
 use crate::kwrap::{
     bio::{BioBatch, BioOp, Slot},
     metaio::MetaRun,
     noio::NoIo,
     zone::{self, ZoneOp},
 };
-use crate::pool::{core_err, ActivePool, EngineState, SPB};
+use crate::members::SPB;
+use crate::pool::ActivePool;
 use crate::zvcore::{self, geom::PoolGeometry, pool::MetaOp};
 use kernel::prelude::*;
 use pin_init::stack_pin_init;

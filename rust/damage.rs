@@ -10,7 +10,7 @@
 //! into errnos: damage refuses a normal assembly with `EUCLEAN`, like
 //! `zpool import` without `-F` and dm-thin's `needs_check`.
 
-use crate::pool::Engine;
+use crate::engine::Engine;
 use crate::zvcore::format::history::Rewind;
 use crate::zvcore::recovery::{Assembly, Damage, DamageKind};
 use kernel::{prelude::*, str::CString};

@@ -27,6 +27,7 @@
 //!   pending.
 //! - DISCARD / WRITE ZEROES: unmap in the engine.
 
+use crate::engine::{core_err, Engine};
 use crate::kwrap::{
     bio::{BioBatch, BioBuilder, BioOp, Slot},
     noio::NoIo,
@@ -34,7 +35,8 @@ use crate::kwrap::{
     segment::Segment,
     zone::{self, ZoneReport},
 };
-use crate::pool::{core_err, ActivePool, Engine, Member, SPB, USER_STREAM};
+use crate::members::{Member, SPB};
+use crate::pool::{ActivePool, USER_STREAM};
 use crate::zonereads::ZoneReads;
 use crate::zvcore::{
     error::Error as CoreError,

@@ -31,7 +31,8 @@ use crate::kwrap::{
     noio::NoIo,
     request::{Request, Status, ASYNC_SLOTS},
 };
-use crate::pool::{ActivePool, SPB, USER_STREAM};
+use crate::members::SPB;
+use crate::pool::{ActivePool, USER_STREAM};
 use crate::volume::end_request;
 use crate::zvcore::{
     format::BLOCK_SIZE,

@@ -35,13 +35,15 @@
 //! only when GC cannot free anything does it fail with `ENOSPC`.
 
 use crate::datapath::landed_addr;
+use crate::engine::core_err;
 use crate::kwrap::{
     bio::{BioBatch, BioOp, Slot},
     metaio::Bounce,
     noio::NoIo,
     workq::ReclaimQueue,
 };
-use crate::pool::{core_err, ActivePool, SPB};
+use crate::members::SPB;
+use crate::pool::ActivePool;
 use crate::zvcore::{
     error::Error as CoreError,
     format::BLOCK_SIZE,
@@ -240,7 +242,7 @@ impl ActivePool {
 
     /// Notes the engine's free zones for the lock-free readers (engine lock
     /// held: after every call that can change them).
-    pub(crate) fn note_levels(&self, e: &crate::pool::Engine) {
+    pub(crate) fn note_levels(&self, e: &crate::engine::Engine) {
         let a = e.alloc();
         self.gc.free_zones.store(a.free_zones(), Ordering::Relaxed);
         self.gc.data_zones.store(a.data_zones(), Ordering::Relaxed);
@@ -262,7 +264,7 @@ impl ActivePool {
     /// After a batch (engine lock held): `moved` blocks pay the writers'
     /// debt, a zone freed without copying forgives it, and the next
     /// victim's relocation cost is noted.
-    fn gc_paid(&self, engine: &crate::pool::Engine, moved: u64, freed: bool) {
+    fn gc_paid(&self, engine: &crate::engine::Engine, moved: u64, freed: bool) {
         let g = &self.gc;
         g.cost_x1000
             .store(engine.gc_cost_x1000(), Ordering::Relaxed);
@@ -524,9 +526,7 @@ impl ActivePool {
                 break;
             }
             self.kick_gc();
-            let r = self
-                .gc_cv
-                .wait_interruptible_timeout(&mut st, kernel::time::msecs_to_jiffies(PACE_WAIT_MS));
+            let r = st.wait_timeout(&self.gc_cv, PACE_WAIT_MS);
             if matches!(r, kernel::sync::CondVarTimeoutResult::Signal { .. }) {
                 break;
             }
@@ -544,7 +544,7 @@ impl ActivePool {
     /// which the wait releases.
     pub(crate) fn wait_for_space(
         self: &Arc<Self>,
-        guard: &mut kernel::sync::MutexGuard<'_, crate::pool::EngineState>,
+        guard: &mut crate::engine::EngineLock<'_>,
         since: &mut Option<kernel::time::Instant<kernel::time::Monotonic>>,
     ) -> bool {
         if self.gc.disabled.load(Ordering::Relaxed) || self.gc.stopping.load(Ordering::Acquire) {
@@ -571,9 +571,7 @@ impl ActivePool {
         self.space_waiters.fetch_add(1, Ordering::AcqRel);
         self.kick_gc();
         let t0 = kernel::time::Instant::<kernel::time::Monotonic>::now();
-        let r = self
-            .gc_cv
-            .wait_interruptible_timeout(guard, kernel::time::msecs_to_jiffies(NOSPACE_WAIT_MS));
+        let r = guard.wait_timeout(&self.gc_cv, NOSPACE_WAIT_MS);
         self.space_waiters.fetch_sub(1, Ordering::AcqRel);
         let waited = t0.elapsed().as_micros_ceil();
         self.gc

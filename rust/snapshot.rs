@@ -7,7 +7,8 @@
 //! commits each operation before it returns, so that a snapshot or clone
 //! that was reported created survives a crash.
 
-use crate::pool::{core_err, ActivePool, Engine};
+use crate::engine::{core_err, Engine};
+use crate::pool::ActivePool;
 use kernel::prelude::*;
 
 /// What a volume is.

@@ -21,10 +21,14 @@ mod damage;
 #[deny(unsafe_code)]
 mod datapath;
 #[deny(unsafe_code)]
+mod engine;
+#[deny(unsafe_code)]
 mod fastpath;
 #[deny(unsafe_code)]
 mod gc;
 mod kwrap;
+#[deny(unsafe_code)]
+mod members;
 #[deny(unsafe_code)]
 mod nodes;
 #[deny(unsafe_code)]
@@ -35,6 +39,8 @@ mod poolvol;
 mod registry;
 #[deny(unsafe_code)]
 mod snapshot;
+#[deny(unsafe_code)]
+mod status;
 #[deny(unsafe_code)]
 mod volcfg;
 #[deny(unsafe_code)]

@@ -1,0 +1,177 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The engine handle: the core's engine (`zvcore::pool::Pool`) with the
+//! kernel's storage types, and its lock.
+//!
+//! The lock is private to this file: callers take it through
+//! [`EngineCell::lock`], which always enters a `GFP_NOIO` scope (an
+//! allocation under the lock must not recurse into reclaim that writes to a
+//! zvpool disk, whose requests need the lock), and wait on a condition
+//! variable only through [`EngineLock::wait_timeout`]. What runs under it
+//! is planning and recording: no I/O, no `submit_bio`, no waiting for I/O
+//! (Documentation/design.md, "Locks").
+
+use crate::kwrap::noio::NoIo;
+use crate::nodes::{KNodes, TableBudget};
+use crate::zvcore::{
+    self,
+    alloc::{DevState, ZoneInfo},
+    format::{MemberInfo, Record, Superblock},
+    geom::DeviceGeometry,
+    pool::{slots::MAX_VOLUMES, Pool, PoolStorage, VolEntry},
+};
+use core::ops::{Deref, DerefMut};
+use kernel::{
+    prelude::*,
+    sync::{Arc, CondVar, CondVarTimeoutResult, Mutex, MutexGuard},
+};
+
+/// The engine with the kernel's storage types.
+pub(crate) type Engine = Pool<
+    KVec<DeviceGeometry>,
+    KVec<ZoneInfo>,
+    KVec<u64>,
+    KVVec<VolEntry>,
+    KVec<Record>,
+    KNodes,
+    KVec<DevState>,
+    KBox<Superblock>,
+>;
+
+/// The engine's caller storage.
+pub(crate) type Storage = PoolStorage<
+    KVec<ZoneInfo>,
+    KVec<u64>,
+    KVVec<VolEntry>,
+    KVec<Record>,
+    KNodes,
+    KVec<DevState>,
+    KBox<Superblock>,
+>;
+
+/// Journal records that can wait for one commit.
+const RECORD_QUEUE: usize = 4096;
+/// Converts a core error into an errno.
+pub(crate) fn core_err(e: zvcore::error::Error) -> Error {
+    Error::from_errno(-e.errno())
+}
+
+/// Engine state behind the pool lock.
+pub(crate) struct EngineState {
+    pub(crate) engine: KBox<Engine>,
+    pub(crate) scratch: KVec<u8>,
+}
+
+/// The engine lock, held in a `GFP_NOIO` scope (see [`EngineCell::lock`]).
+pub(crate) struct EngineLock<'a> {
+    // Dropped first: the lock is released before the scope ends.
+    guard: MutexGuard<'a, EngineState>,
+    _noio: NoIo,
+}
+
+impl Deref for EngineLock<'_> {
+    type Target = EngineState;
+
+    fn deref(&self) -> &EngineState {
+        &self.guard
+    }
+}
+
+impl DerefMut for EngineLock<'_> {
+    fn deref_mut(&mut self) -> &mut EngineState {
+        &mut self.guard
+    }
+}
+
+/// Moves an engine just built by the core to the heap. Out of line, and
+/// taking the core's `Result` as it is: every move of the engine (about 500
+/// bytes) through a caller's frame would be one more copy on its stack.
+#[inline(never)]
+pub(crate) fn boxed<T>(r: zvcore::error::Result<T>) -> Result<zvcore::error::Result<KBox<T>>> {
+    Ok(match r {
+        Ok(v) => Ok(KBox::new(v, GFP_KERNEL)?),
+        Err(e) => Err(e),
+    })
+}
+
+/// Runs `f` in a stack frame of its own.
+#[inline(never)]
+pub(crate) fn out_of_line<T>(f: impl FnOnce() -> T) -> T {
+    f()
+}
+
+/// [`boxed`] for the first of a pair (the engine and what came with it).
+#[inline(never)]
+pub(crate) fn boxed_first<T, U>(
+    r: zvcore::error::Result<(T, U)>,
+) -> Result<zvcore::error::Result<(KBox<T>, U)>> {
+    Ok(match r {
+        Ok((v, u)) => Ok((KBox::new(v, GFP_KERNEL)?, u)),
+        Err(e) => Err(e),
+    })
+}
+
+/// Heap storage for the engine. The superblock (4 KiB) is initialised in
+/// place, field by field: built as a value it would sit on the stack.
+pub(crate) fn storage(
+    name: &CStr,
+    geoms: &[DeviceGeometry],
+    tables: &Arc<TableBudget>,
+) -> Result<Storage> {
+    let nz: usize = geoms.iter().map(|g| g.nr_zones as usize).sum();
+    Ok(PoolStorage {
+        zones: KVec::from_elem(ZoneInfo::default(), nz, GFP_KERNEL)?,
+        zone_epochs: KVec::from_elem(0u64, nz, GFP_KERNEL)?,
+        vols: KVVec::from_elem(VolEntry::default(), MAX_VOLUMES, GFP_KERNEL)?,
+        records: KVec::from_elem(Record::VolumeDelete { vol: 0 }, RECORD_QUEUE, GFP_KERNEL)?,
+        nodes: KNodes::new(name, tables.clone())?,
+        devs: KVec::from_elem(DevState::EMPTY, geoms.len(), GFP_KERNEL)?,
+        sb: KBox::init(
+            init!(Superblock {
+                compat: 0,
+                ro_compat: 0,
+                incompat: 0,
+                pool_uuid: [0; 16],
+                dev_uuid: [0; 16],
+                generation: 0,
+                member_index: 0,
+                checkpoint_interval: 0,
+                nr_members: 0,
+                members <- pin_init::init_array_from_fn(|_| MemberInfo::EMPTY),
+            }),
+            GFP_KERNEL,
+        )?,
+    })
+}
+
+/// The engine behind its lock.
+#[pin_data]
+pub(crate) struct EngineCell {
+    #[pin]
+    state: Mutex<EngineState>,
+}
+
+impl EngineCell {
+    /// The cell of `engine`, with its scratch buffer.
+    pub(crate) fn new(engine: KBox<Engine>, scratch: KVec<u8>) -> impl PinInit<Self> {
+        pin_init!(Self {
+            state <- kernel::new_mutex!(EngineState { engine, scratch }),
+        })
+    }
+
+    /// Takes the engine lock in a `GFP_NOIO` scope.
+    pub(crate) fn lock(&self) -> EngineLock<'_> {
+        let noio = NoIo::enter();
+        EngineLock {
+            guard: self.state.lock(),
+            _noio: noio,
+        }
+    }
+}
+
+impl EngineLock<'_> {
+    /// Releases the lock, waits on `cv` for at most `ms` milliseconds (or a
+    /// signal), and takes the lock again.
+    pub(crate) fn wait_timeout(&mut self, cv: &CondVar, ms: u32) -> CondVarTimeoutResult {
+        cv.wait_interruptible_timeout(&mut self.guard, kernel::time::msecs_to_jiffies(ms))
+    }
+}

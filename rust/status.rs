@@ -1,0 +1,241 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The text an active pool shows: the `status`, `members` and `volumes`
+//! attributes of its configfs directory, and the control device's volume
+//! listing of any length.
+
+use crate::damage;
+use crate::engine::Engine;
+use crate::pool::ActivePool;
+use crate::zvcore::{format::BLOCK_SIZE, geom::DevKind, pool::VolEntry};
+use core::sync::atomic::Ordering;
+use kernel::{prelude::*, str::Formatter};
+
+impl ActivePool {
+    /// Writes the `status` attribute.
+    pub(crate) fn status(&self, w: &mut impl core::fmt::Write) -> core::fmt::Result {
+        let st = self.state.lock();
+        let e = &st.engine;
+        let a = e.alloc();
+        let s = e.stats();
+        let cap = e.geom().data_capacity_blocks();
+        let used = a.used_blocks();
+        writeln!(w, "state active")?;
+        w.write_str("uuid ")?;
+        for (i, b) in self.uuid.iter().enumerate() {
+            if matches!(i, 4 | 6 | 8 | 10) {
+                w.write_str("-")?;
+            }
+            write!(w, "{:02x}", b)?;
+        }
+        writeln!(w)?;
+        writeln!(w, "members {}", self.members.len())?;
+        writeln!(w, "capacity_bytes {}", cap * BLOCK_SIZE as u64)?;
+        writeln!(w, "used_bytes {}", used * BLOCK_SIZE as u64)?;
+        writeln!(w, "free_bytes {}", a.free_blocks() * BLOCK_SIZE as u64)?;
+        writeln!(w, "zones_total {}", a.data_zones())?;
+        writeln!(w, "zones_free {}", a.free_zones())?;
+        writeln!(w, "zones_gc_reserve {}", a.config().gc_reserve)?;
+        writeln!(
+            w,
+            "volumes {}",
+            e.volumes().iter().filter(|v| v.table.is_some()).count()
+        )?;
+        writeln!(w, "user_blocks_written {}", s.user_blocks)?;
+        writeln!(w, "gc_blocks_written {}", s.gc_blocks)?;
+        let wa = (s.user_blocks.saturating_add(s.gc_blocks))
+            .saturating_mul(1000)
+            .checked_div(s.user_blocks)
+            .unwrap_or(1000);
+        writeln!(w, "write_amplification {}.{:03}", wa / 1000, wa % 1000)?;
+        writeln!(w, "zones_reset {}", s.zones_reset)?;
+        writeln!(w, "gc_runs {}", self.gc.runs.load(Ordering::Relaxed))?;
+        writeln!(
+            w,
+            "throttled_ms {}",
+            self.gc.throttled_us.load(Ordering::Relaxed) / 1000
+        )?;
+        writeln!(w, "journal_blocks {}", s.journal_blocks)?;
+        writeln!(w, "checkpoints {}", s.checkpoints)?;
+        writeln!(
+            w,
+            "checkpoint_in_flight {}",
+            u8::from(e.checkpoint_in_flight())
+        )?;
+        writeln!(w, "checkpoint_blocks {}", s.checkpoint_blocks)?;
+        writeln!(w, "checkpoint_capacity {}", e.checkpoint_capacity_blocks())?;
+        writeln!(w, "metadata_full {}", u8::from(e.metadata_full()))?;
+        writeln!(w, "table_nodes {}", e.nodes().live())?;
+        writeln!(w, "table_memory_bytes {}", self.tables.used())?;
+        writeln!(w, "table_memory_limit {}", self.tables.limit())?;
+        writeln!(w, "table_memory_refused {}", self.tables.refused())?;
+        writeln!(w, "table_alloc_failures {}", self.tables.alloc_failures())?;
+        writeln!(
+            w,
+            "snapshots {}",
+            e.volumes()
+                .iter()
+                .filter(|v| v.table.is_some() && v.read_only())
+                .count()
+        )?;
+        writeln!(
+            w,
+            "shared_bytes {}",
+            e.shared_live_blocks() * BLOCK_SIZE as u64
+        )?;
+        damage::status(w, self.read_only, self.damage.as_ref(), e.last_rewind())
+    }
+
+    /// Writes the `members` attribute.
+    pub(crate) fn members_text(&self, w: &mut impl core::fmt::Write) -> core::fmt::Result {
+        let st = self.state.lock();
+        let a = st.engine.alloc();
+        for (i, m) in self.members.iter().enumerate() {
+            let g = &m.geom;
+            let re = m.read_errors.load(Ordering::Relaxed);
+            let we = m.write_errors.load(Ordering::Relaxed);
+            let kind = match g.kind {
+                DevKind::Zns => "zns",
+                DevKind::Smr => "smr",
+                DevKind::Conventional => "conventional",
+            };
+            writeln!(
+                w,
+                "{} {} {} zones={} zone_bytes={} cap_bytes={} max_open={} max_active={} free_zones={} read_errors={} write_errors={} state={}",
+                i,
+                m.path.to_str().unwrap_or("?"),
+                kind,
+                g.nr_zones,
+                g.zone_blocks * BLOCK_SIZE as u64,
+                g.zone_cap_blocks * BLOCK_SIZE as u64,
+                g.max_open,
+                g.max_active,
+                a.dev_free_zones(i as u16),
+                re,
+                we,
+                if re + we == 0 { "ok" } else { "errors" }
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Writes the `volumes` attribute into `page`; returns its length. A
+    /// page holds a few dozen lines: the volumes that do not fit are
+    /// counted in a last `# <n> more volumes not listed` line.
+    pub(crate) fn volumes_text(&self, page: &mut [u8]) -> usize {
+        use core::fmt::Write as _;
+        /// Room kept for the last line.
+        const TRAILER: usize = 64;
+        let st = self.state.lock();
+        let e = &*st.engine;
+        let limit = page.len().saturating_sub(TRAILER);
+        let mut pos = 0usize;
+        let mut more = 0u32;
+        for v in e.volumes().iter().filter(|v| v.table.is_some()) {
+            if more > 0 {
+                // The page is full: count the rest without describing them.
+                more = more.saturating_add(1);
+                continue;
+            }
+            let mut line = [0u8; LINE_MAX];
+            let mut f = Formatter::new(&mut line);
+            if volume_line(e, v, &mut f).is_err() {
+                more = more.saturating_add(1);
+                continue;
+            }
+            let n = f.bytes_written();
+            let end = pos.saturating_add(n);
+            match (page.get_mut(pos..end), line.get(..n)) {
+                (Some(dst), Some(src)) if end <= limit => {
+                    dst.copy_from_slice(src);
+                    pos = end;
+                }
+                _ => more = more.saturating_add(1),
+            }
+        }
+        if more > 0 {
+            if let Some(rest) = page.get_mut(pos..) {
+                let mut f = Formatter::new(rest);
+                if writeln!(f, "# {} more volumes not listed", more).is_ok() {
+                    pos = pos.saturating_add(f.bytes_written());
+                }
+            }
+        }
+        pos
+    }
+
+    /// Appends every volume's `volumes` line to `out` (the control
+    /// device's listing, of any length). The engine lock is taken for
+    /// [`LIST_BATCH`] slots at a time and nothing is allocated under it: a
+    /// volume created or deleted meanwhile may or may not be listed, the
+    /// others are listed once.
+    pub(crate) fn volumes_listing(&self, out: &mut KVVec<u8>) -> Result {
+        let mut batch = KVVec::from_elem(0u8, LIST_BATCH * LINE_MAX, GFP_KERNEL)?;
+        let mut slot = 0usize;
+        loop {
+            let (n, next) = {
+                let st = self.state.lock();
+                let e = &*st.engine;
+                let vols = e.volumes();
+                let end = slot.saturating_add(LIST_BATCH).min(vols.len());
+                let mut n = 0usize;
+                for v in vols.get(slot..end).unwrap_or(&[]) {
+                    if v.table.is_none() {
+                        continue;
+                    }
+                    let Some(dst) = batch.get_mut(n..n.saturating_add(LINE_MAX)) else {
+                        break;
+                    };
+                    let mut f = Formatter::new(dst);
+                    if volume_line(e, v, &mut f).is_ok() {
+                        n = n.saturating_add(f.bytes_written());
+                    }
+                }
+                (n, (end < vols.len()).then_some(end))
+            };
+            out.extend_from_slice(batch.get(..n).unwrap_or(&[]), GFP_KERNEL)?;
+            match next {
+                Some(s) => slot = s,
+                None => return Ok(()),
+            }
+        }
+    }
+}
+
+/// Volume slots described per engine lock hold by
+/// [`ActivePool::volumes_listing`].
+const LIST_BATCH: usize = 16;
+/// Room for one `volumes` line (a 31-character name and its origin's, and
+/// seven numbers: under 256 bytes).
+const LINE_MAX: usize = 256;
+
+/// One line of the `volumes` attribute.
+fn volume_line(e: &Engine, v: &VolEntry, w: &mut impl core::fmt::Write) -> core::fmt::Result {
+    let Some(info) = crate::snapshot::info_of(e, v.id) else {
+        return Err(core::fmt::Error);
+    };
+    write!(w, "{} ", v.id)?;
+    for b in v.name.as_bytes() {
+        w.write_char(char::from(*b))?;
+    }
+    write!(
+        w,
+        " size_bytes={} mapped_bytes={} kind={} origin=",
+        info.size * BLOCK_SIZE as u64,
+        info.mapped * BLOCK_SIZE as u64,
+        info.kind.word()
+    )?;
+    match info.origin.and_then(|o| e.volume(o)) {
+        Some(o) => {
+            for b in o.name.as_bytes() {
+                w.write_char(char::from(*b))?;
+            }
+        }
+        None => w.write_char('-')?,
+    }
+    writeln!(
+        w,
+        " exclusive_bytes={} shared_bytes={}",
+        info.exclusive * BLOCK_SIZE as u64,
+        info.shared() * BLOCK_SIZE as u64
+    )
+}
