@@ -181,7 +181,7 @@ impl ActivePool {
         for _ in 0..MAX_ROUNDS {
             cb.clear();
             {
-                let mut st = self.lock_engine();
+                let mut st = self.state.lock();
                 let EngineState { engine, scratch } = &mut *st;
                 let r = engine
                     .flush_journal_only(scratch, COMMIT_BLOCKS as u64, &mut |op| cb.record(op));
@@ -221,7 +221,8 @@ impl ActivePool {
     /// `zvcore::pool::Pool::maintenance`), done outside the engine lock.
     fn maintain(&self, cb: &mut CommitBuf) -> Result {
         cb.clear();
-        self.lock_engine()
+        self.state
+            .lock()
             .engine
             .maintenance_plan(&mut |op| cb.record(op), RESETS_PER_ROUND)
             .map_err(core_err)?;
@@ -251,7 +252,7 @@ impl ActivePool {
     pub(crate) fn checkpoint_steps(&self, cb: &mut CommitBuf) -> Result {
         cb.clear();
         let (r, was_full) = {
-            let mut st = self.lock_engine();
+            let mut st = self.state.lock();
             let EngineState { engine, scratch } = &mut *st;
             let full = engine.metadata_full();
             (
@@ -269,12 +270,12 @@ impl ActivePool {
             let done = self.run_ops(cb);
             if let Some(e) = done.err {
                 // Logged by `run_ops`; the engine fails.
-                let _ = self.lock_engine().engine.checkpoint_end(false);
+                let _ = self.state.lock().engine.checkpoint_end(false);
                 return Err(e);
             }
             step_delay();
             let (r, failed) = {
-                let mut st = self.lock_engine();
+                let mut st = self.state.lock();
                 let EngineState { engine, scratch } = &mut *st;
                 cb.clear();
                 let r = engine.checkpoint_step(scratch, STEP_BLOCKS, &mut |op| cb.record(op));
@@ -288,7 +289,7 @@ impl ActivePool {
                     // abandoned the checkpoint and goes on (metadata full);
                     // the set's zones are finished.
                     let done = self.run_ops(cb);
-                    let cap = self.lock_engine().engine.checkpoint_capacity_blocks();
+                    let cap = self.state.lock().engine.checkpoint_capacity_blocks();
                     pr_err!(
                         "{}: metadata full: the block tables do not fit in a checkpoint ({} blocks): writes are refused (ENOSPC) until volumes, snapshots or data are deleted or discarded\n",
                         &*self.name,
@@ -303,7 +304,7 @@ impl ActivePool {
             }
         }
         let done = self.run_ops(cb);
-        let mut st = self.lock_engine();
+        let mut st = self.state.lock();
         let end = st.engine.checkpoint_end(done.err.is_none());
         self.note_levels(&st.engine);
         let full = st.engine.metadata_full();

@@ -9,8 +9,8 @@ use crate::kwrap::bdev;
 use crate::nodes;
 use crate::pool::ActivePool;
 use crate::registry;
-use crate::snapshot;
 use crate::volcfg::{self, VolumeConfig};
+use crate::volinfo;
 use crate::zvcore::geom::MAX_DEVICES;
 use kernel::{
     configfs, configfs_attrs,
@@ -126,6 +126,7 @@ impl configfs::GroupOperations for Root {
                 rollback: 10,
                 assemble_mode: 11,
                 table_memory_limit: 12,
+                checkpoint_zones: 13,
             ],
         };
         Ok(configfs::Group::new(
@@ -138,6 +139,7 @@ impl configfs::GroupOperations for Root {
                     format: 0,
                     mode: AssembleMode::Normal,
                     table_limit: 0,
+                    ckpt_zones: 0,
                     active: None,
                 }),
             }),
@@ -162,6 +164,8 @@ struct PoolInner {
     mode: AssembleMode,
     /// `table_memory_limit` as written (0: the default).
     table_limit: u64,
+    /// `checkpoint_zones` as written (0: chosen at format).
+    ckpt_zones: u32,
     active: Option<Arc<ActivePool>>,
 }
 
@@ -353,7 +357,7 @@ impl configfs::AttributeOperations<2> for PoolDir {
                     ActivePool::assemble(name, &g.paths, holder, g.mode)
                         .inspect_err(|e| pr_err!("{}: assembly failed: {:?}\n", name, e))?
                 } else {
-                    ActivePool::create(name, &g.paths, holder, g.format)
+                    ActivePool::create(name, &g.paths, holder, g.format, g.ckpt_zones)
                         .inspect_err(|e| pr_err!("{}: format failed: {:?}\n", name, e))?
                 };
                 pool.tables.set_limit(nodes::effective_limit(g.table_limit));
@@ -438,6 +442,49 @@ impl configfs::AttributeOperations<12> for PoolDir {
         if let Some(p) = &g.active {
             p.tables.set_limit(nodes::effective_limit(v));
         }
+        Ok(())
+    }
+}
+
+/// `checkpoint_zones`: zones of each member in each of the two checkpoint
+/// sets of a pool about to be formatted (0: chosen from the pool's size,
+/// see `format::layout`). Fixed at format: reads show an active pool's.
+#[vtable]
+impl configfs::AttributeOperations<13> for PoolDir {
+    type Data = PoolDir;
+
+    fn show(this: &PoolDir, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
+        let mut w = Formatter::new(page);
+        let g = this.inner.lock();
+        let k = match &g.active {
+            Some(p) => p.checkpoint_zones(),
+            None => g.ckpt_zones,
+        };
+        w.write_fmt(fmt!("{}\n", k))?;
+        Ok(w.bytes_written())
+    }
+
+    fn store(this: &PoolDir, page: &[u8]) -> Result {
+        let most = u64::from(crate::zvcore::format::layout::ckpt_zones_of(
+            crate::zvcore::geom::MAX_META_ZONES,
+        ));
+        let Some(v) = volcfg::parse_u64(page).filter(|v| *v <= most) else {
+            pr_err!(
+                "{}: checkpoint_zones takes 0 (chosen at format) to {}\n",
+                &*this.name,
+                most
+            );
+            return Err(EINVAL);
+        };
+        let mut g = this.inner.lock();
+        if g.active.is_some() {
+            pr_err!(
+                "{}: checkpoint_zones is fixed once the pool is formatted\n",
+                &*this.name
+            );
+            return Err(EBUSY);
+        }
+        g.ckpt_zones = u32::try_from(v).map_err(|_| EINVAL)?;
         Ok(())
     }
 }
@@ -595,7 +642,7 @@ impl configfs::AttributeOperations<7> for PoolDir {
     fn store(this: &PoolDir, page: &[u8]) -> Result {
         let arg = input(page)?.trim();
         if !volcfg::valid_volume_name(arg.as_bytes())
-            || snapshot::snapshot_split(arg.as_bytes()).is_none()
+            || volinfo::snapshot_split(arg.as_bytes()).is_none()
         {
             pr_err!(
                 "{}: snapshot name '{}' invalid: VOLUME@SNAP, at most 31 characters\n",
@@ -688,7 +735,7 @@ impl configfs::AttributeOperations<10> for PoolDir {
 
     fn store(this: &PoolDir, page: &[u8]) -> Result {
         let arg = input(page)?.trim();
-        let Some(at) = snapshot::snapshot_split(arg.as_bytes()) else {
+        let Some(at) = volinfo::snapshot_split(arg.as_bytes()) else {
             pr_err!("{}: rollback takes 'VOLUME@SNAP'\n", &*this.name);
             return Err(EINVAL);
         };

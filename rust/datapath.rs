@@ -29,12 +29,11 @@
 
 use crate::engine::{core_err, Engine};
 use crate::kwrap::{
-    bio::{BioBatch, BioBuilder, BioOp, Slot},
+    bio::{BioBatch, BioOp, Slot},
     noio::NoIo,
-    request::Request,
-    segment::Segment,
     zone::{self, ZoneReport},
 };
+use crate::lowerio::{landed_addr, submit_range, ReqData};
 use crate::members::{Member, SPB};
 use crate::pool::{ActivePool, USER_STREAM};
 use crate::zonereads::ZoneReads;
@@ -59,35 +58,6 @@ const BS: u64 = BLOCK_SIZE as u64;
 
 /// Most sectors of one volume request: the block layer splits larger ones.
 const MAX_REQUEST_SECTORS: u32 = 1024;
-
-/// The pool address where a write into `zone` landed: its planned address
-/// `addr`, or for a zone append the sector its bio completed at.
-pub(crate) fn landed_addr(
-    e: &Engine,
-    zone: u32,
-    append: bool,
-    addr: u64,
-    done_sector: u64,
-) -> Option<u64> {
-    if !append {
-        return Some(addr);
-    }
-    let dev = e.geom().zone(zone)?.dev;
-    e.geom().dev_addr(dev, done_sector / SPB)
-}
-
-/// A volume request's data, as the byte range `0..len`: the parts of its
-/// single-page segments, borrowed for `'r` (until the request ends).
-pub(crate) trait ReqData<'r> {
-    /// Calls `f(segment, offset in segment, length)` for the parts of the
-    /// segments that cover bytes `at..at + n`, in order.
-    fn parts<F: FnMut(&Segment<'r>, usize, usize) -> Result>(
-        &self,
-        at: usize,
-        n: usize,
-        f: F,
-    ) -> Result;
-}
 
 /// Counts a read in flight in the zones it reads from until dropped
 /// (`zonereads.rs`: a zone reset waits for them).
@@ -176,99 +146,6 @@ pub(crate) fn table_err(e: &Engine, err: CoreError) -> Error {
     core_err(err)
 }
 
-/// A request's data for [`ReqData`]: its single-page segments.
-pub(crate) struct RqData<'a, D>(pub(crate) &'a Request<D>);
-
-impl<'r, D> ReqData<'r> for RqData<'r, D> {
-    fn parts<F: FnMut(&Segment<'r>, usize, usize) -> Result>(
-        &self,
-        at: usize,
-        n: usize,
-        mut f: F,
-    ) -> Result {
-        let end = at.checked_add(n).ok_or(EINVAL)?;
-        let mut pos = 0usize;
-        self.0.for_each_segment(|seg| {
-            let (s, e) = (pos, pos + seg.len());
-            pos = e;
-            let (lo, hi) = (s.max(at), e.min(end));
-            if lo < hi {
-                f(seg, lo - s, hi - lo)?;
-            }
-            Ok(())
-        })?;
-        if pos < end {
-            return Err(EINVAL);
-        }
-        Ok(())
-    }
-}
-
-/// The data of `T` from byte `.1` on (the rest of a request).
-pub(crate) struct Skip<T>(pub(crate) T, pub(crate) usize);
-
-impl<'r, T: ReqData<'r>> ReqData<'r> for Skip<T> {
-    fn parts<F: FnMut(&Segment<'r>, usize, usize) -> Result>(
-        &self,
-        at: usize,
-        n: usize,
-        f: F,
-    ) -> Result {
-        self.0.parts(at.checked_add(self.1).ok_or(EINVAL)?, n, f)
-    }
-}
-
-/// Adds the request bytes `at..at + n` to bios for `op` on member `m` from
-/// device sector `sector`, and submits them; `bio(sector, parts)` makes a
-/// bio (reporting into the caller's slot). Reads and regular writes continue
-/// in a new bio when one is full; a zone append must fit one bio (the
-/// disk's limits make sure it does). One implementation for the worker's
-/// batches and the asynchronous path.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn submit_range<'b, 'a, 'r: 'a>(
-    pool: &ActivePool,
-    m: &Member,
-    op: BioOp,
-    sector: u64,
-    at: usize,
-    n: usize,
-    io: &impl ReqData<'r>,
-    mut bio: impl FnMut(u64, usize) -> Result<BioBuilder<'b, 'a>>,
-) -> Result {
-    let mut parts = 0usize;
-    io.parts(at, n, |_, _, _| {
-        parts += 1;
-        Ok(())
-    })?;
-    let mut cur = Some(bio(sector, parts)?);
-    let mut next = sector;
-    io.parts(at, n, |seg, so, len| {
-        let b = cur.as_mut().ok_or(EINVAL)?;
-        if b.add(seg, so, len)? {
-            return Ok(());
-        }
-        if op == BioOp::ZoneAppend {
-            pr_err!(
-                "{}: zone append of {} bytes does not fit one bio on {}\n",
-                &*pool.name,
-                n,
-                m.path.to_str().unwrap_or("?")
-            );
-            return Err(EIO);
-        }
-        let full = cur.take().ok_or(EINVAL)?;
-        next += (full.bytes() as u64) >> 9;
-        full.submit()?;
-        let mut b = bio(next, parts)?;
-        if !b.add(seg, so, len)? {
-            return Err(EIO);
-        }
-        cur = Some(b);
-        Ok(())
-    })?;
-    cur.take().ok_or(EINVAL)?.submit()
-}
-
 impl ActivePool {
     /// Largest request (sectors) the volumes accept: what every member takes
     /// in one bio, including a zone append.
@@ -331,12 +208,20 @@ impl ActivePool {
                     match targets.get(k).copied().flatten() {
                         None => io.parts(at, len, |seg, so, l| seg.zero(so, l))?,
                         Some((m, sector)) => {
-                            let r =
-                                submit_range(self, m, BioOp::Read, sector, at, len, io, |s, nr| {
+                            let r = submit_range(
+                                &self.name,
+                                m,
+                                BioOp::Read,
+                                sector,
+                                at,
+                                len,
+                                io,
+                                |s, nr| {
                                     batch
                                         .as_ref()
                                         .bio(&self.bios, &m.dev, k, BioOp::Read, s, nr)
-                                });
+                                },
+                            );
                             match r {
                                 Ok(()) => {
                                     if let Some(s) = submitted.get_mut(k) {
@@ -515,7 +400,7 @@ impl ActivePool {
                     };
                     let at = ((done + ext.off) * BS) as usize;
                     let len = (ext.len * BS) as usize;
-                    let r = submit_range(self, m, op, sector, at, len, io, |s, nr| {
+                    let r = submit_range(&self.name, m, op, sector, at, len, io, |s, nr| {
                         batch.as_ref().bio(&self.bios, &m.dev, k, op, s, nr)
                     });
                     match r {

@@ -25,12 +25,13 @@
 //! must be paced or find no space, reads and writes whose plan does not
 //! cover the request at once.
 
-use crate::datapath::{end_plan, submit_range, ReqData, RqData};
+use crate::datapath::end_plan;
 use crate::kwrap::{
     bio::BioOp,
     noio::NoIo,
     request::{Request, Status, ASYNC_SLOTS},
 };
+use crate::lowerio::{submit_range, ReqData, RqData, Skip};
 use crate::members::SPB;
 use crate::pool::{ActivePool, USER_STREAM};
 use crate::volume::end_request;
@@ -151,7 +152,7 @@ impl ActivePool {
                 let at = ((run.lba - lba) * BS) as usize;
                 let io = RqData(aio.request());
                 submit_range(
-                    self,
+                    &self.name,
                     m,
                     BioOp::Read,
                     sector,
@@ -230,7 +231,7 @@ impl ActivePool {
                 let io = RqData(aio.request());
                 let at = (ext.off * BS) as usize;
                 submit_range(
-                    self,
+                    &self.name,
                     m,
                     op,
                     sector,
@@ -367,7 +368,7 @@ impl ActivePool {
         skip: u64,
         rq: &Request<PoolReq>,
     ) -> Result {
-        let io = crate::datapath::Skip(RqData(rq), skip as usize);
+        let io = Skip(RqData(rq), skip as usize);
         self.write(vol, offset, bytes, false, &io)
     }
 }

@@ -34,7 +34,6 @@
 //! write that still finds no space waits for GC while it makes progress;
 //! only when GC cannot free anything does it fail with `ENOSPC`.
 
-use crate::datapath::landed_addr;
 use crate::engine::core_err;
 use crate::kwrap::{
     bio::{BioBatch, BioOp, Slot},
@@ -42,6 +41,7 @@ use crate::kwrap::{
     noio::NoIo,
     workq::ReclaimQueue,
 };
+use crate::lowerio::{landed_addr, submit_bounce};
 use crate::members::SPB;
 use crate::pool::ActivePool;
 use crate::zvcore::{
@@ -332,18 +332,8 @@ impl ActivePool {
                 for (k, it) in items.iter().enumerate() {
                     let bytes = it.dst.len as usize * bs;
                     let r = self.locate_addr(it.src.addr).and_then(|(m, sector)| {
-                        let mut bio = batch.as_ref().bio(
-                            &self.bios,
-                            &m.dev,
-                            k,
-                            BioOp::Read,
-                            sector,
-                            bytes / bs + 1,
-                        )?;
-                        if !bio.add_bounce(data, off, bytes)? {
-                            return Err(EIO);
-                        }
-                        bio.submit()
+                        let (set, op) = (&self.bios, BioOp::Read);
+                        submit_bounce(batch.as_ref(), set, m, k, op, sector, data, off, bytes)
                     });
                     if let (Ok(()), Some(f)) = (r, b.read_ok.get_mut(k)) {
                         *f = true;
@@ -388,18 +378,8 @@ impl ActivePool {
                         BioOp::Write
                     };
                     let r = self.locate_addr(it.dst.addr).and_then(|(m, sector)| {
-                        let mut bio = batch.as_ref().bio(
-                            &self.bios,
-                            &m.dev,
-                            k,
-                            op,
-                            sector,
-                            bytes / bs + 1,
-                        )?;
-                        if !bio.add_bounce(data, at, bytes)? {
-                            return Err(EIO);
-                        }
-                        bio.submit()
+                        let set = &self.bios;
+                        submit_bounce(batch.as_ref(), set, m, k, op, sector, data, at, bytes)
                     });
                     match r {
                         Ok(()) => {

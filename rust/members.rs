@@ -17,7 +17,7 @@ use crate::kwrap::{
 use crate::zvcore::{
     self,
     format::BLOCK_SIZE,
-    geom::{DevKind, DeviceGeometry, PoolGeometry},
+    geom::{DevKind, DeviceGeometry, PoolGeometry, META_ZONES_PER_DEV},
     pool::MetaOp,
     recovery::Phase,
 };
@@ -72,6 +72,7 @@ fn probe_geometry(pool: &CStr, path: &CStr, dev: &LowerDev) -> Result<DeviceGeom
             max_open: 0,
             max_active: 0,
             zone_append: false,
+            meta_zones: META_ZONES_PER_DEV,
         });
     }
     if g.zone_sectors == 0 || g.zone_sectors % SPB != 0 {
@@ -121,6 +122,8 @@ fn probe_geometry(pool: &CStr, path: &CStr, dev: &LowerDev) -> Result<DeviceGeom
         max_open: g.max_open_zones,
         max_active: g.max_active_zones,
         zone_append: g.max_zone_append_sectors >= SPB as u32,
+        // The pool's, from its superblock at assembly or chosen at format.
+        meta_zones: META_ZONES_PER_DEV,
     };
     if let Err(e) = geom.validate() {
         pr_err!("{}: {}: unusable geometry: {:?}\n", pool, path, e);

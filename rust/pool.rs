@@ -29,7 +29,10 @@ use crate::nodes::TableBudget;
 use crate::zonereads::ZoneReads;
 use crate::zvcore::{
     self,
-    format::{Uuid, BLOCK_SIZE},
+    format::{
+        layout::{ckpt_zones_of, set_meta_zones},
+        Uuid, BLOCK_SIZE,
+    },
     geom::{DeviceGeometry, PoolGeometry, Stream},
     pool::{MetaOp, PoolConfig},
     recovery::Damage,
@@ -184,8 +187,26 @@ impl ActivePool {
         paths: &[CString],
         holder: *const kernel::ffi::c_void,
         format: u8,
+        ckpt_zones: u32,
     ) -> Result<Arc<Self>> {
-        let (members, geoms) = open_members(name, paths, holder, format == 1)?;
+        let (mut members, mut geoms) = open_members(name, paths, holder, format == 1)?;
+        // The pool's metadata zones: chosen now, fixed for its life.
+        set_meta_zones(&mut geoms, ckpt_zones);
+        for (m, g) in members.iter_mut().zip(geoms.iter()) {
+            m.geom = *g;
+        }
+        for (m, g) in members.iter().zip(geoms.iter()) {
+            if let Err(e) = g.validate() {
+                pr_err!(
+                    "{}: {}: {} metadata zones leave no room for data: {:?}\n",
+                    name,
+                    &*m.path,
+                    g.meta_zones,
+                    e
+                );
+                return Err(EINVAL);
+            }
+        }
         for m in members.iter() {
             reset_written_zones(&m.dev, &m.geom).inspect_err(|e| {
                 pr_err!("{}: {}: cannot reset its zones: {:?}\n", name, &*m.path, e);
@@ -215,7 +236,12 @@ impl ActivePool {
                 sink.error(e)
             })?
         };
-        pr_info!("{}: formatted {} member(s)\n", name, members.len());
+        pr_info!(
+            "{}: formatted {} member(s), checkpoint sets of {} zone(s) a member\n",
+            name,
+            members.len(),
+            ckpt_zones_of(geoms.first().map_or(0, |g| g.meta_zones))
+        );
         Self::new(
             name, uuid, members, geoms, engine, scratch, tables, false, None,
         )
@@ -364,9 +390,13 @@ impl ActivePool {
         // Members in the pool's order.
         let mut members = KVec::with_capacity(opened.len(), GFP_KERNEL)?;
         let mut mgeoms = KVec::with_capacity(opened.len(), GFP_KERNEL)?;
-        for m in 0..usize::from(asm.nr_members) {
-            let j = usize::from(*asm.dev_of_member.get(m).ok_or(EINVAL)?);
-            let m = opened.get_mut(j).and_then(|o| o.take()).ok_or(EINVAL)?;
+        for i in 0..usize::from(asm.nr_members) {
+            let j = usize::from(*asm.dev_of_member.get(i).ok_or(EINVAL)?);
+            let mut m = opened.get_mut(j).and_then(|o| o.take()).ok_or(EINVAL)?;
+            // As recorded in the pool (its metadata zones, which no device
+            // reports).
+            let d = u16::try_from(i).map_err(|_| EINVAL)?;
+            m.geom = *engine.geom().device(d).ok_or(EINVAL)?;
             mgeoms.push(m.geom, GFP_KERNEL)?;
             members.push(m, GFP_KERNEL)?;
         }
@@ -446,17 +476,12 @@ impl ActivePool {
         Ok(pool)
     }
 
-    /// Takes the engine lock ([`EngineCell::lock`]: in a `GFP_NOIO` scope).
-    pub(crate) fn lock_engine(&self) -> EngineLock<'_> {
-        self.state.lock()
-    }
-
     /// Takes the locks of a volume operation ([`ConfigLock`]). Call
     /// [`Self::commit`] only after dropping them.
     pub(crate) fn lock_config(&self) -> ConfigLock<'_> {
         let commit = self.committer.lock();
         ConfigLock {
-            lock: self.lock_engine(),
+            lock: self.state.lock(),
             _commit: commit,
         }
     }
@@ -466,12 +491,17 @@ impl ActivePool {
         &self.geoms
     }
 
+    /// Zones of each member in each checkpoint set (fixed at format).
+    pub(crate) fn checkpoint_zones(&self) -> u32 {
+        ckpt_zones_of(self.geoms.first().map_or(0, |g| g.meta_zones))
+    }
+
     /// Clean stop, after the last commit: the engine's closing journal
     /// block (it lets the next assembly tell damage to the newest commit
     /// from a torn tail). The engine takes no change afterwards.
     pub(crate) fn close_metadata(&self) -> Result {
         let _c = self.committer.lock();
-        let mut st = self.lock_engine();
+        let mut st = self.state.lock();
         let mut sink = MetaSink::new(&self.name, &self.members, &self.geoms)?;
         let EngineState {
             engine, scratch, ..
@@ -538,14 +568,14 @@ impl ActivePool {
 
     /// The id of the volume named `name`, if the metadata has one.
     pub(crate) fn find_volume(&self, name: &[u8]) -> Option<u32> {
-        crate::snapshot::id_of(&self.state.lock().engine, name)
+        crate::volinfo::id_of(&self.state.lock().engine, name)
     }
 
     /// Creates a volume of `blocks` blocks and commits it; returns its id.
     pub(crate) fn vol_create(&self, name: &[u8], blocks: u64) -> Result<u32> {
         let id = {
             let mut st = self.lock_config();
-            let id = crate::snapshot::next_id(&st.engine);
+            let id = crate::volinfo::next_id(&st.engine);
             st.engine
                 .vol_create(id, name, blocks, 0)
                 .map_err(core_err)?;

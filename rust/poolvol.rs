@@ -5,14 +5,14 @@
 //! in process context (the disk's workqueue, see `kwrap/tagset.rs`) inside
 //! a `GFP_NOIO` scope, through the pool's data path (`datapath.rs`).
 
-use crate::datapath::RqData;
 use crate::fastpath::PoolReq;
 use crate::kwrap::{
     disk::DiskParams,
     request::{Op, Request},
 };
+use crate::lowerio::RqData;
 use crate::pool::ActivePool;
-use crate::snapshot::VolKind;
+use crate::volinfo::VolKind;
 use crate::volume::{Io, VolumeBackend};
 use kernel::sync::Arc;
 

@@ -63,6 +63,7 @@ impl ActivePool {
         )?;
         writeln!(w, "checkpoint_blocks {}", s.checkpoint_blocks)?;
         writeln!(w, "checkpoint_capacity {}", e.checkpoint_capacity_blocks())?;
+        writeln!(w, "checkpoint_zones {}", self.checkpoint_zones())?;
         writeln!(w, "metadata_full {}", u8::from(e.metadata_full()))?;
         writeln!(w, "table_nodes {}", e.nodes().live())?;
         writeln!(w, "table_memory_bytes {}", self.tables.used())?;
@@ -210,7 +211,7 @@ const LINE_MAX: usize = 256;
 
 /// One line of the `volumes` attribute.
 fn volume_line(e: &Engine, v: &VolEntry, w: &mut impl core::fmt::Write) -> core::fmt::Result {
-    let Some(info) = crate::snapshot::info_of(e, v.id) else {
+    let Some(info) = crate::volinfo::info_of(e, v.id) else {
         return Err(core::fmt::Error);
     };
     write!(w, "{} ", v.id)?;

@@ -12,7 +12,7 @@ use crate::{
     nodes::NODE_BYTES,
     pool::{ActivePool, Binding},
     poolvol::PoolVolume,
-    snapshot::{snapshot_split, VolKind},
+    volinfo::{snapshot_split, VolKind},
     volume::{VolumeDev, BLOCK_SIZE, MAX_VOLUME_BYTES},
 };
 use kernel::{

@@ -28,6 +28,8 @@ mod fastpath;
 mod gc;
 mod kwrap;
 #[deny(unsafe_code)]
+mod lowerio;
+#[deny(unsafe_code)]
 mod members;
 #[deny(unsafe_code)]
 mod nodes;
@@ -43,6 +45,8 @@ mod snapshot;
 mod status;
 #[deny(unsafe_code)]
 mod volcfg;
+#[deny(unsafe_code)]
+mod volinfo;
 #[deny(unsafe_code)]
 mod volume;
 #[deny(unsafe_code)]

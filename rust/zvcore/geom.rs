@@ -12,9 +12,16 @@
 use super::error::{Error, Result};
 use core::ops::Deref;
 
-/// Reserved metadata zones at the start of each device's sequential zones.
-/// They never hold data (their use is defined by the on-disk format).
+/// Reserved metadata zones at the start of each device's sequential zones
+/// in the original layout (two log zones, one zone per checkpoint set), and
+/// the least a pool has. They never hold data (their use is defined by the
+/// on-disk format). A pool may reserve more ([`DeviceGeometry::meta_zones`]):
+/// its checkpoint sets then span several zones of every member.
 pub const META_ZONES_PER_DEV: u32 = 4;
+
+/// Most reserved metadata zones per device (two log zones and 2 x 4095
+/// checkpoint zones).
+pub const MAX_META_ZONES: u32 = 8192;
 
 /// Most members a pool may have.
 pub const MAX_DEVICES: usize = 64;
@@ -81,13 +88,20 @@ pub struct DeviceGeometry {
     pub max_active: u32,
     /// The device supports zone append (sequential zones only).
     pub zone_append: bool,
+    /// Reserved metadata zones at the start of its sequential zones: a
+    /// property of the pool (chosen at format, the same on every member,
+    /// stored once in the superblock), not of the device; even, from
+    /// [`META_ZONES_PER_DEV`] to [`MAX_META_ZONES`]. A device probed
+    /// outside a pool has [`META_ZONES_PER_DEV`].
+    pub meta_zones: u32,
 }
 
 impl DeviceGeometry {
     /// Checks the geometry is usable by zvpool:
     /// nonzero sizes, `0 < zone_cap_blocks <= zone_blocks <= MAX_ZONE_BLOCKS`,
-    /// `nr_conv_zones` only on SMR, at least [`META_ZONES_PER_DEV`] sequential
-    /// zones plus one data zone, the size fits the address space, and the
+    /// `nr_conv_zones` only on SMR, a valid metadata zone count and at least
+    /// that many sequential zones plus one data zone, the size fits the
+    /// address space, and the
     /// open/active limits leave room for at least one metadata and one data
     /// zone open at a time.
     pub fn validate(&self) -> Result<()> {
@@ -111,10 +125,16 @@ impl DeviceGeometry {
             .nr_zones
             .checked_sub(self.nr_conv_zones)
             .ok_or(Error::Invalid("geometry: conventional zones"))?;
-        if seq < META_ZONES_PER_DEV {
+        if self.meta_zones < META_ZONES_PER_DEV
+            || self.meta_zones > MAX_META_ZONES
+            || !self.meta_zones.is_multiple_of(2)
+        {
+            return Err(Error::Invalid("geometry: metadata zones"));
+        }
+        if seq < self.meta_zones {
             return Err(Error::Invalid("geometry: too few sequential zones"));
         }
-        if self.nr_zones <= META_ZONES_PER_DEV {
+        if self.nr_zones <= self.meta_zones {
             return Err(Error::Invalid("geometry: no data zone"));
         }
         match self.size_blocks() {
@@ -169,7 +189,7 @@ impl DeviceGeometry {
     /// Whether device-local zone `local` is one of the reserved metadata zones.
     pub fn zone_is_meta(&self, local: u32) -> bool {
         let first = self.first_meta_zone();
-        local >= first && local - first < META_ZONES_PER_DEV
+        local >= first && local - first < self.meta_zones
     }
 
     /// Whether zone append may be used on device-local zone `local`.
@@ -179,7 +199,7 @@ impl DeviceGeometry {
 
     /// Number of zones that may hold data (all but the metadata zones).
     pub fn nr_data_zones(&self) -> u32 {
-        self.nr_zones.saturating_sub(META_ZONES_PER_DEV)
+        self.nr_zones.saturating_sub(self.meta_zones)
     }
 }
 
@@ -411,12 +431,13 @@ impl<S: Deref<Target = [DeviceGeometry]>> PoolGeometry<S> {
         self.zone(zone).map(|z| z.meta).unwrap_or(false)
     }
 
-    /// Global id of member `d`'s `i`-th reserved metadata zone (`i < 4`).
+    /// Global id of member `d`'s `i`-th reserved metadata zone
+    /// (`i < meta_zones`).
     pub fn meta_zone(&self, d: u16, i: u32) -> Option<u32> {
-        if i >= META_ZONES_PER_DEV {
+        let g = self.device(d)?;
+        if i >= g.meta_zones {
             return None;
         }
-        let g = self.device(d)?;
         let first = self.dev_first_zone(d)?;
         first.checked_add(g.first_meta_zone())?.checked_add(i)
     }
@@ -503,6 +524,7 @@ pub(super) mod tests {
             max_open: 8,
             max_active: 8,
             zone_append: true,
+            meta_zones: META_ZONES_PER_DEV,
         }
     }
 
@@ -516,6 +538,7 @@ pub(super) mod tests {
             max_open: 0,
             max_active: 0,
             zone_append: false,
+            meta_zones: META_ZONES_PER_DEV,
         }
     }
 
@@ -528,6 +551,20 @@ pub(super) mod tests {
         assert!(zns(8, 16, 17).validate().is_err());
         assert!(zns(8, 16, 0).validate().is_err());
         assert!(zns(8, 1 << 33, 1).validate().is_err());
+        let with_meta = |m: u32| DeviceGeometry {
+            meta_zones: m,
+            ..zns(8, 16, 12)
+        };
+        assert!(with_meta(6).validate().is_ok());
+        assert!(with_meta(8).validate().is_err()); // no data zone left
+        assert!(with_meta(5).validate().is_err()); // odd
+        assert!(with_meta(2).validate().is_err()); // below the minimum
+        assert!(DeviceGeometry {
+            meta_zones: MAX_META_ZONES + 2,
+            ..zns(MAX_META_ZONES + 8, 16, 12)
+        }
+        .validate()
+        .is_err());
         let mut g = zns(8, 16, 16);
         g.max_open = 1;
         assert!(g.validate().is_err());

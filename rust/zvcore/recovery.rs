@@ -484,7 +484,13 @@ fn find_members<M: MetaReader>(
             .ok_or(Error::Invalid(
                 "recover: a member of the pool is not among the devices given",
             ))?;
-        if devs.get(usize::from(j)) != Some(&info.geom) {
+        // The device as probed, with the pool's metadata zones (a pool
+        // property the device cannot report).
+        let probed = devs.get(usize::from(j)).map(|g| DeviceGeometry {
+            meta_zones: info.geom.meta_zones,
+            ..*g
+        });
+        if probed != Some(info.geom) {
             return Err(Error::Corrupt("recover: member geometry mismatch"));
         }
     }

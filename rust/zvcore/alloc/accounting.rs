@@ -40,10 +40,35 @@ where
     /// (completions may arrive in any order).
     pub fn complete_append(&mut self, zone: u32, addr: u64, len: u64) -> Result<()> {
         let i = self.check_inflight(zone, addr, len)?;
-        if let Some(zi) = self.zones.get_mut(i) {
+        self.tracking_held(zone, |zi| {
             zi.inflight = zi.inflight.saturating_sub(len as u32);
-        }
+        });
+        let _ = i;
         Ok(())
+    }
+
+    /// Changes zone `zone`'s state with `f`, keeping its device's count of
+    /// held zones ([`ZoneInfo::held`]) right.
+    pub(super) fn tracking_held(&mut self, zone: u32, f: impl FnOnce(&mut ZoneInfo)) {
+        let Some(zi) = self.zones.get_mut(zone as usize) else {
+            return;
+        };
+        let before = zi.held();
+        f(zi);
+        let after = zi.held();
+        let Some(zg) = self.geom.zone(zone) else {
+            return;
+        };
+        if before == after || zg.conventional {
+            return;
+        }
+        if let Some(s) = self.dev.get_mut(usize::from(zg.dev)) {
+            s.held = if after {
+                s.held.saturating_add(1)
+            } else {
+                s.held.saturating_sub(1)
+            };
+        }
     }
 
     /// A regular write of `[addr, addr+len)` (inside one [`Extent`]) completed.
@@ -62,8 +87,10 @@ where
         if len == 0 || zi.inflight() < len || zi.valid() < len {
             return Err(Error::Invalid("abort without reservation"));
         }
-        zi.inflight = zi.inflight.saturating_sub(len as u32);
-        zi.valid = zi.valid.saturating_sub(len as u32);
+        self.tracking_held(zone, |zi| {
+            zi.inflight = zi.inflight.saturating_sub(len as u32);
+            zi.valid = zi.valid.saturating_sub(len as u32);
+        });
         self.valid_total = self.valid_total.saturating_sub(len);
         Ok(())
     }

@@ -119,7 +119,9 @@ where
                     a.tally(&zg, zi);
                 }
             }
-            if (a.free, a.open, a.active, a.meta_open) != (b.free, b.open, b.active, b.meta_open) {
+            if (a.free, a.open, a.active, a.meta_open, a.held)
+                != (b.free, b.open, b.active, b.meta_open, b.held)
+            {
                 return Err(Error::Corrupt("alloc: member counters"));
             }
             for (si, &z) in b.zone.iter().enumerate() {

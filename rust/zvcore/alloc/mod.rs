@@ -101,15 +101,25 @@ pub struct ZoneInfo {
     state: ZoneState,
     /// Meta zone currently open (counts toward the device's open limit).
     meta_open: bool,
-    /// The last reservation was for a zone append (in-flight writes of one
-    /// zone are all of one mode).
-    append: bool,
+    /// [`ZF_APPEND`], [`ZF_FILLING`], [`ZF_FIN_PENDING`] (one byte: the
+    /// struct stays at 24 bytes a zone).
+    flags: u8,
     wp: u32,
     valid: u32,
     inflight: u32,
     /// Write clock at the zone's last allocation (age for cost-benefit GC).
     seq: u64,
 }
+
+/// [`ZoneInfo`] flag: the last reservation was for a zone append (in-flight
+/// writes of one zone are all of one mode).
+const ZF_APPEND: u8 = 1 << 0;
+/// [`ZoneInfo`] flag: filled by allocation (not finished): the device's
+/// write pointer reaches capacity only when the writes in flight land.
+const ZF_FILLING: u8 = 1 << 1;
+/// [`ZoneInfo`] flag: finished here, but the device's finish is still to be
+/// issued ([`Allocator::finish_deferred`]).
+const ZF_FIN_PENDING: u8 = 1 << 2;
 
 impl ZoneInfo {
     /// Zone state.
@@ -127,6 +137,24 @@ impl ZoneInfo {
     /// Blocks handed out whose write has not completed.
     pub fn inflight(&self) -> u64 {
         u64::from(self.inflight)
+    }
+    /// Full here but still active on the device: writes into it are in
+    /// flight (its write pointer reaches its capacity only when the last
+    /// lands), or its finish is yet to be issued. It counts against the
+    /// device's active limit until then.
+    pub fn held(&self) -> bool {
+        self.state == ZoneState::Full
+            && ((self.flag(ZF_FILLING) && self.inflight != 0) || self.flag(ZF_FIN_PENDING))
+    }
+    fn flag(&self, f: u8) -> bool {
+        self.flags & f != 0
+    }
+    fn set_flag(&mut self, f: u8, on: bool) {
+        if on {
+            self.flags |= f;
+        } else {
+            self.flags &= !f;
+        }
     }
     /// Write clock of the last allocation in this zone.
     pub fn seq(&self) -> u64 {
@@ -179,6 +207,9 @@ pub struct DevState {
     active: u32,
     /// Open meta zones.
     meta_open: u32,
+    /// Full zones still active on the device ([`ZoneInfo::held`]),
+    /// counted against the active limit besides `active`.
+    held: u32,
     /// Where the next empty-zone search starts (device-local).
     cursor: u32,
     /// `zone[stream]` = the stream's open zone on this member.
@@ -192,6 +223,7 @@ impl DevState {
         open: 0,
         active: 0,
         meta_open: 0,
+        held: 0,
         cursor: 0,
         zone: [NO_ZONE; NR_STREAMS],
     };
@@ -213,6 +245,9 @@ impl DevState {
                 self.meta_open = self.meta_open.saturating_add(1);
                 self.open = self.open.saturating_add(1);
                 self.active = self.active.saturating_add(1);
+            }
+            ZoneState::Full if zi.held() && !zg.conventional => {
+                self.held = self.held.saturating_add(1);
             }
             _ => {}
         }
@@ -360,7 +395,7 @@ where
     pub fn dev_open_active(&self, d: u16) -> (u32, u32) {
         self.dev
             .get(usize::from(d))
-            .map(|s| (s.open, s.active))
+            .map(|s| (s.open, s.active.saturating_add(s.held)))
             .unwrap_or((0, 0))
     }
 

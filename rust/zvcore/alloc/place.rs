@@ -4,7 +4,7 @@
 
 use super::super::error::{Error, Result};
 use super::super::geom::{DeviceGeometry, Stream};
-use super::{Allocator, DevState, Extent, ZoneInfo, ZoneState, NO_ZONE};
+use super::{Allocator, DevState, Extent, ZoneInfo, ZoneState, NO_ZONE, ZF_APPEND, ZF_FILLING};
 use core::ops::{Deref, DerefMut};
 
 impl<G, Z, D> Allocator<G, Z, D>
@@ -22,7 +22,7 @@ where
         let keep = u32::from(data && s.meta_open == 0);
         let lim_ok =
             |cur: u32, lim: u32| lim == 0 || cur.saturating_add(1).saturating_add(keep) <= lim;
-        lim_ok(s.open, g.open_limit()) && lim_ok(s.active, g.max_active)
+        lim_ok(s.open, g.open_limit()) && lim_ok(s.active.saturating_add(s.held), g.max_active)
     }
 
     /// First empty data zone of member `d` (append-capable if asked).
@@ -76,10 +76,10 @@ where
                         // modes while writes of the other mode are in flight.
                         let zi = self.zones.get(z as usize).copied().unwrap_or_default();
                         let can = !append || self.geom.zone(z).map(|g| g.append) == Some(true);
-                        if can && zi.inflight != 0 && zi.append != append {
+                        if can && zi.inflight != 0 && zi.flag(ZF_APPEND) != append {
                             limited = true; // busy until those writes complete
                         }
-                        (can && (zi.inflight == 0 || zi.append == append)).then_some((
+                        (can && (zi.inflight == 0 || zi.flag(ZF_APPEND) == append)).then_some((
                             free.saturating_add(1),
                             d,
                             z,
@@ -158,21 +158,25 @@ where
         zi.valid = zi.valid.saturating_add(len as u32);
         zi.inflight = zi.inflight.saturating_add(len as u32);
         zi.seq = clock;
-        zi.append = append;
+        zi.set_flag(ZF_APPEND, append);
         zi.state = if u64::from(zi.wp) >= zg.cap {
             ZoneState::Full
         } else {
             ZoneState::Open(stream)
         };
         let full = zi.state == ZoneState::Full;
+        zi.set_flag(ZF_FILLING, full);
         if full {
             if let Some(slot) = self.dev.get_mut(d).and_then(|s| s.zone.get_mut(si)) {
                 *slot = NO_ZONE;
             }
             if limited {
+                // Still active on the device until its last write lands
+                // (the blocks just handed out are in flight): held.
                 if let Some(s) = self.dev.get_mut(d) {
                     s.open = s.open.saturating_sub(1);
                     s.active = s.active.saturating_sub(1);
+                    s.held = s.held.saturating_add(1);
                 }
             }
         }

@@ -109,7 +109,7 @@ pub(super) fn check_zone(
     Ok(ZoneInfo {
         state,
         meta_open: false,
-        append: false,
+        flags: 0,
         wp: wp as u32,
         valid: valid as u32,
         inflight: 0,

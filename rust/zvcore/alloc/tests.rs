@@ -31,8 +31,8 @@ fn check(a: &mut A) {
     a.rebuild();
     for (x, y) in dev.iter().zip(a.dev.iter()) {
         assert_eq!(
-            (x.free, x.open, x.active, x.meta_open, x.zone),
-            (y.free, y.open, y.active, y.meta_open, y.zone)
+            (x.free, x.open, x.active, x.meta_open, x.held, x.zone),
+            (y.free, y.open, y.active, y.meta_open, y.held, y.zone)
         );
     }
     assert_eq!((free, valid, clock), (a.free_zones, a.valid_total, a.clock));
@@ -149,6 +149,54 @@ fn open_and_active_limits() {
     a.finish(z).unwrap();
     assert_eq!(a.dev_open_active(0), (1, 2));
     a.alloc(Stream::UserHot, 1).unwrap();
+    check(&mut a);
+}
+
+/// A zone full in the allocator stays active on the device while writes
+/// into it are in flight, or until its deferred finish is issued: it keeps
+/// counting against the active limit until then (a fifth zone opened
+/// meanwhile on a device allowing four fails its writes).
+#[test]
+fn held_zones_count_against_the_active_limit() {
+    let mut g = zns(12, 4, 4);
+    g.max_open = 0;
+    g.max_active = 3;
+    let mut a = mk(&[g], 1);
+    // Fill a zone by allocation, its writes still in flight.
+    let e = a.alloc(Stream::UserHot, 4).unwrap();
+    assert_eq!(a.zone(e.zone).unwrap().state(), ZoneState::Full);
+    assert!(a.zone(e.zone).unwrap().held());
+    assert_eq!(a.dev_open_active(0), (0, 1));
+    check(&mut a);
+    // One more data zone fits (3 active with the slot kept for meta)...
+    let f = a.alloc(Stream::UserCold, 1).unwrap();
+    assert_eq!(a.dev_open_active(0), (1, 2));
+    // ... a third does not while the first is held.
+    assert_eq!(a.alloc(Stream::Gc, 1), Err(Error::Busy));
+    a.complete_write(e.addr, 3).unwrap();
+    assert!(a.zone(e.zone).unwrap().held());
+    a.complete_write(e.addr + 3, 1).unwrap();
+    assert!(!a.zone(e.zone).unwrap().held());
+    assert_eq!(a.dev_open_active(0), (1, 1));
+    let gz = a.alloc(Stream::Gc, 1).unwrap();
+    check(&mut a);
+    // A write into `f` failed: finished here, on the device later.
+    a.finish_deferred(f.zone).unwrap();
+    a.abort(f.zone, 1).unwrap();
+    assert!(a.zone(f.zone).unwrap().held());
+    assert_eq!(a.dev_open_active(0), (1, 2));
+    check(&mut a);
+    assert_eq!(a.alloc(Stream::UserCold, 1), Err(Error::Busy));
+    a.finish_issued(f.zone);
+    assert!(!a.zone(f.zone).unwrap().held());
+    assert_eq!(a.dev_open_active(0), (1, 1));
+    a.alloc(Stream::UserCold, 1).unwrap();
+    check(&mut a);
+    // A finish issued at once (not deferred) ends it whatever is in
+    // flight; a reset ends a deferred one.
+    a.finish(gz.zone).unwrap();
+    assert!(!a.zone(gz.zone).unwrap().held());
+    a.complete_write(gz.addr, 1).unwrap();
     check(&mut a);
 }
 

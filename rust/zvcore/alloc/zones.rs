@@ -5,7 +5,7 @@
 use super::super::error::{Error, Result};
 use super::super::geom::{DeviceGeometry, Stream};
 use super::records::check_zone;
-use super::{Allocator, DevState, ZoneInfo, ZoneState, NO_ZONE};
+use super::{Allocator, DevState, ZoneInfo, ZoneState, NO_ZONE, ZF_FILLING, ZF_FIN_PENDING};
 use core::ops::{Deref, DerefMut};
 
 impl<G, Z, D> Allocator<G, Z, D>
@@ -137,11 +137,33 @@ where
                 self.free_zones = self.free_zones.saturating_sub(1);
             }
         }
-        if let Some(z) = self.zones.get_mut(zone as usize) {
+        // The device's finish makes it full there too, whatever is in
+        // flight (those writes fail).
+        self.tracking_held(zone, |z| {
             z.state = ZoneState::Full;
             z.wp = zg.cap as u32;
+            z.set_flag(ZF_FILLING, false);
+        });
+        Ok(())
+    }
+
+    /// [`Self::finish`] for a zone whose device finish the caller issues
+    /// later (after a failed write, at the next maintenance): the zone
+    /// stays active on the device until then ([`ZoneInfo::held`]); call
+    /// [`Self::finish_issued`] once the finish is issued.
+    pub fn finish_deferred(&mut self, zone: u32) -> Result<()> {
+        self.finish(zone)?;
+        let conv = self.geom.zone(zone).is_none_or(|zg| zg.conventional);
+        if !conv {
+            self.tracking_held(zone, |z| z.set_flag(ZF_FIN_PENDING, true));
         }
         Ok(())
+    }
+
+    /// The device finish of a zone finished by [`Self::finish_deferred`]
+    /// was issued.
+    pub fn finish_issued(&mut self, zone: u32) {
+        self.tracking_held(zone, |z| z.set_flag(ZF_FIN_PENDING, false));
     }
 
     /// Returns a data zone to [`ZoneState::Empty`] (the caller issues the
@@ -158,6 +180,8 @@ where
         if zi.valid != 0 || zi.inflight != 0 {
             return Err(Error::Busy);
         }
+        // A reset ends a finish still to be issued as well.
+        self.tracking_held(zone, |z| z.set_flag(ZF_FIN_PENDING, false));
         if let ZoneState::Open(_) = zi.state {
             self.close(zone)?;
         }

@@ -23,7 +23,7 @@
 //! | 80  | 2    | this device's member index (< member count)            |
 //! | 82  | 2    | member count (1..=64)                                  |
 //! | 84  | 4    | block size (= 4096)                                    |
-//! | 88  | 4    | metadata zones per device (= 4)                        |
+//! | 88  | 4    | metadata zones per device (even, 4..=8192; see below)  |
 //! | 92  | 4    | checkpoint interval (journal blocks, >= 1)             |
 //! | 96  | 32   | reserved, zero                                         |
 //! | 128 | 60*n | member entries ([`MEMBER_ENTRY_LEN`] bytes each)       |
@@ -44,11 +44,17 @@
 //! | 56  | 1    | kind (1 ZNS, 2 SMR, 3 conventional)          |
 //! | 57  | 1    | flags (bit 0: zone append), others zero      |
 //! | 58  | 2    | reserved, zero                               |
+//!
+//! Metadata zones per device: the first that many sequential zones of every
+//! member are reserved for metadata, two log zones and then the two
+//! checkpoint sets' parts, `(n - 2) / 2` zones each (`format::layout`).
+//! Pools formatted before checkpoint sets could span several zones have 4;
+//! a reader that knows only 4 refuses the others (`Unsupported`).
 
 use super::super::codec::{Reader, Writer};
 use super::super::error::{Error, Result};
 use super::super::geom::{
-    DevKind, DeviceGeometry, MAX_DEVICES, MAX_POOL_BLOCKS, META_ZONES_PER_DEV,
+    DevKind, DeviceGeometry, MAX_DEVICES, MAX_META_ZONES, MAX_POOL_BLOCKS, META_ZONES_PER_DEV,
 };
 use super::{
     all_zero, check_block, seal_block, to_invalid, Uuid, BLOCK_SIZE, BLOCK_SIZE_U32, COMPAT_KNOWN,
@@ -91,6 +97,7 @@ impl MemberInfo {
             max_open: 0,
             max_active: 0,
             zone_append: false,
+            meta_zones: 0,
         },
     };
 
@@ -142,6 +149,8 @@ impl MemberInfo {
                 max_open,
                 max_active,
                 zone_append: flags & MEMBER_FLAG_ZONE_APPEND != 0,
+                // The pool's, set by the superblock's decoder.
+                meta_zones: 0,
             },
         })
     }
@@ -256,6 +265,14 @@ impl Superblock {
         Ok(sb)
     }
 
+    /// Reserved metadata zones per member (the pool's, the same on every
+    /// member: [`DeviceGeometry::meta_zones`]).
+    pub fn meta_zones(&self) -> u32 {
+        self.members
+            .first()
+            .map_or(META_ZONES_PER_DEV, |m| m.geom.meta_zones)
+    }
+
     /// The valid member entries.
     pub fn members(&self) -> &[MemberInfo] {
         self.members
@@ -350,6 +367,11 @@ impl Superblock {
             {
                 return Err(Error::BadField("superblock: duplicate member uuid"));
             }
+            if m.geom.meta_zones != self.meta_zones() {
+                return Err(Error::BadField(
+                    "superblock: metadata zones differ between members",
+                ));
+            }
             m.geom.validate().map_err(|e| match e {
                 Error::Invalid(s) => Error::BadField(s),
                 other => other,
@@ -402,7 +424,7 @@ impl Superblock {
         w.put_u16(self.member_index)?;
         w.put_u16(self.nr_members)?;
         w.put_u32(BLOCK_SIZE_U32)?;
-        w.put_u32(META_ZONES_PER_DEV)?;
+        w.put_u32(self.meta_zones())?;
         w.put_u32(self.checkpoint_interval)?;
         w.put_zeros(MEMBERS_OFFSET - 96)?;
         for m in self.members() {
@@ -461,7 +483,10 @@ impl Superblock {
         if r.get_u32()? != BLOCK_SIZE_U32 {
             return Err(Error::Unsupported("superblock: block size"));
         }
-        if r.get_u32()? != META_ZONES_PER_DEV {
+        let meta_zones = r.get_u32()?;
+        if !(META_ZONES_PER_DEV..=MAX_META_ZONES).contains(&meta_zones)
+            || !meta_zones.is_multiple_of(2)
+        {
             return Err(Error::Unsupported("superblock: metadata zones per device"));
         }
         self.checkpoint_interval = r.get_u32()?;
@@ -474,7 +499,9 @@ impl Superblock {
         }
         for (i, slot) in self.members.iter_mut().enumerate() {
             *slot = if i < n {
-                MemberInfo::decode(&mut r)?
+                let mut m = MemberInfo::decode(&mut r)?;
+                m.geom.meta_zones = meta_zones;
+                m
             } else {
                 MemberInfo::EMPTY
             };
@@ -559,6 +586,7 @@ mod tests {
             max_open: 0,
             max_active: 0,
             zone_append: false,
+            meta_zones: META_ZONES_PER_DEV,
         }
     }
 
@@ -658,8 +686,14 @@ mod tests {
             patched(|b| b[84..88].copy_from_slice(&512u32.to_le_bytes())),
             Err(Error::Unsupported("superblock: block size"))
         );
+        for bad in [5u8, 2, 0] {
+            assert_eq!(
+                patched(|b| b[88] = bad),
+                Err(Error::Unsupported("superblock: metadata zones per device"))
+            );
+        }
         assert_eq!(
-            patched(|b| b[88] = 5),
+            patched(|b| b[88..92].copy_from_slice(&(MAX_META_ZONES + 2).to_le_bytes())),
             Err(Error::Unsupported("superblock: metadata zones per device"))
         );
         assert_eq!(patched(|b| b[40..56].fill(0)), bf("superblock: pool uuid"));

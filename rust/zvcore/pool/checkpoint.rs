@@ -10,7 +10,10 @@ use super::super::codec::Writer;
 use super::super::error::{Error, Result};
 use super::super::format::checkpoint::{section, set_of, CKPT_DATA_MAX};
 use super::super::format::history::{HISTORY, REWIND_RECORD_BYTES};
-use super::super::format::layout::{checkpoint_block_addr, checkpoint_capacity, checkpoint_zone};
+use super::super::format::layout::{
+    checkpoint_block_addr, checkpoint_capacity, checkpoint_last_zones, checkpoint_zone,
+    checkpoint_zones,
+};
 use super::super::format::sharing::{
     encode_base, encode_link, DiffEntry, DiffWriter, SMALL_RECORD_BYTES,
 };
@@ -147,15 +150,34 @@ where
         self.meta_full = true;
         self.ckpt_retry = false;
         self.stats.checkpoint_overflows = self.stats.checkpoint_overflows.saturating_add(1);
+        let set = set_of(gen);
+        self.close_ckpt_zones(set, checkpoint_capacity(self.alloc.geom(), set), sink)
+    }
+
+    /// Ends the writing of set `set` after `blocks` blocks: releases each
+    /// member's open-zone slot (taken on the set's first zone by
+    /// [`Self::open_ckpt_zone`]) and finishes the zone each member's part
+    /// ended in, so that no zone of the set stays active.
+    fn close_ckpt_zones<F: FnMut(MetaOp<'_>) -> Result<()>>(
+        &mut self,
+        set: u8,
+        blocks: u32,
+        sink: &mut F,
+    ) -> Result<()> {
         for d in 0..self.alloc.geom().nr_devices() {
-            let z = checkpoint_zone(self.alloc.geom(), set_of(gen), d)
+            let z = checkpoint_zone(self.alloc.geom(), set, d)
                 .ok_or(Error::Corrupt("checkpoint zone"))?;
             let _ = self.alloc.meta_open(z, false);
-            if !self.zone_conv(z) {
-                sink(MetaOp::Finish(z))?;
-            }
         }
-        Ok(())
+        let mut r = Ok(());
+        let geo = self.alloc.geom();
+        checkpoint_last_zones(geo, set, blocks, |_, z| {
+            let conv = geo.zone(z).is_none_or(|zg| zg.conventional);
+            if r.is_ok() && !conv {
+                r = sink(MetaOp::Finish(z));
+            }
+        });
+        r
     }
 
     /// Whether member `d` can open one more (metadata) zone, possibly after
@@ -234,14 +256,16 @@ where
         let set = set_of(gen);
         let n = self.alloc.geom().nr_devices();
         for d in 0..n {
-            let z = checkpoint_zone(self.alloc.geom(), set, d)
-                .ok_or(Error::Corrupt("checkpoint zone"))?;
-            if !self.zone_conv(z) {
-                sink(MetaOp::Reset(z))?;
+            for z in checkpoint_zones(self.alloc.geom(), set, d) {
+                if !self.zone_conv(z) {
+                    sink(MetaOp::Reset(z))?;
+                }
             }
         }
-        // Open every zone of the set now: data zones opened between the
-        // steps must not take their slots.
+        // Take every member's open-zone slot for the set now (on its first
+        // zone; the checkpoint is written in order, so one zone of the set
+        // at a time is written on a member): data zones opened between
+        // the steps must not take them.
         for d in 0..n {
             let z = checkpoint_zone(self.alloc.geom(), set, d)
                 .ok_or(Error::Corrupt("checkpoint zone"))?;
@@ -479,14 +503,8 @@ where
         }
         sink(MetaOp::Flush)?;
         // The set's zones are no longer written: finish them (not active).
-        for d in 0..self.alloc.geom().nr_devices() {
-            let z = checkpoint_zone(self.alloc.geom(), set, d)
-                .ok_or(Error::Corrupt("checkpoint zone"))?;
-            let _ = self.alloc.meta_open(z, false);
-            if !self.zone_conv(z) {
-                sink(MetaOp::Finish(z))?;
-            }
-        }
+        let written = u32::try_from(self.ckpt_blocks).unwrap_or(u32::MAX);
+        self.close_ckpt_zones(set, written, sink)?;
         Ok(true)
     }
 

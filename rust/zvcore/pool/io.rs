@@ -192,8 +192,11 @@ where
     /// closed for writing: finished in the allocator now, on the device by
     /// the next [`Self::maintenance`].
     pub(super) fn extent_failed(&mut self, zone: u32, len: u64) {
+        // Finished first: the zone stays counted active until its device
+        // finish is issued, even once nothing is in flight in it.
+        let finished = self.alloc.finish_deferred(zone);
         let _ = self.alloc.abort(zone, len);
-        if self.alloc.finish(zone).is_err() {
+        if finished.is_err() {
             return;
         }
         if self.zone_conv(zone)

@@ -96,6 +96,7 @@ where
         for k in 0..self.nfinish {
             if let Some(&z) = self.finish_q.get(k) {
                 sink(MetaOp::Finish(z))?;
+                self.alloc.finish_issued(z);
             }
         }
         self.nfinish = 0;

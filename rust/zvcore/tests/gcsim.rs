@@ -30,7 +30,7 @@ use zvcore::alloc::{DevState, ZoneInfo};
 use zvcore::error::Error;
 use zvcore::format::{Record, Superblock, BLOCK_SIZE};
 use zvcore::gc::{background_level, gc_start_level, Policy};
-use zvcore::geom::{DevKind, DeviceGeometry, Stream};
+use zvcore::geom::{DevKind, DeviceGeometry, Stream, META_ZONES_PER_DEV};
 use zvcore::pool::{MetaOp, Pool, PoolConfig, PoolStorage, RelocItem, VolEntry};
 
 // ---- node store ------------------------------------------------------------
@@ -278,6 +278,7 @@ impl Driver {
             max_open: 14,
             max_active: 14,
             zone_append: false,
+            meta_zones: META_ZONES_PER_DEV,
         };
         let devs = vec![g; usize::from(shape.members)];
         let nz = shape.zones as usize * usize::from(shape.members);

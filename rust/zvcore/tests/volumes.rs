@@ -14,18 +14,20 @@ use sim::*;
 use zvcore::geom::{DevKind, DeviceGeometry};
 use zvcore::pool::slots::MAX_VOLUMES;
 
-/// One ZNS member of 40 zones of 2,048 blocks: checkpoint sets large
-/// enough for the volume section of 16,384 volumes.
+/// One ZNS member of 40 zones of 256 blocks (capacity 200) with checkpoint
+/// sets of three zones: the volume section of 16,384 volumes (about 280
+/// blocks) spans two of them.
 fn member() -> DeviceGeometry {
     DeviceGeometry {
         kind: DevKind::Zns,
         nr_zones: 40,
-        zone_blocks: 2048,
-        zone_cap_blocks: 1900,
+        zone_blocks: 256,
+        zone_cap_blocks: 200,
         nr_conv_zones: 0,
         max_open: 8,
         max_active: 10,
         zone_append: true,
+        meta_zones: 8,
     }
 }
 
@@ -121,6 +123,12 @@ fn ten_thousand_volumes_and_snapshots_survive_power_cuts() {
     }
     commit(&mut w);
     w.checkpoint_now();
+    // The checkpoint spans more than one zone of its set.
+    let blocks = w.pool_ref().stats().checkpoint_blocks;
+    assert!(
+        blocks > member().zone_cap_blocks,
+        "checkpoint of {blocks} blocks"
+    );
     let before = listing(&mut w);
     assert_eq!(before.len(), 12_000);
     assert_eq!(before.iter().filter(|v| v.2).count(), 5_000);

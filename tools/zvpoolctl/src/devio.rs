@@ -15,7 +15,7 @@ use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use zvcore::format::BLOCK_SIZE;
-use zvcore::geom::{DevKind, DeviceGeometry};
+use zvcore::geom::{DevKind, DeviceGeometry, META_ZONES_PER_DEV};
 
 /// `O_DIRECT` (x86_64, arm64 differ; see `open_block_device`).
 #[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
@@ -161,6 +161,7 @@ pub fn geometry(q: &QueueInfo, zones: &[ZoneRep]) -> Result<DeviceGeometry, Stri
             max_open: 0,
             max_active: 0,
             zone_append: false,
+            meta_zones: META_ZONES_PER_DEV,
         });
     }
     if q.zone_sectors == 0 || !q.zone_sectors.is_multiple_of(SPB) {
@@ -216,6 +217,8 @@ pub fn geometry(q: &QueueInfo, zones: &[ZoneRep]) -> Result<DeviceGeometry, Stri
         max_open: q.max_open_zones,
         max_active: q.max_active_zones,
         zone_append: q.max_zone_append_sectors >= SPB as u32,
+        // The pool's (from its superblock) replaces this at assembly.
+        meta_zones: META_ZONES_PER_DEV,
     };
     g.validate()
         .map_err(|e| format!("unusable geometry: {e:?}"))?;

@@ -8,8 +8,9 @@ use std::cell::Cell;
 use std::collections::HashSet;
 use zvcore::alloc::{DevState, ZoneInfo};
 use zvcore::error::Error;
+use zvcore::format::layout::set_meta_zones;
 use zvcore::format::{Record, Superblock};
-use zvcore::geom::{DevKind, DeviceGeometry, PoolGeometry, Stream};
+use zvcore::geom::{DevKind, DeviceGeometry, PoolGeometry, Stream, META_ZONES_PER_DEV};
 use zvcore::pool::{
     MetaOp, Pool, PoolConfig, PoolStorage, ReadRun, RelocItem, VolEntry, WritePlan,
 };
@@ -220,6 +221,8 @@ pub struct Stats {
     pub discards: u64,
     pub flushes: u64,
     pub checkpoints: u64,
+    /// Blocks of the largest checkpoint written.
+    pub max_checkpoint_blocks: u64,
     pub gc_batches: u64,
     pub gc_races: u64,
     pub snapshots: u64,
@@ -306,6 +309,7 @@ pub fn geometries(rng: &mut Rng) -> Vec<DeviceGeometry> {
         max_open: 4,
         max_active: 5 + rng.below(3) as u32,
         zone_append: true,
+        meta_zones: META_ZONES_PER_DEV,
     };
     let smr = DeviceGeometry {
         kind: DevKind::Smr,
@@ -316,6 +320,7 @@ pub fn geometries(rng: &mut Rng) -> Vec<DeviceGeometry> {
         max_open: 0,
         max_active: 0,
         zone_append: false,
+        meta_zones: META_ZONES_PER_DEV,
     };
     let conv = DeviceGeometry {
         kind: DevKind::Conventional,
@@ -326,20 +331,30 @@ pub fn geometries(rng: &mut Rng) -> Vec<DeviceGeometry> {
         max_open: 0,
         max_active: 0,
         zone_append: false,
+        meta_zones: META_ZONES_PER_DEV,
     };
     let mut zns2 = zns;
     zns2.zone_cap_blocks = 32 + rng.below(33);
     zns2.max_open = 3;
     zns2.max_active = 4;
     // Member 0 holds the journal: every kind gets that role.
-    match rng.below(5) {
+    let mut devs = match rng.below(5) {
         0 => vec![zns, smr, conv],
         1 => vec![smr, zns],
         2 => vec![conv, zns, smr],
         3 => vec![zns, zns2],
         _ => vec![zns, conv, smr],
+    };
+    // A third of the pools have checkpoint sets of two zones a member
+    // (the rest one, as every pool formatted before such sets existed).
+    if rng.below(3) == 0 {
+        set_meta_zones(&mut devs, 2);
     }
+    devs
 }
+
+/// Journal records the engine can queue between commits.
+pub const RECORD_QUEUE: usize = 256;
 
 pub fn storage(geo: &[DeviceGeometry]) -> St {
     storage_with(geo, 16, 4096)
@@ -358,7 +373,7 @@ pub fn storage_with(geo: &[DeviceGeometry], vol_slots: usize, nodes: usize) -> S
                 lba: 0,
                 len: 1
             };
-            256
+            RECORD_QUEUE
         ],
         nodes: store(nodes),
         devs: vec![DevState::EMPTY; geo.len()],
@@ -430,6 +445,7 @@ impl World {
             resets: Vec::new(),
             scratch: vec![0u8; 2 * BS],
             st: Stats {
+                max_checkpoint_blocks: 0,
                 ckpt_busy: 0,
                 ops: 0,
                 writes: 0,
@@ -680,7 +696,10 @@ impl World {
                     failed = true;
                     addrs.push(None);
                 }
-                Err(e) => panic!("data write of extent {ext:?}: {e:?}"),
+                Err(e) => panic!(
+                    "data write of extent {ext:?}: {e:?}\n{}",
+                    self.active_zones(d)
+                ),
             }
         }
         if failed {
@@ -927,6 +946,7 @@ impl World {
         }
         if self.pool().stats().checkpoints > ckpt_before {
             self.st.checkpoints += 1;
+            self.note_checkpoint_blocks();
         } else if !ops.is_empty() {
             self.st.flushes += 1;
         }
@@ -998,6 +1018,7 @@ impl World {
         assert!(self.exec(&ops, None));
         self.pool().checkpoint_end(true).expect("checkpoint_end");
         self.st.checkpoints += 1;
+        self.note_checkpoint_blocks();
         self.st.stepped += 1;
         self.committed(upto);
         true
@@ -1171,6 +1192,12 @@ impl World {
 
     pub fn vol_op(&mut self) {
         self.complete_all();
+        // A volume operation needs a free record slot (else `Busy`, which
+        // the kernel answers by committing first): commit a nearly full
+        // queue.
+        if self.pool_ref().pending_records() + 4 > RECORD_QUEUE {
+            while !self.commit(false) {}
+        }
         self.st.vol_ops += 1;
         let cap = self.data_capacity();
         let total: u64 = self.vols.iter().map(|v| v.blocks.len() as u64).sum();
@@ -1332,7 +1359,15 @@ impl World {
             let j = self.rng.below(i as u64 + 1) as usize;
             order.swap(i, j);
         }
-        let geoms: Vec<DeviceGeometry> = order.iter().map(|&i| self.geoms[i]).collect();
+        // As the devices report themselves: the pool's metadata zones come
+        // from its superblock.
+        let geoms: Vec<DeviceGeometry> = order
+            .iter()
+            .map(|&i| DeviceGeometry {
+                meta_zones: META_ZONES_PER_DEV,
+                ..self.geoms[i]
+            })
+            .collect();
         let mut cfg = PoolConfig::default_for(n as u16);
         cfg.use_append = self.rng.pct(70);
         let mut to_finish = Vec::new();
@@ -1494,6 +1529,21 @@ impl World {
     pub fn populated_with(seed: u64, ops: u64, nomem_one_in: u64) -> World {
         let mut w = World::new(seed);
         w.nomem_one_in = nomem_one_in;
+        w.populate(ops);
+        w
+    }
+
+    /// [`Self::populated`] on members `geoms`.
+    pub fn populated_on(seed: u64, ops: u64, geoms: Vec<DeviceGeometry>) -> World {
+        let mut w = World::with_geoms(Rng::new(seed), seed, geoms);
+        w.populate(ops);
+        w
+    }
+
+    /// Formats, creates three volumes filling 30-75 % of the pool, and runs
+    /// `ops` random operations.
+    fn populate(&mut self, ops: u64) {
+        let w = self;
         w.format();
         let cap = w.data_capacity();
         // Space used by volumes: 30-75% of the data capacity (GC pressure).
@@ -1512,7 +1562,6 @@ impl World {
         }
         w.complete_all();
         while !w.commit(false) {}
-        w
     }
 
     /// Like [`Self::adopt`] without any commit (a read-only or rewound
@@ -1525,6 +1574,37 @@ impl World {
     }
 
     /// Writes a checkpoint now.
+    /// Member `d`'s zones active on the device next to what the allocator
+    /// thinks of them (for a failure report).
+    pub fn active_zones(&self, d: usize) -> String {
+        let dv = &self.devs[d];
+        let a = self.pool_ref().alloc();
+        let mut out = format!(
+            "allocator (open, active): {:?}",
+            a.dev_open_active(d as u16)
+        );
+        for local in 0..dv.g.nr_zones {
+            let Some((c, wp)) = dv.report(local) else {
+                continue;
+            };
+            if matches!(c, Cond::Empty | Cond::Full) {
+                continue;
+            }
+            let z = self.zone_first[d] + local;
+            let zi = a
+                .zone(z)
+                .map(|zi| (zi.state(), zi.wp(), zi.inflight(), zi.held()));
+            out += &format!("\n  zone {z}: device {c:?} at {wp}; allocator {zi:?}");
+        }
+        out
+    }
+
+    /// Keeps the size of the largest checkpoint written.
+    fn note_checkpoint_blocks(&mut self) {
+        let b = self.pool_ref().stats().checkpoint_blocks;
+        self.st.max_checkpoint_blocks = self.st.max_checkpoint_blocks.max(b);
+    }
+
     pub fn checkpoint_now(&mut self) {
         let (r, ops) = self.meta_call(|p, scratch, mut sink| p.checkpoint(scratch, &mut sink));
         r.expect("checkpoint");

@@ -8,7 +8,7 @@ use crate::devio::DeviceSet;
 use std::io;
 use zvcore::format::journal::VOL_FLAG_READONLY;
 use zvcore::format::{decode_journal_block, BLOCK_SIZE};
-use zvcore::geom::{DevKind, DeviceGeometry};
+use zvcore::geom::{DevKind, DeviceGeometry, META_ZONES_PER_DEV};
 use zvcore::pool::{MetaOp, Pool, PoolConfig};
 
 const BS: usize = BLOCK_SIZE;
@@ -98,6 +98,7 @@ pub fn zns_geom() -> DeviceGeometry {
         max_open: 4,
         max_active: 6,
         zone_append: false,
+        meta_zones: META_ZONES_PER_DEV,
     }
 }
 
