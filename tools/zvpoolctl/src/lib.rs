@@ -9,6 +9,7 @@
 
 pub mod abi;
 pub mod backend;
+pub mod cache;
 pub mod check;
 pub mod cli;
 pub mod commands;
