@@ -17,6 +17,7 @@ pub mod devio;
 pub mod error;
 pub mod klog;
 pub mod output;
+pub mod scan;
 pub mod size;
 pub mod uuid;
 
