@@ -172,6 +172,7 @@ pub const NOUN: Noun = Noun {
         super::props::SET,
         super::props::GET,
         super::check::VERB,
+        super::import::VERB,
     ],
 };
 
@@ -371,12 +372,13 @@ fn create(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
         devs.len(),
         if devs.len() == 1 { "" } else { "s" }
     ));
+    super::import::record(ctx, name, devs);
     Ok(())
 }
 
 /// `assemble_mode` values.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Mode {
+pub(super) enum Mode {
     Normal,
     ReadOnly,
     Rewind,
@@ -505,6 +507,20 @@ fn assemble(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
         ctx.require_driver()?;
         announce_rewind(ctx, name, devs);
     }
+    assemble_devices(ctx, name, devs, mode, p.flag("no-volumes"))?;
+    super::import::record(ctx, name, devs);
+    Ok(())
+}
+
+/// Assembles pool `name` from `devs` (checked) and binds and enables its
+/// volumes unless `no_volumes`: `pool assemble` and `pool import`.
+pub(super) fn assemble_devices(
+    ctx: &mut Ctx<'_>,
+    name: &str,
+    devs: &[String],
+    mode: Mode,
+    no_volumes: bool,
+) -> Result<(), Error> {
     let mut undo = Undo::new();
     let r = (|| -> Result<Obj, Error> {
         let pool = define(ctx, name, devs, &mut undo, "assemble")?;
@@ -535,7 +551,7 @@ fn assemble(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
     };
     let mut bound: Vec<String> = Vec::new();
     let mut enabled: Vec<String> = Vec::new();
-    if !p.flag("no-volumes") {
+    if !no_volumes {
         let r = (|| -> Result<(), Failure> {
             // Snapshots stay unbound: they get a (read-only) device only
             // when asked for.

@@ -7,6 +7,7 @@ mod assemble;
 mod check;
 mod cli;
 mod fs_backend;
+mod import;
 mod pool;
 mod props;
 mod snapshot;
