@@ -451,3 +451,41 @@ fn ident_of_a_volume_and_a_snapshot() {
         "zvpoolctl: identify sda: no zvpool volume has this disk (see 'zvpoolctl volume list')",
     );
 }
+
+#[test]
+fn stop_all_stops_every_pool_and_reports_failures() {
+    let m = Machine::new();
+    assert_eq!(m.run(&["pool", "import", "tank"]).code, 0);
+    assert_eq!(m.run(&["pool", "import", &u(DATA), "archive"]).code, 0);
+    assert_eq!(
+        m.run(&["volume", "create", "archive/v", "--size", "1G"])
+            .code,
+        0
+    );
+    m.fk.set_open("archive/v", true);
+    let r = m.run(&["pool", "stop", "-a"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert_eq!(r.out, "stopped pool tank\n");
+    assert!(
+        r.err
+            .starts_with("zvpoolctl: stop pool archive: volume archive/v is in use"),
+        "{}",
+        r.err
+    );
+    assert!(!m.fk.exists(&Obj::pool("tank")) && m.fk.exists(&Obj::pool("archive")));
+    m.fk.set_open("archive/v", false);
+    let r = m.run(&["pool", "stop", "--all"]);
+    assert_eq!(
+        (r.code, r.out.as_str()),
+        (0, "stopped pool archive\n"),
+        "{r:?}"
+    );
+    assert_eq!(m.fk.children(&Obj::Root).unwrap(), Vec::<String>::new());
+    // The cache keeps both: they come back at boot.
+    let r = m.run(&["pool", "import", "-a", "--cached"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.out.ends_with("imported 2 pools, 0 failed\n"), "{}", r.out);
+    for args in [&["pool", "stop"][..], &["pool", "stop", "-a", "tank"]] {
+        assert_eq!(m.run(args).code, 2, "{args:?}");
+    }
+}
