@@ -11,6 +11,7 @@ mod import;
 mod pool;
 mod props;
 mod snapshot;
+mod udev_rule;
 mod volume;
 
 use crate::testutil::fake::FakeKernel;
