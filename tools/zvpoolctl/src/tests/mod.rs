@@ -11,6 +11,7 @@ mod import;
 mod pool;
 mod props;
 mod snapshot;
+mod systemd_unit;
 mod udev_rule;
 mod volume;
 
