@@ -346,7 +346,7 @@ pub fn top_help() -> String {
          the thin-provisioned virtual disks /dev/zvpoolN carved from them, with\n\
          their snapshots and clones. It talks to the zvpool driver through configfs\n\
          (/sys/kernel/config/zvpool); the kernel is the only source of truth (no\n\
-         daemon, no state files).\n\nCommands:\n",
+         daemon; the pool cache only records which pools to import at boot).\n\nCommands:\n",
     );
     for n in NOUNS {
         for v in n.verbs {
@@ -364,7 +364,7 @@ pub fn top_help() -> String {
          -V, --version  show the version\n  \
          --cache FILE   the pool cache (default /etc/zvpool/zvpool.cache)\n\n\
          Exit status: 0 success, 1 operation failed, 2 usage error.\n\
-         Documentation: Documentation/zvpoolctl.md\n",
+         Documentation: zvpoolctl(8), zvpool(4), Documentation/zvpoolctl.md\n",
     );
     s
 }

@@ -8,6 +8,7 @@ mod check;
 mod cli;
 mod fs_backend;
 mod import;
+mod manpages;
 mod pool;
 mod props;
 mod snapshot;
