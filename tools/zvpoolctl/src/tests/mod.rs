@@ -6,6 +6,7 @@
 mod assemble;
 mod check;
 mod cli;
+mod completion;
 mod fs_backend;
 mod import;
 mod manpages;
