@@ -255,6 +255,17 @@ mod tests {
             load(&path).unwrap().unwrap().entries,
             vec![entry(1, "tank")]
         );
+        // A new file renamed over the old one (a reader never sees half a
+        // file): the inode changes at every update.
+        use std::os::unix::fs::MetadataExt;
+        let ino = fs::metadata(&path).unwrap().ino();
+        update(&path, |c| {
+            c.upsert(entry(5, "data"));
+            true
+        })
+        .unwrap();
+        assert_ne!(fs::metadata(&path).unwrap().ino(), ino);
+        assert_eq!(load(&path).unwrap().unwrap().entries.len(), 2);
         // Only the cache itself is left (the temporary file was renamed).
         let files: Vec<String> = fs::read_dir(path.parent().unwrap())
             .unwrap()
@@ -264,7 +275,7 @@ mod tests {
         // A corrupt cache is never overwritten.
         fs::write(&path, "garbage\n").unwrap();
         let e = update(&path, |c| {
-            c.upsert(entry(5, "data"));
+            c.upsert(entry(7, "more"));
             true
         })
         .unwrap_err();
