@@ -56,7 +56,7 @@ pub const VERB: Verb = Verb {
            the pool already active, the name taken. create, assemble and import\n\
            record the pool in the cache (--cache FILE, default\n\
            /etc/zvpool/zvpool.cache); -c limits all this to the cached pools.\n\
-           configfs: each POOL/status (uuid) and POOL/devices to tell active pools;\n\
+           configfs: each POOL/status (uuid) to tell the active pools;\n\
            importing writes what 'pool assemble' writes.",
     options: &[
         OPT_ALL,
@@ -114,12 +114,8 @@ impl Candidate {
     }
 }
 
-fn canon(p: &str) -> String {
-    std::fs::canonicalize(p).map_or_else(|_| p.to_string(), |c| c.to_string_lossy().into_owned())
-}
-
-/// The configfs pools: (name, UUID if active, device paths canonicalized).
-fn defined_pools(ctx: &Ctx<'_>) -> Vec<(String, Option<uuid::Uuid>, Vec<String>)> {
+/// The configfs pools: (name, UUID if active: `status` shows it).
+fn defined_pools(ctx: &Ctx<'_>) -> Vec<(String, Option<uuid::Uuid>)> {
     if !ctx.backend.exists(&Obj::Root) {
         return Vec::new();
     }
@@ -132,15 +128,7 @@ fn defined_pools(ctx: &Ctx<'_>) -> Vec<(String, Option<uuid::Uuid>, Vec<String>)
                 .status(&o)
                 .ok()
                 .and_then(|s| s.get("uuid").and_then(uuid::parse));
-            let devs = ctx
-                .backend
-                .read_attr(&o, "devices")
-                .map(|t| crate::abi::parse_devices(&t))
-                .unwrap_or_default()
-                .iter()
-                .map(|d| canon(d))
-                .collect();
-            (n, u, devs)
+            (n, u)
         })
         .collect()
 }
@@ -186,19 +174,10 @@ fn scan_all(ctx: &mut Ctx<'_>, p: &Parsed, cache: Option<&Cache>) -> Result<Vec<
     let defined = defined_pools(ctx);
     let mut out = Vec::new();
     for pool in pools {
-        let devs: Vec<String> = pool
-            .devices
-            .iter()
-            .flatten()
-            .chain(&pool.stale)
-            .map(|d| canon(d))
-            .collect();
         let active = defined
             .iter()
-            .find(|(_, u, pd)| {
-                *u == Some(pool.uuid) || (u.is_some() && pd.iter().any(|d| devs.contains(d)))
-            })
-            .map(|(n, _, _)| n.clone());
+            .find(|(_, u)| *u == Some(pool.uuid))
+            .map(|(n, _)| n.clone());
         let cached = cache
             .and_then(|c| c.by_uuid(&pool.uuid))
             .map(|e| e.name.clone());
