@@ -344,24 +344,15 @@ fn import_all(
 ) -> Result<(), Error> {
     ctx.require_driver()?;
     let mut failed = 0;
-    // Two pools found under one name: neither is imported by name.
-    let mut names: Vec<&str> = found.iter().filter_map(|c| c.cached.as_deref()).collect();
-    names.sort_unstable();
-    let dup = |n: &str| names.iter().filter(|x| **x == n).count() > 1;
+    // The cache names each pool once (a name recorded again replaces the
+    // older pool's record), so two pools found cannot share a cached name.
     let mut imported = 0;
     for c in found {
         if let Some(a) = &c.active {
             ctx.say(&format!("{}: already active as {a}, skipped", c.label()));
             continue;
         }
-        let r = match c.cached.as_deref() {
-            Some(n) if dup(n) => Err(Failure::new(
-                format!("import {}", c.label()),
-                format!("two pools found are named {n}; import each by UUID with a new name"),
-            )
-            .into()),
-            _ => import_one(ctx, p, c, None),
-        };
+        let r = import_one(ctx, p, c, None);
         match r {
             Ok(()) => imported += 1,
             Err(e) => {
