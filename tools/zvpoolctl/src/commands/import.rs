@@ -49,10 +49,10 @@ pub const VERB: Verb = Verb {
            nothing is changed) and lists the pools found: UUID, name (from the pool\n\
            cache, or of the active pool), state (importable, missing members, active),\n\
            members found and expected, and which device is which member.\n\
-           With POOL (a name or a UUID): assembles that pool as 'pool assemble' does, with the\n\
-           devices found, under NEWNAME or the name recorded in the cache. With -a:\n\
-           every importable pool (each reported; exit 1 if any failed; active pools\n\
-           are skipped). Refused: members missing (zvpool has no degraded mode yet),\n\
+           With POOL (a name or a UUID): assembles that pool as 'pool assemble'\n\
+           does, with the devices found, under NEWNAME or the name recorded in the\n\
+           cache. With -a: every importable pool (each reported; exit 1 if any\n\
+           failed; active pools are skipped). Refused: members missing (zvpool has no degraded mode yet),\n\
            the pool already active, the name taken. create, assemble and import\n\
            record the pool in the cache (--cache FILE, default\n\
            /etc/zvpool/zvpool.cache); -c limits all this to the cached pools.\n\
