@@ -58,8 +58,9 @@ impl ScannedPool {
 pub type Unreadable = Vec<(String, String)>;
 
 /// The candidate devices: `/dev/NAME` for every entry of `/sys/class/block`
-/// with a non-zero size that is not a zvpool volume (`zvpoolN`), or every
-/// regular file and block device of `dir`; sorted.
+/// with a non-zero size that is not a zvpool volume (`zvpoolN`) nor a
+/// suspended device-mapper device, or every regular file and block device
+/// of `dir`; sorted.
 pub fn candidates(dir: Option<&Path>) -> Result<Vec<String>, String> {
     let mut out = Vec::new();
     match dir {
@@ -88,7 +89,11 @@ pub fn candidates(dir: Option<&Path>) -> Result<Vec<String>, String> {
                     .ok()
                     .and_then(|s| s.trim().parse::<u64>().ok())
                     .unwrap_or(0);
-                if size > 0 {
+                // A suspended device-mapper device would block the read
+                // (as pvscan, skip it).
+                let suspended = fs::read_to_string(e.path().join("dm/suspended"))
+                    .is_ok_and(|s| s.trim() == "1");
+                if size > 0 && !suspended {
                     out.push(format!("/dev/{name}"));
                 }
             }
