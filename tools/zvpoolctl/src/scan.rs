@@ -76,30 +76,34 @@ pub fn candidates(dir: Option<&Path>) -> Result<Vec<String>, String> {
                 }
             }
         }
-        None => {
-            let sys = Path::new(SYS_CLASS_BLOCK);
-            let rd = fs::read_dir(sys)
-                .map_err(|e| format!("{SYS_CLASS_BLOCK}: {}", crate::error::io_text(&e)))?;
-            for e in rd.flatten() {
-                let name = e.file_name().to_string_lossy().into_owned();
-                if name.starts_with("zvpool") {
-                    continue;
-                }
-                let size = fs::read_to_string(e.path().join("size"))
-                    .ok()
-                    .and_then(|s| s.trim().parse::<u64>().ok())
-                    .unwrap_or(0);
-                // A suspended device-mapper device would block the read
-                // (as pvscan, skip it).
-                let suspended = fs::read_to_string(e.path().join("dm/suspended"))
-                    .is_ok_and(|s| s.trim() == "1");
-                if size > 0 && !suspended {
-                    out.push(format!("/dev/{name}"));
-                }
-            }
-        }
+        None => out = sys_block_devices(Path::new(SYS_CLASS_BLOCK))?,
     }
     out.sort();
+    Ok(out)
+}
+
+/// `/dev/NAME` for the entries of `sys` (`/sys/class/block`) to scan.
+fn sys_block_devices(sys: &Path) -> Result<Vec<String>, String> {
+    let rd = fs::read_dir(sys)
+        .map_err(|e| format!("{}: {}", sys.display(), crate::error::io_text(&e)))?;
+    let mut out = Vec::new();
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with("zvpool") {
+            continue;
+        }
+        let size = fs::read_to_string(e.path().join("size"))
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+        // A suspended device-mapper device would block the read (as
+        // pvscan, skip it).
+        let suspended =
+            fs::read_to_string(e.path().join("dm/suspended")).is_ok_and(|s| s.trim() == "1");
+        if size > 0 && !suspended {
+            out.push(format!("/dev/{name}"));
+        }
+    }
     Ok(out)
 }
 
@@ -186,4 +190,33 @@ pub fn scan(
     let c = candidates(dir)?;
     let (found, bad) = read_all(backend, &c);
     Ok((group(found), bad))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::TempDir;
+
+    #[test]
+    fn sysfs_entries_to_scan() {
+        let d = TempDir::new("sysblock");
+        for (name, size, suspended) in [
+            ("nvme0n1", "8388608", None),
+            ("sr0", "0", None),
+            ("zvpool0", "2048", None),
+            ("dm-0", "2048", Some("1")),
+            ("dm-1", "2048", Some("0")),
+        ] {
+            let e = d.path().join(name);
+            fs::create_dir_all(e.join("dm")).unwrap();
+            fs::write(e.join("size"), format!("{size}\n")).unwrap();
+            if let Some(s) = suspended {
+                fs::write(e.join("dm/suspended"), format!("{s}\n")).unwrap();
+            }
+        }
+        let mut v = sys_block_devices(d.path()).unwrap();
+        v.sort();
+        assert_eq!(v, ["/dev/dm-1", "/dev/nvme0n1"]);
+        assert!(sys_block_devices(&d.path().join("none")).is_err());
+    }
 }
