@@ -361,8 +361,9 @@ pub fn flag_words(flags: u16) -> String {
     }
 }
 
-/// The newest valid superblock of device `d`.
-fn device_superblock(
+/// The newest valid superblock of device `d` (block 0 of each log zone):
+/// also what `pool import` reads to find pools.
+pub fn device_superblock(
     devs: &mut dyn DeviceSet,
     d: usize,
     g: &DeviceGeometry,

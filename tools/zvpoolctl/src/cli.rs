@@ -170,6 +170,8 @@ pub fn parse_opts(spec: &[OptSpec], argv: &[String], cmd: &str) -> Result<Option
 pub struct Globals {
     pub configfs_root: Option<String>,
     pub kmsg: Option<String>,
+    /// The pool cache file (`--cache FILE`).
+    pub cache: Option<String>,
 }
 
 /// What the command line asks for.
@@ -215,6 +217,7 @@ pub fn parse(argv: &[String]) -> Result<Invocation, Error> {
             "-V" | "--version" => return Ok(Invocation::Version),
             "--configfs-root" => g.configfs_root = Some(value(name, inline)?),
             "--kmsg" => g.kmsg = Some(value(name, inline)?),
+            "--cache" => g.cache = Some(value(name, inline)?),
             _ => return Err(Error::usage(format!("unknown option {a}"), "")),
         }
     }
@@ -343,7 +346,7 @@ pub fn top_help() -> String {
          the thin-provisioned virtual disks /dev/zvpoolN carved from them, with\n\
          their snapshots and clones. It talks to the zvpool driver through configfs\n\
          (/sys/kernel/config/zvpool); the kernel is the only source of truth (no\n\
-         daemon, no state files).\n\nCommands:\n",
+         daemon; the pool cache only records which pools to import at boot).\n\nCommands:\n",
     );
     for n in NOUNS {
         for v in n.verbs {
@@ -358,9 +361,10 @@ pub fn top_help() -> String {
          and -j/--json (JSON). Sizes: bytes, or K M G T P (powers of 1024; also KiB,\n\
          MiB, ...).\n\n\
          Options:\n  -h, --help     show help (also: zvpoolctl <command> [<subcommand>] --help)\n  \
-         -V, --version  show the version\n\n\
+         -V, --version  show the version\n  \
+         --cache FILE   the pool cache (default /etc/zvpool/zvpool.cache)\n\n\
          Exit status: 0 success, 1 operation failed, 2 usage error.\n\
-         Documentation: Documentation/zvpoolctl.md\n",
+         Documentation: zvpoolctl(8), zvpool(4), Documentation/zvpoolctl.md\n",
     );
     s
 }

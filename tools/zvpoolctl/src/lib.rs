@@ -9,6 +9,7 @@
 
 pub mod abi;
 pub mod backend;
+pub mod cache;
 pub mod check;
 pub mod cli;
 pub mod commands;
@@ -16,7 +17,9 @@ pub mod devio;
 pub mod error;
 pub mod klog;
 pub mod output;
+pub mod scan;
 pub mod size;
+pub mod uuid;
 
 #[cfg(test)]
 mod tests;
@@ -66,6 +69,15 @@ pub fn run(
         .configfs_root
         .or(env_root.filter(|r| !r.is_empty()))
         .unwrap_or_else(|| DEFAULT_ROOT.to_string());
+    // The default cache goes with the kernel's configfs, never with a test
+    // root or a test backend: tests never touch /etc.
+    let cache = match globals.cache {
+        Some(c) => Some(std::path::PathBuf::from(c)),
+        None if backend.is_none() && root == DEFAULT_ROOT => {
+            Some(std::path::PathBuf::from(cache::DEFAULT_CACHE))
+        }
+        None => None,
+    };
     // The control device goes with the kernel's configfs, not a test root.
     let fs = if root == DEFAULT_ROOT {
         FsBackend::new(root).with_control(DEFAULT_CONTROL)
@@ -82,6 +94,7 @@ pub fn run(
         klog: klog.as_mut(),
         out,
         err,
+        cache,
     };
     match (verb.run)(&mut ctx, &parsed) {
         Ok(()) => EXIT_OK,
@@ -90,7 +103,7 @@ pub fn run(
 }
 
 /// Prints an error to stderr and returns its exit code.
-fn report(e: &Error, err: &mut dyn Write) -> i32 {
+pub fn report(e: &Error, err: &mut dyn Write) -> i32 {
     let _ = match e {
         Error::Usage { msg, cmd } => writeln!(err, "zvpoolctl: {msg}\n{}", cli::usage_for(cmd)),
         Error::Failed(f) => {

@@ -7,6 +7,8 @@
 //! `NOUNS`; the parser, help and docs follow the table.
 
 pub mod check;
+pub mod ident;
+pub mod import;
 pub mod pool;
 pub mod props;
 pub mod snapshot;
@@ -55,6 +57,9 @@ pub struct Ctx<'a> {
     pub klog: &'a mut dyn KernelLog,
     pub out: &'a mut dyn Write,
     pub err: &'a mut dyn Write,
+    /// The pool cache file (`--cache`; the default only with the kernel's
+    /// configfs, never for a test root).
+    pub cache: Option<std::path::PathBuf>,
 }
 
 impl Ctx<'_> {

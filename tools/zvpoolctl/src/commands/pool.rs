@@ -48,6 +48,12 @@ const OPT_REWIND: OptSpec = OptSpec {
     help: "assemble a damaged pool read-write from its last consistent state, dropping \
            the metadata after the damage (shown first)",
 };
+const OPT_ALL: OptSpec = OptSpec {
+    long: "all",
+    short: Some('a'),
+    value: None,
+    help: "stop every pool",
+};
 const OPT_NO_VOLUMES: OptSpec = OptSpec {
     long: "no-volumes",
     short: None,
@@ -117,7 +123,7 @@ pub const NOUN: Noun = Noun {
         },
         Verb {
             name: "stop",
-            usage: "stop NAME",
+            usage: "stop [-a] [NAME]",
             summary: "deactivate a pool and forget its definition until assembled again",
             help: "Disables every volume of pool NAME (removing /dev/zvpoolN), stops the\n\
                    pool (its metadata is committed and the members are closed) and\n\
@@ -127,9 +133,10 @@ pub const NOUN: Noun = Noun {
                    configfs: NAME/VOL/enable <- 0 (each enabled volume); rmdir NAME/VOL\n\
                    (each; this only unbinds); NAME/enable <- 0 (if active); rmdir NAME.\n\
                    If a step before the pool is stopped fails, the volumes are bound and\n\
-                   enabled again.",
-            options: &[],
-            min_args: 1,
+                   enabled again. -a stops every pool (each reported; exit 1 if any\n\
+                   failed): what the boot unit runs at shutdown.",
+            options: &[OPT_ALL],
+            min_args: 0,
             max_args: Some(1),
             columns: &[],
             run: stop,
@@ -172,6 +179,7 @@ pub const NOUN: Noun = Noun {
         super::props::SET,
         super::props::GET,
         super::check::VERB,
+        super::import::VERB,
     ],
 };
 
@@ -371,12 +379,13 @@ fn create(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
         devs.len(),
         if devs.len() == 1 { "" } else { "s" }
     ));
+    super::import::record(ctx, name, devs);
     Ok(())
 }
 
 /// `assemble_mode` values.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Mode {
+pub(super) enum Mode {
     Normal,
     ReadOnly,
     Rewind,
@@ -505,6 +514,20 @@ fn assemble(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
         ctx.require_driver()?;
         announce_rewind(ctx, name, devs);
     }
+    assemble_devices(ctx, name, devs, mode, p.flag("no-volumes"))?;
+    super::import::record(ctx, name, devs);
+    Ok(())
+}
+
+/// Assembles pool `name` from `devs` (checked) and binds and enables its
+/// volumes unless `no_volumes`: `pool assemble` and `pool import`.
+pub(super) fn assemble_devices(
+    ctx: &mut Ctx<'_>,
+    name: &str,
+    devs: &[String],
+    mode: Mode,
+    no_volumes: bool,
+) -> Result<(), Error> {
     let mut undo = Undo::new();
     let r = (|| -> Result<Obj, Error> {
         let pool = define(ctx, name, devs, &mut undo, "assemble")?;
@@ -535,7 +558,7 @@ fn assemble(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
     };
     let mut bound: Vec<String> = Vec::new();
     let mut enabled: Vec<String> = Vec::new();
-    if !p.flag("no-volumes") {
+    if !no_volumes {
         let r = (|| -> Result<(), Failure> {
             // Snapshots stay unbound: they get a (read-only) device only
             // when asked for.
@@ -659,8 +682,32 @@ fn add(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
 }
 
 fn stop(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
-    let name = &p.args[0];
-    check_name("pool", name, "pool stop")?;
+    let cmd = "pool stop";
+    if !p.flag("all") {
+        let [name] = &p.args[..] else {
+            return Err(Error::usage("give one pool NAME, or -a", cmd));
+        };
+        check_name("pool", name, cmd)?;
+        return stop_one(ctx, name);
+    }
+    if !p.args.is_empty() {
+        return Err(Error::usage("-a stops every pool: give no NAME", cmd));
+    }
+    ctx.require_driver()?;
+    let mut failed = 0;
+    for name in ctx.children(&Obj::Root)? {
+        if let Err(e) = stop_one(ctx, &name) {
+            failed += 1;
+            crate::report(&e, ctx.err);
+        }
+    }
+    if failed > 0 {
+        return Err(Error::Exit(crate::error::EXIT_FAILED));
+    }
+    Ok(())
+}
+
+fn stop_one(ctx: &mut Ctx<'_>, name: &str) -> Result<(), Error> {
     let pool = ctx.require_pool(name)?;
     let vols = ctx.children(&pool)?;
     let active = ctx.pool_active(&pool)?;

@@ -170,6 +170,7 @@ pub const NOUN: Noun = Noun {
             columns: COLUMNS_HELP,
             run: show,
         },
+        super::ident::VERB,
     ],
 };
 

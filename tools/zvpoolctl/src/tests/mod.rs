@@ -6,10 +6,15 @@
 mod assemble;
 mod check;
 mod cli;
+mod completion;
 mod fs_backend;
+mod import;
+mod manpages;
 mod pool;
 mod props;
 mod snapshot;
+mod systemd_unit;
+mod udev_rule;
 mod volume;
 
 use crate::testutil::fake::FakeKernel;

@@ -566,11 +566,12 @@ impl FakeKernel {
                 w(
                     "status",
                     format!(
-                        "state active\nuuid 0000-{name}\nmembers {n}\ncapacity_bytes {cap}\nused_bytes {used}\n\
+                        "state active\nuuid {}\nmembers {n}\ncapacity_bytes {cap}\nused_bytes {used}\n\
                          free_bytes {}\nzones_total {}\nzones_free {}\nzones_gc_reserve 2\nvolumes {}\n\
                          user_blocks_written 1000\ngc_blocks_written 250\nwrite_amplification 1.250\n\
                          zones_reset 3\ngc_runs 0\nthrottled_ms 0\njournal_blocks 40\n\
                          checkpoints 2\ncheckpoint_blocks 3\ncheckpoint_capacity 4096\nmetadata_full 0\ntable_nodes {TABLE_NODES}\n{tables}{extra}future_key 7\n",
+                        self.pool_uuid(name, &p.devices),
                         cap.saturating_sub(used),
                         n * DISK_ZONES,
                         n * DISK_ZONES - 2,
@@ -626,6 +627,20 @@ impl FakeKernel {
                 }
                 vw("usage", usage);
             }
+        }
+    }
+
+    /// The UUID `status` shows: that of the superblock on the first
+    /// member's image when the test served one, else a made-up word.
+    fn pool_uuid(&self, name: &str, devices: &[String]) -> String {
+        let images = self.images.borrow();
+        let sb = devices.first().and_then(|d| images.get(d)).and_then(|d| {
+            let mut set = MemDevices::new(&devices[..1], vec![d.clone()]);
+            crate::check::device_superblock(&mut set, 0, &d.geom)
+        });
+        match sb {
+            Some(sb) => crate::uuid::format(&sb.pool_uuid),
+            None => format!("0000-{name}"),
         }
     }
 
@@ -730,6 +745,23 @@ impl FakeKernel {
                     let (devs, format) = (p.devices.clone(), p.format);
                     if devs.is_empty() {
                         return Err(self.refuse(st, EINVAL, name, "no members"));
+                    }
+                    // The pool's name is not on its members: assembling them
+                    // under another name (pool import NEWNAME) renames it.
+                    let owners: BTreeSet<Option<String>> =
+                        devs.iter().map(|d| st.disks[d].pool.clone()).collect();
+                    if let (0, [Some(old)]) = (format, &owners.into_iter().collect::<Vec<_>>()[..])
+                    {
+                        if old != name && !st.pools.contains_key(old) {
+                            if let Some(m) = st.metas.remove(old) {
+                                st.metas.insert(name.to_string(), m);
+                            }
+                            for d in st.disks.values_mut() {
+                                if d.pool.as_deref() == Some(old.as_str()) {
+                                    d.pool = Some(name.to_string());
+                                }
+                            }
+                        }
                     }
                     if format == 0 && devs.iter().all(|d| st.disks[d].pool.is_none()) {
                         let why = "cannot assemble: no zvpool superblock on the devices";

@@ -151,9 +151,15 @@ fn apply(devs: &mut [MemDev], op: MetaOp<'_>) {
 }
 
 pub fn make_image(n: usize, nvols: u32) -> Image {
+    make_pool_image(n, nvols, [0xab; 16], 1)
+}
+
+/// `make_image` of the pool `pool_uuid` whose member `i` has the device
+/// UUID of all bytes `first_dev + i` (another pool: other UUIDs).
+pub fn make_pool_image(n: usize, nvols: u32, pool_uuid: [u8; 16], first_dev: u8) -> Image {
     let geoms: Vec<DeviceGeometry> = (0..n).map(|_| zns_geom()).collect();
     let mut devs: Vec<MemDev> = geoms.iter().map(|g| MemDev::new(*g)).collect();
-    let uuids: Vec<[u8; 16]> = (0..n).map(|i| [i as u8 + 1; 16]).collect();
+    let uuids: Vec<[u8; 16]> = (0..n).map(|i| [i as u8 + first_dev; 16]).collect();
     let mut scratch = vec![0u8; 2 * BS];
     let mut ops: Vec<(u8, u32, u64, Vec<u8>)> = Vec::new();
     let mut sink = |op: MetaOp<'_>| {
@@ -167,7 +173,7 @@ pub fn make_image(n: usize, nvols: u32) -> Image {
     };
     let mut pool: Engine = Pool::format(
         geoms.clone(),
-        [0xab; 16],
+        pool_uuid,
         &uuids,
         PoolConfig::default_for(n as u16),
         storage(&geoms),

@@ -1,0 +1,293 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The pool cache (`/etc/zvpool/zvpool.cache`, like `zpool.cache`): which
+//! pools this machine imports at boot and under which name. The on-disk
+//! format has no pool name (the name is the configfs directory chosen at
+//! assembly), so this file is where `pool import` finds it.
+//!
+//! Format (version 1), a text file:
+//!
+//! ```text
+//! # comment lines and empty lines are ignored
+//! zvpool-cache 1
+//! pool <pool-uuid> <name> <dev-uuid>[,<dev-uuid>...]
+//! ```
+//!
+//! The first line that is not a comment is the version line; then one `pool`
+//! line per pool: its UUID, the name it was last assembled under and its
+//! members' device UUIDs in member order (`-` when they could not be read).
+//! A file that does not parse (another version, a malformed line) is
+//! corrupt: it is never rewritten (the update is skipped with a warning),
+//! `pool import` ignores it with a warning, `pool import -a --cached`
+//! refuses. Writes go to a temporary file in the same directory, synced,
+//! then renamed over the old one (atomic); a missing directory is created.
+
+use crate::uuid::{self, Uuid};
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+/// Where the cache lives unless `--cache FILE` says otherwise.
+pub const DEFAULT_CACHE: &str = "/etc/zvpool/zvpool.cache";
+const VERSION_LINE: &str = "zvpool-cache 1";
+
+/// One pool of the cache.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub uuid: Uuid,
+    pub name: String,
+    /// Device UUIDs in member order; empty when unknown.
+    pub members: Vec<Uuid>,
+}
+
+/// The parsed cache.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Cache {
+    pub entries: Vec<Entry>,
+}
+
+impl Cache {
+    /// Parses the text; the error names the line.
+    pub fn parse(text: &str) -> Result<Cache, String> {
+        let mut c = Cache::default();
+        let mut version = false;
+        for (i, raw) in text.lines().enumerate() {
+            let line = raw.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let bad = |why: &str| format!("line {}: {why}: {line:?}", i + 1);
+            if !version {
+                if line != VERSION_LINE {
+                    return Err(bad("expected the version line 'zvpool-cache 1'"));
+                }
+                version = true;
+                continue;
+            }
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let ["pool", u, name, members] = f[..] else {
+                return Err(bad("expected 'pool UUID NAME DEV-UUID,...'"));
+            };
+            let uuid = uuid::parse(u).ok_or_else(|| bad("invalid pool UUID"))?;
+            if crate::commands::check_name("pool", name, "").is_err() {
+                return Err(bad("invalid pool name"));
+            }
+            let members = if members == "-" {
+                Vec::new()
+            } else {
+                members
+                    .split(',')
+                    .map(uuid::parse)
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(|| bad("invalid member UUID"))?
+            };
+            if c.entries.iter().any(|e| e.uuid == uuid || e.name == name) {
+                return Err(bad("a pool UUID or name recorded twice"));
+            }
+            c.entries.push(Entry {
+                uuid,
+                name: name.to_string(),
+                members,
+            });
+        }
+        if !version && !c.entries.is_empty() {
+            return Err("no version line".into());
+        }
+        Ok(c)
+    }
+
+    pub fn render(&self) -> String {
+        let mut s = format!(
+            "# zvpool pool cache: the pools 'zvpoolctl pool import -a --cached' imports\n\
+             # (at boot), with their names. Written by zvpoolctl; see zvpoolctl(8).\n\
+             {VERSION_LINE}\n"
+        );
+        for e in &self.entries {
+            let m = if e.members.is_empty() {
+                "-".to_string()
+            } else {
+                e.members
+                    .iter()
+                    .map(uuid::format)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            };
+            s.push_str(&format!("pool {} {} {m}\n", uuid::format(&e.uuid), e.name));
+        }
+        s
+    }
+
+    pub fn by_uuid(&self, u: &Uuid) -> Option<&Entry> {
+        self.entries.iter().find(|e| &e.uuid == u)
+    }
+
+    /// Records `e`, replacing an entry of the same UUID and dropping another
+    /// pool recorded under the same name (the name now means this pool).
+    pub fn upsert(&mut self, e: Entry) {
+        self.entries
+            .retain(|x| x.uuid != e.uuid && x.name != e.name);
+        self.entries.push(e);
+    }
+
+    /// Removes the pool recorded under `name`; whether there was one.
+    pub fn remove_name(&mut self, name: &str) -> bool {
+        let n = self.entries.len();
+        self.entries.retain(|x| x.name != name);
+        n != self.entries.len()
+    }
+}
+
+/// Reads the cache: `Ok(None)` when there is no file, `Err` when it cannot
+/// be read or is corrupt (with the reason).
+pub fn load(path: &Path) -> Result<Option<Cache>, String> {
+    match fs::read_to_string(path) {
+        Ok(t) => Cache::parse(&t)
+            .map(Some)
+            .map_err(|e| format!("{}: corrupt cache file ({e})", path.display())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("{}: {}", path.display(), crate::error::io_text(&e))),
+    }
+}
+
+/// Writes the cache atomically: a temporary file next to it, synced, then
+/// renamed; creates the directory if missing.
+pub fn store(path: &Path, c: &Cache) -> io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    fs::create_dir_all(dir)?;
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::other("not a file name"))?
+        .to_string_lossy();
+    let tmp: PathBuf = dir.join(format!(".{name}.tmp{}", std::process::id()));
+    let r = (|| {
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(c.render().as_bytes())?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    if r.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    r
+}
+
+/// Loads, changes and stores the cache. The outcome is a warning or
+/// nothing: a cache that cannot be updated never fails the command.
+pub fn update(path: &Path, f: impl FnOnce(&mut Cache) -> bool) -> Result<(), String> {
+    let mut c = load(path)
+        .map_err(|e| format!("{e}; not updated (fix or remove it)"))?
+        .unwrap_or_default();
+    if !f(&mut c) {
+        return Ok(());
+    }
+    store(path, &c).map_err(|e| {
+        format!(
+            "cannot write the cache {}: {}",
+            path.display(),
+            crate::error::io_text(&e)
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::TempDir;
+
+    fn entry(n: u8, name: &str) -> Entry {
+        Entry {
+            uuid: [n; 16],
+            name: name.into(),
+            members: vec![[n + 1; 16], [n + 2; 16]],
+        }
+    }
+
+    #[test]
+    fn round_trip_and_upsert() {
+        let mut c = Cache::default();
+        c.upsert(entry(1, "tank"));
+        c.upsert(entry(5, "data"));
+        let text = c.render();
+        assert!(text.contains("\nzvpool-cache 1\npool 01010101-0101-0101-0101-010101010101 tank 02020202-0202-0202-0202-020202020202,03030303-0303-0303-0303-030303030303\n"), "{text}");
+        assert_eq!(Cache::parse(&text).unwrap(), c);
+        // Same UUID under a new name: replaced; a name taken by another
+        // UUID: that record goes.
+        c.upsert(entry(1, "tank2"));
+        c.upsert(entry(9, "data"));
+        let names: Vec<&str> = c.entries.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["tank2", "data"]);
+        assert_eq!(c.by_uuid(&[9; 16]).map(|e| e.name.as_str()), Some("data"));
+        assert!(c.remove_name("tank2") && !c.remove_name("tank2"));
+        assert_eq!(c.entries.len(), 1);
+    }
+
+    #[test]
+    fn corrupt_text_is_refused_with_the_line() {
+        let ok = "# c\n\nzvpool-cache 1\npool 01010101-0101-0101-0101-010101010101 tank -\n";
+        assert!(Cache::parse(ok).unwrap().entries[0].members.is_empty());
+        for (bad, what) in [
+            ("zvpool-cache 2\n", "line 1: expected the version line"),
+            ("pool 01010101-0101-0101-0101-010101010101 tank -\n", "line 1: expected the version"),
+            ("zvpool-cache 1\npool x tank -\n", "line 2: invalid pool UUID"),
+            ("zvpool-cache 1\npool 01010101-0101-0101-0101-010101010101 ta/nk -\n", "line 2: invalid pool name"),
+            ("zvpool-cache 1\npool 01010101-0101-0101-0101-010101010101 tank 1,2\n", "line 2: invalid member UUID"),
+            ("zvpool-cache 1\npool 01010101-0101-0101-0101-010101010101 tank\n", "line 2: expected 'pool"),
+            ("zvpool-cache 1\npool 01010101-0101-0101-0101-010101010101 tank -\npool 01010101-0101-0101-0101-010101010101 t2 -\n", "line 3: a pool UUID or name recorded twice"),
+        ] {
+            let e = Cache::parse(bad).unwrap_err();
+            assert!(e.starts_with(what), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn store_is_atomic_and_creates_the_directory() {
+        let d = TempDir::new("cache");
+        let path = d.path().join("etc/zvpool/zvpool.cache");
+        assert_eq!(load(&path), Ok(None));
+        update(&path, |c| {
+            c.upsert(entry(1, "tank"));
+            true
+        })
+        .unwrap();
+        assert_eq!(
+            load(&path).unwrap().unwrap().entries,
+            vec![entry(1, "tank")]
+        );
+        // A new file renamed over the old one (a reader never sees half a
+        // file): the inode changes at every update.
+        use std::os::unix::fs::MetadataExt;
+        let ino = fs::metadata(&path).unwrap().ino();
+        update(&path, |c| {
+            c.upsert(entry(5, "data"));
+            true
+        })
+        .unwrap();
+        assert_ne!(fs::metadata(&path).unwrap().ino(), ino);
+        assert_eq!(load(&path).unwrap().unwrap().entries.len(), 2);
+        // Only the cache itself is left (the temporary file was renamed).
+        let files: Vec<String> = fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(files, ["zvpool.cache"]);
+        // A corrupt cache is never overwritten.
+        fs::write(&path, "garbage\n").unwrap();
+        let e = update(&path, |c| {
+            c.upsert(entry(7, "more"));
+            true
+        })
+        .unwrap_err();
+        assert!(
+            e.contains("corrupt cache file (line 1")
+                && e.ends_with("not updated (fix or remove it)"),
+            "{e}"
+        );
+        assert_eq!(fs::read_to_string(&path).unwrap(), "garbage\n");
+        // A directory that cannot be created: an error to warn about.
+        let blocker = d.path().join("file");
+        fs::write(&blocker, "").unwrap();
+        assert!(update(&blocker.join("zvpool.cache"), |_| true).is_err());
+    }
+}
