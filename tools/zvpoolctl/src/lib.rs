@@ -17,6 +17,7 @@ pub mod error;
 pub mod klog;
 pub mod output;
 pub mod size;
+pub mod stream;
 
 #[cfg(test)]
 mod tests;
