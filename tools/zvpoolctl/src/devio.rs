@@ -464,6 +464,72 @@ impl zvcore::recovery::MetaReader for Reader<'_> {
     }
 }
 
+/// A volume's or snapshot's block device (`/dev/zvpoolN`) for image
+/// import and export and snapshot streams: byte-addressed reads and writes
+/// (4 KiB aligned by the callers), ranges made to read zeros, a flush.
+pub trait VolumeDev {
+    /// The device's size in bytes.
+    fn size(&self) -> u64;
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()>;
+    fn write_at(&mut self, offset: u64, buf: &[u8]) -> io::Result<()>;
+    /// Makes `len` bytes at `offset` read as zeros, freeing their space
+    /// where the device can (discard / write zeroes with unmap).
+    fn zero_range(&mut self, offset: u64, len: u64) -> io::Result<()>;
+    /// Makes every write durable (a flush of the device).
+    fn sync(&mut self) -> io::Result<()>;
+}
+
+/// A block device (or a file standing for one), opened without `O_DIRECT`
+/// (the page cache of a block device is coherent with its own writes; the
+/// writer flushes with `sync`).
+pub struct BlockFile {
+    f: File,
+    size: u64,
+}
+
+impl BlockFile {
+    pub fn open(path: &str, write: bool) -> io::Result<BlockFile> {
+        use std::io::{Seek, SeekFrom};
+        let mut f = OpenOptions::new().read(true).write(write).open(path)?;
+        // A block device's size is where its end is.
+        let size = f.seek(SeekFrom::End(0))?;
+        Ok(BlockFile { f, size })
+    }
+}
+
+impl VolumeDev for BlockFile {
+    fn size(&self) -> u64 {
+        self.size
+    }
+
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        self.f.read_exact_at(buf, offset)
+    }
+
+    fn write_at(&mut self, offset: u64, buf: &[u8]) -> io::Result<()> {
+        self.f.write_all_at(buf, offset)
+    }
+
+    fn zero_range(&mut self, offset: u64, len: u64) -> io::Result<()> {
+        if crate::sys::punch_hole(&self.f, offset, len).is_ok() {
+            return Ok(());
+        }
+        // No discard: write zeros.
+        let zeros = vec![0u8; (len.min(1 << 20)) as usize];
+        let mut o = offset;
+        while o < offset + len {
+            let n = (offset + len - o).min(zeros.len() as u64) as usize;
+            self.f.write_all_at(&zeros[..n], o)?;
+            o += n as u64;
+        }
+        Ok(())
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        self.f.sync_all()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,10 +14,13 @@ pub mod cli;
 pub mod commands;
 pub mod devio;
 pub mod error;
+pub mod image;
 pub mod klog;
 pub mod output;
+pub mod progress;
 pub mod size;
 pub mod stream;
+mod sys;
 
 #[cfg(test)]
 mod tests;
