@@ -32,7 +32,7 @@ use cli::Invocation;
 use commands::Ctx;
 use error::{Error, EXIT_OK};
 use klog::{AutoLog, KernelLog, KmsgLog};
-use std::io::Write;
+use std::io::{Read, Write};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -42,6 +42,25 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub fn run(
     argv: &[String],
     env_root: Option<String>,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+    backend: Option<&dyn Backend>,
+) -> i32 {
+    run_io(
+        argv,
+        env_root,
+        &mut std::io::stdin().lock(),
+        out,
+        err,
+        backend,
+    )
+}
+
+/// `run` with standard input given (`snapshot receive` reads it).
+pub fn run_io(
+    argv: &[String],
+    env_root: Option<String>,
+    input: &mut dyn Read,
     out: &mut dyn Write,
     err: &mut dyn Write,
     backend: Option<&dyn Backend>,
@@ -84,6 +103,7 @@ pub fn run(
     let mut ctx = Ctx {
         backend,
         klog: klog.as_mut(),
+        input,
         out,
         err,
     };

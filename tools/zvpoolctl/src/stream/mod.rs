@@ -9,6 +9,8 @@
 //! were damaged, and `next` returns `Ok(None)` only after a valid trailer
 //! and the end of the input.
 
+pub mod apply;
+pub mod diff;
 #[cfg(test)]
 mod tests;
 

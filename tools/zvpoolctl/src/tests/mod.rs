@@ -7,9 +7,11 @@ mod assemble;
 mod check;
 mod cli;
 mod fs_backend;
+mod image;
 mod pool;
 mod props;
 mod snapshot;
+mod stream;
 mod volume;
 
 use crate::testutil::fake::FakeKernel;
