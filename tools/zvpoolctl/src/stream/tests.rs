@@ -193,3 +193,25 @@ fn trailing_garbage_and_unknown_versions_are_refused() {
             .contains("bad magic")
     );
 }
+
+/// A record spliced in from another stream (each frame and its data valid,
+/// the counts equal) is caught by the trailer's running CRC.
+#[test]
+fn spliced_records_are_refused_by_the_trailer() {
+    let h = header(false);
+    let make = |seed: u8| {
+        let mut e = Encoder::new(Vec::new(), &h).unwrap();
+        e.data(0, &block(seed)).unwrap();
+        e.data(4 * BLOCK, &block(9)).unwrap();
+        e.finish().unwrap()
+    };
+    let (a, b) = (make(1), make(2));
+    let hlen = encode_header(&h).unwrap().len();
+    let mut spliced = a.clone();
+    let rec = hlen..hlen + FRAME + BLOCK as usize;
+    spliced[rec.clone()].copy_from_slice(&b[rec]);
+    assert_ne!(spliced, a);
+    let (e, n) = decode_all(&spliced).unwrap_err();
+    assert_eq!(n, 2, "both records verify on their own");
+    assert!(e.msg.contains("stream checksum mismatch"), "{e}");
+}
