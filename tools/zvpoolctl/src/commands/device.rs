@@ -90,4 +90,15 @@ impl Attached {
             Err(d) => f.note(format!("{}: {}", d.what, d.reason)).into(),
         }
     }
+
+    /// Detaches at the end of an operation that failed with `f` (kept; a
+    /// failed detach becomes a note of it) or succeeded (`None`: a failed
+    /// detach is the failure).
+    pub fn settle(self, ctx: &mut Ctx<'_>, f: Option<Failure>) -> Option<Failure> {
+        match (self.detach(ctx), f) {
+            (Ok(()), f) => f,
+            (Err(d), Some(f)) => Some(f.note(format!("{}: {}", d.what, d.reason))),
+            (Err(d), None) => Some(d),
+        }
+    }
 }

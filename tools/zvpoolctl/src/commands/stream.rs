@@ -4,7 +4,7 @@
 //! in `crate::stream`, the choice of extents in `stream::diff`, the
 //! writing in `stream::apply`.
 
-use super::device::{self, attach, Attached};
+use super::device::{self, attach};
 use super::volume::{active_pool, create_volume, FEATURE_SNAPSHOTS};
 use super::{check_snapshot_name, split_snapshot, split_volume, Ctx};
 use crate::abi::{self, KIND_SNAPSHOT};
@@ -150,20 +150,14 @@ pub fn send(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
         prog.finish();
         Ok(st)
     })();
-    let detach = |ctx: &mut Ctx<'_>, a: Option<Attached>, f: Option<Failure>| match (a, f) {
-        (Some(a), Some(f)) => Some(match a.detach_after(ctx, f) {
-            Error::Failed(f) => f,
-            _ => Failure::new("detach", "?"),
-        }),
-        (Some(a), None) => a.detach(ctx).err(),
-        (None, f) => f,
-    };
-    let f = detach(ctx, ba, r.as_ref().err().cloned());
-    let f = detach(ctx, Some(sa), f);
-    let st = match (r, f) {
+    // Put both devices back; the first failure wins, later ones are notes.
+    let mut f = r.as_ref().err().cloned();
+    if let Some(ba) = ba {
+        f = ba.settle(ctx, f);
+    }
+    let st = match (r, sa.settle(ctx, f)) {
         (Ok(st), None) => st,
-        (_, Some(f)) => return Err(f.into()),
-        (Err(f), None) => return Err(f.into()),
+        (_, Some(f)) | (Err(f), None) => return Err(f.into()),
     };
     if !quiet {
         let kind = match base {

@@ -215,3 +215,22 @@ fn spliced_records_are_refused_by_the_trailer() {
     assert_eq!(n, 2, "both records verify on their own");
     assert!(e.msg.contains("stream checksum mismatch"), "{e}");
 }
+
+/// Records swapped (each valid on its own): refused as out of order before
+/// the second one is handed out.
+#[test]
+fn reordered_records_are_refused() {
+    let h = header(false);
+    let mut e = Encoder::new(Vec::new(), &h).unwrap();
+    e.data(0, &block(1)).unwrap();
+    e.data(4 * BLOCK, &block(2)).unwrap();
+    let a = e.finish().unwrap();
+    let hlen = encode_header(&h).unwrap().len();
+    let r = FRAME + BLOCK as usize;
+    let mut b = a.clone();
+    b[hlen..hlen + r].copy_from_slice(&a[hlen + r..hlen + 2 * r]);
+    b[hlen + r..hlen + 2 * r].copy_from_slice(&a[hlen..hlen + r]);
+    let (e, n) = decode_all(&b).unwrap_err();
+    assert_eq!(n, 1);
+    assert!(e.msg.contains("out of order"), "{e}");
+}

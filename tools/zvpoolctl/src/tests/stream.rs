@@ -138,6 +138,28 @@ fn incremental_on_the_wrong_base_is_refused() {
     assert_eq!(fk.snapshot(), before);
 }
 
+/// A shrink travels with the incremental: the receiver's volume is cut.
+#[test]
+fn incremental_after_a_shrink() {
+    let fk = source();
+    let full = send(&fk, &["tank/src@s1"]);
+    assert_eq!(receive(&fk, &["tank/dst"], &full).code, 0);
+    let r = fk.run(&["volume", "resize", "tank/src", "--size", "4M", "--shrink"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    fk.put_data("tank", "src", 3 * M, &pattern(4096, 7));
+    assert_eq!(fk.run(&["snapshot", "create", "tank/src@s2"]).code, 0);
+    let inc = send(&fk, &["-i", "src@s1", "tank/src@s2"]);
+    let r = receive(&fk, &["tank/dst"], &inc);
+    assert_eq!(r.code, 0, "{}", r.err);
+    let show = fk.run(&["volume", "show", "-Hp", "-o", "size", "tank/dst@s2"]);
+    assert_eq!(show.out, format!("size\t{}\n", 4 * M));
+    assert_eq!(
+        fk.volume_data("tank", "dst@s2", 4 * M),
+        fk.volume_data("tank", "src@s2", 4 * M)
+    );
+    assert_eq!(fk.vol_data("tank", "dst").writes[3..], [(3 * M, 4096)]);
+}
+
 #[test]
 fn send_refusals() {
     let fk = source();
