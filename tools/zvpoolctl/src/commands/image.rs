@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 //! `zvpoolctl volume import` and `volume export-image`: disk images (raw,
 //! qcow2) into a new thin volume, and a volume or snapshot into a sparse
-//! raw file. The data movement is in `crate::image`.
+//! raw file or a qcow2 image. The data movement is in `crate::image`.
 
 use super::device::{self, attach};
 use super::volume::{active_pool, create_volume};
@@ -9,7 +9,7 @@ use super::{split_volume, split_volume_or_snapshot, Ctx, Undo, UndoStep};
 use crate::backend::Obj;
 use crate::cli::{OptSpec, Parsed};
 use crate::error::{Error, Failure};
-use crate::image::{self, export, Format};
+use crate::image::{self, export, qcow2_export, Format};
 use crate::progress::Progress;
 use crate::size::{self, human};
 
@@ -23,7 +23,8 @@ pub const OPT_FORMAT: OptSpec = OptSpec {
     long: "format",
     short: Some('f'),
     value: Some("FORMAT"),
-    help: "raw or qcow2 (import: detected by the file's magic when not given)",
+    help: "raw or qcow2 (import: detected by the file's magic when not given; \
+           export-image: raw by default)",
 };
 pub const OPT_FOLLOW_BACKING: OptSpec = OptSpec {
     long: "follow-backing",
@@ -114,12 +115,7 @@ pub fn export_image(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
     let cmd = "volume export-image";
     let (pool, name) = split_volume_or_snapshot(&p.args[0], cmd)?;
     let file = p.args[1].as_str();
-    if format_arg(p, cmd)?.is_some_and(|f| f != Format::Raw) {
-        return Err(Error::usage(
-            "only --format raw is supported for export-image (convert with qemu-img convert -O qcow2)",
-            cmd,
-        ));
-    }
+    let fmt = format_arg(p, cmd)?.unwrap_or(Format::Raw);
     let what = format!("export {pool}/{name} to {file}");
     let po = active_pool(ctx, pool, &what)?;
     if !ctx.backend.exists(&Obj::volume(pool, name))
@@ -150,8 +146,11 @@ pub fn export_image(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
     let backend = ctx.backend;
     let r = device::open(backend, &a, false, &what).and_then(|mut dev| {
         let mut prog = Progress::new(format!("export {pool}/{name}"), dev.size(), p.flag("quiet"));
-        let n = export::export_raw(dev.as_mut(), &out, &mut prog)
-            .map_err(|e| Failure::new(what.clone(), e))?;
+        let n = match fmt {
+            Format::Raw => export::export_raw(dev.as_mut(), &out, &mut prog),
+            Format::Qcow2 => qcow2_export::export_qcow2(dev.as_mut(), &out, &mut prog),
+        }
+        .map_err(|e| Failure::new(what.clone(), e))?;
         prog.finish();
         Ok((dev.size(), n))
     });
@@ -160,7 +159,8 @@ pub fn export_image(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
         Ok((size, n)) => {
             a.detach(ctx)?;
             ctx.say(&format!(
-                "exported {pool}/{name} ({node}) to {file}: raw, {}, {} of data (the rest is holes)",
+                "exported {pool}/{name} ({node}) to {file}: {}, {}, {} of data (the rest is holes)",
+                fmt.name(),
                 human(size),
                 human(n)
             ));

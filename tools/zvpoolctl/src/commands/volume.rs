@@ -172,13 +172,13 @@ pub const NOUN: Noun = Noun {
         Verb {
             name: "export-image",
             usage: "export-image [-q] [--format FORMAT] POOL/VOL[@SNAP] FILE",
-            summary: "write a volume or snapshot into a sparse raw image file",
+            summary: "write a volume or snapshot into an image file (raw, qcow2)",
             help: "Writes the content of volume VOL (or of the snapshot VOL@SNAP: a\n\
-                   consistent image of a volume in use) into the new file FILE as a raw\n\
-                   image: blocks of zeros are left as holes (the file is sparse). FILE\n\
-                   must not exist. A device that is not enabled (a snapshot) is bound\n\
-                   and enabled for the export and put back after. Only raw is written;\n\
-                   convert with qemu-img convert -O qcow2 if needed.\n\
+                   consistent image of a volume in use) into the new file FILE: raw (the\n\
+                   default; blocks of zeros are left as holes, the file is sparse) or\n\
+                   qcow2 (version 3, 64 KiB clusters, only clusters that are not all\n\
+                   zeros stored). FILE must not exist. A device that is not enabled (a\n\
+                   snapshot) is bound and enabled for the export and put back after.\n\
                    configfs: mkdir POOL/NAME and POOL/NAME/enable <- 1 if needed (undone\n\
                    after); the data is read from /dev/zvpoolN.",
             options: &[super::image::OPT_QUIET, super::image::OPT_FORMAT],

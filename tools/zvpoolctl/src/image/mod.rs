@@ -11,6 +11,7 @@
 
 pub mod export;
 pub mod qcow2;
+pub mod qcow2_export;
 #[cfg(test)]
 pub mod qcow2_writer;
 pub mod raw;

@@ -180,12 +180,20 @@ fn export_image_round_trip_is_sparse() {
     let r = fk.run(&["volume", "import", "tank/back", os]);
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(fk.volume_data("tank", "back", 8 << 20), data);
-    // qcow2 output is not offered.
+    // qcow2 output, read back by import.
+    let q = dir.path().join("e.qcow2");
+    let qs = q.to_str().unwrap();
+    let r = fk.run(&["volume", "export-image", "--format", "qcow2", "tank/e", qs]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.out.contains(": qcow2, 8.00M, 128K of data"), "{}", r.out);
+    let r = fk.run(&["volume", "import", "tank/backq", qs]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(fk.volume_data("tank", "backq", 8 << 20), data);
     let r = fk.run(&[
         "volume",
         "export-image",
-        "--format",
-        "qcow2",
+        "-f",
+        "vmdk",
         "tank/e",
         "/nonexistent/x",
     ]);
