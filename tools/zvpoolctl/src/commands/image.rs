@@ -9,7 +9,7 @@ use super::{split_volume, split_volume_or_snapshot, Ctx, Undo, UndoStep};
 use crate::backend::Obj;
 use crate::cli::{OptSpec, Parsed};
 use crate::error::{Error, Failure};
-use crate::image::{self, export, qcow2_export, Format};
+use crate::image::{self, export, import as imp, qcow2_export, Format};
 use crate::progress::Progress;
 use crate::size::{self, human};
 
@@ -71,7 +71,7 @@ pub fn import(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
         UndoStep::Write(vol.clone(), "enable", "0".into()),
         format!("disabled the new volume {vol}"),
     );
-    let r = (|| -> Result<(String, export::Stats), Failure> {
+    let r = (|| -> Result<(String, imp::Stats), Failure> {
         let node = super::volume::device_node(ctx, &vol)
             .ok_or_else(|| Failure::new(what.clone(), format!("{vol} has no block device")))?;
         let mut dev = ctx.backend.open_volume(&node, true).map_err(|e| {
@@ -81,7 +81,7 @@ pub fn import(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
             )
         })?;
         let mut prog = Progress::new(format!("import {vol}"), img.allocated(), p.flag("quiet"));
-        let st = export::import(img.as_mut(), dev.as_mut(), &mut prog)
+        let st = imp::import(img.as_mut(), dev.as_mut(), &mut prog)
             .map_err(|e| Failure::new(what.clone(), e))?;
         dev.sync().map_err(|e| {
             Failure::new(

@@ -10,6 +10,7 @@
 //! error, never a panic.
 
 pub mod export;
+pub mod import;
 pub mod qcow2;
 pub mod qcow2_export;
 #[cfg(test)]

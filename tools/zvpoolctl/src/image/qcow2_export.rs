@@ -8,7 +8,7 @@
 //! table and blocks; the header is written last, so an interrupted export
 //! is never a valid image.
 
-use super::export::is_zero;
+use super::import::is_zero;
 use crate::devio::VolumeDev;
 use crate::progress::Progress;
 use std::collections::BTreeMap;

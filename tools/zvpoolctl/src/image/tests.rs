@@ -3,7 +3,8 @@
 //! (unallocated and zero clusters, refusals), fuzzing with truncated and
 //! bit-flipped headers and tables, and a cross-check with qemu-img.
 
-use super::export::{export_raw, import, Stats};
+use super::export::export_raw;
+use super::import::{import, Stats};
 use super::qcow2_writer::{Cl, Image};
 use super::*;
 use crate::devio::VolumeDev;

@@ -11,7 +11,7 @@
 
 use super::{Encoder, Header};
 use crate::devio::VolumeDev;
-use crate::image::export::is_zero;
+use crate::image::import::is_zero;
 use crate::progress::Progress;
 use std::io::{self, Write};
 
