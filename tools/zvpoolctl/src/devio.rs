@@ -643,4 +643,32 @@ mod tests {
         };
         assert!(geometry(&q, &[]).is_err());
     }
+
+    /// A file standing for a volume device: writes, reads, and a range
+    /// zeroed by punching a hole (the space is freed).
+    #[test]
+    fn block_file_zero_range_frees_space() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = crate::testutil::TempDir::new("blockfile");
+        let p = dir.path().join("dev");
+        fs::write(&p, vec![0u8; 1 << 20]).unwrap();
+        let ps = p.to_str().unwrap();
+        let mut d = BlockFile::open(ps, true).unwrap();
+        assert_eq!(d.size(), 1 << 20);
+        d.write_at(65536, &[7u8; 65536]).unwrap();
+        d.sync().unwrap();
+        let before = fs::metadata(&p).unwrap().blocks();
+        d.zero_range(65536, 65536).unwrap();
+        let mut b = vec![1u8; 65536];
+        d.read_at(65536, &mut b).unwrap();
+        assert!(b.iter().all(|&x| x == 0));
+        assert!(
+            fs::metadata(&p).unwrap().blocks() < before,
+            "no space freed"
+        );
+        assert!(BlockFile::open(ps, false)
+            .unwrap()
+            .write_at(0, &[1])
+            .is_err());
+    }
 }
