@@ -112,9 +112,12 @@ pub fn apply<R: Read>(
             }
         }
         st.records += 1;
+        // Progress is the position in the volume (an incremental skips
+        // what did not change).
+        progress.add(rec.end() - good_to);
         good_to = rec.end();
-        progress.add(rec.len());
     }
+    progress.add(size.saturating_sub(good_to));
     dev.sync().map_err(|e| {
         fail(
             format!("flush the volume: {}", crate::error::io_text(&e)),
