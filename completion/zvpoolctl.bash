@@ -59,8 +59,8 @@ _zvpoolctl() {
     done
     case $noun in
     pool) verbs="create assemble add stop list status set get check import" ;;
-    volume) verbs="create clone promote delete resize list show ident" ;;
-    snapshot) verbs="create delete list rollback" ;;
+    volume) verbs="create clone promote delete resize import export-image list show ident" ;;
+    snapshot) verbs="create delete list send receive rollback" ;;
     help) verbs="pool volume snapshot" ;;
     esac
     case "$noun $verb" in
@@ -81,10 +81,14 @@ _zvpoolctl() {
     "volume resize") opts="--size --offline --shrink" args=volumes ;;
     "volume list") opts="--scripted --parsable --columns --json --type" args=pools ;;
     "volume show") opts="--scripted --parsable --columns --json" args=all ;;
+    "volume import") opts="--quiet --format --follow-backing" args=pools ;;
+    "volume export-image") opts="--quiet --format" args=all ;;
     "volume ident") opts="" args=disks ;;
     "snapshot create") opts="" args=volumes ;;
     "snapshot delete") opts="" args=snapshots ;;
     "snapshot list") opts="--scripted --parsable --columns --json" args=all ;;
+    "snapshot send") opts="--quiet --incremental" args=snapshots ;;
+    "snapshot receive") opts="--quiet --resume" args=pools ;;
     "snapshot rollback") opts="" args=snapshots ;;
     esac
     case $prev in
@@ -101,6 +105,10 @@ _zvpoolctl() {
         ;;
     --type | -t)
         COMPREPLY=($(compgen -W "volume clone snapshot all" -- "$cur"))
+        return
+        ;;
+    --format)
+        COMPREPLY=($(compgen -W "raw qcow2" -- "$cur"))
         return
         ;;
     esac

@@ -6,6 +6,10 @@
 //! `pool`, `volume`), `backend` (configfs access behind a trait), `abi`
 //! (parsing of attributes), `klog` (the kernel's reasons), `output` (tables,
 //! JSON), `size` (size parsing and formatting), `error` (errors, exit codes).
+//! `unsafe` code is refused everywhere but in `sys` (two system calls std
+//! lacks).
+
+#![deny(unsafe_code)]
 
 pub mod abi;
 pub mod backend;
@@ -15,10 +19,15 @@ pub mod cli;
 pub mod commands;
 pub mod devio;
 pub mod error;
+pub mod image;
 pub mod klog;
 pub mod output;
+pub mod progress;
 pub mod scan;
 pub mod size;
+pub mod stream;
+#[allow(unsafe_code)]
+mod sys;
 pub mod uuid;
 
 #[cfg(test)]
@@ -31,7 +40,7 @@ use cli::Invocation;
 use commands::Ctx;
 use error::{Error, EXIT_OK};
 use klog::{AutoLog, KernelLog, KmsgLog};
-use std::io::Write;
+use std::io::{Read, Write};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -41,6 +50,25 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub fn run(
     argv: &[String],
     env_root: Option<String>,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+    backend: Option<&dyn Backend>,
+) -> i32 {
+    run_io(
+        argv,
+        env_root,
+        &mut std::io::stdin().lock(),
+        out,
+        err,
+        backend,
+    )
+}
+
+/// `run` with standard input given (`snapshot receive` reads it).
+pub fn run_io(
+    argv: &[String],
+    env_root: Option<String>,
+    input: &mut dyn Read,
     out: &mut dyn Write,
     err: &mut dyn Write,
     backend: Option<&dyn Backend>,
@@ -92,6 +120,7 @@ pub fn run(
     let mut ctx = Ctx {
         backend,
         klog: klog.as_mut(),
+        input,
         out,
         err,
         cache,

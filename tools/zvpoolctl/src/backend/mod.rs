@@ -8,7 +8,7 @@ mod fs;
 
 pub use fs::FsBackend;
 
-use crate::devio::{DeviceSet, FileDevices, OpenError};
+use crate::devio::{BlockFile, DeviceSet, FileDevices, OpenError, VolumeDev};
 use std::fmt;
 use std::io;
 
@@ -82,5 +82,10 @@ pub trait Backend {
     /// the driver: the devices themselves).
     fn open_devices(&self, paths: &[String]) -> Result<Box<dyn DeviceSet>, OpenError> {
         FileDevices::open(paths).map(|d| Box::new(d) as Box<dyn DeviceSet>)
+    }
+    /// Opens the block device `node` (`/dev/zvpoolN`, as the volume's `dev`
+    /// names it) of a volume or snapshot, for writing if `write`.
+    fn open_volume(&self, node: &str, write: bool) -> io::Result<Box<dyn VolumeDev + '_>> {
+        BlockFile::open(node, write).map(|d| Box::new(d) as Box<dyn VolumeDev>)
     }
 }

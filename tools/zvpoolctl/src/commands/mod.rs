@@ -7,11 +7,14 @@
 //! `NOUNS`; the parser, help and docs follow the table.
 
 pub mod check;
+pub mod device;
 pub mod ident;
+pub mod image;
 pub mod import;
 pub mod pool;
 pub mod props;
 pub mod snapshot;
+pub mod stream;
 pub mod volume;
 
 use crate::abi::{self, KeyValues};
@@ -20,7 +23,7 @@ use crate::cli::{OptSpec, Parsed};
 use crate::error::{Error, Failure, OsFail};
 use crate::klog::KernelLog;
 use crate::output::{self, Doc, OutputOpts};
-use std::io::Write;
+use std::io::{Read, Write};
 
 /// A subcommand: `pool create`, `volume list`, ...
 #[derive(Debug)]
@@ -55,6 +58,8 @@ pub static NOUNS: &[Noun] = &[pool::NOUN, volume::NOUN, snapshot::NOUN];
 pub struct Ctx<'a> {
     pub backend: &'a dyn Backend,
     pub klog: &'a mut dyn KernelLog,
+    /// Standard input (`snapshot receive` reads its stream there).
+    pub input: &'a mut dyn Read,
     pub out: &'a mut dyn Write,
     pub err: &'a mut dyn Write,
     /// The pool cache file (`--cache`; the default only with the kernel's

@@ -69,6 +69,49 @@ pub const NOUN: Noun = Noun {
             run: list,
         },
         Verb {
+            name: "send",
+            usage: "send [-q] [-i VOL@BASE] POOL/VOL@SNAP > STREAM",
+            summary: "write a snapshot stream (full or incremental) to stdout",
+            help: "Writes snapshot VOL@SNAP as a snapshot stream on stdout (format:\n\
+                   Documentation/stream-format.md): a header with the volume size and\n\
+                   the snapshot's identity (pool UUID, volume, snapshot), the extents\n\
+                   that are not zero (zero runs as holes), each with its CRC32C, and a\n\
+                   checksummed trailer. With -i, only what differs from the older\n\
+                   snapshot VOL@BASE of the same volume (found by reading both snapshots\n\
+                   in full and comparing them block by block). The snapshots' devices\n\
+                   are bound and enabled (read-only) for the send and put back after.\n\
+                   A progress line is shown on stderr when it is a terminal (-q: none).\n\
+                   configfs: POOL/volumes, POOL/status (uuid); mkdir POOL/VOL@SNAP,\n\
+                   enable <- 1 (the base's too), undone after.",
+            options: &[super::image::OPT_QUIET, super::stream::OPT_INCREMENTAL],
+            min_args: 1,
+            max_args: Some(1),
+            columns: &[],
+            run: super::stream::send,
+        },
+        Verb {
+            name: "receive",
+            usage: "receive [-q] [--resume] POOL/VOL < STREAM",
+            summary: "apply a snapshot stream from stdin and snapshot the result",
+            help: "Reads a snapshot stream on stdin. A full stream creates volume VOL\n\
+                   (which must not exist) of the stream's size; an incremental one\n\
+                   applies to the existing VOL, whose newest snapshot must be the\n\
+                   stream's base (VOL@BASE; VOL is resized to the stream's size). Every\n\
+                   record is verified before it is written and the trailer before the\n\
+                   snapshot VOL@SNAP is taken: a damaged or cut stream is refused, VOL\n\
+                   then holds the records before the damage and no snapshot is taken.\n\
+                   --resume applies the whole stream again into that VOL, reading it\n\
+                   first and writing only what it does not hold yet.\n\
+                   configfs: as 'volume create' (full stream) or POOL/VOL/size (an\n\
+                   incremental that resizes); the data goes to /dev/zvpoolN; at the end\n\
+                   POOL/snapshot <- VOL@SNAP.",
+            options: &[super::image::OPT_QUIET, super::stream::OPT_RESUME],
+            min_args: 1,
+            max_args: Some(1),
+            columns: &[],
+            run: super::stream::receive,
+        },
+        Verb {
             name: "rollback",
             usage: "rollback POOL/VOL@SNAP",
             summary: "roll a volume back to one of its snapshots",

@@ -142,6 +142,52 @@ pub const NOUN: Noun = Noun {
             run: resize,
         },
         Verb {
+            name: "import",
+            usage: "import [-q] [--format FORMAT] [--follow-backing] POOL/VOL FILE",
+            summary: "create a thin volume from a disk image (raw, qcow2)",
+            help: "Creates volume VOL of the image's virtual size (rounded up to 4 KiB)\n\
+                   as 'volume create' does, then writes the image's data into its block\n\
+                   device: only allocated data, and of it only the 4 KiB blocks that are\n\
+                   not all zeros (holes, unallocated and zero clusters are skipped: the\n\
+                   thin volume reads zeros there and uses no space for them). The format\n\
+                   is detected by the file's magic unless --format is given. qcow2:\n\
+                   versions 2 and 3; refused before anything is created: backing files\n\
+                   (--follow-backing is not implemented yet), encryption, external data\n\
+                   files, extended L2 entries, compressed clusters (the first one's guest\n\
+                   offset is named). If writing fails, the new volume is deleted again.\n\
+                   A progress line is shown on stderr when it is a terminal (-q: none).\n\
+                   configfs: as 'volume create' (mkdir POOL/VOL; size; enable <- 1), then\n\
+                   the data goes to /dev/zvpoolN; on failure POOL/VOL/enable <- 0,\n\
+                   rmdir POOL/VOL, POOL/delete_volume <- VOL.",
+            options: &[
+                super::image::OPT_QUIET,
+                super::image::OPT_FORMAT,
+                super::image::OPT_FOLLOW_BACKING,
+            ],
+            min_args: 2,
+            max_args: Some(2),
+            columns: &[],
+            run: super::image::import,
+        },
+        Verb {
+            name: "export-image",
+            usage: "export-image [-q] [--format FORMAT] POOL/VOL[@SNAP] FILE",
+            summary: "write a volume or snapshot into an image file (raw, qcow2)",
+            help: "Writes the content of volume VOL (or of the snapshot VOL@SNAP: a\n\
+                   consistent image of a volume in use) into the new file FILE: raw (the\n\
+                   default; blocks of zeros are left as holes, the file is sparse) or\n\
+                   qcow2 (version 3, 64 KiB clusters, only clusters that are not all\n\
+                   zeros stored). FILE must not exist. A device that is not enabled (a\n\
+                   snapshot) is bound and enabled for the export and put back after.\n\
+                   configfs: mkdir POOL/NAME and POOL/NAME/enable <- 1 if needed (undone\n\
+                   after); the data is read from /dev/zvpoolN.",
+            options: &[super::image::OPT_QUIET, super::image::OPT_FORMAT],
+            min_args: 2,
+            max_args: Some(2),
+            columns: &[],
+            run: super::image::export_image,
+        },
+        Verb {
             name: "list",
             usage: "list [-Hpj] [-o COL,...] [-t TYPE,...] [POOL...]",
             summary: "list volumes of all pools (or of the named pools)",
@@ -474,7 +520,7 @@ pub fn active_pool(ctx: &Ctx<'_>, pool: &str, what: &str) -> Result<Obj, Failure
 
 /// Makes sure the volume is bound (mkdir binds a volume of the metadata);
 /// fails if the pool has no such volume. Returns whether it bound it.
-fn bind_existing(
+pub fn bind_existing(
     ctx: &mut Ctx<'_>,
     p: &Obj,
     pool: &str,
@@ -500,6 +546,16 @@ fn create(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
     let cmd = "volume create";
     let (pool, name) = split_volume(&p.args[0], cmd)?;
     let bytes = size_arg(p, cmd)?;
+    let vol = create_volume(ctx, pool, name, bytes)?;
+    let dev = device_node(ctx, &vol).unwrap_or_else(|| "-".into());
+    ctx.say(&format!("created volume {vol}: {}, {dev}", human(bytes)));
+    Ok(())
+}
+
+/// Creates and enables volume `name` of `bytes` (checked by the caller):
+/// `volume create`, also used by `volume import` and `snapshot receive`.
+/// Rolls back on failure.
+pub fn create_volume(ctx: &mut Ctx<'_>, pool: &str, name: &str, bytes: u64) -> Result<Obj, Error> {
     let what = format!("create volume {pool}/{name}");
     let po = active_pool(ctx, pool, &what)?;
     let vol = Obj::volume(pool, name);
@@ -529,9 +585,7 @@ fn create(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
     if let Err(e) = ctx.write(&vol, "enable", "1") {
         return Err(undo.rollback(ctx, e.fail(format!("enable volume {vol}"))));
     }
-    let dev = device_node(ctx, &vol).unwrap_or_else(|| "-".into());
-    ctx.say(&format!("created volume {vol}: {}, {dev}", human(bytes)));
-    Ok(())
+    Ok(vol)
 }
 
 fn delete(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {

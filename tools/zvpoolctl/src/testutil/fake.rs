@@ -19,12 +19,13 @@
 //! `FAKE_RAM` bytes of memory, so the default limit is half of that; a
 //! pool's table memory use and refusals are set with `set_table_memory`.
 
+mod blockdev;
 mod sharing;
 
 use super::image::{MemDev, MemDevices};
-use super::{run_with, snapshot, Run, TempDir};
+use super::{run_io_with, run_with, snapshot, Run, RunBytes, TempDir};
 use crate::backend::{Backend, FsBackend, Obj};
-use crate::devio::{DeviceSet, FileDevices, OpenError};
+use crate::devio::{DeviceSet, FileDevices, OpenError, VolumeDev};
 use crate::error::{
     EACCES, EBUSY, EEXIST, EINVAL, ENODEV, ENOENT, ENOSPC, ENOTEMPTY, EROFS, EUCLEAN,
 };
@@ -203,6 +204,10 @@ struct State {
     seq: u64,
     /// A module without the control device.
     no_control: bool,
+    /// The data of each volume (pool, name).
+    vol_data: BTreeMap<(String, String), blockdev::VolData>,
+    /// Writes to volume devices fail with this errno.
+    dev_write_errno: Option<i32>,
 }
 
 pub struct FakeKernel {
@@ -447,6 +452,14 @@ impl FakeKernel {
         let mut all = vec!["--kmsg", kmsg.as_str()];
         all.extend_from_slice(args);
         run_with(Some(self), &all)
+    }
+
+    /// Runs zvpoolctl with `input` on stdin; stdout as bytes.
+    pub fn run_io(&self, args: &[&str], input: &[u8]) -> RunBytes {
+        let kmsg = self.kmsg.display().to_string();
+        let mut all = vec!["--kmsg", kmsg.as_str()];
+        all.extend_from_slice(args);
+        run_io_with(Some(self), &all, input)
     }
 
     /// Logs an error-level line (a refusal's reason).
@@ -893,6 +906,7 @@ impl FakeKernel {
                     let why = format!("volume '{vol}' is bound; remove its directory first");
                     return Err(self.refuse(st, EBUSY, name, &why));
                 }
+                blockdev::drop_data(st, name, vol);
                 if let Some(m) = st.metas.get_mut(name) {
                     m.volumes.retain(|v| v.name != vol);
                     for v in &mut m.volumes {
@@ -965,6 +979,7 @@ impl FakeKernel {
                 if let Some(v) = st.pools.get_mut(pool).and_then(|p| p.vols.get_mut(vol)) {
                     v.size = n;
                 }
+                blockdev::cut_data(st, pool, vol, n);
             }
             "enable" => match value.trim() {
                 "1" => {
@@ -1133,6 +1148,10 @@ impl Backend for FakeKernel {
             }
         }
         Ok(Box::new(MemDevices::new(paths, devs)))
+    }
+
+    fn open_volume(&self, node: &str, write: bool) -> io::Result<Box<dyn VolumeDev + '_>> {
+        self.open_fake_volume(node, write)
     }
 
     fn write_attr(&self, obj: &Obj, attr: &str, value: &str) -> io::Result<()> {

@@ -83,3 +83,29 @@ pub fn run_with(backend: Option<&dyn crate::backend::Backend>, args: &[&str]) ->
         err: String::from_utf8(err).unwrap(),
     }
 }
+
+/// Output of one run whose stdout is bytes (a stream).
+#[derive(Debug)]
+pub struct RunBytes {
+    pub code: i32,
+    pub out: Vec<u8>,
+    pub err: String,
+}
+
+/// Runs zvpoolctl with `input` as its standard input.
+pub fn run_io_with(
+    backend: Option<&dyn crate::backend::Backend>,
+    args: &[&str],
+    input: &[u8],
+) -> RunBytes {
+    let argv: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let mut out = Vec::new();
+    let mut err = Vec::new();
+    let mut inp = input;
+    let code = crate::run_io(&argv, None, &mut inp, &mut out, &mut err, backend);
+    RunBytes {
+        code,
+        out,
+        err: String::from_utf8(err).unwrap(),
+    }
+}

@@ -40,6 +40,7 @@ impl FakeKernel {
                     return Err(self.refuse(st, EEXIST, pool, &why));
                 }
                 self.log_level(st, 6, &format!("zvpool: {pool}: snapshot {value}"));
+                super::blockdev::copy_data(st, pool, vol, value);
                 if let Some(v) = st
                     .metas
                     .get_mut(pool)
@@ -79,6 +80,7 @@ impl FakeKernel {
                     let why = format!("'{new}' exists");
                     return Err(self.refuse(st, EEXIST, pool, &why));
                 }
+                super::blockdev::copy_data(st, pool, snap, new);
                 new_vol(
                     st,
                     MetaVol {
@@ -125,6 +127,7 @@ impl FakeKernel {
                     let why = format!("volume '{vol}' is bound; remove its directory first");
                     return Err(self.refuse(st, EBUSY, pool, &why));
                 }
+                super::blockdev::copy_data(st, pool, value, vol);
                 if let Some(v) = st
                     .metas
                     .get_mut(pool)
