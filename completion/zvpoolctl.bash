@@ -64,7 +64,7 @@ _zvpoolctl() {
     help) verbs="pool volume snapshot" ;;
     esac
     case "$noun $verb" in
-    "pool create") opts="--force" args=devices ;;
+    "pool create") opts="--force --checkpoint-zones" args=devices ;;
     "pool assemble") opts="--no-volumes --read-only --rewind" args=devices ;;
     "pool add") opts="" args=pools ;;
     "pool stop") opts="--all" args=pools ;;

@@ -34,6 +34,12 @@ const OPT_FORCE: OptSpec = OptSpec {
     value: None,
     help: "format devices even if they hold data (DESTROYS the data; format=2)",
 };
+const OPT_CKPT_ZONES: OptSpec = OptSpec {
+    long: "checkpoint-zones",
+    short: None,
+    value: Some("N"),
+    help: "zones of each member in each of the two checkpoint sets (default: chosen from the pool's size)",
+};
 const OPT_READ_ONLY: OptSpec = OptSpec {
     long: "read-only",
     short: None,
@@ -67,7 +73,7 @@ pub const NOUN: Noun = Noun {
     verbs: &[
         Verb {
             name: "create",
-            usage: "create [-f] NAME DEV...",
+            usage: "create [-f] [--checkpoint-zones N] NAME DEV...",
             summary: "format blank devices as a new pool and activate it",
             help: "Defines pool NAME with the devices DEV... as members, formats them and\n\
                    activates the pool. Every device must be blank (all sequential zones\n\
@@ -75,8 +81,12 @@ pub const NOUN: Noun = Noun {
                    devices holding data and DESTROYS that data.\n\
                    configfs: mkdir NAME; NAME/devices <- DEV (each); NAME/format <- 1\n\
                    (2 with --force); NAME/enable <- 1. If a step fails, the pool\n\
-                   directory is removed again.",
-            options: &[OPT_FORCE],
+                   directory is removed again.\n\
+                   --checkpoint-zones N writes NAME/checkpoint_zones <- N before format:\n\
+                   the metadata zones a member reserves for checkpoints (2 x N), fixed for\n\
+                   the pool's life. By default the kernel chooses N so that the block\n\
+                   tables of the whole pool, written at random, fit twice over.",
+            options: &[OPT_FORCE, OPT_CKPT_ZONES],
             min_args: 2,
             max_args: None,
             columns: &[],
@@ -344,9 +354,20 @@ fn create(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
     check_name("pool", name, cmd)?;
     let devs = check_devices(&p.args[1..], cmd)?;
     let force = p.flag("force");
+    let ckpt_zones = p.value("checkpoint-zones");
+    if let Some(n) = ckpt_zones {
+        if !n.parse::<u32>().is_ok_and(|k| (1..=4095).contains(&k)) {
+            let msg = format!("--checkpoint-zones takes 1 to 4095, not '{n}'");
+            return Err(Error::usage(msg, cmd));
+        }
+    }
     let mut undo = Undo::new();
     let r = (|| -> Result<Obj, Error> {
         let pool = define(ctx, name, devs, &mut undo, "create")?;
+        if let Some(n) = ckpt_zones {
+            ctx.write(&pool, "checkpoint_zones", n)
+                .map_err(|e| e.fail(format!("set checkpoint_zones of pool {name}")))?;
+        }
         ctx.write(&pool, "format", if force { "2" } else { "1" })
             .map_err(|e| e.fail(format!("set format of pool {name}")))?;
         ctx.write(&pool, "enable", "1").map_err(|e| {

@@ -24,6 +24,52 @@ fn create_formats_and_enables() {
 }
 
 #[test]
+fn create_with_checkpoint_zones() {
+    let fk = setup(&["/dev/zns0"]);
+    let r = fk.run(&[
+        "pool",
+        "create",
+        "--checkpoint-zones",
+        "3",
+        "tank",
+        "/dev/zns0",
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let root = fk.root().join("tank");
+    assert_eq!(
+        fs::read_to_string(root.join("checkpoint_zones")).unwrap(),
+        "3\n"
+    );
+    assert!(fs::read_to_string(root.join("status"))
+        .unwrap()
+        .contains("\ncheckpoint_zones 3\n"));
+    // mkdir, device, checkpoint_zones, format, enable.
+    assert_eq!(fk.ops(), 5);
+    // Fixed once formatted.
+    let r = fk.run(&["pool", "stop", "tank"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    // Out of range: refused before anything is written.
+    let fk = setup(&["/dev/zns0"]);
+    for bad in ["0", "4096", "x"] {
+        let r = fk.run(&[
+            "pool",
+            "create",
+            "--checkpoint-zones",
+            bad,
+            "tank",
+            "/dev/zns0",
+        ]);
+        assert_eq!(r.code, 2, "{bad}: {r:?}");
+        assert!(
+            r.err.contains("--checkpoint-zones takes 1 to 4095"),
+            "{}",
+            r.err
+        );
+    }
+    assert_eq!(fk.ops(), 0);
+}
+
+#[test]
 fn create_refuses_data_without_force() {
     let fk = setup(&["/dev/zns0"]);
     fk.add_disk("/dev/old", true);
@@ -129,7 +175,7 @@ fn create_usage_errors() {
         );
         assert!(
             r.err
-                .contains("usage: zvpoolctl pool create [-f] NAME DEV..."),
+                .contains("usage: zvpoolctl pool create [-f] [--checkpoint-zones N] NAME DEV..."),
             "{}",
             r.err
         );

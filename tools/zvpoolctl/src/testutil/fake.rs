@@ -158,6 +158,8 @@ struct PoolRt {
     damage: Option<String>,
     /// `table_memory_limit` as written (0: the default).
     table_limit: u64,
+    /// `checkpoint_zones` as written (0: chosen at format, 1 here).
+    ckpt_zones: u32,
     /// `table_memory_bytes` (None: `table_nodes` * NODE_BYTES).
     table_bytes: Option<u64>,
     table_refused: u64,
@@ -535,6 +537,14 @@ impl FakeKernel {
             if !st.no_table_memory {
                 w("table_memory_limit", format!("{}\n", p.table_limit()));
             }
+            if !st.legacy {
+                let k = if p.active {
+                    p.ckpt_zones.max(1)
+                } else {
+                    p.ckpt_zones
+                };
+                w("checkpoint_zones", format!("{k}\n"));
+            }
             w("enable", format!("{}\n", u8::from(p.active)));
             let meta = st.metas.get(name).filter(|_| p.active);
             let vols = meta.map(|m| m.volumes.clone()).unwrap_or_default();
@@ -583,12 +593,14 @@ impl FakeKernel {
                          free_bytes {}\nzones_total {}\nzones_free {}\nzones_gc_reserve 2\nvolumes {}\n\
                          user_blocks_written 1000\ngc_blocks_written 250\nwrite_amplification 1.250\n\
                          zones_reset 3\ngc_runs 0\nthrottled_ms 0\njournal_blocks 40\n\
-                         checkpoints 2\ncheckpoint_blocks 3\ncheckpoint_capacity 4096\nmetadata_full 0\ntable_nodes {TABLE_NODES}\n{tables}{extra}future_key 7\n",
+                         checkpoints 2\ncheckpoint_blocks 3\ncheckpoint_capacity {}\ncheckpoint_zones {}\nmetadata_full 0\ntable_nodes {TABLE_NODES}\n{tables}{extra}future_key 7\n",
                         self.pool_uuid(name, &p.devices),
                         cap.saturating_sub(used),
                         n * DISK_ZONES,
                         n * DISK_ZONES - 2,
-                        vols.len()
+                        vols.len(),
+                        4096 * p.ckpt_zones.max(1),
+                        p.ckpt_zones.max(1)
                     ),
                 );
             } else {
@@ -706,6 +718,25 @@ impl FakeKernel {
                 }
             }
             "assemble_mode" if st.legacy => return Err(err(ENOENT)),
+            "checkpoint_zones" if st.legacy => return Err(err(ENOENT)),
+            "checkpoint_zones" => {
+                let v = value.strip_suffix('\n').unwrap_or(value);
+                let n = (!v.is_empty() && v.bytes().all(|c| c.is_ascii_digit()))
+                    .then(|| v.parse::<u32>().ok())
+                    .flatten()
+                    .filter(|n| *n <= 4095);
+                let Some(n) = n else {
+                    let why = "checkpoint_zones takes 0 (chosen at format) to 4095";
+                    return Err(self.refuse(st, EINVAL, name, why));
+                };
+                if st.pools.get(name).is_some_and(|p| p.active) {
+                    let why = "checkpoint_zones is fixed once the pool is formatted";
+                    return Err(self.refuse(st, EBUSY, name, why));
+                }
+                if let Some(p) = st.pools.get_mut(name) {
+                    p.ckpt_zones = n;
+                }
+            }
             "table_memory_limit" if st.no_table_memory => return Err(err(ENOENT)),
             "table_memory_limit" => {
                 // The kernel's parse_u64: decimal digits, one optional
