@@ -551,13 +551,26 @@ impl ActivePool {
         self.binds.lock().iter().any(|n| n.to_bytes() == name)
     }
 
+    /// Runs volume operation `f` (create, delete, resize, snapshot, clone,
+    /// rollback, promote) on the engine under the volume-operation locks
+    /// ([`ConfigLock`]), then commits, so that an operation reported done
+    /// survives a crash. An operation that finds the record queue full
+    /// (`EBUSY`: writes queued records since the last commit) commits
+    /// first and runs once more.
+    pub(crate) fn vol_op<T>(&self, mut f: impl FnMut(&mut Engine) -> Result<T>) -> Result<T> {
+        let mut r = f(&mut self.lock_config().engine);
+        if r.as_ref().err() == Some(&EBUSY) {
+            self.commit()?;
+            r = f(&mut self.lock_config().engine);
+        }
+        let v = r?;
+        self.commit()?;
+        Ok(v)
+    }
+
     /// Resizes volume `id` to `blocks` blocks (a shrink unmaps the tail) and commits.
     pub(crate) fn vol_resize(&self, id: u32, blocks: u64) -> Result {
-        self.lock_config()
-            .engine
-            .vol_resize(id, blocks)
-            .map_err(core_err)?;
-        self.commit()
+        self.vol_op(|e| e.vol_resize(id, blocks).map_err(core_err))
     }
 
     /// Volume `id`'s size in blocks, if it exists.
@@ -573,21 +586,15 @@ impl ActivePool {
 
     /// Creates a volume of `blocks` blocks and commits it; returns its id.
     pub(crate) fn vol_create(&self, name: &[u8], blocks: u64) -> Result<u32> {
-        let id = {
-            let mut st = self.lock_config();
-            let id = crate::volinfo::next_id(&st.engine);
-            st.engine
-                .vol_create(id, name, blocks, 0)
-                .map_err(core_err)?;
-            id
-        };
-        self.commit()?;
-        Ok(id)
+        self.vol_op(|e| {
+            let id = crate::volinfo::next_id(e);
+            e.vol_create(id, name, blocks, 0).map_err(core_err)?;
+            Ok(id)
+        })
     }
 
     /// Deletes volume `id` (its blocks return to the pool) and commits.
     pub(crate) fn vol_delete(&self, id: u32) -> Result {
-        self.lock_config().engine.vol_delete(id).map_err(core_err)?;
-        self.commit()
+        self.vol_op(|e| e.vol_delete(id).map_err(core_err))
     }
 }

@@ -41,34 +41,28 @@ impl ActivePool {
     pub(crate) fn snap_create(&self, name: &[u8]) -> Result<u32> {
         let at = snapshot_split(name).ok_or(EINVAL)?;
         let vol = name.get(..at).ok_or(EINVAL)?;
-        let id = {
-            let mut st = self.lock_config();
-            if id_of(&st.engine, name).is_some() {
+        self.vol_op(|e| {
+            if id_of(e, name).is_some() {
                 return Err(EEXIST);
             }
-            let src = id_of(&st.engine, vol).ok_or(ENOENT)?;
-            let id = next_id(&st.engine);
-            st.engine.snap_create(src, id, name).map_err(core_err)?;
-            id
-        };
-        self.commit()?;
-        Ok(id)
+            let src = id_of(e, vol).ok_or(ENOENT)?;
+            let id = next_id(e);
+            e.snap_create(src, id, name).map_err(core_err)?;
+            Ok(id)
+        })
     }
 
     /// Clones snapshot `snap` into a new writable volume `name` and commits.
     pub(crate) fn clone_volume(&self, snap: &[u8], name: &[u8]) -> Result<u32> {
-        let id = {
-            let mut st = self.lock_config();
-            if id_of(&st.engine, name).is_some() {
+        self.vol_op(|e| {
+            if id_of(e, name).is_some() {
                 return Err(EEXIST);
             }
-            let src = id_of(&st.engine, snap).ok_or(ENOENT)?;
-            let id = next_id(&st.engine);
-            st.engine.clone_volume(src, id, name).map_err(core_err)?;
-            id
-        };
-        self.commit()?;
-        Ok(id)
+            let src = id_of(e, snap).ok_or(ENOENT)?;
+            let id = next_id(e);
+            e.clone_volume(src, id, name).map_err(core_err)?;
+            Ok(id)
+        })
     }
 
     /// Rolls volume VOLUME back to its snapshot `snap` (`VOLUME@SNAP`) and
@@ -76,22 +70,18 @@ impl ActivePool {
     pub(crate) fn rollback(&self, snap: &[u8]) -> Result {
         let at = snapshot_split(snap).ok_or(EINVAL)?;
         let vol = snap.get(..at).ok_or(EINVAL)?;
-        {
-            let mut st = self.lock_config();
-            let s = id_of(&st.engine, snap).ok_or(ENOENT)?;
-            let v = id_of(&st.engine, vol).ok_or(ENOENT)?;
-            st.engine.rollback(v, s).map_err(core_err)?;
-        }
-        self.commit()
+        self.vol_op(|e| {
+            let s = id_of(e, snap).ok_or(ENOENT)?;
+            let v = id_of(e, vol).ok_or(ENOENT)?;
+            e.rollback(v, s).map_err(core_err)
+        })
     }
 
     /// Promotes (flattens) volume `name` and commits.
     pub(crate) fn promote(&self, name: &[u8]) -> Result {
-        {
-            let mut st = self.lock_config();
-            let v = id_of(&st.engine, name).ok_or(ENOENT)?;
-            st.engine.promote(v).map_err(core_err)?;
-        }
-        self.commit()
+        self.vol_op(|e| {
+            let v = id_of(e, name).ok_or(ENOENT)?;
+            e.promote(v).map_err(core_err)
+        })
     }
 }
