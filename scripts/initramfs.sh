@@ -50,10 +50,12 @@ fi
 # Per-run overlay.
 O=$(mktemp -d)
 trap 'rm -rf "$O"' EXIT
-mkdir -p "$O/lib/modules/zvpool" "$O/usr/share/zvpool/selftests" "$O/etc/zvpool" "$O/usr/bin"
+mkdir -p "$O/lib/modules/zvpool" "$O/usr/share/zvpool/selftests" "$O/usr/share/zvpool/udev" "$O/etc/zvpool" "$O/usr/bin"
 cp "$ZVPOOL_TOP/scripts/guest/init" "$O/init"
 cp "$KO" "$O/lib/modules/zvpool/zvpool.ko"
 cp "$ZVPOOL_TOP"/selftests/zvpool/* "$O/usr/share/zvpool/selftests/"
+# The udev rule, for import_ident.sh (run with 'udevadm test' when the guest has udevadm).
+cp "$ZVPOOL_TOP/udev/60-zvpool.rules" "$O/usr/share/zvpool/udev/"
 cp "$ZVPOOL_TOP/scripts/guest/demo.sh" "$O/usr/share/zvpool/demo.sh"
 {
 	echo "ZV_ZNS=\"$ZV_ZNS\""
