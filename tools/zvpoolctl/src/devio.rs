@@ -312,6 +312,17 @@ fn queue_info(rdev: u64) -> Result<QueueInfo, String> {
     })
 }
 
+/// `/dev/NAME` of the block device `rdev` (NAME from sysfs), if that node
+/// is the same device: `blkzone` finds a device's zone size through its
+/// name, and fails on a node made elsewhere (e.g. in a directory given to
+/// `pool import -d`).
+fn dev_node(rdev: u64) -> Option<String> {
+    let dir = fs::canonicalize(sysfs_dir(rdev)).ok()?;
+    let node = format!("/dev/{}", dir.file_name()?.to_str()?);
+    let md = fs::metadata(&node).ok()?;
+    (md.file_type().is_block_device() && md.rdev() == rdev).then_some(node)
+}
+
 /// `blkzone report DEV`, parsed.
 fn report_zones(path: &str) -> Result<Vec<ZoneRep>, String> {
     let out = Command::new("blkzone")
@@ -353,7 +364,7 @@ impl FileDevices {
                     .map_err(|e| fail(crate::error::io_text(&e)))?;
                 let q = queue_info(md.rdev()).map_err(fail)?;
                 let zones = if q.zoned {
-                    report_zones(p).map_err(fail)?
+                    report_zones(&dev_node(md.rdev()).unwrap_or_else(|| p.clone())).map_err(fail)?
                 } else {
                     Vec::new()
                 };

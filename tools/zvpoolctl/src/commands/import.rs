@@ -171,6 +171,13 @@ fn scan_all(ctx: &mut Ctx<'_>, p: &Parsed, cache: Option<&Cache>) -> Result<Vec<
             "zvpoolctl: warning: {denied} device(s) could not be read (permission denied; run as root)"
         );
     }
+    if dir.is_some() {
+        // The files of a directory were named by the user: say why one
+        // could not be read (the machine's own devices may be anything).
+        for (path, why) in &bad {
+            let _ = writeln!(ctx.err, "zvpoolctl: warning: {path}: {why}");
+        }
+    }
     let defined = defined_pools(ctx);
     let mut out = Vec::new();
     for pool in pools {
