@@ -7,7 +7,11 @@
 //! - `volumes POOL`: every volume, snapshot and clone of active pool POOL,
 //!   one line each in the format of the pool's `volumes` attribute, with no
 //!   length limit;
-//! - `pools`: the names of the active pools, one a line.
+//! - `pools`: the names of the active pools, one a line;
+//! - `diff POOL VOL@SNAP [VOL@BASE]`: the extents of snapshot VOL@SNAP that
+//!   differ from snapshot VOL@BASE (or all it maps): `size BYTES`, then
+//!   `map OFFSET LENGTH` / `unmap OFFSET LENGTH` lines in bytes
+//!   (`ActivePool::diff_listing`; EINVAL if one is not a snapshot).
 //!
 //! Errors: EINVAL (unknown or malformed command), ENOENT (no active pool of
 //! that name), ENOMEM; each with one `zvpool:` line in the kernel log.
@@ -90,6 +94,25 @@ fn run(cmd: &[u8], out: &mut KVVec<u8>) -> Result {
             };
             p.volumes_listing(out)
         }
+        (Some(b"diff"), Some(pool), Some(snap)) => {
+            let base = words.next();
+            if words.next().is_some() {
+                pr_err!("control: diff takes POOL VOL@SNAP [VOL@BASE]\n");
+                return Err(EINVAL);
+            }
+            let Some(p) = registry::find_pool(pool) else {
+                pr_err!("control: no active pool '{}'\n", crate::config::Shown(pool));
+                return Err(ENOENT);
+            };
+            p.diff_listing(snap, base, out).inspect_err(|e| {
+                pr_err!(
+                    "control: diff of '{}' in pool '{}': {:?} (both must be snapshots)\n",
+                    crate::config::Shown(snap),
+                    crate::config::Shown(pool),
+                    e
+                );
+            })
+        }
         (Some(b"pools"), None, None) => registry::pool_names(|name| {
             out.extend_from_slice(name.to_bytes(), GFP_KERNEL)?;
             out.push(b'\n', GFP_KERNEL)?;
@@ -97,7 +120,7 @@ fn run(cmd: &[u8], out: &mut KVVec<u8>) -> Result {
         }),
         _ => {
             pr_err!(
-                "control: unknown command '{}' (volumes POOL, pools)\n",
+                "control: unknown command '{}' (volumes POOL, pools, diff POOL SNAP [BASE])\n",
                 crate::config::Shown(cmd)
             );
             Err(EINVAL)

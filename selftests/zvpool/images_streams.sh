@@ -216,6 +216,20 @@ INC_SZ=$(fsize $INC)
 ktap_print_msg "incremental stream: $INC_SZ bytes (full: $FULL_SZ)"
 ktap_test_result "the incremental stream is about the change (1 MiB + 4 KiB of data, under 2 MiB)" \
 	sh -c "[ $INC_SZ -gt $((MIB + 4096)) ] && [ $INC_SZ -lt $((2 * MIB)) ]"
+# The kernel's list of what differs (what send used): the control device.
+ctl() { { printf '%s' "$1" >&3 && cat <&3; } 3<>/dev/zvpool-control; }
+ctl "diff im raw@s2 raw@s1" >$W/diff 2>/dev/null
+sed 's/^/# diff: /' $W/diff | head -8
+ktap_expect_eq "control device: diff im raw@s2 raw@s1 starts with the size" "size $((64 * MIB))" "$(head -1 $W/diff)"
+# Every listed range inside what changed ([0, 1M), [30M, 31M), the block
+# at 33M + 4K), all of it listed, nothing unmapped.
+LISTED=$(awk -v M=$MIB 'NR > 1 {
+	if ($1 != "map") bad = 1
+	s = $2; e = $2 + $3
+	if (!((e <= M) || (s >= 30 * M && e <= 31 * M) || (s >= 33 * M + 4096 && e <= 33 * M + 8192))) bad = 1
+	n += $3 } END { print (bad ? "bad" : n) }' $W/diff)
+ktap_expect_eq "it lists exactly the changed ranges (2 MiB + 4 KiB)" "$((2 * MIB + 4096))" "$LISTED"
+ktap_test_result "a writable volume is refused (EINVAL)" sh -c "! { printf 'diff im raw raw@s1' >&3; } 3<>/dev/zvpool-control 2>/dev/null"
 tin 0 "receive the incremental on top of imr/rv" $INC zv snapshot receive imr/rv
 has "received imr/rv@s2 (incremental on imr/rv@s1)" "received as imr/rv@s2 on imr/rv@s1"
 ktap_expect_eq "imr/rv@s2 reads identical to im/raw@s2" "$SUM_S2" "$(snap_sum imr rv@s2)"

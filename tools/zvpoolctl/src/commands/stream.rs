@@ -10,11 +10,11 @@ use super::{check_snapshot_name, split_snapshot, split_volume, Ctx};
 use crate::abi::{self, KIND_SNAPSHOT};
 use crate::backend::Obj;
 use crate::cli::{OptSpec, Parsed};
-use crate::error::{Error, Failure};
+use crate::error::{Error, Failure, EINVAL};
 use crate::progress::Progress;
 use crate::size::human;
 use crate::stream::apply::{apply, ApplyOpts};
-use crate::stream::diff::{send as encode, BlockScan};
+use crate::stream::diff::{parse_listing, send as encode, BlockScan, KernelList};
 use crate::stream::{Decoder, Header, Identity};
 
 pub const OPT_INCREMENTAL: OptSpec = OptSpec {
@@ -113,6 +113,37 @@ pub fn send(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
         snap: ident(snap),
         base: b.as_ref().map(|b| ident(&b.name)),
     };
+    // The kernel's list of what differs, where the module has it (else the
+    // devices are compared block by block).
+    let cmdline = match base {
+        Some(b) => format!("diff {pool} {snap} {b}"),
+        None => format!("diff {pool} {snap}"),
+    };
+    let listed = match ctx.backend.control(&cmdline) {
+        Ok(Some(text)) => {
+            let (lsize, items) = parse_listing(&text).map_err(|e| Failure::new(what.clone(), e))?;
+            if lsize != size {
+                return Err(Failure::new(
+                    what,
+                    format!("the kernel lists {lsize} bytes for {snap}, configfs {size}"),
+                )
+                .into());
+            }
+            Some(items)
+        }
+        Ok(None) => None,
+        // A module without the command.
+        Err(e) if e.raw_os_error() == Some(EINVAL) => None,
+        Err(e) => {
+            return Err(Failure::new(
+                what,
+                format!("list the extents to send: {}", crate::error::io_text(&e)),
+            )
+            .into())
+        }
+    };
+    // Only the snapshot's device is read when the kernel lists the extents.
+    let base = base.filter(|_| listed.is_none());
     let sa = attach(ctx, pool, snap, &what)?;
     let ba = match base {
         Some(n) => match attach(ctx, pool, n, &what) {
@@ -136,13 +167,17 @@ pub fn send(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
         }
         let mut prog = Progress::new(format!("send {pool}/{snap}"), size, quiet);
         let io = |e: std::io::Error| Failure::new(what.clone(), crate::error::io_text(&e));
-        let st = match &ba {
-            Some(ba) => {
+        let st = match (&ba, listed) {
+            (_, Some(items)) => {
+                let mut list = KernelList::new(sd.as_mut(), items);
+                encode(&mut list, &header, &mut *ctx.out, &mut prog).map_err(io)?
+            }
+            (Some(ba), None) => {
                 let mut bd = device::open(backend, ba, false, &what)?;
                 let mut scan = BlockScan::incremental(sd.as_mut(), bd.as_mut());
                 encode(&mut scan, &header, &mut *ctx.out, &mut prog).map_err(io)?
             }
-            None => {
+            (None, None) => {
                 let mut scan = BlockScan::full(sd.as_mut());
                 encode(&mut scan, &header, &mut *ctx.out, &mut prog).map_err(io)?
             }

@@ -2,12 +2,15 @@
 //! What a stream carries: the source of "which extents of the snapshot to
 //! send" (`Changes`), and `send`, which encodes them.
 //!
-//! Today both sources read devices: `BlockScan` reads the snapshot (a full
-//! stream: every non-zero block, zero runs as holes) or compares it with
-//! the base snapshot block by block (an incremental: the blocks that
-//! differ; holes where the snapshot reads zeros and the base did not) —
-//! which reads both devices in full. A kernel listing of the extents that
-//! differ (through the control device) will be another `Changes`.
+//! Two sources: `KernelList` takes the extents the kernel lists through the
+//! control device (`diff POOL SNAP [BASE]`: what the snapshot's block table
+//! maps, or maps differently from the base's, found by comparing the
+//! tables and skipping what they share) and reads only those from the
+//! snapshot; `BlockScan`, for modules without that command, reads the
+//! snapshot (a full stream: every non-zero block, zero runs as holes) or
+//! compares it with the base snapshot block by block (an incremental: the
+//! blocks that differ; holes where the snapshot reads zeros and the base
+//! did not), which reads both devices in full.
 
 use super::{Encoder, Header};
 use crate::devio::VolumeDev;
@@ -154,6 +157,145 @@ impl Changes for BlockScan<'_> {
     }
 }
 
+/// One line of the kernel's listing: data to read from the snapshot
+/// (`map`) or a range that reads zeros (`unmap`), in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listed {
+    pub map: bool,
+    pub offset: u64,
+    pub len: u64,
+}
+
+/// Parses the kernel's `diff` answer: `size BYTES`, then `map|unmap OFFSET
+/// LENGTH` lines, 4 KiB-aligned, ascending, not overlapping, inside the
+/// size. Returns the size and the lines; anything else is refused.
+pub fn parse_listing(text: &str) -> Result<(u64, Vec<Listed>), String> {
+    let mut lines = text.lines();
+    let bad = |l: &str| format!("unexpected line {l:?} in the kernel's extent list");
+    let first = lines.next().unwrap_or("");
+    let size = first
+        .strip_prefix("size ")
+        .and_then(|n| n.parse::<u64>().ok())
+        .ok_or_else(|| bad(first))?;
+    let mut out = Vec::new();
+    let mut end = 0u64;
+    for l in lines {
+        let w: Vec<&str> = l.split(' ').collect();
+        let (map, off, len) = match w[..] {
+            [kind @ ("map" | "unmap"), o, n] => (
+                kind == "map",
+                o.parse::<u64>().map_err(|_| bad(l))?,
+                n.parse::<u64>().map_err(|_| bad(l))?,
+            ),
+            _ => return Err(bad(l)),
+        };
+        let stop = off.checked_add(len).ok_or_else(|| bad(l))?;
+        if len == 0
+            || off < end
+            || stop > size
+            || off % BLOCK as u64 != 0
+            || len % BLOCK as u64 != 0
+        {
+            return Err(bad(l));
+        }
+        end = stop;
+        out.push(Listed {
+            map,
+            offset: off,
+            len,
+        });
+    }
+    Ok((size, out))
+}
+
+/// The kernel's list of what differs, with the data of each `map` range
+/// read from the snapshot in chunks (all-zero blocks go as holes, as in
+/// [`BlockScan`]).
+pub struct KernelList<'a> {
+    snap: &'a mut dyn VolumeDev,
+    items: std::vec::IntoIter<Listed>,
+    /// The `map` range being read: next offset and end.
+    cur: Option<(u64, u64)>,
+    buf: Vec<u8>,
+    /// Where `buf` starts on the device, and the next byte of it to hand out.
+    buf_start: u64,
+    next: usize,
+    pos: u64,
+}
+
+impl<'a> KernelList<'a> {
+    pub fn new(snap: &'a mut dyn VolumeDev, items: Vec<Listed>) -> Self {
+        KernelList {
+            snap,
+            items: items.into_iter(),
+            cur: None,
+            buf: Vec::new(),
+            buf_start: 0,
+            next: 0,
+            pos: 0,
+        }
+    }
+}
+
+impl Changes for KernelList<'_> {
+    fn next_change(&mut self) -> io::Result<Option<Change>> {
+        while self.next >= self.buf.len() {
+            match self.cur {
+                Some((at, end)) if at < end => {
+                    let n = (end - at).min(CHUNK as u64) as usize;
+                    self.buf.resize(n, 0);
+                    self.snap.read_at(at, &mut self.buf)?;
+                    self.buf_start = at;
+                    self.next = 0;
+                    self.cur = Some((at + n as u64, end));
+                }
+                _ => {
+                    self.cur = None;
+                    self.buf.clear();
+                    self.next = 0;
+                    let Some(it) = self.items.next() else {
+                        return Ok(None);
+                    };
+                    self.pos = it.offset + it.len;
+                    if !it.map {
+                        return Ok(Some(Change::Hole {
+                            offset: it.offset,
+                            len: it.len,
+                        }));
+                    }
+                    self.cur = Some((it.offset, it.offset + it.len));
+                }
+            }
+        }
+        // A run of zero or of non-zero blocks from `next`.
+        let zero = |i: usize| is_zero(&self.buf[i..(i + BLOCK).min(self.buf.len())]);
+        let s = self.next;
+        let z = zero(s);
+        let mut e = s + BLOCK;
+        while e < self.buf.len() && zero(e) == z {
+            e += BLOCK;
+        }
+        let e = e.min(self.buf.len());
+        self.next = e;
+        let offset = self.buf_start + s as u64;
+        Ok(Some(if z {
+            Change::Hole {
+                offset,
+                len: (e - s) as u64,
+            }
+        } else {
+            Change::Data {
+                offset,
+                data: self.buf[s..e].to_vec(),
+            }
+        }))
+    }
+
+    fn scanned(&self) -> u64 {
+        self.pos
+    }
+}
+
 /// What `send` wrote.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct SendStats {
@@ -208,4 +350,53 @@ pub fn send<W: Write>(
     st.stream_bytes = enc.written + super::FRAME as u64;
     enc.finish()?;
     Ok(st)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_listings_are_checked() {
+        let ok = "size 65536\nmap 0 8192\nunmap 8192 4096\nmap 32768 32768\n";
+        let (size, l) = parse_listing(ok).unwrap();
+        assert_eq!(size, 65536);
+        assert_eq!(
+            l,
+            vec![
+                Listed {
+                    map: true,
+                    offset: 0,
+                    len: 8192
+                },
+                Listed {
+                    map: false,
+                    offset: 8192,
+                    len: 4096
+                },
+                Listed {
+                    map: true,
+                    offset: 32768,
+                    len: 32768
+                },
+            ]
+        );
+        assert_eq!(parse_listing("size 4096\n").unwrap(), (4096, vec![]));
+        for bad in [
+            "",
+            "map 0 4096\n",
+            "size x\n",
+            "size 65536\nmap 0 4096 9\n",
+            "size 65536\nzero 0 4096\n",
+            "size 65536\nmap 0 0\n",
+            "size 65536\nmap 100 4096\n",
+            "size 65536\nmap 0 4000\n",
+            "size 65536\nmap 4096 4096\nmap 0 4096\n",
+            "size 65536\nmap 0 8192\nunmap 4096 4096\n",
+            "size 65536\nmap 61440 8192\n",
+            "size 65536\nmap 18446744073709551615 4096\n",
+        ] {
+            assert!(parse_listing(bad).is_err(), "{bad:?} accepted");
+        }
+    }
 }

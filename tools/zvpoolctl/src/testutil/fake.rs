@@ -206,6 +206,10 @@ struct State {
     seq: u64,
     /// A module without the control device.
     no_control: bool,
+    /// A module whose control device has no `diff` (EINVAL).
+    no_diff: bool,
+    /// `diff` commands answered.
+    diffs: u64,
     /// The data of each volume (pool, name).
     vol_data: BTreeMap<(String, String), blockdev::VolData>,
     /// Writes to volume devices fail with this errno.
@@ -275,6 +279,17 @@ impl FakeKernel {
     pub fn without_control(self) -> Self {
         self.st.borrow_mut().no_control = true;
         self
+    }
+
+    /// A module whose control device has no `diff` command.
+    pub fn without_diff(self) -> Self {
+        self.st.borrow_mut().no_diff = true;
+        self
+    }
+
+    /// How many `diff` commands the control device answered.
+    pub fn diffs(&self) -> u64 {
+        self.st.borrow().diffs
     }
 
     /// A module from before `table_memory_limit`: pools have no such
@@ -1067,11 +1082,14 @@ impl Backend for FakeKernel {
     /// `volumes POOL` as the kernel answers it: every volume of an active
     /// pool, ENOENT for another pool, EINVAL for another command.
     fn control(&self, cmd: &str) -> io::Result<Option<String>> {
-        let st = &*self.st.borrow();
-        if st.no_control {
+        if self.st.borrow().no_control {
             return Ok(None);
         }
         let words: Vec<&str> = cmd.split_whitespace().collect();
+        if words.first() == Some(&"diff") {
+            return self.control_diff(&words[1..]).map(Some);
+        }
+        let st = &*self.st.borrow();
         let ["volumes", pool] = words[..] else {
             return Err(err(EINVAL));
         };

@@ -219,3 +219,76 @@ impl FakeKernel {
         self.sync(st);
     }
 }
+
+impl FakeKernel {
+    /// The control device's `diff POOL SNAP [BASE]`: the blocks of snapshot
+    /// SNAP that BASE (or nothing) does not hold with the same contents
+    /// (`map`), and those BASE holds and SNAP does not (`unmap`), in runs,
+    /// after a `size` line: what the kernel lists, from the fake's data.
+    pub(super) fn control_diff(&self, args: &[&str]) -> io::Result<String> {
+        let st = &mut *self.st.borrow_mut();
+        if st.no_diff {
+            return Err(err(EINVAL));
+        }
+        let (pool, snap, base) = match args {
+            [p, s] => (*p, *s, None),
+            [p, s, b] => (*p, *s, Some(*b)),
+            _ => return Err(err(EINVAL)),
+        };
+        if !st.pools.get(pool).is_some_and(|p| p.active) {
+            return Err(err(ENOENT));
+        }
+        let meta = st.metas.get(pool).ok_or_else(|| err(ENOENT))?;
+        let find = |n: &str| meta.volumes.iter().find(|v| v.name == n);
+        let s = find(snap).ok_or_else(|| err(ENOENT))?;
+        if s.kind != "snapshot"
+            || base.is_some_and(|b| find(b).is_none_or(|v| v.kind != "snapshot"))
+        {
+            return Err(err(EINVAL));
+        }
+        let size = s.size;
+        let empty = BTreeMap::new();
+        let blocks = |n: &str| st.vol_data.get(&key(pool, n)).map_or(&empty, |d| &d.blocks);
+        let sb = blocks(snap);
+        let bb = base.map_or(&empty, blocks);
+        let mut kinds: BTreeMap<u64, bool> = BTreeMap::new();
+        for (b, data) in sb {
+            if bb.get(b) != Some(data) {
+                kinds.insert(*b, true);
+            }
+        }
+        for b in bb.keys() {
+            if !sb.contains_key(b) && b * BS < size {
+                kinds.insert(*b, false);
+            }
+        }
+        let mut out = format!("size {size}\n");
+        let mut run: Option<(bool, u64, u64)> = None;
+        for (b, map) in kinds {
+            run = match run {
+                Some((m, first, n)) if m == map && first + n == b => Some((m, first, n + 1)),
+                other => {
+                    if let Some((m, first, n)) = other {
+                        out += &format!(
+                            "{} {} {}\n",
+                            if m { "map" } else { "unmap" },
+                            first * BS,
+                            n * BS
+                        );
+                    }
+                    Some((map, b, 1))
+                }
+            };
+        }
+        if let Some((m, first, n)) = run {
+            out += &format!(
+                "{} {} {}\n",
+                if m { "map" } else { "unmap" },
+                first * BS,
+                n * BS
+            );
+        }
+        st.diffs += 1;
+        Ok(out)
+    }
+}
