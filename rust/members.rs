@@ -17,8 +17,9 @@ use crate::kwrap::{
 use crate::zvcore::{
     self,
     format::BLOCK_SIZE,
-    geom::{DevKind, DeviceGeometry, PoolGeometry, META_ZONES_PER_DEV},
+    geom::{DevKind, DeviceGeometry, PoolGeometry},
     pool::MetaOp,
+    probe::{self, DeviceReport, ProbeError, ZoneScan},
     recovery::Phase,
 };
 use core::ops::Deref;
@@ -29,8 +30,6 @@ use kernel::{
     time::{Instant, Monotonic},
 };
 
-/// Zone size used to carve a conventional (non-zoned) member (256 MiB).
-const CONV_ZONE_SECTORS: u64 = 256 * 2048;
 /// Sectors per block.
 pub(crate) const SPB: u64 = (BLOCK_SIZE / 512) as u64;
 
@@ -44,92 +43,49 @@ pub(crate) struct Member {
     pub(crate) write_errors: AtomicU64,
 }
 
-/// Reads a lower device's geometry into the core's terms. Refuses devices
-/// zvpool cannot use, with a logged reason.
+/// Reads a lower device's geometry into the core's terms
+/// (`zvcore::probe`, which `zvpoolctl` uses too). Refuses devices zvpool
+/// cannot use, with a logged reason.
 fn probe_geometry(pool: &CStr, path: &CStr, dev: &LowerDev) -> Result<DeviceGeometry> {
     let g = dev.geometry();
+    let r = DeviceReport {
+        nr_sectors: g.nr_sectors,
+        logical_block_size: g.logical_block_size,
+        zoned: g.zoned != 0,
+        zone_sectors: g.zone_sectors,
+        nr_zones: g.nr_zones,
+        max_open_zones: g.max_open_zones,
+        max_active_zones: g.max_active_zones,
+        max_zone_append_sectors: g.max_zone_append_sectors,
+    };
     if g.read_only != 0 {
         pr_err!("{}: {}: device is read-only\n", pool, path);
         return Err(EROFS);
     }
-    if g.logical_block_size == 0 || 4096 % g.logical_block_size != 0 {
-        pr_err!(
-            "{}: {}: logical block size {} does not divide 4096\n",
-            pool,
-            path,
-            g.logical_block_size
-        );
-        return Err(EINVAL);
-    }
-    if g.zoned == 0 {
-        let nr_zones = u32::try_from(g.nr_sectors / CONV_ZONE_SECTORS).map_err(|_| EINVAL)?;
-        return Ok(DeviceGeometry {
-            kind: DevKind::Conventional,
-            nr_zones,
-            zone_blocks: CONV_ZONE_SECTORS / SPB,
-            zone_cap_blocks: CONV_ZONE_SECTORS / SPB,
-            nr_conv_zones: 0,
-            max_open: 0,
-            max_active: 0,
-            zone_append: false,
-            meta_zones: META_ZONES_PER_DEV,
-        });
-    }
-    if g.zone_sectors == 0 || g.zone_sectors % SPB != 0 {
-        pr_err!(
-            "{}: {}: zone size {} sectors is not a multiple of 4 KiB\n",
-            pool,
-            path,
-            g.zone_sectors
-        );
-        return Err(EINVAL);
+    let refused = |e: ProbeError| {
+        pr_err!("{}: {}: {}\n", pool, path, Why(e));
+        EINVAL
+    };
+    if let Some(geom) = probe::start(&r).map_err(refused)? {
+        return Ok(geom);
     }
     // Conventional zones (SMR) and the zone capacity come from a report.
-    let mut nr_conv = 0u32;
-    let mut seen_seq = false;
-    let mut cap = 0u64;
-    let mut bad = false;
+    let mut scan = ZoneScan::default();
     zone::report_zones(dev, 0, g.nr_zones, &mut |_i, z: &ZoneReport| {
-        match z.kind {
-            ZoneType::Conventional if !seen_seq => nr_conv += 1,
-            ZoneType::Conventional => bad = true, // conventional zones after sequential ones
-            _ if z.len != g.zone_sectors => bad = true,
-            _ => {
-                seen_seq = true;
-                if cap == 0 {
-                    cap = z.capacity;
-                } else if cap != z.capacity {
-                    bad = true;
-                }
-            }
-        }
+        let conventional = z.kind == ZoneType::Conventional;
+        scan.zone(g.zone_sectors, conventional, z.len, z.capacity);
         Ok(())
     })?;
-    if bad || cap == 0 || cap % SPB != 0 {
-        pr_err!("{}: {}: unsupported zone layout (mixed capacities or interleaved conventional zones)\n", pool, path);
-        return Err(EINVAL);
+    probe::zoned(&r, &scan).map_err(refused)
+}
+
+/// A probe refusal in the kernel's formatting (its text is the core's).
+struct Why(ProbeError);
+
+impl kernel::fmt::Display for Why {
+    fn fmt(&self, f: &mut kernel::fmt::Formatter<'_>) -> kernel::fmt::Result {
+        core::fmt::Display::fmt(&self.0, f)
     }
-    let geom = DeviceGeometry {
-        kind: if nr_conv > 0 {
-            DevKind::Smr
-        } else {
-            DevKind::Zns
-        },
-        nr_zones: g.nr_zones,
-        zone_blocks: g.zone_sectors / SPB,
-        zone_cap_blocks: cap / SPB,
-        nr_conv_zones: nr_conv,
-        max_open: g.max_open_zones,
-        max_active: g.max_active_zones,
-        zone_append: g.max_zone_append_sectors >= SPB as u32,
-        // The pool's, from its superblock at assembly or chosen at format.
-        meta_zones: META_ZONES_PER_DEV,
-    };
-    if let Err(e) = geom.validate() {
-        pr_err!("{}: {}: unusable geometry: {:?}\n", pool, path, e);
-        return Err(EINVAL);
-    }
-    Ok(geom)
 }
 
 /// Whether every sequential zone of `dev` is empty (a blank device).

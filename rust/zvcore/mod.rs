@@ -18,6 +18,7 @@ pub mod gc;
 pub mod geom;
 pub mod map;
 pub mod pool;
+pub mod probe;
 pub mod recovery;
 pub mod sparse;
 pub mod verify;

@@ -15,7 +15,8 @@ use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use zvcore::format::BLOCK_SIZE;
-use zvcore::geom::{DevKind, DeviceGeometry, META_ZONES_PER_DEV};
+use zvcore::geom::DeviceGeometry;
+use zvcore::probe::{self, DeviceReport, ZoneScan};
 
 /// `O_DIRECT` (x86_64, arm64 differ; see `open_block_device`).
 #[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
@@ -30,9 +31,7 @@ const O_DIRECT: i32 = 0o200000;
 )))]
 const O_DIRECT: i32 = 0;
 
-/// Zone size the kernel carves a conventional member into (256 MiB), in
-/// sectors (`CONV_ZONE_SECTORS` in rust/pool.rs).
-pub const CONV_ZONE_SECTORS: u64 = 256 * 2048;
+pub use zvcore::probe::CONV_ZONE_SECTORS;
 /// Sectors per 4 KiB block.
 const SPB: u64 = (BLOCK_SIZE / 512) as u64;
 
@@ -139,90 +138,28 @@ pub struct QueueInfo {
 }
 
 /// The device's geometry in the core's terms, computed as the kernel does
-/// (`probe_geometry`): a non-zoned device is cut into 256 MiB conventional
-/// zones; a zoned one takes its leading conventional zones (SMR), the
-/// capacity of its sequential zones (all equal) and its limits.
+/// (both use `zvcore::probe`): a non-zoned device is cut into 256 MiB
+/// conventional zones; a zoned one takes its leading conventional zones
+/// (SMR), the capacity of its sequential zones (all equal) and its limits.
 pub fn geometry(q: &QueueInfo, zones: &[ZoneRep]) -> Result<DeviceGeometry, String> {
-    if q.logical_block_size == 0 || 4096 % q.logical_block_size != 0 {
-        return Err(format!(
-            "logical block size {} does not divide 4096",
-            q.logical_block_size
-        ));
-    }
-    if !q.zoned {
-        let nr_zones = u32::try_from(q.nr_sectors / CONV_ZONE_SECTORS)
-            .map_err(|_| "device too large".to_string())?;
-        return Ok(DeviceGeometry {
-            kind: DevKind::Conventional,
-            nr_zones,
-            zone_blocks: CONV_ZONE_SECTORS / SPB,
-            zone_cap_blocks: CONV_ZONE_SECTORS / SPB,
-            nr_conv_zones: 0,
-            max_open: 0,
-            max_active: 0,
-            zone_append: false,
-            meta_zones: META_ZONES_PER_DEV,
-        });
-    }
-    if q.zone_sectors == 0 || !q.zone_sectors.is_multiple_of(SPB) {
-        return Err(format!(
-            "zone size {} sectors is not a multiple of 4 KiB",
-            q.zone_sectors
-        ));
-    }
-    let mut nr_conv = 0u32;
-    let mut seen_seq = false;
-    let mut cap = 0u64;
-    let mut bad = false;
-    for z in zones.iter().take(q.nr_zones as usize) {
-        if z.conventional {
-            if seen_seq {
-                bad = true;
-            } else {
-                nr_conv += 1;
-            }
-        } else if z.len != q.zone_sectors {
-            bad = true;
-        } else {
-            seen_seq = true;
-            if cap == 0 {
-                cap = z.cap;
-            } else if cap != z.cap {
-                bad = true;
-            }
-        }
-    }
-    if zones.len() < q.nr_zones as usize {
-        return Err(format!(
-            "the zone report lists {} zones, the device has {}",
-            zones.len(),
-            q.nr_zones
-        ));
-    }
-    if bad || cap == 0 || !cap.is_multiple_of(SPB) {
-        return Err(
-            "unsupported zone layout (mixed capacities or interleaved conventional zones)".into(),
-        );
-    }
-    let g = DeviceGeometry {
-        kind: if nr_conv > 0 {
-            DevKind::Smr
-        } else {
-            DevKind::Zns
-        },
+    let r = DeviceReport {
+        nr_sectors: q.nr_sectors,
+        logical_block_size: q.logical_block_size,
+        zoned: q.zoned,
+        zone_sectors: q.zone_sectors,
         nr_zones: q.nr_zones,
-        zone_blocks: q.zone_sectors / SPB,
-        zone_cap_blocks: cap / SPB,
-        nr_conv_zones: nr_conv,
-        max_open: q.max_open_zones,
-        max_active: q.max_active_zones,
-        zone_append: q.max_zone_append_sectors >= SPB as u32,
-        // The pool's (from its superblock) replaces this at assembly.
-        meta_zones: META_ZONES_PER_DEV,
+        max_open_zones: q.max_open_zones,
+        max_active_zones: q.max_active_zones,
+        max_zone_append_sectors: q.max_zone_append_sectors,
     };
-    g.validate()
-        .map_err(|e| format!("unusable geometry: {e:?}"))?;
-    Ok(g)
+    if let Some(g) = probe::start(&r).map_err(|e| e.to_string())? {
+        return Ok(g);
+    }
+    let mut scan = ZoneScan::default();
+    for z in zones.iter().take(q.nr_zones as usize) {
+        scan.zone(q.zone_sectors, z.conventional, z.len, z.cap);
+    }
+    probe::zoned(&r, &scan).map_err(|e| e.to_string())
 }
 
 /// Devices opened for checking, in the order given.
@@ -547,6 +484,7 @@ impl VolumeDev for BlockFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use zvcore::geom::DevKind;
 
     const REPORT: &str = "  start: 0x000000000, len 0x020000, cap 0x020000, wptr 0x000000 reset:0 non-seq:0, zcond: 0(nw) [type: 1(CONVENTIONAL)]
   start: 0x000020000, len 0x020000, cap 0x01f000, wptr 0x000010 reset:0 non-seq:0, zcond: 2(oi) [type: 2(SEQ_WRITE_REQUIRED)]
