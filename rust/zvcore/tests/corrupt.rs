@@ -23,7 +23,7 @@ use zvcore::format::{
     decode_journal_block, peek_magic, seal_block, CheckpointHeader, CheckpointReader, Superblock,
     CKPT_HEADER_MAGIC,
 };
-use zvcore::geom::{DeviceGeometry, META_ZONES_PER_DEV};
+use zvcore::geom::DeviceGeometry;
 use zvcore::map::decode_chunk;
 use zvcore::pool::PoolConfig;
 use zvcore::recovery::{recover, Check};
@@ -41,7 +41,7 @@ fn meta_blocks(w: &World) -> Vec<MetaBlock> {
     let mut out = Vec::new();
     for (d, (dev, g)) in w.devs.iter().zip(&w.geoms).enumerate() {
         let first = u64::from(g.first_meta_zone()) * g.zone_blocks;
-        let end = first + u64::from(META_ZONES_PER_DEV) * g.zone_blocks;
+        let end = first + u64::from(g.meta_zones) * g.zone_blocks;
         for a in dev.written() {
             if a >= first && a < end {
                 let mut b = vec![0u8; BS];

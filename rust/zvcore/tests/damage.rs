@@ -19,9 +19,10 @@ mod sim;
 use harness::*;
 use sim::*;
 use std::collections::BTreeMap;
+use zvcore::format::layout::{ckpt_zones_of, LOG_ZONES};
 use zvcore::format::{decode_journal_block, JOURNAL_MAGIC};
 use zvcore::format::{peek_magic, BLOCK_SIZE};
-use zvcore::geom::{DeviceGeometry, META_ZONES_PER_DEV};
+use zvcore::geom::DeviceGeometry;
 use zvcore::pool::PoolConfig;
 use zvcore::recovery::{recover, Assembly, Check, DamageKind};
 use zvcore::verify::bitmap_words;
@@ -73,7 +74,7 @@ fn journal_blocks(w: &World) -> Vec<(usize, u64, u64)> {
     let mut out = Vec::new();
     for (d, (dev, g)) in w.devs.iter().zip(&w.geoms).enumerate() {
         let first = u64::from(g.first_meta_zone()) * g.zone_blocks;
-        let end = first + u64::from(META_ZONES_PER_DEV) * g.zone_blocks;
+        let end = first + u64::from(g.meta_zones) * g.zone_blocks;
         let mut b = vec![0u8; BLOCK_SIZE];
         for a in dev.written() {
             if a < first || a >= end {
@@ -96,7 +97,7 @@ fn meta_addrs(w: &World) -> Vec<(usize, u64)> {
     let mut out = Vec::new();
     for (d, (dev, g)) in w.devs.iter().zip(&w.geoms).enumerate() {
         let first = u64::from(g.first_meta_zone()) * g.zone_blocks;
-        let end = first + u64::from(META_ZONES_PER_DEV) * g.zone_blocks;
+        let end = first + u64::from(g.meta_zones) * g.zone_blocks;
         out.extend(
             dev.written()
                 .into_iter()
@@ -402,8 +403,14 @@ fn lost_checkpoint_case(seed: u64) -> bool {
     let gen = base.pool_ref().checkpoint_generation();
     assert!(gen >= 3, "several checkpoints were written");
     let mut devs = base.devs.clone();
-    for (d, g) in base.geoms.iter().enumerate() {
-        let z = g.first_meta_zone() + 2 + (gen % 2) as u32;
+    // Every zone of the set on every member (the set spans `k` zones a
+    // member).
+    let lost = base.geoms.iter().enumerate().flat_map(|(d, g)| {
+        let k = ckpt_zones_of(g.meta_zones);
+        let first = g.first_meta_zone() + LOG_ZONES + (gen % 2) as u32 * k;
+        (first..first + k).map(move |z| (d, *g, z))
+    });
+    for (d, g, z) in lost.collect::<Vec<_>>() {
         if devs[d].reset(z).is_err() {
             // A conventional zone: lose its contents.
             let (lo, hi) = (
