@@ -187,6 +187,11 @@ impl Superblock {
     /// (device UUID and geometry each, in member order); bases are assigned
     /// contiguously. The result describes member 0; use
     /// [`Superblock::for_member`] to get each device's copy.
+    ///
+    /// Builds the 4 KiB struct by value: for host code (the kernel
+    /// initialises heap storage in place, [`Self::init_parts`]); inline, so
+    /// that it is compiled only where it is used, never into the module.
+    #[inline]
     pub fn new(pool_uuid: Uuid, members: &[(Uuid, DeviceGeometry)]) -> Result<Self> {
         let mut sb = Superblock::EMPTY;
         sb.init(pool_uuid, members)?;
@@ -438,6 +443,9 @@ impl Superblock {
     /// Errors: [`Error::Truncated`], [`Error::BadMagic`],
     /// [`Error::BadChecksum`], [`Error::Unsupported`] (version, block size,
     /// metadata zone count, unknown incompat feature), [`Error::BadField`].
+    /// By value, like [`Self::new`]: the kernel decodes in place
+    /// ([`Self::decode_into`]).
+    #[inline]
     pub fn decode(buf: &[u8]) -> Result<Self> {
         let mut sb = Superblock::EMPTY;
         sb.decode_into(buf)?;
