@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use zvcore::format::BLOCK_SIZE;
 use zvcore::geom::DeviceGeometry;
-use zvcore::probe::{self, DeviceReport, ZoneScan};
+use zvcore::probe::{self, ZoneScan};
 
 /// `O_DIRECT` (x86_64, arm64 differ; see `open_block_device`).
 #[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
@@ -124,42 +124,23 @@ pub fn parse_blkzone(text: &str) -> Result<Vec<ZoneRep>, String> {
     Ok(out)
 }
 
-/// What the kernel reads from a block device's queue (sectors of 512 bytes).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct QueueInfo {
-    pub nr_sectors: u64,
-    pub zoned: bool,
-    pub zone_sectors: u64,
-    pub nr_zones: u32,
-    pub max_open_zones: u32,
-    pub max_active_zones: u32,
-    pub max_zone_append_sectors: u32,
-    pub logical_block_size: u32,
-}
+/// What the kernel reads from a block device's queue (sectors of 512
+/// bytes): the core's probe input.
+pub use zvcore::probe::DeviceReport as QueueInfo;
 
 /// The device's geometry in the core's terms, computed as the kernel does
 /// (both use `zvcore::probe`): a non-zoned device is cut into 256 MiB
 /// conventional zones; a zoned one takes its leading conventional zones
 /// (SMR), the capacity of its sequential zones (all equal) and its limits.
 pub fn geometry(q: &QueueInfo, zones: &[ZoneRep]) -> Result<DeviceGeometry, String> {
-    let r = DeviceReport {
-        nr_sectors: q.nr_sectors,
-        logical_block_size: q.logical_block_size,
-        zoned: q.zoned,
-        zone_sectors: q.zone_sectors,
-        nr_zones: q.nr_zones,
-        max_open_zones: q.max_open_zones,
-        max_active_zones: q.max_active_zones,
-        max_zone_append_sectors: q.max_zone_append_sectors,
-    };
-    if let Some(g) = probe::start(&r).map_err(|e| e.to_string())? {
+    if let Some(g) = probe::start(q).map_err(|e| e.to_string())? {
         return Ok(g);
     }
     let mut scan = ZoneScan::default();
     for z in zones.iter().take(q.nr_zones as usize) {
         scan.zone(q.zone_sectors, z.conventional, z.len, z.cap);
     }
-    probe::zoned(&r, &scan).map_err(|e| e.to_string())
+    probe::zoned(q, &scan).map_err(|e| e.to_string())
 }
 
 /// Devices opened for checking, in the order given.
