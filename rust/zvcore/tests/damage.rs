@@ -347,8 +347,7 @@ fn mid_journal_case(seed: u64) -> bool {
     for _ in 0..300 {
         w.step_blind();
     }
-    w.complete_all();
-    while !w.commit(false) {}
+    w.settle();
     assert!(w.close());
     let before = state_of(&mut w);
     match recover_devs(&w, w.devs.clone(), false) {

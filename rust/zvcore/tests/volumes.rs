@@ -59,8 +59,7 @@ fn listing(w: &mut World) -> Vec<Listed> {
 /// Completes the writes in flight (a volume with writes in flight is
 /// never deleted: its disk is gone first) and commits.
 fn commit(w: &mut World) {
-    w.complete_all();
-    while !w.commit(false) {}
+    w.settle();
 }
 
 /// Commits when the record queue is half full.

@@ -1560,8 +1560,22 @@ impl World {
         for _ in 0..ops {
             w.step();
         }
-        w.complete_all();
-        while !w.commit(false) {}
+        w.settle();
+    }
+
+    /// Completes every write in flight and commits until nothing is queued.
+    /// One commit is not enough: a stepped checkpoint runs writes between
+    /// its steps, and their records are left for the next commit.
+    pub fn settle(&mut self) {
+        loop {
+            self.complete_all();
+            if self.commit(false)
+                && self.inflight.is_empty()
+                && self.pool_ref().pending_records() == 0
+            {
+                return;
+            }
+        }
     }
 
     /// Like [`Self::adopt`] without any commit (a read-only or rewound
