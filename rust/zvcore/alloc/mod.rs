@@ -120,6 +120,9 @@ const ZF_FILLING: u8 = 1 << 1;
 /// [`ZoneInfo`] flag: finished here, but the device's finish is still to be
 /// issued ([`Allocator::finish_deferred`]).
 const ZF_FIN_PENDING: u8 = 1 << 2;
+/// [`ZoneInfo`] flag: written by [`Stream::UserHot`] (its data is expected
+/// to die young; GC places what survives apart from cold data).
+const ZF_HOT: u8 = 1 << 3;
 
 impl ZoneInfo {
     /// Zone state.
@@ -159,6 +162,10 @@ impl ZoneInfo {
     /// Write clock of the last allocation in this zone.
     pub fn seq(&self) -> u64 {
         self.seq
+    }
+    /// Written by [`Stream::UserHot`].
+    pub fn hot(&self) -> bool {
+        self.flag(ZF_HOT)
     }
     /// Whether this (meta) zone is marked open.
     pub fn meta_open(&self) -> bool {
@@ -294,6 +301,8 @@ pub struct Allocator<G, Z, D = DevTable> {
     valid_total: u64,
     clock: u64,
     written: [u64; NR_STREAMS],
+    /// GC copies are being placed ([`Self::set_copying`]).
+    copying: bool,
 }
 
 impl<G, Z> Allocator<G, Z, DevTable>
@@ -342,6 +351,7 @@ where
             free_zones: 0,
             valid_total: 0,
             clock: 0,
+            copying: false,
             written: [0; NR_STREAMS],
         };
         for z in 0..a.geom.nr_zones() {
@@ -433,6 +443,13 @@ where
     /// The write clock: blocks handed out since the pool was created.
     pub fn clock(&self) -> u64 {
         self.clock
+    }
+
+    /// GC copies are placed (`true`) until further notice: they may take
+    /// the reserve of empty zones kept for GC in any data stream (GC
+    /// places the survivors of cold zones with cold user data).
+    pub fn set_copying(&mut self, on: bool) {
+        self.copying = on;
     }
 
     /// Blocks handed out to stream `s` since this allocator was set up.

@@ -4,7 +4,9 @@
 
 use super::super::error::{Error, Result};
 use super::super::geom::{DeviceGeometry, Stream};
-use super::{Allocator, DevState, Extent, ZoneInfo, ZoneState, NO_ZONE, ZF_APPEND, ZF_FILLING};
+use super::{
+    Allocator, DevState, Extent, ZoneInfo, ZoneState, NO_ZONE, ZF_APPEND, ZF_FILLING, ZF_HOT,
+};
 use core::ops::{Deref, DerefMut};
 
 impl<G, Z, D> Allocator<G, Z, D>
@@ -54,7 +56,7 @@ where
     fn pick(&self, stream: Stream, append: bool) -> Result<(usize, u32, bool)> {
         let n = self.geom.devices().len();
         let si = stream.index();
-        let user = matches!(stream, Stream::UserHot | Stream::UserCold);
+        let user = matches!(stream, Stream::UserHot | Stream::UserCold) && !self.copying;
         let floor = if user { self.cfg.gc_reserve } else { 0 };
         let global_ok = self.free_zones > floor;
         let start = usize::from(self.rr.get(si).copied().unwrap_or(0));
@@ -159,6 +161,7 @@ where
         zi.inflight = zi.inflight.saturating_add(len as u32);
         zi.seq = clock;
         zi.set_flag(ZF_APPEND, append);
+        zi.set_flag(ZF_HOT, stream == Stream::UserHot);
         zi.state = if u64::from(zi.wp) >= zg.cap {
             ZoneState::Full
         } else {

@@ -9,7 +9,7 @@ use super::super::alloc::{DevState, ZoneInfo};
 use super::super::error::{Error, Result};
 use super::super::format::{Record, Superblock};
 use super::super::gc::{pick_victim, RELOCATION_STREAM};
-use super::super::geom::DeviceGeometry;
+use super::super::geom::{DeviceGeometry, Stream};
 use super::super::map::{visit_distinct, MapExtent, NodeStore};
 use super::{inval, slots, Pool, RelocItem, VolEntry, FANOUT_USIZE, GC_AVOID_BATCHES, MAX_GC_ITEM};
 
@@ -183,7 +183,16 @@ where
                 break;
             }
         }
-        // 2. Their new place.
+        // 2. Their new place: with placement by lifetime, the survivors of
+        // a hot zone in the GC stream, those of any other zone (survivors
+        // of GC already, or cold user data) with the cold user data: three
+        // age groups, as MiDAS / SepBIT separate them.
+        let copy_stream = if self.separating() && !zi.hot() {
+            Stream::UserCold
+        } else {
+            RELOCATION_STREAM
+        };
+        self.alloc.set_copying(true);
         let mut k = 0usize;
         let mut planned = 0u64;
         let mut err = Ok(());
@@ -200,7 +209,7 @@ where
                 err = Err(Error::Busy);
                 break;
             }
-            let dst = match self.take(RELOCATION_STREAM, want) {
+            let dst = match self.take(copy_stream, want) {
                 Ok(d) => d,
                 Err(x) => {
                     err = Err(x);
@@ -223,6 +232,7 @@ where
             planned = planned.saturating_add(dst.len.min(want));
             k += 1;
         }
+        self.alloc.set_copying(false);
         if k == 0 {
             err?;
         }

@@ -115,12 +115,15 @@ pub struct Knobs {
     pub policy: Policy,
     /// GC start level; `None`: the core's [`gc_start_level`].
     pub start: Option<fn(u32, u32) -> u32>,
+    /// User writes placed by expected lifetime ([`PoolConfig::separate`]).
+    pub separate: bool,
 }
 
 impl Knobs {
     pub const DEFAULT: Knobs = Knobs {
         policy: Policy::CostBenefit,
         start: None,
+        separate: true,
     };
 }
 
@@ -294,6 +297,7 @@ impl Driver {
         let mut cfg = PoolConfig::default_for(shape.members);
         cfg.use_append = false;
         cfg.policy = knobs.policy;
+        cfg.separate = knobs.separate;
         let uuids: Vec<[u8; 16]> = (0..shape.members).map(|i| [i as u8 + 1; 16]).collect();
         let mut scratch = vec![0u8; 2 * BLOCK_SIZE];
         let p = Pool::format(devs, [9; 16], &uuids, cfg, st, &mut scratch, &mut ignore)
@@ -618,8 +622,44 @@ fn gcsim_regression_medium_pool() {
         (u / held - 1.0).abs() < 0.15,
         "uniform {u:.3} vs model {held:.3}"
     );
-    let (s, _) = check(MEDIUM, 80, LOADS[1], 3.02);
+    let (s, _) = check(MEDIUM, 80, LOADS[1], 2.85);
     assert!(s < u, "80/20 {s:.3} not below uniform {u:.3}");
+}
+
+/// Placement by expected lifetime (`PoolConfig::separate`: user writes by
+/// the age of what they overwrite, GC copies by the zone they leave) pays
+/// under skewed overwrites and costs little under uniform ones, on a pool
+/// of 128 zones a member (measured at 0x5eed0017: 80/20 2.61 against 2.75
+/// mixed, zipf 2.48 against 2.67, uniform 3.03 against 2.99).
+#[test]
+fn gcsim_lifetime_placement_pays() {
+    print_header();
+    let mixed = Knobs {
+        separate: false,
+        ..Knobs::DEFAULT
+    };
+    let wa = |load: Workload, knobs: Knobs, label: &str| {
+        let r = run(MEDIUM, 80, load, knobs);
+        let o = simulate(&r);
+        print_row(&r, &o, label);
+        assert!(!o.stuck, "out of space");
+        o.wa()
+    };
+    for load in [LOADS[1], LOADS[3]] {
+        let sep = wa(load, Knobs::DEFAULT, "by lifetime");
+        let mix = wa(load, mixed, "mixed");
+        assert!(
+            sep < mix * 0.97,
+            "{}: {sep:.3} by lifetime, {mix:.3} mixed",
+            load.name()
+        );
+    }
+    let sep = wa(Workload::Uniform, Knobs::DEFAULT, "by lifetime");
+    let mix = wa(Workload::Uniform, mixed, "mixed");
+    assert!(
+        sep < mix * 1.05,
+        "uniform: {sep:.3} by lifetime, {mix:.3} mixed"
+    );
 }
 
 /// A 90 % full 60-zone pool keeps running: GC batches cut at a zone end
@@ -670,7 +710,16 @@ fn gcsim_policies() {
     for shape in [SMALL, LARGE] {
         for load in LOADS {
             for (label, policy, start) in variants {
-                let r = run(shape, 80, load, Knobs { policy, start });
+                let r = run(
+                    shape,
+                    80,
+                    load,
+                    Knobs {
+                        policy,
+                        start,
+                        ..Knobs::DEFAULT
+                    },
+                );
                 print_row(&r, &simulate(&r), label);
             }
         }
@@ -700,6 +749,7 @@ fn gcsim_one() {
     for opt in w.iter().skip(3) {
         match *opt {
             "greedy" => k.policy = Policy::Greedy,
+            "mixed" => k.separate = false,
             "early" => k.start = Some(background_level),
             "late" => k.start = Some(|_, r| r + 1),
             "late200" => k.start = Some(|t, r| r + (t / 200).max(1) + 1),

@@ -532,6 +532,11 @@ impl World {
         let uuids: Vec<[u8; 16]> = (0..n).map(|i| [i as u8 + 1; 16]).collect();
         let mut cfg = PoolConfig::default_for(n as u16);
         cfg.use_append = self.rng.pct(70);
+        // Half the time placement by lifetime, which the default applies
+        // only to members larger than the model's.
+        if self.rng.pct(50) {
+            cfg.separate_min_zones = 0;
+        }
         let mut scratch = std::mem::take(&mut self.scratch);
         let pool = Pool::format(
             self.geoms.clone(),
@@ -1370,6 +1375,11 @@ impl World {
             .collect();
         let mut cfg = PoolConfig::default_for(n as u16);
         cfg.use_append = self.rng.pct(70);
+        // Half the time placement by lifetime, which the default applies
+        // only to members larger than the model's.
+        if self.rng.pct(50) {
+            cfg.separate_min_zones = 0;
+        }
         let mut to_finish = Vec::new();
         let mut scratch = std::mem::take(&mut self.scratch);
         let r = {
