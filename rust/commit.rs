@@ -7,8 +7,8 @@
 //!
 //! 1. **prepare** (engine lock): the engine encodes the queued records into
 //!    journal blocks and emits its metadata operations, which
-//!    [`CommitBuf`] records (operations and block copies, in a buffer
-//!    allocated once per pool; nothing is allocated on the way);
+//!    [`CommitBuf`] (`commitbuf.rs`) records (operations and block copies,
+//!    in a buffer allocated once per pool; nothing is allocated on the way);
 //! 2. **I/O** (no engine lock): the recorded operations run in order:
 //!    flushes go to every member at once, consecutive journal blocks go out
 //!    in one write, a zone reset first waits for the reads in flight in its
@@ -32,30 +32,18 @@
 //! operations wait for it (they take the commit lock first,
 //! `ActivePool::lock_config`).
 
+use crate::commitbuf::{CommitBuf, Op, COMMIT_BLOCKS, RESETS_PER_ROUND};
 use crate::engine::{core_err, EngineState};
 use crate::kwrap::{
     bio::{BioBatch, BioOp, Slot},
-    metaio::MetaRun,
     noio::NoIo,
     zone::{self, ZoneOp},
 };
 use crate::members::SPB;
 use crate::pool::ActivePool;
-use crate::zvcore::{self, geom::PoolGeometry, pool::MetaOp};
+use crate::zvcore::{self, geom::PoolGeometry};
 use kernel::prelude::*;
 use pin_init::stack_pin_init;
-
-/// Journal blocks one commit writes at most (the buffer: 128 KiB). A full
-/// record queue of block mappings fits; more records commit in several
-/// rounds.
-const COMMIT_BLOCKS: usize = 32;
-
-/// Operations one commit records at most: its blocks, the flushes, a
-/// log-zone switch, and the finishes and resets of a maintenance round.
-const COMMIT_OPS: usize = 2 * COMMIT_BLOCKS + 2 * RESETS_PER_ROUND as usize + 16;
-
-/// Zone resets one maintenance round plans at most.
-const RESETS_PER_ROUND: u32 = 64;
 
 /// Checkpoint blocks one step encodes (the engine emits at most 4 more:
 /// the commit block and the end of a payload block).
@@ -63,73 +51,6 @@ const STEP_BLOCKS: u32 = COMMIT_BLOCKS as u32 - 4;
 
 /// Journal rounds of one commit at most (each up to [`COMMIT_BLOCKS`]).
 const MAX_ROUNDS: usize = 8;
-
-/// A metadata operation recorded for the I/O step.
-#[derive(Clone, Copy)]
-enum Op {
-    Flush,
-    Reset(u32),
-    Finish(u32),
-    /// Block `slot` of the buffer to pool address `addr`.
-    Write {
-        addr: u64,
-        slot: usize,
-    },
-}
-
-/// The operations of the commit being prepared or performed, and copies of
-/// the blocks it writes. One per pool, behind the commit lock.
-pub(crate) struct CommitBuf {
-    ops: KVec<Op>,
-    data: MetaRun,
-    used: usize,
-    /// One per member: the flushes of one [`Op::Flush`].
-    slots: KVec<Slot>,
-}
-
-impl CommitBuf {
-    /// The buffer of a pool of `members` members.
-    pub(crate) fn new(members: usize) -> Result<Self> {
-        let mut slots = KVec::with_capacity(members, GFP_KERNEL)?;
-        for _ in 0..members {
-            slots.push(Slot::new(), GFP_KERNEL)?;
-        }
-        Ok(Self {
-            ops: KVec::with_capacity(COMMIT_OPS, GFP_KERNEL)?,
-            // One more block: the superblock of a log-zone switch.
-            data: MetaRun::new(COMMIT_BLOCKS + 1)?,
-            used: 0,
-            slots,
-        })
-    }
-
-    fn clear(&mut self) {
-        self.ops.clear();
-        self.used = 0;
-    }
-
-    /// The engine's callback in the prepare step: records `op` (no
-    /// allocation; the capacity covers what the engine is asked for).
-    fn record(&mut self, op: MetaOp<'_>) -> zvcore::error::Result<()> {
-        let full = zvcore::error::Error::Corrupt("commit buffer full");
-        let rec = match op {
-            MetaOp::Flush => Op::Flush,
-            MetaOp::Reset(z) => Op::Reset(z),
-            MetaOp::Finish(z) => Op::Finish(z),
-            MetaOp::Write(addr, b) => {
-                let slot = self.used;
-                let dst = self.data.block_mut(slot).ok_or(full)?;
-                if b.len() != dst.len() {
-                    return Err(zvcore::error::Error::Invalid("metadata block size"));
-                }
-                dst.copy_from_slice(b);
-                self.used += 1;
-                Op::Write { addr, slot }
-            }
-        };
-        self.ops.push_within_capacity(rec).map_err(|_| full)
-    }
-}
 
 /// The test hook after each checkpoint step but the last (no engine lock
 /// held).

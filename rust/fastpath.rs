@@ -34,11 +34,12 @@ use crate::kwrap::{
 use crate::lowerio::{submit_range, ReqData, RqData, Skip};
 use crate::members::SPB;
 use crate::pool::{ActivePool, USER_STREAM};
+use crate::poolreq::{Kind, PoolReq};
 use crate::volume::end_request;
 use crate::zvcore::{
     format::BLOCK_SIZE,
     gc::{gc_start_level, pace_permille},
-    pool::{ReadRun, WritePlan, MAX_PLAN_EXTENTS},
+    pool::{ReadRun, MAX_PLAN_EXTENTS},
 };
 use kernel::{
     prelude::*,
@@ -51,43 +52,6 @@ const BS: u64 = BLOCK_SIZE as u64;
 
 /// Writes ended per acquisition of the engine lock by the completion work.
 const END_BATCH: usize = 32;
-
-/// What a request's asynchronous I/O is.
-#[derive(Clone, Copy, Default, PartialEq, Eq)]
-enum Kind {
-    #[default]
-    None,
-    Read,
-    Write,
-}
-
-/// Per-request state of a pool volume's request (in its PDU, reused).
-#[derive(Default)]
-pub(crate) struct PoolReq {
-    kind: Kind,
-    vol: u32,
-    /// Read: per slot, the run's pool address and blocks (0: no bio).
-    runs: [(u64, u64); ASYNC_SLOTS],
-    /// Read: the zones counted per slot (`zonereads.rs`), `nzones` of them.
-    zones: [(u32, u32); ASYNC_SLOTS],
-    nzones: usize,
-    /// Write: the plan (its extent `k` in slot `k`).
-    plan: WritePlan,
-    /// Per slot: its bios were submitted.
-    submitted: [bool; ASYNC_SLOTS],
-    /// The first error while submitting.
-    err: Option<Error>,
-}
-
-impl PoolReq {
-    fn start(&mut self, kind: Kind, vol: u32) {
-        *self = PoolReq {
-            kind,
-            vol,
-            ..PoolReq::default()
-        };
-    }
-}
 
 impl ActivePool {
     /// Serves read `rq` of volume `vol` asynchronously, or hands it back

@@ -35,11 +35,10 @@
 //! only when GC cannot free anything does it fail with `ENOSPC`.
 
 use crate::engine::core_err;
+use crate::gcstate::{GcBufs, GC_BUF_BLOCKS};
 use crate::kwrap::{
-    bio::{BioBatch, BioOp, Slot},
-    metaio::Bounce,
+    bio::{BioBatch, BioOp},
     noio::NoIo,
-    workq::ReclaimQueue,
 };
 use crate::lowerio::{landed_addr, submit_bounce};
 use crate::members::SPB;
@@ -48,22 +47,14 @@ use crate::zvcore::{
     error::Error as CoreError,
     format::BLOCK_SIZE,
     gc::{gc_start_level, pace_permille},
-    pool::RelocItem,
 };
-use core::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::Ordering;
 use kernel::{
     prelude::*,
-    sync::{Arc, Mutex},
+    sync::Arc,
     workqueue::{impl_has_work, WorkItem},
 };
 use pin_init::stack_pin_init;
-
-/// Most relocation items per GC batch (a fragmented victim has many
-/// one-block extents).
-const GC_ITEMS: usize = 256;
-
-/// Copy buffer of a GC batch, in blocks (1 MiB): the batch's budget.
-const GC_BUF_BLOCKS: u64 = 256;
 
 /// Batches whose relocations one commit covers at most (8 MiB), unless the
 /// victim is done first.
@@ -72,10 +63,6 @@ const GC_COMMIT_BATCHES: u32 = 8;
 /// Pacing debt writers may run ahead of GC, in thousandths of a block: two
 /// GC batches. Also the most credit GC can build up ahead of writers.
 const DEBT_MAX: i64 = 2 * GC_BUF_BLOCKS as i64 * 1000;
-
-/// Relocation cost assumed before GC has looked at a victim: one block
-/// copied per block gained.
-const COST_DEFAULT: u64 = 1000;
 
 /// How long a paced write waits for one GC batch before looking again.
 const PACE_WAIT_MS: u32 = 100;
@@ -91,88 +78,6 @@ const NOSPACE_WAIT_MS: u32 = 1000;
 /// progress: freeing a zone can take seconds (a nearly full victim on a slow
 /// member, a large zone), this is far beyond that.
 const NOSPACE_WAIT_MAX_MS: u64 = 60_000;
-
-/// GC state of a pool.
-#[pin_data]
-pub(crate) struct Gc {
-    queue: ReclaimQueue,
-    /// No more GC runs (the pool is stopping).
-    stopping: AtomicBool,
-    /// GC disabled by the administrator (status/testing: `gc` attribute).
-    pub(crate) disabled: AtomicBool,
-    /// The last batch made no progress: nothing to reclaim.
-    stalled: AtomicBool,
-    /// Pacing debt, in thousandths of a block: what GC still has to relocate
-    /// for the blocks users wrote while GC runs (negative: GC is ahead).
-    debt: AtomicI64,
-    /// Relocation cost of the current victim, in thousandths of a block per
-    /// block gained (`zvcore::gc::relocation_cost_x1000`).
-    cost_x1000: AtomicU64,
-    /// Free data zones, as of the last engine call that changed them
-    /// ([`ActivePool::note_levels`]): pacing reads it without the engine
-    /// lock.
-    free_zones: AtomicU32,
-    /// Data zones of the pool and the GC-only reserve (fixed).
-    data_zones: AtomicU32,
-    reserve: AtomicU32,
-    /// Batches run since the last commit GC made.
-    uncommitted: AtomicU32,
-    /// Batches run.
-    pub(crate) runs: AtomicU64,
-    /// Time foreground writes spent throttled or waiting for GC (µs).
-    pub(crate) throttled_us: AtomicU64,
-    /// Buffers of the batch in flight; only the GC work uses them.
-    #[pin]
-    bufs: Mutex<GcBufs>,
-}
-
-/// What one GC batch works in.
-struct GcBufs {
-    items: KVec<RelocItem>,
-    slots: KVec<Slot>,
-    /// Per item: its source was read.
-    read_ok: KVec<bool>,
-    /// Per item: its copy was submitted.
-    submitted: KVec<bool>,
-    /// Per item: where its copy landed.
-    addrs: KVec<Option<u64>>,
-    /// The copies, item after item.
-    data: Bounce,
-}
-
-impl Gc {
-    /// GC state for the pool `name`.
-    pub(crate) fn new(name: &CStr) -> Result<impl PinInit<Self, Error>> {
-        let mut slots = KVec::with_capacity(GC_ITEMS, GFP_KERNEL)?;
-        for _ in 0..GC_ITEMS {
-            slots.push(Slot::new(), GFP_KERNEL)?;
-        }
-        let bufs = GcBufs {
-            items: KVec::from_elem(RelocItem::default(), GC_ITEMS, GFP_KERNEL)?,
-            slots,
-            read_ok: KVec::from_elem(false, GC_ITEMS, GFP_KERNEL)?,
-            submitted: KVec::from_elem(false, GC_ITEMS, GFP_KERNEL)?,
-            addrs: KVec::from_elem(None, GC_ITEMS, GFP_KERNEL)?,
-            data: Bounce::new(GC_BUF_BLOCKS as usize * BLOCK_SIZE)?,
-        };
-        let queue = ReclaimQueue::new(name)?;
-        Ok(try_pin_init!(Self {
-            queue,
-            stopping: AtomicBool::new(false),
-            disabled: AtomicBool::new(false),
-            stalled: AtomicBool::new(false),
-            debt: AtomicI64::new(0),
-            cost_x1000: AtomicU64::new(COST_DEFAULT),
-            free_zones: AtomicU32::new(0),
-            data_zones: AtomicU32::new(0),
-            reserve: AtomicU32::new(0),
-            uncommitted: AtomicU32::new(0),
-            runs: AtomicU64::new(0),
-            throttled_us: AtomicU64::new(0),
-            bufs <- kernel::new_mutex!(bufs),
-        }? Error))
-    }
-}
 
 impl_has_work! {
     impl HasWork<Self> for ActivePool { self.gc_work }

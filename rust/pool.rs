@@ -10,14 +10,13 @@
 //! (format), its assembly (recovery through [`Reader`]) and the volume
 //! operations that need only the engine.
 
-use crate::commit::CommitBuf;
+use crate::commitbuf::CommitBuf;
 use crate::damage::{self, AssembleMode};
 use crate::engine::{
     boxed, boxed_first, core_err, out_of_line, storage, Engine, EngineCell, EngineLock,
     EngineState, Storage,
 };
-use crate::fastpath::PoolReq;
-use crate::gc::Gc;
+use crate::gcstate::Gc;
 use crate::kwrap::{
     bdev::IoLimits, bio::BioSet, noio::NoIo, random, request::ReqList, workq::ReclaimQueue,
 };
@@ -26,6 +25,7 @@ use crate::members::{
     ReadCost, Reader,
 };
 use crate::nodes::TableBudget;
+use crate::poolreq::PoolReq;
 use crate::zonereads::ZoneReads;
 use crate::zvcore::{
     self,

@@ -5,13 +5,13 @@
 //! in process context (the disk's workqueue, see `kwrap/tagset.rs`) inside
 //! a `GFP_NOIO` scope, through the pool's data path (`datapath.rs`).
 
-use crate::fastpath::PoolReq;
 use crate::kwrap::{
     disk::DiskParams,
     request::{Op, Request},
 };
 use crate::lowerio::RqData;
 use crate::pool::ActivePool;
+use crate::poolreq::PoolReq;
 use crate::volinfo::VolKind;
 use crate::volume::{Io, VolumeBackend};
 use kernel::sync::Arc;

@@ -13,6 +13,8 @@
 #[deny(unsafe_code)]
 mod commit;
 #[deny(unsafe_code)]
+mod commitbuf;
+#[deny(unsafe_code)]
 mod config;
 #[deny(unsafe_code)]
 mod control;
@@ -26,6 +28,8 @@ mod engine;
 mod fastpath;
 #[deny(unsafe_code)]
 mod gc;
+#[deny(unsafe_code)]
+mod gcstate;
 mod kwrap;
 #[deny(unsafe_code)]
 mod lowerio;
@@ -35,6 +39,8 @@ mod members;
 mod nodes;
 #[deny(unsafe_code)]
 mod pool;
+#[deny(unsafe_code)]
+mod poolreq;
 #[deny(unsafe_code)]
 mod poolvol;
 #[deny(unsafe_code)]

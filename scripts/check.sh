@@ -50,6 +50,14 @@ if [ $mode = check ]; then
 		echo "not ok: stack frames above 3 KiB (the kernel stack is 16 KiB)"
 		host_fail=$((host_fail + 1))
 	fi
+	step "module structure (no import cycle among rust/*.rs)"
+	if "$ZVPOOL_TOP/scripts/module-imports.sh"; then
+		echo "ok: no import cycle between the kernel crate's files"
+		host_pass=$((host_pass + 1))
+	else
+		echo "not ok: import cycle between the kernel crate's files"
+		host_fail=$((host_fail + 1))
+	fi
 	step "formatting (rustfmt)"
 	if (cd "$ZVPOOL_TOP" && cargo fmt --all -- --check >/dev/null) && "$ZVPOOL_TOP/scripts/rustfmt-kernel.sh" --check >/dev/null; then
 		echo "ok: rustfmt clean (cargo fmt; kernel files with the kernel's .rustfmt.toml)"

@@ -123,15 +123,19 @@ where
             return Stream::UserCold;
         };
         let age = self.alloc.clock().saturating_sub(born).min(1 << 40);
-        // Mean over about the last LIFE_WEIGHT overwrites.
-        self.life_avg = self
-            .life_avg
-            .saturating_sub(self.life_avg / LIFE_WEIGHT)
-            .saturating_add(age);
-        // Hot: younger than twice the mean (measured in tests/gcsim.rs:
+        // Mean over about the last LIFE_WEIGHT overwrites (the first one
+        // sets it).
+        self.life_avg = if self.life_avg == 0 {
+            age.saturating_mul(LIFE_WEIGHT)
+        } else {
+            self.life_avg
+                .saturating_sub(self.life_avg / LIFE_WEIGHT)
+                .saturating_add(age)
+        };
+        // Hot: not older than twice the mean (measured in tests/gcsim.rs:
         // the mean itself sends too many short-lived blocks to the cold
         // stream, 4 times it nearly nothing).
-        if age.saturating_mul(LIFE_WEIGHT) < self.life_avg.saturating_mul(2) {
+        if age.saturating_mul(LIFE_WEIGHT) <= self.life_avg.saturating_mul(2) {
             Stream::UserHot
         } else {
             Stream::UserCold

@@ -234,8 +234,8 @@ pub(super) const LIFE_WEIGHT: u64 = 256;
 /// Data zones a member needs for placement by lifetime
 /// ([`PoolConfig::separate`]): each stream keeps a zone open a member, and
 /// on small members the extra partly written zone costs more than the
-/// separation gains (`tests/gcsim.rs`: +7 % WA under uniform overwrites on
-/// 60 zones, -5..-8 % under skewed ones from 128 zones a member).
+/// separation gains (`tests/gcsim.rs`: +8 % WA under uniform overwrites on
+/// 60 zones, -6..-20 % under skewed ones from 128 zones a member).
 pub const SEPARATE_MIN_ZONES: u32 = 96;
 
 /// Caller-provided storage of a pool. Everything large lives here (the

@@ -75,6 +75,18 @@ fn new_pool(ops: &mut Vec<Op>) -> TestPool {
 /// A pool of one ZNS member of `nr_zones` zones of `zone_blocks` blocks
 /// (regular writes, no zone append), with `nodes` table nodes.
 fn one_member_pool(nr_zones: u32, zone_blocks: u64, nodes: usize) -> TestPool {
+    let mut cfg = PoolConfig::default_for(1);
+    cfg.use_append = false;
+    one_member_pool_with(nr_zones, zone_blocks, nodes, cfg)
+}
+
+/// [`one_member_pool`] with configuration `cfg`.
+fn one_member_pool_with(
+    nr_zones: u32,
+    zone_blocks: u64,
+    nodes: usize,
+    cfg: PoolConfig,
+) -> TestPool {
     let nz = nr_zones as usize;
     let st = PoolStorage {
         zones: vec![ZoneInfo::default(); nz],
@@ -85,8 +97,6 @@ fn one_member_pool(nr_zones: u32, zone_blocks: u64, nodes: usize) -> TestPool {
         devs: vec![DevState::EMPTY; 1],
         sb: Box::new(Superblock::EMPTY),
     };
-    let mut cfg = PoolConfig::default_for(1);
-    cfg.use_append = false;
     let mut scratch = vec![0u8; 2 * BLOCK_SIZE];
     let mut ops = Vec::new();
     let devs = vec![zns(nr_zones, zone_blocks, zone_blocks)];
@@ -540,6 +550,80 @@ fn gc_moves_live_blocks_unless_overwritten() {
     let mut ops = Vec::new();
     p.maintenance(&mut rec(&mut ops)).unwrap();
     assert!(ops.contains(&Op::Reset(victim)));
+}
+
+/// A pool of 16 zones of 16 blocks placing by lifetime.
+fn lifetime_pool() -> TestPool {
+    let mut cfg = PoolConfig::default_for(1);
+    cfg.use_append = false;
+    cfg.separate_min_zones = 0;
+    let mut p = one_member_pool_with(16, 16, 256, cfg);
+    assert!(p.separating());
+    let data = u64::from(p.alloc().data_zones()) * 16;
+    p.vol_create(1, b"v", data, 0).unwrap();
+    p
+}
+
+/// Placement by lifetime: data never overwritten goes to the cold stream,
+/// a block rewritten while young to the hot one.
+#[test]
+fn young_rewrites_go_to_the_hot_stream() {
+    let mut p = lifetime_pool();
+    let hot = |p: &TestPool, plan: &WritePlan| p.alloc().zone(plan.ext[0].zone).unwrap().hot();
+    let w = write(&mut p, 1, 0, 8);
+    assert!(!hot(&p, &w));
+    let w = write(&mut p, 1, 0, 8);
+    assert!(hot(&p, &w));
+    // An old block (a whole pool's worth of writes ago) goes cold again.
+    for i in 1..6 {
+        write(&mut p, 1, 8 * i, 8);
+        write(&mut p, 1, 8, 8);
+    }
+    let w = write(&mut p, 1, 0, 8);
+    assert!(!hot(&p, &w));
+}
+
+/// GC copies the survivors of a cold zone into the cold stream, taking the
+/// GC reserve when user writes may not (a full pool must still collect).
+#[test]
+fn gc_copies_cold_survivors_from_the_reserve() {
+    let mut p = lifetime_pool();
+    let data = u64::from(p.alloc().data_zones()) * 16;
+    // New (cold) data in the first half; then every other 8-block run of
+    // its first half rewritten (hot: young), so that the first cold zones
+    // hold garbage; then new data until user writes find no space (the GC
+    // reserve is left).
+    for lba in (0..data / 2).step_by(8) {
+        write(&mut p, 1, lba, 8);
+    }
+    for lba in (0..data / 4).step_by(16) {
+        write(&mut p, 1, lba, 8);
+    }
+    let mut lba = data / 2;
+    while lba + 8 <= data {
+        match p.write_begin(1, lba, 8, Stream::UserHot) {
+            Ok(plan) => {
+                let addrs: Vec<Option<u64>> = plan.extents().iter().map(|e| Some(e.addr)).collect();
+                p.write_end(&plan, &addrs).unwrap();
+                lba += 8;
+            }
+            Err(Error::NoSpace) => break,
+            Err(e) => panic!("write: {e:?}"),
+        }
+    }
+    assert!(p.free_zones() <= p.alloc().config().gc_reserve);
+    let mut items = [RelocItem::default(); 8];
+    let n = p.gc_begin(&mut items).unwrap();
+    assert!(n > 0, "GC found no space for a cold zone's survivors");
+    let victim = p.gc_victim().unwrap();
+    assert!(!p.alloc().zone(victim).unwrap().hot());
+    let dz = items[0].dst.zone;
+    assert_eq!(
+        p.alloc().zone(dz).unwrap().state(),
+        ZoneState::Open(Stream::UserCold)
+    );
+    let addrs: Vec<Option<u64>> = items[..n].iter().map(|i| Some(i.dst.addr)).collect();
+    p.gc_end(&items[..n], &addrs).unwrap();
 }
 
 #[test]

@@ -1,0 +1,88 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The buffer of a pool's commits: the metadata operations the engine
+//! emits in a commit's prepare step, and copies of the blocks they write
+//! (allocated once per pool; nothing is allocated on the way). The commit
+//! protocol that fills and runs it is `commit.rs`.
+
+use crate::kwrap::{bio::Slot, metaio::MetaRun};
+use crate::zvcore::{self, pool::MetaOp};
+use kernel::prelude::*;
+
+/// Journal blocks one commit writes at most (the buffer: 128 KiB). A full
+/// record queue of block mappings fits; more records commit in several
+/// rounds.
+pub(crate) const COMMIT_BLOCKS: usize = 32;
+
+/// Operations one commit records at most: its blocks, the flushes, a
+/// log-zone switch, and the finishes and resets of a maintenance round.
+const COMMIT_OPS: usize = 2 * COMMIT_BLOCKS + 2 * RESETS_PER_ROUND as usize + 16;
+
+/// Zone resets one maintenance round plans at most.
+pub(crate) const RESETS_PER_ROUND: u32 = 64;
+
+/// A metadata operation recorded for the I/O step.
+#[derive(Clone, Copy)]
+pub(crate) enum Op {
+    Flush,
+    Reset(u32),
+    Finish(u32),
+    /// Block `slot` of the buffer to pool address `addr`.
+    Write {
+        addr: u64,
+        slot: usize,
+    },
+}
+
+/// The operations of the commit being prepared or performed, and copies of
+/// the blocks it writes. One per pool, behind the commit lock.
+pub(crate) struct CommitBuf {
+    pub(crate) ops: KVec<Op>,
+    pub(crate) data: MetaRun,
+    used: usize,
+    /// One per member: the flushes of one [`Op::Flush`].
+    pub(crate) slots: KVec<Slot>,
+}
+
+impl CommitBuf {
+    /// The buffer of a pool of `members` members.
+    pub(crate) fn new(members: usize) -> Result<Self> {
+        let mut slots = KVec::with_capacity(members, GFP_KERNEL)?;
+        for _ in 0..members {
+            slots.push(Slot::new(), GFP_KERNEL)?;
+        }
+        Ok(Self {
+            ops: KVec::with_capacity(COMMIT_OPS, GFP_KERNEL)?,
+            // One more block: the superblock of a log-zone switch.
+            data: MetaRun::new(COMMIT_BLOCKS + 1)?,
+            used: 0,
+            slots,
+        })
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.ops.clear();
+        self.used = 0;
+    }
+
+    /// The engine's callback in the prepare step: records `op` (no
+    /// allocation; the capacity covers what the engine is asked for).
+    pub(crate) fn record(&mut self, op: MetaOp<'_>) -> zvcore::error::Result<()> {
+        let full = zvcore::error::Error::Corrupt("commit buffer full");
+        let rec = match op {
+            MetaOp::Flush => Op::Flush,
+            MetaOp::Reset(z) => Op::Reset(z),
+            MetaOp::Finish(z) => Op::Finish(z),
+            MetaOp::Write(addr, b) => {
+                let slot = self.used;
+                let dst = self.data.block_mut(slot).ok_or(full)?;
+                if b.len() != dst.len() {
+                    return Err(zvcore::error::Error::Invalid("metadata block size"));
+                }
+                dst.copy_from_slice(b);
+                self.used += 1;
+                Op::Write { addr, slot }
+            }
+        };
+        self.ops.push_within_capacity(rec).map_err(|_| full)
+    }
+}

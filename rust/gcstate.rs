@@ -1,0 +1,101 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The GC state of a pool: its workqueue, pacing counters and the buffers
+//! of the batch in flight. What runs GC and paces writers is `gc.rs`.
+
+use crate::kwrap::{bio::Slot, metaio::Bounce, workq::ReclaimQueue};
+use crate::zvcore::{format::BLOCK_SIZE, pool::RelocItem};
+use core::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64};
+use kernel::{prelude::*, sync::Mutex};
+
+/// Most relocation items per GC batch (a fragmented victim has many
+/// one-block extents).
+const GC_ITEMS: usize = 256;
+
+/// Copy buffer of a GC batch, in blocks (1 MiB): the batch's budget.
+pub(crate) const GC_BUF_BLOCKS: u64 = 256;
+
+/// Relocation cost assumed before GC has looked at a victim: one block
+/// copied per block gained.
+const COST_DEFAULT: u64 = 1000;
+
+/// GC state of a pool.
+#[pin_data]
+pub(crate) struct Gc {
+    pub(crate) queue: ReclaimQueue,
+    /// No more GC runs (the pool is stopping).
+    pub(crate) stopping: AtomicBool,
+    /// GC disabled by the administrator (status/testing: `gc` attribute).
+    pub(crate) disabled: AtomicBool,
+    /// The last batch made no progress: nothing to reclaim.
+    pub(crate) stalled: AtomicBool,
+    /// Pacing debt, in thousandths of a block: what GC still has to relocate
+    /// for the blocks users wrote while GC runs (negative: GC is ahead).
+    pub(crate) debt: AtomicI64,
+    /// Relocation cost of the current victim, in thousandths of a block per
+    /// block gained (`zvcore::gc::relocation_cost_x1000`).
+    pub(crate) cost_x1000: AtomicU64,
+    /// Free data zones, as of the last engine call that changed them
+    /// (`ActivePool::note_levels`, `gc.rs`): pacing reads it without the engine
+    /// lock.
+    pub(crate) free_zones: AtomicU32,
+    /// Data zones of the pool and the GC-only reserve (fixed).
+    pub(crate) data_zones: AtomicU32,
+    pub(crate) reserve: AtomicU32,
+    /// Batches run since the last commit GC made.
+    pub(crate) uncommitted: AtomicU32,
+    /// Batches run.
+    pub(crate) runs: AtomicU64,
+    /// Time foreground writes spent throttled or waiting for GC (µs).
+    pub(crate) throttled_us: AtomicU64,
+    /// Buffers of the batch in flight; only the GC work uses them.
+    #[pin]
+    pub(crate) bufs: Mutex<GcBufs>,
+}
+
+/// What one GC batch works in.
+pub(crate) struct GcBufs {
+    pub(crate) items: KVec<RelocItem>,
+    pub(crate) slots: KVec<Slot>,
+    /// Per item: its source was read.
+    pub(crate) read_ok: KVec<bool>,
+    /// Per item: its copy was submitted.
+    pub(crate) submitted: KVec<bool>,
+    /// Per item: where its copy landed.
+    pub(crate) addrs: KVec<Option<u64>>,
+    /// The copies, item after item.
+    pub(crate) data: Bounce,
+}
+
+impl Gc {
+    /// GC state for the pool `name`.
+    pub(crate) fn new(name: &CStr) -> Result<impl PinInit<Self, Error>> {
+        let mut slots = KVec::with_capacity(GC_ITEMS, GFP_KERNEL)?;
+        for _ in 0..GC_ITEMS {
+            slots.push(Slot::new(), GFP_KERNEL)?;
+        }
+        let bufs = GcBufs {
+            items: KVec::from_elem(RelocItem::default(), GC_ITEMS, GFP_KERNEL)?,
+            slots,
+            read_ok: KVec::from_elem(false, GC_ITEMS, GFP_KERNEL)?,
+            submitted: KVec::from_elem(false, GC_ITEMS, GFP_KERNEL)?,
+            addrs: KVec::from_elem(None, GC_ITEMS, GFP_KERNEL)?,
+            data: Bounce::new(GC_BUF_BLOCKS as usize * BLOCK_SIZE)?,
+        };
+        let queue = ReclaimQueue::new(name)?;
+        Ok(try_pin_init!(Self {
+            queue,
+            stopping: AtomicBool::new(false),
+            disabled: AtomicBool::new(false),
+            stalled: AtomicBool::new(false),
+            debt: AtomicI64::new(0),
+            cost_x1000: AtomicU64::new(COST_DEFAULT),
+            free_zones: AtomicU32::new(0),
+            data_zones: AtomicU32::new(0),
+            reserve: AtomicU32::new(0),
+            uncommitted: AtomicU32::new(0),
+            runs: AtomicU64::new(0),
+            throttled_us: AtomicU64::new(0),
+            bufs <- kernel::new_mutex!(bufs),
+        }? Error))
+    }
+}

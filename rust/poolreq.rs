@@ -1,0 +1,44 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Per-request state of a pool volume's request (in the request's PDU),
+//! used by the asynchronous data path (`fastpath.rs`).
+
+use crate::kwrap::request::ASYNC_SLOTS;
+use crate::zvcore::pool::WritePlan;
+use kernel::prelude::*;
+
+/// What a request's asynchronous I/O is.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum Kind {
+    #[default]
+    None,
+    Read,
+    Write,
+}
+
+/// Per-request state of a pool volume's request (in its PDU, reused).
+#[derive(Default)]
+pub(crate) struct PoolReq {
+    pub(crate) kind: Kind,
+    pub(crate) vol: u32,
+    /// Read: per slot, the run's pool address and blocks (0: no bio).
+    pub(crate) runs: [(u64, u64); ASYNC_SLOTS],
+    /// Read: the zones counted per slot (`zonereads.rs`), `nzones` of them.
+    pub(crate) zones: [(u32, u32); ASYNC_SLOTS],
+    pub(crate) nzones: usize,
+    /// Write: the plan (its extent `k` in slot `k`).
+    pub(crate) plan: WritePlan,
+    /// Per slot: its bios were submitted.
+    pub(crate) submitted: [bool; ASYNC_SLOTS],
+    /// The first error while submitting.
+    pub(crate) err: Option<Error>,
+}
+
+impl PoolReq {
+    pub(crate) fn start(&mut self, kind: Kind, vol: u32) {
+        *self = PoolReq {
+            kind,
+            vol,
+            ..PoolReq::default()
+        };
+    }
+}
