@@ -6,7 +6,11 @@
 use crate::damage;
 use crate::engine::Engine;
 use crate::pool::ActivePool;
-use crate::zvcore::{format::BLOCK_SIZE, geom::DevKind, pool::VolEntry};
+use crate::zvcore::{
+    format::BLOCK_SIZE,
+    geom::{DevKind, Stream},
+    pool::VolEntry,
+};
 use core::sync::atomic::Ordering;
 use kernel::{prelude::*, str::Formatter};
 
@@ -47,6 +51,10 @@ impl ActivePool {
             .checked_div(s.user_blocks)
             .unwrap_or(1000);
         writeln!(w, "write_amplification {}.{:03}", wa / 1000, wa % 1000)?;
+        writeln!(w, "placement_by_lifetime {}", u8::from(e.separating()))?;
+        writeln!(w, "stream_hot_blocks {}", a.written(Stream::UserHot))?;
+        writeln!(w, "stream_cold_blocks {}", a.written(Stream::UserCold))?;
+        writeln!(w, "stream_gc_blocks {}", a.written(Stream::Gc))?;
         writeln!(w, "zones_reset {}", s.zones_reset)?;
         writeln!(w, "gc_runs {}", self.gc.runs.load(Ordering::Relaxed))?;
         writeln!(
