@@ -293,10 +293,11 @@ pub struct PoolConfig {
     /// Longest GC relocation item in blocks (1..=[`MAX_GC_ITEM`]), e.g. what
     /// every member takes in one zone append.
     pub gc_item_max: u64,
-    /// Place user writes by expected lifetime ([`Pool::write_begin`]): a
-    /// write that overwrites a block younger than the running mean age of
-    /// overwritten blocks goes to [`Stream::UserHot`], any other user write
-    /// to [`Stream::UserCold`].
+    /// Place by expected lifetime ([`Pool::write_begin`], `gc_begin`): a
+    /// user write that overwrites a block not older than twice the running
+    /// mean age of overwritten blocks goes to [`Stream::UserHot`], any other
+    /// user write to [`Stream::UserCold`]; GC copies the survivors of hot
+    /// zones to [`Stream::Gc`], all others to [`Stream::UserCold`].
     pub separate: bool,
     /// Data zones a member needs on average for `separate` to apply
     /// ([`SEPARATE_MIN_ZONES`] by default).
@@ -416,6 +417,9 @@ pub struct Pool<G, Z, E, V, R, N, D, S> {
     /// Recovery is replaying: dropped blocks are not invalidated (the
     /// allocator is rebuilt afterwards).
     pub(super) replaying: bool,
+    /// [`Pool::separating`], fixed with the configuration and the members
+    /// (asked on every write).
+    separating: bool,
     /// Running mean age (allocator clock ticks) of the blocks user writes
     /// overwrote, times [`LIFE_WEIGHT`] (see [`PoolConfig::separate`]).
     pub(super) life_avg: u64,
@@ -503,7 +507,10 @@ where
         }
         let total = geom.total_blocks();
         let alloc = Allocator::with_devs(geom, st.zones, st.devs, cfg.alloc)?;
+        let members = u32::from(alloc.geom().nr_devices()).max(1);
+        let separating = cfg.separate && alloc.data_zones() / members >= cfg.separate_min_zones;
         Ok(Pool {
+            separating,
             alloc,
             zepoch,
             vols,
@@ -656,8 +663,7 @@ where
     /// for ([`PoolConfig::separate`]) and every member large enough
     /// ([`PoolConfig::separate_min_zones`] data zones on average).
     pub fn separating(&self) -> bool {
-        let members = u32::from(self.alloc.geom().nr_devices()).max(1);
-        self.cfg.separate && self.alloc.data_zones() / members >= self.cfg.separate_min_zones
+        self.separating
     }
 
     /// Free (empty) data zones.
