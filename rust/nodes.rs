@@ -5,7 +5,7 @@
 //! Each node is one 4 KiB kmalloc'ed buffer, indexed by a dense id so the core
 //! can refer to it by number. Ids are grouped in chunks of [`CHUNK`] slots;
 //! the directory of chunks is `kvmalloc`ed. No allocation grows with the
-//! number of nodes beyond one chunk (8 KiB) or the directory (24 bytes per
+//! number of nodes beyond one chunk (12 KiB) or the directory (24 bytes per
 //! chunk: 384 KiB for 16 Mi nodes, i.e. 64 GiB of tables), and nothing is
 //! ever copied when the store grows, so the store has no size cliff (the
 //! former single slot vector stopped at 131,072 nodes, the kmalloc limit).
@@ -13,12 +13,17 @@
 //! Freed ids are reused, lowest chunk last freed first, through a free list
 //! threaded through the free slots themselves: freeing never allocates.
 //!
+//! Each slot also holds its node's change marks (16 bytes, see
+//! [`NodeMarks`]) for delta checkpoints; clearing the spent generation at
+//! the end of a checkpoint is one pass over the slots (memory only, under
+//! the engine lock; 16 bytes written per node id).
+//!
 //! Allocations happen while I/O of the pool is in flight (block-table
 //! updates at write completion), where reclaim must not recurse into the
 //! block layer: callers on the I/O path hold a [`crate::kwrap::noio::NoIo`]
 //! scope, which makes these `GFP_KERNEL` allocations behave as `GFP_NOIO`.
 
-use crate::zvcore::map::{Node, NodeId, NodeStore, FANOUT};
+use crate::zvcore::map::{Node, NodeId, NodeMarks, NodeStore, FANOUT};
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use kernel::prelude::*;
 use kernel::str::CString;
@@ -42,6 +47,8 @@ struct Slot {
     /// While in use: the node's reference count. While free: the next free
     /// id ([`NO_ID`] at the end of the list).
     refs: u32,
+    /// The node's change marks (delta checkpoints), while in use.
+    marks: NodeMarks,
 }
 
 /// The table memory of one pool: what its block tables use and what they
@@ -182,6 +189,8 @@ pub(crate) struct KNodes {
     budget: Arc<TableBudget>,
     /// The pool's name, for the budget's log line.
     pool: CString,
+    /// The current generation of change marks (0 or 1).
+    cur: u8,
 }
 
 impl KNodes {
@@ -195,6 +204,7 @@ impl KNodes {
             oom: false,
             budget,
             pool: CString::try_from_fmt(fmt!("{}", pool))?,
+            cur: 0,
         };
         s.account();
         Ok(s)
@@ -270,6 +280,7 @@ impl KNodes {
                 Slot {
                     node: None,
                     refs: NO_ID,
+                    marks: NodeMarks::NEW,
                 },
                 GFP_NOWAIT,
             )
@@ -300,6 +311,7 @@ impl NodeStore for KNodes {
         let next = slot.refs;
         slot.node = Some(node);
         slot.refs = 1;
+        slot.marks = NodeMarks::NEW;
         if self.free_head == id {
             self.free_head = next;
         }
@@ -348,6 +360,35 @@ impl NodeStore for KNodes {
                 Ok(())
             }
             _ => Err(crate::zvcore::error::Error::NotFound),
+        }
+    }
+
+    fn tracks_changes(&self) -> bool {
+        true
+    }
+
+    fn mark(&mut self, id: NodeId, groups: u64) {
+        let cur = self.cur;
+        if let Some(s) = self.slot_mut(id) {
+            s.marks.mark(cur, groups);
+        }
+    }
+
+    fn changed(&self, id: NodeId) -> u64 {
+        self.slot(id)
+            .map_or(u64::MAX, |s| s.marks.changed(self.cur))
+    }
+
+    fn swap_marks(&mut self) {
+        self.cur ^= 1;
+    }
+
+    fn clear_changed(&mut self) {
+        let cur = self.cur;
+        for chunk in self.chunks.iter_mut() {
+            for s in chunk.iter_mut() {
+                s.marks.clear_changed(cur);
+            }
         }
     }
 }

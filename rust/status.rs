@@ -70,6 +70,14 @@ impl ActivePool {
             u8::from(e.checkpoint_in_flight())
         )?;
         writeln!(w, "checkpoint_blocks {}", s.checkpoint_blocks)?;
+        writeln!(w, "delta_checkpoints {}", s.delta_checkpoints)?;
+        writeln!(w, "delta_blocks {}", s.delta_blocks)?;
+        writeln!(w, "last_delta_blocks {}", s.last_delta_blocks)?;
+        writeln!(
+            w,
+            "checkpoint_blocks_written {}",
+            s.checkpoint_blocks_written
+        )?;
         writeln!(w, "checkpoint_capacity {}", e.checkpoint_capacity_blocks())?;
         writeln!(w, "checkpoint_zones {}", self.checkpoint_zones())?;
         writeln!(w, "metadata_full {}", u8::from(e.metadata_full()))?;

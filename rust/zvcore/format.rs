@@ -114,10 +114,17 @@ pub const INCOMPAT_MIGRATION: u64 = 1 << 2;
 /// torn tail from damage to committed metadata. A reader that ignored the
 /// fields would truncate committed state silently at any damage.
 pub const INCOMPAT_COMMIT_BLOCKS: u64 = 1 << 3;
+/// Delta checkpoints: a checkpoint set may hold a full checkpoint followed
+/// by deltas (`checkpoint::DeltaLink`); a reader that loaded only the full
+/// one would replay the journal from the wrong place.
+pub const INCOMPAT_DELTA_CHECKPOINTS: u64 = 1 << 4;
 /// Every incompat bit this version knows (decodes). The engine may still
 /// support fewer: it checks with [`Superblock::check_features`].
-pub const INCOMPAT_KNOWN: u64 =
-    INCOMPAT_SHARED_BLOCKS | INCOMPAT_MIRROR | INCOMPAT_MIGRATION | INCOMPAT_COMMIT_BLOCKS;
+pub const INCOMPAT_KNOWN: u64 = INCOMPAT_SHARED_BLOCKS
+    | INCOMPAT_MIRROR
+    | INCOMPAT_MIGRATION
+    | INCOMPAT_COMMIT_BLOCKS
+    | INCOMPAT_DELTA_CHECKPOINTS;
 
 /// The magic of a metadata block, if it has at least 8 bytes.
 pub fn peek_magic(block: &[u8]) -> Option<u64> {

@@ -31,7 +31,9 @@ use core::ops::{Deref, DerefMut};
 use super::alloc::{Allocator, DevState, ZoneInfo, ZoneState};
 use super::codec::Reader;
 use super::error::{Error, Result};
-use super::format::checkpoint::{section, CheckpointItem, CheckpointReader, SECTION_COMPAT};
+use super::format::checkpoint::{
+    section, CheckpointItem, CheckpointReader, DeltaLink, SECTION_COMPAT,
+};
 use super::format::history::{Rewind, HISTORY};
 use super::format::journal::VOL_FLAG_READONLY;
 use super::format::layout::{
@@ -40,7 +42,8 @@ use super::format::layout::{
 use super::format::sharing::{decode_record, ShareRecord};
 use super::format::{
     check_block, decode_journal_block, peek_magic, CheckpointHeader, Record, Superblock,
-    BLOCK_SIZE, INCOMPAT_COMMIT_BLOCKS, INCOMPAT_SHARED_BLOCKS, SUPERBLOCK_MAGIC,
+    BLOCK_SIZE, INCOMPAT_COMMIT_BLOCKS, INCOMPAT_DELTA_CHECKPOINTS, INCOMPAT_SHARED_BLOCKS,
+    SUPERBLOCK_MAGIC,
 };
 use super::geom::{DeviceGeometry, PoolGeometry, Stream, MAX_DEVICES};
 use super::map::{decode_chunk, visit_distinct, BlockTable, MapExtent, NodeStore, FANOUT};
@@ -55,7 +58,8 @@ use damage::{bad_block_at, count_dropped, drop_reclaimed, scan_log};
 const SB_POOL_UUID_OFFSET: usize = 40;
 
 /// Incompat features this engine supports.
-pub const INCOMPAT_SUPPORTED: u64 = INCOMPAT_SHARED_BLOCKS | INCOMPAT_COMMIT_BLOCKS;
+pub const INCOMPAT_SUPPORTED: u64 =
+    INCOMPAT_SHARED_BLOCKS | INCOMPAT_COMMIT_BLOCKS | INCOMPAT_DELTA_CHECKPOINTS;
 /// Ro-compat features this engine supports (none yet).
 pub const RO_COMPAT_SUPPORTED: u64 = 0;
 
@@ -232,6 +236,8 @@ pub struct Assembly {
     pub sb_generation: u64,
     /// Checkpoint generation loaded.
     pub checkpoint_generation: u64,
+    /// Delta checkpoints loaded after the full one (its chain).
+    pub delta_checkpoints: u32,
     /// The newest checkpoint was unusable and the older set was used.
     pub fell_back: bool,
     /// Journal blocks replayed.
@@ -336,6 +342,7 @@ where
         nr_members: 0,
         sb_generation: 0,
         checkpoint_generation: 0,
+        delta_checkpoints: 0,
         fell_back: false,
         replayed_blocks: 0,
         last_seq: 0,
@@ -573,8 +580,9 @@ where
         clear_volumes(pool);
         pool.last_rewind = None;
         match load_checkpoint(pool, perm, rd, h, buf) {
-            Ok(()) => {
-                chosen = Some((*h, k > 0));
+            Ok((last, deltas)) => {
+                chosen = Some((last, k > 0));
+                asm.delta_checkpoints = deltas;
                 break;
             }
             Err(Error::Unsupported(s)) => return Err(Error::Unsupported(s)),
@@ -818,15 +826,79 @@ fn vol_slot<V: DerefMut<Target = [VolEntry]>>(vols: &V, id: u32) -> Option<usize
     slots::find(vols, id)
 }
 
-/// Loads checkpoint `h` into the (empty) volume table.
-#[inline(never)]
+/// Loads the chain of full checkpoint `h` into the (empty) volume table:
+/// the full checkpoint, then each delta written after it in its set whose
+/// header links to the previous one and that reads whole (verified before
+/// it is applied, so a torn delta changes nothing). Returns the header of
+/// the newest checkpoint loaded (the journal resumes after it) and the
+/// number of deltas.
 fn load_checkpoint<G, Z, E, V, R, N, D, S, M>(
     pool: &mut Pool<G, Z, E, V, R, N, D, S>,
     perm: &[u16; MAX_DEVICES],
     rd: &mut M,
     h: &CheckpointHeader,
     buf: &mut [u8],
-) -> Result<()>
+) -> Result<(CheckpointHeader, u32)>
+where
+    G: Deref<Target = [DeviceGeometry]>,
+    Z: DerefMut<Target = [ZoneInfo]>,
+    E: DerefMut<Target = [u64]>,
+    D: DerefMut<Target = [DevState]>,
+    V: DerefMut<Target = [VolEntry]>,
+    R: DerefMut<Target = [Record]>,
+    N: NodeStore,
+    S: DerefMut<Target = Superblock>,
+    M: MetaReader,
+{
+    if h.delta.is_some() {
+        return Err(Error::Corrupt("checkpoint: a delta at the start of a set"));
+    }
+    let set = h.set();
+    let mut next = read_checkpoint(pool, perm, rd, h, 0, true, buf)?;
+    let mut last = *h;
+    let mut deltas = 0u32;
+    if pool.sb.incompat & INCOMPAT_DELTA_CHECKPOINTS == 0 {
+        return Ok((last, deltas));
+    }
+    while let Some(a) = checkpoint_block_addr(pool.alloc.geom(), set, next) {
+        if read_pool(pool.alloc.geom(), perm, rd, a, buf).is_err() {
+            break;
+        }
+        let Ok((dh, _)) = CheckpointHeader::decode(buf) else {
+            break;
+        };
+        let link = DeltaLink {
+            base: h.generation,
+            prev: last.generation,
+            first_block: next,
+        };
+        if dh.pool_uuid != h.pool_uuid || dh.delta != Some(link) {
+            break;
+        }
+        if read_checkpoint(pool, perm, rd, &dh, next, false, buf).is_err() {
+            break;
+        }
+        let n = read_checkpoint(pool, perm, rd, &dh, next, true, buf)?;
+        last = dh;
+        deltas = deltas.saturating_add(1);
+        next = next.checked_add(n).ok_or(Error::Corrupt("checkpoint"))?;
+    }
+    Ok((last, deltas))
+}
+
+/// Reads checkpoint `h`, whose header is block `first` of its set, and
+/// loads it into the volume table if `apply` (otherwise only checks that it
+/// reads whole). Returns its number of blocks.
+#[inline(never)]
+fn read_checkpoint<G, Z, E, V, R, N, D, S, M>(
+    pool: &mut Pool<G, Z, E, V, R, N, D, S>,
+    perm: &[u16; MAX_DEVICES],
+    rd: &mut M,
+    h: &CheckpointHeader,
+    first: u32,
+    apply: bool,
+    buf: &mut [u8],
+) -> Result<u32>
 where
     G: Deref<Target = [DeviceGeometry]>,
     Z: DerefMut<Target = [ZoneInfo]>,
@@ -840,7 +912,7 @@ where
 {
     let set = h.set();
     let a0 =
-        checkpoint_block_addr(pool.alloc.geom(), set, 0).ok_or(Error::Corrupt("checkpoint"))?;
+        checkpoint_block_addr(pool.alloc.geom(), set, first).ok_or(Error::Corrupt("checkpoint"))?;
     read_pool(pool.alloc.geom(), perm, rd, a0, buf)?;
     // In place: the reader is about 900 bytes.
     let mut cr = CheckpointReader::IDLE;
@@ -848,7 +920,7 @@ where
     if cr.header() != h {
         return Err(Error::Corrupt("checkpoint header changed"));
     }
-    let cap = checkpoint_capacity(pool.alloc.geom(), set);
+    let cap = checkpoint_capacity(pool.alloc.geom(), set).saturating_sub(first);
     // The delta volume being loaded (slot).
     let mut current: Option<usize> = None;
     loop {
@@ -856,11 +928,12 @@ where
         if idx >= cap {
             return Err(Error::Corrupt("checkpoint: no commit block"));
         }
-        let a = checkpoint_block_addr(pool.alloc.geom(), set, idx)
+        let a = checkpoint_block_addr(pool.alloc.geom(), set, first.saturating_add(idx))
             .ok_or(Error::Corrupt("checkpoint"))?;
         read_pool(pool.alloc.geom(), perm, rd, a, buf)?;
         match cr.feed(buf)? {
-            CheckpointItem::Commit => return Ok(()),
+            CheckpointItem::Commit => return Ok(idx.saturating_add(1)),
+            CheckpointItem::Data { .. } if !apply => {}
             CheckpointItem::Data { kind, data, .. } => {
                 let mut r = Reader::new(data);
                 match kind {
@@ -915,6 +988,34 @@ where
                                 pool.last_rewind = Some(rw);
                             }
                         }
+                    }
+                    section::CHANGES if h.delta.is_some() => {
+                        while r.remaining() > 0 {
+                            let ShareRecord::Diff { vol, entries } = decode_record(&mut r)? else {
+                                return Err(Error::Corrupt("checkpoint: change record"));
+                            };
+                            for e in entries {
+                                let e = e?;
+                                let rec = if e.map {
+                                    Record::MapExtent {
+                                        vol,
+                                        lba: e.lba,
+                                        len: e.len,
+                                        addr: e.addr,
+                                    }
+                                } else {
+                                    Record::Unmap {
+                                        vol,
+                                        lba: e.lba,
+                                        len: e.len,
+                                    }
+                                };
+                                apply_record(pool, &rec)?;
+                            }
+                        }
+                    }
+                    _ if h.delta.is_some() => {
+                        return Err(Error::Corrupt("checkpoint: section of a delta"))
                     }
                     k if k & SECTION_COMPAT != 0 => {}
                     _ => return Err(Error::Unsupported("checkpoint: unknown section")),

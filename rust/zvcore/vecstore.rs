@@ -6,7 +6,7 @@
 extern crate alloc;
 
 use super::error::{Error, Result};
-use super::map::{Node, NodeId, NodeStore, FANOUT};
+use super::map::{Node, NodeId, NodeMarks, NodeStore, FANOUT};
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 
@@ -16,6 +16,9 @@ use alloc::vec::Vec;
 pub struct VecStore {
     nodes: Vec<Option<Box<Node>>>,
     refs: Vec<u32>,
+    /// Change marks (incremental checkpoints), and the current generation.
+    marks: Vec<NodeMarks>,
+    cur: u8,
     free: Vec<NodeId>,
     /// Most nodes in use at once (`alloc` fails beyond).
     pub limit: usize,
@@ -30,6 +33,8 @@ impl VecStore {
         VecStore {
             nodes: Vec::new(),
             refs: Vec::new(),
+            marks: Vec::new(),
+            cur: 0,
             free: Vec::new(),
             limit,
             live: 0,
@@ -64,12 +69,14 @@ impl NodeStore for VecStore {
             Some(id) => {
                 *self.nodes.get_mut(id as usize)? = Some(n);
                 *self.refs.get_mut(id as usize)? = 1;
+                *self.marks.get_mut(id as usize)? = NodeMarks::NEW;
                 id
             }
             None => {
                 let id = NodeId::try_from(self.nodes.len()).ok()?;
                 self.nodes.push(Some(n));
                 self.refs.push(1);
+                self.marks.push(NodeMarks::NEW);
                 id
             }
         };
@@ -113,6 +120,32 @@ impl NodeStore for VecStore {
                 Ok(())
             }
             _ => Err(Error::NotFound),
+        }
+    }
+
+    fn tracks_changes(&self) -> bool {
+        true
+    }
+
+    fn mark(&mut self, id: NodeId, groups: u64) {
+        if let Some(m) = self.marks.get_mut(id as usize) {
+            m.mark(self.cur, groups);
+        }
+    }
+
+    fn changed(&self, id: NodeId) -> u64 {
+        self.marks
+            .get(id as usize)
+            .map_or(u64::MAX, |m| m.changed(self.cur))
+    }
+
+    fn swap_marks(&mut self) {
+        self.cur ^= 1;
+    }
+
+    fn clear_changed(&mut self) {
+        for m in self.marks.iter_mut() {
+            m.clear_changed(self.cur);
         }
     }
 }

@@ -123,6 +123,9 @@ const ZF_FIN_PENDING: u8 = 1 << 2;
 /// [`ZoneInfo`] flag: written by [`Stream::UserHot`] (its data is expected
 /// to die young; GC places what survives apart from cold data).
 const ZF_HOT: u8 = 1 << 3;
+/// A meta zone kept open between checkpoints (the tail of a delta chain,
+/// see [`Allocator::meta_keep`]): not the journal's slot.
+const ZF_KEPT: u8 = 1 << 4;
 
 impl ZoneInfo {
     /// Zone state.
@@ -214,6 +217,8 @@ pub struct DevState {
     active: u32,
     /// Open meta zones.
     meta_open: u32,
+    /// Those of them kept open between checkpoints (`ZF_KEPT`).
+    kept: u32,
     /// Full zones still active on the device ([`ZoneInfo::held`]),
     /// counted against the active limit besides `active`.
     held: u32,
@@ -230,6 +235,7 @@ impl DevState {
         open: 0,
         active: 0,
         meta_open: 0,
+        kept: 0,
         held: 0,
         cursor: 0,
         zone: [NO_ZONE; NR_STREAMS],
@@ -250,6 +256,9 @@ impl DevState {
             ZoneState::Closed if !zg.conventional => self.active = self.active.saturating_add(1),
             ZoneState::Meta if zi.meta_open => {
                 self.meta_open = self.meta_open.saturating_add(1);
+                if zi.flag(ZF_KEPT) {
+                    self.kept = self.kept.saturating_add(1);
+                }
                 self.open = self.open.saturating_add(1);
                 self.active = self.active.saturating_add(1);
             }

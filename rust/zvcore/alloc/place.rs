@@ -20,8 +20,8 @@ where
             return false;
         };
         // Keep one open/active slot for the journal's meta zones unless one
-        // is already open.
-        let keep = u32::from(data && s.meta_open == 0);
+        // is already open (a chain's tail kept open is not the journal's).
+        let keep = u32::from(data && s.meta_open.saturating_sub(s.kept) == 0);
         let lim_ok =
             |cur: u32, lim: u32| lim == 0 || cur.saturating_add(1).saturating_add(keep) <= lim;
         lim_ok(s.open, g.open_limit()) && lim_ok(s.active.saturating_add(s.held), g.max_active)

@@ -5,7 +5,9 @@
 use super::super::error::{Error, Result};
 use super::super::geom::{DeviceGeometry, Stream};
 use super::records::check_zone;
-use super::{Allocator, DevState, ZoneInfo, ZoneState, NO_ZONE, ZF_FILLING, ZF_FIN_PENDING};
+use super::{
+    Allocator, DevState, ZoneInfo, ZoneState, NO_ZONE, ZF_FILLING, ZF_FIN_PENDING, ZF_KEPT,
+};
 use core::ops::{Deref, DerefMut};
 
 impl<G, Z, D> Allocator<G, Z, D>
@@ -227,10 +229,39 @@ where
                 s.meta_open = s.meta_open.saturating_sub(1);
                 s.open = s.open.saturating_sub(1);
                 s.active = s.active.saturating_sub(1);
+                if zi.flag(ZF_KEPT) {
+                    s.kept = s.kept.saturating_sub(1);
+                }
             }
         }
         if let Some(z) = self.zones.get_mut(zone as usize) {
             z.meta_open = open;
+            z.set_flag(ZF_KEPT, false);
+        }
+        Ok(())
+    }
+
+    /// Marks open meta zone `zone` as kept open between checkpoints (the
+    /// tail of a delta chain) or not: such a zone still counts against the
+    /// limits, but data zones still leave the journal's slot free.
+    pub fn meta_keep(&mut self, zone: u32, kept: bool) -> Result<()> {
+        let zi = *self.zone(zone).ok_or(Error::Invalid("zone id"))?;
+        if zi.state != ZoneState::Meta || !zi.meta_open {
+            return Err(Error::Invalid("not an open meta zone"));
+        }
+        if zi.flag(ZF_KEPT) == kept {
+            return Ok(());
+        }
+        let zg = self.geom.zone(zone).ok_or(Error::Invalid("zone id"))?;
+        if let Some(s) = self.dev.get_mut(usize::from(zg.dev)) {
+            s.kept = if kept {
+                s.kept.saturating_add(1)
+            } else {
+                s.kept.saturating_sub(1)
+            };
+        }
+        if let Some(z) = self.zones.get_mut(zone as usize) {
+            z.set_flag(ZF_KEPT, kept);
         }
         Ok(())
     }

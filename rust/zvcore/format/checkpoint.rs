@@ -22,7 +22,15 @@
 //! whose size it does not know in advance, with one block of memory.
 //!
 //! Header block: `magic[8] crc[4] version u32 | pool_uuid[16] | generation u64
-//! | journal_seq u64 | set u8, reserved[7] | zero...`.
+//! | journal_seq u64 | set u8, kind u8, reserved[6] | zero...` for a full
+//! checkpoint (kind 0); a delta (kind 1, see [`DeltaLink`]) continues
+//! `| prev_generation u64 | first_block u32 | base_generation u64 | zero...`.
+//!
+//! Delta checkpoints (feature `INCOMPAT_DELTA_CHECKPOINTS`): the block-table
+//! changes since the previous checkpoint of the set, framed like a full
+//! checkpoint (its indices count from its header) and written after it in
+//! the same set: a chain `full, delta, delta, ...` that the next full
+//! checkpoint, in the other set, ends.
 //!
 //! Payload block: `magic[8] crc[4] kind u32 | generation u64 | index u32
 //! | section u16 | len u16 | data[len] | zero...` (32-byte header,
@@ -77,6 +85,9 @@ pub mod section {
     /// Sharing between volumes: origins, delta bases and the volumes stored
     /// as differences against another (see `format::sharing`).
     pub const SHARING: u32 = 5;
+    /// A delta checkpoint's table changes: `DIFF` records (see
+    /// `format::sharing`) applied to the volumes' tables as loaded so far.
+    pub const CHANGES: u32 = 6;
 }
 
 /// The checkpoint set of generation `generation`: `generation % 2`.
@@ -94,7 +105,31 @@ pub struct CheckpointHeader {
     /// Last journal sequence number covered: replay resumes at
     /// `journal_seq + 1` (0 = nothing journalled yet).
     pub journal_seq: u64,
+    /// For a delta checkpoint (feature `INCOMPAT_DELTA_CHECKPOINTS`): its
+    /// place in its chain. `None`: a full checkpoint.
+    pub delta: Option<DeltaLink>,
 }
+
+/// Where a delta checkpoint sits: after the full checkpoint `base` and the
+/// deltas between, in the same set, from block `first_block` of the set on.
+/// A delta holds the table changes since checkpoint `prev`; its generation
+/// is `prev + 2` (generations of one set keep its parity).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct DeltaLink {
+    /// Generation of the chain's full checkpoint.
+    pub base: u64,
+    /// Generation of the checkpoint this delta follows (the full one or the
+    /// previous delta).
+    pub prev: u64,
+    /// Index of this delta's header block in the set (its other blocks
+    /// follow; their own indices count from 0 at the header).
+    pub first_block: u32,
+}
+
+/// Header kind byte of a full checkpoint.
+const KIND_FULL: u8 = 0;
+/// Header kind byte of a delta checkpoint.
+const KIND_DELTA: u8 = 1;
 
 impl CheckpointHeader {
     /// The set this checkpoint is written to.
@@ -119,7 +154,29 @@ impl CheckpointHeader {
         w.put_u64(self.generation)?;
         w.put_u64(self.journal_seq)?;
         w.put_u8(self.set())?;
+        match self.delta {
+            None => w.put_u8(KIND_FULL)?,
+            Some(d) => {
+                if !d.valid_for(self.generation) {
+                    return Err(Error::Invalid("checkpoint: delta link"));
+                }
+                w.put_u8(KIND_DELTA)?;
+                w.put_bytes(&[0; 6])?;
+                w.put_u64(d.prev)?;
+                w.put_u32(d.first_block)?;
+                w.put_u64(d.base)?;
+            }
+        }
         seal_block(buf)
+    }
+
+    /// Whether the identities (pool, generation, journal position) of two
+    /// headers agree (a commit block repeats these; the rest of the header
+    /// is covered by its CRC).
+    pub fn same_identity(&self, o: &CheckpointHeader) -> bool {
+        self.pool_uuid == o.pool_uuid
+            && self.generation == o.generation
+            && self.journal_seq == o.journal_seq
     }
 
     /// Decodes and validates a header block; also returns its CRC (the first
@@ -141,6 +198,27 @@ impl CheckpointHeader {
         if set != set_of(generation) {
             return Err(Error::BadField("checkpoint: set"));
         }
+        let delta = match r.get_u8()? {
+            KIND_FULL => None,
+            KIND_DELTA => {
+                if !all_zero(r.get_bytes(6)?) {
+                    return Err(Error::BadField("checkpoint: header reserved"));
+                }
+                let prev = r.get_u64()?;
+                let first_block = r.get_u32()?;
+                let base = r.get_u64()?;
+                let d = DeltaLink {
+                    base,
+                    prev,
+                    first_block,
+                };
+                if !d.valid_for(generation) {
+                    return Err(Error::BadField("checkpoint: delta link"));
+                }
+                Some(d)
+            }
+            _ => return Err(Error::Unsupported("checkpoint: header kind")),
+        };
         if !all_zero(r.get_bytes(r.remaining())?) {
             return Err(Error::BadField("checkpoint: header reserved"));
         }
@@ -149,9 +227,23 @@ impl CheckpointHeader {
                 pool_uuid,
                 generation,
                 journal_seq,
+                delta,
             },
             crc,
         ))
+    }
+}
+
+impl DeltaLink {
+    /// Whether this link is possible for a delta of generation `gen`: it
+    /// follows `prev` by two generations, in a chain from `base` (same
+    /// set), and starts after the full checkpoint's header.
+    pub fn valid_for(&self, gen: u64) -> bool {
+        self.base >= 1
+            && self.base <= self.prev
+            && self.prev.checked_add(2) == Some(gen)
+            && set_of(self.base) == set_of(gen)
+            && self.first_block >= 2
     }
 }
 
@@ -311,6 +403,7 @@ impl CheckpointCommit {
                 pool_uuid,
                 generation,
                 journal_seq,
+                delta: None,
             },
             nr_blocks,
             header_crc,
@@ -717,6 +810,7 @@ impl CheckpointReader {
             pool_uuid: [0; 16],
             generation: 0,
             journal_seq: 0,
+            delta: None,
         },
         header_crc: 0,
         next: 0,
@@ -871,7 +965,7 @@ impl CheckpointReader {
 
     fn check_commit(&mut self, block: &[u8]) -> Result<CheckpointCommit> {
         let c = CheckpointCommit::decode(block)?;
-        if c.header != self.hdr {
+        if !c.header.same_identity(&self.hdr) {
             return Err(Error::BadField("checkpoint: commit of another checkpoint"));
         }
         if c.nr_blocks != self.next.saturating_add(1) {
@@ -913,6 +1007,7 @@ mod tests {
             pool_uuid: U,
             generation: g,
             journal_seq: 1000 + g,
+            delta: None,
         }
     }
 
@@ -1147,8 +1242,16 @@ mod tests {
             bf("checkpoint: set")
         );
         assert_eq!(
-            rd(&patched(&blocks, 0, |b| b[49] = 1)),
+            rd(&patched(&blocks, 0, |b| b[50] = 1)),
             bf("checkpoint: header reserved")
+        );
+        assert_eq!(
+            rd(&patched(&blocks, 0, |b| b[49] = 1)),
+            bf("checkpoint: delta link")
+        );
+        assert_eq!(
+            rd(&patched(&blocks, 0, |b| b[49] = 7)),
+            Err(Error::Unsupported("checkpoint: header kind"))
         );
         assert_eq!(
             rd(&patched(&blocks, 0, |b| b[40] ^= 1)),

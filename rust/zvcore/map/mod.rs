@@ -38,6 +38,7 @@ use super::error::{Error, Result};
 use super::geom::MAX_POOL_BLOCKS;
 use super::sparse::RefMap;
 
+mod changes;
 mod check;
 mod chunk;
 mod cow;
@@ -96,6 +97,80 @@ pub trait NodeStore {
     /// 1). The default, for stores without sharing support, refuses.
     fn set_refs(&mut self, _id: NodeId, _refs: u32) -> Result<()> {
         Err(Error::Unsupported("node sharing"))
+    }
+    /// Whether the store keeps change marks ([`NodeMarks`]), which
+    /// incremental checkpoints need. The default: no (the other mark
+    /// methods do nothing, and every entry reads as changed).
+    fn tracks_changes(&self) -> bool {
+        false
+    }
+    /// Marks entry groups `groups` (bit `g`: entries `g * GROUP..`, see
+    /// [`group_bits`]) of node `id` changed, in the current generation.
+    fn mark(&mut self, _id: NodeId, _groups: u64) {}
+    /// The entry groups of node `id` marked in the previous generation
+    /// (before the last [`NodeStore::swap_marks`]).
+    fn changed(&self, _id: NodeId) -> u64 {
+        u64::MAX
+    }
+    /// Starts a new generation of marks: the current marks become what
+    /// [`NodeStore::changed`] reads.
+    fn swap_marks(&mut self) {}
+    /// Clears every mark [`NodeStore::changed`] reads (memory only: one
+    /// pass over the store).
+    fn clear_changed(&mut self) {}
+}
+
+/// Entries per change-mark bit (64 bits cover a node).
+pub const GROUP: usize = FANOUT / 64;
+
+/// The bits of the entry groups of entries `first..=last` of a node.
+pub fn group_bits(first: usize, last: usize) -> u64 {
+    let (a, b) = (first / GROUP, (last / GROUP).min(63));
+    if a > b {
+        return 0;
+    }
+    let high = if b == 63 {
+        u64::MAX
+    } else {
+        (1u64 << (b + 1)) - 1
+    };
+    high & !((1u64 << a) - 1)
+}
+
+/// The change marks of one node, for a [`NodeStore`] that tracks changes:
+/// two generations of 64 entry-group bits; the store keeps which one is
+/// current (`cur`, 0 or 1) for all its nodes.
+///
+/// A new node is all marked in both generations: whatever its slot held
+/// before, everything under it counts as changed (it may replace a subtree
+/// changed before the current checkpoint began).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NodeMarks(pub [u64; 2]);
+
+impl NodeMarks {
+    /// The marks of a new node.
+    pub const NEW: NodeMarks = NodeMarks([u64::MAX; 2]);
+
+    /// Marks `groups` in generation `cur`.
+    pub fn mark(&mut self, cur: u8, groups: u64) {
+        if let Some(m) = self.0.get_mut(usize::from(cur & 1)) {
+            *m |= groups;
+        }
+    }
+
+    /// The groups marked in the generation before `cur`.
+    pub fn changed(&self, cur: u8) -> u64 {
+        self.0
+            .get(usize::from((cur ^ 1) & 1))
+            .copied()
+            .unwrap_or(u64::MAX)
+    }
+
+    /// Clears the generation before `cur`.
+    pub fn clear_changed(&mut self, cur: u8) {
+        if let Some(m) = self.0.get_mut(usize::from((cur ^ 1) & 1)) {
+            *m = 0;
+        }
     }
 }
 
@@ -482,6 +557,8 @@ impl<S: NodeStore> Iterator for Extents<'_, S> {
     }
 }
 
+#[cfg(test)]
+mod changes_tests;
 #[cfg(test)]
 mod runs_tests;
 #[cfg(test)]

@@ -81,6 +81,19 @@ impl BlockTable {
         addr: u64,
         hooks: &mut dyn Hooks<S>,
     ) -> Result<()> {
+        let r = self.map_inner(store, lba, len, addr, hooks);
+        self.mark_range(store, lba, lba.saturating_add(len));
+        r
+    }
+
+    fn map_inner<S: NodeStore>(
+        &mut self,
+        store: &mut S,
+        lba: u64,
+        len: u64,
+        addr: u64,
+        hooks: &mut dyn Hooks<S>,
+    ) -> Result<()> {
         let end = self.check_range(lba, len)?;
         if addr.checked_add(len).map(|e| e > MAX_POOL_BLOCKS) != Some(false) {
             return Err(Error::Invalid("address outside the pool"));
@@ -237,6 +250,18 @@ impl BlockTable {
     }
 
     fn unmap_impl<S: NodeStore>(
+        &mut self,
+        store: &mut S,
+        lba: u64,
+        len: u64,
+        hooks: &mut dyn Hooks<S>,
+    ) -> Result<()> {
+        let r = self.unmap_inner(store, lba, len, hooks);
+        self.mark_range(store, lba, lba.saturating_add(len));
+        r
+    }
+
+    fn unmap_inner<S: NodeStore>(
         &mut self,
         store: &mut S,
         lba: u64,
@@ -458,6 +483,21 @@ impl BlockTable {
     /// reported as skipped, the rest is done, and the result is
     /// [`Error::NoSpace`] (the reports are complete and consistent).
     pub fn relocate<S: NodeStore>(
+        &mut self,
+        store: &mut S,
+        ext: &MapExtent,
+        new_addr: u64,
+        on_moved: impl FnMut(u64, u64),
+        on_skipped: impl FnMut(u64, u64),
+    ) -> Result<u64> {
+        let r = self.relocate_inner(store, ext, new_addr, on_moved, on_skipped);
+        if ext.vol == self.vol {
+            self.mark_range(store, ext.lba, ext.lba.saturating_add(ext.len));
+        }
+        r
+    }
+
+    fn relocate_inner<S: NodeStore>(
         &mut self,
         store: &mut S,
         ext: &MapExtent,

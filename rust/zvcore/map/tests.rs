@@ -16,6 +16,9 @@ pub struct VecStore {
     /// Reference counts (only used when `sharing`).
     pub refs: Vec<u32>,
     pub sharing: bool,
+    /// Change marks and their current generation.
+    pub marks: Vec<NodeMarks>,
+    pub cur: u8,
 }
 
 impl VecStore {
@@ -27,6 +30,8 @@ impl VecStore {
             live: 0,
             refs: Vec::new(),
             sharing: false,
+            marks: Vec::new(),
+            cur: 0,
         }
     }
 
@@ -48,10 +53,12 @@ impl NodeStore for VecStore {
         if let Some(id) = self.free_ids.pop() {
             self.nodes[id as usize] = Some(n);
             self.refs[id as usize] = 1;
+            self.marks[id as usize] = NodeMarks::NEW;
             Some(id)
         } else {
             self.nodes.push(Some(n));
             self.refs.push(1);
+            self.marks.push(NodeMarks::NEW);
             Some((self.nodes.len() - 1) as NodeId)
         }
     }
@@ -77,6 +84,22 @@ impl NodeStore for VecStore {
         assert!(refs >= 1 && self.nodes[id as usize].is_some());
         self.refs[id as usize] = refs;
         Ok(())
+    }
+    fn tracks_changes(&self) -> bool {
+        true
+    }
+    fn mark(&mut self, id: NodeId, groups: u64) {
+        self.marks[id as usize].mark(self.cur, groups);
+    }
+    fn changed(&self, id: NodeId) -> u64 {
+        self.marks[id as usize].changed(self.cur)
+    }
+    fn swap_marks(&mut self) {
+        self.cur ^= 1;
+    }
+    fn clear_changed(&mut self) {
+        let cur = self.cur;
+        self.marks.iter_mut().for_each(|m| m.clear_changed(cur));
     }
 }
 

@@ -1,28 +1,29 @@
 // SPDX-License-Identifier: GPL-2.0
 //! Commits by checkpoint: a full checkpoint written into the other set
-//! (volumes, block tables, sharing and delta volumes, rewind history), and
-//! its completion.
+//! (volumes, block tables, sharing and delta volumes, rewind history), or
+//! a delta checkpoint appended to the newest one's set (the table changes
+//! since, see `format::checkpoint`), and its completion.
 
 use core::ops::{Deref, DerefMut};
 
 use super::super::alloc::{DevState, ZoneInfo};
 use super::super::codec::Writer;
 use super::super::error::{Error, Result};
-use super::super::format::checkpoint::{section, set_of, CKPT_DATA_MAX};
+use super::super::format::checkpoint::{section, set_of, DeltaLink, CKPT_DATA_MAX};
 use super::super::format::history::{HISTORY, REWIND_RECORD_BYTES};
 use super::super::format::layout::{
     checkpoint_block_addr, checkpoint_capacity, checkpoint_last_zones, checkpoint_zone,
-    checkpoint_zones,
+    checkpoint_zones, log_zone,
 };
 use super::super::format::sharing::{
     encode_base, encode_link, DiffEntry, DiffWriter, SMALL_RECORD_BYTES,
 };
-use super::super::format::INCOMPAT_SHARED_BLOCKS;
 use super::super::format::{
     CheckpointHeader, CheckpointWriter, Record, Superblock, WriterState, BLOCK_SIZE,
 };
+use super::super::format::{INCOMPAT_DELTA_CHECKPOINTS, INCOMPAT_SHARED_BLOCKS};
 use super::super::geom::{DeviceGeometry, PoolGeometry, Stream, NR_STREAMS};
-use super::super::map::{BlockTable, Diff, NodeStore};
+use super::super::map::{Diff, NodeStore};
 use super::{
     peek_commit, slots, Commit, MetaOp, Pool, VolEntry, NO_SLOT, RESET_QUEUED, VOL_RECORD_BYTES,
 };
@@ -78,20 +79,25 @@ where
         if self.commit != Commit::None || self.ckpt_run.is_some() {
             return Err(Error::Busy);
         }
-        let gen = self
-            .ckpt_gen
-            .checked_add(1)
-            .ok_or(Error::NoSpace)?
-            .max(self.ckpt_gen_min);
+        let delta = self.delta_next();
+        let gen = if delta {
+            self.ckpt_gen.checked_add(2).ok_or(Error::NoSpace)?
+        } else {
+            self.ckpt_gen
+                .checked_add(1)
+                .ok_or(Error::NoSpace)?
+                .max(self.ckpt_gen_min)
+        };
         // Every member must be able to open its checkpoint zone (directly,
-        // or after finishing an open data zone with nothing in flight);
+        // or after finishing an open data zone with nothing in flight; the
+        // member of the chain's tail zone gives its slot back or keeps it);
         // otherwise retry once writes have completed. Nothing emitted yet.
         for d in 0..self.alloc.geom().nr_devices() {
-            if !self.ckpt_slot_ok(d) {
+            if !self.ckpt_slot_ok(d) && self.chain.tail_member(self.alloc.geom()) != Some(d) {
                 return Err(Error::Busy);
             }
         }
-        let r = self.begin_inner(gen, scratch, sink);
+        let r = self.begin_inner(gen, delta, scratch, sink);
         if r.is_err() {
             self.ckpt_failed();
         }
@@ -102,6 +108,43 @@ where
         self.commit = Commit::None;
         self.ckpt_run = None;
         self.failed = true;
+        self.nodes.clear_changed();
+    }
+
+    /// Whether the pool writes delta checkpoints: its format has them and
+    /// its node store keeps change marks.
+    fn deltas_enabled(&self) -> bool {
+        self.sb.incompat & INCOMPAT_DELTA_CHECKPOINTS != 0 && self.nodes.tracks_changes()
+    }
+
+    /// Whether the next checkpoint is a delta: the newest one's chain is
+    /// open, no volume operation happened since, and the chain's deltas add
+    /// up to less than its full checkpoint (or [`DELTA_MIN_BLOCKS`]), so
+    /// that assembly reads at most about twice the full image.
+    fn delta_next(&self) -> bool {
+        let c = &self.chain;
+        self.deltas_enabled()
+            && c.open
+            && !self.full_due
+            && !self.meta_full
+            && c.base != 0
+            && self.ckpt_gen.saturating_add(2) >= self.ckpt_gen_min
+            && c.delta_blocks < c.full_blocks.max(DELTA_MIN_BLOCKS)
+            && c.next_block.saturating_add(DELTA_MIN_ROOM)
+                <= checkpoint_capacity(self.alloc.geom(), set_of(self.ckpt_gen))
+    }
+
+    /// Ends the newest checkpoint's chain before a full checkpoint: the
+    /// tail zone gives back its member's slot and is finished.
+    fn end_chain<F: FnMut(MetaOp<'_>) -> Result<()>>(&mut self, sink: &mut F) -> Result<()> {
+        self.chain.open = false;
+        if let Some((first, z)) = self.chain.tail.take() {
+            let _ = self.alloc.meta_open(first, false);
+            if !self.zone_conv(z) {
+                sink(MetaOp::Finish(z))?;
+            }
+        }
+        Ok(())
     }
 
     /// Goes on with the checkpoint started by [`Self::checkpoint_begin`]:
@@ -127,8 +170,14 @@ where
                 // The image does not fit in the set: abandon this
                 // checkpoint, not the pool (the newest committed checkpoint
                 // and the journal still describe everything).
+                let delta = matches!(self.commit, Commit::Checkpoint { delta: true, .. });
                 if self.ckpt_overflow(run.gen, sink).is_err() {
                     self.ckpt_failed();
+                } else if delta {
+                    // A delta that found its set full: a full checkpoint
+                    // into the other set takes over at once (the caller
+                    // goes on stepping; `Busy` if a member has no slot).
+                    return self.checkpoint_begin(scratch, sink).map(|()| false);
                 }
             }
             Err(_) => self.ckpt_failed(),
@@ -145,29 +194,87 @@ where
         gen: u64,
         sink: &mut F,
     ) -> Result<()> {
+        let delta = matches!(self.commit, Commit::Checkpoint { delta: true, .. });
         self.commit = Commit::None;
         self.ckpt_run = None;
-        self.meta_full = true;
-        self.ckpt_retry = false;
-        self.stats.checkpoint_overflows = self.stats.checkpoint_overflows.saturating_add(1);
+        self.nodes.clear_changed();
+        self.full_due = true;
+        self.chain.open = false;
+        self.chain.tail = None;
+        if delta {
+            // The set has no room left for the delta: the next checkpoint
+            // is full, in the other set (the records stay queued).
+            self.need_ckpt = true;
+        } else {
+            self.meta_full = true;
+            self.ckpt_retry = false;
+            self.stats.checkpoint_overflows = self.stats.checkpoint_overflows.saturating_add(1);
+        }
         let set = set_of(gen);
-        self.close_ckpt_zones(set, checkpoint_capacity(self.alloc.geom(), set), sink)
+        self.close_ckpt_zones(
+            set,
+            checkpoint_capacity(self.alloc.geom(), set),
+            false,
+            sink,
+        )
     }
 
     /// Ends the writing of set `set` after `blocks` blocks: releases each
     /// member's open-zone slot (taken on the set's first zone by
     /// [`Self::open_ckpt_zone`]) and finishes the zone each member's part
     /// ended in, so that no zone of the set stays active.
+    ///
+    /// With `keep_tail` (a chain that deltas may extend) nothing is
+    /// finished: the set's zones written to capacity are full, the empty
+    /// ones not active, and the one partly written, the tail, keeps its
+    /// member's slot for the next delta ([`Chain::tail`]).
     fn close_ckpt_zones<F: FnMut(MetaOp<'_>) -> Result<()>>(
         &mut self,
         set: u8,
         blocks: u32,
+        keep_tail: bool,
         sink: &mut F,
     ) -> Result<()> {
         for d in 0..self.alloc.geom().nr_devices() {
             let z = checkpoint_zone(self.alloc.geom(), set, d)
                 .ok_or(Error::Corrupt("checkpoint zone"))?;
             let _ = self.alloc.meta_open(z, false);
+        }
+        self.chain.tail = None;
+        // The tail takes a slot the journal's zone needs while it has none
+        // (after assembly, until its first block): no chain then.
+        self.chain.open = keep_tail && self.jlog.is_some();
+        if self.chain.open {
+            let geo = self.alloc.geom();
+            let zone_at = |i: u32| checkpoint_block_addr(geo, set, i).and_then(|a| geo.zone_of(a));
+            let tail = match (blocks.checked_sub(1).and_then(zone_at), zone_at(blocks)) {
+                (Some(a), Some(b)) if a == b && !self.zone_conv(a) => Some(a),
+                _ => None,
+            };
+            if let Some(z) = tail {
+                let d = geo.zone(z).map(|zg| zg.dev).ok_or(Error::Corrupt("zone"))?;
+                let first =
+                    checkpoint_zone(geo, set, d).ok_or(Error::Corrupt("checkpoint zone"))?;
+                // The journal's member must keep a slot for the journal's
+                // next zone (data zones may have taken the others while the
+                // checkpoint held one).
+                let journal_open = self
+                    .jlog
+                    .and_then(|l| log_zone(geo, self.jdev, u32::from(l)))
+                    .and_then(|jz| self.alloc.zone(jz))
+                    .is_some_and(|zi| zi.meta_open());
+                let room = d != self.jdev || journal_open || self.zone_slots_left(d) >= 2;
+                if room && self.alloc.meta_open(first, true).is_ok() {
+                    let _ = self.alloc.meta_keep(first, true);
+                    self.chain.tail = Some((first, z));
+                } else {
+                    // A zone that cannot stay open is finished: the chain
+                    // ends (the next checkpoint is full).
+                    self.chain.open = false;
+                    sink(MetaOp::Finish(z))?;
+                }
+            }
+            return Ok(());
         }
         let mut r = Ok(());
         let geo = self.alloc.geom();
@@ -178,6 +285,23 @@ where
             }
         });
         r
+    }
+
+    /// Zones member `d` can still open (within its open and active
+    /// limits), `u32::MAX` without limits.
+    fn zone_slots_left(&self, d: u16) -> u32 {
+        let Some(g) = self.alloc.geom().device(d) else {
+            return 0;
+        };
+        let (open, active) = self.alloc.dev_open_active(d);
+        let left = |cur: u32, lim: u32| {
+            if lim == 0 {
+                u32::MAX
+            } else {
+                lim.saturating_sub(cur)
+            }
+        };
+        left(open, g.open_limit()).min(left(active, g.max_active))
     }
 
     /// Whether member `d` can open one more (metadata) zone, possibly after
@@ -221,6 +345,7 @@ where
             if let Some(e) = self.vols.get_mut(i) {
                 e.ck_base = base;
                 e.ck_done = base == NO_SLOT;
+                e.ck_rooted = v.table.is_some_and(|t| t.root().is_some());
             }
         }
         for i in 0..n {
@@ -250,15 +375,20 @@ where
     fn begin_inner<F: FnMut(MetaOp<'_>) -> Result<()>>(
         &mut self,
         gen: u64,
+        delta: bool,
         scratch: &mut [u8],
         sink: &mut F,
     ) -> Result<()> {
         let set = set_of(gen);
         let n = self.alloc.geom().nr_devices();
-        for d in 0..n {
-            for z in checkpoint_zones(self.alloc.geom(), set, d) {
-                if !self.zone_conv(z) {
-                    sink(MetaOp::Reset(z))?;
+        let first = if delta { self.chain.next_block } else { 0 };
+        if !delta {
+            self.end_chain(sink)?;
+            for d in 0..n {
+                for z in checkpoint_zones(self.alloc.geom(), set, d) {
+                    if !self.zone_conv(z) {
+                        sink(MetaOp::Reset(z))?;
+                    }
                 }
             }
         }
@@ -271,7 +401,7 @@ where
                 .ok_or(Error::Corrupt("checkpoint zone"))?;
             self.open_ckpt_zone(z, d, sink)?;
         }
-        let cap = checkpoint_capacity(self.alloc.geom(), set);
+        let cap = checkpoint_capacity(self.alloc.geom(), set).saturating_sub(first);
         let blk = scratch
             .get_mut(..BLOCK_SIZE)
             .ok_or(Error::Invalid("scratch: 2 blocks"))?;
@@ -279,22 +409,36 @@ where
             pool_uuid: self.sb.pool_uuid,
             generation: gen,
             journal_seq: self.jseq.saturating_sub(1),
+            delta: delta.then_some(DeltaLink {
+                base: self.chain.base,
+                prev: self.ckpt_gen,
+                first_block: first,
+            }),
         };
         let w = CheckpointWriter::new(blk, hdr, cap)?;
         let geo = self.alloc.geom();
-        let w = w.suspend(&mut |i, b| put_block(geo, set, i, b, sink))?;
-        self.plan_bases();
+        let w = w.suspend(&mut |i, b| put_block(geo, set, first, i, b, sink))?;
+        // What changes from now on goes into the next checkpoint's marks.
+        self.nodes.swap_marks();
+        let phase = if delta {
+            Phase::ChangesStart
+        } else {
+            self.plan_bases();
+            Phase::Volumes { next: 0 }
+        };
         self.commit = Commit::Checkpoint {
             nrec: self.npend,
             epoch: self.cur_epoch,
             gen,
             seq: self.jseq.saturating_sub(1),
+            delta,
         };
         self.cur_epoch += 1;
         self.ckpt_run = Some(CkptRun {
             gen,
+            first,
             w,
-            phase: Phase::Volumes { next: 0 },
+            phase,
         });
         Ok(())
     }
@@ -338,7 +482,8 @@ where
         let mut w = CheckpointWriter::resume(blk, run.w)?;
         let stop = w.blocks_written().saturating_add(max_blocks);
         let geo = self.alloc.geom();
-        let mut wsink = |i: u32, b: &[u8]| put_block(geo, set, i, b, sink);
+        let first = run.first;
+        let mut wsink = |i: u32, b: &[u8]| put_block(geo, set, first, i, b, sink);
         let vols = &mut self.vols;
         let nodes = &self.nodes;
         let sharing = self.sb.incompat & INCOMPAT_SHARED_BLOCKS != 0;
@@ -385,6 +530,9 @@ where
                             cursor: 0,
                         },
                         Some(t) => {
+                            if let Some(e) = vols.get_mut(vol) {
+                                e.ck_rooted |= t.root().is_some();
+                            }
                             let mut cw = Writer::new(chunk);
                             let done = t.encode_chunk(nodes, &mut cursor, &mut cw)?;
                             let len = cw.pos();
@@ -459,7 +607,11 @@ where
                                 encode_base(&mut Writer::new(&mut rec), v.id, bid)?;
                                 w.append_record(&rec, &mut wsink)?;
                             }
-                            let (at, done) = encode_diffs(&t, &bt, nodes, v.id, at, chunk)?;
+                            if let Some(e) = vols.get_mut(vol) {
+                                e.ck_rooted |= t.root().is_some();
+                            }
+                            let next = |a| t.next_diff(nodes, &bt, a);
+                            let (at, done) = encode_diffs(next, v.id, at, chunk)?;
                             if let Some(len) = done.len {
                                 w.append_record(chunk.get(..len).unwrap_or(&[]), &mut wsink)?;
                             }
@@ -485,6 +637,50 @@ where
                         _ => next,
                     }
                 }
+                Phase::ChangesStart => {
+                    w.begin_section(section::CHANGES, &mut wsink)?;
+                    Phase::Changes { vol: 0, at: 0 }
+                }
+                Phase::Changes { vol, at } => {
+                    let next_vol = Phase::Changes {
+                        vol: vol + 1,
+                        at: 0,
+                    };
+                    match vols.get(vol).copied() {
+                        None => Phase::Finish,
+                        Some(v) => match v.table {
+                            None => next_vol,
+                            // Emptied since the image may have mapped it:
+                            // all of it is unmapped.
+                            Some(t) if t.root().is_none() && !v.ck_rooted => next_vol,
+                            Some(t) => {
+                                let size = t.size();
+                                let next = |a: u64| match t.root() {
+                                    None => (a < size).then_some(Diff::Unmap {
+                                        lba: a,
+                                        len: size - a,
+                                    }),
+                                    Some(_) => t.next_change(nodes, a),
+                                };
+                                let (at, done) = encode_diffs(next, v.id, at, chunk)?;
+                                if let Some(len) = done.len {
+                                    w.append_record(chunk.get(..len).unwrap_or(&[]), &mut wsink)?;
+                                }
+                                if done.last {
+                                    if let Some(e) = vols.get_mut(vol) {
+                                        e.ck_rooted = t.root().is_some();
+                                    }
+                                    next_vol
+                                } else {
+                                    if let Some(e) = vols.get_mut(vol) {
+                                        e.ck_rooted |= t.root().is_some();
+                                    }
+                                    Phase::Changes { vol, at }
+                                }
+                            }
+                        },
+                    }
+                }
                 Phase::History => {
                     if let Some(rw) = self.last_rewind {
                         w.begin_section(HISTORY, &mut wsink)?;
@@ -502,9 +698,13 @@ where
             };
         }
         sink(MetaOp::Flush)?;
-        // The set's zones are no longer written: finish them (not active).
-        let written = u32::try_from(self.ckpt_blocks).unwrap_or(u32::MAX);
-        self.close_ckpt_zones(set, written, sink)?;
+        // The set's zones are no longer written: finish them (not active),
+        // or leave the tail to the next delta.
+        let written = u32::try_from(self.ckpt_blocks)
+            .unwrap_or(u32::MAX)
+            .saturating_add(run.first);
+        let keep = self.deltas_enabled();
+        self.close_ckpt_zones(set, written, keep, sink)?;
         Ok(true)
     }
 
@@ -516,6 +716,7 @@ where
             epoch,
             gen,
             seq,
+            delta,
         } = self.commit
         else {
             return Err(Error::Invalid("no checkpoint in flight"));
@@ -526,6 +727,9 @@ where
             return Err(Error::Invalid("checkpoint ended before its last step"));
         }
         self.commit = Commit::None;
+        // The marks of the checkpoint's changes are spent (a failed one
+        // fails the pool).
+        self.nodes.clear_changed();
         if !ok {
             self.failed = true;
             return Err(Error::Invalid("checkpoint failed"));
@@ -549,12 +753,38 @@ where
         self.need_ckpt = false;
         self.meta_full = false;
         self.ckpt_retry = false;
+        let blocks = u32::try_from(self.ckpt_blocks).unwrap_or(u32::MAX);
         let cap = self.checkpoint_capacity_blocks();
-        self.meta_low = self.ckpt_blocks.saturating_mul(100)
-            > cap.saturating_mul(100 - super::META_HEADROOM_PCT);
-        self.stats.checkpoint_blocks = self.ckpt_blocks;
-        self.stats.checkpoints = self.stats.checkpoints.saturating_add(1);
-        self.stats.commits = self.stats.commits.saturating_add(1);
+        let st = &mut self.stats;
+        st.checkpoint_blocks_written = st
+            .checkpoint_blocks_written
+            .saturating_add(self.ckpt_blocks);
+        if delta {
+            let c = &mut self.chain;
+            c.next_block = c.next_block.saturating_add(blocks);
+            c.delta_blocks = c.delta_blocks.saturating_add(blocks);
+            st.delta_checkpoints = st.delta_checkpoints.saturating_add(1);
+            st.delta_blocks = u64::from(c.delta_blocks);
+            st.last_delta_blocks = self.ckpt_blocks;
+        } else {
+            self.chain = Chain {
+                // Decided when the set's zones were closed.
+                open: self.chain.open,
+                base: gen,
+                next_block: blocks,
+                full_blocks: blocks,
+                delta_blocks: 0,
+                tail: self.chain.tail,
+            };
+            self.full_due = false;
+            self.meta_low = self.ckpt_blocks.saturating_mul(100)
+                > cap.saturating_mul(100 - super::META_HEADROOM_PCT);
+            st.checkpoint_blocks = self.ckpt_blocks;
+            st.delta_blocks = 0;
+        }
+        let st = &mut self.stats;
+        st.checkpoints = st.checkpoints.saturating_add(1);
+        st.commits = st.commits.saturating_add(1);
         Ok(())
     }
 }
@@ -577,6 +807,10 @@ enum Phase {
         open: bool,
         progress: bool,
     },
+    /// A delta: the start of its section of changes.
+    ChangesStart,
+    /// A delta: the changes of slot `vol`'s table, from block `at` on.
+    Changes { vol: usize, at: u64 },
     /// The rewind history.
     History,
     /// The commit block.
@@ -587,18 +821,77 @@ enum Phase {
 #[derive(Clone, Copy, Debug)]
 pub(in super::super) struct CkptRun {
     gen: u64,
+    /// Index of the checkpoint's header block in its set (0 but for a
+    /// delta).
+    first: u32,
     w: WriterState,
     phase: Phase,
 }
 
-/// Emits checkpoint block `idx` of set `set` (a flush before the commit
-/// block: everything before it must be durable first).
-fn put_block<G, F>(geo: &PoolGeometry<G>, set: u8, idx: u32, b: &[u8], sink: &mut F) -> Result<()>
+/// Blocks the deltas of a chain may add up to even when its full
+/// checkpoint is smaller (a delta has at least 3).
+pub(super) const DELTA_MIN_BLOCKS: u32 = 64;
+/// Free blocks a set must have left for a delta to be tried.
+const DELTA_MIN_ROOM: u32 = 16;
+
+/// The chain the newest checkpoint belongs to: a full checkpoint and the
+/// deltas appended after it in its set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(in super::super) struct Chain {
+    /// A delta may follow (the pool writes deltas and the chain's set
+    /// still takes them).
+    pub(super) open: bool,
+    /// Generation of the full checkpoint (0: none since assembly).
+    pub(super) base: u64,
+    /// Index of the set's next free block.
+    pub(super) next_block: u32,
+    /// Blocks of the full checkpoint.
+    pub(super) full_blocks: u32,
+    /// Blocks of the deltas after it.
+    pub(super) delta_blocks: u32,
+    /// The partly written tail zone between checkpoints, on a sequential
+    /// member: (its member's first zone of the set, which holds the
+    /// member's open-zone slot, the zone).
+    pub(super) tail: Option<(u32, u32)>,
+}
+
+impl Chain {
+    /// No chain (after assembly).
+    pub(super) const CLOSED: Chain = Chain {
+        open: false,
+        base: 0,
+        next_block: 0,
+        full_blocks: 0,
+        delta_blocks: 0,
+        tail: None,
+    };
+
+    /// The member whose tail zone holds an open-zone slot.
+    fn tail_member<G: Deref<Target = [DeviceGeometry]>>(
+        &self,
+        geo: &PoolGeometry<G>,
+    ) -> Option<u16> {
+        self.tail.and_then(|(_, z)| geo.zone(z)).map(|zg| zg.dev)
+    }
+}
+
+/// Emits block `idx` of the checkpoint whose header is block `first` of
+/// set `set` (a flush before the commit block: everything before it must be
+/// durable first).
+fn put_block<G, F>(
+    geo: &PoolGeometry<G>,
+    set: u8,
+    first: u32,
+    idx: u32,
+    b: &[u8],
+    sink: &mut F,
+) -> Result<()>
 where
     G: Deref<Target = [DeviceGeometry]>,
     F: FnMut(MetaOp<'_>) -> Result<()>,
 {
-    let addr = checkpoint_block_addr(geo, set, idx).ok_or(Error::NoSpace)?;
+    let at = first.checked_add(idx).ok_or(Error::NoSpace)?;
+    let addr = checkpoint_block_addr(geo, set, at).ok_or(Error::NoSpace)?;
     if peek_commit(b) {
         sink(MetaOp::Flush)?;
     }
@@ -613,18 +906,17 @@ struct DiffChunk {
     last: bool,
 }
 
-/// Encodes the differences of table `t` (volume `vol`) against `base` from
-/// block `at` into one record in `chunk`, as many as fit. Returns where the
-/// next record starts.
-fn encode_diffs<S: NodeStore>(
-    t: &BlockTable,
-    base: &BlockTable,
-    nodes: &S,
+/// Encodes the differences `next(from)` gives (of volume `vol`'s table
+/// against its delta base, or its changes since the last checkpoint) from
+/// block `at` on into one record in `chunk`, as many as fit. Returns where
+/// the next record starts.
+fn encode_diffs(
+    next: impl Fn(u64) -> Option<Diff>,
     vol: u32,
     mut at: u64,
     chunk: &mut [u8],
 ) -> Result<(u64, DiffChunk)> {
-    let mut pending = t.next_diff(nodes, base, at);
+    let mut pending = next(at);
     if pending.is_none() {
         return Ok((
             at,
@@ -653,7 +945,7 @@ fn encode_diffs<S: NodeStore>(
         };
         dw.push(&e)?;
         at = e.lba.saturating_add(u64::from(e.len));
-        pending = t.next_diff(nodes, base, at);
+        pending = next(at);
     }
     let len = dw.finish()?;
     Ok((

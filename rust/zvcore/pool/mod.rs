@@ -26,8 +26,8 @@ use super::format::history::Rewind;
 use super::format::journal::JOURNAL_PAYLOAD_MAX;
 use super::format::journal::VOL_FLAG_READONLY;
 use super::format::layout::log_zone;
-use super::format::INCOMPAT_COMMIT_BLOCKS;
 use super::format::{Record, Superblock, Uuid, VolName, BLOCK_SIZE};
+use super::format::{INCOMPAT_COMMIT_BLOCKS, INCOMPAT_DELTA_CHECKPOINTS};
 use super::gc::{gc_urgency, pick_victim, relocation_cost_x1000, Policy, Urgency};
 use super::geom::{DeviceGeometry, PoolGeometry};
 use super::map::{BlockTable, MapExtent, NodeStore};
@@ -98,6 +98,10 @@ pub struct VolEntry {
     /// Written / loaded during the current checkpoint write or load
     /// (internal).
     pub(super) ck_done: bool,
+    /// The image of the newest checkpoint chain may map blocks of this
+    /// volume (its table had a root when a checkpoint encoded it): a delta
+    /// must say so if the table is now empty (internal).
+    pub(super) ck_rooted: bool,
     /// A free slot that held a volume (see [`slots`]): lookups go on past
     /// it (internal).
     pub(super) tomb: bool,
@@ -212,10 +216,19 @@ pub struct PoolStats {
     pub journal_blocks: u64,
     /// Checkpoints committed.
     pub checkpoints: u64,
-    /// Blocks of the newest checkpoint written (0: none since assembly).
+    /// Blocks of the newest full checkpoint written (0: none since
+    /// assembly).
     pub checkpoint_blocks: u64,
     /// Checkpoints abandoned because the image did not fit in its set.
     pub checkpoint_overflows: u64,
+    /// Delta checkpoints committed (also counted in `checkpoints`).
+    pub delta_checkpoints: u64,
+    /// Blocks of the deltas after the newest full checkpoint (its chain).
+    pub delta_blocks: u64,
+    /// Blocks of the newest delta checkpoint.
+    pub last_delta_blocks: u64,
+    /// Checkpoint blocks written since assembly (full and delta).
+    pub checkpoint_blocks_written: u64,
     /// Commits (flushes with records, and checkpoints).
     pub commits: u64,
 }
@@ -278,6 +291,8 @@ enum Commit {
         epoch: u64,
         gen: u64,
         seq: u64,
+        /// A delta checkpoint (see `format::checkpoint::DeltaLink`).
+        delta: bool,
     },
 }
 
@@ -335,6 +350,11 @@ pub struct Pool<G, Z, E, V, R, N, D, S> {
     /// The checkpoint being written in steps (between
     /// [`Pool::checkpoint_begin`] and its last [`Pool::checkpoint_step`]).
     pub(super) ckpt_run: Option<checkpoint::CkptRun>,
+    /// The chain of the newest checkpoint (delta checkpoints).
+    pub(super) chain: checkpoint::Chain,
+    /// The next checkpoint must be full (a volume operation since the last
+    /// one: deltas carry table contents only).
+    pub(super) full_due: bool,
     /// Epoch of the commit that will carry the records queued now.
     pub(super) cur_epoch: u64,
     /// Newest epoch known durable.
@@ -544,6 +564,8 @@ where
             ckpt_gen_min: 0,
             last_rewind: None,
             ckpt_run: None,
+            chain: checkpoint::Chain::CLOSED,
+            full_due: true,
             gc_victim: None,
             gc_busy: false,
             gc_victim_cost: 0,
@@ -585,6 +607,8 @@ where
         st.sb.init_parts(pool_uuid, dev_uuids, geom.devices())?;
         // New pools write commit groups (see `format::journal`).
         st.sb.incompat |= INCOMPAT_COMMIT_BLOCKS;
+        // ... and delta checkpoints (see `format::checkpoint`).
+        st.sb.incompat |= INCOMPAT_DELTA_CHECKPOINTS;
         let mut pool = Self::assemble(geom, cfg, st)?;
         let blk = scratch
             .get_mut(..BLOCK_SIZE)
@@ -854,6 +878,9 @@ where
     }
 
     fn push(&mut self, rec: Record) {
+        if rec.is_volume_op() {
+            self.full_due = true;
+        }
         if let Some(slot) = self.recs.get_mut(self.npend) {
             *slot = rec;
             self.npend = self.npend.saturating_add(1);

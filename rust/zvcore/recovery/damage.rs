@@ -372,6 +372,7 @@ where
         };
         self.last_rewind = Some(rw);
         self.need_ckpt = true;
+        self.full_due = true;
         rw
     }
 }

@@ -322,7 +322,10 @@ fn mid_journal_case(seed: u64) -> bool {
         u64::from(bad.zone) * base.geoms[d].zone_blocks + bad.block,
         a
     );
-    assert!(dmg.lost_blocks > 0 && dmg.lost_records > 0 && dmg.nr_volumes > 0);
+    assert!(dmg.lost_blocks > 0 && dmg.lost_records > 0, "{dmg:?}");
+    if dmg.nr_volumes == 0 {
+        return false; // only zone records lost: another world
+    }
     assert_eq!(dmg.lost_committed_blocks, dmg.lost_blocks);
     // Read-only: reads work, nothing can change, nothing was written.
     assert!(ro.pool().is_read_only());

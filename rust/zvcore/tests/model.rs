@@ -50,7 +50,7 @@ fn model_random_ops_with_crashes() {
         "model: {} ops in {:?}: writes {} reads {} discards {} flushes {} checkpoints {} gc batches {} (races {}) \
          crashes {} (mid-metadata {}) vol ops {} (snapshots {} clones {} rollbacks {} promotes {} deletes {} read-only refusals {}) \
          write failures {} enospc {} fallbacks {} replayed journal blocks {} checkpoint retries {} \
-         checkpoints in steps {} (operations between steps {})",
+         checkpoints in steps {} (operations between steps {}) delta checkpoints {} (loaded by recoveries {})",
         sum(|s| s.ops),
         t0.elapsed(),
         sum(|s| s.writes),
@@ -76,6 +76,12 @@ fn model_random_ops_with_crashes() {
         sum(|s| s.ckpt_busy),
         sum(|s| s.stepped),
         sum(|s| s.between_steps),
+        sum(|s| s.deltas),
+        sum(|s| s.deltas_loaded),
+    );
+    assert!(
+        sum(|s| s.deltas) > 0 && sum(|s| s.deltas_loaded) > 0,
+        "no delta checkpoint was written, or none loaded by a recovery"
     );
     assert!(
         sum(|s| s.stepped) > 0 && sum(|s| s.between_steps) > 0,

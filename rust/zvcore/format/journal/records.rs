@@ -169,6 +169,22 @@ pub enum Record {
 }
 
 impl Record {
+    /// Whether the record changes the volume table (create, delete,
+    /// resize, reservation, snapshot, rollback, promote) rather than only
+    /// mappings or zones: delta checkpoints carry mappings only, so the
+    /// checkpoint after such a record is full.
+    pub fn is_volume_op(&self) -> bool {
+        !matches!(
+            self,
+            Record::MapExtent { .. }
+                | Record::Unmap { .. }
+                | Record::ZoneReset { .. }
+                | Record::ZoneFinish { .. }
+                | Record::Relocate { .. }
+                | Record::CheckpointDone { .. }
+        )
+    }
+
     /// The record's tag.
     pub const fn tag(&self) -> u16 {
         match self {

@@ -244,6 +244,9 @@ pub struct Stats {
     pub fallbacks: u64,
     pub replayed: u64,
     pub torn_blocks: u64,
+    /// Delta checkpoints written, and loaded by recoveries.
+    pub deltas: u64,
+    pub deltas_loaded: u64,
 }
 
 pub struct World {
@@ -258,6 +261,8 @@ pub struct World {
     pub stepped_pct: u64,
     /// A checkpoint is being written in steps: nothing may commit.
     pub in_ckpt: bool,
+    /// Delta checkpoints the pool reported when last looked at.
+    pub seen_deltas: u64,
     /// The model does not know the blocks' contents (a pool adopted from
     /// unknown metadata): no read checks.
     pub blind: bool,
@@ -427,6 +432,7 @@ impl World {
             nomem_one_in: 0,
             stepped_pct: 50,
             in_ckpt: false,
+            seen_deltas: 0,
             blind: false,
             fill_pct: 45,
             seed,
@@ -472,6 +478,8 @@ impl World {
                 fallbacks: 0,
                 replayed: 0,
                 torn_blocks: 0,
+                deltas: 0,
+                deltas_loaded: 0,
             },
             uuid,
         }
@@ -1408,6 +1416,8 @@ impl World {
             assert_eq!(order[asm.dev_of_member[m] as usize], m, "member mapping");
         }
         self.st.replayed += asm.replayed_blocks;
+        self.st.deltas_loaded += u64::from(asm.delta_checkpoints);
+        self.seen_deltas = 0;
         if asm.fell_back {
             self.st.fallbacks += 1;
         }
@@ -1627,6 +1637,9 @@ impl World {
     fn note_checkpoint_blocks(&mut self) {
         let b = self.pool_ref().stats().checkpoint_blocks;
         self.st.max_checkpoint_blocks = self.st.max_checkpoint_blocks.max(b);
+        let d = self.pool_ref().stats().delta_checkpoints;
+        self.st.deltas += d.saturating_sub(self.seen_deltas);
+        self.seen_deltas = d;
     }
 
     pub fn checkpoint_now(&mut self) {

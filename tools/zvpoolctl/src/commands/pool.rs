@@ -268,6 +268,7 @@ const STATUS_COLUMNS: &[&str] = &[
     "journal_blocks",
     "checkpoints",
     "checkpoint_blocks",
+    "delta_checkpoints",
     "checkpoint_capacity",
     "metadata_full",
     "table_nodes",
@@ -920,6 +921,8 @@ fn status(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
         Value::opt_count(n("checkpoints")?),
         // Kernels with the metadata headroom (absent before).
         Value::opt_count(n("checkpoint_blocks")?),
+        // Kernels with delta checkpoints (absent before).
+        Value::opt_count(n("delta_checkpoints")?),
         Value::opt_count(n("checkpoint_capacity")?),
         Value::opt_count(n("metadata_full")?),
         Value::opt_count(n("table_nodes")?),

@@ -75,7 +75,7 @@ fn status_shows_the_metadata_space() {
     let r = fk.run(&["pool", "status", "-Hp", "tank"]);
     assert_eq!(r.code, 0, "{r:?}");
     let want =
-        "checkpoints\t2\ncheckpoint_blocks\t3\ncheckpoint_capacity\t4096\nmetadata_full\t0\n";
+        "checkpoints\t2\ncheckpoint_blocks\t3\ndelta_checkpoints\t1\ncheckpoint_capacity\t4096\nmetadata_full\t0\n";
     assert!(r.out.contains(want), "missing {want:?} in\n{}", r.out);
 }
 
