@@ -5,7 +5,7 @@
 //! Each node is one 4 KiB kmalloc'ed buffer, indexed by a dense id so the core
 //! can refer to it by number. Ids are grouped in chunks of [`CHUNK`] slots;
 //! the directory of chunks is `kvmalloc`ed. No allocation grows with the
-//! number of nodes beyond one chunk (12 KiB) or the directory (24 bytes per
+//! number of nodes beyond one chunk (16 KiB) or the directory (24 bytes per
 //! chunk: 384 KiB for 16 Mi nodes, i.e. 64 GiB of tables), and nothing is
 //! ever copied when the store grows, so the store has no size cliff (the
 //! former single slot vector stopped at 131,072 nodes, the kmalloc limit).
@@ -13,7 +13,7 @@
 //! Freed ids are reused, lowest chunk last freed first, through a free list
 //! threaded through the free slots themselves: freeing never allocates.
 //!
-//! Each slot also holds its node's change marks (16 bytes, see
+//! Each slot also holds its node's change marks (32 bytes, see
 //! [`NodeMarks`]) for delta checkpoints; clearing the spent generation at
 //! the end of a checkpoint is one pass over the slots (memory only, under
 //! the engine lock; 16 bytes written per node id).
@@ -23,7 +23,7 @@
 //! block layer: callers on the I/O path hold a [`crate::kwrap::noio::NoIo`]
 //! scope, which makes these `GFP_KERNEL` allocations behave as `GFP_NOIO`.
 
-use crate::zvcore::map::{Node, NodeId, NodeMarks, NodeStore, FANOUT};
+use crate::zvcore::map::{GroupMarks, Node, NodeId, NodeMarks, NodeStore, FANOUT};
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use kernel::prelude::*;
 use kernel::str::CString;
@@ -191,6 +191,8 @@ pub(crate) struct KNodes {
     pool: CString,
     /// The current generation of change marks (0 or 1).
     cur: u8,
+    /// A checkpoint walks the other generation (swapped, not yet cleared).
+    walking: bool,
 }
 
 impl KNodes {
@@ -205,6 +207,7 @@ impl KNodes {
             budget,
             pool: CString::try_from_fmt(fmt!("{}", pool))?,
             cur: 0,
+            walking: false,
         };
         s.account();
         Ok(s)
@@ -280,7 +283,7 @@ impl KNodes {
                 Slot {
                     node: None,
                     refs: NO_ID,
-                    marks: NodeMarks::NEW,
+                    marks: NodeMarks([GroupMarks { ent: 0, sub: 0 }; 2]),
                 },
                 GFP_NOWAIT,
             )
@@ -307,11 +310,12 @@ impl NodeStore for KNodes {
             self.budget.failed.fetch_add(1, Ordering::Relaxed);
             return None;
         };
+        let (cur, walking) = (self.cur, self.walking);
         let slot = self.slot_mut(id)?;
         let next = slot.refs;
         slot.node = Some(node);
         slot.refs = 1;
-        slot.marks = NodeMarks::NEW;
+        slot.marks = NodeMarks::fresh(cur, walking);
         if self.free_head == id {
             self.free_head = next;
         }
@@ -367,20 +371,30 @@ impl NodeStore for KNodes {
         true
     }
 
-    fn mark(&mut self, id: NodeId, groups: u64) {
+    fn mark(&mut self, id: NodeId, marks: GroupMarks) {
         let cur = self.cur;
         if let Some(s) = self.slot_mut(id) {
-            s.marks.mark(cur, groups);
+            s.marks.mark(cur, marks);
         }
     }
 
-    fn changed(&self, id: NodeId) -> u64 {
+    fn changed(&self, id: NodeId) -> GroupMarks {
         self.slot(id)
-            .map_or(u64::MAX, |s| s.marks.changed(self.cur))
+            .map_or(GroupMarks::ALL, |s| s.marks.changed(self.cur))
+    }
+
+    fn mark_walked(&mut self, id: NodeId, ent: u64) {
+        let (cur, walking) = (self.cur, self.walking);
+        if walking {
+            if let Some(s) = self.slot_mut(id) {
+                s.marks.mark(cur ^ 1, GroupMarks { ent, sub: 0 });
+            }
+        }
     }
 
     fn swap_marks(&mut self) {
         self.cur ^= 1;
+        self.walking = true;
     }
 
     fn clear_changed(&mut self) {
@@ -390,5 +404,6 @@ impl NodeStore for KNodes {
                 s.marks.clear_changed(cur);
             }
         }
+        self.walking = false;
     }
 }

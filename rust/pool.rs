@@ -418,7 +418,7 @@ impl ActivePool {
         let mut uuid: Uuid = [0; 16];
         uuid.copy_from_slice(&engine.superblock().pool_uuid);
         pr_info!(
-            "{}: assembled {} member(s): checkpoint {}{}, {} journal block(s) replayed\n",
+            "{}: assembled {} member(s): checkpoint {}{} ({} delta checkpoint(s) loaded), {} journal block(s) replayed\n",
             name,
             members.len(),
             asm.checkpoint_generation,
@@ -427,6 +427,7 @@ impl ActivePool {
             } else {
                 ""
             },
+            asm.delta_checkpoints,
             asm.replayed_blocks
         );
         let [ckpt_ms, journal_ms, zones_ms, verify_ms] = cost.phase_ms;

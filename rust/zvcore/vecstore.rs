@@ -6,7 +6,7 @@
 extern crate alloc;
 
 use super::error::{Error, Result};
-use super::map::{Node, NodeId, NodeMarks, NodeStore, FANOUT};
+use super::map::{GroupMarks, Node, NodeId, NodeMarks, NodeStore, FANOUT};
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 
@@ -19,6 +19,8 @@ pub struct VecStore {
     /// Change marks (incremental checkpoints), and the current generation.
     marks: Vec<NodeMarks>,
     cur: u8,
+    /// A checkpoint walks the other generation (swapped, not yet cleared).
+    walking: bool,
     free: Vec<NodeId>,
     /// Most nodes in use at once (`alloc` fails beyond).
     pub limit: usize,
@@ -35,6 +37,7 @@ impl VecStore {
             refs: Vec::new(),
             marks: Vec::new(),
             cur: 0,
+            walking: false,
             free: Vec::new(),
             limit,
             live: 0,
@@ -69,14 +72,14 @@ impl NodeStore for VecStore {
             Some(id) => {
                 *self.nodes.get_mut(id as usize)? = Some(n);
                 *self.refs.get_mut(id as usize)? = 1;
-                *self.marks.get_mut(id as usize)? = NodeMarks::NEW;
+                *self.marks.get_mut(id as usize)? = NodeMarks::fresh(self.cur, self.walking);
                 id
             }
             None => {
                 let id = NodeId::try_from(self.nodes.len()).ok()?;
                 self.nodes.push(Some(n));
                 self.refs.push(1);
-                self.marks.push(NodeMarks::NEW);
+                self.marks.push(NodeMarks::fresh(self.cur, self.walking));
                 id
             }
         };
@@ -127,25 +130,35 @@ impl NodeStore for VecStore {
         true
     }
 
-    fn mark(&mut self, id: NodeId, groups: u64) {
+    fn mark(&mut self, id: NodeId, marks: GroupMarks) {
         if let Some(m) = self.marks.get_mut(id as usize) {
-            m.mark(self.cur, groups);
+            m.mark(self.cur, marks);
         }
     }
 
-    fn changed(&self, id: NodeId) -> u64 {
+    fn changed(&self, id: NodeId) -> GroupMarks {
         self.marks
             .get(id as usize)
-            .map_or(u64::MAX, |m| m.changed(self.cur))
+            .map_or(GroupMarks::ALL, |m| m.changed(self.cur))
+    }
+
+    fn mark_walked(&mut self, id: NodeId, ent: u64) {
+        if self.walking {
+            if let Some(m) = self.marks.get_mut(id as usize) {
+                m.mark(self.cur ^ 1, GroupMarks { ent, sub: 0 });
+            }
+        }
     }
 
     fn swap_marks(&mut self) {
         self.cur ^= 1;
+        self.walking = true;
     }
 
     fn clear_changed(&mut self) {
         for m in self.marks.iter_mut() {
             m.clear_changed(self.cur);
         }
+        self.walking = false;
     }
 }

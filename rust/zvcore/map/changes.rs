@@ -5,14 +5,20 @@
 //! only the marked groups of the previous generation of marks.
 //!
 //! Invariant (what makes a delta complete): an entry whose mapping changed
-//! since the previous checkpoint's image was taken is under a marked group
-//! of every node on its path, or under a node allocated since (a new node
-//! is all marked, [`super::NodeMarks::NEW`]). Marks only ever err on the
-//! side of too many: an extra mark costs a few bytes in a delta.
+//! since the previous checkpoint's image was taken is under a group marked
+//! `sub` in every interior node on its path and marked `ent` in its own
+//! node (a leaf, or the interior node of a run entry or hole), or under a
+//! node allocated since (a new node is all marked,
+//! [`super::NodeMarks::fresh`]). Marks only ever err on the side of too
+//! many: an extra mark costs a few bytes in a delta. The two kinds keep an
+//! interior node's unchanged run entries and holes out of a delta when only
+//! a child beside them changed. A subtree freed while a checkpoint walks
+//! takes its marks with it: the hole or run entry left in its place is
+//! marked in the walked generation too ([`NodeStore::mark_walked`]).
 
 use super::{
-    child, entry, group_bits, index, run_addr, span, BlockTable, Diff, MapExtent, NodeStore,
-    ADDR_MASK, FANOUT, GROUP, PRESENT,
+    child, entry, group_bits, index, run_addr, span, BlockTable, Diff, GroupMarks, MapExtent,
+    NodeStore, ADDR_MASK, FANOUT, GROUP, PRESENT,
 };
 
 impl BlockTable {
@@ -49,7 +55,8 @@ impl BlockTable {
                 let base = l.checked_div(cover).unwrap_or(0).saturating_mul(cover);
                 let i = index(l, level);
                 let g = i / GROUP;
-                let marks = store.changed(id).checked_shr(g as u32).unwrap_or(0);
+                let m = store.changed(id);
+                let marks = m.any().checked_shr(g as u32).unwrap_or(0);
                 if marks == 0 {
                     // Nothing marked from here to the end of this node.
                     l = base.saturating_add(cover);
@@ -66,10 +73,19 @@ impl BlockTable {
                 if level <= 1 {
                     return Some(self.leaf_change(store, id, l, base, end));
                 }
+                let bit = 1u64 << g;
                 match child(e) {
-                    Some(c) => {
+                    Some(c) if m.sub & bit != 0 => {
                         id = c;
                         level -= 1;
+                    }
+                    Some(_) => {
+                        l = ent_base.saturating_add(unit);
+                        continue 'outer;
+                    }
+                    None if m.ent & bit == 0 => {
+                        l = ent_base.saturating_add(unit);
+                        continue 'outer;
                     }
                     None => {
                         return Some(match run_addr(e) {
@@ -95,7 +111,7 @@ impl BlockTable {
     /// starts at `l` (marked): consecutive addresses, or holes, up to the
     /// end of the marked groups, the leaf or the table (`end`).
     fn leaf_change<S: NodeStore>(&self, store: &S, id: u32, l: u64, base: u64, end: u64) -> Diff {
-        let marks = store.changed(id);
+        let marks = store.changed(id).any();
         let stop = base.saturating_add(FANOUT as u64).min(end);
         let marked = |k: u64| {
             let g = (k - base) as usize / GROUP;
@@ -139,14 +155,25 @@ fn mark_node<S: NodeStore>(store: &mut S, id: u32, level: u8, base: u64, lba: u6
         return;
     }
     let (i, j) = (index(lo, level), index(hi - 1, level));
-    store.mark(id, group_bits(i, j));
     if level <= 1 {
+        let ent = group_bits(i, j);
+        store.mark(id, GroupMarks { ent, sub: 0 });
         return;
     }
+    let mut m = GroupMarks::default();
     for k in i..=j {
-        if let Some(c) = child(entry(store, id, k)) {
-            let b = base.saturating_add((k as u64).saturating_mul(unit));
-            mark_node(store, c, level - 1, b, lba, end);
+        let bit = group_bits(k, k);
+        match child(entry(store, id, k)) {
+            Some(c) => {
+                m.sub |= bit;
+                let b = base.saturating_add((k as u64).saturating_mul(unit));
+                mark_node(store, c, level - 1, b, lba, end);
+            }
+            None => m.ent |= bit,
         }
+    }
+    store.mark(id, m);
+    if m.ent != 0 {
+        store.mark_walked(id, m.ent);
     }
 }

@@ -98,7 +98,7 @@ fn random_op(r: &mut Rng, t: &mut BlockTable, s: &mut VecStore, size: u64) -> Op
 
 #[test]
 fn deltas_rebuild_the_table_across_checkpoints() {
-    for seed in 1..=40u64 {
+    for seed in 1..=80u64 {
         let mut r = Rng(0x9e37_79b9_7f4a_7c15 ^ seed.wrapping_mul(0x1234_5678_9abc));
         let size = [600u64, 3000, 40_000][(seed % 3) as usize];
         let mut s = VecStore::new(usize::MAX);
@@ -149,12 +149,10 @@ fn a_delta_costs_what_changed() {
     for k in 0..(size / 16) {
         t.map_range(&mut s, k * 16, 1, k, |_, _, _| {}).unwrap();
     }
-    // Two checkpoints (a new node is marked in both generations).
-    for _ in 0..2 {
-        s.swap_marks();
-        assert!(t.next_change(&s, 0).is_some());
-        s.clear_changed();
-    }
+    // A checkpoint: everything is new.
+    s.swap_marks();
+    assert!(t.next_change(&s, 0).is_some());
+    s.clear_changed();
     s.swap_marks();
     assert_eq!(t.next_change(&s, 0), None, "nothing changed");
     // Ten scattered overwrites.

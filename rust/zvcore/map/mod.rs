@@ -104,13 +104,18 @@ pub trait NodeStore {
     fn tracks_changes(&self) -> bool {
         false
     }
-    /// Marks entry groups `groups` (bit `g`: entries `g * GROUP..`, see
-    /// [`group_bits`]) of node `id` changed, in the current generation.
-    fn mark(&mut self, _id: NodeId, _groups: u64) {}
-    /// The entry groups of node `id` marked in the previous generation
-    /// (before the last [`NodeStore::swap_marks`]).
-    fn changed(&self, _id: NodeId) -> u64 {
-        u64::MAX
+    /// Adds `marks` to the current generation of node `id`'s marks.
+    fn mark(&mut self, _id: NodeId, _marks: GroupMarks) {}
+    /// While a checkpoint walks the previous generation (between
+    /// [`NodeStore::swap_marks`] and [`NodeStore::clear_changed`]), adds
+    /// `ent` to node `id`'s marks there too: interior entries that are now
+    /// holes or run entries, whose former subtree may have carried marks of
+    /// that generation. Nothing otherwise.
+    fn mark_walked(&mut self, _id: NodeId, _ent: u64) {}
+    /// The marks of node `id` in the previous generation (before the last
+    /// [`NodeStore::swap_marks`]).
+    fn changed(&self, _id: NodeId) -> GroupMarks {
+        GroupMarks::ALL
     }
     /// Starts a new generation of marks: the current marks become what
     /// [`NodeStore::changed`] reads.
@@ -137,39 +142,74 @@ pub fn group_bits(first: usize, last: usize) -> u64 {
     high & !((1u64 << a) - 1)
 }
 
-/// The change marks of one node, for a [`NodeStore`] that tracks changes:
-/// two generations of 64 entry-group bits; the store keeps which one is
-/// current (`cur`, 0 or 1) for all its nodes.
-///
-/// A new node is all marked in both generations: whatever its slot held
-/// before, everything under it counts as changed (it may replace a subtree
-/// changed before the current checkpoint began).
+/// The entry groups of one node marked changed, one bit per [`GROUP`]
+/// entries.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct NodeMarks(pub [u64; 2]);
+pub struct GroupMarks {
+    /// Groups with an entry whose own value changed: in a leaf any entry,
+    /// in an interior node a run entry or a hole (it has no node to mark).
+    pub ent: u64,
+    /// Groups with a child node under which something changed (interior
+    /// nodes).
+    pub sub: u64,
+}
+
+impl GroupMarks {
+    /// Everything marked.
+    pub const ALL: GroupMarks = GroupMarks {
+        ent: u64::MAX,
+        sub: u64::MAX,
+    };
+
+    /// The groups marked either way.
+    pub fn any(&self) -> u64 {
+        self.ent | self.sub
+    }
+}
+
+/// The change marks of one node, for a [`NodeStore`] that tracks changes:
+/// two generations of [`GroupMarks`]; the store keeps which one is current
+/// (`cur`, 0 or 1) for all its nodes. A new node is all marked
+/// ([`NodeMarks::fresh`]): whatever its slot held before, everything under
+/// it counts as changed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NodeMarks(pub [GroupMarks; 2]);
 
 impl NodeMarks {
-    /// The marks of a new node.
-    pub const NEW: NodeMarks = NodeMarks([u64::MAX; 2]);
+    /// The marks of a node allocated now, `cur` being the current
+    /// generation: all marked in it, and also in the other one while a
+    /// checkpoint walks that one (between [`NodeStore::swap_marks`] and
+    /// [`NodeStore::clear_changed`]): the node may replace a subtree
+    /// changed before the checkpoint began, whose marks it must carry.
+    pub fn fresh(cur: u8, walking: bool) -> NodeMarks {
+        let mut m = NodeMarks::default();
+        m.mark(cur, GroupMarks::ALL);
+        if walking {
+            m.mark(cur ^ 1, GroupMarks::ALL);
+        }
+        m
+    }
 
-    /// Marks `groups` in generation `cur`.
-    pub fn mark(&mut self, cur: u8, groups: u64) {
+    /// Adds `marks` to generation `cur`.
+    pub fn mark(&mut self, cur: u8, marks: GroupMarks) {
         if let Some(m) = self.0.get_mut(usize::from(cur & 1)) {
-            *m |= groups;
+            m.ent |= marks.ent;
+            m.sub |= marks.sub;
         }
     }
 
-    /// The groups marked in the generation before `cur`.
-    pub fn changed(&self, cur: u8) -> u64 {
+    /// The marks of the generation before `cur`.
+    pub fn changed(&self, cur: u8) -> GroupMarks {
         self.0
             .get(usize::from((cur ^ 1) & 1))
             .copied()
-            .unwrap_or(u64::MAX)
+            .unwrap_or(GroupMarks::ALL)
     }
 
     /// Clears the generation before `cur`.
     pub fn clear_changed(&mut self, cur: u8) {
         if let Some(m) = self.0.get_mut(usize::from((cur ^ 1) & 1)) {
-            *m = 0;
+            *m = GroupMarks::default();
         }
     }
 }

@@ -19,6 +19,7 @@ pub struct VecStore {
     /// Change marks and their current generation.
     pub marks: Vec<NodeMarks>,
     pub cur: u8,
+    pub walking: bool,
 }
 
 impl VecStore {
@@ -32,6 +33,7 @@ impl VecStore {
             sharing: false,
             marks: Vec::new(),
             cur: 0,
+            walking: false,
         }
     }
 
@@ -53,12 +55,12 @@ impl NodeStore for VecStore {
         if let Some(id) = self.free_ids.pop() {
             self.nodes[id as usize] = Some(n);
             self.refs[id as usize] = 1;
-            self.marks[id as usize] = NodeMarks::NEW;
+            self.marks[id as usize] = NodeMarks::fresh(self.cur, self.walking);
             Some(id)
         } else {
             self.nodes.push(Some(n));
             self.refs.push(1);
-            self.marks.push(NodeMarks::NEW);
+            self.marks.push(NodeMarks::fresh(self.cur, self.walking));
             Some((self.nodes.len() - 1) as NodeId)
         }
     }
@@ -88,18 +90,25 @@ impl NodeStore for VecStore {
     fn tracks_changes(&self) -> bool {
         true
     }
-    fn mark(&mut self, id: NodeId, groups: u64) {
-        self.marks[id as usize].mark(self.cur, groups);
+    fn mark(&mut self, id: NodeId, marks: GroupMarks) {
+        self.marks[id as usize].mark(self.cur, marks);
     }
-    fn changed(&self, id: NodeId) -> u64 {
+    fn changed(&self, id: NodeId) -> GroupMarks {
         self.marks[id as usize].changed(self.cur)
+    }
+    fn mark_walked(&mut self, id: NodeId, ent: u64) {
+        if self.walking {
+            self.marks[id as usize].mark(self.cur ^ 1, GroupMarks { ent, sub: 0 });
+        }
     }
     fn swap_marks(&mut self) {
         self.cur ^= 1;
+        self.walking = true;
     }
     fn clear_changed(&mut self) {
         let cur = self.cur;
         self.marks.iter_mut().for_each(|m| m.clear_changed(cur));
+        self.walking = false;
     }
 }
 

@@ -945,4 +945,6 @@ pub(super) fn decode_vol_record(r: &mut Reader<'_>) -> Result<(u32, u32, u64, Vo
 }
 
 #[cfg(test)]
+mod ckpt_cost_tests;
+#[cfg(test)]
 mod tests;

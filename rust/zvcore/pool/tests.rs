@@ -11,7 +11,7 @@ use std::boxed::Box;
 use std::vec;
 use std::vec::Vec;
 
-type TestPool = Pool<
+pub(super) type TestPool = Pool<
     Vec<DeviceGeometry>,
     Vec<ZoneInfo>,
     Vec<u64>,
@@ -23,14 +23,14 @@ type TestPool = Pool<
 >;
 
 #[derive(Debug, PartialEq, Eq)]
-enum Op {
+pub(super) enum Op {
     Flush,
     Reset(u32),
     Finish(u32),
     Write(u64),
 }
 
-fn rec(ops: &mut Vec<Op>) -> impl FnMut(MetaOp<'_>) -> Result<()> + '_ {
+pub(super) fn rec(ops: &mut Vec<Op>) -> impl FnMut(MetaOp<'_>) -> Result<()> + '_ {
     |op| {
         ops.push(match op {
             MetaOp::Flush => Op::Flush,
@@ -74,7 +74,7 @@ fn new_pool(ops: &mut Vec<Op>) -> TestPool {
 
 /// A pool of one ZNS member of `nr_zones` zones of `zone_blocks` blocks
 /// (regular writes, no zone append), with `nodes` table nodes.
-fn one_member_pool(nr_zones: u32, zone_blocks: u64, nodes: usize) -> TestPool {
+pub(super) fn one_member_pool(nr_zones: u32, zone_blocks: u64, nodes: usize) -> TestPool {
     let mut cfg = PoolConfig::default_for(1);
     cfg.use_append = false;
     one_member_pool_with(nr_zones, zone_blocks, nodes, cfg)

@@ -1,0 +1,180 @@
+// SPDX-License-Identifier: GPL-2.0
+//! What checkpoints cost while random overwrites run on a large mapping:
+//! with delta checkpoints it follows what changed, not what is mapped.
+
+use super::super::format::INCOMPAT_DELTA_CHECKPOINTS;
+use super::super::geom::Stream;
+use super::super::map::tests::Rng;
+use super::tests::{one_member_pool, rec, TestPool};
+use super::*;
+use std::vec;
+use std::vec::Vec;
+
+/// Blocks per 1 GiB zone.
+const GIB: u64 = 1 << 18;
+
+/// Commits what is queued (a checkpoint when one is due).
+fn commit(p: &mut TestPool, scratch: &mut [u8]) {
+    let mut ops = Vec::new();
+    p.flush(scratch, &mut rec(&mut ops)).unwrap();
+    if !ops.is_empty() {
+        p.flush_end(true).unwrap();
+    }
+}
+
+fn checkpoint(p: &mut TestPool, scratch: &mut [u8]) {
+    let mut ops = Vec::new();
+    p.checkpoint(scratch, &mut rec(&mut ops)).unwrap();
+    p.checkpoint_end(true).unwrap();
+}
+
+fn write(p: &mut TestPool, scratch: &mut [u8], lba: u64, n: u64) {
+    let plan = loop {
+        match p.write_begin(1, lba, n, Stream::UserHot) {
+            Ok(plan) => break plan,
+            Err(Error::Busy) => commit(p, scratch),
+            Err(e) => panic!("write_begin: {e:?}"),
+        }
+    };
+    let addrs: Vec<Option<u64>> = plan.extents().iter().map(|e| Some(e.addr)).collect();
+    assert_eq!(p.write_end(&plan, &addrs).unwrap(), plan.nblocks);
+}
+
+/// What one run measured.
+#[derive(Debug)]
+struct Cost {
+    /// Blocks of the full checkpoint after the volume was mapped.
+    full_blocks: u64,
+    /// Checkpoints while the overwrites ran, and their blocks.
+    checkpoints: u64,
+    blocks: u64,
+    /// Delta checkpoints among them, and their blocks.
+    deltas: u64,
+    delta_blocks: u64,
+}
+
+/// A pool of 1 GiB zones, a volume of `mapped_gib` GiB mapped in extents
+/// of `extent` blocks (consecutive extents not contiguous on the media if
+/// `fragmented`), then `overwrites` random 4 KiB overwrites with a commit
+/// every `per_commit`; deltas on or off.
+fn run(
+    mapped_gib: u64,
+    extent: u64,
+    fragmented: bool,
+    overwrites: u64,
+    per_commit: u64,
+    deltas: bool,
+) -> Cost {
+    let zones = (mapped_gib * 2 + 64) as u32;
+    let mut p = one_member_pool(zones, GIB, usize::MAX);
+    if !deltas {
+        p.sb.incompat &= !INCOMPAT_DELTA_CHECKPOINTS;
+    }
+    // A checkpoint every 8 full journal blocks (about 1,300 records).
+    p.sb.checkpoint_interval = 8;
+    let mut scratch = vec![0u8; 2 * BLOCK_SIZE];
+    let size = mapped_gib * GIB;
+    p.vol_create(1, b"big", size, 0).unwrap();
+    let n = size / extent;
+    let mut k = 0;
+    while k < n {
+        // Fragmented: even extents first, then odd ones, so that no two
+        // consecutive extents are contiguous on the media.
+        let i = if !fragmented {
+            k
+        } else if k < n.div_ceil(2) {
+            2 * k
+        } else {
+            2 * (k - n.div_ceil(2)) + 1
+        };
+        write(&mut p, &mut scratch, i * extent, extent);
+        k += 1;
+        if k % 64 == 0 {
+            commit(&mut p, &mut scratch);
+        }
+    }
+    commit(&mut p, &mut scratch);
+    checkpoint(&mut p, &mut scratch);
+    checkpoint(&mut p, &mut scratch);
+    let full_blocks = p.stats().checkpoint_blocks;
+    let before = p.stats();
+    let mut r = Rng(0x5eed_0f_c0ffee ^ mapped_gib);
+    let mut delta_blocks = 0;
+    let mut seen = before.delta_checkpoints;
+    for i in 0..overwrites {
+        write(&mut p, &mut scratch, r.below(size), 1);
+        if (i + 1) % per_commit == 0 {
+            commit(&mut p, &mut scratch);
+            if p.stats().delta_checkpoints > seen {
+                seen = p.stats().delta_checkpoints;
+                delta_blocks += p.stats().last_delta_blocks;
+            }
+        }
+    }
+    commit(&mut p, &mut scratch);
+    checkpoint(&mut p, &mut scratch);
+    let after = p.stats();
+    if after.delta_checkpoints > seen {
+        delta_blocks += after.last_delta_blocks;
+    }
+    Cost {
+        full_blocks,
+        checkpoints: after.checkpoints - before.checkpoints,
+        blocks: after.checkpoint_blocks_written - before.checkpoint_blocks_written,
+        deltas: after.delta_checkpoints - before.delta_checkpoints,
+        delta_blocks,
+    }
+}
+
+/// The checkpoints written while 20,000 random overwrites run (about 20 of
+/// them) cost about the same on a pool with 16 times more mapped
+/// (fragmented: every extent is one record of a full image), and far less
+/// than full images would.
+#[test]
+fn delta_checkpoints_cost_what_changed() {
+    let small = run(1, 32, true, 20_000, 200, true);
+    let large = run(16, 32, true, 20_000, 200, true);
+    let full = run(16, 32, true, 20_000, 200, false);
+    std::eprintln!("small {small:?}\nlarge {large:?}\nfull images {full:?}");
+    assert!(large.full_blocks > 10 * small.full_blocks, "{large:?}");
+    assert!(small.deltas > 0 && large.deltas > 0);
+    assert!(
+        large.blocks <= 2 * small.blocks.max(1),
+        "{large:?} against {small:?}"
+    );
+    assert_eq!(full.deltas, 0);
+    assert!(
+        full.blocks > 10 * large.blocks,
+        "{full:?} against {large:?}"
+    );
+}
+
+/// The figures of `Documentation/benchmarks.md` ("Checkpoint cost"):
+/// `cargo test --release -p zvcore --lib checkpoint_cost_report -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn checkpoint_cost_report() {
+    let gib_overwrites = GIB; // 1 GiB of random 4 KiB overwrites
+    for (mapped, extent, frag) in [(10, 2048, false), (1024, 2048, false), (10, 32, true)] {
+        for deltas in [true, false] {
+            let t = std::time::Instant::now();
+            let c = run(mapped, extent, frag, gib_overwrites, 1000, deltas);
+            std::eprintln!(
+                "mapped {mapped} GiB (extents of {extent} blocks{}), deltas {deltas}: full image {} blocks; \
+                 during 1 GiB of random overwrites: {} checkpoints, {} blocks = {:.1} MiB, \
+                 {:.1} blocks per checkpoint; {} deltas of {:.1} blocks on average, {} full of {:.1} ({:?})",
+                if frag { ", fragmented" } else { "" },
+                c.full_blocks,
+                c.checkpoints,
+                c.blocks,
+                c.blocks as f64 / 256.0,
+                c.blocks as f64 / c.checkpoints.max(1) as f64,
+                c.deltas,
+                c.delta_blocks as f64 / c.deltas.max(1) as f64,
+                c.checkpoints - c.deltas,
+                (c.blocks - c.delta_blocks) as f64 / (c.checkpoints - c.deltas).max(1) as f64,
+                t.elapsed()
+            );
+        }
+    }
+}
