@@ -98,7 +98,7 @@ fn run(
     checkpoint(&mut p, &mut scratch);
     let full_blocks = p.stats().checkpoint_blocks;
     let before = p.stats();
-    let mut r = Rng(0x5eed_0f_c0ffee ^ mapped_gib);
+    let mut r = Rng(0x5eed_0fc0_ffee ^ mapped_gib);
     let mut delta_blocks = 0;
     let mut seen = before.delta_checkpoints;
     for i in 0..overwrites {
