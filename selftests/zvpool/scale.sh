@@ -44,7 +44,9 @@ figures() {
 	echo "# table_nodes $(st table_nodes), table memory $(($(st table_memory_bytes) / MIB)) MiB" \
 		"(limit $(($(st table_memory_limit) / MIB)) MiB), used $(($(st used_bytes) / MIB)) MiB," \
 		"journal_blocks $(st journal_blocks), checkpoints $(st checkpoints)," \
-		"checkpoint $(st checkpoint_blocks) of $(st checkpoint_capacity) blocks ($(st checkpoint_zones) zones a member a set)"
+		"checkpoint $(st checkpoint_blocks) of $(st checkpoint_capacity) blocks ($(st checkpoint_zones) zones a member a set)," \
+		"delta checkpoints $(st delta_checkpoints) (last $(st last_delta_blocks) blocks, chain $(st delta_blocks))," \
+		"checkpoint blocks written $(st checkpoint_blocks_written)"
 }
 zloop_up() {
 	mkdir -p /zl && mount -t ext4 "$CONV" /zl && mkdir -p /zl/0 /zl/1 &&
