@@ -5,7 +5,7 @@
 //! Each node is one 4 KiB kmalloc'ed buffer, indexed by a dense id so the core
 //! can refer to it by number. Ids are grouped in chunks of [`CHUNK`] slots;
 //! the directory of chunks is `kvmalloc`ed. No allocation grows with the
-//! number of nodes beyond one chunk (16 KiB) or the directory (24 bytes per
+//! number of nodes beyond one chunk (12 KiB) or the directory (24 bytes per
 //! chunk: 384 KiB for 16 Mi nodes, i.e. 64 GiB of tables), and nothing is
 //! ever copied when the store grows, so the store has no size cliff (the
 //! former single slot vector stopped at 131,072 nodes, the kmalloc limit).
@@ -13,7 +13,7 @@
 //! Freed ids are reused, lowest chunk last freed first, through a free list
 //! threaded through the free slots themselves: freeing never allocates.
 //!
-//! Each slot also holds its node's change marks (32 bytes, see
+//! Each slot also holds its node's change marks (16 bytes, see
 //! [`NodeMarks`]) for delta checkpoints; clearing the spent generation at
 //! the end of a checkpoint is one pass over the slots (memory only, under
 //! the engine lock; 16 bytes written per node id).
@@ -23,7 +23,7 @@
 //! block layer: callers on the I/O path hold a [`crate::kwrap::noio::NoIo`]
 //! scope, which makes these `GFP_KERNEL` allocations behave as `GFP_NOIO`.
 
-use crate::zvcore::map::{GroupMarks, Node, NodeId, NodeMarks, NodeStore, FANOUT};
+use crate::zvcore::map::{Node, NodeId, NodeMarks, NodeStore, FANOUT};
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use kernel::prelude::*;
 use kernel::str::CString;
@@ -283,7 +283,7 @@ impl KNodes {
                 Slot {
                     node: None,
                     refs: NO_ID,
-                    marks: NodeMarks([GroupMarks { ent: 0, sub: 0 }; 2]),
+                    marks: NodeMarks([0; 2]),
                 },
                 GFP_NOWAIT,
             )
@@ -371,23 +371,23 @@ impl NodeStore for KNodes {
         true
     }
 
-    fn mark(&mut self, id: NodeId, marks: GroupMarks) {
+    fn mark(&mut self, id: NodeId, marks: u64) {
         let cur = self.cur;
         if let Some(s) = self.slot_mut(id) {
             s.marks.mark(cur, marks);
         }
     }
 
-    fn changed(&self, id: NodeId) -> GroupMarks {
+    fn changed(&self, id: NodeId) -> u64 {
         self.slot(id)
-            .map_or(GroupMarks::ALL, |s| s.marks.changed(self.cur))
+            .map_or(u64::MAX, |s| s.marks.changed(self.cur))
     }
 
-    fn mark_walked(&mut self, id: NodeId, ent: u64) {
+    fn mark_walked(&mut self, id: NodeId, marks: u64) {
         let (cur, walking) = (self.cur, self.walking);
         if walking {
             if let Some(s) = self.slot_mut(id) {
-                s.marks.mark(cur ^ 1, GroupMarks { ent, sub: 0 });
+                s.marks.mark(cur ^ 1, marks);
             }
         }
     }

@@ -6,7 +6,7 @@
 extern crate alloc;
 
 use super::error::{Error, Result};
-use super::map::{GroupMarks, Node, NodeId, NodeMarks, NodeStore, FANOUT};
+use super::map::{Node, NodeId, NodeMarks, NodeStore, FANOUT};
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 
@@ -130,22 +130,22 @@ impl NodeStore for VecStore {
         true
     }
 
-    fn mark(&mut self, id: NodeId, marks: GroupMarks) {
+    fn mark(&mut self, id: NodeId, marks: u64) {
         if let Some(m) = self.marks.get_mut(id as usize) {
             m.mark(self.cur, marks);
         }
     }
 
-    fn changed(&self, id: NodeId) -> GroupMarks {
+    fn changed(&self, id: NodeId) -> u64 {
         self.marks
             .get(id as usize)
-            .map_or(GroupMarks::ALL, |m| m.changed(self.cur))
+            .map_or(u64::MAX, |m| m.changed(self.cur))
     }
 
-    fn mark_walked(&mut self, id: NodeId, ent: u64) {
+    fn mark_walked(&mut self, id: NodeId, marks: u64) {
         if self.walking {
             if let Some(m) = self.marks.get_mut(id as usize) {
-                m.mark(self.cur ^ 1, GroupMarks { ent, sub: 0 });
+                m.mark(self.cur ^ 1, marks);
             }
         }
     }

@@ -4,22 +4,94 @@
 //! path ([`BlockTable::mark_range`]), and [`BlockTable::next_change`] walks
 //! only the marked groups of the previous generation of marks.
 //!
+//! Encoding of a node's 64 mark bits (the store keeps them opaque):
+//! - a leaf: bit `g` = entries `8g..8g+8` changed ([`LEAF_GROUP`]);
+//! - an interior node: bits `0..32`, `ent`: in entries `16g..16g+16`
+//!   ([`NODE_GROUP`]) a run entry or hole whose own value changed; bits
+//!   `32..64`, `sub`: in those entries, a child node under which
+//!   something changed. The two kinds keep an interior node's unchanged
+//!   run entries and holes out of a delta when only a child beside them
+//!   changed.
+//!
 //! Invariant (what makes a delta complete): an entry whose mapping changed
 //! since the previous checkpoint's image was taken is under a group marked
-//! `sub` in every interior node on its path and marked `ent` in its own
-//! node (a leaf, or the interior node of a run entry or hole), or under a
+//! `sub` in every interior node on its path and marked in its own node (a
+//! leaf, or `ent` in the interior node of a run entry or hole), or under a
 //! node allocated since (a new node is all marked,
 //! [`super::NodeMarks::fresh`]). Marks only ever err on the side of too
-//! many: an extra mark costs a few bytes in a delta. The two kinds keep an
-//! interior node's unchanged run entries and holes out of a delta when only
-//! a child beside them changed. A subtree freed while a checkpoint walks
-//! takes its marks with it: the hole or run entry left in its place is
-//! marked in the walked generation too ([`NodeStore::mark_walked`]).
+//! many: an extra mark costs a few bytes in a delta. A subtree freed while
+//! a checkpoint walks takes its marks with it: the hole or run entry left
+//! in its place is marked in the walked generation too
+//! ([`NodeStore::mark_walked`]).
 
 use super::{
-    child, entry, group_bits, index, run_addr, span, BlockTable, Diff, GroupMarks, MapExtent,
-    NodeStore, ADDR_MASK, FANOUT, GROUP, PRESENT,
+    child, entry, index, run_addr, span, BlockTable, Diff, MapExtent, NodeStore, ADDR_MASK, FANOUT,
+    PRESENT,
 };
+
+/// Entries per mark bit of a leaf.
+pub const LEAF_GROUP: usize = FANOUT / 64;
+/// Entries per mark bit of an interior node (of each kind).
+pub const NODE_GROUP: usize = FANOUT / 32;
+
+/// Entries per mark bit of a node at `level`.
+const fn group_size(level: u8) -> usize {
+    if level <= 1 {
+        LEAF_GROUP
+    } else {
+        NODE_GROUP
+    }
+}
+
+/// The bits, `size` entries a bit (at most 64 bits), of entries
+/// `first..=last`.
+pub fn group_bits(first: usize, last: usize, size: usize) -> u64 {
+    let size = size.max(1);
+    let (a, b) = (first / size, (last / size).min(63));
+    if a > b {
+        return 0;
+    }
+    let high = if b == 63 {
+        u64::MAX
+    } else {
+        (1u64 << (b + 1)) - 1
+    };
+    high & !((1u64 << a) - 1)
+}
+
+/// A node's marks decoded: per group ([`group_size`] entries a bit), the
+/// entries whose own value changed (`ent`) and the children under which
+/// something changed (`sub`; interior nodes).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Marks {
+    ent: u64,
+    sub: u64,
+}
+
+impl Marks {
+    fn decode(level: u8, raw: u64) -> Marks {
+        if level <= 1 {
+            Marks { ent: raw, sub: 0 }
+        } else {
+            Marks {
+                ent: raw & 0xffff_ffff,
+                sub: raw >> 32,
+            }
+        }
+    }
+
+    fn encode(&self, level: u8) -> u64 {
+        if level <= 1 {
+            self.ent
+        } else {
+            (self.ent & 0xffff_ffff) | (self.sub << 32)
+        }
+    }
+
+    fn any(&self) -> u64 {
+        self.ent | self.sub
+    }
+}
 
 impl BlockTable {
     /// Marks `[lba, end)` changed in the current generation of `store`'s
@@ -54,8 +126,9 @@ impl BlockTable {
                 let cover = unit.saturating_mul(FANOUT as u64);
                 let base = l.checked_div(cover).unwrap_or(0).saturating_mul(cover);
                 let i = index(l, level);
-                let g = i / GROUP;
-                let m = store.changed(id);
+                let gsz = group_size(level);
+                let g = i / gsz;
+                let m = Marks::decode(level, store.changed(id));
                 let marks = m.any().checked_shr(g as u32).unwrap_or(0);
                 if marks == 0 {
                     // Nothing marked from here to the end of this node.
@@ -64,7 +137,7 @@ impl BlockTable {
                 }
                 if marks & 1 == 0 {
                     let next = g.saturating_add(marks.trailing_zeros() as usize);
-                    l = base.saturating_add((next * GROUP) as u64 * unit);
+                    l = base.saturating_add((next * gsz) as u64 * unit);
                     continue 'outer;
                 }
                 let e = entry(store, id, i);
@@ -111,10 +184,10 @@ impl BlockTable {
     /// starts at `l` (marked): consecutive addresses, or holes, up to the
     /// end of the marked groups, the leaf or the table (`end`).
     fn leaf_change<S: NodeStore>(&self, store: &S, id: u32, l: u64, base: u64, end: u64) -> Diff {
-        let marks = store.changed(id).any();
+        let marks = store.changed(id);
         let stop = base.saturating_add(FANOUT as u64).min(end);
         let marked = |k: u64| {
-            let g = (k - base) as usize / GROUP;
+            let g = (k - base) as usize / LEAF_GROUP;
             g < 64 && marks & (1u64 << g) != 0
         };
         let first = entry(store, id, index(l, 1));
@@ -156,13 +229,12 @@ fn mark_node<S: NodeStore>(store: &mut S, id: u32, level: u8, base: u64, lba: u6
     }
     let (i, j) = (index(lo, level), index(hi - 1, level));
     if level <= 1 {
-        let ent = group_bits(i, j);
-        store.mark(id, GroupMarks { ent, sub: 0 });
+        store.mark(id, group_bits(i, j, LEAF_GROUP));
         return;
     }
-    let mut m = GroupMarks::default();
+    let mut m = Marks::default();
     for k in i..=j {
-        let bit = group_bits(k, k);
+        let bit = group_bits(k, k, NODE_GROUP);
         match child(entry(store, id, k)) {
             Some(c) => {
                 m.sub |= bit;
@@ -172,8 +244,9 @@ fn mark_node<S: NodeStore>(store: &mut S, id: u32, level: u8, base: u64, lba: u6
             None => m.ent |= bit,
         }
     }
-    store.mark(id, m);
+    store.mark(id, m.encode(level));
     if m.ent != 0 {
-        store.mark_walked(id, m.ent);
+        let walked = Marks { ent: m.ent, sub: 0 };
+        store.mark_walked(id, walked.encode(level));
     }
 }

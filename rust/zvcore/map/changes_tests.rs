@@ -183,10 +183,13 @@ fn a_delta_costs_what_changed() {
 
 #[test]
 fn group_bits_cover_the_entries() {
-    assert_eq!(group_bits(0, 0), 1);
-    assert_eq!(group_bits(0, 7), 1);
-    assert_eq!(group_bits(7, 8), 3);
-    assert_eq!(group_bits(0, FANOUT - 1), u64::MAX);
-    assert_eq!(group_bits(FANOUT - 1, FANOUT - 1), 1 << 63);
-    assert_eq!(group_bits(9, 3), 0);
+    use super::changes::{group_bits, LEAF_GROUP, NODE_GROUP};
+    assert_eq!(group_bits(0, 0, LEAF_GROUP), 1);
+    assert_eq!(group_bits(0, 7, LEAF_GROUP), 1);
+    assert_eq!(group_bits(7, 8, LEAF_GROUP), 3);
+    assert_eq!(group_bits(0, FANOUT - 1, LEAF_GROUP), u64::MAX);
+    assert_eq!(group_bits(FANOUT - 1, FANOUT - 1, LEAF_GROUP), 1 << 63);
+    assert_eq!(group_bits(9, 3, LEAF_GROUP), 0);
+    assert_eq!(group_bits(15, 16, NODE_GROUP), 3);
+    assert_eq!(group_bits(0, FANOUT - 1, NODE_GROUP), 0xffff_ffff);
 }

@@ -104,18 +104,19 @@ pub trait NodeStore {
     fn tracks_changes(&self) -> bool {
         false
     }
-    /// Adds `marks` to the current generation of node `id`'s marks.
-    fn mark(&mut self, _id: NodeId, _marks: GroupMarks) {}
+    /// Adds `marks` (an encoding of the map's, see `changes.rs`) to the
+    /// current generation of node `id`'s marks.
+    fn mark(&mut self, _id: NodeId, _marks: u64) {}
     /// While a checkpoint walks the previous generation (between
     /// [`NodeStore::swap_marks`] and [`NodeStore::clear_changed`]), adds
-    /// `ent` to node `id`'s marks there too: interior entries that are now
-    /// holes or run entries, whose former subtree may have carried marks of
-    /// that generation. Nothing otherwise.
-    fn mark_walked(&mut self, _id: NodeId, _ent: u64) {}
+    /// `marks` to node `id`'s marks there too (interior entries that are
+    /// now holes or run entries, whose former subtree may have carried
+    /// marks of that generation). Nothing otherwise.
+    fn mark_walked(&mut self, _id: NodeId, _marks: u64) {}
     /// The marks of node `id` in the previous generation (before the last
-    /// [`NodeStore::swap_marks`]).
-    fn changed(&self, _id: NodeId) -> GroupMarks {
-        GroupMarks::ALL
+    /// [`NodeStore::swap_marks`]); all set for a store without marks.
+    fn changed(&self, _id: NodeId) -> u64 {
+        u64::MAX
     }
     /// Starts a new generation of marks: the current marks become what
     /// [`NodeStore::changed`] reads.
@@ -125,55 +126,13 @@ pub trait NodeStore {
     fn clear_changed(&mut self) {}
 }
 
-/// Entries per change-mark bit (64 bits cover a node).
-pub const GROUP: usize = FANOUT / 64;
-
-/// The bits of the entry groups of entries `first..=last` of a node.
-pub fn group_bits(first: usize, last: usize) -> u64 {
-    let (a, b) = (first / GROUP, (last / GROUP).min(63));
-    if a > b {
-        return 0;
-    }
-    let high = if b == 63 {
-        u64::MAX
-    } else {
-        (1u64 << (b + 1)) - 1
-    };
-    high & !((1u64 << a) - 1)
-}
-
-/// The entry groups of one node marked changed, one bit per [`GROUP`]
-/// entries.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct GroupMarks {
-    /// Groups with an entry whose own value changed: in a leaf any entry,
-    /// in an interior node a run entry or a hole (it has no node to mark).
-    pub ent: u64,
-    /// Groups with a child node under which something changed (interior
-    /// nodes).
-    pub sub: u64,
-}
-
-impl GroupMarks {
-    /// Everything marked.
-    pub const ALL: GroupMarks = GroupMarks {
-        ent: u64::MAX,
-        sub: u64::MAX,
-    };
-
-    /// The groups marked either way.
-    pub fn any(&self) -> u64 {
-        self.ent | self.sub
-    }
-}
-
 /// The change marks of one node, for a [`NodeStore`] that tracks changes:
-/// two generations of [`GroupMarks`]; the store keeps which one is current
-/// (`cur`, 0 or 1) for all its nodes. A new node is all marked
-/// ([`NodeMarks::fresh`]): whatever its slot held before, everything under
-/// it counts as changed.
+/// two generations of 64 bits (their meaning is the map's, see
+/// `changes.rs`); the store keeps which one is current (`cur`, 0 or 1) for
+/// all its nodes. A new node is all marked ([`NodeMarks::fresh`]): whatever
+/// its slot held before, everything under it counts as changed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct NodeMarks(pub [GroupMarks; 2]);
+pub struct NodeMarks(pub [u64; 2]);
 
 impl NodeMarks {
     /// The marks of a node allocated now, `cur` being the current
@@ -183,33 +142,32 @@ impl NodeMarks {
     /// changed before the checkpoint began, whose marks it must carry.
     pub fn fresh(cur: u8, walking: bool) -> NodeMarks {
         let mut m = NodeMarks::default();
-        m.mark(cur, GroupMarks::ALL);
+        m.mark(cur, u64::MAX);
         if walking {
-            m.mark(cur ^ 1, GroupMarks::ALL);
+            m.mark(cur ^ 1, u64::MAX);
         }
         m
     }
 
     /// Adds `marks` to generation `cur`.
-    pub fn mark(&mut self, cur: u8, marks: GroupMarks) {
+    pub fn mark(&mut self, cur: u8, marks: u64) {
         if let Some(m) = self.0.get_mut(usize::from(cur & 1)) {
-            m.ent |= marks.ent;
-            m.sub |= marks.sub;
+            *m |= marks;
         }
     }
 
     /// The marks of the generation before `cur`.
-    pub fn changed(&self, cur: u8) -> GroupMarks {
+    pub fn changed(&self, cur: u8) -> u64 {
         self.0
             .get(usize::from((cur ^ 1) & 1))
             .copied()
-            .unwrap_or(GroupMarks::ALL)
+            .unwrap_or(u64::MAX)
     }
 
     /// Clears the generation before `cur`.
     pub fn clear_changed(&mut self, cur: u8) {
         if let Some(m) = self.0.get_mut(usize::from((cur ^ 1) & 1)) {
-            *m = GroupMarks::default();
+            *m = 0;
         }
     }
 }

@@ -90,15 +90,15 @@ impl NodeStore for VecStore {
     fn tracks_changes(&self) -> bool {
         true
     }
-    fn mark(&mut self, id: NodeId, marks: GroupMarks) {
+    fn mark(&mut self, id: NodeId, marks: u64) {
         self.marks[id as usize].mark(self.cur, marks);
     }
-    fn changed(&self, id: NodeId) -> GroupMarks {
+    fn changed(&self, id: NodeId) -> u64 {
         self.marks[id as usize].changed(self.cur)
     }
-    fn mark_walked(&mut self, id: NodeId, ent: u64) {
+    fn mark_walked(&mut self, id: NodeId, marks: u64) {
         if self.walking {
-            self.marks[id as usize].mark(self.cur ^ 1, GroupMarks { ent, sub: 0 });
+            self.marks[id as usize].mark(self.cur ^ 1, marks);
         }
     }
     fn swap_marks(&mut self) {
