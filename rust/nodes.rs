@@ -16,7 +16,7 @@
 //! Each slot also holds its node's change marks (16 bytes, see
 //! [`NodeMarks`]) for delta checkpoints; clearing the spent generation at
 //! the end of a checkpoint is one pass over the slots (memory only, under
-//! the engine lock; 16 bytes written per node id).
+//! the engine lock; 8 bytes written per node id).
 //!
 //! Allocations happen while I/O of the pool is in flight (block-table
 //! updates at write completion), where reclaim must not recurse into the
