@@ -1,0 +1,308 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Assembly step 2: loading the newest checkpoint chain (a full checkpoint
+//! and its deltas) into the volume table.
+
+use core::ops::{Deref, DerefMut};
+
+use super::super::alloc::{DevState, ZoneInfo};
+use super::super::codec::Reader;
+use super::super::error::{Error, Result};
+use super::super::format::checkpoint::{
+    section, CheckpointItem, CheckpointReader, DeltaLink, SECTION_COMPAT,
+};
+use super::super::format::history::{Rewind, HISTORY};
+use super::super::format::layout::{checkpoint_block_addr, checkpoint_capacity};
+use super::super::format::sharing::{decode_record, ShareRecord};
+use super::super::format::{CheckpointHeader, Record, Superblock, INCOMPAT_DELTA_CHECKPOINTS};
+use super::super::geom::{DeviceGeometry, MAX_DEVICES};
+use super::super::map::{decode_chunk, BlockTable, NodeStore};
+use super::super::pool::{decode_vol_record, slots, Pool, VolEntry, NO_SLOT};
+use super::{apply_record, read_pool, vol_slot, MetaReader};
+
+/// Loads the chain of full checkpoint `h` into the (empty) volume table:
+/// the full checkpoint, then each delta written after it in its set whose
+/// header links to the previous one and that reads whole (verified before
+/// it is applied, so a torn delta changes nothing). Returns the header of
+/// the newest checkpoint loaded (the journal resumes after it) and the
+/// number of deltas.
+pub(super) fn load_checkpoint<G, Z, E, V, R, N, D, S, M>(
+    pool: &mut Pool<G, Z, E, V, R, N, D, S>,
+    perm: &[u16; MAX_DEVICES],
+    rd: &mut M,
+    h: &CheckpointHeader,
+    buf: &mut [u8],
+) -> Result<(CheckpointHeader, u32)>
+where
+    G: Deref<Target = [DeviceGeometry]>,
+    Z: DerefMut<Target = [ZoneInfo]>,
+    E: DerefMut<Target = [u64]>,
+    D: DerefMut<Target = [DevState]>,
+    V: DerefMut<Target = [VolEntry]>,
+    R: DerefMut<Target = [Record]>,
+    N: NodeStore,
+    S: DerefMut<Target = Superblock>,
+    M: MetaReader,
+{
+    if h.delta.is_some() {
+        return Err(Error::Corrupt("checkpoint: a delta at the start of a set"));
+    }
+    let set = h.set();
+    let mut next = read_checkpoint(pool, perm, rd, h, 0, true, buf)?;
+    let mut last = *h;
+    let mut deltas = 0u32;
+    if pool.sb.incompat & INCOMPAT_DELTA_CHECKPOINTS == 0 {
+        return Ok((last, deltas));
+    }
+    while let Some(a) = checkpoint_block_addr(pool.alloc.geom(), set, next) {
+        if read_pool(pool.alloc.geom(), perm, rd, a, buf).is_err() {
+            break;
+        }
+        let Ok((dh, _)) = CheckpointHeader::decode(buf) else {
+            break;
+        };
+        let link = DeltaLink {
+            base: h.generation,
+            prev: last.generation,
+            first_block: next,
+        };
+        if dh.pool_uuid != h.pool_uuid || dh.delta != Some(link) {
+            break;
+        }
+        if read_checkpoint(pool, perm, rd, &dh, next, false, buf).is_err() {
+            break;
+        }
+        let n = read_checkpoint(pool, perm, rd, &dh, next, true, buf)?;
+        last = dh;
+        deltas = deltas.saturating_add(1);
+        next = next.checked_add(n).ok_or(Error::Corrupt("checkpoint"))?;
+    }
+    Ok((last, deltas))
+}
+
+/// Reads checkpoint `h`, whose header is block `first` of its set, and
+/// loads it into the volume table if `apply` (otherwise only checks that it
+/// reads whole). Returns its number of blocks.
+#[inline(never)]
+fn read_checkpoint<G, Z, E, V, R, N, D, S, M>(
+    pool: &mut Pool<G, Z, E, V, R, N, D, S>,
+    perm: &[u16; MAX_DEVICES],
+    rd: &mut M,
+    h: &CheckpointHeader,
+    first: u32,
+    apply: bool,
+    buf: &mut [u8],
+) -> Result<u32>
+where
+    G: Deref<Target = [DeviceGeometry]>,
+    Z: DerefMut<Target = [ZoneInfo]>,
+    E: DerefMut<Target = [u64]>,
+    D: DerefMut<Target = [DevState]>,
+    V: DerefMut<Target = [VolEntry]>,
+    R: DerefMut<Target = [Record]>,
+    N: NodeStore,
+    S: DerefMut<Target = Superblock>,
+    M: MetaReader,
+{
+    let set = h.set();
+    let a0 =
+        checkpoint_block_addr(pool.alloc.geom(), set, first).ok_or(Error::Corrupt("checkpoint"))?;
+    read_pool(pool.alloc.geom(), perm, rd, a0, buf)?;
+    // In place: the reader is about 900 bytes.
+    let mut cr = CheckpointReader::IDLE;
+    cr.start(buf)?;
+    if cr.header() != h {
+        return Err(Error::Corrupt("checkpoint header changed"));
+    }
+    let cap = checkpoint_capacity(pool.alloc.geom(), set).saturating_sub(first);
+    // The delta volume being loaded (slot).
+    let mut current: Option<usize> = None;
+    loop {
+        let idx = cr.next_index();
+        if idx >= cap {
+            return Err(Error::Corrupt("checkpoint: no commit block"));
+        }
+        let a = checkpoint_block_addr(pool.alloc.geom(), set, first.saturating_add(idx))
+            .ok_or(Error::Corrupt("checkpoint"))?;
+        read_pool(pool.alloc.geom(), perm, rd, a, buf)?;
+        match cr.feed(buf)? {
+            CheckpointItem::Commit => return Ok(idx.saturating_add(1)),
+            CheckpointItem::Data { .. } if !apply => {}
+            CheckpointItem::Data { kind, data, .. } => {
+                let mut r = Reader::new(data);
+                match kind {
+                    section::VOLUMES => {
+                        while r.remaining() > 0 {
+                            let (id, flags, size, name) = decode_vol_record(&mut r)?;
+                            if vol_slot(&pool.vols, id).is_some() {
+                                return Err(Error::Corrupt("checkpoint: duplicate volume"));
+                            }
+                            let t = BlockTable::new(id, size)
+                                .map_err(|_| Error::BadField("volume size"))?;
+                            let slot = slots::free_for(&pool.vols, id).ok_or(Error::NoSpace)?;
+                            if let Some(v) = pool.vols.get_mut(slot) {
+                                *v = VolEntry {
+                                    id,
+                                    flags,
+                                    name,
+                                    table: Some(t),
+                                    ..VolEntry::default()
+                                };
+                            }
+                        }
+                    }
+                    section::BLOCK_TABLE => {
+                        while r.remaining() > 0 {
+                            let vols = &mut pool.vols;
+                            let nodes = &mut pool.nodes;
+                            decode_chunk(&mut r, |e| {
+                                let i = vol_slot(vols, e.vol).ok_or(Error::Corrupt(
+                                    "checkpoint: extent of unknown volume",
+                                ))?;
+                                let mut t = vols
+                                    .get(i)
+                                    .and_then(|v| v.table)
+                                    .ok_or(Error::Corrupt("volume"))?;
+                                let res = t.replay(nodes, &e);
+                                if let Some(v) = vols.get_mut(i) {
+                                    v.table = Some(t);
+                                }
+                                res
+                            })?;
+                        }
+                    }
+                    section::SHARING => {
+                        while r.remaining() > 0 {
+                            load_sharing(pool, decode_record(&mut r)?, &mut current)?;
+                        }
+                    }
+                    HISTORY => {
+                        while r.remaining() > 0 {
+                            if let Some(rw) = Rewind::decode(&mut r)? {
+                                pool.last_rewind = Some(rw);
+                            }
+                        }
+                    }
+                    section::CHANGES if h.delta.is_some() => {
+                        while r.remaining() > 0 {
+                            let ShareRecord::Diff { vol, entries } = decode_record(&mut r)? else {
+                                return Err(Error::Corrupt("checkpoint: change record"));
+                            };
+                            for e in entries {
+                                let e = e?;
+                                let rec = if e.map {
+                                    Record::MapExtent {
+                                        vol,
+                                        lba: e.lba,
+                                        len: e.len,
+                                        addr: e.addr,
+                                    }
+                                } else {
+                                    Record::Unmap {
+                                        vol,
+                                        lba: e.lba,
+                                        len: e.len,
+                                    }
+                                };
+                                apply_record(pool, &rec)?;
+                            }
+                        }
+                    }
+                    _ if h.delta.is_some() => {
+                        return Err(Error::Corrupt("checkpoint: section of a delta"))
+                    }
+                    k if k & SECTION_COMPAT != 0 => {}
+                    _ => return Err(Error::Unsupported("checkpoint: unknown section")),
+                }
+            }
+        }
+    }
+}
+
+/// Applies one record of the checkpoint's sharing section (see
+/// `format::sharing`); `current` is the delta volume being loaded.
+#[inline(never)]
+fn load_sharing<G, Z, E, V, R, N, D, S>(
+    pool: &mut Pool<G, Z, E, V, R, N, D, S>,
+    rec: ShareRecord<'_>,
+    current: &mut Option<usize>,
+) -> Result<()>
+where
+    G: Deref<Target = [DeviceGeometry]>,
+    Z: DerefMut<Target = [ZoneInfo]>,
+    E: DerefMut<Target = [u64]>,
+    V: DerefMut<Target = [VolEntry]>,
+    R: DerefMut<Target = [Record]>,
+    N: NodeStore,
+    D: DerefMut<Target = [DevState]>,
+    S: DerefMut<Target = Superblock>,
+{
+    pool.enable_sharing();
+    let unknown = Error::Corrupt("checkpoint: sharing of an unknown volume");
+    let bad = |e: Error| {
+        if e == Error::NoSpace {
+            e
+        } else {
+            Error::Corrupt("checkpoint: delta does not apply")
+        }
+    };
+    match rec {
+        ShareRecord::Link {
+            vol,
+            origin,
+            parent,
+        } => {
+            let i = vol_slot(&pool.vols, vol).ok_or(unknown)?;
+            for o in [origin, parent].into_iter().flatten() {
+                vol_slot(&pool.vols, o).ok_or(unknown)?;
+            }
+            if let Some(v) = pool.vols.get_mut(i) {
+                v.origin = origin;
+                v.parent = parent;
+            }
+            Ok(())
+        }
+        ShareRecord::Base { vol, base } => {
+            let i = vol_slot(&pool.vols, vol).ok_or(unknown)?;
+            let j = vol_slot(&pool.vols, base).ok_or(unknown)?;
+            let v = *pool.vols.get(i).ok_or(unknown)?;
+            let mut bt = pool.vols.get(j).and_then(|b| b.table).ok_or(unknown)?;
+            let t = v.table.ok_or(unknown)?;
+            // A delta volume is defined once, before any use as a base.
+            if t.root().is_some() || v.ck_done || v.ck_base == NO_SLOT {
+                return Err(Error::Corrupt("checkpoint: delta volume redefined"));
+            }
+            let mut c = bt.clone_root(&mut pool.nodes, vol).map_err(bad)?;
+            if let Some(b) = pool.vols.get_mut(j) {
+                b.table = Some(bt);
+                b.ck_base = NO_SLOT;
+            }
+            let r = c.resize_shared(&mut pool.nodes, &mut pool.refs, t.size(), |_, _| {});
+            if let Some(e) = pool.vols.get_mut(i) {
+                e.table = Some(c);
+                e.ck_done = true;
+            }
+            *current = Some(i);
+            r.map_err(bad)
+        }
+        ShareRecord::Diff { vol, entries } => {
+            let i = current
+                .filter(|&i| pool.vols.get(i).map(|v| v.id) == Some(vol))
+                .ok_or(Error::Corrupt("checkpoint: difference without base"))?;
+            for e in entries {
+                let e = e?;
+                let mut t = pool.vols.get(i).and_then(|v| v.table).ok_or(unknown)?;
+                let n = u64::from(e.len);
+                let r = if e.map {
+                    t.map_range_shared(&mut pool.nodes, &mut pool.refs, e.lba, n, e.addr, |_, _| {})
+                } else {
+                    t.unmap_range_shared(&mut pool.nodes, &mut pool.refs, e.lba, n, |_, _| {})
+                };
+                if let Some(v) = pool.vols.get_mut(i) {
+                    v.table = Some(t);
+                }
+                r.map_err(bad)?;
+            }
+            Ok(())
+        }
+    }
+}
