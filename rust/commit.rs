@@ -52,6 +52,11 @@ const STEP_BLOCKS: u32 = COMMIT_BLOCKS as u32 - 4;
 /// Journal rounds of one commit at most (each up to [`COMMIT_BLOCKS`]).
 const MAX_ROUNDS: usize = 8;
 
+/// How long a checkpoint waits at most for a zone slot on a member at its
+/// open/active zone limit (its data zones take no new blocks meanwhile, so
+/// this is the time for the writes in flight there to complete).
+const SLOT_WAIT_MS: u32 = 30_000;
+
 /// The test hook after each checkpoint step but the last (no engine lock
 /// held).
 fn step_delay() {
@@ -112,7 +117,7 @@ impl ActivePool {
                     Ok(None) => {
                         // A checkpoint is due.
                         drop(st);
-                        match self.checkpoint_steps(cb) {
+                        match self.checkpoint_when_slots(cb) {
                             // It did not fit (metadata full, logged): the
                             // journal takes the records, once.
                             Err(e) if e == ENOSPC && !overflowed => overflowed = true,
@@ -135,6 +140,36 @@ impl ActivePool {
             end.map_err(core_err)?;
         }
         Ok(())
+    }
+
+    /// [`Self::checkpoint_steps`], retried while a member at its zone limit
+    /// has no slot for the checkpoint's zone ([`EBUSY`]: the engine then
+    /// stops giving out blocks in that member's data zones so that their
+    /// writes in flight drain, and one of them is finished for the slot),
+    /// for [`SLOT_WAIT_MS`] at most. Waits without the engine lock: writes
+    /// in flight end without the commit lock.
+    pub(crate) fn checkpoint_when_slots(&self, cb: &mut CommitBuf) -> Result {
+        let mut waited = 0u32;
+        let mut ms = 1u32;
+        loop {
+            match self.checkpoint_steps(cb) {
+                Err(e) if e == EBUSY && waited < SLOT_WAIT_MS => {
+                    kernel::time::delay::fsleep(kernel::time::Delta::from_millis(i64::from(ms)));
+                    waited = waited.saturating_add(ms);
+                    ms = ms.saturating_mul(2).min(64);
+                }
+                Err(e) if e == EBUSY => {
+                    self.state.lock().engine.checkpoint_unblock();
+                    pr_err!(
+                        "{}: commit failed: no zone slot for a checkpoint after {} ms (writes in flight at the members' open/active zone limits)\n",
+                        &*self.name,
+                        waited
+                    );
+                    return Err(EBUSY);
+                }
+                r => return r,
+            }
+        }
     }
 
     /// Zone maintenance: finishes of zones whose writes failed, resets of
@@ -170,7 +205,7 @@ impl ActivePool {
     /// write: re-assemble the pool); [`ENOSPC`] if the image does not fit
     /// in its set (abandoned, the engine goes on with its metadata full);
     /// [`EBUSY`] if a member has no zone slot for it now (nothing written).
-    pub(crate) fn checkpoint_steps(&self, cb: &mut CommitBuf) -> Result {
+    fn checkpoint_steps(&self, cb: &mut CommitBuf) -> Result {
         cb.clear();
         let (r, was_full) = {
             let mut st = self.state.lock();
@@ -205,6 +240,13 @@ impl ActivePool {
             match r {
                 Ok(false) => {}
                 Ok(true) => break,
+                Err(zvcore::error::Error::Busy) if !failed => {
+                    // A delta found its set full and the full checkpoint
+                    // that takes over has no zone slot yet: the delta's
+                    // zones are finished; the caller retries.
+                    let done = self.run_ops(cb);
+                    return Err(done.err.unwrap_or(EBUSY));
+                }
                 Err(e) if !failed => {
                     // The image does not fit in its set: the engine
                     // abandoned the checkpoint and goes on (metadata full);

@@ -469,7 +469,7 @@ impl ActivePool {
             // replayed again.
             let _noio = NoIo::enter();
             let mut c = pool.committer.lock();
-            pool.checkpoint_steps(&mut c)?;
+            pool.checkpoint_when_slots(&mut c)?;
         } else {
             // Recovery may leave records (e.g. after a torn tail): commit.
             pool.commit()?;

@@ -312,7 +312,18 @@ pub struct Allocator<G, Z, D = DevTable> {
     written: [u64; NR_STREAMS],
     /// GC copies are being placed ([`Self::set_copying`]).
     copying: bool,
+    /// Members whose open data zones take no new blocks
+    /// ([`Self::set_draining`]), bit per member.
+    draining: u64,
+    /// Meta zones closed by operations not yet done
+    /// ([`Self::meta_close_later`]): `closing[..nclosing]`.
+    closing: [u32; CLOSING_MAX],
+    nclosing: usize,
 }
+
+/// Meta zones whose close can wait for the operations emitted before it:
+/// one checkpoint zone per member and the journal's previous log zone.
+const CLOSING_MAX: usize = MAX_DEVICES + 2;
 
 impl<G, Z> Allocator<G, Z, DevTable>
 where
@@ -361,6 +372,9 @@ where
             valid_total: 0,
             clock: 0,
             copying: false,
+            draining: 0,
+            closing: [NO_ZONE; CLOSING_MAX],
+            nclosing: 0,
             written: [0; NR_STREAMS],
         };
         for z in 0..a.geom.nr_zones() {
@@ -459,6 +473,21 @@ where
     /// places the survivors of cold zones with cold user data).
     pub fn set_copying(&mut self, on: bool) {
         self.copying = on;
+    }
+
+    /// Members (bit per member) whose data zones take no new blocks until
+    /// further notice, so that their writes in flight drain: a checkpoint
+    /// waits for a zone slot there, which a data zone with nothing in
+    /// flight can give up (`Pool::checkpoint_begin`). Allocations that
+    /// only such members could serve get [`Error::Busy`] (retry once the
+    /// checkpoint has begun). 0 ends it.
+    pub fn set_draining(&mut self, members: u64) {
+        self.draining = members;
+    }
+
+    /// The members set by [`Self::set_draining`].
+    pub fn draining(&self) -> u64 {
+        self.draining
     }
 
     /// Blocks handed out to stream `s` since this allocator was set up.

@@ -71,6 +71,11 @@ where
                 if excluded & dev_bit(d) != 0 {
                     continue;
                 }
+                if stream != Stream::Meta && self.draining & dev_bit(d) != 0 {
+                    // Its writes drain for a checkpoint's zone slot.
+                    limited = true;
+                    continue;
+                }
                 let free = u64::from(self.dev.get(d).map(|s| s.free).unwrap_or(0));
                 let cand = match self.open_zone(stream, d as u16) {
                     Some(z) => {

@@ -206,12 +206,14 @@ where
     }
 
     /// Marks a reserved metadata zone open or closed, so it counts against
-    /// its device's open/active limits.
+    /// its device's open/active limits. Either ends a
+    /// [`Self::meta_close_later`] of the zone (opening it keeps it open).
     pub fn meta_open(&mut self, zone: u32, open: bool) -> Result<()> {
         let zi = *self.zone(zone).ok_or(Error::Invalid("zone id"))?;
         if zi.state != ZoneState::Meta {
             return Err(Error::Invalid("not a meta zone"));
         }
+        self.unlist_closing(zone);
         if zi.meta_open == open {
             return Ok(());
         }
@@ -239,6 +241,66 @@ where
             z.set_flag(ZF_KEPT, false);
         }
         Ok(())
+    }
+
+    /// Closes open meta zone `zone` ([`Self::meta_open`] `false`) only at
+    /// the next [`Self::release_closing`]: the caller has emitted the
+    /// operation that ends the zone's activity on the device (its finish,
+    /// or its last block) but not performed it yet, and until then the
+    /// device still counts the zone against its limits, so no data zone
+    /// may take its slot. Closed at once if too many wait.
+    pub fn meta_close_later(&mut self, zone: u32) -> Result<()> {
+        let zi = *self.zone(zone).ok_or(Error::Invalid("zone id"))?;
+        if zi.state != ZoneState::Meta {
+            return Err(Error::Invalid("not a meta zone"));
+        }
+        if !zi.meta_open
+            || self
+                .closing
+                .get(..self.nclosing)
+                .is_some_and(|c| c.contains(&zone))
+        {
+            return Ok(());
+        }
+        match self.closing.get_mut(self.nclosing) {
+            Some(slot) => {
+                *slot = zone;
+                self.nclosing = self.nclosing.saturating_add(1);
+                Ok(())
+            }
+            None => self.meta_open(zone, false),
+        }
+    }
+
+    /// The operations emitted before are done: closes the meta zones of
+    /// [`Self::meta_close_later`].
+    pub fn release_closing(&mut self) {
+        while self.nclosing > 0 {
+            let last = self.nclosing.saturating_sub(1);
+            let z = self.closing.get(last).copied().unwrap_or(NO_ZONE);
+            // Unlists it too.
+            if self.meta_open(z, false).is_err() {
+                self.nclosing = last;
+            }
+        }
+    }
+
+    /// Meta zones waiting in [`Self::meta_close_later`].
+    pub fn closing_zones(&self) -> usize {
+        self.nclosing
+    }
+
+    fn unlist_closing(&mut self, zone: u32) {
+        let n = self.nclosing;
+        if let Some(i) = self
+            .closing
+            .get(..n)
+            .and_then(|c| c.iter().position(|&z| z == zone))
+        {
+            let last = n.saturating_sub(1);
+            self.closing.swap(i, last);
+            self.nclosing = last;
+        }
     }
 
     /// Marks open meta zone `zone` as kept open between checkpoints (the

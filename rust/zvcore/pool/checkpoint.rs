@@ -79,6 +79,19 @@ where
         if self.commit != Commit::None || self.ckpt_run.is_some() {
             return Err(Error::Busy);
         }
+        // No commit in flight: the operations emitted before are done.
+        self.alloc.release_closing();
+        self.begin_checked(scratch, sink)
+    }
+
+    /// [`Self::checkpoint_begin`] once no commit is in flight (operations
+    /// emitted before may still be pending: a delta that found its set
+    /// full continues here in the same step).
+    fn begin_checked<F: FnMut(MetaOp<'_>) -> Result<()>>(
+        &mut self,
+        scratch: &mut [u8],
+        sink: &mut F,
+    ) -> Result<()> {
         let delta = self.delta_next();
         let gen = if delta {
             self.ckpt_gen.checked_add(2).ok_or(Error::NoSpace)?
@@ -91,17 +104,37 @@ where
         // Every member must be able to open its checkpoint zone (directly,
         // or after finishing an open data zone with nothing in flight; the
         // member of the chain's tail zone gives its slot back or keeps it);
-        // otherwise retry once writes have completed. Nothing emitted yet.
+        // otherwise the members without a slot take no new data blocks
+        // until it begins, so that their writes in flight drain, and the
+        // caller retries once writes have completed. Nothing emitted yet.
+        let tail = self.chain.tail_member(self.alloc.geom());
+        let mut blocked = 0u64;
         for d in 0..self.alloc.geom().nr_devices() {
-            if !self.ckpt_slot_ok(d) && self.chain.tail_member(self.alloc.geom()) != Some(d) {
-                return Err(Error::Busy);
+            if !self.ckpt_slot_ok(d) && tail != Some(d) {
+                blocked |= 1u64.checked_shl(u32::from(d)).unwrap_or(0);
             }
         }
+        if blocked != 0 {
+            if self.alloc.draining() != blocked {
+                self.stats.checkpoint_slot_waits =
+                    self.stats.checkpoint_slot_waits.saturating_add(1);
+            }
+            self.alloc.set_draining(blocked);
+            return Err(Error::Busy);
+        }
+        self.alloc.set_draining(0);
         let r = self.begin_inner(gen, delta, scratch, sink);
         if r.is_err() {
             self.ckpt_failed();
         }
         r
+    }
+
+    /// Ends the wait for zone slots that a [`Error::Busy`] from
+    /// [`Self::checkpoint_begin`] started (the caller gives up retrying):
+    /// the members' data zones take new blocks again.
+    pub fn checkpoint_unblock(&mut self) {
+        self.alloc.set_draining(0);
     }
 
     fn ckpt_failed(&mut self) {
@@ -177,7 +210,7 @@ where
                     // A delta that found its set full: a full checkpoint
                     // into the other set takes over at once (the caller
                     // goes on stepping; `Busy` if a member has no slot).
-                    return self.checkpoint_begin(scratch, sink).map(|()| false);
+                    return self.begin_checked(scratch, sink).map(|()| false);
                 }
             }
             Err(_) => self.ckpt_failed(),
@@ -235,10 +268,12 @@ where
         keep_tail: bool,
         sink: &mut F,
     ) -> Result<()> {
+        // The slots are given back once the finishes below are done (the
+        // device counts the zones until then).
         for d in 0..self.alloc.geom().nr_devices() {
             let z = checkpoint_zone(self.alloc.geom(), set, d)
                 .ok_or(Error::Corrupt("checkpoint zone"))?;
-            let _ = self.alloc.meta_open(z, false);
+            let _ = self.alloc.meta_close_later(z);
         }
         self.chain.tail = None;
         // The tail takes a slot the journal's zone needs while it has none
@@ -263,7 +298,9 @@ where
                     .and_then(|l| log_zone(geo, self.jdev, u32::from(l)))
                     .and_then(|jz| self.alloc.zone(jz))
                     .is_some_and(|zi| zi.meta_open());
-                let room = d != self.jdev || journal_open || self.zone_slots_left(d) >= 2;
+                // (The set's zone still holds its slot, see above.)
+                let room = self.tail_fits(d)
+                    && (d != self.jdev || journal_open || self.zone_slots_left(d) >= 1);
                 if room && self.alloc.meta_open(first, true).is_ok() {
                     let _ = self.alloc.meta_keep(first, true);
                     self.chain.tail = Some((first, z));
@@ -285,6 +322,20 @@ where
             }
         });
         r
+    }
+
+    /// Whether member `d`'s zone limits leave room for a chain's tail zone
+    /// kept open between checkpoints: besides it (and the journal's zone on
+    /// the journal's member), two data zones, so that writes never find
+    /// every slot taken by metadata and a full checkpoint can still find a
+    /// data zone to finish for its slot.
+    fn tail_fits(&self, d: u16) -> bool {
+        let Some(g) = self.alloc.geom().device(d) else {
+            return false;
+        };
+        let need = 3 + u32::from(d == self.jdev);
+        let fits = |lim: u32| lim == 0 || lim >= need;
+        fits(g.open_limit()) && fits(g.max_active)
     }
 
     /// Zones member `d` can still open (within its open and active
@@ -711,6 +762,7 @@ where
     /// The operations of the last [`Self::checkpoint`] completed (`ok`) or
     /// failed (the pool then stops accepting changes: re-assemble it).
     pub fn checkpoint_end(&mut self, ok: bool) -> Result<()> {
+        self.alloc.release_closing();
         let Commit::Checkpoint {
             nrec,
             epoch,

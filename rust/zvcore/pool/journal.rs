@@ -114,6 +114,8 @@ where
         if self.commit != Commit::None {
             return Err(Error::Busy);
         }
+        // No commit in flight: the operations emitted before are done.
+        self.alloc.release_closing();
         if self.npend == 0 {
             self.all_committed();
             return Ok(0);
@@ -151,6 +153,7 @@ where
         if self.commit != Commit::None {
             return Err(Error::Busy);
         }
+        self.alloc.release_closing();
         if self.npend == 0 {
             self.all_committed();
             return Ok(Some(0));
@@ -257,6 +260,8 @@ where
         sink(MetaOp::Flush)?;
         if let Some((next, z, old)) = switch {
             if let Some(o) = old {
+                // Its slot goes to the next log zone at once: the finish
+                // below runs before the next zone's first write.
                 let _ = self.alloc.meta_open(o, false);
                 let full = self
                     .alloc
@@ -352,6 +357,9 @@ where
     /// failure the pool stops accepting changes (the
     /// journal position is unknown): re-assemble it.
     pub fn flush_end(&mut self, ok: bool) -> Result<()> {
+        // The operations emitted are done: meta zones they closed give
+        // their slots back.
+        self.alloc.release_closing();
         if let Commit::Checkpoint { .. } = self.commit {
             return self.checkpoint_end(ok);
         }

@@ -38,6 +38,7 @@ where
     /// after any point in it, which recovery needs when it must stop
     /// before damaged metadata.
     pub fn maintenance<F: FnMut(MetaOp<'_>) -> Result<()>>(&mut self, sink: &mut F) -> Result<u32> {
+        self.alloc.release_closing();
         self.maintenance_inner(sink, u32::MAX, false)
     }
 
@@ -51,6 +52,7 @@ where
         sink: &mut F,
         max_resets: u32,
     ) -> Result<u32> {
+        self.alloc.release_closing();
         self.maintenance_inner(sink, max_resets, true)
     }
 

@@ -229,6 +229,10 @@ pub struct PoolStats {
     pub last_delta_blocks: u64,
     /// Checkpoint blocks written since assembly (full and delta).
     pub checkpoint_blocks_written: u64,
+    /// Times a checkpoint had to wait for a zone slot on a member at its
+    /// open/active zone limit (its data zones then take no new blocks until
+    /// their writes in flight drained, see [`Pool::checkpoint_begin`]).
+    pub checkpoint_slot_waits: u64,
     /// Commits (flushes with records, and checkpoints).
     pub commits: u64,
 }

@@ -87,7 +87,12 @@ fn one_member_pool_with(
     nodes: usize,
     cfg: PoolConfig,
 ) -> TestPool {
-    let nz = nr_zones as usize;
+    one_member_pool_of(zns(nr_zones, zone_blocks, zone_blocks), nodes, cfg)
+}
+
+/// A pool of one member of geometry `g`.
+fn one_member_pool_of(g: DeviceGeometry, nodes: usize, cfg: PoolConfig) -> TestPool {
+    let nz = g.nr_zones as usize;
     let st = PoolStorage {
         zones: vec![ZoneInfo::default(); nz],
         zone_epochs: vec![0; nz],
@@ -99,7 +104,7 @@ fn one_member_pool_with(
     };
     let mut scratch = vec![0u8; 2 * BLOCK_SIZE];
     let mut ops = Vec::new();
-    let devs = vec![zns(nr_zones, zone_blocks, zone_blocks)];
+    let devs = vec![g];
     let p = Pool::format(
         devs,
         [7; 16],
@@ -902,4 +907,131 @@ fn verifier_windows_find_what_the_whole_bitmap_finds() {
     // An empty bitmap is refused.
     let mut counts = vec![0u64; nz];
     assert!(verify(&mut p, &mut [], &mut counts, &mut |_| {}).is_err());
+}
+
+/// A checkpoint that finds a member at its open/active zone limit with
+/// writes in flight in every zone counted against it (a full zone whose
+/// writes are in flight stays active) is not refused for good: the
+/// member's data zones take no new blocks (writes get `Busy`) until one of
+/// them has nothing in flight, which the checkpoint then finishes for its
+/// slot; after that the member takes writes again.
+#[test]
+fn checkpoint_at_the_zone_limit_drains_a_data_zone() {
+    let mut g = zns(16, 32, 32);
+    g.max_open = 3;
+    g.max_active = 3;
+    let mut cfg = PoolConfig::default_for(1);
+    cfg.use_append = false;
+    let mut p = one_member_pool_of(g, 64, cfg);
+    let mut scratch = vec![0u8; 2 * BLOCK_SIZE];
+    p.vol_create(1, b"a", 200, 0).unwrap();
+    let mut ops = Vec::new();
+    p.flush(&mut scratch, &mut rec(&mut ops)).unwrap();
+    p.flush_end(true).unwrap();
+    // A zone filled by writes still in flight, and a second one open with
+    // writes in flight, beside the journal's zone: no slot left.
+    let full = p.write_begin(1, 0, 32, Stream::UserHot).unwrap();
+    let open = p.write_begin(1, 40, 4, Stream::UserHot).unwrap();
+    assert_ne!(full.ext[0].zone, open.ext[0].zone);
+    let mut ops = Vec::new();
+    assert_eq!(
+        p.checkpoint_begin(&mut scratch, &mut rec(&mut ops)),
+        Err(Error::Busy)
+    );
+    assert!(ops.is_empty());
+    assert_eq!(p.stats().checkpoint_slot_waits, 1);
+    // The member drains: no new blocks in its data zones meanwhile.
+    assert!(matches!(
+        p.write_begin(1, 50, 1, Stream::UserHot),
+        Err(Error::Busy)
+    ));
+    // Still in flight: retrying does not count another wait.
+    assert_eq!(
+        p.checkpoint_begin(&mut scratch, &mut rec(&mut ops)),
+        Err(Error::Busy)
+    );
+    assert_eq!(p.stats().checkpoint_slot_waits, 1);
+    // The open zone drained: the checkpoint finishes it and begins.
+    let addrs: Vec<Option<u64>> = open.extents().iter().map(|e| Some(e.addr)).collect();
+    p.write_end(&open, &addrs).unwrap();
+    p.checkpoint_begin(&mut scratch, &mut rec(&mut ops))
+        .unwrap();
+    assert!(ops.contains(&Op::Finish(open.ext[0].zone)));
+    while !p
+        .checkpoint_step(&mut scratch, 8, &mut rec(&mut ops))
+        .unwrap()
+    {}
+    p.checkpoint_end(true).unwrap();
+    let addrs: Vec<Option<u64>> = full.extents().iter().map(|e| Some(e.addr)).collect();
+    p.write_end(&full, &addrs).unwrap();
+    // Writes are taken again, and everything maps where it was written.
+    write(&mut p, 1, 50, 1);
+    assert_eq!(lookup(&p, 1, 40), Some(open.ext[0].addr));
+    assert_eq!(lookup(&p, 1, 0), Some(full.ext[0].addr));
+}
+
+/// A caller that gives up waiting for a slot ends the drain.
+#[test]
+fn checkpoint_unblock_ends_the_drain() {
+    let mut g = zns(16, 32, 32);
+    g.max_open = 2;
+    g.max_active = 2;
+    let mut cfg = PoolConfig::default_for(1);
+    cfg.use_append = false;
+    let mut p = one_member_pool_of(g, 64, cfg);
+    let mut scratch = vec![0u8; 2 * BLOCK_SIZE];
+    p.vol_create(1, b"a", 200, 0).unwrap();
+    let mut ops = Vec::new();
+    p.flush(&mut scratch, &mut rec(&mut ops)).unwrap();
+    p.flush_end(true).unwrap();
+    let hot = p.write_begin(1, 0, 4, Stream::UserHot).unwrap();
+    assert_eq!(
+        p.checkpoint_begin(&mut scratch, &mut rec(&mut ops)),
+        Err(Error::Busy)
+    );
+    assert!(matches!(
+        p.write_begin(1, 8, 1, Stream::UserHot),
+        Err(Error::Busy)
+    ));
+    p.checkpoint_unblock();
+    let more = p.write_begin(1, 8, 1, Stream::UserHot).unwrap();
+    assert_eq!(more.ext[0].zone, hot.ext[0].zone);
+}
+
+/// The zone slot of a checkpoint zone is given back only once the
+/// operations that end the zone's activity (its finish) are done, not when
+/// they are emitted: the device counts the zone until then, and a data
+/// zone opened meanwhile would exceed its active limit.
+#[test]
+fn checkpoint_zone_slots_return_when_their_finishes_are_done() {
+    let mut g = zns(16, 32, 32);
+    g.max_open = 4;
+    g.max_active = 4;
+    let mut cfg = PoolConfig::default_for(1);
+    cfg.use_append = false;
+    let mut p = one_member_pool_of(g, 64, cfg);
+    // Full checkpoints only (no chain tail kept open).
+    p.sb.incompat &= !super::super::format::INCOMPAT_DELTA_CHECKPOINTS;
+    let mut scratch = vec![0u8; 2 * BLOCK_SIZE];
+    p.vol_create(1, b"a", 200, 0).unwrap();
+    let mut ops = Vec::new();
+    p.flush(&mut scratch, &mut rec(&mut ops)).unwrap();
+    p.flush_end(true).unwrap();
+    // The journal's zone and two data zones open.
+    p.alloc.alloc(Stream::UserHot, 1).unwrap();
+    p.alloc.alloc(Stream::UserCold, 1).unwrap();
+    let mut ops = Vec::new();
+    p.checkpoint_begin(&mut scratch, &mut rec(&mut ops))
+        .unwrap();
+    while !p
+        .checkpoint_step(&mut scratch, 8, &mut rec(&mut ops))
+        .unwrap()
+    {}
+    assert!(ops.iter().any(|o| matches!(o, Op::Finish(_))));
+    // Emitted, not done: the checkpoint zone still holds its slot.
+    assert_eq!(p.alloc.closing_zones(), 1);
+    assert_eq!(p.alloc.alloc(Stream::Gc, 1), Err(Error::Busy));
+    p.checkpoint_end(true).unwrap();
+    assert_eq!(p.alloc.closing_zones(), 0);
+    p.alloc.alloc(Stream::Gc, 1).unwrap();
 }
