@@ -28,8 +28,10 @@
 //! `zvcore::gc::relocation_cost_x1000`, scaled by
 //! `zvcore::gc::pace_permille`: all of it at the urgent level, up to twice
 //! it at the reserve), and each block GC relocates pays one back. A write
-//! that finds the debt above two GC batches waits for GC to pay it down, so
-//! writers run as fast as GC can make room, whatever the zone size and
+//! waits until GC has paid all the debt issued before and with it but two
+//! GC batches; writes are admitted in the order they took on their debt
+//! (tickets, `zvcore::pacing`), so none waits longer than the debt queued
+//! before it. Writers run as fast as GC can make room, whatever the zone size and
 //! however full the victims are, instead of running into the reserve. A
 //! write that still finds no space waits for GC while it makes progress;
 //! only when GC cannot free anything does it fail with `ENOSPC`.
@@ -62,7 +64,7 @@ const GC_COMMIT_BATCHES: u32 = 8;
 
 /// Pacing debt writers may run ahead of GC, in thousandths of a block: two
 /// GC batches. Also the most credit GC can build up ahead of writers.
-const DEBT_MAX: i64 = 2 * GC_BUF_BLOCKS as i64 * 1000;
+const DEBT_MAX: u64 = 2 * GC_BUF_BLOCKS * 1000;
 
 /// How long a paced write waits for one GC batch before looking again.
 const PACE_WAIT_MS: u32 = 100;
@@ -173,13 +175,10 @@ impl ActivePool {
         let g = &self.gc;
         g.cost_x1000
             .store(engine.gc_cost_x1000(), Ordering::Relaxed);
-        let pay = i64::try_from(moved.saturating_mul(1000)).unwrap_or(i64::MAX);
-        let _ = g
-            .debt
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |d| {
-                let d = if freed && moved == 0 { d.min(0) } else { d };
-                Some(d.saturating_sub(pay).max(-DEBT_MAX))
-            });
+        if freed && moved == 0 {
+            g.pace.forgive();
+        }
+        g.pace.pay(moved.saturating_mul(1000), DEBT_MAX);
     }
 
     /// Whether a write is waiting for space.
@@ -358,10 +357,10 @@ impl ActivePool {
     }
 
     /// Pacing before a write of `blocks` blocks: kicks GC from its start
-    /// level; none above the urgent level; below, the write adds its debt ([`Gc::debt`]) and,
-    /// when writers are more than [`DEBT_MAX`] ahead, waits until GC has
-    /// paid the debt down (or stops making progress, or
-    /// [`PACE_WAIT_MAX_MS`] passed). Sleeps.
+    /// level; none above the urgent level; below, the write adds its debt
+    /// ([`Gc::pace`]) and, when writers are more than [`DEBT_MAX`] ahead,
+    /// waits in ticket order until GC has paid the debt down to its own
+    /// (or stops making progress, or [`PACE_WAIT_MAX_MS`] passed). Sleeps.
     pub(crate) fn throttle(self: &Arc<Self>, blocks: u64) {
         let g = &self.gc;
         let (permille, start) = {
@@ -375,7 +374,7 @@ impl ActivePool {
             self.kick_gc();
         }
         if permille == 0 {
-            g.debt.store(0, Ordering::Relaxed);
+            g.pace.forgive();
             return;
         }
         if g.disabled.load(Ordering::Relaxed) {
@@ -385,15 +384,16 @@ impl ActivePool {
             .saturating_mul(g.cost_x1000.load(Ordering::Relaxed))
             .saturating_mul(u64::from(permille))
             / 1000;
-        let add = i64::try_from(add).unwrap_or(i64::MAX);
-        let debt = g.debt.fetch_add(add, Ordering::AcqRel).saturating_add(add);
-        if debt <= DEBT_MAX {
+        // Writes go in the order they took their tickets: none waits for
+        // more than the debt queued before it.
+        let ticket = g.pace.issue(add);
+        if g.pace.admitted(ticket, DEBT_MAX) {
             return;
         }
         let t0 = kernel::time::Instant::<kernel::time::Monotonic>::now();
         let mut st = self.state.lock();
         loop {
-            if g.debt.load(Ordering::Acquire) <= DEBT_MAX
+            if g.pace.admitted(ticket, DEBT_MAX)
                 || g.stopping.load(Ordering::Acquire)
                 || g.disabled.load(Ordering::Relaxed)
                 || g.stalled.load(Ordering::Acquire)
@@ -403,7 +403,7 @@ impl ActivePool {
             // Space recovered meanwhile: the debt is void.
             let (free, total, reserve) = self.levels();
             if pace_permille(free, total, reserve) == 0 {
-                g.debt.store(0, Ordering::Relaxed);
+                g.pace.forgive();
                 break;
             }
             let waited_ms = u64::try_from(t0.elapsed().as_millis()).unwrap_or(u64::MAX);

@@ -3,8 +3,8 @@
 //! of the batch in flight. What runs GC and paces writers is `gc.rs`.
 
 use crate::kwrap::{bio::Slot, metaio::Bounce, workq::ReclaimQueue};
-use crate::zvcore::{format::BLOCK_SIZE, pool::RelocItem};
-use core::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64};
+use crate::zvcore::{format::BLOCK_SIZE, pacing::PaceQueue, pool::RelocItem};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
 use kernel::{prelude::*, sync::Mutex};
 
 /// Most relocation items per GC batch (a fragmented victim has many
@@ -29,8 +29,9 @@ pub(crate) struct Gc {
     /// The last batch made no progress: nothing to reclaim.
     pub(crate) stalled: AtomicBool,
     /// Pacing debt, in thousandths of a block: what GC still has to relocate
-    /// for the blocks users wrote while GC runs (negative: GC is ahead).
-    pub(crate) debt: AtomicI64,
+    /// for the blocks users wrote while GC runs, as tickets admitted in
+    /// order (`zvcore::pacing`).
+    pub(crate) pace: PaceQueue,
     /// Relocation cost of the current victim, in thousandths of a block per
     /// block gained (`zvcore::gc::relocation_cost_x1000`).
     pub(crate) cost_x1000: AtomicU64,
@@ -87,7 +88,7 @@ impl Gc {
             stopping: AtomicBool::new(false),
             disabled: AtomicBool::new(false),
             stalled: AtomicBool::new(false),
-            debt: AtomicI64::new(0),
+            pace: PaceQueue::new(),
             cost_x1000: AtomicU64::new(COST_DEFAULT),
             free_zones: AtomicU32::new(0),
             data_zones: AtomicU32::new(0),

@@ -17,6 +17,7 @@ pub mod format;
 pub mod gc;
 pub mod geom;
 pub mod map;
+pub mod pacing;
 pub mod pool;
 pub mod probe;
 pub mod recovery;
