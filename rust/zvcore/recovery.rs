@@ -38,7 +38,7 @@ use super::format::{
     SUPERBLOCK_MAGIC,
 };
 use super::geom::{DeviceGeometry, PoolGeometry, Stream, MAX_DEVICES};
-use super::map::{visit_distinct, BlockTable, MapExtent, NodeStore, FANOUT};
+use super::map::{visit_distinct, BlockTable, MapExtent, NodeStore};
 use super::pool::{slots, Pool, PoolConfig, PoolStorage, VolEntry};
 use super::sparse::{AddrSet, RefMap};
 use super::verify::verify;
@@ -1159,16 +1159,12 @@ where
                 if v.level > 2 {
                     return true;
                 }
-                for i in 0..FANOUT {
-                    let Some((_, a, n)) = v.held(st, i) else {
-                        continue;
-                    };
-                    for k in 0..n {
-                        if let Err(x) = conv_extend(alloc, a.saturating_add(k)) {
-                            err = Err(x);
-                            return false;
-                        }
-                    }
+                let r = v.runs(st, &mut |_, _, a, n| {
+                    (0..n).try_for_each(|k| conv_extend(alloc, a.saturating_add(k)))
+                });
+                if let Err(x) = r {
+                    err = Err(x);
+                    return false;
                 }
                 true
             },
@@ -1193,24 +1189,22 @@ where
                     if v.level > 2 {
                         return true;
                     }
-                    for i in 0..FANOUT {
-                        let Some((_, a0, n)) = v.held(st, i) else {
-                            continue;
-                        };
-                        for k in 0..n {
-                            let a = a0.saturating_add(k);
-                            let r = match seen.insert(st, a) {
-                                Ok(true) => alloc
-                                    .validate(a, 1)
-                                    .map_err(|_| Error::Corrupt("mapping outside written data")),
-                                Ok(false) => refs.acquire(st, a, 1),
-                                Err(x) => Err(x),
-                            };
-                            if let Err(x) = r {
-                                err = Err(x);
-                                return false;
+                    // By runs of blocks, new or seen before (a shared
+                    // block: one more reference), not block by block.
+                    let r = v.runs(st, &mut |st, _, a0, n| {
+                        seen.insert_range(st, a0, n, &mut |st, a, len, new| {
+                            if new {
+                                alloc
+                                    .validate(a, len)
+                                    .map_err(|_| Error::Corrupt("mapping outside written data"))
+                            } else {
+                                refs.acquire(st, a, len)
                             }
-                        }
+                        })
+                    });
+                    if let Err(x) = r {
+                        err = Err(x);
+                        return false;
                     }
                     true
                 },

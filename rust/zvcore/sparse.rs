@@ -658,6 +658,62 @@ impl AddrSet {
         Ok(true)
     }
 
+    /// Adds `[addr, addr+len)`: calls `f(store, a, n, new)` for its runs of
+    /// addresses that were not in the set before (`new`) and of those that
+    /// were, in address order (consecutive runs of one kind merged), one
+    /// word of 64 addresses at a time. Stops at the first error (of `f` or
+    /// of the set: the addresses before it are added).
+    pub fn insert_range<S: NodeStore>(
+        &mut self,
+        store: &mut S,
+        addr: u64,
+        len: u64,
+        f: &mut dyn FnMut(&mut S, u64, u64, bool) -> Result<()>,
+    ) -> Result<()> {
+        let end = addr
+            .checked_add(len)
+            .ok_or(Error::Invalid("address range"))?;
+        // The run not yet passed to `f`: (start, blocks, new).
+        let mut pending: Option<(u64, u64, bool)> = None;
+        let mut a = addr;
+        while a < end {
+            let word = a / 64;
+            let lo = a % 64;
+            let hi = (end - word * 64).min(64);
+            let mask = if hi - lo == 64 {
+                u64::MAX
+            } else {
+                ((1u64 << (hi - lo)) - 1) << lo
+            };
+            let w = self.map.get(store, word);
+            if mask & !w != 0 {
+                self.map.set(store, word, w | mask)?;
+            }
+            // Runs of equal bits of `w` within `[lo, hi)`.
+            let mut b = lo;
+            while b < hi {
+                let old = w & (1u64 << b) != 0;
+                let same = if old { w >> b } else { !w >> b };
+                let n = (same.trailing_ones() as u64).min(hi - b);
+                let start = word * 64 + b;
+                pending = match pending {
+                    Some((ps, pn, pk)) if pk == !old && ps + pn == start => Some((ps, pn + n, pk)),
+                    Some((ps, pn, pk)) => {
+                        f(store, ps, pn, pk)?;
+                        Some((start, n, !old))
+                    }
+                    None => Some((start, n, !old)),
+                };
+                b += n;
+            }
+            a = word * 64 + hi;
+        }
+        if let Some((ps, pn, pk)) = pending {
+            f(store, ps, pn, pk)?;
+        }
+        Ok(())
+    }
+
     /// Frees every node.
     pub fn destroy<S: NodeStore>(&mut self, store: &mut S) {
         self.map.destroy(store);
@@ -671,6 +727,49 @@ mod tests {
     use std::collections::BTreeMap;
     use std::vec;
     use std::vec::Vec;
+
+    /// `insert_range` reports exactly the addresses that were new and those
+    /// that were not, in order, as maximal runs of each kind, and leaves
+    /// the set holding the range.
+    #[test]
+    fn addr_set_insert_range_against_model() {
+        let mut rng = Rng(0x5e7_0f_ad_d2e5);
+        let mut s = VecStore::new(usize::MAX);
+        let limit = 1u64 << 20;
+        let mut set = AddrSet::new(limit);
+        let mut model = std::collections::BTreeSet::new();
+        for _ in 0..3000 {
+            let len = match rng.below(4) {
+                0 => 1,
+                1 => 1 + rng.below(64),
+                _ => 1 + rng.below(700),
+            };
+            let a = rng.below(8192 - len);
+            let mut runs = Vec::new();
+            set.insert_range(&mut s, a, len, &mut |_, x, n, new| {
+                runs.push((x, n, new));
+                Ok(())
+            })
+            .unwrap();
+            // What the model says, as maximal runs.
+            let mut want: Vec<(u64, u64, bool)> = Vec::new();
+            for x in a..a + len {
+                let new = model.insert(x);
+                match want.last_mut() {
+                    Some((ws, wn, wk)) if *wk == new && *ws + *wn == x => *wn += 1,
+                    _ => want.push((x, 1, new)),
+                }
+            }
+            assert_eq!(runs, want, "range {a}+{len}");
+            for x in [a, a + len - 1, a + len / 2] {
+                assert!(set.contains(&s, x));
+            }
+        }
+        for x in 0..8192 {
+            assert_eq!(set.contains(&s, x), model.contains(&x), "{x}");
+        }
+        set.destroy(&mut s);
+    }
 
     #[test]
     fn sparse_map_against_model() {

@@ -278,7 +278,9 @@ fn held<S: NodeStore>(store: &S, id: NodeId, level: u8, i: usize) -> Option<(u64
 /// consecutive addresses held by node `id` at `level` (leaf entries, or the
 /// run entries of a level-2 node; see [`held`]), stopping at the first
 /// error. Returns the number of runs passed to `f` successfully, and the
-/// error.
+/// error. The node is looked up once per [`RUN_CHUNK`] runs (not once per
+/// entry: walks of every table at assembly spend their time here), and `f`
+/// may change the store between chunks (not this node).
 fn node_runs<S: NodeStore>(
     store: &mut S,
     id: NodeId,
@@ -286,29 +288,80 @@ fn node_runs<S: NodeStore>(
     max: usize,
     f: &mut dyn FnMut(&mut S, u64, u64, u64) -> Result<()>,
 ) -> (usize, Result<()>) {
-    let mut run = Run(None);
     let mut done = 0usize;
-    for i in 0..=FANOUT {
-        let h = if i < FANOUT {
-            held(store, id, level, i)
-        } else {
-            None
+    let mut next = 0usize;
+    let mut buf = [(0u64, 0u64, 0u64); RUN_CHUNK];
+    while next < FANOUT {
+        let Some(node) = store.get(id) else {
+            break;
         };
-        let ended = match h {
-            Some((l, a, n)) => run.push_n(l, a, n),
-            None => run.0.take(),
-        };
-        if let Some((l, a, n)) = ended {
+        let (n, resume) = collect_runs(node, level, next, &mut buf);
+        next = resume;
+        for &(l, a, len) in buf.iter().take(n) {
             if done >= max {
                 return (done, Ok(()));
             }
-            if let Err(x) = f(store, l, a, n) {
+            if let Err(x) = f(store, l, a, len) {
                 return (done, Err(x));
             }
             done += 1;
         }
     }
     (done, Ok(()))
+}
+
+/// Runs [`node_runs`] collects per lookup of the node.
+const RUN_CHUNK: usize = 16;
+
+/// Collects into `buf` the runs of `node` (at `level`) that start at entry
+/// `from` or later, until `buf` is full; returns how many, and the entry to
+/// resume from (`FANOUT`: the node is done). A run is never cut inside a
+/// chunk; a run cut by a full `buf` continues in the next chunk.
+fn collect_runs(
+    node: &Node,
+    level: u8,
+    from: usize,
+    buf: &mut [(u64, u64, u64); RUN_CHUNK],
+) -> (usize, usize) {
+    let mut run = Run(None);
+    let mut n = 0usize;
+    let mut i = from;
+    while i < FANOUT {
+        let e = node.get(i).copied().unwrap_or(0);
+        let h = match level {
+            1 => (e & PRESENT != 0).then_some((i as u64, e & ADDR_MASK, 1)),
+            2 => run_addr(e).map(|a| ((i as u64).saturating_mul(FANOUT as u64), a, FANOUT as u64)),
+            _ => None,
+        };
+        let ended = match h {
+            Some((l, a, len)) => run.push_n(l, a, len),
+            None => run.0.take(),
+        };
+        if let Some(r) = ended {
+            if let Some(slot) = buf.get_mut(n) {
+                *slot = r;
+                n += 1;
+            }
+            if n == RUN_CHUNK {
+                // Entry `i` ended the last run: resume there if it opened
+                // the next one, after it if it is a hole.
+                let resume = if run.0.is_some() {
+                    i
+                } else {
+                    i.saturating_add(1)
+                };
+                return (n, resume);
+            }
+        }
+        i += 1;
+    }
+    if let Some(r) = run.0.take() {
+        if let Some(slot) = buf.get_mut(n) {
+            *slot = r;
+            n += 1;
+        }
+    }
+    (n, FANOUT)
 }
 
 /// A run of mapped blocks: `[lba, lba+len)` of volume `vol` at pool
@@ -509,6 +562,23 @@ impl Visit {
     /// distinct holder once.
     pub fn held<S: NodeStore>(&self, store: &S, i: usize) -> Option<(u64, u64, u64)> {
         held(store, self.id, self.level, i).map(|(o, a, n)| (self.base.saturating_add(o), a, n))
+    }
+
+    /// Calls `f(store, lba, addr, n)` for every run of consecutive
+    /// mappings the visited node holds (what [`Self::held`] gives entry by
+    /// entry, merged where lbas and addresses follow each other), stopping
+    /// at the first error. Much cheaper than [`Self::held`] over every
+    /// entry: the node is looked up once per few runs.
+    pub fn runs<S: NodeStore>(
+        &self,
+        store: &mut S,
+        f: &mut dyn FnMut(&mut S, u64, u64, u64) -> Result<()>,
+    ) -> Result<()> {
+        let base = self.base;
+        node_runs(store, self.id, self.level, usize::MAX, &mut |s, o, a, n| {
+            f(s, base.saturating_add(o), a, n)
+        })
+        .1
     }
 }
 

@@ -912,3 +912,71 @@ fn encode_decode_chunks() {
     .encode(&mut Writer::new(&mut b))
     .is_err());
 }
+
+/// `node_runs` (chunked: one lookup of the node per few runs) gives the
+/// same runs as merging `held` entry by entry, for leaves and level-2 nodes
+/// with more runs than a chunk holds, and stops after `max` runs.
+#[test]
+fn node_runs_match_entry_by_entry_merging() {
+    let mut rng = Rng(0x6e0d_e5ab_c0ff_ee01);
+    let mut s = VecStore::new(4);
+    let id = s.alloc().unwrap();
+    for round in 0..400 {
+        let level = if round % 3 == 0 { 2 } else { 1 };
+        let mut a = rng.below(1 << 30);
+        for i in 0..FANOUT {
+            let e = match rng.below(8) {
+                0 | 1 => 0,
+                // A break in the addresses starts a new run.
+                2 => {
+                    a = rng.below(1 << 30);
+                    if level == 1 {
+                        PRESENT | a
+                    } else {
+                        run_entry(a)
+                    }
+                }
+                _ => {
+                    a += if level == 1 { 1 } else { FANOUT as u64 };
+                    if level == 1 {
+                        PRESENT | a
+                    } else {
+                        run_entry(a)
+                    }
+                }
+            };
+            s.get_mut(id).unwrap()[i] = e;
+        }
+        let mut want = Vec::new();
+        let mut run = Run(None);
+        for i in 0..=FANOUT {
+            let h = if i < FANOUT {
+                held(&s, id, level, i)
+            } else {
+                None
+            };
+            let ended = match h {
+                Some((l, a, n)) => run.push_n(l, a, n),
+                None => run.0.take(),
+            };
+            want.extend(ended);
+        }
+        let mut got = Vec::new();
+        let (n, r) = node_runs(&mut s, id, level, usize::MAX, &mut |_, l, a, n| {
+            got.push((l, a, n));
+            Ok(())
+        });
+        r.unwrap();
+        assert_eq!(n, want.len());
+        assert_eq!(got, want, "round {round}, level {level}");
+        assert!(want.len() > RUN_CHUNK || round % 3 == 0);
+        let max = (rng.below(want.len() as u64 + 1)) as usize;
+        let mut some = Vec::new();
+        let (n, _) = node_runs(&mut s, id, level, max, &mut |_, l, a, n| {
+            some.push((l, a, n));
+            Ok(())
+        });
+        assert_eq!(n, max);
+        assert_eq!(some[..], want[..max]);
+    }
+}
