@@ -697,7 +697,7 @@ impl AddrSet {
                 let n = (same.trailing_ones() as u64).min(hi - b);
                 let start = word * 64 + b;
                 pending = match pending {
-                    Some((ps, pn, pk)) if pk == !old && ps + pn == start => Some((ps, pn + n, pk)),
+                    Some((ps, pn, pk)) if pk != old && ps + pn == start => Some((ps, pn + n, pk)),
                     Some((ps, pn, pk)) => {
                         f(store, ps, pn, pk)?;
                         Some((start, n, !old))
@@ -733,7 +733,7 @@ mod tests {
     /// the set holding the range.
     #[test]
     fn addr_set_insert_range_against_model() {
-        let mut rng = Rng(0x5e7_0f_ad_d2e5);
+        let mut rng = Rng(0x05e7_0fad_d2e5);
         let mut s = VecStore::new(usize::MAX);
         let limit = 1u64 << 20;
         let mut set = AddrSet::new(limit);
