@@ -694,7 +694,7 @@ impl AddrSet {
             while b < hi {
                 let old = w & (1u64 << b) != 0;
                 let same = if old { w >> b } else { !w >> b };
-                let n = (same.trailing_ones() as u64).min(hi - b);
+                let n = u64::from(same.trailing_ones()).min(hi - b);
                 let start = word * 64 + b;
                 pending = match pending {
                     Some((ps, pn, pk)) if pk != old && ps + pn == start => Some((ps, pn + n, pk)),
