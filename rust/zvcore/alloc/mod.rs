@@ -126,6 +126,9 @@ const ZF_HOT: u8 = 1 << 3;
 /// A meta zone kept open between checkpoints (the tail of a delta chain,
 /// see [`Allocator::meta_keep`]): not the journal's slot.
 const ZF_KEPT: u8 = 1 << 4;
+/// An open meta zone to close once the operations emitted before are done
+/// ([`Allocator::meta_close_later`]).
+const ZF_CLOSING: u8 = 1 << 5;
 
 impl ZoneInfo {
     /// Zone state.
@@ -316,14 +319,9 @@ pub struct Allocator<G, Z, D = DevTable> {
     /// ([`Self::set_draining`]), bit per member.
     draining: u64,
     /// Meta zones closed by operations not yet done
-    /// ([`Self::meta_close_later`]): `closing[..nclosing]`.
-    closing: [u32; CLOSING_MAX],
-    nclosing: usize,
+    /// ([`Self::meta_close_later`], flag [`ZF_CLOSING`]).
+    nclosing: u32,
 }
-
-/// Meta zones whose close can wait for the operations emitted before it:
-/// one checkpoint zone per member and the journal's previous log zone.
-const CLOSING_MAX: usize = MAX_DEVICES + 2;
 
 impl<G, Z> Allocator<G, Z, DevTable>
 where
@@ -373,7 +371,6 @@ where
             clock: 0,
             copying: false,
             draining: 0,
-            closing: [NO_ZONE; CLOSING_MAX],
             nclosing: 0,
             written: [0; NR_STREAMS],
         };

@@ -6,7 +6,8 @@ use super::super::error::{Error, Result};
 use super::super::geom::{DeviceGeometry, Stream};
 use super::records::check_zone;
 use super::{
-    Allocator, DevState, ZoneInfo, ZoneState, NO_ZONE, ZF_FILLING, ZF_FIN_PENDING, ZF_KEPT,
+    Allocator, DevState, ZoneInfo, ZoneState, NO_ZONE, ZF_CLOSING, ZF_FILLING, ZF_FIN_PENDING,
+    ZF_KEPT,
 };
 use core::ops::{Deref, DerefMut};
 
@@ -248,58 +249,56 @@ where
     /// operation that ends the zone's activity on the device (its finish,
     /// or its last block) but not performed it yet, and until then the
     /// device still counts the zone against its limits, so no data zone
-    /// may take its slot. Closed at once if too many wait.
+    /// may take its slot.
     pub fn meta_close_later(&mut self, zone: u32) -> Result<()> {
         let zi = *self.zone(zone).ok_or(Error::Invalid("zone id"))?;
         if zi.state != ZoneState::Meta {
             return Err(Error::Invalid("not a meta zone"));
         }
-        if !zi.meta_open
-            || self
-                .closing
-                .get(..self.nclosing)
-                .is_some_and(|c| c.contains(&zone))
-        {
+        if !zi.meta_open || zi.flag(ZF_CLOSING) {
             return Ok(());
         }
-        match self.closing.get_mut(self.nclosing) {
-            Some(slot) => {
-                *slot = zone;
-                self.nclosing = self.nclosing.saturating_add(1);
-                Ok(())
-            }
-            None => self.meta_open(zone, false),
+        if let Some(z) = self.zones.get_mut(zone as usize) {
+            z.set_flag(ZF_CLOSING, true);
+            self.nclosing = self.nclosing.saturating_add(1);
         }
+        Ok(())
     }
 
     /// The operations emitted before are done: closes the meta zones of
-    /// [`Self::meta_close_later`].
+    /// [`Self::meta_close_later`] (a look at each member's few metadata
+    /// zones, only when some wait).
     pub fn release_closing(&mut self) {
-        while self.nclosing > 0 {
-            let last = self.nclosing.saturating_sub(1);
-            let z = self.closing.get(last).copied().unwrap_or(NO_ZONE);
-            // Unlists it too.
-            if self.meta_open(z, false).is_err() {
-                self.nclosing = last;
+        if self.nclosing == 0 {
+            return;
+        }
+        for d in 0..self.geom.nr_devices() {
+            let (Some(g), Some(first)) = (self.geom.device(d), self.geom.dev_first_zone(d)) else {
+                continue;
+            };
+            let (m0, nm) = (g.first_meta_zone(), g.meta_zones);
+            for i in 0..nm {
+                let z = first.saturating_add(m0).saturating_add(i);
+                if self.zone(z).is_some_and(|zi| zi.flag(ZF_CLOSING)) {
+                    let _ = self.meta_open(z, false);
+                }
             }
         }
+        self.nclosing = 0;
     }
 
     /// Meta zones waiting in [`Self::meta_close_later`].
-    pub fn closing_zones(&self) -> usize {
+    pub fn closing_zones(&self) -> u32 {
         self.nclosing
     }
 
+    /// Ends a [`Self::meta_close_later`] of `zone`, if any.
     fn unlist_closing(&mut self, zone: u32) {
-        let n = self.nclosing;
-        if let Some(i) = self
-            .closing
-            .get(..n)
-            .and_then(|c| c.iter().position(|&z| z == zone))
-        {
-            let last = n.saturating_sub(1);
-            self.closing.swap(i, last);
-            self.nclosing = last;
+        if let Some(z) = self.zones.get_mut(zone as usize) {
+            if z.flag(ZF_CLOSING) {
+                z.set_flag(ZF_CLOSING, false);
+                self.nclosing = self.nclosing.saturating_sub(1);
+            }
         }
     }
 

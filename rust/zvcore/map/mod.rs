@@ -280,7 +280,9 @@ fn held<S: NodeStore>(store: &S, id: NodeId, level: u8, i: usize) -> Option<(u64
 /// error. Returns the number of runs passed to `f` successfully, and the
 /// error. The node is looked up once per [`RUN_CHUNK`] runs (not once per
 /// entry: walks of every table at assembly spend their time here), and `f`
-/// may change the store between chunks (not this node).
+/// may change the store between chunks (not this node). Never inlined: its
+/// buffer stays out of the frames of the (deep) walks that call it.
+#[inline(never)]
 fn node_runs<S: NodeStore>(
     store: &mut S,
     id: NodeId,
@@ -311,7 +313,7 @@ fn node_runs<S: NodeStore>(
 }
 
 /// Runs [`node_runs`] collects per lookup of the node.
-const RUN_CHUNK: usize = 16;
+const RUN_CHUNK: usize = 8;
 
 /// Collects into `buf` the runs of `node` (at `level`) that start at entry
 /// `from` or later, until `buf` is full; returns how many, and the entry to
