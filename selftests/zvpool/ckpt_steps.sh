@@ -39,7 +39,6 @@ dmesg_mark
 
 nullb_zoned $NB 256 8
 D=/dev/${NB##*/}
-quiet() { "$@" >/tmp/out 2>&1 || { sed 's/^/# /' /tmp/out; return 1; }; }
 st() { sed -n "s/^$1 //p" $P/status; }
 dev_of() { zvpoolctl volume show -H -o device "cks/$1" | cut -f2; }
 md5_of() { dd if="$(dev_of "$1")" bs=$MIB count="$2" iflag=direct status=none | md5sum; }

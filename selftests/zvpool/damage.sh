@@ -51,7 +51,6 @@ dmesg_mark
 DMESG_START=$DMESG_MARK
 
 stat_of() { sed -n "s/^$1 //p" $ST; }
-quiet() { "$@" >/tmp/out 2>&1 || { sed 's/^/# /' /tmp/out; return 1; }; }
 # Patterns: 1 MiB each, region K of the volume holds /tmp/pat.K.
 for k in 0 1 2 3 4 5; do
 	dd if=/dev/urandom of=/tmp/pat.$k bs=1M count=1 status=none

@@ -39,7 +39,6 @@ lsmod | grep -q '^zvpool ' && rmmod zvpool
 ktap_set_plan 11
 dmesg_mark
 
-quiet() { "$@" >/tmp/out 2>&1 || { sed 's/^/# /' /tmp/out; return 1; }; }
 st() { sed -n "s/^$1 //p" $P/status; }
 dev() { zvpoolctl volume show -H -o device dl/v | cut -f2; }
 sum() { dd if="$(dev)" bs=$MIB count=96 iflag=direct status=none | md5sum; }

@@ -48,7 +48,6 @@ D=/dev/${NB##*/}
 # fastpath=2: writes take the asynchronous path too (the default serves
 # only reads there), so both paths race with resets and commits.
 insmod "$KO" fastpath=2
-quiet() { "$@" >/tmp/out 2>&1 || { sed 's/^/# /' /tmp/out; return 1; }; }
 stat_of() { sed -n "s/^$1 //p" $ST; }
 ktap_test_result "pool and a 48 MiB volume" \
 	quiet sh -c "zvpoolctl pool create -f en $D && zvpoolctl volume create en/v --size 48M"

@@ -31,7 +31,6 @@ stat_of() { sed -n "s/^$1 //p" $ST; }
 nullb_zoned $NB 256 4 max_sectors=1024
 NBDEV=/dev/${NB##*/}
 insmod "$KO"
-quiet() { "$@" >/tmp/out 2>&1 || { sed 's/^/# /' /tmp/out; return 1; }; }
 ktap_test_result "pool on a zoned null_blk (64 x 4 MiB zones)" quiet zvpoolctl pool create -f gcp "$NBDEV"
 cap=$(stat_of capacity_bytes)
 zones0=$(stat_of zones_free)

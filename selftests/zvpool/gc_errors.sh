@@ -41,7 +41,6 @@ DMESG_START=$DMESG_MARK
 nullb_zoned $NB 160 8
 D=/dev/${NB##*/}
 insmod "$KO"
-quiet() { "$@" >/tmp/out 2>&1 || { sed 's/^/# /' /tmp/out; return 1; }; }
 ktap_test_result "pool and a 96 MiB volume on a zoned null_blk" \
 	quiet sh -c "zvpoolctl pool create -f ge $D && zvpoolctl volume create ge/v --size 96M"
 V=$(zvpoolctl volume show -H -o device ge/v | cut -f2)

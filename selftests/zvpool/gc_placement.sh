@@ -25,7 +25,6 @@ ktap_set_plan 11
 dmesg_mark
 
 stat_of() { sed -n "s/^$1 //p" $ST; }
-quiet() { "$@" >/tmp/out 2>&1 || { sed 's/^/# /' /tmp/out; return 1; }; }
 nullb_zoned $NB 256 2 max_sectors=1024
 NBDEV=/dev/${NB##*/}
 insmod "$KO"

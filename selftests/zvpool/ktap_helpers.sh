@@ -129,6 +129,10 @@ refused() {
 	fi
 }
 
+# quiet CMD...: runs CMD with its output kept in /tmp/out, shown (as KTAP
+# comments) only if it fails; returns its status.
+quiet() { "$@" >/tmp/out 2>&1 || { sed 's/^/# /' /tmp/out; return 1; }; }
+
 # nullb_zoned DIR SIZE_MIB ZONE_MIB [ATTR=VALUE...]: a memory-backed zoned
 # null_blk device with 4 KiB blocks, configured in configfs directory DIR
 # (extra attributes as given) and powered on; loads null_blk if needed.

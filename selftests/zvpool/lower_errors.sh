@@ -29,7 +29,6 @@ nullb_zoned $NB 128 8
 NBDEV=/dev/${NB##*/}
 BAD="+65536-262143"
 insmod "$KO"
-quiet() { "$@" >/tmp/out 2>&1 || { sed 's/^/# /' /tmp/out; return 1; }; }
 ktap_test_result "pool and a volume on a zoned null_blk" \
 	quiet sh -c "zvpoolctl pool create -f err $NBDEV && zvpoolctl volume create err/v --size 64M"
 V=$(zvpoolctl volume show -H -o device err/v | cut -f2)

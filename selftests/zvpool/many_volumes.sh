@@ -35,7 +35,6 @@ ktap_set_plan 17
 dmesg_mark
 DMESG_START=$DMESG_MARK
 
-quiet() { "$@" >/tmp/out 2>&1 || { sed 's/^/# /' /tmp/out; return 1; }; }
 # ask CMD: the control device's answer to CMD (one write, then read to EOF).
 ask() { { echo -n "$1" >&3 && cat <&3; } 3<>"$CTL"; }
 now() { cut -d' ' -f1 /proc/uptime; }

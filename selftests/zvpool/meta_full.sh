@@ -46,7 +46,6 @@ DMESG_START=$DMESG_MARK
 nullb_zoned $NB 512 1
 D=/dev/${NB##*/}
 insmod "$KO"
-quiet() { "$@" >/tmp/out 2>&1 || { sed 's/^/# /' /tmp/out; return 1; }; }
 st() { sed -n "s/^$1 //p" $P/status; }
 dev_of() { zvpoolctl volume show -H -o device "mf/$1" | cut -f2; }
 

@@ -37,7 +37,6 @@ DMESG_START=$DMESG_MARK
 # zones.
 nullb_zoned $NB 512 16
 NBDEV=/dev/${NB##*/}
-quiet() { "$@" >/tmp/out 2>&1 || { sed 's/^/# /' /tmp/out; return 1; }; }
 st() { sed -n "s/^$1 //p" $P/status; }
 # fio: PASSES passes of random writes of 4-64 KiB over the whole volume
 # (each block once a pass), each with a verify header and read back (fio's

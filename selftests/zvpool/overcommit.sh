@@ -26,7 +26,6 @@ DMESG_START=$DMESG_MARK
 nullb_zoned $NB 128 8
 NBDEV=/dev/${NB##*/}
 insmod "$KO"
-quiet() { "$@" >/tmp/out 2>&1 || { sed 's/^/# /' /tmp/out; return 1; }; }
 ktap_test_result "pool on a zoned null_blk" quiet zvpoolctl pool create -f ovc "$NBDEV"
 ktap_test_result "256 MiB volume on a ~96 MiB pool (thin)" quiet zvpoolctl volume create ovc/big --size 256M
 B=$(zvpoolctl volume show -H -o device ovc/big | cut -f2)

@@ -28,7 +28,6 @@ fi
 . "$DIR/vm_devices.sh"
 set -- $ZV_CONV
 CONV=$(dev_for "$(echo "$1" | cut -d: -f2)")
-quiet() { "$@" >/tmp/out 2>&1 || { sed 's/^/# /' /tmp/out; return 1; }; }
 pattern() { yes "zvpool reboot pattern $1" | head -c $((16 * MIB)); }
 # zloop_up: the zone files' file system, then the two zloop devices (created
 # in boot 1, restored from their zone files in boot 2).

@@ -37,7 +37,6 @@ DMESG_START=$DMESG_MARK
 
 stat_of() { sed -n "s/^$1 //p" $ST; }
 use_of() { sed -n "s/^$2 //p" "$P/$1/usage"; }
-quiet() { "$@" >/tmp/out 2>&1 || { sed 's/^/# /' /tmp/out; return 1; }; }
 # mkvol NAME SIZE: create (if SIZE) and enable; sets D to its device.
 mkvol() {
 	mkdir "$P/$1" || return 1

@@ -30,7 +30,6 @@ RUNTIME=${ZVPOOL_STRESS_SECONDS:-30}
 nullb_zoned $NB 192 4 submit_queues=2
 NBDEV=/dev/${NB##*/}
 insmod "$KO"
-quiet() { "$@" >/tmp/out 2>&1 || { sed 's/^/# /' /tmp/out; return 1; }; }
 dev_of() { zvpoolctl volume show -H -o device "st/$1" | cut -f2; }
 ktap_test_result "pool and three volumes" quiet sh -c "zvpoolctl pool create -f st $NBDEV &&
 	zvpoolctl volume create st/a --size 64M && zvpoolctl volume create st/b --size 64M &&

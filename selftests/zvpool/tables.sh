@@ -36,7 +36,6 @@ DMESG_START=$DMESG_MARK
 nullb_zoned $NB $((48 * 1024)) 1024 memory_backed=0
 NBDEV=/dev/${NB##*/}
 insmod "$KO"
-quiet() { "$@" >/tmp/out 2>&1 || { sed 's/^/# /' /tmp/out; return 1; }; }
 st() { sed -n "s/^$1 //p" $P/status; }
 ktap_test_result "pool on a 48 GiB zoned null_blk with 1 GiB zones" quiet zvpoolctl pool create -f tab "$NBDEV"
 ktap_test_result "1 TiB thin volume" quiet zvpoolctl volume create tab/sparse --size 1T

@@ -38,7 +38,6 @@ lsmod | grep -q '^zvpool ' && rmmod zvpool
 ktap_set_plan 10
 dmesg_mark
 
-quiet() { "$@" >/tmp/out 2>&1 || { sed 's/^/# /' /tmp/out; return 1; }; }
 st() { sed -n "s/^$1 //p" $P/status; }
 dev() { zvpoolctl volume show -H -o device zl/v | cut -f2; }
 sum() { dd if="$(dev)" bs=$MIB count=80 iflag=direct status=none | md5sum; }

@@ -909,6 +909,27 @@ fn verifier_windows_find_what_the_whole_bitmap_finds() {
     assert!(verify(&mut p, &mut [], &mut counts, &mut |_| {}).is_err());
 }
 
+/// A one-member pool whose member takes `limit` open and active zones,
+/// with a volume 1 committed (its journal zone open), delta checkpoints
+/// on or off; and a scratch buffer.
+fn limited_pool(limit: u32, deltas: bool) -> (TestPool, Vec<u8>) {
+    let mut g = zns(16, 32, 32);
+    g.max_open = limit;
+    g.max_active = limit;
+    let mut cfg = PoolConfig::default_for(1);
+    cfg.use_append = false;
+    let mut p = one_member_pool_of(g, 64, cfg);
+    if !deltas {
+        p.sb.incompat &= !super::super::format::INCOMPAT_DELTA_CHECKPOINTS;
+    }
+    let mut scratch = vec![0u8; 2 * BLOCK_SIZE];
+    p.vol_create(1, b"a", 200, 0).unwrap();
+    let mut ops = Vec::new();
+    p.flush(&mut scratch, &mut rec(&mut ops)).unwrap();
+    p.flush_end(true).unwrap();
+    (p, scratch)
+}
+
 /// A checkpoint that finds a member at its open/active zone limit with
 /// writes in flight in every zone counted against it (a full zone whose
 /// writes are in flight stays active) is not refused for good: the
@@ -917,17 +938,7 @@ fn verifier_windows_find_what_the_whole_bitmap_finds() {
 /// slot; after that the member takes writes again.
 #[test]
 fn checkpoint_at_the_zone_limit_drains_a_data_zone() {
-    let mut g = zns(16, 32, 32);
-    g.max_open = 3;
-    g.max_active = 3;
-    let mut cfg = PoolConfig::default_for(1);
-    cfg.use_append = false;
-    let mut p = one_member_pool_of(g, 64, cfg);
-    let mut scratch = vec![0u8; 2 * BLOCK_SIZE];
-    p.vol_create(1, b"a", 200, 0).unwrap();
-    let mut ops = Vec::new();
-    p.flush(&mut scratch, &mut rec(&mut ops)).unwrap();
-    p.flush_end(true).unwrap();
+    let (mut p, mut scratch) = limited_pool(3, true);
     // A zone filled by writes still in flight, and a second one open with
     // writes in flight, beside the journal's zone: no slot left.
     let full = p.write_begin(1, 0, 32, Stream::UserHot).unwrap();
@@ -973,17 +984,8 @@ fn checkpoint_at_the_zone_limit_drains_a_data_zone() {
 /// A caller that gives up waiting for a slot ends the drain.
 #[test]
 fn checkpoint_unblock_ends_the_drain() {
-    let mut g = zns(16, 32, 32);
-    g.max_open = 2;
-    g.max_active = 2;
-    let mut cfg = PoolConfig::default_for(1);
-    cfg.use_append = false;
-    let mut p = one_member_pool_of(g, 64, cfg);
-    let mut scratch = vec![0u8; 2 * BLOCK_SIZE];
-    p.vol_create(1, b"a", 200, 0).unwrap();
+    let (mut p, mut scratch) = limited_pool(2, true);
     let mut ops = Vec::new();
-    p.flush(&mut scratch, &mut rec(&mut ops)).unwrap();
-    p.flush_end(true).unwrap();
     let hot = p.write_begin(1, 0, 4, Stream::UserHot).unwrap();
     assert_eq!(
         p.checkpoint_begin(&mut scratch, &mut rec(&mut ops)),
@@ -1004,19 +1006,8 @@ fn checkpoint_unblock_ends_the_drain() {
 /// zone opened meanwhile would exceed its active limit.
 #[test]
 fn checkpoint_zone_slots_return_when_their_finishes_are_done() {
-    let mut g = zns(16, 32, 32);
-    g.max_open = 4;
-    g.max_active = 4;
-    let mut cfg = PoolConfig::default_for(1);
-    cfg.use_append = false;
-    let mut p = one_member_pool_of(g, 64, cfg);
     // Full checkpoints only (no chain tail kept open).
-    p.sb.incompat &= !super::super::format::INCOMPAT_DELTA_CHECKPOINTS;
-    let mut scratch = vec![0u8; 2 * BLOCK_SIZE];
-    p.vol_create(1, b"a", 200, 0).unwrap();
-    let mut ops = Vec::new();
-    p.flush(&mut scratch, &mut rec(&mut ops)).unwrap();
-    p.flush_end(true).unwrap();
+    let (mut p, mut scratch) = limited_pool(4, false);
     // The journal's zone and two data zones open.
     p.alloc.alloc(Stream::UserHot, 1).unwrap();
     p.alloc.alloc(Stream::UserCold, 1).unwrap();
