@@ -21,6 +21,7 @@
 #   through configfs and a clone: the values volume ident prints, the uuid
 #   recomputed here with sha1sum as Documentation/configfs-abi.md defines
 #   it, the same after stop + import whichever zvpoolN the disks get;
+#   kind and origin follow a promote of the clone while its disk exists;
 # - the change uevent with ZVPOOL_* variables sent when a disk is added,
 #   captured through /sys/kernel/uevent_helper (kernels with
 #   CONFIG_UEVENT_HELPER; skipped without);
@@ -315,6 +316,14 @@ ktap_test_result "nothing was defined" [ ! -e $P ]
 ktap_test_result "member 1's node added to the directory ($M1_DEV)" node_of "$M1_DEV" $ONE/m1
 t 0 "pool import -d $ONE idp: both members found" zv pool import -d $ONE idp
 ktap_expect_eq "v1 and v2 read their data" "$SUM1 $SUM2" "$(sum_of "$(dev_of v1)") $(sum_of "$(dev_of v2)")"
+
+# --- promote: kind and origin follow while the disk exists --------------------------
+CD=$(dev_of c1)
+t 0 "volume promote idp/c1 (its disk enabled)" zv volume promote idp/c1
+ktap_expect_eq "sysfs of the promoted c1 (same disk $CD): kind volume, no origin, same uuid" \
+	"idp c1 volume - $UC" "$(sys_of "$CD")"
+ktap_expect_eq "ident of the promoted c1: kind volume, no ZVPOOL_ORIGIN" "volume " \
+	"$(key ZVPOOL_KIND "$(ident "$CD")") $(key ZVPOOL_ORIGIN "$(ident "$CD")")"
 
 # --- cleanup -------------------------------------------------------------------------
 ktap_test_result "cleanup" sh -c "{ [ ! -e $P ] || zvpoolctl pool stop idp >/dev/null; } && rmmod zvpool &&
