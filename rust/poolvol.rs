@@ -6,20 +6,46 @@
 //! a `GFP_NOIO` scope, through the pool's data path (`datapath.rs`).
 
 use crate::kwrap::{
-    disk::DiskParams,
+    disk::{DiskAttr, DiskParams},
     request::{Op, Request},
 };
 use crate::lowerio::RqData;
 use crate::pool::ActivePool;
 use crate::poolreq::PoolReq;
-use crate::volinfo::VolKind;
+use crate::volinfo::{kind_origin_of, VolKind};
 use crate::volume::{Io, VolumeBackend};
-use kernel::sync::Arc;
+use crate::zvcore::volid;
+use core::fmt::Write as _;
+use kernel::{prelude::*, str::CString, str::Formatter, sync::Arc};
 
-/// Volume `id` of `pool`.
+/// Volume `id` of `pool`, served under the name `name`.
 pub(crate) struct PoolVolume {
     pub(crate) pool: Arc<ActivePool>,
     pub(crate) id: u32,
+    /// The volume's name: its configfs directory's, which cannot be renamed
+    /// and outlives the disk (`volcfg.rs`), so fixed while the disk exists.
+    name: CString,
+    /// The volume's stable UUID (`zvcore::volid`) from the pool's UUID, the
+    /// id and the name: fixed too.
+    uuid: volid::Uuid,
+}
+
+impl PoolVolume {
+    /// Volume `id` named `name` of `pool`.
+    pub(crate) fn new(pool: Arc<ActivePool>, id: u32, name: CString) -> Self {
+        let uuid = volid::volume_uuid(&pool.uuid, u64::from(id), name.to_bytes());
+        Self {
+            pool,
+            id,
+            name,
+            uuid,
+        }
+    }
+}
+
+/// Writes `b` (a name: ASCII) to `w`.
+fn write_bytes(w: &mut Formatter<'_>, b: &[u8]) -> core::fmt::Result {
+    b.iter().try_for_each(|c| w.write_char(char::from(*c)))
 }
 
 /// A request's data as the byte range `0..len` for [`ReqData`].
@@ -29,6 +55,29 @@ fn data(io: &Io<PoolVolume>) -> RqData<'_, PoolReq> {
 
 impl VolumeBackend for PoolVolume {
     type RequestData = PoolReq;
+
+    fn show_attr(&self, attr: DiskAttr, w: &mut Formatter<'_>) -> Result {
+        match attr {
+            DiskAttr::Pool => write_bytes(w, self.pool.name.to_bytes())?,
+            DiskAttr::Volume => write_bytes(w, self.name.to_bytes())?,
+            DiskAttr::Uuid => write_bytes(w, &volid::format(&self.uuid))?,
+            DiskAttr::PoolUuid => write_bytes(w, &volid::format(&self.pool.uuid))?,
+            DiskAttr::Id => write!(w, "{}", self.id)?,
+            // Promote turns a clone into a volume while its disk exists:
+            // read under the engine lock (briefly, no space accounting).
+            DiskAttr::Kind | DiskAttr::Origin => {
+                let st = self.pool.state.lock();
+                let (kind, origin) = kind_origin_of(&st.engine, self.id);
+                if attr == DiskAttr::Kind {
+                    w.write_str(kind.word())?;
+                } else {
+                    write_bytes(w, origin.unwrap_or(b""))?;
+                }
+            }
+        }
+        w.write_char('\n')?;
+        Ok(())
+    }
 
     fn disk_params(&self, p: &mut DiskParams) {
         p.io_limits = self.pool.limits;

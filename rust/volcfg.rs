@@ -245,13 +245,8 @@ impl configfs::AttributeOperations<1> for VolumeConfig {
                 pr_err!("volume {}: cannot enable: size is not set\n", this.what());
                 return Err(EINVAL);
             };
-            let backend = Arc::new(
-                PoolVolume {
-                    pool: this.pool.clone(),
-                    id,
-                },
-                GFP_KERNEL,
-            )?;
+            let vname: CString = (&*this.name).try_into()?;
+            let backend = Arc::new(PoolVolume::new(this.pool.clone(), id, vname), GFP_KERNEL)?;
             let dev = VolumeDev::new(&this.path, st.size, backend)?;
             pr_info!(
                 "volume {}: enabled as /dev/{}\n",

@@ -10,11 +10,11 @@
 //! does.
 
 use crate::kwrap::{
-    disk::{Disk, DiskParams, Rejected, VolumeOps},
+    disk::{Disk, DiskAttr, DiskParams, Rejected, VolumeOps},
     request::{Op, Request, Status, SECTOR_SHIFT},
 };
 use crate::registry;
-use kernel::{prelude::*, str::CStr, sync::Arc};
+use kernel::{prelude::*, str::CStr, str::Formatter, sync::Arc};
 
 /// Block size of every volume: the logical and physical block size of its
 /// disk, and the unit of sizes in the configfs ABI.
@@ -66,6 +66,13 @@ pub(crate) trait VolumeBackend: Send + Sync + Sized + 'static {
     /// (`VolumeOps::io_done`). Any context (often hard IRQ); never sleeps.
     fn io_done(&self, rq: Request<Self::RequestData>) {
         rq.end(Status::IoErr);
+    }
+
+    /// Writes the value of the disk's identity attribute `attr` (sysfs
+    /// `zvpool/*` and the uevent sent when the disk is added; see
+    /// `VolumeOps::show_attr`). Process context; must not wait for I/O.
+    fn show_attr(&self, _attr: DiskAttr, _w: &mut Formatter<'_>) -> Result {
+        Ok(())
     }
 }
 
@@ -210,6 +217,10 @@ impl<B: VolumeBackend> VolumeOps for Volume<B> {
 
     fn io_done(&self, rq: Request<B::RequestData>) {
         self.backend.io_done(rq);
+    }
+
+    fn show_attr(&self, attr: DiskAttr, w: &mut Formatter<'_>) -> Result {
+        self.backend.show_attr(attr, w)
     }
 }
 

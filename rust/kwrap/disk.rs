@@ -18,6 +18,10 @@
 //! work (`Request::sector()`, ending with a status, gendisk with write cache,
 //! FUA, discard and write zeroes) so it can be swapped for upstream later.
 //!
+//! Every disk carries identity attributes in sysfs (`/sys/block/<disk>/zvpool/`,
+//! [`DiskAttr`], served by [`VolumeOps::show_attr`]) and announces them in a
+//! change uevent when added.
+//!
 //! Contexts: [`Disk::new`], [`Disk::claim`], [`Disk::set_capacity`],
 //! [`Disk::freeze`] and dropping a `Disk` sleep (process context only). `VolumeOps::queue_rq`
 //! runs in process context and may sleep; requests may be ended from any
@@ -28,10 +32,11 @@ use core::ptr::NonNull;
 use kernel::{
     bindings,
     error::{from_err_ptr, to_result},
-    ffi::{c_char, c_void},
+    ffi::{c_char, c_uint, c_void},
     fmt,
+    page::PAGE_SIZE,
     prelude::*,
-    str::{CStr, CStrExt, CString},
+    str::{CStr, CStrExt, CString, Formatter},
     sync::Arc,
 };
 
@@ -69,6 +74,78 @@ pub(crate) trait VolumeOps: Send + Sync + Sized + 'static {
     /// context (often hard IRQ): must not sleep.
     fn io_done(&self, rq: Request<Self::RequestData>) {
         rq.end(Status::IoErr);
+    }
+
+    /// Writes the value of the disk's identity attribute `attr`
+    /// (`/sys/block/<disk>/zvpool/<attr>`, one line; nothing for no
+    /// value). Also gives the variables of the uevent sent when the disk is
+    /// added. Process context (a sysfs read): may take a lock briefly, must
+    /// not wait for I/O.
+    fn show_attr(&self, _attr: DiskAttr, _w: &mut Formatter<'_>) -> Result {
+        Ok(())
+    }
+}
+
+/// The identity attributes of a disk, in the order of `zvpool_ident_attrs`
+/// in `helpers.c` (sysfs name; uevent variable).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum DiskAttr {
+    /// `pool`; `ZVPOOL_POOL`.
+    Pool,
+    /// `volume`; `ZVPOOL_VOLUME`.
+    Volume,
+    /// `uuid`; `ZVPOOL_UUID`.
+    Uuid,
+    /// `kind`; `ZVPOOL_KIND`.
+    Kind,
+    /// `origin`; `ZVPOOL_ORIGIN`.
+    Origin,
+    /// `pool_uuid`; `ZVPOOL_POOL_UUID`.
+    PoolUuid,
+    /// `id`; `ZVPOOL_VOLUME_ID`.
+    Id,
+}
+
+impl DiskAttr {
+    fn from_index(i: c_uint) -> Option<Self> {
+        Some(match i {
+            0 => Self::Pool,
+            1 => Self::Volume,
+            2 => Self::Uuid,
+            3 => Self::Kind,
+            4 => Self::Origin,
+            5 => Self::PoolUuid,
+            6 => Self::Id,
+            _ => return None,
+        })
+    }
+}
+
+/// Serves the identity attributes of a `Disk<T>` (`ffi::DiskShowFn`).
+///
+/// # Safety
+///
+/// `ops` is the `T` of a `Disk<T>` not yet dropped; `buf` points to a
+/// writable buffer of `PAGE_SIZE` bytes (sysfs' page) used by nobody else
+/// during the call.
+unsafe extern "C" fn show_attr<T: VolumeOps>(
+    ops: *const c_void,
+    attr: c_uint,
+    buf: *mut c_char,
+) -> isize {
+    // SAFETY: by the function's safety requirements `ops` is a live `T`
+    // (the `Disk` keeps its `Arc` until the gendisk is deleted).
+    let ops = unsafe { &*ops.cast::<T>() };
+    // SAFETY: by the function's safety requirements `buf` is a page we may
+    // write, not aliased during the call.
+    let page = unsafe { core::slice::from_raw_parts_mut(buf.cast::<u8>(), PAGE_SIZE) };
+    let Some(attr) = DiskAttr::from_index(attr) else {
+        return EINVAL.to_errno() as isize;
+    };
+    let mut w = Formatter::new(page);
+    match ops.show_attr(attr, &mut w) {
+        Ok(()) => w.bytes_written() as isize,
+        Err(e) => e.to_errno() as isize,
     }
 }
 
@@ -137,10 +214,14 @@ impl DiskParams {
 /// # Invariants
 ///
 /// `gendisk` was returned by `blk_mq_alloc_disk` on `tagset`'s tag set with
-/// `queuedata` `Arc::as_ptr(&ops)` and `fops` `zvpool_bdev_fops()`, was added
-/// with `device_add_disk`, and is deleted and put only by `Drop`.
+/// `queuedata` `Arc::as_ptr(&ops)`, `fops` `zvpool_bdev_fops()` and
+/// `private_data` `priv_data` (from `zvpool_disk_priv_alloc` with
+/// `Arc::as_ptr(&ops)` and `show_attr::<T>`), was added with
+/// `device_add_disk` and the groups of `zvpool_disk_attr_groups()`, and is
+/// deleted and put only by `Drop`, which then frees `priv_data`.
 pub(crate) struct Disk<T: VolumeOps> {
     gendisk: NonNull<bindings::gendisk>,
+    priv_data: NonNull<c_void>,
     // Dropped after `Drop::drop` released the gendisk: the tag set first,
     // then the `T` that `queue_rq` used.
     _tagset: TagSet<T>,
@@ -155,7 +236,9 @@ unsafe impl<T: VolumeOps> Sync for Disk<T> {}
 
 impl<T: VolumeOps> Disk<T> {
     /// Creates the disk `name` (at most 31 bytes) served by `ops` and adds it
-    /// to the system: `/dev/<name>` exists when this returns. Sleeps.
+    /// to the system with its identity attributes
+    /// ([`VolumeOps::show_attr`]): `/dev/<name>` exists when this returns,
+    /// and a change uevent carrying the identity was sent. Sleeps.
     pub(crate) fn new(name: fmt::Arguments<'_>, p: &DiskParams, ops: Arc<T>) -> Result<Self> {
         let name = CString::try_from_fmt(name)?;
         let nr_hw_queues = match p.nr_hw_queues {
@@ -208,13 +291,35 @@ impl<T: VolumeOps> Disk<T> {
         };
         let g = gendisk.as_ptr();
 
+        // SAFETY: `show_attr::<T>` may be called with the `T` of `ops` for as
+        // long as the disk exists: `ops` is kept in the result, whose `Drop`
+        // frees this after deleting the disk.
+        let priv_data = unsafe {
+            ffi::zvpool_disk_priv_alloc(Arc::as_ptr(&ops).cast::<c_void>(), show_attr::<T>)
+        };
+        let Some(priv_data) = NonNull::new(priv_data) else {
+            pr_err!("{}: no memory for the disk\n", name.to_str().unwrap_or("?"));
+            // SAFETY: allocated above, never added.
+            unsafe { bindings::put_disk(g) };
+            return Err(ENOMEM);
+        };
+        // Undoes the allocations when the disk could not be added.
+        let undo = |g: *mut bindings::gendisk| {
+            // SAFETY: allocated above, never added.
+            unsafe { bindings::put_disk(g) };
+            // SAFETY: allocated above; the disk that used it is gone.
+            unsafe { ffi::zvpool_disk_priv_free(priv_data.as_ptr()) };
+        };
+        // SAFETY: `g` is a new gendisk not yet added; `priv_data` outlives
+        // it (freed after the disk's last put, or by `undo`).
+        unsafe { ffi::zvpool_disk_set_priv(g, priv_data.as_ptr()) };
+
         // SAFETY: `g` is a new gendisk nobody else uses until `device_add_disk`.
         let dst = unsafe { &mut (*g).disk_name };
         let bytes = name.to_bytes_with_nul();
         if bytes.len() > dst.len() {
             pr_err!("disk name too long\n");
-            // SAFETY: allocated above, never added.
-            unsafe { bindings::put_disk(g) };
+            undo(g);
             return Err(EINVAL);
         }
         for (d, s) in dst.iter_mut().zip(bytes) {
@@ -227,9 +332,10 @@ impl<T: VolumeOps> Disk<T> {
             bindings::set_capacity(g, p.capacity_sectors);
             bindings::set_disk_ro(g, p.read_only);
         }
-        // SAFETY: `g` is a fully set up gendisk not yet added.
+        // SAFETY: `g` is a fully set up gendisk not yet added; the groups
+        // live as long as the module, which the disk cannot outlive.
         let ret = to_result(unsafe {
-            bindings::device_add_disk(core::ptr::null_mut(), g, core::ptr::null_mut())
+            bindings::device_add_disk(core::ptr::null_mut(), g, ffi::zvpool_disk_attr_groups())
         });
         if let Err(e) = ret {
             pr_err!(
@@ -237,17 +343,27 @@ impl<T: VolumeOps> Disk<T> {
                 name.to_str().unwrap_or("?"),
                 e
             );
-            // SAFETY: allocated above, not added.
-            unsafe { bindings::put_disk(g) };
+            undo(g);
             return Err(e);
         }
         // INVARIANT: allocated on `tagset` with `queuedata` from `ops`, fops
-        // set, added above.
-        Ok(Self {
+        // and private data set, added above with the groups.
+        let disk = Self {
             gendisk,
+            priv_data,
             _tagset: tagset,
             ops,
-        })
+        };
+        // SAFETY: `g` was added above with its private data set.
+        if let Err(e) = to_result(unsafe { ffi::zvpool_disk_announce(g) }) {
+            // The disk works; udev can still ask `zvpoolctl volume ident`.
+            pr_err!(
+                "{}: cannot send the identity uevent ({:?})\n",
+                name.to_str().unwrap_or("?"),
+                e
+            );
+        }
+        Ok(disk)
     }
 
     fn raw(&self) -> *mut bindings::gendisk {
@@ -341,5 +457,8 @@ impl<T: VolumeOps> Drop for Disk<T> {
         unsafe { bindings::del_gendisk(self.raw()) };
         // SAFETY: the reference from `blk_mq_alloc_disk`, put once here.
         unsafe { bindings::put_disk(self.raw()) };
+        // SAFETY: from `zvpool_disk_priv_alloc` (type invariant); the disk
+        // is deleted (no more opens or attribute shows) and freed once here.
+        unsafe { ffi::zvpool_disk_priv_free(self.priv_data.as_ptr()) };
     }
 }

@@ -4,6 +4,10 @@
 use kernel::bindings;
 use kernel::ffi::{c_char, c_int, c_uint, c_void};
 
+/// The show callback of a disk's identity attributes (see
+/// `zvpool_disk_priv_alloc`): `(ops, attribute index, page) -> length or -errno`.
+pub(crate) type DiskShowFn = unsafe extern "C" fn(*const c_void, c_uint, *mut c_char) -> isize;
+
 /// Mirror of `struct zvpool_io_limits` in `helpers.c`: the I/O-shape limits
 /// of a block device's queue that a device stacked on it must not exceed.
 #[repr(C)]
@@ -146,6 +150,49 @@ unsafe extern "C" {
     ///
     /// `disk` points to a valid gendisk whose `fops` is `zvpool_bdev_fops()`.
     pub(crate) fn zvpool_disk_claim(disk: *mut bindings::gendisk) -> c_int;
+
+    /// Allocates the private data of a zvpool disk (`struct
+    /// zvpool_disk_priv`): `show(ops, i, buf)` serves its identity
+    /// attributes. NULL without memory. Sleeps.
+    ///
+    /// # Safety
+    ///
+    /// `ops` must stay valid, and `show` callable with it, until the disk
+    /// given this data with [`zvpool_disk_set_priv`] has been deleted.
+    pub(crate) fn zvpool_disk_priv_alloc(ops: *const c_void, show: DiskShowFn) -> *mut c_void;
+
+    /// Frees what [`zvpool_disk_priv_alloc`] returned.
+    ///
+    /// # Safety
+    ///
+    /// `p` came from `zvpool_disk_priv_alloc` and no disk uses it any more
+    /// (deleted, or never added), and it is freed once.
+    pub(crate) fn zvpool_disk_priv_free(p: *mut c_void);
+
+    /// Sets `disk->private_data` to `p`.
+    ///
+    /// # Safety
+    ///
+    /// `disk` is a valid gendisk not yet added; `p` came from
+    /// [`zvpool_disk_priv_alloc`] and outlives the disk.
+    pub(crate) fn zvpool_disk_set_priv(disk: *mut bindings::gendisk, p: *mut c_void);
+
+    /// The attribute groups of every zvpool disk (`zvpool/` with the
+    /// identity attributes), for `device_add_disk`.
+    ///
+    /// # Safety
+    ///
+    /// No preconditions; the array lives as long as the module.
+    pub(crate) fn zvpool_disk_attr_groups() -> *mut *const bindings::attribute_group;
+
+    /// Sends the disk's `KOBJ_CHANGE` uevent with its identity variables
+    /// (`ZVPOOL_POOL`, ...). Returns 0 or `-errno`. Sleeps.
+    ///
+    /// # Safety
+    ///
+    /// `disk` is a valid, added gendisk whose private data was set with
+    /// [`zvpool_disk_set_priv`].
+    pub(crate) fn zvpool_disk_announce(disk: *mut bindings::gendisk) -> c_int;
 
     /// Takes the current task's plug away and returns it (null if none).
     ///

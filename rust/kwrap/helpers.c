@@ -8,6 +8,8 @@
 #include <linux/blkdev.h>
 #include <linux/cpumask.h>
 #include <linux/highmem.h>
+#include <linux/kobject.h>
+#include <linux/slab.h>
 #include <linux/mm.h>
 #include <linux/module.h>
 #include <linux/sched/mm.h>
@@ -119,15 +121,36 @@ unsigned int zvpool_nr_cpu_ids(void)
 }
 
 /*
- * disk->private_data is owned by this file: NULL while the disk may be
- * opened, non-NULL once zvpool_disk_claim() reserved it for removal.
- * ->open runs with disk->open_mutex held, as does the claim, so an open
- * either completes before the claim (which then sees the opener and fails)
- * or fails after it.
+ * disk->private_data of every zvpool disk, owned by this file: set by
+ * zvpool_disk_priv_alloc() before device_add_disk(), freed by
+ * zvpool_disk_priv_free() after the disk's last put.
+ * - claimed: false while the disk may be opened, true once
+ *   zvpool_disk_claim() reserved it for removal. ->open runs with
+ *   disk->open_mutex held, as does the claim, so an open either completes
+ *   before the claim (which then sees the opener and fails) or fails after
+ *   it.
+ * - show(ops, i, buf): writes the value of identity attribute i (the order
+ *   of zvpool_ident_attrs[] below, DiskAttr in rust/kwrap/disk.rs) into the
+ *   page buf, returns its length or -errno. ops lives as long as the disk.
  */
+struct zvpool_disk_priv {
+	const void *ops;
+	ssize_t (*show)(const void *ops, unsigned int attr, char *buf);
+	bool claimed;
+};
+
+void *zvpool_disk_priv_alloc(const void *ops,
+			     ssize_t (*show)(const void *ops, unsigned int attr, char *buf));
+void zvpool_disk_priv_free(void *priv);
+void zvpool_disk_set_priv(struct gendisk *disk, void *priv);
+const struct attribute_group **zvpool_disk_attr_groups(void);
+int zvpool_disk_announce(struct gendisk *disk);
+
 static int zvpool_bdev_open(struct gendisk *disk, blk_mode_t mode)
 {
-	if (disk->private_data)
+	struct zvpool_disk_priv *p = disk->private_data;
+
+	if (p->claimed)
 		return -ENXIO;
 	return 0;
 }
@@ -143,20 +166,151 @@ const struct block_device_operations *zvpool_bdev_fops(void)
 	return &zvpool_fops;
 }
 
+/* A disk's private data (see struct zvpool_disk_priv); NULL without memory. Sleeps. */
+void *zvpool_disk_priv_alloc(const void *ops,
+			     ssize_t (*show)(const void *ops, unsigned int attr, char *buf))
+{
+	struct zvpool_disk_priv *p = kzalloc(sizeof(*p), GFP_KERNEL);
+
+	if (p) {
+		p->ops = ops;
+		p->show = show;
+	}
+	return p;
+}
+
+void zvpool_disk_priv_free(void *priv)
+{
+	kfree(priv);
+}
+
+/* Before device_add_disk(): the disk's private data from zvpool_disk_priv_alloc(). */
+void zvpool_disk_set_priv(struct gendisk *disk, void *priv)
+{
+	disk->private_data = priv;
+}
+
 /*
  * Reserves disk for removal: -EBUSY if anyone has it open, else 0 and
  * every later open fails with -ENXIO. Sleeps (disk->open_mutex).
  */
 int zvpool_disk_claim(struct gendisk *disk)
 {
+	struct zvpool_disk_priv *p = disk->private_data;
 	int ret = 0;
 
 	mutex_lock(&disk->open_mutex);
 	if (disk_openers(disk))
 		ret = -EBUSY;
 	else
-		disk->private_data = disk;
+		p->claimed = true;
 	mutex_unlock(&disk->open_mutex);
+	return ret;
+}
+
+/*
+ * The identity attributes /sys/block/zvpoolN/zvpool/NAME (read-only), all
+ * served by the disk's show callback. They exist from device_add_disk()
+ * to del_gendisk(), which waits for the shows in progress, so the private
+ * data and ops outlive every show.
+ */
+static ssize_t zvpool_ident_show(struct device *dev, unsigned int i, char *buf)
+{
+	struct zvpool_disk_priv *p = dev_to_disk(dev)->private_data;
+
+	return p->show(p->ops, i, buf);
+}
+
+#define ZVPOOL_IDENT_ATTR(_name, _i)						\
+static ssize_t zvpool_ident_##_name##_show(struct device *dev,			\
+					    struct device_attribute *attr,	\
+					    char *buf)				\
+{										\
+	return zvpool_ident_show(dev, _i, buf);					\
+}										\
+static struct device_attribute zvpool_ident_attr_##_name =			\
+	__ATTR(_name, 0444, zvpool_ident_##_name##_show, NULL)
+
+ZVPOOL_IDENT_ATTR(pool, 0);
+ZVPOOL_IDENT_ATTR(volume, 1);
+ZVPOOL_IDENT_ATTR(uuid, 2);
+ZVPOOL_IDENT_ATTR(kind, 3);
+ZVPOOL_IDENT_ATTR(origin, 4);
+ZVPOOL_IDENT_ATTR(pool_uuid, 5);
+ZVPOOL_IDENT_ATTR(id, 6);
+
+static struct attribute *zvpool_ident_attrs[] = {
+	&zvpool_ident_attr_pool.attr,
+	&zvpool_ident_attr_volume.attr,
+	&zvpool_ident_attr_uuid.attr,
+	&zvpool_ident_attr_kind.attr,
+	&zvpool_ident_attr_origin.attr,
+	&zvpool_ident_attr_pool_uuid.attr,
+	&zvpool_ident_attr_id.attr,
+	NULL,
+};
+
+/* The uevent variable of each attribute, in the same order. */
+static const char *const zvpool_ident_env[] = {
+	"ZVPOOL_POOL", "ZVPOOL_VOLUME", "ZVPOOL_UUID", "ZVPOOL_KIND",
+	"ZVPOOL_ORIGIN", "ZVPOOL_POOL_UUID", "ZVPOOL_VOLUME_ID",
+};
+
+static const struct attribute_group zvpool_ident_group = {
+	.name = "zvpool",
+	.attrs = zvpool_ident_attrs,
+};
+
+static const struct attribute_group *zvpool_disk_groups[] = {
+	&zvpool_ident_group,
+	NULL,
+};
+
+/* The attribute groups every zvpool disk is added with (device_add_disk). */
+const struct attribute_group **zvpool_disk_attr_groups(void)
+{
+	return zvpool_disk_groups;
+}
+
+/*
+ * Sends the added disk's KOBJ_CHANGE uevent carrying its identity, as
+ * loop and md do: ZVPOOL_POOL=... for every attribute with a non-empty
+ * value (one trailing newline dropped). Returns 0 or -errno. Sleeps.
+ */
+int zvpool_disk_announce(struct gendisk *disk)
+{
+	struct zvpool_disk_priv *p = disk->private_data;
+	char *envp[ARRAY_SIZE(zvpool_ident_env) + 1] = {};
+	unsigned int i, n = 0;
+	char *buf;
+	int ret = 0;
+
+	buf = kzalloc(PAGE_SIZE, GFP_KERNEL);
+	if (!buf)
+		return -ENOMEM;
+	for (i = 0; i < ARRAY_SIZE(zvpool_ident_env); i++) {
+		ssize_t len = p->show(p->ops, i, buf);
+
+		if (len < 0) {
+			ret = len;
+			goto out;
+		}
+		if (len > 0 && buf[len - 1] == '\n')
+			len--;
+		if (!len)
+			continue;
+		envp[n] = kasprintf(GFP_KERNEL, "%s=%.*s", zvpool_ident_env[i], (int)len, buf);
+		if (!envp[n]) {
+			ret = -ENOMEM;
+			goto out;
+		}
+		n++;
+	}
+	ret = kobject_uevent_env(&disk_to_dev(disk)->kobj, KOBJ_CHANGE, envp);
+out:
+	for (i = 0; i < n; i++)
+		kfree(envp[i]);
+	kfree(buf);
 	return ret;
 }
 

@@ -23,3 +23,4 @@ pub mod probe;
 pub mod recovery;
 pub mod sparse;
 pub mod verify;
+pub mod volid;

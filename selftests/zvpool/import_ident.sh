@@ -16,6 +16,15 @@
 #   bound through configfs, clone), origin, the pool's UUID, a version 5
 #   ZVPOOL_UUID different for each volume and the same after stop + import;
 #   a disk that is not a volume refused;
+# - the disks' sysfs identity attributes /sys/block/zvpoolN/zvpool/{pool,
+#   volume,kind,origin,uuid,pool_uuid,id} for a volume, a snapshot bound
+#   through configfs and a clone: the values volume ident prints, the uuid
+#   recomputed here with sha1sum as Documentation/configfs-abi.md defines
+#   it, the same after stop + import whichever zvpoolN the disks get;
+#   kind and origin follow a promote of the clone while its disk exists;
+# - the change uevent with ZVPOOL_* variables sent when a disk is added,
+#   captured through /sys/kernel/uevent_helper (kernels with
+#   CONFIG_UEVENT_HELPER; skipped without);
 # - udev/60-zvpool.rules through 'udevadm test' when the guest has udevadm.
 DIR=$(dirname "$0")
 . "$DIR/ktap_helpers.sh"
@@ -87,6 +96,40 @@ is_v5() { echo "$1" | grep -qE '^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9
 # differ A B: two version 5 UUIDs, not the same.
 differ() { is_v5 "$1" && is_v5 "$2" && [ "$1" != "$2" ]; }
 differ3() { differ "$1" "$2" && differ "$1" "$3"; }
+# sys_of DISK: "pool volume kind origin uuid" from DISK's sysfs identity
+# attributes (origin "-" when empty), empty if it has none.
+sys_of() {
+	_d=/sys/block/${1#/dev/}/zvpool
+	[ -r "$_d/pool" ] || return 0
+	_o=$(cat "$_d/origin")
+	echo "$(cat "$_d/pool") $(cat "$_d/volume") $(cat "$_d/kind") ${_o:--} $(cat "$_d/uuid")"
+}
+# sys_attr DISK ATTR: one sysfs identity attribute.
+sys_attr() { cat "/sys/block/${1#/dev/}/zvpool/$2" 2>/dev/null; }
+# v5_of NAME: the version 5 UUID of NAME in the zvpool namespace
+# 7a1c5e0d-934b-4f2e-a610-3c8d55e2719f (RFC 9562: SHA-1 of namespace + name,
+# version and variant bits set), computed here independently of the module.
+v5_of() {
+	_h=$({ printf '\172\034\136\015\223\113\117\056\246\020\074\215\125\342\161\237'; printf '%s' "$1"; } | sha1sum | cut -c1-32)
+	_v=$(printf '%x' $(( (0x$(echo "$_h" | cut -c17) & 3) | 8 )))
+	echo "$(echo "$_h" | cut -c1-8)-$(echo "$_h" | cut -c9-12)-5$(echo "$_h" | cut -c14-16)-$_v$(echo "$_h" | cut -c18-20)-$(echo "$_h" | cut -c21-32)"
+}
+# expect_sys WHAT DISK "pool volume kind origin" IDENT: DISK's sysfs
+# attributes are those, its uuid is ident's ZVPOOL_UUID and the v5 UUID of
+# "POOL-UUID/ID/VOLUME" (pool_uuid and id attributes = ident's).
+expect_sys() {
+	_s=$(sys_of "$2")
+	ktap_print_msg "sysfs $1 (${2#/dev/}): $_s"
+	ktap_expect_eq "sysfs $1: pool volume kind origin" "$3" "${_s% *}"
+	_u=${_s##* }
+	_id=$(sys_attr "$2" id)
+	_pu=$(sys_attr "$2" pool_uuid)
+	ktap_expect_eq "sysfs $1: id and pool_uuid as volume ident prints them" \
+		"$(key ZVPOOL_VOLUME_ID "$4") $(key ZVPOOL_POOL_UUID "$4")" "$_id $_pu"
+	ktap_expect_eq "sysfs $1: uuid = ident's ZVPOOL_UUID = v5 of $_pu/$_id/NAME" \
+		"$(key ZVPOOL_UUID "$4") $(key ZVPOOL_UUID "$4")" \
+		"$_u $(v5_of "$_pu/$_id/$(sys_attr "$2" volume)")"
+}
 # node_of DEV DIR/NAME: DEV's device node made in DIR (mknod, else a symlink).
 node_of() {
 	if command -v mknod >/dev/null; then
@@ -134,6 +177,25 @@ ktap_expect_eq "ident v2: volume v2" "idp v2 volume" \
 ktap_test_result "v1 and v2 have different UUIDs" differ "$U1" "$U2"
 t 1 "ident of a disk that is not a volume: refused" zvpoolctl volume ident "${D0#/dev/}"
 has "no zvpool volume has this disk" "the refusal says no volume has it"
+expect_sys v1 "$V1" "idp v1 volume -" "$I1"
+expect_sys v2 "$V2" "idp v2 volume -" "$I2"
+ktap_expect_eq "sysfs v1: pool_uuid is the pool's status uuid" "$PU" "$(sys_attr "$V1" pool_uuid)"
+ktap_expect_eq "a disk that is not a volume has no zvpool attributes" "" "$(sys_of "$D0")"
+
+# Uevents through the uevent helper (no udev and no netlink in the guest).
+UH=/sys/kernel/uevent_helper
+EV=/tmp/zvid.uevents
+OLD_UH=
+if [ -w $UH ]; then
+	OLD_UH=$(cat $UH)
+	cat >/tmp/zvid.uevent.sh <<-'EOS'
+	#!/bin/sh
+	{ echo "--- $ACTION $DEVPATH"; env | grep -E '^(DEVNAME|ZVPOOL_[A-Z_]*)=' | sort; } >>/tmp/zvid.uevents
+	EOS
+	chmod +x /tmp/zvid.uevent.sh
+	: >$EV
+	echo /tmp/zvid.uevent.sh >$UH
+fi
 
 t 0 "snapshot create v1@s1" zv snapshot create idp/v1@s1
 # Bound and enabled through configfs, as export-image and send bind it.
@@ -147,6 +209,27 @@ ktap_expect_eq "ident of the bound snapshot: volume v1@s1, kind snapshot, origin
 	"$(key ZVPOOL_VOLUME "$IS") $(key ZVPOOL_KIND "$IS") $(key ZVPOOL_ORIGIN "$IS")"
 US=$(key ZVPOOL_UUID "$IS")
 ktap_test_result "the snapshot's UUID is its own" differ3 "$US" "$U1" "$U2"
+expect_sys "snapshot v1@s1" "$SD" "idp v1@s1 snapshot v1" "$IS"
+if [ -w $UH ]; then
+	# The helper runs asynchronously: wait for the change event.
+	_n=0
+	while [ $_n -lt 20 ] && ! grep -q "^ZVPOOL_VOLUME=v1@s1" $EV; do
+		sleep 0.1
+		_n=$((_n + 1))
+	done
+	echo "$OLD_UH" >$UH
+	# The block of the change event of the snapshot's disk.
+	awk -v d="${SD#/dev/}" '/^--- / { on = ($2 == "change" && $3 ~ ("/" d "$")) } on' $EV >/tmp/zvid.ev
+	sed 's/^/# uevent: /' /tmp/zvid.ev
+	ktap_expect_eq "change uevent of ${SD#/dev/}: ZVPOOL_POOL, _VOLUME, _KIND, _ORIGIN, _UUID" \
+		"ZVPOOL_KIND=snapshot ZVPOOL_ORIGIN=v1 ZVPOOL_POOL=idp ZVPOOL_UUID=$US ZVPOOL_VOLUME=v1@s1" \
+		"$(grep -E '^ZVPOOL_(POOL|VOLUME|KIND|ORIGIN|UUID)=' /tmp/zvid.ev | xargs)"
+	ktap_expect_eq "the uevent's pool UUID and volume id too" \
+		"ZVPOOL_POOL_UUID=$PU ZVPOOL_VOLUME_ID=$(sys_attr "$SD" id)" \
+		"$(grep -E '^ZVPOOL_(POOL_UUID|VOLUME_ID)=' /tmp/zvid.ev | xargs)"
+else
+	ktap_test_skip "change uevent with ZVPOOL_* variables" "no $UH (kernel without CONFIG_UEVENT_HELPER)"
+fi
 echo 0 >"$P/v1@s1/enable"
 rmdir "$P/v1@s1"
 t 0 "volume clone v1@s1 c1" zv volume clone idp/v1@s1 c1
@@ -154,6 +237,10 @@ IC=$(ident "$(dev_of c1)")
 ktap_expect_eq "ident c1: kind clone, origin v1@s1" "c1 clone v1@s1" \
 	"$(key ZVPOOL_VOLUME "$IC") $(key ZVPOOL_KIND "$IC") $(key ZVPOOL_ORIGIN "$IC")"
 UC=$(key ZVPOOL_UUID "$IC")
+expect_sys "clone c1" "$(dev_of c1)" "idp c1 clone v1@s1" "$IC"
+SYS1=$(sys_of "$V1")
+SYS2=$(sys_of "$V2")
+SYSC=$(sys_of "$(dev_of c1)")
 
 # --- the udev rule ------------------------------------------------------------
 RULE=
@@ -198,6 +285,13 @@ ktap_expect_eq "v1 and v2 read their data" "$SUM1 $SUM2" "$(sum_of "$(dev_of v1)
 ktap_expect_eq "v1's UUID is the same after stop + import" "$U1" "$(key ZVPOOL_UUID "$(ident "$(dev_of v1)")")"
 ktap_expect_eq "v2's and c1's too" "$U2 $UC" \
 	"$(key ZVPOOL_UUID "$(ident "$(dev_of v2)")") $(key ZVPOOL_UUID "$(ident "$(dev_of c1)")")"
+# v1 and v2 enabled again in the other order: each gets the other's number.
+echo 0 >$P/v1/enable && echo 0 >$P/v2/enable && echo 1 >$P/v2/enable && echo 1 >$P/v1/enable
+ktap_print_msg "disks after the import: v1 $(dev_of v1), v2 $(dev_of v2), c1 $(dev_of c1) (before: $V1, $V2)"
+ktap_test_result "v1 and v2 re-enabled in the other order have other disks" \
+	sh -c "[ '$(dev_of v1)' != '$V1' ] && [ '$(dev_of v2)' != '$V2' ]"
+ktap_expect_eq "sysfs of v1, v2, c1 after stop + import: the same values" "$SYS1|$SYS2|$SYSC" \
+	"$(sys_of "$(dev_of v1)")|$(sys_of "$(dev_of v2)")|$(sys_of "$(dev_of c1)")"
 
 # --- pool import -a --cached ----------------------------------------------------
 t 0 "pool stop" zv pool stop idp
@@ -223,10 +317,19 @@ ktap_test_result "member 1's node added to the directory ($M1_DEV)" node_of "$M1
 t 0 "pool import -d $ONE idp: both members found" zv pool import -d $ONE idp
 ktap_expect_eq "v1 and v2 read their data" "$SUM1 $SUM2" "$(sum_of "$(dev_of v1)") $(sum_of "$(dev_of v2)")"
 
+# --- promote: kind and origin follow while the disk exists --------------------------
+CD=$(dev_of c1)
+t 0 "volume promote idp/c1 (its disk enabled)" zv volume promote idp/c1
+ktap_expect_eq "sysfs of the promoted c1 (same disk $CD): kind volume, no origin, same uuid" \
+	"idp c1 volume - $UC" "$(sys_of "$CD")"
+ktap_expect_eq "ident of the promoted c1: kind volume, no ZVPOOL_ORIGIN" "volume " \
+	"$(key ZVPOOL_KIND "$(ident "$CD")") $(key ZVPOOL_ORIGIN "$(ident "$CD")")"
+
 # --- cleanup -------------------------------------------------------------------------
 ktap_test_result "cleanup" sh -c "{ [ ! -e $P ] || zvpoolctl pool stop idp >/dev/null; } && rmmod zvpool &&
 	echo 0 > $NB0/power && rmdir $NB0 && echo 0 > $NB1/power && rmdir $NB1 && rmmod null_blk"
 rm -rf "$C" "$ONE" /tmp/zvid.*
+[ -w $UH ] && [ "$(cat $UH)" = /tmp/zvid.uevent.sh ] && echo "$OLD_UH" >$UH
 DMESG_MARK=$DMESG_START
 dmesg_clean_since_mark "no WARN, oops, lockdep or hung task"
 ktap_set_plan $((KTAP_TESTNO - 1))

@@ -106,9 +106,12 @@ pub fn run_io(
         }
         None => None,
     };
-    // The control device goes with the kernel's configfs, not a test root.
+    // The control device and sysfs go with the kernel's configfs, not a
+    // test root.
     let fs = if root == DEFAULT_ROOT {
-        FsBackend::new(root).with_control(DEFAULT_CONTROL)
+        FsBackend::new(root)
+            .with_control(DEFAULT_CONTROL)
+            .with_sys_block(backend::DEFAULT_SYS_BLOCK)
     } else {
         FsBackend::new(root)
     };

@@ -193,4 +193,28 @@ mod tests {
         assert_ne!(u, volume_uuid(&p, 2, "vm2"));
         assert_eq!((u[6] >> 4, u[8] >> 6), (5, 2));
     }
+
+    #[test]
+    fn volume_uuid_matches_the_kernels() {
+        // The kernel computes it with zvcore::volid (sysfs `uuid`, uevent
+        // ZVPOOL_UUID): the same value for any pool, id and name.
+        let p = parse("6f1c2d3e-aaaa-4bbb-8ccc-1234567890ab").unwrap();
+        assert_eq!(zvcore::volid::NAMESPACE, NAMESPACE);
+        for (id, name) in [
+            (0, "a"),
+            (2, "vm1"),
+            (7, "v1@s1"),
+            (u64::MAX, &*"x".repeat(31)),
+        ] {
+            assert_eq!(
+                zvcore::volid::volume_uuid(&p, id, name.as_bytes()),
+                volume_uuid(&p, id, name),
+                "{id} {name}"
+            );
+        }
+        assert_eq!(
+            std::str::from_utf8(&zvcore::volid::format(&p)).unwrap(),
+            format(&p)
+        );
+    }
 }

@@ -10,6 +10,8 @@ pub struct FsBackend {
     root: PathBuf,
     /// The control device, if used.
     control: Option<PathBuf>,
+    /// `/sys/block`, if used (volume disks' identity attributes).
+    sys_block: Option<PathBuf>,
 }
 
 impl FsBackend {
@@ -17,7 +19,14 @@ impl FsBackend {
         FsBackend {
             root: root.into(),
             control: None,
+            sys_block: None,
         }
+    }
+
+    /// Reads volume disks' identity attributes under `path` (`/sys/block`).
+    pub fn with_sys_block(mut self, path: impl Into<PathBuf>) -> Self {
+        self.sys_block = Some(path.into());
+        self
     }
 
     /// Uses the control device at `path` (`/dev/zvpool-control`).
@@ -38,6 +47,17 @@ impl FsBackend {
 impl Backend for FsBackend {
     fn location(&self) -> String {
         self.root.display().to_string()
+    }
+
+    fn disk_attr(&self, disk: &str, attr: &str) -> io::Result<String> {
+        let Some(dir) = &self.sys_block else {
+            return Err(io::ErrorKind::NotFound.into());
+        };
+        let mut s = fs::read_to_string(dir.join(disk).join("zvpool").join(attr))?;
+        if s.ends_with('\n') {
+            s.pop();
+        }
+        Ok(s)
     }
 
     fn exists(&self, obj: &Obj) -> bool {

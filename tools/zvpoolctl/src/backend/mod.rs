@@ -14,6 +14,9 @@ use std::io;
 
 /// The default configfs directory of zvpool.
 pub const DEFAULT_ROOT: &str = "/sys/kernel/config/zvpool";
+/// Where the kernel shows block devices (`DISK/zvpool/ATTR`: a volume
+/// disk's identity attributes, modules from issue 22 on).
+pub const DEFAULT_SYS_BLOCK: &str = "/sys/block";
 /// The control device (`volumes` listings of any length).
 pub const DEFAULT_CONTROL: &str = "/dev/zvpool-control";
 
@@ -77,6 +80,13 @@ pub trait Backend {
     /// a configfs root of tests).
     fn control(&self, _cmd: &str) -> io::Result<Option<String>> {
         Ok(None)
+    }
+    /// The identity attribute `attr` (`pool`, `volume`, `uuid`, `kind`,
+    /// `origin`, `pool_uuid`, `id`) of the volume disk `disk` (`zvpoolN`),
+    /// from `/sys/block/DISK/zvpool/ATTR`; `NotFound` where there is none
+    /// (older modules, other disks, test roots).
+    fn disk_attr(&self, _disk: &str, _attr: &str) -> io::Result<String> {
+        Err(io::ErrorKind::NotFound.into())
     }
     /// Opens member devices read-only for the offline checker (not through
     /// the driver: the devices themselves).

@@ -2,9 +2,12 @@
 //! `zvpoolctl volume ident DEV`: what a `zvpoolN` disk is, as `KEY=value`
 //! lines for udev's `IMPORT{program}` (udev/60-zvpool.rules makes the
 //! `/dev/zvpool/POOL/VOLUME` and `/dev/disk/by-id/zvpool-UUID` links from
-//! them). Found through configfs: the volume directory whose `dev` names
-//! the disk; the pool's UUID from its `status`, the volume's id, kind and
-//! origin from its `usage`; the stable UUID from those (`uuid::volume_uuid`).
+//! them). Read from the disk's sysfs attributes
+//! (`/sys/block/DISK/zvpool/*`, the kernel computes the UUID) when it has
+//! them; with older modules found through configfs: the volume directory
+//! whose `dev` names the disk; the pool's UUID from its `status`, the
+//! volume's id, kind and origin from its `usage`; the stable UUID from
+//! those (`uuid::volume_uuid`, the same function as the kernel's).
 
 use super::{Ctx, Verb};
 use crate::abi::{self, KeyValues};
@@ -24,7 +27,9 @@ pub const VERB: Verb = Verb {
            when there is one), ZVPOOL_VOLUME_ID and ZVPOOL_UUID: a name-based UUID\n\
            (version 5) of the pool's UUID, the volume's id and its name, the same\n\
            after every reboot, reassembly or import under another pool name.\n\
-           configfs: each POOL/VOL/dev, POOL/status (uuid), POOL/VOL/usage.\n\
+           Read from /sys/block/DEV/zvpool/ (pool, volume, kind, origin, id,\n\
+           pool_uuid, uuid); with older modules from configfs: each POOL/VOL/dev,\n\
+           POOL/status (uuid), POOL/VOL/usage.\n\
            Exit 1 if no volume has that disk.",
     options: &[],
     min_args: 1,
@@ -50,6 +55,31 @@ fn find(ctx: &Ctx<'_>, disk: &str) -> Result<Option<(String, String)>, Failure> 
     Ok(None)
 }
 
+/// The lines from the disk's sysfs identity attributes; `None` when it has
+/// none (an older module, not a volume disk) or one is missing or malformed.
+fn from_sysfs(ctx: &Ctx<'_>, disk: &str) -> Option<Vec<String>> {
+    let a = |attr: &str| ctx.backend.disk_attr(disk, attr).ok();
+    let (pool, vol, kind, origin) = (a("pool")?, a("volume")?, a("kind")?, a("origin")?);
+    let id: u64 = a("id")?.parse().ok()?;
+    let pool_uuid = uuid::parse(&a("pool_uuid")?)?;
+    let vol_uuid = uuid::parse(&a("uuid")?)?;
+    if pool.is_empty() || vol.is_empty() || kind.is_empty() {
+        return None;
+    }
+    let mut lines = vec![
+        format!("ZVPOOL_POOL={pool}"),
+        format!("ZVPOOL_VOLUME={vol}"),
+        format!("ZVPOOL_KIND={kind}"),
+    ];
+    if !origin.is_empty() {
+        lines.push(format!("ZVPOOL_ORIGIN={origin}"));
+    }
+    lines.push(format!("ZVPOOL_VOLUME_ID={id}"));
+    lines.push(format!("ZVPOOL_POOL_UUID={}", uuid::format(&pool_uuid)));
+    lines.push(format!("ZVPOOL_UUID={}", uuid::format(&vol_uuid)));
+    Some(lines)
+}
+
 fn ident(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
     let arg = &p.args[0];
     let disk = arg.strip_prefix("/dev/").unwrap_or(arg);
@@ -58,6 +88,12 @@ fn ident(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
             format!("expected a disk name (zvpoolN or /dev/zvpoolN), got {arg:?}"),
             "volume ident",
         ));
+    }
+    if let Some(lines) = from_sysfs(ctx, disk) {
+        for l in lines {
+            ctx.say(&l);
+        }
+        return Ok(());
     }
     ctx.require_driver()?;
     let what = format!("identify {disk}");

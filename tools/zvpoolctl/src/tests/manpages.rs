@@ -84,6 +84,55 @@ fn zvpool_4_has_every_module_parameter() {
     }
 }
 
+/// The sysfs identity attributes and uevent variables of `rust/kwrap/helpers.c`.
+fn ident_attrs_and_vars() -> (Vec<String>, Vec<String>) {
+    let c = read("rust/kwrap/helpers.c");
+    let attrs: Vec<String> = c
+        .lines()
+        .filter_map(|l| l.strip_prefix("ZVPOOL_IDENT_ATTR("))
+        .filter_map(|l| l.split(',').next())
+        .map(str::to_string)
+        .collect();
+    let env = c
+        .split("zvpool_ident_env[] = {")
+        .nth(1)
+        .and_then(|r| r.split("};").next())
+        .unwrap_or("");
+    let vars: Vec<String> = env
+        .split('"')
+        .filter(|w| w.starts_with("ZVPOOL_"))
+        .map(str::to_string)
+        .collect();
+    (attrs, vars)
+}
+
+#[test]
+fn zvpool_4_and_the_abi_list_every_sysfs_attribute_and_uevent_variable() {
+    let (attrs, vars) = ident_attrs_and_vars();
+    assert_eq!(attrs.len(), 7, "{attrs:?}");
+    assert_eq!(attrs.len(), vars.len(), "{vars:?}");
+    let page = plain(&read("man/zvpool.4"));
+    let abi = read("Documentation/configfs-abi.md");
+    assert!(page.contains("/sys/block/zvpoolN/zvpool/"));
+    for a in &attrs {
+        assert!(
+            page.contains(&format!(".B {a}\n")),
+            "zvpool.4 lacks attribute {a}"
+        );
+        assert!(
+            abi.contains(&format!("| `{a}` ")),
+            "configfs-abi.md lacks attribute {a}"
+        );
+    }
+    for v in &vars {
+        assert!(page.contains(v.as_str()), "zvpool.4 lacks variable {v}");
+        assert!(
+            abi.contains(&format!("`{v}`")),
+            "configfs-abi.md lacks variable {v}"
+        );
+    }
+}
+
 #[test]
 fn pages_render_without_warnings() {
     if Command::new("groff").arg("-v").output().is_err() {

@@ -83,7 +83,12 @@ fn apply(
     env: &BTreeMap<&str, &str>,
     run: &dyn Fn(&[&str]) -> (i32, String),
 ) -> (Vec<String>, Vec<String>) {
-    let mut vars: BTreeMap<String, String> = BTreeMap::new();
+    // The uevent's own variables (the kernel's ZVPOOL_*) are properties.
+    let mut vars: BTreeMap<String, String> = env
+        .iter()
+        .filter(|(k, _)| k.starts_with("ZVPOOL_"))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     let (mut links, mut programs) = (Vec::new(), Vec::new());
     let kernel = env["KERNEL"];
     let subst = |s: &str, vars: &BTreeMap<String, String>| {
@@ -220,6 +225,28 @@ fn the_rule_links_volumes_and_snapshots_by_name_and_uuid() {
         // Removal: nothing is run.
         assert_eq!(apply(&rules, &uevent("remove", &k), &run), (vec![], vec![]));
     }
+    // The kernel's change uevent after adding the disk carries the
+    // variables: the links come from them, no program runs.
+    let k = disk("vm1");
+    let u = uuid_of(&k);
+    let mut ev = uevent("change", &k);
+    ev.extend([
+        ("ZVPOOL_POOL", "tank"),
+        ("ZVPOOL_VOLUME", "vm1"),
+        ("ZVPOOL_KIND", "volume"),
+        ("ZVPOOL_UUID", u.as_str()),
+    ]);
+    let (links, programs) = apply(&rules, &ev, &|_: &[&str]| -> (i32, String) {
+        panic!("no program for an event with the variables")
+    });
+    assert_eq!(
+        links,
+        [
+            "zvpool/tank/vm1".to_string(),
+            format!("disk/by-id/zvpool-{u}")
+        ]
+    );
+    assert!(programs.is_empty(), "{programs:?}");
     // Other disks are not looked at; a zvpool disk no volume has gets no link.
     assert_eq!(apply(&rules, &uevent("add", "sda"), &run), (vec![], vec![]));
     let (links, programs) = apply(&rules, &uevent("add", "zvpool99"), &run);

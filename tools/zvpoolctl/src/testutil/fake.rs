@@ -206,6 +206,8 @@ struct State {
     seq: u64,
     /// A module without the control device.
     no_control: bool,
+    /// A module with the volume disks' sysfs identity attributes.
+    sysfs_ident: bool,
     /// A module whose control device has no `diff` (EINVAL).
     no_diff: bool,
     /// `diff` commands answered.
@@ -273,6 +275,54 @@ impl FakeKernel {
                 ..State::default()
             }),
         }
+    }
+
+    /// A module with the volume disks' identity attributes in sysfs
+    /// (`/sys/block/zvpoolN/zvpool/*`, derived here from configfs as the
+    /// kernel derives them from its metadata).
+    pub fn enable_sysfs_ident(&self) {
+        self.st.borrow_mut().sysfs_ident = true;
+    }
+
+    /// The sysfs identity attribute `attr` of disk `disk`.
+    fn sysfs_ident_attr(&self, disk: &str, attr: &str) -> io::Result<String> {
+        for pool in self.fs.children(&Obj::Root)? {
+            for vol in self.fs.children(&Obj::pool(&pool)).unwrap_or_default() {
+                let o = Obj::volume(&pool, &vol);
+                let dev = self.fs.read_attr(&o, "dev").unwrap_or_default();
+                if dev.split_whitespace().next() != Some(disk) {
+                    continue;
+                }
+                let usage = self.fs.read_attr(&o, "usage")?;
+                let get = |k: &str| {
+                    usage
+                        .lines()
+                        .find_map(|l| l.strip_prefix(k)?.strip_prefix(' '))
+                        .unwrap_or("")
+                        .to_string()
+                };
+                let status = self.fs.read_attr(&Obj::pool(&pool), "status")?;
+                let pu = status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("uuid "))
+                    .and_then(crate::uuid::parse)
+                    .ok_or_else(|| err(EINVAL))?;
+                let id: u64 = get("id").parse().map_err(|_| err(EINVAL))?;
+                return Ok(match attr {
+                    "pool" => pool,
+                    "volume" => vol.clone(),
+                    "kind" => get("kind"),
+                    "origin" => Some(get("origin")).filter(|o| o != "-").unwrap_or_default(),
+                    "id" => id.to_string(),
+                    "pool_uuid" => crate::uuid::format(&pu),
+                    "uuid" => {
+                        crate::uuid::format(&zvcore::volid::volume_uuid(&pu, id, vol.as_bytes()))
+                    }
+                    _ => return Err(err(ENOENT)),
+                });
+            }
+        }
+        Err(err(ENOENT))
     }
 
     /// A module from before the control device (`/dev/zvpool-control`).
@@ -1077,6 +1127,13 @@ impl Backend for FakeKernel {
 
     fn read_attr(&self, obj: &Obj, attr: &str) -> io::Result<String> {
         self.fs.read_attr(obj, attr)
+    }
+
+    fn disk_attr(&self, disk: &str, attr: &str) -> io::Result<String> {
+        if !self.st.borrow().sysfs_ident {
+            return Err(err(ENOENT));
+        }
+        self.sysfs_ident_attr(disk, attr)
     }
 
     /// `volumes POOL` as the kernel answers it: every volume of an active
