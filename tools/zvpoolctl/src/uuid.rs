@@ -17,11 +17,9 @@
 /// A UUID's 16 bytes.
 pub type Uuid = [u8; 16];
 
-/// The namespace of zvpool volume UUIDs (a random version 4 UUID chosen
-/// once; never change it: every volume UUID depends on it).
-pub const NAMESPACE: Uuid = [
-    0x7a, 0x1c, 0x5e, 0x0d, 0x93, 0x4b, 0x4f, 0x2e, 0xa6, 0x10, 0x3c, 0x8d, 0x55, 0xe2, 0x71, 0x9f,
-];
+/// The namespace of zvpool volume UUIDs (the core's: the kernel computes
+/// the same UUIDs, `zvcore::volid`).
+pub use zvcore::volid::NAMESPACE;
 
 /// `8-4-4-4-12` lower-case hex.
 pub fn format(u: &Uuid) -> String {
@@ -58,11 +56,12 @@ pub fn parse(s: &str) -> Option<Uuid> {
     Some(out)
 }
 
-/// The version 5 UUID of `name` in namespace `ns`.
+/// The version 5 UUID of `name` in namespace `ns` (names of up to 103
+/// bytes: the core's SHA-1 takes 119, enough for every zvpool name).
 pub fn v5(ns: &Uuid, name: &[u8]) -> Uuid {
     let mut data = ns.to_vec();
     data.extend_from_slice(name);
-    let h = sha1(&data);
+    let h = zvcore::volid::sha1(&data);
     let mut u = [0u8; 16];
     u.copy_from_slice(&h[..16]);
     u[6] = (u[6] & 0x0f) | 0x50;
@@ -70,66 +69,10 @@ pub fn v5(ns: &Uuid, name: &[u8]) -> Uuid {
     u
 }
 
-/// The stable UUID of volume `id` named `name` of the pool `pool`.
+/// The stable UUID of volume `id` named `name` of the pool `pool`: the
+/// kernel's (sysfs `uuid`, uevent `ZVPOOL_UUID`), one implementation.
 pub fn volume_uuid(pool: &Uuid, id: u64, name: &str) -> Uuid {
-    v5(
-        &NAMESPACE,
-        format!("{}/{id}/{name}", format(pool)).as_bytes(),
-    )
-}
-
-/// SHA-1 (FIPS 180-4), for version 5 UUIDs only.
-pub fn sha1(data: &[u8]) -> [u8; 20] {
-    let mut h: [u32; 5] = [
-        0x6745_2301,
-        0xefcd_ab89,
-        0x98ba_dcfe,
-        0x1032_5476,
-        0xc3d2_e1f0,
-    ];
-    let mut msg = data.to_vec();
-    msg.push(0x80);
-    while msg.len() % 64 != 56 {
-        msg.push(0);
-    }
-    msg.extend_from_slice(&((data.len() as u64).wrapping_mul(8)).to_be_bytes());
-    for chunk in msg.chunks_exact(64) {
-        let mut w = [0u32; 80];
-        for (i, word) in chunk.chunks_exact(4).enumerate() {
-            w[i] = u32::from_be_bytes([word[0], word[1], word[2], word[3]]);
-        }
-        for i in 16..80 {
-            w[i] = (w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16]).rotate_left(1);
-        }
-        let [mut a, mut b, mut c, mut d, mut e] = h;
-        for (i, wi) in w.iter().enumerate() {
-            let (f, k) = match i {
-                0..=19 => ((b & c) | (!b & d), 0x5a82_7999),
-                20..=39 => (b ^ c ^ d, 0x6ed9_eba1),
-                40..=59 => ((b & c) | (b & d) | (c & d), 0x8f1b_bcdc),
-                _ => (b ^ c ^ d, 0xca62_c1d6),
-            };
-            let t = a
-                .rotate_left(5)
-                .wrapping_add(f)
-                .wrapping_add(e)
-                .wrapping_add(k)
-                .wrapping_add(*wi);
-            e = d;
-            d = c;
-            c = b.rotate_left(30);
-            b = a;
-            a = t;
-        }
-        for (x, y) in h.iter_mut().zip([a, b, c, d, e]) {
-            *x = x.wrapping_add(y);
-        }
-    }
-    let mut out = [0u8; 20];
-    for (i, x) in h.iter().enumerate() {
-        out[4 * i..4 * i + 4].copy_from_slice(&x.to_be_bytes());
-    }
-    out
+    zvcore::volid::volume_uuid(pool, id, name.as_bytes())
 }
 
 #[cfg(test)]
@@ -141,7 +84,8 @@ mod tests {
     }
 
     #[test]
-    fn sha1_test_vectors() {
+    fn core_sha1_test_vectors() {
+        let sha1 = zvcore::volid::sha1;
         // FIPS 180 examples, and a message of more than one block.
         assert_eq!(
             hex(&sha1(b"abc")),
@@ -195,11 +139,10 @@ mod tests {
     }
 
     #[test]
-    fn volume_uuid_matches_the_kernels() {
-        // The kernel computes it with zvcore::volid (sysfs `uuid`, uevent
-        // ZVPOOL_UUID): the same value for any pool, id and name.
+    fn volume_uuid_is_v5_of_pool_id_and_name() {
+        // What the docs say it is (zvpoolctl.md): the version 5 UUID of
+        // `POOL-UUID/ID/NAME` in the zvpool namespace.
         let p = parse("6f1c2d3e-aaaa-4bbb-8ccc-1234567890ab").unwrap();
-        assert_eq!(zvcore::volid::NAMESPACE, NAMESPACE);
         for (id, name) in [
             (0, "a"),
             (2, "vm1"),
@@ -207,7 +150,7 @@ mod tests {
             (u64::MAX, &*"x".repeat(31)),
         ] {
             assert_eq!(
-                zvcore::volid::volume_uuid(&p, id, name.as_bytes()),
+                v5(&NAMESPACE, format!("{}/{id}/{name}", format(&p)).as_bytes()),
                 volume_uuid(&p, id, name),
                 "{id} {name}"
             );
