@@ -119,6 +119,8 @@ pub struct Knobs {
     pub separate: bool,
     /// ... even on members smaller than the default minimum.
     pub force_separate: bool,
+    /// GC reserve; `None`: the core's default.
+    pub reserve: Option<u32>,
 }
 
 impl Knobs {
@@ -127,6 +129,7 @@ impl Knobs {
         start: None,
         separate: true,
         force_separate: false,
+        reserve: None,
     };
 }
 
@@ -151,6 +154,8 @@ pub struct Outcome {
     /// Data zones and the free zones held on average during measurement.
     pub data_zones: u32,
     pub avg_free: f64,
+    /// Unwritten space of the open zones on average, in zones.
+    pub avg_open: f64,
     pub zone_cap: u64,
     pub vol_blocks: u64,
     pub secs: f64,
@@ -303,6 +308,9 @@ impl Driver {
         cfg.separate = knobs.separate;
         if knobs.force_separate {
             cfg.separate_min_zones = 0;
+        }
+        if let Some(r) = knobs.reserve {
+            cfg.alloc.gc_reserve = r;
         }
         let uuids: Vec<[u8; 16]> = (0..shape.members).map(|i| [i as u8 + 1; 16]).collect();
         let mut scratch = vec![0u8; 2 * BLOCK_SIZE];
@@ -468,12 +476,14 @@ pub fn simulate(r: &Run) -> Outcome {
     }
     let s0 = d.p.stats();
     let meas = (size as f64 * r.measure) as u64;
-    let mut free_sum = 0u64;
+    let (mut free_sum, mut open_sum) = (0u64, 0u64);
     for _ in 0..meas {
         if d.stuck {
             break;
         }
-        free_sum += u64::from(d.p.free_zones());
+        let a = d.p.alloc();
+        free_sum += u64::from(a.free_zones());
+        open_sum += a.free_blocks() - u64::from(a.free_zones()) * cap;
         d.write(gen.next(&mut rng), 1);
     }
     let s1 = d.p.stats();
@@ -486,6 +496,7 @@ pub fn simulate(r: &Run) -> Outcome {
         gc: s1.gc_blocks - s0.gc_blocks,
         data_zones,
         avg_free: free_sum as f64 / meas.max(1) as f64,
+        avg_open: open_sum as f64 / (meas.max(1) * cap) as f64,
         zone_cap: cap,
         vol_blocks: size,
         secs: t0.elapsed().as_secs_f64(),
@@ -506,11 +517,12 @@ fn run(shape: Shape, util_pct: u64, load: Workload, knobs: Knobs) -> Run {
 }
 
 /// Analytic bounds for a run: at the nominal utilisation (volume / data
-/// capacity), and at the effective one (volume / capacity of the zones not
-/// held free on average).
+/// capacity), and at the effective one (volume / the capacity that is
+/// neither held free in empty zones nor unwritten in open zones, on
+/// average).
 fn bounds(o: &Outcome, util_pct: u64) -> (f64, f64) {
     let nominal = analytic_wa(util_pct as f64 / 100.0);
-    let usable = (f64::from(o.data_zones) - o.avg_free) * o.zone_cap as f64;
+    let usable = (f64::from(o.data_zones) - o.avg_free - o.avg_open) * o.zone_cap as f64;
     let eff = o.vol_blocks as f64 / usable;
     (
         nominal,
@@ -524,10 +536,10 @@ fn bounds(o: &Outcome, util_pct: u64) -> (f64, f64) {
 
 fn print_header() {
     println!(
-        "| zones | util | workload  | policy       | WA    | bound | bound@held | free held | secs |"
+        "| zones | util | workload  | policy       | WA    | bound | bound@held | free held | open held | secs |"
     );
     println!(
-        "|-------|------|-----------|--------------|-------|-------|------------|-----------|------|"
+        "|-------|------|-----------|--------------|-------|-------|------------|-----------|-----------|------|"
     );
 }
 
@@ -544,7 +556,7 @@ fn print_row(r: &Run, o: &Outcome, label: &str) {
         return;
     }
     println!(
-        "| {:5} | {:3}% | {:9} | {:12} | {:5.2} | {:5.2} | {:10.2} | {:9.1} | {:4.1} |",
+        "| {:5} | {:3}% | {:9} | {:12} | {:5.2} | {:5.2} | {:10.2} | {:9.1} | {:9.1} | {:4.1} |",
         o.data_zones,
         r.util_pct,
         r.load.name(),
@@ -553,6 +565,7 @@ fn print_row(r: &Run, o: &Outcome, label: &str) {
         b,
         be,
         o.avg_free,
+        o.avg_open,
         o.secs
     );
 }
@@ -686,6 +699,10 @@ fn gcsim_full_pool_keeps_collecting() {
 #[ignore]
 fn gcsim_sweep() {
     print_header();
+    for load in LOADS {
+        let r = run(MEDIUM, 80, load, Knobs::DEFAULT);
+        print_row(&r, &simulate(&r), "cost-benefit");
+    }
     for shape in [SMALL, LARGE] {
         for util in [70, 80, 90] {
             for load in LOADS {
@@ -760,6 +777,10 @@ fn gcsim_one() {
             "early" => k.start = Some(background_level),
             "late" => k.start = Some(|_, r| r + 1),
             "late200" => k.start = Some(|t, r| r + (t / 200).max(1) + 1),
+            "urgent" => k.start = Some(zvcore::gc::urgent_level),
+            "s2" => k.start = Some(|_, r| r + 2),
+            "s3" => k.start = Some(|_, r| r + 3),
+            o if o.starts_with("r=") => k.reserve = o[2..].parse().ok(),
             _ => {}
         }
     }
