@@ -123,17 +123,20 @@ where
 }
 
 /// Free-zone level at or below which GC is [`Urgency::Urgent`]:
-/// `reserve + max(1, total / 200)`.
+/// `reserve + max(1, total / 1024)`.
 ///
 /// The zones between the reserve and this level are the pacing band
 /// ([`pace_permille`]); they are held free in steady state and so are space
 /// in which victims cannot empty themselves. The GC simulator
 /// (`tests/gcsim.rs`) shows WA tracking the analytic model at the utilisation
-/// of the zones *not* held free: a band of 2 % of the zones (`total / 50`)
-/// cost 1024-zone pools 6 % of WA at 80 % full (uniform 3.09 against 2.90
-/// with 0.5 %). Pools of up to 400 zones keep a band of one zone.
+/// of the space *not* held free (empty zones and the unwritten part of open
+/// zones): each zone held costs a 1024-zone pool about 1 % of WA at 80 %
+/// full. The band only has to absorb the writes in flight while pacing
+/// reacts, which does not grow with the number of zones: one zone up to
+/// 2047 zones (it was `total / 200`, 5 zones of 1024, and `total / 50`
+/// before that).
 pub fn urgent_level(total: u32, reserve: u32) -> u32 {
-    reserve.saturating_add((total / 200).max(1))
+    reserve.saturating_add((total / 1024).max(1))
 }
 
 /// Free-zone level at or below which GC runs in the background:
@@ -442,34 +445,33 @@ mod tests {
         assert_eq!(gc_urgency(0, 0, 0), Urgency::Urgent);
         assert_eq!(gc_start_level(100, 2), 4);
         assert_eq!(gc_start_level(60, 2), 4);
-        // The band is one zone up to 400 zones, then 0.5 % of them.
-        assert_eq!(urgent_level(399, 2), 3);
-        assert_eq!(urgent_level(400, 2), 4);
-        assert_eq!(gc_start_level(400, 2), 5);
+        // The band is one zone up to 2047 zones, then 1/1024 of them.
+        assert_eq!(urgent_level(1000, 4), 5);
+        assert_eq!(urgent_level(2047, 4), 5);
+        assert_eq!(urgent_level(2048, 4), 6);
+        assert_eq!(gc_start_level(1024, 4), 6);
+        assert_eq!(gc_start_level(4096, 4), 9);
         // Pacing: none above the urgent level, then rising to twice the
         // relocation cost at the reserve.
         let mut last = 0;
         for free in (0..=20).rev() {
-            let p = pace_permille(free, 400, 2);
+            let p = pace_permille(free, 4096, 2);
             assert!(p >= last && p <= 2000, "free {free}: {p}");
             last = p;
         }
-        assert_eq!(pace_permille(6, 400, 2), 0);
-        assert_eq!(pace_permille(5, 400, 2), 0);
-        assert_eq!(pace_permille(4, 400, 2), 1000);
-        assert_eq!(pace_permille(3, 400, 2), 1500);
-        assert_eq!(pace_permille(2, 400, 2), 2000);
-        assert_eq!(pace_permille(0, 400, 2), 2000);
-        // Small pools: the urgent level is one above the reserve.
+        assert_eq!(pace_permille(7, 4096, 2), 0);
+        assert_eq!(pace_permille(6, 4096, 2), 1000);
+        assert_eq!(pace_permille(5, 4096, 2), 1250);
+        assert_eq!(pace_permille(3, 4096, 2), 1750);
+        assert_eq!(pace_permille(2, 4096, 2), 2000);
+        assert_eq!(pace_permille(0, 4096, 2), 2000);
+        // Up to 2047 zones the urgent level is one above the reserve.
         assert_eq!(pace_permille(4, 60, 2), 0);
         assert_eq!(pace_permille(3, 60, 2), 1000);
         assert_eq!(pace_permille(2, 60, 2), 2000);
-        // Large pools: the span is wider, the ends are the same.
-        assert_eq!(urgent_level(1000, 8), 13);
-        assert_eq!(pace_permille(14, 1000, 8), 0);
-        assert_eq!(pace_permille(13, 1000, 8), 1000);
-        assert_eq!(pace_permille(11, 1000, 8), 1400);
-        assert_eq!(pace_permille(8, 1000, 8), 2000);
+        assert_eq!(pace_permille(6, 1024, 4), 0);
+        assert_eq!(pace_permille(5, 1024, 4), 1000);
+        assert_eq!(pace_permille(4, 1024, 4), 2000);
         assert_eq!(pace_permille(u32::MAX, u32::MAX, u32::MAX), 2000);
         assert_eq!(pace_permille(0, 0, 0), 2000);
         // Relocation cost: valid / (cap - valid).

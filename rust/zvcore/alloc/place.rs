@@ -60,6 +60,8 @@ where
         let floor = if user { self.cfg.gc_reserve } else { 0 };
         let global_ok = self.free_zones > floor;
         let start = usize::from(self.rr.get(si).copied().unwrap_or(0));
+        // A stream at its spread opens no zone while one of its own is open.
+        let capped = self.open_count(stream) >= spread(stream, n);
         let mut limited = false;
         // Members found unable to open a suitable zone (bit per member).
         let mut excluded = 0u64;
@@ -100,7 +102,12 @@ where
                             .get(d)
                             .map(|g| g.zone_append)
                             .unwrap_or(false);
-                        if !global_ok || free == 0 || (append && !dev_append) {
+                        if capped {
+                            // Its open zones are busy (writes of the other
+                            // mode in flight): wait, or borrow another's.
+                            limited = true;
+                            None
+                        } else if !global_ok || free == 0 || (append && !dev_append) {
                             None
                         } else if !self.may_open_on(d, stream != Stream::Meta) {
                             limited = true;
@@ -128,6 +135,16 @@ where
             }
         }
         Err(Error::NoSpace)
+    }
+
+    /// Members on which `stream` has a zone open.
+    fn open_count(&self, stream: Stream) -> usize {
+        let n = self.geom.devices().len();
+        self.dev
+            .iter()
+            .take(n)
+            .filter(|s| s.zone.get(stream.index()).is_some_and(|&z| z != NO_ZONE))
+            .count()
     }
 
     fn take(&mut self, stream: Stream, n: u64, append: bool) -> Result<Extent> {
@@ -230,6 +247,18 @@ where
             return Err(Error::Unsupported("zone append"));
         }
         self.take(stream, n, true).map(|e| (e.zone, e.len))
+    }
+}
+
+/// Members on which `stream` may have a zone open at a time, out of `n`:
+/// all for user data and metadata, one for [`Stream::Gc`]. Every open zone
+/// is space written only partly (about half a zone on average), which GC
+/// cannot use to let victims empty themselves; GC copies gain nothing from
+/// being spread, as a victim's blocks are read from one member anyway.
+pub const fn spread(stream: Stream, n: usize) -> usize {
+    match stream {
+        Stream::Gc => 1,
+        _ => n,
     }
 }
 

@@ -253,6 +253,44 @@ fn spread_over_devices() {
 }
 
 #[test]
+fn gc_stream_keeps_one_zone_open() {
+    let devs = [zns(10, 8, 8), zns(10, 8, 8), zns(10, 8, 8)];
+    let open = |a: &A, s: Stream| (0..3u16).filter(|&d| a.open_zone(s, d).is_some()).count();
+    // User streams rotate over equal members: a zone open on each.
+    let mut a = mk(&devs, 2);
+    for _ in 0..3 {
+        a.alloc(Stream::UserCold, 1).unwrap();
+    }
+    assert_eq!(open(&a, Stream::UserCold), 3);
+    // GC copies fill one zone before opening the next (on the member with
+    // the most free zones).
+    let mut a = mk(&devs, 2);
+    let first = a.alloc(Stream::Gc, 1).unwrap();
+    for _ in 0..7 {
+        assert_eq!(a.alloc(Stream::Gc, 1).unwrap().zone, first.zone);
+    }
+    assert_eq!(open(&a, Stream::Gc), 0);
+    let next = a.alloc(Stream::Gc, 1).unwrap();
+    let dev = |a: &A, z: u32| a.geom().zone(z).unwrap().dev;
+    assert_ne!(dev(&a, next.zone), dev(&a, first.zone));
+    assert_eq!(open(&a, Stream::Gc), 1);
+    // The open GC zone busy with a write of the other mode in flight:
+    // `Busy` (the engine then borrows another stream's zone), not a second
+    // open zone.
+    a.complete_write(next.addr, 1).unwrap();
+    let (z, _) = a.reserve_append(Stream::Gc, 1).unwrap();
+    assert_eq!(z, next.zone);
+    assert_eq!(a.alloc(Stream::Gc, 1), Err(Error::Busy));
+    assert_eq!(open(&a, Stream::Gc), 1);
+    assert_eq!(spread(Stream::Gc, 3), 1);
+    assert_eq!(spread(Stream::UserHot, 3), 3);
+    assert_eq!(AllocConfig::default_for(1).gc_reserve, 2);
+    assert_eq!(AllocConfig::default_for(5).gc_reserve, 2);
+    assert_eq!(AllocConfig::default_for(8).gc_reserve, 4);
+    check(&mut a);
+}
+
+#[test]
 fn append_out_of_order() {
     let mut smr = zns(8, 16, 16);
     smr.kind = DevKind::Smr;
