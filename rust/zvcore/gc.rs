@@ -36,9 +36,14 @@ pub const fn user_stream(cold_hint: bool) -> Stream {
 pub enum Policy {
     /// Fewest valid blocks (cheapest now; best when overwrites are uniform).
     Greedy,
-    /// LFS cost-benefit: maximise `(1 - u) * age / (1 + u)` (lets cold,
-    /// moderately full zones be cleaned before hot ones that are still
-    /// emptying themselves).
+    /// Cost-benefit as in LFS, maximising `(1 - u) * age / (1 + 2u)` (lets
+    /// cold, moderately full zones be cleaned before hot ones that are
+    /// still emptying themselves). The cost is this engine's: it reads and
+    /// writes only the live blocks (`2u`; LFS read the whole segment, `1 +
+    /// u`) and pays about one zone's worth per victim (the scan of the
+    /// block tables, the reset, the commit). Against LFS's formula: zipf
+    /// overwrites on 1024 zones at 80 % 2.27 -> 2.22, the rest within 1 %
+    /// (`tests/gcsim.rs`).
     CostBenefit,
 }
 
@@ -85,7 +90,7 @@ pub fn victim_score(zi: &ZoneInfo, cap: u64, now: u64, policy: Policy) -> Option
                 .saturating_sub(zi.seq())
                 .saturating_add(1)
                 .min(AGE_CLAMP);
-            Some((1000 - u) * age / (1000 + u))
+            Some((1000 - u) * age / (500 + u))
         }
     }
 }
@@ -415,7 +420,8 @@ mod tests {
 
     #[test]
     fn cost_benefit_math() {
-        // u = 0.5, age 1000 -> 500 * 1000 / 1500 = 333.
+        // u = 0.5, age 1000 -> 500 * 1000 / (500 + 500) = 500 (LFS's
+        // 1 + u would give 333).
         let mut a = mk();
         let (z, addr) = fill_zone(&mut a, Stream::UserHot);
         a.invalidate(addr, 8).unwrap();
@@ -423,12 +429,20 @@ mod tests {
         let seq = zi.seq();
         assert_eq!(
             victim_score(&zi, 16, seq + 999, Policy::CostBenefit),
-            Some(333)
+            Some(500)
+        );
+        // u = 0.75: 250 * 1000 / 1250 = 200 (LFS: 142).
+        let (z2, addr2) = fill_zone(&mut a, Stream::UserHot);
+        a.invalidate(addr2, 4).unwrap();
+        let zi2 = *a.zone(z2).unwrap();
+        assert_eq!(
+            victim_score(&zi2, 16, zi2.seq() + 999, Policy::CostBenefit),
+            Some(200)
         );
         assert_eq!(victim_score(&zi, 16, seq + 999, Policy::Greedy), Some(8));
         assert_eq!(
             victim_score(&zi, 16, u64::MAX, Policy::CostBenefit),
-            Some(500 * AGE_CLAMP / 1500)
+            Some(500 * AGE_CLAMP / 1000)
         );
     }
 

@@ -769,6 +769,7 @@ fn gcsim_one() {
         _ => LOADS[3],
     };
     let mut k = Knobs::DEFAULT;
+    let mut seed = None;
     for opt in w.iter().skip(3) {
         match *opt {
             "greedy" => k.policy = Policy::Greedy,
@@ -781,10 +782,14 @@ fn gcsim_one() {
             "s2" => k.start = Some(|_, r| r + 2),
             "s3" => k.start = Some(|_, r| r + 3),
             o if o.starts_with("r=") => k.reserve = o[2..].parse().ok(),
+            o if o.starts_with("seed=") => {
+                seed = u64::from_str_radix(o[5..].trim_start_matches("0x"), 16).ok()
+            }
             _ => {}
         }
     }
-    let r = run(shape, util, load, k);
+    let mut r = run(shape, util, load, k);
+    r.seed = seed.unwrap_or(r.seed);
     let o = simulate(&r);
     print_header();
     print_row(&r, &o, &w[3..].join(","));
