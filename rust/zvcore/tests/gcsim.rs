@@ -602,8 +602,8 @@ fn analytic_model_matches_the_literature() {
 /// Regression thresholds (WA measured with the default policy, seed
 /// 0x5eed0017, plus about 10 %): a change that makes GC copy more fails here.
 /// Also checks the simulation against the model: uniform WA within 15 % of
-/// the analytic value at the utilisation of the zones not held free, and
-/// skewed overwrites cheaper than uniform ones.
+/// the analytic value at the utilisation of the space not held back (free
+/// or unwritten in open zones), and skewed overwrites cheaper than uniform ones.
 fn check(shape: Shape, util: u64, load: Workload, max_wa: f64) -> (f64, f64) {
     let r = run(shape, util, load, Knobs::DEFAULT);
     let o = simulate(&r);
@@ -622,34 +622,51 @@ fn check(shape: Shape, util: u64, load: Workload, max_wa: f64) -> (f64, f64) {
 #[test]
 fn gcsim_regression_small_pool() {
     print_header();
-    let (u, held) = check(SMALL, 80, Workload::Uniform, 4.80);
+    let (u, held) = check(SMALL, 80, Workload::Uniform, 4.82);
     assert!(
         (u / held - 1.0).abs() < 0.15,
         "uniform {u:.3} vs model {held:.3}"
     );
-    let (s, _) = check(SMALL, 80, LOADS[1], 4.30);
+    let (s, _) = check(SMALL, 80, LOADS[1], 4.32);
     assert!(s < u, "80/20 {s:.3} not below uniform {u:.3}");
-    let (z, _) = check(SMALL, 80, LOADS[3], 4.10);
+    let (z, _) = check(SMALL, 80, LOADS[3], 4.14);
     assert!(z < u, "zipf {z:.3} not below uniform {u:.3}");
 }
 
 #[test]
 fn gcsim_regression_medium_pool() {
     print_header();
-    let (u, held) = check(MEDIUM, 80, Workload::Uniform, 3.28);
+    let (u, held) = check(MEDIUM, 80, Workload::Uniform, 3.31);
     assert!(
         (u / held - 1.0).abs() < 0.15,
         "uniform {u:.3} vs model {held:.3}"
     );
-    let (s, _) = check(MEDIUM, 80, LOADS[1], 2.85);
+    let (s, _) = check(MEDIUM, 80, LOADS[1], 2.82);
     assert!(s < u, "80/20 {s:.3} not below uniform {u:.3}");
+}
+
+/// A pool of 1024 zones on 8 members: WA under 90/10 overwrites at 80 %
+/// (1.68 at seed 0x5eed0017) and the space held back, free or unwritten
+/// in open zones (13 zones: GC reserve 4, pacing band 1, start level and
+/// the zone just freed 2, open zones about 6; it was 24 before the reserve
+/// became `members / 2`, the band one zone and the GC stream one open zone).
+#[test]
+fn gcsim_regression_large_pool() {
+    print_header();
+    let r = run(LARGE, 80, LOADS[2], Knobs::DEFAULT);
+    let o = simulate(&r);
+    print_row(&r, &o, "cost-benefit");
+    assert!(!o.stuck, "out of space");
+    assert!(o.wa() <= 1.85, "90/10 at 80 %: WA {:.3} > 1.85", o.wa());
+    let held = o.avg_free + o.avg_open;
+    assert!(held <= 15.0, "{held:.1} zones held: {o:?}");
 }
 
 /// Placement by expected lifetime (`PoolConfig::separate`: user writes by
 /// the age of what they overwrite, GC copies by the zone they leave) pays
 /// under skewed overwrites and costs little under uniform ones, on a pool
-/// of 128 zones a member (measured at 0x5eed0017: 80/20 2.59 against 2.75
-/// mixed, zipf 2.49 against 2.67, uniform 3.03 against 2.99).
+/// of 128 zones a member (measured at 0x5eed0017: 80/20 2.56 against 2.70
+/// mixed, zipf 2.43 against 2.62, uniform 3.01 against 2.96).
 #[test]
 fn gcsim_lifetime_placement_pays() {
     print_header();
