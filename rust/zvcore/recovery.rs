@@ -33,9 +33,8 @@ use super::error::{Error, Result};
 use super::format::journal::VOL_FLAG_READONLY;
 use super::format::layout::{checkpoint_block_addr, log_zone, superblock_addr, LOG_ZONES};
 use super::format::{
-    check_block, decode_journal_block, peek_magic, CheckpointHeader, Record, Superblock,
-    BLOCK_SIZE, INCOMPAT_COMMIT_BLOCKS, INCOMPAT_DELTA_CHECKPOINTS, INCOMPAT_SHARED_BLOCKS,
-    SUPERBLOCK_MAGIC,
+    decode_journal_block, peek_magic, CheckpointHeader, Record, Superblock, BLOCK_SIZE,
+    INCOMPAT_COMMIT_BLOCKS, INCOMPAT_DELTA_CHECKPOINTS, INCOMPAT_SHARED_BLOCKS, SUPERBLOCK_MAGIC,
 };
 use super::geom::{DeviceGeometry, PoolGeometry, Stream, MAX_DEVICES};
 use super::map::{visit_distinct, BlockTable, MapExtent, NodeStore};
@@ -47,9 +46,6 @@ mod checkpoint;
 mod damage;
 use checkpoint::load_checkpoint;
 use damage::{bad_block_at, count_dropped, drop_reclaimed, scan_log};
-
-/// Offset of the pool UUID in a superblock block (see `format/superblock.rs`).
-const SB_POOL_UUID_OFFSET: usize = 40;
 
 /// Incompat features this engine supports.
 pub const INCOMPAT_SUPPORTED: u64 =
@@ -748,17 +744,20 @@ where
     pool.jlog = None;
     pool.jwp = 0;
     pool.need_ckpt = true;
-    // Which log zones of the journal member still hold a superblock: the
-    // engine never resets one unless the other does (a crash between the
-    // reset and the superblock rewrite must leave the member a copy).
+    // Which superblock each log zone of the journal member still holds:
+    // the engine resets one only if the other holds one at least as new (a
+    // crash between the reset and the superblock rewrite must leave the
+    // member its newest superblock).
     for i in 0..LOG_ZONES {
-        let ok = superblock_addr(pool.alloc.geom(), pool.jdev, i)
+        let read = superblock_addr(pool.alloc.geom(), pool.jdev, i)
             .map(|a| read_pool(pool.alloc.geom(), perm, rd, a, buf).is_ok())
-            .unwrap_or(false)
-            && check_block(buf, SUPERBLOCK_MAGIC).is_ok()
-            && buf.get(SB_POOL_UUID_OFFSET..SB_POOL_UUID_OFFSET + 16) == Some(&uuid[..]);
-        if let Some(s) = pool.log_sb_ok.get_mut(i as usize) {
-            *s = ok;
+            .unwrap_or(false);
+        let gen = match Superblock::peek_ids(buf) {
+            Ok((u, _, g)) if read && u == uuid => g,
+            _ => 0,
+        };
+        if let Some(s) = pool.log_sb_gen.get_mut(i as usize) {
+            *s = gen;
         }
     }
     asm.nr_members = pool.alloc.geom().nr_devices();

@@ -188,12 +188,14 @@ EV=/tmp/zvid.uevents
 OLD_UH=
 if [ -w $UH ]; then
 	OLD_UH=$(cat $UH)
+	# One file per event: helpers run concurrently, and lines appended to
+	# one file interleave between events.
 	cat >/tmp/zvid.uevent.sh <<-'EOS'
 	#!/bin/sh
-	{ echo "--- $ACTION $DEVPATH"; env | grep -E '^(DEVNAME|ZVPOOL_[A-Z_]*)=' | sort; } >>/tmp/zvid.uevents
+	{ echo "--- $ACTION $DEVPATH"; env | grep -E '^(DEVNAME|ZVPOOL_[A-Z_]*)=' | sort; } >/tmp/zvid.uev.$SEQNUM
 	EOS
 	chmod +x /tmp/zvid.uevent.sh
-	: >$EV
+	rm -f /tmp/zvid.uev.*
 	echo /tmp/zvid.uevent.sh >$UH
 fi
 
@@ -213,11 +215,12 @@ expect_sys "snapshot v1@s1" "$SD" "idp v1@s1 snapshot v1" "$IS"
 if [ -w $UH ]; then
 	# The helper runs asynchronously: wait for the change event.
 	_n=0
-	while [ $_n -lt 20 ] && ! grep -q "^ZVPOOL_VOLUME=v1@s1" $EV; do
+	while [ $_n -lt 50 ] && ! cat /tmp/zvid.uev.* 2>/dev/null | grep -q "^ZVPOOL_VOLUME=v1@s1"; do
 		sleep 0.1
 		_n=$((_n + 1))
 	done
 	echo "$OLD_UH" >$UH
+	cat /tmp/zvid.uev.* >$EV 2>/dev/null
 	# The block of the change event of the snapshot's disk.
 	awk -v d="${SD#/dev/}" '/^--- / { on = ($2 == "change" && $3 ~ ("/" d "$")) } on' $EV >/tmp/zvid.ev
 	sed 's/^/# uevent: /' /tmp/zvid.ev

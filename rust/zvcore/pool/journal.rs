@@ -220,11 +220,12 @@ where
                 p.log_max_seq.get(usize::from(i)).copied().unwrap_or(0) <= p.ckpt_seq
             };
             // The zone to reset must be covered by the checkpoint, and the
-            // other log zone must hold a superblock (so that a crash right
-            // after the reset leaves the member a copy); after recovery
-            // (no current zone) either may do.
-            let sb_ok = |p: &Self, i: u8| p.log_sb_ok.get(usize::from(i)).copied().unwrap_or(false);
-            let usable = |p: &Self, i: u8| covered(p, i) && (sb_ok(p, 1 - i) || !sb_ok(p, i));
+            // other log zone must hold a superblock at least as new as its
+            // own (so that a crash right after the reset leaves the member
+            // its newest superblock); after recovery (no current zone)
+            // either may do.
+            let gen = |p: &Self, i: u8| p.log_sb_gen.get(usize::from(i)).copied().unwrap_or(0);
+            let usable = |p: &Self, i: u8| covered(p, i) && gen(p, 1 - i) >= gen(p, i);
             let next = if usable(self, next) {
                 next
             } else if self.jlog.is_none() && usable(self, 1) {
@@ -279,8 +280,8 @@ where
             if let Some(m) = self.log_max_seq.get_mut(usize::from(next)) {
                 *m = 0;
             }
-            if let Some(o) = self.log_sb_ok.get_mut(usize::from(next)) {
-                *o = false;
+            if let Some(o) = self.log_sb_gen.get_mut(usize::from(next)) {
+                *o = 0;
             }
             self.encode_sb_for(self.jdev, blk)?;
             let start = self
@@ -390,8 +391,8 @@ where
             *m = last_seq;
         }
         // The superblock written at the switch is durable now too.
-        if let Some(o) = self.log_sb_ok.get_mut(usize::from(log & 1)) {
-            *o = true;
+        if let (Some(g), Some(o)) = (sb, self.log_sb_gen.get_mut(usize::from(log & 1))) {
+            *o = g;
         }
         if sb == Some(self.sb.generation) {
             self.sb_dirty = false;

@@ -373,9 +373,12 @@ pub struct Pool<G, Z, E, V, R, N, D, S> {
     pub(super) jseq: u64,
     /// Highest journal sequence number in each log zone of the journal member.
     pub(super) log_max_seq: [u64; 2],
-    /// Whether each log zone of the journal member holds a durable
-    /// superblock (a log zone is reset only if the other one does).
-    pub(super) log_sb_ok: [bool; 2],
+    /// Generation of the durable superblock each log zone of the journal
+    /// member holds (0: none). A log zone is reset only if the other one
+    /// holds a superblock at least as new: a crash between the reset and
+    /// the rewrite never leaves the member only an older superblock (one
+    /// without a feature bit the metadata on disk already uses).
+    pub(super) log_sb_gen: [u64; 2],
     /// Newest committed checkpoint and the last journal sequence it covers.
     pub(super) ckpt_gen: u64,
     pub(super) ckpt_seq: u64,
@@ -552,7 +555,7 @@ where
             jwp: 0,
             jseq: 1,
             log_max_seq: [0; 2],
-            log_sb_ok: [true; 2],
+            log_sb_gen: [1; 2],
             ckpt_gen: 0,
             ckpt_seq: 0,
             jblocks_since_ckpt: 0,

@@ -125,7 +125,19 @@ where
             .ok_or(Error::Corrupt("checkpoint"))?;
         read_pool(pool.alloc.geom(), perm, rd, a, buf)?;
         match cr.feed(buf)? {
-            CheckpointItem::Commit => return Ok(idx.saturating_add(1)),
+            CheckpointItem::Commit => {
+                // The writer adds a sharing section exactly when blocks may
+                // be shared, even with no record in it (sharers whose
+                // origins are gone): the superblock saying so may not be
+                // durable yet (it is written at the next log-zone switch).
+                let shared = cr
+                    .commit()
+                    .map(|c| c.sections().iter().any(|s| s.kind == section::SHARING));
+                if apply && shared == Some(true) {
+                    pool.enable_sharing();
+                }
+                return Ok(idx.saturating_add(1));
+            }
             CheckpointItem::Data { .. } if !apply => {}
             CheckpointItem::Data { kind, data, .. } => {
                 let mut r = Reader::new(data);
