@@ -63,6 +63,11 @@ impl VolumeBackend for PoolVolume {
             DiskAttr::Uuid => write_bytes(w, &volid::format(&self.uuid))?,
             DiskAttr::PoolUuid => write_bytes(w, &volid::format(&self.pool.uuid))?,
             DiskAttr::Id => write!(w, "{}", self.id)?,
+            DiskAttr::Serial => write_bytes(w, &volid::serial(&self.uuid))?,
+            DiskAttr::Wwid => {
+                write_bytes(w, volid::WWID_PREFIX)?;
+                write_bytes(w, &volid::format(&self.uuid))?;
+            }
             // Promote turns a clone into a volume while its disk exists:
             // read under the engine lock (briefly, no space accounting).
             DiskAttr::Kind | DiskAttr::Origin => {

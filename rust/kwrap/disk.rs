@@ -86,8 +86,9 @@ pub(crate) trait VolumeOps: Send + Sync + Sized + 'static {
     }
 }
 
-/// The identity attributes of a disk, in the order of `zvpool_ident_attrs`
-/// in `helpers.c` (sysfs name; uevent variable).
+/// The identity attributes of a disk, in the order of the
+/// `ZVPOOL_IDENT_ATTR` indices in `helpers.c` (sysfs name; uevent
+/// variable). The last two are not in the uevent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum DiskAttr {
     /// `pool`; `ZVPOOL_POOL`.
@@ -104,6 +105,10 @@ pub(crate) enum DiskAttr {
     PoolUuid,
     /// `id`; `ZVPOOL_VOLUME_ID`.
     Id,
+    /// `/sys/block/zvpoolN/serial` (outside the `zvpool` directory).
+    Serial,
+    /// `/sys/block/zvpoolN/wwid` (outside the `zvpool` directory).
+    Wwid,
 }
 
 impl DiskAttr {
@@ -116,6 +121,8 @@ impl DiskAttr {
             4 => Self::Origin,
             5 => Self::PoolUuid,
             6 => Self::Id,
+            7 => Self::Serial,
+            8 => Self::Wwid,
             _ => return None,
         })
     }

@@ -129,9 +129,10 @@ unsigned int zvpool_nr_cpu_ids(void)
  *   disk->open_mutex held, as does the claim, so an open either completes
  *   before the claim (which then sees the opener and fails) or fails after
  *   it.
- * - show(ops, i, buf): writes the value of identity attribute i (the order
- *   of zvpool_ident_attrs[] below, DiskAttr in rust/kwrap/disk.rs) into the
- *   page buf, returns its length or -errno. ops lives as long as the disk.
+ * - show(ops, i, buf): writes the value of identity attribute i (the
+ *   ZVPOOL_IDENT_ATTR indices below, DiskAttr in rust/kwrap/disk.rs) into
+ *   the page buf, returns its length or -errno. ops lives as long as the
+ *   disk.
  */
 struct zvpool_disk_priv {
 	const void *ops;
@@ -209,8 +210,9 @@ int zvpool_disk_claim(struct gendisk *disk)
 }
 
 /*
- * The identity attributes /sys/block/zvpoolN/zvpool/NAME (read-only), all
- * served by the disk's show callback. They exist from device_add_disk()
+ * The identity attributes /sys/block/zvpoolN/zvpool/NAME and
+ * /sys/block/zvpoolN/{serial,wwid} (read-only), all served by the disk's
+ * show callback. They exist from device_add_disk()
  * to del_gendisk(), which waits for the shows in progress, so the private
  * data and ops outlive every show.
  */
@@ -238,6 +240,8 @@ ZVPOOL_IDENT_ATTR(kind, 3);
 ZVPOOL_IDENT_ATTR(origin, 4);
 ZVPOOL_IDENT_ATTR(pool_uuid, 5);
 ZVPOOL_IDENT_ATTR(id, 6);
+ZVPOOL_IDENT_ATTR(serial, 7);
+ZVPOOL_IDENT_ATTR(wwid, 8);
 
 static struct attribute *zvpool_ident_attrs[] = {
 	&zvpool_ident_attr_pool.attr,
@@ -261,8 +265,23 @@ static const struct attribute_group zvpool_ident_group = {
 	.attrs = zvpool_ident_attrs,
 };
 
+/*
+ * /sys/block/zvpoolN/{serial,wwid}: where virtio-blk disks show their
+ * serial and NVMe namespaces their WWID, for tools that look there.
+ */
+static struct attribute *zvpool_disk_id_attrs[] = {
+	&zvpool_ident_attr_serial.attr,
+	&zvpool_ident_attr_wwid.attr,
+	NULL,
+};
+
+static const struct attribute_group zvpool_disk_id_group = {
+	.attrs = zvpool_disk_id_attrs,
+};
+
 static const struct attribute_group *zvpool_disk_groups[] = {
 	&zvpool_ident_group,
+	&zvpool_disk_id_group,
 	NULL,
 };
 

@@ -49,6 +49,30 @@ pub fn format(u: &Uuid) -> [u8; 36] {
     out
 }
 
+/// Length of [`serial`].
+pub const SERIAL_LEN: usize = 20;
+
+/// The disk serial of a volume of UUID `u`: its first 20 hex digits without
+/// dashes (`/sys/block/zvpoolN/serial`; 20 characters is what virtio-blk and
+/// QEMU's `serial=` carry, so the same string can be handed to a VM).
+pub fn serial(u: &Uuid) -> [u8; SERIAL_LEN] {
+    let mut out = [b'0'; SERIAL_LEN];
+    let f = format(u);
+    let mut n = 0;
+    for &c in f.iter().filter(|&&c| c != b'-') {
+        let Some(o) = out.get_mut(n) else {
+            break;
+        };
+        *o = c;
+        n += 1;
+    }
+    out
+}
+
+/// Prefix of a volume disk's WWID (`/sys/block/zvpoolN/wwid`): `uuid.`
+/// and the volume's UUID, the form NVMe namespaces with a UUID use.
+pub const WWID_PREFIX: &[u8] = b"uuid.";
+
 /// A fixed buffer the hashed name is assembled in.
 struct Buf {
     b: [u8; 128],
@@ -173,6 +197,16 @@ mod tests {
 
     fn hex(b: &[u8]) -> String {
         b.iter().map(|x| std::format!("{x:02x}")).collect()
+    }
+
+    #[test]
+    fn serial_is_the_uuid_start_without_dashes() {
+        let u = [
+            0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 0xfe, 0xdc, 0xba, 0x98, 0x76, 0x54,
+            0x32, 0x10,
+        ];
+        assert_eq!(&format(&u), b"01234567-89ab-cdef-fedc-ba9876543210");
+        assert_eq!(&serial(&u), b"0123456789abcdeffedc");
     }
 
     #[test]

@@ -25,7 +25,16 @@
 # - the change uevent with ZVPOOL_* variables sent when a disk is added,
 #   captured through /sys/kernel/uevent_helper (kernels with
 #   CONFIG_UEVENT_HELPER; skipped without);
-# - udev/60-zvpool.rules through 'udevadm test' when the guest has udevadm.
+# - udev/60-zvpool.rules: through 'udevadm test' when the guest has
+#   udevadm, else through udev_rules.awk (a udev rules interpreter for the
+#   rule's syntax) run by the uevent helper on the kernel's uevents and for
+#   an add event of v1 (its IMPORT{program} runs zvpoolctl volume ident):
+#   /dev/zvpool/idp/v1, /dev/zvpool/idp/v1@s1 and /dev/disk/by-id/zvpool-UUID
+#   point at the right disks, ID_SERIAL_SHORT and ID_WWN are the disk's
+#   serial and wwid, and after stop + import with the disks enabled in the
+#   other order the links follow the volumes and read their data;
+# - /sys/block/zvpoolN/serial (the UUID's first 20 hex digits) and wwid
+#   (uuid.UUID).
 DIR=$(dirname "$0")
 . "$DIR/ktap_helpers.sh"
 
@@ -182,7 +191,39 @@ expect_sys v2 "$V2" "idp v2 volume -" "$I2"
 ktap_expect_eq "sysfs v1: pool_uuid is the pool's status uuid" "$PU" "$(sys_attr "$V1" pool_uuid)"
 ktap_expect_eq "a disk that is not a volume has no zvpool attributes" "" "$(sys_of "$D0")"
 
-# Uevents through the uevent helper (no udev and no netlink in the guest).
+ktap_expect_eq "sysfs v1: serial is its UUID's first 20 hex digits" \
+	"$(echo "$U1" | tr -d - | cut -c1-20)" "$(cat "/sys/block/${V1#/dev/}/serial" 2>/dev/null)"
+ktap_expect_eq "sysfs v1: wwid is uuid.UUID" "uuid.$U1" "$(cat "/sys/block/${V1#/dev/}/wwid" 2>/dev/null)"
+
+# The udev rule, run by udev_rules.awk where the guest has no udevadm:
+# /tmp/zvid.rules is the rule with this zvpoolctl; links go below $ROOT.
+RULE=
+for r in "${ZVPOOL_UDEV_RULE:-}" "$DIR/../udev/60-zvpool.rules" "$DIR/../../udev/60-zvpool.rules"; do
+	[ -n "$r" ] && [ -f "$r" ] && RULE=$r && break
+done
+ROOT=/tmp/zvid.root
+[ -n "$RULE" ] && sed "s#/usr/local/sbin/zvpoolctl#$(command -v zvpoolctl)#" "$RULE" >/tmp/zvid.rules
+cp "$DIR/udev_rules.awk" /tmp/zvid.udev_rules.awk
+# link_of NAME: where $ROOT/dev/NAME points.
+link_of() { readlink "$ROOT/dev/$1" 2>/dev/null; }
+# rule_add DISK: the rules for an add uevent of DISK (no ZVPOOL_* variables:
+# the rule runs zvpoolctl volume ident); prints their ENV and LINK lines.
+rule_add() {
+	env -i PATH="$PATH" ROOT=$ROOT ACTION=add SUBSYSTEM=block DEVNAME="${1#/dev/}" \
+		DEVPATH="$(cd -P "/sys/class/block/${1#/dev/}" && pwd | sed 's#^/sys##')" \
+		awk -f /tmp/zvid.udev_rules.awk /tmp/zvid.rules
+}
+# wait_link NAME DISK: waits (5 s at most) for $ROOT/dev/NAME -> DISK.
+wait_link() {
+	_n=0
+	while [ $_n -lt 50 ] && [ "$(link_of "$1")" != "$2" ]; do
+		sleep 0.1
+		_n=$((_n + 1))
+	done
+}
+
+# Uevents through the uevent helper (no udev and no netlink in the guest),
+# which also runs the udev rule on each (udev_rules.awk).
 UH=/sys/kernel/uevent_helper
 EV=/tmp/zvid.uevents
 OLD_UH=
@@ -193,9 +234,11 @@ if [ -w $UH ]; then
 	cat >/tmp/zvid.uevent.sh <<-'EOS'
 	#!/bin/sh
 	{ echo "--- $ACTION $DEVPATH"; env | grep -E '^(DEVNAME|ZVPOOL_[A-Z_]*)=' | sort; } >/tmp/zvid.uev.$SEQNUM
+	[ "$SUBSYSTEM" = block ] && [ -f /tmp/zvid.rules ] &&
+		ROOT=/tmp/zvid.root awk -f /tmp/zvid.udev_rules.awk /tmp/zvid.rules >/tmp/zvid.udev.$SEQNUM 2>&1
 	EOS
 	chmod +x /tmp/zvid.uevent.sh
-	rm -f /tmp/zvid.uev.*
+	rm -f /tmp/zvid.uev.* /tmp/zvid.udev.*
 	echo /tmp/zvid.uevent.sh >$UH
 fi
 
@@ -219,7 +262,6 @@ if [ -w $UH ]; then
 		sleep 0.1
 		_n=$((_n + 1))
 	done
-	echo "$OLD_UH" >$UH
 	cat /tmp/zvid.uev.* >$EV 2>/dev/null
 	# The block of the change event of the snapshot's disk.
 	awk -v d="${SD#/dev/}" '/^--- / { on = ($2 == "change" && $3 ~ ("/" d "$")) } on' $EV >/tmp/zvid.ev
@@ -230,6 +272,14 @@ if [ -w $UH ]; then
 	ktap_expect_eq "the uevent's pool UUID and volume id too" \
 		"ZVPOOL_POOL_UUID=$PU ZVPOOL_VOLUME_ID=$(sys_attr "$SD" id)" \
 		"$(grep -E '^ZVPOOL_(POOL_UUID|VOLUME_ID)=' /tmp/zvid.ev | xargs)"
+	if [ -n "$RULE" ]; then
+		wait_link "zvpool/idp/v1@s1" "$SD"
+		ktap_expect_eq "udev rule on the uevent: /dev/zvpool/idp/v1@s1 -> $SD" "$SD" "$(link_of zvpool/idp/v1@s1)"
+		ktap_expect_eq "udev rule on the uevent: /dev/disk/by-id/zvpool-$US -> $SD" "$SD" \
+			"$(link_of "disk/by-id/zvpool-$US")"
+	else
+		ktap_test_skip "udev rule on the uevent" "udev/60-zvpool.rules not found in the guest"
+	fi
 else
 	ktap_test_skip "change uevent with ZVPOOL_* variables" "no $UH (kernel without CONFIG_UEVENT_HELPER)"
 fi
@@ -246,22 +296,24 @@ SYS2=$(sys_of "$V2")
 SYSC=$(sys_of "$(dev_of c1)")
 
 # --- the udev rule ------------------------------------------------------------
-RULE=
-for r in "${ZVPOOL_UDEV_RULE:-}" "$DIR/../udev/60-zvpool.rules" "$DIR/../../udev/60-zvpool.rules"; do
-	[ -n "$r" ] && [ -f "$r" ] && RULE=$r && break
-done
-if ! command -v udevadm >/dev/null; then
-	ktap_test_skip "udev rule: /dev/zvpool/idp/v1 and /dev/disk/by-id/zvpool-UUID" "no udevadm in the guest"
-elif [ -z "$RULE" ]; then
+if [ -z "$RULE" ]; then
 	ktap_test_skip "udev rule: /dev/zvpool/idp/v1 and /dev/disk/by-id/zvpool-UUID" "udev/60-zvpool.rules not found in the guest"
-else
+elif command -v udevadm >/dev/null; then
 	mkdir -p /run/udev/rules.d
-	sed "s#/usr/local/sbin/zvpoolctl#$(command -v zvpoolctl)#" "$RULE" >/run/udev/rules.d/60-zvpool.rules
+	cp /tmp/zvid.rules /run/udev/rules.d/60-zvpool.rules
 	udevadm test --action=add "/sys/class/block/${V1#/dev/}" >/tmp/zvid.udev 2>&1
 	grep -E 'zvpool|DEVLINKS' /tmp/zvid.udev | sed 's/^/# udevadm: /'
 	ktap_test_result "udev rule: /dev/zvpool/idp/v1 and /dev/disk/by-id/zvpool-$U1" sh -c \
 		"grep -q 'zvpool/idp/v1' /tmp/zvid.udev && grep -q 'disk/by-id/zvpool-$U1' /tmp/zvid.udev"
 	rm -f /run/udev/rules.d/60-zvpool.rules
+else
+	rule_add "$V1" >/tmp/zvid.udev 2>&1
+	sed 's/^/# udev_rules.awk, add event of v1: /' /tmp/zvid.udev
+	ktap_expect_eq "udev rule (add event, volume ident): /dev/zvpool/idp/v1 -> $V1" "$V1" "$(link_of zvpool/idp/v1)"
+	ktap_expect_eq "udev rule: /dev/disk/by-id/zvpool-$U1 -> $V1" "$V1" "$(link_of "disk/by-id/zvpool-$U1")"
+	ktap_expect_eq "udev rule: ID_SERIAL_SHORT and ID_WWN from sysfs" \
+		"ENV ID_SERIAL_SHORT=$(cat "/sys/block/${V1#/dev/}/serial") ENV ID_WWN=uuid.$U1" \
+		"$(grep -E '^ENV ID_(SERIAL_SHORT|WWN)=' /tmp/zvid.udev | xargs)"
 fi
 
 # --- pool import: listing while active, stop, import by name -------------------
@@ -295,6 +347,17 @@ ktap_test_result "v1 and v2 re-enabled in the other order have other disks" \
 	sh -c "[ '$(dev_of v1)' != '$V1' ] && [ '$(dev_of v2)' != '$V2' ]"
 ktap_expect_eq "sysfs of v1, v2, c1 after stop + import: the same values" "$SYS1|$SYS2|$SYSC" \
 	"$(sys_of "$(dev_of v1)")|$(sys_of "$(dev_of v2)")|$(sys_of "$(dev_of c1)")"
+if [ -w $UH ] && [ -n "$RULE" ]; then
+	wait_link zvpool/idp/v1 "$(dev_of v1)"
+	wait_link zvpool/idp/v2 "$(dev_of v2)"
+	ktap_expect_eq "udev rule on the uevents: /dev/zvpool/idp/v1 and v2 follow to the new disks" \
+		"$(dev_of v1) $(dev_of v2)" "$(link_of zvpool/idp/v1) $(link_of zvpool/idp/v2)"
+	ktap_expect_eq "the stable names read v1's and v2's data" "$SUM1 $SUM2" \
+		"$(sum_of "$ROOT/dev/zvpool/idp/v1") $(sum_of "$ROOT/dev/disk/by-id/zvpool-$U2")"
+	ls -lR "$ROOT/dev" | sed 's/^/# /'
+else
+	ktap_test_skip "udev rule on the uevents after the import" "no $UH or no udev/60-zvpool.rules"
+fi
 
 # --- pool import -a --cached ----------------------------------------------------
 t 0 "pool stop" zv pool stop idp

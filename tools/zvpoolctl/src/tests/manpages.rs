@@ -109,12 +109,25 @@ fn ident_attrs_and_vars() -> (Vec<String>, Vec<String>) {
 #[test]
 fn zvpool_4_and_the_abi_list_every_sysfs_attribute_and_uevent_variable() {
     let (attrs, vars) = ident_attrs_and_vars();
-    assert_eq!(attrs.len(), 7, "{attrs:?}");
-    assert_eq!(attrs.len(), vars.len(), "{vars:?}");
+    // Seven in the zvpool directory, each with its uevent variable, then
+    // serial and wwid directly in the disk's directory.
+    assert_eq!(attrs.len(), 9, "{attrs:?}");
+    assert_eq!(vars.len(), 7, "{vars:?}");
     let page = plain(&read("man/zvpool.4"));
     let abi = read("Documentation/configfs-abi.md");
     assert!(page.contains("/sys/block/zvpoolN/zvpool/"));
-    for a in &attrs {
+    let (dir, top) = attrs.split_at(vars.len());
+    for a in top {
+        assert!(
+            page.contains(&format!("/sys/block/zvpoolN/{a}")),
+            "zvpool.4 lacks /sys/block/zvpoolN/{a}"
+        );
+        assert!(
+            abi.contains(&format!("| `{a}` ")),
+            "configfs-abi.md lacks attribute {a}"
+        );
+    }
+    for a in dir {
         assert!(
             page.contains(&format!(".B {a}\n")),
             "zvpool.4 lacks attribute {a}"

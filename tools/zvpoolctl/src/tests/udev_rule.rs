@@ -1,161 +1,108 @@
 // SPDX-License-Identifier: GPL-2.0
-//! The shipped udev rule (udev/60-zvpool.rules), exercised: a small
-//! interpreter of the udev rule syntax the file uses (match keys `==`/`!=`
-//! with globs and `|`, `ENV{}`, `GOTO`/`LABEL`, `IMPORT{program}`,
-//! `SYMLINK+=` with `$env{}` and `%k`) runs it for uevents of volume disks of
-//! the fake kernel; `IMPORT{program}` runs `zvpoolctl volume ident` in
-//! process. The links it makes are checked. (On a real system: `udevadm
-//! test /sys/block/zvpool0`.)
+//! The shipped udev rule (udev/60-zvpool.rules), exercised: the udev rules
+//! interpreter the guest's tests use (selftests/zvpool/udev_rules.awk: match
+//! keys `==`/`!=` with globs and `|`, `ENV{}`, `ATTR{}`, `GOTO`/`LABEL`,
+//! `IMPORT{program}`, `SYMLINK+=` and `ENV{}=` with `$env{}`, `$attr{}` and
+//! `%k`) runs it with `awk` for uevents of volume disks of the fake kernel,
+//! with a fake sysfs; `IMPORT{program}` runs a stub that logs its arguments
+//! and prints what `zvpoolctl volume ident` printed in process for that
+//! disk. The links and variables it makes are checked. (On a real system:
+//! `udevadm test /sys/block/zvpool0`.)
 
 use crate::backend::{Backend, Obj};
-use crate::testutil::run_with;
+use crate::testutil::{run_with, TempDir};
 use std::collections::BTreeMap;
+use std::fs;
+use std::process::Command;
 
 const RULES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../udev/60-zvpool.rules");
+const AWK: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../selftests/zvpool/udev_rules.awk"
+);
 
-/// udev's glob (`*`, `?`, `[a-z0-9]`) for one alternative.
-fn glob(p: &[u8], s: &[u8]) -> bool {
-    match p.first() {
-        None => s.is_empty(),
-        Some(b'*') => (0..=s.len()).any(|i| glob(&p[1..], &s[i..])),
-        Some(b'?') => !s.is_empty() && glob(&p[1..], &s[1..]),
-        Some(b'[') => {
-            let Some(end) = p.iter().position(|&c| c == b']') else {
-                return false;
-            };
-            let Some(&c) = s.first() else { return false };
-            let set = &p[1..end];
-            let mut ok = false;
-            let mut i = 0;
-            while i < set.len() {
-                if i + 2 < set.len() && set[i + 1] == b'-' {
-                    ok |= (set[i]..=set[i + 2]).contains(&c);
-                    i += 3;
-                } else {
-                    ok |= set[i] == c;
-                    i += 1;
-                }
-            }
-            ok && glob(&p[end + 1..], &s[1..])
-        }
-        Some(&c) => s.first() == Some(&c) && glob(&p[1..], &s[1..]),
-    }
+/// What a run of the rules made.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Outcome {
+    links: Vec<String>,
+    /// Variables the rules set or imported.
+    vars: BTreeMap<String, String>,
+    /// Command lines of the programs run.
+    programs: Vec<String>,
 }
 
-fn matches(pattern: &str, value: &str) -> bool {
-    pattern
-        .split('|')
-        .any(|alt| glob(alt.as_bytes(), value.as_bytes()))
-}
-
-/// `KEY{attr}OP"value"` items of a rule line.
-fn items(line: &str) -> Vec<(String, String, String)> {
-    let mut out = Vec::new();
-    let mut rest = line.trim();
-    while !rest.is_empty() {
-        let op_at = rest.find(['=', '!', '+']).expect("operator");
-        let key = rest[..op_at].trim().to_string();
-        let op_len = if rest[op_at..].starts_with("==")
-            || rest[op_at..].starts_with("!=")
-            || rest[op_at..].starts_with("+=")
-        {
-            2
-        } else {
-            1
-        };
-        let op = rest[op_at..op_at + op_len].to_string();
-        let v = rest[op_at + op_len..].trim_start();
-        assert!(v.starts_with('"'), "unquoted value in {line:?}");
-        let end = v[1..].find('"').expect("closing quote") + 1;
-        out.push((key, op, v[1..end].to_string()));
-        rest = v[end + 1..]
-            .trim_start()
-            .trim_start_matches(',')
-            .trim_start();
-    }
-    out
-}
-
-/// Runs the rules for a uevent; returns the symlinks made and the programs
-/// run. `run` is what IMPORT{program} calls (argv after the program path).
+/// Runs `rules` (with `/usr/local/sbin/zvpoolctl` replaced by a stub that
+/// prints `ident` = (exit code, output)) for the uevent `env` (`KERNEL`
+/// names the disk; `sysfs`: its attributes) through the awk interpreter.
 fn apply(
     rules: &str,
     env: &BTreeMap<&str, &str>,
-    run: &dyn Fn(&[&str]) -> (i32, String),
-) -> (Vec<String>, Vec<String>) {
-    // The uevent's own variables (the kernel's ZVPOOL_*) are properties.
-    let mut vars: BTreeMap<String, String> = env
-        .iter()
-        .filter(|(k, _)| k.starts_with("ZVPOOL_"))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    let (mut links, mut programs) = (Vec::new(), Vec::new());
+    sysfs: &[(&str, &str)],
+    ident: (i32, &str),
+) -> Outcome {
+    let t = TempDir::new("udev");
     let kernel = env["KERNEL"];
-    let subst = |s: &str, vars: &BTreeMap<String, String>| {
-        let mut s = s.replace("%k", kernel);
-        while let Some(i) = s.find("$env{") {
-            let j = s[i..].find('}').unwrap() + i;
-            let v = vars.get(&s[i + 5..j]).cloned().unwrap_or_default();
-            s.replace_range(i..=j, &v);
-        }
-        s
-    };
-    let mut goto: Option<String> = None;
-    for line in rules.lines().map(str::trim) {
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let its = items(line);
-        if let Some(label) = &goto {
-            if its.iter().any(|(k, _, v)| k == "LABEL" && v == label) {
-                goto = None;
-            }
-            continue;
-        }
-        let mut ok = true;
-        for (k, op, v) in its.iter().filter(|(_, op, _)| op == "==" || op == "!=") {
-            let val = match k.strip_prefix("ENV{") {
-                Some(name) => vars
-                    .get(name.trim_end_matches('}'))
-                    .cloned()
-                    .unwrap_or_default(),
-                None => env
-                    .get(k.as_str())
-                    .map(|s| s.to_string())
-                    .unwrap_or_default(),
-            };
-            ok &= matches(v, &val) == (op == "==");
-        }
-        if !ok {
-            continue;
-        }
-        for (k, op, v) in its.iter().filter(|(_, op, _)| op != "==" && op != "!=") {
-            match (k.as_str(), op.as_str()) {
-                ("GOTO", "=") => goto = Some(v.clone()),
-                ("LABEL", "=") => {}
-                ("IMPORT{program}", "=") => {
-                    let cmd = subst(v, &vars);
-                    programs.push(cmd.clone());
-                    let argv: Vec<&str> = cmd.split_whitespace().collect();
-                    assert!(
-                        argv[0].starts_with('/'),
-                        "udev needs an absolute program path: {cmd}"
-                    );
-                    let (code, out) = run(&argv[1..]);
-                    if code == 0 {
-                        for l in out.lines() {
-                            let (key, val) = l.split_once('=').expect("KEY=value");
-                            vars.insert(key.to_string(), val.to_string());
-                        }
-                    }
-                }
-                ("SYMLINK", "+=") => links.push(subst(v, &vars)),
-                other => panic!("the interpreter does not know {other:?} in {line:?}"),
-            }
+    let devpath = format!("/devices/virtual/block/{kernel}");
+    let sys = t.path().join(format!("sys{devpath}"));
+    fs::create_dir_all(&sys).unwrap();
+    for (name, v) in sysfs {
+        fs::write(sys.join(name), format!("{v}\n")).unwrap();
+    }
+    let log = t.path().join("programs");
+    let stub = t.path().join("zvpoolctl");
+    fs::write(
+        &stub,
+        format!(
+            "#!/bin/sh\necho \"$0 $*\" >>'{}'\ncat <<'EOF'\n{}\nEOF\nexit {}\n",
+            log.display(),
+            ident.1.trim_end(),
+            ident.0
+        ),
+    )
+    .unwrap();
+    let mut perm = fs::metadata(&stub).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
+    fs::set_permissions(&stub, perm).unwrap();
+    let rules_file = t.path().join("60-zvpool.rules");
+    fs::write(
+        &rules_file,
+        rules.replace("/usr/local/sbin/zvpoolctl", &stub.display().to_string()),
+    )
+    .unwrap();
+    let mut cmd = Command::new("awk");
+    cmd.env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("SYSFS", t.path().join("sys"))
+        .env("DEVPATH", &devpath)
+        .env("DEVNAME", kernel)
+        .args(["-f", AWK])
+        .arg(&rules_file);
+    for (k, v) in env.iter().filter(|(k, _)| **k != "KERNEL") {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("awk");
+    assert!(
+        out.status.success(),
+        "udev_rules.awk: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut o = Outcome::default();
+    for l in String::from_utf8(out.stdout).unwrap().lines() {
+        if let Some(link) = l.strip_prefix("LINK ") {
+            o.links.push(link.to_string());
+        } else if let Some((k, v)) = l.strip_prefix("ENV ").and_then(|kv| kv.split_once('=')) {
+            o.vars.insert(k.to_string(), v.to_string());
+        } else {
+            panic!("unexpected output line {l:?}");
         }
     }
-    assert!(goto.is_none(), "GOTO without its LABEL");
-    (links, programs)
+    let stub_path = stub.display().to_string();
+    o.programs = fs::read_to_string(&log)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| l.replacen(&stub_path, "/usr/local/sbin/zvpoolctl", 1))
+        .collect();
+    o
 }
 
 fn uevent<'a>(action: &'a str, kernel: &'a str) -> BTreeMap<&'a str, &'a str> {
@@ -166,12 +113,40 @@ fn uevent<'a>(action: &'a str, kernel: &'a str) -> BTreeMap<&'a str, &'a str> {
     ])
 }
 
+/// Links of `rules` for a change uevent of disk `kernel`.
+fn links_of(rules: &str, kernel: &str) -> Vec<String> {
+    apply(rules, &uevent("change", kernel), &[], (1, "")).links
+}
+
 #[test]
 fn globs_as_udev() {
-    assert!(matches("zvpool[0-9]*", "zvpool12"));
-    assert!(!matches("zvpool[0-9]*", "zvpoolx"));
-    assert!(matches("?*", "a") && !matches("?*", ""));
-    assert!(matches("add|change", "change") && !matches("add|change", "remove"));
+    let rule = r#"KERNEL=="zvpool[0-9]*|sd?", SYMLINK+="ok/%k""#;
+    for (k, ok) in [
+        ("zvpool12", true),
+        ("zvpoolx", false),
+        ("sdb", true),
+        ("sdbb", false),
+    ] {
+        assert_eq!(links_of(rule, k).len(), usize::from(ok), "{k}");
+    }
+    let empty = r#"ENV{X}=="?*", SYMLINK+="set"
+ENV{X}!="?*", SYMLINK+="unset""#;
+    assert_eq!(links_of(empty, "a"), ["unset"]);
+}
+
+#[test]
+fn keys_outside_the_subset_are_refused() {
+    let t = TempDir::new("udev-bad");
+    let f = t.path().join("bad.rules");
+    fs::write(&f, "KERNEL==\"x\", OWNER=\"root\"\n").unwrap();
+    let out = Command::new("awk")
+        .args(["-f", AWK])
+        .arg(&f)
+        .env("DEVPATH", "/a/x")
+        .output()
+        .expect("awk");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unsupported key OWNER"));
 }
 
 #[test]
@@ -186,8 +161,8 @@ fn the_rule_links_volumes_and_snapshots_by_name_and_uuid() {
     let snap = Obj::volume("tank", "vm1@gold");
     fk.create(&snap).unwrap();
     fk.write_attr(&snap, "enable", "1").unwrap();
-    let run = |args: &[&str]| {
-        let r = run_with(Some(&fk), args);
+    let ident = |k: &str| {
+        let r = run_with(Some(&fk), &["volume", "ident", k]);
         (r.code, r.out)
     };
     let disk = |v: &str| {
@@ -195,7 +170,7 @@ fn the_rule_links_volumes_and_snapshots_by_name_and_uuid() {
         d.split_whitespace().next().unwrap().to_string()
     };
     let uuid_of = |k: &str| {
-        let (_, out) = run(&["volume", "ident", k]);
+        let (_, out) = ident(k);
         out.lines()
             .find_map(|l| l.strip_prefix("ZVPOOL_UUID="))
             .unwrap()
@@ -206,27 +181,31 @@ fn the_rule_links_volumes_and_snapshots_by_name_and_uuid() {
         ("vm1@gold", "zvpool/tank/vm1@gold"),
     ] {
         let k = disk(vol);
+        let (code, out) = ident(&k);
         for action in ["add", "change"] {
-            let (links, programs) = apply(&rules, &uevent(action, &k), &run);
+            let o = apply(&rules, &uevent(action, &k), &[], (code, &out));
             assert_eq!(
-                links,
+                o.links,
                 [
                     link.to_string(),
                     format!("disk/by-id/zvpool-{}", uuid_of(&k))
                 ],
                 "{vol} {action}"
             );
-            assert_eq!(programs.len(), 1);
-            assert!(
-                programs[0].ends_with(&format!("/zvpoolctl volume ident {k}")),
-                "{programs:?}"
+            assert_eq!(
+                o.programs,
+                [format!("/usr/local/sbin/zvpoolctl volume ident {k}")]
             );
         }
         // Removal: nothing is run.
-        assert_eq!(apply(&rules, &uevent("remove", &k), &run), (vec![], vec![]));
+        assert_eq!(
+            apply(&rules, &uevent("remove", &k), &[], (code, &out)),
+            Outcome::default()
+        );
     }
     // The kernel's change uevent after adding the disk carries the
-    // variables: the links come from them, no program runs.
+    // variables: the links come from them, no program runs; the disk's
+    // serial and WWID in sysfs become udev's ID_SERIAL(_SHORT) and ID_WWN.
     let k = disk("vm1");
     let u = uuid_of(&k);
     let mut ev = uevent("change", &k);
@@ -236,19 +215,41 @@ fn the_rule_links_volumes_and_snapshots_by_name_and_uuid() {
         ("ZVPOOL_KIND", "volume"),
         ("ZVPOOL_UUID", u.as_str()),
     ]);
-    let (links, programs) = apply(&rules, &ev, &|_: &[&str]| -> (i32, String) {
-        panic!("no program for an event with the variables")
-    });
+    let serial: String = u.chars().filter(|&c| c != '-').take(20).collect();
+    let wwid = format!("uuid.{u}");
+    let o = apply(
+        &rules,
+        &ev,
+        &[("serial", serial.as_str()), ("wwid", wwid.as_str())],
+        (1, "no program for an event with the variables"),
+    );
     assert_eq!(
-        links,
+        o.links,
         [
             "zvpool/tank/vm1".to_string(),
             format!("disk/by-id/zvpool-{u}")
         ]
     );
-    assert!(programs.is_empty(), "{programs:?}");
-    // Other disks are not looked at; a zvpool disk no volume has gets no link.
-    assert_eq!(apply(&rules, &uevent("add", "sda"), &run), (vec![], vec![]));
-    let (links, programs) = apply(&rules, &uevent("add", "zvpool99"), &run);
-    assert_eq!((links.len(), programs.len()), (0, 1));
+    assert!(o.programs.is_empty(), "{:?}", o.programs);
+    assert_eq!(
+        o.vars,
+        BTreeMap::from([
+            ("ID_SERIAL".to_string(), format!("zvpool-{serial}")),
+            ("ID_SERIAL_SHORT".to_string(), serial.clone()),
+            ("ID_WWN".to_string(), wwid.clone()),
+        ])
+    );
+    // Without the attributes (older modules): no serial, no WWN.
+    let o = apply(&rules, &ev, &[], (1, ""));
+    assert!(o.vars.is_empty(), "{:?}", o.vars);
+    // Other disks are not looked at; a zvpool disk no volume has gets no
+    // link: its ident fails, and what a failed program prints is ignored.
+    let named = "ZVPOOL_POOL=x\nZVPOOL_VOLUME=y\nZVPOOL_UUID=z";
+    assert_eq!(
+        apply(&rules, &uevent("add", "sda"), &[], (0, named)),
+        Outcome::default()
+    );
+    assert_ne!(ident("zvpool99").0, 0);
+    let o = apply(&rules, &uevent("add", "zvpool99"), &[], (1, named));
+    assert_eq!((o.links.len(), o.programs.len()), (0, 1));
 }
