@@ -58,13 +58,8 @@ pub const SERIAL_LEN: usize = 20;
 pub fn serial(u: &Uuid) -> [u8; SERIAL_LEN] {
     let mut out = [b'0'; SERIAL_LEN];
     let f = format(u);
-    let mut n = 0;
-    for &c in f.iter().filter(|&&c| c != b'-') {
-        let Some(o) = out.get_mut(n) else {
-            break;
-        };
+    for (o, &c) in out.iter_mut().zip(f.iter().filter(|&&c| c != b'-')) {
         *o = c;
-        n += 1;
     }
     out
 }

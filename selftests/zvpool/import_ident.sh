@@ -354,7 +354,7 @@ if [ -w $UH ] && [ -n "$RULE" ]; then
 		"$(dev_of v1) $(dev_of v2)" "$(link_of zvpool/idp/v1) $(link_of zvpool/idp/v2)"
 	ktap_expect_eq "the stable names read v1's and v2's data" "$SUM1 $SUM2" \
 		"$(sum_of "$ROOT/dev/zvpool/idp/v1") $(sum_of "$ROOT/dev/disk/by-id/zvpool-$U2")"
-	ls -lR "$ROOT/dev" | sed 's/^/# /'
+	ktap_print_msg "/dev/zvpool/idp/v1 -> $(link_of zvpool/idp/v1), /dev/zvpool/idp/v2 -> $(link_of zvpool/idp/v2)"
 else
 	ktap_test_skip "udev rule on the uevents after the import" "no $UH or no udev/60-zvpool.rules"
 fi

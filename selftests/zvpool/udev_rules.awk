@@ -10,7 +10,10 @@
 # Anything else in the file is an error (exit 2), so that the rule cannot
 # grow past what the tests exercise. Prints "ENV X=VALUE" for every
 # variable the rules set or import and "LINK PATH" for every symlink; with
-# ROOT set, also creates ROOT/dev/PATH -> /dev/DEVNAME.
+# ROOT set, also creates ROOT/dev/PATH -> /dev/DEVNAME (replacing a link
+# there). Unlike udev it keeps no database: the links of a removed device
+# stay until another device's event replaces them, so a test looks only at
+# links made after the device's last add.
 #
 # Usage: env ACTION=... DEVPATH=... awk -f udev_rules.awk RULES-FILE
 function die(msg) {
