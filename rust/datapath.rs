@@ -47,6 +47,7 @@ use core::sync::atomic::Ordering;
 use kernel::{
     prelude::*,
     sync::{Arc, MutexGuard},
+    time::{Instant, Monotonic},
 };
 use pin_init::stack_pin_init;
 
@@ -305,7 +306,10 @@ impl ActivePool {
                     // The record queue is full: commit (without the engine
                     // lock) and plan again.
                     drop(st);
-                    self.commit()?;
+                    let t0 = Instant::<Monotonic>::now();
+                    let r = self.commit();
+                    self.waits.commit.since(t0);
+                    r?;
                     st = self.state.lock();
                     continue;
                 }
@@ -437,7 +441,10 @@ impl ActivePool {
             done += plan.nblocks;
         }
         if fua {
-            self.flush()?;
+            let t0 = Instant::<Monotonic>::now();
+            let r = self.flush();
+            self.waits.fua.since(t0);
+            r?;
         }
         Ok(())
     }

@@ -417,8 +417,7 @@ impl ActivePool {
             }
         }
         drop(st);
-        let waited = u64::try_from(t0.elapsed().as_micros_ceil()).unwrap_or(0);
-        g.throttled_us.fetch_add(waited, Ordering::Relaxed);
+        self.waits.pace.since(t0);
     }
 
     /// A write found no space: waits for GC while it makes progress. Returns
@@ -458,10 +457,7 @@ impl ActivePool {
         let t0 = kernel::time::Instant::<kernel::time::Monotonic>::now();
         let r = guard.wait_timeout(&self.gc_cv, NOSPACE_WAIT_MS);
         self.space_waiters.fetch_sub(1, Ordering::AcqRel);
-        let waited = t0.elapsed().as_micros_ceil();
-        self.gc
-            .throttled_us
-            .fetch_add(u64::try_from(waited).unwrap_or(0), Ordering::Relaxed);
+        self.waits.space.since(t0);
         !self.gc.stopping.load(Ordering::Acquire)
             && !matches!(r, kernel::sync::CondVarTimeoutResult::Signal { .. })
     }

@@ -46,8 +46,6 @@ pub(crate) struct Gc {
     pub(crate) uncommitted: AtomicU32,
     /// Batches run.
     pub(crate) runs: AtomicU64,
-    /// Time foreground writes spent throttled or waiting for GC (µs).
-    pub(crate) throttled_us: AtomicU64,
     /// Buffers of the batch in flight; only the GC work uses them.
     #[pin]
     pub(crate) bufs: Mutex<GcBufs>,
@@ -95,7 +93,6 @@ impl Gc {
             reserve: AtomicU32::new(0),
             uncommitted: AtomicU32::new(0),
             runs: AtomicU64::new(0),
-            throttled_us: AtomicU64::new(0),
             bufs <- kernel::new_mutex!(bufs),
         }? Error))
     }

@@ -26,6 +26,7 @@ use crate::members::{
 };
 use crate::nodes::TableBudget;
 use crate::poolreq::PoolReq;
+use crate::waits::WriteWaits;
 use crate::zonereads::ZoneReads;
 use crate::zvcore::{
     self,
@@ -125,6 +126,8 @@ pub(crate) struct ActivePool {
     pub(crate) end_queue: ReclaimQueue,
     /// Writes waiting for GC to free space.
     pub(crate) space_waiters: AtomicU32,
+    /// Where write requests waited (`status`).
+    pub(crate) waits: WriteWaits,
     /// Names of the volumes bound to a configfs directory.
     #[pin]
     binds: Mutex<KVec<CString>>,
@@ -284,6 +287,7 @@ impl ActivePool {
                 end_work <- kernel::new_work!("zvpool::end_writes"),
                 end_queue,
                 space_waiters: AtomicU32::new(0),
+                waits: WriteWaits::new(),
                 binds <- kernel::new_mutex!(KVec::new()),
                 tables,
                 read_only,

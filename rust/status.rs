@@ -60,8 +60,9 @@ impl ActivePool {
         writeln!(
             w,
             "throttled_ms {}",
-            self.gc.throttled_us.load(Ordering::Relaxed) / 1000
+            (self.waits.pace.total_us() + self.waits.space.total_us()) / 1000
         )?;
+        self.waits.status(w)?;
         writeln!(w, "journal_blocks {}", s.journal_blocks)?;
         writeln!(w, "checkpoints {}", s.checkpoints)?;
         writeln!(

@@ -56,6 +56,8 @@ mod volinfo;
 #[deny(unsafe_code)]
 mod volume;
 #[deny(unsafe_code)]
+mod waits;
+#[deny(unsafe_code)]
 mod zonereads;
 // The core is shared with the host crate, where its items are public API; the
 // module does not use all of them (yet).

@@ -9,8 +9,8 @@
 # GC's progress; a fixed free-zone trigger with a fixed sleep ran into the
 # reserve here and failed writes with ENOSPC (make bench, zvpool-zns).
 # Checks: no write fails, data verifies, GC ran, the GC reserve was never
-# used up, space accounting is exact; write amplification, latency and
-# time spent paced are reported.
+# used up, space accounting is exact, the status' write waits by cause
+# add up; write amplification, latency and time spent paced are reported.
 DIR=$(dirname "$0")
 . "$DIR/ktap_helpers.sh"
 
@@ -41,7 +41,7 @@ if [ -e /proc/lockdep ]; then
 	ktap_finished
 fi
 lsmod | grep -q '^zvpool ' && rmmod zvpool
-ktap_set_plan 11
+ktap_set_plan 12
 dmesg_mark
 DMESG_START=$DMESG_MARK
 
@@ -81,6 +81,16 @@ wa=$(wa_since $ST "$u0" "$g0")
 minfree=$(sort -n /tmp/free.log | head -n 1)
 ktap_print_msg "write amplification $wa, $(stat_of zones_reset) zones reset, $(stat_of gc_runs) GC batches, fewest free zones $minfree"
 ktap_print_msg "writes $(tail -n 1 /tmp/ow.out | cut -d';' -f49) IOPS, latency: $(fio_lat /tmp/ow.out); writes paced $(($(stat_of throttled_ms) - t0)) ms in total"
+grep '^write_wait_' $ST | sed 's/^/# status: /'
+# waits_ok: write_wait_CAUSE lines of COUNT TOTAL_MS MAX_MS, the longest
+# wait within the total, pace + space = throttled_ms (1 ms of rounding).
+waits_ok() {
+	awk -v thr="$(stat_of throttled_ms)" '
+		/^write_wait_/ { n++; if (NF != 4 || $4 > $3 + 0) bad = 1 }
+		/^write_wait_(pace|space) / { sum += $3 }
+		END { exit !(n == 4 && !bad && sum <= thr && thr <= sum + 1) }' $ST
+}
+ktap_test_result "status: write waits by cause (pace, space, commit, fua), pace + space = throttled_ms" waits_ok
 ktap_test_result "GC ran, relocated blocks and reset zones" \
 	sh -c "[ $(stat_of gc_blocks_written) -gt $g0 ] && [ $(stat_of zones_reset) -gt 0 ]"
 no_enospc() { ! dmesg_since_mark | grep -q 'out of space'; }

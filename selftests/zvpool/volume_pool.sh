@@ -31,7 +31,7 @@ MEMBERS="$(zns_dev 0) $(zns_dev 1)"
 if lsmod 2>/dev/null | grep -q '^zvpool '; then
 	rmmod zvpool 2>/dev/null
 fi
-ktap_set_plan 61
+ktap_set_plan 62
 LOG0=$(dmesg | wc -l)
 
 # is_zero DEV OFFSET-MIB LEN-MIB: the range reads back as zeroes (O_DIRECT).
@@ -141,10 +141,18 @@ if fio --thread --name=probe --filename=/tmp/fio.probe --size=4k --rw=write \
 		cat /tmp/fio.err /tmp/fio.out 2>/dev/null | tail -n 20 | sed 's/^/# fio: /'
 		ktap_test_fail "fio psync 1 MiB sequential write + crc32c verify"
 	fi
+	# O_DSYNC direct writes are FUA writes: each waits for its own commit
+	# (status write_wait_fua COUNT TOTAL_MS MAX_MS).
+	fua_count() { sed -n 's/^write_wait_fua \([0-9]*\) .*/\1/p' "$RD/status"; }
+	f0=$(fua_count)
+	fio --thread --name=fua --filename="$B" --direct=1 --ioengine=psync --sync=dsync --rw=write \
+		--bs=4k --size=16k --offset=240M --output=/dev/null >/dev/null 2>&1
+	ktap_expect_eq "4 O_DSYNC writes (FUA): 4 commits waited for in write_wait_fua" 4 $(($(fua_count) - ${f0:-0}))
 else
 	why="fio cannot run: $(head -n1 /tmp/fio.err) (kernel without CONFIG_SYSVIPC)"
 	ktap_test_skip "fio libaio randwrite + crc32c verify (2 jobs)" "$why"
 	ktap_test_skip "fio psync 1 MiB sequential write + crc32c verify" "$why"
+	ktap_test_skip "4 O_DSYNC writes (FUA) counted in write_wait_fua" "$why"
 fi
 ktap_test_result "usage: mapped_bytes > 0 after writes" sh -c "[ \$(sed -n 's/^mapped_bytes //p' $V/usage) -gt 0 ]"
 

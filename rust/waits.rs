@@ -1,0 +1,86 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Where write requests wait, by cause: how many waits, their total and the
+//! longest one. A write's latency is its lower I/O plus these waits; the
+//! `status` lines `write_wait_CAUSE COUNT TOTAL_MS MAX_MS` tell which cause
+//! makes the slowest writes slow (GC pacing, no free space, a commit the
+//! write had to run first, its own FUA commit).
+//!
+//! Lock-free (relaxed atomics): recorded by each request after its wait,
+//! read by `status` at any time (the three figures of a cause may be read
+//! from different moments).
+
+use core::sync::atomic::{AtomicU64, Ordering};
+use kernel::time::{Instant, Monotonic};
+
+/// The waits of one cause.
+pub(crate) struct WaitStat {
+    count: AtomicU64,
+    total_us: AtomicU64,
+    max_us: AtomicU64,
+}
+
+impl WaitStat {
+    const fn new() -> Self {
+        Self {
+            count: AtomicU64::new(0),
+            total_us: AtomicU64::new(0),
+            max_us: AtomicU64::new(0),
+        }
+    }
+
+    /// Records a wait that began at `t0` and ends now.
+    pub(crate) fn since(&self, t0: Instant<Monotonic>) {
+        let us = u64::try_from(t0.elapsed().as_micros_ceil()).unwrap_or(0);
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.total_us.fetch_add(us, Ordering::Relaxed);
+        self.max_us.fetch_max(us, Ordering::Relaxed);
+    }
+
+    /// Total time waited (µs).
+    pub(crate) fn total_us(&self) -> u64 {
+        self.total_us.load(Ordering::Relaxed)
+    }
+
+    /// `write_wait_NAME COUNT TOTAL_MS MAX_MS`.
+    fn line(&self, name: &str, w: &mut impl core::fmt::Write) -> core::fmt::Result {
+        writeln!(
+            w,
+            "write_wait_{} {} {} {}",
+            name,
+            self.count.load(Ordering::Relaxed),
+            self.total_us.load(Ordering::Relaxed) / 1000,
+            self.max_us.load(Ordering::Relaxed) / 1000
+        )
+    }
+}
+
+/// The causes a write request waits for.
+pub(crate) struct WriteWaits {
+    /// Paced behind GC (`Gc::throttle`).
+    pub(crate) pace: WaitStat,
+    /// No free space: waiting for GC to free some (`wait_for_space`).
+    pub(crate) space: WaitStat,
+    /// The journal record queue was full: the write committed first.
+    pub(crate) commit: WaitStat,
+    /// A FUA write's own commit.
+    pub(crate) fua: WaitStat,
+}
+
+impl WriteWaits {
+    pub(crate) const fn new() -> Self {
+        Self {
+            pace: WaitStat::new(),
+            space: WaitStat::new(),
+            commit: WaitStat::new(),
+            fua: WaitStat::new(),
+        }
+    }
+
+    /// The `status` lines, one per cause.
+    pub(crate) fn status(&self, w: &mut impl core::fmt::Write) -> core::fmt::Result {
+        self.pace.line("pace", w)?;
+        self.space.line("space", w)?;
+        self.commit.line("commit", w)?;
+        self.fua.line("fua", w)
+    }
+}
