@@ -299,6 +299,9 @@ impl ActivePool {
             match st.engine.write_begin(vol, lba, n, USER_STREAM) {
                 Ok(p) => {
                     self.note_levels(&st.engine);
+                    if self.commit_due() {
+                        self.kick_gc();
+                    }
                     let order = self.order_for(p.extents().iter().map(|e| (e.addr, e.append)));
                     return Ok((p, order));
                 }

@@ -50,6 +50,10 @@ pub(crate) type Storage = PoolStorage<
 
 /// Journal records that can wait for one commit.
 const RECORD_QUEUE: usize = 4096;
+/// Records queued from which the GC worker commits in the background, so
+/// that writers rarely find the queue full and have to commit first
+/// (`status` `write_wait_commit`).
+pub(crate) const RECORD_HIGH_WATER: usize = RECORD_QUEUE / 2;
 /// Converts a core error into an errno.
 pub(crate) fn core_err(e: zvcore::error::Error) -> Error {
     Error::from_errno(-e.errno())

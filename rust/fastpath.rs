@@ -178,6 +178,9 @@ impl ActivePool {
                 Err(_) => return Some(rq),
             };
             self.note_levels(&st.engine);
+            if self.commit_due() {
+                self.kick_gc();
+            }
             let order = self.order_for(plan.extents().iter().map(|e| (e.addr, e.append)));
             (plan, order)
         };

@@ -36,7 +36,7 @@
 //! write that still finds no space waits for GC while it makes progress;
 //! only when GC cannot free anything does it fail with `ENOSPC`.
 
-use crate::engine::core_err;
+use crate::engine::{core_err, RECORD_HIGH_WATER};
 use crate::gcstate::{GcBufs, GC_BUF_BLOCKS};
 use crate::kwrap::{
     bio::{BioBatch, BioOp},
@@ -117,6 +117,15 @@ impl ActivePool {
             {
                 break;
             }
+            if self.commit_due() {
+                // Records piled up: commit them here, before a writer finds
+                // the queue full and has to commit first.
+                if let Err(e) = self.commit() {
+                    pr_err!("{}: background commit failed: {:?}\n", &*self.name, e);
+                    break;
+                }
+                self.note_levels(&self.state.lock().engine);
+            }
             if !self.gc_needed() && !self.gc_cv_waiters() {
                 break;
             }
@@ -156,6 +165,14 @@ impl ActivePool {
         self.gc
             .reserve
             .store(a.config().gc_reserve, Ordering::Relaxed);
+        let records = u32::try_from(e.pending_records()).unwrap_or(u32::MAX);
+        self.gc.records.store(records, Ordering::Relaxed);
+    }
+
+    /// Whether enough journal records are queued for a background commit
+    /// ([`RECORD_HIGH_WATER`]); the GC worker runs it when kicked.
+    pub(crate) fn commit_due(&self) -> bool {
+        self.gc.records.load(Ordering::Relaxed) as usize >= RECORD_HIGH_WATER
     }
 
     /// Free zones, data zones and the GC reserve, without the engine lock.

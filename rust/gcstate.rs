@@ -42,6 +42,8 @@ pub(crate) struct Gc {
     /// Data zones of the pool and the GC-only reserve (fixed).
     pub(crate) data_zones: AtomicU32,
     pub(crate) reserve: AtomicU32,
+    /// Journal records queued (published with the free zones).
+    pub(crate) records: AtomicU32,
     /// Batches run since the last commit GC made.
     pub(crate) uncommitted: AtomicU32,
     /// Batches run.
@@ -91,6 +93,7 @@ impl Gc {
             free_zones: AtomicU32::new(0),
             data_zones: AtomicU32::new(0),
             reserve: AtomicU32::new(0),
+            records: AtomicU32::new(0),
             uncommitted: AtomicU32::new(0),
             runs: AtomicU64::new(0),
             bufs <- kernel::new_mutex!(bufs),
