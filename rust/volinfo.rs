@@ -4,6 +4,7 @@
 //! a new volume gets, and volume names (`VOLUME@SNAP`).
 
 use crate::engine::Engine;
+use crate::zvcore::pool::VolEntry;
 
 /// What a volume is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,13 +74,7 @@ pub(crate) fn kind_origin_of(e: &Engine, id: u32) -> (VolKind, Option<&[u8]>) {
     let Some(v) = e.volume(id) else {
         return (VolKind::Volume, None);
     };
-    let kind = if v.read_only() {
-        VolKind::Snapshot
-    } else if v.origin.is_some() {
-        VolKind::Clone
-    } else {
-        VolKind::Volume
-    };
+    let kind = kind_of(v);
     let origin = v
         .origin
         .and_then(|o| e.volume(o))
@@ -87,17 +82,23 @@ pub(crate) fn kind_origin_of(e: &Engine, id: u32) -> (VolKind, Option<&[u8]>) {
     (kind, origin)
 }
 
-/// Description of volume `id` of `e`.
-pub(crate) fn info_of(e: &Engine, id: u32) -> Option<VolInfo> {
-    let v = e.volume(id)?;
-    let t = v.table?;
-    let kind = if v.read_only() {
+/// What kind of volume `v` is: a snapshot (read-only), a clone (writable,
+/// made from a snapshot) or a volume.
+fn kind_of(v: &VolEntry) -> VolKind {
+    if v.read_only() {
         VolKind::Snapshot
     } else if v.origin.is_some() {
         VolKind::Clone
     } else {
         VolKind::Volume
-    };
+    }
+}
+
+/// Description of volume `id` of `e`.
+pub(crate) fn info_of(e: &Engine, id: u32) -> Option<VolInfo> {
+    let v = e.volume(id)?;
+    let t = v.table?;
+    let kind = kind_of(v);
     let (mapped, exclusive) = match e.vol_space(id) {
         Ok(s) => (s.mapped, s.exclusive),
         Err(_) => (t.mapped(), t.mapped()),

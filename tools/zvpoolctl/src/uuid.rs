@@ -79,27 +79,6 @@ pub fn volume_uuid(pool: &Uuid, id: u64, name: &str) -> Uuid {
 mod tests {
     use super::*;
 
-    fn hex(b: &[u8]) -> String {
-        b.iter().map(|x| format!("{x:02x}")).collect()
-    }
-
-    #[test]
-    fn core_sha1_test_vectors() {
-        let sha1 = zvcore::volid::sha1;
-        // FIPS 180 examples, and a message of more than one block.
-        assert_eq!(
-            hex(&sha1(b"abc")),
-            "a9993e364706816aba3e25717850c26c9cd0d89d"
-        );
-        assert_eq!(hex(&sha1(b"")), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
-        assert_eq!(
-            hex(&sha1(
-                b"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"
-            )),
-            "84983e441c3bd26ebaae4aa1f95129e5e54670f1"
-        );
-    }
-
     #[test]
     fn v5_matches_rfc_example() {
         // RFC 9562 appendix A.4: "www.example.com" in the DNS namespace.
