@@ -85,7 +85,11 @@ impl ActivePool {
         }
         let _noio = NoIo::enter();
         let mut guard = self.committer.lock();
-        let cb = &mut *guard;
+        self.commit_with(&mut guard)
+    }
+
+    /// [`Self::commit`] by the holder of the commit lock (`cb`).
+    pub(crate) fn commit_with(&self, cb: &mut CommitBuf) -> Result {
         // Twice at most: zone resets are journalled (`ZoneReset`) by the
         // first round's maintenance and done by the second's.
         for _ in 0..2 {

@@ -43,20 +43,50 @@ pub(crate) struct CommitBuf {
     pub(crate) slots: KVec<Slot>,
 }
 
+/// Blocks of the buffer of a pool of `members` members: a journal commit,
+/// the superblock of its log-zone switch, and that superblock's copies on
+/// the other members (two on a member being added).
+fn data_blocks(members: usize) -> usize {
+    COMMIT_BLOCKS + 3 + members
+}
+
+/// Operations of the buffer of a pool of `members` members (the copies of
+/// a superblock take four each at most).
+fn op_count(members: usize) -> usize {
+    COMMIT_OPS + 4 * members + 8
+}
+
 impl CommitBuf {
     /// The buffer of a pool of `members` members.
     pub(crate) fn new(members: usize) -> Result<Self> {
-        let mut slots = KVec::with_capacity(members, GFP_KERNEL)?;
-        for _ in 0..members {
-            slots.push(Slot::new(), GFP_KERNEL)?;
-        }
-        Ok(Self {
-            ops: KVec::with_capacity(COMMIT_OPS, GFP_KERNEL)?,
-            // One more block: the superblock of a log-zone switch.
-            data: MetaRun::new(COMMIT_BLOCKS + 1)?,
+        let mut b = Self {
+            ops: KVec::new(),
+            data: MetaRun::new(0)?,
             used: 0,
-            slots,
-        })
+            slots: KVec::new(),
+        };
+        b.ensure_members(members)?;
+        Ok(b)
+    }
+
+    /// Grows the buffer for a pool of `members` members (a member added
+    /// online); never shrinks it. On error it is unchanged but for spare
+    /// capacity.
+    pub(crate) fn ensure_members(&mut self, members: usize) -> Result {
+        let ops = op_count(members);
+        if self.ops.capacity() < ops {
+            self.ops.reserve(ops.saturating_sub(self.ops.len()), GFP_KERNEL)?;
+        }
+        let blocks = data_blocks(members);
+        if self.data.capacity() < blocks {
+            let data = MetaRun::new(blocks)?;
+            self.clear();
+            self.data = data;
+        }
+        while self.slots.len() < members {
+            self.slots.push(Slot::new(), GFP_KERNEL)?;
+        }
+        Ok(())
     }
 
     pub(crate) fn clear(&mut self) {

@@ -216,7 +216,8 @@ impl Drop for PoolInner {
     }
 }
 
-/// `devices`: add a member by path; read the member list.
+/// `devices`: add a member by path (to an active pool: online, see
+/// `memberadd.rs`); read the member list.
 #[vtable]
 impl configfs::AttributeOperations<0> for PoolDir {
     type Data = PoolDir;
@@ -233,14 +234,6 @@ impl configfs::AttributeOperations<0> for PoolDir {
         let path = input(page)?.trim();
         let name = &*this.name;
         let mut g = this.inner.lock();
-        if g.active.is_some() {
-            pr_err!(
-                "{}: cannot add {} to an active pool (stop it first)\n",
-                name,
-                Shown(path.as_bytes())
-            );
-            return Err(EBUSY);
-        }
         if path.is_empty() {
             pr_err!("{}: empty device path\n", name);
             return Err(EINVAL);
@@ -268,6 +261,13 @@ impl configfs::AttributeOperations<0> for PoolDir {
         if g.paths.len() >= MAX_DEVICES {
             pr_err!("{}: at most {} members\n", name, MAX_DEVICES);
             return Err(ENOSPC);
+        }
+        g.paths.reserve(1, GFP_KERNEL)?;
+        if let Some(pool) = g.active.clone() {
+            // Online: the pool grows (`memberadd.rs`); the directory's
+            // lock keeps other configuration changes out meanwhile.
+            let holder = core::ptr::from_ref(this).cast();
+            pool.add_member(&cpath, holder)?;
         }
         g.paths.push(cpath, GFP_KERNEL)?;
         Ok(())

@@ -46,7 +46,7 @@ pub(crate) struct Member {
 /// Reads a lower device's geometry into the core's terms
 /// (`zvcore::probe`, which `zvpoolctl` uses too). Refuses devices zvpool
 /// cannot use, with a logged reason.
-fn probe_geometry(pool: &CStr, path: &CStr, dev: &LowerDev) -> Result<DeviceGeometry> {
+pub(crate) fn probe_geometry(pool: &CStr, path: &CStr, dev: &LowerDev) -> Result<DeviceGeometry> {
     let g = dev.geometry();
     let r = DeviceReport {
         nr_sectors: g.nr_sectors,

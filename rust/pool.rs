@@ -18,7 +18,8 @@ use crate::engine::{
 };
 use crate::gcstate::Gc;
 use crate::kwrap::{
-    bdev::IoLimits, bio::BioSet, noio::NoIo, random, request::ReqList, workq::ReclaimQueue,
+    append::AppendVec, bdev::IoLimits, bio::BioSet, noio::NoIo, random, request::ReqList,
+    workq::ReclaimQueue,
 };
 use crate::members::{
     member_sector, ms_since, open_members, reset_written_zones, stacked_limits, Member, MetaSink,
@@ -34,7 +35,7 @@ use crate::zvcore::{
         layout::{ckpt_zones_of, set_meta_zones},
         Uuid, BLOCK_SIZE,
     },
-    geom::{DeviceGeometry, PoolGeometry, Stream},
+    geom::{DeviceGeometry, PoolGeometry, Stream, MAX_DEVICES},
     pool::{MetaOp, PoolConfig},
     recovery::Damage,
 };
@@ -87,8 +88,10 @@ impl DerefMut for ConfigLock<'_> {
 pub(crate) struct ActivePool {
     pub(crate) name: CString,
     pub(crate) uuid: Uuid,
-    pub(crate) members: KVec<Member>,
-    geoms: KVec<DeviceGeometry>,
+    /// The members in the pool's order, and their geometries (a member
+    /// added online is appended: `memberadd.rs`).
+    pub(crate) members: AppendVec<Member>,
+    pub(crate) geoms: AppendVec<DeviceGeometry>,
     /// The engine and its lock (`engine.rs`).
     #[pin]
     pub(crate) state: EngineCell,
@@ -266,8 +269,17 @@ impl ActivePool {
         let gc = Gc::new(name)?;
         let committer = CommitBuf::new(members.len())?;
         let end_queue = ReclaimQueue::new(name)?;
-        let nz: usize = geoms.iter().map(|g| g.nr_zones as usize).sum();
-        let zone_reads = ZoneReads::new(nz)?;
+        let zone_reads = ZoneReads::new(&geoms)?;
+        let members = {
+            let mut v = AppendVec::with_capacity(MAX_DEVICES)?;
+            v.extend(members)?;
+            v
+        };
+        let geoms = {
+            let mut v = AppendVec::with_capacity(MAX_DEVICES)?;
+            v.extend(geoms)?;
+            v
+        };
         Arc::pin_init(
             try_pin_init!(Self {
                 name: CString::try_from_fmt(fmt!("{}", name))?,

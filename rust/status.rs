@@ -119,7 +119,7 @@ impl ActivePool {
             };
             writeln!(
                 w,
-                "{} {} {} zones={} zone_bytes={} cap_bytes={} max_open={} max_active={} free_zones={} read_errors={} write_errors={} state={}",
+                "{} {} {} zones={} zone_bytes={} cap_bytes={} max_open={} max_active={} free_zones={} used_bytes={} read_errors={} write_errors={} state={}",
                 i,
                 m.path.to_str().unwrap_or("?"),
                 kind,
@@ -129,6 +129,7 @@ impl ActivePool {
                 g.max_open,
                 g.max_active,
                 a.dev_free_zones(i as u16),
+                a.dev_valid_blocks(i as u16) * BLOCK_SIZE as u64,
                 re,
                 we,
                 if re + we == 0 { "ok" } else { "errors" }

@@ -34,6 +34,8 @@ mod kwrap;
 #[deny(unsafe_code)]
 mod lowerio;
 #[deny(unsafe_code)]
+mod memberadd;
+#[deny(unsafe_code)]
 mod members;
 #[deny(unsafe_code)]
 mod nodes;

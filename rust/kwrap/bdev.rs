@@ -94,6 +94,18 @@ impl IoLimits {
     /// bio respecting the result respects both: sizes and counts take the
     /// smaller non-zero value, alignment masks the larger one.
     pub(crate) fn stack(&mut self, b: &IoLimits) {
+        *self = self.stacked(b);
+    }
+
+    /// Whether a device of limits `b` stacks under these without
+    /// narrowing them (a member added online: the volumes' queue limits
+    /// are already set).
+    pub(crate) fn admits(&self, b: &IoLimits) -> bool {
+        self.stacked(b) == *self
+    }
+
+    /// [`Self::stack`], as a new value.
+    fn stacked(mut self, b: &IoLimits) -> IoLimits {
         self.virt_boundary_mask = self.virt_boundary_mask.max(b.virt_boundary_mask);
         self.seg_boundary_mask = min_not_zero(self.seg_boundary_mask, b.seg_boundary_mask);
         self.max_sectors = min_not_zero(self.max_sectors, b.max_sectors);
@@ -102,6 +114,7 @@ impl IoLimits {
         self.max_segment_size = min_not_zero(self.max_segment_size, b.max_segment_size);
         self.dma_alignment = self.dma_alignment.max(b.dma_alignment);
         self.max_segments = min_not_zero(self.max_segments, b.max_segments);
+        self
     }
 }
 

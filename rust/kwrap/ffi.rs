@@ -11,7 +11,7 @@ pub(crate) type DiskShowFn = unsafe extern "C" fn(*const c_void, c_uint, *mut c_
 /// Mirror of `struct zvpool_io_limits` in `helpers.c`: the I/O-shape limits
 /// of a block device's queue that a device stacked on it must not exceed.
 #[repr(C)]
-#[derive(Clone, Copy, Default, Debug)]
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
 pub(crate) struct IoLimits {
     pub(crate) virt_boundary_mask: u64,
     pub(crate) seg_boundary_mask: u64,

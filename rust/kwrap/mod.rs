@@ -3,6 +3,7 @@
 //! lives. Each wrapper is shaped like the upstream Rust block-layer API that is
 //! still in flight, so it can be swapped for upstream later.
 
+pub(crate) mod append;
 pub(crate) mod bdev;
 pub(crate) mod bio;
 pub(crate) mod disk;

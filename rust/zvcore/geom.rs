@@ -340,6 +340,11 @@ impl<S: Deref<Target = [DeviceGeometry]>> PoolGeometry<S> {
             })
     }
 
+    /// The storage of the member geometries (given up).
+    pub fn into_devices(self) -> S {
+        self.devs
+    }
+
     /// The member geometries.
     pub fn devices(&self) -> &[DeviceGeometry] {
         &self.devs

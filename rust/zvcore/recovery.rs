@@ -33,7 +33,7 @@ use super::error::{Error, Result};
 use super::format::journal::VOL_FLAG_READONLY;
 use super::format::layout::{checkpoint_block_addr, log_zone, superblock_addr, LOG_ZONES};
 use super::format::{
-    decode_journal_block, peek_magic, CheckpointHeader, Record, Superblock, BLOCK_SIZE,
+    decode_journal_block, peek_magic, CheckpointHeader, Record, Superblock, Uuid, BLOCK_SIZE,
     INCOMPAT_COMMIT_BLOCKS, INCOMPAT_DELTA_CHECKPOINTS, INCOMPAT_SHARED_BLOCKS, SUPERBLOCK_MAGIC,
 };
 use super::geom::{DeviceGeometry, PoolGeometry, Stream, MAX_DEVICES};
@@ -402,6 +402,11 @@ fn find_members<M: MetaReader>(
     let mut newest = [NO_COPY; MAX_DEVICES];
     // The first reason a block with the superblock magic did not decode.
     let mut damaged: Option<Error> = None;
+    // What the newest copy says of the membership (pool, member count,
+    // last member), and whether a copy of the same pool and generation
+    // says otherwise.
+    let mut best_members: (Uuid, u16, Uuid) = ([0; 16], 0, [0; 16]);
+    let mut disagree = false;
     for (j, g) in devs.iter().enumerate() {
         let mut own: Option<u64> = None;
         for i in 0..LOG_ZONES {
@@ -421,8 +426,20 @@ fn find_members<M: MetaReader>(
                     *s = i as u8;
                 }
             }
+            let members = (
+                sb_store.pool_uuid,
+                sb_store.nr_members,
+                sb_store.members().last().map_or([0; 16], |m| m.dev_uuid),
+            );
             if best.map(|b| gen > b.2).unwrap_or(true) {
                 best = Some((j, i, gen));
+                best_members = members;
+                disagree = false;
+            } else if best.is_some_and(|b| gen == b.2)
+                && members.0 == best_members.0
+                && members != best_members
+            {
+                disagree = true;
             }
         }
     }
@@ -432,6 +449,15 @@ fn find_members<M: MetaReader>(
         (None, None) => return Err(Error::NotFound),
         (None, Some(e)) => return Err(superblock_damage(e)),
     };
+    if disagree {
+        // Two membership changes of one generation: a member add cut by a
+        // power loss (its device got the new superblock), the pool then
+        // assembled without that device and changed since. Which one is
+        // the pool's cannot be told: refuse rather than guess.
+        return Err(Error::Corrupt(
+            "recover: two superblocks of the newest generation name different members (a device from an interrupted member add?)",
+        ));
+    }
     let bg = devs.get(bj).copied().ok_or(Error::NotFound)?;
     read_sb_copy(rd, bj, &bg, bi, buf)?;
     sb_store.decode_into(buf)?;

@@ -24,6 +24,7 @@
 //! - `accounting`: completion of in-flight writes, valid counts;
 //! - `zones`: zone state changes (close, reopen, finish, reset, ...);
 //! - `check`: rebuilding and verifying the derived counters;
+//! - `grow`: a member added to the pool (larger caller storage);
 //! - `records`: the zone table as checkpoint records.
 
 use super::error::{Error, Result};
@@ -32,6 +33,7 @@ use core::ops::{Deref, DerefMut};
 
 mod accounting;
 mod check;
+mod grow;
 mod place;
 pub use place::spread;
 mod records;
@@ -331,6 +333,9 @@ pub struct Allocator<G, Z, D = DevTable> {
     /// Meta zones closed by operations not yet done
     /// ([`Self::meta_close_later`], flag [`ZF_CLOSING`]).
     nclosing: u32,
+    /// Members whose zones take no blocks at all (added, their membership
+    /// not durable yet: [`Self::grow`]), bit per member.
+    fenced: u64,
 }
 
 impl<G, Z> Allocator<G, Z, DevTable>
@@ -382,6 +387,7 @@ where
             copying: false,
             draining: 0,
             nclosing: 0,
+            fenced: 0,
             written: [0; NR_STREAMS],
         };
         for z in 0..a.geom.nr_zones() {
@@ -495,6 +501,17 @@ where
     /// The members set by [`Self::set_draining`].
     pub fn draining(&self) -> u64 {
         self.draining
+    }
+
+    /// Valid blocks in the zones of member `d` (a walk over its zones).
+    pub fn dev_valid_blocks(&self, d: u16) -> u64 {
+        let (Some(first), Some(g)) = (self.geom.dev_first_zone(d), self.geom.device(d)) else {
+            return 0;
+        };
+        let start = first as usize;
+        self.zones
+            .get(start..start.saturating_add(g.nr_zones as usize))
+            .map_or(0, |z| z.iter().map(|z| z.valid()).sum())
     }
 
     /// Blocks handed out to stream `s` since this allocator was set up.

@@ -73,6 +73,12 @@ where
                 if excluded & dev_bit(d) != 0 {
                     continue;
                 }
+                if self.fenced & dev_bit(d) != 0 {
+                    // A member being added: no data before the superblock
+                    // naming it is durable (`grow`).
+                    limited = true;
+                    continue;
+                }
                 if stream != Stream::Meta && self.draining & dev_bit(d) != 0 {
                     // Its writes drain for a checkpoint's zone slot.
                     limited = true;
@@ -263,7 +269,7 @@ pub const fn spread(stream: Stream, n: usize) -> usize {
 }
 
 /// Bit of member `d` in a 64-bit member set (none beyond bit 63).
-fn dev_bit(d: usize) -> u64 {
+pub(super) fn dev_bit(d: usize) -> u64 {
     u32::try_from(d)
         .ok()
         .and_then(|d| 1u64.checked_shl(d))

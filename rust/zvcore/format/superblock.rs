@@ -551,6 +551,71 @@ impl Superblock {
         }
     }
 
+    /// Appends a member (device UUID `uuid`, geometry `geom` with the
+    /// pool's metadata zones) after the last one, at the end of the pool's
+    /// address space, and moves to the next generation (a membership
+    /// change). Checks everything first: on error nothing changed.
+    pub fn add_member(&mut self, uuid: Uuid, geom: DeviceGeometry) -> Result<()> {
+        let (base, generation) = self.check_new_member(&uuid, &geom)?;
+        let slot = self
+            .members
+            .get_mut(usize::from(self.nr_members))
+            .ok_or(Error::Invalid("superblock: member count"))?;
+        *slot = MemberInfo {
+            dev_uuid: uuid,
+            base,
+            geom,
+        };
+        self.nr_members = self.nr_members.saturating_add(1);
+        self.generation = generation;
+        Ok(())
+    }
+
+    /// The checks of [`Self::add_member`]: the new member's base address
+    /// and the next generation.
+    pub fn check_new_member(&self, uuid: &Uuid, geom: &DeviceGeometry) -> Result<(u64, u64)> {
+        let n = usize::from(self.nr_members);
+        if n >= MAX_DEVICES {
+            return Err(Error::Invalid("superblock: the pool has the most members"));
+        }
+        if all_zero(uuid) || self.find_member(uuid).is_some() {
+            return Err(Error::Invalid("superblock: member uuid"));
+        }
+        if geom.meta_zones != self.meta_zones() {
+            return Err(Error::Invalid("superblock: metadata zones differ"));
+        }
+        geom.validate()?;
+        let base = match self.members().last() {
+            Some(m) => m
+                .geom
+                .size_blocks()
+                .and_then(|s| m.base.checked_add(s))
+                .ok_or(Error::Invalid("superblock: pool size"))?,
+            None => 0,
+        };
+        let size = geom
+            .size_blocks()
+            .ok_or(Error::Invalid("superblock: device size"))?;
+        base.checked_add(size)
+            .filter(|e| *e <= MAX_POOL_BLOCKS)
+            .ok_or(Error::Invalid("superblock: pool size"))?;
+        let zones: u64 = self
+            .members()
+            .iter()
+            .map(|m| u64::from(m.geom.nr_zones))
+            .sum::<u64>()
+            .saturating_add(u64::from(geom.nr_zones));
+        if zones > u64::from(u32::MAX) {
+            return Err(Error::Invalid("superblock: zone count"));
+        }
+        let generation = self
+            .generation
+            .checked_add(1)
+            .filter(|g| *g <= MAX_GENERATION)
+            .ok_or(Error::Invalid("superblock: generation"))?;
+        Ok((base, generation))
+    }
+
     /// Makes this the copy written on member `index` (in place; see
     /// [`Self::for_member`]).
     pub fn set_member(&mut self, index: u16) -> Result<()> {

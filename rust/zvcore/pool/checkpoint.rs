@@ -76,7 +76,9 @@ where
         sink: &mut F,
     ) -> Result<()> {
         self.live()?;
-        if self.commit != Commit::None || self.ckpt_run.is_some() {
+        if self.commit != Commit::None || self.ckpt_run.is_some() || self.member_pending() {
+            // A member being added: its superblock commit comes first (the
+            // checkpoint set would include its zones).
             return Err(Error::Busy);
         }
         // No commit in flight: the operations emitted before are done.

@@ -40,6 +40,11 @@ where
             // It would not fit: nothing to try until the image can shrink.
             return false;
         }
+        if self.alloc.fenced() != 0 {
+            // A member being added: the journal commit that writes the
+            // superblock naming it comes first (`member_add`).
+            return false;
+        }
         if self.need_ckpt || (self.meta_low && self.ckpt_retry) {
             return true;
         }
@@ -116,7 +121,7 @@ where
         }
         // No commit in flight: the operations emitted before are done.
         self.alloc.release_closing();
-        if self.npend == 0 {
+        if self.npend == 0 && !self.sb_dirty {
             self.all_committed();
             return Ok(0);
         }
@@ -154,7 +159,7 @@ where
             return Err(Error::Busy);
         }
         self.alloc.release_closing();
-        if self.npend == 0 {
+        if self.npend == 0 && !self.sb_dirty {
             self.all_committed();
             return Ok(Some(0));
         }
@@ -163,8 +168,9 @@ where
         }
         let queued = self.recs.get(..self.npend).unwrap_or(&[]);
         let nrec = records_within(queued, max_blocks.max(1));
-        let nblocks = journal_blocks_for(queued.get(..nrec).unwrap_or(&[]));
-        if nrec == 0 {
+        // A changed superblock alone is committed with an empty block.
+        let nblocks = journal_blocks_for(queued.get(..nrec).unwrap_or(&[])).max(1);
+        if nrec == 0 && self.npend > 0 {
             return Ok(None);
         }
         match self.flush_journal_blocks(nrec, nblocks, scratch, sink) {
@@ -181,7 +187,8 @@ where
         sink: &mut F,
     ) -> Result<u64> {
         let nrec = self.npend;
-        let nblocks = journal_blocks_for(self.recs.get(..nrec).unwrap_or(&[]));
+        // A changed superblock alone is committed with an empty block.
+        let nblocks = journal_blocks_for(self.recs.get(..nrec).unwrap_or(&[])).max(1);
         self.flush_journal_blocks(nrec, nblocks, scratch, sink)
     }
 
@@ -212,27 +219,7 @@ where
         // A changed superblock (feature bits) is written at a log-zone
         // switch: force one.
         if !fits || self.sb_dirty {
-            let next = match self.jlog {
-                Some(c) => 1 - c,
-                None => 0,
-            };
-            let covered = |p: &Self, i: u8| {
-                p.log_max_seq.get(usize::from(i)).copied().unwrap_or(0) <= p.ckpt_seq
-            };
-            // The zone to reset must be covered by the checkpoint, and the
-            // other log zone must hold a superblock at least as new as its
-            // own (so that a crash right after the reset leaves the member
-            // its newest superblock); after recovery (no current zone)
-            // either may do.
-            let gen = |p: &Self, i: u8| p.log_sb_gen.get(usize::from(i)).copied().unwrap_or(0);
-            let usable = |p: &Self, i: u8| covered(p, i) && gen(p, 1 - i) >= gen(p, i);
-            let next = if usable(self, next) {
-                next
-            } else if self.jlog.is_none() && usable(self, 1) {
-                1
-            } else {
-                return Err(Error::Busy);
-            };
+            let next = self.log_switch_target().ok_or(Error::Busy)?;
             let (z, cap) = geo_cap(self, next).ok_or(Error::Corrupt("log zone"))?;
             if nblocks.saturating_add(1) > cap {
                 // More than a log zone holds: commit with a checkpoint.
@@ -250,6 +237,29 @@ where
         r
     }
 
+    /// The log zone the journal can switch to now, if any: it must be
+    /// covered by the checkpoint, and the other log zone must hold a
+    /// superblock at least as new as its own (so that a crash right after
+    /// the reset leaves the member its newest superblock); after recovery
+    /// (no current zone) either may do.
+    pub(super) fn log_switch_target(&self) -> Option<u8> {
+        let next = match self.jlog {
+            Some(c) => 1 - c,
+            None => 0,
+        };
+        let covered =
+            |i: u8| self.log_max_seq.get(usize::from(i)).copied().unwrap_or(0) <= self.ckpt_seq;
+        let gen = |i: u8| self.log_sb_gen.get(usize::from(i)).copied().unwrap_or(0);
+        let usable = |i: u8| covered(i) && gen(1 - i) >= gen(i);
+        if usable(next) {
+            Some(next)
+        } else if self.jlog.is_none() && usable(1) {
+            Some(1)
+        } else {
+            None
+        }
+    }
+
     fn emit_journal<F: FnMut(MetaOp<'_>) -> Result<()>>(
         &mut self,
         nrec: usize,
@@ -260,6 +270,10 @@ where
     ) -> Result<u64> {
         sink(MetaOp::Flush)?;
         if let Some((next, z, old)) = switch {
+            // A member being added gets its superblock first (so that the
+            // journal member's, the commit point, never names a member
+            // without one).
+            self.emit_new_member_sb(blk, sink)?;
             if let Some(o) = old {
                 // Its slot goes to the next log zone at once: the finish
                 // below runs before the next zone's first write.
@@ -341,6 +355,10 @@ where
             return Err(Error::Corrupt("journal block count"));
         }
         sink(MetaOp::Flush)?;
+        if switch.is_some() {
+            // The other members' copies follow the commit point.
+            self.emit_member_sb_copies(blk, sink)?;
+        }
         self.commit = Commit::Journal {
             nrec,
             epoch: self.cur_epoch,
@@ -396,6 +414,8 @@ where
         }
         if sb == Some(self.sb.generation) {
             self.sb_dirty = false;
+            // A member added is named by a durable superblock now.
+            self.alloc.unfence();
         }
         self.stats.journal_blocks = self.stats.journal_blocks.saturating_add(nblocks);
         self.stats.commits = self.stats.commits.saturating_add(1);

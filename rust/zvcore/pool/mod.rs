@@ -38,6 +38,8 @@ mod gc;
 mod io;
 mod journal;
 mod maintenance;
+mod members;
+pub use members::Grown;
 pub mod slots;
 mod volumes;
 

@@ -250,7 +250,7 @@ fn try_recover(base: &World, devs: Vec<SimDev>, rng: &mut Rng) -> String {
     };
     // Keep using it.
     let mut w = World::new(base.seed);
-    w.devs = devs;
+    w.take_members(base, devs);
     w.rng = Rng::new(rng.next_u64());
     for z in to_finish {
         let (d, local) = w.zone_loc(z);

@@ -162,7 +162,7 @@ fn recover_devs(base: &World, devs: Vec<SimDev>, rewind: bool) -> Outcome {
         pool.set_read_only();
     }
     let mut w = World::new(base.seed);
-    w.devs = devs;
+    w.take_members(base, devs);
     if !pool.is_read_only() {
         for z in to_finish {
             let (d, local) = w.zone_loc(z);

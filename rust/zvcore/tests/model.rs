@@ -50,7 +50,8 @@ fn model_random_ops_with_crashes() {
         "model: {} ops in {:?}: writes {} reads {} discards {} flushes {} checkpoints {} gc batches {} (races {}) \
          crashes {} (mid-metadata {}) vol ops {} (snapshots {} clones {} rollbacks {} promotes {} deletes {} read-only refusals {}) \
          write failures {} enospc {} fallbacks {} replayed journal blocks {} checkpoint retries {} \
-         checkpoints in steps {} (operations between steps {}) delta checkpoints {} (loaded by recoveries {})",
+         checkpoints in steps {} (operations between steps {}) delta checkpoints {} (loaded by recoveries {}) \
+         members added {} (busy {})",
         sum(|s| s.ops),
         t0.elapsed(),
         sum(|s| s.writes),
@@ -78,6 +79,8 @@ fn model_random_ops_with_crashes() {
         sum(|s| s.between_steps),
         sum(|s| s.deltas),
         sum(|s| s.deltas_loaded),
+        sum(|s| s.member_adds),
+        sum(|s| s.member_busy),
     );
     assert!(
         sum(|s| s.deltas) > 0 && sum(|s| s.deltas_loaded) > 0,
@@ -87,6 +90,7 @@ fn model_random_ops_with_crashes() {
         sum(|s| s.stepped) > 0 && sum(|s| s.between_steps) > 0,
         "no checkpoint was written in steps with work in between"
     );
+    assert!(sum(|s| s.member_adds) > 0, "no member was added");
 }
 
 /// Node allocations fail (one in five) when completed writes update the

@@ -54,6 +54,8 @@ pub struct Member {
     pub max_open: Option<u64>,
     pub max_active: Option<u64>,
     pub free_zones: Option<u64>,
+    /// Live data on the member (kernels with online member add).
+    pub used_bytes: Option<u64>,
     pub read_errors: Option<u64>,
     pub write_errors: Option<u64>,
     pub state: String,
@@ -86,6 +88,7 @@ pub fn parse_members(text: &str) -> Result<Vec<Member>, String> {
                 "max_open" => m.max_open = num()?,
                 "max_active" => m.max_active = num()?,
                 "free_zones" => m.free_zones = num()?,
+                "used_bytes" => m.used_bytes = num()?,
                 "read_errors" => m.read_errors = num()?,
                 "write_errors" => m.write_errors = num()?,
                 "state" => m.state = v.to_string(),
@@ -239,7 +242,7 @@ mod tests {
     fn members() {
         let m = parse_members(
             "0 /dev/nvme0n1 zns zones=64 zone_bytes=67108864 cap_bytes=65011712 max_open=14 \
-             max_active=28 free_zones=60 read_errors=0 write_errors=2 state=ok future=7\n\
+             max_active=28 free_zones=60 used_bytes=8192 read_errors=0 write_errors=2 state=ok future=7\n\
              1 /dev/sdb smr state=missing\n",
         )
         .unwrap();
@@ -247,6 +250,8 @@ mod tests {
         assert_eq!(m[0].path, "/dev/nvme0n1");
         assert_eq!(m[0].zones, Some(64));
         assert_eq!(m[0].write_errors, Some(2));
+        assert_eq!(m[0].used_bytes, Some(8192));
+        assert_eq!(m[1].used_bytes, None);
         assert_eq!(m[1].kind, "smr");
         assert_eq!(m[1].state, "missing");
         assert_eq!(m[1].zones, None);

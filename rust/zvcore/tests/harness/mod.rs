@@ -17,6 +17,9 @@ use zvcore::pool::{
 use zvcore::recovery::{recover, MetaReader};
 use zvcore::verify::{bitmap_words, verify, Problem};
 
+mod members;
+pub use members::*;
+
 // ---- node store ------------------------------------------------------------
 
 thread_local! {
@@ -247,6 +250,9 @@ pub struct Stats {
     /// Delta checkpoints written, and loaded by recoveries.
     pub deltas: u64,
     pub deltas_loaded: u64,
+    /// Members added to the running pool, and adds refused as busy.
+    pub member_adds: u64,
+    pub member_busy: u64,
 }
 
 pub struct World {
@@ -480,6 +486,8 @@ impl World {
                 torn_blocks: 0,
                 deltas: 0,
                 deltas_loaded: 0,
+                member_adds: 0,
+                member_busy: 0,
             },
             uuid,
         }
@@ -537,7 +545,7 @@ impl World {
     pub fn format(&mut self) {
         let mut ops = Vec::new();
         let n = self.geoms.len();
-        let uuids: Vec<[u8; 16]> = (0..n).map(|i| [i as u8 + 1; 16]).collect();
+        let uuids: Vec<[u8; 16]> = (0..n).map(member_uuid).collect();
         let mut cfg = PoolConfig::default_for(n as u16);
         cfg.use_append = self.rng.pct(70);
         // Half the time placement by lifetime, which the default applies
@@ -898,7 +906,9 @@ impl World {
         let upto = self.completions;
         // Mostly the kernel's way (flush, which writes a checkpoint itself
         // when one is due), sometimes an explicit checkpoint.
-        let explicit = self.rng.pct(3);
+        // (Not while a member added waits for its commit: the engine
+        // refuses checkpoints until the journal has named it.)
+        let explicit = self.rng.pct(3) && !self.pool().member_pending();
         if (explicit || self.pool().needs_checkpoint()) && self.rng.pct(self.stepped_pct) {
             return self.checkpoint_stepped(may_crash);
         }
@@ -1352,6 +1362,13 @@ impl World {
     }
 
     pub fn crash_and_recover(&mut self) {
+        self.crash();
+        self.recover_pool();
+    }
+
+    /// A power cut: the engine is gone, each device loses what it had not
+    /// made durable.
+    pub fn crash(&mut self) {
         self.st.crashes += 1;
         self.inflight.clear();
         self.resets.clear();
@@ -1361,10 +1378,15 @@ impl World {
             d.crash(&mut rng);
         }
         self.rng = rng;
-        self.recover_pool();
     }
 
-    pub fn recover_pool(&mut self) {
+    /// Assembles the pool from the world's devices, given in a random
+    /// order: the engine, the assembly report, the zones to finish and the
+    /// order.
+    #[allow(clippy::type_complexity)]
+    pub fn try_recover(
+        &mut self,
+    ) -> Result<(P, zvcore::recovery::Assembly, Vec<u32>, Vec<usize>), Error> {
         // Present the devices in a random order.
         let n = self.devs.len();
         let mut order: Vec<usize> = (0..n).collect();
@@ -1406,7 +1428,20 @@ impl World {
             )
         };
         self.scratch = scratch;
-        let (pool, asm) = r.unwrap_or_else(|e| panic!("recovery failed: {e:?}"));
+        r.map(|(p, a)| (p, a, to_finish, order))
+    }
+
+    pub fn recover_pool(&mut self) {
+        // A device being added when the power went, still without the
+        // pool's superblock, is not one of its devices (a scan would not
+        // find it).
+        while self.devs.len() > 1 && !self.has_pool_sb(self.devs.len() - 1) {
+            self.drop_last_device();
+        }
+        let n = self.devs.len();
+        let (pool, asm, to_finish, order) = self
+            .try_recover()
+            .unwrap_or_else(|e| panic!("recovery failed: {e:?}"));
         // A crash (any unflushed write lost, commits torn anywhere) is never
         // damage: only a torn tail, which assembles without refusal.
         assert_eq!(asm.damage, None, "damage reported after a crash");
@@ -1724,7 +1759,8 @@ impl World {
                 }
             }
             930..=969 => self.maintenance(),
-            970..=993 => self.vol_op(),
+            970..=972 => self.maybe_add_member(),
+            973..=993 => self.vol_op(),
             _ => {
                 if self.rng.pct(60) {
                     // Flush first sometimes, so that crashes hit committed state too.

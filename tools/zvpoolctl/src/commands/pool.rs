@@ -122,9 +122,11 @@ pub const NOUN: Noun = Noun {
             usage: "add NAME DEV",
             summary: "add a device to a pool",
             help: "Adds the device DEV as a member of pool NAME.\n\
-                   configfs: NAME/devices <- DEV. The current kernel adds members to\n\
-                   inactive pools only and refuses an active pool with EBUSY (growing\n\
-                   online comes later); zvpoolctl then says so.",
+                   configfs: NAME/devices <- DEV. An active pool grows online, with\n\
+                   I/O going on: DEV's written zones are reset and it is committed\n\
+                   as a new member; its space is usable when the command returns.\n\
+                   The pool cache is updated. Older kernels refuse an active pool\n\
+                   with EBUSY; zvpoolctl then says so.",
             options: &[],
             min_args: 2,
             max_args: Some(2),
@@ -700,6 +702,16 @@ fn add(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
         }
     })?;
     ctx.say(&format!("added {dev} to pool {name}"));
+    if ctx
+        .read(&pool, "enable")
+        .is_ok_and(|v| abi::parse_bool(&v))
+    {
+        // Active: the pool cache learns the new member.
+        let devs: Vec<String> = members(ctx, &pool)
+            .map(|m| m.into_iter().map(|m| m.path).collect())
+            .unwrap_or_default();
+        super::import::record(ctx, name, &devs);
+    }
     Ok(())
 }
 

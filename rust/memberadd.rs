@@ -1,0 +1,200 @@
+// SPDX-License-Identifier: GPL-2.0
+//! A member added to an active pool (`devices` written while the pool is
+//! enabled; `zvpoolctl pool add`), with I/O going on.
+//!
+//! 1. **Without any lock**: the device is opened exclusively and probed;
+//!    it must not narrow the pool's I/O limits (the volumes' queue limits
+//!    are set already); its written zones are reset (a member's zones start
+//!    empty); the engine's larger storage is allocated.
+//! 2. **Commit lock, then engine lock** (no I/O): the engine takes the new
+//!    member (`Pool::member_add`: its zones appended, fenced, the superblock
+//!    of the next generation names it); the member, its geometry and its
+//!    read counters are appended to the pool's lock-free tables.
+//! 3. **Commit lock only**: the commit that writes the new superblock (on
+//!    the new member, then the journal member: the commit point; then the
+//!    others). The engine lifts the fence when it ends: the member takes
+//!    data from then on.
+//!
+//! The engine refuses the add (`EBUSY` from the core) while a checkpoint
+//! is due or the journal cannot switch log zones now: the commit lock is
+//! held, so a commit (or a checkpoint) is run here and the add retried.
+//! Crash safety is the core's (`zvcore::pool::members`).
+
+use crate::commitbuf::CommitBuf;
+use crate::engine::core_err;
+use crate::kwrap::{bdev::LowerDev, noio::NoIo, random};
+use crate::members::{probe_geometry, reset_written_zones, Member};
+use crate::pool::ActivePool;
+use crate::zonereads::ZoneReads;
+use crate::zvcore::{
+    alloc::{DevState, ZoneInfo},
+    error::Error as CoreError,
+    format::Uuid,
+    geom::{DeviceGeometry, MAX_DEVICES},
+    pool::Grown,
+};
+use core::sync::atomic::AtomicU64;
+use kernel::{prelude::*, str::CString};
+
+/// Times the engine may refuse the add as busy (each followed by a commit
+/// or a checkpoint) before it gives up.
+const ADD_TRIES: u32 = 4;
+
+/// The engine's storage grown by one member of geometry `g`.
+type KGrown = Grown<KVec<DeviceGeometry>, KVec<ZoneInfo>, KVec<u64>, KVec<DevState>>;
+
+/// Storage for the engine of a pool of members `geoms` plus `g`.
+fn grown_storage(geoms: &[DeviceGeometry], g: DeviceGeometry) -> Result<KGrown> {
+    let mut all = KVec::with_capacity(geoms.len().saturating_add(1), GFP_KERNEL)?;
+    all.extend_from_slice(geoms, GFP_KERNEL)?;
+    all.push(g, GFP_KERNEL)?;
+    let nz: usize = all.iter().map(|g| g.nr_zones as usize).sum();
+    Ok(Grown {
+        zones: KVec::from_elem(ZoneInfo::default(), nz, GFP_KERNEL)?,
+        zone_epochs: KVec::from_elem(0u64, nz, GFP_KERNEL)?,
+        devs: KVec::from_elem(DevState::EMPTY, all.len(), GFP_KERNEL)?,
+        geoms: all,
+    })
+}
+
+impl ActivePool {
+    /// Adds the block device at `path` as a member (opened exclusively for
+    /// `holder`). Sleeps; call without any pool lock.
+    pub(crate) fn add_member(&self, path: &CStr, holder: *const kernel::ffi::c_void) -> Result {
+        let name = &*self.name;
+        if self.read_only {
+            pr_err!(
+                "{}: assembled read-only: cannot add {}\n",
+                name,
+                path
+            );
+            return Err(EROFS);
+        }
+        if self.members.len() >= MAX_DEVICES {
+            pr_err!("{}: at most {} members\n", name, MAX_DEVICES);
+            return Err(ENOSPC);
+        }
+        let dev = LowerDev::open(path, holder).inspect_err(|e| {
+            pr_err!("{}: cannot open {} exclusively: {:?}\n", name, path, e);
+        })?;
+        let mut geom = probe_geometry(name, path, &dev)?;
+        geom.meta_zones = self.geoms.first().map_or(0, |g| g.meta_zones);
+        if let Err(e) = geom.validate() {
+            pr_err!(
+                "{}: {}: too small for the pool's {} metadata zones: {:?}\n",
+                name,
+                path,
+                geom.meta_zones,
+                e
+            );
+            return Err(EINVAL);
+        }
+        if !self.limits.admits(&dev.io_limits()) {
+            pr_err!(
+                "{}: {}: its I/O limits are narrower than the pool's (the volumes' limits are set): add it to a new pool, or stop the pool and add it then\n",
+                name,
+                path
+            );
+            return Err(EINVAL);
+        }
+        reset_written_zones(&dev, &geom).inspect_err(|e| {
+            pr_err!("{}: {}: cannot reset its zones: {:?}\n", name, path, e);
+        })?;
+        let counts = ZoneReads::counters(&geom)?;
+        let mut uuid: Uuid = [0; 16];
+        random::fill(&mut uuid);
+        let member = Member {
+            path: CString::try_from_fmt(fmt!("{}", path))?,
+            dev,
+            geom,
+            read_errors: AtomicU64::new(0),
+            write_errors: AtomicU64::new(0),
+        };
+        let _noio = NoIo::enter();
+        let mut cb = self.committer.lock();
+        cb.ensure_members(self.members.len().saturating_add(1))?;
+        self.engine_add(&mut cb, uuid, member, counts)?;
+        // The commit that makes it a member.
+        self.commit_with(&mut cb).inspect_err(|e| {
+            pr_err!(
+                "{}: the commit adding {} failed: {:?}\n",
+                name,
+                path,
+                e
+            );
+        })?;
+        drop(cb);
+        let (cap, zones) = {
+            let st = self.state.lock();
+            (
+                st.engine.geom().data_capacity_blocks(),
+                st.engine.geom().nr_zones(),
+            )
+        };
+        pr_info!(
+            "{}: added {} as member {} ({} zones): {} members, {} MiB of data capacity, {} zones\n",
+            name,
+            path,
+            self.members.len().saturating_sub(1),
+            geom.nr_zones,
+            self.members.len(),
+            cap / 256,
+            zones
+        );
+        Ok(())
+    }
+
+    /// Step 2 of [`Self::add_member`]: the engine takes the member (retried
+    /// after a commit or a checkpoint while it is busy), which is then
+    /// appended to the pool's tables. The caller holds the commit lock.
+    fn engine_add(
+        &self,
+        cb: &mut CommitBuf,
+        uuid: Uuid,
+        member: Member,
+        counts: KVec<core::sync::atomic::AtomicU32>,
+    ) -> Result {
+        let name = &*self.name;
+        let first_zone: u32 = self.geoms.iter().map(|g| g.nr_zones).sum();
+        let mut tries = 0u32;
+        loop {
+            let grown = grown_storage(&self.geoms, member.geom)?;
+            let mut st = self.state.lock();
+            let dirty = st.engine.superblock_dirty();
+            match st.engine.member_add(uuid, grown) {
+                Ok(old) => {
+                    // No I/O and no allocation: the tables have room for
+                    // every member the engine accepts.
+                    let r = self
+                        .geoms
+                        .push(member.geom)
+                        .and_then(|()| self.zone_reads.add_member(counts, first_zone))
+                        .and_then(|()| self.members.push(member));
+                    drop(st);
+                    drop(old);
+                    return r;
+                }
+                Err(CoreError::Busy) if tries < ADD_TRIES => {
+                    drop(st);
+                    tries = tries.saturating_add(1);
+                    if dirty {
+                        // A superblock change waits for its commit.
+                        self.commit_with(cb)?;
+                    } else {
+                        self.checkpoint_when_slots(cb)?;
+                    }
+                }
+                Err(e) => {
+                    drop(st);
+                    pr_err!(
+                        "{}: cannot add {}: {:?}\n",
+                        name,
+                        &*member.path,
+                        e
+                    );
+                    return Err(core_err(e));
+                }
+            }
+        }
+    }
+}

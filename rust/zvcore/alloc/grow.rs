@@ -1,0 +1,84 @@
+// SPDX-License-Identifier: GPL-2.0
+//! A member added to a running pool (`Pool::member_add`): the allocator
+//! moves to larger caller storage (the core allocates nothing), and the new
+//! member's zones stay *fenced* (no block is placed there) until the caller
+//! lifts the fence, once the superblock naming the member is durable.
+
+use super::super::error::{Error, Result};
+use super::super::geom::{DeviceGeometry, PoolGeometry};
+use super::place::dev_bit;
+use super::{Allocator, DevState, ZoneInfo, ZoneState};
+use core::ops::{Deref, DerefMut};
+
+impl<G, Z, D> Allocator<G, Z, D>
+where
+    G: Deref<Target = [DeviceGeometry]>,
+    Z: DerefMut<Target = [ZoneInfo]>,
+    D: DerefMut<Target = [DevState]>,
+{
+    /// Moves to storage for one more member: `geoms` holds the current
+    /// members' geometries followed by the new one's, `zones` one entry per
+    /// zone of the grown pool, `devs` at least one entry per member (their
+    /// contents are overwritten). The new member's data zones must be empty
+    /// on the device (the caller reset them). Its zones are fenced until
+    /// [`Self::unfence`]. Returns the storage given up. On error nothing
+    /// changed.
+    pub fn grow(&mut self, geoms: G, mut zones: Z, mut devs: D) -> Result<(G, Z, D)> {
+        let geom = PoolGeometry::new(geoms)?;
+        let n = self.geom.devices().len();
+        if geom.devices().len() != n.saturating_add(1)
+            || geom.devices().get(..n) != Some(self.geom.devices())
+        {
+            return Err(Error::Invalid("grow: not the members plus one"));
+        }
+        if zones.len() != geom.nr_zones() as usize || devs.len() <= n {
+            return Err(Error::Invalid("grow: storage size"));
+        }
+        let old = self.geom.nr_zones() as usize;
+        for (d, s) in zones.iter_mut().zip(self.zones.iter()) {
+            *d = *s;
+        }
+        let mut new = DevState::EMPTY;
+        let mut free = 0u32;
+        for (z, zi) in zones.iter_mut().enumerate().skip(old) {
+            let Some(zg) = u32::try_from(z).ok().and_then(|z| geom.zone(z)) else {
+                return Err(Error::Invalid("grow: zone"));
+            };
+            *zi = ZoneInfo {
+                state: if zg.meta {
+                    ZoneState::Meta
+                } else {
+                    ZoneState::Empty
+                },
+                ..ZoneInfo::default()
+            };
+            if new.tally(&zg, zi) {
+                free = free.saturating_add(1);
+            }
+        }
+        for (d, s) in devs.iter_mut().zip(self.dev.iter()) {
+            *d = *s;
+        }
+        let slot = devs
+            .get_mut(n)
+            .ok_or(Error::Invalid("grow: storage size"))?;
+        *slot = new;
+        self.free_zones = self.free_zones.saturating_add(free);
+        self.fenced |= dev_bit(n);
+        let g = core::mem::replace(&mut self.geom, geom);
+        let z = core::mem::replace(&mut self.zones, zones);
+        let d = core::mem::replace(&mut self.dev, devs);
+        Ok((g.into_devices(), z, d))
+    }
+
+    /// Members whose zones take no blocks yet ([`Self::grow`]), bit per
+    /// member.
+    pub fn fenced(&self) -> u64 {
+        self.fenced
+    }
+
+    /// Lifts the fence of every member added by [`Self::grow`].
+    pub fn unfence(&mut self) {
+        self.fenced = 0;
+    }
+}

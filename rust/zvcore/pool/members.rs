@@ -1,0 +1,211 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Membership changes of a running pool: a member added online.
+//!
+//! The new member is appended to the address space (its zones get the next
+//! zone ids, its addresses follow the last member's), so nothing already
+//! mapped moves. The change is a new superblock generation naming it,
+//! written by the next journal commit at a log-zone switch, in this order:
+//! 1. the new member (every zone of it empty, the caller reset them): the
+//!    superblock at block 0 of both its log zones (then finished), a flush;
+//! 2. the journal member: the switch to its other log zone, whose block 0
+//!    is the new superblock: the **commit point**;
+//! 3. the other members: the new superblock in one of their log zones
+//!    (where a zone slot is free now; a copy left older is harmless, the
+//!    newest generation wins at assembly).
+//!
+//! Until that commit is done the new member is *fenced*: no block is placed
+//! on it ([`Allocator::grow`]), no checkpoint starts (its set layout would
+//! include the new member's zones). So after a power cut at any point,
+//! either the journal member names the new member (it is part of the pool,
+//! with a superblock of its own) or nothing on the old members refers to it
+//! (the pool assembles from the old members alone; the new device, if it
+//! got its superblock, names a pool of one more member whose zones hold no
+//! committed data, which assembles just as well when it is given too).
+
+use core::ops::{Deref, DerefMut};
+
+use super::super::alloc::{DevState, ZoneInfo};
+use super::super::error::{Error, Result};
+use super::super::format::layout::log_zone;
+use super::super::format::{Record, Superblock, Uuid};
+use super::super::geom::DeviceGeometry;
+use super::super::map::NodeStore;
+use super::{Commit, MetaOp, Pool, VolEntry};
+
+// Only named by the links in the docs.
+#[cfg(doc)]
+use super::super::alloc::Allocator;
+
+/// Caller storage of a pool grown by one member ([`Pool::member_add`]), or
+/// the storage it gave up.
+pub struct Grown<G, Z, E, D> {
+    /// The members' geometries, the new member's last.
+    pub geoms: G,
+    /// Zone table: one entry per zone of the grown pool.
+    pub zones: Z,
+    /// Zone epochs: one per zone of the grown pool.
+    pub zone_epochs: E,
+    /// Allocator state: at least one entry per member.
+    pub devs: D,
+}
+
+impl<G, Z, E, V, R, N, D, S> Pool<G, Z, E, V, R, N, D, S>
+where
+    G: Deref<Target = [DeviceGeometry]>,
+    Z: DerefMut<Target = [ZoneInfo]>,
+    E: DerefMut<Target = [u64]>,
+    V: DerefMut<Target = [VolEntry]>,
+    R: DerefMut<Target = [Record]>,
+    N: NodeStore,
+    D: DerefMut<Target = [DevState]>,
+    S: DerefMut<Target = Superblock>,
+{
+    /// Adds a member (device UUID `uuid`, geometry last in `grown.geoms`)
+    /// to the running pool, which moves to the larger storage `grown` and
+    /// returns the storage it gave up. Every zone of the device must be
+    /// empty (the caller reset them; on a conventional device, the blocks
+    /// of its log zones past the first must not be journal blocks of this
+    /// pool). The member takes data once the next
+    /// commit ([`Self::flush`] or [`Self::flush_journal_only`], which now
+    /// commit even with nothing queued) is done: call one at once.
+    ///
+    /// [`Error::Busy`] (nothing changed) while a commit or a checkpoint is
+    /// in flight, a superblock change is not yet written, a checkpoint is
+    /// due, or the journal cannot switch log zones now: commit (a
+    /// checkpoint) and retry. On any error nothing changed.
+    pub fn member_add(
+        &mut self,
+        uuid: Uuid,
+        grown: Grown<G, Z, E, D>,
+    ) -> Result<Grown<G, Z, E, D>> {
+        self.live()?;
+        if self.commit != Commit::None
+            || self.ckpt_run.is_some()
+            || self.sb_dirty
+            || self.alloc.fenced() != 0
+        {
+            return Err(Error::Busy);
+        }
+        if self.needs_checkpoint() || self.log_switch_target().is_none() {
+            return Err(Error::Busy);
+        }
+        let geom = grown
+            .geoms
+            .last()
+            .copied()
+            .ok_or(Error::Invalid("member add: no geometry"))?;
+        self.sb.check_new_member(&uuid, &geom)?;
+        if grown.zone_epochs.len() != grown.zones.len() {
+            return Err(Error::Invalid("member add: storage size"));
+        }
+        let Grown {
+            geoms,
+            zones,
+            mut zone_epochs,
+            devs,
+        } = grown;
+        let (geoms, zones, devs) = self.alloc.grow(geoms, zones, devs)?;
+        // Cannot fail: checked above, and the geometry is the one grown.
+        self.sb.add_member(uuid, geom)?;
+        for (d, s) in zone_epochs
+            .iter_mut()
+            .zip(self.zepoch.iter().copied().chain(core::iter::repeat(0)))
+        {
+            *d = s;
+        }
+        let zone_epochs = core::mem::replace(&mut self.zepoch, zone_epochs);
+        self.sb_dirty = true;
+        Ok(Grown {
+            geoms,
+            zones,
+            zone_epochs,
+            devs,
+        })
+    }
+
+    /// Whether a member added by [`Self::member_add`] waits for the commit
+    /// that makes it part of the pool.
+    pub fn member_pending(&self) -> bool {
+        self.alloc.fenced() != 0
+    }
+
+    /// Step 1 of the membership commit (see the module documentation): the
+    /// fenced new member's superblock copies written (its zones are empty:
+    /// the caller reset them before [`Self::member_add`]; its checkpoint
+    /// zones are reset like any set's before a checkpoint uses them), then
+    /// a flush. Nothing without a member pending.
+    pub(super) fn emit_new_member_sb<F: FnMut(MetaOp<'_>) -> Result<()>>(
+        &mut self,
+        blk: &mut [u8],
+        sink: &mut F,
+    ) -> Result<()> {
+        if self.alloc.fenced() == 0 {
+            return Ok(());
+        }
+        let d = self.alloc.geom().nr_devices().saturating_sub(1);
+        self.encode_sb_for(d, blk)?;
+        for i in 0..2u32 {
+            let z = log_zone(self.alloc.geom(), d, i).ok_or(Error::Invalid("log zone"))?;
+            let start = self
+                .alloc
+                .geom()
+                .zone_start(z)
+                .ok_or(Error::Invalid("log zone"))?;
+            sink(MetaOp::Write(start, blk))?;
+            if !self.zone_conv(z) {
+                sink(MetaOp::Finish(z))?;
+            }
+        }
+        sink(MetaOp::Flush)
+    }
+
+    /// Step 3 of a superblock change (a member added, a feature bit set):
+    /// the new superblock written to one log zone of every member other
+    /// than the journal's and a new one, the zone `generation mod 2` (the
+    /// other keeps an older copy), where that zone can be opened now;
+    /// then a flush. Nothing unless the superblock changed.
+    pub(super) fn emit_member_sb_copies<F: FnMut(MetaOp<'_>) -> Result<()>>(
+        &mut self,
+        blk: &mut [u8],
+        sink: &mut F,
+    ) -> Result<()> {
+        if !self.sb_dirty {
+            return Ok(());
+        }
+        let n = self.alloc.geom().nr_devices();
+        let last = if self.alloc.fenced() != 0 {
+            n.saturating_sub(1)
+        } else {
+            n
+        };
+        let i = (self.sb.generation & 1) as u32;
+        let mut any = false;
+        let jdev = self.jdev;
+        for d in (0..last).filter(|d| *d != jdev) {
+            let z = log_zone(self.alloc.geom(), d, i).ok_or(Error::Invalid("log zone"))?;
+            if self.alloc.meta_open(z, true).is_err() {
+                // No zone slot there now (its data zones use them all).
+                continue;
+            }
+            let start = self
+                .alloc
+                .geom()
+                .zone_start(z)
+                .ok_or(Error::Invalid("log zone"))?;
+            self.encode_sb_for(d, blk)?;
+            if !self.zone_conv(z) {
+                sink(MetaOp::Reset(z))?;
+            }
+            sink(MetaOp::Write(start, blk))?;
+            if !self.zone_conv(z) {
+                sink(MetaOp::Finish(z))?;
+            }
+            self.alloc.meta_close_later(z)?;
+            any = true;
+        }
+        if any {
+            sink(MetaOp::Flush)?;
+        }
+        Ok(())
+    }
+}

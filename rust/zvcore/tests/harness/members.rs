@@ -1,0 +1,107 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Members added to the world's running pool (`Pool::member_add`).
+
+use super::*;
+use zvcore::pool::Grown;
+
+impl World {
+    /// Adds a new empty simulated device of geometry `g` as a member (with
+    /// the pool's metadata zones). On the engine's refusal nothing changed,
+    /// in the pool or in the world.
+    pub fn add_member(&mut self, g: DeviceGeometry) -> zvcore::error::Result<()> {
+        let g = DeviceGeometry {
+            meta_zones: self.pool_ref().superblock().meta_zones(),
+            ..g
+        };
+        let n = self.geoms.len();
+        let mut geoms = self.geoms.clone();
+        geoms.push(g);
+        let nz: u32 = geoms.iter().map(|g| g.nr_zones).sum();
+        let grown = Grown {
+            geoms: geoms.clone(),
+            zones: vec![ZoneInfo::default(); nz as usize],
+            zone_epochs: vec![0; nz as usize],
+            devs: vec![DevState::EMPTY; n + 1],
+        };
+        let old = self.pool().member_add(member_uuid(n), grown)?;
+        assert_eq!(old.geoms.len(), n, "the storage given up");
+        let last = self.geoms[n - 1];
+        self.bases
+            .push(self.bases[n - 1] + u64::from(last.nr_zones) * last.zone_blocks);
+        self.zone_first.push(self.zone_first[n - 1] + last.nr_zones);
+        self.devs.push(SimDev::new(sim_geom(&g)));
+        self.geoms.push(g);
+        Ok(())
+    }
+
+    /// Now and then (at most 2 times a run, up to 4 members) a random
+    /// member added, then a commit that may crash.
+    pub fn maybe_add_member(&mut self) {
+        if self.geoms.len() >= 4 || self.st.member_adds >= 2 || self.blind {
+            return;
+        }
+        let g = geometries(&mut self.rng)[0];
+        match self.add_member(g) {
+            Ok(()) => {
+                self.st.member_adds += 1;
+                self.commit(true);
+            }
+            Err(zvcore::error::Error::Busy) => self.st.member_busy += 1,
+            Err(e) => panic!("member_add: {e:?}"),
+        }
+    }
+
+    /// Whether device `d` carries a superblock of this pool (what a scan
+    /// for the pool's devices finds).
+    pub fn has_pool_sb(&self, d: usize) -> bool {
+        let geo = PoolGeometry::new(self.geoms.clone()).expect("geometry");
+        let mut b = vec![0u8; zvcore::format::BLOCK_SIZE];
+        (0..2).any(|i| {
+            let Some(z) = zvcore::format::layout::log_zone(&geo, d as u16, i) else {
+                return false;
+            };
+            let (dd, local) = self.zone_loc(z);
+            self.devs[dd].read_raw(self.devs[dd].zone_start(local), &mut b);
+            Superblock::peek_ids(&b).is_ok_and(|(p, _, _)| p == self.uuid)
+        })
+    }
+
+    /// Takes `base`'s members (those added during its run included) with
+    /// the devices `devs` (copies of `base`'s, possibly damaged).
+    pub fn take_members(&mut self, base: &World, devs: Vec<SimDev>) {
+        self.geoms = base.geoms.clone();
+        self.bases = base.bases.clone();
+        self.zone_first = base.zone_first.clone();
+        self.devs = devs;
+    }
+
+    /// Takes the last device out of the world (an assembly without it).
+    pub fn drop_last_device(&mut self) {
+        self.devs.pop();
+        self.geoms.pop();
+        self.bases.pop();
+        self.zone_first.pop();
+    }
+
+    /// Members of the running pool.
+    pub fn nr_members(&self) -> usize {
+        usize::from(self.pool_ref().superblock().nr_members)
+    }
+
+    /// Valid blocks in the zones of member `d`.
+    pub fn member_valid_blocks(&self, d: usize) -> u64 {
+        let p = self.pool_ref();
+        let geo = p.geom();
+        let first = geo.dev_first_zone(d as u16).expect("member");
+        let n = geo.device(d as u16).expect("member").nr_zones;
+        (first..first + n)
+            .filter_map(|z| p.alloc().zone(z))
+            .map(|z| z.valid())
+            .sum()
+    }
+}
+
+/// Device UUID of member `i` (as `World::format` gives them).
+pub fn member_uuid(i: usize) -> [u8; 16] {
+    [i as u8 + 1; 16]
+}

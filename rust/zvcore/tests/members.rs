@@ -1,0 +1,294 @@
+// SPDX-License-Identifier: GPL-2.0
+//! A member added to a running pool (`Pool::member_add`):
+//! - a power cut at every operation of the commit that adds it leaves a
+//!   pool that assembles with every flushed write: with the new member
+//!   once the journal member's superblock names it (the commit point) or
+//!   whenever the new device has its superblock and is given, without it
+//!   otherwise;
+//! - nothing is placed on the new member before that commit, and data is
+//!   placed there after it;
+//! - the engine refuses an add while its superblock or a checkpoint is due
+//!   first, and an invalid member, changing nothing.
+//!
+//! `ZVCORE_SEED` replays a run.
+
+mod harness;
+mod sim;
+
+use harness::*;
+use sim::*;
+use zvcore::error::Error;
+use zvcore::format::layout::log_zone;
+use zvcore::geom::{DevKind, DeviceGeometry, PoolGeometry, META_ZONES_PER_DEV};
+
+/// A small ZNS member.
+fn zns(nr_zones: u32) -> DeviceGeometry {
+    DeviceGeometry {
+        kind: DevKind::Zns,
+        nr_zones,
+        zone_blocks: 256,
+        zone_cap_blocks: 200,
+        nr_conv_zones: 0,
+        max_open: 4,
+        max_active: 6,
+        zone_append: true,
+        meta_zones: META_ZONES_PER_DEV,
+    }
+}
+
+const VOL_BLOCKS: u64 = 1500;
+
+/// A pool of `members` ZNS members with volume 1 written once and
+/// committed.
+fn world(name: &str, members: usize) -> World {
+    let seed = seed_from_env(name);
+    let mut w = World::with_geoms(Rng::new(seed), seed, vec![zns(24); members]);
+    w.format();
+    w.pool()
+        .vol_create(1, b"v", VOL_BLOCKS, 0)
+        .expect("vol_create");
+    w.vols.push(VolModel::new(1, VOL_BLOCKS));
+    w.next_vol = 2;
+    for l in (0..VOL_BLOCKS).step_by(8) {
+        w.write_exact(1, l, 8);
+    }
+    while !w.commit(false) {}
+    w
+}
+
+/// Writes the whole volume `rounds` times, committing (GC keeps up).
+fn overwrite(w: &mut World, rounds: u64) {
+    for r in 0..rounds {
+        for l in (0..VOL_BLOCKS).step_by(16) {
+            w.write_exact(1, (l + r * 5) % (VOL_BLOCKS - 16), 16);
+        }
+        w.gc_until_free(0);
+        while !w.commit(false) {}
+    }
+}
+
+/// Pool addresses of block 0 of the journal member's log zones.
+fn journal_sb_addrs(w: &World) -> [u64; 2] {
+    let geo = PoolGeometry::new(w.geoms.clone()).expect("geometry");
+    [0, 1].map(|i| {
+        let z = log_zone(&geo, 0, i).expect("log zone");
+        geo.zone_start(z).expect("zone start")
+    })
+}
+
+/// Adds a member and plans the commit that makes it part of the pool.
+fn add_and_plan(w: &mut World) -> Vec<OwnedOp> {
+    w.add_member(zns(20)).expect("member_add");
+    let (r, ops) = w.meta_call(|p, s, mut sink| p.flush(s, &mut sink));
+    r.expect("flush");
+    ops
+}
+
+#[test]
+fn add_member_survives_a_power_cut_anywhere() {
+    let n = 2usize;
+    let mut probe = world("members-cut", n);
+    let ops = add_and_plan(&mut probe);
+    let new_base = probe.bases[n];
+    let jsb = journal_sb_addrs(&probe);
+    let commit_at = ops
+        .iter()
+        .position(|o| o.kind == 3 && jsb.contains(&o.addr))
+        .expect("the journal member's superblock is written");
+    let new_sb_at = ops
+        .iter()
+        .position(|o| o.kind == 3 && o.addr >= new_base)
+        .expect("the new member's superblock is written");
+    assert!(
+        new_sb_at < commit_at,
+        "the new member's superblock comes before the commit point"
+    );
+    let mut cases = 0;
+    for k in 0..=ops.len() {
+        // With every device present, then (where it makes a difference)
+        // without the new one, as an assembly from an old device list.
+        for without_new in [false, true] {
+            let mut w = world("members-cut", n);
+            let ops = add_and_plan(&mut w);
+            let done = w.exec(&ops, Some(k).filter(|k| *k < ops.len()));
+            if done {
+                w.pool().flush_end(true).expect("flush_end");
+                assert!(!w.pool_ref().member_pending(), "membership committed");
+            }
+            w.crash();
+            let has_sb = w.has_pool_sb(n);
+            if without_new && (k > commit_at || !has_sb) {
+                // The pool needs it / nothing names it: a case below.
+                continue;
+            }
+            if without_new || !has_sb {
+                w.drop_last_device();
+            }
+            w.recover_pool();
+            let want = if w.devs.len() > n { n + 1 } else { n };
+            assert_eq!(w.nr_members(), want, "members after a cut at op {k}");
+            assert!(
+                k <= commit_at || want == n + 1,
+                "the commit point passed, the member is in the pool"
+            );
+            // New data goes to the new member if it is one, and survives
+            // another power cut.
+            overwrite(&mut w, 3);
+            if want == n + 1 {
+                assert!(
+                    w.member_valid_blocks(n) > 0,
+                    "no data on the new member after a cut at op {k}"
+                );
+            }
+            w.crash_and_recover();
+            assert_eq!(w.nr_members(), want);
+            cases += 1;
+        }
+    }
+    assert!(cases > ops.len(), "both device lists were tried");
+}
+
+#[test]
+fn the_new_member_takes_data_only_after_its_commit() {
+    let n = 1usize;
+    let mut w = world("members-fence", n);
+    let cap_before = w.pool_ref().geom().data_capacity_blocks();
+    w.add_member(zns(20)).expect("member_add");
+    assert!(w.pool_ref().member_pending());
+    assert!(
+        w.pool_ref().geom().data_capacity_blocks() > cap_before,
+        "capacity grows"
+    );
+    // Writes before the commit land on the old member only.
+    for l in (0..VOL_BLOCKS).step_by(16) {
+        w.write_exact(1, l, 16);
+    }
+    assert_eq!(
+        w.member_valid_blocks(n),
+        0,
+        "data placed on a fenced member"
+    );
+    // No checkpoint while the member is pending.
+    let (r, ops) = w.meta_call(|p, s, mut sink| p.checkpoint_begin(s, &mut sink));
+    assert_eq!(
+        r,
+        Err(Error::Busy),
+        "checkpoint before the membership commit"
+    );
+    assert!(ops.is_empty());
+    while !w.commit(false) {}
+    assert!(!w.pool_ref().member_pending());
+    overwrite(&mut w, 2);
+    assert!(w.member_valid_blocks(n) > 0, "no data on the new member");
+    w.run_verify("after the add");
+    w.crash_and_recover();
+    assert_eq!(w.nr_members(), n + 1);
+}
+
+#[test]
+fn member_add_refusals_change_nothing() {
+    let n = 1usize;
+    let mut w = world("members-refuse", n);
+    let sb_before = w.pool_ref().superblock().generation;
+    let zones_before = w.pool_ref().geom().nr_zones();
+    // Metadata zones differ from the pool's.
+    let mut g = zns(20);
+    g.meta_zones = META_ZONES_PER_DEV + 2;
+    let bad = zvcore::pool::Grown {
+        geoms: vec![w.geoms[0], g],
+        zones: vec![Default::default(); (24 + 20) as usize],
+        zone_epochs: vec![0; (24 + 20) as usize],
+        devs: vec![zvcore::alloc::DevState::EMPTY; 2],
+    };
+    assert!(w.pool().member_add([9; 16], bad).is_err());
+    // A device UUID already in the pool.
+    let dup = zvcore::pool::Grown {
+        geoms: vec![w.geoms[0], zns(20)],
+        zones: vec![Default::default(); (24 + 20) as usize],
+        zone_epochs: vec![0; (24 + 20) as usize],
+        devs: vec![zvcore::alloc::DevState::EMPTY; 2],
+    };
+    assert!(w.pool().member_add(member_uuid(0), dup).is_err());
+    // Zone table of the wrong size.
+    let short = zvcore::pool::Grown {
+        geoms: vec![w.geoms[0], zns(20)],
+        zones: vec![Default::default(); 24],
+        zone_epochs: vec![0; 24],
+        devs: vec![zvcore::alloc::DevState::EMPTY; 2],
+    };
+    assert!(w.pool().member_add([9; 16], short).is_err());
+    assert_eq!(w.pool_ref().superblock().generation, sb_before);
+    assert_eq!(w.pool_ref().geom().nr_zones(), zones_before);
+    assert!(!w.pool_ref().member_pending());
+    // A second add before the first one's commit: busy.
+    w.add_member(zns(20)).expect("member_add");
+    assert_eq!(w.add_member(zns(20)), Err(Error::Busy));
+    while !w.commit(false) {}
+    // After a power cut the first commit is a checkpoint: busy until then.
+    w.crash();
+    w.recover_pool();
+    w.run_verify("after recovery");
+    assert_eq!(w.nr_members(), n + 1);
+    if w.pool_ref().needs_checkpoint() {
+        assert_eq!(w.add_member(zns(16)), Err(Error::Busy), "checkpoint due");
+        w.checkpoint_now();
+    }
+    w.add_member(zns(16))
+        .expect("a third member after the checkpoint");
+    while !w.commit(false) {}
+    w.crash_and_recover();
+    assert_eq!(w.nr_members(), n + 2);
+}
+
+#[test]
+fn a_stale_device_of_an_interrupted_add_is_refused_not_guessed() {
+    let n = 1usize;
+    let mut w = world("members-stale", n);
+    let ops = add_and_plan(&mut w);
+    let jsb = journal_sb_addrs(&w);
+    let commit_at = ops
+        .iter()
+        .position(|o| o.kind == 3 && jsb.contains(&o.addr))
+        .expect("commit point");
+    // The power goes after the new device got its superblock, before the
+    // journal member's: the pool assembles from the old device alone.
+    assert!(!w.exec(&ops, Some(commit_at)));
+    w.crash();
+    assert!(w.has_pool_sb(n), "the new device has the new superblock");
+    let stale = (w.devs.pop().unwrap(), w.geoms.pop().unwrap());
+    let (b, z) = (w.bases.pop().unwrap(), w.zone_first.pop().unwrap());
+    w.recover_pool();
+    assert_eq!(w.nr_members(), n);
+    // The pool changes its superblock since: a snapshot sets the
+    // shared-blocks feature (the same generation the stale copy has).
+    let gen = w.pool_ref().superblock().generation;
+    w.pool().snap_create(1, 2, b"s").expect("snapshot");
+    let m = w.vols[0].copy_as(2, true);
+    w.vols.push(m);
+    // Committed until it is on disk (the first commit after a recovery is
+    // a checkpoint, which writes no superblock).
+    for _ in 0..10 {
+        w.write_exact(1, 0, 1);
+        while !w.commit(false) {}
+        if !w.pool_ref().superblock_dirty() {
+            break;
+        }
+    }
+    assert!(!w.pool_ref().superblock_dirty(), "superblock written");
+    assert_eq!(w.pool_ref().superblock().generation, gen + 1);
+    // Both devices given: two different superblocks of one generation.
+    w.crash();
+    w.devs.push(stale.0);
+    w.geoms.push(stale.1);
+    w.bases.push(b);
+    w.zone_first.push(z);
+    match w.try_recover() {
+        Err(Error::Corrupt(s)) => assert!(s.contains("different members"), "{s}"),
+        Err(e) => panic!("unexpected error {e:?}"),
+        Ok(_) => panic!("a pool assembled from superblocks that disagree"),
+    }
+    // Without the stale device the pool is intact, sharing included.
+    w.drop_last_device();
+    w.recover_pool();
+    assert!(w.pool_ref().sharing());
+}

@@ -1,0 +1,126 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+# A member added to an active pool, online, against the real driver
+# (zoned null_blk members):
+# - pool mp on one member, two volumes; while fio writes and verifies
+#   both, `zvpoolctl pool add` adds a second member: fio's verification
+#   passes, the capacity grows by the new member's data zones, new data
+#   lands on the new member (`members` used_bytes);
+# - stopped and imported again by a scan for its devices (the pool cache
+#   learned the new member): two members, both volumes read as before;
+# - a third member added to the reassembled pool under writes;
+# - refusals: a device already a member (EEXIST), a path that is no block
+#   device, each with one log line; no kernel warning throughout.
+DIR=$(dirname "$0")
+. "$DIR/ktap_helpers.sh"
+
+KO=${ZVPOOL_KO:-/lib/modules/zvpool/zvpool.ko}
+NB=/sys/kernel/config/nullb
+CFG=/sys/kernel/config/zvpool
+C=/tmp/mp.cache
+MIB=1048576
+ktap_print_header
+for t in zvpoolctl fio md5sum dd; do
+	if ! command -v $t >/dev/null; then
+		ktap_set_plan 1
+		ktap_test_skip "member add" "needs $t"
+		ktap_finished
+	fi
+done
+if [ ! -f "$KO" ] || [ ! -f /lib/modules/null_blk.ko ]; then
+	ktap_set_plan 1
+	ktap_test_skip "member add" "needs zvpool.ko and null_blk.ko"
+	ktap_finished
+fi
+ktap_set_plan 23
+lsmod | grep -q '^zvpool ' && rmmod zvpool
+rm -f $C
+dmesg_mark
+START=$DMESG_MARK
+
+zv() { zvpoolctl --cache "$C" "$@"; }
+dev_of() { zv volume show -H -o device "$1" | cut -f2; }
+cap() { sed -n 's/^capacity_bytes //p' $CFG/mp/status; }
+members() { sed -n 's/^members //p' $CFG/mp/status; }
+# used I: used_bytes of member I.
+used() { awk -v i="$1" '$1 == i { for (k = 4; k <= NF; k++) if ($k ~ /^used_bytes=/) { sub(/^used_bytes=/, "", $k); print $k } }' $CFG/mp/members; }
+dsum() { dd if="$1" bs=$MIB count="$2" iflag=direct status=none | md5sum | cut -d' ' -f1; }
+
+nullb_zoned $NB/mpa 256 8 zone_max_open=8 zone_max_active=12 &&
+	nullb_zoned $NB/mpb 256 8 zone_max_open=8 zone_max_active=12 &&
+	nullb_zoned $NB/mpc 128 8 zone_max_open=8 zone_max_active=12
+ktap_test_result "three zoned null_blk devices" [ -b /dev/mpa ] && [ -b /dev/mpb ] && [ -b /dev/mpc ]
+insmod "$KO"
+ktap_test_result "pool mp on one member, volumes a and b" \
+	quiet sh -c "zvpoolctl --cache $C pool create -f mp /dev/mpa &&
+	zvpoolctl volume create mp/a --size 80M && zvpoolctl volume create mp/b --size 80M"
+VA=$(dev_of mp/a)
+VB=$(dev_of mp/b)
+CAP1=$(cap)
+ktap_print_msg "capacity with one member: $CAP1 bytes"
+
+# --- add under load --------------------------------------------------------
+FIO="fio --ioengine=psync --direct=1 --bs=4k --size=64M --rw=randwrite --norandommap
+	--verify=crc32c --do_verify=1 --verify_fatal=1 --verify_backlog=512"
+$FIO --name=a --filename=$VA --output=/tmp/mp-fa.out &
+PA=$!
+$FIO --name=b --filename=$VB --fsync=16 --output=/tmp/mp-fb.out &
+PB=$!
+sleep 2
+ktap_print_msg "\$ zvpoolctl pool add mp /dev/mpb (fio writing both volumes)"
+ktap_test_result "pool add mp /dev/mpb while fio writes" quiet zv pool add mp /dev/mpb
+ktap_expect_eq "the pool has two members" 2 "$(members)"
+wait $PA
+RA=$?
+wait $PB
+RB=$?
+[ $RA = 0 ] || sed 's/^/# /' /tmp/mp-fa.out | tail -20
+[ $RB = 0 ] || sed 's/^/# /' /tmp/mp-fb.out | tail -20
+ktap_test_result "fio verify on volume a during the add" [ $RA = 0 ]
+ktap_test_result "fio verify on volume b (fsync every 16) during the add" [ $RB = 0 ]
+CAP2=$(cap)
+ktap_print_msg "capacity with two members: $CAP2 bytes"
+ktap_test_result "the capacity grew by more than 200 MiB" [ $((CAP2 - CAP1)) -gt $((200 * MIB)) ]
+ktap_test_result "one log line says the member was added" log_has "added /dev/mpb as member 1"
+# More data: a full rewrite of b lands on both members.
+dd if=/dev/urandom of=/tmp/mp-b.img bs=$MIB count=80 status=none
+ktap_test_result "volume b rewritten whole" \
+	quiet dd if=/tmp/mp-b.img of=$VB bs=$MIB oflag=direct conv=fsync status=none
+ktap_print_msg "members: $(tr '\n' ';' <$CFG/mp/members)"
+ktap_test_result "new data is placed on the new member (used_bytes > 0)" [ "$(used 1)" -gt 0 ]
+SUMA=$(dsum $VA 80)
+SUMB=$(md5sum </tmp/mp-b.img | cut -d' ' -f1)
+ktap_expect_eq "volume b reads what was written" "$SUMB" "$(dsum $VB 80)"
+
+# --- stop, import by a scan -----------------------------------------------------
+ktap_test_result "pool stop mp" quiet zv pool stop mp
+ktap_print_msg "\$ zvpoolctl --cache $C pool import -a --cached"
+ktap_test_result "pool import -a --cached finds both members" quiet zv pool import -a --cached
+ktap_expect_eq "two members after the import" 2 "$(members)"
+VA=$(dev_of mp/a)
+VB=$(dev_of mp/b)
+ktap_expect_eq "volume a reads as before the stop" "$SUMA" "$(dsum $VA 80)"
+ktap_expect_eq "volume b reads as before the stop" "$SUMB" "$(dsum $VB 80)"
+
+# --- a third member, after the reassembly ----------------------------------------
+dd if=/dev/urandom of=$VA bs=$MIB count=64 oflag=direct status=none &
+PW=$!
+ktap_test_result "pool add mp /dev/mpc under writes, after the import" quiet zv pool add mp /dev/mpc
+wait $PW
+ktap_test_result "the writes during it completed" [ $? = 0 ]
+ktap_expect_eq "three members" 3 "$(members)"
+ktap_expect_eq "volume b still reads as written" "$SUMB" "$(dsum $VB 80)"
+
+# --- refusals -------------------------------------------------------------------------
+refused "a device already a member is refused" /dev/mpb $CFG/mp/devices "exists" "already a member"
+refused "a path that is no block device is refused" /tmp/mp-b.img $CFG/mp/devices "no such device\|not a block device\|invalid" "not a block device"
+
+DMESG_MARK=$START
+dmesg_clean_since_mark "no kernel warning, lockdep report or oops"
+zv pool stop mp >/dev/null 2>&1
+for d in mpa mpb mpc; do
+	echo 0 >$NB/$d/power
+	rmdir $NB/$d
+done
+rm -f /tmp/mp-b.img /tmp/mp-fa.out /tmp/mp-fb.out
+ktap_finished
