@@ -113,7 +113,7 @@ ktap_expect_eq "volume b still reads as written" "$SUMB" "$(dsum $VB 80)"
 
 # --- refusals -------------------------------------------------------------------------
 refused "a device already a member is refused" /dev/mpb $CFG/mp/devices "exists" "already a member"
-refused "a path that is no block device is refused" /tmp/mp-b.img $CFG/mp/devices "no such device\|not a block device\|invalid" "not a block device"
+refused "a path that is no block device is refused" /tmp/mp-b.img $CFG/mp/devices "block device required" "not a block device"
 
 DMESG_MARK=$START
 dmesg_clean_since_mark "no kernel warning, lockdep report or oops"
