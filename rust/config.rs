@@ -127,6 +127,7 @@ impl configfs::GroupOperations for Root {
                 assemble_mode: 11,
                 table_memory_limit: 12,
                 checkpoint_zones: 13,
+                evacuate: 14,
             ],
         };
         Ok(configfs::Group::new(
@@ -217,7 +218,7 @@ impl Drop for PoolInner {
 }
 
 /// `devices`: add a member by path (to an active pool: online, see
-/// `memberadd.rs`); read the member list.
+/// `membership.rs`); read the member list.
 #[vtable]
 impl configfs::AttributeOperations<0> for PoolDir {
     type Data = PoolDir;
@@ -264,7 +265,7 @@ impl configfs::AttributeOperations<0> for PoolDir {
         }
         g.paths.reserve(1, GFP_KERNEL)?;
         if let Some(pool) = g.active.clone() {
-            // Online: the pool grows (`memberadd.rs`); the directory's
+            // Online: the pool grows (`membership.rs`); the directory's
             // lock keeps other configuration changes out meanwhile.
             let holder = core::ptr::from_ref(this).cast();
             pool.add_member(&cpath, holder)?;
@@ -408,6 +409,61 @@ impl configfs::AttributeOperations<11> for PoolDir {
         }
         g.mode = mode;
         Ok(())
+    }
+}
+
+/// `evacuate`: write a member (index or device path) to move its data to
+/// the other members online, `cancel` to stop; reads show the evacuation
+/// (`none`, or the member with its progress).
+#[vtable]
+impl configfs::AttributeOperations<14> for PoolDir {
+    type Data = PoolDir;
+
+    fn show(this: &PoolDir, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
+        let mut w = Formatter::new(page);
+        let pool = this.inner.lock().active.clone();
+        match pool.as_ref().and_then(|p| p.evacuation().map(|e| (p, e))) {
+            None => w.write_str("none\n")?,
+            Some((p, e)) => {
+                let path = p
+                    .members
+                    .get(usize::from(e.member))
+                    .and_then(|m| m.path.to_str().ok())
+                    .unwrap_or("?");
+                let state = if e.left_bytes == 0 { "done" } else { "running" };
+                w.write_fmt(fmt!(
+                    "{} {} {} start_bytes={} left_bytes={} elapsed_ms={}\n",
+                    e.member,
+                    path,
+                    state,
+                    e.start_bytes,
+                    e.left_bytes,
+                    e.elapsed_ms
+                ))?
+            }
+        }
+        Ok(w.bytes_written())
+    }
+
+    fn store(this: &PoolDir, page: &[u8]) -> Result {
+        let what = input(page)?.trim();
+        let name = &*this.name;
+        let Some(pool) = this.inner.lock().active.clone() else {
+            pr_err!("{}: not enabled: nothing to evacuate\n", name);
+            return Err(EINVAL);
+        };
+        if what == "cancel" {
+            return pool.evacuate(None);
+        }
+        let Some(d) = pool.member_named(what) else {
+            pr_err!(
+                "{}: {} is not a member (give its index or device path, or cancel)\n",
+                name,
+                Shown(what.as_bytes())
+            );
+            return Err(ENOENT);
+        };
+        pool.evacuate(Some(d))
     }
 }
 

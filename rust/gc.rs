@@ -153,14 +153,20 @@ impl ActivePool {
     /// down ([`Self::throttle`]).
     fn gc_needed(&self) -> bool {
         let (free, total, reserve) = self.levels();
-        free <= gc_start_level(total, reserve)
+        free <= gc_start_level(total, reserve) || self.gc.evacuating.load(Ordering::Relaxed)
     }
 
     /// Notes the engine's free zones for the lock-free readers (engine lock
     /// held: after every call that can change them).
     pub(crate) fn note_levels(&self, e: &crate::engine::Engine) {
         let a = e.alloc();
-        self.gc.free_zones.store(a.free_zones(), Ordering::Relaxed);
+        // Free zones of members that take blocks (not those added or
+        // evacuated): what writers and GC can use.
+        self.gc
+            .free_zones
+            .store(a.usable_free_zones(), Ordering::Relaxed);
+        let evac = e.evacuation().is_some_and(|v| v.left_blocks > 0);
+        self.gc.evacuating.store(evac, Ordering::Relaxed);
         self.gc.data_zones.store(a.data_zones(), Ordering::Relaxed);
         self.gc
             .reserve

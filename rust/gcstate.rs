@@ -5,7 +5,11 @@
 use crate::kwrap::{bio::Slot, metaio::Bounce, workq::ReclaimQueue};
 use crate::zvcore::{format::BLOCK_SIZE, pacing::PaceQueue, pool::RelocItem};
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
-use kernel::{prelude::*, sync::Mutex};
+use kernel::{
+    prelude::*,
+    sync::Mutex,
+    time::{Instant, Monotonic},
+};
 
 /// Most relocation items per GC batch (a fragmented victim has many
 /// one-block extents).
@@ -44,6 +48,12 @@ pub(crate) struct Gc {
     pub(crate) reserve: AtomicU32,
     /// Journal records queued (published with the free zones).
     pub(crate) records: AtomicU32,
+    /// A member being evacuated still holds live blocks: GC runs whatever
+    /// the free zones (published with them).
+    pub(crate) evacuating: AtomicBool,
+    /// When the evacuation in progress started (`status`).
+    #[pin]
+    pub(crate) evac_since: Mutex<Option<Instant<Monotonic>>>,
     /// Batches run since the last commit GC made.
     pub(crate) uncommitted: AtomicU32,
     /// Batches run.
@@ -94,6 +104,8 @@ impl Gc {
             data_zones: AtomicU32::new(0),
             reserve: AtomicU32::new(0),
             records: AtomicU32::new(0),
+            evacuating: AtomicBool::new(false),
+            evac_since <- kernel::new_mutex!(None),
             uncommitted: AtomicU32::new(0),
             runs: AtomicU64::new(0),
             bufs <- kernel::new_mutex!(bufs),

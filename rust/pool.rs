@@ -89,7 +89,7 @@ pub(crate) struct ActivePool {
     pub(crate) name: CString,
     pub(crate) uuid: Uuid,
     /// The members in the pool's order, and their geometries (a member
-    /// added online is appended: `memberadd.rs`).
+    /// added online is appended: `membership.rs`).
     pub(crate) members: AppendVec<Member>,
     pub(crate) geoms: AppendVec<DeviceGeometry>,
     /// The engine and its lock (`engine.rs`).

@@ -39,6 +39,26 @@ impl ActivePool {
         writeln!(w, "zones_total {}", a.data_zones())?;
         writeln!(w, "zones_free {}", a.free_zones())?;
         writeln!(w, "zones_gc_reserve {}", a.config().gc_reserve)?;
+        if let Some(v) = e.evacuation() {
+            // (`evac_since` is never taken before the engine lock.)
+            let ms = self
+                .gc
+                .evac_since
+                .lock()
+                .map_or(0, |t| t.elapsed().as_millis());
+            writeln!(w, "evacuating_member {}", v.member)?;
+            writeln!(
+                w,
+                "evacuation_start_bytes {}",
+                v.start_blocks * BLOCK_SIZE as u64
+            )?;
+            writeln!(
+                w,
+                "evacuation_left_bytes {}",
+                v.left_blocks * BLOCK_SIZE as u64
+            )?;
+            writeln!(w, "evacuation_ms {}", ms)?;
+        }
         writeln!(
             w,
             "volumes {}",

@@ -34,7 +34,7 @@ mod kwrap;
 #[deny(unsafe_code)]
 mod lowerio;
 #[deny(unsafe_code)]
-mod memberadd;
+mod membership;
 #[deny(unsafe_code)]
 mod members;
 #[deny(unsafe_code)]

@@ -9,8 +9,12 @@
 # - stopped and imported again by a scan for its devices (the pool cache
 #   learned the new member): two members, both volumes read as before;
 # - a third member added to the reassembled pool under writes;
+# - the first member evacuated (`pool evacuate -w`) while dd writes: it
+#   ends holding no live data, every volume reads as before, new writes
+#   keep off it; a second evacuation refused (EBUSY); cancelled;
 # - refusals: a device already a member (EEXIST), a path that is no block
-#   device, each with one log line; no kernel warning throughout.
+#   device, evacuating a non-member, each with one log line; no kernel
+#   warning throughout.
 DIR=$(dirname "$0")
 . "$DIR/ktap_helpers.sh"
 
@@ -32,7 +36,7 @@ if [ ! -f "$KO" ] || [ ! -f /lib/modules/null_blk.ko ]; then
 	ktap_test_skip "member add" "needs zvpool.ko and null_blk.ko"
 	ktap_finished
 fi
-ktap_set_plan 23
+ktap_set_plan 34
 lsmod | grep -q '^zvpool ' && rmmod zvpool
 rm -f $C
 dmesg_mark
@@ -111,9 +115,34 @@ ktap_test_result "the writes during it completed" [ $? = 0 ]
 ktap_expect_eq "three members" 3 "$(members)"
 ktap_expect_eq "volume b still reads as written" "$SUMB" "$(dsum $VB 80)"
 
+# --- evacuate the first member under writes ------------------------------------------
+SUMB=$(dsum $VB 80)
+ktap_print_msg "members before: $(tr '\n' ';' <$CFG/mp/members)"
+USED0=$(used 0)
+dd if=/dev/urandom of=$VA bs=$MIB count=48 oflag=direct status=none &
+PW=$!
+T0=$(date +%s)
+ktap_print_msg "\$ zvpoolctl pool evacuate -w mp /dev/mpa (writes going on)"
+ktap_test_result "pool evacuate -w mp /dev/mpa while dd writes" quiet zv pool evacuate -w mp /dev/mpa
+T1=$(date +%s)
+wait $PW
+ktap_test_result "the writes during the evacuation completed" [ $? = 0 ]
+ktap_print_msg "evacuated $USED0 bytes in $((T1 - T0)) s; $(cat $CFG/mp/evacuate)"
+ktap_expect_eq "member 0 holds no live data" 0 "$(used 0)"
+ktap_test_result "evacuate shows it done" grep -q "^0 /dev/mpa done " $CFG/mp/evacuate
+SUMA=$(dsum $VA 80)
+ktap_expect_eq "volume b reads as before the evacuation" "$SUMB" "$(dsum $VB 80)"
+dd if=/dev/urandom of=$VB bs=$MIB count=16 oflag=direct conv=fsync status=none
+ktap_expect_eq "new writes keep off the evacuated member" 0 "$(used 0)"
+refused "a second evacuation while one is there is refused" 1 $CFG/mp/evacuate "busy" "another member is being evacuated"
+ktap_test_result "pool evacuate --cancel mp" quiet zv pool evacuate --cancel mp
+ktap_expect_eq "no evacuation after the cancel" none "$(cat $CFG/mp/evacuate)"
+ktap_expect_eq "volume a reads the same after the cancel" "$SUMA" "$(dsum $VA 80)"
+
 # --- refusals -------------------------------------------------------------------------
 refused "a device already a member is refused" /dev/mpb $CFG/mp/devices "exists" "already a member"
 refused "a path that is no block device is refused" /tmp/mp-b.img $CFG/mp/devices "block device required" "not a block device"
+refused "evacuating a device that is no member is refused" /dev/null $CFG/mp/evacuate "no such file" "is not a member"
 
 DMESG_MARK=$START
 dmesg_clean_since_mark "no kernel warning, lockdep report or oops"

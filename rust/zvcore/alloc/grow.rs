@@ -6,6 +6,7 @@
 
 use super::super::error::{Error, Result};
 use super::super::geom::{DeviceGeometry, PoolGeometry};
+use super::super::geom::{Stream, NR_STREAMS};
 use super::place::dev_bit;
 use super::{Allocator, DevState, ZoneInfo, ZoneState};
 use core::ops::{Deref, DerefMut};
@@ -80,5 +81,46 @@ where
     /// Lifts the fence of every member added by [`Self::grow`].
     pub fn unfence(&mut self) {
         self.fenced = 0;
+    }
+
+    /// Members (bit per member) that take no new blocks because their data
+    /// is moved elsewhere (`Pool::evacuate`): their open data zones are
+    /// closed (so that GC can collect them), and their free zones no longer
+    /// count as free space ([`Self::usable_free_zones`]). 0 ends it.
+    pub fn set_evacuating(&mut self, members: u64) {
+        self.evacuating = members;
+        for d in 0..self.geom.nr_devices() {
+            if members & dev_bit(usize::from(d)) == 0 {
+                continue;
+            }
+            for s in 0..NR_STREAMS {
+                if let Some(z) = Stream::from_index(s).and_then(|s| self.open_zone(s, d)) {
+                    let _ = self.close(z);
+                }
+            }
+        }
+    }
+
+    /// The members set by [`Self::set_evacuating`].
+    pub fn evacuating(&self) -> u64 {
+        self.evacuating
+    }
+
+    /// Empty data zones that can take blocks: those of members neither
+    /// fenced nor evacuated. GC's urgency and the writers' pacing follow
+    /// this count.
+    pub fn usable_free_zones(&self) -> u32 {
+        let excluded = self.fenced | self.evacuating;
+        if excluded == 0 {
+            return self.free_zones;
+        }
+        let held: u32 = self
+            .dev
+            .iter()
+            .enumerate()
+            .filter(|(d, _)| excluded & dev_bit(*d) != 0)
+            .map(|(_, s)| s.free)
+            .sum();
+        self.free_zones.saturating_sub(held)
     }
 }

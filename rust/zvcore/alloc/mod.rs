@@ -336,6 +336,9 @@ pub struct Allocator<G, Z, D = DevTable> {
     /// Members whose zones take no blocks at all (added, their membership
     /// not durable yet: [`Self::grow`]), bit per member.
     fenced: u64,
+    /// Members being evacuated: no new blocks either
+    /// ([`Self::set_evacuating`]), bit per member.
+    evacuating: u64,
 }
 
 impl<G, Z> Allocator<G, Z, DevTable>
@@ -388,6 +391,7 @@ where
             draining: 0,
             nclosing: 0,
             fenced: 0,
+            evacuating: 0,
             written: [0; NR_STREAMS],
         };
         for z in 0..a.geom.nr_zones() {
@@ -456,12 +460,19 @@ where
     /// Blocks writable without GC: empty zones' capacity plus what is left in
     /// open zones.
     pub fn free_blocks(&self) -> u64 {
+        self.free_blocks_except(0)
+    }
+
+    /// [`Self::free_blocks`] of the members not in `members` (bit per
+    /// member).
+    pub fn free_blocks_except(&self, members: u64) -> u64 {
         let mut f = 0u64;
-        for (d, g) in self.geom.devices().iter().enumerate() {
-            let free = self.dev.get(d).map(|s| s.free).unwrap_or(0);
-            f = f.saturating_add(u64::from(free).saturating_mul(g.zone_cap_blocks));
-        }
-        for s in self.dev.iter().take(self.geom.devices().len()) {
+        let n = self.geom.devices().len();
+        for (d, (g, s)) in self.geom.devices().iter().zip(self.dev.iter()).enumerate() {
+            if members & place::dev_bit(d) != 0 || d >= n {
+                continue;
+            }
+            f = f.saturating_add(u64::from(s.free).saturating_mul(g.zone_cap_blocks));
             for &z in s.zone.iter() {
                 if z != NO_ZONE {
                     f = f.saturating_add(self.room(z));

@@ -58,7 +58,7 @@ where
         let si = stream.index();
         let user = matches!(stream, Stream::UserHot | Stream::UserCold) && !self.copying;
         let floor = if user { self.cfg.gc_reserve } else { 0 };
-        let global_ok = self.free_zones > floor;
+        let global_ok = self.usable_free_zones() > floor;
         let start = usize::from(self.rr.get(si).copied().unwrap_or(0));
         // A stream at its spread opens no zone while one of its own is open.
         let capped = self.open_count(stream) >= spread(stream, n);
@@ -73,9 +73,9 @@ where
                 if excluded & dev_bit(d) != 0 {
                     continue;
                 }
-                if self.fenced & dev_bit(d) != 0 {
-                    // A member being added: no data before the superblock
-                    // naming it is durable (`grow`).
+                if (self.fenced | self.evacuating) & dev_bit(d) != 0 {
+                    // A member being added (no data before the superblock
+                    // naming it is durable, `grow`) or evacuated.
                     limited = true;
                     continue;
                 }

@@ -63,7 +63,11 @@ where
             let avoid = self.gc_avoid.get(..self.gc_navoid).unwrap_or(&[]);
             let skip =
                 |z: u32| a.zone(z).map(|zi| zi.valid() == 0).unwrap_or(true) || avoid.contains(&z);
-            match pick_victim(a, self.cfg.policy, skip) {
+            // An evacuated member's zones go first, whatever their cost.
+            let pick = self
+                .evac_victim(avoid)
+                .or_else(|| pick_victim(a, self.cfg.policy, skip));
+            match pick {
                 Some(v) => {
                     self.gc_victim = Some(v);
                     self.gc_victim_cost = self.zone_cost_x1000(v);

@@ -24,7 +24,7 @@
 
 use core::ops::{Deref, DerefMut};
 
-use super::super::alloc::{DevState, ZoneInfo};
+use super::super::alloc::{DevState, ZoneInfo, ZoneState};
 use super::super::error::{Error, Result};
 use super::super::format::layout::log_zone;
 use super::super::format::{Record, Superblock, Uuid};
@@ -35,6 +35,17 @@ use super::{Commit, MetaOp, Pool, VolEntry};
 // Only named by the links in the docs.
 #[cfg(doc)]
 use super::super::alloc::Allocator;
+
+/// The evacuation of a member ([`Pool::evacuate`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Evacuation {
+    /// The member.
+    pub member: u16,
+    /// Its live blocks when the evacuation started.
+    pub start_blocks: u64,
+    /// Its live blocks now (0: evacuated).
+    pub left_blocks: u64,
+}
 
 /// Caller storage of a pool grown by one member ([`Pool::member_add`]), or
 /// the storage it gave up.
@@ -121,6 +132,100 @@ where
             zone_epochs,
             devs,
         })
+    }
+
+    /// Starts moving the data of member `d` to the other members, or ends
+    /// that (`None`: cancel; what moved stays moved). The member takes no
+    /// new blocks, its open data zones are closed, and GC collects its zones
+    /// (whatever their live share) before any other victim, also when free
+    /// space is plentiful ([`Self::gc_urgency`] is at least background)
+    /// until it holds no live block ([`Self::evacuation`]); it stays
+    /// excluded until cancelled. Not persistent: after a re-assembly every
+    /// member takes data again (start it again to resume).
+    ///
+    /// [`Error::NoSpace`] if the other members cannot take its live blocks
+    /// (their data capacity less their live blocks and the GC reserve); [`Error::Busy`] while a member
+    /// is being added, or another is evacuated; [`Error::Invalid`] for a
+    /// member that does not exist or is the only one. Nothing changes on
+    /// error.
+    pub fn evacuate(&mut self, member: Option<u16>) -> Result<()> {
+        self.live()?;
+        let Some(d) = member else {
+            self.alloc.set_evacuating(0);
+            self.evac = None;
+            return Ok(());
+        };
+        let n = self.alloc.geom().nr_devices();
+        if d >= n {
+            return Err(Error::Invalid("evacuate: no such member"));
+        }
+        if n < 2 {
+            return Err(Error::Invalid("evacuate: the only member"));
+        }
+        if self.alloc.fenced() != 0 || self.evac.is_some_and(|(m, _)| m != d) {
+            return Err(Error::Busy);
+        }
+        if self.evac.is_some() {
+            return Ok(());
+        }
+        let bit = 1u64.checked_shl(u32::from(d)).unwrap_or(0);
+        let live = self.alloc.dev_valid_blocks(d);
+        let reserve = u64::from(self.cfg.alloc.gc_reserve).saturating_mul(
+            self.alloc
+                .geom()
+                .devices()
+                .iter()
+                .map(|g| g.zone_cap_blocks)
+                .max()
+                .unwrap_or(0),
+        );
+        // What the others can hold once GC has compacted them: their data
+        // capacity less their live blocks, less the GC reserve.
+        let room = (0..n)
+            .filter(|o| *o != d)
+            .map(|o| {
+                let cap = self.alloc.geom().device(o).map_or(0, |g| {
+                    u64::from(g.nr_data_zones()).saturating_mul(g.zone_cap_blocks)
+                });
+                cap.saturating_sub(self.alloc.dev_valid_blocks(o))
+            })
+            .sum::<u64>()
+            .saturating_sub(reserve);
+        if live > room {
+            return Err(Error::NoSpace);
+        }
+        self.alloc.set_evacuating(bit);
+        self.evac = Some((d, live));
+        Ok(())
+    }
+
+    /// The evacuation in progress or done, if any.
+    pub fn evacuation(&self) -> Option<Evacuation> {
+        self.evac.map(|(member, start_blocks)| Evacuation {
+            member,
+            start_blocks,
+            left_blocks: self.alloc.dev_valid_blocks(member),
+        })
+    }
+
+    /// GC's next victim while a member is evacuated: one of its zones with
+    /// live blocks and nothing in flight (the emptiest first), not in
+    /// `avoid`.
+    pub(super) fn evac_victim(&self, avoid: &[u32]) -> Option<u32> {
+        let (d, _) = self.evac?;
+        let a = &self.alloc;
+        let first = a.geom().dev_first_zone(d)?;
+        let nz = a.geom().device(d)?.nr_zones;
+        (first..first.saturating_add(nz))
+            .filter(|z| !avoid.contains(z))
+            .filter_map(|z| a.zone(z).map(|zi| (z, *zi)))
+            .filter(|(_, zi)| {
+                matches!(zi.state(), ZoneState::Full | ZoneState::Closed)
+                    && zi.valid() > 0
+                    && zi.inflight() == 0
+            })
+            .min_by_key(|(_, zi)| zi.valid())
+            .map(|(z, _)| z)
     }
 
     /// Whether a member added by [`Self::member_add`] waits for the commit

@@ -39,7 +39,7 @@ mod io;
 mod journal;
 mod maintenance;
 mod members;
-pub use members::Grown;
+pub use members::{Evacuation, Grown};
 pub mod slots;
 mod volumes;
 
@@ -418,6 +418,10 @@ pub struct Pool<G, Z, E, V, R, N, D, S> {
     pub(super) last_rewind: Option<Rewind>,
     /// Zone being collected and whether a batch is in flight.
     gc_victim: Option<u32>,
+    /// The member being evacuated and its live blocks when it started
+    /// ([`Pool::evacuate`]; not persistent: a re-assembled pool uses every
+    /// member again).
+    pub(super) evac: Option<(u16, u64)>,
     gc_busy: bool,
     /// Relocation cost of `gc_victim` when it was picked (its valid count
     /// falls as GC copies it; the cost of freeing it does not).
@@ -576,6 +580,7 @@ where
             chain: checkpoint::Chain::CLOSED,
             full_due: true,
             gc_victim: None,
+            evac: None,
             gc_busy: false,
             gc_victim_cost: 0,
             gc_cursor: (0, 0),
@@ -731,11 +736,16 @@ where
 
     /// How urgently GC should run.
     pub fn gc_urgency(&self) -> Urgency {
-        gc_urgency(
-            self.alloc.free_zones(),
+        let u = gc_urgency(
+            self.alloc.usable_free_zones(),
             self.alloc.data_zones(),
             self.cfg.alloc.gc_reserve,
-        )
+        );
+        // An evacuation moves its member's data in the background.
+        match self.evacuation() {
+            Some(e) if e.left_blocks > 0 && u == Urgency::Idle => Urgency::Background,
+            _ => u,
+        }
     }
 
     /// What freeing one block costs GC now, in thousandths of a block

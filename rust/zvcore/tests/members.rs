@@ -292,3 +292,109 @@ fn a_stale_device_of_an_interrupted_add_is_refused_not_guessed() {
     w.recover_pool();
     assert!(w.pool_ref().sharing());
 }
+
+/// Runs GC, commits and zone maintenance, with some user writes, until the
+/// evacuation is done (at most `rounds` batches); returns the batches run.
+fn evacuate_fully(w: &mut World, rounds: usize) -> usize {
+    for i in 0..rounds {
+        let e = w.pool_ref().evacuation().expect("an evacuation");
+        if e.left_blocks == 0 {
+            return i;
+        }
+        if i % 4 == 0 {
+            w.write_exact(1, (i as u64 * 7) % (VOL_BLOCKS - 4), 4);
+        }
+        w.gc_batch();
+        while !w.commit(false) {}
+        w.maintenance();
+    }
+    panic!(
+        "evacuation not done after {rounds} batches: {:?}",
+        w.pool_ref().evacuation()
+    );
+}
+
+#[test]
+fn evacuation_moves_every_live_block_off_the_member() {
+    let n = 2usize;
+    let mut w = world("members-evac", n);
+    overwrite(&mut w, 2);
+    let live = w.member_valid_blocks(1);
+    assert!(live > 0, "the member to evacuate holds data");
+    w.pool().evacuate(Some(1)).expect("evacuate");
+    let e = w.pool_ref().evacuation().expect("evacuation");
+    assert_eq!((e.member, e.start_blocks), (1, live));
+    // GC runs for it although free space is plentiful.
+    assert_ne!(w.pool_ref().gc_urgency(), zvcore::gc::Urgency::Idle);
+    let batches = evacuate_fully(&mut w, 5000);
+    assert_eq!(
+        w.member_valid_blocks(1),
+        0,
+        "live blocks left on the member"
+    );
+    eprintln!("members-evac: {live} blocks moved in {batches} GC batches");
+    // New writes keep off it until the evacuation is cancelled.
+    overwrite(&mut w, 1);
+    assert_eq!(
+        w.member_valid_blocks(1),
+        0,
+        "new data on an evacuated member"
+    );
+    w.run_verify("after the evacuation");
+    // Every block reads back after a power cut (the recovery checks them).
+    w.crash_and_recover();
+    assert_eq!(w.pool_ref().evacuation(), None, "not persistent");
+    overwrite(&mut w, 2);
+    assert!(w.member_valid_blocks(1) > 0, "the member takes data again");
+}
+
+#[test]
+fn evacuation_refusals_and_cancel() {
+    let mut one = world("members-evac-one", 1);
+    assert!(matches!(
+        one.pool().evacuate(Some(0)),
+        Err(Error::Invalid(_))
+    ));
+    let mut w = world("members-evac-refuse", 2);
+    assert!(matches!(w.pool().evacuate(Some(2)), Err(Error::Invalid(_))));
+    // Fill the pool so that one member's data cannot fit on the other.
+    let big = w.data_capacity() * 3 / 4;
+    w.pool().vol_create(2, b"big", big, 0).expect("vol_create");
+    w.vols.push(VolModel::new(2, big));
+    for l in (0..big).step_by(32) {
+        w.write_exact(2, l, 32.min(big - l));
+        if l % 1024 == 0 {
+            w.gc_until_free(0);
+            while !w.commit(false) {}
+        }
+    }
+    while !w.commit(false) {}
+    let gen = w.pool_ref().superblock().generation;
+    assert_eq!(w.pool().evacuate(Some(0)), Err(Error::NoSpace));
+    assert_eq!(w.pool_ref().evacuation(), None);
+    assert_eq!(w.pool_ref().alloc().evacuating(), 0, "nothing changed");
+    // Free most of it: an evacuation fits, starts, is cancelled half way.
+    w.pool().vol_delete(2).expect("delete");
+    w.vols.retain(|v| v.id != 2);
+    while !w.commit(false) {}
+    w.pool().evacuate(Some(0)).expect("evacuate member 0");
+    assert_eq!(
+        w.pool().evacuate(Some(1)),
+        Err(Error::Busy),
+        "one at a time"
+    );
+    for _ in 0..3 {
+        w.gc_batch();
+        while !w.commit(false) {}
+    }
+    w.pool().evacuate(None).expect("cancel");
+    assert_eq!(w.pool_ref().evacuation(), None);
+    assert_eq!(
+        w.pool_ref().superblock().generation,
+        gen,
+        "not a membership change"
+    );
+    overwrite(&mut w, 2);
+    assert!(w.member_valid_blocks(0) > 0, "member 0 takes data again");
+    w.run_verify("after the cancel");
+}

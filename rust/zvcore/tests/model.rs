@@ -51,7 +51,7 @@ fn model_random_ops_with_crashes() {
          crashes {} (mid-metadata {}) vol ops {} (snapshots {} clones {} rollbacks {} promotes {} deletes {} read-only refusals {}) \
          write failures {} enospc {} fallbacks {} replayed journal blocks {} checkpoint retries {} \
          checkpoints in steps {} (operations between steps {}) delta checkpoints {} (loaded by recoveries {}) \
-         members added {} (busy {})",
+         members added {} (busy {}) evacuations {} (cancelled {}, refused for space {})",
         sum(|s| s.ops),
         t0.elapsed(),
         sum(|s| s.writes),
@@ -81,6 +81,9 @@ fn model_random_ops_with_crashes() {
         sum(|s| s.deltas_loaded),
         sum(|s| s.member_adds),
         sum(|s| s.member_busy),
+        sum(|s| s.evacuations),
+        sum(|s| s.evac_cancels),
+        sum(|s| s.evac_nospace),
     );
     assert!(
         sum(|s| s.deltas) > 0 && sum(|s| s.deltas_loaded) > 0,
@@ -91,6 +94,7 @@ fn model_random_ops_with_crashes() {
         "no checkpoint was written in steps with work in between"
     );
     assert!(sum(|s| s.member_adds) > 0, "no member was added");
+    assert!(sum(|s| s.evacuations) > 0, "no member was evacuated");
 }
 
 /// Node allocations fail (one in five) when completed writes update the

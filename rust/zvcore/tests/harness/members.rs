@@ -51,6 +51,29 @@ impl World {
         }
     }
 
+    /// Now and then an evacuation of a random member started, or the one
+    /// in progress (or done) cancelled.
+    pub fn maybe_evacuate(&mut self) {
+        if self.blind {
+            return;
+        }
+        if self.pool_ref().evacuation().is_some() {
+            if self.rng.pct(40) {
+                self.pool().evacuate(None).expect("cancel");
+                self.st.evac_cancels += 1;
+            }
+            return;
+        }
+        let d = self.rng.below(self.geoms.len() as u64) as u16;
+        match self.pool().evacuate(Some(d)) {
+            Ok(()) => self.st.evacuations += 1,
+            Err(zvcore::error::Error::NoSpace) => self.st.evac_nospace += 1,
+            Err(zvcore::error::Error::Busy) | Err(zvcore::error::Error::Invalid(_)) => {}
+            Err(zvcore::error::Error::ReadOnly) => {}
+            Err(e) => panic!("evacuate: {e:?}"),
+        }
+    }
+
     /// Whether device `d` carries a superblock of this pool (what a scan
     /// for the pool's devices finds).
     pub fn has_pool_sb(&self, d: usize) -> bool {

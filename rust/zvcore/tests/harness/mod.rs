@@ -253,6 +253,10 @@ pub struct Stats {
     /// Members added to the running pool, and adds refused as busy.
     pub member_adds: u64,
     pub member_busy: u64,
+    /// Evacuations started, cancelled, and refused for want of space.
+    pub evacuations: u64,
+    pub evac_cancels: u64,
+    pub evac_nospace: u64,
 }
 
 pub struct World {
@@ -488,6 +492,9 @@ impl World {
                 deltas_loaded: 0,
                 member_adds: 0,
                 member_busy: 0,
+                evacuations: 0,
+                evac_cancels: 0,
+                evac_nospace: 0,
             },
             uuid,
         }
@@ -1759,7 +1766,8 @@ impl World {
                 }
             }
             930..=969 => self.maintenance(),
-            970..=972 => self.maybe_add_member(),
+            970 => self.maybe_add_member(),
+            971..=972 => self.maybe_evacuate(),
             973..=993 => self.vol_op(),
             _ => {
                 if self.rng.pct(60) {

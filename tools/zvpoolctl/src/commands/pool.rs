@@ -134,6 +134,24 @@ pub const NOUN: Noun = Noun {
             run: add,
         },
         Verb {
+            name: "evacuate",
+            usage: "evacuate [-w] [--cancel] NAME [DEV]",
+            summary: "move a member's data to the other members, online",
+            help: "Moves the live data of member DEV (its path or index) of active pool\n\
+                   NAME to the other members while volumes stay in use: the member\n\
+                   takes no new data, and GC moves its blocks (block tables updated as\n\
+                   each extent lands). Refused when the other members cannot hold its\n\
+                   data. -w waits with a progress line until the member holds no live\n\
+                   data; the member then stays out of use until --cancel (removing it\n\
+                   from the pool comes later). Not kept across a stop or power cut:\n\
+                   run it again to resume. configfs: NAME/evacuate <- DEV | cancel.",
+            options: &[super::evacuate::OPT_WAIT, super::evacuate::OPT_CANCEL],
+            min_args: 1,
+            max_args: Some(2),
+            columns: &[],
+            run: super::evacuate::evacuate,
+        },
+        Verb {
             name: "stop",
             usage: "stop [-a] [NAME]",
             summary: "deactivate a pool and forget its definition until assembled again",
@@ -702,10 +720,7 @@ fn add(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
         }
     })?;
     ctx.say(&format!("added {dev} to pool {name}"));
-    if ctx
-        .read(&pool, "enable")
-        .is_ok_and(|v| abi::parse_bool(&v))
-    {
+    if ctx.read(&pool, "enable").is_ok_and(|v| abi::parse_bool(&v)) {
         // Active: the pool cache learns the new member.
         let devs: Vec<String> = members(ctx, &pool)
             .map(|m| m.into_iter().map(|m| m.path).collect())

@@ -1,6 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
-//! A member added to an active pool (`devices` written while the pool is
-//! enabled; `zvpoolctl pool add`), with I/O going on.
+//! Membership changes of an active pool, with I/O going on: a member
+//! added (`devices` written while the pool is enabled; `zvpoolctl pool
+//! add`), and a member's data evacuated (`evacuate`; `zvpoolctl pool
+//! evacuate`: the engine excludes it and GC moves its data, see
+//! `zvcore::pool::members`).
+//!
+//! Adding a member:
 //!
 //! 1. **Without any lock**: the device is opened exclusively and probed;
 //!    it must not narrow the pool's I/O limits (the volumes' queue limits
@@ -22,19 +27,28 @@
 
 use crate::commitbuf::CommitBuf;
 use crate::engine::core_err;
-use crate::kwrap::{bdev::LowerDev, noio::NoIo, random};
+use crate::kwrap::{
+    bdev::{self, LowerDev},
+    noio::NoIo,
+    random,
+};
 use crate::members::{probe_geometry, reset_written_zones, Member};
 use crate::pool::ActivePool;
 use crate::zonereads::ZoneReads;
 use crate::zvcore::{
     alloc::{DevState, ZoneInfo},
     error::Error as CoreError,
-    format::Uuid,
+    format::{Uuid, BLOCK_SIZE},
     geom::{DeviceGeometry, MAX_DEVICES},
     pool::Grown,
 };
 use core::sync::atomic::AtomicU64;
-use kernel::{prelude::*, str::CString};
+use kernel::{
+    prelude::*,
+    str::CString,
+    sync::Arc,
+    time::Instant,
+};
 
 /// Times the engine may refuse the add as busy (each followed by a commit
 /// or a checkpoint) before it gives up.
@@ -196,5 +210,107 @@ impl ActivePool {
                 }
             }
         }
+    }
+}
+
+/// What [`ActivePool::evacuation_text`] reports of an evacuation.
+pub(crate) struct EvacView {
+    pub(crate) member: u16,
+    pub(crate) start_bytes: u64,
+    pub(crate) left_bytes: u64,
+    pub(crate) elapsed_ms: i64,
+}
+
+impl ActivePool {
+    /// Starts evacuating member `member` (its live data moved to the other
+    /// members by GC; it takes no new blocks), or cancels (`None`). Sleeps
+    /// only for the engine lock.
+    pub(crate) fn evacuate(self: &Arc<Self>, member: Option<u16>) -> Result {
+        let name = &*self.name;
+        if self.read_only {
+            pr_err!("{}: assembled read-only: nothing can move\n", name);
+            return Err(EROFS);
+        }
+        let (r, live) = {
+            let mut st = self.state.lock();
+            let r = st.engine.evacuate(member);
+            let live = member.map_or(0, |d| st.engine.alloc().dev_valid_blocks(d));
+            self.note_levels(&st.engine);
+            (r, live)
+        };
+        let path = |d: u16| {
+            self.members
+                .get(usize::from(d))
+                .and_then(|m| m.path.to_str().ok())
+                .unwrap_or("?")
+        };
+        match (r, member) {
+            (Ok(()), Some(d)) => {
+                let mut since = self.gc.evac_since.lock();
+                if since.is_none() {
+                    *since = Some(Instant::now());
+                }
+                drop(since);
+                pr_info!(
+                    "{}: evacuating member {} ({}): {} MiB of live data to move\n",
+                    name,
+                    d,
+                    path(d),
+                    live / 256
+                );
+                self.kick_gc();
+                Ok(())
+            }
+            (Ok(()), None) => {
+                *self.gc.evac_since.lock() = None;
+                pr_info!("{}: evacuation ended\n", name);
+                Ok(())
+            }
+            (Err(CoreError::NoSpace), Some(d)) => {
+                pr_err!(
+                    "{}: cannot evacuate member {} ({}): the other members cannot hold its {} MiB of live data\n",
+                    name,
+                    d,
+                    path(d),
+                    live / 256
+                );
+                Err(ENOSPC)
+            }
+            (Err(CoreError::Busy), _) => {
+                pr_err!(
+                    "{}: another member is being evacuated or added (cancel with 'cancel' first)\n",
+                    name
+                );
+                Err(EBUSY)
+            }
+            (Err(e), _) => {
+                pr_err!("{}: cannot evacuate: {:?}\n", name, e);
+                Err(core_err(e))
+            }
+        }
+    }
+
+    /// The evacuation in progress (or done), if any.
+    pub(crate) fn evacuation(&self) -> Option<EvacView> {
+        let e = self.state.lock().engine.evacuation()?;
+        let elapsed_ms = self.gc.evac_since.lock().map_or(0, |t| t.elapsed().as_millis());
+        Some(EvacView {
+            member: e.member,
+            start_bytes: e.start_blocks.saturating_mul(BLOCK_SIZE as u64),
+            left_bytes: e.left_blocks.saturating_mul(BLOCK_SIZE as u64),
+            elapsed_ms,
+        })
+    }
+
+    /// The member whose path or index is `what` (trimmed input).
+    pub(crate) fn member_named(&self, what: &str) -> Option<u16> {
+        if let Ok(i) = what.parse::<u16>() {
+            return (usize::from(i) < self.members.len()).then_some(i);
+        }
+        let devt = bdev::lookup(&CString::try_from_fmt(fmt!("{}", what)).ok()?).ok()?;
+        self.members
+            .iter()
+            .position(|m| bdev::lookup(&m.path).ok() == Some(devt))
+            .and_then(|i| u16::try_from(i).ok())
     }
 }

@@ -1,0 +1,168 @@
+// SPDX-License-Identifier: GPL-2.0
+//! `pool evacuate`: moves a member's data to the other members online
+//! (configfs `evacuate`), optionally waiting with a progress line.
+
+use super::{check_name, Ctx};
+use crate::backend::Obj;
+use crate::cli::{OptSpec, Parsed};
+use crate::error::{Error, Failure};
+use crate::progress::Progress;
+use std::time::Duration;
+
+pub const OPT_CANCEL: OptSpec = OptSpec {
+    long: "cancel",
+    short: None,
+    value: None,
+    help: "stop the evacuation in progress (what moved stays moved); give no DEV",
+};
+pub const OPT_WAIT: OptSpec = OptSpec {
+    long: "wait",
+    short: Some('w'),
+    value: None,
+    help: "wait until the member holds no live data, with a progress line",
+};
+
+/// One reading of `evacuate`: member index, state (`running`, `done`),
+/// bytes at the start and bytes left.
+#[derive(Debug, PartialEq, Eq)]
+pub struct EvacState {
+    pub member: u64,
+    pub path: String,
+    pub done: bool,
+    pub start_bytes: u64,
+    pub left_bytes: u64,
+}
+
+/// Parses the `evacuate` attribute (`None`: no evacuation).
+pub fn parse(text: &str) -> Result<Option<EvacState>, String> {
+    let line = text.trim();
+    if line == "none" || line.is_empty() {
+        return Ok(None);
+    }
+    let bad = || format!("malformed evacuate line {line:?}");
+    let mut w = line.split_whitespace();
+    let member = w.next().and_then(|v| v.parse().ok()).ok_or_else(bad)?;
+    let path = w.next().ok_or_else(bad)?.to_string();
+    let done = match w.next() {
+        Some("done") => true,
+        Some("running") => false,
+        _ => return Err(bad()),
+    };
+    let (mut start, mut left) = (None, None);
+    for kv in w {
+        match kv.split_once('=') {
+            Some(("start_bytes", v)) => start = v.parse().ok(),
+            Some(("left_bytes", v)) => left = v.parse().ok(),
+            _ => {}
+        }
+    }
+    Ok(Some(EvacState {
+        member,
+        path,
+        done,
+        start_bytes: start.ok_or_else(bad)?,
+        left_bytes: left.ok_or_else(bad)?,
+    }))
+}
+
+pub fn evacuate(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
+    let cmd = "pool evacuate";
+    let name = &p.args[0];
+    check_name("pool", name, cmd)?;
+    let pool = ctx.require_pool(name)?;
+    if p.flag("cancel") {
+        if p.args.len() != 1 {
+            return Err(Error::usage("--cancel takes no DEV", cmd));
+        }
+        ctx.write(&pool, "evacuate", "cancel")
+            .map_err(|e| e.fail(format!("cancel the evacuation of pool {name}")))?;
+        ctx.say(&format!("evacuation of pool {name} cancelled"));
+        return Ok(());
+    }
+    let [_, dev] = &p.args[..] else {
+        return Err(Error::usage(
+            "give NAME and the member DEV (path or index)",
+            cmd,
+        ));
+    };
+    ctx.write(&pool, "evacuate", dev)
+        .map_err(|e| e.fail(format!("evacuate {dev} of pool {name}")))?;
+    let st = read(ctx, &pool, name)?;
+    let Some(st) = st else {
+        return Err(Failure::new(
+            format!("evacuate {dev} of pool {name}"),
+            "the pool shows no evacuation",
+        )
+        .into());
+    };
+    ctx.say(&format!(
+        "evacuating member {} ({}) of pool {name}: {} to move",
+        st.member,
+        st.path,
+        crate::size::human(st.start_bytes)
+    ));
+    if !p.flag("wait") {
+        return Ok(());
+    }
+    let mut prog = Progress::new(format!("evacuate {}", st.path), st.start_bytes, false);
+    let mut moved = 0u64;
+    loop {
+        let Some(now) = read(ctx, &pool, name)? else {
+            prog.finish();
+            return Err(Failure::new(
+                format!("evacuate pool {name}"),
+                "the evacuation was cancelled",
+            )
+            .into());
+        };
+        let m = now.start_bytes.saturating_sub(now.left_bytes);
+        prog.add(m.saturating_sub(moved));
+        moved = moved.max(m);
+        if now.done {
+            prog.finish();
+            ctx.say(&format!(
+                "member {} ({}) of pool {name} holds no live data: it takes none until 'pool evacuate --cancel'",
+                now.member, now.path
+            ));
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+fn read(ctx: &Ctx<'_>, pool: &Obj, name: &str) -> Result<Option<EvacState>, Error> {
+    let text = ctx.read(pool, "evacuate")?;
+    parse(&text).map_err(|e| Failure::new(format!("read the evacuation of pool {name}"), e).into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_attribute() {
+        assert_eq!(parse("none\n"), Ok(None));
+        let s = parse("1 /dev/nvme1n1 running start_bytes=8192 left_bytes=4096 elapsed_ms=12\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            s,
+            EvacState {
+                member: 1,
+                path: "/dev/nvme1n1".into(),
+                done: false,
+                start_bytes: 8192,
+                left_bytes: 4096,
+            }
+        );
+        assert!(
+            parse("1 /dev/x done start_bytes=1 left_bytes=0")
+                .unwrap()
+                .unwrap()
+                .done
+        );
+        assert!(parse("1 /dev/x maybe start_bytes=1 left_bytes=0").is_err());
+        assert!(parse("x /dev/x done start_bytes=1 left_bytes=0").is_err());
+        assert!(parse("1 /dev/x done left_bytes=0").is_err());
+    }
+}
