@@ -36,7 +36,7 @@ if [ ! -f "$KO" ] || [ ! -f /lib/modules/null_blk.ko ]; then
 	ktap_test_skip "member add" "needs zvpool.ko and null_blk.ko"
 	ktap_finished
 fi
-ktap_set_plan 34
+ktap_set_plan 37
 lsmod | grep -q '^zvpool ' && rmmod zvpool
 rm -f $C
 dmesg_mark
@@ -48,6 +48,7 @@ cap() { sed -n 's/^capacity_bytes //p' $CFG/mp/status; }
 members() { sed -n 's/^members //p' $CFG/mp/status; }
 # used I: used_bytes of member I.
 used() { awk -v i="$1" '$1 == i { for (k = 4; k <= NF; k++) if ($k ~ /^used_bytes=/) { sub(/^used_bytes=/, "", $k); print $k } }' $CFG/mp/members; }
+now_ms() { awk '{ printf "%d", $1 * 1000 }' /proc/uptime; }
 dsum() { dd if="$1" bs=$MIB count="$2" iflag=direct status=none | md5sum | cut -d' ' -f1; }
 
 nullb_zoned $NB/mpa 256 8 zone_max_open=8 zone_max_active=12 &&
@@ -116,7 +117,19 @@ ktap_expect_eq "three members" 3 "$(members)"
 ktap_expect_eq "volume b still reads as written" "$SUMB" "$(dsum $VB 80)"
 
 # --- evacuate the first member under writes ------------------------------------------
+# A snapshot of b and a clone of it share b's blocks across the move.
+ktap_test_result "snapshot mp/b@s and its clone mp/bc" \
+	quiet sh -c "zvpoolctl snapshot create mp/b@s && zvpoolctl volume clone mp/b@s bc"
+VC=$(dev_of mp/bc)
 SUMB=$(dsum $VB 80)
+SHARED=$(sed -n 's/^shared_bytes //p' $CFG/mp/status)
+ktap_print_msg "shared before: $SHARED bytes"
+# Sequential write rate of a volume in this boot (for the evacuation rate).
+S0=$(now_ms)
+dd if=/dev/zero of=$VC bs=$MIB count=32 seek=48 oflag=direct conv=fsync status=none
+S1=$(now_ms)
+ktap_print_msg "sequential write, 32 MiB through a volume: $((32 * 1000 / (S1 - S0 + 1))) MiB/s ($((S1 - S0)) ms)"
+SUMC=$(dsum $VC 80)
 ktap_print_msg "members before: $(tr '\n' ';' <$CFG/mp/members)"
 USED0=$(used 0)
 dd if=/dev/urandom of=$VA bs=$MIB count=48 oflag=direct status=none &
@@ -127,11 +140,17 @@ ktap_test_result "pool evacuate -w mp /dev/mpa while dd writes" quiet zv pool ev
 T1=$(date +%s)
 wait $PW
 ktap_test_result "the writes during the evacuation completed" [ $? = 0 ]
-ktap_print_msg "evacuated $USED0 bytes in $((T1 - T0)) s; $(cat $CFG/mp/evacuate)"
+E=$(cat $CFG/mp/evacuate)
+ktap_print_msg "evacuation: $E"
+MS=$(echo "$E" | sed -n 's/.*elapsed_ms=\([0-9]*\).*/\1/p')
+ST=$(echo "$E" | sed -n 's/.*start_bytes=\([0-9]*\).*/\1/p')
+[ "${MS:-0}" -gt 0 ] && ktap_print_msg "evacuation rate: $((ST / MS * 1000 / MIB)) MiB/s ($ST bytes in $MS ms, writes going on)"
 ktap_expect_eq "member 0 holds no live data" 0 "$(used 0)"
 ktap_test_result "evacuate shows it done" grep -q "^0 /dev/mpa done " $CFG/mp/evacuate
 SUMA=$(dsum $VA 80)
 ktap_expect_eq "volume b reads as before the evacuation" "$SUMB" "$(dsum $VB 80)"
+ktap_expect_eq "its clone reads as before" "$SUMC" "$(dsum $VC 80)"
+ktap_expect_eq "sharing kept: shared_bytes unchanged" "$SHARED" "$(sed -n 's/^shared_bytes //p' $CFG/mp/status)"
 dd if=/dev/urandom of=$VB bs=$MIB count=16 oflag=direct conv=fsync status=none
 ktap_expect_eq "new writes keep off the evacuated member" 0 "$(used 0)"
 refused "a second evacuation while one is there is refused" 1 $CFG/mp/evacuate "busy" "another member is being evacuated"
