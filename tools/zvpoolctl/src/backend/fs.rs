@@ -2,6 +2,7 @@
 //! `FsBackend`: the configfs backend (std::fs on `/sys/kernel/config/zvpool`).
 
 use super::{Backend, Obj};
+use crate::nvmet::{StdTree, Tree};
 use std::fs;
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
@@ -12,6 +13,8 @@ pub struct FsBackend {
     control: Option<PathBuf>,
     /// `/sys/block`, if used (volume disks' identity attributes).
     sys_block: Option<PathBuf>,
+    /// nvmet's configfs tree, if used.
+    nvmet: Option<StdTree>,
 }
 
 impl FsBackend {
@@ -20,12 +23,20 @@ impl FsBackend {
             root: root.into(),
             control: None,
             sys_block: None,
+            nvmet: None,
         }
     }
 
     /// Reads volume disks' identity attributes under `path` (`/sys/block`).
     pub fn with_sys_block(mut self, path: impl Into<PathBuf>) -> Self {
         self.sys_block = Some(path.into());
+        self
+    }
+
+    /// Exports volumes through nvmet's configfs tree at `path`
+    /// (`/sys/kernel/config/nvmet`).
+    pub fn with_nvmet(mut self, path: impl Into<PathBuf>) -> Self {
+        self.nvmet = Some(StdTree::new(path));
         self
     }
 
@@ -47,6 +58,10 @@ impl FsBackend {
 impl Backend for FsBackend {
     fn location(&self) -> String {
         self.root.display().to_string()
+    }
+
+    fn nvmet(&self) -> Option<&dyn Tree> {
+        self.nvmet.as_ref().map(|t| t as &dyn Tree)
     }
 
     fn disk_attr(&self, disk: &str, attr: &str) -> io::Result<String> {

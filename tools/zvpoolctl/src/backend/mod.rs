@@ -93,6 +93,11 @@ pub trait Backend {
     fn open_devices(&self, paths: &[String]) -> Result<Box<dyn DeviceSet>, OpenError> {
         FileDevices::open(paths).map(|d| Box::new(d) as Box<dyn DeviceSet>)
     }
+    /// nvmet's configfs tree (`/sys/kernel/config/nvmet`: `volume export`);
+    /// `None` where there is none to use (test roots).
+    fn nvmet(&self) -> Option<&dyn crate::nvmet::Tree> {
+        None
+    }
     /// Opens the block device `node` (`/dev/zvpoolN`, as the volume's `dev`
     /// names it) of a volume or snapshot, for writing if `write`.
     fn open_volume(&self, node: &str, write: bool) -> io::Result<Box<dyn VolumeDev + '_>> {

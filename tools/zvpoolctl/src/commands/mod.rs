@@ -8,6 +8,7 @@
 
 pub mod check;
 pub mod device;
+pub mod export;
 pub mod ident;
 pub mod image;
 pub mod import;
