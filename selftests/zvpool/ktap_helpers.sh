@@ -181,17 +181,9 @@ t() {
 }
 # tin WANT_RC DESCRIPTION FILE CMD...: as t, with stdin from FILE.
 tin() {
-	_want=$1 _what=$2 _in=$3
+	_tin_want=$1 _tin_what=$2 _tin_in=$3
 	shift 3
-	ktap_print_msg "\$ $* < $_in"
-	"$@" <"$_in" >$W/out 2>$W/err
-	_rc=$?
-	sed 's/^/# /' $W/out $W/err
-	if [ "$_rc" = "$_want" ]; then
-		ktap_test_pass "$_what (exit $_rc)"
-	else
-		ktap_test_fail "$_what (exit $_rc, expected $_want)"
-	fi
+	t "$_tin_want" "$_tin_what" "$@" <"$_tin_in"
 }
 # has TEXT DESCRIPTION: the last command's stdout+stderr contains TEXT.
 has() {

@@ -117,6 +117,25 @@ cross_check() {
 	ktap_expect_eq "$2: written on /dev/$ZDISK, read through NVMe" "$_want" "$(rsum "$1" $(($3 + 2)) 2)"
 }
 
+# use_ns NSDISK NAME NQN SIZE_MIB OFFSET_MIB NEW_MIB: the namespace of an
+# export of nv/v1 (SIZE_MIB) shows the volume's identity and size, takes
+# verified I/O and flushes, shares data with /dev/zvpoolN; a resize of
+# nv/v1 to NEW_MIB reaches it.
+use_ns() {
+	check_identity "$1" "$2"
+	ktap_expect_eq "$2: the namespace has the volume's size" $(($4 * MIB)) "$(blockdev --getsize64 /dev/$1)"
+	fio_verify "/dev/$1" "$2"
+	cross_check "/dev/$1" "$2" "$5"
+	t 0 "$2: resize nv/v1 to $6 MiB while exported" zv volume resize --size "$6M" nv/v1
+	has "initiators of $3 were told the new size" "$2: the resize tells the initiators"
+	if wait_for 10 size_is "/dev/$1" $(($6 * MIB)); then
+		ktap_test_pass "$2: the initiator sees $6 MiB"
+	else
+		ktap_print_msg "size: $(blockdev --getsize64 /dev/$1)"
+		ktap_test_fail "$2: the initiator sees $6 MiB"
+	fi
+}
+
 nullb_zoned $NB 256 8 || { ktap_set_plan 1; ktap_test_fail "a zoned null_blk device"; ktap_finished; }
 insmod "$KO" || { ktap_set_plan 1; ktap_test_fail "insmod"; ktap_finished; }
 t 0 "pool nv on a zoned null_blk" zv pool create -f nv "/dev/${NB##*/}"
@@ -143,18 +162,7 @@ has "not exported over NVMe-oF" "the refusal says it is not exported"
 CTRL=$(connect "transport=loop,nqn=$NQN")
 if [ -n "$CTRL" ] && NS=$(nsdev "$CTRL"); then
 	ktap_test_pass "connect over loop: nvme$CTRL, namespace $NS"
-	check_identity "$NS" loop
-	ktap_expect_eq "loop: the namespace has the volume's size" $((64 * MIB)) "$(blockdev --getsize64 /dev/$NS)"
-	fio_verify "/dev/$NS" loop
-	cross_check "/dev/$NS" loop 32
-	t 0 "resize nv/v1 to 96 MiB while exported" zv volume resize --size 96M nv/v1
-	has "initiators of $NQN were told the new size" "the resize tells the initiators"
-	if wait_for 10 size_is "/dev/$NS" $((96 * MIB)); then
-		ktap_test_pass "loop: the initiator sees 96 MiB"
-	else
-		ktap_print_msg "size: $(blockdev --getsize64 /dev/$NS)"
-		ktap_test_fail "loop: the initiator sees 96 MiB"
-	fi
+	use_ns "$NS" loop $NQN 64 32 96
 	t 1 "delete of the exported nv/v1 is refused" zv volume delete nv/v1
 	has "exported over NVMe-oF as $NQN" "the refusal says why"
 	ktap_test_result "the kernel refuses to disable the volume nvmet holds open" \
@@ -174,12 +182,7 @@ has "over tcp 127.0.0.1:4420" "the export names the address"
 CTRL=$(connect "transport=tcp,traddr=127.0.0.1,trsvcid=4420,nqn=$NQN_TCP")
 if [ -n "$CTRL" ] && NS=$(nsdev "$CTRL"); then
 	ktap_test_pass "connect over TCP: nvme$CTRL, namespace $NS"
-	check_identity "$NS" tcp
-	ktap_expect_eq "tcp: the namespace has the volume's size" $((96 * MIB)) "$(blockdev --getsize64 /dev/$NS)"
-	fio_verify "/dev/$NS" tcp
-	cross_check "/dev/$NS" tcp 64
-	t 0 "resize nv/v1 to 112 MiB" zv volume resize --size 112M nv/v1
-	ktap_test_result "tcp: the initiator sees 112 MiB" wait_for 10 size_is "/dev/$NS" $((112 * MIB))
+	use_ns "$NS" tcp $NQN_TCP 96 64 112
 	# A TCP initiator would keep reconnecting to a removed export:
 	# disconnect first, as an administrator does.
 	ktap_test_result "disconnect (delete_controller)" sh -c "echo 1 >/sys/class/nvme/nvme$CTRL/delete_controller"

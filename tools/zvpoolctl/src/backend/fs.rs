@@ -5,7 +5,7 @@ use super::{Backend, Obj};
 use crate::nvmet::{StdTree, Tree};
 use std::fs;
 use std::io::{self, Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub struct FsBackend {
     root: PathBuf,
@@ -130,17 +130,23 @@ impl Backend for FsBackend {
     /// configfs passes each `write(2)` to the attribute's store method as a
     /// whole, so the value goes out in exactly one call, without a newline.
     fn write_attr(&self, obj: &Obj, attr: &str, value: &str) -> io::Result<()> {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .truncate(true)
-            .open(self.path(obj).join(attr))?;
-        let n = f.write(value.as_bytes())?;
-        if n != value.len() {
-            return Err(io::Error::other(format!(
-                "short write ({n} of {} bytes)",
-                value.len()
-            )));
-        }
-        Ok(())
+        write_once(&self.path(obj).join(attr), value)
     }
+}
+
+/// Writes `value` to the configfs attribute `path` in one `write(2)`
+/// (configfs hands each write to the attribute's store method whole).
+pub fn write_once(path: &Path, value: &str) -> io::Result<()> {
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(path)?;
+    let n = f.write(value.as_bytes())?;
+    if n != value.len() {
+        return Err(io::Error::other(format!(
+            "short write ({n} of {} bytes)",
+            value.len()
+        )));
+    }
+    Ok(())
 }

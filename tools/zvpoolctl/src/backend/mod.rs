@@ -6,7 +6,7 @@
 
 mod fs;
 
-pub use fs::FsBackend;
+pub use fs::{write_once, FsBackend};
 
 use crate::devio::{BlockFile, DeviceSet, FileDevices, OpenError, VolumeDev};
 use std::fmt;

@@ -25,7 +25,7 @@ pub mod plan;
 mod tests;
 
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 /// nvmet's configfs directory.
@@ -118,15 +118,7 @@ impl Tree for StdTree {
     }
 
     fn write(&self, rel: &str, value: &str) -> io::Result<()> {
-        let mut f = fs::OpenOptions::new().write(true).open(self.path(rel))?;
-        let n = f.write(value.as_bytes())?;
-        if n != value.len() {
-            return Err(io::Error::other(format!(
-                "short write ({n} of {} bytes)",
-                value.len()
-            )));
-        }
-        Ok(())
+        crate::backend::write_once(&self.path(rel), value)
     }
 
     fn mkdir(&self, rel: &str) -> io::Result<()> {

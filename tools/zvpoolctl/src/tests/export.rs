@@ -9,6 +9,20 @@ use crate::testutil::snapshot;
 use std::fs;
 
 const NQN: &str = "nqn.2026-12.io.zvpool:tank.vm1";
+/// An export over TCP: every step of the plan (a new port with an address).
+const TCP_EXPORT: &[&str] = &[
+    "volume",
+    "export",
+    "--nqn",
+    NQN,
+    "--transport",
+    "tcp",
+    "--addr",
+    "10.0.0.1",
+    "--port",
+    "4421",
+    "tank/vm1",
+];
 
 fn setup() -> FakeKernel {
     let fk = with_volumes(FakeKernel::new().with_nvmet());
@@ -47,7 +61,25 @@ fn export_over_loop_carries_the_volume_identity() {
              (nvmet port 1), uuid {uuid}\n"
         )
     );
-    let ns = format!("subsystems/{NQN}/namespaces/1");
+    let sub = format!("subsystems/{NQN}");
+    let ns = format!("{sub}/namespaces/1");
+    // Exactly these configfs operations, in this order.
+    assert_eq!(
+        fk.nvmet_tree().ops(),
+        [
+            format!("mkdir {sub}"),
+            format!("write {sub}/attr_allow_any_host=1"),
+            format!("write {sub}/attr_serial={}", &uuid.replace('-', "")[..20]),
+            format!("mkdir {ns}"),
+            format!("write {ns}/device_path=/dev/zvpool0"),
+            format!("write {ns}/device_uuid={uuid}"),
+            format!("write {ns}/device_nguid={}", uuid.replace('-', "")),
+            format!("write {ns}/enable=1"),
+            "mkdir ports/1".to_string(),
+            "write ports/1/addr_trtype=loop".to_string(),
+            format!("link ports/1/subsystems/{NQN} -> {sub}"),
+        ]
+    );
     assert_eq!(attr(&fk, &format!("{ns}/device_path")), "/dev/zvpool0");
     assert_eq!(attr(&fk, &format!("{ns}/device_uuid")), uuid);
     assert_eq!(
@@ -168,19 +200,7 @@ fn export_rolls_back_at_every_step() {
         let fk = setup();
         let before = snapshot(fk.nvmet_tree().root());
         fk.nvmet_tree().fail_at(step, EIO);
-        let r = fk.run(&[
-            "volume",
-            "export",
-            "--nqn",
-            NQN,
-            "--transport",
-            "tcp",
-            "--addr",
-            "10.0.0.1",
-            "--port",
-            "4421",
-            "tank/vm1",
-        ]);
+        let r = fk.run(TCP_EXPORT);
         assert_eq!(r.code, 1, "step {step}: {r:?}");
         assert!(
             r.err.starts_with("zvpoolctl: export volume tank/vm1: ")
@@ -202,17 +222,7 @@ fn export_rolls_back_at_every_step() {
     // One more step would have been none: the whole export has 14.
     let fk = setup();
     fk.nvmet_tree().fail_at(15, EIO);
-    let r = fk.run(&[
-        "volume",
-        "export",
-        "--nqn",
-        NQN,
-        "--transport",
-        "tcp",
-        "--addr",
-        "10.0.0.1",
-        "tank/vm1",
-    ]);
+    let r = fk.run(TCP_EXPORT);
     assert_eq!(r.code, 0, "{r:?}");
 }
 
