@@ -5,6 +5,8 @@
 # - over loop: zvpoolctl volume export; connect; the namespace's uuid,
 #   nguid and wwid are the volume's identity; fio write+verify (crc32c)
 #   and a flush-heavy job (fsync after every write) through /dev/nvmeXnY;
+#   its queue limits (block size, io_min/io_opt, discard granularity,
+#   write cache) are the volume's, and a discard through it unmaps;
 #   data written through NVMe reads back identical on /dev/zvpoolN; a
 #   resize reaches the initiator (revalidate_size, namespace-changed
 #   event); an exported volume cannot be deleted (zvpoolctl refuses, the
@@ -26,7 +28,7 @@ MIB=1048576
 NQN=nqn.2026-12.io.zvpool.test:nv.v1
 NQN_TCP=nqn.2026-12.io.zvpool.test:nv.v1.tcp
 ktap_print_header
-for x in zvpoolctl fio md5sum dd blockdev; do
+for x in zvpoolctl fio md5sum dd blockdev blkdiscard; do
 	if ! command -v $x >/dev/null; then
 		ktap_set_plan 1
 		ktap_test_skip "NVMe-oF export" "needs $x"
@@ -96,6 +98,22 @@ check_identity() {
 	ktap_expect_eq "$2: the controller's serial is the volume's" "$(cat /sys/block/$ZDISK/serial)" \
 		"$(cat /sys/block/$1/device/serial | tr -d ' ')"
 }
+# check_limits NSDISK NAME: the namespace reports the volume's block size,
+# I/O sizes, discard granularity and volatile write cache; a discard
+# through it unmaps the volume's blocks (its space returns to the pool).
+check_limits() {
+	ktap_print_msg "$2: /dev/$ZDISK queue: $(cd /sys/block/$ZDISK/queue && grep -H . logical_block_size \
+		minimum_io_size optimal_io_size discard_granularity write_cache | tr '\n' ' ')"
+	for _q in logical_block_size minimum_io_size optimal_io_size discard_granularity write_cache; do
+		ktap_expect_eq "$2: queue/$_q as the volume's" "$(cat /sys/block/$ZDISK/queue/$_q)" \
+			"$(cat /sys/block/$1/queue/$_q)"
+	done
+	dd if=/dev/urandom of=/dev/$1 bs=$MIB count=4 seek=40 oflag=direct conv=fsync status=none
+	_u0=$(zvpoolctl volume show -Hp -o used nv/v1 | cut -f2)
+	blkdiscard -o $((40 * MIB)) -l $((4 * MIB)) /dev/$1
+	_u1=$(zvpoolctl volume show -Hp -o used nv/v1 | cut -f2)
+	ktap_expect_eq "$2: a 4 MiB discard through NVMe unmaps 4 MiB of the volume" $((4 * MIB)) $((_u0 - _u1))
+}
 # fio_verify DEV NAME: random 4 KiB writes verified (crc32c), then
 # sequential writes with an fsync (a flush) after each one, verified.
 fio_verify() {
@@ -123,6 +141,7 @@ cross_check() {
 # nv/v1 to NEW_MIB reaches it.
 use_ns() {
 	check_identity "$1" "$2"
+	check_limits "$1" "$2"
 	ktap_expect_eq "$2: the namespace has the volume's size" $(($4 * MIB)) "$(blockdev --getsize64 /dev/$1)"
 	fio_verify "/dev/$1" "$2"
 	cross_check "/dev/$1" "$2" "$5"
