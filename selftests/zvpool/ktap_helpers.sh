@@ -194,3 +194,34 @@ has() {
 		ktap_test_fail "$2"
 	fi
 }
+
+# NVMe over Fabrics from the kernel's host side, without nvme-cli.
+# nvmf_connect OPTIONS: connects through /dev/nvme-fabrics (one write, then the
+# answer "instance=N,cntlid=M" read from the same open file); prints N.
+nvmf_connect() {
+	exec 3<>/dev/nvme-fabrics || return 1
+	printf '%s' "$1" >&3 || { exec 3>&-; return 1; }
+	read -r _ans <&3
+	exec 3>&-
+	echo "$_ans" | sed -n 's/^instance=\([0-9]*\),.*/\1/p'
+}
+# nvmf_nsdev N: the namespace disk of controller nvmeN, once it appears (10 s).
+nvmf_nsdev() {
+	for _ in $(seq 50); do
+		for _d in /sys/class/nvme/nvme$1/nvme$1n*; do
+			[ -e "$_d" ] && [ -b "/dev/${_d##*/}" ] && { echo "${_d##*/}"; return 0; }
+		done
+		sleep 0.2
+	done
+	return 1
+}
+# wait_for SECONDS CMD...: until CMD succeeds (polled every 0.2 s).
+wait_for() {
+	_n=$(($1 * 5))
+	shift
+	while ! "$@"; do
+		_n=$((_n - 1))
+		[ $_n -gt 0 ] || return 1
+		sleep 0.2
+	done
+}

@@ -58,35 +58,6 @@ rm -rf "$W"
 mkdir -p $W
 
 zv() { zvpoolctl --cache "$C" "$@"; }
-# connect OPTIONS: connects through /dev/nvme-fabrics (one write, then the
-# answer "instance=N,cntlid=M" read from the same open file); prints N.
-connect() {
-	exec 3<>/dev/nvme-fabrics || return 1
-	printf '%s' "$1" >&3 || { exec 3>&-; return 1; }
-	read -r _ans <&3
-	exec 3>&-
-	echo "$_ans" | sed -n 's/^instance=\([0-9]*\),.*/\1/p'
-}
-# nsdev N: the namespace disk of controller nvmeN, once it appears (10 s).
-nsdev() {
-	for _ in $(seq 50); do
-		for _d in /sys/class/nvme/nvme$1/nvme$1n*; do
-			[ -e "$_d" ] && [ -b "/dev/${_d##*/}" ] && { echo "${_d##*/}"; return 0; }
-		done
-		sleep 0.2
-	done
-	return 1
-}
-# wait_for SECONDS CMD...: until CMD succeeds (polled every 0.2 s).
-wait_for() {
-	_n=$(($1 * 5))
-	shift
-	while ! "$@"; do
-		_n=$((_n - 1))
-		[ $_n -gt 0 ] || return 1
-		sleep 0.2
-	done
-}
 gone() { [ ! -e "/sys/class/nvme/nvme$1" ]; }
 size_is() { [ "$(blockdev --getsize64 "$1" 2>/dev/null)" = "$2" ]; }
 rsum() { dd if="$1" bs=$MIB skip="$2" count="$3" iflag=direct status=none | md5sum | cut -d' ' -f1; }
@@ -178,8 +149,8 @@ has "no such volume" "the refusal says there is no such volume"
 t 1 "unexport of nv/v2, not exported, fails" zv volume unexport nv/v2
 has "not exported over NVMe-oF" "the refusal says it is not exported"
 
-CTRL=$(connect "transport=loop,nqn=$NQN")
-if [ -n "$CTRL" ] && NS=$(nsdev "$CTRL"); then
+CTRL=$(nvmf_connect "transport=loop,nqn=$NQN")
+if [ -n "$CTRL" ] && NS=$(nvmf_nsdev "$CTRL"); then
 	ktap_test_pass "connect over loop: nvme$CTRL, namespace $NS"
 	use_ns "$NS" loop $NQN 64 32 96
 	t 1 "delete of the exported nv/v1 is refused" zv volume delete nv/v1
@@ -198,8 +169,8 @@ ktap_expect_eq "nvmet's configfs is empty again" "" "$(ls -A $NVMET/subsystems)$
 ip link set lo up 2>/dev/null || ifconfig lo 127.0.0.1 up
 t 0 "export nv/v1 over TCP on 127.0.0.1:4420" zv volume export --nqn $NQN_TCP --transport tcp --addr 127.0.0.1 nv/v1
 has "over tcp 127.0.0.1:4420" "the export names the address"
-CTRL=$(connect "transport=tcp,traddr=127.0.0.1,trsvcid=4420,nqn=$NQN_TCP")
-if [ -n "$CTRL" ] && NS=$(nsdev "$CTRL"); then
+CTRL=$(nvmf_connect "transport=tcp,traddr=127.0.0.1,trsvcid=4420,nqn=$NQN_TCP")
+if [ -n "$CTRL" ] && NS=$(nvmf_nsdev "$CTRL"); then
 	ktap_test_pass "connect over TCP: nvme$CTRL, namespace $NS"
 	use_ns "$NS" tcp $NQN_TCP 96 64 112
 	# A TCP initiator would keep reconnecting to a removed export:
