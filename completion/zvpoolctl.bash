@@ -59,7 +59,7 @@ _zvpoolctl() {
     done
     case $noun in
     pool) verbs="create assemble add evacuate stop list status set get check import" ;;
-    volume) verbs="create clone promote delete resize import export-image list show ident" ;;
+    volume) verbs="create clone promote delete resize import export-image list show ident export unexport exports" ;;
     snapshot) verbs="create delete list send receive rollback" ;;
     help) verbs="pool volume snapshot" ;;
     esac
@@ -85,6 +85,9 @@ _zvpoolctl() {
     "volume import") opts="--quiet --format --follow-backing" args=pools ;;
     "volume export-image") opts="--quiet --format" args=all ;;
     "volume ident") opts="" args=disks ;;
+    "volume export") opts="--nqn --transport --addr --port --host" args=volumes ;;
+    "volume unexport") opts="" args=volumes ;;
+    "volume exports") opts="--scripted --parsable --columns --json" args=volumes ;;
     "snapshot create") opts="" args=volumes ;;
     "snapshot delete") opts="" args=snapshots ;;
     "snapshot list") opts="--scripted --parsable --columns --json" args=all ;;
@@ -110,6 +113,13 @@ _zvpoolctl() {
         ;;
     --format)
         COMPREPLY=($(compgen -W "raw qcow2" -- "$cur"))
+        return
+        ;;
+    --transport)
+        COMPREPLY=($(compgen -W "loop tcp" -- "$cur"))
+        return
+        ;;
+    --nqn | --addr | --port | --host)
         return
         ;;
     esac

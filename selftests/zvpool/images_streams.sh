@@ -46,44 +46,6 @@ rm -rf "$W" "$C"
 mkdir -p $W
 
 zv() { zvpoolctl --cache "$C" "$@"; }
-# t WANT_RC DESCRIPTION CMD...: runs CMD (shown with its output), checks
-# the exit code; the output stays in $W/out and $W/err.
-t() {
-	_want=$1 _what=$2
-	shift 2
-	ktap_print_msg "\$ $*"
-	"$@" >$W/out 2>$W/err
-	_rc=$?
-	sed 's/^/# /' $W/out $W/err
-	if [ "$_rc" = "$_want" ]; then
-		ktap_test_pass "$_what (exit $_rc)"
-	else
-		ktap_test_fail "$_what (exit $_rc, expected $_want)"
-	fi
-}
-# tin WANT_RC DESCRIPTION FILE CMD...: as t, with stdin from FILE.
-tin() {
-	_want=$1 _what=$2 _in=$3
-	shift 3
-	ktap_print_msg "\$ $* < $_in"
-	"$@" <"$_in" >$W/out 2>$W/err
-	_rc=$?
-	sed 's/^/# /' $W/out $W/err
-	if [ "$_rc" = "$_want" ]; then
-		ktap_test_pass "$_what (exit $_rc)"
-	else
-		ktap_test_fail "$_what (exit $_rc, expected $_want)"
-	fi
-}
-# has TEXT DESCRIPTION: the last command's stdout+stderr contains TEXT.
-has() {
-	if cat $W/out $W/err | grep -qF -- "$1"; then
-		ktap_test_pass "$2"
-	else
-		ktap_print_msg "no \"$1\" in the output"
-		ktap_test_fail "$2"
-	fi
-}
 dev_of() { zvpoolctl volume show -H -o device "$1" | cut -f2; }
 used_of() { zvpoolctl volume show -Hp -o used "$1" | cut -f2; }
 fsum() { md5sum <"$1" | cut -d' ' -f1; }

@@ -162,3 +162,66 @@ wa_since() {
 		-v g1="$(sed -n 's/^gc_blocks_written //p' "$1")" \
 		'BEGIN { u = u1 - u0; g = g1 - g0; if (u <= 0) print "0"; else printf "%.3f", (u + g) / u }'
 }
+
+# Command checks of tests that keep a work directory $W (set before use):
+# t WANT_RC DESCRIPTION CMD...: runs CMD (shown with its output), checks
+# the exit code; the output stays in $W/out and $W/err.
+t() {
+	_want=$1 _what=$2
+	shift 2
+	ktap_print_msg "\$ $*"
+	"$@" >$W/out 2>$W/err
+	_rc=$?
+	sed 's/^/# /' $W/out $W/err
+	if [ "$_rc" = "$_want" ]; then
+		ktap_test_pass "$_what (exit $_rc)"
+	else
+		ktap_test_fail "$_what (exit $_rc, expected $_want)"
+	fi
+}
+# tin WANT_RC DESCRIPTION FILE CMD...: as t, with stdin from FILE.
+tin() {
+	_tin_want=$1 _tin_what=$2 _tin_in=$3
+	shift 3
+	t "$_tin_want" "$_tin_what" "$@" <"$_tin_in"
+}
+# has TEXT DESCRIPTION: the last command's stdout+stderr contains TEXT.
+has() {
+	if cat $W/out $W/err | grep -qF -- "$1"; then
+		ktap_test_pass "$2"
+	else
+		ktap_print_msg "no \"$1\" in the output"
+		ktap_test_fail "$2"
+	fi
+}
+
+# NVMe over Fabrics from the kernel's host side, without nvme-cli.
+# nvmf_connect OPTIONS: connects through /dev/nvme-fabrics (one write, then the
+# answer "instance=N,cntlid=M" read from the same open file); prints N.
+nvmf_connect() {
+	exec 3<>/dev/nvme-fabrics || return 1
+	printf '%s' "$1" >&3 || { exec 3>&-; return 1; }
+	read -r _ans <&3
+	exec 3>&-
+	echo "$_ans" | sed -n 's/^instance=\([0-9]*\),.*/\1/p'
+}
+# nvmf_nsdev N: the namespace disk of controller nvmeN, once it appears (10 s).
+nvmf_nsdev() {
+	for _ in $(seq 50); do
+		for _d in /sys/class/nvme/nvme$1/nvme$1n*; do
+			[ -e "$_d" ] && [ -b "/dev/${_d##*/}" ] && { echo "${_d##*/}"; return 0; }
+		done
+		sleep 0.2
+	done
+	return 1
+}
+# wait_for SECONDS CMD...: until CMD succeeds (polled every 0.2 s).
+wait_for() {
+	_n=$(($1 * 5))
+	shift
+	while ! "$@"; do
+		_n=$((_n - 1))
+		[ $_n -gt 0 ] || return 1
+		sleep 0.2
+	done
+}

@@ -2,8 +2,8 @@
 //! The kernel's reason for a refusal: every refusal logs one line
 //! `zvpool: <object>: <reason>`. Before each configfs write zvpoolctl marks the
 //! end of the kernel log; after a failed write it collects the `zvpool:` lines
-//! logged since. Sources: `/dev/kmsg` (non-blocking reads), else `dmesg`, else
-//! nothing.
+//! logged since (and nvmet's, `nvmet:`, for `volume export`). Sources:
+//! `/dev/kmsg` (non-blocking reads), else `dmesg`, else nothing.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom};
@@ -13,7 +13,13 @@ use std::process::{Command, Stdio};
 
 /// At most this many lines are reported for one failure (the newest).
 const MAX_LINES: usize = 3;
-const PREFIX: &str = "zvpool:";
+/// Lines of zvpool and of the NVMe-oF target (`volume export` reports
+/// nvmet's reasons: a transport that is missing, an address in use).
+const PREFIXES: &[&str] = &["zvpool:", "nvmet:", "nvmet_tcp:", "nvme_loop:"];
+
+fn ours(msg: &str) -> bool {
+    PREFIXES.iter().any(|p| msg.starts_with(p))
+}
 const O_NONBLOCK: i32 = 0o4000;
 
 pub trait KernelLog {
@@ -117,7 +123,7 @@ pub fn parse_kmsg_all(text: &str) -> Vec<(Option<u32>, String)> {
             let prio = head.split(',').next().and_then(|p| p.parse::<u32>().ok());
             (prio.map(|p| p & 7), msg.trim_end())
         })
-        .filter(|(_, m)| m.starts_with(PREFIX))
+        .filter(|(_, m)| ours(m))
         .map(|(l, m)| (l, m.to_string()))
         .collect()
 }
@@ -162,7 +168,7 @@ pub fn dmesg_message(line: &str) -> Option<&str> {
     } else {
         line
     };
-    rest.starts_with(PREFIX).then_some(rest.trim_end())
+    ours(rest).then_some(rest.trim_end())
 }
 
 impl KernelLog for DmesgLog {

@@ -21,6 +21,7 @@ pub mod devio;
 pub mod error;
 pub mod image;
 pub mod klog;
+pub mod nvmet;
 pub mod output;
 pub mod progress;
 pub mod scan;
@@ -112,6 +113,7 @@ pub fn run_io(
         FsBackend::new(root)
             .with_control(DEFAULT_CONTROL)
             .with_sys_block(backend::DEFAULT_SYS_BLOCK)
+            .with_nvmet(nvmet::DEFAULT_ROOT)
     } else {
         FsBackend::new(root)
     };

@@ -75,6 +75,22 @@ pub fn volume_uuid(pool: &Uuid, id: u64, name: &str) -> Uuid {
     zvcore::volid::volume_uuid(pool, id, name.as_bytes())
 }
 
+/// The disk serial of a volume of UUID `u` (`/sys/block/zvpoolN/serial`,
+/// the NVMe-oF subsystem's serial): the kernel's function.
+pub fn serial(u: &Uuid) -> String {
+    String::from_utf8_lossy(&zvcore::volid::serial(u)).into_owned()
+}
+
+/// The NVMe namespace globally unique identifier (NGUID) a volume of UUID
+/// `u` is exported with (`volume export`): the UUID's 16 bytes in the same
+/// order, as 32 lower-case hex digits (what nvmet's `device_nguid` takes).
+/// Initiators thus see NGUID and UUID as the same 128-bit value, stable
+/// as the UUID is (`/sys/block/nvmeXnY/nguid` prints it `8-4-4-4-12`,
+/// equal to `/sys/block/nvmeXnY/uuid`).
+pub fn nguid(u: &Uuid) -> String {
+    u.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,5 +154,12 @@ mod tests {
             std::str::from_utf8(&zvcore::volid::format(&p)).unwrap(),
             format(&p)
         );
+    }
+
+    #[test]
+    fn nguid_is_the_uuid_bytes_and_serial_the_kernels() {
+        let u = parse("6f1c2d3e-aaaa-4bbb-8ccc-1234567890ab").unwrap();
+        assert_eq!(nguid(&u), "6f1c2d3eaaaa4bbb8ccc1234567890ab");
+        assert_eq!(serial(&u), "6f1c2d3eaaaa4bbb8ccc");
     }
 }

@@ -2,9 +2,10 @@
 //! `FsBackend`: the configfs backend (std::fs on `/sys/kernel/config/zvpool`).
 
 use super::{Backend, Obj};
+use crate::nvmet::{StdTree, Tree};
 use std::fs;
 use std::io::{self, Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub struct FsBackend {
     root: PathBuf,
@@ -12,6 +13,8 @@ pub struct FsBackend {
     control: Option<PathBuf>,
     /// `/sys/block`, if used (volume disks' identity attributes).
     sys_block: Option<PathBuf>,
+    /// nvmet's configfs tree, if used.
+    nvmet: Option<StdTree>,
 }
 
 impl FsBackend {
@@ -20,12 +23,20 @@ impl FsBackend {
             root: root.into(),
             control: None,
             sys_block: None,
+            nvmet: None,
         }
     }
 
     /// Reads volume disks' identity attributes under `path` (`/sys/block`).
     pub fn with_sys_block(mut self, path: impl Into<PathBuf>) -> Self {
         self.sys_block = Some(path.into());
+        self
+    }
+
+    /// Exports volumes through nvmet's configfs tree at `path`
+    /// (`/sys/kernel/config/nvmet`).
+    pub fn with_nvmet(mut self, path: impl Into<PathBuf>) -> Self {
+        self.nvmet = Some(StdTree::new(path));
         self
     }
 
@@ -47,6 +58,10 @@ impl FsBackend {
 impl Backend for FsBackend {
     fn location(&self) -> String {
         self.root.display().to_string()
+    }
+
+    fn nvmet(&self) -> Option<&dyn Tree> {
+        self.nvmet.as_ref().map(|t| t as &dyn Tree)
     }
 
     fn disk_attr(&self, disk: &str, attr: &str) -> io::Result<String> {
@@ -115,17 +130,23 @@ impl Backend for FsBackend {
     /// configfs passes each `write(2)` to the attribute's store method as a
     /// whole, so the value goes out in exactly one call, without a newline.
     fn write_attr(&self, obj: &Obj, attr: &str, value: &str) -> io::Result<()> {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .truncate(true)
-            .open(self.path(obj).join(attr))?;
-        let n = f.write(value.as_bytes())?;
-        if n != value.len() {
-            return Err(io::Error::other(format!(
-                "short write ({n} of {} bytes)",
-                value.len()
-            )));
-        }
-        Ok(())
+        write_once(&self.path(obj).join(attr), value)
     }
+}
+
+/// Writes `value` to the configfs attribute `path` in one `write(2)`
+/// (configfs hands each write to the attribute's store method whole).
+pub fn write_once(path: &Path, value: &str) -> io::Result<()> {
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(path)?;
+    let n = f.write(value.as_bytes())?;
+    if n != value.len() {
+        return Err(io::Error::other(format!(
+            "short write ({n} of {} bytes)",
+            value.len()
+        )));
+    }
+    Ok(())
 }

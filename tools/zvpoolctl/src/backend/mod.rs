@@ -6,7 +6,7 @@
 
 mod fs;
 
-pub use fs::FsBackend;
+pub use fs::{write_once, FsBackend};
 
 use crate::devio::{BlockFile, DeviceSet, FileDevices, OpenError, VolumeDev};
 use std::fmt;
@@ -92,6 +92,11 @@ pub trait Backend {
     /// the driver: the devices themselves).
     fn open_devices(&self, paths: &[String]) -> Result<Box<dyn DeviceSet>, OpenError> {
         FileDevices::open(paths).map(|d| Box::new(d) as Box<dyn DeviceSet>)
+    }
+    /// nvmet's configfs tree (`/sys/kernel/config/nvmet`: `volume export`);
+    /// `None` where there is none to use (test roots).
+    fn nvmet(&self) -> Option<&dyn crate::nvmet::Tree> {
+        None
     }
     /// Opens the block device `node` (`/dev/zvpoolN`, as the volume's `dev`
     /// names it) of a volume or snapshot, for writing if `write`.

@@ -55,46 +55,67 @@ fn find(ctx: &Ctx<'_>, disk: &str) -> Result<Option<(String, String)>, Failure> 
     Ok(None)
 }
 
-/// The lines from the disk's sysfs identity attributes; `None` when it has
-/// none (an older module, not a volume disk) or one is missing or malformed.
-fn from_sysfs(ctx: &Ctx<'_>, disk: &str) -> Option<Vec<String>> {
-    let a = |attr: &str| ctx.backend.disk_attr(disk, attr).ok();
-    let (pool, vol, kind, origin) = (a("pool")?, a("volume")?, a("kind")?, a("origin")?);
-    let id: u64 = a("id")?.parse().ok()?;
-    let pool_uuid = uuid::parse(&a("pool_uuid")?)?;
-    let vol_uuid = uuid::parse(&a("uuid")?)?;
-    if pool.is_empty() || vol.is_empty() || kind.is_empty() {
-        return None;
-    }
-    let mut lines = vec![
-        format!("ZVPOOL_POOL={pool}"),
-        format!("ZVPOOL_VOLUME={vol}"),
-        format!("ZVPOOL_KIND={kind}"),
-    ];
-    if !origin.is_empty() {
-        lines.push(format!("ZVPOOL_ORIGIN={origin}"));
-    }
-    lines.push(format!("ZVPOOL_VOLUME_ID={id}"));
-    lines.push(format!("ZVPOOL_POOL_UUID={}", uuid::format(&pool_uuid)));
-    lines.push(format!("ZVPOOL_UUID={}", uuid::format(&vol_uuid)));
-    Some(lines)
+/// What a volume disk is (`volume ident`; `volume export` exports it
+/// with this UUID and serial).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ident {
+    pub pool: String,
+    /// VOL or VOL@SNAP.
+    pub volume: String,
+    pub kind: String,
+    /// Empty when there is none.
+    pub origin: String,
+    pub id: u64,
+    pub pool_uuid: uuid::Uuid,
+    pub uuid: uuid::Uuid,
 }
 
-fn ident(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
-    let arg = &p.args[0];
-    let disk = arg.strip_prefix("/dev/").unwrap_or(arg);
-    if disk.is_empty() || disk.contains('/') {
-        return Err(Error::usage(
-            format!("expected a disk name (zvpoolN or /dev/zvpoolN), got {arg:?}"),
-            "volume ident",
-        ));
-    }
-    if let Some(lines) = from_sysfs(ctx, disk) {
-        for l in lines {
-            ctx.say(&l);
+impl Ident {
+    /// The `KEY=value` lines of `volume ident`.
+    pub fn lines(&self) -> Vec<String> {
+        let mut lines = vec![
+            format!("ZVPOOL_POOL={}", self.pool),
+            format!("ZVPOOL_VOLUME={}", self.volume),
+            format!("ZVPOOL_KIND={}", self.kind),
+        ];
+        if !self.origin.is_empty() {
+            lines.push(format!("ZVPOOL_ORIGIN={}", self.origin));
         }
-        return Ok(());
+        lines.push(format!("ZVPOOL_VOLUME_ID={}", self.id));
+        lines.push(format!(
+            "ZVPOOL_POOL_UUID={}",
+            uuid::format(&self.pool_uuid)
+        ));
+        lines.push(format!("ZVPOOL_UUID={}", uuid::format(&self.uuid)));
+        lines
     }
+}
+
+/// The disk's sysfs identity attributes; `None` when it has none (an older
+/// module, not a volume disk) or one is missing or malformed.
+fn from_sysfs(ctx: &Ctx<'_>, disk: &str) -> Option<Ident> {
+    let a = |attr: &str| ctx.backend.disk_attr(disk, attr).ok();
+    let (pool, volume, kind, origin) = (a("pool")?, a("volume")?, a("kind")?, a("origin")?);
+    let id: u64 = a("id")?.parse().ok()?;
+    let pool_uuid = uuid::parse(&a("pool_uuid")?)?;
+    let uuid = uuid::parse(&a("uuid")?)?;
+    if pool.is_empty() || volume.is_empty() || kind.is_empty() {
+        return None;
+    }
+    Some(Ident {
+        pool,
+        volume,
+        kind,
+        origin,
+        id,
+        pool_uuid,
+        uuid,
+    })
+}
+
+/// The identity from configfs (older modules): the volume whose `dev` is
+/// the disk, the pool's `status`, the volume's `usage`.
+fn from_configfs(ctx: &Ctx<'_>, disk: &str) -> Result<Ident, Failure> {
     ctx.require_driver()?;
     let what = format!("identify {disk}");
     let (pool, vol) = find(ctx, disk)?.ok_or_else(|| {
@@ -117,21 +138,42 @@ fn ident(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
     })?;
     // Kernels from before snapshots say no kind: a volume.
     let kind = usage.get("kind").unwrap_or(abi::KIND_VOLUME).to_string();
-    let mut lines = vec![
-        format!("ZVPOOL_POOL={pool}"),
-        format!("ZVPOOL_VOLUME={vol}"),
-        format!("ZVPOOL_KIND={kind}"),
-    ];
-    if let Some(o) = usage.get("origin").filter(|o| *o != "-") {
-        lines.push(format!("ZVPOOL_ORIGIN={o}"));
+    let origin = usage
+        .get("origin")
+        .filter(|o| *o != "-")
+        .unwrap_or("")
+        .to_string();
+    let uuid = uuid::volume_uuid(&pool_uuid, id, &vol);
+    Ok(Ident {
+        pool,
+        volume: vol,
+        kind,
+        origin,
+        id,
+        pool_uuid,
+        uuid,
+    })
+}
+
+/// The identity of the volume disk `disk` (`zvpool3`): from sysfs where the
+/// module shows it, else from configfs.
+pub fn of_disk(ctx: &Ctx<'_>, disk: &str) -> Result<Ident, Failure> {
+    match from_sysfs(ctx, disk) {
+        Some(i) => Ok(i),
+        None => from_configfs(ctx, disk),
     }
-    lines.push(format!("ZVPOOL_VOLUME_ID={id}"));
-    lines.push(format!("ZVPOOL_POOL_UUID={}", uuid::format(&pool_uuid)));
-    lines.push(format!(
-        "ZVPOOL_UUID={}",
-        uuid::format(&uuid::volume_uuid(&pool_uuid, id, &vol))
-    ));
-    for l in lines {
+}
+
+fn ident(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
+    let arg = &p.args[0];
+    let disk = arg.strip_prefix("/dev/").unwrap_or(arg);
+    if disk.is_empty() || disk.contains('/') {
+        return Err(Error::usage(
+            format!("expected a disk name (zvpoolN or /dev/zvpoolN), got {arg:?}"),
+            "volume ident",
+        ));
+    }
+    for l in of_disk(ctx, disk)?.lines() {
         ctx.say(&l);
     }
     Ok(())

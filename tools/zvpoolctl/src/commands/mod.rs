@@ -9,6 +9,7 @@
 pub mod check;
 pub mod device;
 pub mod evacuate;
+pub mod export;
 pub mod ident;
 pub mod image;
 pub mod import;

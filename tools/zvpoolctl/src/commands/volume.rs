@@ -217,6 +217,9 @@ pub const NOUN: Noun = Noun {
             run: show,
         },
         super::ident::VERB,
+        super::export::EXPORT,
+        super::export::UNEXPORT,
+        super::export::EXPORTS,
     ],
 };
 
@@ -615,6 +618,20 @@ pub fn delete_one(ctx: &mut Ctx<'_>, pool: &str, name: &str, noun: &str) -> Resu
         .into());
     }
     let mut undo = Undo::new();
+    if let Some(dev) = device_node(ctx, &vol) {
+        let nqns = super::export::exported_as(ctx, dev.trim_start_matches("/dev/"));
+        if !nqns.is_empty() {
+            return Err(Failure::new(
+                what,
+                format!(
+                    "the {noun} is exported over NVMe-oF as {} (nvmet holds its device \
+                     open); 'zvpoolctl volume unexport {pool}/{name}' first",
+                    nqns.join(", ")
+                ),
+            )
+            .into());
+        }
+    }
     if bound {
         if abi::parse_bool(&ctx.read(&vol, "enable")?) {
             ctx.write(&vol, "enable", "0").map_err(|e| {
@@ -834,6 +851,12 @@ fn resize_bound(
                 human(old),
                 human(bytes)
             ));
+            if let Some(dev) = device_node(ctx, &vol).filter(|_| enabled) {
+                let disk = dev.trim_start_matches("/dev/");
+                for nqn in super::export::revalidate(ctx, disk, &what)? {
+                    ctx.say(&format!("initiators of {nqn} were told the new size"));
+                }
+            }
             return Ok(());
         }
         Err(e) => e,

@@ -7,6 +7,7 @@ mod assemble;
 mod check;
 mod cli;
 mod completion;
+mod export;
 mod fs_backend;
 mod image;
 mod import;
@@ -42,7 +43,7 @@ pub fn setup_legacy_with_volumes() -> FakeKernel {
     with_volumes(FakeKernel::legacy())
 }
 
-fn with_volumes(fk: FakeKernel) -> FakeKernel {
+pub fn with_volumes(fk: FakeKernel) -> FakeKernel {
     for d in ["/dev/zns0", "/dev/zns1"] {
         fk.add_disk(d, false);
     }

@@ -23,6 +23,7 @@ mod blockdev;
 mod sharing;
 
 use super::image::{MemDev, MemDevices};
+use super::nvmet::FakeNvmet;
 use super::{run_io_with, run_with, snapshot, Run, RunBytes, TempDir};
 use crate::backend::{Backend, FsBackend, Obj};
 use crate::devio::{DeviceSet, FileDevices, OpenError, VolumeDev};
@@ -216,6 +217,8 @@ struct State {
     vol_data: BTreeMap<(String, String), blockdev::VolData>,
     /// Writes to volume devices fail with this errno.
     dev_write_errno: Option<i32>,
+    /// Pool UUIDs `status` shows, set by tests (`set_pool_uuid`).
+    pool_uuids: BTreeMap<String, String>,
 }
 
 pub struct FakeKernel {
@@ -226,6 +229,8 @@ pub struct FakeKernel {
     st: RefCell<State>,
     /// In-memory device images the offline checker reads (by path).
     images: RefCell<BTreeMap<String, MemDev>>,
+    /// nvmet's configfs tree, if the machine has one (`with_nvmet`).
+    nvmet: Option<FakeNvmet>,
 }
 
 fn err(errno: i32) -> io::Error {
@@ -268,6 +273,7 @@ impl FakeKernel {
             kmsg,
             _dir: dir,
             images: RefCell::new(BTreeMap::new()),
+            nvmet: None,
             st: RefCell::new(State {
                 seq: 2,
                 legacy,
@@ -323,6 +329,25 @@ impl FakeKernel {
             }
         }
         Err(err(ENOENT))
+    }
+
+    /// The UUID the pool's `status` shows (instead of the superblock's or
+    /// a made-up word).
+    pub fn set_pool_uuid(&self, pool: &str, uuid: &str) {
+        let st = &mut *self.st.borrow_mut();
+        st.pool_uuids.insert(pool.to_string(), uuid.to_string());
+        self.sync(st);
+    }
+
+    /// A machine with the NVMe-oF target loaded (an empty nvmet tree).
+    pub fn with_nvmet(mut self) -> Self {
+        self.nvmet = Some(FakeNvmet::new());
+        self
+    }
+
+    /// The nvmet tree (`with_nvmet` must have been called).
+    pub fn nvmet_tree(&self) -> &FakeNvmet {
+        self.nvmet.as_ref().expect("FakeKernel::with_nvmet")
     }
 
     /// A module from before the control device (`/dev/zvpool-control`).
@@ -659,7 +684,10 @@ impl FakeKernel {
                          user_blocks_written 1000\ngc_blocks_written 250\nwrite_amplification 1.250\n\
                          zones_reset 3\ngc_runs 0\nthrottled_ms 0\njournal_blocks 40\n\
                          checkpoints 2\ncheckpoint_blocks 3\ndelta_checkpoints 1\ncheckpoint_capacity {}\ncheckpoint_zones {}\nmetadata_full 0\ntable_nodes {TABLE_NODES}\n{tables}{extra}future_key 7\n",
-                        self.pool_uuid(name, &p.devices),
+                        st.pool_uuids
+                            .get(name)
+                            .cloned()
+                            .unwrap_or_else(|| self.pool_uuid(name, &p.devices)),
                         cap.saturating_sub(used),
                         n * DISK_ZONES,
                         n * DISK_ZONES - 2,
@@ -1127,6 +1155,10 @@ impl Backend for FakeKernel {
 
     fn read_attr(&self, obj: &Obj, attr: &str) -> io::Result<String> {
         self.fs.read_attr(obj, attr)
+    }
+
+    fn nvmet(&self) -> Option<&dyn crate::nvmet::Tree> {
+        self.nvmet.as_ref().map(|t| t as &dyn crate::nvmet::Tree)
     }
 
     fn disk_attr(&self, disk: &str, attr: &str) -> io::Result<String> {

@@ -4,6 +4,7 @@
 
 pub mod fake;
 pub mod image;
+pub mod nvmet;
 
 use std::collections::BTreeMap;
 use std::fs;

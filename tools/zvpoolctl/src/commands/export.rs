@@ -1,0 +1,461 @@
+// SPDX-License-Identifier: GPL-2.0
+//! `zvpoolctl volume export | unexport | exports`: volumes exported as NVMe
+//! namespaces through the kernel's NVMe-oF target (nvmet), configured in
+//! its configfs tree (`crate::nvmet`: the state read, the operations
+//! planned). Nothing is stored elsewhere: nvmet's tree is what is exported
+//! (it does not survive a reboot; exporting again with the same NQN gives
+//! initiators the same identity). Also what other volume commands ask of
+//! exports: `resize` tells initiators the new size, `delete` refuses an
+//! exported volume.
+
+use super::ident::{self, Ident};
+use super::volume::{active_pool, find};
+use super::{split_volume, Ctx, Verb};
+use crate::cli::{OptSpec, Parsed, OPT_COLUMNS, OPT_JSON, OPT_PARSABLE, OPT_SCRIPTED};
+use crate::error::{io_text, Error, Failure, OsFail};
+use crate::nvmet::plan::{self, ExportSpec, Op, Transport};
+use crate::nvmet::{self, State, Tree};
+use crate::output::{Layout, Section, Table, Value};
+use crate::uuid;
+
+/// The NVMe/TCP port when `--port` is not given (IANA's NVMe-oF port).
+pub const DEFAULT_TCP_PORT: &str = "4420";
+
+const OPT_NQN: OptSpec = OptSpec {
+    long: "nqn",
+    short: None,
+    value: Some("NQN"),
+    help: "the subsystem's NVMe Qualified Name (nqn.YYYY-MM.reverse.domain:name)",
+};
+const OPT_TRANSPORT: OptSpec = OptSpec {
+    long: "transport",
+    short: None,
+    value: Some("TRANSPORT"),
+    help: "loop (this host only; the default) or tcp",
+};
+const OPT_ADDR: OptSpec = OptSpec {
+    long: "addr",
+    short: None,
+    value: Some("ADDR"),
+    help: "tcp: the IPv4 or IPv6 address to listen on (required with tcp)",
+};
+const OPT_PORT: OptSpec = OptSpec {
+    long: "port",
+    short: None,
+    value: Some("PORT"),
+    help: "tcp: the TCP port to listen on (default 4420)",
+};
+const OPT_HOST: OptSpec = OptSpec {
+    long: "host",
+    short: None,
+    value: Some("HOSTNQN"),
+    help: "only this host NQN may connect (default: any host)",
+};
+
+pub const EXPORT: Verb = Verb {
+    name: "export",
+    usage: "export --nqn NQN [--transport TRANSPORT] [--addr ADDR] [--port PORT] [--host HOSTNQN] POOL/VOL",
+    summary: "export a volume over NVMe-oF (the kernel's nvmet target)",
+    help: "Exports the enabled volume VOL as namespace 1 of a new NVMe subsystem NQN\n\
+           of the kernel's NVMe-oF target (modules nvmet and nvme-loop or nvmet-tcp).\n\
+           Initiators see the volume's stable identity: namespace UUID = the volume's\n\
+           UUID ('volume ident'), NGUID = the same 16 bytes, subsystem serial = the\n\
+           volume's serial; the same after every reboot and re-export. Any host may\n\
+           connect unless --host names the one that may. With tcp, a port already\n\
+           listening on ADDR:PORT is shared; otherwise a new one is made. Exports\n\
+           live in nvmet's configfs and do not survive a reboot: export again at\n\
+           boot. If a step fails, the steps done are undone in reverse order.\n\
+           configfs: in /sys/kernel/config/nvmet, mkdir subsystems/NQN;\n\
+           attr_allow_any_host <- 1 (or mkdir hosts/HOSTNQN if needed and link it\n\
+           into allowed_hosts); attr_serial; mkdir namespaces/1; device_path <-\n\
+           /dev/zvpoolN; device_uuid; device_nguid; enable <- 1; mkdir ports/ID and\n\
+           addr_trtype, addr_adrfam, addr_traddr, addr_trsvcid (unless a port\n\
+           matches); ln -s subsystems/NQN ports/ID/subsystems/NQN.",
+    options: &[OPT_NQN, OPT_TRANSPORT, OPT_ADDR, OPT_PORT, OPT_HOST],
+    min_args: 1,
+    max_args: Some(1),
+    columns: &[],
+    run: export,
+};
+
+pub const UNEXPORT: Verb = Verb {
+    name: "unexport",
+    usage: "unexport POOL/VOL",
+    summary: "stop exporting a volume over NVMe-oF",
+    help: "Removes the NVMe-oF export of volume VOL: initiators connected to it lose\n\
+           their controller (nvmet deletes it). Undoes 'volume export' in reverse\n\
+           order; a port left with no subsystem is removed, host entries stay. A\n\
+           subsystem that has other namespaces too (made by hand) keeps them: only\n\
+           the volume's namespace is removed. Fails if the volume is not exported.\n\
+           If a step fails, the steps done stay done: run it again after fixing\n\
+           the cause (it continues from what is left).\n\
+           configfs: in /sys/kernel/config/nvmet, rm ports/ID/subsystems/NQN (and\n\
+           rmdir ports/ID if left empty); namespaces/N/enable <- 0; rmdir\n\
+           namespaces/N; rm allowed_hosts/*; rmdir subsystems/NQN.",
+    options: &[],
+    min_args: 1,
+    max_args: Some(1),
+    columns: &[],
+    run: unexport,
+};
+
+pub const EXPORTS: Verb = Verb {
+    name: "exports",
+    usage: "exports [-Hpj] [-o COL,...] [POOL/VOL...]",
+    summary: "list volumes exported over NVMe-oF",
+    help: "Lists the namespaces of nvmet's subsystems whose device is a zvpool volume\n\
+           (all of them, or those of the named volumes), one line each.\n\
+           configfs: in /sys/kernel/config/nvmet, subsystems/*/namespaces/*,\n\
+           subsystems/*/allowed_hosts, ports/*/addr_*, ports/*/subsystems.",
+    options: &[OPT_SCRIPTED, OPT_PARSABLE, OPT_COLUMNS, OPT_JSON],
+    min_args: 0,
+    max_args: None,
+    columns: COLUMNS_HELP,
+    run: exports,
+};
+
+const COLUMNS: &[&str] = &[
+    "name",
+    "nqn",
+    "nsid",
+    "device",
+    "transport",
+    "port",
+    "hosts",
+    "enabled",
+    "uuid",
+    "nguid",
+];
+const DEFAULTS: &[&str] = &["name", "nqn", "nsid", "device", "transport"];
+const COLUMNS_HELP: &[(&str, &str)] = &[
+    ("name", "POOL/VOL (- if no volume has the device any more)"),
+    ("nqn", "the subsystem's NQN"),
+    ("nsid", "the namespace id in the subsystem"),
+    ("device", "the namespace's device_path (/dev/zvpoolN)"),
+    (
+        "transport",
+        "how initiators reach it: loop, tcp ADDR:PORT (- if no port)",
+    ),
+    ("port", "nvmet port ids the subsystem is linked into"),
+    ("hosts", "host NQNs allowed to connect, or any"),
+    ("enabled", "whether the namespace is enabled (yes, no)"),
+    ("uuid", "the namespace UUID initiators see"),
+    ("nguid", "the namespace NGUID initiators see"),
+];
+
+/// nvmet's tree, or why it cannot be used.
+fn tree<'b>(ctx: &Ctx<'b>, what: &str) -> Result<&'b dyn Tree, Failure> {
+    match ctx.backend.nvmet() {
+        Some(t) if t.available() => Ok(t),
+        t => Err(Failure::new(
+            what,
+            format!(
+                "the NVMe-oF target is not available: {} has no subsystems and ports \
+                 (load it: modprobe nvmet, and nvme-loop or nvmet-tcp; is configfs mounted?)",
+                t.map_or_else(|| nvmet::DEFAULT_ROOT.to_string(), |t| t.location())
+            ),
+        )),
+    }
+}
+
+fn read_state(t: &dyn Tree, what: &str) -> Result<State, Failure> {
+    State::read(t)
+        .map_err(|e| Failure::new(what, format!("read {}: {}", t.location(), io_text(&e))))
+}
+
+/// Runs one operation, with nvmet's (or zvpool's) logged reason on failure.
+fn run_op(ctx: &mut Ctx<'_>, t: &dyn Tree, op: &Op) -> Result<(), OsFail> {
+    ctx.klog.mark();
+    op.run(t)
+        .map_err(|e| OsFail::new(&e, ctx.klog.since_mark()))
+}
+
+/// Runs `ops` in order; on a failure the steps done are undone in reverse
+/// order, each outcome a note of the failure.
+fn run_all(ctx: &mut Ctx<'_>, t: &dyn Tree, ops: &[Op], what: &str) -> Result<(), Failure> {
+    for (i, op) in ops.iter().enumerate() {
+        let Err(e) = run_op(ctx, t, op) else {
+            continue;
+        };
+        let mut f = e.fail(format!("{what}: {op}"));
+        for done in ops[..i].iter().rev() {
+            let Some(inv) = done.inverse() else {
+                continue;
+            };
+            f = f.note(match run_op(ctx, t, &inv) {
+                Ok(()) => format!("rolled back: {inv}"),
+                Err(e) => format!("rollback failed: {inv}: {}", e.reason()),
+            });
+        }
+        return Err(f);
+    }
+    Ok(())
+}
+
+/// The enabled volume POOL/VOL: its identity and disk (`zvpool3`).
+fn volume_disk(
+    ctx: &Ctx<'_>,
+    pool: &str,
+    name: &str,
+    what: &str,
+) -> Result<(Ident, String), Failure> {
+    active_pool(ctx, pool, what)?;
+    let Some(v) = find(ctx, pool, name)? else {
+        return Err(Failure::new(
+            what,
+            format!("no such volume (see 'zvpoolctl volume list {pool}')"),
+        ));
+    };
+    let Some(dev) = v.device else {
+        return Err(Failure::new(
+            what,
+            format!(
+                "the volume has no block device (it is {}; enable it first)",
+                v.state
+            ),
+        ));
+    };
+    let disk = nvmet::disk_of_path(std::path::Path::new(&dev));
+    Ok((ident::of_disk(ctx, &disk)?, disk))
+}
+
+/// `--transport`, `--addr`, `--port` (usage errors).
+fn transport(p: &Parsed, cmd: &str) -> Result<Transport, Error> {
+    let addr = p.value("addr");
+    let port = p.value("port");
+    match p.value("transport").unwrap_or("loop") {
+        "loop" => {
+            if addr.is_some() || port.is_some() {
+                return Err(Error::usage(
+                    "--addr and --port are for --transport tcp (loop has no address)",
+                    cmd,
+                ));
+            }
+            Ok(Transport::Loop)
+        }
+        "tcp" => {
+            let addr = addr.ok_or_else(|| {
+                Error::usage(
+                    "--transport tcp needs --addr (the address to listen on, e.g. 192.0.2.10)",
+                    cmd,
+                )
+            })?;
+            if addr.is_empty()
+                || addr
+                    .chars()
+                    .any(|c| !(c.is_ascii_hexdigit() || c == '.' || c == ':'))
+            {
+                return Err(Error::usage(
+                    format!("invalid --addr {addr:?}: an IPv4 or IPv6 address"),
+                    cmd,
+                ));
+            }
+            let svcid = port.unwrap_or(DEFAULT_TCP_PORT);
+            if !svcid.parse::<u16>().is_ok_and(|n| n > 0) {
+                return Err(Error::usage(
+                    format!("invalid --port {svcid:?}: a TCP port 1-65535"),
+                    cmd,
+                ));
+            }
+            Ok(Transport::Tcp {
+                addr: addr.to_string(),
+                svcid: svcid.to_string(),
+            })
+        }
+        t => Err(Error::usage(
+            format!("unknown transport {t:?}: loop or tcp"),
+            cmd,
+        )),
+    }
+}
+
+fn export(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
+    let cmd = "volume export";
+    let (pool, name) = split_volume(&p.args[0], cmd)?;
+    let nqn = p
+        .value("nqn")
+        .ok_or_else(|| Error::usage("--nqn NQN is required", cmd))?;
+    nvmet::check_nqn(nqn).map_err(|m| Error::usage(m, cmd))?;
+    let host = p.value("host");
+    if let Some(h) = host {
+        nvmet::check_nqn(h).map_err(|m| Error::usage(format!("--host: {m}"), cmd))?;
+    }
+    let transport = transport(p, cmd)?;
+    let what = format!("export volume {pool}/{name}");
+    let (id, disk) = volume_disk(ctx, pool, name, &what)?;
+    let t = tree(ctx, &what)?;
+    let st = read_state(t, &what)?;
+    if let Some((s, n)) = st.exports_of(&disk).first() {
+        return Err(Failure::new(
+            what,
+            format!(
+                "already exported as {} (namespace {}); 'zvpoolctl volume unexport {pool}/{name}' first",
+                s.nqn, n.nsid
+            ),
+        )
+        .into());
+    }
+    let spec = ExportSpec {
+        nqn: nqn.to_string(),
+        device_path: format!("/dev/{disk}"),
+        uuid: uuid::format(&id.uuid),
+        nguid: uuid::nguid(&id.uuid),
+        serial: uuid::serial(&id.uuid),
+        transport,
+        host: host.map(str::to_string),
+    };
+    let ops = plan::export(&st, &spec).map_err(|m| Failure::new(&what, m))?;
+    run_all(ctx, t, &ops, &what)?;
+    let port = ops
+        .iter()
+        .rev()
+        .find_map(|o| match o {
+            Op::Link { link, .. } if link.starts_with("ports/") => link.split('/').nth(1),
+            _ => None,
+        })
+        .unwrap_or("?");
+    let via = match &spec.transport {
+        Transport::Loop => "loop".to_string(),
+        Transport::Tcp { addr, svcid } if addr.contains(':') => format!("tcp [{addr}]:{svcid}"),
+        Transport::Tcp { addr, svcid } => format!("tcp {addr}:{svcid}"),
+    };
+    ctx.say(&format!(
+        "exported volume {pool}/{name} (/dev/{disk}) as {nqn} namespace {} over {via} (nvmet port {port}), uuid {}",
+        plan::NSID,
+        spec.uuid
+    ));
+    Ok(())
+}
+
+fn unexport(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
+    let (pool, name) = split_volume(&p.args[0], "volume unexport")?;
+    let what = format!("unexport volume {pool}/{name}");
+    let (_, disk) = volume_disk(ctx, pool, name, &what)?;
+    let t = tree(ctx, &what)?;
+    let st = read_state(t, &what)?;
+    let exports: Vec<(String, String)> = st
+        .exports_of(&disk)
+        .iter()
+        .map(|(s, n)| (s.nqn.clone(), n.nsid.clone()))
+        .collect();
+    if exports.is_empty() {
+        return Err(Failure::new(
+            what,
+            "the volume is not exported over NVMe-oF (see 'zvpoolctl volume exports')",
+        )
+        .into());
+    }
+    for (nqn, nsid) in exports {
+        // Read again: an earlier export's removal changed the ports.
+        let st = read_state(t, &what)?;
+        for op in plan::unexport(&st, &nqn, &nsid) {
+            run_op(ctx, t, &op).map_err(|e| {
+                e.fail(format!("{what}: {op}")).note(format!(
+                    "the export {nqn} is partly removed; run 'zvpoolctl volume unexport \
+                     {pool}/{name}' again once the cause is fixed"
+                ))
+            })?;
+        }
+        ctx.say(&format!(
+            "unexported volume {pool}/{name} (/dev/{disk}): {nqn} namespace {nsid}"
+        ));
+    }
+    Ok(())
+}
+
+fn exports(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
+    let cmd = "volume exports";
+    let opts = p.output(cmd)?;
+    let mut wanted = Vec::new();
+    for a in &p.args {
+        let (pool, name) = split_volume(a, cmd)?;
+        let what = format!("volume {pool}/{name}");
+        wanted.push(volume_disk(ctx, pool, name, &what)?.1);
+    }
+    let t = tree(ctx, "list NVMe-oF exports")?;
+    let st = read_state(t, "list NVMe-oF exports")?;
+    let mut table = Table::new(COLUMNS, DEFAULTS);
+    for s in &st.subsystems {
+        for n in &s.namespaces {
+            let is_volume = n
+                .disk
+                .strip_prefix("zvpool")
+                .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()));
+            if !is_volume || (!p.args.is_empty() && !wanted.contains(&n.disk)) {
+                continue;
+            }
+            let name = ident::of_disk(ctx, &n.disk).map_or(Value::Null, |i| {
+                Value::Text(format!("{}/{}", i.pool, i.volume))
+            });
+            let ports = st.ports_of(&s.nqn);
+            let text = |v: Vec<String>| {
+                if v.is_empty() {
+                    Value::Null
+                } else {
+                    Value::Text(v.join(","))
+                }
+            };
+            table.push(vec![
+                name,
+                Value::text(s.nqn.as_str()),
+                Value::text(n.nsid.as_str()),
+                Value::text(n.device_path.as_str()),
+                text(ports.iter().map(|p| p.address()).collect()),
+                text(ports.iter().map(|p| p.id.clone()).collect()),
+                if s.allow_any_host {
+                    Value::text("any")
+                } else {
+                    text(s.hosts.clone())
+                },
+                Value::text(if n.enabled { "yes" } else { "no" }),
+                Value::text(n.uuid.as_str()),
+                Value::text(n.nguid.as_str()),
+            ]);
+        }
+    }
+    let doc = vec![Section {
+        key: "exports",
+        title: None,
+        layout: Layout::Rows,
+        table,
+    }];
+    ctx.print(&doc, &opts, cmd)
+}
+
+/// After a resize of the volume on `disk`: tells initiators of its NVMe-oF
+/// exports the new size (`revalidate_size`). Returns the NQNs told; with
+/// no nvmet or no export, none.
+pub fn revalidate(ctx: &mut Ctx<'_>, disk: &str, what: &str) -> Result<Vec<String>, Failure> {
+    let Some(t) = ctx.backend.nvmet().filter(|t| t.available()) else {
+        return Ok(Vec::new());
+    };
+    let st = read_state(t, what)?;
+    let mut told = Vec::new();
+    for op in plan::revalidate(&st, disk) {
+        run_op(ctx, t, &op).map_err(|e| {
+            e.fail(format!("{what}: {op}")).note(
+                "the volume has its new size, but initiators were not told: \
+                 write 1 to that revalidate_size again",
+            )
+        })?;
+        if let Op::Write { path, .. } = &op {
+            told.extend(path.split('/').nth(1).map(str::to_string));
+        }
+    }
+    Ok(told)
+}
+
+/// The NQNs that export `disk` (`volume delete` refuses such a volume).
+pub fn exported_as(ctx: &Ctx<'_>, disk: &str) -> Vec<String> {
+    let Some(t) = ctx.backend.nvmet().filter(|t| t.available()) else {
+        return Vec::new();
+    };
+    State::read(t)
+        .map(|st| {
+            st.exports_of(disk)
+                .iter()
+                .map(|(s, _)| s.nqn.clone())
+                .collect()
+        })
+        .unwrap_or_default()
+}
