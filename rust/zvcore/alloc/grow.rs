@@ -101,6 +101,13 @@ where
         }
     }
 
+    /// Restricts the next allocations to `members` (bit per member; 0: any
+    /// member): a migrating volume's writes and copies. The caller sets it
+    /// around its allocations and clears it after.
+    pub fn set_only(&mut self, members: u64) {
+        self.only = members;
+    }
+
     /// The members set by [`Self::set_evacuating`].
     pub fn evacuating(&self) -> u64 {
         self.evacuating

@@ -339,6 +339,9 @@ pub struct Allocator<G, Z, D = DevTable> {
     /// Members being evacuated: no new blocks either
     /// ([`Self::set_evacuating`]), bit per member.
     evacuating: u64,
+    /// The only members the next allocations may use (0: any;
+    /// [`Self::set_only`]).
+    only: u64,
 }
 
 impl<G, Z> Allocator<G, Z, DevTable>
@@ -392,6 +395,7 @@ where
             nclosing: 0,
             fenced: 0,
             evacuating: 0,
+            only: 0,
             written: [0; NR_STREAMS],
         };
         for z in 0..a.geom.nr_zones() {

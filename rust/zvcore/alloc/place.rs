@@ -73,6 +73,11 @@ where
                 if excluded & dev_bit(d) != 0 {
                     continue;
                 }
+                if self.only != 0 && self.only & dev_bit(d) == 0 {
+                    // Not a member this allocation may use (a migrating
+                    // volume's blocks).
+                    continue;
+                }
                 if (self.fenced | self.evacuating) & dev_bit(d) != 0 {
                     // A member being added (no data before the superblock
                     // naming it is durable, `grow`) or evacuated.

@@ -8,7 +8,7 @@ use core::ops::{Deref, DerefMut};
 use super::super::alloc::{DevState, ZoneInfo};
 use super::super::error::{Error, Result};
 use super::super::format::{Record, Superblock};
-use super::super::gc::{pick_victim, RELOCATION_STREAM};
+use super::super::gc::{gc_urgency, pick_victim, Urgency, RELOCATION_STREAM};
 use super::super::geom::{DeviceGeometry, Stream};
 use super::super::map::{visit_distinct, MapExtent, NodeStore};
 use super::{inval, slots, Pool, RelocItem, VolEntry, FANOUT_USIZE, GC_AVOID_BATCHES, MAX_GC_ITEM};
@@ -48,6 +48,18 @@ where
         self.live()?;
         if self.gc_busy {
             return Err(Error::Busy);
+        }
+        // A volume migration moves its extents while GC is not urgent.
+        let urgent = gc_urgency(
+            self.alloc.usable_free_zones(),
+            self.alloc.data_zones(),
+            self.cfg.alloc.gc_reserve,
+        ) == Urgency::Urgent;
+        if !urgent && self.migration().is_some_and(|m| !m.done) {
+            let k = self.migrate_plan(out, max_blocks)?;
+            if k > 0 {
+                return Ok(k);
+            }
         }
         // The victim: the current one while it has live blocks, else the
         // best zone with live blocks (zones without any only need a reset,
@@ -196,6 +208,40 @@ where
         } else {
             RELOCATION_STREAM
         };
+        let (k, err) = self.place_copies(out, n, max_blocks, copy_stream);
+        if k == 0 {
+            err?;
+        }
+        if k > 0 {
+            self.gc_busy = true;
+            // The next scan starts at the level-2 node of the last item
+            // planned (it may have been cut at a zone end, and everything
+            // after it is still to do; the node's run entries are scanned
+            // before its leaves), or from the start once the scan got
+            // through.
+            self.gc_cursor = match out.get(k - 1) {
+                Some(it) if stopped || k < n => (
+                    slots::find(&self.vols, it.src.vol).unwrap_or(0),
+                    it.src.lba & !((FANOUT_USIZE * FANOUT_USIZE) as u64 - 1),
+                ),
+                _ => (0, 0),
+            };
+        }
+        Ok(k)
+    }
+
+    /// Step 2 of a relocation batch (GC, a migration): places the copies of
+    /// `out[..n]` (their sources set) in `stream`, at most `max_blocks` in
+    /// all, reserving the journal record slots [`Self::gc_end`] releases.
+    /// Returns the items placed (a shorter allocation at a zone end cuts an
+    /// item's source to it) and why placing stopped early, if it did.
+    pub(super) fn place_copies(
+        &mut self,
+        out: &mut [RelocItem],
+        n: usize,
+        max_blocks: u64,
+        stream: Stream,
+    ) -> (usize, Result<()>) {
         self.alloc.set_copying(true);
         let mut k = 0usize;
         let mut planned = 0u64;
@@ -213,7 +259,7 @@ where
                 err = Err(Error::Busy);
                 break;
             }
-            let dst = match self.take(copy_stream, want) {
+            let dst = match self.take(stream, want) {
                 Ok(d) => d,
                 Err(x) => {
                     err = Err(x);
@@ -237,25 +283,7 @@ where
             k += 1;
         }
         self.alloc.set_copying(false);
-        if k == 0 {
-            err?;
-        }
-        if k > 0 {
-            self.gc_busy = true;
-            // The next scan starts at the level-2 node of the last item
-            // planned (it may have been cut at a zone end, and everything
-            // after it is still to do; the node's run entries are scanned
-            // before its leaves), or from the start once the scan got
-            // through.
-            self.gc_cursor = match out.get(k - 1) {
-                Some(it) if stopped || k < n => (
-                    slots::find(&self.vols, it.src.vol).unwrap_or(0),
-                    it.src.lba & !((FANOUT_USIZE * FANOUT_USIZE) as u64 - 1),
-                ),
-                _ => (0, 0),
-            };
-        }
-        Ok(k)
+        (k, err)
     }
 
     /// The copies of a GC batch completed: `addrs[i]` is where item `i`'s
@@ -418,6 +446,11 @@ where
             }
         }
         self.stats.gc_blocks = self.stats.gc_blocks.saturating_add(moved_total);
+        if core::mem::take(&mut self.mig_batch) {
+            if let Some(s) = self.mig.as_mut() {
+                s.m.moved_blocks = s.m.moved_blocks.saturating_add(moved_total);
+            }
+        }
         if moved_total > 0 && self.gc_navoid > 0 {
             self.gc_avoid_age = self.gc_avoid_age.saturating_add(1);
             if self.gc_avoid_age >= GC_AVOID_BATCHES {

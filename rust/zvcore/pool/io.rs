@@ -74,6 +74,8 @@ where
         };
         let mut off = 0u64;
         let mut err = Ok(());
+        // A migrating volume's new blocks go to its members only.
+        self.alloc.set_only(self.placement_of(vol));
         while off < nblocks && plan.nr < MAX_PLAN_EXTENTS {
             match self.take(stream, nblocks - off) {
                 Ok(e) => {
@@ -95,6 +97,7 @@ where
                 }
             }
         }
+        self.alloc.set_only(0);
         if plan.nr == 0 {
             err?;
             return Err(Error::NoSpace);

@@ -40,6 +40,8 @@ mod journal;
 mod maintenance;
 mod members;
 pub use members::{Evacuation, Grown};
+mod migrate;
+pub use migrate::Migration;
 pub mod slots;
 mod volumes;
 
@@ -422,6 +424,10 @@ pub struct Pool<G, Z, E, V, R, N, D, S> {
     /// ([`Pool::evacuate`]; not persistent: a re-assembled pool uses every
     /// member again).
     pub(super) evac: Option<(u16, u64)>,
+    /// The volume migration under way ([`Pool::migrate`]; not persistent)
+    /// and whether the batch in flight is one of it.
+    mig: Option<migrate::MigState>,
+    mig_batch: bool,
     gc_busy: bool,
     /// Relocation cost of `gc_victim` when it was picked (its valid count
     /// falls as GC copies it; the cost of freeing it does not).
@@ -581,6 +587,8 @@ where
             full_due: true,
             gc_victim: None,
             evac: None,
+            mig: None,
+            mig_batch: false,
             gc_busy: false,
             gc_victim_cost: 0,
             gc_cursor: (0, 0),
@@ -741,10 +749,13 @@ where
             self.alloc.data_zones(),
             self.cfg.alloc.gc_reserve,
         );
-        // An evacuation moves its member's data in the background.
-        match self.evacuation() {
-            Some(e) if e.left_blocks > 0 && u == Urgency::Idle => Urgency::Background,
-            _ => u,
+        // An evacuation or a migration moves data in the background.
+        let moving = self.evacuation().is_some_and(|e| e.left_blocks > 0)
+            || self.migration().is_some_and(|m| !m.done);
+        if moving && u == Urgency::Idle {
+            Urgency::Background
+        } else {
+            u
         }
     }
 

@@ -57,6 +57,10 @@ impl World {
         if self.blind {
             return;
         }
+        if self.rng.pct(50) {
+            self.maybe_migrate();
+            return;
+        }
         if self.pool_ref().evacuation().is_some() {
             if self.rng.pct(40) {
                 self.pool().evacuate(None).expect("cancel");
@@ -71,6 +75,31 @@ impl World {
             Err(zvcore::error::Error::Busy) | Err(zvcore::error::Error::Invalid(_)) => {}
             Err(zvcore::error::Error::ReadOnly) => {}
             Err(e) => panic!("evacuate: {e:?}"),
+        }
+    }
+
+    /// A random volume's migration to random members started, or the one
+    /// under way (or done) ended.
+    pub fn maybe_migrate(&mut self) {
+        if self.pool_ref().migration().is_some() {
+            if self.rng.pct(40) {
+                self.pool().migrate(None).expect("end the migration");
+            }
+            return;
+        }
+        let Some((vol, _)) = self.pick_writable() else {
+            return;
+        };
+        let n = self.geoms.len() as u64;
+        let members = 1 + self.rng.below((1u64 << n) - 1);
+        match self.pool().migrate(Some((vol, members))) {
+            Ok(()) => self.st.migrations += 1,
+            Err(zvcore::error::Error::NoSpace)
+            | Err(zvcore::error::Error::Busy)
+            | Err(zvcore::error::Error::Invalid(_))
+            | Err(zvcore::error::Error::NotFound)
+            | Err(zvcore::error::Error::ReadOnly) => {}
+            Err(e) => panic!("migrate: {e:?}"),
         }
     }
 
@@ -109,6 +138,42 @@ impl World {
     /// Members of the running pool.
     pub fn nr_members(&self) -> usize {
         usize::from(self.pool_ref().superblock().nr_members)
+    }
+
+    /// Where block `lba` of volume `vol` is mapped.
+    pub fn addr_of(&self, vol: u32, lba: u64) -> Option<u64> {
+        let p = self.pool_ref();
+        let t = p
+            .volumes()
+            .iter()
+            .find(|v| v.id == vol && v.table.is_some())?
+            .table?;
+        t.lookup(p.nodes(), lba)
+    }
+
+    /// Blocks of volume `vol` mapped to member `d`.
+    pub fn vol_blocks_on(&self, vol: u32, d: usize) -> u64 {
+        let p = self.pool_ref();
+        let Some(t) = p
+            .volumes()
+            .iter()
+            .find(|v| v.id == vol && v.table.is_some())
+        else {
+            return 0;
+        };
+        let t = t.table.expect("table");
+        let geo = p.geom();
+        let mut n = 0;
+        let mut lba = 0;
+        while let Some(e) = t.next_extent(p.nodes(), lba) {
+            for k in 0..e.len {
+                if geo.locate(e.addr + k).map(|l| usize::from(l.dev)) == Some(d) {
+                    n += 1;
+                }
+            }
+            lba = e.lba + e.len;
+        }
+        n
     }
 
     /// Valid blocks in the zones of member `d`.

@@ -257,6 +257,8 @@ pub struct Stats {
     pub evacuations: u64,
     pub evac_cancels: u64,
     pub evac_nospace: u64,
+    /// Volume migrations started.
+    pub migrations: u64,
 }
 
 pub struct World {
@@ -495,6 +497,7 @@ impl World {
                 evacuations: 0,
                 evac_cancels: 0,
                 evac_nospace: 0,
+                migrations: 0,
             },
             uuid,
         }

@@ -1,0 +1,229 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Moving a volume's data to chosen members ([`Pool::migrate`]): "(1) move,
+//! (2) update the block table", with GC's relocation.
+//!
+//! A migration walks the volume's block table from a cursor and plans, as a
+//! GC batch, the extents whose blocks lie on other members than the chosen
+//! ones; their copies are placed on the chosen members only, and
+//! [`Pool::gc_end`] remaps what is still mapped to the old places (a user
+//! write that happened meanwhile wins; blocks shared with snapshots and
+//! clones move for every sharer, so they keep sharing). The volume's new
+//! writes go to the chosen members too. The GC worker runs these batches
+//! whenever GC is not urgent; the migration is done once a walk from the
+//! start finds nothing left to move. Like an evacuation it is not
+//! persistent: after a re-assembly, start it again to resume (what moved
+//! stays moved).
+
+use core::ops::{Deref, DerefMut};
+
+use super::super::alloc::{DevState, ZoneInfo};
+use super::super::error::{Error, Result};
+use super::super::format::{Record, Superblock};
+use super::super::geom::{DeviceGeometry, Stream};
+use super::super::map::{MapExtent, NodeStore};
+use super::{Pool, RelocItem, VolEntry, MAX_GC_ITEM};
+
+/// A migration in progress or done ([`Pool::migration`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Migration {
+    /// The volume.
+    pub vol: u32,
+    /// The members it moves to (bit per member).
+    pub members: u64,
+    /// Blocks moved so far.
+    pub moved_blocks: u64,
+    /// A walk of the whole volume found nothing left to move.
+    pub done: bool,
+}
+
+/// The engine's state of a migration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct MigState {
+    pub(super) m: Migration,
+    /// Where the next batch's walk starts (volume block).
+    pub(super) cursor: u64,
+}
+
+/// Bit of member `d` in a member set.
+fn bit(d: u16) -> u64 {
+    1u64.checked_shl(u32::from(d)).unwrap_or(0)
+}
+
+/// Copies of a migration go with the volume's cold data.
+const MIGRATION_STREAM: Stream = Stream::UserCold;
+
+impl<G, Z, E, V, R, N, D, S> Pool<G, Z, E, V, R, N, D, S>
+where
+    G: Deref<Target = [DeviceGeometry]>,
+    Z: DerefMut<Target = [ZoneInfo]>,
+    E: DerefMut<Target = [u64]>,
+    V: DerefMut<Target = [VolEntry]>,
+    R: DerefMut<Target = [Record]>,
+    N: NodeStore,
+    D: DerefMut<Target = [DevState]>,
+    S: DerefMut<Target = Superblock>,
+{
+    /// Starts moving volume `vol`'s data to `members` (bit per member), or
+    /// ends the migration (`None`; what moved stays moved). One at a time.
+    ///
+    /// [`Error::NotFound`] for no such volume; [`Error::Invalid`] for an
+    /// empty member set, a member that does not exist, is added or is being
+    /// evacuated, a read-only volume (a snapshot: migrate the volume, its
+    /// snapshots' shared blocks move with it); [`Error::NoSpace`] if the
+    /// members cannot hold the volume (their capacity less their live
+    /// blocks); [`Error::Busy`] while another volume migrates. Nothing
+    /// changes on error.
+    pub fn migrate(&mut self, target: Option<(u32, u64)>) -> Result<()> {
+        self.live()?;
+        let Some((vol, members)) = target else {
+            self.mig = None;
+            return Ok(());
+        };
+        let i = self.vol_index(vol)?;
+        if self.vols.get(i).is_none_or(|v| v.read_only()) {
+            return Err(Error::Invalid("migrate: a snapshot"));
+        }
+        let n = self.alloc.geom().nr_devices();
+        let all = 1u64.checked_shl(u32::from(n)).map_or(u64::MAX, |b| b - 1);
+        let off = self.alloc.fenced() | self.alloc.evacuating();
+        if members == 0 || members & !all != 0 || members & off != 0 {
+            return Err(Error::Invalid("migrate: members"));
+        }
+        if self.mig.is_some_and(|s| s.m.vol != vol) {
+            return Err(Error::Busy);
+        }
+        let mapped = self.vol_space(vol).map(|s| s.mapped).unwrap_or(0);
+        let room: u64 = (0..n)
+            .filter(|d| members & bit(*d) != 0)
+            .map(|d| {
+                let cap = self.alloc.geom().device(d).map_or(0, |g| {
+                    u64::from(g.nr_data_zones()).saturating_mul(g.zone_cap_blocks)
+                });
+                cap.saturating_sub(self.alloc.dev_valid_blocks(d))
+            })
+            .sum();
+        if mapped > room {
+            return Err(Error::NoSpace);
+        }
+        self.mig = Some(MigState {
+            m: Migration {
+                vol,
+                members,
+                moved_blocks: 0,
+                done: false,
+            },
+            cursor: 0,
+        });
+        Ok(())
+    }
+
+    /// The migration in progress or done, if any.
+    pub fn migration(&self) -> Option<Migration> {
+        self.mig.map(|s| s.m)
+    }
+
+    /// The members volume `vol`'s new blocks must go to (0: any).
+    pub(super) fn placement_of(&self, vol: u32) -> u64 {
+        match self.mig {
+            Some(s) if s.m.vol == vol => s.m.members,
+            _ => 0,
+        }
+    }
+
+    /// A migration batch ([`Self::gc_begin_limited`] when a migration is
+    /// under way and GC is not urgent): the next extents of the volume not
+    /// on its members, with their copies placed there. `Ok(0)` once the
+    /// migration is done (or the volume is gone).
+    pub(super) fn migrate_plan(&mut self, out: &mut [RelocItem], max_blocks: u64) -> Result<usize> {
+        let Some(mut st) = self.mig.filter(|s| !s.m.done) else {
+            return Ok(0);
+        };
+        let Some(table) = self
+            .vol_index(st.m.vol)
+            .ok()
+            .and_then(|i| self.vols.get(i)?.table)
+        else {
+            // Deleted meanwhile: nothing left to move.
+            st.m.done = true;
+            self.mig = Some(st);
+            return Ok(0);
+        };
+        let item_max = self.cfg.gc_item_max.clamp(1, MAX_GC_ITEM);
+        let mut n = 0usize;
+        let mut want = 0u64;
+        // At most two walks: from the cursor to the end, then from the
+        // start; a walk from the start to the end that finds nothing ends
+        // the migration.
+        for _ in 0..2 {
+            let from_start = st.cursor == 0;
+            let mut lba = st.cursor;
+            while n < out.len() && want < max_blocks {
+                let Some(e) = table.next_extent(&self.nodes, lba) else {
+                    lba = table.size();
+                    break;
+                };
+                let mut off = 0u64;
+                while off < e.len && n < out.len() && want < max_blocks {
+                    let a = e.addr.saturating_add(off);
+                    let g = self.alloc.geom();
+                    let (Some(loc), Some(z)) = (g.locate(a), g.zone_of(a)) else {
+                        return Err(Error::Corrupt("migrate: address"));
+                    };
+                    let zend = g
+                        .zone_start(z)
+                        .zip(g.zone_cap(z))
+                        .map_or(a.saturating_add(1), |(s, c)| s.saturating_add(c));
+                    let len = (e.len - off)
+                        .min(item_max)
+                        .min(zend.saturating_sub(a).max(1))
+                        .min(max_blocks.saturating_sub(want));
+                    if st.m.members & bit(loc.dev) == 0 {
+                        if let Some(slot) = out.get_mut(n) {
+                            slot.src = MapExtent {
+                                vol: st.m.vol,
+                                lba: e.lba.saturating_add(off),
+                                len,
+                                addr: a,
+                            };
+                            n += 1;
+                            want = want.saturating_add(len);
+                        }
+                    }
+                    off = off.saturating_add(len);
+                }
+                lba = e.lba.saturating_add(off);
+            }
+            st.cursor = lba;
+            if n > 0 {
+                break;
+            }
+            if from_start {
+                st.m.done = true;
+                break;
+            }
+            st.cursor = 0;
+        }
+        if n == 0 {
+            self.mig = Some(st);
+            return Ok(0);
+        }
+        self.alloc.set_only(st.m.members);
+        let (k, err) = self.place_copies(out, n, max_blocks, MIGRATION_STREAM);
+        self.alloc.set_only(0);
+        if k == 0 {
+            // Nothing placed: the walk resumes where this batch began
+            // (`self.mig` is unchanged).
+            err?;
+            return Ok(0);
+        }
+        // The next walk starts after the last item placed (cut at a zone
+        // end: its rest is found then).
+        if let Some(last) = out.get(k.saturating_sub(1)) {
+            st.cursor = last.src.lba.saturating_add(last.src.len);
+        }
+        self.mig = Some(st);
+        self.gc_busy = true;
+        self.mig_batch = true;
+        Ok(k)
+    }
+}
