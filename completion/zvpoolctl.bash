@@ -59,7 +59,7 @@ _zvpoolctl() {
     done
     case $noun in
     pool) verbs="create assemble add evacuate stop list status set get check import" ;;
-    volume) verbs="create clone promote delete resize import export-image list show ident export unexport exports" ;;
+    volume) verbs="create migrate clone promote delete resize import export-image list show ident export unexport exports" ;;
     snapshot) verbs="create delete list send receive rollback" ;;
     help) verbs="pool volume snapshot" ;;
     esac
@@ -76,6 +76,7 @@ _zvpoolctl() {
     "pool check") opts="--json --journal --scripted" args=devices ;;
     "pool import") opts="--all --cached --dir --scripted --json --no-volumes" args=imports ;;
     "volume create") opts="--size" args=pools ;;
+    "volume migrate") opts="--to --wait --cancel" args=volumes ;;
     "volume clone") opts="" args=snapshots ;;
     "volume promote") opts="" args=volumes ;;
     "volume delete") opts="" args=volumes ;;

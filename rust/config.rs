@@ -128,6 +128,7 @@ impl configfs::GroupOperations for Root {
                 table_memory_limit: 12,
                 checkpoint_zones: 13,
                 evacuate: 14,
+                migrate: 15,
             ],
         };
         Ok(configfs::Group::new(
@@ -464,6 +465,57 @@ impl configfs::AttributeOperations<14> for PoolDir {
             return Err(ENOENT);
         };
         pool.evacuate(Some(d))
+    }
+}
+
+/// `migrate`: write `VOLUME MEMBER[,MEMBER...]` (members by index or
+/// device path) to move a volume's data to those members online, `cancel`
+/// to stop; reads show the migration (`none`, or the volume, its members
+/// and its progress).
+#[vtable]
+impl configfs::AttributeOperations<15> for PoolDir {
+    type Data = PoolDir;
+
+    fn show(this: &PoolDir, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
+        let mut w = Formatter::new(page);
+        match this.inner.lock().active.clone() {
+            None => w.write_str("none\n")?,
+            Some(p) => p.migration_line(&mut w)?,
+        }
+        Ok(w.bytes_written())
+    }
+
+    fn store(this: &PoolDir, page: &[u8]) -> Result {
+        let what = input(page)?.trim();
+        let name = &*this.name;
+        let Some(pool) = this.inner.lock().active.clone() else {
+            pr_err!("{}: not enabled: nothing to migrate\n", name);
+            return Err(EINVAL);
+        };
+        if what == "cancel" {
+            return pool.migrate(None);
+        }
+        let mut words = what.split_whitespace();
+        let (Some(vol), Some(list), None) = (words.next(), words.next(), words.next()) else {
+            pr_err!(
+                "{}: migrate takes 'VOLUME MEMBER[,MEMBER...]' or 'cancel'\n",
+                name
+            );
+            return Err(EINVAL);
+        };
+        let mut members = 0u64;
+        for m in list.split(',') {
+            let Some(d) = pool.member_named(m) else {
+                pr_err!(
+                    "{}: {} is not a member (give indexes or device paths)\n",
+                    name,
+                    Shown(m.as_bytes())
+                );
+                return Err(ENOENT);
+            };
+            members |= 1u64.checked_shl(u32::from(d)).unwrap_or(0);
+        }
+        pool.migrate(Some((vol.as_bytes(), members)))
     }
 }
 

@@ -314,3 +314,92 @@ impl ActivePool {
             .and_then(|i| u16::try_from(i).ok())
     }
 }
+
+impl ActivePool {
+    /// Starts moving volume `vol`'s data to `members` (bit per member), or
+    /// ends the migration (`None`). Sleeps only for the engine lock.
+    pub(crate) fn migrate(self: &Arc<Self>, target: Option<(&[u8], u64)>) -> Result {
+        let name = &*self.name;
+        if self.read_only {
+            pr_err!("{}: assembled read-only: nothing can move\n", name);
+            return Err(EROFS);
+        }
+        let r = {
+            let mut st = self.state.lock();
+            let r = match target {
+                None => st.engine.migrate(None).map(|()| 0),
+                Some((vol, members)) => match crate::volinfo::id_of(&st.engine, vol) {
+                    Some(id) => st.engine.migrate(Some((id, members))).map(|()| id),
+                    None => Err(CoreError::NotFound),
+                },
+            };
+            self.note_levels(&st.engine);
+            r
+        };
+        let vol = target.map_or(&b"-"[..], |t| t.0);
+        let shown = core::str::from_utf8(vol).unwrap_or("?");
+        match r {
+            Ok(_) if target.is_some() => {
+                pr_info!("{}: migrating volume {}\n", name, shown);
+                self.kick_gc();
+                Ok(())
+            }
+            Ok(_) => {
+                pr_info!("{}: migration ended\n", name);
+                Ok(())
+            }
+            Err(CoreError::NotFound) => {
+                pr_err!("{}: no volume {} to migrate\n", name, shown);
+                Err(ENOENT)
+            }
+            Err(CoreError::NoSpace) => {
+                pr_err!(
+                    "{}: cannot migrate {}: the chosen members cannot hold it\n",
+                    name,
+                    shown
+                );
+                Err(ENOSPC)
+            }
+            Err(CoreError::Busy) => {
+                pr_err!(
+                    "{}: another volume is migrating (cancel it first)\n",
+                    name
+                );
+                Err(EBUSY)
+            }
+            Err(e) => {
+                pr_err!("{}: cannot migrate {}: {:?}\n", name, shown, e);
+                Err(core_err(e))
+            }
+        }
+    }
+
+    /// Writes the migration under way as one line (`migrate`): `none`, or
+    /// `<volume> <members> <running|done> moved_bytes=<n>`, members as
+    /// indexes joined by commas.
+    pub(crate) fn migration_line(&self, w: &mut impl core::fmt::Write) -> core::fmt::Result {
+        let st = self.state.lock();
+        let Some(m) = st.engine.migration() else {
+            return w.write_str("none\n");
+        };
+        let vol = st
+            .engine
+            .volume(m.vol)
+            .and_then(|v| core::str::from_utf8(v.name.as_bytes()).ok())
+            .unwrap_or("?");
+        write!(w, "{} ", vol)?;
+        let mut first = true;
+        for d in 0..64u32 {
+            if m.members & (1u64 << d) != 0 {
+                write!(w, "{}{}", if first { "" } else { "," }, d)?;
+                first = false;
+            }
+        }
+        writeln!(
+            w,
+            " {} moved_bytes={}",
+            if m.done { "done" } else { "running" },
+            m.moved_blocks.saturating_mul(BLOCK_SIZE as u64)
+        )
+    }
+}

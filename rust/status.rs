@@ -59,6 +59,19 @@ impl ActivePool {
             )?;
             writeln!(w, "evacuation_ms {}", ms)?;
         }
+        if let Some(m) = e.migration() {
+            let vol = e
+                .volume(m.vol)
+                .and_then(|v| core::str::from_utf8(v.name.as_bytes()).ok())
+                .unwrap_or("?");
+            writeln!(w, "migrating_volume {}", vol)?;
+            writeln!(
+                w,
+                "migration_moved_bytes {}",
+                m.moved_blocks * BLOCK_SIZE as u64
+            )?;
+            writeln!(w, "migration_done {}", u8::from(m.done))?;
+        }
         writeln!(
             w,
             "volumes {}",

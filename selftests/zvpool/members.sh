@@ -12,6 +12,8 @@
 # - the first member evacuated (`pool evacuate -w`) while dd writes: it
 #   ends holding no live data, every volume reads as before, new writes
 #   keep off it; a second evacuation refused (EBUSY); cancelled;
+# - volume a migrated to the first member (`volume migrate -w`) while b is
+#   written: done, the member holds its data, it reads as before;
 # - refusals: a device already a member (EEXIST), a path that is no block
 #   device, evacuating a non-member, each with one log line; no kernel
 #   warning throughout.
@@ -36,7 +38,7 @@ if [ ! -f "$KO" ] || [ ! -f /lib/modules/null_blk.ko ]; then
 	ktap_test_skip "member add" "needs zvpool.ko and null_blk.ko"
 	ktap_finished
 fi
-ktap_set_plan 37
+ktap_set_plan 44
 lsmod | grep -q '^zvpool ' && rmmod zvpool
 rm -f $C
 dmesg_mark
@@ -157,6 +159,21 @@ refused "a second evacuation while one is there is refused" 1 $CFG/mp/evacuate "
 ktap_test_result "pool evacuate --cancel mp" quiet zv pool evacuate --cancel mp
 ktap_expect_eq "no evacuation after the cancel" none "$(cat $CFG/mp/evacuate)"
 ktap_expect_eq "volume a reads the same after the cancel" "$SUMA" "$(dsum $VA 80)"
+
+# --- migrate volume a to the first member, under writes to b -------------------------
+MAPPED_A=$(awk '$2 == "a" { for (k = 3; k <= NF; k++) if ($k ~ /^mapped_bytes=/) { sub(/^mapped_bytes=/, "", $k); print $k } }' $CFG/mp/volumes)
+dd if=/dev/urandom of=$VB bs=$MIB count=32 oflag=direct status=none &
+PW=$!
+ktap_print_msg "\$ zvpoolctl volume migrate -w --to /dev/mpa mp/a (volume a: $MAPPED_A bytes mapped)"
+ktap_test_result "volume migrate -w --to /dev/mpa mp/a while b is written" quiet zv volume migrate -w --to /dev/mpa mp/a
+wait $PW
+ktap_test_result "the writes during the migration completed" [ $? = 0 ]
+ktap_print_msg "migration: $(cat $CFG/mp/migrate); members: $(tr '\n' ';' <$CFG/mp/members)"
+ktap_test_result "migrate shows it done" grep -q "^a 0 done moved_bytes=" $CFG/mp/migrate
+ktap_test_result "member 0 holds at least volume a's data" [ "$(used 0)" -ge "$MAPPED_A" ]
+ktap_expect_eq "volume a reads as before the migration" "$SUMA" "$(dsum $VA 80)"
+ktap_test_result "volume migrate --cancel" quiet zv volume migrate --cancel mp/a
+refused "migrating an unknown volume is refused" "nosuch 0" $CFG/mp/migrate "no such file" "no volume nosuch"
 
 # --- refusals -------------------------------------------------------------------------
 refused "a device already a member is refused" /dev/mpb $CFG/mp/devices "exists" "already a member"

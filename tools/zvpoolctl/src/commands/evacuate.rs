@@ -13,7 +13,7 @@ pub const OPT_CANCEL: OptSpec = OptSpec {
     long: "cancel",
     short: None,
     value: None,
-    help: "stop the evacuation in progress (what moved stays moved); give no DEV",
+    help: "stop the evacuation or migration under way (what moved stays moved)",
 };
 pub const OPT_WAIT: OptSpec = OptSpec {
     long: "wait",

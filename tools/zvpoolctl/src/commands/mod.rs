@@ -13,6 +13,7 @@ pub mod export;
 pub mod ident;
 pub mod image;
 pub mod import;
+pub mod migrate;
 pub mod pool;
 pub mod props;
 pub mod snapshot;

@@ -67,6 +67,28 @@ pub const NOUN: Noun = Noun {
             run: create,
         },
         Verb {
+            name: "migrate",
+            usage: "migrate [-w] [--cancel] [--to DEV[,DEV...]] POOL/VOL",
+            summary: "move a volume's data to chosen members, online",
+            help: "Moves the data of volume VOL to the members given with --to (device\n\
+                   paths or indexes) while it stays in use: GC copies each extent that\n\
+                   lies elsewhere and updates the block table as the copy lands; blocks\n\
+                   shared with snapshots and clones move once, for all of them. New\n\
+                   writes of the volume go to those members until --cancel. -w waits\n\
+                   with a progress line until nothing is left to move. One volume at a\n\
+                   time; not kept across a stop: run it again to resume.\n\
+                   configfs: POOL/migrate <- \"VOL DEV[,DEV...]\" | cancel.",
+            options: &[
+                super::migrate::OPT_TO,
+                super::evacuate::OPT_WAIT,
+                super::evacuate::OPT_CANCEL,
+            ],
+            min_args: 1,
+            max_args: Some(1),
+            columns: &[],
+            run: super::migrate::migrate,
+        },
+        Verb {
             name: "clone",
             usage: "clone POOL/VOL@SNAP NEWVOL",
             summary: "create a writable volume from a snapshot",

@@ -1,0 +1,130 @@
+// SPDX-License-Identifier: GPL-2.0
+//! `volume migrate`: moves a volume's data to chosen members online
+//! (configfs `migrate`), optionally waiting with a progress line.
+
+use super::{split_volume, Ctx};
+use crate::abi;
+use crate::backend::Obj;
+use crate::cli::{OptSpec, Parsed};
+use crate::error::{Error, Failure};
+use crate::progress::Progress;
+use std::time::Duration;
+
+pub const OPT_TO: OptSpec = OptSpec {
+    long: "to",
+    short: None,
+    value: Some("DEV[,DEV...]"),
+    help: "the members (device paths or indexes) the volume's data moves to",
+};
+
+/// One reading of `migrate`: volume, members, done, bytes moved.
+#[derive(Debug, PartialEq, Eq)]
+pub struct MigState {
+    pub volume: String,
+    pub members: String,
+    pub done: bool,
+    pub moved_bytes: u64,
+}
+
+/// Parses the `migrate` attribute (`None`: no migration).
+pub fn parse(text: &str) -> Result<Option<MigState>, String> {
+    let line = text.trim();
+    if line == "none" || line.is_empty() {
+        return Ok(None);
+    }
+    let bad = || format!("malformed migrate line {line:?}");
+    let w: Vec<&str> = line.split_whitespace().collect();
+    let [volume, members, state, rest @ ..] = &w[..] else {
+        return Err(bad());
+    };
+    let done = match *state {
+        "done" => true,
+        "running" => false,
+        _ => return Err(bad()),
+    };
+    let moved_bytes = rest
+        .iter()
+        .find_map(|kv| kv.strip_prefix("moved_bytes="))
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(bad)?;
+    Ok(Some(MigState {
+        volume: volume.to_string(),
+        members: members.to_string(),
+        done,
+        moved_bytes,
+    }))
+}
+
+pub fn migrate(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
+    let cmd = "volume migrate";
+    let (pool_name, vol) = split_volume(&p.args[0], cmd)?;
+    let pool = ctx.require_pool(pool_name)?;
+    if p.flag("cancel") {
+        ctx.write(&pool, "migrate", "cancel")
+            .map_err(|e| e.fail(format!("cancel the migration in pool {pool_name}")))?;
+        ctx.say(&format!("migration in pool {pool_name} ended"));
+        return Ok(());
+    }
+    let Some(to) = p.value("to") else {
+        return Err(Error::usage("give --to DEV[,DEV...] (or --cancel)", cmd));
+    };
+    let what = format!("migrate {pool_name}/{vol} to {to}");
+    ctx.write(&pool, "migrate", &format!("{vol} {to}"))
+        .map_err(|e| e.fail(what.clone()))?;
+    ctx.say(&format!("migrating {pool_name}/{vol} to {to}"));
+    if !p.flag("wait") {
+        return Ok(());
+    }
+    let total = abi::parse_volumes(&ctx.read(&pool, "volumes")?)
+        .ok()
+        .and_then(|v| v.into_iter().find(|v| v.name == vol))
+        .and_then(|v| v.mapped)
+        .unwrap_or(0);
+    let mut prog = Progress::new(format!("migrate {pool_name}/{vol}"), total, false);
+    let mut moved = 0u64;
+    loop {
+        let Some(now) = read(ctx, &pool, &what)? else {
+            prog.finish();
+            return Err(Failure::new(what, "the migration was cancelled").into());
+        };
+        prog.add(now.moved_bytes.saturating_sub(moved));
+        moved = moved.max(now.moved_bytes);
+        if now.done {
+            prog.finish();
+            ctx.say(&format!(
+                "{pool_name}/{vol} is on members {}: its new writes stay there until 'volume migrate --cancel'",
+                now.members
+            ));
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+fn read(ctx: &Ctx<'_>, pool: &Obj, what: &str) -> Result<Option<MigState>, Error> {
+    let text = ctx.read(pool, "migrate")?;
+    parse(&text).map_err(|e| Failure::new(what, e).into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_attribute() {
+        assert_eq!(parse("none\n"), Ok(None));
+        assert_eq!(
+            parse("vm1 0,2 running moved_bytes=8192\n"),
+            Ok(Some(MigState {
+                volume: "vm1".into(),
+                members: "0,2".into(),
+                done: false,
+                moved_bytes: 8192,
+            }))
+        );
+        assert!(parse("vm1 2 done moved_bytes=0").unwrap().unwrap().done);
+        assert!(parse("vm1 2 maybe moved_bytes=0").is_err());
+        assert!(parse("vm1 2 done").is_err());
+        assert!(parse("vm1").is_err());
+    }
+}
