@@ -19,21 +19,11 @@ use harness::*;
 use sim::*;
 use zvcore::format::layout::log_zone;
 use zvcore::format::{Superblock, BLOCK_SIZE};
-use zvcore::geom::{DevKind, DeviceGeometry, PoolGeometry, META_ZONES_PER_DEV};
+use zvcore::geom::{DeviceGeometry, PoolGeometry};
 
 /// One ZNS member: the journal and both its log zones are on it.
 fn member() -> DeviceGeometry {
-    DeviceGeometry {
-        kind: DevKind::Zns,
-        nr_zones: 24,
-        zone_blocks: 256,
-        zone_cap_blocks: 200,
-        nr_conv_zones: 0,
-        max_open: 4,
-        max_active: 6,
-        zone_append: true,
-        meta_zones: META_ZONES_PER_DEV,
-    }
+    small_zns(24)
 }
 
 fn world(name: &str) -> World {

@@ -19,21 +19,11 @@ use harness::*;
 use sim::*;
 use zvcore::error::Error;
 use zvcore::format::layout::log_zone;
-use zvcore::geom::{DevKind, DeviceGeometry, PoolGeometry, META_ZONES_PER_DEV};
+use zvcore::geom::{DeviceGeometry, PoolGeometry, META_ZONES_PER_DEV};
 
 /// A small ZNS member.
 fn zns(nr_zones: u32) -> DeviceGeometry {
-    DeviceGeometry {
-        kind: DevKind::Zns,
-        nr_zones,
-        zone_blocks: 256,
-        zone_cap_blocks: 200,
-        nr_conv_zones: 0,
-        max_open: 4,
-        max_active: 6,
-        zone_append: true,
-        meta_zones: META_ZONES_PER_DEV,
-    }
+    small_zns(nr_zones)
 }
 
 const VOL_BLOCKS: u64 = 1500;

@@ -19,6 +19,32 @@ pub struct Progress {
     sink: Option<Box<dyn Write>>,
 }
 
+/// Follows a background operation of the kernel until it is done: `poll`
+/// returns the bytes done so far and whether it finished, or `None` once
+/// the operation is gone (cancelled); polled every half second, with a
+/// progress line of `total` bytes. Returns whether it finished.
+pub fn follow<E>(
+    what: impl Into<String>,
+    total: u64,
+    mut poll: impl FnMut() -> Result<Option<(u64, bool)>, E>,
+) -> Result<bool, E> {
+    let mut prog = Progress::new(what, total, false);
+    let mut seen = 0u64;
+    loop {
+        let Some((done, finished)) = poll()? else {
+            prog.finish();
+            return Ok(false);
+        };
+        prog.add(done.saturating_sub(seen));
+        seen = seen.max(done);
+        if finished {
+            prog.finish();
+            return Ok(true);
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
 impl Progress {
     /// A progress line on stderr if it is a terminal and not `quiet`.
     pub fn new(what: impl Into<String>, total: u64, quiet: bool) -> Self {

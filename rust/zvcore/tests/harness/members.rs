@@ -189,6 +189,22 @@ impl World {
     }
 }
 
+/// A small ZNS member of `nr_zones` zones of 256 blocks (capacity 200),
+/// at most 4 open and 6 active.
+pub fn small_zns(nr_zones: u32) -> DeviceGeometry {
+    DeviceGeometry {
+        kind: DevKind::Zns,
+        nr_zones,
+        zone_blocks: 256,
+        zone_cap_blocks: 200,
+        nr_conv_zones: 0,
+        max_open: 4,
+        max_active: 6,
+        zone_append: true,
+        meta_zones: META_ZONES_PER_DEV,
+    }
+}
+
 /// Device UUID of member `i` (as `World::format` gives them).
 pub fn member_uuid(i: usize) -> [u8; 16] {
     [i as u8 + 1; 16]

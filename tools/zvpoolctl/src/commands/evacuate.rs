@@ -6,8 +6,7 @@ use super::{check_name, Ctx};
 use crate::backend::Obj;
 use crate::cli::{OptSpec, Parsed};
 use crate::error::{Error, Failure};
-use crate::progress::Progress;
-use std::time::Duration;
+use crate::progress::follow;
 
 pub const OPT_CANCEL: OptSpec = OptSpec {
     long: "cancel",
@@ -104,30 +103,23 @@ pub fn evacuate(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
     if !p.flag("wait") {
         return Ok(());
     }
-    let mut prog = Progress::new(format!("evacuate {}", st.path), st.start_bytes, false);
-    let mut moved = 0u64;
-    loop {
-        let Some(now) = read(ctx, &pool, name)? else {
-            prog.finish();
-            return Err(Failure::new(
-                format!("evacuate pool {name}"),
-                "the evacuation was cancelled",
-            )
-            .into());
-        };
-        let m = now.start_bytes.saturating_sub(now.left_bytes);
-        prog.add(m.saturating_sub(moved));
-        moved = moved.max(m);
-        if now.done {
-            prog.finish();
-            ctx.say(&format!(
-                "member {} ({}) of pool {name} holds no live data: it takes none until 'pool evacuate --cancel'",
-                now.member, now.path
-            ));
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(500));
+    let finished = follow(format!("evacuate {}", st.path), st.start_bytes, || {
+        Ok::<_, Error>(
+            read(ctx, &pool, name)?.map(|n| (n.start_bytes.saturating_sub(n.left_bytes), n.done)),
+        )
+    })?;
+    if !finished {
+        return Err(Failure::new(
+            format!("evacuate pool {name}"),
+            "the evacuation was cancelled",
+        )
+        .into());
     }
+    ctx.say(&format!(
+        "member {} ({}) of pool {name} holds no live data: it takes none until 'pool evacuate --cancel'",
+        st.member, st.path
+    ));
+    Ok(())
 }
 
 fn read(ctx: &Ctx<'_>, pool: &Obj, name: &str) -> Result<Option<EvacState>, Error> {

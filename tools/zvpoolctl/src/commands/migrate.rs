@@ -7,8 +7,7 @@ use crate::abi;
 use crate::backend::Obj;
 use crate::cli::{OptSpec, Parsed};
 use crate::error::{Error, Failure};
-use crate::progress::Progress;
-use std::time::Duration;
+use crate::progress::follow;
 
 pub const OPT_TO: OptSpec = OptSpec {
     long: "to",
@@ -80,25 +79,20 @@ pub fn migrate(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
         .and_then(|v| v.into_iter().find(|v| v.name == vol))
         .and_then(|v| v.mapped)
         .unwrap_or(0);
-    let mut prog = Progress::new(format!("migrate {pool_name}/{vol}"), total, false);
-    let mut moved = 0u64;
-    loop {
-        let Some(now) = read(ctx, &pool, &what)? else {
-            prog.finish();
-            return Err(Failure::new(what, "the migration was cancelled").into());
-        };
-        prog.add(now.moved_bytes.saturating_sub(moved));
-        moved = moved.max(now.moved_bytes);
-        if now.done {
-            prog.finish();
-            ctx.say(&format!(
-                "{pool_name}/{vol} is on members {}: its new writes stay there until 'volume migrate --cancel'",
-                now.members
-            ));
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(500));
+    let mut members = String::new();
+    let finished = follow(format!("migrate {pool_name}/{vol}"), total, || {
+        Ok::<_, Error>(read(ctx, &pool, &what)?.map(|n| {
+            members = n.members;
+            (n.moved_bytes, n.done)
+        }))
+    })?;
+    if !finished {
+        return Err(Failure::new(what, "the migration was cancelled").into());
     }
+    ctx.say(&format!(
+        "{pool_name}/{vol} is on members {members}: its new writes stay there until 'volume migrate --cancel'"
+    ));
+    Ok(())
 }
 
 fn read(ctx: &Ctx<'_>, pool: &Obj, what: &str) -> Result<Option<MigState>, Error> {
