@@ -58,7 +58,7 @@ _zvpoolctl() {
         esac
     done
     case $noun in
-    pool) verbs="create assemble add evacuate stop list status set get check import" ;;
+    pool) verbs="create assemble add evacuate replace stop list status set get check import" ;;
     volume) verbs="create migrate clone promote delete resize import export-image list show ident export unexport exports" ;;
     snapshot) verbs="create delete list send receive rollback" ;;
     help) verbs="pool volume snapshot" ;;
@@ -68,6 +68,7 @@ _zvpoolctl() {
     "pool assemble") opts="--no-volumes --read-only --rewind" args=devices ;;
     "pool add") opts="" args=pools ;;
     "pool evacuate") opts="--wait --cancel" args=pools ;;
+    "pool replace") opts="--wait" args=pools ;;
     "pool stop") opts="--all" args=pools ;;
     "pool list") opts="--scripted --parsable --columns --json" args=pools ;;
     "pool status") opts="--scripted --parsable --json" args=pools ;;

@@ -14,6 +14,7 @@
 #   keep off it; a second evacuation refused (EBUSY); cancelled;
 # - volume a migrated to the first member (`volume migrate -w`) while b is
 #   written: done, the member holds its data, it reads as before;
+# - the third member replaced by a fourth device (`pool replace -w`);
 # - refusals: a device already a member (EEXIST), a path that is no block
 #   device, evacuating a non-member, each with one log line; no kernel
 #   warning throughout.
@@ -38,7 +39,7 @@ if [ ! -f "$KO" ] || [ ! -f /lib/modules/null_blk.ko ]; then
 	ktap_test_skip "member add" "needs zvpool.ko and null_blk.ko"
 	ktap_finished
 fi
-ktap_set_plan 44
+ktap_set_plan 49
 lsmod | grep -q '^zvpool ' && rmmod zvpool
 rm -f $C
 dmesg_mark
@@ -55,8 +56,9 @@ dsum() { dd if="$1" bs=$MIB count="$2" iflag=direct status=none | md5sum | cut -
 
 nullb_zoned $NB/mpa 256 8 zone_max_open=8 zone_max_active=12 &&
 	nullb_zoned $NB/mpb 256 8 zone_max_open=8 zone_max_active=12 &&
-	nullb_zoned $NB/mpc 128 8 zone_max_open=8 zone_max_active=12
-ktap_test_result "three zoned null_blk devices" [ -b /dev/mpa ] && [ -b /dev/mpb ] && [ -b /dev/mpc ]
+	nullb_zoned $NB/mpc 128 8 zone_max_open=8 zone_max_active=12 &&
+	nullb_zoned $NB/mpd 128 8 zone_max_open=8 zone_max_active=12
+ktap_test_result "four zoned null_blk devices" [ -b /dev/mpa ] && [ -b /dev/mpb ] && [ -b /dev/mpc ] && [ -b /dev/mpd ]
 insmod "$KO"
 ktap_test_result "pool mp on one member, volumes a and b" \
 	quiet sh -c "zvpoolctl --cache $C pool create -f mp /dev/mpa &&
@@ -173,7 +175,16 @@ ktap_test_result "migrate shows it done" grep -q "^a 0 done moved_bytes=" $CFG/m
 ktap_test_result "member 0 holds at least volume a's data" [ "$(used 0)" -ge "$MAPPED_A" ]
 ktap_expect_eq "volume a reads as before the migration" "$SUMA" "$(dsum $VA 80)"
 ktap_test_result "volume migrate --cancel" quiet zv volume migrate --cancel mp/a
+SUMB2=$(dsum $VB 80)
 refused "migrating an unknown volume is refused" "nosuch 0" $CFG/mp/migrate "no such file" "no volume nosuch"
+
+# --- replace the third member by a fourth device -------------------------------------
+ktap_print_msg "\$ zvpoolctl pool replace -w mp /dev/mpc /dev/mpd"
+ktap_test_result "pool replace -w mp /dev/mpc /dev/mpd" quiet zv pool replace -w mp /dev/mpc /dev/mpd
+ktap_expect_eq "four members" 4 "$(members)"
+ktap_expect_eq "the replaced member holds no live data" 0 "$(used 2)"
+ktap_expect_eq "volume b reads as written" "$SUMB2" "$(dsum $VB 80)"
+ktap_test_result "evacuate --cancel after the replace" quiet zv pool evacuate --cancel mp
 
 # --- refusals -------------------------------------------------------------------------
 refused "a device already a member is refused" /dev/mpb $CFG/mp/devices "exists" "already a member"
@@ -183,7 +194,7 @@ refused "evacuating a device that is no member is refused" /dev/null $CFG/mp/eva
 DMESG_MARK=$START
 dmesg_clean_since_mark "no kernel warning, lockdep report or oops"
 zv pool stop mp >/dev/null 2>&1
-for d in mpa mpb mpc; do
+for d in mpa mpb mpc mpd; do
 	echo 0 >$NB/$d/power
 	rmdir $NB/$d
 done

@@ -3,6 +3,7 @@
 //! (configfs `evacuate`), optionally waiting with a progress line.
 
 use super::{check_name, Ctx};
+use crate::abi;
 use crate::backend::Obj;
 use crate::cli::{OptSpec, Parsed};
 use crate::error::{Error, Failure};
@@ -84,6 +85,35 @@ pub fn evacuate(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
             cmd,
         ));
     };
+    start(ctx, &pool, name, dev, p.flag("wait"))
+}
+
+/// `pool replace`: adds NEW, then evacuates OLD (waiting with `-w`).
+pub fn replace(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
+    let cmd = "pool replace";
+    let [name, old, new] = &p.args[..] else {
+        return Err(Error::usage(
+            "give NAME, the member OLD and the device NEW",
+            cmd,
+        ));
+    };
+    check_name("pool", name, cmd)?;
+    let pool = ctx.require_pool(name)?;
+    if !ctx.read(&pool, "enable").is_ok_and(|v| abi::parse_bool(&v)) {
+        return Err(Failure::new(
+            format!("replace {old} by {new} in pool {name}"),
+            "the pool is not active (assemble it first)",
+        )
+        .into());
+    }
+    super::pool::add_device(ctx, name, &pool, new)?;
+    start(ctx, &pool, name, old, p.flag("wait"))
+}
+
+/// Starts the evacuation of member `dev` of pool `name`; with `wait`,
+/// follows it to the end.
+fn start(ctx: &mut Ctx<'_>, pool: &Obj, name: &str, dev: &str, wait: bool) -> Result<(), Error> {
+    let pool = pool.clone();
     ctx.write(&pool, "evacuate", dev)
         .map_err(|e| e.fail(format!("evacuate {dev} of pool {name}")))?;
     let st = read(ctx, &pool, name)?;
@@ -100,7 +130,7 @@ pub fn evacuate(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
         st.path,
         crate::size::human(st.start_bytes)
     ));
-    if !p.flag("wait") {
+    if !wait {
         return Ok(());
     }
     let finished = follow(format!("evacuate {}", st.path), st.start_bytes, || {

@@ -152,6 +152,21 @@ pub const NOUN: Noun = Noun {
             run: super::evacuate::evacuate,
         },
         Verb {
+            name: "replace",
+            usage: "replace [-w] NAME OLD NEW",
+            summary: "add a device and evacuate a member, online",
+            help: "Adds device NEW to active pool NAME (as 'pool add'), then evacuates\n\
+                   member OLD (its path or index; as 'pool evacuate'). -w waits with a\n\
+                   progress line until OLD holds no live data. OLD then stays in the\n\
+                   pool, out of use: removing a member is not implemented yet.\n\
+                   configfs: NAME/devices <- NEW; NAME/evacuate <- OLD.",
+            options: &[super::evacuate::OPT_WAIT],
+            min_args: 3,
+            max_args: Some(3),
+            columns: &[],
+            run: super::evacuate::replace,
+        },
+        Verb {
             name: "stop",
             usage: "stop [-a] [NAME]",
             summary: "deactivate a pool and forget its definition until assembled again",
@@ -708,6 +723,12 @@ fn add(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
     check_name("pool", name, "pool add")?;
     check_devices(&p.args[1..], "pool add")?;
     let pool = ctx.require_pool(name)?;
+    add_device(ctx, name, &pool, dev)
+}
+
+/// Adds device `dev` to pool `name` (`pool add`, `pool replace`).
+pub fn add_device(ctx: &mut Ctx<'_>, name: &str, pool: &Obj, dev: &str) -> Result<(), Error> {
+    let pool = pool.clone();
     ctx.write(&pool, "devices", dev).map_err(|e| {
         let what = format!("add device {dev} to pool {name}");
         if e.is(EBUSY) {
