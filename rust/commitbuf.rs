@@ -75,7 +75,8 @@ impl CommitBuf {
     pub(crate) fn ensure_members(&mut self, members: usize) -> Result {
         let ops = op_count(members);
         if self.ops.capacity() < ops {
-            self.ops.reserve(ops.saturating_sub(self.ops.len()), GFP_KERNEL)?;
+            self.ops
+                .reserve(ops.saturating_sub(self.ops.len()), GFP_KERNEL)?;
         }
         let blocks = data_blocks(members);
         if self.data.capacity() < blocks {

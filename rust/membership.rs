@@ -43,12 +43,7 @@ use crate::zvcore::{
     pool::Grown,
 };
 use core::sync::atomic::AtomicU64;
-use kernel::{
-    prelude::*,
-    str::CString,
-    sync::Arc,
-    time::Instant,
-};
+use kernel::{prelude::*, str::CString, sync::Arc, time::Instant};
 
 /// Times the engine may refuse the add as busy (each followed by a commit
 /// or a checkpoint) before it gives up.
@@ -77,11 +72,7 @@ impl ActivePool {
     pub(crate) fn add_member(&self, path: &CStr, holder: *const kernel::ffi::c_void) -> Result {
         let name = &*self.name;
         if self.read_only {
-            pr_err!(
-                "{}: assembled read-only: cannot add {}\n",
-                name,
-                path
-            );
+            pr_err!("{}: assembled read-only: cannot add {}\n", name, path);
             return Err(EROFS);
         }
         if self.members.len() >= MAX_DEVICES {
@@ -130,12 +121,7 @@ impl ActivePool {
         self.engine_add(&mut cb, uuid, member, counts)?;
         // The commit that makes it a member.
         self.commit_with(&mut cb).inspect_err(|e| {
-            pr_err!(
-                "{}: the commit adding {} failed: {:?}\n",
-                name,
-                path,
-                e
-            );
+            pr_err!("{}: the commit adding {} failed: {:?}\n", name, path, e);
         })?;
         drop(cb);
         let (cap, zones) = {
@@ -200,12 +186,7 @@ impl ActivePool {
                 }
                 Err(e) => {
                     drop(st);
-                    pr_err!(
-                        "{}: cannot add {}: {:?}\n",
-                        name,
-                        &*member.path,
-                        e
-                    );
+                    pr_err!("{}: cannot add {}: {:?}\n", name, &*member.path, e);
                     return Err(core_err(e));
                 }
             }
@@ -293,7 +274,11 @@ impl ActivePool {
     /// The evacuation in progress (or done), if any.
     pub(crate) fn evacuation(&self) -> Option<EvacView> {
         let e = self.state.lock().engine.evacuation()?;
-        let elapsed_ms = self.gc.evac_since.lock().map_or(0, |t| t.elapsed().as_millis());
+        let elapsed_ms = self
+            .gc
+            .evac_since
+            .lock()
+            .map_or(0, |t| t.elapsed().as_millis());
         Some(EvacView {
             member: e.member,
             start_bytes: e.start_blocks.saturating_mul(BLOCK_SIZE as u64),
@@ -361,10 +346,7 @@ impl ActivePool {
                 Err(ENOSPC)
             }
             Err(CoreError::Busy) => {
-                pr_err!(
-                    "{}: another volume is migrating (cancel it first)\n",
-                    name
-                );
+                pr_err!("{}: another volume is migrating (cancel it first)\n", name);
                 Err(EBUSY)
             }
             Err(e) => {

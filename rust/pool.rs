@@ -182,6 +182,24 @@ fn engine_parts(
     Ok((engine_geoms, storage(name, geoms, tables)?, cfg, scratch))
 }
 
+/// The core's recovery, its engine boxed, in a frame of its own: the
+/// engine by value (several hundred bytes) stays off the caller's frame.
+#[inline(never)]
+#[allow(clippy::type_complexity)]
+fn recover_boxed(
+    geoms: KVec<DeviceGeometry>,
+    rd: &mut Reader<'_>,
+    cfg: PoolConfig,
+    st: Storage,
+    scratch: &mut [u8],
+    on_finish: &mut dyn FnMut(u32),
+    check: Option<crate::zvcore::recovery::Check<'_>>,
+) -> Result<zvcore::error::Result<(KBox<Engine>, crate::zvcore::recovery::Assembly)>> {
+    let r =
+        crate::zvcore::recovery::recover(geoms, rd, cfg, st, scratch, &mut |z| on_finish(z), check);
+    boxed_first(r)
+}
+
 impl ActivePool {
     /// Opens `paths` exclusively for `holder`, and formats them as a new pool
     /// (`format` = 1 only if blank, 2 = even if not).
@@ -375,7 +393,7 @@ impl ActivePool {
                 );
                 None
             };
-            let r = crate::zvcore::recovery::recover(
+            let r = recover_boxed(
                 engine_geoms,
                 &mut rd,
                 cfg,
@@ -387,7 +405,7 @@ impl ActivePool {
                 check,
             );
             cost = rd.take_cost();
-            boxed_first(r)?.map_err(|e| {
+            r?.map_err(|e| {
                 pr_err!("{}: cannot assemble: {}\n", name, e.describe());
                 core_err(e)
             })

@@ -34,9 +34,9 @@ mod kwrap;
 #[deny(unsafe_code)]
 mod lowerio;
 #[deny(unsafe_code)]
-mod membership;
-#[deny(unsafe_code)]
 mod members;
+#[deny(unsafe_code)]
+mod membership;
 #[deny(unsafe_code)]
 mod nodes;
 #[deny(unsafe_code)]
