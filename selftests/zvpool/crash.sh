@@ -64,11 +64,15 @@ case "$ZVPOOL_PHASE" in
 	zvcrash write "$V" "$SEED" $PER_ROUND /sys/kernel/config/zvpool/cr v 4 >$R 2>&1 &
 	# A second member is added online at a seeded point of the run (10 to
 	# 95 % of the delay): some cuts land in the middle of its commit.
-	ADD_AT=$(awk -v d="$DELAY" -v k=$(((SEED >> 16) % 5)) 'BEGIN { split("0.1 0.3 0.5 0.7 0.95", f, " "); printf "%.2f", d * f[k + 1] }')
-	sleep "$ADD_AT"
-	echo "ZVPOOL-CRASH adding $Z1 after ${ADD_AT}s" >$R
+	K=$(( (SEED >> 16) % 5 ))
+	set -- 10 30 50 70 95
+	shift $K
+	ADD_CS=$(( DELAY * $1 ))
+	REST_CS=$(( DELAY * 100 - ADD_CS ))
+	sleep "$(printf '%d.%02d' $((ADD_CS / 100)) $((ADD_CS % 100)))"
+	echo "ZVPOOL-CRASH adding $Z1 after ${ADD_CS}0 ms" >$R
 	zvpoolctl pool add cr "$Z1" >$R 2>&1 &
-	sleep "$(awk -v d="$DELAY" -v a="$ADD_AT" 'BEGIN { printf "%.2f", d - a }')"
+	sleep "$(printf '%d.%02d' $((REST_CS / 100)) $((REST_CS % 100)))"
 	echo "ZVPOOL-CRASH gc_runs $(sed -n 's/^gc_runs //p' /sys/kernel/config/zvpool/cr/status) zones_reset $(sed -n 's/^zones_reset //p' /sys/kernel/config/zvpool/cr/status)" >$R
 	echo b >/proc/sysrq-trigger
 	sleep 10
@@ -87,7 +91,7 @@ case "$ZVPOOL_PHASE" in
 	ktap_test_result "pool import finds its members (recovery and verifier)" \
 		quiet zvpoolctl --cache /tmp/cr.cache pool import cr
 	dmesg | grep 'zvpool: cr: assembled' | sed 's/^/# /'
-	ktap_print_msg "members after the cut: $(sed -n 's/^members //p' /sys/kernel/config/zvpool/cr/status)
+	ktap_print_msg "members after the cut: $(sed -n 's/^members //p' /sys/kernel/config/zvpool/cr/status)"
 	V=$(zvpoolctl volume show -H -o device cr/v | cut -f2)
 	if zvcrash verify "$V" "$SEED" "$DURABLE" $PER_ROUND >/tmp/out 2>&1; then
 		sed 's/^/# /; s/^# # /# /' /tmp/out
