@@ -57,7 +57,9 @@ case "$ZVPOOL_PHASE" in
 	fail() { echo "ZVPOOL-CRASH-SETUP-FAILED $*" >$R; cat /tmp/out >$R 2>/dev/null; exit 1; }
 	{ mkfs.ext4 -q -F "$CONV" && zloop_up; } >/tmp/out 2>&1 || fail "zloop"
 	insmod "$KO" || fail "insmod"
-	zvpoolctl pool create -f cr "$Z" >/tmp/out 2>&1 || fail "pool create"
+	# The pool cache (names are not on the members) on the zone files'
+	# file system, made durable before the writes begin.
+	zvpoolctl --cache /zl/cr.cache pool create -f cr "$Z" >/tmp/out 2>&1 && sync || fail "pool create"
 	zvpoolctl volume create cr/v --size 56M >/tmp/out 2>&1 || fail "volume create"
 	V=$(zvpoolctl volume show -H -o device cr/v | cut -f2)
 	echo "ZVPOOL-CRASH writing: seed $SEED, power cut after ${DELAY}s" >$R
@@ -89,7 +91,7 @@ case "$ZVPOOL_PHASE" in
 	# once the journal names it, or once the new device has the pool's
 	# superblock; a device the add never reached is not one of its own.
 	ktap_test_result "pool import finds its members (recovery and verifier)" \
-		quiet zvpoolctl --cache /tmp/cr.cache pool import cr
+		quiet zvpoolctl --cache /zl/cr.cache pool import cr
 	dmesg | grep 'zvpool: cr: assembled' | sed 's/^/# /'
 	ktap_print_msg "members after the cut: $(sed -n 's/^members //p' /sys/kernel/config/zvpool/cr/status)"
 	V=$(zvpoolctl volume show -H -o device cr/v | cut -f2)
