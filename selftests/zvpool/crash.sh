@@ -65,9 +65,9 @@ case "$ZVPOOL_PHASE" in
 	echo "ZVPOOL-CRASH writing: seed $SEED, power cut after ${DELAY}s" >$R
 	zvcrash write "$V" "$SEED" $PER_ROUND /sys/kernel/config/zvpool/cr v 4 >$R 2>&1 &
 	# A second member is added online at a seeded point of the run (10 to
-	# 95 % of the delay): some cuts land in the middle of its commit.
+	# 99 % of the delay): some cuts land in the middle of the add.
 	K=$(( (SEED >> 16) % 5 ))
-	set -- 10 30 50 70 95
+	set -- 10 30 50 70 99
 	shift $K
 	ADD_CS=$(( DELAY * $1 ))
 	REST_CS=$(( DELAY * 100 - ADD_CS ))
