@@ -78,9 +78,15 @@ where
                     // volume's blocks).
                     continue;
                 }
-                if (self.fenced | self.evacuating) & dev_bit(d) != 0 {
-                    // A member being added (no data before the superblock
-                    // naming it is durable, `grow`) or evacuated.
+                if self.evacuating & dev_bit(d) != 0 {
+                    // Evacuated: its space is not for new blocks (not a
+                    // wait either: it does not come back by itself).
+                    continue;
+                }
+                if self.fenced & dev_bit(d) != 0 {
+                    // A member being added: no data before the superblock
+                    // naming it is durable (`grow`); the commit that writes
+                    // it is next.
                     limited = true;
                     continue;
                 }

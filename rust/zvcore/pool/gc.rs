@@ -8,7 +8,7 @@ use core::ops::{Deref, DerefMut};
 use super::super::alloc::{DevState, ZoneInfo};
 use super::super::error::{Error, Result};
 use super::super::format::{Record, Superblock};
-use super::super::gc::{gc_urgency, pick_victim, Urgency, RELOCATION_STREAM};
+use super::super::gc::{gc_urgency, pick_victim, urgent_level, Urgency, RELOCATION_STREAM};
 use super::super::geom::{DeviceGeometry, Stream};
 use super::super::map::{visit_distinct, MapExtent, NodeStore};
 use super::{inval, slots, Pool, RelocItem, VolEntry, FANOUT_USIZE, GC_AVOID_BATCHES, MAX_GC_ITEM};
@@ -49,16 +49,35 @@ where
         if self.gc_busy {
             return Err(Error::Busy);
         }
-        // A volume migration moves its extents while GC is not urgent.
+        // Evacuations and migrations move data only while GC is not
+        // urgent: their copies take usable space, and freeing the zones of
+        // an evacuated member gains none, so when usable space runs short
+        // GC collects the usable members first (else their copies would
+        // use up the GC reserve and nothing could be freed any more).
         let urgent = gc_urgency(
             self.alloc.usable_free_zones(),
             self.alloc.data_zones(),
             self.cfg.alloc.gc_reserve,
         ) == Urgency::Urgent;
-        if !urgent && self.migration().is_some_and(|m| !m.done) {
-            let k = self.migrate_plan(out, max_blocks)?;
-            if k > 0 {
-                return Ok(k);
+        // What such a batch may take: the usable room above the urgent
+        // level, so that it never eats into what GC needs to free zones.
+        let room = self.move_room();
+        if !urgent && room > 0 && self.migration().is_some_and(|m| !m.done) {
+            // A migration that cannot place its copies now (its members
+            // full, the record queue) leaves the batch to GC.
+            if let Ok(k) = self.migrate_plan(out, max_blocks.min(room)) {
+                if k > 0 {
+                    return Ok(k);
+                }
+            }
+        }
+        let excluded = self.alloc.fenced() | self.alloc.evacuating();
+        let moving = !urgent && room > 0;
+        if !moving && excluded != 0 {
+            if let Some(v) = self.gc_victim {
+                if self.zone_excluded(v, excluded) {
+                    self.gc_victim = None;
+                }
             }
         }
         // The victim: the current one while it has live blocks, else the
@@ -73,12 +92,20 @@ where
             }
             let a = &self.alloc;
             let avoid = self.gc_avoid.get(..self.gc_navoid).unwrap_or(&[]);
-            let skip =
-                |z: u32| a.zone(z).map(|zi| zi.valid() == 0).unwrap_or(true) || avoid.contains(&z);
-            // An evacuated member's zones go first, whatever their cost.
-            let pick = self
-                .evac_victim(avoid)
-                .or_else(|| pick_victim(a, self.cfg.policy, skip));
+            // An evacuated member's zones are collected as such only
+            // (below): collecting them frees no usable space.
+            let off = |z: u32| excluded != 0 && self.zone_excluded(z, excluded);
+            let skip = |z: u32| {
+                a.zone(z).map(|zi| zi.valid() == 0).unwrap_or(true) || avoid.contains(&z) || off(z)
+            };
+            // An evacuated member's zones go first, whatever their cost
+            // (unless GC is urgent: then only zones that free usable space).
+            let evac = if moving {
+                self.evac_victim(avoid)
+            } else {
+                None
+            };
+            let pick = evac.or_else(|| pick_victim(a, self.cfg.policy, skip));
             match pick {
                 Some(v) => {
                     self.gc_victim = Some(v);
@@ -94,6 +121,12 @@ where
                 }
                 None => return Ok(0),
             }
+        };
+        // An evacuated member's zone: its copies take usable space.
+        let max_blocks = if self.zone_excluded(victim, excluded) {
+            max_blocks.min(room.max(1))
+        } else {
+            max_blocks
         };
         let zi = self
             .alloc
@@ -228,6 +261,32 @@ where
             };
         }
         Ok(k)
+    }
+
+    /// Blocks an evacuation or migration batch may place now: the usable
+    /// free zones above GC's urgent level, at the smallest zone capacity.
+    fn move_room(&self) -> u64 {
+        let a = &self.alloc;
+        let above = a
+            .usable_free_zones()
+            .saturating_sub(urgent_level(a.data_zones(), self.cfg.alloc.gc_reserve))
+            .saturating_sub(1);
+        let cap = a
+            .geom()
+            .devices()
+            .iter()
+            .map(|g| g.zone_cap_blocks)
+            .min()
+            .unwrap_or(0);
+        u64::from(above).saturating_mul(cap)
+    }
+
+    /// Whether zone `z` is on a member of `members` (bit per member).
+    fn zone_excluded(&self, z: u32, members: u64) -> bool {
+        self.alloc
+            .geom()
+            .zone_dev(z)
+            .is_some_and(|(d, _)| members & 1u64.checked_shl(u32::from(d)).unwrap_or(0) != 0)
     }
 
     /// Step 2 of a relocation batch (GC, a migration): places the copies of

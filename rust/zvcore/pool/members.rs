@@ -28,6 +28,7 @@ use super::super::alloc::{DevState, ZoneInfo, ZoneState};
 use super::super::error::{Error, Result};
 use super::super::format::layout::log_zone;
 use super::super::format::{Record, Superblock, Uuid};
+use super::super::gc::background_level;
 use super::super::geom::DeviceGeometry;
 use super::super::map::NodeStore;
 use super::{Commit, MetaOp, Pool, VolEntry};
@@ -144,7 +145,8 @@ where
     /// member takes data again (start it again to resume).
     ///
     /// [`Error::NoSpace`] if the other members cannot take its live blocks
-    /// (their data capacity less their live blocks and the GC reserve); [`Error::Busy`] while a member
+    /// (their data capacity less their live blocks, less GC's working room
+    /// on them: the reserve and the background band, `gc::background_level`); [`Error::Busy`] while a member
     /// is being added, or another is evacuated; [`Error::Invalid`] for a
     /// member that does not exist or is the only one. Nothing changes on
     /// error.
@@ -170,7 +172,15 @@ where
         }
         let bit = 1u64.checked_shl(u32::from(d)).unwrap_or(0);
         let live = self.alloc.dev_valid_blocks(d);
-        let reserve = u64::from(self.cfg.alloc.gc_reserve).saturating_mul(
+        // Kept free on the others: GC's working room (its reserve and the
+        // band where it runs in the background), else their GC could not
+        // keep up with the overwrites that go on meanwhile.
+        let other_zones: u32 = (0..n)
+            .filter(|o| *o != d)
+            .filter_map(|o| self.alloc.geom().device(o).map(|g| g.nr_data_zones()))
+            .sum();
+        let keep = background_level(other_zones, self.cfg.alloc.gc_reserve);
+        let reserve = u64::from(keep).saturating_mul(
             self.alloc
                 .geom()
                 .devices()

@@ -20,6 +20,7 @@ use sim::*;
 use zvcore::error::Error;
 use zvcore::format::layout::log_zone;
 use zvcore::geom::{DeviceGeometry, PoolGeometry, META_ZONES_PER_DEV};
+use zvcore::pool::PoolConfig;
 
 /// A small ZNS member.
 fn zns(nr_zones: u32) -> DeviceGeometry {
@@ -510,4 +511,52 @@ fn migration_moves_a_volume_and_keeps_its_sharing() {
     }
     drop(p);
     w.recover_pool();
+}
+
+#[test]
+fn evacuation_under_overwrites_leaves_gc_room_on_the_others() {
+    // Two members; the volume fills about 39 % of the pool (about what an
+    // evacuation admits), so after it the second is about 80 % full, while the
+    // volume keeps being overwritten: GC must keep reclaiming the second
+    // member (an evacuation that used up its GC reserve left no way to
+    // free anything: everything stalled).
+    let n = 2usize;
+    let seed = seed_from_env("members-evac-full");
+    let mut w = World::with_geoms(Rng::new(seed), seed, vec![zns(24); n]);
+    w.format();
+    let size = w.data_capacity() * 39 / 100;
+    w.pool().vol_create(1, b"v", size, 0).expect("vol_create");
+    w.vols.push(VolModel::new(1, size));
+    w.next_vol = 2;
+    for l in (0..size).step_by(16) {
+        w.write_exact(1, l, 16.min(size - l));
+        if l % 512 == 0 {
+            w.gc_until_free(0);
+            while !w.commit(false) {}
+        }
+    }
+    while !w.commit(false) {}
+    w.pool().evacuate(Some(0)).expect("evacuate");
+    let mut done_at = None;
+    for i in 0..20_000u64 {
+        let l = (i * 7919) % (size - 8);
+        w.write_exact(1, l, 8);
+        w.gc_batch();
+        if i % 4 == 0 {
+            while !w.commit(false) {}
+            w.maintenance();
+        }
+        if w.pool_ref().evacuation().expect("evacuation").left_blocks == 0 {
+            done_at = Some(i);
+            break;
+        }
+    }
+    let e = w.pool_ref().evacuation().expect("evacuation");
+    assert!(
+        done_at.is_some(),
+        "evacuation stalled: {e:?}, free zones {} (usable {})",
+        w.pool_ref().free_zones(),
+        w.pool_ref().alloc().usable_free_zones()
+    );
+    w.run_verify("after the evacuation under overwrites");
 }
