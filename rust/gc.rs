@@ -165,9 +165,7 @@ impl ActivePool {
         self.gc
             .free_zones
             .store(a.usable_free_zones(), Ordering::Relaxed);
-        let evac = e.evacuation().is_some_and(|v| v.left_blocks > 0)
-            || e.migration().is_some_and(|m| !m.done);
-        self.gc.evacuating.store(evac, Ordering::Relaxed);
+        self.gc.evacuating.store(e.moving_data(), Ordering::Relaxed);
         self.gc.data_zones.store(a.data_zones(), Ordering::Relaxed);
         self.gc
             .reserve

@@ -83,10 +83,8 @@ impl<T> Deref for AppendVec<T> {
 
     fn deref(&self) -> &[T] {
         let len = self.len.load(Ordering::Acquire);
-        // SAFETY: `ptr` is the buffer's address and its first `len`
-        // elements are initialised and never written again (invariants);
-        // the `Acquire` load pairs with the `Release` store that published
-        // them.
+        // The `Acquire` load pairs with the `Release` store of `push`.
+        // SAFETY: the first `len` elements at `ptr` are set, never written again.
         unsafe { core::slice::from_raw_parts(self.ptr, len) }
     }
 }

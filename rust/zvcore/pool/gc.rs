@@ -49,6 +49,7 @@ where
         if self.gc_busy {
             return Err(Error::Busy);
         }
+        self.note_evacuation();
         // Evacuations and migrations move data only while GC is not
         // urgent: their copies take usable space, and freeing the zones of
         // an evacuated member gains none, so when usable space runs short

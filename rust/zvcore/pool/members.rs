@@ -164,7 +164,7 @@ where
         if n < 2 {
             return Err(Error::Invalid("evacuate: the only member"));
         }
-        if self.alloc.fenced() != 0 || self.evac.is_some_and(|(m, _)| m != d) {
+        if self.alloc.fenced() != 0 || self.evac.is_some_and(|(m, _, _)| m != d) {
             return Err(Error::Busy);
         }
         if self.evac.is_some() {
@@ -205,13 +205,28 @@ where
             return Err(Error::NoSpace);
         }
         self.alloc.set_evacuating(bit);
-        self.evac = Some((d, live));
+        self.evac = Some((d, live, live));
         Ok(())
     }
 
-    /// The evacuation in progress or done, if any.
+    /// Whether an evacuation or a migration still has data to move (cheap:
+    /// the evacuation's count as of the last GC batch; for the write path
+    /// and GC's pacing).
+    pub fn moving_data(&self) -> bool {
+        self.evac.is_some_and(|(_, _, left)| left > 0) || self.migration().is_some_and(|m| !m.done)
+    }
+
+    /// Refreshes the evacuated member's live-block count (GC batches).
+    pub(super) fn note_evacuation(&mut self) {
+        if let Some((d, start, _)) = self.evac {
+            self.evac = Some((d, start, self.alloc.dev_valid_blocks(d)));
+        }
+    }
+
+    /// The evacuation in progress or done, if any (a walk over the
+    /// member's zones: not for the write path).
     pub fn evacuation(&self) -> Option<Evacuation> {
-        self.evac.map(|(member, start_blocks)| Evacuation {
+        self.evac.map(|(member, start_blocks, _)| Evacuation {
             member,
             start_blocks,
             left_blocks: self.alloc.dev_valid_blocks(member),
@@ -222,7 +237,7 @@ where
     /// live blocks and nothing in flight (the emptiest first), not in
     /// `avoid`.
     pub(super) fn evac_victim(&self, avoid: &[u32]) -> Option<u32> {
-        let (d, _) = self.evac?;
+        let (d, _, _) = self.evac?;
         let a = &self.alloc;
         let first = a.geom().dev_first_zone(d)?;
         let nz = a.geom().device(d)?.nr_zones;

@@ -420,10 +420,11 @@ pub struct Pool<G, Z, E, V, R, N, D, S> {
     pub(super) last_rewind: Option<Rewind>,
     /// Zone being collected and whether a batch is in flight.
     gc_victim: Option<u32>,
-    /// The member being evacuated and its live blocks when it started
-    /// ([`Pool::evacuate`]; not persistent: a re-assembled pool uses every
-    /// member again).
-    pub(super) evac: Option<(u16, u64)>,
+    /// The member being evacuated, its live blocks when it started, and
+    /// its live blocks as of the last GC batch (a walk over its zones: not
+    /// redone on the write path) ([`Pool::evacuate`]; not persistent: a
+    /// re-assembled pool uses every member again).
+    pub(super) evac: Option<(u16, u64, u64)>,
     /// The volume migration under way ([`Pool::migrate`]; not persistent)
     /// and whether the batch in flight is one of it.
     mig: Option<migrate::MigState>,
@@ -750,9 +751,7 @@ where
             self.cfg.alloc.gc_reserve,
         );
         // An evacuation or a migration moves data in the background.
-        let moving = self.evacuation().is_some_and(|e| e.left_blocks > 0)
-            || self.migration().is_some_and(|m| !m.done);
-        if moving && u == Urgency::Idle {
+        if self.moving_data() && u == Urgency::Idle {
             Urgency::Background
         } else {
             u
