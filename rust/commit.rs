@@ -42,6 +42,7 @@ use crate::kwrap::{
 use crate::members::SPB;
 use crate::pool::ActivePool;
 use crate::zvcore::{self, geom::PoolGeometry};
+use core::sync::atomic::Ordering;
 use kernel::prelude::*;
 use pin_init::stack_pin_init;
 
@@ -315,6 +316,7 @@ impl ActivePool {
                     _ => "write",
                 };
                 pr_err!("{}: metadata I/O failed ({}): {:?}\n", &*self.name, what, e);
+                self.health.dirty.store(true, Ordering::Release);
                 return Done {
                     ops: i,
                     err: Some(e),
@@ -351,6 +353,7 @@ impl ActivePool {
                     let base = geo.dev_base(zg.dev).ok_or(EINVAL)?;
                     let m = self.members.get(usize::from(zg.dev)).ok_or(EINVAL)?;
                     zone::zone_mgmt(&m.dev, zop, (zg.start - base) * SPB, zg.size * SPB)
+                        .inspect_err(|_| m.meta_error())
                 })();
                 (1, r)
             }
@@ -369,7 +372,10 @@ impl ActivePool {
                     n += 1;
                 }
                 let r = match self.members.get(usize::from(loc.dev)) {
-                    Some(m) => cb.data.write(&m.dev, loc.dev_offset * SPB, slot, n),
+                    Some(m) => cb
+                        .data
+                        .write(&m.dev, loc.dev_offset * SPB, slot, n)
+                        .inspect_err(|_| m.meta_error()),
                     None => Err(EINVAL),
                 };
                 (n, r)
@@ -381,7 +387,13 @@ impl ActivePool {
     fn flush_members(&self, slots: &[Slot]) -> Result {
         stack_pin_init!(let batch = BioBatch::new(slots));
         let mut err = Ok(());
+        // Submitted flushes, bit per member (a member gone has nothing left
+        // to make durable: it is skipped).
+        let mut sent = 0u64;
         for (k, m) in self.members.iter().enumerate() {
+            if m.is_gone() {
+                continue;
+            }
             let r = batch
                 .as_ref()
                 .bio(&self.bios, &m.dev, k, BioOp::Flush, 0, 0)
@@ -390,10 +402,15 @@ impl ActivePool {
                 err = Err(e);
                 break;
             }
+            sent |= 1u64.checked_shl(k as u32).unwrap_or(0);
         }
         batch.as_mut().wait();
-        for k in 0..self.members.len() {
+        for (k, m) in self.members.iter().enumerate() {
+            if sent & 1u64.checked_shl(k as u32).unwrap_or(0) == 0 {
+                continue;
+            }
             if let Err(e) = batch.result(k) {
+                m.meta_error();
                 err = Err(e);
             }
         }

@@ -187,6 +187,10 @@ impl PoolInner {
         }
         if let Some(p) = self.active.take() {
             registry::remove_pool(&p);
+            // Breaks the cycle pool -> members -> holder -> pool; then no
+            // health check runs any more.
+            p.watch.detach();
+            p.health_stop();
             p.stop_gc();
             let r = p.commit();
             match r {
@@ -268,8 +272,7 @@ impl configfs::AttributeOperations<0> for PoolDir {
         if let Some(pool) = g.active.clone() {
             // Online: the pool grows (`membership.rs`); the directory's
             // lock keeps other configuration changes out meanwhile.
-            let holder = core::ptr::from_ref(this).cast();
-            pool.add_member(&cpath, holder)?;
+            pool.add_member(&cpath)?;
         }
         g.paths.push(cpath, GFP_KERNEL)?;
         Ok(())
@@ -354,12 +357,11 @@ impl configfs::AttributeOperations<2> for PoolDir {
                 Err(EBUSY)
             }
             (true, false) => {
-                let holder = core::ptr::from_ref(this).cast();
                 let pool = if g.format == 0 {
-                    ActivePool::assemble(name, &g.paths, holder, g.mode)
+                    ActivePool::assemble(name, &g.paths, g.mode)
                         .inspect_err(|e| pr_err!("{}: assembly failed: {:?}\n", name, e))?
                 } else {
-                    ActivePool::create(name, &g.paths, holder, g.format, g.ckpt_zones)
+                    ActivePool::create(name, &g.paths, g.format, g.ckpt_zones)
                         .inspect_err(|e| pr_err!("{}: format failed: {:?}\n", name, e))?
                 };
                 pool.tables.set_limit(nodes::effective_limit(g.table_limit));
@@ -367,6 +369,9 @@ impl configfs::AttributeOperations<2> for PoolDir {
                     // Only the control device would miss it: go on.
                     pr_warn!("{}: not listed on the control device: {:?}\n", name, e);
                 }
+                // From now on a member that dies is told to the pool (until
+                // `stop` detaches it).
+                pool.watch.attach(pool.clone());
                 g.active = Some(pool);
                 g.format = 0;
                 g.mode = AssembleMode::Normal;

@@ -267,6 +267,8 @@ impl ActivePool {
                     &m.write_errors
                 };
                 c.fetch_add(1, Ordering::Relaxed);
+                // The next health check reports the member degraded.
+                self.health.dirty.store(true, Ordering::Release);
                 (m.path.to_str().unwrap_or("?"), s)
             }
             Err(_) => ("?", 0),

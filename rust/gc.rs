@@ -90,6 +90,8 @@ impl WorkItem for ActivePool {
 
     fn run(this: Arc<ActivePool>) {
         this.gc_run();
+        // GC's failed reads and writes, and its commits'.
+        this.health_kick();
     }
 }
 

@@ -9,8 +9,10 @@
 //! lock or of an active pool: it works on a slice of [`Member`]s.
 
 use crate::engine::core_err;
+use crate::healthstate::MemberState;
 use crate::kwrap::{
     bdev::{IoLimits, LowerDev},
+    holder::{DeadHook, DeadWatch},
     metaio::{self, MetaBuf, MetaRun},
     zone::{self, ZoneCond, ZoneOp, ZoneReport, ZoneType},
 };
@@ -23,10 +25,11 @@ use crate::zvcore::{
     recovery::Phase,
 };
 use core::ops::Deref;
-use core::sync::atomic::AtomicU64;
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use kernel::{
     prelude::*,
     str::CString,
+    sync::Arc,
     time::{Instant, Monotonic},
 };
 
@@ -41,6 +44,54 @@ pub(crate) struct Member {
     /// Failed data reads and writes (user I/O and GC) since assembly.
     pub(crate) read_errors: AtomicU64,
     pub(crate) write_errors: AtomicU64,
+    /// Failed metadata writes, zone operations and flushes since assembly.
+    pub(crate) meta_errors: AtomicU64,
+    /// The block layer said the device is dead (`health.rs`).
+    pub(crate) gone: AtomicBool,
+    /// The [`MemberState`] last reported (`health.rs`).
+    pub(crate) reported: AtomicU8,
+}
+
+impl Member {
+    /// A member opened as `dev` at `path`, of geometry `geom`: healthy.
+    pub(crate) fn new(path: &CStr, dev: LowerDev, geom: DeviceGeometry) -> Result<Self> {
+        Ok(Self {
+            path: CString::try_from_fmt(fmt!("{}", path))?,
+            dev,
+            geom,
+            read_errors: AtomicU64::new(0),
+            write_errors: AtomicU64::new(0),
+            meta_errors: AtomicU64::new(0),
+            gone: AtomicBool::new(false),
+            reported: AtomicU8::new(MemberState::Ok as u8),
+        })
+    }
+
+    /// Its state now: `missing` once the device is gone, `failed` once a
+    /// metadata I/O failed on it, `degraded` once a data I/O did.
+    pub(crate) fn state(&self) -> MemberState {
+        let n = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        if self.is_gone() {
+            MemberState::Missing
+        } else if n(&self.meta_errors) > 0 {
+            MemberState::Failed
+        } else if n(&self.read_errors) > 0 || n(&self.write_errors) > 0 {
+            MemberState::Degraded
+        } else {
+            MemberState::Ok
+        }
+    }
+
+    /// Whether its device is gone (nothing written to it can matter any
+    /// more: its flushes are skipped).
+    pub(crate) fn is_gone(&self) -> bool {
+        self.gone.load(Ordering::Acquire) || !self.dev.is_live()
+    }
+
+    /// A metadata I/O failed on it.
+    pub(crate) fn meta_error(&self) {
+        self.meta_errors.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// Reads a lower device's geometry into the core's terms
@@ -162,8 +213,8 @@ impl<'a> MetaSink<'a> {
     pub(crate) fn run(&mut self, op: MetaOp<'_>) -> Result {
         match op {
             MetaOp::Flush => {
-                for m in self.members {
-                    zone::flush(&m.dev)?;
+                for m in self.members.iter().filter(|m| !m.is_gone()) {
+                    zone::flush(&m.dev).inspect_err(|_| m.meta_error())?;
                 }
             }
             // Metadata zones only (checkpoint sets, log zones): no user
@@ -178,7 +229,8 @@ impl<'a> MetaSink<'a> {
                 } else {
                     ZoneOp::Finish
                 };
-                zone::zone_mgmt(&m.dev, op, sector, zg.size * SPB)?;
+                zone::zone_mgmt(&m.dev, op, sector, zg.size * SPB)
+                    .inspect_err(|_| m.meta_error())?;
             }
             MetaOp::Write(addr, data) => {
                 let loc = self.geom.locate(addr).ok_or(EINVAL)?;
@@ -188,7 +240,8 @@ impl<'a> MetaSink<'a> {
                     return Err(EINVAL);
                 }
                 dst.copy_from_slice(data);
-                metaio::write_block(&m.dev, loc.dev_offset * SPB, &mut self.buf)?;
+                metaio::write_block(&m.dev, loc.dev_offset * SPB, &mut self.buf)
+                    .inspect_err(|_| m.meta_error())?;
             }
         }
         Ok(())
@@ -349,12 +402,13 @@ impl crate::zvcore::recovery::MetaReader for Reader<'_> {
     }
 }
 
-/// Opens every member exclusively for `holder` and reads its geometry;
+/// Opens every member exclusively for `holder` (told when one dies) and
+/// reads its geometry;
 /// with `blank`, refuses members that hold data.
-pub(crate) fn open_members(
+pub(crate) fn open_members<T: DeadHook>(
     name: &CStr,
     paths: &[CString],
-    holder: *const kernel::ffi::c_void,
+    holder: &Arc<DeadWatch<T>>,
     blank: bool,
 ) -> Result<(KVec<Member>, KVec<DeviceGeometry>)> {
     if paths.is_empty() {
@@ -380,17 +434,7 @@ pub(crate) fn open_members(
             return Err(EBUSY);
         }
         geoms.push(geom, GFP_KERNEL)?;
-        let path = CString::try_from_fmt(fmt!("{}", &**p))?;
-        members.push(
-            Member {
-                path,
-                dev,
-                geom,
-                read_errors: AtomicU64::new(0),
-                write_errors: AtomicU64::new(0),
-            },
-            GFP_KERNEL,
-        )?;
+        members.push(Member::new(p, dev, geom)?, GFP_KERNEL)?;
     }
     Ok((members, geoms))
 }

@@ -42,7 +42,6 @@ use crate::zvcore::{
     geom::{DeviceGeometry, MAX_DEVICES},
     pool::Grown,
 };
-use core::sync::atomic::AtomicU64;
 use kernel::{prelude::*, str::CString, sync::Arc, time::Instant};
 
 /// Times the engine may refuse the add as busy (each followed by a commit
@@ -68,8 +67,9 @@ fn grown_storage(geoms: &[DeviceGeometry], g: DeviceGeometry) -> Result<KGrown> 
 
 impl ActivePool {
     /// Adds the block device at `path` as a member (opened exclusively for
-    /// `holder`). Sleeps; call without any pool lock.
-    pub(crate) fn add_member(&self, path: &CStr, holder: *const kernel::ffi::c_void) -> Result {
+    /// the pool's holder, told if it dies). Sleeps; call without any pool
+    /// lock.
+    pub(crate) fn add_member(&self, path: &CStr) -> Result {
         let name = &*self.name;
         if self.read_only {
             pr_err!("{}: assembled read-only: cannot add {}\n", name, path);
@@ -79,7 +79,7 @@ impl ActivePool {
             pr_err!("{}: at most {} members\n", name, MAX_DEVICES);
             return Err(ENOSPC);
         }
-        let dev = LowerDev::open(path, holder).inspect_err(|e| {
+        let dev = LowerDev::open(path, &self.watch).inspect_err(|e| {
             pr_err!("{}: cannot open {} exclusively: {:?}\n", name, path, e);
         })?;
         let mut geom = probe_geometry(name, path, &dev)?;
@@ -108,13 +108,7 @@ impl ActivePool {
         let counts = ZoneReads::counters(&geom)?;
         let mut uuid: Uuid = [0; 16];
         random::fill(&mut uuid);
-        let member = Member {
-            path: CString::try_from_fmt(fmt!("{}", path))?,
-            dev,
-            geom,
-            read_errors: AtomicU64::new(0),
-            write_errors: AtomicU64::new(0),
-        };
+        let member = Member::new(path, dev, geom)?;
         let _noio = NoIo::enter();
         let mut cb = self.committer.lock();
         cb.ensure_members(self.members.len().saturating_add(1))?;

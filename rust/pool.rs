@@ -17,9 +17,10 @@ use crate::engine::{
     EngineState, Storage,
 };
 use crate::gcstate::Gc;
+use crate::healthstate::Health;
 use crate::kwrap::{
-    append::AppendVec, bdev::IoLimits, bio::BioSet, noio::NoIo, random, request::ReqList,
-    workq::ReclaimQueue,
+    append::AppendVec, bdev::IoLimits, bio::BioSet, holder::DeadWatch, noio::NoIo, random,
+    request::ReqList, workq::ReclaimQueue,
 };
 use crate::members::{
     member_sector, ms_since, open_members, reset_written_zones, stacked_limits, Member, MetaSink,
@@ -142,6 +143,15 @@ pub(crate) struct ActivePool {
     pub(crate) read_only: bool,
     /// The damage a read-only assembly went past (for `status`).
     pub(crate) damage: Option<Damage>,
+    /// Health reporting (`health.rs`): what was last told, and its work.
+    #[pin]
+    pub(crate) health: Health,
+    #[pin]
+    pub(crate) health_work: Work<ActivePool, 2>,
+    /// The members' holder: the block layer tells the pool through it when
+    /// a member dies (attached once the pool is registered, detached when
+    /// it stops).
+    pub(crate) watch: Arc<DeadWatch<ActivePool>>,
 }
 
 /// A volume name bound to a configfs directory; unbinds on drop.
@@ -201,19 +211,20 @@ fn recover_boxed(
 }
 
 impl ActivePool {
-    /// Opens `paths` exclusively for `holder`, and formats them as a new pool
-    /// (`format` = 1 only if blank, 2 = even if not).
+    /// Opens `paths` exclusively (for a new holder, told when a member
+    /// dies), and formats them as a new pool (`format` = 1 only if blank,
+    /// 2 = even if not).
     // Out of line: keeps the engine's temporaries off the configfs
     // callers' stack frames.
     #[inline(never)]
     pub(crate) fn create(
         name: &CStr,
         paths: &[CString],
-        holder: *const kernel::ffi::c_void,
         format: u8,
         ckpt_zones: u32,
     ) -> Result<Arc<Self>> {
-        let (mut members, mut geoms) = open_members(name, paths, holder, format == 1)?;
+        let watch = DeadWatch::new()?;
+        let (mut members, mut geoms) = open_members(name, paths, &watch, format == 1)?;
         // The pool's metadata zones: chosen now, fixed for its life.
         set_meta_zones(&mut geoms, ckpt_zones);
         for (m, g) in members.iter_mut().zip(geoms.iter()) {
@@ -267,7 +278,7 @@ impl ActivePool {
             ckpt_zones_of(geoms.first().map_or(0, |g| g.meta_zones))
         );
         Self::new(
-            name, uuid, members, geoms, engine, scratch, tables, false, None,
+            name, uuid, members, geoms, engine, scratch, tables, false, None, watch,
         )
     }
 
@@ -282,6 +293,7 @@ impl ActivePool {
         tables: Arc<TableBudget>,
         read_only: bool,
         damage: Option<Damage>,
+        watch: Arc<DeadWatch<ActivePool>>,
     ) -> Result<Arc<Self>> {
         let limits = stacked_limits(&members);
         let gc = Gc::new(name)?;
@@ -322,6 +334,9 @@ impl ActivePool {
                 tables,
                 read_only,
                 damage,
+                health <- Health::new(),
+                health_work <- kernel::new_work!("zvpool::health"),
+                watch,
             }),
             GFP_KERNEL,
         )
@@ -334,18 +349,19 @@ impl ActivePool {
         })
     }
 
-    /// Opens `paths` exclusively for `holder` and assembles the pool they
-    /// hold: superblocks, the newest valid checkpoint, then the journal.
+    /// Opens `paths` exclusively (for a new holder, told when a member
+    /// dies) and assembles the pool they hold: superblocks, the newest
+    /// valid checkpoint, then the journal.
     // Out of line: keeps the engine's temporaries off the configfs
     // callers' stack frames.
     #[inline(never)]
     pub(crate) fn assemble(
         name: &CStr,
         paths: &[CString],
-        holder: *const kernel::ffi::c_void,
         mode: AssembleMode,
     ) -> Result<Arc<Self>> {
-        let (opened, geoms) = open_members(name, paths, holder, false)?;
+        let watch = DeadWatch::new()?;
+        let (opened, geoms) = open_members(name, paths, &watch, false)?;
         let tables = TableBudget::new()?;
         let parts = engine_parts(name, &geoms, &opened, &tables)?;
         let mut opened = {
@@ -495,7 +511,7 @@ impl ActivePool {
         let damage = if read_only { asm.damage } else { None };
         let rewound = asm.damage.is_some() && !read_only;
         let pool = Self::new(
-            name, uuid, members, mgeoms, engine, scratch, tables, read_only, damage,
+            name, uuid, members, mgeoms, engine, scratch, tables, read_only, damage, watch,
         )?;
         if rewound {
             // The rewind is recorded by the checkpoint, which also covers

@@ -99,6 +99,7 @@ impl VolumeBackend for PoolVolume {
     fn read(&self, io: Io<Self>) {
         let r = self.pool.read(self.id, io.offset(), io.len(), &data(&io));
         io.end(r);
+        self.pool.health_kick();
     }
 
     fn write(&self, io: Io<Self>) {
@@ -106,11 +107,13 @@ impl VolumeBackend for PoolVolume {
             .pool
             .write(self.id, io.offset(), io.len(), io.is_fua(), &data(&io));
         io.end(r);
+        self.pool.health_kick();
     }
 
     fn flush(&self, io: Io<Self>) {
         let r = self.pool.flush();
         io.end(r);
+        self.pool.health_kick();
     }
 
     fn discard(&self, io: Io<Self>) {
@@ -119,6 +122,9 @@ impl VolumeBackend for PoolVolume {
     }
 
     fn queue_fast(&self, io: Io<Self>) -> Option<Io<Self>> {
+        // Process context: a failed I/O of the asynchronous path (its
+        // completion runs in IRQ context) is reported from here.
+        self.pool.health_kick();
         let level = crate::fastpath_level();
         let back = match io.op() {
             Some(Op::Read) if level >= 1 => self.pool.read_fast(self.id, io.into_request()),

@@ -8,7 +8,7 @@
 //! (pools are looked up, their `Arc` cloned, and the mutex released before
 //! any pool lock is taken).
 
-use crate::kwrap::global::registry;
+use crate::kwrap::{global::registry, uevent::EventSlot};
 use crate::pool::ActivePool;
 use kernel::{prelude::*, sync::Arc};
 
@@ -24,6 +24,8 @@ pub(crate) struct Registry {
     pools: KVec<Arc<ActivePool>>,
     /// Disk indexes in use, one bit each; grows a word at a time.
     disks: KVec<u64>,
+    /// Where pool events go (the control device, once registered).
+    pub(crate) events: EventSlot,
 }
 
 impl Registry {
@@ -32,6 +34,7 @@ impl Registry {
         Self {
             pools: KVec::new(),
             disks: KVec::new(),
+            events: EventSlot::empty(),
         }
     }
 }
@@ -47,6 +50,12 @@ pub(crate) fn remove_pool(pool: &Arc<ActivePool>) {
     if let Ok(mut g) = registry() {
         g.pools.retain(|p| !Arc::ptr_eq(p, pool));
     }
+}
+
+/// Sends a pool event (`KOBJ_CHANGE` of the control device with `vars`).
+/// Sleeps; process context, no pool lock held.
+pub(crate) fn send_event(vars: &[&CStr]) -> Result {
+    registry()?.events.change(vars)
 }
 
 /// The active pool named `name`.

@@ -17,6 +17,7 @@ use kernel::{prelude::*, str::Formatter};
 impl ActivePool {
     /// Writes the `status` attribute.
     pub(crate) fn status(&self, w: &mut impl core::fmt::Write) -> core::fmt::Result {
+        self.check_health_if_dirty();
         let st = self.state.lock();
         let e = &st.engine;
         let a = e.alloc();
@@ -24,6 +25,7 @@ impl ActivePool {
         let cap = e.geom().data_capacity_blocks();
         let used = a.used_blocks();
         writeln!(w, "state active")?;
+        writeln!(w, "health {}", self.pool_health(e.is_failed()).word())?;
         w.write_str("uuid ")?;
         for (i, b) in self.uuid.iter().enumerate() {
             if matches!(i, 4 | 6 | 8 | 10) {
@@ -139,6 +141,7 @@ impl ActivePool {
 
     /// Writes the `members` attribute.
     pub(crate) fn members_text(&self, w: &mut impl core::fmt::Write) -> core::fmt::Result {
+        self.check_health_if_dirty();
         let st = self.state.lock();
         let a = st.engine.alloc();
         for (i, m) in self.members.iter().enumerate() {
@@ -152,7 +155,7 @@ impl ActivePool {
             };
             writeln!(
                 w,
-                "{} {} {} zones={} zone_bytes={} cap_bytes={} max_open={} max_active={} free_zones={} used_bytes={} read_errors={} write_errors={} state={}",
+                "{} {} {} zones={} zone_bytes={} cap_bytes={} max_open={} max_active={} free_zones={} used_bytes={} read_errors={} write_errors={} meta_errors={} state={}",
                 i,
                 m.path.to_str().unwrap_or("?"),
                 kind,
@@ -165,7 +168,8 @@ impl ActivePool {
                 a.dev_valid_blocks(i as u16) * BLOCK_SIZE as u64,
                 re,
                 we,
-                if re + we == 0 { "ok" } else { "errors" }
+                m.meta_errors.load(Ordering::Relaxed),
+                m.state().word()
             )?;
         }
         Ok(())

@@ -30,6 +30,10 @@ mod fastpath;
 mod gc;
 #[deny(unsafe_code)]
 mod gcstate;
+#[deny(unsafe_code)]
+mod health;
+#[deny(unsafe_code)]
+mod healthstate;
 mod kwrap;
 #[deny(unsafe_code)]
 mod lowerio;
@@ -123,7 +127,7 @@ pub(crate) fn ckpt_step_delay_ms() -> u32 {
 #[pin_data(PinnedDrop)]
 struct ZvpoolModule {
     #[pin]
-    control: kernel::miscdevice::MiscDeviceRegistration<control::Control>,
+    control: kwrap::uevent::EventDevice<control::Control>,
     #[pin]
     configfs: kernel::configfs::Subsystem<config::Root>,
     registry: registry::Teardown,
@@ -138,7 +142,7 @@ impl kernel::InPlaceModule for ZvpoolModule {
         );
         kwrap::global::init_registry();
         try_pin_init!(Self {
-            control <- kernel::miscdevice::MiscDeviceRegistration::register(control::options()),
+            control <- kwrap::uevent::EventDevice::register(control::options()),
             configfs <- config::subsystem(),
             registry: registry::Teardown,
         })

@@ -3,18 +3,22 @@
 
 pub(crate) use super::ffi::IoLimits;
 use super::ffi::{self, BdevGeom};
+use super::holder::{DeadHook, DeadWatch, HolderRef};
 use core::ptr::NonNull;
-use kernel::{bindings, error::from_err_ptr, ffi::c_void, prelude::*, str::CStr};
+use kernel::{bindings, error::from_err_ptr, prelude::*, str::CStr, sync::Arc};
 
 /// An exclusively opened block device.
 ///
 /// # Invariants
 ///
 /// `file` is a block-device file returned by `bdev_file_open_by_path` with
-/// `BLK_OPEN_EXCL`; it is released (with `bdev_fput`) only in `Drop`, so the
-/// `block_device` behind it stays valid and claimed while `self` lives.
+/// `BLK_OPEN_EXCL` for the holder `holder` refers to; it is released (with
+/// `bdev_fput`) only in `Drop`, so the `block_device` behind it stays valid
+/// and claimed while `self` lives, and `_holder` is released after it.
 pub(crate) struct LowerDev {
     file: NonNull<bindings::file>,
+    /// Dropped after `Drop::drop` released the claim.
+    _holder: HolderRef,
 }
 
 // SAFETY: a bdev file may be used and released from any thread; `LowerDev` has
@@ -25,30 +29,34 @@ unsafe impl Send for LowerDev {}
 unsafe impl Sync for LowerDev {}
 
 impl LowerDev {
-    /// Opens `path` for reading and writing, exclusively for `holder`.
+    /// Opens `path` for reading and writing, exclusively for `watch`.
     ///
-    /// `holder` identifies the owner to the block layer (a second exclusive
-    /// open with another holder fails with `EBUSY`); it is never dereferenced
-    /// because no holder operations are registered.
-    pub(crate) fn open(path: &CStr, holder: *const c_void) -> Result<Self> {
-        if holder.is_null() {
-            return Err(EINVAL);
-        }
+    /// `watch` identifies the owner to the block layer (a second exclusive
+    /// open with another holder fails with `EBUSY`) and is told when the
+    /// device dies ([`DeadHook`]).
+    pub(crate) fn open<T: DeadHook>(path: &CStr, watch: &Arc<DeadWatch<T>>) -> Result<Self> {
+        let holder = HolderRef::new(watch);
         // SAFETY: no preconditions.
         let mode = unsafe { ffi::zvpool_blk_open_mode_rw_excl() };
-        // SAFETY: `path` is NUL-terminated and outlives the call; a non-null
-        // holder with NULL holder ops is allowed and only compared by address.
+        // SAFETY: `path` is NUL-terminated and outlives the call; the holder
+        // is a `DeadWatch<T>` kept alive by `holder` until after the claim is
+        // released (`Drop`), and its operations are the ones for that type
+        // (static).
         let file = from_err_ptr(unsafe {
             bindings::bdev_file_open_by_path(
                 path.as_char_ptr(),
                 mode,
-                holder.cast_mut(),
-                core::ptr::null(),
+                holder.holder(),
+                DeadWatch::<T>::ops(),
             )
         })?;
         let file = NonNull::new(file).ok_or(ENODEV)?;
-        // INVARIANT: `file` was just opened exclusively and is owned by us.
-        Ok(Self { file })
+        // INVARIANT: `file` was just opened exclusively for `holder`'s watch
+        // and is owned by us.
+        Ok(Self {
+            file,
+            _holder: holder,
+        })
     }
 
     /// The `block_device` of this file.
@@ -64,6 +72,19 @@ impl LowerDev {
         // `struct zvpool_bdev_geom` mirror on our stack.
         unsafe { ffi::zvpool_bdev_geometry(self.bdev(), &mut g) };
         g
+    }
+
+    /// Whether the device is still there: `false` once its disk was
+    /// deleted (removed, surprise or not).
+    pub(crate) fn is_live(&self) -> bool {
+        // SAFETY: `bdev()` is open (type invariant), so its disk is valid.
+        unsafe { bindings::disk_live((*self.bdev()).bd_disk) }
+    }
+
+    /// The device's `dev_t` (as [`DeadHook::device_dead`] names it).
+    pub(crate) fn devt(&self) -> u32 {
+        // SAFETY: `bdev()` is open (type invariant).
+        unsafe { (*self.bdev()).bd_dev }
     }
 }
 
@@ -122,6 +143,8 @@ impl Drop for LowerDev {
     fn drop(&mut self) {
         // SAFETY: by the type invariant `file` is an exclusively opened bdev
         // file that nobody else releases; after this it is not used again.
+        // The claim is released before `bdev_fput` returns, and `_holder`
+        // (dropped after this) only then.
         unsafe { bindings::bdev_fput(self.file.as_ptr()) };
     }
 }

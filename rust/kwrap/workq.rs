@@ -53,3 +53,12 @@ impl Drop for ReclaimQueue {
         unsafe { bindings::destroy_workqueue(self.wq.as_ptr()) };
     }
 }
+
+/// Waits until work item `w` is neither queued nor running (if it was
+/// queued before this call; `flush_work`). Sleeps; must not be called from
+/// `w` itself.
+pub(crate) fn flush_work<T: ?Sized, const ID: u64>(w: &kernel::workqueue::Work<T, ID>) {
+    // SAFETY: `w` is a reference to an initialised work item, so the raw
+    // `work_struct` it wraps is valid for the call.
+    unsafe { bindings::flush_work(kernel::workqueue::Work::raw_get(w)) };
+}

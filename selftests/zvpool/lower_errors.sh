@@ -32,7 +32,7 @@ insmod "$KO"
 ktap_test_result "pool and a volume on a zoned null_blk" \
 	quiet sh -c "zvpoolctl pool create -f err $NBDEV && zvpoolctl volume create err/v --size 64M"
 V=$(zvpoolctl volume show -H -o device err/v | cut -f2)
-member_errors() { sed -n 's/.* read_errors=\([0-9]*\) write_errors=\([0-9]*\) state=\(.*\)$/\1 \2 \3/p' \
+member_errors() { sed -n 's/.* read_errors=\([0-9]*\) write_errors=\([0-9]*\) meta_errors=[0-9]* state=\(.*\)$/\1 \2 \3/p' \
 	/sys/kernel/config/zvpool/err/members; }
 dd if=/dev/urandom of=/tmp/a bs=$MIB count=8 2>/dev/null
 ktap_test_result "write 8 MiB, flushed" dd if=/tmp/a of="$V" bs=$MIB oflag=direct conv=fsync status=none
@@ -58,7 +58,7 @@ fi
 ktap_test_result "the read error is logged" log "zvpool: err: read error on $NBDEV"
 set -- $(member_errors)
 ktap_print_msg "member counters: read_errors=$1 write_errors=$2 state=$3"
-ktap_test_result "member error counters count both" sh -c "[ '$1' -gt 0 ] && [ '$2' -gt 0 ] && [ '$3' = errors ]"
+ktap_test_result "member error counters count both; the member is degraded" sh -c "[ '$1' -gt 0 ] && [ '$2' -gt 0 ] && [ '$3' = degraded ]"
 ktap_test_result "unmapped space still reads (zeros, no lower I/O)" \
 	sh -c "[ \$(dd if=$V bs=$MIB skip=40 count=1 iflag=direct status=none | tr -d '\000' | wc -c) = 0 ]"
 

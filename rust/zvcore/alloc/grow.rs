@@ -108,16 +108,51 @@ where
         self.only = members;
     }
 
+    /// Marks the members of `members` (bit per member) as gone: their
+    /// device was removed. Like an evacuated member they take no new
+    /// blocks and their free zones stop counting as free space; in addition
+    /// nothing is planned on their zones any more (no reset, no finish, no
+    /// GC victim: every such I/O would fail). Their blocks stay mapped (a
+    /// read of one fails). Cumulative: a member does not come back while
+    /// the pool runs.
+    pub fn set_lost(&mut self, members: u64) {
+        self.lost |= members;
+        for d in 0..self.geom.nr_devices() {
+            if members & dev_bit(usize::from(d)) == 0 {
+                continue;
+            }
+            for s in 0..NR_STREAMS {
+                if let Some(z) = Stream::from_index(s).and_then(|s| self.open_zone(s, d)) {
+                    let _ = self.close(z);
+                }
+            }
+        }
+    }
+
+    /// The members set by [`Self::set_lost`].
+    pub fn lost(&self) -> u64 {
+        self.lost
+    }
+
+    /// Whether zone `z` lies on a lost member ([`Self::set_lost`]).
+    pub fn zone_lost(&self, z: u32) -> bool {
+        self.lost != 0
+            && self
+                .geom
+                .zone_dev(z)
+                .is_some_and(|(d, _)| self.lost & dev_bit(usize::from(d)) != 0)
+    }
+
     /// The members set by [`Self::set_evacuating`].
     pub fn evacuating(&self) -> u64 {
         self.evacuating
     }
 
     /// Empty data zones that can take blocks: those of members neither
-    /// fenced nor evacuated. GC's urgency and the writers' pacing follow
-    /// this count.
+    /// fenced, evacuated nor lost. GC's urgency and the writers' pacing
+    /// follow this count.
     pub fn usable_free_zones(&self) -> u32 {
-        let excluded = self.fenced | self.evacuating;
+        let excluded = self.fenced | self.evacuating | self.lost;
         if excluded == 0 {
             return self.free_zones;
         }

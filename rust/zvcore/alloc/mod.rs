@@ -342,6 +342,9 @@ pub struct Allocator<G, Z, D = DevTable> {
     /// The only members the next allocations may use (0: any;
     /// [`Self::set_only`]).
     only: u64,
+    /// Members that are gone (the device was removed): no new blocks, no
+    /// zone operation ([`Self::set_lost`]), bit per member.
+    lost: u64,
 }
 
 impl<G, Z> Allocator<G, Z, DevTable>
@@ -396,6 +399,7 @@ where
             fenced: 0,
             evacuating: 0,
             only: 0,
+            lost: 0,
             written: [0; NR_STREAMS],
         };
         for z in 0..a.geom.nr_zones() {

@@ -78,7 +78,7 @@ where
                     // volume's blocks).
                     continue;
                 }
-                if self.evacuating & dev_bit(d) != 0 {
+                if (self.evacuating | self.lost) & dev_bit(d) != 0 {
                     // Evacuated: its space is not for new blocks (not a
                     // wait either: it does not come back by itself).
                     continue;

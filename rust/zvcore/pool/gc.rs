@@ -72,11 +72,14 @@ where
                 }
             }
         }
-        let excluded = self.alloc.fenced() | self.alloc.evacuating();
+        let lost = self.alloc.lost();
+        let excluded = self.alloc.fenced() | self.alloc.evacuating() | lost;
         let moving = !urgent && room > 0;
-        if !moving && excluded != 0 {
+        if excluded != 0 {
             if let Some(v) = self.gc_victim {
-                if self.zone_excluded(v, excluded) {
+                // A lost member's zones are never collected (their blocks
+                // cannot be read); others' only while moving data.
+                if self.zone_excluded(v, lost) || (!moving && self.zone_excluded(v, excluded)) {
                     self.gc_victim = None;
                 }
             }

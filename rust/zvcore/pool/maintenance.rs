@@ -97,7 +97,10 @@ where
         let journal_resets = self.commit_blocks();
         for k in 0..self.nfinish {
             if let Some(&z) = self.finish_q.get(k) {
-                sink(MetaOp::Finish(z))?;
+                // A lost member's zone stays as it is (the device is gone).
+                if !self.alloc.zone_lost(z) {
+                    sink(MetaOp::Finish(z))?;
+                }
                 self.alloc.finish_issued(z);
             }
         }
@@ -118,6 +121,10 @@ where
                 continue;
             }
             if self.gc_busy && self.gc_victim == Some(z) {
+                continue;
+            }
+            if self.alloc.zone_lost(z) {
+                // Its device is gone: it is never reused while the pool runs.
                 continue;
             }
             let ze = self.zepoch.get(z as usize).copied().unwrap_or(u64::MAX);

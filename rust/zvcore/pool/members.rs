@@ -167,10 +167,14 @@ where
         if self.alloc.fenced() != 0 || self.evac.is_some_and(|(m, _, _)| m != d) {
             return Err(Error::Busy);
         }
+        let bit = 1u64.checked_shl(u32::from(d)).unwrap_or(0);
+        if self.alloc.lost() & bit != 0 {
+            // Its blocks cannot be read: nothing could move them.
+            return Err(Error::Invalid("evacuate: the member is gone"));
+        }
         if self.evac.is_some() {
             return Ok(());
         }
-        let bit = 1u64.checked_shl(u32::from(d)).unwrap_or(0);
         let live = self.alloc.dev_valid_blocks(d);
         // Kept free on the others: GC's working room (its reserve and the
         // band where it runs in the background), else their GC could not
@@ -253,6 +257,30 @@ where
             .map(|(z, _)| z)
     }
 
+    /// Member `d`'s device is gone (removed while the pool runs): it takes
+    /// no new blocks and nothing is planned on its zones any more
+    /// ([`crate::alloc::Allocator::set_lost`]); an evacuation of it ends
+    /// (its blocks cannot be read). Its blocks stay mapped: reading one
+    /// fails, overwriting one places the new data elsewhere. Metadata that
+    /// must go to it fails the next commit that writes it, as any metadata
+    /// I/O error does. Not persistent: the pool cannot be assembled without
+    /// the member.
+    pub fn member_lost(&mut self, d: u16) -> Result<()> {
+        if d >= self.alloc.geom().nr_devices() {
+            return Err(Error::Invalid("member_lost: no such member"));
+        }
+        if self.evac.is_some_and(|(m, _, _)| m == d) {
+            self.alloc.set_evacuating(0);
+            self.evac = None;
+        }
+        self.alloc
+            .set_lost(1u64.checked_shl(u32::from(d)).unwrap_or(0));
+        if self.gc_victim.is_some_and(|v| self.alloc.zone_lost(v)) {
+            self.gc_victim = None;
+        }
+        Ok(())
+    }
+
     /// Whether a member added by [`Self::member_add`] waits for the commit
     /// that makes it part of the pool.
     pub fn member_pending(&self) -> bool {
@@ -311,7 +339,11 @@ where
         let i = (self.sb.generation & 1) as u32;
         let mut any = false;
         let jdev = self.jdev;
-        for d in (0..last).filter(|d| *d != jdev) {
+        let lost = self.alloc.lost();
+        // A lost member's copy cannot be written (its device is gone): the
+        // other copies do.
+        let here = |d: &u16| *d != jdev && lost & 1u64.checked_shl(u32::from(*d)).unwrap_or(0) == 0;
+        for d in (0..last).filter(here) {
             let z = log_zone(self.alloc.geom(), d, i).ok_or(Error::Invalid("log zone"))?;
             if self.alloc.meta_open(z, true).is_err() {
                 // No zone slot there now (its data zones use them all).

@@ -85,7 +85,7 @@ where
         }
         let n = self.alloc.geom().nr_devices();
         let all = 1u64.checked_shl(u32::from(n)).map_or(u64::MAX, |b| b - 1);
-        let off = self.alloc.fenced() | self.alloc.evacuating();
+        let off = self.alloc.fenced() | self.alloc.evacuating() | self.alloc.lost();
         if members == 0 || members & !all != 0 || members & off != 0 {
             return Err(Error::Invalid("migrate: members"));
         }
@@ -177,7 +177,8 @@ where
                         .min(item_max)
                         .min(zend.saturating_sub(a).max(1))
                         .min(max_blocks.saturating_sub(want));
-                    if st.m.members & bit(loc.dev) == 0 {
+                    // Blocks on a lost member cannot be read: they stay.
+                    if st.m.members & bit(loc.dev) == 0 && self.alloc.lost() & bit(loc.dev) == 0 {
                         if let Some(slot) = out.get_mut(n) {
                             slot.src = MapExtent {
                                 vol: st.m.vol,

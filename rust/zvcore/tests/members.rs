@@ -32,8 +32,13 @@ const VOL_BLOCKS: u64 = 1500;
 /// A pool of `members` ZNS members with volume 1 written once and
 /// committed.
 fn world(name: &str, members: usize) -> World {
+    world_of(name, members, 24)
+}
+
+/// [`world`] with members of `zones` zones.
+fn world_of(name: &str, members: usize, zones: u32) -> World {
     let seed = seed_from_env(name);
-    let mut w = World::with_geoms(Rng::new(seed), seed, vec![zns(24); members]);
+    let mut w = World::with_geoms(Rng::new(seed), seed, vec![zns(zones); members]);
     w.format();
     w.pool()
         .vol_create(1, b"v", VOL_BLOCKS, 0)
@@ -559,4 +564,79 @@ fn evacuation_under_overwrites_leaves_gc_room_on_the_others() {
         w.pool_ref().alloc().usable_free_zones()
     );
     w.run_verify("after the evacuation under overwrites");
+}
+
+/// The reports of member `d`'s data zones on its device.
+fn data_zone_reports(w: &World, d: usize) -> Vec<(u32, Option<(Cond, u64)>)> {
+    let p = w.pool_ref();
+    let geo = p.geom();
+    let first = geo.dev_first_zone(d as u16).expect("member");
+    let n = geo.device(d as u16).expect("member").nr_zones;
+    (first..first + n)
+        .filter(|z| geo.zone(*z).is_some_and(|g| !g.meta))
+        .map(|z| {
+            let (dev, local) = w.zone_loc(z);
+            (z, w.devs[dev].report(local))
+        })
+        .collect()
+}
+
+#[test]
+fn a_lost_member_takes_nothing_and_nothing_touches_its_zones() {
+    // Small members: GC must run once the lost member's space is gone.
+    let mut w = world_of("members-lost", 3, 10);
+    overwrite(&mut w, 2);
+    let d = 2usize;
+    // Where the volume's blocks on the member are.
+    let on: Vec<(u64, u64)> = (0..VOL_BLOCKS)
+        .filter_map(|l| w.addr_of(1, l).map(|a| (l, a)))
+        .filter(|&(_, a)| w.loc(a).0 == d)
+        .collect();
+    assert!(on.len() > 100, "the member holds data: {}", on.len());
+    let reports = data_zone_reports(&w, d);
+    assert!(matches!(w.pool().member_lost(9), Err(Error::Invalid(_))));
+    w.pool().member_lost(d as u16).expect("member_lost");
+    assert_eq!(w.pool_ref().alloc().lost(), 1 << d);
+    let a = w.pool_ref().alloc();
+    assert_eq!(
+        a.usable_free_zones(),
+        a.free_zones() - a.dev_free_zones(d as u16),
+        "its free zones are not free space any more"
+    );
+    assert!(matches!(
+        w.pool().evacuate(Some(d as u16)),
+        Err(Error::Invalid(_))
+    ));
+    // Overwrites of the lower half only, with GC, commits and resets.
+    let half = VOL_BLOCKS / 2;
+    for r in 0..6u64 {
+        for l in (0..half - 16).step_by(16) {
+            w.write_exact(1, (l + r * 3) % (half - 16), 16);
+        }
+        w.gc_until_free(0);
+        while !w.commit(false) {}
+        w.maintenance();
+        w.end_resets();
+    }
+    assert!(w.st.gc_batches > 0, "GC ran");
+    assert_eq!(
+        data_zone_reports(&w, d),
+        reports,
+        "a data zone of the lost member was written, reset or finished"
+    );
+    let mut kept = 0;
+    for &(l, a) in &on {
+        if l >= half {
+            assert_eq!(
+                w.addr_of(1, l),
+                Some(a),
+                "block {l} moved off the lost member"
+            );
+            kept += 1;
+        } else if let Some(now) = w.addr_of(1, l) {
+            assert!(now == a || w.loc(now).0 != d, "new data on the lost member");
+        }
+    }
+    assert!(kept > 0);
+    w.run_verify("with a lost member");
 }

@@ -253,7 +253,7 @@ const LIST_COLUMNS_HELP: &[(&str, &str)] = &[
     ("state", "active or inactive"),
     (
         "health",
-        "ok, degraded (a member failed or is missing), failed (all), - (inactive)",
+        "ok, degraded (a member is not ok), failed (metadata cannot be committed), - (inactive)",
     ),
     (
         "size",
@@ -837,7 +837,13 @@ fn stop_one(ctx: &mut Ctx<'_>, name: &str) -> Result<(), Error> {
     Ok(())
 }
 
-fn health(state: &str, members: &[abi::Member]) -> Value {
+/// The pool's health: the kernel's own `health` (kernels that report it),
+/// else made from the members' states.
+fn health(st: &KeyValues, members: &[abi::Member]) -> Value {
+    let state = st.get("state").unwrap_or("unknown");
+    if let (true, Some(h)) = (state == "active", st.get("health")) {
+        return Value::text(h);
+    }
     if state != "active" || members.is_empty() {
         return Value::Null;
     }
@@ -906,7 +912,7 @@ fn list(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
         t.push(vec![
             Value::text(name.as_str()),
             Value::text(state.as_str()),
-            health(&state, &mem),
+            health(&st, &mem),
             Value::opt_bytes(size),
             Value::opt_bytes(used),
             Value::opt_bytes(n("free_bytes")?),
@@ -945,7 +951,7 @@ fn status(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
     rec.push(vec![
         Value::text(name.as_str()),
         Value::text(state.as_str()),
-        health(&state, &mem),
+        health(&st, &mem),
         st.get("uuid").map_or(Value::Null, Value::text),
         Value::opt_count(n("members")?.or(Some(mem.len() as u64))),
         Value::opt_bytes(size),

@@ -1,0 +1,207 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Member and pool health, told once per change: a log line, and a
+//! uevent (`KOBJ_CHANGE` of `/dev/zvpool-control` with `ZVPOOL_*`
+//! variables, `kwrap::uevent`).
+//!
+//! States come from counters the I/O paths keep without locks (failed data
+//! and metadata I/O) and from the block layer: a member whose device dies
+//! is told through the pool's holder operations (`kwrap::holder`, the
+//! `mark_dead` callback). Anything that can change a state sets
+//! `health.dirty` (any context); the check itself runs in process context,
+//! from a work item ([`ActivePool::health_kick`]) or inline when `status`
+//! or `members` is read, and takes no lock across I/O.
+//!
+//! A missing member is told to the engine (`Pool::member_lost`): nothing is
+//! placed on it and nothing is planned on its zones any more. Its blocks
+//! stay mapped; reading one fails with EIO.
+
+use crate::healthstate::{MemberState, PoolHealth};
+use crate::kwrap::{holder::DeadHook, noio::NoIo, uevent::MAX_VARS, workq};
+use crate::pool::ActivePool;
+use crate::registry;
+use core::sync::atomic::Ordering;
+use kernel::{
+    prelude::*,
+    str::CString,
+    sync::Arc,
+    workqueue::{self, impl_has_work, WorkItem},
+};
+
+impl_has_work! {
+    impl HasWork<Self, 2> for ActivePool { self.health_work }
+}
+
+impl WorkItem<2> for ActivePool {
+    type Pointer = Arc<ActivePool>;
+
+    fn run(this: Arc<ActivePool>) {
+        this.check_health();
+    }
+}
+
+impl DeadHook for ActivePool {
+    fn device_dead(this: &Arc<Self>, dev: u32, _surprise: bool) {
+        for m in this.members.iter() {
+            if m.dev.devt() == dev {
+                m.gone.store(true, Ordering::Release);
+            }
+        }
+        this.health.dirty.store(true, Ordering::Release);
+        this.health_kick();
+    }
+}
+
+impl ActivePool {
+    /// Queues a health check when something may have changed (cheap when
+    /// nothing did). Process context: takes a mutex.
+    pub(crate) fn health_kick(self: &Arc<Self>) {
+        if !self.health.dirty.load(Ordering::Acquire) {
+            return;
+        }
+        let open = self.health.gate.lock();
+        if *open {
+            // Already queued: that check sees the change.
+            let _ = workqueue::system().enqueue::<_, 2>(self.clone());
+        }
+    }
+
+    /// No more health checks are queued; returns once none is queued or
+    /// running. Sleeps (the pool stops).
+    pub(crate) fn health_stop(&self) {
+        *self.health.gate.lock() = false;
+        workq::flush_work(&self.health_work);
+    }
+
+    /// The pool's health now (`engine_failed`: the engine's own state).
+    pub(crate) fn pool_health(&self, engine_failed: bool) -> PoolHealth {
+        if engine_failed {
+            PoolHealth::Failed
+        } else if self.members.iter().any(|m| m.state() != MemberState::Ok) {
+            PoolHealth::Degraded
+        } else {
+            PoolHealth::Ok
+        }
+    }
+
+    /// [`Self::check_health`] when something may have changed (`status` and
+    /// `members` reads: what they show has been told). Process context, no
+    /// pool lock held.
+    pub(crate) fn check_health_if_dirty(&self) {
+        if self.health.dirty.load(Ordering::Acquire) {
+            self.check_health();
+        }
+    }
+
+    /// Reports every state change since the last check, in order. Process
+    /// context, no pool lock held; sleeps.
+    pub(crate) fn check_health(&self) {
+        let _noio = NoIo::enter();
+        let mut reported = self.health.reported.lock();
+        self.health.dirty.store(false, Ordering::Release);
+        for (i, m) in self.members.iter().enumerate() {
+            let now = m.state();
+            let was = MemberState::from_u8(m.reported.swap(now as u8, Ordering::AcqRel));
+            if now == was {
+                continue;
+            }
+            let lost = if now == MemberState::Missing {
+                let mut st = self.state.lock();
+                let r = st.engine.member_lost(i as u16);
+                self.note_levels(&st.engine);
+                Some(r)
+            } else {
+                None
+            };
+            // Writers waiting for space see the space that is left.
+            self.gc_cv.notify_all();
+            let path = m.path.to_str().unwrap_or("?");
+            let (re, we, me) = (
+                m.read_errors.load(Ordering::Relaxed),
+                m.write_errors.load(Ordering::Relaxed),
+                m.meta_errors.load(Ordering::Relaxed),
+            );
+            match now {
+                MemberState::Ok => pr_info!("{}: member {} ({}) is ok\n", &*self.name, i, path),
+                MemberState::Degraded => pr_warn!(
+                    "{}: member {} ({}) is degraded: read_errors={} write_errors={}\n",
+                    &*self.name,
+                    i,
+                    path,
+                    re,
+                    we
+                ),
+                MemberState::Failed => pr_err!(
+                    "{}: member {} ({}) failed: {} metadata I/O error(s)\n",
+                    &*self.name,
+                    i,
+                    path,
+                    me
+                ),
+                MemberState::Missing => pr_err!(
+                    "{}: member {} ({}) is missing: its device is gone; its blocks read as I/O errors, new data goes to the other members\n",
+                    &*self.name,
+                    i,
+                    path
+                ),
+            }
+            if let Some(Err(e)) = lost {
+                pr_err!(
+                    "{}: member {}: the engine did not take it out: {:?}\n",
+                    &*self.name,
+                    i,
+                    e
+                );
+            }
+            self.event(
+                "member",
+                &[
+                    ("ZVPOOL_MEMBER_INDEX", &fmt!("{}", i)),
+                    ("ZVPOOL_MEMBER", &fmt!("{}", path)),
+                    ("ZVPOOL_STATE", &fmt!("{}", now.word())),
+                ],
+            );
+        }
+        let failed = self.state.lock().engine.is_failed();
+        let now = self.pool_health(failed);
+        if now != *reported {
+            match now {
+                PoolHealth::Ok => pr_info!("{}: pool health: ok\n", &*self.name),
+                PoolHealth::Degraded => pr_warn!("{}: pool health: degraded\n", &*self.name),
+                PoolHealth::Failed => pr_err!(
+                    "{}: pool health: failed (metadata cannot be committed: stop the pool and assemble it again)\n",
+                    &*self.name
+                ),
+            }
+            self.event("health", &[("ZVPOOL_HEALTH", &fmt!("{}", now.word()))]);
+            *reported = now;
+        }
+    }
+
+    /// Sends event `what` of this pool with `vars` (`ZVPOOL_POOL` and
+    /// `ZVPOOL_EVENT` first). A failure is logged, never fatal.
+    fn event(&self, what: &str, vars: &[(&str, &core::fmt::Arguments<'_>)]) {
+        let r = (|| -> Result {
+            let mut owned = KVec::<CString>::with_capacity(MAX_VARS, GFP_KERNEL)?;
+            owned.push(
+                CString::try_from_fmt(fmt!("ZVPOOL_POOL={}", &*self.name))?,
+                GFP_KERNEL,
+            )?;
+            owned.push(
+                CString::try_from_fmt(fmt!("ZVPOOL_EVENT={}", what))?,
+                GFP_KERNEL,
+            )?;
+            for (k, v) in vars {
+                owned.push(CString::try_from_fmt(fmt!("{}={}", k, v))?, GFP_KERNEL)?;
+            }
+            let mut refs: [&CStr; MAX_VARS] = [c""; MAX_VARS];
+            let n = owned.len().min(MAX_VARS);
+            for (r, s) in refs.iter_mut().zip(owned.iter()) {
+                *r = s;
+            }
+            registry::send_event(refs.get(..n).unwrap_or(&[]))
+        })();
+        if let Err(e) = r {
+            pr_warn!("{}: {} event not sent: {:?}\n", &*self.name, what, e);
+        }
+    }
+}
