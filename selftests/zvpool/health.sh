@@ -15,7 +15,10 @@
 #   missing device; its used space does not grow);
 # - then a metadata write fails (bad blocks over the journal member's
 #   metadata zones): that member `state=failed`, `health failed`, their
-#   uevents, one log line; reads still served; the pool stops.
+#   uevents, one log line; reads still served; the pool stops;
+# - `zvpoolctl pool health` on a pool over the VM's NVMe ZNS namespace:
+#   exit 0, the device's model, firmware and state, its controller's SMART
+#   / health log (temperature, spare, used, media errors).
 # No kernel warning, lockdep report or hung task throughout.
 DIR=$(dirname "$0")
 . "$DIR/ktap_helpers.sh"
@@ -39,7 +42,7 @@ if [ ! -f "$KO" ] || [ ! -f /lib/modules/null_blk.ko ]; then
 	ktap_test_skip "member health" "needs zvpool.ko and null_blk.ko"
 	ktap_finished
 fi
-ktap_set_plan 30
+ktap_set_plan 33
 lsmod | grep -q '^zvpool ' && rmmod zvpool
 rm -f $C /tmp/hp.uev.*
 dmesg_mark
@@ -169,6 +172,35 @@ ktap_expect_eq "volume a still reads as written" "$SUMA" "$(dsum $VA 16)"
 zv pool stop hp >/tmp/hp.out 2>&1
 sed 's/^/# /' /tmp/hp.out
 ktap_test_result "the pool stops" sh -c "[ ! -d $CFG/hp ] || grep -q '^state inactive' $CFG/hp/status"
+
+# --- pool health on an NVMe ZNS member: the device's own health --------------------
+VMENV=${ZVPOOL_VM_ENV:-/etc/zvpool/vm.env}
+Z=
+if [ -f "$VMENV" ]; then
+	. "$VMENV"
+	. "$DIR/vm_devices.sh"
+	Z=$(zns_dev 0)
+fi
+if [ -n "$Z" ] && zv pool create -f hz "$Z" >/tmp/hp.out 2>&1; then
+	ktap_print_msg "\$ zvpoolctl pool health hz ($Z)"
+	zv pool health hz >/tmp/hp.out 2>&1
+	RC=$?
+	sed 's/^/# /' /tmp/hp.out
+	ktap_expect_eq "pool health of a healthy pool exits 0" 0 "$RC"
+	zv pool health -j hz >/tmp/hp.json 2>&1
+	ktap_test_result "the NVMe member's model, firmware and controller state from sysfs" \
+		sh -c "grep -q '\"model\": \"QEMU NVMe Ctrl\"' /tmp/hp.json && grep -q '\"device_state\": \"live\"' /tmp/hp.json &&
+		! grep -q '\"firmware\": null' /tmp/hp.json"
+	ktap_test_result "its SMART / health log: temperature, spare, used, media errors" \
+		sh -c "grep -Eq '\"temperature_c\": -?[0-9]+,' /tmp/hp.json && grep -Eq '\"spare_pct\": [0-9]+,' /tmp/hp.json &&
+		grep -Eq '\"used_pct\": [0-9]+,' /tmp/hp.json && grep -q '\"media_errors\": 0,' /tmp/hp.json" ||
+		sed 's/^/# /' /tmp/hp.json
+	zv pool stop hz >/dev/null 2>&1
+else
+	ktap_test_skip "pool health of a healthy pool exits 0" "no NVMe ZNS namespace in this VM"
+	ktap_test_skip "the NVMe member's model, firmware and controller state from sysfs" "no NVMe ZNS namespace in this VM"
+	ktap_test_skip "its SMART / health log: temperature, spare, used, media errors" "no NVMe ZNS namespace in this VM"
+fi
 
 DMESG_MARK=$START
 dmesg_clean_since_mark "no kernel warning, lockdep report or oops"

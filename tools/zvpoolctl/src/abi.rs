@@ -58,6 +58,8 @@ pub struct Member {
     pub used_bytes: Option<u64>,
     pub read_errors: Option<u64>,
     pub write_errors: Option<u64>,
+    /// Failed metadata I/O (kernels with member health).
+    pub meta_errors: Option<u64>,
     pub state: String,
 }
 
@@ -91,6 +93,7 @@ pub fn parse_members(text: &str) -> Result<Vec<Member>, String> {
                 "used_bytes" => m.used_bytes = num()?,
                 "read_errors" => m.read_errors = num()?,
                 "write_errors" => m.write_errors = num()?,
+                "meta_errors" => m.meta_errors = num()?,
                 "state" => m.state = v.to_string(),
                 _ => {}
             }

@@ -17,6 +17,7 @@ pub mod cache;
 pub mod check;
 pub mod cli;
 pub mod commands;
+pub mod devhealth;
 pub mod devio;
 pub mod error;
 pub mod image;

@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
-//! The two system calls std does not offer: `lseek` with `SEEK_DATA` /
-//! `SEEK_HOLE` (the data of sparse image files) and `fallocate` with
+//! The system calls std does not offer: `lseek` with `SEEK_DATA` /
+//! `SEEK_HOLE` (the data of sparse image files), `fallocate` with
 //! `FALLOC_FL_PUNCH_HOLE` (discard a range of a volume, so that an
-//! incremental stream's holes free space instead of writing zeros). They
-//! are the only `unsafe` code of zvpoolctl: plain calls into the C library
-//! std links anyway, on a file descriptor the caller owns.
+//! incremental stream's holes free space instead of writing zeros) and the
+//! NVMe admin command ioctl (a controller's SMART / health log page, for
+//! `pool health`). They are the only `unsafe` code of zvpoolctl: plain
+//! calls into the C library std links anyway, on a file descriptor the
+//! caller owns.
 
 use std::fs::File;
 use std::io;
@@ -19,7 +21,38 @@ const ENXIO: i32 = 6;
 extern "C" {
     fn lseek(fd: i32, offset: i64, whence: i32) -> i64;
     fn fallocate(fd: i32, mode: i32, offset: i64, len: i64) -> i32;
+    fn ioctl(fd: i32, request: u64, arg: *mut NvmePassthru) -> i32;
 }
+
+/// `struct nvme_passthru_cmd` (linux/nvme_ioctl.h), 72 bytes.
+#[repr(C)]
+#[derive(Default)]
+struct NvmePassthru {
+    opcode: u8,
+    flags: u8,
+    rsvd1: u16,
+    nsid: u32,
+    cdw2: u32,
+    cdw3: u32,
+    metadata: u64,
+    addr: u64,
+    metadata_len: u32,
+    data_len: u32,
+    cdw10: u32,
+    cdw11: u32,
+    cdw12: u32,
+    cdw13: u32,
+    cdw14: u32,
+    cdw15: u32,
+    timeout_ms: u32,
+    result: u32,
+}
+
+/// `NVME_IOCTL_ADMIN_CMD`: `_IOWR('N', 0x41, struct nvme_admin_cmd)`.
+const NVME_IOCTL_ADMIN_CMD: u64 =
+    (3 << 30) | ((core::mem::size_of::<NvmePassthru>() as u64) << 16) | ((b'N' as u64) << 8) | 0x41;
+/// Admin opcode Get Log Page.
+const NVME_ADMIN_GET_LOG_PAGE: u8 = 0x02;
 
 fn off(v: u64) -> io::Result<i64> {
     i64::try_from(v).map_err(|_| io::Error::other("offset out of range"))
@@ -70,4 +103,46 @@ pub fn punch_hole(f: &File, offset: u64, len: u64) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// Reads log page `lid` of the NVMe controller open as `f` (its character
+/// device, `/dev/nvme0`) for all namespaces into `buf` (a multiple of 4
+/// bytes, at most 4 KiB).
+pub fn nvme_get_log(f: &File, lid: u8, buf: &mut [u8]) -> io::Result<()> {
+    let len = buf.len();
+    if len == 0 || len % 4 != 0 || len > 4096 {
+        return Err(io::Error::other("log page length"));
+    }
+    let numd = (len / 4 - 1) as u32;
+    let mut cmd = NvmePassthru {
+        opcode: NVME_ADMIN_GET_LOG_PAGE,
+        nsid: 0xffff_ffff,
+        addr: buf.as_mut_ptr() as u64,
+        data_len: len as u32,
+        cdw10: ((numd & 0xffff) << 16) | u32::from(lid),
+        cdw11: numd >> 16,
+        ..NvmePassthru::default()
+    };
+    // SAFETY: `cmd` is a valid `nvme_passthru_cmd` for the duration of the
+    // call; the kernel writes at most `data_len` bytes to `addr`, which is
+    // `buf`, exclusively borrowed and that long; the descriptor is open for
+    // the lifetime of `f`.
+    let r = unsafe { ioctl(f.as_raw_fd(), NVME_IOCTL_ADMIN_CMD, &mut cmd) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if r > 0 {
+        // An NVMe status code: the controller refused the command.
+        return Err(io::Error::other(format!("NVMe status {r:#x}")));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn nvme_admin_ioctl_number_and_layout() {
+        assert_eq!(core::mem::size_of::<super::NvmePassthru>(), 72);
+        assert_eq!(super::NVME_IOCTL_ADMIN_CMD, 0xc048_4e41);
+    }
 }

@@ -64,6 +64,13 @@ impl Backend for FsBackend {
         self.nvmet.as_ref().map(|t| t as &dyn Tree)
     }
 
+    fn device_health(&self, path: &str) -> crate::devhealth::DeviceHealth {
+        match &self.sys_block {
+            Some(dir) => crate::devhealth::read(dir, std::path::Path::new("/dev"), path),
+            None => crate::devhealth::DeviceHealth::default(),
+        }
+    }
+
     fn disk_attr(&self, disk: &str, attr: &str) -> io::Result<String> {
         let Some(dir) = &self.sys_block else {
             return Err(io::ErrorKind::NotFound.into());

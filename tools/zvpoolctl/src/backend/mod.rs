@@ -88,6 +88,12 @@ pub trait Backend {
     fn disk_attr(&self, _disk: &str, _attr: &str) -> io::Result<String> {
         Err(io::ErrorKind::NotFound.into())
     }
+    /// What the member device at `path` says about itself (sysfs, an NVMe
+    /// controller's health log: `devhealth`); nothing where there is no
+    /// sysfs to read (test roots).
+    fn device_health(&self, _path: &str) -> crate::devhealth::DeviceHealth {
+        crate::devhealth::DeviceHealth::default()
+    }
     /// Opens member devices read-only for the offline checker (not through
     /// the driver: the devices themselves).
     fn open_devices(&self, paths: &[String]) -> Result<Box<dyn DeviceSet>, OpenError> {

@@ -10,6 +10,7 @@ pub mod check;
 pub mod device;
 pub mod evacuate;
 pub mod export;
+pub mod health;
 pub mod ident;
 pub mod image;
 pub mod import;

@@ -221,6 +221,7 @@ pub const NOUN: Noun = Noun {
             columns: &[],
             run: status,
         },
+        super::health::VERB,
         super::props::SET,
         super::props::GET,
         super::check::VERB,
@@ -839,7 +840,7 @@ fn stop_one(ctx: &mut Ctx<'_>, name: &str) -> Result<(), Error> {
 
 /// The pool's health: the kernel's own `health` (kernels that report it),
 /// else made from the members' states.
-fn health(st: &KeyValues, members: &[abi::Member]) -> Value {
+pub(super) fn health(st: &KeyValues, members: &[abi::Member]) -> Value {
     let state = st.get("state").unwrap_or("unknown");
     if let (true, Some(h)) = (state == "active", st.get("health")) {
         return Value::text(h);
@@ -872,7 +873,7 @@ fn status_u64(st: &KeyValues, key: &str, pool: &str) -> Result<Option<u64>, Fail
 
 /// The members with geometry and health (`members`); for an inactive pool,
 /// which shows none, the paths from `devices`.
-fn members(ctx: &Ctx<'_>, pool: &Obj) -> Result<Vec<abi::Member>, Failure> {
+pub(super) fn members(ctx: &Ctx<'_>, pool: &Obj) -> Result<Vec<abi::Member>, Failure> {
     let m = abi::parse_members(&ctx.read(pool, "members")?)
         .map_err(|e| Failure::new(format!("read {pool}/members"), e))?;
     if !m.is_empty() {

@@ -149,6 +149,39 @@ fn pool_list_from_files() {
 }
 
 #[test]
+fn pool_health_from_files() {
+    let t = kernel_tree();
+    // Without a `health` line (an older kernel): made from the members.
+    let r = run(&t, &["pool", "health", "-H", "fast"]);
+    assert_eq!(r.code, 1, "degraded exits 1: {r:?}");
+    assert!(r.out.contains("health\tdegraded\n"), "{}", r.out);
+    assert!(
+        r.out
+            .contains("1\t/dev/nvme0n2\tfailed\t5\t1\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\n"),
+        "{}",
+        r.out
+    );
+    // The kernel's own `health` wins, with its meta_errors.
+    let st = std::fs::read_to_string(t.path().join("fast/status")).expect("status");
+    write(
+        t.path(),
+        "fast/status",
+        &st.replace("state active\n", "state active\nhealth ok\n"),
+    );
+    write(
+        t.path(),
+        "fast/members",
+        "0 /dev/nvme0n1 zns zones=64 read_errors=0 write_errors=0 meta_errors=0 state=ok\n",
+    );
+    let r = run(&t, &["pool", "health", "-j", "fast"]);
+    assert_eq!(r.code, 0, "ok exits 0: {r:?}");
+    assert!(r.out.contains("\"health\": \"ok\""), "{}", r.out);
+    assert!(r.out.contains("\"meta_errors\": 0,"), "{}", r.out);
+    // An inactive pool is not healthy.
+    assert_eq!(run(&t, &["pool", "health", "slow"]).code, 1);
+}
+
+#[test]
 fn pool_status_from_files() {
     let t = kernel_tree();
     let r = run(&t, &["pool", "status", "fast"]);
