@@ -58,7 +58,7 @@ _zvpoolctl() {
         esac
     done
     case $noun in
-    pool) verbs="create assemble add evacuate replace stop list status health set get check import" ;;
+    pool) verbs="create assemble add evacuate replace stop list status health events set get check import" ;;
     volume) verbs="create migrate clone promote delete resize import export-image list show ident export unexport exports" ;;
     snapshot) verbs="create delete list send receive rollback" ;;
     help) verbs="pool volume snapshot" ;;
@@ -73,6 +73,7 @@ _zvpoolctl() {
     "pool list") opts="--scripted --parsable --columns --json" args=pools ;;
     "pool status") opts="--scripted --parsable --json" args=pools ;;
     "pool health") opts="--scripted --parsable --json" args=pools ;;
+    "pool events") opts="--json --count" args=pools ;;
     "pool set") opts="" args=pools ;;
     "pool get") opts="--scripted --parsable --columns --json" args=pools ;;
     "pool check") opts="--json --journal --scripted" args=devices ;;

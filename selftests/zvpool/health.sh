@@ -7,7 +7,8 @@
 #   (and `zvpoolctl pool list`), one log line says so;
 # - each change is a uevent of /dev/zvpool-control with ZVPOOL_POOL,
 #   ZVPOOL_EVENT=member|health, ZVPOOL_MEMBER_INDEX, ZVPOOL_MEMBER,
-#   ZVPOOL_STATE / ZVPOOL_HEALTH (captured through the uevent helper);
+#   ZVPOOL_STATE / ZVPOOL_HEALTH (captured through the uevent helper, and
+#   printed by `zvpoolctl pool events` from the uevent socket);
 # - a volume whose data is on the surviving members reads as written; one
 #   whose data was on the missing member fails its reads with EIO (never
 #   zeros or stale data);
@@ -42,7 +43,7 @@ if [ ! -f "$KO" ] || [ ! -f /lib/modules/null_blk.ko ]; then
 	ktap_test_skip "member health" "needs zvpool.ko and null_blk.ko"
 	ktap_finished
 fi
-ktap_set_plan 33
+ktap_set_plan 34
 lsmod | grep -q '^zvpool ' && rmmod zvpool
 rm -f $C /tmp/hp.uev.*
 dmesg_mark
@@ -100,6 +101,10 @@ fi
 USED0=$(mfield 0 used_bytes)
 USED1=$(mfield 1 used_bytes)
 USED2=$(mfield 2 used_bytes)
+# zvpoolctl listening meanwhile (the kernel's uevent socket).
+zv pool events -n 2 hp >/tmp/hp.events 2>&1 &
+EVPID=$!
+sleep 1
 dmesg_mark
 ktap_print_msg "\$ echo 0 >$NB/hpc/power (member 2's device removed; it holds $USED2 bytes)"
 echo 0 >$NB/hpc/power
@@ -123,6 +128,14 @@ else
 	ktap_test_skip "uevent: member 2 missing" "no $UH (kernel without CONFIG_UEVENT_HELPER)"
 	ktap_test_skip "uevent: pool health degraded" "no $UH (kernel without CONFIG_UEVENT_HELPER)"
 fi
+
+wait_for 10 sh -c "[ \$(wc -l </tmp/hp.events) -ge 2 ]"
+kill $EVPID 2>/dev/null
+wait $EVPID 2>/dev/null
+sed 's/^/# pool events: /' /tmp/hp.events
+ktap_expect_eq "zvpoolctl pool events printed both events" \
+	"hp member member_index=2 member=/dev/hpc state=missing;hp health health=degraded;" \
+	"$(tr '\n' ';' </tmp/hp.events)"
 
 # --- what still works -----------------------------------------------------------------
 ktap_expect_eq "volume a (on a surviving member) reads as written" "$SUMA" "$(dsum $VA 16)"
@@ -209,5 +222,5 @@ for d in hpa hpb hpc; do
 	echo 0 >$NB/$d/power 2>/dev/null
 	rmdir $NB/$d
 done
-rm -f /tmp/hp-a /tmp/hp-b /tmp/hp-b2 /tmp/hp-c /tmp/hp-cread /tmp/hp.uev.* /tmp/hp.uevent.sh
+rm -f /tmp/hp-a /tmp/hp-b /tmp/hp-b2 /tmp/hp-c /tmp/hp-cread /tmp/hp.uev.* /tmp/hp.uevent.sh /tmp/hp.events /tmp/hp.json
 ktap_finished

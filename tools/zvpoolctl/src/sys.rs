@@ -4,13 +4,13 @@
 //! `FALLOC_FL_PUNCH_HOLE` (discard a range of a volume, so that an
 //! incremental stream's holes free space instead of writing zeros) and the
 //! NVMe admin command ioctl (a controller's SMART / health log page, for
-//! `pool health`). They are the only `unsafe` code of zvpoolctl: plain
-//! calls into the C library std links anyway, on a file descriptor the
-//! caller owns.
+//! `pool health`), and a netlink socket of the kernel's uevents (`pool
+//! events`). They are the only `unsafe` code of zvpoolctl: plain calls into
+//! the C library std links anyway, on a file descriptor the caller owns.
 
 use std::fs::File;
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd};
 
 const SEEK_DATA: i32 = 3;
 const SEEK_HOLE: i32 = 4;
@@ -22,6 +22,64 @@ extern "C" {
     fn lseek(fd: i32, offset: i64, whence: i32) -> i64;
     fn fallocate(fd: i32, mode: i32, offset: i64, len: i64) -> i32;
     fn ioctl(fd: i32, request: u64, arg: *mut NvmePassthru) -> i32;
+    fn socket(domain: i32, ty: i32, protocol: i32) -> i32;
+    fn bind(fd: i32, addr: *const SockaddrNl, len: u32) -> i32;
+}
+
+/// `struct sockaddr_nl`.
+#[repr(C)]
+struct SockaddrNl {
+    nl_family: u16,
+    nl_pad: u16,
+    nl_pid: u32,
+    nl_groups: u32,
+}
+
+const AF_NETLINK: i32 = 16;
+const SOCK_DGRAM: i32 = 2;
+const SOCK_CLOEXEC: i32 = 0o2_000_000;
+const NETLINK_KOBJECT_UEVENT: i32 = 15;
+/// The multicast group the kernel sends uevents to (udev re-sends its own
+/// on group 2).
+const UEVENT_GROUP_KERNEL: u32 = 1;
+
+/// A socket receiving the kernel's uevents as they are sent (what `udevadm
+/// monitor --kernel` reads). Each `read` returns one event:
+/// `ACTION@DEVPATH\0KEY=VALUE\0...`.
+pub fn uevent_socket() -> io::Result<File> {
+    // SAFETY: plain integer arguments.
+    let fd = unsafe {
+        socket(
+            AF_NETLINK,
+            SOCK_DGRAM | SOCK_CLOEXEC,
+            NETLINK_KOBJECT_UEVENT,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just returned by socket(2) and is owned by nobody
+    // else: the `File` owns (and closes) it from here on.
+    let f = unsafe { File::from_raw_fd(fd) };
+    let addr = SockaddrNl {
+        nl_family: AF_NETLINK as u16,
+        nl_pad: 0,
+        nl_pid: 0,
+        nl_groups: UEVENT_GROUP_KERNEL,
+    };
+    // SAFETY: `addr` is a valid `sockaddr_nl` of the length given, read
+    // during the call only; the descriptor is open (owned by `f`).
+    let r = unsafe {
+        bind(
+            f.as_raw_fd(),
+            &addr,
+            core::mem::size_of::<SockaddrNl>() as u32,
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(f)
 }
 
 /// `struct nvme_passthru_cmd` (linux/nvme_ioctl.h), 72 bytes.

@@ -64,6 +64,14 @@ impl Backend for FsBackend {
         self.nvmet.as_ref().map(|t| t as &dyn Tree)
     }
 
+    fn uevents(&self) -> io::Result<Box<dyn io::Read>> {
+        // Only with the kernel's sysfs (not a test root).
+        if self.sys_block.is_none() {
+            return Err(io::ErrorKind::Unsupported.into());
+        }
+        Ok(Box::new(crate::sys::uevent_socket()?))
+    }
+
     fn device_health(&self, path: &str) -> crate::devhealth::DeviceHealth {
         match &self.sys_block {
             Some(dir) => crate::devhealth::read(dir, std::path::Path::new("/dev"), path),

@@ -94,6 +94,12 @@ pub trait Backend {
     fn device_health(&self, _path: &str) -> crate::devhealth::DeviceHealth {
         crate::devhealth::DeviceHealth::default()
     }
+    /// The kernel's uevents as they are sent, one per `read` (`pool
+    /// events`); unsupported where there is no kernel to listen to (test
+    /// roots).
+    fn uevents(&self) -> io::Result<Box<dyn io::Read>> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
     /// Opens member devices read-only for the offline checker (not through
     /// the driver: the devices themselves).
     fn open_devices(&self, paths: &[String]) -> Result<Box<dyn DeviceSet>, OpenError> {

@@ -9,6 +9,7 @@
 pub mod check;
 pub mod device;
 pub mod evacuate;
+pub mod events;
 pub mod export;
 pub mod health;
 pub mod ident;

@@ -222,6 +222,7 @@ pub const NOUN: Noun = Noun {
             run: status,
         },
         super::health::VERB,
+        super::events::VERB,
         super::props::SET,
         super::props::GET,
         super::check::VERB,
