@@ -11,7 +11,7 @@ use crate::pool::ActivePool;
 use crate::registry;
 use crate::volcfg::{self, VolumeConfig};
 use crate::volinfo;
-use crate::zvcore::geom::MAX_DEVICES;
+use crate::zvcore::{geom::MAX_DEVICES, space::Thresholds};
 use kernel::{
     configfs, configfs_attrs,
     fmt::Write as _,
@@ -129,6 +129,8 @@ impl configfs::GroupOperations for Root {
                 checkpoint_zones: 13,
                 evacuate: 14,
                 migrate: 15,
+                space_low_pct: 16,
+                space_critical_pct: 17,
             ],
         };
         Ok(configfs::Group::new(
@@ -141,6 +143,7 @@ impl configfs::GroupOperations for Root {
                     format: 0,
                     mode: AssembleMode::Normal,
                     table_limit: 0,
+                    space: Thresholds::DEFAULT,
                     ckpt_zones: 0,
                     active: None,
                 }),
@@ -166,6 +169,8 @@ struct PoolInner {
     mode: AssembleMode,
     /// `table_memory_limit` as written (0: the default).
     table_limit: u64,
+    /// `space_low_pct`, `space_critical_pct`.
+    space: Thresholds,
     /// `checkpoint_zones` as written (0: chosen at format).
     ckpt_zones: u32,
     active: Option<Arc<ActivePool>>,
@@ -365,6 +370,7 @@ impl configfs::AttributeOperations<2> for PoolDir {
                         .inspect_err(|e| pr_err!("{}: format failed: {:?}\n", name, e))?
                 };
                 pool.tables.set_limit(nodes::effective_limit(g.table_limit));
+                pool.set_space_thresholds(g.space);
                 if let Err(e) = registry::add_pool(&pool) {
                     // Only the control device would miss it: go on.
                     pr_warn!("{}: not listed on the control device: {:?}\n", name, e);
@@ -556,6 +562,79 @@ impl configfs::AttributeOperations<12> for PoolDir {
             p.tables.set_limit(nodes::effective_limit(v));
         }
         Ok(())
+    }
+}
+
+/// `space_low_pct` and `space_critical_pct`: the percentages of the
+/// capacity holding live data at which the pool's space event says `low`
+/// and `critical` (0: off; configfs-abi.md, "Events"). Any state; apply at
+/// once to an active pool.
+fn space_show(this: &PoolDir, page: &mut [u8; PAGE_SIZE], critical: bool) -> Result<usize> {
+    let mut w = Formatter::new(page);
+    let t = this.inner.lock().space;
+    w.write_fmt(fmt!(
+        "{}\n",
+        if critical { t.critical_pct } else { t.low_pct }
+    ))?;
+    Ok(w.bytes_written())
+}
+
+fn space_store(this: &PoolDir, page: &[u8], critical: bool) -> Result {
+    let what = if critical {
+        "space_critical_pct"
+    } else {
+        "space_low_pct"
+    };
+    let Some(v) = volcfg::parse_u64(page).filter(|v| *v <= 100) else {
+        pr_err!("{}: {} takes 0 (off) to 100\n", &*this.name, what);
+        return Err(EINVAL);
+    };
+    let mut g = this.inner.lock();
+    let mut t = g.space;
+    if critical {
+        t.critical_pct = v;
+    } else {
+        t.low_pct = v;
+    }
+    if t.low_pct > 0 && t.critical_pct > 0 && t.low_pct >= t.critical_pct {
+        pr_err!(
+            "{}: space_low_pct ({}) must be below space_critical_pct ({})\n",
+            &*this.name,
+            t.low_pct,
+            t.critical_pct
+        );
+        return Err(EINVAL);
+    }
+    g.space = t;
+    if let Some(p) = &g.active {
+        p.set_space_thresholds(t);
+    }
+    Ok(())
+}
+
+#[vtable]
+impl configfs::AttributeOperations<16> for PoolDir {
+    type Data = PoolDir;
+
+    fn show(this: &PoolDir, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
+        space_show(this, page, false)
+    }
+
+    fn store(this: &PoolDir, page: &[u8]) -> Result {
+        space_store(this, page, false)
+    }
+}
+
+#[vtable]
+impl configfs::AttributeOperations<17> for PoolDir {
+    type Data = PoolDir;
+
+    fn show(this: &PoolDir, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
+        space_show(this, page, true)
+    }
+
+    fn store(this: &PoolDir, page: &[u8]) -> Result {
+        space_store(this, page, true)
     }
 }
 

@@ -327,6 +327,7 @@ impl ActivePool {
                         &*self.name,
                         vol
                     );
+                    self.health.note_refused();
                     return Err(ENOSPC);
                 }
                 Err(CoreError::NoSpace) => {}
@@ -366,6 +367,7 @@ impl ActivePool {
                 vol,
                 n
             );
+            self.health.note_refused();
             return ENOSPC;
         }
         core_err(e)
@@ -513,6 +515,8 @@ impl ActivePool {
             st = self.state.lock();
             r = st.engine.discard(vol, offset / BS, bytes / BS);
         }
+        // Live data went down: the space level may too.
+        self.note_levels(&st.engine);
         r.map_err(|e| table_err(&st.engine, e))
     }
 }

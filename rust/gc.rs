@@ -174,6 +174,8 @@ impl ActivePool {
             .store(a.config().gc_reserve, Ordering::Relaxed);
         let records = u32::try_from(e.pending_records()).unwrap_or(u32::MAX);
         self.gc.records.store(records, Ordering::Relaxed);
+        self.health
+            .note_space(a.used_blocks(), e.geom().data_capacity_blocks());
     }
 
     /// Whether enough journal records are queued for a background commit

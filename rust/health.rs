@@ -19,6 +19,7 @@ use crate::healthstate::{MemberState, PoolHealth};
 use crate::kwrap::{holder::DeadHook, noio::NoIo, uevent::MAX_VARS, workq};
 use crate::pool::ActivePool;
 use crate::registry;
+use crate::zvcore::space::{SpaceLevel, Thresholds};
 use core::sync::atomic::Ordering;
 use kernel::{
     prelude::*,
@@ -70,6 +71,18 @@ impl ActivePool {
     pub(crate) fn health_stop(&self) {
         *self.health.gate.lock() = false;
         workq::flush_work(&self.health_work);
+    }
+
+    /// Sets the space thresholds; the next check tells the level they give.
+    pub(crate) fn set_space_thresholds(&self, t: Thresholds) {
+        self.health.space_low.store(t.low_pct, Ordering::Relaxed);
+        self.health
+            .space_crit
+            .store(t.critical_pct, Ordering::Relaxed);
+        // A new code for the same use: the next `note_levels` or read of
+        // `status` checks.
+        self.health.space_code.store(u8::MAX, Ordering::Relaxed);
+        self.health.dirty.store(true, Ordering::Release);
     }
 
     /// The pool's health now (`engine_failed`: the engine's own state).
@@ -163,6 +176,8 @@ impl ActivePool {
         }
         let failed = self.state.lock().engine.is_failed();
         let now = self.pool_health(failed);
+        self.check_space(&mut reported.space);
+        let reported = &mut reported.health;
         if now != *reported {
             match now {
                 PoolHealth::Ok => pr_info!("{}: pool health: ok\n", &*self.name),
@@ -175,6 +190,46 @@ impl ActivePool {
             self.event("health", &[("ZVPOOL_HEALTH", &fmt!("{}", now.word()))]);
             *reported = now;
         }
+    }
+
+    /// Tells a change of the space level (`told`: the level told last).
+    fn check_space(&self, told: &mut SpaceLevel) {
+        let h = &self.health;
+        let refused = h.space_refused.swap(false, Ordering::Relaxed);
+        let t = h.thresholds();
+        let pct = h.used_pct();
+        let now = t.level(pct, *told, refused);
+        if now == *told {
+            return;
+        }
+        match now {
+            SpaceLevel::Ok | SpaceLevel::Low => pr_info!(
+                "{}: space {}: {}% of the capacity holds live data (thresholds: low {}%, critical {}%)\n",
+                &*self.name,
+                now.word(),
+                pct,
+                t.low_pct,
+                t.critical_pct
+            ),
+            SpaceLevel::Critical => pr_warn!(
+                "{}: space critical: {}% of the capacity holds live data; writes fail with ENOSPC once it is full (delete or discard data, or add a member)\n",
+                &*self.name,
+                pct
+            ),
+            SpaceLevel::Full => pr_err!(
+                "{}: space full: a write was refused (ENOSPC) with {}% of the capacity holding live data\n",
+                &*self.name,
+                pct
+            ),
+        }
+        self.event(
+            "space",
+            &[
+                ("ZVPOOL_SPACE", &fmt!("{}", now.word())),
+                ("ZVPOOL_USED_PCT", &fmt!("{}", pct)),
+            ],
+        );
+        *told = now;
     }
 
     /// Sends event `what` of this pool with `vars` (`ZVPOOL_POOL` and

@@ -3,7 +3,8 @@
 //! `members` show and the events tell (`health.rs` computes and reports
 //! them), and the state an active pool keeps for that.
 
-use core::sync::atomic::AtomicBool;
+use crate::zvcore::space::{SpaceLevel, Thresholds};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use kernel::{new_mutex, prelude::*, sync::Mutex};
 
 /// A member's state (`members`: `state=`).
@@ -69,6 +70,12 @@ impl PoolHealth {
     }
 }
 
+/// What was told last (`check_health`).
+pub(crate) struct Told {
+    pub(crate) health: PoolHealth,
+    pub(crate) space: SpaceLevel,
+}
+
 /// What an active pool keeps to report health changes once each.
 #[pin_data]
 pub(crate) struct Health {
@@ -79,19 +86,76 @@ pub(crate) struct Health {
     /// before the queued check is waited for).
     #[pin]
     pub(crate) gate: Mutex<bool>,
-    /// The pool health last reported; held across a check, so that checks
-    /// report changes once and in order.
+    /// The pool health and space level last reported; held across a
+    /// check, so that checks report changes once and in order.
     #[pin]
-    pub(crate) reported: Mutex<PoolHealth>,
+    pub(crate) reported: Mutex<Told>,
+    /// Space thresholds in percent (`space_low_pct`, `space_critical_pct`;
+    /// 0: off).
+    pub(crate) space_low: AtomicU64,
+    pub(crate) space_crit: AtomicU64,
+    /// Live blocks and capacity as of the last engine call that changed
+    /// them (`note_levels`), and the space code they gave
+    /// (`Thresholds::code`): a new code calls for a check.
+    pub(crate) used_blocks: AtomicU64,
+    pub(crate) cap_blocks: AtomicU64,
+    pub(crate) space_code: AtomicU8,
+    /// A write was refused for want of space since the last check.
+    pub(crate) space_refused: AtomicBool,
 }
 
 impl Health {
     /// A pool just assembled: healthy, checks allowed.
     pub(crate) fn new() -> impl PinInit<Self> {
+        let t = Thresholds::DEFAULT;
         pin_init!(Self {
             dirty: AtomicBool::new(false),
             gate <- new_mutex!(true),
-            reported <- new_mutex!(PoolHealth::Ok),
+            reported <- new_mutex!(Told {
+                health: PoolHealth::Ok,
+                space: SpaceLevel::Ok,
+            }),
+            space_low: AtomicU64::new(t.low_pct),
+            space_crit: AtomicU64::new(t.critical_pct),
+            used_blocks: AtomicU64::new(0),
+            cap_blocks: AtomicU64::new(0),
+            space_code: AtomicU8::new(0),
+            space_refused: AtomicBool::new(false),
         })
+    }
+
+    /// A write was refused for want of space: the next check tells `full`.
+    pub(crate) fn note_refused(&self) {
+        self.space_refused.store(true, Ordering::Relaxed);
+        self.dirty.store(true, Ordering::Release);
+    }
+
+    /// The space thresholds in force.
+    pub(crate) fn thresholds(&self) -> Thresholds {
+        Thresholds {
+            low_pct: self.space_low.load(Ordering::Relaxed),
+            critical_pct: self.space_crit.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Percent of the capacity used, as last noted.
+    pub(crate) fn used_pct(&self) -> u64 {
+        crate::zvcore::space::percent(
+            self.used_blocks.load(Ordering::Relaxed),
+            self.cap_blocks.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Notes the live blocks and capacity (under the engine lock, after
+    /// each change); asks for a check when the space code changed.
+    pub(crate) fn note_space(&self, used: u64, cap: u64) {
+        self.used_blocks.store(used, Ordering::Relaxed);
+        self.cap_blocks.store(cap, Ordering::Relaxed);
+        let code = self
+            .thresholds()
+            .code(crate::zvcore::space::percent(used, cap));
+        if self.space_code.swap(code, Ordering::Relaxed) != code {
+            self.dirty.store(true, Ordering::Release);
+        }
     }
 }

@@ -119,6 +119,7 @@ impl VolumeBackend for PoolVolume {
     fn discard(&self, io: Io<Self>) {
         let r = self.pool.discard(self.id, io.offset(), io.len());
         io.end(r);
+        self.pool.health_kick();
     }
 
     fn queue_fast(&self, io: Io<Self>) -> Option<Io<Self>> {

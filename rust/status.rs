@@ -18,6 +18,8 @@ impl ActivePool {
     /// Writes the `status` attribute.
     pub(crate) fn status(&self, w: &mut impl core::fmt::Write) -> core::fmt::Result {
         self.check_health_if_dirty();
+        // Before the engine lock: a check holds this lock, then the engine's.
+        let space = self.health.reported.lock().space;
         let st = self.state.lock();
         let e = &st.engine;
         let a = e.alloc();
@@ -26,6 +28,15 @@ impl ActivePool {
         let used = a.used_blocks();
         writeln!(w, "state active")?;
         writeln!(w, "health {}", self.pool_health(e.is_failed()).word())?;
+        let t = self.health.thresholds();
+        writeln!(
+            w,
+            "space {} used_pct={} low_pct={} critical_pct={}",
+            space.word(),
+            self.health.used_pct(),
+            t.low_pct,
+            t.critical_pct
+        )?;
         w.write_str("uuid ")?;
         for (i, b) in self.uuid.iter().enumerate() {
             if matches!(i, 4 | 6 | 8 | 10) {

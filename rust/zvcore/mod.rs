@@ -21,6 +21,7 @@ pub mod pacing;
 pub mod pool;
 pub mod probe;
 pub mod recovery;
+pub mod space;
 pub mod sparse;
 pub mod verify;
 pub mod volid;

@@ -4,6 +4,9 @@
 # null_blk: a volume larger than the pool is filled until writes fail with
 # ENOSPC; data written before is intact; discarding returns the space (zones
 # are reset once the unmapping is committed) and writes succeed again.
+# Space events on the way (thresholds set to 30 % and 60 %): low, critical,
+# full at the ENOSPC, ok after the discard, each once, as `zvpoolctl pool
+# events` prints them and in `status`.
 DIR=$(dirname "$0")
 . "$DIR/ktap_helpers.sh"
 
@@ -17,7 +20,7 @@ if ! command -v zvpoolctl >/dev/null || [ ! -f "$KO" ] || [ ! -f /lib/modules/nu
 	ktap_finished
 fi
 lsmod | grep -q '^zvpool ' && rmmod zvpool
-ktap_set_plan 14
+ktap_set_plan 18
 dmesg_mark
 DMESG_START=$DMESG_MARK
 
@@ -29,6 +32,11 @@ insmod "$KO"
 ktap_test_result "pool on a zoned null_blk" quiet zvpoolctl pool create -f ovc "$NBDEV"
 ktap_test_result "256 MiB volume on a ~96 MiB pool (thin)" quiet zvpoolctl volume create ovc/big --size 256M
 B=$(zvpoolctl volume show -H -o device ovc/big | cut -f2)
+ktap_test_result "space thresholds 30 % and 60 %" \
+	quiet zvpoolctl pool set ovc space_low_pct=30 space_critical_pct=60
+zvpoolctl pool events -n 4 ovc >/tmp/ovc.events 2>&1 &
+EVPID=$!
+sleep 1
 
 dd if=/dev/urandom of=/tmp/first bs=$MIB count=16 2>/dev/null
 ktap_test_result "write the first 16 MiB" dd if=/tmp/first of="$B" bs=$MIB oflag=direct conv=fsync status=none
@@ -50,6 +58,17 @@ ktap_test_result "discard everything after the first 16 MiB" blkdiscard -o $((16
 ktap_test_result "flush (fsync of the device)" dd if=/dev/null of="$B" conv=fsync status=none
 free1=$(sed -n 's/^zones_free //p' /sys/kernel/config/zvpool/ovc/status)
 ktap_print_msg "free zones: $free0 when full, $free1 after discard and flush"
+space() { sed -n 's/^space \([a-z]*\) .*/\1/p' /sys/kernel/config/zvpool/ovc/status; }
+wait_for 10 sh -c "[ \$(wc -l </tmp/ovc.events) -ge 4 ]"
+kill $EVPID 2>/dev/null
+wait $EVPID 2>/dev/null
+sed 's/^/# pool events: /' /tmp/ovc.events
+ktap_expect_eq "space events: low, critical, full, ok, in order" \
+	"ovc space space=low;ovc space space=critical;ovc space space=full;ovc space space=ok;" \
+	"$(sed 's/ used_pct=[0-9]*//' /tmp/ovc.events | tr '\n' ';')"
+ktap_test_result "each once in the log" sh -c \
+	"[ \$(dmesg | grep -c 'zvpool: ovc: space full: a write was refused') = 1 ] && [ \$(dmesg | grep -c 'zvpool: ovc: space critical') = 1 ]"
+ktap_expect_eq "status: space ok after the discard" ok "$(space)"
 ktap_test_result "discard returned zones to the pool" [ "$free1" -gt "$free0" ]
 ktap_test_result "writes succeed again (40 MiB)" dd if=/dev/zero of="$B" bs=$MIB seek=16 count=40 oflag=direct conv=fsync status=none
 ktap_expect_eq "first 16 MiB still intact" "$want" "$(sum_first)"

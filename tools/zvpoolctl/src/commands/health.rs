@@ -10,7 +10,7 @@ use crate::cli::{Parsed, OPT_JSON, OPT_PARSABLE, OPT_SCRIPTED};
 use crate::error::Error;
 use crate::output::{Layout, Section, Table, Value};
 
-const POOL_COLUMNS: &[&str] = &["name", "state", "health"];
+const POOL_COLUMNS: &[&str] = &["name", "state", "health", "space"];
 
 const MEMBER_COLUMNS: &[&str] = &[
     "index",
@@ -35,7 +35,8 @@ pub const VERB: Verb = Verb {
     usage: "health [-Hpj] NAME",
     summary: "show a pool's health: member states, error counters, device health",
     help: "Shows the health of pool NAME (ok, degraded: a member is not ok, failed:\n\
-           its metadata cannot be committed) and one line per member: its state\n\
+           its metadata cannot be committed), its space level (ok, low, critical,\n\
+           full: see 'pool set' space_low_pct) and one line per member: its state\n\
            (ok; degraded: data reads or writes failed on it; failed: a metadata\n\
            write failed on it; missing: its device is gone), the driver's error\n\
            counters since assembly (read_errors, write_errors, meta_errors), and\n\
@@ -69,7 +70,17 @@ fn run(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
     let h = health(&st, &mem);
     let ok = matches!(&h, Value::Text(t) if t == "ok");
     let mut rec = Table::new(POOL_COLUMNS, POOL_COLUMNS);
-    rec.push(vec![Value::text(name.as_str()), Value::text(state), h]);
+    // `space LEVEL used_pct=..` (kernels with space events).
+    let space = st
+        .get("space")
+        .and_then(|v| v.split_whitespace().next())
+        .map_or(Value::Null, Value::text);
+    rec.push(vec![
+        Value::text(name.as_str()),
+        Value::text(state),
+        h,
+        space,
+    ]);
     let mut mt = Table::new(MEMBER_COLUMNS, MEMBER_COLUMNS);
     for m in &mem {
         let d = ctx.backend.device_health(&m.path);

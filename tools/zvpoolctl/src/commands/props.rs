@@ -19,15 +19,67 @@ pub struct Prop {
     parse: fn(&str) -> Result<u64, String>,
     /// The value written for `default` (shown as "(default)" by `set`).
     default: Option<u64>,
+    /// A percentage (shown as a number), not a size.
+    percent: bool,
+}
+
+impl Prop {
+    /// A value as `get` shows it.
+    fn value(&self, v: u64) -> Value {
+        if self.percent {
+            Value::Count(v)
+        } else {
+            Value::Bytes(v)
+        }
+    }
+
+    /// A value as `set` reports it.
+    fn human(&self, v: u64) -> String {
+        if self.percent {
+            format!("{v}%")
+        } else {
+            size::human(v)
+        }
+    }
 }
 
 /// All pool properties.
-pub const PROPS: &[Prop] = &[Prop {
-    name: "table_memory_limit",
-    attr: "table_memory_limit",
-    parse: parse_table_limit,
-    default: Some(0),
-}];
+pub const PROPS: &[Prop] = &[
+    Prop {
+        name: "table_memory_limit",
+        attr: "table_memory_limit",
+        parse: parse_table_limit,
+        default: Some(0),
+        percent: false,
+    },
+    Prop {
+        name: "space_low_pct",
+        attr: "space_low_pct",
+        parse: parse_pct,
+        default: Some(80),
+        percent: true,
+    },
+    Prop {
+        name: "space_critical_pct",
+        attr: "space_critical_pct",
+        parse: parse_pct,
+        default: Some(95),
+        percent: true,
+    },
+];
+
+/// A percentage 0..=100 (0: off), or `off`.
+fn parse_pct(v: &str) -> Result<u64, String> {
+    if v.eq_ignore_ascii_case("off") {
+        return Ok(0);
+    }
+    v.strip_suffix('%')
+        .unwrap_or(v)
+        .parse::<u64>()
+        .ok()
+        .filter(|p| *p <= 100)
+        .ok_or_else(|| format!("{v:?} is not a percentage (0 to 100, or off)"))
+}
 
 /// `table_memory_limit`: a size (the tool's size syntax) or `default` (0,
 /// which the kernel reads as half of the machine's memory).
@@ -55,7 +107,7 @@ fn lookup(name: &str, cmd: &str) -> Result<&'static Prop, Error> {
 pub const SET: Verb = Verb {
     name: "set",
     usage: "set NAME PROPERTY=VALUE...",
-    summary: "set properties of a pool (table_memory_limit)",
+    summary: "set properties of a pool (table_memory_limit, space thresholds)",
     help: "Sets properties of pool NAME (active or not), in the order given. If one\n\
            cannot be set, the ones set before it get their old values back.\n\
            Properties:\n  \
@@ -65,8 +117,15 @@ pub const SET: Verb = Verb {
                Applies at once, also to an active pool. Writes that need new table\n      \
                nodes beyond it fail with ENOSPC (overwrites of mapped blocks go on).\n      \
                Kept in the pool's configfs directory, not on the members: after\n      \
-               'pool stop' and 'pool assemble' the default is back.\n\
-           configfs: NAME/table_memory_limit <- bytes (0 for default).",
+               'pool stop' and 'pool assemble' the default is back.\n  \
+             space_low_pct=PCT|off, space_critical_pct=PCT|off\n      \
+               the live data, in percent of the capacity, at which the pool's space\n      \
+               event says low (default 80) and critical (default 95); low must be\n      \
+               below critical. Each change of the level is a uevent and a log line\n      \
+               (see 'pool events'); 'full' when a write was refused for want of\n      \
+               space. Kept in the configfs directory like table_memory_limit.\n\
+           configfs: NAME/table_memory_limit <- bytes (0 for default);\n\
+           NAME/space_low_pct, NAME/space_critical_pct <- percent (0: off).",
     options: &[],
     min_args: 2,
     max_args: None,
@@ -198,8 +257,8 @@ fn set(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
         done.push(format!(
             "set {} of pool {name}: {} -> {}{default}",
             prop.name,
-            size::human(old),
-            size::human(new)
+            prop.human(old),
+            prop.human(new)
         ));
         if prop.attr == "table_memory_limit" {
             warn_over_limit(ctx, &pool, new);
@@ -247,7 +306,7 @@ fn get(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
     for prop in props {
         let what = format!("get {} of pool {name}", prop.name);
         let value = match read_prop(ctx, &pool, prop, &what)? {
-            Ok(v) => Value::Bytes(v),
+            Ok(v) => prop.value(v),
             Err(e) if named => return Err(too_old(&e, what, prop).into()),
             Err(_) => {
                 let _ = writeln!(

@@ -288,11 +288,19 @@ fn set_and_get_on_a_module_without_the_attribute() {
     // All properties: the missing one is `-`, with a warning.
     let r = fk.run(&["pool", "get", "-H", "tank"]);
     assert_eq!(r.code, 0, "{r:?}");
-    assert_eq!(r.out, "tank\ttable_memory_limit\t-\n");
+    assert_eq!(
+        r.out,
+        "tank\ttable_memory_limit\t-\ntank\tspace_low_pct\t-\ntank\tspace_critical_pct\t-\n"
+    );
+    let warn = |a: &str| {
+        format!(
+            "zvpoolctl: warning: pool tank: the loaded zvpool module has no {a} \
+             attribute (it is older than the property)\n"
+        )
+    };
     assert_eq!(
         r.err,
-        "zvpoolctl: warning: pool tank: the loaded zvpool module has no table_memory_limit \
-         attribute (it is older than the property)\n"
+        warn("table_memory_limit") + &warn("space_low_pct") + &warn("space_critical_pct")
     );
     assert_eq!(fk.snapshot(), before);
     // A kernel from before snapshots lacks it too.
@@ -373,6 +381,54 @@ fn set_on_an_inactive_pool() {
 // ---- pool get
 
 #[test]
+fn space_thresholds_set_and_refused() {
+    let fk = setup_with_volumes();
+    let r = fk.run(&[
+        "pool",
+        "set",
+        "tank",
+        "space_low_pct=30",
+        "space_critical_pct=60",
+    ]);
+    assert_eq!(
+        (r.code, r.out.as_str()),
+        (
+            0,
+            "set space_low_pct of pool tank: 80% -> 30%\nset space_critical_pct of pool tank: 95% -> 60%\n"
+        ),
+        "{r:?}"
+    );
+    let r = fk.run(&[
+        "pool",
+        "get",
+        "-H",
+        "tank",
+        "space_low_pct",
+        "space_critical_pct",
+    ]);
+    assert_eq!(
+        r.out,
+        "tank\tspace_low_pct\t30\ntank\tspace_critical_pct\t60\n"
+    );
+    // Not a percentage: a usage error, nothing written.
+    let r = fk.run(&["pool", "set", "tank", "space_low_pct=120"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    // Low above critical: the kernel refuses; what was set before is undone.
+    let r = fk.run(&[
+        "pool",
+        "set",
+        "tank",
+        "space_critical_pct=off",
+        "space_low_pct=70",
+    ]);
+    assert_eq!(r.code, 0, "critical off: any low: {r:?}");
+    let r = fk.run(&["pool", "set", "tank", "space_critical_pct=50"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    let r = fk.run(&["pool", "get", "-H", "tank", "space_critical_pct"]);
+    assert_eq!(r.out, "tank\tspace_critical_pct\t0\n");
+}
+
+#[test]
 fn get_output_formats() {
     let fk = setup_with_volumes();
     let r = fk.run(&["pool", "get", "tank"]);
@@ -380,15 +436,19 @@ fn get_output_formats() {
         (r.code, r.out.as_str(), r.err.as_str()),
         (
             0,
-            "NAME  PROPERTY            VALUE\ntank  table_memory_limit  8.00G\n",
+            "NAME  PROPERTY            VALUE\ntank  table_memory_limit  8.00G\n\
+             tank  space_low_pct          80\ntank  space_critical_pct     95\n",
             ""
         )
     );
     let r = fk.run(&["pool", "get", "-H", "tank", "table_memory_limit"]);
     assert_eq!(r.out, "tank\ttable_memory_limit\t8.00G\n");
     let r = fk.run(&["pool", "get", "-Hp", "-o", "value,property", "tank"]);
-    assert_eq!(r.out, format!("{DEFAULT}\ttable_memory_limit\n"));
-    let r = fk.run(&["pool", "get", "-j", "tank"]);
+    assert_eq!(
+        r.out,
+        format!("{DEFAULT}\ttable_memory_limit\n80\tspace_low_pct\n95\tspace_critical_pct\n")
+    );
+    let r = fk.run(&["pool", "get", "-j", "tank", "table_memory_limit"]);
     assert_eq!(
         r.out,
         format!(

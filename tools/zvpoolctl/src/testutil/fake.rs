@@ -159,6 +159,8 @@ struct PoolRt {
     damage: Option<String>,
     /// `table_memory_limit` as written (0: the default).
     table_limit: u64,
+    /// `space_low_pct`, `space_critical_pct` (None: the defaults 80, 95).
+    space: Option<(u64, u64)>,
     /// `checkpoint_zones` as written (0: chosen at format, 1 here).
     ckpt_zones: u32,
     /// `table_memory_bytes` (None: `table_nodes` * NODE_BYTES).
@@ -626,6 +628,9 @@ impl FakeKernel {
             }
             if !st.no_table_memory {
                 w("table_memory_limit", format!("{}\n", p.table_limit()));
+                let (lo, cr) = p.space.unwrap_or((80, 95));
+                w("space_low_pct", format!("{lo}\n"));
+                w("space_critical_pct", format!("{cr}\n"));
             }
             if !st.legacy {
                 let k = if p.active {
@@ -830,7 +835,30 @@ impl FakeKernel {
                     p.ckpt_zones = n;
                 }
             }
-            "table_memory_limit" if st.no_table_memory => return Err(err(ENOENT)),
+            "table_memory_limit" | "space_low_pct" | "space_critical_pct" if st.no_table_memory => {
+                return Err(err(ENOENT))
+            }
+            "space_low_pct" | "space_critical_pct" => {
+                let v = value.strip_suffix('\n').unwrap_or(value);
+                let Some(n) = v.parse::<u64>().ok().filter(|n| *n <= 100) else {
+                    let why = format!("{attr} takes 0 (off) to 100");
+                    return Err(self.refuse(st, EINVAL, name, &why));
+                };
+                if let Some(p) = st.pools.get_mut(name) {
+                    let (mut lo, mut cr) = p.space.unwrap_or((80, 95));
+                    if attr == "space_low_pct" {
+                        lo = n;
+                    } else {
+                        cr = n;
+                    }
+                    if lo > 0 && cr > 0 && lo >= cr {
+                        let why =
+                            format!("space_low_pct ({lo}) must be below space_critical_pct ({cr})");
+                        return Err(self.refuse(st, EINVAL, name, &why));
+                    }
+                    p.space = Some((lo, cr));
+                }
+            }
             "table_memory_limit" => {
                 // The kernel's parse_u64: decimal digits, one optional
                 // trailing newline; any pool state.
