@@ -12,6 +12,7 @@ use crate::registry;
 use crate::volcfg::{self, VolumeConfig};
 use crate::volinfo;
 use crate::zvcore::{geom::MAX_DEVICES, space::Thresholds};
+use core::sync::atomic::Ordering;
 use kernel::{
     configfs, configfs_attrs,
     fmt::Write as _,
@@ -131,6 +132,7 @@ impl configfs::GroupOperations for Root {
                 migrate: 15,
                 space_low_pct: 16,
                 space_critical_pct: 17,
+                no_space_timeout: 18,
             ],
         };
         Ok(configfs::Group::new(
@@ -144,6 +146,7 @@ impl configfs::GroupOperations for Root {
                     mode: AssembleMode::Normal,
                     table_limit: 0,
                     space: Thresholds::DEFAULT,
+                    no_space_timeout: 0,
                     ckpt_zones: 0,
                     active: None,
                 }),
@@ -171,6 +174,8 @@ struct PoolInner {
     table_limit: u64,
     /// `space_low_pct`, `space_critical_pct`.
     space: Thresholds,
+    /// `no_space_timeout`, seconds.
+    no_space_timeout: u64,
     /// `checkpoint_zones` as written (0: chosen at format).
     ckpt_zones: u32,
     active: Option<Arc<ActivePool>>,
@@ -371,6 +376,9 @@ impl configfs::AttributeOperations<2> for PoolDir {
                 };
                 pool.tables.set_limit(nodes::effective_limit(g.table_limit));
                 pool.set_space_thresholds(g.space);
+                pool.gc
+                    .no_space_timeout_ms
+                    .store(g.no_space_timeout.saturating_mul(1000), Ordering::Relaxed);
                 if let Err(e) = registry::add_pool(&pool) {
                     // Only the control device would miss it: go on.
                     pr_warn!("{}: not listed on the control device: {:?}\n", name, e);
@@ -637,6 +645,41 @@ impl configfs::AttributeOperations<17> for PoolDir {
         space_store(this, page, true)
     }
 }
+
+/// `no_space_timeout`: seconds a write waits for space from outside (a
+/// member added, data discarded) once GC can free none, before it fails
+/// with ENOSPC (0, the default: at once). Any state; applies at once.
+#[vtable]
+impl configfs::AttributeOperations<18> for PoolDir {
+    type Data = PoolDir;
+
+    fn show(this: &PoolDir, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
+        let mut w = Formatter::new(page);
+        w.write_fmt(fmt!("{}\n", this.inner.lock().no_space_timeout))?;
+        Ok(w.bytes_written())
+    }
+
+    fn store(this: &PoolDir, page: &[u8]) -> Result {
+        let Some(v) = volcfg::parse_u64(page).filter(|v| *v <= NO_SPACE_TIMEOUT_MAX_S) else {
+            pr_err!(
+                "{}: no_space_timeout takes seconds, 0 (fail at once) to {}\n",
+                &*this.name,
+                NO_SPACE_TIMEOUT_MAX_S
+            );
+            return Err(EINVAL);
+        };
+        let mut g = this.inner.lock();
+        g.no_space_timeout = v;
+        if let Some(p) = &g.active {
+            p.gc.no_space_timeout_ms
+                .store(v.saturating_mul(1000), Ordering::Relaxed);
+        }
+        Ok(())
+    }
+}
+
+/// Longest `no_space_timeout` (one day).
+const NO_SPACE_TIMEOUT_MAX_S: u64 = 86_400;
 
 /// `checkpoint_zones`: zones of each member in each of the two checkpoint
 /// sets of a pool about to be formatted (0: chosen from the pool's size,

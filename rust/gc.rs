@@ -75,6 +75,9 @@ const PACE_WAIT_MAX_MS: u64 = 10_000;
 
 /// How long a write that found no space waits for one GC batch.
 const NOSPACE_WAIT_MS: u32 = 1000;
+/// How often a write queued on a full pool (`no_space_timeout`) looks for
+/// space again.
+const QUEUED_POLL_MS: u64 = 100;
 
 /// Longest a write that found no space waits for GC while GC makes
 /// progress: freeing a zone can take seconds (a nearly full victim on a slow
@@ -119,9 +122,13 @@ impl ActivePool {
             {
                 break;
             }
-            if self.commit_due() {
+            let queued = self.gc.queued.load(Ordering::Relaxed) > 0
+                && self.gc.records.load(Ordering::Relaxed) > 0;
+            if self.commit_due() || queued {
                 // Records piled up: commit them here, before a writer finds
-                // the queue full and has to commit first.
+                // the queue full and has to commit first. Or writers wait
+                // for space: the records may be unmappings whose zones a
+                // commit lets reset.
                 if let Err(e) = self.commit() {
                     pr_err!("{}: background commit failed: {:?}\n", &*self.name, e);
                     break;
@@ -462,11 +469,17 @@ impl ActivePool {
         }
         match since {
             Some(t) => {
-                if self.gc.stalled.load(Ordering::Acquire) {
-                    return false;
-                }
                 let ms = u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX);
-                if ms >= NOSPACE_WAIT_MAX_MS {
+                if self.gc.stalled.load(Ordering::Acquire) {
+                    // GC can free nothing: fail, or wait for space from
+                    // outside (a member added, a discard) as long as the
+                    // pool's `no_space_timeout` says (dm-thin's
+                    // `no_space_timeout`).
+                    if ms >= self.gc.no_space_timeout_ms.load(Ordering::Relaxed) {
+                        return false;
+                    }
+                    return self.wait_queued(guard);
+                } else if ms >= NOSPACE_WAIT_MAX_MS {
                     pr_err!(
                         "{}: GC freed no space for a write in {} s\n",
                         &*self.name,
@@ -486,6 +499,37 @@ impl ActivePool {
         self.waits.space.since(t0);
         !self.gc.stopping.load(Ordering::Acquire)
             && !matches!(r, kernel::sync::CondVarTimeoutResult::Signal { .. })
+    }
+
+    /// A write queued on a full pool (`no_space_timeout`): waits one
+    /// [`QUEUED_POLL_MS`] whatever GC signals meanwhile (a GC run that
+    /// finds nothing signals at once: waking on it would spin), then kicks
+    /// GC once, which commits what a discard unmapped (its zones are
+    /// reset then) and collects what it can. Whether to try again.
+    fn wait_queued(self: &Arc<Self>, guard: &mut crate::engine::EngineLock<'_>) -> bool {
+        let t0 = kernel::time::Instant::<kernel::time::Monotonic>::now();
+        self.space_waiters.fetch_add(1, Ordering::AcqRel);
+        self.gc.queued.fetch_add(1, Ordering::AcqRel);
+        let mut ok = true;
+        loop {
+            let ms = u64::try_from(t0.elapsed().as_millis()).unwrap_or(u64::MAX);
+            if ms >= QUEUED_POLL_MS || self.gc.stopping.load(Ordering::Acquire) {
+                break;
+            }
+            let left = u32::try_from(QUEUED_POLL_MS - ms).unwrap_or(1);
+            if let kernel::sync::CondVarTimeoutResult::Signal { .. } =
+                guard.wait_timeout(&self.gc_cv, left)
+            {
+                ok = false;
+                break;
+            }
+        }
+        self.space_waiters.fetch_sub(1, Ordering::AcqRel);
+        self.gc.queued.fetch_sub(1, Ordering::AcqRel);
+        self.waits.space.since(t0);
+        self.gc.stalled.store(false, Ordering::Release);
+        self.kick_gc();
+        ok && !self.gc.stopping.load(Ordering::Acquire)
     }
 
     /// Blocks per GC item: what every member takes in one zone append.

@@ -32,6 +32,11 @@ pub(crate) struct Gc {
     pub(crate) disabled: AtomicBool,
     /// The last batch made no progress: nothing to reclaim.
     pub(crate) stalled: AtomicBool,
+    /// How long a write waits for space from outside once GC can free
+    /// none (`no_space_timeout`, ms; 0: it fails at once with ENOSPC).
+    pub(crate) no_space_timeout_ms: AtomicU64,
+    /// Writes waiting that way now: GC commits what is queued for them.
+    pub(crate) queued: AtomicU32,
     /// Pacing debt, in thousandths of a block: what GC still has to relocate
     /// for the blocks users wrote while GC runs, as tickets admitted in
     /// order (`zvcore::pacing`).
@@ -99,6 +104,8 @@ impl Gc {
             stopping: AtomicBool::new(false),
             disabled: AtomicBool::new(false),
             stalled: AtomicBool::new(false),
+            no_space_timeout_ms: AtomicU64::new(0),
+            queued: AtomicU32::new(0),
             pace: PaceQueue::new(),
             cost_x1000: AtomicU64::new(COST_DEFAULT),
             free_zones: AtomicU32::new(0),

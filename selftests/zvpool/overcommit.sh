@@ -6,7 +6,8 @@
 # are reset once the unmapping is committed) and writes succeed again.
 # Space events on the way (thresholds set to 30 % and 60 %): low, critical,
 # full at the ENOSPC, ok after the discard, each once, as `zvpoolctl pool
-# events` prints them and in `status`.
+# events` prints them and in `status`. With `no_space_timeout` a write that
+# finds the pool full waits, and completes once a discard frees space.
 DIR=$(dirname "$0")
 . "$DIR/ktap_helpers.sh"
 
@@ -20,7 +21,7 @@ if ! command -v zvpoolctl >/dev/null || [ ! -f "$KO" ] || [ ! -f /lib/modules/nu
 	ktap_finished
 fi
 lsmod | grep -q '^zvpool ' && rmmod zvpool
-ktap_set_plan 18
+ktap_set_plan 23
 dmesg_mark
 DMESG_START=$DMESG_MARK
 
@@ -72,6 +73,37 @@ ktap_expect_eq "status: space ok after the discard" ok "$(space)"
 ktap_test_result "discard returned zones to the pool" [ "$free1" -gt "$free0" ]
 ktap_test_result "writes succeed again (40 MiB)" dd if=/dev/zero of="$B" bs=$MIB seek=16 count=40 oflag=direct conv=fsync status=none
 ktap_expect_eq "first 16 MiB still intact" "$want" "$(sum_first)"
+# --- a write that finds the pool full waits for space (no_space_timeout) ---
+ktap_test_result "no_space_timeout=60" quiet zvpoolctl pool set ovc no_space_timeout=60
+# 56 MiB live; 60 MiB more do not fit.
+dd if=/dev/urandom of=/tmp/ovc.q bs=$MIB count=60 2>/dev/null
+dd if=/tmp/ovc.q of="$B" bs=$MIB seek=56 oflag=direct conv=fsync status=none 2>/tmp/ovc.dd &
+DD=$!
+waits() { awk '$1 == "write_wait_space" { print $2 }' /sys/kernel/config/zvpool/ovc/status; }
+W0=$(waits)
+sleep 4
+W1=$(waits)
+if kill -0 $DD 2>/dev/null; then
+	ktap_print_msg "the writer waits (write_wait_space: $W0 -> $W1 waits); status: $(grep '^space ' /sys/kernel/config/zvpool/ovc/status)"
+	ktap_test_pass "a write that finds the pool full waits instead of failing"
+else
+	ktap_print_msg "dd: $(cat /tmp/ovc.dd)"
+	ktap_test_fail "a write that finds the pool full waits instead of failing"
+fi
+# Each of its requests (dd's 1 MiB is split into several) polls every
+# 100 ms: a few hundred waits in 4 s. Waking on every GC signal spun
+# (about 500,000 in 4 s).
+ktap_test_result "the queued write does not spin (fewer than 5000 waits in 4 s)" [ $((W1 - W0)) -lt 5000 ]
+# Space from outside: the first 56 MiB discarded (and the unmapping committed).
+blkdiscard -o 0 -l $((56 * MIB)) "$B" && dd if=/dev/null of="$B" conv=fsync status=none
+if wait $DD; then
+	ktap_test_pass "once space is freed the waiting write completes"
+else
+	ktap_print_msg "dd: $(cat /tmp/ovc.dd)"
+	ktap_test_fail "once space is freed the waiting write completes"
+fi
+ktap_expect_eq "its data reads back" "$(md5sum </tmp/ovc.q)" \
+	"$(dd if="$B" bs=$MIB skip=56 count=60 iflag=direct status=none | md5sum)"
 # A new volume that reuses the space of a deleted one reads zeros.
 reuse() {
 	zvpoolctl volume delete ovc/big >/dev/null && zvpoolctl volume create ovc/new --size 256M >/dev/null &&

@@ -19,26 +19,33 @@ pub struct Prop {
     parse: fn(&str) -> Result<u64, String>,
     /// The value written for `default` (shown as "(default)" by `set`).
     default: Option<u64>,
-    /// A percentage (shown as a number), not a size.
-    percent: bool,
+    /// How its value reads.
+    unit: Unit,
+}
+
+/// The unit of a property's value.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Unit {
+    Bytes,
+    Percent,
+    Seconds,
 }
 
 impl Prop {
     /// A value as `get` shows it.
     fn value(&self, v: u64) -> Value {
-        if self.percent {
-            Value::Count(v)
-        } else {
-            Value::Bytes(v)
+        match self.unit {
+            Unit::Bytes => Value::Bytes(v),
+            Unit::Percent | Unit::Seconds => Value::Count(v),
         }
     }
 
     /// A value as `set` reports it.
     fn human(&self, v: u64) -> String {
-        if self.percent {
-            format!("{v}%")
-        } else {
-            size::human(v)
+        match self.unit {
+            Unit::Bytes => size::human(v),
+            Unit::Percent => format!("{v}%"),
+            Unit::Seconds => format!("{v}s"),
         }
     }
 }
@@ -50,23 +57,40 @@ pub const PROPS: &[Prop] = &[
         attr: "table_memory_limit",
         parse: parse_table_limit,
         default: Some(0),
-        percent: false,
+        unit: Unit::Bytes,
     },
     Prop {
         name: "space_low_pct",
         attr: "space_low_pct",
         parse: parse_pct,
         default: Some(80),
-        percent: true,
+        unit: Unit::Percent,
     },
     Prop {
         name: "space_critical_pct",
         attr: "space_critical_pct",
         parse: parse_pct,
         default: Some(95),
-        percent: true,
+        unit: Unit::Percent,
+    },
+    Prop {
+        name: "no_space_timeout",
+        attr: "no_space_timeout",
+        parse: parse_seconds,
+        default: Some(0),
+        unit: Unit::Seconds,
     },
 ];
+
+/// Seconds (an optional `s` suffix), at most a day.
+fn parse_seconds(v: &str) -> Result<u64, String> {
+    v.strip_suffix('s')
+        .unwrap_or(v)
+        .parse::<u64>()
+        .ok()
+        .filter(|s| *s <= 86_400)
+        .ok_or_else(|| format!("{v:?} is not a number of seconds (0 to 86400)"))
+}
 
 /// A percentage 0..=100 (0: off), or `off`.
 fn parse_pct(v: &str) -> Result<u64, String> {
@@ -107,7 +131,7 @@ fn lookup(name: &str, cmd: &str) -> Result<&'static Prop, Error> {
 pub const SET: Verb = Verb {
     name: "set",
     usage: "set NAME PROPERTY=VALUE...",
-    summary: "set properties of a pool (table_memory_limit, space thresholds)",
+    summary: "set properties of a pool (table memory, space thresholds, no-space timeout)",
     help: "Sets properties of pool NAME (active or not), in the order given. If one\n\
            cannot be set, the ones set before it get their old values back.\n\
            Properties:\n  \
@@ -123,9 +147,14 @@ pub const SET: Verb = Verb {
                event says low (default 80) and critical (default 95); low must be\n      \
                below critical. Each change of the level is a uevent and a log line\n      \
                (see 'pool events'); 'full' when a write was refused for want of\n      \
-               space. Kept in the configfs directory like table_memory_limit.\n\
+               space. Kept in the configfs directory like table_memory_limit.\n  \
+             no_space_timeout=SECONDS\n      \
+               how long a write waits for space from outside (a member added, data\n      \
+               discarded) once GC can free none, before it fails with ENOSPC; 0\n      \
+               (the default) fails it at once. Like dm-thin's no_space_timeout.\n\
            configfs: NAME/table_memory_limit <- bytes (0 for default);\n\
-           NAME/space_low_pct, NAME/space_critical_pct <- percent (0: off).",
+           NAME/space_low_pct, NAME/space_critical_pct <- percent (0: off);\n\
+           NAME/no_space_timeout <- seconds.",
     options: &[],
     min_args: 2,
     max_args: None,

@@ -290,7 +290,8 @@ fn set_and_get_on_a_module_without_the_attribute() {
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(
         r.out,
-        "tank\ttable_memory_limit\t-\ntank\tspace_low_pct\t-\ntank\tspace_critical_pct\t-\n"
+        "tank\ttable_memory_limit\t-\ntank\tspace_low_pct\t-\ntank\tspace_critical_pct\t-\n\
+         tank\tno_space_timeout\t-\n"
     );
     let warn = |a: &str| {
         format!(
@@ -300,7 +301,10 @@ fn set_and_get_on_a_module_without_the_attribute() {
     };
     assert_eq!(
         r.err,
-        warn("table_memory_limit") + &warn("space_low_pct") + &warn("space_critical_pct")
+        warn("table_memory_limit")
+            + &warn("space_low_pct")
+            + &warn("space_critical_pct")
+            + &warn("no_space_timeout")
     );
     assert_eq!(fk.snapshot(), before);
     // A kernel from before snapshots lacks it too.
@@ -437,7 +441,8 @@ fn get_output_formats() {
         (
             0,
             "NAME  PROPERTY            VALUE\ntank  table_memory_limit  8.00G\n\
-             tank  space_low_pct          80\ntank  space_critical_pct     95\n",
+             tank  space_low_pct          80\ntank  space_critical_pct     95\n\
+             tank  no_space_timeout        0\n",
             ""
         )
     );
@@ -446,7 +451,10 @@ fn get_output_formats() {
     let r = fk.run(&["pool", "get", "-Hp", "-o", "value,property", "tank"]);
     assert_eq!(
         r.out,
-        format!("{DEFAULT}\ttable_memory_limit\n80\tspace_low_pct\n95\tspace_critical_pct\n")
+        format!(
+            "{DEFAULT}\ttable_memory_limit\n80\tspace_low_pct\n95\tspace_critical_pct\n\
+             0\tno_space_timeout\n"
+        )
     );
     let r = fk.run(&["pool", "get", "-j", "tank", "table_memory_limit"]);
     assert_eq!(

@@ -161,6 +161,8 @@ struct PoolRt {
     table_limit: u64,
     /// `space_low_pct`, `space_critical_pct` (None: the defaults 80, 95).
     space: Option<(u64, u64)>,
+    /// `no_space_timeout`, seconds.
+    no_space_timeout: u64,
     /// `checkpoint_zones` as written (0: chosen at format, 1 here).
     ckpt_zones: u32,
     /// `table_memory_bytes` (None: `table_nodes` * NODE_BYTES).
@@ -631,6 +633,7 @@ impl FakeKernel {
                 let (lo, cr) = p.space.unwrap_or((80, 95));
                 w("space_low_pct", format!("{lo}\n"));
                 w("space_critical_pct", format!("{cr}\n"));
+                w("no_space_timeout", format!("{}\n", p.no_space_timeout));
             }
             if !st.legacy {
                 let k = if p.active {
@@ -835,8 +838,20 @@ impl FakeKernel {
                     p.ckpt_zones = n;
                 }
             }
-            "table_memory_limit" | "space_low_pct" | "space_critical_pct" if st.no_table_memory => {
+            "table_memory_limit" | "space_low_pct" | "space_critical_pct" | "no_space_timeout"
+                if st.no_table_memory =>
+            {
                 return Err(err(ENOENT))
+            }
+            "no_space_timeout" => {
+                let v = value.strip_suffix('\n').unwrap_or(value);
+                let Some(n) = v.parse::<u64>().ok().filter(|n| *n <= 86_400) else {
+                    let why = "no_space_timeout takes seconds, 0 (fail at once) to 86400";
+                    return Err(self.refuse(st, EINVAL, name, why));
+                };
+                if let Some(p) = st.pools.get_mut(name) {
+                    p.no_space_timeout = n;
+                }
             }
             "space_low_pct" | "space_critical_pct" => {
                 let v = value.strip_suffix('\n').unwrap_or(value);
