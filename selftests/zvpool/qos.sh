@@ -22,7 +22,7 @@ for tool in fio zvpoolctl; do
 		exit 0
 	fi
 done
-ktap_set_plan 20
+ktap_set_plan 24
 dmesg_mark
 MARK0=$DMESG_MARK
 
@@ -142,6 +142,23 @@ refused "rbps: more than 64 bits is refused" 18446744073709551616 "$VA/rbps" "in
 ktap_test_result "the limits are unchanged after refused writes" \
 	sh -c "[ \"\$(cat $VA/riops $VA/wbps $VA/rbps | tr '\n' ' ')\" = '0 300 0 ' ]"
 echo 0 >"$VA/wbps"
+
+# zvpoolctl: set, show, refuse, and the pool cache across stop/assemble.
+quiet zvpoolctl volume set qp/a riops=300 rbps=4M
+rc=$?
+ktap_test_result "zvpoolctl volume set qp/a riops=300 rbps=4M (exit $rc)" \
+	sh -c "[ $rc = 0 ] && [ \"\$(cat $VA/riops $VA/rbps | tr '\n' ' ')\" = '300 4194304 ' ]"
+got=$(zvpoolctl volume show -Hp -o riops,wiops,rbps,wbps qp/a | cut -f2 | tr '\n' ' ')
+ktap_print_msg "volume show: $got"
+ktap_test_result "zvpoolctl volume show has the limits" [ "$got" = "300 0 4194304 0 " ]
+zvpoolctl volume set qp/a riops=-1 >/dev/null 2>&1
+rc=$?
+ktap_test_result "zvpoolctl volume set of an invalid value: usage error (exit $rc), nothing changed" \
+	sh -c "[ $rc = 2 ] && [ \"\$(cat $VA/riops)\" = 300 ]"
+quiet zvpoolctl pool stop qp && quiet zvpoolctl pool assemble qp /dev/zvqos
+ktap_test_result "after pool stop and assemble the cached limits are set again ($(cat $VA/riops 2>&1) $(cat $VA/rbps 2>&1))" \
+	sh -c "[ \"\$(cat $VA/riops $VA/rbps $VB/riops | tr '\n' ' ')\" = '300 4194304 0 ' ]"
+quiet zvpoolctl volume set qp/a riops=0 rbps=0
 
 ktap_test_result "rmdir volumes and pool, rmmod" sh -c "zvpoolctl pool stop qp >/dev/null && rmmod zvpool"
 DMESG_MARK=$MARK0
