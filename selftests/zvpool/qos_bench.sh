@@ -8,19 +8,19 @@
 # every request takes the volume's spinlock and charges the buckets, none
 # waits). Rounds alternate A B C so that drift hits all alike. Pool over a
 # memory-backed zoned null_blk; fio 4 KiB randread 4 jobs x QD32, randread
-# QD1, randwrite 4 x QD32, 8 s each. Run with zvpool.run=check:qos_bench.sh.
+# QD1, randwrite 4 x QD32, 6 s each, 4 rounds. Run with zvpool.run=check:qos_bench.sh.
 DIR=$(dirname "$0")
 . "$DIR/ktap_helpers.sh"
 KO=${ZVPOOL_KO:-/lib/modules/zvpool/zvpool.ko}
 BASE=${ZVPOOL_KO_BASE:-/lib/modules/zvpool/zvpool-base.ko}
 NB=/sys/kernel/config/nullb/zvqb
-ROUNDS=${QOS_BENCH_ROUNDS:-2}
+ROUNDS=${QOS_BENCH_ROUNDS:-4}
 ktap_print_header
 ktap_set_plan 1
 nullb_zoned $NB 1024 16
 iops() { fio --output-format=terse --terse-version=3 "$@" 2>/dev/null | awk -F';' '{ print $8 + $49 }'; }
 run() { # LABEL DEV
-	f="--filename=$2 --direct=1 --ioengine=libaio --bs=4k --size=512M --time_based --runtime=8 --randrepeat=0 --norandommap"
+	f="--filename=$2 --direct=1 --ioengine=libaio --bs=4k --size=512M --time_based --runtime=6 --randrepeat=0 --norandommap"
 	r=$(iops --name=rr $f --rw=randread --iodepth=32 --numjobs=4 --group_reporting)
 	r1=$(iops --name=r1 $f --rw=randread --iodepth=1 --numjobs=1)
 	w=$(iops --name=rw $f --rw=randwrite --iodepth=32 --numjobs=4 --group_reporting)
