@@ -445,4 +445,25 @@ mod tests {
             assert_eq!(parse_limit(bad), None, "{bad:?}");
         }
     }
+
+    /// Not a test: ns per `admit` on the host (`cargo test --release -p
+    /// zvcore qos::tests::admit_cost -- --ignored --nocapture`).
+    #[test]
+    #[ignore]
+    fn admit_cost() {
+        let mut l = Limiter::default();
+        l.set(Knob::Riops, 10_000_000, 0);
+        l.set(Knob::Rbps, 1 << 40, 0);
+        let n = 10_000_000u64;
+        let t = std::time::Instant::now();
+        let mut ok = 0u64;
+        for i in 0..n {
+            ok += u64::from(
+                l.admit(Dir::Read, 4096, std::hint::black_box(i * 200))
+                    .is_ok(),
+            );
+        }
+        let ns = t.elapsed().as_nanos() as f64 / n as f64;
+        std::println!("admit with two limits: {ns:.2} ns a request ({ok} admitted)");
+    }
 }
