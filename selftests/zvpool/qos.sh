@@ -22,7 +22,7 @@ for tool in fio zvpoolctl; do
 		exit 0
 	fi
 done
-ktap_set_plan 24
+ktap_set_plan 25
 dmesg_mark
 MARK0=$DMESG_MARK
 
@@ -99,6 +99,19 @@ echo 1048576 >"$VA/wbps"
 check_rate "wbps=1 MiB/s: randwrite 64 KiB within 10 % (KiB/s)" "$(rate "$A" randwrite 64k | cut -d' ' -f2)" 1024
 echo 0 >"$VA/wbps"
 
+# A request larger than the burst still passes: rbps=16384 has a burst
+# of 1.6 KiB; two 64 KiB reads (4 s each at the limit): the first passes
+# at once (the bucket is full), the second once the first is paid for.
+echo 16384 >"$VA/rbps"
+t0=$(cut -d' ' -f1 /proc/uptime)
+dd if="$A" of=/dev/null bs=64k count=2 iflag=direct status=none
+rc=$?
+t1=$(cut -d' ' -f1 /proc/uptime)
+echo 0 >"$VA/rbps"
+took=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
+ktap_test_result "rbps=16384: two 64 KiB reads, each larger than the burst, pass in 3-8 s (exit $rc, $took s)" \
+	awk -v rc="$rc" -v t="$took" 'BEGIN { exit !(rc == 0 && t >= 3 && t <= 8) }'
+
 # Online: riops 200, then 500 while the same fio run goes on. The rate
 # of each phase is measured from the disk's completed reads
 # (/sys/block/zvpoolN/stat) over a window inside it.
@@ -128,7 +141,7 @@ rate "$A" randread 4k >/tmp/qos.a &
 rb=$(rate "$B" randread 4k | cut -d' ' -f1)
 wait
 ra=$(cut -d' ' -f1 /tmp/qos.a)
-ktap_print_msg "together: A (riops=200) $ra IOPS, B (unlimited) $rb IOPS; B alone-ish unlimited rate was $base_r on A"
+ktap_print_msg "together: A (riops=200) $ra IOPS, B (unlimited) $rb IOPS; unlimited randread measured alone on A at the start: $base_r IOPS"
 check_rate "A limited to 200 while B runs next to it" "$ra" 200
 ktap_test_result "B unlimited is not slowed to A's rate (B > 3 x 200 IOPS, none of its requests delayed)" \
 	sh -c "awk -v b=$rb 'BEGIN { exit !(b > 600) }' && [ $(delayed $VB) = $d0 ]"
