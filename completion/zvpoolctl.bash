@@ -59,7 +59,7 @@ _zvpoolctl() {
     done
     case $noun in
     pool) verbs="create assemble add evacuate replace stop list status health events set get check import" ;;
-    volume) verbs="create migrate clone promote delete resize import export-image list show ident export unexport exports" ;;
+    volume) verbs="create migrate clone promote delete resize set import export-image list show ident export unexport exports" ;;
     snapshot) verbs="create delete list send receive rollback" ;;
     help) verbs="pool volume snapshot" ;;
     esac
@@ -84,6 +84,7 @@ _zvpoolctl() {
     "volume promote") opts="" args=volumes ;;
     "volume delete") opts="" args=volumes ;;
     "volume resize") opts="--size --offline --shrink" args=volumes ;;
+    "volume set") opts="" args=volumes ;;
     "volume list") opts="--scripted --parsable --columns --json --type" args=pools ;;
     "volume show") opts="--scripted --parsable --columns --json" args=all ;;
     "volume import") opts="--quiet --format --follow-backing" args=pools ;;

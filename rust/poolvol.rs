@@ -12,6 +12,7 @@ use crate::kwrap::{
 use crate::lowerio::RqData;
 use crate::pool::ActivePool;
 use crate::poolreq::PoolReq;
+use crate::qos::VolQos;
 use crate::volinfo::{kind_origin_of, VolKind};
 use crate::volume::{Io, VolumeBackend};
 use crate::zvcore::volid;
@@ -28,17 +29,20 @@ pub(crate) struct PoolVolume {
     /// The volume's stable UUID (`zvcore::volid`) from the pool's UUID, the
     /// id and the name: fixed too.
     uuid: volid::Uuid,
+    /// The volume's I/O limits (owned with its configfs directory).
+    qos: Arc<VolQos>,
 }
 
 impl PoolVolume {
-    /// Volume `id` named `name` of `pool`.
-    pub(crate) fn new(pool: Arc<ActivePool>, id: u32, name: CString) -> Self {
+    /// Volume `id` named `name` of `pool`, limited by `qos`.
+    pub(crate) fn new(pool: Arc<ActivePool>, id: u32, name: CString, qos: Arc<VolQos>) -> Self {
         let uuid = volid::volume_uuid(&pool.uuid, u64::from(id), name.to_bytes());
         Self {
             pool,
             id,
             name,
             uuid,
+            qos,
         }
     }
 }
@@ -126,6 +130,9 @@ impl VolumeBackend for PoolVolume {
         // Process context: a failed I/O of the asynchronous path (its
         // completion runs in IRQ context) is reported from here.
         self.pool.health_kick();
+        // Every request comes here first: admitted by the volume's limits
+        // (`qos.rs`) before either path, or requeued until it is.
+        let io = Io::from_request(self.qos.admit(io.into_request())?);
         let level = crate::fastpath_level();
         let back = match io.op() {
             Some(Op::Read) if level >= 1 => self.pool.read_fast(self.id, io.into_request()),

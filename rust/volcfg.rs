@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
-//! configfs: a volume directory, `.../VOLUME/` with `size`, `enable`, `dev`
-//! and `usage` exactly as in `Documentation/configfs-abi.md`.
+//! configfs: a volume directory, `.../VOLUME/` with `size`, `enable`, `dev`,
+//! `usage` and the I/O limits `riops`, `wiops`, `rbps`, `wbps` exactly as in
+//! `Documentation/configfs-abi.md`.
 //!
 //! A volume directory lives under an active pool's directory and binds a
 //! volume of the pool's metadata by name: an existing one (its size is read
@@ -12,8 +13,10 @@ use crate::{
     nodes::NODE_BYTES,
     pool::{ActivePool, Binding},
     poolvol::PoolVolume,
+    qos::VolQos,
     volinfo::{snapshot_split, VolKind},
     volume::{VolumeDev, BLOCK_SIZE, MAX_VOLUME_BYTES},
+    zvcore::qos::Knob,
 };
 use kernel::{
     configfs, configfs_attrs,
@@ -45,6 +48,9 @@ pub(crate) struct VolumeConfig {
     pool: Arc<ActivePool>,
     #[pin]
     state: Mutex<VolumeState>,
+    /// The volume's I/O limits, shared with its disk while enabled; they
+    /// last as long as the directory.
+    qos: Arc<VolQos>,
     /// Marks the name bound while the directory exists (dropped last).
     _binding: Binding,
 }
@@ -85,6 +91,10 @@ pub(crate) fn new_group(
             enable: 1,
             dev: 2,
             usage: 3,
+            riops: 4,
+            wiops: 5,
+            rbps: 6,
+            wbps: 7,
         ],
     };
     let path = CString::try_from_fmt(fmt!("{}/{}", pool.name.to_str()?, name.to_str()?))?;
@@ -98,6 +108,7 @@ pub(crate) fn new_group(
         );
         return Err(ENOENT);
     }
+    let qos = VolQos::new()?;
     let binding = pool.bind(name)?;
     let size = id.and_then(|id| pool.vol_blocks(id)).unwrap_or(0) * BLOCK_SIZE;
     if let Some(id) = id {
@@ -116,6 +127,7 @@ pub(crate) fn new_group(
             name: vname,
             pool,
             state <- new_mutex!(VolumeState { size, id, dev: None }),
+            qos,
             _binding: binding,
         }),
     ))
@@ -246,7 +258,10 @@ impl configfs::AttributeOperations<1> for VolumeConfig {
                 return Err(EINVAL);
             };
             let vname: CString = (&*this.name).try_into()?;
-            let backend = Arc::new(PoolVolume::new(this.pool.clone(), id, vname), GFP_KERNEL)?;
+            let backend = Arc::new(
+                PoolVolume::new(this.pool.clone(), id, vname, this.qos.clone()),
+                GFP_KERNEL,
+            )?;
             let dev = VolumeDev::new(&this.path, st.size, backend)?;
             pr_info!(
                 "volume {}: enabled as /dev/{}\n",
@@ -317,12 +332,60 @@ impl configfs::AttributeOperations<3> for VolumeConfig {
             None => w.write_str("-")?,
         }
         w.write_fmt(fmt!(
-            "\nexclusive_bytes {}\nshared_bytes {}\ntable_bytes {}\ntable_exclusive_bytes {}\n",
+            "\nexclusive_bytes {}\nshared_bytes {}\ntable_bytes {}\ntable_exclusive_bytes {}\nqos_delayed {}\n",
             info.map_or(0, |i| i.exclusive) * BLOCK_SIZE,
             info.map_or(0, |i| i.shared()) * BLOCK_SIZE,
             nodes * NODE_BYTES,
-            excl_nodes * NODE_BYTES
+            excl_nodes * NODE_BYTES,
+            this.qos.delayed()
         ))?;
         Ok(w.bytes_written())
     }
 }
+
+/// Shows limit `knob` of the volume (`riops`, ...): a decimal, 0 for none.
+fn show_limit(this: &VolumeConfig, knob: Knob, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
+    let mut w = kernel::str::Formatter::new(page);
+    w.write_fmt(fmt!("{}\n", this.qos.get(knob)))?;
+    Ok(w.bytes_written())
+}
+
+/// Sets limit `knob`: a decimal (I/Os or bytes per second), 0 for none;
+/// online, the next request sees it.
+fn store_limit(this: &VolumeConfig, knob: Knob, page: &[u8]) -> Result {
+    let Some(v) = parse_u64(page) else {
+        pr_err!(
+            "volume {}: {} is not a decimal number (0 = unlimited)\n",
+            this.what(),
+            knob.name()
+        );
+        return Err(EINVAL);
+    };
+    this.qos.set(knob, v);
+    pr_info!("volume {}: {} limit {}\n", this.what(), knob.name(), v);
+    Ok(())
+}
+
+/// The limit attributes `riops`, `wiops`, `rbps`, `wbps` (read-write):
+/// I/Os or bytes per second of reads or writes, 0 = unlimited (default).
+macro_rules! limit_attr {
+    ($n:literal, $knob:expr) => {
+        #[vtable]
+        impl configfs::AttributeOperations<$n> for VolumeConfig {
+            type Data = VolumeConfig;
+
+            fn show(this: &VolumeConfig, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
+                show_limit(this, $knob, page)
+            }
+
+            fn store(this: &VolumeConfig, page: &[u8]) -> Result {
+                store_limit(this, $knob, page)
+            }
+        }
+    };
+}
+
+limit_attr!(4, Knob::Riops);
+limit_attr!(5, Knob::Wiops);
+limit_attr!(6, Knob::Rbps);
+limit_attr!(7, Knob::Wbps);

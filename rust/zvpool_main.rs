@@ -50,6 +50,8 @@ mod poolreq;
 #[deny(unsafe_code)]
 mod poolvol;
 #[deny(unsafe_code)]
+mod qos;
+#[deny(unsafe_code)]
 mod registry;
 #[deny(unsafe_code)]
 mod snapshot;

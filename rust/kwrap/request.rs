@@ -470,6 +470,36 @@ impl<D> Request<D> {
         Ok(())
     }
 
+    /// Gives the request back to the block layer like [`Self::requeue`],
+    /// for a wait the driver chose (an I/O limit): not counted against
+    /// `requeue`'s limit. The request is on the requeue list first; then
+    /// `kick` decides: `Some(ms)` dispatches the list after `ms`
+    /// (`blk_mq_delay_kick_requeue_list`, which moves a kick already
+    /// pending to the new time), `None` leaves the request to a kick the
+    /// caller knows is pending. Any context, never sleeps.
+    pub(crate) fn requeue_delayed(self, kick: impl FnOnce() -> Option<u32>) {
+        let rq = self.into_raw();
+        // SAFETY: `rq` was a started, owned, not yet ended request (type
+        // invariant); ownership goes back to the block layer, which
+        // dispatches it again. Its queue outlives the request, and the
+        // caller runs in that queue's dispatch (or completion) with the
+        // disk alive, so `q` stays valid for the kick below.
+        let q = unsafe {
+            let q = (*rq).q;
+            bindings::blk_mq_requeue_request(rq, false);
+            q
+        };
+        if let Some(ms) = kick() {
+            // SAFETY: `q` is alive (above).
+            unsafe {
+                bindings::blk_mq_delay_kick_requeue_list(
+                    q,
+                    kernel::ffi::c_ulong::try_from(ms).unwrap_or(1000),
+                )
+            };
+        }
+    }
+
     /// Ends the request with `status` right here (`blk_mq_end_request`): the
     /// upper layer's completion runs in the caller's context. Any context,
     /// including hard IRQ; never sleeps.

@@ -20,6 +20,7 @@ pub mod map;
 pub mod pacing;
 pub mod pool;
 pub mod probe;
+pub mod qos;
 pub mod recovery;
 pub mod space;
 pub mod sparse;

@@ -10,7 +10,15 @@
 //! # comment lines and empty lines are ignored
 //! zvpool-cache 1
 //! pool <pool-uuid> <name> <dev-uuid>[,<dev-uuid>...]
+//! limits <pool-uuid> <volume> riops=N wiops=N rbps=N wbps=N
 //! ```
+//!
+//! `limits` lines (issue 20) hold a volume's I/O limits, which the on-disk
+//! format has no room for: `volume set` records them, assembly applies them
+//! when it binds the volume. Only non-zero limits are written, and a file
+//! with `limits` lines says `zvpool-cache 2` (a tool that only knows
+//! version 1 then refuses it as another version instead of misreading it;
+//! a file without them stays version 1).
 //!
 //! The first line that is not a comment is the version line; then one `pool`
 //! line per pool: its UUID, the name it was last assembled under and its
@@ -29,6 +37,20 @@ use std::path::{Path, PathBuf};
 /// Where the cache lives unless `--cache FILE` says otherwise.
 pub const DEFAULT_CACHE: &str = "/etc/zvpool/zvpool.cache";
 const VERSION_LINE: &str = "zvpool-cache 1";
+/// The version line of a cache with `limits` lines.
+const VERSION_LINE_2: &str = "zvpool-cache 2";
+
+/// The I/O limit names, in the order of [`VolLimits::values`].
+pub const LIMIT_NAMES: [&str; 4] = ["riops", "wiops", "rbps", "wbps"];
+
+/// The I/O limits of one volume (0: unlimited).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VolLimits {
+    pub pool: Uuid,
+    pub volume: String,
+    /// riops, wiops, rbps, wbps.
+    pub values: [u64; 4],
+}
 
 /// One pool of the cache.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,6 +65,8 @@ pub struct Entry {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Cache {
     pub entries: Vec<Entry>,
+    /// Volumes with I/O limits.
+    pub limits: Vec<VolLimits>,
 }
 
 impl Cache {
@@ -57,13 +81,24 @@ impl Cache {
             }
             let bad = |why: &str| format!("line {}: {why}: {line:?}", i + 1);
             if !version {
-                if line != VERSION_LINE {
+                if line != VERSION_LINE && line != VERSION_LINE_2 {
                     return Err(bad("expected the version line 'zvpool-cache 1'"));
                 }
                 version = true;
                 continue;
             }
             let f: Vec<&str> = line.split_whitespace().collect();
+            if f.first() == Some(&"limits") {
+                let l = parse_limits(&f).map_err(|e| bad(&e))?;
+                if c.limits
+                    .iter()
+                    .any(|x| x.pool == l.pool && x.volume == l.volume)
+                {
+                    return Err(bad("a volume's limits recorded twice"));
+                }
+                c.limits.push(l);
+                continue;
+            }
             let ["pool", u, name, members] = f[..] else {
                 return Err(bad("expected 'pool UUID NAME DEV-UUID,...'"));
             };
@@ -96,10 +131,15 @@ impl Cache {
     }
 
     pub fn render(&self) -> String {
+        let version = if self.limits.is_empty() {
+            VERSION_LINE
+        } else {
+            VERSION_LINE_2
+        };
         let mut s = format!(
             "# zvpool pool cache: the pools 'zvpoolctl pool import -a --cached' imports\n\
              # (at boot), with their names. Written by zvpoolctl; see zvpoolctl(8).\n\
-             {VERSION_LINE}\n"
+             {version}\n"
         );
         for e in &self.entries {
             let m = if e.members.is_empty() {
@@ -113,7 +153,46 @@ impl Cache {
             };
             s.push_str(&format!("pool {} {} {m}\n", uuid::format(&e.uuid), e.name));
         }
+        for l in &self.limits {
+            let kv: Vec<String> = LIMIT_NAMES
+                .iter()
+                .zip(l.values)
+                .filter(|(_, v)| *v != 0)
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            s.push_str(&format!(
+                "limits {} {} {}\n",
+                uuid::format(&l.pool),
+                l.volume,
+                kv.join(" ")
+            ));
+        }
         s
+    }
+
+    /// The limits recorded for volume `volume` of pool `pool` (all 0 if
+    /// none).
+    pub fn limits_of(&self, pool: &Uuid, volume: &str) -> [u64; 4] {
+        self.limits
+            .iter()
+            .find(|l| &l.pool == pool && l.volume == volume)
+            .map_or([0; 4], |l| l.values)
+    }
+
+    /// Records the limits of a volume (all 0: forgets it). Whether the
+    /// cache changed.
+    pub fn set_limits(&mut self, pool: Uuid, volume: &str, values: [u64; 4]) -> bool {
+        let old = self.limits.clone();
+        self.limits
+            .retain(|l| !(l.pool == pool && l.volume == volume));
+        if values != [0; 4] {
+            self.limits.push(VolLimits {
+                pool,
+                volume: volume.to_string(),
+                values,
+            });
+        }
+        old != self.limits
     }
 
     pub fn by_uuid(&self, u: &Uuid) -> Option<&Entry> {
@@ -134,6 +213,31 @@ impl Cache {
         self.entries.retain(|x| x.name != name);
         n != self.entries.len()
     }
+}
+
+/// A `limits POOL-UUID VOLUME NAME=N...` line, split in words.
+fn parse_limits(f: &[&str]) -> Result<VolLimits, String> {
+    let [_, u, volume, kvs @ ..] = f else {
+        return Err("expected 'limits POOL-UUID VOLUME NAME=N...'".into());
+    };
+    let pool = uuid::parse(u).ok_or("invalid pool UUID")?;
+    if crate::commands::check_name("volume", volume, "").is_err() {
+        return Err("invalid volume name".into());
+    }
+    let mut values = [0u64; 4];
+    for kv in kvs {
+        let (k, v) = kv.split_once('=').ok_or("expected NAME=N")?;
+        let i = LIMIT_NAMES
+            .iter()
+            .position(|n| *n == k)
+            .ok_or("unknown limit")?;
+        values[i] = v.parse().map_err(|_| "invalid limit value")?;
+    }
+    Ok(VolLimits {
+        pool,
+        volume: volume.to_string(),
+        values,
+    })
 }
 
 /// Reads the cache: `Ok(None)` when there is no file, `Err` when it cannot
@@ -224,11 +328,49 @@ mod tests {
     }
 
     #[test]
+    fn volume_limits_round_trip() {
+        let mut c = Cache::default();
+        c.upsert(entry(1, "tank"));
+        assert!(c.render().contains("\nzvpool-cache 1\n"));
+        assert!(c.set_limits([1; 16], "vm1", [200, 0, 0, 1 << 20]));
+        assert!(!c.set_limits([1; 16], "vm1", [200, 0, 0, 1 << 20]));
+        assert!(c.set_limits([1; 16], "vm2", [0, 5, 0, 0]));
+        let text = c.render();
+        assert!(text.contains("\nzvpool-cache 2\n"), "{text}");
+        assert!(
+            text.contains(
+                "\nlimits 01010101-0101-0101-0101-010101010101 vm1 riops=200 wbps=1048576\n"
+            ),
+            "{text}"
+        );
+        let back = Cache::parse(&text).unwrap();
+        assert_eq!(back, c);
+        assert_eq!(back.limits_of(&[1; 16], "vm1"), [200, 0, 0, 1 << 20]);
+        assert_eq!(back.limits_of(&[1; 16], "vm3"), [0; 4]);
+        assert_eq!(back.limits_of(&[2; 16], "vm1"), [0; 4]);
+        // All zero: forgotten; no limits left: version 1 again.
+        assert!(c.set_limits([1; 16], "vm1", [0; 4]));
+        assert!(c.set_limits([1; 16], "vm2", [0; 4]));
+        assert!(c.limits.is_empty() && c.render().contains("\nzvpool-cache 1\n"));
+        for (bad, what) in [
+            ("zvpool-cache 2\nlimits x vm1 riops=1\n", "line 2: invalid pool UUID"),
+            ("zvpool-cache 2\nlimits 01010101-0101-0101-0101-010101010101 v/m riops=1\n", "line 2: invalid volume name"),
+            ("zvpool-cache 2\nlimits 01010101-0101-0101-0101-010101010101 vm1 iops=1\n", "line 2: unknown limit"),
+            ("zvpool-cache 2\nlimits 01010101-0101-0101-0101-010101010101 vm1 riops=x\n", "line 2: invalid limit value"),
+            ("zvpool-cache 2\nlimits 01010101-0101-0101-0101-010101010101\n", "line 2: expected 'limits"),
+            ("zvpool-cache 2\nlimits 01010101-0101-0101-0101-010101010101 vm1 riops=1\nlimits 01010101-0101-0101-0101-010101010101 vm1 wiops=1\n", "line 3: a volume's limits recorded twice"),
+        ] {
+            let e = Cache::parse(bad).unwrap_err();
+            assert!(e.starts_with(what), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
     fn corrupt_text_is_refused_with_the_line() {
         let ok = "# c\n\nzvpool-cache 1\npool 01010101-0101-0101-0101-010101010101 tank -\n";
         assert!(Cache::parse(ok).unwrap().entries[0].members.is_empty());
         for (bad, what) in [
-            ("zvpool-cache 2\n", "line 1: expected the version line"),
+            ("zvpool-cache 3\n", "line 1: expected the version line"),
             ("pool 01010101-0101-0101-0101-010101010101 tank -\n", "line 1: expected the version"),
             ("zvpool-cache 1\npool x tank -\n", "line 2: invalid pool UUID"),
             ("zvpool-cache 1\npool 01010101-0101-0101-0101-010101010101 ta/nk -\n", "line 2: invalid pool name"),

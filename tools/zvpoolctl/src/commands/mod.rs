@@ -18,6 +18,7 @@ pub mod import;
 pub mod migrate;
 pub mod pool;
 pub mod props;
+pub mod qos;
 pub mod snapshot;
 pub mod stream;
 pub mod volume;

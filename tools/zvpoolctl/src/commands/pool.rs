@@ -622,11 +622,14 @@ pub(super) fn assemble_devices(
             // Snapshots stay unbound: they get a (read-only) device only
             // when asked for.
             let vols = ctx.meta_volumes(&pool)?;
+            // I/O limits from the pool cache, set before the device exists.
+            let limits = super::qos::cached(ctx, name);
             for v in vols.into_iter().filter(|v| v.kind != abi::KIND_SNAPSHOT) {
                 let vol = Obj::volume(name, &v.name);
                 ctx.mkdir(&vol)
                     .map_err(|e| e.fail(format!("bind volume {vol}")))?;
                 bound.push(v.name.clone());
+                super::qos::apply(ctx, &limits, &v.name, &vol);
                 ctx.write(&vol, "enable", "1")
                     .map_err(|e| e.fail(format!("enable volume {vol}")))?;
                 enabled.push(v.name);

@@ -238,6 +238,7 @@ pub const NOUN: Noun = Noun {
             columns: COLUMNS_HELP,
             run: show,
         },
+        super::qos::SET,
         super::ident::VERB,
         super::export::EXPORT,
         super::export::UNEXPORT,
@@ -260,6 +261,10 @@ const COLUMNS: &[&str] = &[
     "state",
     "device",
     "devt",
+    "riops",
+    "wiops",
+    "rbps",
+    "wbps",
 ];
 const DEFAULTS: &[&str] = &["name", "size", "used", "state", "device"];
 const COLUMNS_HELP: &[(&str, &str)] = &[
@@ -283,6 +288,13 @@ const COLUMNS_HELP: &[(&str, &str)] = &[
     ("state", "enabled, disabled or unbound"),
     ("device", "block device node (/dev/zvpoolN) when enabled"),
     ("devt", "MAJOR:MINOR of the block device"),
+    (
+        "riops",
+        "read I/Os per second limit, 0 unlimited (bound volumes; 'volume set')",
+    ),
+    ("wiops", "write I/Os per second limit, 0 unlimited"),
+    ("rbps", "read bytes per second limit, 0 unlimited"),
+    ("wbps", "write bytes per second limit, 0 unlimited"),
 ];
 
 /// Which kinds a listing shows; kinds unknown to this tool count as volumes.
@@ -367,6 +379,9 @@ pub struct VolInfo {
     /// `/dev/zvpoolN`.
     pub device: Option<String>,
     pub devt: Option<String>,
+    /// I/O limits riops, wiops, rbps, wbps of a bound volume (0:
+    /// unlimited; `None`: not bound, or a module without them).
+    pub limits: [Option<u64>; 4],
 }
 
 impl VolInfo {
@@ -416,6 +431,7 @@ fn info(
         state: "unbound",
         device: None,
         devt: None,
+        limits: [None; 4],
     };
     if !bound {
         return Ok(v);
@@ -444,6 +460,7 @@ fn info(
         v.shared = v.shared.or(v.mapped.map(|_| 0));
         v.exclusive = v.exclusive.or(v.mapped);
     }
+    v.limits = super::qos::read_limits(ctx, &vol);
     v.state = "disabled";
     if abi::parse_bool(&ctx.read(&vol, "enable")?) {
         v.state = "enabled";
@@ -504,6 +521,10 @@ fn row(v: &VolInfo) -> Vec<Value> {
         Value::text(v.state),
         v.device.clone().map_or(Value::Null, Value::Text),
         v.devt.clone().map_or(Value::Null, Value::Text),
+        Value::opt_count(v.limits[0]),
+        Value::opt_count(v.limits[1]),
+        Value::opt_bytes(v.limits[2]),
+        Value::opt_bytes(v.limits[3]),
     ]
 }
 
@@ -687,6 +708,7 @@ pub fn delete_one(ctx: &mut Ctx<'_>, pool: &str, name: &str, noun: &str) -> Resu
         }
     }
     ctx.say(&format!("deleted {noun} {vol}"));
+    super::qos::forget(ctx, pool, name);
     Ok(())
 }
 

@@ -516,3 +516,97 @@ fn stop_all_stops_every_pool_and_reports_failures() {
         assert_eq!(m.run(args).code, 2, "{args:?}");
     }
 }
+
+#[test]
+fn volume_limits_are_set_online_recorded_and_applied_at_import() {
+    let m = Machine::new();
+    let r = m.run(&["pool", "import", "tank"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let vol = Obj::volume("tank", "vm1");
+    let limits = |fk: &FakeKernel| {
+        ["riops", "wiops", "rbps", "wbps"]
+            .map(|a| fk.read_attr(&vol, a).unwrap().trim().to_string())
+            .join(" ")
+    };
+    assert_eq!(limits(&m.fk), "0 0 0 0");
+    // Usage errors change nothing.
+    for (args, first) in [
+        (
+            vec!["volume", "set", "tank/vm1", "iops=5"],
+            "zvpoolctl: unknown limit \"iops\"; limits: riops, wiops, rbps, wbps",
+        ),
+        (
+            vec!["volume", "set", "tank/vm1", "riops=5", "wbps=1x"],
+            "zvpoolctl: wbps: invalid size \"1x\"",
+        ),
+        (
+            vec!["volume", "set", "tank/vm1", "riops=1.5"],
+            "zvpoolctl: invalid riops \"1.5\"",
+        ),
+        (
+            vec!["volume", "set", "tank/vm1", "riops=1", "riops=2"],
+            "zvpoolctl: limit riops given twice",
+        ),
+        (
+            vec!["volume", "set", "tank/vm1", "riops"],
+            "zvpoolctl: expected LIMIT=VALUE",
+        ),
+    ] {
+        let r = m.run(&args);
+        assert_eq!(r.code, 2, "{args:?}: {r:?}");
+        assert!(r.err.starts_with(first), "{args:?}: {}", r.err);
+        assert_eq!(limits(&m.fk), "0 0 0 0");
+    }
+    let r = m.run(&["volume", "set", "tank/vm1", "riops=200", "wbps=1M"]);
+    assert_eq!((r.code, r.err.as_str()), (0, ""), "{r:?}");
+    assert_eq!(
+        r.out,
+        "set riops of volume tank/vm1: unlimited -> 200\nset wbps of volume tank/vm1: unlimited -> 1048576\n"
+    );
+    assert_eq!(limits(&m.fk), "200 0 0 1048576");
+    let text = m.cache_text();
+    assert!(text.contains("zvpool-cache 2\n"), "{text}");
+    assert!(
+        text.contains(&format!("limits {} vm1 riops=200 wbps=1048576\n", u(TANK))),
+        "{text}"
+    );
+    let r = m.run(&["volume", "list", "-Hp", "-o", "name,riops,wiops,rbps,wbps"]);
+    assert_eq!(r.out, "tank/vm1\t200\t0\t0\t1048576\n");
+    let r = m.run(&["volume", "show", "-j", "-o", "riops,wbps", "tank/vm1"]);
+    assert!(
+        r.out.contains("\"riops\": 200,") && r.out.contains("\"wbps\": 1048576"),
+        "{}",
+        r.out
+    );
+    // Stopped (the directory and its limits go) and imported again: the
+    // cache's limits are set before the volume is enabled.
+    assert_eq!(m.run(&["pool", "stop", "tank"]).code, 0);
+    let r = m.run(&["pool", "import", "tank"]);
+    assert_eq!((r.code, r.err.as_str()), (0, ""), "{r:?}");
+    assert_eq!(limits(&m.fk), "200 0 0 1048576");
+    // Unlimited again: the cache forgets the volume (version 1 again).
+    let r = m.run(&["volume", "set", "tank/vm1", "riops=0", "wbps=max"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(limits(&m.fk), "0 0 0 0");
+    let text = m.cache_text();
+    assert!(
+        text.contains("zvpool-cache 1\n") && !text.contains("limits "),
+        "{text}"
+    );
+    // Deleting a volume forgets its limits.
+    assert_eq!(m.run(&["volume", "set", "tank/vm1", "wiops=7"]).code, 0);
+    assert!(m.cache_text().contains("vm1 wiops=7\n"));
+    assert_eq!(m.run(&["volume", "delete", "tank/vm1"]).code, 0);
+    assert!(!m.cache_text().contains("limits "), "{}", m.cache_text());
+}
+
+#[test]
+fn volume_set_on_a_module_without_limits_is_refused() {
+    let fk = super::setup_legacy_with_volumes();
+    let r = fk.run(&["volume", "set", "tank/vm1", "riops=10"]);
+    assert_fails(
+        &r,
+        1,
+        "zvpoolctl: set riops of volume tank/vm1: the loaded zvpool module has no riops attribute (no I/O limits); load a newer zvpool module",
+    );
+}

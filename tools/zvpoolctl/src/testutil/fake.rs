@@ -143,6 +143,8 @@ struct VolRt {
     enabled: bool,
     minor: Option<u32>,
     size: u64,
+    /// I/O limits riops, wiops, rbps, wbps (not in a legacy kernel).
+    limits: [u64; 4],
 }
 
 #[derive(Default)]
@@ -752,6 +754,11 @@ impl FakeKernel {
                     );
                 }
                 vw("usage", usage);
+                if !legacy {
+                    for (n, l) in crate::cache::LIMIT_NAMES.iter().zip(v.limits) {
+                        vw(n, format!("{l}\n"));
+                    }
+                }
             }
         }
     }
@@ -1177,6 +1184,23 @@ impl FakeKernel {
                 }
                 _ => return Err(self.refuse(st, EINVAL, &obj, "enable must be 0 or 1")),
             },
+            l if !st.legacy && crate::cache::LIMIT_NAMES.contains(&l) => {
+                let Ok(n) = value.trim().parse::<u64>() else {
+                    return Err(self.refuse(
+                        st,
+                        EINVAL,
+                        &obj,
+                        &format!("{l} is not a decimal number"),
+                    ));
+                };
+                let i = crate::cache::LIMIT_NAMES
+                    .iter()
+                    .position(|x| *x == l)
+                    .unwrap_or(0);
+                if let Some(v) = st.pools.get_mut(pool).and_then(|p| p.vols.get_mut(vol)) {
+                    v.limits[i] = n;
+                }
+            }
             _ => return Err(err(EACCES)),
         }
         Ok(())
