@@ -62,7 +62,7 @@ impl ActivePool {
         let open = self.health.gate.lock();
         if *open {
             // Already queued: that check sees the change.
-            let _ = workqueue::system().enqueue::<_, 2>(self.clone());
+            let _ = workqueue::system_long().enqueue::<_, 2>(self.clone());
         }
     }
 

@@ -24,10 +24,11 @@
 //! which *moves* a pending kick: a later kick would postpone an earlier
 //! one. So the time of the pending kick is kept ([`VolQos::kick_at`]) and
 //! the list is only kicked again when nothing is pending or the new time is
-//! earlier. The request is put on the list before that decision, so a kick
-//! known to be pending always finds it; racing updates can only make a
-//! kick later than the earliest wanted (by at most [`MAX_DELAY_MS`]), never
-//! lose it.
+//! earlier. The request is put on the list before that decision, the
+//! decision compares with the time after that (a kick due later has not
+//! run yet, so it finds the request), and the decision and the kick are
+//! made under the volume's limiter lock (so `kick_at` names the kick
+//! issued last, the one pending).
 
 use crate::kwrap::request::{Op, Request};
 use crate::zvcore::qos::{Dir, Knob, Limiter, DEFAULT_BURST_NS};
@@ -121,7 +122,11 @@ impl VolQos {
             _ => return Some(rq),
         };
         let now = self.now();
-        let wait = match self.limiter.lock().admit(dir, u64::from(rq.bytes()), now) {
+        // Held until the kick is issued: `kick_at` then always names the
+        // kick issued last, which is the one pending (a later kick moves
+        // an earlier one).
+        let mut l = self.limiter.lock();
+        let wait = match l.admit(dir, u64::from(rq.bytes()), now) {
             Ok(()) => return Some(rq),
             Err(w) => w,
         };
@@ -131,13 +136,21 @@ impl VolQos {
             .clamp(1, MAX_DELAY_MS);
         let due = now.saturating_add(u64::from(ms) * NS_PER_MS);
         rq.requeue_delayed(|| {
+            // The request is on the list now. A kick due after this
+            // moment has not run yet (it runs at its due time or later)
+            // and will find it; one due before may have run already, before
+            // the request was there: kick again. (Comparing with `now`,
+            // taken before the request was put back, lost requests: a kick
+            // running in between found the list without them.)
+            let t = self.now();
             let pending = self.kick_at.load(Ordering::Relaxed);
-            if pending > now && pending <= due {
+            if pending > t && pending <= due {
                 return None;
             }
             self.kick_at.store(due, Ordering::Relaxed);
             Some(ms)
         });
+        drop(l);
         None
     }
 }
