@@ -3,8 +3,8 @@
 # The guest side of `make demo`: a pool on the emulated ZNS namespaces, two
 # thin volumes, ext4 on one of them, a snapshot of it as a gold image and two
 # clones booted from it (each sees the gold files plus its own), the pool's
-# status, stop, an offline metadata check and reassembly, all through
-# zvpoolctl.
+# status and health, per-VM I/O limits, space alerts, stop, an offline
+# metadata check and reassembly, all through zvpoolctl.
 set -u
 . /etc/zvpool/vm.env
 say() { printf '\n### %s\n' "$*"; }
@@ -66,6 +66,17 @@ run "zvpoolctl pool status demo"
 run "zvpoolctl volume list"
 run "zvpoolctl volume list -j"
 run "zvpoolctl pool list -j"
+
+say "health (like zpool status): member states, error counters, what each NVMe device says about itself (SMART)"
+run "zvpoolctl pool health demo"
+
+say "per-VM I/O limits, online: web2 gets at most 500 read IOPS and 20 MiB/s of writes"
+run "zvpoolctl volume set demo/web2 riops=500 wbps=20M"
+run "zvpoolctl volume list -o name,riops,wiops,rbps,wbps"
+
+say "space alerts: low at 70 %, critical at 90 % of the capacity (uevents; 'zvpoolctl pool events' prints them); writes wait up to 60 s for space when full"
+run "zvpoolctl pool set demo space_low_pct=70 space_critical_pct=90 no_space_timeout=60"
+run "zvpoolctl pool get demo"
 
 say "stop, check the metadata offline (read-only, like thin_check), reassemble (members in the other order)"
 run "zvpoolctl pool stop demo"
