@@ -37,9 +37,9 @@ use crate::engine::{core_err, EngineState};
 use crate::kwrap::{
     bio::{BioBatch, BioOp, Slot},
     noio::NoIo,
-    zone::{self, ZoneOp},
+    zone::{self, ZoneCond, ZoneOp},
 };
-use crate::members::SPB;
+use crate::members::{zone_cond, SPB};
 use crate::pool::ActivePool;
 use crate::zvcore::{self, geom::PoolGeometry};
 use core::sync::atomic::Ordering;
@@ -192,6 +192,11 @@ impl ActivePool {
         }
         let done = self.run_ops(cb);
         let mut st = self.state.lock();
+        for &(z, readable) in cb.unusable.iter() {
+            // Its finish or reset failed: the device made it read-only or
+            // offline (logged below, without the engine lock).
+            let _ = st.engine.zone_unusable(z, readable);
+        }
         for (i, op) in cb.ops.iter().enumerate() {
             if let Op::Reset(z) = *op {
                 // Only a reset planned by this round ends here; it cannot
@@ -201,6 +206,19 @@ impl ActivePool {
         }
         self.note_levels(&st.engine);
         drop(st);
+        for &(z, readable) in cb.unusable.iter() {
+            pr_warn!(
+                "{}: data zone {} is {} on its device: taken out of service{}\n",
+                &*self.name,
+                z,
+                if readable { "read-only" } else { "offline" },
+                if readable {
+                    "; GC moves its data"
+                } else {
+                    "; its blocks read as I/O errors until overwritten"
+                }
+            );
+        }
         done.err.map_or(Ok(()), Err)
     }
 
@@ -352,8 +370,18 @@ impl ActivePool {
                     let zg = geo.zone(z).ok_or(EINVAL)?;
                     let base = geo.dev_base(zg.dev).ok_or(EINVAL)?;
                     let m = self.members.get(usize::from(zg.dev)).ok_or(EINVAL)?;
-                    zone::zone_mgmt(&m.dev, zop, (zg.start - base) * SPB, zg.size * SPB)
-                        .inspect_err(|_| m.meta_error())
+                    let sector = (zg.start - base) * SPB;
+                    let r = zone::zone_mgmt(&m.dev, zop, sector, zg.size * SPB);
+                    if r.is_err() && !zg.meta {
+                        // A data zone the device made read-only or offline
+                        // is taken out of service, not a metadata failure.
+                        if let Some(c) = zone_cond(&m.dev, sector).filter(|c| c.unusable()) {
+                            if cb.note_unusable(z, c == ZoneCond::ReadOnly) {
+                                return Ok(());
+                            }
+                        }
+                    }
+                    r.inspect_err(|_| m.meta_error())
                 })();
                 (1, r)
             }

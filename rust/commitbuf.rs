@@ -41,7 +41,15 @@ pub(crate) struct CommitBuf {
     used: usize,
     /// One per member: the flushes of one [`Op::Flush`].
     pub(crate) slots: KVec<Slot>,
+    /// Data zones whose finish or reset failed because the device made
+    /// them read-only (`true`) or offline: told to the engine after the
+    /// round (`commit.rs`, `maintain`). Capacity reserved at creation.
+    pub(crate) unusable: KVec<(u32, bool)>,
 }
+
+/// Zones [`CommitBuf::unusable`] holds at most per round (more are found
+/// again by the next round's attempt).
+const UNUSABLE_MAX: usize = 16;
 
 /// Blocks of the buffer of a pool of `members` members: a journal commit,
 /// the superblock of its log-zone switch, and that superblock's copies on
@@ -64,6 +72,7 @@ impl CommitBuf {
             data: MetaRun::new(0)?,
             used: 0,
             slots: KVec::new(),
+            unusable: KVec::with_capacity(UNUSABLE_MAX, GFP_KERNEL)?,
         };
         b.ensure_members(members)?;
         Ok(b)
@@ -93,6 +102,17 @@ impl CommitBuf {
     pub(crate) fn clear(&mut self) {
         self.ops.clear();
         self.used = 0;
+        self.unusable.clear();
+    }
+
+    /// Notes a data zone the device made unusable (dropped when the round
+    /// already noted [`UNUSABLE_MAX`]: the next round finds it again).
+    pub(crate) fn note_unusable(&mut self, zone: u32, readable: bool) -> bool {
+        if self.unusable.len() >= UNUSABLE_MAX {
+            return false;
+        }
+        // Within the reserved capacity: no allocation.
+        self.unusable.push((zone, readable), GFP_NOWAIT).is_ok()
     }
 
     /// The engine's callback in the prepare step: records `op` (no

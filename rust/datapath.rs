@@ -31,7 +31,7 @@ use crate::engine::{core_err, Engine};
 use crate::kwrap::{
     bio::{BioBatch, BioOp, Slot},
     noio::NoIo,
-    zone::{self, ZoneReport},
+    zone::{self, ZoneCond, ZoneReport},
 };
 use crate::lowerio::{landed_addr, submit_range, ReqData};
 use crate::members::{Member, SPB};
@@ -479,6 +479,14 @@ impl ActivePool {
             seen = Some((z.wp.saturating_sub(z.start), z.cond));
             Ok(())
         });
+        if let (Ok(_), Some((_, cond))) = (&r, seen) {
+            if cond.unusable() {
+                // Read-only or offline: out of service (no finish, no
+                // reset; GC moves a read-only zone's data).
+                let ro = cond == ZoneCond::ReadOnly;
+                let _ = self.state.lock().engine.zone_unusable(ext.zone, ro);
+            }
+        }
         match (r, seen) {
             (Ok(_), Some((wp, cond))) => pr_err!(
                 "{}: zone {} of {} (sector {}): device write pointer +{} sectors, {:?}; closed for writing\n",

@@ -439,6 +439,18 @@ pub(crate) fn open_members<T: DeadHook>(
     Ok((members, geoms))
 }
 
+/// The condition of the zone starting at `sector` of `dev`, from a zone
+/// report; `None` if the report fails. Sleeps (zone report).
+pub(crate) fn zone_cond(dev: &LowerDev, sector: u64) -> Option<ZoneCond> {
+    let mut cond = None;
+    zone::report_zones(dev, sector, 1, &mut |_i, z: &ZoneReport| {
+        cond = Some(z.cond);
+        Ok(())
+    })
+    .ok()?;
+    cond
+}
+
 /// The I/O-shape limits of all members, stacked.
 pub(crate) fn stacked_limits(members: &[Member]) -> IoLimits {
     let mut limits = IoLimits::default();

@@ -33,8 +33,17 @@ pub(crate) enum ZoneCond {
     Closed,
     /// Full.
     Full,
-    /// Read-only or offline: unusable for writes.
-    Unusable,
+    /// Read-only: readable, never writable again.
+    ReadOnly,
+    /// Offline (or a condition this build does not know): neither.
+    Offline,
+}
+
+impl ZoneCond {
+    /// Read-only or offline: no write, finish or reset will ever succeed.
+    pub(crate) fn unusable(self) -> bool {
+        matches!(self, Self::ReadOnly | Self::Offline)
+    }
 }
 
 /// One zone as the device reports it; all values in 512-byte sectors.
@@ -70,7 +79,8 @@ impl ZoneReport {
             bindings::blk_zone_cond_BLK_ZONE_COND_CLOSED
             | bindings::blk_zone_cond_BLK_ZONE_COND_ACTIVE => ZoneCond::Closed,
             bindings::blk_zone_cond_BLK_ZONE_COND_FULL => ZoneCond::Full,
-            _ => ZoneCond::Unusable,
+            bindings::blk_zone_cond_BLK_ZONE_COND_READONLY => ZoneCond::ReadOnly,
+            _ => ZoneCond::Offline,
         };
         // Devices without a zone capacity report 0: capacity is the size then.
         let capacity = if z.capacity == 0 { z.len } else { z.capacity };

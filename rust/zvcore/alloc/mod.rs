@@ -132,6 +132,11 @@ const ZF_KEPT: u8 = 1 << 4;
 /// An open meta zone to close once the operations emitted before are done
 /// ([`Allocator::meta_close_later`]).
 const ZF_CLOSING: u8 = 1 << 5;
+/// [`ZoneInfo`] flag: the device turned the zone read-only or offline
+/// ([`Allocator::retire`]): never written, finished or reset again.
+const ZF_RETIRED: u8 = 1 << 6;
+/// [`ZoneInfo`] flag: retired and its blocks cannot be read (offline).
+const ZF_UNREADABLE: u8 = 1 << 7;
 
 impl ZoneInfo {
     /// Zone state.
@@ -160,6 +165,14 @@ impl ZoneInfo {
     }
     fn flag(&self, f: u8) -> bool {
         self.flags & f != 0
+    }
+    /// The device turned it read-only or offline ([`Allocator::retire`]).
+    pub fn retired(&self) -> bool {
+        self.flag(ZF_RETIRED)
+    }
+    /// Retired and unreadable (offline): GC must not read it.
+    pub fn unreadable(&self) -> bool {
+        self.flag(ZF_UNREADABLE)
     }
     fn set_flag(&mut self, f: u8, on: bool) {
         if on {
@@ -345,6 +358,9 @@ pub struct Allocator<G, Z, D = DevTable> {
     /// Members that are gone (the device was removed): no new blocks, no
     /// zone operation ([`Self::set_lost`]), bit per member.
     lost: u64,
+    /// Retired zones still holding readable blocks (GC moves them first:
+    /// [`Self::retire`]).
+    retired_readable: u32,
 }
 
 impl<G, Z> Allocator<G, Z, DevTable>
@@ -400,6 +416,7 @@ where
             evacuating: 0,
             only: 0,
             lost: 0,
+            retired_readable: 0,
             written: [0; NR_STREAMS],
         };
         for z in 0..a.geom.nr_zones() {

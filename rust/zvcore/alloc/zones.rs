@@ -7,7 +7,7 @@ use super::super::geom::{DeviceGeometry, Stream};
 use super::records::check_zone;
 use super::{
     Allocator, DevState, ZoneInfo, ZoneState, NO_ZONE, ZF_CLOSING, ZF_FILLING, ZF_FIN_PENDING,
-    ZF_KEPT,
+    ZF_KEPT, ZF_RETIRED, ZF_UNREADABLE,
 };
 use core::ops::{Deref, DerefMut};
 
@@ -71,7 +71,7 @@ where
     pub fn reopen(&mut self, zone: u32, stream: Stream) -> Result<()> {
         let zi = *self.zone(zone).ok_or(Error::Invalid("zone id"))?;
         let zg = self.geom.zone(zone).ok_or(Error::Invalid("zone id"))?;
-        if zi.state != ZoneState::Closed || zi.wp() >= zg.cap {
+        if zi.state != ZoneState::Closed || zi.wp() >= zg.cap || zi.retired() {
             return Err(Error::Invalid("reopen: not a closed zone with room"));
         }
         let d = usize::from(zg.dev);
@@ -325,6 +325,76 @@ where
             z.set_flag(ZF_KEPT, kept);
         }
         Ok(())
+    }
+
+    /// Takes data zone `zone` out of service: the device turned it
+    /// read-only (`readable`) or offline. It is never written, finished or
+    /// reset again; its blocks stay valid (a readable zone's are moved by
+    /// GC, an offline one's fail their reads until overwritten), and once
+    /// it holds none it becomes [`ZoneState::Offline`]
+    /// ([`Self::retire_if_empty`]).
+    pub fn retire(&mut self, zone: u32, readable: bool) -> Result<()> {
+        let zi = *self.zone(zone).ok_or(Error::Invalid("zone id"))?;
+        if !zi.state.is_data() && zi.state != ZoneState::Empty {
+            return Err(Error::Invalid("retire: not a data zone"));
+        }
+        if let ZoneState::Open(_) = zi.state {
+            self.close(zone)?;
+        }
+        // Not active on the device any more: no finish to wait for.
+        self.tracking_held(zone, |z| z.set_flag(ZF_FIN_PENDING, false));
+        let was = zi.retired() && !zi.unreadable();
+        match (was, readable) {
+            (false, true) => self.retired_readable = self.retired_readable.saturating_add(1),
+            (true, false) => self.retired_readable = self.retired_readable.saturating_sub(1),
+            _ => {}
+        }
+        if let Some(z) = self.zones.get_mut(zone as usize) {
+            z.set_flag(ZF_RETIRED, true);
+            z.set_flag(ZF_UNREADABLE, !readable);
+        }
+        self.retire_if_empty(zone)?;
+        Ok(())
+    }
+
+    /// A retired zone that holds nothing (valid or in flight) becomes
+    /// [`ZoneState::Offline`]; whether it did.
+    pub fn retire_if_empty(&mut self, zone: u32) -> Result<bool> {
+        let zi = *self.zone(zone).ok_or(Error::Invalid("zone id"))?;
+        if !zi.retired()
+            || zi.state == ZoneState::Offline
+            || zi.valid != 0
+            || zi.inflight != 0
+            || matches!(zi.state, ZoneState::Open(_))
+        {
+            return Ok(false);
+        }
+        if !zi.unreadable() {
+            self.retired_readable = self.retired_readable.saturating_sub(1);
+        }
+        // Out of the counters of its state (what `rebuild` would find).
+        let zg = self.geom.zone(zone).ok_or(Error::Invalid("zone id"))?;
+        let s = self.dev.get_mut(usize::from(zg.dev));
+        match (zi.state, s) {
+            (ZoneState::Empty, Some(s)) => {
+                s.free = s.free.saturating_sub(1);
+                self.free_zones = self.free_zones.saturating_sub(1);
+            }
+            (ZoneState::Closed, Some(s)) if !zg.conventional => {
+                s.active = s.active.saturating_sub(1);
+            }
+            _ => {}
+        }
+        if let Some(z) = self.zones.get_mut(zone as usize) {
+            z.state = ZoneState::Offline;
+            z.meta_open = false;
+        }
+        Ok(true)
+    }
+
+    /// Retired zones that still hold readable blocks (GC's first victims).
+    pub fn retired_readable(&self) -> u32 {
+        self.retired_readable
     }
 
     /// Takes a zone out of service (device reported it offline). Its valid

@@ -89,7 +89,11 @@ where
         // done by `maintenance` once committed).
         let victim = loop {
             if let Some(v) = self.gc_victim {
-                if self.alloc.zone(v).map(|zi| zi.valid()).unwrap_or(0) > 0 {
+                let live =
+                    self.alloc
+                        .zone(v)
+                        .map_or(0, |zi| if zi.unreadable() { 0 } else { zi.valid() });
+                if live > 0 {
                     break v;
                 }
                 self.gc_victim = None;
@@ -99,8 +103,13 @@ where
             // An evacuated member's zones are collected as such only
             // (below): collecting them frees no usable space.
             let off = |z: u32| excluded != 0 && self.zone_excluded(z, excluded);
+            // An offline zone's blocks cannot be read.
             let skip = |z: u32| {
-                a.zone(z).map(|zi| zi.valid() == 0).unwrap_or(true) || avoid.contains(&z) || off(z)
+                a.zone(z)
+                    .map(|zi| zi.valid() == 0 || zi.unreadable())
+                    .unwrap_or(true)
+                    || avoid.contains(&z)
+                    || off(z)
             };
             // An evacuated member's zones go first, whatever their cost
             // (unless GC is urgent: then only zones that free usable space).
@@ -109,7 +118,9 @@ where
             } else {
                 None
             };
-            let pick = evac.or_else(|| pick_victim(a, self.cfg.policy, skip));
+            let pick = evac
+                .or_else(|| self.retired_victim(avoid))
+                .or_else(|| pick_victim(a, self.cfg.policy, skip));
             match pick {
                 Some(v) => {
                     self.gc_victim = Some(v);

@@ -56,6 +56,38 @@ where
         self.maintenance_inner(sink, max_resets, true)
     }
 
+    /// The device turned data zone `z` read-only (`readable`) or offline:
+    /// a write into it failed, or its finish or reset did. It is taken out
+    /// of service (`Allocator::retire`): no finish or reset
+    /// is planned for it any more (one planned is dropped), nothing is
+    /// written to it, GC moves a readable zone's blocks like any victim's
+    /// and never reads an offline one's (their reads fail until they are
+    /// overwritten); empty, it is `ZoneState::Offline` for
+    /// good. Not persistent until then: after a reassembly its first
+    /// failed write finds it again.
+    pub fn zone_unusable(&mut self, z: u32, readable: bool) -> Result<()> {
+        let n = self.nfinish.min(self.finish_q.len());
+        if let Some(k) = self
+            .finish_q
+            .get(..n)
+            .and_then(|q| q.iter().position(|&f| f == z))
+        {
+            self.finish_q.copy_within(k + 1..n, k);
+            self.nfinish = n.saturating_sub(1);
+        }
+        if let Some(e) = self.zepoch.get_mut(z as usize) {
+            // A reset planned or queued is abandoned.
+            if *e & RESET_QUEUED != 0 {
+                *e = 0;
+            }
+        }
+        self.alloc.retire(z, readable)?;
+        if !readable && self.gc_victim == Some(z) {
+            self.gc_victim = None;
+        }
+        Ok(())
+    }
+
     /// The reset of zone `z` planned by [`Self::maintenance_plan`] is done
     /// (`ok`: the zone is free) or failed (it is planned again later).
     pub fn reset_end(&mut self, z: u32, ok: bool) -> Result<()> {
@@ -125,6 +157,12 @@ where
             }
             if self.alloc.zone_lost(z) {
                 // Its device is gone: it is never reused while the pool runs.
+                continue;
+            }
+            if zi.retired() {
+                // Read-only or offline on the device: never reset; out of
+                // service once empty.
+                self.alloc.retire_if_empty(z)?;
                 continue;
             }
             let ze = self.zepoch.get(z as usize).copied().unwrap_or(u64::MAX);

@@ -217,7 +217,30 @@ where
     /// the evacuation's count as of the last GC batch; for the write path
     /// and GC's pacing).
     pub fn moving_data(&self) -> bool {
-        self.evac.is_some_and(|(_, _, left)| left > 0) || self.migration().is_some_and(|m| !m.done)
+        self.evac.is_some_and(|(_, _, left)| left > 0)
+            || self.migration().is_some_and(|m| !m.done)
+            || self.alloc.retired_readable() > 0
+    }
+
+    /// GC's next victim while retired zones hold readable blocks: one of
+    /// them, nothing in flight, not in `avoid` (the device turned it
+    /// read-only: its data goes before anything else).
+    pub(super) fn retired_victim(&self, avoid: &[u32]) -> Option<u32> {
+        let a = &self.alloc;
+        if a.retired_readable() == 0 {
+            return None;
+        }
+        (0..a.geom().nr_zones())
+            .filter(|z| !avoid.contains(z))
+            .find(|&z| {
+                a.zone(z).is_some_and(|zi| {
+                    zi.retired()
+                        && !zi.unreadable()
+                        && matches!(zi.state(), ZoneState::Full | ZoneState::Closed)
+                        && zi.valid() > 0
+                        && zi.inflight() == 0
+                })
+            })
     }
 
     /// Refreshes the evacuated member's live-block count (GC batches).
@@ -252,6 +275,7 @@ where
                 matches!(zi.state(), ZoneState::Full | ZoneState::Closed)
                     && zi.valid() > 0
                     && zi.inflight() == 0
+                    && !zi.unreadable()
             })
             .min_by_key(|(_, zi)| zi.valid())
             .map(|(z, _)| z)
@@ -259,7 +283,7 @@ where
 
     /// Member `d`'s device is gone (removed while the pool runs): it takes
     /// no new blocks and nothing is planned on its zones any more
-    /// ([`crate::alloc::Allocator::set_lost`]); an evacuation of it ends
+    /// (`Allocator::set_lost`); an evacuation of it ends
     /// (its blocks cannot be read). Its blocks stay mapped: reading one
     /// fails, overwriting one places the new data elsewhere. Metadata that
     /// must go to it fails the next commit that writes it, as any metadata

@@ -640,3 +640,85 @@ fn a_lost_member_takes_nothing_and_nothing_touches_its_zones() {
     assert!(kept > 0);
     w.run_verify("with a lost member");
 }
+
+/// A full data zone of member `d` holding valid blocks of volume 1 in its
+/// upper half (`lba >= from`), other than `not`.
+/// (The one with the fewest valid blocks: the first GC would pick.)
+fn zone_with_upper_blocks(w: &World, d: usize, from: u64, not: Option<u32>) -> u32 {
+    let p = w.pool_ref();
+    let geo = p.geom();
+    (from..VOL_BLOCKS)
+        .filter_map(|l| w.addr_of(1, l))
+        .filter(|&a| w.loc(a).0 == d)
+        .filter_map(|a| geo.zone_of(a))
+        .filter(|z| Some(*z) != not)
+        .filter_map(|z| p.alloc().zone(z).map(|zi| (z, *zi)))
+        .filter(|(_, zi)| zi.state() == zvcore::alloc::ZoneState::Full && zi.valid() > 0)
+        .min_by_key(|(_, zi)| zi.valid())
+        .map(|(z, _)| z)
+        .expect("a full zone with upper-half blocks")
+}
+
+#[test]
+fn zones_the_device_made_read_only_or_offline_are_never_touched_again() {
+    let mut w = world_of("zone-unusable", 2, 12);
+    overwrite(&mut w, 2);
+    let half = VOL_BLOCKS / 2;
+    let off = zone_with_upper_blocks(&w, 1, half, None);
+    let ro = zone_with_upper_blocks(&w, 1, half, Some(off));
+    let report = |w: &World, z: u32| {
+        let (d, local) = w.zone_loc(z);
+        w.devs[d].report(local)
+    };
+    let (ro0, off0) = (report(&w, ro), report(&w, off));
+    let in_off: Vec<(u64, u64)> = (half..VOL_BLOCKS)
+        .filter_map(|l| w.addr_of(1, l).map(|a| (l, a)))
+        .filter(|&(_, a)| w.pool_ref().geom().zone_of(a) == Some(off))
+        .collect();
+    assert!(!in_off.is_empty());
+    w.pool().zone_unusable(ro, true).expect("read-only");
+    w.pool().zone_unusable(off, false).expect("offline");
+    assert!(w.pool_ref().alloc().zone(ro).expect("zone").retired());
+    // Overwrites of the lower half, GC, commits and resets: GC moves the
+    // read-only zone's blocks (it is a victim like any other) but never
+    // reads the offline one; neither is written, finished or reset.
+    for r in 0..12u64 {
+        for l in (0..half - 16).step_by(16) {
+            w.write_exact(1, (l + r * 3) % (half - 16), 16);
+        }
+        for _ in 0..40 {
+            if w.gc_batch() == 0 {
+                break;
+            }
+        }
+        while !w.commit(false) {}
+        w.maintenance();
+        w.end_resets();
+    }
+    assert_eq!(
+        report(&w, ro),
+        ro0,
+        "the read-only zone was written, finished or reset"
+    );
+    assert_eq!(
+        report(&w, off),
+        off0,
+        "the offline zone was written, finished or reset"
+    );
+    for &(l, a) in &in_off {
+        assert_eq!(
+            w.addr_of(1, l),
+            Some(a),
+            "GC moved block {l} off the offline zone"
+        );
+    }
+    let zi = *w.pool_ref().alloc().zone(ro).expect("zone");
+    assert_eq!(
+        (zi.state(), zi.valid()),
+        (zvcore::alloc::ZoneState::Offline, 0),
+        "GC emptied the read-only zone and took it out of service"
+    );
+    w.run_verify("with retired zones");
+    w.crash_and_recover();
+    w.run_verify("after a power cut");
+}
