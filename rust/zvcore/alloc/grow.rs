@@ -89,6 +89,12 @@ where
     /// count as free space ([`Self::usable_free_zones`]). 0 ends it.
     pub fn set_evacuating(&mut self, members: u64) {
         self.evacuating = members;
+        self.close_open_zones(members);
+    }
+
+    /// Closes the open data zones of `members` (bit per member): they
+    /// take no new blocks.
+    fn close_open_zones(&mut self, members: u64) {
         for d in 0..self.geom.nr_devices() {
             if members & dev_bit(usize::from(d)) == 0 {
                 continue;
@@ -117,16 +123,7 @@ where
     /// the pool runs.
     pub fn set_lost(&mut self, members: u64) {
         self.lost |= members;
-        for d in 0..self.geom.nr_devices() {
-            if members & dev_bit(usize::from(d)) == 0 {
-                continue;
-            }
-            for s in 0..NR_STREAMS {
-                if let Some(z) = Stream::from_index(s).and_then(|s| self.open_zone(s, d)) {
-                    let _ = self.close(z);
-                }
-            }
-        }
+        self.close_open_zones(members);
     }
 
     /// The members set by [`Self::set_lost`].

@@ -4,11 +4,11 @@
 //! member device says about itself (sysfs identity and state, an NVMe
 //! controller's SMART / health log: `devhealth`). Like `zpool status`.
 
-use super::pool::{health, members};
+use super::pool::{health, members, pool_and_members};
 use super::{check_name, Ctx, Verb};
 use crate::cli::{Parsed, OPT_JSON, OPT_PARSABLE, OPT_SCRIPTED};
 use crate::error::Error;
-use crate::output::{Layout, Section, Table, Value};
+use crate::output::{Table, Value};
 
 const POOL_COLUMNS: &[&str] = &["name", "state", "health", "space"];
 
@@ -107,21 +107,7 @@ fn run(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
             Value::opt_count(s.map(|s| u64::from(s.critical_warning))),
         ]);
     }
-    let doc = vec![
-        Section {
-            key: "pool",
-            title: Some("pool"),
-            layout: Layout::Record,
-            table: rec,
-        },
-        Section {
-            key: "members",
-            title: Some("members"),
-            layout: Layout::Rows,
-            table: mt,
-        },
-    ];
-    ctx.print(&doc, &opts, "pool health")?;
+    ctx.print(&pool_and_members(rec, mt), &opts, "pool health")?;
     if ok {
         Ok(())
     } else {

@@ -869,6 +869,25 @@ fn percent(used: Option<u64>, total: Option<u64>) -> Value {
     }
 }
 
+/// The first two sections of `pool status` and `pool health`: the pool (a
+/// record) and its members (rows).
+pub(super) fn pool_and_members(pool: Table, members: Table) -> Vec<Section> {
+    vec![
+        Section {
+            key: "pool",
+            title: Some("pool"),
+            layout: Layout::Record,
+            table: pool,
+        },
+        Section {
+            key: "members",
+            title: Some("members"),
+            layout: Layout::Rows,
+            table: members,
+        },
+    ]
+}
+
 /// Status values with the pool's name in the failure.
 fn status_u64(st: &KeyValues, key: &str, pool: &str) -> Result<Option<u64>, Failure> {
     st.u64(key)
@@ -1026,25 +1045,12 @@ fn status(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
             Value::opt_count(m.write_errors),
         ]);
     }
-    let doc = vec![
-        Section {
-            key: "pool",
-            title: Some("pool"),
-            layout: Layout::Record,
-            table: rec,
-        },
-        Section {
-            key: "members",
-            title: Some("members"),
-            layout: Layout::Rows,
-            table: mt,
-        },
-        Section {
-            key: "volumes",
-            title: Some("volumes"),
-            layout: Layout::Rows,
-            table: volume::table(ctx, std::slice::from_ref(name), volume::Kinds::VOLUMES)?,
-        },
-    ];
+    let mut doc = pool_and_members(rec, mt);
+    doc.push(Section {
+        key: "volumes",
+        title: Some("volumes"),
+        layout: Layout::Rows,
+        table: volume::table(ctx, std::slice::from_ref(name), volume::Kinds::VOLUMES)?,
+    });
     ctx.print(&doc, &opts, "pool status")
 }
