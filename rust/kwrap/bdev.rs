@@ -38,10 +38,9 @@ impl LowerDev {
         let holder = HolderRef::new(watch);
         // SAFETY: no preconditions.
         let mode = unsafe { ffi::zvpool_blk_open_mode_rw_excl() };
-        // SAFETY: `path` is NUL-terminated and outlives the call; the holder
-        // is a `DeadWatch<T>` kept alive by `holder` until after the claim is
-        // released (`Drop`), and its operations are the ones for that type
-        // (static).
+        // The holder is a `DeadWatch<T>` kept alive by `holder` until after
+        // the claim is released (`Drop`); its operations are that type's.
+        // SAFETY: `path` is NUL-terminated and outlives the call; see above.
         let file = from_err_ptr(unsafe {
             bindings::bdev_file_open_by_path(
                 path.as_char_ptr(),
@@ -141,10 +140,9 @@ impl IoLimits {
 
 impl Drop for LowerDev {
     fn drop(&mut self) {
-        // SAFETY: by the type invariant `file` is an exclusively opened bdev
-        // file that nobody else releases; after this it is not used again.
-        // The claim is released before `bdev_fput` returns, and `_holder`
-        // (dropped after this) only then.
+        // The claim is released before `bdev_fput` returns; `_holder` is
+        // dropped after this.
+        // SAFETY: `file` is exclusively ours (type invariant), not used again.
         unsafe { bindings::bdev_fput(self.file.as_ptr()) };
     }
 }

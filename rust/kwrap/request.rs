@@ -479,11 +479,9 @@ impl<D> Request<D> {
     /// caller knows is pending. Any context, never sleeps.
     pub(crate) fn requeue_delayed(self, kick: impl FnOnce() -> Option<u32>) {
         let rq = self.into_raw();
-        // SAFETY: `rq` was a started, owned, not yet ended request (type
-        // invariant); ownership goes back to the block layer, which
-        // dispatches it again. Its queue outlives the request, and the
-        // caller runs in that queue's dispatch (or completion) with the
-        // disk alive, so `q` stays valid for the kick below.
+        // Ownership goes back to the block layer, which dispatches it again;
+        // the caller runs in the queue's dispatch with the disk alive.
+        // SAFETY: `rq` is started, owned, not ended (type invariant); `q` lives.
         let q = unsafe {
             let q = (*rq).q;
             bindings::blk_mq_requeue_request(rq, false);

@@ -54,10 +54,9 @@ impl EventSlot {
         for (slot, v) in envp.iter_mut().zip(vars) {
             *slot = v.as_char_ptr().cast_mut();
         }
-        // SAFETY: `dev` is the registered control device (type invariant;
-        // the caller holds the registry lock through `&self`); `envp` is a
-        // NULL-terminated array of NUL-terminated strings that outlive the
-        // call, which only reads them.
+        // `envp`: NUL-terminated strings that outlive the call, then NULL.
+        // SAFETY: `dev` is the registered control device (type invariant,
+        // registry lock held through `&self`); `envp` as above, only read.
         let r = unsafe {
             bindings::kobject_uevent_env(
                 &raw mut (*dev.as_ptr()).kobj,
