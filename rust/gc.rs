@@ -478,6 +478,8 @@ impl ActivePool {
                     if ms >= self.gc.no_space_timeout_ms.load(Ordering::Relaxed) {
                         return false;
                     }
+                    // A queued write tells `full` as a refused one does.
+                    self.health.note_refused();
                     return self.wait_queued(guard);
                 } else if ms >= NOSPACE_WAIT_MAX_MS {
                     pr_err!(

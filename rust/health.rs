@@ -19,7 +19,7 @@ use crate::healthstate::{MemberState, PoolHealth};
 use crate::kwrap::{holder::DeadHook, noio::NoIo, uevent::MAX_VARS, workq};
 use crate::pool::ActivePool;
 use crate::registry;
-use crate::zvcore::space::{SpaceLevel, Thresholds};
+use crate::zvcore::space::{SpaceLevel, Thresholds, NOT_FULL};
 use core::sync::atomic::Ordering;
 use kernel::{
     prelude::*,
@@ -198,10 +198,16 @@ impl ActivePool {
         let refused = h.space_refused.swap(false, Ordering::Relaxed);
         let t = h.thresholds();
         let pct = h.used_pct();
-        let now = t.level(pct, *told, refused);
+        let now = t.level(pct, *told, refused, h.space_full_at.load(Ordering::Relaxed));
         if now == *told {
             return;
         }
+        let full_at = if now == SpaceLevel::Full {
+            pct
+        } else {
+            NOT_FULL
+        };
+        h.space_full_at.store(full_at, Ordering::Relaxed);
         match now {
             SpaceLevel::Ok | SpaceLevel::Low => pr_info!(
                 "{}: space {}: {}% of the capacity holds live data (thresholds: low {}%, critical {}%)\n",
@@ -217,7 +223,7 @@ impl ActivePool {
                 pct
             ),
             SpaceLevel::Full => pr_err!(
-                "{}: space full: a write was refused (ENOSPC) with {}% of the capacity holding live data\n",
+                "{}: space full: a write found no free space (refused with ENOSPC, or waiting under no_space_timeout) with {}% of the capacity holding live data\n",
                 &*self.name,
                 pct
             ),

@@ -100,6 +100,8 @@ pub(crate) struct Health {
     pub(crate) used_blocks: AtomicU64,
     pub(crate) cap_blocks: AtomicU64,
     pub(crate) space_code: AtomicU8,
+    /// The use (percent) when `full` was told, or `NOT_FULL`.
+    pub(crate) space_full_at: AtomicU64,
     /// A write was refused for want of space since the last check.
     pub(crate) space_refused: AtomicBool,
 }
@@ -120,6 +122,7 @@ impl Health {
             used_blocks: AtomicU64::new(0),
             cap_blocks: AtomicU64::new(0),
             space_code: AtomicU8::new(0),
+            space_full_at: AtomicU64::new(crate::zvcore::space::NOT_FULL),
             space_refused: AtomicBool::new(false),
         })
     }
@@ -151,9 +154,10 @@ impl Health {
     pub(crate) fn note_space(&self, used: u64, cap: u64) {
         self.used_blocks.store(used, Ordering::Relaxed);
         self.cap_blocks.store(cap, Ordering::Relaxed);
-        let code = self
-            .thresholds()
-            .code(crate::zvcore::space::percent(used, cap));
+        let code = self.thresholds().code(
+            crate::zvcore::space::percent(used, cap),
+            self.space_full_at.load(Ordering::Relaxed),
+        );
         if self.space_code.swap(code, Ordering::Relaxed) != code {
             self.dirty.store(true, Ordering::Release);
         }

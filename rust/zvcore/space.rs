@@ -5,6 +5,9 @@
 //! write was refused for want of space. Going up is told at once; going
 //! down only once the use is [`HYSTERESIS_PCT`] below the threshold, so
 //! that a pool hovering around one does not flood its administrator.
+//! `full` ends the same way: once the use is [`HYSTERESIS_PCT`] below what
+//! it was when the refusal was told (space came back), like dm-thin's
+//! out-of-data-space mode that lasts until the pool grows.
 
 /// How far below a threshold the use must fall before a lower level is
 /// told (percentage points).
@@ -17,7 +20,8 @@ pub enum SpaceLevel {
     Ok = 0,
     Low = 1,
     Critical = 2,
-    /// A write was refused for want of space (ENOSPC) since the last check.
+    /// A write was refused for want of space (ENOSPC), or waits for space
+    /// (`no_space_timeout`), since the last check.
     Full = 3,
 }
 
@@ -42,6 +46,9 @@ impl SpaceLevel {
         }
     }
 }
+
+/// `full_at` of a pool that is not `full`.
+pub const NOT_FULL: u64 = u64::MAX;
 
 /// The thresholds, in percent of the capacity; 0 turns one off.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,19 +75,28 @@ impl Thresholds {
         }
     }
 
-    /// What may change the told level: the raw level and the one a
-    /// hysteresis band lower, one code (a change of it calls for a check).
-    pub fn code(&self, pct: u64) -> u8 {
+    /// What may change the told level: the raw level, the one a
+    /// hysteresis band lower and whether a `full` told at `full_at` percent
+    /// (or [`NOT_FULL`]) may end, one code (a change of it calls for a
+    /// check).
+    pub fn code(&self, pct: u64, full_at: u64) -> u8 {
         let a = self.raw(pct) as u8;
         let b = self.raw(pct.saturating_add(HYSTERESIS_PCT)) as u8;
-        a.saturating_mul(4).saturating_add(b)
+        let f = u8::from(full_ends(pct, full_at));
+        f.saturating_mul(16)
+            .saturating_add(a.saturating_mul(4))
+            .saturating_add(b)
     }
 
-    /// The level to tell now, `told` having been told last: up at once
-    /// (`full` when a write was refused since), down only past the
-    /// hysteresis band.
-    pub fn level(&self, pct: u64, told: SpaceLevel, refused: bool) -> SpaceLevel {
+    /// The level to tell now, `told` having been told last (`full_at`: the
+    /// use when `full` was told, or [`NOT_FULL`]): up at once (`full` when
+    /// a write was refused or queued since), down only past the hysteresis
+    /// band.
+    pub fn level(&self, pct: u64, told: SpaceLevel, refused: bool, full_at: u64) -> SpaceLevel {
         if refused {
+            return SpaceLevel::Full;
+        }
+        if told == SpaceLevel::Full && !full_ends(pct, full_at) {
             return SpaceLevel::Full;
         }
         let raw = self.raw(pct);
@@ -89,6 +105,12 @@ impl Thresholds {
         }
         told.min(self.raw(pct.saturating_add(HYSTERESIS_PCT)))
     }
+}
+
+/// Whether a `full` told at `full_at` percent ends at `pct` percent: space
+/// came back (the use fell by the hysteresis band).
+fn full_ends(pct: u64, full_at: u64) -> bool {
+    pct.saturating_add(HYSTERESIS_PCT) <= full_at
 }
 
 /// Percent of `cap` that `used` is (0 for an empty capacity).
@@ -115,7 +137,7 @@ mod tests {
         let mut told = Ok;
         let mut seen = std::vec::Vec::new();
         for pct in [10, 79, 80, 90, 96, 94, 91, 90, 89, 76, 75, 74, 10] {
-            let l = T.level(pct, told, false);
+            let l = T.level(pct, told, false, NOT_FULL);
             if l != told {
                 seen.push((pct, l));
                 told = l;
@@ -126,14 +148,23 @@ mod tests {
 
     #[test]
     fn full_until_space_returns() {
-        assert_eq!(T.level(99, Critical, true), Full);
-        // Still 92 %: the critical band has not been left.
-        assert_eq!(T.level(92, Full, false), Critical);
-        assert_eq!(T.level(50, Full, false), Ok);
-        // A refusal on a pool far from its thresholds (metadata, a
-        // quota) is still `full` once.
-        assert_eq!(T.level(10, Ok, true), Full);
-        assert_eq!(T.level(10, Full, false), Ok);
+        assert_eq!(T.level(99, Critical, true, NOT_FULL), Full);
+        // Told at 99 %: a check at the same use (GC, a commit) or a little
+        // below keeps `full`; no level is told twice.
+        assert_eq!(T.level(99, Full, false, 99), Full);
+        assert_eq!(T.level(95, Full, false, 99), Full);
+        // Space came back: still in the critical band.
+        assert_eq!(T.level(94, Full, false, 99), Critical);
+        assert_eq!(T.level(50, Full, false, 99), Ok);
+        // A refusal on a pool far from its thresholds (metadata) is `full`
+        // until space comes back too.
+        assert_eq!(T.level(10, Ok, true, NOT_FULL), Full);
+        assert_eq!(T.level(10, Full, false, 10), Full);
+        assert_eq!(T.level(5, Full, false, 10), Ok);
+        // The code tells when the end of `full` is reached.
+        assert_eq!(T.code(99, 99), T.code(95, 99));
+        assert_ne!(T.code(95, 99), T.code(94, 99));
+        assert_eq!(T.code(97, NOT_FULL), T.code(96, NOT_FULL));
     }
 
     #[test]
@@ -142,17 +173,17 @@ mod tests {
             low_pct: 0,
             critical_pct: 0,
         };
-        assert_eq!(off.level(100, Ok, false), Ok);
+        assert_eq!(off.level(100, Ok, false, NOT_FULL), Ok);
         let only_crit = Thresholds {
             low_pct: 0,
             critical_pct: 90,
         };
-        assert_eq!(only_crit.level(85, Ok, false), Ok);
-        assert_eq!(only_crit.level(90, Ok, false), Critical);
+        assert_eq!(only_crit.level(85, Ok, false, NOT_FULL), Ok);
+        assert_eq!(only_crit.level(90, Ok, false, NOT_FULL), Critical);
         // The code changes where the hysteresis band starts too: a check
         // is called for at 74 % (Low told at 80 % ends there).
-        assert_ne!(T.code(75), T.code(74));
-        assert_eq!(T.code(50), T.code(60));
+        assert_ne!(T.code(75, NOT_FULL), T.code(74, NOT_FULL));
+        assert_eq!(T.code(50, NOT_FULL), T.code(60, NOT_FULL));
         assert_eq!(percent(1, 3), 33);
         assert_eq!(percent(5, 0), 0);
         assert_eq!(percent(u64::MAX, u64::MAX), 100);

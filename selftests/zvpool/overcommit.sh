@@ -21,7 +21,7 @@ if ! command -v zvpoolctl >/dev/null || [ ! -f "$KO" ] || [ ! -f /lib/modules/nu
 	ktap_finished
 fi
 lsmod | grep -q '^zvpool ' && rmmod zvpool
-ktap_set_plan 23
+ktap_set_plan 24
 dmesg_mark
 DMESG_START=$DMESG_MARK
 
@@ -68,7 +68,7 @@ ktap_expect_eq "space events: low, critical, full, ok, in order" \
 	"ovc space space=low;ovc space space=critical;ovc space space=full;ovc space space=ok;" \
 	"$(sed 's/ used_pct=[0-9]*//' /tmp/ovc.events | tr '\n' ';')"
 ktap_test_result "each once in the log" sh -c \
-	"[ \$(dmesg | grep -c 'zvpool: ovc: space full: a write was refused') = 1 ] && [ \$(dmesg | grep -c 'zvpool: ovc: space critical') = 1 ]"
+	"[ \$(dmesg | grep -c 'zvpool: ovc: space full: a write found no free space') = 1 ] && [ \$(dmesg | grep -c 'zvpool: ovc: space critical') = 1 ]"
 ktap_expect_eq "status: space ok after the discard" ok "$(space)"
 ktap_test_result "discard returned zones to the pool" [ "$free1" -gt "$free0" ]
 ktap_test_result "writes succeed again (40 MiB)" dd if=/dev/zero of="$B" bs=$MIB seek=16 count=40 oflag=direct conv=fsync status=none
@@ -94,6 +94,7 @@ fi
 # 100 ms: a few hundred waits in 4 s. Waking on every GC signal spun
 # (about 500,000 in 4 s).
 ktap_test_result "the queued write does not spin (fewer than 5000 waits in 4 s)" [ $((W1 - W0)) -lt 5000 ]
+ktap_expect_eq "status: space full while a write waits for space" full "$(space)"
 # Space from outside: the first 56 MiB discarded (and the unmapping committed).
 blkdiscard -o 0 -l $((56 * MIB)) "$B" && dd if=/dev/null of="$B" conv=fsync status=none
 if wait $DD; then

@@ -146,8 +146,8 @@ pub const SET: Verb = Verb {
                the live data, in percent of the capacity, at which the pool's space\n      \
                event says low (default 80) and critical (default 95); low must be\n      \
                below critical. Each change of the level is a uevent and a log line\n      \
-               (see 'pool events'); 'full' when a write was refused for want of\n      \
-               space. Kept in the configfs directory like table_memory_limit.\n  \
+               (see 'pool events'); 'full' when a write was refused or waits for\n      \
+               space, until space comes back. Kept in configfs like table_memory_limit.\n  \
              no_space_timeout=SECONDS\n      \
                how long a write waits for space from outside (a member added, data\n      \
                discarded) once GC can free none, before it fails with ENOSPC; 0\n      \
