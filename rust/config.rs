@@ -133,6 +133,7 @@ impl configfs::GroupOperations for Root {
                 space_low_pct: 16,
                 space_critical_pct: 17,
                 no_space_timeout: 18,
+                pool_reserve_pct: 19,
             ],
         };
         Ok(configfs::Group::new(
@@ -147,6 +148,7 @@ impl configfs::GroupOperations for Root {
                     table_limit: 0,
                     space: Thresholds::DEFAULT,
                     no_space_timeout: 0,
+                    pool_reserve_pct: 0,
                     ckpt_zones: 0,
                     active: None,
                 }),
@@ -176,6 +178,8 @@ struct PoolInner {
     space: Thresholds,
     /// `no_space_timeout`, seconds.
     no_space_timeout: u64,
+    /// `pool_reserve_pct`.
+    pool_reserve_pct: u64,
     /// `checkpoint_zones` as written (0: chosen at format).
     ckpt_zones: u32,
     active: Option<Arc<ActivePool>>,
@@ -379,6 +383,8 @@ impl configfs::AttributeOperations<2> for PoolDir {
                 pool.gc
                     .no_space_timeout_ms
                     .store(g.no_space_timeout.saturating_mul(1000), Ordering::Relaxed);
+                // Checked when written: cannot fail.
+                let _ = pool.set_pool_reserve(g.pool_reserve_pct);
                 if let Err(e) = registry::add_pool(&pool) {
                     // Only the control device would miss it: go on.
                     pr_warn!("{}: not listed on the control device: {:?}\n", name, e);
@@ -674,6 +680,34 @@ impl configfs::AttributeOperations<18> for PoolDir {
             p.gc.no_space_timeout_ms
                 .store(v.saturating_mul(1000), Ordering::Relaxed);
         }
+        Ok(())
+    }
+}
+
+/// `pool_reserve_pct`: percent of the capacity no volume may take (kept for
+/// GC and the administrator; `zvcore::pool::quota`). 0 (default) to 50.
+/// Any state; applies at once to an active pool's later writes.
+#[vtable]
+impl configfs::AttributeOperations<19> for PoolDir {
+    type Data = PoolDir;
+
+    fn show(this: &PoolDir, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
+        let mut w = Formatter::new(page);
+        w.write_fmt(fmt!("{}\n", this.inner.lock().pool_reserve_pct))?;
+        Ok(w.bytes_written())
+    }
+
+    fn store(this: &PoolDir, page: &[u8]) -> Result {
+        let max = crate::zvcore::pool::quota::POOL_RESERVE_MAX_PCT;
+        let Some(v) = volcfg::parse_u64(page).filter(|v| *v <= max) else {
+            pr_err!("{}: pool_reserve_pct takes 0 to {}\n", &*this.name, max);
+            return Err(EINVAL);
+        };
+        let mut g = this.inner.lock();
+        if let Some(p) = &g.active {
+            p.set_pool_reserve(v)?;
+        }
+        g.pool_reserve_pct = v;
         Ok(())
     }
 }

@@ -331,7 +331,10 @@ impl ActivePool {
                     return Err(ENOSPC);
                 }
                 Err(CoreError::NoSpace) => {}
-                Err(e) => return Err(self.write_plan_error(vol, n, e)),
+                Err(e) => {
+                    drop(st);
+                    return Err(self.write_plan_error(vol, n, e));
+                }
             }
             // No space: GC may free some.
             if !self.wait_for_space(&mut st, &mut since) {
@@ -360,6 +363,11 @@ impl ActivePool {
     }
 
     fn write_plan_error(&self, vol: u32, n: u64, e: CoreError) -> Error {
+        if matches!(e, CoreError::Quota | CoreError::Reserved) {
+            // The pool has space: this volume may not take it.
+            self.note_rule_refusal(vol, n, e);
+            return ENOSPC;
+        }
         if matches!(e, CoreError::NoSpace) {
             pr_err!(
                 "{}: out of space (volume {} write of {} blocks)\n",

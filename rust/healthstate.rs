@@ -104,6 +104,10 @@ pub(crate) struct Health {
     pub(crate) space_full_at: AtomicU64,
     /// A write was refused for want of space since the last check.
     pub(crate) space_refused: AtomicBool,
+    /// Writes refused by a volume's quota, and by reservations or the pool
+    /// reserve (`spacerules.rs`).
+    pub(crate) quota_refused: AtomicU64,
+    pub(crate) reserve_refused: AtomicU64,
 }
 
 impl Health {
@@ -124,6 +128,8 @@ impl Health {
             space_code: AtomicU8::new(0),
             space_full_at: AtomicU64::new(crate::zvcore::space::NOT_FULL),
             space_refused: AtomicBool::new(false),
+            quota_refused: AtomicU64::new(0),
+            reserve_refused: AtomicU64::new(0),
         })
     }
 

@@ -49,6 +49,21 @@ impl ActivePool {
         writeln!(w, "capacity_bytes {}", cap * BLOCK_SIZE as u64)?;
         writeln!(w, "used_bytes {}", used * BLOCK_SIZE as u64)?;
         writeln!(w, "free_bytes {}", a.free_blocks() * BLOCK_SIZE as u64)?;
+        let r = e.space_report();
+        writeln!(w, "available_bytes {}", r.available * BLOCK_SIZE as u64)?;
+        writeln!(w, "reserved_bytes {}", r.reserved * BLOCK_SIZE as u64)?;
+        writeln!(w, "held_back_bytes {}", r.held_back * BLOCK_SIZE as u64)?;
+        writeln!(w, "pool_reserve_pct {}", e.pool_reserve_pct())?;
+        writeln!(
+            w,
+            "quota_refusals {}",
+            self.health.quota_refused.load(Ordering::Relaxed)
+        )?;
+        writeln!(
+            w,
+            "reserve_refusals {}",
+            self.health.reserve_refused.load(Ordering::Relaxed)
+        )?;
         writeln!(w, "zones_total {}", a.data_zones())?;
         writeln!(w, "zones_free {}", a.free_zones())?;
         writeln!(w, "zones_gc_reserve {}", a.config().gc_reserve)?;

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 //! configfs: a volume directory, `.../VOLUME/` with `size`, `enable`, `dev`,
-//! `usage` and the I/O limits `riops`, `wiops`, `rbps`, `wbps` exactly as in
+//! `usage`, the I/O limits `riops`, `wiops`, `rbps`, `wbps` and the space
+//! rules `quota_bytes`, `reservation_bytes` exactly as in
 //! `Documentation/configfs-abi.md`.
 //!
 //! A volume directory lives under an active pool's directory and binds a
@@ -95,6 +96,8 @@ pub(crate) fn new_group(
             wiops: 5,
             rbps: 6,
             wbps: 7,
+            quota_bytes: 8,
+            reservation_bytes: 9,
         ],
     };
     let path = CString::try_from_fmt(fmt!("{}/{}", pool.name.to_str()?, name.to_str()?))?;
@@ -313,6 +316,7 @@ impl configfs::AttributeOperations<3> for VolumeConfig {
         let info = id.and_then(|id| this.pool.vol_info(id));
         let (nodes, excl_nodes) = id.map_or((0, 0), |id| this.pool.vol_table_nodes(id));
         let blocks = info.map_or(0, |i| i.mapped);
+        let rules = id.map_or((0, 0), |id| this.pool.space_rules(id));
         let mut w = kernel::str::Formatter::new(page);
         w.write_fmt(fmt!(
             "id {}\nsize_bytes {}\nmapped_bytes {}\nmapped_blocks {}\nkind {}\norigin ",
@@ -332,12 +336,14 @@ impl configfs::AttributeOperations<3> for VolumeConfig {
             None => w.write_str("-")?,
         }
         w.write_fmt(fmt!(
-            "\nexclusive_bytes {}\nshared_bytes {}\ntable_bytes {}\ntable_exclusive_bytes {}\nqos_delayed {}\n",
+            "\nexclusive_bytes {}\nshared_bytes {}\ntable_bytes {}\ntable_exclusive_bytes {}\nqos_delayed {}\nquota_bytes {}\nreservation_bytes {}\n",
             info.map_or(0, |i| i.exclusive) * BLOCK_SIZE,
             info.map_or(0, |i| i.shared()) * BLOCK_SIZE,
             nodes * NODE_BYTES,
             excl_nodes * NODE_BYTES,
-            this.qos.delayed()
+            this.qos.delayed(),
+            rules.0,
+            rules.1
         ))?;
         Ok(w.bytes_written())
     }
@@ -389,3 +395,67 @@ limit_attr!(4, Knob::Riops);
 limit_attr!(5, Knob::Wiops);
 limit_attr!(6, Knob::Rbps);
 limit_attr!(7, Knob::Wbps);
+
+/// Shows space rule `reserve` (false: the quota) of the volume, in bytes.
+fn show_rule(this: &VolumeConfig, reserve: bool, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
+    let id = this.state.lock().id;
+    let (quota, rsv) = id.map_or((0, 0), |id| this.pool.space_rules(id));
+    let mut w = kernel::str::Formatter::new(page);
+    w.write_fmt(fmt!("{}\n", if reserve { rsv } else { quota }))?;
+    Ok(w.bytes_written())
+}
+
+/// Sets space rule `reserve` (false: the quota) of the volume: bytes, 0 for
+/// none; online. The volume must exist (`size` written).
+fn store_rule(this: &VolumeConfig, reserve: bool, page: &[u8]) -> Result {
+    let attr = if reserve {
+        "reservation_bytes"
+    } else {
+        "quota_bytes"
+    };
+    let Some(v) = parse_u64(page) else {
+        pr_err!(
+            "volume {}: {} is not a decimal number of bytes (0 = none)\n",
+            this.what(),
+            attr
+        );
+        return Err(EINVAL);
+    };
+    let Some(id) = this.state.lock().id else {
+        pr_err!("volume {}: write size before {}\n", this.what(), attr);
+        return Err(EINVAL);
+    };
+    let (quota, rsv) = this.pool.space_rules(id);
+    let (quota, rsv) = if reserve { (quota, v) } else { (v, rsv) };
+    this.pool.set_space_rules(this.what(), id, quota, rsv)
+}
+
+/// `quota_bytes` (read-write): the most the volume may map (what it refers
+/// to, shared with its snapshots or not); 0 = none (default).
+#[vtable]
+impl configfs::AttributeOperations<8> for VolumeConfig {
+    type Data = VolumeConfig;
+
+    fn show(this: &VolumeConfig, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
+        show_rule(this, false, page)
+    }
+
+    fn store(this: &VolumeConfig, page: &[u8]) -> Result {
+        store_rule(this, false, page)
+    }
+}
+
+/// `reservation_bytes` (read-write): space kept for the volume that no
+/// other volume may take; 0 = none (default).
+#[vtable]
+impl configfs::AttributeOperations<9> for VolumeConfig {
+    type Data = VolumeConfig;
+
+    fn show(this: &VolumeConfig, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
+        show_rule(this, true, page)
+    }
+
+    fn store(this: &VolumeConfig, page: &[u8]) -> Result {
+        store_rule(this, true, page)
+    }
+}

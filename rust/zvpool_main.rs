@@ -56,6 +56,8 @@ mod registry;
 #[deny(unsafe_code)]
 mod snapshot;
 #[deny(unsafe_code)]
+mod spacerules;
+#[deny(unsafe_code)]
 mod status;
 #[deny(unsafe_code)]
 mod volcfg;

@@ -26,6 +26,12 @@ pub enum Error {
     Corrupt(&'static str),
     /// The volume is read-only (a snapshot).
     ReadOnly,
+    /// The write would take the volume past its quota (that volume only;
+    /// the pool has space).
+    Quota,
+    /// The write would take space other volumes' reservations or the pool
+    /// reserve hold (see `pool::quota`).
+    Reserved,
 }
 
 /// Result type of the core.
@@ -43,6 +49,8 @@ impl Error {
             Error::Busy => "busy",
             Error::NotFound => "no zvpool superblock on the devices given",
             Error::ReadOnly => "read-only",
+            Error::Quota => "volume quota reached",
+            Error::Reserved => "the rest of the pool is reserved",
         }
     }
 
@@ -52,7 +60,7 @@ impl Error {
             Error::Truncated | Error::BadChecksum | Error::BadMagic | Error::BadField(_) => 117, // EUCLEAN
             Error::Corrupt(_) => 117,
             Error::Unsupported(_) => 95, // EOPNOTSUPP
-            Error::NoSpace => 28,        // ENOSPC
+            Error::NoSpace | Error::Quota | Error::Reserved => 28, // ENOSPC
             Error::Invalid(_) => 22,     // EINVAL
             Error::Busy => 16,           // EBUSY
             Error::NotFound => 2,        // ENOENT

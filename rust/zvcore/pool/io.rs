@@ -59,6 +59,10 @@ where
         if end > size {
             return Err(Error::Invalid("write: beyond volume end"));
         }
+        let rules = self.rules_on();
+        if rules {
+            self.space_admit(i, lba, nblocks)?;
+        }
         if self.free_slots() < MAX_PLAN_EXTENTS {
             return Err(Error::Busy);
         }
@@ -104,6 +108,9 @@ where
         }
         plan.nblocks = off;
         self.reserved = self.reserved.saturating_add(plan.nr);
+        if rules {
+            plan.grow = self.pend(i, lba, off);
+        }
         Ok(plan)
     }
 
@@ -199,6 +206,8 @@ where
     /// Updates the block table, invalidates the old locations and queues the
     /// journal records. Returns the blocks mapped.
     pub fn write_end(&mut self, plan: &WritePlan, addrs: &[Option<u64>]) -> Result<u64> {
+        let slot = self.vol_index(plan.vol).ok();
+        let held = slot.map(|i| self.held(i)).unwrap_or(0);
         let mut done = 0u64;
         let mut first_err = None;
         for (k, ext) in plan.extents().iter().enumerate() {
@@ -219,6 +228,9 @@ where
                 }
             }
         }
+        if plan.grow > 0 || self.rules {
+            self.unpend(slot, plan.grow, held);
+        }
         match first_err {
             Some(e) => Err(e),
             None => Ok(done),
@@ -230,6 +242,11 @@ where
         for ext in plan.extents() {
             self.extent_failed(ext.zone, ext.len);
             self.unreserve(1);
+        }
+        if plan.grow > 0 {
+            let slot = self.vol_index(plan.vol).ok();
+            let held = slot.map(|i| self.held(i)).unwrap_or(0);
+            self.unpend(slot, plan.grow, held);
         }
     }
 
@@ -409,6 +426,7 @@ where
         let step = u64::from(u32::MAX);
         let nrec = nblocks.div_ceil(step) as usize;
         self.reserve(nrec)?;
+        let held = self.held(i);
         let ep = self.cur_epoch;
         let (alloc, zepoch, failed) = (&mut self.alloc, &mut self.zepoch, &mut self.failed);
         let r = t.unmap_range_shared(&mut self.nodes, &mut self.refs, lba, nblocks, |a, k| {
@@ -417,6 +435,7 @@ where
         if let Some(v) = self.vols.get_mut(i) {
             v.table = Some(t);
         }
+        self.retally(i, held);
         if let Err(e) = r {
             if e != Error::NoSpace {
                 self.unreserve(nrec);

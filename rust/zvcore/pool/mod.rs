@@ -41,6 +41,7 @@ mod maintenance;
 mod members;
 pub use members::{Evacuation, Grown};
 mod migrate;
+pub mod quota;
 pub use migrate::Migration;
 pub mod slots;
 mod volumes;
@@ -109,6 +110,13 @@ pub struct VolEntry {
     /// A free slot that held a volume (see [`slots`]): lookups go on past
     /// it (internal).
     pub(super) tomb: bool,
+    /// Most blocks the volume may map (0: no quota; see [`quota`]).
+    pub quota: u64,
+    /// Blocks reserved for the volume (0: none; see [`quota`]).
+    pub reserve: u64,
+    /// Blocks planned by writes in flight that will newly map them
+    /// (internal, see [`quota`]).
+    pub(super) pending: u64,
 }
 
 impl VolEntry {
@@ -158,6 +166,8 @@ pub struct WritePlan {
     pub nr: usize,
     /// The extents, in lba order.
     pub ext: [PlanExtent; MAX_PLAN_EXTENTS],
+    /// Blocks of the plan counted pending by the space rules (internal).
+    pub(super) grow: u64,
 }
 
 impl WritePlan {
@@ -463,6 +473,16 @@ pub struct Pool<G, Z, E, V, R, N, D, S> {
     /// Running mean age (allocator clock ticks) of the blocks user writes
     /// overwrote, times [`LIFE_WEIGHT`] (see [`PoolConfig::separate`]).
     pub(super) life_avg: u64,
+    /// Some volume may have a quota or a reservation ([`quota`]).
+    pub(super) rules: bool,
+    /// The pool reserve, percent of the capacity ([`quota`]).
+    pub(super) reserve_pct: u64,
+    /// Unused parts of the reservations, and whether a volume operation
+    /// since the last count may have changed them.
+    pub(super) rsv_total: u64,
+    pub(super) rsv_dirty: bool,
+    /// Blocks pending in all volumes ([`VolEntry::pending`]).
+    pub(super) pending_total: u64,
 }
 
 /// Batches that moved blocks after which GC retries the zones it avoids.
@@ -583,6 +603,11 @@ where
             durable_seq: 0,
             ckpt_gen_min: 0,
             last_rewind: None,
+            rules: false,
+            reserve_pct: 0,
+            rsv_total: 0,
+            rsv_dirty: false,
+            pending_total: 0,
             ckpt_run: None,
             chain: checkpoint::Chain::CLOSED,
             full_due: true,
@@ -909,6 +934,7 @@ where
     fn push(&mut self, rec: Record) {
         if rec.is_volume_op() {
             self.full_due = true;
+            self.rsv_dirty = true;
         }
         if let Some(slot) = self.recs.get_mut(self.npend) {
             *slot = rec;

@@ -1179,11 +1179,16 @@ impl World {
         n
     }
 
-    /// A user write of exactly this range, completed at once.
+    /// A user write of exactly this range, completed at once (refusals
+    /// ignored).
     pub fn write_exact(&mut self, vol: u32, lba: u64, n: u64) {
-        let Ok(plan) = self.pool().write_begin(vol, lba, n, Stream::UserHot) else {
-            return;
-        };
+        let _ = self.write_checked(vol, lba, n);
+    }
+
+    /// A user write of this range (or the part one plan covers), completed
+    /// at once; the blocks planned, or why the write was refused.
+    pub fn write_checked(&mut self, vol: u32, lba: u64, n: u64) -> Result<u64, Error> {
+        let plan = self.pool().write_begin(vol, lba, n, Stream::UserHot)?;
         let mut addrs = Vec::new();
         let mut vers = Vec::new();
         for ext in plan.extents() {
@@ -1208,6 +1213,7 @@ impl World {
             addrs.push(Some(r.unwrap_or_else(|e| panic!("write: {e:?}"))));
         }
         self.end_write(&plan, &addrs, &vers);
+        Ok(plan.nblocks)
     }
 
     pub fn gc_until_free(&mut self, attempt: usize) {

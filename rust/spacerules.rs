@@ -1,0 +1,115 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Quotas, reservations and the pool reserve of an active pool (the rules
+//! themselves are in the core, `zvcore::pool::quota`): setting them from
+//! configfs, and the refusals they cause on the write path, counted and
+//! logged after the engine lock is dropped.
+
+use crate::engine::core_err;
+use crate::pool::ActivePool;
+use crate::zvcore::{error::Error as CoreError, format::BLOCK_SIZE, pool::quota::SpaceRules};
+use core::sync::atomic::Ordering;
+use kernel::prelude::*;
+
+/// Bytes per block.
+const BS: u64 = BLOCK_SIZE as u64;
+
+/// A refusal is logged the first time and then once every this many.
+const LOG_EVERY: u64 = 1024;
+
+impl ActivePool {
+    /// Sets the quota and reservation of volume `id`, in bytes (rounded up
+    /// to whole blocks; 0: none). Errors, each with one log line: `EROFS`
+    /// (a snapshot), `EINVAL` (a reservation above the volume's size),
+    /// `ENOSPC` (the pool cannot hold the reservation now).
+    pub(crate) fn set_space_rules(&self, what: &str, id: u32, quota: u64, reserve: u64) -> Result {
+        let r = SpaceRules {
+            quota: quota.div_ceil(BS),
+            reserve: reserve.div_ceil(BS),
+        };
+        let (res, avail) = {
+            let mut st = self.state.lock();
+            let res = st.engine.set_space_rules(id, r);
+            (res, st.engine.space_report().available)
+        };
+        match res {
+            Ok(()) => {
+                pr_info!(
+                    "volume {}: quota {} bytes, reservation {} bytes\n",
+                    what,
+                    r.quota * BS,
+                    r.reserve * BS
+                );
+                Ok(())
+            }
+            Err(CoreError::NoSpace) => {
+                pr_err!(
+                    "volume {}: a reservation of {} bytes cannot be held: {} bytes of the pool are available\n",
+                    what,
+                    r.reserve * BS,
+                    avail * BS
+                );
+                Err(ENOSPC)
+            }
+            Err(CoreError::ReadOnly) => {
+                pr_err!(
+                    "volume {}: a snapshot takes no quota or reservation\n",
+                    what
+                );
+                Err(EROFS)
+            }
+            Err(e) => {
+                pr_err!("volume {}: {}\n", what, e.describe());
+                Err(core_err(e))
+            }
+        }
+    }
+
+    /// The quota and reservation of volume `id`, in bytes.
+    pub(crate) fn space_rules(&self, id: u32) -> (u64, u64) {
+        let r = self.state.lock().engine.space_rules(id).unwrap_or_default();
+        (r.quota * BS, r.reserve * BS)
+    }
+
+    /// Sets the pool reserve (percent of the capacity no volume may take).
+    pub(crate) fn set_pool_reserve(&self, pct: u64) -> Result {
+        self.state
+            .lock()
+            .engine
+            .set_pool_reserve_pct(pct)
+            .map_err(core_err)
+    }
+
+    /// A write of `n` blocks of volume `vol` was refused by a space rule
+    /// (`e`: [`CoreError::Quota`] or [`CoreError::Reserved`]): counted, and
+    /// logged the first time and every [`LOG_EVERY`]th. Without the engine
+    /// lock.
+    pub(crate) fn note_rule_refusal(&self, vol: u32, n: u64, e: CoreError) {
+        let quota = matches!(e, CoreError::Quota);
+        let c = if quota {
+            &self.health.quota_refused
+        } else {
+            &self.health.reserve_refused
+        };
+        let before = c.fetch_add(1, Ordering::Relaxed);
+        if before % LOG_EVERY != 0 {
+            return;
+        }
+        if quota {
+            pr_err!(
+                "{}: volume {} reached its quota: write of {} blocks refused (ENOSPC; {} refusals so far)\n",
+                &*self.name,
+                vol,
+                n,
+                before + 1
+            );
+        } else {
+            pr_err!(
+                "{}: volume {}: write of {} blocks refused (ENOSPC): the rest of the pool is reserved (reservations, pool reserve; {} refusals so far)\n",
+                &*self.name,
+                vol,
+                n,
+                before + 1
+            );
+        }
+    }
+}

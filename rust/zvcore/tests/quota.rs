@@ -1,0 +1,223 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Space rules (`zvcore::pool::quota`): quotas, reservations and the pool
+//! reserve refuse exactly the writes they should, for the volume concerned
+//! only, with writes in flight counted, and follow deletes and snapshots.
+//! The verifier runs after each scenario (the rules never change what is
+//! mapped).
+//!
+//! `ZVCORE_SEED` replays a run.
+
+mod harness;
+mod sim;
+
+use harness::*;
+use sim::*;
+use zvcore::error::Error;
+use zvcore::geom::Stream;
+use zvcore::pool::quota::SpaceRules;
+
+/// One ZNS member of 24 zones of 200 blocks.
+fn world(name: &str) -> World {
+    let seed = seed_from_env(name);
+    let mut w = World::with_geoms(Rng::new(seed), seed, vec![small_zns(24)]);
+    w.format();
+    w
+}
+
+fn create(w: &mut World, id: u32, size: u64) {
+    w.pool().vol_create(id, b"v", size, 0).expect("vol_create");
+    w.vols.push(VolModel::new(id, size));
+    w.next_vol = w.next_vol.max(id + 1);
+}
+
+fn discard(w: &mut World, vol: u32, lba: u64, n: u64) {
+    w.pool().discard(vol, lba, n).expect("discard");
+    for k in 0..n {
+        w.complete(vol, lba + k, 0);
+    }
+}
+
+/// Writes `[lba, lba + n)` of `vol` in writes of at most 16 blocks,
+/// committing as the record queue asks; the first refusal, if any, and the
+/// blocks written before it.
+fn fill(w: &mut World, vol: u32, lba: u64, n: u64) -> (u64, Option<Error>) {
+    let mut done = 0;
+    while done < n {
+        match w.write_checked(vol, lba + done, (n - done).min(16)) {
+            Ok(k) => done += k,
+            Err(Error::Busy) => while !w.commit(false) {},
+            Err(e) => return (done, Some(e)),
+        }
+    }
+    (done, None)
+}
+
+fn rules(quota: u64, reserve: u64) -> SpaceRules {
+    SpaceRules { quota, reserve }
+}
+
+#[test]
+fn quota_stops_its_volume_at_the_limit_and_only_it() {
+    let mut w = world("quota-limit");
+    create(&mut w, 1, 2000);
+    create(&mut w, 2, 2000);
+    w.pool().set_space_rules(1, rules(100, 0)).expect("quota");
+    assert_eq!(fill(&mut w, 1, 0, 100), (100, None));
+    assert_eq!(
+        fill(&mut w, 1, 100, 1),
+        (0, Some(Error::Quota)),
+        "one block past the quota"
+    );
+    // Overwrites of mapped blocks never grow the volume.
+    assert_eq!(fill(&mut w, 1, 0, 100), (100, None));
+    // A write that maps a new block in its range is refused whole.
+    assert_eq!(fill(&mut w, 1, 90, 11).1, Some(Error::Quota));
+    // The other volume is not limited.
+    assert_eq!(fill(&mut w, 2, 0, 300), (300, None));
+    // A discard makes room again.
+    discard(&mut w, 1, 0, 10);
+    assert_eq!(fill(&mut w, 1, 100, 10), (10, None));
+    assert_eq!(fill(&mut w, 1, 110, 1).1, Some(Error::Quota));
+    // Taking the quota off ends the refusals.
+    w.pool().set_space_rules(1, rules(0, 0)).expect("no quota");
+    assert_eq!(fill(&mut w, 1, 110, 50), (50, None));
+    w.run_verify("quota");
+}
+
+#[test]
+fn snapshots_do_not_count_against_the_quota() {
+    let mut w = world("quota-snap");
+    create(&mut w, 1, 2000);
+    w.pool().set_space_rules(1, rules(64, 0)).expect("quota");
+    assert_eq!(fill(&mut w, 1, 0, 64), (64, None));
+    w.pool().snap_create(1, 2, b"s").expect("snapshot");
+    let m = w.vols[0].copy_as(2, true);
+    w.vols.push(m);
+    // Every block overwritten: the snapshot now holds 64 blocks of its
+    // own, the volume still maps 64.
+    assert_eq!(fill(&mut w, 1, 0, 64), (64, None));
+    assert_eq!(fill(&mut w, 1, 64, 1).1, Some(Error::Quota));
+    // A snapshot takes no rules.
+    assert_eq!(
+        w.pool().set_space_rules(2, rules(10, 0)),
+        Err(Error::ReadOnly)
+    );
+    w.run_verify("snapshot");
+}
+
+#[test]
+fn writes_in_flight_cannot_pass_the_quota_together() {
+    let mut w = world("quota-flight");
+    create(&mut w, 1, 2000);
+    w.pool().set_space_rules(1, rules(40, 0)).expect("quota");
+    let a = w
+        .pool()
+        .write_begin(1, 0, 30, Stream::UserHot)
+        .expect("first plan");
+    assert_eq!(
+        w.pool().write_begin(1, 100, 20, Stream::UserHot).err(),
+        Some(Error::Quota),
+        "30 pending + 20 > 40"
+    );
+    // Given up: its blocks are no longer pending.
+    w.pool().write_failed(&a);
+    assert_eq!(fill(&mut w, 1, 100, 40), (40, None));
+    assert_eq!(fill(&mut w, 1, 0, 1).1, Some(Error::Quota));
+    w.run_verify("in flight");
+}
+
+#[test]
+fn a_reservation_keeps_space_others_cannot_take() {
+    let mut w = world("quota-reserve");
+    create(&mut w, 1, 4000);
+    create(&mut w, 2, 4000);
+    let before = w.pool_ref().space_report();
+    assert!(before.available > 1000, "{before:?}");
+    w.pool()
+        .set_space_rules(1, rules(0, 600))
+        .expect("reservation");
+    let r = w.pool_ref().space_report();
+    assert_eq!(r.reserved, 600);
+    assert_eq!(r.available, before.available - 600);
+    // Volume 2 fills what is left, then is refused (for it only: the pool
+    // is not full, nothing waits for GC).
+    let (got, err) = fill(&mut w, 2, 0, 4000);
+    assert_eq!(err, Some(Error::Reserved));
+    assert!(
+        got + 16 > before.available - 600 && got <= before.available - 600,
+        "volume 2 wrote {got} of {} available",
+        before.available - 600
+    );
+    // Volume 1 writes its whole reservation.
+    assert_eq!(fill(&mut w, 1, 0, 600), (600, None));
+    assert_eq!(w.pool_ref().space_report().reserved, 0);
+    // Past its reservation it shares the pool's fate.
+    assert_eq!(fill(&mut w, 1, 600, 16).1, Some(Error::Reserved));
+    // Overwrites go on for both.
+    assert_eq!(fill(&mut w, 2, 0, 32), (32, None));
+    assert_eq!(fill(&mut w, 1, 0, 32), (32, None));
+    w.run_verify("reservation");
+}
+
+#[test]
+fn a_reservation_the_pool_cannot_hold_is_refused_and_deletes_release_one() {
+    let mut w = world("quota-refuse");
+    create(&mut w, 1, 4000);
+    create(&mut w, 2, 4000);
+    create(&mut w, 3, 4000);
+    let avail = w.pool_ref().space_report().available;
+    assert_eq!(
+        w.pool().set_space_rules(1, rules(0, 4001)),
+        Err(Error::Invalid("reservation above the volume size"))
+    );
+    assert_eq!(
+        w.pool().set_space_rules(1, rules(0, avail + 1)),
+        Err(Error::NoSpace),
+        "more than the pool has"
+    );
+    w.pool()
+        .set_space_rules(1, rules(0, avail - 100))
+        .expect("most");
+    assert_eq!(
+        w.pool().set_space_rules(2, rules(0, 101)),
+        Err(Error::NoSpace)
+    );
+    w.pool()
+        .set_space_rules(2, rules(0, 100))
+        .expect("the rest");
+    assert_eq!(w.pool_ref().space_report().available, 0);
+    assert_eq!(fill(&mut w, 3, 0, 1).1, Some(Error::Reserved));
+    // Deleting volume 1 gives its reservation back.
+    w.complete_all();
+    w.pool().vol_delete(1).expect("delete");
+    w.vols.retain(|v| v.id != 1);
+    assert_eq!(w.pool_ref().space_report().reserved, 100);
+    assert_eq!(fill(&mut w, 3, 0, 200), (200, None));
+    w.run_verify("deletes");
+}
+
+#[test]
+fn the_pool_reserve_is_kept_from_every_volume() {
+    let mut w = world("quota-pool");
+    create(&mut w, 1, 4000);
+    let full = w.pool_ref().space_report();
+    assert_eq!(
+        w.pool().set_pool_reserve_pct(51),
+        Err(Error::Invalid("pool reserve above 50 %"))
+    );
+    w.pool().set_pool_reserve_pct(50).expect("50 %");
+    let half = w.pool_ref().space_report();
+    assert_eq!(half.capacity, full.capacity);
+    assert_eq!(
+        half.held_back,
+        full.held_back + full.capacity / 2,
+        "{full:?} {half:?}"
+    );
+    let (got, err) = fill(&mut w, 1, 0, 4000);
+    assert_eq!(err, Some(Error::Reserved));
+    assert!(got <= half.available && got + 16 > half.available);
+    // Lowered: writes go on.
+    w.pool().set_pool_reserve_pct(0).expect("off");
+    assert_eq!(fill(&mut w, 1, got, 100), (100, None));
+    w.run_verify("pool reserve");
+}
