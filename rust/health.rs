@@ -177,6 +177,7 @@ impl ActivePool {
         let failed = self.state.lock().engine.is_failed();
         let now = self.pool_health(failed);
         self.check_space(&mut reported.space);
+        self.tell_rule_refusals();
         let reported = &mut reported.health;
         if now != *reported {
             match now {
@@ -240,7 +241,7 @@ impl ActivePool {
 
     /// Sends event `what` of this pool with `vars` (`ZVPOOL_POOL` and
     /// `ZVPOOL_EVENT` first). A failure is logged, never fatal.
-    fn event(&self, what: &str, vars: &[(&str, &core::fmt::Arguments<'_>)]) {
+    pub(crate) fn event(&self, what: &str, vars: &[(&str, &core::fmt::Arguments<'_>)]) {
         let r = (|| -> Result {
             let mut owned = KVec::<CString>::with_capacity(MAX_VARS, GFP_KERNEL)?;
             owned.push(

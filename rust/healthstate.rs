@@ -4,7 +4,7 @@
 //! them), and the state an active pool keeps for that.
 
 use crate::zvcore::space::{SpaceLevel, Thresholds};
-use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use kernel::{new_mutex, prelude::*, sync::Mutex};
 
 /// A member's state (`members`: `state=`).
@@ -108,6 +108,13 @@ pub(crate) struct Health {
     /// reserve (`spacerules.rs`).
     pub(crate) quota_refused: AtomicU64,
     pub(crate) reserve_refused: AtomicU64,
+    /// The volume (id + 1; 0: none) whose write a quota, and one whose
+    /// write the reservations refused, to be told by the next check.
+    pub(crate) quota_vol: AtomicU32,
+    pub(crate) reserve_vol: AtomicU32,
+    /// The volume (id + 1) each kind of refusal was last logged for.
+    pub(crate) quota_logged: AtomicU32,
+    pub(crate) reserve_logged: AtomicU32,
 }
 
 impl Health {
@@ -130,6 +137,10 @@ impl Health {
             space_refused: AtomicBool::new(false),
             quota_refused: AtomicU64::new(0),
             reserve_refused: AtomicU64::new(0),
+            quota_vol: AtomicU32::new(0),
+            reserve_vol: AtomicU32::new(0),
+            quota_logged: AtomicU32::new(0),
+            reserve_logged: AtomicU32::new(0),
         })
     }
 

@@ -13,7 +13,8 @@ use kernel::prelude::*;
 /// Bytes per block.
 const BS: u64 = BLOCK_SIZE as u64;
 
-/// A refusal is logged the first time and then once every this many.
+/// A refusal is logged (and told as an event) when it concerns another
+/// volume than the one logged last, and otherwise once every this many.
 const LOG_EVERY: u64 = 1024;
 
 impl ActivePool {
@@ -79,10 +80,41 @@ impl ActivePool {
             .map_err(core_err)
     }
 
+    /// Tells the refusals noted since the last check as events
+    /// (`ZVPOOL_EVENT=quota` or `reserved`, with the volume). Called by the
+    /// health check: process context, no lock held.
+    pub(crate) fn tell_rule_refusals(&self) {
+        for (slot, what) in [
+            (&self.health.quota_vol, "quota"),
+            (&self.health.reserve_vol, "reserved"),
+        ] {
+            let v = slot.swap(0, Ordering::Relaxed);
+            let Some(id) = v.checked_sub(1) else {
+                continue;
+            };
+            let mut name = [0u8; 32];
+            let len = self.with_name(id, |n| {
+                let n = n.unwrap_or(b"?");
+                let k = n.len().min(name.len());
+                if let (Some(d), Some(s)) = (name.get_mut(..k), n.get(..k)) {
+                    d.copy_from_slice(s);
+                }
+                k
+            });
+            let name = core::str::from_utf8(name.get(..len).unwrap_or(&[])).unwrap_or("?");
+            self.event(
+                what,
+                &[
+                    ("ZVPOOL_VOLUME", &fmt!("{}", name)),
+                    ("ZVPOOL_VOLUME_ID", &fmt!("{}", id)),
+                ],
+            );
+        }
+    }
+
     /// A write of `n` blocks of volume `vol` was refused by a space rule
     /// (`e`: [`CoreError::Quota`] or [`CoreError::Reserved`]): counted, and
-    /// logged the first time and every [`LOG_EVERY`]th. Without the engine
-    /// lock.
+    /// logged (see [`LOG_EVERY`]). Without the engine lock.
     pub(crate) fn note_rule_refusal(&self, vol: u32, n: u64, e: CoreError) {
         let quota = matches!(e, CoreError::Quota);
         let c = if quota {
@@ -91,9 +123,23 @@ impl ActivePool {
             &self.health.reserve_refused
         };
         let before = c.fetch_add(1, Ordering::Relaxed);
-        if before % LOG_EVERY != 0 {
+        let logged = if quota {
+            &self.health.quota_logged
+        } else {
+            &self.health.reserve_logged
+        };
+        let tag = vol.saturating_add(1);
+        if logged.swap(tag, Ordering::Relaxed) == tag && before % LOG_EVERY != 0 {
             return;
         }
+        // Told as an event by the next health check (process context).
+        let slot = if quota {
+            &self.health.quota_vol
+        } else {
+            &self.health.reserve_vol
+        };
+        slot.store(tag, Ordering::Relaxed);
+        self.health.dirty.store(true, Ordering::Release);
         if quota {
             pr_err!(
                 "{}: volume {} reached its quota: write of {} blocks refused (ENOSPC; {} refusals so far)\n",

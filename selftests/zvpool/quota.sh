@@ -24,7 +24,7 @@ if ! command -v zvpoolctl >/dev/null || [ ! -f "$KO" ] || [ ! -f /lib/modules/nu
 	ktap_finished
 fi
 lsmod | grep -q '^zvpool ' && rmmod zvpool
-ktap_set_plan 31
+ktap_set_plan 33
 dmesg_mark
 DMESG_START=$DMESG_MARK
 
@@ -34,6 +34,8 @@ insmod "$KO"
 ktap_test_result "pool on a zoned null_blk" quiet zvpoolctl pool create -f qt "/dev/${NB##*/}"
 ktap_test_result "volumes a and b, 512 MiB each (thin)" sh -c \
 	"zvpoolctl volume create qt/a --size 512M >/dev/null && zvpoolctl volume create qt/b --size 512M >/dev/null"
+zvpoolctl pool events qt >/tmp/qt.events 2>&1 &
+EVPID=$!
 A=$(zvpoolctl volume show -H -o device qt/a | cut -f2)
 B=$(zvpoolctl volume show -H -o device qt/b | cut -f2)
 st() { awk -v k="$1" '$1 == k { print $2 }' $P/status; }
@@ -96,6 +98,14 @@ ktap_test_result "past its reservation, a is refused too" \
 ktap_expect_eq "a's data reads back" "$(md5sum </tmp/qt.a)$(md5sum </tmp/qt.r)" "$(sum "$A" 0 16)$(sum "$A" 16 48)"
 ktap_test_result "a discard on b gives space back: a writes 8 MiB" \
 	sh -c "blkdiscard -o $((32 * MIB)) -l $((64 * MIB)) $B && dd if=/dev/null of=$B conv=fsync status=none && dd if=/dev/zero of=$A bs=$MIB seek=64 count=8 oflag=direct conv=fsync status=none"
+
+wait_for 10 sh -c "grep -q ' reserved volume=a ' /tmp/qt.events"
+kill $EVPID 2>/dev/null
+wait $EVPID 2>/dev/null
+sed 's/^/# pool events: /' /tmp/qt.events
+ktap_test_result "a quota event for a" grep -q '^qt quota volume=a volume_id=[0-9]*$' /tmp/qt.events
+ktap_test_result "reserved events for b, then for a past its reservation" \
+	sh -c "grep -q '^qt reserved volume=b volume_id=[0-9]*$' /tmp/qt.events && grep -q '^qt reserved volume=a volume_id=[0-9]*$' /tmp/qt.events"
 
 # --- pool reserve ------------------------------------------------------------
 refused "pool_reserve_pct above 50 is refused" 51 $P/pool_reserve_pct "invalid argument" "pool_reserve_pct takes 0 to 50"
