@@ -27,13 +27,18 @@ impl ActivePool {
             quota: quota.div_ceil(BS),
             reserve: reserve.div_ceil(BS),
         };
-        let (res, avail) = {
-            let mut st = self.state.lock();
-            let res = st.engine.set_space_rules(id, r);
-            (res, st.engine.space_report().available)
-        };
-        match res {
-            Ok(()) => {
+        // Metadata like a volume's size: journalled and committed (the
+        // lock dropped for the commit's I/O, logged after it).
+        let mut why = None;
+        let res = self.vol_op(|e| {
+            e.set_space_rules(id, r).map_err(|x| {
+                why = Some(x);
+                core_err(x)
+            })
+        });
+        let avail = self.state.lock().engine.space_report().available;
+        match (res, why) {
+            (Ok(()), _) => {
                 pr_info!(
                     "volume {}: quota {} bytes, reservation {} bytes\n",
                     what,
@@ -42,7 +47,7 @@ impl ActivePool {
                 );
                 Ok(())
             }
-            Err(CoreError::NoSpace) => {
+            (Err(_), Some(CoreError::NoSpace)) => {
                 pr_err!(
                     "volume {}: a reservation of {} bytes cannot be held: {} bytes of the pool are available\n",
                     what,
@@ -51,16 +56,20 @@ impl ActivePool {
                 );
                 Err(ENOSPC)
             }
-            Err(CoreError::ReadOnly) => {
+            (Err(_), Some(CoreError::ReadOnly)) if !self.read_only => {
                 pr_err!(
                     "volume {}: a snapshot takes no quota or reservation\n",
                     what
                 );
                 Err(EROFS)
             }
-            Err(e) => {
-                pr_err!("volume {}: {}\n", what, e.describe());
+            (Err(_), Some(e)) => {
+                pr_err!("volume {}: space rules not set: {}\n", what, e.describe());
                 Err(core_err(e))
+            }
+            (Err(e), None) => {
+                pr_err!("volume {}: space rules not committed: {:?}\n", what, e);
+                Err(e)
             }
         }
     }

@@ -27,6 +27,7 @@ pub mod checkpoint;
 pub mod history;
 pub mod journal;
 pub mod layout;
+pub mod rules;
 pub mod sharing;
 pub mod superblock;
 

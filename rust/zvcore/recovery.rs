@@ -34,11 +34,12 @@ use super::format::journal::VOL_FLAG_READONLY;
 use super::format::layout::{checkpoint_block_addr, log_zone, superblock_addr, LOG_ZONES};
 use super::format::{
     decode_journal_block, peek_magic, CheckpointHeader, Record, Superblock, Uuid, BLOCK_SIZE,
-    INCOMPAT_COMMIT_BLOCKS, INCOMPAT_DELTA_CHECKPOINTS, INCOMPAT_SHARED_BLOCKS, SUPERBLOCK_MAGIC,
+    INCOMPAT_COMMIT_BLOCKS, INCOMPAT_DELTA_CHECKPOINTS, INCOMPAT_SHARED_BLOCKS,
+    RO_COMPAT_RESERVATION, SUPERBLOCK_MAGIC,
 };
 use super::geom::{DeviceGeometry, PoolGeometry, Stream, MAX_DEVICES};
 use super::map::{visit_distinct, BlockTable, MapExtent, NodeStore};
-use super::pool::{slots, Pool, PoolConfig, PoolStorage, VolEntry};
+use super::pool::{quota::SpaceRules, slots, Pool, PoolConfig, PoolStorage, VolEntry};
 use super::sparse::{AddrSet, RefMap};
 use super::verify::verify;
 
@@ -50,8 +51,8 @@ use damage::{bad_block_at, count_dropped, drop_reclaimed, scan_log};
 /// Incompat features this engine supports.
 pub const INCOMPAT_SUPPORTED: u64 =
     INCOMPAT_SHARED_BLOCKS | INCOMPAT_COMMIT_BLOCKS | INCOMPAT_DELTA_CHECKPOINTS;
-/// Ro-compat features this engine supports (none yet).
-pub const RO_COMPAT_SUPPORTED: u64 = 0;
+/// Ro-compat features this engine supports.
+pub const RO_COMPAT_SUPPORTED: u64 = RO_COMPAT_RESERVATION;
 
 /// Access to the devices being assembled. Device indexes are the caller's
 /// (the order of the geometries passed to [`recover`]).
@@ -1073,9 +1074,15 @@ where
         Record::ZoneReset { .. } | Record::ZoneFinish { .. } | Record::CheckpointDone { .. } => {
             Ok(())
         }
-        Record::VolumeReserve { .. } => Err(Error::Unsupported(
-            "journal: record of an unsupported feature",
-        )),
+        Record::VolumeReserve {
+            vol,
+            reserve,
+            quota,
+        } => {
+            let (i, _) = slot(pool, vol)?;
+            pool.apply_space_rules(i, SpaceRules { quota, reserve });
+            Ok(())
+        }
     }
 }
 

@@ -9,6 +9,9 @@
 #   rest of the pool and is refused (for it only: no pool-full event); a
 #   reservation the pool cannot hold is refused;
 # - the pool reserve keeps a share of the pool from every volume;
+# - refusals are told as uevents (`zvpoolctl pool events`);
+# - quotas and reservations are metadata: a stop, an unload and an assembly
+#   through configfs alone (no zvpoolctl cache) bring them back;
 # - the data written reads back; no kernel warning.
 DIR=$(dirname "$0")
 . "$DIR/ktap_helpers.sh"
@@ -24,7 +27,7 @@ if ! command -v zvpoolctl >/dev/null || [ ! -f "$KO" ] || [ ! -f /lib/modules/nu
 	ktap_finished
 fi
 lsmod | grep -q '^zvpool ' && rmmod zvpool
-ktap_set_plan 33
+ktap_set_plan 36
 dmesg_mark
 DMESG_START=$DMESG_MARK
 
@@ -114,7 +117,17 @@ ktap_test_result "pool_reserve_pct 50: no volume may write new blocks" \
 ktap_test_result "pool_reserve_pct 0: b writes again" \
 	sh -c "echo 0 >$P/pool_reserve_pct && echo 0 >$P/a/reservation_bytes && dd if=/dev/zero of=$B bs=$MIB seek=200 count=1 oflag=direct status=none"
 
-ktap_test_result "cleanup" sh -c "zvpoolctl pool stop qt >/dev/null && rmmod zvpool && echo 0 > $NB/power && rmdir $NB && rmmod null_blk"
+# --- the rules are metadata: they survive a stop, an unload and a bare assembly ---
+echo $((100 * MIB)) >$P/a/quota_bytes
+echo $((90 * MIB)) >$P/a/reservation_bytes
+R0=$(st reserved_bytes)
+ktap_test_result "stop, unload, assemble through configfs alone" sh -c \
+	"zvpoolctl pool stop qt >/dev/null && rmmod zvpool && insmod $KO && mkdir $P && echo /dev/${NB##*/} >$P/devices && echo 1 >$P/enable && mkdir $P/a"
+ktap_expect_eq "quota and reservation of a are back" "$((100 * MIB)) $((90 * MIB))" \
+	"$(cat $P/a/quota_bytes) $(cat $P/a/reservation_bytes)"
+ktap_expect_eq "so is the space they hold" "$R0" "$(st reserved_bytes)"
+
+ktap_test_result "cleanup" sh -c "rmdir $P/a && echo 0 >$P/enable && rmdir $P && rmmod zvpool && echo 0 > $NB/power && rmdir $NB && rmmod null_blk"
 DMESG_MARK=$DMESG_START
 dmesg_clean_since_mark "no WARN/oops"
 ktap_finished

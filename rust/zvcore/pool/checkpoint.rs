@@ -15,6 +15,7 @@ use super::super::format::layout::{
     checkpoint_block_addr, checkpoint_capacity, checkpoint_last_zones, checkpoint_zone,
     checkpoint_zones, log_zone,
 };
+use super::super::format::rules::{RULES, RULE_RECORD_BYTES};
 use super::super::format::sharing::{
     encode_base, encode_link, DiffEntry, DiffWriter, SMALL_RECORD_BYTES,
 };
@@ -25,7 +26,8 @@ use super::super::format::{INCOMPAT_DELTA_CHECKPOINTS, INCOMPAT_SHARED_BLOCKS};
 use super::super::geom::{DeviceGeometry, PoolGeometry, Stream, NR_STREAMS};
 use super::super::map::{Diff, NodeStore};
 use super::{
-    peek_commit, slots, Commit, MetaOp, Pool, VolEntry, NO_SLOT, RESET_QUEUED, VOL_RECORD_BYTES,
+    peek_commit, quota, slots, Commit, MetaOp, Pool, VolEntry, NO_SLOT, RESET_QUEUED,
+    VOL_RECORD_BYTES,
 };
 
 impl<G, Z, E, V, R, N, D, S> Pool<G, Z, E, V, R, N, D, S>
@@ -576,7 +578,10 @@ where
                         w.begin_section(section::SHARING, &mut wsink)?;
                         Phase::Links { next: 0 }
                     }
-                    None => Phase::History,
+                    None => Phase::Rules {
+                        next: 0,
+                        open: false,
+                    },
                     Some(v) => match v.table.filter(|_| v.ck_base == NO_SLOT) {
                         None => Phase::Tables {
                             vol: vol + 1,
@@ -639,7 +644,10 @@ where
                         if vols.iter().any(|v| v.table.is_some() && !v.ck_done) {
                             return Err(Error::Corrupt("checkpoint: delta base cycle"));
                         }
-                        run.phase = Phase::History;
+                        run.phase = Phase::Rules {
+                            next: 0,
+                            open: false,
+                        };
                         continue;
                     };
                     let base = vols
@@ -734,6 +742,21 @@ where
                         },
                     }
                 }
+                Phase::Rules { next, open } => match quota::next_rules(vols, next) {
+                    None => Phase::History,
+                    Some((i, rr)) => {
+                        if !open {
+                            w.begin_section(RULES, &mut wsink)?;
+                        }
+                        let mut rec = [0u8; RULE_RECORD_BYTES];
+                        rr.encode(&mut Writer::new(&mut rec))?;
+                        w.append_record(&rec, &mut wsink)?;
+                        Phase::Rules {
+                            next: i + 1,
+                            open: true,
+                        }
+                    }
+                },
                 Phase::History => {
                     if let Some(rw) = self.last_rewind {
                         w.begin_section(HISTORY, &mut wsink)?;
@@ -865,6 +888,9 @@ enum Phase {
     ChangesStart,
     /// A delta: the changes of slot `vol`'s table, from block `at` on.
     Changes { vol: usize, at: u64 },
+    /// The volumes' space rules, from slot `next` on (`open`: the section
+    /// is begun).
+    Rules { next: usize, open: bool },
     /// The rewind history.
     History,
     /// The commit block.

@@ -21,16 +21,21 @@
 //!   ([`Pool::rules_limit`]).
 //!
 //! Both are refusals for that volume only: the pool has space, so they
-//! never wait for GC, and they are not pool-full events. The rules are not
-//! in the on-disk format: the kernel applies them from configfs (kept in
-//! zvpoolctl's pool cache) after assembly. Not persistent, like the QoS
-//! limits.
+//! never wait for GC, and they are not pool-full events.
+//!
+//! A volume's rules are metadata like its size: a change is a journal
+//! record (`VolumeReserve`) and full checkpoints carry them all (section
+//! `format::rules::RULES`). The first one sets the ro-compat feature
+//! `RO_COMPAT_RESERVATION` (a module that does not know it assembles the
+//! pool read-only: writing without the rules could take reserved space).
+//! The pool reserve is a setting of the running pool, not metadata.
 
 use core::ops::{Deref, DerefMut};
 
 use super::super::alloc::{DevState, ZoneInfo};
 use super::super::error::{Error, Result};
-use super::super::format::{Record, Superblock};
+use super::super::format::rules::RuleRecord;
+use super::super::format::{Record, Superblock, RO_COMPAT_RESERVATION};
 use super::super::geom::{DeviceGeometry, NR_STREAMS};
 use super::super::map::NodeStore;
 use super::{Pool, VolEntry};
@@ -78,11 +83,14 @@ where
     D: DerefMut<Target = [DevState]>,
     S: DerefMut<Target = Superblock>,
 {
-    /// Sets the quota and reservation of volume `vol`. Refused for a
-    /// snapshot (`ReadOnly`), a reservation above the volume's size
-    /// (`Invalid`), and a reservation the pool cannot hold now (`NoSpace`:
-    /// what is live and held already leaves too little).
+    /// Sets the quota and reservation of volume `vol` and queues the
+    /// journal record (commit to make it durable). Refused for a snapshot
+    /// (`ReadOnly`), a reservation above the volume's size (`Invalid`), a
+    /// reservation the pool cannot hold now (`NoSpace`: what is live and
+    /// held already leaves too little), and when the record queue is full
+    /// (`Busy`: commit first).
     pub fn set_space_rules(&mut self, vol: u32, r: SpaceRules) -> Result<()> {
+        self.live()?;
         let i = self.vol_index(vol)?;
         let v = self.vols.get(i).copied().ok_or(Error::NotFound)?;
         let t = v.table.ok_or(Error::NotFound)?;
@@ -109,15 +117,39 @@ where
                 return Err(Error::NoSpace);
             }
         }
+        if r == (SpaceRules {
+            quota: v.quota,
+            reserve: v.reserve,
+        }) {
+            return Ok(());
+        }
+        self.reserve(1)?;
+        self.apply_space_rules(i, r);
+        self.push_reserved(Record::VolumeReserve {
+            vol,
+            reserve: r.reserve,
+            quota: r.quota,
+        });
+        Ok(())
+    }
+
+    /// Sets the rules of the volume in slot `i` (a change, its record, or
+    /// the checkpoint's section). The totals are recounted at their next
+    /// use.
+    pub(in super::super) fn apply_space_rules(&mut self, i: usize, r: SpaceRules) {
         if let Some(e) = self.vols.get_mut(i) {
             e.quota = r.quota;
             e.reserve = r.reserve;
         }
-        self.rsv_total = self.rsv_total.saturating_sub(before).saturating_add(after);
-        self.rules |= r.quota > 0 || r.reserve > 0;
-        // Rules taken off: recounted (and maybe turned off) at the next use.
+        if r.quota > 0 || r.reserve > 0 {
+            self.rules = true;
+            if self.sb.ro_compat & RO_COMPAT_RESERVATION == 0 {
+                self.sb.ro_compat |= RO_COMPAT_RESERVATION;
+                self.sb.generation = self.sb.generation.saturating_add(1);
+                self.sb_dirty = true;
+            }
+        }
         self.rsv_dirty = true;
-        Ok(())
     }
 
     /// The space rules of volume `vol`.
@@ -297,6 +329,25 @@ where
         }
         free
     }
+}
+
+/// Volumes with rules in `vols`, from slot `from` on: the next one's slot
+/// and record (checkpoints).
+pub(super) fn next_rules(vols: &[VolEntry], from: usize) -> Option<(usize, RuleRecord)> {
+    vols.iter()
+        .enumerate()
+        .skip(from)
+        .find(|(_, v)| v.table.is_some() && (v.quota > 0 || v.reserve > 0))
+        .map(|(i, v)| {
+            (
+                i,
+                RuleRecord {
+                    vol: v.id,
+                    reserve: v.reserve,
+                    quota: v.quota,
+                },
+            )
+        })
 }
 
 /// The unused part of `v`'s reservation.

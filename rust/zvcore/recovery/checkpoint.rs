@@ -12,10 +12,12 @@ use super::super::format::checkpoint::{
 };
 use super::super::format::history::{Rewind, HISTORY};
 use super::super::format::layout::{checkpoint_block_addr, checkpoint_capacity};
+use super::super::format::rules::{RuleRecord, RULES};
 use super::super::format::sharing::{decode_record, ShareRecord};
 use super::super::format::{CheckpointHeader, Record, Superblock, INCOMPAT_DELTA_CHECKPOINTS};
 use super::super::geom::{DeviceGeometry, MAX_DEVICES};
 use super::super::map::{decode_chunk, BlockTable, NodeStore};
+use super::super::pool::quota::SpaceRules;
 use super::super::pool::{decode_vol_record, slots, Pool, VolEntry, NO_SLOT};
 use super::{apply_record, read_pool, vol_slot, MetaReader};
 
@@ -185,6 +187,20 @@ where
                     section::SHARING => {
                         while r.remaining() > 0 {
                             load_sharing(pool, decode_record(&mut r)?, &mut current)?;
+                        }
+                    }
+                    RULES => {
+                        while r.remaining() > 0 {
+                            let rr = RuleRecord::decode(&mut r)?;
+                            let i = vol_slot(&pool.vols, rr.vol)
+                                .ok_or(Error::Corrupt("checkpoint: rules of an unknown volume"))?;
+                            pool.apply_space_rules(
+                                i,
+                                SpaceRules {
+                                    quota: rr.quota,
+                                    reserve: rr.reserve,
+                                },
+                            );
                         }
                     }
                     HISTORY => {

@@ -20,6 +20,9 @@ use zvcore::pool::quota::SpaceRules;
 fn world(name: &str) -> World {
     let seed = seed_from_env(name);
     let mut w = World::with_geoms(Rng::new(seed), seed, vec![small_zns(24)]);
+    // No checkpoints in steps: their random writes between the steps would
+    // change what the volumes map.
+    w.stepped_pct = 0;
     w.format();
     w
 }
@@ -220,4 +223,88 @@ fn the_pool_reserve_is_kept_from_every_volume() {
     w.pool().set_pool_reserve_pct(0).expect("off");
     assert_eq!(fill(&mut w, 1, got, 100), (100, None));
     w.run_verify("pool reserve");
+}
+
+/// Commits until the records queued are durable.
+fn commit(w: &mut World) {
+    while !w.commit(false) {}
+}
+
+fn rules_of(w: &mut World, vol: u32) -> Option<SpaceRules> {
+    w.pool_ref().space_rules(vol)
+}
+
+#[test]
+fn rules_are_metadata_journalled_then_checkpointed() {
+    use zvcore::format::RO_COMPAT_RESERVATION;
+    let mut w = world("quota-durable");
+    create(&mut w, 1, 2000);
+    create(&mut w, 2, 2000);
+    create(&mut w, 3, 2000);
+    commit(&mut w);
+    assert_eq!(w.pool_ref().superblock().ro_compat & RO_COMPAT_RESERVATION, 0);
+    w.pool().set_space_rules(1, rules(100, 50)).expect("rules 1");
+    w.pool().set_space_rules(2, rules(0, 30)).expect("rules 2");
+    // Not committed: lost with a power cut, as any volume operation.
+    w.crash_and_recover();
+    assert_eq!(rules_of(&mut w, 1), Some(rules(0, 0)));
+    // The first commit after assembly is a checkpoint; the next ones are
+    // journal commits.
+    w.write_exact(1, 0, 1);
+    commit(&mut w);
+    let ckpts = w.pool_ref().stats().checkpoints;
+    // Committed: replayed from the journal.
+    w.pool().set_space_rules(1, rules(100, 50)).expect("rules 1");
+    w.pool().set_space_rules(2, rules(0, 30)).expect("rules 2");
+    w.pool().set_space_rules(3, rules(7, 0)).expect("rules 3");
+    commit(&mut w);
+    assert_eq!(w.pool_ref().stats().checkpoints, ckpts, "a journal commit");
+    w.crash_and_recover();
+    assert_eq!(rules_of(&mut w, 1), Some(rules(100, 50)));
+    assert_eq!(rules_of(&mut w, 2), Some(rules(0, 30)));
+    assert_eq!(rules_of(&mut w, 3), Some(rules(7, 0)));
+    assert_ne!(
+        w.pool_ref().superblock().ro_compat & RO_COMPAT_RESERVATION,
+        0,
+        "the ro-compat feature is set"
+    );
+    assert_eq!(w.pool_ref().space_report().reserved, 49 + 30);
+    assert_eq!(fill(&mut w, 3, 0, 8).1, Some(Error::Quota));
+    // Changed, one taken off, one volume deleted; then a checkpoint holds
+    // them (the journal before it is no longer read).
+    w.pool().set_space_rules(2, rules(0, 0)).expect("off");
+    w.pool().set_space_rules(1, rules(60, 10)).expect("change");
+    w.complete_all();
+    w.pool().vol_delete(3).expect("delete");
+    w.vols.retain(|v| v.id != 3);
+    w.checkpoint_now();
+    assert!(fill(&mut w, 1, 0, 16).1.is_none());
+    commit(&mut w);
+    w.crash_and_recover();
+    assert_eq!(rules_of(&mut w, 1), Some(rules(60, 10)));
+    assert_eq!(rules_of(&mut w, 2), Some(rules(0, 0)));
+    assert_eq!(rules_of(&mut w, 3), None);
+    assert_eq!(w.pool_ref().space_report().reserved, 0, "1 maps 16 > 10");
+    assert_eq!(fill(&mut w, 1, 16, 45).1, Some(Error::Quota));
+    // Checkpoints after more writes (deltas where the pool has them) keep
+    // them too.
+    for k in 0..4 {
+        assert!(fill(&mut w, 1, k * 4, 4).1.is_none());
+        w.checkpoint_now();
+    }
+    w.crash_and_recover();
+    assert_eq!(rules_of(&mut w, 1), Some(rules(60, 10)));
+    w.run_verify("rules after recovery");
+}
+
+#[test]
+fn a_read_only_pool_takes_no_rules() {
+    let mut w = world("quota-ro");
+    create(&mut w, 1, 2000);
+    commit(&mut w);
+    w.pool().set_read_only();
+    assert_eq!(
+        w.pool().set_space_rules(1, rules(10, 0)),
+        Err(Error::ReadOnly)
+    );
 }

@@ -104,13 +104,16 @@ pub enum Record {
         /// New size in blocks.
         size_blocks: u64,
     },
-    /// Volume `vol` has `blocks` of space reserved
-    /// (feature [`RO_COMPAT_RESERVATION`]).
+    /// Volume `vol`'s space rules are now `reserve` blocks reserved and a
+    /// quota of `quota` blocks (0 = none; feature
+    /// [`RO_COMPAT_RESERVATION`]).
     VolumeReserve {
         /// Volume id.
         vol: u32,
         /// Reserved blocks (0 = none).
-        blocks: u64,
+        reserve: u64,
+        /// Most blocks the volume may map (0 = no quota).
+        quota: u64,
     },
     /// `new_vol` was created as a snapshot (`flags` has
     /// [`VOL_FLAG_READONLY`]; `vol` is a writable volume) or a clone (no
@@ -211,7 +214,8 @@ impl Record {
             tag::UNMAP => 16,
             tag::ZONE_RESET | tag::ZONE_FINISH | tag::VOLUME_DELETE => 4,
             tag::VOLUME_CREATE => 56,
-            tag::VOLUME_RESIZE | tag::VOLUME_RESERVE => 16,
+            tag::VOLUME_RESIZE => 16,
+            tag::VOLUME_RESERVE => 24,
             tag::SNAPSHOT => 48,
             tag::CHECKPOINT_DONE => 24,
             tag::ROLLBACK | tag::PROMOTE => 8,
@@ -399,11 +403,20 @@ impl Record {
             Record::VolumeResize {
                 vol,
                 size_blocks: v,
-            }
-            | Record::VolumeReserve { vol, blocks: v } => {
+            } => {
                 w.put_u32(vol)?;
                 w.put_u32(0)?;
                 w.put_u64(v)
+            }
+            Record::VolumeReserve {
+                vol,
+                reserve,
+                quota,
+            } => {
+                w.put_u32(vol)?;
+                w.put_u32(0)?;
+                w.put_u64(reserve)?;
+                w.put_u64(quota)
             }
             Record::Snapshot {
                 vol,
@@ -517,7 +530,11 @@ impl Record {
                         size_blocks: v,
                     }
                 } else {
-                    Record::VolumeReserve { vol, blocks: v }
+                    Record::VolumeReserve {
+                        vol,
+                        reserve: v,
+                        quota: b.get_u64()?,
+                    }
                 }
             }
             tag::SNAPSHOT => {

@@ -43,7 +43,11 @@ fn all_kinds() -> Vec<Record> {
             vol: 4,
             size_blocks: 77,
         },
-        Record::VolumeReserve { vol: 4, blocks: 12 },
+        Record::VolumeReserve {
+            vol: 4,
+            reserve: 12,
+            quota: 40,
+        },
         Record::Snapshot {
             vol: 4,
             new_vol: 5,
@@ -109,9 +113,13 @@ fn round_trip() {
         (INCOMPAT_SHARED_BLOCKS, 0)
     );
     assert_eq!(
-        Record::VolumeReserve { vol: 1, blocks: 2 }
-            .required_features()
-            .1,
+        Record::VolumeReserve {
+            vol: 1,
+            reserve: 2,
+            quota: 0,
+        }
+        .required_features()
+        .1,
         RO_COMPAT_RESERVATION
     );
     assert_eq!(Record::ZoneReset { zone: 1 }.required_features(), (0, 0));
@@ -480,7 +488,8 @@ fn random_record(rng: &mut Rng) -> Record {
         },
         7 => Record::VolumeReserve {
             vol,
-            blocks: rng.next(),
+            reserve: rng.next(),
+            quota: rng.next(),
         },
         8 => Record::Snapshot {
             vol,
