@@ -102,20 +102,13 @@ where
         }
         self.rsv_refresh();
         let before = self.held(i);
-        let after = r
-            .reserve
-            .saturating_sub(t.mapped().saturating_add(v.pending));
-        if after > before {
-            let others = self.rsv_total.saturating_sub(before);
-            let need = self
-                .alloc
-                .used_blocks()
-                .saturating_add(self.pending_total)
-                .saturating_add(others)
-                .saturating_add(after);
-            if need > self.rules_limit() {
-                return Err(Error::NoSpace);
-            }
+        let after = held_of(&VolEntry {
+            reserve: r.reserve,
+            ..v
+        });
+        if after > before && !self.fits(self.rsv_total.saturating_sub(before).saturating_add(after))
+        {
+            return Err(Error::NoSpace);
         }
         if r == (SpaceRules {
             quota: v.quota,
@@ -242,16 +235,20 @@ where
         }
         // The volume's own reservation is its to use.
         let others = self.rsv_total.saturating_sub(held_of(&v));
-        let need = self
-            .alloc
-            .used_blocks()
-            .saturating_add(self.pending_total)
-            .saturating_add(grow)
-            .saturating_add(others);
-        if need > self.rules_limit() {
+        if !self.fits(grow.saturating_add(others)) {
             return Err(Error::Reserved);
         }
         Ok(())
+    }
+
+    /// Whether `more` blocks (growth, reservations held) fit beside what is
+    /// live and pending within [`Self::rules_limit`].
+    fn fits(&self, more: u64) -> bool {
+        self.alloc
+            .used_blocks()
+            .saturating_add(self.pending_total)
+            .saturating_add(more)
+            <= self.rules_limit()
     }
 
     /// Counts the blocks the write planned in `plan_blocks` blocks from

@@ -20,7 +20,6 @@ use sim::*;
 use zvcore::error::Error;
 use zvcore::format::layout::log_zone;
 use zvcore::geom::{DeviceGeometry, PoolGeometry, META_ZONES_PER_DEV};
-use zvcore::pool::PoolConfig;
 
 /// A small ZNS member.
 fn zns(nr_zones: u32) -> DeviceGeometry {

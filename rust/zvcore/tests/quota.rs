@@ -242,8 +242,13 @@ fn rules_are_metadata_journalled_then_checkpointed() {
     create(&mut w, 2, 2000);
     create(&mut w, 3, 2000);
     commit(&mut w);
-    assert_eq!(w.pool_ref().superblock().ro_compat & RO_COMPAT_RESERVATION, 0);
-    w.pool().set_space_rules(1, rules(100, 50)).expect("rules 1");
+    assert_eq!(
+        w.pool_ref().superblock().ro_compat & RO_COMPAT_RESERVATION,
+        0
+    );
+    w.pool()
+        .set_space_rules(1, rules(100, 50))
+        .expect("rules 1");
     w.pool().set_space_rules(2, rules(0, 30)).expect("rules 2");
     // Not committed: lost with a power cut, as any volume operation.
     w.crash_and_recover();
@@ -254,7 +259,9 @@ fn rules_are_metadata_journalled_then_checkpointed() {
     commit(&mut w);
     let ckpts = w.pool_ref().stats().checkpoints;
     // Committed: replayed from the journal.
-    w.pool().set_space_rules(1, rules(100, 50)).expect("rules 1");
+    w.pool()
+        .set_space_rules(1, rules(100, 50))
+        .expect("rules 1");
     w.pool().set_space_rules(2, rules(0, 30)).expect("rules 2");
     w.pool().set_space_rules(3, rules(7, 0)).expect("rules 3");
     commit(&mut w);
