@@ -48,7 +48,15 @@ impl ActivePool {
         writeln!(w, "members {}", self.members.len())?;
         writeln!(w, "capacity_bytes {}", cap * BLOCK_SIZE as u64)?;
         writeln!(w, "used_bytes {}", used * BLOCK_SIZE as u64)?;
-        writeln!(w, "free_bytes {}", a.free_blocks() * BLOCK_SIZE as u64)?;
+        let free = a.free_blocks();
+        writeln!(w, "free_bytes {}", free * BLOCK_SIZE as u64)?;
+        // Written but no longer live (and the unwritten tails of finished
+        // zones): what GC can give back.
+        writeln!(
+            w,
+            "reclaimable_bytes {}",
+            cap.saturating_sub(free).saturating_sub(used) * BLOCK_SIZE as u64
+        )?;
         let r = e.space_report();
         writeln!(w, "available_bytes {}", r.available * BLOCK_SIZE as u64)?;
         writeln!(w, "reserved_bytes {}", r.reserved * BLOCK_SIZE as u64)?;

@@ -71,7 +71,7 @@ ktap_test_result "quota off" sh -c "echo 0 >$P/a/quota_bytes && [ \$(cat $P/a/qu
 
 # --- reservation -----------------------------------------------------------
 AV0=$(st available_bytes)
-ktap_print_msg "available $((AV0 / MIB)) MiB, held back $(($(st held_back_bytes) / MIB)) MiB"
+ktap_print_msg "available $((AV0 / MIB)) MiB, held back $(($(st held_back_bytes) / MIB)) MiB, free $(($(st free_bytes) / MIB)) MiB, reclaimable $(($(st reclaimable_bytes) / MIB)) MiB"
 refused "a reservation above the volume size is refused (EINVAL)" $((600 * MIB)) $P/a/reservation_bytes \
 	"invalid argument" "reservation above the volume size"
 refused "a reservation the pool cannot hold is refused (ENOSPC)" $((AV0 + 32 * MIB)) $P/a/reservation_bytes \
