@@ -50,6 +50,9 @@ pub(crate) trait ReqData<'r> {
         n: usize,
         f: F,
     ) -> Result;
+
+    /// Charges lower bio `b` to the cgroup of the request's submitter.
+    fn charge(&self, b: &BioBuilder<'_, '_>);
 }
 
 /// A request's data for [`ReqData`]: its single-page segments.
@@ -78,6 +81,10 @@ impl<'r, D> ReqData<'r> for RqData<'r, D> {
         }
         Ok(())
     }
+
+    fn charge(&self, b: &BioBuilder<'_, '_>) {
+        self.0.charge(b);
+    }
 }
 
 /// The data of `T` from byte `.1` on (the rest of a request).
@@ -92,6 +99,10 @@ impl<'r, T: ReqData<'r>> ReqData<'r> for Skip<T> {
     ) -> Result {
         self.0.parts(at.checked_add(self.1).ok_or(EINVAL)?, n, f)
     }
+
+    fn charge(&self, b: &BioBuilder<'_, '_>) {
+        self.0.charge(b);
+    }
 }
 
 /// Adds the request bytes `at..at + n` to bios for `op` on member `m` of
@@ -99,8 +110,9 @@ impl<'r, T: ReqData<'r>> ReqData<'r> for Skip<T> {
 /// device sector `sector`, and submits them; `bio(sector, parts)` makes a
 /// bio (reporting into the caller's slot). Reads and regular writes continue
 /// in a new bio when one is full; a zone append must fit one bio (the
-/// disk's limits make sure it does). One implementation for the worker's
-/// batches and the asynchronous path.
+/// disk's limits make sure it does). Each bio is charged to the request's
+/// cgroup. One implementation for the worker's batches and the
+/// asynchronous path.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn submit_range<'b, 'a, 'r: 'a>(
     pool: &CStr,
@@ -117,7 +129,12 @@ pub(crate) fn submit_range<'b, 'a, 'r: 'a>(
         parts += 1;
         Ok(())
     })?;
-    let mut cur = Some(bio(sector, parts)?);
+    let new = |s: u64, bio: &mut dyn FnMut(u64, usize) -> Result<BioBuilder<'b, 'a>>| {
+        let b = bio(s, parts)?;
+        io.charge(&b);
+        Ok::<_, Error>(b)
+    };
+    let mut cur = Some(new(sector, &mut bio)?);
     let mut next = sector;
     io.parts(at, n, |seg, so, len| {
         let b = cur.as_mut().ok_or(EINVAL)?;
@@ -136,7 +153,7 @@ pub(crate) fn submit_range<'b, 'a, 'r: 'a>(
         let full = cur.take().ok_or(EINVAL)?;
         next += (full.bytes() as u64) >> 9;
         full.submit()?;
-        let mut b = bio(next, parts)?;
+        let mut b = new(next, &mut bio)?;
         if !b.add(seg, so, len)? {
             return Err(EIO);
         }

@@ -469,6 +469,11 @@ impl<'a> BioBuilder<'_, 'a> {
         self.bytes
     }
 
+    /// The bio, not submitted yet (`None` once it was).
+    pub(super) fn raw_bio(&self) -> Option<NonNull<bindings::bio>> {
+        self.bio
+    }
+
     /// Submits the bio; its outcome goes to the batch's slot. May sleep
     /// (the lower queue may be full).
     pub(crate) fn submit(mut self) -> Result {

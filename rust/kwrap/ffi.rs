@@ -299,6 +299,15 @@ unsafe extern "C" {
     /// `lim` is valid for writes and `l` for reads.
     pub(crate) fn zvpool_apply_io_limits(lim: *mut bindings::queue_limits, l: *const IoLimits);
 
+    /// Charges bio `dst` to the blkcg of `rq`'s first bio
+    /// (`bio_clone_blkg_association`).
+    ///
+    /// # Safety
+    ///
+    /// `dst` is a bio being built (not submitted) and `rq` a started request,
+    /// both valid for the call.
+    pub(crate) fn zvpool_bio_charge_like(dst: *mut bindings::bio, rq: *mut bindings::request);
+
     /// `GFP_NOIO`.
     ///
     /// # Safety

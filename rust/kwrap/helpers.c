@@ -514,6 +514,20 @@ gfp_t zvpool_gfp_noio(void)
 	return GFP_NOIO;
 }
 
+void zvpool_bio_charge_like(struct bio *dst, struct request *rq);
+
+/*
+ * Charges lower bio `dst` to the blkcg of request `rq`'s first bio (the
+ * task that submitted the volume I/O), not to the task that builds `dst`
+ * (a worker, or the root group): io.max / io.weight set on a member then
+ * act per VM. A no-op without CONFIG_BLK_CGROUP.
+ */
+void zvpool_bio_charge_like(struct bio *dst, struct request *rq)
+{
+	if (rq->bio)
+		bio_clone_blkg_association(dst, rq->bio);
+}
+
 /*
  * Adds len bytes of the directly mapped (kmalloc'ed) buffer buf to bio,
  * page by page; returns the bytes added (less than len if the bio is full).

@@ -334,6 +334,17 @@ impl<D> Request<D> {
         self.ptr.as_ptr()
     }
 
+    /// Charges lower bio `b` to the cgroup this request's I/O was submitted
+    /// from (blkcg), whoever builds `b`: io.max and io.weight on a member
+    /// then act on the VM that caused the I/O.
+    pub(crate) fn charge(&self, b: &BioBuilder<'_, '_>) {
+        if let Some(bio) = b.raw_bio() {
+            // SAFETY: `bio` is being built and not submitted (`raw_bio`),
+            // and the request is valid (type invariant).
+            unsafe { ffi::zvpool_bio_charge_like(bio.as_ptr(), self.raw()) };
+        }
+    }
+
     /// The operation, or `EOPNOTSUPP` for one zvpool does not handle.
     pub(crate) fn op(&self) -> Result<Op> {
         // SAFETY: by the type invariant `self.ptr` is a valid request.
