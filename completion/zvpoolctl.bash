@@ -1,8 +1,9 @@
 # SPDX-License-Identifier: GPL-2.0
 # bash completion for zvpoolctl(8): commands, subcommands, options, pool
 # and volume names (from configfs: $ZVPOOLCTL_CONFIGFS or
-# /sys/kernel/config/zvpool), devices and files. The command lists below
-# follow the tool's command table (a host test checks them).
+# /sys/kernel/config/zvpool), devices and files, and the PROPERTY= keys of
+# 'pool set' and 'volume set'. The command lists below follow the tool's
+# command table and property tables (a host test checks them).
 
 _zvpoolctl_root() {
     local r=/sys/kernel/config/zvpool i
@@ -43,7 +44,7 @@ _zvpoolctl() {
     local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]}
     local nouns="pool volume snapshot help"
     local globals="--help --version --cache"
-    local i noun="" verb="" verbs="" opts="" args=""
+    local i noun="" verb="" verbs="" opts="" args="" keys="" npos=0
     for ((i = 1; i < COMP_CWORD; i++)); do
         case ${COMP_WORDS[i]} in
         --cache | --configfs-root | --kmsg) ((i++)) ;;
@@ -53,6 +54,8 @@ _zvpoolctl() {
                 noun=${COMP_WORDS[i]}
             elif [[ -z $verb ]]; then
                 verb=${COMP_WORDS[i]}
+            else
+                ((npos++))
             fi
             ;;
         esac
@@ -74,7 +77,7 @@ _zvpoolctl() {
     "pool status") opts="--scripted --parsable --json" args=pools ;;
     "pool health") opts="--scripted --parsable --json" args=pools ;;
     "pool events") opts="--json --count" args=pools ;;
-    "pool set") opts="" args=pools ;;
+    "pool set") opts="" args=pools keys="table_memory_limit= space_low_pct= space_critical_pct= no_space_timeout= pool_reserve_pct=" ;;
     "pool get") opts="--scripted --parsable --columns --json" args=pools ;;
     "pool check") opts="--json --journal --scripted" args=devices ;;
     "pool import") opts="--all --cached --dir --scripted --json --no-volumes" args=imports ;;
@@ -84,7 +87,7 @@ _zvpoolctl() {
     "volume promote") opts="" args=volumes ;;
     "volume delete") opts="" args=volumes ;;
     "volume resize") opts="--size --offline --shrink" args=volumes ;;
-    "volume set") opts="" args=volumes ;;
+    "volume set") opts="" args=volumes keys="riops= wiops= rbps= wbps= quota= reservation=" ;;
     "volume list") opts="--scripted --parsable --columns --json --type" args=pools ;;
     "volume show") opts="--scripted --parsable --columns --json" args=all ;;
     "volume import") opts="--quiet --format --follow-backing" args=pools ;;
@@ -142,6 +145,13 @@ _zvpoolctl() {
     fi
     if [[ $cur == -* ]]; then
         COMPREPLY=($(compgen -W "$opts --help" -- "$cur"))
+        return
+    fi
+    # After the pool or volume: PROPERTY= keys (a value after '=' is free).
+    if [[ -n $keys && $npos -ge 1 ]]; then
+        [[ $cur == *=* || $prev == = ]] && return
+        COMPREPLY=($(compgen -W "$keys" -- "$cur"))
+        compopt -o nospace 2>/dev/null
         return
     fi
     local words

@@ -10,15 +10,18 @@
 //! # comment lines and empty lines are ignored
 //! zvpool-cache 1
 //! pool <pool-uuid> <name> <dev-uuid>[,<dev-uuid>...]
-//! limits <pool-uuid> <volume> riops=N wiops=N rbps=N wbps=N
+//! limits <pool-uuid> <volume> riops=N wiops=N rbps=N wbps=N quota=N reservation=N
 //! ```
 //!
-//! `limits` lines (issue 20) hold a volume's I/O limits, which the on-disk
-//! format has no room for: `volume set` records them, assembly applies them
-//! when it binds the volume. Only non-zero limits are written, and a file
-//! with `limits` lines says `zvpool-cache 2` (a tool that only knows
-//! version 1 then refuses it as another version instead of misreading it;
-//! a file without them stays version 1).
+//! `limits` lines (issue 20) hold what `volume set` sets of a volume and
+//! the on-disk format has no room for: its I/O limits and its space rules
+//! (quota and reservation, in bytes). `volume set` records them, assembly
+//! applies them when it binds the volume. Only non-zero values are
+//! written. The version line is the lowest that says what the file holds:
+//! `zvpool-cache 2` with `limits` lines, `zvpool-cache 3` when one of them
+//! has a quota or a reservation (a tool that only knows an older version
+//! then refuses the file as another version instead of misreading it;
+//! a file without them stays version 1). Every version is read.
 //!
 //! The first line that is not a comment is the version line; then one `pool`
 //! line per pool: its UUID, the name it was last assembled under and its
@@ -29,6 +32,7 @@
 //! refuses. Writes go to a temporary file in the same directory, synced,
 //! then renamed over the old one (atomic); a missing directory is created.
 
+use crate::commands::qos::{Kind, Values, N_SETTINGS, SETTINGS};
 use crate::uuid::{self, Uuid};
 use std::fs;
 use std::io::{self, Write};
@@ -39,17 +43,27 @@ pub const DEFAULT_CACHE: &str = "/etc/zvpool/zvpool.cache";
 const VERSION_LINE: &str = "zvpool-cache 1";
 /// The version line of a cache with `limits` lines.
 const VERSION_LINE_2: &str = "zvpool-cache 2";
+/// The version line of a cache with a quota or a reservation.
+const VERSION_LINE_3: &str = "zvpool-cache 3";
 
-/// The I/O limit names, in the order of [`VolLimits::values`].
-pub const LIMIT_NAMES: [&str; 4] = ["riops", "wiops", "rbps", "wbps"];
-
-/// The I/O limits of one volume (0: unlimited).
+/// What `volume set` set of one volume (0: unlimited, none).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VolLimits {
     pub pool: Uuid,
     pub volume: String,
-    /// riops, wiops, rbps, wbps.
-    pub values: [u64; 4],
+    /// In the order of [`SETTINGS`]: riops, wiops, rbps, wbps, quota,
+    /// reservation.
+    pub values: Values,
+}
+
+impl VolLimits {
+    /// Whether it has a quota or a reservation (version 3).
+    fn has_space_rules(&self) -> bool {
+        SETTINGS
+            .iter()
+            .zip(self.values)
+            .any(|(s, v)| s.kind == Kind::Space && v != 0)
+    }
 }
 
 /// One pool of the cache.
@@ -65,7 +79,7 @@ pub struct Entry {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Cache {
     pub entries: Vec<Entry>,
-    /// Volumes with I/O limits.
+    /// Volumes with I/O limits or space rules.
     pub limits: Vec<VolLimits>,
 }
 
@@ -81,8 +95,10 @@ impl Cache {
             }
             let bad = |why: &str| format!("line {}: {why}: {line:?}", i + 1);
             if !version {
-                if line != VERSION_LINE && line != VERSION_LINE_2 {
-                    return Err(bad("expected the version line 'zvpool-cache 1'"));
+                if ![VERSION_LINE, VERSION_LINE_2, VERSION_LINE_3].contains(&line) {
+                    return Err(bad(
+                        "expected a version line 'zvpool-cache 1' to 'zvpool-cache 3'",
+                    ));
                 }
                 version = true;
                 continue;
@@ -131,7 +147,9 @@ impl Cache {
     }
 
     pub fn render(&self) -> String {
-        let version = if self.limits.is_empty() {
+        let version = if self.limits.iter().any(VolLimits::has_space_rules) {
+            VERSION_LINE_3
+        } else if self.limits.is_empty() {
             VERSION_LINE
         } else {
             VERSION_LINE_2
@@ -154,11 +172,11 @@ impl Cache {
             s.push_str(&format!("pool {} {} {m}\n", uuid::format(&e.uuid), e.name));
         }
         for l in &self.limits {
-            let kv: Vec<String> = LIMIT_NAMES
+            let kv: Vec<String> = SETTINGS
                 .iter()
                 .zip(l.values)
                 .filter(|(_, v)| *v != 0)
-                .map(|(k, v)| format!("{k}={v}"))
+                .map(|(k, v)| format!("{}={v}", k.name))
                 .collect();
             s.push_str(&format!(
                 "limits {} {} {}\n",
@@ -170,22 +188,22 @@ impl Cache {
         s
     }
 
-    /// The limits recorded for volume `volume` of pool `pool` (all 0 if
+    /// The settings recorded for volume `volume` of pool `pool` (all 0 if
     /// none).
-    pub fn limits_of(&self, pool: &Uuid, volume: &str) -> [u64; 4] {
+    pub fn limits_of(&self, pool: &Uuid, volume: &str) -> Values {
         self.limits
             .iter()
             .find(|l| &l.pool == pool && l.volume == volume)
-            .map_or([0; 4], |l| l.values)
+            .map_or([0; N_SETTINGS], |l| l.values)
     }
 
-    /// Records the limits of a volume (all 0: forgets it). Whether the
+    /// Records the settings of a volume (all 0: forgets it). Whether the
     /// cache changed.
-    pub fn set_limits(&mut self, pool: Uuid, volume: &str, values: [u64; 4]) -> bool {
+    pub fn set_limits(&mut self, pool: Uuid, volume: &str, values: Values) -> bool {
         let old = self.limits.clone();
         self.limits
             .retain(|l| !(l.pool == pool && l.volume == volume));
-        if values != [0; 4] {
+        if values != [0; N_SETTINGS] {
             self.limits.push(VolLimits {
                 pool,
                 volume: volume.to_string(),
@@ -224,12 +242,12 @@ fn parse_limits(f: &[&str]) -> Result<VolLimits, String> {
     if crate::commands::check_name("volume", volume, "").is_err() {
         return Err("invalid volume name".into());
     }
-    let mut values = [0u64; 4];
+    let mut values = [0u64; N_SETTINGS];
     for kv in kvs {
         let (k, v) = kv.split_once('=').ok_or("expected NAME=N")?;
-        let i = LIMIT_NAMES
+        let i = SETTINGS
             .iter()
-            .position(|n| *n == k)
+            .position(|n| n.name == k)
             .ok_or("unknown limit")?;
         values[i] = v.parse().map_err(|_| "invalid limit value")?;
     }
@@ -332,9 +350,9 @@ mod tests {
         let mut c = Cache::default();
         c.upsert(entry(1, "tank"));
         assert!(c.render().contains("\nzvpool-cache 1\n"));
-        assert!(c.set_limits([1; 16], "vm1", [200, 0, 0, 1 << 20]));
-        assert!(!c.set_limits([1; 16], "vm1", [200, 0, 0, 1 << 20]));
-        assert!(c.set_limits([1; 16], "vm2", [0, 5, 0, 0]));
+        assert!(c.set_limits([1; 16], "vm1", [200, 0, 0, 1 << 20, 0, 0]));
+        assert!(!c.set_limits([1; 16], "vm1", [200, 0, 0, 1 << 20, 0, 0]));
+        assert!(c.set_limits([1; 16], "vm2", [0, 5, 0, 0, 0, 0]));
         let text = c.render();
         assert!(text.contains("\nzvpool-cache 2\n"), "{text}");
         assert!(
@@ -345,12 +363,12 @@ mod tests {
         );
         let back = Cache::parse(&text).unwrap();
         assert_eq!(back, c);
-        assert_eq!(back.limits_of(&[1; 16], "vm1"), [200, 0, 0, 1 << 20]);
-        assert_eq!(back.limits_of(&[1; 16], "vm3"), [0; 4]);
-        assert_eq!(back.limits_of(&[2; 16], "vm1"), [0; 4]);
+        assert_eq!(back.limits_of(&[1; 16], "vm1"), [200, 0, 0, 1 << 20, 0, 0]);
+        assert_eq!(back.limits_of(&[1; 16], "vm3"), [0; 6]);
+        assert_eq!(back.limits_of(&[2; 16], "vm1"), [0; 6]);
         // All zero: forgotten; no limits left: version 1 again.
-        assert!(c.set_limits([1; 16], "vm1", [0; 4]));
-        assert!(c.set_limits([1; 16], "vm2", [0; 4]));
+        assert!(c.set_limits([1; 16], "vm1", [0; 6]));
+        assert!(c.set_limits([1; 16], "vm2", [0; 6]));
         assert!(c.limits.is_empty() && c.render().contains("\nzvpool-cache 1\n"));
         for (bad, what) in [
             ("zvpool-cache 2\nlimits x vm1 riops=1\n", "line 2: invalid pool UUID"),
@@ -366,12 +384,81 @@ mod tests {
     }
 
     #[test]
+    fn quota_and_reservation_round_trip_as_version_3() {
+        let mut c = Cache::default();
+        c.upsert(entry(1, "tank"));
+        assert!(c.set_limits([1; 16], "vm1", [0, 0, 0, 1 << 20, 0, 0]));
+        assert!(c.render().contains("\nzvpool-cache 2\n"));
+        assert!(c.set_limits([1; 16], "vm2", [0, 0, 0, 0, 10 << 30, 1 << 30]));
+        let text = c.render();
+        assert!(text.contains("\nzvpool-cache 3\n"), "{text}");
+        assert!(
+            text.contains(
+                "\nlimits 01010101-0101-0101-0101-010101010101 vm2 quota=10737418240 reservation=1073741824\n"
+            ),
+            "{text}"
+        );
+        let back = Cache::parse(&text).unwrap();
+        assert_eq!(back, c);
+        assert_eq!(
+            back.limits_of(&[1; 16], "vm2"),
+            [0, 0, 0, 0, 10 << 30, 1 << 30]
+        );
+        // The quota alone, mixed with a limit: still version 3; without
+        // space rules version 2 again.
+        assert!(c.set_limits([1; 16], "vm2", [7, 0, 0, 0, 4096, 0]));
+        let text = c.render();
+        assert!(
+            text.contains("\nzvpool-cache 3\n") && text.contains(" vm2 riops=7 quota=4096\n"),
+            "{text}"
+        );
+        assert!(c.set_limits([1; 16], "vm2", [7, 0, 0, 0, 0, 0]));
+        assert!(c.render().contains("\nzvpool-cache 2\n"));
+        for (bad, what) in [
+            (
+                "zvpool-cache 3\nlimits 01010101-0101-0101-0101-010101010101 vm1 quota=1G\n",
+                "line 2: invalid limit value",
+            ),
+            (
+                "zvpool-cache 3\nlimits 01010101-0101-0101-0101-010101010101 vm1 refquota=1\n",
+                "line 2: unknown limit",
+            ),
+            ("zvpool-cache 4\n", "line 1: expected a version line"),
+        ] {
+            let e = Cache::parse(bad).unwrap_err();
+            assert!(e.starts_with(what), "{bad:?}: {e}");
+        }
+    }
+
+    /// Files written by older versions of the tool (versions 1 and 2) are
+    /// read as they were.
+    #[test]
+    fn older_versions_are_read() {
+        let v1 = "# zvpool pool cache\nzvpool-cache 1\npool 01010101-0101-0101-0101-010101010101 tank 02020202-0202-0202-0202-020202020202\n";
+        let c = Cache::parse(v1).unwrap();
+        assert_eq!(c.entries[0].name, "tank");
+        assert!(c.limits.is_empty());
+        let v2 =
+            format!("{v1}limits 01010101-0101-0101-0101-010101010101 vm1 riops=200 wbps=1048576\n")
+                .replace("zvpool-cache 1", "zvpool-cache 2");
+        let c = Cache::parse(&v2).unwrap();
+        assert_eq!(c.limits_of(&[1; 16], "vm1"), [200, 0, 0, 1 << 20, 0, 0]);
+        // Written back unchanged (still version 2: no space rules).
+        assert!(
+            c.render()
+                .ends_with(&v2[v2.find("zvpool-cache").unwrap()..]),
+            "{}",
+            c.render()
+        );
+    }
+
+    #[test]
     fn corrupt_text_is_refused_with_the_line() {
         let ok = "# c\n\nzvpool-cache 1\npool 01010101-0101-0101-0101-010101010101 tank -\n";
         assert!(Cache::parse(ok).unwrap().entries[0].members.is_empty());
         for (bad, what) in [
-            ("zvpool-cache 3\n", "line 1: expected the version line"),
-            ("pool 01010101-0101-0101-0101-010101010101 tank -\n", "line 1: expected the version"),
+            ("zvpool-cache 4\n", "line 1: expected a version line"),
+            ("pool 01010101-0101-0101-0101-010101010101 tank -\n", "line 1: expected a version"),
             ("zvpool-cache 1\npool x tank -\n", "line 2: invalid pool UUID"),
             ("zvpool-cache 1\npool 01010101-0101-0101-0101-010101010101 ta/nk -\n", "line 2: invalid pool name"),
             ("zvpool-cache 1\npool 01010101-0101-0101-0101-010101010101 tank 1,2\n", "line 2: invalid member UUID"),

@@ -168,7 +168,7 @@ pub fn punch_hole(f: &File, offset: u64, len: u64) -> io::Result<()> {
 /// bytes, at most 4 KiB).
 pub fn nvme_get_log(f: &File, lid: u8, buf: &mut [u8]) -> io::Result<()> {
     let len = buf.len();
-    if len == 0 || len % 4 != 0 || len > 4096 {
+    if len == 0 || !len.is_multiple_of(4) || len > 4096 {
         return Err(io::Error::other("log page length"));
     }
     let numd = (len / 4 - 1) as u32;

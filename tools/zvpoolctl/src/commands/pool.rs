@@ -26,6 +26,7 @@ pub const ATTRS: &[&str] = &[
     "rollback",
     "assemble_mode",
     "table_memory_limit",
+    "pool_reserve_pct",
 ];
 
 const OPT_FORCE: OptSpec = OptSpec {
@@ -203,7 +204,11 @@ pub const NOUN: Noun = Noun {
             usage: "status [-Hpj] NAME",
             summary: "show a pool in detail: members, zones, errors, GC, volumes",
             help: "Shows pool NAME: state, health, space (and the part of it shared by\n\
-                   snapshots and clones), zones, garbage collection and write\n\
+                   snapshots and clones), what volumes may still map (available: free\n\
+                   less the unused parts of reservations, reserved, and what is held\n\
+                   back: the pool reserve and GC's room, held_back) and the writes\n\
+                   quotas and reservations refused (quota_refusals, reserve_refusals;\n\
+                   see 'volume set', 'pool set'), zones, garbage collection and write\n\
                    amplification counters, the memory the block tables use, their\n\
                    limit, the allocations it refused and those that failed for want\n\
                    of memory (table_memory, table_memory_limit, table_memory_refused,\n\
@@ -246,6 +251,8 @@ const LIST_COLUMNS: &[&str] = &[
     "zones_free",
     "snapshots",
     "shared",
+    "available",
+    "reserved",
 ];
 const LIST_DEFAULTS: &[&str] = &[
     "name", "state", "health", "size", "used", "free", "cap", "members", "volumes",
@@ -278,6 +285,12 @@ const LIST_COLUMNS_HELP: &[(&str, &str)] = &[
         "shared",
         "live data shared by volumes, snapshots and clones (counted once in used)",
     ),
+    (
+        "available",
+        "what a volume without a reservation may still newly map (free less reservations, \
+         pool reserve and GC's room)",
+    ),
+    ("reserved", "unused parts of the volumes' reservations"),
 ];
 
 const STATUS_COLUMNS: &[&str] = &[
@@ -291,6 +304,12 @@ const STATUS_COLUMNS: &[&str] = &[
     "free",
     "cap",
     "shared",
+    "available",
+    "reserved",
+    "held_back",
+    "pool_reserve_pct",
+    "quota_refusals",
+    "reserve_refusals",
     "zones_total",
     "zones_free",
     "zones_gc_reserve",
@@ -950,6 +969,9 @@ fn list(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
             Value::opt_count(n("zones_free")?),
             Value::opt_count(n("snapshots")?),
             Value::opt_bytes(n("shared_bytes")?),
+            // Kernels with quotas and reservations (absent before).
+            Value::opt_bytes(n("available_bytes")?),
+            Value::opt_bytes(n("reserved_bytes")?),
         ]);
     }
     let doc = vec![Section {
@@ -983,6 +1005,13 @@ fn status(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
         Value::opt_bytes(n("free_bytes")?),
         percent(used, size),
         Value::opt_bytes(n("shared_bytes")?),
+        // Kernels with quotas and reservations (absent before).
+        Value::opt_bytes(n("available_bytes")?),
+        Value::opt_bytes(n("reserved_bytes")?),
+        Value::opt_bytes(n("held_back_bytes")?),
+        Value::opt_count(n("pool_reserve_pct")?),
+        Value::opt_count(n("quota_refusals")?),
+        Value::opt_count(n("reserve_refusals")?),
         Value::opt_count(n("zones_total")?),
         Value::opt_count(n("zones_free")?),
         Value::opt_count(n("zones_gc_reserve")?),

@@ -80,6 +80,13 @@ pub const PROPS: &[Prop] = &[
         default: Some(0),
         unit: Unit::Seconds,
     },
+    Prop {
+        name: "pool_reserve_pct",
+        attr: "pool_reserve_pct",
+        parse: parse_reserve_pct,
+        default: Some(0),
+        unit: Unit::Percent,
+    },
 ];
 
 /// Seconds (an optional `s` suffix), at most a day.
@@ -94,6 +101,17 @@ fn parse_seconds(v: &str) -> Result<u64, String> {
 
 /// A percentage 0..=100 (0: off), or `off`.
 fn parse_pct(v: &str) -> Result<u64, String> {
+    parse_pct_upto(v, 100)
+}
+
+/// The pool reserve: a percentage 0..=50 (the kernel's
+/// `POOL_RESERVE_MAX_PCT`), or `off`.
+fn parse_reserve_pct(v: &str) -> Result<u64, String> {
+    parse_pct_upto(v, 50)
+}
+
+/// A percentage 0..=max (0: off), or `off`.
+fn parse_pct_upto(v: &str, max: u64) -> Result<u64, String> {
     if v.eq_ignore_ascii_case("off") {
         return Ok(0);
     }
@@ -101,8 +119,8 @@ fn parse_pct(v: &str) -> Result<u64, String> {
         .unwrap_or(v)
         .parse::<u64>()
         .ok()
-        .filter(|p| *p <= 100)
-        .ok_or_else(|| format!("{v:?} is not a percentage (0 to 100, or off)"))
+        .filter(|p| *p <= max)
+        .ok_or_else(|| format!("{v:?} is not a percentage (0 to {max}, or off)"))
 }
 
 /// `table_memory_limit`: a size (the tool's size syntax) or `default` (0,
@@ -131,7 +149,7 @@ fn lookup(name: &str, cmd: &str) -> Result<&'static Prop, Error> {
 pub const SET: Verb = Verb {
     name: "set",
     usage: "set NAME PROPERTY=VALUE...",
-    summary: "set properties of a pool (table memory, space thresholds, no-space timeout)",
+    summary: "set properties of a pool (table memory, space thresholds, no-space timeout, reserve)",
     help: "Sets properties of pool NAME (active or not), in the order given. If one\n\
            cannot be set, the ones set before it get their old values back.\n\
            Properties:\n  \
@@ -151,10 +169,16 @@ pub const SET: Verb = Verb {
              no_space_timeout=SECONDS\n      \
                how long a write waits for space from outside (a member added, data\n      \
                discarded) once GC can free none, before it fails with ENOSPC; 0\n      \
-               (the default) fails it at once. Like dm-thin's no_space_timeout.\n\
+               (the default) fails it at once. Like dm-thin's no_space_timeout.\n  \
+             pool_reserve_pct=PCT|off\n      \
+               percent of the capacity (0 to 50, default 0) no volume may take:\n      \
+               kept for GC and the administrator. Writes that would newly map\n      \
+               blocks into it fail with ENOSPC (see 'volume set' for quotas and\n      \
+               reservations; 'pool status' shows available and held_back).\n      \
+               Kept in configfs like table_memory_limit.\n\
            configfs: NAME/table_memory_limit <- bytes (0 for default);\n\
            NAME/space_low_pct, NAME/space_critical_pct <- percent (0: off);\n\
-           NAME/no_space_timeout <- seconds.",
+           NAME/no_space_timeout <- seconds; NAME/pool_reserve_pct <- percent.",
     options: &[],
     min_args: 2,
     max_args: None,

@@ -3,6 +3,7 @@
 //! show; and what the snapshot commands share with them (the volumes of a
 //! pool with kind, origin and space, delete).
 
+use super::qos::{N_SETTINGS, SETTINGS};
 use super::{
     check_name, split_snapshot, split_volume, split_volume_or_snapshot, Ctx, Noun, Undo, UndoStep,
     Verb,
@@ -265,6 +266,8 @@ const COLUMNS: &[&str] = &[
     "wiops",
     "rbps",
     "wbps",
+    "quota",
+    "reservation",
 ];
 const DEFAULTS: &[&str] = &["name", "size", "used", "state", "device"];
 const COLUMNS_HELP: &[(&str, &str)] = &[
@@ -295,6 +298,14 @@ const COLUMNS_HELP: &[(&str, &str)] = &[
     ("wiops", "write I/Os per second limit, 0 unlimited"),
     ("rbps", "read bytes per second limit, 0 unlimited"),
     ("wbps", "write bytes per second limit, 0 unlimited"),
+    (
+        "quota",
+        "the most the volume may map, none (0) when not set (bound volumes; 'volume set')",
+    ),
+    (
+        "reservation",
+        "space kept for the volume that no other volume may take, or none (0)",
+    ),
 ];
 
 /// Which kinds a listing shows; kinds unknown to this tool count as volumes.
@@ -379,9 +390,11 @@ pub struct VolInfo {
     /// `/dev/zvpoolN`.
     pub device: Option<String>,
     pub devt: Option<String>,
-    /// I/O limits riops, wiops, rbps, wbps of a bound volume (0:
-    /// unlimited; `None`: not bound, or a module without them).
-    pub limits: [Option<u64>; 4],
+    /// What `volume set` sets of a bound volume, in the order of
+    /// `qos::SETTINGS`: the I/O limits riops, wiops, rbps, wbps, the quota
+    /// and the reservation (0: unlimited, none; `None`: not bound, or a
+    /// module without them).
+    pub settings: [Option<u64>; N_SETTINGS],
 }
 
 impl VolInfo {
@@ -431,7 +444,7 @@ fn info(
         state: "unbound",
         device: None,
         devt: None,
-        limits: [None; 4],
+        settings: [None; N_SETTINGS],
     };
     if !bound {
         return Ok(v);
@@ -460,7 +473,7 @@ fn info(
         v.shared = v.shared.or(v.mapped.map(|_| 0));
         v.exclusive = v.exclusive.or(v.mapped);
     }
-    v.limits = super::qos::read_limits(ctx, &vol);
+    v.settings = super::qos::read_values(ctx, &vol);
     v.state = "disabled";
     if abi::parse_bool(&ctx.read(&vol, "enable")?) {
         v.state = "enabled";
@@ -506,7 +519,7 @@ pub fn find(ctx: &Ctx<'_>, pool: &str, name: &str) -> Result<Option<VolInfo>, Fa
 }
 
 fn row(v: &VolInfo) -> Vec<Value> {
-    vec![
+    let mut row = vec![
         Value::Text(v.full_name()),
         Value::text(v.pool.as_str()),
         Value::text(v.name.as_str()),
@@ -521,11 +534,9 @@ fn row(v: &VolInfo) -> Vec<Value> {
         Value::text(v.state),
         v.device.clone().map_or(Value::Null, Value::Text),
         v.devt.clone().map_or(Value::Null, Value::Text),
-        Value::opt_count(v.limits[0]),
-        Value::opt_count(v.limits[1]),
-        Value::opt_bytes(v.limits[2]),
-        Value::opt_bytes(v.limits[3]),
-    ]
+    ];
+    row.extend(SETTINGS.iter().zip(v.settings).map(|(s, l)| s.value(l)));
+    row
 }
 
 /// The volume table of these pools, of the given kinds (used by `pool

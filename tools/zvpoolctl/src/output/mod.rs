@@ -17,6 +17,9 @@ pub enum Value {
     Text(String),
     /// A size in bytes: human (`20.0G`) unless `-p`.
     Bytes(u64),
+    /// A size limit in bytes, 0 for none (a quota, a reservation): `none`
+    /// or human, the number with `-p` and in JSON.
+    Limit(u64),
     Count(u64),
     /// A percentage: `42%`, `42` with `-p`.
     Percent(u64),
@@ -33,6 +36,10 @@ impl Value {
         v.map_or(Value::Null, Value::Bytes)
     }
 
+    pub fn opt_limit(v: Option<u64>) -> Self {
+        v.map_or(Value::Null, Value::Limit)
+    }
+
     pub fn opt_count(v: Option<u64>) -> Self {
         v.map_or(Value::Null, Value::Count)
     }
@@ -47,6 +54,9 @@ impl Value {
             Value::Text(s) => s.clone(),
             Value::Bytes(b) if parsable => b.to_string(),
             Value::Bytes(b) => size::human(*b),
+            Value::Limit(b) if parsable => b.to_string(),
+            Value::Limit(0) => "none".to_string(),
+            Value::Limit(b) => size::human(*b),
             Value::Count(n) => n.to_string(),
             Value::Percent(p) if parsable => p.to_string(),
             Value::Percent(p) => format!("{p}%"),
@@ -58,7 +68,9 @@ impl Value {
         match self {
             Value::Null => Json::Null,
             Value::Text(s) => Json::Str(s.clone()),
-            Value::Bytes(n) | Value::Count(n) | Value::Percent(n) => Json::int(*n),
+            Value::Bytes(n) | Value::Limit(n) | Value::Count(n) | Value::Percent(n) => {
+                Json::int(*n)
+            }
             Value::Number(n) => Json::number(n),
         }
     }

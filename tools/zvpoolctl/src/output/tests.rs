@@ -152,3 +152,34 @@ fn record_and_multiple_sections() {
         "{s}"
     );
 }
+
+#[test]
+fn limits_read_none_when_zero() {
+    let mut rec = Table::new(
+        &["quota", "reservation", "other"],
+        &["quota", "reservation", "other"],
+    );
+    rec.push(vec![
+        Value::Limit(0),
+        Value::Limit(10 << 30),
+        Value::opt_limit(None),
+    ]);
+    let d = vec![Section {
+        key: "volume",
+        title: None,
+        layout: Layout::Record,
+        table: rec,
+    }];
+    assert_eq!(
+        render(&d, &OutputOpts::default()).unwrap(),
+        "quota        none\nreservation  10.0G\nother        -\n"
+    );
+    assert_eq!(
+        render(&d, &opts(|o| o.parsable = true)).unwrap(),
+        "quota        0\nreservation  10737418240\nother        -\n"
+    );
+    assert_eq!(
+        render(&d, &opts(|o| o.json = true)).unwrap(),
+        "{\n  \"volume\": {\n    \"quota\": 0,\n    \"reservation\": 10737418240,\n    \"other\": null\n  }\n}\n"
+    );
+}

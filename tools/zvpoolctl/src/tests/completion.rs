@@ -53,6 +53,25 @@ fn lists_follow_the_command_table() {
     }
 }
 
+/// The PROPERTY= keys of `pool set` and `volume set` are the tool's
+/// property tables.
+#[test]
+fn keys_follow_the_property_tables() {
+    let s = script();
+    let pool = list(&s, "\"pool set\") opts=", "keys").expect("keys of pool set");
+    let want: BTreeSet<String> = crate::commands::props::PROPS
+        .iter()
+        .map(|p| format!("{}=", p.name))
+        .collect();
+    assert_eq!(pool, want);
+    let vol = list(&s, "\"volume set\") opts=", "keys").expect("keys of volume set");
+    let want: BTreeSet<String> = crate::commands::qos::SETTINGS
+        .iter()
+        .map(|p| format!("{}=", p.name))
+        .collect();
+    assert_eq!(vol, want);
+}
+
 #[test]
 fn script_parses() {
     if !have_bash() {
@@ -116,5 +135,26 @@ fn completes_commands_and_names() {
     assert_eq!(
         complete(r, &["zvpoolctl", "volume", "list", "-t", "sn"]),
         ["snapshot"]
+    );
+    // Properties after the volume or pool; nothing after '='.
+    assert_eq!(
+        complete(r, &["zvpoolctl", "volume", "set", "t"]),
+        ["tank/vm1", "tank/vm2"]
+    );
+    assert_eq!(
+        complete(r, &["zvpoolctl", "volume", "set", "tank/vm1", "r"]),
+        ["rbps=", "reservation=", "riops="]
+    );
+    assert_eq!(
+        complete(
+            r,
+            &["zvpoolctl", "volume", "set", "tank/vm1", "quota=1G", "q"]
+        ),
+        ["quota="]
+    );
+    assert!(complete(r, &["zvpoolctl", "volume", "set", "tank/vm1", "quota=1"]).is_empty());
+    assert_eq!(
+        complete(r, &["zvpoolctl", "pool", "set", "tank", "pool_"]),
+        ["pool_reserve_pct="]
     );
 }

@@ -323,8 +323,8 @@ fn corrupt_cache_is_ignored_for_listing_and_refused_for_cached_import() {
     assert_eq!(
         r.err,
         format!(
-            "zvpoolctl: warning: {}: corrupt cache file (line 1: expected the version line \
-             'zvpool-cache 1': \"zvpool-cache 9\"); ignored\n",
+            "zvpoolctl: warning: {}: corrupt cache file (line 1: expected a version line \
+             'zvpool-cache 1' to 'zvpool-cache 3': \"zvpool-cache 9\"); ignored\n",
             m.cache
         )
     );
@@ -533,7 +533,7 @@ fn volume_limits_are_set_online_recorded_and_applied_at_import() {
     for (args, first) in [
         (
             vec!["volume", "set", "tank/vm1", "iops=5"],
-            "zvpoolctl: unknown limit \"iops\"; limits: riops, wiops, rbps, wbps",
+            "zvpoolctl: unknown property \"iops\"; properties: riops, wiops, rbps, wbps, quota, reservation",
         ),
         (
             vec!["volume", "set", "tank/vm1", "riops=5", "wbps=1x"],
@@ -545,11 +545,11 @@ fn volume_limits_are_set_online_recorded_and_applied_at_import() {
         ),
         (
             vec!["volume", "set", "tank/vm1", "riops=1", "riops=2"],
-            "zvpoolctl: limit riops given twice",
+            "zvpoolctl: property riops given twice",
         ),
         (
             vec!["volume", "set", "tank/vm1", "riops"],
-            "zvpoolctl: expected LIMIT=VALUE",
+            "zvpoolctl: expected PROPERTY=VALUE",
         ),
     ] {
         let r = m.run(&args);
@@ -608,5 +608,124 @@ fn volume_set_on_a_module_without_limits_is_refused() {
         &r,
         1,
         "zvpoolctl: set riops of volume tank/vm1: the loaded zvpool module has no riops attribute (no I/O limits); load a newer zvpool module",
+    );
+}
+
+/// Quotas and reservations (issue 20) go the way of the I/O limits: set
+/// online, recorded in the cache (version 3), applied again at import
+/// (the kernel forgets them at a stop), forgotten with the volume.
+#[test]
+fn quota_and_reservation_are_recorded_and_applied_at_import() {
+    let m = Machine::new();
+    let r = m.run(&["pool", "import", "tank"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let vol = Obj::volume("tank", "vm1");
+    let rules = |fk: &FakeKernel| {
+        ["riops", "quota_bytes", "reservation_bytes"]
+            .map(|a| fk.read_attr(&vol, a).unwrap().trim().to_string())
+            .join(" ")
+    };
+    assert_eq!(rules(&m.fk), "0 0 0");
+    let r = m.run(&[
+        "volume",
+        "set",
+        "tank/vm1",
+        "riops=5",
+        "quota=512M",
+        "reservation=256M",
+    ]);
+    assert_eq!((r.code, r.err.as_str()), (0, ""), "{r:?}");
+    assert_eq!(rules(&m.fk), "5 536870912 268435456");
+    let text = m.cache_text();
+    assert!(text.contains("\nzvpool-cache 3\n"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "\nlimits {} vm1 riops=5 quota=536870912 reservation=268435456\n",
+            u(TANK)
+        )),
+        "{text}"
+    );
+    // Stopped (the kernel forgets them) and imported again: applied before
+    // the volume is enabled.
+    assert_eq!(m.run(&["pool", "stop", "tank"]).code, 0);
+    let r = m.run(&["pool", "import", "tank"]);
+    assert_eq!((r.code, r.err.as_str()), (0, ""), "{r:?}");
+    assert_eq!(rules(&m.fk), "5 536870912 268435456");
+    let r = m.run(&[
+        "volume",
+        "list",
+        "-Hp",
+        "-o",
+        "name,quota,reservation,state",
+    ]);
+    assert_eq!(r.out, "tank/vm1\t536870912\t268435456\tenabled\n");
+    // Without the space rules: version 2 again (the limit stays).
+    let r = m.run(&["volume", "set", "tank/vm1", "quota=none", "reservation=0"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let text = m.cache_text();
+    assert!(
+        text.contains("\nzvpool-cache 2\n") && text.contains(" vm1 riops=5\n"),
+        "{text}"
+    );
+    // Deleting the volume forgets it.
+    assert_eq!(m.run(&["volume", "set", "tank/vm1", "quota=1G"]).code, 0);
+    assert_eq!(m.run(&["volume", "delete", "tank/vm1"]).code, 0);
+    let text = m.cache_text();
+    assert!(
+        !text.contains("limits ") && text.contains("\nzvpool-cache 1\n"),
+        "{text}"
+    );
+}
+
+/// A cache an older zvpoolctl wrote (version 2, I/O limits only) is read
+/// and applied; one written by hand with a reservation the kernel refuses
+/// (above the volume's size) gives a warning and the volume still comes
+/// up with the rest.
+#[test]
+fn older_caches_are_applied_and_refused_settings_are_warnings() {
+    let m = Machine::new();
+    let pool_line = m
+        .cache_text()
+        .lines()
+        .find(|l| l.starts_with("pool "))
+        .unwrap()
+        .to_string();
+    fs::write(
+        &m.cache,
+        format!(
+            "zvpool-cache 2\n{pool_line}\nlimits {} vm1 wiops=9\n",
+            u(TANK)
+        ),
+    )
+    .unwrap();
+    let r = m.run(&["pool", "import", "tank"]);
+    assert_eq!((r.code, r.err.as_str()), (0, ""), "{r:?}");
+    let vol = Obj::volume("tank", "vm1");
+    assert_eq!(m.fk.read_attr(&vol, "wiops").unwrap().trim(), "9");
+    assert_eq!(m.run(&["pool", "stop", "tank"]).code, 0);
+    // vm1 is 1G: a reservation of 2G is refused, the quota is applied.
+    fs::write(
+        &m.cache,
+        format!(
+            "zvpool-cache 3\n{pool_line}\nlimits {} vm1 quota=1073741824 reservation=2147483648\n",
+            u(TANK)
+        ),
+    )
+    .unwrap();
+    let r = m.run(&["pool", "import", "tank"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(
+        r.err,
+        "zvpoolctl: warning: set reservation of volume tank/vm1: Invalid argument (EINVAL); \
+         kernel: zvpool: tank/vm1: reservation above the volume size\n"
+    );
+    assert!(r.out.contains("1 volume enabled"), "{}", r.out);
+    assert_eq!(
+        m.fk.read_attr(&vol, "quota_bytes").unwrap().trim(),
+        "1073741824"
+    );
+    assert_eq!(
+        m.fk.read_attr(&vol, "reservation_bytes").unwrap().trim(),
+        "0"
     );
 }

@@ -14,6 +14,7 @@ mod import;
 mod manpages;
 mod pool;
 mod props;
+mod quota;
 mod snapshot;
 mod stream;
 mod systemd_unit;

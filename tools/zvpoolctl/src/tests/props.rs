@@ -291,7 +291,7 @@ fn set_and_get_on_a_module_without_the_attribute() {
     assert_eq!(
         r.out,
         "tank\ttable_memory_limit\t-\ntank\tspace_low_pct\t-\ntank\tspace_critical_pct\t-\n\
-         tank\tno_space_timeout\t-\n"
+         tank\tno_space_timeout\t-\ntank\tpool_reserve_pct\t-\n"
     );
     let warn = |a: &str| {
         format!(
@@ -305,6 +305,7 @@ fn set_and_get_on_a_module_without_the_attribute() {
             + &warn("space_low_pct")
             + &warn("space_critical_pct")
             + &warn("no_space_timeout")
+            + &warn("pool_reserve_pct")
     );
     assert_eq!(fk.snapshot(), before);
     // A kernel from before snapshots lacks it too.
@@ -442,7 +443,7 @@ fn get_output_formats() {
             0,
             "NAME  PROPERTY            VALUE\ntank  table_memory_limit  8.00G\n\
              tank  space_low_pct          80\ntank  space_critical_pct     95\n\
-             tank  no_space_timeout        0\n",
+             tank  no_space_timeout        0\ntank  pool_reserve_pct        0\n",
             ""
         )
     );
@@ -453,7 +454,7 @@ fn get_output_formats() {
         r.out,
         format!(
             "{DEFAULT}\ttable_memory_limit\n80\tspace_low_pct\n95\tspace_critical_pct\n\
-             0\tno_space_timeout\n"
+             0\tno_space_timeout\n0\tpool_reserve_pct\n"
         )
     );
     let r = fk.run(&["pool", "get", "-j", "tank", "table_memory_limit"]);

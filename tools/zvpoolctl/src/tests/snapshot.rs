@@ -371,7 +371,7 @@ fn volume_show_of_a_snapshot_and_bound_snapshot_usage() {
         "name\ttank/vm1@s1\npool\ttank\nvolume\tvm1@s1\nkind\tsnapshot\norigin\ttank/vm1\nid\t4\n\
          size\t21474836480\nused\t3221225472\nunique\t1073741824\nshared\t2147483648\n\
          mapped_blocks\t786432\nstate\tenabled\ndevice\t/dev/zvpool2\ndevt\t252:2\n\
-         riops\t0\nwiops\t0\nrbps\t0\nwbps\t0\n"
+         riops\t0\nwiops\t0\nrbps\t0\nwbps\t0\nquota\t0\nreservation\t0\n"
     );
     let r = fk.run(&["snapshot", "list", "-H", "-o", "name,state,device"]);
     assert_eq!(r.out, "tank/vm1@s1\tenabled\t/dev/zvpool2\n");

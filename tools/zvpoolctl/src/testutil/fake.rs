@@ -18,14 +18,19 @@
 //! module from before them; `legacy()` lacks them too). The machine has
 //! `FAKE_RAM` bytes of memory, so the default limit is half of that; a
 //! pool's table memory use and refusals are set with `set_table_memory`.
+//!
+//! Quotas, reservations and the pool reserve are in `space.rs` (not in a
+//! `legacy()` kernel nor after `without_space_rules()`).
 
 mod blockdev;
 mod sharing;
+mod space;
 
 use super::image::{MemDev, MemDevices};
 use super::nvmet::FakeNvmet;
 use super::{run_io_with, run_with, snapshot, Run, RunBytes, TempDir};
 use crate::backend::{Backend, FsBackend, Obj};
+use crate::commands::qos::{Kind, SETTINGS};
 use crate::devio::{DeviceSet, FileDevices, OpenError, VolumeDev};
 use crate::error::{
     EACCES, EBUSY, EEXIST, EINVAL, ENODEV, ENOENT, ENOSPC, ENOTEMPTY, EROFS, EUCLEAN,
@@ -167,6 +172,12 @@ struct PoolRt {
     no_space_timeout: u64,
     /// `checkpoint_zones` as written (0: chosen at format, 1 here).
     ckpt_zones: u32,
+    /// `pool_reserve_pct`.
+    reserve_pct: u64,
+    /// Quota and reservation in bytes by volume name (`space.rs`).
+    rules: BTreeMap<String, (u64, u64)>,
+    /// `quota_refusals`, `reserve_refusals` of `status`.
+    refusals: (u64, u64),
     /// `table_memory_bytes` (None: `table_nodes` * NODE_BYTES).
     table_bytes: Option<u64>,
     table_refused: u64,
@@ -202,6 +213,8 @@ struct State {
     legacy: bool,
     /// A module without `table_memory_limit` (and its status lines).
     no_table_memory: bool,
+    /// A module without quotas, reservations and the pool reserve.
+    no_space_rules: bool,
     ops: usize,
     faults: Vec<Fault>,
     pending: Option<Fault>,
@@ -237,6 +250,14 @@ pub struct FakeKernel {
     images: RefCell<BTreeMap<String, MemDev>>,
     /// nvmet's configfs tree, if the machine has one (`with_nvmet`).
     nvmet: Option<FakeNvmet>,
+}
+
+/// The index of I/O limit attribute `attr` in `VolRt::limits` (the first
+/// settings of `volume set`).
+fn limit_index(attr: &str) -> Option<usize> {
+    SETTINGS
+        .iter()
+        .position(|s| s.attr == attr && s.kind != Kind::Space)
 }
 
 fn err(errno: i32) -> io::Error {
@@ -284,6 +305,7 @@ impl FakeKernel {
                 seq: 2,
                 legacy,
                 no_table_memory: legacy,
+                no_space_rules: legacy,
                 ..State::default()
             }),
         }
@@ -374,10 +396,11 @@ impl FakeKernel {
     }
 
     /// A module from before `table_memory_limit`: pools have no such
-    /// attribute (writes fail with ENOENT) and `status` no `table_memory_*`.
+    /// attribute (writes fail with ENOENT) and `status` no `table_memory_*`;
+    /// nor the later space rules (`without_space_rules`).
     pub fn without_table_memory(self) -> Self {
         self.st.borrow_mut().no_table_memory = true;
-        self
+        self.without_space_rules()
     }
 
     /// The pool's block tables use `bytes` of memory, and `refused` node
@@ -637,6 +660,9 @@ impl FakeKernel {
                 w("space_critical_pct", format!("{cr}\n"));
                 w("no_space_timeout", format!("{}\n", p.no_space_timeout));
             }
+            if !st.no_space_rules {
+                w("pool_reserve_pct", format!("{}\n", p.reserve_pct));
+            }
             if !st.legacy {
                 let k = if p.active {
                     p.ckpt_zones.max(1)
@@ -651,14 +677,9 @@ impl FakeKernel {
             let n = p.devices.len() as u64;
             let legacy = st.legacy;
             if p.active {
-                let cap = n * DISK_ZONES * ZONE - n * ZONE;
-                // Shared bytes count once: the snapshots' shares.
-                let shared: u64 = vols
-                    .iter()
-                    .filter(|v| v.kind == "snapshot")
-                    .map(|v| v.shared)
-                    .sum();
-                let used: u64 = vols.iter().map(|v| v.mapped - v.shared).sum::<u64>() + shared;
+                let sp = space::space(p, &vols);
+                let (cap, used, shared) = (sp.cap, sp.used, sp.shared);
+                let rules = space::status_lines(st, p, &vols);
                 let snaps = vols.iter().filter(|v| v.kind == "snapshot").count();
                 let extra = if legacy {
                     String::new()
@@ -690,7 +711,7 @@ impl FakeKernel {
                     "status",
                     format!(
                         "state active\nuuid {}\nmembers {n}\ncapacity_bytes {cap}\nused_bytes {used}\n\
-                         free_bytes {}\nzones_total {}\nzones_free {}\nzones_gc_reserve 2\nvolumes {}\n\
+                         free_bytes {}\n{rules}zones_total {}\nzones_free {}\nzones_gc_reserve 2\nvolumes {}\n\
                          user_blocks_written 1000\ngc_blocks_written 250\nwrite_amplification 1.250\n\
                          zones_reset 3\ngc_runs 0\nthrottled_ms 0\njournal_blocks 40\n\
                          checkpoints 2\ncheckpoint_blocks 3\ndelta_checkpoints 1\ncheckpoint_capacity {}\ncheckpoint_zones {}\nmetadata_full 0\ntable_nodes {TABLE_NODES}\n{tables}{extra}future_key 7\n",
@@ -753,10 +774,17 @@ impl FakeKernel {
                         mapped - shared
                     );
                 }
+                if !st.no_space_rules {
+                    let (q, r) = space::rules(p, vn);
+                    usage += &format!("quota_bytes {q}\nreservation_bytes {r}\n");
+                    vw("quota_bytes", format!("{q}\n"));
+                    vw("reservation_bytes", format!("{r}\n"));
+                }
                 vw("usage", usage);
                 if !legacy {
-                    for (n, l) in crate::cache::LIMIT_NAMES.iter().zip(v.limits) {
-                        vw(n, format!("{l}\n"));
+                    // The I/O limits: the first settings.
+                    for (s, l) in SETTINGS.iter().zip(v.limits) {
+                        vw(s.attr, format!("{l}\n"));
                     }
                 }
             }
@@ -845,6 +873,7 @@ impl FakeKernel {
                     p.ckpt_zones = n;
                 }
             }
+            "pool_reserve_pct" => self.write_reserve_pct(st, name, value)?,
             "table_memory_limit" | "space_low_pct" | "space_critical_pct" | "no_space_timeout"
                 if st.no_table_memory =>
             {
@@ -1043,6 +1072,8 @@ impl FakeKernel {
                     if let Some(p) = st.pools.get_mut(name) {
                         p.active = true;
                         p.format = 0;
+                        // Not kept across a stop.
+                        p.rules.clear();
                     }
                 }
                 "0" => {
@@ -1081,6 +1112,9 @@ impl FakeKernel {
                     return Err(self.refuse(st, EBUSY, name, &why));
                 }
                 blockdev::drop_data(st, name, vol);
+                if let Some(p) = st.pools.get_mut(name) {
+                    p.rules.remove(vol);
+                }
                 if let Some(m) = st.metas.get_mut(name) {
                     m.volumes.retain(|v| v.name != vol);
                     for v in &mut m.volumes {
@@ -1184,7 +1218,10 @@ impl FakeKernel {
                 }
                 _ => return Err(self.refuse(st, EINVAL, &obj, "enable must be 0 or 1")),
             },
-            l if !st.legacy && crate::cache::LIMIT_NAMES.contains(&l) => {
+            "quota_bytes" | "reservation_bytes" if !st.no_space_rules => {
+                self.write_rule(st, pool, vol, attr, value)?;
+            }
+            l if !st.legacy && limit_index(l).is_some() => {
                 let Ok(n) = value.trim().parse::<u64>() else {
                     return Err(self.refuse(
                         st,
@@ -1193,11 +1230,10 @@ impl FakeKernel {
                         &format!("{l} is not a decimal number"),
                     ));
                 };
-                let i = crate::cache::LIMIT_NAMES
-                    .iter()
-                    .position(|x| *x == l)
-                    .unwrap_or(0);
-                if let Some(v) = st.pools.get_mut(pool).and_then(|p| p.vols.get_mut(vol)) {
+                if let (Some(i), Some(v)) = (
+                    limit_index(l),
+                    st.pools.get_mut(pool).and_then(|p| p.vols.get_mut(vol)),
+                ) {
                     v.limits[i] = n;
                 }
             }
