@@ -3,11 +3,11 @@
 //! limits (issue 20), the read-write attributes `riops`, `wiops`, `rbps`,
 //! `wbps` of its configfs directory (cgroup v2 `io.max` names), and its
 //! space rules, `quota_bytes` and `reservation_bytes` (ZFS `refquota` and
-//! `refreservation`). The kernel keeps none of them across a stop and the
-//! on-disk format has no room for them, so they are recorded with the
-//! volume in the pool cache (`cache.rs`) and applied again when assembly
-//! (`pool assemble`, `pool import`) binds the volume. New settings are one
-//! more entry in `SETTINGS`.
+//! `refreservation`). The space rules are pool metadata (the kernel commits
+//! them). The kernel keeps no I/O limit across a stop, so those are
+//! recorded with the volume in the pool cache (`cache.rs`) and applied
+//! again when assembly (`pool assemble`, `pool import`) binds the volume.
+//! New settings are one more entry in `SETTINGS`.
 
 use super::volume::{active_pool, bind_existing};
 use super::{split_volume, Ctx, Undo, UndoStep, Verb};
@@ -40,6 +40,9 @@ pub struct Setting {
     /// The attribute of the volume's configfs directory (decimal).
     pub attr: &'static str,
     pub kind: Kind,
+    /// Kept in the pool cache and set again at assembly (the kernel forgets
+    /// it at a stop); `false`: the pool's metadata keeps it.
+    pub cached: bool,
 }
 
 /// The number of settings.
@@ -55,31 +58,37 @@ pub const SETTINGS: [Setting; N_SETTINGS] = [
         name: "riops",
         attr: "riops",
         kind: Kind::Iops,
+        cached: true,
     },
     Setting {
         name: "wiops",
         attr: "wiops",
         kind: Kind::Iops,
+        cached: true,
     },
     Setting {
         name: "rbps",
         attr: "rbps",
         kind: Kind::Rate,
+        cached: true,
     },
     Setting {
         name: "wbps",
         attr: "wbps",
         kind: Kind::Rate,
+        cached: true,
     },
     Setting {
         name: "quota",
         attr: "quota_bytes",
         kind: Kind::Space,
+        cached: false,
     },
     Setting {
         name: "reservation",
         attr: "reservation_bytes",
         kind: Kind::Space,
+        cached: false,
     },
 ];
 
@@ -154,11 +163,12 @@ pub const SET: Verb = Verb {
            only; overwrites of mapped blocks go on. Snapshots take neither. If\n\
            one property cannot be set, the ones set before it get their old\n\
            values back.\n\
-           The properties live in the volume's configfs directory (a volume that\n\
-           is not bound is bound) and are recorded in the pool cache (--cache\n\
-           FILE, default /etc/zvpool/zvpool.cache): assembly ('pool assemble',\n\
-           'pool import') sets them again when it binds the volume, before\n\
-           enabling it.\n\
+           The properties are set in the volume's configfs directory (a volume\n\
+           that is not bound is bound). Quotas and reservations are pool\n\
+           metadata (committed by the kernel, back with the pool). The I/O\n\
+           limits are recorded in the pool cache (--cache FILE, default\n\
+           /etc/zvpool/zvpool.cache): assembly ('pool assemble', 'pool import')\n\
+           sets them again when it binds the volume, before enabling it.\n\
            configfs: POOL/VOL/riops, wiops, rbps, wbps <- N (decimal, 0 = unlimited);\n\
            POOL/VOL/quota_bytes, reservation_bytes <- bytes (decimal, 0 = none).",
     options: &[],
@@ -350,7 +360,12 @@ fn record(ctx: &mut Ctx<'_>, pool: &str, name: &str, vol: &Obj) {
     let Some(path) = ctx.cache.clone() else {
         return;
     };
-    let values = read_values(ctx, vol).map(|v| v.unwrap_or(0));
+    let mut values = read_values(ctx, vol).map(|v| v.unwrap_or(0));
+    for (v, s) in values.iter_mut().zip(SETTINGS.iter()) {
+        if !s.cached {
+            *v = 0;
+        }
+    }
     let Some(u) = pool_uuid(ctx, pool) else {
         warn(
             ctx,
@@ -424,7 +439,9 @@ pub fn apply(ctx: &mut Ctx<'_>, cached: &[(String, Values)], name: &str, vol: &O
         return;
     };
     for (s, value) in SETTINGS.iter().zip(values) {
-        if *value == 0 {
+        // A quota or reservation in a cache written before they were
+        // metadata: the pool's own value stands.
+        if *value == 0 || !s.cached {
             continue;
         }
         if let Err(e) = ctx.write(vol, s.attr, &value.to_string()) {

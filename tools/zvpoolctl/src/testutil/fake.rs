@@ -69,6 +69,10 @@ struct MetaVol {
     /// `volume`, `snapshot` or `clone`.
     kind: &'static str,
     origin: Option<String>,
+    /// Quota and reservation in bytes (`space.rs`): pool metadata, kept
+    /// across a stop like the size.
+    quota: u64,
+    reserve: u64,
 }
 
 impl MetaVol {
@@ -81,6 +85,8 @@ impl MetaVol {
             shared: 0,
             kind: "volume",
             origin: None,
+            quota: 0,
+            reserve: 0,
         }
     }
 }
@@ -174,8 +180,6 @@ struct PoolRt {
     ckpt_zones: u32,
     /// `pool_reserve_pct`.
     reserve_pct: u64,
-    /// Quota and reservation in bytes by volume name (`space.rs`).
-    rules: BTreeMap<String, (u64, u64)>,
     /// `quota_refusals`, `reserve_refusals` of `status`.
     refusals: (u64, u64),
     /// `table_memory_bytes` (None: `table_nodes` * NODE_BYTES).
@@ -775,7 +779,7 @@ impl FakeKernel {
                     );
                 }
                 if !st.no_space_rules {
-                    let (q, r) = space::rules(p, vn);
+                    let (q, r) = m.map_or((0, 0), |m| (m.quota, m.reserve));
                     usage += &format!("quota_bytes {q}\nreservation_bytes {r}\n");
                     vw("quota_bytes", format!("{q}\n"));
                     vw("reservation_bytes", format!("{r}\n"));
@@ -1072,8 +1076,6 @@ impl FakeKernel {
                     if let Some(p) = st.pools.get_mut(name) {
                         p.active = true;
                         p.format = 0;
-                        // Not kept across a stop.
-                        p.rules.clear();
                     }
                 }
                 "0" => {
@@ -1112,9 +1114,6 @@ impl FakeKernel {
                     return Err(self.refuse(st, EBUSY, name, &why));
                 }
                 blockdev::drop_data(st, name, vol);
-                if let Some(p) = st.pools.get_mut(name) {
-                    p.rules.remove(vol);
-                }
                 if let Some(m) = st.metas.get_mut(name) {
                     m.volumes.retain(|v| v.name != vol);
                     for v in &mut m.volumes {

@@ -6,9 +6,8 @@
 //! round up to 4 KiB blocks; the volume must be in the metadata (EINVAL);
 //! a snapshot takes neither (EROFS); a reservation is at most the volume's
 //! size (EINVAL) and is refused when the pool cannot hold it now (ENOSPC).
-//! The rules belong to the pool, not to the volume's directory (unbinding
-//! keeps them), and assembly clears them: the kernel does not keep them
-//! across a stop. A module without them (`without_space_rules`, `legacy`)
+//! The rules belong to the pool's metadata, not to the volume's directory:
+//! unbinding, a stop and an assembly keep them. A module without them (`without_space_rules`, `legacy`)
 //! has none of the files or lines.
 
 use super::{FakeKernel, MetaVol, PoolRt, State, DISK_ZONES, ZONE};
@@ -46,10 +45,8 @@ impl Space {
 }
 
 /// The unused part of volume `v`'s reservation.
-fn held(p: &PoolRt, v: &MetaVol) -> u64 {
-    p.rules
-        .get(&v.name)
-        .map_or(0, |r| r.1.saturating_sub(v.mapped))
+fn held(v: &MetaVol) -> u64 {
+    v.reserve.saturating_sub(v.mapped)
 }
 
 /// The space of pool `p` whose metadata holds `vols`.
@@ -67,7 +64,7 @@ pub(super) fn space(p: &PoolRt, vols: &[MetaVol]) -> Space {
         cap,
         used,
         shared,
-        reserved: vols.iter().map(|v| held(p, v)).sum(),
+        reserved: vols.iter().map(held).sum(),
         held_back: cap * p.reserve_pct / 100 + GC_ROOM,
     }
 }
@@ -88,11 +85,6 @@ pub(super) fn status_lines(st: &State, p: &PoolRt, vols: &[MetaVol]) -> String {
         p.refusals.0,
         p.refusals.1
     )
-}
-
-/// The quota and reservation of volume `vol` (0: none).
-pub(super) fn rules(p: &PoolRt, vol: &str) -> (u64, u64) {
-    p.rules.get(vol).copied().unwrap_or_default()
 }
 
 /// The kernel's `parse_u64`: decimal digits, one optional newline.
@@ -168,7 +160,7 @@ impl FakeKernel {
         let Some(p) = st.pools.get(pool) else {
             return Err(super::err(ENOENT));
         };
-        let (mut quota, mut reserve) = rules(p, vol);
+        let (mut quota, mut reserve) = (m.quota, m.reserve);
         if attr == "quota_bytes" {
             quota = v;
         } else {
@@ -183,7 +175,7 @@ impl FakeKernel {
             return Err(self.refuse(st, EINVAL, &obj, why));
         }
         let s = space(p, &vols);
-        let before = held(p, m);
+        let before = held(m);
         let after = reserve.saturating_sub(m.mapped);
         let limit = s.cap.saturating_sub(s.held_back);
         if after > before && s.used + (s.reserved - before) + after > limit {
@@ -193,12 +185,13 @@ impl FakeKernel {
             );
             return Err(self.refuse(st, ENOSPC, &obj, &why));
         }
-        if let Some(p) = st.pools.get_mut(pool) {
-            if quota == 0 && reserve == 0 {
-                p.rules.remove(vol);
-            } else {
-                p.rules.insert(vol.to_string(), (quota, reserve));
-            }
+        if let Some(mv) = st
+            .metas
+            .get_mut(pool)
+            .and_then(|mm| mm.volumes.iter_mut().find(|v| v.name == vol))
+        {
+            mv.quota = quota;
+            mv.reserve = reserve;
         }
         Ok(())
     }
