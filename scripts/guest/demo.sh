@@ -3,8 +3,9 @@
 # The guest side of `make demo`: a pool on the emulated ZNS namespaces, two
 # thin volumes, ext4 on one of them, a snapshot of it as a gold image and two
 # clones booted from it (each sees the gold files plus its own), the pool's
-# status and health, per-VM I/O limits, space alerts, stop, an offline
-# metadata check and reassembly, all through zvpoolctl.
+# status and health, per-VM I/O limits, quotas and reservations, space
+# alerts, stop, an offline metadata check and reassembly, all through
+# zvpoolctl.
 set -u
 . /etc/zvpool/vm.env
 say() { printf '\n### %s\n' "$*"; }
@@ -61,6 +62,11 @@ run "mount -t ext4 -o ro $C /mnt && cat /mnt/hostname && ls /mnt && umount /mnt"
 run "zvpoolctl snapshot list"
 run "zvpoolctl volume list -o name,kind,origin,size,used,unique,shared"
 
+say "quotas and reservations (ZFS refquota / refreservation), kept in the pool's metadata: web2 may map at most 1 GiB; 512 MiB are kept for vm2 that no other VM can take"
+run "zvpoolctl volume set demo/web2 quota=1G"
+run "zvpoolctl volume set demo/vm2 reservation=512M"
+run "zvpoolctl volume list -o name,size,used,quota,reservation"
+
 say "pool status"
 run "zvpoolctl pool status demo"
 run "zvpoolctl volume list"
@@ -85,6 +91,8 @@ run "zvpoolctl pool assemble demo $Z1 $Z0" || exit 1
 B=$(zvpoolctl volume show -H -o device demo/vm1 | cut -f2)
 run "mount -t ext4 -o ro $B /mnt && ls -l /mnt && umount /mnt"
 run "zvpoolctl volume show demo/vm1"
+say "quotas and reservations came back with the pool"
+run "zvpoolctl volume list -o name,quota,reservation"
 C=$(zvpoolctl volume show -H -o device demo/web2 | cut -f2)
 run "mount -t ext4 -o ro $C /mnt && cat /mnt/hostname && umount /mnt"
 run "zvpoolctl pool stop demo"
