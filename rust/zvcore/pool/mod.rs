@@ -481,8 +481,6 @@ pub struct Pool<G, Z, E, V, R, N, D, S> {
     /// since the last count may have changed them.
     pub(super) rsv_total: u64,
     pub(super) rsv_dirty: bool,
-    /// Blocks pending in all volumes ([`VolEntry::pending`]).
-    pub(super) pending_total: u64,
 }
 
 /// Batches that moved blocks after which GC retries the zones it avoids.
@@ -607,7 +605,6 @@ where
             reserve_pct: 0,
             rsv_total: 0,
             rsv_dirty: false,
-            pending_total: 0,
             ckpt_run: None,
             chain: checkpoint::Chain::CLOSED,
             full_due: true,

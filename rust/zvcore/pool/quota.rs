@@ -9,12 +9,14 @@
 //! or not, never what only its snapshots hold — ZFS's `refquota` and
 //! `refreservation`. A write is checked before it is planned, by the
 //! blocks it would newly map in its range (overwrites of mapped blocks never
-//! grow a volume); blocks planned and not yet mapped count as *pending*, so
-//! writes in flight cannot pass a limit together.
+//! grow a volume); blocks planned and not yet mapped count as *pending* for
+//! their volume's quota and reservation, so writes in flight cannot pass a
+//! limit together (the pool's live count has them from planning on).
 //!
 //! A write of volume `w` that newly maps `g` blocks is refused with
 //! - [`Error::Quota`] if `mapped(w) + pending(w) + g > quota(w)`;
-//! - [`Error::Reserved`] if `live + pending + g + held(others) > limit`,
+//! - [`Error::Reserved`] if `live + g + held(others) > limit` (`live`
+//!   counts the writes in flight),
 //!   where `held(v) = max(0, reserve(v) - mapped(v) - pending(v))` is the
 //!   unused part of a reservation and `limit` is the capacity less the
 //!   pool reserve and the zones GC and the open streams need
@@ -185,10 +187,7 @@ where
             live,
             reserved,
             held_back: capacity.saturating_sub(limit),
-            available: limit
-                .saturating_sub(live)
-                .saturating_sub(self.pending_total)
-                .saturating_sub(reserved),
+            available: limit.saturating_sub(live).saturating_sub(reserved),
         }
     }
 
@@ -242,13 +241,10 @@ where
     }
 
     /// Whether `more` blocks (growth, reservations held) fit beside what is
-    /// live and pending within [`Self::rules_limit`].
+    /// live within [`Self::rules_limit`]. Live blocks include those of the
+    /// writes in flight: the allocator counts a block from planning on.
     fn fits(&self, more: u64) -> bool {
-        self.alloc
-            .used_blocks()
-            .saturating_add(self.pending_total)
-            .saturating_add(more)
-            <= self.rules_limit()
+        self.alloc.used_blocks().saturating_add(more) <= self.rules_limit()
     }
 
     /// Counts the blocks the write planned in `plan_blocks` blocks from
@@ -260,7 +256,6 @@ where
         if let Some(v) = self.vols.get_mut(i) {
             v.pending = v.pending.saturating_add(grow);
         }
-        self.pending_total = self.pending_total.saturating_add(grow);
         self.retally(i, before);
         grow
     }
@@ -268,7 +263,6 @@ where
     /// The pending blocks of a plan of volume `vol` are mapped or given up.
     /// `before`: [`Self::held`] of its slot before its mapping changed.
     pub(super) fn unpend(&mut self, slot: Option<usize>, grow: u64, before: u64) {
-        self.pending_total = self.pending_total.saturating_sub(grow);
         if let Some(i) = slot {
             if let Some(v) = self.vols.get_mut(i) {
                 v.pending = v.pending.saturating_sub(grow);
