@@ -51,7 +51,8 @@ fn model_random_ops_with_crashes() {
          crashes {} (mid-metadata {}) vol ops {} (snapshots {} clones {} rollbacks {} promotes {} deletes {} read-only refusals {}) \
          write failures {} enospc {} fallbacks {} replayed journal blocks {} checkpoint retries {} \
          checkpoints in steps {} (operations between steps {}) delta checkpoints {} (loaded by recoveries {}) \
-         members added {} (busy {}) evacuations {} (cancelled {}, refused for space {}) migrations {}",
+         members added {} (busy {}) evacuations {} (cancelled {}, refused for space {}) migrations {} \
+         space rules set {} (writes refused {})",
         sum(|s| s.ops),
         t0.elapsed(),
         sum(|s| s.writes),
@@ -85,6 +86,8 @@ fn model_random_ops_with_crashes() {
         sum(|s| s.evac_cancels),
         sum(|s| s.evac_nospace),
         sum(|s| s.migrations),
+        sum(|s| s.rules_set),
+        sum(|s| s.rule_refusals),
     );
     assert!(
         sum(|s| s.deltas) > 0 && sum(|s| s.deltas_loaded) > 0,
@@ -97,6 +100,10 @@ fn model_random_ops_with_crashes() {
     assert!(sum(|s| s.member_adds) > 0, "no member was added");
     assert!(sum(|s| s.evacuations) > 0, "no member was evacuated");
     assert!(sum(|s| s.migrations) > 0, "no volume was migrated");
+    assert!(
+        sum(|s| s.rules_set) > 0 && sum(|s| s.rule_refusals) > 0,
+        "no space rule was set, or none refused a write"
+    );
 }
 
 /// Node allocations fail (one in five) when completed writes update the

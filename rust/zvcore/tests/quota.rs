@@ -55,6 +55,16 @@ fn fill(w: &mut World, vol: u32, lba: u64, n: u64) -> (u64, Option<Error>) {
     (done, None)
 }
 
+/// Sets the rules of `vol`, and in the model (checked after each recovery)
+/// when they are set.
+fn set_rules(w: &mut World, vol: u32, r: SpaceRules) -> Result<(), Error> {
+    w.pool().set_space_rules(vol, r)?;
+    if let Some(m) = w.vols.iter_mut().find(|m| m.id == vol) {
+        m.rules = r;
+    }
+    Ok(())
+}
+
 fn rules(quota: u64, reserve: u64) -> SpaceRules {
     SpaceRules { quota, reserve }
 }
@@ -64,7 +74,7 @@ fn quota_stops_its_volume_at_the_limit_and_only_it() {
     let mut w = world("quota-limit");
     create(&mut w, 1, 2000);
     create(&mut w, 2, 2000);
-    w.pool().set_space_rules(1, rules(100, 0)).expect("quota");
+    set_rules(&mut w, 1, rules(100, 0)).expect("quota");
     assert_eq!(fill(&mut w, 1, 0, 100), (100, None));
     assert_eq!(
         fill(&mut w, 1, 100, 1),
@@ -82,7 +92,7 @@ fn quota_stops_its_volume_at_the_limit_and_only_it() {
     assert_eq!(fill(&mut w, 1, 100, 10), (10, None));
     assert_eq!(fill(&mut w, 1, 110, 1).1, Some(Error::Quota));
     // Taking the quota off ends the refusals.
-    w.pool().set_space_rules(1, rules(0, 0)).expect("no quota");
+    set_rules(&mut w, 1, rules(0, 0)).expect("no quota");
     assert_eq!(fill(&mut w, 1, 110, 50), (50, None));
     w.run_verify("quota");
 }
@@ -91,7 +101,7 @@ fn quota_stops_its_volume_at_the_limit_and_only_it() {
 fn snapshots_do_not_count_against_the_quota() {
     let mut w = world("quota-snap");
     create(&mut w, 1, 2000);
-    w.pool().set_space_rules(1, rules(64, 0)).expect("quota");
+    set_rules(&mut w, 1, rules(64, 0)).expect("quota");
     assert_eq!(fill(&mut w, 1, 0, 64), (64, None));
     w.pool().snap_create(1, 2, b"s").expect("snapshot");
     let m = w.vols[0].copy_as(2, true);
@@ -101,10 +111,7 @@ fn snapshots_do_not_count_against_the_quota() {
     assert_eq!(fill(&mut w, 1, 0, 64), (64, None));
     assert_eq!(fill(&mut w, 1, 64, 1).1, Some(Error::Quota));
     // A snapshot takes no rules.
-    assert_eq!(
-        w.pool().set_space_rules(2, rules(10, 0)),
-        Err(Error::ReadOnly)
-    );
+    assert_eq!(set_rules(&mut w, 2, rules(10, 0)), Err(Error::ReadOnly));
     w.run_verify("snapshot");
 }
 
@@ -112,7 +119,7 @@ fn snapshots_do_not_count_against_the_quota() {
 fn writes_in_flight_cannot_pass_the_quota_together() {
     let mut w = world("quota-flight");
     create(&mut w, 1, 2000);
-    w.pool().set_space_rules(1, rules(40, 0)).expect("quota");
+    set_rules(&mut w, 1, rules(40, 0)).expect("quota");
     let a = w
         .pool()
         .write_begin(1, 0, 30, Stream::UserHot)
@@ -183,21 +190,18 @@ fn a_reservation_the_pool_cannot_hold_is_refused_and_deletes_release_one() {
     create(&mut w, 3, 4000);
     let avail = w.pool_ref().space_report().available;
     assert_eq!(
-        w.pool().set_space_rules(1, rules(0, 4001)),
+        set_rules(&mut w, 1, rules(0, 4001)),
         Err(Error::Invalid("reservation above the volume size"))
     );
     assert_eq!(
-        w.pool().set_space_rules(1, rules(0, avail + 1)),
+        set_rules(&mut w, 1, rules(0, avail + 1)),
         Err(Error::NoSpace),
         "more than the pool has"
     );
     w.pool()
         .set_space_rules(1, rules(0, avail - 100))
         .expect("most");
-    assert_eq!(
-        w.pool().set_space_rules(2, rules(0, 101)),
-        Err(Error::NoSpace)
-    );
+    assert_eq!(set_rules(&mut w, 2, rules(0, 101)), Err(Error::NoSpace));
     w.pool()
         .set_space_rules(2, rules(0, 100))
         .expect("the rest");
@@ -272,11 +276,9 @@ fn rules_are_metadata_journalled_then_checkpointed() {
     commit(&mut w);
     let ckpts = w.pool_ref().stats().checkpoints;
     // Committed: replayed from the journal.
-    w.pool()
-        .set_space_rules(1, rules(100, 50))
-        .expect("rules 1");
-    w.pool().set_space_rules(2, rules(0, 30)).expect("rules 2");
-    w.pool().set_space_rules(3, rules(7, 0)).expect("rules 3");
+    set_rules(&mut w, 1, rules(100, 50)).expect("rules 1");
+    set_rules(&mut w, 2, rules(0, 30)).expect("rules 2");
+    set_rules(&mut w, 3, rules(7, 0)).expect("rules 3");
     commit(&mut w);
     assert_eq!(w.pool_ref().stats().checkpoints, ckpts, "a journal commit");
     w.crash_and_recover();
@@ -292,8 +294,8 @@ fn rules_are_metadata_journalled_then_checkpointed() {
     assert_eq!(fill(&mut w, 3, 0, 8).1, Some(Error::Quota));
     // Changed, one taken off, one volume deleted; then a checkpoint holds
     // them (the journal before it is no longer read).
-    w.pool().set_space_rules(2, rules(0, 0)).expect("off");
-    w.pool().set_space_rules(1, rules(60, 10)).expect("change");
+    set_rules(&mut w, 2, rules(0, 0)).expect("off");
+    set_rules(&mut w, 1, rules(60, 10)).expect("change");
     w.complete_all();
     w.pool().vol_delete(3).expect("delete");
     w.vols.retain(|v| v.id != 3);
@@ -323,8 +325,5 @@ fn a_read_only_pool_takes_no_rules() {
     create(&mut w, 1, 2000);
     commit(&mut w);
     w.pool().set_read_only();
-    assert_eq!(
-        w.pool().set_space_rules(1, rules(10, 0)),
-        Err(Error::ReadOnly)
-    );
+    assert_eq!(set_rules(&mut w, 1, rules(10, 0)), Err(Error::ReadOnly));
 }

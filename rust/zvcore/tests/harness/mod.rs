@@ -12,7 +12,8 @@ use zvcore::format::layout::set_meta_zones;
 use zvcore::format::{Record, Superblock};
 use zvcore::geom::{DevKind, DeviceGeometry, PoolGeometry, Stream, META_ZONES_PER_DEV};
 use zvcore::pool::{
-    MetaOp, Pool, PoolConfig, PoolStorage, ReadRun, RelocItem, VolEntry, WritePlan,
+    quota::SpaceRules, MetaOp, Pool, PoolConfig, PoolStorage, ReadRun, RelocItem, VolEntry,
+    WritePlan,
 };
 use zvcore::recovery::{recover, MetaReader};
 use zvcore::verify::{bitmap_words, verify, Problem};
@@ -140,6 +141,9 @@ pub struct VolModel {
     pub ro: bool,
     /// What it was made from (snapshot: its volume; clone: its snapshot).
     pub origin: Option<u32>,
+    /// Quota and reservation in blocks (committed at once, like every
+    /// volume operation).
+    pub rules: SpaceRules,
 }
 
 impl VolModel {
@@ -149,6 +153,7 @@ impl VolModel {
             blocks: vec![BlockModel::default(); size as usize],
             ro: false,
             origin: None,
+            rules: SpaceRules::default(),
         }
     }
 
@@ -168,6 +173,7 @@ impl VolModel {
                 .collect(),
             ro,
             origin: Some(self.id),
+            rules: SpaceRules::default(),
         }
     }
 }
@@ -234,6 +240,9 @@ pub struct Stats {
     pub promotes: u64,
     pub deletes: u64,
     pub ro_refused: u64,
+    /// Space rules set, and writes they refused.
+    pub rules_set: u64,
+    pub rule_refusals: u64,
     pub crashes: u64,
     pub crash_mid_meta: u64,
     pub vol_ops: u64,
@@ -463,6 +472,8 @@ impl World {
             resets: Vec::new(),
             scratch: vec![0u8; 2 * BS],
             st: Stats {
+                rules_set: 0,
+                rule_refusals: 0,
                 max_checkpoint_blocks: 0,
                 ckpt_busy: 0,
                 ops: 0,
@@ -682,6 +693,10 @@ impl World {
                 // Busy: record queue full, or free zones only on members
                 // at their open/active limits; NoSpace: no free zone.
                 // Either way: commit, reset what is reclaimable, collect.
+                Err(Error::Quota) | Err(Error::Reserved) => {
+                    self.st.rule_refusals += 1;
+                    break;
+                }
                 Err(Error::Busy) | Err(Error::NoSpace) if self.in_ckpt => break,
                 Err(Error::Busy) | Err(Error::NoSpace) => {
                     self.complete_all();
@@ -1245,13 +1260,14 @@ impl World {
         // Snapshots and clones: each may end up holding its full size, so
         // they may use the pool up to 85% (volumes alone: `fill_pct`).
         let share_budget = cap * 85 / 100;
-        let choice = match self.rng.below(10) {
+        let choice = match self.rng.below(11) {
             0 => 0,     // create
             1 => 1,     // delete
             2..=4 => 2, // snapshot
             5 => 3,     // clone
             6 => 4,     // rollback
             7 => 5,     // promote
+            8 => 7,     // space rules
             _ => 6,     // resize
         };
         let idx = |w: &mut World, f: &dyn Fn(&VolModel) -> bool| -> Option<usize> {
@@ -1330,6 +1346,7 @@ impl World {
                     .unwrap_or_else(|e| panic!("rollback of {vid} to {sid}: {e:?}"));
                 let mut m = self.vols[si].copy_as(vid, false);
                 m.origin = self.vols[vi].origin;
+                m.rules = self.vols[vi].rules;
                 self.vols[vi] = m;
                 self.dirty.retain(|(v, _)| *v != vid);
                 self.st.rollbacks += 1;
@@ -1349,6 +1366,32 @@ impl World {
                     }
                     Err(Error::NoSpace) => return,
                     Err(e) => panic!("promote {id}: {e:?}"),
+                }
+            }
+            7 => {
+                // A quota and a reservation (or none), on a writable volume.
+                let Some(i) = idx(self, &|v| !v.ro) else {
+                    return;
+                };
+                let (id, size) = (self.vols[i].id, self.vols[i].blocks.len() as u64);
+                let pick = |w: &mut World, div: u64| {
+                    if w.rng.pct(40) {
+                        0
+                    } else {
+                        w.rng.range(1, size / div + 2)
+                    }
+                };
+                let quota = pick(self, 1);
+                let reserve = pick(self, 4).min(size);
+                let r = SpaceRules { quota, reserve };
+                match self.pool().set_space_rules(id, r) {
+                    Ok(()) => {
+                        self.vols[i].rules = r;
+                        self.st.rules_set += 1;
+                    }
+                    // The pool cannot hold the reservation now.
+                    Err(Error::NoSpace) => return,
+                    Err(e) => panic!("space rules of {id}: {e:?}"),
                 }
             }
             _ if !self.vols.is_empty() => {
@@ -1517,6 +1560,14 @@ impl World {
             .map(|v| v.id)
             .collect();
         assert_eq!(pv.len(), self.vols.len(), "volume set after recovery");
+        for v in &self.vols {
+            assert_eq!(
+                self.pool_ref().space_rules(v.id),
+                Some(v.rules),
+                "space rules of volume {} after recovery",
+                v.id
+            );
+        }
         self.dirty.clear();
         // The engine needs a checkpoint before journalling again.
         while !self.commit(true) {}
@@ -1727,6 +1778,10 @@ impl World {
                     blocks: vec![BlockModel::default(); t.size().min(1 << 20) as usize],
                     ro: v.read_only(),
                     origin: v.origin,
+                    rules: SpaceRules {
+                        quota: v.quota,
+                        reserve: v.reserve,
+                    },
                 })
             })
             .collect();
