@@ -168,13 +168,17 @@ where
     }
 
     /// Resizes volume `id` (shrinking drops the mappings beyond the end).
-    /// Snapshots cannot be resized ([`Error::ReadOnly`]).
+    /// Snapshots cannot be resized ([`Error::ReadOnly`]), nor a volume
+    /// below its reservation (`Invalid`: lower the reservation first).
     pub fn vol_resize(&mut self, id: u32, size: u64) -> Result<()> {
         self.vol_live()?;
         self.ckpt_retry |= self.meta_full || self.meta_low;
         let i = self.vol_index(id)?;
         if self.vols.get(i).map(|v| v.read_only()) != Some(false) {
             return Err(Error::ReadOnly);
+        }
+        if self.vols.get(i).is_some_and(|v| v.reserve > size) {
+            return Err(Error::Invalid("shrink below the volume's reservation"));
         }
         let rec = Record::VolumeResize {
             vol: id,

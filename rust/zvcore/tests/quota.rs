@@ -205,6 +205,20 @@ fn a_reservation_the_pool_cannot_hold_is_refused_and_deletes_release_one() {
     w.pool()
         .set_space_rules(2, rules(0, 100))
         .expect("the rest");
+    // A volume does not shrink below its reservation.
+    assert_eq!(
+        w.pool().vol_resize(2, 99),
+        Err(Error::Invalid("shrink below the volume's reservation"))
+    );
+    w.pool()
+        .vol_resize(2, 100)
+        .expect("down to the reservation");
+    w.vols
+        .iter_mut()
+        .find(|v| v.id == 2)
+        .unwrap()
+        .blocks
+        .truncate(100);
     assert_eq!(w.pool_ref().space_report().available, 0);
     assert_eq!(fill(&mut w, 3, 0, 1).1, Some(Error::Reserved));
     // Deleting volume 1 gives its reservation back.
