@@ -393,7 +393,7 @@ impl ActivePool {
     ) -> Result {
         let _noio = NoIo::enter();
         let (lba, n) = (offset / BS, bytes / BS);
-        self.throttle(n);
+        self.throttle(vol, n);
         let mut done = 0u64;
         while done < n {
             let slots = [const { Slot::new() }; MAX_PLAN_EXTENTS];

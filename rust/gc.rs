@@ -389,13 +389,17 @@ impl ActivePool {
         Ok(moved > 0 || freed)
     }
 
-    /// Pacing before a write of `blocks` blocks: kicks GC from its start
-    /// level; none above the urgent level; below, the write adds its debt
-    /// ([`Gc::pace`]) and, when writers are more than [`DEBT_MAX`] ahead,
-    /// waits in ticket order until GC has paid the debt down to its own
-    /// (or stops making progress, or [`PACE_WAIT_MAX_MS`] passed). Sleeps.
-    pub(crate) fn throttle(self: &Arc<Self>, blocks: u64) {
+    /// Pacing before a write of `blocks` blocks of volume `vol`: kicks GC
+    /// from its start level; none above the urgent level; below, the write
+    /// adds its debt ([`Gc::pace`]) and, when writers are more than
+    /// [`DEBT_MAX`] ahead, waits in ticket order until GC has paid the debt
+    /// down to its own (or stops making progress, or [`PACE_WAIT_MAX_MS`]
+    /// passed). A light volume's write (under half its fair share of the
+    /// recent writes, [`Gc::shares`]) takes no ticket: the heavy writers
+    /// pay for GC. Sleeps.
+    pub(crate) fn throttle(self: &Arc<Self>, vol: u32, blocks: u64) {
         let g = &self.gc;
+        g.shares.note(vol, blocks);
         let (permille, start) = {
             let (free, total, reserve) = self.levels();
             (
@@ -411,6 +415,10 @@ impl ActivePool {
             return;
         }
         if g.disabled.load(Ordering::Relaxed) {
+            return;
+        }
+        if crate::pace_light() && g.shares.light(vol) {
+            g.light_writes.fetch_add(1, Ordering::Relaxed);
             return;
         }
         let add = blocks

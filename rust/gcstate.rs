@@ -3,7 +3,11 @@
 //! of the batch in flight. What runs GC and paces writers is `gc.rs`.
 
 use crate::kwrap::{bio::Slot, metaio::Bounce, workq::ReclaimQueue};
-use crate::zvcore::{format::BLOCK_SIZE, pacing::PaceQueue, pool::RelocItem};
+use crate::zvcore::{
+    format::BLOCK_SIZE,
+    pacing::{PaceQueue, WriteShares},
+    pool::RelocItem,
+};
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
 use kernel::{
     prelude::*,
@@ -41,6 +45,11 @@ pub(crate) struct Gc {
     /// for the blocks users wrote while GC runs, as tickets admitted in
     /// order (`zvcore::pacing`).
     pub(crate) pace: PaceQueue,
+    /// Recent user writes per volume: writes of a light volume take no
+    /// pacing ticket (`zvcore::pacing::WriteShares`).
+    pub(crate) shares: WriteShares,
+    /// Writes that found GC behind but were not paced (light volumes).
+    pub(crate) light_writes: AtomicU64,
     /// Relocation cost of the current victim, in thousandths of a block per
     /// block gained (`zvcore::gc::relocation_cost_x1000`).
     pub(crate) cost_x1000: AtomicU64,
@@ -107,6 +116,8 @@ impl Gc {
             no_space_timeout_ms: AtomicU64::new(0),
             queued: AtomicU32::new(0),
             pace: PaceQueue::new(),
+            shares: WriteShares::new(),
+            light_writes: AtomicU64::new(0),
             cost_x1000: AtomicU64::new(COST_DEFAULT),
             free_zones: AtomicU32::new(0),
             data_zones: AtomicU32::new(0),

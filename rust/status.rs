@@ -132,6 +132,11 @@ impl ActivePool {
             (self.waits.pace.total_us() + self.waits.space.total_us()) / 1000
         )?;
         self.waits.status(w)?;
+        writeln!(
+            w,
+            "write_pace_light {}",
+            self.gc.light_writes.load(Ordering::Relaxed)
+        )?;
         writeln!(w, "journal_blocks {}", s.journal_blocks)?;
         writeln!(w, "checkpoints {}", s.checkpoints)?;
         writeln!(

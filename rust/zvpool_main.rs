@@ -88,6 +88,10 @@ module! {
             default: 1,
             description: "Requests served in queue_rq without a worker: 0 none, 1 reads (default), 2 reads and plain writes",
         },
+        pace_light: u32 {
+            default: 1,
+            description: "1 (default): writes of a volume under half its fair share of the recent writes take no GC pacing ticket; 0: every write is paced",
+        },
         fail_node_alloc: u32 {
             default: 0,
             description: "Test hook: one in N block-table node allocations of an active pool fails as if out of memory (0: never)",
@@ -106,6 +110,12 @@ module! {
 /// completion work (Documentation/benchmarks.md, "Engine rerun").
 pub(crate) fn fastpath_level() -> u32 {
     module_parameters::fastpath.value()
+}
+
+/// Whether light volumes' writes are exempt from GC pacing (module
+/// parameter `pace_light`, set at load time; `gc.rs` `throttle`).
+pub(crate) fn pace_light() -> bool {
+    module_parameters::pace_light.value() != 0
 }
 
 /// The test hook `fail_node_alloc` (module parameter, set at load time):

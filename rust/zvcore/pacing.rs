@@ -15,6 +15,14 @@
 //!
 //! Counts are in thousandths of a block. Lock-free: writers and GC touch
 //! only the two atomics.
+//!
+//! Who pays ([`WriteShares`]): GC's work comes from the volumes that write,
+//! in proportion to what they write. A volume that writes less than half
+//! its fair share of the recent user writes (the VM with a few writes next
+//! to one overwriting at full speed) is *light*: its writes take no ticket,
+//! so they never queue behind the heavy volume's debt. The heavy volumes
+//! pay for all, which is what they cause: without them GC would not be
+//! behind.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -81,6 +89,78 @@ impl PaceQueue {
     }
 }
 
+/// Buckets of [`WriteShares`] (volumes share one by id modulo this).
+pub const SHARE_BUCKETS: usize = 16;
+
+/// Blocks written recently, in all buckets, past which the counts are
+/// halved: the shares follow about the last this many blocks (256 MiB).
+pub const SHARE_WINDOW: u64 = 1 << 16;
+
+/// Recent user writes per volume (by bucket), to tell light volumes
+/// (module docs). Lock-free and approximate: volumes whose ids fall in one
+/// bucket count as one.
+#[derive(Debug)]
+pub struct WriteShares {
+    b: [AtomicU64; SHARE_BUCKETS],
+}
+
+impl Default for WriteShares {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl WriteShares {
+    /// No writes yet.
+    pub const fn new() -> Self {
+        WriteShares {
+            b: [const { AtomicU64::new(0) }; SHARE_BUCKETS],
+        }
+    }
+
+    fn bucket(&self, vol: u32) -> Option<&AtomicU64> {
+        self.b.get(vol as usize % SHARE_BUCKETS)
+    }
+
+    /// Volume `vol` writes `blocks` blocks; past [`SHARE_WINDOW`] every
+    /// count is halved.
+    pub fn note(&self, vol: u32, blocks: u64) {
+        if let Some(b) = self.bucket(vol) {
+            b.fetch_add(blocks, Ordering::Relaxed);
+        }
+        if self.total() > SHARE_WINDOW {
+            for b in &self.b {
+                let _ = b.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| Some(v / 2));
+            }
+        }
+    }
+
+    fn total(&self) -> u64 {
+        self.b
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .fold(0, u64::saturating_add)
+    }
+
+    /// Whether volume `vol` writes less than half its fair share of the
+    /// recent writes: `mine < total / (2 * writers)`, where the writers are
+    /// the buckets with at least 1/64 of the writes, and `vol` itself (it
+    /// is writing now). A lone writer is never light; a volume that has
+    /// barely written next to others is.
+    pub fn light(&self, vol: u32) -> bool {
+        let total = self.total();
+        let mine = self.bucket(vol).map_or(0, |b| b.load(Ordering::Relaxed));
+        let floor = (total / 64).max(1);
+        let others = self
+            .b
+            .iter()
+            .filter(|b| b.load(Ordering::Relaxed) >= floor)
+            .count() as u64;
+        let writers = if mine >= floor { others } else { others + 1 };
+        writers >= 2 && mine.saturating_mul(2).saturating_mul(writers) < total
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,6 +188,51 @@ mod tests {
         q.pay(1, SLACK);
         assert!(q.admitted(t3, SLACK));
         assert_eq!(q.debt(), 3_501 - 1_501);
+    }
+
+    #[test]
+    fn light_volumes_write_under_half_their_fair_share() {
+        let s = WriteShares::new();
+        // Nobody, then a lone writer: never light; the first writes of
+        // another volume next to it are.
+        assert!(!s.light(1));
+        s.note(1, 10_000);
+        assert!(!s.light(1) && s.light(2));
+        // 90/10 between two volumes: the 10 % one is light (under 25 %).
+        s.note(2, 1_100);
+        assert!(s.light(2) && !s.light(1));
+        // Equal shares: neither.
+        s.note(2, 9_000);
+        assert!(!s.light(1) && !s.light(2));
+        // Three writers at 60/30/10: fair is 33 %; only the 10 % one is
+        // light.
+        let s = WriteShares::new();
+        s.note(1, 6_000);
+        s.note(2, 3_000);
+        s.note(3, 1_000);
+        assert!(!s.light(1) && !s.light(2) && s.light(3));
+        // A trickle (under 1/64) next to a heavy writer is light, and does
+        // not make the heavy one light.
+        let s = WriteShares::new();
+        s.note(1, 10_000);
+        s.note(5, 100);
+        assert!(s.light(5) && !s.light(1));
+        assert!(s.light(9), "no writes at all");
+    }
+
+    #[test]
+    fn shares_follow_the_recent_window() {
+        let s = WriteShares::new();
+        s.note(1, SHARE_WINDOW);
+        // Volume 2 takes over: once its writes are most of the window, the
+        // old heavy writer is the light one.
+        for _ in 0..(4 * SHARE_WINDOW / 1024) {
+            s.note(2, 1024);
+        }
+        assert!(s.total() <= SHARE_WINDOW + 1024);
+        assert!(s.light(1) && !s.light(2));
+        // Volumes in the same bucket count as one.
+        assert!(!s.light(2 + SHARE_BUCKETS as u32));
     }
 
     #[test]

@@ -1,0 +1,65 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+# Not a test: the isolation measurement of the tenants issue, same boot.
+# Volume A (about 70 % of a pool over a memory-backed zoned null_blk)
+# is overwritten at random, 4 KiB at QD32, so that GC runs and paces
+# writes; volume B runs 4 KiB random reads and writes (50/50) at QD16.
+# B's IOPS and latency (p99, p99.9, max; reads and writes) are printed
+# alone and next to A, with the module's pace_light=1 (light volumes are
+# not paced) and pace_light=0 (every write is paced, as before). Run with
+# zvpool.run=check:tenants_bench.sh.
+DIR=$(dirname "$0")
+. "$DIR/ktap_helpers.sh"
+KO=${ZVPOOL_KO:-/lib/modules/zvpool/zvpool.ko}
+NB=/sys/kernel/config/nullb/zvten
+SECS=${TENANTS_SECONDS:-20}
+MIB=1048576
+ktap_print_header
+ktap_set_plan 1
+nullb_zoned $NB 1024 16
+# B: "IOPS r_p99 r_p99.9 r_max w_p99 w_p99.9 w_max" (latencies in ms).
+b_run() {
+	fio --output-format=terse --terse-version=3 --name=b --filename="$1" --direct=1 \
+		--ioengine=libaio --rw=randrw --rwmixread=50 --bs=4k --iodepth=16 --size=64M \
+		--time_based --runtime="$SECS" --randrepeat=0 --norandommap \
+		--percentile_list=99:99.9 2>/dev/null |
+		awk -F';' '{ split($18, a, "="); split($19, b, "="); split($59, c, "="); split($60, d, "=");
+			printf "%d %.1f %.1f %.1f %.1f %.1f %.1f", $8 + $49, a[2] / 1000, b[2] / 1000, $15 / 1000,
+				c[2] / 1000, d[2] / 1000, $56 / 1000 }'
+}
+a_run() {
+	fio --name=a --filename="$1" --direct=1 --ioengine=libaio --rw=randwrite --bs=4k \
+		--iodepth=32 --size="$2" --time_based --runtime=$((SECS + 8)) --randrepeat=0 \
+		--norandommap --output-format=terse --terse-version=3 2>/dev/null |
+		awk -F';' '{ print $49 }'
+}
+st() { awk -v k="$1" '$1 == k { print $2 }' /sys/kernel/config/zvpool/ten/status; }
+show() { # LABEL "IOPS r99 r999 rmax w99 w999 wmax"
+	set -- "$1" $2
+	ktap_print_msg "$1: B $2 IOPS; reads p99 $3 ms, p99.9 $4 ms, max $5 ms; writes p99 $6 ms, p99.9 $7 ms, max $8 ms"
+}
+for pl in 1 0; do
+	insmod "$KO" pace_light=$pl
+	zvpoolctl pool create -f ten /dev/${NB##*/} >/dev/null
+	CAP=$(st capacity_bytes)
+	ASIZE=$((CAP * 70 / 100 / MIB))
+	zvpoolctl volume create ten/a --size ${ASIZE}M >/dev/null
+	zvpoolctl volume create ten/b --size 64M >/dev/null
+	A=$(zvpoolctl volume show -H -o device ten/a | cut -f2)
+	B=$(zvpoolctl volume show -H -o device ten/b | cut -f2)
+	dd if=/dev/zero of="$A" bs=1M count=$ASIZE oflag=direct status=none
+	dd if=/dev/zero of="$B" bs=1M count=64 oflag=direct status=none
+	show "pace_light=$pl, B alone" "$(b_run "$B")"
+	a_run "$A" ${ASIZE}M >/tmp/ten.a &
+	APID=$!
+	sleep 6
+	P0=$(st write_pace_light)
+	R=$(b_run "$B")
+	wait $APID
+	show "pace_light=$pl, B next to A's overwrites (A $(cat /tmp/ten.a) IOPS, a ${ASIZE} MiB volume of a $((CAP / MIB)) MiB pool)" "$R"
+	ktap_print_msg "pace_light=$pl: writes not paced (light) $P0 -> $(st write_pace_light); $(grep '^write_wait_pace ' /sys/kernel/config/zvpool/ten/status); gc_blocks_written $(st gc_blocks_written)"
+	zvpoolctl pool stop ten >/dev/null
+	rmmod zvpool
+done
+ktap_test_skip "tenants_bench" "a measurement, not a test: the numbers are above"
+ktap_finished
