@@ -174,6 +174,8 @@ ktap_test_result "after pool stop and assemble the cached limits are set again (
 quiet zvpoolctl volume set qp/a riops=0 rbps=0
 
 ktap_test_result "rmdir volumes and pool, rmmod" sh -c "zvpoolctl pool stop qp >/dev/null && rmmod zvpool"
+# The null_blk device goes too (a later test unloads null_blk).
+echo 0 >$NB/power && rmdir $NB
 DMESG_MARK=$MARK0
 dmesg_clean_since_mark "no WARN/oops in the kernel log"
 ktap_finished
