@@ -93,8 +93,10 @@ impl PaceQueue {
 pub const SHARE_BUCKETS: usize = 16;
 
 /// Blocks written recently, in all buckets, past which the counts are
-/// halved: the shares follow about the last this many blocks (256 MiB).
-pub const SHARE_WINDOW: u64 = 1 << 16;
+/// halved: the shares follow about the last this many blocks (16 MiB: a
+/// fraction of a second of a pool's writes on real devices, a second or
+/// two under TCG; 4,096 samples of 4 KiB writes).
+pub const SHARE_WINDOW: u64 = 1 << 12;
 
 /// Recent user writes per volume (by bucket), to tell light volumes
 /// (module docs). Lock-free and approximate: volumes whose ids fall in one
@@ -192,30 +194,32 @@ mod tests {
 
     #[test]
     fn light_volumes_write_under_half_their_fair_share() {
+        // (All within one window.)
+        const _: () = assert!(2_000 + 220 + 1_800 < SHARE_WINDOW);
         let s = WriteShares::new();
         // Nobody, then a lone writer: never light; the first writes of
         // another volume next to it are.
         assert!(!s.light(1));
-        s.note(1, 10_000);
+        s.note(1, 2_000);
         assert!(!s.light(1) && s.light(2));
         // 90/10 between two volumes: the 10 % one is light (under 25 %).
-        s.note(2, 1_100);
+        s.note(2, 220);
         assert!(s.light(2) && !s.light(1));
         // Equal shares: neither.
-        s.note(2, 9_000);
+        s.note(2, 1_800);
         assert!(!s.light(1) && !s.light(2));
         // Three writers at 60/30/10: fair is 33 %; only the 10 % one is
         // light.
         let s = WriteShares::new();
-        s.note(1, 6_000);
-        s.note(2, 3_000);
-        s.note(3, 1_000);
+        s.note(1, 1_200);
+        s.note(2, 600);
+        s.note(3, 200);
         assert!(!s.light(1) && !s.light(2) && s.light(3));
         // A trickle (under 1/64) next to a heavy writer is light, and does
         // not make the heavy one light.
         let s = WriteShares::new();
-        s.note(1, 10_000);
-        s.note(5, 100);
+        s.note(1, 2_000);
+        s.note(5, 20);
         assert!(s.light(5) && !s.light(1));
         assert!(s.light(9), "no writes at all");
     }
