@@ -206,8 +206,7 @@ where
     /// Updates the block table, invalidates the old locations and queues the
     /// journal records. Returns the blocks mapped.
     pub fn write_end(&mut self, plan: &WritePlan, addrs: &[Option<u64>]) -> Result<u64> {
-        let slot = self.vol_index(plan.vol).ok();
-        let held = slot.map(|i| self.held(i)).unwrap_or(0);
+        let track = self.rules_track(plan);
         let mut done = 0u64;
         let mut first_err = None;
         for (k, ext) in plan.extents().iter().enumerate() {
@@ -228,9 +227,7 @@ where
                 }
             }
         }
-        if plan.grow > 0 || self.rules {
-            self.unpend(slot, plan.grow, held);
-        }
+        self.unpend(plan, track);
         match first_err {
             Some(e) => Err(e),
             None => Ok(done),
@@ -243,11 +240,8 @@ where
             self.extent_failed(ext.zone, ext.len);
             self.unreserve(1);
         }
-        if plan.grow > 0 {
-            let slot = self.vol_index(plan.vol).ok();
-            let held = slot.map(|i| self.held(i)).unwrap_or(0);
-            self.unpend(slot, plan.grow, held);
-        }
+        let track = self.rules_track(plan);
+        self.unpend(plan, track);
     }
 
     /// A write into `zone` failed: the device's write pointer is now unknown

@@ -40,7 +40,7 @@ use super::super::format::rules::RuleRecord;
 use super::super::format::{Record, Superblock, RO_COMPAT_RESERVATION};
 use super::super::geom::{DeviceGeometry, NR_STREAMS};
 use super::super::map::NodeStore;
-use super::{Pool, VolEntry};
+use super::{Pool, VolEntry, WritePlan};
 
 // Only named by the links in the docs.
 #[cfg(doc)]
@@ -260,15 +260,28 @@ where
         grow
     }
 
-    /// The pending blocks of a plan of volume `vol` are mapped or given up.
-    /// `before`: [`Self::held`] of its slot before its mapping changed.
-    pub(super) fn unpend(&mut self, slot: Option<usize>, grow: u64, before: u64) {
-        if let Some(i) = slot {
-            if let Some(v) = self.vols.get_mut(i) {
-                v.pending = v.pending.saturating_sub(grow);
-            }
-            self.retally(i, before);
+    /// What the end of `plan` must settle for the space rules: the slot of
+    /// its volume and that volume's [`Self::held`] before its mapping
+    /// changes. `None` (nothing to look up on the completion path) when
+    /// the plan has no pending blocks and no volume has rules.
+    pub(super) fn rules_track(&self, plan: &WritePlan) -> Option<(usize, u64)> {
+        if plan.grow == 0 && !self.rules {
+            return None;
         }
+        let i = self.vol_index(plan.vol).ok()?;
+        Some((i, self.held(i)))
+    }
+
+    /// The pending blocks of `plan` are mapped or given up (`track`: what
+    /// [`Self::rules_track`] returned before).
+    pub(super) fn unpend(&mut self, plan: &WritePlan, track: Option<(usize, u64)>) {
+        let Some((i, before)) = track else {
+            return;
+        };
+        if let Some(v) = self.vols.get_mut(i) {
+            v.pending = v.pending.saturating_sub(plan.grow);
+        }
+        self.retally(i, before);
     }
 
     /// The unused reservation of the volume in slot `i`.
