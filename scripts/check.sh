@@ -93,7 +93,7 @@ vm_rc=0
 if [ $mode != campaign ] && [ $mode != scale ]; then
 	step "VM ($mode)"
 	"$ZVPOOL_TOP/scripts/vm.sh" --kernel "$KBUILD/arch/x86/boot/bzImage" --initrd "$B/initramfs.cpio" \
-		--mode $mode --log "$B/vm" --timeout "${ZVPOOL_VM_TIMEOUT:-1200}" || vm_rc=$?
+		--mode $mode --log "$B/vm" --timeout "${ZVPOOL_VM_TIMEOUT:-2400}" || vm_rc=$?
 fi
 if [ $mode = demo ]; then
 	echo "---- the guest's view ----"

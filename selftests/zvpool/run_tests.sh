@@ -21,12 +21,17 @@ rc_all=0
 for t in "$@"; do
 	n=$((n + 1))
 	out=/tmp/ktap.$n
+	t0=$(cut -d. -f1 /proc/uptime)
+	# Which program runs, before its output (printed when it ends): a run
+	# cut short by the VM's limit shows where it stopped.
+	echo "# $t: started at ${t0} s"
 	if command -v timeout >/dev/null 2>&1; then
-		timeout "$timeout_s" sh "$DIR/$t" >"$out" 2>"$out.err"
+		timeout -k 30 "$timeout_s" sh "$DIR/$t" >"$out" 2>"$out.err"
 	else
 		sh "$DIR/$t" >"$out" 2>"$out.err"
 	fi
 	rc=$?
+	t1=$(cut -d. -f1 /proc/uptime)
 	sed 's/^/    /' "$out"
 	# stderr becomes KTAP diagnostics, so it cannot be mistaken for results.
 	sed 's/^/    # stderr: /' "$out.err"
@@ -36,5 +41,8 @@ for t in "$@"; do
 	124 | 143) echo "not ok $n selftests: zvpool: $t # TIMEOUT ${timeout_s}s"; rc_all=1 ;;
 	*) echo "not ok $n selftests: zvpool: $t # exit=$rc"; rc_all=1 ;;
 	esac
+	# How long each program took, so a run that nears the VM's limit
+	# shows which programs to trim.
+	echo "# $t: $((t1 - t0)) s"
 done
 exit $rc_all
