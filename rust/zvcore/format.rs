@@ -119,13 +119,20 @@ pub const INCOMPAT_COMMIT_BLOCKS: u64 = 1 << 3;
 /// by deltas (`checkpoint::DeltaLink`); a reader that loaded only the full
 /// one would replay the journal from the wrong place.
 pub const INCOMPAT_DELTA_CHECKPOINTS: u64 = 1 << 4;
+/// Volume operations in delta checkpoints: a delta may redefine the volume
+/// table (sections `REDEFINED`, `VOLUMES`, block tables, sharing and rules
+/// after its changes; see `checkpoint::section`), so a volume operation no
+/// longer makes the next checkpoint a full image. A reader without it would
+/// refuse such a delta as corrupt.
+pub const INCOMPAT_DELTA_VOLUMES: u64 = 1 << 5;
 /// Every incompat bit this version knows (decodes). The engine may still
 /// support fewer: it checks with [`Superblock::check_features`].
 pub const INCOMPAT_KNOWN: u64 = INCOMPAT_SHARED_BLOCKS
     | INCOMPAT_MIRROR
     | INCOMPAT_MIGRATION
     | INCOMPAT_COMMIT_BLOCKS
-    | INCOMPAT_DELTA_CHECKPOINTS;
+    | INCOMPAT_DELTA_CHECKPOINTS
+    | INCOMPAT_DELTA_VOLUMES;
 
 /// The magic of a metadata block, if it has at least 8 bytes.
 pub fn peek_magic(block: &[u8]) -> Option<u64> {

@@ -34,8 +34,8 @@ use super::format::journal::VOL_FLAG_READONLY;
 use super::format::layout::{checkpoint_block_addr, log_zone, superblock_addr, LOG_ZONES};
 use super::format::{
     decode_journal_block, peek_magic, CheckpointHeader, Record, Superblock, Uuid, BLOCK_SIZE,
-    INCOMPAT_COMMIT_BLOCKS, INCOMPAT_DELTA_CHECKPOINTS, INCOMPAT_SHARED_BLOCKS,
-    RO_COMPAT_RESERVATION, SUPERBLOCK_MAGIC,
+    INCOMPAT_COMMIT_BLOCKS, INCOMPAT_DELTA_CHECKPOINTS, INCOMPAT_DELTA_VOLUMES,
+    INCOMPAT_SHARED_BLOCKS, RO_COMPAT_RESERVATION, SUPERBLOCK_MAGIC,
 };
 use super::geom::{DeviceGeometry, PoolGeometry, Stream, MAX_DEVICES};
 use super::map::{visit_distinct, BlockTable, MapExtent, NodeStore};
@@ -49,8 +49,10 @@ use checkpoint::load_checkpoint;
 use damage::{bad_block_at, count_dropped, drop_reclaimed, scan_log};
 
 /// Incompat features this engine supports.
-pub const INCOMPAT_SUPPORTED: u64 =
-    INCOMPAT_SHARED_BLOCKS | INCOMPAT_COMMIT_BLOCKS | INCOMPAT_DELTA_CHECKPOINTS;
+pub const INCOMPAT_SUPPORTED: u64 = INCOMPAT_SHARED_BLOCKS
+    | INCOMPAT_COMMIT_BLOCKS
+    | INCOMPAT_DELTA_CHECKPOINTS
+    | INCOMPAT_DELTA_VOLUMES;
 /// Ro-compat features this engine supports.
 pub const RO_COMPAT_SUPPORTED: u64 = RO_COMPAT_RESERVATION;
 
@@ -229,6 +231,8 @@ pub struct Assembly {
     pub checkpoint_generation: u64,
     /// Delta checkpoints loaded after the full one (its chain).
     pub delta_checkpoints: u32,
+    /// Of those, deltas that carried volume operations.
+    pub volume_deltas: u32,
     /// The newest checkpoint was unusable and the older set was used.
     pub fell_back: bool,
     /// Journal blocks replayed.
@@ -334,6 +338,7 @@ where
         sb_generation: 0,
         checkpoint_generation: 0,
         delta_checkpoints: 0,
+        volume_deltas: 0,
         fell_back: false,
         replayed_blocks: 0,
         last_seq: 0,
@@ -597,9 +602,10 @@ where
         clear_volumes(pool);
         pool.last_rewind = None;
         match load_checkpoint(pool, perm, rd, h, buf) {
-            Ok((last, deltas)) => {
+            Ok((last, deltas, vol_deltas)) => {
                 chosen = Some((last, k > 0));
                 asm.delta_checkpoints = deltas;
+                asm.volume_deltas = vol_deltas;
                 break;
             }
             Err(Error::Unsupported(s)) => return Err(Error::Unsupported(s)),

@@ -88,6 +88,17 @@ pub mod section {
     /// A delta checkpoint's table changes: `DIFF` records (see
     /// `format::sharing`) applied to the volumes' tables as loaded so far.
     pub const CHANGES: u32 = 6;
+    /// A delta checkpoint's redefined volumes (feature
+    /// `INCOMPAT_DELTA_VOLUMES`): 4-byte volume ids whose tables were made
+    /// anew since the previous checkpoint (created, snapshot or clone made,
+    /// rolled back, promoted, resized). The delta then also holds the whole
+    /// volume table (`VOLUMES`: volumes not listed are deleted), its
+    /// `CHANGES` for the other volumes, the redefined tables (`BLOCK_TABLE`,
+    /// or `SHARING` differences against a base), every sharing link and
+    /// every volume's space rules, in that order.
+    pub const REDEFINED: u32 = 7;
+    /// Bytes of a `REDEFINED` record.
+    pub const REDEFINED_RECORD_BYTES: usize = 4;
 }
 
 /// The checkpoint set of generation `generation`: `generation % 2`.

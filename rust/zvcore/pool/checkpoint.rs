@@ -382,21 +382,42 @@ where
     /// Chooses how each volume is stored in the next checkpoint: in full
     /// (`ck_base == NO_SLOT`, `ck_done`) or as differences against its
     /// delta base (the slot in `ck_base`). A chain of bases that does not
-    /// end (impossible unless the links are corrupt) is cut.
-    fn plan_bases(&mut self) {
+    /// end (impossible unless the links are corrupt) is cut. In a `delta`,
+    /// only the redefined volumes (`ck_new`) are stored so; the others are
+    /// done (their changes go first) and keep what the chain's image holds
+    /// of them (`ck_rooted`).
+    fn plan_bases(&mut self, delta: bool) {
         let sharing = self.sharing();
         let n = self.vols.len();
         for i in 0..n {
             let Some(v) = self.vols.get(i).copied() else {
                 break;
             };
-            let base = match (sharing, v.parent, v.table) {
-                (true, Some(p), Some(_)) => slots::find(&self.vols, p)
+            if delta && !v.ck_new {
+                if let Some(e) = self.vols.get_mut(i) {
+                    e.ck_base = NO_SLOT;
+                    e.ck_done = true;
+                }
+                continue;
+            }
+            // A base must not change while the checkpoint is written in
+            // steps but by relocation (the journal after the checkpoint
+            // replays it on every sharer): a read-only volume. Were it
+            // writable, a block it mapped when its own part was encoded
+            // and unmapped before the difference was taken would be
+            // missed (a hole in both) and stay mapped in the copy.
+            // Parents are snapshots; in a delta, a base is any volume the
+            // delta keeps or stores before.
+            let base = match (sharing, v.table) {
+                (true, Some(_)) => v
+                    .parent
+                    .and_then(|p| slots::find(&self.vols, p))
                     .filter(|&j| j != i)
-                    .map(|j| j as u32)
-                    .unwrap_or(NO_SLOT),
-                _ => NO_SLOT,
-            };
+                    .filter(|&j| self.vols.get(j).is_some_and(|b| b.read_only())),
+                _ => None,
+            }
+            .map(|j| j as u32)
+            .unwrap_or(NO_SLOT);
             if let Some(e) = self.vols.get_mut(i) {
                 e.ck_base = base;
                 e.ck_done = base == NO_SLOT;
@@ -475,10 +496,15 @@ where
         let w = w.suspend(&mut |i, b| put_block(geo, set, first, i, b, sink))?;
         // What changes from now on goes into the next checkpoint's marks.
         self.nodes.swap_marks();
-        let phase = if delta {
+        // A delta after volume operations carries the volume table too.
+        let vols = delta && self.vols_changed;
+        let phase = if vols {
+            self.plan_bases(true);
+            Phase::Redefined { next: 0 }
+        } else if delta {
             Phase::ChangesStart
         } else {
-            self.plan_bases();
+            self.plan_bases(false);
             Phase::Volumes { next: 0 }
         };
         self.commit = Commit::Checkpoint {
@@ -494,6 +520,7 @@ where
             first,
             w,
             phase,
+            vols,
         });
         Ok(())
     }
@@ -539,6 +566,7 @@ where
         let geo = self.alloc.geom();
         let first = run.first;
         let mut wsink = |i: u32, b: &[u8]| put_block(geo, set, first, i, b, sink);
+        let delta = matches!(self.commit, Commit::Checkpoint { delta: true, .. });
         let vols = &mut self.vols;
         let nodes = &self.nodes;
         let sharing = self.sb.incompat & INCOMPAT_SHARED_BLOCKS != 0;
@@ -548,11 +576,28 @@ where
                 return Ok(false);
             }
             run.phase = match run.phase {
+                Phase::Redefined { next } => {
+                    if next == 0 {
+                        w.begin_section(section::REDEFINED, &mut wsink)?;
+                    }
+                    match vols.get(next).copied() {
+                        None => Phase::Volumes { next: 0 },
+                        Some(v) => {
+                            if v.table.is_some() && v.ck_new {
+                                w.append_record(&v.id.to_le_bytes(), &mut wsink)?;
+                            }
+                            Phase::Redefined { next: next + 1 }
+                        }
+                    }
+                }
                 Phase::Volumes { next } => {
                     if next == 0 {
                         w.begin_section(section::VOLUMES, &mut wsink)?;
                     }
                     match vols.get(next).copied() {
+                        // A delta: the other volumes' changes first (the
+                        // redefined ones may be stored against them).
+                        None if delta => Phase::ChangesStart,
                         None => {
                             w.begin_section(section::BLOCK_TABLE, &mut wsink)?;
                             Phase::Tables { vol: 0, cursor: 0 }
@@ -582,7 +627,10 @@ where
                         next: 0,
                         open: false,
                     },
-                    Some(v) => match v.table.filter(|_| v.ck_base == NO_SLOT) {
+                    Some(v) => match v
+                        .table
+                        .filter(|_| v.ck_base == NO_SLOT && (v.ck_new || !delta))
+                    {
                         None => Phase::Tables {
                             vol: vol + 1,
                             cursor: 0,
@@ -708,9 +756,15 @@ where
                         at: 0,
                     };
                     match vols.get(vol).copied() {
+                        // The redefined tables follow.
+                        None if run.vols => {
+                            w.begin_section(section::BLOCK_TABLE, &mut wsink)?;
+                            Phase::Tables { vol: 0, cursor: 0 }
+                        }
                         None => Phase::Finish,
                         Some(v) => match v.table {
                             None => next_vol,
+                            Some(_) if v.ck_new => next_vol,
                             // Emptied since the image may have mapped it:
                             // all of it is unmapped.
                             Some(t) if t.root().is_none() && !v.ck_rooted => next_vol,
@@ -743,6 +797,9 @@ where
                     }
                 }
                 Phase::Rules { next, open } => match quota::next_rules(vols, next) {
+                    // The rewind history changes only at assembly, which a
+                    // full checkpoint follows.
+                    None if delta => Phase::Finish,
                     None => Phase::History,
                     Some((i, rr)) => {
                         if !open {
@@ -836,6 +893,15 @@ where
         st.checkpoint_blocks_written = st
             .checkpoint_blocks_written
             .saturating_add(self.ckpt_blocks);
+        if delta && self.vols_changed {
+            st.volume_deltas = st.volume_deltas.saturating_add(1);
+        }
+        // What the volume operations changed is in this checkpoint.
+        self.vols_changed = false;
+        for v in self.vols.iter_mut() {
+            v.ck_new = false;
+        }
+        let st = &mut self.stats;
         if delta {
             let c = &mut self.chain;
             c.next_block = c.next_block.saturating_add(blocks);
@@ -869,6 +935,9 @@ where
 /// Where a checkpoint written in steps is.
 #[derive(Clone, Copy, Debug)]
 enum Phase {
+    /// A delta after volume operations: the redefined volumes, from slot
+    /// `next` on.
+    Redefined { next: usize },
     /// Volume records, from slot `next` on.
     Volumes { next: usize },
     /// Tables stored in full: slot `vol`, from block `cursor` on.
@@ -906,6 +975,8 @@ pub(in super::super) struct CkptRun {
     first: u32,
     w: WriterState,
     phase: Phase,
+    /// A delta that carries the volume table.
+    vols: bool,
 }
 
 /// Blocks the deltas of a chain may add up to even when its full

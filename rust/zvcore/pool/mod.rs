@@ -27,7 +27,7 @@ use super::format::journal::JOURNAL_PAYLOAD_MAX;
 use super::format::journal::VOL_FLAG_READONLY;
 use super::format::layout::log_zone;
 use super::format::{Record, Superblock, Uuid, VolName, BLOCK_SIZE};
-use super::format::{INCOMPAT_COMMIT_BLOCKS, INCOMPAT_DELTA_CHECKPOINTS};
+use super::format::{INCOMPAT_COMMIT_BLOCKS, INCOMPAT_DELTA_CHECKPOINTS, INCOMPAT_DELTA_VOLUMES};
 use super::gc::{gc_urgency, pick_victim, relocation_cost_x1000, Policy, Urgency};
 use super::geom::{DeviceGeometry, PoolGeometry};
 use super::map::{BlockTable, MapExtent, NodeStore};
@@ -110,6 +110,10 @@ pub struct VolEntry {
     /// A free slot that held a volume (see [`slots`]): lookups go on past
     /// it (internal).
     pub(super) tomb: bool,
+    /// The table was made anew since the newest checkpoint (created,
+    /// snapshot or clone, rolled back, promoted, resized): a delta
+    /// checkpoint stores it whole rather than as changes (internal).
+    pub(super) ck_new: bool,
     /// Most blocks the volume may map (0: no quota; see [`quota`]).
     pub quota: u64,
     /// Blocks reserved for the volume (0: none; see [`quota`]).
@@ -237,6 +241,9 @@ pub struct PoolStats {
     pub checkpoint_overflows: u64,
     /// Delta checkpoints committed (also counted in `checkpoints`).
     pub delta_checkpoints: u64,
+    /// Of those, deltas that carried volume operations (the volume table;
+    /// feature [`INCOMPAT_DELTA_VOLUMES`]).
+    pub volume_deltas: u64,
     /// Blocks of the deltas after the newest full checkpoint (its chain).
     pub delta_blocks: u64,
     /// Blocks of the newest delta checkpoint.
@@ -335,6 +342,11 @@ pub struct PoolConfig {
     /// Data zones a member needs on average for `separate` to apply
     /// ([`SEPARATE_MIN_ZONES`] by default).
     pub separate_min_zones: u32,
+    /// [`Pool::format`] makes a pool whose delta checkpoints carry volume
+    /// operations ([`INCOMPAT_DELTA_VOLUMES`]; without it, older engines
+    /// can assemble the pool, and the checkpoint after a volume operation
+    /// is a full image).
+    pub volume_deltas: bool,
 }
 
 impl PoolConfig {
@@ -347,6 +359,7 @@ impl PoolConfig {
             gc_item_max: MAX_GC_ITEM,
             separate: true,
             separate_min_zones: SEPARATE_MIN_ZONES,
+            volume_deltas: true,
         }
     }
 }
@@ -370,9 +383,14 @@ pub struct Pool<G, Z, E, V, R, N, D, S> {
     pub(super) ckpt_run: Option<checkpoint::CkptRun>,
     /// The chain of the newest checkpoint (delta checkpoints).
     pub(super) chain: checkpoint::Chain,
-    /// The next checkpoint must be full (a volume operation since the last
-    /// one: deltas carry table contents only).
+    /// The next checkpoint must be full (after assembly, a rewind, a set
+    /// found full; and a volume operation since the last one in pools
+    /// without [`INCOMPAT_DELTA_VOLUMES`], whose deltas carry table
+    /// contents only).
     pub(super) full_due: bool,
+    /// A volume operation since the newest checkpoint: the next delta
+    /// carries the volume table ([`INCOMPAT_DELTA_VOLUMES`]).
+    pub(super) vols_changed: bool,
     /// Epoch of the commit that will carry the records queued now.
     pub(super) cur_epoch: u64,
     /// Newest epoch known durable.
@@ -608,6 +626,7 @@ where
             ckpt_run: None,
             chain: checkpoint::Chain::CLOSED,
             full_due: true,
+            vols_changed: false,
             gc_victim: None,
             evac: None,
             mig: None,
@@ -652,8 +671,12 @@ where
         st.sb.init_parts(pool_uuid, dev_uuids, geom.devices())?;
         // New pools write commit groups (see `format::journal`).
         st.sb.incompat |= INCOMPAT_COMMIT_BLOCKS;
-        // ... and delta checkpoints (see `format::checkpoint`).
+        // ... and delta checkpoints (see `format::checkpoint`), which carry
+        // volume operations too.
         st.sb.incompat |= INCOMPAT_DELTA_CHECKPOINTS;
+        if cfg.volume_deltas {
+            st.sb.incompat |= INCOMPAT_DELTA_VOLUMES;
+        }
         let mut pool = Self::assemble(geom, cfg, st)?;
         let blk = scratch
             .get_mut(..BLOCK_SIZE)
@@ -930,7 +953,11 @@ where
 
     fn push(&mut self, rec: Record) {
         if rec.is_volume_op() {
-            self.full_due = true;
+            if self.sb.incompat & INCOMPAT_DELTA_VOLUMES != 0 {
+                self.vols_changed = true;
+            } else {
+                self.full_due = true;
+            }
             self.rsv_dirty = true;
         }
         if let Some(slot) = self.recs.get_mut(self.npend) {

@@ -107,6 +107,7 @@ where
                 flags,
                 name,
                 table: Some(table),
+                ck_new: true,
                 ..VolEntry::default()
             };
         }
@@ -241,6 +242,7 @@ where
         });
         if let Some(v) = self.vols.get_mut(i) {
             v.table = Some(t);
+            v.ck_new = true;
         }
         r
     }
@@ -334,6 +336,7 @@ where
                 table: Some(c),
                 origin: Some(src.id),
                 parent: if snapshot { src.parent } else { Some(src.id) },
+                ck_new: true,
                 ..VolEntry::default()
             };
         }
@@ -388,6 +391,7 @@ where
         if let Some(e) = self.vols.get_mut(i) {
             e.table = Some(new);
             e.parent = Some(s.id);
+            e.ck_new = true;
         }
         self.enable_sharing();
         r
@@ -432,6 +436,7 @@ where
         let r = t.flatten(&mut self.nodes, &mut self.refs);
         if let Some(v) = self.vols.get_mut(i) {
             v.table = Some(t);
+            v.ck_new = true;
             if r.is_ok() {
                 v.origin = None;
                 v.parent = None;

@@ -14,7 +14,10 @@ use super::super::format::history::{Rewind, HISTORY};
 use super::super::format::layout::{checkpoint_block_addr, checkpoint_capacity};
 use super::super::format::rules::{RuleRecord, RULES};
 use super::super::format::sharing::{decode_record, ShareRecord};
-use super::super::format::{CheckpointHeader, Record, Superblock, INCOMPAT_DELTA_CHECKPOINTS};
+use super::super::format::{
+    CheckpointHeader, Record, Superblock, VolName, INCOMPAT_DELTA_CHECKPOINTS,
+    INCOMPAT_DELTA_VOLUMES,
+};
 use super::super::geom::{DeviceGeometry, MAX_DEVICES};
 use super::super::map::{decode_chunk, BlockTable, NodeStore};
 use super::super::pool::quota::SpaceRules;
@@ -25,15 +28,15 @@ use super::{apply_record, read_pool, vol_slot, MetaReader};
 /// the full checkpoint, then each delta written after it in its set whose
 /// header links to the previous one and that reads whole (verified before
 /// it is applied, so a torn delta changes nothing). Returns the header of
-/// the newest checkpoint loaded (the journal resumes after it) and the
-/// number of deltas.
+/// the newest checkpoint loaded (the journal resumes after it), the
+/// number of deltas and how many of them carried volume operations.
 pub(super) fn load_checkpoint<G, Z, E, V, R, N, D, S, M>(
     pool: &mut Pool<G, Z, E, V, R, N, D, S>,
     perm: &[u16; MAX_DEVICES],
     rd: &mut M,
     h: &CheckpointHeader,
     buf: &mut [u8],
-) -> Result<(CheckpointHeader, u32)>
+) -> Result<(CheckpointHeader, u32, u32)>
 where
     G: Deref<Target = [DeviceGeometry]>,
     Z: DerefMut<Target = [ZoneInfo]>,
@@ -49,11 +52,12 @@ where
         return Err(Error::Corrupt("checkpoint: a delta at the start of a set"));
     }
     let set = h.set();
-    let mut next = read_checkpoint(pool, perm, rd, h, 0, true, buf)?;
+    let (mut next, _) = read_checkpoint(pool, perm, rd, h, 0, true, buf)?;
     let mut last = *h;
     let mut deltas = 0u32;
+    let mut vol_deltas = 0u32;
     if pool.sb.incompat & INCOMPAT_DELTA_CHECKPOINTS == 0 {
-        return Ok((last, deltas));
+        return Ok((last, deltas, vol_deltas));
     }
     while let Some(a) = checkpoint_block_addr(pool.alloc.geom(), set, next) {
         if read_pool(pool.alloc.geom(), perm, rd, a, buf).is_err() {
@@ -73,17 +77,33 @@ where
         if read_checkpoint(pool, perm, rd, &dh, next, false, buf).is_err() {
             break;
         }
-        let n = read_checkpoint(pool, perm, rd, &dh, next, true, buf)?;
+        let (n, vols) = read_checkpoint(pool, perm, rd, &dh, next, true, buf)?;
         last = dh;
         deltas = deltas.saturating_add(1);
+        vol_deltas = vol_deltas.saturating_add(u32::from(vols));
         next = next.checked_add(n).ok_or(Error::Corrupt("checkpoint"))?;
     }
-    Ok((last, deltas))
+    Ok((last, deltas, vol_deltas))
+}
+
+/// Where a delta that carries the volume table is (feature
+/// [`INCOMPAT_DELTA_VOLUMES`], see `section::REDEFINED`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum VolDelta {
+    /// No volume section seen.
+    None,
+    /// The redefined volumes were dropped; the volume records being read
+    /// mark the volumes that stay (`ck_done`).
+    Open,
+    /// The volumes not listed were deleted: the redefined tables, links
+    /// and rules follow.
+    Swept,
 }
 
 /// Reads checkpoint `h`, whose header is block `first` of its set, and
 /// loads it into the volume table if `apply` (otherwise only checks that it
-/// reads whole). Returns its number of blocks.
+/// reads whole). Returns its number of blocks, and whether it is a delta
+/// that carried the volume table.
 #[inline(never)]
 fn read_checkpoint<G, Z, E, V, R, N, D, S, M>(
     pool: &mut Pool<G, Z, E, V, R, N, D, S>,
@@ -93,7 +113,7 @@ fn read_checkpoint<G, Z, E, V, R, N, D, S, M>(
     first: u32,
     apply: bool,
     buf: &mut [u8],
-) -> Result<u32>
+) -> Result<(u32, bool)>
 where
     G: Deref<Target = [DeviceGeometry]>,
     Z: DerefMut<Target = [ZoneInfo]>,
@@ -118,6 +138,8 @@ where
     let cap = checkpoint_capacity(pool.alloc.geom(), set).saturating_sub(first);
     // The delta volume being loaded (slot).
     let mut current: Option<usize> = None;
+    let vol_deltas = h.delta.is_some() && pool.sb.incompat & INCOMPAT_DELTA_VOLUMES != 0;
+    let mut vd = VolDelta::None;
     loop {
         let idx = cr.next_index();
         if idx >= cap {
@@ -132,19 +154,59 @@ where
                 // be shared, even with no record in it (sharers whose
                 // origins are gone): the superblock saying so may not be
                 // durable yet (it is written at the next log-zone switch).
-                let shared = cr
-                    .commit()
-                    .map(|c| c.sections().iter().any(|s| s.kind == section::SHARING));
-                if apply && shared == Some(true) {
+                let has = |k: u32| {
+                    cr.commit()
+                        .is_some_and(|c| c.sections().iter().any(|s| s.kind == k))
+                };
+                if apply && has(section::SHARING) {
                     pool.enable_sharing();
                 }
-                return Ok(idx.saturating_add(1));
+                let vol_table = vol_deltas && has(section::VOLUMES);
+                // A volume table without records: every volume is gone.
+                if apply && vol_table && vd != VolDelta::Swept {
+                    if vd == VolDelta::None {
+                        vol_delta_open(pool);
+                    }
+                    vol_delta_sweep(pool)?;
+                }
+                // The next delta changes the tables this one redefined.
+                if apply {
+                    for v in pool.vols.iter_mut() {
+                        v.ck_new = false;
+                    }
+                }
+                return Ok((idx.saturating_add(1), vol_table));
             }
             CheckpointItem::Data { .. } if !apply => {}
             CheckpointItem::Data { kind, data, .. } => {
                 let mut r = Reader::new(data);
+                if vol_deltas {
+                    let vols = matches!(kind, section::REDEFINED | section::VOLUMES);
+                    if vols && vd == VolDelta::None {
+                        vol_delta_open(pool);
+                        vd = VolDelta::Open;
+                    } else if vols && vd == VolDelta::Swept {
+                        return Err(Error::Corrupt("checkpoint: volume section out of order"));
+                    } else if !vols && vd == VolDelta::Open {
+                        vol_delta_sweep(pool)?;
+                        vd = VolDelta::Swept;
+                    }
+                }
                 match kind {
-                    section::VOLUMES => {
+                    section::REDEFINED if vol_deltas => {
+                        while r.remaining() > 0 {
+                            if let Some(i) = vol_slot(&pool.vols, r.get_u32()?) {
+                                pool.apply_delete(i)?;
+                            }
+                        }
+                    }
+                    section::VOLUMES if vd == VolDelta::Open => {
+                        while r.remaining() > 0 {
+                            let (id, flags, size, name) = decode_vol_record(&mut r)?;
+                            vol_delta_keep(pool, id, flags, size, name)?;
+                        }
+                    }
+                    section::VOLUMES if h.delta.is_none() => {
                         while r.remaining() > 0 {
                             let (id, flags, size, name) = decode_vol_record(&mut r)?;
                             if vol_slot(&pool.vols, id).is_some() {
@@ -164,7 +226,7 @@ where
                             }
                         }
                     }
-                    section::BLOCK_TABLE => {
+                    section::BLOCK_TABLE if h.delta.is_none() || vd == VolDelta::Swept => {
                         while r.remaining() > 0 {
                             let vols = &mut pool.vols;
                             let nodes = &mut pool.nodes;
@@ -172,6 +234,10 @@ where
                                 let i = vol_slot(vols, e.vol).ok_or(Error::Corrupt(
                                     "checkpoint: extent of unknown volume",
                                 ))?;
+                                // A delta stores only redefined tables whole.
+                                if vd == VolDelta::Swept && !vols.get(i).is_some_and(|v| v.ck_new) {
+                                    return Err(Error::Corrupt("checkpoint: delta extent"));
+                                }
                                 let mut t = vols
                                     .get(i)
                                     .and_then(|v| v.table)
@@ -184,12 +250,12 @@ where
                             })?;
                         }
                     }
-                    section::SHARING => {
+                    section::SHARING if h.delta.is_none() || vd == VolDelta::Swept => {
                         while r.remaining() > 0 {
-                            load_sharing(pool, decode_record(&mut r)?, &mut current)?;
+                            load_sharing(pool, decode_record(&mut r)?, &mut current, vd)?;
                         }
                     }
-                    RULES => {
+                    RULES if h.delta.is_none() || vd == VolDelta::Swept => {
                         while r.remaining() > 0 {
                             let rr = RuleRecord::decode(&mut r)?;
                             let i = vol_slot(&pool.vols, rr.vol)
@@ -215,6 +281,13 @@ where
                             let ShareRecord::Diff { vol, entries } = decode_record(&mut r)? else {
                                 return Err(Error::Corrupt("checkpoint: change record"));
                             };
+                            // Redefined tables are stored whole, after.
+                            if vol_slot(&pool.vols, vol)
+                                .and_then(|i| pool.vols.get(i))
+                                .is_some_and(|v| v.ck_new)
+                            {
+                                return Err(Error::Corrupt("checkpoint: change of a new table"));
+                            }
                             for e in entries {
                                 let e = e?;
                                 let rec = if e.map {
@@ -253,6 +326,7 @@ fn load_sharing<G, Z, E, V, R, N, D, S>(
     pool: &mut Pool<G, Z, E, V, R, N, D, S>,
     rec: ShareRecord<'_>,
     current: &mut Option<usize>,
+    vd: VolDelta,
 ) -> Result<()>
 where
     G: Deref<Target = [DeviceGeometry]>,
@@ -295,8 +369,13 @@ where
             let v = *pool.vols.get(i).ok_or(unknown)?;
             let mut bt = pool.vols.get(j).and_then(|b| b.table).ok_or(unknown)?;
             let t = v.table.ok_or(unknown)?;
-            // A delta volume is defined once, before any use as a base.
-            if t.root().is_some() || v.ck_done || v.ck_base == NO_SLOT {
+            // A delta volume is defined once, before any use as a base (in
+            // a delta checkpoint: a redefined one).
+            if t.root().is_some()
+                || v.ck_done
+                || v.ck_base == NO_SLOT
+                || (vd == VolDelta::Swept && !v.ck_new)
+            {
                 return Err(Error::Corrupt("checkpoint: delta volume redefined"));
             }
             let mut c = bt.clone_root(&mut pool.nodes, vol).map_err(bad)?;
@@ -333,4 +412,101 @@ where
             Ok(())
         }
     }
+}
+
+/// A delta's volume table begins: no volume is marked as staying yet.
+fn vol_delta_open<G, Z, E, V, R, N, D, S>(pool: &mut Pool<G, Z, E, V, R, N, D, S>)
+where
+    G: Deref<Target = [DeviceGeometry]>,
+    Z: DerefMut<Target = [ZoneInfo]>,
+    E: DerefMut<Target = [u64]>,
+    V: DerefMut<Target = [VolEntry]>,
+    R: DerefMut<Target = [Record]>,
+    N: NodeStore,
+    D: DerefMut<Target = [DevState]>,
+    S: DerefMut<Target = Superblock>,
+{
+    for v in pool.vols.iter_mut() {
+        v.ck_done = false;
+    }
+}
+
+/// Volume record `id` of a delta's volume table: a volume loaded so far
+/// stays as it is (the record must describe it unchanged: what changes a
+/// volume's size redefines it); another one is created empty and marked
+/// redefined (its table follows whole or against a base).
+fn vol_delta_keep<G, Z, E, V, R, N, D, S>(
+    pool: &mut Pool<G, Z, E, V, R, N, D, S>,
+    id: u32,
+    flags: u32,
+    size: u64,
+    name: VolName,
+) -> Result<()>
+where
+    G: Deref<Target = [DeviceGeometry]>,
+    Z: DerefMut<Target = [ZoneInfo]>,
+    E: DerefMut<Target = [u64]>,
+    V: DerefMut<Target = [VolEntry]>,
+    R: DerefMut<Target = [Record]>,
+    N: NodeStore,
+    D: DerefMut<Target = [DevState]>,
+    S: DerefMut<Target = Superblock>,
+{
+    if let Some(i) = vol_slot(&pool.vols, id) {
+        let v = pool.vols.get_mut(i).ok_or(Error::Corrupt("volume"))?;
+        let same = v.flags == flags && v.name == name && v.table.map(|t| t.size()) == Some(size);
+        if v.ck_done || !same {
+            return Err(Error::Corrupt(
+                "checkpoint: delta changes a volume it keeps",
+            ));
+        }
+        v.ck_done = true;
+        return Ok(());
+    }
+    let t = BlockTable::new(id, size).map_err(|_| Error::BadField("volume size"))?;
+    let slot = slots::free_for(&pool.vols, id).ok_or(Error::NoSpace)?;
+    if let Some(v) = pool.vols.get_mut(slot) {
+        *v = VolEntry {
+            id,
+            flags,
+            name,
+            table: Some(t),
+            ck_done: true,
+            ck_new: true,
+            ..VolEntry::default()
+        };
+    }
+    Ok(())
+}
+
+/// The end of a delta's volume table: the volumes it does not list are
+/// deleted; links and space rules are cleared (the delta holds them all).
+fn vol_delta_sweep<G, Z, E, V, R, N, D, S>(pool: &mut Pool<G, Z, E, V, R, N, D, S>) -> Result<()>
+where
+    G: Deref<Target = [DeviceGeometry]>,
+    Z: DerefMut<Target = [ZoneInfo]>,
+    E: DerefMut<Target = [u64]>,
+    V: DerefMut<Target = [VolEntry]>,
+    R: DerefMut<Target = [Record]>,
+    N: NodeStore,
+    D: DerefMut<Target = [DevState]>,
+    S: DerefMut<Target = Superblock>,
+{
+    for i in 0..pool.vols.len() {
+        if pool
+            .vols
+            .get(i)
+            .is_some_and(|v| v.table.is_some() && !v.ck_done)
+        {
+            pool.apply_delete(i)?;
+        }
+    }
+    for v in pool.vols.iter_mut().filter(|v| v.table.is_some()) {
+        v.ck_done = false;
+        v.origin = None;
+        v.parent = None;
+        v.quota = 0;
+        v.reserve = 0;
+    }
+    Ok(())
 }

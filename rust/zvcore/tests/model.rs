@@ -19,8 +19,12 @@ mod sim;
 use harness::*;
 use sim::*;
 
-pub fn run(seed: u64, ops: u64) -> Stats {
-    let mut w = World::populated(seed, ops);
+/// One world; pools in the older format (no volume operations in delta
+/// checkpoints) unless `volume_deltas`.
+pub fn run(seed: u64, ops: u64, volume_deltas: bool) -> Stats {
+    let mut w = World::new(seed);
+    w.volume_deltas_pct = if volume_deltas { 100 } else { 0 };
+    w.populate(ops);
     w.crash_and_recover();
     w.st
 }
@@ -30,13 +34,14 @@ fn model_random_ops_with_crashes() {
     let seed = seed_from_env("model");
     let total = ops_from_env(400_000);
     let t0 = std::time::Instant::now();
-    // Several worlds (different geometries) from the one seed.
+    // Several worlds (different geometries) from the one seed; the first
+    // in the older format (a full checkpoint after volume operations).
     let worlds = 4u64;
     let mut srng = Rng::new(seed);
     let mut agg = Vec::new();
     for i in 0..worlds {
         let s = srng.next_u64();
-        let st = std::panic::catch_unwind(|| run(s, total / worlds));
+        let st = std::panic::catch_unwind(|| run(s, total / worlds, i > 0));
         match st {
             Ok(st) => agg.push(st),
             Err(e) => {
@@ -50,7 +55,7 @@ fn model_random_ops_with_crashes() {
         "model: {} ops in {:?}: writes {} reads {} discards {} flushes {} checkpoints {} gc batches {} (races {}) \
          crashes {} (mid-metadata {}) vol ops {} (snapshots {} clones {} rollbacks {} promotes {} deletes {} read-only refusals {}) \
          write failures {} enospc {} fallbacks {} replayed journal blocks {} checkpoint retries {} \
-         checkpoints in steps {} (operations between steps {}) delta checkpoints {} (loaded by recoveries {}) \
+         checkpoints in steps {} (operations between steps {}) delta checkpoints {} (loaded by recoveries {}; with volume operations {}, loaded {}) \
          members added {} (busy {}) evacuations {} (cancelled {}, refused for space {}) migrations {} \
          space rules set {} (writes refused {})",
         sum(|s| s.ops),
@@ -80,6 +85,8 @@ fn model_random_ops_with_crashes() {
         sum(|s| s.between_steps),
         sum(|s| s.deltas),
         sum(|s| s.deltas_loaded),
+        sum(|s| s.volume_deltas),
+        sum(|s| s.volume_deltas_loaded),
         sum(|s| s.member_adds),
         sum(|s| s.member_busy),
         sum(|s| s.evacuations),
@@ -92,6 +99,10 @@ fn model_random_ops_with_crashes() {
     assert!(
         sum(|s| s.deltas) > 0 && sum(|s| s.deltas_loaded) > 0,
         "no delta checkpoint was written, or none loaded by a recovery"
+    );
+    assert!(
+        sum(|s| s.volume_deltas) > 0 && sum(|s| s.volume_deltas_loaded) > 0,
+        "no delta checkpoint carried volume operations, or none was loaded by a recovery"
     );
     assert!(
         sum(|s| s.stepped) > 0 && sum(|s| s.between_steps) > 0,

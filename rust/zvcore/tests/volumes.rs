@@ -12,7 +12,9 @@ mod sim;
 use harness::*;
 use sim::*;
 use zvcore::geom::{DevKind, DeviceGeometry};
+use zvcore::pool::quota::SpaceRules;
 use zvcore::pool::slots::MAX_VOLUMES;
+use zvcore::pool::PoolStats;
 
 /// One ZNS member of 40 zones of 256 blocks (capacity 200) with checkpoint
 /// sets of three zones: the volume section of 16,384 volumes (about 280
@@ -122,8 +124,10 @@ fn ten_thousand_volumes_and_snapshots_survive_power_cuts() {
     }
     commit(&mut w);
     w.checkpoint_now();
-    // The checkpoint spans more than one zone of its set.
-    let blocks = w.pool_ref().stats().checkpoint_blocks;
+    // The checkpoint (full, or a delta with the volume table) spans more
+    // than one zone of its set.
+    let st = w.pool_ref().stats();
+    let blocks = st.checkpoint_blocks.max(st.last_delta_blocks);
     assert!(
         blocks > member().zone_cap_blocks,
         "checkpoint of {blocks} blocks"
@@ -182,5 +186,129 @@ fn ten_thousand_volumes_and_snapshots_survive_power_cuts() {
         "volumes: {} volumes and snapshots, 3 power cuts, {:?} (seed {seed:#x})",
         MAX_VOLUMES,
         t0.elapsed()
+    );
+}
+
+/// One ZNS member of 64 zones of 4,096 blocks.
+fn big_member() -> DeviceGeometry {
+    DeviceGeometry {
+        nr_zones: 64,
+        zone_blocks: 4096,
+        zone_cap_blocks: 4096,
+        ..member()
+    }
+}
+
+/// Volume 1 with a table of many leaves (40,000 blocks written in an
+/// order that keeps no two neighbours together on the media) in a full
+/// checkpoint, with a snapshot; then another snapshot of it, a clone of the snapshot
+/// written to, a small volume created, resized and given space rules, and
+/// another deleted. Returns the pool's statistics before and after the
+/// checkpoint that follows, then checks the volumes after a power cut.
+fn volume_ops_checkpoint(volume_deltas: bool) -> (PoolStats, PoolStats) {
+    let seed = seed_from_env("volume-deltas");
+    let mut w = World::with_geoms(Rng::new(seed), seed, vec![big_member()]);
+    w.nodes = 1 << 16;
+    w.volume_deltas_pct = if volume_deltas { 100 } else { 0 };
+    w.format();
+    create(&mut w, 1, 200_000);
+    create(&mut w, 5, 64);
+    for i in 0..40_000u64 {
+        w.write_exact(1, i * 7_919 % 200_000, 1);
+        maybe_commit(&mut w);
+    }
+    // Yesterday's snapshot: the base of today's (a first snapshot has no
+    // read-only base and is stored whole).
+    snapshot(&mut w, 1, 6);
+    for i in 0..100u64 {
+        w.write_exact(1, i * 1_999 % 200_000, 1);
+    }
+    commit(&mut w);
+    // After assembly a full checkpoint (once the journal has a zone, one
+    // that deltas may follow): the image of every table.
+    w.crash_and_recover();
+    // Checkpoints until one is a delta: the chain is open (a member at
+    // its zone limits may end a chain).
+    for k in 0..8 {
+        w.write_exact(1, k, 1);
+        commit(&mut w);
+        w.checkpoint_now();
+        if w.pool_ref().stats().delta_checkpoints > 0 {
+            break;
+        }
+    }
+    let before = w.pool_ref().stats();
+    assert!(before.delta_checkpoints > 0, "a chain that deltas extend");
+    assert!(before.checkpoint_blocks > 0, "a full checkpoint");
+    snapshot(&mut w, 1, 2);
+    w.pool()
+        .clone_volume(2, 3, b"vm1-clone")
+        .unwrap_or_else(|e| panic!("clone: {e:?}"));
+    let m = w
+        .vols
+        .iter()
+        .find(|v| v.id == 2)
+        .expect("snapshot")
+        .copy_as(3, false);
+    w.vols.push(m);
+    w.write_exact(3, 8, 2);
+    w.write_exact(1, 9, 1);
+    create(&mut w, 4, 16);
+    w.write_exact(4, 0, 4);
+    w.pool().vol_resize(4, 32).expect("resize");
+    let v = w.vols.iter_mut().find(|v| v.id == 4).expect("volume 4");
+    v.blocks.resize(32, BlockModel::default());
+    let rules = SpaceRules {
+        quota: 32,
+        reserve: 8,
+    };
+    w.pool().set_space_rules(4, rules).expect("space rules");
+    w.vols
+        .iter_mut()
+        .find(|v| v.id == 4)
+        .expect("volume 4")
+        .rules = rules;
+    delete(&mut w, 5);
+    commit(&mut w);
+    w.checkpoint_now();
+    let after = w.pool_ref().stats();
+    let listed = listing(&mut w);
+    let loaded = w.st.volume_deltas_loaded;
+    // The power cut: assembly loads the chain (and checks every block,
+    // volume and rule against the model).
+    w.crash_and_recover();
+    assert_eq!(listing(&mut w), listed, "volumes after the power cut");
+    assert_eq!(
+        w.st.volume_deltas_loaded > loaded,
+        volume_deltas,
+        "a delta with volume operations loaded"
+    );
+    (before, after)
+}
+
+/// With `INCOMPAT_DELTA_VOLUMES`, the checkpoint after volume operations is
+/// a delta of a few blocks, not a new image of every table; in the older
+/// format it is a full image.
+#[test]
+fn volume_operations_checkpoint_as_deltas() {
+    let (b, a) = volume_ops_checkpoint(true);
+    let fulls = |b: &PoolStats, a: &PoolStats| {
+        (a.checkpoints - b.checkpoints) - (a.delta_checkpoints - b.delta_checkpoints)
+    };
+    assert!(a.volume_deltas > b.volume_deltas, "a volume delta");
+    assert_eq!(fulls(&b, &a), 0, "no new full image");
+    assert!(
+        a.last_delta_blocks * 5 < b.checkpoint_blocks,
+        "delta of {} blocks against a full image of {}",
+        a.last_delta_blocks,
+        b.checkpoint_blocks
+    );
+    let (ob, oa) = volume_ops_checkpoint(false);
+    assert_eq!(oa.volume_deltas, 0);
+    assert!(fulls(&ob, &oa) > 0, "older format: a full image");
+    eprintln!(
+        "volume deltas: after volume operations a delta of {} blocks (full image {} blocks; \
+         older format: a full image of {} blocks)",
+        a.last_delta_blocks, b.checkpoint_blocks, oa.checkpoint_blocks
     );
 }

@@ -174,8 +174,9 @@ pub enum Record {
 impl Record {
     /// Whether the record changes the volume table (create, delete,
     /// resize, reservation, snapshot, rollback, promote) rather than only
-    /// mappings or zones: delta checkpoints carry mappings only, so the
-    /// checkpoint after such a record is full.
+    /// mappings or zones: the next delta checkpoint carries the volume
+    /// table (`INCOMPAT_DELTA_VOLUMES`), or, in pools without it, the next
+    /// checkpoint is full.
     pub fn is_volume_op(&self) -> bool {
         !matches!(
             self,

@@ -256,9 +256,12 @@ pub struct Stats {
     pub fallbacks: u64,
     pub replayed: u64,
     pub torn_blocks: u64,
-    /// Delta checkpoints written, and loaded by recoveries.
+    /// Delta checkpoints written, and loaded by recoveries; of those,
+    /// deltas that carried volume operations.
     pub deltas: u64,
     pub deltas_loaded: u64,
+    pub volume_deltas: u64,
+    pub volume_deltas_loaded: u64,
     /// Members added to the running pool, and adds refused as busy.
     pub member_adds: u64,
     pub member_busy: u64,
@@ -280,10 +283,13 @@ pub struct World {
     /// Percent of checkpoints written in steps with other operations in
     /// between (the kernel's way), the others at once.
     pub stepped_pct: u64,
+    /// Percent of formats whose pools carry volume operations in deltas.
+    pub volume_deltas_pct: u64,
     /// A checkpoint is being written in steps: nothing may commit.
     pub in_ckpt: bool,
     /// Delta checkpoints the pool reported when last looked at.
     pub seen_deltas: u64,
+    pub seen_volume_deltas: u64,
     /// The model does not know the blocks' contents (a pool adopted from
     /// unknown metadata): no read checks.
     pub blind: bool,
@@ -452,8 +458,10 @@ impl World {
             nodes: 4096,
             nomem_one_in: 0,
             stepped_pct: 50,
+            volume_deltas_pct: 75,
             in_ckpt: false,
             seen_deltas: 0,
+            seen_volume_deltas: 0,
             blind: false,
             fill_pct: 45,
             seed,
@@ -503,6 +511,8 @@ impl World {
                 torn_blocks: 0,
                 deltas: 0,
                 deltas_loaded: 0,
+                volume_deltas: 0,
+                volume_deltas_loaded: 0,
                 member_adds: 0,
                 member_busy: 0,
                 evacuations: 0,
@@ -574,6 +584,9 @@ impl World {
         if self.rng.pct(50) {
             cfg.separate_min_zones = 0;
         }
+        // A quarter of the pools in the older format: a full checkpoint
+        // after each volume operation.
+        cfg.volume_deltas = self.rng.pct(self.volume_deltas_pct);
         let mut scratch = std::mem::take(&mut self.scratch);
         let pool = Pool::format(
             self.geoms.clone(),
@@ -1511,7 +1524,9 @@ impl World {
         }
         self.st.replayed += asm.replayed_blocks;
         self.st.deltas_loaded += u64::from(asm.delta_checkpoints);
+        self.st.volume_deltas_loaded += u64::from(asm.volume_deltas);
         self.seen_deltas = 0;
+        self.seen_volume_deltas = 0;
         if asm.fell_back {
             self.st.fallbacks += 1;
         }
@@ -1664,7 +1679,7 @@ impl World {
 
     /// Formats, creates three volumes filling 30-75 % of the pool, and runs
     /// `ops` random operations.
-    fn populate(&mut self, ops: u64) {
+    pub fn populate(&mut self, ops: u64) {
         let w = self;
         w.format();
         let cap = w.data_capacity();
@@ -1742,6 +1757,9 @@ impl World {
         let d = self.pool_ref().stats().delta_checkpoints;
         self.st.deltas += d.saturating_sub(self.seen_deltas);
         self.seen_deltas = d;
+        let v = self.pool_ref().stats().volume_deltas;
+        self.st.volume_deltas += v.saturating_sub(self.seen_volume_deltas);
+        self.seen_volume_deltas = v;
     }
 
     pub fn checkpoint_now(&mut self) {
