@@ -147,6 +147,7 @@ impl ActivePool {
         writeln!(w, "checkpoint_blocks {}", s.checkpoint_blocks)?;
         writeln!(w, "delta_checkpoints {}", s.delta_checkpoints)?;
         writeln!(w, "volume_deltas {}", s.volume_deltas)?;
+        writeln!(w, "delta_copies {}", s.delta_copies)?;
         writeln!(w, "delta_blocks {}", s.delta_blocks)?;
         writeln!(w, "last_delta_blocks {}", s.last_delta_blocks)?;
         writeln!(

@@ -99,6 +99,15 @@ pub mod section {
     pub const REDEFINED: u32 = 7;
     /// Bytes of a `REDEFINED` record.
     pub const REDEFINED_RECORD_BYTES: usize = 4;
+    /// A delta checkpoint's copies (feature `INCOMPAT_DELTA_VOLUMES`), its
+    /// first section: records of two 4-byte volume ids, `new` then `src`:
+    /// volume `new` (made since the previous checkpoint as a snapshot or
+    /// clone of `src`) starts as a copy of `src` as loaded before this
+    /// delta (an older volume of id `new` is deleted first); the delta's
+    /// `CHANGES` then hold what differs.
+    pub const COPIES: u32 = 8;
+    /// Bytes of a `COPIES` record.
+    pub const COPY_RECORD_BYTES: usize = 8;
 }
 
 /// The checkpoint set of generation `generation`: `generation % 2`.

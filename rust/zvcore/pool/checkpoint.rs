@@ -500,7 +500,7 @@ where
         let vols = delta && self.vols_changed;
         let phase = if vols {
             self.plan_bases(true);
-            Phase::Redefined { next: 0 }
+            Phase::Copies { next: 0 }
         } else if delta {
             Phase::ChangesStart
         } else {
@@ -576,6 +576,24 @@ where
                 return Ok(false);
             }
             run.phase = match run.phase {
+                Phase::Copies { next } => {
+                    if next == 0 {
+                        w.begin_section(section::COPIES, &mut wsink)?;
+                    }
+                    match vols.get(next).copied() {
+                        None => Phase::Redefined { next: 0 },
+                        Some(v) => {
+                            if let (Some(_), Some(src)) = (v.table, v.ck_copy_of) {
+                                let mut rec = [0u8; section::COPY_RECORD_BYTES];
+                                let mut wr = Writer::new(&mut rec);
+                                wr.put_u32(v.id)?;
+                                wr.put_u32(src)?;
+                                w.append_record(&rec, &mut wsink)?;
+                            }
+                            Phase::Copies { next: next + 1 }
+                        }
+                    }
+                }
                 Phase::Redefined { next } => {
                     if next == 0 {
                         w.begin_section(section::REDEFINED, &mut wsink)?;
@@ -895,11 +913,14 @@ where
             .saturating_add(self.ckpt_blocks);
         if delta && self.vols_changed {
             st.volume_deltas = st.volume_deltas.saturating_add(1);
+            let copies = self.vols.iter().filter(|v| v.ck_copy_of.is_some()).count();
+            st.delta_copies = st.delta_copies.saturating_add(copies as u64);
         }
         // What the volume operations changed is in this checkpoint.
         self.vols_changed = false;
         for v in self.vols.iter_mut() {
             v.ck_new = false;
+            v.ck_copy_of = None;
         }
         let st = &mut self.stats;
         if delta {
@@ -935,6 +956,8 @@ where
 /// Where a checkpoint written in steps is.
 #[derive(Clone, Copy, Debug)]
 enum Phase {
+    /// A delta after volume operations: the copies, from slot `next` on.
+    Copies { next: usize },
     /// A delta after volume operations: the redefined volumes, from slot
     /// `next` on.
     Redefined { next: usize },

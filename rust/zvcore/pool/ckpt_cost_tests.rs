@@ -2,7 +2,7 @@
 //! What checkpoints cost while random overwrites run on a large mapping:
 //! with delta checkpoints it follows what changed, not what is mapped.
 
-use super::super::format::INCOMPAT_DELTA_CHECKPOINTS;
+use super::super::format::{INCOMPAT_DELTA_CHECKPOINTS, INCOMPAT_DELTA_VOLUMES};
 use super::super::geom::Stream;
 use super::super::map::tests::Rng;
 use super::tests::{one_member_pool, rec, TestPool};
@@ -179,5 +179,139 @@ fn checkpoint_cost_report() {
                 t.elapsed()
             );
         }
+    }
+}
+
+/// Blocks of the full image, and of the checkpoint after a snapshot, a
+/// clone of it (written to) and a new volume, on a pool with a volume
+/// of `mapped_gib` GiB mapped in extents of `extent` blocks (fragmented),
+/// with volume operations in deltas or not; and whether that checkpoint
+/// was a delta.
+fn volume_ops_cost(mapped_gib: u64, extent: u64, volume_deltas: bool) -> (u64, u64, bool) {
+    let zones = (mapped_gib * 2 + 64) as u32;
+    let mut p = one_member_pool(zones, GIB, usize::MAX);
+    // Snapshots share table nodes.
+    p.nodes.sharing = true;
+    if !volume_deltas {
+        p.sb.incompat &= !INCOMPAT_DELTA_VOLUMES;
+    }
+    p.sb.checkpoint_interval = 8;
+    let mut scratch = vec![0u8; 2 * BLOCK_SIZE];
+    let size = mapped_gib * GIB;
+    p.vol_create(1, b"big", size, 0).unwrap();
+    let n = size / extent;
+    for k in 0..n {
+        // Even extents, then odd ones: none contiguous on the media.
+        let i = if k < n.div_ceil(2) {
+            2 * k
+        } else {
+            2 * (k - n.div_ceil(2)) + 1
+        };
+        write(&mut p, &mut scratch, i * extent, extent);
+        if k % 64 == 63 {
+            commit(&mut p, &mut scratch);
+        }
+    }
+    commit(&mut p, &mut scratch);
+    // Checkpoints until a full one begins a chain (the deltas of the fill
+    // reached its size).
+    checkpoint(&mut p, &mut scratch);
+    for _ in 0..100 {
+        if p.stats().delta_blocks == 0 && p.chain.open {
+            break;
+        }
+        checkpoint(&mut p, &mut scratch);
+    }
+    let full = p.stats().checkpoint_blocks;
+    let before = p.stats();
+    p.snap_create(1, 2, b"big@daily").unwrap();
+    p.clone_volume(2, 3, b"big-clone").unwrap();
+    for lba in 0..16 {
+        let plan = p.write_begin(3, lba * 4096, 1, Stream::UserHot).unwrap();
+        let addrs: Vec<Option<u64>> = plan.extents().iter().map(|e| Some(e.addr)).collect();
+        p.write_end(&plan, &addrs).unwrap();
+    }
+    p.vol_create(4, b"vm", 1 << 20, 0).unwrap();
+    commit(&mut p, &mut scratch);
+    checkpoint(&mut p, &mut scratch);
+    let after = p.stats();
+    (
+        full,
+        after.checkpoint_blocks_written - before.checkpoint_blocks_written,
+        after.delta_checkpoints > before.delta_checkpoints,
+    )
+}
+
+/// With volume operations in deltas, the checkpoint after a snapshot, a
+/// clone and a new volume is a delta of a few blocks; without, a full image.
+#[test]
+fn volume_operations_cost_a_delta() {
+    let (full, blocks, delta) = volume_ops_cost(2, 32, true);
+    std::eprintln!("full image {full} blocks, after volume operations {blocks} (delta {delta})");
+    assert!(
+        delta && blocks * 10 < full,
+        "{blocks} blocks against {full}"
+    );
+    let (full, blocks, delta) = volume_ops_cost(2, 32, false);
+    assert!(
+        !delta && blocks >= full,
+        "older format: {blocks} blocks against {full}"
+    );
+}
+
+/// The figures of `Documentation/benchmarks.md` ("Volume operations"):
+/// `cargo test --release -p zvcore --lib volume_ops_cost_report -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn volume_ops_cost_report() {
+    for (mapped, extent) in [(10, 32), (1024, 2048)] {
+        for deltas in [true, false] {
+            let t = std::time::Instant::now();
+            let (full, blocks, delta) = volume_ops_cost(mapped, extent, deltas);
+            std::eprintln!(
+                "mapped {mapped} GiB (extents of {extent} blocks), volume deltas {deltas}: full image \
+                 {full} blocks; the checkpoint after a snapshot, a clone and a new volume: {blocks} \
+                 blocks ({}) ({:?})",
+                if delta { "a delta" } else { "full" },
+                t.elapsed()
+            );
+        }
+    }
+}
+
+/// Near the metadata limit (`meta_low`: writes refused), a delete is
+/// followed by a full checkpoint, the only kind that gives back the space
+/// the deleted tables held; otherwise by a delta.
+#[test]
+fn a_delete_near_the_metadata_limit_checkpoints_in_full() {
+    for low in [false, true] {
+        let mut p = one_member_pool(64, 4096, usize::MAX);
+        p.sb.checkpoint_interval = 8;
+        let mut scratch = vec![0u8; 2 * BLOCK_SIZE];
+        p.vol_create(1, b"big", 100_000, 0).unwrap();
+        p.vol_create(2, b"small", 64, 0).unwrap();
+        for i in 0..2_000u64 {
+            write(&mut p, &mut scratch, i * 37 % 100_000, 1);
+        }
+        commit(&mut p, &mut scratch);
+        checkpoint(&mut p, &mut scratch);
+        for _ in 0..100 {
+            if p.stats().delta_blocks == 0 && p.chain.open {
+                break;
+            }
+            checkpoint(&mut p, &mut scratch);
+        }
+        p.meta_low = low;
+        let before = p.stats();
+        p.vol_delete(1).unwrap();
+        commit(&mut p, &mut scratch);
+        checkpoint(&mut p, &mut scratch);
+        let after = p.stats();
+        assert_eq!(
+            after.volume_deltas > before.volume_deltas,
+            !low,
+            "metadata low {low}: {before:?} -> {after:?}"
+        );
+        assert!(after.checkpoint_blocks < before.checkpoint_blocks || !low);
     }
 }

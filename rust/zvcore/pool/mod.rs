@@ -114,6 +114,11 @@ pub struct VolEntry {
     /// snapshot or clone, rolled back, promoted, resized): a delta
     /// checkpoint stores it whole rather than as changes (internal).
     pub(super) ck_new: bool,
+    /// Made since the newest checkpoint as a snapshot or clone of this
+    /// volume, which that checkpoint's chain holds and no operation has
+    /// redefined since: a delta stores it as a copy of that volume's image
+    /// in the chain plus its own changes (internal).
+    pub(super) ck_copy_of: Option<u32>,
     /// Most blocks the volume may map (0: no quota; see [`quota`]).
     pub quota: u64,
     /// Blocks reserved for the volume (0: none; see [`quota`]).
@@ -244,6 +249,9 @@ pub struct PoolStats {
     /// Of those, deltas that carried volume operations (the volume table;
     /// feature [`INCOMPAT_DELTA_VOLUMES`]).
     pub volume_deltas: u64,
+    /// Snapshots and clones those deltas stored as copies of a volume of
+    /// the chain plus changes.
+    pub delta_copies: u64,
     /// Blocks of the deltas after the newest full checkpoint (its chain).
     pub delta_blocks: u64,
     /// Blocks of the newest delta checkpoint.
@@ -953,7 +961,9 @@ where
 
     fn push(&mut self, rec: Record) {
         if rec.is_volume_op() {
-            if self.sb.incompat & INCOMPAT_DELTA_VOLUMES != 0 {
+            // With the metadata space nearly full, only a new full image
+            // gives back what a delete or a shrink freed: no delta then.
+            if self.sb.incompat & INCOMPAT_DELTA_VOLUMES != 0 && !self.meta_low && !self.meta_full {
                 self.vols_changed = true;
             } else {
                 self.full_due = true;

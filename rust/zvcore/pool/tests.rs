@@ -729,6 +729,54 @@ fn checkpoint_interval_counts_full_journal_blocks() {
     assert!(p.needs_checkpoint());
 }
 
+/// One member, zones of 64 blocks: a checkpoint set of 64 blocks holds
+/// about ten thousand extents, the data zones 15,000 blocks. Volume 1
+/// (30,000 blocks) to fill, volume 2 with 8 blocks written.
+fn meta_pool() -> (TestPool, Vec<u8>) {
+    let mut p = one_member_pool(240, 64, 4096);
+    p.vol_create(1, b"big", 30_000, 0).unwrap();
+    p.vol_create(2, b"small", 64, 0).unwrap();
+    write(&mut p, 2, 0, 8);
+    (p, vec![0u8; 2 * BLOCK_SIZE])
+}
+
+/// Commits what is queued: the flush's result and its operations.
+fn meta_commit(p: &mut TestPool, scratch: &mut [u8]) -> (Result<u64>, Vec<Op>) {
+    let mut ops = Vec::new();
+    let r = p.flush(scratch, &mut rec(&mut ops));
+    if r.is_ok() && !ops.is_empty() {
+        p.flush_end(true).unwrap();
+    }
+    (r, ops)
+}
+
+/// Isolated blocks of volume 1 (one extent each) from `lba` on until a
+/// write is refused (`None`) or a commit is (its operations).
+fn meta_fill(
+    p: &mut TestPool,
+    lba: &mut u64,
+    commit: &mut dyn FnMut(&mut TestPool) -> (Result<u64>, Vec<Op>),
+) -> Option<Vec<Op>> {
+    while *lba < 30_000 {
+        let plan = match p.write_begin(1, *lba, 1, Stream::UserHot) {
+            Ok(plan) => plan,
+            Err(Error::NoSpace) => return None,
+            Err(e) => panic!("write_begin: {e:?}"),
+        };
+        let addrs: Vec<Option<u64>> = plan.extents().iter().map(|e| Some(e.addr)).collect();
+        p.write_end(&plan, &addrs).unwrap();
+        *lba += 2;
+        if p.pending_records() > 100 {
+            let (r, ops) = commit(p);
+            if r == Err(Error::NoSpace) {
+                return Some(ops);
+            }
+            r.unwrap();
+        }
+    }
+    panic!("never refused");
+}
+
 /// The block tables never outgrow a checkpoint set silently: once the
 /// newest checkpoint uses more than 3/4 of its set, user writes are refused
 /// (`NoSpace`) while reads, deletes and commits go on; checkpoints come
@@ -739,46 +787,12 @@ fn checkpoint_interval_counts_full_journal_blocks() {
 fn metadata_headroom_and_checkpoint_overflow() {
     // One member, zones of 64 blocks: a checkpoint set of 64 blocks holds
     // about ten thousand extents, the data zones 15,000 blocks.
-    let mut scratch = vec![0u8; 2 * BLOCK_SIZE];
-    let mut p = one_member_pool(240, 64, 4096);
+    let (mut p, mut scratch) = meta_pool();
     let cap = p.checkpoint_capacity_blocks();
-    assert_eq!(cap, 64);
-    p.vol_create(1, b"big", 30_000, 0).unwrap();
-    p.vol_create(2, b"small", 64, 0).unwrap();
-    write(&mut p, 2, 0, 8);
-    let mut commit = |p: &mut TestPool| {
-        let mut ops = Vec::new();
-        let r = p.flush(&mut scratch, &mut rec(&mut ops));
-        if r.is_ok() && !ops.is_empty() {
-            p.flush_end(true).unwrap();
-        }
-        (r, ops)
-    };
-    // Isolated blocks (one extent each) until writes are refused.
+    let mut commit = |p: &mut TestPool| meta_commit(p, &mut scratch);
     let mut lba = 0u64;
-    type Commit<'a> = dyn FnMut(&mut TestPool) -> (Result<u64>, Vec<Op>) + 'a;
-    let fill = |p: &mut TestPool, lba: &mut u64, commit: &mut Commit<'_>| {
-        while *lba < 30_000 {
-            let plan = match p.write_begin(1, *lba, 1, Stream::UserHot) {
-                Ok(plan) => plan,
-                Err(Error::NoSpace) => return None,
-                Err(e) => panic!("write_begin: {e:?}"),
-            };
-            let addrs: Vec<Option<u64>> = plan.extents().iter().map(|e| Some(e.addr)).collect();
-            p.write_end(&plan, &addrs).unwrap();
-            *lba += 2;
-            if p.pending_records() > 100 {
-                let (r, ops) = commit(p);
-                if r == Err(Error::NoSpace) {
-                    return Some(ops);
-                }
-                r.unwrap();
-            }
-        }
-        panic!("never refused");
-    };
     assert!(
-        fill(&mut p, &mut lba, &mut commit).is_none(),
+        meta_fill(&mut p, &mut lba, &mut commit).is_none(),
         "a checkpoint overflowed"
     );
     let extents = lba / 2;
@@ -795,7 +809,7 @@ fn metadata_headroom_and_checkpoint_overflow() {
             "refused for another reason"
         );
         p.meta_low = false;
-        if let Some(ops) = fill(&mut p, &mut lba, &mut commit) {
+        if let Some(ops) = meta_fill(&mut p, &mut lba, &mut commit) {
             break ops;
         }
     };

@@ -129,6 +129,12 @@ where
             self.failed = true;
             return Err(e);
         }
+        // Copies of it can no longer be made from its image in the chain
+        // at assembly (its id may be given out again): stored whole.
+        for v in self.vols.iter_mut().filter(|v| v.ck_copy_of == Some(id)) {
+            v.ck_copy_of = None;
+            v.ck_new = true;
+        }
         self.push_reserved(Record::VolumeDelete { vol: id });
         Ok(())
     }
@@ -243,6 +249,7 @@ where
         if let Some(v) = self.vols.get_mut(i) {
             v.table = Some(t);
             v.ck_new = true;
+            v.ck_copy_of = None;
         }
         r
     }
@@ -303,8 +310,28 @@ where
             self.unreserve(1);
             return Err(e);
         }
+        self.note_copy(i, new_id);
         self.push_reserved(rec);
         Ok(())
+    }
+
+    /// Volume `new_id` was just made sharing the table of slot `i`: if the
+    /// newest checkpoint's chain holds that volume as it is (it was not
+    /// redefined since), a delta can store the new one as a copy of it
+    /// plus its changes (the nodes they share carry the marks of what
+    /// changed since that checkpoint), rather than whole.
+    fn note_copy(&mut self, i: usize, new_id: u32) {
+        let Some(src) = self.vols.get(i).copied() else {
+            return;
+        };
+        if src.ck_new || src.ck_copy_of.is_some() {
+            return;
+        }
+        if let Some(v) = slots::find(&self.vols, new_id).and_then(|j| self.vols.get_mut(j)) {
+            v.ck_new = false;
+            v.ck_copy_of = Some(src.id);
+            v.ck_rooted = src.ck_rooted;
+        }
     }
 
     /// Creates volume `new_id` sharing the table of slot `i` (engine and
@@ -392,6 +419,7 @@ where
             e.table = Some(new);
             e.parent = Some(s.id);
             e.ck_new = true;
+            e.ck_copy_of = None;
         }
         self.enable_sharing();
         r
@@ -437,6 +465,7 @@ where
         if let Some(v) = self.vols.get_mut(i) {
             v.table = Some(t);
             v.ck_new = true;
+            v.ck_copy_of = None;
             if r.is_ok() {
                 v.origin = None;
                 v.parent = None;

@@ -173,6 +173,7 @@ where
                 if apply {
                     for v in pool.vols.iter_mut() {
                         v.ck_new = false;
+                        v.ck_copy_of = None;
                     }
                 }
                 return Ok((idx.saturating_add(1), vol_table));
@@ -193,6 +194,13 @@ where
                     }
                 }
                 match kind {
+                    section::COPIES if vol_deltas && vd == VolDelta::None => {
+                        while r.remaining() > 0 {
+                            let new = r.get_u32()?;
+                            let src = r.get_u32()?;
+                            vol_delta_copy(pool, new, src)?;
+                        }
+                    }
                     section::REDEFINED if vol_deltas => {
                         while r.remaining() > 0 {
                             if let Some(i) = vol_slot(&pool.vols, r.get_u32()?) {
@@ -454,12 +462,17 @@ where
 {
     if let Some(i) = vol_slot(&pool.vols, id) {
         let v = pool.vols.get_mut(i).ok_or(Error::Corrupt("volume"))?;
-        let same = v.flags == flags && v.name == name && v.table.map(|t| t.size()) == Some(size);
+        // A copy takes its flags and name from its record.
+        let copy = v.ck_copy_of.is_some();
+        let same = (copy || (v.flags == flags && v.name == name))
+            && v.table.map(|t| t.size()) == Some(size);
         if v.ck_done || !same {
             return Err(Error::Corrupt(
                 "checkpoint: delta changes a volume it keeps",
             ));
         }
+        v.flags = flags;
+        v.name = name;
         v.ck_done = true;
         return Ok(());
     }
@@ -473,6 +486,57 @@ where
             table: Some(t),
             ck_done: true,
             ck_new: true,
+            ..VolEntry::default()
+        };
+    }
+    Ok(())
+}
+
+/// Copy record of a delta: volume `new` starts as a copy of volume `src`
+/// as loaded so far (an older volume of id `new` is deleted first; the
+/// volume table that follows gives its flags and name).
+fn vol_delta_copy<G, Z, E, V, R, N, D, S>(
+    pool: &mut Pool<G, Z, E, V, R, N, D, S>,
+    new: u32,
+    src: u32,
+) -> Result<()>
+where
+    G: Deref<Target = [DeviceGeometry]>,
+    Z: DerefMut<Target = [ZoneInfo]>,
+    E: DerefMut<Target = [u64]>,
+    V: DerefMut<Target = [VolEntry]>,
+    R: DerefMut<Target = [Record]>,
+    N: NodeStore,
+    D: DerefMut<Target = [DevState]>,
+    S: DerefMut<Target = Superblock>,
+{
+    let bad = Error::Corrupt("checkpoint: copy of an unknown volume");
+    let i = vol_slot(&pool.vols, src).ok_or(bad)?;
+    let v = *pool.vols.get(i).ok_or(bad)?;
+    // The source is a volume of the chain's image, not a copy made here.
+    if new == src || v.ck_copy_of.is_some() {
+        return Err(bad);
+    }
+    if let Some(j) = vol_slot(&pool.vols, new) {
+        if pool.vols.get(j).is_some_and(|w| w.ck_copy_of.is_some()) {
+            return Err(Error::Corrupt("checkpoint: volume copied twice"));
+        }
+        pool.apply_delete(j)?;
+    }
+    let i = vol_slot(&pool.vols, src).ok_or(bad)?;
+    let mut t = pool.vols.get(i).and_then(|v| v.table).ok_or(bad)?;
+    let c = t.clone_root(&mut pool.nodes, new)?;
+    if let Some(v) = pool.vols.get_mut(i) {
+        v.table = Some(t);
+    }
+    let slot = slots::free_for(&pool.vols, new).ok_or(Error::NoSpace)?;
+    if let Some(e) = pool.vols.get_mut(slot) {
+        *e = VolEntry {
+            id: new,
+            flags: v.flags,
+            name: v.name,
+            table: Some(c),
+            ck_copy_of: Some(src),
             ..VolEntry::default()
         };
     }

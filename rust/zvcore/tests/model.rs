@@ -55,7 +55,7 @@ fn model_random_ops_with_crashes() {
         "model: {} ops in {:?}: writes {} reads {} discards {} flushes {} checkpoints {} gc batches {} (races {}) \
          crashes {} (mid-metadata {}) vol ops {} (snapshots {} clones {} rollbacks {} promotes {} deletes {} read-only refusals {}) \
          write failures {} enospc {} fallbacks {} replayed journal blocks {} checkpoint retries {} \
-         checkpoints in steps {} (operations between steps {}) delta checkpoints {} (loaded by recoveries {}; with volume operations {}, loaded {}) \
+         checkpoints in steps {} (operations between steps {}) delta checkpoints {} (loaded by recoveries {}; with volume operations {}, loaded {}; copies {}) \
          members added {} (busy {}) evacuations {} (cancelled {}, refused for space {}) migrations {} \
          space rules set {} (writes refused {})",
         sum(|s| s.ops),
@@ -87,6 +87,7 @@ fn model_random_ops_with_crashes() {
         sum(|s| s.deltas_loaded),
         sum(|s| s.volume_deltas),
         sum(|s| s.volume_deltas_loaded),
+        sum(|s| s.delta_copies),
         sum(|s| s.member_adds),
         sum(|s| s.member_busy),
         sum(|s| s.evacuations),
@@ -103,6 +104,10 @@ fn model_random_ops_with_crashes() {
     assert!(
         sum(|s| s.volume_deltas) > 0 && sum(|s| s.volume_deltas_loaded) > 0,
         "no delta checkpoint carried volume operations, or none was loaded by a recovery"
+    );
+    assert!(
+        sum(|s| s.delta_copies) > 0,
+        "no snapshot or clone stored as a copy in a delta"
     );
     assert!(
         sum(|s| s.stepped) > 0 && sum(|s| s.between_steps) > 0,

@@ -262,6 +262,8 @@ pub struct Stats {
     pub deltas_loaded: u64,
     pub volume_deltas: u64,
     pub volume_deltas_loaded: u64,
+    /// Snapshots and clones written as copies in those deltas.
+    pub delta_copies: u64,
     /// Members added to the running pool, and adds refused as busy.
     pub member_adds: u64,
     pub member_busy: u64,
@@ -290,6 +292,7 @@ pub struct World {
     /// Delta checkpoints the pool reported when last looked at.
     pub seen_deltas: u64,
     pub seen_volume_deltas: u64,
+    pub seen_delta_copies: u64,
     /// The model does not know the blocks' contents (a pool adopted from
     /// unknown metadata): no read checks.
     pub blind: bool,
@@ -462,6 +465,7 @@ impl World {
             in_ckpt: false,
             seen_deltas: 0,
             seen_volume_deltas: 0,
+            seen_delta_copies: 0,
             blind: false,
             fill_pct: 45,
             seed,
@@ -513,6 +517,7 @@ impl World {
                 deltas_loaded: 0,
                 volume_deltas: 0,
                 volume_deltas_loaded: 0,
+                delta_copies: 0,
                 member_adds: 0,
                 member_busy: 0,
                 evacuations: 0,
@@ -1527,6 +1532,7 @@ impl World {
         self.st.volume_deltas_loaded += u64::from(asm.volume_deltas);
         self.seen_deltas = 0;
         self.seen_volume_deltas = 0;
+        self.seen_delta_copies = 0;
         if asm.fell_back {
             self.st.fallbacks += 1;
         }
@@ -1760,6 +1766,9 @@ impl World {
         let v = self.pool_ref().stats().volume_deltas;
         self.st.volume_deltas += v.saturating_sub(self.seen_volume_deltas);
         self.seen_volume_deltas = v;
+        let c = self.pool_ref().stats().delta_copies;
+        self.st.delta_copies += c.saturating_sub(self.seen_delta_copies);
+        self.seen_delta_copies = c;
     }
 
     pub fn checkpoint_now(&mut self) {
