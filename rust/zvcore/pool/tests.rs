@@ -750,13 +750,12 @@ fn meta_commit(p: &mut TestPool, scratch: &mut [u8]) -> (Result<u64>, Vec<Op>) {
     (r, ops)
 }
 
+/// A commit of [`meta_fill`]'s caller: the flush's result and operations.
+type MetaCommit<'a> = dyn FnMut(&mut TestPool) -> (Result<u64>, Vec<Op>) + 'a;
+
 /// Isolated blocks of volume 1 (one extent each) from `lba` on until a
 /// write is refused (`None`) or a commit is (its operations).
-fn meta_fill(
-    p: &mut TestPool,
-    lba: &mut u64,
-    commit: &mut dyn FnMut(&mut TestPool) -> (Result<u64>, Vec<Op>),
-) -> Option<Vec<Op>> {
+fn meta_fill(p: &mut TestPool, lba: &mut u64, commit: &mut MetaCommit<'_>) -> Option<Vec<Op>> {
     while *lba < 30_000 {
         let plan = match p.write_begin(1, *lba, 1, Stream::UserHot) {
             Ok(plan) => plan,
