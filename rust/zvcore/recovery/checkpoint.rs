@@ -140,6 +140,8 @@ where
     let mut current: Option<usize> = None;
     let vol_deltas = h.delta.is_some() && pool.sb.incompat & INCOMPAT_DELTA_VOLUMES != 0;
     let mut vd = VolDelta::None;
+    // The delta's volume records began (its redefinitions come before).
+    let mut listed = false;
     loop {
         let idx = cr.next_index();
         if idx >= cap {
@@ -201,7 +203,7 @@ where
                             vol_delta_copy(pool, new, src)?;
                         }
                     }
-                    section::REDEFINED if vol_deltas => {
+                    section::REDEFINED if vol_deltas && !listed => {
                         while r.remaining() > 0 {
                             if let Some(i) = vol_slot(&pool.vols, r.get_u32()?) {
                                 pool.apply_delete(i)?;
@@ -209,6 +211,7 @@ where
                         }
                     }
                     section::VOLUMES if vd == VolDelta::Open => {
+                        listed = true;
                         while r.remaining() > 0 {
                             let (id, flags, size, name) = decode_vol_record(&mut r)?;
                             vol_delta_keep(pool, id, flags, size, name)?;
