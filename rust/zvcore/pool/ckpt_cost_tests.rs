@@ -182,6 +182,19 @@ fn checkpoint_cost_report() {
     }
 }
 
+/// Checkpoints until a full one begins a chain that deltas extend (the
+/// deltas of what came before may have reached its size).
+fn new_chain(p: &mut TestPool, scratch: &mut [u8]) {
+    checkpoint(p, scratch);
+    for _ in 0..100 {
+        if p.stats().delta_blocks == 0 && p.chain.open {
+            return;
+        }
+        checkpoint(p, scratch);
+    }
+    panic!("no chain");
+}
+
 /// Blocks of the full image, and of the checkpoint after a snapshot, a
 /// clone of it (written to) and a new volume, on a pool with a volume
 /// of `mapped_gib` GiB mapped in extents of `extent` blocks (fragmented),
@@ -213,15 +226,7 @@ fn volume_ops_cost(mapped_gib: u64, extent: u64, volume_deltas: bool) -> (u64, u
         }
     }
     commit(&mut p, &mut scratch);
-    // Checkpoints until a full one begins a chain (the deltas of the fill
-    // reached its size).
-    checkpoint(&mut p, &mut scratch);
-    for _ in 0..100 {
-        if p.stats().delta_blocks == 0 && p.chain.open {
-            break;
-        }
-        checkpoint(&mut p, &mut scratch);
-    }
+    new_chain(&mut p, &mut scratch);
     let full = p.stats().checkpoint_blocks;
     let before = p.stats();
     p.snap_create(1, 2, b"big@daily").unwrap();
@@ -294,13 +299,7 @@ fn a_delete_near_the_metadata_limit_checkpoints_in_full() {
             write(&mut p, &mut scratch, i * 37 % 100_000, 1);
         }
         commit(&mut p, &mut scratch);
-        checkpoint(&mut p, &mut scratch);
-        for _ in 0..100 {
-            if p.stats().delta_blocks == 0 && p.chain.open {
-                break;
-            }
-            checkpoint(&mut p, &mut scratch);
-        }
+        new_chain(&mut p, &mut scratch);
         p.meta_low = low;
         let before = p.stats();
         p.vol_delete(1).unwrap();

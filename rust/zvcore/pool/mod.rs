@@ -34,6 +34,7 @@ use super::map::{BlockTable, MapExtent, NodeStore};
 use super::sparse::RefMap;
 
 mod checkpoint;
+mod delta_vols;
 mod gc;
 mod io;
 mod journal;

@@ -15,13 +15,12 @@ use super::super::format::layout::{checkpoint_block_addr, checkpoint_capacity};
 use super::super::format::rules::{RuleRecord, RULES};
 use super::super::format::sharing::{decode_record, ShareRecord};
 use super::super::format::{
-    CheckpointHeader, Record, Superblock, VolName, INCOMPAT_DELTA_CHECKPOINTS,
-    INCOMPAT_DELTA_VOLUMES,
+    CheckpointHeader, Record, Superblock, INCOMPAT_DELTA_CHECKPOINTS, INCOMPAT_DELTA_VOLUMES,
 };
 use super::super::geom::{DeviceGeometry, MAX_DEVICES};
-use super::super::map::{decode_chunk, BlockTable, NodeStore};
+use super::super::map::{decode_chunk, NodeStore};
 use super::super::pool::quota::SpaceRules;
-use super::super::pool::{decode_vol_record, slots, Pool, VolEntry, NO_SLOT};
+use super::super::pool::{decode_vol_record, Pool, VolEntry, NO_SLOT};
 use super::{apply_record, read_pool, vol_slot, MetaReader};
 
 /// Loads the chain of full checkpoint `h` into the (empty) volume table:
@@ -167,9 +166,9 @@ where
                 // A volume table without records: every volume is gone.
                 if apply && vol_table && vd != VolDelta::Swept {
                     if vd == VolDelta::None {
-                        vol_delta_open(pool);
+                        pool.delta_vols_open();
                     }
-                    vol_delta_sweep(pool)?;
+                    pool.delta_vols_sweep()?;
                 }
                 // The next delta changes the tables this one redefined.
                 if apply {
@@ -186,12 +185,12 @@ where
                 if vol_deltas {
                     let vols = matches!(kind, section::REDEFINED | section::VOLUMES);
                     if vols && vd == VolDelta::None {
-                        vol_delta_open(pool);
+                        pool.delta_vols_open();
                         vd = VolDelta::Open;
                     } else if vols && vd == VolDelta::Swept {
                         return Err(Error::Corrupt("checkpoint: volume section out of order"));
                     } else if !vols && vd == VolDelta::Open {
-                        vol_delta_sweep(pool)?;
+                        pool.delta_vols_sweep()?;
                         vd = VolDelta::Swept;
                     }
                 }
@@ -200,7 +199,7 @@ where
                         while r.remaining() > 0 {
                             let new = r.get_u32()?;
                             let src = r.get_u32()?;
-                            vol_delta_copy(pool, new, src)?;
+                            pool.delta_vol_copy(new, src)?;
                         }
                     }
                     section::REDEFINED if vol_deltas && !listed => {
@@ -214,7 +213,7 @@ where
                         listed = true;
                         while r.remaining() > 0 {
                             let (id, flags, size, name) = decode_vol_record(&mut r)?;
-                            vol_delta_keep(pool, id, flags, size, name)?;
+                            pool.delta_vol_keep(id, flags, size, name)?;
                         }
                     }
                     section::VOLUMES if h.delta.is_none() => {
@@ -223,18 +222,7 @@ where
                             if vol_slot(&pool.vols, id).is_some() {
                                 return Err(Error::Corrupt("checkpoint: duplicate volume"));
                             }
-                            let t = BlockTable::new(id, size)
-                                .map_err(|_| Error::BadField("volume size"))?;
-                            let slot = slots::free_for(&pool.vols, id).ok_or(Error::NoSpace)?;
-                            if let Some(v) = pool.vols.get_mut(slot) {
-                                *v = VolEntry {
-                                    id,
-                                    flags,
-                                    name,
-                                    table: Some(t),
-                                    ..VolEntry::default()
-                                };
-                            }
+                            pool.load_volume(id, flags, size, name)?;
                         }
                     }
                     section::BLOCK_TABLE if h.delta.is_none() || vd == VolDelta::Swept => {
@@ -423,157 +411,4 @@ where
             Ok(())
         }
     }
-}
-
-/// A delta's volume table begins: no volume is marked as staying yet.
-fn vol_delta_open<G, Z, E, V, R, N, D, S>(pool: &mut Pool<G, Z, E, V, R, N, D, S>)
-where
-    G: Deref<Target = [DeviceGeometry]>,
-    Z: DerefMut<Target = [ZoneInfo]>,
-    E: DerefMut<Target = [u64]>,
-    V: DerefMut<Target = [VolEntry]>,
-    R: DerefMut<Target = [Record]>,
-    N: NodeStore,
-    D: DerefMut<Target = [DevState]>,
-    S: DerefMut<Target = Superblock>,
-{
-    for v in pool.vols.iter_mut() {
-        v.ck_done = false;
-    }
-}
-
-/// Volume record `id` of a delta's volume table: a volume loaded so far
-/// stays as it is (the record must describe it unchanged: what changes a
-/// volume's size redefines it); another one is created empty and marked
-/// redefined (its table follows whole or against a base).
-fn vol_delta_keep<G, Z, E, V, R, N, D, S>(
-    pool: &mut Pool<G, Z, E, V, R, N, D, S>,
-    id: u32,
-    flags: u32,
-    size: u64,
-    name: VolName,
-) -> Result<()>
-where
-    G: Deref<Target = [DeviceGeometry]>,
-    Z: DerefMut<Target = [ZoneInfo]>,
-    E: DerefMut<Target = [u64]>,
-    V: DerefMut<Target = [VolEntry]>,
-    R: DerefMut<Target = [Record]>,
-    N: NodeStore,
-    D: DerefMut<Target = [DevState]>,
-    S: DerefMut<Target = Superblock>,
-{
-    if let Some(i) = vol_slot(&pool.vols, id) {
-        let v = pool.vols.get_mut(i).ok_or(Error::Corrupt("volume"))?;
-        // A copy takes its flags and name from its record.
-        let copy = v.ck_copy_of.is_some();
-        let same = (copy || (v.flags == flags && v.name == name))
-            && v.table.map(|t| t.size()) == Some(size);
-        if v.ck_done || !same {
-            return Err(Error::Corrupt(
-                "checkpoint: delta changes a volume it keeps",
-            ));
-        }
-        v.flags = flags;
-        v.name = name;
-        v.ck_done = true;
-        return Ok(());
-    }
-    let t = BlockTable::new(id, size).map_err(|_| Error::BadField("volume size"))?;
-    let slot = slots::free_for(&pool.vols, id).ok_or(Error::NoSpace)?;
-    if let Some(v) = pool.vols.get_mut(slot) {
-        *v = VolEntry {
-            id,
-            flags,
-            name,
-            table: Some(t),
-            ck_done: true,
-            ck_new: true,
-            ..VolEntry::default()
-        };
-    }
-    Ok(())
-}
-
-/// Copy record of a delta: volume `new` starts as a copy of volume `src`
-/// as loaded so far (an older volume of id `new` is deleted first; the
-/// volume table that follows gives its flags and name).
-fn vol_delta_copy<G, Z, E, V, R, N, D, S>(
-    pool: &mut Pool<G, Z, E, V, R, N, D, S>,
-    new: u32,
-    src: u32,
-) -> Result<()>
-where
-    G: Deref<Target = [DeviceGeometry]>,
-    Z: DerefMut<Target = [ZoneInfo]>,
-    E: DerefMut<Target = [u64]>,
-    V: DerefMut<Target = [VolEntry]>,
-    R: DerefMut<Target = [Record]>,
-    N: NodeStore,
-    D: DerefMut<Target = [DevState]>,
-    S: DerefMut<Target = Superblock>,
-{
-    let bad = Error::Corrupt("checkpoint: copy of an unknown volume");
-    let i = vol_slot(&pool.vols, src).ok_or(bad)?;
-    let v = *pool.vols.get(i).ok_or(bad)?;
-    // The source is a volume of the chain's image, not a copy made here.
-    if new == src || v.ck_copy_of.is_some() {
-        return Err(bad);
-    }
-    if let Some(j) = vol_slot(&pool.vols, new) {
-        if pool.vols.get(j).is_some_and(|w| w.ck_copy_of.is_some()) {
-            return Err(Error::Corrupt("checkpoint: volume copied twice"));
-        }
-        pool.apply_delete(j)?;
-    }
-    let i = vol_slot(&pool.vols, src).ok_or(bad)?;
-    let mut t = pool.vols.get(i).and_then(|v| v.table).ok_or(bad)?;
-    let c = t.clone_root(&mut pool.nodes, new)?;
-    if let Some(v) = pool.vols.get_mut(i) {
-        v.table = Some(t);
-    }
-    let slot = slots::free_for(&pool.vols, new).ok_or(Error::NoSpace)?;
-    if let Some(e) = pool.vols.get_mut(slot) {
-        *e = VolEntry {
-            id: new,
-            flags: v.flags,
-            name: v.name,
-            table: Some(c),
-            ck_copy_of: Some(src),
-            ..VolEntry::default()
-        };
-    }
-    Ok(())
-}
-
-/// The end of a delta's volume table: the volumes it does not list are
-/// deleted; links and space rules are cleared (the delta holds them all).
-fn vol_delta_sweep<G, Z, E, V, R, N, D, S>(pool: &mut Pool<G, Z, E, V, R, N, D, S>) -> Result<()>
-where
-    G: Deref<Target = [DeviceGeometry]>,
-    Z: DerefMut<Target = [ZoneInfo]>,
-    E: DerefMut<Target = [u64]>,
-    V: DerefMut<Target = [VolEntry]>,
-    R: DerefMut<Target = [Record]>,
-    N: NodeStore,
-    D: DerefMut<Target = [DevState]>,
-    S: DerefMut<Target = Superblock>,
-{
-    for i in 0..pool.vols.len() {
-        if pool
-            .vols
-            .get(i)
-            .is_some_and(|v| v.table.is_some() && !v.ck_done)
-        {
-            pool.apply_delete(i)?;
-        }
-    }
-    for v in pool.vols.iter_mut().filter(|v| v.table.is_some()) {
-        v.ck_done = false;
-        v.origin = None;
-        v.parent = None;
-        v.quota = 0;
-        v.reserve = 0;
-    }
-    Ok(())
 }

@@ -1,0 +1,153 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Loading the volume records of a checkpoint, and of a delta checkpoint
+//! that carries volume operations (feature `INCOMPAT_DELTA_VOLUMES`,
+//! `format::checkpoint::section::REDEFINED`): the copies it starts with,
+//! the volume table that keeps, creates and (by omission) deletes
+//! volumes, and the checks that a delta redefines only what it says it
+//! does. Assembly only (`recovery::checkpoint`).
+
+use core::ops::{Deref, DerefMut};
+
+use super::super::alloc::{DevState, ZoneInfo};
+use super::super::error::{Error, Result};
+use super::super::format::{Record, Superblock, VolName};
+use super::super::geom::DeviceGeometry;
+use super::super::map::{BlockTable, NodeStore};
+use super::{slots, Pool, VolEntry};
+
+impl<G, Z, E, V, R, N, D, S> Pool<G, Z, E, V, R, N, D, S>
+where
+    G: Deref<Target = [DeviceGeometry]>,
+    Z: DerefMut<Target = [ZoneInfo]>,
+    E: DerefMut<Target = [u64]>,
+    V: DerefMut<Target = [VolEntry]>,
+    R: DerefMut<Target = [Record]>,
+    N: NodeStore,
+    D: DerefMut<Target = [DevState]>,
+    S: DerefMut<Target = Superblock>,
+{
+    /// Copy record of a delta: volume `new` starts as a copy of volume
+    /// `src` as loaded so far (an older volume of id `new` is deleted
+    /// first; the volume table that follows gives its flags and name).
+    pub(in super::super) fn delta_vol_copy(&mut self, new: u32, src: u32) -> Result<()> {
+        let bad = Error::Corrupt("checkpoint: copy of an unknown volume");
+        let i = slots::find(&self.vols, src).ok_or(bad)?;
+        let v = *self.vols.get(i).ok_or(bad)?;
+        // The source is a volume of the chain's image, not a copy made here.
+        if new == src || v.ck_copy_of.is_some() {
+            return Err(bad);
+        }
+        if let Some(j) = slots::find(&self.vols, new) {
+            if self.vols.get(j).is_some_and(|w| w.ck_copy_of.is_some()) {
+                return Err(Error::Corrupt("checkpoint: volume copied twice"));
+            }
+            self.apply_delete(j)?;
+        }
+        let i = slots::find(&self.vols, src).ok_or(bad)?;
+        let mut t = self.vols.get(i).and_then(|v| v.table).ok_or(bad)?;
+        let c = t.clone_root(&mut self.nodes, new)?;
+        if let Some(v) = self.vols.get_mut(i) {
+            v.table = Some(t);
+        }
+        let slot = slots::free_for(&self.vols, new).ok_or(Error::NoSpace)?;
+        if let Some(e) = self.vols.get_mut(slot) {
+            *e = VolEntry {
+                id: new,
+                flags: v.flags,
+                name: v.name,
+                table: Some(c),
+                ck_copy_of: Some(src),
+                ..VolEntry::default()
+            };
+        }
+        Ok(())
+    }
+
+    /// A delta's volume table begins: no volume is marked as staying yet.
+    pub(in super::super) fn delta_vols_open(&mut self) {
+        for v in self.vols.iter_mut() {
+            v.ck_done = false;
+        }
+    }
+
+    /// Volume record `id` of a delta's volume table: a volume loaded so far
+    /// stays as it is (the record must describe it unchanged, but for the
+    /// flags and name of a copy: what changes a volume's size redefines
+    /// it); another one is created empty and marked redefined (its table
+    /// follows whole or against a base).
+    pub(in super::super) fn delta_vol_keep(
+        &mut self,
+        id: u32,
+        flags: u32,
+        size: u64,
+        name: VolName,
+    ) -> Result<()> {
+        if let Some(i) = slots::find(&self.vols, id) {
+            let v = self.vols.get_mut(i).ok_or(Error::Corrupt("volume"))?;
+            let copy = v.ck_copy_of.is_some();
+            let same = (copy || (v.flags == flags && v.name == name))
+                && v.table.map(|t| t.size()) == Some(size);
+            if v.ck_done || !same {
+                return Err(Error::Corrupt(
+                    "checkpoint: delta changes a volume it keeps",
+                ));
+            }
+            v.flags = flags;
+            v.name = name;
+            v.ck_done = true;
+            return Ok(());
+        }
+        let slot = self.load_volume(id, flags, size, name)?;
+        if let Some(v) = self.vols.get_mut(slot) {
+            v.ck_done = true;
+            v.ck_new = true;
+        }
+        Ok(())
+    }
+
+    /// A volume record of a checkpoint: volume `id` created empty (its
+    /// table follows). Returns its slot.
+    pub(in super::super) fn load_volume(
+        &mut self,
+        id: u32,
+        flags: u32,
+        size: u64,
+        name: VolName,
+    ) -> Result<usize> {
+        let t = BlockTable::new(id, size).map_err(|_| Error::BadField("volume size"))?;
+        let slot = slots::free_for(&self.vols, id).ok_or(Error::NoSpace)?;
+        if let Some(v) = self.vols.get_mut(slot) {
+            *v = VolEntry {
+                id,
+                flags,
+                name,
+                table: Some(t),
+                ..VolEntry::default()
+            };
+        }
+        Ok(slot)
+    }
+
+    /// The end of a delta's volume table: the volumes it does not list are
+    /// deleted; links and space rules are cleared (the delta holds them
+    /// all).
+    pub(in super::super) fn delta_vols_sweep(&mut self) -> Result<()> {
+        for i in 0..self.vols.len() {
+            if self
+                .vols
+                .get(i)
+                .is_some_and(|v| v.table.is_some() && !v.ck_done)
+            {
+                self.apply_delete(i)?;
+            }
+        }
+        for v in self.vols.iter_mut().filter(|v| v.table.is_some()) {
+            v.ck_done = false;
+            v.origin = None;
+            v.parent = None;
+            v.quota = 0;
+            v.reserve = 0;
+        }
+        Ok(())
+    }
+}
