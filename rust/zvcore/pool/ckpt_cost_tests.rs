@@ -40,6 +40,44 @@ fn write(p: &mut TestPool, scratch: &mut [u8], lba: u64, n: u64) {
     assert_eq!(p.write_end(&plan, &addrs).unwrap(), plan.nblocks);
 }
 
+/// Which extent of `n` to write `k`th: in order, or (`fragmented`) the
+/// even ones first, then the odd ones, so that no two consecutive extents
+/// are contiguous on the media.
+fn extent_order(k: u64, n: u64, fragmented: bool) -> u64 {
+    if !fragmented {
+        k
+    } else if k < n.div_ceil(2) {
+        2 * k
+    } else {
+        2 * (k - n.div_ceil(2)) + 1
+    }
+}
+
+/// A pool of 1 GiB zones (incompat features `clear` cleared, snapshots
+/// possible, a checkpoint every 8 full journal blocks: about 1,300
+/// records) whose volume 1 of `mapped_gib` GiB is mapped in extents of
+/// `extent` blocks (see [`extent_order`]), committed; and a scratch.
+fn mapped_pool(mapped_gib: u64, extent: u64, fragmented: bool, clear: u64) -> (TestPool, Vec<u8>) {
+    let zones = (mapped_gib * 2 + 64) as u32;
+    let mut p = one_member_pool(zones, GIB, usize::MAX);
+    p.nodes.sharing = true;
+    p.sb.incompat &= !clear;
+    p.sb.checkpoint_interval = 8;
+    let mut scratch = vec![0u8; 2 * BLOCK_SIZE];
+    let size = mapped_gib * GIB;
+    p.vol_create(1, b"big", size, 0).unwrap();
+    let n = size / extent;
+    for k in 0..n {
+        let i = extent_order(k, n, fragmented);
+        write(&mut p, &mut scratch, i * extent, extent);
+        if k % 64 == 63 {
+            commit(&mut p, &mut scratch);
+        }
+    }
+    commit(&mut p, &mut scratch);
+    (p, scratch)
+}
+
 /// What one run measured.
 #[derive(Debug)]
 struct Cost {
@@ -65,35 +103,13 @@ fn run(
     per_commit: u64,
     deltas: bool,
 ) -> Cost {
-    let zones = (mapped_gib * 2 + 64) as u32;
-    let mut p = one_member_pool(zones, GIB, usize::MAX);
-    if !deltas {
-        p.sb.incompat &= !INCOMPAT_DELTA_CHECKPOINTS;
-    }
-    // A checkpoint every 8 full journal blocks (about 1,300 records).
-    p.sb.checkpoint_interval = 8;
-    let mut scratch = vec![0u8; 2 * BLOCK_SIZE];
+    let clear = if deltas {
+        0
+    } else {
+        INCOMPAT_DELTA_CHECKPOINTS
+    };
+    let (mut p, mut scratch) = mapped_pool(mapped_gib, extent, fragmented, clear);
     let size = mapped_gib * GIB;
-    p.vol_create(1, b"big", size, 0).unwrap();
-    let n = size / extent;
-    let mut k = 0;
-    while k < n {
-        // Fragmented: even extents first, then odd ones, so that no two
-        // consecutive extents are contiguous on the media.
-        let i = if !fragmented {
-            k
-        } else if k < n.div_ceil(2) {
-            2 * k
-        } else {
-            2 * (k - n.div_ceil(2)) + 1
-        };
-        write(&mut p, &mut scratch, i * extent, extent);
-        k += 1;
-        if k % 64 == 0 {
-            commit(&mut p, &mut scratch);
-        }
-    }
-    commit(&mut p, &mut scratch);
     checkpoint(&mut p, &mut scratch);
     checkpoint(&mut p, &mut scratch);
     let full_blocks = p.stats().checkpoint_blocks;
@@ -201,31 +217,12 @@ fn new_chain(p: &mut TestPool, scratch: &mut [u8]) {
 /// with volume operations in deltas or not; and whether that checkpoint
 /// was a delta.
 fn volume_ops_cost(mapped_gib: u64, extent: u64, volume_deltas: bool) -> (u64, u64, bool) {
-    let zones = (mapped_gib * 2 + 64) as u32;
-    let mut p = one_member_pool(zones, GIB, usize::MAX);
-    // Snapshots share table nodes.
-    p.nodes.sharing = true;
-    if !volume_deltas {
-        p.sb.incompat &= !INCOMPAT_DELTA_VOLUMES;
-    }
-    p.sb.checkpoint_interval = 8;
-    let mut scratch = vec![0u8; 2 * BLOCK_SIZE];
-    let size = mapped_gib * GIB;
-    p.vol_create(1, b"big", size, 0).unwrap();
-    let n = size / extent;
-    for k in 0..n {
-        // Even extents, then odd ones: none contiguous on the media.
-        let i = if k < n.div_ceil(2) {
-            2 * k
-        } else {
-            2 * (k - n.div_ceil(2)) + 1
-        };
-        write(&mut p, &mut scratch, i * extent, extent);
-        if k % 64 == 63 {
-            commit(&mut p, &mut scratch);
-        }
-    }
-    commit(&mut p, &mut scratch);
+    let clear = if volume_deltas {
+        0
+    } else {
+        INCOMPAT_DELTA_VOLUMES
+    };
+    let (mut p, mut scratch) = mapped_pool(mapped_gib, extent, true, clear);
     new_chain(&mut p, &mut scratch);
     let full = p.stats().checkpoint_blocks;
     let before = p.stats();
