@@ -151,3 +151,69 @@ where
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::one_member_pool;
+    use super::*;
+
+    fn name(s: &[u8]) -> VolName {
+        VolName::new(s).unwrap()
+    }
+
+    /// A kept volume must be listed once and unchanged (a copy may take
+    /// other flags and name); one not listed is deleted at the sweep; an
+    /// unknown one is created empty, redefined.
+    #[test]
+    fn a_delta_volume_table_keeps_only_what_it_lists_unchanged() {
+        let mut p = one_member_pool(16, 64, 256);
+        p.vol_create(1, b"a", 100, 0).unwrap();
+        p.vol_create(2, b"b", 50, 0).unwrap();
+        p.delta_vols_open();
+        assert_eq!(
+            p.delta_vol_keep(1, 0, 101, name(b"a")),
+            Err(Error::Corrupt(
+                "checkpoint: delta changes a volume it keeps"
+            ))
+        );
+        assert!(p.delta_vol_keep(1, 0, 100, name(b"other")).is_err());
+        p.delta_vol_keep(1, 0, 100, name(b"a")).unwrap();
+        assert!(
+            p.delta_vol_keep(1, 0, 100, name(b"a")).is_err(),
+            "listed twice"
+        );
+        p.delta_vol_keep(3, 0, 10, name(b"c")).unwrap();
+        assert!(p.volume(3).is_some_and(|v| v.ck_new));
+        p.delta_vols_sweep().unwrap();
+        assert!(p.volume(2).is_none(), "not listed: deleted");
+        assert!(p.volume(1).is_some() && p.volume(3).is_some());
+    }
+
+    /// A copy starts as its source's table, replaces an older volume of
+    /// its id, takes flags and name from the volume table; a copy of a
+    /// copy, a volume copied twice and an unknown source are refused.
+    #[test]
+    fn a_delta_copy_clones_its_source_once() {
+        let mut p = one_member_pool(16, 64, 256);
+        p.nodes.sharing = true;
+        p.vol_create(1, b"a", 100, 0).unwrap();
+        p.vol_create(2, b"old", 7, 0).unwrap();
+        let bad = Err(Error::Corrupt("checkpoint: copy of an unknown volume"));
+        assert_eq!(p.delta_vol_copy(5, 9), bad);
+        assert_eq!(p.delta_vol_copy(1, 1), bad);
+        p.delta_vol_copy(2, 1).unwrap();
+        let c = *p.volume(2).unwrap();
+        assert_eq!(c.table.map(|t| t.size()), Some(100), "the source's table");
+        assert_eq!(c.ck_copy_of, Some(1));
+        assert_eq!(p.delta_vol_copy(3, 2), bad, "a copy of a copy");
+        assert_eq!(
+            p.delta_vol_copy(2, 1),
+            Err(Error::Corrupt("checkpoint: volume copied twice"))
+        );
+        p.delta_vols_open();
+        p.delta_vol_keep(1, 0, 100, name(b"a")).unwrap();
+        p.delta_vol_keep(2, 1, 100, name(b"a@s")).unwrap();
+        let c = *p.volume(2).unwrap();
+        assert_eq!((c.flags, c.name), (1, name(b"a@s")));
+    }
+}
