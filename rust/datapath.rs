@@ -128,20 +128,23 @@ pub(crate) fn end_plan(
             }
         }
     }
+    let ooms = e.nodes().oom_count();
     let end = e.write_end(plan, &addrs);
     if r.is_ok() {
-        r = end.map(|_| ()).map_err(|err| table_err(e, err));
+        r = end.map(|_| ()).map_err(|err| table_err(e, err, ooms));
     }
     (r, failed)
 }
 
 /// The errno of a block-table update that failed with `err`: a node
-/// allocation that failed for want of memory is `ENOMEM` (the request is
-/// requeued and retried, see [`crate::volume::end_request`]), not the
-/// `NoSpace` the core reports for it and for the table memory limit.
-/// Called under the engine lock, right after the update.
-pub(crate) fn table_err(e: &Engine, err: CoreError) -> Error {
-    if matches!(err, CoreError::NoSpace) && e.nodes().out_of_memory() {
+/// allocation that failed for want of memory during the update (the
+/// store's count of such failures is no longer `ooms`, its value before)
+/// is `ENOMEM` (the request is requeued and retried, see
+/// [`crate::volume::end_request`]), not the `NoSpace` the core reports for
+/// it and for the table memory limit. Called under the engine lock, right
+/// after the update.
+pub(crate) fn table_err(e: &Engine, err: CoreError, ooms: u64) -> Error {
+    if matches!(err, CoreError::NoSpace) && e.nodes().oom_count() != ooms {
         return ENOMEM;
     }
     core_err(err)
@@ -523,16 +526,18 @@ impl ActivePool {
     pub(crate) fn discard(&self, vol: u32, offset: u64, bytes: u64) -> Result {
         let _noio = NoIo::enter();
         let mut st = self.state.lock();
+        let mut ooms = st.engine.nodes().oom_count();
         let mut r = st.engine.discard(vol, offset / BS, bytes / BS);
         if let Err(CoreError::Busy) = r {
             // The record queue is full: commit, then unmap.
             drop(st);
             self.commit()?;
             st = self.state.lock();
+            ooms = st.engine.nodes().oom_count();
             r = st.engine.discard(vol, offset / BS, bytes / BS);
         }
         // Live data went down: the space level may too.
         self.note_levels(&st.engine);
-        r.map_err(|e| table_err(&st.engine, e))
+        r.map_err(|e| table_err(&st.engine, e, ooms))
     }
 }

@@ -183,9 +183,10 @@ pub(crate) struct KNodes {
     free_head: u32,
     ids: u32,
     live: usize,
-    /// The last allocation failed for want of memory (not by the budget):
-    /// the caller retries later (`ENOMEM`) instead of failing (`ENOSPC`).
-    oom: bool,
+    /// Allocations that failed for want of memory (not by the budget):
+    /// a caller whose update failed with `NoSpace` while this count grew
+    /// retries later (`ENOMEM`) instead of failing (`ENOSPC`).
+    ooms: u64,
     budget: Arc<TableBudget>,
     /// The pool's name, for the budget's log line.
     pool: CString,
@@ -203,7 +204,7 @@ impl KNodes {
             free_head: NO_ID,
             ids: 0,
             live: 0,
-            oom: false,
+            ooms: 0,
             budget,
             pool: CString::try_from_fmt(fmt!("{}", pool))?,
             cur: 0,
@@ -218,10 +219,12 @@ impl KNodes {
         self.live
     }
 
-    /// Whether the last allocation failed for want of memory rather than
-    /// by the table memory limit (the core reports both as `NoSpace`).
-    pub(crate) fn out_of_memory(&self) -> bool {
-        self.oom
+    /// Allocations of this store that failed for want of memory rather
+    /// than by the table memory limit (the core reports both as
+    /// `NoSpace`): compared before and after an update, since one update
+    /// may allocate again after a failure (the next extent of a write).
+    pub(crate) fn oom_count(&self) -> u64 {
+        self.ooms
     }
 
     /// Bytes this store holds: the nodes, the chunks of slots and the
@@ -301,12 +304,11 @@ impl NodeStore for KNodes {
             } else {
                 0
             };
-        self.oom = false;
         if !self.budget.admit(&self.pool, more) {
             return None;
         }
         let Some((node, id)) = self.new_node() else {
-            self.oom = true;
+            self.ooms = self.ooms.wrapping_add(1);
             self.budget.failed.fetch_add(1, Ordering::Relaxed);
             return None;
         };
