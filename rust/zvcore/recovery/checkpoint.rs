@@ -141,6 +141,8 @@ where
     let mut vd = VolDelta::None;
     // The delta's volume records began (its redefinitions come before).
     let mut listed = false;
+    // Number and rank of the last section of a volume delta seen.
+    let mut order: Option<(u16, u8)> = None;
     loop {
         let idx = cr.next_index();
         if idx >= cap {
@@ -180,8 +182,23 @@ where
                 return Ok((idx.saturating_add(1), vol_table));
             }
             CheckpointItem::Data { .. } if !apply => {}
-            CheckpointItem::Data { kind, data, .. } => {
+            CheckpointItem::Data {
+                section: num,
+                kind,
+                data,
+            } => {
                 let mut r = Reader::new(data);
+                if vol_deltas && order.is_none_or(|(n, _)| n != num) {
+                    // Each section once, in the writer's order: a copy is
+                    // of its source before this delta's changes, changes
+                    // come after the volume table, tables after changes.
+                    if let Some(rank) = vol_delta_rank(kind) {
+                        if order.is_some_and(|(_, last)| rank <= last) {
+                            return Err(Error::Corrupt("checkpoint: volume section out of order"));
+                        }
+                        order = Some((num, rank));
+                    }
+                }
                 if vol_deltas {
                     let vols = matches!(kind, section::REDEFINED | section::VOLUMES);
                     if vols && vd == VolDelta::None {
@@ -205,6 +222,12 @@ where
                     section::REDEFINED if vol_deltas && !listed => {
                         while r.remaining() > 0 {
                             if let Some(i) = vol_slot(&pool.vols, r.get_u32()?) {
+                                // The writer never redefines a copy: that
+                                // would drop it, leaving what follows (an
+                                // empty table) in its place.
+                                if pool.vols.get(i).is_some_and(|v| v.ck_copy_of.is_some()) {
+                                    return Err(Error::Corrupt("checkpoint: copy redefined"));
+                                }
                                 pool.apply_delete(i)?;
                             }
                         }
@@ -316,6 +339,22 @@ where
             }
         }
     }
+}
+
+/// The place of section `kind` in a delta that carries the volume table
+/// (`on-disk-format.md` §5, "Volume operations in a delta"); `None` for
+/// kinds a delta may not hold.
+fn vol_delta_rank(kind: u32) -> Option<u8> {
+    Some(match kind {
+        section::COPIES => 0,
+        section::REDEFINED => 1,
+        section::VOLUMES => 2,
+        section::CHANGES => 3,
+        section::BLOCK_TABLE => 4,
+        section::SHARING => 5,
+        RULES => 6,
+        _ => return None,
+    })
 }
 
 /// Applies one record of the checkpoint's sharing section (see
