@@ -18,6 +18,7 @@ use zvcore::pool::{
 use zvcore::recovery::{recover, MetaReader};
 use zvcore::verify::{bitmap_words, verify, Problem};
 
+pub mod ckpt_edit;
 mod members;
 pub use members::*;
 
