@@ -1,0 +1,211 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Power cuts and recovery of the world's pool, and pools adopted from
+//! unknown metadata.
+
+use super::*;
+
+impl World {
+    pub fn crash_and_recover(&mut self) {
+        self.crash();
+        self.recover_pool();
+    }
+
+    /// A power cut: the engine is gone, each device loses what it had not
+    /// made durable.
+    pub fn crash(&mut self) {
+        self.st.crashes += 1;
+        self.inflight.clear();
+        self.resets.clear();
+        self.pool = None;
+        let mut rng = self.rng.clone();
+        for d in self.devs.iter_mut() {
+            d.crash(&mut rng);
+        }
+        self.rng = rng;
+    }
+
+    /// Assembles the pool from the world's devices, given in a random
+    /// order: the engine, the assembly report, the zones to finish and the
+    /// order.
+    #[allow(clippy::type_complexity)]
+    pub fn try_recover(
+        &mut self,
+    ) -> Result<(P, zvcore::recovery::Assembly, Vec<u32>, Vec<usize>), Error> {
+        // Present the devices in a random order.
+        let n = self.devs.len();
+        let mut order: Vec<usize> = (0..n).collect();
+        for i in (1..n).rev() {
+            let j = self.rng.below(i as u64 + 1) as usize;
+            order.swap(i, j);
+        }
+        // As the devices report themselves: the pool's metadata zones come
+        // from its superblock.
+        let geoms: Vec<DeviceGeometry> = order
+            .iter()
+            .map(|&i| DeviceGeometry {
+                meta_zones: META_ZONES_PER_DEV,
+                ..self.geoms[i]
+            })
+            .collect();
+        let mut cfg = PoolConfig::default_for(n as u16);
+        cfg.use_append = self.rng.pct(70);
+        // Half the time placement by lifetime, which the default applies
+        // only to members larger than the model's.
+        if self.rng.pct(50) {
+            cfg.separate_min_zones = 0;
+        }
+        let mut to_finish = Vec::new();
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let r = {
+            let mut rd = Reader {
+                devs: &self.devs,
+                order: &order,
+            };
+            recover(
+                geoms,
+                &mut rd,
+                cfg,
+                storage_with(&self.geoms, self.vol_slots, self.nodes),
+                &mut scratch,
+                &mut |z| to_finish.push(z),
+                None,
+            )
+        };
+        self.scratch = scratch;
+        r.map(|(p, a)| (p, a, to_finish, order))
+    }
+
+    pub fn recover_pool(&mut self) {
+        // A device being added when the power went, still without the
+        // pool's superblock, is not one of its devices (a scan would not
+        // find it).
+        while self.devs.len() > 1 && !self.has_pool_sb(self.devs.len() - 1) {
+            self.drop_last_device();
+        }
+        let n = self.devs.len();
+        let (pool, asm, to_finish, order) = self
+            .try_recover()
+            .unwrap_or_else(|e| panic!("recovery failed: {e:?}"));
+        // A crash (any unflushed write lost, commits torn anywhere) is never
+        // damage: only a torn tail, which assembles without refusal.
+        assert_eq!(asm.damage, None, "damage reported after a crash");
+        assert!(asm.commit_blocks, "new pools write commit groups");
+        self.st.torn_blocks += asm.torn_blocks;
+        for m in 0..n {
+            assert_eq!(order[asm.dev_of_member[m] as usize], m, "member mapping");
+        }
+        self.st.replayed += asm.replayed_blocks;
+        self.st.deltas_loaded += u64::from(asm.delta_checkpoints);
+        self.st.volume_deltas_loaded += u64::from(asm.volume_deltas);
+        self.seen_deltas = 0;
+        self.seen_volume_deltas = 0;
+        self.seen_delta_copies = 0;
+        if asm.fell_back {
+            self.st.fallbacks += 1;
+        }
+        for z in to_finish {
+            let (d, local) = self.zone_loc(z);
+            self.devs[d]
+                .finish(local)
+                .unwrap_or_else(|e| panic!("finish after recovery {z}: {e:?}"));
+        }
+        self.pool = Some(pool);
+        self.run_verify("after recovery");
+        // Check every block against the model.
+        let ids: Vec<(u32, u64)> = self
+            .vols
+            .iter()
+            .map(|v| (v.id, v.blocks.len() as u64))
+            .collect();
+        for (id, size) in ids {
+            let got = self
+                .read_range(id, 0, size)
+                .unwrap_or_else(|e| panic!("after recovery: {e}"));
+            let v = self.vols.iter_mut().find(|v| v.id == id).unwrap();
+            for (lba, ver) in got.into_iter().enumerate() {
+                let b = &mut v.blocks[lba];
+                let ok = ver == b.durable || b.hist.iter().any(|(_, h)| *h == ver);
+                assert!(
+                    ok,
+                    "after recovery vol {id} lba {lba}: read version {ver}, durable {} candidates {:?}",
+                    b.durable,
+                    b.hist.iter().map(|h| h.1).collect::<Vec<_>>()
+                );
+                *b = BlockModel {
+                    cur: ver,
+                    durable: ver,
+                    hist: Vec::new(),
+                };
+            }
+        }
+        // Volumes the pool has but the model does not (or vice versa) would
+        // be a bug: volume operations are committed at once.
+        let pv: Vec<u32> = self
+            .pool()
+            .volumes()
+            .iter()
+            .filter(|v| v.table.is_some())
+            .map(|v| v.id)
+            .collect();
+        assert_eq!(pv.len(), self.vols.len(), "volume set after recovery");
+        for v in &self.vols {
+            assert_eq!(
+                self.pool_ref().space_rules(v.id),
+                Some(v.rules),
+                "space rules of volume {} after recovery",
+                v.id
+            );
+        }
+        self.dirty.clear();
+        // The engine needs a checkpoint before journalling again.
+        while !self.commit(true) {}
+    }
+
+    /// Like [`Self::adopt`] without any commit (a read-only or rewound
+    /// pool the caller inspects first).
+    pub fn adopt_raw(&mut self, pool: P) {
+        self.pool = Some(pool);
+        let p = self.pool.take().unwrap();
+        self.adopt_model(&p);
+        self.pool = Some(p);
+    }
+
+    /// Takes over a pool assembled from unknown (e.g. corrupted) metadata:
+    /// the model gets its volumes with unknown contents. Writes the
+    /// post-recovery checkpoint.
+    pub fn adopt(&mut self, pool: P) {
+        self.adopt_model(&pool);
+        self.pool = Some(pool);
+        while !self.commit(false) {}
+    }
+
+    fn adopt_model(&mut self, pool: &P) {
+        self.blind = true;
+        self.inflight.clear();
+        self.resets.clear();
+        self.dirty.clear();
+        self.vols = pool
+            .volumes()
+            .iter()
+            .filter_map(|v| {
+                v.table.map(|t| VolModel {
+                    id: v.id,
+                    blocks: vec![BlockModel::default(); t.size().min(1 << 20) as usize],
+                    ro: v.read_only(),
+                    origin: v.origin,
+                    rules: SpaceRules {
+                        quota: v.quota,
+                        reserve: v.reserve,
+                    },
+                })
+            })
+            .collect();
+        self.next_vol = self
+            .vols
+            .iter()
+            .map(|v| v.id)
+            .max()
+            .unwrap_or(0)
+            .saturating_add(1);
+    }
+}

@@ -1,0 +1,407 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The world's writes, discards, zone maintenance and GC, and their
+//! completions in the reference model.
+
+use super::store::FAIL_ONE_IN;
+use super::*;
+
+impl World {
+    // ---- model commit helpers --------------------------------------------
+
+    pub fn complete(&mut self, vol: u32, lba: u64, ver: u64) {
+        self.completions += 1;
+        let c = self.completions;
+        if let Some(v) = self.vols.iter_mut().find(|v| v.id == vol) {
+            if let Some(b) = v.blocks.get_mut(lba as usize) {
+                b.cur = ver;
+                b.hist.push((c, ver));
+                self.dirty.insert((vol, lba));
+            }
+        }
+    }
+
+    /// Everything completed up to completion index `upto` is committed.
+    pub fn committed(&mut self, upto: u64) {
+        let dirty: Vec<(u32, u64)> = self.dirty.iter().copied().collect();
+        for (vol, lba) in dirty {
+            let Some(v) = self.vols.iter_mut().find(|v| v.id == vol) else {
+                self.dirty.remove(&(vol, lba));
+                continue;
+            };
+            let Some(b) = v.blocks.get_mut(lba as usize) else {
+                self.dirty.remove(&(vol, lba));
+                continue;
+            };
+            if let Some(&(_, ver)) = b.hist.iter().rev().find(|(i, _)| *i <= upto) {
+                b.durable = ver;
+            }
+            b.hist.retain(|(i, _)| *i > upto);
+            if b.hist.is_empty() {
+                self.dirty.remove(&(vol, lba));
+            }
+        }
+    }
+
+    // ---- operations ---------------------------------------------------------
+
+    pub fn pick_vol(&mut self) -> Option<(u32, u64)> {
+        if self.vols.is_empty() {
+            return None;
+        }
+        let v = &self.vols[self.rng.below(self.vols.len() as u64) as usize];
+        Some((v.id, v.blocks.len() as u64))
+    }
+
+    /// A random writable volume (a snapshot now and then: the engine must
+    /// refuse to write it).
+    pub fn pick_writable(&mut self) -> Option<(u32, u64)> {
+        let (vol, size) = self.pick_vol()?;
+        let ro = self.vols.iter().any(|v| v.id == vol && v.ro);
+        if !ro {
+            return Some((vol, size));
+        }
+        if size > 0 && self.rng.pct(10) {
+            let p = self.pool();
+            assert_eq!(
+                p.write_begin(vol, 0, 1, Stream::UserHot).err(),
+                Some(Error::ReadOnly),
+                "write to snapshot {vol}"
+            );
+            assert_eq!(p.discard(vol, 0, 1).err(), Some(Error::ReadOnly));
+            self.st.ro_refused += 1;
+        }
+        let w: Vec<(u32, u64)> = self
+            .vols
+            .iter()
+            .filter(|v| !v.ro)
+            .map(|v| (v.id, v.blocks.len() as u64))
+            .collect();
+        if w.is_empty() {
+            return None;
+        }
+        Some(w[self.rng.below(w.len() as u64) as usize])
+    }
+
+    pub fn do_write(&mut self) {
+        let Some((vol, size)) = self.pick_writable() else {
+            return;
+        };
+        if size == 0 {
+            return;
+        }
+        let n = self.rng.range(1, 8.min(size));
+        let lba = self.rng.below(size - n + 1);
+        let stream = if self.rng.pct(20) {
+            Stream::UserCold
+        } else {
+            Stream::UserHot
+        };
+        let mut plan = None;
+        for attempt in 0..4 {
+            match self.pool().write_begin(vol, lba, n, stream) {
+                Ok(p) => {
+                    plan = Some(p);
+                    break;
+                }
+                // Busy: record queue full, or free zones only on members
+                // at their open/active limits; NoSpace: no free zone.
+                // Either way: commit, reset what is reclaimable, collect.
+                Err(Error::Quota) | Err(Error::Reserved) => {
+                    self.st.rule_refusals += 1;
+                    break;
+                }
+                Err(Error::Busy) | Err(Error::NoSpace) if self.in_ckpt => break,
+                Err(Error::Busy) | Err(Error::NoSpace) => {
+                    self.complete_all();
+                    self.gc_until_free(attempt);
+                }
+                Err(e) => panic!("write_begin: {e:?}"),
+            }
+        }
+        let Some(plan) = plan else {
+            self.st.enospc += 1;
+            return;
+        };
+        self.st.writes += 1;
+        let mut addrs = Vec::new();
+        let mut vers = Vec::new();
+        let mut failed = false;
+        for ext in plan.extents() {
+            let mut data = vec![0u8; BS * ext.len as usize];
+            for k in 0..ext.len {
+                self.ver += 1;
+                vers.push(self.ver);
+                fill_block(
+                    &mut data[k as usize * BS..(k as usize + 1) * BS],
+                    vol,
+                    lba + ext.off + k,
+                    self.ver,
+                );
+            }
+            let (d, off) = self.loc(ext.addr);
+            let inject = self.rng.below(400) == 0;
+            if inject {
+                self.devs[d].fail_writes = 1;
+            }
+            let r = if ext.append {
+                let (_, local) = self.zone_loc(ext.zone);
+                self.devs[d].append(local, &data).map(|a| a + self.bases[d])
+            } else {
+                self.devs[d].write(off, &data).map(|_| ext.addr)
+            };
+            match r {
+                Ok(a) => addrs.push(Some(a)),
+                Err(SimErr::Injected) => {
+                    failed = true;
+                    addrs.push(None);
+                }
+                Err(e) => panic!(
+                    "data write of extent {ext:?}: {e:?}\n{}",
+                    self.active_zones(d)
+                ),
+            }
+        }
+        if failed {
+            // Complete at once: the zone is closed for writing before anything
+            // else is allocated in it.
+            self.st.write_failures += 1;
+            self.end_write(&plan, &addrs, &vers);
+            if !self.in_ckpt {
+                self.maintenance();
+            }
+            return;
+        }
+        self.inflight.push(InFlight { plan, addrs, vers });
+        if self.inflight.len() > 6 || self.rng.pct(60) {
+            self.complete_some();
+        }
+    }
+
+    pub fn record_completion(&mut self, plan: &WritePlan, addrs: &[Option<u64>], vers: &[u64]) {
+        let mut k = 0usize;
+        for (i, ext) in plan.extents().iter().enumerate() {
+            for j in 0..ext.len {
+                if addrs[i].is_some() {
+                    self.complete(plan.vol, plan.lba + ext.off + j, vers[k]);
+                }
+                k += 1;
+            }
+        }
+    }
+
+    pub fn complete_one(&mut self, i: usize) {
+        let w = self.inflight.swap_remove(i);
+        self.end_write(&w.plan, &w.addrs, &w.vers);
+    }
+
+    /// `write_end` of a completed write, with node allocations failing
+    /// (one in `nomem_one_in`) as the kernel's can. A table update that
+    /// fails for want of memory leaves each extent mapped or not (the
+    /// others are unaffected and the failed ones keep their old blocks);
+    /// the kernel then writes the request again, which the model sees as
+    /// a later write.
+    pub fn end_write(&mut self, plan: &WritePlan, addrs: &[Option<u64>], vers: &[u64]) {
+        FAIL_ONE_IN.set(self.nomem_one_in);
+        let r = self.pool().write_end(plan, addrs);
+        FAIL_ONE_IN.set(0);
+        match r {
+            Ok(_) => self.record_completion(plan, addrs, vers),
+            Err(Error::NoSpace) if self.nomem_one_in > 0 => {
+                self.st.nomem += 1;
+                let mut k = 0usize;
+                for (i, ext) in plan.extents().iter().enumerate() {
+                    let n = ext.len as usize;
+                    let lba = plan.lba + ext.off;
+                    if addrs[i].is_some() {
+                        let got = self
+                            .read_range(plan.vol, lba, ext.len)
+                            .unwrap_or_else(|e| panic!("read after a failed table update: {e}"));
+                        if got[..] == vers[k..k + n] {
+                            for j in 0..n {
+                                self.complete(plan.vol, lba + j as u64, vers[k + j]);
+                            }
+                        }
+                    }
+                    k += n;
+                }
+                // The request again (its blocks as a new write).
+                let (vol, lba, n) = (plan.vol, plan.lba, plan.nblocks);
+                if self.vols.iter().any(|v| v.id == vol && !v.ro) {
+                    self.write_exact(vol, lba, n);
+                }
+            }
+            Err(e) => panic!("write_end of volume {}: {e:?}", plan.vol),
+        }
+    }
+
+    pub fn complete_some(&mut self) {
+        let n = self.rng.range(1, self.inflight.len().max(1) as u64);
+        for _ in 0..n {
+            if self.inflight.is_empty() {
+                break;
+            }
+            let i = self.rng.below(self.inflight.len() as u64) as usize;
+            self.complete_one(i);
+        }
+    }
+
+    pub fn complete_all(&mut self) {
+        while !self.inflight.is_empty() {
+            let i = self.rng.below(self.inflight.len() as u64) as usize;
+            self.complete_one(i);
+        }
+    }
+
+    pub fn do_discard(&mut self) {
+        let Some((vol, size)) = self.pick_writable() else {
+            return;
+        };
+        if size == 0 {
+            return;
+        }
+        let n = self.rng.range(1, 32.min(size));
+        let lba = self.rng.below(size - n + 1);
+        match self.pool().discard(vol, lba, n) {
+            Ok(()) => {}
+            Err(Error::Busy) => return,
+            Err(e) => panic!("discard: {e:?}"),
+        }
+        self.st.discards += 1;
+        for k in 0..n {
+            self.complete(vol, lba + k, 0);
+        }
+    }
+
+    /// Zone maintenance as the kernel does it: resets planned, done later
+    /// (other operations run in between: nothing may be allocated in or
+    /// read from a zone being reset), then ended.
+    pub fn maintenance(&mut self) {
+        if !self.resets.is_empty() && self.rng.pct(50) {
+            self.end_resets();
+            return;
+        }
+        let mut ops = Vec::new();
+        let max = if self.rng.pct(30) {
+            u32::MAX
+        } else {
+            self.rng.below(4) as u32 + 1
+        };
+        self.pool()
+            .maintenance_plan(
+                &mut |op| {
+                    ops.push(own(op));
+                    Ok(())
+                },
+                max,
+            )
+            .expect("maintenance");
+        // Finishes now, resets later.
+        let (resets, now): (Vec<OwnedOp>, Vec<OwnedOp>) =
+            ops.into_iter().partition(|o| o.kind == 1);
+        assert!(self.exec(&now, None));
+        self.resets.extend(resets.iter().map(|o| o.zone));
+    }
+
+    /// Performs the planned zone resets and ends them in the engine.
+    pub fn end_resets(&mut self) {
+        for z in std::mem::take(&mut self.resets) {
+            let (d, local) = self.zone_loc(z);
+            self.devs[d]
+                .reset(local)
+                .unwrap_or_else(|e| panic!("zone reset of {z}: {e:?}"));
+            self.pool().reset_end(z, true).expect("reset_end");
+        }
+    }
+
+    /// One GC batch; user writes may race with it.
+    pub fn gc_batch(&mut self) -> usize {
+        let mut items = [RelocItem::default(); 8];
+        let n = match self.pool().gc_begin(&mut items) {
+            Ok(n) => n,
+            Err(Error::Busy) | Err(Error::NoSpace) => return 0,
+            Err(e) => panic!("gc_begin: {e:?}"),
+        };
+        if n == 0 {
+            return 0;
+        }
+        self.st.gc_batches += 1;
+        let mut addrs = Vec::new();
+        let mut buf = vec![0u8; BS];
+        for it in &items[..n] {
+            let mut data = Vec::with_capacity(it.src.len as usize * BS);
+            for k in 0..it.src.len {
+                let (d, off) = self.loc(it.src.addr + k);
+                self.devs[d]
+                    .read(off, &mut buf)
+                    .unwrap_or_else(|e| panic!("gc read {it:?}: {e:?}"));
+                data.extend_from_slice(&buf);
+            }
+            let (d, off) = self.loc(it.dst.addr);
+            let r = if it.dst.append {
+                let (_, local) = self.zone_loc(it.dst.zone);
+                self.devs[d].append(local, &data).map(|a| a + self.bases[d])
+            } else {
+                self.devs[d].write(off, &data).map(|_| it.dst.addr)
+            };
+            addrs.push(Some(r.unwrap_or_else(|e| panic!("gc write {it:?}: {e:?}"))));
+        }
+        // Race: user overwrites of relocated blocks before the GC completes.
+        if self.rng.pct(30) {
+            let it = items[self.rng.below(n as u64) as usize];
+            self.st.gc_races += 1;
+            self.write_exact(it.src.vol, it.src.lba, it.src.len.min(4));
+        }
+        self.pool().gc_end(&items[..n], &addrs).expect("gc_end");
+        n
+    }
+
+    /// A user write of exactly this range, completed at once (refusals
+    /// ignored).
+    pub fn write_exact(&mut self, vol: u32, lba: u64, n: u64) {
+        let _ = self.write_checked(vol, lba, n);
+    }
+
+    /// A user write of this range (or the part one plan covers), completed
+    /// at once; the blocks planned, or why the write was refused.
+    pub fn write_checked(&mut self, vol: u32, lba: u64, n: u64) -> Result<u64, Error> {
+        let plan = self.pool().write_begin(vol, lba, n, Stream::UserHot)?;
+        let mut addrs = Vec::new();
+        let mut vers = Vec::new();
+        for ext in plan.extents() {
+            let mut data = vec![0u8; BS * ext.len as usize];
+            for k in 0..ext.len {
+                self.ver += 1;
+                vers.push(self.ver);
+                fill_block(
+                    &mut data[k as usize * BS..(k as usize + 1) * BS],
+                    vol,
+                    lba + ext.off + k,
+                    self.ver,
+                );
+            }
+            let (d, off) = self.loc(ext.addr);
+            let r = if ext.append {
+                let (_, local) = self.zone_loc(ext.zone);
+                self.devs[d].append(local, &data).map(|a| a + self.bases[d])
+            } else {
+                self.devs[d].write(off, &data).map(|_| ext.addr)
+            };
+            addrs.push(Some(r.unwrap_or_else(|e| panic!("write: {e:?}"))));
+        }
+        self.end_write(&plan, &addrs, &vers);
+        Ok(plan.nblocks)
+    }
+
+    pub fn gc_until_free(&mut self, attempt: usize) {
+        for i in 0..20 + attempt * 20 {
+            self.commit(false);
+            self.maintenance();
+            // Free zones may all be on members at their zone limits: collect
+            // a little anyway.
+            if i >= 2 * attempt && self.pool().free_zones() > 6 {
+                return;
+            }
+            self.gc_batch();
+        }
+    }
+}

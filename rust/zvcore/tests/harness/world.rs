@@ -1,0 +1,441 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The world: simulated devices, the engine and the reference model;
+//! its construction, its geometry and its metadata operations.
+
+use super::*;
+
+pub struct OwnedOp {
+    pub kind: u8, // 0 flush, 1 reset, 2 finish, 3 write
+    pub zone: u32,
+    pub addr: u64,
+    pub data: Vec<u8>,
+}
+
+pub fn own(op: MetaOp<'_>) -> OwnedOp {
+    match op {
+        MetaOp::Flush => OwnedOp {
+            kind: 0,
+            zone: 0,
+            addr: 0,
+            data: Vec::new(),
+        },
+        MetaOp::Reset(z) => OwnedOp {
+            kind: 1,
+            zone: z,
+            addr: 0,
+            data: Vec::new(),
+        },
+        MetaOp::Finish(z) => OwnedOp {
+            kind: 2,
+            zone: z,
+            addr: 0,
+            data: Vec::new(),
+        },
+        MetaOp::Write(a, b) => OwnedOp {
+            kind: 3,
+            zone: 0,
+            addr: a,
+            data: b.to_vec(),
+        },
+    }
+}
+
+pub struct InFlight {
+    pub plan: WritePlan,
+    pub addrs: Vec<Option<u64>>,
+    pub vers: Vec<u64>,
+}
+
+pub struct Stats {
+    pub ckpt_busy: u64,
+    pub ops: u64,
+    pub writes: u64,
+    pub reads: u64,
+    pub discards: u64,
+    pub flushes: u64,
+    pub checkpoints: u64,
+    /// Blocks of the largest checkpoint written.
+    pub max_checkpoint_blocks: u64,
+    pub gc_batches: u64,
+    pub gc_races: u64,
+    pub snapshots: u64,
+    pub clones: u64,
+    pub rollbacks: u64,
+    pub promotes: u64,
+    pub deletes: u64,
+    pub ro_refused: u64,
+    /// Space rules set, and writes they refused.
+    pub rules_set: u64,
+    pub rule_refusals: u64,
+    pub crashes: u64,
+    pub crash_mid_meta: u64,
+    pub vol_ops: u64,
+    pub write_failures: u64,
+    /// Table updates at write completion that failed for want of memory.
+    pub nomem: u64,
+    /// Checkpoints written in steps, and operations run between the steps.
+    pub stepped: u64,
+    pub between_steps: u64,
+    pub enospc: u64,
+    pub fallbacks: u64,
+    pub replayed: u64,
+    pub torn_blocks: u64,
+    /// Delta checkpoints written, and loaded by recoveries; of those,
+    /// deltas that carried volume operations.
+    pub deltas: u64,
+    pub deltas_loaded: u64,
+    pub volume_deltas: u64,
+    pub volume_deltas_loaded: u64,
+    /// Snapshots and clones written as copies in those deltas.
+    pub delta_copies: u64,
+    /// Members added to the running pool, and adds refused as busy.
+    pub member_adds: u64,
+    pub member_busy: u64,
+    /// Evacuations started, cancelled, and refused for want of space.
+    pub evacuations: u64,
+    pub evac_cancels: u64,
+    pub evac_nospace: u64,
+    /// Volume migrations started.
+    pub migrations: u64,
+}
+
+pub struct World {
+    pub fill_pct: u64,
+    /// Volume slots and table nodes of the engine's storage.
+    pub vol_slots: usize,
+    pub nodes: usize,
+    /// One node allocation in N fails at write completion (0: none).
+    pub nomem_one_in: u64,
+    /// Percent of checkpoints written in steps with other operations in
+    /// between (the kernel's way), the others at once.
+    pub stepped_pct: u64,
+    /// Percent of formats whose pools carry volume operations in deltas.
+    pub volume_deltas_pct: u64,
+    /// A checkpoint is being written in steps: nothing may commit.
+    pub in_ckpt: bool,
+    /// Delta checkpoints the pool reported when last looked at.
+    pub seen_deltas: u64,
+    pub seen_volume_deltas: u64,
+    pub seen_delta_copies: u64,
+    /// The model does not know the blocks' contents (a pool adopted from
+    /// unknown metadata): no read checks.
+    pub blind: bool,
+    pub seed: u64,
+    pub rng: Rng,
+    pub geoms: Vec<DeviceGeometry>,
+    pub devs: Vec<SimDev>,
+    pub bases: Vec<u64>,
+    pub zone_first: Vec<u32>,
+    pub pool: Option<P>,
+    pub vols: Vec<VolModel>,
+    pub next_vol: u32,
+    pub ver: u64,
+    pub completions: u64,
+    pub dirty: HashSet<(u32, u64)>,
+    pub inflight: Vec<InFlight>,
+    /// Zone resets planned by `maintenance_plan`, not done yet (the kernel
+    /// does them outside the engine lock while other requests run).
+    pub resets: Vec<u32>,
+    pub scratch: Vec<u8>,
+    pub st: Stats,
+    pub uuid: [u8; 16],
+}
+
+pub fn sim_geom(g: &DeviceGeometry) -> SimGeom {
+    SimGeom {
+        kind: match g.kind {
+            DevKind::Zns => SimKind::Zns,
+            DevKind::Smr => SimKind::Smr,
+            DevKind::Conventional => SimKind::Conventional,
+        },
+        nr_zones: g.nr_zones,
+        zone_blocks: g.zone_blocks,
+        zone_cap: g.zone_cap_blocks,
+        nr_conv: g.nr_conv_zones,
+        max_open: g.max_open,
+        max_active: g.max_active,
+        zone_append: g.zone_append,
+    }
+}
+
+pub fn geometries(rng: &mut Rng) -> Vec<DeviceGeometry> {
+    let zns = DeviceGeometry {
+        kind: DevKind::Zns,
+        nr_zones: 22 + rng.below(6) as u32,
+        zone_blocks: 64,
+        zone_cap_blocks: 40 + rng.below(17),
+        nr_conv_zones: 0,
+        max_open: 4,
+        max_active: 5 + rng.below(3) as u32,
+        zone_append: true,
+        meta_zones: META_ZONES_PER_DEV,
+    };
+    let smr = DeviceGeometry {
+        kind: DevKind::Smr,
+        nr_zones: 22 + rng.below(6) as u32,
+        zone_blocks: 64,
+        zone_cap_blocks: 64,
+        nr_conv_zones: 1 + rng.below(3) as u32,
+        max_open: 0,
+        max_active: 0,
+        zone_append: false,
+        meta_zones: META_ZONES_PER_DEV,
+    };
+    let conv = DeviceGeometry {
+        kind: DevKind::Conventional,
+        nr_zones: 20 + rng.below(8) as u32,
+        zone_blocks: 32,
+        zone_cap_blocks: 32,
+        nr_conv_zones: 0,
+        max_open: 0,
+        max_active: 0,
+        zone_append: false,
+        meta_zones: META_ZONES_PER_DEV,
+    };
+    let mut zns2 = zns;
+    zns2.zone_cap_blocks = 32 + rng.below(33);
+    zns2.max_open = 3;
+    zns2.max_active = 4;
+    // Member 0 holds the journal: every kind gets that role.
+    let mut devs = match rng.below(5) {
+        0 => vec![zns, smr, conv],
+        1 => vec![smr, zns],
+        2 => vec![conv, zns, smr],
+        3 => vec![zns, zns2],
+        _ => vec![zns, conv, smr],
+    };
+    // A third of the pools have checkpoint sets of two zones a member
+    // (the rest one, as every pool formatted before such sets existed).
+    if rng.below(3) == 0 {
+        set_meta_zones(&mut devs, 2);
+    }
+    devs
+}
+
+/// Journal records the engine can queue between commits.
+pub const RECORD_QUEUE: usize = 256;
+
+pub fn storage(geo: &[DeviceGeometry]) -> St {
+    storage_with(geo, 16, 4096)
+}
+
+/// [`storage`] with `vol_slots` volume slots and `nodes` table nodes.
+pub fn storage_with(geo: &[DeviceGeometry], vol_slots: usize, nodes: usize) -> St {
+    let nz: u32 = geo.iter().map(|g| g.nr_zones).sum();
+    PoolStorage {
+        zones: vec![ZoneInfo::default(); nz as usize],
+        zone_epochs: vec![0; nz as usize],
+        vols: vec![VolEntry::default(); vol_slots],
+        records: vec![
+            Record::Unmap {
+                vol: 0,
+                lba: 0,
+                len: 1
+            };
+            RECORD_QUEUE
+        ],
+        nodes: store(nodes),
+        devs: vec![DevState::EMPTY; geo.len()],
+        sb: Box::new(Superblock::EMPTY),
+    }
+}
+
+pub struct Reader<'a> {
+    pub devs: &'a [SimDev],
+    pub order: &'a [usize],
+}
+
+impl MetaReader for Reader<'_> {
+    fn read_block(&mut self, dev: u16, block: u64, buf: &mut [u8]) -> zvcore::error::Result<()> {
+        let d = &self.devs[*self.order.get(dev as usize).ok_or(Error::NotFound)?];
+        d.read(block, &mut buf[..BS]).map_err(|_| Error::Truncated)
+    }
+    fn zone_wp(&mut self, dev: u16, zone: u32) -> zvcore::error::Result<u64> {
+        let d = &self.devs[*self.order.get(dev as usize).ok_or(Error::NotFound)?];
+        let (_, wp) = d.report(zone).ok_or(Error::NotFound)?;
+        Ok(wp - d.zone_start(zone))
+    }
+}
+
+impl World {
+    pub fn new(seed: u64) -> World {
+        let mut rng = Rng::new(seed);
+        let geoms = geometries(&mut rng);
+        World::with_geoms(rng, seed, geoms)
+    }
+
+    /// A world of members `geoms` (random ones: [`World::new`]).
+    pub fn with_geoms(rng: Rng, seed: u64, geoms: Vec<DeviceGeometry>) -> World {
+        let mut rng = rng;
+        let devs = geoms.iter().map(|g| SimDev::new(sim_geom(g))).collect();
+        let mut bases = Vec::new();
+        let mut zone_first = Vec::new();
+        let (mut b, mut z) = (0u64, 0u32);
+        for g in &geoms {
+            bases.push(b);
+            zone_first.push(z);
+            b += g.nr_zones as u64 * g.zone_blocks;
+            z += g.nr_zones;
+        }
+        let mut uuid = [0u8; 16];
+        rng.fill(&mut uuid);
+        uuid[0] |= 1;
+        World {
+            vol_slots: 16,
+            nodes: 4096,
+            nomem_one_in: 0,
+            stepped_pct: 50,
+            volume_deltas_pct: 75,
+            in_ckpt: false,
+            seen_deltas: 0,
+            seen_volume_deltas: 0,
+            seen_delta_copies: 0,
+            blind: false,
+            fill_pct: 45,
+            seed,
+            rng,
+            geoms,
+            devs,
+            bases,
+            zone_first,
+            pool: None,
+            vols: Vec::new(),
+            next_vol: 1,
+            ver: 0,
+            completions: 0,
+            dirty: HashSet::new(),
+            inflight: Vec::new(),
+            resets: Vec::new(),
+            scratch: vec![0u8; 2 * BS],
+            st: Stats {
+                rules_set: 0,
+                rule_refusals: 0,
+                max_checkpoint_blocks: 0,
+                ckpt_busy: 0,
+                ops: 0,
+                writes: 0,
+                reads: 0,
+                discards: 0,
+                flushes: 0,
+                checkpoints: 0,
+                gc_batches: 0,
+                gc_races: 0,
+                snapshots: 0,
+                clones: 0,
+                rollbacks: 0,
+                promotes: 0,
+                deletes: 0,
+                ro_refused: 0,
+                crashes: 0,
+                crash_mid_meta: 0,
+                vol_ops: 0,
+                write_failures: 0,
+                nomem: 0,
+                stepped: 0,
+                between_steps: 0,
+                enospc: 0,
+                fallbacks: 0,
+                replayed: 0,
+                torn_blocks: 0,
+                deltas: 0,
+                deltas_loaded: 0,
+                volume_deltas: 0,
+                volume_deltas_loaded: 0,
+                delta_copies: 0,
+                member_adds: 0,
+                member_busy: 0,
+                evacuations: 0,
+                evac_cancels: 0,
+                evac_nospace: 0,
+                migrations: 0,
+            },
+            uuid,
+        }
+    }
+
+    pub fn pool(&mut self) -> &mut P {
+        self.pool.as_mut().expect("pool")
+    }
+
+    pub fn pool_ref(&self) -> &P {
+        self.pool.as_ref().expect("pool")
+    }
+
+    pub fn loc(&self, addr: u64) -> (usize, u64) {
+        let d = self.bases.iter().rposition(|&b| b <= addr).unwrap();
+        (d, addr - self.bases[d])
+    }
+
+    pub fn zone_loc(&self, zone: u32) -> (usize, u32) {
+        let d = self.zone_first.iter().rposition(|&f| f <= zone).unwrap();
+        (d, zone - self.zone_first[d])
+    }
+
+    pub fn data_capacity(&self) -> u64 {
+        PoolGeometry::new(self.geoms.clone())
+            .unwrap()
+            .data_capacity_blocks()
+    }
+
+    /// Executes metadata operations; with `crash_at = Some(k)` stops before
+    /// operation k (returns false).
+    pub fn exec(&mut self, ops: &[OwnedOp], crash_at: Option<usize>) -> bool {
+        for (i, op) in ops.iter().enumerate() {
+            if crash_at == Some(i) {
+                return false;
+            }
+            match op.kind {
+                0 => self.devs.iter_mut().for_each(|d| d.flush()),
+                1 | 2 => {
+                    let (d, local) = self.zone_loc(op.zone);
+                    let r = if op.kind == 1 {
+                        self.devs[d].reset(local)
+                    } else {
+                        self.devs[d].finish(local)
+                    };
+                    r.unwrap_or_else(|e| panic!("zone op {} on zone {}: {e:?}", op.kind, op.zone));
+                }
+                _ => {
+                    let (d, off) = self.loc(op.addr);
+                    self.devs[d]
+                        .write(off, &op.data)
+                        .unwrap_or_else(|e| panic!("meta write at {}: {e:?}", op.addr));
+                }
+            }
+        }
+        true
+    }
+
+    pub fn format(&mut self) {
+        let mut ops = Vec::new();
+        let n = self.geoms.len();
+        let uuids: Vec<[u8; 16]> = (0..n).map(member_uuid).collect();
+        let mut cfg = PoolConfig::default_for(n as u16);
+        cfg.use_append = self.rng.pct(70);
+        // Half the time placement by lifetime, which the default applies
+        // only to members larger than the model's.
+        if self.rng.pct(50) {
+            cfg.separate_min_zones = 0;
+        }
+        // A quarter of the pools in the older format: a full checkpoint
+        // after each volume operation.
+        cfg.volume_deltas = self.rng.pct(self.volume_deltas_pct);
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let pool = Pool::format(
+            self.geoms.clone(),
+            self.uuid,
+            &uuids,
+            cfg,
+            storage_with(&self.geoms, self.vol_slots, self.nodes),
+            &mut scratch,
+            &mut |op| {
+                ops.push(own(op));
+                Ok(())
+            },
+        )
+        .expect("format");
+        self.scratch = scratch;
+        assert!(self.exec(&ops, None));
+        self.pool = Some(pool);
+    }
+}
