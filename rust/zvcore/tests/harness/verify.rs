@@ -137,7 +137,6 @@ impl World {
         }
     }
 
-    /// Writes a checkpoint now.
     /// Member `d`'s zones active on the device next to what the allocator
     /// thinks of them (for a failure report).
     pub fn active_zones(&self, d: usize) -> String {
