@@ -93,7 +93,7 @@ _zvpoolctl() {
     "volume import") opts="--quiet --format --follow-backing" args=pools ;;
     "volume export-image") opts="--quiet --format" args=all ;;
     "volume ident") opts="" args=disks ;;
-    "volume export") opts="--nqn --transport --addr --port --host" args=volumes ;;
+    "volume export") opts="--nqn --transport --addr --port --host --no-persist" args=volumes ;;
     "volume unexport") opts="" args=volumes ;;
     "volume exports") opts="--scripted --parsable --columns --json" args=volumes ;;
     "snapshot create") opts="" args=volumes ;;

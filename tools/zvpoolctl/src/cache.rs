@@ -11,6 +11,8 @@
 //! zvpool-cache 1
 //! pool <pool-uuid> <name> <dev-uuid>[,<dev-uuid>...]
 //! limits <pool-uuid> <volume> riops=N wiops=N rbps=N wbps=N quota=N reservation=N
+//! export <pool-uuid> <volume> <nqn> transport=loop [host=<host-nqn>]
+//! export <pool-uuid> <volume> <nqn> transport=tcp addr=<addr> port=<port> [host=<host-nqn>]
 //! ```
 //!
 //! `limits` lines (issue 20) hold what `volume set` sets of a volume and
@@ -23,6 +25,17 @@
 //! then refuses the file as another version instead of misreading it;
 //! a file without them stays version 1). Every version is read.
 //!
+//! `export` lines (issue 21) hold the NVMe-oF exports `volume export`
+//! made (nvmet's configfs forgets them at reboot): the volume, the
+//! subsystem NQN, the transport with its address and TCP port, and the one
+//! host NQN allowed to connect (none: any host). One per volume; `volume
+//! unexport` and `volume delete` remove it. Assembly re-creates them once
+//! the pool's volumes are enabled (the volume's identity, hence the
+//! namespace UUID, NGUID and serial, comes from the volume). A file with
+//! `export` lines is `zvpool-cache 4`, whatever else it holds (a tool that
+//! knows versions 1 to 3 refuses it); without them the version is as
+//! above.
+//!
 //! The first line that is not a comment is the version line; then one `pool`
 //! line per pool: its UUID, the name it was last assembled under and its
 //! members' device UUIDs in member order (`-` when they could not be read).
@@ -33,6 +46,7 @@
 //! then renamed over the old one (atomic); a missing directory is created.
 
 use crate::commands::qos::{Kind, Values, N_SETTINGS, SETTINGS};
+use crate::nvmet::plan::{ExportAs, Transport};
 use crate::uuid::{self, Uuid};
 use std::fs;
 use std::io::{self, Write};
@@ -45,6 +59,9 @@ const VERSION_LINE: &str = "zvpool-cache 1";
 const VERSION_LINE_2: &str = "zvpool-cache 2";
 /// The version line of a cache with a quota or a reservation.
 const VERSION_LINE_3: &str = "zvpool-cache 3";
+/// The version line of a cache with `export` lines.
+const VERSION_LINE_4: &str = "zvpool-cache 4";
+const VERSIONS: [&str; 4] = [VERSION_LINE, VERSION_LINE_2, VERSION_LINE_3, VERSION_LINE_4];
 
 /// What `volume set` set of one volume (0: unlimited, none).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,6 +83,14 @@ impl VolLimits {
     }
 }
 
+/// An NVMe-oF export of one volume, re-created at assembly.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VolExport {
+    pub pool: Uuid,
+    pub volume: String,
+    pub export: ExportAs,
+}
+
 /// One pool of the cache.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
@@ -81,6 +106,8 @@ pub struct Cache {
     pub entries: Vec<Entry>,
     /// Volumes with I/O limits or space rules.
     pub limits: Vec<VolLimits>,
+    /// Volumes exported over NVMe-oF.
+    pub exports: Vec<VolExport>,
 }
 
 impl Cache {
@@ -95,25 +122,29 @@ impl Cache {
             }
             let bad = |why: &str| format!("line {}: {why}: {line:?}", i + 1);
             if !version {
-                if ![VERSION_LINE, VERSION_LINE_2, VERSION_LINE_3].contains(&line) {
+                if !VERSIONS.contains(&line) {
                     return Err(bad(
-                        "expected a version line 'zvpool-cache 1' to 'zvpool-cache 3'",
+                        "expected a version line 'zvpool-cache 1' to 'zvpool-cache 4'",
                     ));
                 }
                 version = true;
                 continue;
             }
             let f: Vec<&str> = line.split_whitespace().collect();
-            if f.first() == Some(&"limits") {
-                let l = parse_limits(&f).map_err(|e| bad(&e))?;
-                if c.limits
-                    .iter()
-                    .any(|x| x.pool == l.pool && x.volume == l.volume)
-                {
-                    return Err(bad("a volume's limits recorded twice"));
+            match f.first() {
+                Some(&"limits") => {
+                    let l = parse_limits(&f).map_err(|e| bad(&e))?;
+                    add_once(&mut c.limits, l, |l| (&l.pool, &l.volume), "limits")
+                        .map_err(|e| bad(&e))?;
+                    continue;
                 }
-                c.limits.push(l);
-                continue;
+                Some(&"export") => {
+                    let e = parse_export(&f).map_err(|e| bad(&e))?;
+                    add_once(&mut c.exports, e, |e| (&e.pool, &e.volume), "export")
+                        .map_err(|e| bad(&e))?;
+                    continue;
+                }
+                _ => {}
             }
             let ["pool", u, name, members] = f[..] else {
                 return Err(bad("expected 'pool UUID NAME DEV-UUID,...'"));
@@ -147,7 +178,9 @@ impl Cache {
     }
 
     pub fn render(&self) -> String {
-        let version = if self.limits.iter().any(VolLimits::has_space_rules) {
+        let version = if !self.exports.is_empty() {
+            VERSION_LINE_4
+        } else if self.limits.iter().any(VolLimits::has_space_rules) {
             VERSION_LINE_3
         } else if self.limits.is_empty() {
             VERSION_LINE
@@ -185,7 +218,49 @@ impl Cache {
                 kv.join(" ")
             ));
         }
+        for e in &self.exports {
+            let x = &e.export;
+            s.push_str(&format!(
+                "export {} {} {} transport={}",
+                uuid::format(&e.pool),
+                e.volume,
+                x.nqn,
+                x.transport.trtype()
+            ));
+            if let Transport::Tcp { addr, svcid } = &x.transport {
+                s.push_str(&format!(" addr={addr} port={svcid}"));
+            }
+            if let Some(h) = &x.host {
+                s.push_str(&format!(" host={h}"));
+            }
+            s.push('\n');
+        }
         s
+    }
+
+    /// Records the export of a volume (replacing the one recorded before).
+    /// Whether the cache changed.
+    pub fn record_export(&mut self, e: VolExport) -> bool {
+        let old = self.forget_export(&e.pool, &e.volume);
+        let changed = old.as_ref() != Some(&e);
+        self.exports.push(e);
+        changed
+    }
+
+    /// Forgets the export of volume `volume` of pool `pool`; the one it was.
+    pub fn forget_export(&mut self, pool: &Uuid, volume: &str) -> Option<VolExport> {
+        let i = self
+            .exports
+            .iter()
+            .position(|e| &e.pool == pool && e.volume == volume)?;
+        Some(self.exports.remove(i))
+    }
+
+    /// Forgets everything recorded of volume `volume` of pool `pool` (it
+    /// was deleted): its limits and its export. Whether the cache changed.
+    pub fn forget_volume(&mut self, pool: Uuid, volume: &str) -> bool {
+        let limits = self.set_limits(pool, volume, [0; N_SETTINGS]);
+        self.forget_export(&pool, volume).is_some() || limits
     }
 
     /// The settings recorded for volume `volume` of pool `pool` (all 0 if
@@ -233,6 +308,21 @@ impl Cache {
     }
 }
 
+/// Adds `x`, the `what` of a volume (`key`: its pool and name), to `list`;
+/// `Err` if the volume has one already.
+fn add_once<T>(
+    list: &mut Vec<T>,
+    x: T,
+    key: fn(&T) -> (&Uuid, &str),
+    what: &str,
+) -> Result<(), String> {
+    if list.iter().any(|y| key(y) == key(&x)) {
+        return Err(format!("a volume's {what} recorded twice"));
+    }
+    list.push(x);
+    Ok(())
+}
+
 /// A `limits POOL-UUID VOLUME NAME=N...` line, split in words.
 fn parse_limits(f: &[&str]) -> Result<VolLimits, String> {
     let [_, u, volume, kvs @ ..] = f else {
@@ -255,6 +345,47 @@ fn parse_limits(f: &[&str]) -> Result<VolLimits, String> {
         pool,
         volume: volume.to_string(),
         values,
+    })
+}
+
+/// An `export POOL-UUID VOLUME NQN transport=T [addr=A port=P] [host=H]`
+/// line, split in words.
+fn parse_export(f: &[&str]) -> Result<VolExport, String> {
+    let [_, u, volume, nqn, kvs @ ..] = f else {
+        return Err("expected 'export POOL-UUID VOLUME NQN transport=T...'".into());
+    };
+    let pool = uuid::parse(u).ok_or("invalid pool UUID")?;
+    if crate::commands::check_name("volume", volume, "").is_err() {
+        return Err("invalid volume name".into());
+    }
+    crate::nvmet::check_nqn(nqn)?;
+    let (mut trtype, mut addr, mut port, mut host) = (None, None, None, None);
+    for kv in kvs {
+        let (k, v) = kv.split_once('=').ok_or("expected NAME=VALUE")?;
+        let slot = match k {
+            "transport" => &mut trtype,
+            "addr" => &mut addr,
+            "port" => &mut port,
+            "host" => &mut host,
+            _ => return Err(format!("unknown export setting {k:?}")),
+        };
+        if slot.replace(v).is_some() {
+            return Err(format!("{k} given twice"));
+        }
+    }
+    let trtype = trtype.ok_or("no transport=")?;
+    let transport = Transport::parse(trtype, addr, port)?;
+    if let Some(h) = host {
+        crate::nvmet::check_nqn(h).map_err(|e| format!("host: {e}"))?;
+    }
+    Ok(VolExport {
+        pool,
+        volume: volume.to_string(),
+        export: ExportAs {
+            nqn: nqn.to_string(),
+            transport,
+            host: host.map(str::to_string),
+        },
     })
 }
 
@@ -423,7 +554,7 @@ mod tests {
                 "zvpool-cache 3\nlimits 01010101-0101-0101-0101-010101010101 vm1 refquota=1\n",
                 "line 2: unknown limit",
             ),
-            ("zvpool-cache 4\n", "line 1: expected a version line"),
+            ("zvpool-cache 5\n", "line 1: expected a version line"),
         ] {
             let e = Cache::parse(bad).unwrap_err();
             assert!(e.starts_with(what), "{bad:?}: {e}");
@@ -452,12 +583,140 @@ mod tests {
         );
     }
 
+    fn vol_export(volume: &str, nqn: &str, transport: Transport, host: Option<&str>) -> VolExport {
+        VolExport {
+            pool: [1; 16],
+            volume: volume.into(),
+            export: ExportAs {
+                nqn: nqn.into(),
+                transport,
+                host: host.map(str::to_string),
+            },
+        }
+    }
+
+    /// `export` lines (issue 21): version 4 whatever else the file holds,
+    /// the version before once the last one goes.
+    #[test]
+    fn exports_round_trip_as_version_4() {
+        let mut c = Cache::default();
+        c.upsert(entry(1, "tank"));
+        assert!(c.set_limits([1; 16], "vm1", [200, 0, 0, 0, 0, 0]));
+        let tcp = Transport::Tcp {
+            addr: "fd00::1".into(),
+            svcid: "4421".into(),
+        };
+        let host = "nqn.2014-08.org.nvmexpress:uuid:1b4e28ba-2fa1-11d2-883f-0016d3cca427";
+        assert!(c.record_export(vol_export("vm1", "nqn.x:vm1", tcp.clone(), Some(host))));
+        assert!(!c.record_export(vol_export("vm1", "nqn.x:vm1", tcp, Some(host))));
+        assert!(c.record_export(vol_export("vm2", "nqn.x:vm2", Transport::Loop, None)));
+        let text = c.render();
+        let u = "01010101-0101-0101-0101-010101010101";
+        assert!(
+            text.contains("\nzvpool-cache 4\n")
+                && text.ends_with(&format!(
+                    "\nlimits {u} vm1 riops=200\n\
+                     export {u} vm1 nqn.x:vm1 transport=tcp addr=fd00::1 port=4421 host={host}\n\
+                     export {u} vm2 nqn.x:vm2 transport=loop\n"
+                )),
+            "{text}"
+        );
+        assert_eq!(Cache::parse(&text).unwrap(), c);
+        // Recorded again another way: replaced.
+        assert!(c.record_export(vol_export("vm2", "nqn.x:other", Transport::Loop, None)));
+        assert_eq!(c.exports.len(), 2);
+        assert!(c.render().contains(" vm2 nqn.x:other transport=loop\n"));
+        // Deleted volumes: everything of them goes; without exports the
+        // version of the limits again.
+        assert_eq!(
+            c.forget_export(&[1; 16], "vm2").map(|e| e.export.nqn),
+            Some("nqn.x:other".into())
+        );
+        assert!(c.forget_export(&[1; 16], "vm2").is_none());
+        assert!(c.forget_volume([1; 16], "vm1") && !c.forget_volume([1; 16], "vm1"));
+        assert!(c.exports.is_empty() && c.limits.is_empty());
+        assert!(c.render().contains("\nzvpool-cache 1\n"));
+        // A default port is written out.
+        let e = "zvpool-cache 4\nexport 01010101-0101-0101-0101-010101010101 vm1 nqn.x:a transport=tcp addr=10.0.0.1\n";
+        let c = Cache::parse(e).unwrap();
+        assert!(c.render().ends_with(" addr=10.0.0.1 port=4420\n"));
+        let l = "zvpool-cache 4\nexport 01010101-0101-0101-0101-010101010101";
+        for (bad, what) in [
+            (format!("{l} vm1 nqn.x:a\n"), "line 2: no transport="),
+            (format!("{l} vm1\n"), "line 2: expected 'export"),
+            (
+                format!("{l} vm1 iqn.x transport=loop\n"),
+                "line 2: invalid NQN",
+            ),
+            (
+                format!("{l} v/m nqn.x:a transport=loop\n"),
+                "line 2: invalid volume name",
+            ),
+            (
+                format!("{l} vm1 nqn.x:a transport=rdma\n"),
+                "line 2: unknown transport",
+            ),
+            (
+                format!("{l} vm1 nqn.x:a transport=tcp\n"),
+                "line 2: --transport tcp needs --addr",
+            ),
+            (
+                format!("{l} vm1 nqn.x:a transport=loop port=1\n"),
+                "line 2: --addr and --port",
+            ),
+            (
+                format!("{l} vm1 nqn.x:a transport=tcp addr=a;b\n"),
+                "line 2: invalid --addr",
+            ),
+            (
+                format!("{l} vm1 nqn.x:a transport=loop host=h\n"),
+                "line 2: host: invalid NQN",
+            ),
+            (
+                format!("{l} vm1 nqn.x:a transport=loop mode=1\n"),
+                "line 2: unknown export setting",
+            ),
+            (
+                format!("{l} vm1 nqn.x:a transport=loop transport=loop\n"),
+                "line 2: transport given twice",
+            ),
+            (
+                format!("{l} vm1 nqn.x:a transport=loop\n{}", &l[15..])
+                    + " vm1 nqn.x:b transport=loop\n",
+                "line 3: a volume's export recorded twice",
+            ),
+            (
+                "export 01010101-0101-0101-0101-010101010101 vm1 nqn.x:a transport=loop\n".into(),
+                "line 1: expected a version line",
+            ),
+        ] {
+            let e = Cache::parse(&bad).unwrap_err();
+            assert!(e.starts_with(what), "{bad:?}: {e}");
+        }
+    }
+
+    /// Every version a tool wrote is read; a file with a version this one
+    /// does not know is refused (as older tools refuse version 4).
+    #[test]
+    fn every_version_is_read() {
+        let pool = "pool 01010101-0101-0101-0101-010101010101 tank -\n";
+        let limits = "limits 01010101-0101-0101-0101-010101010101 vm1 riops=1 quota=4096\n";
+        for v in 1..=4 {
+            let c = Cache::parse(&format!("zvpool-cache {v}\n{pool}{limits}")).unwrap();
+            assert_eq!(c.entries.len(), 1, "version {v}");
+            assert_eq!(c.limits_of(&[1; 16], "vm1"), [1, 0, 0, 0, 4096, 0]);
+            assert!(c.render().contains("\nzvpool-cache 3\n"));
+        }
+        let e = Cache::parse(&format!("zvpool-cache 5\n{pool}")).unwrap_err();
+        assert!(e.contains("'zvpool-cache 1' to 'zvpool-cache 4'"), "{e}");
+    }
+
     #[test]
     fn corrupt_text_is_refused_with_the_line() {
         let ok = "# c\n\nzvpool-cache 1\npool 01010101-0101-0101-0101-010101010101 tank -\n";
         assert!(Cache::parse(ok).unwrap().entries[0].members.is_empty());
         for (bad, what) in [
-            ("zvpool-cache 4\n", "line 1: expected a version line"),
+            ("zvpool-cache 5\n", "line 1: expected a version line"),
             ("pool 01010101-0101-0101-0101-010101010101 tank -\n", "line 1: expected a version"),
             ("zvpool-cache 1\npool x tank -\n", "line 2: invalid pool UUID"),
             ("zvpool-cache 1\npool 01010101-0101-0101-0101-010101010101 ta/nk -\n", "line 2: invalid pool name"),

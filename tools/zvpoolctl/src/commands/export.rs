@@ -2,24 +2,28 @@
 //! `zvpoolctl volume export | unexport | exports`: volumes exported as NVMe
 //! namespaces through the kernel's NVMe-oF target (nvmet), configured in
 //! its configfs tree (`crate::nvmet`: the state read, the operations
-//! planned). Nothing is stored elsewhere: nvmet's tree is what is exported
-//! (it does not survive a reboot; exporting again with the same NQN gives
-//! initiators the same identity). Also what other volume commands ask of
-//! exports: `resize` tells initiators the new size, `delete` refuses an
-//! exported volume.
+//! planned). nvmet's tree is what is exported now (`exports` lists it);
+//! it does not survive a reboot, so `export` also records the export in
+//! the pool cache (`cache.rs`, an `export` line; not with `--no-persist`)
+//! and assembly (`pool assemble`, `pool import`) re-creates the exports
+//! recorded for its pool once the volumes are enabled ([`reexport`]: one
+//! that is already in place is kept, one that cannot be made is a warning).
+//! The same NQN and the volume's identity give initiators the same
+//! namespace after every re-export. `unexport` removes the record with the
+//! export. Also what other volume commands ask of exports: `resize` tells
+//! initiators the new size, `delete` refuses an exported volume (and
+//! forgets a recorded one, `qos::forget`).
 
 use super::ident::{self, Ident};
 use super::volume::{active_pool, find};
 use super::{split_volume, Ctx, Verb};
+use crate::cache::{Cache, VolExport};
 use crate::cli::{OptSpec, Parsed, OPT_COLUMNS, OPT_JSON, OPT_PARSABLE, OPT_SCRIPTED};
 use crate::error::{io_text, Error, Failure, OsFail};
-use crate::nvmet::plan::{self, ExportSpec, Op, Transport};
+use crate::nvmet::plan::{self, ExportAs, ExportSpec, Op, Transport};
 use crate::nvmet::{self, State, Tree};
 use crate::output::{Layout, Section, Table, Value};
 use crate::uuid;
-
-/// The NVMe/TCP port when `--port` is not given (IANA's NVMe-oF port).
-pub const DEFAULT_TCP_PORT: &str = "4420";
 
 const OPT_NQN: OptSpec = OptSpec {
     long: "nqn",
@@ -51,10 +55,16 @@ const OPT_HOST: OptSpec = OptSpec {
     value: Some("HOSTNQN"),
     help: "only this host NQN may connect (default: any host)",
 };
+const OPT_NO_PERSIST: OptSpec = OptSpec {
+    long: "no-persist",
+    short: None,
+    value: None,
+    help: "do not record the export in the pool cache: it ends at reboot",
+};
 
 pub const EXPORT: Verb = Verb {
     name: "export",
-    usage: "export --nqn NQN [--transport TRANSPORT] [--addr ADDR] [--port PORT] [--host HOSTNQN] POOL/VOL",
+    usage: "export --nqn NQN [--transport TRANSPORT] [--addr ADDR] [--port PORT] [--host HOSTNQN] [--no-persist] POOL/VOL",
     summary: "export a volume over NVMe-oF (the kernel's nvmet target)",
     help: "Exports the enabled volume VOL as namespace 1 of a new NVMe subsystem NQN\n\
            of the kernel's NVMe-oF target (modules nvmet and nvme-loop or nvmet-tcp).\n\
@@ -62,16 +72,26 @@ pub const EXPORT: Verb = Verb {
            UUID ('volume ident'), NGUID = the same 16 bytes, subsystem serial = the\n\
            volume's serial; the same after every reboot and re-export. Any host may\n\
            connect unless --host names the one that may. With tcp, a port already\n\
-           listening on ADDR:PORT is shared; otherwise a new one is made. Exports\n\
-           live in nvmet's configfs and do not survive a reboot: export again at\n\
-           boot. If a step fails, the steps done are undone in reverse order.\n\
+           listening on ADDR:PORT is shared; otherwise a new one is made. If a step\n\
+           fails, the steps done are undone in reverse order. nvmet forgets its\n\
+           exports at reboot, so the export is recorded in the pool cache (--cache\n\
+           FILE, default /etc/zvpool/zvpool.cache; not with --no-persist, which\n\
+           also forgets one recorded before): assembly ('pool assemble', 'pool\n\
+           import') exports the volume again, the same way, once it is enabled.\n\
            configfs: in /sys/kernel/config/nvmet, mkdir subsystems/NQN;\n\
            attr_allow_any_host <- 1 (or mkdir hosts/HOSTNQN if needed and link it\n\
            into allowed_hosts); attr_serial; mkdir namespaces/1; device_path <-\n\
            /dev/zvpoolN; device_uuid; device_nguid; enable <- 1; mkdir ports/ID and\n\
            addr_trtype, addr_adrfam, addr_traddr, addr_trsvcid (unless a port\n\
            matches); ln -s subsystems/NQN ports/ID/subsystems/NQN.",
-    options: &[OPT_NQN, OPT_TRANSPORT, OPT_ADDR, OPT_PORT, OPT_HOST],
+    options: &[
+        OPT_NQN,
+        OPT_TRANSPORT,
+        OPT_ADDR,
+        OPT_PORT,
+        OPT_HOST,
+        OPT_NO_PERSIST,
+    ],
     min_args: 1,
     max_args: Some(1),
     columns: &[],
@@ -86,7 +106,10 @@ pub const UNEXPORT: Verb = Verb {
            their controller (nvmet deletes it). Undoes 'volume export' in reverse\n\
            order; a port left with no subsystem is removed, host entries stay. A\n\
            subsystem that has other namespaces too (made by hand) keeps them: only\n\
-           the volume's namespace is removed. Fails if the volume is not exported.\n\
+           the volume's namespace is removed. The export recorded in the pool cache\n\
+           is forgotten (assembly no longer re-creates it); fails if the volume is\n\
+           neither exported nor recorded (a recorded export of a volume that is\n\
+           gone is forgotten too).\n\
            If a step fails, the steps done stay done: run it again after fixing\n\
            the cause (it continues from what is left).\n\
            configfs: in /sys/kernel/config/nvmet, rm ports/ID/subsystems/NQN (and\n\
@@ -221,52 +244,8 @@ fn volume_disk(
 
 /// `--transport`, `--addr`, `--port` (usage errors).
 fn transport(p: &Parsed, cmd: &str) -> Result<Transport, Error> {
-    let addr = p.value("addr");
-    let port = p.value("port");
-    match p.value("transport").unwrap_or("loop") {
-        "loop" => {
-            if addr.is_some() || port.is_some() {
-                return Err(Error::usage(
-                    "--addr and --port are for --transport tcp (loop has no address)",
-                    cmd,
-                ));
-            }
-            Ok(Transport::Loop)
-        }
-        "tcp" => {
-            let addr = addr.ok_or_else(|| {
-                Error::usage(
-                    "--transport tcp needs --addr (the address to listen on, e.g. 192.0.2.10)",
-                    cmd,
-                )
-            })?;
-            if addr.is_empty()
-                || addr
-                    .chars()
-                    .any(|c| !(c.is_ascii_hexdigit() || c == '.' || c == ':'))
-            {
-                return Err(Error::usage(
-                    format!("invalid --addr {addr:?}: an IPv4 or IPv6 address"),
-                    cmd,
-                ));
-            }
-            let svcid = port.unwrap_or(DEFAULT_TCP_PORT);
-            if !svcid.parse::<u16>().is_ok_and(|n| n > 0) {
-                return Err(Error::usage(
-                    format!("invalid --port {svcid:?}: a TCP port 1-65535"),
-                    cmd,
-                ));
-            }
-            Ok(Transport::Tcp {
-                addr: addr.to_string(),
-                svcid: svcid.to_string(),
-            })
-        }
-        t => Err(Error::usage(
-            format!("unknown transport {t:?}: loop or tcp"),
-            cmd,
-        )),
-    }
+    let trtype = p.value("transport").unwrap_or("loop");
+    Transport::parse(trtype, p.value("addr"), p.value("port")).map_err(|m| Error::usage(m, cmd))
 }
 
 fn export(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
@@ -280,11 +259,64 @@ fn export(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
     if let Some(h) = host {
         nvmet::check_nqn(h).map_err(|m| Error::usage(format!("--host: {m}"), cmd))?;
     }
-    let transport = transport(p, cmd)?;
+    let how = ExportAs {
+        nqn: nqn.to_string(),
+        transport: transport(p, cmd)?,
+        host: host.map(str::to_string),
+    };
     let what = format!("export volume {pool}/{name}");
-    let (id, disk) = volume_disk(ctx, pool, name, &what)?;
-    let t = tree(ctx, &what)?;
-    let st = read_state(t, &what)?;
+    if let Some(line) = export_volume(ctx, pool, name, &how, &what, false)? {
+        ctx.say(&line);
+    }
+    let persist = !p.flag("no-persist");
+    let r = ctx.update_cache(pool, |c, u| {
+        if persist {
+            c.record_export(VolExport {
+                pool: u,
+                volume: name.to_string(),
+                export: how,
+            })
+        } else {
+            c.forget_export(&u, name).is_some()
+        }
+    });
+    if let Err(e) = r {
+        ctx.warn(&if persist {
+            format!("the export of volume {pool}/{name} is not recorded in the pool cache (it ends at reboot): {e}")
+        } else {
+            format!("an export of volume {pool}/{name} recorded before may still be in the pool cache: {e}")
+        });
+    }
+    Ok(())
+}
+
+/// Exports the enabled volume POOL/NAME as `how` says, with its identity:
+/// `volume export`, and assembly re-creating a recorded export (`keep`:
+/// the same export already in place is kept, `Ok(None)`). The line that
+/// says what was done.
+fn export_volume(
+    ctx: &mut Ctx<'_>,
+    pool: &str,
+    name: &str,
+    how: &ExportAs,
+    what: &str,
+    keep: bool,
+) -> Result<Option<String>, Failure> {
+    let (id, disk) = volume_disk(ctx, pool, name, what)?;
+    let t = tree(ctx, what)?;
+    let st = read_state(t, what)?;
+    let spec = ExportSpec {
+        nqn: how.nqn.clone(),
+        device_path: format!("/dev/{disk}"),
+        uuid: uuid::format(&id.uuid),
+        nguid: uuid::nguid(&id.uuid),
+        serial: uuid::serial(&id.uuid),
+        transport: how.transport.clone(),
+        host: how.host.clone(),
+    };
+    if keep && plan::in_place(&st, &spec) {
+        return Ok(None);
+    }
     if let Some((s, n)) = st.exports_of(&disk).first() {
         return Err(Failure::new(
             what,
@@ -292,20 +324,10 @@ fn export(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
                 "already exported as {} (namespace {}); 'zvpoolctl volume unexport {pool}/{name}' first",
                 s.nqn, n.nsid
             ),
-        )
-        .into());
+        ));
     }
-    let spec = ExportSpec {
-        nqn: nqn.to_string(),
-        device_path: format!("/dev/{disk}"),
-        uuid: uuid::format(&id.uuid),
-        nguid: uuid::nguid(&id.uuid),
-        serial: uuid::serial(&id.uuid),
-        transport,
-        host: host.map(str::to_string),
-    };
-    let ops = plan::export(&st, &spec).map_err(|m| Failure::new(&what, m))?;
-    run_all(ctx, t, &ops, &what)?;
+    let ops = plan::export(&st, &spec).map_err(|m| Failure::new(what, m))?;
+    run_all(ctx, t, &ops, what)?;
     let port = ops
         .iter()
         .rev()
@@ -319,32 +341,113 @@ fn export(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
         Transport::Tcp { addr, svcid } if addr.contains(':') => format!("tcp [{addr}]:{svcid}"),
         Transport::Tcp { addr, svcid } => format!("tcp {addr}:{svcid}"),
     };
-    ctx.say(&format!(
-        "exported volume {pool}/{name} (/dev/{disk}) as {nqn} namespace {} over {via} (nvmet port {port}), uuid {}",
+    Ok(Some(format!(
+        "exported volume {pool}/{name} (/dev/{disk}) as {} namespace {} over {via} (nvmet port {port}), uuid {}",
+        spec.nqn,
         plan::NSID,
         spec.uuid
-    ));
-    Ok(())
+    )))
+}
+
+/// Re-creates the NVMe-oF exports the pool cache records (`records`,
+/// `Ctx::pool_records`) for the volumes of pool `pool`, just assembled
+/// with its volumes enabled. Each export made or kept (already in place)
+/// is said; one that cannot be made is one warning line naming the volume
+/// and the reason, and the assembly stands.
+pub fn reexport(ctx: &mut Ctx<'_>, pool: &str, records: Option<&(uuid::Uuid, Cache)>) {
+    let Some((u, c)) = records else {
+        return;
+    };
+    for e in c.exports.iter().filter(|e| &e.pool == u) {
+        let (vol, nqn) = (&e.volume, &e.export.nqn);
+        let what = format!("re-export volume {pool}/{vol} as {nqn}");
+        match export_volume(ctx, pool, vol, &e.export, &what, true) {
+            Ok(Some(line)) => ctx.say(&line),
+            Ok(None) => ctx.say(&format!(
+                "volume {pool}/{vol} is already exported as {nqn}: kept"
+            )),
+            Err(f) => ctx.warn(&format!("{}: {}", f.what, f.reason)),
+        }
+    }
+}
+
+/// How an enabled volume is exported now.
+struct Exported<'b> {
+    tree: &'b dyn Tree,
+    /// The volume's disk (`zvpool3`).
+    disk: String,
+    /// The (NQN, namespace id) of each namespace that exports it.
+    exports: Vec<(String, String)>,
+}
+
+/// How the enabled volume POOL/NAME is exported now.
+fn exported_now<'b>(
+    ctx: &Ctx<'b>,
+    pool: &str,
+    name: &str,
+    what: &str,
+) -> Result<Exported<'b>, Failure> {
+    let (_, disk) = volume_disk(ctx, pool, name, what)?;
+    let tree = tree(ctx, what)?;
+    let st = read_state(tree, what)?;
+    let exports = st
+        .exports_of(&disk)
+        .iter()
+        .map(|(s, n)| (s.nqn.clone(), n.nsid.clone()))
+        .collect();
+    Ok(Exported {
+        tree,
+        disk,
+        exports,
+    })
+}
+
+/// Forgets the export the pool cache records of volume POOL/NAME (warnings
+/// only); the NQN it had.
+fn forget_record(ctx: &mut Ctx<'_>, pool: &str, name: &str) -> Option<String> {
+    // No UUID: no active pool, nothing of it to reach in the cache.
+    ctx.pool_uuid(pool)?;
+    let mut forgot = None;
+    let r = ctx.update_cache(pool, |c, u| {
+        forgot = c.forget_export(&u, name);
+        forgot.is_some()
+    });
+    if let Err(e) = r {
+        ctx.warn(&format!(
+            "an export of volume {pool}/{name} may still be recorded in the pool cache: {e}"
+        ));
+    }
+    forgot.map(|e| e.export.nqn)
 }
 
 fn unexport(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
     let (pool, name) = split_volume(&p.args[0], "volume unexport")?;
     let what = format!("unexport volume {pool}/{name}");
-    let (_, disk) = volume_disk(ctx, pool, name, &what)?;
-    let t = tree(ctx, &what)?;
-    let st = read_state(t, &what)?;
-    let exports: Vec<(String, String)> = st
-        .exports_of(&disk)
-        .iter()
-        .map(|(s, n)| (s.nqn.clone(), n.nsid.clone()))
-        .collect();
-    if exports.is_empty() {
-        return Err(Failure::new(
-            what,
-            "the volume is not exported over NVMe-oF (see 'zvpoolctl volume exports')",
-        )
-        .into());
-    }
+    let now = exported_now(ctx, pool, name, &what);
+    // Forgotten first: the export is not made again at boot even if its
+    // removal from nvmet fails half-way.
+    let forgot = forget_record(ctx, pool, name);
+    let Exported {
+        tree: t,
+        disk,
+        exports,
+    } = match (now, forgot) {
+        (Ok(now), _) if !now.exports.is_empty() => now,
+        (_, Some(nqn)) => {
+            ctx.say(&format!(
+                "forgot the recorded export of volume {pool}/{name} as {nqn} (it was not exported)"
+            ));
+            return Ok(());
+        }
+        (Err(f), None) => return Err(f.into()),
+        (Ok(_), None) => {
+            return Err(Failure::new(
+                what,
+                "the volume is not exported over NVMe-oF (see 'zvpoolctl volume exports')",
+            )
+            .into())
+        }
+    };
     for (nqn, nsid) in exports {
         // Read again: an earlier export's removal changed the ports.
         let st = read_state(t, &what)?;

@@ -25,6 +25,7 @@ pub mod volume;
 
 use crate::abi::{self, KeyValues};
 use crate::backend::{Backend, Obj};
+use crate::cache::{self, Cache};
 use crate::cli::{OptSpec, Parsed};
 use crate::error::{Error, Failure, OsFail};
 use crate::klog::KernelLog;
@@ -167,6 +168,53 @@ impl Ctx<'_> {
     /// A pool's `status`.
     pub fn status(&self, pool: &Obj) -> Result<KeyValues, Failure> {
         Ok(KeyValues::parse(&self.read(pool, "status")?))
+    }
+
+    /// The pool's UUID (from its status), for the pool cache.
+    pub fn pool_uuid(&self, pool: &str) -> Option<crate::uuid::Uuid> {
+        let st = self.status(&Obj::pool(pool)).ok()?;
+        st.get("uuid").and_then(crate::uuid::parse)
+    }
+
+    /// The pool cache and the UUID of the active pool `pool` whose records
+    /// assembly applies; `None` without a cache file or a UUID, and (with
+    /// a warning) when the cache cannot be read.
+    pub fn pool_records(&mut self, pool: &str) -> Option<(crate::uuid::Uuid, Cache)> {
+        let path = self.cache.clone()?;
+        let u = self.pool_uuid(pool)?;
+        match cache::load(&path) {
+            Ok(c) => Some((u, c?)),
+            Err(e) => {
+                self.warn(&format!(
+                    "the volume I/O limits and NVMe-oF exports of pool {pool} recorded in \
+                     the pool cache are not applied: {e}"
+                ));
+                None
+            }
+        }
+    }
+
+    /// Changes the pool cache: `f` gets it with the UUID of the active pool
+    /// `pool` and says whether it changed it. Without a cache file nothing
+    /// is done; `Err` is the text of a warning (the cache cannot be
+    /// updated never fails a command).
+    pub fn update_cache(
+        &self,
+        pool: &str,
+        f: impl FnOnce(&mut Cache, crate::uuid::Uuid) -> bool,
+    ) -> Result<(), String> {
+        let Some(path) = &self.cache else {
+            return Ok(());
+        };
+        let u = self
+            .pool_uuid(pool)
+            .ok_or_else(|| format!("pool {pool} shows no UUID"))?;
+        cache::update(path, |c| f(c, u))
+    }
+
+    /// `zvpoolctl: warning: MSG` on stderr.
+    pub fn warn(&mut self, msg: &str) {
+        let _ = writeln!(self.err, "zvpoolctl: warning: {msg}");
     }
 
     /// Whether the pool is active (`state active` in `status`).

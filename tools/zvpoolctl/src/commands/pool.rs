@@ -100,7 +100,10 @@ pub const NOUN: Noun = Noun {
             help: "Activates the existing pool NAME from the metadata on its members DEV...\n\
                    (all of them), then binds and enables every volume and clone the pool\n\
                    holds, creating /dev/zvpoolN for each (unless --no-volumes); snapshots\n\
-                   stay unbound.\n\
+                   stay unbound. The volumes' I/O limits and NVMe-oF exports recorded in\n\
+                   the pool cache are set again, the exports once the volumes are enabled\n\
+                   (as 'volume export' makes them; one already in place is kept); one\n\
+                   that cannot be made is a warning naming the volume and the reason.\n\
                    configfs: mkdir NAME; NAME/devices <- DEV (each); NAME/format <- 0;\n\
                    NAME/enable <- 1; for each volume of NAME/volumes that is not a\n\
                    snapshot: mkdir NAME/VOL,\n\
@@ -636,13 +639,19 @@ pub(super) fn assemble_devices(
     };
     let mut bound: Vec<String> = Vec::new();
     let mut enabled: Vec<String> = Vec::new();
+    // What the pool cache records of the volumes: I/O limits and exports.
+    let records = if no_volumes {
+        None
+    } else {
+        ctx.pool_records(name)
+    };
     if !no_volumes {
         let r = (|| -> Result<(), Failure> {
             // Snapshots stay unbound: they get a (read-only) device only
             // when asked for.
             let vols = ctx.meta_volumes(&pool)?;
             // I/O limits from the pool cache, set before the device exists.
-            let limits = super::qos::cached(ctx, name);
+            let limits = super::qos::cached(records.as_ref());
             for v in vols.into_iter().filter(|v| v.kind != abi::KIND_SNAPSHOT) {
                 let vol = Obj::volume(name, &v.name);
                 ctx.mkdir(&vol)
@@ -676,6 +685,8 @@ pub(super) fn assemble_devices(
         let dev = volume::device_node(ctx, &Obj::volume(name, v)).unwrap_or_else(|| "-".into());
         ctx.say(&format!("  {name}/{v}  {dev}"));
     }
+    // NVMe-oF exports from the pool cache, once the devices exist.
+    super::export::reexport(ctx, name, records.as_ref());
     Ok(())
 }
 

@@ -191,16 +191,6 @@ fn read_value(ctx: &Ctx<'_>, vol: &Obj, s: &Setting) -> Option<u64> {
         .and_then(|t| t.trim().parse().ok())
 }
 
-/// The pool's UUID (from its status), for the cache.
-fn pool_uuid(ctx: &Ctx<'_>, pool: &str) -> Option<uuid::Uuid> {
-    let st = ctx.status(&Obj::pool(pool)).ok()?;
-    st.get("uuid").and_then(uuid::parse)
-}
-
-fn warn(ctx: &mut Ctx<'_>, msg: &str) {
-    let _ = writeln!(ctx.err, "zvpoolctl: warning: {msg}");
-}
-
 fn set(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
     let cmd = "volume set";
     let (pool, name) = split_volume(&p.args[0], cmd)?;
@@ -342,92 +332,56 @@ fn warn_over_quota(ctx: &mut Ctx<'_>, vol: &Obj, quota: u64) {
         .ok()
         .and_then(|t| KeyValues::parse(&t).u64("mapped_bytes").ok().flatten());
     if let Some(m) = mapped.filter(|m| *m > quota) {
-        warn(
-            ctx,
-            &format!(
-                "volume {vol} already maps {}, more than its quota {}: writes to blocks it \
-                 does not map fail with ENOSPC until data is discarded or the quota is raised",
-                size::human(m),
-                size::human(quota)
-            ),
-        );
+        ctx.warn(&format!(
+            "volume {vol} already maps {}, more than its quota {}: writes to blocks it \
+             does not map fail with ENOSPC until data is discarded or the quota is raised",
+            size::human(m),
+            size::human(quota)
+        ));
     }
 }
 
 /// Records the volume's settings in force in the pool cache (warnings
 /// only).
 fn record(ctx: &mut Ctx<'_>, pool: &str, name: &str, vol: &Obj) {
-    let Some(path) = ctx.cache.clone() else {
-        return;
-    };
     let mut values = read_values(ctx, vol).map(|v| v.unwrap_or(0));
     for (v, s) in values.iter_mut().zip(SETTINGS.iter()) {
         if !s.cached {
             *v = 0;
         }
     }
-    let Some(u) = pool_uuid(ctx, pool) else {
-        warn(
-            ctx,
-            &format!(
-                "properties of {vol} not recorded in the pool cache: pool {pool} shows no UUID"
-            ),
-        );
-        return;
-    };
-    if let Err(e) = cache::update(&path, |c| c.set_limits(u, name, values)) {
-        warn(
-            ctx,
-            &format!("properties of {vol} not recorded in the pool cache: {e}"),
-        );
+    if let Err(e) = ctx.update_cache(pool, |c, u| c.set_limits(u, name, values)) {
+        ctx.warn(&format!(
+            "properties of {vol} not recorded in the pool cache: {e}"
+        ));
     }
 }
 
-/// Forgets the settings of volume `name` of `pool` in the pool cache (the
-/// volume was deleted); warnings only.
+/// Forgets what the pool cache records of volume `name` of `pool` (the
+/// volume was deleted): its settings and its NVMe-oF export; warnings
+/// only.
 pub fn forget(ctx: &mut Ctx<'_>, pool: &str, name: &str) {
-    let Some(path) = ctx.cache.clone() else {
+    if ctx.pool_uuid(pool).is_none() {
         return;
-    };
-    let Some(u) = pool_uuid(ctx, pool) else {
-        return;
-    };
-    if let Err(e) = cache::update(&path, |c| c.set_limits(u, name, [0; N_SETTINGS])) {
-        warn(
-            ctx,
-            &format!("properties of {pool}/{name} not removed from the pool cache: {e}"),
-        );
+    }
+    if let Err(e) = ctx.update_cache(pool, |c, u| c.forget_volume(u, name)) {
+        ctx.warn(&format!(
+            "volume {pool}/{name} not removed from the pool cache: {e}"
+        ));
     }
 }
 
-/// The settings the pool cache holds for the volumes of the active pool
-/// `pool` (empty without a cache or an entry); read once per assembly.
-pub fn cached(ctx: &mut Ctx<'_>, pool: &str) -> Vec<(String, Values)> {
-    let Some(path) = ctx.cache.clone() else {
+/// The settings the pool cache holds for the volumes of the pool whose
+/// records these are (`Ctx::pool_records`, read once per assembly).
+pub fn cached(records: Option<&(uuid::Uuid, cache::Cache)>) -> Vec<(String, Values)> {
+    let Some((u, c)) = records else {
         return Vec::new();
     };
-    let Some(u) = pool_uuid(ctx, pool) else {
-        return Vec::new();
-    };
-    match cache::load(&path) {
-        Ok(Some(c)) => c
-            .limits
-            .iter()
-            .filter(|l| l.pool == u)
-            .map(|l| (l.volume.clone(), l.values))
-            .collect(),
-        Ok(None) => Vec::new(),
-        Err(e) => {
-            warn(
-                ctx,
-                &format!(
-                    "volume properties (I/O limits, quotas, reservations) of pool {pool} \
-                     not applied: {e}"
-                ),
-            );
-            Vec::new()
-        }
-    }
+    c.limits
+        .iter()
+        .filter(|l| &l.pool == u)
+        .map(|l| (l.volume.clone(), l.values))
+        .collect()
 }
 
 /// Applies the cached settings of volume `name` (just bound as `vol`, so
@@ -446,7 +400,7 @@ pub fn apply(ctx: &mut Ctx<'_>, cached: &[(String, Values)], name: &str, vol: &O
         }
         if let Err(e) = ctx.write(vol, s.attr, &value.to_string()) {
             let f = e.fail(format!("set {} of volume {vol}", s.name));
-            warn(ctx, &format!("{}: {}", f.what, f.reason));
+            ctx.warn(&format!("{}: {}", f.what, f.reason));
         }
     }
 }

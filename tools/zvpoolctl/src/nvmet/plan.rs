@@ -120,6 +120,40 @@ impl Transport {
         }
     }
 
+    /// The transport `trtype` (`loop`, `tcp`) with the address `addr` and
+    /// port `port` (tcp only; `port` defaults to [`DEFAULT_TCP_PORT`]), as
+    /// `volume export` is given them and the pool cache records them; `Err`
+    /// says what is wrong, in the words of `volume export`'s options.
+    pub fn parse(trtype: &str, addr: Option<&str>, port: Option<&str>) -> Result<Self, String> {
+        match trtype {
+            "loop" if addr.is_some() || port.is_some() => {
+                Err("--addr and --port are for --transport tcp (loop has no address)".into())
+            }
+            "loop" => Ok(Transport::Loop),
+            "tcp" => {
+                let addr = addr.ok_or(
+                    "--transport tcp needs --addr (the address to listen on, e.g. 192.0.2.10)",
+                )?;
+                if addr.is_empty()
+                    || addr
+                        .chars()
+                        .any(|c| !(c.is_ascii_hexdigit() || c == '.' || c == ':'))
+                {
+                    return Err(format!("invalid --addr {addr:?}: an IPv4 or IPv6 address"));
+                }
+                let svcid = port.unwrap_or(DEFAULT_TCP_PORT);
+                if !svcid.parse::<u16>().is_ok_and(|n| n > 0) {
+                    return Err(format!("invalid --port {svcid:?}: a TCP port 1-65535"));
+                }
+                Ok(Transport::Tcp {
+                    addr: addr.to_string(),
+                    svcid: svcid.to_string(),
+                })
+            }
+            t => Err(format!("unknown transport {t:?}: loop or tcp")),
+        }
+    }
+
     /// Whether an existing port serves this transport and address.
     fn matches(&self, p: &super::Port) -> bool {
         match self {
@@ -129,6 +163,19 @@ impl Transport {
             }
         }
     }
+}
+
+/// The NVMe/TCP port when none is given (IANA's NVMe-oF port).
+pub const DEFAULT_TCP_PORT: &str = "4420";
+
+/// How a volume is exported, as `volume export` is told and the pool cache
+/// records it (the volume's identity comes from the volume).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportAs {
+    pub nqn: String,
+    pub transport: Transport,
+    /// Only this host NQN may connect (else any host).
+    pub host: Option<String>,
 }
 
 /// What to export and how.
@@ -230,6 +277,28 @@ pub fn export(st: &State, spec: &ExportSpec) -> Result<Vec<Op>, String> {
         link: format!("ports/{port}/subsystems/{nqn}"),
     });
     Ok(ops)
+}
+
+/// Whether `spec` is exported as [`export`] makes it: the subsystem with
+/// the same host access, its namespace enabled on the same device with the
+/// same identity, linked into a port of the same transport and address.
+pub fn in_place(st: &State, spec: &ExportSpec) -> bool {
+    let Some(s) = st.subsystem(&spec.nqn) else {
+        return false;
+    };
+    let hosts_same = match &spec.host {
+        None => s.allow_any_host,
+        Some(h) => !s.allow_any_host && s.hosts == [h.as_str()],
+    };
+    let disk = super::disk_of_path(std::path::Path::new(&spec.device_path));
+    hosts_same
+        && s.namespaces
+            .iter()
+            .any(|n| n.enabled && n.disk == disk && n.uuid == spec.uuid && n.nguid == spec.nguid)
+        && st
+            .ports_of(&spec.nqn)
+            .iter()
+            .any(|p| spec.transport.matches(p))
 }
 
 /// The operations that remove namespace `nsid` of subsystem `nqn` (and the

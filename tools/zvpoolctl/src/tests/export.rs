@@ -5,7 +5,7 @@
 use super::{assert_fails, setup_with_volumes, with_volumes};
 use crate::error::{EINVAL, EIO};
 use crate::testutil::fake::FakeKernel;
-use crate::testutil::snapshot;
+use crate::testutil::{snapshot, Run, TempDir};
 use std::fs;
 
 const NQN: &str = "nqn.2026-12.io.zvpool:tank.vm1";
@@ -39,6 +39,18 @@ fn uuid_of(fk: &FakeKernel, disk: &str) -> String {
         .find_map(|l| l.strip_prefix("ZVPOOL_UUID="))
         .unwrap()
         .to_string()
+}
+
+/// `volume delete VOL` refused: VOL is exported as NQN.
+fn refuses_delete(r: &Run, vol: &str) {
+    assert_fails(
+        r,
+        1,
+        &format!(
+            "zvpoolctl: delete volume {vol}: the volume is exported over NVMe-oF as {NQN} \
+             (nvmet holds its device open); 'zvpoolctl volume unexport {vol}' first"
+        ),
+    );
 }
 
 fn attr(fk: &FakeKernel, rel: &str) -> String {
@@ -407,17 +419,261 @@ fn resize_tells_initiators_and_delete_refuses_an_exported_volume() {
         "1"
     );
 
-    let r = fk.run(&["volume", "delete", "tank/vm2"]);
-    assert_fails(
-        &r,
-        1,
-        &format!(
-            "zvpoolctl: delete volume tank/vm2: the volume is exported over NVMe-oF as {NQN} \
-             (nvmet holds its device open); 'zvpoolctl volume unexport tank/vm2' first"
-        ),
-    );
+    refuses_delete(&fk.run(&["volume", "delete", "tank/vm2"]), "tank/vm2");
     assert!(fk.root().join("tank/vm2").is_dir());
     assert_eq!(fk.run(&["volume", "unexport", "tank/vm2"]).code, 0);
     let r = fk.run(&["volume", "delete", "tank/vm2"]);
     assert_eq!(r.code, 0, "{r:?}");
+}
+
+const POOL_UUID: &str = "6f1c2d3e-aaaa-4bbb-8ccc-1234567890ab";
+const HOST: &str = "nqn.2014-08.org.nvmexpress:uuid:1b4e28ba-2fa1-11d2-883f-0016d3cca427";
+
+/// `setup` with a pool cache: every run gets `--cache FILE`.
+struct Cached {
+    fk: FakeKernel,
+    _dir: TempDir,
+    cache: String,
+}
+
+impl Cached {
+    fn new() -> Self {
+        let dir = TempDir::new("export-cache");
+        let cache = dir.path().join("zvpool.cache").display().to_string();
+        Cached {
+            fk: setup(),
+            _dir: dir,
+            cache,
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> Run {
+        let mut a = vec!["--cache", &self.cache];
+        a.extend_from_slice(args);
+        self.fk.run(&a)
+    }
+
+    fn ok(&self, args: &[&str]) -> Run {
+        let r = self.run(args);
+        assert_eq!((r.code, r.err.as_str()), (0, ""), "{args:?}: {r:?}");
+        r
+    }
+
+    fn text(&self) -> String {
+        fs::read_to_string(&self.cache).unwrap_or_default()
+    }
+
+    /// The cache's `export` lines.
+    fn exports(&self) -> Vec<String> {
+        let text = self.text();
+        text.lines()
+            .filter(|l| l.starts_with("export "))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// nvmet emptied, as by a reboot.
+    fn reboot(&self) {
+        self.fk.nvmet_tree().reboot();
+    }
+
+    /// `pool assemble [OPTIONS] tank` (its volumes get new disks: zvpool2,
+    /// zvpool3 after a stop).
+    fn assemble(&self, options: &[&str]) -> Run {
+        let mut a = vec!["pool", "assemble"];
+        a.extend_from_slice(options);
+        a.extend_from_slice(&["tank", "/dev/zns0", "/dev/zns1"]);
+        self.run(&a)
+    }
+}
+
+/// vm1 over TCP for one host, recorded in the cache.
+fn export_vm1(m: &Cached) {
+    let mut args = TCP_EXPORT.to_vec();
+    args.splice(2..2, ["--host", HOST]);
+    m.ok(&args);
+}
+
+#[test]
+fn export_is_recorded_and_unexport_forgets_it() {
+    let m = Cached::new();
+    m.ok(&["pool", "list"]);
+    assert_eq!(m.text(), "");
+    export_vm1(&m);
+    let line =
+        format!("export {POOL_UUID} vm1 {NQN} transport=tcp addr=10.0.0.1 port=4421 host={HOST}\n");
+    let text = m.text();
+    assert!(
+        text.contains("\nzvpool-cache 4\n") && text.ends_with(&line),
+        "{text}"
+    );
+    // Not recorded: --no-persist.
+    m.ok(&[
+        "volume",
+        "export",
+        "--nqn",
+        "nqn.x:vm2",
+        "--no-persist",
+        "tank/vm2",
+    ]);
+    assert_eq!(m.text(), text);
+    let r = m.ok(&["volume", "exports", "-H", "-o", "name"]);
+    assert_eq!(r.out, "tank/vm1\ntank/vm2\n");
+    m.ok(&["volume", "unexport", "tank/vm1"]);
+    let text = m.text();
+    assert!(
+        text.contains("\nzvpool-cache 1\n") && !text.contains("export "),
+        "{text}"
+    );
+    m.ok(&["volume", "unexport", "tank/vm2"]);
+    // Recorded, then gone from nvmet (a reboot with the pool active):
+    // unexport forgets the record.
+    export_vm1(&m);
+    m.reboot();
+    let r = m.ok(&["volume", "unexport", "tank/vm1"]);
+    assert_eq!(
+        r.out,
+        format!("forgot the recorded export of volume tank/vm1 as {NQN} (it was not exported)\n")
+    );
+    assert!(!m.text().contains("export "), "{}", m.text());
+    let r = m.run(&["volume", "unexport", "tank/vm1"]);
+    assert_fails(
+        &r,
+        1,
+        "zvpoolctl: unexport volume tank/vm1: the volume is not exported over NVMe-oF \
+         (see 'zvpoolctl volume exports')",
+    );
+}
+
+#[test]
+fn delete_refuses_an_exported_volume_and_forgets_a_recorded_one() {
+    let m = Cached::new();
+    export_vm1(&m);
+    let text = m.text();
+    refuses_delete(&m.run(&["volume", "delete", "tank/vm1"]), "tank/vm1");
+    assert_eq!(m.text(), text);
+    // Exported no more (nvmet emptied) but recorded: deleted, forgotten.
+    m.reboot();
+    m.ok(&["volume", "delete", "tank/vm1"]);
+    let text = m.text();
+    assert!(
+        text.contains("\nzvpool-cache 1\n") && !text.contains("export "),
+        "{text}"
+    );
+}
+
+/// Stopped, rebooted (nvmet empty) and assembled again: the recorded
+/// exports are made again, the same ones: the tree differs only by the
+/// volumes' new disks.
+#[test]
+fn assembly_recreates_the_recorded_exports() {
+    let m = Cached::new();
+    export_vm1(&m);
+    m.ok(&["volume", "export", "--nqn", "nqn.x:vm2", "tank/vm2"]);
+    let exported = snapshot(m.fk.nvmet_tree().root());
+    let uuid = uuid_of(&m.fk, "zvpool0");
+    let recorded = m.exports();
+    assert_eq!(recorded.len(), 2);
+    m.ok(&["pool", "stop", "tank"]);
+    m.reboot();
+    let r = m.assemble(&[]);
+    assert_eq!((r.code, r.err.as_str()), (0, ""), "{r:?}");
+    assert!(
+        r.out.ends_with(&format!(
+            "exported volume tank/vm1 (/dev/zvpool2) as {NQN} namespace 1 over tcp \
+             10.0.0.1:4421 (nvmet port 1), uuid {uuid}\n\
+             exported volume tank/vm2 (/dev/zvpool3) as nqn.x:vm2 namespace 1 over loop \
+             (nvmet port 2), uuid {}\n",
+            uuid_of(&m.fk, "zvpool3")
+        )),
+        "{}",
+        r.out
+    );
+    let mut again = snapshot(m.fk.nvmet_tree().root());
+    for v in again.values_mut().flatten() {
+        *v = v.replace("/dev/zvpool2", "/dev/zvpool0");
+        *v = v.replace("/dev/zvpool3", "/dev/zvpool1");
+    }
+    assert_eq!(again, exported);
+    assert_eq!(m.exports(), recorded);
+    let r = m.ok(&["volume", "exports", "-H", "-o", "name,nqn,hosts"]);
+    assert_eq!(
+        r.out,
+        format!("tank/vm1\t{NQN}\t{HOST}\ntank/vm2\tnqn.x:vm2\tany\n")
+    );
+    // --no-volumes: nothing bound, nothing exported.
+    m.ok(&["pool", "stop", "tank"]);
+    m.reboot();
+    let ops = m.fk.nvmet_tree().ops();
+    let r = m.assemble(&["--no-volumes"]);
+    assert_eq!((r.code, r.err.as_str()), (0, ""), "{r:?}");
+    assert_eq!(m.fk.nvmet_tree().ops(), ops);
+    assert!(!r.out.contains("exported"), "{}", r.out);
+}
+
+/// An export nvmet still has, identical, is kept: not made twice.
+#[test]
+fn an_export_in_place_is_kept_at_assembly() {
+    let m = Cached::new();
+    m.ok(&["volume", "export", "--nqn", NQN, "tank/vm1"]);
+    m.ok(&["pool", "stop", "tank"]);
+    // nvmet kept it (no reboot), on the disk vm1 is about to get.
+    fs::write(
+        m.fk.nvmet_tree()
+            .root()
+            .join(format!("subsystems/{NQN}/namespaces/1/device_path")),
+        "/dev/zvpool2\n",
+    )
+    .unwrap();
+    let ops = m.fk.nvmet_tree().ops();
+    let r = m.assemble(&[]);
+    assert_eq!((r.code, r.err.as_str()), (0, ""), "{r:?}");
+    assert!(
+        r.out.ends_with(&format!(
+            "volume tank/vm1 is already exported as {NQN}: kept\n"
+        )),
+        "{}",
+        r.out
+    );
+    assert_eq!(m.fk.nvmet_tree().ops(), ops);
+    let r = m.ok(&["volume", "exports", "-H", "-o", "name,device"]);
+    assert_eq!(r.out, "tank/vm1\t/dev/zvpool2\n");
+}
+
+/// A recorded export that cannot be made is one warning line naming the
+/// volume and why; the assembly succeeds.
+#[test]
+fn a_recorded_export_that_cannot_be_made_is_a_warning() {
+    let m = Cached::new();
+    m.ok(&["volume", "export", "--nqn", NQN, "tank/vm1"]);
+    // A volume that is gone (deleted by an older zvpoolctl, say).
+    let mut text = m.text();
+    text.push_str(&format!(
+        "export {POOL_UUID} vm9 nqn.x:vm9 transport=loop\n"
+    ));
+    fs::write(&m.cache, &text).unwrap();
+    let recorded = m.exports();
+    // nvmet kept vm1's export on its old disk: the NQN is taken.
+    m.ok(&["pool", "stop", "tank"]);
+    let r = m.assemble(&[]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.out.contains("2 volumes enabled"), "{}", r.out);
+    assert_eq!(
+        r.err,
+        format!(
+            "zvpoolctl: warning: re-export volume tank/vm1 as {NQN}: nvmet already has a \
+             subsystem {NQN} (exporting /dev/zvpool0) (choose another NQN, or 'zvpoolctl \
+             volume unexport' what it exports)\n\
+             zvpoolctl: warning: re-export volume tank/vm9 as nqn.x:vm9: no such volume \
+             (see 'zvpoolctl volume list tank')\n"
+        )
+    );
+    assert_eq!(m.exports(), recorded);
+    // The record of the volume that is gone is forgotten by unexport.
+    let r = m.ok(&["volume", "unexport", "tank/vm9"]);
+    assert_eq!(
+        r.out,
+        "forgot the recorded export of volume tank/vm9 as nqn.x:vm9 (it was not exported)\n"
+    );
+    assert!(!m.text().contains(" vm9 "), "{}", m.text());
 }

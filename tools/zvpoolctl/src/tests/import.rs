@@ -32,8 +32,11 @@ struct Machine {
 
 impl Machine {
     fn new() -> Self {
+        Machine::on(FakeKernel::new())
+    }
+
+    fn on(fk: FakeKernel) -> Self {
         let dir = TempDir::new("import");
-        let fk = FakeKernel::new();
         let cache = dir.path().join("etc/zvpool.cache").display().to_string();
         let m = Machine { fk, dir, cache };
         let tank = make_pool_image(2, 3, TANK, 0x41);
@@ -324,7 +327,7 @@ fn corrupt_cache_is_ignored_for_listing_and_refused_for_cached_import() {
         r.err,
         format!(
             "zvpoolctl: warning: {}: corrupt cache file (line 1: expected a version line \
-             'zvpool-cache 1' to 'zvpool-cache 3': \"zvpool-cache 9\"); ignored\n",
+             'zvpool-cache 1' to 'zvpool-cache 4': \"zvpool-cache 9\"); ignored\n",
             m.cache
         )
     );
@@ -713,5 +716,71 @@ fn older_caches_are_applied_and_refused_settings_are_warnings() {
     assert_eq!(
         m.fk.read_attr(&vol, "reservation_bytes").unwrap().trim(),
         "0"
+    );
+}
+
+/// `pool import` makes the NVMe-oF exports the cache records again (issue
+/// 21), with the same NQN and identity; without nvmet it warns and imports.
+#[test]
+fn import_recreates_recorded_exports() {
+    let nqn = "nqn.2026-12.io.zvpool:tank.vm1";
+    let m = Machine::on(FakeKernel::new().with_nvmet());
+    assert_eq!(m.run(&["pool", "import", "tank"]).code, 0);
+    let disk = m.fk.read_attr(&Obj::volume("tank", "vm1"), "dev").unwrap();
+    let disk = disk.split_whitespace().next().unwrap().to_string();
+    let ident = m.run(&["volume", "ident", &disk]).out;
+    let r = m.run(&["volume", "export", "--nqn", nqn, "tank/vm1"]);
+    assert_eq!((r.code, r.err.as_str()), (0, ""), "{r:?}");
+    let line = format!("export {} vm1 {nqn} transport=loop", u(TANK));
+    let text = m.cache_text();
+    assert!(
+        text.contains("\nzvpool-cache 4\n") && text.contains(&line),
+        "{text}"
+    );
+    // A reboot: the pool stopped, nvmet emptied.
+    assert_eq!(m.run(&["pool", "stop", "tank"]).code, 0);
+    m.fk.nvmet_tree().reboot();
+    let r = m.run(&["pool", "import", "tank"]);
+    assert_eq!((r.code, r.err.as_str()), (0, ""), "{r:?}");
+    let disk = m.fk.read_attr(&Obj::volume("tank", "vm1"), "dev").unwrap();
+    let disk = disk.split_whitespace().next().unwrap().to_string();
+    assert_eq!(m.run(&["volume", "ident", &disk]).out, ident);
+    let id = ident
+        .lines()
+        .find_map(|l| l.strip_prefix("ZVPOOL_UUID="))
+        .unwrap();
+    assert!(
+        r.out.ends_with(&format!(
+            "exported volume tank/vm1 (/dev/{disk}) as {nqn} namespace 1 over loop \
+             (nvmet port 1), uuid {id}\n"
+        )),
+        "{}",
+        r.out
+    );
+    let ns =
+        m.fk.nvmet_tree()
+            .root()
+            .join(format!("subsystems/{nqn}/namespaces/1"));
+    let attr = |a: &str| fs::read_to_string(ns.join(a)).unwrap().trim().to_string();
+    assert_eq!(attr("device_path"), format!("/dev/{disk}"));
+    assert_eq!(attr("device_uuid"), id);
+    assert_eq!(attr("enable"), "1");
+    let r = m.run(&["volume", "exports", "-H", "-o", "name,nqn,transport"]);
+    assert_eq!(r.out, format!("tank/vm1\t{nqn}\tloop\n"));
+
+    // Without nvmet: one warning, the pool imported.
+    let m = Machine::new();
+    let text = m.cache_text().replace("zvpool-cache 1", "zvpool-cache 4");
+    fs::write(&m.cache, format!("{text}{line}\n")).unwrap();
+    let r = m.run(&["pool", "import", "tank"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.out.contains("1 volume enabled"), "{}", r.out);
+    assert_eq!(
+        r.err,
+        format!(
+            "zvpoolctl: warning: re-export volume tank/vm1 as {nqn}: the NVMe-oF target is \
+             not available: /sys/kernel/config/nvmet has no subsystems and ports (load it: \
+             modprobe nvmet, and nvme-loop or nvmet-tcp; is configfs mounted?)\n"
+        )
     );
 }

@@ -50,6 +50,16 @@ impl FakeNvmet {
         }
     }
 
+    /// Empty again, as after a reboot (nvmet keeps nothing); the log of
+    /// operations is kept.
+    pub fn reboot(&self) {
+        for d in ["subsystems", "ports", "hosts"] {
+            let p = self.root.join(d);
+            fs::remove_dir_all(&p).unwrap();
+            fs::create_dir(&p).unwrap();
+        }
+    }
+
     pub fn root(&self) -> &Path {
         &self.root
     }
