@@ -125,6 +125,12 @@ pub const INCOMPAT_DELTA_CHECKPOINTS: u64 = 1 << 4;
 /// longer makes the next checkpoint a full image. A reader without it would
 /// refuse such a delta as corrupt.
 pub const INCOMPAT_DELTA_VOLUMES: u64 = 1 << 5;
+/// Grows in delta checkpoints: a volume a delta keeps (or copies) may be
+/// listed in its `VOLUMES` section larger than the chain holds it, and is
+/// grown to that size before the delta's changes apply, so growing a
+/// volume costs a delta of its changes rather than its whole table. A
+/// reader without it would refuse such a delta as corrupt.
+pub const INCOMPAT_DELTA_GROW: u64 = 1 << 6;
 /// Every incompat bit this version knows (decodes). The engine may still
 /// support fewer: it checks with [`Superblock::check_features`].
 pub const INCOMPAT_KNOWN: u64 = INCOMPAT_SHARED_BLOCKS
@@ -132,7 +138,8 @@ pub const INCOMPAT_KNOWN: u64 = INCOMPAT_SHARED_BLOCKS
     | INCOMPAT_MIGRATION
     | INCOMPAT_COMMIT_BLOCKS
     | INCOMPAT_DELTA_CHECKPOINTS
-    | INCOMPAT_DELTA_VOLUMES;
+    | INCOMPAT_DELTA_VOLUMES
+    | INCOMPAT_DELTA_GROW;
 
 /// The magic of a metadata block, if it has at least 8 bytes.
 pub fn peek_magic(block: &[u8]) -> Option<u64> {

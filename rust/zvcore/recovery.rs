@@ -34,8 +34,8 @@ use super::format::journal::VOL_FLAG_READONLY;
 use super::format::layout::{checkpoint_block_addr, log_zone, superblock_addr, LOG_ZONES};
 use super::format::{
     decode_journal_block, peek_magic, CheckpointHeader, Record, Superblock, Uuid, BLOCK_SIZE,
-    INCOMPAT_COMMIT_BLOCKS, INCOMPAT_DELTA_CHECKPOINTS, INCOMPAT_DELTA_VOLUMES,
-    INCOMPAT_SHARED_BLOCKS, RO_COMPAT_RESERVATION, SUPERBLOCK_MAGIC,
+    INCOMPAT_COMMIT_BLOCKS, INCOMPAT_DELTA_CHECKPOINTS, INCOMPAT_DELTA_GROW,
+    INCOMPAT_DELTA_VOLUMES, INCOMPAT_SHARED_BLOCKS, RO_COMPAT_RESERVATION, SUPERBLOCK_MAGIC,
 };
 use super::geom::{DeviceGeometry, PoolGeometry, Stream, MAX_DEVICES};
 use super::map::{visit_distinct, BlockTable, MapExtent, NodeStore};
@@ -52,7 +52,8 @@ use damage::{bad_block_at, count_dropped, drop_reclaimed, scan_log};
 pub const INCOMPAT_SUPPORTED: u64 = INCOMPAT_SHARED_BLOCKS
     | INCOMPAT_COMMIT_BLOCKS
     | INCOMPAT_DELTA_CHECKPOINTS
-    | INCOMPAT_DELTA_VOLUMES;
+    | INCOMPAT_DELTA_VOLUMES
+    | INCOMPAT_DELTA_GROW;
 /// Ro-compat features this engine supports.
 pub const RO_COMPAT_SUPPORTED: u64 = RO_COMPAT_RESERVATION;
 
@@ -233,6 +234,8 @@ pub struct Assembly {
     pub delta_checkpoints: u32,
     /// Of those, deltas that carried volume operations.
     pub volume_deltas: u32,
+    /// Volumes those deltas grew (feature [`INCOMPAT_DELTA_GROW`]).
+    pub delta_grows: u32,
     /// The newest checkpoint was unusable and the older set was used.
     pub fell_back: bool,
     /// Journal blocks replayed.
@@ -339,6 +342,7 @@ where
         checkpoint_generation: 0,
         delta_checkpoints: 0,
         volume_deltas: 0,
+        delta_grows: 0,
         fell_back: false,
         replayed_blocks: 0,
         last_seq: 0,
@@ -602,10 +606,11 @@ where
         clear_volumes(pool);
         pool.last_rewind = None;
         match load_checkpoint(pool, perm, rd, h, buf) {
-            Ok((last, deltas, vol_deltas)) => {
+            Ok((last, d)) => {
                 chosen = Some((last, k > 0));
-                asm.delta_checkpoints = deltas;
-                asm.volume_deltas = vol_deltas;
+                asm.delta_checkpoints = d.deltas;
+                asm.volume_deltas = d.volume_deltas;
+                asm.delta_grows = d.grows;
                 break;
             }
             Err(Error::Unsupported(s)) => return Err(Error::Unsupported(s)),

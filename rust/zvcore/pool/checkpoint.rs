@@ -915,12 +915,15 @@ where
             st.volume_deltas = st.volume_deltas.saturating_add(1);
             let copies = self.vols.iter().filter(|v| v.ck_copy_of.is_some()).count();
             st.delta_copies = st.delta_copies.saturating_add(copies as u64);
+            let grows = self.vols.iter().filter(|v| v.ck_grown && !v.ck_new).count();
+            st.delta_grows = st.delta_grows.saturating_add(grows as u64);
         }
         // What the volume operations changed is in this checkpoint.
         self.vols_changed = false;
         for v in self.vols.iter_mut() {
             v.ck_new = false;
             v.ck_copy_of = None;
+            v.ck_grown = false;
         }
         let st = &mut self.stats;
         if delta {

@@ -2,7 +2,9 @@
 //! What checkpoints cost while random overwrites run on a large mapping:
 //! with delta checkpoints it follows what changed, not what is mapped.
 
-use super::super::format::{INCOMPAT_DELTA_CHECKPOINTS, INCOMPAT_DELTA_VOLUMES};
+use super::super::format::{
+    INCOMPAT_DELTA_CHECKPOINTS, INCOMPAT_DELTA_GROW, INCOMPAT_DELTA_VOLUMES,
+};
 use super::super::geom::Stream;
 use super::super::map::tests::Rng;
 use super::tests::{one_member_pool, rec, TestPool};
@@ -310,4 +312,62 @@ fn a_delete_near_the_metadata_limit_checkpoints_in_full() {
         );
         assert!(after.checkpoint_blocks < before.checkpoint_blocks || !low);
     }
+}
+
+/// Blocks of the full image, and of the checkpoint after resizing volume 1
+/// (`mapped_gib` GiB mapped in extents of 16 blocks, fragmented) to
+/// `size` and writing past its old end, with grows in deltas
+/// ([`INCOMPAT_DELTA_GROW`]) or not; whether that checkpoint was a delta,
+/// and the grows it carried.
+fn resize_cost(mapped_gib: u64, size: u64, grow_deltas: bool) -> (u64, u64, bool, u64) {
+    let clear = if grow_deltas { 0 } else { INCOMPAT_DELTA_GROW };
+    let (mut p, mut scratch) = mapped_pool(mapped_gib, 16, true, clear);
+    new_chain(&mut p, &mut scratch);
+    let full = p.stats().checkpoint_blocks;
+    let old = p.volume(1).and_then(|v| v.table).unwrap().size();
+    let before = p.stats();
+    p.vol_resize(1, size).unwrap();
+    if size > old {
+        for k in 0..16 {
+            write(&mut p, &mut scratch, old + k * 1000, 8);
+        }
+    }
+    commit(&mut p, &mut scratch);
+    checkpoint(&mut p, &mut scratch);
+    let after = p.stats();
+    (
+        full,
+        after.checkpoint_blocks_written - before.checkpoint_blocks_written,
+        after.delta_checkpoints > before.delta_checkpoints,
+        after.delta_grows - before.delta_grows,
+    )
+}
+
+/// With [`INCOMPAT_DELTA_GROW`], growing a mapped volume (within its
+/// table's height, and past it: new nodes on top) costs a delta of a few
+/// blocks; a shrink, and a grow in a pool without the feature, store the
+/// volume's whole table.
+#[test]
+fn a_grow_costs_a_delta_a_shrink_the_table() {
+    let old = 2 * GIB;
+    for (size, what) in [(old + 20_000, "a grow"), (old * 8, "a grow in height")] {
+        let (full, blocks, delta, grows) = resize_cost(2, size, true);
+        std::eprintln!("{what}: full image {full} blocks, the checkpoint after it {blocks}");
+        assert!(
+            delta && grows == 1 && blocks * 10 < full,
+            "{what}: {blocks} blocks against {full} (delta {delta}, grows {grows})"
+        );
+    }
+    let (full, blocks, delta, grows) = resize_cost(2, old + 20_000, false);
+    std::eprintln!("a grow without the feature: full image {full} blocks, after it {blocks}");
+    assert!(
+        delta && grows == 0 && blocks * 2 > full,
+        "without the feature: {blocks} blocks against {full}"
+    );
+    let (full, blocks, delta, grows) = resize_cost(2, old - 1, true);
+    std::eprintln!("a shrink: full image {full} blocks, after it {blocks}");
+    assert!(
+        delta && grows == 0 && blocks * 2 > full,
+        "a shrink: {blocks} blocks against {full}"
+    );
 }

@@ -10,7 +10,7 @@ use core::ops::{Deref, DerefMut};
 
 use super::super::alloc::{DevState, ZoneInfo};
 use super::super::error::{Error, Result};
-use super::super::format::{Record, Superblock, VolName};
+use super::super::format::{Record, Superblock, VolName, INCOMPAT_DELTA_GROW};
 use super::super::geom::DeviceGeometry;
 use super::super::map::{BlockTable, NodeStore};
 use super::{slots, Pool, VolEntry};
@@ -72,9 +72,11 @@ where
 
     /// Volume record `id` of a delta's volume table: a volume loaded so far
     /// stays as it is (the record must describe it unchanged, but for the
-    /// flags and name of a copy: what changes a volume's size redefines
-    /// it); another one is created empty and marked redefined (its table
-    /// follows whole or against a base).
+    /// flags and name of a copy, and, with [`INCOMPAT_DELTA_GROW`], a
+    /// larger size of a writable volume or a copy: it is grown to it, as
+    /// the engine grew it; a shrink redefines a volume); another one is
+    /// created empty and marked redefined (its table follows whole or
+    /// against a base).
     pub(in super::super) fn delta_vol_keep(
         &mut self,
         id: u32,
@@ -83,15 +85,29 @@ where
         name: VolName,
     ) -> Result<()> {
         if let Some(i) = slots::find(&self.vols, id) {
+            let grows = self.sb.incompat & INCOMPAT_DELTA_GROW != 0;
             let v = self.vols.get_mut(i).ok_or(Error::Corrupt("volume"))?;
             let copy = v.ck_copy_of.is_some();
-            let same = (copy || (v.flags == flags && v.name == name))
-                && v.table.map(|t| t.size()) == Some(size);
+            let old = v.table.map(|t| t.size());
+            // The engine resizes only writable volumes; a copy may have
+            // been made of one after it grew.
+            let grow = grows && old.is_some_and(|o| o < size) && (copy || !v.read_only());
+            let same =
+                (copy || (v.flags == flags && v.name == name)) && (old == Some(size) || grow);
             if v.ck_done || !same {
                 return Err(Error::Corrupt(
                     "checkpoint: delta changes a volume it keeps",
                 ));
             }
+            if grow {
+                // The engine's resize, as journal replay applies it: the
+                // volume stays kept (its changes follow).
+                self.apply_resize(i, size).map_err(|e| match e {
+                    Error::NoSpace => e,
+                    _ => Error::Corrupt("checkpoint: delta does not apply"),
+                })?;
+            }
+            let v = self.vols.get_mut(i).ok_or(Error::Corrupt("volume"))?;
             v.flags = flags;
             v.name = name;
             v.ck_done = true;
@@ -154,6 +170,7 @@ where
 
 #[cfg(test)]
 mod tests {
+    use super::super::super::format::journal::VOL_FLAG_READONLY;
     use super::super::tests::one_member_pool;
     use super::*;
 
@@ -170,12 +187,12 @@ mod tests {
         p.vol_create(1, b"a", 100, 0).unwrap();
         p.vol_create(2, b"b", 50, 0).unwrap();
         p.delta_vols_open();
-        assert_eq!(
-            p.delta_vol_keep(1, 0, 101, name(b"a")),
-            Err(Error::Corrupt(
-                "checkpoint: delta changes a volume it keeps"
-            ))
-        );
+        let bad = Err(Error::Corrupt(
+            "checkpoint: delta changes a volume it keeps",
+        ));
+        assert_eq!(p.delta_vol_keep(1, 0, 99, name(b"a")), bad, "smaller");
+        p.sb.incompat &= !INCOMPAT_DELTA_GROW;
+        assert_eq!(p.delta_vol_keep(1, 0, 101, name(b"a")), bad, "no grows");
         assert!(p.delta_vol_keep(1, 0, 100, name(b"other")).is_err());
         p.delta_vol_keep(1, 0, 100, name(b"a")).unwrap();
         assert!(
@@ -187,6 +204,37 @@ mod tests {
         p.delta_vols_sweep().unwrap();
         assert!(p.volume(2).is_none(), "not listed: deleted");
         assert!(p.volume(1).is_some() && p.volume(3).is_some());
+    }
+
+    /// With `INCOMPAT_DELTA_GROW` a kept writable volume or a copy listed
+    /// larger is grown (kept: not redefined), a kept snapshot is not.
+    #[test]
+    fn a_delta_volume_table_grows_what_it_lists_larger() {
+        let mut p = one_member_pool(16, 64, 256);
+        assert!(p.sb.incompat & INCOMPAT_DELTA_GROW != 0, "new pools");
+        p.nodes.sharing = true;
+        p.vol_create(1, b"a", 100, 0).unwrap();
+        p.snap_create(1, 2, b"a@s").unwrap();
+        p.delta_vol_copy(3, 1).unwrap();
+        for v in p.vols.iter_mut() {
+            v.ck_new = false;
+        }
+        p.delta_vols_open();
+        p.delta_vol_keep(1, 0, 5000, name(b"a")).unwrap();
+        assert_eq!(
+            p.delta_vol_keep(2, VOL_FLAG_READONLY, 200, name(b"a@s")),
+            Err(Error::Corrupt(
+                "checkpoint: delta changes a volume it keeps"
+            )),
+            "a snapshot"
+        );
+        p.delta_vol_keep(3, VOL_FLAG_READONLY, 300, name(b"a@t"))
+            .unwrap();
+        for (id, size) in [(1, 5000), (3, 300)] {
+            let v = *p.volume(id).unwrap();
+            assert_eq!(v.table.map(|t| t.size()), Some(size));
+            assert!(v.ck_grown && !v.ck_new, "{id}: kept, grown");
+        }
     }
 
     /// A copy starts as its source's table, replaces an older volume of

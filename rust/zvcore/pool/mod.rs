@@ -27,7 +27,9 @@ use super::format::journal::JOURNAL_PAYLOAD_MAX;
 use super::format::journal::VOL_FLAG_READONLY;
 use super::format::layout::log_zone;
 use super::format::{Record, Superblock, Uuid, VolName, BLOCK_SIZE};
-use super::format::{INCOMPAT_COMMIT_BLOCKS, INCOMPAT_DELTA_CHECKPOINTS, INCOMPAT_DELTA_VOLUMES};
+use super::format::{
+    INCOMPAT_COMMIT_BLOCKS, INCOMPAT_DELTA_CHECKPOINTS, INCOMPAT_DELTA_GROW, INCOMPAT_DELTA_VOLUMES,
+};
 use super::gc::{gc_urgency, pick_victim, relocation_cost_x1000, Policy, Urgency};
 use super::geom::{DeviceGeometry, PoolGeometry};
 use super::map::{BlockTable, MapExtent, NodeStore};
@@ -120,6 +122,10 @@ pub struct VolEntry {
     /// redefined since: a delta stores it as a copy of that volume's image
     /// in the chain plus its own changes (internal).
     pub(super) ck_copy_of: Option<u32>,
+    /// Grown since the newest checkpoint and not redefined: a delta lists
+    /// it with its new size, its changes follow ([`INCOMPAT_DELTA_GROW`];
+    /// internal).
+    pub(super) ck_grown: bool,
     /// Most blocks the volume may map (0: no quota; see [`quota`]).
     pub quota: u64,
     /// Blocks reserved for the volume (0: none; see [`quota`]).
@@ -253,6 +259,9 @@ pub struct PoolStats {
     /// Snapshots and clones those deltas stored as copies of a volume of
     /// the chain plus changes.
     pub delta_copies: u64,
+    /// Volumes those deltas carried grown, as their new size plus their
+    /// changes (feature [`INCOMPAT_DELTA_GROW`]), rather than whole.
+    pub delta_grows: u64,
     /// Blocks of the deltas after the newest full checkpoint (its chain).
     pub delta_blocks: u64,
     /// Blocks of the newest delta checkpoint.
@@ -356,6 +365,11 @@ pub struct PoolConfig {
     /// can assemble the pool, and the checkpoint after a volume operation
     /// is a full image).
     pub volume_deltas: bool,
+    /// With `volume_deltas`, [`Pool::format`] also makes a pool whose
+    /// deltas carry the grow of a volume as its new size plus its changes
+    /// ([`INCOMPAT_DELTA_GROW`]; without it, a grow redefines the volume:
+    /// the next delta stores its whole table).
+    pub delta_grow: bool,
 }
 
 impl PoolConfig {
@@ -369,6 +383,7 @@ impl PoolConfig {
             separate: true,
             separate_min_zones: SEPARATE_MIN_ZONES,
             volume_deltas: true,
+            delta_grow: true,
         }
     }
 }
@@ -685,6 +700,9 @@ where
         st.sb.incompat |= INCOMPAT_DELTA_CHECKPOINTS;
         if cfg.volume_deltas {
             st.sb.incompat |= INCOMPAT_DELTA_VOLUMES;
+            if cfg.delta_grow {
+                st.sb.incompat |= INCOMPAT_DELTA_GROW;
+            }
         }
         let mut pool = Self::assemble(geom, cfg, st)?;
         let blk = scratch

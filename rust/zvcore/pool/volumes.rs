@@ -8,8 +8,8 @@ use core::ops::{Deref, DerefMut};
 use super::super::alloc::{DevState, ZoneInfo};
 use super::super::error::{Error, Result};
 use super::super::format::journal::VOL_FLAG_READONLY;
-use super::super::format::INCOMPAT_SHARED_BLOCKS;
 use super::super::format::{Record, Superblock, VolName};
+use super::super::format::{INCOMPAT_DELTA_GROW, INCOMPAT_SHARED_BLOCKS};
 use super::super::geom::DeviceGeometry;
 use super::super::map::{BlockTable, NodeStore};
 use super::super::sparse::RefMap;
@@ -234,6 +234,7 @@ where
             .get(i)
             .and_then(|v| v.table)
             .ok_or(Error::NotFound)?;
+        let old = t.size();
         let ep = self.cur_epoch;
         let (alloc, zepoch, failed, rep) = (
             &mut self.alloc,
@@ -246,10 +247,20 @@ where
                 inval(alloc, zepoch, ep, failed, a, n)
             }
         });
+        // A grow (with `INCOMPAT_DELTA_GROW`) keeps the table: what the
+        // chain's image holds of it stays right, the next delta lists it
+        // larger and carries its changes (the nodes a grow adds on top are
+        // new, so all marked). A shrink redefines it: the change marks of
+        // the range it drops go with the freed nodes.
+        let grow = self.sb.incompat & INCOMPAT_DELTA_GROW != 0 && size >= old;
         if let Some(v) = self.vols.get_mut(i) {
             v.table = Some(t);
-            v.ck_new = true;
-            v.ck_copy_of = None;
+            if !grow {
+                v.ck_new = true;
+                v.ck_copy_of = None;
+            } else if size > old && r.is_ok() {
+                v.ck_grown = true;
+            }
         }
         r
     }

@@ -14,6 +14,8 @@ use super::super::format::history::{Rewind, HISTORY};
 use super::super::format::layout::{checkpoint_block_addr, checkpoint_capacity};
 use super::super::format::rules::{RuleRecord, RULES};
 use super::super::format::sharing::{decode_record, ShareRecord};
+#[cfg(doc)]
+use super::super::format::INCOMPAT_DELTA_GROW;
 use super::super::format::{
     CheckpointHeader, Record, Superblock, INCOMPAT_DELTA_CHECKPOINTS, INCOMPAT_DELTA_VOLUMES,
 };
@@ -27,15 +29,15 @@ use super::{apply_record, read_pool, vol_slot, MetaReader};
 /// the full checkpoint, then each delta written after it in its set whose
 /// header links to the previous one and that reads whole (verified before
 /// it is applied, so a torn delta changes nothing). Returns the header of
-/// the newest checkpoint loaded (the journal resumes after it), the
-/// number of deltas and how many of them carried volume operations.
+/// the newest checkpoint loaded (the journal resumes after it) and what
+/// its deltas were.
 pub(super) fn load_checkpoint<G, Z, E, V, R, N, D, S, M>(
     pool: &mut Pool<G, Z, E, V, R, N, D, S>,
     perm: &[u16; MAX_DEVICES],
     rd: &mut M,
     h: &CheckpointHeader,
     buf: &mut [u8],
-) -> Result<(CheckpointHeader, u32, u32)>
+) -> Result<(CheckpointHeader, ChainDeltas)>
 where
     G: Deref<Target = [DeviceGeometry]>,
     Z: DerefMut<Target = [ZoneInfo]>,
@@ -51,12 +53,11 @@ where
         return Err(Error::Corrupt("checkpoint: a delta at the start of a set"));
     }
     let set = h.set();
-    let (mut next, _) = read_checkpoint(pool, perm, rd, h, 0, true, buf)?;
+    let (mut next, _, _) = read_checkpoint(pool, perm, rd, h, 0, true, buf)?;
     let mut last = *h;
-    let mut deltas = 0u32;
-    let mut vol_deltas = 0u32;
+    let mut d = ChainDeltas::default();
     if pool.sb.incompat & INCOMPAT_DELTA_CHECKPOINTS == 0 {
-        return Ok((last, deltas, vol_deltas));
+        return Ok((last, d));
     }
     while let Some(a) = checkpoint_block_addr(pool.alloc.geom(), set, next) {
         if read_pool(pool.alloc.geom(), perm, rd, a, buf).is_err() {
@@ -76,13 +77,25 @@ where
         if read_checkpoint(pool, perm, rd, &dh, next, false, buf).is_err() {
             break;
         }
-        let (n, vols) = read_checkpoint(pool, perm, rd, &dh, next, true, buf)?;
+        let (n, vols, grows) = read_checkpoint(pool, perm, rd, &dh, next, true, buf)?;
         last = dh;
-        deltas = deltas.saturating_add(1);
-        vol_deltas = vol_deltas.saturating_add(u32::from(vols));
+        d.deltas = d.deltas.saturating_add(1);
+        d.volume_deltas = d.volume_deltas.saturating_add(u32::from(vols));
+        d.grows = d.grows.saturating_add(grows);
         next = next.checked_add(n).ok_or(Error::Corrupt("checkpoint"))?;
     }
-    Ok((last, deltas, vol_deltas))
+    Ok((last, d))
+}
+
+/// The deltas of a chain loaded.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct ChainDeltas {
+    /// Deltas after the full checkpoint.
+    pub(super) deltas: u32,
+    /// Of those, deltas that carried the volume table.
+    pub(super) volume_deltas: u32,
+    /// Volumes they grew ([`INCOMPAT_DELTA_GROW`]).
+    pub(super) grows: u32,
 }
 
 /// Where a delta that carries the volume table is (feature
@@ -101,8 +114,8 @@ enum VolDelta {
 
 /// Reads checkpoint `h`, whose header is block `first` of its set, and
 /// loads it into the volume table if `apply` (otherwise only checks that it
-/// reads whole). Returns its number of blocks, and whether it is a delta
-/// that carried the volume table.
+/// reads whole). Returns its number of blocks, whether it is a delta
+/// that carried the volume table, and the volumes it grew.
 #[inline(never)]
 fn read_checkpoint<G, Z, E, V, R, N, D, S, M>(
     pool: &mut Pool<G, Z, E, V, R, N, D, S>,
@@ -112,7 +125,7 @@ fn read_checkpoint<G, Z, E, V, R, N, D, S, M>(
     first: u32,
     apply: bool,
     buf: &mut [u8],
-) -> Result<(u32, bool)>
+) -> Result<(u32, bool, u32)>
 where
     G: Deref<Target = [DeviceGeometry]>,
     Z: DerefMut<Target = [ZoneInfo]>,
@@ -173,13 +186,16 @@ where
                     pool.delta_vols_sweep()?;
                 }
                 // The next delta changes the tables this one redefined.
+                let mut grows = 0u32;
                 if apply {
                     for v in pool.vols.iter_mut() {
+                        grows = grows.saturating_add(u32::from(v.ck_grown));
                         v.ck_new = false;
                         v.ck_copy_of = None;
+                        v.ck_grown = false;
                     }
                 }
-                return Ok((idx.saturating_add(1), vol_table));
+                return Ok((idx.saturating_add(1), vol_table, grows));
             }
             CheckpointItem::Data { .. } if !apply => {}
             CheckpointItem::Data {

@@ -85,16 +85,24 @@ type DeltaWorld = (World, Vec<CkptImage>, Vec<(u32, u64)>);
 /// chain ended (a member at its zone limits), are made again with another
 /// seed.
 fn delta_world(volumes: bool) -> DeltaWorld {
+    grow_delta_world(volumes, false)
+}
+
+/// [`delta_world`]; with `grows`, the pool has `INCOMPAT_DELTA_GROW`: the
+/// grow of volume 3 does not redefine it (the delta lists it larger and
+/// carries its changes).
+fn grow_delta_world(volumes: bool, grows: bool) -> DeltaWorld {
     let seed = seed_from_env("delta-refusals");
     let mut rng = Rng::new(seed);
     (0..32)
-        .find_map(|_| try_delta_world(rng.next_u64(), volumes))
+        .find_map(|_| try_delta_world(rng.next_u64(), volumes, grows))
         .expect("no world with the delta wanted")
 }
 
-fn try_delta_world(seed: u64, volumes: bool) -> Option<DeltaWorld> {
+fn try_delta_world(seed: u64, volumes: bool, grows: bool) -> Option<DeltaWorld> {
     let mut w = World::with_geoms(Rng::new(seed), seed, vec![small_zns(24)]);
     w.volume_deltas_pct = if volumes { 100 } else { 0 };
+    w.delta_grow_pct = if grows { 100 } else { 0 };
     w.format();
     for (id, size) in [(1, 64), (3, 32), (6, 16), (9, 8), (10, 8)] {
         create(&mut w, id, size);
@@ -122,6 +130,7 @@ fn try_delta_world(seed: u64, volumes: bool) -> Option<DeltaWorld> {
         snapshot(&mut w, 4, 5);
         w.write_exact(4, 1, 1);
         resize(&mut w, 3, 40);
+        w.write_exact(3, 36, 2);
         delete(&mut w, 9);
     } else {
         w.write_exact(3, 5, 2);
@@ -158,7 +167,7 @@ fn try_delta_world(seed: u64, volumes: bool) -> Option<DeltaWorld> {
             .map(|r| u32_at(r, 0))
             .collect();
         redef.sort();
-        assert_eq!(redef, [3, 4, 5]);
+        assert_eq!(redef, if grows { &[4, 5][..] } else { &[3, 4, 5] });
         assert!(sharing_record(delta, tag::BASE, 4).is_some());
         assert!(sharing_record(delta, tag::DIFF, 4).is_some());
         let changed: Vec<u32> = delta
@@ -167,6 +176,7 @@ fn try_delta_world(seed: u64, volumes: bool) -> Option<DeltaWorld> {
             .map(|r| u32_at(r, 4))
             .collect();
         assert!(changed.contains(&2) && !changed.contains(&7), "{changed:?}");
+        assert_eq!(changed.contains(&3), grows, "{changed:?}");
     }
     Some((w, chain, vols))
 }
@@ -344,6 +354,7 @@ const CASES: &[Case] = &[
         },
     },
     Case {
+        // A pool without `INCOMPAT_DELTA_GROW`: no grow either.
         what: "a kept volume listed with another size",
         edit: |d| {
             let mut r = d.records(section::VOLUMES);
@@ -505,5 +516,44 @@ fn a_delta_at_the_start_of_a_set_is_refused() {
             let d = a.asm.damage.expect("damage");
             assert_eq!(d.kind, DamageKind::CheckpointLost);
         }
+    }
+}
+
+/// Sets the size of volume `vol` in the `VOLUMES` section.
+fn set_size(img: &mut CkptImage, vol: u32, size: u64) {
+    let mut r = img.records(section::VOLUMES);
+    let v = r.iter_mut().find(|r| u32_at(r, 0) == vol).expect("volume");
+    v[8..16].copy_from_slice(&size.to_le_bytes());
+    img.set_records(section::VOLUMES, r);
+}
+
+/// With `INCOMPAT_DELTA_GROW` the delta carries the grow of volume 3 (its
+/// new size, its changes past the old end) and assembles; a kept volume
+/// listed larger is grown to that size, but listed smaller it is refused,
+/// and so is the grown volume listed at its old size (its changes past
+/// it do not apply), or smaller.
+#[test]
+fn grows_in_volume_deltas() {
+    let (mut w, chain, vols) = grow_delta_world(true, true);
+    let base = w.devs.clone();
+    let delta = chain.last().expect("delta").clone();
+    let ok = assemble_with(&mut w, &base, &delta).expect("the delta unchanged");
+    assert!(!ok.asm.fell_back && ok.asm.damage.is_none());
+    assert_eq!((ok.asm.volume_deltas, ok.asm.delta_grows), (1, 1));
+    assert_eq!(ok.vols, vols, "volumes of the delta unchanged");
+    assert!(vols.contains(&(3, 40)), "{vols:?}");
+    let mut d = delta.clone();
+    set_size(&mut d, 10, 9);
+    let a = assemble_with(&mut w, &base, &d).expect("a kept volume listed larger");
+    assert!(!a.asm.fell_back && a.asm.damage.is_none());
+    assert!(a.vols.contains(&(10, 9)), "{:?}", a.vols);
+    for (what, vol, size) in [
+        ("a kept volume listed smaller", 10, 7),
+        ("the grown volume listed at its old size", 3, 32),
+        ("the grown volume listed smaller", 3, 31),
+    ] {
+        let mut d = delta.clone();
+        set_size(&mut d, vol, size);
+        assert_refused(&mut w, &base, &d, what);
     }
 }

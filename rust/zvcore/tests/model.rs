@@ -20,10 +20,12 @@ use harness::*;
 use sim::*;
 
 /// One world; pools in the older format (no volume operations in delta
-/// checkpoints) unless `volume_deltas`.
-pub fn run(seed: u64, ops: u64, volume_deltas: bool) -> Stats {
+/// checkpoints) unless `volume_deltas`, whose deltas carry grows if
+/// `delta_grow`.
+pub fn run(seed: u64, ops: u64, volume_deltas: bool, delta_grow: bool) -> Stats {
     let mut w = World::new(seed);
     w.volume_deltas_pct = if volume_deltas { 100 } else { 0 };
+    w.delta_grow_pct = if delta_grow { 100 } else { 0 };
     w.populate(ops);
     w.crash_and_recover();
     w.st
@@ -35,13 +37,15 @@ fn model_random_ops_with_crashes() {
     let total = ops_from_env(400_000);
     let t0 = std::time::Instant::now();
     // Several worlds (different geometries) from the one seed; the first
-    // in the older format (a full checkpoint after volume operations).
+    // in the older format (a full checkpoint after volume operations), the
+    // second with volume operations in deltas but not grows (a grow
+    // redefines the volume), the others with both.
     let worlds = 4u64;
     let mut srng = Rng::new(seed);
     let mut agg = Vec::new();
     for i in 0..worlds {
         let s = srng.next_u64();
-        let st = std::panic::catch_unwind(|| run(s, total / worlds, i > 0));
+        let st = std::panic::catch_unwind(|| run(s, total / worlds, i > 0, i > 1));
         match st {
             Ok(st) => agg.push(st),
             Err(e) => {
@@ -55,7 +59,7 @@ fn model_random_ops_with_crashes() {
         "model: {} ops in {:?}: writes {} reads {} discards {} flushes {} checkpoints {} gc batches {} (races {}) \
          crashes {} (mid-metadata {}) vol ops {} (snapshots {} clones {} rollbacks {} promotes {} deletes {} read-only refusals {}) \
          write failures {} enospc {} fallbacks {} replayed journal blocks {} checkpoint retries {} \
-         checkpoints in steps {} (operations between steps {}) delta checkpoints {} (loaded by recoveries {}; with volume operations {}, loaded {}; copies {}) \
+         checkpoints in steps {} (operations between steps {}) delta checkpoints {} (loaded by recoveries {}; with volume operations {}, loaded {}; copies {}; grows {}, loaded {}) \
          members added {} (busy {}) evacuations {} (cancelled {}, refused for space {}) migrations {} \
          space rules set {} (writes refused {})",
         sum(|s| s.ops),
@@ -88,6 +92,8 @@ fn model_random_ops_with_crashes() {
         sum(|s| s.volume_deltas),
         sum(|s| s.volume_deltas_loaded),
         sum(|s| s.delta_copies),
+        sum(|s| s.delta_grows),
+        sum(|s| s.delta_grows_loaded),
         sum(|s| s.member_adds),
         sum(|s| s.member_busy),
         sum(|s| s.evacuations),
@@ -108,6 +114,16 @@ fn model_random_ops_with_crashes() {
     assert!(
         sum(|s| s.delta_copies) > 0,
         "no snapshot or clone stored as a copy in a delta"
+    );
+    assert!(
+        sum(|s| s.delta_grows) > 0 && sum(|s| s.delta_grows_loaded) > 0,
+        "no grow carried by a delta, or none loaded by a recovery"
+    );
+    assert_eq!(
+        agg.get(..2)
+            .map_or(0, |a| a.iter().map(|s| s.delta_grows).sum::<u64>()),
+        0,
+        "a grow in a delta of a pool without the feature"
     );
     assert!(
         sum(|s| s.stepped) > 0 && sum(|s| s.between_steps) > 0,

@@ -220,6 +220,9 @@ impl World {
         let c = self.pool_ref().stats().delta_copies;
         self.st.delta_copies += c.saturating_sub(self.seen_delta_copies);
         self.seen_delta_copies = c;
+        let g = self.pool_ref().stats().delta_grows;
+        self.st.delta_grows += g.saturating_sub(self.seen_delta_grows);
+        self.seen_delta_grows = g;
     }
 
     pub fn checkpoint_now(&mut self) {

@@ -97,9 +97,11 @@ impl World {
         self.st.replayed += asm.replayed_blocks;
         self.st.deltas_loaded += u64::from(asm.delta_checkpoints);
         self.st.volume_deltas_loaded += u64::from(asm.volume_deltas);
+        self.st.delta_grows_loaded += u64::from(asm.delta_grows);
         self.seen_deltas = 0;
         self.seen_volume_deltas = 0;
         self.seen_delta_copies = 0;
+        self.seen_delta_grows = 0;
         if asm.fell_back {
             self.st.fallbacks += 1;
         }

@@ -88,6 +88,10 @@ pub struct Stats {
     pub volume_deltas_loaded: u64,
     /// Snapshots and clones written as copies in those deltas.
     pub delta_copies: u64,
+    /// Volumes those deltas carried grown (`INCOMPAT_DELTA_GROW`), and
+    /// grown by the deltas recoveries loaded.
+    pub delta_grows: u64,
+    pub delta_grows_loaded: u64,
     /// Members added to the running pool, and adds refused as busy.
     pub member_adds: u64,
     pub member_busy: u64,
@@ -111,12 +115,15 @@ pub struct World {
     pub stepped_pct: u64,
     /// Percent of formats whose pools carry volume operations in deltas.
     pub volume_deltas_pct: u64,
+    /// Percent of those whose deltas carry grows (`INCOMPAT_DELTA_GROW`).
+    pub delta_grow_pct: u64,
     /// A checkpoint is being written in steps: nothing may commit.
     pub in_ckpt: bool,
     /// Delta checkpoints the pool reported when last looked at.
     pub seen_deltas: u64,
     pub seen_volume_deltas: u64,
     pub seen_delta_copies: u64,
+    pub seen_delta_grows: u64,
     /// The model does not know the blocks' contents (a pool adopted from
     /// unknown metadata): no read checks.
     pub blind: bool,
@@ -286,10 +293,12 @@ impl World {
             nomem_one_in: 0,
             stepped_pct: 50,
             volume_deltas_pct: 75,
+            delta_grow_pct: 75,
             in_ckpt: false,
             seen_deltas: 0,
             seen_volume_deltas: 0,
             seen_delta_copies: 0,
+            seen_delta_grows: 0,
             blind: false,
             fill_pct: 45,
             seed,
@@ -342,6 +351,8 @@ impl World {
                 volume_deltas: 0,
                 volume_deltas_loaded: 0,
                 delta_copies: 0,
+                delta_grows: 0,
+                delta_grows_loaded: 0,
                 member_adds: 0,
                 member_busy: 0,
                 evacuations: 0,
@@ -420,6 +431,8 @@ impl World {
         // A quarter of the pools in the older format: a full checkpoint
         // after each volume operation.
         cfg.volume_deltas = self.rng.pct(self.volume_deltas_pct);
+        // Most of those carry grows in deltas too.
+        cfg.delta_grow = cfg.volume_deltas && self.rng.pct(self.delta_grow_pct);
         let mut scratch = std::mem::take(&mut self.scratch);
         let pool = Pool::format(
             self.geoms.clone(),
