@@ -22,13 +22,13 @@
 //!
 //! The requeue list is kicked through `blk_mq_delay_kick_requeue_list`,
 //! which *moves* a pending kick: a later kick would postpone an earlier
-//! one. So the time of the pending kick is kept ([`VolQos::kick_at`]) and
-//! the list is only kicked again when nothing is pending or the new time is
-//! earlier. The request is put on the list before that decision, the
-//! decision compares with the time after that (a kick due later has not
-//! run yet, so it finds the request), and the decision and the kick are
-//! made under the volume's limiter lock (so `kick_at` names the kick
-//! issued last, the one pending).
+//! one. So the time of the last kick is kept ([`VolQos::kick_at`]) and the
+//! list is only kicked again when no kick is queued or the new time is
+//! earlier. The request is put on the list before that decision, which
+//! asks the queue whether its requeue work is still queued then (so it
+//! will find the request; `Request::requeue_delayed`), and the decision
+//! and the kick are made under the volume's limiter lock (so `kick_at`
+//! names the kick issued last).
 
 use crate::kwrap::request::{Op, Request};
 use crate::zvcore::qos::{Dir, Knob, Limiter, DEFAULT_BURST_NS};
@@ -135,16 +135,20 @@ impl VolQos {
             .unwrap_or(MAX_DELAY_MS)
             .clamp(1, MAX_DELAY_MS);
         let due = now.saturating_add(u64::from(ms) * NS_PER_MS);
-        rq.requeue_delayed(|| {
-            // The request is on the list now. A kick due after this
-            // moment has not run yet (it runs at its due time or later)
-            // and will find it; one due before may have run already, before
-            // the request was there: kick again. (Comparing with `now`,
-            // taken before the request was put back, lost requests: a kick
-            // running in between found the list without them.)
-            let t = self.now();
+        rq.requeue_delayed(|queued| {
+            // The request is on the list now. A kick whose work is still
+            // queued will find it: leave it to that kick when it is due no
+            // later than this request. Whether a kick ran cannot be told
+            // from its time: the work's timer counts whole jiffies and may
+            // fire up to one jiffy (4 ms at HZ=250) before the time asked
+            // for; relying on the time lost requests for good on a
+            // two-CPU guest (the kick ran early, the request came back
+            // refused, and no kick was issued for it). `kick_at` may name
+            // a kick that ran, while another's (an out-of-memory requeue's)
+            // is queued: the request then waits for that one, later than
+            // needed but not lost.
             let pending = self.kick_at.load(Ordering::Relaxed);
-            if pending > t && pending <= due {
+            if queued && pending <= due {
                 return None;
             }
             self.kick_at.store(due, Ordering::Relaxed);

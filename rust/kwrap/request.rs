@@ -27,7 +27,7 @@ use core::{
     marker::PhantomData,
     mem::ManuallyDrop,
     ptr::NonNull,
-    sync::atomic::{AtomicPtr, AtomicU16, AtomicU8, Ordering},
+    sync::atomic::{AtomicI64, AtomicPtr, AtomicU16, AtomicU8, Ordering},
 };
 use kernel::{
     bindings,
@@ -484,11 +484,16 @@ impl<D> Request<D> {
     /// Gives the request back to the block layer like [`Self::requeue`],
     /// for a wait the driver chose (an I/O limit): not counted against
     /// `requeue`'s limit. The request is on the requeue list first; then
-    /// `kick` decides: `Some(ms)` dispatches the list after `ms`
+    /// `kick(pending)` decides: `Some(ms)` dispatches the list after `ms`
     /// (`blk_mq_delay_kick_requeue_list`, which moves a kick already
-    /// pending to the new time), `None` leaves the request to a kick the
-    /// caller knows is pending. Any context, never sleeps.
-    pub(crate) fn requeue_delayed(self, kick: impl FnOnce() -> Option<u32>) {
+    /// pending to the new time), `None` leaves the request to the pending
+    /// kick. `pending` says whether the queue's requeue work was pending
+    /// (queued, not started) after the request was put on the list: only
+    /// then will a kick already issued find it. A kick's time says
+    /// nothing about whether it ran: the work's timer counts whole jiffies
+    /// and fires up to one jiffy before the time asked for. Any context,
+    /// never sleeps.
+    pub(crate) fn requeue_delayed(self, kick: impl FnOnce(bool) -> Option<u32>) {
         let rq = self.into_raw();
         // Ownership goes back to the block layer, which dispatches it again;
         // the caller runs in the queue's dispatch with the disk alive.
@@ -498,7 +503,20 @@ impl<D> Request<D> {
             bindings::blk_mq_requeue_request(rq, false);
             q
         };
-        if let Some(ms) = kick() {
+        // The request went on the list under `q->requeue_lock`. The work
+        // clears its pending bit before it takes that lock to splice the
+        // list, so if it spliced before the request was added, this load
+        // (after our unlock of the same lock) sees the bit clear, unless a
+        // newer kick set it again, and that one runs later and finds the
+        // request. A set bit therefore means: a run is still to come.
+        // SAFETY: `q` is alive (above); `requeue_work.work.data` is the
+        // work's `atomic_long_t`, only ever accessed atomically.
+        let data = unsafe {
+            let p = core::ptr::addr_of_mut!((*q).requeue_work.work.data.counter);
+            AtomicI64::from_ptr(p).load(Ordering::Acquire)
+        };
+        let pending = data & (1 << bindings::work_bits_WORK_STRUCT_PENDING_BIT) != 0;
+        if let Some(ms) = kick(pending) {
             // SAFETY: `q` is alive (above).
             unsafe {
                 bindings::blk_mq_delay_kick_requeue_list(
