@@ -148,6 +148,7 @@ impl ActivePool {
         writeln!(w, "delta_checkpoints {}", s.delta_checkpoints)?;
         writeln!(w, "volume_deltas {}", s.volume_deltas)?;
         writeln!(w, "delta_copies {}", s.delta_copies)?;
+        writeln!(w, "delta_grows {}", s.delta_grows)?;
         writeln!(w, "delta_blocks {}", s.delta_blocks)?;
         writeln!(w, "last_delta_blocks {}", s.last_delta_blocks)?;
         writeln!(

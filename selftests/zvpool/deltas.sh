@@ -36,7 +36,7 @@ if [ ! -f "$KO" ] || [ ! -f /lib/modules/null_blk.ko ]; then
 	ktap_finished
 fi
 lsmod | grep -q '^zvpool ' && rmmod zvpool
-ktap_set_plan 15
+ktap_set_plan 17
 dmesg_mark
 
 st() { sed -n "s/^$1 //p" $P/status; }
@@ -77,10 +77,11 @@ while [ "$(st delta_checkpoints)" = 0 ] && [ $n -lt 6 ]; do
 	fsyncs 400 >/dev/null 2>&1
 	n=$((n + 1))
 done
-v0=$(st volume_deltas) c0=$(st checkpoints) d0=$(st delta_checkpoints)
+v0=$(st volume_deltas) c0=$(st checkpoints) d0=$(st delta_checkpoints) g0=$(st delta_grows)
 C0=$(sum)
-ktap_test_result "volume operations: a snapshot, a clone of it, a volume created and written, another deleted" \
+ktap_test_result "volume operations: a snapshot, a clone of it, v grown to 160 MiB, a volume created and written, another deleted" \
 	quiet sh -c "zvpoolctl snapshot create dl/v@s1 && zvpoolctl volume clone dl/v@s1 c1 &&
+	 zvpoolctl volume resize --size 160M dl/v &&
 	 zvpoolctl volume create dl/w --size 96M && zvpoolctl volume create dl/gone --size 8M &&
 	 dd if=/dev/urandom of=\$(zvpoolctl volume show -H -o device dl/w | cut -f2) bs=$MIB count=96 oflag=direct status=none &&
 	 zvpoolctl volume delete dl/gone"
@@ -89,10 +90,15 @@ ktap_test_result "1,200 fsync'ed writes after them" quiet fsyncs 1200
 v1=$(st volume_deltas) c1=$(st checkpoints) d1=$(st delta_checkpoints)
 ktap_print_msg "checkpoints $c0 -> $c1, deltas $d0 -> $d1, deltas with volume operations $v0 -> $v1; full image $(st checkpoint_blocks) blocks, last delta $(st last_delta_blocks) blocks"
 ktap_test_result "a delta checkpoint carried the volume operations" [ $((v1 - v0)) -ge 1 ]
+# INCOMPAT_DELTA_GROW: the grow is the volume's new size in the delta's
+# volume table plus its changes, not its whole table.
+ktap_test_result "a delta carried v grown, not its whole table (delta_grows $g0 -> $(st delta_grows))" \
+	[ "$(st delta_grows)" -gt "${g0:-0}" ]
 S2=$(sum)
 ktap_test_result "stop and reassemble again" quiet sh -c "zvpoolctl pool stop dl && zvpoolctl pool assemble dl $D"
 ktap_print_msg "$(assembled)"
 ktap_expect_eq "every block reads back after the second reassembly" "$S2" "$(sum)"
+ktap_expect_eq "v is 160 MiB after it" "$((160 * MIB))" "$(blockdev --getsize64 "$(dev)")"
 gone=absent
 zvpoolctl volume show dl/gone >/dev/null 2>&1 && gone=present
 ktap_expect_eq "the clone, the new volume and no deleted one after it" \
