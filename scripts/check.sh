@@ -89,8 +89,23 @@ fi
 step "initramfs"
 "$ZVPOOL_TOP/scripts/initramfs.sh" "$KBUILD" "$KO" "$B/initramfs.cpio"
 
-vm_rc=0
-if [ $mode != campaign ] && [ $mode != scale ]; then
+vm_rc=0 lane1_pid="" lane2_log=""
+if [ $mode = check ] && [ "${ZVPOOL_CHECK_LANES:-2}" = 2 ]; then
+	# Two VMs at once, one host core each (single-threaded TCG): the
+	# programs are split into two lanes of about equal time
+	# (check-lanes.sh); the first runs in the background, the second here,
+	# followed by the reboot test and the power cuts.
+	read -r lane1 lane2 < <("$ZVPOOL_TOP/scripts/check-lanes.sh")
+	export ZVPOOL_TCG_THREAD=${ZVPOOL_TCG_THREAD:-single}
+	step "VM (check), two VMs at once: lane 1 ${lane1//,/ }; lane 2 ${lane2//,/ }"
+	"$ZVPOOL_TOP/scripts/vm.sh" --kernel "$KBUILD/arch/x86/boot/bzImage" --initrd "$B/initramfs.cpio" \
+		--mode "check:$lane1" --log "$B/vm" --timeout "${ZVPOOL_VM_TIMEOUT:-2400}" >"$B/vm-lane1.out" 2>&1 &
+	lane1_pid=$!
+	lane2_log=$B/vm-lane2
+	"$ZVPOOL_TOP/scripts/vm.sh" --kernel "$KBUILD/arch/x86/boot/bzImage" --initrd "$B/initramfs.cpio" \
+		--mode "check:$lane2" --log "$lane2_log" --timeout "${ZVPOOL_VM_TIMEOUT:-2400}" || vm_rc=$?
+	log "VM lane 2 done (t+$((SECONDS - t0))s)"
+elif [ $mode != campaign ] && [ $mode != scale ]; then
 	step "VM ($mode)"
 	"$ZVPOOL_TOP/scripts/vm.sh" --kernel "$KBUILD/arch/x86/boot/bzImage" --initrd "$B/initramfs.cpio" \
 		--mode $mode --log "$B/vm" --timeout "${ZVPOOL_VM_TIMEOUT:-2400}" || vm_rc=$?
@@ -188,6 +203,12 @@ for t in $crash_tests; do
 	done
 done
 
+if [ -n "$lane1_pid" ]; then
+	step "waiting for VM lane 1"
+	wait "$lane1_pid" || vm_rc=$?
+	cat "$B/vm-lane1.out"
+fi
+
 # Count leaf test cases (nested one level); a program that failed without a
 # failing case of its own (crash, timeout) counts as one failure.
 count_ktap() {
@@ -203,7 +224,7 @@ count_ktap() {
 vm_pass=0 vm_fail=0 vm_skip=0
 echo "---- VM selftests (KTAP) ----"
 vm_logs=("${reboot_logs[@]}" "${crash_logs[@]}" "${scale_logs[@]}")
-[ $mode = campaign ] || [ $mode = scale ] || vm_logs=("$B/vm/results.log" "${vm_logs[@]}")
+[ $mode = campaign ] || [ $mode = scale ] || vm_logs=("$B/vm/results.log" ${lane2_log:+"$lane2_log/results.log"} "${vm_logs[@]}")
 for r in "${vm_logs[@]}"; do
 	tr -d '\r' <"$r" >"${r%results.log}ktap.log"
 	grep -v '^ZVPOOL-GUEST-DONE' "${r%results.log}ktap.log" || true
@@ -219,6 +240,6 @@ echo "== zvpool check summary (total $((SECONDS - t0)) s) =="
 echo "kernel: $(cat "$KBUILD/.zv-complete") ($(basename "$KBUILD"))"
 echo "host tests (cargo test + module checks): $host_pass passed, $host_fail failed, $host_skip ignored"
 echo "VM selftests (KTAP): $vm_pass passed, $vm_fail failed, $vm_skip skipped"
-[ "$vm_rc" = 0 ] || echo "VM run failed (see $B/vm/console.log)"
+[ "$vm_rc" = 0 ] || echo "VM run failed (see $B/vm/console.log${lane2_log:+ and $lane2_log/console.log})"
 echo "$((host_pass + vm_pass)) passed, $((host_fail + vm_fail)) failed, $((host_skip + vm_skip)) skipped"
 [ $((host_fail + vm_fail)) = 0 ] && [ "$host_rc" = 0 ] && [ "$vm_rc" = 0 ]

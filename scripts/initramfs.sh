@@ -58,6 +58,7 @@ cp "$ZVPOOL_TOP"/selftests/zvpool/* "$O/usr/share/zvpool/selftests/"
 cp "$ZVPOOL_TOP/udev/60-zvpool.rules" "$O/usr/share/zvpool/udev/"
 cp "$ZVPOOL_TOP/scripts/guest/demo.sh" "$O/usr/share/zvpool/demo.sh"
 {
+	echo "ZV_CPUS=\"$ZV_CPUS\""
 	echo "ZV_ZNS=\"$ZV_ZNS\""
 	echo "ZV_CONV=\"$ZV_CONV\""
 	echo "ZV_SCALE_CONV=\"$ZV_SCALE_CONV\""

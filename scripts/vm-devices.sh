@@ -5,6 +5,8 @@
 #  - zns1: capacity == size (what dm-zoned requires), tighter limits.
 # Limits must be below the zone count, else QEMU reports 0 (= unlimited).
 ZV_ZNS="zns0:1:4096:64:62:14:28 zns1:2:2048:32:32:8:12"
+# The guest's CPUs (QEMU -smp; one host thread each under multi-threaded TCG).
+ZV_CPUS=2
 # Conventional namespaces: name:nsid:size_MiB
 ZV_CONV="conv0:3:2048"
 

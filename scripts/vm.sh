@@ -57,7 +57,7 @@ for spec in $ZV_CONV; do
 done
 
 case "${ZVPOOL_ACCEL:-tcg}" in
-tcg) accel=(-accel tcg -cpu max) ;;
+tcg) accel=(-accel "tcg,thread=${ZVPOOL_TCG_THREAD:-multi}" -cpu max) ;;
 kvm) accel=(-accel kvm -cpu host) ;;
 *) die "ZVPOOL_ACCEL must be tcg or kvm" ;;
 esac
@@ -65,7 +65,7 @@ esac
 append="console=ttyS0 panic=-1 oops=panic loglevel=5 tsc=reliable zvpool.run=$mode $extra"
 console=$logdir/console.log results=$logdir/results.log
 : >"$results"
-qemu=(qemu-system-x86_64 "${accel[@]}" -M pc -smp 2 -m "${ZVPOOL_VM_MEM:-2048}" -no-reboot -display none -vga none -net none
+qemu=(qemu-system-x86_64 "${accel[@]}" -M pc -smp "$ZV_CPUS" -m "${ZVPOOL_VM_MEM:-2048}" -no-reboot -display none -vga none -net none
 	-kernel "$kernel" -initrd "$initrd" -append "$append" "${devargs[@]}")
 start=$SECONDS
 if [ "$mode" = shell ]; then

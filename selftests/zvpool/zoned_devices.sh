@@ -17,7 +17,10 @@ fi
 
 nzns=$(echo $ZV_ZNS | wc -w)
 nconv=$(echo $ZV_CONV | wc -w)
-ktap_set_plan $((nzns * 6 + nconv * 2 + 6))
+ktap_set_plan $((nzns * 6 + nconv * 2 + 7))
+
+# The guest is an SMP machine: the tests exercise truly concurrent paths.
+ktap_expect_eq "the guest has the CPUs the runner gave it" "${ZV_CPUS:-2}" "$(grep -c ^processor /proc/cpuinfo)"
 
 . "$DIR/vm_devices.sh"
 
