@@ -12,6 +12,9 @@
 #     stable names /dev/zvpool/rb/fs, /dev/zvpool/rb/raw and
 #     /dev/disk/by-id/zvpool-UUID (the UUID printed in boot 1); then stop
 #     and assemble with the members listed in the other order.
+# rb/raw is exported over nvme-loop in boot 1 (recorded in the pool cache):
+# the import of boot 2 makes the export again, with the same NQN and the
+# volume's UUID as namespace UUID.
 # The members are zloop zoned devices (one with conventional zones, like an
 # SMR drive) whose zone files live on ext4 on the conventional NVMe
 # namespace: QEMU 7.2 keeps the write pointers of its emulated ZNS
@@ -37,6 +40,8 @@ set -- $ZV_CONV
 CONV=$(dev_for "$(echo "$1" | cut -d: -f2)")
 pattern() { yes "zvpool reboot pattern $1" | head -c $((16 * MIB)); }
 CACHE=/zl/zvpool.cache
+NVMET=/sys/kernel/config/nvmet
+NQN=nqn.2026-12.org.zvpool:rb-raw
 # zloop_up: the zone files' file system, then the two zloop devices (created
 # in boot 1, restored from their zone files in boot 2).
 zloop_up() {
@@ -52,7 +57,7 @@ insmod "$KO"
 
 case "$ZVPOOL_PHASE" in
 1)
-	ktap_set_plan 9
+	ktap_set_plan 11
 	zloop_first() { mkfs.ext4 -q -F "$CONV" && zloop_up; }
 	ktap_test_result "zloop devices on ext4 on the conventional namespace" quiet zloop_first
 	ktap_test_result "create pool (recorded in the pool cache $CACHE)" quiet zvpoolctl --cache $CACHE pool create -f rb "$Z0" "$Z1"
@@ -71,12 +76,15 @@ case "$ZVPOOL_PHASE" in
 	ktap_test_result "umount (flushes)" umount /mnt
 	write_raw() { pattern raw | dd of="$RAW" bs=$MIB iflag=fullblock oflag=direct conv=fsync status=none; }
 	ktap_test_result "raw volume: 16 MiB pattern, fsync" write_raw
+	ktap_test_result "export rb/raw over nvme-loop" quiet zvpoolctl --cache $CACHE volume export --nqn $NQN rb/raw
+	ktap_test_result "the pool cache records the export" grep -q "^export [^ ]* raw $NQN transport=loop" $CACHE
+	zvpoolctl volume ident "$RAW" | sed -n 's/^ZVPOOL_UUID=//p' >/zl/raw.uuid
 	sync
 	dmesg_clean_since_mark "no WARN/oops (phase 1)"
 	# No pool stop: the next boot must find everything that was flushed.
 	;;
 2)
-	ktap_set_plan 14
+	ktap_set_plan 18
 	ktap_test_result "zloop devices restored from their zone files" quiet zloop_up
 	# The kernel's uevents through the shipped udev rule: links below $ROOT.
 	UH=/sys/kernel/uevent_helper
@@ -99,6 +107,10 @@ case "$ZVPOOL_PHASE" in
 	FS=$(zvpoolctl volume show -H -o device rb/fs | cut -f2)
 	RAW=$(zvpoolctl volume show -H -o device rb/raw | cut -f2)
 	U=$(cat /zl/fs.uuid)
+	NS=$NVMET/subsystems/$NQN/namespaces/1
+	ktap_expect_eq "the recorded export is made again at import: nvmet's namespace on rb/raw, enabled" \
+		"$RAW 1" "$(cat $NS/device_path 2>/dev/null) $(cat $NS/enable 2>/dev/null)"
+	ktap_expect_eq "the namespace UUID is rb/raw's UUID of boot 1" "$(cat /zl/raw.uuid)" "$(cat $NS/device_uuid 2>/dev/null)"
 	if [ $links = 1 ]; then
 		_n=0
 		while [ $_n -lt 50 ] && ! { [ "$(readlink $ROOT/dev/zvpool/rb/fs)" = "$FS" ] &&
@@ -127,6 +139,8 @@ case "$ZVPOOL_PHASE" in
 	ktap_expect_eq "raw volume: unwritten part reads zeros" "$(head -c $((48 * MIB)) /dev/zero | md5sum)" \
 		"$(dd if=$RAW bs=$MIB skip=16 count=48 iflag=direct status=none | md5sum)"
 	[ $links = 1 ] && echo "" >$UH
+	ktap_test_result "unexport rb/raw" quiet zvpoolctl --cache $CACHE volume unexport rb/raw
+	ktap_test_result "the pool cache no longer records it" sh -c "! grep -q '^export ' $CACHE"
 	ktap_test_result "stop the pool" quiet zvpoolctl pool stop rb
 	ktap_test_result "assemble (members in the other order)" quiet zvpoolctl pool assemble rb "$Z1" "$Z0"
 	RAW=$(zvpoolctl volume show -H -o device rb/raw | cut -f2)
