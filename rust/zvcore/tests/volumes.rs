@@ -89,6 +89,19 @@ fn snapshot(w: &mut World, src: u32, id: u32) {
     w.vols.push(m);
 }
 
+/// Checkpoints (each after a write to volume 1) until one is a delta: the
+/// chain is open (a member at its zone limits may end a chain).
+fn open_chain(w: &mut World) {
+    for k in 0..8 {
+        w.write_exact(1, k, 1);
+        commit(w);
+        w.checkpoint_now();
+        if w.pool_ref().stats().delta_checkpoints > 0 {
+            break;
+        }
+    }
+}
+
 fn delete(w: &mut World, id: u32) {
     w.complete_all();
     w.pool()
@@ -222,16 +235,7 @@ fn volume_ops_checkpoint(volume_deltas: bool) -> (PoolStats, PoolStats) {
     // After assembly a full checkpoint (once the journal has a zone, one
     // that deltas may follow): the image of every table.
     w.crash_and_recover();
-    // Checkpoints until one is a delta: the chain is open (a member at
-    // its zone limits may end a chain).
-    for k in 0..8 {
-        w.write_exact(1, k, 1);
-        commit(&mut w);
-        w.checkpoint_now();
-        if w.pool_ref().stats().delta_checkpoints > 0 {
-            break;
-        }
-    }
+    open_chain(&mut w);
     let before = w.pool_ref().stats();
     assert!(before.delta_checkpoints > 0, "a chain that deltas extend");
     assert!(before.checkpoint_blocks > 0, "a full checkpoint");
@@ -353,14 +357,7 @@ fn try_grows_checkpoint(seed: u64, delta_grow: bool) -> Option<(PoolStats, PoolS
     w.write_exact(1, 3, 1);
     commit(&mut w);
     w.crash_and_recover();
-    for k in 0..8 {
-        w.write_exact(1, k, 1);
-        commit(&mut w);
-        w.checkpoint_now();
-        if w.pool_ref().stats().delta_checkpoints > 0 {
-            break;
-        }
-    }
+    open_chain(&mut w);
     let before = w.pool_ref().stats();
     assert!(before.delta_checkpoints > 0, "a chain that deltas extend");
     snapshot(&mut w, 1, 2);
