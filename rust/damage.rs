@@ -128,15 +128,16 @@ fn log_damage(
     };
     match (d.kind, d.bad) {
         (DamageKind::CheckpointLost, _) => pr_err!(
-            "{}: {}: metadata damaged: checkpoint generation {} is {} (the journal shows it was committed); loaded checkpoint {} instead\n",
+            "{}: {}: metadata damaged: checkpoint generation {} is {}{} (the journal shows it was committed); loaded checkpoint {} instead\n",
             name,
             what,
             d.lost_gen,
-            if d.lost_header_found {
-                "unreadable"
-            } else {
-                "missing"
+            match (d.lost_header_found, d.lost_error.is_some()) {
+                (true, _) => "unreadable: ",
+                (false, true) => "in a checkpoint chain that was refused: ",
+                (false, false) => "missing",
             },
+            d.lost_error.map_or("", |e| e.describe()),
             asm.checkpoint_generation
         ),
         (DamageKind::JournalInvalid, Some(b)) => pr_err!(

@@ -146,6 +146,11 @@ pub struct Damage {
     /// The lost checkpoint's header block was found (its body is unreadable)
     /// rather than missing.
     pub lost_header_found: bool,
+    /// Why the newest checkpoint set that could not be loaded was refused,
+    /// when the lost checkpoint is in it (its full image, or a delta of its
+    /// chain): the first check the chain failed ([`Error::describe`] for a
+    /// log line).
+    pub lost_error: Option<Error>,
     /// Where the invalid journal block claiming sequence [`Self::seq`] (or
     /// else the first invalid one of this pool) lies.
     pub bad: Option<BadBlock>,
@@ -184,6 +189,7 @@ impl Damage {
             committed_seq,
             lost_gen: 0,
             lost_header_found: false,
+            lost_error: None,
             bad: None,
             bad_blocks: 0,
             lost_blocks: 0,
@@ -599,8 +605,10 @@ where
         other => other,
     };
     let mut chosen = None;
-    // Generation of a checkpoint whose header is valid but whose body is not.
+    // Generation of a checkpoint whose header is valid but whose body is
+    // not, and why.
     let mut unusable_gen = 0u64;
+    let mut unusable_error = None;
     for (k, h) in order.iter().enumerate() {
         let Some(h) = h else { continue };
         clear_volumes(pool);
@@ -614,7 +622,12 @@ where
                 break;
             }
             Err(Error::Unsupported(s)) => return Err(Error::Unsupported(s)),
-            Err(_) => unusable_gen = unusable_gen.max(h.generation),
+            Err(e) => {
+                if h.generation >= unusable_gen {
+                    unusable_gen = h.generation;
+                    unusable_error = Some(e);
+                }
+            }
         }
     }
     let Some((ckpt, fell_back)) = chosen else {
@@ -679,6 +692,13 @@ where
             0
         };
         d.lost_header_found = d.lost_gen != 0 && unusable_gen == d.lost_gen;
+        // The refused set holds the lost checkpoint when it is not newer
+        // (its header names the chain's full image; a delta comes later).
+        d.lost_error = if d.lost_gen != 0 && unusable_gen != 0 && unusable_gen <= d.lost_gen {
+            unusable_error
+        } else {
+            None
+        };
         // The invalid block where the next one was expected, or one that
         // claims the missing sequence number.
         let at_hint = hint.and_then(|(m, i, off)| {

@@ -218,6 +218,12 @@ fn assert_refused(w: &mut World, base: &[SimDev], img: &CkptImage, what: &str) {
             let d = a.asm.damage.unwrap_or_else(|| panic!("{what}: no damage"));
             assert_eq!(d.kind, DamageKind::CheckpointLost, "{what}");
             assert_eq!(d.lost_gen, img.header.generation, "{what}");
+            // The damage report says why: a check of the chain's contents.
+            assert!(
+                matches!(d.lost_error, Some(Error::Corrupt(_))),
+                "{what}: reported as {:?}",
+                d.lost_error
+            );
         }
     }
 }

@@ -198,10 +198,12 @@ pub fn damage_summary(d: &Damage) -> String {
         DamageKind::CheckpointLost => format!(
             "metadata damaged: checkpoint generation {} is lost ({}); journal replay stops at {}",
             d.lost_gen,
-            if d.lost_header_found {
-                "its header exists, its body cannot be read"
-            } else {
-                "not found"
+            match (d.lost_header_found, d.lost_error) {
+                (true, Some(e)) =>
+                    format!("its header exists, its body was refused: {}", e.describe()),
+                (true, None) => "its header exists, its body cannot be read".into(),
+                (false, Some(e)) => format!("its checkpoint chain was refused: {}", e.describe()),
+                (false, None) => "not found".into(),
             },
             d.seq
         ),
