@@ -14,7 +14,7 @@ impl World {
         // when one is due), sometimes an explicit checkpoint.
         // (Not while a member added waits for its commit: the engine
         // refuses checkpoints until the journal has named it.)
-        let explicit = self.rng.pct(3) && !self.pool().member_pending();
+        let explicit = self.rng.pct(self.explicit_ckpt_pct) && !self.pool().member_pending();
         if (explicit || self.pool().needs_checkpoint()) && self.rng.pct(self.stepped_pct) {
             return self.checkpoint_stepped(may_crash);
         }

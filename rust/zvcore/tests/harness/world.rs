@@ -113,6 +113,9 @@ pub struct World {
     /// Percent of checkpoints written in steps with other operations in
     /// between (the kernel's way), the others at once.
     pub stepped_pct: u64,
+    /// Percent of commits that are explicit checkpoints instead of the
+    /// kernel's flush (which checkpoints only when one is due).
+    pub explicit_ckpt_pct: u64,
     /// Percent of formats whose pools carry volume operations in deltas.
     pub volume_deltas_pct: u64,
     /// Percent of those whose deltas carry grows (`INCOMPAT_DELTA_GROW`).
@@ -292,6 +295,7 @@ impl World {
             nodes: 4096,
             nomem_one_in: 0,
             stepped_pct: 50,
+            explicit_ckpt_pct: 3,
             volume_deltas_pct: 75,
             delta_grow_pct: 75,
             in_ckpt: false,
