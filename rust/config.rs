@@ -33,6 +33,7 @@ const FEATURES: &[&str] = &[
     "snapshots",
     "read-only-assembly",
     "rewind",
+    "journal-copies",
 ];
 
 /// Data of the subsystem's root directory.

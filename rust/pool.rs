@@ -495,6 +495,13 @@ impl ActivePool {
             cost.reports,
             cost.io_ms
         );
+        if asm.repaired_blocks > 0 {
+            pr_warn!(
+                "{}: {} damaged journal block(s) read from their copy on another member (the next checkpoint covers them)\n",
+                name,
+                asm.repaired_blocks
+            );
+        }
         if asm.torn_blocks > 0 {
             pr_info!(
                 "{}: {} journal block(s) of an unfinished commit (torn tail) dropped\n",

@@ -46,6 +46,11 @@ impl ActivePool {
         }
         writeln!(w)?;
         writeln!(w, "members {}", self.members.len())?;
+        // The members whose log zones hold the journal (two: a copy each).
+        match e.journal_members() {
+            (j, Some(m)) => writeln!(w, "journal_members {} {}", j, m)?,
+            (j, None) => writeln!(w, "journal_members {}", j)?,
+        }
         writeln!(w, "capacity_bytes {}", cap * BLOCK_SIZE as u64)?;
         writeln!(w, "used_bytes {}", used * BLOCK_SIZE as u64)?;
         let free = a.free_blocks();

@@ -98,8 +98,16 @@ pub const COMPAT_KNOWN: u64 = 0;
 /// Per-volume space reservations (`Record::VolumeReserve`). Read-only safe for
 /// an old reader, but writing without honouring reservations could overcommit.
 pub const RO_COMPAT_RESERVATION: u64 = 1 << 0;
+/// Journal copies: every journal block (and the superblock at a log-zone
+/// switch) is written to the log zones of two members, the journal member
+/// and its mirror (member 1 when the journal member is member 0), at the
+/// same offsets. A reader finds either copy (recovery looks for a valid
+/// block of each sequence number in every log zone), so an old reader may
+/// assemble the pool; writing without the copies would break the promise
+/// that no single member holds the only copy of the journal.
+pub const RO_COMPAT_JOURNAL_COPIES: u64 = 1 << 1;
 /// Every ro-compat bit this version knows.
-pub const RO_COMPAT_KNOWN: u64 = RO_COMPAT_RESERVATION;
+pub const RO_COMPAT_KNOWN: u64 = RO_COMPAT_RESERVATION | RO_COMPAT_JOURNAL_COPIES;
 
 /// Snapshots and clones: blocks may be shared between volumes
 /// (`Record::Snapshot`), so a reader without reference tracking would free

@@ -35,7 +35,8 @@ use super::format::layout::{checkpoint_block_addr, log_zone, superblock_addr, LO
 use super::format::{
     decode_journal_block, peek_magic, CheckpointHeader, Record, Superblock, Uuid, BLOCK_SIZE,
     INCOMPAT_COMMIT_BLOCKS, INCOMPAT_DELTA_CHECKPOINTS, INCOMPAT_DELTA_GROW,
-    INCOMPAT_DELTA_VOLUMES, INCOMPAT_SHARED_BLOCKS, RO_COMPAT_RESERVATION, SUPERBLOCK_MAGIC,
+    INCOMPAT_DELTA_VOLUMES, INCOMPAT_SHARED_BLOCKS, RO_COMPAT_JOURNAL_COPIES,
+    RO_COMPAT_RESERVATION, SUPERBLOCK_MAGIC,
 };
 use super::geom::{DeviceGeometry, PoolGeometry, Stream, MAX_DEVICES};
 use super::map::{visit_distinct, BlockTable, MapExtent, NodeStore};
@@ -46,7 +47,7 @@ use super::verify::verify;
 mod checkpoint;
 mod damage;
 use checkpoint::load_checkpoint;
-use damage::{bad_block_at, count_dropped, drop_reclaimed, scan_log};
+use damage::{bad_block_at, count_dropped, count_repaired, drop_reclaimed, scan_log};
 
 /// Incompat features this engine supports.
 pub const INCOMPAT_SUPPORTED: u64 = INCOMPAT_SHARED_BLOCKS
@@ -55,7 +56,7 @@ pub const INCOMPAT_SUPPORTED: u64 = INCOMPAT_SHARED_BLOCKS
     | INCOMPAT_DELTA_VOLUMES
     | INCOMPAT_DELTA_GROW;
 /// Ro-compat features this engine supports.
-pub const RO_COMPAT_SUPPORTED: u64 = RO_COMPAT_RESERVATION;
+pub const RO_COMPAT_SUPPORTED: u64 = RO_COMPAT_RESERVATION | RO_COMPAT_JOURNAL_COPIES;
 
 /// Access to the devices being assembled. Device indexes are the caller's
 /// (the order of the geometries passed to [`recover`]).
@@ -264,6 +265,11 @@ pub struct Assembly {
     /// Pools without commit groups: valid blocks follow a gap (damage
     /// cannot be told from a torn tail there; the caller warns).
     pub suspect_gap: bool,
+    /// Invalid journal blocks of sequence numbers that were replayed from
+    /// a valid copy on another member ([`RO_COMPAT_JOURNAL_COPIES`]): damage
+    /// repaired (the checkpoint written first after assembly covers them,
+    /// and their log zones are reset in turn).
+    pub repaired_blocks: u32,
     /// Committed metadata is damaged: the state assembled is the newest
     /// consistent one before it. The caller must not use the pool
     /// read-write unless it rewinds ([`Pool::record_rewind`]).
@@ -358,6 +364,7 @@ where
         committed_seq: 0,
         torn_blocks: 0,
         suspect_gap: false,
+        repaired_blocks: 0,
         damage: None,
     };
     asm.read_only = find_members(&devs, rd, &mut st.sb, buf, &mut asm.dev_of_member)?;
@@ -806,16 +813,24 @@ where
     // the engine resets one only if the other holds one at least as new (a
     // crash between the reset and the superblock rewrite must leave the
     // member its newest superblock).
+    // The same for the mirror's log zones (journal copies).
     for i in 0..LOG_ZONES {
-        let read = superblock_addr(pool.alloc.geom(), pool.jdev, i)
-            .map(|a| read_pool(pool.alloc.geom(), perm, rd, a, buf).is_ok())
-            .unwrap_or(false);
-        let gen = match Superblock::peek_ids(buf) {
-            Ok((u, _, g)) if read && u == uuid => g,
-            _ => 0,
+        let mut sb_gen = |d: u16| {
+            let read = superblock_addr(pool.alloc.geom(), d, i)
+                .map(|a| read_pool(pool.alloc.geom(), perm, rd, a, buf).is_ok())
+                .unwrap_or(false);
+            match Superblock::peek_ids(buf) {
+                Ok((u, _, g)) if read && u == uuid => g,
+                _ => 0,
+            }
         };
+        let gen = sb_gen(pool.jdev);
+        let mgen = pool.jmirror.map_or(0, &mut sb_gen);
         if let Some(s) = pool.log_sb_gen.get_mut(i as usize) {
             *s = gen;
+        }
+        if let Some(s) = pool.mlog_sb_gen.get_mut(i as usize) {
+            *s = mgen;
         }
     }
     asm.nr_members = pool.alloc.geom().nr_devices();
@@ -829,6 +844,17 @@ where
     asm.committed_seq = scan.committed;
     asm.torn_blocks = torn;
     asm.suspect_gap = !strict && damage.is_none() && last_seq < max_seen;
+    if scan.nr_bad > 0 {
+        asm.repaired_blocks = count_repaired(
+            pool.alloc.geom(),
+            perm,
+            rd,
+            uuid,
+            ckpt.journal_seq,
+            last_seq,
+            buf,
+        );
+    }
     asm.damage = damage;
     Ok(())
 }

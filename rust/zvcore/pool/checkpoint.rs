@@ -294,17 +294,17 @@ where
                 let d = geo.zone(z).map(|zg| zg.dev).ok_or(Error::Corrupt("zone"))?;
                 let first =
                     checkpoint_zone(geo, set, d).ok_or(Error::Corrupt("checkpoint zone"))?;
-                // The journal's member must keep a slot for the journal's
+                // The journal's members must keep a slot for the journal's
                 // next zone (data zones may have taken the others while the
                 // checkpoint held one).
                 let journal_open = self
                     .jlog
-                    .and_then(|l| log_zone(geo, self.jdev, u32::from(l)))
+                    .and_then(|l| log_zone(geo, d, u32::from(l)))
                     .and_then(|jz| self.alloc.zone(jz))
                     .is_some_and(|zi| zi.meta_open());
                 // (The set's zone still holds its slot, see above.)
                 let room = self.tail_fits(d)
-                    && (d != self.jdev || journal_open || self.zone_slots_left(d) >= 1);
+                    && (!self.is_journal_dev(d) || journal_open || self.zone_slots_left(d) >= 1);
                 if room && self.alloc.meta_open(first, true).is_ok() {
                     let _ = self.alloc.meta_keep(first, true);
                     self.chain.tail = Some((first, z));
@@ -337,7 +337,7 @@ where
         let Some(g) = self.alloc.geom().device(d) else {
             return false;
         };
-        let need = 3 + u32::from(d == self.jdev);
+        let need = 3 + u32::from(self.is_journal_dev(d));
         let fits = |lim: u32| lim == 0 || lim >= need;
         fits(g.open_limit()) && fits(g.max_active)
     }

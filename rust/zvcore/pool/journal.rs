@@ -83,9 +83,7 @@ where
             return self.log_max_seq.iter().any(|&s| s > self.ckpt_seq);
         };
         let other = 1 - cur;
-        let cap = log_zone(self.alloc.geom(), self.jdev, u32::from(cur))
-            .and_then(|z| self.alloc.geom().zone_cap(z))
-            .unwrap_or(0);
+        let cap = self.log_zone_cap(cur).map_or(0, |(_, c)| c);
         self.jwp.saturating_mul(2) >= cap
             && self
                 .log_max_seq
@@ -204,10 +202,7 @@ where
         if self.need_ckpt {
             return Err(Error::Busy);
         }
-        let geo_cap = |p: &Self, i: u8| {
-            log_zone(p.alloc.geom(), p.jdev, u32::from(i))
-                .and_then(|z| p.alloc.geom().zone_cap(z).map(|c| (z, c)))
-        };
+        let geo_cap = |p: &Self, i: u8| p.log_zone_cap(i);
         let fits = match self.jlog.and_then(|i| geo_cap(self, i)) {
             Some((_, cap)) => self.jwp.saturating_add(nblocks) <= cap,
             None => false,
@@ -250,7 +245,10 @@ where
         let covered =
             |i: u8| self.log_max_seq.get(usize::from(i)).copied().unwrap_or(0) <= self.ckpt_seq;
         let gen = |i: u8| self.log_sb_gen.get(usize::from(i)).copied().unwrap_or(0);
-        let usable = |i: u8| covered(i) && gen(1 - i) >= gen(i);
+        let mgen = |i: u8| self.mlog_sb_gen.get(usize::from(i)).copied().unwrap_or(0);
+        let usable = |i: u8| {
+            covered(i) && gen(1 - i) >= gen(i) && (self.jmirror.is_none() || mgen(1 - i) >= mgen(i))
+        };
         if usable(next) {
             Some(next)
         } else if self.jlog.is_none() && usable(1) {
@@ -274,7 +272,9 @@ where
             // journal member's, the commit point, never names a member
             // without one).
             self.emit_new_member_sb(blk, sink)?;
-            if let Some(o) = old {
+            // The mirror's log zones switch with the journal member's.
+            let mold = self.jlog.and_then(|c| self.mirror_log_zone(c));
+            for o in [old, mold].into_iter().flatten() {
                 // Its slot goes to the next log zone at once: the finish
                 // below runs before the next zone's first write.
                 let _ = self.alloc.meta_open(o, false);
@@ -288,23 +288,31 @@ where
                     sink(MetaOp::Finish(o))?;
                 }
             }
-            if !self.zone_conv(z) {
-                sink(MetaOp::Reset(z))?;
+            let mz = self.mirror_log_zone(next);
+            for r in [Some(z), mz].into_iter().flatten() {
+                if !self.zone_conv(r) {
+                    sink(MetaOp::Reset(r))?;
+                }
             }
             if let Some(m) = self.log_max_seq.get_mut(usize::from(next)) {
                 *m = 0;
             }
-            if let Some(o) = self.log_sb_gen.get_mut(usize::from(next)) {
-                *o = 0;
+            for g in [&mut self.log_sb_gen, &mut self.mlog_sb_gen] {
+                if let Some(o) = g.get_mut(usize::from(next)) {
+                    *o = 0;
+                }
             }
-            self.encode_sb_for(self.jdev, blk)?;
-            let start = self
-                .alloc
-                .geom()
-                .zone_start(z)
-                .ok_or(Error::Corrupt("log zone"))?;
-            sink(MetaOp::Write(start, blk))?;
-            self.alloc.meta_open(z, true)?;
+            for (d, r) in [(Some(self.jdev), Some(z)), (self.jmirror, mz)] {
+                let (Some(d), Some(r)) = (d, r) else { continue };
+                self.encode_sb_for(d, blk)?;
+                let start = self
+                    .alloc
+                    .geom()
+                    .zone_start(r)
+                    .ok_or(Error::Corrupt("log zone"))?;
+                sink(MetaOp::Write(start, blk))?;
+                self.alloc.meta_open(r, true)?;
+            }
             self.jlog = Some(next);
             self.jwp = 1;
         }
@@ -316,6 +324,16 @@ where
             .geom()
             .zone_start(z)
             .ok_or(Error::Corrupt("log zone"))?;
+        // The copy goes to the same offset of the mirror's log zone.
+        let mstart = match self.mirror_log_zone(log) {
+            Some(mz) => Some(
+                self.alloc
+                    .geom()
+                    .zone_start(mz)
+                    .ok_or(Error::Corrupt("log zone"))?,
+            ),
+            None => None,
+        };
         let mut seq = self.jseq;
         let mut i = 0usize;
         let mut written = 0u64;
@@ -344,10 +362,11 @@ where
                 }
             }
             b.finish()?;
-            sink(MetaOp::Write(
-                start.saturating_add(self.jwp).saturating_add(written),
-                blk,
-            ))?;
+            let off = self.jwp.saturating_add(written);
+            sink(MetaOp::Write(start.saturating_add(off), blk))?;
+            if let Some(ms) = mstart {
+                sink(MetaOp::Write(ms.saturating_add(off), blk))?;
+            }
             written = written.saturating_add(1);
             seq = seq.saturating_add(1);
         }
@@ -409,8 +428,12 @@ where
             *m = last_seq;
         }
         // The superblock written at the switch is durable now too.
-        if let (Some(g), Some(o)) = (sb, self.log_sb_gen.get_mut(usize::from(log & 1))) {
-            *o = g;
+        if let Some(g) = sb {
+            for gens in [&mut self.log_sb_gen, &mut self.mlog_sb_gen] {
+                if let Some(o) = gens.get_mut(usize::from(log & 1)) {
+                    *o = g;
+                }
+            }
         }
         if sb == Some(self.sb.generation) {
             self.sb_dirty = false;
@@ -420,7 +443,11 @@ where
         self.stats.journal_blocks = self.stats.journal_blocks.saturating_add(nblocks);
         self.stats.commits = self.stats.commits.saturating_add(1);
         // A full log zone is no longer active on the device.
-        if let Some(z) = log_zone(self.alloc.geom(), self.jdev, u32::from(log)) {
+        let zones = [
+            log_zone(self.alloc.geom(), self.jdev, u32::from(log)),
+            self.mirror_log_zone(log),
+        ];
+        for z in zones.into_iter().flatten() {
             if self.alloc.geom().zone_cap(z).map(|c| self.jwp >= c) == Some(true) {
                 let _ = self.alloc.meta_open(z, false);
             }

@@ -285,9 +285,10 @@ where
     /// no new blocks and nothing is planned on its zones any more
     /// (`Allocator::set_lost`); an evacuation of it ends
     /// (its blocks cannot be read). Its blocks stay mapped: reading one
-    /// fails, overwriting one places the new data elsewhere. Metadata that
-    /// must go to it fails the next commit that writes it, as any metadata
-    /// I/O error does. Not persistent: the pool cannot be assembled without
+    /// fails, overwriting one places the new data elsewhere. With journal
+    /// copies the journal goes on on the other copy's member; other
+    /// metadata that must go to it fails the next commit that writes it,
+    /// as any metadata I/O error does. Not persistent: the pool cannot be assembled without
     /// the member.
     pub fn member_lost(&mut self, d: u16) -> Result<()> {
         if d >= self.alloc.geom().nr_devices() {
@@ -299,6 +300,17 @@ where
         }
         self.alloc
             .set_lost(1u64.checked_shl(u32::from(d)).unwrap_or(0));
+        // The journal goes on on the member that holds its copy (the two
+        // log zones are written in step: the same offsets, superblocks of
+        // the same generations).
+        if self.jmirror == Some(d) {
+            self.jmirror = None;
+        } else if d == self.jdev {
+            if let Some(m) = self.jmirror.take() {
+                self.jdev = m;
+                self.log_sb_gen = self.mlog_sb_gen;
+            }
+        }
         if self.gc_victim.is_some_and(|v| self.alloc.zone_lost(v)) {
             self.gc_victim = None;
         }
@@ -362,11 +374,15 @@ where
         };
         let i = (self.sb.generation & 1) as u32;
         let mut any = false;
-        let jdev = self.jdev;
+        let (jdev, jmirror) = (self.jdev, self.jmirror);
         let lost = self.alloc.lost();
         // A lost member's copy cannot be written (its device is gone): the
-        // other copies do.
-        let here = |d: &u16| *d != jdev && lost & 1u64.checked_shl(u32::from(*d)).unwrap_or(0) == 0;
+        // other copies do. The journal's members got theirs at the switch.
+        let here = |d: &u16| {
+            *d != jdev
+                && Some(*d) != jmirror
+                && lost & 1u64.checked_shl(u32::from(*d)).unwrap_or(0) == 0
+        };
         for d in (0..last).filter(here) {
             let z = log_zone(self.alloc.geom(), d, i).ok_or(Error::Invalid("log zone"))?;
             if self.alloc.meta_open(z, true).is_err() {

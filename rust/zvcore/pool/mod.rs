@@ -28,7 +28,8 @@ use super::format::journal::VOL_FLAG_READONLY;
 use super::format::layout::log_zone;
 use super::format::{Record, Superblock, Uuid, VolName, BLOCK_SIZE};
 use super::format::{
-    INCOMPAT_COMMIT_BLOCKS, INCOMPAT_DELTA_CHECKPOINTS, INCOMPAT_DELTA_GROW, INCOMPAT_DELTA_VOLUMES,
+    INCOMPAT_COMMIT_BLOCKS, INCOMPAT_DELTA_CHECKPOINTS, INCOMPAT_DELTA_GROW,
+    INCOMPAT_DELTA_VOLUMES, RO_COMPAT_JOURNAL_COPIES,
 };
 use super::gc::{gc_urgency, pick_victim, relocation_cost_x1000, Policy, Urgency};
 use super::geom::{DeviceGeometry, PoolGeometry};
@@ -370,6 +371,9 @@ pub struct PoolConfig {
     /// ([`INCOMPAT_DELTA_GROW`]; without it, a grow redefines the volume:
     /// the next delta stores its whole table).
     pub delta_grow: bool,
+    /// [`Pool::format`] of two members or more makes a pool that writes
+    /// every journal block to two members ([`RO_COMPAT_JOURNAL_COPIES`]).
+    pub journal_copies: bool,
 }
 
 impl PoolConfig {
@@ -384,6 +388,7 @@ impl PoolConfig {
             separate_min_zones: SEPARATE_MIN_ZONES,
             volume_deltas: true,
             delta_grow: true,
+            journal_copies: true,
         }
     }
 }
@@ -421,6 +426,10 @@ pub struct Pool<G, Z, E, V, R, N, D, S> {
     pub(super) committed_epoch: u64,
     /// Journal member.
     pub(super) jdev: u16,
+    /// The member that holds a copy of the journal
+    /// ([`RO_COMPAT_JOURNAL_COPIES`]): its log zone `jlog` is written in
+    /// step with the journal member's, at the same offsets.
+    pub(super) jmirror: Option<u16>,
     /// Current log zone index (0/1) on the journal member, if open.
     pub(super) jlog: Option<u8>,
     /// Next free block offset in the current log zone.
@@ -435,6 +444,8 @@ pub struct Pool<G, Z, E, V, R, N, D, S> {
     /// the rewrite never leaves the member only an older superblock (one
     /// without a feature bit the metadata on disk already uses).
     pub(super) log_sb_gen: [u64; 2],
+    /// The same for the mirror's log zones ([`Self::jmirror`]).
+    pub(super) mlog_sb_gen: [u64; 2],
     /// Newest committed checkpoint and the last journal sequence it covers.
     pub(super) ckpt_gen: u64,
     pub(super) ckpt_seq: u64,
@@ -609,6 +620,8 @@ where
         let alloc = Allocator::with_devs(geom, st.zones, st.devs, cfg.alloc)?;
         let members = u32::from(alloc.geom().nr_devices()).max(1);
         let separating = cfg.separate && alloc.data_zones() / members >= cfg.separate_min_zones;
+        let jmirror =
+            (st.sb.ro_compat & RO_COMPAT_JOURNAL_COPIES != 0 && members >= 2).then_some(1);
         Ok(Pool {
             separating,
             alloc,
@@ -624,11 +637,13 @@ where
             cur_epoch: 1,
             committed_epoch: 0,
             jdev: 0,
+            jmirror,
             jlog: None,
             jwp: 0,
             jseq: 1,
             log_max_seq: [0; 2],
             log_sb_gen: [1; 2],
+            mlog_sb_gen: [1; 2],
             ckpt_gen: 0,
             ckpt_seq: 0,
             jblocks_since_ckpt: 0,
@@ -704,6 +719,9 @@ where
                 st.sb.incompat |= INCOMPAT_DELTA_GROW;
             }
         }
+        if cfg.journal_copies && n >= 2 {
+            st.sb.ro_compat |= RO_COMPAT_JOURNAL_COPIES;
+        }
         let mut pool = Self::assemble(geom, cfg, st)?;
         let blk = scratch
             .get_mut(..BLOCK_SIZE)
@@ -723,11 +741,11 @@ where
                 sink(MetaOp::Write(start, blk))?;
             }
         }
-        // Every log zone but the journal's is finished (only the journal
-        // zone stays active on the device).
+        // Every log zone but the journal's (and its mirror's) is finished
+        // (only the journal zones stay active on the devices).
         for d in 0..n as u16 {
             for i in 0..2u32 {
-                if d == 0 && i == 0 {
+                if i == 0 && pool.is_journal_dev(d) {
                     continue;
                 }
                 let z = log_zone(pool.alloc.geom(), d, i).ok_or(Error::Invalid("log zone"))?;
@@ -738,6 +756,10 @@ where
         }
         let z0 = log_zone(pool.alloc.geom(), 0, 0).ok_or(Error::Invalid("log zone"))?;
         pool.alloc.meta_open(z0, true)?;
+        if let Some(m) = pool.jmirror {
+            let mz = log_zone(pool.alloc.geom(), m, 0).ok_or(Error::Invalid("log zone"))?;
+            pool.alloc.meta_open(mz, true)?;
+        }
         pool.jlog = Some(0);
         pool.jwp = 1;
         // Initial checkpoint: generation 1 (set B).
@@ -867,6 +889,35 @@ where
         self.sb.member_index = oi;
         self.sb.dev_uuid = ou;
         r
+    }
+
+    /// The journal member and the member holding the journal's copy, if
+    /// any ([`RO_COMPAT_JOURNAL_COPIES`]; none once one of them is lost).
+    pub fn journal_members(&self) -> (u16, Option<u16>) {
+        (self.jdev, self.jmirror)
+    }
+
+    /// Whether member `d` holds the journal or its copy.
+    pub(super) fn is_journal_dev(&self, d: u16) -> bool {
+        d == self.jdev || self.jmirror == Some(d)
+    }
+
+    /// Log zone `i` of the journal's mirror, if the pool has one.
+    pub(super) fn mirror_log_zone(&self, i: u8) -> Option<u32> {
+        log_zone(self.alloc.geom(), self.jmirror?, u32::from(i))
+    }
+
+    /// Log zone `i` of the journal member and the blocks a journal may
+    /// use in it: its capacity, or the mirror's log zone's if smaller (the
+    /// copies sit at the same offsets).
+    pub(super) fn log_zone_cap(&self, i: u8) -> Option<(u32, u64)> {
+        let geo = self.alloc.geom();
+        let z = log_zone(geo, self.jdev, u32::from(i))?;
+        let mut cap = geo.zone_cap(z)?;
+        if let Some(mz) = self.mirror_log_zone(i) {
+            cap = cap.min(geo.zone_cap(mz)?);
+        }
+        Some((z, cap))
     }
 
     fn zone_conv(&self, z: u32) -> bool {

@@ -157,8 +157,12 @@ fn flush_orders_data_before_journal() {
     let mut scratch = vec![0u8; 2 * BLOCK_SIZE];
     assert_eq!(p.flush(&mut scratch, &mut rec(&mut ops)).unwrap(), 1);
     // Data durable first, then the journal block (after the superblock
-    // of log zone 0), then durable.
-    assert_eq!(ops, vec![Op::Flush, Op::Write(1), Op::Flush]);
+    // of log zone 0) and its copy at the same offset of member 1's log
+    // zone 0 (block 16 x 32 of the pool), then durable.
+    assert_eq!(
+        ops,
+        vec![Op::Flush, Op::Write(1), Op::Write(513), Op::Flush]
+    );
     // A second commit may not start before the first ends.
     assert_eq!(p.flush(&mut scratch, &mut rec(&mut ops)), Err(Error::Busy));
     p.flush_end(true).unwrap();
@@ -317,7 +321,10 @@ fn journal_only_commits_or_asks_for_a_checkpoint() {
         .flush_journal_only(&mut scratch, 4, &mut rec(&mut ops))
         .unwrap();
     assert_eq!(n, Some(1));
-    assert_eq!(ops, vec![Op::Flush, Op::Write(1), Op::Flush]);
+    assert_eq!(
+        ops,
+        vec![Op::Flush, Op::Write(1), Op::Write(513), Op::Flush]
+    );
     // In flight: no second commit; records queued now wait.
     write(&mut p, 1, 8, 4);
     assert_eq!(

@@ -128,6 +128,36 @@ where
     s
 }
 
+/// Counts the invalid journal blocks of this pool that claim a sequence
+/// number in `ckpt_seq + 1 ..= last_seq`: replayed, so from a valid copy
+/// on another member (journal copies).
+pub(super) fn count_repaired<G, M>(
+    geo: &PoolGeometry<G>,
+    perm: &[u16; MAX_DEVICES],
+    rd: &mut M,
+    uuid: [u8; 16],
+    ckpt_seq: u64,
+    last_seq: u64,
+    buf: &mut [u8],
+) -> u32
+where
+    G: Deref<Target = [DeviceGeometry]>,
+    M: MetaReader,
+{
+    let mut n = 0u32;
+    for_each_log_zone(geo, perm, rd, |rd, _, _, start, l| {
+        for off in 1..l {
+            if read_pool(geo, perm, rd, start.saturating_add(off), buf).is_err() {
+                continue;
+            }
+            if bad_journal_claim(buf, &uuid).is_some_and(|c| c > ckpt_seq && c <= last_seq) {
+                n = n.saturating_add(1);
+            }
+        }
+    });
+    n
+}
+
 /// The invalid journal block of this pool at offset `off` of log zone `i`
 /// of member `m`, if there is one.
 #[allow(clippy::too_many_arguments)]

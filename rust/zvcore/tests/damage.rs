@@ -92,6 +92,15 @@ fn journal_blocks(w: &World) -> Vec<(usize, u64, u64)> {
     out
 }
 
+/// (device, address) of every copy of journal block `seq`.
+fn copies_of(journal: &[(usize, u64, u64)], seq: u64) -> Vec<(usize, u64)> {
+    journal
+        .iter()
+        .filter(|j| j.2 == seq)
+        .map(|j| (j.0, j.1))
+        .collect()
+}
+
 /// Every written metadata block: (device, address).
 fn meta_addrs(w: &World) -> Vec<(usize, u64)> {
     let mut out = Vec::new();
@@ -115,7 +124,7 @@ fn meta_addrs(w: &World) -> Vec<(usize, u64)> {
 enum Outcome {
     Refused(String),
     Damaged(World, Assembly),
-    Clean(World),
+    Clean(World, Assembly),
 }
 
 /// Recovers `devs` (verifier on); on success wraps the pool in a world.
@@ -174,7 +183,7 @@ fn recover_devs(base: &World, devs: Vec<SimDev>, rewind: bool) -> Outcome {
     w.adopt_raw(pool);
     match asm.damage {
         Some(_) => Outcome::Damaged(w, asm),
-        None => Outcome::Clean(w),
+        None => Outcome::Clean(w, asm),
     }
 }
 
@@ -249,7 +258,7 @@ fn random_damage_is_reported_never_silent() {
                 }
                 format!("damage {:?}{u}", d.kind)
             }
-            Outcome::Clean(mut w) => {
+            Outcome::Clean(mut w, _) => {
                 let got = state_of(&mut w);
                 assert!(
                     got == expected,
@@ -301,10 +310,14 @@ fn mid_journal_case(seed: u64) -> bool {
         return false; // only the closing block follows: another world
     }
     let mut devs = base.devs.clone();
-    flip(&mut devs, d, a, 200);
+    // Every copy of it (journal copies: two members hold one each).
+    let copies = copies_of(&journal, seq);
+    for &(cd, ca) in &copies {
+        flip(&mut devs, cd, ca, 200);
+    }
     let (mut ro, asm) = match recover_devs(&base, devs.clone(), false) {
         Outcome::Damaged(w, asm) => (w, asm),
-        Outcome::Clean(_) => panic!(
+        Outcome::Clean(..) => panic!(
             "damage not reported: block {seq} at {d}:{a}, checkpoint covers {ckpt_seq}, journal {:?}",
             journal.iter().map(|j| j.2).collect::<Vec<_>>()
         ),
@@ -318,10 +331,16 @@ fn mid_journal_case(seed: u64) -> bool {
     }
     let bad = dmg.bad.expect("location of the bad block");
     assert_eq!(bad.claimed_seq, seq);
-    assert_eq!(
-        u64::from(bad.zone) * base.geoms[d].zone_blocks + bad.block,
-        a
+    let at = usize::from(bad.member);
+    assert!(
+        copies.contains(&(
+            at,
+            u64::from(bad.zone) * base.geoms[at].zone_blocks + bad.block
+        )),
+        "bad block reported at {bad:?}, damaged {copies:?} ({d}:{a} first)"
     );
+    assert_eq!(dmg.bad_blocks as usize, copies.len());
+    assert_eq!(asm.repaired_blocks, 0);
     assert!(dmg.lost_blocks > 0 && dmg.lost_records > 0, "{dmg:?}");
     if dmg.nr_volumes == 0 {
         return false; // only zone records lost: another world
@@ -354,7 +373,7 @@ fn mid_journal_case(seed: u64) -> bool {
     assert!(w.close());
     let before = state_of(&mut w);
     match recover_devs(&w, w.devs.clone(), false) {
-        Outcome::Clean(mut w2) => {
+        Outcome::Clean(mut w2, _) => {
             assert_eq!(state_of(&mut w2), before, "state after the rewind");
             assert_eq!(w2.pool().last_rewind(), Some(rw), "rewind kept in the pool");
         }
@@ -376,12 +395,16 @@ fn newest_group_case(seed: u64) -> bool {
     let journal = journal_blocks(&base);
     // The newest block with records: the one before the closing block,
     // unless the last commit was a checkpoint (then try another world).
-    let &(d, a, seq) = &journal[journal.len() - 2];
+    let mut seqs: Vec<u64> = journal.iter().map(|j| j.2).collect();
+    seqs.dedup();
+    let seq = seqs[seqs.len() - 2];
     if seq <= base.pool_ref().checkpoint_journal_seq() {
         return false;
     }
     let mut devs = base.devs.clone();
-    flip(&mut devs, d, a, 100);
+    for (cd, ca) in copies_of(&journal, seq) {
+        flip(&mut devs, cd, ca, 100);
+    }
     match recover_devs(&base, devs, false) {
         Outcome::Damaged(_, asm) => {
             let dmg = asm.damage.unwrap();
@@ -391,6 +414,80 @@ fn newest_group_case(seed: u64) -> bool {
         }
         _ => panic!("damage to the newest commit group not reported"),
     }
+}
+
+/// Journal copies: one copy of every journal block after the checkpoint
+/// damaged (on either member, in turn), each of them repaired from the
+/// other: the exact committed state, no damage, the repair counted.
+#[test]
+fn one_damaged_journal_copy_is_repaired() {
+    let mut rng = Rng::new(seed_from_env("damage-copies"));
+    let mut done = 0;
+    for _ in 0..60 {
+        if copies_case(rng.next_u64()) {
+            done += 1;
+            if done == 4 {
+                return;
+            }
+        }
+    }
+    panic!("only {done} worlds of two members with a journal after the checkpoint");
+}
+
+fn copies_case(seed: u64) -> bool {
+    let mut w = World::new(seed);
+    if w.geoms.len() < 2 {
+        return false;
+    }
+    w.journal_copies_pct = 100;
+    w.populate(1200);
+    if !w.close() {
+        return false;
+    }
+    let expected = state_of(&mut w);
+    let journal = journal_blocks(&w);
+    let ckpt_seq = w.pool_ref().checkpoint_journal_seq();
+    let mut after: Vec<u64> = journal
+        .iter()
+        .map(|j| j.2)
+        .filter(|s| *s > ckpt_seq)
+        .collect();
+    after.dedup();
+    if after.len() < 3 {
+        return false;
+    }
+    let mut devs = w.devs.clone();
+    for (k, s) in after.iter().enumerate() {
+        let c = copies_of(&journal, *s);
+        assert_eq!(
+            c.len(),
+            2,
+            "seed {seed:#x}: journal block {s} has copies {c:?}"
+        );
+        assert_ne!(c[0].0, c[1].0, "seed {seed:#x}: both copies on one member");
+        let (d, a) = c[k % 2];
+        flip(&mut devs, d, a, 64 + k % 512);
+    }
+    match recover_devs(&w, devs, false) {
+        Outcome::Clean(mut w2, asm) => {
+            assert_eq!(state_of(&mut w2), expected, "seed {seed:#x}: state");
+            assert_eq!(asm.repaired_blocks as usize, after.len(), "seed {seed:#x}");
+        }
+        Outcome::Damaged(_, a) => panic!("seed {seed:#x}: damage: {:?}", a.damage),
+        Outcome::Refused(e) => panic!("seed {seed:#x}: refused: {e}"),
+    }
+    // Without the copies (both damaged) the first one is damage.
+    let mut devs = w.devs.clone();
+    for (d, a) in copies_of(&journal, after[0]) {
+        flip(&mut devs, d, a, 100);
+    }
+    match recover_devs(&w, devs, false) {
+        Outcome::Damaged(_, a) => {
+            assert_eq!(a.damage.map(|d| d.seq), Some(after[0]), "seed {seed:#x}");
+        }
+        _ => panic!("seed {seed:#x}: both copies damaged, not reported"),
+    }
+    true
 }
 
 #[test]

@@ -725,3 +725,67 @@ fn zones_the_device_made_read_only_or_offline_are_never_touched_again() {
     w.crash_and_recover();
     w.run_verify("after a power cut");
 }
+
+/// Write pointers of member `d`'s two log zones.
+fn log_wps(w: &World, d: usize) -> Vec<Option<(Cond, u64)>> {
+    let first = w.geoms[d].first_meta_zone();
+    (0..2).map(|i| w.devs[d].report(first + i)).collect()
+}
+
+#[test]
+fn the_journal_goes_on_on_its_copy_when_a_member_is_lost() {
+    for lost in [0usize, 1] {
+        let seed = seed_from_env("journal-lost");
+        let mut w = World::with_geoms(Rng::new(seed), seed, vec![zns(24); 2]);
+        w.journal_copies_pct = 100;
+        w.stepped_pct = 0;
+        w.explicit_ckpt_pct = 0;
+        w.format();
+        w.pool()
+            .vol_create(1, b"v", VOL_BLOCKS, 0)
+            .expect("vol_create");
+        w.vols.push(VolModel::new(1, VOL_BLOCKS));
+        w.next_vol = 2;
+        w.write_exact(1, 0, 8);
+        w.checkpoint_now();
+        // Both members' log zones take the journal.
+        let other = 1 - lost;
+        let (l0, o0) = (log_wps(&w, lost), log_wps(&w, other));
+        w.write_exact(1, 8, 8);
+        while !w.commit(false) {}
+        assert_ne!(log_wps(&w, lost), l0, "member {lost} holds a journal copy");
+        assert_ne!(
+            log_wps(&w, other),
+            o0,
+            "member {other} holds a journal copy"
+        );
+        w.pool().member_lost(lost as u16).expect("member_lost");
+        let (l1, o1) = (log_wps(&w, lost), log_wps(&w, other));
+        let ckpts = w.pool_ref().stats().checkpoints;
+        for k in 0..6u64 {
+            w.write_exact(1, 16 + 8 * k, 8);
+            while !w.commit(false) {}
+        }
+        assert_eq!(
+            w.pool_ref().stats().checkpoints,
+            ckpts,
+            "journal commits only"
+        );
+        assert_eq!(
+            log_wps(&w, lost),
+            l1,
+            "a journal block went to the lost member {lost}"
+        );
+        assert_ne!(log_wps(&w, other), o1, "no journal block on member {other}");
+        // The member comes back (assembly needs every member): what was
+        // committed since is replayed from the one copy.
+        w.crash_and_recover();
+        for l in 16..64 {
+            assert!(
+                w.addr_of(1, l).is_some(),
+                "lost={lost}: block {l} not replayed"
+            );
+        }
+        w.run_verify("journal on one copy");
+    }
+}

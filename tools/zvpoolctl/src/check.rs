@@ -133,6 +133,8 @@ pub struct Assembled {
     pub commit_blocks: bool,
     pub committed_seq: u64,
     pub torn_blocks: u64,
+    /// Damaged journal blocks replayed from their copy on another member.
+    pub repaired_blocks: u32,
     pub suspect_gap: bool,
     /// An unknown ro-compat feature: the kernel mounts read-only.
     pub ro_compat: bool,
@@ -317,6 +319,7 @@ pub fn check(devs: &mut dyn DeviceSet) -> Report {
         commit_blocks: asm.commit_blocks,
         committed_seq: asm.committed_seq,
         torn_blocks: asm.torn_blocks,
+        repaired_blocks: asm.repaired_blocks,
         suspect_gap: asm.suspect_gap,
         ro_compat: asm.read_only,
         volumes: pool.volumes().iter().filter(|v| v.table.is_some()).count(),

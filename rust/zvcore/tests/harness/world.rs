@@ -120,6 +120,9 @@ pub struct World {
     pub volume_deltas_pct: u64,
     /// Percent of those whose deltas carry grows (`INCOMPAT_DELTA_GROW`).
     pub delta_grow_pct: u64,
+    /// Percent of formats of two members or more whose journal is written
+    /// to two members (`RO_COMPAT_JOURNAL_COPIES`).
+    pub journal_copies_pct: u64,
     /// A checkpoint is being written in steps: nothing may commit.
     pub in_ckpt: bool,
     /// Delta checkpoints the pool reported when last looked at.
@@ -298,6 +301,7 @@ impl World {
             explicit_ckpt_pct: 3,
             volume_deltas_pct: 75,
             delta_grow_pct: 75,
+            journal_copies_pct: 75,
             in_ckpt: false,
             seen_deltas: 0,
             seen_volume_deltas: 0,
@@ -437,6 +441,8 @@ impl World {
         cfg.volume_deltas = self.rng.pct(self.volume_deltas_pct);
         // Most of those carry grows in deltas too.
         cfg.delta_grow = cfg.volume_deltas && self.rng.pct(self.delta_grow_pct);
+        // Pools of two members or more: most with journal copies.
+        cfg.journal_copies = self.rng.pct(self.journal_copies_pct);
         let mut scratch = std::mem::take(&mut self.scratch);
         let pool = Pool::format(
             self.geoms.clone(),

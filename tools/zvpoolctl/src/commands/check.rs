@@ -111,6 +111,7 @@ fn assembled_json(a: &Assembled) -> Vec<(String, Json)> {
                 ("committed_seq".into(), n(a.committed_seq)),
                 ("max_seq_seen".into(), n(a.max_seq_seen)),
                 ("torn_blocks".into(), n(a.torn_blocks)),
+                ("repaired_blocks".into(), n(u64::from(a.repaired_blocks))),
             ]),
         ),
         ("volumes".into(), n(a.volumes as u64)),
@@ -226,6 +227,12 @@ pub fn report_text(r: &Report, paths: &[String]) -> String {
                 " (no commit groups: an older pool)"
             }
         ));
+        if a.repaired_blocks > 0 {
+            line(format!(
+                "journal copies: {} read from their copy on another member (repaired by the next assembly)",
+                plural(u64::from(a.repaired_blocks), "damaged block")
+            ));
+        }
         line(format!("volumes: {}", a.volumes));
         if let Some(rw) = &a.last_rewind {
             line(format!(
