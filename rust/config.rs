@@ -34,6 +34,7 @@ const FEATURES: &[&str] = &[
     "read-only-assembly",
     "rewind",
     "journal-copies",
+    "checkpoint-copies",
 ];
 
 /// Data of the subsystem's root directory.

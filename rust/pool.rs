@@ -497,9 +497,16 @@ impl ActivePool {
         );
         if asm.repaired_blocks > 0 {
             pr_warn!(
-                "{}: {} damaged journal block(s) read from their copy on another member (the next checkpoint covers them)\n",
+                "{}: {} damaged journal block(s) read from their copy on another member (a checkpoint now covers them)\n",
                 name,
                 asm.repaired_blocks
+            );
+        }
+        if asm.ckpt_copy_reads > 0 {
+            pr_warn!(
+                "{}: {} checkpoint block(s) read from their second copy on another member (a checkpoint now writes both copies again)\n",
+                name,
+                asm.ckpt_copy_reads
             );
         }
         if asm.torn_blocks > 0 {
@@ -520,7 +527,11 @@ impl ActivePool {
         let pool = Self::new(
             name, uuid, members, mgeoms, engine, scratch, tables, read_only, damage, watch,
         )?;
-        if rewound {
+        // Metadata read from its other copy: a checkpoint now writes every
+        // copy again (into the other set) and covers the journal, so that
+        // the newest metadata has two copies again.
+        let repaired = !read_only && (asm.repaired_blocks > 0 || asm.ckpt_copy_reads > 0);
+        if rewound || repaired {
             // The rewind is recorded by the checkpoint, which also covers
             // every journal block seen: nothing after the damage is ever
             // replayed again.

@@ -51,6 +51,12 @@ impl ActivePool {
             (j, Some(m)) => writeln!(w, "journal_members {} {}", j, m)?,
             (j, None) => writeln!(w, "journal_members {}", j)?,
         }
+        // Every checkpoint block on two members (or one: a single copy).
+        writeln!(
+            w,
+            "checkpoint_copies {}",
+            if e.geom().ckpt_copies() { 2 } else { 1 }
+        )?;
         writeln!(w, "capacity_bytes {}", cap * BLOCK_SIZE as u64)?;
         writeln!(w, "used_bytes {}", used * BLOCK_SIZE as u64)?;
         let free = a.free_blocks();

@@ -24,7 +24,7 @@ BEGIN {
 	      "engine.sh 46 zone_limit.sh 45 meta_full.sh 45 stress.sh 42 deltas.sh 34 " \
 	      "gc_errors.sh 29 images_streams.sh 27 overcommit.sh 20 volume_pool.sh 19 " \
 	      "quota.sh 13 import_ident.sh 12 nvmet_export.sh 11 ckpt_steps.sh 11 " \
-	      "many_volumes.sh 9 zvpoolctl.sh 8 health.sh 7 zone_cond.sh 7 journal_copies.sh 13", t, " ")
+	      "many_volumes.sh 9 zvpoolctl.sh 8 health.sh 7 zone_cond.sh 7 meta_copies.sh 20", t, " ")
 	for (i = 1; i < length(t); i += 2) est[t[i]] = t[i + 1]
 	n = split(progs, p, " ")
 	for (i = 1; i <= n; i++) { s[i] = (p[i] in est) ? est[p[i]] : DEFAULT; order[i] = i }

@@ -139,6 +139,11 @@ pub const INCOMPAT_DELTA_VOLUMES: u64 = 1 << 5;
 /// volume costs a delta of its changes rather than its whole table. A
 /// reader without it would refuse such a delta as corrupt.
 pub const INCOMPAT_DELTA_GROW: u64 = 1 << 6;
+/// Checkpoint copies: every checkpoint block is written twice, on two
+/// members (`layout::checkpoint_copy_addr`), and a set holds half as much.
+/// A reader without it would look for checkpoint blocks in the wrong
+/// places.
+pub const INCOMPAT_CHECKPOINT_COPIES: u64 = 1 << 7;
 /// Every incompat bit this version knows (decodes). The engine may still
 /// support fewer: it checks with [`Superblock::check_features`].
 pub const INCOMPAT_KNOWN: u64 = INCOMPAT_SHARED_BLOCKS
@@ -147,7 +152,8 @@ pub const INCOMPAT_KNOWN: u64 = INCOMPAT_SHARED_BLOCKS
     | INCOMPAT_COMMIT_BLOCKS
     | INCOMPAT_DELTA_CHECKPOINTS
     | INCOMPAT_DELTA_VOLUMES
-    | INCOMPAT_DELTA_GROW;
+    | INCOMPAT_DELTA_GROW
+    | INCOMPAT_CHECKPOINT_COPIES;
 
 /// The magic of a metadata block, if it has at least 8 bytes.
 pub fn peek_magic(block: &[u8]) -> Option<u64> {

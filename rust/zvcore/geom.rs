@@ -296,9 +296,23 @@ pub struct PoolGeometry<S> {
     total: u64,
     /// Total zones.
     zones: u32,
+    /// Checkpoints are written twice, on two members
+    /// (`format::INCOMPAT_CHECKPOINT_COPIES`, see `format::layout`).
+    ckpt_copies: bool,
 }
 
 impl<S: Deref<Target = [DeviceGeometry]>> PoolGeometry<S> {
+    /// Whether checkpoints are written twice (`format::layout`).
+    pub fn ckpt_copies(&self) -> bool {
+        self.ckpt_copies
+    }
+
+    /// Sets whether checkpoints are written twice: the pool's superblock
+    /// says (`format::INCOMPAT_CHECKPOINT_COPIES`); never with one member.
+    pub fn set_ckpt_copies(&mut self, copies: bool) {
+        self.ckpt_copies = copies && self.devs.len() >= 2;
+    }
+
     /// Validates every member and the pool as a whole (1..=64 members, total
     /// address space below [`MAX_POOL_BLOCKS`], total zones fit a `u32`).
     pub fn new(devs: S) -> Result<Self> {
@@ -323,6 +337,7 @@ impl<S: Deref<Target = [DeviceGeometry]>> PoolGeometry<S> {
             devs,
             total: base,
             zones: zone,
+            ckpt_copies: false,
         })
     }
 

@@ -31,11 +31,13 @@ use core::ops::{Deref, DerefMut};
 use super::alloc::{Allocator, DevState, ZoneInfo, ZoneState};
 use super::error::{Error, Result};
 use super::format::journal::VOL_FLAG_READONLY;
-use super::format::layout::{checkpoint_block_addr, log_zone, superblock_addr, LOG_ZONES};
+use super::format::layout::{
+    checkpoint_block_addr, checkpoint_copy_addr, log_zone, superblock_addr, LOG_ZONES,
+};
 use super::format::{
     decode_journal_block, peek_magic, CheckpointHeader, Record, Superblock, Uuid, BLOCK_SIZE,
-    INCOMPAT_COMMIT_BLOCKS, INCOMPAT_DELTA_CHECKPOINTS, INCOMPAT_DELTA_GROW,
-    INCOMPAT_DELTA_VOLUMES, INCOMPAT_SHARED_BLOCKS, RO_COMPAT_JOURNAL_COPIES,
+    INCOMPAT_CHECKPOINT_COPIES, INCOMPAT_COMMIT_BLOCKS, INCOMPAT_DELTA_CHECKPOINTS,
+    INCOMPAT_DELTA_GROW, INCOMPAT_DELTA_VOLUMES, INCOMPAT_SHARED_BLOCKS, RO_COMPAT_JOURNAL_COPIES,
     RO_COMPAT_RESERVATION, SUPERBLOCK_MAGIC,
 };
 use super::geom::{DeviceGeometry, PoolGeometry, Stream, MAX_DEVICES};
@@ -54,7 +56,8 @@ pub const INCOMPAT_SUPPORTED: u64 = INCOMPAT_SHARED_BLOCKS
     | INCOMPAT_COMMIT_BLOCKS
     | INCOMPAT_DELTA_CHECKPOINTS
     | INCOMPAT_DELTA_VOLUMES
-    | INCOMPAT_DELTA_GROW;
+    | INCOMPAT_DELTA_GROW
+    | INCOMPAT_CHECKPOINT_COPIES;
 /// Ro-compat features this engine supports.
 pub const RO_COMPAT_SUPPORTED: u64 = RO_COMPAT_RESERVATION | RO_COMPAT_JOURNAL_COPIES;
 
@@ -270,6 +273,10 @@ pub struct Assembly {
     /// repaired (the checkpoint written first after assembly covers them,
     /// and their log zones are reset in turn).
     pub repaired_blocks: u32,
+    /// Checkpoint blocks read from their second copy (checkpoint copies:
+    /// the first was unreadable or damaged). Repaired by the checkpoint
+    /// written first after assembly, into the other set.
+    pub ckpt_copy_reads: u32,
     /// Committed metadata is damaged: the state assembled is the newest
     /// consistent one before it. The caller must not use the pool
     /// read-write unless it rewinds ([`Pool::record_rewind`]).
@@ -291,6 +298,75 @@ fn read_pool<G: Deref<Target = [DeviceGeometry]>, M: MetaReader>(
         .get(usize::from(l.dev))
         .ok_or(Error::Corrupt("member"))?;
     rd.read_block(dev, l.dev_offset, buf)
+}
+
+/// Reads block `index` of a checkpoint in set `set` into `buf`. With
+/// checkpoint copies, the second copy when the first cannot be read or is
+/// not what `ok` wants (e.g. a sound block of the checkpoint being read:
+/// a member that was lost while the pool ran keeps older blocks where the
+/// newer checkpoints were written without it); `copies_used` counts the
+/// blocks read from the second copy. Fails only when no copy could be read;
+/// when neither is what `ok` wants, `buf` holds the first (the reader then
+/// says what is wrong with it).
+#[allow(clippy::too_many_arguments)]
+fn read_ckpt_block<G: Deref<Target = [DeviceGeometry]>, M: MetaReader>(
+    geo: &PoolGeometry<G>,
+    perm: &[u16; MAX_DEVICES],
+    rd: &mut M,
+    set: u8,
+    index: u32,
+    ok: &dyn Fn(&[u8]) -> bool,
+    buf: &mut [u8],
+    copies_used: &mut u32,
+) -> Result<()> {
+    let a = checkpoint_block_addr(geo, set, index).ok_or(Error::Corrupt("checkpoint"))?;
+    let first = read_pool(geo, perm, rd, a, buf);
+    if first.is_ok() && ok(buf) {
+        return Ok(());
+    }
+    let Some(c) = checkpoint_copy_addr(geo, set, index) else {
+        return first;
+    };
+    match read_pool(geo, perm, rd, c, buf) {
+        Ok(()) if ok(buf) => {
+            *copies_used = copies_used.saturating_add(1);
+            Ok(())
+        }
+        second => match first {
+            Ok(()) => read_pool(geo, perm, rd, a, buf),
+            Err(_) => second,
+        },
+    }
+}
+
+/// The checkpoint header at block 0 of set `set` of pool `uuid`, if any:
+/// with checkpoint copies, the newer of the two (a member lost while the
+/// pool ran keeps an older checkpoint's header there). (Reading the chain
+/// chosen counts the copies used.)
+fn read_set_header<G: Deref<Target = [DeviceGeometry]>, M: MetaReader>(
+    geo: &PoolGeometry<G>,
+    perm: &[u16; MAX_DEVICES],
+    rd: &mut M,
+    set: u8,
+    uuid: &Uuid,
+    buf: &mut [u8],
+) -> Option<CheckpointHeader> {
+    let header = |b: &[u8]| match CheckpointHeader::decode(b) {
+        Ok((h, _)) if h.pool_uuid == *uuid && h.set() == set => Some(h),
+        _ => None,
+    };
+    let a = checkpoint_block_addr(geo, set, 0)?;
+    let first = read_pool(geo, perm, rd, a, buf)
+        .ok()
+        .and_then(|()| header(buf));
+    let second = checkpoint_copy_addr(geo, set, 0)
+        .and_then(|c| read_pool(geo, perm, rd, c, buf).ok())
+        .and_then(|()| header(buf));
+    match (first, second) {
+        (Some(f), Some(s)) if s.generation > f.generation => Some(s),
+        (Some(f), _) => Some(f),
+        (None, s) => s,
+    }
 }
 
 /// Reads superblock copy `i` (block 0 of log zone `i`) of device `j`.
@@ -365,6 +441,7 @@ where
         torn_blocks: 0,
         suspect_gap: false,
         repaired_blocks: 0,
+        ckpt_copy_reads: 0,
         damage: None,
     };
     asm.read_only = find_members(&devs, rd, &mut st.sb, buf, &mut asm.dev_of_member)?;
@@ -593,17 +670,7 @@ where
     // 2. Checkpoints: the valid headers, newest first.
     let mut heads: [Option<CheckpointHeader>; 2] = [None, None];
     for (set, h) in heads.iter_mut().enumerate() {
-        let Some(a) = checkpoint_block_addr(pool.alloc.geom(), set as u8, 0) else {
-            continue;
-        };
-        if read_pool(pool.alloc.geom(), perm, rd, a, buf).is_err() {
-            continue;
-        }
-        if let Ok((hdr, _)) = CheckpointHeader::decode(buf) {
-            if hdr.pool_uuid == uuid && usize::from(hdr.set()) == set {
-                *h = Some(hdr);
-            }
-        }
+        *h = read_set_header(pool.alloc.geom(), perm, rd, set as u8, &uuid, buf);
     }
     // Newest first; a missing header goes last.
     let order = match heads {
@@ -844,6 +911,7 @@ where
     asm.committed_seq = scan.committed;
     asm.torn_blocks = torn;
     asm.suspect_gap = !strict && damage.is_none() && last_seq < max_seen;
+    asm.ckpt_copy_reads = pool.ck_copy_reads;
     if scan.nr_bad > 0 {
         asm.repaired_blocks = count_repaired(
             pool.alloc.geom(),

@@ -50,6 +50,8 @@ expect_fail() {
 	fi
 }
 
+# Blank members, whatever ran before.
+blkzone reset "$ZNS0" && blkzone reset "$ZNS1"
 ktap_set_plan 30
 dmesg_mark
 DMESG_START=$DMESG_MARK

@@ -50,7 +50,12 @@ insmod "$KO" || { ktap_test_fail "insmod"; ktap_set_plan 1; ktap_finished; }
 t 0 "version" zvpoolctl --version
 t 0 "empty pool list" zvpoolctl pool list
 t 2 "ambiguous unit" zvpoolctl volume create tank/x --size 1GB
-# Earlier tests used these namespaces: --force formats them anyway.
+# Members that hold data (whatever ran before): a block in the first zone
+# of each. --force formats them anyway.
+for _z in "$Z0" "$Z1"; do
+	blkzone reset -c 1 "$_z" 2>/dev/null
+	dd if=/dev/urandom of="$_z" bs=4096 count=1 oflag=direct status=none
+done
 t 1 "create on used members without --force: refused" zvpoolctl pool create tank "$Z0" "$Z1"
 t 0 "create pool (--force)" zvpoolctl pool create -f tank "$Z0" "$Z1"
 t 1 "create again: already defined" zvpoolctl pool create tank "$Z0"

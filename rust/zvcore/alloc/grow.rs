@@ -25,7 +25,8 @@ where
     /// [`Self::unfence`]. Returns the storage given up. On error nothing
     /// changed.
     pub fn grow(&mut self, geoms: G, mut zones: Z, mut devs: D) -> Result<(G, Z, D)> {
-        let geom = PoolGeometry::new(geoms)?;
+        let mut geom = PoolGeometry::new(geoms)?;
+        geom.set_ckpt_copies(self.geom.ckpt_copies());
         let n = self.geom.devices().len();
         if geom.devices().len() != n.saturating_add(1)
             || geom.devices().get(..n) != Some(self.geom.devices())

@@ -115,6 +115,30 @@ pub const fn set_of(generation: u64) -> u8 {
     (generation & 1) as u8
 }
 
+/// Whether `block` is a sound block (magic, checksum, structure) of the
+/// checkpoint of generation `generation`, or any sound header block with
+/// `None`: what recovery asks of one copy before it reads the other
+/// (`layout::checkpoint_copy_addr`).
+pub fn sound_block_of(block: &[u8], generation: Option<u64>) -> bool {
+    let of = |g: u64| generation.is_none_or(|want| want == g);
+    match peek_magic(block) {
+        Some(CKPT_HEADER_MAGIC) => {
+            CheckpointHeader::decode(block).is_ok_and(|(h, _)| of(h.generation))
+        }
+        Some(CKPT_COMMIT_MAGIC) if generation.is_some() => {
+            CheckpointCommit::decode(block).is_ok_and(|c| of(c.header.generation))
+        }
+        Some(CKPT_DATA_MAGIC) if generation.is_some() => {
+            check_block(block, CKPT_DATA_MAGIC).is_ok()
+                && block
+                    .get(16..24)
+                    .and_then(|g| g.try_into().ok())
+                    .is_some_and(|g: [u8; 8]| of(u64::from_le_bytes(g)))
+        }
+        _ => false,
+    }
+}
+
 /// Identity of a checkpoint (its header block).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CheckpointHeader {

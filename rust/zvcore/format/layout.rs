@@ -38,7 +38,15 @@
 //!   the block tables of the whole data capacity written at random (8 bytes
 //!   per 4 KiB block) twice over, so that the metadata headroom rule (writes
 //!   refused once a checkpoint fills 3/4 of its set) is not what ends a
-//!   pool's life; at most a quarter of a member's zones.
+//!   pool's life; at most a quarter of a member's zones. Twice that with two
+//!   members or more, whose new pools write checkpoint copies.
+//! * **Checkpoint copies** (`INCOMPAT_CHECKPOINT_COPIES`, pools of two
+//!   members or more): every checkpoint block is written twice, on two
+//!   members ([`checkpoint_block_addr`], [`checkpoint_copy_addr`]), so the
+//!   loss or damage of one member's metadata zones leaves a whole
+//!   checkpoint. A set then holds one *phase* `H` per member (half the
+//!   smallest member's part of a set): each member's part is still written
+//!   as a prefix, one zone at a time.
 
 use core::ops::Deref;
 
@@ -104,9 +112,9 @@ pub fn set_meta_zones(devs: &mut [DeviceGeometry], k: u32) {
 }
 
 /// The `k` a new pool of `devs` gets (see the module's documentation):
-/// `k * sum(zone capacity) >= 2 * 8 * data blocks / 4096`, at least 1, at
-/// most what leaves three quarters of the smallest member's sequential
-/// zones to data.
+/// `k * sum(zone capacity) >= 2 * 8 * data blocks / 4096` (twice that with
+/// two members or more: checkpoint copies), at least 1, at most what leaves
+/// three quarters of the smallest member's sequential zones to data.
 pub fn checkpoint_zones_for(devs: &[DeviceGeometry]) -> u32 {
     let mut data = 0u64;
     let mut per_zone = 0u64;
@@ -118,8 +126,14 @@ pub fn checkpoint_zones_for(devs: &[DeviceGeometry]) -> u32 {
         per_zone = per_zone.saturating_add(g.zone_cap_blocks);
         most = most.min(seq / 4 / u32::from(CHECKPOINT_SETS));
     }
-    // Tables at 8 bytes a block: 1/512 of the data, twice over.
-    let want = data / 256;
+    // Tables at 8 bytes a block: 1/512 of the data, twice over; and twice
+    // that with two members or more (checkpoint copies, the default: a
+    // set holds half as much).
+    let want = if devs.len() >= 2 {
+        data / 128
+    } else {
+        data / 256
+    };
     let k = want.div_ceil(per_zone.max(1));
     let cap = ckpt_zones_of(MAX_META_ZONES).min(most).max(1);
     u32::try_from(k).unwrap_or(u32::MAX).clamp(1, cap)
@@ -174,8 +188,25 @@ pub fn checkpoint_zones<S: Deref<Target = [DeviceGeometry]>>(
     }
 }
 
-/// Capacity of checkpoint set `set` in blocks (sum of its zones' capacities),
-/// clamped to `u32::MAX` (the most blocks a checkpoint may have).
+/// Blocks of member `g`'s part of a checkpoint set.
+fn part_blocks(g: &DeviceGeometry) -> u64 {
+    g.zone_cap_blocks
+        .saturating_mul(u64::from(ckpt_zones_of(g.meta_zones)))
+}
+
+/// With checkpoint copies: the blocks of a *phase* (`H`), half the
+/// smallest member's part of a set (see [`checkpoint_copy_addr`]).
+pub fn copies_phase_blocks<S: Deref<Target = [DeviceGeometry]>>(geo: &PoolGeometry<S>) -> u64 {
+    geo.devices()
+        .iter()
+        .map(|g| part_blocks(g) / 2)
+        .min()
+        .unwrap_or(0)
+}
+
+/// Capacity of checkpoint set `set` in blocks (sum of its zones' capacities;
+/// with checkpoint copies, one phase per member), clamped to `u32::MAX`
+/// (the most blocks a checkpoint may have).
 pub fn checkpoint_capacity<S: Deref<Target = [DeviceGeometry]>>(
     geo: &PoolGeometry<S>,
     set: u8,
@@ -183,23 +214,91 @@ pub fn checkpoint_capacity<S: Deref<Target = [DeviceGeometry]>>(
     if set >= CHECKPOINT_SETS {
         return 0;
     }
-    let total = geo.devices().iter().fold(0u64, |acc, g| {
-        acc.saturating_add(
-            g.zone_cap_blocks
-                .saturating_mul(u64::from(ckpt_zones_of(g.meta_zones))),
-        )
-    });
+    let total = if geo.ckpt_copies() {
+        copies_phase_blocks(geo).saturating_mul(u64::from(geo.nr_devices()))
+    } else {
+        geo.devices()
+            .iter()
+            .fold(0u64, |acc, g| acc.saturating_add(part_blocks(g)))
+    };
     u32::try_from(total).unwrap_or(u32::MAX)
+}
+
+/// Pool address of block `off` of member `dev`'s part of set `set`.
+fn part_addr<S: Deref<Target = [DeviceGeometry]>>(
+    geo: &PoolGeometry<S>,
+    set: u8,
+    dev: u16,
+    off: u64,
+) -> Option<u64> {
+    let g = geo.device(dev)?;
+    if off >= part_blocks(g) {
+        return None;
+    }
+    let cap = g.zone_cap_blocks.max(1);
+    let zone = checkpoint_zone(geo, set, dev)?.checked_add(u32::try_from(off / cap).ok()?)?;
+    geo.zone_start(zone)?.checked_add(off % cap)
+}
+
+/// With checkpoint copies, where block `index` and its copy are: the
+/// block is in phase `p = index / H` at offset `o = index % H` (`H`:
+/// [`copies_phase_blocks`]); its first copy on member `p`, its second on
+/// member `p + 1` (member 0 for the last phase). A member writes the phase
+/// it copies first, then its own: member `m >= 1` holds the copy of phase
+/// `m - 1` at offsets `0..H` of its part and phase `m` at `H..2H`; member 0
+/// holds phase 0 at `0..H` and the copy of the last phase at `H..2H`. So
+/// each member's part is written in order, as a prefix, one zone at a
+/// time, and the two copies of a block are on two members.
+fn copies_place<S: Deref<Target = [DeviceGeometry]>>(
+    geo: &PoolGeometry<S>,
+    index: u32,
+) -> Option<[(u16, u64); 2]> {
+    let h = copies_phase_blocks(geo);
+    if h == 0 {
+        return None;
+    }
+    let n = u64::from(geo.nr_devices());
+    let p = u64::from(index) / h;
+    let o = u64::from(index) % h;
+    if p >= n {
+        return None;
+    }
+    let q = (p + 1) % n;
+    let first = (u16::try_from(p).ok()?, if p == 0 { o } else { h + o });
+    let second = (u16::try_from(q).ok()?, if q == 0 { h + o } else { o });
+    Some([first, second])
+}
+
+/// Pool address of the second copy of block `index` of a checkpoint in set
+/// `set` (`None` without checkpoint copies).
+pub fn checkpoint_copy_addr<S: Deref<Target = [DeviceGeometry]>>(
+    geo: &PoolGeometry<S>,
+    set: u8,
+    index: u32,
+) -> Option<u64> {
+    if !geo.ckpt_copies() || set >= CHECKPOINT_SETS {
+        return None;
+    }
+    let [_, (d, off)] = copies_place(geo, index)?;
+    part_addr(geo, set, d, off)
 }
 
 /// Pool address of block `index` of a checkpoint in set `set`: the set's
 /// zones are filled in member order and, on a member, in zone order, each
-/// up to its zone capacity.
+/// up to its zone capacity. With checkpoint copies, the first copy's
+/// ([`checkpoint_copy_addr`] has the second).
 pub fn checkpoint_block_addr<S: Deref<Target = [DeviceGeometry]>>(
     geo: &PoolGeometry<S>,
     set: u8,
     index: u32,
 ) -> Option<u64> {
+    if geo.ckpt_copies() {
+        if set >= CHECKPOINT_SETS {
+            return None;
+        }
+        let [(d, off), _] = copies_place(geo, index)?;
+        return part_addr(geo, set, d, off);
+    }
     let mut left = u64::from(index);
     for (d, g) in geo.devices().iter().enumerate() {
         let dev = u16::try_from(d).ok()?;
@@ -217,28 +316,53 @@ pub fn checkpoint_block_addr<S: Deref<Target = [DeviceGeometry]>>(
     None
 }
 
-/// The zone of each member that holds the last of the first `blocks`
-/// blocks of a checkpoint in set `set` that fall on that member, or the
-/// member's first zone of the set if none do: the zones a finished
-/// checkpoint leaves open or partly written. Calls `f(member, zone)`.
-pub fn checkpoint_last_zones<S, F>(geo: &PoolGeometry<S>, set: u8, blocks: u32, mut f: F)
-where
-    S: Deref<Target = [DeviceGeometry]>,
-    F: FnMut(u16, u32),
-{
-    let mut left = u64::from(blocks);
-    for (d, g) in geo.devices().iter().enumerate() {
-        let Ok(dev) = u16::try_from(d) else { return };
-        let Some(first) = checkpoint_zone(geo, set, dev) else {
-            continue;
-        };
-        let k = u64::from(ckpt_zones_of(g.meta_zones));
-        let cap = g.zone_cap_blocks.max(1);
-        let here = left.min(cap.saturating_mul(k));
-        left -= here;
-        let i = here.saturating_sub(1) / cap;
-        f(dev, first.saturating_add(u32::try_from(i).unwrap_or(0)));
+/// How many blocks of member `dev`'s part of a set the first `blocks`
+/// blocks of a checkpoint occupy: always a prefix of the part (see
+/// [`checkpoint_block_addr`] and [`checkpoint_copy_addr`]).
+pub fn checkpoint_member_blocks<S: Deref<Target = [DeviceGeometry]>>(
+    geo: &PoolGeometry<S>,
+    dev: u16,
+    blocks: u32,
+) -> u64 {
+    let b = u64::from(blocks);
+    if geo.ckpt_copies() {
+        // The phase written first, then the second one (`copies_place`).
+        let h = copies_phase_blocks(geo);
+        let n = u64::from(geo.nr_devices());
+        let m = u64::from(dev);
+        if m >= n {
+            return 0;
+        }
+        let (lo, hi) = if m == 0 { (0, n - 1) } else { (m - 1, m) };
+        let of = |p: u64| b.saturating_sub(p.saturating_mul(h)).min(h);
+        return if of(hi) > 0 { h + of(hi) } else { of(lo) };
     }
+    let mut before = 0u64;
+    for (d, g) in geo.devices().iter().enumerate() {
+        let part = part_blocks(g);
+        if d == usize::from(dev) {
+            return b.saturating_sub(before).min(part);
+        }
+        before = before.saturating_add(part);
+    }
+    0
+}
+
+/// The zone of member `dev` that holds the last of the first `blocks`
+/// blocks of a checkpoint in set `set` that fall on it, or its first zone
+/// of the set if none do, and whether that zone is partly written: the
+/// zone a finished checkpoint leaves open or partly written on the member.
+pub fn checkpoint_last_zone<S: Deref<Target = [DeviceGeometry]>>(
+    geo: &PoolGeometry<S>,
+    set: u8,
+    dev: u16,
+    blocks: u32,
+) -> Option<(u32, bool)> {
+    let first = checkpoint_zone(geo, set, dev)?;
+    let cap = geo.device(dev)?.zone_cap_blocks.max(1);
+    let here = checkpoint_member_blocks(geo, dev, blocks);
+    let i = u32::try_from(here.saturating_sub(1) / cap).ok()?;
+    Some((first.checked_add(i)?, !here.is_multiple_of(cap)))
 }
 
 #[cfg(test)]
@@ -340,9 +464,9 @@ mod tests {
             }
         }
         let last = |blocks| {
-            let mut v = std::vec::Vec::new();
-            checkpoint_last_zones(&p, 0, blocks, |d, z| v.push((d, z)));
-            v
+            (0..2u16)
+                .map(|d| (d, checkpoint_last_zone(&p, 0, d, blocks).unwrap().0))
+                .collect::<std::vec::Vec<_>>()
         };
         assert_eq!(last(0), [(0, 2), (1, 22)]);
         assert_eq!(last(1), [(0, 2), (1, 22)]);
@@ -350,6 +474,69 @@ mod tests {
         assert_eq!(last(36), [(0, 4), (1, 22)]);
         assert_eq!(last(37), [(0, 4), (1, 22)]);
         assert_eq!(last(66), [(0, 4), (1, 24)]);
+    }
+
+    /// Checkpoint copies on 2..=4 members of different capacities and `k`:
+    /// every block has two copies on two members of its set's zones, no
+    /// address is used twice, each member's part is written as a prefix in
+    /// index order (so one zone of the set at a time), and the prefix and
+    /// last zone computed match the writes.
+    #[test]
+    fn checkpoint_copies_on_two_members_each_written_in_order() {
+        for (n, k) in [(2usize, 1u32), (2, 3), (3, 1), (3, 2), (4, 3)] {
+            let mut devs: std::vec::Vec<DeviceGeometry> =
+                (0..n).map(|d| zns(24, 16, 12 - d as u64 % 2)).collect();
+            set_meta_zones(&mut devs, k);
+            let mut p = PoolGeometry::new(&devs[..]).unwrap();
+            let plain = checkpoint_capacity(&p, 0);
+            p.set_ckpt_copies(true);
+            let h = copies_phase_blocks(&p);
+            assert_eq!(h, u64::from(k) * 11 / 2, "{n} members, k {k}");
+            let cap = checkpoint_capacity(&p, 0);
+            assert_eq!(u64::from(cap), h * n as u64);
+            assert!(cap * 2 <= plain);
+            for set in 0..2u8 {
+                let mut seen = std::collections::BTreeSet::new();
+                let mut next = std::vec![0u64; n];
+                for i in 0..cap {
+                    let a = checkpoint_block_addr(&p, set, i).unwrap();
+                    let c = checkpoint_copy_addr(&p, set, i).unwrap();
+                    let mut devs_of = [0u16; 2];
+                    for (j, x) in [a, c].into_iter().enumerate() {
+                        assert!(seen.insert(x), "{n}/{k}: address {x} twice");
+                        let z = p.zone_of(x).unwrap();
+                        let (d, _) = p.zone_dev(z).unwrap();
+                        assert!(checkpoint_zones(&p, set, d).contains(&z));
+                        devs_of[j] = d;
+                        // The offset in the member's part: the next one.
+                        let first = checkpoint_zone(&p, set, d).unwrap();
+                        let zi = u64::from(z - first);
+                        let off = zi * p.device(d).unwrap().zone_cap_blocks
+                            + (x - p.zone_start(z).unwrap());
+                        assert_eq!(off, next[usize::from(d)], "{n}/{k}: block {i} on {d}");
+                        next[usize::from(d)] += 1;
+                    }
+                    assert_ne!(devs_of[0], devs_of[1], "{n}/{k}: block {i}");
+                    for d in 0..n as u16 {
+                        assert_eq!(
+                            checkpoint_member_blocks(&p, d, i + 1),
+                            next[usize::from(d)],
+                            "{n}/{k}: member {d} after block {i}"
+                        );
+                    }
+                }
+                assert_eq!(checkpoint_block_addr(&p, set, cap), None);
+                assert_eq!(checkpoint_copy_addr(&p, set, cap), None);
+            }
+            // Without copies there is no second address.
+            p.set_ckpt_copies(false);
+            assert_eq!(checkpoint_copy_addr(&p, 0, 0), None);
+        }
+        // One member: never copies.
+        let devs = [zns(24, 16, 12)];
+        let mut p = PoolGeometry::new(&devs[..]).unwrap();
+        p.set_ckpt_copies(true);
+        assert!(!p.ckpt_copies());
     }
 
     /// The `k` of a new pool grows with its data capacity and stays within
@@ -365,13 +552,16 @@ mod tests {
         let data = 3722u64 * 250_000;
         assert!(u64::from(k) * 250_000 >= data / 256, "k {k}");
         assert!(u64::from(k - 1) * 250_000 < data / 256, "k {k}");
-        // Two such members: the set spans both, so the same k.
-        assert_eq!(checkpoint_zones_for(&[big, big]), k);
+        // Two such members: the set spans both but holds half as much
+        // (checkpoint copies): twice the k.
+        assert_eq!(checkpoint_zones_for(&[big, big]), 2 * k);
         // A small member next to a large one: at most a quarter of its
         // sequential zones for metadata (2 x 2 of 16), not the 16 the
         // capacity asks for (16).
         let (large, small) = (zns(8000, 16, 16), zns(16, 16, 16));
-        assert_eq!(checkpoint_zones_for(&[large, large]), 32);
+        // (Two large ones: 2 x 7,996 zones of 16 blocks, 1/128 of it in
+        // zones of 32 blocks a set, checkpoint copies.)
+        assert_eq!(checkpoint_zones_for(&[large, large]), 63);
         assert_eq!(checkpoint_zones_for(&[large, small]), 2);
         assert_eq!(meta_zones_for(&[big], 0), 2 + 2 * k);
         assert_eq!(meta_zones_for(&[big], 2), 6);

@@ -12,8 +12,8 @@ use super::super::error::{Error, Result};
 use super::super::format::checkpoint::{section, set_of, DeltaLink, CKPT_DATA_MAX};
 use super::super::format::history::{HISTORY, REWIND_RECORD_BYTES};
 use super::super::format::layout::{
-    checkpoint_block_addr, checkpoint_capacity, checkpoint_last_zones, checkpoint_zone,
-    checkpoint_zones, log_zone,
+    checkpoint_block_addr, checkpoint_capacity, checkpoint_copy_addr, checkpoint_last_zone,
+    checkpoint_zone, checkpoint_zones, log_zone,
 };
 use super::super::format::rules::{RULES, RULE_RECORD_BYTES};
 use super::super::format::sharing::{
@@ -111,10 +111,10 @@ where
         // otherwise the members without a slot take no new data blocks
         // until it begins, so that their writes in flight drain, and the
         // caller retries once writes have completed. Nothing emitted yet.
-        let tail = self.chain.tail_member(self.alloc.geom());
         let mut blocked = 0u64;
         for d in 0..self.alloc.geom().nr_devices() {
-            if !self.ckpt_slot_ok(d) && tail != Some(d) {
+            let gone = self.ckpt_gone() & 1u64.checked_shl(u32::from(d)).unwrap_or(0) != 0;
+            if !gone && !self.ckpt_slot_ok(d) && !self.chain.holds_tail(d) {
                 blocked |= 1u64.checked_shl(u32::from(d)).unwrap_or(0);
             }
         }
@@ -172,10 +172,27 @@ where
     }
 
     /// Ends the newest checkpoint's chain before a full checkpoint: the
-    /// tail zone gives back its member's slot and is finished.
+    /// tail zones give back their members' slots and are finished.
     fn end_chain<F: FnMut(MetaOp<'_>) -> Result<()>>(&mut self, sink: &mut F) -> Result<()> {
         self.chain.open = false;
-        if let Some((first, z)) = self.chain.tail.take() {
+        let tails = core::mem::take(&mut self.chain.tail);
+        if tails == 0 {
+            return Ok(());
+        }
+        let set = set_of(self.chain.base);
+        let gone = self.ckpt_gone();
+        for d in 0..self.alloc.geom().nr_devices() {
+            let bit = 1u64.checked_shl(u32::from(d)).unwrap_or(0);
+            if tails & bit == 0 || gone & bit != 0 {
+                continue;
+            }
+            let geo = self.alloc.geom();
+            let (Some(first), Some((z, _))) = (
+                checkpoint_zone(geo, set, d),
+                checkpoint_last_zone(geo, set, d, self.chain.next_block),
+            ) else {
+                continue;
+            };
             let _ = self.alloc.meta_open(first, false);
             if !self.zone_conv(z) {
                 sink(MetaOp::Finish(z))?;
@@ -237,7 +254,7 @@ where
         self.nodes.clear_changed();
         self.full_due = true;
         self.chain.open = false;
-        self.chain.tail = None;
+        self.chain.tail = 0;
         if delta {
             // The set has no room left for the delta: the next checkpoint
             // is full, in the other set (the records stay queued).
@@ -274,24 +291,34 @@ where
     ) -> Result<()> {
         // The slots are given back once the finishes below are done (the
         // device counts the zones until then).
-        for d in 0..self.alloc.geom().nr_devices() {
+        let gone = self.ckpt_gone();
+        let here = |d: u16| gone & 1u64.checked_shl(u32::from(d)).unwrap_or(0) == 0;
+        for d in (0..self.alloc.geom().nr_devices()).filter(|d| here(*d)) {
             let z = checkpoint_zone(self.alloc.geom(), set, d)
                 .ok_or(Error::Corrupt("checkpoint zone"))?;
             let _ = self.alloc.meta_close_later(z);
         }
-        self.chain.tail = None;
+        self.chain.tail = 0;
         // The tail takes a slot the journal's zone needs while it has none
         // (after assembly, until its first block): no chain then.
         self.chain.open = keep_tail && self.jlog.is_some();
+        let n = self.alloc.geom().nr_devices();
+        // Each member's last zone of the set, partly written or not.
+        let last = |p: &Self, d: u16| {
+            checkpoint_last_zone(p.alloc.geom(), set, d, blocks)
+                .ok_or(Error::Corrupt("checkpoint zone"))
+        };
         if self.chain.open {
-            let geo = self.alloc.geom();
-            let zone_at = |i: u32| checkpoint_block_addr(geo, set, i).and_then(|a| geo.zone_of(a));
-            let tail = match (blocks.checked_sub(1).and_then(zone_at), zone_at(blocks)) {
-                (Some(a), Some(b)) if a == b && !self.zone_conv(a) => Some(a),
-                _ => None,
-            };
-            if let Some(z) = tail {
-                let d = geo.zone(z).map(|zg| zg.dev).ok_or(Error::Corrupt("zone"))?;
+            // The partly written zones stay open for the deltas that follow
+            // (the tails), if each one's member has room for it; else all
+            // are finished and the chain ends (the next checkpoint is full).
+            let mut tails = 0u64;
+            for d in (0..n).filter(|d| here(*d)) {
+                let (z, partly) = last(self, d)?;
+                if !partly || self.zone_conv(z) {
+                    continue;
+                }
+                let geo = self.alloc.geom();
                 let first =
                     checkpoint_zone(geo, set, d).ok_or(Error::Corrupt("checkpoint zone"))?;
                 // The journal's members must keep a slot for the journal's
@@ -307,25 +334,49 @@ where
                     && (!self.is_journal_dev(d) || journal_open || self.zone_slots_left(d) >= 1);
                 if room && self.alloc.meta_open(first, true).is_ok() {
                     let _ = self.alloc.meta_keep(first, true);
-                    self.chain.tail = Some((first, z));
+                    tails |= 1u64.checked_shl(u32::from(d)).unwrap_or(0);
                 } else {
-                    // A zone that cannot stay open is finished: the chain
-                    // ends (the next checkpoint is full).
                     self.chain.open = false;
+                }
+            }
+            if self.chain.open {
+                self.chain.tail = tails;
+                return Ok(());
+            }
+            // A zone that cannot stay open is finished: the chain ends. The
+            // slots taken above go back once the finishes are done.
+            for d in (0..n).filter(|d| here(*d)) {
+                let (z, partly) = last(self, d)?;
+                if tails & 1u64.checked_shl(u32::from(d)).unwrap_or(0) != 0 {
+                    let first = checkpoint_zone(self.alloc.geom(), set, d)
+                        .ok_or(Error::Corrupt("checkpoint zone"))?;
+                    let _ = self.alloc.meta_keep(first, false);
+                    let _ = self.alloc.meta_close_later(first);
+                }
+                if partly && !self.zone_conv(z) {
                     sink(MetaOp::Finish(z))?;
                 }
             }
             return Ok(());
         }
-        let mut r = Ok(());
-        let geo = self.alloc.geom();
-        checkpoint_last_zones(geo, set, blocks, |_, z| {
-            let conv = geo.zone(z).is_none_or(|zg| zg.conventional);
-            if r.is_ok() && !conv {
-                r = sink(MetaOp::Finish(z));
+        for d in (0..n).filter(|d| here(*d)) {
+            let (z, _) = last(self, d)?;
+            if !self.zone_conv(z) {
+                sink(MetaOp::Finish(z))?;
             }
-        });
-        r
+        }
+        Ok(())
+    }
+
+    /// The lost members (`Pool::member_lost`) that checkpoints leave out:
+    /// with checkpoint copies every block has another copy; without, none
+    /// (a checkpoint must then write to the member, and fails).
+    pub(super) fn ckpt_gone(&self) -> u64 {
+        if self.alloc.geom().ckpt_copies() {
+            self.alloc.lost()
+        } else {
+            0
+        }
     }
 
     /// Whether member `d`'s zone limits leave room for a chain's tail zone
@@ -458,9 +509,11 @@ where
         let set = set_of(gen);
         let n = self.alloc.geom().nr_devices();
         let first = if delta { self.chain.next_block } else { 0 };
+        let gone = self.ckpt_gone();
+        let here = |d: u16| gone & 1u64.checked_shl(u32::from(d)).unwrap_or(0) == 0;
         if !delta {
             self.end_chain(sink)?;
-            for d in 0..n {
+            for d in (0..n).filter(|d| here(*d)) {
                 for z in checkpoint_zones(self.alloc.geom(), set, d) {
                     if !self.zone_conv(z) {
                         sink(MetaOp::Reset(z))?;
@@ -472,7 +525,7 @@ where
         // zone; the checkpoint is written in order, so one zone of the set
         // at a time is written on a member): data zones opened between
         // the steps must not take them.
-        for d in 0..n {
+        for d in (0..n).filter(|d| here(*d)) {
             let z = checkpoint_zone(self.alloc.geom(), set, d)
                 .ok_or(Error::Corrupt("checkpoint zone"))?;
             self.open_ckpt_zone(z, d, sink)?;
@@ -493,7 +546,7 @@ where
         };
         let w = CheckpointWriter::new(blk, hdr, cap)?;
         let geo = self.alloc.geom();
-        let w = w.suspend(&mut |i, b| put_block(geo, set, first, i, b, sink))?;
+        let w = w.suspend(&mut |i, b| put_block(geo, set, first, i, b, gone, sink))?;
         // What changes from now on goes into the next checkpoint's marks.
         self.nodes.swap_marks();
         // A delta after volume operations carries the volume table too.
@@ -565,7 +618,8 @@ where
         let stop = w.blocks_written().saturating_add(max_blocks);
         let geo = self.alloc.geom();
         let first = run.first;
-        let mut wsink = |i: u32, b: &[u8]| put_block(geo, set, first, i, b, sink);
+        let gone = self.ckpt_gone();
+        let mut wsink = |i: u32, b: &[u8]| put_block(geo, set, first, i, b, gone, sink);
         let delta = matches!(self.commit, Commit::Checkpoint { delta: true, .. });
         let vols = &mut self.vols;
         let nodes = &self.nodes;
@@ -854,7 +908,7 @@ where
         let written = u32::try_from(self.ckpt_blocks)
             .unwrap_or(u32::MAX)
             .saturating_add(run.first);
-        let keep = self.deltas_enabled();
+        let keep = self.deltas_enabled() && !core::mem::take(&mut self.tails_barred);
         self.close_ckpt_zones(set, written, keep, sink)?;
         Ok(true)
     }
@@ -1026,10 +1080,12 @@ pub(in super::super) struct Chain {
     pub(super) full_blocks: u32,
     /// Blocks of the deltas after it.
     pub(super) delta_blocks: u32,
-    /// The partly written tail zone between checkpoints, on a sequential
-    /// member: (its member's first zone of the set, which holds the
-    /// member's open-zone slot, the zone).
-    pub(super) tail: Option<(u32, u32)>,
+    /// The members whose last zone of the chain's set is partly written
+    /// and kept open between checkpoints (bit per member; one member
+    /// without checkpoint copies, up to all with them): each member's
+    /// first zone of the set holds its open-zone slot, the zone itself is
+    /// found from `next_block` (`layout::checkpoint_last_zones`).
+    pub(super) tail: u64,
 }
 
 impl Chain {
@@ -1040,27 +1096,27 @@ impl Chain {
         next_block: 0,
         full_blocks: 0,
         delta_blocks: 0,
-        tail: None,
+        tail: 0,
     };
 
-    /// The member whose tail zone holds an open-zone slot.
-    fn tail_member<G: Deref<Target = [DeviceGeometry]>>(
-        &self,
-        geo: &PoolGeometry<G>,
-    ) -> Option<u16> {
-        self.tail.and_then(|(_, z)| geo.zone(z)).map(|zg| zg.dev)
+    /// Whether a tail zone of member `d` holds an open-zone slot.
+    fn holds_tail(&self, d: u16) -> bool {
+        self.tail & 1u64.checked_shl(u32::from(d)).unwrap_or(0) != 0
     }
 }
 
 /// Emits block `idx` of the checkpoint whose header is block `first` of
 /// set `set` (a flush before the commit block: everything before it must be
-/// durable first).
+/// durable first): both copies with checkpoint copies, but none on the
+/// members of `gone` (lost: [`Pool::ckpt_gone`]); at least one must be
+/// written.
 fn put_block<G, F>(
     geo: &PoolGeometry<G>,
     set: u8,
     first: u32,
     idx: u32,
     b: &[u8],
+    gone: u64,
     sink: &mut F,
 ) -> Result<()>
 where
@@ -1072,7 +1128,24 @@ where
     if peek_commit(b) {
         sink(MetaOp::Flush)?;
     }
-    sink(MetaOp::Write(addr, b))
+    let here = |a: u64| {
+        geo.locate(a)
+            .is_some_and(|l| gone & 1u64.checked_shl(u32::from(l.dev)).unwrap_or(0) == 0)
+    };
+    let copy = checkpoint_copy_addr(geo, set, at);
+    let mut written = false;
+    for a in [Some(addr), copy]
+        .into_iter()
+        .flatten()
+        .filter(|a| here(*a))
+    {
+        sink(MetaOp::Write(a, b))?;
+        written = true;
+    }
+    if !written {
+        return Err(Error::Invalid("checkpoint: every copy on a lost member"));
+    }
+    Ok(())
 }
 
 /// What [`encode_diffs`] left in the chunk.

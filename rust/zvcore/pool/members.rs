@@ -26,7 +26,7 @@ use core::ops::{Deref, DerefMut};
 
 use super::super::alloc::{DevState, ZoneInfo, ZoneState};
 use super::super::error::{Error, Result};
-use super::super::format::layout::log_zone;
+use super::super::format::layout::{ckpt_zones_of, copies_phase_blocks, log_zone};
 use super::super::format::{Record, Superblock, Uuid};
 use super::super::gc::background_level;
 use super::super::geom::DeviceGeometry;
@@ -107,6 +107,26 @@ where
             .copied()
             .ok_or(Error::Invalid("member add: no geometry"))?;
         self.sb.check_new_member(&uuid, &geom)?;
+        if self.alloc.geom().ckpt_copies() {
+            // Checkpoint copies: where member 0's part of a chain ends
+            // depends on the number of members: no chain tail kept open
+            // across the add. The next checkpoint is full and keeps none.
+            if self.chain.tail != 0 {
+                self.full_due = true;
+                self.tails_barred = true;
+                return Err(Error::Busy);
+            }
+            // The phase of every member stays what it is (the checkpoints
+            // on disk keep their places).
+            let part = geom
+                .zone_cap_blocks
+                .saturating_mul(u64::from(ckpt_zones_of(geom.meta_zones)));
+            if part / 2 < copies_phase_blocks(self.alloc.geom()) {
+                return Err(Error::Invalid(
+                    "member add: its checkpoint zones hold less than the members'",
+                ));
+            }
+        }
         if grown.zone_epochs.len() != grown.zones.len() {
             return Err(Error::Invalid("member add: storage size"));
         }
@@ -127,6 +147,12 @@ where
         }
         let zone_epochs = core::mem::replace(&mut self.zepoch, zone_epochs);
         self.sb_dirty = true;
+        // With checkpoint copies the last phase's second copy moves to the
+        // new member: the next checkpoint is a full one, into a set reset
+        // first (a delta would write the new member's zones out of order).
+        if self.alloc.geom().ckpt_copies() {
+            self.full_due = true;
+        }
         Ok(Grown {
             geoms,
             zones,

@@ -28,8 +28,8 @@ use super::format::journal::VOL_FLAG_READONLY;
 use super::format::layout::log_zone;
 use super::format::{Record, Superblock, Uuid, VolName, BLOCK_SIZE};
 use super::format::{
-    INCOMPAT_COMMIT_BLOCKS, INCOMPAT_DELTA_CHECKPOINTS, INCOMPAT_DELTA_GROW,
-    INCOMPAT_DELTA_VOLUMES, RO_COMPAT_JOURNAL_COPIES,
+    INCOMPAT_CHECKPOINT_COPIES, INCOMPAT_COMMIT_BLOCKS, INCOMPAT_DELTA_CHECKPOINTS,
+    INCOMPAT_DELTA_GROW, INCOMPAT_DELTA_VOLUMES, RO_COMPAT_JOURNAL_COPIES,
 };
 use super::gc::{gc_urgency, pick_victim, relocation_cost_x1000, Policy, Urgency};
 use super::geom::{DeviceGeometry, PoolGeometry};
@@ -374,6 +374,10 @@ pub struct PoolConfig {
     /// [`Pool::format`] of two members or more makes a pool that writes
     /// every journal block to two members ([`RO_COMPAT_JOURNAL_COPIES`]).
     pub journal_copies: bool,
+    /// [`Pool::format`] of two members or more makes a pool that writes
+    /// every checkpoint block to two members
+    /// ([`INCOMPAT_CHECKPOINT_COPIES`]; a set holds half as much).
+    pub checkpoint_copies: bool,
 }
 
 impl PoolConfig {
@@ -389,6 +393,7 @@ impl PoolConfig {
             volume_deltas: true,
             delta_grow: true,
             journal_copies: true,
+            checkpoint_copies: true,
         }
     }
 }
@@ -446,6 +451,12 @@ pub struct Pool<G, Z, E, V, R, N, D, S> {
     pub(super) log_sb_gen: [u64; 2],
     /// The same for the mirror's log zones ([`Self::jmirror`]).
     pub(super) mlog_sb_gen: [u64; 2],
+    /// The next checkpoint keeps no chain tail open (a member add waits
+    /// for that, with checkpoint copies).
+    pub(super) tails_barred: bool,
+    /// Checkpoint blocks recovery read from their second copy (checkpoint
+    /// copies): the first was unreadable or unsound.
+    pub(in super::super) ck_copy_reads: u32,
     /// Newest committed checkpoint and the last journal sequence it covers.
     pub(super) ckpt_gen: u64,
     pub(super) ckpt_seq: u64,
@@ -598,10 +609,11 @@ where
     /// and recovery.
     #[inline(always)]
     pub(super) fn assemble(
-        geom: PoolGeometry<G>,
+        mut geom: PoolGeometry<G>,
         cfg: PoolConfig,
         st: PoolStorage<Z, E, V, R, N, D, S>,
     ) -> Result<Self> {
+        geom.set_ckpt_copies(st.sb.incompat & INCOMPAT_CHECKPOINT_COPIES != 0);
         let nz = geom.nr_zones() as usize;
         let mut zepoch = st.zone_epochs;
         if zepoch.len() != nz {
@@ -644,6 +656,8 @@ where
             log_max_seq: [0; 2],
             log_sb_gen: [1; 2],
             mlog_sb_gen: [1; 2],
+            ck_copy_reads: 0,
+            tails_barred: false,
             ckpt_gen: 0,
             ckpt_seq: 0,
             jblocks_since_ckpt: 0,
@@ -721,6 +735,9 @@ where
         }
         if cfg.journal_copies && n >= 2 {
             st.sb.ro_compat |= RO_COMPAT_JOURNAL_COPIES;
+        }
+        if cfg.checkpoint_copies && n >= 2 {
+            st.sb.incompat |= INCOMPAT_CHECKPOINT_COPIES;
         }
         let mut pool = Self::assemble(geom, cfg, st)?;
         let blk = scratch

@@ -8,7 +8,7 @@ use super::super::alloc::{DevState, ZoneInfo};
 use super::super::codec::Reader;
 use super::super::error::{Error, Result};
 use super::super::format::checkpoint::{
-    section, CheckpointItem, CheckpointReader, DeltaLink, SECTION_COMPAT,
+    section, sound_block_of, CheckpointItem, CheckpointReader, DeltaLink, SECTION_COMPAT,
 };
 use super::super::format::history::{Rewind, HISTORY};
 use super::super::format::layout::{checkpoint_block_addr, checkpoint_capacity};
@@ -23,7 +23,7 @@ use super::super::geom::{DeviceGeometry, MAX_DEVICES};
 use super::super::map::{decode_chunk, NodeStore};
 use super::super::pool::quota::SpaceRules;
 use super::super::pool::{decode_vol_record, Pool, VolEntry, NO_SLOT};
-use super::{apply_record, read_pool, vol_slot, MetaReader};
+use super::{apply_record, read_ckpt_block, vol_slot, MetaReader};
 
 /// Loads the chain of full checkpoint `h` into the (empty) volume table:
 /// the full checkpoint, then each delta written after it in its set whose
@@ -59,21 +59,26 @@ where
     if pool.sb.incompat & INCOMPAT_DELTA_CHECKPOINTS == 0 {
         return Ok((last, d));
     }
-    while let Some(a) = checkpoint_block_addr(pool.alloc.geom(), set, next) {
-        if read_pool(pool.alloc.geom(), perm, rd, a, buf).is_err() {
-            break;
-        }
-        let Ok((dh, _)) = CheckpointHeader::decode(buf) else {
-            break;
-        };
+    while checkpoint_block_addr(pool.alloc.geom(), set, next).is_some() {
         let link = DeltaLink {
             base: h.generation,
             prev: last.generation,
             first_block: next,
         };
-        if dh.pool_uuid != h.pool_uuid || dh.delta != Some(link) {
+        // The delta that links to the chain (a lost member's copy may hold
+        // an older chain's).
+        let links = |b: &[u8]| {
+            CheckpointHeader::decode(b)
+                .is_ok_and(|(dh, _)| dh.pool_uuid == h.pool_uuid && dh.delta == Some(link))
+        };
+        let geo = pool.alloc.geom();
+        let copies = &mut pool.ck_copy_reads;
+        if read_ckpt_block(geo, perm, rd, set, next, &links, buf, copies).is_err() || !links(buf) {
             break;
         }
+        let Ok((dh, _)) = CheckpointHeader::decode(buf) else {
+            break;
+        };
         if read_checkpoint(pool, perm, rd, &dh, next, false, buf).is_err() {
             break;
         }
@@ -138,9 +143,19 @@ where
     M: MetaReader,
 {
     let set = h.set();
-    let a0 =
-        checkpoint_block_addr(pool.alloc.geom(), set, first).ok_or(Error::Corrupt("checkpoint"))?;
-    read_pool(pool.alloc.geom(), perm, rd, a0, buf)?;
+    let gen = Some(h.generation);
+    let geo = pool.alloc.geom();
+    let sound = |b: &[u8]| sound_block_of(b, gen);
+    read_ckpt_block(
+        geo,
+        perm,
+        rd,
+        set,
+        first,
+        &sound,
+        buf,
+        &mut pool.ck_copy_reads,
+    )?;
     // In place: the reader is about 900 bytes.
     let mut cr = CheckpointReader::IDLE;
     cr.start(buf)?;
@@ -161,9 +176,9 @@ where
         if idx >= cap {
             return Err(Error::Corrupt("checkpoint: no commit block"));
         }
-        let a = checkpoint_block_addr(pool.alloc.geom(), set, first.saturating_add(idx))
-            .ok_or(Error::Corrupt("checkpoint"))?;
-        read_pool(pool.alloc.geom(), perm, rd, a, buf)?;
+        let at = first.saturating_add(idx);
+        let geo = pool.alloc.geom();
+        read_ckpt_block(geo, perm, rd, set, at, &sound, buf, &mut pool.ck_copy_reads)?;
         match cr.feed(buf)? {
             CheckpointItem::Commit => {
                 // The writer adds a sharing section exactly when blocks may

@@ -21,7 +21,9 @@ use sim::*;
 use std::collections::BTreeMap;
 use zvcore::format::layout::{ckpt_zones_of, LOG_ZONES};
 use zvcore::format::{decode_journal_block, JOURNAL_MAGIC};
-use zvcore::format::{peek_magic, BLOCK_SIZE};
+use zvcore::format::{
+    peek_magic, BLOCK_SIZE, CKPT_COMMIT_MAGIC, CKPT_DATA_MAGIC, CKPT_HEADER_MAGIC,
+};
 use zvcore::geom::DeviceGeometry;
 use zvcore::pool::PoolConfig;
 use zvcore::recovery::{recover, Assembly, Check, DamageKind};
@@ -502,14 +504,30 @@ fn lost_checkpoint_case(seed: u64) -> bool {
     let gen = base.pool_ref().checkpoint_generation();
     assert!(gen >= 3, "several checkpoints were written");
     let mut devs = base.devs.clone();
-    // Every zone of the set on every member (the set spans `k` zones a
-    // member).
+    // Every zone of the set on every member.
+    lose_set_zones(&base, &mut devs, gen, |_| true);
+    match recover_devs(&base, devs, false) {
+        Outcome::Damaged(_, asm) => {
+            let dmg = asm.damage.unwrap();
+            assert_eq!(dmg.kind, DamageKind::CheckpointLost);
+            assert_eq!(dmg.lost_gen, gen);
+            assert!(!dmg.lost_header_found);
+            !dmg.unusable
+        }
+        Outcome::Clean(..) => panic!("lost checkpoint not reported"),
+        Outcome::Refused(e) => panic!("refused instead of reporting: {e}"),
+    }
+}
+
+/// Loses the contents of every zone of checkpoint generation `gen`'s set
+/// (`k` zones a member) on the members `on` says.
+fn lose_set_zones(base: &World, devs: &mut [SimDev], gen: u64, on: impl Fn(usize) -> bool) {
     let lost = base.geoms.iter().enumerate().flat_map(|(d, g)| {
         let k = ckpt_zones_of(g.meta_zones);
         let first = g.first_meta_zone() + LOG_ZONES + (gen % 2) as u32 * k;
         (first..first + k).map(move |z| (d, *g, z))
     });
-    for (d, g, z) in lost.collect::<Vec<_>>() {
+    for (d, g, z) in lost.filter(|x| on(x.0)).collect::<Vec<_>>() {
         if devs[d].reset(z).is_err() {
             // A conventional zone: lose its contents.
             let (lo, hi) = (
@@ -523,17 +541,123 @@ fn lost_checkpoint_case(seed: u64) -> bool {
             }
         }
     }
-    match recover_devs(&base, devs, false) {
-        Outcome::Damaged(_, asm) => {
-            let dmg = asm.damage.unwrap();
-            assert_eq!(dmg.kind, DamageKind::CheckpointLost);
-            assert_eq!(dmg.lost_gen, gen);
-            assert!(!dmg.lost_header_found);
-            !dmg.unusable
+}
+
+/// Checkpoint blocks in member `d`'s zones of checkpoint generation `gen`'s
+/// set.
+fn set_blocks_on(base: &World, devs: &[SimDev], gen: u64, d: usize) -> usize {
+    let g = base.geoms[d];
+    let k = ckpt_zones_of(g.meta_zones);
+    let first = g.first_meta_zone() + LOG_ZONES + (gen % 2) as u32 * k;
+    let (lo, hi) = (
+        u64::from(first) * g.zone_blocks,
+        u64::from(first + k) * g.zone_blocks,
+    );
+    let mut b = vec![0u8; BLOCK_SIZE];
+    devs[d]
+        .written()
+        .into_iter()
+        .filter(|a| *a >= lo && *a < hi)
+        .filter(|a| {
+            devs[d].read_raw(*a, &mut b);
+            matches!(
+                peek_magic(&b),
+                Some(CKPT_HEADER_MAGIC | CKPT_DATA_MAGIC | CKPT_COMMIT_MAGIC)
+            )
+        })
+        .count()
+}
+
+/// Checkpoint copies: the newest checkpoint's zones lost on one member (in
+/// turn each), or one copy of random checkpoint blocks damaged: the other
+/// copies make a whole checkpoint, the state is exact, no damage, the
+/// blocks read from their second copy counted.
+#[test]
+fn checkpoint_copies_survive_one_members_metadata_zones() {
+    let mut rng = Rng::new(seed_from_env("damage-ckpt-copies"));
+    let mut done = 0;
+    for _ in 0..60 {
+        if ckpt_copies_case(rng.next_u64()) {
+            done += 1;
+            if done == 4 {
+                return;
+            }
         }
-        Outcome::Clean(..) => panic!("lost checkpoint not reported"),
-        Outcome::Refused(e) => panic!("refused instead of reporting: {e}"),
     }
+    panic!("only {done} worlds of two members or more with checkpoint copies");
+}
+
+fn ckpt_copies_case(seed: u64) -> bool {
+    let mut w = World::new(seed);
+    if w.geoms.len() < 2 {
+        return false;
+    }
+    w.checkpoint_copies_pct = 100;
+    w.populate(2500);
+    if !w.close() {
+        return false;
+    }
+    assert!(w.pool_ref().geom().ckpt_copies());
+    let expected = state_of(&mut w);
+    let gen = w.pool_ref().checkpoint_generation();
+    let n = w.geoms.len();
+    for lost in 0..n {
+        let mut devs = w.devs.clone();
+        let held = set_blocks_on(&w, &devs, gen, lost) > 0;
+        lose_set_zones(&w, &mut devs, gen, |d| d == lost);
+        assert_eq!(set_blocks_on(&w, &devs, gen, lost), 0);
+        match recover_devs(&w, devs, false) {
+            Outcome::Clean(mut w2, asm) => {
+                assert_eq!(
+                    state_of(&mut w2),
+                    expected,
+                    "seed {seed:#x}: member {lost} lost"
+                );
+                assert_eq!(asm.checkpoint_generation, gen, "seed {seed:#x}");
+                assert!(!asm.fell_back, "seed {seed:#x}: the older set was used");
+                // Member 0 holds the first copy of the chain's first
+                // blocks (its header among them); another member may hold
+                // only second copies, or nothing of the chain.
+                if lost == 0 {
+                    assert!(
+                        held && asm.ckpt_copy_reads > 0,
+                        "seed {seed:#x}: no second copy read"
+                    );
+                }
+                // The checkpoint written first rewrites the lost copies:
+                // the next assembly needs no second copy.
+                w2.checkpoint_now();
+                assert!(w2.close(), "seed {seed:#x}: close");
+                let st2 = state_of(&mut w2);
+                match recover_devs(&w2, w2.devs.clone(), false) {
+                    Outcome::Clean(mut w3, a3) => {
+                        assert_eq!(state_of(&mut w3), st2, "seed {seed:#x}: state");
+                        assert_eq!(a3.ckpt_copy_reads, 0, "seed {seed:#x}: member {lost}");
+                    }
+                    _ => panic!("seed {seed:#x}: member {lost}: reassembly not clean"),
+                }
+            }
+            Outcome::Damaged(_, a) => {
+                panic!(
+                    "seed {seed:#x}: member {lost}'s set lost: damage {:?}",
+                    a.damage
+                )
+            }
+            Outcome::Refused(e) => panic!("seed {seed:#x}: member {lost}'s set lost: {e}"),
+        }
+    }
+    // Every member's zones lost (both copies of every block): damage.
+    let mut devs = w.devs.clone();
+    lose_set_zones(&w, &mut devs, gen, |_| true);
+    match recover_devs(&w, devs, false) {
+        Outcome::Damaged(_, a) => {
+            let d = a.damage.expect("damage");
+            assert_eq!((d.kind, d.lost_gen), (DamageKind::CheckpointLost, gen));
+        }
+        Outcome::Clean(..) => panic!("seed {seed:#x}: both copies lost, not reported"),
+        Outcome::Refused(e) => panic!("seed {seed:#x}: refused: {e}"),
+    }
+    true
 }
 
 #[test]

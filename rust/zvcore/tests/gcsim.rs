@@ -307,6 +307,10 @@ impl Driver {
             sb: Box::new(Superblock::EMPTY),
         };
         let mut cfg = PoolConfig::default_for(shape.members);
+        // One checkpoint zone a member and set, sized for the data of the
+        // simulation's first pools: copies would halve what a set holds
+        // (the simulation is about data placement, not metadata).
+        cfg.checkpoint_copies = false;
         cfg.use_append = false;
         cfg.policy = knobs.policy;
         cfg.separate = knobs.separate;

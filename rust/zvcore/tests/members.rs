@@ -36,7 +36,12 @@ fn world(name: &str, members: usize) -> World {
 
 /// [`world`] with members of `zones` zones.
 fn world_of(name: &str, members: usize, zones: u32) -> World {
-    let seed = seed_from_env(name);
+    world_seeded(seed_from_env(name), members, zones)
+}
+
+/// [`world_of`] from `seed`: worlds of one seed make the same choices (the
+/// format's features) and operations.
+fn world_seeded(seed: u64, members: usize, zones: u32) -> World {
     let mut w = World::with_geoms(Rng::new(seed), seed, vec![zns(zones); members]);
     w.format();
     w.pool()
@@ -73,7 +78,7 @@ fn journal_sb_addrs(w: &World) -> [u64; 2] {
 
 /// Adds a member and plans the commit that makes it part of the pool.
 fn add_and_plan(w: &mut World) -> Vec<OwnedOp> {
-    w.add_member(zns(20)).expect("member_add");
+    w.add_member_retrying(zns(20)).expect("member_add");
     let (r, ops) = w.meta_call(|p, s, mut sink| p.flush(s, &mut sink));
     r.expect("flush");
     ops
@@ -82,7 +87,10 @@ fn add_and_plan(w: &mut World) -> Vec<OwnedOp> {
 #[test]
 fn add_member_survives_a_power_cut_anywhere() {
     let n = 2usize;
-    let mut probe = world("members-cut", n);
+    // One seed for every world: the cases below cut the probe's
+    // operations at each index.
+    let seed = seed_from_env("members-cut");
+    let mut probe = world_seeded(seed, n, 24);
     let ops = add_and_plan(&mut probe);
     let new_base = probe.bases[n];
     let jsb = journal_sb_addrs(&probe);
@@ -103,7 +111,7 @@ fn add_member_survives_a_power_cut_anywhere() {
         // With every device present, then (where it makes a difference)
         // without the new one, as an assembly from an old device list.
         for without_new in [false, true] {
-            let mut w = world("members-cut", n);
+            let mut w = world_seeded(seed, n, 24);
             let ops = add_and_plan(&mut w);
             let done = w.exec(&ops, Some(k).filter(|k| *k < ops.len()));
             if done {
@@ -216,7 +224,7 @@ fn member_add_refusals_change_nothing() {
     assert_eq!(w.pool_ref().geom().nr_zones(), zones_before);
     assert!(!w.pool_ref().member_pending());
     // A second add before the first one's commit: busy.
-    w.add_member(zns(20)).expect("member_add");
+    w.add_member_retrying(zns(20)).expect("member_add");
     assert_eq!(w.add_member(zns(20)), Err(Error::Busy));
     while !w.commit(false) {}
     // After a power cut the first commit is a checkpoint: busy until then.
@@ -787,5 +795,90 @@ fn the_journal_goes_on_on_its_copy_when_a_member_is_lost() {
             );
         }
         w.run_verify("journal on one copy");
+    }
+}
+
+/// Zone reports of every metadata zone of member `d`.
+fn meta_reports(w: &World, d: usize) -> Vec<Option<(Cond, u64)>> {
+    let g = w.geoms[d];
+    let first = g.first_meta_zone();
+    (first..first + g.meta_zones)
+        .map(|z| w.devs[d].report(z))
+        .collect()
+}
+
+#[test]
+fn checkpoints_go_on_on_their_copies_when_a_member_is_lost() {
+    for lost in [0usize, 1, 2] {
+        let seed = seed_from_env("ckpt-lost");
+        let mut w = World::with_geoms(Rng::new(seed), seed, vec![zns(24); 3]);
+        w.journal_copies_pct = 100;
+        w.checkpoint_copies_pct = 100;
+        // Volume operations make the next checkpoint a full one (into a
+        // set the lost member holds an older checkpoint of).
+        w.volume_deltas_pct = 0;
+        w.stepped_pct = 30;
+        w.format();
+        assert!(w.pool_ref().geom().ckpt_copies());
+        w.pool()
+            .vol_create(1, b"v", VOL_BLOCKS, 0)
+            .expect("vol_create");
+        w.vols.push(VolModel::new(1, VOL_BLOCKS));
+        w.next_vol = 2;
+        for l in (0..VOL_BLOCKS).step_by(8) {
+            w.write_exact(1, l, 8);
+        }
+        w.checkpoint_now();
+        w.pool().member_lost(lost as u16).expect("member_lost");
+        let before = meta_reports(&w, lost);
+        let ckpts = w.pool_ref().stats().checkpoints;
+        // Overwrites of blocks on the other members, full checkpoints and
+        // deltas, journal commits.
+        for r in 0..12u64 {
+            for l in (0..VOL_BLOCKS / 2).step_by(4) {
+                let l = (l + r * 5) % (VOL_BLOCKS / 2);
+                if w.addr_of(1, l).is_none_or(|a| w.loc(a).0 != lost) {
+                    w.write_exact(1, l, 1);
+                }
+            }
+            if r % 3 == 1 {
+                let id = 100 + r as u32;
+                w.pool().vol_create(id, b"t", 8, 0).expect("vol_create");
+                w.pool().vol_delete(id).expect("vol_delete");
+            }
+            while !w.commit(false) {}
+            w.checkpoint_now();
+        }
+        assert!(
+            w.pool_ref().stats().checkpoints >= ckpts + 12,
+            "checkpoints go on without member {lost}"
+        );
+        assert_eq!(
+            meta_reports(&w, lost),
+            before,
+            "metadata written to the lost member {lost}"
+        );
+        // The member comes back with its older metadata: the newer copies
+        // on the others win (the newest checkpoint is loaded: no damage, no
+        // fallback to an older set).
+        let gen = w.pool_ref().checkpoint_generation();
+        let full = w.pool_ref().stats().checkpoints - w.pool_ref().stats().delta_checkpoints;
+        w.crash();
+        let (_, asm, _, _) = w.try_recover().expect("recovery");
+        assert_eq!(asm.damage, None, "lost {lost}");
+        assert_eq!(
+            asm.checkpoint_generation, gen,
+            "lost {lost}: an older checkpoint loaded"
+        );
+        assert!(full >= 3, "lost {lost}: {full} full checkpoints");
+        if lost == 0 {
+            assert!(
+                asm.ckpt_copy_reads > 0,
+                "member 0 held the newest chain's first blocks"
+            );
+        }
+        w.recover_pool();
+        w.run_verify("checkpoints without a lost member");
+        assert!(w.pool_ref().geom().ckpt_copies());
     }
 }

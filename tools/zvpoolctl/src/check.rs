@@ -135,6 +135,8 @@ pub struct Assembled {
     pub torn_blocks: u64,
     /// Damaged journal blocks replayed from their copy on another member.
     pub repaired_blocks: u32,
+    /// Checkpoint blocks read from their second copy on another member.
+    pub ckpt_copy_reads: u32,
     pub suspect_gap: bool,
     /// An unknown ro-compat feature: the kernel mounts read-only.
     pub ro_compat: bool,
@@ -320,6 +322,7 @@ pub fn check(devs: &mut dyn DeviceSet) -> Report {
         committed_seq: asm.committed_seq,
         torn_blocks: asm.torn_blocks,
         repaired_blocks: asm.repaired_blocks,
+        ckpt_copy_reads: asm.ckpt_copy_reads,
         suspect_gap: asm.suspect_gap,
         ro_compat: asm.read_only,
         volumes: pool.volumes().iter().filter(|v| v.table.is_some()).count(),

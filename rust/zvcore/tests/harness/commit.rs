@@ -135,7 +135,13 @@ impl World {
             let r;
             (r, ops) = self
                 .meta_call(|p, scratch, mut sink| p.checkpoint_step(scratch, budget, &mut sink));
-            let blocks = ops.iter().filter(|o| o.kind > 2).count() as u32;
+            // (Each block written twice with checkpoint copies.)
+            let copies = if self.pool_ref().geom().ckpt_copies() {
+                2
+            } else {
+                1
+            };
+            let blocks = ops.iter().filter(|o| o.kind > 2).count() as u32 / copies;
             assert!(blocks <= budget + 4, "step of {blocks} blocks for {budget}");
             if r.expect("checkpoint_step") {
                 break;

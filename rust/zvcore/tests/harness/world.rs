@@ -123,6 +123,9 @@ pub struct World {
     /// Percent of formats of two members or more whose journal is written
     /// to two members (`RO_COMPAT_JOURNAL_COPIES`).
     pub journal_copies_pct: u64,
+    /// Percent of formats of two members or more whose checkpoints are
+    /// written to two members (`INCOMPAT_CHECKPOINT_COPIES`).
+    pub checkpoint_copies_pct: u64,
     /// A checkpoint is being written in steps: nothing may commit.
     pub in_ckpt: bool,
     /// Delta checkpoints the pool reported when last looked at.
@@ -302,6 +305,7 @@ impl World {
             volume_deltas_pct: 75,
             delta_grow_pct: 75,
             journal_copies_pct: 75,
+            checkpoint_copies_pct: 75,
             in_ckpt: false,
             seen_deltas: 0,
             seen_volume_deltas: 0,
@@ -443,6 +447,7 @@ impl World {
         cfg.delta_grow = cfg.volume_deltas && self.rng.pct(self.delta_grow_pct);
         // Pools of two members or more: most with journal copies.
         cfg.journal_copies = self.rng.pct(self.journal_copies_pct);
+        cfg.checkpoint_copies = self.rng.pct(self.checkpoint_copies_pct);
         let mut scratch = std::mem::take(&mut self.scratch);
         let pool = Pool::format(
             self.geoms.clone(),

@@ -99,6 +99,7 @@ fn assembled_json(a: &Assembled) -> Vec<(String, Json)> {
             Json::Obj(vec![
                 ("generation".into(), n(a.checkpoint_generation)),
                 ("fell_back".into(), yes_no(a.fell_back)),
+                ("copy_reads".into(), n(u64::from(a.ckpt_copy_reads))),
                 ("journal_seq".into(), n(a.checkpoint_seq)),
             ]),
         ),
@@ -227,6 +228,12 @@ pub fn report_text(r: &Report, paths: &[String]) -> String {
                 " (no commit groups: an older pool)"
             }
         ));
+        if a.ckpt_copy_reads > 0 {
+            line(format!(
+                "checkpoint copies: {} read from their second copy on another member (repaired by the next assembly)",
+                plural(u64::from(a.ckpt_copy_reads), "block")
+            ));
+        }
         if a.repaired_blocks > 0 {
             line(format!(
                 "journal copies: {} read from their copy on another member (repaired by the next assembly)",
