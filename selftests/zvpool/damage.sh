@@ -22,6 +22,7 @@ DIR=$(dirname "$0")
 . "$DIR/ktap_helpers.sh"
 . /etc/zvpool/vm.env
 . "$DIR/vm_devices.sh"
+. "$DIR/pool_helpers.sh"
 
 KO=${ZVPOOL_KO:-/lib/modules/zvpool/zvpool.ko}
 P=/sys/kernel/config/zvpool/dm
@@ -52,45 +53,19 @@ DMESG_START=$DMESG_MARK
 
 stat_of() { sed -n "s/^$1 //p" $ST; }
 # Patterns: 1 MiB each, region K of the volume holds /tmp/pat.K.
-for k in 0 1 2 3 4 5; do
-	dd if=/dev/urandom of=/tmp/pat.$k bs=1M count=1 status=none
-done
+make_patterns
 
 # kind_setup zns|conv: DEV, ZB (blocks per zone), ZONED.
 kind_setup() {
 	if [ "$1" = zns ]; then
-		DEV=$ZNS ZONED=1
+		DEV=$ZNS ZONED=1 DEVS=$ZNS
 		ZB=$(($(cat /sys/block/${DEV#/dev/}/queue/chunk_sectors) / 8))
 		blkzone reset "$DEV"
 	else
-		DEV=$CONV ZONED=0 ZB=65536
+		DEV=$CONV ZONED=0 ZB=65536 DEVS=$CONV
 		: # format=2 overwrites; stale blocks of old pools carry another pool UUID
 	fi
 }
-
-# pool_up MODE [FORMAT]: defines the pool over DEV and enables it.
-pool_up() {
-	mkdir -p $P && echo "$DEV" >$P/devices || return 1
-	[ -z "$2" ] || echo "$2" >$P/format || return 1
-	[ "$1" = normal ] || echo "$1" >$P/assemble_mode || return 1
-	echo 1 >$P/enable
-}
-# pool_down: unbinds the volume, stops and forgets the pool.
-pool_down() {
-	[ -d $P/v ] && { echo 0 >$P/v/enable; rmdir $P/v; }
-	[ "$(cat $P/enable 2>/dev/null)" = 1 ] && echo 0 >$P/enable
-	rmdir $P 2>/dev/null
-	return 0
-}
-# vol_up: binds volume v (creating it when SIZE is given); sets D.
-vol_up() {
-	mkdir $P/v || return 1
-	[ -z "$1" ] || echo "$1" >$P/v/size || return 1
-	echo 1 >$P/v/enable || return 1
-	D=/dev/$(cut -d' ' -f1 $P/v/dev)
-}
-put() { dd if=/tmp/pat.$1 of="$D" bs=1M seek="$1" count=1 oflag=direct conv=fsync status=none; }
-has() { dd if="$D" bs=1M skip="$1" count=1 iflag=direct status=none | cmp -s - /tmp/pat.$1; }
 
 # workload CYCLES: format, region 0, then CYCLES times (stop, assemble,
 # one more region), a snapshot and region 5 in the journal; clean stop.
@@ -106,16 +81,6 @@ workload() {
 	step "region 4" put 4 && step "snapshot" eval 'echo v@s1 >$P/snapshot' && step "region 5" put 5 || return 1
 	pool_down
 }
-# step WHAT CMD...: runs CMD, says which step failed.
-step() {
-	_what=$1
-	shift
-	"$@" && return 0
-	ktap_print_msg "step failed: $_what"
-	dmesg | grep zvpool | tail -n 4 | sed 's/^/# /'
-	return 1
-}
-
 snap_workload() {
 	workload 1 && pool_up normal && vol_up && put 2 && echo "v@last" >$P/snapshot || return 1
 	pool_down

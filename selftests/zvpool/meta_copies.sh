@@ -6,8 +6,9 @@
 # same offsets, and every checkpoint block to both. Twice, with the
 # conventional namespace as member 0 and as member 1 (the other member a ZNS
 # namespace):
-# - `status` says `journal_members 0 1` and `checkpoint_copies 2`; the root
-#   `features` lists journal-copies and checkpoint-copies;
+# - `status` says `journal_members 0 1` and `checkpoint_copies 2`
+#   (`zvpoolctl pool status`: metadata_copies 2); the root `features` lists
+#   journal-copies and checkpoint-copies;
 # - after a clean stop both members' log zones hold the same journal blocks
 #   (sequence numbers at the same offsets);
 # - one copy of the first journal block after the newest checkpoint and one
@@ -27,6 +28,7 @@ DIR=$(dirname "$0")
 . "$DIR/ktap_helpers.sh"
 . /etc/zvpool/vm.env
 . "$DIR/vm_devices.sh"
+. "$DIR/pool_helpers.sh"
 
 KO=${ZVPOOL_KO:-/lib/modules/zvpool/zvpool.ko}
 CFS=/sys/kernel/config/zvpool
@@ -50,60 +52,26 @@ if [ ! -f "$KO" ] || [ -z "$ZNS" ] || [ -z "$CONV" ]; then
 fi
 lsmod | grep -q '^zvpool ' && rmmod zvpool
 insmod "$KO" || exit 1
-ktap_set_plan $((2 * 13 + 2))
+ktap_set_plan $((2 * 14 + 2))
 dmesg_mark
 DMESG_START=$DMESG_MARK
 
 ktap_test_result "features lists journal-copies and checkpoint-copies" \
 	sh -c "grep -qw journal-copies $CFS/features && grep -qw checkpoint-copies $CFS/features"
-for k in 0 1 2 3 4 5; do
-	dd if=/dev/urandom of=/tmp/jpat.$k bs=1M count=1 status=none
-done
+make_patterns
 ZB_ZNS=$(($(cat /sys/block/${ZNS#/dev/}/queue/chunk_sectors) / 8))
 # Conventional members are cut into 256 MiB zones.
 ZB_CONV=65536
-
-# pool_up [FORMAT]: defines the pool over DEVS (in member order), enables it.
-pool_up() {
-	mkdir -p $P || return 1
-	for _d in $DEVS; do
-		echo "$_d" >$P/devices || return 1
-	done
-	[ -z "$1" ] || echo "$1" >$P/format || return 1
-	echo 1 >$P/enable
-}
-pool_down() {
-	[ -d $P/v ] && { echo 0 >$P/v/enable; rmdir $P/v; }
-	[ "$(cat $P/enable 2>/dev/null)" = 1 ] && echo 0 >$P/enable
-	rmdir $P 2>/dev/null
-	return 0
-}
-vol_up() {
-	mkdir $P/v || return 1
-	[ -z "$1" ] || echo "$1" >$P/v/size || return 1
-	echo 1 >$P/v/enable || return 1
-	D=/dev/$(cut -d' ' -f1 $P/v/dev)
-}
-put() { dd if=/tmp/jpat.$1 of="$D" bs=1M seek="$1" count=1 oflag=direct conv=fsync status=none; }
-has() { dd if="$D" bs=1M skip="$1" count=1 iflag=direct status=none | cmp -s - /tmp/jpat.$1; }
-step() {
-	_what=$1
-	shift
-	"$@" && return 0
-	ktap_print_msg "step failed: $_what"
-	dmesg | grep zvpool | tail -n 4 | sed 's/^/# /'
-	return 1
-}
 
 # workload: format, regions 0-1; reassembled (a checkpoint), regions 2-3,
 # a snapshot; clean stop.
 workload() {
 	pool_down
 	blkzone reset "$ZNS"
-	step "format" pool_up 2 && step "volume" vol_up 67108864 &&
+	step "format" pool_up normal 2 && step "volume" vol_up 67108864 &&
 		step "region 0" put 0 && step "region 1" put 1 || return 1
 	pool_down
-	step "assemble" pool_up && step "bind" vol_up && step "region 2" put 2 &&
+	step "assemble" pool_up normal && step "bind" vol_up && step "region 2" put 2 &&
 		step "region 3" put 3 && step "snapshot" eval 'echo v@s1 >$P/snapshot' || return 1
 	pool_down
 }
@@ -122,9 +90,11 @@ for conv_member in 0 1; do
 	if [ $conv_member = 0 ]; then DEVS="$CONV $ZNS"; else DEVS="$ZNS $CONV"; fi
 	K="conv as member $conv_member"
 	ktap_test_result "$K: workload" workload
-	step "status" pool_up
+	step "status" pool_up normal
 	ktap_expect_eq "$K: status journal_members, checkpoint_copies" "0 1 2" \
 		"$(sed -n 's/^journal_members //p' $ST) $(sed -n 's/^checkpoint_copies //p' $ST)"
+	ktap_expect_eq "$K: zvpoolctl pool status: metadata_copies" "2" \
+		"$(zvpoolctl pool status -Hp jc | awk -F'\t' '$1 == "metadata_copies" { print $2 }')"
 	pool_down
 	journal_of "$CONV" $ZB_CONV >/tmp/jc.conv
 	journal_of "$ZNS" "$ZB_ZNS" >/tmp/jc.zns
@@ -162,30 +132,30 @@ for conv_member in 0 1; do
 		ktap_test_fail "$K: pool check finds no damage, two blocks read from their copy"
 	fi
 	dmesg_mark
-	ktap_test_result "$K: read-write assembly" pool_up
+	ktap_test_result "$K: read-write assembly" pool_up normal
 	ktap_test_result "$K: the log says two blocks were read from their copy" \
 		log_has "zvpool: jc: 2 damaged journal block(s) read from their copy on another member"
 	ktap_test_result "$K: every region and the snapshot read back" sh -c '
 		mkdir '$P'/v && echo 1 >'$P'/v/enable || exit 1
 		D=/dev/$(cut -d" " -f1 '$P'/v/dev)
 		for k in 0 1 2 3; do
-			dd if="$D" bs=1M skip=$k count=1 iflag=direct status=none | cmp -s - /tmp/jpat.$k || exit 1
+			dd if="$D" bs=1M skip=$k count=1 iflag=direct status=none | cmp -s - /tmp/pat.$k || exit 1
 		done
 		mkdir '$P'/v@s1 && echo 1 >'$P'/v@s1/enable || exit 1
 		S=/dev/$(cut -d" " -f1 '$P'/v@s1/dev)
-		dd if="$S" bs=1M skip=3 count=1 iflag=direct status=none | cmp -s - /tmp/jpat.3 || exit 1
+		dd if="$S" bs=1M skip=3 count=1 iflag=direct status=none | cmp -s - /tmp/pat.3 || exit 1
 		echo 0 >'$P'/v@s1/enable && rmdir '$P'/v@s1'
 	D=/dev/$(cut -d' ' -f1 $P/v/dev 2>/dev/null)
 	ktap_test_result "$K: the pool takes writes, reassembles clean" sh -c "
 		step() { \"\$@\" && return 0; echo \"# step failed: \$*\"; dmesg | grep zvpool | tail -n 3 | sed 's/^/# /'; exit 1; }
-		step dd if=/tmp/jpat.5 of=$D bs=1M seek=5 count=1 oflag=direct conv=fsync status=none
+		step dd if=/tmp/pat.5 of=$D bs=1M seek=5 count=1 oflag=direct conv=fsync status=none
 		pd() { echo 0 >$P/v/enable && rmdir $P/v && echo 0 >$P/enable; }
 		step pd
 		step eval 'echo 1 >$P/enable'
 		step mkdir $P/v
 		step eval 'echo 1 >$P/v/enable'
 		D2=/dev/\$(cut -d' ' -f1 $P/v/dev)
-		dd if=\$D2 bs=1M skip=5 count=1 iflag=direct status=none | cmp -s - /tmp/jpat.5"
+		dd if=\$D2 bs=1M skip=5 count=1 iflag=direct status=none | cmp -s - /tmp/pat.5"
 	pool_down
 
 	# Both checkpoint sets of the conventional member lost (meta zones 2
@@ -193,7 +163,7 @@ for conv_member in 0 1; do
 	dd if=/dev/zero of="$CONV" bs=4096 seek=$((2 * ZB_CONV)) count=256 oflag=direct status=none &&
 		dd if=/dev/zero of="$CONV" bs=4096 seek=$((3 * ZB_CONV)) count=256 oflag=direct status=none
 	dmesg_mark
-	ktap_test_result "$K: read-write assembly without the conventional member's checkpoints" pool_up
+	ktap_test_result "$K: read-write assembly without the conventional member's checkpoints" pool_up normal
 	N=$(dmesg_since_mark | sed -n 's/.*zvpool: jc: \([0-9]*\) checkpoint block(s) read from their second copy.*/\1/p')
 	ktap_print_msg "$K: ${N:-no} checkpoint block(s) read from their second copy"
 	if [ $conv_member = 0 ]; then
@@ -206,11 +176,11 @@ for conv_member in 0 1; do
 		mkdir '$P'/v && echo 1 >'$P'/v/enable || exit 1
 		D=/dev/$(cut -d" " -f1 '$P'/v/dev)
 		for k in 0 1 2 3 5; do
-			dd if="$D" bs=1M skip=$k count=1 iflag=direct status=none | cmp -s - /tmp/jpat.$k || exit 1
+			dd if="$D" bs=1M skip=$k count=1 iflag=direct status=none | cmp -s - /tmp/pat.$k || exit 1
 		done'
 	pool_down
 	dmesg_mark
-	pool_up
+	pool_up normal
 	if log_lacks "read from their second copy"; then
 		ktap_test_pass "$K: reassembled, no copy needed any more"
 	else

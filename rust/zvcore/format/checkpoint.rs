@@ -116,24 +116,22 @@ pub const fn set_of(generation: u64) -> u8 {
 }
 
 /// Whether `block` is a sound block (magic, checksum, structure) of the
-/// checkpoint of generation `generation`, or any sound header block with
-/// `None`: what recovery asks of one copy before it reads the other
-/// (`layout::checkpoint_copy_addr`).
-pub fn sound_block_of(block: &[u8], generation: Option<u64>) -> bool {
-    let of = |g: u64| generation.is_none_or(|want| want == g);
+/// checkpoint of generation `generation`: what recovery asks of one copy
+/// before it reads the other (`layout::checkpoint_copy_addr`).
+pub fn sound_block_of(block: &[u8], generation: u64) -> bool {
     match peek_magic(block) {
         Some(CKPT_HEADER_MAGIC) => {
-            CheckpointHeader::decode(block).is_ok_and(|(h, _)| of(h.generation))
+            CheckpointHeader::decode(block).is_ok_and(|(h, _)| h.generation == generation)
         }
-        Some(CKPT_COMMIT_MAGIC) if generation.is_some() => {
-            CheckpointCommit::decode(block).is_ok_and(|c| of(c.header.generation))
+        Some(CKPT_COMMIT_MAGIC) => {
+            CheckpointCommit::decode(block).is_ok_and(|c| c.header.generation == generation)
         }
-        Some(CKPT_DATA_MAGIC) if generation.is_some() => {
+        Some(CKPT_DATA_MAGIC) => {
             check_block(block, CKPT_DATA_MAGIC).is_ok()
                 && block
                     .get(16..24)
                     .and_then(|g| g.try_into().ok())
-                    .is_some_and(|g: [u8; 8]| of(u64::from_le_bytes(g)))
+                    .is_some_and(|g: [u8; 8]| u64::from_le_bytes(g) == generation)
         }
         _ => false,
     }

@@ -40,12 +40,13 @@ where
         if nblocks == 0 || matches!(stream, Stream::Gc | Stream::Meta) {
             return Err(Error::Invalid("write: length or stream"));
         }
-        if self.meta_full || self.meta_low {
-            return Err(Error::NoSpace);
-        }
         let i = self.vol_index(vol)?;
         if self.vols.get(i).map(|v| v.read_only()) != Some(false) {
             return Err(Error::ReadOnly);
+        }
+        // (A snapshot is read-only whatever the space.)
+        if self.meta_full || self.meta_low {
+            return Err(Error::NoSpace);
         }
         let size = self
             .vols

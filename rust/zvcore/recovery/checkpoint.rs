@@ -143,9 +143,8 @@ where
     M: MetaReader,
 {
     let set = h.set();
-    let gen = Some(h.generation);
     let geo = pool.alloc.geom();
-    let sound = |b: &[u8]| sound_block_of(b, gen);
+    let sound = |b: &[u8]| sound_block_of(b, h.generation);
     read_ckpt_block(
         geo,
         perm,

@@ -129,8 +129,11 @@ where
 }
 
 /// Counts the invalid journal blocks of this pool that claim a sequence
-/// number in `ckpt_seq + 1 ..= last_seq`: replayed, so from a valid copy
-/// on another member (journal copies).
+/// number in `ckpt_seq + 1 ..= last_seq` (replayed) and whose copy, at the
+/// same offset of the same log zone of another member, is valid: damaged
+/// copies of the journal (journal copies). An invalid block elsewhere (a
+/// torn write a crash left, its sequence number written again later) is
+/// not a copy.
 pub(super) fn count_repaired<G, M>(
     geo: &PoolGeometry<G>,
     perm: &[u16; MAX_DEVICES],
@@ -145,12 +148,23 @@ where
     M: MetaReader,
 {
     let mut n = 0u32;
-    for_each_log_zone(geo, perm, rd, |rd, _, _, start, l| {
+    for_each_log_zone(geo, perm, rd, |rd, d, i, start, l| {
         for off in 1..l {
             if read_pool(geo, perm, rd, start.saturating_add(off), buf).is_err() {
                 continue;
             }
-            if bad_journal_claim(buf, &uuid).is_some_and(|c| c > ckpt_seq && c <= last_seq) {
+            let Some(c) = bad_journal_claim(buf, &uuid).filter(|c| *c > ckpt_seq && *c <= last_seq)
+            else {
+                continue;
+            };
+            let copied = (0..geo.nr_devices()).filter(|o| *o != d).any(|o| {
+                let Some(a) = log_zone(geo, o, i).and_then(|z| geo.zone_start(z)) else {
+                    return false;
+                };
+                read_pool(geo, perm, rd, a.saturating_add(off), buf).is_ok()
+                    && matches!(decode_journal_block(buf), Ok((h, _)) if h.pool_uuid == uuid && h.seq == c)
+            });
+            if copied {
                 n = n.saturating_add(1);
             }
         }

@@ -55,15 +55,19 @@ fn checkpoints_spanning_several_zones_survive_crashes() {
     let mut checkpoints = 0u64;
     let mut crashes = 0u64;
     let zone = members(1)[0].zone_cap_blocks;
-    for k in [2u32, 3, 4] {
+    // With checkpoint copies a set holds one phase (half the smaller part)
+    // a member: the largest checkpoints here (about 14 blocks) need k >= 3.
+    for (k, copies) in [(2u32, false), (3, true), (4, true)] {
         let geoms = members(k);
-        let cap = u64::from(checkpoint_capacity(
-            &PoolGeometry::new(&geoms[..]).unwrap(),
-            0,
-        ));
+        let mut geo = PoolGeometry::new(&geoms[..]).unwrap();
+        geo.set_ckpt_copies(copies);
+        let cap = u64::from(checkpoint_capacity(&geo, 0));
         let s = srng.next_u64();
         let r = std::panic::catch_unwind(|| {
-            let mut w = World::populated_on(s, ops / 3, geoms.clone());
+            let mut w = World::with_geoms(Rng::new(s), s, geoms.clone());
+            w.checkpoint_copies_pct = if copies { 100 } else { 0 };
+            w.populate(ops / 3);
+            assert_eq!(w.pool_ref().geom().ckpt_copies(), copies);
             w.crash_and_recover();
             let blocks = w.pool_ref().stats().checkpoint_blocks;
             (w.st, blocks)

@@ -56,7 +56,19 @@ fn try_state_of(w: &mut World) -> Result<State, String> {
 /// (`None` when its last commit left no room for the closing block: the
 /// log zone could not be switched yet).
 fn try_closed_world(seed: u64, ops: u64) -> Option<(World, State)> {
-    let mut w = World::populated(seed, ops);
+    try_closed_world_with(seed, ops, None)
+}
+
+/// [`try_closed_world`]; with `copies`, its pool has metadata copies (if it
+/// has two members or more) or none.
+fn try_closed_world_with(seed: u64, ops: u64, copies: Option<bool>) -> Option<(World, State)> {
+    let mut w = World::new(seed);
+    if let Some(c) = copies {
+        let pct = if c { 100 } else { 0 };
+        w.journal_copies_pct = pct;
+        w.checkpoint_copies_pct = pct;
+    }
+    w.populate(ops);
     if !w.close() {
         return None;
     }
@@ -65,9 +77,13 @@ fn try_closed_world(seed: u64, ops: u64) -> Option<(World, State)> {
 }
 
 fn closed_world(seed: u64, ops: u64) -> (World, State) {
+    closed_world_with(seed, ops, None)
+}
+
+fn closed_world_with(seed: u64, ops: u64, copies: Option<bool>) -> (World, State) {
     let mut rng = Rng::new(seed);
     (0..8)
-        .find_map(|_| try_closed_world(rng.next_u64(), ops))
+        .find_map(|_| try_closed_world_with(rng.next_u64(), ops, copies))
         .expect("no world could be closed")
 }
 
@@ -196,15 +212,44 @@ fn flip(devs: &mut [SimDev], d: usize, a: u64, byte: usize) {
     devs[d].poke(a, &b);
 }
 
+/// Random damage to 1-3 metadata blocks of a pool without metadata copies,
+/// then of one with them (two members or more): never a wrong state without
+/// a damage report. Without copies some damage is reported; with them most
+/// is repaired from the other copy.
 #[test]
 fn random_damage_is_reported_never_silent() {
     let seed = seed_from_env("damage");
     let runs = ops_from_env(200_000) / 1000;
     let mut rng = Rng::new(seed);
-    let (base, expected) = closed_world(rng.next_u64(), 2500);
-    let journal = journal_blocks(&base);
+    let (base, expected) = closed_world_with(rng.next_u64(), 2500, Some(false));
+    let outcomes = random_damage(&base, &expected, runs, &mut rng, seed);
+    eprintln!("damage: {runs} runs (seed {seed:#x}), no copies: {outcomes:?}");
+    assert!(outcomes.contains_key("exact"), "no damage was harmless");
+    assert!(
+        outcomes.keys().any(|k| k.starts_with("damage")),
+        "no damage was reported"
+    );
+    let (base, expected) = closed_world_with(rng.next_u64(), 2500, Some(true));
+    let outcomes = random_damage(&base, &expected, runs, &mut rng, seed);
+    eprintln!(
+        "damage: {runs} runs, {} member(s), copies: {outcomes:?}",
+        base.geoms.len()
+    );
+    assert!(outcomes.contains_key("exact"), "no damage was harmless");
+}
+
+/// Damages 1-3 random metadata blocks of `base` (not its newest journal
+/// block) `runs` times and recovers: counts the outcomes.
+fn random_damage(
+    base: &World,
+    expected: &State,
+    runs: u64,
+    rng: &mut Rng,
+    seed: u64,
+) -> BTreeMap<String, u64> {
+    let journal = journal_blocks(base);
     let newest = *journal.last().expect("journal blocks");
-    let metas: Vec<(usize, u64)> = meta_addrs(&base)
+    let metas: Vec<(usize, u64)> = meta_addrs(base)
         .into_iter()
         .filter(|&(d, a)| (d, a) != (newest.0, newest.1))
         .collect();
@@ -240,7 +285,7 @@ fn random_damage_is_reported_never_silent() {
                 }
             }
         }
-        let name = match recover_devs(&base, devs, false) {
+        let name = match recover_devs(base, devs, false) {
             Outcome::Refused(e) => format!("refused {e}"),
             Outcome::Damaged(mut w, asm) => {
                 let d = asm.damage.unwrap();
@@ -263,7 +308,7 @@ fn random_damage_is_reported_never_silent() {
             Outcome::Clean(mut w, _) => {
                 let got = state_of(&mut w);
                 assert!(
-                    got == expected,
+                    got == *expected,
                     "seed {seed:#x}: recovery returned another state without reporting damage"
                 );
                 "exact".to_string()
@@ -271,25 +316,30 @@ fn random_damage_is_reported_never_silent() {
         };
         *outcomes.entry(name).or_default() += 1;
     }
-    eprintln!("damage: {runs} runs (seed {seed:#x}): {outcomes:?}");
-    assert!(outcomes.contains_key("exact"), "no damage was harmless");
-    assert!(
-        outcomes.keys().any(|k| k.starts_with("damage")),
-        "no damage was reported"
-    );
+    outcomes
 }
 
 /// Runs `case` on worlds from seeds derived from `name`'s until one where
 /// the state before the damage is usable (GC may have reclaimed zones it
 /// maps since, which is reported as `Damage::unusable`).
 fn on_usable_world(name: &str, case: impl Fn(u64) -> bool) {
+    on_worlds(name, 1, 24, case);
+}
+
+/// Runs `case` on worlds from seeds derived from `name`'s until `want` of
+/// them, out of at most `tries`, were of the kind it needs.
+fn on_worlds(name: &str, want: usize, tries: usize, case: impl Fn(u64) -> bool) {
     let mut rng = Rng::new(seed_from_env(name));
-    for _ in 0..24 {
+    let mut done = 0;
+    for _ in 0..tries {
         if case(rng.next_u64()) {
-            return;
+            done += 1;
+            if done == want {
+                return;
+            }
         }
     }
-    panic!("{name}: the state before the damage was never usable");
+    panic!("{name}: only {done} of {want} worlds were of the kind the case needs");
 }
 
 #[test]
@@ -423,17 +473,8 @@ fn newest_group_case(seed: u64) -> bool {
 /// other: the exact committed state, no damage, the repair counted.
 #[test]
 fn one_damaged_journal_copy_is_repaired() {
-    let mut rng = Rng::new(seed_from_env("damage-copies"));
-    let mut done = 0;
-    for _ in 0..60 {
-        if copies_case(rng.next_u64()) {
-            done += 1;
-            if done == 4 {
-                return;
-            }
-        }
-    }
-    panic!("only {done} worlds of two members with a journal after the checkpoint");
+    // (Worlds of two members or more, with a journal after the checkpoint.)
+    on_worlds("damage-copies", 4, 60, copies_case);
 }
 
 fn copies_case(seed: u64) -> bool {
@@ -574,17 +615,8 @@ fn set_blocks_on(base: &World, devs: &[SimDev], gen: u64, d: usize) -> usize {
 /// blocks read from their second copy counted.
 #[test]
 fn checkpoint_copies_survive_one_members_metadata_zones() {
-    let mut rng = Rng::new(seed_from_env("damage-ckpt-copies"));
-    let mut done = 0;
-    for _ in 0..60 {
-        if ckpt_copies_case(rng.next_u64()) {
-            done += 1;
-            if done == 4 {
-                return;
-            }
-        }
-    }
-    panic!("only {done} worlds of two members or more with checkpoint copies");
+    // (Worlds of two members or more.)
+    on_worlds("damage-ckpt-copies", 4, 60, ckpt_copies_case);
 }
 
 fn ckpt_copies_case(seed: u64) -> bool {

@@ -42,7 +42,14 @@ fn world_of(name: &str, members: usize, zones: u32) -> World {
 /// [`world_of`] from `seed`: worlds of one seed make the same choices (the
 /// format's features) and operations.
 fn world_seeded(seed: u64, members: usize, zones: u32) -> World {
+    world_set(seed, members, zones, |_| {})
+}
+
+/// [`world_seeded`], with `set` changing the world's knobs before it is
+/// formatted.
+fn world_set(seed: u64, members: usize, zones: u32, set: impl FnOnce(&mut World)) -> World {
     let mut w = World::with_geoms(Rng::new(seed), seed, vec![zns(zones); members]);
+    set(&mut w);
     w.format();
     w.pool()
         .vol_create(1, b"v", VOL_BLOCKS, 0)
@@ -743,18 +750,11 @@ fn log_wps(w: &World, d: usize) -> Vec<Option<(Cond, u64)>> {
 #[test]
 fn the_journal_goes_on_on_its_copy_when_a_member_is_lost() {
     for lost in [0usize, 1] {
-        let seed = seed_from_env("journal-lost");
-        let mut w = World::with_geoms(Rng::new(seed), seed, vec![zns(24); 2]);
-        w.journal_copies_pct = 100;
-        w.stepped_pct = 0;
-        w.explicit_ckpt_pct = 0;
-        w.format();
-        w.pool()
-            .vol_create(1, b"v", VOL_BLOCKS, 0)
-            .expect("vol_create");
-        w.vols.push(VolModel::new(1, VOL_BLOCKS));
-        w.next_vol = 2;
-        w.write_exact(1, 0, 8);
+        let mut w = world_set(seed_from_env("journal-lost"), 2, 24, |w| {
+            w.journal_copies_pct = 100;
+            w.stepped_pct = 0;
+            w.explicit_ckpt_pct = 0;
+        });
         w.checkpoint_now();
         // Both members' log zones take the journal.
         let other = 1 - lost;
@@ -810,24 +810,15 @@ fn meta_reports(w: &World, d: usize) -> Vec<Option<(Cond, u64)>> {
 #[test]
 fn checkpoints_go_on_on_their_copies_when_a_member_is_lost() {
     for lost in [0usize, 1, 2] {
-        let seed = seed_from_env("ckpt-lost");
-        let mut w = World::with_geoms(Rng::new(seed), seed, vec![zns(24); 3]);
-        w.journal_copies_pct = 100;
-        w.checkpoint_copies_pct = 100;
-        // Volume operations make the next checkpoint a full one (into a
-        // set the lost member holds an older checkpoint of).
-        w.volume_deltas_pct = 0;
-        w.stepped_pct = 30;
-        w.format();
+        let mut w = world_set(seed_from_env("ckpt-lost"), 3, 24, |w| {
+            w.journal_copies_pct = 100;
+            w.checkpoint_copies_pct = 100;
+            // Volume operations make the next checkpoint a full one (into
+            // a set the lost member holds an older checkpoint of).
+            w.volume_deltas_pct = 0;
+            w.stepped_pct = 30;
+        });
         assert!(w.pool_ref().geom().ckpt_copies());
-        w.pool()
-            .vol_create(1, b"v", VOL_BLOCKS, 0)
-            .expect("vol_create");
-        w.vols.push(VolModel::new(1, VOL_BLOCKS));
-        w.next_vol = 2;
-        for l in (0..VOL_BLOCKS).step_by(8) {
-            w.write_exact(1, l, 8);
-        }
         w.checkpoint_now();
         w.pool().member_lost(lost as u16).expect("member_lost");
         let before = meta_reports(&w, lost);

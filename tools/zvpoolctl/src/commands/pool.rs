@@ -329,6 +329,7 @@ const STATUS_COLUMNS: &[&str] = &[
     "checkpoint_blocks",
     "delta_checkpoints",
     "checkpoint_capacity",
+    "metadata_copies",
     "metadata_full",
     "table_nodes",
     "table_memory",
@@ -994,6 +995,22 @@ fn list(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
     ctx.print(&doc, &opts, "pool list")
 }
 
+/// Copies of the pool's metadata (`status` lines `journal_members`: one
+/// member number a copy, and `checkpoint_copies`); `Null` from a kernel
+/// without them.
+fn metadata_copies(st: &KeyValues) -> Value {
+    let journal = st
+        .get("journal_members")
+        .map(|j| j.split_whitespace().count() as u64);
+    let ckpt = st
+        .get("checkpoint_copies")
+        .and_then(|c| c.trim().parse::<u64>().ok());
+    match (journal, ckpt) {
+        (Some(j), Some(c)) => Value::Count(j.min(c)),
+        _ => Value::Null,
+    }
+}
+
 fn status(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
     let opts = p.output("pool status")?;
     let name = &p.args[0];
@@ -1042,6 +1059,9 @@ fn status(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
         // Kernels with delta checkpoints (absent before).
         Value::opt_count(n("delta_checkpoints")?),
         Value::opt_count(n("checkpoint_capacity")?),
+        // Kernels with metadata copies (absent before): the copies of the
+        // journal and of every checkpoint block, the fewer of the two.
+        metadata_copies(&st),
         Value::opt_count(n("metadata_full")?),
         Value::opt_count(n("table_nodes")?),
         // Kernels with the table memory limit (absent before).

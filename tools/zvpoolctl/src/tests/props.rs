@@ -71,11 +71,13 @@ fn status_shows_table_memory() {
 
 #[test]
 fn status_shows_the_metadata_space() {
+    // (With the copies of the metadata: the journal on members 0 and 1,
+    // two copies of every checkpoint block.)
     let fk = setup_with_volumes();
     let r = fk.run(&["pool", "status", "-Hp", "tank"]);
     assert_eq!(r.code, 0, "{r:?}");
     let want =
-        "checkpoints\t2\ncheckpoint_blocks\t3\ndelta_checkpoints\t1\ncheckpoint_capacity\t4096\nmetadata_full\t0\n";
+        "checkpoints\t2\ncheckpoint_blocks\t3\ndelta_checkpoints\t1\ncheckpoint_capacity\t4096\nmetadata_copies\t2\nmetadata_full\t0\n";
     assert!(r.out.contains(want), "missing {want:?} in\n{}", r.out);
 }
 

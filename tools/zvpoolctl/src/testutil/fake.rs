@@ -718,7 +718,7 @@ impl FakeKernel {
                          free_bytes {}\n{rules}zones_total {}\nzones_free {}\nzones_gc_reserve 2\nvolumes {}\n\
                          user_blocks_written 1000\ngc_blocks_written 250\nwrite_amplification 1.250\n\
                          zones_reset 3\ngc_runs 0\nthrottled_ms 0\njournal_blocks 40\n\
-                         checkpoints 2\ncheckpoint_blocks 3\ndelta_checkpoints 1\ncheckpoint_capacity {}\ncheckpoint_zones {}\nmetadata_full 0\ntable_nodes {TABLE_NODES}\n{tables}{extra}future_key 7\n",
+                         checkpoints 2\ncheckpoint_blocks 3\ndelta_checkpoints 1\ncheckpoint_capacity {}\ncheckpoint_zones {}\njournal_members 0 1\ncheckpoint_copies 2\nmetadata_full 0\ntable_nodes {TABLE_NODES}\n{tables}{extra}future_key 7\n",
                         st.pool_uuids
                             .get(name)
                             .cloned()
