@@ -28,21 +28,7 @@ KO=${ZVPOOL_KO:-/lib/modules/zvpool/zvpool.ko}
 P=/sys/kernel/config/zvpool/dm
 ST=$P/status
 ktap_print_header
-for t in blkzone zvcrash cmp blockdev; do
-	if ! command -v $t >/dev/null; then
-		ktap_set_plan 1
-		ktap_test_skip "damage" "needs $t"
-		ktap_finished
-	fi
-done
-ZNS=$(zns_dev 1)
-set -- $ZV_CONV
-CONV=$(dev_for "$(echo "$1" | cut -d: -f2)")
-if [ ! -f "$KO" ] || [ -z "$ZNS" ] || [ -z "$CONV" ]; then
-	ktap_set_plan 1
-	ktap_test_skip "damage" "needs zvpool.ko, a ZNS and a conventional namespace"
-	ktap_finished
-fi
+need_zns_and_conv "damage" blkzone zvcrash cmp blockdev
 CHECK=0
 zvpoolctl pool check --help >/dev/null 2>&1 && CHECK=1
 lsmod | grep -q '^zvpool ' && rmmod zvpool

@@ -35,21 +35,7 @@ CFS=/sys/kernel/config/zvpool
 P=$CFS/jc
 ST=$P/status
 ktap_print_header
-for t in blkzone zvcrash cmp blockdev zvpoolctl; do
-	if ! command -v $t >/dev/null; then
-		ktap_set_plan 1
-		ktap_test_skip "journal copies" "needs $t"
-		ktap_finished
-	fi
-done
-ZNS=$(zns_dev 1)
-set -- $ZV_CONV
-CONV=$(dev_for "$(echo "$1" | cut -d: -f2)")
-if [ ! -f "$KO" ] || [ -z "$ZNS" ] || [ -z "$CONV" ]; then
-	ktap_set_plan 1
-	ktap_test_skip "journal copies" "needs zvpool.ko, a ZNS and a conventional namespace"
-	ktap_finished
-fi
+need_zns_and_conv "metadata copies" blkzone zvcrash cmp blockdev zvpoolctl
 lsmod | grep -q '^zvpool ' && rmmod zvpool
 insmod "$KO" || exit 1
 ktap_set_plan $((2 * 14 + 2))

@@ -49,3 +49,25 @@ step() {
 	dmesg | grep zvpool | tail -n 4 | sed 's/^/# /'
 	return 1
 }
+# need_zns_and_conv NAME TOOL...: ZNS (the VM's second ZNS namespace) and
+# CONV (its first conventional one); or a KTAP skip naming what is missing
+# (a tool, zvpool.ko at KO, a namespace), and the end of the program.
+need_zns_and_conv() {
+	_name=$1
+	shift
+	for _t in "$@"; do
+		if ! command -v "$_t" >/dev/null; then
+			ktap_set_plan 1
+			ktap_test_skip "$_name" "needs $_t"
+			ktap_finished
+		fi
+	done
+	ZNS=$(zns_dev 1)
+	set -- $ZV_CONV
+	CONV=$(dev_for "$(echo "$1" | cut -d: -f2)")
+	if [ ! -f "$KO" ] || [ -z "$ZNS" ] || [ -z "$CONV" ]; then
+		ktap_set_plan 1
+		ktap_test_skip "$_name" "needs zvpool.ko, a ZNS and a conventional namespace"
+		ktap_finished
+	fi
+}

@@ -477,17 +477,19 @@ fn one_damaged_journal_copy_is_repaired() {
     on_worlds("damage-copies", 4, 60, copies_case);
 }
 
+/// A closed world of two members or more with both kinds of metadata
+/// copies, and its state.
+fn copies_world(seed: u64, ops: u64) -> Option<(World, State)> {
+    if World::new(seed).geoms.len() < 2 {
+        return None;
+    }
+    try_closed_world_with(seed, ops, Some(true))
+}
+
 fn copies_case(seed: u64) -> bool {
-    let mut w = World::new(seed);
-    if w.geoms.len() < 2 {
+    let Some((w, expected)) = copies_world(seed, 1200) else {
         return false;
-    }
-    w.journal_copies_pct = 100;
-    w.populate(1200);
-    if !w.close() {
-        return false;
-    }
-    let expected = state_of(&mut w);
+    };
     let journal = journal_blocks(&w);
     let ckpt_seq = w.pool_ref().checkpoint_journal_seq();
     let mut after: Vec<u64> = journal
@@ -620,17 +622,10 @@ fn checkpoint_copies_survive_one_members_metadata_zones() {
 }
 
 fn ckpt_copies_case(seed: u64) -> bool {
-    let mut w = World::new(seed);
-    if w.geoms.len() < 2 {
+    let Some((w, expected)) = copies_world(seed, 2500) else {
         return false;
-    }
-    w.checkpoint_copies_pct = 100;
-    w.populate(2500);
-    if !w.close() {
-        return false;
-    }
+    };
     assert!(w.pool_ref().geom().ckpt_copies());
-    let expected = state_of(&mut w);
     let gen = w.pool_ref().checkpoint_generation();
     let n = w.geoms.len();
     for lost in 0..n {
