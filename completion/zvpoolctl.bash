@@ -68,7 +68,7 @@ _zvpoolctl() {
     esac
     case "$noun $verb" in
     "pool create") opts="--force --checkpoint-zones" args=devices ;;
-    "pool assemble") opts="--no-volumes --read-only --rewind" args=devices ;;
+    "pool assemble") opts="--no-volumes --read-only --rewind --degraded" args=devices ;;
     "pool add") opts="" args=pools ;;
     "pool evacuate") opts="--wait --cancel" args=pools ;;
     "pool replace") opts="--wait" args=pools ;;

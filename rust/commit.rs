@@ -371,11 +371,12 @@ impl ActivePool {
                     let base = geo.dev_base(zg.dev).ok_or(EINVAL)?;
                     let m = self.members.get(usize::from(zg.dev)).ok_or(EINVAL)?;
                     let sector = (zg.start - base) * SPB;
-                    let r = zone::zone_mgmt(&m.dev, zop, sector, zg.size * SPB);
+                    let dev = m.dev().inspect_err(|_| m.meta_error())?;
+                    let r = zone::zone_mgmt(dev, zop, sector, zg.size * SPB);
                     if r.is_err() && !zg.meta {
                         // A data zone the device made read-only or offline
                         // is taken out of service, not a metadata failure.
-                        if let Some(c) = zone_cond(&m.dev, sector).filter(|c| c.unusable()) {
+                        if let Some(c) = zone_cond(dev, sector).filter(|c| c.unusable()) {
                             if cb.note_unusable(z, c == ZoneCond::ReadOnly) {
                                 return Ok(());
                             }
@@ -400,9 +401,9 @@ impl ActivePool {
                     n += 1;
                 }
                 let r = match self.members.get(usize::from(loc.dev)) {
-                    Some(m) => cb
-                        .data
-                        .write(&m.dev, loc.dev_offset * SPB, slot, n)
+                    Some(m) => m
+                        .dev()
+                        .and_then(|d| cb.data.write(d, loc.dev_offset * SPB, slot, n))
                         .inspect_err(|_| m.meta_error()),
                     None => Err(EINVAL),
                 };
@@ -422,9 +423,9 @@ impl ActivePool {
             if m.is_gone() {
                 continue;
             }
-            let r = batch
-                .as_ref()
-                .bio(&self.bios, &m.dev, k, BioOp::Flush, 0, 0)
+            let r = m
+                .dev()
+                .and_then(|d| batch.as_ref().bio(&self.bios, d, k, BioOp::Flush, 0, 0))
                 .and_then(|b| b.submit());
             if let Err(e) = r {
                 err = Err(e);

@@ -35,6 +35,7 @@ const FEATURES: &[&str] = &[
     "rewind",
     "journal-copies",
     "checkpoint-copies",
+    "degraded-assembly",
 ];
 
 /// Data of the subsystem's root directory.
@@ -405,8 +406,9 @@ impl configfs::AttributeOperations<2> for PoolDir {
 }
 
 /// `assemble_mode`: how the next `enable=1` assembles: `normal` (refuses
-/// damaged metadata with `EUCLEAN`), `read-only` or `rewind`. Back to
-/// `normal` after a successful enable.
+/// damaged metadata with `EUCLEAN`, a missing member with `ENODEV`),
+/// `read-only`, `rewind` or `degraded` (one member may be missing). Back
+/// to `normal` after a successful enable.
 #[vtable]
 impl configfs::AttributeOperations<11> for PoolDir {
     type Data = PoolDir;
@@ -421,7 +423,7 @@ impl configfs::AttributeOperations<11> for PoolDir {
         let text = input(page)?.trim();
         let Some(mode) = AssembleMode::parse(text) else {
             pr_err!(
-                "{}: assemble_mode must be normal, read-only or rewind, not '{}'\n",
+                "{}: assemble_mode must be normal, read-only, rewind or degraded, not '{}'\n",
                 &*this.name,
                 Shown(text.as_bytes())
             );

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 //! Assembly over damaged metadata: the `assemble_mode` a pool is enabled
-//! with (`normal`, `read-only`, `rewind`), the kernel log lines that say
+//! with (`normal`, `read-only`, `rewind`; `degraded` is `normal` without
+//! one member, see `degraded.rs`), the kernel log lines that say
 //! what is damaged and what a rewind drops, and the status lines of a pool
 //! assembled read-only or rewound.
 //!
@@ -26,6 +27,9 @@ pub(crate) enum AssembleMode {
     /// Read-write from the newest consistent state before any damage,
     /// dropping what follows it; recorded in the pool.
     Rewind,
+    /// As `Normal`, and one member may be missing (its device not given):
+    /// the pool keeps two copies of its metadata (`degraded.rs`).
+    Degraded,
 }
 
 impl AssembleMode {
@@ -35,7 +39,14 @@ impl AssembleMode {
             AssembleMode::Normal => "normal",
             AssembleMode::ReadOnly => "read-only",
             AssembleMode::Rewind => "rewind",
+            AssembleMode::Degraded => "degraded",
         }
+    }
+
+    /// Whether an assembly in this mode may do without a member's device
+    /// (`read-only` writes nothing, so it may too).
+    pub(crate) fn allows_missing(self) -> bool {
+        matches!(self, AssembleMode::Degraded | AssembleMode::ReadOnly)
     }
 
     /// Parses the configfs word.
@@ -44,6 +55,7 @@ impl AssembleMode {
             "normal" => Some(AssembleMode::Normal),
             "read-only" => Some(AssembleMode::ReadOnly),
             "rewind" => Some(AssembleMode::Rewind),
+            "degraded" => Some(AssembleMode::Degraded),
             _ => None,
         }
     }
@@ -81,7 +93,7 @@ pub(crate) fn decide(
         return Err(EUCLEAN);
     }
     match mode {
-        AssembleMode::Normal => {
+        AssembleMode::Normal | AssembleMode::Degraded => {
             log_damage(name, paths, engine, asm, &d, "cannot assemble");
             pr_err!(
                 "{}: refused read-write assembly; write 'read-only' (copy data out) or 'rewind' (accept the loss) to assemble_mode, or run 'zvpoolctl pool check' for details\n",

@@ -223,7 +223,7 @@ impl ActivePool {
                                 |s, nr| {
                                     batch
                                         .as_ref()
-                                        .bio(&self.bios, &m.dev, k, BioOp::Read, s, nr)
+                                        .bio(&self.bios, m.dev()?, k, BioOp::Read, s, nr)
                                 },
                             );
                             match r {
@@ -423,7 +423,7 @@ impl ActivePool {
                     let at = ((done + ext.off) * BS) as usize;
                     let len = (ext.len * BS) as usize;
                     let r = submit_range(&self.name, m, op, sector, at, len, io, |s, nr| {
-                        batch.as_ref().bio(&self.bios, &m.dev, k, op, s, nr)
+                        batch.as_ref().bio(&self.bios, m.dev()?, k, op, s, nr)
                     });
                     match r {
                         Ok(()) => {
@@ -486,7 +486,10 @@ impl ActivePool {
         };
         let start = (zg.start - base) * SPB;
         let mut seen = None;
-        let r = zone::report_zones(&m.dev, start, 1, &mut |_i, z: &ZoneReport| {
+        let Ok(dev) = m.dev() else {
+            return;
+        };
+        let r = zone::report_zones(dev, start, 1, &mut |_i, z: &ZoneReport| {
             seen = Some((z.wp.saturating_sub(z.start), z.cond));
             Ok(())
         });

@@ -129,22 +129,28 @@ pub(crate) fn storage(
         records: KVec::from_elem(Record::VolumeDelete { vol: 0 }, RECORD_QUEUE, GFP_KERNEL)?,
         nodes: KNodes::new(name, tables.clone())?,
         devs: KVec::from_elem(DevState::EMPTY, geoms.len(), GFP_KERNEL)?,
-        sb: KBox::init(
-            init!(Superblock {
-                compat: 0,
-                ro_compat: 0,
-                incompat: 0,
-                pool_uuid: [0; 16],
-                dev_uuid: [0; 16],
-                generation: 0,
-                member_index: 0,
-                checkpoint_interval: 0,
-                nr_members: 0,
-                members <- pin_init::init_array_from_fn(|_| MemberInfo::EMPTY),
-            }),
-            GFP_KERNEL,
-        )?,
+        sb: superblock_box()?,
     })
+}
+
+/// An empty superblock on the heap (64 member entries: too large for a
+/// stack frame).
+pub(crate) fn superblock_box() -> Result<KBox<Superblock>> {
+    KBox::init(
+        init!(Superblock {
+            compat: 0,
+            ro_compat: 0,
+            incompat: 0,
+            pool_uuid: [0; 16],
+            dev_uuid: [0; 16],
+            generation: 0,
+            member_index: 0,
+            checkpoint_interval: 0,
+            nr_members: 0,
+            members <- pin_init::init_array_from_fn(|_| MemberInfo::EMPTY),
+        }),
+        GFP_KERNEL,
+    )
 }
 
 /// The engine behind its lock.

@@ -123,7 +123,7 @@ impl ActivePool {
                     at,
                     (run.len * BS) as usize,
                     &io,
-                    |s, nr| aio.bio(&self.bios, &m.dev, k, BioOp::Read, s, nr),
+                    |s, nr| aio.bio(&self.bios, m.dev()?, k, BioOp::Read, s, nr),
                 )
             });
             match r {
@@ -205,7 +205,7 @@ impl ActivePool {
                     at,
                     (ext.len * BS) as usize,
                     &io,
-                    |s, nr| aio.bio(&self.bios, &m.dev, k, op, s, nr),
+                    |s, nr| aio.bio(&self.bios, m.dev()?, k, op, s, nr),
                 )
             });
             match r {

@@ -43,7 +43,7 @@ impl WorkItem<2> for ActivePool {
 impl DeadHook for ActivePool {
     fn device_dead(this: &Arc<Self>, dev: u32, _surprise: bool) {
         for m in this.members.iter() {
-            if m.dev.devt() == dev {
+            if m.is_devt(dev) {
                 m.gone.store(true, Ordering::Release);
             }
         }

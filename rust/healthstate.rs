@@ -180,3 +180,25 @@ impl Health {
         }
     }
 }
+
+/// A pool or device UUID as text, in the usual 8-4-4-4-12 form (`status`,
+/// and the log line naming a missing member).
+pub(crate) struct UuidText<'a>(pub(crate) &'a [u8; 16]);
+
+impl core::fmt::Display for UuidText<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        for (i, b) in self.0.iter().enumerate() {
+            if matches!(i, 4 | 6 | 8 | 10) {
+                f.write_str("-")?;
+            }
+            write!(f, "{:02x}", b)?;
+        }
+        Ok(())
+    }
+}
+
+impl kernel::fmt::Display for UuidText<'_> {
+    fn fmt(&self, f: &mut kernel::fmt::Formatter<'_>) -> kernel::fmt::Result {
+        core::fmt::Display::fmt(self, f)
+    }
+}

@@ -179,7 +179,7 @@ pub(crate) fn submit_bounce<'a>(
     at: usize,
     len: usize,
 ) -> Result {
-    let mut bio = batch.bio(set, &m.dev, k, op, sector, len / BLOCK_SIZE + 1)?;
+    let mut bio = batch.bio(set, m.dev()?, k, op, sector, len / BLOCK_SIZE + 1)?;
     if !bio.add_bounce(buf, at, len)? {
         return Err(EIO);
     }

@@ -37,9 +37,14 @@ use kernel::{
 pub(crate) const SPB: u64 = (BLOCK_SIZE / 512) as u64;
 
 /// One member device of an active pool.
+///
+/// # Invariants
+///
+/// `bdev` is `None` only for a member assembled without its device
+/// (degraded assembly); such a member is gone from the start.
 pub(crate) struct Member {
     pub(crate) path: CString,
-    pub(crate) dev: LowerDev,
+    bdev: Option<LowerDev>,
     pub(crate) geom: DeviceGeometry,
     /// Failed data reads and writes (user I/O and GC) since assembly.
     pub(crate) read_errors: AtomicU64,
@@ -55,9 +60,22 @@ pub(crate) struct Member {
 impl Member {
     /// A member opened as `dev` at `path`, of geometry `geom`: healthy.
     pub(crate) fn new(path: &CStr, dev: LowerDev, geom: DeviceGeometry) -> Result<Self> {
+        Self::with(path, Some(dev), geom)
+    }
+
+    /// A member of geometry `geom` assembled without its device (degraded
+    /// assembly): missing from the start. Its path reads `missing`; its
+    /// state is reported by the first health check (a uevent).
+    pub(crate) fn absent(geom: DeviceGeometry) -> Result<Self> {
+        let m = Self::with(kernel::c_str!("missing"), None, geom)?;
+        m.gone.store(true, Ordering::Release);
+        Ok(m)
+    }
+
+    fn with(path: &CStr, bdev: Option<LowerDev>, geom: DeviceGeometry) -> Result<Self> {
         Ok(Self {
             path: CString::try_from_fmt(fmt!("{}", path))?,
-            dev,
+            bdev,
             geom,
             read_errors: AtomicU64::new(0),
             write_errors: AtomicU64::new(0),
@@ -65,6 +83,17 @@ impl Member {
             gone: AtomicBool::new(false),
             reported: AtomicU8::new(MemberState::Ok as u8),
         })
+    }
+
+    /// Its block device; `EIO` for a member assembled without one (every
+    /// I/O to it fails as to a device that died).
+    pub(crate) fn dev(&self) -> Result<&LowerDev> {
+        self.bdev.as_ref().ok_or(EIO)
+    }
+
+    /// Whether it is the block device `devt`.
+    pub(crate) fn is_devt(&self, devt: u32) -> bool {
+        self.bdev.as_ref().is_some_and(|d| d.devt() == devt)
     }
 
     /// Its state now: `missing` once the device is gone, `failed` once a
@@ -85,7 +114,7 @@ impl Member {
     /// Whether its device is gone (nothing written to it can matter any
     /// more: its flushes are skipped).
     pub(crate) fn is_gone(&self) -> bool {
-        self.gone.load(Ordering::Acquire) || !self.dev.is_live()
+        self.gone.load(Ordering::Acquire) || self.bdev.as_ref().is_none_or(|d| !d.is_live())
     }
 
     /// A metadata I/O failed on it.
@@ -214,7 +243,9 @@ impl<'a> MetaSink<'a> {
         match op {
             MetaOp::Flush => {
                 for m in self.members.iter().filter(|m| !m.is_gone()) {
-                    zone::flush(&m.dev).inspect_err(|_| m.meta_error())?;
+                    m.dev()
+                        .and_then(zone::flush)
+                        .inspect_err(|_| m.meta_error())?;
                 }
             }
             // Metadata zones only (checkpoint sets, log zones): no user
@@ -229,7 +260,8 @@ impl<'a> MetaSink<'a> {
                 } else {
                     ZoneOp::Finish
                 };
-                zone::zone_mgmt(&m.dev, op, sector, zg.size * SPB)
+                m.dev()
+                    .and_then(|d| zone::zone_mgmt(d, op, sector, zg.size * SPB))
                     .inspect_err(|_| m.meta_error())?;
             }
             MetaOp::Write(addr, data) => {
@@ -240,7 +272,8 @@ impl<'a> MetaSink<'a> {
                     return Err(EINVAL);
                 }
                 dst.copy_from_slice(data);
-                metaio::write_block(&m.dev, loc.dev_offset * SPB, &mut self.buf)
+                m.dev()
+                    .and_then(|d| metaio::write_block(d, loc.dev_offset * SPB, &mut self.buf))
                     .inspect_err(|_| m.meta_error())?;
             }
         }
@@ -344,7 +377,9 @@ impl crate::zvcore::recovery::MetaReader for Reader<'_> {
             let n = (end - block).min(self.ahead.capacity() as u64);
             if n > 1 {
                 let t0 = Instant::<Monotonic>::now();
-                let r = self.ahead.read(&m.dev, block * SPB, n as usize);
+                let r = m
+                    .dev()
+                    .and_then(|d| self.ahead.read(d, block * SPB, n as usize));
                 self.cost.io_ms += ms_since(t0);
                 self.cost.reads += 1;
                 if r.is_ok() {
@@ -359,7 +394,9 @@ impl crate::zvcore::recovery::MetaReader for Reader<'_> {
         }
         // One block (the last of a zone, or a read ahead that failed).
         let t0 = Instant::<Monotonic>::now();
-        let r = metaio::read_block(&m.dev, block * SPB, &mut self.buf);
+        let r = m
+            .dev()
+            .and_then(|d| metaio::read_block(d, block * SPB, &mut self.buf));
         self.cost.io_ms += ms_since(t0);
         self.cost.reads += 1;
         self.cost.read_blocks += 1;
@@ -389,7 +426,8 @@ impl crate::zvcore::recovery::MetaReader for Reader<'_> {
         let mut wp = None;
         let t0 = Instant::<Monotonic>::now();
         self.cost.reports += 1;
-        let r = zone::report_zones(&m.dev, start, 1, &mut |_i, z: &ZoneReport| {
+        let dev = m.dev().map_err(|_| io)?;
+        let r = zone::report_zones(dev, start, 1, &mut |_i, z: &ZoneReport| {
             wp = Some(match z.cond {
                 ZoneCond::Full => z.capacity,
                 _ => z.wp.saturating_sub(z.start),
@@ -454,8 +492,8 @@ pub(crate) fn zone_cond(dev: &LowerDev, sector: u64) -> Option<ZoneCond> {
 /// The I/O-shape limits of all members, stacked.
 pub(crate) fn stacked_limits(members: &[Member]) -> IoLimits {
     let mut limits = IoLimits::default();
-    for m in members {
-        limits.stack(&m.dev.io_limits());
+    for d in members.iter().filter_map(|m| m.dev().ok()) {
+        limits.stack(&d.io_limits());
     }
     limits
 }

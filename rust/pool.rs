@@ -12,6 +12,7 @@
 
 use crate::commitbuf::CommitBuf;
 use crate::damage::{self, AssembleMode};
+use crate::degraded;
 use crate::engine::{
     boxed, boxed_first, core_err, out_of_line, storage, Engine, EngineCell, EngineLock,
     EngineState, Storage,
@@ -173,10 +174,14 @@ impl Drop for Binding {
 /// its configuration and a two-block scratch buffer.
 type EngineParts = (KVec<DeviceGeometry>, Storage, PoolConfig, KVec<u8>);
 
+/// The parts of an engine over `geoms` (as given to the core: with
+/// `ABSENT` entries for missing members), its storage sized for the
+/// members `sizing`, of stacked I/O limits `limits`.
 fn engine_parts(
     name: &CStr,
     geoms: &[DeviceGeometry],
-    members: &[Member],
+    sizing: &[DeviceGeometry],
+    limits: &IoLimits,
     tables: &Arc<TableBudget>,
 ) -> Result<EngineParts> {
     let mut engine_geoms = KVec::with_capacity(geoms.len(), GFP_KERNEL)?;
@@ -185,11 +190,11 @@ fn engine_parts(
     // zoned devices without native support): several writes can then be in
     // flight in one zone, and the device reports where each one landed.
     let cfg = PoolConfig {
-        gc_item_max: ActivePool::gc_item_blocks(&stacked_limits(members)),
-        ..PoolConfig::default_for(u16::try_from(geoms.len()).map_err(|_| EINVAL)?)
+        gc_item_max: ActivePool::gc_item_blocks(limits),
+        ..PoolConfig::default_for(u16::try_from(sizing.len()).map_err(|_| EINVAL)?)
     };
     let scratch = KVec::from_elem(0u8, 2 * BLOCK_SIZE, GFP_KERNEL)?;
-    Ok((engine_geoms, storage(name, geoms, tables)?, cfg, scratch))
+    Ok((engine_geoms, storage(name, sizing, tables)?, cfg, scratch))
 }
 
 /// The core's recovery, its engine boxed, in a frame of its own: the
@@ -243,9 +248,11 @@ impl ActivePool {
             }
         }
         for m in members.iter() {
-            reset_written_zones(&m.dev, &m.geom).inspect_err(|e| {
-                pr_err!("{}: {}: cannot reset its zones: {:?}\n", name, &*m.path, e);
-            })?;
+            m.dev()
+                .and_then(|d| reset_written_zones(d, &m.geom))
+                .inspect_err(|e| {
+                    pr_err!("{}: {}: cannot reset its zones: {:?}\n", name, &*m.path, e);
+                })?;
         }
         let mut uuid: Uuid = [0; 16];
         random::fill(&mut uuid);
@@ -254,7 +261,9 @@ impl ActivePool {
             random::fill(u);
         }
         let tables = TableBudget::new()?;
-        let (engine_geoms, st, cfg, mut scratch) = engine_parts(name, &geoms, &members, &tables)?;
+        let limits = stacked_limits(&members);
+        let (engine_geoms, st, cfg, mut scratch) =
+            engine_parts(name, &geoms, &geoms, &limits, &tables)?;
         let engine = {
             let mut sink = MetaSink::new(name, &members, &geoms)?;
             let r = Engine::format(
@@ -361,9 +370,9 @@ impl ActivePool {
         mode: AssembleMode,
     ) -> Result<Arc<Self>> {
         let watch = DeadWatch::new()?;
-        let (opened, geoms) = open_members(name, paths, &watch, false)?;
+        let (opened, mut geoms) = open_members(name, paths, &watch, false)?;
         let tables = TableBudget::new()?;
-        let parts = engine_parts(name, &geoms, &opened, &tables)?;
+        let limits = stacked_limits(&opened);
         let mut opened = {
             let mut v = KVec::with_capacity(opened.len(), GFP_KERNEL)?;
             for m in opened {
@@ -371,7 +380,11 @@ impl ActivePool {
             }
             v
         };
-        let (engine_geoms, st, cfg, mut scratch) = parts;
+        // Members none of the devices holds (degraded assembly): `geoms`
+        // gets their places, the storage is sized for every member.
+        let sizing = degraded::plan(name, &opened, &mut geoms, mode)?;
+        let (engine_geoms, st, cfg, mut scratch) =
+            engine_parts(name, &geoms, &sizing, &limits, &tables)?;
         let mut finish = KVec::<u32>::new();
         let mut finish_err = false;
         let t0 = Instant::<Monotonic>::now();
@@ -381,11 +394,11 @@ impl ActivePool {
             let mut rd = Reader::new(&opened, t0)?;
             // The verifier runs on the assembled state when its bitmap (one
             // bit per pool block) is affordable.
-            let blocks: u64 = geoms
+            let blocks: u64 = sizing
                 .iter()
                 .map(|g| u64::from(g.nr_zones) * g.zone_blocks)
                 .sum();
-            let nz: usize = geoms.iter().map(|g| g.nr_zones as usize).sum();
+            let nz: usize = sizing.iter().map(|g| g.nr_zones as usize).sum();
             let verify = blocks <= VERIFY_MAX_BLOCKS;
             let mut bitmap = KVVec::from_elem(
                 0u64,
@@ -438,19 +451,16 @@ impl ActivePool {
             finish.clear();
         }
         // Members in the pool's order.
-        let mut members = KVec::with_capacity(opened.len(), GFP_KERNEL)?;
-        let mut mgeoms = KVec::with_capacity(opened.len(), GFP_KERNEL)?;
-        for i in 0..usize::from(asm.nr_members) {
-            let j = usize::from(*asm.dev_of_member.get(i).ok_or(EINVAL)?);
-            let mut m = opened.get_mut(j).and_then(|o| o.take()).ok_or(EINVAL)?;
-            // As recorded in the pool (its metadata zones, which no device
-            // reports).
-            let d = u16::try_from(i).map_err(|_| EINVAL)?;
-            m.geom = *engine.geom().device(d).ok_or(EINVAL)?;
+        let n = usize::from(asm.nr_members);
+        let mut members = KVec::with_capacity(n, GFP_KERNEL)?;
+        let mut mgeoms = KVec::with_capacity(n, GFP_KERNEL)?;
+        for i in 0..asm.nr_members {
+            let m = degraded::member(name, &mut opened, &engine, &asm, i)?;
             mgeoms.push(m.geom, GFP_KERNEL)?;
             members.push(m, GFP_KERNEL)?;
         }
-        if members.len() != paths.len() {
+        let given = n.saturating_sub(asm.missing.count_ones() as usize);
+        if given != paths.len() {
             pr_err!(
                 "{}: {} device(s) given, the pool has {} member(s)\n",
                 name,
@@ -467,10 +477,16 @@ impl ActivePool {
         }
         let mut uuid: Uuid = [0; 16];
         uuid.copy_from_slice(&engine.superblock().pool_uuid);
+        let degraded = if asm.missing != 0 {
+            " (degraded: one missing)"
+        } else {
+            ""
+        };
         pr_info!(
-            "{}: assembled {} member(s): checkpoint {}{} ({} delta checkpoint(s) loaded), {} journal block(s) replayed\n",
+            "{}: assembled {} member(s){}: checkpoint {}{} ({} delta checkpoint(s) loaded), {} journal block(s) replayed\n",
             name,
             members.len(),
+            degraded,
             asm.checkpoint_generation,
             if asm.fell_back {
                 " (newest was unusable)"
@@ -527,6 +543,11 @@ impl ActivePool {
         let pool = Self::new(
             name, uuid, members, mgeoms, engine, scratch, tables, read_only, damage, watch,
         )?;
+        if asm.missing != 0 {
+            // Told now like a member that goes missing: log line, uevent.
+            pool.health.dirty.store(true, Ordering::Release);
+            pool.check_health();
+        }
         // Metadata read from its other copy: a checkpoint now writes every
         // copy again (into the other set) and covers the journal, so that
         // the newest metadata has two copies again.

@@ -5,6 +5,7 @@
 
 use crate::damage;
 use crate::engine::Engine;
+use crate::healthstate::UuidText;
 use crate::pool::ActivePool;
 use crate::zvcore::{
     format::BLOCK_SIZE,
@@ -37,14 +38,7 @@ impl ActivePool {
             t.low_pct,
             t.critical_pct
         )?;
-        w.write_str("uuid ")?;
-        for (i, b) in self.uuid.iter().enumerate() {
-            if matches!(i, 4 | 6 | 8 | 10) {
-                w.write_str("-")?;
-            }
-            write!(w, "{:02x}", b)?;
-        }
-        writeln!(w)?;
+        writeln!(w, "uuid {}", UuidText(&self.uuid))?;
         writeln!(w, "members {}", self.members.len())?;
         // The members whose log zones hold the journal (two: a copy each).
         match e.journal_members() {

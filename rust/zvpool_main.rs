@@ -23,6 +23,8 @@ mod damage;
 #[deny(unsafe_code)]
 mod datapath;
 #[deny(unsafe_code)]
+mod degraded;
+#[deny(unsafe_code)]
 mod engine;
 #[deny(unsafe_code)]
 mod fastpath;

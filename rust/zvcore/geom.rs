@@ -97,6 +97,26 @@ pub struct DeviceGeometry {
 }
 
 impl DeviceGeometry {
+    /// A device not given to [`super::recovery::recover`]: the place of a
+    /// member that may be missing (degraded assembly). No zones; never a
+    /// member's geometry ([`Self::validate`] refuses it).
+    pub const ABSENT: DeviceGeometry = DeviceGeometry {
+        kind: DevKind::Conventional,
+        nr_zones: 0,
+        zone_blocks: 0,
+        zone_cap_blocks: 0,
+        nr_conv_zones: 0,
+        max_open: 0,
+        max_active: 0,
+        zone_append: false,
+        meta_zones: 0,
+    };
+
+    /// Whether this is [`Self::ABSENT`].
+    pub fn is_absent(&self) -> bool {
+        self.nr_zones == 0
+    }
+
     /// Checks the geometry is usable by zvpool:
     /// nonzero sizes, `0 < zone_cap_blocks <= zone_blocks <= MAX_ZONE_BLOCKS`,
     /// `nr_conv_zones` only on SMR, a valid metadata zone count and at least

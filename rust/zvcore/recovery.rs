@@ -4,7 +4,12 @@
 //! 1. Superblocks: block 0 of both log zones of every device; the valid copy
 //!    with the highest generation wins. Every member must be present (matched
 //!    by device UUID) with the recorded geometry; unknown incompat features
-//!    are refused.
+//!    are refused. **Degraded assembly**: the caller may put
+//!    [`DeviceGeometry::ABSENT`] entries in place of devices it does not
+//!    have ([`missing_members`] says how many); one member may then be
+//!    missing when the pool keeps two copies of its metadata (journal and
+//!    checkpoint copies): nothing is read from it, its zones are lost from
+//!    the start ([`Pool::member_lost`]) and its blocks stay mapped.
 //! 2. Checkpoint: the committed checkpoint with the highest generation of the
 //!    two sets; if it is torn or corrupt, the other set's.
 //! 3. Journal: blocks with sequence numbers following the checkpoint's are
@@ -35,7 +40,7 @@ use super::format::layout::{
     checkpoint_block_addr, checkpoint_copy_addr, log_zone, superblock_addr, LOG_ZONES,
 };
 use super::format::{
-    decode_journal_block, peek_magic, CheckpointHeader, Record, Superblock, Uuid, BLOCK_SIZE,
+    decode_journal_block, CheckpointHeader, Record, Superblock, Uuid, BLOCK_SIZE,
     INCOMPAT_CHECKPOINT_COPIES, INCOMPAT_COMMIT_BLOCKS, INCOMPAT_DELTA_CHECKPOINTS,
     INCOMPAT_DELTA_GROW, INCOMPAT_DELTA_VOLUMES, INCOMPAT_SHARED_BLOCKS, RO_COMPAT_JOURNAL_COPIES,
     RO_COMPAT_RESERVATION, SUPERBLOCK_MAGIC,
@@ -48,8 +53,11 @@ use super::verify::verify;
 
 mod checkpoint;
 mod damage;
+mod members;
 use checkpoint::load_checkpoint;
 use damage::{bad_block_at, count_dropped, count_repaired, drop_reclaimed, scan_log};
+use members::find_members;
+pub use members::missing_members;
 
 /// Incompat features this engine supports.
 pub const INCOMPAT_SUPPORTED: u64 = INCOMPAT_SHARED_BLOCKS
@@ -61,8 +69,15 @@ pub const INCOMPAT_SUPPORTED: u64 = INCOMPAT_SHARED_BLOCKS
 /// Ro-compat features this engine supports.
 pub const RO_COMPAT_SUPPORTED: u64 = RO_COMPAT_RESERVATION | RO_COMPAT_JOURNAL_COPIES;
 
+/// [`Assembly::dev_of_member`] of a missing member (degraded assembly).
+pub const MISSING: u16 = u16::MAX;
+
+/// Most members a degraded assembly may miss: the metadata has two copies.
+pub const MAX_MISSING: u16 = 1;
+
 /// Access to the devices being assembled. Device indexes are the caller's
-/// (the order of the geometries passed to [`recover`]).
+/// (the order of the geometries passed to [`recover`]); it is never asked
+/// about an [`DeviceGeometry::ABSENT`] one.
 pub trait MetaReader {
     /// Reads the 4 KiB block at `block` (offset in blocks from the start of
     /// device `dev`) into `buf`.
@@ -232,10 +247,14 @@ impl Damage {
 /// What assembly found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Assembly {
-    /// `dev_of_member[m]` = the caller's index of member `m`'s device.
+    /// `dev_of_member[m]` = the caller's index of member `m`'s device, or
+    /// [`MISSING`].
     pub dev_of_member: [u16; MAX_DEVICES],
     /// Number of members.
     pub nr_members: u16,
+    /// Members assembled without their device (bit per member; degraded
+    /// assembly): lost from the start.
+    pub missing: u64,
     /// Superblock generation used.
     pub sb_generation: u64,
     /// Checkpoint generation loaded.
@@ -297,6 +316,9 @@ fn read_pool<G: Deref<Target = [DeviceGeometry]>, M: MetaReader>(
     let dev = *perm
         .get(usize::from(l.dev))
         .ok_or(Error::Corrupt("member"))?;
+    if dev == MISSING {
+        return Err(Error::NotFound);
+    }
     rd.read_block(dev, l.dev_offset, buf)
 }
 
@@ -369,21 +391,6 @@ fn read_set_header<G: Deref<Target = [DeviceGeometry]>, M: MetaReader>(
     }
 }
 
-/// Reads superblock copy `i` (block 0 of log zone `i`) of device `j`.
-fn read_sb_copy<M: MetaReader>(
-    rd: &mut M,
-    j: usize,
-    g: &DeviceGeometry,
-    i: u32,
-    buf: &mut [u8],
-) -> Result<()> {
-    let local = g.first_meta_zone().saturating_add(i);
-    let block = u64::from(local)
-        .checked_mul(g.zone_blocks)
-        .ok_or(Error::Corrupt("superblock address"))?;
-    rd.read_block(j as u16, block, buf)
-}
-
 /// Assembles a pool. `devs` holds the geometries of the devices in the
 /// caller's order (as reported by the devices); on success it holds them in
 /// member order (and the returned [`Assembly`] maps members to the caller's
@@ -426,6 +433,7 @@ where
     let mut asm = Assembly {
         dev_of_member: [0; MAX_DEVICES],
         nr_members: 0,
+        missing: 0,
         sb_generation: 0,
         checkpoint_generation: 0,
         delta_checkpoints: 0,
@@ -481,159 +489,6 @@ where
     let mut pool = Pool::assemble(geom, cfg, st)?;
     load_and_replay(&mut pool, rd, buf, on_finish, check, asm)?;
     Ok(pool)
-}
-
-/// Step 1 of [`recover`]: decodes the newest valid superblock into `sb_store`
-/// and finds each member's device (`perm[member]` = device index; entries
-/// past the member count are 0). Returns whether the pool must be mounted
-/// read-only. Out of line: its temporaries stay off `recover`'s frame.
-#[inline(never)]
-fn find_members<M: MetaReader>(
-    devs: &[DeviceGeometry],
-    rd: &mut M,
-    sb_store: &mut Superblock,
-    buf: &mut [u8],
-    perm: &mut [u16; MAX_DEVICES],
-) -> Result<bool> {
-    // 1. Superblocks, decoded in place into `sb_store`: the newest valid copy
-    // overall and, per device, the log zone of its own newest valid copy.
-    let mut best: Option<(usize, u32, u64)> = None;
-    const NO_COPY: u8 = u8::MAX;
-    let mut newest = [NO_COPY; MAX_DEVICES];
-    // The first reason a block with the superblock magic did not decode.
-    let mut damaged: Option<Error> = None;
-    // What the newest copy says of the membership (pool, member count,
-    // last member), and whether a copy of the same pool and generation
-    // says otherwise.
-    let mut best_members: (Uuid, u16, Uuid) = ([0; 16], 0, [0; 16]);
-    let mut disagree = false;
-    for (j, g) in devs.iter().enumerate() {
-        let mut own: Option<u64> = None;
-        for i in 0..LOG_ZONES {
-            if read_sb_copy(rd, j, g, i, buf).is_err() {
-                continue;
-            }
-            if let Err(e) = sb_store.decode_into(buf) {
-                if peek_magic(buf) == Some(SUPERBLOCK_MAGIC) && damaged.is_none() {
-                    damaged = Some(e);
-                }
-                continue;
-            }
-            let gen = sb_store.generation;
-            if own.map(|o| gen > o).unwrap_or(true) {
-                own = Some(gen);
-                if let Some(s) = newest.get_mut(j) {
-                    *s = i as u8;
-                }
-            }
-            let members = (
-                sb_store.pool_uuid,
-                sb_store.nr_members,
-                sb_store.members().last().map_or([0; 16], |m| m.dev_uuid),
-            );
-            if best.map(|b| gen > b.2).unwrap_or(true) {
-                best = Some((j, i, gen));
-                best_members = members;
-                disagree = false;
-            } else if best.is_some_and(|b| gen == b.2)
-                && members.0 == best_members.0
-                && members != best_members
-            {
-                disagree = true;
-            }
-        }
-    }
-    let (bj, bi, bgen) = match (best, damaged) {
-        (Some(b), _) => b,
-        // No zvpool superblock at all: not a pool.
-        (None, None) => return Err(Error::NotFound),
-        (None, Some(e)) => return Err(superblock_damage(e)),
-    };
-    if disagree {
-        // Two membership changes of one generation: a member add cut by a
-        // power loss (its device got the new superblock), the pool then
-        // assembled without that device and changed since. Which one is
-        // the pool's cannot be told: refuse rather than guess.
-        return Err(Error::Corrupt(
-            "recover: two superblocks of the newest generation name different members (a device from an interrupted member add?)",
-        ));
-    }
-    let bg = devs.get(bj).copied().ok_or(Error::NotFound)?;
-    read_sb_copy(rd, bj, &bg, bi, buf)?;
-    sb_store.decode_into(buf)?;
-    if sb_store.generation != bgen {
-        return Err(Error::Corrupt("recover: superblock changed"));
-    }
-    let sb = &*sb_store;
-    let read_only = sb.check_features(INCOMPAT_SUPPORTED, RO_COMPAT_SUPPORTED)?;
-    let ndev = devs.len();
-    let n = usize::from(sb.nr_members);
-    if n != ndev {
-        return Err(if n > ndev {
-            Error::Invalid("recover: fewer devices given than the pool has members")
-        } else {
-            Error::Invalid("recover: more devices given than the pool has members")
-        });
-    }
-    // Each device whose newest copy belongs to this pool is the member its
-    // device UUID names (the first such device if several claim it).
-    const NO_DEV: u16 = u16::MAX;
-    perm.fill(NO_DEV);
-    for (j, g) in devs.iter().enumerate() {
-        let Some(i) = newest.get(j).copied().filter(|i| *i != NO_COPY) else {
-            continue;
-        };
-        if read_sb_copy(rd, j, g, u32::from(i), buf).is_err() {
-            continue;
-        }
-        let Ok((p, u, _)) = Superblock::peek_ids(buf) else {
-            continue;
-        };
-        if p != sb.pool_uuid {
-            continue;
-        }
-        let Some(m) = sb.find_member(&u) else {
-            continue;
-        };
-        if let Some(slot) = perm.get_mut(usize::from(m)).filter(|s| **s == NO_DEV) {
-            *slot = j as u16;
-        }
-    }
-    for (m, info) in sb.members().iter().enumerate() {
-        let j = perm
-            .get(m)
-            .copied()
-            .filter(|j| *j != NO_DEV)
-            .ok_or(Error::Invalid(
-                "recover: a member of the pool is not among the devices given",
-            ))?;
-        // The device as probed, with the pool's metadata zones (a pool
-        // property the device cannot report).
-        let probed = devs.get(usize::from(j)).map(|g| DeviceGeometry {
-            meta_zones: info.geom.meta_zones,
-            ..*g
-        });
-        if probed != Some(info.geom) {
-            return Err(Error::Corrupt("recover: member geometry mismatch"));
-        }
-    }
-    for p in perm.iter_mut().skip(n) {
-        *p = 0;
-    }
-    Ok(read_only)
-}
-
-/// The error for superblocks that all failed to decode with `e` (the
-/// first reason seen): damage, except for a feature or version this engine
-/// does not know.
-fn superblock_damage(e: Error) -> Error {
-    match e {
-        Error::Unsupported(s) => Error::Unsupported(s),
-        Error::BadChecksum => Error::Corrupt("superblock: no valid copy (checksum mismatch)"),
-        Error::BadField(_) => Error::Corrupt("superblock: no valid copy (invalid field)"),
-        Error::Truncated => Error::Corrupt("superblock: no valid copy (truncated)"),
-        _ => Error::Corrupt("superblock: no valid copy"),
-    }
 }
 
 /// Steps 2 to 5 of [`recover`] on the assembled engine; fills `asm` (whose
@@ -855,6 +710,16 @@ where
         }
     }
 
+    // Missing members are lost from the start (before the journal's
+    // members are settled below).
+    let n = pool.alloc.geom().nr_devices();
+    for m in 0..n {
+        if perm.get(usize::from(m)) == Some(&MISSING) {
+            pool.member_lost(m)?;
+            asm.missing |= 1u64.checked_shl(u32::from(m)).unwrap_or(0);
+        }
+    }
+
     // 5. Engine state.
     let top = max_seen.max(last_seq).max(scan.committed);
     pool.ckpt_gen = ckpt.generation;
@@ -991,8 +856,10 @@ where
     if zg.conventional {
         return zg.cap;
     }
-    let dev = perm.get(usize::from(d)).copied().unwrap_or(0);
-    rd.zone_wp(dev, zg.local).unwrap_or(0).min(zg.cap)
+    match perm.get(usize::from(d)).copied() {
+        Some(dev) if dev != MISSING => rd.zone_wp(dev, zg.local).unwrap_or(0).min(zg.cap),
+        _ => 0,
+    }
 }
 
 /// Finds the journal block with sequence `seq` (leaves it in `buf`):
@@ -1263,6 +1130,17 @@ where
     for z in 0..nz {
         let zg = pool.alloc.geom().zone(z).ok_or(Error::Corrupt("zone"))?;
         let dev = perm.get(usize::from(zg.dev)).copied().unwrap_or(0);
+        if dev == MISSING {
+            // A missing member's zones: taken as full (its blocks stay
+            // mapped wherever they are; nothing is placed, planned or
+            // reclaimed there: the member is lost).
+            if !zg.meta {
+                pool.alloc
+                    .set_zone(z, ZoneState::Closed, zg.cap, 0)
+                    .map_err(|_| Error::Corrupt("zone state"))?;
+            }
+            continue;
+        }
         if zg.meta {
             // Only the journal zone may stay active: finish partly written
             // metadata zones (their contents stay readable).

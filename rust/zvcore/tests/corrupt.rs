@@ -220,6 +220,7 @@ fn try_recover(base: &World, devs: Vec<SimDev>, rng: &mut Rng) -> String {
         let mut rd = Reader {
             devs: &devs,
             order: &order,
+            absent: 0,
         };
         recover(
             geoms.clone(),

@@ -163,6 +163,7 @@ fn recover_devs(base: &World, devs: Vec<SimDev>, rewind: bool) -> Outcome {
         let mut rd = Reader {
             devs: &devs,
             order: &order,
+            absent: 0,
         };
         recover(
             geoms.clone(),

@@ -873,3 +873,121 @@ fn checkpoints_go_on_on_their_copies_when_a_member_is_lost() {
         assert!(w.pool_ref().geom().ckpt_copies());
     }
 }
+
+/// A pool of three members keeping two copies of its metadata.
+fn copies_world(name: &str) -> World {
+    world_set(seed_from_env(name), 3, 24, |w| {
+        w.journal_copies_pct = 100;
+        w.checkpoint_copies_pct = 100;
+    })
+}
+
+#[test]
+fn a_pool_assembles_without_any_one_member_and_takes_it_back() {
+    for lost in [0usize, 1, 2] {
+        let mut w = copies_world("degraded");
+        overwrite(&mut w, 2);
+        w.checkpoint_now();
+        // Journal blocks after the checkpoint.
+        for l in (0..64).step_by(8) {
+            w.write_exact(1, l, 8);
+            while !w.commit(false) {}
+        }
+        w.crash();
+        // Assembled without its device: every block still mapped where it
+        // was (the model's check in `recover_pool`), nothing asked of the
+        // device (the harness's reader), nothing written to it.
+        w.missing = 1 << lost;
+        let before = w.devs[lost].clone();
+        w.recover_pool();
+        assert_eq!(w.pool_ref().alloc().lost(), 1 << lost, "lost {lost}");
+        // Writes, GC, journal commits and checkpoints go on without it.
+        for r in 0..6u64 {
+            for l in (0..VOL_BLOCKS).step_by(16) {
+                w.write_exact(1, (l + r * 3) % (VOL_BLOCKS - 16), 16);
+            }
+            w.gc_until_free(0);
+            while !w.commit(false) {}
+            if r % 2 == 1 {
+                w.checkpoint_now();
+            }
+        }
+        // Again without it: what was committed since has its copies on the
+        // others.
+        w.crash();
+        w.recover_pool();
+        assert!(
+            w.devs[lost].same_contents(&before),
+            "the missing member {lost} was written, reset or finished"
+        );
+        // The member comes back: the newest metadata wins, its blocks are
+        // read from it again.
+        w.missing = 0;
+        w.crash();
+        let (_, asm, _, _) = w.try_recover().expect("recovery with every member");
+        assert_eq!(asm.damage, None, "lost {lost}");
+        assert_eq!(asm.missing, 0);
+        w.recover_pool();
+        assert_eq!(w.pool_ref().alloc().lost(), 0);
+        overwrite(&mut w, 1);
+        w.crash_and_recover();
+        w.run_verify("the missing member back");
+    }
+}
+
+#[test]
+fn degraded_assembly_refuses_what_the_metadata_cannot_survive() {
+    let refused = |w: &mut World, missing: u64, why: &str| {
+        w.crash();
+        w.missing = missing;
+        match w.try_recover() {
+            Err(Error::Invalid(m)) => assert!(m.contains(why), "{m}"),
+            Err(e) => panic!("missing {missing:#b}: {e:?}"),
+            Ok(_) => panic!("missing {missing:#b}: assembled"),
+        }
+        w.missing = 0;
+        w.recover_pool();
+    };
+    // Two members of three.
+    let mut w = copies_world("degraded-refusals");
+    refused(&mut w, 0b011, "more than one member missing");
+    refused(&mut w, 0b110, "more than one member missing");
+    // One copy of the checkpoints, or of the journal.
+    for (j, c) in [(100, 0), (0, 100)] {
+        let mut w = world_set(seed_from_env("degraded-one-copy"), 2, 24, |w| {
+            w.journal_copies_pct = j;
+            w.checkpoint_copies_pct = c;
+        });
+        refused(&mut w, 0b10, "one copy of its metadata");
+    }
+}
+
+#[test]
+fn the_members_not_given_are_counted_from_the_superblock() {
+    let mut w = copies_world("missing-count");
+    w.crash();
+    for given in [vec![0usize, 1, 2], vec![0, 2], vec![1], vec![]] {
+        let geoms: Vec<DeviceGeometry> = given
+            .iter()
+            .map(|&i| DeviceGeometry {
+                meta_zones: META_ZONES_PER_DEV,
+                ..w.geoms[i]
+            })
+            .collect();
+        let mut rd = Reader {
+            devs: &w.devs,
+            order: &given,
+            absent: 0,
+        };
+        let mut sb = Box::new(zvcore::format::Superblock::EMPTY);
+        let mut scratch = vec![0u8; zvcore::format::BLOCK_SIZE];
+        let r = zvcore::recovery::missing_members(&geoms, &mut rd, &mut sb, &mut scratch);
+        if given.is_empty() {
+            assert_eq!(r, Err(Error::NotFound), "no device: not a pool");
+        } else {
+            assert_eq!(r, Ok(3 - given.len() as u16), "given {given:?}");
+            assert_eq!(sb.nr_members, 3);
+        }
+    }
+    w.recover_pool();
+}

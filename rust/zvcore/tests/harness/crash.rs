@@ -39,12 +39,19 @@ impl World {
             order.swap(i, j);
         }
         // As the devices report themselves: the pool's metadata zones come
-        // from its superblock.
+        // from its superblock. A missing member's device is not given.
+        let missing = self.missing;
         let geoms: Vec<DeviceGeometry> = order
             .iter()
-            .map(|&i| DeviceGeometry {
-                meta_zones: META_ZONES_PER_DEV,
-                ..self.geoms[i]
+            .map(|&i| {
+                if missing & (1 << i) != 0 {
+                    DeviceGeometry::ABSENT
+                } else {
+                    DeviceGeometry {
+                        meta_zones: META_ZONES_PER_DEV,
+                        ..self.geoms[i]
+                    }
+                }
             })
             .collect();
         let mut cfg = PoolConfig::default_for(n as u16);
@@ -60,6 +67,7 @@ impl World {
             let mut rd = Reader {
                 devs: &self.devs,
                 order: &order,
+                absent: missing,
             };
             recover(
                 geoms,
@@ -91,8 +99,16 @@ impl World {
         assert_eq!(asm.damage, None, "damage reported after a crash");
         assert!(asm.commit_blocks, "new pools write commit groups");
         self.st.torn_blocks += asm.torn_blocks;
+        assert_eq!(
+            asm.missing, self.missing,
+            "members assembled without a device"
+        );
         for m in 0..n {
-            assert_eq!(order[asm.dev_of_member[m] as usize], m, "member mapping");
+            if self.missing & (1 << m) != 0 {
+                assert_eq!(asm.dev_of_member[m], MISSING, "missing member {m}");
+            } else {
+                assert_eq!(order[asm.dev_of_member[m] as usize], m, "member mapping");
+            }
         }
         self.st.replayed += asm.replayed_blocks;
         self.st.deltas_loaded += u64::from(asm.delta_checkpoints);
@@ -107,6 +123,10 @@ impl World {
         }
         for z in to_finish {
             let (d, local) = self.zone_loc(z);
+            assert!(
+                self.missing & (1 << d) == 0,
+                "zone {z} of a missing member to finish"
+            );
             self.devs[d]
                 .finish(local)
                 .unwrap_or_else(|e| panic!("finish after recovery {z}: {e:?}"));

@@ -15,7 +15,7 @@ use zvcore::pool::{
     quota::SpaceRules, MetaOp, Pool, PoolConfig, PoolStorage, ReadRun, RelocItem, VolEntry,
     WritePlan,
 };
-use zvcore::recovery::{recover, MetaReader};
+use zvcore::recovery::{recover, MetaReader, MISSING};
 use zvcore::verify::{bitmap_words, verify, Problem};
 
 pub mod ckpt_edit;

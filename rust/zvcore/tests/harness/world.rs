@@ -126,6 +126,9 @@ pub struct World {
     /// Percent of formats of two members or more whose checkpoints are
     /// written to two members (`INCOMPAT_CHECKPOINT_COPIES`).
     pub checkpoint_copies_pct: u64,
+    /// Members whose device is not given to the next assemblies (bit per
+    /// member: degraded assembly). Nothing may read or change them.
+    pub missing: u64,
     /// A checkpoint is being written in steps: nothing may commit.
     pub in_ckpt: bool,
     /// Delta checkpoints the pool reported when last looked at.
@@ -259,15 +262,28 @@ pub fn storage_with(geo: &[DeviceGeometry], vol_slots: usize, nodes: usize) -> S
 pub struct Reader<'a> {
     pub devs: &'a [SimDev],
     pub order: &'a [usize],
+    /// Devices not given (bit per device of `devs`): never to be asked.
+    pub absent: u64,
+}
+
+impl Reader<'_> {
+    fn dev(&self, dev: u16) -> zvcore::error::Result<&SimDev> {
+        let i = *self.order.get(dev as usize).ok_or(Error::NotFound)?;
+        assert!(
+            self.absent & (1 << i) == 0,
+            "recovery asked about device {i}, which was not given"
+        );
+        Ok(&self.devs[i])
+    }
 }
 
 impl MetaReader for Reader<'_> {
     fn read_block(&mut self, dev: u16, block: u64, buf: &mut [u8]) -> zvcore::error::Result<()> {
-        let d = &self.devs[*self.order.get(dev as usize).ok_or(Error::NotFound)?];
+        let d = self.dev(dev)?;
         d.read(block, &mut buf[..BS]).map_err(|_| Error::Truncated)
     }
     fn zone_wp(&mut self, dev: u16, zone: u32) -> zvcore::error::Result<u64> {
-        let d = &self.devs[*self.order.get(dev as usize).ok_or(Error::NotFound)?];
+        let d = self.dev(dev)?;
         let (_, wp) = d.report(zone).ok_or(Error::NotFound)?;
         Ok(wp - d.zone_start(zone))
     }
@@ -302,6 +318,7 @@ impl World {
             nomem_one_in: 0,
             stepped_pct: 50,
             explicit_ckpt_pct: 3,
+            missing: 0,
             volume_deltas_pct: 75,
             delta_grow_pct: 75,
             journal_copies_pct: 75,

@@ -8,7 +8,9 @@ use crate::abi::{self, KeyValues};
 use crate::backend::Obj;
 use crate::check::{self, Report};
 use crate::cli::{OptSpec, Parsed, OPT_COLUMNS, OPT_JSON, OPT_PARSABLE, OPT_SCRIPTED};
-use crate::error::{Error, Failure, OsFail, EACCES, EBUSY, EEXIST, EINVAL, ENOENT, EUCLEAN};
+use crate::error::{
+    Error, Failure, OsFail, EACCES, EBUSY, EEXIST, EINVAL, ENODEV, ENOENT, EUCLEAN,
+};
 use crate::output::{Layout, Section, Table, Value};
 
 /// Attribute names of a pool directory.
@@ -55,6 +57,13 @@ const OPT_REWIND: OptSpec = OptSpec {
     help: "assemble a damaged pool read-write from its last consistent state, dropping \
            the metadata after the damage (shown first)",
 };
+const OPT_DEGRADED: OptSpec = OptSpec {
+    long: "degraded",
+    short: None,
+    value: None,
+    help: "assemble read-write without one member whose device is missing (pools of two \
+           members or more: their metadata has two copies); its blocks read as I/O errors",
+};
 const OPT_ALL: OptSpec = OptSpec {
     long: "all",
     short: Some('a'),
@@ -95,7 +104,7 @@ pub const NOUN: Noun = Noun {
         },
         Verb {
             name: "assemble",
-            usage: "assemble [--no-volumes] [--read-only] [--rewind] NAME DEV...",
+            usage: "assemble [--no-volumes] [--read-only] [--rewind] [--degraded] NAME DEV...",
             summary: "activate an existing pool (after a reboot) and its volumes",
             help: "Activates the existing pool NAME from the metadata on its members DEV...\n\
                    (all of them), then binds and enables every volume and clone the pool\n\
@@ -110,12 +119,15 @@ pub const NOUN: Noun = Noun {
                    NAME/VOL/enable <- 1. If a step fails, the volumes enabled so far are\n\
                    disabled and unbound, the pool is stopped and its directory removed\n\
                    (no data is deleted).\n\
-                   --read-only and --rewind (one of them) write NAME/assemble_mode <- read-only or\n\
-                   rewind before enable (kernels with the features read-only-assembly\n\
-                   and rewind). --rewind first runs 'pool check' on DEV... and shows\n\
-                   what will be lost. If the kernel refuses because the metadata is\n\
-                   damaged (EUCLEAN), its reasons are shown with what to do next.",
-            options: &[OPT_NO_VOLUMES, OPT_READ_ONLY, OPT_REWIND],
+                   --read-only, --rewind and --degraded (one of them) write\n\
+                   NAME/assemble_mode <- read-only, rewind or degraded before enable\n\
+                   (kernels with the features read-only-assembly, rewind and\n\
+                   degraded-assembly). --rewind first runs 'pool check' on DEV... and\n\
+                   shows what will be lost. --degraded (and --read-only) accept one\n\
+                   member missing from DEV.... If the kernel refuses because the\n\
+                   metadata is damaged (EUCLEAN) or a member is missing (ENODEV), its\n\
+                   reasons are shown with what to do next.",
+            options: &[OPT_NO_VOLUMES, OPT_READ_ONLY, OPT_REWIND, OPT_DEGRADED],
             min_args: 2,
             max_args: None,
             columns: &[],
@@ -471,6 +483,7 @@ pub(super) enum Mode {
     Normal,
     ReadOnly,
     Rewind,
+    Degraded,
 }
 
 impl Mode {
@@ -479,6 +492,7 @@ impl Mode {
             Mode::Normal => "normal",
             Mode::ReadOnly => "read-only",
             Mode::Rewind => "rewind",
+            Mode::Degraded => "degraded",
         }
     }
 }
@@ -546,6 +560,22 @@ fn assemble_failure(e: &OsFail, name: &str, devs: &[String], mode: Mode) -> Fail
             ));
         }
         f
+    } else if e.is(ENODEV) {
+        let f = kernel(Failure::new(
+            what,
+            format!(
+                "a member of the pool is not among the devices given [{}]",
+                e.text
+            ),
+        ));
+        if mode == Mode::Normal {
+            f.note(format!(
+                "hint: assemble without it (its blocks read as I/O errors until it is back): \
+                 zvpoolctl pool assemble --degraded {name} {list}"
+            ))
+        } else {
+            f
+        }
     } else if e.is(ENOENT) {
         kernel(Failure::new(
             what,
@@ -573,16 +603,17 @@ fn assemble(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
     let name = &p.args[0];
     check_name("pool", name, cmd)?;
     let devs = check_devices(&p.args[1..], cmd)?;
-    let mode = match (p.flag("read-only"), p.flag("rewind")) {
-        (true, true) => {
+    let mode = match (p.flag("read-only"), p.flag("rewind"), p.flag("degraded")) {
+        (false, false, false) => Mode::Normal,
+        (true, false, false) => Mode::ReadOnly,
+        (false, true, false) => Mode::Rewind,
+        (false, false, true) => Mode::Degraded,
+        _ => {
             return Err(Error::usage(
-                "--read-only and --rewind exclude each other",
+                "--read-only, --rewind and --degraded exclude each other",
                 cmd,
             ))
         }
-        (true, false) => Mode::ReadOnly,
-        (false, true) => Mode::Rewind,
-        _ => Mode::Normal,
     };
     match mode {
         Mode::ReadOnly => ctx.require_feature(
@@ -590,6 +621,10 @@ fn assemble(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
             &format!("assemble pool {name} read-only"),
         )?,
         Mode::Rewind => ctx.require_feature("rewind", &format!("rewind pool {name}"))?,
+        Mode::Degraded => ctx.require_feature(
+            "degraded-assembly",
+            &format!("assemble pool {name} degraded"),
+        )?,
         Mode::Normal => {}
     }
     if mode == Mode::Rewind {
@@ -674,6 +709,7 @@ pub(super) fn assemble_devices(
         Mode::Normal => "",
         Mode::ReadOnly => " read-only",
         Mode::Rewind => " (rewound)",
+        Mode::Degraded => " degraded",
     };
     ctx.say(&format!(
         "assembled pool {name}{how}: {} member{}, {} volume{} enabled",

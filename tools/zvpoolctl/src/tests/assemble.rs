@@ -241,10 +241,52 @@ fn modes_exclude_each_other() {
     assert_eq!(r.code, 2, "{r:?}");
     assert!(
         r.err
-            .starts_with("zvpoolctl: --read-only and --rewind exclude each other"),
+            .starts_with("zvpoolctl: --read-only, --rewind and --degraded exclude each other"),
         "{}",
         r.err
     );
+}
+
+#[test]
+fn a_missing_member_is_refused_with_a_hint_then_assembled_degraded() {
+    let fk = setup_with_volumes();
+    assert_eq!(fk.run(&["pool", "stop", "tank"]).code, 0);
+    let before = fk.snapshot();
+    let r = fk.run(&["pool", "assemble", "tank", "/dev/zns1"]);
+    assert_fails(&r, 1, "zvpoolctl: assemble pool tank: a member of the pool is not among the devices given [No such device (ENODEV)]");
+    assert!(
+        r.err.contains("hint: assemble without it (its blocks read as I/O errors until it is back): zvpoolctl pool assemble --degraded tank /dev/zns1"),
+        "{}",
+        r.err
+    );
+    assert!(
+        r.err
+            .contains("kernel: zvpool: tank: 1 member(s) of the pool not among the devices given"),
+        "{}",
+        r.err
+    );
+    assert!(
+        r.err.contains("rolled back: removed pool directory tank"),
+        "{}",
+        r.err
+    );
+    assert_eq!(fk.snapshot(), before);
+    let r = fk.run(&["pool", "assemble", "--degraded", "tank", "/dev/zns1"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.out
+            .starts_with("assembled pool tank degraded: 1 member, 2 volumes enabled"),
+        "{}",
+        r.out
+    );
+}
+
+#[test]
+fn degraded_assembly_needs_a_kernel_that_has_it() {
+    let fk = setup_legacy_with_volumes();
+    assert_eq!(fk.run(&["pool", "stop", "tank"]).code, 0);
+    let r = fk.run(&["pool", "assemble", "--degraded", "tank", "/dev/zns0"]);
+    assert_fails(&r, 1, "zvpoolctl: assemble pool tank degraded: the loaded zvpool module does not support degraded-assembly (features: zoned-members thin-volumes); load a newer zvpool module");
 }
 
 #[test]

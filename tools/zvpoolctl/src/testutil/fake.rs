@@ -147,6 +147,8 @@ fn snap_name(n: &str) -> Option<(&str, &str)> {
 struct Meta {
     volumes: Vec<MetaVol>,
     next_id: u64,
+    /// Members the pool was formatted with.
+    members: usize,
 }
 
 #[derive(Default)]
@@ -288,7 +290,7 @@ impl FakeKernel {
             if legacy {
                 "format_version 1\nfeatures zoned-members thin-volumes\n"
             } else {
-                "format_version 2\nfeatures zoned-members thin-volumes snapshots read-only-assembly rewind future-word\n"
+                "format_version 2\nfeatures zoned-members thin-volumes snapshots read-only-assembly rewind degraded-assembly future-word\n"
             },
         )
         .unwrap();
@@ -931,8 +933,8 @@ impl FakeKernel {
             }
             "assemble_mode" => {
                 let m = value.trim();
-                if !["normal", "read-only", "rewind"].contains(&m) {
-                    let why = "assemble_mode must be normal, read-only or rewind";
+                if !["normal", "read-only", "rewind", "degraded"].contains(&m) {
+                    let why = "assemble_mode must be normal, read-only, rewind or degraded";
                     return Err(self.refuse(st, EINVAL, name, why));
                 }
                 if active {
@@ -1010,8 +1012,27 @@ impl FakeKernel {
                             ));
                         }
                     }
-                    let damage = devs.iter().find_map(|d| st.disks[d].damage.clone());
                     let mode = st.pools[name].mode.clone();
+                    // Members none of the devices given is (degraded
+                    // assembly: one, in modes degraded and read-only).
+                    let missing = st
+                        .metas
+                        .get(name)
+                        .map_or(0, |m| m.members.saturating_sub(devs.len()));
+                    if format == 0 && missing > 0 {
+                        if !["degraded", "read-only"].contains(&mode.as_str()) {
+                            let why = format!(
+                                "{missing} member(s) of the pool not among the devices given; \
+                                 assemble_mode 'degraded' (or 'read-only') assembles without them"
+                            );
+                            return Err(self.refuse(st, ENODEV, name, &why));
+                        }
+                        if missing > 1 {
+                            let why = "cannot assemble: recover: more than one member missing";
+                            return Err(self.refuse(st, EINVAL, name, why));
+                        }
+                    }
+                    let damage = devs.iter().find_map(|d| st.disks[d].damage.clone());
                     let (mut read_only, mut rewound) = (false, false);
                     if let (Some(what), 0) = (&damage, format) {
                         match mode.as_str() {
@@ -1070,6 +1091,7 @@ impl FakeKernel {
                             Meta {
                                 volumes: Vec::new(),
                                 next_id: 1,
+                                members: devs.len(),
                             },
                         );
                     }
