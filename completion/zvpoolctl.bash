@@ -80,7 +80,7 @@ _zvpoolctl() {
     "pool set") opts="" args=pools keys="table_memory_limit= space_low_pct= space_critical_pct= no_space_timeout= pool_reserve_pct=" ;;
     "pool get") opts="--scripted --parsable --columns --json" args=pools ;;
     "pool check") opts="--json --journal --scripted" args=devices ;;
-    "pool import") opts="--all --cached --dir --scripted --json --no-volumes" args=imports ;;
+    "pool import") opts="--all --cached --dir --scripted --json --no-volumes --degraded" args=imports ;;
     "volume create") opts="--size" args=pools ;;
     "volume migrate") opts="--to --wait --cancel" args=volumes ;;
     "volume clone") opts="" args=snapshots ;;

@@ -10,8 +10,10 @@
 #   with its volumes and their data; pool import -a --cached imports the
 #   cached pool only, and a second run skips it;
 # - a directory (-d) holding one member's device node: listed as missing
-#   members, the import refused naming the missing member, nothing
-#   defined; with both nodes the import from the directory works;
+#   members, the import refused naming the missing member (and the
+#   --degraded hint), nothing defined; imported with --degraded (member
+#   missing, health degraded); with both nodes the import from the
+#   directory works;
 # - volume ident on the volume disks: pool, volume, kind (volume, snapshot
 #   bound through configfs, clone), origin, the pool's UUID, a version 5
 #   ZVPOOL_UUID different for each volume and the same after stop + import;
@@ -378,7 +380,12 @@ ktap_expect_eq "listed: idp missing members, 1 of 2" "idp missing members 1 2" "
 ktap_expect_eq "member 1 listed as missing" "1 $M1_UUID missing" "$(member_rows idp | awk '$1 == 1')"
 t 1 "pool import -d $ONE idp: refused" zv pool import -d $ONE idp
 has "1 of 2 members found; missing: member 1 (device UUID $M1_UUID)" "the refusal names the missing member"
+has "zvpoolctl pool import --degraded $PU" "the refusal gives the --degraded hint"
 ktap_test_result "nothing was defined" [ ! -e $P ]
+t 0 "pool import -d $ONE --degraded --no-volumes idp" zv pool import -d $ONE --degraded --no-volumes idp
+ktap_expect_eq "member 1 missing, health degraded" "missing degraded" \
+	"$(awk '$1 == 1 { sub(/.*state=/, ""); print }' $P/members) $(sed -n 's/^health //p' $P/status)"
+t 0 "pool stop idp (degraded)" zv pool stop idp
 ktap_test_result "member 1's node added to the directory ($M1_DEV)" node_of "$M1_DEV" $ONE/m1
 t 0 "pool import -d $ONE idp: both members found" zv pool import -d $ONE idp
 ktap_expect_eq "v1 and v2 read their data" "$SUM1 $SUM2" "$(sum_of "$(dev_of v1)") $(sum_of "$(dev_of v2)")"

@@ -4,7 +4,7 @@
 //! same code as `pool assemble`; and the pool cache (`cache`) that gives
 //! the found pools their names and tells the boot unit what to import.
 
-use super::pool::{assemble_devices, Mode};
+use super::pool::{assemble_devices, Mode, OPT_DEGRADED};
 use super::{check_name, Ctx, Verb};
 use crate::backend::Obj;
 use crate::cache::{self, Cache, Entry};
@@ -43,7 +43,7 @@ const OPT_NO_VOLUMES: OptSpec = OptSpec {
 
 pub const VERB: Verb = Verb {
     name: "import",
-    usage: "import [-a] [-c] [-d DIR] [-Hj] [--no-volumes] [POOL [NEWNAME]]",
+    usage: "import [-a] [-c] [-d DIR] [-Hj] [--no-volumes] [--degraded] [POOL [NEWNAME]]",
     summary: "find pools on the block devices; assemble them without a device list",
     help: "Without arguments: reads the superblocks of every block device (read-only;\n\
            nothing is changed) and lists the pools found: UUID, name (from the pool\n\
@@ -52,8 +52,9 @@ pub const VERB: Verb = Verb {
            With POOL (a name or a UUID): assembles that pool as 'pool assemble'\n\
            does, with the devices found, under NEWNAME or the name recorded in the\n\
            cache. With -a: every importable pool (each reported; exit 1 if any\n\
-           failed; active pools are skipped). Refused: members missing (zvpool has no degraded mode yet),\n\
-           the pool already active, the name taken. create, assemble and import\n\
+           failed; active pools are skipped). Refused: members missing (unless\n\
+           --degraded: one member missing, as 'pool assemble --degraded'), the pool\n\
+           already active, the name taken. create, assemble and import\n\
            record the pool in the cache (--cache FILE, default\n\
            /etc/zvpool/zvpool.cache); -c limits all this to the cached pools.\n\
            configfs: each POOL/status (uuid) to tell the active pools;\n\
@@ -65,6 +66,7 @@ pub const VERB: Verb = Verb {
         OPT_SCRIPTED,
         OPT_JSON,
         OPT_NO_VOLUMES,
+        OPT_DEGRADED,
     ],
     min_args: 0,
     max_args: Some(2),
@@ -272,8 +274,9 @@ fn listing(found: &[Candidate]) -> Vec<Section> {
     ]
 }
 
-/// Why the pool cannot be imported now, if it cannot.
-fn refusal(ctx: &Ctx<'_>, c: &Candidate, name: Option<&str>) -> Option<Failure> {
+/// Why the pool cannot be imported now, if it cannot (`degraded`: one
+/// member may be missing).
+fn refusal(ctx: &Ctx<'_>, c: &Candidate, name: Option<&str>, degraded: bool) -> Option<Failure> {
     let what = format!("import {}", c.label());
     if let Some(a) = &c.active {
         return Some(Failure::new(
@@ -281,7 +284,8 @@ fn refusal(ctx: &Ctx<'_>, c: &Candidate, name: Option<&str>) -> Option<Failure> 
             format!("the pool is already active as {a}"),
         ));
     }
-    if !c.pool.complete() {
+    let nr_missing = c.pool.members.len().saturating_sub(c.pool.found());
+    if !c.pool.complete() && !(degraded && nr_missing == 1) {
         let missing: Vec<String> = c
             .pool
             .members
@@ -291,16 +295,24 @@ fn refusal(ctx: &Ctx<'_>, c: &Candidate, name: Option<&str>) -> Option<Failure> 
             .filter(|(_, (_, d))| d.is_none())
             .map(|(i, (m, _))| format!("member {i} (device UUID {})", uuid::format(m)))
             .collect();
-        return Some(Failure::new(
+        let f = Failure::new(
             what,
             format!(
-                "{} of {} members found; missing: {}; zvpool cannot assemble a pool with \
-                 members missing (no degraded mode yet)",
+                "{} of {} members found; missing: {}",
                 c.pool.found(),
                 c.pool.members.len(),
                 missing.join(", ")
             ),
-        ));
+        );
+        return Some(if nr_missing > 1 {
+            f.note("hint: a pool survives one missing member, not more: find the devices")
+        } else {
+            f.note(format!(
+                "hint: import it without the missing member (its blocks read as I/O errors \
+                 until it is back): zvpoolctl pool import --degraded {}",
+                c.uuid()
+            ))
+        });
     }
     let Some(name) = name else {
         return Some(Failure::new(
@@ -328,8 +340,15 @@ fn import_one(
 ) -> Result<(), Error> {
     ctx.require_driver()?;
     let name = newname.or(c.cached.as_deref());
-    if let Some(f) = refusal(ctx, c, name) {
+    let degraded = p.flag("degraded") && !c.pool.complete();
+    if let Some(f) = refusal(ctx, c, name, p.flag("degraded")) {
         return Err(f.into());
+    }
+    if degraded {
+        ctx.require_feature(
+            "degraded-assembly",
+            &format!("import {} degraded", c.label()),
+        )?;
     }
     let name = name.unwrap_or_default();
     let devs = c.pool.device_list();
@@ -338,7 +357,12 @@ fn import_one(
         c.uuid(),
         devs.join(" ")
     ));
-    assemble_devices(ctx, name, &devs, Mode::Normal, p.flag("no-volumes"))?;
+    let mode = if degraded {
+        Mode::Degraded
+    } else {
+        Mode::Normal
+    };
+    assemble_devices(ctx, name, &devs, mode, p.flag("no-volumes"))?;
     record(ctx, name, &devs);
     Ok(())
 }

@@ -57,7 +57,7 @@ const OPT_REWIND: OptSpec = OptSpec {
     help: "assemble a damaged pool read-write from its last consistent state, dropping \
            the metadata after the damage (shown first)",
 };
-const OPT_DEGRADED: OptSpec = OptSpec {
+pub(super) const OPT_DEGRADED: OptSpec = OptSpec {
     long: "degraded",
     short: None,
     value: None,

@@ -206,6 +206,28 @@ fn import_by_cached_name_assembles_in_member_order() {
 }
 
 #[test]
+fn import_degraded_assembles_without_the_missing_member() {
+    let m = Machine::new();
+    // Member 1 of tank (device b) is gone.
+    fs::remove_file(m.dir.path().join("dev/b")).unwrap();
+    let r = m.run(&["pool", "import", "tank"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.err.contains("1 of 2 members found"), "{}", r.err);
+    let r = m.run(&["pool", "import", "--degraded", "tank"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.out.contains("assembled pool tank degraded: 1 member"),
+        "{}",
+        r.out
+    );
+    let devices = m.fk.read_attr(&Obj::pool("tank"), "devices").unwrap();
+    assert!(
+        devices.contains(&m.dev("a")) && !devices.contains(&m.dev("b")),
+        "only the device found: {devices}"
+    );
+}
+
+#[test]
 fn import_refuses_missing_members_and_names_them() {
     let m = Machine::new();
     let before = m.fk.snapshot();
@@ -214,11 +236,19 @@ fn import_refuses_missing_members_and_names_them() {
         &r,
         1,
         &format!(
-            "zvpoolctl: import pool {}: 1 of 2 members found; missing: member 1 (device UUID {}); \
-             zvpool cannot assemble a pool with members missing (no degraded mode yet)",
+            "zvpoolctl: import pool {}: 1 of 2 members found; missing: member 1 (device UUID {})",
             u(SMALL),
             u([0x62; 16])
         ),
+    );
+    assert!(
+        r.err.contains(&format!(
+            "hint: import it without the missing member (its blocks read as I/O errors until it \
+             is back): zvpoolctl pool import --degraded {}",
+            u(SMALL)
+        )),
+        "{}",
+        r.err
     );
     assert_eq!(m.fk.snapshot(), before);
     let r = m.run(&["pool", "import", "nosuch"]);
