@@ -285,7 +285,8 @@ fn refusal(ctx: &Ctx<'_>, c: &Candidate, name: Option<&str>, degraded: bool) -> 
         ));
     }
     let nr_missing = c.pool.members.len().saturating_sub(c.pool.found());
-    if !c.pool.complete() && !(degraded && nr_missing == 1) {
+    let allowed = c.pool.complete() || (degraded && nr_missing == 1);
+    if !allowed {
         let missing: Vec<String> = c
             .pool
             .members
