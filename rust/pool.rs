@@ -525,6 +525,13 @@ impl ActivePool {
                 asm.ckpt_copy_reads
             );
         }
+        if asm.single_copy_blocks > 0 {
+            pr_info!(
+                "{}: {} journal block(s) replayed from one copy (a checkpoint now writes two)\n",
+                name,
+                asm.single_copy_blocks
+            );
+        }
         if asm.torn_blocks > 0 {
             pr_info!(
                 "{}: {} journal block(s) of an unfinished commit (torn tail) dropped\n",
@@ -550,8 +557,15 @@ impl ActivePool {
         }
         // Metadata read from its other copy: a checkpoint now writes every
         // copy again (into the other set) and covers the journal, so that
-        // the newest metadata has two copies again.
-        let repaired = !read_only && (asm.repaired_blocks > 0 || asm.ckpt_copy_reads > 0);
+        // the newest metadata has two copies again. Without a member: a
+        // checkpoint before any volume is used, so that what the missing
+        // member alone may hold (a commit torn by the crash) stays dropped
+        // when it is back (`zvcore::recovery::DEGRADED_SKIP`).
+        let repaired = !read_only
+            && (asm.repaired_blocks > 0
+                || asm.ckpt_copy_reads > 0
+                || asm.single_copy_blocks > 0
+                || asm.missing != 0);
         if rewound || repaired {
             // The rewind is recorded by the checkpoint, which also covers
             // every journal block seen: nothing after the damage is ever

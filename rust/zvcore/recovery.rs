@@ -9,7 +9,11 @@
 //!    have ([`missing_members`] says how many); one member may then be
 //!    missing when the pool keeps two copies of its metadata (journal and
 //!    checkpoint copies): nothing is read from it, its zones are lost from
-//!    the start ([`Pool::member_lost`]) and its blocks stay mapped.
+//!    the start ([`Pool::member_lost`]) and its blocks stay mapped. The
+//!    engine then uses generations and sequence numbers far above those
+//!    seen ([`DEGRADED_SKIP`]), and the caller writes a checkpoint before
+//!    any I/O: what the member alone may hold (a commit torn by the crash)
+//!    is never taken up when it is back.
 //! 2. Checkpoint: the committed checkpoint with the highest generation of the
 //!    two sets; if it is torn or corrupt, the other set's.
 //! 3. Journal: blocks with sequence numbers following the checkpoint's are
@@ -55,7 +59,7 @@ mod checkpoint;
 mod damage;
 mod members;
 use checkpoint::load_checkpoint;
-use damage::{bad_block_at, count_dropped, count_repaired, drop_reclaimed, scan_log};
+use damage::{bad_block_at, count_dropped, count_repaired, drop_reclaimed, has_copy, scan_log};
 use members::find_members;
 pub use members::missing_members;
 
@@ -74,6 +78,13 @@ pub const MISSING: u16 = u16::MAX;
 
 /// Most members a degraded assembly may miss: the metadata has two copies.
 pub const MAX_MISSING: u16 = 1;
+
+/// Checkpoint generations and journal sequence numbers a degraded assembly
+/// leaves unused above every one it saw: more than a missing member can
+/// hold above them (what a crash left on it alone: the checkpoint and the
+/// journal blocks then in flight, for each of the runs since its last
+/// complete checkpoint, at most a few each).
+pub const DEGRADED_SKIP: u64 = 1 << 20;
 
 /// Access to the devices being assembled. Device indexes are the caller's
 /// (the order of the geometries passed to [`recover`]); it is never asked
@@ -296,6 +307,12 @@ pub struct Assembly {
     /// the first was unreadable or damaged). Repaired by the checkpoint
     /// written first after assembly, into the other set.
     pub ckpt_copy_reads: u32,
+    /// Journal blocks replayed from one copy (journal copies: the other
+    /// member of the pair lacks them: a commit a crash left on one member,
+    /// the journal written while the other was lost, or missing). The
+    /// caller writes a checkpoint at once so that what they hold has two
+    /// copies before the pool is used.
+    pub single_copy_blocks: u32,
     /// Committed metadata is damaged: the state assembled is the newest
     /// consistent one before it. The caller must not use the pool
     /// read-write unless it rewinds ([`Pool::record_rewind`]).
@@ -450,6 +467,7 @@ where
         suspect_gap: false,
         repaired_blocks: 0,
         ckpt_copy_reads: 0,
+        single_copy_blocks: 0,
         damage: None,
     };
     asm.read_only = find_members(&devs, rd, &mut st.sb, buf, &mut asm.dev_of_member)?;
@@ -579,6 +597,11 @@ where
         .ok_or(Error::Corrupt("journal sequence"))?;
     let mut hint: Option<(u16, u32, u64)> = None;
     let mut replayed = 0u64;
+    // Replayed blocks without their copy (journal copies): a commit a
+    // crash left on one member only, or journalled while the other member
+    // of the pair was lost.
+    let copies = pool.sb.ro_compat & RO_COMPAT_JOURNAL_COPIES != 0;
+    let mut single = 0u32;
     loop {
         if next > end {
             break;
@@ -593,6 +616,9 @@ where
         }
         for rec in recs {
             apply_record(pool, &rec?)?;
+        }
+        if copies && !has_copy(pool.alloc.geom(), perm, rd, uuid, pos, next, buf) {
+            single = single.saturating_add(1);
         }
         replayed = replayed.saturating_add(1);
         hint = Some(pos);
@@ -728,7 +754,17 @@ where
     // Never reuse the generation of a checkpoint seen (even unusable), and
     // never write into the set just loaded: the next checkpoint goes to the
     // other set with a generation above every one seen.
-    let seen = ckpt.generation.max(scan.max_gen).max(unusable_gen);
+    // Degraded: the missing member may hold a checkpoint or journal blocks
+    // that reached it alone (their copies torn by a crash), of generations
+    // and sequence numbers above those seen: the engine goes on above them
+    // (`DEGRADED_SKIP`), so that when the member is back nothing it holds
+    // is taken for something newer or for a block of the same number.
+    let skip = if asm.missing != 0 { DEGRADED_SKIP } else { 0 };
+    let seen = ckpt
+        .generation
+        .max(scan.max_gen)
+        .max(unusable_gen)
+        .saturating_add(skip);
     let mut g = seen.saturating_add(1);
     if g & 1 == ckpt.generation & 1 {
         g = g.saturating_add(1);
@@ -736,6 +772,7 @@ where
     pool.ckpt_gen_min = g;
     pool.jseq = top
         .checked_add(1)
+        .and_then(|s| s.checked_add(skip))
         .ok_or(Error::Corrupt("journal sequence"))?;
     pool.log_max_seq = [top; 2];
     pool.jlog = None;
@@ -777,6 +814,7 @@ where
     asm.torn_blocks = torn;
     asm.suspect_gap = !strict && damage.is_none() && last_seq < max_seen;
     asm.ckpt_copy_reads = pool.ck_copy_reads;
+    asm.single_copy_blocks = single;
     if scan.nr_bad > 0 {
         asm.repaired_blocks = count_repaired(
             pool.alloc.geom(),

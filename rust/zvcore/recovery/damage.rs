@@ -157,19 +157,38 @@ where
             else {
                 continue;
             };
-            let copied = (0..geo.nr_devices()).filter(|o| *o != d).any(|o| {
-                let Some(a) = log_zone(geo, o, i).and_then(|z| geo.zone_start(z)) else {
-                    return false;
-                };
-                read_pool(geo, perm, rd, a.saturating_add(off), buf).is_ok()
-                    && matches!(decode_journal_block(buf), Ok((h, _)) if h.pool_uuid == uuid && h.seq == c)
-            });
-            if copied {
+            if has_copy(geo, perm, rd, uuid, (d, i, off), c, buf) {
                 n = n.saturating_add(1);
             }
         }
     });
     n
+}
+
+/// Whether a member other than `d` holds a valid journal block of this
+/// pool with sequence number `seq` at offset `off` of its log zone `i`
+/// (`at` = `(d, i, off)`): a copy of the block there (journal copies).
+pub(super) fn has_copy<G, M>(
+    geo: &PoolGeometry<G>,
+    perm: &[u16; MAX_DEVICES],
+    rd: &mut M,
+    uuid: [u8; 16],
+    at: (u16, u32, u64),
+    seq: u64,
+    buf: &mut [u8],
+) -> bool
+where
+    G: Deref<Target = [DeviceGeometry]>,
+    M: MetaReader,
+{
+    let (d, i, off) = at;
+    (0..geo.nr_devices()).filter(|o| *o != d).any(|o| {
+        let Some(a) = log_zone(geo, o, i).and_then(|z| geo.zone_start(z)) else {
+            return false;
+        };
+        read_pool(geo, perm, rd, a.saturating_add(off), buf).is_ok()
+            && matches!(decode_journal_block(buf), Ok((h, _)) if h.pool_uuid == uuid && h.seq == seq)
+    })
 }
 
 /// The invalid journal block of this pool at offset `off` of log zone `i`

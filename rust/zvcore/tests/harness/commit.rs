@@ -14,7 +14,8 @@ impl World {
         // when one is due), sometimes an explicit checkpoint.
         // (Not while a member added waits for its commit: the engine
         // refuses checkpoints until the journal has named it.)
-        let explicit = self.rng.pct(self.explicit_ckpt_pct) && !self.pool().member_pending();
+        let explicit = (self.checkpoint_first || self.rng.pct(self.explicit_ckpt_pct))
+            && !self.pool().member_pending();
         if (explicit || self.pool().needs_checkpoint()) && self.rng.pct(self.stepped_pct) {
             return self.checkpoint_stepped(may_crash);
         }
@@ -74,6 +75,7 @@ impl World {
             self.pool().flush_end(true).expect("flush_end");
         }
         if self.pool().stats().checkpoints > ckpt_before {
+            self.checkpoint_first = false;
             self.st.checkpoints += 1;
             self.note_checkpoint_blocks();
         } else if !ops.is_empty() {
@@ -152,6 +154,7 @@ impl World {
         }
         assert!(self.exec(&ops, None));
         self.pool().checkpoint_end(true).expect("checkpoint_end");
+        self.checkpoint_first = false;
         self.st.checkpoints += 1;
         self.note_checkpoint_blocks();
         self.st.stepped += 1;
@@ -218,6 +221,11 @@ impl World {
         let b = self.pool_ref().stats().checkpoint_blocks;
         self.st.max_checkpoint_blocks = self.st.max_checkpoint_blocks.max(b);
         let d = self.pool_ref().stats().delta_checkpoints;
+        // A full checkpoint with every member: two copies of all the
+        // metadata again (see `degraded_pct`).
+        if d == self.seen_deltas && self.missing == 0 {
+            self.redundant = true;
+        }
         self.st.deltas += d.saturating_sub(self.seen_deltas);
         self.seen_deltas = d;
         let v = self.pool_ref().stats().volume_deltas;

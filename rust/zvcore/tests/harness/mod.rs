@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use zvcore::alloc::{DevState, ZoneInfo};
 use zvcore::error::Error;
 use zvcore::format::layout::set_meta_zones;
-use zvcore::format::{Record, Superblock};
+use zvcore::format::{Record, Superblock, INCOMPAT_CHECKPOINT_COPIES, RO_COMPAT_JOURNAL_COPIES};
 use zvcore::geom::{DevKind, DeviceGeometry, PoolGeometry, Stream, META_ZONES_PER_DEV};
 use zvcore::pool::{
     quota::SpaceRules, MetaOp, Pool, PoolConfig, PoolStorage, ReadRun, RelocItem, VolEntry,

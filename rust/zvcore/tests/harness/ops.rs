@@ -139,6 +139,7 @@ impl World {
                 );
             }
             let (d, off) = self.loc(ext.addr);
+            self.present(d, "data write");
             let inject = self.rng.below(400) == 0;
             if inject {
                 self.devs[d].fail_writes = 1;
@@ -331,12 +332,14 @@ impl World {
             let mut data = Vec::with_capacity(it.src.len as usize * BS);
             for k in 0..it.src.len {
                 let (d, off) = self.loc(it.src.addr + k);
+                self.present(d, "GC read");
                 self.devs[d]
                     .read(off, &mut buf)
                     .unwrap_or_else(|e| panic!("gc read {it:?}: {e:?}"));
                 data.extend_from_slice(&buf);
             }
             let (d, off) = self.loc(it.dst.addr);
+            self.present(d, "GC write");
             let r = if it.dst.append {
                 let (_, local) = self.zone_loc(it.dst.zone);
                 self.devs[d].append(local, &data).map(|a| a + self.bases[d])
@@ -380,6 +383,7 @@ impl World {
                 );
             }
             let (d, off) = self.loc(ext.addr);
+            self.present(d, "data write");
             let r = if ext.append {
                 let (_, local) = self.zone_loc(ext.zone);
                 self.devs[d].append(local, &data).map(|a| a + self.bases[d])

@@ -101,6 +101,8 @@ pub struct Stats {
     pub evac_nospace: u64,
     /// Volume migrations started.
     pub migrations: u64,
+    /// Assemblies without a member's device (degraded).
+    pub degraded: u64,
 }
 
 pub struct World {
@@ -129,6 +131,24 @@ pub struct World {
     /// Members whose device is not given to the next assemblies (bit per
     /// member: degraded assembly). Nothing may read or change them.
     pub missing: u64,
+    /// Percent of crashes of a pool keeping two copies of its metadata
+    /// after which it is assembled without a random member (which a later
+    /// crash gives back, half the time).
+    pub degraded_pct: u64,
+    /// Every member was there for the newest full checkpoint (and the
+    /// journal since): another member may go missing without a double
+    /// fault.
+    pub redundant: bool,
+    /// `missing` at the last assembly.
+    pub prev_missing: u64,
+    /// The next commit is a checkpoint (as the kernel writes one at once
+    /// after an assembly without a member: what it dropped of the
+    /// missing member's stays dropped).
+    pub checkpoint_first: bool,
+    /// Versions each block may read after the next crash besides the
+    /// model's, while the state of an assembly without a member (or the
+    /// first with it back) is not durable yet: what was allowed before it.
+    pub unsettled: std::collections::HashMap<(u32, u64), Vec<u64>>,
     /// A checkpoint is being written in steps: nothing may commit.
     pub in_ckpt: bool,
     /// Delta checkpoints the pool reported when last looked at.
@@ -319,6 +339,11 @@ impl World {
             stepped_pct: 50,
             explicit_ckpt_pct: 3,
             missing: 0,
+            degraded_pct: 0,
+            redundant: true,
+            prev_missing: 0,
+            checkpoint_first: false,
+            unsettled: std::collections::HashMap::new(),
             volume_deltas_pct: 75,
             delta_grow_pct: 75,
             journal_copies_pct: 75,
@@ -347,6 +372,7 @@ impl World {
             scratch: vec![0u8; 2 * BS],
             st: Stats {
                 rules_set: 0,
+                degraded: 0,
                 rule_refusals: 0,
                 max_checkpoint_blocks: 0,
                 ckpt_busy: 0,
@@ -406,6 +432,15 @@ impl World {
         (d, addr - self.bases[d])
     }
 
+    /// Asserts that member `d`'s device is given (not missing) before the
+    /// engine's `what` reaches it.
+    pub fn present(&self, d: usize, what: &str) {
+        assert!(
+            self.missing & (1 << d) == 0,
+            "{what} sent to member {d}, whose device is missing"
+        );
+    }
+
     pub fn zone_loc(&self, zone: u32) -> (usize, u32) {
         let d = self.zone_first.iter().rposition(|&f| f <= zone).unwrap();
         (d, zone - self.zone_first[d])
@@ -425,9 +460,17 @@ impl World {
                 return false;
             }
             match op.kind {
-                0 => self.devs.iter_mut().for_each(|d| d.flush()),
+                0 => {
+                    let missing = self.missing;
+                    self.devs
+                        .iter_mut()
+                        .enumerate()
+                        .filter(|(i, _)| missing & (1 << i) == 0)
+                        .for_each(|(_, d)| d.flush())
+                }
                 1 | 2 => {
                     let (d, local) = self.zone_loc(op.zone);
+                    self.present(d, "zone operation");
                     let r = if op.kind == 1 {
                         self.devs[d].reset(local)
                     } else {
@@ -437,6 +480,7 @@ impl World {
                 }
                 _ => {
                     let (d, off) = self.loc(op.addr);
+                    self.present(d, "metadata write");
                     self.devs[d]
                         .write(off, &op.data)
                         .unwrap_or_else(|e| panic!("meta write at {}: {e:?}", op.addr));
