@@ -8,7 +8,7 @@
 #   with one log line that names assemble_mode 'degraded';
 # - with assemble_mode degraded: the pool assembles, one log line names
 #   the missing member, `status` says `health degraded`, `members` shows
-#   it `missing`; every region of the volume reads back as written or
+#   it `missing`, a uevent says it; every region of the volume reads back as written or
 #   fails with EIO (never other data), and the regions on the missing
 #   member fail;
 # - the degraded pool takes writes and commits them without the member:
@@ -32,8 +32,26 @@ ktap_print_header
 need_zns_and_conv "degraded assembly" blkzone cmp zvpoolctl
 lsmod | grep -q '^zvpool ' && rmmod zvpool
 insmod "$KO" || exit 1
-ktap_set_plan $((2 * 13 + 3))
+ktap_set_plan $((2 * 14 + 3))
 make_patterns
+
+# uevents_on / uevents_off: the pool's uevents captured in /tmp/dg.uev.N
+# (their DEVPATH and ZVPOOL_* variables, sorted), through the uevent
+# helper.
+UH=/sys/kernel/uevent_helper
+OLD_UH=
+uevents_on() {
+	[ -w $UH ] || return 0
+	OLD_UH=$(cat $UH)
+	cat >/tmp/dg.uevent.sh <<-'EOS'
+	#!/bin/sh
+	[ -n "$ZVPOOL_EVENT" ] || exit 0
+	{ echo "DEVPATH=$DEVPATH"; env | grep -E '^ZVPOOL_[A-Z_]*=' ; } | sort >/tmp/dg.uev.$SEQNUM
+	EOS
+	chmod +x /tmp/dg.uevent.sh
+	echo /tmp/dg.uevent.sh >$UH
+}
+uevents_off() { [ -w $UH ] && echo "$OLD_UH" >$UH; return 0; }
 
 # mfield M FIELD: FIELD of member M in `members`.
 mfield() { awk -v m="$1" '$1 == m' $P/members | tr ' ' '\n' | sed -n "s/^$2=//p"; }
@@ -83,11 +101,22 @@ for gone in 0 1; do
 		"1 member(s) of the pool not among the devices given; assemble_mode 'degraded'"
 	pool_down
 
+	rm -f /tmp/dg.uev.*
+	uevents_on
 	dmesg_mark
 	ktap_test_result "$K: assemble_mode degraded assembles" pool_up degraded
 	ktap_test_result "$K: one log line names the missing member" \
 		test "$(dmesg_since_mark | grep -c "zvpool: dg: member $gone (device uuid [0-9a-f-]*) missing: assembled degraded")" = 1
 	ktap_expect_eq "$K: status health" "degraded" "$(sed -n 's/^health //p' $ST)"
+	if [ -w $UH ]; then
+		wait_for 5 sh -c "cat /tmp/dg.uev.* 2>/dev/null | grep -q ZVPOOL_STATE=missing"
+		ktap_expect_eq "$K: uevent: the member missing" \
+			"DEVPATH=/devices/virtual/misc/zvpool-control ZVPOOL_EVENT=member ZVPOOL_MEMBER=missing ZVPOOL_MEMBER_INDEX=$gone ZVPOOL_POOL=dg ZVPOOL_STATE=missing" \
+			"$(for f in /tmp/dg.uev.*; do grep -q '^ZVPOOL_EVENT=member$' "$f" && xargs <"$f"; done)"
+	else
+		ktap_test_skip "$K: uevent: the member missing" "no $UH (kernel without CONFIG_UEVENT_HELPER)"
+	fi
+	uevents_off
 	ktap_expect_eq "$K: members: the member missing" "missing missing" \
 		"$(awk -v m=$gone '$1 == m { print $2 }' $P/members) $(mfield $gone state)"
 	step "bind" vol_up

@@ -42,6 +42,13 @@ impl World {
             self.complete_all();
             return self.commit(may_crash);
         }
+        if r == Err(Error::Busy) && !self.resets.is_empty() {
+            // Nor while zone resets are under way (the kernel waits for
+            // them).
+            self.st.ckpt_busy += 1;
+            self.end_resets();
+            return self.commit(may_crash);
+        }
         if let Err(e) = r {
             let resets = self.resets.clone();
             let mut scratch = vec![0u8; 2 * BS];
@@ -52,13 +59,19 @@ impl World {
                 "journal only: {jo:?}, checkpoint generation {}",
                 self.pool().checkpoint_generation()
             );
+            let (first, nin) = (self.checkpoint_first, self.inflight.len());
             let p = self.pool();
             panic!(
-                "commit: {e:?} (free zones {}, resets pending {:?}, records {}, checkpoint due {})",
+                "commit: {e:?} (free zones {}, resets pending {:?}, records {}, checkpoint due {}, explicit {explicit}, first {}, draining {:#b}, in flight {}, checkpoint in flight {}, member pending {})",
                 p.free_zones(),
                 resets,
                 p.pending_records(),
-                p.needs_checkpoint()
+                p.needs_checkpoint(),
+                first,
+                p.alloc().draining(),
+                nin,
+                p.checkpoint_in_flight(),
+                p.member_pending(),
             );
         }
         if may_crash && !ops.is_empty() && self.rng.pct(4) {
@@ -99,6 +112,11 @@ impl World {
             Err(Error::Busy) if !self.inflight.is_empty() => {
                 self.st.ckpt_busy += 1;
                 self.complete_all();
+                return self.checkpoint_stepped(may_crash);
+            }
+            Err(Error::Busy) if !self.resets.is_empty() => {
+                self.st.ckpt_busy += 1;
+                self.end_resets();
                 return self.checkpoint_stepped(may_crash);
             }
             Err(e) => panic!("checkpoint_begin: {e:?}"),

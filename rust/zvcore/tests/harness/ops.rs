@@ -307,6 +307,7 @@ impl World {
     pub fn end_resets(&mut self) {
         for z in std::mem::take(&mut self.resets) {
             let (d, local) = self.zone_loc(z);
+            self.present(d, "zone reset");
             self.devs[d]
                 .reset(local)
                 .unwrap_or_else(|e| panic!("zone reset of {z}: {e:?}"));
