@@ -35,24 +35,6 @@ insmod "$KO" || exit 1
 ktap_set_plan $((2 * 14 + 3))
 make_patterns
 
-# uevents_on / uevents_off: the pool's uevents captured in /tmp/dg.uev.N
-# (their DEVPATH and ZVPOOL_* variables, sorted), through the uevent
-# helper.
-UH=/sys/kernel/uevent_helper
-OLD_UH=
-uevents_on() {
-	[ -w $UH ] || return 0
-	OLD_UH=$(cat $UH)
-	cat >/tmp/dg.uevent.sh <<-'EOS'
-	#!/bin/sh
-	[ -n "$ZVPOOL_EVENT" ] || exit 0
-	{ echo "DEVPATH=$DEVPATH"; env | grep -E '^ZVPOOL_[A-Z_]*=' ; } | sort >/tmp/dg.uev.$SEQNUM
-	EOS
-	chmod +x /tmp/dg.uevent.sh
-	echo /tmp/dg.uevent.sh >$UH
-}
-uevents_off() { [ -w $UH ] && echo "$OLD_UH" >$UH; return 0; }
-
 # mfield M FIELD: FIELD of member M in `members`.
 mfield() { awk -v m="$1" '$1 == m' $P/members | tr ' ' '\n' | sed -n "s/^$2=//p"; }
 
@@ -102,7 +84,7 @@ for gone in 0 1; do
 	pool_down
 
 	rm -f /tmp/dg.uev.*
-	uevents_on
+	uevents_on /tmp/dg.uev
 	dmesg_mark
 	ktap_test_result "$K: assemble_mode degraded assembles" pool_up degraded
 	ktap_test_result "$K: one log line names the missing member" \

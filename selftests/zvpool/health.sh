@@ -29,7 +29,6 @@ NB=/sys/kernel/config/nullb
 CFG=/sys/kernel/config/zvpool
 C=/tmp/hp.cache
 MIB=1048576
-UH=/sys/kernel/uevent_helper
 ktap_print_header
 for t in zvpoolctl md5sum dd; do
 	if ! command -v $t >/dev/null; then
@@ -87,17 +86,7 @@ ktap_expect_eq "health ok with every member there" ok "$(health)"
 ktap_expect_eq "every member state=ok" "ok ok ok" "$(mfield 0 state) $(mfield 1 state) $(mfield 2 state)"
 
 # --- the third member's device goes away --------------------------------------------
-OLD_UH=
-if [ -w $UH ]; then
-	OLD_UH=$(cat $UH)
-	cat >/tmp/hp.uevent.sh <<-'EOS'
-	#!/bin/sh
-	[ -n "$ZVPOOL_EVENT" ] || exit 0
-	{ echo "DEVPATH=$DEVPATH"; env | grep -E '^ZVPOOL_[A-Z_]*=' ; } | sort >/tmp/hp.uev.$SEQNUM
-	EOS
-	chmod +x /tmp/hp.uevent.sh
-	echo /tmp/hp.uevent.sh >$UH
-fi
+uevents_on /tmp/hp.uev
 USED0=$(mfield 0 used_bytes)
 USED1=$(mfield 1 used_bytes)
 USED2=$(mfield 2 used_bytes)
@@ -176,7 +165,7 @@ if [ -w $UH ]; then
 	events member | sed 's/^/# uevent: /'
 	ktap_test_result "uevent: member 0 failed" sh -c "cat /tmp/hp.uev.* | tr '\n' ' ' | grep -q 'ZVPOOL_MEMBER_INDEX=0 ZVPOOL_POOL=hp ZVPOOL_STATE=failed'"
 	ktap_test_result "uevent: pool health failed" sh -c "cat /tmp/hp.uev.* | grep -q '^ZVPOOL_HEALTH=failed$'"
-	echo "$OLD_UH" >$UH
+	uevents_off
 else
 	ktap_test_skip "uevent: member 0 failed" "no $UH (kernel without CONFIG_UEVENT_HELPER)"
 	ktap_test_skip "uevent: pool health failed" "no $UH (kernel without CONFIG_UEVENT_HELPER)"
@@ -222,5 +211,5 @@ for d in hpa hpb hpc; do
 	echo 0 >$NB/$d/power 2>/dev/null
 	rmdir $NB/$d
 done
-rm -f /tmp/hp-a /tmp/hp-b /tmp/hp-b2 /tmp/hp-c /tmp/hp-cread /tmp/hp.uev.* /tmp/hp.uevent.sh /tmp/hp.events /tmp/hp.json
+rm -f /tmp/hp-a /tmp/hp-b /tmp/hp-b2 /tmp/hp-c /tmp/hp-cread /tmp/hp.uev.* /tmp/hp.uev-helper.sh /tmp/hp.events /tmp/hp.json
 ktap_finished

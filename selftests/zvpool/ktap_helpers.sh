@@ -225,3 +225,22 @@ wait_for() {
 		sleep 0.2
 	done
 }
+
+# uevents_on PREFIX / uevents_off: the zvpool uevents (ZVPOOL_EVENT set)
+# captured through the kernel's uevent helper (PREFIX-helper.sh), one file
+# PREFIX.SEQNUM each (DEVPATH and the ZVPOOL_* variables, sorted);
+# uevents_off puts the old helper back. Nothing without a writable $UH (CONFIG_UEVENT_HELPER).
+UH=/sys/kernel/uevent_helper
+OLD_UH=
+uevents_on() {
+	[ -w $UH ] || return 0
+	OLD_UH=$(cat $UH)
+	cat >"$1-helper.sh" <<-EOS
+	#!/bin/sh
+	[ -n "\$ZVPOOL_EVENT" ] || exit 0
+	{ echo "DEVPATH=\$DEVPATH"; env | grep -E '^ZVPOOL_[A-Z_]*=' ; } | sort >$1.\$SEQNUM
+	EOS
+	chmod +x "$1-helper.sh"
+	echo "$1-helper.sh" >$UH
+}
+uevents_off() { [ -w $UH ] && echo "$OLD_UH" >$UH; return 0; }
