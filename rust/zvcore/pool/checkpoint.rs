@@ -6,7 +6,7 @@
 
 use core::ops::{Deref, DerefMut};
 
-use super::super::alloc::{DevState, ZoneInfo};
+use super::super::alloc::{DevState, ZoneInfo, ZoneState};
 use super::super::codec::Writer;
 use super::super::error::{Error, Result};
 use super::super::format::checkpoint::{section, set_of, DeltaLink, CKPT_DATA_MAX};
@@ -427,6 +427,22 @@ where
                 .and_then(|z| self.alloc.zone(z))
                 .map(|zi| zi.inflight() == 0)
                 .unwrap_or(false)
+        }) || (ok(open, g.open_limit()) && self.idle_closed_zone(d).is_some())
+    }
+
+    /// A closed data zone of member `d` with nothing in flight (closed by
+    /// a failed write, or left by a stream): finishing it gives back the
+    /// active-zone slot it holds, which nothing else would while commits
+    /// wait for the checkpoint. Looked for only at the member's limits.
+    fn idle_closed_zone(&self, d: u16) -> Option<u32> {
+        let geo = self.alloc.geom();
+        let first = geo.dev_first_zone(d)?;
+        let n = geo.device(d)?.nr_zones;
+        (first..first.saturating_add(n)).find(|&z| {
+            self.alloc
+                .zone(z)
+                .is_some_and(|zi| zi.state() == ZoneState::Closed && zi.inflight() == 0)
+                && geo.zone(z).is_some_and(|zg| !zg.meta && !zg.conventional)
         })
     }
 
@@ -579,7 +595,8 @@ where
     }
 
     /// Opens checkpoint zone `z` of member `d`, finishing an idle open
-    /// data zone of the member if it has no slot left.
+    /// data zone of the member (or an idle closed one) if it has no slot
+    /// left.
     fn open_ckpt_zone<F: FnMut(MetaOp<'_>) -> Result<()>>(
         &mut self,
         z: u32,
@@ -596,6 +613,13 @@ where
                     sink(MetaOp::Finish(oz))?;
                     return self.alloc.meta_open(z, true);
                 }
+            }
+        }
+        // Only the active limit is reached: an idle closed zone finished.
+        if let Some(cz) = self.idle_closed_zone(d) {
+            if self.alloc.finish(cz).is_ok() {
+                sink(MetaOp::Finish(cz))?;
+                return self.alloc.meta_open(z, true);
             }
         }
         Err(Error::Busy)

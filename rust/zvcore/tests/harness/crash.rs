@@ -241,12 +241,11 @@ impl World {
         }
         self.dirty.clear();
         self.unsettled = pending;
-        // As the kernel: a checkpoint at once after an assembly without a
-        // member. (The kernel writes one too when the state assembled has
-        // one copy somewhere, `single_copy_blocks`; here the next
-        // checkpoint is left to the random commits.) Until a full one with
-        // every member, losing a member would be a double fault.
-        self.checkpoint_first = self.missing != 0;
+        // As the kernel: a checkpoint at once when the state assembled has
+        // one copy somewhere (a member missing, journal blocks replayed from
+        // one copy). Until a full one with every member, losing a member
+        // would be a double fault.
+        self.checkpoint_first = self.missing != 0 || asm.single_copy_blocks > 0;
         self.redundant = false;
         // The engine needs a checkpoint before journalling again.
         while !self.commit(true) {}
