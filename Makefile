@@ -9,18 +9,19 @@
 #   make host-test       cargo test of the host-side Rust only
 #   make vm-shell        boot the VM with an interactive shell
 #   make bench           benchmarks in the VM -> Documentation/benchmarks.md (long; BENCH_QUICK=1: smoke test)
+#   make profile         CPU profile of the request path in the VM (profiling kernel) -> build/profile/report.txt
 #   make install         zvpoolctl, udev rule, systemd unit, man pages, bash completion (and the
 #                        module with KDIR= when it was built); DESTDIR, PREFIX (/usr/local)
 #   make uninstall       removes what install installed
 #   make clean
-# Variables: ZVPOOL_CACHE (default ~/.cache/zvpool), ZVPOOL_KERNEL=test|debug,
+# Variables: ZVPOOL_CACHE (default ~/.cache/zvpool), ZVPOOL_KERNEL=test|debug|profile,
 #            CLIPPY=1 (clippy on the module), ZVPOOL_ACCEL=tcg|kvm.
 
 TOP := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
 MO  ?= $(TOP)/build/module
 
 .PHONY: all module check demo host-test vm-shell bench clean fmt deps kernel crash-campaign scale \
-	install uninstall
+	profile install uninstall
 
 all: module
 
@@ -53,6 +54,9 @@ vm-shell:
 
 bench:
 	@$(TOP)/scripts/bench.sh
+
+profile:
+	@$(TOP)/scripts/profile.sh
 
 fmt:
 	cargo fmt --all

@@ -4,7 +4,7 @@
 # in $ZVPOOL_CACHE/kbuild/<flavour>-<key>, where <key> hashes everything the
 # result depends on (source version, fragments, toolchain versions). A build that
 # completed before is reused. Prints the build directory on stdout.
-#   ZVPOOL_KERNEL=test|debug   flavour (default test)
+#   ZVPOOL_KERNEL=test|debug|profile   flavour (default test)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -13,7 +13,8 @@ frags=("$ZVPOOL_TOP/scripts/kernel/base.config")
 case "$ZV_KFLAVOUR" in
 test) ;;
 debug) frags+=("$ZVPOOL_TOP/scripts/kernel/debug.config") ;;
-*) die "ZVPOOL_KERNEL must be 'test' or 'debug', not '$ZV_KFLAVOUR'" ;;
+profile) frags+=("$ZVPOOL_TOP/scripts/kernel/profile.config") ;;
+*) die "ZVPOOL_KERNEL must be 'test', 'debug' or 'profile', not '$ZV_KFLAVOUR'" ;;
 esac
 
 # Bump when the way the kernel is configured or built changes.
