@@ -82,9 +82,8 @@ if command -v nvme >/dev/null; then
 	NVME_CLI=$(command -v nvme)
 	ktap_print_msg "nvme-cli: $(nvme version 2>&1 | head -1)"
 	# The host's identity, as the nvme-cli package's installation writes
-	# it (else nvme-cli makes up a host NQN that need not match the host
-	# id it sends, which the kernel refuses: "found same hostid ... but
-	# different hostnqn").
+	# it (without it, connecting fails with EINVAL: "nvme_fabrics: found
+	# same hostid ... but different hostnqn").
 	if [ ! -s /etc/nvme/hostnqn ]; then
 		mkdir -p /etc/nvme
 		_id=$(cat /proc/sys/kernel/random/uuid)
