@@ -19,6 +19,10 @@
 # - the same over TCP on 127.0.0.1, connected through /dev/nvme-fabrics
 #   and disconnected with 'nvme disconnect' (delete_controller without
 #   nvme-cli);
+# - a snapshot exported read-only over loop (nvmet's file backend): its
+#   own identity and size, it reads what the snapshot holds (not the
+#   volume's newer data), a write through NVMe fails and changes nothing,
+#   delete refused while exported, unexport releases (unbinds) it;
 # - errors: export of a missing volume, a second export of a volume,
 #   unexport of a volume not exported: exit 1 with a clear message.
 DIR=$(dirname "$0")
@@ -33,6 +37,7 @@ C=$W/cache
 MIB=1048576
 NQN=nqn.2026-12.io.zvpool.test:nv.v1
 NQN_TCP=nqn.2026-12.io.zvpool.test:nv.v1.tcp
+NQN_SNAP=nqn.2026-12.io.zvpool.test:nv.v1.gold
 ktap_print_header
 for x in zvpoolctl fio md5sum dd blockdev blkdiscard; do
 	if ! command -v $x >/dev/null; then
@@ -259,6 +264,46 @@ else
 fi
 t 0 "unexport nv/v1 (TCP)" zv volume unexport nv/v1
 ktap_expect_eq "nvmet's configfs is empty again" "" "$(ls -A $NVMET/subsystems)$(ls -A $NVMET/ports)"
+# --- a snapshot, read-only, over loop ----------------------------------------------------
+# Exported through nvmet's file backend (its block backend opens the
+# device for writing, which the kernel refuses for a read-only disk).
+dd if=/dev/urandom of=/dev/$ZDISK bs=$MIB count=4 oflag=direct conv=fsync status=none
+t 0 "snapshot nv/v1@gold" zv snapshot create nv/v1@gold
+dd if=/dev/urandom of=/dev/$ZDISK bs=$MIB count=4 oflag=direct conv=fsync status=none
+t 0 "export nv/v1@gold over loop" zv volume export --nqn $NQN_SNAP nv/v1@gold
+has "exported read-only snapshot nv/v1@gold" "the export says it is a read-only snapshot"
+ktap_expect_eq "nvmet's namespace uses its file backend (buffered_io 1)" 1 \
+	"$(cat $NVMET/subsystems/$NQN_SNAP/namespaces/1/buffered_io 2>/dev/null)"
+SDISK=$(cut -d' ' -f1 $CFG/nv/v1@gold/dev 2>/dev/null)
+ktap_expect_eq "the snapshot's device is read-only" 1 "$(cat /sys/block/$SDISK/ro 2>/dev/null)"
+if [ -n "$NVME_CLI" ]; then
+	HOW="nvme connect -t loop"
+	cli_connect $NQN_SNAP -t loop
+else
+	HOW="/dev/nvme-fabrics"
+	CTRL=$(nvmf_connect "transport=loop,nqn=$NQN_SNAP")
+fi
+if [ -n "$CTRL" ] && [ -n "$SDISK" ] && NS=$(nvmf_nsdev "$CTRL"); then
+	ktap_test_pass "connect to the snapshot with $HOW: nvme$CTRL, namespace $NS"
+	SUM_GOLD=$(rsum /dev/$SDISK 0 4)
+	ktap_expect_eq "snapshot: uuid is the snapshot's UUID" "$(cat /sys/block/$SDISK/zvpool/uuid)" "$(cat /sys/block/$NS/uuid)"
+	ktap_expect_eq "snapshot: the namespace has its size" "$(blockdev --getsize64 /dev/$SDISK)" "$(blockdev --getsize64 /dev/$NS)"
+	ktap_expect_eq "snapshot: reads what the snapshot holds" "$SUM_GOLD" "$(rsum /dev/$NS 0 4)"
+	ktap_test_result "snapshot: the volume has changed since (newer data)" [ "$(rsum /dev/$ZDISK 0 4)" != "$SUM_GOLD" ]
+	ktap_test_result "snapshot: a write through NVMe fails" \
+		sh -c "! dd if=/dev/urandom of=/dev/$NS bs=4096 count=1 oflag=direct status=none 2>/dev/null"
+	ktap_expect_eq "snapshot: unchanged by it" "$SUM_GOLD" "$(rsum /dev/$SDISK 0 4)"
+	t 1 "delete of the exported snapshot is refused" zv snapshot delete nv/v1@gold
+	has "exported over NVMe-oF as $NQN_SNAP" "the refusal says why"
+	t 0 "unexport nv/v1@gold with the initiator connected" zv volume unexport nv/v1@gold
+	ktap_test_result "the initiator's controller nvme$CTRL is gone" wait_for 10 gone "$CTRL"
+else
+	ktap_test_fail "connect to the snapshot with $HOW (answer: '$CTRL')"
+	zv volume unexport nv/v1@gold
+fi
+ktap_test_result "unexport released the snapshot (unbound)" [ ! -e $CFG/nv/v1@gold ]
+ktap_expect_eq "nvmet's configfs is empty again" "" "$(ls -A $NVMET/subsystems)$(ls -A $NVMET/ports)"
+t 0 "snapshot delete nv/v1@gold" zv snapshot delete nv/v1@gold
 t 0 "nv/v1 can be deleted once unexported" zv volume delete nv/v1
 
 # --- cleanup ----------------------------------------------------------------------------
