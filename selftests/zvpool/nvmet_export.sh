@@ -117,6 +117,17 @@ cli_connect() {
 	sed 's/^/# /' $W/out $W/err
 	[ $_rc = 0 ] && wait_for 10 ctrl_of "$_nqn" >/dev/null && CTRL=$(ctrl_of "$_nqn")
 }
+# loop_connect NQN: connects to NQN over loop with nvme-cli, or through
+# /dev/nvme-fabrics without it; CTRL as cli_connect's, HOW says which.
+loop_connect() {
+	if [ -n "$NVME_CLI" ]; then
+		HOW="nvme connect -t loop"
+		cli_connect "$1" -t loop
+	else
+		HOW="/dev/nvme-fabrics (no nvme-cli in the guest)"
+		CTRL=$(nvmf_connect "transport=loop,nqn=$1")
+	fi
+}
 # cli_identity NSDISK NAME: what nvme-cli reads of the namespace (Identify
 # Namespace, the namespace identification descriptors, the list) is the
 # volume's identity.
@@ -214,13 +225,7 @@ has "no such volume" "the refusal says there is no such volume"
 t 1 "unexport of nv/v2, not exported, fails" zv volume unexport nv/v2
 has "not exported over NVMe-oF" "the refusal says it is not exported"
 
-if [ -n "$NVME_CLI" ]; then
-	HOW="nvme connect -t loop"
-	cli_connect $NQN -t loop
-else
-	HOW="/dev/nvme-fabrics (no nvme-cli in the guest)"
-	CTRL=$(nvmf_connect "transport=loop,nqn=$NQN")
-fi
+loop_connect $NQN
 if [ -n "$CTRL" ] && NS=$(nvmf_nsdev "$CTRL"); then
 	ktap_test_pass "connect over loop with $HOW: nvme$CTRL, namespace $NS"
 	if [ -n "$NVME_CLI" ]; then
@@ -276,13 +281,7 @@ ktap_expect_eq "nvmet's namespace uses its file backend (buffered_io 1)" 1 \
 	"$(cat $NVMET/subsystems/$NQN_SNAP/namespaces/1/buffered_io 2>/dev/null)"
 SDISK=$(cut -d' ' -f1 $CFG/nv/v1@gold/dev 2>/dev/null)
 ktap_expect_eq "the snapshot's device is read-only" 1 "$(cat /sys/block/$SDISK/ro 2>/dev/null)"
-if [ -n "$NVME_CLI" ]; then
-	HOW="nvme connect -t loop"
-	cli_connect $NQN_SNAP -t loop
-else
-	HOW="/dev/nvme-fabrics"
-	CTRL=$(nvmf_connect "transport=loop,nqn=$NQN_SNAP")
-fi
+loop_connect $NQN_SNAP
 if [ -n "$CTRL" ] && [ -n "$SDISK" ] && NS=$(nvmf_nsdev "$CTRL"); then
 	ktap_test_pass "connect to the snapshot with $HOW: nvme$CTRL, namespace $NS"
 	SUM_GOLD=$(rsum /dev/$SDISK 0 4)

@@ -346,18 +346,69 @@ fn export_volume(
     what: &str,
     keep: bool,
 ) -> Result<Option<String>, Failure> {
-    if !is_snapshot(name) {
-        return export_disk(ctx, pool, name, how, what, keep);
-    }
-    lookup(ctx, pool, name, what)?;
-    let a = attach(ctx, pool, name, what).map_err(|e| failure(e, what))?;
-    match export_disk(ctx, pool, name, how, what, keep) {
-        Ok(line) => Ok(line),
+    let attached = if is_snapshot(name) {
+        lookup(ctx, pool, name, what)?;
+        Some(attach(ctx, pool, name, what).map_err(|e| failure(e, what))?)
+    } else {
+        None
+    };
+    let r = (|| -> Result<Option<String>, Failure> {
+        let (id, disk) = volume_disk(ctx, pool, name, what)?;
+        let t = tree(ctx, what)?;
+        let st = read_state(t, what)?;
+        let spec = ExportSpec {
+            nqn: how.nqn.clone(),
+            device_path: format!("/dev/{disk}"),
+            uuid: uuid::format(&id.uuid),
+            nguid: uuid::nguid(&id.uuid),
+            serial: uuid::serial(&id.uuid),
+            transport: how.transport.clone(),
+            host: how.host.clone(),
+            read_only: is_snapshot(name),
+        };
+        if keep && plan::in_place(&st, &spec) {
+            return Ok(None);
+        }
+        if let Some((s, n)) = st.exports_of(&disk).first() {
+            return Err(Failure::new(
+                what,
+                format!(
+                    "already exported as {} (namespace {}); 'zvpoolctl volume unexport {pool}/{name}' first",
+                    s.nqn, n.nsid
+                ),
+            ));
+        }
+        let ops = plan::export(&st, &spec).map_err(|m| Failure::new(what, m))?;
+        run_all(ctx, t, &ops, what)?;
+        let port = ops
+            .iter()
+            .rev()
+            .find_map(|o| match o {
+                Op::Link { link, .. } if link.starts_with("ports/") => link.split('/').nth(1),
+                _ => None,
+            })
+            .unwrap_or("?");
+        let via = match &spec.transport {
+            Transport::Loop => "loop".to_string(),
+            Transport::Tcp { addr, svcid } if addr.contains(':') => format!("tcp [{addr}]:{svcid}"),
+            Transport::Tcp { addr, svcid } => format!("tcp {addr}:{svcid}"),
+        };
+        Ok(Some(format!(
+            "exported {}{} {pool}/{name} (/dev/{disk}) as {} namespace {} over {via} (nvmet port {port}), uuid {}",
+            if spec.read_only { "read-only " } else { "" },
+            noun(name),
+            spec.nqn,
+            plan::NSID,
+            spec.uuid
+        )))
+    })();
+    match (r, attached) {
         // Released again: bound and enabled for the export only.
-        Err(f) => Err(match a.detach(ctx) {
+        (Err(f), Some(a)) => Err(match a.detach(ctx) {
             Ok(()) => f,
             Err(d) => f.note(format!("{}: {}", d.what, d.reason)),
         }),
+        (r, _) => r,
     }
 }
 
@@ -368,65 +419,6 @@ fn failure(e: Error, what: &str) -> Failure {
         Error::Usage { msg, .. } => Failure::new(what, msg),
         Error::Exit(code) => Failure::new(what, format!("exit {code}")),
     }
-}
-
-/// [`export_volume`] of a volume or snapshot with its block device.
-fn export_disk(
-    ctx: &mut Ctx<'_>,
-    pool: &str,
-    name: &str,
-    how: &ExportAs,
-    what: &str,
-    keep: bool,
-) -> Result<Option<String>, Failure> {
-    let (id, disk) = volume_disk(ctx, pool, name, what)?;
-    let t = tree(ctx, what)?;
-    let st = read_state(t, what)?;
-    let spec = ExportSpec {
-        nqn: how.nqn.clone(),
-        device_path: format!("/dev/{disk}"),
-        uuid: uuid::format(&id.uuid),
-        nguid: uuid::nguid(&id.uuid),
-        serial: uuid::serial(&id.uuid),
-        transport: how.transport.clone(),
-        host: how.host.clone(),
-        read_only: is_snapshot(name),
-    };
-    if keep && plan::in_place(&st, &spec) {
-        return Ok(None);
-    }
-    if let Some((s, n)) = st.exports_of(&disk).first() {
-        return Err(Failure::new(
-            what,
-            format!(
-                "already exported as {} (namespace {}); 'zvpoolctl volume unexport {pool}/{name}' first",
-                s.nqn, n.nsid
-            ),
-        ));
-    }
-    let ops = plan::export(&st, &spec).map_err(|m| Failure::new(what, m))?;
-    run_all(ctx, t, &ops, what)?;
-    let port = ops
-        .iter()
-        .rev()
-        .find_map(|o| match o {
-            Op::Link { link, .. } if link.starts_with("ports/") => link.split('/').nth(1),
-            _ => None,
-        })
-        .unwrap_or("?");
-    let via = match &spec.transport {
-        Transport::Loop => "loop".to_string(),
-        Transport::Tcp { addr, svcid } if addr.contains(':') => format!("tcp [{addr}]:{svcid}"),
-        Transport::Tcp { addr, svcid } => format!("tcp {addr}:{svcid}"),
-    };
-    Ok(Some(format!(
-        "exported {}{} {pool}/{name} (/dev/{disk}) as {} namespace {} over {via} (nvmet port {port}), uuid {}",
-        if spec.read_only { "read-only " } else { "" },
-        noun(name),
-        spec.nqn,
-        plan::NSID,
-        spec.uuid
-    )))
 }
 
 /// Re-creates the NVMe-oF exports the pool cache records (`records`,
