@@ -13,7 +13,9 @@
 #   the base snapshot holds 1 % (64 KiB every 6400 KiB, fio), the change
 #   is another 1 % (the same pattern shifted by 3200 KiB); the time of
 #   the kernel's list of what differs alone (the control device's diff)
-#   and of the whole send to /dev/null, and the stream's size; also the
+#   and of the whole send to /dev/null (and of binding and enabling the
+#   snapshot's device, then disabling and unbinding it, as send does),
+#   and the stream's size; also the
 #   64 GiB volume with only 10 MiB changed (as much as the 1 GiB's 1 %).
 # Needs a guest with 4 GiB (the 64 GiB volume holds 1.25 GiB of data):
 #   ZVPOOL_VM_MEM=4096 scripts/vm.sh ... --mode check:stream_bench.sh
@@ -120,8 +122,14 @@ incr() {
 	ctl "diff pa $1@s2 $1@s1" >$W/diff 2>/dev/null
 	_tl=$(secs "$_t0" "$(now)")
 	_mapped=$(awk 'NR > 1 && $1 == "map" { n += $3 } END { print n + 0 }' $W/diff)
+	# What send does besides the diff and the data: the snapshot's device
+	# bound and enabled, then disabled and unbound (configfs).
+	_o=/sys/kernel/config/zvpool/pa/$1@s2
+	_t0=$(now)
+	mkdir $_o && echo 1 >$_o/enable && echo 0 >$_o/enable && rmdir $_o
+	_tb=$(secs "$_t0" "$(now)")
 	timed $W/inc.zvs zvpoolctl snapshot send -q -i $1@s1 pa/$1@s2
-	ktap_print_msg "incremental, $3 changed of $(($2 / 1024)) GiB: kernel diff $_tl s ($(($(wc -l <$W/diff) - 1)) extents, $((_mapped / MIB)) MiB mapped), send $TIME s, $(rate "$_mapped" "$TIME") MiB/s, stream $(fsize $W/inc.zvs) bytes"
+	ktap_print_msg "incremental, $3 changed of $(($2 / 1024)) GiB: kernel diff $_tl s ($(($(wc -l <$W/diff) - 1)) extents, $((_mapped / MIB)) MiB mapped), snapshot device up and down $_tb s, send $TIME s, $(rate "$_mapped" "$TIME") MiB/s, stream $(fsize $W/inc.zvs) bytes"
 	rm -f $W/inc.zvs $W/diff
 	zvpoolctl snapshot delete pa/$1@s2 >/dev/null
 	zvpoolctl snapshot delete pa/$1@s1 >/dev/null
