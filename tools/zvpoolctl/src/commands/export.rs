@@ -135,10 +135,10 @@ pub const UNEXPORT: Verb = Verb {
 
 pub const EXPORTS: Verb = Verb {
     name: "exports",
-    usage: "exports [-Hpj] [-o COL,...] [POOL/VOL...]",
-    summary: "list volumes exported over NVMe-oF",
+    usage: "exports [-Hpj] [-o COL,...] [POOL/VOL[@SNAP]...]",
+    summary: "list volumes and snapshots exported over NVMe-oF",
     help: "Lists the namespaces of nvmet's subsystems whose device is a zvpool volume\n\
-           (all of them, or those of the named volumes), one line each.\n\
+           (all of them, or those of the named volumes and snapshots), one line each.\n\
            configfs: in /sys/kernel/config/nvmet, subsystems/*/namespaces/*,\n\
            subsystems/*/allowed_hosts, ports/*/addr_*, ports/*/subsystems.",
     options: &[OPT_SCRIPTED, OPT_PARSABLE, OPT_COLUMNS, OPT_JSON],
