@@ -93,9 +93,9 @@ _zvpoolctl() {
     "volume import") opts="--quiet --format --follow-backing" args=pools ;;
     "volume export-image") opts="--quiet --format" args=all ;;
     "volume ident") opts="" args=disks ;;
-    "volume export") opts="--nqn --transport --addr --port --host --no-persist" args=volumes ;;
-    "volume unexport") opts="" args=volumes ;;
-    "volume exports") opts="--scripted --parsable --columns --json" args=volumes ;;
+    "volume export") opts="--nqn --transport --addr --port --host --no-persist" args=all ;;
+    "volume unexport") opts="" args=all ;;
+    "volume exports") opts="--scripted --parsable --columns --json" args=all ;;
     "snapshot create") opts="" args=volumes ;;
     "snapshot delete") opts="" args=snapshots ;;
     "snapshot list") opts="--scripted --parsable --columns --json" args=all ;;

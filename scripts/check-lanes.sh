@@ -22,8 +22,8 @@ BEGIN {
 	split("gc.sh 130 gc_zns.sh 285 damage.sh 150 snapshot.sh 100 qos.sh 105 " \
 	      "nomem.sh 72 tenants.sh 68 tables.sh 106 gc_placement.sh 59 members.sh 53 " \
 	      "engine.sh 46 zone_limit.sh 45 meta_full.sh 45 stress.sh 42 deltas.sh 34 " \
-	      "gc_errors.sh 29 images_streams.sh 27 overcommit.sh 20 volume_pool.sh 19 " \
-	      "quota.sh 13 import_ident.sh 12 nvmet_export.sh 11 ckpt_steps.sh 11 " \
+	      "gc_errors.sh 29 images_streams.sh 36 overcommit.sh 20 volume_pool.sh 19 " \
+	      "quota.sh 13 import_ident.sh 12 nvmet_export.sh 15 ckpt_steps.sh 11 " \
 	      "many_volumes.sh 9 zvpoolctl.sh 8 health.sh 7 zone_cond.sh 7 meta_copies.sh 20 degraded.sh 11", t, " ")
 	for (i = 1; i < length(t); i += 2) est[t[i]] = t[i + 1]
 	n = split(progs, p, " ")

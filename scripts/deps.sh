@@ -12,6 +12,7 @@ PKGS=(
 	bison flex libelf-dev libssl-dev bc cpio kmod dwarves python3 xz-utils binutils make gcc
 	qemu-system-x86 busybox-static
 	fio util-linux e2fsprogs dmsetup
+	qemu-utils nvme-cli
 )
 
 missing=()

@@ -10,13 +10,16 @@ set -euo pipefail
 KBUILD=$1 KO=$2 OUT=$3
 
 # Guest programs (Debian packages on the host; copied with their libraries).
-BINS=(/usr/sbin/blkzone /usr/sbin/blkdiscard /usr/sbin/mke2fs /usr/sbin/e2fsck /usr/sbin/resize2fs /usr/sbin/dmsetup /usr/bin/fio)
+# qemu-img (qemu-utils): images_streams.sh makes qcow2 images with it;
+# nvme (nvme-cli): nvmet_export.sh connects with it.
+BINS=(/usr/sbin/blkzone /usr/sbin/blkdiscard /usr/sbin/mke2fs /usr/sbin/e2fsck /usr/sbin/resize2fs /usr/sbin/dmsetup /usr/bin/fio
+	/usr/bin/qemu-img /usr/sbin/nvme)
 KMODS=(drivers/block/null_blk/null_blk.ko drivers/block/zloop.ko)
 
 key=$({
 	cat "$0" "$KBUILD/.zv-complete"
 	basename "$KBUILD"
-	dpkg-query -W busybox-static util-linux e2fsprogs dmsetup fio
+	dpkg-query -W busybox-static util-linux e2fsprogs dmsetup fio qemu-utils nvme-cli
 } | sha256sum | cut -c1-12)
 base=$ZVPOOL_CACHE/initramfs/base-$key.cpio
 if [ ! -f "$base" ]; then

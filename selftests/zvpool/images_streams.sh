@@ -8,7 +8,10 @@
 #   4 KiB blocks; export-image back to raw: the same bytes, the file
 #   sparse; an existing file is never overwritten;
 # - qcow2: export-image --format qcow2 and import of that file (a round
-#   trip without qemu-img); an image from qemu-img when the guest has it;
+#   trip without qemu-img); images made by qemu-img (qcow2 versions 3
+#   and 2, holes left out) import to volumes reading what 'qemu-img
+#   convert -O raw' gives, mapping only the data; a compressed image and
+#   one with a backing file are refused with nothing made;
 # - snapshot send of VOL@s1 (full) received into the other pool: the
 #   received snapshot reads identical; more writes (new data, a range
 #   zeroed), VOL@s2, an incremental send -i VOL@s1 VOL@s2 received on top:
@@ -129,15 +132,46 @@ ktap_expect_eq "the volume reads exactly the raw file" "$SUM_RAW" "$(dsum "$(dev
 ktap_expect_eq "and maps only the non-zero blocks" "$DATA" "$(used_of im/fromq)"
 t 0 "volume delete im/fromq" zv volume delete im/fromq
 rm -f $Q
+# Images made by qemu-img (qemu-utils, copied into the guest like fio):
+# the volume reads what 'qemu-img convert -O raw' makes of the image.
+# qimport NAME IMAGE: import IMAGE as im/NAME; content and usage checked.
+qimport() {
+	t 0 "volume import of $2 as im/$1" zv volume import im/$1 $W/$2
+	has "(qcow2, 64.0M virtual)" "import reports a qcow2 image of 64 MiB"
+	rm -f $W/conv.raw
+	ktap_test_result "qemu-img convert -O raw $2" qemu-img convert -f qcow2 -O raw $W/$2 $W/conv.raw
+	ktap_expect_eq "im/$1 reads what qemu-img convert -O raw gives" "$(fsum $W/conv.raw)" "$(dsum "$(dev_of im/$1)")"
+	ktap_expect_eq "and that is the raw file" "$SUM_RAW" "$(fsum $W/conv.raw)"
+	ktap_expect_eq "im/$1 maps only the non-zero blocks" "$DATA" "$(used_of im/$1)"
+	t 0 "volume delete im/$1" zv volume delete im/$1
+	rm -f $W/conv.raw $W/$2
+}
+# qrefused NAME IMAGE TEXT: import of IMAGE refused, saying TEXT, no volume made.
+qrefused() {
+	t 1 "volume import of $2: refused" zv volume import im/$1 $W/$2
+	has "$3" "the refusal says: $3"
+	ktap_test_result "no volume im/$1 was made" sh -c "! zvpoolctl volume show im/$1 >/dev/null 2>&1"
+}
 if command -v qemu-img >/dev/null; then
-	t 0 "qemu-img convert the raw file to qcow2" qemu-img convert -f raw -O qcow2 $RAW $W/q.qcow2
-	t 0 "volume import of qemu-img's qcow2" zv volume import im/qi $W/q.qcow2
-	ktap_expect_eq "the volume reads exactly the raw file" "$SUM_RAW" "$(dsum "$(dev_of im/qi)")"
-	ktap_expect_eq "and maps only the non-zero blocks" "$DATA" "$(used_of im/qi)"
-	t 0 "volume delete im/qi" zv volume delete im/qi
-	rm -f $W/q.qcow2
+	ktap_print_msg "$(qemu-img --version | head -1)"
+	t 0 "qemu-img convert the raw file to qcow2 (version 3)" qemu-img convert -f raw -O qcow2 $RAW $W/q3.qcow2
+	ktap_print_msg "q3.qcow2: $(fsize $W/q3.qcow2) bytes"
+	ktap_test_result "qemu-img left the holes out (file under 8 MiB)" [ "$(fsize $W/q3.qcow2)" -lt $((8 * MIB)) ]
+	qimport q3 q3.qcow2
+	t 0 "qemu-img convert to qcow2 version 2, 4 KiB clusters" \
+		qemu-img convert -f raw -O qcow2 -o compat=0.10,cluster_size=4096 $RAW $W/q2.qcow2
+	qimport q2 q2.qcow2
+	t 0 "qemu-img convert -c: compressed clusters" qemu-img convert -c -f raw -O qcow2 $RAW $W/qc.qcow2
+	# qemu-img stores a cluster that does not compress (the random MiBs)
+	# plain: the first compressed one is the 64 KiB at 33 MiB (4 KiB of
+	# random data and zeros).
+	qrefused qc qc.qcow2 "compressed cluster (deflate) at guest offset $((33 * MIB))"
+	t 0 "qemu-img create an overlay with a backing file" \
+		qemu-img create -f qcow2 -b $W/qc.qcow2 -F qcow2 $W/ovl.qcow2
+	qrefused ovl ovl.qcow2 "backing file"
+	rm -f $W/qc.qcow2 $W/ovl.qcow2
 else
-	ktap_test_skip "volume import of an image made by qemu-img" "no qemu-img in the guest"
+	ktap_test_skip "volume import of images made by qemu-img" "no qemu-img in the guest (qemu-utils)"
 fi
 
 # --- snapshot send / receive: full ------------------------------------------------------

@@ -355,7 +355,10 @@ fn parse_export(f: &[&str]) -> Result<VolExport, String> {
         return Err("expected 'export POOL-UUID VOLUME NQN transport=T...'".into());
     };
     let pool = uuid::parse(u).ok_or("invalid pool UUID")?;
-    if crate::commands::check_name("volume", volume, "").is_err() {
+    // A volume, or a snapshot (VOL@SNAP, exported read-only).
+    if crate::commands::check_name("volume", volume, "").is_err()
+        && crate::commands::check_snapshot_name(volume, "").is_err()
+    {
         return Err("invalid volume name".into());
     }
     crate::nvmet::check_nqn(nqn)?;

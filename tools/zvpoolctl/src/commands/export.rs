@@ -10,13 +10,17 @@
 //! that is already in place is kept, one that cannot be made is a warning).
 //! The same NQN and the volume's identity give initiators the same
 //! namespace after every re-export. `unexport` removes the record with the
-//! export. Also what other volume commands ask of exports: `resize` tells
+//! export. A snapshot (`POOL/VOL@SNAP`) is exported read-only: bound and
+//! enabled for the export (its read-only device), through nvmet's file
+//! backend (`ExportSpec::read_only`), and released again by `unexport`. Also what other volume commands ask of exports: `resize` tells
 //! initiators the new size, `delete` refuses an exported volume (and
 //! forgets a recorded one, `qos::forget`).
 
+use super::device::attach;
 use super::ident::{self, Ident};
-use super::volume::{active_pool, find};
-use super::{split_volume, Ctx, Verb};
+use super::volume::{active_pool, find, VolInfo};
+use super::{split_volume_or_snapshot, Ctx, Verb};
+use crate::backend::Obj;
 use crate::cache::{Cache, VolExport};
 use crate::cli::{OptSpec, Parsed, OPT_COLUMNS, OPT_JSON, OPT_PARSABLE, OPT_SCRIPTED};
 use crate::error::{io_text, Error, Failure, OsFail};
@@ -64,8 +68,8 @@ const OPT_NO_PERSIST: OptSpec = OptSpec {
 
 pub const EXPORT: Verb = Verb {
     name: "export",
-    usage: "export --nqn NQN [--transport TRANSPORT] [--addr ADDR] [--port PORT] [--host HOSTNQN] [--no-persist] POOL/VOL",
-    summary: "export a volume over NVMe-oF (the kernel's nvmet target)",
+    usage: "export --nqn NQN [--transport TRANSPORT] [--addr ADDR] [--port PORT] [--host HOSTNQN] [--no-persist] POOL/VOL[@SNAP]",
+    summary: "export a volume or a snapshot (read-only) over NVMe-oF (the kernel's nvmet target)",
     help: "Exports the enabled volume VOL as namespace 1 of a new NVMe subsystem NQN\n\
            of the kernel's NVMe-oF target (modules nvmet and nvme-loop or nvmet-tcp).\n\
            Initiators see the volume's stable identity: namespace UUID = the volume's\n\
@@ -78,10 +82,16 @@ pub const EXPORT: Verb = Verb {
            FILE, default /etc/zvpool/zvpool.cache; not with --no-persist, which\n\
            also forgets one recorded before): assembly ('pool assemble', 'pool\n\
            import') exports the volume again, the same way, once it is enabled.\n\
+           A snapshot VOL@SNAP is exported read-only, with its own identity: it is\n\
+           bound and enabled for the export (its device is read-only) and exported\n\
+           through nvmet's file backend (buffered_io <- 1: nvmet's block backend\n\
+           opens its device for writing, which the kernel refuses for a read-only\n\
+           disk); initiators can read it, their writes fail. 'unexport' releases it.\n\
            configfs: in /sys/kernel/config/nvmet, mkdir subsystems/NQN;\n\
            attr_allow_any_host <- 1 (or mkdir hosts/HOSTNQN if needed and link it\n\
            into allowed_hosts); attr_serial; mkdir namespaces/1; device_path <-\n\
-           /dev/zvpoolN; device_uuid; device_nguid; enable <- 1; mkdir ports/ID and\n\
+           /dev/zvpoolN; device_uuid; device_nguid; (a snapshot: buffered_io <- 1);\n\
+           enable <- 1; mkdir ports/ID and\n\
            addr_trtype, addr_adrfam, addr_traddr, addr_trsvcid (unless a port\n\
            matches); ln -s subsystems/NQN ports/ID/subsystems/NQN.",
     options: &[
@@ -100,8 +110,8 @@ pub const EXPORT: Verb = Verb {
 
 pub const UNEXPORT: Verb = Verb {
     name: "unexport",
-    usage: "unexport POOL/VOL",
-    summary: "stop exporting a volume over NVMe-oF",
+    usage: "unexport POOL/VOL[@SNAP]",
+    summary: "stop exporting a volume or snapshot over NVMe-oF",
     help: "Removes the NVMe-oF export of volume VOL: initiators connected to it lose\n\
            their controller (nvmet deletes it). Undoes 'volume export' in reverse\n\
            order; a port left with no subsystem is removed, host entries stay. A\n\
@@ -109,7 +119,8 @@ pub const UNEXPORT: Verb = Verb {
            the volume's namespace is removed. The export recorded in the pool cache\n\
            is forgotten (assembly no longer re-creates it); fails if the volume is\n\
            neither exported nor recorded (a recorded export of a volume that is\n\
-           gone is forgotten too).\n\
+           gone is forgotten too). A snapshot's device is then disabled and\n\
+           unbound again (a warning if something else holds it open).\n\
            If a step fails, the steps done stay done: run it again after fixing\n\
            the cause (it continues from what is left).\n\
            configfs: in /sys/kernel/config/nvmet, rm ports/ID/subsystems/NQN (and\n\
@@ -124,10 +135,10 @@ pub const UNEXPORT: Verb = Verb {
 
 pub const EXPORTS: Verb = Verb {
     name: "exports",
-    usage: "exports [-Hpj] [-o COL,...] [POOL/VOL...]",
-    summary: "list volumes exported over NVMe-oF",
+    usage: "exports [-Hpj] [-o COL,...] [POOL/VOL[@SNAP]...]",
+    summary: "list volumes and snapshots exported over NVMe-oF",
     help: "Lists the namespaces of nvmet's subsystems whose device is a zvpool volume\n\
-           (all of them, or those of the named volumes), one line each.\n\
+           (all of them, or those of the named volumes and snapshots), one line each.\n\
            configfs: in /sys/kernel/config/nvmet, subsystems/*/namespaces/*,\n\
            subsystems/*/allowed_hosts, ports/*/addr_*, ports/*/subsystems.",
     options: &[OPT_SCRIPTED, OPT_PARSABLE, OPT_COLUMNS, OPT_JSON],
@@ -215,27 +226,49 @@ fn run_all(ctx: &mut Ctx<'_>, t: &dyn Tree, ops: &[Op], what: &str) -> Result<()
     Ok(())
 }
 
-/// The enabled volume POOL/VOL: its identity and disk (`zvpool3`).
+/// Whether `name` (VOL or VOL@SNAP) is a snapshot.
+fn is_snapshot(name: &str) -> bool {
+    name.contains('@')
+}
+
+/// The volume or snapshot POOL/NAME of an active pool (`what` names the
+/// operation in errors).
+fn lookup(ctx: &Ctx<'_>, pool: &str, name: &str, what: &str) -> Result<VolInfo, Failure> {
+    active_pool(ctx, pool, what)?;
+    match find(ctx, pool, name)? {
+        Some(v) => Ok(v),
+        None if is_snapshot(name) => Err(Failure::new(
+            what,
+            format!("no such snapshot (see 'zvpoolctl snapshot list {pool}')"),
+        )),
+        None => Err(Failure::new(
+            what,
+            format!("no such volume (see 'zvpoolctl volume list {pool}')"),
+        )),
+    }
+}
+
+/// The enabled volume (or bound and enabled snapshot) POOL/NAME: its
+/// identity and disk (`zvpool3`).
 fn volume_disk(
     ctx: &Ctx<'_>,
     pool: &str,
     name: &str,
     what: &str,
 ) -> Result<(Ident, String), Failure> {
-    active_pool(ctx, pool, what)?;
-    let Some(v) = find(ctx, pool, name)? else {
-        return Err(Failure::new(
-            what,
-            format!("no such volume (see 'zvpoolctl volume list {pool}')"),
-        ));
-    };
+    let v = lookup(ctx, pool, name, what)?;
     let Some(dev) = v.device else {
         return Err(Failure::new(
             what,
-            format!(
-                "the volume has no block device (it is {}; enable it first)",
-                v.state
-            ),
+            if is_snapshot(name) {
+                "the snapshot has no block device (it is not bound and enabled: not exported)"
+                    .to_string()
+            } else {
+                format!(
+                    "the volume has no block device (it is {}; enable it first)",
+                    v.state
+                )
+            },
         ));
     };
     let disk = nvmet::disk_of_path(std::path::Path::new(&dev));
@@ -250,7 +283,7 @@ fn transport(p: &Parsed, cmd: &str) -> Result<Transport, Error> {
 
 fn export(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
     let cmd = "volume export";
-    let (pool, name) = split_volume(&p.args[0], cmd)?;
+    let (pool, name) = split_volume_or_snapshot(&p.args[0], cmd)?;
     let nqn = p
         .value("nqn")
         .ok_or_else(|| Error::usage("--nqn NQN is required", cmd))?;
@@ -264,7 +297,7 @@ fn export(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
         transport: transport(p, cmd)?,
         host: host.map(str::to_string),
     };
-    let what = format!("export volume {pool}/{name}");
+    let what = format!("export {} {pool}/{name}", noun(name));
     if let Some(line) = export_volume(ctx, pool, name, &how, &what, false)? {
         ctx.say(&line);
     }
@@ -281,19 +314,30 @@ fn export(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
         }
     });
     if let Err(e) = r {
+        let n = noun(name);
         ctx.warn(&if persist {
-            format!("the export of volume {pool}/{name} is not recorded in the pool cache (it ends at reboot): {e}")
+            format!("the export of {n} {pool}/{name} is not recorded in the pool cache (it ends at reboot): {e}")
         } else {
-            format!("an export of volume {pool}/{name} recorded before may still be in the pool cache: {e}")
+            format!("an export of {n} {pool}/{name} recorded before may still be in the pool cache: {e}")
         });
     }
     Ok(())
 }
 
+/// "volume" or "snapshot".
+fn noun(name: &str) -> &'static str {
+    if is_snapshot(name) {
+        "snapshot"
+    } else {
+        "volume"
+    }
+}
+
 /// Exports the enabled volume POOL/NAME as `how` says, with its identity:
 /// `volume export`, and assembly re-creating a recorded export (`keep`:
 /// the same export already in place is kept, `Ok(None)`). The line that
-/// says what was done.
+/// says what was done. A snapshot is bound and enabled first (and
+/// released again if its export fails).
 fn export_volume(
     ctx: &mut Ctx<'_>,
     pool: &str,
@@ -302,51 +346,79 @@ fn export_volume(
     what: &str,
     keep: bool,
 ) -> Result<Option<String>, Failure> {
-    let (id, disk) = volume_disk(ctx, pool, name, what)?;
-    let t = tree(ctx, what)?;
-    let st = read_state(t, what)?;
-    let spec = ExportSpec {
-        nqn: how.nqn.clone(),
-        device_path: format!("/dev/{disk}"),
-        uuid: uuid::format(&id.uuid),
-        nguid: uuid::nguid(&id.uuid),
-        serial: uuid::serial(&id.uuid),
-        transport: how.transport.clone(),
-        host: how.host.clone(),
+    let attached = if is_snapshot(name) {
+        lookup(ctx, pool, name, what)?;
+        Some(attach(ctx, pool, name, what).map_err(|e| failure(e, what))?)
+    } else {
+        None
     };
-    if keep && plan::in_place(&st, &spec) {
-        return Ok(None);
+    let r = (|| -> Result<Option<String>, Failure> {
+        let (id, disk) = volume_disk(ctx, pool, name, what)?;
+        let t = tree(ctx, what)?;
+        let st = read_state(t, what)?;
+        let spec = ExportSpec {
+            nqn: how.nqn.clone(),
+            device_path: format!("/dev/{disk}"),
+            uuid: uuid::format(&id.uuid),
+            nguid: uuid::nguid(&id.uuid),
+            serial: uuid::serial(&id.uuid),
+            transport: how.transport.clone(),
+            host: how.host.clone(),
+            read_only: is_snapshot(name),
+        };
+        if keep && plan::in_place(&st, &spec) {
+            return Ok(None);
+        }
+        if let Some((s, n)) = st.exports_of(&disk).first() {
+            return Err(Failure::new(
+                what,
+                format!(
+                    "already exported as {} (namespace {}); 'zvpoolctl volume unexport {pool}/{name}' first",
+                    s.nqn, n.nsid
+                ),
+            ));
+        }
+        let ops = plan::export(&st, &spec).map_err(|m| Failure::new(what, m))?;
+        run_all(ctx, t, &ops, what)?;
+        let port = ops
+            .iter()
+            .rev()
+            .find_map(|o| match o {
+                Op::Link { link, .. } if link.starts_with("ports/") => link.split('/').nth(1),
+                _ => None,
+            })
+            .unwrap_or("?");
+        let via = match &spec.transport {
+            Transport::Loop => "loop".to_string(),
+            Transport::Tcp { addr, svcid } if addr.contains(':') => format!("tcp [{addr}]:{svcid}"),
+            Transport::Tcp { addr, svcid } => format!("tcp {addr}:{svcid}"),
+        };
+        Ok(Some(format!(
+            "exported {}{} {pool}/{name} (/dev/{disk}) as {} namespace {} over {via} (nvmet port {port}), uuid {}",
+            if spec.read_only { "read-only " } else { "" },
+            noun(name),
+            spec.nqn,
+            plan::NSID,
+            spec.uuid
+        )))
+    })();
+    match (r, attached) {
+        // Released again: bound and enabled for the export only.
+        (Err(f), Some(a)) => Err(match a.detach(ctx) {
+            Ok(()) => f,
+            Err(d) => f.note(format!("{}: {}", d.what, d.reason)),
+        }),
+        (r, _) => r,
     }
-    if let Some((s, n)) = st.exports_of(&disk).first() {
-        return Err(Failure::new(
-            what,
-            format!(
-                "already exported as {} (namespace {}); 'zvpoolctl volume unexport {pool}/{name}' first",
-                s.nqn, n.nsid
-            ),
-        ));
+}
+
+/// The failure an `Error` of a step holds.
+fn failure(e: Error, what: &str) -> Failure {
+    match e {
+        Error::Failed(f) => f,
+        Error::Usage { msg, .. } => Failure::new(what, msg),
+        Error::Exit(code) => Failure::new(what, format!("exit {code}")),
     }
-    let ops = plan::export(&st, &spec).map_err(|m| Failure::new(what, m))?;
-    run_all(ctx, t, &ops, what)?;
-    let port = ops
-        .iter()
-        .rev()
-        .find_map(|o| match o {
-            Op::Link { link, .. } if link.starts_with("ports/") => link.split('/').nth(1),
-            _ => None,
-        })
-        .unwrap_or("?");
-    let via = match &spec.transport {
-        Transport::Loop => "loop".to_string(),
-        Transport::Tcp { addr, svcid } if addr.contains(':') => format!("tcp [{addr}]:{svcid}"),
-        Transport::Tcp { addr, svcid } => format!("tcp {addr}:{svcid}"),
-    };
-    Ok(Some(format!(
-        "exported volume {pool}/{name} (/dev/{disk}) as {} namespace {} over {via} (nvmet port {port}), uuid {}",
-        spec.nqn,
-        plan::NSID,
-        spec.uuid
-    )))
 }
 
 /// Re-creates the NVMe-oF exports the pool cache records (`records`,
@@ -360,11 +432,12 @@ pub fn reexport(ctx: &mut Ctx<'_>, pool: &str, records: Option<&(uuid::Uuid, Cac
     };
     for e in c.exports.iter().filter(|e| &e.pool == u) {
         let (vol, nqn) = (&e.volume, &e.export.nqn);
-        let what = format!("re-export volume {pool}/{vol} as {nqn}");
+        let what = format!("re-export {} {pool}/{vol} as {nqn}", noun(vol));
         match export_volume(ctx, pool, vol, &e.export, &what, true) {
             Ok(Some(line)) => ctx.say(&line),
             Ok(None) => ctx.say(&format!(
-                "volume {pool}/{vol} is already exported as {nqn}: kept"
+                "{} {pool}/{vol} is already exported as {nqn}: kept",
+                noun(vol)
             )),
             Err(f) => ctx.warn(&format!("{}: {}", f.what, f.reason)),
         }
@@ -414,15 +487,17 @@ fn forget_record(ctx: &mut Ctx<'_>, pool: &str, name: &str) -> Option<String> {
     });
     if let Err(e) = r {
         ctx.warn(&format!(
-            "an export of volume {pool}/{name} may still be recorded in the pool cache: {e}"
+            "an export of {} {pool}/{name} may still be recorded in the pool cache: {e}",
+            noun(name)
         ));
     }
     forgot.map(|e| e.export.nqn)
 }
 
 fn unexport(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
-    let (pool, name) = split_volume(&p.args[0], "volume unexport")?;
-    let what = format!("unexport volume {pool}/{name}");
+    let (pool, name) = split_volume_or_snapshot(&p.args[0], "volume unexport")?;
+    let n = noun(name);
+    let what = format!("unexport {n} {pool}/{name}");
     let now = exported_now(ctx, pool, name, &what);
     // Forgotten first: the export is not made again at boot even if its
     // removal from nvmet fails half-way.
@@ -435,7 +510,7 @@ fn unexport(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
         (Ok(now), _) if !now.exports.is_empty() => now,
         (_, Some(nqn)) => {
             ctx.say(&format!(
-                "forgot the recorded export of volume {pool}/{name} as {nqn} (it was not exported)"
+                "forgot the recorded export of {n} {pool}/{name} as {nqn} (it was not exported)"
             ));
             return Ok(());
         }
@@ -443,7 +518,7 @@ fn unexport(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
         (Ok(_), None) => {
             return Err(Failure::new(
                 what,
-                "the volume is not exported over NVMe-oF (see 'zvpoolctl volume exports')",
+                format!("the {n} is not exported over NVMe-oF (see 'zvpoolctl volume exports')"),
             )
             .into())
         }
@@ -460,10 +535,33 @@ fn unexport(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
             })?;
         }
         ctx.say(&format!(
-            "unexported volume {pool}/{name} (/dev/{disk}): {nqn} namespace {nsid}"
+            "unexported {n} {pool}/{name} (/dev/{disk}): {nqn} namespace {nsid}"
         ));
     }
+    if is_snapshot(name) {
+        release_snapshot(ctx, pool, name);
+    }
     Ok(())
+}
+
+/// Disables and unbinds the snapshot POOL/NAME that `volume export` bound
+/// and enabled for its export; a warning if it cannot be (something else
+/// holds its device open).
+fn release_snapshot(ctx: &mut Ctx<'_>, pool: &str, name: &str) {
+    let o = Obj::volume(pool, name);
+    let r = ctx
+        .write(&o, "enable", "0")
+        .map_err(|e| e.fail(format!("disable snapshot {pool}/{name}")))
+        .and_then(|()| {
+            ctx.rmdir(&o)
+                .map_err(|e| e.fail(format!("unbind snapshot {pool}/{name}")))
+        });
+    if let Err(f) = r {
+        ctx.warn(&format!(
+            "{}: {} (its device stays; 'rmdir' its configfs directory once it is free)",
+            f.what, f.reason
+        ));
+    }
 }
 
 fn exports(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
@@ -471,8 +569,8 @@ fn exports(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
     let opts = p.output(cmd)?;
     let mut wanted = Vec::new();
     for a in &p.args {
-        let (pool, name) = split_volume(a, cmd)?;
-        let what = format!("volume {pool}/{name}");
+        let (pool, name) = split_volume_or_snapshot(a, cmd)?;
+        let what = format!("{} {pool}/{name}", noun(name));
         wanted.push(volume_disk(ctx, pool, name, &what)?.1);
     }
     let t = tree(ctx, "list NVMe-oF exports")?;

@@ -143,9 +143,9 @@ pub fn send(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
         }
     };
     // Only the snapshot's device is read when the kernel lists the extents.
-    let base = base.filter(|_| listed.is_none());
+    let read_base = base.filter(|_| listed.is_none());
     let sa = attach(ctx, pool, snap, &what)?;
-    let ba = match base {
+    let ba = match read_base {
         Some(n) => match attach(ctx, pool, n, &what) {
             Ok(a) => Some(a),
             Err(e) => {

@@ -193,6 +193,12 @@ pub struct ExportSpec {
     pub transport: Transport,
     /// Only this host NQN may connect (else any host).
     pub host: Option<String>,
+    /// The device is read-only (a snapshot's): nvmet's block-device
+    /// backend opens its device for writing, which the kernel refuses for
+    /// a read-only disk (EACCES), so the namespace uses nvmet's file
+    /// backend (`buffered_io` 1: the device opened as a file, through the
+    /// page cache), where only writes fail.
+    pub read_only: bool,
 }
 
 /// The namespace id zvpoolctl gives its volume in its subsystem.
@@ -243,6 +249,9 @@ pub fn export(st: &State, spec: &ExportSpec) -> Result<Vec<Op>, String> {
     ));
     ops.push(Op::write(format!("{ns}/device_uuid"), spec.uuid.clone()));
     ops.push(Op::write(format!("{ns}/device_nguid"), spec.nguid.clone()));
+    if spec.read_only {
+        ops.push(Op::write(format!("{ns}/buffered_io"), "1"));
+    }
     ops.push(Op::Write {
         path: format!("{ns}/enable"),
         value: "1".into(),

@@ -17,6 +17,7 @@ fn spec(nqn: &str, disk: &str, transport: Transport) -> ExportSpec {
         serial: "6f1c2d3eaaaa4bbb8ccc".into(),
         transport,
         host: None,
+        read_only: false,
     }
 }
 

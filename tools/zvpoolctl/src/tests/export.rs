@@ -333,7 +333,8 @@ fn usage_errors_exit_2_before_anything_changes() {
             &["--nqn", NQN, "--host", "h1", "tank/vm1"],
             "--host: invalid NQN \"h1\"",
         ),
-        (&["--nqn", NQN, "tank/vm1@s1"], "is a snapshot"),
+        // A snapshot is exported (read-only); a malformed name is not.
+        (&["--nqn", NQN, "tank/vm1@"], "invalid snapshot name"),
     ] {
         let mut argv = vec!["volume", "export"];
         argv.extend_from_slice(args);
@@ -676,4 +677,165 @@ fn a_recorded_export_that_cannot_be_made_is_a_warning() {
         "forgot the recorded export of volume tank/vm9 as nqn.x:vm9 (it was not exported)\n"
     );
     assert!(!m.text().contains(" vm9 "), "{}", m.text());
+}
+
+const SNAP_NQN: &str = "nqn.2026-12.io.zvpool:tank.vm1.gold";
+
+/// `setup` with snapshot tank/vm1@gold (not bound).
+fn with_snapshot(fk: &FakeKernel) {
+    let r = fk.run(&["snapshot", "create", "tank/vm1@gold"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(!fk.root().join("tank/vm1@gold").exists());
+}
+
+/// A snapshot is exported read-only: bound and enabled for the export,
+/// its own identity, nvmet's file backend (buffered_io before enable);
+/// delete refused while exported; unexport releases it and leaves nvmet's
+/// tree as it was.
+#[test]
+fn a_snapshot_is_exported_read_only_and_released_by_unexport() {
+    let fk = setup();
+    with_snapshot(&fk);
+    let empty = snapshot(fk.nvmet_tree().root());
+    let r = fk.run(&["volume", "export", "--nqn", SNAP_NQN, "tank/vm1@gold"]);
+    assert_eq!((r.code, r.err.as_str()), (0, ""), "{r:?}");
+    let o = fk.root().join("tank/vm1@gold");
+    assert_eq!(fs::read_to_string(o.join("enable")).unwrap().trim(), "1");
+    let disk = fk
+        .run(&["volume", "show", "-H", "-o", "device", "tank/vm1@gold"])
+        .out
+        .trim_end()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let uuid = uuid_of(&fk, &disk);
+    assert_ne!(uuid, uuid_of(&fk, "zvpool0"));
+    assert_eq!(
+        r.out,
+        format!(
+            "exported read-only snapshot tank/vm1@gold (/dev/{disk}) as {SNAP_NQN} namespace 1 \
+             over loop (nvmet port 1), uuid {uuid}\n"
+        )
+    );
+    let ns = format!("subsystems/{SNAP_NQN}/namespaces/1");
+    let ops = fk.nvmet_tree().ops();
+    let at = |op: String| ops.iter().position(|o| *o == op).unwrap_or(usize::MAX);
+    assert!(
+        at(format!("write {ns}/buffered_io=1")) < at(format!("write {ns}/enable=1"))
+            && at(format!("write {ns}/enable=1")) < ops.len(),
+        "{ops:?}"
+    );
+    assert_eq!(
+        attr(&fk, &format!("{ns}/device_path")),
+        format!("/dev/{disk}")
+    );
+    assert_eq!(attr(&fk, &format!("{ns}/device_uuid")), uuid);
+    let r = fk.run(&["volume", "exports", "-H", "-o", "name,nqn"]);
+    assert_eq!(r.out, format!("tank/vm1@gold\t{SNAP_NQN}\n"));
+    let r = fk.run(&["volume", "exports", "-H", "-o", "name", "tank/vm1@gold"]);
+    assert_eq!((r.code, r.out.as_str()), (0, "tank/vm1@gold\n"), "{r:?}");
+    // A second export, and delete, refused while it is exported.
+    let r = fk.run(&["volume", "export", "--nqn", "nqn.x:again", "tank/vm1@gold"]);
+    assert_fails(
+        &r,
+        1,
+        &format!(
+            "zvpoolctl: export snapshot tank/vm1@gold: already exported as {SNAP_NQN} \
+             (namespace 1); 'zvpoolctl volume unexport tank/vm1@gold' first"
+        ),
+    );
+    assert!(o.exists());
+    let r = fk.run(&["snapshot", "delete", "tank/vm1@gold"]);
+    assert_fails(
+        &r,
+        1,
+        &format!(
+            "zvpoolctl: delete snapshot tank/vm1@gold: the snapshot is exported over NVMe-oF \
+             as {SNAP_NQN} (nvmet holds its device open); 'zvpoolctl volume unexport \
+             tank/vm1@gold' first"
+        ),
+    );
+    let r = fk.run(&["volume", "unexport", "tank/vm1@gold"]);
+    assert_eq!(
+        (r.code, r.out.as_str(), r.err.as_str()),
+        (
+            0,
+            format!("unexported snapshot tank/vm1@gold (/dev/{disk}): {SNAP_NQN} namespace 1\n")
+                .as_str(),
+            ""
+        )
+    );
+    assert!(!o.exists());
+    assert_eq!(snapshot(fk.nvmet_tree().root()), empty);
+    let r = fk.run(&["volume", "unexport", "tank/vm1@gold"]);
+    assert_fails(
+        &r,
+        1,
+        "zvpoolctl: unexport snapshot tank/vm1@gold: the snapshot has no block device \
+         (it is not bound and enabled: not exported)",
+    );
+    let r = fk.run(&["volume", "export", "--nqn", "nqn.x:none", "tank/vm1@none"]);
+    assert_fails(
+        &r,
+        1,
+        "zvpoolctl: export snapshot tank/vm1@none: no such snapshot \
+         (see 'zvpoolctl snapshot list tank')",
+    );
+    assert!(!fk.root().join("tank/vm1@none").exists());
+}
+
+/// A failed export of a snapshot rolls nvmet back and releases the
+/// snapshot (bound for the export only).
+#[test]
+fn a_failed_snapshot_export_releases_the_snapshot() {
+    // mkdir, allow_any_host, serial, mkdir ns, path, uuid, nguid,
+    // buffered_io, enable, mkdir port, trtype, link: 12 steps.
+    for step in [1, 8, 9, 12] {
+        let fk = setup();
+        with_snapshot(&fk);
+        let before = snapshot(fk.nvmet_tree().root());
+        fk.nvmet_tree().fail_at(step, EIO);
+        let r = fk.run(&["volume", "export", "--nqn", SNAP_NQN, "tank/vm1@gold"]);
+        assert_eq!(r.code, 1, "step {step}: {r:?}");
+        assert!(
+            r.err
+                .starts_with("zvpoolctl: export snapshot tank/vm1@gold: "),
+            "step {step}: {r:?}"
+        );
+        assert_eq!(snapshot(fk.nvmet_tree().root()), before, "step {step}");
+        assert!(!fk.root().join("tank/vm1@gold").exists(), "step {step}");
+    }
+}
+
+/// A recorded snapshot export is made again at assembly (the snapshot
+/// bound and enabled for it).
+#[test]
+fn assembly_recreates_a_recorded_snapshot_export() {
+    let m = Cached::new();
+    with_snapshot(&m.fk);
+    m.ok(&["volume", "export", "--nqn", SNAP_NQN, "tank/vm1@gold"]);
+    assert_eq!(
+        m.exports(),
+        [format!(
+            "export {POOL_UUID} vm1@gold {SNAP_NQN} transport=loop"
+        )]
+    );
+    m.ok(&["pool", "stop", "tank"]);
+    m.reboot();
+    let r = m.assemble(&[]);
+    assert_eq!((r.code, r.err.as_str()), (0, ""), "{r:?}");
+    assert!(
+        r.out
+            .contains("exported read-only snapshot tank/vm1@gold (/dev/")
+            && r.out
+                .contains(&format!("as {SNAP_NQN} namespace 1 over loop")),
+        "{}",
+        r.out
+    );
+    let r = m.ok(&["volume", "exports", "-H", "-o", "name,nqn"]);
+    assert_eq!(r.out, format!("tank/vm1@gold\t{SNAP_NQN}\n"));
+    m.ok(&["volume", "unexport", "tank/vm1@gold"]);
+    assert!(m.exports().is_empty());
+    assert!(!m.fk.root().join("tank/vm1@gold").exists());
 }

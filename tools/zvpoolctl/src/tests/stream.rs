@@ -126,7 +126,16 @@ fn kernel_listing_round_trip() {
         fk.volume_data("tank", "src@s1", 8 * M)
     );
     change(&fk);
-    let inc = send(&fk, &["-i", "src@s1", "tank/src@s2"]);
+    let r = fk.run_io(&["snapshot", "send", "-i", "src@s1", "tank/src@s2"], b"");
+    assert_eq!(r.code, 0, "{}", r.err);
+    // Said as the incremental it is (the base device is not read).
+    assert!(
+        r.err
+            .starts_with("sent tank/src@s2 (incremental from tank/src@s1): "),
+        "{}",
+        r.err
+    );
+    let inc = r.out;
     assert_eq!(fk.diffs(), 2);
     assert!(
         inc.len() < 5 * 4096 + 1024,

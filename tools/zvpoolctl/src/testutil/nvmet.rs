@@ -162,6 +162,7 @@ impl Tree for FakeNvmet {
                         ("device_uuid", "00000000-0000-0000-0000-000000000000"),
                         ("device_nguid", "00000000-0000-0000-0000-000000000000"),
                         ("enable", "0"),
+                        ("buffered_io", "0"),
                         ("revalidate_size", ""),
                     ],
                     &[],
@@ -221,6 +222,8 @@ impl Tree for FakeNvmet {
                     "device_path" | "device_uuid" | "device_nguid" if enabled => {
                         return Err(err(EBUSY))
                     }
+                    // "disable ns before setting buffered_io value."
+                    "buffered_io" if enabled => return Err(err(EINVAL)),
                     "enable"
                         if value == "1" && self.attr(&format!("{dir}/device_path")).is_empty() =>
                     {
