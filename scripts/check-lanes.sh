@@ -18,13 +18,14 @@ progs=$(sed -n 's/^TEST_PROGS := //p' "$top/selftests/zvpool/Makefile")
 [ -n "$progs" ] || { echo "check-lanes.sh: no TEST_PROGS in selftests/zvpool/Makefile" >&2; exit 1; }
 awk -v progs="$progs" '
 BEGIN {
-	LANE2_TAIL = 370; DEFAULT = 10
-	split("gc.sh 130 gc_zns.sh 285 damage.sh 150 snapshot.sh 100 qos.sh 105 " \
-	      "nomem.sh 72 tenants.sh 68 tables.sh 106 gc_placement.sh 59 members.sh 53 " \
-	      "engine.sh 46 zone_limit.sh 45 meta_full.sh 45 stress.sh 42 deltas.sh 34 " \
-	      "gc_errors.sh 29 images_streams.sh 36 overcommit.sh 20 volume_pool.sh 19 " \
-	      "quota.sh 13 import_ident.sh 12 nvmet_export.sh 15 ckpt_steps.sh 11 " \
-	      "many_volumes.sh 9 zvpoolctl.sh 8 health.sh 7 zone_cond.sh 7 meta_copies.sh 20 degraded.sh 11", t, " ")
+	LANE2_TAIL = 410; DEFAULT = 10
+	split("gc.sh 73 gc_zns.sh 180 damage.sh 81 snapshot.sh 56 qos.sh 98 " \
+	      "nomem.sh 62 tenants.sh 62 tables.sh 40 gc_placement.sh 41 members.sh 33 " \
+	      "engine.sh 44 zone_limit.sh 42 meta_full.sh 25 stress.sh 35 deltas.sh 21 " \
+	      "gc_errors.sh 19 images_streams.sh 26 overcommit.sh 12 volume_pool.sh 10 " \
+	      "quota.sh 5 import_ident.sh 9 nvmet_export.sh 10 ckpt_steps.sh 10 " \
+	      "many_volumes.sh 7 zvpoolctl.sh 5 health.sh 5 zone_cond.sh 2 meta_copies.sh 12 degraded.sh 6 " \
+	      "blkcg.sh 3 lower_errors.sh 1 zoned_devices.sh 1 zvpool_module.sh 1 pool_config.sh 1", t, " ")
 	for (i = 1; i < length(t); i += 2) est[t[i]] = t[i + 1]
 	n = split(progs, p, " ")
 	for (i = 1; i <= n; i++) { s[i] = (p[i] in est) ? est[p[i]] : DEFAULT; order[i] = i }
