@@ -6,8 +6,9 @@
 # For each run (raw null_blk; a zvpool volume over a zoned null_blk) it
 # clears /proc/profile, runs fio for PROF_SECS seconds and prints the
 # non-zero tick buckets as `# PROF LABEL IOS BUCKET COUNT` lines (bucket:
-# (pc - _stext) >> shift; every module's ticks land in the last bucket);
-# scripts/profile-report.sh resolves them against the kernel's System.map.
+# (pc - _stext) >> shift; ticks in module code are not counted), and the
+# guest's busy and idle CPU time per I/O (/proc/stat, modules included);
+# scripts/profile-report.sh resolves the buckets against System.map.
 DIR=$(dirname "$0")
 . "$DIR/ktap_helpers.sh"
 KO=${ZVPOOL_KO:-/lib/modules/zvpool/zvpool.ko}
@@ -20,16 +21,6 @@ if [ ! -r /proc/profile ]; then
 	exit 0
 fi
 lsmod | grep -q '^null_blk ' || insmod /lib/modules/null_blk.ko nr_devices=0
-nb() { # NAME ZONED [MIB] -> device
-	d=/sys/kernel/config/nullb/$1
-	mkdir $d && echo "${3:-1024}" >$d/size && echo 4096 >$d/blocksize && echo 1 >$d/memory_backed &&
-		echo 1024 >$d/max_sectors || return 1
-	if [ "$2" = 1 ]; then
-		echo 1 >$d/zoned && echo 16 >$d/zone_size && echo 14 >$d/zone_max_open &&
-			echo 28 >$d/zone_max_active || return 1
-	fi
-	echo 1 >$d/power && echo /dev/$1
-}
 # cpu: the guest's CPU ticks so far, all CPUs: "busy idle" (/proc/stat).
 cpu() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $5 + $6 }' /proc/stat; }
 # prof LABEL DEV RW JOBS QD: one profiled fio run.
@@ -54,14 +45,19 @@ prof() {
 # the kernel command line (each a comma-separated list of param=value).
 VARIANTS=$(tr ' ' '\n' </proc/cmdline | sed -n 's/^zvpool.prof_variants=//p' | tr ';' ' ')
 VARIANTS=${VARIANTS:-fastpath=1}
-R=$(nb praw 0)
+# Raw: a memory-backed null_blk of 1 GiB (as nullb_zoned, not zoned).
+NB=/sys/kernel/config/nullb
+mkdir $NB/praw && echo 1024 >$NB/praw/size && echo 4096 >$NB/praw/blocksize &&
+	echo 1 >$NB/praw/memory_backed && echo 1024 >$NB/praw/max_sectors && echo 1 >$NB/praw/power
+R=/dev/praw
 prof raw-randwrite "$R" randwrite 4 32
 prof raw-randwrite-qd1 "$R" randwrite 1 1
 prof raw-randread "$R" randread 4 32
-echo 0 >/sys/kernel/config/nullb/praw/power
-rmdir /sys/kernel/config/nullb/praw
+echo 0 >$NB/praw/power
+rmdir $NB/praw
 # A pool of 2 GiB for a 600 MiB volume: no GC during the runs.
-Z=$(nb pzone 1 2048)
+nullb_zoned $NB/pzone 2048 16 max_sectors=1024 zone_max_open=14 zone_max_active=28
+Z=/dev/pzone
 for v in $VARIANTS; do
 	insmod "$KO" $(echo "$v" | tr ',' ' ')
 	zvpoolctl pool create -f pp "$Z" >/dev/null && zvpoolctl volume create pp/v --size 600M >/dev/null
