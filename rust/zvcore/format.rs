@@ -144,6 +144,14 @@ pub const INCOMPAT_DELTA_GROW: u64 = 1 << 6;
 /// A reader without it would look for checkpoint blocks in the wrong
 /// places.
 pub const INCOMPAT_CHECKPOINT_COPIES: u64 = 1 << 7;
+/// Removed members: a member entry may be flagged removed
+/// (`superblock::MEMBER_FLAG_REMOVED`): its device is no longer part of the
+/// pool and is not looked for at assembly; checkpoints are laid out over
+/// the other members, and a checkpoint header names the removed members it
+/// was laid out without (`CheckpointHeader::removed`). A reader without it
+/// would wait for the device and look for checkpoint blocks in the wrong
+/// places.
+pub const INCOMPAT_REMOVED_MEMBERS: u64 = 1 << 8;
 /// Every incompat bit this version knows (decodes). The engine may still
 /// support fewer: it checks with [`Superblock::check_features`].
 pub const INCOMPAT_KNOWN: u64 = INCOMPAT_SHARED_BLOCKS
@@ -153,7 +161,8 @@ pub const INCOMPAT_KNOWN: u64 = INCOMPAT_SHARED_BLOCKS
     | INCOMPAT_DELTA_CHECKPOINTS
     | INCOMPAT_DELTA_VOLUMES
     | INCOMPAT_DELTA_GROW
-    | INCOMPAT_CHECKPOINT_COPIES;
+    | INCOMPAT_CHECKPOINT_COPIES
+    | INCOMPAT_REMOVED_MEMBERS;
 
 /// The magic of a metadata block, if it has at least 8 bytes.
 pub fn peek_magic(block: &[u8]) -> Option<u64> {

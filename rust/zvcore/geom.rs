@@ -319,6 +319,10 @@ pub struct PoolGeometry<S> {
     /// Checkpoints are written twice, on two members
     /// (`format::INCOMPAT_CHECKPOINT_COPIES`, see `format::layout`).
     ckpt_copies: bool,
+    /// Members left out of the metadata layout (bit per member): removed
+    /// from the pool (`format::INCOMPAT_REMOVED_MEMBERS`), or removed when
+    /// the checkpoint being read was written (recovery).
+    removed: u64,
 }
 
 impl<S: Deref<Target = [DeviceGeometry]>> PoolGeometry<S> {
@@ -331,6 +335,42 @@ impl<S: Deref<Target = [DeviceGeometry]>> PoolGeometry<S> {
     /// says (`format::INCOMPAT_CHECKPOINT_COPIES`); never with one member.
     pub fn set_ckpt_copies(&mut self, copies: bool) {
         self.ckpt_copies = copies && self.devs.len() >= 2;
+    }
+
+    /// The members left out of the metadata layout (bit per member; see
+    /// `format::layout`).
+    pub fn removed(&self) -> u64 {
+        self.removed
+    }
+
+    /// Sets the members left out of the metadata layout: the pool's
+    /// removed members, or (recovery) those of the checkpoint being read.
+    /// At least one member stays in and no bit names a member past the
+    /// last ([`Error::Invalid`], nothing changed).
+    pub fn set_removed(&mut self, removed: u64) -> Result<()> {
+        let all = u32::from(self.nr_devices());
+        let mask = 1u64.checked_shl(all).map_or(u64::MAX, |b| b - 1);
+        if removed & !mask != 0 || removed == mask {
+            return Err(Error::Invalid("pool: removed members"));
+        }
+        self.removed = removed;
+        Ok(())
+    }
+
+    /// Whether member `d` is left out of the metadata layout.
+    pub fn is_removed(&self, d: u16) -> bool {
+        self.removed & 1u64.checked_shl(u32::from(d)).unwrap_or(0) != 0
+    }
+
+    /// The members in the metadata layout, in order.
+    pub fn layout_members(&self) -> impl Iterator<Item = u16> + '_ {
+        (0..self.nr_devices()).filter(|d| !self.is_removed(*d))
+    }
+
+    /// Members in the metadata layout.
+    pub fn nr_layout_members(&self) -> u16 {
+        self.nr_devices()
+            .saturating_sub(self.removed.count_ones() as u16)
     }
 
     /// Validates every member and the pool as a whole (1..=64 members, total
@@ -358,6 +398,7 @@ impl<S: Deref<Target = [DeviceGeometry]>> PoolGeometry<S> {
             total: base,
             zones: zone,
             ckpt_copies: false,
+            removed: 0,
         })
     }
 

@@ -46,8 +46,8 @@ use super::format::layout::{
 use super::format::{
     decode_journal_block, CheckpointHeader, Record, Superblock, Uuid, BLOCK_SIZE,
     INCOMPAT_CHECKPOINT_COPIES, INCOMPAT_COMMIT_BLOCKS, INCOMPAT_DELTA_CHECKPOINTS,
-    INCOMPAT_DELTA_GROW, INCOMPAT_DELTA_VOLUMES, INCOMPAT_SHARED_BLOCKS, RO_COMPAT_JOURNAL_COPIES,
-    RO_COMPAT_RESERVATION, SUPERBLOCK_MAGIC,
+    INCOMPAT_DELTA_GROW, INCOMPAT_DELTA_VOLUMES, INCOMPAT_REMOVED_MEMBERS, INCOMPAT_SHARED_BLOCKS,
+    RO_COMPAT_JOURNAL_COPIES, RO_COMPAT_RESERVATION, SUPERBLOCK_MAGIC,
 };
 use super::geom::{DeviceGeometry, PoolGeometry, Stream, MAX_DEVICES};
 use super::map::{visit_distinct, BlockTable, MapExtent, NodeStore};
@@ -69,7 +69,8 @@ pub const INCOMPAT_SUPPORTED: u64 = INCOMPAT_SHARED_BLOCKS
     | INCOMPAT_DELTA_CHECKPOINTS
     | INCOMPAT_DELTA_VOLUMES
     | INCOMPAT_DELTA_GROW
-    | INCOMPAT_CHECKPOINT_COPIES;
+    | INCOMPAT_CHECKPOINT_COPIES
+    | INCOMPAT_REMOVED_MEMBERS;
 /// Ro-compat features this engine supports.
 pub const RO_COMPAT_SUPPORTED: u64 = RO_COMPAT_RESERVATION | RO_COMPAT_JOURNAL_COPIES;
 
@@ -540,10 +541,23 @@ where
     pool.refs = RefMap::disabled();
     pool.replaying = true;
 
-    // 2. Checkpoints: the valid headers, newest first.
+    // 2. Checkpoints: the valid headers, newest first. A set is laid out
+    // over the members not removed when it was written: now, or before
+    // the last removal (its header says which).
+    let removed = pool.sb.removed_mask();
+    let layouts = [removed, pool.sb.prev_removed];
     let mut heads: [Option<CheckpointHeader>; 2] = [None, None];
     for (set, h) in heads.iter_mut().enumerate() {
-        *h = read_set_header(pool.alloc.geom(), perm, rd, set as u8, &uuid, buf);
+        for m in layouts {
+            if pool.alloc.set_layout_removed(m).is_err() {
+                continue;
+            }
+            let found = read_set_header(pool.alloc.geom(), perm, rd, set as u8, &uuid, buf);
+            if let Some(f) = found.filter(|f| f.removed == m) {
+                *h = Some(f);
+                break;
+            }
+        }
     }
     // Newest first; a missing header goes last.
     let order = match heads {
@@ -560,8 +574,12 @@ where
         let Some(h) = h else { continue };
         clear_volumes(pool);
         pool.last_rewind = None;
-        match load_checkpoint(pool, perm, rd, h, buf) {
+        pool.alloc.set_layout_removed(h.removed)?;
+        let loaded = load_checkpoint(pool, perm, rd, h, buf);
+        pool.alloc.set_layout_removed(removed)?;
+        match loaded {
             Ok((last, d)) => {
+                pool.ckpt_removed = h.removed;
                 chosen = Some((last, k > 0));
                 asm.delta_checkpoints = d.deltas;
                 asm.volume_deltas = d.volume_deltas;
@@ -577,6 +595,7 @@ where
             }
         }
     }
+    pool.alloc.set_layout_removed(removed)?;
     let Some((ckpt, fell_back)) = chosen else {
         clear_volumes(pool);
         return Err(Error::Corrupt("recover: no valid checkpoint"));
@@ -737,12 +756,15 @@ where
     }
 
     // Missing members are lost from the start (before the journal's
-    // members are settled below).
+    // members are settled below); so are removed ones (no device, no
+    // block: not missing).
     let n = pool.alloc.geom().nr_devices();
     for m in 0..n {
         if perm.get(usize::from(m)) == Some(&MISSING) {
             pool.member_lost(m)?;
-            asm.missing |= 1u64.checked_shl(u32::from(m)).unwrap_or(0);
+            if !pool.alloc.geom().is_removed(m) {
+                asm.missing |= 1u64.checked_shl(u32::from(m)).unwrap_or(0);
+            }
         }
     }
 

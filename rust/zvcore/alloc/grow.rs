@@ -27,6 +27,7 @@ where
     pub fn grow(&mut self, geoms: G, mut zones: Z, mut devs: D) -> Result<(G, Z, D)> {
         let mut geom = PoolGeometry::new(geoms)?;
         geom.set_ckpt_copies(self.geom.ckpt_copies());
+        geom.set_removed(self.geom.removed())?;
         let n = self.geom.devices().len();
         if geom.devices().len() != n.saturating_add(1)
             || geom.devices().get(..n) != Some(self.geom.devices())
@@ -125,6 +126,13 @@ where
     pub fn set_lost(&mut self, members: u64) {
         self.lost |= members;
         self.close_open_zones(members);
+    }
+
+    /// Sets the members left out of the metadata layout
+    /// ([`PoolGeometry::set_removed`]): removed from the pool, or (recovery)
+    /// removed when the checkpoint being read was written.
+    pub fn set_layout_removed(&mut self, removed: u64) -> Result<()> {
+        self.geom.set_removed(removed)
     }
 
     /// The members set by [`Self::set_lost`].

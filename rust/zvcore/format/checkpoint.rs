@@ -25,6 +25,10 @@
 //! | journal_seq u64 | set u8, kind u8, reserved[6] | zero...` for a full
 //! checkpoint (kind 0); a delta (kind 1, see [`DeltaLink`]) continues
 //! `| prev_generation u64 | first_block u32 | base_generation u64 | zero...`.
+//! Either has at offset 80 `removed u64`: the members removed when it was
+//! written (feature `INCOMPAT_REMOVED_MEMBERS`, bit per member; the
+//! checkpoint is laid out over the others, see `layout`), zero before any
+//! removal.
 //!
 //! Delta checkpoints (feature `INCOMPAT_DELTA_CHECKPOINTS`): the block-table
 //! changes since the previous checkpoint of the set, framed like a full
@@ -150,6 +154,10 @@ pub struct CheckpointHeader {
     /// For a delta checkpoint (feature `INCOMPAT_DELTA_CHECKPOINTS`): its
     /// place in its chain. `None`: a full checkpoint.
     pub delta: Option<DeltaLink>,
+    /// The members removed when it was written (bit per member): it is
+    /// laid out over the others (`layout`; feature
+    /// `INCOMPAT_REMOVED_MEMBERS`).
+    pub removed: u64,
 }
 
 /// Where a delta checkpoint sits: after the full checkpoint `base` and the
@@ -167,6 +175,9 @@ pub struct DeltaLink {
     /// follow; their own indices count from 0 at the header).
     pub first_block: u32,
 }
+
+/// Offset of a header's `removed` word (after a delta's link).
+const HEADER_REMOVED_OFFSET: usize = 80;
 
 /// Header kind byte of a full checkpoint.
 const KIND_FULL: u8 = 0;
@@ -209,6 +220,8 @@ impl CheckpointHeader {
                 w.put_u64(d.base)?;
             }
         }
+        w.put_zeros(HEADER_REMOVED_OFFSET.saturating_sub(w.pos()))?;
+        w.put_u64(self.removed)?;
         seal_block(buf)
     }
 
@@ -261,6 +274,10 @@ impl CheckpointHeader {
             }
             _ => return Err(Error::Unsupported("checkpoint: header kind")),
         };
+        if !all_zero(r.get_bytes(HEADER_REMOVED_OFFSET.saturating_sub(r.pos()))?) {
+            return Err(Error::BadField("checkpoint: header reserved"));
+        }
+        let removed = r.get_u64()?;
         if !all_zero(r.get_bytes(r.remaining())?) {
             return Err(Error::BadField("checkpoint: header reserved"));
         }
@@ -270,6 +287,7 @@ impl CheckpointHeader {
                 generation,
                 journal_seq,
                 delta,
+                removed,
             },
             crc,
         ))
@@ -446,6 +464,7 @@ impl CheckpointCommit {
                 generation,
                 journal_seq,
                 delta: None,
+                removed: 0,
             },
             nr_blocks,
             header_crc,
@@ -853,6 +872,7 @@ impl CheckpointReader {
             generation: 0,
             journal_seq: 0,
             delta: None,
+            removed: 0,
         },
         header_crc: 0,
         next: 0,

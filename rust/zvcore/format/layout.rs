@@ -195,13 +195,33 @@ fn part_blocks(g: &DeviceGeometry) -> u64 {
 }
 
 /// With checkpoint copies: the blocks of a *phase* (`H`), half the
-/// smallest member's part of a set (see [`checkpoint_copy_addr`]).
+/// smallest part of a set of a member in the layout (see
+/// [`checkpoint_copy_addr`]).
 pub fn copies_phase_blocks<S: Deref<Target = [DeviceGeometry]>>(geo: &PoolGeometry<S>) -> u64 {
-    geo.devices()
-        .iter()
+    geo.layout_members()
+        .filter_map(|d| geo.device(d))
         .map(|g| part_blocks(g) / 2)
         .min()
         .unwrap_or(0)
+}
+
+/// Member `dev`'s place in the ring of members in the layout (removed
+/// members are left out, see the module documentation).
+fn ring_pos<S: Deref<Target = [DeviceGeometry]>>(geo: &PoolGeometry<S>, dev: u16) -> Option<u64> {
+    if dev >= geo.nr_devices() || geo.is_removed(dev) {
+        return None;
+    }
+    Some(u64::from(
+        (0..dev).filter(|d| !geo.is_removed(*d)).count() as u16
+    ))
+}
+
+/// The member at place `pos` of the ring of members in the layout.
+fn ring_member<S: Deref<Target = [DeviceGeometry]>>(
+    geo: &PoolGeometry<S>,
+    pos: u64,
+) -> Option<u16> {
+    geo.layout_members().nth(usize::try_from(pos).ok()?)
 }
 
 /// Capacity of checkpoint set `set` in blocks (sum of its zones' capacities;
@@ -215,10 +235,10 @@ pub fn checkpoint_capacity<S: Deref<Target = [DeviceGeometry]>>(
         return 0;
     }
     let total = if geo.ckpt_copies() {
-        copies_phase_blocks(geo).saturating_mul(u64::from(geo.nr_devices()))
+        copies_phase_blocks(geo).saturating_mul(u64::from(geo.nr_layout_members()))
     } else {
-        geo.devices()
-            .iter()
+        geo.layout_members()
+            .filter_map(|d| geo.device(d))
             .fold(0u64, |acc, g| acc.saturating_add(part_blocks(g)))
     };
     u32::try_from(total).unwrap_or(u32::MAX)
@@ -242,13 +262,16 @@ fn part_addr<S: Deref<Target = [DeviceGeometry]>>(
 
 /// With checkpoint copies, where block `index` and its copy are: the
 /// block is in phase `p = index / H` at offset `o = index % H` (`H`:
-/// [`copies_phase_blocks`]); its first copy on member `p`, its second on
-/// member `p + 1` (member 0 for the last phase). A member writes the phase
-/// it copies first, then its own: member `m >= 1` holds the copy of phase
-/// `m - 1` at offsets `0..H` of its part and phase `m` at `H..2H`; member 0
-/// holds phase 0 at `0..H` and the copy of the last phase at `H..2H`. So
-/// each member's part is written in order, as a prefix, one zone at a
-/// time, and the two copies of a block are on two members.
+/// [`copies_phase_blocks`]); its first copy on the member at place `p` of
+/// the ring of members in the layout (every member but the removed ones,
+/// in order), its second on the one at place `p + 1` (place 0 for the last
+/// phase). A member writes the phase it copies first, then its own: the
+/// member at place `m >= 1` holds the copy of phase `m - 1` at offsets
+/// `0..H` of its part and phase `m` at `H..2H`; the one at place 0 holds
+/// phase 0 at `0..H` and the copy of the last phase at `H..2H`. So each
+/// member's part is written in order, as a prefix, one zone at a time, and
+/// the two copies of a block are on two members (on the one member left
+/// when all others are removed: its two halves).
 fn copies_place<S: Deref<Target = [DeviceGeometry]>>(
     geo: &PoolGeometry<S>,
     index: u32,
@@ -257,15 +280,15 @@ fn copies_place<S: Deref<Target = [DeviceGeometry]>>(
     if h == 0 {
         return None;
     }
-    let n = u64::from(geo.nr_devices());
+    let n = u64::from(geo.nr_layout_members());
     let p = u64::from(index) / h;
     let o = u64::from(index) % h;
     if p >= n {
         return None;
     }
     let q = (p + 1) % n;
-    let first = (u16::try_from(p).ok()?, if p == 0 { o } else { h + o });
-    let second = (u16::try_from(q).ok()?, if q == 0 { h + o } else { o });
+    let first = (ring_member(geo, p)?, if p == 0 { o } else { h + o });
+    let second = (ring_member(geo, q)?, if q == 0 { h + o } else { o });
     Some([first, second])
 }
 
@@ -302,6 +325,9 @@ pub fn checkpoint_block_addr<S: Deref<Target = [DeviceGeometry]>>(
     let mut left = u64::from(index);
     for (d, g) in geo.devices().iter().enumerate() {
         let dev = u16::try_from(d).ok()?;
+        if geo.is_removed(dev) {
+            continue;
+        }
         let part = g
             .zone_cap_blocks
             .saturating_mul(u64::from(ckpt_zones_of(g.meta_zones)));
@@ -328,17 +354,22 @@ pub fn checkpoint_member_blocks<S: Deref<Target = [DeviceGeometry]>>(
     if geo.ckpt_copies() {
         // The phase written first, then the second one (`copies_place`).
         let h = copies_phase_blocks(geo);
-        let n = u64::from(geo.nr_devices());
-        let m = u64::from(dev);
-        if m >= n {
+        let n = u64::from(geo.nr_layout_members());
+        let Some(m) = ring_pos(geo, dev) else {
             return 0;
-        }
+        };
         let (lo, hi) = if m == 0 { (0, n - 1) } else { (m - 1, m) };
         let of = |p: u64| b.saturating_sub(p.saturating_mul(h)).min(h);
         return if of(hi) > 0 { h + of(hi) } else { of(lo) };
     }
+    if geo.is_removed(dev) {
+        return 0;
+    }
     let mut before = 0u64;
     for (d, g) in geo.devices().iter().enumerate() {
+        if geo.is_removed(d as u16) {
+            continue;
+        }
         let part = part_blocks(g);
         if d == usize::from(dev) {
             return b.saturating_sub(before).min(part);
@@ -481,56 +512,87 @@ mod tests {
     /// address is used twice, each member's part is written as a prefix in
     /// index order (so one zone of the set at a time), and the prefix and
     /// last zone computed match the writes.
+    /// [`checkpoint_copies_on_two_members_each_written_in_order`] for `n`
+    /// members, `k` zones a set, members `removed` left out.
+    fn copies_in_order(n: usize, k: u32, removed: u64) {
+        let mut devs: std::vec::Vec<DeviceGeometry> =
+            (0..n).map(|d| zns(24, 16, 12 - d as u64 % 2)).collect();
+        set_meta_zones(&mut devs, k);
+        let mut p = PoolGeometry::new(&devs[..]).unwrap();
+        p.set_removed(removed).unwrap();
+        let live = n - removed.count_ones() as usize;
+        let t = std::format!("{n} members, k {k}, removed {removed:#b}");
+        let plain = checkpoint_capacity(&p, 0);
+        p.set_ckpt_copies(true);
+        let h = copies_phase_blocks(&p);
+        let smallest = (0..n)
+            .filter(|d| removed & (1 << d) == 0)
+            .map(|d| 12 - d as u64 % 2)
+            .min()
+            .unwrap();
+        assert_eq!(h, u64::from(k) * smallest / 2, "{t}");
+        let cap = checkpoint_capacity(&p, 0);
+        assert_eq!(u64::from(cap), h * live as u64, "{t}");
+        assert!(cap * 2 <= plain, "{t}");
+        for set in 0..2u8 {
+            let mut seen = std::collections::BTreeSet::new();
+            let mut next = std::vec![0u64; n];
+            for i in 0..cap {
+                let a = checkpoint_block_addr(&p, set, i).unwrap();
+                let c = checkpoint_copy_addr(&p, set, i).unwrap();
+                let mut devs_of = [0u16; 2];
+                for (j, x) in [a, c].into_iter().enumerate() {
+                    assert!(seen.insert(x), "{t}: address {x} twice");
+                    let z = p.zone_of(x).unwrap();
+                    let (d, _) = p.zone_dev(z).unwrap();
+                    assert!(!p.is_removed(d), "{t}: block {i} on removed {d}");
+                    assert!(checkpoint_zones(&p, set, d).contains(&z));
+                    devs_of[j] = d;
+                    // The offset in the member's part: the next one.
+                    let first = checkpoint_zone(&p, set, d).unwrap();
+                    let zi = u64::from(z - first);
+                    let off =
+                        zi * p.device(d).unwrap().zone_cap_blocks + (x - p.zone_start(z).unwrap());
+                    assert_eq!(off, next[usize::from(d)], "{t}: block {i} on {d}");
+                    next[usize::from(d)] += 1;
+                }
+                assert_ne!(devs_of[0], devs_of[1], "{t}: block {i}");
+                for d in 0..n as u16 {
+                    assert_eq!(
+                        checkpoint_member_blocks(&p, d, i + 1),
+                        next[usize::from(d)],
+                        "{t}: member {d} after block {i}"
+                    );
+                }
+            }
+            assert_eq!(checkpoint_block_addr(&p, set, cap), None);
+            assert_eq!(checkpoint_copy_addr(&p, set, cap), None);
+        }
+        // Without copies there is no second address, and the removed
+        // members hold nothing either.
+        p.set_ckpt_copies(false);
+        assert_eq!(checkpoint_copy_addr(&p, 0, 0), None);
+        for i in 0..checkpoint_capacity(&p, 0) {
+            let a = checkpoint_block_addr(&p, 0, i).unwrap();
+            let (d, _) = p.zone_dev(p.zone_of(a).unwrap()).unwrap();
+            assert!(!p.is_removed(d), "{t}: block {i} on removed {d}");
+        }
+    }
+
     #[test]
     fn checkpoint_copies_on_two_members_each_written_in_order() {
         for (n, k) in [(2usize, 1u32), (2, 3), (3, 1), (3, 2), (4, 3)] {
-            let mut devs: std::vec::Vec<DeviceGeometry> =
-                (0..n).map(|d| zns(24, 16, 12 - d as u64 % 2)).collect();
-            set_meta_zones(&mut devs, k);
-            let mut p = PoolGeometry::new(&devs[..]).unwrap();
-            let plain = checkpoint_capacity(&p, 0);
-            p.set_ckpt_copies(true);
-            let h = copies_phase_blocks(&p);
-            assert_eq!(h, u64::from(k) * 11 / 2, "{n} members, k {k}");
-            let cap = checkpoint_capacity(&p, 0);
-            assert_eq!(u64::from(cap), h * n as u64);
-            assert!(cap * 2 <= plain);
-            for set in 0..2u8 {
-                let mut seen = std::collections::BTreeSet::new();
-                let mut next = std::vec![0u64; n];
-                for i in 0..cap {
-                    let a = checkpoint_block_addr(&p, set, i).unwrap();
-                    let c = checkpoint_copy_addr(&p, set, i).unwrap();
-                    let mut devs_of = [0u16; 2];
-                    for (j, x) in [a, c].into_iter().enumerate() {
-                        assert!(seen.insert(x), "{n}/{k}: address {x} twice");
-                        let z = p.zone_of(x).unwrap();
-                        let (d, _) = p.zone_dev(z).unwrap();
-                        assert!(checkpoint_zones(&p, set, d).contains(&z));
-                        devs_of[j] = d;
-                        // The offset in the member's part: the next one.
-                        let first = checkpoint_zone(&p, set, d).unwrap();
-                        let zi = u64::from(z - first);
-                        let off = zi * p.device(d).unwrap().zone_cap_blocks
-                            + (x - p.zone_start(z).unwrap());
-                        assert_eq!(off, next[usize::from(d)], "{n}/{k}: block {i} on {d}");
-                        next[usize::from(d)] += 1;
-                    }
-                    assert_ne!(devs_of[0], devs_of[1], "{n}/{k}: block {i}");
-                    for d in 0..n as u16 {
-                        assert_eq!(
-                            checkpoint_member_blocks(&p, d, i + 1),
-                            next[usize::from(d)],
-                            "{n}/{k}: member {d} after block {i}"
-                        );
-                    }
-                }
-                assert_eq!(checkpoint_block_addr(&p, set, cap), None);
-                assert_eq!(checkpoint_copy_addr(&p, set, cap), None);
+            // Members removed: none, each one (two left at least), two.
+            let mut masks = std::vec![0u64];
+            if n >= 3 {
+                masks.extend((0..n).map(|d| 1u64 << d));
             }
-            // Without copies there is no second address.
-            p.set_ckpt_copies(false);
-            assert_eq!(checkpoint_copy_addr(&p, 0, 0), None);
+            if n >= 4 {
+                masks.extend([0b0101, 0b0011, 0b1100]);
+            }
+            for removed in masks {
+                copies_in_order(n, k, removed);
+            }
         }
         // One member: never copies.
         let devs = [zns(24, 16, 12)];

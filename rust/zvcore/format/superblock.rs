@@ -25,7 +25,8 @@
 //! | 84  | 4    | block size (= 4096)                                    |
 //! | 88  | 4    | metadata zones per device (even, 4..=8192; see below)  |
 //! | 92  | 4    | checkpoint interval (journal blocks, >= 1)             |
-//! | 96  | 32   | reserved, zero                                         |
+//! | 96  | 8    | members removed before the last removal (bit per member; see below) |
+//! | 104 | 24   | reserved, zero                                         |
 //! | 128 | 60*n | member entries ([`MEMBER_ENTRY_LEN`] bytes each)       |
 //! | ... |      | zero up to the end of the block                        |
 //!
@@ -42,8 +43,17 @@
 //! | 48  | 4    | max open zones (0 = unlimited)               |
 //! | 52  | 4    | max active zones (0 = unlimited)             |
 //! | 56  | 1    | kind (1 ZNS, 2 SMR, 3 conventional)          |
-//! | 57  | 1    | flags (bit 0: zone append), others zero      |
+//! | 57  | 1    | flags (bit 0: zone append, bit 1: removed), others zero |
 //! | 58  | 2    | reserved, zero                               |
+//!
+//! Removed members (feature `INCOMPAT_REMOVED_MEMBERS`): a member flagged
+//! removed keeps its entry, index and address range, but its device is no
+//! longer part of the pool: it holds no live block, gets no superblock and
+//! no metadata, and assembly does not look for it. At least one member is
+//! not removed. The word at offset 96 is the removed set *before* the last
+//! removal (a subset of the current one): checkpoints written before that
+//! removal are laid out over the members it names as present
+//! (`format::layout`); zero in a pool without removed members.
 //!
 //! Metadata zones per device: the first that many sequential zones of every
 //! member are reserved for metadata, two log zones and then the two
@@ -58,7 +68,8 @@ use super::super::geom::{
 };
 use super::{
     all_zero, check_block, seal_block, to_invalid, Uuid, BLOCK_SIZE, BLOCK_SIZE_U32, COMPAT_KNOWN,
-    FORMAT_VERSION, INCOMPAT_KNOWN, MAX_GENERATION, RO_COMPAT_KNOWN, SUPERBLOCK_MAGIC,
+    FORMAT_VERSION, INCOMPAT_KNOWN, INCOMPAT_REMOVED_MEMBERS, MAX_GENERATION, RO_COMPAT_KNOWN,
+    SUPERBLOCK_MAGIC,
 };
 
 /// Offset of the member table.
@@ -67,8 +78,11 @@ pub const MEMBERS_OFFSET: usize = 128;
 pub const MEMBER_ENTRY_LEN: usize = 60;
 /// Member flag: the device supports zone append.
 pub const MEMBER_FLAG_ZONE_APPEND: u8 = 1 << 0;
+/// Member flag: the member was removed from the pool
+/// (`INCOMPAT_REMOVED_MEMBERS`).
+pub const MEMBER_FLAG_REMOVED: u8 = 1 << 1;
 /// Every member flag this version knows.
-pub const MEMBER_FLAGS_KNOWN: u8 = MEMBER_FLAG_ZONE_APPEND;
+pub const MEMBER_FLAGS_KNOWN: u8 = MEMBER_FLAG_ZONE_APPEND | MEMBER_FLAG_REMOVED;
 /// Default checkpoint interval (journal blocks between checkpoints).
 pub const DEFAULT_CHECKPOINT_INTERVAL: u32 = 1024;
 
@@ -81,6 +95,8 @@ pub struct MemberInfo {
     pub base: u64,
     /// The member's geometry.
     pub geom: DeviceGeometry,
+    /// Removed from the pool ([`MEMBER_FLAG_REMOVED`]).
+    pub removed: bool,
 }
 
 impl MemberInfo {
@@ -99,6 +115,7 @@ impl MemberInfo {
             zone_append: false,
             meta_zones: 0,
         },
+        removed: false,
     };
 
     fn encode(&self, w: &mut Writer<'_>) -> Result<()> {
@@ -112,11 +129,13 @@ impl MemberInfo {
         w.put_u32(g.max_open)?;
         w.put_u32(g.max_active)?;
         w.put_u8(g.kind.code())?;
-        w.put_u8(if g.zone_append {
+        let append = if g.zone_append {
             MEMBER_FLAG_ZONE_APPEND
         } else {
             0
-        })?;
+        };
+        let removed = if self.removed { MEMBER_FLAG_REMOVED } else { 0 };
+        w.put_u8(append | removed)?;
         w.put_u16(0)
     }
 
@@ -152,6 +171,7 @@ impl MemberInfo {
                 // The pool's, set by the superblock's decoder.
                 meta_zones: 0,
             },
+            removed: flags & MEMBER_FLAG_REMOVED != 0,
         })
     }
 }
@@ -180,6 +200,9 @@ pub struct Superblock {
     pub nr_members: u16,
     /// Member table; entries `nr_members..` are [`MemberInfo::EMPTY`].
     pub members: [MemberInfo; MAX_DEVICES],
+    /// The removed members (bit per member) before the last removal: the
+    /// layout of the checkpoints written before it (0 without removals).
+    pub prev_removed: u64,
 }
 
 impl Superblock {
@@ -238,6 +261,7 @@ impl Superblock {
         self.member_index = 0;
         self.checkpoint_interval = DEFAULT_CHECKPOINT_INTERVAL;
         self.nr_members = n as u16;
+        self.prev_removed = 0;
         let mut base = 0u64;
         for (i, slot) in self.members.iter_mut().enumerate() {
             let Some((uuid, geom)) = member(i).filter(|_| i < n) else {
@@ -248,6 +272,7 @@ impl Superblock {
                 dev_uuid: uuid,
                 base,
                 geom,
+                removed: false,
             };
             let size = geom
                 .size_blocks()
@@ -263,6 +288,7 @@ impl Superblock {
     pub fn for_member(&self, index: u16) -> Result<Self> {
         let m = self
             .member(index)
+            .filter(|m| !m.removed)
             .ok_or(Error::Invalid("superblock: member index"))?;
         let mut sb = self.clone();
         sb.member_index = index;
@@ -405,6 +431,75 @@ impl Superblock {
         {
             return Err(Error::BadField("superblock: unused member slot"));
         }
+        self.validate_removed()
+    }
+
+    /// The removed members' rules (see the module documentation).
+    fn validate_removed(&self) -> Result<()> {
+        let removed = self.removed_mask();
+        if (removed != 0) != (self.incompat & INCOMPAT_REMOVED_MEMBERS != 0) {
+            return Err(Error::BadField(
+                "superblock: removed members without their feature bit",
+            ));
+        }
+        if self.prev_removed & !removed != 0 {
+            return Err(Error::BadField("superblock: previous removed members"));
+        }
+        if self.members().iter().all(|m| m.removed) {
+            return Err(Error::BadField("superblock: every member removed"));
+        }
+        if self.member(self.member_index).is_some_and(|m| m.removed) {
+            return Err(Error::BadField("superblock: copy of a removed member"));
+        }
+        Ok(())
+    }
+
+    /// The removed members, bit per member index.
+    pub fn removed_mask(&self) -> u64 {
+        self.members()
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.removed)
+            .fold(0, |acc, (i, _)| {
+                acc | 1u64.checked_shl(i as u32).unwrap_or(0)
+            })
+    }
+
+    /// Flags member `index` removed and moves to the next generation (a
+    /// membership change); the removed set before it becomes
+    /// [`Self::prev_removed`]. [`Error::Invalid`] (nothing changed) for a
+    /// member that does not exist, is removed already, or is the last one
+    /// not removed.
+    pub fn remove_member(&mut self, index: u16) -> Result<()> {
+        let before = self.removed_mask();
+        let generation = self
+            .generation
+            .checked_add(1)
+            .filter(|g| *g <= MAX_GENERATION)
+            .ok_or(Error::Invalid("superblock: generation"))?;
+        let live = self.members().iter().filter(|m| !m.removed).count();
+        let slot = self
+            .members
+            .get_mut(..usize::from(self.nr_members))
+            .and_then(|m| m.get_mut(usize::from(index)))
+            .ok_or(Error::Invalid("superblock: member index"))?;
+        if slot.removed {
+            return Err(Error::Invalid("superblock: member removed already"));
+        }
+        if live < 2 {
+            return Err(Error::Invalid("superblock: the last member"));
+        }
+        slot.removed = true;
+        self.prev_removed = before;
+        self.incompat |= INCOMPAT_REMOVED_MEMBERS;
+        self.generation = generation;
+        if self.member_index == index {
+            // This copy is the removed member's no more: the first other.
+            let other = (0..self.nr_members).find(|&i| self.member(i).is_some_and(|m| !m.removed));
+            if let Some(i) = other {
+                self.set_member(i)?;
+            }
+        }
         Ok(())
     }
 
@@ -431,7 +526,8 @@ impl Superblock {
         w.put_u32(BLOCK_SIZE_U32)?;
         w.put_u32(self.meta_zones())?;
         w.put_u32(self.checkpoint_interval)?;
-        w.put_zeros(MEMBERS_OFFSET - 96)?;
+        w.put_u64(self.prev_removed)?;
+        w.put_zeros(MEMBERS_OFFSET - 104)?;
         for m in self.members() {
             m.encode(&mut w)?;
         }
@@ -464,6 +560,7 @@ impl Superblock {
         checkpoint_interval: 0,
         nr_members: 0,
         members: [MemberInfo::EMPTY; MAX_DEVICES],
+        prev_removed: 0,
     };
 
     /// Like [`Self::decode`], but into existing storage (the kernel keeps
@@ -498,7 +595,8 @@ impl Superblock {
             return Err(Error::Unsupported("superblock: metadata zones per device"));
         }
         self.checkpoint_interval = r.get_u32()?;
-        if !all_zero(r.get_bytes(MEMBERS_OFFSET - 96)?) {
+        self.prev_removed = r.get_u64()?;
+        if !all_zero(r.get_bytes(MEMBERS_OFFSET - 104)?) {
             return Err(Error::BadField("superblock: reserved"));
         }
         let n = usize::from(self.nr_members);
@@ -544,6 +642,7 @@ impl Superblock {
         self.member_index = other.member_index;
         self.checkpoint_interval = other.checkpoint_interval;
         self.nr_members = other.nr_members;
+        self.prev_removed = other.prev_removed;
         // Element by element: two arrays of one length, no length check
         // (`copy_from_slice`'s panic path, which objtool flags).
         for (d, s) in self.members.iter_mut().zip(other.members.iter()) {
@@ -565,6 +664,7 @@ impl Superblock {
             dev_uuid: uuid,
             base,
             geom,
+            removed: false,
         };
         self.nr_members = self.nr_members.saturating_add(1);
         self.generation = generation;
@@ -621,6 +721,7 @@ impl Superblock {
     pub fn set_member(&mut self, index: u16) -> Result<()> {
         let m = self
             .member(index)
+            .filter(|m| !m.removed)
             .ok_or(Error::Invalid("superblock: member index"))?;
         self.dev_uuid = m.dev_uuid;
         self.member_index = index;
@@ -740,6 +841,37 @@ mod tests {
         assert!(Superblock::new(uuid(7), &[]).is_err());
     }
 
+    #[test]
+    fn removed_members() {
+        let mut sb = sample();
+        let gen = sb.generation;
+        sb.remove_member(0).unwrap();
+        assert_eq!(sb.removed_mask(), 0b001);
+        assert_eq!(sb.prev_removed, 0);
+        assert_eq!(sb.generation, gen + 1);
+        assert_ne!(sb.incompat & INCOMPAT_REMOVED_MEMBERS, 0);
+        // The copy described member 0: it now describes the first other.
+        assert_eq!(sb.member_index, 1);
+        assert!(sb.for_member(0).is_err(), "no copy for a removed member");
+        let c = sb.for_member(2).unwrap();
+        assert_eq!(Superblock::decode(&enc(&c)).unwrap(), c);
+        // The entry, index and address range stay.
+        assert_eq!(sb.members()[0].base, 0);
+        assert_eq!(sb.find_member(&uuid(1)), Some(0));
+        assert!(sb.remove_member(0).is_err(), "removed already");
+        assert!(sb.remove_member(3).is_err(), "no such member");
+        sb.remove_member(2).unwrap();
+        assert_eq!((sb.removed_mask(), sb.prev_removed), (0b101, 0b001));
+        let before = sb.clone();
+        assert!(sb.remove_member(1).is_err(), "the last member");
+        assert_eq!(sb, before, "nothing changed");
+        assert_eq!(Superblock::decode(&enc(&sb)).unwrap().removed_mask(), 0b101);
+        // The feature bit without a removed member.
+        let mut f = sample();
+        f.incompat |= INCOMPAT_REMOVED_MEMBERS;
+        assert!(f.validate().is_err());
+    }
+
     /// Encodes `sb` bypassing validation by patching the raw block.
     fn patched(f: impl Fn(&mut [u8])) -> Result<()> {
         let mut b = enc(&sample());
@@ -779,7 +911,11 @@ mod tests {
             patched(|b| b[92..96].fill(0)),
             bf("superblock: checkpoint interval")
         );
-        assert_eq!(patched(|b| b[100] = 1), bf("superblock: reserved"));
+        assert_eq!(patched(|b| b[104] = 1), bf("superblock: reserved"));
+        assert_eq!(
+            patched(|b| b[96] = 1),
+            bf("superblock: previous removed members")
+        );
         assert_eq!(patched(|b| b[82] = 0), bf("superblock: member count"));
         assert_eq!(patched(|b| b[82] = 65), bf("superblock: member count"));
         assert_eq!(patched(|b| b[80] = 3), bf("superblock: member index"));
@@ -793,7 +929,11 @@ mod tests {
         let m = |i: usize, off: usize| MEMBERS_OFFSET + i * MEMBER_ENTRY_LEN + off;
         assert_eq!(patched(|b| b[m(1, 56)] = 0), bf("member kind"));
         assert_eq!(patched(|b| b[m(1, 56)] = 4), bf("member kind"));
-        assert_eq!(patched(|b| b[m(1, 57)] = 2), bf("member flags"));
+        assert_eq!(patched(|b| b[m(1, 57)] = 4), bf("member flags"));
+        assert_eq!(
+            patched(|b| b[m(1, 57)] = 2),
+            bf("superblock: removed members without their feature bit")
+        );
         assert_eq!(patched(|b| b[m(1, 58)] = 1), bf("member reserved"));
         assert_eq!(
             patched(|b| b[m(1, 0)..m(1, 16)].fill(0)),

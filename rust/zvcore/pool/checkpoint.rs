@@ -559,6 +559,7 @@ where
                 prev: self.ckpt_gen,
                 first_block: first,
             }),
+            removed: self.alloc.geom().removed(),
         };
         let w = CheckpointWriter::new(blk, hdr, cap)?;
         let geo = self.alloc.geom();
@@ -1022,6 +1023,8 @@ where
                 tail: self.chain.tail,
             };
             self.full_due = false;
+            // Its layout (a removal waits for a checkpoint in the new one).
+            self.ckpt_removed = self.alloc.geom().removed();
             self.meta_low = self.ckpt_blocks.saturating_mul(100)
                 > cap.saturating_mul(100 - super::META_HEADROOM_PCT);
             st.checkpoint_blocks = self.ckpt_blocks;

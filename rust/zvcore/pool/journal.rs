@@ -272,8 +272,13 @@ where
             // journal member's, the commit point, never names a member
             // without one).
             self.emit_new_member_sb(blk, sink)?;
-            // The mirror's log zones switch with the journal member's.
-            let mold = self.jlog.and_then(|c| self.mirror_log_zone(c));
+            // The mirror's log zones switch with the journal member's (a
+            // mirror chosen by a member removal holds no journal yet).
+            let mold = self
+                .jlog
+                .filter(|_| !self.jmirror_fresh)
+                .and_then(|c| self.mirror_log_zone(c));
+            self.jmirror_fresh = false;
             for o in [old, mold].into_iter().flatten() {
                 // Its slot goes to the next log zone at once: the finish
                 // below runs before the next zone's first write.
@@ -437,8 +442,10 @@ where
         }
         if sb == Some(self.sb.generation) {
             self.sb_dirty = false;
-            // A member added is named by a durable superblock now.
+            // A member added (or removed) is named by a durable superblock
+            // now.
             self.alloc.unfence();
+            self.removing = false;
         }
         self.stats.journal_blocks = self.stats.journal_blocks.saturating_add(nblocks);
         self.stats.commits = self.stats.commits.saturating_add(1);

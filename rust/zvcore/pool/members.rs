@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
-//! Membership changes of a running pool: a member added online.
+//! Membership changes of a running pool: a member added online, a member
+//! removed (see [`Pool::member_remove`]).
 //!
 //! The new member is appended to the address space (its zones get the next
 //! zone ids, its addresses follow the last member's), so nothing already
@@ -27,7 +28,7 @@ use core::ops::{Deref, DerefMut};
 use super::super::alloc::{DevState, ZoneInfo, ZoneState};
 use super::super::error::{Error, Result};
 use super::super::format::layout::{ckpt_zones_of, copies_phase_blocks, log_zone};
-use super::super::format::{Record, Superblock, Uuid};
+use super::super::format::{Record, Superblock, Uuid, RO_COMPAT_JOURNAL_COPIES};
 use super::super::gc::background_level;
 use super::super::geom::DeviceGeometry;
 use super::super::map::NodeStore;
@@ -343,10 +344,149 @@ where
         Ok(())
     }
 
-    /// Whether a member added by [`Self::member_add`] waits for the commit
-    /// that makes it part of the pool.
+    /// Whether a member added by [`Self::member_add`] or removed by
+    /// [`Self::member_remove`] waits for the commit that makes the change.
     pub fn member_pending(&self) -> bool {
-        self.alloc.fenced() != 0
+        self.alloc.fenced() != 0 || self.removing
+    }
+
+    /// Removes member `d` from the pool: it must hold no live block (an
+    /// evacuation moved them: [`Self::evacuate`]), or be lost (its device
+    /// gone) and `force` given: its blocks then stay mapped and read as
+    /// errors until overwritten. The member keeps its index and address
+    /// range, flagged removed in the superblock of the next generation
+    /// (`format::INCOMPAT_REMOVED_MEMBERS`), written by the next commit at
+    /// a log-zone switch (call [`Self::flush`] or
+    /// [`Self::flush_journal_only`] at once). From then on it takes no
+    /// block and no metadata, assembly does not look for its device, and
+    /// checkpoints are laid out over the other members (the first one
+    /// after the removal is full).
+    ///
+    /// Crash safety: until the commit, nothing on disk names the removal
+    /// (the member's metadata and its empty zones are as before). The
+    /// commit point is the superblock the journal member gets at the
+    /// switch (the journal and its copy move off the member first, so
+    /// that both name the removal). After it, the newest checkpoint may
+    /// still be laid out with the member in: assembly reads it under the
+    /// superblock's previous removed set (`Superblock::prev_removed`, named
+    /// by the checkpoint's header), from the copies on the other members.
+    /// So another removal waits for a checkpoint in the new layout
+    /// ([`Error::Busy`]).
+    ///
+    /// Needs both copies of the metadata (journal and checkpoint copies)
+    /// and two members left in the layout after the removal
+    /// ([`Error::Invalid`] otherwise, also for a member that does not
+    /// exist or is removed already, one that holds live blocks, a lost one
+    /// without `force`, and while another member is lost). [`Error::Busy`]
+    /// (nothing changed) while a commit or a checkpoint is in flight, a
+    /// membership change waits for its commit, a checkpoint is due, the
+    /// journal cannot switch log zones now or the newest checkpoint is
+    /// laid out for an earlier membership: commit (a checkpoint) and retry.
+    pub fn member_remove(&mut self, d: u16, force: bool) -> Result<()> {
+        self.live()?;
+        let geo = self.alloc.geom();
+        if d >= geo.nr_devices() || geo.is_removed(d) {
+            return Err(Error::Invalid("member remove: no such member"));
+        }
+        if !geo.ckpt_copies() || self.sb.ro_compat & RO_COMPAT_JOURNAL_COPIES == 0 {
+            return Err(Error::Invalid(
+                "member remove: the pool keeps one copy of its metadata",
+            ));
+        }
+        if geo.nr_layout_members() < 3 {
+            return Err(Error::Invalid(
+                "member remove: two members must stay (the metadata has two copies)",
+            ));
+        }
+        let bit = 1u64.checked_shl(u32::from(d)).unwrap_or(0);
+        let lost = self.alloc.lost() & !geo.removed();
+        if lost & !bit != 0 {
+            return Err(Error::Invalid("member remove: another member is missing"));
+        }
+        if lost & bit == 0 && self.alloc.dev_valid_blocks(d) > 0 {
+            return Err(Error::Invalid(
+                "member remove: the member holds live blocks (evacuate it first)",
+            ));
+        }
+        if lost & bit != 0 && !force {
+            return Err(Error::Invalid(
+                "member remove: the member is missing: its blocks would be lost (force)",
+            ));
+        }
+        if self.commit != Commit::None
+            || self.ckpt_run.is_some()
+            || self.sb_dirty
+            || self.member_pending()
+            || self.ckpt_removed != geo.removed()
+        {
+            if self.ckpt_removed != geo.removed() {
+                self.full_due = true;
+            }
+            return Err(Error::Busy);
+        }
+        if self.jdev == d && self.jmirror.is_none() {
+            return Err(Error::Invalid("member remove: the journal has no copy"));
+        }
+        if self.needs_checkpoint() || self.log_switch_target().is_none() {
+            return Err(Error::Busy);
+        }
+        if self.chain.tail != 0 {
+            // The next checkpoint is laid out anew: no chain tail kept
+            // open across the removal (as for an add).
+            self.full_due = true;
+            self.tails_barred = true;
+            return Err(Error::Busy);
+        }
+        let removed = geo.removed() | bit;
+        // Checked above: at least two members stay.
+        self.sb.remove_member(d)?;
+        self.alloc.set_layout_removed(removed)?;
+        self.alloc.set_lost(bit);
+        if self.evac.is_some_and(|(m, _, _)| m == d) {
+            self.alloc.set_evacuating(0);
+            self.evac = None;
+        }
+        if self.gc_victim.is_some_and(|v| self.alloc.zone_lost(v)) {
+            self.gc_victim = None;
+        }
+        self.move_journal_off(d);
+        self.sb_dirty = true;
+        self.removing = true;
+        self.full_due = true;
+        Ok(())
+    }
+
+    /// The journal (and its copy) leave member `d` being removed: the
+    /// mirror becomes the journal member (its log zones are in step with
+    /// the journal member's), and the first other member in the layout the
+    /// mirror, whose log zone the next switch opens. Before the switch that
+    /// commits the removal, which writes the new superblock on both.
+    fn move_journal_off(&mut self, d: u16) {
+        if self.jdev == d {
+            match self.jmirror.take() {
+                Some(m) => {
+                    self.jdev = m;
+                    self.log_sb_gen = self.mlog_sb_gen;
+                }
+                None => return,
+            }
+        } else if self.jmirror == Some(d) {
+            self.jmirror = None;
+        } else if self.jmirror.is_some() {
+            return;
+        }
+        let lost = self.alloc.lost();
+        let jdev = self.jdev;
+        let geo = self.alloc.geom();
+        let m = geo
+            .layout_members()
+            .find(|&o| o != jdev && lost & 1u64.checked_shl(u32::from(o)).unwrap_or(0) == 0);
+        if let Some(m) = m {
+            self.jmirror = Some(m);
+            // Unknown: the switch treats both log zones as older.
+            self.mlog_sb_gen = [0; 2];
+            self.jmirror_fresh = true;
+        }
     }
 
     /// Step 1 of the membership commit (see the module documentation): the

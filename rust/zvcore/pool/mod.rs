@@ -451,6 +451,18 @@ pub struct Pool<G, Z, E, V, R, N, D, S> {
     pub(super) log_sb_gen: [u64; 2],
     /// The same for the mirror's log zones ([`Self::jmirror`]).
     pub(super) mlog_sb_gen: [u64; 2],
+    /// The mirror was chosen by a member removal and holds no journal yet:
+    /// the log-zone switch that commits the removal leaves its log zones
+    /// but the one it switches to alone.
+    pub(super) jmirror_fresh: bool,
+    /// The members removed when the newest committed checkpoint was
+    /// written: its layout (`format::layout`). A member is removed only
+    /// when it is the current one (the layout of the checkpoints on disk
+    /// is then the superblock's current or previous one).
+    pub(super) ckpt_removed: u64,
+    /// A member removal waits for the commit of the superblock that names
+    /// it (no checkpoint starts before: see `members`).
+    pub(super) removing: bool,
     /// The next checkpoint keeps no chain tail open (a member add waits
     /// for that, with checkpoint copies).
     pub(super) tails_barred: bool,
@@ -614,6 +626,8 @@ where
         st: PoolStorage<Z, E, V, R, N, D, S>,
     ) -> Result<Self> {
         geom.set_ckpt_copies(st.sb.incompat & INCOMPAT_CHECKPOINT_COPIES != 0);
+        let removed = st.sb.removed_mask();
+        geom.set_removed(removed)?;
         let nz = geom.nr_zones() as usize;
         let mut zepoch = st.zone_epochs;
         if zepoch.len() != nz {
@@ -632,8 +646,14 @@ where
         let alloc = Allocator::with_devs(geom, st.zones, st.devs, cfg.alloc)?;
         let members = u32::from(alloc.geom().nr_devices()).max(1);
         let separating = cfg.separate && alloc.data_zones() / members >= cfg.separate_min_zones;
-        let jmirror =
-            (st.sb.ro_compat & RO_COMPAT_JOURNAL_COPIES != 0 && members >= 2).then_some(1);
+        // The journal on the first member in the layout, its copy on the
+        // second (members removed from the pool hold neither).
+        let jdev = alloc.geom().layout_members().next().unwrap_or(0);
+        let jmirror = if st.sb.ro_compat & RO_COMPAT_JOURNAL_COPIES != 0 {
+            alloc.geom().layout_members().nth(1)
+        } else {
+            None
+        };
         Ok(Pool {
             separating,
             alloc,
@@ -648,8 +668,11 @@ where
             commit: Commit::None,
             cur_epoch: 1,
             committed_epoch: 0,
-            jdev: 0,
+            jdev,
             jmirror,
+            jmirror_fresh: false,
+            ckpt_removed: removed,
+            removing: false,
             jlog: None,
             jwp: 0,
             jseq: 1,

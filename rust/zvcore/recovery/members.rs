@@ -54,10 +54,12 @@ pub(super) fn find_members<M: MetaReader>(
     }
     let missing = match_members(devs, rd, sb, &newest, buf, perm)?;
     let absent = devs.iter().filter(|g| g.is_absent()).count();
-    if missing == 0 && absent == 0 {
+    // Removed members have no device: an absent entry each.
+    let removed = sb.removed_mask().count_ones() as usize;
+    if missing == 0 && absent == removed {
         return Ok(read_only);
     }
-    if missing > absent {
+    if missing.saturating_add(removed) > absent {
         return Err(Error::Invalid(
             "recover: a member of the pool is not among the devices given",
         ));
@@ -77,9 +79,11 @@ pub(super) fn find_members<M: MetaReader>(
 }
 
 /// Degraded assembly: how many members of the pool on `devs` (its newest
-/// superblock, decoded into `sb_store`) none of `devs` holds. The caller
-/// passes that many [`DeviceGeometry::ABSENT`] entries more to [`recover`]
-/// (which says whether the pool can do without them).
+/// superblock, decoded into `sb_store`) none of `devs` holds, members
+/// removed from the pool not counted. The caller passes that many
+/// [`DeviceGeometry::ABSENT`] entries more to [`recover`] (which says
+/// whether the pool can do without them), and one more per removed member
+/// (`Superblock::removed_mask`).
 pub fn missing_members<M: MetaReader>(
     devs: &[DeviceGeometry],
     rd: &mut M,
@@ -182,8 +186,8 @@ fn newest_superblock<M: MetaReader>(
 }
 
 /// Finds the device of each member of `sb` (`perm[member]`; [`MISSING`]
-/// when none of `devs` is it; entries past the member count are 0);
-/// returns how many are missing. A device whose newest copy belongs to
+/// when none of `devs` is it, and for a removed member; entries past the
+/// member count are 0); returns how many members not removed are missing. A device whose newest copy belongs to
 /// this pool is the member its device UUID names (the first such device
 /// if several claim it); it must have the member's geometry.
 fn match_members<M: MetaReader>(
@@ -208,7 +212,12 @@ fn match_members<M: MetaReader>(
         if p != sb.pool_uuid {
             continue;
         }
-        let Some(m) = sb.find_member(&u) else {
+        let Some(m) = sb
+            .find_member(&u)
+            .filter(|m| sb.member(*m).is_some_and(|i| !i.removed))
+        else {
+            // Not a member, or one removed (a device left with an older
+            // superblock): not the pool's.
             continue;
         };
         if let Some(slot) = perm.get_mut(usize::from(m)).filter(|s| **s == MISSING) {
@@ -218,7 +227,9 @@ fn match_members<M: MetaReader>(
     let mut missing = 0;
     for (m, info) in sb.members().iter().enumerate() {
         let Some(j) = perm.get(m).copied().filter(|j| *j != MISSING) else {
-            missing += 1;
+            if !info.removed {
+                missing += 1;
+            }
             continue;
         };
         // The device as probed, with the pool's metadata zones (a pool

@@ -991,3 +991,217 @@ fn the_members_not_given_are_counted_from_the_superblock() {
     }
     w.recover_pool();
 }
+
+/// Removes member `d` (retrying after a checkpoint while the engine is
+/// busy) and plans the commit that removes it.
+fn remove_and_plan(w: &mut World, d: u16, force: bool) -> Vec<OwnedOp> {
+    // Zone resets planned before are done (on the device, still there).
+    w.end_resets();
+    let mut r = Err(Error::Busy);
+    for _ in 0..4 {
+        r = w.pool().member_remove(d, force);
+        if r != Err(Error::Busy) {
+            break;
+        }
+        w.checkpoint_now();
+    }
+    r.expect("member_remove");
+    assert!(
+        w.pool_ref().member_pending(),
+        "the removal waits for its commit"
+    );
+    let (r, ops) = w.meta_call(|p, s, mut sink| p.flush(s, &mut sink));
+    r.expect("flush");
+    ops
+}
+
+/// A [`copies_world`] of `members` members whose member `d` is evacuated.
+fn evacuated_world(seed: u64, members: usize, d: u16) -> World {
+    let mut w = world_set(seed, members, 24, |w| {
+        w.journal_copies_pct = 100;
+        w.checkpoint_copies_pct = 100;
+    });
+    overwrite(&mut w, 2);
+    w.pool().evacuate(Some(d)).expect("evacuate");
+    evacuate_fully(&mut w, 5000);
+    assert_eq!(w.member_valid_blocks(usize::from(d)), 0);
+    w
+}
+
+#[test]
+fn member_removal_survives_a_power_cut_anywhere() {
+    // The journal member, the journal's copy, and another one.
+    for d in [0u16, 1, 2] {
+        let seed = seed_from_env("members-remove-cut");
+        let probe_ops = remove_and_plan(&mut evacuated_world(seed, 3, d), d, false);
+        let bit = 1u64 << d;
+        let mut seen_removed = false;
+        for k in 0..=probe_ops.len() {
+            let mut w = evacuated_world(seed, 3, d);
+            let ops = remove_and_plan(&mut w, d, false);
+            assert_eq!(ops.len(), probe_ops.len(), "one seed, one plan");
+            let done = w.exec(&ops, Some(k).filter(|k| *k < ops.len()));
+            if done {
+                w.pool().flush_end(true).expect("flush_end");
+                assert!(!w.pool_ref().member_pending(), "removal committed");
+            }
+            w.crash();
+            // Without the member's device first: that assembles once the
+            // commit point passed; before it, the pool needs the device
+            // (its superblocks name the member) and is given it.
+            w.removed = bit;
+            let removed = match w.try_recover() {
+                Ok((p, asm, _, _)) if p.superblock().removed_mask() & bit != 0 => {
+                    assert_eq!(asm.missing, 0, "a removed member is not missing");
+                    true
+                }
+                // Before the commit point: a degraded assembly (the
+                // member's metadata has copies), or none.
+                Ok((_, asm, _, _)) => {
+                    assert_eq!(asm.missing, bit, "member {d}, cut at op {k}");
+                    false
+                }
+                Err(Error::Invalid(_)) => false,
+                Err(e) => panic!("member {d}, cut at op {k}: {e:?}"),
+            };
+            // (Before the flush that follows it, whether the commit point
+            // is durable is up to the crash.)
+            assert!(removed || !done, "member {d}: the removal's commit is done");
+            seen_removed |= removed;
+            if !removed {
+                w.removed = 0;
+            }
+            w.recover_pool();
+            assert_eq!(
+                w.pool_ref().superblock().removed_mask(),
+                if removed { bit } else { 0 }
+            );
+            // Nothing goes to a removed member (the world asserts that no
+            // operation reaches its device); checkpoints in the new layout
+            // and another power cut keep every flushed write.
+            overwrite(&mut w, 3);
+            w.checkpoint_now();
+            overwrite(&mut w, 1);
+            w.crash_and_recover();
+            if removed {
+                assert_eq!(w.member_valid_blocks(usize::from(d)), 0);
+            }
+            w.run_verify("after a removal");
+        }
+        assert!(seen_removed, "member {d}: the removal never committed");
+    }
+}
+
+#[test]
+fn removal_refusals_change_nothing() {
+    let seed = seed_from_env("members-remove-refusals");
+    let invalid = |w: &mut World, d: u16, force: bool, why: &str| {
+        let gen = w.pool_ref().superblock().generation;
+        match w.pool().member_remove(d, force) {
+            Err(Error::Invalid(m)) => assert!(m.contains(why), "{m}"),
+            r => panic!("member {d}: {r:?}, not '{why}'"),
+        }
+        assert_eq!(w.pool_ref().superblock().generation, gen);
+        assert!(!w.pool_ref().member_pending());
+    };
+    // Live blocks, no such member.
+    let mut w = world_set(seed, 3, 24, |w| {
+        w.journal_copies_pct = 100;
+        w.checkpoint_copies_pct = 100;
+    });
+    overwrite(&mut w, 1);
+    invalid(&mut w, 1, false, "live blocks");
+    invalid(&mut w, 3, false, "no such member");
+    // Two members: the metadata's two copies need both.
+    let mut w = evacuated_world(seed, 2, 1);
+    invalid(&mut w, 1, false, "two members must stay");
+    // One copy of the metadata.
+    let mut w = world_set(seed, 3, 24, |w| {
+        w.journal_copies_pct = 0;
+        w.checkpoint_copies_pct = 100;
+    });
+    invalid(&mut w, 2, false, "one copy of its metadata");
+    // A missing member: only with force; and no other while one is.
+    let mut w = evacuated_world(seed, 4, 3);
+    w.crash();
+    w.missing = 1 << 2;
+    w.recover_pool();
+    invalid(&mut w, 2, false, "force");
+    invalid(&mut w, 3, false, "another member is missing");
+}
+
+#[test]
+fn members_removed_one_after_another_and_a_lost_one_forced_out() {
+    let seed = seed_from_env("members-remove-two");
+    let mut w = evacuated_world(seed, 4, 1);
+    let ops = remove_and_plan(&mut w, 1, false);
+    assert!(w.exec(&ops, None));
+    w.pool().flush_end(true).expect("flush_end");
+    w.removed = 1 << 1;
+    // The newest checkpoint is laid out with member 1: the next removal
+    // waits for one without it.
+    w.pool().evacuate(Some(0)).expect("evacuate");
+    evacuate_fully(&mut w, 5000);
+    assert_eq!(w.pool().member_remove(0, false), Err(Error::Busy));
+    // A power cut here reads the old layout's checkpoint from its copies.
+    w.crash();
+    w.recover_pool();
+    assert_eq!(w.pool_ref().superblock().removed_mask(), 0b10);
+    w.pool().evacuate(Some(0)).expect("evacuate");
+    evacuate_fully(&mut w, 5000);
+    let ops = remove_and_plan(&mut w, 0, false);
+    assert!(w.exec(&ops, None));
+    w.pool().flush_end(true).expect("flush_end");
+    w.removed = 0b11;
+    assert_eq!(
+        w.pool_ref().journal_members(),
+        (2, Some(3)),
+        "the journal on the members left"
+    );
+    overwrite(&mut w, 2);
+    w.crash_and_recover();
+    assert_eq!(w.pool_ref().superblock().removed_mask(), 0b11);
+    assert_eq!(w.member_valid_blocks(0) + w.member_valid_blocks(1), 0);
+    overwrite(&mut w, 1);
+    w.checkpoint_now();
+    w.crash_and_recover();
+    w.run_verify("two members removed");
+    // A member added after removals takes the next index and data.
+    w.add_member_retrying(zns(24)).expect("member_add");
+    while !w.commit(false) {}
+    overwrite(&mut w, 3);
+    assert!(w.member_valid_blocks(4) > 0, "the new member takes data");
+    w.crash_and_recover();
+    w.run_verify("a member added after removals");
+
+    // A member lost for good, forced out: its blocks stay mapped (they
+    // read from nowhere), the rest of the pool goes on with two copies.
+    let mut w = copies_world("members-remove-lost");
+    overwrite(&mut w, 3);
+    let d = (0..3usize)
+        .max_by_key(|&d| w.member_valid_blocks(d))
+        .expect("members");
+    assert!(w.member_valid_blocks(d) > 0);
+    w.crash();
+    w.missing = 1 << d;
+    w.recover_pool();
+    w.add_member_retrying(zns(24)).expect("member_add");
+    while !w.commit(false) {}
+    let ops = remove_and_plan(&mut w, d as u16, true);
+    assert!(w.exec(&ops, None));
+    w.pool().flush_end(true).expect("flush_end");
+    w.missing = 0;
+    w.removed = 1 << d;
+    w.checkpoint_now();
+    w.crash();
+    let (p, asm, _, _) = w
+        .try_recover()
+        .expect("assembly without the removed member");
+    assert_eq!(asm.missing, 0, "removed, not missing");
+    assert_eq!(p.alloc().lost(), 1 << d);
+    assert!(
+        p.alloc().dev_valid_blocks(d as u16) > 0,
+        "its blocks stay mapped"
+    );
+    drop(p);
+}

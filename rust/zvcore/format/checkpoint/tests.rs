@@ -13,6 +13,7 @@ fn hdr(g: u64) -> CheckpointHeader {
         generation: g,
         journal_seq: 1000 + g,
         delta: None,
+        removed: 0,
     }
 }
 
@@ -551,6 +552,34 @@ fn fuzz() {
                 r.feed(&blocks[1]).unwrap();
             }
             let _ = r.feed(&b);
+        }
+    }
+}
+
+#[test]
+fn headers_name_the_removed_members() {
+    let delta = DeltaLink {
+        base: 3,
+        prev: 5,
+        first_block: 9,
+    };
+    for d in [None, Some(delta)] {
+        for removed in [0u64, 1, 0b1010, 1 << 63] {
+            let h = CheckpointHeader {
+                delta: d,
+                removed,
+                ..hdr(7)
+            };
+            let mut b = vec![0u8; BLOCK_SIZE];
+            h.encode(&mut b).unwrap();
+            assert_eq!(CheckpointHeader::decode(&b).unwrap().0, h);
+            // A byte between the link and the word is reserved.
+            b[78] = 1;
+            reseal(&mut b);
+            assert_eq!(
+                CheckpointHeader::decode(&b),
+                Err(Error::BadField("checkpoint: header reserved"))
+            );
         }
     }
 }

@@ -36,7 +36,7 @@ impl World {
             return;
         }
         if copies && self.redundant && members >= 2 && self.rng.pct(self.degraded_pct) {
-            self.missing = 1 << self.rng.below(u64::from(members));
+            self.missing = (1 << self.rng.below(u64::from(members))) & !self.removed;
             self.redundant = false;
         }
     }
@@ -70,8 +70,9 @@ impl World {
             order.swap(i, j);
         }
         // As the devices report themselves: the pool's metadata zones come
-        // from its superblock. A missing member's device is not given.
-        let missing = self.missing;
+        // from its superblock. A missing (or removed) member's device is
+        // not given.
+        let missing = self.missing | self.removed;
         let geoms: Vec<DeviceGeometry> = order
             .iter()
             .map(|&i| {
@@ -145,7 +146,7 @@ impl World {
             self.st.degraded += 1;
         }
         for m in 0..n {
-            if self.missing & (1 << m) != 0 {
+            if (self.missing | self.removed) & (1 << m) != 0 {
                 assert_eq!(asm.dev_of_member[m], MISSING, "missing member {m}");
             } else {
                 assert_eq!(order[asm.dev_of_member[m] as usize], m, "member mapping");
@@ -165,8 +166,8 @@ impl World {
         for z in to_finish {
             let (d, local) = self.zone_loc(z);
             assert!(
-                self.missing & (1 << d) == 0,
-                "zone {z} of a missing member to finish"
+                (self.missing | self.removed) & (1 << d) == 0,
+                "zone {z} of a missing or removed member to finish"
             );
             self.devs[d]
                 .finish(local)

@@ -131,6 +131,9 @@ pub struct World {
     /// Members whose device is not given to the next assemblies (bit per
     /// member: degraded assembly). Nothing may read or change them.
     pub missing: u64,
+    /// Members removed from the pool (bit per member): their devices are
+    /// not given to the next assemblies either, and they are not missing.
+    pub removed: u64,
     /// Percent of crashes of a pool keeping two copies of its metadata
     /// after which it is assembled without a random member (which a later
     /// crash gives back, half the time).
@@ -339,6 +342,7 @@ impl World {
             stepped_pct: 50,
             explicit_ckpt_pct: 3,
             missing: 0,
+            removed: 0,
             degraded_pct: 0,
             redundant: true,
             prev_missing: 0,
@@ -438,6 +442,10 @@ impl World {
         assert!(
             self.missing & (1 << d) == 0,
             "{what} sent to member {d}, whose device is missing"
+        );
+        assert!(
+            self.removed & (1 << d) == 0,
+            "{what} sent to member {d}, removed from the pool"
         );
     }
 
