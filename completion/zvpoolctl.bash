@@ -61,7 +61,7 @@ _zvpoolctl() {
         esac
     done
     case $noun in
-    pool) verbs="create assemble add evacuate replace stop list status health events set get check import" ;;
+    pool) verbs="create assemble add evacuate replace remove stop list status health events set get check import" ;;
     volume) verbs="create migrate clone promote delete resize set import export-image list show ident export unexport exports" ;;
     snapshot) verbs="create delete list send receive rollback" ;;
     help) verbs="pool volume snapshot" ;;
@@ -72,6 +72,7 @@ _zvpoolctl() {
     "pool add") opts="" args=pools ;;
     "pool evacuate") opts="--wait --cancel" args=pools ;;
     "pool replace") opts="--wait" args=pools ;;
+    "pool remove") opts="--force" args=pools ;;
     "pool stop") opts="--all" args=pools ;;
     "pool list") opts="--scripted --parsable --columns --json" args=pools ;;
     "pool status") opts="--scripted --parsable --json" args=pools ;;

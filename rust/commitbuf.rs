@@ -51,11 +51,13 @@ pub(crate) struct CommitBuf {
 /// again by the next round's attempt).
 const UNUSABLE_MAX: usize = 16;
 
-/// Blocks of the buffer of a pool of `members` members: a journal commit,
-/// the superblock of its log-zone switch, and that superblock's copies on
-/// the other members (two on a member being added).
+/// Blocks of the buffer of a pool of `members` members: a journal commit
+/// or a checkpoint step ([`COMMIT_BLOCKS`] blocks at most), each block
+/// twice (journal and checkpoint copies: a slot per write), the superblock
+/// of a log-zone switch on the journal member and its mirror, two on a
+/// member being added, and its copies on the other members.
 fn data_blocks(members: usize) -> usize {
-    COMMIT_BLOCKS + 3 + members
+    2 * COMMIT_BLOCKS + 4 + members
 }
 
 /// Operations of the buffer of a pool of `members` members (the copies of

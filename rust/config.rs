@@ -36,6 +36,7 @@ const FEATURES: &[&str] = &[
     "journal-copies",
     "checkpoint-copies",
     "degraded-assembly",
+    "member-remove",
 ];
 
 /// Data of the subsystem's root directory.
@@ -137,6 +138,7 @@ impl configfs::GroupOperations for Root {
                 space_critical_pct: 17,
                 no_space_timeout: 18,
                 pool_reserve_pct: 19,
+                remove: 20,
             ],
         };
         Ok(configfs::Group::new(
@@ -494,6 +496,60 @@ impl configfs::AttributeOperations<14> for PoolDir {
             return Err(ENOENT);
         };
         pool.evacuate(Some(d))
+    }
+}
+
+/// `remove`: write a member (index or device path) to remove it from the
+/// pool once evacuated, `force MEMBER` for a missing one (its blocks are
+/// lost); reads list the removed members (`none`, or `INDEX` lines).
+#[vtable]
+impl configfs::AttributeOperations<20> for PoolDir {
+    type Data = PoolDir;
+
+    fn show(this: &PoolDir, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
+        let mut w = Formatter::new(page);
+        let pool = this.inner.lock().active.clone();
+        let mut any = false;
+        for (i, m) in pool.iter().flat_map(|p| p.members.iter().enumerate()) {
+            if m.is_removed() {
+                w.write_fmt(fmt!("{}\n", i))?;
+                any = true;
+            }
+        }
+        if !any {
+            w.write_str("none\n")?;
+        }
+        Ok(w.bytes_written())
+    }
+
+    fn store(this: &PoolDir, page: &[u8]) -> Result {
+        let what = input(page)?.trim();
+        let name = &*this.name;
+        let (force, what) = match what.strip_prefix("force ") {
+            Some(w) => (true, w.trim()),
+            None => (false, what),
+        };
+        // The directory's lock keeps other configuration changes out.
+        let mut g = this.inner.lock();
+        let Some(pool) = g.active.clone() else {
+            pr_err!("{}: not enabled: enable it to remove a member\n", name);
+            return Err(EINVAL);
+        };
+        let Some(d) = pool.member_named(what) else {
+            pr_err!(
+                "{}: {} is not a member (give its index or device path)\n",
+                name,
+                Shown(what.as_bytes())
+            );
+            return Err(ENOENT);
+        };
+        pool.remove_member(d, force)?;
+        // The next assembly goes without it.
+        let path = pool.members.get(usize::from(d)).map(|m| &*m.path);
+        if let Some(i) = g.paths.iter().position(|p| Some(&**p) == path) {
+            let _ = g.paths.remove(i);
+        }
+        Ok(())
     }
 }
 

@@ -32,28 +32,54 @@ use kernel::{
 
 /// What the devices given lack: `geoms` (their probed geometries, in the
 /// caller's order) gets one [`DeviceGeometry::ABSENT`] entry per member
-/// none of them holds; returns the geometries to size the engine's
-/// storage for (every member's, from the pool's superblock, when one is
-/// missing). Refuses (`ENODEV`) a missing member unless `mode` allows it.
-/// Anything else wrong is left to the assembly, which says what.
+/// none of them holds and per member removed from the pool; returns the
+/// geometries to size the engine's storage for (every member's, from the
+/// pool's superblock, when one has no device). Refuses (`ENODEV`) a
+/// missing member (not a removed one) unless `mode` allows it. A device
+/// given that was a member removed from the pool (its superblocks could
+/// not be wiped) is left out of `opened` and `geoms`, with a log line;
+/// how many in `.1`. Anything else wrong is left to the assembly, which
+/// says what.
 pub(crate) fn plan(
     name: &CStr,
-    opened: &[Option<Member>],
+    opened: &mut KVec<Option<Member>>,
     geoms: &mut KVec<DeviceGeometry>,
     mode: AssembleMode,
-) -> Result<KVec<DeviceGeometry>> {
-    let mut sizing = KVec::with_capacity(geoms.len(), GFP_KERNEL)?;
-    sizing.extend_from_slice(geoms, GFP_KERNEL)?;
+) -> Result<(KVec<DeviceGeometry>, usize)> {
     let mut sb = superblock_box()?;
     let mut scratch = KVec::from_elem(0u8, BLOCK_SIZE, GFP_KERNEL)?;
-    let missing = {
+    let (missing, stale) = {
         let mut rd = Reader::new(opened, Instant::<Monotonic>::now())?;
-        recovery::missing_members(geoms, &mut rd, &mut sb, &mut scratch).unwrap_or(0)
+        match recovery::missing_members(geoms, &mut rd, &mut sb, &mut scratch) {
+            Ok(m) => (
+                m,
+                recovery::removed_devices(geoms, &mut rd, &mut sb, &mut scratch).unwrap_or(0),
+            ),
+            // Not a pool, or no valid superblock: the assembly says.
+            Err(_) => (0, 0),
+        }
     };
-    if missing == 0 {
-        return Ok(sizing);
+    for j in (0..geoms.len()).rev() {
+        if stale & 1u64.checked_shl(j as u32).unwrap_or(0) == 0 {
+            continue;
+        }
+        if let Ok(Some(m)) = opened.remove(j) {
+            pr_warn!(
+                "{}: {} was removed from the pool: left out (wipe it to reuse it)\n",
+                name,
+                &*m.path
+            );
+        }
+        let _ = geoms.remove(j);
     }
-    if !mode.allows_missing() {
+    let stale = stale.count_ones() as usize;
+    let mut sizing = KVec::with_capacity(geoms.len(), GFP_KERNEL)?;
+    sizing.extend_from_slice(geoms, GFP_KERNEL)?;
+    let removed = sb.removed_mask().count_ones();
+    if missing == 0 && removed == 0 {
+        return Ok((sizing, stale));
+    }
+    if missing > 0 && !mode.allows_missing() {
         pr_err!(
             "{}: {} member(s) of the pool not among the devices given; assemble_mode 'degraded' (or 'read-only') assembles without them\n",
             name,
@@ -61,14 +87,14 @@ pub(crate) fn plan(
         );
         return Err(ENODEV);
     }
-    for _ in 0..missing {
+    for _ in 0..u32::from(missing).saturating_add(removed) {
         geoms.push(DeviceGeometry::ABSENT, GFP_KERNEL)?;
     }
     sizing.clear();
     for m in sb.members() {
         sizing.push(m.geom, GFP_KERNEL)?;
     }
-    Ok(sizing)
+    Ok((sizing, stale))
 }
 
 /// Member `i` of the assembled pool: its opened device (caller's index
@@ -83,6 +109,9 @@ pub(crate) fn member(
 ) -> Result<Member> {
     let geom = *engine.geom().device(i).ok_or(EINVAL)?;
     let j = *asm.dev_of_member.get(usize::from(i)).ok_or(EINVAL)?;
+    if j == recovery::MISSING && engine.geom().is_removed(i) {
+        return Member::removed(geom);
+    }
     if j == recovery::MISSING {
         let uuid = engine
             .superblock()

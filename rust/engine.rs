@@ -148,6 +148,7 @@ pub(crate) fn superblock_box() -> Result<KBox<Superblock>> {
             checkpoint_interval: 0,
             nr_members: 0,
             members <- pin_init::init_array_from_fn(|_| MemberInfo::EMPTY),
+            prev_removed: 0,
         }),
         GFP_KERNEL,
     )

@@ -89,7 +89,11 @@ impl ActivePool {
     pub(crate) fn pool_health(&self, engine_failed: bool) -> PoolHealth {
         if engine_failed {
             PoolHealth::Failed
-        } else if self.members.iter().any(|m| m.state() != MemberState::Ok) {
+        } else if self
+            .members
+            .iter()
+            .any(|m| !matches!(m.state(), MemberState::Ok | MemberState::Removed))
+        {
             PoolHealth::Degraded
         } else {
             PoolHealth::Ok
@@ -152,6 +156,12 @@ impl ActivePool {
                 ),
                 MemberState::Missing => pr_err!(
                     "{}: member {} ({}) is missing: its device is gone; its blocks read as I/O errors, new data goes to the other members\n",
+                    &*self.name,
+                    i,
+                    path
+                ),
+                MemberState::Removed => pr_info!(
+                    "{}: member {} ({}) removed from the pool\n",
                     &*self.name,
                     i,
                     path

@@ -22,6 +22,8 @@ pub(crate) enum MemberState {
     /// The device is gone (removed): nothing is placed on it and no I/O is
     /// planned there any more; reads of its blocks fail.
     Missing = 3,
+    /// Removed from the pool (`pool remove`): no longer part of it.
+    Removed = 4,
 }
 
 impl MemberState {
@@ -32,6 +34,7 @@ impl MemberState {
             Self::Degraded => "degraded",
             Self::Failed => "failed",
             Self::Missing => "missing",
+            Self::Removed => "removed",
         }
     }
 
@@ -41,6 +44,7 @@ impl MemberState {
             1 => Self::Degraded,
             2 => Self::Failed,
             3 => Self::Missing,
+            4 => Self::Removed,
             _ => Self::Ok,
         }
     }

@@ -53,6 +53,9 @@ pub(crate) struct Member {
     pub(crate) meta_errors: AtomicU64,
     /// The block layer said the device is dead (`health.rs`).
     pub(crate) gone: AtomicBool,
+    /// Removed from the pool (`membership.rs`): nothing is sent to it any
+    /// more. Its device, if any, stays open until the pool stops.
+    pub(crate) removed: AtomicBool,
     /// The [`MemberState`] last reported (`health.rs`).
     pub(crate) reported: AtomicU8,
 }
@@ -72,6 +75,15 @@ impl Member {
         Ok(m)
     }
 
+    /// A member removed from the pool before this assembly: no device.
+    pub(crate) fn removed(geom: DeviceGeometry) -> Result<Self> {
+        let m = Self::with(kernel::c_str!("removed"), None, geom)?;
+        m.removed.store(true, Ordering::Release);
+        m.reported
+            .store(MemberState::Removed as u8, Ordering::Relaxed);
+        Ok(m)
+    }
+
     fn with(path: &CStr, bdev: Option<LowerDev>, geom: DeviceGeometry) -> Result<Self> {
         Ok(Self {
             path: CString::try_from_fmt(fmt!("{}", path))?,
@@ -81,6 +93,7 @@ impl Member {
             write_errors: AtomicU64::new(0),
             meta_errors: AtomicU64::new(0),
             gone: AtomicBool::new(false),
+            removed: AtomicBool::new(false),
             reported: AtomicU8::new(MemberState::Ok as u8),
         })
     }
@@ -100,7 +113,9 @@ impl Member {
     /// metadata I/O failed on it, `degraded` once a data I/O did.
     pub(crate) fn state(&self) -> MemberState {
         let n = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        if self.is_gone() {
+        if self.is_removed() {
+            MemberState::Removed
+        } else if self.is_gone() {
             MemberState::Missing
         } else if n(&self.meta_errors) > 0 {
             MemberState::Failed
@@ -114,7 +129,14 @@ impl Member {
     /// Whether its device is gone (nothing written to it can matter any
     /// more: its flushes are skipped).
     pub(crate) fn is_gone(&self) -> bool {
-        self.gone.load(Ordering::Acquire) || self.bdev.as_ref().is_none_or(|d| !d.is_live())
+        self.gone.load(Ordering::Acquire)
+            || self.is_removed()
+            || self.bdev.as_ref().is_none_or(|d| !d.is_live())
+    }
+
+    /// Whether it was removed from the pool.
+    pub(crate) fn is_removed(&self) -> bool {
+        self.removed.load(Ordering::Acquire)
     }
 
     /// A metadata I/O failed on it.

@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 //! Membership changes of an active pool, with I/O going on: a member
 //! added (`devices` written while the pool is enabled; `zvpoolctl pool
-//! add`), and a member's data evacuated (`evacuate`; `zvpoolctl pool
+//! add`), a member's data evacuated (`evacuate`; `zvpoolctl pool
 //! evacuate`: the engine excludes it and GC moves its data, see
-//! `zvcore::pool::members`).
+//! `zvcore::pool::members`), and a member removed (`remove`; `zvpoolctl
+//! pool remove`: once evacuated, or missing with `force`).
 //!
 //! Adding a member:
 //!
@@ -42,6 +43,7 @@ use crate::zvcore::{
     geom::{DeviceGeometry, MAX_DEVICES},
     pool::Grown,
 };
+use core::sync::atomic::Ordering;
 use kernel::{prelude::*, str::CString, sync::Arc, time::Instant};
 
 /// Times the engine may refuse the add as busy (each followed by a commit
@@ -295,6 +297,93 @@ impl ActivePool {
 }
 
 impl ActivePool {
+    /// Removes member `d` from the pool (`remove`; `zvpoolctl pool
+    /// remove`): it must hold no live data (evacuated), or be missing and
+    /// `force` given (its blocks are then lost: they read as I/O errors).
+    /// The commit that names the removal, then a checkpoint laid out
+    /// without it; then its device's written zones are reset so that no
+    /// scan offers it again (its device stays open until the pool stops).
+    /// Sleeps; call without any pool lock.
+    pub(crate) fn remove_member(self: &Arc<Self>, d: u16, force: bool) -> Result {
+        let name = &*self.name;
+        if self.read_only {
+            pr_err!("{}: assembled read-only: no member can be removed\n", name);
+            return Err(EROFS);
+        }
+        let m = self.members.get(usize::from(d)).ok_or(ENOENT)?;
+        let path = m.path.to_str().unwrap_or("?");
+        if m.is_removed() {
+            pr_err!("{}: member {} was removed already\n", name, d);
+            return Err(EINVAL);
+        }
+        let _noio = NoIo::enter();
+        let mut cb = self.committer.lock();
+        let mut tries = 0u32;
+        loop {
+            let mut st = self.state.lock();
+            let dirty = st.engine.superblock_dirty();
+            let r = st.engine.member_remove(d, force);
+            if r.is_ok() {
+                m.removed.store(true, Ordering::Release);
+                self.note_levels(&st.engine);
+            }
+            drop(st);
+            match r {
+                Ok(()) => break,
+                Err(CoreError::Busy) if tries < ADD_TRIES => {
+                    tries = tries.saturating_add(1);
+                    if dirty {
+                        self.commit_with(&mut cb)?;
+                    } else {
+                        self.checkpoint_when_slots(&mut cb)?;
+                    }
+                }
+                Err(CoreError::Invalid(why)) => {
+                    pr_err!(
+                        "{}: cannot remove member {} ({}): {}\n",
+                        name,
+                        d,
+                        path,
+                        why.trim_start_matches("member remove: ")
+                    );
+                    return Err(EINVAL);
+                }
+                Err(e) => {
+                    pr_err!("{}: cannot remove member {} ({}): {:?}\n", name, d, path, e);
+                    return Err(core_err(e));
+                }
+            }
+        }
+        *self.gc.evac_since.lock() = None;
+        // The commit that removes it, then the first checkpoint without it
+        // (until then the newest checkpoint has blocks on it).
+        self.commit_with(&mut cb)
+            .and_then(|()| self.checkpoint_when_slots(&mut cb))
+            .inspect_err(|e| {
+                pr_err!(
+                    "{}: the commit removing member {} failed: {:?}\n",
+                    name,
+                    d,
+                    e
+                );
+            })?;
+        drop(cb);
+        let wiped = match m.dev() {
+            Ok(dev) if dev.is_live() => reset_written_zones(dev, &m.geom).is_ok(),
+            _ => false,
+        };
+        pr_info!(
+            "{}: removed member {} ({}){}\n",
+            name,
+            d,
+            path,
+            if wiped { ": its zones are reset" } else { "" }
+        );
+        self.health.dirty.store(true, Ordering::Release);
+        self.health_kick();
+        Ok(())
+    }
+
     /// Starts moving volume `vol`'s data to `members` (bit per member), or
     /// ends the migration (`None`). Sleeps only for the engine lock.
     pub(crate) fn migrate(self: &Arc<Self>, target: Option<(&[u8], u64)>) -> Result {

@@ -382,7 +382,7 @@ impl ActivePool {
         };
         // Members none of the devices holds (degraded assembly): `geoms`
         // gets their places, the storage is sized for every member.
-        let sizing = degraded::plan(name, &opened, &mut geoms, mode)?;
+        let (sizing, stale) = degraded::plan(name, &mut opened, &mut geoms, mode)?;
         let (engine_geoms, st, cfg, mut scratch) =
             engine_parts(name, &geoms, &sizing, &limits, &tables)?;
         let mut finish = KVec::<u32>::new();
@@ -459,8 +459,9 @@ impl ActivePool {
             mgeoms.push(m.geom, GFP_KERNEL)?;
             members.push(m, GFP_KERNEL)?;
         }
-        let given = n.saturating_sub(asm.missing.count_ones() as usize);
-        if given != paths.len() {
+        let removed = engine.geom().removed().count_ones() as usize;
+        let given = n.saturating_sub(asm.missing.count_ones() as usize + removed);
+        if given.saturating_add(stale) != paths.len() {
             pr_err!(
                 "{}: {} device(s) given, the pool has {} member(s)\n",
                 name,

@@ -39,7 +39,10 @@ impl ActivePool {
             t.critical_pct
         )?;
         writeln!(w, "uuid {}", UuidText(&self.uuid))?;
-        writeln!(w, "members {}", self.members.len())?;
+        // Members in the pool; removed ones keep their index (`members`).
+        let removed = self.members.iter().filter(|m| m.is_removed()).count();
+        writeln!(w, "members {}", self.members.len().saturating_sub(removed))?;
+        writeln!(w, "removed_members {}", removed)?;
         // The members whose log zones hold the journal (two: a copy each).
         match e.journal_members() {
             (j, Some(m)) => writeln!(w, "journal_members {} {}", j, m)?,

@@ -457,11 +457,14 @@ impl<S: Deref<Target = [DeviceGeometry]>> PoolGeometry<S> {
         self.zones
     }
 
-    /// Writable data capacity: sum of zone capacities of all non-metadata zones.
+    /// Writable data capacity: sum of zone capacities of all non-metadata
+    /// zones of the members not removed ([`Self::removed`]).
     pub fn data_capacity_blocks(&self) -> u64 {
-        self.devs.iter().fold(0u64, |acc, g| {
-            acc.saturating_add(u64::from(g.nr_data_zones()).saturating_mul(g.zone_cap_blocks))
-        })
+        self.layout_members()
+            .filter_map(|d| self.device(d))
+            .fold(0u64, |acc, g| {
+                acc.saturating_add(u64::from(g.nr_data_zones()).saturating_mul(g.zone_cap_blocks))
+            })
     }
 
     /// Member owning global zone `zone`, and its device-local index.

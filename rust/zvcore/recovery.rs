@@ -61,7 +61,7 @@ mod members;
 use checkpoint::load_checkpoint;
 use damage::{bad_block_at, count_dropped, count_repaired, drop_reclaimed, has_copy, scan_log};
 use members::find_members;
-pub use members::missing_members;
+pub use members::{missing_members, removed_devices};
 
 /// Incompat features this engine supports.
 pub const INCOMPAT_SUPPORTED: u64 = INCOMPAT_SHARED_BLOCKS

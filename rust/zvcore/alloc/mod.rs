@@ -485,7 +485,8 @@ where
     /// Blocks writable without GC: empty zones' capacity plus what is left in
     /// open zones.
     pub fn free_blocks(&self) -> u64 {
-        self.free_blocks_except(0)
+        // A removed member's zones are no longer the pool's.
+        self.free_blocks_except(self.geom.removed())
     }
 
     /// [`Self::free_blocks`] of the members not in `members` (bit per

@@ -99,6 +99,44 @@ pub fn missing_members<M: MetaReader>(
     u16::try_from(missing).map_err(|_| Error::Corrupt("member count"))
 }
 
+/// Devices among `devs` that were members removed from the pool they
+/// hold (bit per device, in the caller's order): their own newest
+/// superblock copy names a member that the pool's newest superblock
+/// (decoded into `sb_store`) flags removed. The caller leaves them out of
+/// the assembly (a removed device whose superblocks could not be wiped).
+pub fn removed_devices<M: MetaReader>(
+    devs: &[DeviceGeometry],
+    rd: &mut M,
+    sb_store: &mut Superblock,
+    scratch: &mut [u8],
+) -> Result<u64> {
+    let buf = scratch
+        .get_mut(..BLOCK_SIZE)
+        .ok_or(Error::Invalid("scratch"))?;
+    let newest = newest_superblock(devs, rd, sb_store, buf)?;
+    let sb = &*sb_store;
+    let mut stale = 0u64;
+    for (j, g) in devs.iter().enumerate() {
+        let Some(i) = newest.get(j).copied().filter(|i| *i != NO_COPY) else {
+            continue;
+        };
+        if read_sb_copy(rd, j, g, u32::from(i), buf).is_err() {
+            continue;
+        }
+        let Ok((p, u, _)) = Superblock::peek_ids(buf) else {
+            continue;
+        };
+        let removed = sb
+            .find_member(&u)
+            .and_then(|m| sb.member(m))
+            .is_some_and(|m| m.removed);
+        if p == sb.pool_uuid && removed {
+            stale |= 1u64.checked_shl(j as u32).unwrap_or(0);
+        }
+    }
+    Ok(stale)
+}
+
 /// No superblock copy of a device read ([`newest_superblock`]).
 const NO_COPY: u8 = u8::MAX;
 

@@ -1040,6 +1040,9 @@ fn member_removal_survives_a_power_cut_anywhere() {
             let mut w = evacuated_world(seed, 3, d);
             let ops = remove_and_plan(&mut w, d, false);
             assert_eq!(ops.len(), probe_ops.len(), "one seed, one plan");
+            // Nothing of the commit goes to the member (the world asserts
+            // it of every operation).
+            w.removed = bit;
             let done = w.exec(&ops, Some(k).filter(|k| *k < ops.len()));
             if done {
                 w.pool().flush_end(true).expect("flush_end");
@@ -1134,17 +1137,49 @@ fn removal_refusals_change_nothing() {
 fn members_removed_one_after_another_and_a_lost_one_forced_out() {
     let seed = seed_from_env("members-remove-two");
     let mut w = evacuated_world(seed, 4, 1);
+    let cap = w.pool_ref().geom().data_capacity_blocks();
     let ops = remove_and_plan(&mut w, 1, false);
     assert!(w.exec(&ops, None));
     w.pool().flush_end(true).expect("flush_end");
     w.removed = 1 << 1;
+    let g = w.geoms[1];
+    assert_eq!(
+        w.pool_ref().geom().data_capacity_blocks(),
+        cap - u64::from(g.nr_data_zones()) * g.zone_cap_blocks,
+        "the capacity drops by the removed member's"
+    );
     // The newest checkpoint is laid out with member 1: the next removal
     // waits for one without it.
     w.pool().evacuate(Some(0)).expect("evacuate");
     evacuate_fully(&mut w, 5000);
     assert_eq!(w.pool().member_remove(0, false), Err(Error::Busy));
     // A power cut here reads the old layout's checkpoint from its copies.
+    // The removed device, given with the others, is told apart (its
+    // superblocks name the pool and a removed member).
     w.crash();
+    let all: Vec<usize> = (0..4).collect();
+    let geoms: Vec<DeviceGeometry> = all
+        .iter()
+        .map(|&i| DeviceGeometry {
+            meta_zones: META_ZONES_PER_DEV,
+            ..w.geoms[i]
+        })
+        .collect();
+    let mut rd = Reader {
+        devs: &w.devs,
+        order: &all,
+        absent: 0,
+    };
+    let mut sb = Box::new(zvcore::format::Superblock::EMPTY);
+    let mut scratch = vec![0u8; zvcore::format::BLOCK_SIZE];
+    assert_eq!(
+        zvcore::recovery::removed_devices(&geoms, &mut rd, &mut sb, &mut scratch),
+        Ok(1 << 1)
+    );
+    assert_eq!(
+        zvcore::recovery::missing_members(&geoms, &mut rd, &mut sb, &mut scratch),
+        Ok(0)
+    );
     w.recover_pool();
     assert_eq!(w.pool_ref().superblock().removed_mask(), 0b10);
     w.pool().evacuate(Some(0)).expect("evacuate");

@@ -257,21 +257,36 @@ fn vol_name(v: &VolEntry) -> String {
 
 /// Runs the kernel's assembly, with the verifier, on the devices.
 pub fn check(devs: &mut dyn DeviceSet) -> Report {
-    let geoms: Vec<DeviceGeometry> = devs.geoms().to_vec();
+    let mut geoms: Vec<DeviceGeometry> = devs.geoms().to_vec();
     let paths: Vec<String> = devs.paths().to_vec();
+    // Members removed from the pool have no device: a place each, and the
+    // storage sized for every member (as the kernel's assembly).
+    let mut sizing = geoms.clone();
+    {
+        let mut sb = Box::new(Superblock::EMPTY);
+        let mut scratch = vec![0u8; BLOCK_SIZE];
+        let mut rd = Reader(&mut *devs);
+        if zvcore::recovery::missing_members(&geoms, &mut rd, &mut sb, &mut scratch).is_ok() {
+            let removed = sb.removed_mask().count_ones() as usize;
+            if removed > 0 {
+                geoms.extend(std::iter::repeat_n(DeviceGeometry::ABSENT, removed));
+                sizing = sb.members().iter().map(|m| m.geom).collect();
+            }
+        }
+    }
     let n = geoms.len();
     let Ok(n16) = u16::try_from(n) else {
         return Report::Refused(Refusal::Mismatch("too many devices".into()));
     };
-    let blocks: u64 = geoms
+    let blocks: u64 = sizing
         .iter()
         .map(|g| u64::from(g.nr_zones).saturating_mul(g.zone_blocks))
         .fold(0, u64::saturating_add);
-    let nz: usize = geoms.iter().map(|g| g.nr_zones as usize).sum();
+    let nz: usize = sizing.iter().map(|g| g.nr_zones as usize).sum();
     let mut bitmap = vec![0u64; bitmap_words(blocks.min(VERIFY_WINDOW_BLOCKS)).max(1)];
     let mut counts = vec![0u64; nz];
     let mut scratch = vec![0u8; 2 * BLOCK_SIZE];
-    let st = storage(&geoms);
+    let st = storage(&sizing);
     let mut rd = Reader(devs);
     let r: Result<(Engine, _), _> = recover(
         geoms,

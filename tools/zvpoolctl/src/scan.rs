@@ -30,7 +30,8 @@ pub struct Found {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ScannedPool {
     pub uuid: Uuid,
-    /// Device UUIDs in member order (from the newest superblock seen).
+    /// Device UUIDs in member order (from the newest superblock seen),
+    /// members removed from the pool left out.
     pub members: Vec<Uuid>,
     /// For each member, the device found (`None`: missing).
     pub devices: Vec<Option<String>>,
@@ -129,10 +130,12 @@ pub fn read_all(
         let Some(sb) = device_superblock(set.as_mut(), 0, &g) else {
             continue;
         };
+        // Members removed from the pool are not looked for.
         let members = sb
             .members
             .iter()
             .take(usize::from(sb.nr_members))
+            .filter(|m| !m.removed)
             .map(|m| m.dev_uuid)
             .collect();
         found.push((

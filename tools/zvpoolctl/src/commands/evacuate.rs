@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 //! `pool evacuate`: moves a member's data to the other members online
-//! (configfs `evacuate`), optionally waiting with a progress line.
+//! (configfs `evacuate`), optionally waiting with a progress line; `pool
+//! remove` takes an evacuated (or missing) member out of the pool (configfs
+//! `remove`); `pool replace` does both for a new device.
 
 use super::{check_name, Ctx};
 use crate::abi;
@@ -14,6 +16,12 @@ pub const OPT_CANCEL: OptSpec = OptSpec {
     short: None,
     value: None,
     help: "stop the evacuation or migration under way (what moved stays moved)",
+};
+pub const OPT_FORCE_REMOVE: OptSpec = OptSpec {
+    long: "force",
+    short: Some('f'),
+    value: None,
+    help: "remove a member whose device is missing: its blocks are lost (they read as I/O errors)",
 };
 pub const OPT_WAIT: OptSpec = OptSpec {
     long: "wait",
@@ -88,7 +96,53 @@ pub fn evacuate(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
     start(ctx, &pool, name, dev, p.flag("wait"))
 }
 
-/// `pool replace`: adds NEW, then evacuates OLD (waiting with `-w`).
+/// `pool remove`: removes member DEV (evacuated, or missing with `-f`).
+pub fn remove(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
+    let cmd = "pool remove";
+    let [name, dev] = &p.args[..] else {
+        return Err(Error::usage(
+            "give NAME and the member DEV (path or index)",
+            cmd,
+        ));
+    };
+    check_name("pool", name, cmd)?;
+    let pool = ctx.require_pool(name)?;
+    remove_member(ctx, &pool, name, dev, p.flag("force"))
+}
+
+/// Writes `remove` for member `dev` of pool `name`, then records the
+/// members left in the pool cache.
+fn remove_member(
+    ctx: &mut Ctx<'_>,
+    pool: &Obj,
+    name: &str,
+    dev: &str,
+    force: bool,
+) -> Result<(), Error> {
+    let pool = pool.clone();
+    ctx.require_feature("member-remove", &format!("remove {dev} from pool {name}"))?;
+    let what = if force {
+        format!("force {dev}")
+    } else {
+        dev.to_string()
+    };
+    ctx.write(&pool, "remove", &what)
+        .map_err(|e| e.fail(format!("remove {dev} from pool {name}")))?;
+    ctx.say(&format!("removed {dev} from pool {name}"));
+    let devs: Vec<String> = super::pool::members(ctx, &pool)
+        .map(|m| {
+            m.into_iter()
+                .filter(|m| m.state != "removed")
+                .map(|m| m.path)
+                .collect()
+        })
+        .unwrap_or_default();
+    super::import::record(ctx, name, &devs);
+    Ok(())
+}
+
+/// `pool replace`: adds NEW, then evacuates OLD (waiting with `-w`, then
+/// removes it).
 pub fn replace(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
     let cmd = "pool replace";
     let [name, old, new] = &p.args[..] else {
@@ -106,8 +160,27 @@ pub fn replace(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
         )
         .into());
     }
+    // The member's index before the add (a path stays valid).
     super::pool::add_device(ctx, name, &pool, new)?;
-    start(ctx, &pool, name, old, p.flag("wait"))
+    start(ctx, &pool, name, old, p.flag("wait"))?;
+    if p.flag("wait") {
+        // A pool that keeps one copy of its metadata (made with one
+        // member), or one of two members, cannot lose a member: the data
+        // moved all the same, the member stays out of use.
+        match remove_member(ctx, &pool, name, old, false) {
+            Ok(()) => {}
+            Err(Error::Failed(f)) => ctx.warn(&format!(
+                "{old} holds no live data but stays in pool {name}, out of use: {}",
+                f.reason
+            )),
+            Err(e) => return Err(e),
+        }
+    } else {
+        ctx.say(&format!(
+            "once it holds no live data: zvpoolctl pool remove {name} {old}"
+        ));
+    }
+    Ok(())
 }
 
 /// Starts the evacuation of member `dev` of pool `name`; with `wait`,
@@ -146,7 +219,7 @@ fn start(ctx: &mut Ctx<'_>, pool: &Obj, name: &str, dev: &str, wait: bool) -> Re
         .into());
     }
     ctx.say(&format!(
-        "member {} ({}) of pool {name} holds no live data: it takes none until 'pool evacuate --cancel'",
+        "member {} ({}) of pool {name} holds no live data: it takes none until 'pool evacuate --cancel' ('pool remove' takes it out of the pool)",
         st.member, st.path
     ));
     Ok(())

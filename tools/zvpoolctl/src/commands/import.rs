@@ -441,6 +441,7 @@ pub fn record(ctx: &mut Ctx<'_>, name: &str, devs: &[String]) {
                     sb.members
                         .iter()
                         .take(usize::from(sb.nr_members))
+                        .filter(|m| !m.removed)
                         .map(|m| m.dev_uuid)
                         .collect()
                 })

@@ -158,9 +158,10 @@ pub const NOUN: Noun = Noun {
                    takes no new data, and GC moves its blocks (block tables updated as\n\
                    each extent lands). Refused when the other members cannot hold its\n\
                    data. -w waits with a progress line until the member holds no live\n\
-                   data; the member then stays out of use until --cancel (removing it\n\
-                   from the pool comes later). Not kept across a stop or power cut:\n\
-                   run it again to resume. configfs: NAME/evacuate <- DEV | cancel.",
+                   data; the member then stays out of use until --cancel, or until\n\
+                   'pool remove' takes it out of the pool. Not kept across a stop or\n\
+                   power cut: run it again to resume.\n\
+                   configfs: NAME/evacuate <- DEV | cancel.",
             options: &[super::evacuate::OPT_WAIT, super::evacuate::OPT_CANCEL],
             min_args: 1,
             max_args: Some(2),
@@ -170,17 +171,38 @@ pub const NOUN: Noun = Noun {
         Verb {
             name: "replace",
             usage: "replace [-w] NAME OLD NEW",
-            summary: "add a device and evacuate a member, online",
+            summary: "add a device, move a member's data to it and remove the member, online",
             help: "Adds device NEW to active pool NAME (as 'pool add'), then evacuates\n\
                    member OLD (its path or index; as 'pool evacuate'). -w waits with a\n\
-                   progress line until OLD holds no live data. OLD then stays in the\n\
-                   pool, out of use: removing a member is not implemented yet.\n\
-                   configfs: NAME/devices <- NEW; NAME/evacuate <- OLD.",
+                   progress line until OLD holds no live data, then removes it from the\n\
+                   pool (as 'pool remove'); without -w, run 'pool remove' once it is\n\
+                   evacuated.\n\
+                   configfs: NAME/devices <- NEW; NAME/evacuate <- OLD; NAME/remove <- OLD.",
             options: &[super::evacuate::OPT_WAIT],
             min_args: 3,
             max_args: Some(3),
             columns: &[],
             run: super::evacuate::replace,
+        },
+        Verb {
+            name: "remove",
+            usage: "remove [-f] NAME DEV",
+            summary: "take an evacuated (or missing) member out of a pool, online",
+            help: "Removes member DEV (its path or index) from active pool NAME. The\n\
+                   member must hold no live data ('pool evacuate -w' first), or be\n\
+                   missing (its device gone) and -f given: its blocks are then lost and\n\
+                   read as I/O errors until overwritten. The pool's metadata must have\n\
+                   two copies and two members must stay. The member keeps its index\n\
+                   (shown with state 'removed'); its written zones are reset so that no\n\
+                   scan offers it again; its device stays open until the pool stops.\n\
+                   The pool cache is updated. Crash-safe: after a power cut the pool\n\
+                   assembles with the member or without it, never half-way.\n\
+                   configfs: NAME/remove <- DEV (force DEV with -f).",
+            options: &[super::evacuate::OPT_FORCE_REMOVE],
+            min_args: 2,
+            max_args: Some(2),
+            columns: &[],
+            run: super::evacuate::remove,
         },
         Verb {
             name: "stop",
