@@ -1240,3 +1240,51 @@ fn members_removed_one_after_another_and_a_lost_one_forced_out() {
     );
     drop(p);
 }
+
+/// A checkpoint step of `max_blocks` blocks emits at most `max_blocks +
+/// 4` blocks, each written twice with checkpoint copies: the bound the
+/// driver's commit buffer is sized for (`commitbuf.rs`, `data_blocks`; it
+/// held fewer once, and a pool with copies failed its first checkpoint of
+/// more than 19 blocks).
+#[test]
+fn checkpoint_steps_write_both_copies_within_the_bound() {
+    const STEP: u32 = 28;
+    let mut w = world_set(seed_from_env("members-step-bound"), 3, 96, |w| {
+        w.journal_copies_pct = 100;
+        w.checkpoint_copies_pct = 100;
+    });
+    w.pool().vol_create(2, b"big", 40000, 0).expect("vol_create");
+    w.vols.push(VolModel::new(2, 40000));
+    w.next_vol = 3;
+    for l in (0..40000).step_by(3) {
+        w.write_exact(2, l, 1);
+        if l % 1024 == 0 {
+            while !w.commit(false) {}
+        }
+    }
+    while !w.commit(false) {}
+    // The first checkpoint after an assembly is full.
+    w.crash_and_recover();
+    let (r, ops) = w.meta_call(|p, s, mut sink| p.checkpoint_begin(s, &mut sink));
+    r.expect("checkpoint_begin");
+    assert!(w.exec(&ops, None));
+    let mut most = 0;
+    loop {
+        let (r, ops) = w.meta_call(|p, s, mut sink| p.checkpoint_step(s, STEP, &mut sink));
+        most = most.max(ops.iter().filter(|o| o.kind == 3).count());
+        assert!(w.exec(&ops, None));
+        if r.expect("checkpoint_step") {
+            break;
+        }
+    }
+    w.pool().checkpoint_end(true).expect("checkpoint_end");
+    assert!(
+        most > STEP as usize,
+        "a step wrote {most} blocks: the image is too small to tell"
+    );
+    assert!(
+        most <= 2 * (STEP as usize + 4),
+        "a step of {STEP} blocks wrote {most}"
+    );
+    w.crash_and_recover();
+}
