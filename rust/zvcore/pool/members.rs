@@ -380,8 +380,9 @@ where
     /// without `force`, and while another member is lost). [`Error::Busy`]
     /// (nothing changed) while a commit or a checkpoint is in flight, a
     /// membership change waits for its commit, a checkpoint is due, the
-    /// journal cannot switch log zones now or the newest checkpoint is
-    /// laid out for an earlier membership: commit (a checkpoint) and retry.
+    /// journal cannot switch log zones now, writes placed on the member
+    /// are in flight, or the newest checkpoint is laid out for an earlier
+    /// membership: commit (a checkpoint) and retry.
     pub fn member_remove(&mut self, d: u16, force: bool) -> Result<()> {
         self.live()?;
         let geo = self.alloc.geom();
@@ -422,6 +423,15 @@ where
             if self.ckpt_removed != geo.removed() {
                 self.full_due = true;
             }
+            return Err(Error::Busy);
+        }
+        // Writes placed on it before it was excluded: their blocks would be
+        // mapped to a member no longer in the pool.
+        let first = geo.dev_first_zone(d).unwrap_or(0);
+        let nz = geo.device(d).map_or(0, |g| g.nr_zones);
+        if (first..first.saturating_add(nz))
+            .any(|z| self.alloc.zone(z).is_some_and(|zi| zi.inflight() != 0))
+        {
             return Err(Error::Busy);
         }
         if self.jdev == d && self.jmirror.is_none() {

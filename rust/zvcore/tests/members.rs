@@ -1253,7 +1253,9 @@ fn checkpoint_steps_write_both_copies_within_the_bound() {
         w.journal_copies_pct = 100;
         w.checkpoint_copies_pct = 100;
     });
-    w.pool().vol_create(2, b"big", 40000, 0).expect("vol_create");
+    w.pool()
+        .vol_create(2, b"big", 40000, 0)
+        .expect("vol_create");
     w.vols.push(VolModel::new(2, 40000));
     w.next_vol = 3;
     for l in (0..40000).step_by(3) {

@@ -63,7 +63,7 @@ fn model_random_ops_with_crashes() {
          crashes {} (mid-metadata {}) vol ops {} (snapshots {} clones {} rollbacks {} promotes {} deletes {} read-only refusals {}) \
          write failures {} enospc {} fallbacks {} replayed journal blocks {} checkpoint retries {} \
          checkpoints in steps {} (operations between steps {}) delta checkpoints {} (loaded by recoveries {}; with volume operations {}, loaded {}; copies {}; grows {}, loaded {}) \
-         members added {} (busy {}) evacuations {} (cancelled {}, refused for space {}) migrations {} \
+         members added {} (busy {}) evacuations {} (cancelled {}, refused for space {}) members removed {} (refused {}) migrations {} \
          space rules set {} (writes refused {}) degraded assemblies {}",
         sum(|s| s.ops),
         t0.elapsed(),
@@ -102,6 +102,8 @@ fn model_random_ops_with_crashes() {
         sum(|s| s.evacuations),
         sum(|s| s.evac_cancels),
         sum(|s| s.evac_nospace),
+        sum(|s| s.member_removals),
+        sum(|s| s.remove_refused),
         sum(|s| s.migrations),
         sum(|s| s.rules_set),
         sum(|s| s.rule_refusals),

@@ -81,7 +81,11 @@ impl World {
             self.maybe_migrate();
             return;
         }
-        if self.pool_ref().evacuation().is_some() {
+        if let Some(e) = self.pool_ref().evacuation() {
+            if e.left_blocks == 0 && self.rng.pct(80) {
+                self.maybe_remove_member(e.member);
+                return;
+            }
             if self.rng.pct(40) {
                 self.pool().evacuate(None).expect("cancel");
                 self.st.evac_cancels += 1;
@@ -96,6 +100,34 @@ impl World {
             Err(zvcore::error::Error::ReadOnly) => {}
             Err(e) => panic!("evacuate: {e:?}"),
         }
+    }
+
+    /// Removes member `d`, evacuated (twice a run at most), and commits the removal
+    /// without a crash (the world must know whether its device is still
+    /// the pool's); crashes after it assemble without the device, the
+    /// first ones from a checkpoint laid out with the member in.
+    fn maybe_remove_member(&mut self, d: u16) {
+        if self.st.member_removals >= 2 || self.in_ckpt {
+            return;
+        }
+        // Zone resets planned before are done on the device.
+        self.end_resets();
+        match self.pool().member_remove(d, false) {
+            Ok(()) => {}
+            Err(zvcore::error::Error::Busy) | Err(zvcore::error::Error::Invalid(_)) => {
+                self.st.remove_refused += 1;
+                return;
+            }
+            Err(e) => panic!("member_remove: {e:?}"),
+        }
+        // Nothing of the commit, nor after it, may reach the device.
+        self.removed |= 1 << d;
+        // Until a checkpoint in the new layout, the old one needs the
+        // removed member's copies: no other member may go missing.
+        self.redundant = false;
+        while !self.commit(false) {}
+        assert!(!self.pool_ref().member_pending(), "removal committed");
+        self.st.member_removals += 1;
     }
 
     /// A random volume's migration to random members started, or the one

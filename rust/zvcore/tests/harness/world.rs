@@ -101,6 +101,9 @@ pub struct Stats {
     pub evac_nospace: u64,
     /// Volume migrations started.
     pub migrations: u64,
+    /// Members removed (after their evacuation), and removals refused.
+    pub member_removals: u64,
+    pub remove_refused: u64,
     /// Assemblies without a member's device (degraded).
     pub degraded: u64,
 }
@@ -416,6 +419,8 @@ impl World {
                 member_busy: 0,
                 evacuations: 0,
                 evac_cancels: 0,
+                member_removals: 0,
+                remove_refused: 0,
                 evac_nospace: 0,
                 migrations: 0,
             },
