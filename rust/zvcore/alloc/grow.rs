@@ -37,6 +37,9 @@ where
         if zones.len() != geom.nr_zones() as usize || devs.len() <= n {
             return Err(Error::Invalid("grow: storage size"));
         }
+        // The new member's class by default (the others keep theirs).
+        let old_members = 1u64.checked_shl(n as u32).map_or(u64::MAX, |b| b - 1);
+        let slow = self.slow | (super::tiers::default_slow(geom.devices()) & !old_members);
         let old = self.geom.nr_zones() as usize;
         for (d, s) in zones.iter_mut().zip(self.zones.iter()) {
             *d = *s;
@@ -69,6 +72,7 @@ where
         self.free_zones = self.free_zones.saturating_add(free);
         self.fenced |= dev_bit(n);
         let g = core::mem::replace(&mut self.geom, geom);
+        self.slow = slow;
         let z = core::mem::replace(&mut self.zones, zones);
         let d = core::mem::replace(&mut self.dev, devs);
         Ok((g.into_devices(), z, d))

@@ -37,6 +37,7 @@ mod grow;
 mod place;
 pub use place::spread;
 mod records;
+mod tiers;
 mod zones;
 
 /// No zone (in the open-zone table).
@@ -361,6 +362,10 @@ pub struct Allocator<G, Z, D = DevTable> {
     /// Retired zones still holding readable blocks (GC moves them first:
     /// [`Self::retire`]).
     retired_readable: u32,
+    /// Slow members (SMR by default), bit per member (`tiers`).
+    slow: u64,
+    /// Tiering asked for (`tiers`).
+    tiering: bool,
 }
 
 impl<G, Z> Allocator<G, Z, DevTable>
@@ -418,7 +423,10 @@ where
             lost: 0,
             retired_readable: 0,
             written: [0; NR_STREAMS],
+            slow: 0,
+            tiering: false,
         };
+        a.slow = tiers::default_slow(a.geom.devices());
         for z in 0..a.geom.nr_zones() {
             let meta = a.geom.zone_is_meta(z);
             if let Some(zi) = a.zones.get_mut(z as usize) {

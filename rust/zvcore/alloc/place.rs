@@ -52,7 +52,8 @@ where
     /// Chooses the member (and zone) for the next allocation of `stream`:
     /// the member with the most free zones among those that can serve the
     /// stream (an open zone of the stream counts as one more free zone),
-    /// ties broken round robin. Read-only.
+    /// ties broken round robin; with tiering, among the members of the
+    /// stream's class first (`tiers`). Read-only.
     fn pick(&self, stream: Stream, append: bool) -> Result<(usize, u32, bool)> {
         let n = self.geom.devices().len();
         let si = stream.index();
@@ -135,6 +136,11 @@ where
                         }
                     }
                 };
+                // Tiering: the members of the stream's class first.
+                let cand = cand.map(|(free, d, z, new)| {
+                    let first = u64::from(self.tier_preferred(stream, d)) << 40;
+                    (free | first, d, z, new)
+                });
                 if let Some(c) = cand {
                     if best.map(|b| c.0 > b.0).unwrap_or(true) {
                         best = Some(c);

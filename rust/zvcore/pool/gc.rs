@@ -118,8 +118,12 @@ where
             } else {
                 None
             };
+            // Tiering: the fast members' zones while they run short (their
+            // live blocks go to the slow members), unless GC is urgent.
+            let tier = if urgent { None } else { self.tier_victim(skip) };
             let pick = evac
                 .or_else(|| self.retired_victim(avoid))
+                .or(tier)
                 .or_else(|| pick_victim(a, self.cfg.policy, skip));
             match pick {
                 Some(v) => {

@@ -48,6 +48,7 @@ mod migrate;
 pub mod quota;
 pub use migrate::Migration;
 pub mod slots;
+mod tiers;
 mod volumes;
 
 /// Most extents in one [`WritePlan`] (a longer write is planned partly: the
@@ -884,8 +885,9 @@ where
             self.alloc.data_zones(),
             self.cfg.alloc.gc_reserve,
         );
-        // An evacuation or a migration moves data in the background.
-        if self.moving_data() && u == Urgency::Idle {
+        // An evacuation, a migration or tiering moves data in the
+        // background.
+        if (self.moving_data() || self.tier_demoting()) && u == Urgency::Idle {
             Urgency::Background
         } else {
             u

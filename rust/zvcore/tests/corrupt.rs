@@ -205,13 +205,26 @@ fn corrupt_metadata_never_panics() {
 /// using the pool. Returns the outcome's name.
 fn try_recover(base: &World, devs: Vec<SimDev>, rng: &mut Rng) -> String {
     let n = devs.len();
-    let geoms: Vec<DeviceGeometry> = base.geoms.clone();
+    // A member the run removed has no device.
+    let geoms: Vec<DeviceGeometry> = base
+        .geoms
+        .iter()
+        .enumerate()
+        .map(|(i, g)| {
+            if base.removed & (1 << i) != 0 {
+                DeviceGeometry::ABSENT
+            } else {
+                *g
+            }
+        })
+        .collect();
     let order: Vec<usize> = (0..n).collect();
-    let total: u64 = geoms
+    let total: u64 = base
+        .geoms
         .iter()
         .map(|g| u64::from(g.nr_zones) * g.zone_blocks)
         .sum();
-    let nz: u32 = geoms.iter().map(|g| g.nr_zones).sum();
+    let nz: u32 = base.geoms.iter().map(|g| g.nr_zones).sum();
     let mut bm = vec![0u64; bitmap_words(total)];
     let mut counts = vec![0u64; nz as usize];
     let mut scratch = vec![0u8; BS];
@@ -220,13 +233,13 @@ fn try_recover(base: &World, devs: Vec<SimDev>, rng: &mut Rng) -> String {
         let mut rd = Reader {
             devs: &devs,
             order: &order,
-            absent: 0,
+            absent: base.removed,
         };
         recover(
             geoms.clone(),
             &mut rd,
             PoolConfig::default_for(n as u16),
-            storage(&geoms),
+            storage(&base.geoms),
             &mut scratch,
             &mut |z| to_finish.push(z),
             Some(Check {

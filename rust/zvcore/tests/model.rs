@@ -29,6 +29,7 @@ pub fn run(seed: u64, ops: u64, volume_deltas: bool, delta_grow: bool) -> Stats 
     // Pools keeping two copies of their metadata are assembled without a
     // member after some crashes, and get it back after others.
     w.degraded_pct = 25;
+    w.removals = true;
     w.populate(ops);
     w.crash_and_recover();
     w.st

@@ -82,7 +82,7 @@ impl World {
             return;
         }
         if let Some(e) = self.pool_ref().evacuation() {
-            if e.left_blocks == 0 && self.rng.pct(80) {
+            if self.removals && e.left_blocks == 0 && self.rng.pct(80) {
                 self.maybe_remove_member(e.member);
                 return;
             }

@@ -141,6 +141,9 @@ pub struct World {
     /// after which it is assembled without a random member (which a later
     /// crash gives back, half the time).
     pub degraded_pct: u64,
+    /// Random runs may remove a member once its evacuation is done
+    /// (`maybe_remove_member`).
+    pub removals: bool,
     /// Every member was there for the newest full checkpoint (and the
     /// journal since): another member may go missing without a double
     /// fault.
@@ -347,6 +350,7 @@ impl World {
             missing: 0,
             removed: 0,
             degraded_pct: 0,
+            removals: false,
             redundant: true,
             prev_missing: 0,
             checkpoint_first: false,
