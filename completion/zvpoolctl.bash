@@ -78,7 +78,7 @@ _zvpoolctl() {
     "pool status") opts="--scripted --parsable --json" args=pools ;;
     "pool health") opts="--scripted --parsable --json" args=pools ;;
     "pool events") opts="--json --count" args=pools ;;
-    "pool set") opts="" args=pools keys="table_memory_limit= space_low_pct= space_critical_pct= no_space_timeout= pool_reserve_pct=" ;;
+    "pool set") opts="" args=pools keys="table_memory_limit= space_low_pct= space_critical_pct= no_space_timeout= pool_reserve_pct= tiering=" ;;
     "pool get") opts="--scripted --parsable --columns --json" args=pools ;;
     "pool check") opts="--json --journal --scripted" args=devices ;;
     "pool import") opts="--all --cached --dir --scripted --json --no-volumes --degraded" args=imports ;;

@@ -139,6 +139,8 @@ impl configfs::GroupOperations for Root {
                 no_space_timeout: 18,
                 pool_reserve_pct: 19,
                 remove: 20,
+                tiering: 21,
+                member_class: 22,
             ],
         };
         Ok(configfs::Group::new(
@@ -154,6 +156,7 @@ impl configfs::GroupOperations for Root {
                     space: Thresholds::DEFAULT,
                     no_space_timeout: 0,
                     pool_reserve_pct: 0,
+                    tiering: false,
                     ckpt_zones: 0,
                     active: None,
                 }),
@@ -185,6 +188,8 @@ struct PoolInner {
     no_space_timeout: u64,
     /// `pool_reserve_pct`.
     pool_reserve_pct: u64,
+    /// `tiering`.
+    tiering: bool,
     /// `checkpoint_zones` as written (0: chosen at format).
     ckpt_zones: u32,
     active: Option<Arc<ActivePool>>,
@@ -390,6 +395,9 @@ impl configfs::AttributeOperations<2> for PoolDir {
                     .store(g.no_space_timeout.saturating_mul(1000), Ordering::Relaxed);
                 // Checked when written: cannot fail.
                 let _ = pool.set_pool_reserve(g.pool_reserve_pct);
+                if g.tiering {
+                    pool.set_tiering(true);
+                }
                 if let Err(e) = registry::add_pool(&pool) {
                     // Only the control device would miss it: go on.
                     pr_warn!("{}: not listed on the control device: {:?}\n", name, e);
@@ -550,6 +558,96 @@ impl configfs::AttributeOperations<20> for PoolDir {
             let _ = g.paths.remove(i);
         }
         Ok(())
+    }
+}
+
+/// `tiering`: `1` to place user writes on the fast members and GC's
+/// copies on the slow ones (`member_class`), `0` (default) not to. Any
+/// state; applies at once to an active pool; kept in the configfs
+/// directory (applied at each enable).
+#[vtable]
+impl configfs::AttributeOperations<21> for PoolDir {
+    type Data = PoolDir;
+
+    fn show(this: &PoolDir, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
+        let mut w = Formatter::new(page);
+        w.write_fmt(fmt!("{}\n", u8::from(this.inner.lock().tiering)))?;
+        Ok(w.bytes_written())
+    }
+
+    fn store(this: &PoolDir, page: &[u8]) -> Result {
+        let on = match input(page)?.trim() {
+            "1" => true,
+            "0" => false,
+            other => {
+                pr_err!(
+                    "{}: tiering '{}' invalid: 0 or 1\n",
+                    &*this.name,
+                    Shown(other.as_bytes())
+                );
+                return Err(EINVAL);
+            }
+        };
+        let mut g = this.inner.lock();
+        g.tiering = on;
+        if let Some(p) = g.active.clone() {
+            p.set_tiering(on);
+        }
+        Ok(())
+    }
+}
+
+/// `member_class`: write `MEMBER fast|slow` (member by index or device
+/// path) to set its class; reads list `INDEX fast|slow`, one a line. The
+/// default follows the device: SMR slow, others fast. Active pools only;
+/// not kept across a stop (set it again after an assembly).
+#[vtable]
+impl configfs::AttributeOperations<22> for PoolDir {
+    type Data = PoolDir;
+
+    fn show(this: &PoolDir, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
+        let mut w = Formatter::new(page);
+        if let Some(p) = this.inner.lock().active.clone() {
+            for i in 0..p.members.len() {
+                let slow = p.state.lock().engine.member_class(i as u16);
+                w.write_fmt(fmt!("{} {}\n", i, if slow { "slow" } else { "fast" }))?;
+            }
+        }
+        Ok(w.bytes_written())
+    }
+
+    fn store(this: &PoolDir, page: &[u8]) -> Result {
+        let text = input(page)?.trim();
+        let name = &*this.name;
+        let Some((who, class)) = text.rsplit_once(' ') else {
+            pr_err!("{}: member_class: write 'MEMBER fast|slow'\n", name);
+            return Err(EINVAL);
+        };
+        let slow = match class {
+            "slow" => true,
+            "fast" => false,
+            _ => {
+                pr_err!(
+                    "{}: member_class '{}' invalid: fast or slow\n",
+                    name,
+                    Shown(class.as_bytes())
+                );
+                return Err(EINVAL);
+            }
+        };
+        let Some(pool) = this.inner.lock().active.clone() else {
+            pr_err!("{}: not enabled: enable it to set a member's class\n", name);
+            return Err(EINVAL);
+        };
+        let Some(d) = pool.member_named(who.trim()) else {
+            pr_err!(
+                "{}: {} is not a member (give its index or device path)\n",
+                name,
+                Shown(who.as_bytes())
+            );
+            return Err(ENOENT);
+        };
+        pool.set_member_class(d, slow)
     }
 }
 

@@ -38,7 +38,7 @@ use crate::poolreq::{Kind, PoolReq};
 use crate::volume::end_request;
 use crate::zvcore::{
     format::BLOCK_SIZE,
-    gc::{gc_start_level, pace_permille},
+    gc::pace_permille,
     pool::{ReadRun, MAX_PLAN_EXTENTS},
 };
 use kernel::{
@@ -162,7 +162,7 @@ impl ActivePool {
             return Some(rq);
         }
         let (free, total, reserve) = self.levels();
-        if free <= gc_start_level(total, reserve) {
+        if self.gc_needed() {
             self.kick_gc();
         }
         if pace_permille(free, total, reserve) != 0 {

@@ -160,7 +160,7 @@ impl ActivePool {
     /// are overwritten and need no copy (premature cleaning of hot data costs
     /// write amplification). Foreground writes are paced from the same level
     /// down ([`Self::throttle`]).
-    fn gc_needed(&self) -> bool {
+    pub(crate) fn gc_needed(&self) -> bool {
         let (free, total, reserve) = self.levels();
         free <= gc_start_level(total, reserve) || self.gc.evacuating.load(Ordering::Relaxed)
     }
@@ -174,7 +174,9 @@ impl ActivePool {
         self.gc
             .free_zones
             .store(a.usable_free_zones(), Ordering::Relaxed);
-        self.gc.evacuating.store(e.moving_data(), Ordering::Relaxed);
+        self.gc
+            .evacuating
+            .store(e.moving_data() || e.tier_demoting(), Ordering::Relaxed);
         self.gc.data_zones.store(a.data_zones(), Ordering::Relaxed);
         self.gc
             .reserve
@@ -407,7 +409,7 @@ impl ActivePool {
                 free <= gc_start_level(total, reserve),
             )
         };
-        if start {
+        if start || g.evacuating.load(Ordering::Relaxed) {
             self.kick_gc();
         }
         if permille == 0 {

@@ -62,9 +62,10 @@ pub(crate) struct Gc {
     pub(crate) reserve: AtomicU32,
     /// Journal records queued (published with the free zones).
     pub(crate) records: AtomicU32,
-    /// A member being evacuated still holds live blocks, or a volume
-    /// migration is under way: GC runs whatever the free zones (published
-    /// with them).
+    /// A member being evacuated still holds live blocks, a volume
+    /// migration is under way, or tiering wants the fast members' zones
+    /// collected (`Pool::tier_demoting`): GC runs whatever the free zones
+    /// (published with them).
     pub(crate) evacuating: AtomicBool,
     /// When the evacuation in progress started (`status`).
     #[pin]

@@ -384,6 +384,47 @@ impl ActivePool {
         Ok(())
     }
 
+    /// Turns tiering on or off (`tiering`): user writes to the fast
+    /// members, GC's copies to the slow ones (`zvcore::alloc::tiers`).
+    pub(crate) fn set_tiering(self: &Arc<Self>, on: bool) {
+        let active = {
+            let mut st = self.state.lock();
+            st.engine.set_tiering(on);
+            st.engine.alloc().tiering()
+        };
+        pr_info!(
+            "{}: tiering {}{}\n",
+            &*self.name,
+            if on { "on" } else { "off" },
+            if on && !active {
+                " (not in effect while every member is of one class)"
+            } else {
+                ""
+            }
+        );
+        self.kick_gc();
+    }
+
+    /// Sets member `d`'s class (`member_class`).
+    pub(crate) fn set_member_class(self: &Arc<Self>, d: u16, slow: bool) -> Result {
+        let r = self.state.lock().engine.set_member_class(d, slow);
+        r.map_err(core_err)?;
+        let path = self
+            .members
+            .get(usize::from(d))
+            .and_then(|m| m.path.to_str().ok())
+            .unwrap_or("?");
+        pr_info!(
+            "{}: member {} ({}) is {}\n",
+            &*self.name,
+            d,
+            path,
+            if slow { "slow" } else { "fast" }
+        );
+        self.kick_gc();
+        Ok(())
+    }
+
     /// Starts moving volume `vol`'s data to `members` (bit per member), or
     /// ends the migration (`None`). Sleeps only for the engine lock.
     pub(crate) fn migrate(self: &Arc<Self>, target: Option<(&[u8], u64)>) -> Result {

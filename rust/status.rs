@@ -48,6 +48,19 @@ impl ActivePool {
             (j, Some(m)) => writeln!(w, "journal_members {} {}", j, m)?,
             (j, None) => writeln!(w, "journal_members {}", j)?,
         }
+        // Tiering (`tiering`): off, on, or on but without members of both
+        // classes; the fast members' free and data zones.
+        let tier = match (e.alloc().tiering_asked(), e.alloc().tiering()) {
+            (false, _) => "off",
+            (true, true) => "on",
+            (true, false) => "inactive",
+        };
+        let (ffree, fdata) = e.alloc().class_zones(false);
+        writeln!(
+            w,
+            "tiering {} fast_free_zones={} fast_zones={}",
+            tier, ffree, fdata
+        )?;
         // Every checkpoint block on two members (or one: a single copy).
         writeln!(
             w,
@@ -205,7 +218,7 @@ impl ActivePool {
             };
             writeln!(
                 w,
-                "{} {} {} zones={} zone_bytes={} cap_bytes={} max_open={} max_active={} free_zones={} used_bytes={} read_errors={} write_errors={} meta_errors={} state={}",
+                "{} {} {} zones={} zone_bytes={} cap_bytes={} max_open={} max_active={} free_zones={} used_bytes={} read_errors={} write_errors={} meta_errors={} state={} class={}",
                 i,
                 m.path.to_str().unwrap_or("?"),
                 kind,
@@ -219,7 +232,12 @@ impl ActivePool {
                 re,
                 we,
                 m.meta_errors.load(Ordering::Relaxed),
-                m.state().word()
+                m.state().word(),
+                if st.engine.member_class(i as u16) {
+                    "slow"
+                } else {
+                    "fast"
+                }
             )?;
         }
         Ok(())

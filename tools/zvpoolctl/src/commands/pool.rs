@@ -941,7 +941,10 @@ pub(super) fn health(st: &KeyValues, members: &[abi::Member]) -> Value {
     if state != "active" || members.is_empty() {
         return Value::Null;
     }
-    let bad = members.iter().filter(|m| m.state != "ok").count();
+    let bad = members
+        .iter()
+        .filter(|m| m.state != "ok" && m.state != "removed")
+        .count();
     Value::text(if bad == 0 {
         "ok"
     } else if bad == members.len() {

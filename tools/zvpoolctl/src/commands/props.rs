@@ -29,6 +29,8 @@ enum Unit {
     Bytes,
     Percent,
     Seconds,
+    /// 0 or 1, shown `off` or `on`.
+    Switch,
 }
 
 impl Prop {
@@ -37,6 +39,7 @@ impl Prop {
         match self.unit {
             Unit::Bytes => Value::Bytes(v),
             Unit::Percent | Unit::Seconds => Value::Count(v),
+            Unit::Switch => Value::text(if v == 0 { "off" } else { "on" }),
         }
     }
 
@@ -46,6 +49,7 @@ impl Prop {
             Unit::Bytes => size::human(v),
             Unit::Percent => format!("{v}%"),
             Unit::Seconds => format!("{v}s"),
+            Unit::Switch => (if v == 0 { "off" } else { "on" }).to_string(),
         }
     }
 }
@@ -87,7 +91,23 @@ pub const PROPS: &[Prop] = &[
         default: Some(0),
         unit: Unit::Percent,
     },
+    Prop {
+        name: "tiering",
+        attr: "tiering",
+        parse: parse_switch,
+        default: Some(0),
+        unit: Unit::Switch,
+    },
 ];
+
+/// `on` or `off` (also 1 or 0).
+fn parse_switch(v: &str) -> Result<u64, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "on" | "1" => Ok(1),
+        "off" | "0" => Ok(0),
+        _ => Err(format!("{v:?} is not on or off")),
+    }
+}
 
 /// Seconds (an optional `s` suffix), at most a day.
 fn parse_seconds(v: &str) -> Result<u64, String> {
@@ -149,7 +169,7 @@ fn lookup(name: &str, cmd: &str) -> Result<&'static Prop, Error> {
 pub const SET: Verb = Verb {
     name: "set",
     usage: "set NAME PROPERTY=VALUE...",
-    summary: "set properties of a pool (table memory, space thresholds, no-space timeout, reserve)",
+    summary: "set properties of a pool (table memory, space thresholds, no-space timeout, reserve, tiering)",
     help: "Sets properties of pool NAME (active or not), in the order given. If one\n\
            cannot be set, the ones set before it get their old values back.\n\
            Properties:\n  \
@@ -175,10 +195,18 @@ pub const SET: Verb = Verb {
                kept for GC and the administrator. Writes that would newly map\n      \
                blocks into it fail with ENOSPC (see 'volume set' for quotas and\n      \
                reservations; 'pool status' shows available and held_back).\n      \
-               Kept in configfs like table_memory_limit.\n\
+               Kept in configfs like table_memory_limit.\n  \
+             tiering=on|off\n      \
+               with members of both classes (members: class=fast|slow; SMR members\n      \
+               are slow, the others fast; NAME/member_class <- 'MEMBER fast|slow'\n      \
+               changes one), user writes go to the fast members and what GC moves\n      \
+               to the slow ones, and GC keeps 20% of the fast members' zones free by\n      \
+               moving their oldest data to the slow ones (default off). Applies at\n      \
+               once; kept in configfs like table_memory_limit.\n\
            configfs: NAME/table_memory_limit <- bytes (0 for default);\n\
            NAME/space_low_pct, NAME/space_critical_pct <- percent (0: off);\n\
-           NAME/no_space_timeout <- seconds; NAME/pool_reserve_pct <- percent.",
+           NAME/no_space_timeout <- seconds; NAME/pool_reserve_pct <- percent;\n\
+           NAME/tiering <- 1 or 0.",
     options: &[],
     min_args: 2,
     max_args: None,

@@ -293,7 +293,7 @@ fn set_and_get_on_a_module_without_the_attribute() {
     assert_eq!(
         r.out,
         "tank\ttable_memory_limit\t-\ntank\tspace_low_pct\t-\ntank\tspace_critical_pct\t-\n\
-         tank\tno_space_timeout\t-\ntank\tpool_reserve_pct\t-\n"
+         tank\tno_space_timeout\t-\ntank\tpool_reserve_pct\t-\ntank\ttiering\t-\n"
     );
     let warn = |a: &str| {
         format!(
@@ -308,6 +308,7 @@ fn set_and_get_on_a_module_without_the_attribute() {
             + &warn("space_critical_pct")
             + &warn("no_space_timeout")
             + &warn("pool_reserve_pct")
+            + &warn("tiering")
     );
     assert_eq!(fk.snapshot(), before);
     // A kernel from before snapshots lacks it too.
@@ -445,7 +446,8 @@ fn get_output_formats() {
             0,
             "NAME  PROPERTY            VALUE\ntank  table_memory_limit  8.00G\n\
              tank  space_low_pct          80\ntank  space_critical_pct     95\n\
-             tank  no_space_timeout        0\ntank  pool_reserve_pct        0\n",
+             tank  no_space_timeout        0\ntank  pool_reserve_pct        0\n\
+             tank  tiering               off\n",
             ""
         )
     );
@@ -456,7 +458,7 @@ fn get_output_formats() {
         r.out,
         format!(
             "{DEFAULT}\ttable_memory_limit\n80\tspace_low_pct\n95\tspace_critical_pct\n\
-             0\tno_space_timeout\n0\tpool_reserve_pct\n"
+             0\tno_space_timeout\n0\tpool_reserve_pct\noff\ttiering\n"
         )
     );
     let r = fk.run(&["pool", "get", "-j", "tank", "table_memory_limit"]);
@@ -502,5 +504,24 @@ fn the_attribute_is_no_volume_name() {
             .contains("invalid volume name \"table_memory_limit\": reserved"),
         "{}",
         r.err
+    );
+}
+
+#[test]
+fn tiering_is_a_switch() {
+    let fk = setup_with_volumes();
+    let r = fk.run(&["pool", "set", "tank", "tiering=on"]);
+    assert_eq!((r.code, r.err.as_str()), (0, ""), "{r:?}");
+    let r = fk.run(&["pool", "get", "-H", "tank", "tiering"]);
+    assert_eq!(r.out, "tank\ttiering\ton\n");
+    let r = fk.run(&["pool", "set", "tank", "tiering=0"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let r = fk.run(&["pool", "get", "-H", "tank", "tiering"]);
+    assert_eq!(r.out, "tank\ttiering\toff\n");
+    let r = fk.run(&["pool", "set", "tank", "tiering=maybe"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.err.contains("tiering: \"maybe\" is not on or off"),
+        "{r:?}"
     );
 }

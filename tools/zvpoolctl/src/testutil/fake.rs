@@ -182,6 +182,8 @@ struct PoolRt {
     ckpt_zones: u32,
     /// `pool_reserve_pct`.
     reserve_pct: u64,
+    /// `tiering`.
+    tiering: bool,
     /// `quota_refusals`, `reserve_refusals` of `status`.
     refusals: (u64, u64),
     /// `table_memory_bytes` (None: `table_nodes` * NODE_BYTES).
@@ -668,6 +670,7 @@ impl FakeKernel {
             }
             if !st.no_space_rules {
                 w("pool_reserve_pct", format!("{}\n", p.reserve_pct));
+                w("tiering", format!("{}\n", u8::from(p.tiering)));
             }
             if !st.legacy {
                 let k = if p.active {
@@ -880,6 +883,17 @@ impl FakeKernel {
                 }
             }
             "pool_reserve_pct" => self.write_reserve_pct(st, name, value)?,
+            "tiering" if st.no_space_rules => return Err(err(ENOENT)),
+            "tiering" => {
+                let on = match value.trim() {
+                    "1" => true,
+                    "0" => false,
+                    _ => return Err(self.refuse(st, EINVAL, name, "tiering: 0 or 1")),
+                };
+                if let Some(p) = st.pools.get_mut(name) {
+                    p.tiering = on;
+                }
+            }
             "table_memory_limit" | "space_low_pct" | "space_critical_pct" | "no_space_timeout"
                 if st.no_table_memory =>
             {
