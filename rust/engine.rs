@@ -103,17 +103,6 @@ pub(crate) fn out_of_line<T>(f: impl FnOnce() -> T) -> T {
     f()
 }
 
-/// [`boxed`] for the first of a pair (the engine and what came with it).
-#[inline(never)]
-pub(crate) fn boxed_first<T, U>(
-    r: zvcore::error::Result<(T, U)>,
-) -> Result<zvcore::error::Result<(KBox<T>, U)>> {
-    Ok(match r {
-        Ok((v, u)) => Ok((KBox::new(v, GFP_KERNEL)?, u)),
-        Err(e) => Err(e),
-    })
-}
-
 /// Heap storage for the engine. The superblock (4 KiB) is initialised in
 /// place, field by field: built as a value it would sit on the stack.
 pub(crate) fn storage(

@@ -14,8 +14,7 @@ use crate::commitbuf::CommitBuf;
 use crate::damage::{self, AssembleMode};
 use crate::degraded;
 use crate::engine::{
-    boxed, boxed_first, core_err, out_of_line, storage, Engine, EngineCell, EngineLock,
-    EngineState, Storage,
+    boxed, core_err, out_of_line, storage, Engine, EngineCell, EngineLock, EngineState, Storage,
 };
 use crate::gcstate::Gc;
 use crate::healthstate::Health;
@@ -197,8 +196,10 @@ fn engine_parts(
     Ok((engine_geoms, storage(name, sizing, tables)?, cfg, scratch))
 }
 
-/// The core's recovery, its engine boxed, in a frame of its own: the
-/// engine by value (several hundred bytes) stays off the caller's frame.
+/// The core's recovery, its engine built on the heap: no frame on the
+/// deep path of the assembly holds the engine (about 2 KiB) by value
+/// (`zvcore::recovery::recover_into`; three such frames overflowed the
+/// 16 KiB stack in a degraded assembly of a pool with snapshots).
 #[inline(never)]
 #[allow(clippy::type_complexity)]
 fn recover_boxed(
@@ -210,9 +211,31 @@ fn recover_boxed(
     on_finish: &mut dyn FnMut(u32),
     check: Option<crate::zvcore::recovery::Check<'_>>,
 ) -> Result<zvcore::error::Result<(KBox<Engine>, crate::zvcore::recovery::Assembly)>> {
-    let r =
-        crate::zvcore::recovery::recover(geoms, rd, cfg, st, scratch, &mut |z| on_finish(z), check);
-    boxed_first(r)
+    let mut slot = KBox::<Option<Engine>>::new_uninit(GFP_KERNEL)?.write(None);
+    let r = crate::zvcore::recovery::recover_into(
+        &mut slot,
+        geoms,
+        rd,
+        cfg,
+        st,
+        scratch,
+        &mut |z| on_finish(z),
+        check,
+    );
+    match r {
+        Ok(asm) => Ok(unwrap_engine(slot).map(|e| (e, asm))),
+        Err(e) => Ok(Err(e)),
+    }
+}
+
+/// The engine [`recover_boxed`] built, in a box of its own (moved once,
+/// in this frame, after the assembly's deep path returned).
+#[inline(never)]
+fn unwrap_engine(mut slot: KBox<Option<Engine>>) -> zvcore::error::Result<KBox<Engine>> {
+    let e = slot
+        .take()
+        .ok_or(zvcore::error::Error::Invalid("recover: no engine"))?;
+    KBox::new(e, GFP_KERNEL).map_err(|_| zvcore::error::Error::NoSpace)
 }
 
 impl ActivePool {

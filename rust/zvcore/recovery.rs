@@ -421,10 +421,10 @@ fn read_set_header<G: Deref<Target = [DeviceGeometry]>, M: MetaReader>(
 #[allow(clippy::type_complexity)]
 #[inline(never)]
 pub fn recover<G, Z, E, V, R, N, D, S, M, F>(
-    mut devs: G,
+    devs: G,
     rd: &mut M,
     cfg: PoolConfig,
-    mut st: PoolStorage<Z, E, V, R, N, D, S>,
+    st: PoolStorage<Z, E, V, R, N, D, S>,
     scratch: &mut [u8],
     on_finish: &mut F,
     check: Option<Check<'_>>,
@@ -441,6 +441,42 @@ where
     M: MetaReader,
     F: FnMut(u32),
 {
+    let mut slot = None;
+    let asm = recover_into(&mut slot, devs, rd, cfg, st, scratch, on_finish, check)?;
+    let pool = slot.ok_or(Error::Invalid("recover: no engine"))?;
+    Ok((pool, asm))
+}
+
+/// [`recover`] into `slot` (the engine is placed there: the caller's heap
+/// in the kernel, so that no frame on the deep path of the checkpoint's
+/// and the journal's loading holds it by value; about 2 KiB each, three
+/// of them overflowed a 16 KiB kernel stack in a degraded assembly of a
+/// pool with snapshots). `slot` is `None` on error.
+#[allow(clippy::type_complexity, clippy::too_many_arguments)]
+#[inline(never)]
+pub fn recover_into<G, Z, E, V, R, N, D, S, M, F>(
+    slot: &mut Option<Pool<G, Z, E, V, R, N, D, S>>,
+    mut devs: G,
+    rd: &mut M,
+    cfg: PoolConfig,
+    mut st: PoolStorage<Z, E, V, R, N, D, S>,
+    scratch: &mut [u8],
+    on_finish: &mut F,
+    check: Option<Check<'_>>,
+) -> Result<Assembly>
+where
+    G: DerefMut<Target = [DeviceGeometry]>,
+    Z: DerefMut<Target = [ZoneInfo]>,
+    D: DerefMut<Target = [DevState]>,
+    E: DerefMut<Target = [u64]>,
+    V: DerefMut<Target = [VolEntry]>,
+    R: DerefMut<Target = [Record]>,
+    N: NodeStore,
+    S: DerefMut<Target = Superblock>,
+    M: MetaReader,
+    F: FnMut(u32),
+{
+    *slot = None;
     let buf = scratch
         .get_mut(..BLOCK_SIZE)
         .ok_or(Error::Invalid("scratch"))?;
@@ -473,25 +509,28 @@ where
     };
     asm.read_only = find_members(&devs, rd, &mut st.sb, buf, &mut asm.dev_of_member)?;
     st.sb.geometries(&mut devs)?;
-    let pool = build(devs, cfg, st, rd, buf, on_finish, check, &mut asm)?;
-    Ok((pool, asm))
+    place(slot, devs, cfg, st)?;
+    let Some(pool) = slot.as_mut() else {
+        return Err(Error::Invalid("recover: no engine"));
+    };
+    if let Err(e) = load_and_replay(pool, rd, buf, on_finish, check, &mut asm) {
+        *slot = None;
+        return Err(e);
+    }
+    Ok(asm)
 }
 
-/// The engine of [`recover`] once the members are known: assembles it and
-/// runs steps 2 to 5. Out of line (the engine is built in this frame, not
-/// in `recover`'s, which also holds the result).
+/// The engine of [`recover_into`] once the members are known, built into
+/// `slot`. Out of line: the engine built by value lives in this frame
+/// only, not in the frames under which the checkpoint is loaded.
 #[inline(never)]
-#[allow(clippy::too_many_arguments, clippy::type_complexity)]
-fn build<G, Z, E, V, R, N, D, S, M, F>(
+#[allow(clippy::type_complexity)]
+fn place<G, Z, E, V, R, N, D, S>(
+    slot: &mut Option<Pool<G, Z, E, V, R, N, D, S>>,
     devs: G,
     cfg: PoolConfig,
     st: PoolStorage<Z, E, V, R, N, D, S>,
-    rd: &mut M,
-    buf: &mut [u8],
-    on_finish: &mut F,
-    check: Option<Check<'_>>,
-    asm: &mut Assembly,
-) -> Result<Pool<G, Z, E, V, R, N, D, S>>
+) -> Result<()>
 where
     G: DerefMut<Target = [DeviceGeometry]>,
     Z: DerefMut<Target = [ZoneInfo]>,
@@ -501,13 +540,10 @@ where
     R: DerefMut<Target = [Record]>,
     N: NodeStore,
     S: DerefMut<Target = Superblock>,
-    M: MetaReader,
-    F: FnMut(u32),
 {
     let geom = PoolGeometry::new(devs).map_err(|_| Error::Corrupt("recover: geometry"))?;
-    let mut pool = Pool::assemble(geom, cfg, st)?;
-    load_and_replay(&mut pool, rd, buf, on_finish, check, asm)?;
-    Ok(pool)
+    *slot = Some(Pool::assemble(geom, cfg, st)?);
+    Ok(())
 }
 
 /// Steps 2 to 5 of [`recover`] on the assembled engine; fills `asm` (whose

@@ -5,7 +5,8 @@
 # clones booted from it (each sees the gold files plus its own), the pool's
 # status and health, per-VM I/O limits, quotas and reservations, space
 # alerts, stop, an offline metadata check and reassembly, a disk gone
-# (degraded assembly) and back, all through zvpoolctl.
+# (degraded assembly) and back, a disk replaced online, all through
+# zvpoolctl.
 set -u
 . /etc/zvpool/vm.env
 say() { printf '\n### %s\n' "$*"; }
@@ -106,6 +107,15 @@ say "the disk is back: assembled with both, healthy, every file there"
 run "zvpoolctl pool assemble demo $Z0 $Z1" || exit 1
 run "zvpoolctl pool health demo"
 C=$(zvpoolctl volume show -H -o device demo/web1 | cut -f2)
+run "mount -t ext4 -o ro $C /mnt && cat /mnt/hostname && umount /mnt"
+
+N=$(dev_for 3)
+say "replace a disk online: $Z1 by $N (a conventional namespace) while a VM reads; its data moves, then it leaves the pool"
+run "dd if=$C of=/dev/null bs=1M count=256 iflag=direct status=none & zvpoolctl pool replace -w demo $Z1 $N; r=\$?; wait; exit \$r" || exit 1
+run "zvpoolctl pool status demo"
+run "zvpoolctl pool stop demo"
+say "the pool assembles from $Z0 and $N alone"
+run "zvpoolctl pool assemble demo $Z0 $N" || exit 1
 run "mount -t ext4 -o ro $C /mnt && cat /mnt/hostname && umount /mnt"
 run "zvpoolctl pool stop demo"
 rmmod zvpool && echo "unloaded"

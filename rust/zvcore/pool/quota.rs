@@ -199,22 +199,21 @@ where
     }
 
     /// The live blocks the rules let the pool reach: the capacity less the
-    /// pool reserve, GC's reserve zones and one open zone per stream and
-    /// member (space no write can count on).
+    /// pool reserve, GC's reserve zones (of the largest zone) and one open
+    /// zone per stream on each member not removed (of that member's zone
+    /// size): space no write can count on.
     pub(super) fn rules_limit(&self) -> u64 {
         let g = self.alloc.geom();
         let cap = g.data_capacity_blocks();
         let pct = cap / 100 * self.reserve_pct + cap % 100 * self.reserve_pct / 100;
-        let zone = g
-            .devices()
-            .iter()
-            .map(|d| d.zone_cap_blocks)
-            .max()
-            .unwrap_or(0);
-        let zones = u64::from(self.cfg.alloc.gc_reserve)
-            .saturating_add((NR_STREAMS as u64).saturating_mul(u64::from(g.nr_devices())));
+        let members = || g.layout_members().filter_map(|d| g.device(d));
+        let zone = members().map(|d| d.zone_cap_blocks).max().unwrap_or(0);
+        let open = members().fold(0u64, |acc, d| {
+            acc.saturating_add((NR_STREAMS as u64).saturating_mul(d.zone_cap_blocks))
+        });
         cap.saturating_sub(pct)
-            .saturating_sub(zones.saturating_mul(zone))
+            .saturating_sub(u64::from(self.cfg.alloc.gc_reserve).saturating_mul(zone))
+            .saturating_sub(open)
     }
 
     /// Checks a write of `n` blocks from `lba` of the volume in slot `i`

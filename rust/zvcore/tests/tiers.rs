@@ -185,3 +185,22 @@ fn tiering_needs_both_classes_and_follows_the_classes_set() {
     w.pool().set_tiering(false);
     assert!(!w.pool_ref().alloc().tiering());
 }
+
+#[test]
+fn tmp_sizes() {
+    eprintln!(
+        "Pool {} PoolStats {} Allocator {} Superblock {} Assembly {} PoolConfig {}",
+        std::mem::size_of::<P>(),
+        std::mem::size_of::<zvcore::pool::PoolStats>(),
+        std::mem::size_of::<
+            zvcore::alloc::Allocator<
+                Vec<DeviceGeometry>,
+                Vec<zvcore::alloc::ZoneInfo>,
+                Vec<zvcore::alloc::DevState>,
+            >,
+        >(),
+        std::mem::size_of::<zvcore::format::Superblock>(),
+        std::mem::size_of::<zvcore::recovery::Assembly>(),
+        std::mem::size_of::<zvcore::pool::PoolConfig>()
+    );
+}
