@@ -14,7 +14,12 @@
 # - member 1 evacuated and removed (`pool remove`) after the reassembly,
 #   under writes; refusals: live data, the last two members, a non-member,
 #   each with one log line;
-# - stopped and assembled from the two devices left; no kernel warning.
+# - stopped and assembled from the two devices left;
+# - a member gone for good (its null_blk powered off: `state=missing`)
+#   after a fifth device was added: `pool remove` refuses it without -f,
+#   takes it out with -f (its blocks are lost); health back to ok; the
+#   pool assembles from the two devices left and does not look for it; no
+#   kernel warning.
 DIR=$(dirname "$0")
 . "$DIR/ktap_helpers.sh"
 
@@ -36,7 +41,7 @@ if [ ! -f "$KO" ] || [ ! -f /lib/modules/null_blk.ko ]; then
 	ktap_test_skip "member remove" "needs zvpool.ko and null_blk.ko"
 	ktap_finished
 fi
-ktap_set_plan 34
+ktap_set_plan 43
 lsmod | grep -q '^zvpool ' && rmmod zvpool
 rm -f $C
 dmesg_mark
@@ -54,8 +59,9 @@ written() { blkzone report /dev/$1 >/tmp/rp-zones 2>&1 && [ -s /tmp/rp-zones ] &
 nullb_zoned $NB/rpa 256 8 zone_max_open=8 zone_max_active=12 &&
 	nullb_zoned $NB/rpb 256 8 zone_max_open=8 zone_max_active=12 &&
 	nullb_zoned $NB/rpc 256 8 zone_max_open=8 zone_max_active=12 &&
-	nullb_zoned $NB/rpd 256 8 zone_max_open=8 zone_max_active=12
-ktap_test_result "four zoned null_blk devices" [ -b /dev/rpa ] && [ -b /dev/rpb ] && [ -b /dev/rpc ] && [ -b /dev/rpd ]
+	nullb_zoned $NB/rpd 256 8 zone_max_open=8 zone_max_active=12 &&
+	nullb_zoned $NB/rpe 256 8 zone_max_open=8 zone_max_active=12
+ktap_test_result "five zoned null_blk devices" [ -b /dev/rpa ] && [ -b /dev/rpb ] && [ -b /dev/rpc ] && [ -b /dev/rpd ] && [ -b /dev/rpe ]
 insmod "$KO"
 ktap_test_result "pool rp on three members, volumes a and b" \
 	quiet sh -c "zvpoolctl --cache $C pool create -f rp /dev/rpa /dev/rpb /dev/rpc &&
@@ -135,11 +141,27 @@ VB=$(dev_of rp/b)
 ktap_expect_eq "volume a reads as before" "$SUMA" "$(dsum $VA 80)"
 ktap_expect_eq "volume b reads as before" "$SUMB" "$(dsum $VB 80)"
 
+# --- a member gone for good, forced out ------------------------------------------
+ktap_test_result "pool add rp /dev/rpe" quiet zv pool add rp /dev/rpe
+# Data on every member (new writes spread over them).
+dd if=/dev/urandom of=$VA bs=$MIB count=48 oflag=direct conv=fsync status=none
+echo 0 >$NB/rpd/power
+ktap_test_result "the device of member 3 is gone: state=missing" \
+	wait_for 10 sh -c "[ \"\$(awk '\$1 == 3' $CFG/rp/members | sed 's/.*state=\([a-z]*\).*/\1/')\" = missing ]"
+refused "removing a missing member without force is refused" 3 $CFG/rp/remove "invalid" "would be lost (force)"
+ktap_test_result "pool remove -f rp 3" quiet zv pool remove -f rp 3
+ktap_expect_eq "member 3 shows state=removed" removed "$(field 3 state)"
+ktap_expect_eq "health back to ok" ok "$(st health)"
+ktap_test_result "pool stop rp" quiet zv pool stop rp
+ktap_test_result "pool assemble rp /dev/rpc /dev/rpe (not looking for the removed ones)" \
+	quiet zv pool assemble rp /dev/rpc /dev/rpe
+ktap_expect_eq "two members, three removed" "2 3" "$(st members) $(st removed_members)"
+
 DMESG_MARK=$START
 dmesg_clean_since_mark "no kernel warning, lockdep report or oops"
 zv pool stop rp >/dev/null 2>&1
-for d in rpa rpb rpc rpd; do
-	echo 0 >$NB/$d/power
+for d in rpa rpb rpc rpd rpe; do
+	echo 0 >$NB/$d/power 2>/dev/null
 	rmdir $NB/$d
 done
 rm -f /tmp/rp-b.img /tmp/rp-fa.out /tmp/rp-zones
