@@ -962,26 +962,42 @@ fn degraded_assembly_refuses_what_the_metadata_cannot_survive() {
     }
 }
 
+/// Runs `f` on the world's devices `given` as a scan presents them (their
+/// geometries as they report them, a reader of them, storage for the
+/// superblock and a block of scratch).
+fn with_given<T>(
+    w: &World,
+    given: &[usize],
+    f: impl FnOnce(&[DeviceGeometry], &mut Reader<'_>, &mut zvcore::format::Superblock, &mut [u8]) -> T,
+) -> T {
+    let geoms: Vec<DeviceGeometry> = given
+        .iter()
+        .map(|&i| DeviceGeometry {
+            meta_zones: META_ZONES_PER_DEV,
+            ..w.geoms[i]
+        })
+        .collect();
+    let mut rd = Reader {
+        devs: &w.devs,
+        order: given,
+        absent: 0,
+    };
+    let mut sb = Box::new(zvcore::format::Superblock::EMPTY);
+    let mut scratch = vec![0u8; zvcore::format::BLOCK_SIZE];
+    f(&geoms, &mut rd, &mut sb, &mut scratch)
+}
+
 #[test]
 fn the_members_not_given_are_counted_from_the_superblock() {
     let mut w = copies_world("missing-count");
     w.crash();
     for given in [vec![0usize, 1, 2], vec![0, 2], vec![1], vec![]] {
-        let geoms: Vec<DeviceGeometry> = given
-            .iter()
-            .map(|&i| DeviceGeometry {
-                meta_zones: META_ZONES_PER_DEV,
-                ..w.geoms[i]
-            })
-            .collect();
-        let mut rd = Reader {
-            devs: &w.devs,
-            order: &given,
-            absent: 0,
-        };
-        let mut sb = Box::new(zvcore::format::Superblock::EMPTY);
-        let mut scratch = vec![0u8; zvcore::format::BLOCK_SIZE];
-        let r = zvcore::recovery::missing_members(&geoms, &mut rd, &mut sb, &mut scratch);
+        let (r, sb) = with_given(&w, &given, |geoms, rd, sb, scratch| {
+            (
+                zvcore::recovery::missing_members(geoms, rd, sb, scratch),
+                sb.clone(),
+            )
+        });
         if given.is_empty() {
             assert_eq!(r, Err(Error::NotFound), "no device: not a pool");
         } else {
@@ -1158,28 +1174,16 @@ fn members_removed_one_after_another_and_a_lost_one_forced_out() {
     // superblocks name the pool and a removed member).
     w.crash();
     let all: Vec<usize> = (0..4).collect();
-    let geoms: Vec<DeviceGeometry> = all
-        .iter()
-        .map(|&i| DeviceGeometry {
-            meta_zones: META_ZONES_PER_DEV,
-            ..w.geoms[i]
-        })
-        .collect();
-    let mut rd = Reader {
-        devs: &w.devs,
-        order: &all,
-        absent: 0,
-    };
-    let mut sb = Box::new(zvcore::format::Superblock::EMPTY);
-    let mut scratch = vec![0u8; zvcore::format::BLOCK_SIZE];
-    assert_eq!(
-        zvcore::recovery::removed_devices(&geoms, &mut rd, &mut sb, &mut scratch),
-        Ok(1 << 1)
-    );
-    assert_eq!(
-        zvcore::recovery::missing_members(&geoms, &mut rd, &mut sb, &mut scratch),
-        Ok(0)
-    );
+    with_given(&w, &all, |geoms, rd, sb, scratch| {
+        assert_eq!(
+            zvcore::recovery::removed_devices(geoms, rd, sb, scratch),
+            Ok(1 << 1)
+        );
+        assert_eq!(
+            zvcore::recovery::missing_members(geoms, rd, sb, scratch),
+            Ok(0)
+        );
+    });
     w.recover_pool();
     assert_eq!(w.pool_ref().superblock().removed_mask(), 0b10);
     w.pool().evacuate(Some(0)).expect("evacuate");
