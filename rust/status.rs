@@ -218,7 +218,7 @@ impl ActivePool {
             };
             writeln!(
                 w,
-                "{} {} {} zones={} zone_bytes={} cap_bytes={} max_open={} max_active={} free_zones={} used_bytes={} read_errors={} write_errors={} meta_errors={} state={} class={}",
+                "{} {} {} zones={} zone_bytes={} cap_bytes={} max_open={} max_active={} free_zones={} used_bytes={} read_errors={} write_errors={} meta_errors={} class={} state={}",
                 i,
                 m.path.to_str().unwrap_or("?"),
                 kind,
@@ -232,12 +232,12 @@ impl ActivePool {
                 re,
                 we,
                 m.meta_errors.load(Ordering::Relaxed),
-                m.state().word(),
                 if st.engine.member_class(i as u16) {
                     "slow"
                 } else {
                     "fast"
-                }
+                },
+                m.state().word()
             )?;
         }
         Ok(())

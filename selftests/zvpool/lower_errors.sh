@@ -32,7 +32,7 @@ insmod "$KO"
 ktap_test_result "pool and a volume on a zoned null_blk" \
 	quiet sh -c "zvpoolctl pool create -f err $NBDEV && zvpoolctl volume create err/v --size 64M"
 V=$(zvpoolctl volume show -H -o device err/v | cut -f2)
-member_errors() { sed -n 's/.* read_errors=\([0-9]*\) write_errors=\([0-9]*\) meta_errors=[0-9]* state=\(.*\)$/\1 \2 \3/p' \
+member_errors() { sed -n 's/.* read_errors=\([0-9]*\) write_errors=\([0-9]*\) meta_errors=[0-9]*.* state=\(.*\)$/\1 \2 \3/p' \
 	/sys/kernel/config/zvpool/err/members; }
 dd if=/dev/urandom of=/tmp/a bs=$MIB count=8 2>/dev/null
 ktap_test_result "write 8 MiB, flushed" dd if=/tmp/a of="$V" bs=$MIB oflag=direct conv=fsync status=none
