@@ -7,6 +7,7 @@
 # - a cold volume larger than what the fast member keeps: GC moves the
 #   oldest data to the slow member in the background until a fifth of the
 #   fast member's zones is free again; both volumes read what was written;
+# - `volume migrate --to slow` moves a volume to the slow member;
 # - tiering off: new writes go to both members again; refusals (a bad
 #   class, a bad value) with one log line each; no kernel warning.
 DIR=$(dirname "$0")
@@ -29,7 +30,7 @@ if [ ! -f "$KO" ] || [ ! -f /lib/modules/null_blk.ko ]; then
 	ktap_test_skip "tiering" "needs zvpool.ko and null_blk.ko"
 	ktap_finished
 fi
-ktap_set_plan 20
+ktap_set_plan 23
 lsmod | grep -q '^zvpool ' && rmmod zvpool
 dmesg_mark
 START=$DMESG_MARK
@@ -85,6 +86,14 @@ SUMH=$(md5sum </tmp/tp-h.img | cut -d' ' -f1)
 SUMC=$(md5sum </tmp/tp-c.img | cut -d' ' -f1)
 ktap_expect_eq "volume h reads as written" "$SUMH" "$(dsum $VH 32)"
 ktap_expect_eq "volume c reads as written" "$SUMC" "$(dsum $VC 240)"
+
+# --- a volume moved to the slow class -----------------------------------------------
+F0=$(field 0 used_bytes)
+ktap_test_result "volume migrate -w --to slow tp/h" quiet zvpoolctl volume migrate -w --to slow tp/h
+ktap_test_result "migrate names the slow member only" grep -q "^h 1 done " $CFG/tp/migrate
+ktap_expect_eq "volume h reads as written after the move" "$SUMH" "$(dsum $VH 32)"
+zvpoolctl volume migrate --cancel tp/h >/dev/null
+ktap_print_msg "fast member used: $F0 bytes before, $(field 0 used_bytes) after"
 
 # --- off: writes spread again ----------------------------------------------------
 ktap_test_result "pool set tp tiering=off" quiet zvpoolctl pool set tp tiering=off

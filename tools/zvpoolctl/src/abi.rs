@@ -60,6 +60,8 @@ pub struct Member {
     pub write_errors: Option<u64>,
     /// Failed metadata I/O (kernels with member health).
     pub meta_errors: Option<u64>,
+    /// `fast` or `slow` (kernels with tiering; empty before).
+    pub class: String,
     pub state: String,
 }
 
@@ -95,6 +97,7 @@ pub fn parse_members(text: &str) -> Result<Vec<Member>, String> {
                 "write_errors" => m.write_errors = num()?,
                 "meta_errors" => m.meta_errors = num()?,
                 "state" => m.state = v.to_string(),
+                "class" => m.class = v.to_string(),
                 _ => {}
             }
         }
@@ -246,7 +249,7 @@ mod tests {
         let m = parse_members(
             "0 /dev/nvme0n1 zns zones=64 zone_bytes=67108864 cap_bytes=65011712 max_open=14 \
              max_active=28 free_zones=60 used_bytes=8192 read_errors=0 write_errors=2 state=ok future=7\n\
-             1 /dev/sdb smr state=missing\n",
+             1 /dev/sdb smr class=slow state=missing\n",
         )
         .unwrap();
         assert_eq!(m.len(), 2);
@@ -257,6 +260,7 @@ mod tests {
         assert_eq!(m[1].used_bytes, None);
         assert_eq!(m[1].kind, "smr");
         assert_eq!(m[1].state, "missing");
+        assert_eq!((m[0].class.as_str(), m[1].class.as_str()), ("", "slow"));
         assert_eq!(m[1].zones, None);
         assert!(parse_members("x /dev/a zns").is_err());
         assert!(parse_members("0 /dev/a zns zones=lots").is_err());

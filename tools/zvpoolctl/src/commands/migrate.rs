@@ -12,9 +12,28 @@ use crate::progress::follow;
 pub const OPT_TO: OptSpec = OptSpec {
     long: "to",
     short: None,
-    value: Some("DEV[,DEV...]"),
-    help: "the members (device paths or indexes) the volume's data moves to",
+    value: Some("DEV[,DEV...]|fast|slow"),
+    help: "the members (device paths or indexes, or every member of a class) the volume's data moves to",
 };
+
+/// `--to fast` or `--to slow`: the indexes of the pool's members of that
+/// class that take data (not removed or missing), joined by commas.
+fn class_members(ctx: &Ctx<'_>, pool: &Obj, class: &str, what: &str) -> Result<String, Error> {
+    let members = super::pool::members(ctx, pool)?;
+    let of: Vec<String> = members
+        .iter()
+        .filter(|m| m.class == class && m.state != "removed" && m.state != "missing")
+        .map(|m| m.index.to_string())
+        .collect();
+    if of.is_empty() {
+        return Err(Failure::new(
+            what,
+            format!("the pool has no {class} member (members: class=, NAME/member_class)"),
+        )
+        .into());
+    }
+    Ok(of.join(","))
+}
 
 /// One reading of `migrate`: volume, members, done, bytes moved.
 #[derive(Debug, PartialEq, Eq)]
@@ -68,6 +87,10 @@ pub fn migrate(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
         return Err(Error::usage("give --to DEV[,DEV...] (or --cancel)", cmd));
     };
     let what = format!("migrate {pool_name}/{vol} to {to}");
+    let to = match to {
+        "fast" | "slow" => class_members(ctx, &pool, to, &what)?,
+        _ => to.to_string(),
+    };
     ctx.write(&pool, "migrate", &format!("{vol} {to}"))
         .map_err(|e| e.fail(what.clone()))?;
     ctx.say(&format!("migrating {pool_name}/{vol} to {to}"));

@@ -72,7 +72,8 @@ pub const NOUN: Noun = Noun {
             usage: "migrate [-w] [--cancel] [--to DEV[,DEV...]] POOL/VOL",
             summary: "move a volume's data to chosen members, online",
             help: "Moves the data of volume VOL to the members given with --to (device\n\
-                   paths or indexes) while it stays in use: GC copies each extent that\n\
+                   paths or indexes; 'fast' or 'slow': every member of that class, see\n\
+                   'pool set tiering') while it stays in use: GC copies each extent that\n\
                    lies elsewhere and updates the block table as the copy lands; blocks\n\
                    shared with snapshots and clones move once, for all of them. New\n\
                    writes of the volume go to those members until --cancel. -w waits\n\
