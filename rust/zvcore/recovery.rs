@@ -581,10 +581,12 @@ where
     // over the members not removed when it was written: now, or before
     // the last removal (its header says which).
     let removed = pool.sb.removed_mask();
-    let layouts = [removed, pool.sb.prev_removed];
+    // (One layout when no member was removed, or before the first removal
+    // only: the set is read once.)
+    let prev = Some(pool.sb.prev_removed).filter(|p| *p != removed);
     let mut heads: [Option<CheckpointHeader>; 2] = [None, None];
     for (set, h) in heads.iter_mut().enumerate() {
-        for m in layouts {
+        for m in core::iter::once(removed).chain(prev) {
             if pool.alloc.set_layout_removed(m).is_err() {
                 continue;
             }
