@@ -27,6 +27,7 @@ pub mod checkpoint;
 pub mod history;
 pub mod journal;
 pub mod layout;
+pub mod policy;
 pub mod rules;
 pub mod sharing;
 pub mod superblock;
@@ -115,9 +116,10 @@ pub const RO_COMPAT_KNOWN: u64 = RO_COMPAT_RESERVATION | RO_COMPAT_JOURNAL_COPIE
 pub const INCOMPAT_SHARED_BLOCKS: u64 = 1 << 0;
 /// Mirroring: data and metadata may have several copies on different members.
 pub const INCOMPAT_MIRROR: u64 = 1 << 1;
-/// Migration: a member is being evacuated / a volume moved; extra state
-/// records are in use.
-pub const INCOMPAT_MIGRATION: u64 = 1 << 2;
+/// Placement policies: journal records `Policy` and the checkpoint section
+/// `policy::POLICY` (volumes' placement, members' classes, tiering, the
+/// member being evacuated). Set by the first policy set, never cleared.
+pub const INCOMPAT_PLACEMENT: u64 = 1 << 2;
 /// Commit groups: journal blocks carry a commit sequence and the last block
 /// of each commit is flagged (`journal::JF_COMMIT`), so recovery can tell a
 /// torn tail from damage to committed metadata. A reader that ignored the
@@ -156,7 +158,7 @@ pub const INCOMPAT_REMOVED_MEMBERS: u64 = 1 << 8;
 /// support fewer: it checks with [`Superblock::check_features`].
 pub const INCOMPAT_KNOWN: u64 = INCOMPAT_SHARED_BLOCKS
     | INCOMPAT_MIRROR
-    | INCOMPAT_MIGRATION
+    | INCOMPAT_PLACEMENT
     | INCOMPAT_COMMIT_BLOCKS
     | INCOMPAT_DELTA_CHECKPOINTS
     | INCOMPAT_DELTA_VOLUMES

@@ -46,8 +46,8 @@ use super::format::layout::{
 use super::format::{
     decode_journal_block, CheckpointHeader, Record, Superblock, Uuid, BLOCK_SIZE,
     INCOMPAT_CHECKPOINT_COPIES, INCOMPAT_COMMIT_BLOCKS, INCOMPAT_DELTA_CHECKPOINTS,
-    INCOMPAT_DELTA_GROW, INCOMPAT_DELTA_VOLUMES, INCOMPAT_REMOVED_MEMBERS, INCOMPAT_SHARED_BLOCKS,
-    RO_COMPAT_JOURNAL_COPIES, RO_COMPAT_RESERVATION, SUPERBLOCK_MAGIC,
+    INCOMPAT_DELTA_GROW, INCOMPAT_DELTA_VOLUMES, INCOMPAT_PLACEMENT, INCOMPAT_REMOVED_MEMBERS,
+    INCOMPAT_SHARED_BLOCKS, RO_COMPAT_JOURNAL_COPIES, RO_COMPAT_RESERVATION, SUPERBLOCK_MAGIC,
 };
 use super::geom::{DeviceGeometry, PoolGeometry, Stream, MAX_DEVICES};
 use super::map::{visit_distinct, BlockTable, MapExtent, NodeStore};
@@ -70,7 +70,8 @@ pub const INCOMPAT_SUPPORTED: u64 = INCOMPAT_SHARED_BLOCKS
     | INCOMPAT_DELTA_VOLUMES
     | INCOMPAT_DELTA_GROW
     | INCOMPAT_CHECKPOINT_COPIES
-    | INCOMPAT_REMOVED_MEMBERS;
+    | INCOMPAT_REMOVED_MEMBERS
+    | INCOMPAT_PLACEMENT;
 /// Ro-compat features this engine supports.
 pub const RO_COMPAT_SUPPORTED: u64 = RO_COMPAT_RESERVATION | RO_COMPAT_JOURNAL_COPIES;
 
@@ -1098,6 +1099,7 @@ where
             }
             Ok(())
         }
+        Record::Policy(p) => pool.apply_policy(p),
         Record::VolumeDelete { vol } => {
             let (i, _) = slot(pool, vol)?;
             pool.apply_delete(i).map_err(bad)

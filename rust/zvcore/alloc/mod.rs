@@ -559,6 +559,16 @@ where
             .map_or(0, |z| z.iter().map(|z| z.valid()).sum())
     }
 
+    /// Empty data zones of member `d`.
+    pub fn member_free_zones(&self, d: u16) -> u32 {
+        self.dev.get(usize::from(d)).map_or(0, |s| s.free)
+    }
+
+    /// Blocks handed out to every stream since this allocator was set up.
+    pub fn written_total(&self) -> u64 {
+        self.written.iter().fold(0u64, |a, w| a.saturating_add(*w))
+    }
+
     /// Blocks handed out to stream `s` since this allocator was set up.
     pub fn written(&self, s: Stream) -> u64 {
         self.written.get(s.index()).copied().unwrap_or(0)

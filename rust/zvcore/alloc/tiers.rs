@@ -40,6 +40,12 @@ where
         self.slow = members & all;
     }
 
+    /// The members slow by their device (SMR), bit per member: the class
+    /// a member has unless the administrator set another.
+    pub fn default_slow_members(&self) -> u64 {
+        default_slow(self.geom.devices())
+    }
+
     /// Whether tiering was asked for ([`Self::set_tiering`]).
     pub fn tiering_asked(&self) -> bool {
         self.tiering
@@ -61,8 +67,8 @@ where
     }
 
     /// Members that take new blocks (not fenced, evacuated, lost or
-    /// removed).
-    fn usable_members(&self) -> u64 {
+    /// removed), bit per member.
+    pub fn usable_members(&self) -> u64 {
         let n = self.geom.devices().len();
         let all = if n >= 64 { u64::MAX } else { (1u64 << n) - 1 };
         all & !(self.fenced | self.evacuating | self.lost | self.geom.removed())

@@ -15,6 +15,7 @@ use super::super::format::layout::{
     checkpoint_block_addr, checkpoint_capacity, checkpoint_copy_addr, checkpoint_last_zone,
     checkpoint_zone, checkpoint_zones, log_zone,
 };
+use super::super::format::policy::{POLICY, POLICY_RECORD_BYTES};
 use super::super::format::rules::{RULES, RULE_RECORD_BYTES};
 use super::super::format::sharing::{
     encode_base, encode_link, DiffEntry, DiffWriter, SMALL_RECORD_BYTES,
@@ -26,7 +27,7 @@ use super::super::format::{INCOMPAT_DELTA_CHECKPOINTS, INCOMPAT_SHARED_BLOCKS};
 use super::super::geom::{DeviceGeometry, PoolGeometry, Stream, NR_STREAMS};
 use super::super::map::{Diff, NodeStore};
 use super::{
-    peek_commit, quota, slots, Commit, MetaOp, Pool, VolEntry, NO_SLOT, RESET_QUEUED,
+    peek_commit, policy, quota, slots, Commit, MetaOp, Pool, VolEntry, NO_SLOT, RESET_QUEUED,
     VOL_RECORD_BYTES,
 };
 
@@ -646,9 +647,11 @@ where
         let gone = self.ckpt_gone();
         let mut wsink = |i: u32, b: &[u8]| put_block(geo, set, first, i, b, gone, sink);
         let delta = matches!(self.commit, Commit::Checkpoint { delta: true, .. });
-        let vols = &mut self.vols;
         let nodes = &self.nodes;
         let sharing = self.sb.incompat & INCOMPAT_SHARED_BLOCKS != 0;
+        let keeps_policies = self.keeps_policies();
+        let pstate = self.policy_state();
+        let vols = &mut self.vols;
         loop {
             if w.blocks_written() >= stop {
                 run.w = w.suspend(&mut wsink)?;
@@ -858,7 +861,7 @@ where
                             w.begin_section(section::BLOCK_TABLE, &mut wsink)?;
                             Phase::Tables { vol: 0, cursor: 0 }
                         }
-                        None => Phase::Finish,
+                        None => Phase::Policy { next: 0 },
                         Some(v) => match v.table {
                             None => next_vol,
                             Some(_) if v.ck_new => next_vol,
@@ -896,8 +899,7 @@ where
                 Phase::Rules { next, open } => match quota::next_rules(vols, next) {
                     // The rewind history changes only at assembly, which a
                     // full checkpoint follows.
-                    None if delta => Phase::Finish,
-                    None => Phase::History,
+                    None => Phase::Policy { next: 0 },
                     Some((i, rr)) => {
                         if !open {
                             w.begin_section(RULES, &mut wsink)?;
@@ -911,6 +913,27 @@ where
                         }
                     }
                 },
+                Phase::Policy { next } => {
+                    let follow = if delta { Phase::Finish } else { Phase::History };
+                    if !keeps_policies {
+                        follow
+                    } else {
+                        if next == 0 {
+                            // Even empty: loading it clears what an older
+                            // checkpoint of the chain said.
+                            w.begin_section(POLICY, &mut wsink)?;
+                        }
+                        match policy::next_policy(&pstate, vols, next) {
+                            None => follow,
+                            Some((at, p)) => {
+                                let mut rec = [0u8; POLICY_RECORD_BYTES];
+                                p.encode(&mut Writer::new(&mut rec))?;
+                                w.append_record(&rec, &mut wsink)?;
+                                Phase::Policy { next: at + 1 }
+                            }
+                        }
+                    }
+                }
                 Phase::History => {
                     if let Some(rw) = self.last_rewind {
                         w.begin_section(HISTORY, &mut wsink)?;
@@ -1067,6 +1090,9 @@ enum Phase {
     /// The volumes' space rules, from slot `next` on (`open`: the section
     /// is begun).
     Rules { next: usize, open: bool },
+    /// The placement policies, from position `next` on
+    /// (`policy::next_policy`; its section begun at 0).
+    Policy { next: usize },
     /// The rewind history.
     History,
     /// The commit block.

@@ -121,10 +121,22 @@ where
             // Tiering: the fast members' zones while they run short (their
             // live blocks go to the slow members), unless GC is urgent.
             let tier = if urgent { None } else { self.tier_victim(skip) };
+            // Placed members short of space: their zones (their volumes'
+            // copies stay there).
+            let placed = if urgent || tier.is_some() {
+                None
+            } else {
+                self.placed_victim(skip)
+            };
+            let placed_miss = placed.is_none() && !urgent && self.placed_short() != 0;
             let pick = evac
                 .or_else(|| self.retired_victim(avoid))
                 .or(tier)
+                .or(placed)
                 .or_else(|| pick_victim(a, self.cfg.policy, skip));
+            if placed_miss {
+                self.placed_quiet();
+            }
             match pick {
                 Some(v) => {
                     self.gc_victim = Some(v);
@@ -260,7 +272,7 @@ where
         } else {
             RELOCATION_STREAM
         };
-        let (k, err) = self.place_copies(out, n, max_blocks, copy_stream);
+        let (k, err) = self.place_copies(out, n, max_blocks, copy_stream, true);
         if k == 0 {
             err?;
         }
@@ -319,6 +331,7 @@ where
         n: usize,
         max_blocks: u64,
         stream: Stream,
+        placed: bool,
     ) -> (usize, Result<()>) {
         self.alloc.set_copying(true);
         let mut k = 0usize;
@@ -337,7 +350,14 @@ where
                 err = Err(Error::Busy);
                 break;
             }
-            let dst = match self.take(stream, want) {
+            // `placed`: each copy goes where its volume is placed (a
+            // migration batch restricts the whole batch itself).
+            let only = if placed {
+                self.placement_of(src.vol)
+            } else {
+                0
+            };
+            let dst = match self.take_placed(stream, want, only, src.vol) {
                 Ok(d) => d,
                 Err(x) => {
                     err = Err(x);

@@ -79,10 +79,13 @@ where
         };
         let mut off = 0u64;
         let mut err = Ok(());
-        // A migrating volume's new blocks go to its members only.
-        self.alloc.set_only(self.placement_of(vol));
+        // A placed volume's new blocks go to its members.
+        let only = self
+            .vols
+            .get(i)
+            .map_or(0, |v| self.placement_members(v.place));
         while off < nblocks && plan.nr < MAX_PLAN_EXTENTS {
-            match self.take(stream, nblocks - off) {
+            match self.take_placed(stream, nblocks - off, only, vol) {
                 Ok(e) => {
                     if let Some(slot) = plan.ext.get_mut(plan.nr) {
                         *slot = PlanExtent {
@@ -102,7 +105,6 @@ where
                 }
             }
         }
-        self.alloc.set_only(0);
         if plan.nr == 0 {
             err?;
             return Err(Error::NoSpace);
@@ -155,6 +157,31 @@ where
 
     /// Takes space: zone append where configured and possible, else a
     /// regular allocation.
+    /// [`Self::take`] on the members of `only` (0: any member): a placed
+    /// volume's (`vol`) new blocks and copies. When those members have no
+    /// room, anywhere (the volume is walked again later: `migrate`).
+    pub(super) fn take_placed(
+        &mut self,
+        stream: Stream,
+        n: u64,
+        only: u64,
+        vol: u32,
+    ) -> Result<Extent> {
+        if only == 0 {
+            return self.take(stream, n);
+        }
+        self.alloc.set_only(only);
+        let r = self.take(stream, n);
+        self.alloc.set_only(0);
+        match r {
+            Err(Error::NoSpace) => {
+                self.placement_missed(vol);
+                self.take(stream, n)
+            }
+            r => r,
+        }
+    }
+
     pub(super) fn take(&mut self, stream: Stream, n: u64) -> Result<Extent> {
         match self.take_in(stream, n) {
             Err(Error::Busy) => {}

@@ -28,6 +28,7 @@ use core::ops::{Deref, DerefMut};
 use super::super::alloc::{DevState, ZoneInfo, ZoneState};
 use super::super::error::{Error, Result};
 use super::super::format::layout::{ckpt_zones_of, copies_phase_blocks, log_zone};
+use super::super::format::policy::Policy;
 use super::super::format::{Record, Superblock, Uuid, RO_COMPAT_JOURNAL_COPIES};
 use super::super::gc::background_level;
 use super::super::geom::DeviceGeometry;
@@ -168,18 +169,22 @@ where
     /// (whatever their live share) before any other victim, also when free
     /// space is plentiful ([`Self::gc_urgency`] is at least background)
     /// until it holds no live block ([`Self::evacuation`]); it stays
-    /// excluded until cancelled. Not persistent: after a re-assembly every
-    /// member takes data again (start it again to resume).
+    /// excluded until cancelled or removed. Kept on disk (a `Policy`
+    /// record: commit after): a re-assembled pool resumes it
+    /// ([`Self::resume_policies`]).
     ///
     /// [`Error::NoSpace`] if the other members cannot take its live blocks
     /// (their data capacity less their live blocks, less GC's working room
     /// on them: the reserve and the background band, `gc::background_level`); [`Error::Busy`] while a member
-    /// is being added, or another is evacuated; [`Error::Invalid`] for a
-    /// member that does not exist or is the only one. Nothing changes on
-    /// error.
+    /// is being added, another is evacuated, or the record queue is full;
+    /// [`Error::Invalid`] for a member that does not exist or is the only
+    /// one. Nothing changes on error.
     pub fn evacuate(&mut self, member: Option<u16>) -> Result<()> {
         self.live()?;
         let Some(d) = member else {
+            if self.evac.is_some() {
+                self.journal_policy(Policy::Evacuation(None))?;
+            }
             self.alloc.set_evacuating(0);
             self.evac = None;
             return Ok(());
@@ -235,9 +240,18 @@ where
         if live > room {
             return Err(Error::NoSpace);
         }
-        self.alloc.set_evacuating(bit);
-        self.evac = Some((d, live, live));
+        self.journal_policy(Policy::Evacuation(Some(d)))?;
+        self.start_evacuation(d);
         Ok(())
+    }
+
+    /// Excludes member `d` and starts GC's collection of its zones
+    /// ([`Self::evacuate`], or resumed after an assembly).
+    pub(super) fn start_evacuation(&mut self, d: u16) {
+        let live = self.alloc.dev_valid_blocks(d);
+        self.alloc
+            .set_evacuating(1u64.checked_shl(u32::from(d)).unwrap_or(0));
+        self.evac = Some((d, live, live));
     }
 
     /// Whether an evacuation or a migration still has data to move (cheap:

@@ -10,17 +10,21 @@
 //! clones move for every sharer, so they keep sharing). The volume's new
 //! writes go to the chosen members too. The GC worker runs these batches
 //! whenever GC is not urgent; the migration is done once a walk from the
-//! start finds nothing left to move. Like an evacuation it is not
-//! persistent: after a re-assembly, start it again to resume (what moved
-//! stays moved).
+//! start finds nothing left to move. The placement is kept on disk
+//! (`pool::policy`): the volume's new writes and GC's copies of its blocks
+//! keep going to its members after the walk, and after a re-assembly every
+//! placed volume is walked again. Several volumes may be placed; their
+//! walks run one after the other.
 
 use core::ops::{Deref, DerefMut};
 
 use super::super::alloc::{DevState, ZoneInfo};
 use super::super::error::{Error, Result};
+use super::super::format::policy::{Placement, Policy};
 use super::super::format::{Record, Superblock};
 use super::super::geom::{DeviceGeometry, Stream};
 use super::super::map::{MapExtent, NodeStore};
+use super::policy::all_members;
 use super::{Pool, RelocItem, VolEntry, MAX_GC_ITEM};
 
 /// A migration in progress or done ([`Pool::migration`]).
@@ -28,7 +32,9 @@ use super::{Pool, RelocItem, VolEntry, MAX_GC_ITEM};
 pub struct Migration {
     /// The volume.
     pub vol: u32,
-    /// The members it moves to (bit per member).
+    /// Its placement.
+    pub place: Placement,
+    /// The members that placement stands for now (bit per member).
     pub members: u64,
     /// Blocks moved so far.
     pub moved_blocks: u64,
@@ -63,34 +69,60 @@ where
     D: DerefMut<Target = [DevState]>,
     S: DerefMut<Target = Superblock>,
 {
-    /// Starts moving volume `vol`'s data to `members` (bit per member), or
-    /// ends the migration (`None`; what moved stays moved). One at a time.
+    /// Places volume `vol`'s data on chosen members (or a class) and
+    /// moves what lies elsewhere, or ends a placement (`Placement::Any`;
+    /// what moved stays moved); `None` ends the placement of the volume
+    /// walked last. Kept on disk: commit after (a `Policy` record).
+    /// Several volumes may be placed; their walks run in turn.
     ///
     /// [`Error::NotFound`] for no such volume; [`Error::Invalid`] for an
     /// empty member set, a member that does not exist, is added or is being
-    /// evacuated, a read-only volume (a snapshot: migrate the volume, its
-    /// snapshots' shared blocks move with it); [`Error::NoSpace`] if the
-    /// members cannot hold the volume (their capacity less their live
-    /// blocks); [`Error::Busy`] while another volume migrates. Nothing
-    /// changes on error.
-    pub fn migrate(&mut self, target: Option<(u32, u64)>) -> Result<()> {
+    /// evacuated, a class without a member that takes blocks, a read-only
+    /// volume (a snapshot: migrate the volume, its snapshots' shared blocks
+    /// move with it); [`Error::NoSpace`] if the members cannot hold the
+    /// volume (their capacity less their live blocks); [`Error::Busy`] when
+    /// the record queue is full (commit, retry). Nothing changes on error.
+    pub fn migrate(&mut self, target: Option<(u32, Placement)>) -> Result<()> {
         self.live()?;
-        let Some((vol, members)) = target else {
-            self.mig = None;
-            return Ok(());
+        let (vol, place) = match target {
+            Some(t) => t,
+            None => match self.mig {
+                Some(s) => (s.m.vol, Placement::Any),
+                None => return Ok(()),
+            },
         };
         let i = self.vol_index(vol)?;
+        if place == Placement::Any {
+            self.journal_policy(Policy::Placement { vol, place })?;
+            if let Some(v) = self.vols.get_mut(i) {
+                v.place = place;
+                v.place_walk = false;
+            }
+            self.refresh_placed();
+            if self.mig.is_some_and(|s| s.m.vol == vol) {
+                self.mig = None;
+                self.next_walk();
+            }
+            return Ok(());
+        }
         if self.vols.get(i).is_none_or(|v| v.read_only()) {
             return Err(Error::Invalid("migrate: a snapshot"));
         }
         let n = self.alloc.geom().nr_devices();
-        let all = 1u64.checked_shl(u32::from(n)).map_or(u64::MAX, |b| b - 1);
-        let off = self.alloc.fenced() | self.alloc.evacuating() | self.alloc.lost();
-        if members == 0 || members & !all != 0 || members & off != 0 {
-            return Err(Error::Invalid("migrate: members"));
-        }
-        if self.mig.is_some_and(|s| s.m.vol != vol) {
-            return Err(Error::Busy);
+        let usable = self.alloc.usable_members();
+        let members = match place {
+            Placement::Members(m) => {
+                if m == 0 || m & !all_members(n) != 0 || m & !usable != 0 {
+                    return Err(Error::Invalid("migrate: members"));
+                }
+                m
+            }
+            Placement::Fast => !self.alloc.slow() & usable,
+            Placement::Slow => self.alloc.slow() & usable,
+            Placement::Any => 0,
+        };
+        if members == 0 {
+            return Err(Error::Invalid("migrate: no member of that class"));
         }
         let mapped = self.vol_space(vol).map(|s| s.mapped).unwrap_or(0);
         let room: u64 = (0..n)
@@ -105,29 +137,71 @@ where
         if mapped > room {
             return Err(Error::NoSpace);
         }
+        self.journal_policy(Policy::Placement { vol, place })?;
+        if let Some(v) = self.vols.get_mut(i) {
+            v.place = place;
+            v.place_walk = true;
+        }
+        self.refresh_placed();
+        if self.mig.is_some_and(|s| s.m.vol == vol) {
+            self.mig = None;
+        }
+        self.next_walk();
+        Ok(())
+    }
+
+    /// Starts the walk of the next placed volume waiting for one, unless
+    /// a walk is under way.
+    pub(super) fn next_walk(&mut self) {
+        if self.mig.is_some_and(|s| !s.m.done) {
+            return;
+        }
+        let Some(v) = self.vols.iter_mut().find(|v| v.place_walk) else {
+            return;
+        };
+        v.place_walk = false;
+        let (vol, place) = (v.id, v.place);
+        if v.table.is_none() || place == Placement::Any {
+            return;
+        }
         self.mig = Some(MigState {
             m: Migration {
                 vol,
-                members,
+                place,
+                members: 0,
                 moved_blocks: 0,
                 done: false,
             },
             cursor: 0,
         });
-        Ok(())
     }
 
     /// The migration in progress or done, if any.
     pub fn migration(&self) -> Option<Migration> {
-        self.mig.map(|s| s.m)
+        self.mig.map(|s| Migration {
+            members: self.placement_members(s.m.place),
+            ..s.m
+        })
     }
 
-    /// The members volume `vol`'s new blocks must go to (0: any).
+    /// The members volume `vol`'s new blocks and copies go to (0: any).
     pub(super) fn placement_of(&self, vol: u32) -> u64 {
-        match self.mig {
-            Some(s) if s.m.vol == vol => s.m.members,
-            _ => 0,
+        if !self.keeps_policies() {
+            return 0;
         }
+        self.vol_index(vol)
+            .ok()
+            .and_then(|i| self.vols.get(i))
+            .map_or(0, |v| self.placement_members(v.place))
+    }
+
+    /// Volume `vol`'s blocks went elsewhere than its placement (its
+    /// members could not take them): walk it again later.
+    pub(super) fn placement_missed(&mut self, vol: u32) {
+        if let Some(v) = self.vol_index(vol).ok().and_then(|i| self.vols.get_mut(i)) {
+            v.place_walk = v.place != Placement::Any;
+        }
+        self.next_walk();
     }
 
     /// A migration batch ([`Self::gc_begin_limited`] when a migration is
@@ -138,6 +212,7 @@ where
         let Some(mut st) = self.mig.filter(|s| !s.m.done) else {
             return Ok(0);
         };
+        let members = self.placement_members(st.m.place);
         let Some(table) = self
             .vol_index(st.m.vol)
             .ok()
@@ -146,6 +221,7 @@ where
             // Deleted meanwhile: nothing left to move.
             st.m.done = true;
             self.mig = Some(st);
+            self.next_walk();
             return Ok(0);
         };
         let item_max = self.cfg.gc_item_max.clamp(1, MAX_GC_ITEM);
@@ -178,7 +254,10 @@ where
                         .min(zend.saturating_sub(a).max(1))
                         .min(max_blocks.saturating_sub(want));
                     // Blocks on a lost member cannot be read: they stay.
-                    if st.m.members & bit(loc.dev) == 0 && self.alloc.lost() & bit(loc.dev) == 0 {
+                    if members != 0
+                        && members & bit(loc.dev) == 0
+                        && self.alloc.lost() & bit(loc.dev) == 0
+                    {
                         if let Some(slot) = out.get_mut(n) {
                             slot.src = MapExtent {
                                 vol: st.m.vol,
@@ -206,10 +285,11 @@ where
         }
         if n == 0 {
             self.mig = Some(st);
+            self.next_walk();
             return Ok(0);
         }
-        self.alloc.set_only(st.m.members);
-        let (k, err) = self.place_copies(out, n, max_blocks, MIGRATION_STREAM);
+        self.alloc.set_only(members);
+        let (k, err) = self.place_copies(out, n, max_blocks, MIGRATION_STREAM, false);
         self.alloc.set_only(0);
         if k == 0 {
             // Nothing placed: the walk resumes where this batch began

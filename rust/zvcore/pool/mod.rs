@@ -26,6 +26,7 @@ use super::format::history::Rewind;
 use super::format::journal::JOURNAL_PAYLOAD_MAX;
 use super::format::journal::VOL_FLAG_READONLY;
 use super::format::layout::log_zone;
+use super::format::policy::Placement;
 use super::format::{Record, Superblock, Uuid, VolName, BLOCK_SIZE};
 use super::format::{
     INCOMPAT_CHECKPOINT_COPIES, INCOMPAT_COMMIT_BLOCKS, INCOMPAT_DELTA_CHECKPOINTS,
@@ -45,6 +46,7 @@ mod maintenance;
 mod members;
 pub use members::{Evacuation, Grown};
 mod migrate;
+mod policy;
 pub mod quota;
 pub use migrate::Migration;
 pub mod slots;
@@ -135,6 +137,12 @@ pub struct VolEntry {
     /// Blocks planned by writes in flight that will newly map them
     /// (internal, see [`quota`]).
     pub(super) pending: u64,
+    /// Where its new blocks and GC's copies of them go (`Pool::migrate`,
+    /// kept on disk: `format::policy`).
+    pub place: Placement,
+    /// Placed, and some of its blocks may lie elsewhere: its walk is due
+    /// (internal, `Pool::migrate`).
+    pub(super) place_walk: bool,
 }
 
 impl VolEntry {
@@ -509,11 +517,21 @@ pub struct Pool<G, Z, E, V, R, N, D, S> {
     gc_victim: Option<u32>,
     /// The member being evacuated, its live blocks when it started, and
     /// its live blocks as of the last GC batch (a walk over its zones: not
-    /// redone on the write path) ([`Pool::evacuate`]; not persistent: a
-    /// re-assembled pool uses every member again).
+    /// redone on the write path) ([`Pool::evacuate`]; kept on disk, see
+    /// [`policy`]).
     pub(super) evac: Option<(u16, u64, u64)>,
-    /// The volume migration under way ([`Pool::migrate`]; not persistent)
-    /// and whether the batch in flight is one of it.
+    /// The evacuation recovery found in the metadata, started again by
+    /// [`Pool::resume_policies`].
+    pub(super) evac_resume: Option<u16>,
+    /// What the volumes are placed on, all together (refreshed by every
+    /// placement change: [`policy`]).
+    placed: policy::PlacedUnion,
+    /// Placed members short of free zones are not looked at again before
+    /// the allocator has handed out this many blocks in all (GC found
+    /// nothing to collect there: [`policy`]).
+    placed_quiet_until: u64,
+    /// The walk of a placed volume under way ([`Pool::migrate`]) and
+    /// whether the batch in flight is one of it.
     mig: Option<migrate::MigState>,
     mig_batch: bool,
     gc_busy: bool,
@@ -706,6 +724,9 @@ where
             vols_changed: false,
             gc_victim: None,
             evac: None,
+            evac_resume: None,
+            placed: policy::PlacedUnion::NONE,
+            placed_quiet_until: 0,
             mig: None,
             mig_batch: false,
             gc_busy: false,
@@ -885,9 +906,9 @@ where
             self.alloc.data_zones(),
             self.cfg.alloc.gc_reserve,
         );
-        // An evacuation, a migration or tiering moves data in the
-        // background.
-        if (self.moving_data() || self.tier_demoting()) && u == Urgency::Idle {
+        // An evacuation, a migration, tiering or placed members short of
+        // space move data in the background.
+        if u == Urgency::Idle && self.gc_background() {
             Urgency::Background
         } else {
             u

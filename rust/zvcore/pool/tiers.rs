@@ -5,13 +5,11 @@
 //! collecting their zones first (*demotion*: the live blocks of a fast
 //! zone GC collects are the ones that outlived the rest of it, so they go
 //! to the slow members), in the background, whenever GC is not urgent.
-//! Not persistent: a setting of the running pool (the driver applies it
-//! at each assembly).
+//! Kept on disk with the members' classes (`pool::policy`).
 
 use core::ops::{Deref, DerefMut};
 
 use super::super::alloc::{DevState, ZoneInfo, ZoneState};
-use super::super::error::{Error, Result};
 use super::super::format::{Record, Superblock};
 use super::super::geom::DeviceGeometry;
 use super::super::map::NodeStore;
@@ -33,25 +31,6 @@ where
     D: DerefMut<Target = [DevState]>,
     S: DerefMut<Target = Superblock>,
 {
-    /// Turns tiering on or off (in effect only with members of both
-    /// classes: [`Self::member_class`]).
-    pub fn set_tiering(&mut self, on: bool) {
-        self.alloc.set_tiering(on);
-    }
-
-    /// Sets member `d`'s class (`slow`: an SMR disk, or any member the
-    /// administrator wants used for cold data). [`Error::Invalid`] for a
-    /// member that does not exist.
-    pub fn set_member_class(&mut self, d: u16, slow: bool) -> Result<()> {
-        if d >= self.alloc.geom().nr_devices() {
-            return Err(Error::Invalid("member class: no such member"));
-        }
-        let bit = 1u64.checked_shl(u32::from(d)).unwrap_or(0);
-        let m = self.alloc.slow();
-        self.alloc.set_slow(if slow { m | bit } else { m & !bit });
-        Ok(())
-    }
-
     /// Whether member `d` is slow.
     pub fn member_class(&self, d: u16) -> bool {
         self.alloc.slow() & 1u64.checked_shl(u32::from(d)).unwrap_or(0) != 0

@@ -12,6 +12,7 @@ use super::super::format::checkpoint::{
 };
 use super::super::format::history::{Rewind, HISTORY};
 use super::super::format::layout::{checkpoint_block_addr, checkpoint_capacity};
+use super::super::format::policy::{Policy, POLICY};
 use super::super::format::rules::{RuleRecord, RULES};
 use super::super::format::sharing::{decode_record, ShareRecord};
 #[cfg(doc)]
@@ -358,6 +359,14 @@ where
                                 };
                                 apply_record(pool, &rec)?;
                             }
+                        }
+                    }
+                    POLICY => {
+                        // The whole set (even none): what an older
+                        // checkpoint of the chain said is replaced.
+                        pool.policy_clear();
+                        while r.remaining() > 0 {
+                            pool.apply_policy(Policy::decode(&mut r)?)?;
                         }
                     }
                     _ if h.delta.is_some() => {

@@ -399,7 +399,9 @@ fn record_volumes(rec: &Record) -> (Option<u32>, Option<u32>) {
         Record::Relocate { .. }
         | Record::ZoneReset { .. }
         | Record::ZoneFinish { .. }
-        | Record::CheckpointDone { .. } => (None, None),
+        // A placement moves no data: no volume's contents change.
+        | Record::CheckpointDone { .. }
+        | Record::Policy(_) => (None, None),
     }
 }
 

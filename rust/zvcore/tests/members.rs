@@ -19,6 +19,7 @@ use harness::*;
 use sim::*;
 use zvcore::error::Error;
 use zvcore::format::layout::log_zone;
+use zvcore::format::policy::Placement;
 use zvcore::geom::{DeviceGeometry, PoolGeometry, META_ZONES_PER_DEV};
 
 /// A small ZNS member.
@@ -352,8 +353,18 @@ fn evacuation_moves_every_live_block_off_the_member() {
     );
     w.run_verify("after the evacuation");
     // Every block reads back after a power cut (the recovery checks them).
+    // The evacuation is kept on disk: the re-assembled pool resumes it.
     w.crash_and_recover();
-    assert_eq!(w.pool_ref().evacuation(), None, "not persistent");
+    let e = w.pool_ref().evacuation().expect("evacuation resumed");
+    assert_eq!((e.member, e.left_blocks), (1, 0));
+    assert_eq!(w.pool_ref().alloc().evacuating(), 0b10);
+    overwrite(&mut w, 1);
+    assert_eq!(w.member_valid_blocks(1), 0, "new data on it after assembly");
+    // Cancelled and committed: the next assembly uses it again.
+    w.pool().evacuate(None).expect("cancel");
+    while !w.commit(false) {}
+    w.crash_and_recover();
+    assert_eq!(w.pool_ref().evacuation(), None, "cancel kept");
     overwrite(&mut w, 2);
     assert!(w.member_valid_blocks(1) > 0, "the member takes data again");
 }
@@ -399,10 +410,12 @@ fn evacuation_refusals_and_cancel() {
     }
     w.pool().evacuate(None).expect("cancel");
     assert_eq!(w.pool_ref().evacuation(), None);
-    assert_eq!(
-        w.pool_ref().superblock().generation,
-        gen,
-        "not a membership change"
+    // Not a membership change: one superblock generation, for the
+    // feature bit of the first policy record.
+    assert_eq!(w.pool_ref().superblock().generation, gen + 1);
+    assert_ne!(
+        w.pool_ref().superblock().incompat & zvcore::format::INCOMPAT_PLACEMENT,
+        0
     );
     overwrite(&mut w, 2);
     assert!(w.member_valid_blocks(0) > 0, "member 0 takes data again");
@@ -436,21 +449,16 @@ fn migration_moves_a_volume_and_keeps_its_sharing() {
         .collect();
     assert!(!shared.is_empty());
     assert_eq!(
-        w.pool().migrate(Some((2, 0b100))),
+        w.pool().migrate(Some((2, Placement::Members(0b100)))),
         Err(Error::Invalid("migrate: a snapshot"))
     );
     assert_eq!(
-        w.pool().migrate(Some((1, 0b1000))),
+        w.pool().migrate(Some((1, Placement::Members(0b1000)))),
         Err(Error::Invalid("migrate: members"))
     );
     w.pool()
-        .migrate(Some((1, 0b100)))
+        .migrate(Some((1, Placement::Members(0b100))))
         .expect("migrate to member 2");
-    assert_eq!(
-        w.pool().migrate(Some((3, 0b100))),
-        Err(Error::Busy),
-        "one at a time"
-    );
     // Versions of the volume's blocks now: those written meanwhile (here,
     // and by the harness's races with GC) differ after.
     let vers = |w: &World| -> Vec<u64> {
@@ -510,11 +518,14 @@ fn migration_moves_a_volume_and_keeps_its_sharing() {
     while !w.commit(false) {}
     let on2: Vec<Option<u64>> = (0..VOL_BLOCKS).map(|l| w.addr_of(1, l)).collect();
     w.pool().migrate(None).expect("end");
+    while !w.commit(false) {}
     // After a power cut the pool assembles with the volume where it moved
-    // (checked before the harness's own post-recovery work, which writes).
+    // (checked before the harness's own post-recovery work, which writes),
+    // its placement ended.
     w.crash();
     let (p, _, _, _) = w.try_recover().expect("recovery");
-    assert_eq!(p.migration(), None, "not persistent");
+    assert_eq!(p.migration(), None, "no walk before resume_policies");
+    assert_eq!(p.volume(1).map(|v| v.place), Some(Placement::Any));
     let t = p
         .volumes()
         .iter()

@@ -77,7 +77,7 @@ fn pm(part: u64, whole: u64) -> u64 {
 fn run(seed: u64, tiering: bool) -> (u64, u64, u32) {
     let mut w = World::with_geoms(Rng::new(seed), seed, vec![zns(40), smr(40)]);
     w.format();
-    w.pool().set_tiering(tiering);
+    w.pool().set_tiering(tiering).expect("tiering");
     assert!(w.pool_ref().member_class(1), "an SMR member is slow");
     for (id, size) in [(1u32, COLD), (2, HOT)] {
         w.pool().vol_create(id, b"v", size, 0).expect("vol_create");
@@ -118,7 +118,7 @@ fn run(seed: u64, tiering: bool) -> (u64, u64, u32) {
         if round % 20 == 19 {
             // Not persistent: the driver sets it again at assembly.
             w.crash_and_recover();
-            w.pool().set_tiering(tiering);
+            w.pool().set_tiering(tiering).expect("tiering");
         }
     }
     w.run_verify("after the workload");
@@ -159,7 +159,7 @@ fn tiering_needs_both_classes_and_follows_the_classes_set() {
     let seed = seed_from_env("tiers-classes");
     let mut w = World::with_geoms(Rng::new(seed), seed, vec![zns(40), zns(40)]);
     w.format();
-    w.pool().set_tiering(true);
+    w.pool().set_tiering(true).expect("tiering");
     assert!(
         !w.pool_ref().alloc().tiering(),
         "two fast members: no tiers"
@@ -182,7 +182,7 @@ fn tiering_needs_both_classes_and_follows_the_classes_set() {
         1000,
         "all of it on the fast member"
     );
-    w.pool().set_tiering(false);
+    w.pool().set_tiering(false).expect("tiering");
     assert!(!w.pool_ref().alloc().tiering());
 }
 

@@ -103,6 +103,8 @@ pub mod tag {
     pub const PROMOTE: u16 = 12;
     /// [`super::Record::Relocate`].
     pub const RELOCATE: u16 = 13;
+    /// [`super::Record::Policy`].
+    pub const POLICY: u16 = 14;
 }
 
 /// Longest volume name (bytes).

@@ -5,7 +5,10 @@
 use super::super::super::codec::{Reader, Writer};
 use super::super::super::error::{Error, Result};
 use super::super::super::geom::{DeviceGeometry, PoolGeometry, MAX_POOL_BLOCKS};
-use super::super::{all_zero, INCOMPAT_SHARED_BLOCKS, MAX_GENERATION, RO_COMPAT_RESERVATION};
+use super::super::policy::{Policy, POLICY_RECORD_BYTES};
+use super::super::{
+    all_zero, INCOMPAT_PLACEMENT, INCOMPAT_SHARED_BLOCKS, MAX_GENERATION, RO_COMPAT_RESERVATION,
+};
 use super::{tag, RECORD_PREFIX_LEN, TAG_COMPAT, VOL_FLAGS_KNOWN, VOL_NAME_MAX};
 use core::ops::Deref;
 
@@ -169,6 +172,9 @@ pub enum Record {
         /// Checkpoint set (0 or 1).
         set: u8,
     },
+    /// A placement policy was set (`format::policy`; feature
+    /// [`INCOMPAT_PLACEMENT`]).
+    Policy(Policy),
 }
 
 impl Record {
@@ -186,6 +192,7 @@ impl Record {
                 | Record::ZoneFinish { .. }
                 | Record::Relocate { .. }
                 | Record::CheckpointDone { .. }
+                | Record::Policy(_)
         )
     }
 
@@ -205,6 +212,7 @@ impl Record {
             Record::Promote { .. } => tag::PROMOTE,
             Record::Relocate { .. } => tag::RELOCATE,
             Record::CheckpointDone { .. } => tag::CHECKPOINT_DONE,
+            Record::Policy(_) => tag::POLICY,
         }
     }
 
@@ -221,6 +229,7 @@ impl Record {
             tag::CHECKPOINT_DONE => 24,
             tag::ROLLBACK | tag::PROMOTE => 8,
             tag::RELOCATE => 32,
+            tag::POLICY => POLICY_RECORD_BYTES,
             _ => return None,
         })
     }
@@ -242,6 +251,7 @@ impl Record {
             | Record::Promote { .. }
             | Record::Relocate { .. } => (INCOMPAT_SHARED_BLOCKS, 0),
             Record::VolumeReserve { .. } => (0, RO_COMPAT_RESERVATION),
+            Record::Policy(_) => (INCOMPAT_PLACEMENT, 0),
             _ => (0, 0),
         }
     }
@@ -330,7 +340,8 @@ impl Record {
             | Record::Promote { .. }
             | Record::VolumeDelete { .. }
             | Record::VolumeResize { .. }
-            | Record::VolumeReserve { .. } => Ok(()),
+            | Record::VolumeReserve { .. }
+            | Record::Policy(_) => Ok(()),
         }
     }
 
@@ -457,6 +468,7 @@ impl Record {
                 w.put_u8(set)?;
                 w.put_zeros(7)
             }
+            Record::Policy(p) => p.encode(w),
         }
     }
 
@@ -576,6 +588,7 @@ impl Record {
                 }
                 Record::Relocate { lba, old, new, len }
             }
+            tag::POLICY => Record::Policy(Policy::decode(&mut b)?),
             _ => {
                 // tag::CHECKPOINT_DONE (the only other known tag).
                 let generation = b.get_u64()?;

@@ -3,6 +3,7 @@
 
 use super::super::super::error::{Error, Result};
 use super::super::super::geom::{PoolGeometry, MAX_POOL_BLOCKS};
+use super::super::policy::{MemberClass, Placement, Policy};
 use super::super::testutil::{mutate, reseal, Rng};
 use super::super::{Uuid, INCOMPAT_SHARED_BLOCKS, JOURNAL_MAGIC, RO_COMPAT_RESERVATION};
 use super::*;
@@ -441,7 +442,19 @@ fn torn_truncated_flipped() {
 fn random_record(rng: &mut Rng) -> Record {
     let vol = rng.below(8) as u32;
     let len = 1 + rng.below(1 << 20) as u32;
-    match rng.below(13) {
+    match rng.below(14) {
+        13 => Record::Policy(match rng.below(4) {
+            0 => Policy::Placement {
+                vol,
+                place: Placement::Members(1 + rng.below(u64::MAX - 1)),
+            },
+            1 => Policy::Class {
+                member: rng.below(64) as u16,
+                class: MemberClass::Slow,
+            },
+            2 => Policy::Evacuation(Some(rng.below(64) as u16)),
+            _ => Policy::Tiering(rng.below(2) == 1),
+        }),
         9 => Record::Rollback { vol, snap: vol + 1 },
         10 => Record::Promote { vol },
         11 => {

@@ -173,6 +173,9 @@ impl World {
                 .finish(local)
                 .unwrap_or_else(|e| panic!("finish after recovery {z}: {e:?}"));
         }
+        let mut pool = pool;
+        // What the driver does after every assembly.
+        pool.resume_policies();
         self.pool = Some(pool);
         self.run_verify("after recovery");
         // An assembly without a member, or the first one with it back, may

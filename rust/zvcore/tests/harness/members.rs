@@ -2,6 +2,7 @@
 //! Members added to the world's running pool (`Pool::member_add`).
 
 use super::*;
+use zvcore::format::policy::Placement;
 use zvcore::pool::Grown;
 
 impl World {
@@ -143,8 +144,13 @@ impl World {
             return;
         };
         let n = self.geoms.len() as u64;
-        let members = 1 + self.rng.below((1u64 << n) - 1);
-        match self.pool().migrate(Some((vol, members))) {
+        let place = match self.rng.below(8) {
+            0 => Placement::Fast,
+            1 => Placement::Slow,
+            2 => Placement::Any,
+            _ => Placement::Members(1 + self.rng.below((1u64 << n) - 1)),
+        };
+        match self.pool().migrate(Some((vol, place))) {
             Ok(()) => self.st.migrations += 1,
             Err(zvcore::error::Error::NoSpace)
             | Err(zvcore::error::Error::Busy)
