@@ -11,7 +11,7 @@ use crate::pool::ActivePool;
 use crate::registry;
 use crate::volcfg::{self, VolumeConfig};
 use crate::volinfo;
-use crate::zvcore::{geom::MAX_DEVICES, space::Thresholds};
+use crate::zvcore::{format::policy::Placement, geom::MAX_DEVICES, space::Thresholds};
 use core::sync::atomic::Ordering;
 use kernel::{
     configfs, configfs_attrs,
@@ -37,6 +37,7 @@ const FEATURES: &[&str] = &[
     "checkpoint-copies",
     "degraded-assembly",
     "member-remove",
+    "placement-policies",
 ];
 
 /// Data of the subsystem's root directory.
@@ -156,7 +157,7 @@ impl configfs::GroupOperations for Root {
                     space: Thresholds::DEFAULT,
                     no_space_timeout: 0,
                     pool_reserve_pct: 0,
-                    tiering: false,
+                    tiering: None,
                     ckpt_zones: 0,
                     active: None,
                 }),
@@ -188,8 +189,9 @@ struct PoolInner {
     no_space_timeout: u64,
     /// `pool_reserve_pct`.
     pool_reserve_pct: u64,
-    /// `tiering`.
-    tiering: bool,
+    /// `tiering` as written while not enabled (applied, and so kept on
+    /// disk, at the next enable).
+    tiering: Option<bool>,
     /// `checkpoint_zones` as written (0: chosen at format).
     ckpt_zones: u32,
     active: Option<Arc<ActivePool>>,
@@ -395,8 +397,11 @@ impl configfs::AttributeOperations<2> for PoolDir {
                     .store(g.no_space_timeout.saturating_mul(1000), Ordering::Relaxed);
                 // Checked when written: cannot fail.
                 let _ = pool.set_pool_reserve(g.pool_reserve_pct);
-                if g.tiering {
-                    pool.set_tiering(true);
+                // What the metadata says was under way goes on.
+                pool.resume_policies();
+                if let Some(on) = g.tiering.take() {
+                    // Logged; the pool runs on without it.
+                    let _ = pool.set_tiering(on);
                 }
                 if let Err(e) = registry::add_pool(&pool) {
                     // Only the control device would miss it: go on.
@@ -562,16 +567,26 @@ impl configfs::AttributeOperations<20> for PoolDir {
 }
 
 /// `tiering`: `1` to place user writes on the fast members and GC's
-/// copies on the slow ones (`member_class`), `0` (default) not to. Any
-/// state; applies at once to an active pool; kept in the configfs
-/// directory (applied at each enable).
+/// copies on the slow ones (`member_class`), `0` (default) not to. Kept
+/// in the pool's metadata: applies at once to an active pool (committed
+/// before the write returns); written while not enabled, it applies at
+/// the next enable. Reads show the active pool's setting, else what was
+/// written (or `0`).
 #[vtable]
 impl configfs::AttributeOperations<21> for PoolDir {
     type Data = PoolDir;
 
     fn show(this: &PoolDir, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
         let mut w = Formatter::new(page);
-        w.write_fmt(fmt!("{}\n", u8::from(this.inner.lock().tiering)))?;
+        let (active, written) = {
+            let g = this.inner.lock();
+            (g.active.clone(), g.tiering)
+        };
+        let on = match active {
+            Some(p) => p.state.lock().engine.alloc().tiering_asked(),
+            None => written.unwrap_or(false),
+        };
+        w.write_fmt(fmt!("{}\n", u8::from(on)))?;
         Ok(w.bytes_written())
     }
 
@@ -588,19 +603,24 @@ impl configfs::AttributeOperations<21> for PoolDir {
                 return Err(EINVAL);
             }
         };
-        let mut g = this.inner.lock();
-        g.tiering = on;
-        if let Some(p) = g.active.clone() {
-            p.set_tiering(on);
+        let active = {
+            let mut g = this.inner.lock();
+            if g.active.is_none() {
+                g.tiering = Some(on);
+            }
+            g.active.clone()
+        };
+        match active {
+            Some(p) => p.set_tiering(on),
+            None => Ok(()),
         }
-        Ok(())
     }
 }
 
 /// `member_class`: write `MEMBER fast|slow` (member by index or device
 /// path) to set its class; reads list `INDEX fast|slow`, one a line. The
 /// default follows the device: SMR slow, others fast. Active pools only;
-/// not kept across a stop (set it again after an assembly).
+/// kept in the pool's metadata (committed before the write returns).
 #[vtable]
 impl configfs::AttributeOperations<22> for PoolDir {
     type Data = PoolDir;
@@ -652,9 +672,13 @@ impl configfs::AttributeOperations<22> for PoolDir {
 }
 
 /// `migrate`: write `VOLUME MEMBER[,MEMBER...]` (members by index or
-/// device path) to move a volume's data to those members online, `cancel`
-/// to stop; reads show the migration (`none`, or the volume, its members
-/// and its progress).
+/// device path) or `VOLUME fast|slow` (a class) to place a volume's data
+/// there and move it online, `VOLUME any` to end a volume's placement,
+/// `cancel` to end the placement of the volume walked last. Placements
+/// are kept in the pool's metadata (committed before the write returns):
+/// the volume's new blocks and GC's copies of them stay there, and an
+/// assembly walks every placed volume again. Reads show the walk under
+/// way or done last (`none`, or the volume, its placement and progress).
 #[vtable]
 impl configfs::AttributeOperations<15> for PoolDir {
     type Data = PoolDir;
@@ -681,11 +705,20 @@ impl configfs::AttributeOperations<15> for PoolDir {
         let mut words = what.split_whitespace();
         let (Some(vol), Some(list), None) = (words.next(), words.next(), words.next()) else {
             pr_err!(
-                "{}: migrate takes 'VOLUME MEMBER[,MEMBER...]' or 'cancel'\n",
+                "{}: migrate takes 'VOLUME MEMBER[,MEMBER...]', 'VOLUME fast|slow|any' or 'cancel'\n",
                 name
             );
             return Err(EINVAL);
         };
+        let class = match list {
+            "fast" => Some(Placement::Fast),
+            "slow" => Some(Placement::Slow),
+            "any" => Some(Placement::Any),
+            _ => None,
+        };
+        if let Some(place) = class {
+            return pool.migrate(Some((vol.as_bytes(), place)));
+        }
         let mut members = 0u64;
         for m in list.split(',') {
             let Some(d) = pool.member_named(m) else {
@@ -698,7 +731,7 @@ impl configfs::AttributeOperations<15> for PoolDir {
             };
             members |= 1u64.checked_shl(u32::from(d)).unwrap_or(0);
         }
-        pool.migrate(Some((vol.as_bytes(), members)))
+        pool.migrate(Some((vol.as_bytes(), Placement::Members(members))))
     }
 }
 

@@ -176,7 +176,7 @@ impl ActivePool {
             .store(a.usable_free_zones(), Ordering::Relaxed);
         self.gc
             .evacuating
-            .store(e.moving_data() || e.tier_demoting(), Ordering::Relaxed);
+            .store(e.gc_background(), Ordering::Relaxed);
         self.gc.data_zones.store(a.data_zones(), Ordering::Relaxed);
         self.gc
             .reserve

@@ -208,19 +208,12 @@ impl ActivePool {
             pr_err!("{}: assembled read-only: nothing can move\n", name);
             return Err(EROFS);
         }
-        let (r, live) = {
-            let mut st = self.state.lock();
-            let r = st.engine.evacuate(member);
-            let live = member.map_or(0, |d| st.engine.alloc().dev_valid_blocks(d));
-            self.note_levels(&st.engine);
-            (r, live)
-        };
-        let path = |d: u16| {
-            self.members
-                .get(usize::from(d))
-                .and_then(|m| m.path.to_str().ok())
-                .unwrap_or("?")
-        };
+        // Kept on disk: committed like a volume operation.
+        let mut live = 0;
+        let r = self.policy_op(|e| {
+            live = member.map_or(0, |d| e.alloc().dev_valid_blocks(d));
+            e.evacuate(member)
+        });
         match (r, member) {
             (Ok(()), Some(d)) => {
                 let mut since = self.gc.evac_since.lock();
@@ -232,7 +225,7 @@ impl ActivePool {
                     "{}: evacuating member {} ({}): {} MiB of live data to move\n",
                     name,
                     d,
-                    path(d),
+                    self.member_path(d),
                     live / 256
                 );
                 self.kick_gc();
@@ -243,26 +236,26 @@ impl ActivePool {
                 pr_info!("{}: evacuation ended\n", name);
                 Ok(())
             }
-            (Err(CoreError::NoSpace), Some(d)) => {
+            (Err((_, Some(CoreError::NoSpace))), Some(d)) => {
                 pr_err!(
                     "{}: cannot evacuate member {} ({}): the other members cannot hold its {} MiB of live data\n",
                     name,
                     d,
-                    path(d),
+                    self.member_path(d),
                     live / 256
                 );
                 Err(ENOSPC)
             }
-            (Err(CoreError::Busy), _) => {
+            (Err((_, Some(CoreError::Busy))), _) => {
                 pr_err!(
                     "{}: another member is being evacuated or added (cancel with 'cancel' first)\n",
                     name
                 );
                 Err(EBUSY)
             }
-            (Err(e), _) => {
-                pr_err!("{}: cannot evacuate: {:?}\n", name, e);
-                Err(core_err(e))
+            (Err((e, why)), _) => {
+                pr_err!("{}: cannot evacuate: {:?}\n", name, why);
+                Err(e)
             }
         }
     }
@@ -384,128 +377,4 @@ impl ActivePool {
         Ok(())
     }
 
-    /// Turns tiering on or off (`tiering`): user writes to the fast
-    /// members, GC's copies to the slow ones (`zvcore::alloc::tiers`).
-    pub(crate) fn set_tiering(self: &Arc<Self>, on: bool) {
-        let active = {
-            let mut st = self.state.lock();
-            st.engine.set_tiering(on);
-            st.engine.alloc().tiering()
-        };
-        pr_info!(
-            "{}: tiering {}{}\n",
-            &*self.name,
-            if on { "on" } else { "off" },
-            if on && !active {
-                " (not in effect while every member is of one class)"
-            } else {
-                ""
-            }
-        );
-        self.kick_gc();
-    }
-
-    /// Sets member `d`'s class (`member_class`).
-    pub(crate) fn set_member_class(self: &Arc<Self>, d: u16, slow: bool) -> Result {
-        let r = self.state.lock().engine.set_member_class(d, slow);
-        r.map_err(core_err)?;
-        let path = self
-            .members
-            .get(usize::from(d))
-            .and_then(|m| m.path.to_str().ok())
-            .unwrap_or("?");
-        pr_info!(
-            "{}: member {} ({}) is {}\n",
-            &*self.name,
-            d,
-            path,
-            if slow { "slow" } else { "fast" }
-        );
-        self.kick_gc();
-        Ok(())
-    }
-
-    /// Starts moving volume `vol`'s data to `members` (bit per member), or
-    /// ends the migration (`None`). Sleeps only for the engine lock.
-    pub(crate) fn migrate(self: &Arc<Self>, target: Option<(&[u8], u64)>) -> Result {
-        let name = &*self.name;
-        if self.read_only {
-            pr_err!("{}: assembled read-only: nothing can move\n", name);
-            return Err(EROFS);
-        }
-        let r = {
-            let mut st = self.state.lock();
-            let r = match target {
-                None => st.engine.migrate(None).map(|()| 0),
-                Some((vol, members)) => match crate::volinfo::id_of(&st.engine, vol) {
-                    Some(id) => st.engine.migrate(Some((id, members))).map(|()| id),
-                    None => Err(CoreError::NotFound),
-                },
-            };
-            self.note_levels(&st.engine);
-            r
-        };
-        let vol = target.map_or(&b"-"[..], |t| t.0);
-        let shown = core::str::from_utf8(vol).unwrap_or("?");
-        match r {
-            Ok(_) if target.is_some() => {
-                pr_info!("{}: migrating volume {}\n", name, shown);
-                self.kick_gc();
-                Ok(())
-            }
-            Ok(_) => {
-                pr_info!("{}: migration ended\n", name);
-                Ok(())
-            }
-            Err(CoreError::NotFound) => {
-                pr_err!("{}: no volume {} to migrate\n", name, shown);
-                Err(ENOENT)
-            }
-            Err(CoreError::NoSpace) => {
-                pr_err!(
-                    "{}: cannot migrate {}: the chosen members cannot hold it\n",
-                    name,
-                    shown
-                );
-                Err(ENOSPC)
-            }
-            Err(CoreError::Busy) => {
-                pr_err!("{}: another volume is migrating (cancel it first)\n", name);
-                Err(EBUSY)
-            }
-            Err(e) => {
-                pr_err!("{}: cannot migrate {}: {:?}\n", name, shown, e);
-                Err(core_err(e))
-            }
-        }
-    }
-
-    /// Writes the migration under way as one line (`migrate`): `none`, or
-    /// `<volume> <members> <running|done> moved_bytes=<n>`, members as
-    /// indexes joined by commas.
-    pub(crate) fn migration_line(&self, w: &mut impl core::fmt::Write) -> core::fmt::Result {
-        let st = self.state.lock();
-        let Some(m) = st.engine.migration() else {
-            return w.write_str("none\n");
-        };
-        let vol = st
-            .engine
-            .volume(m.vol)
-            .and_then(|v| core::str::from_utf8(v.name.as_bytes()).ok())
-            .unwrap_or("?");
-        write!(w, "{} ", vol)?;
-        let mut first = true;
-        for d in 0..64u32 {
-            if m.members & (1u64 << d) != 0 {
-                write!(w, "{}{}", if first { "" } else { "," }, d)?;
-                first = false;
-            }
-        }
-        writeln!(
-            w,
-            " {} moved_bytes={}",
-            if m.done { "done" } else { "running" },
-            m.moved_blocks.saturating_mul(BLOCK_SIZE as u64)
-        )
-    }
 }

@@ -329,9 +329,10 @@ impl ActivePool {
 /// Volume slots described per engine lock hold by
 /// [`ActivePool::volumes_listing`].
 const LIST_BATCH: usize = 16;
-/// Room for one `volumes` line (a 31-character name and its origin's, and
-/// seven numbers: under 256 bytes).
-const LINE_MAX: usize = 256;
+/// Room for one `volumes` line (a 32-character name and its origin's,
+/// seven numbers, a placement of up to 64 member indexes: under 448
+/// bytes).
+const LINE_MAX: usize = 448;
 
 /// One line of the `volumes` attribute.
 fn volume_line(e: &Engine, v: &VolEntry, w: &mut impl core::fmt::Write) -> core::fmt::Result {
@@ -357,10 +358,13 @@ fn volume_line(e: &Engine, v: &VolEntry, w: &mut impl core::fmt::Write) -> core:
         }
         None => w.write_char('-')?,
     }
-    writeln!(
+    write!(
         w,
-        " exclusive_bytes={} shared_bytes={}",
+        " exclusive_bytes={} shared_bytes={} placement=",
         info.exclusive * BLOCK_SIZE as u64,
         info.shared() * BLOCK_SIZE as u64
-    )
+    )?;
+    // `any`, `fast`, `slow` or member indexes (`migrate`).
+    crate::placement::write_placement(w, v.place)?;
+    writeln!(w)
 }

@@ -8,8 +8,12 @@
 #   oldest data to the slow member in the background until a fifth of the
 #   fast member's zones is free again; both volumes read what was written;
 # - `volume migrate --to slow` moves a volume to the slow member;
-# - tiering off: new writes go to both members again; refusals (a bad
-#   class, a bad value) with one log line each; no kernel warning.
+# - tiering off: new writes go to both members again;
+# - kept across a stop: the class, tiering, the volume's placement (its
+#   new writes go to the slow member with tiering on), an evacuation
+#   (resumed by the assembly, cancelled after);
+# - refusals (a bad class, a bad value, a class without a member) with one
+#   log line each; no kernel warning.
 DIR=$(dirname "$0")
 . "$DIR/ktap_helpers.sh"
 
@@ -30,7 +34,7 @@ if [ ! -f "$KO" ] || [ ! -f /lib/modules/null_blk.ko ]; then
 	ktap_test_skip "tiering" "needs zvpool.ko and null_blk.ko"
 	ktap_finished
 fi
-ktap_set_plan 23
+ktap_set_plan 40
 lsmod | grep -q '^zvpool ' && rmmod zvpool
 dmesg_mark
 START=$DMESG_MARK
@@ -90,7 +94,8 @@ ktap_expect_eq "volume c reads as written" "$SUMC" "$(dsum $VC 240)"
 # --- a volume moved to the slow class -----------------------------------------------
 F0=$(field 0 used_bytes)
 ktap_test_result "volume migrate -w --to slow tp/h" quiet zvpoolctl volume migrate -w --to slow tp/h
-ktap_test_result "migrate names the slow member only" grep -q "^h 1 done " $CFG/tp/migrate
+ktap_test_result "migrate names the slow class" grep -q "^h slow done " $CFG/tp/migrate
+ktap_expect_eq "volume show: placement slow" slow "$(zvpoolctl volume show -H -o placement tp/h | cut -f2)"
 ktap_expect_eq "volume h reads as written after the move" "$SUMH" "$(dsum $VH 32)"
 zvpoolctl volume migrate --cancel tp/h >/dev/null
 ktap_print_msg "fast member used: $F0 bytes before, $(field 0 used_bytes) after"
@@ -101,9 +106,43 @@ S1=$(field 1 used_bytes)
 dd if=/dev/urandom of=$VC bs=$MIB count=64 seek=240 oflag=direct conv=fsync status=none
 ktap_test_result "new writes reach the slow member again" [ "$(field 1 used_bytes)" -gt "$S1" ]
 
+# --- kept across a stop ------------------------------------------------------------
+ktap_test_result "h placed on the slow class again, tiering on" \
+	quiet sh -c "zvpoolctl volume migrate -w --to slow tp/h && zvpoolctl pool set tp tiering=on"
+ktap_test_result "pool stop tp" quiet zvpoolctl pool stop tp
+ktap_test_result "pool assemble tp /dev/tf /dev/ts" quiet zvpoolctl pool assemble tp /dev/tf /dev/ts
+ktap_expect_eq "tiering still on (status, attribute)" "on 1" "$(st tiering | cut -d' ' -f1) $(cat $CFG/tp/tiering)"
+ktap_expect_eq "ts still slow" "fast slow" "$(field 0 class) $(field 1 class)"
+ktap_expect_eq "h still placed on the slow class" slow "$(zvpoolctl volume show -H -o placement tp/h | cut -f2)"
+VH=$(dev_of tp/h)
+F0=$(field 0 used_bytes)
+S1=$(field 1 used_bytes)
+dd if=/dev/urandom of=/tmp/tp-h.img bs=$MIB count=8 status=none
+dd if=/tmp/tp-h.img of=$VH bs=$MIB count=8 oflag=direct conv=fsync,notrunc status=none
+ktap_print_msg "fast used $F0 -> $(field 0 used_bytes), slow used $S1 -> $(field 1 used_bytes)"
+ktap_test_result "h's new writes went to the slow member (tiering would put them on the fast one)" \
+	[ "$(field 0 used_bytes)" -le "$F0" ] && [ "$(field 1 used_bytes)" -ge "$S1" ]
+ktap_expect_eq "h reads its new data after the reassembly" \
+	"$(md5sum </tmp/tp-h.img | cut -d' ' -f1)" "$(dsum $VH 8)"
+# An evacuation under way when the pool stops goes on at the next assembly.
+ktap_test_result "pool evacuate tp /dev/tf (no wait), stop at once" \
+	quiet sh -c "zvpoolctl pool evacuate tp /dev/tf && zvpoolctl pool stop tp"
+dmesg_mark
+ktap_test_result "pool assemble tp again" quiet zvpoolctl pool assemble tp /dev/tf /dev/ts
+ktap_expect_eq "status: member 0 evacuated after the assembly" 0 "$(st evacuating_member)"
+ktap_expect_eq "the assembly logged the resumed evacuation" 1 \
+	"$(dmesg_since_mark | grep -c 'tp: resuming the evacuation of member 0')"
+ktap_test_result "pool evacuate --cancel tp" quiet zvpoolctl pool evacuate --cancel tp
+ktap_test_result "pool stop and assemble: no evacuation" quiet sh -c \
+	"zvpoolctl pool stop tp && zvpoolctl pool assemble tp /dev/tf /dev/ts && ! grep -q '^evacuating_member' $CFG/tp/status"
+VC=$(dev_of tp/c)
+ktap_expect_eq "volume c reads as written after three assemblies" "$SUMC" "$(dsum $VC 240)"
+
 # --- refusals ---------------------------------------------------------------------
 refused "a class that is neither fast nor slow is refused" "1 medium" $CFG/tp/member_class "invalid" "fast or slow"
 refused "tiering other than 0 or 1 is refused" "2" $CFG/tp/tiering "invalid" "0 or 1"
+echo '/dev/ts fast' >$CFG/tp/member_class
+refused "a placement on a class without a member is refused" "h slow" $CFG/tp/migrate "invalid" "no member of that class"
 
 DMESG_MARK=$START
 dmesg_clean_since_mark "no kernel warning, lockdep report or oops"

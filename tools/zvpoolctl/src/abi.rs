@@ -126,6 +126,10 @@ pub struct VolumeEntry {
     pub origin: Option<String>,
     pub exclusive: Option<u64>,
     pub shared: Option<u64>,
+    /// Where its data is placed (`migrate`): `any`, `fast`, `slow` or
+    /// member indexes joined by commas; `None` from kernels without
+    /// placement policies.
+    pub placement: Option<String>,
 }
 
 pub const KIND_VOLUME: &str = "volume";
@@ -162,6 +166,7 @@ pub fn parse_volumes(text: &str) -> Result<Vec<VolumeEntry>, String> {
             origin: None,
             exclusive: None,
             shared: None,
+            placement: None,
         };
         for w in words {
             let Some((k, val)) = w.split_once('=') else {
@@ -176,6 +181,7 @@ pub fn parse_volumes(text: &str) -> Result<Vec<VolumeEntry>, String> {
                 "kind" if !val.is_empty() => v.kind = val.to_string(),
                 "kind" => return Err(bad()),
                 "origin" => v.origin = parse_origin(val),
+                "placement" if !val.is_empty() => v.placement = Some(val.to_string()),
                 _ => {}
             }
         }
@@ -309,6 +315,7 @@ mod tests {
                 origin: None,
                 exclusive: Some(0),
                 shared: Some(8192),
+                placement: None,
             }
         );
         assert_eq!(
@@ -322,6 +329,10 @@ mod tests {
             ("clone", Some("vm1@s1"), Some(4096))
         );
         assert!(parse_volumes("1 a kind=").is_err());
+        let placed = parse_volumes("1 a placement=0,2\n2 b placement=slow\n3 c placement=").unwrap();
+        assert_eq!(placed[0].placement.as_deref(), Some("0,2"));
+        assert_eq!(placed[1].placement.as_deref(), Some("slow"));
+        assert_eq!(placed[2].placement, None);
         let full = "1 a size_bytes=4096\n# 3 more volumes not listed\n";
         assert_eq!(parse_volumes(full).unwrap().len(), 1);
         assert_eq!(unlisted_volumes(full), 3);
@@ -346,6 +357,7 @@ mod tests {
                 origin: None,
                 exclusive: Some(4096),
                 shared: Some(0),
+                placement: None,
             }
         );
         assert_eq!(

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
-//! `volume migrate`: moves a volume's data to chosen members online
-//! (configfs `migrate`), optionally waiting with a progress line.
+//! `volume migrate`: places a volume's data on chosen members or a class
+//! and moves it there online (configfs `migrate`), optionally waiting
+//! with a progress line. The placement is kept in the pool's metadata.
 
 use super::{split_volume, Ctx};
 use crate::abi;
@@ -12,12 +13,13 @@ use crate::progress::follow;
 pub const OPT_TO: OptSpec = OptSpec {
     long: "to",
     short: None,
-    value: Some("DEV[,DEV...]|fast|slow"),
-    help: "the members (device paths or indexes, or every member of a class) the volume's data moves to",
+    value: Some("DEV[,DEV...]|fast|slow|any"),
+    help: "the members (device paths or indexes) or the class the volume's data is kept on (any: no placement)",
 };
 
-/// `--to fast` or `--to slow`: the indexes of the pool's members of that
-/// class that take data (not removed or missing), joined by commas.
+/// `--to fast` or `--to slow` for a module without placement policies:
+/// the indexes of the pool's members of that class that take data (not
+/// removed or missing), joined by commas.
 fn class_members(ctx: &Ctx<'_>, pool: &Obj, class: &str, what: &str) -> Result<String, Error> {
     let members = super::pool::members(ctx, pool)?;
     let of: Vec<String> = members
@@ -77,20 +79,36 @@ pub fn migrate(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
     let cmd = "volume migrate";
     let (pool_name, vol) = split_volume(&p.args[0], cmd)?;
     let pool = ctx.require_pool(pool_name)?;
+    let policies = ctx
+        .require_feature("placement-policies", "place a volume")
+        .is_ok();
     if p.flag("cancel") {
-        ctx.write(&pool, "migrate", "cancel")
-            .map_err(|e| e.fail(format!("cancel the migration in pool {pool_name}")))?;
-        ctx.say(&format!("migration in pool {pool_name} ended"));
+        // The volume's placement ends (what moved stays moved).
+        let line = if policies {
+            format!("{vol} any")
+        } else {
+            "cancel".to_string()
+        };
+        ctx.write(&pool, "migrate", &line)
+            .map_err(|e| e.fail(format!("end the placement of {pool_name}/{vol}")))?;
+        ctx.say(&format!("placement of {pool_name}/{vol} ended"));
         return Ok(());
     }
     let Some(to) = p.value("to") else {
-        return Err(Error::usage("give --to DEV[,DEV...] (or --cancel)", cmd));
+        return Err(Error::usage("give --to DEV[,DEV...]|fast|slow|any (or --cancel)", cmd));
     };
     let what = format!("migrate {pool_name}/{vol} to {to}");
     let to = match to {
-        "fast" | "slow" => class_members(ctx, &pool, to, &what)?,
+        "fast" | "slow" if !policies => class_members(ctx, &pool, to, &what)?,
+        "any" if !policies => "cancel".to_string(),
         _ => to.to_string(),
     };
+    if to == "any" || to == "cancel" {
+        let line = if to == "any" { format!("{vol} any") } else { to };
+        ctx.write(&pool, "migrate", &line).map_err(|e| e.fail(what.clone()))?;
+        ctx.say(&format!("placement of {pool_name}/{vol} ended"));
+        return Ok(());
+    }
     ctx.write(&pool, "migrate", &format!("{vol} {to}"))
         .map_err(|e| e.fail(what.clone()))?;
     ctx.say(&format!("migrating {pool_name}/{vol} to {to}"));
@@ -113,7 +131,11 @@ pub fn migrate(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
         return Err(Failure::new(what, "the migration was cancelled").into());
     }
     ctx.say(&format!(
-        "{pool_name}/{vol} is on members {members}: its new writes stay there until 'volume migrate --cancel'"
+        "{pool_name}/{vol} is on {}: its new writes and GC's copies stay there, also after a restart, until 'volume migrate --cancel'",
+        match members.as_str() {
+            "fast" | "slow" => format!("the {members} members"),
+            _ => format!("members {members}"),
+        }
     ));
     Ok(())
 }

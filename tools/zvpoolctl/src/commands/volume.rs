@@ -263,6 +263,7 @@ const COLUMNS: &[&str] = &[
     "state",
     "device",
     "devt",
+    "placement",
     "riops",
     "wiops",
     "rbps",
@@ -292,6 +293,10 @@ const COLUMNS_HELP: &[(&str, &str)] = &[
     ("state", "enabled, disabled or unbound"),
     ("device", "block device node (/dev/zvpoolN) when enabled"),
     ("devt", "MAJOR:MINOR of the block device"),
+    (
+        "placement",
+        "where its data is kept ('volume migrate'): any, fast, slow or member indexes",
+    ),
     (
         "riops",
         "read I/Os per second limit, 0 unlimited (bound volumes; 'volume set')",
@@ -386,6 +391,9 @@ pub struct VolInfo {
     pub origin: Option<String>,
     pub exclusive: Option<u64>,
     pub shared: Option<u64>,
+    /// `any`, `fast`, `slow` or member indexes (`None`: a module without
+    /// placement policies).
+    pub placement: Option<String>,
     /// `enabled`, `disabled` or `unbound`.
     pub state: &'static str,
     /// `/dev/zvpoolN`.
@@ -442,6 +450,7 @@ fn info(
         origin: meta.and_then(|m| m.origin.clone()),
         exclusive: meta.and_then(|m| m.exclusive),
         shared: meta.and_then(|m| m.shared),
+        placement: meta.and_then(|m| m.placement.clone()),
         state: "unbound",
         device: None,
         devt: None,
@@ -535,6 +544,7 @@ fn row(v: &VolInfo) -> Vec<Value> {
         Value::text(v.state),
         v.device.clone().map_or(Value::Null, Value::Text),
         v.devt.clone().map_or(Value::Null, Value::Text),
+        v.placement.clone().map_or(Value::Null, Value::Text),
     ];
     row.extend(SETTINGS.iter().zip(v.settings).map(|(s, l)| s.value(l)));
     row

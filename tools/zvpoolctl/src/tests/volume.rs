@@ -368,7 +368,7 @@ fn list_and_show() {
         r.out,
         "name           tank/vm1\npool           tank\nvolume         vm1\nkind           volume\norigin         -\n\
          id             2\nsize           20.0G\nused           3.00G\nunique         3.00G\nshared         0B\n\
-         mapped_blocks  786432\nstate          enabled\ndevice         /dev/zvpool0\ndevt           252:0\n\
+         mapped_blocks  786432\nstate          enabled\ndevice         /dev/zvpool0\ndevt           252:0\nplacement      any\n\
          riops          0\nwiops          0\nrbps           0B\nwbps           0B\n\
          quota          none\nreservation    none\n"
     );

@@ -101,7 +101,7 @@ fn listing(vols: &[MetaVol], legacy: bool) -> String {
             );
             if !legacy {
                 l += &format!(
-                    " kind={} origin={} exclusive_bytes={} shared_bytes={}",
+                    " kind={} origin={} exclusive_bytes={} shared_bytes={} placement=any",
                     v.kind,
                     v.origin.as_deref().unwrap_or("-"),
                     v.mapped - v.shared,
