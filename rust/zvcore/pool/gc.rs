@@ -178,12 +178,17 @@ where
         let mut n = 0usize;
         let item_max = self.cfg.gc_item_max.clamp(1, MAX_GC_ITEM);
         let mut stopped = false;
+        // The scan stops once the items cover what the batch may place
+        // (an evacuation's batch may be a few blocks: scanning on for
+        // items it cannot place held the engine lock for nothing).
+        let mut want = 0u64;
         for from in [self.gc_cursor, (0, 0)] {
             if n > 0 {
                 break;
             }
             let vols = &self.vols;
             let stopped = &mut stopped;
+            let want = &mut want;
             let cap = out.len();
             let out = &mut *out;
             let n = &mut n;
@@ -239,8 +244,9 @@ where
                                 if let Some(slot) = out.get_mut(*n) {
                                     slot.src = r;
                                     *n += 1;
+                                    *want = want.saturating_add(r.len);
                                 }
-                                if *n >= cap {
+                                if *n >= cap || *want >= max_blocks {
                                     *stopped = true;
                                     return false;
                                 }
@@ -255,7 +261,7 @@ where
                             }
                         }
                     }
-                    *stopped = *n >= cap;
+                    *stopped = *n >= cap || *want >= max_blocks;
                     !*stopped
                 },
             );
@@ -313,7 +319,7 @@ where
     }
 
     /// Whether zone `z` is on a member of `members` (bit per member).
-    fn zone_excluded(&self, z: u32, members: u64) -> bool {
+    pub(super) fn zone_excluded(&self, z: u32, members: u64) -> bool {
         self.alloc
             .geom()
             .zone_dev(z)

@@ -920,9 +920,18 @@ where
     /// the zone GC would pick next; 0 without any (nothing to copy).
     pub fn gc_cost_x1000(&self) -> u64 {
         let a = &self.alloc;
+        // Collecting a zone of a member that takes no blocks (evacuated,
+        // added, gone) frees no usable space: not what paced writes pay
+        // for (charging them an evacuated zone's full copy cost let one
+        // write in a few through per batch: benchmarks.md, "Evacuating a
+        // member under writes").
+        let excluded = a.fenced() | a.evacuating() | a.lost();
+        let off = |z: u32| excluded != 0 && self.zone_excluded(z, excluded);
         match self.gc_victim {
-            Some(v) if a.zone(v).map(|zi| zi.valid()).unwrap_or(0) > 0 => self.gc_victim_cost,
-            _ => pick_victim(a, self.cfg.policy, |_| false)
+            Some(v) if !off(v) && a.zone(v).map(|zi| zi.valid()).unwrap_or(0) > 0 => {
+                self.gc_victim_cost
+            }
+            _ => pick_victim(a, self.cfg.policy, off)
                 .map(|v| self.zone_cost_x1000(v))
                 .unwrap_or(0),
         }

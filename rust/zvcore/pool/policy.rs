@@ -268,9 +268,9 @@ where
         pick_victim(a, self.cfg.policy, |z| {
             skip(z)
                 || g.zone_dev(z).is_none_or(|(d, _)| short & bit(d) == 0)
-                || a.zone(z).zip(g.zone_cap(z)).is_none_or(|(zi, cap)| {
-                    zi.valid().saturating_mul(4) > cap.saturating_mul(3)
-                })
+                || a.zone(z)
+                    .zip(g.zone_cap(z))
+                    .is_none_or(|(zi, cap)| zi.valid().saturating_mul(4) > cap.saturating_mul(3))
         })
     }
 

@@ -329,7 +329,8 @@ mod tests {
             ("clone", Some("vm1@s1"), Some(4096))
         );
         assert!(parse_volumes("1 a kind=").is_err());
-        let placed = parse_volumes("1 a placement=0,2\n2 b placement=slow\n3 c placement=").unwrap();
+        let placed =
+            parse_volumes("1 a placement=0,2\n2 b placement=slow\n3 c placement=").unwrap();
         assert_eq!(placed[0].placement.as_deref(), Some("0,2"));
         assert_eq!(placed[1].placement.as_deref(), Some("slow"));
         assert_eq!(placed[2].placement, None);

@@ -95,7 +95,10 @@ pub fn migrate(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
         return Ok(());
     }
     let Some(to) = p.value("to") else {
-        return Err(Error::usage("give --to DEV[,DEV...]|fast|slow|any (or --cancel)", cmd));
+        return Err(Error::usage(
+            "give --to DEV[,DEV...]|fast|slow|any (or --cancel)",
+            cmd,
+        ));
     };
     let what = format!("migrate {pool_name}/{vol} to {to}");
     let to = match to {
@@ -104,8 +107,13 @@ pub fn migrate(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
         _ => to.to_string(),
     };
     if to == "any" || to == "cancel" {
-        let line = if to == "any" { format!("{vol} any") } else { to };
-        ctx.write(&pool, "migrate", &line).map_err(|e| e.fail(what.clone()))?;
+        let line = if to == "any" {
+            format!("{vol} any")
+        } else {
+            to
+        };
+        ctx.write(&pool, "migrate", &line)
+            .map_err(|e| e.fail(what.clone()))?;
         ctx.say(&format!("placement of {pool_name}/{vol} ended"));
         return Ok(());
     }
