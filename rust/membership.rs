@@ -376,5 +376,4 @@ impl ActivePool {
         self.health_kick();
         Ok(())
     }
-
 }

@@ -50,7 +50,11 @@ impl ActivePool {
     pub(crate) fn set_tiering(self: &Arc<Self>, on: bool) -> Result {
         let name = &*self.name;
         if let Err((e, why)) = self.policy_op(|e| e.set_tiering(on)) {
-            pr_err!("{}: tiering not set: {:?}\n", name, why.unwrap_or(CoreError::Busy));
+            pr_err!(
+                "{}: tiering not set: {:?}\n",
+                name,
+                why.unwrap_or(CoreError::Busy)
+            );
             return Err(e);
         }
         let active = self.state.lock().engine.alloc().tiering();
@@ -167,9 +171,12 @@ impl ActivePool {
         }
     }
 
-    /// Writes the migration under way as one line (`migrate`): `none`, or
-    /// `<volume> <where> <running|done> moved_bytes=<n>`, where the
-    /// members' indexes joined by commas, or `fast` / `slow` (the class).
+    /// Writes the migration under way (`migrate`): `none`, or the walk
+    /// under way or done last, `<volume> <where> <running|done>
+    /// moved_bytes=<n>`, where the members' indexes joined by commas, or
+    /// `fast` / `slow` (the class); then a line `<volume> <where> queued`
+    /// per placed volume waiting for its walk (the first
+    /// [`QUEUED_SHOWN`], then `# <n> more queued`: a page holds them).
     pub(crate) fn migration_line(&self, w: &mut impl core::fmt::Write) -> core::fmt::Result {
         let st = self.state.lock();
         let Some(m) = st.engine.migration() else {
@@ -187,9 +194,34 @@ impl ActivePool {
             " {} moved_bytes={}",
             if m.done { "done" } else { "running" },
             m.moved_blocks.saturating_mul(BLOCK_SIZE as u64)
-        )
+        )?;
+        let mut more = 0usize;
+        for (k, v) in st
+            .engine
+            .volumes()
+            .iter()
+            .filter(|v| v.walk_due())
+            .enumerate()
+        {
+            if k >= QUEUED_SHOWN {
+                more += 1;
+                continue;
+            }
+            let name = core::str::from_utf8(v.name.as_bytes()).unwrap_or("?");
+            write!(w, "{} ", name)?;
+            write_placement(w, v.place)?;
+            w.write_str(" queued\n")?;
+        }
+        if more > 0 {
+            writeln!(w, "# {} more queued", more)?;
+        }
+        Ok(())
     }
 }
+
+/// Queued walks `migrate` lists (each line under 240 bytes: with the
+/// walk under way, they fit a page).
+const QUEUED_SHOWN: usize = 12;
 
 /// Writes a placement: `any`, `fast`, `slow`, or member indexes joined by
 /// commas.

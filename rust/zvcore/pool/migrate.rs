@@ -91,7 +91,16 @@ where
                 None => return Ok(()),
             },
         };
-        let i = self.vol_index(vol)?;
+        let i = match self.vol_index(vol) {
+            Ok(i) => i,
+            // The volume walked last was deleted: its walk is over.
+            Err(_) if target.is_none() => {
+                self.mig = None;
+                self.next_walk();
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
         if place == Placement::Any {
             self.journal_policy(Policy::Placement { vol, place })?;
             if let Some(v) = self.vols.get_mut(i) {

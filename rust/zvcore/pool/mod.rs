@@ -150,6 +150,12 @@ impl VolEntry {
     pub fn read_only(&self) -> bool {
         self.flags & VOL_FLAG_READONLY != 0
     }
+
+    /// Whether the volume waits for its placement walk
+    /// ([`Pool::migration`] names the one under way).
+    pub fn walk_due(&self) -> bool {
+        self.table.is_some() && self.place_walk
+    }
 }
 
 /// Space used by one volume (see [`Pool::vol_space`]).

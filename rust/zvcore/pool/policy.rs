@@ -160,7 +160,8 @@ where
     pub(super) fn policy_state(&self) -> PolicyState {
         PolicyState {
             tiering: self.alloc.tiering_asked(),
-            evac: self.evac.map(|(d, _, _)| d),
+            // Recovery's, until the assembly resumes it.
+            evac: self.evac.map(|(d, _, _)| d).or(self.evac_resume),
             slow: self.alloc.slow(),
             default_slow: self.alloc.default_slow_members(),
             members: self.alloc.geom().nr_devices(),

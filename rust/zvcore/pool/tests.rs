@@ -1046,3 +1046,42 @@ fn checkpoint_zone_slots_return_when_their_finishes_are_done() {
     assert_eq!(p.alloc.closing_zones(), 0);
     p.alloc.alloc(Stream::Gc, 1).unwrap();
 }
+
+#[test]
+fn pacing_cost_leaves_out_an_evacuated_members_victim() {
+    let mut ops = Vec::new();
+    let mut p = new_pool(&mut ops);
+    p.vol_create(1, b"v", 160, 0).unwrap();
+    for l in (0..160).step_by(8) {
+        write(&mut p, 1, l, 8);
+    }
+    // Partly overwritten zones on both members.
+    for l in (0..160).step_by(16) {
+        write(&mut p, 1, l, 3);
+    }
+    let on = |p: &TestPool, z: u32, d: u16| p.alloc.geom().zone_dev(z).is_some_and(|(m, _)| m == d);
+    let full_on_0 = (0..p.alloc.geom().nr_zones())
+        .filter(|z| on(&p, *z, 0))
+        .max_by_key(|z| p.alloc.zone(*z).map_or(0, |zi| zi.valid()))
+        .unwrap();
+    assert!(p.alloc.zone(full_on_0).unwrap().valid() > 0);
+    // GC collects member 0's zone at the highest cost (an evacuation's
+    // victim, all live).
+    p.gc_victim = Some(full_on_0);
+    p.gc_victim_cost = crate::gc::MAX_RELOCATION_COST_X1000;
+    assert_eq!(
+        p.gc_cost_x1000(),
+        crate::gc::MAX_RELOCATION_COST_X1000,
+        "a usable victim's cost"
+    );
+    p.alloc.set_evacuating(1);
+    let usable = pick_victim(&p.alloc, p.cfg.policy, |z| on(&p, z, 0)).unwrap();
+    assert!(on(&p, usable, 1));
+    let want = p.zone_cost_x1000(usable);
+    assert!(want < crate::gc::MAX_RELOCATION_COST_X1000);
+    assert_eq!(
+        p.gc_cost_x1000(),
+        want,
+        "paced writes pay for usable space only"
+    );
+}

@@ -171,6 +171,9 @@ where
     let mut listed = false;
     // Number and rank of the last section of a volume delta seen.
     let mut order: Option<(u16, u8)> = None;
+    // The policy section replaces every setting: cleared once, before its
+    // first payload (it may span several), or at the commit if it has none.
+    let mut policies_cleared = false;
     loop {
         let idx = cr.next_index();
         if idx >= cap {
@@ -191,6 +194,9 @@ where
                 };
                 if apply && has(section::SHARING) {
                     pool.enable_sharing();
+                }
+                if apply && has(POLICY) && !policies_cleared {
+                    pool.policy_clear();
                 }
                 let vol_table = vol_deltas && has(section::VOLUMES);
                 // A volume table without records: every volume is gone.
@@ -362,9 +368,12 @@ where
                         }
                     }
                     POLICY => {
-                        // The whole set (even none): what an older
-                        // checkpoint of the chain said is replaced.
-                        pool.policy_clear();
+                        // The whole set: what an older checkpoint of the
+                        // chain said is replaced.
+                        if !policies_cleared {
+                            pool.policy_clear();
+                            policies_cleared = true;
+                        }
                         while r.remaining() > 0 {
                             pool.apply_policy(Policy::decode(&mut r)?)?;
                         }

@@ -568,21 +568,10 @@ fn evacuation_under_overwrites_leaves_gc_room_on_the_others() {
     while !w.commit(false) {}
     w.pool().evacuate(Some(0)).expect("evacuate");
     let mut done_at = None;
-    // What paced writes are charged while the evacuated member's zones
-    // (all live: the highest cost) are GC's victims.
-    let (mut paced, mut worst) = (0u32, 0u64);
     for i in 0..20_000u64 {
         let l = (i * 7919) % (size - 8);
         w.write_exact(1, l, 8);
         w.gc_batch();
-        let p = w.pool_ref();
-        let a = p.alloc();
-        if zvcore::gc::pace_permille(a.usable_free_zones(), a.data_zones(), a.config().gc_reserve)
-            > 0
-        {
-            paced += 1;
-            worst = worst.max(p.gc_cost_x1000());
-        }
         if i % 4 == 0 {
             while !w.commit(false) {}
             w.maintenance();
@@ -593,11 +582,6 @@ fn evacuation_under_overwrites_leaves_gc_room_on_the_others() {
         }
     }
     let e = w.pool_ref().evacuation().expect("evacuation");
-    eprintln!("members-evac-full: {paced} paced writes, worst cost {worst}");
-    assert!(
-        worst < zvcore::gc::MAX_RELOCATION_COST_X1000,
-        "paced writes charged the evacuated member's zones"
-    );
     assert!(
         done_at.is_some(),
         "evacuation stalled: {e:?}, free zones {} (usable {})",

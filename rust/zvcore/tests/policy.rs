@@ -165,9 +165,31 @@ fn policies_survive_power_cuts_and_checkpoints() {
     let later = (false, 0b000, Placement::Any, Placement::Slow, None);
     assert_eq!(settings(&w), later, "after a later checkpoint");
     // And after a second one (a delta on a chain, or full).
-    w.checkpoint_now();
+    assert!(w.checkpoint_stepped(false));
     w.crash_and_recover();
     assert_eq!(settings(&w), later, "after a second checkpoint");
+    // Every setting back to its default: the next checkpoint's section is
+    // empty (a delta on one that held settings, in pools with deltas), and
+    // still replaces what the chain said before it.
+    assert!(w.checkpoint_stepped(false));
+    for l in (0..SIZE).step_by(32) {
+        w.write_exact(1, l, 2);
+    }
+    while !w.commit(false) {}
+    assert!(w.checkpoint_stepped(false));
+    w.pool()
+        .migrate(Some((2, Placement::Any)))
+        .expect("volume 2 anywhere");
+    w.pool()
+        .set_member_class(1, true)
+        .expect("member 1 slow again");
+    while !w.commit(false) {}
+    let d0 = w.pool_ref().stats().delta_checkpoints;
+    assert!(w.checkpoint_stepped(false));
+    let delta = w.pool_ref().stats().delta_checkpoints > d0;
+    eprintln!("policy-keep: the empty section in a delta: {delta}");
+    w.crash_and_recover();
+    assert_eq!(settings(&w), defaults, "after an empty policy section");
     w.run_verify("after the policies");
     eprintln!(
         "policy-keep: {} delta checkpoints loaded",
@@ -295,4 +317,45 @@ fn placed_volumes_are_walked_in_turn_and_gc_keeps_them_placed() {
         Some(Placement::Members(0b001))
     );
     w.run_verify("after the walks");
+}
+
+#[test]
+fn a_policy_section_over_several_blocks_loads_whole() {
+    // 300 placed volumes: 300 records of 16 bytes, more than one payload
+    // block of a checkpoint holds (254).
+    let seed = seed_from_env("policy-many");
+    let mut w = World::with_geoms(
+        Rng::new(seed),
+        seed,
+        vec![small_zns(40), smr(40), small_zns(40)],
+    );
+    w.vol_slots = 512;
+    w.format();
+    let place = |id: u32| match id % 4 {
+        0 => Placement::Fast,
+        1 => Placement::Slow,
+        2 => Placement::Members(0b101),
+        _ => Placement::Members(u64::from(id % 3 + 1)),
+    };
+    for id in 1..=300u32 {
+        w.pool().vol_create(id, b"v", 8, 0).expect("vol_create");
+        w.vols.push(VolModel::new(id, 8));
+        w.write_exact(id, 0, 8);
+        w.pool().migrate(Some((id, place(id)))).expect("place");
+        if id % 8 == 0 {
+            while !w.commit(false) {}
+        }
+    }
+    w.next_vol = 301;
+    while !w.commit(false) {}
+    w.checkpoint_now();
+    w.crash_and_recover();
+    for id in 1..=300u32 {
+        assert_eq!(
+            w.pool_ref().volume(id).map(|v| v.place),
+            Some(place(id)),
+            "volume {id}"
+        );
+    }
+    w.run_verify("after 300 placements");
 }

@@ -88,8 +88,11 @@ impl World {
                 return;
             }
             if self.rng.pct(40) {
-                self.pool().evacuate(None).expect("cancel");
-                self.st.evac_cancels += 1;
+                match self.pool().evacuate(None) {
+                    Ok(()) => self.st.evac_cancels += 1,
+                    Err(zvcore::error::Error::Busy) => {}
+                    Err(e) => panic!("cancel: {e:?}"),
+                }
             }
             return;
         }
@@ -136,7 +139,11 @@ impl World {
     pub fn maybe_migrate(&mut self) {
         if self.pool_ref().migration().is_some() {
             if self.rng.pct(40) {
-                self.pool().migrate(None).expect("end the migration");
+                // Busy: the record queue is full (the next round retries).
+                match self.pool().migrate(None) {
+                    Ok(()) | Err(zvcore::error::Error::Busy) => {}
+                    Err(e) => panic!("end the migration: {e:?}"),
+                }
             }
             return;
         }

@@ -15,7 +15,7 @@ pub const OPT_CANCEL: OptSpec = OptSpec {
     long: "cancel",
     short: None,
     value: None,
-    help: "stop the evacuation or migration under way (what moved stays moved)",
+    help: "end the evacuation, or the volume's placement (what moved stays moved)",
 };
 pub const OPT_FORCE_REMOVE: OptSpec = OptSpec {
     long: "force",

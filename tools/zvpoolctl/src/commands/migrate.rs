@@ -37,20 +37,35 @@ fn class_members(ctx: &Ctx<'_>, pool: &Obj, class: &str, what: &str) -> Result<S
     Ok(of.join(","))
 }
 
-/// One reading of `migrate`: volume, members, done, bytes moved.
+/// One reading of `migrate`: the walk under way or done last (volume,
+/// placement, done, bytes moved), and the volumes whose walks wait.
 #[derive(Debug, PartialEq, Eq)]
 pub struct MigState {
     pub volume: String,
     pub members: String,
     pub done: bool,
     pub moved_bytes: u64,
+    /// Volumes whose walks wait (lines `VOL WHERE queued`).
+    pub queued: Vec<String>,
+    /// More wait than are listed (`# N more queued`).
+    pub more_queued: bool,
 }
 
 /// Parses the `migrate` attribute (`None`: no migration).
 pub fn parse(text: &str) -> Result<Option<MigState>, String> {
-    let line = text.trim();
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    let line = lines.next().unwrap_or("");
     if line == "none" || line.is_empty() {
         return Ok(None);
+    }
+    let mut queued = Vec::new();
+    let mut more_queued = false;
+    for l in lines {
+        if l.starts_with('#') {
+            more_queued = true;
+        } else if let [v, _, "queued"] = l.split_whitespace().collect::<Vec<_>>()[..] {
+            queued.push(v.to_string());
+        }
     }
     let bad = || format!("malformed migrate line {line:?}");
     let w: Vec<&str> = line.split_whitespace().collect();
@@ -72,6 +87,8 @@ pub fn parse(text: &str) -> Result<Option<MigState>, String> {
         members: members.to_string(),
         done,
         moved_bytes,
+        queued,
+        more_queued,
     }))
 }
 
@@ -128,12 +145,28 @@ pub fn migrate(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
         .and_then(|v| v.into_iter().find(|v| v.name == vol))
         .and_then(|v| v.mapped)
         .unwrap_or(0);
-    let mut members = String::new();
+    let mut members = to.clone();
     let finished = follow(format!("migrate {pool_name}/{vol}"), total, || {
-        Ok::<_, Error>(read(ctx, &pool, &what)?.map(|n| {
+        let Some(n) = read(ctx, &pool, &what)? else {
+            return Ok::<_, Error>(None);
+        };
+        if n.volume == vol {
             members = n.members;
-            (n.moved_bytes, n.done)
-        }))
+            return Ok(Some((n.moved_bytes, n.done)));
+        }
+        // Another volume's walk: this one's waits, or is over.
+        if n.more_queued || n.queued.iter().any(|q| q == vol) {
+            return Ok(Some((0, false)));
+        }
+        let placed = abi::parse_volumes(&ctx.read(&pool, "volumes")?)
+            .ok()
+            .and_then(|v| v.into_iter().find(|v| v.name == vol))
+            .and_then(|v| v.placement);
+        Ok(match placed.as_deref() {
+            // Its placement ended meanwhile (cancelled).
+            Some("any") => None,
+            _ => Some((total, true)),
+        })
     })?;
     if !finished {
         return Err(Failure::new(what, "the migration was cancelled").into());
@@ -167,7 +200,18 @@ mod tests {
                 members: "0,2".into(),
                 done: false,
                 moved_bytes: 8192,
+                queued: vec![],
+                more_queued: false,
             }))
+        );
+        let q = parse(
+            "vm1 slow running moved_bytes=0\nvm2 0 queued\nvm3 fast queued\n# 2 more queued\n",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            (q.members.as_str(), q.queued.clone(), q.more_queued),
+            ("slow", vec!["vm2".to_string(), "vm3".to_string()], true)
         );
         assert!(parse("vm1 2 done moved_bytes=0").unwrap().unwrap().done);
         assert!(parse("vm1 2 maybe moved_bytes=0").is_err());

@@ -159,8 +159,8 @@ pub const NOUN: Noun = Noun {
                    each extent lands). Refused when the other members cannot hold its\n\
                    data. -w waits with a progress line until the member holds no live\n\
                    data; the member then stays out of use until --cancel, or until\n\
-                   'pool remove' takes it out of the pool. Not kept across a stop or\n\
-                   power cut: run it again to resume.\n\
+                   'pool remove' takes it out of the pool. Kept in the pool's metadata:\n\
+                   after a stop or power cut the assembly resumes it.\n\
                    configfs: NAME/evacuate <- DEV | cancel.",
             options: &[super::evacuate::OPT_WAIT, super::evacuate::OPT_CANCEL],
             min_args: 1,

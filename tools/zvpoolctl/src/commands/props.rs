@@ -202,7 +202,7 @@ pub const SET: Verb = Verb {
                changes one), user writes go to the fast members and what GC moves\n      \
                to the slow ones, and GC keeps 20% of the fast members' zones free by\n      \
                moving their oldest data to the slow ones (default off). Applies at\n      \
-               once; kept in configfs like table_memory_limit.\n\
+               once; kept in the pool's metadata (as are the members' classes).\n\
            configfs: NAME/table_memory_limit <- bytes (0 for default);\n\
            NAME/space_low_pct, NAME/space_critical_pct <- percent (0: off);\n\
            NAME/no_space_timeout <- seconds; NAME/pool_reserve_pct <- percent;\n\

@@ -69,17 +69,21 @@ pub const NOUN: Noun = Noun {
         },
         Verb {
             name: "migrate",
-            usage: "migrate [-w] [--cancel] [--to DEV[,DEV...]] POOL/VOL",
-            summary: "move a volume's data to chosen members, online",
-            help: "Moves the data of volume VOL to the members given with --to (device\n\
-                   paths or indexes; 'fast' or 'slow': every member of that class, see\n\
-                   'pool set tiering') while it stays in use: GC copies each extent that\n\
-                   lies elsewhere and updates the block table as the copy lands; blocks\n\
-                   shared with snapshots and clones move once, for all of them. New\n\
-                   writes of the volume go to those members until --cancel. -w waits\n\
-                   with a progress line until nothing is left to move. One volume at a\n\
-                   time; not kept across a stop: run it again to resume.\n\
-                   configfs: POOL/migrate <- \"VOL DEV[,DEV...]\" | cancel.",
+            usage: "migrate [-w] [--cancel] [--to WHERE] POOL/VOL",
+            summary: "keep a volume's data on chosen members or a class, moving it online",
+            help: "Places volume VOL where --to says: members (DEV[,DEV...]: device\n\
+                   paths or indexes), 'fast' or 'slow' (the members of that class, see\n\
+                   'pool set tiering'), or 'any' (the placement ends) and moves its data there while it stays in use: GC copies\n\
+                   each extent that lies elsewhere and updates the block table as the\n\
+                   copy lands; blocks shared with snapshots and clones move once, for all\n\
+                   of them. The volume's new writes and GC's copies of its blocks stay\n\
+                   there until --cancel (or --to any): the placement is kept in the\n\
+                   pool's metadata, and after a stop or power cut the assembly walks the\n\
+                   volume again. When those members are full, blocks go elsewhere and\n\
+                   come back later. Several volumes may be placed; their moves run one\n\
+                   after the other. -w waits with a progress line until nothing is left\n\
+                   to move.\n\
+                   configfs: POOL/migrate <- \"VOL DEV[,DEV...]\" | \"VOL fast|slow|any\" | cancel.",
             options: &[
                 super::migrate::OPT_TO,
                 super::evacuate::OPT_WAIT,
