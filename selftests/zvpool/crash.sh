@@ -8,7 +8,9 @@
 #     blocks in rounds, each followed by a flush (the rounds overwrite, so GC
 #     runs), and reports every round whose flush completed straight to the
 #     results port; at a seeded point a second zloop device is added to
-#     the pool online (`pool add`); after a seeded delay the guest reboots at once with
+#     the pool online (`pool add`), then (seeded) either evacuated again
+#     (`pool evacuate`) or volume v placed on it (`volume migrate --to`),
+#     both kept in the metadata; after a seeded delay the guest reboots at once with
 #     sysrq-b: no sync, no unmount, the page cache of the zone files is lost
 #     (a power cut for everything below the NVMe device).
 #  2. (zvpool.phase=2, zvpool.crash=SEED:DELAY:DURABLE) restore the zloop
@@ -18,7 +20,9 @@
 #     round wrote (or zeros), or what a round in flight at the cut wrote;
 #     nothing else. Meanwhile zvcrash takes a snapshot after every fourth
 #     round (and deletes the one before): every snapshot that exists after
-#     the cut must hold exactly the rounds up to its own.
+#     the cut must hold exactly the rounds up to its own. An evacuation or
+#     a placement the cut left committed is under way again after the
+#     import and ends (resumable); the data still verifies after it.
 DIR=$(dirname "$0")
 . "$DIR/ktap_helpers.sh"
 
@@ -73,7 +77,15 @@ case "$ZVPOOL_PHASE" in
 	REST_CS=$(( DELAY * 100 - ADD_CS ))
 	sleep "$(printf '%d.%02d' $((ADD_CS / 100)) $((ADD_CS % 100)))"
 	echo "ZVPOOL-CRASH adding $Z1 after ${ADD_CS}0 ms" >$R
-	zvpoolctl pool add cr "$Z1" >$R 2>&1 &
+	# Once added, the new member is evacuated again, or volume v is
+	# placed on it (seeded): cuts land during the moves, and the
+	# assembly must resume what was committed.
+	if [ $(( (SEED >> 20) % 2 )) = 0 ]; then
+		MOVE="zvpoolctl pool evacuate cr $Z1"
+	else
+		MOVE="zvpoolctl volume migrate --to $Z1 cr/v"
+	fi
+	{ zvpoolctl pool add cr "$Z1" && echo "ZVPOOL-CRASH $MOVE" && $MOVE; } >$R 2>&1 &
 	sleep "$(printf '%d.%02d' $((REST_CS / 100)) $((REST_CS % 100)))"
 	echo "ZVPOOL-CRASH gc_runs $(sed -n 's/^gc_runs //p' /sys/kernel/config/zvpool/cr/status) zones_reset $(sed -n 's/^zones_reset //p' /sys/kernel/config/zvpool/cr/status)" >$R
 	echo b >/proc/sysrq-trigger
@@ -82,7 +94,7 @@ case "$ZVPOOL_PHASE" in
 	;;
 2)
 	ktap_print_header
-	ktap_set_plan 5
+	ktap_set_plan 7
 	dmesg_mark
 		ktap_print_msg "seed $SEED, power cut after ${DELAY}s, $DURABLE rounds durable"
 	ktap_test_result "zloop device restored after the power cut" quiet zloop_up
@@ -123,6 +135,34 @@ case "$ZVPOOL_PHASE" in
 		ktap_test_skip "every snapshot holds exactly the rounds before it" "no snapshot existed at the cut"
 	else
 		ktap_expect_eq "every snapshot holds exactly the rounds before it ($nsnap checked)" 0 $sbad
+	fi
+	# What the metadata kept of a move goes on, and ends.
+	EV=$(sed -n 's/^evacuating_member //p' $P/status)
+	PL=$(sed -n 's/^[0-9]* v .*placement=\([^ ]*\).*/\1/p' $P/volumes)
+	ktap_print_msg "after the import: evacuating member '${EV:-none}', v placed on '${PL:-any}'; migrate: $(head -n1 $P/migrate)"
+	i=0
+	if [ -n "$EV" ]; then
+		while [ "$(sed -n 's/^evacuation_left_bytes //p' $P/status)" != 0 ] && [ $i -lt 600 ]; do
+			sleep 0.1
+			i=$((i + 1))
+		done
+		ktap_expect_eq "the evacuation resumed by the import ends ($((i / 10)) s)" 0 \
+			"$(sed -n 's/^evacuation_left_bytes //p' $P/status)"
+	elif [ -n "$PL" ] && [ "$PL" != any ]; then
+		while ! grep -q "^v $PL done " $P/migrate && [ $i -lt 600 ]; do
+			sleep 0.1
+			i=$((i + 1))
+		done
+		ktap_test_result "the placement's walk resumed by the import ends ($((i / 10)) s)" \
+			grep -q "^v $PL done " $P/migrate
+	else
+		ktap_test_skip "a move kept in the metadata is resumed" "no evacuation or placement was committed at the cut"
+	fi
+	if zvcrash verify "$V" "$SEED" "$DURABLE" $PER_ROUND >/tmp/out 2>&1; then
+		ktap_test_pass "every block still verifies after the move"
+	else
+		sed 's/^/# /; s/^# # /# /' /tmp/out
+		ktap_test_fail "every block still verifies after the move"
 	fi
 	zvpoolctl pool stop cr >/dev/null 2>&1
 	dmesg_clean_since_mark "no WARN/oops"
