@@ -390,6 +390,8 @@ const MEMBER_COLUMNS: &[&str] = &[
     "max_active",
     "read_errors",
     "write_errors",
+    "class",
+    "used",
 ];
 
 /// Checks DEV arguments: non-empty, no duplicates.
@@ -1164,6 +1166,13 @@ fn status(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
             Value::opt_count(m.max_active),
             Value::opt_count(m.read_errors),
             Value::opt_count(m.write_errors),
+            // Per-member class and live data (tiering, placement).
+            if m.class.is_empty() {
+                Value::Null
+            } else {
+                Value::text(m.class.as_str())
+            },
+            Value::opt_bytes(m.used_bytes),
         ]);
     }
     let mut doc = pool_and_members(rec, mt);

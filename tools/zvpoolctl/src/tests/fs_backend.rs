@@ -190,7 +190,7 @@ fn pool_status_from_files() {
         "health                degraded\n",
         "journal_blocks        77\ncheckpoints           5\ncheckpoint_blocks     -\n\
          delta_checkpoints     -\ncheckpoint_capacity   -\nmetadata_copies       -\nmetadata_full         -\ntable_nodes           31\n",
-        "    1  /dev/nvme0n2  zns   failed     64          30  53%      32.0M     32.0M         8          12            5             1\n",
+        "    1  /dev/nvme0n2  zns   failed     64          30  53%      32.0M     32.0M         8          12            5             1  -      -\n",
         "fast/db     4.00G  512M  disabled  -\nfast/\"odd\"  4.00K    0B  unbound   -\n",
     ] {
         assert!(r.out.contains(want), "missing {want:?} in\n{}", r.out);

@@ -423,7 +423,7 @@ fn list_and_status() {
         "pool:\nname                  tank\nstate                 active\nhealth                ok\n",
         "write_amplification   1.250\n",
         "members:\nINDEX  PATH       KIND  STATE  ZONES  FREE_ZONES  USE  ZONE_SIZE",
-        "    1  /dev/zns1  zns   ok       256         255   0%      64.0M     64.0M        14          28            0             1\n",
+        "    1  /dev/zns1  zns   ok       256         255   0%      64.0M     64.0M        14          28            0             1  -      -\n",
         "volumes:\nNAME       SIZE   USED  STATE    DEVICE\ntank/vm1  20.0G  3.00G  enabled  /dev/zvpool0\n",
     ] {
         assert!(r.out.contains(want), "missing {want:?} in\n{}", r.out);
