@@ -5,7 +5,8 @@
 # clones booted from it (each sees the gold files plus its own), the pool's
 # status and health, per-VM I/O limits, quotas and reservations, space
 # alerts, stop, an offline metadata check and reassembly, a disk gone
-# (degraded assembly) and back, a disk replaced online, all through
+# (degraded assembly) and back, a disk replaced online, a VM's disk kept on
+# one device across a restart, all through
 # zvpoolctl.
 set -u
 . /etc/zvpool/vm.env
@@ -113,9 +114,13 @@ N=$(dev_for 3)
 say "replace a disk online: $Z1 by $N (a conventional namespace) while a VM reads; its data moves, then it leaves the pool"
 run "dd if=$C of=/dev/null bs=1M count=256 iflag=direct status=none & zvpoolctl pool replace -w demo $Z1 $N; r=\$?; wait; exit \$r" || exit 1
 run "zvpoolctl pool status demo"
+say "keep a VM's disk on one device: web1 moves to $Z0 online and stays there (kept in the pool's metadata)"
+run "zvpoolctl volume migrate -w --to $Z0 demo/web1" || exit 1
+run "zvpoolctl volume list -o name,used,placement"
 run "zvpoolctl pool stop demo"
-say "the pool assembles from $Z0 and $N alone"
+say "the pool assembles from $Z0 and $N alone; web1 is still kept on $Z0"
 run "zvpoolctl pool assemble demo $Z0 $N" || exit 1
+run "zvpoolctl volume list -o name,placement demo"
 run "mount -t ext4 -o ro $C /mnt && cat /mnt/hostname && umount /mnt"
 run "zvpoolctl pool stop demo"
 rmmod zvpool && echo "unloaded"
