@@ -16,23 +16,8 @@ use sim::*;
 use zvcore::error::Error;
 use zvcore::format::policy::Placement;
 use zvcore::format::INCOMPAT_PLACEMENT;
-use zvcore::geom::{DevKind, DeviceGeometry, META_ZONES_PER_DEV};
 
 const SIZE: u64 = 600;
-
-fn smr(nr_zones: u32) -> DeviceGeometry {
-    DeviceGeometry {
-        kind: DevKind::Smr,
-        nr_zones,
-        zone_blocks: 256,
-        zone_cap_blocks: 256,
-        nr_conv_zones: 0,
-        max_open: 0,
-        max_active: 0,
-        zone_append: false,
-        meta_zones: META_ZONES_PER_DEV,
-    }
-}
 
 /// A pool of a ZNS member, an SMR one and another ZNS one, with volumes
 /// 1 and 2 of [`SIZE`] blocks written once.
@@ -45,7 +30,7 @@ fn world_seeded(seed: u64) -> World {
     let mut w = World::with_geoms(
         Rng::new(seed),
         seed,
-        vec![small_zns(40), smr(40), small_zns(40)],
+        vec![small_zns(40), small_smr(40), small_zns(40)],
     );
     w.format();
     for id in [1u32, 2] {
@@ -89,12 +74,9 @@ fn move_all(w: &mut World) {
     panic!("data still moving");
 }
 
-#[test]
-fn policies_survive_power_cuts_and_checkpoints() {
-    let mut w = world("policy-keep");
-    let gen = w.pool_ref().superblock().generation;
-    let defaults = (false, 0b010, Placement::Any, Placement::Any, None);
-    assert_eq!(settings(&w), defaults, "an SMR member is slow");
+/// Tiering on, member 2 slow and member 1 (SMR) fast, volume 1 on member
+/// 0, volume 2 on the slow class, member 1 evacuated.
+fn set_all(w: &mut World) {
     w.pool().set_tiering(true).expect("tiering");
     w.pool().set_member_class(2, true).expect("member 2 slow");
     w.pool().set_member_class(1, false).expect("member 1 fast");
@@ -105,6 +87,15 @@ fn policies_survive_power_cuts_and_checkpoints() {
         .migrate(Some((2, Placement::Slow)))
         .expect("volume 2 slow");
     w.pool().evacuate(Some(1)).expect("evacuate member 1");
+}
+
+#[test]
+fn policies_survive_power_cuts_and_checkpoints() {
+    let mut w = world("policy-keep");
+    let gen = w.pool_ref().superblock().generation;
+    let defaults = (false, 0b010, Placement::Any, Placement::Any, None);
+    assert_eq!(settings(&w), defaults, "an SMR member is slow");
+    set_all(&mut w);
     let set = (
         true,
         0b100,
@@ -118,16 +109,7 @@ fn policies_survive_power_cuts_and_checkpoints() {
     // Not committed: a power cut loses them (nothing else changed).
     w.crash_and_recover();
     assert_eq!(settings(&w), defaults, "uncommitted policies");
-    w.pool().set_tiering(true).expect("tiering");
-    w.pool().set_member_class(2, true).expect("member 2 slow");
-    w.pool().set_member_class(1, false).expect("member 1 fast");
-    w.pool()
-        .migrate(Some((1, Placement::Members(0b001))))
-        .expect("volume 1 on member 0");
-    w.pool()
-        .migrate(Some((2, Placement::Slow)))
-        .expect("volume 2 slow");
-    w.pool().evacuate(Some(1)).expect("evacuate member 1");
+    set_all(&mut w);
     while !w.commit(false) {}
     // From the journal.
     w.crash_and_recover();
@@ -327,7 +309,7 @@ fn a_policy_section_over_several_blocks_loads_whole() {
     let mut w = World::with_geoms(
         Rng::new(seed),
         seed,
-        vec![small_zns(40), smr(40), small_zns(40)],
+        vec![small_zns(40), small_smr(40), small_zns(40)],
     );
     w.vol_slots = 512;
     w.format();

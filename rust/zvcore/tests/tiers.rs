@@ -13,7 +13,7 @@ mod sim;
 
 use harness::*;
 use sim::*;
-use zvcore::geom::{DevKind, DeviceGeometry, META_ZONES_PER_DEV};
+use zvcore::geom::DeviceGeometry;
 use zvcore::pool::ReadRun;
 
 const COLD: u64 = 6000;
@@ -28,20 +28,6 @@ fn zns(nr_zones: u32) -> DeviceGeometry {
         max_open: 8,
         max_active: 10,
         ..small_zns(nr_zones)
-    }
-}
-
-fn smr(nr_zones: u32) -> DeviceGeometry {
-    DeviceGeometry {
-        kind: DevKind::Smr,
-        nr_zones,
-        zone_blocks: 256,
-        zone_cap_blocks: 256,
-        nr_conv_zones: 0,
-        max_open: 0,
-        max_active: 0,
-        zone_append: false,
-        meta_zones: META_ZONES_PER_DEV,
     }
 }
 
@@ -75,7 +61,7 @@ fn pm(part: u64, whole: u64) -> u64 {
 /// the hot one on the fast member right after it was written, and the
 /// fast member's free zones at the end.
 fn run(seed: u64, tiering: bool) -> (u64, u64, u32) {
-    let mut w = World::with_geoms(Rng::new(seed), seed, vec![zns(40), smr(40)]);
+    let mut w = World::with_geoms(Rng::new(seed), seed, vec![zns(40), small_smr(40)]);
     w.format();
     w.pool().set_tiering(tiering).expect("tiering");
     assert!(w.pool_ref().member_class(1), "an SMR member is slow");

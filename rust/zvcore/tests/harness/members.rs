@@ -254,6 +254,22 @@ impl World {
     }
 }
 
+/// A small SMR member (sequential zones only, no limits) of `nr_zones`
+/// zones of 256 blocks: slow by default.
+pub fn small_smr(nr_zones: u32) -> DeviceGeometry {
+    DeviceGeometry {
+        kind: DevKind::Smr,
+        nr_zones,
+        zone_blocks: 256,
+        zone_cap_blocks: 256,
+        nr_conv_zones: 0,
+        max_open: 0,
+        max_active: 0,
+        zone_append: false,
+        meta_zones: META_ZONES_PER_DEV,
+    }
+}
+
 /// A small ZNS member of `nr_zones` zones of 256 blocks (capacity 200),
 /// at most 4 open and 6 active.
 pub fn small_zns(nr_zones: u32) -> DeviceGeometry {
