@@ -372,11 +372,11 @@ impl ActivePool {
                     let m = self.members.get(usize::from(zg.dev)).ok_or(EINVAL)?;
                     let sector = (zg.start - base) * SPB;
                     let dev = m.dev().inspect_err(|_| m.meta_error())?;
-                    let r = zone::zone_mgmt(dev, zop, sector, zg.size * SPB);
+                    let r = zone::zone_mgmt(&dev, zop, sector, zg.size * SPB);
                     if r.is_err() && !zg.meta {
                         // A data zone the device made read-only or offline
                         // is taken out of service, not a metadata failure.
-                        if let Some(c) = zone_cond(dev, sector).filter(|c| c.unusable()) {
+                        if let Some(c) = zone_cond(&dev, sector).filter(|c| c.unusable()) {
                             if cb.note_unusable(z, c == ZoneCond::ReadOnly) {
                                 return Ok(());
                             }
@@ -403,7 +403,7 @@ impl ActivePool {
                 let r = match self.members.get(usize::from(loc.dev)) {
                     Some(m) => m
                         .dev()
-                        .and_then(|d| cb.data.write(d, loc.dev_offset * SPB, slot, n))
+                        .and_then(|d| cb.data.write(&d, loc.dev_offset * SPB, slot, n))
                         .inspect_err(|_| m.meta_error()),
                     None => Err(EINVAL),
                 };
@@ -423,10 +423,12 @@ impl ActivePool {
             if m.is_gone() {
                 continue;
             }
-            let r = m
-                .dev()
-                .and_then(|d| batch.as_ref().bio(&self.bios, d, k, BioOp::Flush, 0, 0))
-                .and_then(|b| b.submit());
+            let r = m.dev().and_then(|d| {
+                batch
+                    .as_ref()
+                    .bio(&self.bios, &d, k, BioOp::Flush, 0, 0)
+                    .and_then(|b| b.submit())
+            });
             if let Err(e) = r {
                 err = Err(e);
                 break;

@@ -212,20 +212,20 @@ impl ActivePool {
                     match targets.get(k).copied().flatten() {
                         None => io.parts(at, len, |seg, so, l| seg.zero(so, l))?,
                         Some((m, sector)) => {
-                            let r = submit_range(
-                                &self.name,
-                                m,
-                                BioOp::Read,
-                                sector,
-                                at,
-                                len,
-                                io,
-                                |s, nr| {
-                                    batch
-                                        .as_ref()
-                                        .bio(&self.bios, m.dev()?, k, BioOp::Read, s, nr)
-                                },
-                            );
+                            let r = m.dev().and_then(|dev| {
+                                submit_range(
+                                    &self.name,
+                                    m,
+                                    BioOp::Read,
+                                    sector,
+                                    at,
+                                    len,
+                                    io,
+                                    |s, nr| {
+                                        batch.as_ref().bio(&self.bios, &dev, k, BioOp::Read, s, nr)
+                                    },
+                                )
+                            });
                             match r {
                                 Ok(()) => {
                                     if let Some(s) = submitted.get_mut(k) {
@@ -422,8 +422,10 @@ impl ActivePool {
                     };
                     let at = ((done + ext.off) * BS) as usize;
                     let len = (ext.len * BS) as usize;
-                    let r = submit_range(&self.name, m, op, sector, at, len, io, |s, nr| {
-                        batch.as_ref().bio(&self.bios, m.dev()?, k, op, s, nr)
+                    let r = m.dev().and_then(|dev| {
+                        submit_range(&self.name, m, op, sector, at, len, io, |s, nr| {
+                            batch.as_ref().bio(&self.bios, &dev, k, op, s, nr)
+                        })
                     });
                     match r {
                         Ok(()) => {
@@ -489,7 +491,7 @@ impl ActivePool {
         let Ok(dev) = m.dev() else {
             return;
         };
-        let r = zone::report_zones(dev, start, 1, &mut |_i, z: &ZoneReport| {
+        let r = zone::report_zones(&dev, start, 1, &mut |_i, z: &ZoneReport| {
             seen = Some((z.wp.saturating_sub(z.start), z.cond));
             Ok(())
         });

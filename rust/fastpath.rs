@@ -113,6 +113,7 @@ impl ActivePool {
                 break;
             }
             let r = self.locate_addr(a).and_then(|(m, sector)| {
+                let dev = m.dev()?;
                 let at = ((run.lba - lba) * BS) as usize;
                 let io = RqData(aio.request());
                 submit_range(
@@ -123,7 +124,7 @@ impl ActivePool {
                     at,
                     (run.len * BS) as usize,
                     &io,
-                    |s, nr| aio.bio(&self.bios, m.dev()?, k, BioOp::Read, s, nr),
+                    |s, nr| aio.bio(&self.bios, &dev, k, BioOp::Read, s, nr),
                 )
             });
             match r {
@@ -195,6 +196,7 @@ impl ActivePool {
                 BioOp::Write
             };
             let r = self.locate_addr(ext.addr).and_then(|(m, sector)| {
+                let dev = m.dev()?;
                 let io = RqData(aio.request());
                 let at = (ext.off * BS) as usize;
                 submit_range(
@@ -205,7 +207,7 @@ impl ActivePool {
                     at,
                     (ext.len * BS) as usize,
                     &io,
-                    |s, nr| aio.bio(&self.bios, m.dev()?, k, op, s, nr),
+                    |s, nr| aio.bio(&self.bios, &dev, k, op, s, nr),
                 )
             });
             match r {

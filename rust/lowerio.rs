@@ -179,7 +179,9 @@ pub(crate) fn submit_bounce<'a>(
     at: usize,
     len: usize,
 ) -> Result {
-    let mut bio = batch.bio(set, m.dev()?, k, op, sector, len / BLOCK_SIZE + 1)?;
+    // The device stays borrowed until the bio is submitted.
+    let dev = m.dev()?;
+    let mut bio = batch.bio(set, &dev, k, op, sector, len / BLOCK_SIZE + 1)?;
     if !bio.add_bounce(buf, at, len)? {
         return Err(EIO);
     }

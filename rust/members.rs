@@ -14,6 +14,7 @@ use crate::kwrap::{
     bdev::{IoLimits, LowerDev},
     holder::{DeadHook, DeadWatch},
     metaio::{self, MetaBuf, MetaRun},
+    releasable::{Guard, Releasable},
     zone::{self, ZoneCond, ZoneOp, ZoneReport, ZoneType},
 };
 use crate::zvcore::{
@@ -40,11 +41,12 @@ pub(crate) const SPB: u64 = (BLOCK_SIZE / 512) as u64;
 ///
 /// # Invariants
 ///
-/// `bdev` is `None` only for a member assembled without its device
-/// (degraded assembly); such a member is gone from the start.
+/// `bdev` holds nothing for a member assembled without its device
+/// (degraded assembly; gone from the start) or removed (before this
+/// assembly, or since: [`Member::release_device`]).
 pub(crate) struct Member {
     pub(crate) path: CString,
-    bdev: Option<LowerDev>,
+    bdev: Releasable<LowerDev>,
     pub(crate) geom: DeviceGeometry,
     /// Failed data reads and writes (user I/O and GC) since assembly.
     pub(crate) read_errors: AtomicU64,
@@ -54,7 +56,8 @@ pub(crate) struct Member {
     /// The block layer said the device is dead (`health.rs`).
     pub(crate) gone: AtomicBool,
     /// Removed from the pool (`membership.rs`): nothing is sent to it any
-    /// more. Its device, if any, stays open until the pool stops.
+    /// more; its device is closed once its zones are reset
+    /// ([`Member::release_device`]).
     pub(crate) removed: AtomicBool,
     /// The [`MemberState`] last reported (`health.rs`).
     pub(crate) reported: AtomicU8,
@@ -87,7 +90,7 @@ impl Member {
     fn with(path: &CStr, bdev: Option<LowerDev>, geom: DeviceGeometry) -> Result<Self> {
         Ok(Self {
             path: CString::try_from_fmt(fmt!("{}", path))?,
-            bdev,
+            bdev: Releasable::new(bdev),
             geom,
             read_errors: AtomicU64::new(0),
             write_errors: AtomicU64::new(0),
@@ -98,15 +101,25 @@ impl Member {
         })
     }
 
-    /// Its block device; `EIO` for a member assembled without one (every
-    /// I/O to it fails as to a device that died).
-    pub(crate) fn dev(&self) -> Result<&LowerDev> {
-        self.bdev.as_ref().ok_or(EIO)
+    /// Its block device, borrowed for one use (the device of a removed
+    /// member is closed once no borrow is left); `EIO` for a member
+    /// without one (every I/O to it fails as to a device that died).
+    pub(crate) fn dev(&self) -> Result<Guard<'_, LowerDev>> {
+        self.bdev.get().ok_or(EIO)
     }
 
     /// Whether it is the block device `devt`.
     pub(crate) fn is_devt(&self, devt: u32) -> bool {
-        self.bdev.as_ref().is_some_and(|d| d.devt() == devt)
+        self.bdev.get().is_some_and(|d| d.devt() == devt)
+    }
+
+    /// Closes the device of a member removed from the pool (its zones
+    /// reset: nothing is sent to it any more), so that it can be used
+    /// elsewhere at once. Sleeps until the last borrow of it is dropped.
+    /// Whether a device was closed.
+    pub(crate) fn release_device(&self) -> bool {
+        self.removed.store(true, Ordering::Release);
+        self.bdev.take().is_some()
     }
 
     /// Its state now: `missing` once the device is gone, `failed` once a
@@ -131,7 +144,7 @@ impl Member {
     pub(crate) fn is_gone(&self) -> bool {
         self.gone.load(Ordering::Acquire)
             || self.is_removed()
-            || self.bdev.as_ref().is_none_or(|d| !d.is_live())
+            || self.bdev.get().is_none_or(|d| !d.is_live())
     }
 
     /// Whether it was removed from the pool.
@@ -266,7 +279,7 @@ impl<'a> MetaSink<'a> {
             MetaOp::Flush => {
                 for m in self.members.iter().filter(|m| !m.is_gone()) {
                     m.dev()
-                        .and_then(zone::flush)
+                        .and_then(|d| zone::flush(&d))
                         .inspect_err(|_| m.meta_error())?;
                 }
             }
@@ -283,7 +296,7 @@ impl<'a> MetaSink<'a> {
                     ZoneOp::Finish
                 };
                 m.dev()
-                    .and_then(|d| zone::zone_mgmt(d, op, sector, zg.size * SPB))
+                    .and_then(|d| zone::zone_mgmt(&d, op, sector, zg.size * SPB))
                     .inspect_err(|_| m.meta_error())?;
             }
             MetaOp::Write(addr, data) => {
@@ -295,7 +308,7 @@ impl<'a> MetaSink<'a> {
                 }
                 dst.copy_from_slice(data);
                 m.dev()
-                    .and_then(|d| metaio::write_block(d, loc.dev_offset * SPB, &mut self.buf))
+                    .and_then(|d| metaio::write_block(&d, loc.dev_offset * SPB, &mut self.buf))
                     .inspect_err(|_| m.meta_error())?;
             }
         }
@@ -401,7 +414,7 @@ impl crate::zvcore::recovery::MetaReader for Reader<'_> {
                 let t0 = Instant::<Monotonic>::now();
                 let r = m
                     .dev()
-                    .and_then(|d| self.ahead.read(d, block * SPB, n as usize));
+                    .and_then(|d| self.ahead.read(&d, block * SPB, n as usize));
                 self.cost.io_ms += ms_since(t0);
                 self.cost.reads += 1;
                 if r.is_ok() {
@@ -418,7 +431,7 @@ impl crate::zvcore::recovery::MetaReader for Reader<'_> {
         let t0 = Instant::<Monotonic>::now();
         let r = m
             .dev()
-            .and_then(|d| metaio::read_block(d, block * SPB, &mut self.buf));
+            .and_then(|d| metaio::read_block(&d, block * SPB, &mut self.buf));
         self.cost.io_ms += ms_since(t0);
         self.cost.reads += 1;
         self.cost.read_blocks += 1;
@@ -449,7 +462,7 @@ impl crate::zvcore::recovery::MetaReader for Reader<'_> {
         let t0 = Instant::<Monotonic>::now();
         self.cost.reports += 1;
         let dev = m.dev().map_err(|_| io)?;
-        let r = zone::report_zones(dev, start, 1, &mut |_i, z: &ZoneReport| {
+        let r = zone::report_zones(&dev, start, 1, &mut |_i, z: &ZoneReport| {
             wp = Some(match z.cond {
                 ZoneCond::Full => z.capacity,
                 _ => z.wp.saturating_sub(z.start),

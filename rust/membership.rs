@@ -295,7 +295,9 @@ impl ActivePool {
     /// `force` given (its blocks are then lost: they read as I/O errors).
     /// The commit that names the removal, then a checkpoint laid out
     /// without it; then its device's written zones are reset so that no
-    /// scan offers it again (its device stays open until the pool stops).
+    /// scan offers it again, and the device is closed (it can be used
+    /// elsewhere at once; a missing member's, removed with `force`, stays
+    /// open until the pool stops: I/O to it may still be failing).
     /// Sleeps; call without any pool lock.
     pub(crate) fn remove_member(self: &Arc<Self>, d: u16, force: bool) -> Result {
         let name = &*self.name;
@@ -362,15 +364,19 @@ impl ActivePool {
             })?;
         drop(cb);
         let wiped = match m.dev() {
-            Ok(dev) if dev.is_live() => reset_written_zones(dev, &m.geom).is_ok(),
+            Ok(dev) if dev.is_live() => reset_written_zones(&dev, &m.geom).is_ok(),
             _ => false,
         };
+        // Nothing is sent to it any more (no live block, its zones reset,
+        // no metadata): its device is closed once its last borrow drops.
+        let closed = !force && m.release_device();
         pr_info!(
-            "{}: removed member {} ({}){}\n",
+            "{}: removed member {} ({}){}{}\n",
             name,
             d,
             path,
-            if wiped { ": its zones are reset" } else { "" }
+            if wiped { ": its zones are reset" } else { "" },
+            if closed { ", its device is closed" } else { "" }
         );
         self.health.dirty.store(true, Ordering::Release);
         self.health_kick();

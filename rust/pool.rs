@@ -272,7 +272,7 @@ impl ActivePool {
         }
         for m in members.iter() {
             m.dev()
-                .and_then(|d| reset_written_zones(d, &m.geom))
+                .and_then(|d| reset_written_zones(&d, &m.geom))
                 .inspect_err(|e| {
                     pr_err!("{}: {}: cannot reset its zones: {:?}\n", name, &*m.path, e);
                 })?;

@@ -13,6 +13,7 @@ pub(crate) mod holder;
 pub(crate) mod metaio;
 pub(crate) mod noio;
 pub(crate) mod random;
+pub(crate) mod releasable;
 pub(crate) mod request;
 pub(crate) mod segment;
 pub(crate) mod tagset;

@@ -41,7 +41,7 @@ if [ ! -f "$KO" ] || [ ! -f /lib/modules/null_blk.ko ]; then
 	ktap_test_skip "member remove" "needs zvpool.ko and null_blk.ko"
 	ktap_finished
 fi
-ktap_set_plan 43
+ktap_set_plan 44
 lsmod | grep -q '^zvpool ' && rmmod zvpool
 rm -f $C
 dmesg_mark
@@ -106,6 +106,10 @@ SUMA=$(dsum $VA 80)
 dd if=/dev/urandom of=$VA bs=$MIB count=16 oflag=direct conv=fsync status=none
 SUMA=$(dsum $VA 80)
 ktap_expect_eq "nothing written to the removed device afterwards" 0 "$(written rpa)"
+# Closed by the removal: it can be used elsewhere at once (a pool opens
+# its members exclusively); then wiped again.
+ktap_test_result "the removed device is free: another pool is made on it and stopped" \
+	quiet sh -c "zvpoolctl pool create -f rptmp /dev/rpa && zvpoolctl pool stop rptmp && blkzone reset /dev/rpa"
 
 # --- stop, import by a scan ---------------------------------------------------
 ktap_test_result "pool stop rp" quiet zv pool stop rp

@@ -194,7 +194,8 @@ pub const NOUN: Noun = Noun {
                    read as I/O errors until overwritten. The pool's metadata must have\n\
                    two copies and two members must stay. The member keeps its index\n\
                    (shown with state 'removed'); its written zones are reset so that no\n\
-                   scan offers it again; its device stays open until the pool stops.\n\
+                   scan offers it again, then its device is closed (usable elsewhere at\n\
+                   once; with -f a missing member's stays open until the pool stops).\n\
                    The pool cache is updated. Crash-safe: after a power cut the pool\n\
                    assembles with the member or without it, never half-way.\n\
                    configfs: NAME/remove <- DEV (force DEV with -f).",
