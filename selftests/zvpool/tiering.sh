@@ -1,7 +1,7 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
 # Tiering against the real driver (zoned null_blk members: tf fast, ts
-# set slow with `member_class`):
+# SMR-like: conventional zones first, rotational, so slow by default):
 # - `zvpoolctl pool set tp tiering=on`: status says on; writes to a volume
 #   land on the fast member only;
 # - a cold volume larger than what the fast member keeps: GC moves the
@@ -34,7 +34,7 @@ if [ ! -f "$KO" ] || [ ! -f /lib/modules/null_blk.ko ]; then
 	ktap_test_skip "tiering" "needs zvpool.ko and null_blk.ko"
 	ktap_finished
 fi
-ktap_set_plan 40
+ktap_set_plan 42
 lsmod | grep -q '^zvpool ' && rmmod zvpool
 dmesg_mark
 START=$DMESG_MARK
@@ -48,7 +48,7 @@ fast() { st tiering | tr ' ' '\n' | sed -n "s/^$1=//p"; }
 dsum() { dd if="$1" bs=$MIB count="$2" iflag=direct status=none | md5sum | cut -d' ' -f1; }
 
 nullb_zoned $NB/tf 256 8 zone_max_open=12 zone_max_active=14 &&
-	nullb_zoned $NB/ts 512 8 zone_max_open=12 zone_max_active=14
+	nullb_zoned $NB/ts 512 8 zone_max_open=12 zone_max_active=14 zone_nr_conv=4 rotational=1
 ktap_test_result "two zoned null_blk devices" [ -b /dev/tf ] && [ -b /dev/ts ]
 insmod "$KO"
 ktap_test_result "pool tp on tf and ts, volumes h and c" \
@@ -56,8 +56,10 @@ ktap_test_result "pool tp on tf and ts, volumes h and c" \
 	zvpoolctl volume create tp/h --size 32M && zvpoolctl volume create tp/c --size 400M"
 VH=$(dev_of tp/h)
 VC=$(dev_of tp/c)
-ktap_expect_eq "both members fast by default" "fast fast" "$(field 0 class) $(field 1 class)"
-ktap_test_result "member_class: ts is slow" sh -c "echo '/dev/ts slow' >$CFG/tp/member_class"
+ktap_expect_eq "tf fast, ts slow by default (SMR-like: conventional zones)" "fast slow" \
+	"$(field 0 class) $(field 1 class)"
+ktap_test_result "member_class: ts set fast, then slow again" \
+	sh -c "echo '/dev/ts fast' >$CFG/tp/member_class && echo '/dev/ts slow' >$CFG/tp/member_class"
 ktap_expect_eq "members show ts slow" slow "$(field 1 class)"
 ktap_test_result "pool set tp tiering=on" quiet zvpoolctl pool set tp tiering=on
 ktap_expect_eq "status: tiering on" on "$(st tiering | cut -d' ' -f1)"
@@ -107,12 +109,16 @@ dd if=/dev/urandom of=$VC bs=$MIB count=64 seek=240 oflag=direct conv=fsync stat
 ktap_test_result "new writes reach the slow member again" [ "$(field 1 used_bytes)" -gt "$S1" ]
 
 # --- kept across a stop ------------------------------------------------------------
-ktap_test_result "h placed on the slow class again, tiering on" \
-	quiet sh -c "zvpoolctl volume migrate -w --to slow tp/h && zvpoolctl pool set tp tiering=on"
+ktap_test_result "h placed on the slow class again, tiering on, tf set slow" \
+	quiet sh -c "zvpoolctl volume migrate -w --to slow tp/h && zvpoolctl pool set tp tiering=on &&
+	echo '/dev/tf slow' >$CFG/tp/member_class"
 ktap_test_result "pool stop tp" quiet zvpoolctl pool stop tp
 ktap_test_result "pool assemble tp /dev/tf /dev/ts" quiet zvpoolctl pool assemble tp /dev/tf /dev/ts
-ktap_expect_eq "tiering still on (status, attribute)" "on 1" "$(st tiering | cut -d' ' -f1) $(cat $CFG/tp/tiering)"
-ktap_expect_eq "ts still slow" "fast slow" "$(field 0 class) $(field 1 class)"
+ktap_expect_eq "tf still set slow, ts slow" "slow slow" "$(field 0 class) $(field 1 class)"
+ktap_expect_eq "tiering kept, not in effect with one class (status, attribute)" "inactive 1" \
+	"$(st tiering | cut -d' ' -f1) $(cat $CFG/tp/tiering)"
+ktap_test_result "member_class: tf fast again" sh -c "echo '/dev/tf fast' >$CFG/tp/member_class"
+ktap_expect_eq "tiering on again" on "$(st tiering | cut -d' ' -f1)"
 ktap_expect_eq "h still placed on the slow class" slow "$(zvpoolctl volume show -H -o placement tp/h | cut -f2)"
 VH=$(dev_of tp/h)
 F0=$(field 0 used_bytes)
