@@ -529,8 +529,9 @@ pub struct Pool<G, Z, E, V, R, N, D, S> {
     /// The evacuation recovery found in the metadata, started again by
     /// [`Pool::resume_policies`].
     pub(super) evac_resume: Option<u16>,
-    /// What the volumes are placed on, all together (refreshed by every
-    /// placement change: [`policy`]).
+    /// What the volumes are placed on, all together: recounted by every
+    /// placement change, grown by recovery's records (at least what they
+    /// are placed on; [`policy`]).
     placed: policy::PlacedUnion,
     /// Placed members short of free zones are not looked at again before
     /// the allocator has handed out this many blocks in all (GC found

@@ -201,7 +201,10 @@ where
                 if let Some(v) = self.vols.get_mut(i) {
                     v.place = place;
                 }
-                self.refresh_placed();
+                // O(1) per record (a checkpoint or a replay may bring one
+                // per volume): the union only grows here, which costs at
+                // most a look at members no volume is placed on any more.
+                self.placed.add(place);
             }
             Policy::Class { member, class } => {
                 if member >= n {
