@@ -54,6 +54,7 @@ use core::sync::atomic::Ordering;
 use kernel::{
     prelude::*,
     sync::Arc,
+    time::{Instant, Monotonic},
     workqueue::{impl_has_work, WorkItem},
 };
 use pin_init::stack_pin_init;
@@ -228,8 +229,11 @@ impl ActivePool {
         let b = &mut *guard;
         let begin = |b: &mut GcBufs| {
             let mut st = self.state.lock();
+            let t0 = Instant::<Monotonic>::now();
             let r = st.engine.gc_begin_limited(&mut b.items, GC_BUF_BLOCKS);
             self.note_levels(&st.engine);
+            drop(st);
+            self.gc.hold_plan.note(t0);
             r
         };
         let free_before = self.levels().0;
@@ -349,6 +353,7 @@ impl ActivePool {
         }
         let (moved, skipped, victim_done) = {
             let mut st = self.state.lock();
+            let t0 = Instant::<Monotonic>::now();
             let moved = st
                 .engine
                 .gc_end(items, b.addrs.get(..n).ok_or(EINVAL)?)
@@ -366,6 +371,8 @@ impl ActivePool {
                 .gc_victim()
                 .and_then(|v| e.alloc().zone(v))
                 .is_none_or(|z| z.valid() == 0);
+            drop(st);
+            self.gc.hold_end.note(t0);
             (moved, skipped, done)
         };
         // Commit when the victim is done (its reset needs the commit) or
@@ -433,7 +440,7 @@ impl ActivePool {
         if g.pace.admitted(ticket, DEBT_MAX) {
             return;
         }
-        let t0 = kernel::time::Instant::<kernel::time::Monotonic>::now();
+        let t0 = Instant::<Monotonic>::now();
         let mut st = self.state.lock();
         loop {
             if g.pace.admitted(ticket, DEBT_MAX)
@@ -472,7 +479,7 @@ impl ActivePool {
     pub(crate) fn wait_for_space(
         self: &Arc<Self>,
         guard: &mut crate::engine::EngineLock<'_>,
-        since: &mut Option<kernel::time::Instant<kernel::time::Monotonic>>,
+        since: &mut Option<Instant<Monotonic>>,
     ) -> bool {
         if self.gc.disabled.load(Ordering::Relaxed) || self.gc.stopping.load(Ordering::Acquire) {
             return false;
@@ -500,12 +507,12 @@ impl ActivePool {
                     return false;
                 }
             }
-            None => *since = Some(kernel::time::Instant::<kernel::time::Monotonic>::now()),
+            None => *since = Some(Instant::<Monotonic>::now()),
         }
         self.gc.stalled.store(false, Ordering::Release);
         self.space_waiters.fetch_add(1, Ordering::AcqRel);
         self.kick_gc();
-        let t0 = kernel::time::Instant::<kernel::time::Monotonic>::now();
+        let t0 = Instant::<Monotonic>::now();
         let r = guard.wait_timeout(&self.gc_cv, NOSPACE_WAIT_MS);
         self.space_waiters.fetch_sub(1, Ordering::AcqRel);
         self.waits.space.since(t0);
@@ -519,7 +526,7 @@ impl ActivePool {
     /// GC once, which commits what a discard unmapped (its zones are
     /// reset then) and collects what it can. Whether to try again.
     fn wait_queued(self: &Arc<Self>, guard: &mut crate::engine::EngineLock<'_>) -> bool {
-        let t0 = kernel::time::Instant::<kernel::time::Monotonic>::now();
+        let t0 = Instant::<Monotonic>::now();
         self.space_waiters.fetch_add(1, Ordering::AcqRel);
         self.gc.queued.fetch_add(1, Ordering::AcqRel);
         let mut ok = true;

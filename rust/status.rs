@@ -147,6 +147,10 @@ impl ActivePool {
         writeln!(w, "stream_gc_blocks {}", a.written(Stream::Gc))?;
         writeln!(w, "zones_reset {}", s.zones_reset)?;
         writeln!(w, "gc_runs {}", self.gc.runs.load(Ordering::Relaxed))?;
+        for (name, h) in [("plan", &self.gc.hold_plan), ("end", &self.gc.hold_end)] {
+            let (n, total, max) = h.get();
+            writeln!(w, "gc_hold_{name} {n} {total} {max}")?;
+        }
         writeln!(
             w,
             "throttled_ms {}",

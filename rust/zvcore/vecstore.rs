@@ -27,6 +27,9 @@ pub struct VecStore {
     live: usize,
     /// Called before each allocation: `true` fails it.
     pub fail: Option<fn() -> bool>,
+    /// Node lookups ([`NodeStore::get`]) so far: what a walk costs
+    /// (the GC simulator's scan cost per batch).
+    pub gets: core::sync::atomic::AtomicU64,
 }
 
 impl VecStore {
@@ -42,6 +45,7 @@ impl VecStore {
             limit,
             live: 0,
             fail: None,
+            gets: core::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -101,6 +105,8 @@ impl NodeStore for VecStore {
     }
 
     fn get(&self, id: NodeId) -> Option<&Node> {
+        self.gets
+            .fetch_add(1, core::sync::atomic::Ordering::Relaxed);
         self.nodes.get(id as usize)?.as_deref()
     }
 

@@ -111,6 +111,12 @@ impl BlockTable {
         }
     }
 
+    /// Whether a leaf holds the mapping of `lba` (not a level-2 run entry
+    /// nor a hole).
+    pub fn in_leaf<S: NodeStore>(&self, store: &S, lba: u64) -> bool {
+        lba < self.size && matches!(self.walk(store, lba), Walk::Leaf(_))
+    }
+
     /// The mapping of `lba` and how many blocks from `lba` on (at most `max`,
     /// never past the volume end) share it: either all unmapped, or mapped to
     /// consecutive pool addresses. `(None, 0)` for `lba >= size` or `max == 0`.

@@ -13,6 +13,13 @@ use super::super::geom::{DeviceGeometry, Stream};
 use super::super::map::{visit_distinct, MapExtent, NodeStore};
 use super::{inval, slots, Pool, RelocItem, VolEntry, FANOUT_USIZE, GC_AVOID_BATCHES, MAX_GC_ITEM};
 
+/// Whether an item of `planned` covers any block of `[lo, hi)`.
+fn covered(planned: &[RelocItem], lo: u64, hi: u64) -> bool {
+    planned
+        .iter()
+        .any(|it| lo < it.src.addr.saturating_add(it.src.len) && it.src.addr < hi)
+}
+
 impl<G, Z, E, V, R, N, D, S> Pool<G, Z, E, V, R, N, D, S>
 where
     G: Deref<Target = [DeviceGeometry]>,
@@ -141,7 +148,7 @@ where
                 Some(v) => {
                     self.gc_victim = Some(v);
                     self.gc_victim_cost = self.zone_cost_x1000(v);
-                    self.gc_cursor = (0, 0);
+                    self.gc_cursor = (0, 0, 0);
                 }
                 // Only avoided zones are left: retry them now (their blocks
                 // may be readable again) rather than leave writers without
@@ -182,7 +189,7 @@ where
         // (an evacuation's batch may be a few blocks: scanning on for
         // items it cannot place held the engine lock for nothing).
         let mut want = 0u64;
-        for from in [self.gc_cursor, (0, 0)] {
+        for from in [self.gc_cursor, (0, 0, 0)] {
             if n > 0 {
                 break;
             }
@@ -192,13 +199,9 @@ where
             let cap = out.len();
             let out = &mut *out;
             let n = &mut n;
-            let covered = |out: &[RelocItem], a: u64| {
-                out.iter()
-                    .any(|it| a >= it.src.addr && a < it.src.addr.saturating_add(it.src.len))
-            };
             visit_distinct(
                 &mut self.nodes,
-                vols.len(),
+                slots::used_end(vols),
                 &|i| vols.get(i).and_then(|v| v.table),
                 &mut |st, v| {
                     // Mappings are held by leaves and by the run entries
@@ -206,66 +209,58 @@ where
                     if v.level > 2 {
                         return *n < cap;
                     }
-                    if (v.table, v.base) < from {
+                    // Before the cursor: the level-2 nodes of earlier lbas,
+                    // and the leaves before the cursor's leaf (its level-2
+                    // node's run entries are scanned again: one node).
+                    if (v.table, v.base) < (from.0, from.1)
+                        || (v.level == 1 && v.table == from.0 && v.base < from.2)
+                    {
                         return true;
                     }
-                    let mut run: Option<MapExtent> = None;
-                    for i in 0..=FANOUT_USIZE {
-                        // The blocks entry `i` maps (a run not in the victim
-                        // counts as one unmapped block: it ends a run).
-                        let (first, a0, cnt, present) = match v.held(st, i) {
-                            Some((l, a, c)) if a < end && a.saturating_add(c) > start => {
-                                (l, a, c, true)
-                            }
-                            _ => (0, 0, 1, false),
-                        };
-                        for k in 0..cnt {
-                            let a = a0.saturating_add(k);
-                            let take = present
-                                && a >= start
-                                && a < end
-                                && !covered(out.get(..*n).unwrap_or(&[]), a);
-                            let lba = first.saturating_add(k);
-                            let extends = match run {
-                                Some(r) => {
-                                    take && r.lba.saturating_add(r.len) == lba
-                                        && r.addr.saturating_add(r.len) == a
-                                        && r.len < item_max
-                                }
-                                None => false,
-                            };
-                            if extends {
-                                if let Some(r) = run.as_mut() {
-                                    r.len += 1;
-                                }
+                    // The node's runs (one lookup per few runs, not one per
+                    // entry), cut to the victim's range: most runs miss it.
+                    let _ = v.runs(st, &mut |_, lba, a, cnt| {
+                        let lo = a.max(start);
+                        let hi = a.saturating_add(cnt).min(end);
+                        let mut x = lo;
+                        while x < hi {
+                            // Blocks planned already (a block several
+                            // leaves map) are skipped.
+                            let planned = out.get(..*n).unwrap_or(&[]);
+                            if covered(planned, x, x + 1) {
+                                x += 1;
                                 continue;
                             }
-                            if let Some(r) = run.take() {
-                                if let Some(slot) = out.get_mut(*n) {
-                                    slot.src = r;
-                                    *n += 1;
-                                    *want = want.saturating_add(r.len);
-                                }
-                                if *n >= cap || *want >= max_blocks {
-                                    *stopped = true;
-                                    return false;
-                                }
+                            let mut len = 1u64;
+                            while x + len < hi
+                                && len < item_max
+                                && !covered(planned, x + len, x + len + 1)
+                            {
+                                len += 1;
                             }
-                            if take {
-                                run = Some(MapExtent {
+                            if let Some(slot) = out.get_mut(*n) {
+                                slot.src = MapExtent {
                                     vol: v.vol,
-                                    lba,
-                                    len: 1,
-                                    addr: a,
-                                });
+                                    lba: lba.saturating_add(x - a),
+                                    len,
+                                    addr: x,
+                                };
+                                *n += 1;
+                                *want = want.saturating_add(len);
+                            }
+                            x += len;
+                            if *n >= cap || *want >= max_blocks {
+                                *stopped = true;
+                                // Ends the walk of this node's runs.
+                                return Err(Error::NoSpace);
                             }
                         }
-                    }
-                    *stopped = *n >= cap || *want >= max_blocks;
+                        Ok(())
+                    });
                     !*stopped
                 },
             );
-            if from == (0, 0) {
+            if from == (0, 0, 0) {
                 break;
             }
         }
@@ -290,11 +285,26 @@ where
             // before its leaves), or from the start once the scan got
             // through.
             self.gc_cursor = match out.get(k - 1) {
-                Some(it) if stopped || k < n => (
-                    slots::find(&self.vols, it.src.vol).unwrap_or(0),
-                    it.src.lba & !((FANOUT_USIZE * FANOUT_USIZE) as u64 - 1),
-                ),
-                _ => (0, 0),
+                Some(it) if stopped || k < n => {
+                    let slot = slots::find(&self.vols, it.src.vol).unwrap_or(0);
+                    let node = it.src.lba & !((FANOUT_USIZE * FANOUT_USIZE) as u64 - 1);
+                    // Within the node, from the item's leaf when a leaf
+                    // holds it (the node's run entries come before its
+                    // leaves, so all of them were planned), else from the
+                    // node's first leaf.
+                    let in_leaf = self
+                        .vols
+                        .get(slot)
+                        .and_then(|v| v.table)
+                        .is_some_and(|t| t.in_leaf(&self.nodes, it.src.lba));
+                    let leaf = if in_leaf {
+                        it.src.lba & !(FANOUT_USIZE as u64 - 1)
+                    } else {
+                        node
+                    };
+                    (slot, node, leaf)
+                }
+                _ => (0, 0, 0),
             };
         }
         Ok(k)
@@ -403,6 +413,12 @@ where
         }
         self.gc_busy = false;
         let mut moved_total = 0u64;
+        // The tables that may map a relocated block: every table when
+        // blocks are shared (snapshots, clones), else only the volume the
+        // item came from. (Walking every slot of the volume table for
+        // every item cost more than the relocation itself.)
+        let sharing = self.sharing();
+        let used = slots::used_end(&self.vols);
         for (k, it) in items.iter().enumerate() {
             let slots = (it.dst.len as usize).div_ceil(2) + 1;
             let Some(new) = addrs.get(k).copied().flatten() else {
@@ -461,7 +477,12 @@ where
             }
             // Every table: blocks still at the old address move.
             let mut mask = 0u64;
-            for vi in 0..self.vols.len() {
+            let tables = if sharing {
+                0..used
+            } else {
+                slots::find(&self.vols, src.vol).map_or(0..0, |i| i..i.saturating_add(1))
+            };
+            for vi in tables {
                 let Some(mut t) = self.vols.get(vi).and_then(|v| v.table) else {
                     continue;
                 };
@@ -575,7 +596,7 @@ where
         let Some(v) = self.gc_victim.take() else {
             return;
         };
-        self.gc_cursor = (0, 0);
+        self.gc_cursor = (0, 0, 0);
         self.gc_avoid_age = 0;
         if self
             .gc_avoid

@@ -552,10 +552,10 @@ pub struct Pool<G, Z, E, V, R, N, D, S> {
     gc_navoid: usize,
     gc_avoid_age: u32,
     /// Where the next batch's scan for the victim's live blocks starts
-    /// (table index, leaf base): each batch continues where the previous
-    /// one stopped, so collecting a victim scans the tables about once
-    /// rather than once per batch.
-    gc_cursor: (usize, u64),
+    /// (table index, level-2 node base, leaf base): each batch continues
+    /// where the previous one stopped, so collecting a victim scans the
+    /// tables about once rather than once per batch.
+    gc_cursor: (usize, u64, u64),
     /// Zones whose write failed: finished in the allocator, to be finished
     /// on the device by the next [`Pool::maintenance`].
     finish_q: [u32; 16],
@@ -738,7 +738,7 @@ where
             mig_batch: false,
             gc_busy: false,
             gc_victim_cost: 0,
-            gc_cursor: (0, 0),
+            gc_cursor: (0, 0, 0),
             gc_avoid: [0; 8],
             gc_navoid: 0,
             gc_avoid_age: 0,

@@ -52,6 +52,14 @@ pub(crate) fn find(vols: &[VolEntry], id: u32) -> Option<usize> {
     None
 }
 
+/// One past the last slot holding a table (0: none): walks over all the
+/// tables need not look further.
+pub(crate) fn used_end(vols: &[VolEntry]) -> usize {
+    vols.iter()
+        .rposition(|v| v.table.is_some())
+        .map_or(0, |i| i.saturating_add(1))
+}
+
 /// The slot a new volume `id` takes: the first free one of its probe
 /// sequence (the caller checked that `id` does not exist).
 pub(crate) fn free_for(vols: &[VolEntry], id: u32) -> Option<usize> {
