@@ -113,7 +113,9 @@ impl ActivePool {
             cb.clear();
             {
                 let mut st = self.state.lock();
-                let EngineState { engine, scratch } = &mut *st;
+                let EngineState {
+                    engine, scratch, ..
+                } = &mut *st;
                 let r = engine
                     .flush_journal_only(scratch, COMMIT_BLOCKS as u64, &mut |op| cb.record(op));
                 match r {
@@ -232,7 +234,9 @@ impl ActivePool {
         cb.clear();
         let (r, was_full) = {
             let mut st = self.state.lock();
-            let EngineState { engine, scratch } = &mut *st;
+            let EngineState {
+                engine, scratch, ..
+            } = &mut *st;
             let full = engine.metadata_full();
             (
                 engine.checkpoint_begin(scratch, &mut |op| cb.record(op)),
@@ -255,7 +259,9 @@ impl ActivePool {
             step_delay();
             let (r, failed) = {
                 let mut st = self.state.lock();
-                let EngineState { engine, scratch } = &mut *st;
+                let EngineState {
+                    engine, scratch, ..
+                } = &mut *st;
                 cb.clear();
                 let r = engine.checkpoint_step(scratch, STEP_BLOCKS, &mut |op| cb.record(op));
                 (r, engine.is_failed())

@@ -20,9 +20,11 @@ use crate::zvcore::{
     pool::{slots::MAX_VOLUMES, Pool, PoolStorage, VolEntry},
 };
 use core::ops::{Deref, DerefMut};
+use core::panic::Location;
 use kernel::{
     prelude::*,
     sync::{Arc, CondVar, CondVarTimeoutResult, Mutex, MutexGuard},
+    time::{Instant, Monotonic},
 };
 
 /// The engine with the kernel's storage types.
@@ -63,6 +65,20 @@ pub(crate) fn core_err(e: zvcore::error::Error) -> Error {
 pub(crate) struct EngineState {
     pub(crate) engine: KBox<Engine>,
     pub(crate) scratch: KVec<u8>,
+    /// How long the lock was held (kept under the lock itself).
+    pub(crate) holds: LockHolds,
+}
+
+/// The engine lock's holds: how many, their total and the longest, with
+/// the place that took the lock for it (`status`: `engine_lock_hold`).
+/// Every request and GC batch takes the lock; what holds it long delays
+/// all of them.
+#[derive(Default)]
+pub(crate) struct LockHolds {
+    pub(crate) count: u64,
+    pub(crate) total_us: u64,
+    pub(crate) max_us: u64,
+    pub(crate) max_at: Option<&'static Location<'static>>,
 }
 
 /// The engine lock, held in a `GFP_NOIO` scope (see [`EngineCell::lock`]).
@@ -70,6 +86,29 @@ pub(crate) struct EngineLock<'a> {
     // Dropped first: the lock is released before the scope ends.
     guard: MutexGuard<'a, EngineState>,
     _noio: NoIo,
+    /// When the lock was taken (again, after a wait) and where.
+    t0: Instant<Monotonic>,
+    at: &'static Location<'static>,
+}
+
+impl EngineLock<'_> {
+    /// Adds the hold since `t0` to the lock's figures (lock held).
+    fn note_hold(&mut self) {
+        let us = u64::try_from(self.t0.elapsed().as_micros_ceil()).unwrap_or(0);
+        let h = &mut self.guard.holds;
+        h.count = h.count.saturating_add(1);
+        h.total_us = h.total_us.saturating_add(us);
+        if us > h.max_us {
+            h.max_us = us;
+            h.max_at = Some(self.at);
+        }
+    }
+}
+
+impl Drop for EngineLock<'_> {
+    fn drop(&mut self) {
+        self.note_hold();
+    }
 }
 
 impl Deref for EngineLock<'_> {
@@ -154,16 +193,26 @@ impl EngineCell {
     /// The cell of `engine`, with its scratch buffer.
     pub(crate) fn new(engine: KBox<Engine>, scratch: KVec<u8>) -> impl PinInit<Self> {
         pin_init!(Self {
-            state <- kernel::new_mutex!(EngineState { engine, scratch }),
+            state <- kernel::new_mutex!(EngineState {
+                engine,
+                scratch,
+                holds: LockHolds::default(),
+            }),
         })
     }
 
-    /// Takes the engine lock in a `GFP_NOIO` scope.
+    /// Takes the engine lock in a `GFP_NOIO` scope. The hold is timed
+    /// and charged to the caller's place ([`LockHolds`]).
+    #[track_caller]
     pub(crate) fn lock(&self) -> EngineLock<'_> {
+        let at = Location::caller();
         let noio = NoIo::enter();
+        let guard = self.state.lock();
         EngineLock {
-            guard: self.state.lock(),
+            guard,
             _noio: noio,
+            t0: Instant::<Monotonic>::now(),
+            at,
         }
     }
 }
@@ -172,6 +221,10 @@ impl EngineLock<'_> {
     /// Releases the lock, waits on `cv` for at most `ms` milliseconds (or a
     /// signal), and takes the lock again.
     pub(crate) fn wait_timeout(&mut self, cv: &CondVar, ms: u32) -> CondVarTimeoutResult {
-        cv.wait_interruptible_timeout(&mut self.guard, kernel::time::msecs_to_jiffies(ms))
+        // The wait is not a hold: what came before it is one.
+        self.note_hold();
+        let r = cv.wait_interruptible_timeout(&mut self.guard, kernel::time::msecs_to_jiffies(ms));
+        self.t0 = Instant::<Monotonic>::now();
+        r
     }
 }

@@ -44,6 +44,7 @@ use crate::zvcore::{
 use kernel::{
     prelude::*,
     sync::Arc,
+    time::{Instant, Monotonic},
     workqueue::{impl_has_work, WorkItem},
 };
 
@@ -62,7 +63,9 @@ impl ActivePool {
         let mut runs = [ReadRun::default(); ASYNC_SLOTS];
         rq.data_mut().start(Kind::Read, vol);
         {
+            let t0 = Instant::<Monotonic>::now();
             let st = self.state.lock();
+            self.read_lock_wait.since(t0);
             let cnt = match st.engine.read_plan(vol, lba, n, &mut runs) {
                 Ok(c) => c,
                 Err(_) => return Some(rq),

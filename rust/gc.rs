@@ -227,14 +227,21 @@ impl ActivePool {
     fn gc_batch(&self) -> Result<bool> {
         let mut guard = self.gc.bufs.lock();
         let b = &mut *guard;
-        let begin = |b: &mut GcBufs| {
+        // Each call scans a bounded part of the block tables for the
+        // victim's blocks; one that found none there says so
+        // (`gc_scan_more`) and the next goes on, the lock dropped in
+        // between so that requests are never held behind a long scan.
+        let begin = |b: &mut GcBufs| loop {
             let mut st = self.state.lock();
             let t0 = Instant::<Monotonic>::now();
             let r = st.engine.gc_begin_limited(&mut b.items, GC_BUF_BLOCKS);
+            let more = r == Ok(0) && st.engine.gc_scan_more();
             self.note_levels(&st.engine);
             drop(st);
-            self.gc.hold_plan.note(t0);
-            r
+            self.gc.hold_plan.since(t0);
+            if !more || self.gc.stopping.load(Ordering::Relaxed) {
+                break r;
+            }
         };
         let free_before = self.levels().0;
         let mut r = begin(b);
@@ -372,7 +379,7 @@ impl ActivePool {
                 .and_then(|v| e.alloc().zone(v))
                 .is_none_or(|z| z.valid() == 0);
             drop(st);
-            self.gc.hold_end.note(t0);
+            self.gc.hold_end.since(t0);
             (moved, skipped, done)
         };
         // Commit when the victim is done (its reset needs the commit) or

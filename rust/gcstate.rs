@@ -3,12 +3,13 @@
 //! of the batch in flight. What runs GC and paces writers is `gc.rs`.
 
 use crate::kwrap::{bio::Slot, metaio::Bounce, workq::ReclaimQueue};
+use crate::waits::WaitStat;
 use crate::zvcore::{
     format::BLOCK_SIZE,
     pacing::{PaceQueue, WriteShares},
     pool::RelocItem,
 };
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
 use kernel::{
     prelude::*,
     sync::Mutex,
@@ -77,41 +78,12 @@ pub(crate) struct Gc {
     /// How long GC's planning (`gc_begin`: victim choice, the scan of the
     /// block tables for its live blocks, the copies' places) held the
     /// engine lock, per batch.
-    pub(crate) hold_plan: HoldStat,
+    pub(crate) hold_plan: WaitStat,
     /// The same for recording a batch (`gc_end`: the tables updated).
-    pub(crate) hold_end: HoldStat,
+    pub(crate) hold_end: WaitStat,
     /// Buffers of the batch in flight; only the GC work uses them.
     #[pin]
     pub(crate) bufs: Mutex<GcBufs>,
-}
-
-/// Count, total and longest of a section's lock holds, in microseconds
-/// (`status`: `gc_hold_plan`, `gc_hold_end`). Lock-free; the total and the
-/// longest are each exact, read together they may be one hold apart.
-#[derive(Default)]
-pub(crate) struct HoldStat {
-    n: AtomicU64,
-    total_us: AtomicU64,
-    max_us: AtomicU64,
-}
-
-impl HoldStat {
-    /// One hold that began at `t0` ended now.
-    pub(crate) fn note(&self, t0: Instant<Monotonic>) {
-        let us = u64::try_from((Instant::<Monotonic>::now() - t0).as_micros_ceil()).unwrap_or(0);
-        self.n.fetch_add(1, Ordering::Relaxed);
-        self.total_us.fetch_add(us, Ordering::Relaxed);
-        self.max_us.fetch_max(us, Ordering::Relaxed);
-    }
-
-    /// `(count, total_us, max_us)`.
-    pub(crate) fn get(&self) -> (u64, u64, u64) {
-        (
-            self.n.load(Ordering::Relaxed),
-            self.total_us.load(Ordering::Relaxed),
-            self.max_us.load(Ordering::Relaxed),
-        )
-    }
 }
 
 /// What one GC batch works in.
@@ -163,8 +135,8 @@ impl Gc {
             evac_since <- kernel::new_mutex!(None),
             uncommitted: AtomicU32::new(0),
             runs: AtomicU64::new(0),
-            hold_plan: HoldStat::default(),
-            hold_end: HoldStat::default(),
+            hold_plan: WaitStat::new(),
+            hold_end: WaitStat::new(),
             bufs <- kernel::new_mutex!(bufs),
         }? Error))
     }

@@ -28,7 +28,7 @@ use crate::members::{
 };
 use crate::nodes::TableBudget;
 use crate::poolreq::PoolReq;
-use crate::waits::WriteWaits;
+use crate::waits::{WaitStat, WriteWaits};
 use crate::zonereads::ZoneReads;
 use crate::zvcore::{
     self,
@@ -132,6 +132,10 @@ pub(crate) struct ActivePool {
     pub(crate) space_waiters: AtomicU32,
     /// Where write requests waited (`status`).
     pub(crate) waits: WriteWaits,
+    /// How long reads of the asynchronous path waited for the engine lock
+    /// (`status`: `read_lock_wait`; what GC, commits and writes holding it
+    /// cost the readers).
+    pub(crate) read_lock_wait: WaitStat,
     /// Names of the volumes bound to a configfs directory.
     #[pin]
     binds: Mutex<KVec<CString>>,
@@ -362,6 +366,7 @@ impl ActivePool {
                 end_queue,
                 space_waiters: AtomicU32::new(0),
                 waits: WriteWaits::new(),
+                read_lock_wait: WaitStat::new(),
                 binds <- kernel::new_mutex!(KVec::new()),
                 tables,
                 read_only,
@@ -606,6 +611,7 @@ impl ActivePool {
 
     /// Takes the locks of a volume operation ([`ConfigLock`]). Call
     /// [`Self::commit`] only after dropping them.
+    #[track_caller]
     pub(crate) fn lock_config(&self) -> ConfigLock<'_> {
         let commit = self.committer.lock();
         ConfigLock {

@@ -147,9 +147,25 @@ impl ActivePool {
         writeln!(w, "stream_gc_blocks {}", a.written(Stream::Gc))?;
         writeln!(w, "zones_reset {}", s.zones_reset)?;
         writeln!(w, "gc_runs {}", self.gc.runs.load(Ordering::Relaxed))?;
-        for (name, h) in [("plan", &self.gc.hold_plan), ("end", &self.gc.hold_end)] {
+        // The engine lock: all its holds (and where the longest was taken,
+        // a place in the module's source), GC's holds, and reads' waits
+        // for it: COUNT TOTAL_US MAX_US.
+        let h = &st.holds;
+        writeln!(
+            w,
+            "engine_lock_hold {} {} {}",
+            h.count, h.total_us, h.max_us
+        )?;
+        if let Some(at) = h.max_at {
+            writeln!(w, "engine_lock_hold_max_at {}:{}", at.file(), at.line())?;
+        }
+        for (name, h) in [
+            ("gc_hold_plan", &self.gc.hold_plan),
+            ("gc_hold_end", &self.gc.hold_end),
+            ("read_lock_wait", &self.read_lock_wait),
+        ] {
             let (n, total, max) = h.get();
-            writeln!(w, "gc_hold_{name} {n} {total} {max}")?;
+            writeln!(w, "{name} {n} {total} {max}")?;
         }
         writeln!(
             w,

@@ -12,7 +12,8 @@
 use core::sync::atomic::{AtomicU64, Ordering};
 use kernel::time::{Instant, Monotonic};
 
-/// The waits of one cause.
+/// The waits of one cause (or any timed section: GC's engine-lock holds
+/// use it too, `gcstate.rs`).
 pub(crate) struct WaitStat {
     count: AtomicU64,
     total_us: AtomicU64,
@@ -20,7 +21,7 @@ pub(crate) struct WaitStat {
 }
 
 impl WaitStat {
-    const fn new() -> Self {
+    pub(crate) const fn new() -> Self {
         Self {
             count: AtomicU64::new(0),
             total_us: AtomicU64::new(0),
@@ -39,6 +40,15 @@ impl WaitStat {
     /// Total time waited (µs).
     pub(crate) fn total_us(&self) -> u64 {
         self.total_us.load(Ordering::Relaxed)
+    }
+
+    /// `(count, total_us, max_us)`.
+    pub(crate) fn get(&self) -> (u64, u64, u64) {
+        (
+            self.count.load(Ordering::Relaxed),
+            self.total_us.load(Ordering::Relaxed),
+            self.max_us.load(Ordering::Relaxed),
+        )
     }
 
     /// `write_wait_NAME COUNT TOTAL_MS MAX_MS`.

@@ -48,7 +48,7 @@ mod table;
 mod walk;
 
 pub use chunk::decode_chunk;
-pub use walk::visit_distinct;
+pub use walk::{visit_distinct, visit_distinct_from};
 
 /// Entries per node.
 pub const FANOUT: usize = 512;

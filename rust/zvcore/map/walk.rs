@@ -239,29 +239,46 @@ pub fn visit_distinct<S: NodeStore>(
     table: &dyn Fn(usize) -> Option<BlockTable>,
     visit: &mut dyn FnMut(&mut S, &Visit) -> bool,
 ) -> bool {
+    visit_distinct_from(store, n, table, (0, 0), visit)
+}
+
+/// [`visit_distinct`] from table `from.0` on, and in that table only the
+/// subtrees that map lbas from `from.1` on (the nodes wholly before are
+/// not visited at all: a walk that resumes where an earlier one stopped
+/// costs the path down to there, not everything before). A shared node
+/// is still visited once, unless the tables before `from` reach it.
+pub fn visit_distinct_from<S: NodeStore>(
+    store: &mut S,
+    n: usize,
+    table: &dyn Fn(usize) -> Option<BlockTable>,
+    from: (usize, u64),
+    visit: &mut dyn FnMut(&mut S, &Visit) -> bool,
+) -> bool {
+    let skip = |ti: usize| if ti == from.0 { from.1 } else { 0 };
     let mut stop: Option<(usize, u64, u8)> = None;
-    for ti in 0..n {
+    for ti in from.0..n {
         let Some(t) = table(ti) else { continue };
         let Some(root) = t.root else { continue };
-        if let Some((b, l)) = mark_walk(store, ti, t.vol, root, t.height, 0, visit) {
+        if let Some((b, l)) = mark_walk(store, ti, t.vol, root, t.height, 0, skip(ti), visit) {
             stop = Some((ti, b, l));
             break;
         }
     }
     let last = stop.map(|s| s.0).unwrap_or(n.saturating_sub(1));
-    for ti in 0..n.min(last.saturating_add(1)) {
+    for ti in from.0..n.min(last.saturating_add(1)) {
         let Some(t) = table(ti) else { continue };
         let Some(root) = t.root else { continue };
         let limit = match stop {
             Some((st, b, l)) if st == ti => Some((b, l)),
             _ => None,
         };
-        unmark_walk(store, root, t.height, 0, limit);
+        unmark_walk(store, root, t.height, 0, skip(ti), limit);
     }
     stop.is_none()
 }
 
 /// Pass 1 of [`visit_distinct`]: returns where `visit` stopped it.
+#[allow(clippy::too_many_arguments)]
 fn mark_walk<S: NodeStore>(
     store: &mut S,
     ti: usize,
@@ -269,6 +286,7 @@ fn mark_walk<S: NodeStore>(
     id: NodeId,
     level: u8,
     base: u64,
+    from: u64,
     visit: &mut dyn FnMut(&mut S, &Visit) -> bool,
 ) -> Option<(u64, u8)> {
     let r = store.refs(id);
@@ -290,16 +308,23 @@ fn mark_walk<S: NodeStore>(
         return Some((base, level));
     }
     if level > 1 {
-        for i in 0..FANOUT {
+        for i in first_child(base, level, from)..FANOUT {
             if let Some(c) = child(entry(store, id, i)) {
                 let b = base.saturating_add((i as u64).saturating_mul(span(level)));
-                if let Some(s) = mark_walk(store, ti, vol, c, level - 1, b, visit) {
+                if let Some(s) = mark_walk(store, ti, vol, c, level - 1, b, from, visit) {
                     return Some(s);
                 }
             }
         }
     }
     None
+}
+
+/// The first child of a node at `level` mapping lbas from `base` that maps
+/// any lba at or after `from`.
+fn first_child(base: u64, level: u8, from: u64) -> usize {
+    let k = from.saturating_sub(base) / span(level).max(1);
+    usize::try_from(k).unwrap_or(FANOUT).min(FANOUT)
 }
 
 /// Pass 2 of [`visit_distinct`]: clears the marks of the nodes pass 1
@@ -311,6 +336,7 @@ fn unmark_walk<S: NodeStore>(
     id: NodeId,
     level: u8,
     base: u64,
+    from: u64,
     limit: Option<(u64, u8)>,
 ) {
     if let Some((sb, sl)) = limit {
@@ -326,10 +352,10 @@ fn unmark_walk<S: NodeStore>(
         return;
     }
     if level > 1 {
-        for i in 0..FANOUT {
+        for i in first_child(base, level, from)..FANOUT {
             if let Some(c) = child(entry(store, id, i)) {
                 let b = base.saturating_add((i as u64).saturating_mul(span(level)));
-                unmark_walk(store, c, level - 1, b, limit);
+                unmark_walk(store, c, level - 1, b, from, limit);
             }
         }
     }

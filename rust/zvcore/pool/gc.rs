@@ -10,8 +10,14 @@ use super::super::error::{Error, Result};
 use super::super::format::{Record, Superblock};
 use super::super::gc::{gc_urgency, pick_victim, urgent_level, Urgency, RELOCATION_STREAM};
 use super::super::geom::{DeviceGeometry, Stream};
-use super::super::map::{visit_distinct, MapExtent, NodeStore};
+use super::super::map::{visit_distinct_from, MapExtent, NodeStore};
 use super::{inval, slots, Pool, RelocItem, VolEntry, FANOUT_USIZE, GC_AVOID_BATCHES, MAX_GC_ITEM};
+
+/// Block-table nodes (leaves, level-2 nodes) one [`Pool::gc_begin`] scans
+/// at most for the victim's blocks: about 32,000 entries, well under a
+/// millisecond natively, so that GC's planning never holds the engine lock
+/// long whatever the tables' size.
+pub const GC_SCAN_NODES: u32 = 64;
 
 /// Whether an item of `planned` covers any block of `[lo, hi)`.
 fn covered(planned: &[RelocItem], lo: u64, hi: u64) -> bool {
@@ -52,6 +58,7 @@ where
     /// [`Self::gc_begin`] planning at most `max_blocks` blocks in total (the
     /// caller's copy buffer).
     pub fn gc_begin_limited(&mut self, out: &mut [RelocItem], max_blocks: u64) -> Result<usize> {
+        self.gc_more = false;
         self.live()?;
         if self.gc_busy {
             return Err(Error::Busy);
@@ -149,6 +156,7 @@ where
                     self.gc_victim = Some(v);
                     self.gc_victim_cost = self.zone_cost_x1000(v);
                     self.gc_cursor = (0, 0, 0);
+                    self.gc_wrapped = false;
                 }
                 // Only avoided zones are left: retry them now (their blocks
                 // may be readable again) rather than leave writers without
@@ -181,7 +189,11 @@ where
         // on. Blocks behind the cursor that still live in the victim (a
         // leaf shared with an earlier table, a failed copy) are found by a
         // scan from the start when the one from the cursor finds nothing:
-        // the victim is only reset once it holds no valid block.
+        // the victim is only reset once it holds no valid block. A call
+        // scans at most [`GC_SCAN_NODES`] nodes: when they hold none of the
+        // victim's blocks it returns 0 with [`Self::gc_scan_more`] set, and
+        // the next call goes on from there (the caller lets others take the
+        // engine lock in between).
         let mut n = 0usize;
         let item_max = self.cfg.gc_item_max.clamp(1, MAX_GC_ITEM);
         let mut stopped = false;
@@ -189,80 +201,109 @@ where
         // (an evacuation's batch may be a few blocks: scanning on for
         // items it cannot place held the engine lock for nothing).
         let mut want = 0u64;
-        for from in [self.gc_cursor, (0, 0, 0)] {
-            if n > 0 {
-                break;
-            }
-            let vols = &self.vols;
-            let stopped = &mut stopped;
-            let want = &mut want;
-            let cap = out.len();
-            let out = &mut *out;
-            let n = &mut n;
-            visit_distinct(
-                &mut self.nodes,
-                slots::used_end(vols),
-                &|i| vols.get(i).and_then(|v| v.table),
-                &mut |st, v| {
-                    // Mappings are held by leaves and by the run entries
-                    // of level-2 nodes.
-                    if v.level > 2 {
-                        return *n < cap;
-                    }
-                    // Before the cursor: the level-2 nodes of earlier lbas,
-                    // and the leaves before the cursor's leaf (its level-2
-                    // node's run entries are scanned again: one node).
-                    if (v.table, v.base) < (from.0, from.1)
-                        || (v.level == 1 && v.table == from.0 && v.base < from.2)
-                    {
-                        return true;
-                    }
-                    // The node's runs (one lookup per few runs, not one per
-                    // entry), cut to the victim's range: most runs miss it.
-                    let _ = v.runs(st, &mut |_, lba, a, cnt| {
-                        let lo = a.max(start);
-                        let hi = a.saturating_add(cnt).min(end);
-                        let mut x = lo;
-                        while x < hi {
-                            // Blocks planned already (a block several
-                            // leaves map) are skipped.
-                            let planned = out.get(..*n).unwrap_or(&[]);
-                            if covered(planned, x, x + 1) {
-                                x += 1;
-                                continue;
-                            }
-                            let mut len = 1u64;
-                            while x + len < hi
-                                && len < item_max
-                                && !covered(planned, x + len, x + len + 1)
-                            {
-                                len += 1;
-                            }
-                            if let Some(slot) = out.get_mut(*n) {
-                                slot.src = MapExtent {
-                                    vol: v.vol,
-                                    lba: lba.saturating_add(x - a),
-                                    len,
-                                    addr: x,
-                                };
-                                *n += 1;
-                                *want = want.saturating_add(len);
-                            }
-                            x += len;
-                            if *n >= cap || *want >= max_blocks {
-                                *stopped = true;
-                                // Ends the walk of this node's runs.
-                                return Err(Error::NoSpace);
-                            }
+        let mut budget = GC_SCAN_NODES;
+        loop {
+            let from = self.gc_cursor;
+            let mut paused = None;
+            {
+                let vols = &self.vols;
+                let stopped = &mut stopped;
+                let want = &mut want;
+                let budget = &mut budget;
+                let paused_at = &mut paused;
+                let cap = out.len();
+                let out = &mut *out;
+                let n = &mut n;
+                // (The nodes wholly before the cursor are not even walked.)
+                visit_distinct_from(
+                    &mut self.nodes,
+                    slots::used_end(vols),
+                    &|i| vols.get(i).and_then(|v| v.table),
+                    (from.0, from.2),
+                    &mut |st, v| {
+                        // Mappings are held by leaves and by the run entries
+                        // of level-2 nodes.
+                        if v.level > 2 {
+                            return *n < cap;
                         }
-                        Ok(())
-                    });
-                    !*stopped
-                },
-            );
-            if from == (0, 0, 0) {
+                        // Before the cursor: the level-2 nodes of earlier lbas,
+                        // and the leaves before the cursor's leaf (its level-2
+                        // node's run entries are scanned again: one node).
+                        if (v.table, v.base) < (from.0, from.1)
+                            || (v.level == 1 && v.table == from.0 && v.base < from.2)
+                        {
+                            return true;
+                        }
+                        if *budget == 0 {
+                            // This node is the next call's.
+                            let node = v.base & !((FANOUT_USIZE * FANOUT_USIZE) as u64 - 1);
+                            *paused_at = Some((v.table, node, v.base));
+                            return false;
+                        }
+                        *budget -= 1;
+                        // The node's runs (one lookup per few runs, not one per
+                        // entry), cut to the victim's range: most runs miss it.
+                        let _ = v.runs(st, &mut |_, lba, a, cnt| {
+                            let lo = a.max(start);
+                            let hi = a.saturating_add(cnt).min(end);
+                            let mut x = lo;
+                            while x < hi {
+                                // Blocks planned already (a block several
+                                // leaves map) are skipped.
+                                let planned = out.get(..*n).unwrap_or(&[]);
+                                if covered(planned, x, x + 1) {
+                                    x += 1;
+                                    continue;
+                                }
+                                let mut len = 1u64;
+                                while x + len < hi
+                                    && len < item_max
+                                    && !covered(planned, x + len, x + len + 1)
+                                {
+                                    len += 1;
+                                }
+                                if let Some(slot) = out.get_mut(*n) {
+                                    slot.src = MapExtent {
+                                        vol: v.vol,
+                                        lba: lba.saturating_add(x - a),
+                                        len,
+                                        addr: x,
+                                    };
+                                    *n += 1;
+                                    *want = want.saturating_add(len);
+                                }
+                                x += len;
+                                if *n >= cap || *want >= max_blocks {
+                                    *stopped = true;
+                                    // Ends the walk of this node's runs.
+                                    return Err(Error::NoSpace);
+                                }
+                            }
+                            Ok(())
+                        });
+                        !*stopped
+                    },
+                );
+            }
+            if n > 0 {
+                self.gc_wrapped = false;
                 break;
             }
+            if let Some(at) = paused {
+                self.gc_cursor = at;
+                self.gc_more = true;
+                return Ok(0);
+            }
+            // The scan reached the end with nothing: once more from the
+            // start (blocks left behind the cursor), then the victim holds
+            // no mapped block.
+            if self.gc_wrapped || self.gc_cursor == (0, 0, 0) {
+                self.gc_wrapped = false;
+                self.gc_cursor = (0, 0, 0);
+                break;
+            }
+            self.gc_wrapped = true;
+            self.gc_cursor = (0, 0, 0);
         }
         // 2. Their new place: with placement by lifetime, the survivors of
         // a hot zone in the GC stream, those of any other zone (survivors
@@ -597,6 +638,7 @@ where
             return;
         };
         self.gc_cursor = (0, 0, 0);
+        self.gc_wrapped = false;
         self.gc_avoid_age = 0;
         if self
             .gc_avoid
@@ -620,6 +662,13 @@ where
     /// Zones GC currently avoids as victims (see [`Self::gc_skip_victim`]).
     pub fn gc_avoided(&self) -> &[u32] {
         self.gc_avoid.get(..self.gc_navoid).unwrap_or(&[])
+    }
+
+    /// The last [`Self::gc_begin`] planned nothing because its scan for the
+    /// victim's blocks stopped at [`GC_SCAN_NODES`] nodes: call it again
+    /// (after letting others take the engine lock).
+    pub fn gc_scan_more(&self) -> bool {
+        self.gc_more
     }
 
     /// Whether a GC batch is between [`Self::gc_begin`] and [`Self::gc_end`].

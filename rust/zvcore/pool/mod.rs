@@ -556,6 +556,10 @@ pub struct Pool<G, Z, E, V, R, N, D, S> {
     /// where the previous one stopped, so collecting a victim scans the
     /// tables about once rather than once per batch.
     gc_cursor: (usize, u64, u64),
+    /// The scan from the cursor reached the end and goes on from the start.
+    gc_wrapped: bool,
+    /// The last plan stopped its scan at its budget ([`Pool::gc_scan_more`]).
+    gc_more: bool,
     /// Zones whose write failed: finished in the allocator, to be finished
     /// on the device by the next [`Pool::maintenance`].
     finish_q: [u32; 16],
@@ -739,6 +743,8 @@ where
             gc_busy: false,
             gc_victim_cost: 0,
             gc_cursor: (0, 0, 0),
+            gc_wrapped: false,
+            gc_more: false,
             gc_avoid: [0; 8],
             gc_navoid: 0,
             gc_avoid_age: 0,

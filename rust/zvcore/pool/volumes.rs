@@ -66,6 +66,19 @@ where
     /// counts blocks of leaves shared whole (an untouched snapshot). Visits
     /// only the nodes a single table references, each once.
     pub fn shared_live_blocks(&self) -> u64 {
+        // No block with a second holder and no table sharing a node:
+        // nothing is shared. O(volumes) instead of a walk of every table
+        // (`status` asks under the engine lock: 17 ms for 672 MiB mapped
+        // under TCG, every read of the attribute).
+        if self.refs.shared_blocks() == 0
+            && self
+                .vols
+                .iter()
+                .filter_map(|v| v.table)
+                .all(|t| !t.is_shared())
+        {
+            return 0;
+        }
         let inflight = self
             .alloc
             .zones()

@@ -318,7 +318,13 @@ impl World {
     /// One GC batch; user writes may race with it.
     pub fn gc_batch(&mut self) -> usize {
         let mut items = [RelocItem::default(); 8];
-        let n = match self.pool().gc_begin(&mut items) {
+        // A plan whose scan stopped at its budget goes on, as the
+        // kernel's GC does.
+        let mut r = self.pool().gc_begin(&mut items);
+        while r == Ok(0) && self.pool().gc_scan_more() {
+            r = self.pool().gc_begin(&mut items);
+        }
+        let n = match r {
             Ok(n) => n,
             Err(Error::Busy) | Err(Error::NoSpace) => return 0,
             Err(e) => panic!("gc_begin: {e:?}"),
