@@ -19,6 +19,19 @@ use super::{inval, slots, Pool, RelocItem, VolEntry, FANOUT_USIZE, GC_AVOID_BATC
 /// long whatever the tables' size.
 pub const GC_SCAN_NODES: u32 = 64;
 
+/// Where a scan of the block tables for a victim's blocks starts: table
+/// slot, lba, and the level of the node to start at (2: the level-2 node
+/// mapping the lba, its run entries then its leaves; 1: the leaf).
+pub(super) type ScanCursor = (usize, u64, u8);
+
+/// The scan from the start.
+pub(super) const SCAN_START: ScanCursor = (0, 0, 2);
+
+/// The first lba of the level-2 node that maps `lba`.
+fn node_base(lba: u64) -> u64 {
+    lba & !((FANOUT_USIZE * FANOUT_USIZE) as u64 - 1)
+}
+
 /// Whether an item of `planned` covers any block of `[lo, hi)`.
 fn covered(planned: &[RelocItem], lo: u64, hi: u64) -> bool {
     planned
@@ -155,7 +168,7 @@ where
                 Some(v) => {
                     self.gc_victim = Some(v);
                     self.gc_victim_cost = self.zone_cost_x1000(v);
-                    self.gc_cursor = (0, 0, 0);
+                    self.gc_cursor = SCAN_START;
                     self.gc_wrapped = false;
                 }
                 // Only avoided zones are left: retry them now (their blocks
@@ -201,7 +214,7 @@ where
         // (an evacuation's batch may be a few blocks: scanning on for
         // items it cannot place held the engine lock for nothing).
         let mut want = 0u64;
-        let mut budget = GC_SCAN_NODES;
+        let mut budget = self.cfg.gc_scan_nodes.max(1);
         loop {
             let from = self.gc_cursor;
             let mut paused = None;
@@ -219,25 +232,32 @@ where
                     &mut self.nodes,
                     slots::used_end(vols),
                     &|i| vols.get(i).and_then(|v| v.table),
-                    (from.0, from.2),
+                    (from.0, from.1),
                     &mut |st, v| {
                         // Mappings are held by leaves and by the run entries
                         // of level-2 nodes.
                         if v.level > 2 {
                             return *n < cap;
                         }
-                        // Before the cursor: the level-2 nodes of earlier lbas,
-                        // and the leaves before the cursor's leaf (its level-2
-                        // node's run entries are scanned again: one node).
-                        if (v.table, v.base) < (from.0, from.1)
-                            || (v.level == 1 && v.table == from.0 && v.base < from.2)
-                        {
-                            return true;
+                        // Before the cursor (the walk does not reach most
+                        // of those nodes): the level-2 nodes of earlier
+                        // lbas, that of the cursor's lba too when the
+                        // cursor is at a leaf (its runs come first in the
+                        // walk, so they were scanned), and earlier leaves.
+                        if v.table == from.0 {
+                            let before = if v.level == 2 {
+                                v.base < node_base(from.1)
+                                    || (v.base == node_base(from.1) && from.2 < 2)
+                            } else {
+                                v.base < from.1 & !(FANOUT_USIZE as u64 - 1)
+                            };
+                            if before {
+                                return true;
+                            }
                         }
                         if *budget == 0 {
-                            // This node is the next call's.
-                            let node = v.base & !((FANOUT_USIZE * FANOUT_USIZE) as u64 - 1);
-                            *paused_at = Some((v.table, node, v.base));
+                            // This node is the next call's first.
+                            *paused_at = Some((v.table, v.base, v.level));
                             return false;
                         }
                         *budget -= 1;
@@ -297,13 +317,13 @@ where
             // The scan reached the end with nothing: once more from the
             // start (blocks left behind the cursor), then the victim holds
             // no mapped block.
-            if self.gc_wrapped || self.gc_cursor == (0, 0, 0) {
+            if self.gc_wrapped || self.gc_cursor == SCAN_START {
                 self.gc_wrapped = false;
-                self.gc_cursor = (0, 0, 0);
+                self.gc_cursor = SCAN_START;
                 break;
             }
             self.gc_wrapped = true;
-            self.gc_cursor = (0, 0, 0);
+            self.gc_cursor = SCAN_START;
         }
         // 2. Their new place: with placement by lifetime, the survivors of
         // a hot zone in the GC stream, those of any other zone (survivors
@@ -328,24 +348,22 @@ where
             self.gc_cursor = match out.get(k - 1) {
                 Some(it) if stopped || k < n => {
                     let slot = slots::find(&self.vols, it.src.vol).unwrap_or(0);
-                    let node = it.src.lba & !((FANOUT_USIZE * FANOUT_USIZE) as u64 - 1);
-                    // Within the node, from the item's leaf when a leaf
-                    // holds it (the node's run entries come before its
-                    // leaves, so all of them were planned), else from the
-                    // node's first leaf.
+                    // From the item's leaf when a leaf holds it (its
+                    // level-2 node's run entries come before its leaves in
+                    // the walk, so all of them were planned), else from its
+                    // level-2 node.
                     let in_leaf = self
                         .vols
                         .get(slot)
                         .and_then(|v| v.table)
                         .is_some_and(|t| t.in_leaf(&self.nodes, it.src.lba));
-                    let leaf = if in_leaf {
-                        it.src.lba & !(FANOUT_USIZE as u64 - 1)
+                    if in_leaf {
+                        (slot, it.src.lba & !(FANOUT_USIZE as u64 - 1), 1)
                     } else {
-                        node
-                    };
-                    (slot, node, leaf)
+                        (slot, node_base(it.src.lba), 2)
+                    }
                 }
-                _ => (0, 0, 0),
+                _ => SCAN_START,
             };
         }
         Ok(k)
@@ -637,7 +655,7 @@ where
         let Some(v) = self.gc_victim.take() else {
             return;
         };
-        self.gc_cursor = (0, 0, 0);
+        self.gc_cursor = SCAN_START;
         self.gc_wrapped = false;
         self.gc_avoid_age = 0;
         if self

@@ -48,6 +48,7 @@ pub use members::{Evacuation, Grown};
 mod migrate;
 mod policy;
 pub mod quota;
+pub use gc::GC_SCAN_NODES;
 pub use migrate::Migration;
 pub mod slots;
 mod tiers;
@@ -367,6 +368,10 @@ pub struct PoolConfig {
     /// Longest GC relocation item in blocks (1..=[`MAX_GC_ITEM`]), e.g. what
     /// every member takes in one zone append.
     pub gc_item_max: u64,
+    /// Block-table nodes one [`Pool::gc_begin`] scans at most for the
+    /// victim's blocks (at least 1; [`GC_SCAN_NODES`] by default; the
+    /// model tests scan a node or two at a time).
+    pub gc_scan_nodes: u32,
     /// Place by expected lifetime ([`Pool::write_begin`], `gc_begin`): a
     /// user write that overwrites a block not older than twice the running
     /// mean age of overwritten blocks goes to [`Stream::UserHot`], any other
@@ -403,6 +408,7 @@ impl PoolConfig {
             policy: Policy::CostBenefit,
             alloc: AllocConfig::default_for(nr_devices),
             gc_item_max: MAX_GC_ITEM,
+            gc_scan_nodes: GC_SCAN_NODES,
             separate: true,
             separate_min_zones: SEPARATE_MIN_ZONES,
             volume_deltas: true,
@@ -552,10 +558,10 @@ pub struct Pool<G, Z, E, V, R, N, D, S> {
     gc_navoid: usize,
     gc_avoid_age: u32,
     /// Where the next batch's scan for the victim's live blocks starts
-    /// (table index, level-2 node base, leaf base): each batch continues
-    /// where the previous one stopped, so collecting a victim scans the
-    /// tables about once rather than once per batch.
-    gc_cursor: (usize, u64, u64),
+    /// (`gc::ScanCursor`): each batch continues where the previous one
+    /// stopped, so collecting a victim scans the tables about once rather
+    /// than once per batch.
+    gc_cursor: gc::ScanCursor,
     /// The scan from the cursor reached the end and goes on from the start.
     gc_wrapped: bool,
     /// The last plan stopped its scan at its budget ([`Pool::gc_scan_more`]).
@@ -742,7 +748,7 @@ where
             mig_batch: false,
             gc_busy: false,
             gc_victim_cost: 0,
-            gc_cursor: (0, 0, 0),
+            gc_cursor: gc::SCAN_START,
             gc_wrapped: false,
             gc_more: false,
             gc_avoid: [0; 8],

@@ -93,6 +93,11 @@ impl World {
         if self.rng.pct(50) {
             cfg.separate_min_zones = 0;
         }
+        // Half the time GC scans a node or two per call (the kernel's 64
+        // exceed the model's tables): scans that resume across calls.
+        if self.rng.pct(50) {
+            cfg.gc_scan_nodes = 1 + self.rng.below(2) as u32;
+        }
         let mut to_finish = Vec::new();
         let mut scratch = std::mem::take(&mut self.scratch);
         let r = {

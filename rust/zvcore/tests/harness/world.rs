@@ -518,6 +518,11 @@ impl World {
         if self.rng.pct(50) {
             cfg.separate_min_zones = 0;
         }
+        // Half the time GC scans a node or two per call (the kernel's 64
+        // exceed the model's tables): scans that resume across calls.
+        if self.rng.pct(50) {
+            cfg.gc_scan_nodes = 1 + self.rng.below(2) as u32;
+        }
         // A quarter of the pools in the older format: a full checkpoint
         // after each volume operation.
         cfg.volume_deltas = self.rng.pct(self.volume_deltas_pct);
