@@ -20,6 +20,8 @@ pub struct VecStore {
     pub marks: Vec<NodeMarks>,
     pub cur: u8,
     pub walking: bool,
+    /// Node lookups so far (what a walk costs).
+    pub gets: core::cell::Cell<u64>,
 }
 
 impl VecStore {
@@ -34,6 +36,7 @@ impl VecStore {
             marks: Vec::new(),
             cur: 0,
             walking: false,
+            gets: core::cell::Cell::new(0),
         }
     }
 
@@ -71,6 +74,7 @@ impl NodeStore for VecStore {
         self.free_ids.push(id);
     }
     fn get(&self, id: NodeId) -> Option<&Node> {
+        self.gets.set(self.gets.get() + 1);
         self.nodes.get(id as usize)?.as_deref()
     }
     fn get_mut(&mut self, id: NodeId) -> Option<&mut Node> {
@@ -807,6 +811,111 @@ fn visit_distinct_stops_and_restores() {
         assert!(!done);
         assert_eq!(seen, stop_after);
         assert_eq!(s.refs, before, "marks left after stopping at {stop_after}");
+    }
+}
+
+/// `visit_distinct_from` visits what `visit_distinct` visits from its
+/// starting point on (tables from `from.0`, in that table the nodes whose
+/// lbas reach `from.1`), never a node twice, walks none of the nodes
+/// wholly before the start, and leaves no mark behind, also when stopped.
+#[test]
+fn visit_distinct_from_starts_where_asked() {
+    use std::collections::HashSet;
+    let mut s = VecStore::with_sharing(usize::MAX);
+    let mut refs = RefMap::new(1 << 30);
+    // Two levels of leaves (two level-2 nodes), some run entries, and a
+    // snapshot that shares most of them with its origin.
+    let mut a = BlockTable::new(0, 1 << 20).unwrap();
+    for l in (0..1 << 19).step_by(4096) {
+        a.map_range_shared(&mut s, &mut refs, l, 3, l + 1, |_, _| {})
+            .unwrap();
+    }
+    a.map_range_shared(&mut s, &mut refs, 1 << 19, 1024, 1 << 28, |_, _| {})
+        .unwrap();
+    let b = a.clone_root(&mut s, 1).unwrap();
+    let mut c = a.clone_root(&mut s, 2).unwrap();
+    c.map_range_shared(&mut s, &mut refs, 8192 + 5, 1, 1 << 29, |_, _| {})
+        .unwrap();
+    let tabs = [a, b, c];
+    let key = |v: &Visit| (v.table, v.base, v.level);
+    let mut all = Vec::new();
+    assert!(visit_distinct(
+        &mut s,
+        3,
+        &|i| tabs.get(i).copied(),
+        &mut |_, v| {
+            all.push(key(v));
+            true
+        }
+    ));
+    let before = s.refs.clone();
+    let ends = |v: &(usize, u64, u8)| v.1.saturating_add(span(v.2.saturating_add(1)));
+    for from in [
+        (0usize, 0u64),
+        (0, 4096),
+        (0, 300_000),
+        (0, 1 << 19),
+        (1, 0),
+        (2, 8192),
+        (2, 1 << 20),
+    ] {
+        let wanted: HashSet<_> = all
+            .iter()
+            .filter(|v| v.0 > from.0 || (v.0 == from.0 && ends(v) > from.1))
+            .copied()
+            .collect();
+        let mut seen = Vec::new();
+        assert!(visit_distinct_from(
+            &mut s,
+            3,
+            &|i| tabs.get(i).copied(),
+            from,
+            &mut |_, v| {
+                seen.push(key(v));
+                true
+            }
+        ));
+        let got: HashSet<_> = seen.iter().copied().collect();
+        assert_eq!(got.len(), seen.len(), "from {from:?}: a node visited twice");
+        assert!(
+            got.iter().all(|v| v.0 >= from.0),
+            "from {from:?}: an earlier table"
+        );
+        assert!(
+            got.iter().all(|v| v.0 != from.0 || ends(v) > from.1),
+            "from {from:?}: a node wholly before the start"
+        );
+        // Nodes shared with the tables before the start are visited from
+        // a later table instead: everything wanted, perhaps more.
+        assert!(
+            wanted.is_subset(&got),
+            "from {from:?}: {:?} missed",
+            wanted.difference(&got)
+        );
+        assert_eq!(s.refs, before, "from {from:?}: marks left behind");
+        // Not walked at all: looking up the nodes before the start is
+        // not free, and a walk from the middle of a table costs less than
+        // one from its start.
+        if from == (0, 300_000) {
+            let g0 = s.gets.get();
+            visit_distinct_from(&mut s, 1, &|i| tabs.get(i).copied(), (0, 0), &mut |_, _| {
+                true
+            });
+            let full = s.gets.get() - g0;
+            let g1 = s.gets.get();
+            visit_distinct_from(&mut s, 1, &|i| tabs.get(i).copied(), from, &mut |_, _| true);
+            assert!(
+                s.gets.get() - g1 < full,
+                "from {from:?}: as costly as from the start"
+            );
+        }
+        // Stopped early: no marks left either.
+        let mut k = 0;
+        visit_distinct_from(&mut s, 3, &|i| tabs.get(i).copied(), from, &mut |_, _| {
+            k += 1;
+            k < 3
+        });
+        assert_eq!(s.refs, before, "from {from:?}: marks left after a stop");
     }
 }
 
