@@ -101,6 +101,11 @@ impl CommitBuf {
         Ok(())
     }
 
+    /// Block slots taken so far (a block written to two members takes two).
+    pub(crate) fn used(&self) -> usize {
+        self.used
+    }
+
     pub(crate) fn clear(&mut self) {
         self.ops.clear();
         self.used = 0;

@@ -386,6 +386,7 @@ impl ActivePool {
 
     /// Writes `bytes` from `io` at byte `offset` of volume `vol`
     /// (log-structured: new locations, block table updated on completion).
+    /// The caller paced the request first ([`Self::pace_or_hold`]).
     pub(crate) fn write<'r>(
         self: &Arc<Self>,
         vol: u32,
@@ -396,7 +397,6 @@ impl ActivePool {
     ) -> Result {
         let _noio = NoIo::enter();
         let (lba, n) = (offset / BS, bytes / BS);
-        self.throttle(vol, n);
         let mut done = 0u64;
         while done < n {
             let slots = [const { Slot::new() }; MAX_PLAN_EXTENTS];

@@ -75,10 +75,45 @@ pub(crate) struct EngineState {
 /// all of them.
 #[derive(Default)]
 pub(crate) struct LockHolds {
+    pub(crate) holds: Durations,
+    pub(crate) max_at: Option<&'static Location<'static>>,
+    /// Asynchronous reads' waits to take the lock (`status`:
+    /// `read_lock_wait`): what GC, commits and writes holding it cost them.
+    pub(crate) read_wait: Durations,
+}
+
+/// How many durations, their total and the longest (µs), kept under the
+/// engine lock: plain fields, no shared atomics on the request path.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct Durations {
     pub(crate) count: u64,
     pub(crate) total_us: u64,
     pub(crate) max_us: u64,
-    pub(crate) max_at: Option<&'static Location<'static>>,
+    /// How many were 1 ms or longer, and 10 ms or longer: whether the long
+    /// ones are a few or the tail of many.
+    pub(crate) over_1ms: u64,
+    pub(crate) over_10ms: u64,
+}
+
+impl Durations {
+    /// Adds one duration of `us` µs.
+    fn add(&mut self, us: u64) {
+        self.count = self.count.saturating_add(1);
+        self.total_us = self.total_us.saturating_add(us);
+        self.max_us = self.max_us.max(us);
+        if us >= 1_000 {
+            self.over_1ms = self.over_1ms.saturating_add(1);
+        }
+        if us >= 10_000 {
+            self.over_10ms = self.over_10ms.saturating_add(1);
+        }
+    }
+
+    /// `NAME COUNT TOTAL_US MAX_US` and `NAME_over OVER_1MS OVER_10MS`.
+    pub(crate) fn lines(&self, name: &str, w: &mut impl core::fmt::Write) -> core::fmt::Result {
+        writeln!(w, "{name} {} {} {}", self.count, self.total_us, self.max_us)?;
+        writeln!(w, "{name}_over {} {}", self.over_1ms, self.over_10ms)
+    }
 }
 
 /// The engine lock, held in a `GFP_NOIO` scope (see [`EngineCell::lock`]).
@@ -96,12 +131,10 @@ impl EngineLock<'_> {
     fn note_hold(&mut self) {
         let us = u64::try_from(self.t0.elapsed().as_micros_ceil()).unwrap_or(0);
         let h = &mut self.guard.holds;
-        h.count = h.count.saturating_add(1);
-        h.total_us = h.total_us.saturating_add(us);
-        if us > h.max_us {
-            h.max_us = us;
+        if us > h.holds.max_us {
             h.max_at = Some(self.at);
         }
+        h.holds.add(us);
     }
 }
 
@@ -214,6 +247,18 @@ impl EngineCell {
             t0: Instant::<Monotonic>::now(),
             at,
         }
+    }
+
+    /// [`Self::lock`] for an asynchronous read: the time it waited for the
+    /// lock is added to [`LockHolds::read_wait`] (one more clock read: the
+    /// hold's own start ends the wait).
+    #[track_caller]
+    pub(crate) fn lock_read(&self) -> EngineLock<'_> {
+        let asked = Instant::<Monotonic>::now();
+        let mut l = self.lock();
+        let us = u64::try_from((l.t0 - asked).as_micros_ceil()).unwrap_or(0);
+        l.guard.holds.read_wait.add(us);
+        l
     }
 }
 

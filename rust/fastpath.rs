@@ -22,8 +22,9 @@
 //!
 //! Everything that may wait goes the slow way, on the disk's workqueue
 //! (`datapath.rs`): flushes and FUA writes (a commit), discards, writes that
-//! must be paced or find no space, reads and writes whose plan does not
-//! cover the request at once.
+//! find no space, reads and writes whose plan does not cover the request at
+//! once. A write paced to GC is held without a worker and let go to the
+//! slow way once GC has paid for it (`paced.rs`).
 
 use crate::datapath::end_plan;
 use crate::kwrap::{
@@ -38,13 +39,11 @@ use crate::poolreq::{Kind, PoolReq};
 use crate::volume::end_request;
 use crate::zvcore::{
     format::BLOCK_SIZE,
-    gc::pace_permille,
     pool::{ReadRun, MAX_PLAN_EXTENTS},
 };
 use kernel::{
     prelude::*,
     sync::Arc,
-    time::{Instant, Monotonic},
     workqueue::{impl_has_work, WorkItem},
 };
 
@@ -63,9 +62,7 @@ impl ActivePool {
         let mut runs = [ReadRun::default(); ASYNC_SLOTS];
         rq.data_mut().start(Kind::Read, vol);
         {
-            let t0 = Instant::<Monotonic>::now();
-            let st = self.state.lock();
-            self.read_lock_wait.since(t0);
+            let st = self.state.lock_read();
             let cnt = match st.engine.read_plan(vol, lba, n, &mut runs) {
                 Ok(c) => c,
                 Err(_) => return Some(rq),
@@ -160,26 +157,25 @@ impl ActivePool {
     pub(crate) fn write_fast(
         self: &Arc<Self>,
         vol: u32,
-        mut rq: Request<PoolReq>,
+        rq: Request<PoolReq>,
     ) -> Option<Request<PoolReq>> {
         if rq.is_fua() {
             return Some(rq);
         }
-        let (free, total, reserve) = self.levels();
-        if self.gc_needed() {
-            self.kick_gc();
-        }
-        if pace_permille(free, total, reserve) != 0 {
-            return Some(rq);
-        }
+        // Held for GC (`None`), or written now.
+        let mut rq = self.pace_or_hold(vol, rq)?;
         let _noio = NoIo::enter();
         let (lba, n) = (rq.sector() / SPB, u64::from(rq.bytes()) / BS);
         let (plan, _order) = {
             let mut st = self.state.lock();
             let plan = match st.engine.write_begin(vol, lba, n, USER_STREAM) {
                 Ok(p) => p,
-                // Busy (commit first), no space (wait for GC), errors.
-                Err(_) => return Some(rq),
+                // Busy (commit first), no space (wait for GC), errors: the
+                // slow path, without pacing it again.
+                Err(_) => {
+                    rq.data_mut().admitted = true;
+                    return Some(rq);
+                }
             };
             self.note_levels(&st.engine);
             if self.commit_due() {

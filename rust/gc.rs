@@ -45,11 +45,7 @@ use crate::kwrap::{
 use crate::lowerio::{landed_addr, submit_bounce};
 use crate::members::SPB;
 use crate::pool::ActivePool;
-use crate::zvcore::{
-    error::Error as CoreError,
-    format::BLOCK_SIZE,
-    gc::{gc_start_level, pace_permille},
-};
+use crate::zvcore::{error::Error as CoreError, format::BLOCK_SIZE, gc::gc_start_level};
 use core::sync::atomic::Ordering;
 use kernel::{
     prelude::*,
@@ -62,17 +58,6 @@ use pin_init::stack_pin_init;
 /// Batches whose relocations one commit covers at most (8 MiB), unless the
 /// victim is done first.
 const GC_COMMIT_BATCHES: u32 = 8;
-
-/// Pacing debt writers may run ahead of GC, in thousandths of a block: two
-/// GC batches. Also the most credit GC can build up ahead of writers.
-const DEBT_MAX: u64 = 2 * GC_BUF_BLOCKS * 1000;
-
-/// How long a paced write waits for one GC batch before looking again.
-const PACE_WAIT_MS: u32 = 100;
-
-/// Longest a paced write waits for GC in all; then it goes ahead (and waits
-/// for space if there is none).
-const PACE_WAIT_MAX_MS: u64 = 10_000;
 
 /// How long a write that found no space waits for one GC batch.
 const NOSPACE_WAIT_MS: u32 = 1000;
@@ -110,9 +95,10 @@ impl ActivePool {
 
     /// Stops GC for good and waits for a running batch. Sleeps.
     pub(crate) fn stop_gc(&self) {
-        self.gc.stopping.store(true, Ordering::Release);
+        self.gc.stopping.store(true, Ordering::SeqCst);
         self.gc.queue.flush();
         self.gc_cv.notify_all();
+        self.release_paced(true);
     }
 
     /// The GC work: batches while the core says GC is needed.
@@ -146,13 +132,18 @@ impl ActivePool {
                     false
                 }
             };
-            self.gc.stalled.store(!progress, Ordering::Release);
+            self.gc.stalled.store(!progress, Ordering::SeqCst);
             self.gc_cv.notify_all();
+            // Writes held for GC whose debt this batch paid (all of them
+            // when it made no progress).
+            self.release_paced(!progress);
             if !progress {
                 break;
             }
         }
         self.gc_cv.notify_all();
+        // No GC runs until kicked again (a write held from now on kicks it).
+        self.release_paced(true);
     }
 
     /// Whether GC should run now: free zones at the core's start level
@@ -160,7 +151,7 @@ impl ActivePool {
     /// that long on purpose: the longer a zone waits, the more of its blocks
     /// are overwritten and need no copy (premature cleaning of hot data costs
     /// write amplification). Foreground writes are paced from the same level
-    /// down ([`Self::throttle`]).
+    /// down ([`Self::pace_or_hold`]).
     pub(crate) fn gc_needed(&self) -> bool {
         let (free, total, reserve) = self.levels();
         free <= gc_start_level(total, reserve) || self.gc.evacuating.load(Ordering::Relaxed)
@@ -214,7 +205,8 @@ impl ActivePool {
         if freed && moved == 0 {
             g.pace.forgive();
         }
-        g.pace.pay(moved.saturating_mul(1000), DEBT_MAX);
+        g.pace
+            .pay(moved.saturating_mul(1000), crate::paced::DEBT_MAX);
     }
 
     /// Whether a write is waiting for space.
@@ -403,78 +395,6 @@ impl ActivePool {
             );
         }
         Ok(moved > 0 || freed)
-    }
-
-    /// Pacing before a write of `blocks` blocks of volume `vol`: kicks GC
-    /// from its start level; none above the urgent level; below, the write
-    /// adds its debt ([`Gc::pace`]) and, when writers are more than
-    /// [`DEBT_MAX`] ahead, waits in ticket order until GC has paid the debt
-    /// down to its own (or stops making progress, or [`PACE_WAIT_MAX_MS`]
-    /// passed). A light volume's write (under half its fair share of the
-    /// recent writes, [`Gc::shares`]) takes no ticket: the heavy writers
-    /// pay for GC. Sleeps.
-    pub(crate) fn throttle(self: &Arc<Self>, vol: u32, blocks: u64) {
-        let g = &self.gc;
-        g.shares.note(vol, blocks);
-        let (permille, start) = {
-            let (free, total, reserve) = self.levels();
-            (
-                pace_permille(free, total, reserve),
-                free <= gc_start_level(total, reserve),
-            )
-        };
-        if start || g.evacuating.load(Ordering::Relaxed) {
-            self.kick_gc();
-        }
-        if permille == 0 {
-            g.pace.forgive();
-            return;
-        }
-        if g.disabled.load(Ordering::Relaxed) {
-            return;
-        }
-        if crate::pace_light() && g.shares.light(vol) {
-            g.light_writes.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        let add = blocks
-            .saturating_mul(g.cost_x1000.load(Ordering::Relaxed))
-            .saturating_mul(u64::from(permille))
-            / 1000;
-        // Writes go in the order they took their tickets: none waits for
-        // more than the debt queued before it.
-        let ticket = g.pace.issue(add);
-        if g.pace.admitted(ticket, DEBT_MAX) {
-            return;
-        }
-        let t0 = Instant::<Monotonic>::now();
-        let mut st = self.state.lock();
-        loop {
-            if g.pace.admitted(ticket, DEBT_MAX)
-                || g.stopping.load(Ordering::Acquire)
-                || g.disabled.load(Ordering::Relaxed)
-                || g.stalled.load(Ordering::Acquire)
-            {
-                break;
-            }
-            // Space recovered meanwhile: the debt is void.
-            let (free, total, reserve) = self.levels();
-            if pace_permille(free, total, reserve) == 0 {
-                g.pace.forgive();
-                break;
-            }
-            let waited_ms = u64::try_from(t0.elapsed().as_millis()).unwrap_or(u64::MAX);
-            if waited_ms >= PACE_WAIT_MAX_MS {
-                break;
-            }
-            self.kick_gc();
-            let r = st.wait_timeout(&self.gc_cv, PACE_WAIT_MS);
-            if matches!(r, kernel::sync::CondVarTimeoutResult::Signal { .. }) {
-                break;
-            }
-        }
-        drop(st);
-        self.waits.pace.since(t0);
     }
 
     /// A write found no space: waits for GC while it makes progress. Returns

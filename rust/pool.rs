@@ -28,7 +28,7 @@ use crate::members::{
 };
 use crate::nodes::TableBudget;
 use crate::poolreq::PoolReq;
-use crate::waits::{WaitStat, WriteWaits};
+use crate::waits::WriteWaits;
 use crate::zonereads::ZoneReads;
 use crate::zvcore::{
     self,
@@ -128,14 +128,12 @@ pub(crate) struct ActivePool {
     #[pin]
     pub(crate) end_work: Work<ActivePool, 1>,
     pub(crate) end_queue: ReclaimQueue,
+    /// Writes held until GC has paid for them (`paced.rs`).
+    pub(crate) paced: ReqList<PoolReq>,
     /// Writes waiting for GC to free space.
     pub(crate) space_waiters: AtomicU32,
     /// Where write requests waited (`status`).
     pub(crate) waits: WriteWaits,
-    /// How long reads of the asynchronous path waited for the engine lock
-    /// (`status`: `read_lock_wait`; what GC, commits and writes holding it
-    /// cost the readers).
-    pub(crate) read_lock_wait: WaitStat,
     /// Names of the volumes bound to a configfs directory.
     #[pin]
     binds: Mutex<KVec<CString>>,
@@ -364,9 +362,9 @@ impl ActivePool {
                 done_writes: ReqList::new(),
                 end_work <- kernel::new_work!("zvpool::end_writes"),
                 end_queue,
+                paced: ReqList::new(),
                 space_waiters: AtomicU32::new(0),
                 waits: WriteWaits::new(),
-                read_lock_wait: WaitStat::new(),
                 binds <- kernel::new_mutex!(KVec::new()),
                 tables,
                 read_only,

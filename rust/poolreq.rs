@@ -4,7 +4,10 @@
 
 use crate::kwrap::request::ASYNC_SLOTS;
 use crate::zvcore::pool::WritePlan;
-use kernel::prelude::*;
+use kernel::{
+    prelude::*,
+    time::{Instant, Monotonic},
+};
 
 /// What a request's asynchronous I/O is.
 #[derive(Clone, Copy, Default, PartialEq, Eq)]
@@ -31,6 +34,12 @@ pub(crate) struct PoolReq {
     pub(crate) submitted: [bool; ASYNC_SLOTS],
     /// The first error while submitting.
     pub(crate) err: Option<Error>,
+    /// Write held back for GC (`paced.rs`): its pacing ticket and when it
+    /// was held.
+    pub(crate) pace: Option<(u64, Instant<Monotonic>)>,
+    /// Write let go by the pacing (`paced.rs`): served without pacing it
+    /// again. Taken by the path that serves it.
+    pub(crate) admitted: bool,
 }
 
 impl PoolReq {

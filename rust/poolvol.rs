@@ -107,6 +107,16 @@ impl VolumeBackend for PoolVolume {
     }
 
     fn write(&self, io: Io<Self>) {
+        let mut rq = io.into_request();
+        // Paced to GC once: a write let go by the pacing comes back here.
+        if !core::mem::take(&mut rq.data_mut().admitted) {
+            match self.pool.pace_or_hold(self.id, rq) {
+                Some(r) => rq = r,
+                // Held; written when GC has paid for it (`paced.rs`).
+                None => return,
+            }
+        }
+        let io = Io::from_request(rq);
         let r = self
             .pool
             .write(self.id, io.offset(), io.len(), io.is_fua(), &data(&io));

@@ -151,22 +151,18 @@ impl ActivePool {
         // a place in the module's source), GC's holds, and reads' waits
         // for it: COUNT TOTAL_US MAX_US.
         let h = &st.holds;
-        writeln!(
-            w,
-            "engine_lock_hold {} {} {}",
-            h.count, h.total_us, h.max_us
-        )?;
+        h.holds.lines("engine_lock_hold", w)?;
         if let Some(at) = h.max_at {
             writeln!(w, "engine_lock_hold_max_at {}:{}", at.file(), at.line())?;
         }
         for (name, h) in [
             ("gc_hold_plan", &self.gc.hold_plan),
             ("gc_hold_end", &self.gc.hold_end),
-            ("read_lock_wait", &self.read_lock_wait),
         ] {
             let (n, total, max) = h.get();
             writeln!(w, "{name} {n} {total} {max}")?;
         }
+        h.read_wait.lines("read_lock_wait", w)?;
         writeln!(
             w,
             "throttled_ms {}",

@@ -46,6 +46,8 @@ mod membership;
 #[deny(unsafe_code)]
 mod nodes;
 #[deny(unsafe_code)]
+mod paced;
+#[deny(unsafe_code)]
 mod placement;
 #[deny(unsafe_code)]
 mod pool;

@@ -334,6 +334,34 @@ impl<D> Request<D> {
         self.ptr.as_ptr()
     }
 
+    /// Hands the request to its tag set's workqueue, as `queue_rq` does
+    /// with one the fast path handed back: the backend's `queue_rq` serves
+    /// it there, in process context. For a request the driver held back
+    /// without a worker (a write waiting for GC) and now lets go. Any
+    /// context; never sleeps (`queue_work` is IRQ-safe).
+    pub(crate) fn serve_later(self) {
+        let rq = self.into_raw();
+        // SAFETY: `rq` is a started request that was owned here (type
+        // invariant), so its queue and the queue's tag set are alive: the
+        // tag set is freed only after its disk is deleted, which waits for
+        // every request. The tag set's `driver_data` is its workqueue
+        // (`TagSet::new`), alive as long as the tag set.
+        let wq = unsafe { (*(*(*rq).q).tag_set).driver_data };
+        // SAFETY: the PDU was initialised by `init_request` (type
+        // invariant).
+        let work = unsafe { Pdu::<D>::get(rq) }.work();
+        // Ownership passes to the work item, whose function (`serve`)
+        // takes it. The item is not pending: it is queued only when its
+        // request is handed over (here or by `queue_rq`), and the request
+        // was owned here; a run of it that handed the request over may
+        // still be returning (a workqueue runs an item again only after
+        // that run).
+        // SAFETY: `wq` is live (above); `work` is the request's work item,
+        // valid as long as the request, which is not ended before the item
+        // has run.
+        unsafe { ffi::zvpool_queue_work(wq.cast(), work) };
+    }
+
     /// Charges lower bio `b` to the cgroup this request's I/O was submitted
     /// from (blkcg), whoever builds `b`: io.max and io.weight on a member
     /// then act on the VM that caused the I/O.

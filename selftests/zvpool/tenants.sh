@@ -71,7 +71,9 @@ for pl in 1 0; do
 	show "pace_light=$pl, B next to A's overwrites (A $(cat /tmp/ten.a) IOPS, a ${ASIZE} MiB volume of a $((CAP / MIB)) MiB pool)" "$R"
 	P1=$(st write_pace_light)
 	ktap_print_msg "pace_light=$pl: writes not paced (light) $P0 -> $P1; $(grep '^write_wait_pace ' /sys/kernel/config/zvpool/ten/status); gc_blocks_written $(st gc_blocks_written)"
-	grep -E '^(gc_hold_|read_lock_wait|engine_lock_hold)' /sys/kernel/config/zvpool/ten/status | sed 's/^/# status (count, total us, max us): /'
+	grep -E '^(gc_hold_|read_lock_wait|engine_lock_hold)' /sys/kernel/config/zvpool/ten/status | grep -v '_over ' |
+		sed 's/^/# status (count, total us, max us): /'
+	grep -E '_over ' /sys/kernel/config/zvpool/ten/status | sed 's/^/# status (how many >= 1 ms, >= 10 ms): /'
 	W=$(awk '$1 == "write_wait_pace" { print $2 }' /sys/kernel/config/zvpool/ten/status)
 	ktap_test_result "pace_light=$pl: B ran alone and next to A's overwrites (GC paced writes)" \
 		sh -c "[ -n \"$R0\" ] && [ -n \"$R\" ] && [ ${W:-0} -gt 0 ]"
