@@ -21,8 +21,10 @@
 //! Nothing else lets them go, so every way GC can stop lets all of them
 //! go: a batch without progress (GC stalled), the end of a GC run, the
 //! pool stopping, a write held after a run ended kicks GC again. A write
-//! also goes once it has waited [`PACE_WAIT_MAX_MS`] (as before: then it
-//! waits for space if there is none).
+//! also goes once it has waited [`PACE_WAIT_MAX_MS`] (then it waits for
+//! space if there is none), looked at after each GC batch: one batch that
+//! takes longer (a checkpoint waiting for a zone slot) holds it until the
+//! batch ends, where the worker of before gave up after 10 s.
 
 use crate::kwrap::request::Request;
 use crate::pool::ActivePool;

@@ -23,7 +23,7 @@ awk -v progs="$progs" '
 BEGIN {
 	LANE2_TAIL = 410; DEFAULT = 10
 	split("gc.sh 45 gc_zns.sh 80 damage.sh 81 snapshot.sh 56 qos.sh 98 " \
-	      "nomem.sh 62 tenants.sh 62 tables.sh 40 gc_placement.sh 41 members.sh 33 " \
+	      "nomem.sh 62 tenants.sh 95 tables.sh 40 gc_placement.sh 41 members.sh 33 " \
 	      "engine.sh 44 zone_limit.sh 42 meta_full.sh 25 stress.sh 35 deltas.sh 21 " \
 	      "gc_errors.sh 19 images_streams.sh 26 overcommit.sh 12 volume_pool.sh 10 " \
 	      "quota.sh 5 import_ident.sh 9 nvmet_export.sh 10 ckpt_steps.sh 10 " \
