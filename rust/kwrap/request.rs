@@ -341,11 +341,10 @@ impl<D> Request<D> {
     /// context; never sleeps (`queue_work` is IRQ-safe).
     pub(crate) fn serve_later(self) {
         let rq = self.into_raw();
-        // SAFETY: `rq` is a started request that was owned here (type
-        // invariant), so its queue and the queue's tag set are alive: the
-        // tag set is freed only after its disk is deleted, which waits for
-        // every request. The tag set's `driver_data` is its workqueue
-        // (`TagSet::new`), alive as long as the tag set.
+        // The request was owned here (type invariant), so its queue and tag
+        // set are alive: the tag set is freed only after its disk is
+        // deleted, which waits for every request.
+        // SAFETY: as above; `driver_data` is the tag set's workqueue.
         let wq = unsafe { (*(*(*rq).q).tag_set).driver_data };
         // SAFETY: the PDU was initialised by `init_request` (type
         // invariant).
