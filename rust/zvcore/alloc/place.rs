@@ -262,12 +262,19 @@ where
     }
 
     /// Reserves up to `n` blocks for a zone append of `stream` (on members
-    /// supporting it). Returns the zone and the reserved length; the write
+    /// supporting it; with tiering in effect, only when the members of the
+    /// stream's class do: else `Unsupported`, and the caller writes at a
+    /// write pointer where tiering places it). Returns the zone and the reserved length; the write
     /// pointer advances now. Report the location the device chose with
     /// [`Self::complete_append`]. Errors as [`Self::alloc`].
     pub fn reserve_append(&mut self, stream: Stream, n: u64) -> Result<(u32, u64)> {
         if !self.geom.devices().iter().any(|g| g.zone_append) {
             return Err(Error::Unsupported("zone append"));
+        }
+        if !self.tier_appends(stream) {
+            // The stream's tier cannot append (slow SMR members): an
+            // append would land on the other tier, ahead of the stream's.
+            return Err(Error::Unsupported("zone append on this tier"));
         }
         self.take(stream, n, true).map(|e| (e.zone, e.len))
     }

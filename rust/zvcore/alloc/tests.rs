@@ -521,3 +521,43 @@ fn set_zone_and_rebuild() {
 fn zone_info_is_small() {
     assert!(core::mem::size_of::<ZoneInfo>() <= 24);
 }
+
+#[test]
+fn tiering_appends_only_within_the_streams_class() {
+    // A fast ZNS member (appends) and a slow SMR one (none).
+    let mut smr = zns(8, 16, 16);
+    smr.kind = DevKind::Smr;
+    smr.zone_append = false;
+    smr.max_open = 0;
+    smr.max_active = 0;
+    let mut a = mk(&[zns(8, 16, 16), smr], 1);
+    let dev = |a: &A, z: u32| a.geom().zone(z).unwrap().dev;
+    // Without tiering GC's copies may be appended (to the ZNS member).
+    a.set_copying(true);
+    let (z, _) = a.reserve_append(Stream::Gc, 1).unwrap();
+    assert_eq!(dev(&a, z), 0);
+    a.complete_append(z, a.geom().zone_start(z).unwrap(), 1)
+        .unwrap();
+    a.set_copying(false);
+    a.set_tiering(true);
+    assert!(a.tiering());
+    // GC's copies go to the slow class, which cannot append: no append
+    // (it would land on the fast member); a write at a write pointer goes
+    // to the SMR member.
+    a.set_copying(true);
+    assert!(matches!(
+        a.reserve_append(Stream::Gc, 1),
+        Err(Error::Unsupported(_))
+    ));
+    let e = a.alloc(Stream::UserCold, 1).unwrap();
+    assert_eq!(dev(&a, e.zone), 1, "copies on the slow member");
+    a.set_copying(false);
+    // User writes go to the fast class, which can.
+    let (z, _) = a.reserve_append(Stream::UserHot, 1).unwrap();
+    assert_eq!(dev(&a, z), 0);
+    // The SMR member set fast as well: no tiers, appends as before.
+    a.set_slow(0);
+    a.set_copying(true);
+    assert!(a.reserve_append(Stream::Gc, 1).is_ok());
+    a.set_copying(false);
+}

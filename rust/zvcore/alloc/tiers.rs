@@ -89,6 +89,26 @@ where
         }
     }
 
+    /// Whether an allocation of `stream` may be a zone append: always
+    /// without tiering; with tiering, when a member of the stream's class
+    /// (`tier_preferred`) that takes blocks supports appends. Appends are
+    /// placed among the members that support them only, so a stream whose
+    /// class has none (GC's copies to SMR disks) would otherwise keep
+    /// landing on the other class while it has room (demotion moved the
+    /// cold data from one fast zone to another).
+    pub(super) fn tier_appends(&self, stream: Stream) -> bool {
+        if stream == Stream::Meta || !self.tiering() {
+            return true;
+        }
+        let class = if self.copying { self.slow } else { !self.slow };
+        let members = self.usable_members() & class;
+        self.geom
+            .devices()
+            .iter()
+            .enumerate()
+            .any(|(d, g)| members & dev_bit(d) != 0 && g.zone_append)
+    }
+
     /// Free and data zones of the fast (`slow` false) or slow members
     /// that take blocks.
     pub fn class_zones(&self, slow: bool) -> (u32, u32) {

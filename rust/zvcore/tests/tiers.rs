@@ -125,10 +125,12 @@ fn fresh_writes_go_fast_and_cold_data_goes_slow() {
         fresh >= 950,
         "fresh hot writes on the fast member: {fresh} permille"
     );
-    // The fast member cannot keep the cold volume and free zones besides:
-    // most of what did not fit went to the slow member.
+    // Demotion moves the cold volume's zones (the oldest) to the slow
+    // member: most of it ends there (72-99 % over 130 seeds). Appended
+    // copies used to land on the fast member again, leaving 13-25 % there
+    // in about one run in five (CI, seed 0xdb5cfbe19c113b49).
     assert!(
-        cold >= 150,
+        cold >= 600,
         "cold volume on the slow member: {cold} permille"
     );
     assert!(free > 2, "the fast member keeps free zones: {free}");
