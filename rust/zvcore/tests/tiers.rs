@@ -126,7 +126,7 @@ fn fresh_writes_go_fast_and_cold_data_goes_slow() {
         "fresh hot writes on the fast member: {fresh} permille"
     );
     // Demotion moves the cold volume's zones (the oldest) to the slow
-    // member: most of it ends there (72-99 % over 130 seeds). Appended
+    // member: most of it ends there (68-99 % over 550 seeds). Appended
     // copies used to land on the fast member again, leaving 13-25 % there
     // in about one run in five (CI, seed 0xdb5cfbe19c113b49).
     assert!(
@@ -136,8 +136,10 @@ fn fresh_writes_go_fast_and_cold_data_goes_slow() {
     assert!(free > 2, "the fast member keeps free zones: {free}");
     // The same workload without tiering spreads the writes.
     let (_, fresh0, _) = run(seed, false);
+    // (Up to 836 over 550 seeds: the ZNS member takes the appends while
+    // it has room; well apart from tiering's 950 or more.)
     assert!(
-        fresh0 <= 850,
+        fresh0 <= 900,
         "without tiering fresh hot writes on the fast member: {fresh0} permille"
     );
 }
