@@ -71,7 +71,7 @@ ktap_test_result "4 jobs x QD16 mixed random I/O for ${RUNTIME}s with churn" qui
 	--name=mix --filename="$B" --rw=randrw --rwmixread=70 --numjobs=2 --size=32M --offset_increment=32M
 touch /tmp/stop
 wait $CH $DI
-ktap_print_msg "volumes created and deleted: $(cat /tmp/churn.n 2>/dev/null), discard rounds: $(cat /tmp/discard.n 2>/dev/null), GC runs $(sed -n 's/^gc_runs //p' $ST), write amplification $(sed -n 's/^write_amplification //p' $ST)"
+ktap_print_msg "volumes created and deleted: $(cat /tmp/churn.n 2>/dev/null), discard rounds: $(cat /tmp/discard.n 2>/dev/null), GC runs $(sed -n 's/^gc_runs //p' $ST), write amplification $(sed -n 's/^write_amplification //p' $ST); writes held for GC (count, total us, max us): $(sed -n 's/^write_wait_pace //p' $ST)"
 ktap_test_result "churn and discards had no error" sh -c "[ ! -s /tmp/churn.err ] || { sed 's/^/# /' /tmp/churn.err; false; }"
 ktap_test_result "GC ran" [ "$(sed -n 's/^gc_runs //p' $ST)" -gt 0 ]
 ktap_test_result "every volume reads back in full without an error" quiet sh -c \

@@ -25,6 +25,14 @@ if ! command -v zvpoolctl >/dev/null || ! command -v fio >/dev/null || [ ! -f "$
 	ktap_test_skip "tenants" "needs zvpoolctl, fio, zvpool.ko and null_blk.ko"
 	ktap_finished
 fi
+if [ -e /proc/lockdep ]; then
+	# A debug kernel (lockdep, KASAN) overwrites at about 500 IOPS: A does
+	# not bring GC within its run (gc_blocks_written 0), so there is no
+	# pacing to isolate B from. stress.sh covers GC and paced writes there.
+	ktap_set_plan 1
+	ktap_test_skip "tenants" "sized for the test kernel: on a debug kernel A's overwrites do not reach GC in a run"
+	ktap_finished
+fi
 lsmod | grep -q '^zvpool ' && rmmod zvpool
 ktap_set_plan 7
 dmesg_mark
