@@ -312,10 +312,12 @@ impl ActivePool {
                 }
                 Err(CoreError::Busy) => {
                     // The record queue is full: commit (without the engine
-                    // lock) and plan again.
+                    // lock) and plan again; or only plan again if another
+                    // writer's commit ends meanwhile (`commit_for_room`).
+                    let seen = st.engine.stats().commits;
                     drop(st);
                     let t0 = Instant::<Monotonic>::now();
-                    let r = self.commit();
+                    let r = self.commit_for_room(seen);
                     self.waits.commit.since(t0);
                     r?;
                     st = self.state.lock();

@@ -66,12 +66,16 @@ impl WaitStat {
 
 /// The causes a write request waits for.
 pub(crate) struct WriteWaits {
-    /// Paced behind GC (`Gc::throttle`).
+    /// Held for GC's pacing (`paced.rs`).
     pub(crate) pace: WaitStat,
     /// No free space: waiting for GC to free some (`wait_for_space`).
     pub(crate) space: WaitStat,
-    /// The journal record queue was full: the write committed first.
+    /// The journal record queue was full: the write waited for a commit
+    /// (its own, or another's that made room).
     pub(crate) commit: WaitStat,
+    /// Of those, the commits the writes ran themselves
+    /// (`ActivePool::commit_for_room`).
+    pub(crate) commit_runs: AtomicU64,
     /// A FUA write's own commit.
     pub(crate) fua: WaitStat,
 }
@@ -82,6 +86,7 @@ impl WriteWaits {
             pace: WaitStat::new(),
             space: WaitStat::new(),
             commit: WaitStat::new(),
+            commit_runs: AtomicU64::new(0),
             fua: WaitStat::new(),
         }
     }
@@ -91,6 +96,11 @@ impl WriteWaits {
         self.pace.line("pace", w)?;
         self.space.line("space", w)?;
         self.commit.line("commit", w)?;
+        writeln!(
+            w,
+            "write_commit_runs {}",
+            self.commit_runs.load(Ordering::Relaxed)
+        )?;
         self.fua.line("fua", w)
     }
 }

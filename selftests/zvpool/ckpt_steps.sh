@@ -11,8 +11,10 @@
 # status must complete — each is checked to have returned while the same
 # checkpoint was still in flight (an order, not a time). A volume create
 # must wait for the checkpoint's end (volume operations are not replayed
-# over a half-written image). Afterwards the pool stops and reassembles
-# with every flushed write intact.
+# over a half-written image). Writes that fill the journal record queue
+# meanwhile wait for its end and share one commit (counted: an order, not
+# a time). Afterwards the pool stops and reassembles with every flushed
+# write intact.
 DIR=$(dirname "$0")
 . "$DIR/ktap_helpers.sh"
 
@@ -34,7 +36,7 @@ if [ ! -f "$KO" ] || [ ! -f /lib/modules/null_blk.ko ]; then
 	ktap_finished
 fi
 lsmod | grep -q '^zvpool ' && rmmod zvpool
-ktap_set_plan 12
+ktap_set_plan 13
 dmesg_mark
 
 nullb_zoned $NB 256 8
@@ -79,6 +81,19 @@ write_b() {
 ktap_test_result "reads of another volume complete meanwhile" in_flight_after read_b
 ktap_test_result "writes of another volume complete meanwhile" in_flight_after write_b
 ktap_test_result "status answers meanwhile" in_flight_after sh -c "cat $P/status >/dev/null"
+# Writes fill the journal record queue while the checkpoint holds the
+# commit lock: every write in flight (4 x QD32) is refused and waits for
+# it. When it ends, one commit makes room for them all; each used to run
+# a commit of its own, one after the other (seconds each under load).
+wc0=$(sed -n 's/^write_wait_commit \([0-9]*\) .*/\1/p' $P/status)
+rr0=$(st write_commit_runs)
+FIO=
+if command -v fio >/dev/null; then
+	fio --name=q --filename="$(dev_of b)" --direct=1 --ioengine=libaio --rw=randwrite --bs=4k \
+		--iodepth=32 --numjobs=4 --size=32M --time_based --runtime=3 --randrepeat=0 \
+		--norandommap >/tmp/q.out 2>&1 &
+	FIO=$!
+fi
 if [ "$(st checkpoint_in_flight)" = 1 ]; then
 	zvpoolctl volume create cks/c --size 8M >/tmp/create.out 2>&1
 	rc=$?
@@ -89,6 +104,22 @@ else
 fi
 wait $W
 ktap_test_result "the fsync'ed write that started it completed" [ $? = 0 ]
+if [ -n "$FIO" ]; then
+	wait $FIO
+	frc=$?
+	waited=$(($(sed -n 's/^write_wait_commit \([0-9]*\) .*/\1/p' $P/status) - wc0))
+	runs=$(($(st write_commit_runs) - rr0))
+	ktap_print_msg "writes refused for a full record queue: $waited; commits they ran: $runs (fio exit $frc)"
+	if [ "$waited" -ge 64 ]; then
+		ktap_test_result "writes refused for a full record queue share commits (at most 1 in 8 runs one)" \
+			sh -c "[ $frc = 0 ] && [ \"$runs\" -le $((waited / 8)) ]"
+	else
+		ktap_test_skip "writes refused for a full record queue share commits" \
+			"the queue did not fill during the checkpoint ($waited writes refused)"
+	fi
+else
+	ktap_test_skip "writes refused for a full record queue share commits" "needs fio"
+fi
 ktap_print_msg "checkpoints $c0 -> $(st checkpoints), in flight $(st checkpoint_in_flight)"
 A_SUM=$(md5_of a 1)
 sync
