@@ -290,14 +290,20 @@ fn gc_stream_keeps_one_zone_open() {
     check(&mut a);
 }
 
+/// An SMR member of 8 zones of 16 blocks: no zone append, no zone limits.
+fn smr() -> DeviceGeometry {
+    DeviceGeometry {
+        kind: DevKind::Smr,
+        zone_append: false,
+        max_open: 0,
+        max_active: 0,
+        ..zns(8, 16, 16)
+    }
+}
+
 #[test]
 fn append_out_of_order() {
-    let mut smr = zns(8, 16, 16);
-    smr.kind = DevKind::Smr;
-    smr.zone_append = false;
-    smr.max_open = 0;
-    smr.max_active = 0;
-    let mut a = mk(&[smr, zns(8, 16, 16)], 1);
+    let mut a = mk(&[smr(), zns(8, 16, 16)], 1);
     let (z1, l1) = a.reserve_append(Stream::UserHot, 4).unwrap();
     let (z2, l2) = a.reserve_append(Stream::UserHot, 4).unwrap();
     assert_eq!((z1, z2, l1, l2), (12, 12, 4, 4));
@@ -314,7 +320,7 @@ fn append_out_of_order() {
     assert!(a.complete_append(z3, s + 9, 2).is_err()); // beyond wp
     a.abort(z3, 2).unwrap();
     assert_eq!(a.zone(12).unwrap().valid(), 8);
-    let only = mk(&[smr], 1);
+    let only = mk(&[smr()], 1);
     let mut only = only;
     assert_eq!(
         only.reserve_append(Stream::UserHot, 1),
@@ -525,12 +531,7 @@ fn zone_info_is_small() {
 #[test]
 fn tiering_appends_only_within_the_streams_class() {
     // A fast ZNS member (appends) and a slow SMR one (none).
-    let mut smr = zns(8, 16, 16);
-    smr.kind = DevKind::Smr;
-    smr.zone_append = false;
-    smr.max_open = 0;
-    smr.max_active = 0;
-    let mut a = mk(&[zns(8, 16, 16), smr], 1);
+    let mut a = mk(&[zns(8, 16, 16), smr()], 1);
     let dev = |a: &A, z: u32| a.geom().zone(z).unwrap().dev;
     // Without tiering GC's copies may be appended (to the ZNS member).
     a.set_copying(true);
