@@ -97,8 +97,10 @@ ktap_expect_eq "pace_light=0: none did" 0 "$LIGHT_0"
 # path for writes, A's overwrite storm (4 x QD32, 85 % of the pool) runs
 # with no kernel worker asleep per held write. Sampled every 0.5 s: workers
 # in D state. GC's and commits' own waits and the writes let go and being
-# written are a few (1-6 seen); a worker slept per paced write before
-# (45-50 seen, of 128 writes in flight).
+# written (a worker writes each, synchronously) are a few: 1-6 seen in a
+# VM of its own, 18 with make check's other VM on the same two cores; a
+# worker slept per paced write before (45-50 seen in a VM of its own, of
+# 128 writes in flight). At most 32.
 insmod "$KO" fastpath=2
 zvpoolctl pool create -f ten /dev/${NB##*/} >/dev/null
 CAP=$(st capacity_bytes)
@@ -111,17 +113,33 @@ fio --name=a --filename="$A" --direct=1 --ioengine=libaio --rw=randwrite --bs=4k
 	--norandommap >/dev/null 2>&1 &
 APID=$!
 sleep 3
+# A checkpoint is another matter: the journal record queue fills while one
+# holds the commit lock, and every write in flight then waits for its end
+# in a worker (write_wait_commit; up to 128 here). Samples taken while a
+# checkpoint may have been in flight (in flight at either end of the
+# sample, or one more committed meanwhile) are left out.
+ck() { awk '$1 == "checkpoint_in_flight" { f = $2 } $1 == "checkpoints" { n = $2 } END { print f, n }' \
+	/sys/kernel/config/zvpool/ten/status; }
 KWMAX=0
+KWCK=0
 for _i in $(seq 1 $((SECS * 2))); do
 	sleep 0.5
+	_k0=$(ck)
 	_c=$(cat /proc/[0-9]*/stat 2>/dev/null | awk '$3 == "D" && $2 ~ /kworker/' | wc -l)
-	[ "$_c" -gt "$KWMAX" ] && KWMAX=$_c
+	_k1=$(ck)
+	if [ "$_k0" = "$_k1" ] && [ "${_k0%% *}" = 0 ]; then
+		[ "$_c" -gt "$KWMAX" ] && KWMAX=$_c
+	else
+		KWCK=$((KWCK + 1))
+	fi
 done
 wait $APID
 HELD=$(awk '$1 == "write_wait_pace" { print $2 }' /sys/kernel/config/zvpool/ten/status)
-ktap_print_msg "fastpath=2: writes held for GC ${HELD:-0} ($(grep '^write_wait_pace ' /sys/kernel/config/zvpool/ten/status)); most kernel workers in D state at once: $KWMAX"
-if [ "${HELD:-0}" -gt 0 ]; then
-	ktap_test_result "fastpath=2: writes held for GC park no worker (at most 16 workers in D, saw $KWMAX)" [ "$KWMAX" -le 16 ]
+ktap_print_msg "fastpath=2: writes held for GC ${HELD:-0} ($(grep '^write_wait_pace ' /sys/kernel/config/zvpool/ten/status)); most kernel workers in D state at once: $KWMAX; samples left out for a checkpoint: $KWCK of $((SECS * 2)); $(grep '^write_wait_commit ' /sys/kernel/config/zvpool/ten/status)"
+if [ "${HELD:-0}" -gt 0 ] && [ $((SECS * 2 - KWCK)) -ge $SECS ]; then
+	ktap_test_result "fastpath=2: writes held for GC park no worker (at most 32 workers in D, saw $KWMAX)" [ "$KWMAX" -le 32 ]
+elif [ "${HELD:-0}" -gt 0 ]; then
+	ktap_test_skip "fastpath=2: writes held for GC park no worker" "checkpoints in flight during $KWCK of $((SECS * 2)) samples"
 else
 	ktap_test_skip "fastpath=2: writes held for GC park no worker" "GC kept up: no write was held in this run"
 fi
