@@ -27,10 +27,10 @@
 //! A checkpoint (when the journal since the last one is long enough, and
 //! after assembly) is a full image of the block tables: it is written the
 //! same way in steps of up to [`COMMIT_BLOCKS`] blocks, each encoded under
-//! the engine lock ([`HOLD_BLOCKS`] per hold) and written without it, so reads, writes and GC go on while
-//! it is written (Documentation/design.md, "Checkpoints in steps"). Volume
-//! operations wait for it (they take the commit lock first,
-//! `ActivePool::lock_config`).
+//! the engine lock ([`HOLD_BLOCKS`] per hold) and written without it, so
+//! reads, writes and GC go on while it is written (Documentation/design.md,
+//! "Checkpoints in steps"). Volume operations wait for it (they take the
+//! commit lock first, `ActivePool::lock_config`).
 
 use crate::commitbuf::{CommitBuf, Op, COMMIT_BLOCKS, RESETS_PER_ROUND};
 use crate::engine::{core_err, EngineState};
