@@ -214,6 +214,12 @@ where
         max_blocks: u32,
         sink: &mut F,
     ) -> Result<bool> {
+        if self.side != Commit::None {
+            // The journal commit between the steps must end first.
+            self.side = Commit::None;
+            self.ckpt_failed();
+            return Err(Error::Invalid("checkpoint step during a journal commit"));
+        }
         let Some(mut run) = self.ckpt_run.take() else {
             return Err(Error::Invalid("no checkpoint in flight"));
         };
@@ -578,6 +584,11 @@ where
             self.plan_bases(false);
             Phase::Volumes { next: 0 }
         };
+        // Journal commits between its steps need records that replay over
+        // its image (`ckpt_journal.rs`).
+        self.side_ok = self.records_replay_over_image();
+        self.side_blocks = 0;
+        self.side_recs = 0;
         self.commit = Commit::Checkpoint {
             nrec: self.npend,
             epoch: self.cur_epoch,
@@ -975,8 +986,10 @@ where
         else {
             return Err(Error::Invalid("no checkpoint in flight"));
         };
-        if self.ckpt_run.is_some() {
-            // Steps left: the checkpoint is not written.
+        if self.ckpt_run.is_some() || self.side != Commit::None {
+            // Steps left (or a journal commit between them in flight): the
+            // checkpoint is not written.
+            self.side = Commit::None;
             self.ckpt_failed();
             return Err(Error::Invalid("checkpoint ended before its last step"));
         }
@@ -989,7 +1002,9 @@ where
             return Err(Error::Invalid("checkpoint failed"));
         }
         self.drop_records(nrec);
-        self.committed_epoch = epoch;
+        // (Journal commits between its steps may have committed newer
+        // records: `ckpt_journal.rs`.)
+        self.committed_epoch = self.committed_epoch.max(epoch);
         // `ZoneReset` records the checkpoint absorbed are in no journal
         // block: queue them again, so that the journal after this
         // checkpoint names the zone before it is reset (if this checkpoint
@@ -1001,9 +1016,11 @@ where
         }
         self.ckpt_gen = gen;
         self.ckpt_seq = seq;
-        self.durable_seq = seq;
-        self.jblocks_since_ckpt = 0;
-        self.jrecords_since_ckpt = 0;
+        self.durable_seq = self.durable_seq.max(seq);
+        // The journal blocks written between its steps come after its
+        // journal position: replayed over it.
+        self.jblocks_since_ckpt = self.side_blocks;
+        self.jrecords_since_ckpt = self.side_recs;
         self.need_ckpt = false;
         self.meta_full = false;
         self.ckpt_retry = false;

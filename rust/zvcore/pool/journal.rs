@@ -225,11 +225,16 @@ where
                 .and_then(|c| log_zone(self.alloc.geom(), self.jdev, u32::from(c)));
             switch = Some((next, z, old));
         }
-        let r = self.emit_journal(nrec, nblocks, switch, blk, sink);
-        if r.is_err() {
-            self.failed = true;
+        match self.emit_journal(nrec, nblocks, switch, blk, sink) {
+            Ok(c) => {
+                self.commit = c;
+                Ok(nblocks)
+            }
+            Err(e) => {
+                self.failed = true;
+                Err(e)
+            }
         }
-        r
     }
 
     /// The log zone the journal can switch to now, if any: it must be
@@ -258,14 +263,18 @@ where
         }
     }
 
-    fn emit_journal<F: FnMut(MetaOp<'_>) -> Result<()>>(
+    /// Emits the journal commit of the first `nrec` queued records in
+    /// `nblocks` blocks (after a log-zone switch if `switch`); returns the
+    /// commit in flight, for [`Self::flush_end`] (or
+    /// `journal_in_checkpoint_end`).
+    pub(super) fn emit_journal<F: FnMut(MetaOp<'_>) -> Result<()>>(
         &mut self,
         nrec: usize,
         nblocks: u64,
         switch: Option<(u8, u32, Option<u32>)>,
         blk: &mut [u8],
         sink: &mut F,
-    ) -> Result<u64> {
+    ) -> Result<Commit> {
         sink(MetaOp::Flush)?;
         if let Some((next, z, old)) = switch {
             // A member being added gets its superblock first (so that the
@@ -383,16 +392,24 @@ where
             // The other members' copies follow the commit point.
             self.emit_member_sb_copies(blk, sink)?;
         }
-        self.commit = Commit::Journal {
+        // A commit of only some of the queued records proves nothing about
+        // the invalidations stamped with this epoch by the others: it
+        // leaves the committed epoch where it is (a zone emptied by a
+        // record still queued is not reset on its account).
+        let epoch = if nrec >= self.npend {
+            self.cur_epoch
+        } else {
+            self.committed_epoch
+        };
+        self.cur_epoch = self.cur_epoch.saturating_add(1);
+        Ok(Commit::Journal {
             nrec,
-            epoch: self.cur_epoch,
+            epoch,
             nblocks,
             last_seq: seq.saturating_sub(1),
             log,
             sb: switch.map(|_| self.sb.generation),
-        };
-        self.cur_epoch = self.cur_epoch.saturating_add(1);
-        Ok(nblocks)
+        })
     }
 
     /// The operations of the last [`Self::flush`] completed (`ok`) or one of
@@ -422,8 +439,23 @@ where
             self.failed = true;
             return Err(Error::Invalid("flush failed"));
         }
+        self.journal_done(nrec, epoch, nblocks, last_seq, log, sb);
+        Ok(())
+    }
+
+    /// Records a journal commit done: its records are dropped from the
+    /// queue, its blocks are the journal's newest.
+    pub(super) fn journal_done(
+        &mut self,
+        nrec: usize,
+        epoch: u64,
+        nblocks: u64,
+        last_seq: u64,
+        log: u8,
+        sb: Option<u64>,
+    ) {
         self.drop_records(nrec);
-        self.committed_epoch = epoch;
+        self.committed_epoch = self.committed_epoch.max(epoch);
         self.durable_seq = last_seq;
         self.jseq = last_seq.saturating_add(1);
         self.jwp = self.jwp.saturating_add(nblocks);
@@ -459,7 +491,6 @@ where
                 let _ = self.alloc.meta_open(z, false);
             }
         }
-        Ok(())
     }
 
     /// Clean stop, after the last commit: appends an empty commit-flagged

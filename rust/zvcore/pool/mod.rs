@@ -38,6 +38,7 @@ use super::map::{BlockTable, MapExtent, NodeStore};
 use super::sparse::RefMap;
 
 mod checkpoint;
+mod ckpt_journal;
 mod delta_vols;
 mod gc;
 mod io;
@@ -263,6 +264,9 @@ pub struct PoolStats {
     pub journal_blocks: u64,
     /// Checkpoints committed.
     pub checkpoints: u64,
+    /// Journal commits between the steps of a checkpoint (counted in
+    /// `commits` too).
+    pub side_commits: u64,
     /// Blocks of the newest full checkpoint written (0: none since
     /// assembly).
     pub checkpoint_blocks: u64,
@@ -433,6 +437,16 @@ pub struct Pool<G, Z, E, V, R, N, D, S> {
     /// Record slots promised to plans in flight.
     pub(super) reserved: usize,
     commit: Commit,
+    /// A journal commit in flight between the steps of a checkpoint
+    /// (`ckpt_journal.rs`): [`Commit::Journal`] or [`Commit::None`].
+    side: Commit,
+    /// The checkpoint in flight lets journal commits run between its steps
+    /// (every record it commits replays over its image unchanged).
+    side_ok: bool,
+    /// Journal blocks and records committed between the steps of the
+    /// checkpoint in flight (after its journal position: replayed over it).
+    side_blocks: u64,
+    side_recs: u64,
     /// The checkpoint being written in steps (between
     /// [`Pool::checkpoint_begin`] and its last [`Pool::checkpoint_step`]).
     pub(super) ckpt_run: Option<checkpoint::CkptRun>,
@@ -702,6 +716,10 @@ where
             npend: 0,
             reserved: 0,
             commit: Commit::None,
+            side: Commit::None,
+            side_ok: false,
+            side_blocks: 0,
+            side_recs: 0,
             cur_epoch: 1,
             committed_epoch: 0,
             jdev,

@@ -351,6 +351,66 @@ fn journal_only_commits_or_asks_for_a_checkpoint() {
     );
 }
 
+/// Journal commits between the steps of a checkpoint (`ckpt_journal.rs`):
+/// declined while the checkpoint commits a volume operation; else they take
+/// every queued record (the checkpoint's own first, which it then does not
+/// commit again) and one at a time.
+#[test]
+fn journal_commits_between_checkpoint_steps() {
+    let mut ops = Vec::new();
+    let mut p = new_pool(&mut ops);
+    p.vol_create(1, b"a", 100, 0).unwrap();
+    let mut scratch = vec![0u8; 2 * BLOCK_SIZE];
+    write(&mut p, 1, 0, 4);
+    let steps = |p: &mut TestPool, scratch: &mut [u8]| {
+        let mut ops = Vec::new();
+        while !p.checkpoint_step(scratch, 8, &mut rec(&mut ops)).unwrap() {}
+        p.checkpoint_end(true).unwrap();
+    };
+    let mut ops = Vec::new();
+    p.checkpoint_begin(&mut scratch, &mut rec(&mut ops))
+        .unwrap();
+    write(&mut p, 1, 8, 4);
+    assert_eq!(
+        p.journal_in_checkpoint(&mut scratch, 8, &mut rec(&mut ops)),
+        Ok(0),
+        "a journal commit while the checkpoint commits a volume creation"
+    );
+    steps(&mut p, &mut scratch);
+    assert_eq!(p.pending_records(), 1);
+    // Only writes' records queued: journal commits between the steps.
+    let mut ops = Vec::new();
+    p.checkpoint_begin(&mut scratch, &mut rec(&mut ops))
+        .unwrap();
+    write(&mut p, 1, 16, 4);
+    let seq = p.journal_seq();
+    let mut ops = Vec::new();
+    assert_eq!(
+        p.journal_in_checkpoint(&mut scratch, 8, &mut rec(&mut ops)),
+        Ok(1)
+    );
+    assert_eq!(ops.first(), Some(&Op::Flush));
+    assert_eq!(ops.last(), Some(&Op::Flush));
+    assert!(ops.iter().any(|o| matches!(o, Op::Write(_))));
+    // One at a time; no step until it ends.
+    let mut more = Vec::new();
+    assert_eq!(
+        p.journal_in_checkpoint(&mut scratch, 8, &mut rec(&mut more)),
+        Ok(0)
+    );
+    assert!(more.is_empty());
+    p.journal_in_checkpoint_end(true).unwrap();
+    assert_eq!(p.pending_records(), 0);
+    assert_eq!(p.journal_seq(), seq + 1);
+    write(&mut p, 1, 24, 4);
+    steps(&mut p, &mut scratch);
+    // The checkpoint committed none of the journal commit's records again,
+    // and not the one queued after it.
+    assert_eq!(p.pending_records(), 1);
+    assert_eq!(p.stats().side_commits, 1);
+    assert_eq!(p.journal_seq(), seq + 1);
+}
+
 #[test]
 fn failed_write_keeps_the_old_mapping_and_finishes_the_zone() {
     let mut ops = Vec::new();

@@ -63,7 +63,7 @@ fn model_random_ops_with_crashes() {
         "model: {} ops in {:?}: writes {} reads {} discards {} flushes {} checkpoints {} gc batches {} (races {}) \
          crashes {} (mid-metadata {}) vol ops {} (snapshots {} clones {} rollbacks {} promotes {} deletes {} read-only refusals {}) \
          write failures {} enospc {} fallbacks {} replayed journal blocks {} checkpoint retries {} \
-         checkpoints in steps {} (operations between steps {}) delta checkpoints {} (loaded by recoveries {}; with volume operations {}, loaded {}; copies {}; grows {}, loaded {}) \
+         checkpoints in steps {} (operations between steps {}, journal commits between steps {}, crashes after one {}) delta checkpoints {} (loaded by recoveries {}; with volume operations {}, loaded {}; copies {}; grows {}, loaded {}) \
          members added {} (busy {}) evacuations {} (cancelled {}, refused for space {}) members removed {} (refused {}) migrations {} \
          space rules set {} (writes refused {}) degraded assemblies {}",
         sum(|s| s.ops),
@@ -91,6 +91,8 @@ fn model_random_ops_with_crashes() {
         sum(|s| s.ckpt_busy),
         sum(|s| s.stepped),
         sum(|s| s.between_steps),
+        sum(|s| s.side_commits),
+        sum(|s| s.side_crashes),
         sum(|s| s.deltas),
         sum(|s| s.deltas_loaded),
         sum(|s| s.volume_deltas),
@@ -135,6 +137,10 @@ fn model_random_ops_with_crashes() {
     assert!(
         sum(|s| s.stepped) > 0 && sum(|s| s.between_steps) > 0,
         "no checkpoint was written in steps with work in between"
+    );
+    assert!(
+        sum(|s| s.side_commits) > 0 && sum(|s| s.side_crashes) > 0,
+        "no journal commit between checkpoint steps, or no crash after one"
     );
     assert!(sum(|s| s.member_adds) > 0, "no member was added");
     assert!(sum(|s| s.evacuations) > 0, "no member was evacuated");

@@ -151,6 +151,11 @@ impl World {
                 assert_eq!(r, Err(Error::Busy), "volume created during a checkpoint");
             }
             self.in_ckpt = false;
+            // Sometimes a journal commit of what is queued, as the kernel
+            // does when the record queue fills during a checkpoint.
+            if self.rng.pct(30) && !self.side_commit(may_crash) {
+                return false;
+            }
             let budget = self.rng.range(1, 12) as u32;
             let r;
             (r, ops) = self
@@ -177,6 +182,40 @@ impl World {
         self.note_checkpoint_blocks();
         self.st.stepped += 1;
         self.committed(upto);
+        true
+    }
+
+    /// A journal commit between two steps of the checkpoint in flight
+    /// (nothing if the engine declines); with `may_crash`, a crash may hit
+    /// in it or, more often, after it before the checkpoint's end: what it
+    /// committed must survive either checkpoint. Returns false after a
+    /// crash.
+    fn side_commit(&mut self, may_crash: bool) -> bool {
+        let upto = self.completions;
+        let (r, ops) =
+            self.meta_call(|p, scratch, mut sink| p.journal_in_checkpoint(scratch, 64, &mut sink));
+        if r.expect("journal_in_checkpoint") == 0 {
+            assert!(ops.is_empty(), "operations emitted for no journal block");
+            return true;
+        }
+        if may_crash && self.crash_within(&ops) {
+            return false;
+        }
+        assert!(self.exec(&ops, None));
+        self.pool()
+            .journal_in_checkpoint_end(true)
+            .expect("journal_in_checkpoint_end");
+        self.st.side_commits += 1;
+        if self.pool_ref().pending_records() == 0 {
+            // Everything completed before it is durable now.
+            self.committed(upto);
+        }
+        if may_crash && self.rng.pct(10) {
+            self.st.side_crashes += 1;
+            self.st.crash_mid_meta += 1;
+            self.crash_and_recover();
+            return false;
+        }
         true
     }
 

@@ -76,6 +76,10 @@ pub struct Stats {
     /// Checkpoints written in steps, and operations run between the steps.
     pub stepped: u64,
     pub between_steps: u64,
+    /// Journal commits between the steps, and crashes after one before
+    /// its checkpoint's end.
+    pub side_commits: u64,
+    pub side_crashes: u64,
     pub enospc: u64,
     pub fallbacks: u64,
     pub replayed: u64,
@@ -408,6 +412,8 @@ impl World {
                 nomem: 0,
                 stepped: 0,
                 between_steps: 0,
+                side_commits: 0,
+                side_crashes: 0,
                 enospc: 0,
                 fallbacks: 0,
                 replayed: 0,
