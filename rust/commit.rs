@@ -69,8 +69,8 @@ const MAX_ROUNDS: usize = 8;
 /// this is the time for the writes in flight there to complete).
 const SLOT_WAIT_MS: u32 = 30_000;
 
-/// The test hook after each checkpoint step but the last (no engine lock
-/// held).
+/// The test hook after each checkpoint step but the last, and after each
+/// journal commit between steps (no engine lock held).
 fn step_delay() {
     let ms = crate::ckpt_step_delay_ms();
     if ms > 0 {
@@ -102,29 +102,74 @@ impl ActivePool {
 
     /// [`Self::commit`] for a write refused because the engine's record
     /// queue was full when `seen` commits had ended (`PoolStats::commits`,
-    /// journal flushes of records): none if another one ended while this
-    /// waited for the commit lock — it made room, and the write plans
-    /// again (and commits itself if refused again with no commit since).
-    /// The writes in flight are refused together when the queue fills (a
-    /// checkpoint holds the commit lock); each used to run a commit of its
-    /// own after it, one after the other: 4 KiB random writes 4 x QD32 on
-    /// a ZNS pool waited up to 15.5 s (`write_wait_commit`; now 0.19 s).
-    /// The count of commits run here is `status` `write_commit_runs`.
+    /// journal flushes of records): none if another one ends meanwhile —
+    /// it made room, and the write plans again (and commits itself if
+    /// refused again with no commit since). The writes in flight are
+    /// refused together when the queue fills; each used to run a commit of
+    /// its own after the one running, one after the other: 4 KiB random
+    /// writes 4 x QD32 on a ZNS pool waited up to 15.5 s
+    /// (`write_wait_commit`; then 0.19 s). The count of commits run here is
+    /// `status` `write_commit_runs`.
     pub(crate) fn commit_for_room(&self, seen: u64) -> Result {
+        self.commit_until(|s| s.commits != seen, Some(&self.waits.commit_runs))
+    }
+
+    /// A flush: every write completed before the call is durable when it
+    /// returns. Done as soon as a commit (any caller's, or a journal commit
+    /// between the steps of a checkpoint) has committed every record queued
+    /// at the call; else commits itself once no commit runs. Concurrent
+    /// flushes share commits (a group commit) without queueing on the
+    /// commit lock one after the other.
+    pub(crate) fn flush(&self) -> Result {
+        if self.read_only {
+            return Ok(());
+        }
+        let target = self.state.lock().engine.stats().records_queued;
+        self.commit_until(|s| s.records_committed >= target, None)
+    }
+
+    /// Waits until `done` holds for the engine's statistics: each time a
+    /// commit ends, or commits itself when the commit lock is free (and
+    /// counts that in `runs`). Sleeps; call without the engine lock.
+    fn commit_until(
+        &self,
+        done: impl Fn(&zvcore::pool::PoolStats) -> bool,
+        runs: Option<&core::sync::atomic::AtomicU64>,
+    ) -> Result {
         if self.read_only {
             return Ok(());
         }
         let _noio = NoIo::enter();
-        let mut guard = self.committer.lock();
-        if self.state.lock().engine.stats().commits != seen {
-            return Ok(());
+        loop {
+            // Read before the check: a commit that ends after it wakes the
+            // wait below.
+            let gen = self.commit_ends.gen();
+            if done(&self.state.lock().engine.stats()) {
+                return Ok(());
+            }
+            if let Some(mut guard) = self.committer.try_lock() {
+                if done(&self.state.lock().engine.stats()) {
+                    return Ok(());
+                }
+                if let Some(r) = runs {
+                    r.fetch_add(1, Ordering::Relaxed);
+                }
+                return self.commit_with(&mut guard);
+            }
+            self.commit_ends.wait(gen);
         }
-        self.waits.commit_runs.fetch_add(1, Ordering::Relaxed);
-        self.commit_with(&mut guard)
     }
 
     /// [`Self::commit`] by the holder of the commit lock (`cb`).
     pub(crate) fn commit_with(&self, cb: &mut CommitBuf) -> Result {
+        let r = self.commit_rounds(cb);
+        // Waiters for a commit look again (also after a failure: the
+        // engine failed, and they find out).
+        self.commit_ends.ended();
+        r
+    }
+
+    fn commit_rounds(&self, cb: &mut CommitBuf) -> Result {
         // Twice at most: zone resets are journalled (`ZoneReset`) by the
         // first round's maintenance and done by the second's.
         for _ in 0..2 {
@@ -158,7 +203,10 @@ impl ActivePool {
                     Ok(None) => {
                         // A checkpoint is due.
                         drop(st);
-                        match self.checkpoint_when_slots(cb) {
+                        let r = self.checkpoint_when_slots(cb);
+                        // It committed records: flushes waiting may be done.
+                        self.commit_ends.ended();
+                        match r {
                             // It did not fit (metadata full, logged): the
                             // journal takes the records, once.
                             Err(e) if e == ENOSPC && !overflowed => overflowed = true,
@@ -175,11 +223,56 @@ impl ActivePool {
             }
             let done = self.run_ops(cb);
             let end = self.state.lock().engine.flush_end(done.err.is_none());
+            self.commit_ends.ended();
             if let Some(e) = done.err {
                 return Err(e);
             }
             end.map_err(core_err)?;
         }
+        Ok(())
+    }
+
+    /// A journal commit between two steps of the checkpoint in flight
+    /// (`zvcore::pool::ckpt_journal`), when the record queue is half full
+    /// or a task waits for a commit: writes and flushes need not wait for
+    /// the checkpoint's end. Nothing when the engine declines (the records
+    /// wait for the checkpoint's end then). A failed write fails the
+    /// engine, as a failed journal commit does.
+    fn commit_between_steps(&self, cb: &mut CommitBuf) -> Result {
+        cb.clear();
+        let n = {
+            let mut st = self.state.lock();
+            let pending = st.engine.pending_records();
+            let due = pending > 0
+                && (self.commit_ends.waiting()
+                    || pending.saturating_mul(2) >= st.engine.record_capacity());
+            if !due {
+                return Ok(());
+            }
+            let EngineState {
+                engine, scratch, ..
+            } = &mut *st;
+            engine
+                .journal_in_checkpoint(scratch, COMMIT_BLOCKS as u64, &mut |op| cb.record(op))
+                .map_err(core_err)?
+        };
+        if n == 0 {
+            return Ok(());
+        }
+        let done = self.run_ops(cb);
+        let end = self
+            .state
+            .lock()
+            .engine
+            .journal_in_checkpoint_end(done.err.is_none());
+        self.commit_ends.ended();
+        if let Some(e) = done.err {
+            return Err(e);
+        }
+        end.map_err(core_err)?;
+        // (The test hook waits after it too: its waiters are seen done
+        // while the checkpoint is still in flight.)
+        step_delay();
         Ok(())
     }
 
@@ -291,6 +384,11 @@ impl ActivePool {
                 return Err(e);
             }
             step_delay();
+            if let Err(e) = self.commit_between_steps(cb) {
+                // Logged by `run_ops`; the engine fails.
+                let _ = self.state.lock().engine.checkpoint_end(false);
+                return Err(e);
+            }
             cb.clear();
             let (r, failed) = loop {
                 let (r, failed) = {

@@ -524,11 +524,6 @@ impl ActivePool {
         }
     }
 
-    /// Commits: every write completed before is durable afterwards.
-    pub(crate) fn flush(&self) -> Result {
-        self.commit()
-    }
-
     /// Unmaps `bytes` at byte `offset` of volume `vol` (discard, write zeroes).
     pub(crate) fn discard(&self, vol: u32, offset: u64, bytes: u64) -> Result {
         let _noio = NoIo::enter();

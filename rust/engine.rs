@@ -224,7 +224,8 @@ pub(crate) struct EngineCell {
 
 impl EngineCell {
     /// The cell of `engine`, with its scratch buffer.
-    pub(crate) fn new(engine: KBox<Engine>, scratch: KVec<u8>) -> impl PinInit<Self> {
+    pub(crate) fn new(mut engine: KBox<Engine>, scratch: KVec<u8>) -> impl PinInit<Self> {
+        engine.set_checkpoint_interval(crate::ckpt_interval());
         pin_init!(Self {
             state <- kernel::new_mutex!(EngineState {
                 engine,

@@ -28,7 +28,7 @@ use crate::members::{
 };
 use crate::nodes::TableBudget;
 use crate::poolreq::PoolReq;
-use crate::waits::WriteWaits;
+use crate::waits::{CommitEnds, WriteWaits};
 use crate::zonereads::ZoneReads;
 use crate::zvcore::{
     self,
@@ -134,6 +134,9 @@ pub(crate) struct ActivePool {
     pub(crate) space_waiters: AtomicU32,
     /// Where write requests waited (`status`).
     pub(crate) waits: WriteWaits,
+    /// Commit ends, woken for the tasks waiting for one without the commit
+    /// lock (`commit.rs`).
+    pub(crate) commit_ends: CommitEnds,
     /// Names of the volumes bound to a configfs directory.
     #[pin]
     binds: Mutex<KVec<CString>>,
@@ -365,6 +368,7 @@ impl ActivePool {
                 paced: ReqList::new(),
                 space_waiters: AtomicU32::new(0),
                 waits: WriteWaits::new(),
+                commit_ends: CommitEnds::new(),
                 binds <- kernel::new_mutex!(KVec::new()),
                 tables,
                 read_only,

@@ -181,6 +181,7 @@ impl ActivePool {
             "checkpoint_in_flight {}",
             u8::from(e.checkpoint_in_flight())
         )?;
+        writeln!(w, "checkpoint_journal_commits {}", s.side_commits)?;
         writeln!(w, "checkpoint_blocks {}", s.checkpoint_blocks)?;
         writeln!(w, "delta_checkpoints {}", s.delta_checkpoints)?;
         writeln!(w, "volume_deltas {}", s.volume_deltas)?;

@@ -8,8 +8,12 @@
 //! Lock-free (relaxed atomics): recorded by each request after its wait,
 //! read by `status` at any time (the three figures of a cause may be read
 //! from different moments).
+//!
+//! Also the wake-ups of the tasks that wait for a commit to end
+//! ([`CommitEnds`]).
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use crate::kwrap::varwait;
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use kernel::time::{Instant, Monotonic};
 
 /// The waits of one cause (or any timed section: GC's engine-lock holds
@@ -102,5 +106,58 @@ impl WriteWaits {
             self.commit_runs.load(Ordering::Relaxed)
         )?;
         self.fua.line("fua", w)
+    }
+}
+
+/// How long a task waiting for a commit without the commit lock sleeps at
+/// most before it tries the lock again (its holder may release it without
+/// ending a commit: a volume operation).
+const COMMIT_WAIT_MS: u32 = 50;
+
+/// Ends of commits, for the tasks that wait for one without taking the
+/// commit lock (`ActivePool::commit_until`): flushes whose records a commit
+/// running meanwhile may commit (a journal commit between checkpoint steps
+/// included), writes refused while the record queue is full.
+pub(crate) struct CommitEnds {
+    /// Bumped at every commit's end (success or not).
+    gen: AtomicU32,
+    /// Tasks waiting.
+    waiters: AtomicU32,
+}
+
+impl CommitEnds {
+    pub(crate) const fn new() -> Self {
+        Self {
+            gen: AtomicU32::new(0),
+            waiters: AtomicU32::new(0),
+        }
+    }
+
+    /// The generation to wait past.
+    pub(crate) fn gen(&self) -> u32 {
+        self.gen.load(Ordering::SeqCst)
+    }
+
+    /// A commit ended: wakes the waiters.
+    pub(crate) fn ended(&self) {
+        self.gen.fetch_add(1, Ordering::SeqCst);
+        // SeqCst with `wait`: either the waiter sees the new generation, or
+        // this sees the waiter and wakes it.
+        if self.waiters.load(Ordering::SeqCst) > 0 {
+            varwait::wake(&self.gen);
+        }
+    }
+
+    /// Sleeps until a commit ends after generation `old` was read, or
+    /// [`COMMIT_WAIT_MS`]. Process context.
+    pub(crate) fn wait(&self, old: u32) {
+        self.waiters.fetch_add(1, Ordering::SeqCst);
+        varwait::wait_change(&self.gen, old, COMMIT_WAIT_MS);
+        self.waiters.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Whether a task waits for a commit now.
+    pub(crate) fn waiting(&self) -> bool {
+        self.waiters.load(Ordering::Relaxed) > 0
     }
 }

@@ -102,9 +102,13 @@ module! {
             default: 0,
             description: "Test hook: one in N block-table node allocations of an active pool fails as if out of memory (0: never)",
         },
+        ckpt_interval: u32 {
+            default: 0,
+            description: "Test hook: journal blocks between checkpoints of every pool assembled (0: the pool's own interval)",
+        },
         ckpt_step_delay_ms: u32 {
             default: 0,
-            description: "Test hook: milliseconds a checkpoint waits after each step but the last, with the engine lock free (0: none)",
+            description: "Test hook: milliseconds a checkpoint waits after each step but the last and after each journal commit between steps, with the engine lock free (0: none)",
         },
     },
 }
@@ -134,10 +138,18 @@ pub(crate) fn fail_node_alloc() -> u32 {
     module_parameters::fail_node_alloc.value()
 }
 
+/// The test hook `ckpt_interval` (module parameter, set at load time):
+/// journal blocks between checkpoints of the pools assembled, instead of
+/// their own interval (0, the default).
+pub(crate) fn ckpt_interval() -> u32 {
+    module_parameters::ckpt_interval.value()
+}
+
 /// The test hook `ckpt_step_delay_ms` (module parameter, set at load
 /// time): a checkpoint written in steps waits this long after each step but
-/// the last, holding the commit lock only. selftests/zvpool/ckpt_steps.sh
-/// uses it to show that reads, writes and status go on meanwhile.
+/// the last and after each journal commit between its steps, holding the
+/// commit lock only. selftests/zvpool/ckpt_steps.sh uses it to show that
+/// reads, writes, flushes and status go on meanwhile.
 pub(crate) fn ckpt_step_delay_ms() -> u32 {
     module_parameters::ckpt_step_delay_ms.value()
 }

@@ -217,6 +217,14 @@ unsafe extern "C" {
     /// `v` is a valid `atomic_t` for the whole call.
     pub(crate) fn zvpool_wait_var_zero(v: *mut bindings::atomic_t);
 
+    /// Sleeps until `*v` differs from `old` or `ms` milliseconds passed
+    /// (`wait_var_event_timeout`). Process context.
+    ///
+    /// # Safety
+    ///
+    /// `v` is a valid `atomic_t` for the whole call.
+    pub(crate) fn zvpool_wait_var_change(v: *mut bindings::atomic_t, old: c_int, ms: c_uint);
+
     /// Wakes the waiters of `v` (`wake_up_var`). Any context.
     ///
     /// # Safety

@@ -363,11 +363,18 @@ void zvpool_plug_attach(struct blk_plug *plug)
 
 void zvpool_wait_var_zero(atomic_t *v);
 void zvpool_wake_var(atomic_t *v);
+void zvpool_wait_var_change(atomic_t *v, int old, unsigned int ms);
 
 /* Sleeps (uninterruptibly) until *v is zero. */
 void zvpool_wait_var_zero(atomic_t *v)
 {
 	wait_var_event(v, !atomic_read(v));
+}
+
+/* Sleeps (uninterruptibly) until *v differs from old, or for ms at most. */
+void zvpool_wait_var_change(atomic_t *v, int old, unsigned int ms)
+{
+	wait_var_event_timeout(v, atomic_read(v) != old, msecs_to_jiffies(ms));
 }
 
 /* Wakes the waiters of *v (any context; after the change, with a full

@@ -15,6 +15,12 @@
 # meanwhile wait for its end and share one commit (counted: an order, not
 # a time). Afterwards the pool stops and reassembles with every flushed
 # write intact.
+#
+# Before that, on the pool as formatted (its journal in use: the checkpoint
+# after an assembly cannot take journal commits), a checkpoint started by
+# the journal interval (test hook ckpt_interval=1) takes a journal commit
+# between its steps for a flush issued meanwhile: the flush returns while
+# the checkpoint is still in flight.
 DIR=$(dirname "$0")
 . "$DIR/ktap_helpers.sh"
 
@@ -36,7 +42,7 @@ if [ ! -f "$KO" ] || [ ! -f /lib/modules/null_blk.ko ]; then
 	ktap_finished
 fi
 lsmod | grep -q '^zvpool ' && rmmod zvpool
-ktap_set_plan 13
+ktap_set_plan 16
 dmesg_mark
 
 nullb_zoned $NB 256 8
@@ -45,11 +51,60 @@ st() { sed -n "s/^$1 //p" $P/status; }
 dev_of() { zvpoolctl volume show -H -o device "cks/$1" | cut -f2; }
 md5_of() { dd if="$(dev_of "$1")" bs=$MIB count="$2" iflag=direct status=none | md5sum; }
 
-ktap_test_result "load with ckpt_step_delay_ms=8000" insmod "$KO" ckpt_step_delay_ms=8000
+ktap_test_result "load with ckpt_step_delay_ms=8000 ckpt_interval=1" \
+	insmod "$KO" ckpt_step_delay_ms=8000 ckpt_interval=1
 ktap_test_result "pool and volumes a, b" quiet sh -c \
 	"zvpoolctl pool create -f cks $D && zvpoolctl volume create cks/a --size 32M &&
 	 zvpoolctl volume create cks/b --size 32M &&
 	 dd if=/dev/urandom of=\$(zvpoolctl volume show -H -o device cks/b | cut -f2) bs=$MIB count=16 oflag=direct conv=fsync status=none"
+
+# in_flight_after CMD...: CMD succeeds and returns while the checkpoint
+# that was in flight when checkpoints read $c0 is still in flight.
+in_flight_after() {
+	"$@" || return 1
+	[ "$(st checkpoint_in_flight)" = 1 ] && [ "$(st checkpoints)" = "$c0" ] ||
+		{ echo "# the checkpoint ended first (checkpoints $(st checkpoints))"; return 1; }
+}
+wait_in_flight() {
+	t=0
+	while [ "$(st checkpoint_in_flight)" != 1 ] && [ $t -lt 300 ]; do
+		sleep 0.1
+		t=$((t + 1))
+	done
+	[ "$(st checkpoint_in_flight)" = 1 ]
+}
+
+# A checkpoint of the running pool, with a few steps (the random writes of
+# a 160 MiB volume: about 80 table blocks changed, 28 a step), started by
+# a flush once the journal since the last one holds 64 records.
+if command -v fio >/dev/null; then
+	zvpoolctl volume create cks/big --size 160M >/dev/null &&
+		fio --name=big --filename="$(dev_of big)" --direct=1 --ioengine=libaio --rw=randwrite \
+			--bs=4k --iodepth=16 --size=160M --io_size=4M --randrepeat=0 >/dev/null 2>&1
+	c0=$(st checkpoints)
+	jc0=$(st checkpoint_journal_commits)
+	(while [ "$(st checkpoint_in_flight)" != 1 ] && [ "$(st checkpoints)" = "$c0" ]; do
+		dd if=/dev/zero of="$(dev_of big)" bs=4k count=1 oflag=direct conv=fsync status=none
+	done) &
+	T=$!
+	wait_in_flight
+	c0=$(st checkpoints)
+	ktap_test_result "a checkpoint of the running pool is in flight" [ "$(st checkpoint_in_flight)" = 1 ]
+	flush_b() {
+		dd if=/dev/urandom of="$(dev_of b)" bs=4k count=8 seek=1000 oflag=direct conv=fsync status=none &&
+			[ "$(st checkpoint_journal_commits)" -gt "$jc0" ]
+	}
+	ktap_test_result "a flush returns meanwhile (a journal commit between its steps)" \
+		in_flight_after flush_b
+	ktap_print_msg "journal commits between checkpoint steps: $jc0 -> $(st checkpoint_journal_commits)"
+	wait $T
+	ktap_test_result "the checkpoint ends; volume big deleted" quiet sh -c \
+		"[ $(st checkpoints) -gt $c0 ] && zvpoolctl volume delete cks/big"
+else
+	ktap_test_skip "a checkpoint of the running pool is in flight" "needs fio"
+	ktap_test_skip "a flush returns meanwhile (a journal commit between its steps)" "needs fio"
+	ktap_test_skip "the checkpoint ends; volume big deleted" "needs fio"
+fi
 B_SUM=$(md5_of b 16)
 ktap_test_result "stop and reassemble (the next commit is a checkpoint)" quiet sh -c \
 	"zvpoolctl pool stop cks && zvpoolctl pool assemble cks $D"
@@ -58,20 +113,8 @@ c0=$(st checkpoints)
 # The checkpoint, started by an fsync'ed write of volume a.
 dd if=/dev/urandom of="$(dev_of a)" bs=$MIB count=1 oflag=direct conv=fsync status=none &
 W=$!
-t=0
-while [ "$(st checkpoint_in_flight)" != 1 ] && [ $t -lt 200 ]; do
-	sleep 0.1
-	t=$((t + 1))
-done
+wait_in_flight
 ktap_test_result "a checkpoint is in flight" [ "$(st checkpoint_in_flight)" = 1 ]
-
-# in_flight_after CMD...: CMD succeeds and returns while the same checkpoint
-# is still in flight.
-in_flight_after() {
-	"$@" || return 1
-	[ "$(st checkpoint_in_flight)" = 1 ] && [ "$(st checkpoints)" = "$c0" ] ||
-		{ echo "# the checkpoint ended first (checkpoints $(st checkpoints))"; return 1; }
-}
 read_b() { [ "$(md5_of b 16)" = "$B_SUM" ]; }
 write_b() {
 	dd if=/dev/urandom of=/tmp/blk bs=64k count=1 status=none &&

@@ -69,7 +69,10 @@ where
         // every `interval` of them rewrote the whole tables many times a
         // second. Sparse blocks count less, up to `SPARSE_BLOCKS_FACTOR`
         // times the interval (replay then reads at most that many blocks).
-        let iv = u64::from(self.sb.checkpoint_interval);
+        let iv = u64::from(match self.interval_override {
+            0 => self.sb.checkpoint_interval,
+            o => o,
+        });
         if self.jblocks_since_ckpt >= iv.saturating_mul(SPARSE_BLOCKS_FACTOR)
             || (self.jblocks_since_ckpt >= iv
                 && self.jrecords_since_ckpt >= iv.saturating_mul(FULL_BLOCK_RECORDS))
@@ -541,5 +544,6 @@ where
         let end = self.npend.min(self.recs.len());
         self.recs.copy_within(n.min(end)..end, 0);
         self.npend = self.npend.saturating_sub(n);
+        self.stats.records_committed = self.stats.records_committed.saturating_add(n as u64);
     }
 }

@@ -267,6 +267,11 @@ pub struct PoolStats {
     /// Journal commits between the steps of a checkpoint (counted in
     /// `commits` too).
     pub side_commits: u64,
+    /// Records queued since assembly, and of those the ones committed:
+    /// every record queued before a moment is durable once
+    /// `records_committed` reaches `records_queued` of that moment.
+    pub records_queued: u64,
+    pub records_committed: u64,
     /// Blocks of the newest full checkpoint written (0: none since
     /// assembly).
     pub checkpoint_blocks: u64,
@@ -447,6 +452,9 @@ pub struct Pool<G, Z, E, V, R, N, D, S> {
     /// checkpoint in flight (after its journal position: replayed over it).
     side_blocks: u64,
     side_recs: u64,
+    /// Journal blocks between checkpoints instead of the superblock's
+    /// (0: the superblock's; not persistent: a test hook).
+    interval_override: u32,
     /// The checkpoint being written in steps (between
     /// [`Pool::checkpoint_begin`] and its last [`Pool::checkpoint_step`]).
     pub(super) ckpt_run: Option<checkpoint::CkptRun>,
@@ -720,6 +728,7 @@ where
             side_ok: false,
             side_blocks: 0,
             side_recs: 0,
+            interval_override: 0,
             cur_epoch: 1,
             committed_epoch: 0,
             jdev,
@@ -914,6 +923,18 @@ where
     /// Queued (uncommitted) records.
     pub fn pending_records(&self) -> usize {
         self.npend
+    }
+
+    /// Records the queue holds at most.
+    pub fn record_capacity(&self) -> usize {
+        self.recs.len()
+    }
+
+    /// Sets the journal blocks between checkpoints to `blocks` for this
+    /// assembly (0: the superblock's interval again). Nothing is written:
+    /// tests use it to have checkpoints often.
+    pub fn set_checkpoint_interval(&mut self, blocks: u32) {
+        self.interval_override = blocks;
     }
 
     /// Newest committed checkpoint generation.
@@ -1152,6 +1173,7 @@ where
         if let Some(slot) = self.recs.get_mut(self.npend) {
             *slot = rec;
             self.npend = self.npend.saturating_add(1);
+            self.stats.records_queued = self.stats.records_queued.saturating_add(1);
         } else {
             // Cannot happen with reservations; losing the record would break
             // durability, so stop the pool instead.
