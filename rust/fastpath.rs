@@ -163,7 +163,23 @@ impl ActivePool {
             return Some(rq);
         }
         // Held for GC (`None`), or written now.
-        let mut rq = self.pace_or_hold(vol, rq)?;
+        let rq = self.pace_or_hold(vol, rq)?;
+        self.write_async(vol, rq)
+    }
+
+    /// [`Self::write_fast`] of a write already paced (a held write GC let
+    /// go, on the worker: it no longer parks the worker while its bios are
+    /// in flight). Hands it back (`Some`, marked admitted) when it needs
+    /// the slow path.
+    pub(crate) fn write_async(
+        self: &Arc<Self>,
+        vol: u32,
+        mut rq: Request<PoolReq>,
+    ) -> Option<Request<PoolReq>> {
+        if rq.is_fua() {
+            rq.data_mut().admitted = true;
+            return Some(rq);
+        }
         let _noio = NoIo::enter();
         let (lba, n) = (rq.sector() / SPB, u64::from(rq.bytes()) / BS);
         let (plan, _order) = {

@@ -115,6 +115,17 @@ impl VolumeBackend for PoolVolume {
                 // Held; written when GC has paid for it (`paced.rs`).
                 None => return,
             }
+        } else if crate::fastpath_level() >= 2 {
+            // Let go by the pacing: submitted without waiting here for
+            // its bios (or handed back for the slow path below).
+            match self.pool.write_async(self.id, rq) {
+                Some(mut r) => {
+                    // Served below, paced already (the PDU is reused).
+                    r.data_mut().admitted = false;
+                    rq = r;
+                }
+                None => return,
+            }
         }
         let io = Io::from_request(rq);
         let r = self
