@@ -20,17 +20,21 @@
 //!    failed zone reset is retried by a later commit.
 //!
 //! Commits are serialised by the commit lock, which is always taken before
-//! the engine lock and never while holding it: concurrent flushes queue on
-//! it and then find their records committed by the commit before (a group
-//! commit).
+//! the engine lock and never while holding it. Flushes and writes refused
+//! for a full record queue do not queue on it: they wait for the end of
+//! the commit running ([`CommitEnds`](crate::waits::CommitEnds)), which may
+//! have committed their records (a group commit), and commit themselves
+//! only when the lock is free.
 //!
 //! A checkpoint (when the journal since the last one is long enough, and
 //! after assembly) is a full image of the block tables: it is written the
 //! same way in steps of up to [`COMMIT_BLOCKS`] blocks, each encoded under
 //! the engine lock ([`HOLD_BLOCKS`] per hold) and written without it, so
 //! reads, writes and GC go on while it is written (Documentation/design.md,
-//! "Checkpoints in steps"). Volume operations wait for it (they take the
-//! commit lock first, `ActivePool::lock_config`).
+//! "Checkpoints in steps"); between the steps, the journal takes the
+//! records queued meanwhile when the queue is half full or a task waits
+//! for a commit. Volume operations wait for it (they take the commit lock
+//! first, `ActivePool::lock_config`).
 
 use crate::commitbuf::{CommitBuf, Op, COMMIT_BLOCKS, RESETS_PER_ROUND};
 use crate::engine::{core_err, EngineState};

@@ -132,23 +132,8 @@ where
     /// flight commits fewer), or the pool fails (its journal position is
     /// unknown: re-assemble it).
     pub fn journal_in_checkpoint_end(&mut self, ok: bool) -> Result<()> {
-        let Commit::Journal {
-            nrec,
-            epoch,
-            nblocks,
-            last_seq,
-            log,
-            sb,
-        } = self.side
-        else {
-            return Err(Error::Invalid("no journal commit in flight"));
-        };
-        self.side = Commit::None;
-        if !ok {
-            self.failed = true;
-            return Err(Error::Invalid("journal commit failed"));
-        }
-        self.journal_done(nrec, epoch, nblocks, last_seq, log, sb);
+        let c = core::mem::replace(&mut self.side, Commit::None);
+        let (nrec, nblocks) = self.journal_end(c, ok)?;
         // The checkpoint's own records (the oldest queued) went first.
         if let Commit::Checkpoint { nrec: n, .. } = &mut self.commit {
             *n = n.saturating_sub(nrec);

@@ -426,6 +426,14 @@ where
         if let Commit::Checkpoint { .. } = self.commit {
             return self.checkpoint_end(ok);
         }
+        let c = core::mem::replace(&mut self.commit, Commit::None);
+        self.journal_end(c, ok).map(|_| ())
+    }
+
+    /// Ends journal commit `c` (taken out of where it was in flight): its
+    /// records are committed (returns how many, and its blocks), or the
+    /// pool fails (`!ok`: its journal position is unknown).
+    pub(super) fn journal_end(&mut self, c: Commit, ok: bool) -> Result<(usize, u64)> {
         let Commit::Journal {
             nrec,
             epoch,
@@ -433,30 +441,14 @@ where
             last_seq,
             log,
             sb,
-        } = self.commit
+        } = c
         else {
-            return Err(Error::Invalid("no flush in flight"));
+            return Err(Error::Invalid("no journal commit in flight"));
         };
-        self.commit = Commit::None;
         if !ok {
             self.failed = true;
-            return Err(Error::Invalid("flush failed"));
+            return Err(Error::Invalid("journal commit failed"));
         }
-        self.journal_done(nrec, epoch, nblocks, last_seq, log, sb);
-        Ok(())
-    }
-
-    /// Records a journal commit done: its records are dropped from the
-    /// queue, its blocks are the journal's newest.
-    pub(super) fn journal_done(
-        &mut self,
-        nrec: usize,
-        epoch: u64,
-        nblocks: u64,
-        last_seq: u64,
-        log: u8,
-        sb: Option<u64>,
-    ) {
         self.drop_records(nrec);
         self.committed_epoch = self.committed_epoch.max(epoch);
         self.durable_seq = last_seq;
@@ -494,6 +486,7 @@ where
                 let _ = self.alloc.meta_open(z, false);
             }
         }
+        Ok((nrec, nblocks))
     }
 
     /// Clean stop, after the last commit: appends an empty commit-flagged
