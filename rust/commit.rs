@@ -135,7 +135,7 @@ impl ActivePool {
     /// Waits until `done` holds for the engine's statistics: each time a
     /// commit ends, or commits itself when the commit lock is free (and
     /// counts that in `runs`). Sleeps; call without the engine lock.
-    fn commit_until(
+    pub(crate) fn commit_until(
         &self,
         done: impl Fn(&zvcore::pool::PoolStats) -> bool,
         runs: Option<&core::sync::atomic::AtomicU64>,

@@ -531,9 +531,11 @@ impl ActivePool {
         let mut ooms = st.engine.nodes().oom_count();
         let mut r = st.engine.discard(vol, offset / BS, bytes / BS);
         if let Err(CoreError::Busy) = r {
-            // The record queue is full: commit, then unmap.
+            // The record queue is full: a commit (another's, or its own)
+            // makes room, then unmap.
+            let seen = st.engine.stats().commits;
             drop(st);
-            self.commit()?;
+            self.commit_until(|s| s.commits != seen, None)?;
             st = self.state.lock();
             ooms = st.engine.nodes().oom_count();
             r = st.engine.discard(vol, offset / BS, bytes / BS);

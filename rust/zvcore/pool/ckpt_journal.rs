@@ -21,7 +21,9 @@
 //!   over it ends in the same tables. Records that do not replay that way
 //!   (volume operations: a volume created twice) are refused during a
 //!   checkpoint; a checkpoint that commits some (queued before it began)
-//!   takes no journal commit between its steps (`Pool::side_ok`).
+//!   takes no journal commit between its steps (`Pool::side_ok`). So when
+//!   a checkpoint is due with such a record queued, the journal takes the
+//!   queue first if it can (`Pool::flush_journal_only`).
 //!
 //! The blocks name the newest committed checkpoint generation, as every
 //! journal block does: recovery from it (the one in flight lost) does not

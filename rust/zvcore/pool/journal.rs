@@ -164,11 +164,15 @@ where
             self.all_committed();
             return Ok(Some(0));
         }
-        if self.needs_checkpoint() {
-            return Ok(None);
-        }
         let queued = self.recs.get(..self.npend).unwrap_or(&[]);
         let nrec = records_within(queued, max_blocks.max(1));
+        // A checkpoint is due. If the queue holds a volume operation, the
+        // journal takes the whole queue first when it can (the checkpoint
+        // that follows, committing none of it, can then take journal
+        // commits between its steps: `ckpt_journal.rs`).
+        if self.needs_checkpoint() && (self.records_replay_over_image() || nrec < self.npend) {
+            return Ok(None);
+        }
         // A changed superblock alone is committed with an empty block.
         let nblocks = journal_blocks_for(queued.get(..nrec).unwrap_or(&[])).max(1);
         if nrec == 0 && self.npend > 0 {

@@ -411,6 +411,44 @@ fn journal_commits_between_checkpoint_steps() {
     assert_eq!(p.journal_seq(), seq + 1);
 }
 
+/// A checkpoint due while a volume operation is queued: the journal takes
+/// the queue first, so that the checkpoint can take journal commits
+/// between its steps.
+#[test]
+fn volume_operations_go_to_the_journal_before_a_checkpoint() {
+    let mut ops = Vec::new();
+    let mut p = new_pool(&mut ops);
+    let mut scratch = vec![0u8; 2 * BLOCK_SIZE];
+    p.vol_create(1, b"a", 100, 0).unwrap();
+    write(&mut p, 1, 0, 4);
+    p.set_checkpoint_interval(1);
+    p.jblocks_since_ckpt = 8;
+    assert!(p.needs_checkpoint());
+    let mut ops = Vec::new();
+    let n = p
+        .flush_journal_only(&mut scratch, 8, &mut rec(&mut ops))
+        .unwrap();
+    assert_eq!(n, Some(1), "the volume creation goes to the journal first");
+    p.flush_end(true).unwrap();
+    assert_eq!(p.pending_records(), 0);
+    // Then the checkpoint, with only mappings queued: it takes journal
+    // commits between its steps.
+    write(&mut p, 1, 8, 4);
+    assert!(p.needs_checkpoint());
+    assert_eq!(
+        p.flush_journal_only(&mut scratch, 8, &mut rec(&mut ops)),
+        Ok(None)
+    );
+    p.checkpoint_begin(&mut scratch, &mut rec(&mut ops))
+        .unwrap();
+    write(&mut p, 1, 16, 4);
+    let mut ops = Vec::new();
+    assert_eq!(
+        p.journal_in_checkpoint(&mut scratch, 8, &mut rec(&mut ops)),
+        Ok(1)
+    );
+}
+
 #[test]
 fn failed_write_keeps_the_old_mapping_and_finishes_the_zone() {
     let mut ops = Vec::new();
