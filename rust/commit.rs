@@ -244,7 +244,7 @@ impl ActivePool {
     /// engine, as a failed journal commit does.
     fn commit_between_steps(&self, cb: &mut CommitBuf) -> Result {
         cb.clear();
-        let n = {
+        let r = {
             let mut st = self.state.lock();
             let pending = st.engine.pending_records();
             let due = pending > 0
@@ -256,12 +256,15 @@ impl ActivePool {
             let EngineState {
                 engine, scratch, ..
             } = &mut *st;
-            engine
-                .journal_in_checkpoint(scratch, COMMIT_BLOCKS as u64, &mut |op| cb.record(op))
-                .map_err(core_err)?
+            engine.journal_in_checkpoint(scratch, COMMIT_BLOCKS as u64, &mut |op| cb.record(op))
         };
-        if n == 0 {
-            return Ok(());
+        match r {
+            Ok(0) => return Ok(()),
+            Ok(_) => {}
+            Err(e) => {
+                pr_err!("{}: journal commit refused: {:?}\n", &*self.name, e);
+                return Err(core_err(e));
+            }
         }
         let done = self.run_ops(cb);
         let end = self
@@ -389,7 +392,7 @@ impl ActivePool {
             }
             step_delay();
             if let Err(e) = self.commit_between_steps(cb) {
-                // Logged by `run_ops`; the engine fails.
+                // Logged; the engine fails.
                 let _ = self.state.lock().engine.checkpoint_end(false);
                 return Err(e);
             }
