@@ -174,28 +174,40 @@ impl ActivePool {
     }
 
     fn commit_rounds(&self, cb: &mut CommitBuf) -> Result {
+        // What is queued now is the caller's to commit; what writers queue
+        // meanwhile is not (it goes into the same journal blocks while
+        // there is room, but the commit does not go on for it).
+        let mut target = self.state.lock().engine.stats().records_queued;
         // Twice at most: zone resets are journalled (`ZoneReset`) by the
         // first round's maintenance and done by the second's.
         for _ in 0..2 {
-            self.commit_records(cb)?;
-            self.maintain(cb)?;
-            if self.state.lock().engine.pending_records() == 0 {
+            self.commit_records(cb, target)?;
+            if !self.maintain(cb)? {
                 break;
             }
+            target = self.state.lock().engine.stats().records_queued;
         }
         Ok(())
     }
 
     /// The journal part of a commit, in rounds of at most
-    /// [`COMMIT_BLOCKS`] blocks, until nothing is queued (or
-    /// [`MAX_ROUNDS`]: writers keep queueing; what they queued after the
-    /// caller's writes completed is not the caller's to wait for).
-    fn commit_records(&self, cb: &mut CommitBuf) -> Result {
+    /// [`COMMIT_BLOCKS`] blocks, until the records queued before the
+    /// engine's count reached `target` are committed (`records_queued`;
+    /// or [`MAX_ROUNDS`]). The first round always runs (a changed
+    /// superblock is committed even with nothing queued). Writers keep
+    /// queueing: going on until nothing was queued made a flush next to
+    /// 4 x QD32 random writes wait for up to 16 rounds (a write and its
+    /// fsync took about 330 ms on the ZNS pool, 10 ms on the raw
+    /// conventional namespace).
+    fn commit_records(&self, cb: &mut CommitBuf, target: u64) -> Result {
         let mut overflowed = false;
-        for _ in 0..MAX_ROUNDS {
+        for round in 0..MAX_ROUNDS {
             cb.clear();
             {
                 let mut st = self.state.lock();
+                if round > 0 && st.engine.stats().records_committed >= target {
+                    return Ok(());
+                }
                 let EngineState {
                     engine, scratch, ..
                 } = &mut *st;
@@ -316,15 +328,20 @@ impl ActivePool {
     /// Zone maintenance: finishes of zones whose writes failed, resets of
     /// zones without valid blocks (journalled first, see
     /// `zvcore::pool::Pool::maintenance`), done outside the engine lock.
-    fn maintain(&self, cb: &mut CommitBuf) -> Result {
+    /// Returns whether it journalled resets (`ZoneReset` records queued:
+    /// the next commit makes them durable, and its maintenance does them).
+    fn maintain(&self, cb: &mut CommitBuf) -> Result<bool> {
         cb.clear();
-        self.state
-            .lock()
-            .engine
-            .maintenance_plan(&mut |op| cb.record(op), RESETS_PER_ROUND)
-            .map_err(core_err)?;
+        let journalled = {
+            let mut st = self.state.lock();
+            let before = st.engine.stats().records_queued;
+            st.engine
+                .maintenance_plan(&mut |op| cb.record(op), RESETS_PER_ROUND)
+                .map_err(core_err)?;
+            st.engine.stats().records_queued != before
+        };
         if cb.ops.is_empty() {
-            return Ok(());
+            return Ok(journalled);
         }
         let done = self.run_ops(cb);
         let mut st = self.state.lock();
@@ -355,7 +372,7 @@ impl ActivePool {
                 }
             );
         }
-        done.err.map_or(Ok(()), Err)
+        done.err.map_or(Ok(journalled), Err)
     }
 
     /// Writes a checkpoint in steps (the caller holds the commit lock,
