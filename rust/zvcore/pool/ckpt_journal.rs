@@ -117,16 +117,9 @@ where
         let blk = scratch
             .get_mut(..BLOCK_SIZE)
             .ok_or(Error::Invalid("scratch"))?;
-        match self.emit_journal(nrec, nblocks, None, blk, sink) {
-            Ok(c) => {
-                self.side = c;
-                Ok(nblocks)
-            }
-            Err(e) => {
-                self.failed = true;
-                Err(e)
-            }
-        }
+        let r = self.emit_journal(nrec, nblocks, None, blk, sink);
+        self.side = self.or_fail(r)?;
+        Ok(nblocks)
     }
 
     /// The operations of the last [`Self::journal_in_checkpoint`] are done

@@ -232,16 +232,17 @@ where
                 .and_then(|c| log_zone(self.alloc.geom(), self.jdev, u32::from(c)));
             switch = Some((next, z, old));
         }
-        match self.emit_journal(nrec, nblocks, switch, blk, sink) {
-            Ok(c) => {
-                self.commit = c;
-                Ok(nblocks)
-            }
-            Err(e) => {
-                self.failed = true;
-                Err(e)
-            }
+        let r = self.emit_journal(nrec, nblocks, switch, blk, sink);
+        self.commit = self.or_fail(r)?;
+        Ok(nblocks)
+    }
+
+    /// `r`, the pool failed if it is an error.
+    pub(super) fn or_fail<T>(&mut self, r: Result<T>) -> Result<T> {
+        if r.is_err() {
+            self.failed = true;
         }
+        r
     }
 
     /// The log zone the journal can switch to now, if any: it must be
@@ -273,7 +274,9 @@ where
     /// Emits the journal commit of the first `nrec` queued records in
     /// `nblocks` blocks (after a log-zone switch if `switch`); returns the
     /// commit in flight, for [`Self::flush_end`] (or
-    /// `journal_in_checkpoint_end`).
+    /// `journal_in_checkpoint_end`). After an error the caller fails the
+    /// pool ([`Self::or_fail`]: operations may have been emitted, the
+    /// journal position is unknown).
     pub(super) fn emit_journal<F: FnMut(MetaOp<'_>) -> Result<()>>(
         &mut self,
         nrec: usize,
