@@ -162,22 +162,24 @@ impl ActivePool {
         if rq.is_fua() {
             return Some(rq);
         }
-        // Held for GC (`None`), or written now.
+        // Held for GC (`None`), or written now; handed back, it goes the
+        // slow way without being paced again.
         let rq = self.pace_or_hold(vol, rq)?;
-        self.write_async(vol, rq)
+        self.write_async(vol, rq).map(|mut r| {
+            r.data_mut().admitted = true;
+            r
+        })
     }
 
     /// [`Self::write_fast`] of a write already paced (a held write GC let
     /// go, on the worker: it no longer parks the worker while its bios are
-    /// in flight). Hands it back (`Some`, marked admitted) when it needs
-    /// the slow path.
+    /// in flight). Hands it back (`Some`) when it needs the slow path.
     pub(crate) fn write_async(
         self: &Arc<Self>,
         vol: u32,
         mut rq: Request<PoolReq>,
     ) -> Option<Request<PoolReq>> {
         if rq.is_fua() {
-            rq.data_mut().admitted = true;
             return Some(rq);
         }
         let _noio = NoIo::enter();
@@ -187,11 +189,8 @@ impl ActivePool {
             let plan = match st.engine.write_begin(vol, lba, n, USER_STREAM) {
                 Ok(p) => p,
                 // Busy (commit first), no space (wait for GC), errors: the
-                // slow path, without pacing it again.
-                Err(_) => {
-                    rq.data_mut().admitted = true;
-                    return Some(rq);
-                }
+                // slow path.
+                Err(_) => return Some(rq),
             };
             self.note_levels(&st.engine);
             if self.commit_due() {

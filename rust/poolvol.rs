@@ -119,11 +119,7 @@ impl VolumeBackend for PoolVolume {
             // Let go by the pacing: submitted without waiting here for
             // its bios (or handed back for the slow path below).
             match self.pool.write_async(self.id, rq) {
-                Some(mut r) => {
-                    // Served below, paced already (the PDU is reused).
-                    r.data_mut().admitted = false;
-                    rq = r;
-                }
+                Some(r) => rq = r,
                 None => return,
             }
         }
