@@ -41,6 +41,7 @@ use crate::zvcore::{
     format::BLOCK_SIZE,
     pool::{ReadRun, MAX_PLAN_EXTENTS},
 };
+use core::sync::atomic::Ordering;
 use kernel::{
     prelude::*,
     sync::Arc,
@@ -336,7 +337,9 @@ impl ActivePool {
                     let rest = (total - plan.nblocks) * BS;
                     res = self.write_rest(vol, at, rest, plan.nblocks * BS, &rq);
                 }
-                end_request(rq, res);
+                if end_request(rq, res) {
+                    self.waits.requeued.fetch_add(1, Ordering::Relaxed);
+                }
             }
         }
     }

@@ -50,13 +50,18 @@ impl ActivePool {
     /// the urgent level, a light volume's write (under half its fair share
     /// of the recent writes, `Gc::shares`: the heavy writers pay for GC),
     /// or a ticket GC has paid already — and holds it otherwise (`None`:
-    /// it is written once [`Self::release_paced`] lets it go). Never
+    /// it is written once [`Self::release_paced`] lets it go). A write
+    /// requeued for want of memory after it was paced
+    /// (`Request::requeued`) goes at once: its debt was taken. Never
     /// sleeps.
     pub(crate) fn pace_or_hold(
         self: &Arc<Self>,
         vol: u32,
         mut rq: Request<PoolReq>,
     ) -> Option<Request<PoolReq>> {
+        if rq.requeued() {
+            return Some(rq);
+        }
         let g = &self.gc;
         let blocks = u64::from(rq.bytes()) / crate::zvcore::format::BLOCK_SIZE as u64;
         g.shares.note(vol, blocks);

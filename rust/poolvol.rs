@@ -45,6 +45,17 @@ impl PoolVolume {
             qos,
         }
     }
+
+    /// Ends `io` with `r`, counting it when it is requeued for want of
+    /// memory (`status` `requeued_nomem`).
+    fn end(&self, io: Io<Self>, r: Result) {
+        if io.end(r) {
+            self.pool
+                .waits
+                .requeued
+                .fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+        }
+    }
 }
 
 /// Writes `b` (a name: ASCII) to `w`.
@@ -102,7 +113,7 @@ impl VolumeBackend for PoolVolume {
 
     fn read(&self, io: Io<Self>) {
         let r = self.pool.read(self.id, io.offset(), io.len(), &data(&io));
-        io.end(r);
+        self.end(io, r);
         self.pool.health_kick();
     }
 
@@ -127,19 +138,19 @@ impl VolumeBackend for PoolVolume {
         let r = self
             .pool
             .write(self.id, io.offset(), io.len(), io.is_fua(), &data(&io));
-        io.end(r);
+        self.end(io, r);
         self.pool.health_kick();
     }
 
     fn flush(&self, io: Io<Self>) {
         let r = self.pool.flush();
-        io.end(r);
+        self.end(io, r);
         self.pool.health_kick();
     }
 
     fn discard(&self, io: Io<Self>) {
         let r = self.pool.discard(self.id, io.offset(), io.len());
-        io.end(r);
+        self.end(io, r);
         self.pool.health_kick();
     }
 
@@ -166,6 +177,6 @@ impl VolumeBackend for PoolVolume {
     fn write_zeroes(&self, io: Io<Self>) {
         // Unmapped blocks read as zeros.
         let r = self.pool.discard(self.id, io.offset(), io.len());
-        io.end(r);
+        self.end(io, r);
     }
 }

@@ -63,6 +63,9 @@ pub(crate) struct VolQos {
     kick_at: AtomicU64,
     /// Requests delayed so far (`qos_delayed` in `usage`).
     delayed: AtomicU64,
+    /// Requests charged against a limit so far (`qos_charged` in `usage`):
+    /// each once, however often it was requeued.
+    charged: AtomicU64,
     #[pin]
     limiter: SpinLock<Limiter>,
 }
@@ -76,6 +79,7 @@ impl VolQos {
                 origin: Instant::<Monotonic>::now(),
                 kick_at: AtomicU64::new(0),
                 delayed: AtomicU64::new(0),
+                charged: AtomicU64::new(0),
                 limiter <- new_spinlock!(Limiter::new(DEFAULT_BURST_NS), "zvpool_qos"),
             }),
             GFP_KERNEL,
@@ -108,12 +112,19 @@ impl VolQos {
         self.delayed.load(Ordering::Relaxed)
     }
 
+    /// Requests charged against a limit so far.
+    pub(crate) fn charged(&self) -> u64 {
+        self.charged.load(Ordering::Relaxed)
+    }
+
     /// Admits `rq` (handed back) or puts it back on its queue's requeue
     /// list until it is admissible (`None`). The block layer's dispatch
     /// context; never sleeps.
+    /// A request requeued for want of memory after its admission
+    /// (`Request::requeued`) is not charged again.
     pub(crate) fn admit<D>(&self, rq: Request<D>) -> Option<Request<D>> {
         let bits = self.limited.load(Ordering::Relaxed);
-        if bits == 0 {
+        if bits == 0 || rq.requeued() {
             return Some(rq);
         }
         let dir = match rq.op() {
@@ -127,7 +138,10 @@ impl VolQos {
         // an earlier one).
         let mut l = self.limiter.lock();
         let wait = match l.admit(dir, u64::from(rq.bytes()), now) {
-            Ok(()) => return Some(rq),
+            Ok(()) => {
+                self.charged.fetch_add(1, Ordering::Relaxed);
+                return Some(rq);
+            }
             Err(w) => w,
         };
         self.delayed.fetch_add(1, Ordering::Relaxed);

@@ -336,12 +336,13 @@ impl configfs::AttributeOperations<3> for VolumeConfig {
             None => w.write_str("-")?,
         }
         w.write_fmt(fmt!(
-            "\nexclusive_bytes {}\nshared_bytes {}\ntable_bytes {}\ntable_exclusive_bytes {}\nqos_delayed {}\nquota_bytes {}\nreservation_bytes {}\n",
+            "\nexclusive_bytes {}\nshared_bytes {}\ntable_bytes {}\ntable_exclusive_bytes {}\nqos_delayed {}\nqos_charged {}\nquota_bytes {}\nreservation_bytes {}\n",
             info.map_or(0, |i| i.exclusive) * BLOCK_SIZE,
             info.map_or(0, |i| i.shared()) * BLOCK_SIZE,
             nodes * NODE_BYTES,
             excl_nodes * NODE_BYTES,
             this.qos.delayed(),
+            this.qos.charged(),
             rules.0,
             rules.1
         ))?;

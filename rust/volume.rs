@@ -116,10 +116,10 @@ impl<B: VolumeBackend> Io<B> {
         self.rq.data()
     }
 
-    /// Completes the request with `result` in the caller's context (see
-    /// [`end_request`]).
-    pub(crate) fn end(self, result: Result) {
-        end_request(self.rq, result);
+    /// Completes the request with `result` in the caller's context, or
+    /// requeues it (`true`, see [`end_request`]).
+    pub(crate) fn end(self, result: Result) -> bool {
+        end_request(self.rq, result)
     }
 
     /// The operation (the request was decoded before it got here).
@@ -154,11 +154,12 @@ impl<B: VolumeBackend> Io<B> {
 /// Ends `rq` with `result` in the caller's context. A request that failed
 /// for want of memory (`ENOMEM`) is requeued after [`REQUEUE_DELAY_MS`]
 /// instead (memory comes back; a failed flush would abort a filesystem),
-/// [`REQUEUE_MAX`] times in a row at most. Any context; never sleeps.
-pub(crate) fn end_request<D>(rq: Request<D>, result: Result) {
+/// [`REQUEUE_MAX`] times in a row at most: returns whether it was. Any
+/// context; never sleeps.
+pub(crate) fn end_request<D>(rq: Request<D>, result: Result) -> bool {
     if result == Err(ENOMEM) {
         match rq.requeue(REQUEUE_DELAY_MS, REQUEUE_MAX) {
-            Ok(()) => return,
+            Ok(()) => return true,
             Err(rq) => {
                 pr_err!(
                     "request at sector {}: out of memory for {} s; failed\n",
@@ -166,11 +167,12 @@ pub(crate) fn end_request<D>(rq: Request<D>, result: Result) {
                     u32::from(REQUEUE_MAX) * REQUEUE_DELAY_MS / 1000
                 );
                 rq.end(Status::Resource);
-                return;
+                return false;
             }
         }
     }
     rq.end(Status::from(result));
+    false
 }
 
 /// The `VolumeOps` of a volume's disk: dispatches requests to `B`.

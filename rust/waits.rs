@@ -82,6 +82,10 @@ pub(crate) struct WriteWaits {
     pub(crate) commit_runs: AtomicU64,
     /// A FUA write's own commit.
     pub(crate) fua: WaitStat,
+    /// Requests (of any kind; writes, which allocate table nodes, mostly)
+    /// requeued for want of memory, to be served again
+    /// (`volume::end_request`).
+    pub(crate) requeued: AtomicU64,
 }
 
 impl WriteWaits {
@@ -92,6 +96,7 @@ impl WriteWaits {
             commit: WaitStat::new(),
             commit_runs: AtomicU64::new(0),
             fua: WaitStat::new(),
+            requeued: AtomicU64::new(0),
         }
     }
 
@@ -105,7 +110,12 @@ impl WriteWaits {
             "write_commit_runs {}",
             self.commit_runs.load(Ordering::Relaxed)
         )?;
-        self.fua.line("fua", w)
+        self.fua.line("fua", w)?;
+        writeln!(
+            w,
+            "requeued_nomem {}",
+            self.requeued.load(Ordering::Relaxed)
+        )
     }
 }
 

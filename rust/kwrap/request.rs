@@ -147,7 +147,8 @@ pub(super) struct Pdu<D> {
     /// Status for `Request::complete`, read back by the `complete` callback.
     status: AtomicU8,
     /// Times the request was requeued in a row (`Request::requeue`); reset
-    /// when it ends.
+    /// when it ends, however it ends (`Request::requeued` tells a retry from
+    /// a new request by it).
     requeues: AtomicU16,
     /// The request's asynchronous lower I/O ([`AsyncIo`]): its last put
     /// calls the tag set's `io_done` trampoline.
@@ -479,6 +480,18 @@ impl<D> Request<D> {
         }
     }
 
+    /// Whether this dispatch is a retry of the request after
+    /// [`Self::requeue`] (a transient shortage while it was served): what
+    /// it went through before that (its admission by I/O limits, its
+    /// pacing) need not be done again.
+    pub(crate) fn requeued(&self) -> bool {
+        // SAFETY: by the type invariant the PDU is initialised.
+        unsafe { Pdu::<D>::get(self.raw()) }
+            .requeues
+            .load(Ordering::Relaxed)
+            != 0
+    }
+
     /// Gives the request back to the block layer to be dispatched again
     /// after `delay_ms` (`blk_mq_requeue_request` and
     /// `blk_mq_delay_kick_requeue_list`, as dm-rq does for a
@@ -580,6 +593,7 @@ impl<D> Request<D> {
     pub(crate) fn complete(self, status: Status) {
         // SAFETY: by the type invariant the PDU is initialised.
         let pdu = unsafe { Pdu::<D>::get(self.raw()) };
+        pdu.requeues.store(0, Ordering::Relaxed);
         // Release pairs with the Acquire in `Pdu::status`, read by the
         // `complete` callback, possibly on another CPU.
         pdu.status.store(status.to_raw(), Ordering::Release);
