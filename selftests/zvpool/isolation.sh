@@ -6,6 +6,10 @@
 # per write: the fsync-heavy VM); B's IOPS and p99 are printed for both, on
 # a pool over a memory-backed zoned null_blk and over the ZNS namespace when
 # there is one. Run with zvpool.run=check:isolation.sh.
+# The same pair without zvpool, as a reference (what B loses to a neighbour
+# on the same CPUs and device, not to the pool): A and B on two regions of
+# a memory-backed null_blk that is not zoned, and of the raw conventional
+# namespace.
 DIR=$(dirname "$0")
 . "$DIR/ktap_helpers.sh"
 . "$DIR/vm_devices.sh"
@@ -17,9 +21,10 @@ ktap_print_header
 ktap_set_plan 1
 nullb_zoned $NB 1024 16
 # B's random reads: "IOPS p99_us" from fio's terse output (read part).
+# READS FILE [OFFSET]
 reads() {
 	fio --output-format=terse --terse-version=3 --name=b --filename="$1" --direct=1 \
-		--ioengine=libaio --rw=randread --bs=4k --iodepth=16 --size=256M --time_based \
+		--ioengine=libaio --rw=randread --bs=4k --iodepth=16 --size=256M --offset="${2:-0}" --time_based \
 		--runtime="$SECS" --randrepeat=0 --norandommap --percentile_list=99 2>/dev/null |
 		awk -F';' '{ split($18, p, "="); print $8, p[2] }'
 }
@@ -50,5 +55,18 @@ for dev in /dev/zviso $Z; do
 	zvpoolctl pool stop iso >/dev/null
 	rmmod zvpool
 done
+RAW=/sys/kernel/config/nullb/zvisoraw
+nullb_zoned $RAW 1024 16 zoned=0
+for dev in /dev/${RAW##*/} $(dev_for 3); do
+	[ -b "$dev" ] || continue
+	dd if=/dev/urandom of="$dev" bs=1M count=256 seek=512 oflag=direct status=none
+	alone=$(reads "$dev" 512M)
+	writes "$dev" >/tmp/iso.a &
+	sleep 2
+	busy=$(reads "$dev" 512M)
+	wait
+	ktap_print_msg "${dev##*/} raw (reference): B randread QD16 alone: $alone (IOPS p99_us); with A fsync-writing: $busy; A's write IOPS $(cat /tmp/iso.a)"
+done
+echo 0 >$RAW/power && rmdir $RAW
 ktap_test_skip "isolation" "a measurement, not a test: the numbers are above"
 ktap_finished

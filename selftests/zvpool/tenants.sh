@@ -12,7 +12,11 @@
 # writes (fastpath=2) writes held for GC park no kernel worker, no kernel
 # warning.
 # TENANTS_SECONDS (default 10) sets the length of B's runs;
-# benchmarks.md's figures come from 20.
+# benchmarks.md's figures come from 20. TENANTS_RAW=1 adds a reference
+# without zvpool (not in make check): the same B and A on two regions of
+# a memory-backed null_blk that is not zoned, so that what B loses to a
+# neighbour that keeps the vCPUs busy is told from what it loses to the
+# pool.
 DIR=$(dirname "$0")
 . "$DIR/ktap_helpers.sh"
 KO=${ZVPOOL_KO:-/lib/modules/zvpool/zvpool.ko}
@@ -39,22 +43,29 @@ dmesg_mark
 DMESG_START=$DMESG_MARK
 nullb_zoned $NB 1024 16
 # B: "IOPS r_p99 r_p99.9 r_max w_p99 w_p99.9 w_max" (latencies in ms).
+# B_RUN FILE [OFFSET]
 b_run() {
 	fio --output-format=terse --terse-version=3 --name=b --filename="$1" --direct=1 \
 		--ioengine=libaio --rw=randrw --rwmixread=50 --bs=4k --iodepth=16 --size=64M \
+		--offset="${2:-0}" \
 		--time_based --runtime="$SECS" --randrepeat=0 --norandommap \
 		--percentile_list=99:99.9 2>/dev/null |
 		awk -F';' '{ split($18, a, "="); split($19, b, "="); split($59, c, "="); split($60, d, "=");
 			printf "%d %.1f %.1f %.1f %.1f %.1f %.1f", $8 + $49, a[2] / 1000, b[2] / 1000, $15 / 1000,
 				c[2] / 1000, d[2] / 1000, $56 / 1000 }'
 }
+# A_RUN FILE SIZE [OFFSET]
 a_run() {
 	fio --name=a --filename="$1" --direct=1 --ioengine=libaio --rw=randwrite --bs=4k \
-		--iodepth=32 --size="$2" --time_based --runtime=$((SECS + 8)) --randrepeat=0 \
+		--iodepth=32 --size="$2" --offset="${3:-0}" --time_based --runtime=$((SECS + 8)) --randrepeat=0 \
 		--norandommap --output-format=terse --terse-version=3 2>/dev/null |
 		awk -F';' '{ print $49 }'
 }
 st() { awk -v k="$1" '$1 == k { print $2 }' /sys/kernel/config/zvpool/ten/status; }
+# The guest's CPU time counters: "busy total" (jiffies, all CPUs).
+cpu_ticks() { awk '$1 == "cpu" { t = 0; for (i = 2; i <= 8; i++) t += $i; print t - $5 - $6, t; exit }' /proc/stat; }
+# BUSY0 TOTAL0: percentage of CPU time busy since those counts.
+busy_since() { set -- "$1" "$2" $(cpu_ticks); echo $(( ($3 - $1) * 100 / ($4 - $2 + 1) )); }
 show() { # LABEL "IOPS r99 r999 rmax w99 w999 wmax"
 	set -- "$1" $2
 	ktap_print_msg "$1: B $2 IOPS; reads p99 $3 ms, p99.9 $4 ms, max $5 ms; writes p99 $6 ms, p99.9 $7 ms, max $8 ms"
@@ -76,9 +87,11 @@ for pl in 1 0; do
 	APID=$!
 	sleep 6
 	P0=$(st write_pace_light)
+	C0=$(cpu_ticks)
 	R=$(b_run "$B")
+	BUSY=$(busy_since $C0)
 	wait $APID
-	show "pace_light=$pl, B next to A's overwrites (A $(cat /tmp/ten.a) IOPS, a ${ASIZE} MiB volume of a $((CAP / MIB)) MiB pool)" "$R"
+	show "pace_light=$pl, B next to A's overwrites (A $(cat /tmp/ten.a) IOPS, a ${ASIZE} MiB volume of a $((CAP / MIB)) MiB pool, CPU ${BUSY} % busy)" "$R"
 	P1=$(st write_pace_light)
 	ktap_print_msg "pace_light=$pl: writes not paced (light) $P0 -> $P1; $(grep '^write_wait_pace ' /sys/kernel/config/zvpool/ten/status); gc_blocks_written $(st gc_blocks_written)"
 	grep -E '^(gc_hold_|read_lock_wait|engine_lock_hold)' /sys/kernel/config/zvpool/ten/status | grep -v '_over ' |
@@ -146,6 +159,22 @@ else
 fi
 zvpoolctl pool stop ten >/dev/null
 rmmod zvpool
+if [ "${TENANTS_RAW:-0}" = 1 ]; then
+	RAW=/sys/kernel/config/nullb/zvraw
+	nullb_zoned $RAW 1024 16 zoned=0
+	RD=/dev/${RAW##*/}
+	R0=$(b_run "$RD" 704M)
+	show "raw null_blk (reference), B alone" "$R0"
+	a_run "$RD" 672M >/tmp/ten.a &
+	APID=$!
+	sleep 6
+	C0=$(cpu_ticks)
+	R=$(b_run "$RD" 704M)
+	BUSY=$(busy_since $C0)
+	wait $APID
+	show "raw null_blk (reference), B next to A's random writes (A $(cat /tmp/ten.a) IOPS, CPU ${BUSY} % busy)" "$R"
+	echo 0 >$RAW/power && rmdir $RAW
+fi
 ktap_test_result "cleanup" sh -c "echo 0 > $NB/power && rmdir $NB && rmmod null_blk"
 DMESG_MARK=$DMESG_START
 dmesg_clean_since_mark "no WARN/oops"
