@@ -38,6 +38,7 @@ const FEATURES: &[&str] = &[
     "degraded-assembly",
     "member-remove",
     "placement-policies",
+    "zone-history",
 ];
 
 /// Data of the subsystem's root directory.

@@ -31,6 +31,7 @@ pub mod policy;
 pub mod rules;
 pub mod sharing;
 pub mod superblock;
+pub mod zone_history;
 
 #[cfg(test)]
 pub(super) mod testutil;
@@ -154,6 +155,11 @@ pub const INCOMPAT_CHECKPOINT_COPIES: u64 = 1 << 7;
 /// would wait for the device and look for checkpoint blocks in the wrong
 /// places.
 pub const INCOMPAT_REMOVED_MEMBERS: u64 = 1 << 8;
+/// Every checkpoint holds the placement history (`zone_history`: the
+/// allocator's clock, each data zone's age and hot flag, the mean lifetime
+/// of overwritten blocks) in section `zone_history::ZONE_HISTORY`, which
+/// assembly restores. A reader without it would refuse the section.
+pub const INCOMPAT_ZONE_HISTORY: u64 = 1 << 9;
 /// Every incompat bit this version knows (decodes). The engine may still
 /// support fewer: it checks with [`Superblock::check_features`].
 pub const INCOMPAT_KNOWN: u64 = INCOMPAT_SHARED_BLOCKS
@@ -164,7 +170,8 @@ pub const INCOMPAT_KNOWN: u64 = INCOMPAT_SHARED_BLOCKS
     | INCOMPAT_DELTA_VOLUMES
     | INCOMPAT_DELTA_GROW
     | INCOMPAT_CHECKPOINT_COPIES
-    | INCOMPAT_REMOVED_MEMBERS;
+    | INCOMPAT_REMOVED_MEMBERS
+    | INCOMPAT_ZONE_HISTORY;
 
 /// The magic of a metadata block, if it has at least 8 bytes.
 pub fn peek_magic(block: &[u8]) -> Option<u64> {

@@ -47,7 +47,8 @@ use super::format::{
     decode_journal_block, CheckpointHeader, Record, Superblock, Uuid, BLOCK_SIZE,
     INCOMPAT_CHECKPOINT_COPIES, INCOMPAT_COMMIT_BLOCKS, INCOMPAT_DELTA_CHECKPOINTS,
     INCOMPAT_DELTA_GROW, INCOMPAT_DELTA_VOLUMES, INCOMPAT_PLACEMENT, INCOMPAT_REMOVED_MEMBERS,
-    INCOMPAT_SHARED_BLOCKS, RO_COMPAT_JOURNAL_COPIES, RO_COMPAT_RESERVATION, SUPERBLOCK_MAGIC,
+    INCOMPAT_SHARED_BLOCKS, INCOMPAT_ZONE_HISTORY, RO_COMPAT_JOURNAL_COPIES, RO_COMPAT_RESERVATION,
+    SUPERBLOCK_MAGIC,
 };
 use super::geom::{DeviceGeometry, PoolGeometry, Stream, MAX_DEVICES};
 use super::map::{visit_distinct, BlockTable, MapExtent, NodeStore};
@@ -71,7 +72,8 @@ pub const INCOMPAT_SUPPORTED: u64 = INCOMPAT_SHARED_BLOCKS
     | INCOMPAT_DELTA_GROW
     | INCOMPAT_CHECKPOINT_COPIES
     | INCOMPAT_REMOVED_MEMBERS
-    | INCOMPAT_PLACEMENT;
+    | INCOMPAT_PLACEMENT
+    | INCOMPAT_ZONE_HISTORY;
 /// Ro-compat features this engine supports.
 pub const RO_COMPAT_SUPPORTED: u64 = RO_COMPAT_RESERVATION | RO_COMPAT_JOURNAL_COPIES;
 
@@ -1387,6 +1389,11 @@ where
         pool.alloc
             .finish(z)
             .map_err(|_| Error::Corrupt("zone finish"))?;
+    }
+    if pool.sb.incompat & INCOMPAT_ZONE_HISTORY != 0 {
+        // The placement history came from the checkpoint; zones written
+        // since have none of their own: they are the youngest.
+        pool.alloc.date_unknown_zones();
     }
     pool.alloc.rebuild();
     Ok(())

@@ -7,7 +7,7 @@ use super::super::geom::{DeviceGeometry, Stream};
 use super::records::check_zone;
 use super::{
     Allocator, DevState, ZoneInfo, ZoneState, NO_ZONE, ZF_CLOSING, ZF_FILLING, ZF_FIN_PENDING,
-    ZF_KEPT, ZF_RETIRED, ZF_UNREADABLE,
+    ZF_HOT, ZF_KEPT, ZF_RETIRED, ZF_UNREADABLE,
 };
 use core::ops::{Deref, DerefMut};
 
@@ -412,6 +412,77 @@ where
         Ok(())
     }
 
+    /// The first data zone from `from` on that holds data, with its
+    /// placement history (its clock at its last write, written by the hot
+    /// stream): what a checkpoint keeps of it (`format::zone_history`).
+    pub fn next_zone_history(&self, from: u32) -> Option<(u32, u64, bool)> {
+        (from..self.geom.nr_zones()).find_map(|z| {
+            let zi = self.zones.get(z as usize)?;
+            matches!(
+                zi.state,
+                ZoneState::Open(_) | ZoneState::Closed | ZoneState::Full
+            )
+            .then_some((z, zi.seq, zi.flag(ZF_HOT)))
+        })
+    }
+
+    /// Restores zone `zone`'s placement history from a checkpoint (before
+    /// the zones are rebuilt from the devices: [`Self::set_zone`] keeps
+    /// it). Refuses a zone that is not a data zone.
+    pub fn restore_zone_history(&mut self, zone: u32, seq: u64, hot: bool) -> Result<()> {
+        let zg = self
+            .geom
+            .zone(zone)
+            .ok_or(Error::Corrupt("zone history: zone id"))?;
+        if zg.meta {
+            return Err(Error::Corrupt("zone history: a metadata zone"));
+        }
+        let z = self
+            .zones
+            .get_mut(zone as usize)
+            .ok_or(Error::Corrupt("zone history: zone id"))?;
+        z.seq = seq;
+        z.set_flag(ZF_HOT, hot);
+        // A checkpoint takes the zones after the clock: the clock is at
+        // least every zone's.
+        self.clock = self.clock.max(seq);
+        Ok(())
+    }
+
+    /// Restores the write clock from a checkpoint (its zones' clocks come
+    /// next, [`Self::restore_zone_history`]).
+    pub fn restore_clock(&mut self, clock: u64) {
+        self.clock = clock;
+    }
+
+    /// After assembly: zones written since the checkpoint that restored
+    /// the history (data but no clock of their own) are the youngest.
+    pub fn date_unknown_zones(&mut self) {
+        let clock = self.clock;
+        for z in self.zones.iter_mut() {
+            let data = matches!(
+                z.state,
+                ZoneState::Open(_) | ZoneState::Closed | ZoneState::Full
+            );
+            if data && z.seq == 0 {
+                z.seq = clock;
+            }
+        }
+    }
+
+    /// Forgets the placement history as an assembly does (it is not on
+    /// disk): the write clock, each zone's clock of its last write and its
+    /// hot flag start again from zero. For the GC simulator's runs with
+    /// reassemblies.
+    #[doc(hidden)]
+    pub fn forget_history(&mut self) {
+        self.clock = 0;
+        for z in self.zones.iter_mut() {
+            z.seq = 0;
+            z.set_flag(ZF_HOT, false);
+        }
+    }
+
     /// Overwrites one zone's state (recovery: e.g. the write pointer the
     /// device reports). Checked against the geometry; call [`Self::rebuild`]
     /// after a batch of changes.
@@ -422,7 +493,10 @@ where
             .zones
             .get_mut(zone as usize)
             .ok_or(Error::Invalid("zone id"))?;
+        // The placement history restored from a checkpoint stays.
+        let hot = z.flag(ZF_HOT) && state != ZoneState::Empty;
         *z = ZoneInfo { seq: z.seq, ..info };
+        z.set_flag(ZF_HOT, hot);
         Ok(())
     }
 }

@@ -20,10 +20,13 @@ use super::super::format::rules::{RULES, RULE_RECORD_BYTES};
 use super::super::format::sharing::{
     encode_base, encode_link, DiffEntry, DiffWriter, SMALL_RECORD_BYTES,
 };
+use super::super::format::zone_history::{ZoneHistory, ZONE_HISTORY, ZONE_HISTORY_RECORD_BYTES};
 use super::super::format::{
     CheckpointHeader, CheckpointWriter, Record, Superblock, WriterState, BLOCK_SIZE,
 };
-use super::super::format::{INCOMPAT_DELTA_CHECKPOINTS, INCOMPAT_SHARED_BLOCKS};
+use super::super::format::{
+    INCOMPAT_DELTA_CHECKPOINTS, INCOMPAT_SHARED_BLOCKS, INCOMPAT_ZONE_HISTORY,
+};
 use super::super::geom::{DeviceGeometry, PoolGeometry, Stream, NR_STREAMS};
 use super::super::map::{Diff, NodeStore};
 use super::{
@@ -662,6 +665,9 @@ where
         let sharing = self.sb.incompat & INCOMPAT_SHARED_BLOCKS != 0;
         let keeps_policies = self.keeps_policies();
         let pstate = self.policy_state();
+        let history = self.sb.incompat & INCOMPAT_ZONE_HISTORY != 0;
+        let life_avg = self.life_avg;
+        let alloc = &self.alloc;
         let vols = &mut self.vols;
         loop {
             if w.blocks_written() >= stop {
@@ -925,7 +931,7 @@ where
                     }
                 },
                 Phase::Policy { next } => {
-                    let follow = if delta { Phase::Finish } else { Phase::History };
+                    let follow = Phase::ZoneHistory { next: 0 };
                     if !keeps_policies {
                         follow
                     } else {
@@ -943,6 +949,31 @@ where
                                 Phase::Policy { next: at + 1 }
                             }
                         }
+                    }
+                }
+                Phase::ZoneHistory { next } => {
+                    let follow = if delta { Phase::Finish } else { Phase::History };
+                    match (history, next) {
+                        (false, _) => follow,
+                        (true, 0) => {
+                            w.begin_section(ZONE_HISTORY, &mut wsink)?;
+                            history_record(ZoneHistory::Clock(alloc.clock()), &mut w, &mut wsink)?;
+                            Phase::ZoneHistory { next: 1 }
+                        }
+                        (true, 1) => {
+                            history_record(ZoneHistory::Lifetime(life_avg), &mut w, &mut wsink)?;
+                            Phase::ZoneHistory { next: 2 }
+                        }
+                        (true, n) => match alloc.next_zone_history(n - 2) {
+                            None => follow,
+                            Some((zone, seq, hot)) => {
+                                let rec = ZoneHistory::Zone { zone, seq, hot };
+                                history_record(rec, &mut w, &mut wsink)?;
+                                Phase::ZoneHistory {
+                                    next: zone.saturating_add(3),
+                                }
+                            }
+                        },
                     }
                 }
                 Phase::History => {
@@ -1077,6 +1108,17 @@ where
     }
 }
 
+/// Appends one record of the placement history (`format::zone_history`).
+fn history_record<B: DerefMut<Target = [u8]>, F: FnMut(u32, &[u8]) -> Result<()>>(
+    rec: ZoneHistory,
+    w: &mut CheckpointWriter<B>,
+    sink: &mut F,
+) -> Result<()> {
+    let mut b = [0u8; ZONE_HISTORY_RECORD_BYTES];
+    rec.encode(&mut Writer::new(&mut b))?;
+    w.append_record(&b, sink)
+}
+
 /// Where a checkpoint written in steps is.
 #[derive(Clone, Copy, Debug)]
 enum Phase {
@@ -1110,6 +1152,9 @@ enum Phase {
     /// The placement policies, from position `next` on
     /// (`policy::next_policy`; its section begun at 0).
     Policy { next: usize },
+    /// The placement history (`format::zone_history`): 0 the clock, 1 the
+    /// mean lifetime, then the zones from zone `next - 2` on.
+    ZoneHistory { next: u32 },
     /// The rewind history.
     History,
     /// The commit block.

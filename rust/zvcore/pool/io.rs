@@ -6,6 +6,7 @@ use core::ops::{Deref, DerefMut};
 
 use super::super::alloc::{DevState, Extent, ZoneInfo};
 use super::super::error::{Error, Result};
+use super::super::format::zone_history::ZoneHistory;
 use super::super::format::{Record, Superblock};
 use super::super::geom::{DeviceGeometry, Stream};
 use super::super::map::NodeStore;
@@ -115,6 +116,33 @@ where
             plan.grow = self.pend(i, lba, off);
         }
         Ok(plan)
+    }
+
+    /// What an assembly of a pool without `INCOMPAT_ZONE_HISTORY` keeps
+    /// of the placement history: nothing (zone ages, hot flags and the
+    /// mean lifetime start again). For the GC simulator's runs with
+    /// reassemblies (`tests/gcsim.rs`).
+    #[doc(hidden)]
+    pub fn forget_placement_history(&mut self) {
+        self.alloc.forget_history();
+        self.life_avg = 0;
+    }
+
+    /// Applies one record of a checkpoint's placement history (assembly,
+    /// `format::zone_history`): its first record, the clock, clears what
+    /// an older checkpoint of the chain said.
+    pub(in super::super) fn apply_zone_history(&mut self, rec: ZoneHistory) -> Result<()> {
+        match rec {
+            ZoneHistory::Clock(c) => {
+                self.alloc.forget_history();
+                self.alloc.restore_clock(c);
+            }
+            ZoneHistory::Lifetime(l) => self.life_avg = l,
+            ZoneHistory::Zone { zone, seq, hot } => {
+                self.alloc.restore_zone_history(zone, seq, hot)?
+            }
+        }
+        Ok(())
     }
 
     /// The user stream of a write at `lba` of the volume in slot `slot`,

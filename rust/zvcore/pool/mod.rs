@@ -30,7 +30,7 @@ use super::format::policy::Placement;
 use super::format::{Record, Superblock, Uuid, VolName, BLOCK_SIZE};
 use super::format::{
     INCOMPAT_CHECKPOINT_COPIES, INCOMPAT_COMMIT_BLOCKS, INCOMPAT_DELTA_CHECKPOINTS,
-    INCOMPAT_DELTA_GROW, INCOMPAT_DELTA_VOLUMES, RO_COMPAT_JOURNAL_COPIES,
+    INCOMPAT_DELTA_GROW, INCOMPAT_DELTA_VOLUMES, INCOMPAT_ZONE_HISTORY, RO_COMPAT_JOURNAL_COPIES,
 };
 use super::gc::{gc_urgency, pick_victim, relocation_cost_x1000, Policy, Urgency};
 use super::geom::{DeviceGeometry, PoolGeometry};
@@ -407,6 +407,9 @@ pub struct PoolConfig {
     /// every checkpoint block to two members
     /// ([`INCOMPAT_CHECKPOINT_COPIES`]; a set holds half as much).
     pub checkpoint_copies: bool,
+    /// [`Pool::format`] makes a pool whose checkpoints keep the placement
+    /// history, restored at assembly ([`INCOMPAT_ZONE_HISTORY`]).
+    pub zone_history: bool,
 }
 
 impl PoolConfig {
@@ -424,6 +427,7 @@ impl PoolConfig {
             delta_grow: true,
             journal_copies: true,
             checkpoint_copies: true,
+            zone_history: true,
         }
     }
 }
@@ -830,6 +834,9 @@ where
         if cfg.checkpoint_copies && n >= 2 {
             st.sb.incompat |= INCOMPAT_CHECKPOINT_COPIES;
         }
+        if cfg.zone_history {
+            st.sb.incompat |= INCOMPAT_ZONE_HISTORY;
+        }
         let mut pool = Self::assemble(geom, cfg, st)?;
         let blk = scratch
             .get_mut(..BLOCK_SIZE)
@@ -877,6 +884,12 @@ where
     }
 
     // ---- accessors --------------------------------------------------------
+
+    /// The running mean lifetime of overwritten blocks (placement by
+    /// lifetime, [`PoolConfig::separate`]), times its weight.
+    pub fn life_avg(&self) -> u64 {
+        self.life_avg
+    }
 
     /// The allocator.
     pub fn alloc(&self) -> &Allocator<G, Z, D> {

@@ -15,10 +15,12 @@ use super::super::format::layout::{checkpoint_block_addr, checkpoint_capacity};
 use super::super::format::policy::{Policy, POLICY};
 use super::super::format::rules::{RuleRecord, RULES};
 use super::super::format::sharing::{decode_record, ShareRecord};
+use super::super::format::zone_history::{HistoryOrder, ZoneHistory, ZONE_HISTORY};
 #[cfg(doc)]
 use super::super::format::INCOMPAT_DELTA_GROW;
 use super::super::format::{
     CheckpointHeader, Record, Superblock, INCOMPAT_DELTA_CHECKPOINTS, INCOMPAT_DELTA_VOLUMES,
+    INCOMPAT_ZONE_HISTORY,
 };
 use super::super::geom::{DeviceGeometry, MAX_DEVICES};
 use super::super::map::{decode_chunk, NodeStore};
@@ -174,6 +176,8 @@ where
     // The policy section replaces every setting: cleared once, before its
     // first payload (it may span several), or at the commit if it has none.
     let mut policies_cleared = false;
+    // The placement history, checked in order as it is read.
+    let mut horder = HistoryOrder::default();
     loop {
         let idx = cr.next_index();
         if idx >= cap {
@@ -376,6 +380,13 @@ where
                         }
                         while r.remaining() > 0 {
                             pool.apply_policy(Policy::decode(&mut r)?)?;
+                        }
+                    }
+                    ZONE_HISTORY if pool.sb.incompat & INCOMPAT_ZONE_HISTORY != 0 => {
+                        while r.remaining() > 0 {
+                            let rec = ZoneHistory::decode(&mut r)?;
+                            horder.next(&rec)?;
+                            pool.apply_zone_history(rec)?;
                         }
                     }
                     _ if h.delta.is_some() => {

@@ -125,6 +125,9 @@ pub struct Knobs {
     /// The volume has a quota (its size) and a reservation (half of it):
     /// the space rules are checked on every write, never refuse one.
     pub rules: bool,
+    /// A reassembly (the placement history forgotten, as assembly leaves
+    /// it) after every this many thousandths of the volume written.
+    pub forget_every: Option<u64>,
 }
 
 impl Knobs {
@@ -135,6 +138,7 @@ impl Knobs {
         force_separate: false,
         reserve: None,
         rules: false,
+        forget_every: None,
     };
 }
 
@@ -512,11 +516,20 @@ pub fn simulate(r: &Run) -> Outcome {
         lba += n;
     }
     let warm = (size as f64 * r.warmup) as u64;
+    let forget = r.knobs.forget_every.map(|m| (size * m / 1000).max(1));
+    let mut written = 0u64;
+    let mut reassemble = |d: &mut Driver| {
+        written += 1;
+        if forget.is_some_and(|f| written.is_multiple_of(f)) {
+            d.p.forget_placement_history();
+        }
+    };
     for _ in 0..warm {
         if d.stuck {
             break;
         }
         d.write(gen.next(&mut rng), 1);
+        reassemble(&mut d);
     }
     let s0 = d.p.stats();
     let meas = (size as f64 * r.measure) as u64;
@@ -529,6 +542,7 @@ pub fn simulate(r: &Run) -> Outcome {
         free_sum += u64::from(a.free_zones());
         open_sum += a.free_blocks() - u64::from(a.free_zones()) * cap;
         d.write(gen.next(&mut rng), 1);
+        reassemble(&mut d);
     }
     let s1 = d.p.stats();
     d.commit();
@@ -874,7 +888,9 @@ fn gcsim_policies() {
 }
 
 /// One configuration from the environment, for experiments:
-/// `GCSIM="large 80 uniform greedy"`.
+/// `GCSIM="large 80 uniform greedy"`; `forget=N`: a reassembly of a pool
+/// without the placement history after every N thousandths of the volume
+/// written (design.md's table of what that costs).
 #[test]
 #[ignore]
 fn gcsim_one() {
@@ -906,6 +922,7 @@ fn gcsim_one() {
             "s2" => k.start = Some(|_, r| r + 2),
             "s3" => k.start = Some(|_, r| r + 3),
             o if o.starts_with("r=") => k.reserve = o[2..].parse().ok(),
+            o if o.starts_with("forget=") => k.forget_every = o[7..].parse().ok(),
             o if o.starts_with("seed=") => {
                 seed = u64::from_str_radix(o[5..].trim_start_matches("0x"), 16).ok()
             }

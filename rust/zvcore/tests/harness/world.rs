@@ -135,6 +135,11 @@ pub struct World {
     /// Percent of formats of two members or more whose checkpoints are
     /// written to two members (`INCOMPAT_CHECKPOINT_COPIES`).
     pub checkpoint_copies_pct: u64,
+    /// Pools that keep the placement history in their checkpoints
+    /// (`PoolConfig::zone_history`), and pools placing by lifetime
+    /// whatever their size (`separate_min_zones` 0).
+    pub zone_history_pct: u64,
+    pub separate_pct: u64,
     /// Members whose device is not given to the next assemblies (bit per
     /// member: degraded assembly). Nothing may read or change them.
     pub missing: u64,
@@ -363,6 +368,8 @@ impl World {
             delta_grow_pct: 75,
             journal_copies_pct: 75,
             checkpoint_copies_pct: 75,
+            zone_history_pct: 75,
+            separate_pct: 50,
             in_ckpt: false,
             seen_deltas: 0,
             seen_volume_deltas: 0,
@@ -521,7 +528,7 @@ impl World {
         cfg.use_append = self.rng.pct(70);
         // Half the time placement by lifetime, which the default applies
         // only to members larger than the model's.
-        if self.rng.pct(50) {
+        if self.rng.pct(self.separate_pct) {
             cfg.separate_min_zones = 0;
         }
         // Half the time GC scans a node or two per call (the kernel's 64
@@ -537,6 +544,10 @@ impl World {
         // Pools of two members or more: most with journal copies.
         cfg.journal_copies = self.rng.pct(self.journal_copies_pct);
         cfg.checkpoint_copies = self.rng.pct(self.checkpoint_copies_pct);
+        // From the seed, not the random stream (which the other choices
+        // of a seed's replay depend on).
+        cfg.zone_history =
+            (self.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) % 100 < self.zone_history_pct;
         let mut scratch = std::mem::take(&mut self.scratch);
         let pool = Pool::format(
             self.geoms.clone(),

@@ -1,0 +1,156 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The placement history (`INCOMPAT_ZONE_HISTORY`, `format::zone_history`)
+//! survives a power cut: each full data zone's clock and hot flag, the
+//! allocator's clock and the mean lifetime come back as the newest
+//! checkpoint had them; a zone written after that checkpoint comes back
+//! the youngest. Without the feature an assembly starts the history again
+//! (every zone as old as the others, none hot): what GC's victim choice
+//! and the placement by lifetime then lose is in `tests/gcsim.rs`
+//! (`forget=`) and design.md.
+//!
+//! `ZVCORE_SEED` replays a run.
+
+mod harness;
+mod sim;
+
+use harness::*;
+use sim::*;
+use zvcore::alloc::ZoneState;
+
+/// A pool of one ZNS member, placement by lifetime on, the history kept
+/// or not.
+fn world(name: &str, history: bool) -> World {
+    let seed = seed_from_env(name);
+    let mut w = World::with_geoms(Rng::new(seed), seed, vec![small_zns(40)]);
+    w.zone_history_pct = if history { 100 } else { 0 };
+    w.separate_pct = 100;
+    w.format();
+    w
+}
+
+/// The history of the full data zones: (zone, clock, hot).
+fn full_zones(p: &P) -> Vec<(u32, u64, bool)> {
+    (0..p.geom().nr_zones())
+        .filter_map(|z| {
+            let zi = p.alloc().zone(z)?;
+            (zi.state() == ZoneState::Full).then_some((z, zi.seq(), zi.hot()))
+        })
+        .collect()
+}
+
+/// The data zones holding data (open, closed or full): those a checkpoint
+/// lists.
+fn zones_with_data(w: &World) -> Vec<u32> {
+    let p = w.pool_ref();
+    (0..p.geom().nr_zones())
+        .filter(|&z| {
+            p.alloc().zone(z).is_some_and(|zi| {
+                matches!(
+                    zi.state(),
+                    ZoneState::Open(_) | ZoneState::Closed | ZoneState::Full
+                )
+            })
+        })
+        .collect()
+}
+
+/// Overwrites a small hot range many times and a cold range once, so that
+/// zones fill with both and the placement by lifetime sends the hot
+/// range's rewrites to the hot stream; then a checkpoint.
+fn age_the_pool(w: &mut World) {
+    w.pool()
+        .vol_create(1, b"v", 4000, 0)
+        .expect("create volume 1");
+    w.vols.push(VolModel::new(1, 4000));
+    w.next_vol = w.next_vol.max(2);
+    for lba in (0..3000).step_by(8) {
+        w.write_exact(1, lba, 8);
+    }
+    for round in 0..40 {
+        for lba in (0..64).step_by(4) {
+            w.write_exact(1, lba, 4);
+        }
+        if round % 8 == 0 {
+            assert!(w.commit(false), "commit");
+        }
+    }
+    assert!(w.commit(false), "commit");
+    w.checkpoint_now();
+}
+
+#[test]
+fn placement_history_survives_a_power_cut() {
+    let mut w = world("placement_history_survives_a_power_cut", true);
+    age_the_pool(&mut w);
+    let before = full_zones(w.pool_ref());
+    let listed = zones_with_data(&w);
+    let clock = w.pool_ref().alloc().clock();
+    let life = w.pool_ref().life_avg();
+    assert!(before.len() >= 4, "full zones: {before:?}");
+    assert!(before.iter().any(|z| z.2), "no hot zone: {before:?}");
+    assert!(before.iter().any(|z| !z.2), "no cold zone: {before:?}");
+    assert!(
+        before.windows(2).any(|p| p[0].1 != p[1].1),
+        "zones of one age: {before:?}"
+    );
+    assert!(life > 0);
+    // Zones first written after the checkpoint (in the journal only): the
+    // checkpoint does not list them.
+    let at = 3000;
+    for lba in (at..at + 600).step_by(8) {
+        w.write_exact(1, lba, 8);
+    }
+    assert!(w.commit(false), "commit");
+    let later: Vec<u32> = zones_with_data(&w)
+        .into_iter()
+        .filter(|z| !listed.contains(z))
+        .collect();
+    assert!(!later.is_empty(), "no zone written after the checkpoint");
+
+    // The engine as assembly leaves it (before the model's checks, which
+    // write again).
+    w.crash();
+    let (p, ..) = w.try_recover().expect("assembly");
+    let after = full_zones(&p);
+    for b in &before {
+        let a = after
+            .iter()
+            .find(|a| a.0 == b.0)
+            .unwrap_or_else(|| panic!("zone {} not full after assembly", b.0));
+        assert_eq!(a, b, "zone {}: history before {b:?}, after {a:?}", b.0);
+    }
+    assert!(
+        p.alloc().clock() >= clock,
+        "clock {} < {clock}",
+        p.alloc().clock()
+    );
+    assert_eq!(p.life_avg(), life);
+    for z in later {
+        let zi = p.alloc().zone(z).expect("zone");
+        assert!(
+            zi.seq() >= clock,
+            "zone {z} written after the checkpoint is not among the youngest: {} < {clock}",
+            zi.seq()
+        );
+    }
+}
+
+#[test]
+fn without_the_feature_the_history_starts_again() {
+    let mut w = world("without_the_feature_the_history_starts_again", false);
+    age_the_pool(&mut w);
+    let before = full_zones(w.pool_ref());
+    let clock = w.pool_ref().alloc().clock();
+    assert!(before.iter().any(|z| z.1 > 0), "no zone with a clock");
+    w.crash();
+    let (p, ..) = w.try_recover().expect("assembly");
+    let after = full_zones(&p);
+    assert!(!after.is_empty());
+    assert!(
+        after.iter().all(|&(_, seq, hot)| seq == 0 && !hot),
+        "history kept without the feature: {after:?}"
+    );
+    assert!(clock > 0);
+    assert_eq!(p.alloc().clock(), 0);
+    assert_eq!(p.life_avg(), 0);
+}
