@@ -104,6 +104,7 @@ fn try_delta_world(seed: u64, volumes: bool, grows: bool) -> Option<DeltaWorld> 
     let mut w = World::with_geoms(Rng::new(seed), seed, vec![small_zns(24)]);
     w.volume_deltas_pct = if volumes { 100 } else { 0 };
     w.delta_grow_pct = if grows { 100 } else { 0 };
+    w.zone_history_pct = 100;
     w.format();
     for (id, size) in [(1, 64), (3, 32), (6, 16), (9, 8), (10, 8)] {
         create(&mut w, id, size);
@@ -527,6 +528,49 @@ fn a_delta_at_the_start_of_a_set_is_refused() {
             let d = a.asm.damage.expect("damage");
             assert_eq!(d.kind, DamageKind::CheckpointLost);
         }
+    }
+}
+
+/// The placement history every checkpoint of the pool holds
+/// (`INCOMPAT_ZONE_HISTORY`), in a delta: a record naming a metadata zone
+/// or a zone the pool does not have, or records out of their order, are
+/// refused like any other wrong content (the history is a hint, but
+/// on-disk data is checked all the same).
+#[test]
+fn damaged_zone_history_is_refused() {
+    let (mut w, chain, vols) = delta_world(false);
+    let base = w.devs.clone();
+    let delta = chain.last().expect("delta").clone();
+    let recs = delta.records(ZONE_HISTORY);
+    assert!(recs.len() >= 3, "history records: {}", recs.len());
+    let ok = assemble_with(&mut w, &base, &delta).expect("the delta unchanged");
+    assert!(!ok.asm.fell_back && ok.asm.damage.is_none());
+    assert_eq!(ok.vols, vols);
+    // Zone record 2 (the first zone) naming `zone`.
+    let zone_rec = |zone: u32| {
+        let mut r = recs[2].clone();
+        r[0..4].copy_from_slice(&zone.to_le_bytes());
+        r
+    };
+    let last = recs.len() - 1;
+    let mut cases: Vec<(&str, Vec<Vec<u8>>)> = Vec::new();
+    let mut r = recs.clone();
+    // Zone 0 of the first member is a log zone.
+    r[2] = zone_rec(0);
+    cases.push(("a metadata zone", r));
+    let mut r = recs.clone();
+    r[last] = zone_rec(1_000_000);
+    cases.push(("a zone the pool does not have", r));
+    let mut r = recs.clone();
+    r.swap(0, 1);
+    cases.push(("the mean lifetime before the clock", r));
+    let mut r = recs.clone();
+    r.insert(3, recs[2].clone());
+    cases.push(("a zone twice", r));
+    for (what, r) in cases {
+        let mut d = delta.clone();
+        d.set_records(ZONE_HISTORY, r);
+        assert_refused(&mut w, &base, &d, what);
     }
 }
 

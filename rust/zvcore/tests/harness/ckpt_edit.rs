@@ -75,6 +75,9 @@ pub fn split_records(kind: u32, payload: &[u8]) -> Vec<Vec<u8>> {
         section::REDEFINED => section::REDEFINED_RECORD_BYTES,
         section::VOLUMES => VOL_RECORD_BYTES,
         section::SHARING | section::CHANGES => 0,
+        zvcore::format::zone_history::ZONE_HISTORY => {
+            zvcore::format::zone_history::ZONE_HISTORY_RECORD_BYTES
+        }
         _ => return vec![payload.to_vec()],
     };
     if fixed > 0 {
