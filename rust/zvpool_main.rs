@@ -117,7 +117,7 @@ module! {
 /// `fastpath`, set at load time): 0 none, 1 reads, 2 reads and plain
 /// writes. Writes default to the worker: in the same boot, 4 KiB random
 /// writes at 4 x QD32 ran about 15 % slower through the fast path and its
-/// completion work (Documentation/benchmarks.md, "Engine rerun").
+/// completion work (Documentation/benchmarks-history.md, "Engine rerun").
 pub(crate) fn fastpath_level() -> u32 {
     module_parameters::fastpath.value()
 }

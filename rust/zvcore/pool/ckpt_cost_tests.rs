@@ -170,7 +170,7 @@ fn delta_checkpoints_cost_what_changed() {
     );
 }
 
-/// The figures of `Documentation/benchmarks.md` ("Checkpoint cost"):
+/// The figures of `Documentation/benchmarks-history.md` ("Checkpoint cost"):
 /// `cargo test --release -p zvcore --lib checkpoint_cost_report -- --ignored --nocapture`.
 #[test]
 #[ignore]
@@ -263,7 +263,7 @@ fn volume_operations_cost_a_delta() {
     );
 }
 
-/// The figures of `Documentation/benchmarks.md` ("Volume operations"):
+/// The figures of `Documentation/benchmarks-history.md` ("Volume operations"):
 /// `cargo test --release -p zvcore --lib volume_ops_cost_report -- --ignored --nocapture`.
 #[test]
 #[ignore]
