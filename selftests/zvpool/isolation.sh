@@ -55,6 +55,8 @@ for dev in /dev/zviso $Z; do
 	zvpoolctl pool stop iso >/dev/null
 	rmmod zvpool
 done
+# The pool's memory-backed null_blk goes first (memory for the raw one).
+echo 0 >$NB/power && rmdir $NB
 RAW=/sys/kernel/config/nullb/zvisoraw
 nullb_zoned $RAW 1024 16 zoned=0
 for dev in /dev/${RAW##*/} $(dev_for 3); do
