@@ -190,6 +190,13 @@ impl ZoneInfo {
     pub fn hot(&self) -> bool {
         self.flag(ZF_HOT)
     }
+    /// A data zone holding data (open, closed or full).
+    fn holds_data(&self) -> bool {
+        matches!(
+            self.state,
+            ZoneState::Open(_) | ZoneState::Closed | ZoneState::Full
+        )
+    }
     /// Whether this (meta) zone is marked open.
     pub fn meta_open(&self) -> bool {
         self.meta_open

@@ -418,11 +418,7 @@ where
     pub fn next_zone_history(&self, from: u32) -> Option<(u32, u64, bool)> {
         (from..self.geom.nr_zones()).find_map(|z| {
             let zi = self.zones.get(z as usize)?;
-            matches!(
-                zi.state,
-                ZoneState::Open(_) | ZoneState::Closed | ZoneState::Full
-            )
-            .then_some((z, zi.seq, zi.flag(ZF_HOT)))
+            zi.holds_data().then_some((z, zi.seq, zi.flag(ZF_HOT)))
         })
     }
 
@@ -460,20 +456,17 @@ where
     pub fn date_unknown_zones(&mut self) {
         let clock = self.clock;
         for z in self.zones.iter_mut() {
-            let data = matches!(
-                z.state,
-                ZoneState::Open(_) | ZoneState::Closed | ZoneState::Full
-            );
-            if data && z.seq == 0 {
+            if z.holds_data() && z.seq == 0 {
                 z.seq = clock;
             }
         }
     }
 
-    /// Forgets the placement history as an assembly does (it is not on
-    /// disk): the write clock, each zone's clock of its last write and its
-    /// hot flag start again from zero. For the GC simulator's runs with
-    /// reassemblies.
+    /// Forgets the placement history: the write clock, each zone's clock
+    /// of its last write and its hot flag start again from zero (before a
+    /// checkpoint's history is restored, and what an assembly of a pool
+    /// without `INCOMPAT_ZONE_HISTORY` leaves; the GC simulator's runs
+    /// with reassemblies).
     #[doc(hidden)]
     pub fn forget_history(&mut self) {
         self.clock = 0;
