@@ -1048,7 +1048,10 @@ impl PoolDir {
     /// Runs `f` on the active pool for a write to attribute `attr` (or
     /// fails with `EBUSY`), holding the pool directory's lock: `enable=0`
     /// waits until the operation is over, so that nothing commits after
-    /// "stopped" and a new activation never meets an old one.
+    /// "stopped" and a new activation never meets an old one. `f` logs its
+    /// success itself, under this lock (a configuration mutex no logging
+    /// path takes; the engine lock is not held): the log's order is then
+    /// the commits' order, and no success line follows "stopped".
     /// The outer error is the pool's state (logged), the inner `f`'s.
     fn with_active<R>(
         &self,
@@ -1112,16 +1115,18 @@ impl configfs::AttributeOperations<7> for PoolDir {
             );
             return Err(EINVAL);
         }
-        let id = this
-            .with_active("snapshot", |p| p.snap_create(arg.as_bytes()))?
-            .map_err(|e| refused(&this.name, "take snapshot", arg, e))?;
-        pr_info!(
-            "{}: snapshot '{}' taken (volume {})\n",
-            &*this.name,
-            arg,
-            id
-        );
-        Ok(())
+        this.with_active("snapshot", |p| {
+            let id = p
+                .snap_create(arg.as_bytes())
+                .map_err(|e| refused(&this.name, "take snapshot", arg, e))?;
+            pr_info!(
+                "{}: snapshot '{}' taken (volume {})\n",
+                &*this.name,
+                arg,
+                id
+            );
+            Ok(())
+        })?
     }
 }
 
@@ -1150,19 +1155,19 @@ impl configfs::AttributeOperations<8> for PoolDir {
             );
             return Err(EINVAL);
         }
-        let id = this
-            .with_active("clone", |p| {
-                p.clone_volume(snap.as_bytes(), name.as_bytes())
-            })?
-            .map_err(|e| refused(&this.name, "clone", snap, e))?;
-        pr_info!(
-            "{}: volume '{}' cloned from '{}' (volume {})\n",
-            &*this.name,
-            name,
-            snap,
-            id
-        );
-        Ok(())
+        this.with_active("clone", |p| {
+            let id = p
+                .clone_volume(snap.as_bytes(), name.as_bytes())
+                .map_err(|e| refused(&this.name, "clone", snap, e))?;
+            pr_info!(
+                "{}: volume '{}' cloned from '{}' (volume {})\n",
+                &*this.name,
+                name,
+                snap,
+                id
+            );
+            Ok(())
+        })?
     }
 }
 
@@ -1177,10 +1182,12 @@ impl configfs::AttributeOperations<9> for PoolDir {
 
     fn store(this: &PoolDir, page: &[u8]) -> Result {
         let arg = input(page)?.trim();
-        this.with_active("promote", |p| p.promote(arg.as_bytes()))?
-            .map_err(|e| refused(&this.name, "promote", arg, e))?;
-        pr_info!("{}: volume '{}' promoted\n", &*this.name, arg);
-        Ok(())
+        this.with_active("promote", |p| {
+            p.promote(arg.as_bytes())
+                .map_err(|e| refused(&this.name, "promote", arg, e))?;
+            pr_info!("{}: volume '{}' promoted\n", &*this.name, arg);
+            Ok(())
+        })?
     }
 }
 

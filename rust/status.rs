@@ -194,6 +194,7 @@ impl ActivePool {
             "checkpoint_blocks_written {}",
             s.checkpoint_blocks_written
         )?;
+        writeln!(w, "zone_history_records {}", s.zone_history_records)?;
         writeln!(w, "checkpoint_slot_waits {}", s.checkpoint_slot_waits)?;
         writeln!(w, "checkpoint_capacity {}", e.checkpoint_capacity_blocks())?;
         writeln!(w, "checkpoint_zones {}", self.checkpoint_zones())?;

@@ -55,11 +55,11 @@ D=/dev/${NB##*/}
 ktap_test_result "pool and a 128 MiB volume filled to 96 MiB" quiet sh -c \
 	"zvpoolctl pool create -f dl $D && zvpoolctl volume create dl/v --size 128M &&
 	 dd if=/dev/urandom of=\$(zvpoolctl volume show -H -o device dl/v | cut -f2) bs=$MIB count=96 oflag=direct conv=fsync status=none"
-c0=$(st checkpoints) d0=$(st delta_checkpoints)
+c0=$(st checkpoints) d0=$(st delta_checkpoints) h0=$(st zone_history_records)
 ktap_test_result "3,000 fsync'ed random writes" quiet fsyncs 3000
-c1=$(st checkpoints) d1=$(st delta_checkpoints)
+c1=$(st checkpoints) d1=$(st delta_checkpoints) h1=$(st zone_history_records)
 full=$(st checkpoint_blocks) last=$(st last_delta_blocks)
-ktap_print_msg "checkpoints $c0 -> $c1, deltas $d0 -> $d1; full image $full blocks, last delta $last blocks, chain $(st delta_blocks) blocks, $(st checkpoint_blocks_written) checkpoint blocks written"
+ktap_print_msg "checkpoints $c0 -> $c1, deltas $d0 -> $d1; full image $full blocks, last delta $last blocks, chain $(st delta_blocks) blocks, $(st checkpoint_blocks_written) checkpoint blocks written; placement history of $h0 -> $h1 zones written (a delta lists the zones written since the checkpoint before)"
 ktap_test_result "the checkpoints after the full one are deltas" [ $((d1 - d0)) -ge 1 ]
 S1=$(sum)
 ktap_test_result "stop and reassemble" quiet sh -c "zvpoolctl pool stop dl && zvpoolctl pool assemble dl $D"

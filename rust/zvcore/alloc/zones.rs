@@ -412,13 +412,17 @@ where
         Ok(())
     }
 
-    /// The first data zone from `from` on that holds data, with its
-    /// placement history (its clock at its last write, written by the hot
-    /// stream): what a checkpoint keeps of it (`format::zone_history`).
-    pub fn next_zone_history(&self, from: u32) -> Option<(u32, u64, bool)> {
+    /// The first data zone from `from` on that holds data and was written
+    /// at or after clock `since`, with its placement history (its clock at
+    /// its last write, written by the hot stream): what a checkpoint keeps
+    /// of it (`format::zone_history`). A zone's history changes only when
+    /// it is written (its clock becomes the allocator's, which then
+    /// advances), so `since` = the clock at an earlier checkpoint gives
+    /// the zones whose history changed since it; 0 gives all.
+    pub fn next_zone_history(&self, from: u32, since: u64) -> Option<(u32, u64, bool)> {
         (from..self.geom.nr_zones()).find_map(|z| {
             let zi = self.zones.get(z as usize)?;
-            zi.holds_data().then_some((z, zi.seq, zi.flag(ZF_HOT)))
+            (zi.holds_data() && zi.seq >= since).then_some((z, zi.seq, zi.flag(ZF_HOT)))
         })
     }
 

@@ -667,6 +667,10 @@ where
         let pstate = self.policy_state();
         let history = self.sb.incompat & INCOMPAT_ZONE_HISTORY != 0;
         let life_avg = self.life_avg;
+        // A delta lists the zones written since the checkpoint before it.
+        let since = if delta { self.history_base } else { 0 };
+        let taken = &mut self.history_taken;
+        let hist_recs = &mut self.stats.zone_history_records;
         let alloc = &self.alloc;
         let vols = &mut self.vols;
         loop {
@@ -957,18 +961,20 @@ where
                         (false, _) => follow,
                         (true, 0) => {
                             w.begin_section(ZONE_HISTORY, &mut wsink)?;
-                            history_record(ZoneHistory::Clock(alloc.clock()), &mut w, &mut wsink)?;
+                            *taken = alloc.clock();
+                            history_record(ZoneHistory::Clock(*taken), &mut w, &mut wsink)?;
                             Phase::ZoneHistory { next: 1 }
                         }
                         (true, 1) => {
                             history_record(ZoneHistory::Lifetime(life_avg), &mut w, &mut wsink)?;
                             Phase::ZoneHistory { next: 2 }
                         }
-                        (true, n) => match alloc.next_zone_history(n - 2) {
+                        (true, n) => match alloc.next_zone_history(n - 2, since) {
                             None => follow,
                             Some((zone, seq, hot)) => {
                                 let rec = ZoneHistory::Zone { zone, seq, hot };
                                 history_record(rec, &mut w, &mut wsink)?;
+                                *hist_recs = hist_recs.saturating_add(1);
                                 Phase::ZoneHistory {
                                     next: zone.saturating_add(3),
                                 }
@@ -1047,6 +1053,7 @@ where
         }
         self.ckpt_gen = gen;
         self.ckpt_seq = seq;
+        self.history_base = self.history_taken;
         self.durable_seq = self.durable_seq.max(seq);
         // The journal blocks written between its steps come after its
         // journal position: replayed over it.

@@ -126,15 +126,27 @@ where
     pub fn forget_placement_history(&mut self) {
         self.alloc.forget_history();
         self.life_avg = 0;
+        self.history_base = 0;
     }
 
     /// Applies one record of a checkpoint's placement history (assembly,
-    /// `format::zone_history`): its first record, the clock, clears what
-    /// an older checkpoint of the chain said.
-    pub(in super::super) fn apply_zone_history(&mut self, rec: ZoneHistory) -> Result<()> {
+    /// `format::zone_history`). A full checkpoint lists every zone holding
+    /// data: its first record, the clock, clears what an older checkpoint
+    /// said. A delta (`delta`) lists only the zones written since the
+    /// checkpoint before it, over which it is applied.
+    pub(in super::super) fn apply_zone_history(
+        &mut self,
+        rec: ZoneHistory,
+        delta: bool,
+    ) -> Result<()> {
         match rec {
             ZoneHistory::Clock(c) => {
-                self.alloc.forget_history();
+                if !delta {
+                    self.alloc.forget_history();
+                } else if c < self.alloc.clock() {
+                    // Every zone the chain listed was written before it.
+                    return Err(Error::Corrupt("zone history: a delta's clock goes back"));
+                }
                 self.alloc.restore_clock(c);
             }
             ZoneHistory::Lifetime(l) => self.life_avg = l,

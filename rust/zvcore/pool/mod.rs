@@ -294,6 +294,10 @@ pub struct PoolStats {
     pub last_delta_blocks: u64,
     /// Checkpoint blocks written since assembly (full and delta).
     pub checkpoint_blocks_written: u64,
+    /// Placement-history records of data zones written since assembly
+    /// (full checkpoints list every zone holding data, deltas only those
+    /// written since the checkpoint before).
+    pub zone_history_records: u64,
     /// Times a checkpoint had to wait for a zone slot on a member at its
     /// open/active zone limit (its data zones then take no new blocks until
     /// their writes in flight drained, see [`Pool::checkpoint_begin`]).
@@ -611,6 +615,13 @@ pub struct Pool<G, Z, E, V, R, N, D, S> {
     /// Running mean age (allocator clock ticks) of the blocks user writes
     /// overwrote, times [`LIFE_WEIGHT`] (see [`PoolConfig::separate`]).
     pub(super) life_avg: u64,
+    /// Allocator clock at which the newest committed checkpoint took the
+    /// placement history: a delta lists only the zones written since
+    /// (`Allocator::next_zone_history`); 0 until a checkpoint commits.
+    pub(super) history_base: u64,
+    /// The same for the checkpoint in flight (becomes `history_base` when
+    /// it commits).
+    pub(super) history_taken: u64,
     /// Some volume may have a quota or a reservation ([`quota`]).
     pub(super) rules: bool,
     /// The pool reserve, percent of the capacity ([`quota`]).
@@ -792,6 +803,8 @@ where
             sb_dirty: false,
             replaying: false,
             life_avg: 0,
+            history_base: 0,
+            history_taken: 0,
         })
     }
 

@@ -386,7 +386,7 @@ where
                         while r.remaining() > 0 {
                             let rec = ZoneHistory::decode(&mut r)?;
                             horder.next(&rec)?;
-                            pool.apply_zone_history(rec)?;
+                            pool.apply_zone_history(rec, h.delta.is_some())?;
                         }
                     }
                     _ if h.delta.is_some() => {
