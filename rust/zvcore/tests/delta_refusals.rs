@@ -533,7 +533,8 @@ fn a_delta_at_the_start_of_a_set_is_refused() {
 
 /// The placement history every checkpoint of the pool holds
 /// (`INCOMPAT_ZONE_HISTORY`), in a delta: a record naming a metadata zone
-/// or a zone the pool does not have, or records out of their order, are
+/// or a zone the pool does not have, records out of their order, or a
+/// clock older than the chain's, are
 /// refused like any other wrong content (the history is a hint, but
 /// on-disk data is checked all the same).
 #[test]
@@ -567,6 +568,10 @@ fn damaged_zone_history_is_refused() {
     let mut r = recs.clone();
     r.insert(3, recs[2].clone());
     cases.push(("a zone twice", r));
+    // A delta is applied over the chain: its clock cannot be older.
+    let mut r = recs.clone();
+    r[0][8..16].copy_from_slice(&1u64.to_le_bytes());
+    cases.push(("a clock older than the chain's", r));
     for (what, r) in cases {
         let mut d = delta.clone();
         d.set_records(ZONE_HISTORY, r);
