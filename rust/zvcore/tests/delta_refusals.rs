@@ -534,9 +534,8 @@ fn a_delta_at_the_start_of_a_set_is_refused() {
 /// The placement history every checkpoint of the pool holds
 /// (`INCOMPAT_ZONE_HISTORY`), in a delta: a record naming a metadata zone
 /// or a zone the pool does not have, records out of their order, or a
-/// clock older than the chain's, are
-/// refused like any other wrong content (the history is a hint, but
-/// on-disk data is checked all the same).
+/// clock older than the chain's, are refused like any other wrong content
+/// (the history is a hint, but on-disk data is checked all the same).
 #[test]
 fn damaged_zone_history_is_refused() {
     let (mut w, chain, vols) = delta_world(false);
