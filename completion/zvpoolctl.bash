@@ -61,7 +61,7 @@ _zvpoolctl() {
         esac
     done
     case $noun in
-    pool) verbs="create assemble add evacuate replace remove stop list status health events set get check import" ;;
+    pool) verbs="create assemble add scrub evacuate replace remove stop list status health events set get check import" ;;
     volume) verbs="create migrate clone promote delete resize set import export-image list show ident export unexport exports" ;;
     snapshot) verbs="create delete list send receive rollback" ;;
     help) verbs="pool volume snapshot" ;;
@@ -70,6 +70,8 @@ _zvpoolctl() {
     "pool create") opts="--force --checkpoint-zones" args=devices ;;
     "pool assemble") opts="--no-volumes --read-only --rewind --degraded" args=devices ;;
     "pool add") opts="" args=pools ;;
+    "pool scrub") opts="--wait --stop" args=pools ;;
+
     "pool evacuate") opts="--wait --cancel" args=pools ;;
     "pool replace") opts="--wait" args=pools ;;
     "pool remove") opts="--force" args=pools ;;

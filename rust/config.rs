@@ -39,6 +39,7 @@ const FEATURES: &[&str] = &[
     "member-remove",
     "placement-policies",
     "zone-history",
+    "scrub",
 ];
 
 /// Data of the subsystem's root directory.
@@ -143,6 +144,7 @@ impl configfs::GroupOperations for Root {
                 remove: 20,
                 tiering: 21,
                 member_class: 22,
+                scrub: 23,
             ],
         };
         Ok(configfs::Group::new(
@@ -615,6 +617,41 @@ impl configfs::AttributeOperations<21> for PoolDir {
             Some(p) => p.set_tiering(on),
             None => Ok(()),
         }
+    }
+}
+
+/// `scrub`: write `start` to read every written block of the pool in the
+/// background (a pass under way starts again), `stop` to stop it; reads
+/// show the pass (`scrub.rs`). Active pools only.
+#[vtable]
+impl configfs::AttributeOperations<23> for PoolDir {
+    type Data = PoolDir;
+
+    fn show(this: &PoolDir, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
+        show_active(this, page, |p, w| {
+            let zones = p.state.lock().engine.geom().nr_zones();
+            p.scrub.write_line(w, zones)
+        })
+    }
+
+    fn store(this: &PoolDir, page: &[u8]) -> Result {
+        let start = match input(page)?.trim() {
+            "start" => true,
+            "stop" => false,
+            other => {
+                pr_err!(
+                    "{}: scrub '{}' invalid: start or stop\n",
+                    &*this.name,
+                    Shown(other.as_bytes())
+                );
+                return Err(EINVAL);
+            }
+        };
+        let Some(p) = this.inner.lock().active.clone() else {
+            pr_err!("{}: scrub: pool is not active\n", &*this.name);
+            return Err(EBUSY);
+        };
+        p.scrub_ctl(start)
     }
 }
 

@@ -90,6 +90,7 @@ impl ActivePool {
         if self.gc.stopping.load(Ordering::Acquire) || self.gc.disabled.load(Ordering::Relaxed) {
             return;
         }
+        self.gc.kicked.store(true, Ordering::Release);
         let _ = self.gc.queue.queue().enqueue::<_, 0>(self.clone());
     }
 
@@ -101,9 +102,13 @@ impl ActivePool {
         self.release_paced(true);
     }
 
-    /// The GC work: batches while the core says GC is needed.
+    /// The GC work: batches while the core says GC is needed; a scrub pass
+    /// (`scrub.rs`) when GC has nothing to do — not needed, or its last
+    /// batch found nothing to reclaim (then GC is tried again once kicked).
     fn gc_run(&self) {
         let _noio = NoIo::enter();
+        // The last batch made no progress, and nothing kicked GC since.
+        let mut gc_idle = false;
         loop {
             if self.gc.stopping.load(Ordering::Acquire) || self.gc.disabled.load(Ordering::Relaxed)
             {
@@ -122,9 +127,18 @@ impl ActivePool {
                 }
                 self.note_levels(&self.state.lock().engine);
             }
-            if !self.gc_needed() && !self.gc_cv_waiters() {
+            if gc_idle && self.gc.kicked.swap(false, Ordering::AcqRel) {
+                gc_idle = false;
+            }
+            if gc_idle || (!self.gc_needed() && !self.gc_cv_waiters()) {
+                // Nothing for GC: the time goes to a scrub pass, if one
+                // runs, one step at a time.
+                if self.scrub_step() {
+                    continue;
+                }
                 break;
             }
+            self.gc.kicked.store(false, Ordering::Relaxed);
             let progress = match self.gc_batch() {
                 Ok(p) => p,
                 Err(e) => {
@@ -138,6 +152,10 @@ impl ActivePool {
             // when it made no progress).
             self.release_paced(!progress);
             if !progress {
+                if self.scrub.running() {
+                    gc_idle = true;
+                    continue;
+                }
                 break;
             }
         }

@@ -37,6 +37,9 @@ pub(crate) struct Gc {
     pub(crate) disabled: AtomicBool,
     /// The last batch made no progress: nothing to reclaim.
     pub(crate) stalled: AtomicBool,
+    /// GC was kicked since the GC work last looked: a work that found
+    /// nothing to reclaim and scrubs meanwhile (`scrub.rs`) tries GC again.
+    pub(crate) kicked: AtomicBool,
     /// How long a write waits for space from outside once GC can free
     /// none (`no_space_timeout`, ms; 0: it fails at once with ENOSPC).
     pub(crate) no_space_timeout_ms: AtomicU64,
@@ -121,6 +124,7 @@ impl Gc {
             stopping: AtomicBool::new(false),
             disabled: AtomicBool::new(false),
             stalled: AtomicBool::new(false),
+            kicked: AtomicBool::new(false),
             no_space_timeout_ms: AtomicU64::new(0),
             queued: AtomicU32::new(0),
             pace: PaceQueue::new(),

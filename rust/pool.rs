@@ -28,6 +28,7 @@ use crate::members::{
 };
 use crate::nodes::TableBudget;
 use crate::poolreq::PoolReq;
+use crate::scrubstate::Scrub;
 use crate::waits::{CommitEnds, WriteWaits};
 use crate::zonereads::ZoneReads;
 use crate::zvcore::{
@@ -120,6 +121,9 @@ pub(crate) struct ActivePool {
     /// Signalled after each GC batch (writes waiting for space).
     #[pin]
     pub(crate) gc_cv: CondVar,
+    /// Scrub state (`scrubstate.rs`; the pass, `scrub.rs`, runs in the GC
+    /// work).
+    pub(crate) scrub: Scrub,
     /// Writes of the asynchronous path whose bios completed, waiting for
     /// their block-table update (`fastpath.rs`).
     pub(crate) done_writes: ReqList<PoolReq>,
@@ -362,6 +366,7 @@ impl ActivePool {
                 gc <- gc,
                 gc_work <- kernel::new_work!("zvpool::gc"),
                 gc_cv <- kernel::new_condvar!("zvpool::gc_cv"),
+                scrub: Scrub::new(),
                 done_writes: ReqList::new(),
                 end_work <- kernel::new_work!("zvpool::end_writes"),
                 end_queue,

@@ -147,6 +147,8 @@ impl ActivePool {
         writeln!(w, "stream_gc_blocks {}", a.written(Stream::Gc))?;
         writeln!(w, "zones_reset {}", s.zones_reset)?;
         writeln!(w, "gc_runs {}", self.gc.runs.load(Ordering::Relaxed))?;
+        w.write_str("scrub ")?;
+        self.scrub.write_line(w, e.geom().nr_zones())?;
         // The engine lock: all its holds (and where the longest was taken,
         // a place in the module's source), GC's holds, and reads' waits
         // for it: COUNT TOTAL_US MAX_US.

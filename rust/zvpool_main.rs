@@ -60,6 +60,10 @@ mod qos;
 #[deny(unsafe_code)]
 mod registry;
 #[deny(unsafe_code)]
+mod scrub;
+#[deny(unsafe_code)]
+mod scrubstate;
+#[deny(unsafe_code)]
 mod snapshot;
 #[deny(unsafe_code)]
 mod spacerules;

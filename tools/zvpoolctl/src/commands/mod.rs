@@ -19,6 +19,7 @@ pub mod migrate;
 pub mod pool;
 pub mod props;
 pub mod qos;
+pub mod scrub;
 pub mod snapshot;
 pub mod stream;
 pub mod volume;

@@ -150,6 +150,27 @@ pub const NOUN: Noun = Noun {
             run: add,
         },
         Verb {
+            name: "scrub",
+            usage: "scrub [-w] [--stop] NAME",
+            summary: "read every written block of a pool, in the background",
+            help: "Starts a pass over active pool NAME that reads every written block of\n\
+                   its data zones in the background (after GC's work), so that blocks\n\
+                   a member can no longer read are found before a VM needs them: each\n\
+                   run of them counts as the member's read errors ('pool health': the\n\
+                   member turns degraded) and is logged with its device and sector.\n\
+                   Zones being written, offline zones and missing members are skipped\n\
+                   and counted. A pass under way starts again. -w waits for the end of\n\
+                   the pass and fails if it found unreadable blocks; --stop stops it.\n\
+                   Not kept across an assembly. The pool has no data checksums and no\n\
+                   second copy of data yet: the pass finds what cannot be read, it\n\
+                   does not repair. configfs: NAME/scrub <- start | stop.",
+            options: &[super::scrub::OPT_WAIT, super::scrub::OPT_STOP],
+            min_args: 1,
+            max_args: Some(1),
+            columns: &[],
+            run: super::scrub::scrub,
+        },
+        Verb {
             name: "evacuate",
             usage: "evacuate [-w] [--cancel] NAME [DEV]",
             summary: "move a member's data to the other members, online",

@@ -85,7 +85,7 @@ fn usage_errors_exit_2() {
         (&["frobnicate"], "zvpoolctl: unknown command \"frobnicate\"; commands: pool, volume, snapshot\n", "Try 'zvpoolctl --help'."),
         (&["--bogus"], "zvpoolctl: unknown option --bogus\n", "usage:"),
         (&["pool"], "zvpoolctl: pool needs a subcommand\n", "usage: zvpoolctl pool create"),
-        (&["pool", "explode"], "zvpoolctl: unknown subcommand \"pool explode\"; subcommands: create, assemble, add, evacuate, replace, remove, stop, list, status, health, events, set, get, check, import\n", "Try 'zvpoolctl pool --help'."),
+        (&["pool", "explode"], "zvpoolctl: unknown subcommand \"pool explode\"; subcommands: create, assemble, add, scrub, evacuate, replace, remove, stop, list, status, health, events, set, get, check, import\n", "Try 'zvpoolctl pool --help'."),
         (&["volume", "show"], "zvpoolctl: missing arguments\n", "usage: zvpoolctl volume show"),
         (&["pool", "list", "-x"], "zvpoolctl: unknown option -x\n", "usage: zvpoolctl pool list"),
         (&["pool", "list", "-o"], "zvpoolctl: option -o needs a value\n", "usage: zvpoolctl pool list"),

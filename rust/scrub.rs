@@ -1,0 +1,228 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Scrub: reads every written block of the pool's data zones in the
+//! background, so that what a member can no longer read (latent sector
+//! errors of a disk, worn flash) is found and reported before a VM or GC
+//! needs it — what `md`'s `check` action does for a RAID set.
+//!
+//! A pass walks the data zones in order, 1 MiB at a time (one read of the
+//! GC buffer in flight), in the pool's GC work between GC batches: GC goes
+//! first, the scrub takes the time GC leaves. Each step is planned under the
+//! engine lock (the next written part of a zone holding live data; the read
+//! is counted in the zone, `zonereads.rs`, so that no reset reuses the zone
+//! under it) and read without it. A zone being written (blocks in flight),
+//! a zone the device took offline and a member that is gone are skipped and
+//! counted. A failed read is read again block by block; each run of
+//! unreadable blocks counts as the member's read errors (`members`,
+//! `pool health`: the member turns degraded) and is logged with its member
+//! and sector, as a failed user or GC read is.
+//!
+//! What a pass cannot do yet: tell which volume maps an unreadable block
+//! (the block tables map volume blocks to pool addresses, not back), check
+//! data against a checksum (the pool keeps none), and repair (no second
+//! copy of data): those come with the block checksums and mirrored volumes
+//! of the reliability work. The pass is not kept across an assembly.
+
+use crate::gcstate::GC_BUF_BLOCKS;
+use crate::kwrap::bio::{BioBatch, BioOp};
+use crate::lowerio::submit_bounce;
+use crate::pool::ActivePool;
+use crate::scrubstate::ENDED_DONE;
+use crate::zvcore::alloc::ZoneState;
+use crate::zvcore::format::BLOCK_SIZE;
+use core::sync::atomic::Ordering;
+use kernel::{prelude::*, sync::Arc};
+use pin_init::stack_pin_init;
+
+/// The next step of a pass in zone `z`.
+enum Step {
+    /// Read `n` blocks from pool address `addr` (block `off` of zone `z`).
+    Read { z: u32, off: u64, addr: u64, n: u64 },
+    /// The pass is over.
+    End,
+}
+
+impl ActivePool {
+    /// `scrub` written: `start` (a new pass from the first zone) or
+    /// `stop`.
+    pub(crate) fn scrub_ctl(self: &Arc<Self>, start: bool) -> Result {
+        if !start {
+            if self.scrub.stop() {
+                pr_info!("{}: scrub stopped\n", &*self.name);
+            }
+            return Ok(());
+        }
+        if self.gc.disabled.load(Ordering::Relaxed) {
+            // The pass runs in the GC work, which a read-only pool has not.
+            pr_err!(
+                "{}: scrub: the pool is read-only (no background work)\n",
+                &*self.name
+            );
+            return Err(EROFS);
+        }
+        self.scrub.start();
+        pr_info!("{}: scrub started\n", &*self.name);
+        self.kick_gc();
+        Ok(())
+    }
+
+    /// One step of the pass under way (GC work, when GC has nothing to
+    /// do): reads the next part of a zone holding data. Returns whether
+    /// the pass goes on. Sleeps (the read).
+    pub(crate) fn scrub_step(&self) -> bool {
+        let s = &self.scrub;
+        if !s.running() {
+            return false;
+        }
+        let cur = s.cursor.load(Ordering::Acquire);
+        let step = self.scrub_plan((cur >> 32) as u32, cur & u64::from(u32::MAX));
+        let Step::Read { z, off, addr, n } = step else {
+            let _ = s
+                .cursor
+                .compare_exchange(cur, u64::MAX, Ordering::AcqRel, Ordering::Relaxed);
+            if s.running.swap(false, Ordering::AcqRel) {
+                s.ended.store(ENDED_DONE, Ordering::Relaxed);
+                s.passes.fetch_add(1, Ordering::Relaxed);
+                pr_info!(
+                    "{}: scrub done: {} blocks read, {} unreadable, {} zones skipped\n",
+                    &*self.name,
+                    s.blocks.load(Ordering::Relaxed),
+                    s.errors.load(Ordering::Relaxed),
+                    s.skipped.load(Ordering::Relaxed)
+                );
+            }
+            return false;
+        };
+        let bad = self.scrub_read(addr, n);
+        self.zone_reads.put(z, z);
+        s.blocks.fetch_add(n, Ordering::Relaxed);
+        s.errors.fetch_add(bad, Ordering::Relaxed);
+        // A pass started again meanwhile keeps its own cursor.
+        let next = (u64::from(z) << 32) | off.saturating_add(n);
+        let _ = s
+            .cursor
+            .compare_exchange(cur, next, Ordering::AcqRel, Ordering::Relaxed);
+        true
+    }
+
+    /// The next read of the pass from block `off` of zone `z` on (engine
+    /// lock): the written part of a zone holding live data, up to
+    /// [`GC_BUF_BLOCKS`] blocks, counted in the zone's reads in flight.
+    fn scrub_plan(&self, mut z: u32, mut off: u64) -> Step {
+        let st = self.state.lock();
+        let e = &st.engine;
+        let nz = e.geom().nr_zones();
+        let mut skipped = 0u64;
+        let step = loop {
+            if z >= nz {
+                break Step::End;
+            }
+            let (Some(zg), Some(zi)) = (e.geom().zone(z), e.alloc().zone(z)) else {
+                break Step::End;
+            };
+            let wp = zi.wp();
+            let data = matches!(
+                zi.state(),
+                ZoneState::Open(_) | ZoneState::Closed | ZoneState::Full
+            );
+            if zg.meta || !data || zi.valid() == 0 || off >= wp {
+                z += 1;
+                off = 0;
+                continue;
+            }
+            let gone = self
+                .members
+                .get(usize::from(zg.dev))
+                .is_none_or(|m| m.is_gone());
+            if zi.inflight() > 0 || zi.unreadable() || gone {
+                // Being written (its blocks in flight may not be on the
+                // device yet), offline, or on a member that is gone.
+                skipped += 1;
+                z += 1;
+                off = 0;
+                continue;
+            }
+            let n = (wp - off).min(GC_BUF_BLOCKS);
+            self.zone_reads.get(z, z);
+            break Step::Read {
+                z,
+                off,
+                addr: zg.start.saturating_add(off),
+                n,
+            };
+        };
+        drop(st);
+        self.scrub.skipped.fetch_add(skipped, Ordering::Relaxed);
+        step
+    }
+
+    /// Reads `n` blocks from pool address `addr` into the GC buffer; a
+    /// failure is read again block by block. Returns the unreadable blocks
+    /// (each run counted and logged as the member's read error).
+    fn scrub_read(&self, addr: u64, n: u64) -> u64 {
+        let mut guard = self.gc.bufs.lock();
+        let b = &mut *guard;
+        let n = n.min(b.slots.len() as u64).min(b.read_ok.len() as u64);
+        // Whole first; after a failure, block by block.
+        for whole in [true, false] {
+            let parts = if whole { 1 } else { n };
+            for f in b.read_ok.iter_mut() {
+                *f = false;
+            }
+            let data = b.data.lend();
+            stack_pin_init!(let batch = BioBatch::new(&b.slots));
+            for k in 0..parts {
+                let (at, len) = if whole { (0, n) } else { (k, 1) };
+                let r = self
+                    .locate_addr(addr.saturating_add(at))
+                    .and_then(|(m, sector)| {
+                        let (set, op) = (&self.bios, BioOp::Read);
+                        let (off, bytes) = (at as usize * BLOCK_SIZE, len as usize * BLOCK_SIZE);
+                        submit_bounce(
+                            batch.as_ref(),
+                            set,
+                            m,
+                            k as usize,
+                            op,
+                            sector,
+                            data,
+                            off,
+                            bytes,
+                        )
+                    });
+                if let (Ok(()), Some(f)) = (r, b.read_ok.get_mut(k as usize)) {
+                    *f = true;
+                }
+            }
+            batch.as_mut().wait();
+            let failed = |k: u64| -> Option<Error> {
+                if !b.read_ok.get(k as usize).copied().unwrap_or(false) {
+                    return Some(EIO);
+                }
+                batch.result(k as usize).err()
+            };
+            if whole {
+                if failed(0).is_none() {
+                    return 0;
+                }
+                continue;
+            }
+            // Runs of unreadable blocks: one error each.
+            let mut bad = 0u64;
+            let mut run: Option<(u64, Error)> = None;
+            for k in 0..=n {
+                let f = if k < n { failed(k) } else { None };
+                match (f, run) {
+                    (Some(e), None) => run = Some((k, e)),
+                    (None, Some((first, e))) => {
+                        self.io_error("scrub read", addr.saturating_add(first), k - first, e);
+                        bad += k - first;
+                        run = None;
+                    }
+                    _ => {}
+                }
+            }
+            return bad;
+        }
+        0
+    }
+}

@@ -1,0 +1,98 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Scrub state of a pool (the pass itself: `scrub.rs`), lock-free so that
+//! `status` reads it without waiting for a step.
+
+use crate::zvcore::format::BLOCK_SIZE;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+
+/// How the last pass ended.
+pub(crate) const ENDED_NONE: u32 = 0;
+pub(crate) const ENDED_DONE: u32 = 1;
+pub(crate) const ENDED_STOPPED: u32 = 2;
+
+/// Scrub state of a pool, lock-free: the GC work advances it, `scrub`
+/// writes start and stop it, `status` reads it.
+pub(crate) struct Scrub {
+    /// A pass is requested or under way.
+    pub(crate) running: AtomicBool,
+    /// Where the pass goes on: zone id (high 32 bits) and block in it.
+    pub(crate) cursor: AtomicU64,
+    /// Of the pass under way or the last one: blocks read, unreadable
+    /// blocks, zones skipped (being written, offline, member gone).
+    pub(crate) blocks: AtomicU64,
+    pub(crate) errors: AtomicU64,
+    pub(crate) skipped: AtomicU64,
+    /// Passes completed since assembly.
+    pub(crate) passes: AtomicU64,
+    /// How the last pass ended (`ENDED_*`).
+    pub(crate) ended: AtomicU32,
+}
+
+impl Scrub {
+    pub(crate) const fn new() -> Self {
+        Self {
+            running: AtomicBool::new(false),
+            cursor: AtomicU64::new(0),
+            blocks: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            skipped: AtomicU64::new(0),
+            passes: AtomicU64::new(0),
+            ended: AtomicU32::new(ENDED_NONE),
+        }
+    }
+
+    /// Starts a pass from the first zone (a pass under way starts again).
+    pub(crate) fn start(&self) {
+        self.blocks.store(0, Ordering::Relaxed);
+        self.errors.store(0, Ordering::Relaxed);
+        self.skipped.store(0, Ordering::Relaxed);
+        self.cursor.store(0, Ordering::Release);
+        self.running.store(true, Ordering::Release);
+    }
+
+    /// Stops the pass under way; whether one was.
+    pub(crate) fn stop(&self) -> bool {
+        let was = self.running.swap(false, Ordering::AcqRel);
+        if was {
+            self.ended.store(ENDED_STOPPED, Ordering::Relaxed);
+        }
+        was
+    }
+
+    /// Whether a pass is under way.
+    pub(crate) fn running(&self) -> bool {
+        self.running.load(Ordering::Acquire)
+    }
+
+    /// Writes the scrub line of `status` and the `scrub` attribute:
+    /// `<idle|running|done|stopped> zone=<z>/<zones> read_bytes=<n>
+    /// errors=<n> skipped_zones=<n> passes=<n>`.
+    pub(crate) fn write_line(
+        &self,
+        w: &mut impl core::fmt::Write,
+        zones: u32,
+    ) -> core::fmt::Result {
+        let state = if self.running() {
+            "running"
+        } else {
+            match self.ended.load(Ordering::Relaxed) {
+                ENDED_DONE => "done",
+                ENDED_STOPPED => "stopped",
+                _ => "idle",
+            }
+        };
+        let z = ((self.cursor.load(Ordering::Relaxed) >> 32) as u32).min(zones);
+        let n = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        writeln!(
+            w,
+            "{} zone={}/{} read_bytes={} errors={} skipped_zones={} passes={}",
+            state,
+            z,
+            zones,
+            n(&self.blocks).saturating_mul(BLOCK_SIZE as u64),
+            n(&self.errors),
+            n(&self.skipped),
+            n(&self.passes)
+        )
+    }
+}

@@ -1,0 +1,143 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+# Scrub (the reliability issue): `zvpoolctl pool scrub` reads every written
+# block of the pool's data zones in the background.
+# 1. On a healthy pool a pass reads at least what was written and finds
+#    nothing.
+# 2. null_blk bad blocks in a full zone of a volume that is never
+#    overwritten (so GC never collects it): the pass counts exactly the
+#    unreadable blocks, one member read error and one log line per run of
+#    them, `-w` fails, the member turns degraded.
+# 3. The same bad blocks while another volume is overwritten (GC copies,
+#    commits and zone resets run): passes started during the overwrite end,
+#    with the same count; the overwritten volume reads back as last
+#    written; the scrubbed volume is unchanged once the bad blocks are gone.
+# 4. `--stop`, a clean pass after the bad blocks are gone, stop and
+#    reassembly, no WARN/oops/lockdep/hung task.
+DIR=$(dirname "$0")
+. "$DIR/ktap_helpers.sh"
+
+KO=${ZVPOOL_KO:-/lib/modules/zvpool/zvpool.ko}
+NB=/sys/kernel/config/nullb/zvsc
+P=/sys/kernel/config/zvpool/sc
+MIB=1048576
+ktap_print_header
+for t in zvpoolctl blkzone md5sum; do
+	if ! command -v $t >/dev/null; then
+		ktap_set_plan 1
+		ktap_test_skip "scrub" "needs $t"
+		ktap_finished
+	fi
+done
+if [ ! -f "$KO" ] || [ ! -f /lib/modules/null_blk.ko ]; then
+	ktap_set_plan 1
+	ktap_test_skip "scrub" "needs zvpool.ko and null_blk.ko"
+	ktap_finished
+fi
+lsmod | grep -q '^zvpool ' && rmmod zvpool
+ktap_set_plan 16
+dmesg_mark
+DMESG_START=$DMESG_MARK
+
+# 20 zones of 8 MiB; zones 0-3 hold metadata: 128 MiB of data zones.
+nullb_zoned $NB 160 8
+D=/dev/${NB##*/}
+insmod "$KO"
+dev() { zvpoolctl volume show -H -o device "sc/$1" | cut -f2; }
+sfield() { sed -n "s/.*[ ]$1=\([0-9]*\).*/\1/p" $P/scrub; }
+sstate() { cut -d' ' -f1 $P/scrub; }
+mfield() { awk -v k="$1" '$1 == 0 { for (f = 4; f <= NF; f++) if (index($f, k "=") == 1) { sub(/^[a-z_]*=/, "", $f); print $f } }' $P/members; }
+ktap_test_result "pool, a 48 MiB volume written once (c) and a 40 MiB volume (h)" \
+	quiet sh -c "zvpoolctl pool create -f sc $D && zvpoolctl volume create sc/c --size 48M &&
+	 zvpoolctl volume create sc/h --size 40M &&
+	 dd if=/dev/urandom of=\$(zvpoolctl volume show -H -o device sc/c | cut -f2) bs=$MIB count=48 oflag=direct conv=fsync status=none"
+C=$(dev c)
+H=$(dev h)
+want_c=$(dd if="$C" bs=$MIB iflag=direct status=none | md5sum)
+
+# 1. A healthy pool.
+ktap_test_result "a pass over a healthy pool succeeds (-w)" quiet timeout 120 zvpoolctl pool scrub -w sc
+ktap_print_msg "scrub: $(cat $P/scrub)"
+clean_pass() { [ "$(sstate)" = done ] && [ "$(sfield read_bytes)" -ge $((48 * MIB)) ] && [ "$(sfield errors)" = 0 ]; }
+ktap_test_result "it read at least the 48 MiB written and found nothing" clean_pass
+
+# 2. Bad blocks in a full zone of c (written once, never a GC victim): one
+# block, then a run of three, 4 KiB blocks of 8 sectors.
+zone=$(blkzone report "$D" | sed -n 's/.*start: \(0x[0-9a-f]*\),.*(fu).*/\1/p' |
+	while read -r s; do [ $((s)) -ge 65536 ] && echo $((s)) && break; done)
+if [ -z "$zone" ]; then
+	ktap_print_msg "no full data zone: $(blkzone report "$D" | tr '\n' ';')"
+	zone=65536
+fi
+BAD="+$((zone + 80))-$((zone + 87)) +$((zone + 800))-$((zone + 823))"
+setbad() { for r in $BAD; do echo "$r" >$NB/badblocks; done; }
+clearbad() { for r in $BAD; do echo "$r" | tr '+' '-' >$NB/badblocks; done; }
+ktap_print_msg "bad blocks at sectors $BAD (zone at sector $zone)"
+e0=$(mfield read_errors)
+setbad
+dmesg_mark
+ktap_test_result "with 4 unreadable blocks a pass fails (-w)" sh -c "! timeout 120 zvpoolctl pool scrub -w sc 2>/tmp/scrub.err && grep -q unreadable /tmp/scrub.err"
+sed 's/^/# /' /tmp/scrub.err
+ktap_print_msg "scrub: $(cat $P/scrub)"
+ktap_test_result "it counts exactly the 4 unreadable blocks" [ "$(sfield errors)" = 4 ]
+member_degraded() { [ $(($(mfield read_errors) - e0)) = 2 ] && grep -q '^0 .*state=degraded' $P/members; }
+ktap_test_result "the member counts 2 read errors (one a run) and turns degraded" member_degraded
+ktap_print_msg "members: $(tr '\n' ';' <$P/members)"
+runs_logged() { [ "$(dmesg_since_mark | grep -c "zvpool: sc: scrub read error on $D at sector")" = 2 ]; }
+ktap_test_result "each run is logged with its device and sector" runs_logged
+
+# 3. The same while h is overwritten: GC copies, commits and zone resets
+# run; passes are started during it.
+overwrite() {
+	i=0
+	while [ $i -lt 160 ]; do
+		dd if=/dev/urandom of="$H" bs=$MIB seek=$(( (i * 7) % 40 )) count=1 oflag=direct status=none || return 1
+		i=$((i + 1))
+	done
+	dd if=/dev/urandom of="$H" bs=$MIB count=40 oflag=direct conv=fsync status=none
+}
+r0=$(sed -n 's/^zones_reset //p' $P/status)
+g0=$(sed -n 's/^gc_runs //p' $P/status)
+overwrite >/tmp/scrub_ow.err 2>&1 &
+W=$!
+passes=0
+while kill -0 $W 2>/dev/null; do
+	echo start >$P/scrub && passes=$((passes + 1))
+	sleep 1
+done
+wait $W
+OW=$?
+ktap_test_result "overwrites with GC running succeed" [ $OW = 0 ]
+ktap_print_msg "$passes passes started; zones reset $r0 -> $(sed -n 's/^zones_reset //p' $P/status), gc_runs $g0 -> $(sed -n 's/^gc_runs //p' $P/status)"
+ktap_test_result "GC reset zones during the passes" \
+	[ "$(sed -n 's/^zones_reset //p' $P/status)" -gt "$r0" ]
+want_h=$(dd if="$H" bs=$MIB iflag=direct status=none | md5sum)
+# pass_ends: the pass under way ends (60 s at most), done, with 4 errors.
+pass_ends() {
+	_t=0
+	while [ "$(sstate)" = running ] && [ $_t -lt 60 ]; do
+		sleep 1
+		_t=$((_t + 1))
+	done
+	[ "$(sstate)" = done ] && [ "$(sfield errors)" = 4 ]
+}
+ktap_test_result "the last pass ends and counts the same 4 blocks" pass_ends
+ktap_print_msg "scrub: $(cat $P/scrub)"
+
+# 4. Stop, then the bad blocks gone.
+echo start >$P/scrub
+ktap_test_result "--stop stops a pass (or it was done)" sh -c \
+	"zvpoolctl pool scrub --stop sc >/dev/null && s=\$(cut -d' ' -f1 $P/scrub) && { [ \$s = stopped ] || [ \$s = done ]; }"
+clearbad
+ktap_test_result "without the bad blocks a pass finds nothing" quiet timeout 120 zvpoolctl pool scrub -w sc
+ktap_test_result "c is unchanged and h reads back as last written" sh -c \
+	"[ \"\$(dd if=$C bs=$MIB iflag=direct status=none | md5sum)\" = \"$want_c\" ] &&
+	 [ \"\$(dd if=$H bs=$MIB iflag=direct status=none | md5sum)\" = \"$want_h\" ]"
+ktap_test_result "the pool stops and reassembles with both volumes intact" sh -c \
+	"zvpoolctl pool stop sc >/dev/null && zvpoolctl pool assemble sc $D >/dev/null &&
+	 [ \"\$(dd if=\$(zvpoolctl volume show -H -o device sc/c | cut -f2) bs=$MIB iflag=direct status=none | md5sum)\" = \"$want_c\" ] &&
+	 [ \"\$(dd if=\$(zvpoolctl volume show -H -o device sc/h | cut -f2) bs=$MIB iflag=direct status=none | md5sum)\" = \"$want_h\" ]"
+ktap_test_result "cleanup" sh -c "zvpoolctl pool stop sc >/dev/null && rmmod zvpool && echo 0 > $NB/power && rmdir $NB && rmmod null_blk"
+DMESG_MARK=$DMESG_START
+dmesg_clean_since_mark "no WARN, oops, lockdep or hung task"
+ktap_finished

@@ -1,0 +1,178 @@
+// SPDX-License-Identifier: GPL-2.0
+//! `pool scrub`: reads every written block of an active pool in the
+//! background (configfs `scrub`), optionally waiting for the end of the
+//! pass; the unreadable blocks it finds count as the members' read errors
+//! (`pool health`).
+
+use super::{check_name, Ctx};
+use crate::backend::Obj;
+use crate::cli::{OptSpec, Parsed};
+use crate::error::{Error, Failure};
+use std::time::Duration;
+
+pub const OPT_WAIT: OptSpec = OptSpec {
+    long: "wait",
+    short: Some('w'),
+    value: None,
+    help: "wait until the pass ends; fail if it found unreadable blocks",
+};
+pub const OPT_STOP: OptSpec = OptSpec {
+    long: "stop",
+    short: None,
+    value: None,
+    help: "stop the pass under way",
+};
+
+/// One reading of `scrub`.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ScrubState {
+    /// `idle`, `running`, `done` or `stopped`.
+    pub state: String,
+    pub zone: u64,
+    pub zones: u64,
+    pub read_bytes: u64,
+    pub errors: u64,
+    pub skipped_zones: u64,
+    pub passes: u64,
+}
+
+/// Parses the `scrub` attribute: `STATE zone=Z/N read_bytes=B errors=E
+/// skipped_zones=S passes=P` (unknown keys are ignored).
+pub fn parse(text: &str) -> Result<ScrubState, String> {
+    let line = text.trim();
+    let bad = || format!("malformed scrub line {line:?}");
+    let mut w = line.split_whitespace();
+    let state = w.next().ok_or_else(bad)?;
+    if !["idle", "running", "done", "stopped"].contains(&state) {
+        return Err(bad());
+    }
+    let mut s = ScrubState {
+        state: state.to_string(),
+        ..ScrubState::default()
+    };
+    let mut seen = 0;
+    for kv in w {
+        let Some((k, v)) = kv.split_once('=') else {
+            return Err(bad());
+        };
+        let num = |v: &str| v.parse::<u64>().map_err(|_| bad());
+        match k {
+            "zone" => {
+                let (z, n) = v.split_once('/').ok_or_else(bad)?;
+                (s.zone, s.zones) = (num(z)?, num(n)?);
+            }
+            "read_bytes" => s.read_bytes = num(v)?,
+            "errors" => s.errors = num(v)?,
+            "skipped_zones" => s.skipped_zones = num(v)?,
+            "passes" => s.passes = num(v)?,
+            _ => continue,
+        }
+        seen += 1;
+    }
+    if seen < 5 {
+        return Err(bad());
+    }
+    Ok(s)
+}
+
+fn read(ctx: &Ctx<'_>, pool: &Obj, name: &str) -> Result<ScrubState, Error> {
+    let text = ctx.read(pool, "scrub")?;
+    parse(&text).map_err(|e| Failure::new(format!("read the scrub of pool {name}"), e).into())
+}
+
+/// What a pass found, as a sentence.
+fn summary(s: &ScrubState) -> String {
+    format!(
+        "{} read, {} unreadable block(s), {} zone(s) skipped (being written, offline or on a missing member)",
+        crate::size::human(s.read_bytes),
+        s.errors,
+        s.skipped_zones
+    )
+}
+
+pub fn scrub(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
+    let name = &p.args[0];
+    check_name("pool", name, "pool scrub")?;
+    let pool = ctx.require_pool(name)?;
+    let what = format!("scrub pool {name}");
+    ctx.require_feature("scrub", &what)?;
+    if p.flag("stop") {
+        ctx.write(&pool, "scrub", "stop")
+            .map_err(|e| e.fail(format!("stop the scrub of pool {name}")))?;
+        let s = read(ctx, &pool, name)?;
+        ctx.say(&format!(
+            "scrub of pool {name} {}: {}",
+            s.state,
+            summary(&s)
+        ));
+        return Ok(());
+    }
+    ctx.write(&pool, "scrub", "start")
+        .map_err(|e| e.fail(what.clone()))?;
+    ctx.say(&format!("scrub of pool {name} started"));
+    if !p.flag("wait") {
+        return Ok(());
+    }
+    let s = loop {
+        let s = read(ctx, &pool, name)?;
+        if s.state != "running" {
+            break s;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    if s.state != "done" {
+        return Err(Failure::new(what, format!("the pass {}: {}", s.state, summary(&s))).into());
+    }
+    if s.errors > 0 {
+        return Err(Failure::new(
+            what,
+            format!(
+                "{}; see 'zvpoolctl pool health {name}' for the members",
+                summary(&s)
+            ),
+        )
+        .into());
+    }
+    ctx.say(&format!("scrub of pool {name} done: {}", summary(&s)));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_attribute() {
+        let s =
+            parse("running zone=3/40 read_bytes=8192 errors=1 skipped_zones=2 passes=0 later=1\n")
+                .unwrap();
+        assert_eq!(
+            s,
+            ScrubState {
+                state: "running".into(),
+                zone: 3,
+                zones: 40,
+                read_bytes: 8192,
+                errors: 1,
+                skipped_zones: 2,
+                passes: 0,
+            }
+        );
+        assert_eq!(
+            parse("done zone=40/40 read_bytes=0 errors=0 skipped_zones=0 passes=1")
+                .unwrap()
+                .passes,
+            1
+        );
+        for bad in [
+            "",
+            "busy zone=1/2 read_bytes=0 errors=0 skipped_zones=0 passes=0",
+            "idle zone=1 read_bytes=0 errors=0 skipped_zones=0 passes=0",
+            "idle zone=1/2 read_bytes=x errors=0 skipped_zones=0 passes=0",
+            "idle zone=1/2 read_bytes=0",
+            "idle zone=1/2 read_bytes=0 errors=0 skipped_zones=0 passes",
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+    }
+}
