@@ -77,6 +77,8 @@ run "zvpoolctl pool list -j"
 
 say "health (like zpool status): member states, error counters, what each NVMe device says about itself (SMART)"
 run "zvpoolctl pool health demo"
+say "scrub (like zpool scrub, md check): read every written block in the background, report what a disk can no longer read"
+run "zvpoolctl pool scrub -w demo" || exit 1
 
 say "per-VM I/O limits, online: web2 gets at most 500 read IOPS and 20 MiB/s of writes"
 run "zvpoolctl volume set demo/web2 riops=500 wbps=20M"
