@@ -26,12 +26,16 @@ use crate::gcstate::GC_BUF_BLOCKS;
 use crate::kwrap::bio::{BioBatch, BioOp};
 use crate::lowerio::submit_bounce;
 use crate::pool::ActivePool;
-use crate::scrubstate::ENDED_DONE;
+use crate::scrubstate::{ENDED_DONE, META_PHASE};
 use crate::zvcore::alloc::ZoneState;
 use crate::zvcore::format::BLOCK_SIZE;
 use core::sync::atomic::Ordering;
 use kernel::{prelude::*, sync::Arc};
 use pin_init::stack_pin_init;
+
+/// Most blocks of the checkpoint chain one step reads (each on up to two
+/// copies, one bio slot each).
+const META_STEP_BLOCKS: u32 = 64;
 
 /// The next step of a pass in zone `z`.
 enum Step {
@@ -66,31 +70,36 @@ impl ActivePool {
     }
 
     /// One step of the pass under way (GC work, when GC has nothing to
-    /// do): reads the next part of a zone holding data. Returns whether
-    /// the pass goes on. Sleeps (the read).
+    /// do): reads the next part of a zone holding data, or once the data
+    /// zones are done the next blocks of the newest checkpoint's chain.
+    /// Returns whether the pass goes on. Sleeps (the reads).
     pub(crate) fn scrub_step(&self) -> bool {
         let s = &self.scrub;
         if !s.running() {
             return false;
         }
         let cur = s.cursor.load(Ordering::Acquire);
-        let step = self.scrub_plan((cur >> 32) as u32, cur & u64::from(u32::MAX));
-        let Step::Read { z, off, addr, n } = step else {
+        let (zone, low) = ((cur >> 32) as u32, cur & u64::from(u32::MAX));
+        let meta = u64::from(META_PHASE) << 32;
+        if zone == META_PHASE {
+            let Some(next) = self.scrub_meta(low as u32) else {
+                self.scrub_done(cur);
+                return false;
+            };
+            let _ = s.cursor.compare_exchange(
+                cur,
+                meta | u64::from(next),
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            );
+            return true;
+        }
+        let Step::Read { z, off, addr, n } = self.scrub_plan(zone, low) else {
+            // The data zones are done: the metadata next.
             let _ = s
                 .cursor
-                .compare_exchange(cur, u64::MAX, Ordering::AcqRel, Ordering::Relaxed);
-            if s.running.swap(false, Ordering::AcqRel) {
-                s.ended.store(ENDED_DONE, Ordering::Relaxed);
-                s.passes.fetch_add(1, Ordering::Relaxed);
-                pr_info!(
-                    "{}: scrub done: {} blocks read, {} unreadable, {} zones skipped\n",
-                    &*self.name,
-                    s.blocks.load(Ordering::Relaxed),
-                    s.errors.load(Ordering::Relaxed),
-                    s.skipped.load(Ordering::Relaxed)
-                );
-            }
-            return false;
+                .compare_exchange(cur, meta, Ordering::AcqRel, Ordering::Relaxed);
+            return true;
         };
         let bad = self.scrub_read(addr, n);
         self.zone_reads.put(z, z);
@@ -102,6 +111,158 @@ impl ActivePool {
             .cursor
             .compare_exchange(cur, next, Ordering::AcqRel, Ordering::Relaxed);
         true
+    }
+
+    /// The pass at cursor `cur` is over.
+    fn scrub_done(&self, cur: u64) {
+        let s = &self.scrub;
+        let _ = s
+            .cursor
+            .compare_exchange(cur, u64::MAX, Ordering::AcqRel, Ordering::Relaxed);
+        if s.running.swap(false, Ordering::AcqRel) {
+            s.ended.store(ENDED_DONE, Ordering::Relaxed);
+            s.passes.fetch_add(1, Ordering::Relaxed);
+            let n = |c: &core::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+            pr_info!(
+                "{}: scrub done: {} blocks read, {} unreadable, {} zones skipped; {} metadata block copies read, {} damaged\n",
+                &*self.name,
+                n(&s.blocks),
+                n(&s.errors),
+                n(&s.skipped),
+                n(&s.meta_blocks),
+                n(&s.meta_errors)
+            );
+        }
+    }
+
+    /// The metadata part of the pass: reads back the copies of blocks
+    /// `idx..` of the newest checkpoint's chain (up to
+    /// [`META_STEP_BLOCKS`]) and checks each is a sound block of it. A copy
+    /// unreadable or unsound counts as the member's read error and is
+    /// logged; then a full checkpoint, written at once, replaces the chain
+    /// (the repair: what an assembly reads is sound again). Returns the
+    /// next block, or `None` when the metadata part is over (the chain
+    /// read, replaced, or none since assembly).
+    fn scrub_meta(&self, idx: u32) -> Option<u32> {
+        let s = &self.scrub;
+        let mut guard = self.gc.bufs.lock();
+        let b = &mut *guard;
+        let slots = b.slots.len().min(b.addrs.len()).min(b.read_ok.len());
+        // The copies of the next blocks (engine lock; the GC buffers'
+        // lock first, as GC takes them).
+        let (chain, end, count) = {
+            let st = self.state.lock();
+            let c = st.engine.scrub_chain()?;
+            if idx == 0 {
+                s.meta_base.store(c.base, Ordering::Relaxed);
+            } else if s.meta_base.load(Ordering::Relaxed) != c.base {
+                // A checkpoint of this assembly replaced it.
+                return None;
+            }
+            if idx >= c.blocks {
+                return None;
+            }
+            let max = u32::try_from(slots / 2).unwrap_or(0).min(META_STEP_BLOCKS);
+            let end = c.blocks.min(idx.saturating_add(max.max(1)));
+            let geo = st.engine.geom();
+            let mut k = 0usize;
+            for i in idx..end {
+                for a in c.copies(geo, i) {
+                    // A copy on a member that is gone is not read.
+                    let a = a.filter(|&a| self.locate_addr(a).is_ok_and(|(m, _)| !m.is_gone()));
+                    if let Some(slot) = b.addrs.get_mut(k) {
+                        *slot = a;
+                    }
+                    k += 1;
+                }
+            }
+            (c, end, k.min(slots))
+        };
+        // One block each, without the engine lock.
+        for f in b.read_ok.iter_mut() {
+            *f = false;
+        }
+        {
+            let data = b.data.lend();
+            stack_pin_init!(let batch = BioBatch::new(&b.slots));
+            for k in 0..count {
+                let Some(Some(a)) = b.addrs.get(k).copied() else {
+                    continue;
+                };
+                let r = self.locate_addr(a).and_then(|(m, sector)| {
+                    let (set, op) = (&self.bios, BioOp::Read);
+                    submit_bounce(
+                        batch.as_ref(),
+                        set,
+                        m,
+                        k,
+                        op,
+                        sector,
+                        data,
+                        k * BLOCK_SIZE,
+                        BLOCK_SIZE,
+                    )
+                });
+                if let (Ok(()), Some(f)) = (r, b.read_ok.get_mut(k)) {
+                    *f = true;
+                }
+            }
+            batch.as_mut().wait();
+            for k in 0..count {
+                if batch.result(k).is_err() {
+                    if let Some(f) = b.read_ok.get_mut(k) {
+                        *f = false;
+                    }
+                }
+            }
+        }
+        // Still the chain planned: its zones cannot have been reset under
+        // the reads (that needs a newer chain first).
+        if self.state.lock().engine.scrub_chain().map(|c| c.base) != Some(chain.base) {
+            return None;
+        }
+        let mut damaged = false;
+        for k in 0..count {
+            let Some(Some(a)) = b.addrs.get(k).copied() else {
+                continue;
+            };
+            s.meta_blocks.fetch_add(1, Ordering::Relaxed);
+            let read = b.read_ok.get(k).copied().unwrap_or(false);
+            if read && b.data.block(k).is_some_and(|blk| chain.sound(blk)) {
+                continue;
+            }
+            damaged = true;
+            s.meta_errors.fetch_add(1, Ordering::Relaxed);
+            let e = if read { EBADMSG } else { EIO };
+            self.io_error("scrub metadata read", a, 1, e);
+        }
+        drop(guard);
+        if !damaged {
+            return Some(end);
+        }
+        // The repair: the whole image again, in the other set.
+        self.state.lock().engine.request_full_checkpoint();
+        let r = {
+            let mut cb = self.committer.lock();
+            let r = self.checkpoint_when_slots(&mut cb);
+            self.commit_ends.ended();
+            r
+        };
+        match r {
+            Ok(()) => {
+                s.repairs.fetch_add(1, Ordering::Relaxed);
+                pr_info!(
+                    "{}: scrub: damaged metadata replaced by a full checkpoint\n",
+                    &*self.name
+                );
+            }
+            Err(e) => pr_err!(
+                "{}: scrub: the full checkpoint to replace damaged metadata failed: {:?}\n",
+                &*self.name,
+                e
+            ),
+        }
+        None
     }
 
     /// The next read of the pass from block `off` of zone `z` on (engine

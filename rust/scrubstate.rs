@@ -10,6 +10,10 @@ pub(crate) const ENDED_NONE: u32 = 0;
 pub(crate) const ENDED_DONE: u32 = 1;
 pub(crate) const ENDED_STOPPED: u32 = 2;
 
+/// Cursor zone of the pass's second part: the metadata (the newest
+/// checkpoint's chain), the low 32 bits its next block.
+pub(crate) const META_PHASE: u32 = u32::MAX - 1;
+
 /// Scrub state of a pool, lock-free: the GC work advances it, `scrub`
 /// writes start and stop it, `status` reads it.
 pub(crate) struct Scrub {
@@ -22,6 +26,13 @@ pub(crate) struct Scrub {
     pub(crate) blocks: AtomicU64,
     pub(crate) errors: AtomicU64,
     pub(crate) skipped: AtomicU64,
+    /// The chain the metadata part reads (its full checkpoint's
+    /// generation), its block copies read, those unreadable or unsound,
+    /// and the full checkpoints written to replace a damaged chain.
+    pub(crate) meta_base: AtomicU64,
+    pub(crate) meta_blocks: AtomicU64,
+    pub(crate) meta_errors: AtomicU64,
+    pub(crate) repairs: AtomicU64,
     /// Passes completed since assembly.
     pub(crate) passes: AtomicU64,
     /// How the last pass ended (`ENDED_*`).
@@ -36,6 +47,10 @@ impl Scrub {
             blocks: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             skipped: AtomicU64::new(0),
+            meta_base: AtomicU64::new(0),
+            meta_blocks: AtomicU64::new(0),
+            meta_errors: AtomicU64::new(0),
+            repairs: AtomicU64::new(0),
             passes: AtomicU64::new(0),
             ended: AtomicU32::new(ENDED_NONE),
         }
@@ -46,6 +61,8 @@ impl Scrub {
         self.blocks.store(0, Ordering::Relaxed);
         self.errors.store(0, Ordering::Relaxed);
         self.skipped.store(0, Ordering::Relaxed);
+        self.meta_blocks.store(0, Ordering::Relaxed);
+        self.meta_errors.store(0, Ordering::Relaxed);
         self.cursor.store(0, Ordering::Release);
         self.running.store(true, Ordering::Release);
     }
@@ -66,7 +83,8 @@ impl Scrub {
 
     /// Writes the scrub line of `status` and the `scrub` attribute:
     /// `<idle|running|done|stopped> zone=<z>/<zones> read_bytes=<n>
-    /// errors=<n> skipped_zones=<n> passes=<n>`.
+    /// errors=<n> skipped_zones=<n> passes=<n> meta_blocks=<n>
+    /// meta_errors=<n> repairs=<n>`.
     pub(crate) fn write_line(
         &self,
         w: &mut impl core::fmt::Write,
@@ -85,14 +103,17 @@ impl Scrub {
         let n = |c: &AtomicU64| c.load(Ordering::Relaxed);
         writeln!(
             w,
-            "{} zone={}/{} read_bytes={} errors={} skipped_zones={} passes={}",
+            "{} zone={}/{} read_bytes={} errors={} skipped_zones={} passes={} meta_blocks={} meta_errors={} repairs={}",
             state,
             z,
             zones,
             n(&self.blocks).saturating_mul(BLOCK_SIZE as u64),
             n(&self.errors),
             n(&self.skipped),
-            n(&self.passes)
+            n(&self.passes),
+            n(&self.meta_blocks),
+            n(&self.meta_errors),
+            n(&self.repairs)
         )
     }
 }

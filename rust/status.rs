@@ -178,6 +178,7 @@ impl ActivePool {
         )?;
         writeln!(w, "journal_blocks {}", s.journal_blocks)?;
         writeln!(w, "checkpoints {}", s.checkpoints)?;
+        writeln!(w, "checkpoint_generation {}", e.checkpoint_generation())?;
         writeln!(
             w,
             "checkpoint_in_flight {}",

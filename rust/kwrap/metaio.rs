@@ -157,6 +157,12 @@ impl Bounce {
         Ok(Self(KVec::from_elem(0u8, len, GFP_KERNEL)?))
     }
 
+    /// Block `i` (4 KiB) of the buffer, once no bio has it.
+    pub(crate) fn block(&self, i: usize) -> Option<&[u8]> {
+        self.0
+            .get(i.checked_mul(META_BLOCK)?..i.checked_add(1)?.checked_mul(META_BLOCK)?)
+    }
+
     /// Lends the whole buffer to lower bios (`bio.rs`) for `'a`: nothing
     /// else touches it meanwhile.
     pub(crate) fn lend(&mut self) -> Lent<'_> {

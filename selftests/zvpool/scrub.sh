@@ -12,8 +12,11 @@
 #    commits and zone resets run): passes started during the overwrite end,
 #    with the same count; the overwritten volume reads back as last
 #    written; the scrubbed volume is unchanged once the bad blocks are gone.
-# 4. `--stop`, a clean pass after the bad blocks are gone, stop and
-#    reassembly, no WARN/oops/lockdep/hung task.
+# 4. `--stop`, a clean pass after the bad blocks are gone.
+# 5. Metadata: the newest checkpoint's header made unreadable: the pass
+#    counts and logs it, and a full checkpoint in the other set replaces
+#    the chain at once; the next pass reads the new one back sound. Stop and
+#    reassembly with both volumes intact, no WARN/oops/lockdep/hung task.
 DIR=$(dirname "$0")
 . "$DIR/ktap_helpers.sh"
 
@@ -35,7 +38,7 @@ if [ ! -f "$KO" ] || [ ! -f /lib/modules/null_blk.ko ]; then
 	ktap_finished
 fi
 lsmod | grep -q '^zvpool ' && rmmod zvpool
-ktap_set_plan 16
+ktap_set_plan 19
 dmesg_mark
 DMESG_START=$DMESG_MARK
 
@@ -130,6 +133,40 @@ ktap_test_result "--stop stops a pass (or it was done)" sh -c \
 	"zvpoolctl pool scrub --stop sc >/dev/null && s=\$(cut -d' ' -f1 $P/scrub) && { [ \$s = stopped ] || [ \$s = done ]; }"
 clearbad
 ktap_test_result "without the bad blocks a pass finds nothing" quiet timeout 120 zvpoolctl pool scrub -w sc
+# 5. Metadata: a stop and assembly, then a write and a flush: the first
+# commit after an assembly is a full checkpoint, the chain the pass reads
+# back. Its header block (block 0 of its set's zone: zones 2 and 3 hold
+# the two sets) made unreadable: the pass counts it and a full checkpoint
+# in the other set replaces the chain at once; then it is made readable
+# again (the old set is written again only by the checkpoint after).
+zvpoolctl pool stop sc >/dev/null && zvpoolctl pool assemble sc $D >/dev/null
+C=$(dev c)
+H=$(dev h)
+dd if=/dev/urandom of="$H" bs=$MIB count=1 oflag=direct conv=fsync status=none
+g0=$(sed -n 's/^checkpoint_generation //p' $P/status)
+set_zone=$((2 + g0 % 2))
+MBAD="+$((set_zone * 16384))-$((set_zone * 16384 + 7))"
+ktap_print_msg "checkpoint generation $g0: its header at sectors $MBAD"
+echo "$MBAD" >$NB/badblocks
+dmesg_mark
+ktap_test_result "an unreadable checkpoint block: the pass fails (-w)" sh -c \
+	"! timeout 120 zvpoolctl pool scrub -w sc 2>/tmp/scrub.err && grep -q ' 1 damaged' /tmp/scrub.err"
+echo "$MBAD" | tr '+' '-' >$NB/badblocks
+ktap_print_msg "scrub: $(cat $P/scrub)"
+g1=$(sed -n 's/^checkpoint_generation //p' $P/status)
+repaired() {
+	[ "$(sfield meta_errors)" = 1 ] && [ "$(sfield repairs)" = 1 ] && [ "$g1" -gt "$g0" ] &&
+		[ $((g1 % 2)) != $((g0 % 2)) ] && log_has "zvpool: sc: scrub: damaged metadata replaced by a full checkpoint" &&
+		log_has "zvpool: sc: scrub metadata read error on $D at sector $((set_zone * 16384))"
+}
+ktap_test_result "it is counted, logged, and a full checkpoint in the other set replaces the chain ($g0 -> $g1)" repaired
+meta_clean() {
+	timeout 120 zvpoolctl pool scrub -w sc >/dev/null &&
+		[ "$(sstate)" = done ] && [ "$(sfield meta_blocks)" -ge 1 ] && [ "$(sfield meta_errors)" = 0 ]
+}
+ktap_test_result "the next pass reads the new chain back, sound" meta_clean
+ktap_print_msg "scrub: $(cat $P/scrub)"
+want_h=$(dd if="$H" bs=$MIB iflag=direct status=none | md5sum)
 ktap_test_result "c is unchanged and h reads back as last written" sh -c \
 	"[ \"\$(dd if=$C bs=$MIB iflag=direct status=none | md5sum)\" = \"$want_c\" ] &&
 	 [ \"\$(dd if=$H bs=$MIB iflag=direct status=none | md5sum)\" = \"$want_h\" ]"

@@ -123,21 +123,25 @@ pub const fn set_of(generation: u64) -> u8 {
 /// checkpoint of generation `generation`: what recovery asks of one copy
 /// before it reads the other (`layout::checkpoint_copy_addr`).
 pub fn sound_block_of(block: &[u8], generation: u64) -> bool {
+    sound_block_generation(block) == Some(generation)
+}
+
+/// The generation of the checkpoint `block` belongs to, if it is a sound
+/// checkpoint block (magic, checksum, structure).
+pub fn sound_block_generation(block: &[u8]) -> Option<u64> {
     match peek_magic(block) {
-        Some(CKPT_HEADER_MAGIC) => {
-            CheckpointHeader::decode(block).is_ok_and(|(h, _)| h.generation == generation)
-        }
-        Some(CKPT_COMMIT_MAGIC) => {
-            CheckpointCommit::decode(block).is_ok_and(|c| c.header.generation == generation)
-        }
+        Some(CKPT_HEADER_MAGIC) => CheckpointHeader::decode(block)
+            .ok()
+            .map(|(h, _)| h.generation),
+        Some(CKPT_COMMIT_MAGIC) => CheckpointCommit::decode(block)
+            .ok()
+            .map(|c| c.header.generation),
         Some(CKPT_DATA_MAGIC) => {
-            check_block(block, CKPT_DATA_MAGIC).is_ok()
-                && block
-                    .get(16..24)
-                    .and_then(|g| g.try_into().ok())
-                    .is_some_and(|g: [u8; 8]| u64::from_le_bytes(g) == generation)
+            check_block(block, CKPT_DATA_MAGIC).ok()?;
+            let g: [u8; 8] = block.get(16..24)?.try_into().ok()?;
+            Some(u64::from_le_bytes(g))
         }
-        _ => false,
+        _ => None,
     }
 }
 

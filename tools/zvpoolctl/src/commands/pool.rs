@@ -159,11 +159,13 @@ pub const NOUN: Noun = Noun {
                    run of them counts as the member's read errors ('pool health': the\n\
                    member turns degraded) and is logged with its device and sector.\n\
                    Zones being written, offline zones and missing members are skipped\n\
-                   and counted. A pass under way starts again. -w waits for the end of\n\
-                   the pass and fails if it found unreadable blocks; --stop stops it.\n\
+                   and counted. Then it reads back every copy of the newest checkpoint's\n\
+                   blocks: a damaged one is replaced at once by a full checkpoint. A\n\
+                   pass under way starts again. -w waits for the end of the pass and\n\
+                   fails if it found unreadable or damaged blocks; --stop stops it.\n\
                    Not kept across an assembly. The pool has no data checksums and no\n\
-                   second copy of data yet: the pass finds what cannot be read, it\n\
-                   does not repair. configfs: NAME/scrub <- start | stop.",
+                   second copy of data yet: for data, the pass finds what cannot be\n\
+                   read, it does not repair. configfs: NAME/scrub <- start | stop.",
             options: &[super::scrub::OPT_WAIT, super::scrub::OPT_STOP],
             min_args: 1,
             max_args: Some(1),

@@ -14,7 +14,7 @@ pub const OPT_WAIT: OptSpec = OptSpec {
     long: "wait",
     short: Some('w'),
     value: None,
-    help: "wait until the pass ends; fail if it found unreadable blocks",
+    help: "wait until the pass ends; fail if it found unreadable or damaged blocks",
 };
 pub const OPT_STOP: OptSpec = OptSpec {
     long: "stop",
@@ -34,10 +34,16 @@ pub struct ScrubState {
     pub errors: u64,
     pub skipped_zones: u64,
     pub passes: u64,
+    /// Metadata block copies read back, those damaged, full checkpoints
+    /// written to replace a damaged chain (0 from kernels without them).
+    pub meta_blocks: u64,
+    pub meta_errors: u64,
+    pub repairs: u64,
 }
 
 /// Parses the `scrub` attribute: `STATE zone=Z/N read_bytes=B errors=E
-/// skipped_zones=S passes=P` (unknown keys are ignored).
+/// skipped_zones=S passes=P [meta_blocks=M meta_errors=D repairs=R]`
+/// (unknown keys are ignored).
 pub fn parse(text: &str) -> Result<ScrubState, String> {
     let line = text.trim();
     let bad = || format!("malformed scrub line {line:?}");
@@ -65,6 +71,18 @@ pub fn parse(text: &str) -> Result<ScrubState, String> {
             "errors" => s.errors = num(v)?,
             "skipped_zones" => s.skipped_zones = num(v)?,
             "passes" => s.passes = num(v)?,
+            "meta_blocks" => {
+                s.meta_blocks = num(v)?;
+                continue;
+            }
+            "meta_errors" => {
+                s.meta_errors = num(v)?;
+                continue;
+            }
+            "repairs" => {
+                s.repairs = num(v)?;
+                continue;
+            }
             _ => continue,
         }
         seen += 1;
@@ -83,10 +101,13 @@ fn read(ctx: &Ctx<'_>, pool: &Obj, name: &str) -> Result<ScrubState, Error> {
 /// What a pass found, as a sentence.
 fn summary(s: &ScrubState) -> String {
     format!(
-        "{} read, {} unreadable block(s), {} zone(s) skipped (being written, offline or on a missing member)",
+        "{} read, {} unreadable block(s), {} zone(s) skipped (being written, offline or on a missing member); {} metadata block copies read back, {} damaged, {} repaired by a full checkpoint",
         crate::size::human(s.read_bytes),
         s.errors,
-        s.skipped_zones
+        s.skipped_zones,
+        s.meta_blocks,
+        s.meta_errors,
+        s.repairs
     )
 }
 
@@ -123,7 +144,7 @@ pub fn scrub(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
     if s.state != "done" {
         return Err(Failure::new(what, format!("the pass {}: {}", s.state, summary(&s))).into());
     }
-    if s.errors > 0 {
+    if s.errors > 0 || s.meta_errors > 0 {
         return Err(Failure::new(
             what,
             format!(
@@ -144,7 +165,7 @@ mod tests {
     #[test]
     fn parses_the_attribute() {
         let s =
-            parse("running zone=3/40 read_bytes=8192 errors=1 skipped_zones=2 passes=0 later=1\n")
+            parse("running zone=3/40 read_bytes=8192 errors=1 skipped_zones=2 passes=0 meta_blocks=6 meta_errors=1 repairs=1 later=1\n")
                 .unwrap();
         assert_eq!(
             s,
@@ -156,6 +177,9 @@ mod tests {
                 errors: 1,
                 skipped_zones: 2,
                 passes: 0,
+                meta_blocks: 6,
+                meta_errors: 1,
+                repairs: 1,
             }
         );
         assert_eq!(
