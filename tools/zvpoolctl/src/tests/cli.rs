@@ -112,11 +112,15 @@ fn unknown_column_is_a_usage_error_before_any_change() {
 
 #[test]
 fn documentation_follows_the_command_table() {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../Documentation/zvpoolctl.md"
-    );
-    let doc = std::fs::read_to_string(path).expect("Documentation/zvpoolctl.md");
+    // The synopsis and the pool commands, then the volume and snapshot
+    // commands.
+    let doc: String = ["zvpoolctl.md", "zvpoolctl-volumes.md"]
+        .iter()
+        .map(|f| {
+            let path = format!("{}/../../Documentation/{f}", env!("CARGO_MANIFEST_DIR"));
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+        })
+        .collect();
     for n in NOUNS {
         for v in n.verbs {
             let row = format!("| `{} {}` |", n.name, v.usage);
