@@ -119,17 +119,30 @@ ktap_print_msg "gc_runs $gc0 -> $(stat_of gc_runs), free zones $(stat_of zones_f
 # set can land in one, and reading it back then fails, as it should.)
 clearbad "+65536-$((160 * 2048 - 1))"
 
-# 2. Reads of written data fail while GC runs.
+# 2. Reads of written data fail while GC runs. The written ranges are
+# marked again every second, and the writes go on after a failed one: a
+# zone GC resets after a marking is written from its start again, into
+# sectors marked bad (a single marking, with the writer stopping at its
+# first failed write, once left GC nothing to do: no GC read failed).
 dmesg_mark
-( overwrite 64 ) 2>/dev/null &
-sleep 1
-BAD=$(written)
-setbad "$BAD"
-wait
+( overwrite_any 64 ) 2>/dev/null &
+W=$!
+_t=0
+while [ $_t -lt 60 ] && ! log_has "GC: zone .* cannot be read; it is skipped"; do
+	setbad "$(written)"
+	sleep 1
+	_t=$((_t + 1))
+	if ! kill -0 $W 2>/dev/null; then
+		( overwrite_any 16 ) 2>/dev/null &
+		W=$!
+	fi
+done
+wait $W
 sleep 2
 ktap_test_result "status answers while GC reads fail" sh -c "timeout 20 cat $ST >/dev/null"
 ktap_test_result "an unreadable victim is skipped, not retried at once" log_has "GC: zone .* cannot be read; it is skipped"
-clearbad "$BAD"
+ktap_print_msg "$(dmesg_since_mark | grep -c 'GC read error on') GC read errors logged in $_t s"
+clearbad "+65536-$((160 * 2048 - 1))"
 sync
 new=$(dd if="$V" bs=$MIB count=96 iflag=direct status=none | md5sum)
 ktap_print_msg "volume after the read-error phase: $new"

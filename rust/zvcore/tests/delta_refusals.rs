@@ -36,10 +36,7 @@ use zvcore::format::zone_history::ZONE_HISTORY;
 use zvcore::recovery::DamageKind;
 
 fn create(w: &mut World, id: u32, size: u64) {
-    w.pool()
-        .vol_create(id, format!("v{id}").as_bytes(), size, 0)
-        .unwrap_or_else(|e| panic!("create {id}: {e:?}"));
-    w.vols.push(VolModel::new(id, size));
+    w.create_volume(id, format!("v{id}").as_bytes(), size);
 }
 
 fn snapshot(w: &mut World, src: u32, id: u32) {

@@ -70,9 +70,7 @@ fn journal_until_in(w: &mut World, i: u32) {
 }
 
 fn create(w: &mut World, id: u32, size: u64) {
-    w.pool().vol_create(id, b"v", size, 0).expect("vol_create");
-    w.vols.push(VolModel::new(id, size));
-    w.next_vol = w.next_vol.max(id + 1);
+    w.create_volume(id, b"v", size);
 }
 
 fn model_index(w: &World, id: u32) -> usize {

@@ -26,11 +26,7 @@ fn chain_world(name: &str, members: usize) -> World {
     w.journal_copies_pct = 100;
     w.degraded_pct = 0;
     w.format();
-    w.pool()
-        .vol_create(1, b"v", 4000, 0)
-        .expect("create volume 1");
-    w.vols.push(VolModel::new(1, 4000));
-    w.next_vol = w.next_vol.max(2);
+    w.create_volume(1, b"v", 4000);
     for lba in (0..1200).step_by(8) {
         w.write_exact(1, lba, 8);
     }

@@ -30,9 +30,7 @@ fn world(name: &str) -> World {
 }
 
 fn create(w: &mut World, id: u32, size: u64) {
-    w.pool().vol_create(id, b"v", size, 0).expect("vol_create");
-    w.vols.push(VolModel::new(id, size));
-    w.next_vol = w.next_vol.max(id + 1);
+    w.create_volume(id, b"v", size);
 }
 
 fn discard(w: &mut World, vol: u32, lba: u64, n: u64) {

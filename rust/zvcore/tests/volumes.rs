@@ -72,11 +72,7 @@ fn maybe_commit(w: &mut World) {
 }
 
 fn create(w: &mut World, id: u32, size: u64) {
-    let name = format!("vm{id}");
-    w.pool()
-        .vol_create(id, name.as_bytes(), size, 0)
-        .unwrap_or_else(|e| panic!("create {id}: {e:?}"));
-    w.vols.push(VolModel::new(id, size));
+    w.create_volume(id, format!("vm{id}").as_bytes(), size);
 }
 
 fn snapshot(w: &mut World, src: u32, id: u32) {

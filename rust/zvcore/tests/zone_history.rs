@@ -58,11 +58,7 @@ fn zones_with_data(w: &World) -> Vec<u32> {
 /// zones fill with both and the placement by lifetime sends the hot
 /// range's rewrites to the hot stream; then a checkpoint.
 fn age_the_pool(w: &mut World) {
-    w.pool()
-        .vol_create(1, b"v", 4000, 0)
-        .expect("create volume 1");
-    w.vols.push(VolModel::new(1, 4000));
-    w.next_vol = w.next_vol.max(2);
+    w.create_volume(1, b"v", 4000);
     for lba in (0..3000).step_by(8) {
         w.write_exact(1, lba, 8);
     }
@@ -76,6 +72,17 @@ fn age_the_pool(w: &mut World) {
     }
     assert!(w.commit(false), "commit");
     w.checkpoint_now();
+}
+
+/// Every zone of `before` is full in `after` with the same history.
+fn same_history(before: &[(u32, u64, bool)], after: &[(u32, u64, bool)]) {
+    for b in before {
+        let a = after
+            .iter()
+            .find(|a| a.0 == b.0)
+            .unwrap_or_else(|| panic!("zone {} not full after assembly", b.0));
+        assert_eq!(a, b, "zone {}: history before {b:?}, after {a:?}", b.0);
+    }
 }
 
 #[test]
@@ -112,13 +119,7 @@ fn placement_history_survives_a_power_cut() {
     w.crash();
     let (p, ..) = w.try_recover().expect("assembly");
     let after = full_zones(&p);
-    for b in &before {
-        let a = after
-            .iter()
-            .find(|a| a.0 == b.0)
-            .unwrap_or_else(|| panic!("zone {} not full after assembly", b.0));
-        assert_eq!(a, b, "zone {}: history before {b:?}, after {a:?}", b.0);
-    }
+    same_history(&before, &after);
     assert!(
         p.alloc().clock() >= clock,
         "clock {} < {clock}",
@@ -240,13 +241,7 @@ fn deltas_list_what_changed_and_the_chain_restores_all() {
         asm.delta_checkpoints
     );
     let after = full_zones(&p);
-    for b in &before {
-        let a = after
-            .iter()
-            .find(|a| a.0 == b.0)
-            .unwrap_or_else(|| panic!("zone {} not full after assembly", b.0));
-        assert_eq!(a, b, "zone {}: history before {b:?}, after {a:?}", b.0);
-    }
+    same_history(&before, &after);
     assert_eq!(p.alloc().clock(), clock);
     assert_eq!(p.life_avg(), life);
 }

@@ -5,6 +5,16 @@
 use super::*;
 
 impl World {
+    /// Creates volume `id` named `name` of `size` blocks, in the pool and
+    /// the model (the tests' own volumes; random ones take later ids).
+    pub fn create_volume(&mut self, id: u32, name: &[u8], size: u64) {
+        self.pool()
+            .vol_create(id, name, size, 0)
+            .unwrap_or_else(|e| panic!("create volume {id}: {e:?}"));
+        self.vols.push(VolModel::new(id, size));
+        self.next_vol = self.next_vol.max(id + 1);
+    }
+
     pub fn vol_op(&mut self) {
         self.complete_all();
         // A volume operation needs a free record slot (else `Busy`, which
