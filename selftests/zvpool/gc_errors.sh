@@ -94,18 +94,28 @@ overwrite_any() {
 # second: a zone that GC resets after a marking is written from its start
 # again, into sectors that were good at the marking (a single marking let
 # every GC copy of a run land in such zones: no GC write failed).
+# mark_until RANGES MSG: overwrites (going on after failed writes, and
+# again once a writer ends) while marking the ranges the function RANGES
+# prints as bad every second, until the kernel log has MSG (60 s at most).
+mark_until() {
+	( overwrite_any 64 ) 2>/dev/null &
+	W=$!
+	_t=0
+	while [ $_t -lt 60 ] && ! log_has "$2"; do
+		setbad "$($1)"
+		sleep 1
+		_t=$((_t + 1))
+		if ! kill -0 $W 2>/dev/null; then
+			( overwrite_any 16 ) 2>/dev/null &
+			W=$!
+		fi
+	done
+	wait $W
+	sleep 2
+}
 dmesg_mark
 gc0=$(stat_of gc_runs)
-( overwrite_any 64 ) 2>/dev/null &
-W=$!
-_t=0
-while [ $_t -lt 60 ] && ! log_has "zvpool: ge: GC write error"; do
-	setbad "$(unwritten)"
-	sleep 1
-	_t=$((_t + 1))
-done
-wait $W
-sleep 2
+mark_until unwritten "zvpool: ge: GC write error"
 ktap_test_result "status answers while GC writes fail" sh -c "timeout 20 cat $ST >/dev/null"
 if log_has "zvpool: ge: GC write error"; then
 	ktap_test_pass "GC write errors are logged"
@@ -125,20 +135,7 @@ clearbad "+65536-$((160 * 2048 - 1))"
 # sectors marked bad (a single marking, with the writer stopping at its
 # first failed write, once left GC nothing to do: no GC read failed).
 dmesg_mark
-( overwrite_any 64 ) 2>/dev/null &
-W=$!
-_t=0
-while [ $_t -lt 60 ] && ! log_has "GC: zone .* cannot be read; it is skipped"; do
-	setbad "$(written)"
-	sleep 1
-	_t=$((_t + 1))
-	if ! kill -0 $W 2>/dev/null; then
-		( overwrite_any 16 ) 2>/dev/null &
-		W=$!
-	fi
-done
-wait $W
-sleep 2
+mark_until written "GC: zone .* cannot be read; it is skipped"
 ktap_test_result "status answers while GC reads fail" sh -c "timeout 20 cat $ST >/dev/null"
 ktap_test_result "an unreadable victim is skipped, not retried at once" log_has "GC: zone .* cannot be read; it is skipped"
 ktap_print_msg "$(dmesg_since_mark | grep -c 'GC read error on') GC read errors logged in $_t s"
