@@ -70,7 +70,7 @@ _zvpoolctl() {
     "pool create") opts="--force --checkpoint-zones" args=devices ;;
     "pool assemble") opts="--no-volumes --read-only --rewind --degraded" args=devices ;;
     "pool add") opts="" args=pools ;;
-    "pool scrub") opts="--wait --stop" args=pools ;;
+    "pool scrub") opts="--wait --stop --rate" args=pools ;;
 
     "pool evacuate") opts="--wait --cancel" args=pools ;;
     "pool replace") opts="--wait" args=pools ;;

@@ -620,9 +620,9 @@ impl configfs::AttributeOperations<21> for PoolDir {
     }
 }
 
-/// `scrub`: write `start` to read every written block of the pool in the
-/// background (a pass under way starts again), `stop` to stop it; reads
-/// show the pass (`scrub.rs`). Active pools only.
+/// `scrub`: write `start [MIBS]` to read every written block of the pool
+/// in the background (a pass under way starts again; at most MIBS MiB/s),
+/// `stop` to stop it; reads show the pass (`scrub.rs`). Active pools only.
 #[vtable]
 impl configfs::AttributeOperations<23> for PoolDir {
     type Data = PoolDir;
@@ -635,17 +635,22 @@ impl configfs::AttributeOperations<23> for PoolDir {
     }
 
     fn store(this: &PoolDir, page: &[u8]) -> Result {
-        let start = match input(page)?.trim() {
-            "start" => true,
-            "stop" => false,
-            other => {
-                pr_err!(
-                    "{}: scrub '{}' invalid: start or stop\n",
-                    &*this.name,
-                    Shown(other.as_bytes())
-                );
-                return Err(EINVAL);
-            }
+        let arg = input(page)?.trim();
+        let mut w = arg.split_ascii_whitespace();
+        // `Some(rate)`: start (0: no limit); `None`: stop.
+        let cmd = match (w.next(), w.next(), w.next()) {
+            (Some("start"), None, None) => Some(Some(0)),
+            (Some("start"), Some(r), None) => r.parse::<u32>().ok().map(Some),
+            (Some("stop"), None, None) => Some(None),
+            _ => None,
+        };
+        let Some(start) = cmd else {
+            pr_err!(
+                "{}: scrub '{}' invalid: start [MIBS] or stop\n",
+                &*this.name,
+                Shown(arg.as_bytes())
+            );
+            return Err(EINVAL);
         };
         let Some(p) = this.inner.lock().active.clone() else {
             pr_err!("{}: scrub: pool is not active\n", &*this.name);

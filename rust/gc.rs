@@ -127,7 +127,8 @@ impl ActivePool {
                 }
                 self.note_levels(&self.state.lock().engine);
             }
-            if gc_idle && self.gc.kicked.swap(false, Ordering::AcqRel) {
+            // A kick since the last look: GC is tried again.
+            if self.gc.kicked.swap(false, Ordering::AcqRel) {
                 gc_idle = false;
             }
             if gc_idle || (!self.gc_needed() && !self.gc_cv_waiters()) {
@@ -138,7 +139,6 @@ impl ActivePool {
                 }
                 break;
             }
-            self.gc.kicked.store(false, Ordering::Relaxed);
             let progress = match self.gc_batch() {
                 Ok(p) => p,
                 Err(e) => {

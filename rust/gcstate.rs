@@ -38,7 +38,8 @@ pub(crate) struct Gc {
     /// The last batch made no progress: nothing to reclaim.
     pub(crate) stalled: AtomicBool,
     /// GC was kicked since the GC work last looked: a work that found
-    /// nothing to reclaim and scrubs meanwhile (`scrub.rs`) tries GC again.
+    /// nothing to reclaim and scrubs meanwhile (`scrub.rs`) tries GC again,
+    /// and a rate-limited scrub step does not sleep.
     pub(crate) kicked: AtomicBool,
     /// How long a write waits for space from outside once GC can free
     /// none (`no_space_timeout`, ms; 0: it fails at once with ENOSPC).

@@ -30,7 +30,11 @@ use crate::scrubstate::{ENDED_DONE, META_PHASE};
 use crate::zvcore::alloc::ZoneState;
 use crate::zvcore::format::BLOCK_SIZE;
 use core::sync::atomic::Ordering;
-use kernel::{prelude::*, sync::Arc};
+use kernel::{
+    prelude::*,
+    sync::Arc,
+    time::{Instant, Monotonic},
+};
 use pin_init::stack_pin_init;
 
 /// Most blocks of the checkpoint chain one step reads (each on up to two
@@ -46,15 +50,15 @@ enum Step {
 }
 
 impl ActivePool {
-    /// `scrub` written: `start` (a new pass from the first zone) or
-    /// `stop`.
-    pub(crate) fn scrub_ctl(self: &Arc<Self>, start: bool) -> Result {
-        if !start {
+    /// `scrub` written: `start` (a new pass from the first zone; with
+    /// `Some(rate)`, reading at most `rate` MiB/s) or `stop` (`None`).
+    pub(crate) fn scrub_ctl(self: &Arc<Self>, start: Option<u32>) -> Result {
+        let Some(rate) = start else {
             if self.scrub.stop() {
                 pr_info!("{}: scrub stopped\n", &*self.name);
             }
             return Ok(());
-        }
+        };
         if self.gc.disabled.load(Ordering::Relaxed) {
             // The pass runs in the GC work, which a read-only pool has not.
             pr_err!(
@@ -63,7 +67,7 @@ impl ActivePool {
             );
             return Err(EROFS);
         }
-        self.scrub.start();
+        self.scrub.start(rate);
         pr_info!("{}: scrub started\n", &*self.name);
         self.kick_gc();
         Ok(())
@@ -101,8 +105,10 @@ impl ActivePool {
                 .compare_exchange(cur, meta, Ordering::AcqRel, Ordering::Relaxed);
             return true;
         };
+        let t0 = Instant::<Monotonic>::now();
         let bad = self.scrub_read(addr, n);
         self.zone_reads.put(z, z);
+        self.scrub_pace(t0, n);
         s.blocks.fetch_add(n, Ordering::Relaxed);
         s.errors.fetch_add(bad, Ordering::Relaxed);
         // A pass started again meanwhile keeps its own cursor.
@@ -111,6 +117,22 @@ impl ActivePool {
             .cursor
             .compare_exchange(cur, next, Ordering::AcqRel, Ordering::Relaxed);
         true
+    }
+
+    /// With a rate limit, sleeps until the step that read `n` blocks from
+    /// `t0` on took as long as the rate allows (unless GC was kicked
+    /// meanwhile: GC goes first).
+    fn scrub_pace(&self, t0: Instant<Monotonic>, n: u64) {
+        let rate = u64::from(self.scrub.rate_mibs.load(Ordering::Relaxed));
+        if rate == 0 || self.gc.kicked.load(Ordering::Relaxed) {
+            return;
+        }
+        // n blocks of 4 KiB at `rate` MiB/s: n * 1000 / (256 * rate) ms.
+        let want_ms = n.saturating_mul(1000) / rate.saturating_mul(256).max(1);
+        let took_ms = u64::try_from(t0.elapsed().as_millis()).unwrap_or(u64::MAX);
+        if let Some(ms) = want_ms.checked_sub(took_ms).filter(|&ms| ms > 0) {
+            kernel::time::delay::fsleep(kernel::time::Delta::from_millis(ms.min(1000) as i64));
+        }
     }
 
     /// The pass at cursor `cur` is over.

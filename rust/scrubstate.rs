@@ -33,6 +33,8 @@ pub(crate) struct Scrub {
     pub(crate) meta_blocks: AtomicU64,
     pub(crate) meta_errors: AtomicU64,
     pub(crate) repairs: AtomicU64,
+    /// Most MiB/s the pass under way reads (0: as fast as it can).
+    pub(crate) rate_mibs: AtomicU32,
     /// Passes completed since assembly.
     pub(crate) passes: AtomicU64,
     /// How the last pass ended (`ENDED_*`).
@@ -51,13 +53,16 @@ impl Scrub {
             meta_blocks: AtomicU64::new(0),
             meta_errors: AtomicU64::new(0),
             repairs: AtomicU64::new(0),
+            rate_mibs: AtomicU32::new(0),
             passes: AtomicU64::new(0),
             ended: AtomicU32::new(ENDED_NONE),
         }
     }
 
-    /// Starts a pass from the first zone (a pass under way starts again).
-    pub(crate) fn start(&self) {
+    /// Starts a pass from the first zone (a pass under way starts again),
+    /// reading at most `rate_mibs` MiB/s (0: no limit).
+    pub(crate) fn start(&self, rate_mibs: u32) {
+        self.rate_mibs.store(rate_mibs, Ordering::Relaxed);
         self.blocks.store(0, Ordering::Relaxed);
         self.errors.store(0, Ordering::Relaxed);
         self.skipped.store(0, Ordering::Relaxed);
@@ -84,7 +89,7 @@ impl Scrub {
     /// Writes the scrub line of `status` and the `scrub` attribute:
     /// `<idle|running|done|stopped> zone=<z>/<zones> read_bytes=<n>
     /// errors=<n> skipped_zones=<n> passes=<n> meta_blocks=<n>
-    /// meta_errors=<n> repairs=<n>`.
+    /// meta_errors=<n> repairs=<n> rate_mibs=<n>`.
     pub(crate) fn write_line(
         &self,
         w: &mut impl core::fmt::Write,
@@ -103,7 +108,7 @@ impl Scrub {
         let n = |c: &AtomicU64| c.load(Ordering::Relaxed);
         writeln!(
             w,
-            "{} zone={}/{} read_bytes={} errors={} skipped_zones={} passes={} meta_blocks={} meta_errors={} repairs={}",
+            "{} zone={}/{} read_bytes={} errors={} skipped_zones={} passes={} meta_blocks={} meta_errors={} repairs={} rate_mibs={}",
             state,
             z,
             zones,
@@ -113,7 +118,8 @@ impl Scrub {
             n(&self.passes),
             n(&self.meta_blocks),
             n(&self.meta_errors),
-            n(&self.repairs)
+            n(&self.repairs),
+            self.rate_mibs.load(Ordering::Relaxed)
         )
     }
 }

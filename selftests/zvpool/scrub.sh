@@ -12,7 +12,7 @@
 #    commits and zone resets run): passes started during the overwrite end,
 #    with the same count; the overwritten volume reads back as last
 #    written; the scrubbed volume is unchanged once the bad blocks are gone.
-# 4. `--stop`, a clean pass after the bad blocks are gone.
+# 4. `--stop`, a clean pass after the bad blocks are gone, `--rate`.
 # 5. Metadata: the newest checkpoint's header made unreadable: the pass
 #    counts and logs it, and a full checkpoint in the other set replaces
 #    the chain at once; the next pass reads the new one back sound. Stop and
@@ -38,7 +38,7 @@ if [ ! -f "$KO" ] || [ ! -f /lib/modules/null_blk.ko ]; then
 	ktap_finished
 fi
 lsmod | grep -q '^zvpool ' && rmmod zvpool
-ktap_set_plan 19
+ktap_set_plan 20
 dmesg_mark
 DMESG_START=$DMESG_MARK
 
@@ -133,6 +133,16 @@ ktap_test_result "--stop stops a pass (or it was done)" sh -c \
 	"zvpoolctl pool scrub --stop sc >/dev/null && s=\$(cut -d' ' -f1 $P/scrub) && { [ \$s = stopped ] || [ \$s = done ]; }"
 clearbad
 ktap_test_result "without the bad blocks a pass finds nothing" quiet timeout 120 zvpoolctl pool scrub -w sc
+# rate_pass: a pass with --rate 32 takes at least what 32 MiB/s allows.
+rate_pass() {
+	_t0=$(cut -d' ' -f1 /proc/uptime | tr -d .)
+	timeout 120 zvpoolctl pool scrub -w --rate 32 sc >/dev/null || return 1
+	_ms=$((($(cut -d' ' -f1 /proc/uptime | tr -d .) - _t0) * 10))
+	_want=$(($(sfield read_bytes) * 1000 / (32 * MIB)))
+	ktap_print_msg "--rate 32: $(sfield read_bytes) bytes in $_ms ms (at least $_want ms)"
+	[ "$(sfield rate_mibs)" = 32 ] && [ $_ms -ge $((_want * 9 / 10)) ]
+}
+ktap_test_result "--rate 32 reads at most 32 MiB/s" rate_pass
 # 5. Metadata: a stop and assembly, then a write and a flush: the first
 # commit after an assembly is a full checkpoint, the chain the pass reads
 # back. Its header block (block 0 of its set's zone: zones 2 and 3 hold

@@ -151,7 +151,7 @@ pub const NOUN: Noun = Noun {
         },
         Verb {
             name: "scrub",
-            usage: "scrub [-w] [--stop] NAME",
+            usage: "scrub [-w] [--stop] [--rate MIBS] NAME",
             summary: "read every written block of a pool, in the background",
             help: "Starts a pass over active pool NAME that reads every written block of\n\
                    its data zones in the background (after GC's work), so that blocks\n\
@@ -162,11 +162,16 @@ pub const NOUN: Noun = Noun {
                    and counted. Then it reads back every copy of the newest checkpoint's\n\
                    blocks: a damaged one is replaced at once by a full checkpoint. A\n\
                    pass under way starts again. -w waits for the end of the pass and\n\
-                   fails if it found unreadable or damaged blocks; --stop stops it.\n\
+                   fails if it found unreadable or damaged blocks; --stop stops it;\n\
+                   --rate MIBS reads at most MIBS MiB/s (GC's work still goes first).\n\
                    Not kept across an assembly. The pool has no data checksums and no\n\
                    second copy of data yet: for data, the pass finds what cannot be\n\
-                   read, it does not repair. configfs: NAME/scrub <- start | stop.",
-            options: &[super::scrub::OPT_WAIT, super::scrub::OPT_STOP],
+                   read, it does not repair. configfs: NAME/scrub <- start [MIBS] | stop.",
+            options: &[
+                super::scrub::OPT_WAIT,
+                super::scrub::OPT_STOP,
+                super::scrub::OPT_RATE,
+            ],
             min_args: 1,
             max_args: Some(1),
             columns: &[],

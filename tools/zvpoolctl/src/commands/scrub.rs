@@ -16,6 +16,12 @@ pub const OPT_WAIT: OptSpec = OptSpec {
     value: None,
     help: "wait until the pass ends; fail if it found unreadable or damaged blocks",
 };
+pub const OPT_RATE: OptSpec = OptSpec {
+    long: "rate",
+    short: None,
+    value: Some("MIBS"),
+    help: "read at most MIBS MiB/s (default: as fast as GC's work allows)",
+};
 pub const OPT_STOP: OptSpec = OptSpec {
     long: "stop",
     short: None,
@@ -39,6 +45,8 @@ pub struct ScrubState {
     pub meta_blocks: u64,
     pub meta_errors: u64,
     pub repairs: u64,
+    /// The pass's rate limit in MiB/s (0: none).
+    pub rate_mibs: u64,
 }
 
 /// Parses the `scrub` attribute: `STATE zone=Z/N read_bytes=B errors=E
@@ -81,6 +89,10 @@ pub fn parse(text: &str) -> Result<ScrubState, String> {
             }
             "repairs" => {
                 s.repairs = num(v)?;
+                continue;
+            }
+            "rate_mibs" => {
+                s.rate_mibs = num(v)?;
                 continue;
             }
             _ => continue,
@@ -128,7 +140,19 @@ pub fn scrub(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
         ));
         return Ok(());
     }
-    ctx.write(&pool, "scrub", "start")
+    let cmd = match p.value("rate") {
+        None => "start".to_string(),
+        Some(r) => match r.parse::<u32>() {
+            Ok(n) if n > 0 => format!("start {n}"),
+            _ => {
+                return Err(Error::usage(
+                    format!("--rate takes MiB/s, a whole number above 0, not {r:?}"),
+                    "pool scrub",
+                ))
+            }
+        },
+    };
+    ctx.write(&pool, "scrub", &cmd)
         .map_err(|e| e.fail(what.clone()))?;
     ctx.say(&format!("scrub of pool {name} started"));
     if !p.flag("wait") {
@@ -165,7 +189,7 @@ mod tests {
     #[test]
     fn parses_the_attribute() {
         let s =
-            parse("running zone=3/40 read_bytes=8192 errors=1 skipped_zones=2 passes=0 meta_blocks=6 meta_errors=1 repairs=1 later=1\n")
+            parse("running zone=3/40 read_bytes=8192 errors=1 skipped_zones=2 passes=0 meta_blocks=6 meta_errors=1 repairs=1 rate_mibs=20 later=1\n")
                 .unwrap();
         assert_eq!(
             s,
@@ -180,6 +204,7 @@ mod tests {
                 meta_blocks: 6,
                 meta_errors: 1,
                 repairs: 1,
+                rate_mibs: 20,
             }
         );
         assert_eq!(
