@@ -403,6 +403,7 @@ const STATUS_COLUMNS: &[&str] = &[
     "rewinds",
     "last_rewind",
     "damage",
+    "scrub",
 ];
 
 const MEMBER_COLUMNS: &[&str] = &[
@@ -1166,6 +1167,8 @@ fn status(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
         Value::opt_count(n("rewinds")?),
         st.get("last_rewind").map_or(Value::Null, Value::text),
         st.get("damage").map_or(Value::Null, Value::text),
+        // Kernels with scrub (absent before): the pass as `P/scrub` shows it.
+        st.get("scrub").map_or(Value::Null, Value::text),
     ]);
     let mut mt = Table::new(MEMBER_COLUMNS, MEMBER_COLUMNS);
     for m in &mem {

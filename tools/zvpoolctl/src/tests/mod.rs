@@ -15,6 +15,7 @@ mod manpages;
 mod pool;
 mod props;
 mod quota;
+mod scrub;
 mod snapshot;
 mod stream;
 mod systemd_unit;

@@ -184,6 +184,9 @@ struct PoolRt {
     reserve_pct: u64,
     /// `tiering`.
     tiering: bool,
+    /// The last scrub pass (`start [MIBS]`: done at once, nothing found),
+    /// as `scrub` and the `status` line show it.
+    scrub: Option<String>,
     /// `quota_refusals`, `reserve_refusals` of `status`.
     refusals: (u64, u64),
     /// `table_memory_bytes` (None: `table_nodes` * NODE_BYTES).
@@ -292,7 +295,7 @@ impl FakeKernel {
             if legacy {
                 "format_version 1\nfeatures zoned-members thin-volumes\n"
             } else {
-                "format_version 2\nfeatures zoned-members thin-volumes snapshots read-only-assembly rewind degraded-assembly future-word\n"
+                "format_version 2\nfeatures zoned-members thin-volumes snapshots read-only-assembly rewind degraded-assembly scrub future-word\n"
             },
         )
         .unwrap();
@@ -671,6 +674,8 @@ impl FakeKernel {
             if !st.no_space_rules {
                 w("pool_reserve_pct", format!("{}\n", p.reserve_pct));
                 w("tiering", format!("{}\n", u8::from(p.tiering)));
+                let idle = "idle zone=0/8 read_bytes=0 errors=0 skipped_zones=0 passes=0";
+                w("scrub", format!("{}\n", p.scrub.as_deref().unwrap_or(idle)));
             }
             if !st.legacy {
                 let k = if p.active {
@@ -703,6 +708,9 @@ impl FakeKernel {
                     }
                     if let Some(d) = &p.damage {
                         e += &format!("damage {d}\n");
+                    }
+                    if let Some(s) = &p.scrub {
+                        e += &format!("scrub {s}\n");
                     }
                     e
                 };
@@ -883,6 +891,20 @@ impl FakeKernel {
                 }
             }
             "pool_reserve_pct" => self.write_reserve_pct(st, name, value)?,
+            "scrub" => {
+                let mut w = value.split_whitespace();
+                let line = match (w.next(), w.next().map(str::parse::<u32>), w.next()) {
+                    (Some("start"), None, None) => 0,
+                    (Some("start"), Some(Ok(r)), None) => r,
+                    (Some("stop"), None, None) => return Ok(()),
+                    _ => return Err(self.refuse(st, EINVAL, name, "scrub: start [MIBS] or stop")),
+                };
+                if let Some(p) = st.pools.get_mut(name) {
+                    p.scrub = Some(format!(
+                        "done zone=8/8 read_bytes=1048576 errors=0 skipped_zones=0 passes=1 meta_blocks=3 meta_errors=0 repairs=0 rate_mibs={line}"
+                    ));
+                }
+            }
             "tiering" if st.no_space_rules => return Err(err(ENOENT)),
             "tiering" => {
                 let on = match value.trim() {
