@@ -675,7 +675,21 @@ where
             break;
         }
         for rec in recs {
-            apply_record(pool, &rec?)?;
+            let rec = rec?;
+            apply_record(pool, &rec)?;
+            // Written or reset after the checkpoint: the zone's placement
+            // history there is not its own any more.
+            match rec {
+                Record::MapExtent { addr, len, .. } => {
+                    pool.alloc.history_unknown(addr, u64::from(len), false)
+                }
+                Record::ZoneReset { zone } => {
+                    if let Some(a) = pool.alloc.geom().zone_start(zone) {
+                        pool.alloc.history_unknown(a, 1, true);
+                    }
+                }
+                _ => {}
+            }
         }
         if copies && !has_copy(pool.alloc.geom(), perm, rd, uuid, pos, next, buf) {
             single = single.saturating_add(1);

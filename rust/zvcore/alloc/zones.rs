@@ -455,6 +455,26 @@ where
         self.clock = clock;
     }
 
+    /// Journal replay: blocks `addr..addr + len` were written after the
+    /// checkpoint that restored the history, so their zones' history there
+    /// is not their last write's: they become the youngest
+    /// ([`Self::date_unknown_zones`]). With `reset`, `addr` is a zone
+    /// reset after it: its hot flag goes too.
+    pub fn history_unknown(&mut self, addr: u64, len: u64, reset: bool) {
+        let last = addr.saturating_add(len.max(1) - 1);
+        let (Some(first), Some(end)) = (self.geom.zone_of(addr), self.geom.zone_of(last)) else {
+            return;
+        };
+        for z in first..=end {
+            if let Some(zi) = self.zones.get_mut(z as usize) {
+                zi.seq = 0;
+                if reset {
+                    zi.set_flag(ZF_HOT, false);
+                }
+            }
+        }
+    }
+
     /// After assembly: zones written since the checkpoint that restored
     /// the history (data but no clock of their own) are the youngest.
     pub fn date_unknown_zones(&mut self) {

@@ -101,6 +101,14 @@ fn placement_history_survives_a_power_cut() {
         "zones of one age: {before:?}"
     );
     assert!(life > 0);
+    // Zones partly written at the checkpoint (open: it lists them with the
+    // clock of their allocation then).
+    let open_then: Vec<(u32, u64)> = (0..w.pool_ref().geom().nr_zones())
+        .filter_map(|z| {
+            let zi = w.pool_ref().alloc().zone(z)?;
+            matches!(zi.state(), ZoneState::Open(_)).then_some((z, zi.wp()))
+        })
+        .collect();
     // Zones first written after the checkpoint (in the journal only): the
     // checkpoint does not list them.
     let at = 3000;
@@ -108,11 +116,23 @@ fn placement_history_survives_a_power_cut() {
         w.write_exact(1, lba, 8);
     }
     assert!(w.commit(false), "commit");
-    let later: Vec<u32> = zones_with_data(&w)
+    let mut later: Vec<u32> = zones_with_data(&w)
         .into_iter()
         .filter(|z| !listed.contains(z))
         .collect();
     assert!(!later.is_empty(), "no zone written after the checkpoint");
+    // And the open ones written on after it: their history in the
+    // checkpoint is not their last write's any more.
+    let continued: Vec<u32> = open_then
+        .iter()
+        .filter(|&&(z, wp)| w.pool_ref().alloc().zone(z).is_some_and(|zi| zi.wp() > wp))
+        .map(|&(z, _)| z)
+        .collect();
+    assert!(
+        !continued.is_empty(),
+        "no open zone written on: {open_then:?}"
+    );
+    later.extend(&continued);
 
     // The engine as assembly leaves it (before the model's checks, which
     // write again).
