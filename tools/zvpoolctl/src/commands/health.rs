@@ -10,7 +10,7 @@ use crate::cli::{Parsed, OPT_JSON, OPT_PARSABLE, OPT_SCRIPTED};
 use crate::error::Error;
 use crate::output::{Table, Value};
 
-const POOL_COLUMNS: &[&str] = &["name", "state", "health", "space"];
+const POOL_COLUMNS: &[&str] = &["name", "state", "health", "space", "scrub"];
 
 const MEMBER_COLUMNS: &[&str] = &[
     "index",
@@ -44,6 +44,8 @@ pub const VERB: Verb = Verb {
            from sysfs and, for an NVMe namespace, its controller's SMART / health\n\
            log (composite temperature, available spare, percentage used, media\n\
            errors, critical warning bits); '-' where the device has none.\n\
+           The pool line also shows the last scrub ('pool scrub'): its state and\n\
+           what it found (errors, meta_errors, repairs), as 'zpool status' its scan.\n\
            Exit status 0 when the pool is ok, 1 when it is degraded or failed (or\n\
            inactive). JSON: an object with the keys \"pool\" and \"members\".\n\
            configfs: NAME/status, NAME/members; sysfs /sys/block/DEV/device;\n\
@@ -75,11 +77,22 @@ fn run(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
         .get("space")
         .and_then(|v| v.split_whitespace().next())
         .map_or(Value::Null, Value::text);
+    // The last scrub pass (kernels with scrub): its state and findings.
+    let scrub = st
+        .get("scrub")
+        .and_then(|v| super::scrub::parse(v).ok())
+        .map_or(Value::Null, |s| {
+            Value::Text(format!(
+                "{} errors={} meta_errors={} repairs={}",
+                s.state, s.errors, s.meta_errors, s.repairs
+            ))
+        });
     rec.push(vec![
         Value::text(name.as_str()),
         Value::text(state),
         h,
         space,
+        scrub,
     ]);
     let mut mt = Table::new(MEMBER_COLUMNS, MEMBER_COLUMNS);
     for m in &mem {

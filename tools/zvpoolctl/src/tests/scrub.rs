@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 //! `pool scrub` against the fake kernel: what it writes to `P/scrub`, what
-//! `-w` reports, `--rate` checked before anything is written, and the
-//! `scrub` row of `pool status`.
+//! `-w` reports, `--rate` checked before anything is written, the
+//! `scrub` row of `pool status` and the `scrub` of `pool health`.
 
 use std::fs;
 
@@ -28,6 +28,13 @@ fn scrub_starts_waits_and_shows_in_status() {
     );
     let r = fk.run(&["pool", "status", "-j", "tank"]);
     assert!(r.out.contains("\"scrub\": \"done zone=8/8"), "{}", r.out);
+    let r = fk.run(&["pool", "health", "-j", "tank"]);
+    assert!(
+        r.out
+            .contains("\"scrub\": \"done errors=0 meta_errors=0 repairs=0\""),
+        "{}",
+        r.out
+    );
     let r = fk.run(&["pool", "scrub", "--stop", "tank"]);
     assert_eq!(r.code, 0, "{r:?}");
 }
