@@ -22,8 +22,11 @@
 //! copy of data): those come with the block checksums and mirrored volumes
 //! of the reliability work. The pass is not kept across an assembly.
 
-use crate::gcstate::GC_BUF_BLOCKS;
-use crate::kwrap::bio::{BioBatch, BioOp};
+use crate::gcstate::{GcBufs, GC_BUF_BLOCKS};
+use crate::kwrap::{
+    bio::{BioBatch, BioOp, Slot},
+    metaio::Bounce,
+};
 use crate::lowerio::submit_bounce;
 use crate::pool::ActivePool;
 use crate::scrubstate::{ENDED_DONE, META_PHASE};
@@ -201,43 +204,16 @@ impl ActivePool {
             (c, end, k.min(slots))
         };
         // One block each, without the engine lock.
-        for f in b.read_ok.iter_mut() {
-            *f = false;
-        }
-        {
-            let data = b.data.lend();
-            stack_pin_init!(let batch = BioBatch::new(&b.slots));
-            for k in 0..count {
-                let Some(Some(a)) = b.addrs.get(k).copied() else {
-                    continue;
-                };
-                let r = self.locate_addr(a).and_then(|(m, sector)| {
-                    let (set, op) = (&self.bios, BioOp::Read);
-                    submit_bounce(
-                        batch.as_ref(),
-                        set,
-                        m,
-                        k,
-                        op,
-                        sector,
-                        data,
-                        k * BLOCK_SIZE,
-                        BLOCK_SIZE,
-                    )
-                });
-                if let (Ok(()), Some(f)) = (r, b.read_ok.get_mut(k)) {
-                    *f = true;
-                }
-            }
-            batch.as_mut().wait();
-            for k in 0..count {
-                if batch.result(k).is_err() {
-                    if let Some(f) = b.read_ok.get_mut(k) {
-                        *f = false;
-                    }
-                }
-            }
-        }
+        let GcBufs {
+            slots: bios,
+            data,
+            read_ok,
+            addrs,
+            ..
+        } = b;
+        self.read_parts(bios, data, read_ok, count, |k| {
+            addrs.get(k).copied().flatten().map(|a| (a, 1, k))
+        });
         // Still the chain planned: its zones cannot have been reset under
         // the reads (that needs a newer chain first).
         if self.state.lock().engine.scrub_chain().map(|c| c.base) != Some(chain.base) {
@@ -245,12 +221,12 @@ impl ActivePool {
         }
         let mut damaged = false;
         for k in 0..count {
-            let Some(Some(a)) = b.addrs.get(k).copied() else {
+            let Some(Some(a)) = addrs.get(k).copied() else {
                 continue;
             };
             s.meta_blocks.fetch_add(1, Ordering::Relaxed);
-            let read = b.read_ok.get(k).copied().unwrap_or(false);
-            if read && b.data.block(k).is_some_and(|blk| chain.sound(blk)) {
+            let read = read_ok.get(k).copied().unwrap_or(false);
+            if read && data.block(k).is_some_and(|blk| chain.sound(blk)) {
                 continue;
             }
             damaged = true;
@@ -343,69 +319,73 @@ impl ActivePool {
     /// (each run counted and logged as the member's read error).
     fn scrub_read(&self, addr: u64, n: u64) -> u64 {
         let mut guard = self.gc.bufs.lock();
-        let b = &mut *guard;
-        let n = n.min(b.slots.len() as u64).min(b.read_ok.len() as u64);
-        // Whole first; after a failure, block by block.
-        for whole in [true, false] {
-            let parts = if whole { 1 } else { n };
-            for f in b.read_ok.iter_mut() {
+        let GcBufs {
+            slots,
+            data,
+            read_ok,
+            ..
+        } = &mut *guard;
+        let n = n.min(slots.len() as u64);
+        self.read_parts(slots, data, read_ok, 1, |_| Some((addr, n, 0)));
+        if read_ok.first().copied().unwrap_or(false) {
+            return 0;
+        }
+        // Block by block; runs of unreadable blocks, one error each.
+        self.read_parts(slots, data, read_ok, n as usize, |k| {
+            Some((addr.saturating_add(k as u64), 1, k))
+        });
+        let mut bad = 0u64;
+        let mut run: Option<u64> = None;
+        for k in 0..=n {
+            let failed = k < n && !read_ok.get(k as usize).copied().unwrap_or(false);
+            match (failed, run) {
+                (true, None) => run = Some(k),
+                (false, Some(first)) => {
+                    self.io_error("scrub read", addr.saturating_add(first), k - first, EIO);
+                    bad += k - first;
+                    run = None;
+                }
+                _ => {}
+            }
+        }
+        bad
+    }
+
+    /// Reads `count` parts into the GC buffer, all in flight at once: part
+    /// `k` is `part(k)` = (pool address, blocks, first block of the
+    /// buffer), or nothing. Then `ok[k]` says whether part `k` was read.
+    fn read_parts(
+        &self,
+        slots: &[Slot],
+        data: &mut Bounce,
+        ok: &mut [bool],
+        count: usize,
+        part: impl Fn(usize) -> Option<(u64, u64, usize)>,
+    ) {
+        for f in ok.iter_mut() {
+            *f = false;
+        }
+        let data = data.lend();
+        stack_pin_init!(let batch = BioBatch::new(slots));
+        for k in 0..count.min(slots.len()) {
+            let Some((addr, blocks, at)) = part(k) else {
+                continue;
+            };
+            let r = self.locate_addr(addr).and_then(|(m, sector)| {
+                let (set, op) = (&self.bios, BioOp::Read);
+                let off = at.saturating_mul(BLOCK_SIZE);
+                let bytes = (blocks as usize).saturating_mul(BLOCK_SIZE);
+                submit_bounce(batch.as_ref(), set, m, k, op, sector, data, off, bytes)
+            });
+            if let (Ok(()), Some(f)) = (r, ok.get_mut(k)) {
+                *f = true;
+            }
+        }
+        batch.as_mut().wait();
+        for (k, f) in ok.iter_mut().enumerate().take(count) {
+            if *f && batch.result(k).is_err() {
                 *f = false;
             }
-            let data = b.data.lend();
-            stack_pin_init!(let batch = BioBatch::new(&b.slots));
-            for k in 0..parts {
-                let (at, len) = if whole { (0, n) } else { (k, 1) };
-                let r = self
-                    .locate_addr(addr.saturating_add(at))
-                    .and_then(|(m, sector)| {
-                        let (set, op) = (&self.bios, BioOp::Read);
-                        let (off, bytes) = (at as usize * BLOCK_SIZE, len as usize * BLOCK_SIZE);
-                        submit_bounce(
-                            batch.as_ref(),
-                            set,
-                            m,
-                            k as usize,
-                            op,
-                            sector,
-                            data,
-                            off,
-                            bytes,
-                        )
-                    });
-                if let (Ok(()), Some(f)) = (r, b.read_ok.get_mut(k as usize)) {
-                    *f = true;
-                }
-            }
-            batch.as_mut().wait();
-            let failed = |k: u64| -> Option<Error> {
-                if !b.read_ok.get(k as usize).copied().unwrap_or(false) {
-                    return Some(EIO);
-                }
-                batch.result(k as usize).err()
-            };
-            if whole {
-                if failed(0).is_none() {
-                    return 0;
-                }
-                continue;
-            }
-            // Runs of unreadable blocks: one error each.
-            let mut bad = 0u64;
-            let mut run: Option<(u64, Error)> = None;
-            for k in 0..=n {
-                let f = if k < n { failed(k) } else { None };
-                match (f, run) {
-                    (Some(e), None) => run = Some((k, e)),
-                    (None, Some((first, e))) => {
-                        self.io_error("scrub read", addr.saturating_add(first), k - first, e);
-                        bad += k - first;
-                        run = None;
-                    }
-                    _ => {}
-                }
-            }
-            return bad;
         }
-        0
     }
 }
