@@ -16,6 +16,11 @@
 //! `pool health`: the member turns degraded) and is logged with its member
 //! and sector, as a failed user or GC read is.
 //!
+//! After the data zones the pass reads back the metadata an assembly would
+//! read: every copy of the newest checkpoint's chain, the superblock copies
+//! of every member and the journal blocks since that checkpoint; a damaged
+//! chain or journal copy is repaired by a full checkpoint.
+//!
 //! What a pass cannot do yet: tell which volume maps an unreadable block
 //! (the block tables map volume blocks to pool addresses, not back), check
 //! data against a checksum (the pool keeps none), and repair (no second
@@ -29,7 +34,7 @@ use crate::kwrap::{
 };
 use crate::lowerio::submit_bounce;
 use crate::pool::ActivePool;
-use crate::scrubstate::{ENDED_DONE, META_PHASE};
+use crate::scrubstate::{ENDED_DONE, JOURNAL_PHASE, META_PHASE, SB_PHASE};
 use crate::zvcore::alloc::ZoneState;
 use crate::zvcore::format::BLOCK_SIZE;
 use core::sync::atomic::Ordering;
@@ -88,24 +93,40 @@ impl ActivePool {
         let cur = s.cursor.load(Ordering::Acquire);
         let (zone, low) = ((cur >> 32) as u32, cur & u64::from(u32::MAX));
         let meta = u64::from(META_PHASE) << 32;
-        if zone == META_PHASE {
-            let Some(next) = self.scrub_meta(low as u32) else {
+        let phase = |p: u32, low: u32| (u64::from(p) << 32) | u64::from(low);
+        // A pass started again meanwhile keeps its own cursor.
+        let advance = |next: u64| {
+            let _ = s
+                .cursor
+                .compare_exchange(cur, next, Ordering::AcqRel, Ordering::Relaxed);
+        };
+        match zone {
+            META_PHASE => {
+                advance(match self.scrub_meta(low as u32) {
+                    Some(next) => phase(META_PHASE, next),
+                    None => phase(SB_PHASE, 0),
+                });
+                return true;
+            }
+            SB_PHASE => {
+                advance(match self.scrub_superblocks(low as u32) {
+                    Some(next) => phase(SB_PHASE, next),
+                    None => phase(JOURNAL_PHASE, 0),
+                });
+                return true;
+            }
+            JOURNAL_PHASE => {
+                if self.scrub_journal() {
+                    return true;
+                }
                 self.scrub_done(cur);
                 return false;
-            };
-            let _ = s.cursor.compare_exchange(
-                cur,
-                meta | u64::from(next),
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            );
-            return true;
+            }
+            _ => {}
         }
         let Step::Read { z, off, addr, n } = self.scrub_plan(zone, low) else {
             // The data zones are done: the metadata next.
-            let _ = s
-                .cursor
-                .compare_exchange(cur, meta, Ordering::AcqRel, Ordering::Relaxed);
+            advance(meta);
             return true;
         };
         let t0 = Instant::<Monotonic>::now();
@@ -114,11 +135,7 @@ impl ActivePool {
         self.scrub_pace(t0, n);
         s.blocks.fetch_add(n, Ordering::Relaxed);
         s.errors.fetch_add(bad, Ordering::Relaxed);
-        // A pass started again meanwhile keeps its own cursor.
-        let next = (u64::from(z) << 32) | off.saturating_add(n);
-        let _ = s
-            .cursor
-            .compare_exchange(cur, next, Ordering::AcqRel, Ordering::Relaxed);
+        advance((u64::from(z) << 32) | off.saturating_add(n));
         true
     }
 
@@ -238,7 +255,15 @@ impl ActivePool {
         if !damaged {
             return Some(end);
         }
-        // The repair: the whole image again, in the other set.
+        self.scrub_repair();
+        None
+    }
+
+    /// The repair of damaged metadata (a copy of a block of the newest
+    /// checkpoint's chain or of the journal since): a full checkpoint,
+    /// written at once, in the other set; it covers the whole journal, so
+    /// what an assembly reads is sound again. Takes the commit lock.
+    fn scrub_repair(&self) {
         self.state.lock().engine.request_full_checkpoint();
         let r = {
             let mut cb = self.committer.lock();
@@ -248,7 +273,7 @@ impl ActivePool {
         };
         match r {
             Ok(()) => {
-                s.repairs.fetch_add(1, Ordering::Relaxed);
+                self.scrub.repairs.fetch_add(1, Ordering::Relaxed);
                 pr_info!(
                     "{}: scrub: damaged metadata replaced by a full checkpoint\n",
                     &*self.name
@@ -260,7 +285,155 @@ impl ActivePool {
                 e
             ),
         }
-        None
+    }
+
+    /// The superblock part of the pass: reads back the two superblock
+    /// copies of member `d` (the heads of its log zones) and checks each is
+    /// a sound copy of this pool's and this member's. A damaged copy counts
+    /// as the member's read error and is logged; it is not rewritten now
+    /// (its log zone's next reset writes it again; the member's other copy
+    /// and the other members' stand for it). Under the commit lock: a
+    /// log-zone switch resets a zone before it writes its superblock.
+    /// Returns the next member, or `None` after the last one.
+    fn scrub_superblocks(&self, d: u32) -> Option<u32> {
+        let s = &self.scrub;
+        let d = u16::try_from(d).ok()?;
+        let mut guard = self.gc.bufs.lock();
+        let b = &mut *guard;
+        let cb = self.committer.lock();
+        let (addrs, uuid, ids) = {
+            let st = self.state.lock();
+            let e = &st.engine;
+            if d >= e.geom().nr_devices() {
+                return None;
+            }
+            match e.superblock_copies(d) {
+                Some((a, u)) => (a, u, e.meta_ids()),
+                // A member removed: the next one.
+                None => return Some(u32::from(d) + 1),
+            }
+        };
+        let GcBufs {
+            slots,
+            data,
+            read_ok,
+            ..
+        } = b;
+        // A copy on a member that is gone is not read.
+        let part = |k: usize| {
+            addrs
+                .get(k)
+                .copied()
+                .flatten()
+                .filter(|&a| self.locate_addr(a).is_ok_and(|(m, _)| !m.is_gone()))
+                .map(|a| (a, 1, k))
+        };
+        self.read_parts(slots, data, read_ok, addrs.len(), part);
+        drop(cb);
+        for (k, a) in addrs.iter().enumerate() {
+            if part(k).is_none() {
+                continue;
+            }
+            let Some(a) = *a else { continue };
+            s.meta_blocks.fetch_add(1, Ordering::Relaxed);
+            let read = read_ok.get(k).copied().unwrap_or(false);
+            if read
+                && data
+                    .block(k)
+                    .is_some_and(|blk| ids.sound_superblock(blk, &uuid))
+            {
+                continue;
+            }
+            s.meta_errors.fetch_add(1, Ordering::Relaxed);
+            self.io_error(
+                "scrub superblock read",
+                a,
+                1,
+                if read { EBADMSG } else { EIO },
+            );
+        }
+        Some(u32::from(d) + 1)
+    }
+
+    /// The journal part of the pass: reads back the next journal blocks an
+    /// assembly would replay over the newest checkpoint (from
+    /// `journal_next` on, up to [`META_STEP_BLOCKS`], each on the journal
+    /// member and its mirror) and checks each is a sound block of this pool
+    /// with its sequence number. Under the commit lock, so that no commit
+    /// moves the journal meanwhile (a step's reads hold commits for their
+    /// time). A damaged copy counts as the member's read error and is
+    /// logged; then a full checkpoint covers the journal (the repair).
+    /// Returns whether the pass goes on.
+    fn scrub_journal(&self) -> bool {
+        let s = &self.scrub;
+        let mut guard = self.gc.bufs.lock();
+        let b = &mut *guard;
+        let slots = b.slots.len().min(b.addrs.len()).min(b.read_ok.len());
+        let cb = self.committer.lock();
+        let (next, end, count, ids) = {
+            let st = self.state.lock();
+            let e = &st.engine;
+            let (from, to) = e.scrub_journal_seqs();
+            // Blocks a checkpoint covered meanwhile are not needed.
+            let next = s.journal_next.load(Ordering::Relaxed).max(from);
+            if next >= to {
+                return false;
+            }
+            let max = u64::try_from(slots / 2)
+                .unwrap_or(0)
+                .min(u64::from(META_STEP_BLOCKS));
+            let end = to.min(next.saturating_add(max.max(1)));
+            let mut k = 0usize;
+            for seq in next..end {
+                let copies = e.journal_block_addrs(seq).unwrap_or([None, None]);
+                for a in copies {
+                    // A copy on a member that is gone is not read.
+                    let a = a.filter(|&a| self.locate_addr(a).is_ok_and(|(m, _)| !m.is_gone()));
+                    if let Some(slot) = b.addrs.get_mut(k) {
+                        *slot = a;
+                    }
+                    k += 1;
+                }
+            }
+            (next, end, k.min(slots), e.meta_ids())
+        };
+        let GcBufs {
+            slots: bios,
+            data,
+            read_ok,
+            addrs,
+            ..
+        } = b;
+        self.read_parts(bios, data, read_ok, count, |k| {
+            addrs.get(k).copied().flatten().map(|a| (a, 1, k))
+        });
+        drop(cb);
+        let mut damaged = false;
+        for k in 0..count {
+            let Some(Some(a)) = addrs.get(k).copied() else {
+                continue;
+            };
+            let seq = next.saturating_add((k / 2) as u64);
+            s.meta_blocks.fetch_add(1, Ordering::Relaxed);
+            let read = read_ok.get(k).copied().unwrap_or(false);
+            if read
+                && data
+                    .block(k)
+                    .is_some_and(|blk| ids.sound_journal_block(blk, seq))
+            {
+                continue;
+            }
+            damaged = true;
+            s.meta_errors.fetch_add(1, Ordering::Relaxed);
+            self.io_error("scrub journal read", a, 1, if read { EBADMSG } else { EIO });
+        }
+        drop(guard);
+        s.journal_next.store(end, Ordering::Relaxed);
+        if damaged {
+            self.scrub_repair();
+            return false;
+        }
+        true
     }
 
     /// The next read of the pass from block `off` of zone `z` on (engine

@@ -10,9 +10,14 @@ pub(crate) const ENDED_NONE: u32 = 0;
 pub(crate) const ENDED_DONE: u32 = 1;
 pub(crate) const ENDED_STOPPED: u32 = 2;
 
-/// Cursor zone of the pass's second part: the metadata (the newest
-/// checkpoint's chain), the low 32 bits its next block.
-pub(crate) const META_PHASE: u32 = u32::MAX - 1;
+/// Cursor zones of the pass's metadata parts, after the data zones: the
+/// newest checkpoint's chain (the low 32 bits its next block), the
+/// superblock copies (the low 32 bits the next member), then the journal
+/// blocks an assembly would replay (the next one in
+/// [`Scrub::journal_next`]).
+pub(crate) const META_PHASE: u32 = u32::MAX - 3;
+pub(crate) const SB_PHASE: u32 = u32::MAX - 2;
+pub(crate) const JOURNAL_PHASE: u32 = u32::MAX - 1;
 
 /// Scrub state of a pool, lock-free: the GC work advances it, `scrub`
 /// writes start and stop it, `status` reads it.
@@ -33,6 +38,9 @@ pub(crate) struct Scrub {
     pub(crate) meta_blocks: AtomicU64,
     pub(crate) meta_errors: AtomicU64,
     pub(crate) repairs: AtomicU64,
+    /// The journal part's next sequence number (0: from the first one
+    /// after the newest checkpoint).
+    pub(crate) journal_next: AtomicU64,
     /// Most MiB/s the pass under way reads (0: as fast as it can).
     pub(crate) rate_mibs: AtomicU32,
     /// Passes completed since assembly.
@@ -53,6 +61,7 @@ impl Scrub {
             meta_blocks: AtomicU64::new(0),
             meta_errors: AtomicU64::new(0),
             repairs: AtomicU64::new(0),
+            journal_next: AtomicU64::new(0),
             rate_mibs: AtomicU32::new(0),
             passes: AtomicU64::new(0),
             ended: AtomicU32::new(ENDED_NONE),
@@ -68,6 +77,7 @@ impl Scrub {
         self.skipped.store(0, Ordering::Relaxed);
         self.meta_blocks.store(0, Ordering::Relaxed);
         self.meta_errors.store(0, Ordering::Relaxed);
+        self.journal_next.store(0, Ordering::Relaxed);
         self.cursor.store(0, Ordering::Release);
         self.running.store(true, Ordering::Release);
     }

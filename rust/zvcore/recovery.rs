@@ -852,6 +852,7 @@ where
         .and_then(|s| s.checked_add(skip))
         .ok_or(Error::Corrupt("journal sequence"))?;
     pool.log_max_seq = [top; 2];
+    pool.log_end = [0; 2];
     pool.jlog = None;
     pool.jwp = 0;
     pool.need_ckpt = true;

@@ -17,6 +17,11 @@
 #    counts and logs it, and a full checkpoint in the other set replaces
 #    the chain at once; the next pass reads the new one back sound. Stop and
 #    reassembly with both volumes intact, no WARN/oops/lockdep/hung task.
+# 6. The superblock copies and the journal blocks since the newest
+#    checkpoint: a pass reads back the journal blocks of 4 commits; the head
+#    of a log zone made unreadable is counted and logged (not repaired: the
+#    other copies stand for it); the newest journal block made unreadable
+#    is counted and logged, and a full checkpoint covers the journal.
 DIR=$(dirname "$0")
 . "$DIR/ktap_helpers.sh"
 
@@ -38,7 +43,7 @@ if [ ! -f "$KO" ] || [ ! -f /lib/modules/null_blk.ko ]; then
 	ktap_finished
 fi
 lsmod | grep -q '^zvpool ' && rmmod zvpool
-ktap_set_plan 20
+ktap_set_plan 24
 dmesg_mark
 DMESG_START=$DMESG_MARK
 
@@ -176,6 +181,51 @@ meta_clean() {
 }
 ktap_test_result "the next pass reads the new chain back, sound" meta_clean
 ktap_print_msg "scrub: $(cat $P/scrub)"
+
+# 6. Superblocks and the journal. Four commits of one block each.
+m1=$(sfield meta_blocks)
+for i in 1 2 3 4; do
+	dd if=/dev/urandom of="$H" bs=4096 count=1 seek=$((i * 7)) oflag=direct conv=fsync status=none
+done
+journal_read() {
+	timeout 120 zvpoolctl pool scrub -w sc >/dev/null && [ "$(sstate)" = done ] &&
+		[ "$(sfield meta_blocks)" -ge $((m1 + 4)) ] && [ "$(sfield meta_errors)" = 0 ]
+}
+ktap_test_result "a pass reads back the journal blocks of 4 commits, sound ($m1 copies read before them)" journal_read
+ktap_print_msg "scrub: $(cat $P/scrub)"
+# The head of log zone 0 (zone 0, sector 0): a superblock copy.
+echo "+0-7" >$NB/badblocks
+dmesg_mark
+sb_damaged() {
+	! timeout 120 zvpoolctl pool scrub -w sc 2>/dev/null && [ "$(sstate)" = done ] &&
+		[ "$(sfield meta_errors)" = 1 ] && [ "$(sfield repairs)" = 1 ] &&
+		log_has "zvpool: sc: scrub superblock read error on $D at sector 0"
+}
+ktap_test_result "an unreadable superblock copy is counted and logged, not repaired" sb_damaged
+echo "-0-7" >$NB/badblocks
+ktap_print_msg "scrub: $(cat $P/scrub)"
+# The newest journal block: the last written block of each log zone
+# (zones 0 and 1; the one before the checkpoint's position is not read).
+wp_of() { blkzone report -o $(($1 * 16384)) -c 1 "$D" | sed -n 's/.*wptr \(0x[0-9a-f]*\).*/\1/p'; }
+JBAD=
+for z in 0 1; do
+	w=$(($(wp_of $z)))
+	[ "$w" -gt 8 ] && JBAD="$JBAD +$((z * 16384 + w - 8))-$((z * 16384 + w - 1))"
+done
+ktap_print_msg "log zone write pointers $(wp_of 0) $(wp_of 1): bad$JBAD"
+for r in $JBAD; do echo "$r" >$NB/badblocks; done
+g0=$(sed -n 's/^checkpoint_generation //p' $P/status)
+dmesg_mark
+journal_damaged() {
+	! timeout 120 zvpoolctl pool scrub -w sc 2>/dev/null && [ "$(sfield meta_errors)" -ge 1 ] &&
+		[ "$(sfield repairs)" = 2 ] && log_has "zvpool: sc: scrub journal read error on $D" &&
+		log_has "zvpool: sc: scrub: damaged metadata replaced by a full checkpoint" &&
+		[ "$(sed -n 's/^checkpoint_generation //p' $P/status)" -gt "$g0" ]
+}
+ktap_test_result "an unreadable journal block is counted, logged, and a full checkpoint covers the journal" journal_damaged
+for r in $JBAD; do echo "$r" | tr '+' '-' >$NB/badblocks; done
+ktap_print_msg "scrub: $(cat $P/scrub)"
+ktap_test_result "then a pass finds nothing" quiet timeout 120 zvpoolctl pool scrub -w sc
 want_h=$(dd if="$H" bs=$MIB iflag=direct status=none | md5sum)
 ktap_test_result "c is unchanged and h reads back as last written" sh -c \
 	"[ \"\$(dd if=$C bs=$MIB iflag=direct status=none | md5sum)\" = \"$want_c\" ] &&

@@ -321,6 +321,9 @@ where
             if let Some(m) = self.log_max_seq.get_mut(usize::from(next)) {
                 *m = 0;
             }
+            if let Some(e) = self.log_end.get_mut(usize::from(next)) {
+                *e = 0;
+            }
             for g in [&mut self.log_sb_gen, &mut self.mlog_sb_gen] {
                 if let Some(o) = g.get_mut(usize::from(next)) {
                     *o = 0;
@@ -465,6 +468,9 @@ where
         self.jrecords_since_ckpt = self.jrecords_since_ckpt.saturating_add(nrec as u64);
         if let Some(m) = self.log_max_seq.get_mut(usize::from(log & 1)) {
             *m = last_seq;
+        }
+        if let Some(e) = self.log_end.get_mut(usize::from(log & 1)) {
+            *e = self.jwp;
         }
         // The superblock written at the switch is durable now too.
         if let Some(g) = sb {

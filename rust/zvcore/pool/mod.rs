@@ -52,7 +52,7 @@ pub mod quota;
 mod scrub;
 pub use gc::GC_SCAN_NODES;
 pub use migrate::Migration;
-pub use scrub::ChainExtent;
+pub use scrub::{ChainExtent, MetaIds};
 pub mod slots;
 mod tiers;
 mod volumes;
@@ -496,6 +496,11 @@ pub struct Pool<G, Z, E, V, R, N, D, S> {
     pub(super) jseq: u64,
     /// Highest journal sequence number in each log zone of the journal member.
     pub(super) log_max_seq: [u64; 2],
+    /// The written end (next offset) of each log zone of the journal
+    /// member, for the log zones this assembly wrote (0: not known): where
+    /// a scrub finds the journal blocks of the log zone before the current
+    /// one (`scrub.rs`).
+    pub(super) log_end: [u64; 2],
     /// Generation of the durable superblock each log zone of the journal
     /// member holds (0: none). A log zone is reset only if the other one
     /// holds a superblock at least as new: a crash between the reset and
@@ -757,6 +762,7 @@ where
             jwp: 0,
             jseq: 1,
             log_max_seq: [0; 2],
+            log_end: [0; 2],
             log_sb_gen: [1; 2],
             mlog_sb_gen: [1; 2],
             ck_copy_reads: 0,

@@ -1,15 +1,25 @@
 // SPDX-License-Identifier: GPL-2.0
 //! What a scrub reads back of the metadata: the newest checkpoint's chain
 //! (its full checkpoint and the deltas after it, each block on each of its
-//! copies), and the repair when a copy is unreadable or unsound: a full
-//! checkpoint, which writes the whole image again in the other set, so
-//! that the damaged blocks are no longer what an assembly reads.
+//! copies), the superblock at the head of every log zone of every member,
+//! and the journal blocks an assembly would replay over that chain (each
+//! on the journal member and its mirror). The repair when a copy of a
+//! chain or journal block is unreadable or unsound: a full checkpoint,
+//! which writes the whole image again in the other set and covers the
+//! whole journal, so that the damaged blocks are no longer what an
+//! assembly reads. A damaged superblock copy is reported only: the others
+//! (two per member) stand for it, and it is rewritten with its log zone.
 
+use super::super::alloc::{DevState, ZoneInfo};
 use super::super::format::checkpoint::{set_of, sound_block_generation};
-use super::super::format::layout::{checkpoint_block_addr, checkpoint_copy_addr};
+use super::super::format::journal::decode_journal_block;
+use super::super::format::layout::{
+    checkpoint_block_addr, checkpoint_copy_addr, log_zone, superblock_addr,
+};
+use super::super::format::{Superblock, Uuid};
 use super::super::geom::{DeviceGeometry, PoolGeometry};
 use super::Pool;
-use core::ops::Deref;
+use core::ops::{Deref, DerefMut};
 
 /// The blocks of the newest checkpoint's chain: blocks `0..blocks` of set
 /// `set`, written by the checkpoints of generations `base` (the full one)
@@ -62,5 +72,111 @@ impl<G, Z, E, V, R, N, D, S> Pool<G, Z, E, V, R, N, D, S> {
     pub fn request_full_checkpoint(&mut self) {
         self.full_due = true;
         self.need_ckpt = true;
+    }
+}
+
+impl<G, Z, E, V, R, N, D, S> Pool<G, Z, E, V, R, N, D, S>
+where
+    G: Deref<Target = [DeviceGeometry]>,
+    Z: DerefMut<Target = [ZoneInfo]>,
+    D: DerefMut<Target = [DevState]>,
+    S: DerefMut<Target = Superblock>,
+{
+    /// The journal blocks an assembly would replay over the newest
+    /// committed checkpoint: sequence numbers `from..to` (empty before the
+    /// first log-zone switch of this assembly, whose checkpoint covers
+    /// everything older). Ask with no commit in flight (the commit lock).
+    pub fn scrub_journal_seqs(&self) -> (u64, u64) {
+        match self.jlog {
+            Some(_) => (self.ckpt_seq.saturating_add(1), self.jseq),
+            None => (self.jseq, self.jseq),
+        }
+    }
+
+    /// Pool addresses of journal block `seq` on the journal member and on
+    /// its mirror, if the block is in a log zone this assembly wrote: the
+    /// current one (blocks `1..jwp`, the last one `jseq - 1`) or the one
+    /// before it (ending at its `log_end`, the last one `log_max_seq`). Ask
+    /// with no commit in flight.
+    pub fn journal_block_addrs(&self, seq: u64) -> Option<[Option<u64>; 2]> {
+        let cur = self.jlog?;
+        if seq == 0 || seq >= self.jseq {
+            return None;
+        }
+        let first = self.jseq.saturating_sub(self.jwp.saturating_sub(1));
+        let (log, off) = if seq >= first {
+            (cur, self.jwp.checked_sub(self.jseq - seq)?)
+        } else {
+            let prev = 1 - (cur & 1);
+            let end = self.log_end.get(usize::from(prev)).copied().unwrap_or(0);
+            let last = self
+                .log_max_seq
+                .get(usize::from(prev))
+                .copied()
+                .unwrap_or(0);
+            // The block before the current zone's first is the previous
+            // zone's last.
+            if end == 0 || last.checked_add(1) != Some(first) || seq > last {
+                return None;
+            }
+            (prev, end.checked_sub(1 + (last - seq))?)
+        };
+        if off == 0 {
+            // Block 0 is the superblock.
+            return None;
+        }
+        let geo = self.alloc.geom();
+        let at = |d: Option<u16>| {
+            d.and_then(|d| log_zone(geo, d, u32::from(log)))
+                .and_then(|z| geo.zone_start(z))
+                .map(|s| s.saturating_add(off))
+        };
+        Some([at(Some(self.jdev)), at(self.jmirror)])
+    }
+
+    /// What tells a sound journal block or superblock copy of this pool.
+    pub fn meta_ids(&self) -> MetaIds {
+        MetaIds {
+            pool_uuid: self.sb.pool_uuid,
+            sb_generation: self.sb.generation,
+        }
+    }
+
+    /// The superblock copies of member `d`: the pool addresses of the heads
+    /// of its two log zones, and the member's device UUID (which its copies
+    /// carry). None for a member removed or out of range.
+    pub fn superblock_copies(&self, d: u16) -> Option<([Option<u64>; 2], Uuid)> {
+        let m = self.sb.member(d).filter(|m| !m.removed)?;
+        let geo = self.alloc.geom();
+        Some((
+            [superblock_addr(geo, d, 0), superblock_addr(geo, d, 1)],
+            m.dev_uuid,
+        ))
+    }
+}
+
+/// A pool's identity as its metadata blocks carry it (taken under the
+/// engine lock, used without it: checking a block costs its checksum).
+#[derive(Clone, Copy, Debug)]
+pub struct MetaIds {
+    pub pool_uuid: Uuid,
+    pub sb_generation: u64,
+}
+
+impl MetaIds {
+    /// Whether `block` is a sound copy of journal block `seq` of the pool.
+    pub fn sound_journal_block(&self, block: &[u8], seq: u64) -> bool {
+        decode_journal_block(block)
+            .is_ok_and(|(h, _)| h.seq == seq && h.pool_uuid == self.pool_uuid)
+    }
+
+    /// Whether `block` is a sound superblock copy of the member whose
+    /// device UUID is `dev_uuid`: this pool's and that member's, its
+    /// checksum right, no newer than the pool's (an older generation is
+    /// what a log zone keeps until it is written again).
+    pub fn sound_superblock(&self, block: &[u8], dev_uuid: &Uuid) -> bool {
+        Superblock::peek_ids(block).is_ok_and(|(p, dev, g)| {
+            p == self.pool_uuid && dev == *dev_uuid && g >= 1 && g <= self.sb_generation
+        })
     }
 }

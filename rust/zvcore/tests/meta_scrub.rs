@@ -4,7 +4,10 @@
 //! checkpoint and the deltas after it) wrote, on each of its copies, is
 //! named and sound; a block of another checkpoint, a changed byte or a
 //! block past the chain is not; the repair (`request_full_checkpoint`)
-//! writes a full checkpoint in the other set.
+//! writes a full checkpoint in the other set. The journal blocks an
+//! assembly would replay (`journal_block_addrs`) and the superblock copies
+//! (`superblock_copies`) are found where they are and sound, also when
+//! the journal spans two log zones.
 //!
 //! `ZVCORE_SEED` replays a run.
 
@@ -130,4 +133,130 @@ fn the_chain_of_a_one_member_pool() {
 #[test]
 fn the_chain_and_its_copies_on_two_members() {
     check_chain("the_chain_and_its_copies_on_two_members", 2);
+}
+
+/// Checks every journal block an assembly would replay now: found on each
+/// copy, sound for its own sequence number only. Returns the log zones the
+/// blocks are in.
+fn check_journal(w: &World, copies: usize) -> Vec<u32> {
+    let p = w.pool_ref();
+    let ids = p.meta_ids();
+    let (from, to) = p.scrub_journal_seqs();
+    let mut zones = Vec::new();
+    for seq in from..to {
+        let addrs = p
+            .journal_block_addrs(seq)
+            .unwrap_or_else(|| panic!("journal block {seq} of {from}..{to}: not found"));
+        let found: Vec<u64> = addrs.iter().flatten().copied().collect();
+        assert_eq!(found.len(), copies, "block {seq}: copies {addrs:?}");
+        for a in found {
+            let b = read_block(w, a).unwrap_or_else(|| panic!("block {seq} at {a} unreadable"));
+            assert!(
+                ids.sound_journal_block(&b, seq),
+                "block {seq} at {a} not sound"
+            );
+            assert!(
+                !ids.sound_journal_block(&b, seq + 1),
+                "block {seq} sound as {}",
+                seq + 1
+            );
+            let mut bad = b.clone();
+            bad[100] ^= 1;
+            assert!(
+                !ids.sound_journal_block(&bad, seq),
+                "block {seq}: a changed byte is sound"
+            );
+            let z = p.geom().zone_of(a).expect("zone");
+            if !zones.contains(&z) {
+                zones.push(z);
+            }
+        }
+    }
+    assert!(
+        p.journal_block_addrs(to).is_none(),
+        "block {to} is not written yet"
+    );
+    zones
+}
+
+fn check_journal_and_superblocks(name: &str, members: usize) {
+    let seed = seed_from_env(name);
+    let geoms = (0..members).map(|_| small_zns(40)).collect();
+    let mut w = World::with_geoms(Rng::new(seed), seed, geoms);
+    w.checkpoint_copies_pct = 100;
+    w.journal_copies_pct = 100;
+    w.degraded_pct = 0;
+    w.explicit_ckpt_pct = 0;
+    w.format();
+    w.create_volume(1, b"v", 4000);
+    let copies = if members >= 2 { 2 } else { 1 };
+    // One journal block or two per commit: the journal fills a log zone
+    // (200 blocks), checkpoints come at half of it, and the journal since
+    // the newest checkpoint spans two log zones after a switch.
+    let mut spanned = false;
+    let mut seen = 0u64;
+    for k in 0..600u64 {
+        w.write_exact(1, (k * 8) % 3000, 4);
+        assert!(w.commit(false), "commit {k}");
+        let (from, to) = w.pool_ref().scrub_journal_seqs();
+        seen = seen.max(to.saturating_sub(from));
+        if check_journal(&w, copies).len() > copies {
+            spanned = true;
+        }
+    }
+    assert!(
+        seen >= 10,
+        "at most {seen} journal blocks since a checkpoint"
+    );
+    assert!(
+        spanned,
+        "the journal since the checkpoint never spanned two log zones"
+    );
+    // A checkpoint covers them all.
+    w.checkpoint_now();
+    let (from, to) = w.pool_ref().scrub_journal_seqs();
+    assert_eq!(from, to, "blocks to replay after a checkpoint");
+    // Superblocks: two per member, each sound for its member only.
+    let p = w.pool_ref();
+    let ids = p.meta_ids();
+    for d in 0..members as u16 {
+        let (addrs, uuid) = p.superblock_copies(d).expect("member");
+        for (i, a) in addrs.iter().enumerate() {
+            let a = a.expect("superblock address");
+            let b = read_block(&w, a).expect("superblock readable");
+            assert!(ids.sound_superblock(&b, &uuid), "member {d} log zone {i}");
+            if members > 1 {
+                let other = (d + 1) % members as u16;
+                let (_, ou) = p.superblock_copies(other).expect("member");
+                assert!(!ids.sound_superblock(&b, &ou), "member {d}'s as {other}'s");
+            }
+            let mut bad = b.clone();
+            bad[200] ^= 0x10;
+            assert!(
+                !ids.sound_superblock(&bad, &uuid),
+                "a changed byte is sound"
+            );
+        }
+    }
+    assert!(p.superblock_copies(members as u16).is_none());
+    // After a power cut nothing is known of the log zones until the
+    // first switch (whose checkpoint covers everything before it).
+    w.crash_and_recover();
+    let (from, to) = w.pool_ref().scrub_journal_seqs();
+    assert_eq!(from, to, "blocks to replay right after assembly");
+    for k in 0..40u64 {
+        w.write_exact(1, k * 8, 4);
+        assert!(w.commit(false), "commit {k} after assembly");
+        check_journal(&w, copies);
+    }
+}
+
+#[test]
+fn journal_and_superblocks_of_a_one_member_pool() {
+    check_journal_and_superblocks("journal_and_superblocks_of_a_one_member_pool", 1);
+}
+
+#[test]
+fn journal_and_superblocks_with_copies_on_two_members() {
+    check_journal_and_superblocks("journal_and_superblocks_with_copies_on_two_members", 2);
 }
