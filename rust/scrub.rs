@@ -21,11 +21,14 @@
 //! of every member and the journal blocks since that checkpoint; a damaged
 //! chain or journal copy is repaired by a full checkpoint.
 //!
-//! What a pass cannot do yet: tell which volume maps an unreadable block
-//! (the block tables map volume blocks to pool addresses, not back), check
-//! data against a checksum (the pool keeps none), and repair (no second
-//! copy of data): those come with the block checksums and mirrored volumes
-//! of the reliability work. The pass is not kept across an assembly.
+//! The volumes and snapshots that map a run of unreadable blocks are named
+//! in the log (a search of every table, in steps: the tables map volume
+//! blocks to pool addresses, not back).
+//!
+//! What a pass cannot do yet: check data against a checksum (the pool
+//! keeps none), and repair data (no second copy): those come with the
+//! block checksums and mirrored volumes of the reliability work. The pass
+//! is not kept across an assembly.
 
 use crate::gcstate::{GcBufs, GC_BUF_BLOCKS};
 use crate::kwrap::{
@@ -36,7 +39,8 @@ use crate::lowerio::submit_bounce;
 use crate::pool::ActivePool;
 use crate::scrubstate::{ENDED_DONE, JOURNAL_PHASE, META_PHASE, SB_PHASE};
 use crate::zvcore::alloc::ZoneState;
-use crate::zvcore::format::BLOCK_SIZE;
+use crate::zvcore::format::{VolName, BLOCK_SIZE};
+use crate::zvcore::map::MapExtent;
 use core::sync::atomic::Ordering;
 use kernel::{
     prelude::*,
@@ -48,6 +52,18 @@ use pin_init::stack_pin_init;
 /// Most blocks of the checkpoint chain one step reads (each on up to two
 /// copies, one bio slot each).
 const META_STEP_BLOCKS: u32 = 64;
+
+/// Most mapped extents one step of the search for the volumes of
+/// unreadable blocks looks at (under the engine lock).
+const OWNER_STEP_EXTENTS: u32 = 4096;
+
+/// Most volume extents one such step names (each logged after the step).
+const OWNER_STEP_NAMES: usize = 4;
+
+/// Most runs of unreadable blocks a pass names the volumes of: each search
+/// walks every table, so a member failing everywhere must not make the
+/// pass walk them for every run.
+const MAX_NAMED_RUNS: u32 = 16;
 
 /// The next step of a pass in zone `z`.
 enum Step {
@@ -515,6 +531,7 @@ impl ActivePool {
                 (true, None) => run = Some(k),
                 (false, Some(first)) => {
                     self.io_error("scrub read", addr.saturating_add(first), k - first, EIO);
+                    self.scrub_owners(addr.saturating_add(first), k - first);
                     bad += k - first;
                     run = None;
                 }
@@ -522,6 +539,64 @@ impl ActivePool {
             }
         }
         bad
+    }
+
+    /// Logs which volumes and snapshots map the unreadable pool blocks
+    /// `addr..addr + n` (name, byte offset, blocks), or that none does
+    /// (dead blocks: nothing is lost). The tables map volume blocks to pool
+    /// blocks only, so this walks every table, in steps of
+    /// [`OWNER_STEP_EXTENTS`] extents under the engine lock, logging after
+    /// each; at most [`MAX_NAMED_RUNS`] runs a pass.
+    fn scrub_owners(&self, addr: u64, n: u64) {
+        let s = &self.scrub;
+        let runs = s.named_runs.fetch_add(1, Ordering::Relaxed);
+        if runs >= MAX_NAMED_RUNS {
+            if runs == MAX_NAMED_RUNS {
+                pr_err!(
+                    "{}: scrub: more runs of unreadable blocks: their volumes are not named\n",
+                    &*self.name
+                );
+            }
+            return;
+        }
+        let none = MapExtent {
+            vol: 0,
+            lba: 0,
+            len: 0,
+            addr: 0,
+        };
+        let mut found = [none; OWNER_STEP_NAMES];
+        let mut names = [VolName::default(); OWNER_STEP_NAMES];
+        let mut cursor = Some((0usize, 0u64));
+        let mut any = false;
+        while let Some(c) = cursor {
+            let k = {
+                let st = self.state.lock();
+                let e = &st.engine;
+                let (k, next) = e.owners_of(addr, n, c, OWNER_STEP_EXTENTS, &mut found);
+                cursor = next;
+                for (f, name) in found.iter().zip(names.iter_mut()).take(k) {
+                    *name = e.volume(f.vol).map_or_else(VolName::default, |v| v.name);
+                }
+                k
+            };
+            for (f, name) in found.iter().zip(names.iter()).take(k) {
+                any = true;
+                pr_err!(
+                    "{}: scrub: volume '{}': {} unreadable block(s) at byte offset {}\n",
+                    &*self.name,
+                    core::str::from_utf8(name.as_bytes()).unwrap_or("?"),
+                    f.len,
+                    f.lba.saturating_mul(BLOCK_SIZE as u64)
+                );
+            }
+        }
+        if !any {
+            pr_info!(
+                "{}: scrub: no volume maps the unreadable blocks (dead data, nothing lost)\n",
+                &*self.name
+            );
+        }
     }
 
     /// Reads `count` parts into the GC buffer, all in flight at once: part

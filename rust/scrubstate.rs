@@ -41,6 +41,8 @@ pub(crate) struct Scrub {
     /// The journal part's next sequence number (0: from the first one
     /// after the newest checkpoint).
     pub(crate) journal_next: AtomicU64,
+    /// Runs of unreadable blocks whose volumes the pass under way named.
+    pub(crate) named_runs: AtomicU32,
     /// Most MiB/s the pass under way reads (0: as fast as it can).
     pub(crate) rate_mibs: AtomicU32,
     /// Passes completed since assembly.
@@ -62,6 +64,7 @@ impl Scrub {
             meta_errors: AtomicU64::new(0),
             repairs: AtomicU64::new(0),
             journal_next: AtomicU64::new(0),
+            named_runs: AtomicU32::new(0),
             rate_mibs: AtomicU32::new(0),
             passes: AtomicU64::new(0),
             ended: AtomicU32::new(ENDED_NONE),
@@ -78,6 +81,7 @@ impl Scrub {
         self.meta_blocks.store(0, Ordering::Relaxed);
         self.meta_errors.store(0, Ordering::Relaxed);
         self.journal_next.store(0, Ordering::Relaxed);
+        self.named_runs.store(0, Ordering::Relaxed);
         self.cursor.store(0, Ordering::Release);
         self.running.store(true, Ordering::Release);
     }

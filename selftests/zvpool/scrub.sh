@@ -7,7 +7,8 @@
 # 2. null_blk bad blocks in a full zone of a volume that is never
 #    overwritten (so GC never collects it): the pass counts exactly the
 #    unreadable blocks, one member read error and one log line per run of
-#    them, `-w` fails, the member turns degraded.
+#    them, each run named (volume, offset), `-w` fails, the member turns
+#    degraded.
 # 3. The same bad blocks while another volume is overwritten (GC copies,
 #    commits and zone resets run): passes started during the overwrite end,
 #    with the same count; the overwritten volume reads back as last
@@ -43,7 +44,7 @@ if [ ! -f "$KO" ] || [ ! -f /lib/modules/null_blk.ko ]; then
 	ktap_finished
 fi
 lsmod | grep -q '^zvpool ' && rmmod zvpool
-ktap_set_plan 24
+ktap_set_plan 25
 dmesg_mark
 DMESG_START=$DMESG_MARK
 
@@ -93,6 +94,17 @@ ktap_test_result "the member counts 2 read errors (one a run) and turns degraded
 ktap_print_msg "members: $(tr '\n' ';' <$P/members)"
 runs_logged() { [ "$(dmesg_since_mark | grep -c "zvpool: sc: scrub read error on $D at sector")" = 2 ]; }
 ktap_test_result "each run is logged with its device and sector" runs_logged
+# The volume of each run: c, at offsets where c cannot be read (block by
+# block: the named blocks fail, the block after each run does not).
+off_of() { dmesg_since_mark | sed -n "s/.*zvpool: sc: scrub: volume 'c': $1 unreadable block(s) at byte offset \([0-9]*\)$/\1/p" | head -n1; }
+rd4k() { dd if="$C" of=/dev/null bs=4096 skip=$(($1 / 4096)) count=1 iflag=direct status=none 2>/dev/null; }
+runs_named() {
+	o1=$(off_of 1) && o3=$(off_of 3) && [ -n "$o1" ] && [ -n "$o3" ] &&
+		! rd4k "$o1" && rd4k $((o1 + 4096)) &&
+		! rd4k "$o3" && ! rd4k $((o3 + 4096)) && ! rd4k $((o3 + 8192)) && rd4k $((o3 + 12288))
+}
+ktap_test_result "each run is named: volume c, 1 and 3 blocks, at offsets c cannot read" runs_named
+dmesg_since_mark | grep "scrub: volume" | sed 's/^/# /'
 
 # 3. The same while h is overwritten: GC copies, commits and zone resets
 # run; passes are started during it.

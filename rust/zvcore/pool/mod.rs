@@ -52,7 +52,7 @@ pub mod quota;
 mod scrub;
 pub use gc::GC_SCAN_NODES;
 pub use migrate::Migration;
-pub use scrub::{ChainExtent, MetaIds};
+pub use scrub::{ChainExtent, MetaIds, OwnerCursor};
 pub mod slots;
 mod tiers;
 mod volumes;

@@ -18,7 +18,8 @@ use super::super::format::layout::{
 };
 use super::super::format::{Superblock, Uuid};
 use super::super::geom::{DeviceGeometry, PoolGeometry};
-use super::Pool;
+use super::super::map::{MapExtent, NodeStore};
+use super::{Pool, VolEntry};
 use core::ops::{Deref, DerefMut};
 
 /// The blocks of the newest checkpoint's chain: blocks `0..blocks` of set
@@ -178,5 +179,66 @@ impl MetaIds {
         Superblock::peek_ids(block).is_ok_and(|(p, dev, g)| {
             p == self.pool_uuid && dev == *dev_uuid && g >= 1 && g <= self.sb_generation
         })
+    }
+}
+
+/// Where a search for the tables that map some pool blocks goes on: the
+/// volume slot and the lba in its table.
+pub type OwnerCursor = (usize, u64);
+
+impl<G, Z, E, V, R, N, D, S> Pool<G, Z, E, V, R, N, D, S>
+where
+    V: Deref<Target = [VolEntry]>,
+    N: NodeStore,
+{
+    /// The volumes and snapshots that map pool blocks `addr..addr + len`
+    /// (what a scrub names when it cannot read them): their extents, cut to
+    /// those blocks (`vol` the volume id), into `out`, from `cursor` on
+    /// (`(0, 0)` first), looking at `budget` mapped extents of the tables
+    /// at most. Returns how many were found and where to go on (`None`:
+    /// every table was looked at). The tables map volume blocks to pool
+    /// blocks, not back, so the search costs one walk of every table: the
+    /// caller takes it in steps, letting others have the engine lock in
+    /// between (it runs only for blocks found unreadable).
+    pub fn owners_of(
+        &self,
+        addr: u64,
+        len: u64,
+        cursor: OwnerCursor,
+        mut budget: u32,
+        out: &mut [MapExtent],
+    ) -> (usize, Option<OwnerCursor>) {
+        let end = addr.saturating_add(len);
+        let (mut slot, mut lba) = cursor;
+        let mut n = 0usize;
+        while let Some(v) = self.vols.get(slot) {
+            if let Some(t) = v.table {
+                while let Some(e) = t.next_extent(&self.nodes, lba) {
+                    if budget == 0 {
+                        return (n, Some((slot, lba)));
+                    }
+                    let lo = e.addr.max(addr);
+                    let hi = e.addr.saturating_add(e.len).min(end);
+                    if lo < hi {
+                        let Some(o) = out.get_mut(n) else {
+                            // No room: this extent is the next call's first.
+                            return (n, Some((slot, e.lba)));
+                        };
+                        *o = MapExtent {
+                            vol: v.id,
+                            lba: e.lba.saturating_add(lo - e.addr),
+                            len: hi - lo,
+                            addr: lo,
+                        };
+                        n += 1;
+                    }
+                    budget -= 1;
+                    lba = e.lba.saturating_add(e.len.max(1));
+                }
+            }
+            slot += 1;
+            lba = 0;
+        }
+        (n, None)
     }
 }

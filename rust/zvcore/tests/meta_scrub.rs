@@ -7,7 +7,8 @@
 //! writes a full checkpoint in the other set. The journal blocks an
 //! assembly would replay (`journal_block_addrs`) and the superblock copies
 //! (`superblock_copies`) are found where they are and sound, also when
-//! the journal spans two log zones.
+//! the journal spans two log zones. `owners_of` names every volume and
+//! snapshot mapping given pool blocks, in steps as small as one extent.
 //!
 //! `ZVCORE_SEED` replays a run.
 
@@ -17,6 +18,7 @@ mod sim;
 use harness::*;
 use sim::*;
 use zvcore::format::BLOCK_SIZE;
+use zvcore::map::MapExtent;
 use zvcore::pool::ChainExtent;
 
 /// A pool of `members` ZNS members (with checkpoint copies from two on)
@@ -259,4 +261,156 @@ fn journal_and_superblocks_of_a_one_member_pool() {
 #[test]
 fn journal_and_superblocks_with_copies_on_two_members() {
     check_journal_and_superblocks("journal_and_superblocks_with_copies_on_two_members", 2);
+}
+
+/// Every (volume id, lba, pool address) that maps a block of
+/// `addr..addr + len`, by looking up every lba of every table.
+fn owners_brute(w: &World, addr: u64, len: u64) -> Vec<(u32, u64, u64)> {
+    let p = w.pool_ref();
+    let mut out = Vec::new();
+    for v in p.volumes() {
+        let Some(t) = v.table else { continue };
+        for lba in 0..t.size() {
+            if let Some(a) = t.lookup(p.nodes(), lba) {
+                if a >= addr && a < addr + len {
+                    out.push((v.id, lba, a));
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// `owners_of` in steps of `budget` extents with room for `room` at a time.
+fn owners_stepped(
+    w: &World,
+    addr: u64,
+    len: u64,
+    budget: u32,
+    room: usize,
+) -> Vec<(u32, u64, u64)> {
+    let p = w.pool_ref();
+    let mut out = Vec::new();
+    let mut buf = vec![
+        MapExtent {
+            vol: 0,
+            lba: 0,
+            len: 0,
+            addr: 0
+        };
+        room
+    ];
+    let mut cursor = Some((0, 0));
+    let mut calls = 0;
+    while let Some(c) = cursor {
+        let (n, next) = p.owners_of(addr, len, c, budget, &mut buf);
+        for e in &buf[..n] {
+            assert!(
+                e.len >= 1 && e.addr >= addr && e.addr + e.len <= addr + len,
+                "{e:?}"
+            );
+            for k in 0..e.len {
+                out.push((e.vol, e.lba + k, e.addr + k));
+            }
+        }
+        cursor = next;
+        calls += 1;
+        assert!(calls < 100_000, "no end");
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn owners_of_names_every_volume_and_snapshot() {
+    let name = "owners_of_names_every_volume_and_snapshot";
+    let seed = seed_from_env(name);
+    let mut w = World::with_geoms(Rng::new(seed), seed, vec![small_zns(40)]);
+    w.degraded_pct = 0;
+    w.format();
+    w.create_volume(1, b"a", 600);
+    w.create_volume(2, b"b", 600);
+    for k in 0..60u64 {
+        w.write_exact(1 + (k % 2) as u32, (k * 37) % 590, 1 + k % 9);
+    }
+    w.complete_all();
+    // A snapshot of a shares its blocks until a is overwritten.
+    w.pool().snap_create(1, 3, b"a@s").expect("snapshot");
+    for k in 0..20u64 {
+        w.write_exact(1, (k * 53) % 590, 4);
+    }
+    w.complete_all();
+    assert!(w.commit(false), "commit");
+    // Blocks of a, of b, shared with the snapshot, overwritten (no owner).
+    let mut shared = 0;
+    let mut dead = 0;
+    let mut rng = Rng::new(seed ^ 0x5a);
+    let geo_end = w.pool_ref().geom().total_blocks();
+    for round in 0..60u64 {
+        // Mostly around a block written above (of a, of b, or of a as the
+        // snapshot has it); sometimes anywhere.
+        let near = if round % 4 == 3 {
+            None
+        } else {
+            let k = rng.below(60);
+            let mut vol = 1 + (k % 2) as u32;
+            if vol == 1 && rng.below(2) == 0 {
+                vol = 3;
+            }
+            let t = w
+                .pool_ref()
+                .volumes()
+                .iter()
+                .find(|v| v.id == vol)
+                .and_then(|v| v.table);
+            t.and_then(|t| t.lookup(w.pool_ref().nodes(), (k * 37) % 590))
+        };
+        let addr = match near {
+            Some(a) => a.saturating_sub(rng.below(4)),
+            None => rng.below(geo_end),
+        };
+        let len = 1 + rng.below(16);
+        let want = owners_brute(&w, addr, len);
+        if want.iter().any(|o| o.0 == 3) && want.iter().any(|o| o.0 == 1) {
+            shared += 1;
+        }
+        if want.is_empty() {
+            dead += 1;
+        }
+        for (budget, room) in [(u32::MAX, 64), (1, 1), (3, 2)] {
+            let got = owners_stepped(&w, addr, len, budget, room);
+            assert_eq!(
+                got, want,
+                "round {round}: blocks {addr}+{len}, budget {budget}, room {room}"
+            );
+        }
+    }
+    // The rounds above are random: the written blocks, with a snapshot.
+    let t = w
+        .pool_ref()
+        .volumes()
+        .iter()
+        .find(|v| v.id == 3)
+        .and_then(|v| v.table)
+        .expect("snapshot");
+    let mut checked = 0;
+    for lba in (0..600).step_by(7) {
+        if let Some(a) = t.lookup(w.pool_ref().nodes(), lba) {
+            let want = owners_brute(&w, a, 1);
+            assert!(want.contains(&(3, lba, a)), "snapshot block {lba} at {a}");
+            assert_eq!(
+                owners_stepped(&w, a, 1, 2, 1),
+                want,
+                "snapshot block {lba} at {a}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 10, "{checked} snapshot blocks");
+    eprintln!("{shared} shared, {dead} without owner of 60 ranges; {checked} snapshot blocks");
+    assert!(
+        shared >= 10 && dead >= 5,
+        "{shared} shared, {dead} without owner"
+    );
 }
