@@ -11,7 +11,11 @@ use crate::pool::ActivePool;
 use crate::registry;
 use crate::volcfg::{self, VolumeConfig};
 use crate::volinfo;
-use crate::zvcore::{format::policy::Placement, geom::MAX_DEVICES, space::Thresholds};
+use crate::zvcore::{
+    format::{policy::Placement, BLOCK_SIZE},
+    geom::MAX_DEVICES,
+    space::Thresholds,
+};
 use core::sync::atomic::Ordering;
 use kernel::{
     configfs, configfs_attrs,
@@ -145,6 +149,7 @@ impl configfs::GroupOperations for Root {
                 tiering: 21,
                 member_class: 22,
                 scrub: 23,
+                scrub_errors: 24,
             ],
         };
         Ok(configfs::Group::new(
@@ -657,6 +662,38 @@ impl configfs::AttributeOperations<23> for PoolDir {
             return Err(EBUSY);
         };
         p.scrub_ctl(start)
+    }
+}
+
+/// `scrub_errors` (read-only): what the pass under way or the last one
+/// found unreadable in volumes, one `VOLUME OFFSET BYTES` line per volume
+/// extent (byte offset and length in the volume; `-` for a volume deleted
+/// since), at most 32 (`scrub.rs`). Active pools only.
+#[vtable]
+impl configfs::AttributeOperations<24> for PoolDir {
+    type Data = PoolDir;
+
+    fn show(this: &PoolDir, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
+        show_active(this, page, |p, w| {
+            let st = p.state.lock();
+            p.scrub.each_found(|vol, lba, blocks| {
+                match st.engine.volume(vol) {
+                    Some(v) => {
+                        for b in v.name.as_bytes() {
+                            w.write_char(char::from(*b))?;
+                        }
+                    }
+                    None => w.write_char('-')?,
+                }
+                let bs = BLOCK_SIZE as u64;
+                writeln!(
+                    w,
+                    " {} {}",
+                    lba.saturating_mul(bs),
+                    blocks.saturating_mul(bs)
+                )
+            })
+        })
     }
 }
 

@@ -582,6 +582,7 @@ impl ActivePool {
             };
             for (f, name) in found.iter().zip(names.iter()).take(k) {
                 any = true;
+                s.note_found(f.vol, f.lba, f.len);
                 pr_err!(
                     "{}: scrub: volume '{}': {} unreadable block(s) at byte offset {}\n",
                     &*self.name,

@@ -19,6 +19,10 @@ pub(crate) const META_PHASE: u32 = u32::MAX - 3;
 pub(crate) const SB_PHASE: u32 = u32::MAX - 2;
 pub(crate) const JOURNAL_PHASE: u32 = u32::MAX - 1;
 
+/// Most volume extents of unreadable blocks a pass keeps for
+/// `scrub_errors` (the log has every one it names).
+pub(crate) const MAX_FOUND: usize = 32;
+
 /// Scrub state of a pool, lock-free: the GC work advances it, `scrub`
 /// writes start and stop it, `status` reads it.
 pub(crate) struct Scrub {
@@ -43,6 +47,13 @@ pub(crate) struct Scrub {
     pub(crate) journal_next: AtomicU64,
     /// Runs of unreadable blocks whose volumes the pass under way named.
     pub(crate) named_runs: AtomicU32,
+    /// The volume extents the pass named (for `scrub_errors`): entry `i` is
+    /// words `2i` (volume id << 32 | blocks) and `2i + 1` (first lba);
+    /// `nfound` of them are set. One writer (the pass, in the GC work);
+    /// a reader racing it may see an entry being replaced by the next
+    /// pass's (display only).
+    found: [AtomicU64; 2 * MAX_FOUND],
+    nfound: AtomicU32,
     /// Most MiB/s the pass under way reads (0: as fast as it can).
     pub(crate) rate_mibs: AtomicU32,
     /// Passes completed since assembly.
@@ -65,6 +76,8 @@ impl Scrub {
             repairs: AtomicU64::new(0),
             journal_next: AtomicU64::new(0),
             named_runs: AtomicU32::new(0),
+            found: [const { AtomicU64::new(0) }; 2 * MAX_FOUND],
+            nfound: AtomicU32::new(0),
             rate_mibs: AtomicU32::new(0),
             passes: AtomicU64::new(0),
             ended: AtomicU32::new(ENDED_NONE),
@@ -82,8 +95,45 @@ impl Scrub {
         self.meta_errors.store(0, Ordering::Relaxed);
         self.journal_next.store(0, Ordering::Relaxed);
         self.named_runs.store(0, Ordering::Relaxed);
+        self.nfound.store(0, Ordering::Release);
         self.cursor.store(0, Ordering::Release);
         self.running.store(true, Ordering::Release);
+    }
+
+    /// Keeps a volume extent the pass found unreadable (`blocks` blocks of
+    /// volume `vol` from `lba`), if there is room. Returns whether it was
+    /// kept.
+    pub(crate) fn note_found(&self, vol: u32, lba: u64, blocks: u64) -> bool {
+        let i = self.nfound.load(Ordering::Relaxed) as usize;
+        let (Some(w0), Some(w1)) = (self.found.get(2 * i), self.found.get(2 * i + 1)) else {
+            return false;
+        };
+        let n = blocks.min(u64::from(u32::MAX));
+        w0.store((u64::from(vol) << 32) | n, Ordering::Relaxed);
+        w1.store(lba, Ordering::Relaxed);
+        self.nfound.store(i as u32 + 1, Ordering::Release);
+        true
+    }
+
+    /// Calls `f(volume id, lba, blocks)` for each extent kept by the pass
+    /// under way or the last one.
+    pub(crate) fn each_found(
+        &self,
+        mut f: impl FnMut(u32, u64, u64) -> core::fmt::Result,
+    ) -> core::fmt::Result {
+        let n = (self.nfound.load(Ordering::Acquire) as usize).min(MAX_FOUND);
+        for i in 0..n {
+            let (Some(w0), Some(w1)) = (self.found.get(2 * i), self.found.get(2 * i + 1)) else {
+                break;
+            };
+            let w = w0.load(Ordering::Relaxed);
+            f(
+                (w >> 32) as u32,
+                w1.load(Ordering::Relaxed),
+                w & u64::from(u32::MAX),
+            )?;
+        }
+        Ok(())
     }
 
     /// Stops the pass under way; whether one was.

@@ -44,7 +44,7 @@ if [ ! -f "$KO" ] || [ ! -f /lib/modules/null_blk.ko ]; then
 	ktap_finished
 fi
 lsmod | grep -q '^zvpool ' && rmmod zvpool
-ktap_set_plan 25
+ktap_set_plan 26
 dmesg_mark
 DMESG_START=$DMESG_MARK
 
@@ -104,6 +104,12 @@ runs_named() {
 		! rd4k "$o3" && ! rd4k $((o3 + 4096)) && ! rd4k $((o3 + 8192)) && rd4k $((o3 + 12288))
 }
 ktap_test_result "each run is named: volume c, 1 and 3 blocks, at offsets c cannot read" runs_named
+listed() {
+	[ "$(sort $P/scrub_errors)" = "$(printf 'c %s 4096\nc %s 12288\n' "$o1" "$o3" | sort)" ] &&
+		grep -q "unreadable data in volumes: c at byte offset" /tmp/scrub.err
+}
+ktap_test_result "scrub_errors lists both (c, offset, bytes) and -w says so" listed
+ktap_print_msg "scrub_errors: $(tr '\n' ';' <$P/scrub_errors)"
 dmesg_since_mark | grep "scrub: volume" | sed 's/^/# /'
 
 # 3. The same while h is overwritten: GC copies, commits and zone resets

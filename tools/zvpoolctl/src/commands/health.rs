@@ -45,10 +45,11 @@ pub const VERB: Verb = Verb {
            log (composite temperature, available spare, percentage used, media\n\
            errors, critical warning bits); '-' where the device has none.\n\
            The pool line also shows the last scrub ('pool scrub'): its state and\n\
-           what it found (errors, meta_errors, repairs), as 'zpool status' its scan.\n\
+           what it found (errors, meta_errors, repairs, and volumes=NAME,... the\n\
+           volumes holding the unreadable blocks), as 'zpool status' its scan.\n\
            Exit status 0 when the pool is ok, 1 when it is degraded or failed (or\n\
            inactive). JSON: an object with the keys \"pool\" and \"members\".\n\
-           configfs: NAME/status, NAME/members; sysfs /sys/block/DEV/device;\n\
+           configfs: NAME/status, NAME/members, NAME/scrub_errors; sysfs /sys/block/DEV/device;\n\
            /dev/nvmeN (the admin command ioctl, read-only).",
     options: &[OPT_SCRIPTED, OPT_PARSABLE, OPT_JSON],
     min_args: 1,
@@ -78,14 +79,21 @@ fn run(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
         .and_then(|v| v.split_whitespace().next())
         .map_or(Value::Null, Value::text);
     // The last scrub pass (kernels with scrub): its state and findings.
+    // With the volumes holding what it found unreadable (`scrub_errors`).
+    let found = super::scrub::unreadable(ctx, &pool);
+    let vols = super::scrub::volumes_of(&found);
     let scrub = st
         .get("scrub")
         .and_then(|v| super::scrub::parse(v).ok())
         .map_or(Value::Null, |s| {
-            Value::Text(format!(
+            let mut t = format!(
                 "{} errors={} meta_errors={} repairs={}",
                 s.state, s.errors, s.meta_errors, s.repairs
-            ))
+            );
+            if !vols.is_empty() {
+                t += &format!(" volumes={}", vols.join(","));
+            }
+            Value::Text(t)
         });
     rec.push(vec![
         Value::text(name.as_str()),

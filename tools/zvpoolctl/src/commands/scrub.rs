@@ -105,6 +105,54 @@ pub fn parse(text: &str) -> Result<ScrubState, String> {
     Ok(s)
 }
 
+/// One line of `scrub_errors`: a volume extent the pass found unreadable.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Unreadable {
+    /// The volume's name (`-`: deleted since).
+    pub volume: String,
+    pub offset: u64,
+    pub bytes: u64,
+}
+
+/// Parses `scrub_errors`: `VOLUME OFFSET BYTES` lines.
+pub fn parse_unreadable(text: &str) -> Result<Vec<Unreadable>, String> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let bad = || format!("malformed scrub_errors line {l:?}");
+            let mut w = l.rsplitn(3, ' ');
+            let (Some(b), Some(o), Some(v)) = (w.next(), w.next(), w.next()) else {
+                return Err(bad());
+            };
+            Ok(Unreadable {
+                volume: v.to_string(),
+                offset: o.parse().map_err(|_| bad())?,
+                bytes: b.parse().map_err(|_| bad())?,
+            })
+        })
+        .collect()
+}
+
+/// What the last pass found unreadable in volumes (empty from kernels
+/// without `scrub_errors`).
+pub fn unreadable(ctx: &Ctx<'_>, pool: &Obj) -> Vec<Unreadable> {
+    ctx.read(pool, "scrub_errors")
+        .ok()
+        .and_then(|t| parse_unreadable(&t).ok())
+        .unwrap_or_default()
+}
+
+/// The volumes of `u`, each once, in order of appearance.
+pub fn volumes_of(u: &[Unreadable]) -> Vec<&str> {
+    let mut v: Vec<&str> = Vec::new();
+    for x in u {
+        if !v.contains(&x.volume.as_str()) {
+            v.push(&x.volume);
+        }
+    }
+    v
+}
+
 fn read(ctx: &Ctx<'_>, pool: &Obj, name: &str) -> Result<ScrubState, Error> {
     let text = ctx.read(pool, "scrub")?;
     parse(&text).map_err(|e| Failure::new(format!("read the scrub of pool {name}"), e).into())
@@ -169,10 +217,26 @@ pub fn scrub(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
         return Err(Failure::new(what, format!("the pass {}: {}", s.state, summary(&s))).into());
     }
     if s.errors > 0 || s.meta_errors > 0 {
+        let found: Vec<String> = unreadable(ctx, &pool)
+            .iter()
+            .map(|u| {
+                format!(
+                    "{} at byte offset {} ({})",
+                    u.volume,
+                    u.offset,
+                    crate::size::human(u.bytes)
+                )
+            })
+            .collect();
+        let data = if found.is_empty() {
+            String::new()
+        } else {
+            format!("; unreadable data in volumes: {}", found.join(", "))
+        };
         return Err(Failure::new(
             what,
             format!(
-                "{}; see 'zvpoolctl pool health {name}' for the members",
+                "{}{data}; see 'zvpoolctl pool health {name}' for the members",
                 summary(&s)
             ),
         )
@@ -213,6 +277,24 @@ mod tests {
                 .passes,
             1
         );
+        assert_eq!(
+            parse_unreadable("vm1 409600 12288\nvm 2 0 4096\n\n").unwrap(),
+            vec![
+                Unreadable {
+                    volume: "vm1".into(),
+                    offset: 409600,
+                    bytes: 12288
+                },
+                Unreadable {
+                    volume: "vm 2".into(),
+                    offset: 0,
+                    bytes: 4096
+                },
+            ]
+        );
+        for bad in ["vm1 409600", "vm1 x 4096", "vm1 0 -1"] {
+            assert!(parse_unreadable(bad).is_err(), "{bad:?}");
+        }
         for bad in [
             "",
             "busy zone=1/2 read_bytes=0 errors=0 skipped_zones=0 passes=0",

@@ -50,3 +50,26 @@ fn a_bad_rate_is_a_usage_error_before_anything_is_written() {
     let attr = fs::read_to_string(fk.root().join("tank/scrub")).unwrap();
     assert!(attr.starts_with("idle "), "{attr}");
 }
+
+#[test]
+fn a_pass_that_finds_unreadable_data_names_its_volumes() {
+    let fk = super::setup_with_volumes();
+    fk.set_scrub_bad("tank", &["vm1 409600 12288", "vm2 0 4096"]);
+    let r = fk.run(&["pool", "scrub", "-w", "tank"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.err.contains("2 unreadable block(s)"), "{}", r.err);
+    assert!(
+        r.err.contains(
+            "unreadable data in volumes: vm1 at byte offset 409600 (12.0K), vm2 at byte offset 0 (4.00K)"
+        ),
+        "{}",
+        r.err
+    );
+    let r = fk.run(&["pool", "health", "-j", "tank"]);
+    assert!(
+        r.out
+            .contains("\"scrub\": \"done errors=2 meta_errors=0 repairs=0 volumes=vm1,vm2\""),
+        "{}",
+        r.out
+    );
+}

@@ -187,6 +187,8 @@ struct PoolRt {
     /// The last scrub pass (`start [MIBS]`: done at once, nothing found),
     /// as `scrub` and the `status` line show it.
     scrub: Option<String>,
+    /// What the next pass finds unreadable: `scrub_errors` lines.
+    scrub_bad: Vec<String>,
     /// `quota_refusals`, `reserve_refusals` of `status`.
     refusals: (u64, u64),
     /// `table_memory_bytes` (None: `table_nodes` * NODE_BYTES).
@@ -421,6 +423,16 @@ impl FakeKernel {
         if let Some(p) = st.pools.get_mut(pool) {
             p.table_bytes = Some(bytes);
             p.table_refused = refused;
+        }
+        self.sync(&st);
+    }
+
+    /// The next scrub pass of `pool` finds `lines` (`VOLUME OFFSET BYTES`)
+    /// unreadable, one block each.
+    pub fn set_scrub_bad(&self, pool: &str, lines: &[&str]) {
+        let mut st = self.st.borrow_mut();
+        if let Some(p) = st.pools.get_mut(pool) {
+            p.scrub_bad = lines.iter().map(|l| l.to_string()).collect();
         }
         self.sync(&st);
     }
@@ -676,6 +688,12 @@ impl FakeKernel {
                 w("tiering", format!("{}\n", u8::from(p.tiering)));
                 let idle = "idle zone=0/8 read_bytes=0 errors=0 skipped_zones=0 passes=0";
                 w("scrub", format!("{}\n", p.scrub.as_deref().unwrap_or(idle)));
+                if p.scrub.is_some() {
+                    w(
+                        "scrub_errors",
+                        p.scrub_bad.iter().map(|l| format!("{l}\n")).collect(),
+                    );
+                }
             }
             if !st.legacy {
                 let k = if p.active {
@@ -901,7 +919,8 @@ impl FakeKernel {
                 };
                 if let Some(p) = st.pools.get_mut(name) {
                     p.scrub = Some(format!(
-                        "done zone=8/8 read_bytes=1048576 errors=0 skipped_zones=0 passes=1 meta_blocks=3 meta_errors=0 repairs=0 rate_mibs={line}"
+                        "done zone=8/8 read_bytes=1048576 errors={} skipped_zones=0 passes=1 meta_blocks=3 meta_errors=0 repairs=0 rate_mibs={line}",
+                        p.scrub_bad.len()
                     ));
                 }
             }
