@@ -373,7 +373,8 @@ impl ActivePool {
 
     /// The journal part of the pass: reads back the next journal blocks an
     /// assembly would replay over the newest checkpoint (from
-    /// `journal_next` on, up to [`META_STEP_BLOCKS`], each on the journal
+    /// `journal_next` on, up to [`META_STEP_BLOCKS`] and no further than
+    /// the journal's end when the part began, each on the journal
     /// member and its mirror) and checks each is a sound block of this pool
     /// with its sequence number. Under the commit lock, so that no commit
     /// moves the journal meanwhile (a step's reads hold commits for their
@@ -389,7 +390,13 @@ impl ActivePool {
         let (next, end, count, ids) = {
             let st = self.state.lock();
             let e = &st.engine;
-            let (from, to) = e.scrub_journal_seqs();
+            let (from, mut to) = e.scrub_journal_seqs();
+            // The part reads the journal as it was when it began: under a
+            // stream of commits it would never end.
+            if s.journal_next.load(Ordering::Relaxed) == 0 {
+                s.journal_stop.store(to, Ordering::Relaxed);
+            }
+            to = to.min(s.journal_stop.load(Ordering::Relaxed));
             // Blocks a checkpoint covered meanwhile are not needed.
             let next = s.journal_next.load(Ordering::Relaxed).max(from);
             if next >= to {

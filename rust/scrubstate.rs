@@ -45,6 +45,9 @@ pub(crate) struct Scrub {
     /// The journal part's next sequence number (0: from the first one
     /// after the newest checkpoint).
     pub(crate) journal_next: AtomicU64,
+    /// Where the journal part ends: the journal's end when the part began
+    /// (what writers commit after it is the next pass's).
+    pub(crate) journal_stop: AtomicU64,
     /// Runs of unreadable blocks whose volumes the pass under way named.
     pub(crate) named_runs: AtomicU32,
     /// The volume extents the pass named (for `scrub_errors`): entry `i` is
@@ -75,6 +78,7 @@ impl Scrub {
             meta_errors: AtomicU64::new(0),
             repairs: AtomicU64::new(0),
             journal_next: AtomicU64::new(0),
+            journal_stop: AtomicU64::new(0),
             named_runs: AtomicU32::new(0),
             found: [const { AtomicU64::new(0) }; 2 * MAX_FOUND],
             nfound: AtomicU32::new(0),

@@ -28,7 +28,7 @@ BEGIN {
 	      "gc_errors.sh 19 images_streams.sh 26 overcommit.sh 12 volume_pool.sh 10 " \
 	      "quota.sh 5 import_ident.sh 9 nvmet_export.sh 10 ckpt_steps.sh 10 " \
 	      "many_volumes.sh 7 zvpoolctl.sh 5 health.sh 5 zone_cond.sh 2 meta_copies.sh 12 degraded.sh 6 member_remove.sh 19 tiering.sh 13 demo_smoke.sh 6 " \
-	      "scrub.sh 13 blkcg.sh 3 lower_errors.sh 1 zoned_devices.sh 1 zvpool_module.sh 1 pool_config.sh 1", t, " ")
+	      "scrub.sh 34 blkcg.sh 3 lower_errors.sh 1 zoned_devices.sh 1 zvpool_module.sh 1 pool_config.sh 1", t, " ")
 	for (i = 1; i < length(t); i += 2) est[t[i]] = t[i + 1]
 	n = split(progs, p, " ")
 	for (i = 1; i <= n; i++) { s[i] = (p[i] in est) ? est[p[i]] : DEFAULT; order[i] = i }

@@ -23,6 +23,8 @@
 #    of a log zone made unreadable is counted and logged (not repaired: the
 #    other copies stand for it); the newest journal block made unreadable
 #    is counted and logged, and a full checkpoint covers the journal.
+# 7. Passes during fsync'ed writes (commits, checkpoints, GC): nothing
+#    found damaged, nothing repaired.
 DIR=$(dirname "$0")
 . "$DIR/ktap_helpers.sh"
 
@@ -44,7 +46,7 @@ if [ ! -f "$KO" ] || [ ! -f /lib/modules/null_blk.ko ]; then
 	ktap_finished
 fi
 lsmod | grep -q '^zvpool ' && rmmod zvpool
-ktap_set_plan 26
+ktap_set_plan 27
 dmesg_mark
 DMESG_START=$DMESG_MARK
 
@@ -244,6 +246,42 @@ ktap_test_result "an unreadable journal block is counted, logged, and a full che
 for r in $JBAD; do echo "$r" | tr '+' '-' >$NB/badblocks; done
 ktap_print_msg "scrub: $(cat $P/scrub)"
 ktap_test_result "then a pass finds nothing" quiet timeout 120 zvpoolctl pool scrub -w sc
+
+# 7. Passes while fsync'ed writes keep commits, log-zone switches,
+# checkpoints and GC going: the superblock and journal steps (under the
+# commit lock) find nothing damaged; no repair is made.
+fsync_writes() {
+	i=0
+	_end=$(($(date +%s) + 15))
+	while [ "$(date +%s)" -lt $_end ]; do
+		dd if=/dev/urandom of="$H" bs=4096 seek=$(( (i * 613) % 10240 )) count=1 oflag=direct conv=fsync status=none || return 1
+		[ $((i % 25)) = 0 ] && { dd if=/dev/urandom of="$H" bs=$MIB seek=$(( (i / 25) % 40 )) count=1 oflag=direct status=none || return 1; }
+		i=$((i + 1))
+	done
+}
+rp0=$(sfield repairs)
+c0=$(sed -n 's/^checkpoints //p' $P/status)
+t0=$(date +%s)
+fsync_writes >/tmp/scrub_fs.err 2>&1 &
+W=$!
+npass=0
+nbad=0
+while kill -0 $W 2>/dev/null; do
+	if timeout 120 zvpoolctl pool scrub -w sc >/dev/null 2>>/tmp/scrub_fs.err; then
+		npass=$((npass + 1))
+	else
+		nbad=$((nbad + 1))
+	fi
+done
+wait $W
+FW=$?
+ktap_print_msg "$npass clean passes, $nbad failed, during $(($(date +%s) - t0)) s of writes; checkpoints $c0 -> $(sed -n 's/^checkpoints //p' $P/status); scrub: $(cat $P/scrub)"
+# (GC goes first: under this load a pass takes several seconds.)
+quiet_passes() {
+	[ $FW = 0 ] && [ $npass -ge 1 ] && [ $nbad = 0 ] && [ "$(sfield repairs)" = "$rp0" ] &&
+		[ "$(sed -n 's/^checkpoints //p' $P/status)" -gt "$c0" ]
+}
+ktap_test_result "passes during fsync'ed writes and a checkpoint find nothing and repair nothing" quiet_passes
 want_h=$(dd if="$H" bs=$MIB iflag=direct status=none | md5sum)
 ktap_test_result "c is unchanged and h reads back as last written" sh -c \
 	"[ \"\$(dd if=$C bs=$MIB iflag=direct status=none | md5sum)\" = \"$want_c\" ] &&
