@@ -177,6 +177,7 @@ impl ActivePool {
             self.gc.light_writes.load(Ordering::Relaxed)
         )?;
         writeln!(w, "journal_blocks {}", s.journal_blocks)?;
+        writeln!(w, "log_switches {}", s.log_switches)?;
         writeln!(w, "checkpoints {}", s.checkpoints)?;
         writeln!(w, "checkpoint_generation {}", e.checkpoint_generation())?;
         writeln!(

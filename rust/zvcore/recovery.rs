@@ -655,7 +655,11 @@ where
         .journal_seq
         .checked_add(1)
         .ok_or(Error::Corrupt("journal sequence"))?;
-    let mut hint: Option<(u16, u32, u64)> = None;
+    // Where the scan saw the first block to replay (a hint is probed one
+    // block after it).
+    let mut hint: Option<(u16, u32, u64)> = scan
+        .first_at
+        .map(|(d, i, off)| (d, i, off.saturating_sub(1)));
     let mut replayed = 0u64;
     // Replayed blocks without their copy (journal copies): a commit a
     // crash left on one member only, or journalled while the other member
@@ -979,7 +983,8 @@ where
 }
 
 /// Finds the journal block with sequence `seq` (leaves it in `buf`):
-/// first right after `hint`, else anywhere in a log zone.
+/// first right after `hint`, then at the start of each log zone (after a
+/// switch), else anywhere in a log zone.
 #[allow(clippy::too_many_arguments)]
 #[inline(never)]
 fn find_journal_block<G, M>(
@@ -1012,6 +1017,16 @@ where
         let next = off.saturating_add(1);
         if probe(rd, d, i, next, l, buf) {
             return Some((d, i, next));
+        }
+        // Past the end of a log zone the journal goes on at the start of
+        // another (a log-zone switch): its first blocks before a search.
+        for d in 0..geo.nr_devices() {
+            for i in 0..LOG_ZONES {
+                let l = log_limit(geo, perm, rd, d, i);
+                if probe(rd, d, i, 1, l, buf) {
+                    return Some((d, i, 1));
+                }
+            }
         }
     }
     for d in 0..geo.nr_devices() {

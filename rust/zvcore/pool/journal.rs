@@ -19,6 +19,12 @@ pub const FULL_BLOCK_RECORDS: u64 = 64;
 /// Sparse journal blocks (fewer records) postpone a checkpoint up to this
 /// many times the checkpoint interval.
 pub const SPARSE_BLOCKS_FACTOR: u64 = 8;
+/// A log zone holding this many times the checkpoint interval in blocks is
+/// left for the other one at the first commit that may switch (the other
+/// covered by a checkpoint), full or not: assembly reads every written
+/// block of the log zones, and a 1 GiB zone filled before switching would
+/// be up to 2 GiB to read for a few MiB of journal to replay.
+pub const LOG_SPAN_FACTOR: u64 = 2;
 
 impl<G, Z, E, V, R, N, D, S> Pool<G, Z, E, V, R, N, D, S>
 where
@@ -69,10 +75,7 @@ where
         // every `interval` of them rewrote the whole tables many times a
         // second. Sparse blocks count less, up to `SPARSE_BLOCKS_FACTOR`
         // times the interval (replay then reads at most that many blocks).
-        let iv = u64::from(match self.interval_override {
-            0 => self.sb.checkpoint_interval,
-            o => o,
-        });
+        let iv = self.interval();
         if self.jblocks_since_ckpt >= iv.saturating_mul(SPARSE_BLOCKS_FACTOR)
             || (self.jblocks_since_ckpt >= iv
                 && self.jrecords_since_ckpt >= iv.saturating_mul(FULL_BLOCK_RECORDS))
@@ -219,8 +222,12 @@ where
             .ok_or(Error::Invalid("scratch"))?;
         let mut switch: Option<(u8, u32, Option<u32>)> = None;
         // A changed superblock (feature bits) is written at a log-zone
-        // switch: force one.
-        if !fits || self.sb_dirty {
+        // switch: force one. A long log zone is left as soon as it may be
+        // (`LOG_SPAN_FACTOR`).
+        let long = self.jlog.is_some()
+            && self.jwp >= self.interval().saturating_mul(LOG_SPAN_FACTOR)
+            && self.log_switch_target().is_some();
+        if !fits || self.sb_dirty || long {
             let next = self.log_switch_target().ok_or(Error::Busy)?;
             let (z, cap) = geo_cap(self, next).ok_or(Error::Corrupt("log zone"))?;
             if nblocks.saturating_add(1) > cap {
@@ -235,6 +242,15 @@ where
         let r = self.emit_journal(nrec, nblocks, switch, blk, sink);
         self.commit = self.or_fail(r)?;
         Ok(nblocks)
+    }
+
+    /// Journal blocks between checkpoints (the superblock's interval, or
+    /// the override of [`Self::set_checkpoint_interval`]).
+    pub(super) fn interval(&self) -> u64 {
+        u64::from(match self.interval_override {
+            0 => self.sb.checkpoint_interval,
+            o => o,
+        })
     }
 
     /// `r`, the pool failed if it is an error.
@@ -474,6 +490,7 @@ where
         }
         // The superblock written at the switch is durable now too.
         if let Some(g) = sb {
+            self.stats.log_switches = self.stats.log_switches.saturating_add(1);
             for gens in [&mut self.log_sb_gen, &mut self.mlog_sb_gen] {
                 if let Some(o) = gens.get_mut(usize::from(log & 1)) {
                     *o = g;

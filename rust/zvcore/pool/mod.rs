@@ -264,6 +264,10 @@ pub struct PoolStats {
     pub zones_reset: u64,
     /// Journal blocks written.
     pub journal_blocks: u64,
+    /// Log-zone switches committed (the journal went on in the other log
+    /// zone: it was full, a superblock changed, or it held
+    /// `LOG_SPAN_FACTOR` times the checkpoint interval).
+    pub log_switches: u64,
     /// Checkpoints committed.
     pub checkpoints: u64,
     /// Journal commits between the steps of a checkpoint (counted in

@@ -30,10 +30,14 @@ pub(super) struct LogScan {
     /// claimed sequence).
     pub(super) nr_bad: u32,
     pub(super) first_bad: Option<BadBlock>,
+    /// Where the first block to replay (`ckpt_seq + 1`) was found: member,
+    /// log zone index, block (replay starts there, not with a search of
+    /// the log zones).
+    pub(super) first_at: Option<(u16, u32, u64)>,
 }
 
-/// Calls `f(member, log zone index, pool address of block 1, blocks
-/// written)` for every log zone of every member.
+/// Calls `f(member, log zone index, pool address of the zone's start,
+/// blocks written)` for every log zone of every member.
 fn for_each_log_zone<G, M, F>(
     geo: &PoolGeometry<G>,
     perm: &[u16; MAX_DEVICES],
@@ -88,6 +92,7 @@ where
         max_gen: 0,
         nr_bad: 0,
         first_bad: None,
+        first_at: None,
     };
     for_each_log_zone(geo, perm, rd, |rd, d, i, start, l| {
         let local = log_zone(geo, d, i)
@@ -100,6 +105,9 @@ where
             }
             match decode_journal_block(buf) {
                 Ok((h, _)) if h.pool_uuid == uuid => {
+                    if s.first_at.is_none() && Some(h.seq) == ckpt_seq.checked_add(1) {
+                        s.first_at = Some((d, i, off));
+                    }
                     s.max_seen = s.max_seen.max(h.seq);
                     s.committed = s.committed.max(h.proves_committed());
                     s.max_gen = s.max_gen.max(h.ckpt_gen);

@@ -21,9 +21,13 @@ use sim::*;
 
 /// One world; pools in the older format (no volume operations in delta
 /// checkpoints) unless `volume_deltas`, whose deltas carry grows if
-/// `delta_grow`.
-pub fn run(seed: u64, ops: u64, volume_deltas: bool, delta_grow: bool) -> Stats {
+/// `delta_grow`; with a short checkpoint interval if `short` (else by
+/// chance).
+pub fn run(seed: u64, ops: u64, volume_deltas: bool, delta_grow: bool, short: bool) -> Stats {
     let mut w = World::new(seed);
+    if short {
+        w.short_interval_pct = 100;
+    }
     w.volume_deltas_pct = if volume_deltas { 100 } else { 0 };
     w.delta_grow_pct = if delta_grow { 100 } else { 0 };
     // Pools keeping two copies of their metadata are assembled without a
@@ -49,7 +53,7 @@ fn model_random_ops_with_crashes() {
     let mut agg = Vec::new();
     for i in 0..worlds {
         let s = srng.next_u64();
-        let st = std::panic::catch_unwind(|| run(s, total / worlds, i > 0, i > 1));
+        let st = std::panic::catch_unwind(|| run(s, total / worlds, i > 0, i > 1, i == 3));
         match st {
             Ok(st) => agg.push(st),
             Err(e) => {
@@ -65,7 +69,7 @@ fn model_random_ops_with_crashes() {
          write failures {} enospc {} fallbacks {} replayed journal blocks {} checkpoint retries {} \
          checkpoints in steps {} (operations between steps {}, journal commits between steps {}, crashes after one {}) delta checkpoints {} (loaded by recoveries {}; with volume operations {}, loaded {}; copies {}; grows {}, loaded {}) \
          members added {} (busy {}) evacuations {} (cancelled {}, refused for space {}) members removed {} (refused {}) migrations {} \
-         space rules set {} (writes refused {}) degraded assemblies {}",
+         space rules set {} (writes refused {}) degraded assemblies {} log-zone switches {} (with short intervals {})",
         sum(|s| s.ops),
         t0.elapsed(),
         sum(|s| s.writes),
@@ -111,6 +115,8 @@ fn model_random_ops_with_crashes() {
         sum(|s| s.rules_set),
         sum(|s| s.rule_refusals),
         sum(|s| s.degraded),
+        sum(|s| s.log_switches),
+        sum(|s| s.short_log_switches),
     );
     assert!(
         sum(|s| s.deltas) > 0 && sum(|s| s.deltas_loaded) > 0,
@@ -141,6 +147,10 @@ fn model_random_ops_with_crashes() {
     assert!(
         sum(|s| s.side_commits) > 0 && sum(|s| s.side_crashes) > 0,
         "no journal commit between checkpoint steps, or no crash after one"
+    );
+    assert!(
+        sum(|s| s.short_log_switches) > 0,
+        "no log-zone switch with a short checkpoint interval"
     );
     assert!(sum(|s| s.member_adds) > 0, "no member was added");
     assert!(sum(|s| s.evacuations) > 0, "no member was evacuated");

@@ -45,6 +45,12 @@ impl World {
     /// made durable.
     pub fn crash(&mut self) {
         self.st.crashes += 1;
+        if let Some(p) = &self.pool {
+            self.st.log_switches += p.stats().log_switches;
+            if self.interval > 0 {
+                self.st.short_log_switches += p.stats().log_switches;
+            }
+        }
         self.inflight.clear();
         self.resets.clear();
         self.pool = None;
@@ -181,6 +187,7 @@ impl World {
         let mut pool = pool;
         // What the driver does after every assembly.
         pool.resume_policies();
+        pool.set_checkpoint_interval(self.interval);
         self.pool = Some(pool);
         self.run_verify("after recovery");
         // An assembly without a member, or the first one with it back, may

@@ -48,6 +48,10 @@ pub struct InFlight {
 
 pub struct Stats {
     pub ckpt_busy: u64,
+    /// Log-zone switches, and those of pools with a short checkpoint
+    /// interval (switches before the log zone is full).
+    pub log_switches: u64,
+    pub short_log_switches: u64,
     pub ops: u64,
     pub writes: u64,
     pub reads: u64,
@@ -140,6 +144,11 @@ pub struct World {
     /// whatever their size (`separate_min_zones` 0).
     pub zone_history_pct: u64,
     pub separate_pct: u64,
+    /// Pools run with a short checkpoint interval (8 to 31 journal blocks
+    /// instead of the default): checkpoints often, and log-zone switches
+    /// before the log zone is full (`LOG_SPAN_FACTOR`); the interval chosen.
+    pub short_interval_pct: u64,
+    pub interval: u32,
     /// Members whose device is not given to the next assemblies (bit per
     /// member: degraded assembly). Nothing may read or change them.
     pub missing: u64,
@@ -370,6 +379,8 @@ impl World {
             checkpoint_copies_pct: 75,
             zone_history_pct: 75,
             separate_pct: 50,
+            short_interval_pct: 30,
+            interval: 0,
             in_ckpt: false,
             seen_deltas: 0,
             seen_volume_deltas: 0,
@@ -393,6 +404,8 @@ impl World {
             resets: Vec::new(),
             scratch: vec![0u8; 2 * BS],
             st: Stats {
+                log_switches: 0,
+                short_log_switches: 0,
                 rules_set: 0,
                 degraded: 0,
                 rule_refusals: 0,
@@ -548,8 +561,15 @@ impl World {
         // of a seed's replay depend on).
         cfg.zone_history =
             (self.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) % 100 < self.zone_history_pct;
+        // From the seed too.
+        let pick = self.seed.wrapping_mul(0xd6e8_feb8_6659_fd93);
+        self.interval = if (pick >> 40) % 100 < self.short_interval_pct {
+            8 + ((pick >> 20) % 24) as u32
+        } else {
+            0
+        };
         let mut scratch = std::mem::take(&mut self.scratch);
-        let pool = Pool::format(
+        let mut pool = Pool::format(
             self.geoms.clone(),
             self.uuid,
             &uuids,
@@ -564,6 +584,7 @@ impl World {
         .expect("format");
         self.scratch = scratch;
         assert!(self.exec(&ops, None));
+        pool.set_checkpoint_interval(self.interval);
         self.pool = Some(pool);
     }
 }
