@@ -55,7 +55,7 @@ const META_STEP_BLOCKS: u32 = 64;
 
 /// Most mapped extents one step of the search for the volumes of
 /// unreadable blocks looks at (under the engine lock).
-const OWNER_STEP_EXTENTS: u32 = 4096;
+const OWNER_STEP_EXTENTS: u32 = 1024;
 
 /// Most volume extents one such step names (each logged after the step).
 const OWNER_STEP_NAMES: usize = 4;
@@ -226,53 +226,79 @@ impl ActivePool {
             let mut k = 0usize;
             for i in idx..end {
                 for a in c.copies(geo, i) {
-                    // A copy on a member that is gone is not read.
-                    let a = a.filter(|&a| self.locate_addr(a).is_ok_and(|(m, _)| !m.is_gone()));
-                    if let Some(slot) = b.addrs.get_mut(k) {
-                        *slot = a;
-                    }
-                    k += 1;
+                    self.plan_copy(b, &mut k, a);
                 }
             }
             (c, end, k.min(slots))
         };
         // One block each, without the engine lock.
-        let GcBufs {
-            slots: bios,
-            data,
-            read_ok,
-            addrs,
-            ..
-        } = b;
-        self.read_parts(bios, data, read_ok, count, |k| {
-            addrs.get(k).copied().flatten().map(|a| (a, 1, k))
-        });
+        self.read_copies(b, count);
         // Still the chain planned: its zones cannot have been reset under
         // the reads (that needs a newer chain first).
         if self.state.lock().engine.scrub_chain().map(|c| c.base) != Some(chain.base) {
             return None;
         }
-        let mut damaged = false;
-        for k in 0..count {
-            let Some(Some(a)) = addrs.get(k).copied() else {
-                continue;
-            };
-            s.meta_blocks.fetch_add(1, Ordering::Relaxed);
-            let read = read_ok.get(k).copied().unwrap_or(false);
-            if read && data.block(k).is_some_and(|blk| chain.sound(blk)) {
-                continue;
-            }
-            damaged = true;
-            s.meta_errors.fetch_add(1, Ordering::Relaxed);
-            let e = if read { EBADMSG } else { EIO };
-            self.io_error("scrub metadata read", a, 1, e);
-        }
+        let damaged = self.judge_copies(b, count, "scrub metadata read", |_, blk| chain.sound(blk));
         drop(guard);
         if !damaged {
             return Some(end);
         }
         self.scrub_repair();
         None
+    }
+
+    /// Sets copy `*k` of a metadata step to be read from `a` (none for a
+    /// copy on a member that is gone) and moves `k` on.
+    fn plan_copy(&self, b: &mut GcBufs, k: &mut usize, a: Option<u64>) {
+        let a = a.filter(|&a| self.locate_addr(a).is_ok_and(|(m, _)| !m.is_gone()));
+        if let Some(slot) = b.addrs.get_mut(*k) {
+            *slot = a;
+        }
+        *k += 1;
+    }
+
+    /// Reads the copies `b.addrs[..count]` of a metadata step, one block
+    /// each, into the GC buffer, all in flight at once.
+    fn read_copies(&self, b: &mut GcBufs, count: usize) {
+        let GcBufs {
+            slots,
+            data,
+            read_ok,
+            addrs,
+            ..
+        } = b;
+        self.read_parts(slots, data, read_ok, count, |k| {
+            addrs.get(k).copied().flatten().map(|a| (a, 1, k))
+        });
+    }
+
+    /// Checks the copies [`Self::read_copies`] read: each with
+    /// `sound(k, block)`. A copy unreadable or unsound counts in
+    /// `meta_errors` and as the member's read error, logged as `what`.
+    /// Returns whether one was damaged.
+    fn judge_copies(
+        &self,
+        b: &GcBufs,
+        count: usize,
+        what: &str,
+        sound: impl Fn(usize, &[u8]) -> bool,
+    ) -> bool {
+        let s = &self.scrub;
+        let mut damaged = false;
+        for k in 0..count {
+            let Some(Some(a)) = b.addrs.get(k).copied() else {
+                continue;
+            };
+            s.meta_blocks.fetch_add(1, Ordering::Relaxed);
+            let read = b.read_ok.get(k).copied().unwrap_or(false);
+            if read && b.data.block(k).is_some_and(|blk| sound(k, blk)) {
+                continue;
+            }
+            damaged = true;
+            s.meta_errors.fetch_add(1, Ordering::Relaxed);
+            self.io_error(what, a, 1, if read { EBADMSG } else { EIO });
+        }
+        damaged
     }
 
     /// The repair of damaged metadata (a copy of a block of the newest
@@ -312,62 +338,32 @@ impl ActivePool {
     /// log-zone switch resets a zone before it writes its superblock.
     /// Returns the next member, or `None` after the last one.
     fn scrub_superblocks(&self, d: u32) -> Option<u32> {
-        let s = &self.scrub;
         let d = u16::try_from(d).ok()?;
         let mut guard = self.gc.bufs.lock();
         let b = &mut *guard;
         let cb = self.committer.lock();
-        let (addrs, uuid, ids) = {
+        let (uuid, ids, count) = {
             let st = self.state.lock();
             let e = &st.engine;
             if d >= e.geom().nr_devices() {
                 return None;
             }
-            match e.superblock_copies(d) {
-                Some((a, u)) => (a, u, e.meta_ids()),
-                // A member removed: the next one.
+            // A member removed: the next one.
+            let (addrs, uuid) = match e.superblock_copies(d) {
+                Some(c) => c,
                 None => return Some(u32::from(d) + 1),
+            };
+            let mut k = 0usize;
+            for a in addrs {
+                self.plan_copy(b, &mut k, a);
             }
+            (uuid, e.meta_ids(), k.min(b.slots.len()))
         };
-        let GcBufs {
-            slots,
-            data,
-            read_ok,
-            ..
-        } = b;
-        // A copy on a member that is gone is not read.
-        let part = |k: usize| {
-            addrs
-                .get(k)
-                .copied()
-                .flatten()
-                .filter(|&a| self.locate_addr(a).is_ok_and(|(m, _)| !m.is_gone()))
-                .map(|a| (a, 1, k))
-        };
-        self.read_parts(slots, data, read_ok, addrs.len(), part);
+        self.read_copies(b, count);
         drop(cb);
-        for (k, a) in addrs.iter().enumerate() {
-            if part(k).is_none() {
-                continue;
-            }
-            let Some(a) = *a else { continue };
-            s.meta_blocks.fetch_add(1, Ordering::Relaxed);
-            let read = read_ok.get(k).copied().unwrap_or(false);
-            if read
-                && data
-                    .block(k)
-                    .is_some_and(|blk| ids.sound_superblock(blk, &uuid))
-            {
-                continue;
-            }
-            s.meta_errors.fetch_add(1, Ordering::Relaxed);
-            self.io_error(
-                "scrub superblock read",
-                a,
-                1,
-                if read { EBADMSG } else { EIO },
-            );
-        }
+        self.judge_copies(b, count, "scrub superblock read", |_, blk| {
+            ids.sound_superblock(blk, &uuid)
+        });
         Some(u32::from(d) + 1)
     }
 
@@ -408,48 +404,18 @@ impl ActivePool {
             let end = to.min(next.saturating_add(max.max(1)));
             let mut k = 0usize;
             for seq in next..end {
-                let copies = e.journal_block_addrs(seq).unwrap_or([None, None]);
-                for a in copies {
-                    // A copy on a member that is gone is not read.
-                    let a = a.filter(|&a| self.locate_addr(a).is_ok_and(|(m, _)| !m.is_gone()));
-                    if let Some(slot) = b.addrs.get_mut(k) {
-                        *slot = a;
-                    }
-                    k += 1;
+                // Two copies a block (the second only with journal copies).
+                for a in e.journal_block_addrs(seq).unwrap_or([None, None]) {
+                    self.plan_copy(b, &mut k, a);
                 }
             }
             (next, end, k.min(slots), e.meta_ids())
         };
-        let GcBufs {
-            slots: bios,
-            data,
-            read_ok,
-            addrs,
-            ..
-        } = b;
-        self.read_parts(bios, data, read_ok, count, |k| {
-            addrs.get(k).copied().flatten().map(|a| (a, 1, k))
-        });
+        self.read_copies(b, count);
         drop(cb);
-        let mut damaged = false;
-        for k in 0..count {
-            let Some(Some(a)) = addrs.get(k).copied() else {
-                continue;
-            };
-            let seq = next.saturating_add((k / 2) as u64);
-            s.meta_blocks.fetch_add(1, Ordering::Relaxed);
-            let read = read_ok.get(k).copied().unwrap_or(false);
-            if read
-                && data
-                    .block(k)
-                    .is_some_and(|blk| ids.sound_journal_block(blk, seq))
-            {
-                continue;
-            }
-            damaged = true;
-            s.meta_errors.fetch_add(1, Ordering::Relaxed);
-            self.io_error("scrub journal read", a, 1, if read { EBADMSG } else { EIO });
-        }
+        let damaged = self.judge_copies(b, count, "scrub journal read", |k, blk| {
+            ids.sound_journal_block(blk, next.saturating_add((k / 2) as u64))
+        });
         drop(guard);
         s.journal_next.store(end, Ordering::Relaxed);
         if damaged {

@@ -340,6 +340,9 @@ where
             if let Some(e) = self.log_end.get_mut(usize::from(next)) {
                 *e = 0;
             }
+            if let Some(w) = self.log_writers.get_mut(usize::from(next)) {
+                *w = (self.jdev, self.jmirror);
+            }
             for g in [&mut self.log_sb_gen, &mut self.mlog_sb_gen] {
                 if let Some(o) = g.get_mut(usize::from(next)) {
                     *o = 0;

@@ -505,6 +505,9 @@ pub struct Pool<G, Z, E, V, R, N, D, S> {
     /// a scrub finds the journal blocks of the log zone before the current
     /// one (`scrub.rs`).
     pub(super) log_end: [u64; 2],
+    /// The journal member and mirror that wrote each log zone since its
+    /// last switch (a removal or a loss may have moved the journal since).
+    pub(super) log_writers: [(u16, Option<u16>); 2],
     /// Generation of the durable superblock each log zone of the journal
     /// member holds (0: none). A log zone is reset only if the other one
     /// holds a superblock at least as new: a crash between the reset and
@@ -767,6 +770,7 @@ where
             jseq: 1,
             log_max_seq: [0; 2],
             log_end: [0; 2],
+            log_writers: [(jdev, jmirror); 2],
             log_sb_gen: [1; 2],
             mlog_sb_gen: [1; 2],
             ck_copy_reads: 0,

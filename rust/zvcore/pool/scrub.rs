@@ -95,7 +95,8 @@ where
     }
 
     /// Pool addresses of journal block `seq` on the journal member and on
-    /// its mirror, if the block is in a log zone this assembly wrote: the
+    /// its mirror that wrote it, if the block is in a log zone this
+    /// assembly wrote: the
     /// current one (blocks `1..jwp`, the last one `jseq - 1`) or the one
     /// before it (ending at its `log_end`, the last one `log_max_seq`). Ask
     /// with no commit in flight.
@@ -132,7 +133,10 @@ where
                 .and_then(|z| geo.zone_start(z))
                 .map(|s| s.saturating_add(off))
         };
-        Some([at(Some(self.jdev)), at(self.jmirror)])
+        // The members that wrote that log zone (the journal may have moved
+        // since: a removal, a member lost).
+        let (jdev, jmirror) = self.log_writers.get(usize::from(log & 1)).copied()?;
+        Some([at(Some(jdev)), at(jmirror)])
     }
 
     /// What tells a sound journal block or superblock copy of this pool.

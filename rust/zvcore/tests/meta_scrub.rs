@@ -17,6 +17,7 @@ mod sim;
 
 use harness::*;
 use sim::*;
+use zvcore::error::Error;
 use zvcore::format::BLOCK_SIZE;
 use zvcore::map::MapExtent;
 use zvcore::pool::ChainExtent;
@@ -241,11 +242,10 @@ fn check_journal_and_superblocks(name: &str, members: usize) {
         }
     }
     assert!(p.superblock_copies(members as u16).is_none());
-    // After a power cut nothing is known of the log zones until the
-    // first switch (whose checkpoint covers everything before it).
+    // After a power cut (and the checkpoint the engine writes first, and
+    // what the harness commits after it): what is to replay is found.
     w.crash_and_recover();
-    let (from, to) = w.pool_ref().scrub_journal_seqs();
-    assert_eq!(from, to, "blocks to replay right after assembly");
+    check_journal(&w, copies);
     for k in 0..40u64 {
         w.write_exact(1, k * 8, 4);
         assert!(w.commit(false), "commit {k} after assembly");
@@ -412,5 +412,78 @@ fn owners_of_names_every_volume_and_snapshot() {
     assert!(
         shared >= 10 && dead >= 5,
         "{shared} shared, {dead} without owner"
+    );
+}
+
+/// After the journal's mirror is removed (the next member becomes the
+/// mirror at the log-zone switch that commits the removal), the journal
+/// blocks of the log zone before the switch are still found where they
+/// were written: on the journal member and the old mirror, not the new one.
+#[test]
+fn journal_blocks_after_the_mirror_is_removed() {
+    let name = "journal_blocks_after_the_mirror_is_removed";
+    let seed = seed_from_env(name);
+    let geoms = (0..3).map(|_| small_zns(40)).collect();
+    let mut w = World::with_geoms(Rng::new(seed), seed, geoms);
+    w.checkpoint_copies_pct = 100;
+    w.journal_copies_pct = 100;
+    w.degraded_pct = 0;
+    w.explicit_ckpt_pct = 0;
+    w.format();
+    w.create_volume(1, b"v", 3000);
+    for k in 0..40u64 {
+        w.write_exact(1, k * 8, 8);
+        assert!(w.commit(false), "commit {k}");
+    }
+    let (jdev, mirror) = w.pool_ref().journal_members();
+    assert_eq!(mirror, Some(1), "member 1 mirrors the journal of {jdev}");
+    // Member 1 emptied, then removed.
+    w.pool().evacuate(Some(1)).expect("evacuate");
+    for _ in 0..400 {
+        if w.pool_ref().evacuation().is_none_or(|e| e.left_blocks == 0) {
+            break;
+        }
+        w.gc_batch();
+        w.complete_all();
+        assert!(w.commit(false), "commit");
+        w.maintenance();
+        w.end_resets();
+    }
+    assert_eq!(
+        w.pool_ref().evacuation().map(|e| e.left_blocks),
+        Some(0),
+        "evacuated"
+    );
+    // A checkpoint, a few journal blocks after it, then the removal (a
+    // removal refused until the checkpoint is laid out for it: again).
+    let mut before = Vec::new();
+    for attempt in 0.. {
+        assert!(attempt < 5, "the removal is refused");
+        w.checkpoint_now();
+        for k in 0..6u64 {
+            w.write_exact(1, 2000 + k * 8, 8);
+            assert!(w.commit(false), "commit {k}");
+        }
+        w.complete_all();
+        w.end_resets();
+        before = check_journal(&w, 2);
+        match w.pool().member_remove(1, false) {
+            Ok(()) => break,
+            Err(Error::Busy) => continue,
+            Err(e) => panic!("remove: {e:?}"),
+        }
+    }
+    assert!(w.commit(false), "the removal's commit");
+    let (_, m2) = w.pool_ref().journal_members();
+    assert_eq!(m2, Some(2), "member 2 mirrors the journal now");
+    let (from, to) = w.pool_ref().scrub_journal_seqs();
+    assert!(
+        to > from + 6,
+        "the blocks before the removal still to replay: {from}..{to}"
+    );
+    let after = check_journal(&w, 2);
+    assert!(
+        before.iter().all(|z| after.contains(z)),
+        "log zones {before:?} before the removal, {after:?} after"
     );
 }
