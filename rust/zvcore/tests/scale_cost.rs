@@ -1,24 +1,27 @@
 // SPDX-License-Identifier: GPL-2.0
-//! What an assembly after a power cut reads, and how its time divides
-//! between its phases, against what the pool maps (issue 16: "reassembly
-//! time after a power cut, 10 GiB vs 1 TiB mapped, and what it reads"), on
-//! the host engine: the same `zvcore` the module runs, over a metadata
+//! What the costs that follow the mapped size are, on the host engine:
+//! what an assembly after a power cut reads, and how its time divides
+//! between its phases (issue 16: "reassembly time after a power cut, 10
+//! GiB vs 1 TiB mapped, and what it reads"), and what collecting one GC
+//! victim costs (issue 17: "victim collection time vs mapped size"); on
+//! the engine: the same `zvcore` the module runs, over a metadata
 //! store that counts what recovery reads. Block counts are exact; times are
 //! the host's (the module under TCG is some 20-50x slower), for the ratios.
 //!
-//! `cargo test --release -p zvcore --test reassembly_cost -- --ignored
-//! --nocapture` prints the report (`REASSEMBLY_DEBUG=1`: the blocks read
+//! `cargo test --release -p zvcore --test scale_cost -- --ignored
+//! --nocapture` prints the reports (`REASSEMBLY_DEBUG=1`: the blocks read
 //! twice and those that are not metadata); the test that runs by default
 //! checks that assembly reads each metadata block at most twice and
 //! nothing else, its checkpoint phase the newest chain.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use zvcore::alloc::{DevState, ZoneInfo};
 use zvcore::error::Result;
 use zvcore::format::{Record, Superblock, BLOCK_SIZE};
 use zvcore::geom::{DevKind, DeviceGeometry, Stream, META_ZONES_PER_DEV};
-use zvcore::pool::{MetaOp, Pool, PoolConfig, PoolStorage, VolEntry};
+use zvcore::pool::{MetaOp, Pool, PoolConfig, PoolStorage, RelocItem, VolEntry};
 use zvcore::recovery::{recover, MetaReader, Phase};
 use zvcore::VecStore;
 
@@ -200,25 +203,37 @@ struct Cost {
     total: Duration,
 }
 
-/// A pool over one member with room for `mapped_gib` GiB twice, a volume
-/// mapped sequentially in extents of `extent` blocks (or, `fragmented`,
-/// every other extent first, so that no two neighbours are contiguous),
-/// committed and checkpointed; then `overwrites` random 4 KiB overwrites
-/// (a flush every 64), and a power cut: what assembly reads and takes.
-fn run(mapped_gib: u64, extent: u64, fragmented: bool, overwrites: u64) -> Cost {
-    run_with(mapped_gib, extent, fragmented, overwrites, 64, 0)
+/// The order a volume is first mapped in, extent after extent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Order {
+    Sequential,
+    /// Every other extent first: no two neighbours contiguous on the
+    /// media (a zone still holds one region of the volume).
+    Fragmented,
+    /// A permutation of the extents: a zone holds extents of the whole
+    /// volume.
+    Scattered,
 }
 
-/// [`run`] with a flush every `per_commit` overwrites and a checkpoint
-/// interval of `interval` journal blocks (0: the default).
-fn run_with(
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+/// A pool over one member with room for `mapped_gib` GiB twice (zone
+/// appends if `append`), its volume 1 mapped in extents of `extent` blocks
+/// in `order`, committed and checkpointed: the pool, its member, a
+/// scratch and the volume's size.
+fn mapped(
     mapped_gib: u64,
     extent: u64,
-    fragmented: bool,
-    overwrites: u64,
-    per_commit: u64,
+    order: Order,
     interval: u32,
-) -> Cost {
+    append: bool,
+) -> (P, Disk, Vec<u8>, u64) {
     let zones = (mapped_gib * 2 + 64) as u32;
     let g = geometry(zones);
     let mut disk = Disk {
@@ -228,7 +243,8 @@ fn run_with(
         ..Disk::default()
     };
     let mut scratch = vec![0u8; 2 * BLOCK_SIZE];
-    let cfg = PoolConfig::default_for(1);
+    let mut cfg = PoolConfig::default_for(1);
+    cfg.use_append = append;
     let mut p: P = Pool::format(
         vec![g],
         [7; 16],
@@ -243,13 +259,15 @@ fn run_with(
     p.set_checkpoint_interval(interval);
     p.vol_create(1, b"big", size, 0).expect("volume");
     let n = size / extent;
+    // Scattered: a permutation of the extents (a stride coprime with
+    // their count), so that every zone holds extents of the whole volume.
+    let stride = (n / 3 + 1..).find(|s| gcd(*s, n) == 1).unwrap_or(1);
     for k in 0..n {
-        let i = if !fragmented {
-            k
-        } else if k < n.div_ceil(2) {
-            2 * k
-        } else {
-            2 * (k - n.div_ceil(2)) + 1
+        let i = match order {
+            Order::Sequential => k,
+            Order::Fragmented if k < n.div_ceil(2) => 2 * k,
+            Order::Fragmented => 2 * (k - n.div_ceil(2)) + 1,
+            Order::Scattered => (k * stride) % n,
         };
         write(&mut p, &mut disk, &mut scratch, i * extent, extent);
         if k % 64 == 63 {
@@ -260,6 +278,31 @@ fn run_with(
     p.checkpoint(&mut scratch, &mut |op| disk.apply(op))
         .expect("checkpoint");
     p.checkpoint_end(true).expect("checkpoint_end");
+    (p, disk, scratch, size)
+}
+
+/// A pool over one member with room for `mapped_gib` GiB twice, a volume
+/// mapped in extents of `extent` blocks in `order` (fragmented:
+/// every other extent first, so that no two neighbours are contiguous),
+/// committed and checkpointed; then `overwrites` random 4 KiB overwrites
+/// (a flush every 64), and a power cut: what assembly reads and takes.
+fn run(mapped_gib: u64, extent: u64, order: Order, overwrites: u64) -> Cost {
+    run_with(mapped_gib, extent, order, overwrites, 64, 0)
+}
+
+/// [`run`] with a flush every `per_commit` overwrites and a checkpoint
+/// interval of `interval` journal blocks (0: the default).
+fn run_with(
+    mapped_gib: u64,
+    extent: u64,
+    order: Order,
+    overwrites: u64,
+    per_commit: u64,
+    interval: u32,
+) -> Cost {
+    let (mut p, mut disk, mut scratch, size) = mapped(mapped_gib, extent, order, interval, true);
+    let zones = (mapped_gib * 2 + 64) as u32;
+    let g = geometry(zones);
     let mut r = 0x5eed_0016_u64 ^ mapped_gib;
     for i in 0..overwrites {
         r ^= r << 13;
@@ -349,9 +392,9 @@ fn run_with(
 /// however much is mapped.
 #[test]
 fn assembly_reads_the_metadata_at_most_twice() {
-    let small = run(2, 2048, false, 2000);
-    let large = run(32, 2048, false, 2000);
-    let frag = run(2, 32, true, 2000);
+    let small = run(2, 2048, Order::Sequential, 2000);
+    let large = run(32, 2048, Order::Sequential, 2000);
+    let frag = run(2, 32, Order::Fragmented, 2000);
     eprintln!("2 GiB: {small:?}\n32 GiB: {large:?}\n2 GiB fragmented: {frag:?}");
     for c in [&small, &large, &frag] {
         assert!(c.journal_blocks > 0 && c.ckpt_blocks > 0, "{c:?}");
@@ -370,6 +413,64 @@ fn assembly_reads_the_metadata_at_most_twice() {
     }
 }
 
+/// What the scan of GC's collection of one victim costs with `mapped_gib`
+/// GiB mapped (extents of `extent` blocks, first written in `order`):
+/// 2^17 random 4 KiB overwrites over the whole volume, then GC batches of
+/// up to 256 blocks until the victim it picks holds no live block. Returns
+/// the node lookups of `gc_begin` (the scan for the victim's live blocks),
+/// its calls, the blocks moved, the scan's time and the tables' nodes.
+fn victim_cost(mapped_gib: u64, extent: u64, order: Order) -> (u64, u64, u64, Duration, usize) {
+    let (p, mut disk, mut scratch, _) = mapped(mapped_gib, extent, order, 0, false);
+    let (mut p, size) = (p, mapped_gib * (GIB - 6144));
+    let mut r = 0x5eed_0017_u64;
+    for i in 0..(1u64 << 17) {
+        r ^= r << 13;
+        r ^= r >> 7;
+        r ^= r << 17;
+        write(&mut p, &mut disk, &mut scratch, r % size, 1);
+        if i % 1024 == 1023 {
+            commit(&mut p, &mut disk, &mut scratch);
+        }
+    }
+    commit(&mut p, &mut disk, &mut scratch);
+    let mut items = vec![RelocItem::default(); 256];
+    let gets = |p: &P| p.nodes().gets.load(Ordering::Relaxed);
+    let (mut lookups, mut scan_time) = (0u64, Duration::ZERO);
+    let (mut calls, mut moved, mut victim) = (0u64, 0u64, None);
+    loop {
+        calls += 1;
+        assert!(calls < 100_000, "no end");
+        // The scan for the victim's blocks (the relocation and the commits
+        // after it are not counted).
+        let (g0, t0) = (gets(&p), Instant::now());
+        let n = p.gc_begin_limited(&mut items, 256).expect("gc_begin");
+        lookups += gets(&p) - g0;
+        scan_time += t0.elapsed();
+        if victim.is_none() {
+            victim = p.gc_victim();
+        }
+        if n == 0 {
+            if p.gc_scan_more() {
+                continue;
+            }
+            break;
+        }
+        let addrs: Vec<Option<u64>> = items[..n].iter().map(|it| Some(it.dst.addr)).collect();
+        moved += p.gc_end(&items[..n], &addrs).expect("gc_end");
+        commit(&mut p, &mut disk, &mut scratch);
+        if victim.is_some_and(|v| p.alloc().zone(v).is_none_or(|zi| zi.valid() == 0)) {
+            break;
+        }
+    }
+    let v = victim.expect("a victim");
+    assert_eq!(
+        p.alloc().zone(v).map(|zi| zi.valid()),
+        Some(0),
+        "victim {v} emptied"
+    );
+    (lookups, calls, moved, scan_time, p.nodes().live())
+}
+
 /// A log zone is left for the other once it holds twice the checkpoint
 /// interval and the other is covered, full or not: with one flush per write
 /// (a journal block each) and an interval of 16 blocks, no log zone holds
@@ -377,7 +478,7 @@ fn assembly_reads_the_metadata_at_most_twice() {
 /// interval, and assembly reads about that, not the zone (1 GiB here).
 #[test]
 fn log_zones_stay_short() {
-    let c = run_with(1, 2048, false, 3000, 1, 16);
+    let c = run_with(1, 2048, Order::Sequential, 3000, 1, 16);
     eprintln!("{c:?}");
     assert!(c.journal_blocks > 0, "{c:?}");
     assert!(c.log_resets >= 10, "{} log-zone switches", c.log_resets);
@@ -390,22 +491,21 @@ fn log_zones_stay_short() {
 }
 
 /// The figures of `Documentation/benchmarks.md` ("Reassembly against the
-/// mapped size"): `cargo test --release -p zvcore --test reassembly_cost --
-/// --ignored --nocapture`.
+/// mapped size", and one GC victim's scan): `cargo test --release -p
+/// zvcore --test scale_cost -- --ignored --nocapture`.
 #[test]
 #[ignore]
 fn reassembly_cost_report() {
-    for (mapped, extent, frag) in [
-        (10, 2048, false),
-        (1024, 2048, false),
-        (10, 32, true),
-        (100, 32, true),
+    for (mapped, extent, order) in [
+        (10, 2048, Order::Sequential),
+        (1024, 2048, Order::Sequential),
+        (10, 32, Order::Fragmented),
+        (100, 32, Order::Fragmented),
     ] {
-        let c = run(mapped, extent, frag, 20_000);
+        let c = run(mapped, extent, order, 20_000);
         eprintln!(
-            "| {mapped} GiB, extents of {} KiB{} | {} | {} | {} | {} of {} ({} in the checkpoint phase) | {:.0} / {:.0} / {:.0} ms | {:.0} ms |",
+            "| {mapped} GiB, extents of {} KiB, {order:?} | {} | {} | {} | {} of {} ({} in the checkpoint phase) | {:.0} / {:.0} / {:.0} ms | {:.0} ms |",
             extent * 4,
-            if frag { ", fragmented" } else { "" },
             c.nodes,
             c.ckpt_blocks,
             c.journal_blocks,
@@ -416,6 +516,21 @@ fn reassembly_cost_report() {
             c.phase[1].as_secs_f64() * 1e3,
             c.phase[2].as_secs_f64() * 1e3,
             c.total.as_secs_f64() * 1e3,
+        );
+    }
+    // One victim's scan.
+    for (mapped, extent, order) in [
+        (1, 8, Order::Scattered),
+        (10, 8, Order::Scattered),
+        (100, 8, Order::Scattered),
+        (10, 2048, Order::Sequential),
+        (1024, 2048, Order::Sequential),
+    ] {
+        let (lookups, calls, moved, t, nodes) = victim_cost(mapped, extent, order);
+        eprintln!(
+            "| {mapped} GiB, extents of {} KiB, {order:?} | {nodes} | {lookups} | {calls} | {moved} | {:.0} ms |",
+            extent * 4,
+            t.as_secs_f64() * 1e3
         );
     }
 }
