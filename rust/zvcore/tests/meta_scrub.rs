@@ -22,17 +22,26 @@ use zvcore::format::BLOCK_SIZE;
 use zvcore::map::MapExtent;
 use zvcore::pool::ChainExtent;
 
-/// A pool of `members` ZNS members (with checkpoint copies from two on)
-/// whose newest chain is a full checkpoint and at least two deltas.
-fn chain_world(name: &str, members: usize) -> World {
+/// A formatted world of `members` ZNS members of 40 zones (metadata
+/// copies from two members on; no degraded assembly, no checkpoint but the
+/// engine's own and the tests'), with volume 1 of `size` blocks.
+fn copies_world(name: &str, members: usize, size: u64) -> World {
     let seed = seed_from_env(name);
     let geoms = (0..members).map(|_| small_zns(40)).collect();
     let mut w = World::with_geoms(Rng::new(seed), seed, geoms);
     w.checkpoint_copies_pct = 100;
     w.journal_copies_pct = 100;
     w.degraded_pct = 0;
+    w.explicit_ckpt_pct = 0;
     w.format();
-    w.create_volume(1, b"v", 4000);
+    w.create_volume(1, b"v", size);
+    w
+}
+
+/// A pool of `members` ZNS members (with checkpoint copies from two on)
+/// whose newest chain is a full checkpoint and at least two deltas.
+fn chain_world(name: &str, members: usize) -> World {
+    let mut w = copies_world(name, members, 4000);
     for lba in (0..1200).step_by(8) {
         w.write_exact(1, lba, 8);
     }
@@ -183,15 +192,7 @@ fn check_journal(w: &World, copies: usize) -> Vec<u32> {
 }
 
 fn check_journal_and_superblocks(name: &str, members: usize) {
-    let seed = seed_from_env(name);
-    let geoms = (0..members).map(|_| small_zns(40)).collect();
-    let mut w = World::with_geoms(Rng::new(seed), seed, geoms);
-    w.checkpoint_copies_pct = 100;
-    w.journal_copies_pct = 100;
-    w.degraded_pct = 0;
-    w.explicit_ckpt_pct = 0;
-    w.format();
-    w.create_volume(1, b"v", 4000);
+    let mut w = copies_world(name, members, 4000);
     let copies = if members >= 2 { 2 } else { 1 };
     // One journal block or two per commit: the journal fills a log zone
     // (200 blocks), checkpoints come at half of it, and the journal since
@@ -421,16 +422,7 @@ fn owners_of_names_every_volume_and_snapshot() {
 /// were written: on the journal member and the old mirror, not the new one.
 #[test]
 fn journal_blocks_after_the_mirror_is_removed() {
-    let name = "journal_blocks_after_the_mirror_is_removed";
-    let seed = seed_from_env(name);
-    let geoms = (0..3).map(|_| small_zns(40)).collect();
-    let mut w = World::with_geoms(Rng::new(seed), seed, geoms);
-    w.checkpoint_copies_pct = 100;
-    w.journal_copies_pct = 100;
-    w.degraded_pct = 0;
-    w.explicit_ckpt_pct = 0;
-    w.format();
-    w.create_volume(1, b"v", 3000);
+    let mut w = copies_world("journal_blocks_after_the_mirror_is_removed", 3, 3000);
     for k in 0..40u64 {
         w.write_exact(1, k * 8, 8);
         assert!(w.commit(false), "commit {k}");

@@ -14,6 +14,10 @@
 //! checks that assembly reads each metadata block at most twice and
 //! nothing else, its checkpoint phase the newest chain.
 
+mod harness;
+mod sim;
+
+use harness::{St, P};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -27,26 +31,6 @@ use zvcore::VecStore;
 
 /// Blocks per 1 GiB zone.
 const GIB: u64 = 1 << 18;
-
-type St = PoolStorage<
-    Vec<ZoneInfo>,
-    Vec<u64>,
-    Vec<VolEntry>,
-    Vec<Record>,
-    VecStore,
-    Vec<DevState>,
-    Box<Superblock>,
->;
-type P = Pool<
-    Vec<DeviceGeometry>,
-    Vec<ZoneInfo>,
-    Vec<u64>,
-    Vec<VolEntry>,
-    Vec<Record>,
-    VecStore,
-    Vec<DevState>,
-    Box<Superblock>,
->;
 
 /// One ZNS member of `zones` zones of 1 GiB (capacity below size, as on
 /// real drives).
