@@ -519,7 +519,7 @@ impl ActivePool {
             ""
         };
         pr_info!(
-            "{}: assembled {} member(s){}: checkpoint {}{} ({} delta checkpoint(s) loaded), {} journal block(s) replayed\n",
+            "{}: assembled {} member(s){}: checkpoint {}{} ({} delta checkpoint(s) loaded), {} journal block(s) replayed, {}\n",
             name,
             members.len(),
             degraded,
@@ -530,7 +530,12 @@ impl ActivePool {
                 ""
             },
             asm.delta_checkpoints,
-            asm.replayed_blocks
+            asm.replayed_blocks,
+            if asm.journal_resumed {
+                "the journal goes on where it ended"
+            } else {
+                "a checkpoint before the next journal block"
+            }
         );
         let [ckpt_ms, journal_ms, zones_ms, verify_ms] = cost.phase_ms;
         pr_info!(

@@ -59,10 +59,12 @@ use super::verify::verify;
 mod checkpoint;
 mod damage;
 mod members;
+mod resume;
 use checkpoint::load_checkpoint;
 use damage::{bad_block_at, count_dropped, count_repaired, drop_reclaimed, has_copy, scan_log};
 use members::find_members;
 pub use members::{missing_members, removed_devices};
+use resume::{journal_resume, JournalEnd, Resume};
 
 /// Incompat features this engine supports.
 pub const INCOMPAT_SUPPORTED: u64 = INCOMPAT_SHARED_BLOCKS
@@ -317,6 +319,9 @@ pub struct Assembly {
     /// caller writes a checkpoint at once so that what they hold has two
     /// copies before the pool is used.
     pub single_copy_blocks: u32,
+    /// The journal goes on where it ended (`recovery/resume.rs`): the
+    /// first commit is a journal block, not a full checkpoint.
+    pub journal_resumed: bool,
     /// Committed metadata is damaged: the state assembled is the newest
     /// consistent one before it. The caller must not use the pool
     /// read-write unless it rewinds ([`Pool::record_rewind`]).
@@ -508,6 +513,7 @@ where
         repaired_blocks: 0,
         ckpt_copy_reads: 0,
         single_copy_blocks: 0,
+        journal_resumed: false,
         damage: None,
     };
     asm.read_only = find_members(&devs, rd, &mut st.sb, buf, &mut asm.dev_of_member)?;
@@ -661,6 +667,7 @@ where
         .first_at
         .map(|(d, i, off)| (d, i, off.saturating_sub(1)));
     let mut replayed = 0u64;
+    let mut replayed_recs = 0u64;
     // Replayed blocks without their copy (journal copies): a commit a
     // crash left on one member only, or journalled while the other member
     // of the pair was lost.
@@ -681,6 +688,7 @@ where
         for rec in recs {
             let rec = rec?;
             apply_record(pool, &rec)?;
+            replayed_recs = replayed_recs.saturating_add(1);
             // Written or reset after the checkpoint: the zone's placement
             // history there is not its own any more.
             match rec {
@@ -777,12 +785,47 @@ where
         drop_reclaimed(pool, perm, rd, uuid, last_seq, buf, d)?;
     }
 
+    // Whether the journal goes on where it ended (no full checkpoint
+    // first): only when nothing keeps the old rule.
+    let geo = pool.alloc.geom();
+    let missing_now = (0..geo.nr_devices())
+        .any(|m| perm.get(usize::from(m)) == Some(&MISSING) && !geo.is_removed(m));
+    let jend = JournalEnd {
+        ckpt_seq: ckpt.journal_seq,
+        last_seq,
+        last_at: if replayed > 0 { hint } else { None },
+        index_max: scan.index_max,
+        max_seen,
+        jdev: pool.jdev,
+        jmirror: pool.jmirror,
+        sound: damage.is_none()
+            && !fell_back
+            && !missing_now
+            && torn == 0
+            && scan.nr_bad == 0
+            && single == 0
+            && scan.max_gen <= ckpt.generation
+            && unusable_gen <= ckpt.generation,
+    };
+    let mut resume = journal_resume(geo, perm, rd, uuid, &jend, buf);
+    let keep = match resume {
+        Some(Resume::InPlace { log, .. }) => [
+            log_zone(geo, pool.jdev, u32::from(log)),
+            pool.mirror_log_zone(log),
+        ],
+        _ => [None, None],
+    };
+
     rd.phase_done(Phase::Journal);
 
     // 4. Zones and block references.
     pool.replaying = false;
     pool.refs = RefMap::new(pool.alloc.geom().total_blocks());
-    let rebuilt = rebuild_zones(pool, perm, rd, on_finish);
+    let rebuilt = rebuild_zones(pool, perm, rd, keep, on_finish);
+    if matches!(rebuilt, Ok(false)) {
+        resume = None;
+    }
+    let rebuilt = rebuilt.map(|_| ());
     match (rebuilt, damage.as_mut()) {
         (Err(Error::Corrupt(_)), Some(d)) => {
             // The consistent state before the damage maps space that was
@@ -859,7 +902,29 @@ where
     pool.log_end = [0; 2];
     pool.jlog = None;
     pool.jwp = 0;
-    pool.need_ckpt = true;
+    pool.need_ckpt = resume.is_none();
+    if resume.is_some() {
+        // Only blocks the checkpoint covers in the other log zone(s).
+        for (m, seen) in pool.log_max_seq.iter_mut().zip(scan.index_max) {
+            *m = seen.min(ckpt.journal_seq);
+        }
+        pool.jblocks_since_ckpt = replayed;
+        pool.jrecords_since_ckpt = replayed_recs;
+    }
+    if let Some(Resume::InPlace { log, next }) = resume {
+        let i = usize::from(log);
+        if let Some(m) = pool.log_max_seq.get_mut(i) {
+            *m = last_seq;
+        }
+        if let Some(e) = pool.log_end.get_mut(i) {
+            *e = next;
+        }
+        if let Some(w) = pool.log_writers.get_mut(i) {
+            *w = (pool.jdev, pool.jmirror);
+        }
+        pool.jlog = Some(log);
+        pool.jwp = next;
+    }
     // Which superblock each log zone of the journal member still holds:
     // the engine resets one only if the other holds one at least as new (a
     // crash between the reset and the superblock rewrite must leave the
@@ -897,6 +962,7 @@ where
     asm.suspect_gap = !strict && damage.is_none() && last_seq < max_seen;
     asm.ckpt_copy_reads = pool.ck_copy_reads;
     asm.single_copy_blocks = single;
+    asm.journal_resumed = resume.is_some();
     if scan.nr_bad > 0 {
         asm.repaired_blocks = count_repaired(
             pool.alloc.geom(),
@@ -933,7 +999,7 @@ where
     clear_volumes(pool);
     pool.refs.destroy(&mut pool.nodes);
     pool.refs = RefMap::new(pool.alloc.geom().total_blocks());
-    rebuild_zones(pool, perm, rd, &mut |_| {})
+    rebuild_zones(pool, perm, rd, [None; 2], &mut |_| {}).map(|_| ())
 }
 
 /// Frees every volume (used before retrying with another checkpoint).
@@ -1245,8 +1311,9 @@ fn rebuild_zones<G, Z, E, V, R, N, D, S, M, F>(
     pool: &mut Pool<G, Z, E, V, R, N, D, S>,
     perm: &[u16; MAX_DEVICES],
     rd: &mut M,
+    keep: [Option<u32>; 2],
     on_finish: &mut F,
-) -> Result<()>
+) -> Result<bool>
 where
     G: Deref<Target = [DeviceGeometry]>,
     Z: DerefMut<Target = [ZoneInfo]>,
@@ -1258,6 +1325,20 @@ where
     F: FnMut(u32),
 {
     let nz = pool.alloc.geom().nr_zones();
+    // The journal's zones stay open where it goes on (`resume.rs`), if
+    // their members take them now (else the journal does not go on).
+    let mut kept = [false; 2];
+    for (k, z) in kept.iter_mut().zip(keep) {
+        *k = z.is_some_and(|z| pool.alloc.meta_open(z, true).is_ok());
+    }
+    let kept_all = keep.iter().zip(kept).all(|(z, k)| z.is_none() || k);
+    if !kept_all {
+        for (z, k) in keep.iter().zip(kept) {
+            if let (Some(z), true) = (z, k) {
+                let _ = pool.alloc.meta_open(*z, false);
+            }
+        }
+    }
     // Device write pointers (sequential zones).
     for z in 0..nz {
         let zg = pool.alloc.geom().zone(z).ok_or(Error::Corrupt("zone"))?;
@@ -1276,6 +1357,9 @@ where
         if zg.meta {
             // Only the journal zone may stay active: finish partly written
             // metadata zones (their contents stay readable).
+            if kept_all && keep.contains(&Some(z)) {
+                continue;
+            }
             if !zg.conventional {
                 let wp = rd.zone_wp(dev, zg.local)?;
                 if wp > 0 && wp < zg.cap {
@@ -1426,5 +1510,5 @@ where
         pool.alloc.date_unknown_zones();
     }
     pool.alloc.rebuild();
-    Ok(())
+    Ok(kept_all)
 }

@@ -34,6 +34,10 @@ pub(super) struct LogScan {
     /// log zone index, block (replay starts there, not with a search of
     /// the log zones).
     pub(super) first_at: Option<(u16, u32, u64)>,
+    /// Highest valid sequence number of this pool in the log zones of
+    /// each index (any member; 0: none): whether a log zone holds journal
+    /// the checkpoint does not cover (`resume.rs`).
+    pub(super) index_max: [u64; LOG_ZONES as usize],
 }
 
 /// Calls `f(member, log zone index, pool address of the zone's start,
@@ -93,6 +97,7 @@ where
         nr_bad: 0,
         first_bad: None,
         first_at: None,
+        index_max: [0; LOG_ZONES as usize],
     };
     for_each_log_zone(geo, perm, rd, |rd, d, i, start, l| {
         let local = log_zone(geo, d, i)
@@ -109,6 +114,9 @@ where
                         s.first_at = Some((d, i, off));
                     }
                     s.max_seen = s.max_seen.max(h.seq);
+                    if let Some(m) = s.index_max.get_mut(i as usize) {
+                        *m = (*m).max(h.seq);
+                    }
                     s.committed = s.committed.max(h.proves_committed());
                     s.max_gen = s.max_gen.max(h.ckpt_gen);
                 }

@@ -108,8 +108,10 @@ fn try_delta_world(seed: u64, volumes: bool, grows: bool) -> Option<DeltaWorld> 
         w.write_exact(id, 0, 4.min(size));
     }
     w.settle();
-    // After assembly a full checkpoint; then checkpoints until a delta
+    // A checkpoint before the power cut; the first one after assembly is
+    // full (a new chain, in the other set); then checkpoints until a delta
     // follows it.
+    w.checkpoint_now();
     w.crash_and_recover();
     for k in 0..8 {
         w.write_exact(1, 20 + k, 1);

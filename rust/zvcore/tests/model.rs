@@ -69,7 +69,8 @@ fn model_random_ops_with_crashes() {
          write failures {} enospc {} fallbacks {} replayed journal blocks {} checkpoint retries {} \
          checkpoints in steps {} (operations between steps {}, journal commits between steps {}, crashes after one {}) delta checkpoints {} (loaded by recoveries {}; with volume operations {}, loaded {}; copies {}; grows {}, loaded {}) \
          members added {} (busy {}) evacuations {} (cancelled {}, refused for space {}) members removed {} (refused {}) migrations {} \
-         space rules set {} (writes refused {}) degraded assemblies {} log-zone switches {} (with short intervals {})",
+         space rules set {} (writes refused {}) degraded assemblies {} log-zone switches {} (with short intervals {}) \
+         journals resumed by assemblies {} (crashes before the next checkpoint {})",
         sum(|s| s.ops),
         t0.elapsed(),
         sum(|s| s.writes),
@@ -117,6 +118,8 @@ fn model_random_ops_with_crashes() {
         sum(|s| s.degraded),
         sum(|s| s.log_switches),
         sum(|s| s.short_log_switches),
+        sum(|s| s.resumed),
+        sum(|s| s.resumed_crashes),
     );
     assert!(
         sum(|s| s.deltas) > 0 && sum(|s| s.deltas_loaded) > 0,
@@ -151,6 +154,10 @@ fn model_random_ops_with_crashes() {
     assert!(
         sum(|s| s.short_log_switches) > 0,
         "no log-zone switch with a short checkpoint interval"
+    );
+    assert!(
+        sum(|s| s.resumed) > 0 && sum(|s| s.resumed_crashes) > 0,
+        "no assembly resumed the journal, or no crash came before the checkpoint after one"
     );
     assert!(sum(|s| s.member_adds) > 0, "no member was added");
     assert!(sum(|s| s.evacuations) > 0, "no member was evacuated");

@@ -46,6 +46,11 @@ impl World {
     pub fn crash(&mut self) {
         self.st.crashes += 1;
         if let Some(p) = &self.pool {
+            if p.stats().checkpoints == 0 && p.stats().journal_blocks > 0 {
+                // The journal went on after the last assembly, and no
+                // checkpoint came since.
+                self.st.resumed_crashes += 1;
+            }
             self.st.log_switches += p.stats().log_switches;
             if self.interval > 0 {
                 self.st.short_log_switches += p.stats().log_switches;
@@ -149,6 +154,9 @@ impl World {
         );
         assert!(asm.commit_blocks, "new pools write commit groups");
         self.st.torn_blocks += asm.torn_blocks;
+        if asm.journal_resumed {
+            self.st.resumed += 1;
+        }
         assert_eq!(
             asm.missing, self.missing,
             "members assembled without a device"

@@ -88,6 +88,10 @@ pub struct Stats {
     pub fallbacks: u64,
     pub replayed: u64,
     pub torn_blocks: u64,
+    /// Assemblies after which the journal went on where it ended (no
+    /// checkpoint first), and crashes that then hit before any checkpoint.
+    pub resumed: u64,
+    pub resumed_crashes: u64,
     /// Delta checkpoints written, and loaded by recoveries; of those,
     /// deltas that carried volume operations.
     pub deltas: u64,
@@ -438,6 +442,8 @@ impl World {
                 fallbacks: 0,
                 replayed: 0,
                 torn_blocks: 0,
+                resumed: 0,
+                resumed_crashes: 0,
                 deltas: 0,
                 deltas_loaded: 0,
                 volume_deltas: 0,

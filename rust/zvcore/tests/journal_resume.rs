@@ -1,0 +1,169 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The journal after an assembly (`recovery/resume.rs`): when it is whole
+//! (a clean stop, or a power cut that hit no commit) it goes on where it
+//! ended, so the first commit is a journal block and no full checkpoint
+//! is written at assembly; a crash after such commits, before any
+//! checkpoint, loses nothing flushed. A torn tail keeps the old rule (a
+//! full checkpoint first), so a block of it is never replayed after newer
+//! commits. On one and two members (journal copies), ZNS and conventional.
+//!
+//! `ZVCORE_SEED` replays a run.
+
+mod harness;
+mod sim;
+
+use harness::*;
+use sim::*;
+use zvcore::geom::{DevKind, DeviceGeometry, META_ZONES_PER_DEV};
+
+/// A small conventional member of `nr_zones` zones of 256 blocks.
+fn small_conv(nr_zones: u32) -> DeviceGeometry {
+    DeviceGeometry {
+        kind: DevKind::Conventional,
+        nr_zones,
+        zone_blocks: 256,
+        zone_cap_blocks: 256,
+        nr_conv_zones: 0,
+        max_open: 0,
+        max_active: 0,
+        zone_append: false,
+        meta_zones: META_ZONES_PER_DEV,
+    }
+}
+
+/// A formatted world of `geoms` (metadata copies from two members on, no
+/// degraded assembly, no checkpoint but the engine's own) with volume 1.
+fn world(name: &str, geoms: Vec<DeviceGeometry>) -> World {
+    let seed = seed_from_env(name);
+    let mut w = World::with_geoms(Rng::new(seed), seed, geoms);
+    w.checkpoint_copies_pct = 100;
+    w.journal_copies_pct = 100;
+    w.degraded_pct = 0;
+    w.explicit_ckpt_pct = 0;
+    w.format();
+    w.create_volume(1, b"v", 2000);
+    w
+}
+
+/// Writes `n` runs of 4 blocks and commits after each.
+fn write_and_flush(w: &mut World, first: u64, n: u64) {
+    for k in 0..n {
+        w.write_exact(1, first + 8 * k, 4);
+        assert!(w.commit(false), "commit");
+    }
+}
+
+/// Checkpoints and journal blocks the pool wrote since its assembly.
+fn written(w: &World) -> (u64, u64) {
+    let s = w.pool_ref().stats();
+    (s.checkpoints, s.journal_blocks)
+}
+
+fn clean_stop_resumes(name: &str, geoms: Vec<DeviceGeometry>) {
+    let mut w = world(name, geoms);
+    write_and_flush(&mut w, 0, 6);
+    assert!(w.close(), "closing block");
+    let resumed = w.st.resumed;
+    w.crash_and_recover();
+    assert_eq!(w.st.resumed, resumed + 1, "the journal did not go on");
+    // The assembly wrote nothing (no checkpoint at once), and the next
+    // commits are journal blocks.
+    assert_eq!(written(&w), (0, 0));
+    write_and_flush(&mut w, 100, 5);
+    let (ckpts, jblocks) = written(&w);
+    assert_eq!(ckpts, 0, "a checkpoint after a whole journal");
+    assert!(jblocks >= 5, "{jblocks} journal blocks for 5 commits");
+    // A power cut now (no checkpoint since the assembly): everything
+    // flushed before and after the assembly is there (the world checks
+    // every block against its model), and the journal goes on again.
+    w.crash_and_recover();
+    assert_eq!(w.st.resumed, resumed + 2, "the journal did not go on twice");
+    write_and_flush(&mut w, 200, 3);
+    // The journal that went on is checkpointed like any other; a delta
+    // chain follows (the chain's tail stays open: the journal has a zone).
+    w.checkpoint_now();
+    write_and_flush(&mut w, 300, 2);
+    w.checkpoint_now();
+    assert!(
+        w.pool_ref().stats().delta_checkpoints >= 1,
+        "no delta after the first checkpoint: {:?}",
+        w.pool_ref().stats()
+    );
+    w.crash_and_recover();
+}
+
+#[test]
+fn clean_stop_resumes_the_journal_zns() {
+    clean_stop_resumes("resume_zns", vec![small_zns(40)]);
+}
+
+#[test]
+fn clean_stop_resumes_the_journal_with_copies() {
+    clean_stop_resumes("resume_copies", vec![small_zns(40), small_zns(40)]);
+}
+
+#[test]
+fn clean_stop_resumes_the_journal_conventional() {
+    clean_stop_resumes("resume_conv", vec![small_conv(40)]);
+}
+
+#[test]
+fn clean_stop_resumes_the_journal_smr_and_conventional() {
+    clean_stop_resumes("resume_mixed", vec![small_smr(40), small_conv(40)]);
+}
+
+/// A power cut in the middle of a commit: its blocks (a torn tail) are not
+/// replayed, and the journal must not go on after them (a later assembly
+/// would replay them once newer blocks prove them committed). The first
+/// commit is then a full checkpoint, as before.
+#[test]
+fn a_torn_tail_checkpoints_first() {
+    let mut w = world("resume_torn", vec![small_zns(40), small_zns(40)]);
+    write_and_flush(&mut w, 0, 4);
+    // A commit of several journal blocks (single blocks apart do not
+    // merge into one record) whose last block never reaches the disk; the
+    // blocks before it do (made durable), then the power cut.
+    for k in 0..400 {
+        w.write_exact(1, 2 * k + 1, 1);
+    }
+    let (r, ops) = w.meta_call(|p, scratch, mut sink| p.flush(scratch, &mut sink));
+    let nblocks = r.expect("flush");
+    assert!(nblocks >= 2, "a commit of several blocks: {nblocks}");
+    // The blocks before the commit block are made durable by the flush
+    // between them (`Flush`, blocks, `Flush`, commit block, `Flush`): the
+    // power goes before the commit block is written anywhere.
+    let last_flush = ops[..ops.len() - 1]
+        .iter()
+        .rposition(|o| o.kind == 0)
+        .expect("a flush before the commit block");
+    assert!(
+        ops.get(last_flush + 1).is_some_and(|o| o.kind == 3) && last_flush > 1,
+        "blocks, a flush, the commit block: {:?}",
+        ops.iter().map(|o| o.kind).collect::<Vec<_>>()
+    );
+    assert!(!w.exec(&ops, Some(last_flush + 1)));
+    for d in w.devs.iter_mut() {
+        d.flush();
+    }
+    w.crash();
+    let resumed = w.st.resumed;
+    w.recover_pool();
+    assert!(w.st.torn_blocks > 0, "no torn tail");
+    assert_eq!(
+        w.st.resumed, resumed,
+        "the journal went on after a torn tail"
+    );
+    // (The harness commits what recovery left queued: a checkpoint then.)
+    let s = w.pool_ref().stats();
+    assert!(
+        w.pool_ref().needs_checkpoint() || s.checkpoints >= 1,
+        "no checkpoint due: {s:?}"
+    );
+    write_and_flush(&mut w, 100, 3);
+    assert!(
+        w.pool_ref().stats().checkpoints >= 1,
+        "no checkpoint after a torn tail: {:?}",
+        w.pool_ref().stats()
+    );
+    w.crash_and_recover();
+}
