@@ -27,7 +27,9 @@
 //! only when the lock is free.
 //!
 //! A checkpoint (when the journal since the last one is long enough, and
-//! after assembly) is a full image of the block tables: it is written the
+//! first after an assembly that found a torn or damaged journal: otherwise
+//! the journal goes on where it ended, `zvcore::recovery`) is a full image
+//! of the block tables or a delta of what changed: it is written the
 //! same way in steps of up to [`COMMIT_BLOCKS`] blocks, each encoded under
 //! the engine lock ([`HOLD_BLOCKS`] per hold) and written without it, so
 //! reads, writes and GC go on while it is written (Documentation/design.md,

@@ -226,6 +226,9 @@ impl EngineCell {
     /// The cell of `engine`, with its scratch buffer.
     pub(crate) fn new(mut engine: KBox<Engine>, scratch: KVec<u8>) -> impl PinInit<Self> {
         engine.set_checkpoint_interval(crate::ckpt_interval());
+        if crate::ckpt_at_assembly() {
+            engine.request_full_checkpoint();
+        }
         pin_init!(Self {
             state <- kernel::new_mutex!(EngineState {
                 engine,

@@ -531,7 +531,9 @@ impl ActivePool {
             },
             asm.delta_checkpoints,
             asm.replayed_blocks,
-            if asm.journal_resumed {
+            if asm.chain_resumed {
+                "the journal and the checkpoint chain go on where they ended"
+            } else if asm.journal_resumed {
                 "the journal goes on where it ended"
             } else {
                 "a checkpoint before the next journal block"

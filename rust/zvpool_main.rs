@@ -114,6 +114,10 @@ module! {
             default: 0,
             description: "Test hook: milliseconds a checkpoint waits after each step but the last and after each journal commit between steps, with the engine lock free (0: none)",
         },
+        ckpt_at_assembly: u32 {
+            default: 0,
+            description: "Test hook: 1 makes the first commit after every assembly a full checkpoint, as after a torn journal (0: only then)",
+        },
     },
 }
 
@@ -147,6 +151,15 @@ pub(crate) fn fail_node_alloc() -> u32 {
 /// their own interval (0, the default).
 pub(crate) fn ckpt_interval() -> u32 {
     module_parameters::ckpt_interval.value()
+}
+
+/// The test hook `ckpt_at_assembly` (module parameter, set at load time):
+/// the first commit after every assembly is a full checkpoint, as when the
+/// journal cannot go on where it ended (`zvcore::recovery`, resume.rs).
+/// selftests/zvpool/damage.sh builds its damaged pools with it: their
+/// checkpoints come from the assemblies of its workload.
+pub(crate) fn ckpt_at_assembly() -> bool {
+    module_parameters::ckpt_at_assembly.value() != 0
 }
 
 /// The test hook `ckpt_step_delay_ms` (module parameter, set at load

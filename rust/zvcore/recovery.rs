@@ -39,6 +39,7 @@ use core::ops::{Deref, DerefMut};
 
 use super::alloc::{Allocator, DevState, ZoneInfo, ZoneState};
 use super::error::{Error, Result};
+use super::format::checkpoint::set_of;
 use super::format::journal::VOL_FLAG_READONLY;
 use super::format::layout::{
     checkpoint_block_addr, checkpoint_copy_addr, log_zone, superblock_addr, LOG_ZONES,
@@ -52,7 +53,7 @@ use super::format::{
 };
 use super::geom::{DeviceGeometry, PoolGeometry, Stream, MAX_DEVICES};
 use super::map::{visit_distinct, BlockTable, MapExtent, NodeStore};
-use super::pool::{quota::SpaceRules, slots, Pool, PoolConfig, PoolStorage, VolEntry};
+use super::pool::{quota::SpaceRules, slots, ChainExtent, Pool, PoolConfig, PoolStorage, VolEntry};
 use super::sparse::{AddrSet, RefMap};
 use super::verify::verify;
 
@@ -64,7 +65,7 @@ use checkpoint::load_checkpoint;
 use damage::{bad_block_at, count_dropped, count_repaired, drop_reclaimed, has_copy, scan_log};
 use members::find_members;
 pub use members::{missing_members, removed_devices};
-use resume::{journal_resume, JournalEnd, Resume};
+use resume::{chain_copies_sound, chain_tail_ok, journal_resume, JournalEnd, Resume};
 
 /// Incompat features this engine supports.
 pub const INCOMPAT_SUPPORTED: u64 = INCOMPAT_SHARED_BLOCKS
@@ -306,7 +307,8 @@ pub struct Assembly {
     pub suspect_gap: bool,
     /// Invalid journal blocks of sequence numbers that were replayed from
     /// a valid copy on another member ([`RO_COMPAT_JOURNAL_COPIES`]): damage
-    /// repaired (the checkpoint written first after assembly covers them,
+    /// repaired (the checkpoint written first after assembly covers them:
+    /// the journal does not go on over them,
     /// and their log zones are reset in turn).
     pub repaired_blocks: u32,
     /// Checkpoint blocks read from their second copy (checkpoint copies:
@@ -322,6 +324,9 @@ pub struct Assembly {
     /// The journal goes on where it ended (`recovery/resume.rs`): the
     /// first commit is a journal block, not a full checkpoint.
     pub journal_resumed: bool,
+    /// The newest checkpoint's chain goes on: the next checkpoint is a
+    /// delta after it, not a full image (only with `journal_resumed`).
+    pub chain_resumed: bool,
     /// Committed metadata is damaged: the state assembled is the newest
     /// consistent one before it. The caller must not use the pool
     /// read-write unless it rewinds ([`Pool::record_rewind`]).
@@ -514,6 +519,7 @@ where
         ckpt_copy_reads: 0,
         single_copy_blocks: 0,
         journal_resumed: false,
+        chain_resumed: false,
         damage: None,
     };
     asm.read_only = find_members(&devs, rd, &mut st.sb, buf, &mut asm.dev_of_member)?;
@@ -613,6 +619,8 @@ where
         other => other,
     };
     let mut chosen = None;
+    // The chain loaded: its full checkpoint's generation and its extent.
+    let mut chain = None;
     // Generation of a checkpoint whose header is valid but whose body is
     // not, and why.
     let mut unusable_gen = 0u64;
@@ -628,6 +636,7 @@ where
             Ok((last, d)) => {
                 pool.ckpt_removed = h.removed;
                 chosen = Some((last, k > 0));
+                chain = Some((h.generation, d));
                 asm.delta_checkpoints = d.deltas;
                 asm.volume_deltas = d.volume_deltas;
                 asm.delta_grows = d.grows;
@@ -647,6 +656,18 @@ where
         clear_volumes(pool);
         return Err(Error::Corrupt("recover: no valid checkpoint"));
     };
+
+    // What changes from now on (the journal replayed, then the engine's
+    // work) is what a delta continuing this chain holds: the tables as
+    // loaded count as unchanged (`recovery/resume.rs`).
+    pool.nodes.swap_marks();
+    pool.nodes.clear_changed();
+    let loaded_clock = pool.alloc.clock();
+    // The chain's image maps the blocks of every volume loaded with a
+    // root: a delta must say so when the replay empties one.
+    for v in pool.vols.iter_mut() {
+        v.ck_rooted = v.table.is_some_and(|t| t.root().is_some());
+    }
 
     rd.phase_done(Phase::Checkpoint);
 
@@ -668,6 +689,10 @@ where
         .map(|(d, i, off)| (d, i, off.saturating_sub(1)));
     let mut replayed = 0u64;
     let mut replayed_recs = 0u64;
+    // Only mappings and zone changes replayed (no volume operation, rule
+    // or policy, which a delta carries only with the state that marks
+    // them): a delta may continue the chain.
+    let mut only_maps = true;
     // Replayed blocks without their copy (journal copies): a commit a
     // crash left on one member only, or journalled while the other member
     // of the pair was lost.
@@ -689,6 +714,14 @@ where
             let rec = rec?;
             apply_record(pool, &rec)?;
             replayed_recs = replayed_recs.saturating_add(1);
+            only_maps &= matches!(
+                rec,
+                Record::MapExtent { .. }
+                    | Record::Unmap { .. }
+                    | Record::ZoneReset { .. }
+                    | Record::ZoneFinish { .. }
+                    | Record::Relocate { .. }
+            );
             // Written or reset after the checkpoint: the zone's placement
             // history there is not its own any more.
             match rec {
@@ -790,6 +823,33 @@ where
     let geo = pool.alloc.geom();
     let missing_now = (0..geo.nr_devices())
         .any(|m| perm.get(usize::from(m)) == Some(&MISSING) && !geo.is_removed(m));
+    // The chain loaded, in the current layout, with two sound copies of
+    // every block: the journal may go on over it (`resume.rs`).
+    let chain_sound = |pool: &Pool<G, Z, E, V, R, N, D, S>, rd: &mut M, buf: &mut [u8]| {
+        let Some((base, d)) = chain else {
+            return false;
+        };
+        let c = ChainExtent {
+            set: set_of(base),
+            base,
+            newest: ckpt.generation,
+            blocks: d.next_block,
+        };
+        pool.ck_copy_reads == 0
+            && pool.ckpt_removed == removed
+            && chain_copies_sound(pool.alloc.geom(), perm, rd, &c, buf)
+    };
+    let sound = damage.is_none()
+        && !fell_back
+        && !missing_now
+        && torn == 0
+        && max_seen == last_seq
+        && scan.nr_bad == 0
+        && single == 0
+        && scan.max_gen <= ckpt.generation
+        && unusable_gen <= ckpt.generation
+        && chain_sound(pool, rd, buf);
+    let geo = pool.alloc.geom();
     let jend = JournalEnd {
         ckpt_seq: ckpt.journal_seq,
         last_seq,
@@ -798,22 +858,24 @@ where
         max_seen,
         jdev: pool.jdev,
         jmirror: pool.jmirror,
-        sound: damage.is_none()
-            && !fell_back
-            && !missing_now
-            && torn == 0
-            && scan.nr_bad == 0
-            && single == 0
-            && scan.max_gen <= ckpt.generation
-            && unusable_gen <= ckpt.generation,
+        sound,
     };
     let mut resume = journal_resume(geo, perm, rd, uuid, &jend, buf);
-    let keep = match resume {
-        Some(Resume::InPlace { log, .. }) => [
-            log_zone(geo, pool.jdev, u32::from(log)),
-            pool.mirror_log_zone(log),
-        ],
-        _ => [None, None],
+    // The journal's zone keeps its slot (taken before the data zones take
+    // theirs in step 4), then the chain's tails theirs.
+    if let Some(Resume::InPlace { log, next }) = resume {
+        if !pool.resume_journal_zone(log, next) {
+            resume = None;
+        }
+    }
+    let chain_resumed = match (resume, chain) {
+        (Some(Resume::InPlace { .. }), Some((base, d)))
+            if only_maps
+                && chain_tail_ok(pool.alloc.geom(), perm, rd, set_of(base), d.next_block) =>
+        {
+            pool.resume_chain(base, d.full_blocks, d.next_block, loaded_clock)
+        }
+        _ => false,
     };
 
     rd.phase_done(Phase::Journal);
@@ -821,11 +883,7 @@ where
     // 4. Zones and block references.
     pool.replaying = false;
     pool.refs = RefMap::new(pool.alloc.geom().total_blocks());
-    let rebuilt = rebuild_zones(pool, perm, rd, keep, on_finish);
-    if matches!(rebuilt, Ok(false)) {
-        resume = None;
-    }
-    let rebuilt = rebuilt.map(|_| ());
+    let rebuilt = rebuild_zones(pool, perm, rd, on_finish);
     match (rebuilt, damage.as_mut()) {
         (Err(Error::Corrupt(_)), Some(d)) => {
             // The consistent state before the damage maps space that was
@@ -900,8 +958,10 @@ where
         .ok_or(Error::Corrupt("journal sequence"))?;
     pool.log_max_seq = [top; 2];
     pool.log_end = [0; 2];
-    pool.jlog = None;
-    pool.jwp = 0;
+    if !matches!(resume, Some(Resume::InPlace { .. })) {
+        pool.jlog = None;
+        pool.jwp = 0;
+    }
     pool.need_ckpt = resume.is_none();
     if resume.is_some() {
         // Only blocks the checkpoint covers in the other log zone(s).
@@ -922,8 +982,6 @@ where
         if let Some(w) = pool.log_writers.get_mut(i) {
             *w = (pool.jdev, pool.jmirror);
         }
-        pool.jlog = Some(log);
-        pool.jwp = next;
     }
     // Which superblock each log zone of the journal member still holds:
     // the engine resets one only if the other holds one at least as new (a
@@ -963,6 +1021,7 @@ where
     asm.ckpt_copy_reads = pool.ck_copy_reads;
     asm.single_copy_blocks = single;
     asm.journal_resumed = resume.is_some();
+    asm.chain_resumed = chain_resumed;
     if scan.nr_bad > 0 {
         asm.repaired_blocks = count_repaired(
             pool.alloc.geom(),
@@ -999,7 +1058,7 @@ where
     clear_volumes(pool);
     pool.refs.destroy(&mut pool.nodes);
     pool.refs = RefMap::new(pool.alloc.geom().total_blocks());
-    rebuild_zones(pool, perm, rd, [None; 2], &mut |_| {}).map(|_| ())
+    rebuild_zones(pool, perm, rd, &mut |_| {})
 }
 
 /// Frees every volume (used before retrying with another checkpoint).
@@ -1311,9 +1370,8 @@ fn rebuild_zones<G, Z, E, V, R, N, D, S, M, F>(
     pool: &mut Pool<G, Z, E, V, R, N, D, S>,
     perm: &[u16; MAX_DEVICES],
     rd: &mut M,
-    keep: [Option<u32>; 2],
     on_finish: &mut F,
-) -> Result<bool>
+) -> Result<()>
 where
     G: Deref<Target = [DeviceGeometry]>,
     Z: DerefMut<Target = [ZoneInfo]>,
@@ -1325,20 +1383,6 @@ where
     F: FnMut(u32),
 {
     let nz = pool.alloc.geom().nr_zones();
-    // The journal's zones stay open where it goes on (`resume.rs`), if
-    // their members take them now (else the journal does not go on).
-    let mut kept = [false; 2];
-    for (k, z) in kept.iter_mut().zip(keep) {
-        *k = z.is_some_and(|z| pool.alloc.meta_open(z, true).is_ok());
-    }
-    let kept_all = keep.iter().zip(kept).all(|(z, k)| z.is_none() || k);
-    if !kept_all {
-        for (z, k) in keep.iter().zip(kept) {
-            if let (Some(z), true) = (z, k) {
-                let _ = pool.alloc.meta_open(*z, false);
-            }
-        }
-    }
     // Device write pointers (sequential zones).
     for z in 0..nz {
         let zg = pool.alloc.geom().zone(z).ok_or(Error::Corrupt("zone"))?;
@@ -1357,7 +1401,8 @@ where
         if zg.meta {
             // Only the journal zone may stay active: finish partly written
             // metadata zones (their contents stay readable).
-            if kept_all && keep.contains(&Some(z)) {
+            // (Unless the journal or the chain goes on in it: `resume.rs`.)
+            if pool.kept_open(z) {
                 continue;
             }
             if !zg.conventional {
@@ -1510,5 +1555,5 @@ where
         pool.alloc.date_unknown_zones();
     }
     pool.alloc.rebuild();
-    Ok(kept_all)
+    Ok(())
 }

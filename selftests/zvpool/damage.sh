@@ -32,7 +32,9 @@ need_zns_and_conv "damage" blkzone zvcrash cmp blockdev
 CHECK=0
 zvpoolctl pool check --help >/dev/null 2>&1 && CHECK=1
 lsmod | grep -q '^zvpool ' && rmmod zvpool
-insmod "$KO" || exit 1
+# Checkpoints at the assemblies of the workloads (the journal would
+# otherwise go on where it ended after each clean stop).
+insmod "$KO" ckpt_at_assembly=1 || exit 1
 ktap_set_plan $((2 * (20 + 3 * CHECK) + 4))
 dmesg_mark
 DMESG_START=$DMESG_MARK

@@ -154,7 +154,7 @@ where
 
     /// Whether the pool writes delta checkpoints: its format has them and
     /// its node store keeps change marks.
-    fn deltas_enabled(&self) -> bool {
+    pub(super) fn deltas_enabled(&self) -> bool {
         self.sb.incompat & INCOMPAT_DELTA_CHECKPOINTS != 0 && self.nodes.tracks_changes()
     }
 
@@ -394,7 +394,7 @@ where
     /// the journal's member), two data zones, so that writes never find
     /// every slot taken by metadata and a full checkpoint can still find a
     /// data zone to finish for its slot.
-    fn tail_fits(&self, d: u16) -> bool {
+    pub(super) fn tail_fits(&self, d: u16) -> bool {
         let Some(g) = self.alloc.geom().device(d) else {
             return false;
         };
@@ -405,7 +405,7 @@ where
 
     /// Zones member `d` can still open (within its open and active
     /// limits), `u32::MAX` without limits.
-    fn zone_slots_left(&self, d: u16) -> u32 {
+    pub(super) fn zone_slots_left(&self, d: u16) -> u32 {
         let Some(g) = self.alloc.geom().device(d) else {
             return 0;
         };
@@ -1211,7 +1211,7 @@ pub(in super::super) struct Chain {
 }
 
 impl Chain {
-    /// No chain (after assembly).
+    /// No chain (after an assembly, unless `reassembly.rs` continues it).
     pub(super) const CLOSED: Chain = Chain {
         open: false,
         base: 0,

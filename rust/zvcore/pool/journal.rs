@@ -527,7 +527,8 @@ where
     /// to the newest commit group is told from a torn tail at the next
     /// assembly. Returns whether a block was emitted (nothing on a
     /// read-only or failed pool, a pool without commit groups, with records
-    /// queued, before the first checkpoint after assembly, or with the log
+    /// queued, before the first checkpoint after an assembly that needs one
+    /// first, or with the log
     /// zone full). The engine takes no more changes afterwards.
     pub fn close<F: FnMut(MetaOp<'_>) -> Result<()>>(
         &mut self,

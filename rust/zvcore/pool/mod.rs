@@ -49,6 +49,7 @@ pub use members::{Evacuation, Grown};
 mod migrate;
 mod policy;
 pub mod quota;
+mod reassembly;
 mod scrub;
 pub use gc::GC_SCAN_NODES;
 pub use migrate::Migration;
@@ -474,7 +475,8 @@ pub struct Pool<G, Z, E, V, R, N, D, S> {
     pub(super) ckpt_run: Option<checkpoint::CkptRun>,
     /// The chain of the newest checkpoint (delta checkpoints).
     pub(super) chain: checkpoint::Chain,
-    /// The next checkpoint must be full (after assembly, a rewind, a set
+    /// The next checkpoint must be full (after an assembly that does not
+    /// continue the chain, `reassembly.rs`; a rewind, a set
     /// found full; and a volume operation since the last one in pools
     /// without [`INCOMPAT_DELTA_VOLUMES`], whose deltas carry table
     /// contents only).
@@ -1092,7 +1094,7 @@ where
         Some((z, cap))
     }
 
-    fn zone_conv(&self, z: u32) -> bool {
+    pub(super) fn zone_conv(&self, z: u32) -> bool {
         self.alloc
             .geom()
             .zone(z)

@@ -58,7 +58,11 @@ where
     let set = h.set();
     let (mut next, _, _) = read_checkpoint(pool, perm, rd, h, 0, true, buf)?;
     let mut last = *h;
-    let mut d = ChainDeltas::default();
+    let mut d = ChainDeltas {
+        full_blocks: next,
+        next_block: next,
+        ..ChainDeltas::default()
+    };
     if pool.sb.incompat & INCOMPAT_DELTA_CHECKPOINTS == 0 {
         return Ok((last, d));
     }
@@ -91,6 +95,7 @@ where
         d.volume_deltas = d.volume_deltas.saturating_add(u32::from(vols));
         d.grows = d.grows.saturating_add(grows);
         next = next.checked_add(n).ok_or(Error::Corrupt("checkpoint"))?;
+        d.next_block = next;
     }
     Ok((last, d))
 }
@@ -104,6 +109,10 @@ pub(super) struct ChainDeltas {
     pub(super) volume_deltas: u32,
     /// Volumes they grew ([`INCOMPAT_DELTA_GROW`]).
     pub(super) grows: u32,
+    /// Blocks of the full checkpoint, and the set's block after the chain
+    /// (where a delta continuing it would begin).
+    pub(super) full_blocks: u32,
+    pub(super) next_block: u32,
 }
 
 /// Where a delta that carries the volume table is (feature

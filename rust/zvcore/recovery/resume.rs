@@ -18,8 +18,11 @@
 use core::ops::Deref;
 
 use super::super::format::decode_journal_block;
-use super::super::format::layout::{log_zone, LOG_ZONES};
+use super::super::format::layout::{
+    checkpoint_member_blocks, checkpoint_zone, ckpt_zones_of, log_zone, LOG_ZONES,
+};
 use super::super::geom::{DeviceGeometry, PoolGeometry, MAX_DEVICES};
+use super::super::pool::ChainExtent;
 use super::{read_pool, MetaReader, MISSING};
 
 /// Where the journal goes on after assembly.
@@ -115,4 +118,80 @@ where
         }
     }
     Some(Resume::InPlace { log, next })
+}
+
+/// Whether a delta can go at block `next_block` of checkpoint set `set`
+/// (after the chain assembly loaded): on each member's sequential zones the
+/// write pointer is where its next block of the set goes (nothing of a
+/// torn checkpoint past the chain, no zone finished). Conventional zones
+/// are written over in place.
+pub(super) fn chain_tail_ok<G, M>(
+    geo: &PoolGeometry<G>,
+    perm: &[u16; MAX_DEVICES],
+    rd: &mut M,
+    set: u8,
+    next_block: u32,
+) -> bool
+where
+    G: Deref<Target = [DeviceGeometry]>,
+    M: MetaReader,
+{
+    (0..geo.nr_devices()).all(|d| {
+        if geo.is_removed(d) {
+            return true;
+        }
+        let (Some(g), Some(first)) = (geo.device(d), checkpoint_zone(geo, set, d)) else {
+            return false;
+        };
+        let cap = g.zone_cap_blocks.max(1);
+        // This member's blocks of the set so far: a prefix of its part.
+        let here = checkpoint_member_blocks(geo, d, next_block);
+        let k = here / cap;
+        if k >= u64::from(ckpt_zones_of(g.meta_zones)) {
+            // Its part is full: the next delta writes nothing here.
+            return true;
+        }
+        let Some(zg) = u32::try_from(k)
+            .ok()
+            .and_then(|k| first.checked_add(k))
+            .and_then(|z| geo.zone(z))
+        else {
+            return false;
+        };
+        if zg.conventional {
+            return true;
+        }
+        let Some(dev) = perm.get(usize::from(d)).copied().filter(|v| *v != MISSING) else {
+            return false;
+        };
+        rd.zone_wp(dev, zg.local).ok() == Some(here % cap)
+    })
+}
+
+/// With checkpoint copies, whether every block of the chain loaded (`c`)
+/// has its second copy too, sound for the chain: the loader read the first
+/// copies. A chain written while a member was lost has only one copy of
+/// some blocks (the lost member's holds an older chain's); until a full
+/// checkpoint with every member is written, losing the member that holds
+/// the only copy would lose the chain. So the journal goes on only over a
+/// chain with both copies of every block (one read more of each block);
+/// otherwise the first commit is a full checkpoint, as before.
+pub(super) fn chain_copies_sound<G, M>(
+    geo: &PoolGeometry<G>,
+    perm: &[u16; MAX_DEVICES],
+    rd: &mut M,
+    c: &ChainExtent,
+    buf: &mut [u8],
+) -> bool
+where
+    G: Deref<Target = [DeviceGeometry]>,
+    M: MetaReader,
+{
+    if !geo.ckpt_copies() {
+        return true;
+    }
+    (0..c.blocks).all(|i| {
+        let [_, second] = c.copies(geo, i);
+        second.is_some_and(|a| read_pool(geo, perm, rd, a, buf).is_ok() && c.sound(buf))
+    })
 }

@@ -62,10 +62,15 @@ fn written(w: &World) -> (u64, u64) {
 fn clean_stop_resumes(name: &str, geoms: Vec<DeviceGeometry>) {
     let mut w = world(name, geoms);
     write_and_flush(&mut w, 0, 6);
+    // A full checkpoint (its chain kept open: the journal has a zone),
+    // then journal blocks after it.
+    w.checkpoint_now();
+    write_and_flush(&mut w, 50, 3);
     assert!(w.close(), "closing block");
     let resumed = w.st.resumed;
     w.crash_and_recover();
     assert_eq!(w.st.resumed, resumed + 1, "the journal did not go on");
+    assert!(w.chain_resumed, "the chain did not go on");
     // The assembly wrote nothing (no checkpoint at once), and the next
     // commits are journal blocks.
     assert_eq!(written(&w), (0, 0));
@@ -79,17 +84,24 @@ fn clean_stop_resumes(name: &str, geoms: Vec<DeviceGeometry>) {
     w.crash_and_recover();
     assert_eq!(w.st.resumed, resumed + 2, "the journal did not go on twice");
     write_and_flush(&mut w, 200, 3);
-    // The journal that went on is checkpointed like any other; a delta
-    // chain follows (the chain's tail stays open: the journal has a zone).
+    assert!(w.chain_resumed, "the chain did not go on twice");
+    // The first checkpoint after the assembly is a delta after the chain
+    // loaded: what the journal replayed and what came since, not a full
+    // image; a power cut after it loses nothing either.
     w.checkpoint_now();
-    write_and_flush(&mut w, 300, 2);
-    w.checkpoint_now();
-    assert!(
-        w.pool_ref().stats().delta_checkpoints >= 1,
-        "no delta after the first checkpoint: {:?}",
-        w.pool_ref().stats()
+    let s = w.pool_ref().stats();
+    assert_eq!(
+        (s.checkpoints, s.delta_checkpoints),
+        (1, 1),
+        "the first checkpoint after the assembly is not a delta: {s:?}"
     );
+    write_and_flush(&mut w, 300, 2);
     w.crash_and_recover();
+    assert!(
+        w.st.deltas_loaded >= 1,
+        "the delta was not loaded: {:?}",
+        w.st.deltas_loaded
+    );
 }
 
 #[test]
@@ -165,5 +177,110 @@ fn a_torn_tail_checkpoints_first() {
         "no checkpoint after a torn tail: {:?}",
         w.pool_ref().stats()
     );
+    w.crash_and_recover();
+}
+
+/// A volume the replayed journal empties (every block discarded after the
+/// checkpoint): the delta that continues the chain says so, so a later
+/// assembly does not bring back what the chain's image maps of it.
+#[test]
+fn a_volume_emptied_by_the_replay_stays_empty() {
+    let mut w = world("resume_emptied", vec![small_zns(40)]);
+    write_and_flush(&mut w, 0, 6);
+    w.checkpoint_now();
+    // Every block of the volume unmapped, in the journal only.
+    let size = 2000;
+    w.pool().discard(1, 0, size).expect("discard");
+    for lba in 0..size {
+        w.complete(1, lba, 0);
+    }
+    assert!(w.commit(false), "commit");
+    assert!(w.close(), "closing block");
+    w.crash_and_recover();
+    assert!(w.chain_resumed, "the chain did not go on");
+    w.checkpoint_now();
+    assert_eq!(w.pool_ref().stats().delta_checkpoints, 1, "not a delta");
+    // The world reads every block back against its model: all unmapped.
+    w.crash_and_recover();
+}
+
+/// After an assembly without a member, the checkpoints the pool wrote have
+/// one copy of some blocks (the missing member's holds an older chain's).
+/// When the member is back, the journal must not go on over that chain:
+/// the first commit is a full checkpoint with every member, which gives
+/// every block its two copies again (else removing the member that holds
+/// the only copy would lose the chain).
+#[test]
+fn a_member_back_after_a_degraded_assembly_checkpoints_first() {
+    let mut w = world("resume_degraded", vec![small_zns(40), small_zns(40)]);
+    write_and_flush(&mut w, 0, 4);
+    w.checkpoint_now();
+    w.crash();
+    w.missing = 0b10;
+    w.recover_pool();
+    // (The harness writes a checkpoint at once, as the kernel does.)
+    write_and_flush(&mut w, 100, 3);
+    w.checkpoint_now();
+    assert!(w.close(), "closing block");
+    w.crash();
+    w.missing = 0;
+    let resumed = w.st.resumed;
+    w.recover_pool();
+    assert_eq!(w.st.resumed, resumed, "the journal went on over one copy");
+    write_and_flush(&mut w, 200, 2);
+    assert!(
+        w.pool_ref().stats().checkpoints >= 1,
+        "no checkpoint with every member: {:?}",
+        w.pool_ref().stats()
+    );
+    w.crash_and_recover();
+}
+
+/// The same when the journal has both copies (the missing member is not
+/// the journal's) and every block of the chain its first copy: only the
+/// second copies of some blocks are missing (on the member that was not
+/// there), which the assembly reads to tell.
+#[test]
+fn one_copy_of_the_chain_is_told_by_its_second_copies() {
+    // Small checkpoint phases (16 blocks a member), so that a chain of
+    // a few dozen blocks has second copies on the third member.
+    let g = DeviceGeometry {
+        kind: DevKind::Zns,
+        nr_zones: 200,
+        zone_blocks: 64,
+        zone_cap_blocks: 32,
+        nr_conv_zones: 0,
+        max_open: 4,
+        max_active: 6,
+        zone_append: true,
+        meta_zones: META_ZONES_PER_DEV,
+    };
+    let mut w = world("resume_second_copies", vec![g, g, g]);
+    w.create_volume(2, b"w", 8000);
+    // Tables of about 3,000 extents: a full checkpoint of some 20 blocks.
+    for k in 0..3000 {
+        w.write_exact(2, 2 * k, 1);
+        if k % 200 == 199 {
+            assert!(w.commit(false), "commit");
+        }
+    }
+    assert!(w.commit(false), "commit");
+    w.checkpoint_now();
+    w.crash();
+    w.missing = 0b100;
+    w.recover_pool();
+    write_and_flush(&mut w, 100, 2);
+    w.checkpoint_now();
+    assert!(
+        w.pool_ref().stats().checkpoint_blocks > 16,
+        "a chain within one phase: {:?}",
+        w.pool_ref().stats()
+    );
+    assert!(w.close(), "closing block");
+    w.crash();
+    w.missing = 0;
+    let resumed = w.st.resumed;
+    w.recover_pool();
+    assert_eq!(w.st.resumed, resumed, "the journal went on over one copy");
     w.crash_and_recover();
 }

@@ -70,7 +70,7 @@ fn model_random_ops_with_crashes() {
          checkpoints in steps {} (operations between steps {}, journal commits between steps {}, crashes after one {}) delta checkpoints {} (loaded by recoveries {}; with volume operations {}, loaded {}; copies {}; grows {}, loaded {}) \
          members added {} (busy {}) evacuations {} (cancelled {}, refused for space {}) members removed {} (refused {}) migrations {} \
          space rules set {} (writes refused {}) degraded assemblies {} log-zone switches {} (with short intervals {}) \
-         journals resumed by assemblies {} (crashes before the next checkpoint {})",
+         journals resumed by assemblies {} (crashes before the next checkpoint {}) chains resumed {} (crashes after deltas only {})",
         sum(|s| s.ops),
         t0.elapsed(),
         sum(|s| s.writes),
@@ -120,6 +120,8 @@ fn model_random_ops_with_crashes() {
         sum(|s| s.short_log_switches),
         sum(|s| s.resumed),
         sum(|s| s.resumed_crashes),
+        sum(|s| s.chain_resumed),
+        sum(|s| s.resumed_delta_crashes),
     );
     assert!(
         sum(|s| s.deltas) > 0 && sum(|s| s.deltas_loaded) > 0,
@@ -158,6 +160,10 @@ fn model_random_ops_with_crashes() {
     assert!(
         sum(|s| s.resumed) > 0 && sum(|s| s.resumed_crashes) > 0,
         "no assembly resumed the journal, or no crash came before the checkpoint after one"
+    );
+    assert!(
+        sum(|s| s.chain_resumed) > 0 && sum(|s| s.resumed_delta_crashes) > 0,
+        "no assembly kept the checkpoint chain, or no crash came after a delta continuing one"
     );
     assert!(sum(|s| s.member_adds) > 0, "no member was added");
     assert!(sum(|s| s.evacuations) > 0, "no member was evacuated");

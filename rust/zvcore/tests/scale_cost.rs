@@ -185,6 +185,14 @@ struct Cost {
     /// Time of each phase (checkpoint, journal, zones) and in all.
     phase: [Duration; 3],
     total: Duration,
+    /// The assembly continued the journal and the checkpoint chain; the
+    /// first checkpoint after it (after 1,000 more random overwrites): a
+    /// delta or not, its blocks, and those of a full image right after it
+    /// (what the assembly used to write first).
+    resumed: (bool, bool),
+    first_delta: bool,
+    first_ckpt_blocks: u64,
+    full_blocks: u64,
 }
 
 /// The order a volume is first mapped in, extent after extent.
@@ -338,6 +346,27 @@ fn run_with(
         eprintln!("read more than once: {twice:?}\nnot metadata: {other:?}");
     }
     assert_eq!(p.nodes().live(), nodes, "the tables as they were");
+    // The first checkpoint after the assembly, after some more overwrites.
+    let mut p = p;
+    for _ in 0..1000 {
+        r ^= r << 13;
+        r ^= r >> 7;
+        r ^= r << 17;
+        write(&mut p, &mut disk, &mut scratch, r % size, 1);
+    }
+    commit(&mut p, &mut disk, &mut scratch);
+    let before = p.stats().checkpoint_blocks_written;
+    p.checkpoint(&mut scratch, &mut |op| disk.apply(op))
+        .expect("checkpoint");
+    p.checkpoint_end(true).expect("checkpoint_end");
+    let first_ckpt_blocks = p.stats().checkpoint_blocks_written - before;
+    let first_delta = p.stats().delta_checkpoints == 1;
+    p.request_full_checkpoint();
+    let before = p.stats().checkpoint_blocks_written;
+    p.checkpoint(&mut scratch, &mut |op| disk.apply(op))
+        .expect("checkpoint");
+    p.checkpoint_end(true).expect("checkpoint_end");
+    let full_blocks = p.stats().checkpoint_blocks_written - before;
     let mut phase = [Duration::ZERO; 3];
     let mut prev = t0;
     let mut ckpt_reads = 0;
@@ -365,6 +394,10 @@ fn run_with(
         ckpt_reads,
         phase,
         total,
+        resumed: (asm.journal_resumed, asm.chain_resumed),
+        first_delta,
+        first_ckpt_blocks,
+        full_blocks,
     }
 }
 
@@ -380,8 +413,24 @@ fn assembly_reads_the_metadata_at_most_twice() {
     let large = run(32, 2048, Order::Sequential, 2000);
     let frag = run(2, 32, Order::Fragmented, 2000);
     eprintln!("2 GiB: {small:?}\n32 GiB: {large:?}\n2 GiB fragmented: {frag:?}");
+    // The first checkpoint after the assembly is a delta of what changed
+    // (the fragmented chain's deltas already add up to its full image: the
+    // chain rule makes that one full), and follows what changed, not what
+    // is mapped: 16 times the mapping, not twice the blocks.
+    for c in [&small, &large] {
+        assert!(c.first_delta, "{c:?}");
+    }
+    assert!(
+        large.first_ckpt_blocks <= 2 * small.first_ckpt_blocks,
+        "first checkpoint after the assembly {} / {} blocks",
+        small.first_ckpt_blocks,
+        large.first_ckpt_blocks
+    );
     for c in [&small, &large, &frag] {
         assert!(c.journal_blocks > 0 && c.ckpt_blocks > 0, "{c:?}");
+        // After a power cut between commits the journal and the chain go
+        // on.
+        assert_eq!(c.resumed, (true, true), "{c:?}");
         assert!(
             c.reads <= 2 * c.meta_blocks + 4,
             "{} blocks read of {} metadata blocks",
@@ -488,7 +537,7 @@ fn reassembly_cost_report() {
     ] {
         let c = run(mapped, extent, order, 20_000);
         eprintln!(
-            "| {mapped} GiB, extents of {} KiB, {order:?} | {} | {} | {} | {} of {} ({} in the checkpoint phase) | {:.0} / {:.0} / {:.0} ms | {:.0} ms |",
+            "| {mapped} GiB, extents of {} KiB, {order:?} | {} | {} | {} | {} of {} ({} in the checkpoint phase) | {:.0} / {:.0} / {:.0} ms | {:.0} ms | {:?}, delta {}: {} blocks (a full image {}) |",
             extent * 4,
             c.nodes,
             c.ckpt_blocks,
@@ -500,6 +549,10 @@ fn reassembly_cost_report() {
             c.phase[1].as_secs_f64() * 1e3,
             c.phase[2].as_secs_f64() * 1e3,
             c.total.as_secs_f64() * 1e3,
+            c.resumed,
+            c.first_delta,
+            c.first_ckpt_blocks,
+            c.full_blocks,
         );
     }
     // One victim's scan.

@@ -51,6 +51,12 @@ impl World {
                 // checkpoint came since.
                 self.st.resumed_crashes += 1;
             }
+            let s = p.stats();
+            if self.chain_resumed && s.delta_checkpoints > 0 && s.delta_checkpoints == s.checkpoints
+            {
+                // Only deltas since an assembly that kept the chain.
+                self.st.resumed_delta_crashes += 1;
+            }
             self.st.log_switches += p.stats().log_switches;
             if self.interval > 0 {
                 self.st.short_log_switches += p.stats().log_switches;
@@ -157,6 +163,14 @@ impl World {
         if asm.journal_resumed {
             self.st.resumed += 1;
         }
+        assert!(
+            asm.journal_resumed || !asm.chain_resumed,
+            "the chain went on without the journal"
+        );
+        if asm.chain_resumed {
+            self.st.chain_resumed += 1;
+        }
+        self.chain_resumed = asm.chain_resumed;
         assert_eq!(
             asm.missing, self.missing,
             "members assembled without a device"

@@ -92,6 +92,11 @@ pub struct Stats {
     /// checkpoint first), and crashes that then hit before any checkpoint.
     pub resumed: u64,
     pub resumed_crashes: u64,
+    /// Assemblies after which the checkpoint chain went on (the next
+    /// checkpoint a delta), and crashes after such a delta was written
+    /// (every checkpoint since the assembly a delta).
+    pub chain_resumed: u64,
+    pub resumed_delta_crashes: u64,
     /// Delta checkpoints written, and loaded by recoveries; of those,
     /// deltas that carried volume operations.
     pub deltas: u64,
@@ -208,6 +213,8 @@ pub struct World {
     pub resets: Vec<u32>,
     pub scratch: Vec<u8>,
     pub st: Stats,
+    /// The last assembly kept the checkpoint chain going.
+    pub chain_resumed: bool,
     pub uuid: [u8; 16],
 }
 
@@ -407,6 +414,7 @@ impl World {
             inflight: Vec::new(),
             resets: Vec::new(),
             scratch: vec![0u8; 2 * BS],
+            chain_resumed: false,
             st: Stats {
                 log_switches: 0,
                 short_log_switches: 0,
@@ -444,6 +452,8 @@ impl World {
                 torn_blocks: 0,
                 resumed: 0,
                 resumed_crashes: 0,
+                chain_resumed: 0,
+                resumed_delta_crashes: 0,
                 deltas: 0,
                 deltas_loaded: 0,
                 volume_deltas: 0,
