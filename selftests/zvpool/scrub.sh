@@ -168,12 +168,12 @@ rate_pass() {
 	[ "$(sfield rate_mibs)" = 32 ] && [ $_ms -ge $((_want * 9 / 10)) ]
 }
 ktap_test_result "--rate 32 reads at most 32 MiB/s" rate_pass
-# 5. Metadata: a stop and assembly, then a write and a flush: the first
-# commit after an assembly is a full checkpoint, the chain the pass reads
-# back. Its header block (block 0 of its set's zone: zones 2 and 3 hold
-# the two sets) made unreadable: the pass counts it and a full checkpoint
-# in the other set replaces the chain at once; then it is made readable
-# again (the old set is written again only by the checkpoint after).
+# 5. Metadata: a stop and assembly, then a write and a flush: the journal
+# goes on over the chain the assembly loaded, which the pass reads back.
+# Its header block (block 0 of its set's zone: zones 2 and 3 hold the two
+# sets) made unreadable: the pass counts it and a full checkpoint in the
+# other set replaces the chain at once; then it is made readable again
+# (the old set is written again only by the checkpoint after).
 zvpoolctl pool stop sc >/dev/null && zvpoolctl pool assemble sc $D >/dev/null
 C=$(dev c)
 H=$(dev h)

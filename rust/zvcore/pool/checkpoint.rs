@@ -1194,7 +1194,8 @@ pub(in super::super) struct Chain {
     /// A delta may follow (the pool writes deltas and the chain's set
     /// still takes them).
     pub(super) open: bool,
-    /// Generation of the full checkpoint (0: none since assembly).
+    /// Generation of the full checkpoint (0: none known: after an
+    /// assembly that does not keep the chain it loaded).
     pub(super) base: u64,
     /// Index of the set's next free block.
     pub(super) next_block: u32,

@@ -157,6 +157,23 @@ where
     Z: DerefMut<Target = [ZoneInfo]>,
     D: DerefMut<Target = [DevState]>,
 {
+    /// The chain assembly loaded when it does not go on (the next
+    /// checkpoint is full): kept, closed, so that a scrub reads back what
+    /// a later assembly would read until then (`Pool::scrub_chain`).
+    pub(crate) fn note_loaded_chain(&mut self, base: u64, full_blocks: u32, next_block: u32) {
+        if self.chain.open || base == 0 || next_block < full_blocks {
+            return;
+        }
+        self.chain = Chain {
+            open: false,
+            base,
+            next_block,
+            full_blocks,
+            delta_blocks: next_block - full_blocks,
+            tail: 0,
+        };
+    }
+
     /// Whether metadata zone `z` stays open after assembly (not finished):
     /// the journal's zone, or a tail of the chain ([`Self::resume_journal_zone`],
     /// [`Self::resume_chain`]).

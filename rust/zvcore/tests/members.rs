@@ -1280,8 +1280,10 @@ fn checkpoint_steps_write_both_copies_within_the_bound() {
         }
     }
     while !w.commit(false) {}
-    // The first checkpoint after an assembly is full.
+    // A full checkpoint after an assembly (the journal and the chain may
+    // go on there: asked for).
     w.crash_and_recover();
+    w.pool().request_full_checkpoint();
     let (r, ops) = w.meta_call(|p, s, mut sink| p.checkpoint_begin(s, &mut sink));
     r.expect("checkpoint_begin");
     assert!(w.exec(&ops, None));

@@ -46,7 +46,7 @@ fn chain_world(name: &str, members: usize) -> World {
         w.write_exact(1, lba, 8);
     }
     assert!(w.commit(false), "commit");
-    // After assembly a full checkpoint, then deltas.
+    // After assembly, checkpoints until the chain has two deltas.
     w.crash_and_recover();
     for k in 0..12 {
         w.write_exact(1, 100 + 8 * k, 4);

@@ -235,8 +235,9 @@ fn volume_ops_checkpoint(volume_deltas: bool) -> (PoolStats, PoolStats) {
         maybe_commit(&mut w);
     }
     commit(&mut w);
-    // After assembly a full checkpoint (once the journal has a zone, one
-    // that deltas may follow): the image of every table.
+    // After assembly, checkpoints until a chain that deltas extend (the
+    // chain the assembly kept, or a full checkpoint once the journal has a
+    // zone).
     w.crash_and_recover();
     open_chain(&mut w);
     let before = w.pool_ref().stats();

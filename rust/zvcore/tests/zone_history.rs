@@ -221,8 +221,8 @@ fn delta_after_writes(w: &mut World, lba: u64, n: u64) -> (u64, Vec<u32>) {
 fn deltas_list_what_changed_and_the_chain_restores_all() {
     let mut w = world("deltas_list_what_changed_and_the_chain_restores_all", true);
     age_the_pool(&mut w);
-    // After assembly a full checkpoint; then checkpoints until a delta
-    // follows it.
+    // After assembly checkpoints until a delta follows (a full one first
+    // unless the assembly kept the chain).
     w.crash_and_recover();
     for k in 0..8 {
         w.write_exact(1, 100 + k, 1);
