@@ -378,6 +378,15 @@ where
         Ok(())
     }
 
+    /// Whether a full checkpoint of `blocks` blocks leaves its set short of
+    /// headroom ([`super::META_HEADROOM_PCT`]; `meta_low`).
+    pub(super) fn meta_low_after(&self, blocks: u64) -> bool {
+        blocks.saturating_mul(100)
+            > self
+                .checkpoint_capacity_blocks()
+                .saturating_mul(100 - super::META_HEADROOM_PCT)
+    }
+
     /// The lost members (`Pool::member_lost`) that checkpoints leave out:
     /// with checkpoint copies every block has another copy; without, none
     /// (a checkpoint must then write to the member, and fails).
@@ -1063,7 +1072,7 @@ where
         self.meta_full = false;
         self.ckpt_retry = false;
         let blocks = u32::try_from(self.ckpt_blocks).unwrap_or(u32::MAX);
-        let cap = self.checkpoint_capacity_blocks();
+        let low = self.meta_low_after(self.ckpt_blocks);
         let st = &mut self.stats;
         st.checkpoint_blocks_written = st
             .checkpoint_blocks_written
@@ -1103,8 +1112,7 @@ where
             self.full_due = false;
             // Its layout (a removal waits for a checkpoint in the new one).
             self.ckpt_removed = self.alloc.geom().removed();
-            self.meta_low = self.ckpt_blocks.saturating_mul(100)
-                > cap.saturating_mul(100 - super::META_HEADROOM_PCT);
+            self.meta_low = low;
             st.checkpoint_blocks = self.ckpt_blocks;
             st.delta_blocks = 0;
         }

@@ -21,7 +21,7 @@ use super::super::format::{Record, Superblock};
 use super::super::geom::DeviceGeometry;
 use super::super::map::NodeStore;
 use super::checkpoint::Chain;
-use super::{Pool, VolEntry, META_HEADROOM_PCT};
+use super::{Pool, VolEntry};
 
 /// Bit of member `d` in a member set.
 fn bit(d: u16) -> u64 {
@@ -142,9 +142,7 @@ where
         // (A pool starts with a full checkpoint due: this one has its chain.)
         self.full_due = false;
         self.history_base = history_base;
-        let cap = self.checkpoint_capacity_blocks();
-        self.meta_low = u64::from(full_blocks).saturating_mul(100)
-            > cap.saturating_mul(100 - META_HEADROOM_PCT);
+        self.meta_low = self.meta_low_after(u64::from(full_blocks));
         self.stats.checkpoint_blocks = u64::from(full_blocks);
         self.stats.delta_blocks = u64::from(delta_blocks);
         true

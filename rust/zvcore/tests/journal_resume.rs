@@ -13,36 +13,12 @@ mod harness;
 mod sim;
 
 use harness::*;
-use sim::*;
 use zvcore::geom::{DevKind, DeviceGeometry, META_ZONES_PER_DEV};
 
-/// A small conventional member of `nr_zones` zones of 256 blocks.
-fn small_conv(nr_zones: u32) -> DeviceGeometry {
-    DeviceGeometry {
-        kind: DevKind::Conventional,
-        nr_zones,
-        zone_blocks: 256,
-        zone_cap_blocks: 256,
-        nr_conv_zones: 0,
-        max_open: 0,
-        max_active: 0,
-        zone_append: false,
-        meta_zones: META_ZONES_PER_DEV,
-    }
-}
-
-/// A formatted world of `geoms` (metadata copies from two members on, no
-/// degraded assembly, no checkpoint but the engine's own) with volume 1.
+/// A formatted world of `geoms` (metadata copies from two members on)
+/// with volume 1.
 fn world(name: &str, geoms: Vec<DeviceGeometry>) -> World {
-    let seed = seed_from_env(name);
-    let mut w = World::with_geoms(Rng::new(seed), seed, geoms);
-    w.checkpoint_copies_pct = 100;
-    w.journal_copies_pct = 100;
-    w.degraded_pct = 0;
-    w.explicit_ckpt_pct = 0;
-    w.format();
-    w.create_volume(1, b"v", 2000);
-    w
+    copies_world_of(name, geoms, 2000)
 }
 
 /// Writes `n` runs of 4 blocks and commits after each.
@@ -204,6 +180,37 @@ fn a_volume_emptied_by_the_replay_stays_empty() {
     w.crash_and_recover();
 }
 
+/// An assembly without the members of `missing` (the harness writes a
+/// checkpoint at once, as the kernel does), writes and a checkpoint of at
+/// least `min_chain` blocks, a clean stop, then an assembly with every
+/// member: the journal must not go on over what was written without them,
+/// and the first commit is a full checkpoint.
+fn back_after_degraded(w: &mut World, missing: u64, min_chain: u64) {
+    w.crash();
+    w.missing = missing;
+    w.recover_pool();
+    write_and_flush(w, 100, 2);
+    w.checkpoint_now();
+    assert!(
+        w.pool_ref().stats().checkpoint_blocks >= min_chain,
+        "a chain of fewer than {min_chain} blocks: {:?}",
+        w.pool_ref().stats()
+    );
+    assert!(w.close(), "closing block");
+    w.crash();
+    w.missing = 0;
+    let resumed = w.st.resumed;
+    w.recover_pool();
+    assert_eq!(w.st.resumed, resumed, "the journal went on over one copy");
+    write_and_flush(w, 200, 2);
+    assert!(
+        w.pool_ref().stats().checkpoints >= 1,
+        "no checkpoint with every member: {:?}",
+        w.pool_ref().stats()
+    );
+    w.crash_and_recover();
+}
+
 /// After an assembly without a member, the checkpoints the pool wrote have
 /// one copy of some blocks (the missing member's holds an older chain's).
 /// When the member is back, the journal must not go on over that chain:
@@ -215,25 +222,7 @@ fn a_member_back_after_a_degraded_assembly_checkpoints_first() {
     let mut w = world("resume_degraded", vec![small_zns(40), small_zns(40)]);
     write_and_flush(&mut w, 0, 4);
     w.checkpoint_now();
-    w.crash();
-    w.missing = 0b10;
-    w.recover_pool();
-    // (The harness writes a checkpoint at once, as the kernel does.)
-    write_and_flush(&mut w, 100, 3);
-    w.checkpoint_now();
-    assert!(w.close(), "closing block");
-    w.crash();
-    w.missing = 0;
-    let resumed = w.st.resumed;
-    w.recover_pool();
-    assert_eq!(w.st.resumed, resumed, "the journal went on over one copy");
-    write_and_flush(&mut w, 200, 2);
-    assert!(
-        w.pool_ref().stats().checkpoints >= 1,
-        "no checkpoint with every member: {:?}",
-        w.pool_ref().stats()
-    );
-    w.crash_and_recover();
+    back_after_degraded(&mut w, 0b10, 1);
 }
 
 /// The same when the journal has both copies (the missing member is not
@@ -266,21 +255,5 @@ fn one_copy_of_the_chain_is_told_by_its_second_copies() {
     }
     assert!(w.commit(false), "commit");
     w.checkpoint_now();
-    w.crash();
-    w.missing = 0b100;
-    w.recover_pool();
-    write_and_flush(&mut w, 100, 2);
-    w.checkpoint_now();
-    assert!(
-        w.pool_ref().stats().checkpoint_blocks > 16,
-        "a chain within one phase: {:?}",
-        w.pool_ref().stats()
-    );
-    assert!(w.close(), "closing block");
-    w.crash();
-    w.missing = 0;
-    let resumed = w.st.resumed;
-    w.recover_pool();
-    assert_eq!(w.st.resumed, resumed, "the journal went on over one copy");
-    w.crash_and_recover();
+    back_after_degraded(&mut w, 0b100, 17);
 }

@@ -23,19 +23,9 @@ use zvcore::map::MapExtent;
 use zvcore::pool::ChainExtent;
 
 /// A formatted world of `members` ZNS members of 40 zones (metadata
-/// copies from two members on; no degraded assembly, no checkpoint but the
-/// engine's own and the tests'), with volume 1 of `size` blocks.
+/// copies from two members on) with volume 1 of `size` blocks.
 fn copies_world(name: &str, members: usize, size: u64) -> World {
-    let seed = seed_from_env(name);
-    let geoms = (0..members).map(|_| small_zns(40)).collect();
-    let mut w = World::with_geoms(Rng::new(seed), seed, geoms);
-    w.checkpoint_copies_pct = 100;
-    w.journal_copies_pct = 100;
-    w.degraded_pct = 0;
-    w.explicit_ckpt_pct = 0;
-    w.format();
-    w.create_volume(1, b"v", size);
-    w
+    copies_world_of(name, (0..members).map(|_| small_zns(40)).collect(), size)
 }
 
 /// A pool of `members` ZNS members (with checkpoint copies from two on)

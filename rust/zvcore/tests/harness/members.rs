@@ -270,6 +270,30 @@ pub fn small_smr(nr_zones: u32) -> DeviceGeometry {
     }
 }
 
+/// A small conventional member of `nr_zones` zones of 256 blocks.
+pub fn small_conv(nr_zones: u32) -> DeviceGeometry {
+    DeviceGeometry {
+        kind: DevKind::Conventional,
+        ..small_smr(nr_zones)
+    }
+}
+
+/// A formatted world of `geoms` keeping two copies of its metadata from
+/// two members on (no degraded assembly, no checkpoint but the engine's
+/// own and the caller's), with volume 1 of `size` blocks; `name` seeds it
+/// (`ZVCORE_SEED` replays it).
+pub fn copies_world_of(name: &str, geoms: Vec<DeviceGeometry>, size: u64) -> World {
+    let seed = seed_from_env(name);
+    let mut w = World::with_geoms(Rng::new(seed), seed, geoms);
+    w.checkpoint_copies_pct = 100;
+    w.journal_copies_pct = 100;
+    w.degraded_pct = 0;
+    w.explicit_ckpt_pct = 0;
+    w.format();
+    w.create_volume(1, b"v", size);
+    w
+}
+
 /// A small ZNS member of `nr_zones` zones of 256 blocks (capacity 200),
 /// at most 4 open and 6 active.
 pub fn small_zns(nr_zones: u32) -> DeviceGeometry {
