@@ -691,6 +691,9 @@ where
         .map(|(d, i, off)| (d, i, off.saturating_sub(1)));
     let mut replayed = 0u64;
     let mut replayed_recs = 0u64;
+    // Per log zone index, where the last block replayed from the journal
+    // member was (block after it) and its sequence number (`resume.rs`).
+    let mut zone_last: [Option<(u64, u64)>; LOG_ZONES as usize] = [None; LOG_ZONES as usize];
     // Only mappings and zone changes replayed (no volume operation, rule
     // or policy, which a delta carries only with the state that marks
     // them): a delta may continue the chain.
@@ -742,6 +745,11 @@ where
             single = single.saturating_add(1);
         }
         replayed = replayed.saturating_add(1);
+        if pos.0 == pool.jdev {
+            if let Some(z) = zone_last.get_mut(pos.1 as usize) {
+                *z = Some((pos.2.saturating_add(1), next));
+            }
+        }
         hint = Some(pos);
         next = next
             .checked_add(1)
@@ -857,6 +865,7 @@ where
         last_seq,
         last_at: if replayed > 0 { hint } else { None },
         index_max: scan.index_max,
+        zone_last,
         max_seen,
         jdev: pool.jdev,
         jmirror: pool.jmirror,
@@ -865,7 +874,7 @@ where
     let mut resume = journal_resume(geo, perm, rd, uuid, &jend, buf);
     // The journal's zone keeps its slot (taken before the data zones take
     // theirs in step 4), then the chain's tails theirs.
-    if let Some(Resume::InPlace { log, next }) = resume {
+    if let Some(Resume::InPlace { log, next, .. }) = resume {
         if !pool.resume_journal_zone(log, next) {
             resume = None;
         }
@@ -970,15 +979,29 @@ where
     }
     pool.need_ckpt = resume.is_none();
     if resume.is_some() {
-        // Only blocks the checkpoint covers in the other log zone(s).
-        for (m, seen) in pool.log_max_seq.iter_mut().zip(scan.index_max) {
-            *m = seen.min(ckpt.journal_seq);
-        }
+        // What each log zone holds: only blocks the checkpoint covers, or
+        // (the zone before the journal's) blocks up to its last one.
+        pool.log_max_seq = scan.index_max;
         pool.jblocks_since_ckpt = replayed;
         pool.jrecords_since_ckpt = replayed_recs;
     }
-    if let Some(Resume::InPlace { log, next }) = resume {
+    if let Some(Resume::InPlace {
+        log,
+        next,
+        prev_end,
+    }) = resume
+    {
         let i = usize::from(log);
+        if let Some(end) = prev_end {
+            // The journal began in the other log zone: it ends at `end`.
+            let j = 1 - (i & 1);
+            if let Some(e) = pool.log_end.get_mut(j) {
+                *e = end;
+            }
+            if let Some(w) = pool.log_writers.get_mut(j) {
+                *w = (pool.jdev, pool.jmirror);
+            }
+        }
         if let Some(m) = pool.log_max_seq.get_mut(i) {
             *m = last_seq;
         }

@@ -32,8 +32,13 @@ pub(super) enum Resume {
     /// commit switches to a log zone as after any checkpoint.
     Switch,
     /// In log zone `log` of the journal member (and its mirror), at block
-    /// `next`.
-    InPlace { log: u8, next: u64 },
+    /// `next`; `prev_end`: the journal to replay began in the other log
+    /// zone, whose last block is the one before `prev_end`.
+    InPlace {
+        log: u8,
+        next: u64,
+        prev_end: Option<u64>,
+    },
 }
 
 /// What recovery learnt of the journal, for [`journal_resume`].
@@ -47,6 +52,9 @@ pub(super) struct JournalEnd {
     pub(super) last_at: Option<(u16, u32, u64)>,
     /// Highest sequence number seen in each log zone index, and anywhere.
     pub(super) index_max: [u64; LOG_ZONES as usize],
+    /// Per log zone index, the block after the last one replayed from the
+    /// journal member's zone and its sequence number.
+    pub(super) zone_last: [Option<(u64, u64)>; LOG_ZONES as usize],
     pub(super) max_seen: u64,
     /// The journal member and its mirror.
     pub(super) jdev: u16,
@@ -85,11 +93,23 @@ where
         return (0..LOG_ZONES).all(covered).then_some(Resume::Switch);
     }
     let (d, i, off) = j.last_at?;
-    // The journal to replay is all in this log zone of the journal member.
-    if d != j.jdev || off == 0 || !(0..LOG_ZONES).filter(|k| *k != i).all(covered) {
+    if d != j.jdev || off == 0 || i >= LOG_ZONES {
         return None;
     }
     let log = u8::try_from(i).ok()?;
+    // The other log zone holds only blocks the checkpoint covers, or the
+    // beginning of the journal to replay (a switch since the checkpoint):
+    // its last block, replayed, just before this zone's first.
+    let other = 1 - i;
+    let prev = if covered(other) {
+        None
+    } else {
+        let (end, seq) = j.zone_last.get(other as usize).copied().flatten()?;
+        if j.index_max.get(other as usize) != Some(&seq) {
+            return None;
+        }
+        Some((end, seq))
+    };
     // Written from block 1 in sequence: block `k` holds `s1 + k - 1`, the
     // current zone as the engine knows it (`Pool::journal_block_addrs`).
     let start = log_zone(geo, d, i).and_then(|z| geo.zone_start(z))?;
@@ -98,8 +118,15 @@ where
         Ok((h, _)) if h.pool_uuid == uuid => h.seq,
         _ => return None,
     };
-    if s1.checked_add(off - 1) != Some(j.last_seq) || s1 > j.ckpt_seq.saturating_add(1) {
+    if s1.checked_add(off - 1) != Some(j.last_seq) {
         return None;
+    }
+    // The journal to replay begins in this zone, or right before its first
+    // block at the end of the other one.
+    match prev {
+        None if s1 > j.ckpt_seq.saturating_add(1) => return None,
+        Some((_, seq)) if seq.checked_add(1) != Some(s1) => return None,
+        _ => {}
     }
     // On a sequential zone the next block goes at the write pointer: it
     // must be right after the last block, on the mirror too.
@@ -117,7 +144,11 @@ where
             return None;
         }
     }
-    Some(Resume::InPlace { log, next })
+    Some(Resume::InPlace {
+        log,
+        next,
+        prev_end: prev.map(|(end, _)| end),
+    })
 }
 
 /// Whether a delta can go at block `next_block` of checkpoint set `set`
