@@ -519,7 +519,7 @@ impl ActivePool {
             ""
         };
         pr_info!(
-            "{}: assembled {} member(s){}: checkpoint {}{} ({} delta checkpoint(s) loaded), {} journal block(s) replayed, {}\n",
+            "{}: assembled {} member(s){}: checkpoint {}{} ({} delta checkpoint(s) loaded), {} journal block(s) replayed, {}{}{}\n",
             name,
             members.len(),
             degraded,
@@ -534,10 +534,12 @@ impl ActivePool {
             if asm.chain_resumed {
                 "the journal and the checkpoint chain go on where they ended"
             } else if asm.journal_resumed {
-                "the journal goes on where it ended"
+                "the journal goes on where it ended, a full checkpoint next"
             } else {
                 "a checkpoint before the next journal block"
-            }
+            },
+            if asm.kept_why.is_some() { ": " } else { "" },
+            asm.kept_why.unwrap_or("")
         );
         let [ckpt_ms, journal_ms, zones_ms, verify_ms] = cost.phase_ms;
         pr_info!(

@@ -329,6 +329,8 @@ pub struct Assembly {
     /// The newest checkpoint's chain goes on: the next checkpoint is a
     /// delta after it, not a full image (only with `journal_resumed`).
     pub chain_resumed: bool,
+    /// Why the journal, or the chain, does not go on (none when both do).
+    pub kept_why: Option<&'static str>,
     /// Committed metadata is damaged: the state assembled is the newest
     /// consistent one before it. The caller must not use the pool
     /// read-write unless it rewinds ([`Pool::record_rewind`]).
@@ -522,6 +524,7 @@ where
         single_copy_blocks: 0,
         journal_resumed: false,
         chain_resumed: false,
+        kept_why: None,
         damage: None,
     };
     asm.read_only = find_members(&devs, rd, &mut st.sb, buf, &mut asm.dev_of_member)?;
@@ -849,16 +852,28 @@ where
             && pool.ckpt_removed == removed
             && chain_copies_sound(pool.alloc.geom(), perm, rd, &c, buf)
     };
-    let sound = damage.is_none()
-        && !fell_back
-        && !missing_now
-        && torn == 0
-        && max_seen == last_seq
-        && scan.nr_bad == 0
-        && single == 0
-        && scan.max_gen <= ckpt.generation
-        && unusable_gen <= ckpt.generation
-        && chain_sound(pool, rd, buf);
+    // Why the journal does not go on, if it does not (the first that
+    // holds; the assembly's log line says it).
+    let mut why: Option<&'static str> = if damage.is_some() {
+        Some("damaged metadata")
+    } else if fell_back {
+        Some("the newest checkpoint was unusable")
+    } else if missing_now {
+        Some("a member is missing")
+    } else if torn > 0 || max_seen != last_seq {
+        Some("a torn commit")
+    } else if scan.nr_bad > 0 {
+        Some("invalid journal blocks")
+    } else if single > 0 {
+        Some("journal blocks with one copy")
+    } else if scan.max_gen > ckpt.generation || unusable_gen > ckpt.generation {
+        Some("a newer checkpoint was seen")
+    } else if !chain_sound(pool, rd, buf) {
+        Some("the checkpoint chain lacks copies or was laid out for other members")
+    } else {
+        None
+    };
+    let sound = why.is_none();
     let geo = pool.alloc.geom();
     let jend = JournalEnd {
         ckpt_seq: ckpt.journal_seq,
@@ -872,19 +887,35 @@ where
         sound,
     };
     let mut resume = journal_resume(geo, perm, rd, uuid, &jend, buf);
+    if sound && resume.is_none() {
+        why = Some("the journal is not where it would go on");
+    }
     // The journal's zone keeps its slot (taken before the data zones take
     // theirs in step 4), then the chain's tails theirs.
     if let Some(Resume::InPlace { log, next, .. }) = resume {
         if !pool.resume_journal_zone(log, next) {
             resume = None;
+            why = Some("no zone slot for the journal");
         }
     }
     let chain_resumed = match (resume, chain) {
-        (Some(Resume::InPlace { .. }), Some((base, d)))
-            if only_maps
-                && chain_tail_ok(pool.alloc.geom(), perm, rd, set_of(base), d.next_block) =>
-        {
-            pool.resume_chain(base, d.full_blocks, d.next_block, loaded_clock)
+        (Some(Resume::InPlace { .. }), Some((base, d))) => {
+            if !only_maps {
+                why = Some("volume operations were replayed");
+                false
+            } else if !chain_tail_ok(pool.alloc.geom(), perm, rd, set_of(base), d.next_block) {
+                why = Some("blocks past the chain in its set");
+                false
+            } else if !pool.resume_chain(base, d.full_blocks, d.next_block, loaded_clock) {
+                why = Some("no delta after the chain or no zone slot for its tail");
+                false
+            } else {
+                true
+            }
+        }
+        (Some(Resume::Switch), _) => {
+            why = Some("the journal starts a log zone");
+            false
         }
         _ => false,
     };
@@ -1051,6 +1082,7 @@ where
     asm.single_copy_blocks = single;
     asm.journal_resumed = resume.is_some();
     asm.chain_resumed = chain_resumed;
+    asm.kept_why = why;
     if scan.nr_bad > 0 {
         asm.repaired_blocks = count_repaired(
             pool.alloc.geom(),

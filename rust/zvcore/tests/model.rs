@@ -161,6 +161,11 @@ fn model_random_ops_with_crashes() {
         sum(|s| s.resumed) > 0 && sum(|s| s.resumed_crashes) > 0,
         "no assembly resumed the journal, or no crash came before the checkpoint after one"
     );
+    let mut why = std::collections::BTreeMap::new();
+    for (k, n) in agg.iter().flat_map(|s| s.kept_why.iter()) {
+        *why.entry(*k).or_insert(0u64) += n;
+    }
+    eprintln!("model: why assemblies did not keep the chain: {why:?}");
     assert!(
         sum(|s| s.chain_resumed) > 0 && sum(|s| s.resumed_delta_crashes) > 0,
         "no assembly kept the checkpoint chain, or no crash came after a delta continuing one"

@@ -167,8 +167,17 @@ impl World {
             asm.journal_resumed || !asm.chain_resumed,
             "the chain went on without the journal"
         );
+        assert_eq!(
+            asm.kept_why.is_none(),
+            asm.chain_resumed,
+            "a reason ({:?}) exactly when the chain does not go on",
+            asm.kept_why
+        );
         if asm.chain_resumed {
             self.st.chain_resumed += 1;
+        }
+        if let Some(why) = asm.kept_why {
+            *self.st.kept_why.entry(why).or_default() += 1;
         }
         self.chain_resumed = asm.chain_resumed;
         assert_eq!(

@@ -97,6 +97,8 @@ pub struct Stats {
     /// (every checkpoint since the assembly a delta).
     pub chain_resumed: u64,
     pub resumed_delta_crashes: u64,
+    /// Why assemblies did not keep the chain (`Assembly::kept_why`).
+    pub kept_why: std::collections::BTreeMap<&'static str, u64>,
     /// Delta checkpoints written, and loaded by recoveries; of those,
     /// deltas that carried volume operations.
     pub deltas: u64,
@@ -454,6 +456,7 @@ impl World {
                 resumed_crashes: 0,
                 chain_resumed: 0,
                 resumed_delta_crashes: 0,
+                kept_why: Default::default(),
                 deltas: 0,
                 deltas_loaded: 0,
                 volume_deltas: 0,
