@@ -697,10 +697,9 @@ where
     // Per log zone index, where the last block replayed from the journal
     // member was (block after it) and its sequence number (`resume.rs`).
     let mut zone_last: [Option<(u64, u64)>; LOG_ZONES as usize] = [None; LOG_ZONES as usize];
-    // Only mappings and zone changes replayed (no volume operation, rule
-    // or policy, which a delta carries only with the state that marks
-    // them): a delta may continue the chain.
-    let mut only_maps = true;
+    // Volume operations replayed (a delta continuing the chain then
+    // carries the volume table, as after the engine's own: `resume.rs`).
+    let mut vol_ops = false;
     // Replayed blocks without their copy (journal copies): a commit a
     // crash left on one member only, or journalled while the other member
     // of the pair was lost.
@@ -722,14 +721,7 @@ where
             let rec = rec?;
             apply_record(pool, &rec)?;
             replayed_recs = replayed_recs.saturating_add(1);
-            only_maps &= matches!(
-                rec,
-                Record::MapExtent { .. }
-                    | Record::Unmap { .. }
-                    | Record::ZoneReset { .. }
-                    | Record::ZoneFinish { .. }
-                    | Record::Relocate { .. }
-            );
+            vol_ops |= rec.is_volume_op();
             // Written or reset after the checkpoint: the zone's placement
             // history there is not its own any more.
             match rec {
@@ -890,6 +882,17 @@ where
     if sound && resume.is_none() {
         why = Some("the journal is not where it would go on");
     }
+    // Conventional data zones are taken up to their last block mapped
+    // now (step 4) and written over past it, with no `ZoneReset` in the
+    // journal: were the replayed journal to stay live, a later assembly
+    // stopping at damage inside it would map blocks written over since
+    // (the damage test found it). The checkpoint first covers it.
+    let conv_data =
+        (0..geo.nr_zones()).any(|z| geo.zone(z).is_some_and(|zg| zg.conventional && !zg.meta));
+    if conv_data && matches!(resume, Some(Resume::InPlace { .. })) {
+        resume = None;
+        why = Some("conventional data zones");
+    }
     // The journal's zone keeps its slot (taken before the data zones take
     // theirs in step 4), then the chain's tails theirs.
     if let Some(Resume::InPlace { log, next, .. }) = resume {
@@ -900,13 +903,13 @@ where
     }
     let chain_resumed = match (resume, chain) {
         (Some(Resume::InPlace { .. }), Some((base, d))) => {
-            if !only_maps {
-                why = Some("volume operations were replayed");
+            if vol_ops && pool.sb.incompat & INCOMPAT_DELTA_VOLUMES == 0 {
+                why = Some("volume operations were replayed (no volume deltas in this pool)");
                 false
             } else if !chain_tail_ok(pool.alloc.geom(), perm, rd, set_of(base), d.next_block) {
                 why = Some("blocks past the chain in its set");
                 false
-            } else if !pool.resume_chain(base, d.full_blocks, d.next_block, loaded_clock) {
+            } else if !pool.resume_chain(base, d.full_blocks, d.next_block, loaded_clock, vol_ops) {
                 why = Some("no delta after the chain or no zone slot for its tail");
                 false
             } else {
@@ -1312,6 +1315,8 @@ where
                     flags,
                     name,
                     table: Some(t),
+                    // New since the checkpoint: a delta stores it whole.
+                    ck_new: true,
                     ..VolEntry::default()
                 };
             }

@@ -17,7 +17,7 @@ use core::ops::{Deref, DerefMut};
 use super::super::alloc::{DevState, ZoneInfo};
 use super::super::format::checkpoint::set_of;
 use super::super::format::layout::{checkpoint_last_zone, checkpoint_zone, log_zone};
-use super::super::format::{Record, Superblock};
+use super::super::format::{Record, Superblock, INCOMPAT_DELTA_VOLUMES};
 use super::super::geom::DeviceGeometry;
 use super::super::map::NodeStore;
 use super::checkpoint::Chain;
@@ -73,15 +73,26 @@ where
     /// `history_base`: the pool's write clock as the chain left it (the
     /// delta lists the zones written since). False, with nothing taken or
     /// changed, when deltas are off, the journal has no zone, or a member
-    /// cannot keep its tail open.
+    /// cannot keep its tail open. `vol_ops`: the journal replayed volume
+    /// operations, whose volumes replay marked as the engine's own
+    /// operations do (`ck_new` and the like); the delta then carries the
+    /// volume table, as after them (`vols_changed`), unless the metadata
+    /// space runs short (only a full image gives back what a delete freed).
     pub(crate) fn resume_chain(
         &mut self,
         base: u64,
         full_blocks: u32,
         next_block: u32,
         history_base: u64,
+        vol_ops: bool,
     ) -> bool {
         if !self.deltas_enabled() || self.jlog.is_none() || next_block < full_blocks || base == 0 {
+            return false;
+        }
+        if vol_ops
+            && (self.sb.incompat & INCOMPAT_DELTA_VOLUMES == 0
+                || self.meta_low_after(u64::from(full_blocks)))
+        {
             return false;
         }
         let set = set_of(base);
@@ -141,6 +152,7 @@ where
         };
         // (A pool starts with a full checkpoint due: this one has its chain.)
         self.full_due = false;
+        self.vols_changed = vol_ops;
         self.history_base = history_base;
         self.meta_low = self.meta_low_after(u64::from(full_blocks));
         self.stats.checkpoint_blocks = u64::from(full_blocks);

@@ -40,24 +40,15 @@ fn create(w: &mut World, id: u32, size: u64) {
 }
 
 fn snapshot(w: &mut World, src: u32, id: u32) {
-    w.pool()
-        .snap_create(src, id, format!("v{src}@{id}").as_bytes())
-        .unwrap_or_else(|e| panic!("snapshot {id} of {src}: {e:?}"));
-    let m = w.vols.iter().find(|v| v.id == src).expect("source");
-    let m = m.copy_as(id, true);
-    w.vols.push(m);
+    w.snapshot_volume(src, id, format!("v{src}@{id}").as_bytes());
 }
 
 fn resize(w: &mut World, id: u32, size: u64) {
-    w.pool().vol_resize(id, size).expect("resize");
-    let v = w.vols.iter_mut().find(|v| v.id == id).expect("volume");
-    v.blocks.resize(size as usize, BlockModel::default());
+    w.resize_volume(id, size);
 }
 
 fn delete(w: &mut World, id: u32) {
-    w.complete_all();
-    w.pool().vol_delete(id).expect("delete");
-    w.vols.retain(|v| v.id != id);
+    w.delete_volume(id);
 }
 
 /// Ids and sizes of the pool's volumes, sorted.

@@ -235,17 +235,23 @@ fn member_add_refusals_change_nothing() {
     w.add_member_retrying(zns(20)).expect("member_add");
     assert_eq!(w.add_member(zns(20)), Err(Error::Busy));
     while !w.commit(false) {}
-    // After a power cut the first commit is a checkpoint: busy until then.
+    // After a power cut: busy while a checkpoint is due (a torn journal)
+    // or the journal, gone on in its log zone, cannot switch zones yet
+    // (the other one not covered): a checkpoint, then it is taken.
     w.crash();
     w.recover_pool();
     w.run_verify("after recovery");
     assert_eq!(w.nr_members(), n + 1);
-    if w.pool_ref().needs_checkpoint() {
-        assert_eq!(w.add_member(zns(16)), Err(Error::Busy), "checkpoint due");
-        w.checkpoint_now();
+    let due = w.pool_ref().needs_checkpoint();
+    match w.add_member(zns(16)) {
+        Ok(()) => assert!(!due, "a member added with a checkpoint due"),
+        Err(e) => {
+            assert_eq!(e, Error::Busy, "before the checkpoint");
+            w.checkpoint_now();
+            w.add_member(zns(16))
+                .expect("a third member after the checkpoint");
+        }
     }
-    w.add_member(zns(16))
-        .expect("a third member after the checkpoint");
     while !w.commit(false) {}
     w.crash_and_recover();
     assert_eq!(w.nr_members(), n + 2);

@@ -76,13 +76,7 @@ fn create(w: &mut World, id: u32, size: u64) {
 }
 
 fn snapshot(w: &mut World, src: u32, id: u32) {
-    let name = format!("vm{src}@s{id}");
-    w.pool()
-        .snap_create(src, id, name.as_bytes())
-        .unwrap_or_else(|e| panic!("snapshot {id} of {src}: {e:?}"));
-    let i = w.vols.iter().position(|v| v.id == src).expect("source");
-    let m = w.vols[i].copy_as(id, true);
-    w.vols.push(m);
+    w.snapshot_volume(src, id, format!("vm{src}@s{id}").as_bytes());
 }
 
 /// Checkpoints (each after a write to volume 1) until one is a delta: the
@@ -99,11 +93,7 @@ fn open_chain(w: &mut World) {
 }
 
 fn delete(w: &mut World, id: u32) {
-    w.complete_all();
-    w.pool()
-        .vol_delete(id)
-        .unwrap_or_else(|e| panic!("delete {id}: {e:?}"));
-    w.vols.retain(|v| v.id != id);
+    w.delete_volume(id);
 }
 
 #[test]
@@ -135,16 +125,17 @@ fn ten_thousand_volumes_and_snapshots_survive_power_cuts() {
     let before = listing(&mut w);
     assert_eq!(before.len(), 12_000);
     assert_eq!(before.iter().filter(|v| v.2).count(), 5_000);
-    // A full checkpoint (after assembly the next one is) spans more than
-    // one zone of its set. (A delta after the volume operations may not:
-    // how much of the tables it holds depends on the checkpoints the seed
-    // steps through before it.)
+    // A full checkpoint (asked for: the assembly may keep the chain, whose
+    // next checkpoint is a delta) spans more than one zone of its set. (A
+    // delta after the volume operations may not: how much of the tables it
+    // holds depends on the checkpoints the seed steps through before it.)
     w.crash_and_recover();
     assert_eq!(
         listing(&mut w),
         before,
         "after the power cut before the full checkpoint"
     );
+    w.pool().request_full_checkpoint();
     w.checkpoint_now();
     let blocks = w.pool_ref().stats().checkpoint_blocks;
     assert!(
@@ -235,10 +226,11 @@ fn volume_ops_checkpoint(volume_deltas: bool) -> (PoolStats, PoolStats) {
         maybe_commit(&mut w);
     }
     commit(&mut w);
-    // After assembly, checkpoints until a chain that deltas extend (the
-    // chain the assembly kept, or a full checkpoint once the journal has a
-    // zone).
+    // After assembly a full checkpoint (asked for: the chain the assembly
+    // kept may have no room left for the deltas below), then checkpoints
+    // until a delta extends it.
     w.crash_and_recover();
+    w.pool().request_full_checkpoint();
     open_chain(&mut w);
     let before = w.pool_ref().stats();
     assert!(before.delta_checkpoints > 0, "a chain that deltas extend");

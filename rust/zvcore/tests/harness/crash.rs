@@ -179,6 +179,10 @@ impl World {
         if let Some(why) = asm.kept_why {
             *self.st.kept_why.entry(why).or_default() += 1;
         }
+        let g = pool.geom();
+        if !(0..g.nr_zones()).any(|z| g.zone(z).is_some_and(|zg| zg.conventional && !zg.meta)) {
+            self.st.seq_assemblies += 1;
+        }
         self.chain_resumed = asm.chain_resumed;
         assert_eq!(
             asm.missing, self.missing,

@@ -15,6 +15,37 @@ impl World {
         self.next_vol = self.next_vol.max(id + 1);
     }
 
+    /// Snapshot `id` of volume `src` (named `name`), in the pool and the
+    /// model.
+    pub fn snapshot_volume(&mut self, src: u32, id: u32, name: &[u8]) {
+        self.pool()
+            .snap_create(src, id, name)
+            .unwrap_or_else(|e| panic!("snapshot {id} of {src}: {e:?}"));
+        let i = self.vols.iter().position(|v| v.id == src).expect("source");
+        let m = self.vols[i].copy_as(id, true);
+        self.vols.push(m);
+        self.next_vol = self.next_vol.max(id + 1);
+    }
+
+    /// Resizes volume `id` to `size` blocks, in the pool and the model.
+    pub fn resize_volume(&mut self, id: u32, size: u64) {
+        self.pool()
+            .vol_resize(id, size)
+            .unwrap_or_else(|e| panic!("resize {id}: {e:?}"));
+        let v = self.vols.iter_mut().find(|v| v.id == id).expect("volume");
+        v.blocks.resize(size as usize, BlockModel::default());
+    }
+
+    /// Deletes volume `id` (writes in flight completed first), in the pool
+    /// and the model.
+    pub fn delete_volume(&mut self, id: u32) {
+        self.complete_all();
+        self.pool()
+            .vol_delete(id)
+            .unwrap_or_else(|e| panic!("delete {id}: {e:?}"));
+        self.vols.retain(|v| v.id != id);
+    }
+
     pub fn vol_op(&mut self) {
         self.complete_all();
         // A volume operation needs a free record slot (else `Busy`, which

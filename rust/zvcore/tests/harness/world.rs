@@ -97,6 +97,9 @@ pub struct Stats {
     /// (every checkpoint since the assembly a delta).
     pub chain_resumed: u64,
     pub resumed_delta_crashes: u64,
+    /// Assemblies of a pool without conventional data zones (whose
+    /// journal and chain may go on).
+    pub seq_assemblies: u64,
     /// Why assemblies did not keep the chain (`Assembly::kept_why`).
     pub kept_why: std::collections::BTreeMap<&'static str, u64>,
     /// Delta checkpoints written, and loaded by recoveries; of those,
@@ -456,6 +459,7 @@ impl World {
                 resumed_crashes: 0,
                 chain_resumed: 0,
                 resumed_delta_crashes: 0,
+                seq_assemblies: 0,
                 kept_why: Default::default(),
                 deltas: 0,
                 deltas_loaded: 0,
