@@ -67,7 +67,7 @@ use damage::{bad_block_at, count_dropped, count_repaired, drop_reclaimed, has_co
 use members::find_members;
 pub use members::{missing_members, removed_devices};
 use resume::{chain_copies_sound, chain_tail_ok, journal_resume, JournalEnd, Resume};
-use zones::rebuild_zones;
+use zones::{conv_data, conv_extend, extend_conventional, rebuild_zones};
 
 /// Incompat features this engine supports.
 pub const INCOMPAT_SUPPORTED: u64 = INCOMPAT_SHARED_BLOCKS
@@ -673,6 +673,10 @@ where
     for v in pool.vols.iter_mut() {
         v.ck_rooted = v.table.is_some_and(|t| t.root().is_some());
     }
+    // Conventional data zones as far as the tables as loaded map them; the
+    // replay raises them for what it maps (`zones.rs`).
+    extend_conventional(pool)?;
+    let conv = conv_data(pool.alloc.geom());
 
     rd.phase_done(Phase::Checkpoint);
 
@@ -724,6 +728,17 @@ where
             vol_ops |= rec.is_volume_op();
             // Written or reset after the checkpoint: the zone's placement
             // history there is not its own any more.
+            // Every block a replayed record maps: its conventional zone
+            // is taken as written up to it (`extend_conventional`).
+            let mapped = match rec {
+                Record::MapExtent { addr, len, .. } => Some((addr, len)),
+                Record::Relocate { new, len, .. } => Some((new, len)),
+                _ => None,
+            };
+            if let (true, Some((a, n))) = (conv, mapped) {
+                (0..u64::from(n))
+                    .try_for_each(|k| conv_extend(&mut pool.alloc, a.saturating_add(k)))?;
+            }
             match rec {
                 Record::MapExtent { addr, len, .. } => {
                     pool.alloc.history_unknown(addr, u64::from(len), false)
@@ -881,17 +896,6 @@ where
     let mut resume = journal_resume(geo, perm, rd, uuid, &jend, buf);
     if sound && resume.is_none() {
         why = Some("the journal is not where it would go on");
-    }
-    // Conventional data zones are taken up to their last block mapped
-    // now (step 4) and written over past it, with no `ZoneReset` in the
-    // journal: were the replayed journal to stay live, a later assembly
-    // stopping at damage inside it would map blocks written over since
-    // (the damage test found it). The checkpoint first covers it.
-    let conv_data =
-        (0..geo.nr_zones()).any(|z| geo.zone(z).is_some_and(|zg| zg.conventional && !zg.meta));
-    if conv_data && matches!(resume, Some(Resume::InPlace { .. })) {
-        resume = None;
-        why = Some("conventional data zones");
     }
     // The journal's zone keeps its slot (taken before the data zones take
     // theirs in step 4), then the chain's tails theirs.

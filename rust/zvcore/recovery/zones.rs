@@ -7,15 +7,69 @@ use core::ops::{Deref, DerefMut};
 use super::super::alloc::{Allocator, DevState, ZoneInfo, ZoneState};
 use super::super::error::{Error, Result};
 use super::super::format::{Superblock, INCOMPAT_SHARED_BLOCKS, INCOMPAT_ZONE_HISTORY};
-use super::super::geom::{DeviceGeometry, Stream, MAX_DEVICES};
+use super::super::geom::{DeviceGeometry, PoolGeometry, Stream, MAX_DEVICES};
 use super::super::map::{visit_distinct, NodeStore};
 use super::super::pool::{Pool, VolEntry};
 use super::super::sparse::AddrSet;
 use super::{MetaReader, MISSING};
 
+/// Whether the pool has conventional data zones.
+pub(super) fn conv_data<S: Deref<Target = [DeviceGeometry]>>(geo: &PoolGeometry<S>) -> bool {
+    (0..geo.nr_zones()).any(|z| geo.zone(z).is_some_and(|zg| zg.conventional && !zg.meta))
+}
+
+/// Conventional data zones: taken as written up to the last block the
+/// tables as loaded map (before the journal is replayed; the replay then
+/// raises them for every block it maps, [`conv_extend`]). So a block that
+/// the checkpoint or any replayed record mapped is never written over
+/// before a `ZoneReset` record names its zone, also when the journal
+/// replayed stays live after the assembly (`resume.rs`): an assembly that
+/// stops at damage in it maps only blocks still there. Every distinct leaf
+/// is looked at once (snapshots share most of them). A walk of every table
+/// is the largest part of assembly at scale (about 10 s for 400,000 nodes
+/// under TCG): only on pools with conventional data zones.
+pub(super) fn extend_conventional<G, Z, E, V, R, N, D, S>(
+    pool: &mut Pool<G, Z, E, V, R, N, D, S>,
+) -> Result<()>
+where
+    G: Deref<Target = [DeviceGeometry]>,
+    Z: DerefMut<Target = [ZoneInfo]>,
+    D: DerefMut<Target = [DevState]>,
+    V: DerefMut<Target = [VolEntry]>,
+    N: NodeStore,
+    S: DerefMut<Target = Superblock>,
+{
+    if !conv_data(pool.alloc.geom()) {
+        return Ok(());
+    }
+    let mut err: Result<()> = Ok(());
+    let vols = &pool.vols;
+    let alloc = &mut pool.alloc;
+    visit_distinct(
+        &mut pool.nodes,
+        vols.len(),
+        &|i| vols.get(i).and_then(|v| v.table),
+        &mut |st, v| {
+            // Leaves and the run entries of level-2 nodes.
+            if v.level > 2 {
+                return true;
+            }
+            let r = v.runs(st, &mut |_, _, a, n| {
+                (0..n).try_for_each(|k| conv_extend(alloc, a.saturating_add(k)))
+            });
+            if let Err(x) = r {
+                err = Err(x);
+                return false;
+            }
+            true
+        },
+    );
+    err
+}
+
 /// Raises the write pointer of the conventional data zone holding `addr`
 /// (recovery: such zones are written up to their last mapped block).
-fn conv_extend<G, Z, D>(alloc: &mut Allocator<G, Z, D>, addr: u64) -> Result<()>
+pub(super) fn conv_extend<G, Z, D>(alloc: &mut Allocator<G, Z, D>, addr: u64) -> Result<()>
 where
     G: Deref<Target = [DeviceGeometry]>,
     Z: DerefMut<Target = [ZoneInfo]>,
@@ -91,8 +145,10 @@ where
             }
             continue;
         }
+        // (A conventional zone: as far as it was mapped, from the tables
+        // as loaded and the journal replayed: `extend_conventional`.)
         let wp = if zg.conventional {
-            0
+            pool.alloc.zone(z).map_or(0, |zi| zi.wp())
         } else {
             rd.zone_wp(dev, zg.local)?
         };
@@ -108,43 +164,7 @@ where
             .set_zone(z, state, wp, 0)
             .map_err(|_| Error::Corrupt("zone state"))?;
     }
-    // Conventional zones: filled up to the last mapped block. Every
-    // distinct leaf is looked at once (snapshots share most of them). A
-    // walk of every table is the largest part of assembly at scale (about
-    // 10 s for 400,000 nodes under TCG): skipped when no data zone is
-    // conventional (zoned members, SMR disks whose conventional zones hold
-    // metadata).
     let mut err: Result<()> = Ok(());
-    let conv_data = (0..nz).any(|z| {
-        pool.alloc
-            .geom()
-            .zone(z)
-            .is_some_and(|zg| zg.conventional && !zg.meta)
-    });
-    if conv_data {
-        let vols = &pool.vols;
-        let alloc = &mut pool.alloc;
-        visit_distinct(
-            &mut pool.nodes,
-            vols.len(),
-            &|i| vols.get(i).and_then(|v| v.table),
-            &mut |st, v| {
-                // Leaves and the run entries of level-2 nodes.
-                if v.level > 2 {
-                    return true;
-                }
-                let r = v.runs(st, &mut |_, _, a, n| {
-                    (0..n).try_for_each(|k| conv_extend(alloc, a.saturating_add(k)))
-                });
-                if let Err(x) = r {
-                    err = Err(x);
-                    return false;
-                }
-                true
-            },
-        );
-    }
-    err?;
     // Valid counts from the mappings (each must be below its write
     // pointer), each block once however many leaves hold it; with shared
     // blocks, the reference map is rebuilt at the same time.

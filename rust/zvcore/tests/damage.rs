@@ -392,7 +392,16 @@ fn mid_journal_case(seed: u64) -> bool {
         )),
         "bad block reported at {bad:?}, damaged {copies:?} ({d}:{a} first)"
     );
-    assert_eq!(dmg.bad_blocks as usize, copies.len());
+    // Every damaged copy is counted; a torn block an earlier crash left
+    // (invalid, claiming the number the journal then gave the next block)
+    // may be counted too: it stays above the newest checkpoint while the
+    // journal goes on after assemblies without a checkpoint.
+    assert!(
+        dmg.bad_blocks as usize >= copies.len(),
+        "{} bad blocks counted, {} copies damaged",
+        dmg.bad_blocks,
+        copies.len()
+    );
     assert_eq!(asm.repaired_blocks, 0);
     assert!(dmg.lost_blocks > 0 && dmg.lost_records > 0, "{dmg:?}");
     if dmg.nr_volumes == 0 {

@@ -146,7 +146,9 @@ fn try_delta_world(seed: u64, volumes: bool, grows: bool) -> Option<DeltaWorld> 
     w.pool = None;
     let chain = w.ckpt_chain();
     let delta = chain.last().expect("chain");
-    if delta.header.delta.is_none() || chain.len() < 3 {
+    // (A delta that lists no zone's history, when the writes after the
+    // chain's last checkpoint went to zones it listed: another world.)
+    if delta.header.delta.is_none() || chain.len() < 3 || delta.records(ZONE_HISTORY).len() < 3 {
         return None;
     }
     if volumes {

@@ -74,7 +74,7 @@ impl World {
                 p.member_pending(),
             );
         }
-        if may_crash && !ops.is_empty() && self.rng.pct(4) {
+        if may_crash && self.meta_crashes && !ops.is_empty() && self.rng.pct(4) {
             let at = self.rng.below(ops.len() as u64) as usize;
             self.exec(&ops, Some(at));
             self.st.crash_mid_meta += 1;
@@ -210,7 +210,7 @@ impl World {
             // Everything completed before it is durable now.
             self.committed(upto);
         }
-        if may_crash && self.rng.pct(10) {
+        if may_crash && self.meta_crashes && self.rng.pct(10) {
             self.st.side_crashes += 1;
             self.st.crash_mid_meta += 1;
             self.crash_and_recover();
@@ -222,7 +222,7 @@ impl World {
     /// Sometimes (3 %) a crash before a random one of `ops` (or after all),
     /// and recovery; returns whether it crashed.
     fn crash_within(&mut self, ops: &[OwnedOp]) -> bool {
-        if !self.rng.pct(3) {
+        if !self.meta_crashes || !self.rng.pct(3) {
             return false;
         }
         let at = self.rng.below(ops.len() as u64 + 1) as usize;

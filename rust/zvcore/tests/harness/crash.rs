@@ -184,6 +184,8 @@ impl World {
             self.st.seq_assemblies += 1;
         }
         self.chain_resumed = asm.chain_resumed;
+        self.kept_why = asm.kept_why;
+        self.resumes.push(asm.journal_resumed);
         assert_eq!(
             asm.missing, self.missing,
             "members assembled without a device"

@@ -289,6 +289,10 @@ pub fn copies_world_of(name: &str, geoms: Vec<DeviceGeometry>, size: u64) -> Wor
     w.journal_copies_pct = 100;
     w.degraded_pct = 0;
     w.explicit_ckpt_pct = 0;
+    // As new pools are formatted: volume operations in deltas.
+    w.volume_deltas_pct = 100;
+    // Power cuts only where the test makes them.
+    w.meta_crashes = false;
     w.format();
     w.create_volume(1, b"v", size);
     w

@@ -218,8 +218,15 @@ pub struct World {
     pub resets: Vec<u32>,
     pub scratch: Vec<u8>,
     pub st: Stats,
-    /// The last assembly kept the checkpoint chain going.
+    /// The last assembly kept the checkpoint chain going, or why not.
     pub chain_resumed: bool,
+    pub kept_why: Option<&'static str>,
+    /// Commits that may crash do so now and then (off: the tests' own
+    /// crashes only).
+    pub meta_crashes: bool,
+    /// Every assembly: whether the journal went on (a recovery may run
+    /// another one inside when the commit after it crashes).
+    pub resumes: Vec<bool>,
     pub uuid: [u8; 16],
 }
 
@@ -420,6 +427,9 @@ impl World {
             resets: Vec::new(),
             scratch: vec![0u8; 2 * BS],
             chain_resumed: false,
+            kept_why: None,
+            resumes: Vec::new(),
+            meta_crashes: true,
             st: Stats {
                 log_switches: 0,
                 short_log_switches: 0,
