@@ -328,22 +328,8 @@ where
                 if !partly || self.zone_conv(z) {
                     continue;
                 }
-                let geo = self.alloc.geom();
-                let first =
-                    checkpoint_zone(geo, set, d).ok_or(Error::Corrupt("checkpoint zone"))?;
-                // The journal's members must keep a slot for the journal's
-                // next zone (data zones may have taken the others while the
-                // checkpoint held one).
-                let journal_open = self
-                    .jlog
-                    .and_then(|l| log_zone(geo, d, u32::from(l)))
-                    .and_then(|jz| self.alloc.zone(jz))
-                    .is_some_and(|zi| zi.meta_open());
                 // (The set's zone still holds its slot, see above.)
-                let room = self.tail_fits(d)
-                    && (!self.is_journal_dev(d) || journal_open || self.zone_slots_left(d) >= 1);
-                if room && self.alloc.meta_open(first, true).is_ok() {
-                    let _ = self.alloc.meta_keep(first, true);
+                if self.keep_tail(set, d)? {
                     tails |= 1u64.checked_shl(u32::from(d)).unwrap_or(0);
                 } else {
                     self.chain.open = false;
@@ -376,6 +362,32 @@ where
             }
         }
         Ok(())
+    }
+
+    /// Keeps member `d`'s partly written last zone of checkpoint set `set`
+    /// open for the deltas that follow (a chain's tail), if the member has
+    /// room for it; the set's first zone holds the slot. Whether it did.
+    ///
+    /// The one rule for every chain that goes on: after a checkpoint
+    /// (`close_ckpt_zones`) and after an assembly (`resume_chain`).
+    pub(super) fn keep_tail(&mut self, set: u8, d: u16) -> Result<bool> {
+        let geo = self.alloc.geom();
+        let first = checkpoint_zone(geo, set, d).ok_or(Error::Corrupt("checkpoint zone"))?;
+        // The journal's members must keep a slot for the journal's next
+        // zone (data zones may have taken the others while the checkpoint
+        // held one).
+        let journal_open = self
+            .jlog
+            .and_then(|l| log_zone(geo, d, u32::from(l)))
+            .and_then(|jz| self.alloc.zone(jz))
+            .is_some_and(|zi| zi.meta_open());
+        let room = self.tail_fits(d)
+            && (!self.is_journal_dev(d) || journal_open || self.zone_slots_left(d) >= 1);
+        if room && self.alloc.meta_open(first, true).is_ok() {
+            let _ = self.alloc.meta_keep(first, true);
+            return Ok(true);
+        }
+        Ok(false)
     }
 
     /// Whether a full checkpoint of `blocks` blocks leaves its set short of

@@ -103,26 +103,14 @@ where
             if geo.is_removed(d) {
                 continue;
             }
-            let (Some((z, partly)), Some(first)) = (
-                checkpoint_last_zone(geo, set, d, next_block),
-                checkpoint_zone(geo, set, d),
-            ) else {
+            let Some((z, partly)) = checkpoint_last_zone(geo, set, d, next_block) else {
                 ok = false;
                 break;
             };
             if !partly || self.zone_conv(z) {
                 continue;
             }
-            let room = self.tail_fits(d)
-                && (!self.is_journal_dev(d)
-                    || self
-                        .jlog
-                        .and_then(|l| log_zone(geo, d, u32::from(l)))
-                        .and_then(|jz| self.alloc.zone(jz))
-                        .is_some_and(|zi| zi.meta_open())
-                    || self.zone_slots_left(d) >= 1);
-            if room && self.alloc.meta_open(first, true).is_ok() {
-                let _ = self.alloc.meta_keep(first, true);
+            if self.keep_tail(set, d).unwrap_or(false) {
                 tails |= bit(d);
             } else {
                 ok = false;

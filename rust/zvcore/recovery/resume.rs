@@ -153,9 +153,9 @@ where
 
 /// Whether a delta can go at block `next_block` of checkpoint set `set`
 /// (after the chain assembly loaded): on each member's sequential zones the
-/// write pointer is where its next block of the set goes (nothing of a
-/// torn checkpoint past the chain, no zone finished). Conventional zones
-/// are written over in place.
+/// write pointer is where its next block of the set goes and its later
+/// zones of the set are empty (nothing of a torn checkpoint past the
+/// chain, no zone finished). Conventional zones are written over in place.
 pub(super) fn chain_tail_ok<G, M>(
     geo: &PoolGeometry<G>,
     perm: &[u16; MAX_DEVICES],
@@ -178,24 +178,27 @@ where
         // This member's blocks of the set so far: a prefix of its part.
         let here = checkpoint_member_blocks(geo, d, next_block);
         let k = here / cap;
-        if k >= u64::from(ckpt_zones_of(g.meta_zones)) {
-            // Its part is full: the next delta writes nothing here.
-            return true;
-        }
-        let Some(zg) = u32::try_from(k)
-            .ok()
-            .and_then(|k| first.checked_add(k))
-            .and_then(|z| geo.zone(z))
-        else {
-            return false;
-        };
-        if zg.conventional {
-            return true;
-        }
-        let Some(dev) = perm.get(usize::from(d)).copied().filter(|v| *v != MISSING) else {
-            return false;
-        };
-        rd.zone_wp(dev, zg.local).ok() == Some(here % cap)
+        let zones = u64::from(ckpt_zones_of(g.meta_zones));
+        // The zone the next block goes to, and every later one of the
+        // member's part (a torn checkpoint may have left blocks in a later
+        // zone while losing the earlier ones: they are separate zones).
+        (k..zones).all(|kk| {
+            let Some(zg) = u32::try_from(kk)
+                .ok()
+                .and_then(|kk| first.checked_add(kk))
+                .and_then(|z| geo.zone(z))
+            else {
+                return false;
+            };
+            if zg.conventional {
+                return true;
+            }
+            let Some(dev) = perm.get(usize::from(d)).copied().filter(|v| *v != MISSING) else {
+                return false;
+            };
+            let want = if kk == k { here % cap } else { 0 };
+            rd.zone_wp(dev, zg.local).ok() == Some(want)
+        })
     })
 }
 

@@ -248,3 +248,21 @@ fn model_allocation_failures_at_write_completion() {
     eprintln!("model-nomem: {nomem} table updates failed for want of memory");
     assert!(nomem > 0, "no allocation failure was injected");
 }
+
+/// Replays one world of [`model_random_ops_with_crashes`] from the line it
+/// printed when it failed: `ZVCORE_WORLD=<index>:<world seed>` (with
+/// `ZVCORE_OPS` as in that run). Ignored unless asked for.
+#[test]
+#[ignore]
+fn model_replay_world() {
+    let Ok(spec) = std::env::var("ZVCORE_WORLD") else {
+        panic!("set ZVCORE_WORLD=<index>:<world seed>");
+    };
+    let (i, s) = spec
+        .split_once(':')
+        .expect("ZVCORE_WORLD=<index>:<world seed>");
+    let i: u64 = i.parse().expect("world index");
+    let s = u64::from_str_radix(s.trim_start_matches("0x"), 16).expect("world seed (hex)");
+    let total = ops_from_env(400_000);
+    run(s, total / 4, i > 0, i > 1, i == 3, i == 2);
+}
