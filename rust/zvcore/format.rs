@@ -160,6 +160,12 @@ pub const INCOMPAT_REMOVED_MEMBERS: u64 = 1 << 8;
 /// of overwritten blocks) in section `zone_history::ZONE_HISTORY`, which
 /// assembly restores. A reader without it would refuse the section.
 pub const INCOMPAT_ZONE_HISTORY: u64 = 1 << 9;
+/// Short conventional log zones: the journal uses a conventional log zone
+/// up to [`superblock::Superblock::conv_log_blocks`] blocks only, so
+/// assembly reads no further (a conventional zone has no write pointer,
+/// and stale blocks of earlier journals lie past the current one's end).
+/// A reader without it would read, and write, the whole zone.
+pub const INCOMPAT_CONV_LOG_SPAN: u64 = 1 << 10;
 /// Every incompat bit this version knows (decodes). The engine may still
 /// support fewer: it checks with [`Superblock::check_features`].
 pub const INCOMPAT_KNOWN: u64 = INCOMPAT_SHARED_BLOCKS
@@ -171,7 +177,8 @@ pub const INCOMPAT_KNOWN: u64 = INCOMPAT_SHARED_BLOCKS
     | INCOMPAT_DELTA_GROW
     | INCOMPAT_CHECKPOINT_COPIES
     | INCOMPAT_REMOVED_MEMBERS
-    | INCOMPAT_ZONE_HISTORY;
+    | INCOMPAT_ZONE_HISTORY
+    | INCOMPAT_CONV_LOG_SPAN;
 
 /// The magic of a metadata block, if it has at least 8 bytes.
 pub fn peek_magic(block: &[u8]) -> Option<u64> {

@@ -323,12 +323,27 @@ pub struct PoolGeometry<S> {
     /// from the pool (`format::INCOMPAT_REMOVED_MEMBERS`), or removed when
     /// the checkpoint being read was written (recovery).
     removed: u64,
+    /// Blocks of a conventional log zone the journal uses, 0 for the whole
+    /// zone (`format::INCOMPAT_CONV_LOG_SPAN`, see `format::layout`).
+    conv_log_blocks: u64,
 }
 
 impl<S: Deref<Target = [DeviceGeometry]>> PoolGeometry<S> {
     /// Whether checkpoints are written twice (`format::layout`).
     pub fn ckpt_copies(&self) -> bool {
         self.ckpt_copies
+    }
+
+    /// Blocks of a conventional log zone the journal uses (0: the whole
+    /// zone; `format::layout::log_zone_blocks`).
+    pub fn conv_log_blocks(&self) -> u64 {
+        self.conv_log_blocks
+    }
+
+    /// Sets the span of conventional log zones: the pool's superblock says
+    /// (`format::INCOMPAT_CONV_LOG_SPAN`; 0 for the whole zone).
+    pub fn set_conv_log_blocks(&mut self, blocks: u64) {
+        self.conv_log_blocks = blocks;
     }
 
     /// Sets whether checkpoints are written twice: the pool's superblock
@@ -398,6 +413,7 @@ impl<S: Deref<Target = [DeviceGeometry]>> PoolGeometry<S> {
             total: base,
             zones: zone,
             ckpt_copies: false,
+            conv_log_blocks: 0,
             removed: 0,
         })
     }

@@ -42,14 +42,15 @@ use super::error::{Error, Result};
 use super::format::checkpoint::set_of;
 use super::format::journal::VOL_FLAG_READONLY;
 use super::format::layout::{
-    checkpoint_block_addr, checkpoint_copy_addr, log_zone, superblock_addr, LOG_ZONES,
+    checkpoint_block_addr, checkpoint_copy_addr, log_zone, log_zone_blocks, superblock_addr,
+    LOG_ZONES,
 };
 use super::format::{
     decode_journal_block, CheckpointHeader, Record, Superblock, Uuid, BLOCK_SIZE,
-    INCOMPAT_CHECKPOINT_COPIES, INCOMPAT_COMMIT_BLOCKS, INCOMPAT_DELTA_CHECKPOINTS,
-    INCOMPAT_DELTA_GROW, INCOMPAT_DELTA_VOLUMES, INCOMPAT_PLACEMENT, INCOMPAT_REMOVED_MEMBERS,
-    INCOMPAT_SHARED_BLOCKS, INCOMPAT_ZONE_HISTORY, RO_COMPAT_JOURNAL_COPIES, RO_COMPAT_RESERVATION,
-    SUPERBLOCK_MAGIC,
+    INCOMPAT_CHECKPOINT_COPIES, INCOMPAT_COMMIT_BLOCKS, INCOMPAT_CONV_LOG_SPAN,
+    INCOMPAT_DELTA_CHECKPOINTS, INCOMPAT_DELTA_GROW, INCOMPAT_DELTA_VOLUMES, INCOMPAT_PLACEMENT,
+    INCOMPAT_REMOVED_MEMBERS, INCOMPAT_SHARED_BLOCKS, INCOMPAT_ZONE_HISTORY,
+    RO_COMPAT_JOURNAL_COPIES, RO_COMPAT_RESERVATION, SUPERBLOCK_MAGIC,
 };
 use super::geom::{DeviceGeometry, PoolGeometry, MAX_DEVICES};
 use super::map::{BlockTable, MapExtent, NodeStore};
@@ -78,7 +79,8 @@ pub const INCOMPAT_SUPPORTED: u64 = INCOMPAT_SHARED_BLOCKS
     | INCOMPAT_CHECKPOINT_COPIES
     | INCOMPAT_REMOVED_MEMBERS
     | INCOMPAT_PLACEMENT
-    | INCOMPAT_ZONE_HISTORY;
+    | INCOMPAT_ZONE_HISTORY
+    | INCOMPAT_CONV_LOG_SPAN;
 /// Ro-compat features this engine supports.
 pub const RO_COMPAT_SUPPORTED: u64 = RO_COMPAT_RESERVATION | RO_COMPAT_JOURNAL_COPIES;
 
@@ -1167,7 +1169,8 @@ where
         return 0;
     };
     if zg.conventional {
-        return zg.cap;
+        // No write pointer: as far as the journal may go.
+        return log_zone_blocks(geo, d, i).unwrap_or(0);
     }
     match perm.get(usize::from(d)).copied() {
         Some(dev) if dev != MISSING => rd.zone_wp(dev, zg.local).unwrap_or(0).min(zg.cap),

@@ -27,6 +27,7 @@ where
     pub fn grow(&mut self, geoms: G, mut zones: Z, mut devs: D) -> Result<(G, Z, D)> {
         let mut geom = PoolGeometry::new(geoms)?;
         geom.set_ckpt_copies(self.geom.ckpt_copies());
+        geom.set_conv_log_blocks(self.geom.conv_log_blocks());
         geom.set_removed(self.geom.removed())?;
         let n = self.geom.devices().len();
         if geom.devices().len() != n.saturating_add(1)

@@ -160,6 +160,24 @@ pub fn superblock_addr<S: Deref<Target = [DeviceGeometry]>>(
     geo.zone_start(log_zone(geo, dev, i)?)
 }
 
+/// Blocks of member `dev`'s log zone `i` the journal may use (block 0
+/// included): the zone's capacity, or for a conventional zone at most the
+/// pool's span (`INCOMPAT_CONV_LOG_SPAN`), past which nothing of the
+/// journal lies and assembly reads nothing.
+pub fn log_zone_blocks<S: Deref<Target = [DeviceGeometry]>>(
+    geo: &PoolGeometry<S>,
+    dev: u16,
+    i: u32,
+) -> Option<u64> {
+    let zg = geo.zone(log_zone(geo, dev, i)?)?;
+    let span = geo.conv_log_blocks();
+    Some(if zg.conventional && span != 0 {
+        zg.cap.min(span)
+    } else {
+        zg.cap
+    })
+}
+
 /// Global zone id of the first zone of member `dev`'s part of checkpoint
 /// set `set` (its `k` zones follow).
 pub fn checkpoint_zone<S: Deref<Target = [DeviceGeometry]>>(

@@ -26,7 +26,8 @@
 //! | 88  | 4    | metadata zones per device (even, 4..=8192; see below)  |
 //! | 92  | 4    | checkpoint interval (journal blocks, >= 1)             |
 //! | 96  | 8    | members removed before the last removal (bit per member; see below) |
-//! | 104 | 24   | reserved, zero                                         |
+//! | 104 | 4    | conventional log zone span (blocks; see below)         |
+//! | 108 | 20   | reserved, zero                                         |
 //! | 128 | 60*n | member entries ([`MEMBER_ENTRY_LEN`] bytes each)       |
 //! | ... |      | zero up to the end of the block                        |
 //!
@@ -55,6 +56,11 @@
 //! removal are laid out over the members it names as present
 //! (`format::layout`); zero in a pool without removed members.
 //!
+//! Conventional log zone span (feature `INCOMPAT_CONV_LOG_SPAN`): the
+//! journal writes at most that many blocks (block 0 included) of a log zone
+//! that is conventional, and assembly reads no further; at least
+//! [`MIN_CONV_LOG_BLOCKS`]. Zero without the feature (the whole zone).
+//!
 //! Metadata zones per device: the first that many sequential zones of every
 //! member are reserved for metadata, two log zones and then the two
 //! checkpoint sets' parts, `(n - 2) / 2` zones each (`format::layout`).
@@ -68,8 +74,8 @@ use super::super::geom::{
 };
 use super::{
     all_zero, check_block, seal_block, to_invalid, Uuid, BLOCK_SIZE, BLOCK_SIZE_U32, COMPAT_KNOWN,
-    FORMAT_VERSION, INCOMPAT_KNOWN, INCOMPAT_REMOVED_MEMBERS, MAX_GENERATION, RO_COMPAT_KNOWN,
-    SUPERBLOCK_MAGIC,
+    FORMAT_VERSION, INCOMPAT_CONV_LOG_SPAN, INCOMPAT_KNOWN, INCOMPAT_REMOVED_MEMBERS,
+    MAX_GENERATION, RO_COMPAT_KNOWN, SUPERBLOCK_MAGIC,
 };
 
 /// Offset of the member table.
@@ -85,6 +91,11 @@ pub const MEMBER_FLAG_REMOVED: u8 = 1 << 1;
 pub const MEMBER_FLAGS_KNOWN: u8 = MEMBER_FLAG_ZONE_APPEND | MEMBER_FLAG_REMOVED;
 /// Default checkpoint interval (journal blocks between checkpoints).
 pub const DEFAULT_CHECKPOINT_INTERVAL: u32 = 1024;
+/// Default span of a conventional log zone (`INCOMPAT_CONV_LOG_SPAN`):
+/// 8,192 blocks (32 MiB), eight times the default checkpoint interval.
+pub const DEFAULT_CONV_LOG_BLOCKS: u32 = 8192;
+/// Smallest span of a conventional log zone a superblock may name.
+pub const MIN_CONV_LOG_BLOCKS: u32 = 16;
 
 /// One member of the pool, as recorded in the superblock.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -196,6 +207,9 @@ pub struct Superblock {
     pub member_index: u16,
     /// Journal blocks written between two checkpoints (policy, >= 1).
     pub checkpoint_interval: u32,
+    /// Blocks of a conventional log zone the journal uses
+    /// ([`INCOMPAT_CONV_LOG_SPAN`]; 0 without: the whole zone).
+    pub conv_log_blocks: u32,
     /// Number of valid entries in `members`.
     pub nr_members: u16,
     /// Member table; entries `nr_members..` are [`MemberInfo::EMPTY`].
@@ -260,6 +274,7 @@ impl Superblock {
         self.generation = 1;
         self.member_index = 0;
         self.checkpoint_interval = DEFAULT_CHECKPOINT_INTERVAL;
+        self.conv_log_blocks = 0;
         self.nr_members = n as u16;
         self.prev_removed = 0;
         let mut base = 0u64;
@@ -369,6 +384,12 @@ impl Superblock {
         }
         if self.checkpoint_interval == 0 {
             return Err(Error::BadField("superblock: checkpoint interval"));
+        }
+        let span = self.incompat & INCOMPAT_CONV_LOG_SPAN != 0;
+        if span != (self.conv_log_blocks != 0)
+            || (span && self.conv_log_blocks < MIN_CONV_LOG_BLOCKS)
+        {
+            return Err(Error::BadField("superblock: conventional log zone span"));
         }
         let n = usize::from(self.nr_members);
         if n == 0 || n > MAX_DEVICES {
@@ -527,7 +548,8 @@ impl Superblock {
         w.put_u32(self.meta_zones())?;
         w.put_u32(self.checkpoint_interval)?;
         w.put_u64(self.prev_removed)?;
-        w.put_zeros(MEMBERS_OFFSET - 104)?;
+        w.put_u32(self.conv_log_blocks)?;
+        w.put_zeros(MEMBERS_OFFSET - 108)?;
         for m in self.members() {
             m.encode(&mut w)?;
         }
@@ -558,6 +580,7 @@ impl Superblock {
         generation: 0,
         member_index: 0,
         checkpoint_interval: 0,
+        conv_log_blocks: 0,
         nr_members: 0,
         members: [MemberInfo::EMPTY; MAX_DEVICES],
         prev_removed: 0,
@@ -596,7 +619,8 @@ impl Superblock {
         }
         self.checkpoint_interval = r.get_u32()?;
         self.prev_removed = r.get_u64()?;
-        if !all_zero(r.get_bytes(MEMBERS_OFFSET - 104)?) {
+        self.conv_log_blocks = r.get_u32()?;
+        if !all_zero(r.get_bytes(MEMBERS_OFFSET - 108)?) {
             return Err(Error::BadField("superblock: reserved"));
         }
         let n = usize::from(self.nr_members);
@@ -641,6 +665,7 @@ impl Superblock {
         self.generation = other.generation;
         self.member_index = other.member_index;
         self.checkpoint_interval = other.checkpoint_interval;
+        self.conv_log_blocks = other.conv_log_blocks;
         self.nr_members = other.nr_members;
         self.prev_removed = other.prev_removed;
         // Element by element: two arrays of one length, no length check
@@ -911,7 +936,27 @@ mod tests {
             patched(|b| b[92..96].fill(0)),
             bf("superblock: checkpoint interval")
         );
-        assert_eq!(patched(|b| b[104] = 1), bf("superblock: reserved"));
+        assert_eq!(patched(|b| b[108] = 1), bf("superblock: reserved"));
+        // The conventional log span: only with its feature, never below
+        // the minimum (incompat bit 10 is in byte 33).
+        let span = bf("superblock: conventional log zone span");
+        assert_eq!(patched(|b| b[104] = 16), span);
+        assert_eq!(patched(|b| b[33] |= 4), span);
+        assert_eq!(
+            patched(|b| {
+                b[33] |= 4;
+                b[104] = 15;
+            }),
+            span
+        );
+        let mut b = enc(&sample());
+        b[33] |= 4;
+        b[104] = 16;
+        reseal(&mut b);
+        let ok = Superblock::decode(&b).expect("a span of 16 blocks");
+        assert_eq!(ok.conv_log_blocks, 16);
+        assert_ne!(ok.incompat & INCOMPAT_CONV_LOG_SPAN, 0);
+        assert_eq!(enc(&ok), b, "the span encodes as it decoded");
         assert_eq!(
             patched(|b| b[96] = 1),
             bf("superblock: previous removed members")

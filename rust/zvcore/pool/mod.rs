@@ -25,12 +25,14 @@ use super::error::{Error, Result};
 use super::format::history::Rewind;
 use super::format::journal::JOURNAL_PAYLOAD_MAX;
 use super::format::journal::VOL_FLAG_READONLY;
-use super::format::layout::log_zone;
+use super::format::layout::{log_zone, log_zone_blocks};
 use super::format::policy::Placement;
+use super::format::superblock::{DEFAULT_CONV_LOG_BLOCKS, MIN_CONV_LOG_BLOCKS};
 use super::format::{Record, Superblock, Uuid, VolName, BLOCK_SIZE};
 use super::format::{
-    INCOMPAT_CHECKPOINT_COPIES, INCOMPAT_COMMIT_BLOCKS, INCOMPAT_DELTA_CHECKPOINTS,
-    INCOMPAT_DELTA_GROW, INCOMPAT_DELTA_VOLUMES, INCOMPAT_ZONE_HISTORY, RO_COMPAT_JOURNAL_COPIES,
+    INCOMPAT_CHECKPOINT_COPIES, INCOMPAT_COMMIT_BLOCKS, INCOMPAT_CONV_LOG_SPAN,
+    INCOMPAT_DELTA_CHECKPOINTS, INCOMPAT_DELTA_GROW, INCOMPAT_DELTA_VOLUMES, INCOMPAT_ZONE_HISTORY,
+    RO_COMPAT_JOURNAL_COPIES,
 };
 use super::gc::{gc_urgency, pick_victim, relocation_cost_x1000, Policy, Urgency};
 use super::geom::{DeviceGeometry, PoolGeometry};
@@ -421,6 +423,10 @@ pub struct PoolConfig {
     /// [`Pool::format`] makes a pool whose checkpoints keep the placement
     /// history, restored at assembly ([`INCOMPAT_ZONE_HISTORY`]).
     pub zone_history: bool,
+    /// [`Pool::format`] makes a pool whose journal uses this many blocks
+    /// of a conventional log zone, so that assembly reads no more of it
+    /// ([`INCOMPAT_CONV_LOG_SPAN`]; 0: the whole zone, as before).
+    pub conv_log_blocks: u32,
 }
 
 impl PoolConfig {
@@ -439,6 +445,7 @@ impl PoolConfig {
             journal_copies: true,
             checkpoint_copies: true,
             zone_history: true,
+            conv_log_blocks: DEFAULT_CONV_LOG_BLOCKS,
         }
     }
 }
@@ -715,6 +722,7 @@ where
         st: PoolStorage<Z, E, V, R, N, D, S>,
     ) -> Result<Self> {
         geom.set_ckpt_copies(st.sb.incompat & INCOMPAT_CHECKPOINT_COPIES != 0);
+        geom.set_conv_log_blocks(u64::from(st.sb.conv_log_blocks));
         let removed = st.sb.removed_mask();
         geom.set_removed(removed)?;
         let nz = geom.nr_zones() as usize;
@@ -867,6 +875,10 @@ where
         }
         if cfg.zone_history {
             st.sb.incompat |= INCOMPAT_ZONE_HISTORY;
+        }
+        if cfg.conv_log_blocks != 0 {
+            st.sb.incompat |= INCOMPAT_CONV_LOG_SPAN;
+            st.sb.conv_log_blocks = cfg.conv_log_blocks.max(MIN_CONV_LOG_BLOCKS);
         }
         let mut pool = Self::assemble(geom, cfg, st)?;
         let blk = scratch
@@ -1087,9 +1099,9 @@ where
     pub(super) fn log_zone_cap(&self, i: u8) -> Option<(u32, u64)> {
         let geo = self.alloc.geom();
         let z = log_zone(geo, self.jdev, u32::from(i))?;
-        let mut cap = geo.zone_cap(z)?;
-        if let Some(mz) = self.mirror_log_zone(i) {
-            cap = cap.min(geo.zone_cap(mz)?);
+        let mut cap = log_zone_blocks(geo, self.jdev, u32::from(i))?;
+        if let Some(m) = self.jmirror {
+            cap = cap.min(log_zone_blocks(geo, m, u32::from(i))?);
         }
         Some((z, cap))
     }

@@ -104,7 +104,8 @@ fn model_random_ops_with_crashes() {
          checkpoints in steps {} (operations between steps {}, journal commits between steps {}, crashes after one {}) delta checkpoints {} (loaded by recoveries {}; with volume operations {}, loaded {}; copies {}; grows {}, loaded {}) \
          members added {} (busy {}) evacuations {} (cancelled {}, refused for space {}) members removed {} (refused {}) migrations {} \
          space rules set {} (writes refused {}) degraded assemblies {} log-zone switches {} (with short intervals {}) \
-         journals resumed by assemblies {} (crashes before the next checkpoint {}) chains resumed {} (crashes after deltas only {})",
+         journals resumed by assemblies {} (crashes before the next checkpoint {}) chains resumed {} (crashes after deltas only {}) \
+         journal blocks in conventional log zones of a limited span {}",
         sum(|s| s.ops),
         t0.elapsed(),
         sum(|s| s.writes),
@@ -156,6 +157,7 @@ fn model_random_ops_with_crashes() {
         sum(|s| s.resumed_crashes),
         sum(|s| s.chain_resumed),
         sum(|s| s.resumed_delta_crashes),
+        sum(|s| s.conv_span_blocks),
     );
     assert!(
         sum(|s| s.deltas) > 0 && sum(|s| s.deltas_loaded) > 0,

@@ -8,7 +8,7 @@ use std::cell::Cell;
 use std::collections::HashSet;
 use zvcore::alloc::{DevState, ZoneInfo};
 use zvcore::error::Error;
-use zvcore::format::layout::set_meta_zones;
+use zvcore::format::layout::{log_zone, set_meta_zones, LOG_ZONES};
 use zvcore::format::{Record, Superblock, INCOMPAT_CHECKPOINT_COPIES, RO_COMPAT_JOURNAL_COPIES};
 use zvcore::geom::{DevKind, DeviceGeometry, PoolGeometry, Stream, META_ZONES_PER_DEV};
 use zvcore::pool::{

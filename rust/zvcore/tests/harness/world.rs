@@ -48,6 +48,9 @@ pub struct InFlight {
 
 pub struct Stats {
     pub ckpt_busy: u64,
+    /// Journal blocks written into conventional log zones of a limited
+    /// span (`PoolConfig::conv_log_blocks`; none past it, `exec` checks).
+    pub conv_span_blocks: u64,
     /// Log-zone switches, and those of pools with a short checkpoint
     /// interval (switches before the log zone is full).
     pub log_switches: u64,
@@ -158,6 +161,11 @@ pub struct World {
     /// whatever their size (`separate_min_zones` 0).
     pub zone_history_pct: u64,
     pub separate_pct: u64,
+    /// The span of conventional log zones (`PoolConfig::conv_log_blocks`)
+    /// if set; else, by the seed, half the pools 16 to 47 blocks (a few
+    /// checkpoint intervals: the journal switches or checkpoints for it)
+    /// and half the whole zone (pools of the older format).
+    pub conv_log_blocks: Option<u32>,
     /// Pools run with a short checkpoint interval (8 to 31 journal blocks
     /// instead of the default): checkpoints often, and log-zone switches
     /// before the log zone is full (`LOG_SPAN_FACTOR`); the interval chosen.
@@ -402,6 +410,7 @@ impl World {
             checkpoint_copies_pct: 75,
             zone_history_pct: 75,
             separate_pct: 50,
+            conv_log_blocks: None,
             short_interval_pct: 30,
             interval: 0,
             in_ckpt: false,
@@ -432,6 +441,7 @@ impl World {
             meta_crashes: true,
             st: Stats {
                 log_switches: 0,
+                conv_span_blocks: 0,
                 short_log_switches: 0,
                 rules_set: 0,
                 degraded: 0,
@@ -555,6 +565,7 @@ impl World {
                     r.unwrap_or_else(|e| panic!("zone op {} on zone {}: {e:?}", op.kind, op.zone));
                 }
                 _ => {
+                    self.check_log_span(op);
                     let (d, off) = self.loc(op.addr);
                     self.present(d, "metadata write");
                     self.devs[d]
@@ -564,6 +575,31 @@ impl World {
             }
         }
         true
+    }
+
+    /// A metadata write into a conventional log zone stays within the
+    /// pool's span (`format::layout::log_zone_blocks`): assembly reads no
+    /// further.
+    fn check_log_span(&mut self, op: &OwnedOp) {
+        let Some(p) = self.pool.as_ref() else {
+            return;
+        };
+        let g = p.geom();
+        let span = g.conv_log_blocks();
+        let Some((z, zg)) = g.zone_of(op.addr).and_then(|z| Some((z, g.zone(z)?))) else {
+            return;
+        };
+        let is_log = (0..LOG_ZONES).any(|i| log_zone(g, zg.dev, i) == Some(z));
+        if span == 0 || !zg.conventional || !is_log {
+            return;
+        }
+        let off = op.addr - zg.start;
+        let n = (op.data.len() / BS) as u64;
+        assert!(
+            off + n <= span,
+            "journal write at block {off} (+{n}) of a conventional log zone of span {span}"
+        );
+        self.st.conv_span_blocks += n;
     }
 
     pub fn format(&mut self) {
@@ -594,6 +630,12 @@ impl World {
         // of a seed's replay depend on).
         cfg.zone_history =
             (self.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) % 100 < self.zone_history_pct;
+        let span = self.seed.wrapping_mul(0xa076_1d64_78bd_642f) >> 33;
+        cfg.conv_log_blocks = self.conv_log_blocks.unwrap_or(if span % 2 == 0 {
+            16 + (span >> 1) as u32 % 32
+        } else {
+            0
+        });
         // From the seed too.
         let pick = self.seed.wrapping_mul(0xd6e8_feb8_6659_fd93);
         self.interval = if (pick >> 40) % 100 < self.short_interval_pct {
