@@ -121,6 +121,16 @@ where
         self.only = members;
     }
 
+    /// The next allocation continues in member `d`'s open zone of its
+    /// stream if that zone can take it (ahead of the member with the most
+    /// free zones, within the stream's tier): a sequential write's next
+    /// piece stays contiguous with the one before, so a 2 MiB range of the
+    /// volume maps to one run of the pool (`map`'s run entries). For the
+    /// next allocation only.
+    pub fn set_next_on(&mut self, d: u16) {
+        self.next_on = d;
+    }
+
     /// Marks the members of `members` (bit per member) as gone: their
     /// device was removed. Like an evacuated member they take no new
     /// blocks and their free zones stop counting as free space; in addition

@@ -363,6 +363,10 @@ pub struct Allocator<G, Z, D = DevTable> {
     /// The only members the next allocations may use (0: any;
     /// [`Self::set_only`]).
     only: u64,
+    /// The member whose open zone of the stream the next allocation
+    /// continues in if it can (a sequential write's next piece;
+    /// [`Self::set_next_on`]), `u16::MAX` for none. One allocation only.
+    next_on: u16,
     /// Members that are gone (the device was removed): no new blocks, no
     /// zone operation ([`Self::set_lost`]), bit per member.
     lost: u64,
@@ -427,6 +431,7 @@ where
             fenced: 0,
             evacuating: 0,
             only: 0,
+            next_on: u16::MAX,
             lost: 0,
             retired_readable: 0,
             written: [0; NR_STREAMS],

@@ -53,8 +53,10 @@ where
     /// the member with the most free zones among those that can serve the
     /// stream (an open zone of the stream counts as one more free zone),
     /// ties broken round robin; with tiering, among the members of the
-    /// stream's class first (`tiers`). Read-only.
-    fn pick(&self, stream: Stream, append: bool) -> Result<(usize, u32, bool)> {
+    /// stream's class first (`tiers`). Member `next_on`'s open zone of the
+    /// stream comes before the counts (a sequential write's next piece,
+    /// [`Self::set_next_on`]). Read-only.
+    fn pick(&self, stream: Stream, append: bool, next_on: u16) -> Result<(usize, u32, bool)> {
         let n = self.geom.devices().len();
         let si = stream.index();
         let user = matches!(stream, Stream::UserHot | Stream::UserCold) && !self.copying;
@@ -106,8 +108,15 @@ where
                         if can && zi.inflight != 0 && zi.flag(ZF_APPEND) != append {
                             limited = true; // busy until those writes complete
                         }
+                        // A sequential write's next piece: here, ahead of
+                        // the free-zone counts (below the tier bit).
+                        let cont = if usize::from(next_on) == d {
+                            1 << 39
+                        } else {
+                            0
+                        };
                         (can && (zi.inflight == 0 || zi.flag(ZF_APPEND) == append)).then_some((
-                            free.saturating_add(1),
+                            free.saturating_add(1) | cont,
                             d,
                             z,
                             false,
@@ -174,7 +183,8 @@ where
         if n == 0 {
             return Err(Error::Invalid("alloc: zero length"));
         }
-        let (d, z, new) = self.pick(stream, append)?;
+        let next_on = core::mem::replace(&mut self.next_on, u16::MAX);
+        let (d, z, new) = self.pick(stream, append, next_on)?;
         let zg = self.geom.zone(z).ok_or(Error::Corrupt("alloc: zone"))?;
         let si = stream.index();
         let limited = !zg.conventional;

@@ -85,6 +85,11 @@ where
             .vols
             .get(i)
             .map_or(0, |v| self.placement_members(v.place));
+        // A write that follows the volume's last one inside a 2 MiB range
+        // goes on where that one went (`sequential`).
+        if let Some(d) = self.seq.member_for(vol, lba) {
+            self.alloc.set_next_on(d);
+        }
         while off < nblocks && plan.nr < MAX_PLAN_EXTENTS {
             match self.take_placed(stream, nblocks - off, only, vol) {
                 Ok(e) => {
@@ -111,6 +116,11 @@ where
             return Err(Error::NoSpace);
         }
         plan.nblocks = off;
+        self.alloc.set_next_on(u16::MAX);
+        let last = plan.nr.checked_sub(1).and_then(|k| plan.ext.get(k));
+        if let Some(zg) = last.and_then(|e| self.alloc.geom().zone(e.zone)) {
+            self.seq.note(vol, lba, lba.saturating_add(off), zg.dev);
+        }
         self.reserved = self.reserved.saturating_add(plan.nr);
         if rules {
             plan.grow = self.pend(i, lba, off);

@@ -53,6 +53,7 @@ mod policy;
 pub mod quota;
 mod reassembly;
 mod scrub;
+mod sequential;
 pub use gc::GC_SCAN_NODES;
 pub use migrate::Migration;
 pub use scrub::{ChainExtent, MetaIds, OwnerCursor};
@@ -463,6 +464,9 @@ pub struct Pool<G, Z, E, V, R, N, D, S> {
     pub(super) npend: usize,
     /// Record slots promised to plans in flight.
     pub(super) reserved: usize,
+    /// Recent sequential writers (`sequential`): the next piece of a
+    /// 2 MiB range goes where the one before went.
+    seq: sequential::SeqWriters,
     commit: Commit,
     /// A journal commit in flight between the steps of a checkpoint
     /// (`ckpt_journal.rs`): [`Commit::Journal`] or [`Commit::None`].
@@ -752,6 +756,7 @@ where
             None
         };
         Ok(Pool {
+            seq: sequential::SeqWriters::default(),
             separating,
             alloc,
             zepoch,
