@@ -46,7 +46,7 @@ impl SeqWriters {
     /// the volume's last write went to, if this write follows it inside
     /// the same 2 MiB range (at a range's start any member will do).
     pub(super) fn member_for(&self, vol: u32, lba: u64) -> Option<u16> {
-        if lba % RANGE == 0 {
+        if lba.is_multiple_of(RANGE) {
             return None;
         }
         self.ents

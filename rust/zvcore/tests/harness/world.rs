@@ -631,7 +631,7 @@ impl World {
         cfg.zone_history =
             (self.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) % 100 < self.zone_history_pct;
         let span = self.seed.wrapping_mul(0xa076_1d64_78bd_642f) >> 33;
-        cfg.conv_log_blocks = self.conv_log_blocks.unwrap_or(if span % 2 == 0 {
+        cfg.conv_log_blocks = self.conv_log_blocks.unwrap_or(if span.is_multiple_of(2) {
             16 + (span >> 1) as u32 % 32
         } else {
             0
