@@ -111,12 +111,13 @@ where
                 }
             }
         }
+        // (Taken by the first allocation; never left for another one.)
+        self.alloc.set_next_on(u16::MAX);
         if plan.nr == 0 {
             err?;
             return Err(Error::NoSpace);
         }
         plan.nblocks = off;
-        self.alloc.set_next_on(u16::MAX);
         let last = plan.nr.checked_sub(1).and_then(|k| plan.ext.get(k));
         if let Some(zg) = last.and_then(|e| self.alloc.geom().zone(e.zone)) {
             self.seq.note(vol, lba, lba.saturating_add(off), zg.dev);
