@@ -207,6 +207,7 @@ pub(crate) fn superblock_box() -> Result<KBox<Superblock>> {
             generation: 0,
             member_index: 0,
             checkpoint_interval: 0,
+            conv_log_blocks: 0,
             nr_members: 0,
             members <- pin_init::init_array_from_fn(|_| MemberInfo::EMPTY),
             prev_removed: 0,

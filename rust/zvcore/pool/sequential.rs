@@ -13,32 +13,34 @@
 //! sequential stream is still spread, 2 MiB at a time.
 //!
 //! A few writers at a time are remembered (like readahead's stream
-//! detection): allocation-free, a fixed table, least recently used out.
+//! detection): allocation-free, a fixed table of 16-byte entries (it is
+//! part of the engine, which format builds on the stack), least recently
+//! used out.
 
 use super::super::map::FANOUT;
 
 /// Sequential writers remembered at a time.
-const WRITERS: usize = 8;
+const WRITERS: usize = 4;
 
 /// Blocks of a run entry's range (a leaf's span).
 const RANGE: u64 = FANOUT as u64;
 
 #[derive(Clone, Copy, Default)]
 struct Writer {
-    vol: u32,
     /// The block after the writer's last write.
     end: u64,
+    vol: u32,
     /// The member its last piece went to.
     dev: u16,
-    /// When it last wrote (the table's clock); 0: an empty slot.
-    used: u64,
+    /// When it last wrote (the table's clock, wrapping); 0: an empty slot.
+    used: u16,
 }
 
 /// The last writes of a few volumes: where each ended, on which member.
 #[derive(Default)]
 pub(super) struct SeqWriters {
     ents: [Writer; WRITERS],
-    clock: u64,
+    clock: u16,
 }
 
 impl SeqWriters {
@@ -59,7 +61,7 @@ impl SeqWriters {
     /// piece on member `dev`.
     pub(super) fn note(&mut self, vol: u32, lba: u64, end: u64, dev: u16) {
         self.clock = self.clock.wrapping_add(1).max(1);
-        let used = self.clock;
+        let now = self.clock;
         // The writer it continues, else the least recently used slot.
         let slot = match self
             .ents
@@ -71,7 +73,14 @@ impl SeqWriters {
                 .ents
                 .iter()
                 .enumerate()
-                .min_by_key(|(_, e)| e.used)
+                // An empty slot first, else the one unused the longest.
+                .max_by_key(|(_, e)| {
+                    if e.used == 0 {
+                        u16::MAX
+                    } else {
+                        now.wrapping_sub(e.used)
+                    }
+                })
                 .map_or(0, |(i, _)| i),
         };
         if let Some(e) = self.ents.get_mut(slot) {
@@ -79,7 +88,7 @@ impl SeqWriters {
                 vol,
                 end,
                 dev,
-                used,
+                used: now,
             };
         }
     }
