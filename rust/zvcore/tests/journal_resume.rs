@@ -24,6 +24,22 @@ fn world(name: &str, geoms: Vec<DeviceGeometry>) -> World {
     copies_world_of(name, geoms, 2000)
 }
 
+/// A ZNS member of `nr_zones` zones of 64 blocks (capacity 32) with
+/// `meta_zones` metadata zones: small checkpoint phases.
+fn zns_32(nr_zones: u32, meta_zones: u32) -> DeviceGeometry {
+    DeviceGeometry {
+        kind: DevKind::Zns,
+        nr_zones,
+        zone_blocks: 64,
+        zone_cap_blocks: 32,
+        nr_conv_zones: 0,
+        max_open: 4,
+        max_active: 6,
+        zone_append: true,
+        meta_zones,
+    }
+}
+
 /// Writes `n` runs of 4 blocks and commits after each.
 fn write_and_flush(w: &mut World, first: u64, n: u64) {
     for k in 0..n {
@@ -168,17 +184,7 @@ fn a_torn_tail_checkpoints_first() {
 #[test]
 fn blocks_in_a_later_zone_of_the_set_end_the_chain() {
     // Two zones a member in each checkpoint set, of 32 blocks.
-    let g = DeviceGeometry {
-        kind: DevKind::Zns,
-        nr_zones: 100,
-        zone_blocks: 64,
-        zone_cap_blocks: 32,
-        nr_conv_zones: 0,
-        max_open: 4,
-        max_active: 6,
-        zone_append: true,
-        meta_zones: 6,
-    };
+    let g = zns_32(100, 6);
     let mut w = world("resume_later_zone", vec![g]);
     write_and_flush(&mut w, 0, 4);
     w.checkpoint_now();
@@ -293,17 +299,7 @@ fn a_member_back_after_a_degraded_assembly_checkpoints_first() {
 fn one_copy_of_the_chain_is_told_by_its_second_copies() {
     // Small checkpoint phases (16 blocks a member), so that a chain of
     // a few dozen blocks has second copies on the third member.
-    let g = DeviceGeometry {
-        kind: DevKind::Zns,
-        nr_zones: 200,
-        zone_blocks: 64,
-        zone_cap_blocks: 32,
-        nr_conv_zones: 0,
-        max_open: 4,
-        max_active: 6,
-        zone_append: true,
-        meta_zones: META_ZONES_PER_DEV,
-    };
+    let g = zns_32(200, META_ZONES_PER_DEV);
     let mut w = world("resume_second_copies", vec![g, g, g]);
     w.create_volume(2, b"w", 8000);
     // Tables of about 3,000 extents: a full checkpoint of some 20 blocks.
