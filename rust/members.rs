@@ -381,6 +381,10 @@ pub(crate) struct ReadCost {
     /// ([`Phase::ALL`] order).
     pub(crate) mark: Option<Instant<Monotonic>>,
     pub(crate) phase_ms: [i64; 4],
+    /// Blocks each phase asked for (same order).
+    pub(crate) phase_blocks: [u64; 4],
+    /// `blocks` when the last phase ended.
+    pub(crate) mark_blocks: u64,
 }
 
 /// Milliseconds since `t0`.
@@ -447,7 +451,12 @@ impl crate::zvcore::recovery::MetaReader for Reader<'_> {
         if let Some(slot) = i.and_then(|i| self.cost.phase_ms.get_mut(i)) {
             *slot = ms;
         }
+        let blocks = self.cost.blocks;
+        if let Some(slot) = i.and_then(|i| self.cost.phase_blocks.get_mut(i)) {
+            *slot = blocks.saturating_sub(self.cost.mark_blocks);
+        }
         self.cost.mark = Some(now);
+        self.cost.mark_blocks = blocks;
     }
 
     fn zone_wp(&mut self, dev: u16, zone: u32) -> zvcore::error::Result<u64> {

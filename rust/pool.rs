@@ -542,14 +542,19 @@ impl ActivePool {
             asm.kept_why.unwrap_or("")
         );
         let [ckpt_ms, journal_ms, zones_ms, verify_ms] = cost.phase_ms;
+        let [ckpt_b, journal_b, zones_b, verify_b] = cost.phase_blocks;
         pr_info!(
-            "{}: assembly took {} ms (checkpoint {}, journal {}, zones {}, verifier {}): {} metadata block(s) read ({} from the members in {} read(s)), {} zone report(s), {} ms waiting for them\n",
+            "{}: assembly took {} ms (checkpoint {} ms/{} blocks, journal {}/{}, zones {}/{}, verifier {}/{}): {} metadata block(s) read ({} from the members in {} read(s)), {} zone report(s), {} ms waiting for them\n",
             name,
             ms_since(t0),
             ckpt_ms,
+            ckpt_b,
             journal_ms,
+            journal_b,
             zones_ms,
+            zones_b,
             verify_ms,
+            verify_b,
             cost.blocks,
             cost.read_blocks,
             cost.reads,
