@@ -509,6 +509,83 @@ fn victim_cost(mapped_gib: u64, extent: u64, order: Order) -> (u64, u64, u64, Du
 /// (a journal block each) and an interval of 16 blocks, no log zone holds
 /// more than a checkpoint's worth of sparse blocks (8 x 16) plus twice the
 /// interval, and assembly reads about that, not the zone (1 GiB here).
+/// A conventional member (no write pointer) with log zones of 256 MiB and
+/// about 500 journal blocks (issue 16's case: such a pool took 24-59 s to
+/// assemble in the module): assembly reads its log zones up to the pool's
+/// span (`INCOMPAT_CONV_LOG_SPAN`, 8,192 blocks by default), not whole as
+/// a pool of the older format (span 0) does.
+#[test]
+fn conventional_log_zones_are_read_to_their_span() {
+    let zone = 65_536u64;
+    let journal_reads = |span: u32| {
+        let g = DeviceGeometry {
+            kind: DevKind::Conventional,
+            nr_zones: 40,
+            zone_blocks: zone,
+            zone_cap_blocks: zone,
+            nr_conv_zones: 0,
+            max_open: 0,
+            max_active: 0,
+            zone_append: false,
+            meta_zones: META_ZONES_PER_DEV,
+        };
+        let mut disk = Disk {
+            zone_blocks: zone,
+            log_zones: [0, 1],
+            ..Disk::default()
+        };
+        let mut scratch = vec![0u8; 2 * BLOCK_SIZE];
+        let mut cfg = PoolConfig::default_for(1);
+        cfg.use_append = false;
+        cfg.conv_log_blocks = span;
+        let mut p: P = Pool::format(
+            vec![g],
+            [7; 16],
+            &[[8; 16]],
+            cfg,
+            storage(40),
+            &mut scratch,
+            &mut |op| disk.apply(op),
+        )
+        .expect("format");
+        p.vol_create(1, b"v", 1 << 18, 0).expect("volume");
+        for k in 0..500 {
+            write(&mut p, &mut disk, &mut scratch, (k * 97) % (1 << 18), 1);
+            commit(&mut p, &mut disk, &mut scratch);
+        }
+        assert!(disk.log_max <= u64::from(if span == 0 { u32::MAX } else { span }));
+        drop(p);
+        disk.reads = 0;
+        disk.phases.clear();
+        let (_, asm) = recover(
+            vec![g],
+            &mut disk,
+            PoolConfig::default_for(1),
+            storage(40),
+            &mut scratch,
+            &mut |_| {},
+            None,
+        )
+        .expect("recover");
+        let at = |ph: Phase| {
+            disk.phases
+                .iter()
+                .find(|(p, _, _)| *p == ph)
+                .map_or(0, |(_, _, r)| *r)
+        };
+        let journal = at(Phase::Journal) - at(Phase::Checkpoint);
+        eprintln!(
+            "conventional log zones of {zone} blocks, span {span}: {} journal blocks replayed, the journal phase read {journal} blocks",
+            asm.replayed_blocks
+        );
+        journal
+    };
+    let with = journal_reads(8192);
+    let without = journal_reads(0);
+    assert!(with <= 2 * 8192 + 1024, "{with} blocks read with a span");
+    assert!(without >= 2 * (zone - 1), "{without} blocks read without");
+}
+
 #[test]
 fn log_zones_stay_short() {
     let c = run_with(1, 2048, Order::Sequential, 3000, 1, 16);
