@@ -1178,17 +1178,9 @@ where
     }
 }
 
-/// Blocks on either side of the previous journal block searched before a
-/// whole log zone: zone appends land the blocks of one commit in any order
-/// (the kernel writes a commit's blocks together), so the next block is
-/// near, not always right after, the one before. A search of the zone from
-/// its start for every such block read some 370 blocks a replayed block
-/// in `make scale` (326,783 for 874).
-const NEAR_HINT: u64 = 128;
-
 /// Finds the journal block with sequence `seq` (leaves it in `buf`):
-/// first right after `hint`, then near it ([`NEAR_HINT`]), then at the
-/// start of each log zone (after a switch), else anywhere in a log zone.
+/// first right after `hint`, then at the start of each log zone (after a
+/// switch), else anywhere in a log zone.
 #[allow(clippy::too_many_arguments)]
 #[inline(never)]
 fn find_journal_block<G, M>(
@@ -1221,13 +1213,6 @@ where
         let next = off.saturating_add(1);
         if probe(rd, d, i, next, l, buf) {
             return Some((d, i, next));
-        }
-        let ahead = (2..=NEAR_HINT).map(|k| off.saturating_add(k));
-        let behind = (1..=NEAR_HINT).filter_map(|k| off.checked_sub(k));
-        for at in ahead.chain(behind) {
-            if probe(rd, d, i, at, l, buf) {
-                return Some((d, i, at));
-            }
         }
         // Past the end of a log zone the journal goes on at the start of
         // another (a log-zone switch): its first blocks before a search.
