@@ -42,8 +42,7 @@ use super::error::{Error, Result};
 use super::format::checkpoint::set_of;
 use super::format::journal::VOL_FLAG_READONLY;
 use super::format::layout::{
-    checkpoint_block_addr, checkpoint_copy_addr, log_zone, log_zone_blocks, superblock_addr,
-    LOG_ZONES,
+    checkpoint_block_addr, checkpoint_copy_addr, log_zone, superblock_addr, LOG_ZONES,
 };
 use super::format::{
     decode_journal_block, CheckpointHeader, Record, Superblock, Uuid, BLOCK_SIZE,
@@ -60,11 +59,13 @@ use super::verify::verify;
 
 mod checkpoint;
 mod damage;
+mod log_limit;
 mod members;
 mod resume;
 mod zones;
 use checkpoint::load_checkpoint;
 use damage::{bad_block_at, count_dropped, count_repaired, drop_reclaimed, has_copy, scan_log};
+use log_limit::log_limit;
 use members::find_members;
 pub use members::{missing_members, removed_devices};
 use resume::{chain_copies_sound, chain_tail_ok, journal_resume, JournalEnd, Resume};
@@ -1151,33 +1152,6 @@ fn vol_slot<V: DerefMut<Target = [VolEntry]>>(vols: &V, id: u32) -> Option<usize
     slots::find(vols, id)
 }
 
-/// Blocks written in log zone `i` of member `d` (its device's write pointer,
-/// a conventional zone's capacity): where its journal blocks end. Asked of
-/// the device each time (no per-member table on the stack).
-fn log_limit<G, M>(
-    geo: &PoolGeometry<G>,
-    perm: &[u16; MAX_DEVICES],
-    rd: &mut M,
-    d: u16,
-    i: u32,
-) -> u64
-where
-    G: Deref<Target = [DeviceGeometry]>,
-    M: MetaReader,
-{
-    let Some(zg) = log_zone(geo, d, i).and_then(|z| geo.zone(z)) else {
-        return 0;
-    };
-    if zg.conventional {
-        // No write pointer: as far as the journal may go.
-        return log_zone_blocks(geo, d, i).unwrap_or(0);
-    }
-    match perm.get(usize::from(d)).copied() {
-        Some(dev) if dev != MISSING => rd.zone_wp(dev, zg.local).unwrap_or(0).min(zg.cap),
-        _ => 0,
-    }
-}
-
 /// Finds the journal block with sequence `seq` (leaves it in `buf`):
 /// first right after `hint`, then at the start of each log zone (after a
 /// switch), else anywhere in a log zone.
@@ -1209,7 +1183,7 @@ where
         matches!(decode_journal_block(buf), Ok((h, _)) if h.pool_uuid == uuid && h.seq == seq)
     };
     if let Some((d, i, off)) = hint {
-        let l = log_limit(geo, perm, rd, d, i);
+        let l = log_limit(geo, perm, rd, d, i, buf);
         let next = off.saturating_add(1);
         if probe(rd, d, i, next, l, buf) {
             return Some((d, i, next));
@@ -1218,7 +1192,7 @@ where
         // another (a log-zone switch): its first blocks before a search.
         for d in 0..geo.nr_devices() {
             for i in 0..LOG_ZONES {
-                let l = log_limit(geo, perm, rd, d, i);
+                let l = log_limit(geo, perm, rd, d, i, buf);
                 if probe(rd, d, i, 1, l, buf) {
                     return Some((d, i, 1));
                 }
@@ -1227,7 +1201,7 @@ where
     }
     for d in 0..geo.nr_devices() {
         for i in 0..LOG_ZONES {
-            let l = log_limit(geo, perm, rd, d, i);
+            let l = log_limit(geo, perm, rd, d, i, buf);
             for off in 1..l {
                 if probe(rd, d, i, off, l, buf) {
                     return Some((d, i, off));

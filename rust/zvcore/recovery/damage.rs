@@ -15,7 +15,8 @@ use super::super::format::{decode_journal_block, peek_magic, Record, Superblock,
 use super::super::geom::{DeviceGeometry, PoolGeometry, MAX_DEVICES};
 use super::super::map::NodeStore;
 use super::super::pool::{Pool, VolEntry};
-use super::{log_limit, read_pool, Assembly, BadBlock, Damage, MetaReader};
+use super::log_limit::log_limit;
+use super::{read_pool, Assembly, BadBlock, Damage, MetaReader};
 
 /// What a scan of every log zone found (see [`scan_log`]).
 pub(super) struct LogScan {
@@ -41,24 +42,26 @@ pub(super) struct LogScan {
 }
 
 /// Calls `f(member, log zone index, pool address of the zone's start,
-/// blocks written)` for every log zone of every member.
+/// blocks written)` for every log zone of every member, with `buf` (one
+/// block) to read into.
 fn for_each_log_zone<G, M, F>(
     geo: &PoolGeometry<G>,
     perm: &[u16; MAX_DEVICES],
     rd: &mut M,
+    buf: &mut [u8],
     mut f: F,
 ) where
     G: Deref<Target = [DeviceGeometry]>,
     M: MetaReader,
-    F: FnMut(&mut M, u16, u32, u64, u64),
+    F: FnMut(&mut M, &mut [u8], u16, u32, u64, u64),
 {
     for d in 0..geo.nr_devices() {
         for i in 0..LOG_ZONES {
             let Some(start) = log_zone(geo, d, i).and_then(|z| geo.zone_start(z)) else {
                 continue;
             };
-            let l = log_limit(geo, perm, rd, d, i);
-            f(rd, d, i, start, l);
+            let l = log_limit(geo, perm, rd, d, i, buf);
+            f(rd, buf, d, i, start, l);
         }
     }
 }
@@ -99,7 +102,7 @@ where
         first_at: None,
         index_max: [0; LOG_ZONES as usize],
     };
-    for_each_log_zone(geo, perm, rd, |rd, d, i, start, l| {
+    for_each_log_zone(geo, perm, rd, buf, |rd, buf, d, i, start, l| {
         let local = log_zone(geo, d, i)
             .and_then(|z| geo.zone(z))
             .map(|zg| zg.local)
@@ -164,7 +167,7 @@ where
     M: MetaReader,
 {
     let mut n = 0u32;
-    for_each_log_zone(geo, perm, rd, |rd, d, i, start, l| {
+    for_each_log_zone(geo, perm, rd, buf, |rd, buf, d, i, start, l| {
         for off in 1..l {
             if read_pool(geo, perm, rd, start.saturating_add(off), buf).is_err() {
                 continue;
@@ -226,7 +229,7 @@ where
 {
     let z = log_zone(geo, m, i)?;
     let zg = geo.zone(z)?;
-    if off >= log_limit(geo, perm, rd, m, i) {
+    if off >= log_limit(geo, perm, rd, m, i, buf) {
         return None;
     }
     let start = geo.zone_start(z)?;
@@ -258,7 +261,7 @@ pub(super) fn count_dropped<G, M>(
     G: Deref<Target = [DeviceGeometry]>,
     M: MetaReader,
 {
-    for_each_log_zone(geo, perm, rd, |rd, _, _, start, l| {
+    for_each_log_zone(geo, perm, rd, buf, |rd, buf, _, _, start, l| {
         for off in 1..l {
             if read_pool(geo, perm, rd, start.saturating_add(off), buf).is_err() {
                 continue;
@@ -320,7 +323,7 @@ where
             let Some(start) = log_zone(geo, m, i).and_then(|z| geo.zone_start(z)) else {
                 continue;
             };
-            let l = log_limit(geo, perm, rd, m, i);
+            let l = log_limit(geo, perm, rd, m, i, buf);
             for off in 1..l {
                 if read_pool(pool.alloc.geom(), perm, rd, start.saturating_add(off), buf).is_err() {
                     continue;

@@ -76,6 +76,9 @@ struct Disk {
     /// Written end of each zone (blocks from its start).
     wp: HashMap<u32, u64>,
     zone_blocks: u64,
+    /// Zone capacity: where a finished zone's write pointer is reported
+    /// (as real devices report it); 0 for the zone size.
+    zone_cap: u64,
     /// Blocks recovery read, and when each phase ended.
     reads: u64,
     phases: Vec<(Phase, Instant, u64)>,
@@ -92,7 +95,15 @@ struct Disk {
 impl Disk {
     fn apply(&mut self, op: MetaOp<'_>) -> Result<()> {
         match op {
-            MetaOp::Flush | MetaOp::Finish(_) => {}
+            MetaOp::Flush => {}
+            MetaOp::Finish(z) => {
+                let cap = if self.zone_cap == 0 {
+                    self.zone_blocks
+                } else {
+                    self.zone_cap
+                };
+                self.wp.insert(z, cap);
+            }
             MetaOp::Reset(z) => {
                 if self.log_zones.contains(&z) {
                     self.log_resets += 1;
@@ -230,6 +241,7 @@ fn mapped(
     let g = geometry(zones);
     let mut disk = Disk {
         zone_blocks: g.zone_blocks,
+        zone_cap: g.zone_cap_blocks,
         // Meta zones come first: log zones 0 and 1 (`format::layout`).
         log_zones: [0, 1],
         ..Disk::default()
