@@ -32,6 +32,9 @@ pub enum Error {
     /// The write would take space other volumes' reservations or the pool
     /// reserve hold (see `pool::quota`).
     Reserved,
+    /// A data write did not complete on every device it went to (a
+    /// mirrored volume's copies are then mapped neither).
+    Io,
 }
 
 /// Result type of the core.
@@ -51,6 +54,7 @@ impl Error {
             Error::ReadOnly => "read-only",
             Error::Quota => "volume quota reached",
             Error::Reserved => "the rest of the pool is reserved",
+            Error::Io => "a copy of the data was not written",
         }
     }
 
@@ -65,6 +69,7 @@ impl Error {
             Error::Busy => 16,           // EBUSY
             Error::NotFound => 2,        // ENOENT
             Error::ReadOnly => 30,       // EROFS
+            Error::Io => 5,              // EIO
         }
     }
 }

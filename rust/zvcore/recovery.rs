@@ -47,8 +47,8 @@ use super::format::layout::{
 use super::format::{
     decode_journal_block, CheckpointHeader, Record, Superblock, Uuid, BLOCK_SIZE,
     INCOMPAT_CHECKPOINT_COPIES, INCOMPAT_COMMIT_BLOCKS, INCOMPAT_CONV_LOG_SPAN,
-    INCOMPAT_DELTA_CHECKPOINTS, INCOMPAT_DELTA_GROW, INCOMPAT_DELTA_VOLUMES, INCOMPAT_PLACEMENT,
-    INCOMPAT_REMOVED_MEMBERS, INCOMPAT_SHARED_BLOCKS, INCOMPAT_ZONE_HISTORY,
+    INCOMPAT_DELTA_CHECKPOINTS, INCOMPAT_DELTA_GROW, INCOMPAT_DELTA_VOLUMES, INCOMPAT_MIRROR,
+    INCOMPAT_PLACEMENT, INCOMPAT_REMOVED_MEMBERS, INCOMPAT_SHARED_BLOCKS, INCOMPAT_ZONE_HISTORY,
     RO_COMPAT_JOURNAL_COPIES, RO_COMPAT_RESERVATION, SUPERBLOCK_MAGIC,
 };
 use super::geom::{DeviceGeometry, PoolGeometry, MAX_DEVICES};
@@ -81,7 +81,8 @@ pub const INCOMPAT_SUPPORTED: u64 = INCOMPAT_SHARED_BLOCKS
     | INCOMPAT_REMOVED_MEMBERS
     | INCOMPAT_PLACEMENT
     | INCOMPAT_ZONE_HISTORY
-    | INCOMPAT_CONV_LOG_SPAN;
+    | INCOMPAT_CONV_LOG_SPAN
+    | INCOMPAT_MIRROR;
 /// Ro-compat features this engine supports.
 pub const RO_COMPAT_SUPPORTED: u64 = RO_COMPAT_RESERVATION | RO_COMPAT_JOURNAL_COPIES;
 
@@ -531,6 +532,9 @@ where
         damage: None,
     };
     asm.read_only = find_members(&devs, rd, &mut st.sb, buf, &mut asm.dev_of_member)?;
+    if st.sb.incompat & INCOMPAT_MIRROR != 0 && !cfg.mirrored_volumes {
+        return Err(Error::Unsupported("mirrored volumes"));
+    }
     st.sb.geometries(&mut devs)?;
     place(slot, devs, cfg, st)?;
     let Some(pool) = slot.as_mut() else {

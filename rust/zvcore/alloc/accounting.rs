@@ -4,7 +4,7 @@
 
 use super::super::error::{Error, Result};
 use super::super::geom::DeviceGeometry;
-use super::{Allocator, DevState, ZoneInfo};
+use super::{Allocator, DevState, ZoneInfo, ZoneState, NO_ZONE};
 use core::ops::{Deref, DerefMut};
 
 // Only named by the links in the docs.
@@ -92,6 +92,65 @@ where
             zi.valid = zi.valid.saturating_sub(len as u32);
         });
         self.valid_total = self.valid_total.saturating_sub(len);
+        Ok(())
+    }
+
+    /// Takes back the last `len` blocks handed out in open zone `zone` by
+    /// the allocation just made (nothing was allocated in the zone since,
+    /// nothing written): as if they had not been handed out. A zone the
+    /// allocation opened is empty again. `Invalid` (nothing changed) when
+    /// that cannot be: the allocation filled the zone, or the zone is not
+    /// its stream's open zone; the caller then treats the blocks as a
+    /// failed write ([`Self::abort`]).
+    pub fn untake(&mut self, zone: u32, len: u64) -> Result<()> {
+        let zg = self.geom.zone(zone).ok_or(Error::Invalid("zone id"))?;
+        let zi = *self
+            .zones
+            .get(zone as usize)
+            .ok_or(Error::Invalid("zone id"))?;
+        let ZoneState::Open(stream) = zi.state else {
+            return Err(Error::Invalid("untake: not an open zone"));
+        };
+        let si = stream.index();
+        let d = usize::from(zg.dev);
+        let open_here = self
+            .dev
+            .get(d)
+            .and_then(|s| s.zone.get(si))
+            .is_some_and(|&z| z == zone);
+        let n = u32::try_from(len).map_err(|_| Error::Invalid("untake: length"))?;
+        if n == 0 || !open_here || zi.wp < n || zi.valid < n || zi.inflight < n {
+            return Err(Error::Invalid("untake: not the last allocation"));
+        }
+        let empty = zi.wp == n;
+        self.tracking_held(zone, |zi| {
+            zi.wp -= n;
+            zi.valid -= n;
+            zi.inflight -= n;
+            if empty {
+                *zi = ZoneInfo::default();
+            }
+        });
+        if empty {
+            let limited = !zg.conventional;
+            if let Some(s) = self.dev.get_mut(d) {
+                s.free = s.free.saturating_add(1);
+                if limited {
+                    s.open = s.open.saturating_sub(1);
+                    s.active = s.active.saturating_sub(1);
+                }
+                if let Some(slot) = s.zone.get_mut(si) {
+                    *slot = NO_ZONE;
+                }
+            }
+            self.free_zones = self.free_zones.saturating_add(1);
+        }
+        // (The write clock stays: zones stamped by allocations made since
+        // must not be ahead of it.)
+        self.valid_total = self.valid_total.saturating_sub(len);
+        if let Some(w) = self.written.get_mut(si) {
+            *w = w.saturating_sub(len);
+        }
         Ok(())
     }
 

@@ -186,4 +186,16 @@ where
             .sum();
         self.free_zones.saturating_sub(held)
     }
+
+    /// [`Self::usable_free_zones`] of the members of `mask` (bit per
+    /// member).
+    pub fn usable_free_zones_in(&self, mask: u64) -> u32 {
+        let excluded = self.fenced | self.evacuating | self.lost;
+        self.dev
+            .iter()
+            .enumerate()
+            .filter(|(d, _)| mask & !excluded & dev_bit(*d) != 0)
+            .map(|(_, s)| s.free)
+            .fold(0u32, |a, f| a.saturating_add(f))
+    }
 }

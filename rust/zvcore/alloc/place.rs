@@ -61,10 +61,28 @@ where
         let si = stream.index();
         let user = matches!(stream, Stream::UserHot | Stream::UserCold) && !self.copying;
         let floor = if user { self.cfg.gc_reserve } else { 0 };
-        let global_ok = self.usable_free_zones() > floor;
+        // An allocation restricted to some members ([`Self::set_only`]:
+        // a placed or mirrored volume's) keeps the reserve on those
+        // members: GC must be able to collect their zones where their
+        // blocks have to stay.
+        let free_now = if self.only != 0 {
+            self.usable_free_zones_in(self.only)
+        } else {
+            self.usable_free_zones()
+        };
+        let global_ok = free_now > floor;
         let start = usize::from(self.rr.get(si).copied().unwrap_or(0));
         // A stream at its spread opens no zone while one of its own is open.
-        let capped = self.open_count(stream) >= spread(stream, n);
+        // Counted on the members of a restricted allocation only: GC's
+        // copies of a mirrored volume's blocks get a zone of their own on
+        // the volume's side (user writes cannot fill it), wherever GC's
+        // other zone is.
+        let capped = if self.only != 0 {
+            let within = self.only.count_ones() as usize;
+            self.open_count_in(stream, self.only) >= spread(stream, within.min(n))
+        } else {
+            self.open_count(stream) >= spread(stream, n)
+        };
         let mut limited = false;
         // Members found unable to open a suitable zone (bit per member).
         let mut excluded = 0u64;
@@ -176,6 +194,19 @@ where
             .iter()
             .take(n)
             .filter(|s| s.zone.get(stream.index()).is_some_and(|&z| z != NO_ZONE))
+            .count()
+    }
+
+    /// Members of `mask` on which `stream` has a zone open.
+    fn open_count_in(&self, stream: Stream, mask: u64) -> usize {
+        let n = self.geom.devices().len();
+        self.dev
+            .iter()
+            .take(n)
+            .enumerate()
+            .filter(|(d, s)| {
+                mask & dev_bit(*d) != 0 && s.zone.get(stream.index()).is_some_and(|&z| z != NO_ZONE)
+            })
             .count()
     }
 

@@ -10,6 +10,7 @@ use super::super::format::zone_history::ZoneHistory;
 use super::super::format::{Record, Superblock};
 use super::super::geom::{DeviceGeometry, Stream};
 use super::super::map::NodeStore;
+use super::mirror::user_vol;
 use super::{inval, PlanExtent, Pool, ReadRun, VolEntry, WritePlan, LIFE_WEIGHT, MAX_PLAN_EXTENTS};
 
 impl<G, Z, E, V, R, N, D, S> Pool<G, Z, E, V, R, N, D, S>
@@ -31,6 +32,27 @@ where
     /// Errors: `NoSpace` (pool full), `Busy` (record queue full: flush first;
     /// or zone limits), `Invalid`/`NotFound` for bad arguments.
     pub fn write_begin(
+        &mut self,
+        vol: u32,
+        lba: u64,
+        nblocks: u64,
+        stream: Stream,
+    ) -> Result<WritePlan> {
+        user_vol(vol)?;
+        if self.copy_of(vol).is_some() {
+            if self.volume(vol).is_some_and(|v| v.read_only()) {
+                return Err(Error::ReadOnly);
+            }
+            return Err(Error::Invalid(
+                "write: a mirrored volume has two copies to plan",
+            ));
+        }
+        self.write_begin_one(vol, lba, nblocks, stream)
+    }
+
+    /// [`Self::write_begin`] of one table (a volume, or one copy of a
+    /// mirrored volume).
+    pub(super) fn write_begin_one(
         &mut self,
         vol: u32,
         lba: u64,
@@ -218,6 +240,17 @@ where
         only: u64,
         vol: u32,
     ) -> Result<Extent> {
+        // A copy of a mirrored volume goes to its side or nowhere: the two
+        // copies of a block never share a member.
+        if let Some(side) = self.mirror_side(vol) {
+            if side == 0 {
+                return Err(Error::NoSpace);
+            }
+            self.alloc.set_only(side);
+            let r = self.take(stream, n);
+            self.alloc.set_only(0);
+            return r;
+        }
         if only == 0 {
             return self.take(stream, n);
         }
@@ -479,6 +512,19 @@ where
     /// Discards (unmaps) `nblocks` volume blocks from `lba`
     /// ([`Error::ReadOnly`] on a snapshot).
     pub fn discard(&mut self, vol: u32, lba: u64, nblocks: u64) -> Result<()> {
+        user_vol(vol)?;
+        if let Some(c) = self.copy_of(vol) {
+            let n = nblocks.div_ceil(u64::from(u32::MAX)) as usize;
+            if self.free_slots() < n.saturating_mul(2) {
+                return Err(Error::Busy);
+            }
+            self.discard_one(c, lba, nblocks)?;
+        }
+        self.discard_one(vol, lba, nblocks)
+    }
+
+    /// [`Self::discard`] of one table.
+    fn discard_one(&mut self, vol: u32, lba: u64, nblocks: u64) -> Result<()> {
         self.live()?;
         self.ckpt_retry |= self.meta_full || self.meta_low;
         let i = self.vol_index(vol)?;

@@ -91,6 +91,17 @@ where
                 None => return Ok(()),
             },
         };
+        if self.mirror_side(vol).is_some() {
+            if target.is_none() {
+                // A walk of it ends; its placement stays.
+                self.mig = None;
+                self.next_walk();
+                return Ok(());
+            }
+            return Err(Error::Invalid(
+                "migrate: a mirrored volume keeps its two sides",
+            ));
+        }
         let i = match self.vol_index(vol) {
             Ok(i) => i,
             // The volume walked last was deleted: its walk is over.

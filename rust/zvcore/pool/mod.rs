@@ -24,7 +24,7 @@ use super::codec::Reader;
 use super::error::{Error, Result};
 use super::format::history::Rewind;
 use super::format::journal::JOURNAL_PAYLOAD_MAX;
-use super::format::journal::VOL_FLAG_READONLY;
+use super::format::journal::{vol_flags_fit, VOL_FLAG_READONLY};
 use super::format::layout::{log_zone, log_zone_blocks};
 use super::format::policy::Placement;
 use super::format::superblock::{DEFAULT_CONV_LOG_BLOCKS, MIN_CONV_LOG_BLOCKS};
@@ -49,6 +49,8 @@ mod maintenance;
 mod members;
 pub use members::{Evacuation, Grown};
 mod migrate;
+mod mirror;
+pub use mirror::{copy_id, split_sides, COPY_ID_BIT};
 mod policy;
 pub mod quota;
 mod reassembly;
@@ -428,6 +430,10 @@ pub struct PoolConfig {
     /// of a conventional log zone, so that assembly reads no more of it
     /// ([`INCOMPAT_CONV_LOG_SPAN`]; 0: the whole zone, as before).
     pub conv_log_blocks: u32,
+    /// Mirrored volumes may be created, and pools that have them
+    /// (`INCOMPAT_MIRROR`) assembled (`mirror`). Off until the kernel's
+    /// data path writes both copies.
+    pub mirrored_volumes: bool,
 }
 
 impl PoolConfig {
@@ -447,6 +453,7 @@ impl PoolConfig {
             checkpoint_copies: true,
             zone_history: true,
             conv_log_blocks: DEFAULT_CONV_LOG_BLOCKS,
+            mirrored_volumes: false,
         }
     }
 }
@@ -1284,6 +1291,9 @@ fn peek_commit(b: &[u8]) -> bool {
 pub(super) fn decode_vol_record(r: &mut Reader<'_>) -> Result<(u32, u32, u64, VolName)> {
     let id = r.get_u32()?;
     let flags = r.get_u32()?;
+    if !vol_flags_fit(id, flags) {
+        return Err(Error::BadField("volume flags"));
+    }
     let size = r.get_u64()?;
     let nl = usize::from(r.get_u8()?);
     let name = r.get_bytes(32)?;

@@ -7,12 +7,13 @@ use core::ops::{Deref, DerefMut};
 
 use super::super::alloc::{DevState, ZoneInfo};
 use super::super::error::{Error, Result};
-use super::super::format::journal::VOL_FLAG_READONLY;
+use super::super::format::journal::{VOL_FLAG_COPY, VOL_FLAG_MIRRORED, VOL_FLAG_READONLY};
 use super::super::format::{Record, Superblock, VolName};
 use super::super::format::{INCOMPAT_DELTA_GROW, INCOMPAT_SHARED_BLOCKS};
 use super::super::geom::DeviceGeometry;
 use super::super::map::{BlockTable, NodeStore};
 use super::super::sparse::RefMap;
+use super::mirror::{copy_id, user_vol, COPY_ID_BIT};
 use super::{inval, slots, Pool, VolEntry, VolSpace};
 
 // Only named by the links in the docs.
@@ -96,9 +97,28 @@ where
         &self.refs
     }
 
-    /// Creates volume `id` (empty, `size` blocks).
+    /// Creates volume `id` (empty, `size` blocks). With
+    /// [`VOL_FLAG_MIRRORED`] in `flags`, a mirrored volume and its
+    /// companion (`mirror`).
     pub fn vol_create(&mut self, id: u32, name: &[u8], size: u64, flags: u32) -> Result<()> {
         self.vol_live()?;
+        if id & COPY_ID_BIT != 0 || flags & VOL_FLAG_COPY != 0 {
+            return Err(Error::Invalid("volume id"));
+        }
+        if flags & VOL_FLAG_MIRRORED != 0 {
+            return self.vol_create_mirrored(id, name, size);
+        }
+        self.vol_create_one(id, name, size, flags)
+    }
+
+    /// [`Self::vol_create`] of one volume.
+    pub(super) fn vol_create_one(
+        &mut self,
+        id: u32,
+        name: &[u8],
+        size: u64,
+        flags: u32,
+    ) -> Result<()> {
         if self.vol_index(id).is_ok() {
             return Err(Error::Busy);
         }
@@ -134,6 +154,19 @@ where
     /// from it keep their data (their origin is cleared).
     pub fn vol_delete(&mut self, id: u32) -> Result<()> {
         self.vol_live()?;
+        user_vol(id)?;
+        let i = self.vol_index(id)?;
+        let ci = self.companion_slot(i)?;
+        self.companion_room(i, 1)?;
+        self.vol_delete_one(id)?;
+        match ci.and_then(|c| self.vols.get(c)).map(|c| c.id) {
+            Some(c) => self.vol_delete_one(c),
+            None => Ok(()),
+        }
+    }
+
+    /// [`Self::vol_delete`] of one volume.
+    pub(super) fn vol_delete_one(&mut self, id: u32) -> Result<()> {
         self.ckpt_retry |= self.meta_full || self.meta_low;
         let i = self.vol_index(id)?;
         self.reserve(1)?;
@@ -192,11 +225,33 @@ where
     /// below its reservation (`Invalid`: lower the reservation first).
     pub fn vol_resize(&mut self, id: u32, size: u64) -> Result<()> {
         self.vol_live()?;
-        self.ckpt_retry |= self.meta_full || self.meta_low;
+        user_vol(id)?;
         let i = self.vol_index(id)?;
         if self.vols.get(i).map(|v| v.read_only()) != Some(false) {
             return Err(Error::ReadOnly);
         }
+        if self.vols.get(i).is_some_and(|v| v.reserve > size) {
+            return Err(Error::Invalid("shrink below the volume's reservation"));
+        }
+        let ci = self.companion_slot(i)?;
+        // A shrink may take more records: room for the companion's first.
+        let old = self
+            .vols
+            .get(i)
+            .and_then(|v| v.table)
+            .map_or(0, |t| t.size());
+        let nrec = old.saturating_sub(size).div_ceil(u64::from(u32::MAX)) as usize + 1;
+        self.companion_room(i, nrec.saturating_mul(2))?;
+        if let Some(c) = ci.and_then(|c| self.vols.get(c)).map(|c| c.id) {
+            self.vol_resize_one(c, size)?;
+        }
+        self.vol_resize_one(id, size)
+    }
+
+    /// [`Self::vol_resize`] of one volume.
+    fn vol_resize_one(&mut self, id: u32, size: u64) -> Result<()> {
+        self.ckpt_retry |= self.meta_full || self.meta_low;
+        let i = self.vol_index(id)?;
         if self.vols.get(i).is_some_and(|v| v.reserve > size) {
             return Err(Error::Invalid("shrink below the volume's reservation"));
         }
@@ -291,11 +346,39 @@ where
     /// snapshot, bad name, too many references to one node).
     pub fn snap_create(&mut self, vol: u32, new_id: u32, name: &[u8]) -> Result<()> {
         self.vol_live()?;
+        user_vol(vol)?;
         let i = self.vol_index(vol)?;
         if self.vols.get(i).map(|v| v.read_only()) != Some(false) {
             return Err(Error::Invalid("snapshot of a snapshot"));
         }
         self.share(i, new_id, name, VOL_FLAG_READONLY)
+    }
+
+    /// A snapshot or clone (`flags`) of the volume in slot `i`, and of its
+    /// companion if it is mirrored.
+    fn share(&mut self, i: usize, new_id: u32, name: &[u8], flags: u32) -> Result<()> {
+        if new_id & COPY_ID_BIT != 0 {
+            return Err(Error::Invalid("volume id"));
+        }
+        let mirrored = self.companion_slot(i)?.is_some();
+        if mirrored {
+            self.companion_room(i, 3)?;
+            if self.vols.iter().filter(|v| v.table.is_none()).count() < 2 {
+                return Err(Error::NoSpace);
+            }
+            let c = copy_id(new_id).ok_or(Error::Invalid("volume id"))?;
+            if self.vol_index(c).is_ok() {
+                return Err(Error::Busy);
+            }
+        }
+        let mflag = if mirrored { VOL_FLAG_MIRRORED } else { 0 };
+        self.share_raw(i, new_id, name, flags | mflag)?;
+        let r = self.share_companion(i, new_id, name, flags);
+        if r.is_err() {
+            // (Room was checked: only a failure of the tables is left.)
+            self.failed = true;
+        }
+        r
     }
 
     /// Clones snapshot `snap` into a new writable volume `new_id` named
@@ -305,6 +388,7 @@ where
     /// is not a snapshot.
     pub fn clone_volume(&mut self, snap: u32, new_id: u32, name: &[u8]) -> Result<()> {
         self.vol_live()?;
+        user_vol(snap)?;
         let i = self.vol_index(snap)?;
         if self.vols.get(i).map(|v| v.read_only()) != Some(true) {
             return Err(Error::Invalid("clone source is not a snapshot"));
@@ -312,7 +396,14 @@ where
         self.share(i, new_id, name, 0)
     }
 
-    fn share(&mut self, i: usize, new_id: u32, name: &[u8], flags: u32) -> Result<()> {
+    /// A snapshot or clone of the volume in slot `i` alone.
+    pub(super) fn share_raw(
+        &mut self,
+        i: usize,
+        new_id: u32,
+        name: &[u8],
+        flags: u32,
+    ) -> Result<()> {
         if self.vol_index(new_id).is_ok() {
             return Err(Error::Busy);
         }
@@ -406,6 +497,7 @@ where
     /// [`Error::Busy`] (record queue full).
     pub fn rollback(&mut self, vol: u32, snap: u32) -> Result<()> {
         self.vol_live()?;
+        user_vol(vol)?;
         let i = self.vol_index(vol)?;
         let j = self.vol_index(snap)?;
         let (v, s) = match (self.vols.get(i), self.vols.get(j)) {
@@ -418,6 +510,24 @@ where
         if !s.read_only() || s.origin != Some(vol) {
             return Err(Error::Invalid("rollback: not a snapshot of this volume"));
         }
+        match (self.companion_slot(i)?, self.companion_slot(j)?) {
+            (Some(ci), Some(cj)) => {
+                self.companion_room(i, 1)?;
+                let (cv, cs) = match (self.vols.get(ci), self.vols.get(cj)) {
+                    (Some(a), Some(b)) => (a.id, b.id),
+                    _ => return Err(Error::NotFound),
+                };
+                self.rollback_one(ci, cj, cv, cs)?;
+            }
+            (None, None) => {}
+            _ => return Err(Error::Corrupt("rollback: one of the two mirrored")),
+        }
+        self.rollback_one(i, j, vol, snap)
+    }
+
+    /// [`Self::rollback`] of one volume (slot `i`, id `vol`) to one
+    /// snapshot (slot `j`, id `snap`), checked.
+    fn rollback_one(&mut self, i: usize, j: usize, vol: u32, snap: u32) -> Result<()> {
         self.reserve(1)?;
         if let Err(e) = self.apply_rollback(i, j) {
             self.unreserve(1);
@@ -460,11 +570,23 @@ where
     /// [`Error::Busy`] (record queue full).
     pub fn promote(&mut self, vol: u32) -> Result<()> {
         self.vol_live()?;
+        user_vol(vol)?;
         let i = self.vol_index(vol)?;
         let v = *self.vols.get(i).ok_or(Error::NotFound)?;
         if v.read_only() {
             return Err(Error::ReadOnly);
         }
+        if let Some(ci) = self.companion_slot(i)? {
+            self.companion_room(i, 1)?;
+            let c = self.vols.get(ci).map(|c| c.id).ok_or(Error::NotFound)?;
+            self.promote_one(ci, c)?;
+        }
+        self.promote_one(i, vol)
+    }
+
+    /// [`Self::promote`] of the volume in slot `i` alone.
+    fn promote_one(&mut self, i: usize, vol: u32) -> Result<()> {
+        let v = *self.vols.get(i).ok_or(Error::NotFound)?;
         let t = v.table.ok_or(Error::NotFound)?;
         if !t.is_shared() && v.origin.is_none() && v.parent.is_none() {
             return Ok(());

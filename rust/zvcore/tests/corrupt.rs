@@ -25,7 +25,6 @@ use zvcore::format::{
 };
 use zvcore::geom::DeviceGeometry;
 use zvcore::map::decode_chunk;
-use zvcore::pool::PoolConfig;
 use zvcore::recovery::{recover, Check};
 use zvcore::verify::bitmap_words;
 
@@ -238,7 +237,7 @@ fn try_recover(base: &World, devs: Vec<SimDev>, rng: &mut Rng) -> String {
         recover(
             geoms.clone(),
             &mut rd,
-            PoolConfig::default_for(n as u16),
+            engine_config(n as u16),
             storage(&base.geoms),
             &mut scratch,
             &mut |z| to_finish.push(z),

@@ -25,7 +25,6 @@ use zvcore::format::{
     peek_magic, BLOCK_SIZE, CKPT_COMMIT_MAGIC, CKPT_DATA_MAGIC, CKPT_HEADER_MAGIC,
 };
 use zvcore::geom::DeviceGeometry;
-use zvcore::pool::PoolConfig;
 use zvcore::recovery::{recover, Assembly, Check, DamageKind};
 use zvcore::verify::bitmap_words;
 
@@ -168,7 +167,7 @@ fn recover_devs(base: &World, devs: Vec<SimDev>, rewind: bool) -> Outcome {
         recover(
             geoms.clone(),
             &mut rd,
-            PoolConfig::default_for(n as u16),
+            engine_config(n as u16),
             storage(&geoms),
             &mut scratch,
             &mut |z| to_finish.push(z),

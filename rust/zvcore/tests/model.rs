@@ -105,7 +105,7 @@ fn model_random_ops_with_crashes() {
          members added {} (busy {}) evacuations {} (cancelled {}, refused for space {}) members removed {} (refused {}) migrations {} \
          space rules set {} (writes refused {}) degraded assemblies {} log-zone switches {} (with short intervals {}) \
          journals resumed by assemblies {} (crashes before the next checkpoint {}) chains resumed {} (crashes after deltas only {}) \
-         journal blocks in conventional log zones of a limited span {}",
+         journal blocks in conventional log zones of a limited span {} mirrored volumes {} (writes {})",
         sum(|s| s.ops),
         t0.elapsed(),
         sum(|s| s.writes),
@@ -158,6 +158,12 @@ fn model_random_ops_with_crashes() {
         sum(|s| s.chain_resumed),
         sum(|s| s.resumed_delta_crashes),
         sum(|s| s.conv_span_blocks),
+        sum(|s| s.mirrored_vols),
+        sum(|s| s.mirrored_writes),
+    );
+    assert!(
+        sum(|s| s.mirrored_vols) > 0 && sum(|s| s.mirrored_writes) > 0,
+        "no mirrored volume was made, or none written"
     );
     assert!(
         sum(|s| s.deltas) > 0 && sum(|s| s.deltas_loaded) > 0,

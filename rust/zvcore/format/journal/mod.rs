@@ -111,8 +111,26 @@ pub mod tag {
 pub const VOL_NAME_MAX: usize = 32;
 /// Volume flag: read-only (snapshots).
 pub const VOL_FLAG_READONLY: u32 = 1 << 0;
+/// Volume flag: mirrored (`INCOMPAT_MIRROR`): its blocks' second copies
+/// are mapped by its companion, the volume of its id with
+/// [`VOL_COPY_ID_BIT`] set.
+pub const VOL_FLAG_MIRRORED: u32 = 1 << 1;
+/// Volume flag: the companion of a mirrored volume (hidden; its id has
+/// [`VOL_COPY_ID_BIT`] set, and only a companion's has).
+pub const VOL_FLAG_COPY: u32 = 1 << 2;
 /// Every volume flag this version knows.
-pub const VOL_FLAGS_KNOWN: u32 = VOL_FLAG_READONLY;
+pub const VOL_FLAGS_KNOWN: u32 = VOL_FLAG_READONLY | VOL_FLAG_MIRRORED | VOL_FLAG_COPY;
+/// The bit of a companion's volume id.
+pub const VOL_COPY_ID_BIT: u32 = 1 << 31;
+
+/// Whether volume flags `flags` fit volume id `vol`: known bits, a
+/// companion exactly when the id is a companion's, never both mirrored and
+/// a companion.
+pub const fn vol_flags_fit(vol: u32, flags: u32) -> bool {
+    flags & !VOL_FLAGS_KNOWN == 0
+        && (flags & VOL_FLAG_COPY != 0) == (vol & VOL_COPY_ID_BIT != 0)
+        && flags & (VOL_FLAG_MIRRORED | VOL_FLAG_COPY) != VOL_FLAG_MIRRORED | VOL_FLAG_COPY
+}
 
 #[cfg(test)]
 mod tests;

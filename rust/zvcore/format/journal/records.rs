@@ -9,7 +9,7 @@ use super::super::policy::{Policy, POLICY_RECORD_BYTES};
 use super::super::{
     all_zero, INCOMPAT_PLACEMENT, INCOMPAT_SHARED_BLOCKS, MAX_GENERATION, RO_COMPAT_RESERVATION,
 };
-use super::{tag, RECORD_PREFIX_LEN, TAG_COMPAT, VOL_FLAGS_KNOWN, VOL_NAME_MAX};
+use super::{tag, vol_flags_fit, RECORD_PREFIX_LEN, TAG_COMPAT, VOL_COPY_ID_BIT, VOL_NAME_MAX};
 use core::ops::Deref;
 
 // Only named by the links in the docs.
@@ -278,8 +278,10 @@ impl Record {
                     .map(|_| ())
                     .ok_or(Error::BadField("unmap: lba overflow"))
             }
-            Record::VolumeCreate { flags, name, .. } => {
-                if flags & !VOL_FLAGS_KNOWN != 0 {
+            Record::VolumeCreate {
+                vol, flags, name, ..
+            } => {
+                if !vol_flags_fit(vol, flags) {
                     return Err(Error::BadField("volume create: flags"));
                 }
                 if !name.is_valid() {
@@ -296,7 +298,7 @@ impl Record {
                 if vol == new_vol {
                     return Err(Error::BadField("snapshot: same volume"));
                 }
-                if flags & !VOL_FLAGS_KNOWN != 0 {
+                if !vol_flags_fit(new_vol, flags) || (vol ^ new_vol) & VOL_COPY_ID_BIT != 0 {
                     return Err(Error::BadField("snapshot: flags"));
                 }
                 if !name.is_valid() {

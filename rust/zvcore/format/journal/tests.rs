@@ -209,7 +209,40 @@ fn builder_errors() {
         Record::VolumeCreate {
             vol: 1,
             size_blocks: 1,
-            flags: 2,
+            flags: 8,
+            name: VolName::default(),
+        },
+        // A companion's flag on a user's id, a companion's id without it,
+        // both mirrored and a companion.
+        Record::VolumeCreate {
+            vol: 1,
+            size_blocks: 1,
+            flags: VOL_FLAG_COPY,
+            name: VolName::default(),
+        },
+        Record::VolumeCreate {
+            vol: VOL_COPY_ID_BIT | 1,
+            size_blocks: 1,
+            flags: 0,
+            name: VolName::default(),
+        },
+        Record::VolumeCreate {
+            vol: VOL_COPY_ID_BIT | 1,
+            size_blocks: 1,
+            flags: VOL_FLAG_COPY | VOL_FLAG_MIRRORED,
+            name: VolName::default(),
+        },
+        // A snapshot of a companion that is not one, and the other way.
+        Record::Snapshot {
+            vol: VOL_COPY_ID_BIT | 1,
+            new_vol: 2,
+            flags: 0,
+            name: VolName::default(),
+        },
+        Record::Snapshot {
+            vol: 1,
+            new_vol: VOL_COPY_ID_BIT | 2,
+            flags: VOL_FLAG_COPY,
             name: VolName::default(),
         },
         Record::Snapshot {
@@ -371,7 +404,8 @@ fn validation_errors() {
     }];
     assert_eq!(patched(&sn, |b| b[p + 17] = 1), bf("snapshot: reserved"));
     assert_eq!(patched(&sn, |b| b[p + 8] = 1), bf("snapshot: same volume"));
-    assert_eq!(patched(&sn, |b| b[p + 12] = 2), bf("snapshot: flags"));
+    assert_eq!(patched(&sn, |b| b[p + 12] = 8), bf("snapshot: flags"));
+    assert_eq!(patched(&sn, |b| b[p + 12] = 4), bf("snapshot: flags"));
     assert_eq!(patched(&sn, |b| b[p + 16] = 0), bf("snapshot: name"));
     assert_eq!(patched(&sn, |b| b[p + 16] = 33), bf("snapshot: name"));
     let rb = [Record::Rollback { vol: 1, snap: 2 }];

@@ -41,6 +41,33 @@ impl World {
         }
     }
 
+    /// Every mirrored volume reads the same versions through its two
+    /// tables.
+    pub fn check_copies_agree(&mut self, when: &str) {
+        let pairs: Vec<(u32, u32, u64)> = self
+            .vols
+            .iter()
+            .filter_map(|v| {
+                let c = self.pool_ref().copy_of(v.id)?;
+                Some((v.id, c, v.blocks.len() as u64))
+            })
+            .collect();
+        for (v, c, size) in pairs {
+            let a = self
+                .read_range(v, 0, size)
+                .unwrap_or_else(|e| panic!("{when}: {e}"));
+            let b = self
+                .read_range(c, 0, size)
+                .unwrap_or_else(|e| panic!("{when}: {e}"));
+            if let Some(l) = (0..a.len()).find(|&l| a[l] != b[l]) {
+                panic!(
+                    "{when}: mirrored volume {v} lba {l}: version {} but {} in its copy",
+                    a[l], b[l]
+                );
+            }
+        }
+    }
+
     /// A power cut: the engine is gone, each device loses what it had not
     /// made durable.
     pub fn crash(&mut self) {
@@ -103,7 +130,7 @@ impl World {
                 }
             })
             .collect();
-        let mut cfg = PoolConfig::default_for(n as u16);
+        let mut cfg = engine_config(n as u16);
         cfg.use_append = self.rng.pct(70);
         // Half the time placement by lifetime, which the default applies
         // only to members larger than the model's.
@@ -273,6 +300,12 @@ impl World {
                     hist: Vec::new(),
                 };
             }
+        }
+        // Both copies of a mirrored volume were mapped in one call, hence
+        // one commit: they agree (unless a table update ran out of nodes,
+        // which maps one table's extents only until the write again).
+        if self.nomem_one_in == 0 {
+            self.check_copies_agree("after recovery");
         }
         // Volumes the pool has but the model does not (or vice versa) would
         // be a bug: volume operations are committed at once.

@@ -12,8 +12,8 @@ use zvcore::format::layout::{log_zone, set_meta_zones, LOG_ZONES};
 use zvcore::format::{Record, Superblock, INCOMPAT_CHECKPOINT_COPIES, RO_COMPAT_JOURNAL_COPIES};
 use zvcore::geom::{DevKind, DeviceGeometry, PoolGeometry, Stream, META_ZONES_PER_DEV};
 use zvcore::pool::{
-    quota::SpaceRules, MetaOp, Pool, PoolConfig, PoolStorage, ReadRun, RelocItem, VolEntry,
-    WritePlan,
+    copy_id, quota::SpaceRules, MetaOp, Pool, PoolConfig, PoolStorage, ReadRun, RelocItem,
+    VolEntry, WritePlan, COPY_ID_BIT,
 };
 use zvcore::recovery::{recover, MetaReader, MISSING};
 use zvcore::verify::{bitmap_words, verify, Problem};

@@ -56,6 +56,11 @@ impl World {
     /// refuse to write it).
     pub fn pick_writable(&mut self) -> Option<(u32, u64)> {
         let (vol, size) = self.pick_vol()?;
+        // Companions are written with their mirrored volume (and nothing
+        // may name them).
+        if vol & COPY_ID_BIT != 0 {
+            return None;
+        }
         let ro = self.vols.iter().any(|v| v.id == vol && v.ro);
         if !ro {
             return Some((vol, size));
@@ -73,7 +78,7 @@ impl World {
         let w: Vec<(u32, u64)> = self
             .vols
             .iter()
-            .filter(|v| !v.ro)
+            .filter(|v| !v.ro && v.id & COPY_ID_BIT == 0)
             .map(|v| (v.id, v.blocks.len() as u64))
             .collect();
         if w.is_empty() {
@@ -96,9 +101,19 @@ impl World {
         } else {
             Stream::UserHot
         };
+        let mirrored = self.pool_ref().copy_of(vol).is_some();
         let mut plan = None;
         for attempt in 0..4 {
-            match self.pool().write_begin(vol, lba, n, stream) {
+            let r = if mirrored {
+                self.pool()
+                    .write_begin_copies(vol, lba, n, stream)
+                    .map(|(p, c)| (p, Some(c)))
+            } else {
+                self.pool()
+                    .write_begin(vol, lba, n, stream)
+                    .map(|p| (p, None))
+            };
+            match r {
                 Ok(p) => {
                     plan = Some(p);
                     break;
@@ -118,25 +133,66 @@ impl World {
                 Err(e) => panic!("write_begin: {e:?}"),
             }
         }
-        let Some(plan) = plan else {
+        let Some((plan, cplan)) = plan else {
             self.st.enospc += 1;
             return;
         };
         self.st.writes += 1;
+        let vers: Vec<u64> = (0..plan.nblocks)
+            .map(|_| {
+                self.ver += 1;
+                self.ver
+            })
+            .collect();
+        let (addrs, mut failed) = self.write_extents(&plan, &vers);
+        let copy = cplan.map(|c| {
+            self.st.mirrored_writes += 1;
+            let (a, f) = self.write_extents(&c, &vers);
+            failed |= f;
+            (c, a)
+        });
+        if failed {
+            // Complete at once: the zone is closed for writing before anything
+            // else is allocated in it.
+            self.st.write_failures += 1;
+            self.end_write(InFlight {
+                plan,
+                addrs,
+                vers,
+                copy,
+            });
+            if !self.in_ckpt {
+                self.maintenance();
+            }
+            return;
+        }
+        self.inflight.push(InFlight {
+            plan,
+            addrs,
+            vers,
+            copy,
+        });
+        if self.inflight.len() > 6 || self.rng.pct(60) {
+            self.complete_some();
+        }
+    }
+
+    /// Writes the extents of `plan` (blocks of versions `vers`, one in
+    /// 400 extents failing); where each landed, and whether one failed.
+    fn write_extents(&mut self, plan: &WritePlan, vers: &[u64]) -> (Vec<Option<u64>>, bool) {
         let mut addrs = Vec::new();
-        let mut vers = Vec::new();
         let mut failed = false;
+        let mut v = 0usize;
         for ext in plan.extents() {
             let mut data = vec![0u8; BS * ext.len as usize];
             for k in 0..ext.len {
-                self.ver += 1;
-                vers.push(self.ver);
                 fill_block(
                     &mut data[k as usize * BS..(k as usize + 1) * BS],
-                    vol,
-                    lba + ext.off + k,
-                    self.ver,
+                    plan.vol,
+                    plan.lba + ext.off + k,
+                    vers[v],
                 );
+                v += 1;
             }
             let (d, off) = self.loc(ext.addr);
             self.present(d, "data write");
@@ -162,20 +218,7 @@ impl World {
                 ),
             }
         }
-        if failed {
-            // Complete at once: the zone is closed for writing before anything
-            // else is allocated in it.
-            self.st.write_failures += 1;
-            self.end_write(&plan, &addrs, &vers);
-            if !self.in_ckpt {
-                self.maintenance();
-            }
-            return;
-        }
-        self.inflight.push(InFlight { plan, addrs, vers });
-        if self.inflight.len() > 6 || self.rng.pct(60) {
-            self.complete_some();
-        }
+        (addrs, failed)
     }
 
     pub fn record_completion(&mut self, plan: &WritePlan, addrs: &[Option<u64>], vers: &[u64]) {
@@ -192,7 +235,7 @@ impl World {
 
     pub fn complete_one(&mut self, i: usize) {
         let w = self.inflight.swap_remove(i);
-        self.end_write(&w.plan, &w.addrs, &w.vers);
+        self.end_write(w);
     }
 
     /// `write_end` of a completed write, with node allocations failing
@@ -201,38 +244,76 @@ impl World {
     /// others are unaffected and the failed ones keep their old blocks);
     /// the kernel then writes the request again, which the model sees as
     /// a later write.
-    pub fn end_write(&mut self, plan: &WritePlan, addrs: &[Option<u64>], vers: &[u64]) {
+    pub fn end_write(&mut self, w: InFlight) {
+        let (plan, addrs, vers) = (&w.plan, &w.addrs[..], &w.vers[..]);
         FAIL_ONE_IN.set(self.nomem_one_in);
-        let r = self.pool().write_end(plan, addrs);
+        let r = match &w.copy {
+            Some((c, ca)) => self.pool().write_end_copies(plan, addrs, c, ca),
+            None => self.pool().write_end(plan, addrs),
+        };
         FAIL_ONE_IN.set(0);
         match r {
-            Ok(_) => self.record_completion(plan, addrs, vers),
+            Ok(_) => {
+                self.record_completion(plan, addrs, vers);
+                if let Some((c, ca)) = &w.copy {
+                    self.record_completion(c, ca, vers);
+                }
+            }
+            // A copy failed: neither is mapped.
+            Err(Error::Io) if w.copy.is_some() => {}
+            // A table update of a mirrored write ran out of nodes: each
+            // table's extents are mapped or not; the kernel writes the
+            // request again (both copies), which the model sees as a
+            // later write.
+            Err(Error::NoSpace) if self.nomem_one_in > 0 && w.copy.is_some() => {
+                self.st.nomem += 1;
+                let copy = w.copy.as_ref().map(|(c, ca)| (*c, ca.clone()));
+                for (p, a) in [(*plan, addrs.to_vec())].into_iter().chain(copy) {
+                    self.settle_nomem(&p, &a, vers);
+                }
+                let (vol, lba, n) = (plan.vol, plan.lba, plan.nblocks);
+                if self.vols.iter().any(|v| v.id == vol && !v.ro) {
+                    self.write_again(vol, lba, n);
+                }
+            }
             Err(Error::NoSpace) if self.nomem_one_in > 0 => {
                 self.st.nomem += 1;
-                let mut k = 0usize;
-                for (i, ext) in plan.extents().iter().enumerate() {
-                    let n = ext.len as usize;
-                    let lba = plan.lba + ext.off;
-                    if addrs[i].is_some() {
-                        let got = self
-                            .read_range(plan.vol, lba, ext.len)
-                            .unwrap_or_else(|e| panic!("read after a failed table update: {e}"));
-                        if got[..] == vers[k..k + n] {
-                            for j in 0..n {
-                                self.complete(plan.vol, lba + j as u64, vers[k + j]);
-                            }
-                        }
-                    }
-                    k += n;
-                }
+                self.settle_nomem(plan, addrs, vers);
                 // The request again (its blocks as a new write).
                 let (vol, lba, n) = (plan.vol, plan.lba, plan.nblocks);
                 if self.vols.iter().any(|v| v.id == vol && !v.ro) {
-                    self.write_exact(vol, lba, n);
+                    self.write_again(vol, lba, n);
                 }
             }
             Err(e) => panic!("write_end of volume {}: {e:?}", plan.vol),
         }
+    }
+
+    /// After a table update that ran out of nodes: the model takes the
+    /// versions of the extents of `plan` that the table now maps.
+    fn settle_nomem(&mut self, plan: &WritePlan, addrs: &[Option<u64>], vers: &[u64]) {
+        let mut k = 0usize;
+        for (i, ext) in plan.extents().iter().enumerate() {
+            let n = ext.len as usize;
+            let lba = plan.lba + ext.off;
+            if addrs[i].is_some() {
+                let got = self
+                    .read_range(plan.vol, lba, ext.len)
+                    .unwrap_or_else(|e| panic!("read after a failed table update: {e}"));
+                if got[..] == vers[k..k + n] {
+                    for j in 0..n {
+                        self.complete(plan.vol, lba + j as u64, vers[k + j]);
+                    }
+                }
+            }
+            k += n;
+        }
+    }
+
+    /// The kernel's answer to a table update that failed: the request
+    /// written again, completed at once.
+    fn write_again(&mut self, vol: u32, lba: u64, n: u64) {
+        self.write_exact(vol, lba, n);
     }
 
     pub fn complete_some(&mut self) {
@@ -268,8 +349,11 @@ impl World {
             Err(e) => panic!("discard: {e:?}"),
         }
         self.st.discards += 1;
-        for k in 0..n {
-            self.complete(vol, lba + k, 0);
+        let copy = self.pool_ref().copy_of(vol);
+        for v in [Some(vol), copy].into_iter().flatten() {
+            for k in 0..n {
+                self.complete(v, lba + k, 0);
+            }
         }
     }
 
@@ -359,7 +443,9 @@ impl World {
         if self.rng.pct(30) {
             let it = items[self.rng.below(n as u64) as usize];
             self.st.gc_races += 1;
-            self.write_exact(it.src.vol, it.src.lba, it.src.len.min(4));
+            // (A companion's blocks are written through their volume.)
+            let vol = it.src.vol & !COPY_ID_BIT;
+            self.write_exact(vol, it.src.lba, it.src.len.min(4));
         }
         self.pool().gc_end(&items[..n], &addrs).expect("gc_end");
         n
@@ -374,6 +460,32 @@ impl World {
     /// A user write of this range (or the part one plan covers), completed
     /// at once; the blocks planned, or why the write was refused.
     pub fn write_checked(&mut self, vol: u32, lba: u64, n: u64) -> Result<u64, Error> {
+        if self.pool_ref().copy_of(vol).is_some() {
+            let (plan, c) = self
+                .pool()
+                .write_begin_copies(vol, lba, n, Stream::UserHot)?;
+            let vers: Vec<u64> = (0..plan.nblocks)
+                .map(|_| {
+                    self.ver += 1;
+                    self.ver
+                })
+                .collect();
+            let (addrs, f1) = self.write_extents(&plan, &vers);
+            let (ca, f2) = self.write_extents(&c, &vers);
+            let copy = Some((c, ca));
+            self.st.mirrored_writes += 1;
+            let nb = plan.nblocks;
+            self.end_write(InFlight {
+                plan,
+                addrs,
+                vers,
+                copy,
+            });
+            if f1 || f2 {
+                self.st.write_failures += 1;
+            }
+            return Ok(nb);
+        }
         let plan = self.pool().write_begin(vol, lba, n, Stream::UserHot)?;
         let mut addrs = Vec::new();
         let mut vers = Vec::new();
@@ -399,8 +511,14 @@ impl World {
             };
             addrs.push(Some(r.unwrap_or_else(|e| panic!("write: {e:?}"))));
         }
-        self.end_write(&plan, &addrs, &vers);
-        Ok(plan.nblocks)
+        let nb = plan.nblocks;
+        self.end_write(InFlight {
+            plan,
+            addrs,
+            vers,
+            copy: None,
+        });
+        Ok(nb)
     }
 
     pub fn gc_until_free(&mut self, attempt: usize) {

@@ -3,6 +3,7 @@
 //! rollback, promote, space rules and resize.
 
 use super::*;
+use zvcore::format::journal::VOL_FLAG_MIRRORED;
 
 impl World {
     /// Creates volume `id` named `name` of `size` blocks, in the pool and
@@ -72,8 +73,12 @@ impl World {
             8 => 7,     // space rules
             _ => 6,     // resize
         };
+        // Companions are never named: their volume's operations apply to
+        // them too (`mirror_model` follows).
         let idx = |w: &mut World, f: &dyn Fn(&VolModel) -> bool| -> Option<usize> {
-            let c: Vec<usize> = (0..w.vols.len()).filter(|&i| f(&w.vols[i])).collect();
+            let c: Vec<usize> = (0..w.vols.len())
+                .filter(|&i| f(&w.vols[i]) && w.vols[i].id & COPY_ID_BIT == 0)
+                .collect();
             (!c.is_empty()).then(|| c[w.rng.below(c.len() as u64) as usize])
         };
         match choice {
@@ -82,29 +87,44 @@ impl World {
                 let id = self.next_vol;
                 self.next_vol += 1;
                 let name = format!("vol{id}");
+                // A quarter mirrored, where two members take blocks.
+                let flags = if self.geoms.len() >= 2 && self.rng.pct(25) {
+                    VOL_FLAG_MIRRORED
+                } else {
+                    0
+                };
                 if self
                     .pool()
-                    .vol_create(id, name.as_bytes(), size, 0)
+                    .vol_create(id, name.as_bytes(), size, flags)
                     .is_err()
                 {
                     return;
                 }
                 self.vols.push(VolModel::new(id, size));
+                if let Some(c) = self.pool_ref().copy_of(id) {
+                    self.st.mirrored_vols += 1;
+                    self.vols.push(VolModel::new(c, size));
+                }
             }
             1 if self.vols.len() > 1 => {
-                let i = self.rng.below(self.vols.len() as u64) as usize;
+                let Some(i) = idx(self, &|_| true) else {
+                    return;
+                };
                 let id = self.vols[i].id;
+                let copy = self.pool_ref().copy_of(id);
                 if self.pool().vol_delete(id).is_err() {
                     return;
                 }
                 self.st.deletes += 1;
-                self.vols.remove(i);
-                for v in self.vols.iter_mut() {
-                    if v.origin == Some(id) {
-                        v.origin = None;
+                for gone in [Some(id), copy].into_iter().flatten() {
+                    self.vols.retain(|v| v.id != gone);
+                    for v in self.vols.iter_mut() {
+                        if v.origin == Some(gone) {
+                            v.origin = None;
+                        }
                     }
+                    self.dirty.retain(|(v, _)| *v != gone);
                 }
-                self.dirty.retain(|(v, _)| *v != id);
             }
             2 | 3 if room => {
                 // Snapshot of a volume, or clone of a snapshot.
@@ -128,6 +148,11 @@ impl World {
                 r.unwrap_or_else(|e| panic!("snapshot/clone of {src}: {e:?}"));
                 let m = self.vols[i].copy_as(id, snap);
                 self.vols.push(m);
+                if let (Some(cs), Some(cn)) = (self.pool_ref().copy_of(src), copy_id(id)) {
+                    let c = self.vols.iter().find(|v| v.id == cs).expect("companion");
+                    let m = c.copy_as(cn, snap);
+                    self.vols.push(m);
+                }
                 if snap {
                     self.st.snapshots += 1;
                 } else {
@@ -140,17 +165,22 @@ impl World {
                     return;
                 };
                 let (sid, vid) = (self.vols[si].id, self.vols[si].origin.unwrap());
-                let Some(vi) = self.vols.iter().position(|v| v.id == vid) else {
+                if !self.vols.iter().any(|v| v.id == vid) {
                     return;
-                };
+                }
                 self.pool()
                     .rollback(vid, sid)
                     .unwrap_or_else(|e| panic!("rollback of {vid} to {sid}: {e:?}"));
-                let mut m = self.vols[si].copy_as(vid, false);
-                m.origin = self.vols[vi].origin;
-                m.rules = self.vols[vi].rules;
-                self.vols[vi] = m;
-                self.dirty.retain(|(v, _)| *v != vid);
+                let copies = self.pool_ref().copy_of(vid).zip(copy_id(sid));
+                for (v, s) in [(vid, sid)].into_iter().chain(copies) {
+                    let vi = self.vols.iter().position(|m| m.id == v).expect("volume");
+                    let si = self.vols.iter().position(|m| m.id == s).expect("snapshot");
+                    let mut m = self.vols[si].copy_as(v, false);
+                    m.origin = self.vols[vi].origin;
+                    m.rules = self.vols[vi].rules;
+                    self.vols[vi] = m;
+                    self.dirty.retain(|(d, _)| *d != v);
+                }
                 self.st.rollbacks += 1;
             }
             5 => {
@@ -161,9 +191,13 @@ impl World {
                     return;
                 };
                 let id = self.vols[i].id;
+                let copy = self.pool_ref().copy_of(id);
                 match self.pool().promote(id) {
                     Ok(()) => {
                         self.vols[i].origin = None;
+                        if let Some(v) = self.vols.iter_mut().find(|v| Some(v.id) == copy) {
+                            v.origin = None;
+                        }
                         self.st.promotes += 1;
                     }
                     Err(Error::NoSpace) => return,
@@ -197,7 +231,9 @@ impl World {
                 }
             }
             _ if !self.vols.is_empty() => {
-                let i = self.rng.below(self.vols.len() as u64) as usize;
+                let Some(i) = idx(self, &|_| true) else {
+                    return;
+                };
                 let id = self.vols[i].id;
                 let old = self.vols[i].blocks.len() as u64;
                 let size = self
@@ -211,10 +247,13 @@ impl World {
                 if self.pool().vol_resize(id, size).is_err() {
                     return;
                 }
-                let v = &mut self.vols[i];
-                v.blocks.truncate(size as usize);
-                v.blocks.resize(size as usize, BlockModel::default());
-                self.dirty.retain(|(vv, l)| *vv != id || *l < size);
+                let copy = self.pool_ref().copy_of(id);
+                for id in [Some(id), copy].into_iter().flatten() {
+                    let v = self.vols.iter_mut().find(|v| v.id == id).expect("volume");
+                    v.blocks.truncate(size as usize);
+                    v.blocks.resize(size as usize, BlockModel::default());
+                    self.dirty.retain(|(vv, l)| *vv != id || *l < size);
+                }
             }
             _ => {}
         }

@@ -44,10 +44,16 @@ pub struct InFlight {
     pub plan: WritePlan,
     pub addrs: Vec<Option<u64>>,
     pub vers: Vec<u64>,
+    /// A mirrored volume's second copy (its companion's plan and where
+    /// its extents landed; the same versions).
+    pub copy: Option<(WritePlan, Vec<Option<u64>>)>,
 }
 
 pub struct Stats {
     pub ckpt_busy: u64,
+    /// Writes of mirrored volumes (both copies), mirrored volumes made.
+    pub mirrored_writes: u64,
+    pub mirrored_vols: u64,
     /// Journal blocks written into conventional log zones of a limited
     /// span (`PoolConfig::conv_log_blocks`; none past it, `exec` checks).
     pub conv_span_blocks: u64,
@@ -236,6 +242,14 @@ pub struct World {
     /// another one inside when the commit after it crashes).
     pub resumes: Vec<bool>,
     pub uuid: [u8; 16],
+}
+
+/// The engine configuration the harness runs: the defaults, and mirrored
+/// volumes (which the random worlds make).
+pub fn engine_config(n: u16) -> PoolConfig {
+    let mut cfg = PoolConfig::default_for(n);
+    cfg.mirrored_volumes = true;
+    cfg
 }
 
 pub fn sim_geom(g: &DeviceGeometry) -> SimGeom {
@@ -440,6 +454,8 @@ impl World {
             resumes: Vec::new(),
             meta_crashes: true,
             st: Stats {
+                mirrored_writes: 0,
+                mirrored_vols: 0,
                 log_switches: 0,
                 conv_span_blocks: 0,
                 short_log_switches: 0,
@@ -606,7 +622,7 @@ impl World {
         let mut ops = Vec::new();
         let n = self.geoms.len();
         let uuids: Vec<[u8; 16]> = (0..n).map(member_uuid).collect();
-        let mut cfg = PoolConfig::default_for(n as u16);
+        let mut cfg = engine_config(n as u16);
         cfg.use_append = self.rng.pct(70);
         // Half the time placement by lifetime, which the default applies
         // only to members larger than the model's.

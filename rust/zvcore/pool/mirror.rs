@@ -1,0 +1,370 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Mirrored volumes (issue 19, first part: the engine): every block of a
+//! mirrored volume has two copies on two disjoint sets of members, so that
+//! losing any one member leaves a copy.
+//!
+//! **Representation.** A mirrored volume `id` (flag
+//! [`VOL_FLAG_MIRRORED`]) has a hidden *companion* volume
+//! [`copy_id`]`(id)` (flag [`VOL_FLAG_COPY`]) of the same size whose block
+//! table maps the second copies. The companion is an ordinary volume to
+//! everything that handles tables (journal records, full and delta
+//! checkpoints, GC's relocation, scrub, sharing, migration walks), so each
+//! of those mechanisms keeps its one implementation. Volume operations on
+//! a mirrored volume apply to its companion too, in the same call and the
+//! same commit: a snapshot or clone of a mirrored volume is a mirrored
+//! volume whose companion is the snapshot or clone of the companion.
+//!
+//! **Sides.** At creation the usable members are split into two disjoint
+//! sets of about equal capacity ([`split_sides`]); the volume is placed on
+//! one ([`Placement::Members`]), its companion on the other, with the
+//! placement policy records the pool already keeps. Unlike other placed
+//! volumes, a mirrored volume's placement is strict: when its side has no
+//! room the write (or GC's copy) gets `NoSpace` rather than going
+//! elsewhere, so the two copies of a block never share a member. Members
+//! added later belong to neither side of existing mirrored volumes.
+//!
+//! **Writes.** [`Pool::write_begin_copies`] plans both copies of the same
+//! volume range; [`Pool::write_end_copies`] maps them together when both
+//! landed, and neither when any extent failed (the landed blocks become
+//! garbage), so the two tables always hold the same data and a crash needs
+//! no resynchronisation: the journal records of both are queued in one
+//! call, hence in one commit.
+//!
+//! Not built yet: the kernel's data path (both bios, reads from either
+//! copy), writes with one side lost (degraded), rebuilding a lost side.
+
+use core::ops::{Deref, DerefMut};
+
+use super::super::alloc::{DevState, ZoneInfo};
+use super::super::error::{Error, Result};
+use super::super::format::journal::{VOL_FLAG_COPY, VOL_FLAG_MIRRORED, VOL_FLAG_READONLY};
+use super::super::format::policy::{Placement, Policy};
+use super::super::format::{Record, Superblock, INCOMPAT_MIRROR};
+use super::super::geom::{DeviceGeometry, Stream};
+use super::super::map::NodeStore;
+use super::{inval, slots, Pool, VolEntry, WritePlan};
+
+/// Bit of a volume id that marks a companion (the ids users give are
+/// below it).
+pub const COPY_ID_BIT: u32 = 1 << 31;
+
+/// The id of the companion of mirrored volume `id` (`None` for an id that
+/// is itself a companion's).
+pub const fn copy_id(id: u32) -> Option<u32> {
+    if id & COPY_ID_BIT != 0 {
+        None
+    } else {
+        Some(id | COPY_ID_BIT)
+    }
+}
+
+/// `Invalid` for the id of a companion: users and the kernel name only
+/// the volumes they made.
+pub(super) const fn user_vol(id: u32) -> Result<()> {
+    if id & COPY_ID_BIT != 0 {
+        Err(Error::Invalid("volume id"))
+    } else {
+        Ok(())
+    }
+}
+
+/// Splits the members of `usable` (bit per member) into two disjoint,
+/// nonempty sets of about equal capacity: the members in decreasing order
+/// of `cap(d)`, each to the side with less so far (ties to the first).
+/// `None` with fewer than two members.
+pub fn split_sides(usable: u64, cap: impl Fn(u16) -> u64) -> Option<(u64, u64)> {
+    let mut order = [0u16; 64];
+    let mut n = 0usize;
+    for d in 0..64u16 {
+        if usable & (1u64 << d) != 0 {
+            if let Some(s) = order.get_mut(n) {
+                *s = d;
+            }
+            n += 1;
+        }
+    }
+    if n < 2 {
+        return None;
+    }
+    let order = order.get_mut(..n)?;
+    // Largest first; equal capacities in member order.
+    order.sort_unstable_by(|a, b| cap(*b).cmp(&cap(*a)).then(a.cmp(b)));
+    let (mut a, mut b, mut ca, mut cb) = (0u64, 0u64, 0u64, 0u64);
+    for &d in order.iter() {
+        if ca <= cb {
+            a |= 1u64 << d;
+            ca = ca.saturating_add(cap(d));
+        } else {
+            b |= 1u64 << d;
+            cb = cb.saturating_add(cap(d));
+        }
+    }
+    Some((a, b))
+}
+
+impl<G, Z, E, V, R, N, D, S> Pool<G, Z, E, V, R, N, D, S>
+where
+    G: Deref<Target = [DeviceGeometry]>,
+    Z: DerefMut<Target = [ZoneInfo]>,
+    E: DerefMut<Target = [u64]>,
+    V: DerefMut<Target = [VolEntry]>,
+    R: DerefMut<Target = [Record]>,
+    N: NodeStore,
+    D: DerefMut<Target = [DevState]>,
+    S: DerefMut<Target = Superblock>,
+{
+    /// The companion of volume `vol` if it is mirrored.
+    pub fn copy_of(&self, vol: u32) -> Option<u32> {
+        let v = self.volume(vol)?;
+        if v.flags & VOL_FLAG_MIRRORED == 0 {
+            return None;
+        }
+        copy_id(vol)
+    }
+
+    /// The slot of the companion of the volume in slot `i`, if that volume
+    /// is mirrored (`NotFound`: mirrored without a companion, which the
+    /// checks of an assembly refuse).
+    pub(super) fn companion_slot(&self, i: usize) -> Result<Option<usize>> {
+        let Some(v) = self.vols.get(i) else {
+            return Err(Error::NotFound);
+        };
+        if v.flags & VOL_FLAG_MIRRORED == 0 {
+            return Ok(None);
+        }
+        let c = copy_id(v.id).ok_or(Error::Corrupt("mirrored companion"))?;
+        slots::find(&self.vols, c)
+            .map(Some)
+            .ok_or(Error::Corrupt("mirrored volume without its companion"))
+    }
+
+    /// The members a copy of volume `vol` may go to if it is mirrored or a
+    /// companion (its side, less the members that take no blocks now; 0:
+    /// none is left, the copy cannot be placed); `None` for other volumes.
+    pub(super) fn mirror_side(&self, vol: u32) -> Option<u64> {
+        let v = self.volume(vol)?;
+        if v.flags & (VOL_FLAG_MIRRORED | VOL_FLAG_COPY) == 0 {
+            return None;
+        }
+        let m = match v.place {
+            Placement::Members(m) => m,
+            _ => 0,
+        };
+        Some(m & self.alloc.usable_members())
+    }
+
+    /// Sets [`INCOMPAT_MIRROR`] in the superblock (once), as
+    /// `enable_placement` does for its records.
+    fn enable_mirror(&mut self) {
+        if self.sb.incompat & INCOMPAT_MIRROR == 0 {
+            self.sb.incompat |= INCOMPAT_MIRROR;
+            self.sb.generation = self.sb.generation.saturating_add(1);
+            self.sb_dirty = true;
+        }
+    }
+
+    /// Creates mirrored volume `id` and its companion, placed on the two
+    /// sides ([`split_sides`]). `Unsupported` unless the engine was
+    /// configured for mirrored volumes; `Invalid` with fewer than two
+    /// usable members; `Busy` when the record queue cannot take the four
+    /// records; `NoSpace` without two free volume slots.
+    pub(super) fn vol_create_mirrored(&mut self, id: u32, name: &[u8], size: u64) -> Result<()> {
+        if !self.cfg.mirrored_volumes {
+            return Err(Error::Unsupported("mirrored volumes"));
+        }
+        let cid = copy_id(id).ok_or(Error::Invalid("volume id"))?;
+        if self.vol_index(id).is_ok() || self.vol_index(cid).is_ok() {
+            return Err(Error::Busy);
+        }
+        let geom = self.alloc.geom();
+        let (a, b) = split_sides(self.alloc.usable_members(), |d| {
+            geom.device(d).map_or(0, |g| {
+                u64::from(g.nr_data_zones()).saturating_mul(g.zone_cap_blocks)
+            })
+        })
+        .ok_or(Error::Invalid("a mirrored volume needs two members"))?;
+        if self.free_slots() < 4 {
+            return Err(Error::Busy);
+        }
+        if self.vols.iter().filter(|v| v.table.is_none()).count() < 2 {
+            return Err(Error::NoSpace);
+        }
+        self.enable_mirror();
+        self.vol_create_one(id, name, size, VOL_FLAG_MIRRORED)?;
+        if let Err(e) = self.vol_create_one(cid, name, size, VOL_FLAG_COPY) {
+            // Nothing is journalled yet but the first create: undo it.
+            self.failed |= self.vol_delete_one(id).is_err();
+            return Err(e);
+        }
+        self.place_pair(id, cid, Placement::Members(a), Placement::Members(b))
+    }
+
+    /// Places volume `id` and its companion `cid` (records and state).
+    fn place_pair(&mut self, id: u32, cid: u32, a: Placement, b: Placement) -> Result<()> {
+        for (vol, place) in [(id, a), (cid, b)] {
+            self.journal_policy(Policy::Placement { vol, place })?;
+            let i = self.vol_index(vol)?;
+            if let Some(v) = self.vols.get_mut(i) {
+                v.place = place;
+                v.place_walk = false;
+            }
+        }
+        self.refresh_placed();
+        Ok(())
+    }
+
+    /// The snapshot or clone `new_id` of the volume in slot `i` was made:
+    /// if that volume is mirrored, its companion gets the same, and the
+    /// new pair keeps its sides. Called with the new volume's record
+    /// queued; `Busy` before anything was made when the queue cannot take
+    /// the three records.
+    pub(super) fn share_companion(
+        &mut self,
+        i: usize,
+        new_id: u32,
+        name: &[u8],
+        flags: u32,
+    ) -> Result<()> {
+        let Some(ci) = self.companion_slot(i)? else {
+            return Ok(());
+        };
+        let (src, csrc) = match (self.vols.get(i), self.vols.get(ci)) {
+            (Some(v), Some(c)) => (*v, *c),
+            _ => return Err(Error::NotFound),
+        };
+        let ncid = copy_id(new_id).ok_or(Error::Invalid("volume id"))?;
+        self.share_raw(ci, ncid, name, (flags & VOL_FLAG_READONLY) | VOL_FLAG_COPY)?;
+        self.place_pair(new_id, ncid, src.place, csrc.place)
+    }
+
+    /// Whether an operation on the volume in slot `i` needs `n` more
+    /// record slots for its companion, and has them (`Busy` if not).
+    pub(super) fn companion_room(&self, i: usize, n: usize) -> Result<()> {
+        if self.companion_slot(i)?.is_some() && self.free_slots() < n.saturating_add(1) {
+            return Err(Error::Busy);
+        }
+        Ok(())
+    }
+
+    // ---- writes ---------------------------------------------------------
+
+    /// Plans a write of both copies of `nblocks` blocks of mirrored volume
+    /// `vol` from `lba`: the first plan for the volume, the second for its
+    /// companion, covering the same range (which may be shorter than
+    /// asked: plan the rest afterwards). Write both, then call
+    /// [`Self::write_end_copies`] (or [`Self::write_failed_copies`] if
+    /// nothing was submitted). `Invalid` for a volume that is not
+    /// mirrored; `NoSpace` when either side is full; otherwise as
+    /// [`Self::write_begin`].
+    pub fn write_begin_copies(
+        &mut self,
+        vol: u32,
+        lba: u64,
+        nblocks: u64,
+        stream: Stream,
+    ) -> Result<(WritePlan, WritePlan)> {
+        let cid = self
+            .copy_of(vol)
+            .ok_or(Error::Invalid("write: not a mirrored volume"))?;
+        // Two tries: a second copy split over more zones than the first
+        // (both plans hold at most `MAX_PLAN_EXTENTS` extents) may cover
+        // less; both are then dropped and planned again in new zones.
+        for _ in 0..2 {
+            let p = self.write_begin_one(vol, lba, nblocks, stream)?;
+            let c = match self.write_begin_one(cid, lba, p.nblocks, stream) {
+                Ok(c) => c,
+                Err(e) => {
+                    self.release_plan(&p);
+                    return Err(e);
+                }
+            };
+            if c.nblocks == p.nblocks {
+                return Ok((p, c));
+            }
+            self.release_plan(&c);
+            self.release_plan(&p);
+        }
+        Err(Error::Busy)
+    }
+
+    /// Gives back the space of `plan`, planned just now and not written:
+    /// the allocations are taken back where they can be (the last one of
+    /// an open zone), so that a copy refused on one side costs the other
+    /// side nothing; a zone an allocation filled is handled as after a
+    /// failed write (finished).
+    fn release_plan(&mut self, plan: &WritePlan) {
+        for ext in plan.extents().iter().rev() {
+            if self.alloc.untake(ext.zone, ext.len).is_err() {
+                self.extent_failed(ext.zone, ext.len);
+            }
+            self.unreserve(1);
+        }
+        let track = self.rules_track(plan);
+        self.unpend(plan, track);
+    }
+
+    /// Both copies planned by [`Self::write_begin_copies`] were written:
+    /// `addrs[k]` / `caddrs[k]` is where extent `k` of `plan` / `cplan`
+    /// landed (`None`: it failed). When every extent of both landed, both
+    /// tables map the range (returns the blocks mapped); otherwise neither
+    /// does, what landed is garbage, and the call returns `Io`.
+    pub fn write_end_copies(
+        &mut self,
+        plan: &WritePlan,
+        addrs: &[Option<u64>],
+        cplan: &WritePlan,
+        caddrs: &[Option<u64>],
+    ) -> Result<u64> {
+        let all = |p: &WritePlan, a: &[Option<u64>]| {
+            (0..p.nr).all(|k| a.get(k).copied().flatten().is_some())
+        };
+        if all(plan, addrs) && all(cplan, caddrs) {
+            let n = self.write_end(plan, addrs)?;
+            self.write_end(cplan, caddrs)?;
+            return Ok(n);
+        }
+        self.drop_landed(plan, addrs);
+        self.drop_landed(cplan, caddrs);
+        Err(Error::Io)
+    }
+
+    /// Neither copy of the plans of [`Self::write_begin_copies`] was
+    /// written: nothing is mapped.
+    pub fn write_failed_copies(&mut self, plan: &WritePlan, cplan: &WritePlan) {
+        self.write_failed(plan);
+        self.write_failed(cplan);
+    }
+
+    /// A write of `plan` ended but must not be mapped: the extents that
+    /// landed become garbage, the others are handled as failed.
+    fn drop_landed(&mut self, plan: &WritePlan, addrs: &[Option<u64>]) {
+        for (k, ext) in plan.extents().iter().enumerate() {
+            match addrs.get(k).copied().flatten() {
+                Some(a) => {
+                    let c = if ext.append {
+                        self.alloc.complete_append(ext.zone, a, ext.len)
+                    } else {
+                        self.alloc.complete_write(a, ext.len)
+                    };
+                    let ep = self.cur_epoch;
+                    if c.is_err() {
+                        self.failed = true;
+                    } else {
+                        inval(
+                            &mut self.alloc,
+                            &mut self.zepoch,
+                            ep,
+                            &mut self.failed,
+                            a,
+                            ext.len,
+                        );
+                    }
+                }
+                None => self.extent_failed(ext.zone, ext.len),
+            }
+            self.unreserve(1);
+        }
+        let track = self.rules_track(plan);
+        self.unpend(plan, track);
+    }
+}
