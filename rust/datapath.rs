@@ -109,11 +109,51 @@ pub(crate) fn end_plan(
     plan: &WritePlan,
     mut result: impl FnMut(usize) -> Option<Result<u64>>,
 ) -> (Result, [bool; MAX_PLAN_EXTENTS]) {
-    let mut addrs = [None; MAX_PLAN_EXTENTS];
     let mut failed = [false; MAX_PLAN_EXTENTS];
+    let (addrs, mut r) = landed(e, plan, 0, &mut result, &mut failed);
+    let ooms = e.nodes().oom_count();
+    let end = e.write_end(plan, &addrs);
+    if r.is_ok() {
+        r = end.map(|_| ()).map_err(|err| table_err(e, err, ooms));
+    }
+    (r, failed)
+}
+
+/// [`end_plan`] of a mirrored volume's two plans (`result(k)` for extent
+/// `k` of `plan`, `result(MAX_PLAN_EXTENTS + k)` for extent `k` of
+/// `cplan`): both mapped, or neither when an extent of either failed
+/// (`EIO`; the core's `write_end_copies`).
+pub(crate) fn end_copies(
+    e: &mut Engine,
+    plan: &WritePlan,
+    cplan: &WritePlan,
+    mut result: impl FnMut(usize) -> Option<Result<u64>>,
+) -> (Result, [bool; 2 * MAX_PLAN_EXTENTS]) {
+    let mut failed = [false; 2 * MAX_PLAN_EXTENTS];
+    let (addrs, r1) = landed(e, plan, 0, &mut result, &mut failed);
+    let (caddrs, r2) = landed(e, cplan, MAX_PLAN_EXTENTS, &mut result, &mut failed);
+    let ooms = e.nodes().oom_count();
+    let end = e.write_end_copies(plan, &addrs, cplan, &caddrs);
+    let mut r = r1.and(r2);
+    if r.is_ok() {
+        r = end.map(|_| ()).map_err(|err| table_err(e, err, ooms));
+    }
+    (r, failed)
+}
+
+/// Where the extents of `plan` landed (`result(base + k)` for extent `k`),
+/// the first error, and the failed ones marked in `failed[base + k]`.
+fn landed(
+    e: &Engine,
+    plan: &WritePlan,
+    base: usize,
+    result: &mut impl FnMut(usize) -> Option<Result<u64>>,
+    failed: &mut [bool],
+) -> ([Option<u64>; MAX_PLAN_EXTENTS], Result) {
+    let mut addrs = [None; MAX_PLAN_EXTENTS];
     let mut r = Ok(());
     for (k, ext) in plan.extents().iter().enumerate() {
-        match result(k) {
+        match result(base + k) {
             None => {}
             Some(Ok(s)) => {
                 if let Some(a) = addrs.get_mut(k) {
@@ -122,19 +162,18 @@ pub(crate) fn end_plan(
             }
             Some(Err(err)) => {
                 r = Err(err);
-                if let Some(f) = failed.get_mut(k) {
+                if let Some(f) = failed.get_mut(base + k) {
                     *f = true;
                 }
             }
         }
     }
-    let ooms = e.nodes().oom_count();
-    let end = e.write_end(plan, &addrs);
-    if r.is_ok() {
-        r = end.map(|_| ()).map_err(|err| table_err(e, err, ooms));
-    }
-    (r, failed)
+    (addrs, r)
 }
+
+/// A planned write: the plan, a mirrored volume's second copy, and the
+/// write-order lock when the extents need it.
+type Planned<'a> = (WritePlan, Option<WritePlan>, Option<MutexGuard<'a, ()>>);
 
 /// The errno of a block-table update that failed with `err`: a node
 /// allocation that failed for want of memory during the update (the
@@ -174,7 +213,22 @@ impl ActivePool {
         io: &impl ReqData<'r>,
     ) -> Result {
         let _noio = NoIo::enter();
-        let (lba, n) = (offset / BS, bytes / BS);
+        self.read_blocks(vol, offset / BS, offset / BS, bytes / BS, io)
+    }
+
+    /// [`Self::read`] of `n` blocks of volume `vol` from `from` into `io`,
+    /// whose byte 0 is block `start`'s (the same `io` for a run read again
+    /// from a mirrored volume's other copy: one instance of the function
+    /// for every request type).
+    fn read_blocks<'r>(
+        &self,
+        vol: u32,
+        start: u64,
+        from: u64,
+        n: u64,
+        io: &impl ReqData<'r>,
+    ) -> Result {
+        let lba = from;
         let mut done = 0u64;
         while done < n {
             let mut runs = [ReadRun::default(); MAX_SLOTS];
@@ -182,12 +236,13 @@ impl ActivePool {
             // Declared before the batch: dropped after it, once every bio
             // completed.
             let mut refs = ReadRefs::new(&self.zone_reads);
-            let cnt = {
+            let (cnt, copy) = {
                 let st = self.state.lock();
                 let cnt = st
                     .engine
                     .read_plan(vol, lba + done, n - done, &mut runs)
                     .map_err(core_err)?;
+                let copy = st.engine.copy_of(vol);
                 for (run, t) in runs.iter().take(cnt).zip(targets.iter_mut()) {
                     if let Some(a) = run.addr {
                         *t = Some(self.locate(&st.engine, a)?);
@@ -196,7 +251,7 @@ impl ActivePool {
                         refs.add(&st.engine, a, run.len)?;
                     }
                 }
-                cnt
+                (cnt, copy)
             };
             if cnt == 0 {
                 return Err(EIO);
@@ -204,10 +259,13 @@ impl ActivePool {
             let slots = [const { Slot::new() }; MAX_SLOTS];
             stack_pin_init!(let batch = BioBatch::new(&slots));
             let mut submitted = [false; MAX_SLOTS];
+            // Runs of a mirrored volume whose copy could not be read here:
+            // read from the other copy.
+            let mut retry = [None; MAX_SLOTS];
             let mut err = Ok(());
             {
                 for (k, run) in runs.iter().take(cnt).enumerate() {
-                    let at = ((run.lba - lba) * BS) as usize;
+                    let at = ((run.lba - start) * BS) as usize;
                     let len = (run.len * BS) as usize;
                     match targets.get(k).copied().flatten() {
                         None => io.parts(at, len, |seg, so, l| seg.zero(so, l))?,
@@ -232,6 +290,12 @@ impl ActivePool {
                                         *s = true;
                                     }
                                 }
+                                // (A member gone: the other copy.)
+                                Err(e) if copy.is_some() => {
+                                    if let Some(t) = retry.get_mut(k) {
+                                        *t = Some(e);
+                                    }
+                                }
                                 Err(e) => {
                                     err = Err(e);
                                     break;
@@ -248,7 +312,24 @@ impl ActivePool {
                 }
                 if let Err(e) = batch.result(k) {
                     self.io_error("read", run.addr.unwrap_or(0), run.len, e);
-                    err = Err(e);
+                    match (copy, retry.get_mut(k)) {
+                        (Some(_), Some(t)) => *t = Some(e),
+                        _ => err = Err(e),
+                    }
+                }
+            }
+            // The other copy of what could not be read (its table maps the
+            // same data: `zvcore::pool::mirror`).
+            if let Some(c) = copy {
+                for (k, run) in runs.iter().take(cnt).enumerate() {
+                    let Some(e) = retry.get(k).copied().flatten() else {
+                        continue;
+                    };
+                    if self.read_blocks(c, start, run.lba, run.len, io).is_err() {
+                        err = Err(e);
+                    } else {
+                        self.health.copy_reads.fetch_add(run.len, Ordering::Relaxed);
+                    }
                 }
             }
             err?;
@@ -292,23 +373,34 @@ impl ActivePool {
     /// regular write into a sequential zone (a member without zone append),
     /// also returns the write-order lock, taken before the engine lock is
     /// dropped: such writes must reach the zone in allocation order.
-    fn plan_write(
-        self: &Arc<Self>,
-        vol: u32,
-        lba: u64,
-        n: u64,
-    ) -> Result<(WritePlan, Option<MutexGuard<'_, ()>>)> {
+    fn plan_write(self: &Arc<Self>, vol: u32, lba: u64, n: u64) -> Result<Planned<'_>> {
         let mut since = None;
         let mut st = self.state.lock();
         loop {
-            match st.engine.write_begin(vol, lba, n, USER_STREAM) {
-                Ok(p) => {
+            // A mirrored volume: both copies of the same range.
+            let planned = if st.engine.copy_of(vol).is_some() {
+                st.engine
+                    .write_begin_copies(vol, lba, n, USER_STREAM)
+                    .map(|(p, c)| (p, Some(c)))
+            } else {
+                st.engine
+                    .write_begin(vol, lba, n, USER_STREAM)
+                    .map(|p| (p, None))
+            };
+            match planned {
+                Ok((p, c)) => {
                     self.note_levels(&st.engine);
                     if self.commit_due() {
                         self.kick_gc();
                     }
-                    let order = self.order_for(p.extents().iter().map(|e| (e.addr, e.append)));
-                    return Ok((p, order));
+                    let order = self.order_for(
+                        Iterator::chain(
+                            p.extents().iter(),
+                            c.iter().flat_map(|c| c.extents().iter()),
+                        )
+                        .map(|e| (e.addr, e.append)),
+                    );
+                    return Ok((p, c, order));
                 }
                 Err(CoreError::Busy) => {
                     // The record queue is full: commit (without the engine
@@ -401,15 +493,25 @@ impl ActivePool {
         let (lba, n) = (offset / BS, bytes / BS);
         let mut done = 0u64;
         while done < n {
-            let slots = [const { Slot::new() }; MAX_PLAN_EXTENTS];
+            // Slot `k` for extent `k` of the plan, `MAX_PLAN_EXTENTS + k`
+            // for extent `k` of a mirrored volume's second copy.
+            let slots = [const { Slot::new() }; 2 * MAX_PLAN_EXTENTS];
             stack_pin_init!(let batch = BioBatch::new(&slots));
-            let mut submitted = [false; MAX_PLAN_EXTENTS];
+            let mut submitted = [false; 2 * MAX_PLAN_EXTENTS];
             let mut err = Ok(());
-            let plan = {
+            let (plan, cplan) = {
                 // Submitted without the engine lock (regular writes into a
                 // sequential zone under the write-order lock).
-                let (plan, _order) = self.plan_write(vol, lba + done, n - done)?;
-                for (k, ext) in plan.extents().iter().enumerate() {
+                let (plan, cplan, _order) = self.plan_write(vol, lba + done, n - done)?;
+                let copies = cplan.iter().map(|c| (c, MAX_PLAN_EXTENTS));
+                for (k, ext) in
+                    Iterator::chain([(&plan, 0usize)].into_iter(), copies).flat_map(|(p, base)| {
+                        p.extents()
+                            .iter()
+                            .enumerate()
+                            .map(move |(k, e)| (base + k, e))
+                    })
+                {
                     let (m, sector) = match self.locate_addr(ext.addr) {
                         Ok(v) => v,
                         Err(e) => {
@@ -441,22 +543,36 @@ impl ActivePool {
                         }
                     }
                 }
-                plan
+                (plan, cplan)
             };
             batch.as_mut().wait();
-            let (r, failed) = end_plan(&mut self.state.lock().engine, &plan, |k| {
+            let result = |k: usize| {
                 submitted
                     .get(k)
                     .copied()
                     .unwrap_or(false)
                     .then(|| batch.result(k))
-            });
+            };
+            let (r, failed) = match &cplan {
+                None => {
+                    let (r, f) = end_plan(&mut self.state.lock().engine, &plan, result);
+                    let mut failed = [false; 2 * MAX_PLAN_EXTENTS];
+                    for (d, s) in failed.iter_mut().zip(f) {
+                        *d = s;
+                    }
+                    (r, failed)
+                }
+                Some(c) => end_copies(&mut self.state.lock().engine, &plan, c, result),
+            };
             if err.is_ok() {
                 err = r;
             }
-            for (k, ext) in plan.extents().iter().enumerate() {
-                if failed.get(k).copied().unwrap_or(false) {
-                    self.write_failed(ext, err.err().unwrap_or(EIO));
+            let copies = cplan.iter().map(|c| (c, MAX_PLAN_EXTENTS));
+            for (p, base) in Iterator::chain([(&plan, 0usize)].into_iter(), copies) {
+                for (k, ext) in p.extents().iter().enumerate() {
+                    if failed.get(base + k).copied().unwrap_or(false) {
+                        self.write_failed(ext, err.err().unwrap_or(EIO));
+                    }
                 }
             }
             err?;

@@ -64,6 +64,11 @@ impl ActivePool {
         rq.data_mut().start(Kind::Read, vol);
         {
             let st = self.state.lock_read();
+            // A mirrored volume's read may need its other copy: the slow
+            // path reads it on an error (`read`).
+            if st.engine.copy_of(vol).is_some() {
+                return Some(rq);
+            }
             let cnt = match st.engine.read_plan(vol, lba, n, &mut runs) {
                 Ok(c) => c,
                 Err(_) => return Some(rq),
@@ -189,8 +194,8 @@ impl ActivePool {
             let mut st = self.state.lock();
             let plan = match st.engine.write_begin(vol, lba, n, USER_STREAM) {
                 Ok(p) => p,
-                // Busy (commit first), no space (wait for GC), errors: the
-                // slow path.
+                // Busy (commit first), no space (wait for GC), errors, a
+                // mirrored volume (two copies): the slow path.
                 Err(_) => return Some(rq),
             };
             self.note_levels(&st.engine);

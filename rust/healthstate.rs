@@ -112,6 +112,9 @@ pub(crate) struct Health {
     /// reserve (`spacerules.rs`).
     pub(crate) quota_refused: AtomicU64,
     pub(crate) reserve_refused: AtomicU64,
+    /// Blocks of mirrored volumes read from their second copy because the
+    /// first could not be read (`ActivePool::read`).
+    pub(crate) copy_reads: AtomicU64,
     /// The volume (id + 1; 0: none) whose write a quota, and one whose
     /// write the reservations refused, to be told by the next check.
     pub(crate) quota_vol: AtomicU32,
@@ -141,6 +144,7 @@ impl Health {
             space_refused: AtomicBool::new(false),
             quota_refused: AtomicU64::new(0),
             reserve_refused: AtomicU64::new(0),
+            copy_reads: AtomicU64::new(0),
             quota_vol: AtomicU32::new(0),
             reserve_vol: AtomicU32::new(0),
             quota_logged: AtomicU32::new(0),

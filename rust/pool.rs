@@ -34,6 +34,7 @@ use crate::zonereads::ZoneReads;
 use crate::zvcore::{
     self,
     format::{
+        journal::VOL_FLAG_MIRRORED,
         layout::{ckpt_zones_of, set_meta_zones},
         Uuid, BLOCK_SIZE,
     },
@@ -199,6 +200,8 @@ fn engine_parts(
     // flight in one zone, and the device reports where each one landed.
     let cfg = PoolConfig {
         gc_item_max: ActivePool::gc_item_blocks(limits),
+        // The data path writes both copies (`datapath.rs`).
+        mirrored_volumes: true,
         ..PoolConfig::default_for(u16::try_from(sizing.len()).map_err(|_| EINVAL)?)
     };
     let scratch = KVec::from_elem(0u8, 2 * BLOCK_SIZE, GFP_KERNEL)?;
@@ -739,13 +742,32 @@ impl ActivePool {
         crate::volinfo::id_of(&self.state.lock().engine, name)
     }
 
-    /// Creates a volume of `blocks` blocks and commits it; returns its id.
-    pub(crate) fn vol_create(&self, name: &[u8], blocks: u64) -> Result<u32> {
-        self.vol_op(|e| {
+    /// Creates a volume of `blocks` blocks with `copies` copies of each
+    /// block (2: mirrored) and commits it; returns its id.
+    pub(crate) fn vol_create(&self, name: &[u8], blocks: u64, copies: u8) -> Result<u32> {
+        let flags = if copies == 2 { VOL_FLAG_MIRRORED } else { 0 };
+        let mut why = None;
+        let r = self.vol_op(|e| {
             let id = crate::volinfo::next_id(e);
-            e.vol_create(id, name, blocks, 0).map_err(core_err)?;
+            e.vol_create(id, name, blocks, flags).map_err(|err| {
+                why = Some(err.describe());
+                core_err(err)
+            })?;
             Ok(id)
-        })
+        });
+        if let (Err(_), Some(why)) = (&r, why) {
+            pr_err!("{}: volume not created: {}\n", &*self.name, why);
+        }
+        r
+    }
+
+    /// Copies of each block of volume `id` (2: mirrored).
+    pub(crate) fn vol_copies(&self, id: u32) -> u8 {
+        if self.state.lock_read().engine.copy_of(id).is_some() {
+            2
+        } else {
+            1
+        }
     }
 
     /// Deletes volume `id` (its blocks return to the pool) and commits.

@@ -93,6 +93,11 @@ impl ActivePool {
             "reserve_refusals {}",
             self.health.reserve_refused.load(Ordering::Relaxed)
         )?;
+        writeln!(
+            w,
+            "copy_read_blocks {}",
+            self.health.copy_reads.load(Ordering::Relaxed)
+        )?;
         writeln!(w, "zones_total {}", a.data_zones())?;
         writeln!(w, "zones_free {}", a.free_zones())?;
         writeln!(w, "zones_gc_reserve {}", a.config().gc_reserve)?;
@@ -132,7 +137,7 @@ impl ActivePool {
         writeln!(
             w,
             "volumes {}",
-            e.volumes().iter().filter(|v| v.table.is_some()).count()
+            e.volumes().iter().filter(|v| v.listed()).count()
         )?;
         writeln!(w, "user_blocks_written {}", s.user_blocks)?;
         writeln!(w, "gc_blocks_written {}", s.gc_blocks)?;
@@ -213,7 +218,7 @@ impl ActivePool {
             "snapshots {}",
             e.volumes()
                 .iter()
-                .filter(|v| v.table.is_some() && v.read_only())
+                .filter(|v| v.listed() && v.read_only())
                 .count()
         )?;
         writeln!(
@@ -277,7 +282,7 @@ impl ActivePool {
         let limit = page.len().saturating_sub(TRAILER);
         let mut pos = 0usize;
         let mut more = 0u32;
-        for v in e.volumes().iter().filter(|v| v.table.is_some()) {
+        for v in e.volumes().iter().filter(|v| v.listed()) {
             if more > 0 {
                 // The page is full: count the rest without describing them.
                 more = more.saturating_add(1);
@@ -326,7 +331,7 @@ impl ActivePool {
                 let end = slot.saturating_add(LIST_BATCH).min(vols.len());
                 let mut n = 0usize;
                 for v in vols.get(slot..end).unwrap_or(&[]) {
-                    if v.table.is_none() {
+                    if !v.listed() {
                         continue;
                     }
                     let Some(dst) = batch.get_mut(n..n.saturating_add(LINE_MAX)) else {

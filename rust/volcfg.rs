@@ -31,6 +31,9 @@ use kernel::{
 
 /// State of a volume, under its mutex.
 struct VolumeState {
+    /// Copies of each block asked for (1, or 2: a mirrored volume); set
+    /// before `size` makes the volume.
+    copies: u8,
     /// Size in bytes; 0 until written.
     size: u64,
     /// Id in the pool's metadata, once the volume exists there.
@@ -98,6 +101,7 @@ pub(crate) fn new_group(
             wbps: 7,
             quota_bytes: 8,
             reservation_bytes: 9,
+            copies: 10,
         ],
     };
     let path = CString::try_from_fmt(fmt!("{}/{}", pool.name.to_str()?, name.to_str()?))?;
@@ -129,7 +133,12 @@ pub(crate) fn new_group(
             path,
             name: vname,
             pool,
-            state <- new_mutex!(VolumeState { size, id, dev: None }),
+            state <- new_mutex!(VolumeState {
+                copies: 1,
+                size,
+                id,
+                dev: None
+            }),
             qos,
             _binding: binding,
         }),
@@ -208,15 +217,17 @@ impl configfs::AttributeOperations<0> for VolumeConfig {
             None => {
                 let id = this
                     .pool
-                    .vol_create(this.name.to_bytes(), blocks)
+                    .vol_create(this.name.to_bytes(), blocks, st.copies)
                     .inspect_err(|e| {
                         pr_err!("volume {}: cannot create: {:?}\n", this.what(), e);
                     })?;
+                let what = if st.copies == 2 { ", mirrored" } else { "" };
                 pr_info!(
-                    "volume {}: created as volume {} ({} bytes)\n",
+                    "volume {}: created as volume {} ({} bytes{})\n",
                     this.what(),
                     id,
-                    size
+                    size,
+                    what
                 );
                 st.id = Some(id);
             }
@@ -458,5 +469,45 @@ impl configfs::AttributeOperations<9> for VolumeConfig {
 
     fn store(this: &VolumeConfig, page: &[u8]) -> Result {
         store_rule(this, true, page)
+    }
+}
+
+/// `copies` (read-write): copies of each block, 1 (default) or 2 (a
+/// mirrored volume: the two on disjoint halves of the pool's members, see
+/// Documentation/design-space.md, "Mirrored volumes"). Set before `size`,
+/// which makes the volume; EBUSY after.
+#[vtable]
+impl configfs::AttributeOperations<10> for VolumeConfig {
+    type Data = VolumeConfig;
+
+    fn show(this: &VolumeConfig, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
+        let st = this.state.lock();
+        let n = match st.id {
+            Some(id) => this.pool.vol_copies(id),
+            None => st.copies,
+        };
+        let mut w = kernel::str::Formatter::new(page);
+        w.write_fmt(fmt!("{}\n", n))?;
+        Ok(w.bytes_written())
+    }
+
+    fn store(this: &VolumeConfig, page: &[u8]) -> Result {
+        let n = match parse_u64(page) {
+            Some(n @ 1..=2) => n as u8,
+            _ => {
+                pr_err!("volume {}: copies is 1 or 2\n", this.what());
+                return Err(EINVAL);
+            }
+        };
+        let mut st = this.state.lock();
+        if st.id.is_some() {
+            pr_err!(
+                "volume {}: copies is set before the size (the volume exists)\n",
+                this.what()
+            );
+            return Err(EBUSY);
+        }
+        st.copies = n;
+        Ok(())
     }
 }

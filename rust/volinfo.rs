@@ -61,7 +61,7 @@ pub(crate) fn snapshot_split(name: &[u8]) -> Option<usize> {
 pub(crate) fn next_id(e: &Engine) -> u32 {
     e.volumes()
         .iter()
-        .filter(|v| v.table.is_some())
+        .filter(|v| v.listed())
         .map(|v| v.id.saturating_add(1))
         .max()
         .unwrap_or(1)
@@ -116,6 +116,6 @@ pub(crate) fn info_of(e: &Engine, id: u32) -> Option<VolInfo> {
 pub(crate) fn id_of(e: &Engine, name: &[u8]) -> Option<u32> {
     e.volumes()
         .iter()
-        .find(|v| v.table.is_some() && v.name.as_bytes() == name)
+        .find(|v| v.listed() && v.name.as_bytes() == name)
         .map(|v| v.id)
 }

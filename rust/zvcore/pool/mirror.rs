@@ -266,6 +266,11 @@ where
         let cid = self
             .copy_of(vol)
             .ok_or(Error::Invalid("write: not a mirrored volume"))?;
+        // A side with no member left (lost): no write can keep two copies,
+        // and waiting for GC would not help (degraded writes: not built).
+        if self.mirror_side(vol) == Some(0) || self.mirror_side(cid) == Some(0) {
+            return Err(Error::Io);
+        }
         // Two tries: a second copy split over more zones than the first
         // (both plans hold at most `MAX_PLAN_EXTENTS` extents) may cover
         // less; both are then dropped and planned again in new zones.

@@ -24,7 +24,7 @@ use super::codec::Reader;
 use super::error::{Error, Result};
 use super::format::history::Rewind;
 use super::format::journal::JOURNAL_PAYLOAD_MAX;
-use super::format::journal::{vol_flags_fit, VOL_FLAG_READONLY};
+use super::format::journal::{vol_flags_fit, VOL_FLAG_COPY, VOL_FLAG_MIRRORED, VOL_FLAG_READONLY};
 use super::format::layout::{log_zone, log_zone_blocks};
 use super::format::policy::Placement;
 use super::format::superblock::{DEFAULT_CONV_LOG_BLOCKS, MIN_CONV_LOG_BLOCKS};
@@ -159,6 +159,17 @@ impl VolEntry {
     /// Whether the volume is read-only (a snapshot).
     pub fn read_only(&self) -> bool {
         self.flags & VOL_FLAG_READONLY != 0
+    }
+
+    /// Whether the slot holds a volume users name: not free, not the
+    /// hidden companion of a mirrored volume (`mirror`).
+    pub fn listed(&self) -> bool {
+        self.table.is_some() && self.flags & VOL_FLAG_COPY == 0
+    }
+
+    /// Whether the volume is mirrored (its second copies in a companion).
+    pub fn mirrored(&self) -> bool {
+        self.flags & VOL_FLAG_MIRRORED != 0
     }
 
     /// Whether the volume waits for its placement walk

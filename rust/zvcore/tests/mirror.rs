@@ -397,6 +397,21 @@ fn a_copy_that_failed_maps_neither() {
 }
 
 #[test]
+fn a_lost_side_fails_writes_and_leaves_reads_to_the_other() {
+    let mut w = world_with("mirror_lost", vec![small_zns(40), small_zns(40)]);
+    write_all(&mut w, 1, 0, 64);
+    let before = w.read_range(1, 0, 64).expect("read");
+    w.pool().member_lost(1).expect("member lost");
+    assert_eq!(
+        w.pool().write_begin_copies(1, 0, 8, Stream::UserHot).err(),
+        Some(Error::Io)
+    );
+    // The first copy is all on member 0: it reads as before.
+    assert!(members_of(&w, 1)[..64].iter().all(|m| *m == Some(0)));
+    assert_eq!(w.read_range(1, 0, 64).expect("read"), before);
+}
+
+#[test]
 fn a_single_member_pool_has_no_mirrored_volumes() {
     let seed = seed_from_env("mirror_single");
     let mut w = World::with_geoms(Rng::new(seed), seed, vec![small_zns(40)]);

@@ -1,0 +1,131 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+# Mirrored volumes (Documentation/admin-guide.md, "Mirrored volumes"): a
+# volume made with `copies` 2 on a pool of two members keeps a copy of
+# every block on each, so either member may be missing:
+# - `copies` is 1 by default, takes 1 or 2 before `size` (EINVAL for 3,
+#   EBUSY once the volume exists) and shows 2 after; the pool lists one
+#   volume (the second copies' table is hidden);
+# - what is written reads back, and each member holds about as much as
+#   the volume's data (one copy each);
+# - assembled without either member (assemble_mode degraded), every
+#   region reads back (the missing member's copy from the other one:
+#   `copy_read_blocks` counts them), and a write fails with EIO at once
+#   (degraded writes are not built);
+# - with both members again every region reads back and writes work;
+# - a pool of one member refuses a mirrored volume (EINVAL, one log line).
+DIR=$(dirname "$0")
+. "$DIR/ktap_helpers.sh"
+. /etc/zvpool/vm.env
+. "$DIR/vm_devices.sh"
+. "$DIR/pool_helpers.sh"
+
+KO=${ZVPOOL_KO:-/lib/modules/zvpool/zvpool.ko}
+CFS=/sys/kernel/config/zvpool
+P=$CFS/mr
+ST=$P/status
+ktap_print_header
+need_zns_and_conv "mirrored volumes" blkzone cmp
+lsmod | grep -q '^zvpool ' && rmmod zvpool
+insmod "$KO" || exit 1
+ktap_set_plan 15
+make_patterns
+
+# mfield M FIELD: FIELD of member M in `members`.
+mfield() { awk -v m="$1" '$1 == m' $P/members | tr ' ' '\n' | sed -n "s/^$2=//p"; }
+sfield() { sed -n "s/^$1 //p" $ST; }
+
+# mvol_up: makes mirrored volume v (64 MiB) and binds it; sets D.
+mvol_up() {
+	mkdir $P/v || return 1
+	echo 2 >$P/v/copies || return 1
+	echo 67108864 >$P/v/size || return 1
+	echo 1 >$P/v/enable || return 1
+	D=/dev/$(cut -d' ' -f1 $P/v/dev)
+}
+
+# read_regions K...: sets OK, EIO, BAD (as degraded.sh).
+read_regions() {
+	OK="" EIO="" BAD=""
+	for _k in "$@"; do
+		if ! dd if="$D" of=/tmp/mr.r bs=1M skip="$_k" count=1 iflag=direct status=none 2>/dev/null; then
+			EIO="$EIO $_k"
+		elif cmp -s /tmp/mr.r /tmp/pat.$_k; then
+			OK="$OK $_k"
+		else
+			BAD="$BAD $_k"
+		fi
+	done
+}
+
+DEVS="$ZNS $CONV"
+pool_down
+blkzone reset "$ZNS"
+step "format" pool_up normal 2 || exit 1
+mkdir $P/v
+ktap_expect_eq "copies is 1 by default" "1" "$(cat $P/v/copies)"
+refused "copies 3 refused" 3 $P/v/copies "invalid argument" "copies is 1 or 2"
+rmdir $P/v
+ktap_test_result "a mirrored volume is made" mvol_up
+ktap_expect_eq "copies shows 2" "2" "$(cat $P/v/copies)"
+refused "copies after the size refused" 1 $P/v/copies "device or resource busy" \
+	"copies is set before the size"
+ktap_expect_eq "the pool lists one volume" "1" "$(sfield volumes)"
+for k in 0 1 2 3; do put $k || ktap_print_msg "write of region $k failed"; done
+read_regions 0 1 2 3
+ktap_expect_eq "every region reads back" " 0 1 2 3" "$OK"
+U0=$(mfield 0 used_bytes) U1=$(mfield 1 used_bytes)
+ktap_print_msg "member 0 holds $U0 bytes, member 1 $U1"
+# 4 MiB written: each member holds a copy (a little more with metadata).
+ktap_test_result "each member holds a copy of the data" \
+	test "$U0" -ge 4194304 -a "$U1" -ge 4194304
+pool_down
+
+for gone in 0 1; do
+	if [ $gone = 0 ]; then DEVS=$CONV; else DEVS=$ZNS; fi
+	K="without member $gone"
+	if step "degraded" pool_up degraded && step "bind" vol_up; then
+		read_regions 0 1 2 3
+		ktap_print_msg "$K: read back:$OK; failed:$EIO; other data:$BAD; copy_read_blocks $(sfield copy_read_blocks)"
+		ktap_expect_eq "$K: every region reads back" " 0 1 2 3" "$OK"
+	else
+		ktap_test_fail "$K: every region reads back"
+	fi
+	if dd if=/tmp/pat.4 of="$D" bs=1M seek=4 count=1 oflag=direct status=none 2>/tmp/mr.err; then
+		ktap_test_fail "$K: a write fails with EIO"
+	else
+		ktap_test_result "$K: a write fails with EIO" grep -q "Input/output error" /tmp/mr.err
+	fi
+	C=$(sfield copy_read_blocks)
+	pool_down
+	# The volume's first copies are on one member: reading without it
+	# needs the second copies.
+	[ $gone = 0 ] && C0=$C || C1=$C
+done
+ktap_print_msg "blocks read from the second copy: without member 0 $C0, without member 1 $C1"
+ktap_test_result "the missing member's copy was read from the other" \
+	test "$C0" -gt 0 -o "$C1" -gt 0
+
+DEVS="$ZNS $CONV"
+if step "both members" pool_up normal && step "bind" vol_up; then
+	put 4
+	read_regions 0 1 2 3 4
+	ktap_expect_eq "both members: every region reads back, and a new one" " 0 1 2 3 4" "$OK"
+else
+	ktap_test_fail "both members: every region reads back, and a new one"
+fi
+pool_down
+
+# One member: no two sides.
+DEVS=$ZNS
+blkzone reset "$ZNS"
+if step "one member" pool_up normal 2; then
+	mkdir $P/v && echo 2 >$P/v/copies
+	refused "one member: a mirrored volume refused" 67108864 $P/v/size "invalid argument" \
+		"a mirrored volume needs two members"
+else
+	ktap_test_fail "one member: a mirrored volume refused"
+fi
+pool_down
+rmmod zvpool
+ktap_finished
