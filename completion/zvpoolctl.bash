@@ -84,7 +84,7 @@ _zvpoolctl() {
     "pool get") opts="--scripted --parsable --columns --json" args=pools ;;
     "pool check") opts="--json --journal --scripted" args=devices ;;
     "pool import") opts="--all --cached --dir --scripted --json --no-volumes --degraded" args=imports ;;
-    "volume create") opts="--size" args=pools ;;
+    "volume create") opts="--size --copies" args=pools ;;
     "volume migrate") opts="--to --wait --cancel" args=volumes ;;
     "volume clone") opts="" args=snapshots ;;
     "volume promote") opts="" args=volumes ;;

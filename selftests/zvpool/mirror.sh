@@ -13,6 +13,7 @@
 #   `copy_read_blocks` counts them), and a write fails with EIO at once
 #   (degraded writes are not built);
 # - with both members again every region reads back and writes work;
+# - `zvpoolctl volume create --copies 2` makes one;
 # - a pool of one member refuses a mirrored volume (EINVAL, one log line).
 DIR=$(dirname "$0")
 . "$DIR/ktap_helpers.sh"
@@ -25,10 +26,10 @@ CFS=/sys/kernel/config/zvpool
 P=$CFS/mr
 ST=$P/status
 ktap_print_header
-need_zns_and_conv "mirrored volumes" blkzone cmp
+need_zns_and_conv "mirrored volumes" blkzone cmp zvpoolctl
 lsmod | grep -q '^zvpool ' && rmmod zvpool
 insmod "$KO" || exit 1
-ktap_set_plan 15
+ktap_set_plan 16
 make_patterns
 
 # mfield M FIELD: FIELD of member M in `members`.
@@ -113,6 +114,13 @@ if step "both members" pool_up normal && step "bind" vol_up; then
 	ktap_expect_eq "both members: every region reads back, and a new one" " 0 1 2 3 4" "$OK"
 else
 	ktap_test_fail "both members: every region reads back, and a new one"
+fi
+if quiet zvpoolctl volume create mr/w --size 16M --copies 2; then
+	ktap_expect_eq "zvpoolctl volume create --copies 2" "2" "$(cat $P/w/copies)"
+	echo 0 >$P/w/enable
+	rmdir $P/w
+else
+	ktap_test_fail "zvpoolctl volume create --copies 2"
 fi
 pool_down
 

@@ -61,7 +61,7 @@ pub fn import(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
             format!("the image's virtual size {vsize} bytes: {e}"),
         )
     })?;
-    let vol = create_volume(ctx, pool, name, bytes)?;
+    let vol = create_volume(ctx, pool, name, bytes, 1)?;
     let mut undo = Undo::new();
     undo.push(
         UndoStep::DeleteVolume(pool.to_string(), name.to_string()),

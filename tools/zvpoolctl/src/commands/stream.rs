@@ -243,7 +243,7 @@ pub fn receive(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
     let mut fresh = false;
     match (&h.base, target, resume) {
         (None, None, false) => {
-            create_volume(ctx, pool, vol, h.volume_size)?;
+            create_volume(ctx, pool, vol, h.volume_size, 1)?;
             fresh = true;
         }
         (None, Some(_), false) => {

@@ -25,6 +25,13 @@ const OPT_SIZE: OptSpec = OptSpec {
     value: Some("SIZE"),
     help: "volume size: bytes or K M G T P (powers of 1024), a multiple of 4096",
 };
+const OPT_COPIES: OptSpec = OptSpec {
+    long: "copies",
+    short: None,
+    value: Some("N"),
+    help: "copies of each block: 1 (default) or 2 (mirrored: one copy on each half of the\n\
+           pool's members, so that either half may be lost; needs two members)",
+};
 const OPT_OFFLINE: OptSpec = OptSpec {
     long: "offline",
     short: None,
@@ -53,15 +60,19 @@ pub const NOUN: Noun = Noun {
     verbs: &[
         Verb {
             name: "create",
-            usage: "create --size SIZE POOL/VOL",
+            usage: "create --size SIZE [--copies 2] POOL/VOL",
             summary: "create a thin volume and its block device",
             help: "Creates volume VOL in the active pool POOL with the given size and\n\
                    enables it: the block device /dev/zvpoolN appears. Space is allocated\n\
-                   on write (thin provisioning).\n\
-                   configfs: mkdir POOL/VOL; POOL/VOL/size <- SIZE (creates the volume in\n\
-                   the pool's metadata); POOL/VOL/enable <- 1. If a step fails, the new\n\
-                   volume is removed again (rmdir POOL/VOL; POOL/delete_volume <- VOL).",
-            options: &[OPT_SIZE],
+                   on write (thin provisioning). --copies 2 makes a mirrored volume: every\n\
+                   block is written twice, on the two halves of the pool's members, and\n\
+                   reads go to the other copy when one cannot be read (a member missing);\n\
+                   it uses twice the space.\n\
+                   configfs: mkdir POOL/VOL; [POOL/VOL/copies <- 2;] POOL/VOL/size <- SIZE\n\
+                   (creates the volume in the pool's metadata); POOL/VOL/enable <- 1. If a\n\
+                   step fails, the new volume is removed again (rmdir POOL/VOL;\n\
+                   POOL/delete_volume <- VOL).",
+            options: &[OPT_SIZE, OPT_COPIES],
             min_args: 1,
             max_args: Some(1),
             columns: &[],
@@ -618,16 +629,32 @@ fn create(ctx: &mut Ctx<'_>, p: &Parsed) -> Result<(), Error> {
     let cmd = "volume create";
     let (pool, name) = split_volume(&p.args[0], cmd)?;
     let bytes = size_arg(p, cmd)?;
-    let vol = create_volume(ctx, pool, name, bytes)?;
+    let copies = match p.value("copies") {
+        None | Some("1") => 1,
+        Some("2") => 2,
+        Some(v) => return Err(Error::usage(format!("--copies is 1 or 2, not '{v}'"), cmd)),
+    };
+    let vol = create_volume(ctx, pool, name, bytes, copies)?;
     let dev = device_node(ctx, &vol).unwrap_or_else(|| "-".into());
-    ctx.say(&format!("created volume {vol}: {}, {dev}", human(bytes)));
+    let mirrored = if copies == 2 { ", mirrored" } else { "" };
+    ctx.say(&format!(
+        "created volume {vol}: {}{mirrored}, {dev}",
+        human(bytes)
+    ));
     Ok(())
 }
 
-/// Creates and enables volume `name` of `bytes` (checked by the caller):
-/// `volume create`, also used by `volume import` and `snapshot receive`.
-/// Rolls back on failure.
-pub fn create_volume(ctx: &mut Ctx<'_>, pool: &str, name: &str, bytes: u64) -> Result<Obj, Error> {
+/// Creates and enables volume `name` of `bytes` (checked by the caller)
+/// with `copies` copies of each block (2: mirrored): `volume create`,
+/// also used by `volume import` and `snapshot receive`. Rolls back on
+/// failure.
+pub fn create_volume(
+    ctx: &mut Ctx<'_>,
+    pool: &str,
+    name: &str,
+    bytes: u64,
+    copies: u8,
+) -> Result<Obj, Error> {
     let what = format!("create volume {pool}/{name}");
     let po = active_pool(ctx, pool, &what)?;
     let vol = Obj::volume(pool, name);
@@ -646,6 +673,11 @@ pub fn create_volume(ctx: &mut Ctx<'_>, pool: &str, name: &str, bytes: u64) -> R
         UndoStep::Rmdir(vol.clone()),
         format!("removed the new volume directory {vol}"),
     );
+    if copies != 1 {
+        if let Err(e) = ctx.write(&vol, "copies", &copies.to_string()) {
+            return Err(undo.rollback(ctx, e.fail(format!("set copies of {vol} to {copies}"))));
+        }
+    }
     if let Err(e) = ctx.write(&vol, "size", &bytes.to_string()) {
         return Err(undo.rollback(ctx, e.fail(format!("set size of {vol} to {bytes}"))));
     }

@@ -19,6 +19,33 @@ fn create_sets_size_and_enables() {
 }
 
 #[test]
+fn create_mirrored() {
+    let fk = setup_with_volumes();
+    let r = fk.run(&["volume", "create", "--size=1G", "--copies", "2", "tank/m"]);
+    assert_eq!(
+        (r.code, r.out.as_str(), r.err.as_str()),
+        (
+            0,
+            "created volume tank/m: 1.00G, mirrored, /dev/zvpool2\n",
+            ""
+        )
+    );
+    let d = fk.root().join("tank/m");
+    assert_eq!(fs::read_to_string(d.join("copies")).unwrap(), "2\n");
+    // The default, and what is refused before anything is made.
+    assert_eq!(fk.run(&["volume", "create", "--size=1G", "tank/p"]).code, 0);
+    assert_eq!(
+        fs::read_to_string(fk.root().join("tank/p/copies")).unwrap(),
+        "1\n"
+    );
+    let before = fk.snapshot();
+    let r = fk.run(&["volume", "create", "--size=1G", "--copies", "3", "tank/x"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.err.contains("--copies is 1 or 2, not '3'"), "{}", r.err);
+    assert_eq!(fk.snapshot(), before);
+}
+
+#[test]
 fn create_rolls_back_at_every_step() {
     // mkdir(1) size(2) enable(3).
     for step in 1..=3 {
@@ -162,7 +189,7 @@ fn create_usage_errors() {
         assert!(r.err.contains(msg), "{args:?}: {}", r.err);
         assert!(
             r.err
-                .contains("usage: zvpoolctl volume create --size SIZE POOL/VOL"),
+                .contains("usage: zvpoolctl volume create --size SIZE [--copies 2] POOL/VOL"),
             "{}",
             r.err
         );

@@ -73,6 +73,8 @@ struct MetaVol {
     /// across a stop like the size.
     quota: u64,
     reserve: u64,
+    /// Copies of each block (2: mirrored).
+    copies: u8,
 }
 
 impl MetaVol {
@@ -87,6 +89,7 @@ impl MetaVol {
             origin: None,
             quota: 0,
             reserve: 0,
+            copies: 1,
         }
     }
 }
@@ -158,6 +161,8 @@ struct VolRt {
     size: u64,
     /// I/O limits riops, wiops, rbps, wbps (not in a legacy kernel).
     limits: [u64; 4],
+    /// `copies` written before the volume was made (0: not written).
+    copies: u8,
 }
 
 #[derive(Default)]
@@ -785,6 +790,12 @@ impl FakeKernel {
                 let m = vols.iter().find(|m| &m.name == vn);
                 let vw = |f: &str, s: String| fs::write(vdir.join(f), s).unwrap();
                 vw("size", format!("{}\n", v.size));
+                if !legacy {
+                    vw(
+                        "copies",
+                        format!("{}\n", m.map_or(v.copies.max(1), |m| m.copies)),
+                    );
+                }
                 vw("enable", format!("{}\n", u8::from(v.enabled)));
                 vw(
                     "dev",
@@ -1229,6 +1240,28 @@ impl FakeKernel {
         };
         let (enabled, size) = (v.enabled, v.size);
         match attr {
+            "copies" if !st.legacy => {
+                let n = match value.trim() {
+                    "1" => 1,
+                    "2" => 2,
+                    _ => return Err(self.refuse(st, EINVAL, &obj, "copies is 1 or 2")),
+                };
+                let made = st
+                    .metas
+                    .get(pool)
+                    .is_some_and(|m| m.volumes.iter().any(|m| m.name == vol));
+                if made {
+                    return Err(self.refuse(
+                        st,
+                        EBUSY,
+                        &obj,
+                        "copies is set before the size (the volume exists)",
+                    ));
+                }
+                if let Some(v) = st.pools.get_mut(pool).and_then(|p| p.vols.get_mut(vol)) {
+                    v.copies = n;
+                }
+            }
             "size" => {
                 let is_snapshot = st
                     .metas
@@ -1255,9 +1288,22 @@ impl FakeKernel {
                         m.shared = m.shared.min(m.mapped);
                     }
                     None => {
+                        let copies = v.copies.max(1);
+                        let members = st.metas.get(pool).map_or(0, |m| m.members);
+                        if copies == 2 && members < 2 {
+                            return Err(self.refuse(
+                                st,
+                                EINVAL,
+                                &obj,
+                                "volume not created: a mirrored volume needs two members",
+                            ));
+                        }
+                        let meta = st.metas.entry(pool.to_string()).or_default();
                         meta.next_id += 1;
                         let id = meta.next_id;
-                        meta.volumes.push(MetaVol::new(id, vol, n));
+                        let mut m = MetaVol::new(id, vol, n);
+                        m.copies = copies;
+                        meta.volumes.push(m);
                     }
                 }
                 if let Some(v) = st.pools.get_mut(pool).and_then(|p| p.vols.get_mut(vol)) {
