@@ -241,9 +241,17 @@ impl ActivePool {
         // victim's blocks; one that found none there says so
         // (`gc_scan_more`) and the next goes on, the lock dropped in
         // between so that requests are never held behind a long scan.
-        let begin = |b: &mut GcBufs| loop {
+        // The placement walk under way before the batch: one that ends
+        // and starts the next volume's (several placed volumes, a
+        // mirrored volume's two tables) is progress, or GC would stop
+        // until the next write kicks it.
+        let mut walk_before = None;
+        let mut begin = |b: &mut GcBufs| loop {
             let mut st = self.state.lock();
             let t0 = Instant::<Monotonic>::now();
+            if walk_before.is_none() {
+                walk_before = Some(st.engine.migration().map(|m| (m.vol, m.done)));
+            }
             let r = st.engine.gc_begin_limited(&mut b.items, GC_BUF_BLOCKS);
             let more = r == Ok(0) && st.engine.gc_scan_more();
             self.note_levels(&st.engine);
@@ -269,7 +277,10 @@ impl ActivePool {
                 let st = self.state.lock();
                 let freed = self.levels().0 > free_before;
                 self.gc_paid(&st.engine, 0, freed);
-                return Ok(freed);
+                let walk = st.engine.migration().map(|m| (m.vol, m.done));
+                let next_walk =
+                    walk_before.is_some_and(|w| w != walk) && walk.is_some_and(|(_, done)| !done);
+                return Ok(freed || next_walk);
             }
             Ok(n) => n,
             Err(CoreError::NoSpace) | Err(CoreError::Busy) => return Ok(false),

@@ -30,8 +30,13 @@
 //! no resynchronisation: the journal records of both are queued in one
 //! call, hence in one commit.
 //!
-//! Not built yet: the kernel's data path (both bios, reads from either
-//! copy), writes with one side lost (degraded), rebuilding a lost side.
+//! **Degraded.** When a side has no member left (lost, removed), its
+//! copies go to the other side: writes go on with two copies on fewer
+//! members. The volume is placed as before, so the placement walk that
+//! every assembly starts moves them back once the side is there again.
+//!
+//! Not built yet: rebuilding a side lost for good onto a new member (the
+//! walk would read the lost copies from the other side).
 
 use core::ops::{Deref, DerefMut};
 
@@ -139,8 +144,11 @@ where
     }
 
     /// The members a copy of volume `vol` may go to if it is mirrored or a
-    /// companion (its side, less the members that take no blocks now; 0:
-    /// none is left, the copy cannot be placed); `None` for other volumes.
+    /// companion: its side, less the members that take no blocks now;
+    /// when none of its side is left (lost, removed, evacuated), the other
+    /// side's (a degraded write: both copies there, until the placement
+    /// walk of an assembly with the side back moves this one home). 0: no
+    /// member at all. `None` for other volumes.
     pub(super) fn mirror_side(&self, vol: u32) -> Option<u64> {
         let v = self.volume(vol)?;
         if v.flags & (VOL_FLAG_MIRRORED | VOL_FLAG_COPY) == 0 {
@@ -150,7 +158,19 @@ where
             Placement::Members(m) => m,
             _ => 0,
         };
-        Some(m & self.alloc.usable_members())
+        let usable = self.alloc.usable_members();
+        Some(if m & usable != 0 { m & usable } else { usable })
+    }
+
+    /// Whether volume `vol` (mirrored) has both sides: each copy of a
+    /// write goes to its own side.
+    pub fn mirror_whole(&self, vol: u32) -> bool {
+        let usable = self.alloc.usable_members();
+        let side = |v: u32| match self.volume(v).map(|v| v.place) {
+            Some(Placement::Members(m)) => m & usable != 0,
+            _ => false,
+        };
+        copy_id(vol).is_some_and(|c| side(vol) && side(c))
     }
 
     /// Sets [`INCOMPAT_MIRROR`] in the superblock (once), as
@@ -266,11 +286,8 @@ where
         let cid = self
             .copy_of(vol)
             .ok_or(Error::Invalid("write: not a mirrored volume"))?;
-        // A side with no member left (lost): no write can keep two copies,
-        // and waiting for GC would not help (degraded writes: not built).
-        if self.mirror_side(vol) == Some(0) || self.mirror_side(cid) == Some(0) {
-            return Err(Error::Io);
-        }
+        // (A side with no member left: both copies on the other side,
+        // `mirror_side`.)
         // Two tries: a second copy split over more zones than the first
         // (both plans hold at most `MAX_PLAN_EXTENTS` extents) may cover
         // less; both are then dropped and planned again in new zones.

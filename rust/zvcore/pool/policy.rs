@@ -17,7 +17,6 @@ use core::ops::{Deref, DerefMut};
 
 use super::super::alloc::{DevState, ZoneInfo};
 use super::super::error::{Error, Result};
-use super::super::format::journal::{VOL_FLAG_COPY, VOL_FLAG_MIRRORED};
 use super::super::format::policy::{MemberClass, Placement, Policy};
 use super::super::format::{Record, Superblock, INCOMPAT_PLACEMENT};
 use super::super::gc::pick_victim;
@@ -320,12 +319,10 @@ where
         if self.live().is_err() {
             return None;
         }
-        // (Not mirrored volumes: their strict placement never lets a
-        // block stray from its side.)
+        // (Mirrored volumes too: a degraded write may have put a copy on
+        // the other side, `mirror`.)
         for v in self.vols.iter_mut() {
-            v.place_walk = v.table.is_some()
-                && v.place != Placement::Any
-                && v.flags & (VOL_FLAG_MIRRORED | VOL_FLAG_COPY) == 0;
+            v.place_walk = v.table.is_some() && v.place != Placement::Any;
         }
         self.next_walk();
         let d = self.evac_resume.take()?;

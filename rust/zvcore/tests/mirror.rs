@@ -397,18 +397,33 @@ fn a_copy_that_failed_maps_neither() {
 }
 
 #[test]
-fn a_lost_side_fails_writes_and_leaves_reads_to_the_other() {
+fn a_lost_side_takes_both_copies_until_it_is_back() {
     let mut w = world_with("mirror_lost", vec![small_zns(40), small_zns(40)]);
     write_all(&mut w, 1, 0, 64);
-    let before = w.read_range(1, 0, 64).expect("read");
     w.pool().member_lost(1).expect("member lost");
-    assert_eq!(
-        w.pool().write_begin_copies(1, 0, 8, Stream::UserHot).err(),
-        Some(Error::Io)
-    );
-    // The first copy is all on member 0: it reads as before.
-    assert!(members_of(&w, 1)[..64].iter().all(|m| *m == Some(0)));
-    assert_eq!(w.read_range(1, 0, 64).expect("read"), before);
+    assert!(!w.pool_ref().mirror_whole(1));
+    // Degraded writes: both copies on member 0.
+    write_all(&mut w, 1, 32, 64);
+    let a = w.read_range(1, 0, 96).expect("read");
+    assert_eq!(a, w.read_range(cid(1), 0, 96).expect("read copy"));
+    let mc = members_of(&w, cid(1));
+    assert!(mc[32..96].iter().all(|m| *m == Some(0)), "{:?}", &mc[32..96]);
+    assert!(mc[..32].iter().all(|m| *m == Some(1)));
+    // Member 1 back at the next assembly: the walk moves the copies home.
+    while !w.commit(false) {}
+    w.crash_and_recover();
+    assert!(w.pool_ref().mirror_whole(1));
+    for _ in 0..200 {
+        if !w.pool_ref().moving_data() {
+            break;
+        }
+        w.gc_batch();
+        while !w.commit(false) {}
+        w.maintenance();
+    }
+    assert!(!w.pool_ref().moving_data(), "the walk did not end");
+    assert_eq!(check_copies(&mut w, 1, "after the walk"), 96);
+    assert_eq!(w.read_range(1, 0, 96).expect("read"), a);
 }
 
 #[test]
