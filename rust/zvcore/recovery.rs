@@ -40,7 +40,7 @@ use core::ops::{Deref, DerefMut};
 use super::alloc::{DevState, ZoneInfo};
 use super::error::{Error, Result};
 use super::format::checkpoint::set_of;
-use super::format::journal::VOL_FLAG_READONLY;
+use super::format::journal::{VOL_FLAG_COPY, VOL_FLAG_MIRRORED, VOL_FLAG_READONLY};
 use super::format::layout::{
     checkpoint_block_addr, checkpoint_copy_addr, log_zone, superblock_addr, LOG_ZONES,
 };
@@ -543,6 +543,18 @@ where
     if let Err(e) = load_and_replay(pool, rd, buf, on_finish, check, &mut asm) {
         *slot = None;
         return Err(e);
+    }
+    // Also by what was loaded: the superblock with `INCOMPAT_MIRROR` is
+    // written at the journal's next log-zone switch, and a checkpoint
+    // written before it (the first commit after an assembly or a format
+    // is one) may already hold mirrored volumes.
+    let mirrored = pool
+        .vols
+        .iter()
+        .any(|v| v.table.is_some() && v.flags & (VOL_FLAG_MIRRORED | VOL_FLAG_COPY) != 0);
+    if mirrored && !pool.cfg.mirrored_volumes {
+        *slot = None;
+        return Err(Error::Unsupported("mirrored volumes"));
     }
     Ok(asm)
 }

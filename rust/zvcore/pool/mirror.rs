@@ -144,22 +144,36 @@ where
     }
 
     /// The members a copy of volume `vol` may go to if it is mirrored or a
-    /// companion: its side, less the members that take no blocks now;
-    /// when none of its side is left (lost, removed, evacuated), the other
-    /// side's (a degraded write: both copies there, until the placement
-    /// walk of an assembly with the side back moves this one home). 0: no
-    /// member at all. `None` for other volumes.
+    /// companion: its side, less the members that take no blocks now.
+    /// When none of its side is left (lost, removed, evacuated): the
+    /// members of neither side if there are (a member added since, e.g.
+    /// the one that replaces a removed member), else the other side's (a
+    /// degraded write: both copies there, until the placement walk of an
+    /// assembly with the side back moves this one home). 0: no member at
+    /// all. `None` for other volumes.
     pub(super) fn mirror_side(&self, vol: u32) -> Option<u64> {
         let v = self.volume(vol)?;
         if v.flags & (VOL_FLAG_MIRRORED | VOL_FLAG_COPY) == 0 {
             return None;
         }
-        let m = match v.place {
+        let place = |v: &VolEntry| match v.place {
             Placement::Members(m) => m,
             _ => 0,
         };
+        let m = place(v);
         let usable = self.alloc.usable_members();
-        Some(if m & usable != 0 { m & usable } else { usable })
+        if m & usable != 0 {
+            return Some(m & usable);
+        }
+        // The other copy's volume: the companion's, or the volume's.
+        let other = if v.flags & VOL_FLAG_COPY != 0 {
+            self.volume(vol & !COPY_ID_BIT)
+        } else {
+            copy_id(vol).and_then(|c| self.volume(c))
+        }
+        .map_or(0, place);
+        let apart = usable & !other;
+        Some(if apart != 0 { apart } else { usable })
     }
 
     /// Whether volume `vol` (mirrored) has both sides: each copy of a

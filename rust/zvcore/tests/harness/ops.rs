@@ -144,10 +144,10 @@ impl World {
                 self.ver
             })
             .collect();
-        let (addrs, mut failed) = self.write_extents(&plan, &vers);
+        let (addrs, mut failed) = self.write_extents(&plan, &vers, false);
         let copy = cplan.map(|c| {
             self.st.mirrored_writes += 1;
-            let (a, f) = self.write_extents(&c, &vers);
+            let (a, f) = self.write_extents(&c, &vers, failed);
             failed |= f;
             (c, a)
         });
@@ -179,7 +179,12 @@ impl World {
 
     /// Writes the extents of `plan` (blocks of versions `vers`, one in
     /// 400 extents failing); where each landed, and whether one failed.
-    fn write_extents(&mut self, plan: &WritePlan, vers: &[u64]) -> (Vec<Option<u64>>, bool) {
+    fn write_extents(
+        &mut self,
+        plan: &WritePlan,
+        vers: &[u64],
+        after_failure: bool,
+    ) -> (Vec<Option<u64>>, bool) {
         let mut addrs = Vec::new();
         let mut failed = false;
         let mut v = 0usize;
@@ -209,6 +214,13 @@ impl World {
             match r {
                 Ok(a) => addrs.push(Some(a)),
                 Err(SimErr::Injected) => {
+                    failed = true;
+                    addrs.push(None);
+                }
+                // A mirrored write whose copies share a zone (both on the
+                // side left, degraded) after the first copy failed there:
+                // this one fails too, as on a device.
+                Err(SimErr::NotAtWp { .. }) if after_failure => {
                     failed = true;
                     addrs.push(None);
                 }
@@ -470,8 +482,8 @@ impl World {
                     self.ver
                 })
                 .collect();
-            let (addrs, f1) = self.write_extents(&plan, &vers);
-            let (ca, f2) = self.write_extents(&c, &vers);
+            let (addrs, f1) = self.write_extents(&plan, &vers, false);
+            let (ca, f2) = self.write_extents(&c, &vers, f1);
             let copy = Some((c, ca));
             self.st.mirrored_writes += 1;
             let nb = plan.nblocks;
