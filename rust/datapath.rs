@@ -575,6 +575,14 @@ impl ActivePool {
                     }
                 }
             }
+            // A mirrored write that ended during a checkpoint was dropped
+            // (`write_end_copies`): once the checkpoint ended (the commit
+            // lock is free again: this commits what is queued, or waits),
+            // the same range is written again.
+            if cplan.is_some() && err == Err(EBUSY) && failed.iter().all(|f| !f) {
+                self.commit()?;
+                continue;
+            }
             err?;
             done += plan.nblocks;
         }

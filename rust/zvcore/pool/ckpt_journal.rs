@@ -102,10 +102,11 @@ where
             return Ok(0);
         }
         let queued = self.recs.get(..self.npend).unwrap_or(&[]);
-        let nrec = records_within(queued, max_blocks.max(1));
+        let nrec = self.mirror_safe_prefix(records_within(queued, max_blocks.max(1)));
         if nrec == 0 {
             return Ok(0);
         }
+        let queued = self.recs.get(..self.npend).unwrap_or(&[]);
         let nblocks = journal_blocks_for(queued.get(..nrec).unwrap_or(&[])).max(1);
         let fits = self
             .jlog

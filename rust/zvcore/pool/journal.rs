@@ -168,7 +168,8 @@ where
             return Ok(Some(0));
         }
         let queued = self.recs.get(..self.npend).unwrap_or(&[]);
-        let nrec = records_within(queued, max_blocks.max(1));
+        let nrec = self.mirror_safe_prefix(records_within(queued, max_blocks.max(1)));
+        let queued = self.recs.get(..self.npend).unwrap_or(&[]);
         // A checkpoint is due. If the queue holds a volume operation, the
         // journal takes the whole queue first when it can (the checkpoint
         // that follows, committing none of it, can then take journal

@@ -47,7 +47,7 @@ use super::super::format::policy::{Placement, Policy};
 use super::super::format::{Record, Superblock, INCOMPAT_MIRROR};
 use super::super::geom::{DeviceGeometry, Stream};
 use super::super::map::NodeStore;
-use super::{inval, slots, Pool, VolEntry, WritePlan};
+use super::{inval, slots, Commit, Pool, VolEntry, WritePlan};
 
 /// Bit of a volume id that marks a companion (the ids users give are
 /// below it).
@@ -224,10 +224,11 @@ where
             return Err(Error::NoSpace);
         }
         self.enable_mirror();
-        self.vol_create_one(id, name, size, VOL_FLAG_MIRRORED)?;
-        if let Err(e) = self.vol_create_one(cid, name, size, VOL_FLAG_COPY) {
+        // The companion first (`mirror_safe_prefix`).
+        self.vol_create_one(cid, name, size, VOL_FLAG_COPY)?;
+        if let Err(e) = self.vol_create_one(id, name, size, VOL_FLAG_MIRRORED) {
             // Nothing is journalled yet but the first create: undo it.
-            self.failed |= self.vol_delete_one(id).is_err();
+            self.failed |= self.vol_delete_one(cid).is_err();
             return Err(e);
         }
         self.place_pair(id, cid, Placement::Members(a), Placement::Members(b))
@@ -278,6 +279,43 @@ where
             return Err(Error::Busy);
         }
         Ok(())
+    }
+
+    /// Whether journal record `r` belongs to a mirrored volume's
+    /// operation (its volume, or its companion: the id's bit).
+    fn mirror_record(&self, r: &Record) -> bool {
+        let vol = match *r {
+            Record::MapExtent { vol, .. }
+            | Record::Unmap { vol, .. }
+            | Record::VolumeCreate { vol, .. }
+            | Record::VolumeDelete { vol }
+            | Record::VolumeResize { vol, .. }
+            | Record::VolumeReserve { vol, .. }
+            | Record::Snapshot { vol, .. }
+            | Record::Rollback { vol, .. }
+            | Record::Promote { vol }
+            | Record::Policy(Policy::Placement { vol, .. }) => vol,
+            _ => return false,
+        };
+        vol & COPY_ID_BIT != 0 || self.copy_of(vol).is_some()
+    }
+
+    /// How many of the first `nrec` queued records a commit of only part
+    /// of the queue may take: none of a mirrored volume's. Its operations
+    /// queue their records together (the companion's first, which the
+    /// id's bit marks even once the volume is gone), and a commit cut
+    /// among them would leave the two copies different after a crash (a
+    /// write mapped in one table only; a volume without its companion).
+    /// They go with a commit of the whole queue, or a checkpoint. O(nrec).
+    pub(super) fn mirror_safe_prefix(&self, nrec: usize) -> usize {
+        if nrec >= self.npend {
+            return nrec;
+        }
+        let queued = self.recs.get(..nrec).unwrap_or(&[]);
+        queued
+            .iter()
+            .position(|r| self.mirror_record(r))
+            .unwrap_or(nrec)
     }
 
     // ---- writes ---------------------------------------------------------
@@ -344,6 +382,13 @@ where
     /// landed (`None`: it failed). When every extent of both landed, both
     /// tables map the range (returns the blocks mapped); otherwise neither
     /// does, what landed is garbage, and the call returns `Io`.
+    ///
+    /// `Busy` (nothing mapped, what landed is garbage: write the range
+    /// again once the checkpoint ended) while a checkpoint is being
+    /// written: its steps encode the two tables at different times, so
+    /// its image could hold one copy's new mapping and not the other's,
+    /// and a crash before the journal records of the write are durable
+    /// would leave the two copies different (found by the model test).
     pub fn write_end_copies(
         &mut self,
         plan: &WritePlan,
@@ -354,10 +399,16 @@ where
         let all = |p: &WritePlan, a: &[Option<u64>]| {
             (0..p.nr).all(|k| a.get(k).copied().flatten().is_some())
         };
-        if all(plan, addrs) && all(cplan, caddrs) {
-            let n = self.write_end(plan, addrs)?;
+        let landed = all(plan, addrs) && all(cplan, caddrs);
+        if landed && matches!(self.commit, Commit::Checkpoint { .. }) {
+            self.drop_landed(plan, addrs);
+            self.drop_landed(cplan, caddrs);
+            return Err(Error::Busy);
+        }
+        if landed {
+            // The companion's records first (`mirror_safe_prefix`).
             self.write_end(cplan, caddrs)?;
-            return Ok(n);
+            return self.write_end(plan, addrs);
         }
         self.drop_landed(plan, addrs);
         self.drop_landed(cplan, caddrs);

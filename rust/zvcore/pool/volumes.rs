@@ -158,11 +158,11 @@ where
         let i = self.vol_index(id)?;
         let ci = self.companion_slot(i)?;
         self.companion_room(i, 1)?;
-        self.vol_delete_one(id)?;
-        match ci.and_then(|c| self.vols.get(c)).map(|c| c.id) {
-            Some(c) => self.vol_delete_one(c),
-            None => Ok(()),
+        // The companion first (`mirror_safe_prefix`).
+        if let Some(c) = ci.and_then(|c| self.vols.get(c)).map(|c| c.id) {
+            self.vol_delete_one(c)?;
         }
+        self.vol_delete_one(id)
     }
 
     /// [`Self::vol_delete`] of one volume.

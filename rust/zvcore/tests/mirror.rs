@@ -129,14 +129,18 @@ fn write_all(w: &mut World, vol: u32, lba: u64, n: u64) {
     }
 }
 
-/// The member each block of table `vol` is on (`None`: unmapped).
-fn members_of(w: &World, vol: u32) -> Vec<Option<usize>> {
-    let size = w
-        .pool_ref()
+/// The size of table `vol` in blocks.
+fn size_of(w: &World, vol: u32) -> u64 {
+    w.pool_ref()
         .volume(vol)
         .and_then(|v| v.table)
         .expect("table")
-        .size();
+        .size()
+}
+
+/// The member each block of table `vol` is on (`None`: unmapped).
+fn members_of(w: &World, vol: u32) -> Vec<Option<usize>> {
+    let size = size_of(w, vol);
     let mut out = Vec::new();
     let mut runs = [zvcore::pool::ReadRun::default(); 4];
     let mut l = 0;
@@ -167,12 +171,7 @@ fn sides(w: &World, vol: u32) -> (u64, u64) {
 /// Every block of `vol` and of its copy: the same version, each copy on
 /// its side, never both on one member; returns the blocks mapped.
 fn check_copies(w: &mut World, vol: u32, when: &str) -> u64 {
-    let size = w
-        .pool_ref()
-        .volume(vol)
-        .and_then(|v| v.table)
-        .expect("table")
-        .size();
+    let size = size_of(w, vol);
     let a = w
         .read_range(vol, 0, size)
         .unwrap_or_else(|e| panic!("{when}: {e}"));

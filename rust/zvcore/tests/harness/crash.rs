@@ -90,6 +90,7 @@ impl World {
             }
         }
         self.inflight.clear();
+        self.deferred.clear();
         self.resets.clear();
         self.pool = None;
         let mut rng = self.rng.clone();
@@ -360,6 +361,7 @@ impl World {
     fn adopt_model(&mut self, pool: &P) {
         self.blind = true;
         self.inflight.clear();
+        self.deferred.clear();
         self.resets.clear();
         self.dirty.clear();
         self.vols = pool

@@ -88,6 +88,14 @@ impl World {
     }
 
     pub fn do_write(&mut self) {
+        // Mirrored writes dropped during a checkpoint, again.
+        if !self.pool_ref().checkpoint_in_flight() {
+            for (vol, lba, n) in std::mem::take(&mut self.deferred) {
+                if self.vols.iter().any(|v| v.id == vol && !v.ro) {
+                    self.write_again(vol, lba, n);
+                }
+            }
+        }
         let Some((vol, size)) = self.pick_writable() else {
             return;
         };
@@ -273,6 +281,12 @@ impl World {
             }
             // A copy failed: neither is mapped.
             Err(Error::Io) if w.copy.is_some() => {}
+            // Ended during a checkpoint: neither is mapped; written again
+            // once it ended.
+            Err(Error::Busy) if w.copy.is_some() => {
+                self.st.mirror_retries += 1;
+                self.deferred.push((plan.vol, plan.lba, plan.nblocks));
+            }
             // A table update of a mirrored write ran out of nodes: each
             // table's extents are mapped or not; the kernel writes the
             // request again (both copies), which the model sees as a

@@ -54,6 +54,8 @@ pub struct Stats {
     /// Writes of mirrored volumes (both copies), mirrored volumes made.
     pub mirrored_writes: u64,
     pub mirrored_vols: u64,
+    /// Mirrored writes dropped because they ended during a checkpoint.
+    pub mirror_retries: u64,
     /// Journal blocks written into conventional log zones of a limited
     /// span (`PoolConfig::conv_log_blocks`; none past it, `exec` checks).
     pub conv_span_blocks: u64,
@@ -206,6 +208,10 @@ pub struct World {
     pub unsettled: std::collections::HashMap<(u32, u64), Vec<u64>>,
     /// A checkpoint is being written in steps: nothing may commit.
     pub in_ckpt: bool,
+    /// Mirrored writes the engine dropped because they ended during a
+    /// checkpoint (`write_end_copies`: `Busy`), written again after it,
+    /// as the kernel does: (volume, lba, blocks).
+    pub deferred: Vec<(u32, u64, u64)>,
     /// Delta checkpoints the pool reported when last looked at.
     pub seen_deltas: u64,
     pub seen_volume_deltas: u64,
@@ -428,6 +434,7 @@ impl World {
             short_interval_pct: 30,
             interval: 0,
             in_ckpt: false,
+            deferred: Vec::new(),
             seen_deltas: 0,
             seen_volume_deltas: 0,
             seen_delta_copies: 0,
@@ -456,6 +463,7 @@ impl World {
             st: Stats {
                 mirrored_writes: 0,
                 mirrored_vols: 0,
+                mirror_retries: 0,
                 log_switches: 0,
                 conv_span_blocks: 0,
                 short_log_switches: 0,
