@@ -65,7 +65,7 @@ else
 fi
 rmdir "$CFS/idle"
 ktap_test_result "mkdir tp/vol0" mkdir "$V"
-ktap_expect_eq "attributes as in the ABI" "dev enable quota_bytes rbps reservation_bytes riops size usage wbps wiops" "$(ls "$V" | sort | tr '\n' ' ' | sed 's/ $//')"
+ktap_expect_eq "attributes as in the ABI" "copies dev enable quota_bytes rbps reservation_bytes riops size usage wbps wiops" "$(ls "$V" | sort | tr '\n' ' ' | sed 's/ $//')"
 ktap_expect_eq "new volume: size 0" "0" "$(cat "$V/size")"
 ktap_expect_eq "new volume: disabled, dev empty" "0:" "$(cat "$V/enable"):$(cat "$V/dev")"
 
