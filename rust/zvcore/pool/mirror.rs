@@ -284,17 +284,9 @@ where
     /// Whether journal record `r` belongs to a mirrored volume's
     /// operation (its volume, or its companion: the id's bit).
     fn mirror_record(&self, r: &Record) -> bool {
-        let vol = match *r {
-            Record::MapExtent { vol, .. }
-            | Record::Unmap { vol, .. }
-            | Record::VolumeCreate { vol, .. }
-            | Record::VolumeDelete { vol }
-            | Record::VolumeResize { vol, .. }
-            | Record::VolumeReserve { vol, .. }
-            | Record::Snapshot { vol, .. }
-            | Record::Rollback { vol, .. }
-            | Record::Promote { vol }
-            | Record::Policy(Policy::Placement { vol, .. }) => vol,
+        let vol = match (r, r.volumes()) {
+            (Record::Policy(Policy::Placement { vol, .. }), _) => *vol,
+            (_, (Some(vol), _)) => vol,
             _ => return false,
         };
         vol & COPY_ID_BIT != 0 || self.copy_of(vol).is_some()

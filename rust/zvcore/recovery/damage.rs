@@ -284,7 +284,7 @@ pub(super) fn count_dropped<G, M>(
             }
             for rec in recs.flatten() {
                 d.lost_records = d.lost_records.saturating_add(1);
-                let (a, b) = record_volumes(&rec);
+                let (a, b) = rec.volumes();
                 for v in [a, b].into_iter().flatten() {
                     d.add_volume(v);
                 }
@@ -401,27 +401,6 @@ where
         })?;
     }
     Ok(lost)
-}
-
-/// The volumes a journal record changes.
-fn record_volumes(rec: &Record) -> (Option<u32>, Option<u32>) {
-    match *rec {
-        Record::MapExtent { vol, .. }
-        | Record::Unmap { vol, .. }
-        | Record::VolumeCreate { vol, .. }
-        | Record::VolumeDelete { vol }
-        | Record::VolumeResize { vol, .. }
-        | Record::VolumeReserve { vol, .. }
-        | Record::Promote { vol } => (Some(vol), None),
-        Record::Snapshot { vol, new_vol, .. } => (Some(vol), Some(new_vol)),
-        Record::Rollback { vol, snap } => (Some(vol), Some(snap)),
-        Record::Relocate { .. }
-        | Record::ZoneReset { .. }
-        | Record::ZoneFinish { .. }
-        // A placement moves no data: no volume's contents change.
-        | Record::CheckpointDone { .. }
-        | Record::Policy(_) => (None, None),
-    }
 }
 
 impl<G, Z, E, V, R, N, D, S> Pool<G, Z, E, V, R, N, D, S>

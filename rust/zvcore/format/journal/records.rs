@@ -178,6 +178,27 @@ pub enum Record {
 }
 
 impl Record {
+    /// The volumes the record changes (a placement moves no data: no
+    /// volume's contents change).
+    pub fn volumes(&self) -> (Option<u32>, Option<u32>) {
+        match *self {
+            Record::MapExtent { vol, .. }
+            | Record::Unmap { vol, .. }
+            | Record::VolumeCreate { vol, .. }
+            | Record::VolumeDelete { vol }
+            | Record::VolumeResize { vol, .. }
+            | Record::VolumeReserve { vol, .. }
+            | Record::Promote { vol } => (Some(vol), None),
+            Record::Snapshot { vol, new_vol, .. } => (Some(vol), Some(new_vol)),
+            Record::Rollback { vol, snap } => (Some(vol), Some(snap)),
+            Record::Relocate { .. }
+            | Record::ZoneReset { .. }
+            | Record::ZoneFinish { .. }
+            | Record::CheckpointDone { .. }
+            | Record::Policy(_) => (None, None),
+        }
+    }
+
     /// Whether the record changes the volume table (create, delete,
     /// resize, reservation, snapshot, rollback, promote) rather than only
     /// mappings or zones: the next delta checkpoint carries the volume
