@@ -23,6 +23,7 @@
 //! `legacy()` kernel nor after `without_space_rules()`).
 
 mod blockdev;
+mod mirror;
 mod sharing;
 mod space;
 
@@ -791,10 +792,7 @@ impl FakeKernel {
                 let vw = |f: &str, s: String| fs::write(vdir.join(f), s).unwrap();
                 vw("size", format!("{}\n", v.size));
                 if !legacy {
-                    vw(
-                        "copies",
-                        format!("{}\n", m.map_or(v.copies.max(1), |m| m.copies)),
-                    );
+                    vw("copies", mirror::copies_file(m.map(|m| m.copies), v.copies));
                 }
                 vw("enable", format!("{}\n", u8::from(v.enabled)));
                 vw(
@@ -1240,28 +1238,7 @@ impl FakeKernel {
         };
         let (enabled, size) = (v.enabled, v.size);
         match attr {
-            "copies" if !st.legacy => {
-                let n = match value.trim() {
-                    "1" => 1,
-                    "2" => 2,
-                    _ => return Err(self.refuse(st, EINVAL, &obj, "copies is 1 or 2")),
-                };
-                let made = st
-                    .metas
-                    .get(pool)
-                    .is_some_and(|m| m.volumes.iter().any(|m| m.name == vol));
-                if made {
-                    return Err(self.refuse(
-                        st,
-                        EBUSY,
-                        &obj,
-                        "copies is set before the size (the volume exists)",
-                    ));
-                }
-                if let Some(v) = st.pools.get_mut(pool).and_then(|p| p.vols.get_mut(vol)) {
-                    v.copies = n;
-                }
-            }
+            "copies" if !st.legacy => self.write_copies(st, pool, vol, &obj, value)?,
             "size" => {
                 let is_snapshot = st
                     .metas
@@ -1288,16 +1265,7 @@ impl FakeKernel {
                         m.shared = m.shared.min(m.mapped);
                     }
                     None => {
-                        let copies = v.copies.max(1);
-                        let members = st.metas.get(pool).map_or(0, |m| m.members);
-                        if copies == 2 && members < 2 {
-                            return Err(self.refuse(
-                                st,
-                                EINVAL,
-                                &obj,
-                                "volume not created: a mirrored volume needs two members",
-                            ));
-                        }
+                        let copies = self.copies_of_new(st, pool, v.copies, &obj)?;
                         let meta = st.metas.entry(pool.to_string()).or_default();
                         meta.next_id += 1;
                         let id = meta.next_id;
