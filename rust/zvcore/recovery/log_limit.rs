@@ -21,6 +21,16 @@
 //! reused their sequence numbers); they are read too, up to the first
 //! block never written (zeros), at most [`TORN_SLACK`].
 //!
+//! The successor's word is checked first: its next blocks must be never
+//! written or newer than this zone's first block, and what is read past
+//! the estimate must look like a torn commit's leftovers (no block older
+//! than this zone's first, none proving a commit at or after the
+//! successor's first block). A journal block that damage put at the wrong
+//! address (block 1 of the other zone) and a damaged block read as zeros
+//! past it would otherwise end the zone early and drop committed blocks
+//! without a report; when anything disagrees, the zone is read to its
+//! write pointer.
+//!
 //! A full log zone whose block 1 was never written (reads as zeros) holds
 //! no journal: format and member additions write the superblock at block
 //! 0 of both log zones and finish the one the journal does not use. (A
@@ -84,6 +94,9 @@ where
     if uuid != mine.0 || next <= mine.1 {
         return wp;
     }
+    if !successor_holds(geo, perm, rd, d, other, &uuid, mine.1, buf) {
+        return wp;
+    }
     // Its journal's blocks, then what a torn commit may have left after
     // them: up to the first block never written (the zone is written in
     // order), at most `TORN_SLACK`.
@@ -93,14 +106,71 @@ where
     };
     let mut end = est;
     while end < wp && end < est.saturating_add(TORN_SLACK) {
-        let zeros = read_pool(geo, perm, rd, start.saturating_add(end), buf).is_ok()
-            && buf.get(..BLOCK_SIZE).is_some_and(all_zero);
-        if zeros {
-            break;
+        if read_pool(geo, perm, rd, start.saturating_add(end), buf).is_ok() {
+            if buf.get(..BLOCK_SIZE).is_some_and(all_zero) {
+                break;
+            }
+            if let Ok((h, _)) = decode_journal_block(buf) {
+                // A torn commit's leftover never proves a commit the
+                // successor's first block does not follow, and no block
+                // of this zone is older than its first: the successor's
+                // first block is not what it claims (damage moved a block
+                // there), so the whole zone is read.
+                if h.pool_uuid == uuid && (h.seq < mine.1 || h.proves_committed() >= next) {
+                    return wp;
+                }
+            }
         }
         end = end.saturating_add(1);
     }
     end
+}
+
+/// Blocks of the successor zone read to corroborate its first block.
+const SUCCESSOR_CHECK: u64 = 4;
+
+/// Whether the first blocks after block 1 of log zone `other` of member `d`
+/// are those of a journal that followed the zone whose first block has
+/// sequence `first`: never written (zeros) or journal blocks of the pool
+/// with higher sequence numbers. The successor was reset before its first
+/// block, after that zone's first block was written; an older block there
+/// means its block 1 is not its own (damage, say a block written to the
+/// wrong address, put it there) and the estimate it gives cannot be
+/// trusted.
+#[allow(clippy::too_many_arguments)]
+fn successor_holds<G, M>(
+    geo: &PoolGeometry<G>,
+    perm: &[u16; MAX_DEVICES],
+    rd: &mut M,
+    d: u16,
+    other: u32,
+    uuid: &[u8; 16],
+    first: u64,
+    buf: &mut [u8],
+) -> bool
+where
+    G: Deref<Target = [DeviceGeometry]>,
+    M: MetaReader,
+{
+    let Some((start, cap)) =
+        log_zone(geo, d, other).and_then(|z| Some((geo.zone_start(z)?, geo.zone(z)?.cap)))
+    else {
+        return false;
+    };
+    for off in (2..2 + SUCCESSOR_CHECK).take_while(|o| *o < cap) {
+        if read_pool(geo, perm, rd, start.saturating_add(off), buf).is_err() {
+            return true;
+        }
+        if buf.get(..BLOCK_SIZE).is_some_and(all_zero) {
+            return true;
+        }
+        if let Ok((h, _)) = decode_journal_block(buf) {
+            if h.pool_uuid == *uuid && h.seq <= first {
+                return false;
+            }
+        }
+    }
+    true
 }
 
 /// What block 1 of a log zone holds.

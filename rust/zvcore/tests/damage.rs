@@ -477,6 +477,77 @@ fn newest_group_case(seed: u64) -> bool {
     }
 }
 
+/// A journal block written to the wrong address, block 1 of the member's
+/// other log zone, names a successor that never followed the zone the
+/// journal is in; with a later block of that zone damaged to zeros, the
+/// successor's word would end the zone before its committed blocks
+/// (`recovery/log_limit.rs`). The zone is finished first, so that its
+/// write pointer says nothing. The loss must be reported (or the state be
+/// exact), never the state before it as if it were current.
+#[test]
+fn misplaced_journal_block_does_not_end_the_log() {
+    on_worlds("damage-misplaced", 3, 24, misplaced_case);
+}
+
+fn misplaced_case(seed: u64) -> bool {
+    let Some((base, expected)) = try_closed_world_with(seed, 1500, Some(false)) else {
+        return false;
+    };
+    let ckpt_seq = base.pool_ref().checkpoint_journal_seq();
+    let journal = journal_blocks(&base);
+    let &(d, newest_at, newest) = journal.iter().max_by_key(|j| j.2).unwrap();
+    let dev = &base.devs[d];
+    let zone = dev.zone_of(newest_at);
+    let at = |seq: u64| journal.iter().find(|j| j.2 == seq && j.0 == d);
+    // Two blocks to replay in the newest block's zone, the second not the
+    // newest: the first goes to the other zone's block 1, the second is
+    // zeroed.
+    let s = ckpt_seq + 1;
+    let (Some(&(_, sa, _)), Some(&(_, ta, _))) = (at(s), at(s + 1)) else {
+        return false;
+    };
+    // (A conventional log zone is read whole: no write pointer to trust.)
+    if s + 1 >= newest || dev.is_conv(zone) || dev.zone_of(sa) != zone || dev.zone_of(ta) != zone {
+        return false;
+    }
+    // The member's other log zone, its block 1 older than this zone's.
+    let first = base.geoms[d].first_meta_zone();
+    let Some(other) = (first..first + LOG_ZONES).find(|z| *z != zone) else {
+        return false;
+    };
+    let b1 = dev.zone_start(other) + 1;
+    let zone_first = journal
+        .iter()
+        .find(|j| j.0 == d && j.1 == dev.zone_start(zone) + 1)
+        .map(|j| j.2);
+    match (journal.iter().find(|j| j.0 == d && j.1 == b1), zone_first) {
+        (Some(o), Some(f)) if o.2 < f => {}
+        _ => return false,
+    }
+    let mut devs = base.devs.clone();
+    if !matches!(devs[d].report(zone), Some((Cond::Full, _))) {
+        devs[d].finish(zone).unwrap();
+    }
+    // Finished, undamaged: the exact state.
+    match recover_devs(&base, devs.clone(), false) {
+        Outcome::Clean(mut w, _) => assert_eq!(state_of(&mut w), expected, "seed {seed:#x}"),
+        _ => panic!("seed {seed:#x}: a finished log zone, no damage: not assembled clean"),
+    }
+    let mut b = vec![0u8; BLOCK_SIZE];
+    devs[d].read_raw(sa, &mut b);
+    devs[d].poke(b1, &b);
+    devs[d].poke(ta, &vec![0u8; BLOCK_SIZE]);
+    match recover_devs(&base, devs, false) {
+        Outcome::Damaged(_, asm) => {
+            let dmg = asm.damage.unwrap();
+            assert_eq!(dmg.seq, s + 1, "seed {seed:#x}: {dmg:?}");
+        }
+        Outcome::Clean(..) => panic!("seed {seed:#x}: block {} lost, not reported", s + 1),
+        Outcome::Refused(e) => panic!("seed {seed:#x}: refused: {e}"),
+    }
+    true
+}
+
 /// Journal copies: one copy of every journal block after the checkpoint
 /// damaged (on either member, in turn), each of them repaired from the
 /// other: the exact committed state, no damage, the repair counted.
@@ -555,9 +626,19 @@ fn lost_checkpoint_case(seed: u64) -> bool {
     };
     let gen = base.pool_ref().checkpoint_generation();
     assert!(gen >= 3, "several checkpoints were written");
+    // A world whose checkpoints are all one chain (a full checkpoint and
+    // its deltas in one set) has no older checkpoint to fall back to:
+    // losing that set leaves nothing to assemble, which is refused.
+    let older = (0..base.geoms.len()).any(|d| set_blocks_on(&base, &base.devs, gen + 1, d) > 0);
     let mut devs = base.devs.clone();
     // Every zone of the set on every member.
     lose_set_zones(&base, &mut devs, gen, |_| true);
+    if !older {
+        match recover_devs(&base, devs, false) {
+            Outcome::Refused(_) => return false,
+            _ => panic!("seed {seed:#x}: the only checkpoint chain lost, not refused"),
+        }
+    }
     match recover_devs(&base, devs, false) {
         Outcome::Damaged(_, asm) => {
             let dmg = asm.damage.unwrap();

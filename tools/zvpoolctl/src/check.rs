@@ -291,7 +291,11 @@ pub fn check(devs: &mut dyn DeviceSet) -> Report {
     let r: Result<(Engine, _), _> = recover(
         geoms,
         &mut rd,
-        PoolConfig::default_for(n16),
+        // (Read-only: a pool with mirrored volumes is checked like any.)
+        PoolConfig {
+            mirrored_volumes: true,
+            ..PoolConfig::default_for(n16)
+        },
         st,
         &mut scratch,
         &mut |_| {},
@@ -340,7 +344,7 @@ pub fn check(devs: &mut dyn DeviceSet) -> Report {
         ckpt_copy_reads: asm.ckpt_copy_reads,
         suspect_gap: asm.suspect_gap,
         ro_compat: asm.read_only,
-        volumes: pool.volumes().iter().filter(|v| v.table.is_some()).count(),
+        volumes: pool.volumes().iter().filter(|v| v.listed()).count(),
         verified: true,
         last_rewind: pool.last_rewind(),
         damage,

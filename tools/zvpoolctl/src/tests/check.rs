@@ -3,7 +3,9 @@
 
 use crate::check::{self, Report};
 use crate::testutil::fake::FakeKernel;
-use crate::testutil::image::{journal, make_image, zns_geom, Image, MemDev, MemDevices};
+use crate::testutil::image::{
+    journal, make_image, make_mirrored_image, zns_geom, Image, MemDev, MemDevices,
+};
 use zvcore::recovery::DamageKind;
 
 const A: &str = "/dev/nvme0n1";
@@ -24,6 +26,19 @@ fn first_after_checkpoint(img: &Image) -> (usize, u64, u64) {
         .iter()
         .find(|j| j.2 > img.checkpoint_seq)
         .expect("journal after the checkpoint")
+}
+
+/// A pool with mirrored volumes: checked like any (the check writes
+/// nothing); the hidden companions are not counted as volumes.
+#[test]
+fn mirrored_pool_is_checked() {
+    let img = make_mirrored_image(2, 3);
+    let fk = serve(&img);
+    let r = fk.run(&["pool", "check", A, B]);
+    assert_eq!(r.code, 0, "{r:?}");
+    // Three volumes and the snapshot of the third.
+    assert!(r.out.contains("volumes: 4\n"), "{}", r.out);
+    assert!(r.out.ends_with("no problems found\n"), "{}", r.out);
 }
 
 #[test]

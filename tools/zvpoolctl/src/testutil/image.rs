@@ -6,7 +6,7 @@
 use crate::check::{storage, Engine};
 use crate::devio::DeviceSet;
 use std::io;
-use zvcore::format::journal::VOL_FLAG_READONLY;
+use zvcore::format::journal::{VOL_FLAG_MIRRORED, VOL_FLAG_READONLY};
 use zvcore::format::{decode_journal_block, BLOCK_SIZE};
 use zvcore::geom::{DevKind, DeviceGeometry, META_ZONES_PER_DEV};
 use zvcore::pool::{MetaOp, Pool, PoolConfig};
@@ -157,6 +157,18 @@ pub fn make_image(n: usize, nvols: u32) -> Image {
 /// `make_image` of the pool `pool_uuid` whose member `i` has the device
 /// UUID of all bytes `first_dev + i` (another pool: other UUIDs).
 pub fn make_pool_image(n: usize, nvols: u32, pool_uuid: [u8; 16], first_dev: u8) -> Image {
+    build_image(n, nvols, pool_uuid, first_dev, 0)
+}
+
+/// `make_image` whose volumes are mirrored (`copies=2`; two members or
+/// more).
+pub fn make_mirrored_image(n: usize, nvols: u32) -> Image {
+    build_image(n, nvols, [0xab; 16], 1, VOL_FLAG_MIRRORED)
+}
+
+/// The image of a pool of `n` members with `nvols` volumes of `flags`
+/// (a snapshot of every third one), closed cleanly.
+fn build_image(n: usize, nvols: u32, pool_uuid: [u8; 16], first_dev: u8, flags: u32) -> Image {
     let geoms: Vec<DeviceGeometry> = (0..n).map(|_| zns_geom()).collect();
     let mut devs: Vec<MemDev> = geoms.iter().map(|g| MemDev::new(*g)).collect();
     let uuids: Vec<[u8; 16]> = (0..n).map(|i| [i as u8 + first_dev; 16]).collect();
@@ -175,7 +187,10 @@ pub fn make_pool_image(n: usize, nvols: u32, pool_uuid: [u8; 16], first_dev: u8)
         geoms.clone(),
         pool_uuid,
         &uuids,
-        PoolConfig::default_for(n as u16),
+        PoolConfig {
+            mirrored_volumes: flags & VOL_FLAG_MIRRORED != 0,
+            ..PoolConfig::default_for(n as u16)
+        },
         storage(&geoms),
         &mut scratch,
         &mut sink,
@@ -185,7 +200,7 @@ pub fn make_pool_image(n: usize, nvols: u32, pool_uuid: [u8; 16], first_dev: u8)
     let mut id = 1;
     for i in 1..=nvols {
         let name = format!("vm{i}");
-        pool.vol_create(id, name.as_bytes(), 64, 0)
+        pool.vol_create(id, name.as_bytes(), 64, flags)
             .expect("vol_create");
         id += 1;
         if i % 3 == 0 {
