@@ -56,6 +56,8 @@ const MAX_SLOTS: usize = 16;
 
 /// Bytes per block.
 const BS: u64 = BLOCK_SIZE as u64;
+/// Times a discard refused with `Busy` waits for a commit and tries again.
+const DISCARD_TRIES: u32 = 4;
 
 /// Most sectors of one volume request: the block layer splits larger ones.
 const MAX_REQUEST_SECTORS: u32 = 1024;
@@ -654,12 +656,21 @@ impl ActivePool {
         let mut st = self.state.lock();
         let mut ooms = st.engine.nodes().oom_count();
         let mut r = st.engine.discard(vol, offset / BS, bytes / BS);
-        if let Err(CoreError::Busy) = r {
-            // The record queue is full: a commit (another's, or its own)
-            // makes room, then unmap.
+        // The record queue is full, or (a mirrored volume) a checkpoint is
+        // being written: a commit (another's, or its own) makes room or
+        // ends it, then unmap. (A few times: another checkpoint may have
+        // begun meanwhile.)
+        for _ in 0..DISCARD_TRIES {
+            let Err(CoreError::Busy) = r else { break };
             let seen = st.engine.stats().commits;
+            let ckpt = st.engine.checkpoint_in_flight();
             drop(st);
-            self.commit_until(|s| s.commits != seen, None)?;
+            if ckpt {
+                // (The commit lock is free once the checkpoint ended.)
+                self.commit()?;
+            } else {
+                self.commit_until(|s| s.commits != seen, None)?;
+            }
             st = self.state.lock();
             ooms = st.engine.nodes().oom_count();
             r = st.engine.discard(vol, offset / BS, bytes / BS);

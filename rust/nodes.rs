@@ -326,6 +326,14 @@ impl NodeStore for KNodes {
         Some(id)
     }
 
+    fn headroom(&self) -> usize {
+        // Each node, and a chunk of slots now and then (counted as one
+        // more node's worth per chunk).
+        let left = self.budget.limit().saturating_sub(self.budget.used());
+        let per = NODE_BYTES.saturating_add(CHUNK_BYTES / CHUNK as u64).max(1);
+        usize::try_from(left / per).unwrap_or(usize::MAX)
+    }
+
     fn free(&mut self, id: NodeId) {
         let head = self.free_head;
         let Some(slot) = self.slot_mut(id) else {

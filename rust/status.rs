@@ -357,8 +357,8 @@ impl ActivePool {
 /// [`ActivePool::volumes_listing`].
 const LIST_BATCH: usize = 16;
 /// Room for one `volumes` line (a 32-character name and its origin's,
-/// seven numbers, a placement of up to 64 member indexes: under 448
-/// bytes).
+/// seven numbers, a placement of up to 64 member indexes, the copies:
+/// under 448 bytes).
 const LINE_MAX: usize = 448;
 
 /// One line of the `volumes` attribute.
@@ -393,5 +393,7 @@ fn volume_line(e: &Engine, v: &VolEntry, w: &mut impl core::fmt::Write) -> core:
     )?;
     // `any`, `fast`, `slow` or member indexes (`migrate`).
     crate::placement::write_placement(w, v.place)?;
-    writeln!(w)
+    // Copies of each block (a mirrored volume's second ones are in its
+    // companion, never listed).
+    writeln!(w, " copies={}", if v.mirrored() { 2 } else { 1 })
 }

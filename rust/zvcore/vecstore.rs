@@ -91,6 +91,10 @@ impl NodeStore for VecStore {
         Some(id)
     }
 
+    fn headroom(&self) -> usize {
+        self.limit.saturating_sub(self.live)
+    }
+
     fn free(&mut self, id: NodeId) {
         debug_assert!(
             self.refs.get(id as usize).copied() == Some(1),

@@ -83,6 +83,11 @@ pub trait NodeStore {
     fn alloc(&mut self) -> Option<NodeId>;
     /// Returns a node (it is never referenced again).
     fn free(&mut self, id: NodeId);
+    /// How many more nodes the store's limit admits now (allocations may
+    /// still fail for want of memory). The default: no limit.
+    fn headroom(&self) -> usize {
+        usize::MAX
+    }
     /// The node `id`.
     fn get(&self, id: NodeId) -> Option<&Node>;
     /// The node `id`, mutable.

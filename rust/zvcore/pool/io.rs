@@ -11,7 +11,9 @@ use super::super::format::{Record, Superblock};
 use super::super::geom::{DeviceGeometry, Stream};
 use super::super::map::NodeStore;
 use super::mirror::user_vol;
-use super::{inval, PlanExtent, Pool, ReadRun, VolEntry, WritePlan, LIFE_WEIGHT, MAX_PLAN_EXTENTS};
+use super::{
+    inval, Commit, PlanExtent, Pool, ReadRun, VolEntry, WritePlan, LIFE_WEIGHT, MAX_PLAN_EXTENTS,
+};
 
 impl<G, Z, E, V, R, N, D, S> Pool<G, Z, E, V, R, N, D, S>
 where
@@ -318,13 +320,24 @@ where
     /// Updates the block table, invalidates the old locations and queues the
     /// journal records. Returns the blocks mapped.
     pub fn write_end(&mut self, plan: &WritePlan, addrs: &[Option<u64>]) -> Result<u64> {
+        self.write_end_tries(plan, addrs, 1)
+    }
+
+    /// [`Self::write_end`], each table update tried up to `tries` times
+    /// when it runs out of nodes (a mirrored write: `mirror.rs`).
+    pub(super) fn write_end_tries(
+        &mut self,
+        plan: &WritePlan,
+        addrs: &[Option<u64>],
+        tries: u32,
+    ) -> Result<u64> {
         let track = self.rules_track(plan);
         let mut done = 0u64;
         let mut first_err = None;
         for (k, ext) in plan.extents().iter().enumerate() {
             let at = addrs.get(k).copied().flatten();
             match at {
-                Some(a) => match self.map_extent(plan.vol, plan.lba + ext.off, ext, a) {
+                Some(a) => match self.map_extent(plan.vol, plan.lba + ext.off, ext, a, tries) {
                     Ok(()) => {
                         done = done.saturating_add(ext.len);
                         self.stats.user_blocks = self.stats.user_blocks.saturating_add(ext.len);
@@ -386,7 +399,14 @@ where
         }
     }
 
-    fn map_extent(&mut self, vol: u32, lba: u64, ext: &PlanExtent, addr: u64) -> Result<()> {
+    fn map_extent(
+        &mut self,
+        vol: u32,
+        lba: u64,
+        ext: &PlanExtent,
+        addr: u64,
+        tries: u32,
+    ) -> Result<()> {
         let ok_addr = if ext.append {
             self.alloc.geom().range_zone(addr, ext.len) == Some(ext.zone)
         } else {
@@ -416,15 +436,24 @@ where
             self.failed = true;
         }
         let ep = self.cur_epoch;
-        let (alloc, zepoch, failed) = (&mut self.alloc, &mut self.zepoch, &mut self.failed);
-        let r = t.map_range_shared(
-            &mut self.nodes,
-            &mut self.refs,
-            lba,
-            ext.len,
-            addr,
-            |a, n| inval(alloc, zepoch, ep, failed, a, n),
-        );
+        let mut left = tries.max(1);
+        let r = loop {
+            let (alloc, zepoch, failed) = (&mut self.alloc, &mut self.zepoch, &mut self.failed);
+            let r = t.map_range_shared(
+                &mut self.nodes,
+                &mut self.refs,
+                lba,
+                ext.len,
+                addr,
+                |a, n| inval(alloc, zepoch, ep, failed, a, n),
+            );
+            left -= 1;
+            // (A failed update changed no mapping: it is tried again on
+            // the table as it left it.)
+            if r.is_ok() || left == 0 {
+                break r;
+            }
+        };
         // Stored even when the update failed: it may have copied shared
         // nodes on the way (a new root; the originals lost this table's
         // reference), and the old root would then be referenced once more
@@ -514,6 +543,19 @@ where
     pub fn discard(&mut self, vol: u32, lba: u64, nblocks: u64) -> Result<()> {
         user_vol(vol)?;
         if let Some(c) = self.copy_of(vol) {
+            // (A snapshot is refused as one, whatever the record queue.)
+            self.live()?;
+            if self.volume(vol).is_some_and(|v| v.read_only()) {
+                return Err(Error::ReadOnly);
+            }
+            // Not while a checkpoint is written: its steps encode the two
+            // tables at different times, so its image could hold one
+            // copy's unmapping and not the other's (as for a write,
+            // `write_end_copies`; found by the model test). `Busy`: again
+            // once it ended.
+            if matches!(self.commit, Commit::Checkpoint { .. }) {
+                return Err(Error::Busy);
+            }
             let n = nblocks.div_ceil(u64::from(u32::MAX)) as usize;
             if self.free_slots() < n.saturating_mul(2) {
                 return Err(Error::Busy);

@@ -46,8 +46,13 @@ use super::super::format::journal::{VOL_FLAG_COPY, VOL_FLAG_MIRRORED, VOL_FLAG_R
 use super::super::format::policy::{Placement, Policy};
 use super::super::format::{Record, Superblock, INCOMPAT_MIRROR};
 use super::super::geom::{DeviceGeometry, Stream};
-use super::super::map::NodeStore;
+use super::super::map::{NodeStore, FANOUT};
 use super::{inval, slots, Commit, Pool, VolEntry, WritePlan};
+
+/// Times a mirrored write's table update is tried when it runs out of
+/// nodes ([`Pool::write_end_copies`]): memory that failed once is usually
+/// there the next time (the model test fails one allocation in five).
+const MAP_TRIES: u32 = 64;
 
 /// Bit of a volume id that marks a companion (the ids users give are
 /// below it).
@@ -398,13 +403,51 @@ where
             return Err(Error::Busy);
         }
         if landed {
+            // Both tables are updated or, before either is touched,
+            // neither: the nodes they may need must be within the store's
+            // limit (else `NoSpace`, as for any write), and an update that
+            // fails for want of memory is tried again. One that still
+            // fails after the other table took the write would leave the
+            // copies different: the pool fails instead, before any commit
+            // takes it.
+            let need = self.nodes_for(plan).saturating_add(self.nodes_for(cplan));
+            if self.nodes.headroom() < need {
+                self.drop_landed(plan, addrs);
+                self.drop_landed(cplan, caddrs);
+                return Err(Error::NoSpace);
+            }
             // The companion's records first (`mirror_safe_prefix`).
-            self.write_end(cplan, caddrs)?;
-            return self.write_end(plan, addrs);
+            let r = match self.write_end_tries(cplan, caddrs, MAP_TRIES) {
+                Ok(_) => self.write_end_tries(plan, addrs, MAP_TRIES),
+                Err(e) => {
+                    self.drop_landed(plan, addrs);
+                    Err(e)
+                }
+            };
+            if r.is_err() {
+                self.failed = true;
+            }
+            return r;
         }
         self.drop_landed(plan, addrs);
         self.drop_landed(cplan, caddrs);
         Err(Error::Io)
+    }
+
+    /// Most table nodes mapping `plan` may allocate: a path from the root
+    /// for each leaf its extents touch (copied when shared, or new).
+    fn nodes_for(&self, plan: &WritePlan) -> usize {
+        let height = self
+            .volume(plan.vol)
+            .and_then(|v| v.table)
+            .map_or(0, |t| usize::from(t.height()));
+        plan.extents()
+            .iter()
+            .map(|e| {
+                let leaves = usize::try_from(e.len / FANOUT as u64).unwrap_or(usize::MAX);
+                height.saturating_mul(leaves.saturating_add(2))
+            })
+            .fold(0usize, usize::saturating_add)
     }
 
     /// Neither copy of the plans of [`Self::write_begin_copies`] was

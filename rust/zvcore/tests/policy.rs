@@ -273,9 +273,11 @@ fn placed_volumes_are_walked_in_turn_and_gc_keeps_them_placed() {
     assert_eq!(w.vol_blocks_on(3, 1) + w.vol_blocks_on(3, 2), 0);
     assert_eq!(w.vol_blocks_on(1, 1) + w.vol_blocks_on(1, 2), 0);
     assert_eq!(w.vol_blocks_on(2, 0) + w.vol_blocks_on(2, 1), 0);
+    // (How the other volumes' writes and GC's copies spread over members
+    // 1 and 2 varies with the seed: their sum is what shows plenty.)
     assert!(
-        free[1] > 20 && free[0] < 8,
-        "member 0 short, member 1 not: {free:?}"
+        free[0] < 8 && free[1] + free[2] >= 30,
+        "member 0 short, the others not: {free:?}"
     );
     eprintln!("policy-walks: GC moved {moved} blocks, all on their members (free zones {free:?})");
     // Refusals change nothing.

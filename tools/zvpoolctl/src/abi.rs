@@ -130,6 +130,9 @@ pub struct VolumeEntry {
     /// member indexes joined by commas; `None` from kernels without
     /// placement policies.
     pub placement: Option<String>,
+    /// Copies of each block: 2 for a mirrored volume; `None` from kernels
+    /// without mirrored volumes.
+    pub copies: Option<u64>,
 }
 
 pub const KIND_VOLUME: &str = "volume";
@@ -167,6 +170,7 @@ pub fn parse_volumes(text: &str) -> Result<Vec<VolumeEntry>, String> {
             exclusive: None,
             shared: None,
             placement: None,
+            copies: None,
         };
         for w in words {
             let Some((k, val)) = w.split_once('=') else {
@@ -182,6 +186,7 @@ pub fn parse_volumes(text: &str) -> Result<Vec<VolumeEntry>, String> {
                 "kind" => return Err(bad()),
                 "origin" => v.origin = parse_origin(val),
                 "placement" if !val.is_empty() => v.placement = Some(val.to_string()),
+                "copies" => v.copies = num()?,
                 _ => {}
             }
         }
@@ -316,6 +321,7 @@ mod tests {
                 exclusive: Some(0),
                 shared: Some(8192),
                 placement: None,
+                copies: None,
             }
         );
         assert_eq!(
@@ -359,6 +365,7 @@ mod tests {
                 exclusive: Some(4096),
                 shared: Some(0),
                 placement: None,
+                copies: None,
             }
         );
         assert_eq!(

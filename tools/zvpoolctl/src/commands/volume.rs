@@ -279,6 +279,7 @@ const COLUMNS: &[&str] = &[
     "device",
     "devt",
     "placement",
+    "copies",
     "riops",
     "wiops",
     "rbps",
@@ -311,6 +312,10 @@ const COLUMNS_HELP: &[(&str, &str)] = &[
     (
         "placement",
         "where its data is kept ('volume migrate'): any, fast, slow or member indexes",
+    ),
+    (
+        "copies",
+        "copies of each block: 2 for a mirrored volume (one on each half of the members), else 1",
     ),
     (
         "riops",
@@ -409,6 +414,8 @@ pub struct VolInfo {
     /// `any`, `fast`, `slow` or member indexes (`None`: a module without
     /// placement policies).
     pub placement: Option<String>,
+    /// Copies of each block (`None`: a module without mirrored volumes).
+    pub copies: Option<u64>,
     /// `enabled`, `disabled` or `unbound`.
     pub state: &'static str,
     /// `/dev/zvpoolN`.
@@ -466,6 +473,7 @@ fn info(
         exclusive: meta.and_then(|m| m.exclusive),
         shared: meta.and_then(|m| m.shared),
         placement: meta.and_then(|m| m.placement.clone()),
+        copies: meta.and_then(|m| m.copies),
         state: "unbound",
         device: None,
         devt: None,
@@ -560,6 +568,7 @@ fn row(v: &VolInfo) -> Vec<Value> {
         v.device.clone().map_or(Value::Null, Value::Text),
         v.devt.clone().map_or(Value::Null, Value::Text),
         v.placement.clone().map_or(Value::Null, Value::Text),
+        Value::opt_count(v.copies),
     ];
     row.extend(SETTINGS.iter().zip(v.settings).map(|(s, l)| s.value(l)));
     row

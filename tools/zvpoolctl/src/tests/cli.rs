@@ -107,7 +107,7 @@ fn unknown_column_is_a_usage_error_before_any_change() {
     let fk = super::setup_with_volumes();
     let r = fk.run(&["volume", "list", "-o", "size,bogus"]);
     assert_eq!(r.code, 2);
-    assert!(r.err.starts_with("zvpoolctl: unknown column \"bogus\" for -o; valid columns: name,pool,volume,kind,origin,id,size,used,unique,shared,mapped_blocks,state,device,devt,placement,riops,wiops,rbps,wbps,quota,reservation\n"), "{}", r.err);
+    assert!(r.err.starts_with("zvpoolctl: unknown column \"bogus\" for -o; valid columns: name,pool,volume,kind,origin,id,size,used,unique,shared,mapped_blocks,state,device,devt,placement,copies,riops,wiops,rbps,wbps,quota,reservation\n"), "{}", r.err);
 }
 
 #[test]

@@ -47,7 +47,7 @@ fn snapshot_create_writes_vol_at_snap() {
     assert!(
         read(&fk, "tank/volumes").contains(
             "4 vm1@s1 size_bytes=21474836480 mapped_bytes=3221225472 kind=snapshot origin=vm1 \
-             exclusive_bytes=0 shared_bytes=3221225472 placement=any\n"
+             exclusive_bytes=0 shared_bytes=3221225472 placement=any copies=1\n"
         ),
         "{}",
         read(&fk, "tank/volumes")
@@ -370,7 +370,7 @@ fn volume_show_of_a_snapshot_and_bound_snapshot_usage() {
         r.out,
         "name\ttank/vm1@s1\npool\ttank\nvolume\tvm1@s1\nkind\tsnapshot\norigin\ttank/vm1\nid\t4\n\
          size\t21474836480\nused\t3221225472\nunique\t1073741824\nshared\t2147483648\n\
-         mapped_blocks\t786432\nstate\tenabled\ndevice\t/dev/zvpool2\ndevt\t252:2\nplacement\tany\n\
+         mapped_blocks\t786432\nstate\tenabled\ndevice\t/dev/zvpool2\ndevt\t252:2\nplacement\tany\ncopies\t1\n\
          riops\t0\nwiops\t0\nrbps\t0\nwbps\t0\nquota\t0\nreservation\t0\n"
     );
     let r = fk.run(&["snapshot", "list", "-H", "-o", "name,state,device"]);
@@ -761,7 +761,7 @@ fn clone_writes_snapshot_and_name_then_binds_and_enables() {
     // clone, mkdir, enable.
     assert_eq!(fk.ops(), ops + 3);
     assert_eq!(read(&fk, "tank/c1/enable"), "1\n");
-    assert!(read(&fk, "tank/volumes").contains("5 c1 size_bytes=21474836480 mapped_bytes=3221225472 kind=clone origin=vm1@s1 exclusive_bytes=0 shared_bytes=3221225472 placement=any\n"), "{}", read(&fk, "tank/volumes"));
+    assert!(read(&fk, "tank/volumes").contains("5 c1 size_bytes=21474836480 mapped_bytes=3221225472 kind=clone origin=vm1@s1 exclusive_bytes=0 shared_bytes=3221225472 placement=any copies=1\n"), "{}", read(&fk, "tank/volumes"));
     let r = fk.run(&[
         "volume",
         "show",

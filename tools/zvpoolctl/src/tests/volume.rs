@@ -38,6 +38,11 @@ fn create_mirrored() {
         fs::read_to_string(fk.root().join("tank/p/copies")).unwrap(),
         "1\n"
     );
+    // Listed with their copies.
+    let r = fk.run(&["volume", "list", "-H", "-o", "name,copies", "tank"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.out.contains("tank/m\t2\n"), "{}", r.out);
+    assert!(r.out.contains("tank/p\t1\n"), "{}", r.out);
     let before = fk.snapshot();
     let r = fk.run(&["volume", "create", "--size=1G", "--copies", "3", "tank/x"]);
     assert_eq!(r.code, 2, "{r:?}");
@@ -395,7 +400,7 @@ fn list_and_show() {
         r.out,
         "name           tank/vm1\npool           tank\nvolume         vm1\nkind           volume\norigin         -\n\
          id             2\nsize           20.0G\nused           3.00G\nunique         3.00G\nshared         0B\n\
-         mapped_blocks  786432\nstate          enabled\ndevice         /dev/zvpool0\ndevt           252:0\nplacement      any\n\
+         mapped_blocks  786432\nstate          enabled\ndevice         /dev/zvpool0\ndevt           252:0\nplacement      any\ncopies         1\n\
          riops          0\nwiops          0\nrbps           0B\nwbps           0B\n\
          quota          none\nreservation    none\n"
     );

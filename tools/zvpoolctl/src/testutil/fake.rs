@@ -105,11 +105,12 @@ fn listing(vols: &[MetaVol], legacy: bool) -> String {
             );
             if !legacy {
                 l += &format!(
-                    " kind={} origin={} exclusive_bytes={} shared_bytes={} placement=any",
+                    " kind={} origin={} exclusive_bytes={} shared_bytes={} placement=any copies={}",
                     v.kind,
                     v.origin.as_deref().unwrap_or("-"),
                     v.mapped - v.shared,
-                    v.shared
+                    v.shared,
+                    v.copies.max(1)
                 );
             }
             l + "\n"
