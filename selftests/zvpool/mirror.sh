@@ -31,7 +31,7 @@ ktap_print_header
 need_zns_and_conv "mirrored volumes" blkzone cmp zvpoolctl
 lsmod | grep -q '^zvpool ' && rmmod zvpool
 insmod "$KO" || exit 1
-ktap_set_plan 17
+ktap_set_plan 19
 make_patterns
 
 # mfield M FIELD: FIELD of member M in `members`.
@@ -74,6 +74,10 @@ ktap_expect_eq "copies shows 2" "2" "$(cat $P/v/copies)"
 refused "copies after the size refused" 1 $P/v/copies "device or resource busy" \
 	"copies is set before the size"
 ktap_expect_eq "the pool lists one volume" "1" "$(sfield volumes)"
+ktap_expect_eq "its volumes line says copies=2" "2" \
+	"$(sed -n 's/^[0-9]* v .* copies=\([0-9]*\)$/\1/p' $P/volumes)"
+ktap_expect_eq "zvpoolctl lists it with 2 copies" "2" \
+	"$(zvpoolctl volume list -H -o copies mr 2>&1)"
 for k in 0 1 2 3; do put $k || ktap_print_msg "write of region $k failed"; done
 read_regions 0 1 2 3
 ktap_expect_eq "every region reads back" " 0 1 2 3" "$OK"
