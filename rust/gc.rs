@@ -81,6 +81,8 @@ impl WorkItem for ActivePool {
         this.gc_run();
         // GC's failed reads and writes, and its commits'.
         this.health_kick();
+        // Walks a `status` read's check started meanwhile.
+        this.kick_walks();
     }
 }
 
@@ -302,7 +304,9 @@ impl ActivePool {
                 let mut off = 0usize;
                 for (k, it) in items.iter().enumerate() {
                     let bytes = it.dst.len as usize * bs;
-                    let r = self.locate_addr(it.src.addr).and_then(|(m, sector)| {
+                    // (`read`: a mirrored volume's lost copy is read from
+                    // the other one.)
+                    let r = self.locate_addr(it.read).and_then(|(m, sector)| {
                         let (set, op) = (&self.bios, BioOp::Read);
                         submit_bounce(batch.as_ref(), set, m, k, op, sector, data, off, bytes)
                     });
@@ -317,7 +321,7 @@ impl ActivePool {
                 let ok = b.read_ok.get(k).copied().unwrap_or(false);
                 if ok {
                     if let Err(e) = batch.result(k) {
-                        self.io_error("GC read", it.src.addr, it.dst.len, e);
+                        self.io_error("GC read", it.read, it.dst.len, e);
                         unreadable = true;
                         if let Some(f) = b.read_ok.get_mut(k) {
                             *f = false;

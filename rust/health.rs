@@ -37,6 +37,7 @@ impl WorkItem<2> for ActivePool {
 
     fn run(this: Arc<ActivePool>) {
         this.check_health();
+        this.kick_walks();
     }
 }
 
@@ -53,6 +54,15 @@ impl DeadHook for ActivePool {
 }
 
 impl ActivePool {
+    /// Kicks GC if a check started walks (a member went missing: its
+    /// mirrored copies are rebuilt by GC, which would otherwise wait for
+    /// the next write).
+    pub(crate) fn kick_walks(self: &Arc<Self>) {
+        if self.health.walk_kick.swap(false, Ordering::AcqRel) {
+            self.kick_gc();
+        }
+    }
+
     /// Queues a health check when something may have changed (cheap when
     /// nothing did). Process context: takes a mutex.
     pub(crate) fn health_kick(self: &Arc<Self>) {
@@ -125,6 +135,7 @@ impl ActivePool {
                 let mut st = self.state.lock();
                 let r = st.engine.member_lost(i as u16);
                 self.note_levels(&st.engine);
+                self.health.walk_kick.store(true, Ordering::Release);
                 Some(r)
             } else {
                 None

@@ -115,6 +115,11 @@ pub(crate) struct Health {
     /// Blocks of mirrored volumes read from their second copy because the
     /// first could not be read (`ActivePool::read`).
     pub(crate) copy_reads: AtomicU64,
+    /// A check told the engine that a member is missing, which starts
+    /// the walks that rebuild mirrored copies (`Pool::member_lost`): GC
+    /// is to be kicked by whoever holds the pool's reference next (the
+    /// check itself may run without one, from a `status` read).
+    pub(crate) walk_kick: AtomicBool,
     /// The volume (id + 1; 0: none) whose write a quota, and one whose
     /// write the reservations refused, to be told by the next check.
     pub(crate) quota_vol: AtomicU32,
@@ -130,6 +135,7 @@ impl Health {
         let t = Thresholds::DEFAULT;
         pin_init!(Self {
             dirty: AtomicBool::new(false),
+            walk_kick: AtomicBool::new(false),
             gate <- new_mutex!(true),
             reported <- new_mutex!(Told {
                 health: PoolHealth::Ok,

@@ -16,6 +16,9 @@
 #   those copies home, every region reads back, also the one written
 #   without member 0 when member 1 is missing next;
 # - `zvpoolctl volume create --copies 2` makes one;
+# - a spare added, then assembled without member 1: its copies are
+#   rebuilt on the spare from member 0's; member 1 removed for good; the
+#   spare alone reads every region back;
 # - a pool of one member refuses a mirrored volume (EINVAL, one log line).
 DIR=$(dirname "$0")
 . "$DIR/ktap_helpers.sh"
@@ -31,7 +34,7 @@ ktap_print_header
 need_zns_and_conv "mirrored volumes" blkzone cmp zvpoolctl
 lsmod | grep -q '^zvpool ' && rmmod zvpool
 insmod "$KO" || exit 1
-ktap_set_plan 19
+ktap_set_plan 23
 make_patterns
 
 # mfield M FIELD: FIELD of member M in `members`.
@@ -144,6 +147,40 @@ if quiet zvpoolctl volume create mr/w --size 16M --copies 2; then
 	rmdir $P/w
 else
 	ktap_test_fail "zvpoolctl volume create --copies 2"
+fi
+
+# rebuilt: as walked, given 60 s (6 MiB read and written again).
+rebuilt() { wait_for 60 sh -c "grep -q ' done ' $P/migrate && ! grep -q -e queued -e running $P/migrate"; }
+
+# Rebuild: a spare (member 2, on neither side) is added; assembled without
+# member 1, the walks rebuild its copies onto the spare from member 0's;
+# member 1 is removed for good (-f: nothing of v is lost); assembled
+# without member 0 too, every region reads back from the rebuilt copies.
+SPARE=$(zns_dev 0)
+blkzone reset "$SPARE"
+ktap_test_result "a spare member is added" quiet zvpoolctl pool add mr "$SPARE"
+pool_down
+DEVS="$ZNS $SPARE"
+if step "without member 1" pool_up degraded && step "bind" vol_up && step "walks" rebuilt; then
+	ktap_print_msg "walks: $(tr '\n' ';' <$P/migrate); spare holds $(mfield 2 used_bytes) bytes"
+	# Regions 0 .. 5 (1 MiB each) written: their copies on member 1 are
+	# now on the spare.
+	ktap_test_result "member 1's copies were rebuilt on the spare" \
+		test "$(mfield 2 used_bytes)" -ge 6291456
+	ktap_test_result "pool remove -f mr 1 (lost for good)" quiet zvpoolctl pool remove -f mr 1
+else
+	ktap_print_msg "walks: $(tr '\n' ';' <$P/migrate 2>/dev/null); spare holds $(mfield 2 used_bytes) bytes; $(grep -E '^(gc_|migrat)' $ST | tr '\n' ' ')"
+	ktap_test_fail "member 1's copies were rebuilt on the spare"
+	ktap_test_fail "pool remove -f mr 1 (lost for good)"
+fi
+pool_down
+DEVS=$SPARE
+if step "the spare alone" pool_up degraded && step "bind" vol_up; then
+	read_regions 0 1 2 3 4 5
+	ktap_print_msg "the spare alone: read back:$OK; failed:$EIO; other data:$BAD"
+	ktap_expect_eq "the spare alone: every region reads back" " 0 1 2 3 4 5" "$OK"
+else
+	ktap_test_fail "the spare alone: every region reads back"
 fi
 pool_down
 

@@ -289,6 +289,7 @@ where
                                         len,
                                         addr: x,
                                     };
+                                    slot.read = x;
                                     *n += 1;
                                     *want = want.saturating_add(len);
                                 }

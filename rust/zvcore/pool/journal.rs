@@ -505,8 +505,13 @@ where
             self.sb_dirty = false;
             // A member added (or removed) is named by a durable superblock
             // now.
+            let added = self.alloc.fenced() != 0;
             self.alloc.unfence();
             self.removing = false;
+            if added {
+                // Mirrored copies lost with a member go to it.
+                self.rewalk_mirrored();
+            }
         }
         self.stats.journal_blocks = self.stats.journal_blocks.saturating_add(nblocks);
         self.stats.commits = self.stats.commits.saturating_add(1);

@@ -355,6 +355,11 @@ where
         if self.gc_victim.is_some_and(|v| self.alloc.zone_lost(v)) {
             self.gc_victim = None;
         }
+        // Its mirrored copies are rebuilt where their side has members
+        // left (an assembly walks every placed volume anyway).
+        if !self.replaying {
+            self.rewalk_mirrored();
+        }
         Ok(())
     }
 

@@ -232,7 +232,11 @@ where
         let Some(mut st) = self.mig.filter(|s| !s.m.done) else {
             return Ok(0);
         };
-        let members = self.placement_members(st.m.place);
+        // A mirrored volume's copies go to its side (or, with none of it
+        // left, to members apart from the other copy's: `mirror_side`).
+        let members = self
+            .mirror_side(st.m.vol)
+            .unwrap_or_else(|| self.placement_members(st.m.place));
         let Some(table) = self
             .vol_index(st.m.vol)
             .ok()
@@ -269,25 +273,35 @@ where
                         .zone_start(z)
                         .zip(g.zone_cap(z))
                         .map_or(a.saturating_add(1), |(s, c)| s.saturating_add(c));
-                    let len = (e.len - off)
+                    let mut len = (e.len - off)
                         .min(item_max)
                         .min(zend.saturating_sub(a).max(1))
                         .min(max_blocks.saturating_sub(want));
-                    // Blocks on a lost member cannot be read: they stay.
-                    if members != 0
-                        && members & bit(loc.dev) == 0
-                        && self.alloc.lost() & bit(loc.dev) == 0
-                    {
-                        if let Some(slot) = out.get_mut(n) {
-                            slot.src = MapExtent {
-                                vol: st.m.vol,
-                                lba: e.lba.saturating_add(off),
-                                len,
-                                addr: a,
-                            };
-                            n += 1;
-                            want = want.saturating_add(len);
-                        }
+                    let lba = e.lba.saturating_add(off);
+                    // Blocks on a lost member cannot be read: they stay,
+                    // unless they are a mirrored volume's copies, rebuilt
+                    // from the other copies.
+                    let read = if members == 0 || members & bit(loc.dev) != 0 {
+                        None
+                    } else if self.alloc.lost() & bit(loc.dev) == 0 {
+                        Some(a)
+                    } else {
+                        self.rebuild_source(st.m.vol, lba, len, members)
+                            .map(|(r, n)| {
+                                len = len.min(n);
+                                r
+                            })
+                    };
+                    if let (Some(read), Some(slot)) = (read, out.get_mut(n)) {
+                        slot.src = MapExtent {
+                            vol: st.m.vol,
+                            lba,
+                            len,
+                            addr: a,
+                        };
+                        slot.read = read;
+                        n += 1;
+                        want = want.saturating_add(len);
                     }
                     off = off.saturating_add(len);
                 }

@@ -181,6 +181,70 @@ where
         Some(if apart != 0 { apart } else { usable })
     }
 
+    /// The table of the other copy of table `vol`: a mirrored volume's
+    /// companion, a companion's volume; `None` for other volumes.
+    pub(super) fn partner_of(&self, vol: u32) -> Option<u32> {
+        let v = self.volume(vol)?;
+        if v.flags & VOL_FLAG_COPY != 0 {
+            Some(vol & !COPY_ID_BIT)
+        } else if v.flags & VOL_FLAG_MIRRORED != 0 {
+            copy_id(vol)
+        } else {
+            None
+        }
+    }
+
+    /// Where blocks `lba..lba + len` of table `vol`, which lie on a lost
+    /// member, can be read to be rebuilt on the members of `target`: the
+    /// other copy's address of `lba` and how many blocks from there are
+    /// consecutive in one zone (at most `len`). `None` (not rebuilt now)
+    /// for a volume that is not mirrored, another copy that is unmapped,
+    /// lost too or on a member of `target`, and a `target` that shares a
+    /// member with the other copy's side (the two copies would not be
+    /// apart: the walk after a member is added, or the side is back, does
+    /// it).
+    pub(super) fn rebuild_source(
+        &self,
+        vol: u32,
+        lba: u64,
+        len: u64,
+        target: u64,
+    ) -> Option<(u64, u64)> {
+        let p = self.volume(self.partner_of(vol)?)?;
+        let side = match p.place {
+            Placement::Members(m) => m,
+            _ => 0,
+        };
+        if target == 0 || target & side != 0 {
+            return None;
+        }
+        let (addr, n) = p.table?.lookup_run(&self.nodes, lba, len);
+        let addr = addr?;
+        let g = self.alloc.geom();
+        let dev = 1u64
+            .checked_shl(u32::from(g.locate(addr)?.dev))
+            .unwrap_or(0);
+        if (self.alloc.lost() | target) & dev != 0 {
+            return None;
+        }
+        let z = g.zone_of(addr)?;
+        let zend = g.zone_start(z)?.saturating_add(g.zone_cap(z)?);
+        Some((addr, n.min(zend.saturating_sub(addr)))).filter(|(_, n)| *n > 0)
+    }
+
+    /// Walks every mirrored volume and companion again (the placement
+    /// walk, `migrate.rs`): after a member was lost or added, the copies
+    /// on lost members are rebuilt from the other copies onto their side's
+    /// members left, or onto members of neither side (a member added).
+    pub(super) fn rewalk_mirrored(&mut self) {
+        for v in self.vols.iter_mut() {
+            if v.table.is_some() && v.flags & (VOL_FLAG_MIRRORED | VOL_FLAG_COPY) != 0 {
+                v.place_walk = v.place != Placement::Any;
+            }
+        }
+        self.next_walk();
+    }
+
     /// Whether volume `vol` (mirrored) has both sides: each copy of a
     /// write goes to its own side.
     pub fn mirror_whole(&self, vol: u32) -> bool {

@@ -242,11 +242,16 @@ pub struct ReadRun {
     pub addr: Option<u64>,
 }
 
-/// One GC relocation: copy `src.len` blocks from `src.addr` to `dst`.
+/// One GC relocation: copy `src.len` blocks from `read` (usually
+/// `src.addr`) to `dst`, then map `dst` where `src.addr` is still mapped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RelocItem {
     /// The live extent found in the victim (volume, lba, old address).
     pub src: MapExtent,
+    /// Where the data is read: `src.addr`, or, for a mirrored volume's
+    /// copy on a lost member being rebuilt, the other copy's address of
+    /// the same blocks (`mirror::rebuild_source`).
+    pub read: u64,
     /// Where to write the copy (`dst.append`: zone append into `dst.zone`).
     pub dst: Extent,
 }
@@ -260,6 +265,7 @@ impl Default for RelocItem {
                 len: 0,
                 addr: 0,
             },
+            read: 0,
             dst: Extent {
                 zone: 0,
                 addr: 0,

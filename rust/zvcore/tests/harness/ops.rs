@@ -447,8 +447,12 @@ impl World {
         let mut buf = vec![0u8; BS];
         for it in &items[..n] {
             let mut data = Vec::with_capacity(it.src.len as usize * BS);
+            if it.read != it.src.addr {
+                // A lost copy rebuilt from the other one.
+                self.st.rebuilt_blocks += it.src.len;
+            }
             for k in 0..it.src.len {
-                let (d, off) = self.loc(it.src.addr + k);
+                let (d, off) = self.loc(it.read + k);
                 self.present(d, "GC read");
                 self.devs[d]
                     .read(off, &mut buf)

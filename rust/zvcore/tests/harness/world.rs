@@ -56,6 +56,9 @@ pub struct Stats {
     pub mirrored_vols: u64,
     /// Mirrored writes dropped because they ended during a checkpoint.
     pub mirror_retries: u64,
+    /// Blocks of a lost member rebuilt from their other copy (GC items
+    /// whose read address is not their source).
+    pub rebuilt_blocks: u64,
     /// Journal blocks written into conventional log zones of a limited
     /// span (`PoolConfig::conv_log_blocks`; none past it, `exec` checks).
     pub conv_span_blocks: u64,
@@ -464,6 +467,7 @@ impl World {
                 mirrored_writes: 0,
                 mirrored_vols: 0,
                 mirror_retries: 0,
+                rebuilt_blocks: 0,
                 log_switches: 0,
                 conv_span_blocks: 0,
                 short_log_switches: 0,
