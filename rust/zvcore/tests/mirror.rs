@@ -416,15 +416,7 @@ fn a_lost_side_takes_both_copies_until_it_is_back() {
     while !w.commit(false) {}
     w.crash_and_recover();
     assert!(w.pool_ref().mirror_whole(1));
-    for _ in 0..200 {
-        if !w.pool_ref().moving_data() {
-            break;
-        }
-        w.gc_batch();
-        while !w.commit(false) {}
-        w.maintenance();
-    }
-    assert!(!w.pool_ref().moving_data(), "the walk did not end");
+    walk_to_end(&mut w);
     // (GC batches race user writes of the blocks they move: the versions
     // are the model's, which the recovery checked; the copies agree.)
     assert!(check_copies(&mut w, 1, "after the walk") >= 96);
@@ -435,21 +427,7 @@ fn a_removed_sides_copies_go_to_a_member_added_since() {
     // Three members: sides {0} and {1}; member 2 joins neither, until
     // member 1 is gone.
     let mut w = world_with("mirror_added", vec![small_zns(40), small_zns(40)]);
-    while !w.commit(false) {}
-    let mut added = Err(Error::Busy);
-    for _ in 0..40 {
-        added = w.add_member_retrying(small_zns(40));
-        if added.is_ok() {
-            break;
-        }
-        // (Busy: the log zones may need a switch first.)
-        write_all(&mut w, 1, 0, 8);
-        w.checkpoint_now();
-        while !w.commit(false) {}
-    }
-    added.expect("member added");
-    while !w.commit(false) {}
-    assert!(!w.pool_ref().member_pending());
+    add_member(&mut w);
     write_all(&mut w, 1, 0, 32);
     assert_eq!(sides(&w, 1), (0b001, 0b010));
     w.pool().member_lost(1).expect("member lost");
@@ -597,7 +575,7 @@ fn walk_to_end(w: &mut World) {
 }
 
 /// Adds a member of `small_zns(40)`, retrying while the log needs a
-/// switch first.
+/// switch first (`Busy`).
 fn add_member(w: &mut World) {
     while !w.commit(false) {}
     let mut added = Err(Error::Busy);
