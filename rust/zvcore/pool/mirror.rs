@@ -171,12 +171,10 @@ where
             return Some(m & usable);
         }
         // The other copy's volume: the companion's, or the volume's.
-        let other = if v.flags & VOL_FLAG_COPY != 0 {
-            self.volume(vol & !COPY_ID_BIT)
-        } else {
-            copy_id(vol).and_then(|c| self.volume(c))
-        }
-        .map_or(0, place);
+        let other = self
+            .partner_of(vol)
+            .and_then(|p| self.volume(p))
+            .map_or(0, place);
         let apart = usable & !other;
         Some(if apart != 0 { apart } else { usable })
     }
