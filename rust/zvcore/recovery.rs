@@ -42,7 +42,8 @@ use super::error::{Error, Result};
 use super::format::checkpoint::set_of;
 use super::format::journal::{VOL_FLAG_COPY, VOL_FLAG_MIRRORED, VOL_FLAG_READONLY};
 use super::format::layout::{
-    checkpoint_block_addr, checkpoint_copy_addr, log_zone, superblock_addr, LOG_ZONES,
+    checkpoint_block_addr, checkpoint_copy_addr, checkpoint_copy_addr_before_join, log_zone,
+    superblock_addr, LOG_ZONES,
 };
 use super::format::{
     decode_journal_block, CheckpointHeader, Record, Superblock, Uuid, BLOCK_SIZE,
@@ -365,10 +366,12 @@ fn read_pool<G: Deref<Target = [DeviceGeometry]>, M: MetaReader>(
 /// checkpoint copies, the second copy when the first cannot be read or is
 /// not what `ok` wants (e.g. a sound block of the checkpoint being read:
 /// a member that was lost while the pool ran keeps older blocks where the
-/// newer checkpoints were written without it); `copies_used` counts the
-/// blocks read from the second copy. Fails only when no copy could be read;
-/// when neither is what `ok` wants, `buf` holds the first (the reader then
-/// says what is wrong with it).
+/// newer checkpoints were written without it), then where the second copy
+/// was before the newest member joined (a chain written before the add:
+/// `checkpoint_copy_addr_before_join`); `copies_used` counts the blocks
+/// read from a second copy. Fails only when no copy could be read; when
+/// none is what `ok` wants, `buf` holds the first (the reader then says
+/// what is wrong with it).
 #[allow(clippy::too_many_arguments)]
 fn read_ckpt_block<G: Deref<Target = [DeviceGeometry]>, M: MetaReader>(
     geo: &PoolGeometry<G>,
@@ -385,19 +388,23 @@ fn read_ckpt_block<G: Deref<Target = [DeviceGeometry]>, M: MetaReader>(
     if first.is_ok() && ok(buf) {
         return Ok(());
     }
-    let Some(c) = checkpoint_copy_addr(geo, set, index) else {
-        return first;
-    };
-    match read_pool(geo, perm, rd, c, buf) {
-        Ok(()) if ok(buf) => {
-            *copies_used = copies_used.saturating_add(1);
-            Ok(())
+    let others = [
+        checkpoint_copy_addr(geo, set, index),
+        checkpoint_copy_addr_before_join(geo, set, index),
+    ];
+    // The first copy that could be read, else the last error.
+    let mut readable = first.map(|()| a);
+    for c in others.into_iter().flatten() {
+        match read_pool(geo, perm, rd, c, buf) {
+            Ok(()) if ok(buf) => {
+                *copies_used = copies_used.saturating_add(1);
+                return Ok(());
+            }
+            Ok(()) => readable = readable.or(Ok(c)),
+            Err(e) => readable = readable.or(Err(e)),
         }
-        second => match first {
-            Ok(()) => read_pool(geo, perm, rd, a, buf),
-            Err(_) => second,
-        },
     }
+    read_pool(geo, perm, rd, readable?, buf)
 }
 
 /// The checkpoint header at block 0 of set `set` of pool `uuid`, if any:
@@ -420,9 +427,18 @@ fn read_set_header<G: Deref<Target = [DeviceGeometry]>, M: MetaReader>(
     let first = read_pool(geo, perm, rd, a, buf)
         .ok()
         .and_then(|()| header(buf));
-    let second = checkpoint_copy_addr(geo, set, 0)
-        .and_then(|c| read_pool(geo, perm, rd, c, buf).ok())
-        .and_then(|()| header(buf));
+    let mut copy = |c: Option<u64>| {
+        c.and_then(|c| read_pool(geo, perm, rd, c, buf).ok())
+            .and_then(|()| header(buf))
+    };
+    // Where the copy was before the newest member joined, a full
+    // checkpoint's header only: that place now holds later blocks' copies
+    // (a delta's header there is not this set's start).
+    let joined = copy(checkpoint_copy_addr_before_join(geo, set, 0)).filter(|h| h.delta.is_none());
+    let second = copy(checkpoint_copy_addr(geo, set, 0))
+        .into_iter()
+        .chain(joined)
+        .max_by_key(|h| h.generation);
     match (first, second) {
         (Some(f), Some(s)) if s.generation > f.generation => Some(s),
         (Some(f), _) => Some(f),

@@ -324,6 +324,35 @@ pub fn checkpoint_copy_addr<S: Deref<Target = [DeviceGeometry]>>(
     part_addr(geo, set, d, off)
 }
 
+/// Where the second copy of block `index` of a checkpoint in set `set`
+/// was before the ring's last member joined, when that differs from
+/// [`checkpoint_copy_addr`]: the old ring's last phase had its second
+/// copy on place 0 (at `H + o`), which a member added takes over (the
+/// phase `H` stays: `Pool::member_add` refuses a member whose part is
+/// smaller). A chain written before the add is read there when the
+/// first copy's member is missing (until the first full checkpoint in
+/// the new layout). `None` for every other block, or without copies.
+pub fn checkpoint_copy_addr_before_join<S: Deref<Target = [DeviceGeometry]>>(
+    geo: &PoolGeometry<S>,
+    set: u8,
+    index: u32,
+) -> Option<u64> {
+    if !geo.ckpt_copies() || set >= CHECKPOINT_SETS {
+        return None;
+    }
+    let h = copies_phase_blocks(geo);
+    let n = u64::from(geo.nr_layout_members());
+    if h == 0 || n < 2 {
+        return None;
+    }
+    let p = u64::from(index) / h;
+    if p != n - 2 {
+        return None;
+    }
+    let o = u64::from(index) % h;
+    part_addr(geo, set, ring_member(geo, 0)?, h.checked_add(o)?)
+}
+
 /// Pool address of block `index` of a checkpoint in set `set`: the set's
 /// zones are filled in member order and, on a member, in zone order, each
 /// up to its zone capacity. With checkpoint copies, the first copy's
