@@ -5,9 +5,9 @@
 # clones booted from it (each sees the gold files plus its own), the pool's
 # status and health, per-VM I/O limits, quotas and reservations, space
 # alerts, stop, an offline metadata check and reassembly, a disk gone
-# (degraded assembly) and back, a disk replaced online, a VM's disk kept on
-# one device across a restart, all through
-# zvpoolctl.
+# (degraded assembly: a mirrored volume reads whole) and back, a disk
+# replaced online, a VM's disk kept on one device across a restart, all
+# through zvpoolctl.
 set -u
 . /etc/zvpool/vm.env
 say() { printf '\n### %s\n' "$*"; }
@@ -40,6 +40,20 @@ say "two thin volumes: vm1 (8 GiB) and vm2 (2 GiB), together more than the pool 
 run "zvpoolctl volume create demo/vm1 --size 8G" || exit 1
 run "zvpoolctl volume create demo/vm2 --size 2G" || exit 1
 B=$(zvpoolctl volume show -H -o device demo/vm1 | cut -f2)
+
+say "a VM's disk with two copies (like a ZFS mirror): db keeps each block on both disks"
+run "zvpoolctl volume create demo/db --size 256M --copies 2" || exit 1
+DB=$(zvpoolctl volume show -H -o device demo/db | cut -f2)
+run "dd if=/dev/urandom of=$DB bs=1M count=32 oflag=direct status=none" || exit 1
+DBSUM=$(dd if=$DB bs=1M count=32 iflag=direct status=none | md5sum)
+run "zvpoolctl volume list -o name,size,used,copies"
+# db_whole WHEN: db's 32 MiB read back as written.
+db_whole() {
+	DB=$(zvpoolctl volume show -H -o device demo/db | cut -f2)
+	s=$(dd if=$DB bs=1M count=32 iflag=direct status=none | md5sum)
+	printf '%s: db reads %s\n' "$1" "$([ "$s" = "$DBSUM" ] && echo 'back whole' || echo 'OTHER DATA')"
+	[ "$s" = "$DBSUM" ]
+}
 
 say "ext4 on vm1 ($B)"
 run "mkfs.ext4 -q $B" || exit 1
@@ -100,11 +114,13 @@ run "zvpoolctl volume list -o name,quota,reservation"
 C=$(zvpoolctl volume show -H -o device demo/web2 | cut -f2)
 run "mount -t ext4 -o ro $C /mnt && cat /mnt/hostname && umount /mnt"
 
-say "a disk is gone ($Z1): the pool's metadata has two copies, so it assembles without it when asked (--degraded); its blocks read as I/O errors until it is back"
+say "a disk is gone ($Z1): the pool's metadata has two copies, so it assembles without it when asked (--degraded); the mirrored db reads whole from its other copies, the other volumes' blocks on $Z1 read as I/O errors until it is back"
 run "zvpoolctl pool stop demo"
 run "zvpoolctl pool assemble --no-volumes demo $Z0"
 run "zvpoolctl pool assemble --no-volumes --degraded demo $Z0" || exit 1
 run "zvpoolctl pool health demo"
+run "mkdir /sys/kernel/config/zvpool/demo/db && echo 1 > /sys/kernel/config/zvpool/demo/db/enable" || exit 1
+db_whole "without $Z1" || exit 1
 run "zvpoolctl pool stop demo"
 say "the disk is back: assembled with both, healthy, every file there"
 run "zvpoolctl pool assemble demo $Z0 $Z1" || exit 1
@@ -124,5 +140,6 @@ say "the pool assembles from $Z0 and $N alone; web1 is still kept on $Z0"
 run "zvpoolctl pool assemble demo $Z0 $N" || exit 1
 run "zvpoolctl volume list -o name,placement demo"
 run "mount -t ext4 -o ro $C /mnt && cat /mnt/hostname && umount /mnt"
+db_whole "after the replacement" || exit 1
 run "zvpoolctl pool stop demo"
 rmmod zvpool && echo "unloaded"

@@ -1,9 +1,10 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
 # `make demo`'s guest script, run to its end as a test: every step of what
-# a user tries first works (a pool on the ZNS namespaces, ext4, a gold
-# image and its clones, limits, quotas, stop and check, a degraded
-# assembly of a pool with snapshots, a disk replaced online). Its output
+# a user tries first works (a pool on the ZNS namespaces, a mirrored
+# volume, ext4, a gold image and its clones, limits, quotas, stop and
+# check, a degraded assembly of a pool with snapshots where the mirrored
+# volume reads back whole, a disk replaced online). Its output
 # is kept as KTAP comments when it fails.
 DIR=$(dirname "$0")
 . "$DIR/ktap_helpers.sh"
