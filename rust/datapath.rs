@@ -106,6 +106,7 @@ impl Drop for ReadRefs<'_> {
 /// the outcome of extent `k`'s bios (`None`: not submitted), a completion
 /// sector or an error. Returns the write's result and which extents failed
 /// (to log, see [`ActivePool::write_failed`]).
+#[inline(never)]
 pub(crate) fn end_plan(
     e: &mut Engine,
     plan: &WritePlan,
@@ -125,6 +126,7 @@ pub(crate) fn end_plan(
 /// `k` of `plan`, `result(MAX_PLAN_EXTENTS + k)` for extent `k` of
 /// `cplan`): both mapped, or neither when an extent of either failed
 /// (`EIO`; the core's `write_end_copies`).
+#[inline(never)]
 pub(crate) fn end_copies(
     e: &mut Engine,
     plan: &WritePlan,
@@ -582,6 +584,7 @@ impl ActivePool {
             // lock is free again: this commits what is queued, or waits),
             // the same range is written again.
             if cplan.is_some() && err == Err(EBUSY) && failed.iter().all(|f| !f) {
+                self.waits.copy_rewrites.fetch_add(1, Ordering::Relaxed);
                 self.commit()?;
                 continue;
             }

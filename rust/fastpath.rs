@@ -26,7 +26,7 @@
 //! once. A write paced to GC is held without a worker and let go to the
 //! slow way once GC has paid for it (`paced.rs`).
 
-use crate::datapath::end_plan;
+use crate::datapath::{end_copies, end_plan};
 use crate::kwrap::{
     bio::BioOp,
     noio::NoIo,
@@ -190,26 +190,54 @@ impl ActivePool {
         }
         let _noio = NoIo::enter();
         let (lba, n) = (rq.sector() / SPB, u64::from(rq.bytes()) / BS);
-        let (plan, _order) = {
+        let (plan, cplan, _order) = {
             let mut st = self.state.lock();
-            let plan = match st.engine.write_begin(vol, lba, n, USER_STREAM) {
+            // A mirrored volume: both copies of the same range, mapped
+            // together when both landed (`end_writes`).
+            let planned = if st.engine.copy_of(vol).is_some() {
+                st.engine
+                    .write_begin_copies(vol, lba, n, USER_STREAM)
+                    .map(|(p, c)| (p, Some(c)))
+            } else {
+                st.engine
+                    .write_begin(vol, lba, n, USER_STREAM)
+                    .map(|p| (p, None))
+            };
+            let (plan, cplan) = match planned {
                 Ok(p) => p,
-                // Busy (commit first), no space (wait for GC), errors, a
-                // mirrored volume (two copies): the slow path.
+                // Busy (commit first), no space (wait for GC), errors: the
+                // slow path.
                 Err(_) => return Some(rq),
             };
             self.note_levels(&st.engine);
             if self.commit_due() {
                 self.kick_gc();
             }
-            let order = self.order_for(plan.extents().iter().map(|e| (e.addr, e.append)));
-            (plan, order)
+            let order = self.order_for(
+                Iterator::chain(
+                    plan.extents().iter(),
+                    cplan.iter().flat_map(|c| c.extents().iter()),
+                )
+                .map(|e| (e.addr, e.append)),
+            );
+            (plan, cplan, order)
         };
         let d = rq.data_mut();
         d.start(Kind::Write, vol);
         d.plan = plan;
+        d.cplan = cplan;
         let mut aio = rq.into_async();
-        for (k, ext) in plan.extents().iter().enumerate() {
+        // Slot `k` for extent `k` of the plan, `MAX_PLAN_EXTENTS + k` for
+        // extent `k` of a mirrored volume's second copy (as the slow path's).
+        let copies = cplan.iter().map(|c| (c, MAX_PLAN_EXTENTS));
+        for (k, ext) in
+            Iterator::chain([(&plan, 0usize)].into_iter(), copies).flat_map(|(p, base)| {
+                p.extents()
+                    .iter()
+                    .enumerate()
+                    .map(move |(k, e)| (base + k, e))
+            })
+        {
             let op = if ext.append {
                 BioOp::ZoneAppend
             } else {
@@ -290,7 +318,7 @@ impl ActivePool {
                 return;
             }
             let mut results = [Ok(()); END_BATCH];
-            let mut failed = [[false; MAX_PLAN_EXTENTS]; END_BATCH];
+            let mut failed = [[false; 2 * MAX_PLAN_EXTENTS]; END_BATCH];
             {
                 let mut st = self.state.lock();
                 for ((rq, res), fail) in batch.iter().zip(results.iter_mut()).zip(failed.iter_mut())
@@ -299,14 +327,27 @@ impl ActivePool {
                         continue;
                     };
                     let d = rq.data();
-                    let (r, f) = end_plan(&mut st.engine, &d.plan, |k| {
+                    let result = |k: usize| {
                         d.submitted
                             .get(k)
                             .copied()
                             .unwrap_or(false)
                             .then(|| rq.slot_result(k))
-                    });
-                    *fail = f;
+                    };
+                    let r = match &d.cplan {
+                        None => {
+                            let (r, f) = end_plan(&mut st.engine, &d.plan, result);
+                            for (to, from) in fail.iter_mut().zip(f) {
+                                *to = from;
+                            }
+                            r
+                        }
+                        Some(c) => {
+                            let (r, f) = end_copies(&mut st.engine, &d.plan, c, result);
+                            *fail = f;
+                            r
+                        }
+                    };
                     *res = d.err.map_or(r, Err);
                 }
                 self.note_levels(&st.engine);
@@ -315,11 +356,24 @@ impl ActivePool {
                 let Some(rq) = rq.take() else {
                     continue;
                 };
-                let plan = rq.data().plan;
-                for (k, ext) in plan.extents().iter().enumerate() {
-                    if fail.get(k).copied().unwrap_or(false) {
-                        self.write_failed(ext, res.err().unwrap_or(EIO));
+                let d = rq.data();
+                let copies = d.cplan.iter().map(|c| (c, MAX_PLAN_EXTENTS));
+                for (p, base) in Iterator::chain([(&d.plan, 0usize)].into_iter(), copies) {
+                    for (k, ext) in p.extents().iter().enumerate() {
+                        if fail.get(base + k).copied().unwrap_or(false) {
+                            self.write_failed(ext, res.err().unwrap_or(EIO));
+                        }
                     }
+                }
+                let mut res = res;
+                let mut from = d.plan.nblocks;
+                if d.cplan.is_some() && res == Err(EBUSY) && !fail.iter().any(|&f| f) {
+                    // A mirrored write that ended during a checkpoint was
+                    // dropped (`write_end_copies`): the whole range again,
+                    // the slow way (it commits first).
+                    self.waits.copy_rewrites.fetch_add(1, Ordering::Relaxed);
+                    res = Ok(());
+                    from = 0;
                 }
                 if let Err(e) = res {
                     if e != ENOMEM && !fail.iter().any(|&f| f) {
@@ -332,15 +386,14 @@ impl ActivePool {
                         );
                     }
                 }
-                let mut res = res;
                 let total = u64::from(rq.bytes()) / BS;
-                if res.is_ok() && plan.nblocks < total {
+                if res.is_ok() && from < total {
                     // The plan covered the start: the rest the slow way
                     // (this work may wait for I/O).
                     let vol = rq.data().vol;
-                    let at = rq.sector() * 512 + plan.nblocks * BS;
-                    let rest = (total - plan.nblocks) * BS;
-                    res = self.write_rest(vol, at, rest, plan.nblocks * BS, &rq);
+                    let at = rq.sector() * 512 + from * BS;
+                    let rest = (total - from) * BS;
+                    res = self.write_rest(vol, at, rest, from * BS, &rq);
                 }
                 if end_request(rq, res) {
                     self.waits.requeued.fetch_add(1, Ordering::Relaxed);

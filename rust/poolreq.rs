@@ -30,6 +30,9 @@ pub(crate) struct PoolReq {
     pub(crate) nzones: usize,
     /// Write: the plan (its extent `k` in slot `k`).
     pub(crate) plan: WritePlan,
+    /// Write of a mirrored volume: the second copy's plan (its extent `k`
+    /// in slot `MAX_PLAN_EXTENTS + k`).
+    pub(crate) cplan: Option<WritePlan>,
     /// Per slot: its bios were submitted.
     pub(crate) submitted: [bool; ASYNC_SLOTS],
     /// The first error while submitting.

@@ -86,6 +86,9 @@ pub(crate) struct WriteWaits {
     /// requeued for want of memory, to be served again
     /// (`volume::end_request`).
     pub(crate) requeued: AtomicU64,
+    /// Writes of mirrored volumes that ended while a checkpoint was being
+    /// written, dropped and written again after it (`write_end_copies`).
+    pub(crate) copy_rewrites: AtomicU64,
 }
 
 impl WriteWaits {
@@ -97,6 +100,7 @@ impl WriteWaits {
             commit_runs: AtomicU64::new(0),
             fua: WaitStat::new(),
             requeued: AtomicU64::new(0),
+            copy_rewrites: AtomicU64::new(0),
         }
     }
 
@@ -115,6 +119,11 @@ impl WriteWaits {
             w,
             "requeued_nomem {}",
             self.requeued.load(Ordering::Relaxed)
+        )?;
+        writeln!(
+            w,
+            "copy_rewrites {}",
+            self.copy_rewrites.load(Ordering::Relaxed)
         )
     }
 }
