@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
-//! The asynchronous data path: reads and plain writes served in the block
-//! layer's dispatch context, without a worker per request.
+//! The asynchronous data path: reads and plain writes (both copies of a
+//! mirrored volume's) served in the block layer's dispatch context,
+//! without a worker per request. A mirrored volume's read that fails here
+//! is requeued for the slow path, which reads the other copy.
 //!
 //! `queue_rq` offers every request to [`ActivePool::read_fast`] /
 //! [`ActivePool::write_fast`] (through `poolvol.rs`). They plan under the
@@ -13,7 +15,8 @@
 //! - READ: drops the read's per-zone counts (`zonereads.rs`) and completes
 //!   the request (`blk_mq_complete_request`: the upper layer's completion
 //!   runs on the submitting CPU);
-//! - WRITE: the block-table update needs the engine lock, so the request is
+//! - WRITE (a mirrored volume's: both copies' bios, ended together by
+//!   `end_copies`): the block-table update needs the engine lock, so the request is
 //!   pushed on the pool's completion list (`kwrap::request::ReqList`) and
 //!   the completion work (one per pool, `WQ_MEM_RECLAIM`) ends every
 //!   request on the list under one acquisition of the lock (`write_end`),
@@ -54,6 +57,10 @@ const BS: u64 = BLOCK_SIZE as u64;
 /// Writes ended per acquisition of the engine lock by the completion work.
 const END_BATCH: usize = 32;
 
+/// Requeues a failed read of a mirrored volume may have (counted with
+/// those for want of memory, `volume::end_request`) before it fails here.
+const COPY_RETRY_MAX: u16 = 8;
+
 impl ActivePool {
     /// Serves read `rq` of volume `vol` asynchronously, or hands it back
     /// (`Some`) when its plan does not fit one request's slots.
@@ -61,14 +68,15 @@ impl ActivePool {
         let _noio = NoIo::enter();
         let (lba, n) = (rq.sector() / SPB, u64::from(rq.bytes()) / BS);
         let mut runs = [ReadRun::default(); ASYNC_SLOTS];
+        // A mirrored volume's read that failed here: the slow path reads
+        // the other copy of what the first cannot give (`read`).
+        if core::mem::take(&mut rq.data_mut().copy_retry) {
+            return Some(rq);
+        }
         rq.data_mut().start(Kind::Read, vol);
         {
             let st = self.state.lock_read();
-            // A mirrored volume's read may need its other copy: the slow
-            // path reads it on an error (`read`).
-            if st.engine.copy_of(vol).is_some() {
-                return Some(rq);
-            }
+            rq.data_mut().mirrored = st.engine.copy_of(vol).is_some();
             let cnt = match st.engine.read_plan(vol, lba, n, &mut runs) {
                 Ok(c) => c,
                 Err(_) => return Some(rq),
@@ -280,6 +288,24 @@ impl ActivePool {
         match rq.data().kind {
             Kind::Read => {
                 self.put_zones(rq.data_mut());
+                let d = rq.data();
+                if d.mirrored {
+                    let failed = d.err.is_some()
+                        || (0..ASYNC_SLOTS).any(|k| {
+                            d.submitted.get(k).copied().unwrap_or(false)
+                                && rq.slot_result(k).is_err()
+                        });
+                    if failed {
+                        // Not final: requeued for the slow path, which
+                        // reads (and logs) the first copy again, then the
+                        // other copy of what it cannot give.
+                        rq.data_mut().copy_retry = true;
+                        match rq.requeue(0, COPY_RETRY_MAX) {
+                            Ok(()) => return,
+                            Err(r) => rq = r,
+                        }
+                    }
+                }
                 let d = rq.data();
                 let mut r = d.err.map_or(Ok(()), Err);
                 for (k, &(addr, len)) in d.runs.iter().enumerate() {

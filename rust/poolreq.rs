@@ -43,6 +43,13 @@ pub(crate) struct PoolReq {
     /// Write let go by the pacing (`paced.rs`): served without pacing it
     /// again. Taken by the path that serves it.
     pub(crate) admitted: bool,
+    /// Read of a mirrored volume (its failure is not final: the other
+    /// copy).
+    pub(crate) mirrored: bool,
+    /// Read of a mirrored volume that failed on the asynchronous path,
+    /// requeued: served the slow way, which reads the other copy of what
+    /// the first cannot give. Taken by `read_fast`.
+    pub(crate) copy_retry: bool,
 }
 
 impl PoolReq {

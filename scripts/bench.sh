@@ -41,9 +41,10 @@ else
 fi
 : "${BENCH_OW_FILL_PCT:=80}"
 # Peers first: a zvpool failure (oops, hang) cannot cost their numbers.
-: "${BENCH_SYSTEMS:=raw-zns raw-conv dm-thin dm-zoned raw-nullb zvpool-zns zvpool-nullb}"
+: "${BENCH_SYSTEMS:=raw-zns raw-conv dm-thin dm-zoned raw-nullb zvpool-zns zvpool-nullb zvpool-2nullb zvpool-mirror-nullb}"
 export ZVPOOL_VM_BENCH=1
-export ZVPOOL_VM_MEM=${ZVPOOL_VM_MEM:-4096}
+# The mirrored volume's pool: two memory-backed null_blk of BENCH_NULLB_MIB.
+export ZVPOOL_VM_MEM=${ZVPOOL_VM_MEM:-6144}
 . "$ZVPOOL_TOP/scripts/vm-devices.sh"
 
 step "dependencies"

@@ -16,6 +16,8 @@
 #   raw-conv      bconv0
 #   raw-nullb     non-zoned memory-backed null_blk
 #   zvpool-nullb  zvpool pool on a zoned memory-backed null_blk, one volume
+#   zvpool-2nullb        zvpool pool on two zoned null_blk, one volume
+#   zvpool-mirror-nullb  the same (a fresh pool), one mirrored volume (copies 2)
 set -u
 OUT=${1:-/dev/console}
 . /etc/zvpool/bench.env
@@ -127,6 +129,9 @@ applies() { # SYSTEM WORKLOAD
 	raw-zns:seq* | raw-zns:randread*) return 0 ;;
 	raw-zns:*) return 1 ;;
 	*nullb:overwrite*) return 1 ;;
+	zvpool-2nullb:randwrite-4k-4x32* | zvpool-mirror-nullb:randwrite-4k-4x32*) return 0 ;;
+	zvpool-2nullb:randread-4k-4x32-small | zvpool-mirror-nullb:randread-4k-4x32-small) return 0 ;;
+	zvpool-2nullb:* | zvpool-mirror-nullb:*) return 1 ;;
 	*) return 0 ;;
 	esac
 }
@@ -356,6 +361,36 @@ sys_zvpool_nullb() {
 	nullb_remove bnzone
 }
 
+# A pool over two zoned null_blk devices (BENCH_NULLB_MIB each), one
+# volume of COPIES copies: the cost of a mirrored volume (both members
+# write every block) against an unmirrored one on the same kind of pool.
+sys_zvpool_two_nullb() { # SYSTEM COPIES
+	local sys=$1 copies=$2 N1 N2
+	if [ "$copies" = 2 ]; then
+		describe $sys zvpool-2nullb "zvpool mirrored volume (copies 2) on a pool over two zoned memory-backed null_blk (${BENCH_NULLB_MIB} MiB each, ${BENCH_NULLB_ZONE_MIB} MiB zones)"
+	else
+		describe $sys raw-nullb "zvpool volume on a pool over two zoned memory-backed null_blk (${BENCH_NULLB_MIB} MiB each, ${BENCH_NULLB_ZONE_MIB} MiB zones)"
+	fi
+	want_phase_a $sys || return 0
+	zvmod || { fail_setup $sys "insmod zvpool.ko"; return; }
+	N1=$(nullb_create bnm1 1 $BENCH_NULLB_MIB) && [ -b "$N1" ] || { fail_setup $sys "null_blk"; return; }
+	N2=$(nullb_create bnm2 1 $BENCH_NULLB_MIB) && [ -b "$N2" ] || { fail_setup $sys "null_blk"; nullb_remove bnm1; return; }
+	if zvpoolctl pool create -f bnm "$N1" "$N2" >>$R/logs/zvpoolctl.log 2>&1; then
+		if zvpoolctl volume create bnm/v --size "${BENCH_WS_LARGE_MIB}M" --copies $copies >>$R/logs/zvpoolctl.log 2>&1 &&
+			V=$(zvpoolctl volume show -H -o device bnm/v | cut -f2) && [ -b "$V" ]; then
+			geometry $sys "$V"
+			phase_a $sys "$V" bnm ""
+		else
+			fail_setup $sys "volume create"
+		fi
+		zv_stop bnm
+	else
+		fail_setup $sys "pool create"
+	fi
+	nullb_remove bnm1
+	nullb_remove bnm2
+}
+
 # Phase A runs when any standard workload is selected.
 want_phase_a() { local w; for w in $BENCH_WORKLOADS; do [ "$w" != overwrite-4k-4x32 ] && applies $1 $w && return 0; done; return 1; }
 
@@ -395,6 +430,8 @@ for s in $BENCH_SYSTEMS; do
 	raw-conv) sys_raw_conv ;;
 	raw-nullb) sys_raw_nullb ;;
 	zvpool-nullb) sys_zvpool_nullb ;;
+	zvpool-2nullb) sys_zvpool_two_nullb zvpool-2nullb 1 ;;
+	zvpool-mirror-nullb) sys_zvpool_two_nullb zvpool-mirror-nullb 2 ;;
 	*) say "unknown system $s" ;;
 	esac
 	save_results

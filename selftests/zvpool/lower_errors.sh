@@ -6,7 +6,8 @@
 # EIO, the failure is logged with the zone's state read back from the device,
 # the member's error counters count it, and the volume keeps serving other
 # I/O: once the bad blocks are gone, writes succeed and data written before
-# reads back intact.
+# reads back intact. A mirrored volume reads what one copy cannot give from
+# the other.
 DIR=$(dirname "$0")
 . "$DIR/ktap_helpers.sh"
 
@@ -20,7 +21,7 @@ if ! command -v zvpoolctl >/dev/null || [ ! -f "$KO" ] || [ ! -f /lib/modules/nu
 	ktap_finished
 fi
 lsmod | grep -q '^zvpool ' && rmmod zvpool
-ktap_set_plan 15
+ktap_set_plan 19
 dmesg_mark
 DMESG_START=$DMESG_MARK
 
@@ -72,7 +73,28 @@ ktap_test_result "the pool survives a restart (stop, assemble, data intact)" sh 
 	"zvpoolctl pool stop err >/dev/null && zvpoolctl pool assemble err $NBDEV >/dev/null &&
 	 V=\$(zvpoolctl volume show -H -o device err/v | cut -f2) &&
 	 [ \"\$(dd if=\$V bs=$MIB count=8 iflag=direct status=none | md5sum)\" = \"$want\" ]"
-ktap_test_result "cleanup" sh -c "zvpoolctl pool stop err >/dev/null && rmmod zvpool && echo 0 > $NB/power && rmdir $NB && rmmod null_blk"
+ktap_test_result "cleanup" sh -c "zvpoolctl pool stop err >/dev/null && echo 0 > $NB/power && rmdir $NB"
+
+# A mirrored volume over two null_blk: with member 0's data zones bad, a
+# read is answered from the other copies (the asynchronous path requeues
+# it for the slow one, which reads them), counted in copy_read_blocks and
+# in member 0's read errors.
+NB2=/sys/kernel/config/nullb/zverr2
+nullb_zoned $NB 128 8
+nullb_zoned $NB2 128 8
+ktap_test_result "a mirrored volume on two zoned null_blk" \
+	quiet sh -c "zvpoolctl pool create -f err $NBDEV /dev/${NB2##*/} && zvpoolctl volume create err/m --size 64M --copies 2"
+V=$(zvpoolctl volume show -H -o device err/m | cut -f2)
+dd if=/tmp/a of="$V" bs=$MIB oflag=direct conv=fsync status=none
+echo "$BAD" >$NB/badblocks
+ktap_test_result "member 0's copies unreadable: the data reads back from the others" readback
+set -- $(member_errors | head -n1)
+C=$(sed -n 's/^copy_read_blocks //p' /sys/kernel/config/zvpool/err/status)
+ktap_print_msg "copy_read_blocks $C; member 0: read_errors=$1 state=$3"
+ktap_test_result "copy_read_blocks and member 0's read errors count them" sh -c "[ '$C' -gt 0 ] && [ '$1' -gt 0 ]"
+echo "-$BAD" | tr -d '+' >$NB/badblocks
+ktap_test_result "cleanup (mirrored)" sh -c "zvpoolctl pool stop err >/dev/null && rmmod zvpool &&
+	echo 0 > $NB/power && rmdir $NB && echo 0 > $NB2/power && rmdir $NB2 && rmmod null_blk"
 DMESG_MARK=$DMESG_START
 # I/O errors are expected above; warnings and oopses are not.
 dmesg_clean_since_mark "no WARN/oops"

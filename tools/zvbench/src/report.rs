@@ -185,6 +185,8 @@ pub const ORDER: &[&str] = &[
     "dm-thin",
     "zvpool-nullb",
     "raw-nullb",
+    "zvpool-2nullb",
+    "zvpool-mirror-nullb",
 ];
 
 /// The systems in report order: those of `ORDER`, then any other in run order.
@@ -486,6 +488,15 @@ pub fn goals(r: &Results) -> Vec<Goal> {
         0.85,
         Cmp::IopsAtLeast,
     ));
+    g.push(ratio_goal(
+        "mirrored volume 4 KiB randwrite 4x32 >= 0.8x unmirrored (two null_blk members)",
+        &wl("randwrite-4k-4x32-large"),
+        "zvpool-mirror-nullb",
+        "zvpool-2nullb",
+        Dir::Write,
+        0.8,
+        Cmp::IopsAtLeast,
+    ));
     g
 }
 
@@ -530,15 +541,16 @@ Settings (environment variables; full-run defaults, quick-mode defaults in brack
 | `BENCH_WS_LARGE_MIB`, `BENCH_WS_SMALL_MIB` | working sets | `1024`, `64` [`64`, `16`] |
 | `BENCH_OW_SECS` | seconds per rep of the sustained overwrite (the reps are consecutive) | `60` [`5`] |
 | `BENCH_OW_FILL_PCT` | share of the capacity filled before the overwrite | `80` |
-| `BENCH_SYSTEMS` | systems to run | all seven |
+| `BENCH_SYSTEMS` | systems to run | all nine |
 | `BENCH_WORKLOADS` | workloads to run | all [4] |
 | `BENCH_TIMEOUT` | VM time limit, seconds | `10800` [`1800`] |
 | `ZVPOOL_ACCEL` | `tcg` or `kvm` | `tcg` |
 
 Duration (2-core machine, TCG, with the cache): the quick mode about 2
-minutes. The full run is estimated at about 85 minutes (80-100): 195
-time-based fio runs of about 20 s, 21 sequential passes over 1 GiB, and four
-sustained overwrites (fill, then 3 x 60 s). It writes up to about 13 GiB into
+minutes. The full run is estimated at about 95 minutes (90-110): 213
+time-based fio runs of about 20 s, 23 sequential passes over 1 GiB, and four
+sustained overwrites (fill, then 3 x 60 s). The guest has 6 GiB (the
+mirrored volume's pool is two memory-backed null_blk of 2 GiB). It writes up to about 13 GiB into
 sparse namespace images under `build/bench/images`, deleted at the end.
 "#;
 
