@@ -173,7 +173,9 @@ impl ActivePool {
         vol: u32,
         rq: Request<PoolReq>,
     ) -> Option<Request<PoolReq>> {
-        if rq.is_fua() {
+        // FUA, or a mirrored write to write again synchronously (it was
+        // paced before).
+        if rq.is_fua() || rq.data().copy_rewrite {
             return Some(rq);
         }
         // Held for GC (`None`), or written now; handed back, it goes the
@@ -392,14 +394,30 @@ impl ActivePool {
                     }
                 }
                 let mut res = res;
-                let mut from = d.plan.nblocks;
+                let from = d.plan.nblocks;
                 if d.cplan.is_some() && res == Err(EBUSY) && !fail.iter().any(|&f| f) {
                     // A mirrored write that ended during a checkpoint was
                     // dropped (`write_end_copies`): the whole range again,
-                    // the slow way (it commits first).
+                    // the slow way (it waits for the checkpoint), by a
+                    // worker: this work would hold every other write's end
+                    // until the checkpoint ended. Here only if it cannot be
+                    // requeued.
                     self.waits.copy_rewrites.fetch_add(1, Ordering::Relaxed);
-                    res = Ok(());
-                    from = 0;
+                    let mut rq = rq;
+                    rq.data_mut().copy_rewrite = true;
+                    match rq.requeue(0, COPY_RETRY_MAX) {
+                        Ok(()) => continue,
+                        Err(mut r) => {
+                            r.data_mut().copy_rewrite = false;
+                            let total = u64::from(r.bytes()) / BS;
+                            let vol = r.data().vol;
+                            let res = self.write_rest(vol, r.sector() * 512, total * BS, 0, &r);
+                            if end_request(r, res) {
+                                self.waits.requeued.fetch_add(1, Ordering::Relaxed);
+                            }
+                            continue;
+                        }
+                    }
                 }
                 if let Err(e) = res {
                     if e != ENOMEM && !fail.iter().any(|&f| f) {

@@ -50,6 +50,12 @@ pub(crate) struct PoolReq {
     /// requeued: served the slow way, which reads the other copy of what
     /// the first cannot give. Taken by `read_fast`.
     pub(crate) copy_retry: bool,
+    /// Write of a mirrored volume that ended on the asynchronous path
+    /// while a checkpoint was written (dropped, `write_end_copies`),
+    /// requeued: written again synchronously by a worker (which waits for
+    /// the checkpoint), not by the completion work. Taken by
+    /// `Volume::write`.
+    pub(crate) copy_rewrite: bool,
 }
 
 impl PoolReq {

@@ -119,8 +119,12 @@ impl VolumeBackend for PoolVolume {
 
     fn write(&self, io: Io<Self>) {
         let mut rq = io.into_request();
+        // A mirrored write the asynchronous path dropped during a checkpoint
+        // (`fastpath.rs`): written here, synchronously (paced before).
+        if core::mem::take(&mut rq.data_mut().copy_rewrite) {
+            rq.data_mut().admitted = false;
         // Paced to GC once: a write let go by the pacing comes back here.
-        if !core::mem::take(&mut rq.data_mut().admitted) {
+        } else if !core::mem::take(&mut rq.data_mut().admitted) {
             match self.pool.pace_or_hold(self.id, rq) {
                 Some(r) => rq = r,
                 // Held; written when GC has paid for it (`paced.rs`).
