@@ -145,6 +145,23 @@ pub(crate) fn end_copies(
     (r, failed)
 }
 
+/// The extents of a write's plans with their slots: extent `k` of `plan`
+/// in slot `k`, extent `k` of a mirrored volume's second copy (`cplan`)
+/// in slot `MAX_PLAN_EXTENTS + k` (both paths' numbering, as
+/// [`end_copies`] reads the results).
+pub(crate) fn write_slots<'a>(
+    plan: &'a WritePlan,
+    cplan: Option<&'a WritePlan>,
+) -> impl Iterator<Item = (usize, &'a PlanExtent)> {
+    let copies = cplan.into_iter().map(|c| (c, MAX_PLAN_EXTENTS));
+    Iterator::chain([(plan, 0usize)].into_iter(), copies).flat_map(|(p, base)| {
+        p.extents()
+            .iter()
+            .enumerate()
+            .map(move |(k, e)| (base + k, e))
+    })
+}
+
 /// Where the extents of `plan` landed (`result(base + k)` for extent `k`),
 /// the first error, and the failed ones marked in `failed[base + k]`.
 fn landed(
@@ -177,7 +194,7 @@ fn landed(
 
 /// A planned write: the plan, a mirrored volume's second copy, and the
 /// write-order lock when the extents need it.
-type Planned<'a> = (WritePlan, Option<WritePlan>, Option<MutexGuard<'a, ()>>);
+pub(crate) type Planned<'a> = (WritePlan, Option<WritePlan>, Option<MutexGuard<'a, ()>>);
 
 /// The errno of a block-table update that failed with `err`: a node
 /// allocation that failed for want of memory during the update (the
@@ -381,31 +398,8 @@ impl ActivePool {
         let mut since = None;
         let mut st = self.state.lock();
         loop {
-            // A mirrored volume: both copies of the same range.
-            let planned = if st.engine.copy_of(vol).is_some() {
-                st.engine
-                    .write_begin_copies(vol, lba, n, USER_STREAM)
-                    .map(|(p, c)| (p, Some(c)))
-            } else {
-                st.engine
-                    .write_begin(vol, lba, n, USER_STREAM)
-                    .map(|p| (p, None))
-            };
-            match planned {
-                Ok((p, c)) => {
-                    self.note_levels(&st.engine);
-                    if self.commit_due() {
-                        self.kick_gc();
-                    }
-                    let order = self.order_for(
-                        Iterator::chain(
-                            p.extents().iter(),
-                            c.iter().flat_map(|c| c.extents().iter()),
-                        )
-                        .map(|e| (e.addr, e.append)),
-                    );
-                    return Ok((p, c, order));
-                }
+            match self.begin_write(&mut st.engine, vol, lba, n) {
+                Ok(planned) => return Ok(planned),
                 Err(CoreError::Busy) => {
                     // The record queue is full: commit (without the engine
                     // lock) and plan again; or only plan again if another
@@ -449,6 +443,38 @@ impl ActivePool {
     /// held (lock order: engine, then write order). The block layer
     /// emulates zone append for zoned devices without it, so this is the
     /// exception (e.g. a member stacked on a target without emulation).
+    /// Plans a write of `n` blocks of volume `vol` from `lba` under the
+    /// engine lock (`e`): both copies of the same range for a mirrored
+    /// volume; notes the space levels, kicks GC when a commit is due, and
+    /// takes the write-order lock the plan needs ([`Self::order_for`]).
+    /// The one planning step of both paths (`fastpath.rs`).
+    pub(crate) fn begin_write(
+        self: &Arc<Self>,
+        e: &mut Engine,
+        vol: u32,
+        lba: u64,
+        n: u64,
+    ) -> core::result::Result<Planned<'_>, CoreError> {
+        let (p, c) = if e.copy_of(vol).is_some() {
+            e.write_begin_copies(vol, lba, n, USER_STREAM)
+                .map(|(p, c)| (p, Some(c)))?
+        } else {
+            e.write_begin(vol, lba, n, USER_STREAM).map(|p| (p, None))?
+        };
+        self.note_levels(e);
+        if self.commit_due() {
+            self.kick_gc();
+        }
+        let order = self.order_for(
+            Iterator::chain(
+                p.extents().iter(),
+                c.iter().flat_map(|c| c.extents().iter()),
+            )
+            .map(|x| (x.addr, x.append)),
+        );
+        Ok((p, c, order))
+    }
+
     pub(crate) fn order_for(
         &self,
         mut exts: impl Iterator<Item = (u64, bool)>,
@@ -507,15 +533,7 @@ impl ActivePool {
                 // Submitted without the engine lock (regular writes into a
                 // sequential zone under the write-order lock).
                 let (plan, cplan, _order) = self.plan_write(vol, lba + done, n - done)?;
-                let copies = cplan.iter().map(|c| (c, MAX_PLAN_EXTENTS));
-                for (k, ext) in
-                    Iterator::chain([(&plan, 0usize)].into_iter(), copies).flat_map(|(p, base)| {
-                        p.extents()
-                            .iter()
-                            .enumerate()
-                            .map(move |(k, e)| (base + k, e))
-                    })
-                {
+                for (k, ext) in write_slots(&plan, cplan.as_ref()) {
                     let (m, sector) = match self.locate_addr(ext.addr) {
                         Ok(v) => v,
                         Err(e) => {
@@ -571,12 +589,9 @@ impl ActivePool {
             if err.is_ok() {
                 err = r;
             }
-            let copies = cplan.iter().map(|c| (c, MAX_PLAN_EXTENTS));
-            for (p, base) in Iterator::chain([(&plan, 0usize)].into_iter(), copies) {
-                for (k, ext) in p.extents().iter().enumerate() {
-                    if failed.get(base + k).copied().unwrap_or(false) {
-                        self.write_failed(ext, err.err().unwrap_or(EIO));
-                    }
+            for (k, ext) in write_slots(&plan, cplan.as_ref()) {
+                if failed.get(k).copied().unwrap_or(false) {
+                    self.write_failed(ext, err.err().unwrap_or(EIO));
                 }
             }
             // A mirrored write that ended during a checkpoint was dropped

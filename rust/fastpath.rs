@@ -29,7 +29,7 @@
 //! once. A write paced to GC is held without a worker and let go to the
 //! slow way once GC has paid for it (`paced.rs`).
 
-use crate::datapath::{end_copies, end_plan};
+use crate::datapath::{end_copies, end_plan, write_slots};
 use crate::kwrap::{
     bio::BioOp,
     noio::NoIo,
@@ -37,7 +37,7 @@ use crate::kwrap::{
 };
 use crate::lowerio::{submit_range, ReqData, RqData, Skip};
 use crate::members::SPB;
-use crate::pool::{ActivePool, USER_STREAM};
+use crate::pool::ActivePool;
 use crate::poolreq::{Kind, PoolReq};
 use crate::volume::end_request;
 use crate::zvcore::{
@@ -200,54 +200,21 @@ impl ActivePool {
         }
         let _noio = NoIo::enter();
         let (lba, n) = (rq.sector() / SPB, u64::from(rq.bytes()) / BS);
-        let (plan, cplan, _order) = {
-            let mut st = self.state.lock();
-            // A mirrored volume: both copies of the same range, mapped
-            // together when both landed (`end_writes`).
-            let planned = if st.engine.copy_of(vol).is_some() {
-                st.engine
-                    .write_begin_copies(vol, lba, n, USER_STREAM)
-                    .map(|(p, c)| (p, Some(c)))
-            } else {
-                st.engine
-                    .write_begin(vol, lba, n, USER_STREAM)
-                    .map(|p| (p, None))
-            };
-            let (plan, cplan) = match planned {
-                Ok(p) => p,
-                // Busy (commit first), no space (wait for GC), errors: the
-                // slow path.
-                Err(_) => return Some(rq),
-            };
-            self.note_levels(&st.engine);
-            if self.commit_due() {
-                self.kick_gc();
-            }
-            let order = self.order_for(
-                Iterator::chain(
-                    plan.extents().iter(),
-                    cplan.iter().flat_map(|c| c.extents().iter()),
-                )
-                .map(|e| (e.addr, e.append)),
-            );
-            (plan, cplan, order)
+        // A mirrored volume: both copies of the same range, mapped together
+        // when both landed (`end_writes`).
+        let planned = self.begin_write(&mut self.state.lock().engine, vol, lba, n);
+        let (plan, cplan, _order) = match planned {
+            Ok(p) => p,
+            // Busy (commit first), no space (wait for GC), errors: the slow
+            // path.
+            Err(_) => return Some(rq),
         };
         let d = rq.data_mut();
         d.start(Kind::Write, vol);
         d.plan = plan;
         d.cplan = cplan;
         let mut aio = rq.into_async();
-        // Slot `k` for extent `k` of the plan, `MAX_PLAN_EXTENTS + k` for
-        // extent `k` of a mirrored volume's second copy (as the slow path's).
-        let copies = cplan.iter().map(|c| (c, MAX_PLAN_EXTENTS));
-        for (k, ext) in
-            Iterator::chain([(&plan, 0usize)].into_iter(), copies).flat_map(|(p, base)| {
-                p.extents()
-                    .iter()
-                    .enumerate()
-                    .map(move |(k, e)| (base + k, e))
-            })
-        {
+        for (k, ext) in write_slots(&plan, cplan.as_ref()) {
             let op = if ext.append {
                 BioOp::ZoneAppend
             } else {
@@ -385,12 +352,9 @@ impl ActivePool {
                     continue;
                 };
                 let d = rq.data();
-                let copies = d.cplan.iter().map(|c| (c, MAX_PLAN_EXTENTS));
-                for (p, base) in Iterator::chain([(&d.plan, 0usize)].into_iter(), copies) {
-                    for (k, ext) in p.extents().iter().enumerate() {
-                        if fail.get(base + k).copied().unwrap_or(false) {
-                            self.write_failed(ext, res.err().unwrap_or(EIO));
-                        }
+                for (k, ext) in write_slots(&d.plan, d.cplan.as_ref()) {
+                    if fail.get(k).copied().unwrap_or(false) {
+                        self.write_failed(ext, res.err().unwrap_or(EIO));
                     }
                 }
                 let mut res = res;

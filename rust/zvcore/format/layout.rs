@@ -289,11 +289,13 @@ fn part_addr<S: Deref<Target = [DeviceGeometry]>>(
 /// phase 0 at `0..H` and the copy of the last phase at `H..2H`. So each
 /// member's part is written in order, as a prefix, one zone at a time, and
 /// the two copies of a block are on two members (on the one member left
-/// when all others are removed: its two halves).
+/// when all others are removed: its two halves). The third place, for
+/// the blocks of phase `n - 2` only, is where their second copy was
+/// before the ring's last member joined (place 0, at `H + o`).
 fn copies_place<S: Deref<Target = [DeviceGeometry]>>(
     geo: &PoolGeometry<S>,
     index: u32,
-) -> Option<[(u16, u64); 2]> {
+) -> Option<[Option<(u16, u64)>; 3]> {
     let h = copies_phase_blocks(geo);
     if h == 0 {
         return None;
@@ -307,7 +309,26 @@ fn copies_place<S: Deref<Target = [DeviceGeometry]>>(
     let q = (p + 1) % n;
     let first = (ring_member(geo, p)?, if p == 0 { o } else { h + o });
     let second = (ring_member(geo, q)?, if q == 0 { h + o } else { o });
-    Some([first, second])
+    // The old ring's last phase (see `checkpoint_copy_addr_before_join`).
+    let joined = (n >= 2 && p == n - 2)
+        .then(|| Some((ring_member(geo, 0)?, h.checked_add(o)?)))
+        .flatten();
+    Some([Some(first), Some(second), joined])
+}
+
+/// Pool address of copy `k` of block `index` of a checkpoint in set `set`
+/// ([`copies_place`]; `None` without checkpoint copies).
+fn copy_addr<S: Deref<Target = [DeviceGeometry]>>(
+    geo: &PoolGeometry<S>,
+    set: u8,
+    index: u32,
+    k: usize,
+) -> Option<u64> {
+    if !geo.ckpt_copies() || set >= CHECKPOINT_SETS {
+        return None;
+    }
+    let (d, off) = copies_place(geo, index)?.get(k).copied().flatten()?;
+    part_addr(geo, set, d, off)
 }
 
 /// Pool address of the second copy of block `index` of a checkpoint in set
@@ -317,11 +338,7 @@ pub fn checkpoint_copy_addr<S: Deref<Target = [DeviceGeometry]>>(
     set: u8,
     index: u32,
 ) -> Option<u64> {
-    if !geo.ckpt_copies() || set >= CHECKPOINT_SETS {
-        return None;
-    }
-    let [_, (d, off)] = copies_place(geo, index)?;
-    part_addr(geo, set, d, off)
+    copy_addr(geo, set, index, 1)
 }
 
 /// Where the second copy of block `index` of a checkpoint in set `set`
@@ -337,20 +354,7 @@ pub fn checkpoint_copy_addr_before_join<S: Deref<Target = [DeviceGeometry]>>(
     set: u8,
     index: u32,
 ) -> Option<u64> {
-    if !geo.ckpt_copies() || set >= CHECKPOINT_SETS {
-        return None;
-    }
-    let h = copies_phase_blocks(geo);
-    let n = u64::from(geo.nr_layout_members());
-    if h == 0 || n < 2 {
-        return None;
-    }
-    let p = u64::from(index) / h;
-    if p != n - 2 {
-        return None;
-    }
-    let o = u64::from(index) % h;
-    part_addr(geo, set, ring_member(geo, 0)?, h.checked_add(o)?)
+    copy_addr(geo, set, index, 2)
 }
 
 /// Pool address of block `index` of a checkpoint in set `set`: the set's
@@ -363,11 +367,7 @@ pub fn checkpoint_block_addr<S: Deref<Target = [DeviceGeometry]>>(
     index: u32,
 ) -> Option<u64> {
     if geo.ckpt_copies() {
-        if set >= CHECKPOINT_SETS {
-            return None;
-        }
-        let [(d, off), _] = copies_place(geo, index)?;
-        return part_addr(geo, set, d, off);
+        return copy_addr(geo, set, index, 0);
     }
     let mut left = u64::from(index);
     for (d, g) in geo.devices().iter().enumerate() {
