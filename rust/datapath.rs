@@ -227,14 +227,18 @@ impl ActivePool {
     /// Reads `bytes` at byte `offset` of volume `vol` into `io`: mapped runs
     /// from the members, unmapped runs as zeros.
     pub(crate) fn read<'r>(
-        &self,
+        self: &Arc<Self>,
         vol: u32,
         offset: u64,
         bytes: u64,
         io: &impl ReqData<'r>,
     ) -> Result {
         let _noio = NoIo::enter();
-        self.read_blocks(vol, offset / BS, offset / BS, bytes / BS, io)
+        let r = self.read_blocks(vol, offset / BS, offset / BS, bytes / BS, io);
+        // A copy that could not be read was queued for repair: GC writes
+        // it again from the other copy.
+        self.kick_walks();
+        r
     }
 
     /// [`Self::read`] of `n` blocks of volume `vol` from `from` into `io`,
@@ -350,6 +354,19 @@ impl ActivePool {
                         err = Err(e);
                     } else {
                         self.health.copy_reads.fetch_add(run.len, Ordering::Relaxed);
+                        // Written again from the copy just read, unless the
+                        // member is gone (its rebuild does that).
+                        let gone = run.addr.is_some_and(|a| {
+                            self.locate_addr(a).map_or(true, |(m, _)| m.dev().is_err())
+                        });
+                        if !gone {
+                            let mut st = self.state.lock();
+                            if st.engine.repair(vol, run.lba, run.len) {
+                                // GC has work now (`gc_needed`).
+                                self.note_levels(&st.engine);
+                                self.health.walk_kick.store(true, Ordering::Release);
+                            }
+                        }
                     }
                 }
             }

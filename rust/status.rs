@@ -98,6 +98,7 @@ impl ActivePool {
             "copy_read_blocks {}",
             self.health.copy_reads.load(Ordering::Relaxed)
         )?;
+        writeln!(w, "copy_repair_blocks {}", e.stats().copy_repairs)?;
         writeln!(w, "zones_total {}", a.data_zones())?;
         writeln!(w, "zones_free {}", a.free_zones())?;
         writeln!(w, "zones_gc_reserve {}", a.config().gc_reserve)?;

@@ -21,7 +21,7 @@ if ! command -v zvpoolctl >/dev/null || [ ! -f "$KO" ] || [ ! -f /lib/modules/nu
 	ktap_finished
 fi
 lsmod | grep -q '^zvpool ' && rmmod zvpool
-ktap_set_plan 19
+ktap_set_plan 22
 dmesg_mark
 DMESG_START=$DMESG_MARK
 
@@ -75,10 +75,12 @@ ktap_test_result "the pool survives a restart (stop, assemble, data intact)" sh 
 	 [ \"\$(dd if=\$V bs=$MIB count=8 iflag=direct status=none | md5sum)\" = \"$want\" ]"
 ktap_test_result "cleanup" sh -c "zvpoolctl pool stop err >/dev/null && echo 0 > $NB/power && rmdir $NB"
 
-# A mirrored volume over two null_blk: with member 0's data zones bad, a
-# read is answered from the other copies (the asynchronous path requeues
-# it for the slow one, which reads them), counted in copy_read_blocks and
-# in member 0's read errors.
+# A mirrored volume over two null_blk: with the zone of member 0 that
+# holds its first copies bad, a read is answered from the other copies
+# (the asynchronous path requeues it for the slow one, which reads them),
+# counted in copy_read_blocks and in member 0's read errors; the copies
+# that could not be read are written again from the others
+# (copy_repair_blocks), after which a read finds the first copies good.
 NB2=/sys/kernel/config/nullb/zverr2
 nullb_zoned $NB 128 8
 nullb_zoned $NB2 128 8
@@ -86,13 +88,21 @@ ktap_test_result "a mirrored volume on two zoned null_blk" \
 	quiet sh -c "zvpoolctl pool create -f err $NBDEV /dev/${NB2##*/} && zvpoolctl volume create err/m --size 64M --copies 2"
 V=$(zvpoolctl volume show -H -o device err/m | cut -f2)
 dd if=/tmp/a of="$V" bs=$MIB oflag=direct conv=fsync status=none
-echo "$BAD" >$NB/badblocks
+# Zone 4, member 0's first data zone: the volume's first 8 MiB.
+BAD0="+65536-81919"
+echo "$BAD0" >$NB/badblocks
 ktap_test_result "member 0's copies unreadable: the data reads back from the others" readback
 set -- $(member_errors | head -n1)
-C=$(sed -n 's/^copy_read_blocks //p' /sys/kernel/config/zvpool/err/status)
+mst() { sed -n "s/^$1 //p" /sys/kernel/config/zvpool/err/status; }
+C=$(mst copy_read_blocks)
 ktap_print_msg "copy_read_blocks $C; member 0: read_errors=$1 state=$3"
 ktap_test_result "copy_read_blocks and member 0's read errors count them" sh -c "[ '$C' -gt 0 ] && [ '$1' -gt 0 ]"
-echo "-$BAD" | tr -d '+' >$NB/badblocks
+ktap_test_result "the unreadable copies are written again from the others" \
+	wait_for 30 sh -c "[ \$(sed -n 's/^copy_repair_blocks //p' /sys/kernel/config/zvpool/err/status) -ge 2048 ]"
+ktap_print_msg "copy_repair_blocks $(mst copy_repair_blocks)"
+ktap_test_result "read again: the data reads back" readback
+ktap_expect_eq "read again: no copy read from the others (the first copies are good)" "$C" "$(mst copy_read_blocks)"
+echo "-$BAD0" | tr -d '+' >$NB/badblocks
 ktap_test_result "cleanup (mirrored)" sh -c "zvpoolctl pool stop err >/dev/null && rmmod zvpool &&
 	echo 0 > $NB/power && rmdir $NB && echo 0 > $NB2/power && rmdir $NB2 && rmmod null_blk"
 DMESG_MARK=$DMESG_START

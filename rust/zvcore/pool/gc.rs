@@ -90,6 +90,15 @@ where
         // What such a batch may take: the usable room above the urgent
         // level, so that it never eats into what GC needs to free zones.
         let room = self.move_room();
+        // Copies a read could not get (a read error) first: written again
+        // from the other copy, as a rebuild does.
+        if !urgent && room > 0 && self.repair_due() {
+            if let Ok(k) = self.repair_plan(out, max_blocks.min(room)) {
+                if k > 0 {
+                    return Ok(k);
+                }
+            }
+        }
         if !urgent && room > 0 && self.migration().is_some_and(|m| !m.done) {
             // A migration that cannot place its copies now (its members
             // full, the record queue) leaves the batch to GC.
@@ -631,6 +640,9 @@ where
             }
         }
         self.stats.gc_blocks = self.stats.gc_blocks.saturating_add(moved_total);
+        if core::mem::take(&mut self.repair_batch) {
+            self.stats.copy_repairs = self.stats.copy_repairs.saturating_add(moved_total);
+        }
         if core::mem::take(&mut self.mig_batch) {
             if let Some(s) = self.mig.as_mut() {
                 s.m.moved_blocks = s.m.moved_blocks.saturating_add(moved_total);

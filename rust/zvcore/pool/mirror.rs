@@ -193,7 +193,8 @@ where
     }
 
     /// Where blocks `lba..lba + len` of table `vol`, which lie on a lost
-    /// member, can be read to be rebuilt on the members of `target`: the
+    /// member (or cannot be read: `repair.rs`), can be read to be rebuilt
+    /// on the members of `target`: the
     /// other copy's address of `lba` and how many blocks from there are
     /// consecutive in one zone (at most `len`). `None` (not rebuilt now)
     /// for a volume that is not mirrored, another copy that is unmapped,

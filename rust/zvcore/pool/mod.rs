@@ -54,6 +54,7 @@ pub use mirror::{copy_id, split_sides, COPY_ID_BIT};
 mod policy;
 pub mod quota;
 mod reassembly;
+mod repair;
 mod scrub;
 mod sequential;
 pub use gc::GC_SCAN_NODES;
@@ -333,6 +334,9 @@ pub struct PoolStats {
     pub checkpoint_slot_waits: u64,
     /// Commits (flushes with records, and checkpoints).
     pub commits: u64,
+    /// Blocks of mirrored volumes written again from their other copy
+    /// after a read of theirs failed ([`Pool::repair`]).
+    pub copy_repairs: u64,
 }
 
 /// Share of a checkpoint set (percent) kept free as headroom: once the
@@ -628,6 +632,10 @@ pub struct Pool<G, Z, E, V, R, N, D, S> {
     /// whether the batch in flight is one of it.
     mig: Option<migrate::MigState>,
     mig_batch: bool,
+    /// Ranges of mirrored tables to write again from their other copy
+    /// ([`Pool::repair`]), and whether the batch in flight is one of them.
+    repairs: [repair::Repair; repair::REPAIR_QUEUE],
+    repair_batch: bool,
     gc_busy: bool,
     /// Relocation cost of `gc_victim` when it was picked (its valid count
     /// falls as GC copies it; the cost of freeing it does not).
@@ -843,6 +851,12 @@ where
             placed_quiet_until: 0,
             mig: None,
             mig_batch: false,
+            repairs: [repair::Repair {
+                vol: 0,
+                len: 0,
+                lba: 0,
+            }; repair::REPAIR_QUEUE],
+            repair_batch: false,
             gc_busy: false,
             gc_victim_cost: 0,
             gc_cursor: gc::SCAN_START,

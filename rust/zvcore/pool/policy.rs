@@ -294,9 +294,10 @@ where
 
     /// Whether GC has work besides freeing space: an evacuation or a
     /// migration with data to move, tiering's demotion, placed members
-    /// short of space. Cheap (the write path's pacing asks).
+    /// short of space, copies to repair (`repair.rs`). Cheap (the write
+    /// path's pacing asks).
     pub fn gc_background(&self) -> bool {
-        self.moving_data() || self.tier_demoting() || self.placed_short() != 0
+        self.moving_data() || self.tier_demoting() || self.placed_short() != 0 || self.repair_due()
     }
 
     /// Sets member `d`'s class in the allocator.

@@ -642,3 +642,87 @@ fn a_lost_sides_copies_are_rebuilt_on_another_member() {
         assert!(mc[..96].iter().all(|m| *m == Some(2)), "after recovery");
     }
 }
+
+/// The pool address of each block of `lba..lba + n` of table `vol`.
+fn addrs_of(w: &World, vol: u32, lba: u64, n: u64) -> Vec<Option<u64>> {
+    let mut out = Vec::new();
+    let mut runs = [zvcore::pool::ReadRun::default(); 4];
+    let mut l = lba;
+    while l < lba + n {
+        let k = w
+            .pool_ref()
+            .read_plan(vol, l, lba + n - l, &mut runs)
+            .expect("read_plan");
+        for r in &runs[..k] {
+            for j in 0..r.len {
+                out.push(r.addr.map(|a| a + j));
+            }
+            l += r.len;
+        }
+    }
+    out
+}
+
+/// A copy that could not be read is written again from the other copy
+/// (`Pool::repair`, asked by the kernel when a read of it failed and the
+/// other copy gave the data): the range moves to new places on its side,
+/// read from the other copy (its old places hold garbage here), the other
+/// copy stays where it was, and both read the same, also after a crash.
+/// A table that is not mirrored is refused.
+#[test]
+fn an_unreadable_copy_is_repaired_from_the_other() {
+    let mut w = world_with("mirror_repair", vec![small_zns(40), small_zns(40)]);
+    // No user write races with GC here: every block repaired is counted.
+    w.gc_race_pct = 0;
+    write_all(&mut w, 1, 0, 96);
+    while !w.commit(false) {}
+    let bad = addrs_of(&w, 1, 16, 32);
+    let other = addrs_of(&w, cid(1), 0, 96);
+    // What the media returns from those places now: garbage.
+    for a in bad.iter().flatten() {
+        let (d, off) = w.loc(*a);
+        w.devs[d].poke(off, &[0xa5; 4096]);
+    }
+    w.pool().vol_create(2, b"plain", 64, 0).expect("vol_create");
+    w.vols.push(VolModel::new(2, 64));
+    assert!(!w.pool().repair(2, 0, 8), "a table that is not mirrored");
+    assert!(w.pool().repair(1, 16, 8), "queued");
+    assert!(w.pool().repair(1, 20, 4), "within a range queued");
+    assert!(w.pool().repair(1, 24, 24), "next to a range queued");
+    // A full queue refuses a range that joins none.
+    let mut queued = 0;
+    for k in 0..16u64 {
+        if w.pool().repair(1, 60 + 2 * k, 1) {
+            queued += 1;
+        }
+    }
+    assert!(queued < 16, "the queue took every range");
+    let singles = addrs_of(&w, 1, 60, 8);
+    let before = w.pool_ref().stats().copy_repairs;
+    for _ in 0..50 {
+        if !w.pool_ref().repair_due() {
+            break;
+        }
+        w.gc_batch();
+        while !w.commit(false) {}
+        w.maintenance();
+    }
+    assert!(!w.pool_ref().repair_due(), "the repair did not end");
+    let repaired = w.pool_ref().stats().copy_repairs - before;
+    assert_eq!(repaired, 32 + queued, "blocks repaired");
+    // The single blocks the queue took moved too.
+    let moved = singles
+        .iter()
+        .zip(addrs_of(&w, 1, 60, 8))
+        .filter(|(a, b)| **a != *b)
+        .count();
+    assert_eq!(moved as u64, queued, "single blocks repaired");
+    let now = addrs_of(&w, 1, 16, 32);
+    for (lba, (b, n)) in bad.iter().zip(&now).enumerate() {
+        assert!(n.is_some() && n != b, "lba {}: still at {b:?}", 16 + lba);
+    }
+    assert_eq!(addrs_of(&w, cid(1), 0, 96), other, "the other copy moved");
+    check_copies(&mut w, 1, "after the repair");
+    w.crash_and_recover();
+    check_copies(&mut w, 1, "after a crash");
+}

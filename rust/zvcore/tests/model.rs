@@ -105,7 +105,7 @@ fn model_random_ops_with_crashes() {
          members added {} (busy {}) evacuations {} (cancelled {}, refused for space {}) members removed {} (refused {}) migrations {} \
          space rules set {} (writes refused {}) degraded assemblies {} log-zone switches {} (with short intervals {}) \
          journals resumed by assemblies {} (crashes before the next checkpoint {}) chains resumed {} (crashes after deltas only {}) \
-         journal blocks in conventional log zones of a limited span {} mirrored volumes {} (writes {}, dropped during a checkpoint {}, blocks rebuilt from the other copy {})",
+         journal blocks in conventional log zones of a limited span {} mirrored volumes {} (writes {}, dropped during a checkpoint {}, blocks rebuilt or repaired from the other copy {}, repairs asked {})",
         sum(|s| s.ops),
         t0.elapsed(),
         sum(|s| s.writes),
@@ -162,7 +162,9 @@ fn model_random_ops_with_crashes() {
         sum(|s| s.mirrored_writes),
         sum(|s| s.mirror_retries),
         sum(|s| s.rebuilt_blocks),
+        sum(|s| s.repairs),
     );
+    assert!(sum(|s| s.repairs) > 0, "no repair was asked for");
     assert!(
         sum(|s| s.mirrored_vols) > 0 && sum(|s| s.mirrored_writes) > 0,
         "no mirrored volume was made, or none written"

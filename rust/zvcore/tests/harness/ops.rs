@@ -425,6 +425,35 @@ impl World {
         }
     }
 
+    /// A random range of a random table asked for repair (as the kernel
+    /// does when a read of a mirrored volume's copy failed): GC's next
+    /// batches write it again from the other copy (`Pool::repair`; a
+    /// table that is not mirrored is refused).
+    pub fn maybe_repair(&mut self) {
+        let Some((vol, size)) = self.pick_vol() else {
+            return;
+        };
+        if size == 0 {
+            return;
+        }
+        let lba = self.rng.below(size);
+        let len = 1 + self.rng.below((size - lba).min(64));
+        let mirrored = self.pool_ref().volume(vol).is_some_and(|v| {
+            v.flags
+                & (zvcore::format::journal::VOL_FLAG_MIRRORED
+                    | zvcore::format::journal::VOL_FLAG_COPY)
+                != 0
+        });
+        let queued = self.pool().repair(vol, lba, len);
+        assert!(
+            queued || !mirrored || self.pool_ref().repair_due(),
+            "repair of {vol} refused"
+        );
+        if queued {
+            self.st.repairs += 1;
+        }
+    }
+
     /// One GC batch; user writes may race with it.
     pub fn gc_batch(&mut self) -> usize {
         let mut items = [RelocItem::default(); 8];
@@ -470,7 +499,7 @@ impl World {
             addrs.push(Some(r.unwrap_or_else(|e| panic!("gc write {it:?}: {e:?}"))));
         }
         // Race: user overwrites of relocated blocks before the GC completes.
-        if self.rng.pct(30) {
+        if self.rng.pct(self.gc_race_pct) {
             let it = items[self.rng.below(n as u64) as usize];
             self.st.gc_races += 1;
             // (A companion's blocks are written through their volume.)

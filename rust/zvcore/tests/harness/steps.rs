@@ -80,6 +80,9 @@ impl World {
                 self.commit(true);
             }
             850..=929 => {
+                if self.rng.pct(10) {
+                    self.maybe_repair();
+                }
                 if self.pool().gc_urgency() != zvcore::gc::Urgency::Idle || self.rng.pct(20) {
                     self.gc_batch();
                 }

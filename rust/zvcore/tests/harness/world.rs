@@ -59,6 +59,8 @@ pub struct Stats {
     /// Blocks of a lost member rebuilt from their other copy (GC items
     /// whose read address is not their source).
     pub rebuilt_blocks: u64,
+    /// Ranges of mirrored tables queued for repair (`maybe_repair`).
+    pub repairs: u64,
     /// Journal blocks written into conventional log zones of a limited
     /// span (`PoolConfig::conv_log_blocks`; none past it, `exec` checks).
     pub conv_span_blocks: u64,
@@ -192,6 +194,9 @@ pub struct World {
     /// after which it is assembled without a random member (which a later
     /// crash gives back, half the time).
     pub degraded_pct: u64,
+    /// Percent of GC batches a user write of a relocated range races with
+    /// (`gc_batch`).
+    pub gc_race_pct: u64,
     /// Random runs may remove a member once its evacuation is done
     /// (`maybe_remove_member`).
     pub removals: bool,
@@ -422,6 +427,7 @@ impl World {
             missing: 0,
             removed: 0,
             degraded_pct: 0,
+            gc_race_pct: 30,
             removals: false,
             redundant: true,
             prev_missing: 0,
@@ -468,6 +474,7 @@ impl World {
                 mirrored_vols: 0,
                 mirror_retries: 0,
                 rebuilt_blocks: 0,
+                repairs: 0,
                 log_switches: 0,
                 conv_span_blocks: 0,
                 short_log_switches: 0,
