@@ -45,7 +45,9 @@ use crate::kwrap::{
 use crate::lowerio::{landed_addr, submit_bounce};
 use crate::members::SPB;
 use crate::pool::ActivePool;
-use crate::zvcore::{error::Error as CoreError, format::BLOCK_SIZE, gc::gc_start_level};
+use crate::zvcore::{
+    error::Error as CoreError, format::BLOCK_SIZE, gc::gc_start_level, pool::COPY_ID_BIT,
+};
 use core::sync::atomic::Ordering;
 use kernel::{
     prelude::*,
@@ -148,6 +150,7 @@ impl ActivePool {
                     false
                 }
             };
+            self.tell_walk();
             self.gc.stalled.store(!progress, Ordering::SeqCst);
             self.gc_cv.notify_all();
             // Writes held for GC whose debt this batch paid (all of them
@@ -164,6 +167,40 @@ impl ActivePool {
         self.gc_cv.notify_all();
         // No GC runs until kicked again (a write held from now on kicks it).
         self.release_paced(true);
+    }
+
+    /// Tells the end of a placement walk that moved data (a migration, a
+    /// mirrored copy's rebuild or its way home) once: `ZVPOOL_EVENT=walk`
+    /// with the volume, whether the walk was of its second copies, and the
+    /// bytes moved (a walk that found everything in place, as most of
+    /// those an assembly starts do, is not news). Process context, no lock
+    /// held (the event is sent after unlocking).
+    fn tell_walk(&self) {
+        let (name, copy, moved) = {
+            let st = self.state.lock();
+            let w = st.engine.walk_end();
+            let seq = u64::from(w.seq);
+            if self.gc.walk_told.swap(seq, Ordering::Relaxed) == seq {
+                return;
+            }
+            let base = w.vol & !COPY_ID_BIT;
+            let Some(v) = st.engine.volume(base) else {
+                return;
+            };
+            (v.name, w.vol != base, w.moved_blocks)
+        };
+        let name = core::str::from_utf8(name.as_bytes()).unwrap_or("?");
+        self.event(
+            "walk",
+            &[
+                ("ZVPOOL_VOLUME", &fmt!("{}", name)),
+                ("ZVPOOL_COPY", &fmt!("{}", u8::from(copy))),
+                (
+                    "ZVPOOL_MOVED_BYTES",
+                    &fmt!("{}", moved.saturating_mul(BLOCK_SIZE as u64)),
+                ),
+            ],
+        );
     }
 
     /// Whether GC should run now: free zones at the core's start level

@@ -72,6 +72,9 @@ pub(crate) struct Gc {
     /// collected (`Pool::tier_demoting`): GC runs whatever the free zones
     /// (published with them).
     pub(crate) evacuating: AtomicBool,
+    /// The sequence number of the last placement walk whose end was told
+    /// (`ZVPOOL_EVENT=walk`, `Pool::walk_end`).
+    pub(crate) walk_told: AtomicU64,
     /// When the evacuation in progress started (`status`).
     #[pin]
     pub(crate) evac_since: Mutex<Option<Instant<Monotonic>>>,
@@ -137,6 +140,7 @@ impl Gc {
             reserve: AtomicU32::new(0),
             records: AtomicU32::new(0),
             evacuating: AtomicBool::new(false),
+            walk_told: AtomicU64::new(0),
             evac_since <- kernel::new_mutex!(None),
             uncommitted: AtomicU32::new(0),
             runs: AtomicU64::new(0),

@@ -17,8 +17,9 @@
 #   without member 0 when member 1 is missing next;
 # - `zvpoolctl volume create --copies 2` makes one;
 # - a spare added, then assembled without member 1: its copies are
-#   rebuilt on the spare from member 0's; member 1 removed for good; the
-#   spare alone reads every region back;
+#   rebuilt on the spare from member 0's (a uevent tells the walk's end
+#   and its bytes); member 1 removed for good; the spare alone reads
+#   every region back;
 # - random 4 KiB writes at QD32 (the asynchronous path) with frequent
 #   checkpoints verify, and each member alone reads the same data;
 # - a pool of one member refuses a mirrored volume (EINVAL, one log line).
@@ -36,7 +37,7 @@ ktap_print_header
 need_zns_and_conv "mirrored volumes" blkzone cmp zvpoolctl fio md5sum
 lsmod | grep -q '^zvpool ' && rmmod zvpool
 insmod "$KO" || exit 1
-ktap_set_plan 26
+ktap_set_plan 27
 make_patterns
 
 # mfield M FIELD: FIELD of member M in `members`.
@@ -163,18 +164,36 @@ blkzone reset "$SPARE"
 ktap_test_result "a spare member is added" quiet zvpoolctl pool add mr "$SPARE"
 pool_down
 DEVS="$ZNS $SPARE"
+rm -f /tmp/mr.uev.*
+uevents_on /tmp/mr.uev
 if step "without member 1" pool_up degraded && step "bind" vol_up && step "walks" rebuilt; then
 	ktap_print_msg "walks: $(tr '\n' ';' <$P/migrate); spare holds $(mfield 2 used_bytes) bytes"
 	# Regions 0 .. 5 (1 MiB each) written: their copies on member 1 are
 	# now on the spare.
 	ktap_test_result "member 1's copies were rebuilt on the spare" \
 		test "$(mfield 2 used_bytes)" -ge 6291456
+	if [ -w $UH ]; then
+		# The rebuild's walk (of the second copies) told its end.
+		walk_told() {
+			for f in /tmp/mr.uev.*; do
+				grep -q '^ZVPOOL_EVENT=walk$' "$f" 2>/dev/null && grep -q '^ZVPOOL_COPY=1$' "$f" &&
+					grep -q '^ZVPOOL_VOLUME=v$' "$f" &&
+					[ "$(sed -n 's/^ZVPOOL_MOVED_BYTES=//p' "$f")" -ge 6291456 ] && return 0
+			done
+			return 1
+		}
+		ktap_test_result "uevent: the rebuild's walk ended (ZVPOOL_EVENT=walk, its bytes)" wait_for 5 walk_told
+	else
+		ktap_test_skip "uevent: the rebuild's walk ended (ZVPOOL_EVENT=walk, its bytes)" "no $UH (kernel without CONFIG_UEVENT_HELPER)"
+	fi
 	ktap_test_result "pool remove -f mr 1 (lost for good)" quiet zvpoolctl pool remove -f mr 1
 else
 	ktap_print_msg "walks: $(tr '\n' ';' <$P/migrate 2>/dev/null); spare holds $(mfield 2 used_bytes) bytes; $(grep -E '^(gc_|migrat)' $ST | tr '\n' ' ')"
 	ktap_test_fail "member 1's copies were rebuilt on the spare"
+	ktap_test_fail "uevent: the rebuild's walk ended (ZVPOOL_EVENT=walk, its bytes)"
 	ktap_test_fail "pool remove -f mr 1 (lost for good)"
 fi
+uevents_off
 pool_down
 DEVS=$SPARE
 if step "the spare alone" pool_up degraded && step "bind" vol_up; then

@@ -42,6 +42,17 @@ pub struct Migration {
     pub done: bool,
 }
 
+/// A placement walk that ended after moving data ([`Pool::walk_end`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WalkEnd {
+    /// One more per such walk since assembly (0: none yet).
+    pub seq: u32,
+    /// The table walked (a volume, or a mirrored volume's companion).
+    pub vol: u32,
+    /// Blocks it moved.
+    pub moved_blocks: u64,
+}
+
 /// The engine's state of a migration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct MigState {
@@ -196,6 +207,15 @@ where
         });
     }
 
+    /// The last placement walk that ended after moving data: its
+    /// sequence number (one more per such walk since assembly), table and
+    /// blocks moved (`seq` 0: none yet). Walks follow each other at once
+    /// (several placed volumes, a mirrored volume's two tables), so
+    /// [`Self::migration`] may already show the next one.
+    pub fn walk_end(&self) -> WalkEnd {
+        self.walk_end
+    }
+
     /// The migration in progress or done, if any.
     pub fn migration(&self) -> Option<Migration> {
         self.mig.map(|s| Migration {
@@ -313,6 +333,13 @@ where
             }
             if from_start {
                 st.m.done = true;
+                if st.m.moved_blocks > 0 {
+                    self.walk_end = WalkEnd {
+                        seq: self.walk_end.seq.wrapping_add(1),
+                        vol: st.m.vol,
+                        moved_blocks: st.m.moved_blocks,
+                    };
+                }
                 break;
             }
             st.cursor = 0;

@@ -58,7 +58,7 @@ mod repair;
 mod scrub;
 mod sequential;
 pub use gc::GC_SCAN_NODES;
-pub use migrate::Migration;
+pub use migrate::{Migration, WalkEnd};
 pub use scrub::{ChainExtent, MetaIds, OwnerCursor};
 pub mod slots;
 mod tiers;
@@ -632,6 +632,7 @@ pub struct Pool<G, Z, E, V, R, N, D, S> {
     /// whether the batch in flight is one of it.
     mig: Option<migrate::MigState>,
     mig_batch: bool,
+    walk_end: migrate::WalkEnd,
     /// Ranges of mirrored tables to write again from their other copy
     /// ([`Pool::repair`]), and whether the batch in flight is one of them.
     repairs: [repair::Repair; repair::REPAIR_QUEUE],
@@ -851,6 +852,11 @@ where
             placed_quiet_until: 0,
             mig: None,
             mig_batch: false,
+            walk_end: migrate::WalkEnd {
+                seq: 0,
+                vol: 0,
+                moved_blocks: 0,
+            },
             repairs: [repair::Repair {
                 vol: 0,
                 len: 0,

@@ -621,6 +621,12 @@ fn a_lost_sides_copies_are_rebuilt_on_another_member() {
         walk_to_end(&mut w);
         let rebuilt = w.st.rebuilt_blocks - before;
         assert!(rebuilt >= 96, "spare {spare}: {rebuilt} blocks rebuilt");
+        // The walk that moved them says so (the kernel's uevent).
+        let end = w.pool_ref().walk_end();
+        assert!(
+            end.seq > 0 && end.vol == cid(1) && end.moved_blocks > 0,
+            "spare {spare}: the walk's end {end:?}"
+        );
         let mc = members_of(&w, cid(1));
         assert!(
             mc[..96].iter().all(|m| *m == Some(2)),

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 //! `pool events`: prints pool events as the kernel sends them (uevents of
 //! `/dev/zvpool-control` with `ZVPOOL_EVENT`: a member's state, the pool's
-//! health), one line each, until interrupted or `-n` events were printed.
+//! health, its space, refusals, the end of a placement walk), one line
+//! each, until interrupted or `-n` events were printed.
 //! Like `udevadm monitor`, filtered and formatted for zvpool.
 
 use super::{check_name, Ctx, Verb};
